@@ -1,0 +1,71 @@
+//! The one error type of inference.
+
+use std::path::PathBuf;
+
+/// What can go wrong while reading samples.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A directory held no `.json` or `.jsonl` file.
+    #[error("{}: no .json or .jsonl sample files in this directory", path.display())]
+    NoSamples {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A sample was not valid JSON.
+    #[error("{origin}:{line}:{column}: invalid JSON: {message}")]
+    Json {
+        /// Where the sample came from (usually its file).
+        origin: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// A sample was JSON, but not a Kustomer event envelope.
+    #[error("{origin}: {problem}")]
+    Sample {
+        /// Where the sample came from, with its position in a multi-sample file.
+        origin: String,
+        /// What is wrong with it.
+        problem: SampleProblem,
+    },
+}
+
+/// Why a JSON value is not usable as a sample.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SampleProblem {
+    /// The file held no JSON value at all.
+    #[error("no sample: the input is empty")]
+    Empty,
+    /// The value is an array, a string, a number…
+    #[error("a sample must be a JSON object (an event envelope)")]
+    NotAnObject,
+    /// `name` is missing or not a string.
+    #[error(
+        "the sample has no `name` (the event name string, such as \"kustomer.customer.create\")"
+    )]
+    MissingName,
+    /// `data.type` is missing or not a string.
+    #[error("the sample has no `data.type` (the resource type string, such as \"customer\")")]
+    MissingDataType,
+    /// `data.type` cannot name a schema file.
+    #[error(
+        "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, at most 64)"
+    )]
+    BadResourceName(String),
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,532 @@
+//! Samples in, schemas out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result, SampleProblem};
+use crate::render::{EVIDENCE_KEYWORD, Renderer, hoist, unique_name};
+use crate::rules::{Role, SHARED_DEFINITIONS, pascal_case};
+use crate::shape::{Cx, Object, Shape};
+
+/// The JSON Schema dialect every inferred schema declares.
+pub const DRAFT: &str = "http://json-schema.org/draft-07/schema#";
+
+/// How inference behaves. Start from [`Settings::default`] and adjust with
+/// the `with_*` methods.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    formats: bool,
+    evidence: bool,
+    shared_shapes: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            formats: true,
+            evidence: true,
+            shared_shapes: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Whether strings that are all ISO 8601 date-times get
+    /// `"format": "date-time"`, and all 24-hex ids `"format": "kustomer-id"`
+    /// (default: yes).
+    pub fn with_formats(mut self, on: bool) -> Self {
+        self.formats = on;
+        self
+    }
+
+    /// Whether each property records in `x-kustomer-samples` how many samples
+    /// carried it (default: yes).
+    pub fn with_evidence(mut self, on: bool) -> Self {
+        self.evidence = on;
+        self
+    }
+
+    /// Whether an object shape that repeats at several places becomes one
+    /// named definition (default: yes).
+    pub fn with_shared_shapes(mut self, on: bool) -> Self {
+        self.shared_shapes = on;
+        self
+    }
+}
+
+/// Evidence gathered for one resource (`customer`, `conversation`, …).
+#[derive(Debug, Default)]
+struct Resource {
+    samples: u64,
+    events: BTreeSet<String>,
+    envelope: Shape,
+}
+
+/// Infers one JSON Schema per resource from Kustomer event samples.
+///
+/// Feed it samples one at a time; it keeps only counts, never the samples,
+/// so memory grows with the schema and not with the number of samples.
+///
+/// ```
+/// use kustomer_schema::Inferrer;
+///
+/// let mut inferrer = Inferrer::default();
+/// for (_, text) in kustomer_schema::SEED_SAMPLES {
+///     inferrer.add_json(text.as_bytes(), "seed")?;
+/// }
+/// let schemas = inferrer.schemas();
+/// assert_eq!(
+///     schemas.keys().map(String::as_str).collect::<Vec<_>>(),
+///     ["conversation", "customer", "message", "team", "user"],
+/// );
+/// assert_eq!(schemas["customer"]["title"], "CustomerEvent");
+/// # Ok::<(), kustomer_schema::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Inferrer {
+    settings: Settings,
+    resources: BTreeMap<String, Resource>,
+    samples: u64,
+}
+
+impl Inferrer {
+    /// An inferrer with the given settings.
+    pub fn new(settings: Settings) -> Self {
+        Inferrer {
+            settings,
+            ..Default::default()
+        }
+    }
+
+    /// How many samples were added.
+    pub fn sample_count(&self) -> u64 {
+        self.samples
+    }
+
+    /// Adds one event envelope.
+    ///
+    /// It must be an object with a string `name` and a string `data.type`;
+    /// `origin` names it in errors.
+    pub fn add(&mut self, sample: &Value, origin: &str) -> Result<()> {
+        let problem = |problem| Error::Sample {
+            origin: origin.to_owned(),
+            problem,
+        };
+        let Value::Object(envelope) = sample else {
+            return Err(problem(SampleProblem::NotAnObject));
+        };
+        let Some(Value::String(name)) = envelope.get("name") else {
+            return Err(problem(SampleProblem::MissingName));
+        };
+        let Some(Value::String(resource)) = envelope.get("data").and_then(|d| d.get("type")) else {
+            return Err(problem(SampleProblem::MissingDataType));
+        };
+        if !is_resource_name(resource) {
+            return Err(problem(SampleProblem::BadResourceName(resource.clone())));
+        }
+
+        let cx = Cx {
+            sample: self.samples,
+            formats: self.settings.formats,
+        };
+        self.samples += 1;
+        let r = self.resources.entry(resource.clone()).or_default();
+        r.samples += 1;
+        if !r.events.contains(name) {
+            r.events.insert(name.clone());
+        }
+        r.envelope.observe(sample, Role::Envelope, cx);
+        feed_changes(&mut r.envelope.objects, envelope, cx);
+        Ok(())
+    }
+
+    /// Adds every sample in `bytes`: one JSON value, or several one after
+    /// the other (JSON Lines). `origin` (usually a file name) names them in
+    /// errors, with line and column for invalid JSON.
+    pub fn add_json(&mut self, bytes: &[u8], origin: &str) -> Result<usize> {
+        let mut n = 0;
+        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+        loop {
+            let line = line_at(bytes, stream.byte_offset());
+            match stream.next() {
+                None => break,
+                Some(Err(e)) => {
+                    return Err(Error::Json {
+                        origin: origin.to_owned(),
+                        line: e.line(),
+                        column: e.column(),
+                        message: json_message(&e),
+                    });
+                }
+                Some(Ok(v)) => {
+                    n += 1;
+                    let label = if n == 1 && stream.byte_offset() == trimmed_len(bytes) {
+                        origin.to_owned()
+                    } else {
+                        format!("{origin}: sample {n} (line {line})")
+                    };
+                    self.add(&v, &label)?;
+                }
+            }
+        }
+        if n == 0 {
+            return Err(Error::Sample {
+                origin: origin.to_owned(),
+                problem: SampleProblem::Empty,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Adds a file of samples, or every `.json`/`.jsonl` file of a
+    /// directory (in name order, not descending into subdirectories).
+    pub fn add_path(&mut self, path: &Path) -> Result<usize> {
+        let mut n = 0;
+        for file in sample_files(path)? {
+            let bytes = read(&file)?;
+            n += self.add_json(&bytes, &file.display().to_string())?;
+        }
+        Ok(n)
+    }
+
+    /// The schema of each resource seen, keyed by its `data.type`.
+    pub fn schemas(&self) -> BTreeMap<String, Value> {
+        // Shared definitions merge the evidence of every resource.
+        let mut shared: BTreeMap<String, (Role, Object)> = BTreeMap::new();
+        let mut own: BTreeMap<&str, BTreeMap<String, (Role, Object)>> = BTreeMap::new();
+        for (type_name, r) in &self.resources {
+            let prefix = resource_prefix(type_name);
+            let mine = own.entry(type_name).or_default();
+            collect_definitions(
+                &r.envelope,
+                Role::Envelope,
+                &prefix,
+                &mut |name, role, o| {
+                    let slot = if role.is_shared() {
+                        &mut shared
+                    } else {
+                        &mut *mine
+                    };
+                    slot.entry(name)
+                        .or_insert_with(|| (role, Object::default()))
+                        .1
+                        .merge(o);
+                },
+            );
+        }
+
+        // What the Kustomer rules say, whether or not the samples showed it.
+        for role in [
+            Role::Change,
+            Role::Links,
+            Role::Relationship,
+            Role::ResourceIdentifier,
+        ] {
+            let name = role.definition("").unwrap_or_default();
+            let slot = shared
+                .entry(name)
+                .or_insert_with(|| (role, Object::default()));
+            slot.1.merge(&Object::rule_evidence(role));
+        }
+        for (type_name, mine) in &mut own {
+            let name = Role::Changes
+                .definition(&resource_prefix(type_name))
+                .unwrap_or_default();
+            let slot = mine
+                .entry(name)
+                .or_insert_with(|| (Role::Changes, Object::default()));
+            slot.1.merge(&Object::rule_evidence(Role::Changes));
+        }
+
+        let mut out = BTreeMap::new();
+        for (type_name, r) in &self.resources {
+            let prefix = resource_prefix(type_name);
+            let mine = &own[type_name.as_str()];
+            let mut taken: BTreeSet<String> = SHARED_DEFINITIONS
+                .iter()
+                .map(|s| s.to_string())
+                .chain(mine.keys().cloned())
+                .collect();
+            let title = unique_name(&format!("{prefix}Event"), &mut taken);
+            let (names, hoisted) = if self.settings.shared_shapes {
+                let mut roots = vec![(&r.envelope.objects, Role::Envelope)];
+                roots.extend(mine.values().map(|(role, o)| (o, *role)));
+                hoist(&roots, &prefix, &mut taken)
+            } else {
+                Default::default()
+            };
+            let renderer = Renderer {
+                resource: &prefix,
+                evidence: self.settings.evidence,
+                hoisted: &names,
+            };
+
+            let mut definitions = Map::new();
+            for (name, (role, o)) in shared.iter().chain(mine).chain(&hoisted) {
+                definitions.insert(name.clone(), Value::Object(renderer.object(o, *role)));
+            }
+            let mut root = renderer.object(&r.envelope.objects, Role::Envelope);
+            root.insert("$schema".into(), DRAFT.into());
+            root.insert("title".into(), title.into());
+            root.insert(
+                "description".into(),
+                format!(
+                    "A Kustomer `{type_name}` event, inferred from {} sample(s).",
+                    r.samples
+                )
+                .into(),
+            );
+            root.insert("x-kustomer-resource".into(), type_name.clone().into());
+            root.insert("x-kustomer-events".into(), json!(r.events));
+            if self.settings.evidence {
+                root.insert(EVIDENCE_KEYWORD.into(), r.samples.into());
+            }
+            root.insert("definitions".into(), definitions.into());
+            out.insert(type_name.clone(), Value::Object(root));
+        }
+        out
+    }
+
+    /// Writes `<resource>.json` for each schema into `dir` (created when
+    /// missing) and returns the paths written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let mut written = Vec::new();
+        for (name, schema) in self.schemas() {
+            let path = dir.join(format!("{name}.json"));
+            fs::write(&path, to_pretty(&schema)).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// Infers one schema from any JSON values, with no Kustomer rules: the
+/// merge rules alone (required/optional/nullable, unions, `[]`, null-only).
+///
+/// ```
+/// use serde_json::json;
+///
+/// let schema = kustomer_schema::infer_values(
+///     &[json!({"a": 1, "b": null}), json!({"a": 2.5})],
+///     &kustomer_schema::Settings::default().with_evidence(false),
+/// );
+/// assert_eq!(schema["properties"]["a"], json!({"type": "number"}));
+/// assert_eq!(schema["properties"]["b"], json!({}));
+/// assert_eq!(schema["required"], json!(["a"]));
+/// ```
+pub fn infer_values<'a>(values: impl IntoIterator<Item = &'a Value>, settings: &Settings) -> Value {
+    let mut shape = Shape::default();
+    let mut n = 0u64;
+    for v in values {
+        shape.observe(
+            v,
+            Role::Plain,
+            Cx {
+                sample: n,
+                formats: settings.formats,
+            },
+        );
+        n += 1;
+    }
+    let mut taken = BTreeSet::new();
+    let (names, hoisted) = if settings.shared_shapes {
+        hoist(&[(&wrap(&shape), Role::Plain)], "", &mut taken)
+    } else {
+        Default::default()
+    };
+    let renderer = Renderer {
+        resource: "",
+        evidence: settings.evidence,
+        hoisted: &names,
+    };
+    let mut root = match renderer.shape(&shape, Role::Plain) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    root.insert("$schema".into(), DRAFT.into());
+    if settings.evidence {
+        root.insert(EVIDENCE_KEYWORD.into(), n.into());
+    }
+    if !hoisted.is_empty() {
+        let defs: Map<String, Value> = hoisted
+            .iter()
+            .map(|(name, (role, o))| (name.clone(), Value::Object(renderer.object(o, *role))))
+            .collect();
+        root.insert("definitions".into(), defs.into());
+    }
+    Value::Object(root)
+}
+
+/// The root shape as the single property of an object, so the hoisting walk
+/// (which visits what is *under* an object) sees the root too.
+fn wrap(shape: &Shape) -> Object {
+    let mut o = Object::default();
+    o.evidence_for("value").merge(shape);
+    o
+}
+
+/// Pretty JSON with sorted keys and a final newline: the on-disk form.
+pub fn to_pretty(schema: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Values inside `changes` are the attribute's values at other times: they
+/// are evidence for its type (never for its presence).
+fn feed_changes(envelope: &mut Object, raw: &Map<String, Value>, cx: Cx) {
+    let Some(Value::Object(changes)) = raw.get("changes") else {
+        return;
+    };
+    for (section, target_role) in [
+        ("attributes", Role::Attributes),
+        ("relationships", Role::RelationshipMap),
+    ] {
+        let Some(Value::Object(entries)) = changes.get(section) else {
+            continue;
+        };
+        let target = &mut envelope
+            .evidence_for("data")
+            .objects
+            .evidence_for(section)
+            .objects;
+        for (key, change) in entries {
+            let Value::Object(change) = change else {
+                continue;
+            };
+            for side in ["before", "after"] {
+                if let Some(v) = change.get(side) {
+                    target
+                        .evidence_for(key)
+                        .observe(v, target_role.child(key), cx);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f` for every location whose objects go to a named definition.
+fn collect_definitions(
+    s: &Shape,
+    role: Role,
+    prefix: &str,
+    f: &mut dyn FnMut(String, Role, &Object),
+) {
+    if role == Role::Any {
+        return;
+    }
+    if let Some(items) = &s.arrays.items {
+        collect_definitions(items, role, prefix, f);
+    }
+    if s.objects.count == 0 && s.objects.props.is_empty() {
+        return;
+    }
+    if let Some(name) = role.definition(prefix) {
+        f(name, role, &s.objects);
+    }
+    for (key, p) in &s.objects.props {
+        collect_definitions(&p.shape, role.child(key), prefix, f);
+    }
+}
+
+/// The prefix of a resource's definition names; resources whose name is
+/// already a shared definition's get `Resource` appended.
+fn resource_prefix(type_name: &str) -> String {
+    let p = pascal_case(type_name);
+    if SHARED_DEFINITIONS.contains(&p.as_str()) {
+        format!("{p}Resource")
+    } else {
+        p
+    }
+}
+
+/// A resource name becomes a file name: keep it to a safe alphabet.
+fn is_resource_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = fs::metadata(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let entries = fs::read_dir(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        let p = entry.path();
+        let is_sample = matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("json" | "jsonl")
+        );
+        if is_sample && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::NoSamples { path: path.into() });
+    }
+    Ok(files)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+fn line_at(bytes: &[u8], offset: usize) -> usize {
+    // The sample starts at the first non-blank byte after `offset`.
+    let start = bytes[offset..]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map_or(bytes.len(), |p| offset + p);
+    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
+}
+
+fn trimmed_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1)
+}
+
+/// serde_json's message without its own " at line L column C" tail, which
+/// the error prints in `file:line:column` form instead.
+fn json_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}

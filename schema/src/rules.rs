@@ -1,0 +1,285 @@
+//! Where a value sits in a Kustomer event decides which rules apply to it.
+//!
+//! Inference itself is generic; a [`Role`] carries the Kustomer knowledge of
+//! ../kustomer-facts: which locations share one definition (every relationship
+//! value, every `links` object, every change entry), which keys are typed by a
+//! suffix (`attributes.custom`), and which strings are dates or ids.
+
+/// The part a location plays in an event envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Role {
+    /// No Kustomer rule: plain inference.
+    Plain,
+    /// The envelope itself (the root of a sample).
+    Envelope,
+    /// `data`: the JSON:API resource object.
+    Resource,
+    /// `data.attributes`.
+    Attributes,
+    /// `data.attributes.custom`: org-defined keys typed by their suffix.
+    CustomMap,
+    /// A value of `data.attributes.custom`.
+    Custom(Option<Suffix>),
+    /// `data.relationships`: a map whose every value is a [`Role::Relationship`].
+    RelationshipMap,
+    /// One relationship: some mix of `data {type, id}`, `links`, `meta`.
+    Relationship,
+    /// `data {type, id}` inside a relationship.
+    ResourceIdentifier,
+    /// Any `links` object (`{self, related, …}`).
+    Links,
+    /// `changes`: `{attributes, relationships}`.
+    Changes,
+    /// `changes.attributes` or `changes.relationships`: maps of [`Role::Change`].
+    ChangeMap,
+    /// One change entry: `{op, before, after}`.
+    Change,
+    /// A change's `op`: `replace`, `add`, `remove`, and whatever comes next.
+    Op,
+    /// A change's `before`/`after`: any JSON. Their values are type evidence
+    /// for the attribute they describe, so they are recorded there instead.
+    Any,
+}
+
+/// Names of the definitions every resource shares.
+pub(crate) const SHARED_DEFINITIONS: [&str; 4] =
+    ["Change", "Links", "Relationship", "ResourceIdentifier"];
+
+/// The values of a change's `op` that Kustomer documents; the set stays open.
+pub(crate) const KNOWN_OPS: [&str; 3] = ["add", "remove", "replace"];
+
+impl Role {
+    /// The role of the value under `key` of an object playing `self`.
+    pub(crate) fn child(self, key: &str) -> Role {
+        match (self, key) {
+            (Role::Envelope, "data") => Role::Resource,
+            (Role::Envelope, "changes") => Role::Changes,
+            (Role::Resource, "attributes") => Role::Attributes,
+            (Role::Resource, "relationships") => Role::RelationshipMap,
+            (Role::Resource | Role::Relationship, "links") => Role::Links,
+            (Role::Attributes, "custom") => Role::CustomMap,
+            (Role::CustomMap, key) => Role::Custom(Suffix::of(key)),
+            (Role::RelationshipMap, _) => Role::Relationship,
+            (Role::Relationship, "data") => Role::ResourceIdentifier,
+            (Role::Changes, "attributes" | "relationships") => Role::ChangeMap,
+            (Role::ChangeMap, _) => Role::Change,
+            (Role::Change, "op") => Role::Op,
+            (Role::Change, "before" | "after") => Role::Any,
+            _ => Role::Plain,
+        }
+    }
+
+    /// The definition that objects in this role are gathered into, if any.
+    ///
+    /// `resource` is the resource's type name in PascalCase (`Customer`).
+    pub(crate) fn definition(self, resource: &str) -> Option<String> {
+        match self {
+            Role::Resource => Some(resource.to_owned()),
+            Role::Attributes => Some(format!("{resource}Attributes")),
+            Role::RelationshipMap => Some(format!("{resource}Relationships")),
+            Role::Changes => Some(format!("{resource}Changes")),
+            Role::Relationship => Some("Relationship".to_owned()),
+            Role::ResourceIdentifier => Some("ResourceIdentifier".to_owned()),
+            Role::Links => Some("Links".to_owned()),
+            Role::Change => Some("Change".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Whether the definition of this role is the same for every resource.
+    pub(crate) fn is_shared(self) -> bool {
+        matches!(
+            self,
+            Role::Relationship | Role::ResourceIdentifier | Role::Links | Role::Change
+        )
+    }
+
+    /// What a Kustomer rule says objects in this role hold, whatever the
+    /// samples showed: every relationship may carry `data`, `links` and
+    /// `meta`, every resource identifier a `type` and a 24-hex `id`, and so on.
+    pub(crate) fn baseline(self) -> Option<serde_json::Value> {
+        use serde_json::json;
+        match self {
+            Role::Relationship => Some(json!({"data": {}, "links": {}, "meta": {}})),
+            Role::ResourceIdentifier => Some(json!({"type": "", "id": "000000000000000000000000"})),
+            Role::Links => Some(json!({"self": ""})),
+            Role::Change => Some(json!({"op": ""})),
+            Role::Changes => Some(json!({"attributes": {}, "relationships": {}})),
+            _ => None,
+        }
+    }
+
+    /// Whether objects here are rendered in place (and so may be hoisted into
+    /// a definition when the same shape repeats).
+    pub(crate) fn is_inline(self) -> bool {
+        matches!(self, Role::Plain | Role::Custom(_))
+    }
+}
+
+/// The type a custom attribute's camelCase suffix names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Suffix {
+    /// `Str`: a short string (at most 1,024 characters).
+    Str,
+    /// `Txt`: multi-line text.
+    Txt,
+    /// `Num`: a number, integer or float, possibly beyond 32 bits.
+    Num,
+    /// `At`: an ISO 8601 date-time.
+    At,
+    /// `Bool`: a boolean.
+    Bool,
+    /// `Url`: a URL string.
+    Url,
+    /// `Id`: the id of another object.
+    Id,
+}
+
+impl Suffix {
+    /// Every suffix, in the order they are documented.
+    pub const ALL: [Suffix; 7] = [
+        Suffix::Str,
+        Suffix::Txt,
+        Suffix::Num,
+        Suffix::At,
+        Suffix::Bool,
+        Suffix::Url,
+        Suffix::Id,
+    ];
+
+    /// The suffix as it is written at the end of a key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suffix::Str => "Str",
+            Suffix::Txt => "Txt",
+            Suffix::Num => "Num",
+            Suffix::At => "At",
+            Suffix::Bool => "Bool",
+            Suffix::Url => "Url",
+            Suffix::Id => "Id",
+        }
+    }
+
+    /// The suffix a custom-attribute key ends with, if it is a known one.
+    ///
+    /// The suffix must follow at least one other character: `Num` alone is not
+    /// a number-typed key.
+    pub fn of(key: &str) -> Option<Suffix> {
+        Suffix::ALL
+            .into_iter()
+            .find(|s| key.len() > s.as_str().len() && key.ends_with(s.as_str()))
+    }
+
+    /// The regular expression matching keys with this suffix, as used in
+    /// `patternProperties`.
+    pub(crate) fn pattern(self) -> String {
+        format!("^.+{}$", self.as_str())
+    }
+}
+
+/// Whether `s` is an ISO 8601 / RFC 3339 date-time as Kustomer writes them
+/// (`2021-04-26T21:33:54.763Z`, with or without fractional seconds).
+pub fn is_date_time(s: &str) -> bool {
+    // The cheap shape test first: most strings are rejected without parsing.
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+/// Whether `s` is a Kustomer object id: 24 lowercase hexadecimal digits.
+pub fn is_object_id(s: &str) -> bool {
+    s.len() == 24 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `customer` → `Customer`, `kobject_order` → `KobjectOrder`, `firstDone` → `FirstDone`.
+pub(crate) fn pascal_case(s: &str) -> String {
+    words(s)
+        .iter()
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Splits a key into its words at camelCase boundaries and non-alphanumerics.
+pub(crate) fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for ch in s.chars() {
+        if !ch.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        cur.push(ch.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_read_from_the_end_of_the_key() {
+        assert_eq!(Suffix::of("AvgSatScoreNum"), Some(Suffix::Num));
+        assert_eq!(Suffix::of("customerIdStr"), Some(Suffix::Str));
+        assert_eq!(Suffix::of("lastOrderAt"), Some(Suffix::At));
+        assert_eq!(Suffix::of("vipBool"), Some(Suffix::Bool));
+        assert_eq!(Suffix::of("notesTxt"), Some(Suffix::Txt));
+        assert_eq!(Suffix::of("homepageUrl"), Some(Suffix::Url));
+        assert_eq!(Suffix::of("ownerId"), Some(Suffix::Id));
+        assert_eq!(Suffix::of("Num"), None);
+        assert_eq!(Suffix::of("flat"), None);
+        assert_eq!(Suffix::of("paid"), None);
+        assert_eq!(Suffix::of("misc"), None);
+    }
+
+    #[test]
+    fn dates_with_and_without_milliseconds() {
+        assert!(is_date_time("2021-04-26T21:33:54.763Z"));
+        assert!(is_date_time("2021-04-26T21:33:54Z"));
+        assert!(is_date_time("2021-04-26T21:33:54+02:00"));
+        assert!(!is_date_time("2021-04-26"));
+        assert!(!is_date_time("2021-04-26 21:33:54Z"));
+        assert!(!is_date_time("2021-13-26T21:33:54.763Z"));
+        assert!(!is_date_time("not a date at all, no"));
+        assert!(!is_date_time("ééééééééééééééééééééé"));
+    }
+
+    #[test]
+    fn object_ids_are_24_lowercase_hex() {
+        assert!(is_object_id("608731c238e15ad7655f702a"));
+        assert!(!is_object_id("608731C238E15AD7655F702A"));
+        assert!(!is_object_id("608731c238e15ad7655f702"));
+        assert!(!is_object_id("SMfc21923fb52567c497514587616f7a1d"));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(pascal_case("customer"), "Customer");
+        assert_eq!(pascal_case("kobject_order"), "KobjectOrder");
+        assert_eq!(
+            pascal_case("firstResponseSinceLastDone"),
+            "FirstResponseSinceLastDone"
+        );
+        assert_eq!(words("AvgSatScoreNum"), ["avg", "sat", "score", "num"]);
+        assert_eq!(words("x-special-info"), ["x", "special", "info"]);
+    }
+}

@@ -1,0 +1,46 @@
+//! The ten sample payloads published with Kustomer's outbound-webhook
+//! documentation, embedded so the toolkit works without any file at hand.
+
+/// `(event name, JSON text)` for each published sample, in name order.
+pub const SEED_SAMPLES: [(&str, &str); 10] = [
+    (
+        "kustomer.conversation.create",
+        include_str!("../samples/kustomer.conversation.create.json"),
+    ),
+    (
+        "kustomer.conversation.update",
+        include_str!("../samples/kustomer.conversation.update.json"),
+    ),
+    (
+        "kustomer.customer.create",
+        include_str!("../samples/kustomer.customer.create.json"),
+    ),
+    (
+        "kustomer.customer.update",
+        include_str!("../samples/kustomer.customer.update.json"),
+    ),
+    (
+        "kustomer.message.create",
+        include_str!("../samples/kustomer.message.create.json"),
+    ),
+    (
+        "kustomer.message.update",
+        include_str!("../samples/kustomer.message.update.json"),
+    ),
+    (
+        "kustomer.team.create",
+        include_str!("../samples/kustomer.team.create.json"),
+    ),
+    (
+        "kustomer.team.update",
+        include_str!("../samples/kustomer.team.update.json"),
+    ),
+    (
+        "kustomer.user.create",
+        include_str!("../samples/kustomer.user.create.json"),
+    ),
+    (
+        "kustomer.user.update",
+        include_str!("../samples/kustomer.user.update.json"),
+    ),
+];
