@@ -47,10 +47,27 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each said once: an error whose
+/// message already ends with its source's (as I/O errors here do) does not
+/// repeat it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.is_empty() {
+            out = s;
+        } else if !out.ends_with(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+    }
+    out
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -93,13 +110,32 @@ fn infer(paths: Vec<PathBuf>, out: PathBuf, check: bool, settings: Settings) -> 
         for (name, schema) in &schemas {
             let path = out.join(format!("{name}.json"));
             let want = to_pretty(schema);
-            match std::fs::read_to_string(&path) {
-                Ok(have) if have == want => {}
+            match std::fs::read(&path) {
+                Ok(have) if have == want.as_bytes() => {}
                 Ok(_) => stale.push(format!(
                     "{}: differs from the inferred schema",
                     path.display()
                 )),
-                Err(_) => stale.push(format!("{}: missing", path.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    stale.push(format!("{}: missing", path.display()))
+                }
+                Err(e) => stale.push(format!("{}: cannot be read: {e}", path.display())),
+            }
+        }
+        // A schema whose resource no longer has samples is stale too.
+        if let Ok(entries) = std::fs::read_dir(&out) {
+            let mut extra: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| {
+                    p.file_stem()
+                        .and_then(|s| s.to_str())
+                        .is_none_or(|s| !schemas.contains_key(s))
+                })
+                .collect();
+            extra.sort();
+            for p in extra {
+                stale.push(format!("{}: no sample has this resource", p.display()));
             }
         }
         if stale.is_empty() {

@@ -155,10 +155,11 @@ impl Inferrer {
             match stream.next() {
                 None => break,
                 Some(Err(e)) => {
+                    let (line, column) = json_position(bytes, &e);
                     return Err(Error::Json {
                         origin: origin.to_owned(),
-                        line: e.line(),
-                        column: e.column(),
+                        line,
+                        column,
                         message: json_message(&e),
                     });
                 }
@@ -519,6 +520,29 @@ fn trimmed_len(bytes: &[u8]) -> usize {
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |p| p + 1)
+}
+
+/// The 1-based line and column of a parse error. serde_json gives column 0
+/// when the last byte it read was a newline (at the end of input, or a raw
+/// newline inside a string); that newline ends the previous line, so point
+/// there rather than at a column 0 of the next line, which may not exist.
+fn json_position(bytes: &[u8], e: &serde_json::Error) -> (usize, usize) {
+    let (line, column) = (e.line(), e.column());
+    if column > 0 || line < 2 {
+        return (line.max(1), column.max(1));
+    }
+    let mut newlines = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i);
+    let start = if line == 2 {
+        0
+    } else {
+        newlines.nth(line - 3).map_or(0, |i| i + 1)
+    };
+    let end = newlines.next().unwrap_or(bytes.len());
+    (line - 1, end.saturating_sub(start) + 1)
 }
 
 /// serde_json's message without its own " at line L column C" tail, which

@@ -25,7 +25,9 @@
 //! - **named definitions**: the resource (`Customer`), its `…Attributes`,
 //!   `…Relationships` and `…Changes`, the shared definitions above, and any
 //!   inline object shape that repeats (`firstSatisfaction`/`lastSatisfaction`
-//!   → `CustomerSatisfaction`);
+//!   → `CustomerSatisfaction`, `firstDone`/`lastResponse`/… →
+//!   `ConversationMilestone`); counts in a shared definition add up over every
+//!   place it is used;
 //! - **evidence**: every property says in `x-kustomer-samples` how many
 //!   samples carried it;
 //! - **deterministic and streaming**: the same samples, in any order, give

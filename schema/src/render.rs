@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use crate::rules::{KNOWN_OPS, Role, Suffix, pascal_case, words};
+use crate::rules::{KNOWN_OPS, KNOWN_SHAPES, Role, Suffix, pascal_case, words};
 use crate::shape::{Object, Shape, Strings};
 
 /// The annotation that records on how many samples a property rests.
@@ -141,10 +141,10 @@ impl Renderer<'_> {
         for (key, p) in &o.props {
             let child = role.child(key);
             let mut schema = self.shape(&p.shape, child);
-            if self.evidence {
-                if let Value::Object(s) = &mut schema {
-                    s.insert(EVIDENCE_KEYWORD.into(), p.samples.into());
-                }
+            if self.evidence
+                && let Value::Object(s) = &mut schema
+            {
+                s.insert(EVIDENCE_KEYWORD.into(), p.samples.into());
             }
             props.insert(key.clone(), schema);
             // Custom attributes may always be null, `before`/`after` may
@@ -301,7 +301,8 @@ fn walk_shape<'a>(
 ///
 /// A shape seen at two or more places becomes one definition, named after the
 /// camelCase words its keys end with (`firstSatisfaction`, `lastSatisfaction`
-/// → `Satisfaction`), or else after its shortest key. Shapes nested inside a
+/// → `Satisfaction`), or a name from Kustomer's vocabulary (`firstDone`,
+/// `lastResponse`, … → `Milestone`), or else after its shortest key. Shapes nested inside a
 /// shape that is hoisted are counted once, not once per copy.
 pub(crate) fn hoist(
     roots: &[(&Object, Role)],
@@ -397,6 +398,11 @@ pub(crate) fn unique_name(base: &str, taken: &mut BTreeSet<String>) -> String {
 }
 
 fn shape_name(keys: &[&str]) -> String {
+    for (known, name) in KNOWN_SHAPES {
+        if keys.iter().all(|k| known.contains(k)) {
+            return name.to_owned();
+        }
+    }
     let split: Vec<Vec<String>> = keys.iter().map(|k| words(k)).collect();
     // The longest run of words every key ends with.
     let mut common: Vec<String> = Vec::new();
@@ -435,10 +441,15 @@ mod tests {
             shape_name(&["firstSatisfaction", "lastSatisfaction"]),
             "Satisfaction"
         );
-        assert_eq!(shape_name(&["firstDone", "lastDone"]), "Done");
+        assert_eq!(shape_name(&["firstDone", "lastDone"]), "Milestone");
+        assert_eq!(shape_name(&["isDone", "wasDone"]), "Done");
+        assert_eq!(
+            shape_name(&["lastResponse", "firstDone", "otherOne"]),
+            "FirstDone"
+        );
         assert_eq!(
             shape_name(&["lastResponse", "firstDone", "firstResponseSinceLastDone"]),
-            "FirstDone"
+            "Milestone"
         );
         assert_eq!(shape_name(&["a"]), "A");
     }

@@ -193,6 +193,20 @@ pub fn is_object_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Names for repeated shapes that Kustomer's own vocabulary names better than
+/// their keys do: a shape found only under these keys gets this name.
+pub(crate) const KNOWN_SHAPES: [(&[&str], &str); 1] = [(
+    // A conversation's snapshots of who handled it at each milestone.
+    &[
+        "firstDone",
+        "firstResponse",
+        "firstResponseSinceLastDone",
+        "lastDone",
+        "lastResponse",
+    ],
+    "Milestone",
+)];
+
 /// `customer` → `Customer`, `kobject_order` → `KobjectOrder`, `firstDone` → `FirstDone`.
 pub(crate) fn pascal_case(s: &str) -> String {
     words(s)

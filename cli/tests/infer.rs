@@ -1,0 +1,493 @@
+//! `kustomer-webhooks infer`, run as a real process: what it writes, what
+//! `--check` says, and how it reports bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+const RESOURCES: [&str; 5] = ["conversation", "customer", "message", "team", "user"];
+
+/// A sample that is a valid event envelope of resource `customer`.
+const GOOD: &str =
+    r#"{"name": "kustomer.customer.create", "data": {"type": "customer", "id": "1"}}"#;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `kustomer-webhooks infer ARGS...` in `dir`.
+fn infer(dir: impl AsRef<Path>, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .arg("infer")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(ROOT)
+}
+
+fn committed_schemas() -> PathBuf {
+    root().join("schema/schemas")
+}
+
+fn committed_samples() -> PathBuf {
+    root().join("schema/samples")
+}
+
+/// The sorted file names in `dir`.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn expected_names() -> Vec<String> {
+    RESOURCES.iter().map(|r| format!("{r}.json")).collect()
+}
+
+/// A temporary directory holding a copy of the committed schemas.
+fn copy_of_committed_schemas() -> TempDir {
+    let tmp = TempDir::new().unwrap();
+    for name in expected_names() {
+        fs::copy(committed_schemas().join(&name), tmp.path().join(&name)).unwrap();
+    }
+    tmp
+}
+
+/// A temporary working directory with `files` (name, contents) in it.
+fn workdir(files: &[(&str, &str)]) -> TempDir {
+    let tmp = TempDir::new().unwrap();
+    for (name, text) in files {
+        let path = tmp.path().join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    tmp
+}
+
+/// Asserts the run failed cleanly (exit 1, no panic, nothing on stdout),
+/// that its one-line error mentions every `needle`, and that no output
+/// directory `out` was created in `dir`. Returns stderr.
+fn assert_fails(run: &Run, dir: &Path, needles: &[&str]) -> String {
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(!run.stderr.contains("panicked"), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "stderr should mention {needle:?}: {run:#?}"
+        );
+    }
+    assert!(
+        !dir.join("out").exists(),
+        "nothing is written on error: {run:#?}"
+    );
+    run.stderr.clone()
+}
+
+#[test]
+fn default_run_from_repo_root_writes_exactly_the_committed_schemas() {
+    let out = TempDir::new().unwrap();
+    let run = infer(ROOT, &["--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.is_empty(), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("inferred 5 schema(s) from 10 sample(s)"),
+        "{run:#?}"
+    );
+
+    assert_eq!(file_names(out.path()), expected_names());
+    assert_eq!(file_names(&committed_schemas()), expected_names());
+    for name in expected_names() {
+        let written = fs::read(out.path().join(&name)).unwrap();
+        let committed = fs::read(committed_schemas().join(&name)).unwrap();
+        assert!(
+            written == committed,
+            "{name} differs from schema/schemas/{name}"
+        );
+    }
+}
+
+#[test]
+fn default_run_creates_a_missing_output_directory() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("a/b");
+    let run = infer(ROOT, &["--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(file_names(&out), expected_names());
+}
+
+#[test]
+fn check_against_committed_schemas_passes() {
+    let run = infer(ROOT, &["--check", "--out", "schema/schemas"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.is_empty(), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("5 schema(s) in schema/schemas match 10 sample(s)"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn check_with_an_altered_file_exits_1_and_names_only_that_file() {
+    let out = copy_of_committed_schemas();
+    let altered = out.path().join("customer.json");
+    let text = fs::read_to_string(&altered).unwrap();
+    let text = text.replacen("\"CustomerEvent\"", "\"SomethingElse\"", 1);
+    fs::write(&altered, &text).unwrap();
+
+    let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("{}: differs", altered.display())),
+        "{run:#?}"
+    );
+    for other in ["conversation", "message", "team", "user"] {
+        assert!(!run.stderr.contains(&format!("{other}.json")), "{run:#?}");
+    }
+    assert_eq!(
+        fs::read_to_string(&altered).unwrap(),
+        text,
+        "--check writes nothing"
+    );
+}
+
+#[test]
+fn check_catches_a_whitespace_only_difference() {
+    let out = copy_of_committed_schemas();
+    let altered = out.path().join("user.json");
+    let mut text = fs::read_to_string(&altered).unwrap();
+    text.push('\n');
+    fs::write(&altered, text).unwrap();
+
+    let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stderr.contains("user.json: differs"), "{run:#?}");
+}
+
+#[test]
+fn check_reports_a_missing_file_as_missing() {
+    let out = copy_of_committed_schemas();
+    let gone = out.path().join("team.json");
+    fs::remove_file(&gone).unwrap();
+
+    let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!("{}: missing", gone.display())),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("customer.json"), "{run:#?}");
+    assert!(!gone.exists(), "--check writes nothing");
+}
+
+#[test]
+fn check_against_a_nonexistent_directory_reports_every_file_missing() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("nowhere");
+    let run = infer(ROOT, &["--check", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    for name in expected_names() {
+        assert!(run.stderr.contains(&format!("{name}: missing")), "{run:#?}");
+    }
+    assert!(!out.exists(), "--check writes nothing");
+}
+
+#[test]
+fn check_reports_an_unreadable_schema_as_unreadable_not_missing() {
+    let out = copy_of_committed_schemas();
+    let path = out.path().join("message.json");
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+
+    let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("{}: cannot be read", path.display())),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("missing"), "{run:#?}");
+}
+
+#[test]
+fn invalid_json_names_file_line_and_column_without_panicking() {
+    let bad = "{\n  \"name\": \"kustomer.customer.create\",\n    ]\n}\n";
+    let dir = workdir(&[("bad.json", bad)]);
+    let run = infer(dir.path(), &["bad.json", "--out", "out"]);
+    let stderr = assert_fails(&run, dir.path(), &["bad.json:3:5: invalid JSON"]);
+    assert!(stderr.contains("key must be a string"), "{stderr}");
+    assert!(!stderr.contains(" at line "), "{stderr}");
+}
+
+#[test]
+fn invalid_json_at_end_of_input_points_at_the_last_line_not_column_0() {
+    // Truncated after a newline: the error is at the end of line 1, not at
+    // a line 2 that has no characters.
+    let dir = workdir(&[("cut.json", "{\"name\": \"x\",\n")]);
+    let run = infer(dir.path(), &["cut.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["cut.json:1:14: invalid JSON: EOF while parsing"],
+    );
+}
+
+#[test]
+fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
+    let text = format!("{GOOD}\n{GOOD}\n{{\"name\": x}}\n");
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["events.jsonl:3:10: invalid JSON: expected value"],
+    );
+}
+
+#[test]
+fn sample_without_name_is_rejected() {
+    let dir = workdir(&[("noname.json", r#"{"data": {"type": "customer"}}"#)]);
+    let run = infer(dir.path(), &["noname.json", "--out", "out"]);
+    assert_fails(&run, dir.path(), &["noname.json: the sample has no `name`"]);
+}
+
+#[test]
+fn sample_with_a_non_string_name_is_rejected() {
+    let dir = workdir(&[("num.json", r#"{"name": 7, "data": {"type": "customer"}}"#)]);
+    let run = infer(dir.path(), &["num.json", "--out", "out"]);
+    assert_fails(&run, dir.path(), &["num.json: the sample has no `name`"]);
+}
+
+#[test]
+fn sample_without_data_type_is_rejected() {
+    let dir = workdir(&[(
+        "notype.json",
+        r#"{"name": "kustomer.customer.create", "data": {"id": "1"}}"#,
+    )]);
+    let run = infer(dir.path(), &["notype.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["notype.json: the sample has no `data.type`"],
+    );
+}
+
+#[test]
+fn sample_with_an_unusable_resource_name_is_rejected() {
+    let dir = workdir(&[(
+        "escape.json",
+        r#"{"name": "kustomer.x.create", "data": {"type": "../evil"}}"#,
+    )]);
+    let run = infer(dir.path(), &["escape.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &[
+            "escape.json: `data.type` \"../evil\"",
+            "not a usable resource name",
+        ],
+    );
+    assert!(!dir.path().join("evil.json").exists());
+}
+
+#[test]
+fn sample_that_is_an_array_is_rejected() {
+    let text = format!("[{GOOD}]");
+    let dir = workdir(&[("array.json", &text)]);
+    let run = infer(dir.path(), &["array.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["array.json: a sample must be a JSON object"],
+    );
+}
+
+#[test]
+fn empty_file_is_rejected() {
+    let dir = workdir(&[("empty.json", "")]);
+    let run = infer(dir.path(), &["empty.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["empty.json: no sample: the input is empty"],
+    );
+}
+
+#[test]
+fn whitespace_only_file_is_rejected_as_empty() {
+    let dir = workdir(&[("blank.jsonl", "\n  \n\t\n")]);
+    let run = infer(dir.path(), &["blank.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["blank.jsonl: no sample: the input is empty"],
+    );
+}
+
+#[test]
+fn empty_directory_is_rejected() {
+    let dir = workdir(&[("samples/notes.txt", "not a sample")]);
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["samples: no .json or .jsonl sample files in this directory"],
+    );
+}
+
+#[test]
+fn nonexistent_path_is_rejected_with_the_os_reason_said_once() {
+    let dir = workdir(&[]);
+    let run = infer(dir.path(), &["nowhere.json", "--out", "out"]);
+    let expected = std::io::Error::from_raw_os_error(2).to_string();
+    let stderr = assert_fails(&run, dir.path(), &["nowhere.json: ", &expected]);
+    assert_eq!(stderr.matches(&expected).count(), 1, "{stderr}");
+}
+
+#[test]
+fn json_lines_error_gives_sample_number_and_line() {
+    let text = format!("{GOOD}\n{}\n{GOOD}\n", r#"{"data": {"type": "customer"}}"#);
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["events.jsonl: sample 2 (line 2): the sample has no `name`"],
+    );
+}
+
+#[test]
+fn json_lines_line_numbers_count_blank_lines_and_multi_line_samples() {
+    let pretty =
+        "{\n  \"name\": \"kustomer.customer.update\",\n  \"data\": {\"type\": \"customer\"}\n}";
+    let text = format!("\n{pretty}\n\n[]\n");
+    let dir = workdir(&[("events.json", &text)]);
+    let run = infer(dir.path(), &["events.json", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["events.json: sample 2 (line 7): a sample must be a JSON object"],
+    );
+}
+
+#[test]
+fn no_paths_outside_the_repo_root_is_a_clear_error() {
+    let dir = workdir(&[]);
+    let run = infer(dir.path(), &["--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["no sample paths given", "schema/samples does not exist"],
+    );
+}
+
+#[test]
+fn a_file_and_a_directory_merge_into_the_same_schemas() {
+    // The committed samples, split: one file given by itself, the other nine
+    // in a directory. Together they infer exactly the committed schemas.
+    let single = committed_samples().join("kustomer.customer.update.json");
+    let rest = TempDir::new().unwrap();
+    for name in file_names(&committed_samples()) {
+        let from = committed_samples().join(&name);
+        if from != single {
+            fs::copy(&from, rest.path().join(&name)).unwrap();
+        }
+    }
+    assert_eq!(file_names(rest.path()).len(), 9);
+
+    let out = TempDir::new().unwrap();
+    let run = infer(
+        ROOT,
+        &[
+            single.to_str().unwrap(),
+            rest.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains("inferred 5 schema(s) from 10 sample(s)"),
+        "{run:#?}"
+    );
+    assert_eq!(file_names(out.path()), expected_names());
+    for name in expected_names() {
+        assert!(
+            fs::read(out.path().join(&name)).unwrap()
+                == fs::read(committed_schemas().join(&name)).unwrap(),
+            "{name} differs from the committed schema"
+        );
+    }
+}
+
+#[test]
+fn a_file_and_a_directory_of_different_resources_both_get_schemas() {
+    let dir = workdir(&[
+        ("one.json", GOOD),
+        (
+            "more/a.json",
+            r#"{"name": "kustomer.team.create", "data": {"type": "team"}}"#,
+        ),
+        (
+            "more/b.jsonl",
+            "{\"name\": \"kustomer.customer.update\", \"data\": {\"type\": \"customer\"}}\n",
+        ),
+    ]);
+    let run = infer(dir.path(), &["one.json", "more", "--out", "out"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let out = dir.path().join("out");
+    assert_eq!(file_names(&out), ["customer.json", "team.json"]);
+
+    let customer: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("customer.json")).unwrap()).unwrap();
+    assert_eq!(
+        customer["x-kustomer-events"],
+        serde_json::json!(["kustomer.customer.create", "kustomer.customer.update"])
+    );
+    assert_eq!(customer["x-kustomer-samples"], 2);
+}
+
+#[test]
+fn check_reports_a_schema_no_sample_produces() {
+    let out = copy_of_committed_schemas();
+    let leftover = out.path().join("widget.json");
+    fs::write(&leftover, "{}\n").unwrap();
+
+    let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: no sample has this resource",
+            leftover.display()
+        )),
+        "{run:#?}"
+    );
+    assert!(!run.stderr.contains("customer.json"), "{run:#?}");
+}

@@ -1,0 +1,469 @@
+//! One test per inference rule.
+
+use kustomer_schema::{Error, Inferrer, SEED_SAMPLES, SampleProblem, Settings, infer_values};
+use serde_json::{Value, json};
+
+fn plain(values: &[Value]) -> Value {
+    infer_values(values, &Settings::default().with_evidence(false))
+}
+
+/// A minimal envelope for `resource` with the given attributes.
+fn envelope(resource: &str, attributes: Value) -> Value {
+    json!({
+        "id": "608731c238e15ad7655f702a",
+        "name": format!("kustomer.{resource}.update"),
+        "org": "5f8481c6a22ab5b9d5f2dd8a",
+        "data": {"type": resource, "id": "608731c238e15a90895f7029", "attributes": attributes},
+    })
+}
+
+fn kustomer(samples: &[Value]) -> std::collections::BTreeMap<String, Value> {
+    let mut i = Inferrer::new(Settings::default().with_evidence(false));
+    for (n, s) in samples.iter().enumerate() {
+        i.add(s, &format!("sample {n}")).unwrap();
+    }
+    i.schemas()
+}
+
+fn seed() -> std::collections::BTreeMap<String, Value> {
+    let mut i = Inferrer::default();
+    for (event, text) in SEED_SAMPLES {
+        i.add_json(text.as_bytes(), event).unwrap();
+    }
+    i.schemas()
+}
+
+#[test]
+fn custom_attributes_are_typed_by_their_suffix_and_always_nullable() {
+    let custom = json!({
+        "aStr": null, "bTxt": null, "cNum": null, "dAt": null, "eBool": null, "fUrl": null,
+        "gId": null, "noSuffix": null, "seenNum": 7
+    });
+    let s = kustomer(&[envelope("customer", json!({"custom": custom}))]);
+    let props =
+        &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"]["properties"];
+    assert_eq!(
+        props["aStr"],
+        json!({"type": ["null", "string"], "x-kustomer-suffix": "Str"})
+    );
+    assert_eq!(
+        props["bTxt"],
+        json!({"type": ["null", "string"], "x-kustomer-suffix": "Txt"})
+    );
+    assert_eq!(
+        props["cNum"],
+        json!({"type": ["null", "number"], "x-kustomer-suffix": "Num"})
+    );
+    assert_eq!(
+        props["dAt"],
+        json!({"type": ["null", "string"], "format": "date-time", "x-kustomer-suffix": "At"})
+    );
+    assert_eq!(
+        props["eBool"],
+        json!({"type": ["boolean", "null"], "x-kustomer-suffix": "Bool"})
+    );
+    assert_eq!(
+        props["fUrl"],
+        json!({"type": ["null", "string"], "x-kustomer-suffix": "Url"})
+    );
+    assert_eq!(
+        props["gId"],
+        json!({"type": ["null", "string"], "x-kustomer-suffix": "Id"})
+    );
+    // No suffix and never a value: no evidence, any JSON.
+    assert_eq!(props["noSuffix"], json!({}));
+    // Seen with a value and non-null: still nullable, and never required.
+    assert_eq!(
+        props["seenNum"],
+        json!({"type": ["null", "number"], "x-kustomer-suffix": "Num"})
+    );
+    let custom = &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"];
+    assert!(custom.get("required").is_none());
+    // Custom attributes no sample showed are typed by suffix too.
+    assert_eq!(
+        custom["patternProperties"]["^.+Bool$"],
+        json!({"type": ["boolean", "null"], "x-kustomer-suffix": "Bool"})
+    );
+}
+
+#[test]
+fn a_custom_value_against_its_suffix_widens_the_type() {
+    let s = kustomer(&[
+        envelope("customer", json!({"custom": {"ordersNum": "12"}})),
+        envelope("customer", json!({"custom": {"ordersNum": 12}})),
+    ]);
+    let custom = &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"];
+    let want = json!({"type": ["null", "number", "string"], "x-kustomer-suffix": "Num"});
+    assert_eq!(custom["properties"]["ordersNum"], want);
+    assert_eq!(custom["patternProperties"]["^.+Num$"], want);
+}
+
+#[test]
+fn the_seed_custom_attributes_are_typed_though_all_null() {
+    let s = seed();
+    let custom = &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"];
+    assert_eq!(
+        custom["properties"]["lifetimeValueNum"]["type"],
+        json!(["null", "number"])
+    );
+    assert_eq!(
+        custom["properties"]["loyaltyStr"]["type"],
+        json!(["null", "string"])
+    );
+    assert_eq!(custom["properties"]["lastOrderAt"]["format"], "date-time");
+}
+
+#[test]
+fn null_only_fields_get_no_type() {
+    let s = plain(&[json!({"a": null}), json!({"a": null})]);
+    assert_eq!(s["properties"]["a"], json!({}));
+    assert!(s.get("required").is_none());
+    let seeded = seed();
+    let user = &seeded["user"]["definitions"]["UserAttributes"]["properties"];
+    assert_eq!(user["mobile"], json!({"x-kustomer-samples": 2}));
+}
+
+#[test]
+fn empty_arrays_add_no_item_type() {
+    let s = plain(&[json!({"a": [], "b": []}), json!({"a": [], "b": [1, 2]})]);
+    assert_eq!(s["properties"]["a"], json!({"type": "array"}));
+    assert_eq!(
+        s["properties"]["b"],
+        json!({"type": "array", "items": {"type": "integer"}})
+    );
+}
+
+#[test]
+fn missing_and_null_are_separate_facts() {
+    let s = plain(&[
+        json!({"always": 1, "sometimes": 1, "nullable": 1, "both": 1}),
+        json!({"always": 2, "nullable": null}),
+        json!({"always": 3, "nullable": 3, "both": null}),
+    ]);
+    let p = &s["properties"];
+    assert_eq!(p["always"], json!({"type": "integer"}));
+    assert_eq!(
+        p["sometimes"],
+        json!({"type": "integer"}),
+        "missing: optional, not nullable"
+    );
+    assert_eq!(
+        p["nullable"],
+        json!({"type": ["integer", "null"]}),
+        "null: nullable"
+    );
+    assert_eq!(p["both"], json!({"type": ["integer", "null"]}));
+    assert_eq!(
+        s["required"],
+        json!(["always"]),
+        "required only when always non-null"
+    );
+}
+
+#[test]
+fn conflicting_types_become_unions() {
+    let s = plain(&[
+        json!({"n": 1, "s": "x", "o": {"k": 1}, "a": [1]}),
+        json!({"n": 2.5, "s": 3, "o": "flat", "a": [{"k": "v"}]}),
+    ]);
+    let p = &s["properties"];
+    assert_eq!(
+        p["n"],
+        json!({"type": "number"}),
+        "integer and float merge to number"
+    );
+    assert_eq!(p["s"], json!({"type": ["integer", "string"]}));
+    assert_eq!(
+        p["o"],
+        json!({"type": ["object", "string"], "properties": {"k": {"type": "integer"}}, "required": ["k"]})
+    );
+    assert_eq!(
+        p["a"]["items"],
+        json!({"type": ["integer", "object"], "properties": {"k": {"type": "string"}}, "required": ["k"]})
+    );
+}
+
+#[test]
+fn arrays_of_objects_merge_their_items() {
+    let s = plain(&[
+        json!([{"a": 1, "b": 1}, {"a": 2}]),
+        json!([{"a": 3, "c": "x"}]),
+    ]);
+    assert_eq!(
+        s["items"],
+        json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "string"}},
+            "required": ["a"],
+        })
+    );
+}
+
+#[test]
+fn dates_and_ids_are_recognised_only_when_every_value_is_one() {
+    let s = plain(&[
+        json!({"at": "2021-04-26T21:33:54.763Z", "id": "608731c238e15ad7655f702a", "mixed": "2021-04-26T21:33:54Z"}),
+        json!({"at": "2021-04-26T21:33:54Z", "id": "5f8481c6a22ab5b9d5f2dd8a", "mixed": "soon"}),
+    ]);
+    let p = &s["properties"];
+    assert_eq!(p["at"], json!({"type": "string", "format": "date-time"}));
+    assert_eq!(p["id"], json!({"type": "string", "format": "kustomer-id"}));
+    assert_eq!(p["mixed"], json!({"type": "string"}));
+    let off = infer_values(
+        &[json!({"at": "2021-04-26T21:33:54Z"})],
+        &Settings::default().with_evidence(false).with_formats(false),
+    );
+    assert_eq!(off["properties"]["at"], json!({"type": "string"}));
+}
+
+#[test]
+fn relationships_links_and_changes_share_one_definition() {
+    let s = seed();
+    let shared = ["Relationship", "Links", "ResourceIdentifier", "Change"];
+    for name in shared {
+        let first = &s["customer"]["definitions"][name];
+        assert!(first.is_object(), "{name}");
+        for (resource, schema) in &s {
+            assert_eq!(&schema["definitions"][name], first, "{resource}: {name}");
+        }
+    }
+    for (resource, schema) in &s {
+        let prefix = {
+            let mut c = resource.chars();
+            c.next()
+                .unwrap()
+                .to_uppercase()
+                .chain(c)
+                .collect::<String>()
+        };
+        let rels = &schema["definitions"][format!("{prefix}Relationships")];
+        for (key, rel) in rels["properties"].as_object().unwrap() {
+            let text = rel.to_string();
+            assert!(
+                text.contains("#/definitions/Relationship\""),
+                "{resource}.{key}: {text}"
+            );
+        }
+        let data = &schema["definitions"][&prefix]["properties"];
+        assert_eq!(data["links"]["$ref"], "#/definitions/Links", "{resource}");
+        assert_eq!(
+            data["attributes"]["$ref"],
+            format!("#/definitions/{prefix}Attributes")
+        );
+    }
+    let rel = &s["team"]["definitions"]["Relationship"];
+    assert_eq!(rel["properties"]["links"]["$ref"], "#/definitions/Links");
+    assert_eq!(
+        rel["properties"]["data"]["$ref"],
+        "#/definitions/ResourceIdentifier"
+    );
+    assert!(
+        rel["properties"]["meta"].is_object(),
+        "meta comes from the rule, not the samples"
+    );
+    assert!(
+        rel.get("required").is_none(),
+        "a relationship is some mix of its parts"
+    );
+    // A relationship only ever seen as null is still a relationship.
+    let deleted_by = &s["team"]["definitions"]["TeamRelationships"]["properties"]["deletedBy"];
+    assert_eq!(deleted_by["anyOf"][0]["$ref"], "#/definitions/Relationship");
+    assert_eq!(deleted_by["anyOf"][1], json!({"type": "null"}));
+    // `op` is an open string with the documented values as examples.
+    let op = &s["user"]["definitions"]["Change"]["properties"]["op"];
+    assert_eq!(op["type"], "string");
+    assert!(op.get("enum").is_none());
+    assert_eq!(op["examples"], json!(["add", "remove", "replace"]));
+}
+
+#[test]
+fn repeated_shapes_become_named_definitions() {
+    let s = seed();
+    let customer = &s["customer"]["definitions"];
+    let level = &customer["CustomerAttributes"]["properties"]["satisfactionLevel"];
+    assert_eq!(
+        level["properties"]["firstSatisfaction"]["$ref"],
+        "#/definitions/CustomerSatisfaction"
+    );
+    assert_eq!(
+        level["properties"]["lastSatisfaction"]["$ref"],
+        "#/definitions/CustomerSatisfaction"
+    );
+    let conversation = &s["conversation"]["definitions"];
+    let attrs = &conversation["ConversationAttributes"]["properties"];
+    for key in [
+        "firstDone",
+        "firstResponse",
+        "firstResponseSinceLastDone",
+        "lastDone",
+        "lastResponse",
+    ] {
+        assert_eq!(
+            attrs[key]["$ref"], "#/definitions/ConversationMilestone",
+            "{key}"
+        );
+    }
+    // A shape seen once stays in place.
+    assert!(attrs["lastMessageOut"]["properties"].is_object());
+    // Shapes nested in a repeated shape are counted once, not once per copy.
+    let nested = plain(&[json!({
+        "a": {"inner": {"x": 1}},
+        "b": {"inner": {"x": 1}},
+    })]);
+    let defs = nested["definitions"].as_object().unwrap();
+    assert_eq!(defs.keys().collect::<Vec<_>>(), ["A"], "{nested:#}");
+    assert!(
+        defs["A"]["properties"]["inner"]["properties"]["x"].is_object(),
+        "{nested:#}"
+    );
+    let off = infer_values(
+        &[json!({"a": {"x": 1}, "b": {"x": 1}})],
+        &Settings::default().with_shared_shapes(false),
+    );
+    assert!(off.get("definitions").is_none());
+}
+
+#[test]
+fn changes_are_evidence_for_the_attribute_types() {
+    // `custom` is null in both user samples, but a change shows it was `{}`.
+    let s = seed();
+    let custom = &s["user"]["definitions"]["UserAttributes"]["properties"]["custom"];
+    assert_eq!(custom["type"], json!(["null", "object"]));
+    // A change's values never make a key present.
+    let s = kustomer(&[json!({
+        "name": "kustomer.team.update",
+        "data": {"type": "team", "attributes": {"a": 1}},
+        "changes": {"attributes": {"gone": {"op": "remove", "before": "x"}}, "relationships": {}},
+    })]);
+    let attrs = &s["team"]["definitions"]["TeamAttributes"];
+    assert_eq!(attrs["properties"]["gone"], json!({"type": "string"}));
+    assert_eq!(attrs["required"], json!(["a"]));
+}
+
+#[test]
+fn objects_stay_open_and_no_enum_is_closed() {
+    fn walk(v: &Value, path: &str) {
+        match v {
+            Value::Object(m) => {
+                assert_ne!(m.get("additionalProperties"), Some(&json!(false)), "{path}");
+                assert!(!m.contains_key("enum"), "{path}");
+                assert!(!m.contains_key("const"), "{path}");
+                for (k, v) in m {
+                    walk(v, &format!("{path}/{k}"));
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, path)),
+            _ => {}
+        }
+    }
+    for (name, schema) in seed() {
+        walk(&schema, &name);
+    }
+}
+
+#[test]
+fn evidence_counts_how_many_samples_carried_each_property() {
+    let s = seed();
+    let props = &s["customer"]["properties"];
+    assert_eq!(props["orgName"]["x-kustomer-samples"], 1);
+    assert_eq!(props["id"]["x-kustomer-samples"], 2);
+    assert_eq!(s["customer"]["x-kustomer-samples"], 2);
+    // Many items of one sample count once.
+    let s = infer_values(
+        &[json!([{"k": 1}, {"k": 2}]), json!([{"j": 1}])],
+        &Settings::default(),
+    );
+    assert_eq!(s["items"]["properties"]["k"]["x-kustomer-samples"], 1);
+    assert_eq!(s["items"]["properties"]["j"]["x-kustomer-samples"], 1);
+}
+
+#[test]
+fn inference_is_deterministic_and_ignores_sample_order() {
+    let render = |order: &mut dyn Iterator<Item = &(&str, &str)>| {
+        let mut i = Inferrer::default();
+        for (event, text) in order {
+            i.add_json(text.as_bytes(), event).unwrap();
+        }
+        i.schemas()
+            .values()
+            .map(kustomer_schema::to_pretty)
+            .collect::<Vec<_>>()
+    };
+    let forward = render(&mut SEED_SAMPLES.iter());
+    assert_eq!(forward, render(&mut SEED_SAMPLES.iter()));
+    assert_eq!(forward, render(&mut SEED_SAMPLES.iter().rev()));
+}
+
+#[test]
+fn samples_that_are_not_envelopes_are_refused_by_name() {
+    let mut i = Inferrer::default();
+    let problem = |r: Result<(), Error>| match r {
+        Err(Error::Sample { problem, .. }) => problem,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(problem(i.add(&json!([1]), "a")), SampleProblem::NotAnObject);
+    assert_eq!(
+        problem(i.add(&json!({"data": {"type": "x"}}), "a")),
+        SampleProblem::MissingName
+    );
+    assert_eq!(
+        problem(i.add(&json!({"name": 1, "data": {"type": "x"}}), "a")),
+        SampleProblem::MissingName
+    );
+    assert_eq!(
+        problem(i.add(&json!({"name": "n", "data": {}}), "a")),
+        SampleProblem::MissingDataType
+    );
+    assert_eq!(
+        problem(i.add(&json!({"name": "n"}), "a")),
+        SampleProblem::MissingDataType
+    );
+    assert_eq!(
+        problem(i.add(&json!({"name": "n", "data": {"type": "../etc"}}), "a")),
+        SampleProblem::BadResourceName("../etc".into())
+    );
+    let err = i
+        .add(&json!({"name": "n"}), "samples/x.json")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "samples/x.json: the sample has no `data.type` (the resource type string, such as \"customer\")"
+    );
+    assert_eq!(i.sample_count(), 0);
+}
+
+#[test]
+fn invalid_json_is_reported_with_line_and_column() {
+    let mut i = Inferrer::default();
+    let err = i
+        .add_json(b"{\n  \"name\": \"x\",\n  oops\n}", "bad.json")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad.json:3:3: invalid JSON: key must be a string"
+    );
+    let err = i
+        .add_json(
+            b"{\"name\":\"a\",\"data\":{\"type\":\"t\"}}\n{\"data\":{\"type\":\"t\"}}\n",
+            "two.jsonl",
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("two.jsonl: sample 2 (line 2): the sample has no `name`"),
+        "{err}"
+    );
+    let err = i.add_json(b"  \n", "empty.json").unwrap_err();
+    assert_eq!(err.to_string(), "empty.json: no sample: the input is empty");
+}
+
+#[test]
+fn resources_named_like_shared_definitions_do_not_collide() {
+    let s = kustomer(&[
+        json!({"name": "kustomer.link.create", "data": {"type": "links", "attributes": {}}}),
+    ]);
+    let defs = s["links"]["definitions"].as_object().unwrap();
+    assert!(defs.contains_key("LinksResource"), "{:?}", defs.keys());
+    assert!(defs.contains_key("Links"));
+}
