@@ -1,1 +1,10 @@
-//! placeholder
+//! Shared helpers for the cross-crate test suites and benchmarks.
+//!
+//! - [`mutate`]: a deterministic generator of drifted copies of the ten
+//!   seed samples, for property tests and benchmarks of inference;
+//! - [`alloc_counter`]: a counting global allocator, so a test or benchmark
+//!   binary can measure the peak heap of what it runs.
+#![deny(missing_docs)]
+
+pub mod alloc_counter;
+pub mod mutate;
