@@ -1,13 +1,1116 @@
 //! JSON Schemas → Rust models for Kustomer webhook events.
 //!
-//! This crate will turn the schemas that `kustomer-schema` infers
-//! (`schema/schemas/*.json`) into the Rust models checked in under the
-//! runtime's `src/models/`: typify for the types, prettyplease for the
-//! formatting, Kustomer-aware names, open enums, catch-all fields for keys the
-//! models do not know, and typed change sets. It is a library the
-//! `kustomer-webhooks generate` and `check` commands call; it never runs at a
-//! user's build time.
+//! Reads the schemas `kustomer-schema` infers (one per resource) and writes
+//! the Rust models the runtime parses events into: plain structs, each marked
+//! `#[kustomer_webhooks::model]`, which makes them drift-tolerant (a value of
+//! an unexpected type is kept and reported, never an error) and lossless (the
+//! keys they do not model are kept in `extra`, and re-serialising gives back
+//! the JSON received).
 //!
-//! Nothing is generated yet: the code generator is the next link of the
-//! pipeline to be built.
+//! What the schemas say becomes:
+//!
+//! | schema | Rust |
+//! |---|---|
+//! | `string` / `date-time` / `kustomer-id` | [`Str`], [`DateTime`], [`Id`] |
+//! | `integer` / `number` / `boolean` | `i64` / `serde_json::Number` / `bool` |
+//! | `array` of X (no items seen: of any JSON) | `Vec<X>` (`Vec<Value>`) |
+//! | an object with properties | a struct, named after the definition or `<Resource><Key>` |
+//! | an object with no properties | `Map<String, Value>` |
+//! | `{}` (no evidence), or a union of types | `Option<Value>` |
+//! | `$ref` to a shared definition | `Relationship`, `Links`, `ResourceIdentifier` |
+//!
+//! Every field is an `Option` (a payload may always lack it), except required
+//! struct-typed fields (`data`, `data.attributes`…), which keep their default
+//! when absent. Each resource also gets a typed change set (every attribute as
+//! `Option<Change<T>>`, `T` that attribute's type), an event type per event
+//! (`CustomerCreate`, `CustomerUpdate`), and all of them an `EventName` open
+//! enum and `AnyEvent`.
+//!
+//! [`Str`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Str.html
+//! [`DateTime`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.DateTime.html
+//! [`Id`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Id.html
+//!
+//! ```
+//! use kustomer_codegen::{Settings, generate, read_schemas};
+//!
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/schemas");
+//! let files = generate(&read_schemas(&dir)?, &Settings::default())?;
+//! assert!(files["customer.rs"].contains("pub struct CustomerAttributes"));
+//! # Ok::<(), kustomer_codegen::Error>(())
+//! ```
 #![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kustomer_schema::naming::{pascal_case, snake_case};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use serde_json::Value;
+
+/// What can go wrong while generating.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A schema file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A schema file is not JSON.
+    #[error("{}: invalid JSON: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// A schema is not shaped as `kustomer-schema` writes them.
+    #[error("{resource} schema, {pointer}: {problem}")]
+    Schema {
+        /// The resource whose schema it is.
+        resource: String,
+        /// Where in the schema, as a JSON Pointer.
+        pointer: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The generated source did not parse (a bug in the generator).
+    #[error("generated code for {file} does not parse: {message}")]
+    Generated {
+        /// The file.
+        file: String,
+        /// What the parser said.
+        message: String,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How code is generated. Start from [`Settings::default`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    untyped_events: Vec<String>,
+    command: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            // Documented by Kustomer, but no sample payload exists to type them.
+            untyped_events: vec!["kustomer.tag.create".into(), "kustomer.tag.update".into()],
+            command: "kustomer-webhooks generate".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Event names that are known (so `EventName` has a variant for them) but
+    /// have no schema: their bodies are kept whole. Default: tag create/update.
+    pub fn with_untyped_events(
+        mut self,
+        names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.untyped_events = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The command named in the generated files' header.
+    pub fn with_command(mut self, command: impl Into<String>) -> Self {
+        self.command = command.into();
+        self
+    }
+}
+
+/// Reads every `*.json` schema in `dir`, keyed by file stem (the resource).
+pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let mut out = BTreeMap::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: dir.into(),
+                source,
+            })?
+            .path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let value = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        out.insert(stem, value);
+    }
+    Ok(out)
+}
+
+/// Generates the models module: file name → Rust source (`mod.rs`,
+/// `shared.rs`, and one file per resource).
+pub fn generate(
+    schemas: &BTreeMap<String, Value>,
+    settings: &Settings,
+) -> Result<BTreeMap<String, String>> {
+    let mut shared_defs: BTreeMap<String, (String, Value)> = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    let mut typed_events = Vec::new();
+    let mut taken: BTreeSet<String> = SHARED.iter().map(|s| s.to_string()).collect();
+    let mut modules = Vec::new();
+
+    for (resource, schema) in schemas {
+        // The shared definitions must agree across resources.
+        if let Some(defs) = schema.get("definitions").and_then(Value::as_object) {
+            for name in SHARED {
+                if let Some(def) = defs.get(name) {
+                    match shared_defs.get(name) {
+                        Some((first, d)) if d != def => {
+                            return Err(Error::Schema {
+                                resource: resource.clone(),
+                                pointer: format!("/definitions/{name}"),
+                                problem: format!(
+                                    "differs from the {first} schema's; infer all schemas together"
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                        None => {
+                            shared_defs.insert(name.to_string(), (resource.clone(), def.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut g = Resource::new(resource, schema, &mut taken)?;
+        let tokens = g.generate()?;
+        typed_events.extend(g.events.iter().cloned());
+        let module = module_name(resource);
+        files.insert(
+            format!("{module}.rs"),
+            render(&format!("{module}.rs"), tokens, &settings.command, &g.doc)?,
+        );
+        modules.push(module);
+    }
+
+    // Shared definitions, generated once.
+    let mut shared = Gen::new("", &mut taken);
+    for name in SHARED {
+        if let Some((resource, def)) = shared_defs.get(name) {
+            shared.resource = resource.clone();
+            shared.structure(name, def, &format!("/definitions/{name}"), Origin::Shared)?;
+        }
+    }
+    let shared_tokens = shared.finish();
+    files.insert(
+        "shared.rs".into(),
+        render(
+            "shared.rs",
+            shared_tokens,
+            &settings.command,
+            "The definitions every resource shares.",
+        )?,
+    );
+
+    // mod.rs: modules, re-exports, event names.
+    let mods = modules.iter().map(|m| format_ident!("{}", m));
+    let typed = typed_events.iter().map(|(variant, name)| {
+        let v = format_ident!("{}", variant);
+        quote!(#v = #name,)
+    });
+    let untyped = settings.untyped_events.iter().map(|name| {
+        let v = format_ident!("{}", event_variant(name));
+        quote!(#v = #name,)
+    });
+    let mods2 = mods.clone();
+    let tokens = quote! {
+        mod shared;
+        #( mod #mods; )*
+        pub use shared::*;
+        #( pub use #mods2::*; )*
+        kustomer_webhooks::__events! {
+            typed { #(#typed)* }
+            untyped { #(#untyped)* }
+        }
+    };
+    let doc = "The models of Kustomer's webhook events, one module per resource.";
+    files.insert(
+        "mod.rs".into(),
+        render("mod.rs", tokens, &settings.command, doc)?,
+    );
+    Ok(files)
+}
+
+/// Writes `files` into `dir` (created when missing); returns the paths written.
+pub fn write(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// The files in `dir` that differ from `files`: changed, missing, or `.rs`
+/// files no schema produces. Empty when the directory is up to date.
+pub fn stale(dir: &Path, files: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(have) if have == text.as_bytes() => {}
+            Ok(_) => out.push(format!(
+                "{}: differs from the generated code",
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.push(format!("{}: missing", path.display()))
+            }
+            Err(e) => out.push(format!("{}: cannot be read: {e}", path.display())),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut extra: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_none_or(|n| !files.contains_key(n))
+            })
+            .map(|p| format!("{}: not produced by any schema", p.display()))
+            .collect();
+        extra.sort();
+        out.extend(extra);
+    }
+    out
+}
+
+const SHARED: [&str; 3] = ["Links", "ResourceIdentifier", "Relationship"];
+
+fn module_name(resource: &str) -> String {
+    let m = snake_case(resource);
+    if m.is_empty() || m == "shared" || m == "mod" || is_keyword(&m) {
+        format!("{m}_resource")
+    } else {
+        m
+    }
+}
+
+/// `kustomer.customer.update` → `CustomerUpdate`.
+fn event_variant(name: &str) -> String {
+    let rest = name.strip_prefix("kustomer.").unwrap_or(name);
+    let v = pascal_case(&rest.replace('.', "_"));
+    if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("Event{v}")
+    } else {
+        v
+    }
+}
+
+fn render(file: &str, tokens: TokenStream, command: &str, doc: &str) -> Result<String> {
+    let parsed: syn::File = syn::parse2(tokens).map_err(|e| Error::Generated {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })?;
+    let body = prettyplease::unparse(&parsed);
+    Ok(format!(
+        "// @generated by `{command}` from the schemas in schema/schemas/: do not edit by hand.\n\n//! {doc}\n\n{body}"
+    ))
+}
+
+/// Where a struct comes from, for its documentation.
+#[derive(Clone, Copy)]
+enum Origin {
+    Shared,
+    Resource,
+}
+
+/// The Rust form of one field.
+#[derive(Clone, Debug, PartialEq)]
+enum Ty {
+    Str,
+    Id,
+    DateTime,
+    Int,
+    Number,
+    Bool,
+    Value,
+    Object,
+    Vec(Box<Ty>),
+    Named(String),
+    Change(Box<Ty>),
+}
+
+impl Ty {
+    fn tokens(&self) -> TokenStream {
+        match self {
+            Ty::Str => quote!(Str),
+            Ty::Id => quote!(Id),
+            Ty::DateTime => quote!(DateTime),
+            Ty::Int => quote!(i64),
+            Ty::Number => quote!(Number),
+            Ty::Bool => quote!(bool),
+            Ty::Value => quote!(Value),
+            Ty::Object => quote!(Map<String, Value>),
+            Ty::Vec(t) => {
+                let t = t.tokens();
+                quote!(Vec<#t>)
+            }
+            Ty::Named(n) => {
+                let n = format_ident!("{}", n);
+                quote!(#n)
+            }
+            Ty::Change(t) => {
+                let t = t.tokens();
+                quote!(Change<#t>)
+            }
+        }
+    }
+
+    /// The runtime names this type uses, for the `use` lines.
+    fn uses(&self, out: &mut BTreeSet<&'static str>) {
+        match self {
+            Ty::Str => {
+                out.insert("Str");
+            }
+            Ty::Id => {
+                out.insert("Id");
+            }
+            Ty::DateTime => {
+                out.insert("DateTime");
+            }
+            Ty::Number => {
+                out.insert("Number");
+            }
+            Ty::Value => {
+                out.insert("Value");
+            }
+            Ty::Object => {
+                out.insert("Map");
+                out.insert("Value");
+            }
+            Ty::Vec(t) => t.uses(out),
+            Ty::Change(t) => {
+                out.insert("Change");
+                t.uses(out);
+            }
+            Ty::Int | Ty::Bool | Ty::Named(_) => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Opt,
+    Null,
+    Any,
+    Req,
+}
+
+struct Field {
+    json: String,
+    rust: String,
+    ty: Ty,
+    kind: Kind,
+    doc: String,
+}
+
+struct Struct {
+    name: String,
+    doc: String,
+    fields: Vec<Field>,
+}
+
+/// Struct generation for one file.
+struct Gen<'a> {
+    resource: String,
+    prefix: String,
+    taken: &'a mut BTreeSet<String>,
+    structs: Vec<Struct>,
+    uses: BTreeSet<&'static str>,
+    /// Definitions of the schema being generated, and the struct made of each.
+    defs: BTreeMap<String, Value>,
+    made: BTreeMap<String, String>,
+}
+
+impl<'a> Gen<'a> {
+    fn new(prefix: &str, taken: &'a mut BTreeSet<String>) -> Self {
+        Gen {
+            resource: String::new(),
+            prefix: prefix.to_owned(),
+            taken,
+            structs: Vec::new(),
+            // Every struct keeps its unknown keys in a `Map<String, Value>`.
+            uses: BTreeSet::from(["Map", "Value"]),
+            defs: BTreeMap::new(),
+            made: BTreeMap::new(),
+        }
+    }
+
+    fn error(&self, pointer: &str, problem: impl Into<String>) -> Error {
+        Error::Schema {
+            resource: self.resource.clone(),
+            pointer: pointer.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    fn unique(&mut self, base: &str) -> String {
+        let base = if base.is_empty() {
+            "Object".to_owned()
+        } else {
+            base.to_owned()
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.taken.contains(&name) {
+            name = format!("{base}{n}");
+            n += 1;
+        }
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// Generates a struct for an object schema.
+    fn structure(
+        &mut self,
+        name: &str,
+        schema: &Value,
+        pointer: &str,
+        origin: Origin,
+    ) -> Result<()> {
+        let doc = schema_doc(name, schema, origin);
+        let props = schema.get("properties").and_then(Value::as_object);
+        let required: BTreeSet<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        let mut names = BTreeSet::from(["extra".to_owned()]);
+        for (key, prop) in props.into_iter().flatten() {
+            let ptr = format!("{pointer}/properties/{}", escape(key));
+            let (ty, nullable) = self.field_type(key, prop, &ptr)?;
+            let kind = if ty == Ty::Value {
+                Kind::Any
+            } else if nullable {
+                Kind::Null
+            } else if required.contains(key.as_str()) && matches!(ty, Ty::Named(_)) {
+                Kind::Req
+            } else {
+                Kind::Opt
+            };
+            ty.uses(&mut self.uses);
+            fields.push(Field {
+                json: key.clone(),
+                rust: field_name(key, &mut names),
+                doc: field_doc(key, prop, kind, origin),
+                ty,
+                kind,
+            });
+        }
+        self.structs.push(Struct {
+            name: name.to_owned(),
+            doc,
+            fields,
+        });
+        Ok(())
+    }
+
+    /// The type of a property, and whether it may be null.
+    fn field_type(&mut self, key: &str, schema: &Value, pointer: &str) -> Result<(Ty, bool)> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            return Ok((self.reference(r, pointer)?, false));
+        }
+        if let Some(any_of) = schema.get("anyOf").and_then(Value::as_array) {
+            let non_null: Vec<&Value> = any_of
+                .iter()
+                .filter(|s| s.get("type") != Some(&"null".into()))
+                .collect();
+            let nullable = non_null.len() < any_of.len();
+            return Ok(match non_null.as_slice() {
+                [one] => (
+                    self.field_type(key, one, &format!("{pointer}/anyOf/0"))?.0,
+                    nullable,
+                ),
+                _ => (Ty::Value, false),
+            });
+        }
+        let types: Vec<&str> = match schema.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => return Ok((Ty::Value, false)),
+        };
+        let nullable = types.contains(&"null");
+        let non_null: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
+        let [t] = non_null.as_slice() else {
+            // No type, or a union: kept as JSON.
+            return Ok((Ty::Value, false));
+        };
+        let ty = match *t {
+            "string" => match schema.get("format").and_then(Value::as_str) {
+                Some("date-time") => Ty::DateTime,
+                Some("kustomer-id") => Ty::Id,
+                _ => Ty::Str,
+            },
+            "integer" => Ty::Int,
+            "number" => Ty::Number,
+            "boolean" => Ty::Bool,
+            "array" => match schema.get("items") {
+                Some(items) => {
+                    let (item, item_nullable) =
+                        self.field_type(key, items, &format!("{pointer}/items"))?;
+                    // `Vec<Option<T>>` is not a model: nullable items stay JSON.
+                    if item_nullable {
+                        Ty::Vec(Box::new(Ty::Value))
+                    } else {
+                        Ty::Vec(Box::new(item))
+                    }
+                }
+                None => Ty::Vec(Box::new(Ty::Value)),
+            },
+            "object" => {
+                let has_shape = schema
+                    .get("properties")
+                    .is_some_and(|p| p.as_object().is_some_and(|m| !m.is_empty()));
+                if has_shape {
+                    let name = self.unique(&format!("{}{}", self.prefix, pascal_case(key)));
+                    self.structure(&name, schema, pointer, Origin::Resource)?;
+                    Ty::Named(name)
+                } else {
+                    Ty::Object
+                }
+            }
+            other => return Err(self.error(pointer, format!("unknown type {other:?}"))),
+        };
+        Ok((ty, nullable))
+    }
+
+    /// The type a `$ref` names, generating its struct on first use.
+    fn reference(&mut self, r: &str, pointer: &str) -> Result<Ty> {
+        let Some(name) = r.strip_prefix("#/definitions/") else {
+            return Err(self.error(pointer, format!("unsupported $ref {r:?}")));
+        };
+        if SHARED.contains(&name) {
+            return Ok(Ty::Named(name.to_owned()));
+        }
+        if name == "Change" {
+            return Ok(Ty::Change(Box::new(Ty::Value)));
+        }
+        if let Some(made) = self.made.get(name) {
+            return Ok(Ty::Named(made.clone()));
+        }
+        let Some(def) = self.defs.get(name).cloned() else {
+            return Err(self.error(pointer, format!("$ref to a missing definition {name:?}")));
+        };
+        let rust = self.unique(name);
+        self.made.insert(name.to_owned(), rust.clone());
+        self.structure(
+            &rust,
+            &def,
+            &format!("/definitions/{name}"),
+            Origin::Resource,
+        )?;
+        Ok(Ty::Named(rust))
+    }
+
+    fn finish(self) -> TokenStream {
+        let uses = use_lines(&self.uses);
+        let structs = self.structs.iter().map(struct_tokens);
+        quote! {
+            #uses
+            #(#structs)*
+        }
+    }
+}
+
+fn use_lines(uses: &BTreeSet<&'static str>) -> TokenStream {
+    let runtime: Vec<_> = ["Change", "DateTime", "Id", "Str"]
+        .iter()
+        .filter(|n| uses.contains(*n))
+        .map(|n| format_ident!("{}", n))
+        .collect();
+    let json: Vec<_> = ["Map", "Number", "Value"]
+        .iter()
+        .filter(|n| uses.contains(*n))
+        .map(|n| format_ident!("{}", n))
+        .collect();
+    let mut out = TokenStream::new();
+    if !runtime.is_empty() {
+        out.extend(quote!(use kustomer_webhooks::{ #(#runtime),* };));
+    }
+    if !json.is_empty() {
+        out.extend(quote!(use kustomer_webhooks::serde_json::{ #(#json),* };));
+    }
+    out
+}
+
+fn struct_tokens(s: &Struct) -> TokenStream {
+    let name = format_ident!("{}", s.name);
+    let doc = &s.doc;
+    let fields = s.fields.iter().map(|f| {
+        let ident = format_ident!("{}", f.rust);
+        let json = &f.json;
+        let ty = f.ty.tokens();
+        let doc = &f.doc;
+        match f.kind {
+            Kind::Opt => quote!(#[doc = #doc] #[json(#json)] pub #ident: Option<#ty>,),
+            Kind::Null => quote!(#[doc = #doc] #[json(#json, nullable)] pub #ident: Option<#ty>,),
+            Kind::Any => quote!(#[doc = #doc] #[json(#json, any)] pub #ident: Option<Value>,),
+            Kind::Req => quote!(#[doc = #doc] #[json(#json)] pub #ident: #ty,),
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[kustomer_webhooks::model]
+        pub struct #name {
+            #(#fields)*
+            /// Keys this model does not know, and values of another type than
+            /// the model's, exactly as received.
+            pub extra: Map<String, Value>,
+        }
+    }
+}
+
+/// One resource's file.
+struct Resource<'a> {
+    g: Gen<'a>,
+    schema: &'a Value,
+    type_name: String,
+    events: Vec<(String, String)>,
+    doc: String,
+}
+
+impl<'a> Resource<'a> {
+    fn new(resource: &str, schema: &'a Value, taken: &'a mut BTreeSet<String>) -> Result<Self> {
+        let title = schema
+            .get("title")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let prefix = title.strip_suffix("Event").unwrap_or(title).to_owned();
+        let mut g = Gen::new(&prefix, taken);
+        g.resource = resource.to_owned();
+        if prefix.is_empty() {
+            return Err(g.error(
+                "/title",
+                "a resource schema needs a title such as \"CustomerEvent\"",
+            ));
+        }
+        g.defs = schema
+            .get("definitions")
+            .and_then(Value::as_object)
+            .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let type_name = schema
+            .get("x-kustomer-resource")
+            .and_then(Value::as_str)
+            .unwrap_or(resource)
+            .to_owned();
+        let events: Vec<(String, String)> = schema
+            .get("x-kustomer-events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|n| (event_variant(n), n.to_owned()))
+            .collect();
+        let samples = schema
+            .get("x-kustomer-samples")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let doc = format!(
+            "The `{type_name}` resource: {} (inferred from {samples} sample(s)).",
+            events
+                .iter()
+                .map(|(_, n)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Resource {
+            g,
+            schema,
+            type_name,
+            events,
+            doc,
+        })
+    }
+
+    fn generate(&mut self) -> Result<TokenStream> {
+        let title = self.g.prefix.clone() + "Event";
+        let envelope = self.g.unique(&title);
+        // The change set is typed from the attributes and relationships: make
+        // the data definitions first, so their types are known.
+        let data_def = ref_name(self.schema.pointer("/properties/data"));
+        let changes_def = ref_name(self.schema.pointer("/properties/changes"));
+        if let Some(changes) = &changes_def {
+            self.prepare_changes(changes, data_def.as_deref())?;
+        }
+        self.g
+            .structure(&envelope, self.schema, "", Origin::Resource)?;
+
+        let data_rust = data_def.as_ref().and_then(|d| self.g.made.get(d)).cloned();
+        let env_ident = format_ident!("{}", envelope);
+        let mut extra = TokenStream::new();
+        if let Some(data) = &data_rust {
+            let data_ident = format_ident!("{}", data);
+            let type_name = &self.type_name;
+            extra.extend(quote! {
+                impl kustomer_webhooks::Resource for #data_ident {
+                    const TYPE: &'static str = #type_name;
+                    type Event = #env_ident;
+                }
+            });
+            for (variant, name) in &self.events {
+                let v = format_ident!("{}", variant);
+                let doc = format!("The `{name}` event.");
+                extra.extend(quote! {
+                    kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident);
+                });
+            }
+        } else {
+            return Err(self
+                .g
+                .error("/properties/data", "the envelope has no `data` definition"));
+        }
+        extra.extend(self.envelope_impl(&envelope, data_rust.as_deref()));
+        let mut structs = std::mem::take(&mut self.g.structs);
+        // The envelope first: it is where a reader starts.
+        if let Some(i) = structs.iter().position(|s| s.name == envelope) {
+            let env = structs.remove(i);
+            structs.insert(0, env);
+        }
+        let uses = use_lines(&self.g.uses);
+        let structs = structs.iter().map(struct_tokens);
+        Ok(quote! {
+            #uses
+            use super::*;
+            #(#structs)*
+            #extra
+        })
+    }
+
+    /// Makes the change set: `<R>AttributeChanges` and
+    /// `<R>RelationshipChanges`, one `Change<T>` per attribute and
+    /// relationship, and points the changes definition at them.
+    fn prepare_changes(&mut self, changes: &str, data: Option<&str>) -> Result<()> {
+        let Some(data) = data else { return Ok(()) };
+        let data_schema = self.g.defs.get(data).cloned().unwrap_or_default();
+        let mut changes_schema = self.g.defs.get(changes).cloned().unwrap_or_default();
+        for (section, suffix) in [
+            ("attributes", "AttributeChanges"),
+            ("relationships", "RelationshipChanges"),
+        ] {
+            let Some(target) = ref_name(data_schema.pointer(&format!("/properties/{section}")))
+            else {
+                continue;
+            };
+            // The attribute types come from their definition.
+            let ty = self.g.reference(
+                &format!("#/definitions/{target}"),
+                &format!("/definitions/{data}/properties/{section}"),
+            )?;
+            let Ty::Named(_) = ty else { continue };
+            let target_schema = self.g.defs.get(&target).cloned().unwrap_or_default();
+            let name = self.g.unique(&format!("{}{suffix}", self.g.prefix));
+            let mut fields = Vec::new();
+            let mut names = BTreeSet::from(["extra".to_owned()]);
+            let set = self
+                .g
+                .structs
+                .iter()
+                .find(|s| s.name == *self.g.made.get(&target).unwrap_or(&String::new()));
+            let typed: BTreeMap<String, Ty> = set
+                .map(|s| {
+                    s.fields
+                        .iter()
+                        .map(|f| (f.json.clone(), f.ty.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for key in target_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                let ty = Ty::Change(Box::new(typed.get(key).cloned().unwrap_or(Ty::Value)));
+                ty.uses(&mut self.g.uses);
+                fields.push(Field {
+                    json: key.clone(),
+                    rust: field_name(key, &mut names),
+                    doc: format!("How `{key}` changed, typed as the {section} field is."),
+                    ty,
+                    kind: Kind::Opt,
+                });
+            }
+            self.g.structs.push(Struct {
+                name: name.clone(),
+                doc: format!(
+                    "The changed {section} of a `{}` update: each a `Change` typed like the field.",
+                    self.type_name
+                ),
+                fields,
+            });
+            // The changes definition refers to the change set from now on.
+            if let Some(p) = changes_schema.pointer_mut(&format!("/properties/{section}")) {
+                let evidence = p.get("x-kustomer-samples").cloned();
+                let mut replacement =
+                    serde_json::json!({ "$ref": format!("#/definitions/{name}") });
+                if let Some(e) = evidence {
+                    replacement["x-kustomer-samples"] = e;
+                }
+                *p = replacement;
+            }
+            self.g.made.insert(name.clone(), name);
+        }
+        self.g.defs.insert(changes.to_owned(), changes_schema);
+        Ok(())
+    }
+
+    fn envelope_impl(&self, envelope: &str, data: Option<&str>) -> TokenStream {
+        let env = self.g.structs.iter().find(|s| s.name == envelope);
+        let data = data.and_then(|d| self.g.structs.iter().find(|s| s.name == d));
+        fn field<'s>(s: Option<&'s Struct>, key: &str) -> Option<&'s Field> {
+            s.and_then(|s| s.fields.iter().find(|f| f.json == key))
+        }
+        let text = |f: Option<&Field>| -> Option<syn::Ident> {
+            let f = f?;
+            (matches!(f.ty, Ty::Str | Ty::Id) && matches!(f.kind, Kind::Opt | Kind::Null))
+                .then(|| format_ident!("{}", f.rust))
+        };
+        let event_id = match text(field(env, "id")) {
+            Some(i) => quote!(self.#i.as_deref()),
+            None => quote!(None),
+        };
+        let event_name = match text(field(env, "name")) {
+            Some(i) => quote!(self.#i.as_deref()),
+            None => quote!(None),
+        };
+        let data_field = field(env, "data")
+            .filter(|f| f.kind == Kind::Req)
+            .map(|f| format_ident!("{}", f.rust));
+        let resource_id = match (&data_field, text(field(data, "id"))) {
+            (Some(d), Some(i)) => quote!(self.#d.#i.as_deref()),
+            _ => quote!(None),
+        };
+        let attrs = field(data, "attributes").filter(|f| f.kind == Kind::Req);
+        let attrs_struct = attrs.and_then(|f| match &f.ty {
+            Ty::Named(n) => self.g.structs.iter().find(|s| &s.name == n),
+            _ => None,
+        });
+        let rev = match (&data_field, attrs, field(attrs_struct, "rev")) {
+            (Some(d), Some(a), Some(r)) if r.ty == Ty::Int && r.kind != Kind::Req => {
+                let a = format_ident!("{}", a.rust);
+                let r = format_ident!("{}", r.rust);
+                quote!(self.#d.#a.#r)
+            }
+            _ => quote!(None),
+        };
+        let env_ident = format_ident!("{}", envelope);
+        quote! {
+            impl kustomer_webhooks::Envelope for #env_ident {
+                fn event_id(&self) -> Option<&str> { #event_id }
+                fn event_name(&self) -> Option<&str> { #event_name }
+                fn resource_id(&self) -> Option<&str> { #resource_id }
+                fn rev(&self) -> Option<i64> { #rev }
+                fn has_data(&self) -> bool { self.has_key("data") }
+            }
+        }
+    }
+}
+
+fn ref_name(schema: Option<&Value>) -> Option<String> {
+    let schema = schema?;
+    let r = schema.get("$ref").or_else(|| {
+        schema
+            .get("anyOf")?
+            .as_array()?
+            .iter()
+            .find_map(|s| s.get("$ref"))
+    })?;
+    r.as_str()?
+        .strip_prefix("#/definitions/")
+        .map(str::to_owned)
+}
+
+fn schema_doc(name: &str, schema: &Value, origin: Origin) -> String {
+    match origin {
+        Origin::Shared => match name {
+            "Relationship" => "One relationship of a resource: some mix of `data` (the related resource), `links` and `meta`.".into(),
+            "ResourceIdentifier" => "Which resource a relationship points at: its `type` and `id`. The `type` strings are not consistent (singular and plural both occur).".into(),
+            "Links" => "Links to a resource in Kustomer's API (`self`, and sometimes `related`), as relative paths.".into(),
+            _ => format!("The shared `{name}` definition."),
+        },
+        Origin::Resource => {
+            let mut doc = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("The `{name}` shape."));
+            if schema.get("patternProperties").is_some() {
+                doc.push_str(" Org-defined custom attributes: the known ones are typed by their suffix; others stay in `extra`.");
+            }
+            doc
+        }
+    }
+}
+
+fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin) -> String {
+    let mut doc = format!("`{key}`");
+    if let Some(s) = prop.get("x-kustomer-suffix").and_then(Value::as_str) {
+        doc.push_str(&format!(": a custom attribute typed by its `{s}` suffix"));
+    }
+    match kind {
+        Kind::Any => doc.push_str(". No type evidence in the samples: any JSON"),
+        Kind::Null => doc.push_str(". May be null"),
+        _ => {}
+    }
+    if let Some(n) = prop.get("x-kustomer-samples").and_then(Value::as_u64) {
+        match origin {
+            Origin::Shared => doc.push_str(&format!(" (seen {n} times)")),
+            Origin::Resource => doc.push_str(&format!(" (in {n} sample(s))")),
+        }
+    }
+    doc.push('.');
+    doc
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
+    let mut base = snake_case(key);
+    if base.is_empty() {
+        base = "field".into();
+    }
+    if base.starts_with(|c: char| c.is_ascii_digit()) {
+        base = format!("_{base}");
+    }
+    if is_keyword(&base) || base.starts_with("__") {
+        base.push('_');
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    taken.insert(name.clone());
+    name
+}
+
+fn is_keyword(s: &str) -> bool {
+    matches!(
+        s,
+        "as" | "async"
+            | "await"
+            | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "self"
+            | "Self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "abstract"
+            | "become"
+            | "box"
+            | "do"
+            | "final"
+            | "macro"
+            | "override"
+            | "priv"
+            | "try"
+            | "typeof"
+            | "unsized"
+            | "virtual"
+            | "yield"
+            | "gen"
+            | "union"
+            | "raw"
+            | "safe"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(event_variant("kustomer.customer.update"), "CustomerUpdate");
+        assert_eq!(
+            event_variant("kustomer.kobject.order.create"),
+            "KobjectOrderCreate"
+        );
+        let mut taken = BTreeSet::from(["extra".to_owned()]);
+        assert_eq!(
+            field_name("AvgSatScoreNum", &mut taken),
+            "avg_sat_score_num"
+        );
+        assert_eq!(
+            field_name("avgSatScoreNum", &mut taken),
+            "avg_sat_score_num_2"
+        );
+        assert_eq!(field_name("type", &mut taken), "type_");
+        assert_eq!(field_name("self", &mut taken), "self_");
+        assert_eq!(field_name("extra", &mut taken), "extra_2");
+        assert_eq!(field_name("1st", &mut taken), "_1st");
+        assert_eq!(field_name("é", &mut taken), "field");
+        assert_eq!(module_name("customer"), "customer");
+        assert_eq!(module_name("type"), "type_resource");
+    }
+}

@@ -1,13 +1,95 @@
 //! Receive Kustomer outbound webhooks as typed, verified events.
 //!
-//! This is the one crate a service depends on. It will hold the event
-//! envelope and event names, the generated models (under `src/models/`,
-//! produced by `kustomer-webhooks generate` from the inferred schemas),
-//! signature verification over the raw body, dispatch to the functions
-//! annotated with `#[kustomer_webhook]`, de-duplication and ordering, and
-//! framework adapters behind features.
+//! This is the one crate a service depends on. It holds the generated models
+//! of the five Kustomer resources (customer, conversation, message, user,
+//! team; see [`models`]), the typed parsing of event payloads, and, as the
+//! toolkit grows, verification, dispatch to `#[kustomer_webhook]` functions,
+//! de-duplication and framework adapters.
 //!
-//! Today the toolkit's first link is in place: the schemas inferred from
-//! Kustomer's published samples (see the `kustomer-schema` crate and the
-//! `kustomer-webhooks infer` command). The types in this crate come next.
+//! # Parsing an event
+//!
+//! ```
+//! use kustomer_webhooks::{AnyEvent, parse};
+//!
+//! let body = br#"{
+//!   "id": "6087326fa8b1c7b07da5e5c9",
+//!   "name": "kustomer.customer.update",
+//!   "data": {
+//!     "type": "customer",
+//!     "id": "608731c238e15a90895f7029",
+//!     "attributes": {"name": "Franz Kafka", "rev": 3, "custom": {"ordersNum": 12}}
+//!   },
+//!   "changes": {"attributes": {"rev": {"op": "replace", "before": 2, "after": 3}}}
+//! }"#;
+//! let parsed = parse(body)?;
+//! let AnyEvent::CustomerUpdate(event) = &parsed.event else { panic!("a customer update") };
+//! let attributes = &event.data.attributes;
+//! assert_eq!(attributes.name.as_deref(), Some("Franz Kafka"));
+//! assert_eq!(attributes.rev, Some(3));
+//! assert_eq!(attributes.custom.orders_num, Some(12.into()));
+//! let rev = event.changes.as_ref().unwrap().attributes.rev.as_ref().unwrap();
+//! assert_eq!((rev.before, rev.after), (Some(2), Some(3)));
+//! assert!(parsed.drift().is_empty());
+//! # Ok::<(), kustomer_webhooks::ParseError>(())
+//! ```
+//!
+//! # Drift: payloads that differ from the models
+//!
+//! Kustomer's real payloads carry attributes the samples lack and, now and
+//! then, a value of another JSON type than the samples had. Parsing never
+//! fails on that: every field that fits is typed, every value that does not is
+//! kept (in the `extra` map of the struct that holds it) and reported by
+//! [`Parsed::drift`] with its JSON Pointer, and re-serialising the event gives
+//! back the JSON that was received.
+//!
+//! ```
+//! let body = br#"{"name": "kustomer.team.update",
+//!   "data": {"type": "team", "attributes": {"name": "Der Prozess", "members": "everyone"}}}"#;
+//! let parsed = kustomer_webhooks::parse(body)?;
+//! let drift = parsed.drift();
+//! assert_eq!(drift.len(), 1);
+//! assert_eq!(drift[0].to_string(), "/data/attributes/members: expected array, found string");
+//! assert_eq!(
+//!     serde_json::to_value(&parsed.event).unwrap(),
+//!     serde_json::from_slice::<serde_json::Value>(body).unwrap(),
+//! );
+//! # Ok::<(), kustomer_webhooks::ParseError>(())
+//! ```
 #![deny(missing_docs)]
+
+// The attribute macros name this crate by its path, also from inside it.
+extern crate self as kustomer_webhooks;
+
+mod change;
+mod event;
+mod macros;
+mod model;
+#[deny(warnings)]
+#[rustfmt::skip]
+pub mod models;
+mod parse;
+mod types;
+
+pub use change::Change;
+pub use event::{Envelope, KnownEvent, OtherEvent, Resource};
+pub use kustomer_webhooks_macros::model;
+pub use model::{Drift, Model, Pointer, json_type};
+pub use models::{AnyEvent, EventName};
+pub use parse::{ParseError, Parsed, parse, parse_as};
+/// The JSON library the models are built on (for `Value`, `Map`, `Number`).
+pub use serde_json;
+pub use types::{DateTime, Id, NotAnId, Op, Str};
+
+/// What the generated models and the macros expand to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event::drift_of;
+    pub use crate::model::{
+        Key, Marks, Model, Pointer, Tolerant, TolerantNullable, diff_raw_nullable, field_drift,
+        raw, read_any, read_extra, read_field, read_nullable, read_required, write_extra,
+        write_field,
+    };
+    pub use serde::de::{Deserializer, MapAccess, Visitor};
+    pub use serde::ser::{Serialize, SerializeMap, Serializer};
+    pub use serde_json::{Map, Value};
+}

@@ -67,4 +67,10 @@ pub use error::{Error, Result, SampleProblem};
 pub use infer::{DRAFT, Inferrer, Settings, infer_values, to_pretty};
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};
+
+/// How keys become type and field names; shared with the code generator so
+/// schema definitions and Rust types are named alike.
+pub mod naming {
+    pub use crate::rules::{pascal_case, snake_case, words};
+}
 pub use samples::SEED_SAMPLES;

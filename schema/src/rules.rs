@@ -208,7 +208,7 @@ pub(crate) const KNOWN_SHAPES: [(&[&str], &str); 1] = [(
 )];
 
 /// `customer` → `Customer`, `kobject_order` → `KobjectOrder`, `firstDone` → `FirstDone`.
-pub(crate) fn pascal_case(s: &str) -> String {
+pub fn pascal_case(s: &str) -> String {
     words(s)
         .iter()
         .map(|w| {
@@ -221,8 +221,14 @@ pub(crate) fn pascal_case(s: &str) -> String {
         .collect()
 }
 
-/// Splits a key into its words at camelCase boundaries and non-alphanumerics.
-pub(crate) fn words(s: &str) -> Vec<String> {
+/// `AvgSatScoreNum` → `avg_sat_score_num`, `self` → `self`.
+pub fn snake_case(s: &str) -> String {
+    words(s).join("_")
+}
+
+/// Splits a key into its lowercase words at camelCase boundaries and
+/// non-alphanumerics (`AvgSatScoreNum` → `avg`, `sat`, `score`, `num`).
+pub fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut prev_lower = false;

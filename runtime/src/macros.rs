@@ -1,0 +1,182 @@
+//! The declarative macro the generated models are written with.
+//!
+//! Generated code stays short and reviewable (one line per field), and the
+//! logic it expands to is written, and tested, once.
+
+/// Declares one model struct and its tolerant `Deserialize`, lossless
+/// `Serialize` and drift walk.
+///
+/// Each field line is `KIND INDEX "jsonKey" => rust_name: Type,` where KIND is
+/// - `opt`: `Option<Type>`; `null` or another JSON type is drift;
+/// - `null`: `Option<Type>`, and `null` is expected (written back as `null`);
+/// - `any`: `Option<serde_json::Value>`, any JSON at all (no type evidence);
+/// - `req`: `Type` itself (a struct); absent or drifted leaves the default,
+///   and it is not written back.
+///
+/// `INDEX` numbers the fields from 0 (it indexes the null/absent marks).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __model {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $kind:ident $idx:literal $json:literal => $field:ident : $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct $name {
+            $(
+                $(#[$fmeta])*
+                pub $field: $crate::__model!(@type $kind $ty),
+            )*
+            /// Keys the model does not know, and values whose JSON type differs
+            /// from the model's, exactly as received.
+            pub extra: $crate::__private::Map<::std::string::String, $crate::__private::Value>,
+            #[doc(hidden)]
+            pub __marks: $crate::__private::Marks,
+        }
+
+        impl $name {
+            /// Whether the payload had `key` here (with any value, even one
+            /// of another type than the model's).
+            pub fn has_key(&self, key: &str) -> bool {
+                let typed = match key {
+                    $( $json => $crate::__model!(@present $kind self $field $idx), )*
+                    _ => false,
+                };
+                typed || self.extra.contains_key(key)
+            }
+        }
+
+        impl $crate::__private::Serialize for $name {
+            fn serialize<S: $crate::__private::Serializer>(
+                &self,
+                s: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                use $crate::__private::SerializeMap as _;
+                let mut m = s.serialize_map(::core::option::Option::None)?;
+                $( $crate::__model!(@write $kind m self $field $idx $json); )*
+                $crate::__private::write_extra(&mut m, &self.extra)?;
+                m.end()
+            }
+        }
+
+        impl $crate::__private::Model for $name {
+            const EXPECTED: &'static str = "object";
+
+            fn deserialize_tolerant<'de, D: $crate::__private::Deserializer<'de>>(
+                d: D,
+            ) -> ::core::result::Result<
+                ::core::result::Result<Self, $crate::__private::Value>,
+                D::Error,
+            > {
+                struct V;
+                impl<'de> $crate::__private::Visitor<'de> for V {
+                    type Value = ::core::result::Result<$name, $crate::__private::Value>;
+                    fn expecting(
+                        &self,
+                        f: &mut ::core::fmt::Formatter<'_>,
+                    ) -> ::core::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: $crate::__private::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> ::core::result::Result<Self::Value, A::Error> {
+                        let mut out = $name::default();
+                        $( $crate::__model!(@init $kind out $idx); )*
+                        while let ::core::option::Option::Some(key) =
+                            map.next_key::<$crate::__private::Key<'de>>()?
+                        {
+                            match key.as_str() {
+                                $( $json => $crate::__model!(@read $kind map out $field $idx $json), )*
+                                _ => $crate::__private::read_extra(&mut map, &mut out.extra, key)?,
+                            }
+                        }
+                        ::core::result::Result::Ok(::core::result::Result::Ok(out))
+                    }
+                    $crate::raw_fallback!(bool i64 u64 f64 str unit seq);
+                }
+                d.deserialize_any(V)
+            }
+
+            fn drift(
+                &self,
+                pointer: &mut $crate::__private::Pointer,
+                out: &mut ::std::vec::Vec<$crate::Drift>,
+            ) {
+                $( $crate::__model!(@drift $kind self $field $json pointer out); )*
+                for (k, v) in &self.extra {
+                    match k.as_str() {
+                        $(
+                            $json => pointer.with(k, |p| {
+                                $crate::__model!(@diff $kind $ty, v, p, out)
+                            }),
+                        )*
+                        _ => {}
+                    }
+                }
+            }
+        }
+    };
+
+    (@type req $ty:ty) => { $ty };
+    (@type any $ty:ty) => { ::core::option::Option<$crate::__private::Value> };
+    (@type $kind:ident $ty:ty) => { ::core::option::Option<$ty> };
+
+    (@present req $self:ident $field:ident $idx:literal) => { !$self.__marks.get($idx) };
+    (@present $kind:ident $self:ident $field:ident $idx:literal) => {
+        $self.$field.is_some() || $self.__marks.get($idx)
+    };
+
+    (@init req $out:ident $idx:literal) => { $out.__marks.set($idx) };
+    (@init $kind:ident $out:ident $idx:literal) => {};
+
+    (@read opt $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_field(&mut $map, &mut $out.$field, &mut $out.extra, $json)?
+    };
+    (@read null $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_nullable(
+            &mut $map, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
+        )?
+    };
+    (@read any $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_any(&mut $map, &mut $out.$field)?
+    };
+    (@read req $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_required(
+            &mut $map, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
+        )?
+    };
+
+    (@write req $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
+        if !$self.__marks.get($idx) {
+            $m.serialize_entry($json, &$self.$field)?;
+        }
+    };
+    (@write $kind:ident $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::write_field(&mut $m, $json, &$self.$field, $self.__marks.get($idx))?
+    };
+
+    (@drift req $self:ident $field:ident $json:literal $p:ident $out:ident) => {
+        $p.with($json, |p| $crate::__private::Model::drift(&$self.$field, p, $out))
+    };
+    (@drift any $self:ident $field:ident $json:literal $p:ident $out:ident) => {};
+    (@drift $kind:ident $self:ident $field:ident $json:literal $p:ident $out:ident) => {
+        $crate::__private::field_drift(&$self.$field, $json, $p, $out)
+    };
+
+    (@diff null $ty:ty, $v:ident, $p:ident, $out:ident) => {
+        $crate::__private::diff_raw_nullable::<$ty>($v, $p, $out)
+    };
+    (@diff any $ty:ty, $v:ident, $p:ident, $out:ident) => {{
+        let _ = ($v, &$p, &$out);
+    }};
+    (@diff $kind:ident $ty:ty, $v:ident, $p:ident, $out:ident) => {
+        <$ty as $crate::__private::Model>::diff_raw($v, $p, $out)
+    };
+}

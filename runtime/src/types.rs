@@ -1,0 +1,454 @@
+//! The scalar types of the models: strings that rarely allocate, ids and
+//! dates that never do, and the open set of change operations.
+
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use compact_str::CompactString;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::model::Model;
+use crate::raw_fallback;
+
+/// A string from a payload. Up to 24 bytes are stored inline, without
+/// allocating; it dereferences to `&str`.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Str(CompactString);
+
+impl Str {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str(CompactString::new(s))
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str(CompactString::from(s))
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Str {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = Result<Str, Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(Str(CompactString::new(v))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(Str(CompactString::from(v))))
+    }
+    raw_fallback!(bool i64 u64 f64 unit seq map);
+}
+
+impl Model for Str {
+    const EXPECTED: &'static str = "string";
+    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<Self, Value>, D::Error> {
+        d.deserialize_any(StrVisitor)
+    }
+}
+
+/// A Kustomer object id: 24 lowercase hexadecimal digits, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id([u8; 24]);
+
+/// A string that is not a Kustomer object id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Kustomer id (24 lowercase hexadecimal digits): {0:?}")]
+pub struct NotAnId(pub String);
+
+impl Id {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The id, if `s` is one.
+    pub fn parse(s: &str) -> Option<Id> {
+        let b: [u8; 24] = s.as_bytes().try_into().ok()?;
+        b.iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            .then_some(Id(b))
+    }
+}
+
+impl FromStr for Id {
+    type Err = NotAnId;
+    fn from_str(s: &str) -> Result<Self, NotAnId> {
+        Id::parse(s).ok_or_else(|| NotAnId(s.to_owned()))
+    }
+}
+
+impl Deref for Id {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({})", self.as_str())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Id {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+struct IdVisitor;
+
+impl<'de> Visitor<'de> for IdVisitor {
+    type Value = Result<Id, Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Kustomer id")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Id::parse(v).ok_or_else(|| Value::String(v.to_owned())))
+    }
+    raw_fallback!(bool i64 u64 f64 unit seq map);
+}
+
+impl Model for Id {
+    const EXPECTED: &'static str = "kustomer-id";
+    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<Self, Value>, D::Error> {
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+/// An ISO 8601 date-time, with or without fractional seconds.
+///
+/// It is parsed when the payload is read, and written back exactly as it was
+/// received.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    at: chrono::DateTime<chrono::Utc>,
+    /// Digits of fractional seconds in the canonical `…Z` form (0, 3, 6 or 9).
+    digits: u8,
+    /// The text as received, when it is not in that canonical form.
+    original: Option<Box<str>>,
+}
+
+impl DateTime {
+    /// The instant, in UTC.
+    pub fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn timestamp_millis(&self) -> i64 {
+        self.at.timestamp_millis()
+    }
+
+    /// Parses an RFC 3339 / ISO 8601 date-time (`2021-04-26T21:33:54.763Z`,
+    /// `2021-04-26T21:33:54Z`, `2021-04-26T23:33:54+02:00`).
+    pub fn parse(s: &str) -> Option<DateTime> {
+        let at = chrono::DateTime::parse_from_rfc3339(s)
+            .ok()?
+            .with_timezone(&chrono::Utc);
+        let b = s.as_bytes();
+        let digits = match b.len() {
+            20 => 0,
+            24 => 3,
+            27 => 6,
+            30 => 9,
+            _ => u8::MAX,
+        };
+        let canonical = digits != u8::MAX
+            && b[10] == b'T'
+            && b[b.len() - 1] == b'Z'
+            && (digits == 0 || b[19] == b'.');
+        Some(DateTime {
+            at,
+            digits: if canonical { digits } else { 0 },
+            original: (!canonical).then(|| s.into()),
+        })
+    }
+
+    fn format(&self) -> std::borrow::Cow<'_, str> {
+        use chrono::SecondsFormat;
+        if let Some(s) = &self.original {
+            return s.as_ref().into();
+        }
+        let format = match self.digits {
+            3 => SecondsFormat::Millis,
+            6 => SecondsFormat::Micros,
+            9 => SecondsFormat::Nanos,
+            _ => SecondsFormat::Secs,
+        };
+        self.at.to_rfc3339_opts(format, true).into()
+    }
+}
+
+impl From<chrono::DateTime<chrono::Utc>> for DateTime {
+    fn from(at: chrono::DateTime<chrono::Utc>) -> Self {
+        DateTime {
+            at,
+            digits: 3,
+            original: None,
+        }
+    }
+}
+
+impl FromStr for DateTime {
+    type Err = chrono::ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        chrono::DateTime::parse_from_rfc3339(s)?;
+        Ok(DateTime::parse(s).unwrap_or_else(|| DateTime::from(chrono::DateTime::UNIX_EPOCH)))
+    }
+}
+
+impl Default for DateTime {
+    fn default() -> Self {
+        DateTime::from(chrono::DateTime::UNIX_EPOCH)
+    }
+}
+
+impl fmt::Debug for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DateTime({})", self.format())
+    }
+}
+
+impl fmt::Display for DateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.format())
+    }
+}
+
+impl PartialOrd for DateTime {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DateTime {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at
+            .cmp(&other.at)
+            .then_with(|| self.format().cmp(&other.format()))
+    }
+}
+
+impl Serialize for DateTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.format())
+    }
+}
+
+struct DateTimeVisitor;
+
+impl<'de> Visitor<'de> for DateTimeVisitor {
+    type Value = Result<DateTime, Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an ISO 8601 date-time")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(DateTime::parse(v).ok_or_else(|| Value::String(v.to_owned())))
+    }
+    raw_fallback!(bool i64 u64 f64 unit seq map);
+}
+
+impl Model for DateTime {
+    const EXPECTED: &'static str = "date-time";
+    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<Self, Value>, D::Error> {
+        d.deserialize_any(DateTimeVisitor)
+    }
+}
+
+/// What a change did to a field: an open set.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// The field had a value and now has another.
+    Replace,
+    /// The field was added.
+    Add,
+    /// The field was removed.
+    Remove,
+    /// An operation this version does not know, kept as sent.
+    Unknown(Str),
+}
+
+impl Op {
+    /// The operation as Kustomer writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Op::Replace => "replace",
+            Op::Add => "add",
+            Op::Remove => "remove",
+            Op::Unknown(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Op {
+    fn from(s: &str) -> Self {
+        match s {
+            "replace" => Op::Replace,
+            "add" => Op::Add,
+            "remove" => Op::Remove,
+            other => Op::Unknown(other.into()),
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+struct OpVisitor;
+
+impl<'de> Visitor<'de> for OpVisitor {
+    type Value = Result<Op, Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a change operation")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(Op::from(v)))
+    }
+    raw_fallback!(bool i64 u64 f64 unit seq map);
+}
+
+impl Model for Op {
+    const EXPECTED: &'static str = "string";
+    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<Self, Value>, D::Error> {
+        d.deserialize_any(OpVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_exactly() {
+        for s in [
+            "2021-04-26T21:33:54.763Z",
+            "2021-04-26T21:33:54Z",
+            "2021-04-26T21:33:54.763123Z",
+            "2021-04-26T21:33:54.7Z",
+            "2021-04-26T23:33:54.763+02:00",
+            "2021-04-26t21:33:54.763z",
+        ] {
+            let d = DateTime::parse(s).unwrap_or_else(|| panic!("{s}"));
+            assert_eq!(d.to_string(), s);
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{s}\""));
+        }
+        let a = DateTime::parse("2021-04-26T21:33:54.763Z").unwrap();
+        let b = DateTime::parse("2021-04-26T23:33:54.763+02:00").unwrap();
+        assert_eq!(a.utc(), b.utc());
+        assert!(DateTime::parse("2021-04-26").is_none());
+        assert!(DateTime::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn ids_are_24_lowercase_hex() {
+        let id: Id = "608731c238e15ad7655f702a".parse().unwrap();
+        assert_eq!(id, "608731c238e15ad7655f702a");
+        assert_eq!(id.to_string(), "608731c238e15ad7655f702a");
+        assert!("608731C238E15AD7655F702A".parse::<Id>().is_err());
+        assert!("abc".parse::<Id>().is_err());
+        assert!("ééééééééééé".parse::<Id>().is_err());
+    }
+
+    #[test]
+    fn short_strings_do_not_allocate() {
+        let s = Str::from("kustomer.customer.update");
+        assert!(!s.0.is_heap_allocated());
+        assert_eq!(s, "kustomer.customer.update");
+    }
+
+    #[test]
+    fn ops_are_open() {
+        assert_eq!(Op::from("add"), Op::Add);
+        assert_eq!(Op::from("move"), Op::Unknown("move".into()));
+        assert_eq!(Op::from("move").as_str(), "move");
+    }
+}
