@@ -1,17 +1,23 @@
 //! `kustomer-webhooks`: the toolkit's command line.
 //!
-//! `infer` turns sample payloads into JSON Schemas; the other subcommands
-//! (`generate`, `check`, `parse`, `serve`, `send`, `demo`, …) arrive with the
-//! parts of the toolkit they drive.
+//! - `infer`: sample payloads → JSON Schemas (`schema/schemas/`);
+//! - `generate`: schemas → Rust models (`runtime/src/models/`);
+//! - `regenerate`: both, in one go;
+//! - `check`: are the committed schemas and models what the samples give?
+//! - `parse`: payloads → typed events, with their drift.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use kustomer_schema::{Inferrer, Settings, to_pretty};
 
-/// Typed Kustomer outbound webhooks: infer schemas from sample payloads.
+mod generate;
+mod infer;
+mod parse;
+
+/// Typed Kustomer outbound webhooks: infer schemas from sample payloads,
+/// generate Rust models from them, and parse payloads with those models.
 #[derive(Parser)]
 #[command(name = "kustomer-webhooks", version, about, propagate_version = true)]
 struct Cli {
@@ -31,7 +37,7 @@ enum Command {
         /// Sample files or directories [default: schema/samples]
         paths: Vec<PathBuf>,
         /// Where to write the schemas
-        #[arg(long, default_value = "schema/schemas")]
+        #[arg(long, default_value = infer::SCHEMAS)]
         out: PathBuf,
         /// Write nothing; exit 1 if the files in --out differ from what
         /// inference produces
@@ -40,6 +46,58 @@ enum Command {
         /// Leave out the `x-kustomer-samples` evidence counts
         #[arg(long)]
         no_evidence: bool,
+    },
+    /// Generate the Rust models from the schemas.
+    Generate {
+        /// The schemas to generate from
+        #[arg(long, default_value = infer::SCHEMAS)]
+        schemas: PathBuf,
+        /// Where to write the models module
+        #[arg(long, default_value = generate::MODELS)]
+        out: PathBuf,
+        /// Write nothing; exit 1 if the files in --out differ from what
+        /// generation produces
+        #[arg(long)]
+        check: bool,
+    },
+    /// Infer the schemas from the samples, then generate the models.
+    Regenerate {
+        /// Sample files or directories [default: schema/samples]
+        #[arg(long = "samples")]
+        samples: Vec<PathBuf>,
+        /// Where to write the schemas
+        #[arg(long, default_value = infer::SCHEMAS)]
+        schemas: PathBuf,
+        /// Where to write the models module
+        #[arg(long, default_value = generate::MODELS)]
+        out: PathBuf,
+    },
+    /// Exit 1, with a summary, when the committed schemas or models are not
+    /// what the samples give (run `regenerate` to update them).
+    Check {
+        /// Sample files or directories [default: schema/samples]
+        #[arg(long = "samples")]
+        samples: Vec<PathBuf>,
+        /// The committed schemas
+        #[arg(long, default_value = infer::SCHEMAS)]
+        schemas: PathBuf,
+        /// The committed models module
+        #[arg(long, default_value = generate::MODELS)]
+        models: PathBuf,
+    },
+    /// Parse event payloads with the generated models: the event, its
+    /// resource, whether it was typed, and any drift from the models.
+    Parse {
+        /// Payload files (one JSON event envelope each)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON line per file:
+        /// {"file", "event", "known", "typed", "drift", "lossless"}
+        #[arg(long, conflicts_with = "emit")]
+        json: bool,
+        /// Print each parsed event re-serialised as JSON
+        #[arg(long)]
+        emit: bool,
     },
 }
 
@@ -77,106 +135,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             check,
             no_evidence,
-        } => infer(
-            paths,
+        } => {
+            let settings = kustomer_schema::Settings::default().with_evidence(!no_evidence);
+            let inferrer = infer::run(&paths, settings)?;
+            if check {
+                return Ok(infer::check(&inferrer, &out));
+            }
+            infer::write(&inferrer, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate {
+            schemas,
             out,
             check,
-            Settings::default().with_evidence(!no_evidence),
-        ),
-    }
-}
-
-fn infer(paths: Vec<PathBuf>, out: PathBuf, check: bool, settings: Settings) -> Result<ExitCode> {
-    let paths = if paths.is_empty() {
-        let default = PathBuf::from("schema/samples");
-        if !default.is_dir() {
-            bail!(
-                "no sample paths given and {} does not exist here; \
-                 pass sample files or directories (run from the repository root for the defaults)",
-                default.display()
-            );
-        }
-        vec![default]
-    } else {
-        paths
-    };
-    let mut inferrer = Inferrer::new(settings);
-    for path in &paths {
-        inferrer.add_path(path)?;
-    }
-    let schemas = inferrer.schemas();
-    if check {
-        let mut stale = Vec::new();
-        for (name, schema) in &schemas {
-            let path = out.join(format!("{name}.json"));
-            let want = to_pretty(schema);
-            match std::fs::read(&path) {
-                Ok(have) if have == want.as_bytes() => {}
-                Ok(_) => stale.push(format!(
-                    "{}: differs from the inferred schema",
-                    path.display()
-                )),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    stale.push(format!("{}: missing", path.display()))
-                }
-                Err(e) => stale.push(format!("{}: cannot be read: {e}", path.display())),
+        } => {
+            let schemas = kustomer_codegen::read_schemas(&schemas)?;
+            if check {
+                return Ok(generate::check(&schemas, &out)?);
             }
+            generate::write(&schemas, &out)?;
+            Ok(ExitCode::SUCCESS)
         }
-        // A schema whose resource no longer has samples is stale too.
-        if let Ok(entries) = std::fs::read_dir(&out) {
-            let mut extra: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .filter(|p| {
-                    p.file_stem()
-                        .and_then(|s| s.to_str())
-                        .is_none_or(|s| !schemas.contains_key(s))
-                })
-                .collect();
-            extra.sort();
-            for p in extra {
-                stale.push(format!("{}: no sample has this resource", p.display()));
-            }
+        Command::Regenerate {
+            samples,
+            schemas,
+            out,
+        } => {
+            let inferrer = infer::run(&samples, kustomer_schema::Settings::default())?;
+            infer::write(&inferrer, &schemas)?;
+            generate::write(&inferrer.schemas(), &out)?;
+            Ok(ExitCode::SUCCESS)
         }
-        if stale.is_empty() {
-            println!(
-                "{} schema(s) in {} match {} sample(s)",
-                schemas.len(),
-                out.display(),
-                inferrer.sample_count()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        eprintln!("stale schemas (run `kustomer-webhooks infer` to update):");
-        for s in stale {
-            eprintln!("  {s}");
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    let written = inferrer
-        .write(&out)
-        .with_context(|| format!("writing schemas to {}", out.display()))?;
-    for (path, (name, schema)) in written.iter().zip(&schemas) {
-        let events = schema["x-kustomer-events"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        Command::Check {
+            samples,
+            schemas,
+            models,
+        } => {
+            let inferrer = infer::run(&samples, kustomer_schema::Settings::default())?;
+            let schemas_ok = infer::check(&inferrer, &schemas) == ExitCode::SUCCESS;
+            // The models must match the schemas the samples give, whatever
+            // is committed.
+            let models_ok = generate::check(&inferrer.schemas(), &models)? == ExitCode::SUCCESS;
+            Ok(if schemas_ok && models_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
-            .unwrap_or_default();
-        let defs = schema["definitions"].as_object().map_or(0, |d| d.len());
-        println!(
-            "{:<14} {:<40} {defs:>2} definitions  ({events})",
-            name,
-            path.display()
-        );
+        }
+        Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
     }
-    println!(
-        "inferred {} schema(s) from {} sample(s)",
-        schemas.len(),
-        inferrer.sample_count()
-    );
-    Ok(ExitCode::SUCCESS)
 }

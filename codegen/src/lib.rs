@@ -455,6 +455,8 @@ struct Gen<'a> {
     /// Definitions of the schema being generated, and the struct made of each.
     defs: BTreeMap<String, Value>,
     made: BTreeMap<String, String>,
+    /// The JSON keys from the envelope to the field being generated.
+    path: Vec<String>,
 }
 
 impl<'a> Gen<'a> {
@@ -468,6 +470,48 @@ impl<'a> Gen<'a> {
             uses: BTreeSet::from(["Map", "Value"]),
             defs: BTreeMap::new(),
             made: BTreeMap::new(),
+            path: Vec::new(),
+        }
+    }
+
+    /// What a struct is, in words a reader of the generated code needs.
+    fn struct_doc(&self, name: &str, schema: &Value, origin: Origin) -> String {
+        let res = &self.resource;
+        let path = self.path.join(".");
+        let p = &self.prefix;
+        match origin {
+            Origin::Shared => schema_doc(name, schema),
+            Origin::Resource => {
+                if let Some(d) = schema.get("description").and_then(Value::as_str) {
+                    return d.to_owned();
+                }
+                if name == *p {
+                    format!(
+                        "A `{res}` as its events carry it (`data`): its id, type, attributes, relationships and links."
+                    )
+                } else if name == format!("{p}Attributes") {
+                    format!("The attributes of a `{res}` (`data.attributes`).")
+                } else if name == format!("{p}Relationships") {
+                    format!(
+                        "The relationships of a `{res}` (`data.relationships`), each a [`Relationship`]."
+                    )
+                } else if name == format!("{p}Changes") {
+                    format!(
+                        "What an update of a `{res}` changed (`changes`), each field typed as the field itself."
+                    )
+                } else if schema.get("patternProperties").is_some() {
+                    format!(
+                        "The custom attributes of a `{res}` (`{path}`), which each org defines: those the samples showed, typed by their suffix; any other stays in `extra`."
+                    )
+                } else if self.defs.contains_key(name) {
+                    format!("A shape several fields of a `{res}` share (the first at `{path}`).")
+                } else {
+                    format!(
+                        "The `{}` object of a `{res}` (`{path}`).",
+                        self.path.last().map_or("", String::as_str)
+                    )
+                }
+            }
         }
     }
 
@@ -503,7 +547,7 @@ impl<'a> Gen<'a> {
         pointer: &str,
         origin: Origin,
     ) -> Result<()> {
-        let doc = schema_doc(name, schema, origin);
+        let doc = self.struct_doc(name, schema, origin);
         let props = schema.get("properties").and_then(Value::as_object);
         let required: BTreeSet<&str> = schema
             .get("required")
@@ -514,7 +558,10 @@ impl<'a> Gen<'a> {
         let mut names = BTreeSet::from(["extra".to_owned()]);
         for (key, prop) in props.into_iter().flatten() {
             let ptr = format!("{pointer}/properties/{}", escape(key));
-            let (ty, nullable) = self.field_type(key, prop, &ptr)?;
+            self.path.push(key.clone());
+            let typed = self.field_type(key, prop, &ptr);
+            self.path.pop();
+            let (ty, nullable) = typed?;
             let kind = if ty == Ty::Value {
                 Kind::Any
             } else if nullable {
@@ -671,12 +718,12 @@ fn use_lines(uses: &BTreeSet<&'static str>) -> TokenStream {
 
 fn struct_tokens(s: &Struct) -> TokenStream {
     let name = format_ident!("{}", s.name);
-    let doc = &s.doc;
+    let doc = format!(" {}", s.doc);
     let fields = s.fields.iter().map(|f| {
         let ident = format_ident!("{}", f.rust);
         let json = &f.json;
         let ty = f.ty.tokens();
-        let doc = &f.doc;
+        let doc = format!(" {}", f.doc);
         match f.kind {
             Kind::Opt => quote!(#[doc = #doc] #[json(#json)] pub #ident: Option<#ty>,),
             Kind::Null => quote!(#[doc = #doc] #[json(#json, nullable)] pub #ident: Option<#ty>,),
@@ -786,7 +833,7 @@ impl<'a> Resource<'a> {
             });
             for (variant, name) in &self.events {
                 let v = format_ident!("{}", variant);
-                let doc = format!("The `{name}` event.");
+                let doc = format!(" The `{name}` event.");
                 extra.extend(quote! {
                     kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident);
                 });
@@ -829,10 +876,12 @@ impl<'a> Resource<'a> {
                 continue;
             };
             // The attribute types come from their definition.
+            self.g.path = vec!["data".to_owned(), section.to_owned()];
             let ty = self.g.reference(
                 &format!("#/definitions/{target}"),
                 &format!("/definitions/{data}/properties/{section}"),
             )?;
+            self.g.path.clear();
             let Ty::Named(_) = ty else { continue };
             let target_schema = self.g.defs.get(&target).cloned().unwrap_or_default();
             let name = self.g.unique(&format!("{}{suffix}", self.g.prefix));
@@ -958,24 +1007,13 @@ fn ref_name(schema: Option<&Value>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn schema_doc(name: &str, schema: &Value, origin: Origin) -> String {
-    match origin {
-        Origin::Shared => match name {
+fn schema_doc(name: &str, _schema: &Value) -> String {
+    {
+        match name {
             "Relationship" => "One relationship of a resource: some mix of `data` (the related resource), `links` and `meta`.".into(),
             "ResourceIdentifier" => "Which resource a relationship points at: its `type` and `id`. The `type` strings are not consistent (singular and plural both occur).".into(),
             "Links" => "Links to a resource in Kustomer's API (`self`, and sometimes `related`), as relative paths.".into(),
             _ => format!("The shared `{name}` definition."),
-        },
-        Origin::Resource => {
-            let mut doc = schema
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("The `{name}` shape."));
-            if schema.get("patternProperties").is_some() {
-                doc.push_str(" Org-defined custom attributes: the known ones are typed by their suffix; others stay in `extra`.");
-            }
-            doc
         }
     }
 }

@@ -250,6 +250,19 @@ macro_rules! __events {
                 !matches!(self, AnyEvent::Other(_))
             }
 
+            /// The resource type (`data.type`) the event's model is for;
+            /// `None` for events without a generated type.
+            pub fn resource_type(&self) -> ::core::option::Option<&'static str> {
+                match self {
+                    $(
+                        AnyEvent::$typed(_) => ::core::option::Option::Some(
+                            <<$typed as $crate::KnownEvent>::Resource as $crate::Resource>::TYPE,
+                        ),
+                    )*
+                    AnyEvent::Other(_) => ::core::option::Option::None,
+                }
+            }
+
             /// The envelope, whatever the event.
             pub fn envelope(&self) -> &dyn $crate::Envelope {
                 match self {

@@ -377,6 +377,44 @@ fn wrap(shape: &Shape) -> Object {
     o
 }
 
+/// The schema files in `dir` that differ from `schemas`: changed, missing, or
+/// a `.json` file for a resource no sample has. Empty when up to date.
+pub fn stale(dir: &Path, schemas: &BTreeMap<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, schema) in schemas {
+        let path = dir.join(format!("{name}.json"));
+        match fs::read(&path) {
+            Ok(have) if have == to_pretty(schema).as_bytes() => {}
+            Ok(_) => out.push(format!(
+                "{}: differs from the inferred schema",
+                path.display()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.push(format!("{}: missing", path.display()))
+            }
+            Err(e) => out.push(format!("{}: cannot be read: {e}", path.display())),
+        }
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        let mut extra: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_none_or(|s| !schemas.contains_key(s))
+            })
+            .collect();
+        extra.sort();
+        out.extend(
+            extra
+                .iter()
+                .map(|p| format!("{}: no sample has this resource", p.display())),
+        );
+    }
+    out
+}
+
 /// Pretty JSON with sorted keys and a final newline: the on-disk form.
 pub fn to_pretty(schema: &Value) -> String {
     let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();

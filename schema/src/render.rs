@@ -44,11 +44,16 @@ impl Renderer<'_> {
             }
             return out;
         }
-        if s.objects.count == 0 && role.baseline().is_some() {
+        let untyped = s.objects.count == 0 && role.baseline().is_some();
+        // `changes` is null on create events (Kustomer says so), whether or
+        // not the samples included such a create.
+        let null_by_rule = role == Role::Changes && s.nulls == 0;
+        if untyped || null_by_rule {
             // A Kustomer rule types this location even when the samples only
             // ever showed null here (a `deletedBy: null` relationship).
             let mut s = s.clone();
-            s.objects.count = 1;
+            s.objects.count = s.objects.count.max(1);
+            s.nulls = s.nulls.max(u64::from(null_by_rule));
             return self.kinds(&s, role);
         }
         self.kinds(s, role)

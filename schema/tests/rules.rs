@@ -467,3 +467,17 @@ fn resources_named_like_shared_definitions_do_not_collide() {
     assert!(defs.contains_key("LinksResource"), "{:?}", defs.keys());
     assert!(defs.contains_key("Links"));
 }
+
+#[test]
+fn changes_may_always_be_null() {
+    // No customer sample has `changes: null`, but create events send it.
+    let s = seed();
+    for resource in ["customer", "conversation", "message", "team", "user"] {
+        let changes = &s[resource]["properties"]["changes"];
+        assert_eq!(
+            changes["anyOf"][1],
+            json!({"type": "null"}),
+            "{resource}: {changes}"
+        );
+    }
+}

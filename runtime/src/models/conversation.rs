@@ -5,423 +5,423 @@
 use kustomer_webhooks::{Change, DateTime, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 use super::*;
-///A Kustomer `conversation` event, inferred from 2 sample(s).
+/// A Kustomer `conversation` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
 pub struct ConversationEvent {
-    ///`changes` (in 1 sample(s)).
-    #[json("changes")]
+    /// `changes`. May be null (in 1 sample(s)).
+    #[json("changes", nullable)]
     pub changes: Option<ConversationChanges>,
-    ///`client` (in 1 sample(s)).
+    /// `client` (in 1 sample(s)).
     #[json("client")]
     pub client: Option<Str>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`data` (in 2 sample(s)).
+    /// `data` (in 2 sample(s)).
     #[json("data")]
     pub data: Conversation,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Option<Id>,
-    ///`partition` (in 2 sample(s)).
+    /// `partition` (in 2 sample(s)).
     #[json("partition")]
     pub partition: Option<Id>,
-    ///`persist` (in 2 sample(s)).
+    /// `persist` (in 2 sample(s)).
     #[json("persist")]
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationAssistant` shape.
+/// The `assistant` object of a `conversation` (`data.attributes.assistant`).
 #[kustomer_webhooks::model]
 pub struct ConversationAssistant {
-    ///`assistantId` (in 2 sample(s)).
+    /// `assistantId` (in 2 sample(s)).
     #[json("assistantId")]
     pub assistant_id: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationMilestone` shape.
+/// A shape several fields of a `conversation` share (the first at `data.attributes.firstDone`).
 #[kustomer_webhooks::model]
 pub struct ConversationMilestone {
-    ///`assignedTeams` (in 10 sample(s)).
+    /// `assignedTeams` (in 10 sample(s)).
     #[json("assignedTeams")]
     pub assigned_teams: Option<Vec<Value>>,
-    ///`assignedUsers` (in 10 sample(s)).
+    /// `assignedUsers` (in 10 sample(s)).
     #[json("assignedUsers")]
     pub assigned_users: Option<Vec<Value>>,
-    ///`createdByTeams` (in 10 sample(s)).
+    /// `createdByTeams` (in 10 sample(s)).
     #[json("createdByTeams")]
     pub created_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationFirstMessageOut` shape.
+/// The `firstMessageOut` object of a `conversation` (`data.attributes.firstMessageOut`).
 #[kustomer_webhooks::model]
 pub struct ConversationFirstMessageOut {
-    ///`channel` (in 1 sample(s)).
+    /// `channel` (in 1 sample(s)).
     #[json("channel")]
     pub channel: Option<Str>,
-    ///`createdAt` (in 1 sample(s)).
+    /// `createdAt` (in 1 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`createdBy` (in 1 sample(s)).
+    /// `createdBy` (in 1 sample(s)).
     #[json("createdBy")]
     pub created_by: Option<Id>,
-    ///`createdByTeams` (in 2 sample(s)).
+    /// `createdByTeams` (in 2 sample(s)).
     #[json("createdByTeams")]
     pub created_by_teams: Option<Vec<Id>>,
-    ///`directionType` (in 1 sample(s)).
+    /// `directionType` (in 1 sample(s)).
     #[json("directionType")]
     pub direction_type: Option<Str>,
-    ///`id` (in 1 sample(s)).
+    /// `id` (in 1 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`sentAt` (in 1 sample(s)).
+    /// `sentAt` (in 1 sample(s)).
     #[json("sentAt")]
     pub sent_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationLastMessageOut` shape.
+/// The `lastMessageOut` object of a `conversation` (`data.attributes.lastMessageOut`).
 #[kustomer_webhooks::model]
 pub struct ConversationLastMessageOut {
-    ///`createdAt` (in 1 sample(s)).
+    /// `createdAt` (in 1 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`id` (in 1 sample(s)).
+    /// `id` (in 1 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`sentAt` (in 1 sample(s)).
+    /// `sentAt` (in 1 sample(s)).
     #[json("sentAt")]
     pub sent_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationSatisfactionLevel` shape.
+/// The `satisfactionLevel` object of a `conversation` (`data.attributes.satisfactionLevel`).
 #[kustomer_webhooks::model]
 pub struct ConversationSatisfactionLevel {
-    ///`sentByTeams` (in 2 sample(s)).
+    /// `sentByTeams` (in 2 sample(s)).
     #[json("sentByTeams")]
     pub sent_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationAttributes` shape.
+/// The attributes of a `conversation` (`data.attributes`).
 #[kustomer_webhooks::model]
 pub struct ConversationAttributes {
-    ///`accessOverride` (in 2 sample(s)).
+    /// `accessOverride` (in 2 sample(s)).
     #[json("accessOverride")]
     pub access_override: Option<Vec<Value>>,
-    ///`assignedTeams` (in 2 sample(s)).
+    /// `assignedTeams` (in 2 sample(s)).
     #[json("assignedTeams")]
     pub assigned_teams: Option<Vec<Value>>,
-    ///`assignedUsers` (in 2 sample(s)).
+    /// `assignedUsers` (in 2 sample(s)).
     #[json("assignedUsers")]
     pub assigned_users: Option<Vec<Value>>,
-    ///`assistant` (in 2 sample(s)).
+    /// `assistant` (in 2 sample(s)).
     #[json("assistant")]
     pub assistant: ConversationAssistant,
-    ///`channels` (in 2 sample(s)).
+    /// `channels` (in 2 sample(s)).
     #[json("channels")]
     pub channels: Option<Vec<Str>>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`direction` (in 2 sample(s)).
+    /// `direction` (in 2 sample(s)).
     #[json("direction")]
     pub direction: Option<Str>,
-    ///`firstDone` (in 2 sample(s)).
+    /// `firstDone` (in 2 sample(s)).
     #[json("firstDone")]
     pub first_done: ConversationMilestone,
-    ///`firstMessageOut` (in 2 sample(s)).
+    /// `firstMessageOut` (in 2 sample(s)).
     #[json("firstMessageOut")]
     pub first_message_out: ConversationFirstMessageOut,
-    ///`firstResponse` (in 2 sample(s)).
+    /// `firstResponse` (in 2 sample(s)).
     #[json("firstResponse")]
     pub first_response: ConversationMilestone,
-    ///`firstResponseSinceLastDone` (in 2 sample(s)).
+    /// `firstResponseSinceLastDone` (in 2 sample(s)).
     #[json("firstResponseSinceLastDone")]
     pub first_response_since_last_done: ConversationMilestone,
-    ///`inboundMessageCount` (in 2 sample(s)).
+    /// `inboundMessageCount` (in 2 sample(s)).
     #[json("inboundMessageCount")]
     pub inbound_message_count: Option<i64>,
-    ///`lastActivityAt` (in 2 sample(s)).
+    /// `lastActivityAt` (in 2 sample(s)).
     #[json("lastActivityAt")]
     pub last_activity_at: Option<DateTime>,
-    ///`lastDone` (in 2 sample(s)).
+    /// `lastDone` (in 2 sample(s)).
     #[json("lastDone")]
     pub last_done: ConversationMilestone,
-    ///`lastMessageAt` (in 1 sample(s)).
+    /// `lastMessageAt` (in 1 sample(s)).
     #[json("lastMessageAt")]
     pub last_message_at: Option<DateTime>,
-    ///`lastMessageDirection` (in 1 sample(s)).
+    /// `lastMessageDirection` (in 1 sample(s)).
     #[json("lastMessageDirection")]
     pub last_message_direction: Option<Str>,
-    ///`lastMessageOut` (in 1 sample(s)).
+    /// `lastMessageOut` (in 1 sample(s)).
     #[json("lastMessageOut")]
     pub last_message_out: Option<ConversationLastMessageOut>,
-    ///`lastResponse` (in 2 sample(s)).
+    /// `lastResponse` (in 2 sample(s)).
     #[json("lastResponse")]
     pub last_response: ConversationMilestone,
-    ///`messageCount` (in 2 sample(s)).
+    /// `messageCount` (in 2 sample(s)).
     #[json("messageCount")]
     pub message_count: Option<i64>,
-    ///`modifiedAt` (in 2 sample(s)).
+    /// `modifiedAt` (in 2 sample(s)).
     #[json("modifiedAt")]
     pub modified_at: Option<DateTime>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`noteCount` (in 2 sample(s)).
+    /// `noteCount` (in 2 sample(s)).
     #[json("noteCount")]
     pub note_count: Option<i64>,
-    ///`outboundMessageCount` (in 2 sample(s)).
+    /// `outboundMessageCount` (in 2 sample(s)).
     #[json("outboundMessageCount")]
     pub outbound_message_count: Option<i64>,
-    ///`predictions` (in 2 sample(s)).
+    /// `predictions` (in 2 sample(s)).
     #[json("predictions")]
     pub predictions: Option<Vec<Value>>,
-    ///`preview` (in 1 sample(s)).
+    /// `preview` (in 1 sample(s)).
     #[json("preview")]
     pub preview: Option<Str>,
-    ///`priority` (in 2 sample(s)).
+    /// `priority` (in 2 sample(s)).
     #[json("priority")]
     pub priority: Option<i64>,
-    ///`rev` (in 2 sample(s)).
+    /// `rev` (in 2 sample(s)).
     #[json("rev")]
     pub rev: Option<i64>,
-    ///`roleGroupVersions` (in 2 sample(s)).
+    /// `roleGroupVersions` (in 2 sample(s)).
     #[json("roleGroupVersions")]
     pub role_group_versions: Option<Vec<Value>>,
-    ///`satisfaction` (in 2 sample(s)).
+    /// `satisfaction` (in 2 sample(s)).
     #[json("satisfaction")]
     pub satisfaction: Option<i64>,
-    ///`satisfactionLevel` (in 2 sample(s)).
+    /// `satisfactionLevel` (in 2 sample(s)).
     #[json("satisfactionLevel")]
     pub satisfaction_level: ConversationSatisfactionLevel,
-    ///`spam` (in 2 sample(s)).
+    /// `spam` (in 2 sample(s)).
     #[json("spam")]
     pub spam: Option<bool>,
-    ///`status` (in 2 sample(s)).
+    /// `status` (in 2 sample(s)).
     #[json("status")]
     pub status: Option<Str>,
-    ///`suggestedShortcuts` (in 2 sample(s)).
+    /// `suggestedShortcuts` (in 2 sample(s)).
     #[json("suggestedShortcuts")]
     pub suggested_shortcuts: Option<Vec<Value>>,
-    ///`suggestedTags` (in 2 sample(s)).
+    /// `suggestedTags` (in 2 sample(s)).
     #[json("suggestedTags")]
     pub suggested_tags: Option<Vec<Value>>,
-    ///`tags` (in 2 sample(s)).
+    /// `tags` (in 2 sample(s)).
     #[json("tags")]
     pub tags: Option<Vec<Value>>,
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed attributes of a `conversation` update: each a `Change` typed like the field.
+/// The changed attributes of a `conversation` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct ConversationAttributeChanges {
-    ///How `accessOverride` changed, typed as the attributes field is.
+    /// How `accessOverride` changed, typed as the attributes field is.
     #[json("accessOverride")]
     pub access_override: Option<Change<Vec<Value>>>,
-    ///How `assignedTeams` changed, typed as the attributes field is.
+    /// How `assignedTeams` changed, typed as the attributes field is.
     #[json("assignedTeams")]
     pub assigned_teams: Option<Change<Vec<Value>>>,
-    ///How `assignedUsers` changed, typed as the attributes field is.
+    /// How `assignedUsers` changed, typed as the attributes field is.
     #[json("assignedUsers")]
     pub assigned_users: Option<Change<Vec<Value>>>,
-    ///How `assistant` changed, typed as the attributes field is.
+    /// How `assistant` changed, typed as the attributes field is.
     #[json("assistant")]
     pub assistant: Option<Change<ConversationAssistant>>,
-    ///How `channels` changed, typed as the attributes field is.
+    /// How `channels` changed, typed as the attributes field is.
     #[json("channels")]
     pub channels: Option<Change<Vec<Str>>>,
-    ///How `createdAt` changed, typed as the attributes field is.
+    /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
     pub created_at: Option<Change<DateTime>>,
-    ///How `direction` changed, typed as the attributes field is.
+    /// How `direction` changed, typed as the attributes field is.
     #[json("direction")]
     pub direction: Option<Change<Str>>,
-    ///How `firstDone` changed, typed as the attributes field is.
+    /// How `firstDone` changed, typed as the attributes field is.
     #[json("firstDone")]
     pub first_done: Option<Change<ConversationMilestone>>,
-    ///How `firstMessageOut` changed, typed as the attributes field is.
+    /// How `firstMessageOut` changed, typed as the attributes field is.
     #[json("firstMessageOut")]
     pub first_message_out: Option<Change<ConversationFirstMessageOut>>,
-    ///How `firstResponse` changed, typed as the attributes field is.
+    /// How `firstResponse` changed, typed as the attributes field is.
     #[json("firstResponse")]
     pub first_response: Option<Change<ConversationMilestone>>,
-    ///How `firstResponseSinceLastDone` changed, typed as the attributes field is.
+    /// How `firstResponseSinceLastDone` changed, typed as the attributes field is.
     #[json("firstResponseSinceLastDone")]
     pub first_response_since_last_done: Option<Change<ConversationMilestone>>,
-    ///How `inboundMessageCount` changed, typed as the attributes field is.
+    /// How `inboundMessageCount` changed, typed as the attributes field is.
     #[json("inboundMessageCount")]
     pub inbound_message_count: Option<Change<i64>>,
-    ///How `lastActivityAt` changed, typed as the attributes field is.
+    /// How `lastActivityAt` changed, typed as the attributes field is.
     #[json("lastActivityAt")]
     pub last_activity_at: Option<Change<DateTime>>,
-    ///How `lastDone` changed, typed as the attributes field is.
+    /// How `lastDone` changed, typed as the attributes field is.
     #[json("lastDone")]
     pub last_done: Option<Change<ConversationMilestone>>,
-    ///How `lastMessageAt` changed, typed as the attributes field is.
+    /// How `lastMessageAt` changed, typed as the attributes field is.
     #[json("lastMessageAt")]
     pub last_message_at: Option<Change<DateTime>>,
-    ///How `lastMessageDirection` changed, typed as the attributes field is.
+    /// How `lastMessageDirection` changed, typed as the attributes field is.
     #[json("lastMessageDirection")]
     pub last_message_direction: Option<Change<Str>>,
-    ///How `lastMessageOut` changed, typed as the attributes field is.
+    /// How `lastMessageOut` changed, typed as the attributes field is.
     #[json("lastMessageOut")]
     pub last_message_out: Option<Change<ConversationLastMessageOut>>,
-    ///How `lastResponse` changed, typed as the attributes field is.
+    /// How `lastResponse` changed, typed as the attributes field is.
     #[json("lastResponse")]
     pub last_response: Option<Change<ConversationMilestone>>,
-    ///How `messageCount` changed, typed as the attributes field is.
+    /// How `messageCount` changed, typed as the attributes field is.
     #[json("messageCount")]
     pub message_count: Option<Change<i64>>,
-    ///How `modifiedAt` changed, typed as the attributes field is.
+    /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
     pub modified_at: Option<Change<DateTime>>,
-    ///How `name` changed, typed as the attributes field is.
+    /// How `name` changed, typed as the attributes field is.
     #[json("name")]
     pub name: Option<Change<Str>>,
-    ///How `noteCount` changed, typed as the attributes field is.
+    /// How `noteCount` changed, typed as the attributes field is.
     #[json("noteCount")]
     pub note_count: Option<Change<i64>>,
-    ///How `outboundMessageCount` changed, typed as the attributes field is.
+    /// How `outboundMessageCount` changed, typed as the attributes field is.
     #[json("outboundMessageCount")]
     pub outbound_message_count: Option<Change<i64>>,
-    ///How `predictions` changed, typed as the attributes field is.
+    /// How `predictions` changed, typed as the attributes field is.
     #[json("predictions")]
     pub predictions: Option<Change<Vec<Value>>>,
-    ///How `preview` changed, typed as the attributes field is.
+    /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
     pub preview: Option<Change<Str>>,
-    ///How `priority` changed, typed as the attributes field is.
+    /// How `priority` changed, typed as the attributes field is.
     #[json("priority")]
     pub priority: Option<Change<i64>>,
-    ///How `rev` changed, typed as the attributes field is.
+    /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
     pub rev: Option<Change<i64>>,
-    ///How `roleGroupVersions` changed, typed as the attributes field is.
+    /// How `roleGroupVersions` changed, typed as the attributes field is.
     #[json("roleGroupVersions")]
     pub role_group_versions: Option<Change<Vec<Value>>>,
-    ///How `satisfaction` changed, typed as the attributes field is.
+    /// How `satisfaction` changed, typed as the attributes field is.
     #[json("satisfaction")]
     pub satisfaction: Option<Change<i64>>,
-    ///How `satisfactionLevel` changed, typed as the attributes field is.
+    /// How `satisfactionLevel` changed, typed as the attributes field is.
     #[json("satisfactionLevel")]
     pub satisfaction_level: Option<Change<ConversationSatisfactionLevel>>,
-    ///How `spam` changed, typed as the attributes field is.
+    /// How `spam` changed, typed as the attributes field is.
     #[json("spam")]
     pub spam: Option<Change<bool>>,
-    ///How `status` changed, typed as the attributes field is.
+    /// How `status` changed, typed as the attributes field is.
     #[json("status")]
     pub status: Option<Change<Str>>,
-    ///How `suggestedShortcuts` changed, typed as the attributes field is.
+    /// How `suggestedShortcuts` changed, typed as the attributes field is.
     #[json("suggestedShortcuts")]
     pub suggested_shortcuts: Option<Change<Vec<Value>>>,
-    ///How `suggestedTags` changed, typed as the attributes field is.
+    /// How `suggestedTags` changed, typed as the attributes field is.
     #[json("suggestedTags")]
     pub suggested_tags: Option<Change<Vec<Value>>>,
-    ///How `tags` changed, typed as the attributes field is.
+    /// How `tags` changed, typed as the attributes field is.
     #[json("tags")]
     pub tags: Option<Change<Vec<Value>>>,
-    ///How `updatedAt` changed, typed as the attributes field is.
+    /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationRelationships` shape.
+/// The relationships of a `conversation` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
 pub struct ConversationRelationships {
-    ///`createdBy` (in 2 sample(s)).
+    /// `createdBy` (in 2 sample(s)).
     #[json("createdBy")]
     pub created_by: Relationship,
-    ///`customer` (in 2 sample(s)).
+    /// `customer` (in 2 sample(s)).
     #[json("customer")]
     pub customer: Relationship,
-    ///`messages` (in 2 sample(s)).
+    /// `messages` (in 2 sample(s)).
     #[json("messages")]
     pub messages: Relationship,
-    ///`modifiedBy` (in 2 sample(s)).
+    /// `modifiedBy` (in 2 sample(s)).
     #[json("modifiedBy")]
     pub modified_by: Relationship,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed relationships of a `conversation` update: each a `Change` typed like the field.
+/// The changed relationships of a `conversation` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct ConversationRelationshipChanges {
-    ///How `createdBy` changed, typed as the relationships field is.
+    /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
     pub created_by: Option<Change<Relationship>>,
-    ///How `customer` changed, typed as the relationships field is.
+    /// How `customer` changed, typed as the relationships field is.
     #[json("customer")]
     pub customer: Option<Change<Relationship>>,
-    ///How `messages` changed, typed as the relationships field is.
+    /// How `messages` changed, typed as the relationships field is.
     #[json("messages")]
     pub messages: Option<Change<Relationship>>,
-    ///How `modifiedBy` changed, typed as the relationships field is.
+    /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
     pub modified_by: Option<Change<Relationship>>,
-    ///How `org` changed, typed as the relationships field is.
+    /// How `org` changed, typed as the relationships field is.
     #[json("org")]
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `ConversationChanges` shape.
+/// What an update of a `conversation` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
 pub struct ConversationChanges {
-    ///`attributes` (in 1 sample(s)).
+    /// `attributes` (in 1 sample(s)).
     #[json("attributes")]
     pub attributes: ConversationAttributeChanges,
-    ///`relationships` (in 1 sample(s)).
+    /// `relationships` (in 1 sample(s)).
     #[json("relationships")]
     pub relationships: ConversationRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `Conversation` shape.
+/// A `conversation` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
 pub struct Conversation {
-    ///`attributes` (in 2 sample(s)).
+    /// `attributes` (in 2 sample(s)).
     #[json("attributes")]
     pub attributes: ConversationAttributes,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`links` (in 2 sample(s)).
+    /// `links` (in 2 sample(s)).
     #[json("links")]
     pub links: Links,
-    ///`relationships` (in 2 sample(s)).
+    /// `relationships` (in 2 sample(s)).
     #[json("relationships")]
     pub relationships: ConversationRelationships,
-    ///`type` (in 2 sample(s)).
+    /// `type` (in 2 sample(s)).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
@@ -433,12 +433,12 @@ impl kustomer_webhooks::Resource for Conversation {
     type Event = ConversationEvent;
 }
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.conversation.create` event."]
+    #[doc = " The `kustomer.conversation.create` event."]
     ConversationCreate(ConversationEvent) = "kustomer.conversation.create" for
     Conversation
 );
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.conversation.update` event."]
+    #[doc = " The `kustomer.conversation.update` event."]
     ConversationUpdate(ConversationEvent) = "kustomer.conversation.update" for
     Conversation
 );

@@ -5,502 +5,502 @@
 use kustomer_webhooks::{Change, DateTime, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Number, Value};
 use super::*;
-///A Kustomer `customer` event, inferred from 2 sample(s).
+/// A Kustomer `customer` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
 pub struct CustomerEvent {
-    ///`changes` (in 1 sample(s)).
-    #[json("changes")]
+    /// `changes`. May be null (in 1 sample(s)).
+    #[json("changes", nullable)]
     pub changes: Option<CustomerChanges>,
-    ///`client` (in 2 sample(s)).
+    /// `client` (in 2 sample(s)).
     #[json("client")]
     pub client: Option<Str>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`data` (in 2 sample(s)).
+    /// `data` (in 2 sample(s)).
     #[json("data")]
     pub data: Customer,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Option<Id>,
-    ///`orgName` (in 1 sample(s)).
+    /// `orgName` (in 1 sample(s)).
     #[json("orgName")]
     pub org_name: Option<Str>,
-    ///`partition` (in 2 sample(s)).
+    /// `partition` (in 2 sample(s)).
     #[json("partition")]
     pub partition: Option<Id>,
-    ///`persist` (in 2 sample(s)).
+    /// `persist` (in 2 sample(s)).
     #[json("persist")]
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerConversationCounts` shape.
+/// The `conversationCounts` object of a `customer` (`data.attributes.conversationCounts`).
 #[kustomer_webhooks::model]
 pub struct CustomerConversationCounts {
-    ///`all` (in 2 sample(s)).
+    /// `all` (in 2 sample(s)).
     #[json("all")]
     pub all: Option<i64>,
-    ///`done` (in 2 sample(s)).
+    /// `done` (in 2 sample(s)).
     #[json("done")]
     pub done: Option<i64>,
-    ///`open` (in 2 sample(s)).
+    /// `open` (in 2 sample(s)).
     #[json("open")]
     pub open: Option<i64>,
-    ///`snoozed` (in 2 sample(s)).
+    /// `snoozed` (in 2 sample(s)).
     #[json("snoozed")]
     pub snoozed: Option<i64>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerCustom` shape. Org-defined custom attributes: the known ones are typed by their suffix; others stay in `extra`.
+/// The custom attributes of a `customer` (`data.attributes.custom`), which each org defines: those the samples showed, typed by their suffix; any other stays in `extra`.
 #[kustomer_webhooks::model]
 pub struct CustomerCustom {
-    ///`AvgSatScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `AvgSatScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("AvgSatScoreNum", nullable)]
     pub avg_sat_score_num: Option<Number>,
-    ///`SegmentStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
+    /// `SegmentStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
     #[json("SegmentStr", nullable)]
     pub segment_str: Option<Str>,
-    ///`balanceNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `balanceNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("balanceNum", nullable)]
     pub balance_num: Option<Number>,
-    ///`customerIdStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
+    /// `customerIdStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
     #[json("customerIdStr", nullable)]
     pub customer_id_str: Option<Str>,
-    ///`generateNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `generateNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("generateNum", nullable)]
     pub generate_num: Option<Number>,
-    ///`kustIdStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
+    /// `kustIdStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
     #[json("kustIdStr", nullable)]
     pub kust_id_str: Option<Str>,
-    ///`lastOrderAt`: a custom attribute typed by its `At` suffix. May be null (in 2 sample(s)).
+    /// `lastOrderAt`: a custom attribute typed by its `At` suffix. May be null (in 2 sample(s)).
     #[json("lastOrderAt", nullable)]
     pub last_order_at: Option<DateTime>,
-    ///`lastSatScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `lastSatScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("lastSatScoreNum", nullable)]
     pub last_sat_score_num: Option<Number>,
-    ///`lifetimeValueNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `lifetimeValueNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("lifetimeValueNum", nullable)]
     pub lifetime_value_num: Option<Number>,
-    ///`loyaltyStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
+    /// `loyaltyStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
     #[json("loyaltyStr", nullable)]
     pub loyalty_str: Option<Str>,
-    ///`netScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `netScoreNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("netScoreNum", nullable)]
     pub net_score_num: Option<Number>,
-    ///`ordersNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `ordersNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("ordersNum", nullable)]
     pub orders_num: Option<Number>,
-    ///`pointsNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
+    /// `pointsNum`: a custom attribute typed by its `Num` suffix. May be null (in 2 sample(s)).
     #[json("pointsNum", nullable)]
     pub points_num: Option<Number>,
-    ///`stateStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
+    /// `stateStr`: a custom attribute typed by its `Str` suffix. May be null (in 2 sample(s)).
     #[json("stateStr", nullable)]
     pub state_str: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerLastConversation` shape.
+/// The `lastConversation` object of a `customer` (`data.attributes.lastConversation`).
 #[kustomer_webhooks::model]
 pub struct CustomerLastConversation {
-    ///`channels` (in 2 sample(s)).
+    /// `channels` (in 2 sample(s)).
     #[json("channels")]
     pub channels: Option<Vec<Value>>,
-    ///`tags` (in 2 sample(s)).
+    /// `tags` (in 2 sample(s)).
     #[json("tags")]
     pub tags: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerRecentLocation` shape.
+/// The `recentLocation` object of a `customer` (`data.attributes.recentLocation`).
 #[kustomer_webhooks::model]
 pub struct CustomerRecentLocation {
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerSatisfaction` shape.
+/// A shape several fields of a `customer` share (the first at `data.attributes.satisfactionLevel.firstSatisfaction`).
 #[kustomer_webhooks::model]
 pub struct CustomerSatisfaction {
-    ///`sentByTeams` (in 4 sample(s)).
+    /// `sentByTeams` (in 4 sample(s)).
     #[json("sentByTeams")]
     pub sent_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerSatisfactionLevel` shape.
+/// The `satisfactionLevel` object of a `customer` (`data.attributes.satisfactionLevel`).
 #[kustomer_webhooks::model]
 pub struct CustomerSatisfactionLevel {
-    ///`firstSatisfaction` (in 2 sample(s)).
+    /// `firstSatisfaction` (in 2 sample(s)).
     #[json("firstSatisfaction")]
     pub first_satisfaction: CustomerSatisfaction,
-    ///`lastSatisfaction` (in 2 sample(s)).
+    /// `lastSatisfaction` (in 2 sample(s)).
     #[json("lastSatisfaction")]
     pub last_satisfaction: CustomerSatisfaction,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerAttributes` shape.
+/// The attributes of a `customer` (`data.attributes`).
 #[kustomer_webhooks::model]
 pub struct CustomerAttributes {
-    ///`accessOverride` (in 2 sample(s)).
+    /// `accessOverride` (in 2 sample(s)).
     #[json("accessOverride")]
     pub access_override: Option<Vec<Value>>,
-    ///`activeUsers` (in 2 sample(s)).
+    /// `activeUsers` (in 2 sample(s)).
     #[json("activeUsers")]
     pub active_users: Option<Vec<Id>>,
-    ///`companyName` (in 2 sample(s)).
+    /// `companyName` (in 2 sample(s)).
     #[json("companyName")]
     pub company_name: Option<Str>,
-    ///`conversationCounts` (in 2 sample(s)).
+    /// `conversationCounts` (in 2 sample(s)).
     #[json("conversationCounts")]
     pub conversation_counts: CustomerConversationCounts,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`custom` (in 2 sample(s)).
+    /// `custom` (in 2 sample(s)).
     #[json("custom")]
     pub custom: CustomerCustom,
-    ///`defaultLang` (in 2 sample(s)).
+    /// `defaultLang` (in 2 sample(s)).
     #[json("defaultLang")]
     pub default_lang: Option<Str>,
-    ///`deleted` (in 2 sample(s)).
+    /// `deleted` (in 2 sample(s)).
     #[json("deleted")]
     pub deleted: Option<bool>,
-    ///`displayColor` (in 2 sample(s)).
+    /// `displayColor` (in 2 sample(s)).
     #[json("displayColor")]
     pub display_color: Option<Str>,
-    ///`displayIcon` (in 2 sample(s)).
+    /// `displayIcon` (in 2 sample(s)).
     #[json("displayIcon")]
     pub display_icon: Option<Str>,
-    ///`displayName` (in 2 sample(s)).
+    /// `displayName` (in 2 sample(s)).
     #[json("displayName")]
     pub display_name: Option<Str>,
-    ///`emails` (in 2 sample(s)).
+    /// `emails` (in 2 sample(s)).
     #[json("emails")]
     pub emails: Option<Vec<Value>>,
-    ///`externalIds` (in 2 sample(s)).
+    /// `externalIds` (in 2 sample(s)).
     #[json("externalIds")]
     pub external_ids: Option<Vec<Value>>,
-    ///`facebookIds` (in 2 sample(s)).
+    /// `facebookIds` (in 2 sample(s)).
     #[json("facebookIds")]
     pub facebook_ids: Option<Vec<Value>>,
-    ///`firstName` (in 2 sample(s)).
+    /// `firstName` (in 2 sample(s)).
     #[json("firstName")]
     pub first_name: Option<Str>,
-    ///`gender`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `gender`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("gender", any)]
     pub gender: Option<Value>,
-    ///`instagramIds` (in 2 sample(s)).
+    /// `instagramIds` (in 2 sample(s)).
     #[json("instagramIds")]
     pub instagram_ids: Option<Vec<Value>>,
-    ///`lastActivityAt` (in 2 sample(s)).
+    /// `lastActivityAt` (in 2 sample(s)).
     #[json("lastActivityAt")]
     pub last_activity_at: Option<DateTime>,
-    ///`lastConversation` (in 2 sample(s)).
+    /// `lastConversation` (in 2 sample(s)).
     #[json("lastConversation")]
     pub last_conversation: CustomerLastConversation,
-    ///`lastName` (in 2 sample(s)).
+    /// `lastName` (in 2 sample(s)).
     #[json("lastName")]
     pub last_name: Option<Str>,
-    ///`locale`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `locale`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("locale", any)]
     pub locale: Option<Value>,
-    ///`locations` (in 2 sample(s)).
+    /// `locations` (in 2 sample(s)).
     #[json("locations")]
     pub locations: Option<Vec<Value>>,
-    ///`modifiedAt` (in 2 sample(s)).
+    /// `modifiedAt` (in 2 sample(s)).
     #[json("modifiedAt")]
     pub modified_at: Option<DateTime>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`phones` (in 2 sample(s)).
+    /// `phones` (in 2 sample(s)).
     #[json("phones")]
     pub phones: Option<Vec<Value>>,
-    ///`preview` (in 2 sample(s)).
+    /// `preview` (in 2 sample(s)).
     #[json("preview")]
     pub preview: Option<Map<String, Value>>,
-    ///`progressiveStatus`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `progressiveStatus`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("progressiveStatus", any)]
     pub progressive_status: Option<Value>,
-    ///`recentItems` (in 2 sample(s)).
+    /// `recentItems` (in 2 sample(s)).
     #[json("recentItems")]
     pub recent_items: Option<Vec<Value>>,
-    ///`recentLocation` (in 2 sample(s)).
+    /// `recentLocation` (in 2 sample(s)).
     #[json("recentLocation")]
     pub recent_location: CustomerRecentLocation,
-    ///`rev` (in 2 sample(s)).
+    /// `rev` (in 2 sample(s)).
     #[json("rev")]
     pub rev: Option<i64>,
-    ///`roleGroupVersions` (in 2 sample(s)).
+    /// `roleGroupVersions` (in 2 sample(s)).
     #[json("roleGroupVersions")]
     pub role_group_versions: Option<Vec<Value>>,
-    ///`satisfactionLevel` (in 2 sample(s)).
+    /// `satisfactionLevel` (in 2 sample(s)).
     #[json("satisfactionLevel")]
     pub satisfaction_level: CustomerSatisfactionLevel,
-    ///`sharedEmails` (in 2 sample(s)).
+    /// `sharedEmails` (in 2 sample(s)).
     #[json("sharedEmails")]
     pub shared_emails: Option<Vec<Value>>,
-    ///`sharedExternalIds` (in 2 sample(s)).
+    /// `sharedExternalIds` (in 2 sample(s)).
     #[json("sharedExternalIds")]
     pub shared_external_ids: Option<Vec<Value>>,
-    ///`sharedPhones` (in 2 sample(s)).
+    /// `sharedPhones` (in 2 sample(s)).
     #[json("sharedPhones")]
     pub shared_phones: Option<Vec<Value>>,
-    ///`sharedSocials` (in 2 sample(s)).
+    /// `sharedSocials` (in 2 sample(s)).
     #[json("sharedSocials")]
     pub shared_socials: Option<Vec<Value>>,
-    ///`socials` (in 2 sample(s)).
+    /// `socials` (in 2 sample(s)).
     #[json("socials")]
     pub socials: Option<Vec<Value>>,
-    ///`tags` (in 2 sample(s)).
+    /// `tags` (in 2 sample(s)).
     #[json("tags")]
     pub tags: Option<Vec<Value>>,
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
-    ///`urls` (in 2 sample(s)).
+    /// `urls` (in 2 sample(s)).
     #[json("urls")]
     pub urls: Option<Vec<Value>>,
-    ///`verified` (in 2 sample(s)).
+    /// `verified` (in 2 sample(s)).
     #[json("verified")]
     pub verified: Option<bool>,
-    ///`watchers` (in 2 sample(s)).
+    /// `watchers` (in 2 sample(s)).
     #[json("watchers")]
     pub watchers: Option<Vec<Value>>,
-    ///`whatsapps` (in 2 sample(s)).
+    /// `whatsapps` (in 2 sample(s)).
     #[json("whatsapps")]
     pub whatsapps: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed attributes of a `customer` update: each a `Change` typed like the field.
+/// The changed attributes of a `customer` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct CustomerAttributeChanges {
-    ///How `accessOverride` changed, typed as the attributes field is.
+    /// How `accessOverride` changed, typed as the attributes field is.
     #[json("accessOverride")]
     pub access_override: Option<Change<Vec<Value>>>,
-    ///How `activeUsers` changed, typed as the attributes field is.
+    /// How `activeUsers` changed, typed as the attributes field is.
     #[json("activeUsers")]
     pub active_users: Option<Change<Vec<Id>>>,
-    ///How `companyName` changed, typed as the attributes field is.
+    /// How `companyName` changed, typed as the attributes field is.
     #[json("companyName")]
     pub company_name: Option<Change<Str>>,
-    ///How `conversationCounts` changed, typed as the attributes field is.
+    /// How `conversationCounts` changed, typed as the attributes field is.
     #[json("conversationCounts")]
     pub conversation_counts: Option<Change<CustomerConversationCounts>>,
-    ///How `createdAt` changed, typed as the attributes field is.
+    /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
     pub created_at: Option<Change<DateTime>>,
-    ///How `custom` changed, typed as the attributes field is.
+    /// How `custom` changed, typed as the attributes field is.
     #[json("custom")]
     pub custom: Option<Change<CustomerCustom>>,
-    ///How `defaultLang` changed, typed as the attributes field is.
+    /// How `defaultLang` changed, typed as the attributes field is.
     #[json("defaultLang")]
     pub default_lang: Option<Change<Str>>,
-    ///How `deleted` changed, typed as the attributes field is.
+    /// How `deleted` changed, typed as the attributes field is.
     #[json("deleted")]
     pub deleted: Option<Change<bool>>,
-    ///How `displayColor` changed, typed as the attributes field is.
+    /// How `displayColor` changed, typed as the attributes field is.
     #[json("displayColor")]
     pub display_color: Option<Change<Str>>,
-    ///How `displayIcon` changed, typed as the attributes field is.
+    /// How `displayIcon` changed, typed as the attributes field is.
     #[json("displayIcon")]
     pub display_icon: Option<Change<Str>>,
-    ///How `displayName` changed, typed as the attributes field is.
+    /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
     pub display_name: Option<Change<Str>>,
-    ///How `emails` changed, typed as the attributes field is.
+    /// How `emails` changed, typed as the attributes field is.
     #[json("emails")]
     pub emails: Option<Change<Vec<Value>>>,
-    ///How `externalIds` changed, typed as the attributes field is.
+    /// How `externalIds` changed, typed as the attributes field is.
     #[json("externalIds")]
     pub external_ids: Option<Change<Vec<Value>>>,
-    ///How `facebookIds` changed, typed as the attributes field is.
+    /// How `facebookIds` changed, typed as the attributes field is.
     #[json("facebookIds")]
     pub facebook_ids: Option<Change<Vec<Value>>>,
-    ///How `firstName` changed, typed as the attributes field is.
+    /// How `firstName` changed, typed as the attributes field is.
     #[json("firstName")]
     pub first_name: Option<Change<Str>>,
-    ///How `gender` changed, typed as the attributes field is.
+    /// How `gender` changed, typed as the attributes field is.
     #[json("gender")]
     pub gender: Option<Change<Value>>,
-    ///How `instagramIds` changed, typed as the attributes field is.
+    /// How `instagramIds` changed, typed as the attributes field is.
     #[json("instagramIds")]
     pub instagram_ids: Option<Change<Vec<Value>>>,
-    ///How `lastActivityAt` changed, typed as the attributes field is.
+    /// How `lastActivityAt` changed, typed as the attributes field is.
     #[json("lastActivityAt")]
     pub last_activity_at: Option<Change<DateTime>>,
-    ///How `lastConversation` changed, typed as the attributes field is.
+    /// How `lastConversation` changed, typed as the attributes field is.
     #[json("lastConversation")]
     pub last_conversation: Option<Change<CustomerLastConversation>>,
-    ///How `lastName` changed, typed as the attributes field is.
+    /// How `lastName` changed, typed as the attributes field is.
     #[json("lastName")]
     pub last_name: Option<Change<Str>>,
-    ///How `locale` changed, typed as the attributes field is.
+    /// How `locale` changed, typed as the attributes field is.
     #[json("locale")]
     pub locale: Option<Change<Value>>,
-    ///How `locations` changed, typed as the attributes field is.
+    /// How `locations` changed, typed as the attributes field is.
     #[json("locations")]
     pub locations: Option<Change<Vec<Value>>>,
-    ///How `modifiedAt` changed, typed as the attributes field is.
+    /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
     pub modified_at: Option<Change<DateTime>>,
-    ///How `name` changed, typed as the attributes field is.
+    /// How `name` changed, typed as the attributes field is.
     #[json("name")]
     pub name: Option<Change<Str>>,
-    ///How `phones` changed, typed as the attributes field is.
+    /// How `phones` changed, typed as the attributes field is.
     #[json("phones")]
     pub phones: Option<Change<Vec<Value>>>,
-    ///How `preview` changed, typed as the attributes field is.
+    /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
     pub preview: Option<Change<Map<String, Value>>>,
-    ///How `progressiveStatus` changed, typed as the attributes field is.
+    /// How `progressiveStatus` changed, typed as the attributes field is.
     #[json("progressiveStatus")]
     pub progressive_status: Option<Change<Value>>,
-    ///How `recentItems` changed, typed as the attributes field is.
+    /// How `recentItems` changed, typed as the attributes field is.
     #[json("recentItems")]
     pub recent_items: Option<Change<Vec<Value>>>,
-    ///How `recentLocation` changed, typed as the attributes field is.
+    /// How `recentLocation` changed, typed as the attributes field is.
     #[json("recentLocation")]
     pub recent_location: Option<Change<CustomerRecentLocation>>,
-    ///How `rev` changed, typed as the attributes field is.
+    /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
     pub rev: Option<Change<i64>>,
-    ///How `roleGroupVersions` changed, typed as the attributes field is.
+    /// How `roleGroupVersions` changed, typed as the attributes field is.
     #[json("roleGroupVersions")]
     pub role_group_versions: Option<Change<Vec<Value>>>,
-    ///How `satisfactionLevel` changed, typed as the attributes field is.
+    /// How `satisfactionLevel` changed, typed as the attributes field is.
     #[json("satisfactionLevel")]
     pub satisfaction_level: Option<Change<CustomerSatisfactionLevel>>,
-    ///How `sharedEmails` changed, typed as the attributes field is.
+    /// How `sharedEmails` changed, typed as the attributes field is.
     #[json("sharedEmails")]
     pub shared_emails: Option<Change<Vec<Value>>>,
-    ///How `sharedExternalIds` changed, typed as the attributes field is.
+    /// How `sharedExternalIds` changed, typed as the attributes field is.
     #[json("sharedExternalIds")]
     pub shared_external_ids: Option<Change<Vec<Value>>>,
-    ///How `sharedPhones` changed, typed as the attributes field is.
+    /// How `sharedPhones` changed, typed as the attributes field is.
     #[json("sharedPhones")]
     pub shared_phones: Option<Change<Vec<Value>>>,
-    ///How `sharedSocials` changed, typed as the attributes field is.
+    /// How `sharedSocials` changed, typed as the attributes field is.
     #[json("sharedSocials")]
     pub shared_socials: Option<Change<Vec<Value>>>,
-    ///How `socials` changed, typed as the attributes field is.
+    /// How `socials` changed, typed as the attributes field is.
     #[json("socials")]
     pub socials: Option<Change<Vec<Value>>>,
-    ///How `tags` changed, typed as the attributes field is.
+    /// How `tags` changed, typed as the attributes field is.
     #[json("tags")]
     pub tags: Option<Change<Vec<Value>>>,
-    ///How `updatedAt` changed, typed as the attributes field is.
+    /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
     pub updated_at: Option<Change<DateTime>>,
-    ///How `urls` changed, typed as the attributes field is.
+    /// How `urls` changed, typed as the attributes field is.
     #[json("urls")]
     pub urls: Option<Change<Vec<Value>>>,
-    ///How `verified` changed, typed as the attributes field is.
+    /// How `verified` changed, typed as the attributes field is.
     #[json("verified")]
     pub verified: Option<Change<bool>>,
-    ///How `watchers` changed, typed as the attributes field is.
+    /// How `watchers` changed, typed as the attributes field is.
     #[json("watchers")]
     pub watchers: Option<Change<Vec<Value>>>,
-    ///How `whatsapps` changed, typed as the attributes field is.
+    /// How `whatsapps` changed, typed as the attributes field is.
     #[json("whatsapps")]
     pub whatsapps: Option<Change<Vec<Value>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerRelationships` shape.
+/// The relationships of a `customer` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
 pub struct CustomerRelationships {
-    ///`company` (in 2 sample(s)).
+    /// `company` (in 2 sample(s)).
     #[json("company")]
     pub company: Relationship,
-    ///`createdBy` (in 2 sample(s)).
+    /// `createdBy` (in 2 sample(s)).
     #[json("createdBy")]
     pub created_by: Relationship,
-    ///`messages` (in 2 sample(s)).
+    /// `messages` (in 2 sample(s)).
     #[json("messages")]
     pub messages: Relationship,
-    ///`modifiedBy` (in 2 sample(s)).
+    /// `modifiedBy` (in 2 sample(s)).
     #[json("modifiedBy")]
     pub modified_by: Relationship,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed relationships of a `customer` update: each a `Change` typed like the field.
+/// The changed relationships of a `customer` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct CustomerRelationshipChanges {
-    ///How `company` changed, typed as the relationships field is.
+    /// How `company` changed, typed as the relationships field is.
     #[json("company")]
     pub company: Option<Change<Relationship>>,
-    ///How `createdBy` changed, typed as the relationships field is.
+    /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
     pub created_by: Option<Change<Relationship>>,
-    ///How `messages` changed, typed as the relationships field is.
+    /// How `messages` changed, typed as the relationships field is.
     #[json("messages")]
     pub messages: Option<Change<Relationship>>,
-    ///How `modifiedBy` changed, typed as the relationships field is.
+    /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
     pub modified_by: Option<Change<Relationship>>,
-    ///How `org` changed, typed as the relationships field is.
+    /// How `org` changed, typed as the relationships field is.
     #[json("org")]
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `CustomerChanges` shape.
+/// What an update of a `customer` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
 pub struct CustomerChanges {
-    ///`attributes` (in 1 sample(s)).
+    /// `attributes` (in 1 sample(s)).
     #[json("attributes")]
     pub attributes: CustomerAttributeChanges,
-    ///`relationships` (in 1 sample(s)).
+    /// `relationships` (in 1 sample(s)).
     #[json("relationships")]
     pub relationships: CustomerRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `Customer` shape.
+/// A `customer` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
 pub struct Customer {
-    ///`attributes` (in 2 sample(s)).
+    /// `attributes` (in 2 sample(s)).
     #[json("attributes")]
     pub attributes: CustomerAttributes,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`links` (in 2 sample(s)).
+    /// `links` (in 2 sample(s)).
     #[json("links")]
     pub links: Links,
-    ///`relationships` (in 2 sample(s)).
+    /// `relationships` (in 2 sample(s)).
     #[json("relationships")]
     pub relationships: CustomerRelationships,
-    ///`type` (in 2 sample(s)).
+    /// `type` (in 2 sample(s)).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
@@ -512,11 +512,11 @@ impl kustomer_webhooks::Resource for Customer {
     type Event = CustomerEvent;
 }
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =
+    #[doc = " The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =
     "kustomer.customer.create" for Customer
 );
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.customer.update` event."] CustomerUpdate(CustomerEvent) =
+    #[doc = " The `kustomer.customer.update` event."] CustomerUpdate(CustomerEvent) =
     "kustomer.customer.update" for Customer
 );
 impl kustomer_webhooks::Envelope for CustomerEvent {

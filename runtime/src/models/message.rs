@@ -5,306 +5,306 @@
 use kustomer_webhooks::{Change, DateTime, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 use super::*;
-///A Kustomer `message` event, inferred from 2 sample(s).
+/// A Kustomer `message` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
 pub struct MessageEvent {
-    ///`changes` (in 1 sample(s)).
-    #[json("changes")]
+    /// `changes`. May be null (in 1 sample(s)).
+    #[json("changes", nullable)]
     pub changes: Option<MessageChanges>,
-    ///`client` (in 1 sample(s)).
+    /// `client` (in 1 sample(s)).
     #[json("client")]
     pub client: Option<Str>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`data` (in 2 sample(s)).
+    /// `data` (in 2 sample(s)).
     #[json("data")]
     pub data: Message,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Option<Id>,
-    ///`partition` (in 2 sample(s)).
+    /// `partition` (in 2 sample(s)).
     #[json("partition")]
     pub partition: Option<Id>,
-    ///`persist` (in 2 sample(s)).
+    /// `persist` (in 2 sample(s)).
     #[json("persist")]
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `MessageLocation` shape.
+/// The `location` object of a `message` (`data.attributes.location`).
 #[kustomer_webhooks::model]
 pub struct MessageLocation {
-    ///`cityName` (in 1 sample(s)).
+    /// `cityName` (in 1 sample(s)).
     #[json("cityName")]
     pub city_name: Option<Str>,
-    ///`countryName` (in 1 sample(s)).
+    /// `countryName` (in 1 sample(s)).
     #[json("countryName")]
     pub country_name: Option<Str>,
-    ///`id`. No type evidence in the samples: any JSON (in 1 sample(s)).
+    /// `id`. No type evidence in the samples: any JSON (in 1 sample(s)).
     #[json("id", any)]
     pub id: Option<Value>,
-    ///`regionName` (in 1 sample(s)).
+    /// `regionName` (in 1 sample(s)).
     #[json("regionName")]
     pub region_name: Option<Str>,
-    ///`zipCode` (in 1 sample(s)).
+    /// `zipCode` (in 1 sample(s)).
     #[json("zipCode")]
     pub zip_code: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `MessageMeta` shape.
+/// The `meta` object of a `message` (`data.attributes.meta`).
 #[kustomer_webhooks::model]
 pub struct MessageMeta {
-    ///`attachmentNum` (in 1 sample(s)).
+    /// `attachmentNum` (in 1 sample(s)).
     #[json("attachmentNum")]
     pub attachment_num: Option<i64>,
-    ///`from` (in 2 sample(s)).
+    /// `from` (in 2 sample(s)).
     #[json("from")]
     pub from: Option<Str>,
-    ///`proxy` (in 1 sample(s)).
+    /// `proxy` (in 1 sample(s)).
     #[json("proxy")]
     pub proxy: Option<Str>,
-    ///`to` (in 2 sample(s)).
+    /// `to` (in 2 sample(s)).
     #[json("to")]
     pub to: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `MessageAttributes` shape.
+/// The attributes of a `message` (`data.attributes`).
 #[kustomer_webhooks::model]
 pub struct MessageAttributes {
-    ///`app` (in 2 sample(s)).
+    /// `app` (in 2 sample(s)).
     #[json("app")]
     pub app: Option<Str>,
-    ///`assignedTeams` (in 2 sample(s)).
+    /// `assignedTeams` (in 2 sample(s)).
     #[json("assignedTeams")]
     pub assigned_teams: Option<Vec<Value>>,
-    ///`assignedUsers` (in 2 sample(s)).
+    /// `assignedUsers` (in 2 sample(s)).
     #[json("assignedUsers")]
     pub assigned_users: Option<Vec<Id>>,
-    ///`auto` (in 2 sample(s)).
+    /// `auto` (in 2 sample(s)).
     #[json("auto")]
     pub auto: Option<bool>,
-    ///`channel` (in 2 sample(s)).
+    /// `channel` (in 2 sample(s)).
     #[json("channel")]
     pub channel: Option<Str>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`createdByTeams` (in 2 sample(s)).
+    /// `createdByTeams` (in 2 sample(s)).
     #[json("createdByTeams")]
     pub created_by_teams: Option<Vec<Id>>,
-    ///`direction` (in 2 sample(s)).
+    /// `direction` (in 2 sample(s)).
     #[json("direction")]
     pub direction: Option<Str>,
-    ///`directionType` (in 2 sample(s)).
+    /// `directionType` (in 2 sample(s)).
     #[json("directionType")]
     pub direction_type: Option<Str>,
-    ///`externalId` (in 2 sample(s)).
+    /// `externalId` (in 2 sample(s)).
     #[json("externalId")]
     pub external_id: Option<Str>,
-    ///`location` (in 1 sample(s)).
+    /// `location` (in 1 sample(s)).
     #[json("location")]
     pub location: Option<MessageLocation>,
-    ///`meta` (in 2 sample(s)).
+    /// `meta` (in 2 sample(s)).
     #[json("meta")]
     pub meta: MessageMeta,
-    ///`modifiedAt` (in 2 sample(s)).
+    /// `modifiedAt` (in 2 sample(s)).
     #[json("modifiedAt")]
     pub modified_at: Option<DateTime>,
-    ///`preview` (in 2 sample(s)).
+    /// `preview` (in 2 sample(s)).
     #[json("preview")]
     pub preview: Option<Str>,
-    ///`reactions` (in 2 sample(s)).
+    /// `reactions` (in 2 sample(s)).
     #[json("reactions")]
     pub reactions: Option<Vec<Value>>,
-    ///`redacted` (in 2 sample(s)).
+    /// `redacted` (in 2 sample(s)).
     #[json("redacted")]
     pub redacted: Option<bool>,
-    ///`redactedAt` (in 1 sample(s)).
+    /// `redactedAt` (in 1 sample(s)).
     #[json("redactedAt")]
     pub redacted_at: Option<DateTime>,
-    ///`rev` (in 2 sample(s)).
+    /// `rev` (in 2 sample(s)).
     #[json("rev")]
     pub rev: Option<i64>,
-    ///`sentAt` (in 2 sample(s)).
+    /// `sentAt` (in 2 sample(s)).
     #[json("sentAt")]
     pub sent_at: Option<DateTime>,
-    ///`size` (in 2 sample(s)).
+    /// `size` (in 2 sample(s)).
     #[json("size")]
     pub size: Option<i64>,
-    ///`status` (in 2 sample(s)).
+    /// `status` (in 2 sample(s)).
     #[json("status")]
     pub status: Option<Str>,
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed attributes of a `message` update: each a `Change` typed like the field.
+/// The changed attributes of a `message` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct MessageAttributeChanges {
-    ///How `app` changed, typed as the attributes field is.
+    /// How `app` changed, typed as the attributes field is.
     #[json("app")]
     pub app: Option<Change<Str>>,
-    ///How `assignedTeams` changed, typed as the attributes field is.
+    /// How `assignedTeams` changed, typed as the attributes field is.
     #[json("assignedTeams")]
     pub assigned_teams: Option<Change<Vec<Value>>>,
-    ///How `assignedUsers` changed, typed as the attributes field is.
+    /// How `assignedUsers` changed, typed as the attributes field is.
     #[json("assignedUsers")]
     pub assigned_users: Option<Change<Vec<Id>>>,
-    ///How `auto` changed, typed as the attributes field is.
+    /// How `auto` changed, typed as the attributes field is.
     #[json("auto")]
     pub auto: Option<Change<bool>>,
-    ///How `channel` changed, typed as the attributes field is.
+    /// How `channel` changed, typed as the attributes field is.
     #[json("channel")]
     pub channel: Option<Change<Str>>,
-    ///How `createdAt` changed, typed as the attributes field is.
+    /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
     pub created_at: Option<Change<DateTime>>,
-    ///How `createdByTeams` changed, typed as the attributes field is.
+    /// How `createdByTeams` changed, typed as the attributes field is.
     #[json("createdByTeams")]
     pub created_by_teams: Option<Change<Vec<Id>>>,
-    ///How `direction` changed, typed as the attributes field is.
+    /// How `direction` changed, typed as the attributes field is.
     #[json("direction")]
     pub direction: Option<Change<Str>>,
-    ///How `directionType` changed, typed as the attributes field is.
+    /// How `directionType` changed, typed as the attributes field is.
     #[json("directionType")]
     pub direction_type: Option<Change<Str>>,
-    ///How `externalId` changed, typed as the attributes field is.
+    /// How `externalId` changed, typed as the attributes field is.
     #[json("externalId")]
     pub external_id: Option<Change<Str>>,
-    ///How `location` changed, typed as the attributes field is.
+    /// How `location` changed, typed as the attributes field is.
     #[json("location")]
     pub location: Option<Change<MessageLocation>>,
-    ///How `meta` changed, typed as the attributes field is.
+    /// How `meta` changed, typed as the attributes field is.
     #[json("meta")]
     pub meta: Option<Change<MessageMeta>>,
-    ///How `modifiedAt` changed, typed as the attributes field is.
+    /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
     pub modified_at: Option<Change<DateTime>>,
-    ///How `preview` changed, typed as the attributes field is.
+    /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
     pub preview: Option<Change<Str>>,
-    ///How `reactions` changed, typed as the attributes field is.
+    /// How `reactions` changed, typed as the attributes field is.
     #[json("reactions")]
     pub reactions: Option<Change<Vec<Value>>>,
-    ///How `redacted` changed, typed as the attributes field is.
+    /// How `redacted` changed, typed as the attributes field is.
     #[json("redacted")]
     pub redacted: Option<Change<bool>>,
-    ///How `redactedAt` changed, typed as the attributes field is.
+    /// How `redactedAt` changed, typed as the attributes field is.
     #[json("redactedAt")]
     pub redacted_at: Option<Change<DateTime>>,
-    ///How `rev` changed, typed as the attributes field is.
+    /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
     pub rev: Option<Change<i64>>,
-    ///How `sentAt` changed, typed as the attributes field is.
+    /// How `sentAt` changed, typed as the attributes field is.
     #[json("sentAt")]
     pub sent_at: Option<Change<DateTime>>,
-    ///How `size` changed, typed as the attributes field is.
+    /// How `size` changed, typed as the attributes field is.
     #[json("size")]
     pub size: Option<Change<i64>>,
-    ///How `status` changed, typed as the attributes field is.
+    /// How `status` changed, typed as the attributes field is.
     #[json("status")]
     pub status: Option<Change<Str>>,
-    ///How `updatedAt` changed, typed as the attributes field is.
+    /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `MessageRelationships` shape.
+/// The relationships of a `message` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
 pub struct MessageRelationships {
-    ///`conversation` (in 2 sample(s)).
+    /// `conversation` (in 2 sample(s)).
     #[json("conversation")]
     pub conversation: Relationship,
-    ///`createdBy` (in 1 sample(s)).
+    /// `createdBy` (in 1 sample(s)).
     #[json("createdBy")]
     pub created_by: Option<Relationship>,
-    ///`customer` (in 2 sample(s)).
+    /// `customer` (in 2 sample(s)).
     #[json("customer")]
     pub customer: Relationship,
-    ///`modifiedBy` (in 2 sample(s)).
+    /// `modifiedBy` (in 2 sample(s)).
     #[json("modifiedBy")]
     pub modified_by: Relationship,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Relationship,
-    ///`redactedBy` (in 1 sample(s)).
+    /// `redactedBy` (in 1 sample(s)).
     #[json("redactedBy")]
     pub redacted_by: Option<Relationship>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed relationships of a `message` update: each a `Change` typed like the field.
+/// The changed relationships of a `message` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct MessageRelationshipChanges {
-    ///How `conversation` changed, typed as the relationships field is.
+    /// How `conversation` changed, typed as the relationships field is.
     #[json("conversation")]
     pub conversation: Option<Change<Relationship>>,
-    ///How `createdBy` changed, typed as the relationships field is.
+    /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
     pub created_by: Option<Change<Relationship>>,
-    ///How `customer` changed, typed as the relationships field is.
+    /// How `customer` changed, typed as the relationships field is.
     #[json("customer")]
     pub customer: Option<Change<Relationship>>,
-    ///How `modifiedBy` changed, typed as the relationships field is.
+    /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
     pub modified_by: Option<Change<Relationship>>,
-    ///How `org` changed, typed as the relationships field is.
+    /// How `org` changed, typed as the relationships field is.
     #[json("org")]
     pub org: Option<Change<Relationship>>,
-    ///How `redactedBy` changed, typed as the relationships field is.
+    /// How `redactedBy` changed, typed as the relationships field is.
     #[json("redactedBy")]
     pub redacted_by: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `MessageChanges` shape.
+/// What an update of a `message` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
 pub struct MessageChanges {
-    ///`attributes` (in 1 sample(s)).
+    /// `attributes` (in 1 sample(s)).
     #[json("attributes")]
     pub attributes: MessageAttributeChanges,
-    ///`relationships` (in 1 sample(s)).
+    /// `relationships` (in 1 sample(s)).
     #[json("relationships")]
     pub relationships: MessageRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `Message` shape.
+/// A `message` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
 pub struct Message {
-    ///`attributes` (in 2 sample(s)).
+    /// `attributes` (in 2 sample(s)).
     #[json("attributes")]
     pub attributes: MessageAttributes,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`links` (in 2 sample(s)).
+    /// `links` (in 2 sample(s)).
     #[json("links")]
     pub links: Links,
-    ///`relationships` (in 2 sample(s)).
+    /// `relationships` (in 2 sample(s)).
     #[json("relationships")]
     pub relationships: MessageRelationships,
-    ///`type` (in 2 sample(s)).
+    /// `type` (in 2 sample(s)).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
@@ -316,11 +316,11 @@ impl kustomer_webhooks::Resource for Message {
     type Event = MessageEvent;
 }
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.message.create` event."] MessageCreate(MessageEvent) =
+    #[doc = " The `kustomer.message.create` event."] MessageCreate(MessageEvent) =
     "kustomer.message.create" for Message
 );
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.message.update` event."] MessageUpdate(MessageEvent) =
+    #[doc = " The `kustomer.message.update` event."] MessageUpdate(MessageEvent) =
     "kustomer.message.update" for Message
 );
 impl kustomer_webhooks::Envelope for MessageEvent {

@@ -4,42 +4,42 @@
 
 use kustomer_webhooks::{Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
-///Links to a resource in Kustomer's API (`self`, and sometimes `related`), as relative paths.
+/// Links to a resource in Kustomer's API (`self`, and sometimes `related`), as relative paths.
 #[kustomer_webhooks::model]
 pub struct Links {
-    ///`related` (seen 2 times).
+    /// `related` (seen 2 times).
     #[json("related")]
     pub related: Option<Str>,
-    ///`self` (seen 52 times).
+    /// `self` (seen 52 times).
     #[json("self")]
     pub self_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///Which resource a relationship points at: its `type` and `id`. The `type` strings are not consistent (singular and plural both occur).
+/// Which resource a relationship points at: its `type` and `id`. The `type` strings are not consistent (singular and plural both occur).
 #[kustomer_webhooks::model]
 pub struct ResourceIdentifier {
-    ///`id` (seen 38 times).
+    /// `id` (seen 38 times).
     #[json("id")]
     pub id: Option<Id>,
-    ///`type` (seen 38 times).
+    /// `type` (seen 38 times).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///One relationship of a resource: some mix of `data` (the related resource), `links` and `meta`.
+/// One relationship of a resource: some mix of `data` (the related resource), `links` and `meta`.
 #[kustomer_webhooks::model]
 pub struct Relationship {
-    ///`data` (seen 38 times).
+    /// `data` (seen 38 times).
     #[json("data")]
     pub data: Option<ResourceIdentifier>,
-    ///`links` (seen 42 times).
+    /// `links` (seen 42 times).
     #[json("links")]
     pub links: Option<Links>,
-    ///`meta` (seen 0 times).
+    /// `meta` (seen 0 times).
     #[json("meta")]
     pub meta: Option<Map<String, Value>>,
     /// Keys this model does not know, and values of another type than

@@ -5,193 +5,193 @@
 use kustomer_webhooks::{Change, DateTime, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 use super::*;
-///A Kustomer `team` event, inferred from 2 sample(s).
+/// A Kustomer `team` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
 pub struct TeamEvent {
-    ///`changes`. May be null (in 2 sample(s)).
+    /// `changes`. May be null (in 2 sample(s)).
     #[json("changes", nullable)]
     pub changes: Option<TeamChanges>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`data` (in 2 sample(s)).
+    /// `data` (in 2 sample(s)).
     #[json("data")]
     pub data: Team,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Option<Id>,
-    ///`orgName` (in 2 sample(s)).
+    /// `orgName` (in 2 sample(s)).
     #[json("orgName")]
     pub org_name: Option<Str>,
-    ///`partition` (in 2 sample(s)).
+    /// `partition` (in 2 sample(s)).
     #[json("partition")]
     pub partition: Option<Id>,
-    ///`persist` (in 2 sample(s)).
+    /// `persist` (in 2 sample(s)).
     #[json("persist")]
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `TeamAttributes` shape.
+/// The attributes of a `team` (`data.attributes`).
 #[kustomer_webhooks::model]
 pub struct TeamAttributes {
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`deleted` (in 2 sample(s)).
+    /// `deleted` (in 2 sample(s)).
     #[json("deleted")]
     pub deleted: Option<bool>,
-    ///`deletedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `deletedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("deletedAt", any)]
     pub deleted_at: Option<Value>,
-    ///`displayName` (in 2 sample(s)).
+    /// `displayName` (in 2 sample(s)).
     #[json("displayName")]
     pub display_name: Option<Str>,
-    ///`externalId`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `externalId`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("externalId", any)]
     pub external_id: Option<Value>,
-    ///`icon`. May be null (in 2 sample(s)).
+    /// `icon`. May be null (in 2 sample(s)).
     #[json("icon", nullable)]
     pub icon: Option<Str>,
-    ///`importedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `importedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("importedAt", any)]
     pub imported_at: Option<Value>,
-    ///`members` (in 2 sample(s)).
+    /// `members` (in 2 sample(s)).
     #[json("members")]
     pub members: Option<Vec<Id>>,
-    ///`modifiedAt` (in 2 sample(s)).
+    /// `modifiedAt` (in 2 sample(s)).
     #[json("modifiedAt")]
     pub modified_at: Option<DateTime>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`roleGroups` (in 2 sample(s)).
+    /// `roleGroups` (in 2 sample(s)).
     #[json("roleGroups")]
     pub role_groups: Option<Vec<Value>>,
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed attributes of a `team` update: each a `Change` typed like the field.
+/// The changed attributes of a `team` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct TeamAttributeChanges {
-    ///How `createdAt` changed, typed as the attributes field is.
+    /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
     pub created_at: Option<Change<DateTime>>,
-    ///How `deleted` changed, typed as the attributes field is.
+    /// How `deleted` changed, typed as the attributes field is.
     #[json("deleted")]
     pub deleted: Option<Change<bool>>,
-    ///How `deletedAt` changed, typed as the attributes field is.
+    /// How `deletedAt` changed, typed as the attributes field is.
     #[json("deletedAt")]
     pub deleted_at: Option<Change<Value>>,
-    ///How `displayName` changed, typed as the attributes field is.
+    /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
     pub display_name: Option<Change<Str>>,
-    ///How `externalId` changed, typed as the attributes field is.
+    /// How `externalId` changed, typed as the attributes field is.
     #[json("externalId")]
     pub external_id: Option<Change<Value>>,
-    ///How `icon` changed, typed as the attributes field is.
+    /// How `icon` changed, typed as the attributes field is.
     #[json("icon")]
     pub icon: Option<Change<Str>>,
-    ///How `importedAt` changed, typed as the attributes field is.
+    /// How `importedAt` changed, typed as the attributes field is.
     #[json("importedAt")]
     pub imported_at: Option<Change<Value>>,
-    ///How `members` changed, typed as the attributes field is.
+    /// How `members` changed, typed as the attributes field is.
     #[json("members")]
     pub members: Option<Change<Vec<Id>>>,
-    ///How `modifiedAt` changed, typed as the attributes field is.
+    /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
     pub modified_at: Option<Change<DateTime>>,
-    ///How `name` changed, typed as the attributes field is.
+    /// How `name` changed, typed as the attributes field is.
     #[json("name")]
     pub name: Option<Change<Str>>,
-    ///How `roleGroups` changed, typed as the attributes field is.
+    /// How `roleGroups` changed, typed as the attributes field is.
     #[json("roleGroups")]
     pub role_groups: Option<Change<Vec<Value>>>,
-    ///How `updatedAt` changed, typed as the attributes field is.
+    /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `TeamRelationships` shape.
+/// The relationships of a `team` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
 pub struct TeamRelationships {
-    ///`createdBy` (in 2 sample(s)).
+    /// `createdBy` (in 2 sample(s)).
     #[json("createdBy")]
     pub created_by: Relationship,
-    ///`deletedBy`. May be null (in 2 sample(s)).
+    /// `deletedBy`. May be null (in 2 sample(s)).
     #[json("deletedBy", nullable)]
     pub deleted_by: Option<Relationship>,
-    ///`modifiedBy` (in 2 sample(s)).
+    /// `modifiedBy` (in 2 sample(s)).
     #[json("modifiedBy")]
     pub modified_by: Relationship,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed relationships of a `team` update: each a `Change` typed like the field.
+/// The changed relationships of a `team` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct TeamRelationshipChanges {
-    ///How `createdBy` changed, typed as the relationships field is.
+    /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
     pub created_by: Option<Change<Relationship>>,
-    ///How `deletedBy` changed, typed as the relationships field is.
+    /// How `deletedBy` changed, typed as the relationships field is.
     #[json("deletedBy")]
     pub deleted_by: Option<Change<Relationship>>,
-    ///How `modifiedBy` changed, typed as the relationships field is.
+    /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
     pub modified_by: Option<Change<Relationship>>,
-    ///How `org` changed, typed as the relationships field is.
+    /// How `org` changed, typed as the relationships field is.
     #[json("org")]
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `TeamChanges` shape.
+/// What an update of a `team` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
 pub struct TeamChanges {
-    ///`attributes` (in 1 sample(s)).
+    /// `attributes` (in 1 sample(s)).
     #[json("attributes")]
     pub attributes: TeamAttributeChanges,
-    ///`relationships` (in 1 sample(s)).
+    /// `relationships` (in 1 sample(s)).
     #[json("relationships")]
     pub relationships: TeamRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `Team` shape.
+/// A `team` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
 pub struct Team {
-    ///`attributes` (in 2 sample(s)).
+    /// `attributes` (in 2 sample(s)).
     #[json("attributes")]
     pub attributes: TeamAttributes,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`links` (in 2 sample(s)).
+    /// `links` (in 2 sample(s)).
     #[json("links")]
     pub links: Links,
-    ///`relationships` (in 2 sample(s)).
+    /// `relationships` (in 2 sample(s)).
     #[json("relationships")]
     pub relationships: TeamRelationships,
-    ///`type` (in 2 sample(s)).
+    /// `type` (in 2 sample(s)).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
@@ -203,11 +203,11 @@ impl kustomer_webhooks::Resource for Team {
     type Event = TeamEvent;
 }
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.team.create` event."] TeamCreate(TeamEvent) =
+    #[doc = " The `kustomer.team.create` event."] TeamCreate(TeamEvent) =
     "kustomer.team.create" for Team
 );
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.team.update` event."] TeamUpdate(TeamEvent) =
+    #[doc = " The `kustomer.team.update` event."] TeamUpdate(TeamEvent) =
     "kustomer.team.update" for Team
 );
 impl kustomer_webhooks::Envelope for TeamEvent {

@@ -5,217 +5,217 @@
 use kustomer_webhooks::{Change, DateTime, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 use super::*;
-///A Kustomer `user` event, inferred from 2 sample(s).
+/// A Kustomer `user` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
 pub struct UserEvent {
-    ///`changes`. May be null (in 2 sample(s)).
+    /// `changes`. May be null (in 2 sample(s)).
     #[json("changes", nullable)]
     pub changes: Option<UserChanges>,
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`data` (in 2 sample(s)).
+    /// `data` (in 2 sample(s)).
     #[json("data")]
     pub data: User,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Option<Id>,
-    ///`orgName` (in 2 sample(s)).
+    /// `orgName` (in 2 sample(s)).
     #[json("orgName")]
     pub org_name: Option<Str>,
-    ///`partition` (in 2 sample(s)).
+    /// `partition` (in 2 sample(s)).
     #[json("partition")]
     pub partition: Option<Id>,
-    ///`persist` (in 2 sample(s)).
+    /// `persist` (in 2 sample(s)).
     #[json("persist")]
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `UserAttributes` shape.
+/// The attributes of a `user` (`data.attributes`).
 #[kustomer_webhooks::model]
 pub struct UserAttributes {
-    ///`createdAt` (in 2 sample(s)).
+    /// `createdAt` (in 2 sample(s)).
     #[json("createdAt")]
     pub created_at: Option<DateTime>,
-    ///`custom`. May be null (in 2 sample(s)).
+    /// `custom`. May be null (in 2 sample(s)).
     #[json("custom", nullable)]
     pub custom: Option<Map<String, Value>>,
-    ///`deletedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `deletedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("deletedAt", any)]
     pub deleted_at: Option<Value>,
-    ///`displayName`. May be null (in 2 sample(s)).
+    /// `displayName`. May be null (in 2 sample(s)).
     #[json("displayName", nullable)]
     pub display_name: Option<Str>,
-    ///`email` (in 2 sample(s)).
+    /// `email` (in 2 sample(s)).
     #[json("email")]
     pub email: Option<Str>,
-    ///`emailSignature`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `emailSignature`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("emailSignature", any)]
     pub email_signature: Option<Value>,
-    ///`emailVerifiedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `emailVerifiedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("emailVerifiedAt", any)]
     pub email_verified_at: Option<Value>,
-    ///`firstEmailVerifiedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `firstEmailVerifiedAt`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("firstEmailVerifiedAt", any)]
     pub first_email_verified_at: Option<Value>,
-    ///`mobile`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `mobile`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("mobile", any)]
     pub mobile: Option<Value>,
-    ///`modifiedAt` (in 2 sample(s)).
+    /// `modifiedAt` (in 2 sample(s)).
     #[json("modifiedAt")]
     pub modified_at: Option<DateTime>,
-    ///`name` (in 2 sample(s)).
+    /// `name` (in 2 sample(s)).
     #[json("name")]
     pub name: Option<Str>,
-    ///`password`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `password`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("password", any)]
     pub password: Option<Value>,
-    ///`roleGroups` (in 2 sample(s)).
+    /// `roleGroups` (in 2 sample(s)).
     #[json("roleGroups")]
     pub role_groups: Option<Vec<Id>>,
-    ///`roles` (in 2 sample(s)).
+    /// `roles` (in 2 sample(s)).
     #[json("roles")]
     pub roles: Option<Vec<Value>>,
-    ///`seasons`. No type evidence in the samples: any JSON (in 2 sample(s)).
+    /// `seasons`. No type evidence in the samples: any JSON (in 2 sample(s)).
     #[json("seasons", any)]
     pub seasons: Option<Value>,
-    ///`updatedAt` (in 2 sample(s)).
+    /// `updatedAt` (in 2 sample(s)).
     #[json("updatedAt")]
     pub updated_at: Option<DateTime>,
-    ///`userType` (in 2 sample(s)).
+    /// `userType` (in 2 sample(s)).
     #[json("userType")]
     pub user_type: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed attributes of a `user` update: each a `Change` typed like the field.
+/// The changed attributes of a `user` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct UserAttributeChanges {
-    ///How `createdAt` changed, typed as the attributes field is.
+    /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
     pub created_at: Option<Change<DateTime>>,
-    ///How `custom` changed, typed as the attributes field is.
+    /// How `custom` changed, typed as the attributes field is.
     #[json("custom")]
     pub custom: Option<Change<Map<String, Value>>>,
-    ///How `deletedAt` changed, typed as the attributes field is.
+    /// How `deletedAt` changed, typed as the attributes field is.
     #[json("deletedAt")]
     pub deleted_at: Option<Change<Value>>,
-    ///How `displayName` changed, typed as the attributes field is.
+    /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
     pub display_name: Option<Change<Str>>,
-    ///How `email` changed, typed as the attributes field is.
+    /// How `email` changed, typed as the attributes field is.
     #[json("email")]
     pub email: Option<Change<Str>>,
-    ///How `emailSignature` changed, typed as the attributes field is.
+    /// How `emailSignature` changed, typed as the attributes field is.
     #[json("emailSignature")]
     pub email_signature: Option<Change<Value>>,
-    ///How `emailVerifiedAt` changed, typed as the attributes field is.
+    /// How `emailVerifiedAt` changed, typed as the attributes field is.
     #[json("emailVerifiedAt")]
     pub email_verified_at: Option<Change<Value>>,
-    ///How `firstEmailVerifiedAt` changed, typed as the attributes field is.
+    /// How `firstEmailVerifiedAt` changed, typed as the attributes field is.
     #[json("firstEmailVerifiedAt")]
     pub first_email_verified_at: Option<Change<Value>>,
-    ///How `mobile` changed, typed as the attributes field is.
+    /// How `mobile` changed, typed as the attributes field is.
     #[json("mobile")]
     pub mobile: Option<Change<Value>>,
-    ///How `modifiedAt` changed, typed as the attributes field is.
+    /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
     pub modified_at: Option<Change<DateTime>>,
-    ///How `name` changed, typed as the attributes field is.
+    /// How `name` changed, typed as the attributes field is.
     #[json("name")]
     pub name: Option<Change<Str>>,
-    ///How `password` changed, typed as the attributes field is.
+    /// How `password` changed, typed as the attributes field is.
     #[json("password")]
     pub password: Option<Change<Value>>,
-    ///How `roleGroups` changed, typed as the attributes field is.
+    /// How `roleGroups` changed, typed as the attributes field is.
     #[json("roleGroups")]
     pub role_groups: Option<Change<Vec<Id>>>,
-    ///How `roles` changed, typed as the attributes field is.
+    /// How `roles` changed, typed as the attributes field is.
     #[json("roles")]
     pub roles: Option<Change<Vec<Value>>>,
-    ///How `seasons` changed, typed as the attributes field is.
+    /// How `seasons` changed, typed as the attributes field is.
     #[json("seasons")]
     pub seasons: Option<Change<Value>>,
-    ///How `updatedAt` changed, typed as the attributes field is.
+    /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
     pub updated_at: Option<Change<DateTime>>,
-    ///How `userType` changed, typed as the attributes field is.
+    /// How `userType` changed, typed as the attributes field is.
     #[json("userType")]
     pub user_type: Option<Change<Str>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `UserRelationships` shape.
+/// The relationships of a `user` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
 pub struct UserRelationships {
-    ///`createdBy`. May be null (in 2 sample(s)).
+    /// `createdBy`. May be null (in 2 sample(s)).
     #[json("createdBy", nullable)]
     pub created_by: Option<Relationship>,
-    ///`modifiedBy`. May be null (in 2 sample(s)).
+    /// `modifiedBy`. May be null (in 2 sample(s)).
     #[json("modifiedBy", nullable)]
     pub modified_by: Option<Relationship>,
-    ///`org` (in 2 sample(s)).
+    /// `org` (in 2 sample(s)).
     #[json("org")]
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The changed relationships of a `user` update: each a `Change` typed like the field.
+/// The changed relationships of a `user` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
 pub struct UserRelationshipChanges {
-    ///How `createdBy` changed, typed as the relationships field is.
+    /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
     pub created_by: Option<Change<Relationship>>,
-    ///How `modifiedBy` changed, typed as the relationships field is.
+    /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
     pub modified_by: Option<Change<Relationship>>,
-    ///How `org` changed, typed as the relationships field is.
+    /// How `org` changed, typed as the relationships field is.
     #[json("org")]
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `UserChanges` shape.
+/// What an update of a `user` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
 pub struct UserChanges {
-    ///`attributes` (in 1 sample(s)).
+    /// `attributes` (in 1 sample(s)).
     #[json("attributes")]
     pub attributes: UserAttributeChanges,
-    ///`relationships` (in 1 sample(s)).
+    /// `relationships` (in 1 sample(s)).
     #[json("relationships")]
     pub relationships: UserRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-///The `User` shape.
+/// A `user` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
 pub struct User {
-    ///`attributes` (in 2 sample(s)).
+    /// `attributes` (in 2 sample(s)).
     #[json("attributes")]
     pub attributes: UserAttributes,
-    ///`id` (in 2 sample(s)).
+    /// `id` (in 2 sample(s)).
     #[json("id")]
     pub id: Option<Id>,
-    ///`links` (in 2 sample(s)).
+    /// `links` (in 2 sample(s)).
     #[json("links")]
     pub links: Links,
-    ///`relationships` (in 2 sample(s)).
+    /// `relationships` (in 2 sample(s)).
     #[json("relationships")]
     pub relationships: UserRelationships,
-    ///`type` (in 2 sample(s)).
+    /// `type` (in 2 sample(s)).
     #[json("type")]
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
@@ -227,11 +227,11 @@ impl kustomer_webhooks::Resource for User {
     type Event = UserEvent;
 }
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.user.create` event."] UserCreate(UserEvent) =
+    #[doc = " The `kustomer.user.create` event."] UserCreate(UserEvent) =
     "kustomer.user.create" for User
 );
 kustomer_webhooks::__event!(
-    #[doc = "The `kustomer.user.update` event."] UserUpdate(UserEvent) =
+    #[doc = " The `kustomer.user.update` event."] UserUpdate(UserEvent) =
     "kustomer.user.update" for User
 );
 impl kustomer_webhooks::Envelope for UserEvent {

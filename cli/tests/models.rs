@@ -1,0 +1,223 @@
+//! `generate`, `check` and `parse`, run as real processes.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn generate_writes_what_is_committed() {
+    let out = TempDir::new().unwrap();
+    let r = run(&["generate", "--out", out.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for entry in fs::read_dir(Path::new(ROOT).join("runtime/src/models")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            fs::read_to_string(out.path().join(name)).unwrap(),
+            "{}",
+            name.to_string_lossy()
+        );
+    }
+    assert!(
+        r.stdout.contains("generated 7 file(s) from 5 schema(s)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn check_passes_on_the_committed_tree_and_names_stale_files() {
+    let r = run(&["check"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+
+    let models = TempDir::new().unwrap();
+    assert_eq!(
+        run(&["generate", "--out", models.path().to_str().unwrap()]).code,
+        Some(0)
+    );
+    let team = models.path().join("team.rs");
+    fs::write(
+        &team,
+        fs::read_to_string(&team)
+            .unwrap()
+            .replace("pub struct TeamEvent", "pub struct X"),
+    )
+    .unwrap();
+    fs::write(models.path().join("old.rs"), "").unwrap();
+    let r = run(&["check", "--models", models.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains("team.rs: differs from the generated code"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("old.rs: not produced by any schema"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("user.rs"), "{}", r.stderr);
+}
+
+#[test]
+fn parse_prints_event_typing_drift_and_losslessness() {
+    let r = run(&["parse", "schema/samples/kustomer.user.update.json"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "schema/samples/kustomer.user.update.json: kustomer.user.update, typed as a user event, no drift, lossless\n"
+    );
+    let dir = TempDir::new().unwrap();
+    let drifted = write(
+        &dir,
+        "drifted.json",
+        r#"{"name": "kustomer.team.update", "data": {"type": "team", "attributes": {"members": "all", "rev": 1}}}"#,
+    );
+    let r = run(&["parse", &drifted]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("typed as a team event, 1 drifted value, lossless"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("  /data/attributes/members: expected array, found string"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn parse_json_prints_one_line_per_file() {
+    let dir = TempDir::new().unwrap();
+    let unknown = write(
+        &dir,
+        "u.json",
+        r#"{"name": "kustomer.kobject.order.create", "data": {"type": "kobject"}}"#,
+    );
+    let r = run(&[
+        "parse",
+        "--json",
+        "schema/samples/kustomer.customer.create.json",
+        &unknown,
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event"], "kustomer.customer.create");
+    assert_eq!(lines[0]["known"], true);
+    assert_eq!(lines[0]["typed"], true);
+    assert_eq!(lines[0]["drift"], serde_json::json!([]));
+    assert_eq!(lines[0]["lossless"], true);
+    assert_eq!(lines[1]["file"], unknown.as_str());
+    assert_eq!(lines[1]["known"], false);
+    assert_eq!(lines[1]["typed"], false);
+    // The keys come in the documented order.
+    let first = r.stdout.lines().next().unwrap();
+    let at = |k: &str| first.find(&format!("\"{k}\":")).unwrap();
+    let order = ["file", "event", "known", "typed", "drift", "lossless"].map(at);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{first}");
+}
+
+#[test]
+fn parse_emit_round_trips() {
+    let r = run(&[
+        "parse",
+        "--emit",
+        "schema/samples/kustomer.message.update.json",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let emitted: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let original: Value = serde_json::from_str(
+        &fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.message.update.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(emitted, original);
+}
+
+#[test]
+fn parse_errors_name_the_file_and_the_path() {
+    let dir = TempDir::new().unwrap();
+    let cases = [
+        (
+            "array.json",
+            "[1, 2]",
+            "array.json: the body is a JSON array, not an object",
+        ),
+        (
+            "noname.json",
+            r#"{"data": {}}"#,
+            "noname.json: the body has no `name`",
+        ),
+        (
+            "nodata.json",
+            r#"{"name": "kustomer.team.create"}"#,
+            "nodata.json: the body has no `data`",
+        ),
+        (
+            "bad.json",
+            "{\n  \"name\": \"x\",\n  oops\n}",
+            "bad.json:3:3: invalid JSON",
+        ),
+    ];
+    for (file, text, want) in cases {
+        let path = write(&dir, file, text);
+        let r = run(&["parse", &path, "schema/samples/kustomer.team.create.json"]);
+        assert_eq!(r.code, Some(1), "{file}");
+        assert!(r.stderr.contains(want), "{file}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{file}: {}", r.stderr);
+        // The other file is still parsed.
+        assert!(
+            r.stdout.contains("kustomer.team.create, typed"),
+            "{file}: {}",
+            r.stdout
+        );
+    }
+    let missing = run(&["parse", "nowhere.json"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("nowhere.json: "),
+        "{}",
+        missing.stderr
+    );
+}
