@@ -836,8 +836,35 @@ impl<'a> Resource<'a> {
                 let doc = format!(" The `{name}` event.");
                 extra.extend(quote! {
                     kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident);
+                    impl kustomer_webhooks::FromEvent for #v {
+                        const EVENTS: &'static [&'static str] = &[#name];
+                        fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
+                            match event {
+                                super::AnyEvent::#v(e) => Ok(*e),
+                                other => Err(other),
+                            }
+                        }
+                    }
                 });
             }
+            // The envelope stands for every event of the resource: one
+            // handler can take them all.
+            let names = self.events.iter().map(|(_, n)| n);
+            let arms = self.events.iter().map(|(v, _)| {
+                let v = format_ident!("{}", v);
+                quote!(super::AnyEvent::#v(e) => Ok(e.0),)
+            });
+            extra.extend(quote! {
+                impl kustomer_webhooks::FromEvent for #env_ident {
+                    const EVENTS: &'static [&'static str] = &[#(#names),*];
+                    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
+                        match event {
+                            #(#arms)*
+                            other => Err(other),
+                        }
+                    }
+                }
+            });
         } else {
             return Err(self
                 .g

@@ -3,14 +3,65 @@
 //! - `#[model]` turns a plain struct into a drift-tolerant, lossless model:
 //!   it is what the generated models (and models you regenerate for your own
 //!   org) are written with.
-//! - `#[kustomer_webhook]`, the handler attribute, is still to come.
+//! - `#[kustomer_webhook]` registers a handler function.
 //!
 //! Depend on `kustomer-webhooks`, not on this crate directly.
 #![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 
+mod handler;
 mod model;
+
+/// Marks a function as the handler of Kustomer webhook events.
+///
+/// The function takes the event and, optionally, the application's shared
+/// state as `State<T>`; it may be `async` or not (a plain `fn` runs on
+/// tokio's blocking pool), and returns `()` or `Result<(), E>`. Every
+/// function marked so in the binary is found by
+/// `Dispatcher::builder().registered()`, with no central list to keep.
+///
+/// Which events it handles:
+///
+/// - from the parameter type: `CustomerUpdate` is `kustomer.customer.update`;
+///   an envelope such as `CustomerEvent` is every customer event (create and
+///   update share one function); `OtherEvent` is every event without a
+///   generated type (unknown names included);
+/// - or named: `#[kustomer_webhook(event = "kustomer.customer.update")]`, or
+///   several: `#[kustomer_webhook(events = ["kustomer.customer.create",
+///   "kustomer.customer.update"])]`, which must be events of the parameter
+///   type.
+///
+/// ```ignore
+/// use kustomer_webhooks::{kustomer_webhook, CustomerEvent, CustomerUpdate, OtherEvent, State};
+///
+/// #[kustomer_webhook]
+/// async fn on_update(event: CustomerUpdate) -> Result<(), MyError> { Ok(()) }
+///
+/// #[kustomer_webhook(event = "kustomer.conversation.create")]
+/// fn on_new_conversation(event: ConversationEvent, db: State<Db>) { }
+///
+/// #[kustomer_webhook]
+/// async fn on_anything_else(event: OtherEvent) { }
+/// ```
+///
+/// Mistakes are compile errors pointing at the offending token: an unknown
+/// event name (with the closest known one), a parameter that is not an event
+/// type, an event its parameter type does not hold, a wrong number of
+/// parameters, a generic function, use on something that is not a function,
+/// malformed arguments, and an `async fn` whose future is not `Send`.
+#[proc_macro_attribute]
+pub fn kustomer_webhook(args: TokenStream, input: TokenStream) -> TokenStream {
+    handler::expand(args.into(), input.into()).into()
+}
+
+/// The event names `#[kustomer_webhook]` accepts, as an array expression.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __known_events(_input: TokenStream) -> TokenStream {
+    let names = handler::KNOWN_EVENTS;
+    quote::quote!([#(#names),*]).into()
+}
 
 /// Makes a struct a Kustomer model: a tolerant `Deserialize` that never fails
 /// on a value of an unexpected type (the value is kept in `extra` and reported

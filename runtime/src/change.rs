@@ -2,15 +2,14 @@
 //! attribute it describes.
 
 use std::fmt;
-use std::marker::PhantomData;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Key, Marks, Model, Pointer, diff_raw_nullable, field_drift, read_extra, read_field,
-    read_nullable, write_extra, write_field,
+    Key, Marks, Misfit, Model, Pointer, diff_raw_nullable, field_drift, read_extra, read_field,
+    read_in_place, read_nullable, read_option_in_place, write_extra, write_field,
 };
 use crate::{Drift, Op, raw_fallback};
 
@@ -60,15 +59,16 @@ impl<T: Model> Serialize for Change<T> {
     }
 }
 
-struct ChangeVisitor<T>(PhantomData<T>);
+/// Reads a change into a fresh one, in place.
+struct ChangeVisitor<'a, T>(&'a mut Change<T>);
 
-impl<'de, T: Model> Visitor<'de> for ChangeVisitor<T> {
-    type Value = Result<Change<T>, Value>;
+impl<'de, T: Model> Visitor<'de> for ChangeVisitor<'_, T> {
+    type Value = Misfit;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a change object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Change::<T>::default();
+        let out = self.0;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             match key.as_str() {
                 OP => read_field(&mut map, &mut out.op, &mut out.extra, OP)?,
@@ -91,9 +91,9 @@ impl<'de, T: Model> Visitor<'de> for ChangeVisitor<T> {
                 _ => read_extra(&mut map, &mut out.extra, key)?,
             }
         }
-        Ok(Ok(out))
+        Ok(None)
     }
-    raw_fallback!(bool i64 u64 f64 str unit seq);
+    raw_fallback!(in_place: bool i64 u64 f64 str unit seq);
 }
 
 impl<T: Model> Model for Change<T> {
@@ -102,7 +102,21 @@ impl<T: Model> Model for Change<T> {
     fn deserialize_tolerant<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(ChangeVisitor::<T>(PhantomData))
+        read_in_place(d)
+    }
+
+    fn deserialize_tolerant_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Self,
+    ) -> Result<Misfit, D::Error> {
+        d.deserialize_any(ChangeVisitor(slot))
+    }
+
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_in_place(d, slot)
     }
 
     fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {

@@ -126,9 +126,19 @@ macro_rules! __event {
                 ::core::result::Result<Self, $crate::__private::Value>,
                 D::Error,
             > {
-                ::core::result::Result::Ok(
-                    <$envelope as $crate::__private::Model>::deserialize_tolerant(d)?.map($name),
-                )
+                $crate::__private::read_in_place(d)
+            }
+            fn deserialize_tolerant_in_place<'de, D: $crate::__private::Deserializer<'de>>(
+                d: D,
+                slot: &mut Self,
+            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
+                <$envelope as $crate::__private::Model>::deserialize_tolerant_in_place(d, &mut slot.0)
+            }
+            fn deserialize_tolerant_option<'de, D: $crate::__private::Deserializer<'de>>(
+                d: D,
+                slot: &mut ::core::option::Option<Self>,
+            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
+                $crate::__private::read_option_in_place(d, slot)
             }
             fn drift(
                 &self,
@@ -230,7 +240,7 @@ macro_rules! __events {
         pub enum AnyEvent {
             $(
                 #[doc = concat!("`", $typed_name, "`")]
-                $typed($typed),
+                $typed(::std::boxed::Box<$typed>),
             )*
             /// An event without a generated type.
             Other($crate::OtherEvent),
@@ -274,28 +284,46 @@ macro_rules! __events {
             /// Where the payload differs from the models, by JSON Pointer.
             pub fn drift(&self) -> ::std::vec::Vec<$crate::Drift> {
                 match self {
-                    $( AnyEvent::$typed(e) => $crate::__private::drift_of(e), )*
+                    $( AnyEvent::$typed(e) => $crate::__private::drift_of(&**e), )*
                     AnyEvent::Other(_) => ::std::vec::Vec::new(),
                 }
             }
 
-            /// Reads the event named `name` from `d`; `Ok(Err(raw))` when the
-            /// body is not a JSON object.
+            /// Reads the event named `name` from `d` into `out`, where it is
+            /// built in place; `Ok(Some(raw))` when the body is not a JSON
+            /// object (`out` then holds an event of no use).
             #[doc(hidden)]
-            pub fn __read<'de, D: $crate::__private::Deserializer<'de>>(
+            pub fn __read_into<'de, D: $crate::__private::Deserializer<'de>>(
                 name: EventName,
                 d: D,
-            ) -> ::core::result::Result<
-                ::core::result::Result<AnyEvent, $crate::__private::Value>,
-                D::Error,
-            > {
+                out: &mut AnyEvent,
+            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
                 use $crate::__private::Model as _;
-                ::core::result::Result::Ok(match name {
-                    $( EventName::$typed => $typed::deserialize_tolerant(d)?.map(AnyEvent::$typed), )*
-                    name => $crate::__private::Map::<::std::string::String, $crate::__private::Value>
-                        ::deserialize_tolerant(d)?
-                        .map(|body| AnyEvent::Other($crate::OtherEvent { name, body })),
-                })
+                match name {
+                    $(
+                        EventName::$typed => {
+                            // Built in place on the heap: events are large, and
+                            // `AnyEvent` stays small to move around.
+                            let mut event = ::std::boxed::Box::<$typed>::default();
+                            let misfit = $typed::deserialize_tolerant_in_place(d, &mut event)?;
+                            if misfit.is_none() {
+                                *out = AnyEvent::$typed(event);
+                            }
+                            ::core::result::Result::Ok(misfit)
+                        }
+                    )*
+                    name => ::core::result::Result::Ok(
+                        match $crate::__private::Map::<::std::string::String, $crate::__private::Value>
+                            ::deserialize_tolerant(d)?
+                        {
+                            ::core::result::Result::Ok(body) => {
+                                *out = AnyEvent::Other($crate::OtherEvent { name, body });
+                                ::core::option::Option::None
+                            }
+                            ::core::result::Result::Err(raw) => $crate::__private::raw::misfit(raw),
+                        },
+                    ),
+                }
             }
         }
 

@@ -61,6 +61,7 @@
 extern crate self as kustomer_webhooks;
 
 mod change;
+mod dispatch;
 mod event;
 mod macros;
 mod model;
@@ -71,10 +72,14 @@ mod parse;
 mod types;
 
 pub use change::Change;
+pub use dispatch::{
+    BuildError, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, FromEvent, Handler,
+    HandlerError, IntoHandler, IntoHandlerResult, State, registered,
+};
 pub use event::{Envelope, KnownEvent, OtherEvent, Resource};
-pub use kustomer_webhooks_macros::model;
+pub use kustomer_webhooks_macros::{kustomer_webhook, model};
 pub use model::{Drift, Model, Pointer, json_type};
-pub use models::{AnyEvent, EventName};
+pub use models::*;
 pub use parse::{ParseError, Parsed, parse, parse_as};
 /// The JSON library the models are built on (for `Value`, `Map`, `Number`).
 pub use serde_json;
@@ -83,11 +88,60 @@ pub use types::{DateTime, Id, NotAnId, Op, Str};
 /// What the generated models and the macros expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::dispatch::{Registration, lists};
     pub use crate::event::drift_of;
+    pub use inventory;
+
+    // One constructor per handler form, each bound on its own, so that a
+    // mistake in a handler is reported once, on the token it concerns.
+
+    /// Wraps an `async fn(E) -> R`.
+    pub fn async_handler<E, R, F, Fut>(f: F, name: &'static str) -> crate::Handler
+    where
+        E: crate::FromEvent,
+        R: crate::IntoHandlerResult,
+        F: Fn(E) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        crate::IntoHandler::into_handler(f, name)
+    }
+
+    /// Wraps an `async fn(E, State<T>) -> R`.
+    pub fn async_handler_with_state<E, T, R, F, Fut>(f: F, name: &'static str) -> crate::Handler
+    where
+        E: crate::FromEvent,
+        T: Clone + Send + Sync + 'static,
+        R: crate::IntoHandlerResult,
+        F: Fn(E, crate::State<T>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        crate::IntoHandler::into_handler(f, name)
+    }
+
+    /// Wraps a blocking `fn(E) -> R`.
+    pub fn blocking_handler<E, R, F>(f: F, name: &'static str) -> crate::Handler
+    where
+        E: crate::FromEvent,
+        R: crate::IntoHandlerResult + 'static,
+        F: Fn(E) -> R + Send + Sync + 'static,
+    {
+        crate::IntoHandler::into_handler(f, name)
+    }
+
+    /// Wraps a blocking `fn(E, State<T>) -> R`.
+    pub fn blocking_handler_with_state<E, T, R, F>(f: F, name: &'static str) -> crate::Handler
+    where
+        E: crate::FromEvent,
+        T: Clone + Send + Sync + 'static,
+        R: crate::IntoHandlerResult + 'static,
+        F: Fn(E, crate::State<T>) -> R + Send + Sync + 'static,
+    {
+        crate::IntoHandler::into_handler(f, name)
+    }
     pub use crate::model::{
-        Key, Marks, Model, Pointer, Tolerant, TolerantNullable, diff_raw_nullable, field_drift,
-        raw, read_any, read_extra, read_field, read_nullable, read_required, write_extra,
-        write_field,
+        Key, Marks, Misfit, Model, Pointer, Tolerant, TolerantNullable, diff_raw_nullable,
+        field_drift, raw, read_any, read_extra, read_field, read_in_place, read_nullable,
+        read_option_in_place, read_required, write_extra, write_field,
     };
     pub use serde::de::{Deserializer, MapAccess, Visitor};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};

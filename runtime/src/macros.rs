@@ -74,9 +74,16 @@ macro_rules! __model {
                 ::core::result::Result<Self, $crate::__private::Value>,
                 D::Error,
             > {
-                struct V;
-                impl<'de> $crate::__private::Visitor<'de> for V {
-                    type Value = ::core::result::Result<$name, $crate::__private::Value>;
+                $crate::__private::read_in_place(d)
+            }
+
+            fn deserialize_tolerant_in_place<'de, D: $crate::__private::Deserializer<'de>>(
+                d: D,
+                slot: &mut Self,
+            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
+                struct V<'a>(&'a mut $name);
+                impl<'de> $crate::__private::Visitor<'de> for V<'_> {
+                    type Value = $crate::__private::Misfit;
                     fn expecting(
                         &self,
                         f: &mut ::core::fmt::Formatter<'_>,
@@ -87,7 +94,7 @@ macro_rules! __model {
                         self,
                         mut map: A,
                     ) -> ::core::result::Result<Self::Value, A::Error> {
-                        let mut out = $name::default();
+                        let out = self.0;
                         $( $crate::__model!(@init $kind out $idx); )*
                         while let ::core::option::Option::Some(key) =
                             map.next_key::<$crate::__private::Key<'de>>()?
@@ -97,11 +104,18 @@ macro_rules! __model {
                                 _ => $crate::__private::read_extra(&mut map, &mut out.extra, key)?,
                             }
                         }
-                        ::core::result::Result::Ok(::core::result::Result::Ok(out))
+                        ::core::result::Result::Ok(::core::option::Option::None)
                     }
-                    $crate::raw_fallback!(bool i64 u64 f64 str unit seq);
+                    $crate::raw_fallback!(in_place: bool i64 u64 f64 str unit seq);
                 }
-                d.deserialize_any(V)
+                d.deserialize_any(V(slot))
+            }
+
+            fn deserialize_tolerant_option<'de, D: $crate::__private::Deserializer<'de>>(
+                d: D,
+                slot: &mut ::core::option::Option<Self>,
+            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
+                $crate::__private::read_option_in_place(d, slot)
             }
 
             fn drift(

@@ -102,6 +102,47 @@ pub trait Model: Sized + Serialize {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error>;
 
+    /// Reads one JSON value into `slot`, which holds a value none of whose
+    /// fields has been read yet (`Default::default()` for the structs):
+    /// `Ok(None)` when it has this type (`slot` holds it), `Ok(Some(raw))`
+    /// when it does not (`slot` is left as it was). See [`Misfit`].
+    ///
+    /// The structs fill `slot` field by field, so that a large struct is
+    /// built where it is kept rather than moved there.
+    #[doc(hidden)]
+    fn deserialize_tolerant_in_place<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Self,
+    ) -> Result<Misfit, D::Error> {
+        Ok(match Self::deserialize_tolerant(d)? {
+            Ok(v) => {
+                *slot = v;
+                None
+            }
+            Err(raw) => Some(Box::new(raw)),
+        })
+    }
+
+    /// Reads one JSON value into an optional `slot`: `Ok(None)` with
+    /// `Some(value)` in `slot` when it has this type, `Ok(Some(raw))` with
+    /// `None` in `slot` when it does not.
+    #[doc(hidden)]
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        Ok(match Self::deserialize_tolerant(d)? {
+            Ok(v) => {
+                *slot = Some(v);
+                None
+            }
+            Err(raw) => {
+                *slot = None;
+                Some(Box::new(raw))
+            }
+        })
+    }
+
     /// Adds the drift found inside this value (kept in `extra` maps) to `out`.
     fn drift(&self, _pointer: &mut Pointer, _out: &mut Vec<Drift>) {}
 
@@ -165,6 +206,169 @@ impl<'de, T: Model> Visitor<'de> for TolerantNullable<T> {
     }
 }
 
+/// What reading into place returns: `None` when the value had the type
+/// expected, else the raw value, to keep in an `extra` map.
+///
+/// Boxed, so that the result of a read (with its error) is two words,
+/// returned in registers: most reads fit, and pay nothing for the rare one
+/// that does not.
+pub type Misfit = Option<Box<Value>>;
+
+/// The [`DeserializeSeed`] that reads a `T` tolerantly into a slot (see
+/// [`Model::deserialize_tolerant_in_place`]).
+struct InPlace<'a, T>(&'a mut T);
+
+impl<'de, T: Model> DeserializeSeed<'de> for InPlace<'_, T> {
+    type Value = Misfit;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        T::deserialize_tolerant_in_place(d, self.0)
+    }
+}
+
+/// The [`DeserializeSeed`] that reads a `T` tolerantly into an optional slot
+/// (see [`Model::deserialize_tolerant_option`]).
+struct OptionInPlace<'a, T>(&'a mut Option<T>);
+
+impl<'de, T: Model> DeserializeSeed<'de> for OptionInPlace<'_, T> {
+    type Value = Misfit;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        T::deserialize_tolerant_option(d, self.0)
+    }
+}
+
+/// The [`DeserializeSeed`] that reads a nullable `T` tolerantly into an
+/// optional slot: `None` in it for null.
+struct NullableInPlace<'a, T>(&'a mut Option<T>);
+
+impl<'de, T: Model> DeserializeSeed<'de> for NullableInPlace<'_, T> {
+    type Value = Misfit;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Model> Visitor<'de> for NullableInPlace<'_, T> {
+    type Value = Misfit;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} or null", T::EXPECTED)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        *self.0 = None;
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        *self.0 = None;
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        T::deserialize_tolerant_option(d, self.0)
+    }
+}
+
+/// Reads a `T` the way [`Model::deserialize_tolerant`] does, through
+/// [`Model::deserialize_tolerant_in_place`] (for the structs).
+pub fn read_in_place<'de, D: Deserializer<'de>, T: Model + Default>(
+    d: D,
+) -> Result<Result<T, Value>, D::Error> {
+    let mut out = T::default();
+    Ok(match T::deserialize_tolerant_in_place(d, &mut out)? {
+        None => Ok(out),
+        Some(raw) => Err(*raw),
+    })
+}
+
+/// [`Model::deserialize_tolerant_option`] for a `T` that fills a slot in
+/// place (the structs): a fresh `T` is put in `slot` and filled there.
+#[inline]
+pub fn read_option_in_place<'de, D: Deserializer<'de>, T: Model + Default>(
+    d: D,
+    slot: &mut Option<T>,
+) -> Result<Misfit, D::Error> {
+    let raw = T::deserialize_tolerant_in_place(d, slot.insert(T::default()))?;
+    if raw.is_some() {
+        *slot = None;
+    }
+    Ok(raw)
+}
+
+/// [`Model::deserialize_tolerant_option`] for a type read by `visitor` (a
+/// visitor whose value is `Result<T, Value>`): what it reads goes straight
+/// into `slot`, and only a [`Misfit`] is returned.
+#[inline]
+pub fn read_option_with<'de, D, T, V>(
+    d: D,
+    slot: &mut Option<T>,
+    visitor: V,
+) -> Result<Misfit, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Visitor<'de, Value = Result<T, Value>>,
+{
+    d.deserialize_any(ToSlot { slot, visitor })
+}
+
+/// The visitor of [`read_option_with`].
+struct ToSlot<'a, T, V> {
+    slot: &'a mut Option<T>,
+    visitor: V,
+}
+
+impl<T> ToSlot<'_, T, ()> {
+    #[inline(always)]
+    fn put<E>(slot: &mut Option<T>, read: Result<Result<T, Value>, E>) -> Result<Misfit, E> {
+        Ok(match read? {
+            Ok(v) => {
+                *slot = Some(v);
+                None
+            }
+            Err(raw) => {
+                *slot = None;
+                raw::misfit(raw)
+            }
+        })
+    }
+}
+
+impl<'de, T, V: Visitor<'de, Value = Result<T, Value>>> Visitor<'de> for ToSlot<'_, T, V> {
+    type Value = Misfit;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.visitor.expecting(f)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_i64(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_u64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_f64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_str(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_borrowed_str(v))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_string(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_unit())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Misfit, E> {
+        ToSlot::put(self.slot, self.visitor.visit_none())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Misfit, A::Error> {
+        ToSlot::put(self.slot, self.visitor.visit_seq(seq))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Misfit, A::Error> {
+        ToSlot::put(self.slot, self.visitor.visit_map(map))
+    }
+}
+
 /// Drift inside a raw value that was kept for a nullable field.
 pub fn diff_raw_nullable<T: Model>(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
     if !raw.is_null() {
@@ -197,6 +401,11 @@ pub mod raw {
         Ok(Value::Object(m))
     }
 
+    /// A value that did not fit, as a [`Misfit`].
+    pub fn misfit(v: Value) -> Misfit {
+        Some(Box::new(v))
+    }
+
     /// A float as raw JSON (non-finite floats do not occur in JSON).
     pub fn float(f: f64) -> Value {
         serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
@@ -207,51 +416,58 @@ pub mod raw {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! raw_fallback {
-    ($($method:ident)*) => { $( $crate::raw_fallback!(@one $method); )* };
-    (@one bool) => {
+    // `Self::Value` is `Misfit`: `Some(raw)` for what did not fit.
+    (in_place: $($method:ident)*) => {
+        $( $crate::raw_fallback!(@one $crate::__private::raw::misfit, $method); )*
+    };
+    // `Self::Value` is `Result<T, Value>`: `Err(raw)` for what did not fit.
+    ($($method:ident)*) => {
+        $( $crate::raw_fallback!(@one ::core::result::Result::Err, $method); )*
+    };
+    (@one $wrap:path, bool) => {
         fn visit_bool<E: ::serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::Bool(v)))
+            Ok($wrap(::serde_json::Value::Bool(v)))
         }
     };
-    (@one i64) => {
+    (@one $wrap:path, i64) => {
         fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::from(v)))
+            Ok($wrap(::serde_json::Value::from(v)))
         }
     };
-    (@one u64) => {
+    (@one $wrap:path, u64) => {
         fn visit_u64<E: ::serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::from(v)))
+            Ok($wrap(::serde_json::Value::from(v)))
         }
     };
-    (@one f64) => {
+    (@one $wrap:path, f64) => {
         fn visit_f64<E: ::serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Err($crate::__private::raw::float(v)))
+            Ok($wrap($crate::__private::raw::float(v)))
         }
     };
-    (@one str) => {
+    (@one $wrap:path, str) => {
         fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::String(v.to_owned())))
+            Ok($wrap(::serde_json::Value::String(v.to_owned())))
         }
         fn visit_string<E: ::serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::String(v)))
+            Ok($wrap(::serde_json::Value::String(v)))
         }
     };
-    (@one unit) => {
+    (@one $wrap:path, unit) => {
         fn visit_unit<E: ::serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::Null))
+            Ok($wrap(::serde_json::Value::Null))
         }
         fn visit_none<E: ::serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Err(::serde_json::Value::Null))
+            Ok($wrap(::serde_json::Value::Null))
         }
     };
-    (@one seq) => {
+    (@one $wrap:path, seq) => {
         fn visit_seq<A: ::serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Ok(Err($crate::__private::raw::seq(seq)?))
+            Ok($wrap($crate::__private::raw::seq(seq)?))
         }
     };
-    (@one map) => {
+    (@one $wrap:path, map) => {
         fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Ok(Err($crate::__private::raw::map(map)?))
+            Ok($wrap($crate::__private::raw::map(map)?))
         }
     };
 }
@@ -261,6 +477,7 @@ pub struct Key<'de>(pub std::borrow::Cow<'de, str>);
 
 impl Key<'_> {
     /// The key.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -291,37 +508,55 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 /// Per-field marks of a struct: which nullable fields were `null` in the
 /// payload (rather than absent), and which required fields were absent or
 /// drifted, so that re-serialising writes back exactly what was received.
+///
+/// Sixteen bytes: every struct holds one, and the large events are built of
+/// many structs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Marks {
-    low: u128,
-    high: Vec<u32>,
+    /// Fields 0 to 63.
+    low: u64,
+    /// The marked fields from 64 on; `None` when there are none.
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer keeps `Marks` at sixteen bytes"
+    )]
+    high: Option<Box<Vec<u32>>>,
 }
 
 impl Marks {
     /// Marks field `i`.
+    #[inline]
     pub fn set(&mut self, i: u32) {
-        if i < 128 {
+        if i < 64 {
             self.low |= 1 << i;
-        } else if !self.high.contains(&i) {
-            self.high.push(i);
+        } else {
+            let high = self.high.get_or_insert_with(Box::default);
+            if !high.contains(&i) {
+                high.push(i);
+            }
         }
     }
 
     /// Clears the mark of field `i`.
+    #[inline]
     pub fn clear(&mut self, i: u32) {
-        if i < 128 {
+        if i < 64 {
             self.low &= !(1 << i);
-        } else {
-            self.high.retain(|&j| j != i);
+        } else if let Some(high) = &mut self.high {
+            high.retain(|&j| j != i);
+            if high.is_empty() {
+                self.high = None;
+            }
         }
     }
 
     /// Whether field `i` is marked.
+    #[inline]
     pub fn get(&self, i: u32) -> bool {
-        if i < 128 {
+        if i < 64 {
             self.low & (1 << i) != 0
         } else {
-            self.high.contains(&i)
+            self.high.as_ref().is_some_and(|high| high.contains(&i))
         }
     }
 }
@@ -330,28 +565,28 @@ impl Marks {
 // Field helpers shared by the generated structs and the hand-written envelope.
 
 /// Reads a field the model types as `T` (never null).
+#[inline]
 pub fn read_field<'de, A: MapAccess<'de>, T: Model>(
     map: &mut A,
     slot: &mut Option<T>,
     extra: &mut Map<String, Value>,
     key: &'static str,
 ) -> Result<(), A::Error> {
-    match map.next_value_seed(Tolerant::<T>::default())? {
-        Ok(v) => {
-            *slot = Some(v);
+    match map.next_value_seed(OptionInPlace(slot))? {
+        None => {
             if !extra.is_empty() {
                 extra.remove(key);
             }
         }
-        Err(raw) => {
-            *slot = None;
-            extra.insert(key.to_owned(), raw);
+        Some(raw) => {
+            extra.insert(key.to_owned(), *raw);
         }
     }
     Ok(())
 }
 
 /// Reads a field the model types as a nullable `T`; field number `i` in `nulls`.
+#[inline]
 pub fn read_nullable<'de, A: MapAccess<'de>, T: Model>(
     map: &mut A,
     slot: &mut Option<T>,
@@ -360,22 +595,20 @@ pub fn read_nullable<'de, A: MapAccess<'de>, T: Model>(
     i: u32,
     key: &'static str,
 ) -> Result<(), A::Error> {
-    match map.next_value_seed(TolerantNullable::<T>::default())? {
-        Ok(v) => {
-            if v.is_none() {
+    match map.next_value_seed(NullableInPlace(slot))? {
+        None => {
+            if slot.is_none() {
                 marks.set(i);
             } else {
                 marks.clear(i);
             }
-            *slot = v;
             if !extra.is_empty() {
                 extra.remove(key);
             }
         }
-        Err(raw) => {
-            *slot = None;
+        Some(raw) => {
             marks.clear(i);
-            extra.insert(key.to_owned(), raw);
+            extra.insert(key.to_owned(), *raw);
         }
     }
     Ok(())
@@ -383,6 +616,7 @@ pub fn read_nullable<'de, A: MapAccess<'de>, T: Model>(
 
 /// Reads a field the model requires (a struct): absent or drifted, it keeps
 /// its default and field number `i` is marked, so it is not written back.
+#[inline]
 pub fn read_required<'de, A: MapAccess<'de>, T: Model + Default>(
     map: &mut A,
     slot: &mut T,
@@ -391,18 +625,21 @@ pub fn read_required<'de, A: MapAccess<'de>, T: Model + Default>(
     i: u32,
     key: &'static str,
 ) -> Result<(), A::Error> {
-    match map.next_value_seed(Tolerant::<T>::default())? {
-        Ok(v) => {
-            *slot = v;
+    if !marks.get(i) {
+        // Read before (a repeated key): start afresh.
+        *slot = T::default();
+    }
+    match map.next_value_seed(InPlace(slot))? {
+        None => {
             marks.clear(i);
             if !extra.is_empty() {
                 extra.remove(key);
             }
         }
-        Err(raw) => {
-            *slot = T::default();
+        Some(raw) => {
+            // `slot` was left at its default.
             marks.set(i);
-            extra.insert(key.to_owned(), raw);
+            extra.insert(key.to_owned(), *raw);
         }
     }
     Ok(())
@@ -490,6 +727,12 @@ impl Model for bool {
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(BoolVisitor)
     }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, BoolVisitor)
+    }
 }
 
 scalar_visitor!(IntVisitor, i64, "an integer", {
@@ -505,6 +748,12 @@ impl Model for i64 {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(IntVisitor)
+    }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, IntVisitor)
     }
 }
 
@@ -522,6 +771,12 @@ impl Model for serde_json::Number {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(NumberVisitor)
+    }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, NumberVisitor)
     }
 }
 
@@ -549,6 +804,12 @@ impl Model for Map<String, Value> {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(ObjectVisitor)
+    }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, ObjectVisitor)
     }
 }
 
@@ -590,6 +851,12 @@ impl<T: Model> Model for Vec<T> {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(VecVisitor::<T>(PhantomData))
+    }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, VecVisitor::<T>(PhantomData))
     }
     fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         for (i, item) in self.iter().enumerate() {

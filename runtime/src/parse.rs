@@ -1,8 +1,11 @@
 //! Bytes in, a typed event out.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::Drift;
 use crate::model::Key;
@@ -80,17 +83,57 @@ impl Parsed<'_> {
 /// the models (see [`Parsed::drift`]); any other name parses into
 /// [`OtherEvent`](crate::OtherEvent). Only a body that is not a JSON object,
 /// or lacks `name` or `data`, is an error.
+#[inline]
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    let name = peek_name(body)?;
-    read(body, EventName::from(name.as_str()))
+    let mut parsed = Parsed {
+        raw: body,
+        event: placeholder(),
+    };
+    parse_into(body, &mut parsed.event)?;
+    Ok(parsed)
 }
 
 /// Parses an event body whose name was given by the request
 /// (`X-Kustomer-Webhook-Event`), checking the body's `name` agrees.
+#[inline]
 pub fn parse_as<'a>(body: &'a [u8], header_name: &str) -> Result<Parsed<'a>, ParseError> {
-    let parsed = read(body, EventName::from(header_name))?;
-    match parsed.event.envelope().event_name() {
-        Some(n) if n == header_name => Ok(parsed),
+    let mut parsed = Parsed {
+        raw: body,
+        event: placeholder(),
+    };
+    parse_as_into(body, header_name, &mut parsed.event)?;
+    Ok(parsed)
+}
+
+/// What the parse functions build the event over, in place (the events are
+/// large: moving one costs more than reading a small body).
+fn placeholder() -> AnyEvent {
+    AnyEvent::Other(crate::OtherEvent {
+        name: EventName::Unknown(crate::Str::default()),
+        body: serde_json::Map::new(),
+    })
+}
+
+fn parse_into(body: &[u8], out: &mut AnyEvent) -> Result<(), ParseError> {
+    // A body that is UTF-8 throughout (every body but a malformed one) is
+    // read as text, so that its strings are not checked again one by one.
+    let found = match std::str::from_utf8(body) {
+        Ok(text) => read_named(serde_json::Deserializer::from_str(text), out),
+        Err(_) => read_named(serde_json::Deserializer::from_slice(body), out),
+    };
+    match found {
+        Found::Event => {}
+        Found::After(name) => read(body, name, out)?,
+        Found::Error(e) => return Err(e),
+    }
+    has_data(out)
+}
+
+fn parse_as_into(body: &[u8], header_name: &str, out: &mut AnyEvent) -> Result<(), ParseError> {
+    read(body, EventName::from(header_name), out)?;
+    has_data(out)?;
+    match out.envelope().event_name() {
+        Some(n) if n == header_name => Ok(()),
         Some(n) => Err(ParseError::NameMismatch {
             header: header_name.to_owned(),
             body: n.to_owned(),
@@ -99,22 +142,38 @@ pub fn parse_as<'a>(body: &'a [u8], header_name: &str) -> Result<Parsed<'a>, Par
     }
 }
 
-fn read(body: &[u8], name: EventName) -> Result<Parsed<'_>, ParseError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let event = match AnyEvent::__read(name, &mut de) {
-        Ok(Ok(event)) => event,
-        Ok(Err(raw)) => {
-            return Err(ParseError::NotAnObject {
-                found: crate::json_type(&raw),
-            });
-        }
-        Err(e) => return Err(invalid(&e)),
-    };
-    de.end().map_err(|e| invalid(&e))?;
-    if !event.envelope().has_data() {
-        return Err(ParseError::MissingData);
+fn has_data(event: &AnyEvent) -> Result<(), ParseError> {
+    if event.envelope().has_data() {
+        Ok(())
+    } else {
+        Err(ParseError::MissingData)
     }
-    Ok(Parsed { raw: body, event })
+}
+
+/// Reads the event named `name` from `body` into `out`.
+fn read(body: &[u8], name: EventName, out: &mut AnyEvent) -> Result<(), ParseError> {
+    let raw = match std::str::from_utf8(body) {
+        Ok(text) => read_into(serde_json::Deserializer::from_str(text), name, out),
+        Err(_) => read_into(serde_json::Deserializer::from_slice(body), name, out),
+    };
+    match raw.map_err(|e| invalid(&e))? {
+        None => Ok(()),
+        Some(raw) => Err(ParseError::NotAnObject {
+            found: crate::json_type(&raw),
+        }),
+    }
+}
+
+fn read_into<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    name: EventName,
+    out: &mut AnyEvent,
+) -> Result<crate::model::Misfit, serde_json::Error> {
+    let raw = AnyEvent::__read_into(name, &mut de, out)?;
+    if raw.is_none() {
+        de.end()?;
+    }
+    Ok(raw)
 }
 
 fn invalid(e: &serde_json::Error) -> ParseError {
@@ -130,69 +189,233 @@ fn invalid(e: &serde_json::Error) -> ParseError {
     }
 }
 
-/// Finds the top-level `name` without reading the rest of the body: it stops
-/// as soon as the name is read (Kustomer sends it second).
-fn peek_name(body: &[u8]) -> Result<String, ParseError> {
-    struct Peek<'a>(&'a mut Option<Result<String, ParseError>>);
+/// What reading a body by its own `name` came to.
+enum Found {
+    /// The event, read into place.
+    Event,
+    /// Its name, found after an object or array that was read past before
+    /// the name was known: the body is to be read again, by that name.
+    After(EventName),
+    /// Not an event.
+    Error(ParseError),
+}
 
-    impl<'de> Visitor<'de> for Peek<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an event envelope")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<Key<'de>>()? {
-                if key.as_str() == "name" {
-                    let name = map.next_value::<serde_json::Value>()?;
-                    *self.0 = Some(match name {
-                        serde_json::Value::String(s) => Ok(s),
-                        _ => Err(ParseError::MissingName),
-                    });
-                    // Found: stop here rather than read the rest.
-                    return Err(de::Error::custom(STOP));
-                }
-                map.next_value::<IgnoredAny>()?;
+/// Reads the body's `name`, then the event it names, in one pass.
+///
+/// Kustomer sends `name` second, after `id`: the values before it are kept
+/// (strings borrowed from the body) and handed to the event once its type is
+/// known. An object or array before the name is read past instead, and the
+/// body read again (see [`Found::After`]).
+fn read_named<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    out: &mut AnyEvent,
+) -> Found {
+    let mut stop = None;
+    let result = (&mut de).deserialize_any(Named {
+        out,
+        stop: &mut stop,
+    });
+    if let Some(found) = stop {
+        return found;
+    }
+    match result.and_then(|()| de.end()) {
+        Ok(()) => Found::Event,
+        Err(e) => Found::Error(invalid(&e)),
+    }
+}
+
+/// The error a visitor returns to stop reading, once it has set its outcome.
+const STOP: &str = "\u{0}stop";
+
+/// The visitor of [`read_named`]: on a stop, it sets `stop` and fails with
+/// [`STOP`].
+struct Named<'o> {
+    out: &'o mut AnyEvent,
+    stop: &'o mut Option<Found>,
+}
+
+impl Named<'_> {
+    fn not_an_object<E: de::Error>(self, found: &'static str) -> Result<(), E> {
+        self.stop_with(Found::Error(ParseError::NotAnObject { found }))
+    }
+
+    fn stop_with<E: de::Error>(self, found: Found) -> Result<(), E> {
+        *self.stop = Some(found);
+        Err(E::custom(STOP))
+    }
+}
+
+impl<'de> Visitor<'de> for Named<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event envelope")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut early = Early::default();
+        let mut read_past = false;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value = map.next_value::<EarlyValue<'de>>()?;
+            if key.as_str() != "name" {
+                read_past |= matches!(value, EarlyValue::ReadPast);
+                early.push(key, value);
+                continue;
             }
-            *self.0 = Some(Err(ParseError::MissingName));
-            Ok(())
+            let EarlyValue::Str(name) = &value else {
+                return self.stop_with(Found::Error(ParseError::MissingName));
+            };
+            let name = EventName::from(name.as_ref());
+            if read_past {
+                return self.stop_with(Found::After(name));
+            }
+            early.push(key, value);
+            let rest = Replay {
+                early: early.into_iter(),
+                value: None,
+                rest: map,
+            };
+            AnyEvent::__read_into(name, MapAccessDeserializer::new(rest), self.out)?;
+            return Ok(());
         }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            self.not_an_object("boolean")
+        *self.stop = Some(Found::Error(ParseError::MissingName));
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.not_an_object("boolean")
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.not_an_object("number")
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.not_an_object("number")
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.not_an_object("number")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.not_an_object("string")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.not_an_object("null")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.not_an_object("array")
+    }
+}
+
+/// A value read before the event's name was known.
+enum EarlyValue<'de> {
+    /// A string, borrowed from the body when it has no escapes.
+    Str(Cow<'de, str>),
+    /// `null`, a boolean or a number.
+    Scalar(serde_json::Value),
+    /// An object or an array, read past.
+    ReadPast,
+}
+
+impl<'de> Deserialize<'de> for EarlyValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EarlyValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Scalar(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Scalar(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Scalar(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Scalar(crate::model::raw::float(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(EarlyValue::Scalar(serde_json::Value::Null))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(EarlyValue::ReadPast)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EarlyValue::ReadPast)
+            }
         }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            self.not_an_object("number")
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            self.not_an_object("number")
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            self.not_an_object("number")
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-            self.not_an_object("string")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-            self.not_an_object("null")
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-            self.not_an_object("array")
+        d.deserialize_any(V)
+    }
+}
+
+/// The entries before the name: a few, kept without allocating.
+#[derive(Default)]
+struct Early<'de> {
+    first: [Option<(Key<'de>, EarlyValue<'de>)>; 4],
+    more: Vec<(Key<'de>, EarlyValue<'de>)>,
+}
+
+impl<'de> Early<'de> {
+    fn push(&mut self, key: Key<'de>, value: EarlyValue<'de>) {
+        match self.first.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some((key, value)),
+            None => self.more.push((key, value)),
         }
     }
 
-    impl Peek<'_> {
-        fn not_an_object<E: de::Error>(self, found: &'static str) -> Result<(), E> {
-            *self.0 = Some(Err(ParseError::NotAnObject { found }));
-            Err(E::custom(STOP))
+    fn into_iter(self) -> impl Iterator<Item = (Key<'de>, EarlyValue<'de>)> {
+        self.first.into_iter().flatten().chain(self.more)
+    }
+}
+
+/// The envelope's entries: those read before the name, then the rest.
+struct Replay<'de, I, A> {
+    early: I,
+    /// The value of the early key just handed out.
+    value: Option<EarlyValue<'de>>,
+    rest: A,
+}
+
+impl<'de, I, A> MapAccess<'de> for Replay<'de, I, A>
+where
+    I: Iterator<Item = (Key<'de>, EarlyValue<'de>)>,
+    A: MapAccess<'de>,
+{
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some((key, value)) = self.early.next() else {
+            return self.rest.next_key_seed(seed);
+        };
+        self.value = Some(value);
+        match key.0 {
+            Cow::Borrowed(k) => seed.deserialize(BorrowedStrDeserializer::new(k)),
+            Cow::Owned(k) => seed.deserialize(StringDeserializer::new(k)),
         }
+        .map(Some)
     }
 
-    const STOP: &str = "\u{0}stop";
-    let mut found = None;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let result = (&mut de).deserialize_any(Peek(&mut found));
-    match (found, result) {
-        (Some(r), _) => r,
-        (None, Err(e)) => Err(invalid(&e)),
-        (None, Ok(())) => Err(ParseError::MissingName),
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        match self.value.take() {
+            Some(EarlyValue::Str(Cow::Borrowed(v))) => {
+                seed.deserialize(BorrowedStrDeserializer::new(v))
+            }
+            Some(EarlyValue::Str(Cow::Owned(v))) => seed.deserialize(StringDeserializer::new(v)),
+            Some(EarlyValue::Scalar(v)) => seed.deserialize(v).map_err(de::Error::custom),
+            // Never handed out: a body with one is read again.
+            Some(EarlyValue::ReadPast) | None => self.rest.next_value_seed(seed),
+        }
     }
 }

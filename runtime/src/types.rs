@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::model::Model;
+use crate::model::{Misfit, Model, read_option_with};
 use crate::raw_fallback;
 
 /// A string from a payload. Up to 24 bytes are stored inline, without
@@ -103,6 +103,12 @@ impl Model for Str {
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(StrVisitor)
     }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, StrVisitor)
+    }
 }
 
 /// A Kustomer object id: 24 lowercase hexadecimal digits, stored inline.
@@ -124,8 +130,10 @@ impl Id {
     /// The id, if `s` is one.
     pub fn parse(s: &str) -> Option<Id> {
         let b: [u8; 24] = s.as_bytes().try_into().ok()?;
+        // Every byte is checked, without stopping early, so that the check
+        // compiles to a few vector instructions.
         b.iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            .fold(true, |hex, c| hex & matches!(c, b'0'..=b'9' | b'a'..=b'f'))
             .then_some(Id(b))
     }
 }
@@ -188,6 +196,12 @@ impl Model for Id {
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(IdVisitor)
     }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, IdVisitor)
+    }
 }
 
 /// An ISO 8601 date-time, with or without fractional seconds.
@@ -217,10 +231,15 @@ impl DateTime {
     /// Parses an RFC 3339 / ISO 8601 date-time (`2021-04-26T21:33:54.763Z`,
     /// `2021-04-26T21:33:54Z`, `2021-04-26T23:33:54+02:00`).
     pub fn parse(s: &str) -> Option<DateTime> {
+        let b = s.as_bytes();
+        // chrono also takes a space for the `T`, and U+2212 for the offset's
+        // minus sign; RFC 3339 takes neither.
+        if !s.is_ascii() || !matches!(b.get(10), Some(b'T' | b't')) {
+            return None;
+        }
         let at = chrono::DateTime::parse_from_rfc3339(s)
             .ok()?
             .with_timezone(&chrono::Utc);
-        let b = s.as_bytes();
         let digits = match b.len() {
             20 => 0,
             24 => 3,
@@ -267,7 +286,13 @@ impl From<chrono::DateTime<chrono::Utc>> for DateTime {
 impl FromStr for DateTime {
     type Err = chrono::ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        chrono::DateTime::parse_from_rfc3339(s)?;
+        // What `parse` rejects beyond chrono (a space, a non-ASCII character)
+        // is made to fail chrono too, so the error is chrono's own.
+        let strict: String = s
+            .chars()
+            .map(|c| if c == ' ' || !c.is_ascii() { '_' } else { c })
+            .collect();
+        chrono::DateTime::parse_from_rfc3339(&strict)?;
         Ok(DateTime::parse(s).unwrap_or_else(|| DateTime::from(chrono::DateTime::UNIX_EPOCH)))
     }
 }
@@ -329,6 +354,12 @@ impl Model for DateTime {
         d: D,
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(DateTimeVisitor)
+    }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, DateTimeVisitor)
     }
 }
 
@@ -401,6 +432,12 @@ impl Model for Op {
     ) -> Result<Result<Self, Value>, D::Error> {
         d.deserialize_any(OpVisitor)
     }
+    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
+        d: D,
+        slot: &mut Option<Self>,
+    ) -> Result<Misfit, D::Error> {
+        read_option_with(d, slot, OpVisitor)
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +463,11 @@ mod tests {
         assert_eq!(a.utc(), b.utc());
         assert!(DateTime::parse("2021-04-26").is_none());
         assert!(DateTime::parse("yesterday").is_none());
+        // chrono takes these; RFC 3339 does not.
+        for s in ["2021-04-26 21:33:54Z", "2021-04-26T21:33:54\u{2212}02:00"] {
+            assert!(DateTime::parse(s).is_none(), "{s}");
+            assert!(s.parse::<DateTime>().is_err(), "{s}");
+        }
     }
 
     #[test]

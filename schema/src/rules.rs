@@ -183,6 +183,7 @@ pub fn is_date_time(s: &str) -> bool {
     // The cheap shape test first: most strings are rejected without parsing.
     let b = s.as_bytes();
     b.len() >= 20
+        && s.is_ascii()
         && b[4] == b'-'
         && b[10] == b'T'
         && chrono::DateTime::parse_from_rfc3339(s).is_ok()
@@ -281,6 +282,7 @@ mod tests {
         assert!(!is_date_time("2021-13-26T21:33:54.763Z"));
         assert!(!is_date_time("not a date at all, no"));
         assert!(!is_date_time("ééééééééééééééééééééé"));
+        assert!(!is_date_time("2021-04-26T21:33:54\u{2212}01:00"));
     }
 
     #[test]

@@ -515,10 +515,41 @@ kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =
     "kustomer.customer.create" for Customer
 );
+impl kustomer_webhooks::FromEvent for CustomerCreate {
+    const EVENTS: &'static [&'static str] = &["kustomer.customer.create"];
+    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
+        match event {
+            super::AnyEvent::CustomerCreate(e) => Ok(*e),
+            other => Err(other),
+        }
+    }
+}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.update` event."] CustomerUpdate(CustomerEvent) =
     "kustomer.customer.update" for Customer
 );
+impl kustomer_webhooks::FromEvent for CustomerUpdate {
+    const EVENTS: &'static [&'static str] = &["kustomer.customer.update"];
+    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
+        match event {
+            super::AnyEvent::CustomerUpdate(e) => Ok(*e),
+            other => Err(other),
+        }
+    }
+}
+impl kustomer_webhooks::FromEvent for CustomerEvent {
+    const EVENTS: &'static [&'static str] = &[
+        "kustomer.customer.create",
+        "kustomer.customer.update",
+    ];
+    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
+        match event {
+            super::AnyEvent::CustomerCreate(e) => Ok(e.0),
+            super::AnyEvent::CustomerUpdate(e) => Ok(e.0),
+            other => Err(other),
+        }
+    }
+}
 impl kustomer_webhooks::Envelope for CustomerEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

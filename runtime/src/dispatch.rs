@@ -1,0 +1,669 @@
+//! Handlers, and the dispatcher that routes each event to its handler.
+//!
+//! A handler is a function taking one event, and optionally the
+//! application's shared state:
+//!
+//! ```
+//! use kustomer_webhooks::{CustomerUpdate, State};
+//!
+//! struct App { name: &'static str }
+//!
+//! async fn on_update(event: CustomerUpdate) {
+//!     println!("customer {:?} updated", event.data.id);
+//! }
+//!
+//! fn on_update_blocking(event: CustomerUpdate, app: State<std::sync::Arc<App>>) -> Result<(), std::io::Error> {
+//!     println!("{} saw rev {:?}", app.name, event.data.attributes.rev);
+//!     Ok(())
+//! }
+//! # let _ = (on_update, on_update_blocking);
+//! ```
+//!
+//! Its parameter says which events it handles: one event type
+//! (`CustomerUpdate`), an envelope (`CustomerEvent`: every customer event), or
+//! [`OtherEvent`] (every event without a generated type, unknown names
+//! included). It returns `()` or `Result<(), E>` for any error type `E` that
+//! converts into a boxed error. Plain `fn`s run on tokio's blocking pool, so
+//! they never block the async runtime; `async fn`s run on it.
+//!
+//! Two handlers for one event are refused when the dispatcher is built
+//! ([`BuildError::Duplicate`]): one delivery means one handler run, so that
+//! the answer Kustomer gets (and whether it retries) is never ambiguous. An
+//! event with no handler is acknowledged as [`Dispatched::NoHandler`].
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::models::{AnyEvent, EventName};
+use crate::{OtherEvent, ParseError, parse, parse_as};
+
+/// The error a handler returns, boxed.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+type Call = dyn Fn(AnyEvent, &Arc<dyn Any + Send + Sync>) -> HandlerFuture + Send + Sync;
+
+/// A type a handler can take as its event parameter.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a Kustomer event type",
+    label = "not an event type",
+    note = "a handler takes an event such as `CustomerUpdate`, an envelope such as `CustomerEvent` (all of that resource's events), or `OtherEvent` (events without a generated type)"
+)]
+pub trait FromEvent: Sized + Send + 'static {
+    /// The events this type stands for. Empty for [`OtherEvent`].
+    const EVENTS: &'static [&'static str];
+    /// Whether this type takes the events without a generated type.
+    const OTHER: bool = false;
+    /// The event as this type, or the event back when it is another one.
+    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent>;
+}
+
+impl FromEvent for OtherEvent {
+    const EVENTS: &'static [&'static str] = &[];
+    const OTHER: bool = true;
+    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent> {
+        match event {
+            AnyEvent::Other(e) => Ok(e),
+            other => Err(other),
+        }
+    }
+}
+
+/// Whether `events` lists `name`: usable in constants, so a handler naming an
+/// event its parameter type cannot hold fails to compile.
+pub const fn lists(events: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < events.len() {
+        let (a, b) = (events[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// What a handler may return: `()` or `Result<(), E>`.
+#[diagnostic::on_unimplemented(
+    message = "a Kustomer handler returns `()` or `Result<(), E>`, not `{Self}`",
+    label = "this is what the handler returns",
+    note = "`E` may be any error type that converts into `Box<dyn Error + Send + Sync>`"
+)]
+pub trait IntoHandlerResult {
+    /// The outcome as a `Result`.
+    fn into_handler_result(self) -> Result<(), HandlerError>;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// The application's shared state, as a handler's second parameter; the
+/// dispatcher hands each handler a clone of the state it was built with.
+#[derive(Clone, Debug, Default)]
+pub struct State<T>(pub T);
+
+impl<T> std::ops::Deref for State<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Why a handler run did not succeed.
+enum Failure {
+    Error(HandlerError),
+    Panic(String),
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "a panic without a message".to_owned(),
+        },
+    }
+}
+
+/// Polls a future, turning a panic into a [`Failure::Panic`].
+struct CatchPanic<F>(F);
+
+impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchPanic<F> {
+    type Output = Result<(), Failure>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(r)) => Poll::Ready(r.map_err(Failure::Error)),
+            Err(payload) => Poll::Ready(Err(Failure::Panic(panic_message(payload)))),
+        }
+    }
+}
+
+/// A handler, ready for a dispatcher.
+pub struct Handler {
+    name: &'static str,
+    events: &'static [&'static str],
+    all_events: &'static [&'static str],
+    other: bool,
+    state: Option<(TypeId, &'static str)>,
+    call: Box<Call>,
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handler")
+            .field("name", &self.name)
+            .field("events", &self.events)
+            .field("other", &self.other)
+            .field("state", &self.state.map(|s| s.1))
+            .finish()
+    }
+}
+
+impl Handler {
+    /// The handler's name, as errors and logs show it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The events it handles.
+    pub fn events(&self) -> &'static [&'static str] {
+        self.events
+    }
+
+    /// Restricts the handler to some of the events its parameter stands for
+    /// (`only(&["kustomer.customer.update"])` on a `CustomerEvent` handler).
+    pub fn only(mut self, events: &'static [&'static str]) -> Self {
+        self.events = events;
+        self
+    }
+
+    fn new<E: FromEvent>(
+        name: &'static str,
+        state: Option<(TypeId, &'static str)>,
+        call: Box<Call>,
+    ) -> Self {
+        Handler {
+            name,
+            events: E::EVENTS,
+            all_events: E::EVENTS,
+            other: E::OTHER,
+            state,
+            call,
+        }
+    }
+}
+
+/// A function that can be a handler; `M` tells the four forms apart
+/// (`async` or not, with or without [`State`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a Kustomer handler",
+    note = "a handler is an `fn` or `async fn` taking an event (and optionally `State<T>`) and returning `()` or `Result<(), E>`"
+)]
+pub trait IntoHandler<M>: Send + Sync + 'static {
+    /// Wraps the function.
+    fn into_handler(self, name: &'static str) -> Handler;
+}
+
+#[doc(hidden)]
+pub struct AsyncFn<E, Fut>(PhantomData<fn(E) -> Fut>);
+#[doc(hidden)]
+pub struct AsyncFnWithState<E, T, Fut>(PhantomData<fn(E, T) -> Fut>);
+#[doc(hidden)]
+pub struct BlockingFn<E, R>(PhantomData<fn(E) -> R>);
+#[doc(hidden)]
+pub struct BlockingFnWithState<E, T, R>(PhantomData<fn(E, T) -> R>);
+
+fn take<E: FromEvent>(event: AnyEvent, name: &'static str) -> Result<E, Failure> {
+    E::from_event(event).map_err(|e| {
+        Failure::Error(format!("{name} was handed `{}`, which it does not handle", e.name()).into())
+    })
+}
+
+fn state_of<T: Clone + Send + Sync + 'static>(
+    state: &Arc<dyn Any + Send + Sync>,
+) -> Result<T, Failure> {
+    // Checked when the dispatcher was built; a mismatch here is a bug.
+    state
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| Failure::Error("the dispatcher's state has another type".into()))
+}
+
+impl<F, E, Fut> IntoHandler<AsyncFn<E, Fut>> for F
+where
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    E: FromEvent,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHandlerResult,
+{
+    fn into_handler(self, name: &'static str) -> Handler {
+        let f = Arc::new(self);
+        Handler::new::<E>(
+            name,
+            None,
+            Box::new(move |event, _state| {
+                let f = Arc::clone(&f);
+                Box::pin(async move {
+                    let e = take::<E>(event, name)?;
+                    let fut = Box::pin(async move { f(e).await.into_handler_result() });
+                    CatchPanic(fut).await
+                })
+            }),
+        )
+    }
+}
+
+impl<F, E, T, Fut> IntoHandler<AsyncFnWithState<E, T, Fut>> for F
+where
+    F: Fn(E, State<T>) -> Fut + Send + Sync + 'static,
+    E: FromEvent,
+    T: Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoHandlerResult,
+{
+    fn into_handler(self, name: &'static str) -> Handler {
+        let f = Arc::new(self);
+        Handler::new::<E>(
+            name,
+            Some((TypeId::of::<T>(), std::any::type_name::<T>())),
+            Box::new(move |event, state| {
+                let f = Arc::clone(&f);
+                let state = state_of::<T>(state);
+                Box::pin(async move {
+                    let e = take::<E>(event, name)?;
+                    let s = state?;
+                    let fut = Box::pin(async move { f(e, State(s)).await.into_handler_result() });
+                    CatchPanic(fut).await
+                })
+            }),
+        )
+    }
+}
+
+async fn blocking(
+    work: impl FnOnce() -> Result<(), HandlerError> + Send + 'static,
+) -> Result<(), Failure> {
+    match tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(work))).await {
+        Ok(Ok(r)) => r.map_err(Failure::Error),
+        Ok(Err(payload)) => Err(Failure::Panic(panic_message(payload))),
+        Err(e) if e.is_panic() => Err(Failure::Panic(panic_message(e.into_panic()))),
+        Err(e) => Err(Failure::Error(Box::new(e))),
+    }
+}
+
+impl<F, E, R> IntoHandler<BlockingFn<E, R>> for F
+where
+    F: Fn(E) -> R + Send + Sync + 'static,
+    E: FromEvent,
+    R: IntoHandlerResult + 'static,
+{
+    fn into_handler(self, name: &'static str) -> Handler {
+        let f = Arc::new(self);
+        Handler::new::<E>(
+            name,
+            None,
+            Box::new(move |event, _state| {
+                let f = Arc::clone(&f);
+                Box::pin(async move {
+                    let e = take::<E>(event, name)?;
+                    blocking(move || f(e).into_handler_result()).await
+                })
+            }),
+        )
+    }
+}
+
+impl<F, E, T, R> IntoHandler<BlockingFnWithState<E, T, R>> for F
+where
+    F: Fn(E, State<T>) -> R + Send + Sync + 'static,
+    E: FromEvent,
+    T: Clone + Send + Sync + 'static,
+    R: IntoHandlerResult + 'static,
+{
+    fn into_handler(self, name: &'static str) -> Handler {
+        let f = Arc::new(self);
+        Handler::new::<E>(
+            name,
+            Some((TypeId::of::<T>(), std::any::type_name::<T>())),
+            Box::new(move |event, state| {
+                let f = Arc::clone(&f);
+                let state = state_of::<T>(state);
+                Box::pin(async move {
+                    let e = take::<E>(event, name)?;
+                    let s = state?;
+                    blocking(move || f(e, State(s)).into_handler_result()).await
+                })
+            }),
+        )
+    }
+}
+
+/// A handler registered by `#[kustomer_webhook]`, found by
+/// [`DispatcherBuilder::registered`] without any central list.
+#[doc(hidden)]
+pub struct Registration {
+    /// Makes the handler.
+    pub make: fn() -> Handler,
+}
+
+inventory::collect!(Registration);
+
+/// Every handler registered with `#[kustomer_webhook]` in the binary.
+pub fn registered() -> impl Iterator<Item = Handler> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| (r.make)())
+}
+
+/// Why a dispatcher could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Two handlers for one event.
+    #[error("two handlers for {event}: {first} and {second} (one event has one handler)")]
+    Duplicate {
+        /// The event.
+        event: String,
+        /// The handler added first.
+        first: &'static str,
+        /// The handler added second.
+        second: &'static str,
+    },
+    /// Two handlers for the events without a generated type.
+    #[error("two handlers for events without a generated type: {first} and {second}")]
+    DuplicateOther {
+        /// The handler added first.
+        first: &'static str,
+        /// The handler added second.
+        second: &'static str,
+    },
+    /// A handler restricted to an event its parameter does not stand for.
+    #[error("{handler} is restricted to {event}, which its parameter type does not hold")]
+    NotHandled {
+        /// The handler.
+        handler: &'static str,
+        /// The event.
+        event: String,
+    },
+    /// A handler wants another state type than the dispatcher has.
+    #[error("{handler} takes State<{wants}>, but the dispatcher's state is {has}")]
+    StateMismatch {
+        /// The handler.
+        handler: &'static str,
+        /// The state type it takes.
+        wants: &'static str,
+        /// The dispatcher's state type.
+        has: &'static str,
+    },
+}
+
+/// Builds a [`Dispatcher`]: handlers added one by one, and/or every
+/// `#[kustomer_webhook]` function in the binary.
+pub struct DispatcherBuilder<S> {
+    state: S,
+    handlers: Vec<Handler>,
+}
+
+impl<S: Send + Sync + 'static> DispatcherBuilder<S> {
+    /// Adds a handler function.
+    pub fn handler<M>(mut self, f: impl IntoHandler<M>) -> Self {
+        let name = short_name(std::any::type_name_of_val(&f));
+        self.handlers.push(f.into_handler(name));
+        self
+    }
+
+    /// Adds a handler function for some of the events its parameter stands
+    /// for only.
+    pub fn handler_for<M>(
+        mut self,
+        events: &'static [&'static str],
+        f: impl IntoHandler<M>,
+    ) -> Self {
+        let name = short_name(std::any::type_name_of_val(&f));
+        self.handlers.push(f.into_handler(name).only(events));
+        self
+    }
+
+    /// Adds a prepared [`Handler`].
+    pub fn with(mut self, handler: Handler) -> Self {
+        self.handlers.push(handler);
+        self
+    }
+
+    /// Adds every function marked `#[kustomer_webhook]` linked into the binary.
+    pub fn registered(mut self) -> Self {
+        self.handlers.extend(registered());
+        self
+    }
+
+    /// Checks the handlers and builds the dispatcher.
+    pub fn build(self) -> Result<Dispatcher, BuildError> {
+        let mut by_event: HashMap<EventName, usize> = HashMap::new();
+        let mut other: Option<usize> = None;
+        let has = std::any::type_name::<S>();
+        for (i, h) in self.handlers.iter().enumerate() {
+            if let Some((id, wants)) = h.state
+                && id != TypeId::of::<S>()
+            {
+                return Err(BuildError::StateMismatch {
+                    handler: h.name,
+                    wants,
+                    has,
+                });
+            }
+            for event in h.events {
+                if !h.all_events.contains(event) {
+                    return Err(BuildError::NotHandled {
+                        handler: h.name,
+                        event: (*event).to_owned(),
+                    });
+                }
+                if let Some(&first) = by_event.get(&EventName::from(*event)) {
+                    return Err(BuildError::Duplicate {
+                        event: (*event).to_owned(),
+                        first: self.handlers[first].name,
+                        second: h.name,
+                    });
+                }
+                by_event.insert(EventName::from(*event), i);
+            }
+            if h.other {
+                if let Some(first) = other {
+                    return Err(BuildError::DuplicateOther {
+                        first: self.handlers[first].name,
+                        second: h.name,
+                    });
+                }
+                other = Some(i);
+            }
+        }
+        Ok(Dispatcher {
+            state: Arc::new(self.state),
+            handlers: self.handlers,
+            by_event,
+            other,
+        })
+    }
+}
+
+fn short_name(type_name: &'static str) -> &'static str {
+    // `my_crate::handlers::on_update` → `handlers::on_update`.
+    match type_name.rmatch_indices("::").nth(1) {
+        Some((i, _)) => &type_name[i + 2..],
+        None => type_name,
+    }
+}
+
+/// What became of a delivery that was not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dispatched {
+    /// The handler ran and succeeded.
+    Handled {
+        /// The event.
+        event: EventName,
+        /// The handler.
+        handler: &'static str,
+    },
+    /// No handler is registered for the event: acknowledged, nothing ran.
+    NoHandler {
+        /// The event.
+        event: EventName,
+    },
+}
+
+/// Why a delivery was not handled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The body is not an event (see [`ParseError`]).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The handler returned an error.
+    #[error("{handler} failed on {event}: {source}")]
+    Handler {
+        /// The event.
+        event: EventName,
+        /// The handler.
+        handler: &'static str,
+        /// Its error.
+        source: HandlerError,
+    },
+    /// The handler panicked; the panic was caught.
+    #[error("{handler} panicked on {event}: {message}")]
+    Panicked {
+        /// The event.
+        event: EventName,
+        /// The handler.
+        handler: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// Routes each event to its handler, by name, in constant time.
+///
+/// ```
+/// use kustomer_webhooks::{Dispatched, Dispatcher, TeamCreate};
+///
+/// async fn on_team(event: TeamCreate) -> Result<(), std::io::Error> {
+///     assert_eq!(event.data.attributes.name.as_deref(), Some("Der Prozess"));
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+/// let body = br#"{"name": "kustomer.team.create", "data": {"type": "team", "attributes": {"name": "Der Prozess"}}}"#;
+/// let outcome = dispatcher.dispatch(body, Some("kustomer.team.create")).await?;
+/// assert!(matches!(outcome, Dispatched::Handled { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Dispatcher {
+    state: Arc<dyn Any + Send + Sync>,
+    handlers: Vec<Handler>,
+    by_event: HashMap<EventName, usize>,
+    other: Option<usize>,
+}
+
+impl fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("handlers", &self.handlers)
+            .finish()
+    }
+}
+
+impl Dispatcher {
+    /// A builder for a dispatcher without shared state.
+    pub fn builder() -> DispatcherBuilder<()> {
+        DispatcherBuilder {
+            state: (),
+            handlers: Vec::new(),
+        }
+    }
+
+    /// A builder for a dispatcher whose handlers may take `State<S>`.
+    pub fn with_state<S: Send + Sync + 'static>(state: S) -> DispatcherBuilder<S> {
+        DispatcherBuilder {
+            state,
+            handlers: Vec::new(),
+        }
+    }
+
+    /// The events that have a handler, in name order (what an app
+    /// definition's `events` should list).
+    pub fn events(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.by_event.keys().map(EventName::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Parses a body and runs its handler. `event_header` is the
+    /// `X-Kustomer-Webhook-Event` header, when there is one: it must agree
+    /// with the body's `name`.
+    pub async fn dispatch(
+        &self,
+        body: &[u8],
+        event_header: Option<&str>,
+    ) -> Result<Dispatched, DispatchError> {
+        let parsed = match event_header {
+            Some(name) => parse_as(body, name)?,
+            None => parse(body)?,
+        };
+        self.dispatch_event(parsed.event).await
+    }
+
+    /// Runs the handler of an event already parsed.
+    pub async fn dispatch_event(&self, event: AnyEvent) -> Result<Dispatched, DispatchError> {
+        let name = event.name();
+        let index = match &event {
+            AnyEvent::Other(_) => self.other,
+            _ => self.by_event.get(&name).copied(),
+        };
+        let Some(index) = index else {
+            return Ok(Dispatched::NoHandler { event: name });
+        };
+        let handler = &self.handlers[index];
+        match (handler.call)(event, &self.state).await {
+            Ok(()) => Ok(Dispatched::Handled {
+                event: name,
+                handler: handler.name,
+            }),
+            Err(Failure::Error(source)) => Err(DispatchError::Handler {
+                event: name,
+                handler: handler.name,
+                source,
+            }),
+            Err(Failure::Panic(message)) => Err(DispatchError::Panicked {
+                event: name,
+                handler: handler.name,
+                message,
+            }),
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The dispatcher: every sample reaches its handler with typed data; unknown
+//! events, failures, panics and mismatches come back as values.
+
+use std::sync::{Arc, Mutex};
+
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::{
+    BuildError, ConversationCreate, ConversationUpdate, CustomerCreate, CustomerEvent,
+    CustomerUpdate, DispatchError, Dispatched, Dispatcher, EventName, MessageCreate, MessageUpdate,
+    OtherEvent, ParseError, State, TeamCreate, TeamUpdate, UserCreate, UserUpdate,
+    kustomer_webhook,
+};
+
+type Seen = Arc<Mutex<Vec<String>>>;
+
+fn note(seen: &Seen, what: String) {
+    seen.lock().unwrap().push(what);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+async fn conversation_create(e: ConversationCreate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "conversation.create {}",
+            e.data.attributes.status.as_deref().unwrap_or("?")
+        ),
+    );
+}
+async fn conversation_update(e: ConversationUpdate, s: State<Seen>) {
+    note(
+        &s,
+        format!("conversation.update rev {:?}", e.data.attributes.rev),
+    );
+}
+async fn customer_create(e: CustomerCreate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "customer.create {}",
+            e.data.attributes.name.as_deref().unwrap_or("?")
+        ),
+    );
+}
+fn customer_update(e: CustomerUpdate, s: State<Seen>) {
+    let rev = e
+        .changes
+        .as_ref()
+        .and_then(|c| c.attributes.rev.as_ref())
+        .map(|c| (c.before, c.after));
+    note(&s, format!("customer.update {rev:?}"));
+}
+async fn message_create(e: MessageCreate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "message.create {}",
+            e.data.attributes.channel.as_deref().unwrap_or("?")
+        ),
+    );
+}
+async fn message_update(e: MessageUpdate, s: State<Seen>) {
+    note(
+        &s,
+        format!("message.update redacted {:?}", e.data.attributes.redacted),
+    );
+}
+async fn team_create(e: TeamCreate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "team.create {}",
+            e.data.attributes.name.as_deref().unwrap_or("?")
+        ),
+    );
+}
+async fn team_update(e: TeamUpdate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "team.update members {}",
+            e.data.attributes.members.as_ref().map_or(0, Vec::len)
+        ),
+    );
+}
+fn user_create(e: UserCreate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "user.create {}",
+            e.data.attributes.name.as_deref().unwrap_or("?")
+        ),
+    );
+}
+async fn user_update(e: UserUpdate, s: State<Seen>) {
+    note(
+        &s,
+        format!(
+            "user.update {}",
+            e.data.attributes.display_name.as_deref().unwrap_or("?")
+        ),
+    );
+}
+async fn other(e: OtherEvent, s: State<Seen>) {
+    note(&s, format!("other {}", e.name));
+}
+
+fn all_handlers(seen: &Seen) -> Dispatcher {
+    Dispatcher::with_state(seen.clone())
+        .handler(conversation_create)
+        .handler(conversation_update)
+        .handler(customer_create)
+        .handler(customer_update)
+        .handler(message_create)
+        .handler(message_update)
+        .handler(team_create)
+        .handler(team_update)
+        .handler(user_create)
+        .handler(user_update)
+        .handler(other)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_sample_reaches_its_handler_with_typed_data() {
+    let seen = Seen::default();
+    let dispatcher = all_handlers(&seen);
+    runtime().block_on(async {
+        for (event, text) in SEED_SAMPLES {
+            let outcome = dispatcher
+                .dispatch(text.as_bytes(), Some(event))
+                .await
+                .unwrap();
+            assert!(
+                matches!(outcome, Dispatched::Handled { .. }),
+                "{event}: {outcome:?}"
+            );
+        }
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "conversation.create open",
+            "conversation.update rev Some(2)",
+            "customer.create Franz Kafka",
+            "customer.update Some((Some(2), Some(3)))",
+            "message.create sms",
+            "message.update redacted Some(true)",
+            "team.create Der Prozess",
+            "team.update members 2",
+            "user.create Gregor Samsa",
+            "user.update Gregor",
+        ]
+    );
+    assert_eq!(dispatcher.events().len(), 10);
+}
+
+#[test]
+fn unknown_and_untyped_events_reach_the_other_handler() {
+    let seen = Seen::default();
+    let dispatcher = all_handlers(&seen);
+    runtime().block_on(async {
+        for body in [
+            r#"{"name": "kustomer.kobject.order.create", "data": {"type": "kobject"}}"#,
+            r#"{"name": "kustomer.tag.create", "data": {"type": "tag"}}"#,
+        ] {
+            let outcome = dispatcher.dispatch(body.as_bytes(), None).await.unwrap();
+            assert!(matches!(outcome, Dispatched::Handled { .. }), "{outcome:?}");
+        }
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "other kustomer.kobject.order.create",
+            "other kustomer.tag.create"
+        ]
+    );
+}
+
+#[test]
+fn events_without_a_handler_are_acknowledged_as_such() {
+    let dispatcher = Dispatcher::builder().build().unwrap();
+    let outcome = runtime()
+        .block_on(dispatcher.dispatch(SEED_SAMPLES[0].1.as_bytes(), None))
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Dispatched::NoHandler {
+            event: EventName::ConversationCreate
+        }
+    );
+}
+
+#[derive(Debug)]
+struct Refused;
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+impl std::error::Error for Refused {}
+
+async fn failing(_: TeamCreate) -> Result<(), Refused> {
+    Err(Refused)
+}
+async fn panicking(_: TeamUpdate) {
+    panic!("boom in async")
+}
+fn panicking_blocking(_: UserCreate) {
+    panic!("boom in blocking")
+}
+async fn fine(_: UserUpdate) {}
+
+#[test]
+fn errors_and_panics_come_back_as_values_and_the_dispatcher_keeps_working() {
+    let dispatcher = Dispatcher::builder()
+        .handler(failing)
+        .handler(panicking)
+        .handler(panicking_blocking)
+        .handler(fine)
+        .build()
+        .unwrap();
+    let body = |event: &str| {
+        SEED_SAMPLES
+            .iter()
+            .find(|(e, _)| *e == event)
+            .unwrap()
+            .1
+            .as_bytes()
+    };
+    runtime().block_on(async {
+        let err = dispatcher.dispatch(body("kustomer.team.create"), None).await.unwrap_err();
+        assert!(matches!(&err, DispatchError::Handler { source, .. } if source.to_string() == "refused"), "{err}");
+        assert!(err.to_string().contains("failing failed on kustomer.team.create: refused"), "{err}");
+        let err = dispatcher.dispatch(body("kustomer.team.update"), None).await.unwrap_err();
+        assert!(matches!(&err, DispatchError::Panicked { message, .. } if message == "boom in async"), "{err}");
+        let err = dispatcher.dispatch(body("kustomer.user.create"), None).await.unwrap_err();
+        assert!(matches!(&err, DispatchError::Panicked { message, .. } if message == "boom in blocking"), "{err}");
+        let ok = dispatcher.dispatch(body("kustomer.user.update"), None).await.unwrap();
+        assert!(matches!(ok, Dispatched::Handled { .. }));
+    });
+}
+
+#[test]
+fn a_header_that_contradicts_the_body_is_refused() {
+    let dispatcher = Dispatcher::builder().handler(fine).build().unwrap();
+    let err = runtime()
+        .block_on(dispatcher.dispatch(SEED_SAMPLES[9].1.as_bytes(), Some("kustomer.user.create")))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DispatchError::Parse(ParseError::NameMismatch { header, body })
+            if header == "kustomer.user.create" && body == "kustomer.user.update"),
+        "{err}"
+    );
+}
+
+async fn customer_any(_: CustomerEvent) {}
+async fn customer_update_only(_: CustomerUpdate) {}
+
+#[test]
+fn two_handlers_for_one_event_are_refused_when_building() {
+    let err = Dispatcher::builder()
+        .handler(customer_any)
+        .handler(customer_update_only)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Duplicate { event, .. } if event == "kustomer.customer.update"),
+        "{err}"
+    );
+    // Restricted to create, the envelope handler no longer collides.
+    Dispatcher::builder()
+        .handler_for(&["kustomer.customer.create"], customer_any)
+        .handler(customer_update_only)
+        .build()
+        .unwrap();
+    let err = Dispatcher::builder()
+        .handler_for(&["kustomer.team.create"], customer_any)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NotHandled { .. }), "{err}");
+}
+
+#[test]
+fn a_handler_wanting_another_state_is_refused_when_building() {
+    let err = Dispatcher::with_state(42u8)
+        .handler(customer_update)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::StateMismatch { .. }), "{err}");
+}
+
+fn on_blocking_thread(_: TeamCreate, s: State<Arc<Mutex<Option<std::thread::ThreadId>>>>) {
+    *s.lock().unwrap() = Some(std::thread::current().id());
+}
+
+#[test]
+fn blocking_handlers_run_off_the_async_runtime() {
+    let cell: Arc<Mutex<Option<std::thread::ThreadId>>> = Arc::new(Mutex::new(None));
+    let dispatcher = Dispatcher::with_state(cell.clone())
+        .handler(on_blocking_thread)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body = SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.team.create")
+        .unwrap()
+        .1;
+    rt.block_on(dispatcher.dispatch(body.as_bytes(), None))
+        .unwrap();
+    let ran_on = cell.lock().unwrap().expect("the handler ran");
+    assert_ne!(
+        ran_on,
+        std::thread::current().id(),
+        "a blocking handler ran on the runtime's thread"
+    );
+}
+
+// Registered with the attribute: found without being listed.
+static REGISTERED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[kustomer_webhook]
+async fn registered_update(event: kustomer_webhooks::MessageUpdate) {
+    REGISTERED
+        .lock()
+        .unwrap()
+        .push(format!("update {:?}", event.data.id.map(|i| i.to_string())));
+}
+
+#[kustomer_webhook(event = "kustomer.message.create")]
+fn registered_create(event: kustomer_webhooks::MessageEvent) -> Result<(), Refused> {
+    REGISTERED
+        .lock()
+        .unwrap()
+        .push(format!("create {:?}", event.data.attributes.channel));
+    Ok(())
+}
+
+#[test]
+fn annotated_handlers_are_found_without_a_list() {
+    let dispatcher = Dispatcher::builder().registered().build().unwrap();
+    assert_eq!(
+        dispatcher.events(),
+        ["kustomer.message.create", "kustomer.message.update"]
+    );
+    let rt = runtime();
+    for event in ["kustomer.message.create", "kustomer.message.update"] {
+        let body = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
+        rt.block_on(dispatcher.dispatch(body.as_bytes(), Some(event)))
+            .unwrap();
+    }
+    assert_eq!(
+        *REGISTERED.lock().unwrap(),
+        [
+            "create Some(\"sms\")",
+            "update Some(\"608739298f7703963ebf6e9f\")"
+        ]
+    );
+}

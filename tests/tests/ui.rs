@@ -1,0 +1,19 @@
+//! Compile-time diagnostics of `#[kustomer_webhook]`, one scenario per file
+//! under `tests/ui/`, each with its reviewed `.stderr`.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/every-form-compiles.rs");
+    t.compile_fail("tests/ui/unknown-event-name.rs");
+    t.compile_fail("tests/ui/parameter-not-an-event.rs");
+    t.compile_fail("tests/ui/event-contradicts-parameter.rs");
+    t.compile_fail("tests/ui/no-parameters.rs");
+    t.compile_fail("tests/ui/too-many-parameters.rs");
+    t.compile_fail("tests/ui/generic-handler.rs");
+    t.compile_fail("tests/ui/not-a-function.rs");
+    t.compile_fail("tests/ui/malformed-arguments.rs");
+    t.compile_fail("tests/ui/non-send-future.rs");
+    t.compile_fail("tests/ui/second-parameter-not-state.rs");
+    t.compile_fail("tests/ui/wrong-return-type.rs");
+}

@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use kustomer_webhooks::{
+    ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State, kustomer_webhook,
+};
+
+struct App;
+
+#[derive(Debug)]
+struct MyError;
+impl std::fmt::Display for MyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("my error")
+    }
+}
+impl std::error::Error for MyError {}
+
+#[kustomer_webhook]
+async fn on_update(event: CustomerUpdate) -> Result<(), MyError> {
+    let _ = event;
+    Ok(())
+}
+
+#[kustomer_webhook(event = "kustomer.customer.create")]
+fn on_create(event: CustomerEvent, app: State<Arc<App>>) {
+    let _ = (event, app);
+}
+
+#[kustomer_webhook(events = ["kustomer.conversation.create", "kustomer.conversation.update"])]
+async fn on_conversation(event: ConversationEvent, app: State<Arc<App>>) -> Result<(), std::io::Error> {
+    let _ = (event, app);
+    Ok(())
+}
+
+#[kustomer_webhook]
+async fn on_other(event: OtherEvent) {
+    let _ = event;
+}
+
+fn main() {}

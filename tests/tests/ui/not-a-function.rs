@@ -1,0 +1,6 @@
+use kustomer_webhooks::kustomer_webhook;
+
+#[kustomer_webhook]
+struct OnUpdate;
+
+fn main() {}

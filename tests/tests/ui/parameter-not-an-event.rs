@@ -1,0 +1,8 @@
+use kustomer_webhooks::kustomer_webhook;
+
+#[kustomer_webhook]
+async fn on_update(event: String) {
+    let _ = event;
+}
+
+fn main() {}
