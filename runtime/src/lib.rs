@@ -2,9 +2,41 @@
 //!
 //! This is the one crate a service depends on. It holds the generated models
 //! of the five Kustomer resources (customer, conversation, message, user,
-//! team; see [`models`]), the typed parsing of event payloads, and, as the
-//! toolkit grows, verification, dispatch to `#[kustomer_webhook]` functions,
-//! de-duplication and framework adapters.
+//! team; see [`models`]), the typed parsing of event payloads, and the
+//! dispatch of each event to the function written for it. Verification,
+//! de-duplication and framework adapters come next.
+//!
+//! # Quick start: a handler
+//!
+//! ```
+//! use kustomer_webhooks::{CustomerUpdate, Dispatched, Dispatcher, kustomer_webhook};
+//!
+//! #[kustomer_webhook]
+//! async fn on_customer_update(event: CustomerUpdate) -> Result<(), std::io::Error> {
+//!     let attributes = &event.data.attributes;
+//!     println!("{:?} is at rev {:?}", attributes.name, attributes.rev);
+//!     Ok(())
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // Every `#[kustomer_webhook]` function linked into the binary:
+//! let dispatcher = Dispatcher::builder().registered().build()?;
+//! let body = br#"{"id": "6087326fa8b1c7b07da5e5c9", "name": "kustomer.customer.update",
+//!   "data": {"type": "customer", "attributes": {"name": "Franz Kafka", "rev": 3}}}"#;
+//! // The body as received, and the `X-Kustomer-Webhook-Event` header:
+//! let outcome = dispatcher.dispatch(body, Some("kustomer.customer.update")).await?;
+//! assert!(matches!(outcome, Dispatched::Handled { .. }));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The parameter type says which events a handler takes (`CustomerUpdate`;
+//! `CustomerEvent` for every customer event; [`OtherEvent`] for events
+//! without a generated type), a second parameter may take shared state
+//! ([`State`]), and handlers may be `async` or blocking. See
+//! [`kustomer_webhook`] for every form, and [`Dispatcher`] for what happens
+//! to errors, panics, events without a handler, and two handlers for one
+//! event.
 //!
 //! # Parsing an event
 //!
