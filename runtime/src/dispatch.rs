@@ -147,16 +147,21 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-/// Polls a future, turning a panic into a [`Failure::Panic`].
-struct CatchPanic<F>(F);
+pin_project_lite::pin_project! {
+    /// Polls a future, turning a panic into a [`Failure::Panic`]. It wraps
+    /// the whole handler run, so one allocation holds it all.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
 
-impl<F: Future<Output = Result<(), HandlerError>> + Unpin> Future for CatchPanic<F> {
+impl<F: Future<Output = Result<(), Failure>>> Future for CatchPanic<F> {
     type Output = Result<(), Failure>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(r)) => Poll::Ready(r.map_err(Failure::Error)),
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll,
             Err(payload) => Poll::Ready(Err(Failure::Panic(panic_message(payload)))),
         }
     }
@@ -267,10 +272,11 @@ where
             None,
             Box::new(move |event, _state| {
                 let f = Arc::clone(&f);
-                Box::pin(async move {
-                    let e = take::<E>(event, name)?;
-                    let fut = Box::pin(async move { f(e).await.into_handler_result() });
-                    CatchPanic(fut).await
+                Box::pin(CatchPanic {
+                    inner: async move {
+                        let e = take::<E>(event, name)?;
+                        f(e).await.into_handler_result().map_err(Failure::Error)
+                    },
                 })
             }),
         )
@@ -293,11 +299,15 @@ where
             Box::new(move |event, state| {
                 let f = Arc::clone(&f);
                 let state = state_of::<T>(state);
-                Box::pin(async move {
-                    let e = take::<E>(event, name)?;
-                    let s = state?;
-                    let fut = Box::pin(async move { f(e, State(s)).await.into_handler_result() });
-                    CatchPanic(fut).await
+                Box::pin(CatchPanic {
+                    inner: async move {
+                        let e = take::<E>(event, name)?;
+                        let s = state?;
+                        f(e, State(s))
+                            .await
+                            .into_handler_result()
+                            .map_err(Failure::Error)
+                    },
                 })
             }),
         )
