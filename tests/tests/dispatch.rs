@@ -367,3 +367,13 @@ fn annotated_handlers_are_found_without_a_list() {
         ]
     );
 }
+
+#[test]
+fn the_attribute_knows_every_documented_event_name() {
+    let in_macro: Vec<&str> = kustomer_webhooks_macros::__known_events!().to_vec();
+    let mut in_runtime: Vec<&str> = EventName::KNOWN.to_vec();
+    let mut sorted_macro = in_macro.clone();
+    sorted_macro.sort_unstable();
+    in_runtime.sort_unstable();
+    assert_eq!(sorted_macro, in_runtime);
+}
