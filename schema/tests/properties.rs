@@ -1,20 +1,11 @@
 //! Properties that hold for any input, checked on generated JSON.
 
+mod common;
+use common::validator;
+
 use kustomer_schema::{Inferrer, Settings, infer_values, to_pretty};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-
-fn validator(schema: &Value) -> jsonschema::Validator {
-    jsonschema::draft7::options()
-        .should_validate_formats(true)
-        .with_format("kustomer-id", |s: &str| {
-            s.len() == 24
-                && s.chars()
-                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        })
-        .build(schema)
-        .expect("a valid draft-07 schema")
-}
 
 fn string() -> impl Strategy<Value = String> {
     prop_oneof![

@@ -1,23 +1,12 @@
 //! The inferred schemas checked by an independent JSON Schema validator.
 
+mod common;
+use common::validator;
+
 use std::path::Path;
 
 use kustomer_schema::{Inferrer, SEED_SAMPLES, Settings, to_pretty};
 use serde_json::Value;
-
-/// A validator for draft-07 with formats checked, including ours: a
-/// `kustomer-id` is 24 lowercase hex digits.
-pub fn validator(schema: &Value) -> jsonschema::Validator {
-    jsonschema::draft7::options()
-        .should_validate_formats(true)
-        .with_format("kustomer-id", |s: &str| {
-            s.len() == 24
-                && s.chars()
-                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        })
-        .build(schema)
-        .expect("the inferred schema is a valid draft-07 schema")
-}
 
 fn seed_schemas() -> std::collections::BTreeMap<String, Value> {
     let mut inferrer = Inferrer::new(Settings::default());
