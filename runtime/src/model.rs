@@ -379,7 +379,7 @@ pub fn diff_raw_nullable<T: Model>(raw: &Value, pointer: &mut Pointer, out: &mut
 /// The raw [`Value`] of whatever a visitor was handed that it did not want.
 ///
 /// Visitors list the methods they do not implement themselves in
-/// [`raw_fallback!`]; each builds the JSON value it was given instead.
+/// `raw_fallback!`; each builds the JSON value it was given instead.
 pub mod raw {
     use super::*;
 
