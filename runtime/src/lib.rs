@@ -102,6 +102,7 @@ mod model;
 pub mod models;
 mod parse;
 mod types;
+pub mod verify;
 
 pub use change::Change;
 pub use dispatch::{
