@@ -93,6 +93,7 @@
 extern crate self as kustomer_webhooks;
 
 mod change;
+pub mod dedupe;
 mod dispatch;
 mod event;
 mod macros;
@@ -100,7 +101,10 @@ mod model;
 #[deny(warnings)]
 #[rustfmt::skip]
 pub mod models;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod parse;
+pub mod receiver;
 mod types;
 pub mod verify;
 

@@ -1,0 +1,100 @@
+//! The receiver as an axum [`Router`](::axum::Router) (feature `axum`).
+//!
+//! ```no_run
+//! use kustomer_webhooks::receiver::Receiver;
+//! use kustomer_webhooks::verify::Verifier;
+//! use kustomer_webhooks::Dispatcher;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let dispatcher = Dispatcher::builder().registered().build()?;
+//! let receiver = Receiver::new(dispatcher, Verifier::new(std::env::var("KUSTOMER_TOKEN")?));
+//! let app = axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use ::axum::Router;
+use ::axum::body::Body;
+use ::axum::extract::State;
+use ::axum::http::{HeaderValue, Request as HttpRequest, StatusCode, header};
+use ::axum::response::{IntoResponse, Response};
+use ::axum::routing::any;
+
+use crate::receiver::{Receiver, Reply, Request};
+
+/// A router answering every method at `/`: mount it where Kustomer posts
+/// (`Router::nest_service("/kustomer", router(receiver))`).
+pub fn router(receiver: Receiver) -> Router {
+    Router::new()
+        .route("/", any(receive))
+        .with_state(Arc::new(receiver))
+}
+
+async fn receive(State(receiver): State<Arc<Receiver>>, request: HttpRequest<Body>) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = receiver.limit();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return respond(&too_large(limit));
+    }
+    let bytes = match ::axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                return respond(&too_large(limit));
+            }
+            return respond(&Reply {
+                status: 400,
+                outcome: "error",
+                event: None,
+                id: None,
+                error: Some(format!("the body could not be read: {e}")),
+                pointer: None,
+            });
+        }
+    };
+    let reply = receiver
+        .receive(Request {
+            method: parts.method.as_str(),
+            header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
+            body: &bytes,
+        })
+        .await;
+    respond(&reply)
+}
+
+fn too_large(limit: usize) -> Reply {
+    Reply {
+        status: 413,
+        outcome: "error",
+        event: None,
+        id: None,
+        error: Some(format!("the body is over the {limit} byte limit")),
+        pointer: None,
+    }
+}
+
+fn respond(reply: &Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if reply.status == 405 {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}

@@ -1,0 +1,883 @@
+//! De-duplication by event id, and an opt-in guard against stale updates.
+//!
+//! Kustomer delivers each event at least once: a delivery that fails, or
+//! that is answered too slowly, is sent again (for about an hour, on a 1, 1,
+//! 2, 5, 10, 15, 30 minute schedule), and a retry can even arrive while the
+//! first delivery is still being handled. Each retry carries the same event
+//! id (`id`), and the signature of a replayed body verifies forever, so the
+//! event id is the key that makes handling idempotent.
+//!
+//! [`IdempotencyStore`] claims an event id before its handler runs:
+//!
+//! | [`begin`](IdempotencyStore::begin) returns | the receiver |
+//! |---|---|
+//! | [`Begin::New`] | runs the handler, then calls [`complete`](IdempotencyStore::complete) on success or [`abandon`](IdempotencyStore::abandon) on failure |
+//! | [`Begin::InProgress`] | does not run the handler; answers with a non-2xx status (such as 409 or 503) so that Kustomer retries later |
+//! | [`Begin::Done`] | does not run the handler; acknowledges with a 2xx |
+//!
+//! [`MemoryStore`] is the in-process store. A service that runs several
+//! replicas needs a shared one (Redis, a database table) behind the same
+//! trait, so that a retry reaching another replica is recognised too.
+//!
+//! ```
+//! use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let id = "6087326fa8b1c7b07da5e5c9";
+//!
+//! assert_eq!(store.begin(id).await?, Begin::New);
+//! // A retry that arrives while the handler runs:
+//! assert_eq!(store.begin(id).await?, Begin::InProgress);
+//! // The handler succeeded:
+//! store.complete(id).await?;
+//! // A retry that arrives after the first delivery was handled:
+//! assert_eq!(store.begin(id).await?, Begin::Done);
+//! # Ok::<(), kustomer_webhooks::dedupe::StoreError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Wired around a [`Dispatcher`](crate::Dispatcher), with the event parsed
+//! first to learn its id:
+//!
+//! ```
+//! use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore};
+//! use kustomer_webhooks::{Dispatcher, TeamCreate, parse};
+//!
+//! async fn on_team(_event: TeamCreate) {}
+//!
+//! /// The HTTP status to answer with.
+//! async fn receive(dispatcher: &Dispatcher, store: &dyn IdempotencyStore, body: &[u8]) -> u16 {
+//!     let Ok(parsed) = parse(body) else { return 400 };
+//!     let Some(id) = parsed.event.envelope().event_id().map(str::to_owned) else {
+//!         // Nothing to de-duplicate by.
+//!         return if dispatcher.dispatch_event(parsed.event).await.is_ok() { 200 } else { 500 };
+//!     };
+//!     match store.begin(&id).await {
+//!         Ok(Begin::New) => {}
+//!         Ok(Begin::Done) => return 200,
+//!         // Another delivery of the event is being handled, or the store failed: retry later.
+//!         Ok(Begin::InProgress) | Err(_) => return 503,
+//!     }
+//!     match dispatcher.dispatch_event(parsed.event).await {
+//!         Ok(_) => {
+//!             // The event was handled: acknowledge even if the store cannot record it.
+//!             let _ = store.complete(&id).await;
+//!             200
+//!         }
+//!         Err(_) => {
+//!             let _ = store.abandon(&id).await;
+//!             500
+//!         }
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+//! let store = MemoryStore::new();
+//! let body = br#"{"id": "6087326fa8b1c7b07da5e5c9", "name": "kustomer.team.create",
+//!   "data": {"type": "team", "attributes": {"name": "Der Prozess"}}}"#;
+//! assert_eq!(receive(&dispatcher, &store, body).await, 200);
+//! assert_eq!(receive(&dispatcher, &store, body).await, 200, "the retry is acknowledged");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Order
+//!
+//! Kustomer does not guarantee the order of deliveries either, and a retried
+//! update can arrive after a later update of the same resource. Each update
+//! carries the resource's revision (`data.attributes.rev`, 1 at creation and
+//! one more per update); [`OrderingGuard`] remembers the last revision
+//! handled per resource (`data.id`) and tells a stale update apart:
+//!
+//! ```
+//! use kustomer_webhooks::dedupe::{Freshness, OrderingGuard};
+//!
+//! let guard = OrderingGuard::new();
+//! let customer = "608731c238e15a90895f7029";
+//! assert_eq!(guard.check(customer, 4), Freshness::Fresh);
+//! guard.record(customer, 4);
+//! // Rev 3 arrives late, after rev 4 was handled:
+//! assert_eq!(guard.check(customer, 3), Freshness::Stale { last: 4 });
+//! ```
+//!
+//! The guard is opt-in: a handler that applies the whole resource state can
+//! skip stale updates, while one that reacts to every change (notifications,
+//! audit logs) usually should not.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// The TTL cache is `moka` (its `sync` cache, no default features): it is the
+// community-standard concurrent cache in Rust and is maintained, and it offers
+// the two things this module relies on, which its lighter edition
+// `mini-moka` lacks: an expiry chosen per entry (`Expiry`), so that one map
+// holds in-progress claims with a short timeout and completed ids with a long
+// retention, and an atomic per-key read-modify-write (`and_compute_with`), so
+// that of two concurrent claims of one id exactly one wins without a lock of
+// our own. Its eviction is set to LRU: the default TinyLFU admission can
+// refuse to store a new key when the cache is full, which for a claim would
+// mean not remembering the newest ids.
+use moka::ops::compute::Op;
+use moka::policy::{EvictionPolicy, Expiry};
+use moka::sync::Cache;
+
+use crate::Envelope;
+
+/// How long a completed event id is remembered by default: 75 minutes.
+///
+/// Kustomer's last retry comes about 64 minutes after the first attempt
+/// (1 + 1 + 2 + 5 + 10 + 15 + 30 minutes); the rest is a margin for the
+/// time each attempt itself takes.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(75 * 60);
+
+/// How long a claim of an event id lasts by default when it is neither
+/// completed nor abandoned (the process died mid-handler): 5 minutes.
+pub const DEFAULT_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// How many ids (or resources) an in-memory store keeps at most by default.
+///
+/// Past that, the least recently used are forgotten first.
+pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// The outcome of [`IdempotencyStore::begin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Begin {
+    /// The id was not seen (or its earlier claim was abandoned or timed out):
+    /// the caller now owns it, runs the handler, and must then call
+    /// [`complete`](IdempotencyStore::complete) or
+    /// [`abandon`](IdempotencyStore::abandon).
+    New,
+    /// Another delivery of this id is being handled right now. The caller
+    /// must not run the handler; it answers with a retryable (non-2xx)
+    /// status, so that Kustomer delivers the event again later.
+    InProgress,
+    /// The id was already handled successfully: acknowledge (2xx) without
+    /// running the handler.
+    Done,
+}
+
+/// An error boxed as a store's failure.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// Why an [`IdempotencyStore`] could not answer.
+///
+/// When [`begin`](IdempotencyStore::begin) fails, whether the event was
+/// already handled is unknown: answer with a retryable status rather than
+/// run the handler. When [`complete`](IdempotencyStore::complete) fails, the
+/// handler has succeeded: acknowledge (a later retry of the event may then
+/// run it again). When [`abandon`](IdempotencyStore::abandon) fails, the
+/// claim ends at its in-progress timeout instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached, or did not answer in time.
+    #[error("the idempotency store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store answered, but with an error or an answer it should not give.
+    #[error("the idempotency store failed: {0}")]
+    Failed(#[source] BoxError),
+}
+
+impl StoreError {
+    /// A [`StoreError::Unavailable`] caused by `error`.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(error.into())
+    }
+
+    /// A [`StoreError::Failed`] caused by `error`.
+    pub fn failed(error: impl Into<BoxError>) -> Self {
+        StoreError::Failed(error.into())
+    }
+}
+
+/// The future an [`IdempotencyStore`] method returns.
+///
+/// Boxed, so that the trait is dyn-compatible: a service can hold an
+/// `Arc<dyn IdempotencyStore>` and choose the store at run time. One
+/// allocation per call is small beside the HTTP request it serves.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where event ids are claimed and remembered: [`MemoryStore`] in process,
+/// or a shared store that every replica of the service reaches.
+///
+/// An implementation must make [`begin`](IdempotencyStore::begin) atomic:
+/// of any number of concurrent `begin` calls for one id that is neither
+/// claimed nor done, exactly one gets [`Begin::New`]. A claim that is
+/// neither completed nor abandoned must end by itself after a timeout, so
+/// that a process that died mid-handler does not block the event forever.
+///
+/// A claim is not fenced: once it has timed out, another delivery can claim
+/// the id, and the first owner's late `complete` or `abandon` still applies.
+/// Keep the in-progress timeout well above the time a handler takes.
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `id`: [`Begin::New`] when the caller now owns it,
+    /// [`Begin::InProgress`] while another delivery owns it, [`Begin::Done`]
+    /// when it was handled.
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin>;
+
+    /// Records `id` as handled, for the store's retention time.
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Gives up the claim of `id` (the handler failed), so that a retry runs
+    /// the handler again. An id already done stays done.
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+}
+
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Arc<S> {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        (**self).begin(id)
+    }
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        (**self).complete(id)
+    }
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        (**self).abandon(id)
+    }
+}
+
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Box<S> {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        (**self).begin(id)
+    }
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        (**self).complete(id)
+    }
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        (**self).abandon(id)
+    }
+}
+
+/// What a [`MemoryStore`] knows of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    InProgress,
+    Done,
+}
+
+/// Gives each entry the lifetime its state calls for, counted from when it
+/// took that state.
+struct ClaimExpiry {
+    retention: Duration,
+    in_progress_timeout: Duration,
+}
+
+impl ClaimExpiry {
+    fn lifetime(&self, claim: &Claim) -> Duration {
+        match claim {
+            Claim::InProgress => self.in_progress_timeout,
+            Claim::Done => self.retention,
+        }
+    }
+}
+
+impl Expiry<String, Claim> for ClaimExpiry {
+    fn expire_after_create(&self, _: &String, claim: &Claim, _: Instant) -> Option<Duration> {
+        Some(self.lifetime(claim))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        claim: &Claim,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.lifetime(claim))
+    }
+}
+
+/// An in-process [`IdempotencyStore`], for a service that runs as one
+/// process. Cloning it is cheap; the clones share their entries.
+///
+/// Completed ids are kept for [`DEFAULT_RETENTION`], claims time out after
+/// [`DEFAULT_IN_PROGRESS_TIMEOUT`], and at most [`DEFAULT_MAX_ENTRIES`] ids
+/// are kept (least recently used forgotten first); each is configurable
+/// through [`MemoryStore::builder`]. Entries are lost when the process
+/// restarts, so a retry that reaches a restarted process runs its handler
+/// again. Its methods never fail and never wait on I/O.
+#[derive(Clone)]
+pub struct MemoryStore {
+    entries: Cache<String, Claim>,
+    retention: Duration,
+    in_progress_timeout: Duration,
+    max_entries: u64,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the entries themselves: there can be a million of them.
+        f.debug_struct("MemoryStore")
+            .field("retention", &self.retention)
+            .field("in_progress_timeout", &self.in_progress_timeout)
+            .field("max_entries", &self.max_entries)
+            .field("entry_count", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default retention, in-progress timeout and size.
+    pub fn new() -> Self {
+        MemoryStore::builder().build()
+    }
+
+    /// A builder, to set the retention, in-progress timeout or size.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            retention: DEFAULT_RETENTION,
+            in_progress_timeout: DEFAULT_IN_PROGRESS_TIMEOUT,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
+
+    /// How long a completed id is remembered.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// How long a claim lasts when it is neither completed nor abandoned.
+    pub fn in_progress_timeout(&self) -> Duration {
+        self.in_progress_timeout
+    }
+
+    fn begin_now(&self, id: &str) -> Begin {
+        let mut outcome = Begin::New;
+        // Runs under the cache's lock for this key: concurrent claims of one
+        // id see each other's writes. An expired entry reads as absent.
+        self.entries.entry_by_ref(id).and_compute_with(|entry| {
+            match entry.map(|e| e.into_value()) {
+                None => Op::Put(Claim::InProgress),
+                Some(Claim::InProgress) => {
+                    outcome = Begin::InProgress;
+                    Op::Nop
+                }
+                Some(Claim::Done) => {
+                    outcome = Begin::Done;
+                    Op::Nop
+                }
+            }
+        });
+        outcome
+    }
+
+    fn complete_now(&self, id: &str) {
+        self.entries
+            .entry_by_ref(id)
+            .and_compute_with(|_| Op::Put(Claim::Done));
+    }
+
+    fn abandon_now(&self, id: &str) {
+        self.entries.entry_by_ref(id).and_compute_with(|entry| {
+            match entry.map(|e| e.into_value()) {
+                Some(Claim::InProgress) => Op::Remove,
+                Some(Claim::Done) | None => Op::Nop,
+            }
+        });
+    }
+}
+
+impl IdempotencyStore for MemoryStore {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        Box::pin(async move { Ok(self.begin_now(id)) })
+    }
+
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.complete_now(id);
+            Ok(())
+        })
+    }
+
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.abandon_now(id);
+            Ok(())
+        })
+    }
+}
+
+/// Builds a [`MemoryStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    retention: Duration,
+    in_progress_timeout: Duration,
+    max_entries: u64,
+}
+
+impl MemoryStoreBuilder {
+    /// How long a completed id is remembered (default
+    /// [`DEFAULT_RETENTION`]). Shorter than Kustomer's retry window, a late
+    /// retry of a handled event runs its handler again.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a claim lasts when it is neither completed nor abandoned
+    /// (default [`DEFAULT_IN_PROGRESS_TIMEOUT`]); after that,
+    /// [`begin`](IdempotencyStore::begin) answers [`Begin::New`] again.
+    /// Keep it above the time the slowest handler takes.
+    pub fn in_progress_timeout(mut self, timeout: Duration) -> Self {
+        self.in_progress_timeout = timeout;
+        self
+    }
+
+    /// How many ids are kept at most (default [`DEFAULT_MAX_ENTRIES`]); past
+    /// that, the least recently used are forgotten first.
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> MemoryStore {
+        let entries = Cache::builder()
+            .max_capacity(self.max_entries)
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(ClaimExpiry {
+                retention: self.retention,
+                in_progress_timeout: self.in_progress_timeout,
+            })
+            .build();
+        MemoryStore {
+            entries,
+            retention: self.retention,
+            in_progress_timeout: self.in_progress_timeout,
+            max_entries: self.max_entries,
+        }
+    }
+}
+
+/// Whether an update is newer than the last one handled for its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Freshness {
+    /// Newer than any handled for the resource, or nothing to compare with.
+    Fresh,
+    /// Not newer than the last one handled: a late or repeated update.
+    Stale {
+        /// The revision last handled for the resource.
+        last: i64,
+    },
+}
+
+impl Freshness {
+    /// Whether the update is [`Freshness::Fresh`].
+    pub fn is_fresh(self) -> bool {
+        self == Freshness::Fresh
+    }
+}
+
+/// Remembers the last revision (`data.attributes.rev`) handled per resource
+/// (`data.id`), to tell apart updates that arrive after a newer one.
+///
+/// Use: [`check`](OrderingGuard::check) before the handler runs, and
+/// [`record`](OrderingGuard::record) after it succeeded. The two are not one
+/// atomic step: two deliveries for one resource handled at the same time can
+/// both be fresh, and `record` keeps the higher revision whatever the order
+/// of the calls. A revision is remembered for [`DEFAULT_RETENTION`] after it
+/// was recorded (longer than Kustomer retries a delivery, so longer than an
+/// update can arrive late), for at most [`DEFAULT_MAX_ENTRIES`] resources;
+/// both are configurable ([`OrderingGuard::with_limits`]). Cloning it is
+/// cheap; the clones share their entries.
+///
+/// Resource ids are Kustomer object ids, unique across resource types, so
+/// the guard is keyed by the id alone.
+#[derive(Clone)]
+pub struct OrderingGuard {
+    last: Cache<String, i64>,
+    retention: Duration,
+    max_entries: u64,
+}
+
+impl fmt::Debug for OrderingGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderingGuard")
+            .field("retention", &self.retention)
+            .field("max_entries", &self.max_entries)
+            .field("entry_count", &self.last.entry_count())
+            .finish()
+    }
+}
+
+impl Default for OrderingGuard {
+    fn default() -> Self {
+        OrderingGuard::new()
+    }
+}
+
+impl OrderingGuard {
+    /// A guard with the default retention and size.
+    pub fn new() -> Self {
+        OrderingGuard::with_limits(DEFAULT_RETENTION, DEFAULT_MAX_ENTRIES)
+    }
+
+    /// A guard that remembers a revision for `retention` after it was
+    /// recorded, for at most `max_entries` resources (least recently used
+    /// forgotten first).
+    pub fn with_limits(retention: Duration, max_entries: u64) -> Self {
+        let last = Cache::builder()
+            .max_capacity(max_entries)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(retention)
+            .build();
+        OrderingGuard {
+            last,
+            retention,
+            max_entries,
+        }
+    }
+
+    /// How long a recorded revision is remembered.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Whether revision `rev` of `resource_id` is newer than the last one
+    /// recorded for it. An equal revision is stale.
+    pub fn check(&self, resource_id: &str, rev: i64) -> Freshness {
+        match self.last.get(resource_id) {
+            Some(last) if rev <= last => Freshness::Stale { last },
+            _ => Freshness::Fresh,
+        }
+    }
+
+    /// Records that revision `rev` of `resource_id` was handled. A lower
+    /// revision than the one recorded leaves it as it is.
+    pub fn record(&self, resource_id: &str, rev: i64) {
+        self.last
+            .entry_by_ref(resource_id)
+            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
+                Some(last) if last >= rev => Op::Nop,
+                _ => Op::Put(rev),
+            });
+    }
+
+    /// [`check`](OrderingGuard::check) for an event: its `data.id` and
+    /// `data.attributes.rev`. An event without either is always fresh.
+    pub fn check_event(&self, event: &(impl Envelope + ?Sized)) -> Freshness {
+        match (event.resource_id(), event.rev()) {
+            (Some(id), Some(rev)) => self.check(id, rev),
+            _ => Freshness::Fresh,
+        }
+    }
+
+    /// [`record`](OrderingGuard::record) for an event; nothing for an event
+    /// without a `data.id` or a `data.attributes.rev`.
+    pub fn record_event(&self, event: &(impl Envelope + ?Sized)) {
+        if let (Some(id), Some(rev)) = (event.resource_id(), event.rev()) {
+            self.record(id, rev);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn begin(store: &impl IdempotencyStore, id: &str) -> Begin {
+        block_on(store.begin(id)).unwrap()
+    }
+
+    fn complete(store: &impl IdempotencyStore, id: &str) {
+        block_on(store.complete(id)).unwrap()
+    }
+
+    fn abandon(store: &impl IdempotencyStore, id: &str) {
+        block_on(store.abandon(id)).unwrap()
+    }
+
+    #[test]
+    fn new_in_progress_done() {
+        let store = MemoryStore::new();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        assert_eq!(begin(&store, "a"), Begin::InProgress);
+        assert_eq!(begin(&store, "b"), Begin::New, "ids are independent");
+        complete(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::Done);
+        assert_eq!(begin(&store, "a"), Begin::Done, "done stays done");
+        assert_eq!(begin(&store, "b"), Begin::InProgress);
+    }
+
+    #[test]
+    fn abandon_lets_a_retry_run() {
+        let store = MemoryStore::new();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        abandon(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::New);
+        complete(&store, "a");
+        abandon(&store, "a");
+        assert_eq!(
+            begin(&store, "a"),
+            Begin::Done,
+            "abandon never forgets done"
+        );
+        abandon(&store, "never-seen");
+        assert_eq!(begin(&store, "never-seen"), Begin::New);
+    }
+
+    #[test]
+    fn complete_without_begin_is_remembered() {
+        let store = MemoryStore::new();
+        complete(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::Done);
+    }
+
+    #[test]
+    fn done_ids_expire_after_the_retention() {
+        let store = MemoryStore::builder()
+            .retention(Duration::from_millis(100))
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        complete(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::Done);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(begin(&store, "a"), Begin::New);
+    }
+
+    #[test]
+    fn claims_time_out() {
+        let store = MemoryStore::builder()
+            .in_progress_timeout(Duration::from_millis(100))
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        assert_eq!(begin(&store, "a"), Begin::InProgress);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(begin(&store, "a"), Begin::New, "the owner died mid-handler");
+        assert_eq!(
+            begin(&store, "a"),
+            Begin::InProgress,
+            "and it is claimed anew"
+        );
+    }
+
+    #[test]
+    fn done_ids_outlive_the_in_progress_timeout() {
+        let store = MemoryStore::builder()
+            .in_progress_timeout(Duration::from_millis(50))
+            .retention(Duration::from_secs(600))
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        complete(&store, "a");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(begin(&store, "a"), Begin::Done);
+    }
+
+    #[test]
+    fn defaults_outlast_the_retry_window() {
+        let store = MemoryStore::new();
+        // Retries go on for 1 + 1 + 2 + 5 + 10 + 15 + 30 = 64 minutes.
+        assert!(store.retention() >= Duration::from_secs(65 * 60));
+        assert_eq!(store.in_progress_timeout(), DEFAULT_IN_PROGRESS_TIMEOUT);
+        assert!(OrderingGuard::new().retention() >= Duration::from_secs(65 * 60));
+    }
+
+    #[test]
+    fn concurrent_begins_on_threads_give_one_new() {
+        const THREADS: usize = 16;
+        let store = MemoryStore::new();
+        for round in 0..50 {
+            let id = format!("event-{round}");
+            let barrier = Barrier::new(THREADS);
+            let news = AtomicUsize::new(0);
+            let in_progress = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..THREADS {
+                    s.spawn(|| {
+                        barrier.wait();
+                        match begin(&store, &id) {
+                            Begin::New => news.fetch_add(1, Ordering::SeqCst),
+                            Begin::InProgress => in_progress.fetch_add(1, Ordering::SeqCst),
+                            Begin::Done => panic!("nobody completed {id}"),
+                        };
+                    });
+                }
+            });
+            assert_eq!(news.into_inner(), 1, "{id}");
+            assert_eq!(in_progress.into_inner(), THREADS - 1, "{id}");
+        }
+    }
+
+    #[test]
+    fn concurrent_begins_on_tasks_give_one_new() {
+        const TASKS: usize = 64;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryStore::new());
+        runtime.block_on(async {
+            for round in 0..20 {
+                let id: Arc<str> = format!("event-{round}").into();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let (store, id) = (Arc::clone(&store), Arc::clone(&id));
+                        tokio::spawn(async move { store.begin(&id).await.unwrap() })
+                    })
+                    .collect();
+                let mut outcomes = Vec::new();
+                for task in tasks {
+                    outcomes.push(task.await.unwrap());
+                }
+                let news = outcomes.iter().filter(|b| **b == Begin::New).count();
+                assert_eq!(news, 1, "{id}: {outcomes:?}");
+                assert!(
+                    outcomes
+                        .iter()
+                        .all(|b| matches!(b, Begin::New | Begin::InProgress))
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_store_behind_a_pointer_is_a_store() {
+        let boxed: Box<dyn IdempotencyStore> = Box::new(MemoryStore::new());
+        assert_eq!(begin(&boxed, "a"), Begin::New);
+        let shared = Arc::new(MemoryStore::new());
+        let clone = Arc::clone(&shared);
+        assert_eq!(begin(&shared, "a"), Begin::New);
+        assert_eq!(begin(&clone, "a"), Begin::InProgress);
+        let store = MemoryStore::new();
+        let copy = store.clone();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        assert_eq!(begin(&copy, "a"), Begin::InProgress, "clones share entries");
+    }
+
+    #[test]
+    fn debug_shows_the_settings_not_the_ids() {
+        let store = MemoryStore::builder()
+            .retention(Duration::from_secs(4500))
+            .max_entries(10)
+            .build();
+        assert_eq!(begin(&store, "6087326fa8b1c7b07da5e5c9"), Begin::New);
+        let debug = format!("{store:?}");
+        assert!(debug.starts_with("MemoryStore {"), "{debug}");
+        assert!(debug.contains("retention: 4500s"), "{debug}");
+        assert!(debug.contains("in_progress_timeout: 300s"), "{debug}");
+        assert!(debug.contains("max_entries: 10"), "{debug}");
+        assert!(!debug.contains("6087326fa8b1c7b07da5e5c9"), "{debug}");
+
+        let guard = OrderingGuard::with_limits(Duration::from_secs(60), 5);
+        guard.record("608731c238e15a90895f7029", 3);
+        let debug = format!("{guard:?}");
+        assert!(debug.starts_with("OrderingGuard {"), "{debug}");
+        assert!(debug.contains("retention: 60s"), "{debug}");
+        assert!(debug.contains("max_entries: 5"), "{debug}");
+        assert!(!debug.contains("608731c238e15a90895f7029"), "{debug}");
+    }
+
+    #[test]
+    fn store_errors_keep_their_source() {
+        let e = StoreError::unavailable(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "redis timed out",
+        ));
+        assert_eq!(
+            e.to_string(),
+            "the idempotency store is unavailable: redis timed out"
+        );
+        assert!(e.source().is_some());
+        let e = StoreError::failed("unexpected reply");
+        assert!(matches!(e, StoreError::Failed(_)));
+        assert_eq!(
+            e.to_string(),
+            "the idempotency store failed: unexpected reply"
+        );
+    }
+
+    #[test]
+    fn ordering_fresh_stale_and_equal() {
+        let guard = OrderingGuard::new();
+        let c = "608731c238e15a90895f7029";
+        assert_eq!(guard.check(c, 1), Freshness::Fresh, "nothing recorded");
+        guard.record(c, 3);
+        assert_eq!(guard.check(c, 4), Freshness::Fresh);
+        assert_eq!(guard.check(c, 3), Freshness::Stale { last: 3 }, "equal");
+        assert_eq!(guard.check(c, 2), Freshness::Stale { last: 3 });
+        assert!(!guard.check(c, 2).is_fresh());
+        assert!(guard.check("another", 1).is_fresh(), "per resource");
+        guard.record(c, 2);
+        assert_eq!(
+            guard.check(c, 3),
+            Freshness::Stale { last: 3 },
+            "a late record never lowers the last revision"
+        );
+        guard.record(c, 5);
+        assert_eq!(guard.check(c, 4), Freshness::Stale { last: 5 });
+    }
+
+    #[test]
+    fn ordering_of_events() {
+        let guard = OrderingGuard::new();
+        let update = |rev: &str| {
+            crate::parse(
+                format!(
+                    r#"{{"id": "6087326fa8b1c7b07da5e5c9", "name": "kustomer.customer.update",
+                  "data": {{"type": "customer", "id": "608731c238e15a90895f7029",
+                  "attributes": {{"name": "Franz Kafka"{rev}}}}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+            .event
+        };
+        let rev4 = update(r#", "rev": 4"#);
+        let rev3 = update(r#", "rev": 3"#);
+        let no_rev = update("");
+        assert_eq!(guard.check_event(rev4.envelope()), Freshness::Fresh);
+        guard.record_event(rev4.envelope());
+        assert_eq!(
+            guard.check_event(rev3.envelope()),
+            Freshness::Stale { last: 4 }
+        );
+        assert_eq!(
+            guard.check_event(rev4.envelope()),
+            Freshness::Stale { last: 4 }
+        );
+        assert_eq!(guard.check_event(no_rev.envelope()), Freshness::Fresh);
+        guard.record_event(no_rev.envelope());
+        assert_eq!(
+            guard.check("608731c238e15a90895f7029", 4),
+            Freshness::Stale { last: 4 }
+        );
+
+        let no_resource = crate::parse(
+            br#"{"name": "kustomer.tag.update", "data": {"type": "tag", "attributes": {"rev": 9}}}"#,
+        )
+        .unwrap()
+        .event;
+        assert_eq!(guard.check_event(no_resource.envelope()), Freshness::Fresh);
+        guard.record_event(no_resource.envelope());
+        assert_eq!(guard.check_event(no_resource.envelope()), Freshness::Fresh);
+    }
+
+    #[test]
+    fn ordering_expires() {
+        let guard = OrderingGuard::with_limits(Duration::from_millis(100), 100);
+        guard.record("r", 7);
+        assert_eq!(guard.check("r", 7), Freshness::Stale { last: 7 });
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(guard.check("r", 7), Freshness::Fresh);
+    }
+}

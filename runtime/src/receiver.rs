@@ -1,0 +1,370 @@
+//! The whole delivery path, free of any web framework: method, content type,
+//! size, signature, parsing, dispatch, each mapped to the HTTP status
+//! Kustomer needs to see. Framework adapters (see `axum` behind the feature
+//! of that name) only translate requests and responses.
+//!
+//! The status contract: 2xx only once the handler succeeded (or when there is
+//! nothing to run: no handler, an event already processed, a stale update);
+//! 409 while another delivery of the same event is being handled; 401 for a bad or
+//! missing signature or custom header; 400 for a body that is not an event
+//! (with the JSON path); 413 over the size limit; 415 for a content type
+//! other than JSON; 405 for a method other than POST; 500 when the handler
+//! failed or panicked, 503 when it ran out of time, so that Kustomer retries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
+use crate::verify::{EVENT_HEADER, Verifier};
+use crate::{DispatchError, Dispatched, Dispatcher, ParseError, Parsed, parse, parse_as};
+
+/// What the receiver answers: a status and a small JSON body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    /// The HTTP status.
+    #[serde(skip)]
+    pub status: u16,
+    /// `handled`, `no handler`, `duplicate`, `stale`, or `error`.
+    pub outcome: &'static str,
+    /// The event's name, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The event's id, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where in the body, as a JSON Pointer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<&'static str>,
+}
+
+impl Reply {
+    fn error(status: u16, error: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            outcome: "error",
+            event: None,
+            id: None,
+            error: Some(error.into()),
+            pointer: None,
+        }
+    }
+
+    /// The body, as JSON text.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// Counts of what the receiver did, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Deliveries handled (2xx with a handler run, or no handler).
+    pub accepted: AtomicU64,
+    /// Deliveries refused before dispatch (4xx).
+    pub rejected: AtomicU64,
+    /// Deliveries of an event already processed.
+    pub duplicate: AtomicU64,
+    /// Updates older than one already processed.
+    pub stale: AtomicU64,
+    /// Deliveries whose handler failed, panicked or timed out (5xx).
+    pub failed: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One request, as the receiver needs it.
+pub struct Request<'a, H: Fn(&str) -> Option<&'a [u8]>> {
+    /// The HTTP method.
+    pub method: &'a str,
+    /// A header's value by its lowercase name.
+    pub header: H,
+    /// The body, exactly as received (already cut at the size limit by the
+    /// adapter, which answers 413 itself when it is over).
+    pub body: &'a [u8],
+}
+
+type Inspect = dyn Fn(&Parsed<'_>) + Send + Sync;
+
+/// Receives deliveries: verifies, parses and dispatches them.
+pub struct Receiver {
+    verifier: Option<Verifier>,
+    dispatcher: Arc<Dispatcher>,
+    limit: usize,
+    timeout: Duration,
+    inspect: Option<Box<Inspect>>,
+    counters: Arc<Counters>,
+    store: Option<Arc<dyn IdempotencyStore>>,
+    ordering: Option<OrderingGuard>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("verifier", &self.verifier)
+            .field("limit", &self.limit)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default body size limit: 1 MiB, far above any Kustomer event.
+pub const DEFAULT_LIMIT: usize = 1 << 20;
+/// The default handler time limit: Kustomer wants an answer within seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Receiver {
+    /// A receiver dispatching to `dispatcher`, verifying with `verifier`.
+    pub fn new(dispatcher: Dispatcher, verifier: Verifier) -> Self {
+        Receiver {
+            verifier: Some(verifier),
+            dispatcher: Arc::new(dispatcher),
+            limit: DEFAULT_LIMIT,
+            timeout: DEFAULT_TIMEOUT,
+            inspect: None,
+            counters: Arc::default(),
+            store: Some(Arc::new(MemoryStore::new())),
+            ordering: None,
+        }
+    }
+
+    /// Remembers processed event ids in `store` instead of the default
+    /// in-memory one (which keeps them 75 minutes, past Kustomer's retries).
+    pub fn with_store(mut self, store: impl IdempotencyStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Runs every delivery, duplicates included (no idempotency store).
+    pub fn without_dedupe(mut self) -> Self {
+        self.store = None;
+        self
+    }
+
+    /// Drops updates whose `rev` is not newer than the last processed for
+    /// the same resource: acknowledged with `"outcome": "stale"`, not
+    /// dispatched. Off by default.
+    pub fn with_ordering(mut self, guard: OrderingGuard) -> Self {
+        self.ordering = Some(guard);
+        self
+    }
+
+    /// A receiver that accepts unsigned deliveries. Only for tests and local
+    /// tools: anyone can then post events.
+    pub fn without_verification(dispatcher: Dispatcher) -> Self {
+        Receiver {
+            verifier: None,
+            ..Receiver::new(dispatcher, Verifier::new(""))
+        }
+    }
+
+    /// The largest body accepted (default 1 MiB); larger ones get 413.
+    pub fn with_limit(mut self, bytes: usize) -> Self {
+        self.limit = bytes;
+        self
+    }
+
+    /// How long a handler may run (default 10 s); then 503, and Kustomer
+    /// retries.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Calls `f` with every event about to be dispatched (after verification
+    /// and parsing), for logging or capture.
+    pub fn inspect(mut self, f: impl Fn(&Parsed<'_>) + Send + Sync + 'static) -> Self {
+        self.inspect = Some(Box::new(f));
+        self
+    }
+
+    /// The body size limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// What the receiver has done so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Handles one delivery.
+    pub async fn receive<'a, H: Fn(&str) -> Option<&'a [u8]>>(
+        &self,
+        request: Request<'a, H>,
+    ) -> Reply {
+        let reply = self.receive_inner(request).await;
+        let counters = &self.counters;
+        match (reply.status, reply.outcome) {
+            (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
+            (200..=299, "stale") => Counters::bump(&counters.stale),
+            (200..=299, _) => Counters::bump(&counters.accepted),
+            (400..=499, _) => Counters::bump(&counters.rejected),
+            _ => Counters::bump(&counters.failed),
+        }
+        reply
+    }
+
+    async fn receive_inner<'a, H: Fn(&str) -> Option<&'a [u8]>>(
+        &self,
+        request: Request<'a, H>,
+    ) -> Reply {
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return Reply::error(
+                405,
+                format!("{} is not accepted: Kustomer posts events", request.method),
+            );
+        }
+        if !is_json((request.header)("content-type")) {
+            return Reply::error(415, "the content type must be application/json");
+        }
+        if request.body.len() > self.limit {
+            return Reply::error(
+                413,
+                format!("the body is over the {} byte limit", self.limit),
+            );
+        }
+        if let Some(verifier) = &self.verifier
+            && let Err(e) = verifier.verify(request.body, &request.header)
+        {
+            return Reply::error(401, e.to_string());
+        }
+        let header_name = (request.header)(EVENT_HEADER).and_then(|v| std::str::from_utf8(v).ok());
+        let parsed = match header_name {
+            Some(name) => parse_as(request.body, name),
+            None => parse(request.body),
+        };
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => return parse_error(&e),
+        };
+        let event = parsed.event.name().as_str().to_owned();
+        let id = parsed.event.envelope().event_id().map(str::to_owned);
+        let span = tracing::info_span!(
+            "kustomer_webhook",
+            event = %event,
+            id = id.as_deref().unwrap_or(""),
+            resource_id = parsed.event.envelope().resource_id().unwrap_or(""),
+        );
+        let _entered = span.enter();
+        if let Some(inspect) = &self.inspect {
+            inspect(&parsed);
+        }
+        let reply = |status, outcome, error: Option<String>| Reply {
+            status,
+            outcome,
+            event: Some(event.clone()),
+            id: id.clone(),
+            error,
+            pointer: None,
+        };
+        let claimed = match (&self.store, &id) {
+            (Some(store), Some(id)) => match store.begin(id).await {
+                Ok(Begin::New) => true,
+                Ok(Begin::Done) => return reply(200, "duplicate", None),
+                Ok(Begin::InProgress) => {
+                    let why = "another delivery of this event is being handled; retry later";
+                    return reply(409, "in progress", Some(why.to_owned()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "idempotency store failed");
+                    return reply(
+                        503,
+                        "error",
+                        Some(format!("the idempotency store failed: {e}")),
+                    );
+                }
+            },
+            _ => false,
+        };
+        let store = if claimed {
+            self.store.clone().zip(id.clone())
+        } else {
+            None
+        };
+        if let Some(guard) = &self.ordering
+            && let Freshness::Stale { last } = guard.check_event(parsed.event.envelope())
+        {
+            if let Some((store, id)) = &store {
+                // Acknowledged: a retry of this delivery is a duplicate.
+                let _ = store.complete(id).await;
+            }
+            let why = format!("rev not newer than {last}, the last processed for this resource");
+            return reply(200, "stale", Some(why));
+        }
+        let resource = parsed.event.envelope().resource_id().map(str::to_owned);
+        let rev = parsed.event.envelope().rev();
+        let (dispatcher, ordering, timeout) = (
+            Arc::clone(&self.dispatcher),
+            self.ordering.clone(),
+            self.timeout,
+        );
+        // The handler runs in its own task: a client that hangs up does not
+        // cancel it halfway, and its claim is always completed or abandoned.
+        let run = tokio::spawn(async move {
+            let result =
+                tokio::time::timeout(timeout, dispatcher.dispatch_event(parsed.event)).await;
+            let succeeded = matches!(result, Ok(Ok(_)));
+            if let Some((store, id)) = &store {
+                let settled = if succeeded {
+                    store.complete(id).await
+                } else {
+                    store.abandon(id).await
+                };
+                if let Err(e) = settled {
+                    tracing::warn!(error = %e, "idempotency store failed after the handler ran");
+                }
+            }
+            if succeeded && let (Some(guard), Some(resource), Some(rev)) = (ordering, resource, rev)
+            {
+                guard.record(&resource, rev);
+            }
+            result
+        });
+        let dispatched = match run.await {
+            Ok(result) => result,
+            Err(e) => return reply(500, "error", Some(format!("the handler task failed: {e}"))),
+        };
+        match dispatched {
+            Ok(Ok(Dispatched::Handled { .. })) => reply(200, "handled", None),
+            Ok(Ok(Dispatched::NoHandler { .. })) => reply(200, "no handler", None),
+            Ok(Err(e @ (DispatchError::Handler { .. } | DispatchError::Panicked { .. }))) => {
+                tracing::warn!(error = %e, "handler failed");
+                reply(500, "error", Some(e.to_string()))
+            }
+            Ok(Err(e)) => reply(500, "error", Some(e.to_string())),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "handler timed out");
+                reply(
+                    503,
+                    "error",
+                    Some(format!("the handler took longer than {:?}", self.timeout)),
+                )
+            }
+        }
+    }
+}
+
+fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(ct) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+fn parse_error(e: &ParseError) -> Reply {
+    Reply {
+        pointer: e.pointer(),
+        ..Reply::error(400, e.to_string())
+    }
+}

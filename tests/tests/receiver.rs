@@ -1,0 +1,428 @@
+//! The receiver end to end, over real TCP on loopback: every status of the
+//! contract, token rotation, custom headers, panics, and concurrency.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::receiver::Receiver;
+use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::{Dispatcher, State, TeamCreate, TeamUpdate, UserCreate, UserUpdate};
+use serde_json::Value;
+
+const TOKEN: &str = "token-2026";
+
+type Count = Arc<AtomicUsize>;
+
+async fn ok_team(_: TeamUpdate, n: State<Count>) {
+    n.fetch_add(1, Ordering::SeqCst);
+}
+async fn failing(_: TeamCreate, _: State<Count>) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("the database is down"))
+}
+async fn panicking(_: UserCreate, _: State<Count>) {
+    panic!("handler bug")
+}
+async fn slow(_: UserUpdate, _: State<Count>) {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
+struct Server {
+    addr: SocketAddr,
+    count: Count,
+    client: reqwest::Client,
+}
+
+async fn start(verifier: Verifier) -> Server {
+    start_with(verifier, |r| r).await
+}
+
+async fn start_with(verifier: Verifier, configure: impl FnOnce(Receiver) -> Receiver) -> Server {
+    let count = Count::default();
+    let dispatcher = Dispatcher::with_state(count.clone())
+        .handler(ok_team)
+        .handler(failing)
+        .handler(panicking)
+        .handler(slow)
+        .build()
+        .unwrap();
+    let receiver = configure(
+        Receiver::new(dispatcher, verifier)
+            .with_limit(64 * 1024)
+            .with_timeout(Duration::from_millis(300)),
+    );
+    let app =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        addr,
+        count,
+        client: reqwest::Client::new(),
+    }
+}
+
+fn sample(event: &str) -> &'static str {
+    SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1
+}
+
+/// A sample with another event id (and optionally another rev).
+fn variant(event: &str, n: usize, rev: Option<i64>) -> Vec<u8> {
+    let mut v: Value = serde_json::from_str(sample(event)).unwrap();
+    v["id"] = format!("{n:024x}").into();
+    if let Some(rev) = rev {
+        v["data"]["attributes"]["rev"] = rev.into();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+impl Server {
+    async fn post(&self, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self
+            .client
+            .post(format!("http://{}/kustomer", self.addr))
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Posts `body` as Kustomer does: JSON, signed with `token`, named.
+    async fn deliver(&self, body: &[u8], token: &str, event: Option<&str>) -> (u16, Value) {
+        let sig = sign(token.as_bytes(), body);
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-kustomer-webhook-signature", sig.as_str()),
+        ];
+        if let Some(e) = event {
+            headers.push(("x-kustomer-webhook-event", e));
+        }
+        self.post(body, &headers).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_delivery_runs_its_handler_and_gets_200() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let (status, body) = s
+        .deliver(
+            sample("kustomer.team.update").as_bytes(),
+            TOKEN,
+            Some("kustomer.team.update"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "handled");
+    assert_eq!(body["event"], "kustomer.team.update");
+    assert_eq!(body["id"], "608733d0ca6e20001913be16");
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // An event with no handler, and an unknown event, are acknowledged.
+    let (status, body) = s
+        .deliver(sample("kustomer.customer.create").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("no handler"))
+    );
+    let unknown = br#"{"name": "kustomer.kobject.order.create", "data": {"type": "kobject"}}"#;
+    let (status, body) = s.deliver(unknown, TOKEN, None).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("no handler"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_missing_and_malformed_signatures_get_401() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let body = sample("kustomer.team.update").as_bytes();
+    let (status, reply) = s.deliver(body, "another-token", None).await;
+    assert_eq!(status, 401, "{reply}");
+    let (status, reply) = s.post(body, &[("content-type", "application/json")]).await;
+    assert_eq!(status, 401, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("missing"),
+        "{reply}"
+    );
+    let (status, _) = s
+        .post(
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("x-kustomer-webhook-signature", "zz"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 401);
+    // A tampered body fails even with the original signature.
+    let sig = sign(TOKEN.as_bytes(), body);
+    let tampered = sample("kustomer.team.update").replace("Der Prozess", "Das Schloss");
+    let (status, _) = s
+        .post(
+            tampered.as_bytes(),
+            &[
+                ("content-type", "application/json"),
+                ("x-kustomer-webhook-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(s.count.load(Ordering::SeqCst), 0, "no handler ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_rotate_and_custom_headers_are_checked() {
+    let s = start(
+        Verifier::new("new")
+            .with_token("old")
+            .with_header("x-app-secret", "s3cret"),
+    )
+    .await;
+    let body = sample("kustomer.team.update").as_bytes();
+    for token in ["new", "old"] {
+        let sig = sign(token.as_bytes(), body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-kustomer-webhook-signature", sig.as_str()),
+            ("X-App-Secret", "s3cret"),
+        ];
+        assert_eq!(s.post(body, &headers).await.0, 200, "{token}");
+    }
+    let sig = sign(b"new", body);
+    let wrong = [
+        ("content-type", "application/json"),
+        ("x-kustomer-webhook-signature", sig.as_str()),
+        ("x-app-secret", "guess"),
+    ];
+    assert_eq!(s.post(body, &wrong).await.0, 401);
+    assert_eq!(s.post(body, &wrong[..2]).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_are_not_events_get_400_with_the_path() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let (status, reply) = s.deliver(b"{\"name\": ", TOKEN, None).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON at line 1"),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(br#"{"data": {}}"#, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["pointer"].as_str()),
+        (400, Some("/name")),
+        "{reply}"
+    );
+    let (status, reply) = s
+        .deliver(br#"{"name": "kustomer.team.update"}"#, TOKEN, None)
+        .await;
+    assert_eq!(
+        (status, reply["pointer"].as_str()),
+        (400, Some("/data")),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(b"[1, 2]", TOKEN, None).await;
+    assert_eq!(status, 400, "{reply}");
+    // The header naming another event than the body.
+    let (status, reply) = s
+        .deliver(
+            sample("kustomer.team.update").as_bytes(),
+            TOKEN,
+            Some("kustomer.team.create"),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["pointer"].as_str()),
+        (400, Some("/name")),
+        "{reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_content_type_and_method_are_checked() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let big = format!(
+        "{{\"name\": \"kustomer.team.update\", \"pad\": \"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    assert_eq!(s.deliver(big.as_bytes(), TOKEN, None).await.0, 413);
+    let body = sample("kustomer.team.update").as_bytes();
+    let sig = sign(TOKEN.as_bytes(), body);
+    let (status, _) = s
+        .post(
+            body,
+            &[
+                ("content-type", "text/plain"),
+                ("x-kustomer-webhook-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 415);
+    let (status, _) = s
+        .post(body, &[("x-kustomer-webhook-signature", &sig)])
+        .await;
+    assert_eq!(status, 415, "no content type");
+    let (status, _) = s
+        .post(
+            body,
+            &[
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-kustomer-webhook-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "a charset parameter is fine");
+    let res = s
+        .client
+        .get(format!("http://{}/kustomer", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_panicking_and_slow_handlers_get_5xx_and_the_server_keeps_serving() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let (status, reply) = s
+        .deliver(sample("kustomer.team.create").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("the database is down"),
+        "{reply}"
+    );
+    let (status, reply) = s
+        .deliver(sample("kustomer.user.create").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("handler bug"),
+        "{reply}"
+    );
+    let (status, reply) = s
+        .deliver(sample("kustomer.user.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 503, "{reply}");
+    // Still serving, and handling.
+    let (status, _) = s
+        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_deliveries_of_mixed_events() {
+    let s = Arc::new(start(Verifier::new(TOKEN)).await);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (event, _) = SEED_SAMPLES[i % SEED_SAMPLES.len()];
+            let (status, _) = s
+                .deliver(&variant(event, i, None), TOKEN, Some(event))
+                .await;
+            (event, status)
+        }));
+    }
+    for t in tasks {
+        let (event, status) = t.await.unwrap();
+        let want = match event {
+            "kustomer.team.create" | "kustomer.user.create" => 500,
+            "kustomer.user.update" => 503,
+            _ => 200,
+        };
+        assert_eq!(status, want, "{event}");
+    }
+    assert_eq!(
+        s.count.load(Ordering::SeqCst),
+        10,
+        "each team update ran once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_acknowledged_without_running_the_handler_again() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let body = sample("kustomer.team.update").as_bytes();
+    let (status, reply) = s.deliver(body, TOKEN, None).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    let (status, reply) = s.deliver(body, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // A failed event is not marked done: the retry runs the handler again.
+    let failing = sample("kustomer.team.create").as_bytes();
+    assert_eq!(s.deliver(failing, TOKEN, None).await.0, 500);
+    let (status, reply) = s.deliver(failing, TOKEN, None).await;
+    assert_eq!(status, 500, "a retry of a failed event runs again: {reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_of_one_event_run_the_handler_once() {
+    let s = Arc::new(start(Verifier::new(TOKEN)).await);
+    let body = Arc::new(variant("kustomer.team.update", 7, None));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (s, body) = (s.clone(), body.clone());
+        tasks.push(tokio::spawn(
+            async move { s.deliver(&body, TOKEN, None).await },
+        ));
+    }
+    let mut handled = 0;
+    for t in tasks {
+        let (status, reply) = t.await.unwrap();
+        match (status, reply["outcome"].as_str()) {
+            (200, Some("handled")) => handled += 1,
+            (200, Some("duplicate")) | (409, Some("in progress")) => {}
+            other => panic!("{other:?} {reply}"),
+        }
+    }
+    assert_eq!(handled, 1);
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_ordering(OrderingGuard::new())
+    })
+    .await;
+    let newer = variant("kustomer.customer.update", 1, Some(5));
+    let older = variant("kustomer.customer.update", 2, Some(4));
+    let (status, reply) = s.deliver(&newer, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("no handler")),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(&older, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("stale")),
+        "{reply}"
+    );
+    let newest = variant("kustomer.customer.update", 3, Some(6));
+    assert_eq!(
+        s.deliver(&newest, TOKEN, None).await.1["outcome"],
+        "no handler"
+    );
+}
