@@ -4,7 +4,8 @@
 //! - `generate`: schemas → Rust models (`runtime/src/models/`);
 //! - `regenerate`: both, in one go;
 //! - `check`: are the committed schemas and models what the samples give?
-//! - `parse`: payloads → typed events, with their drift.
+//! - `parse`: payloads → typed events, with their drift;
+//! - `serve`, `send`, `demo`: the receiver on the network.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod generate;
 mod infer;
 mod parse;
+mod serve;
 
 /// Typed Kustomer outbound webhooks: infer schemas from sample payloads,
 /// generate Rust models from them, and parse payloads with those models.
@@ -99,6 +101,38 @@ enum Command {
         #[arg(long)]
         emit: bool,
     },
+    /// Receive webhooks at `POST /`, printing one JSON line per dispatched
+    /// event: {"event", "id", "resource_id", "typed", "drift"}.
+    Serve {
+        /// The address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The webhook's token (signatures are checked with it)
+        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN")]
+        token: String,
+        /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
+        #[arg(long = "header", value_parser = serve::header_arg)]
+        headers: Vec<(String, String)>,
+    },
+    /// Sign and POST payloads the way Kustomer does, printing each status
+    /// (plain http:// URLs).
+    Send {
+        /// Where to post
+        #[arg(long)]
+        url: String,
+        /// The webhook's token to sign with
+        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN")]
+        token: String,
+        /// A custom header to add, as NAME=VALUE (repeatable)
+        #[arg(long = "header", value_parser = serve::header_arg)]
+        headers: Vec<(String, String)>,
+        /// Payload files, or directories of `.json` payloads
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Start a receiver on a loopback port and deliver the ten samples, a
+    /// duplicate, a tampered signature and a malformed body to it.
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +160,12 @@ fn report(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -183,5 +223,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
+        Command::Serve {
+            addr,
+            token,
+            headers,
+        } => runtime()?.block_on(serve::serve(addr, &token, &headers)),
+        Command::Send {
+            url,
+            token,
+            headers,
+            paths,
+        } => runtime()?.block_on(serve::send(&url, &token, &headers, &paths)),
+        Command::Demo => runtime()?.block_on(serve::demo()),
     }
 }

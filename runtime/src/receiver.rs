@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
 use crate::verify::{EVENT_HEADER, Verifier};
@@ -180,8 +181,8 @@ impl Receiver {
         self
     }
 
-    /// Calls `f` with every event about to be dispatched (after verification
-    /// and parsing), for logging or capture.
+    /// Calls `f` with every event about to be dispatched (verified, parsed,
+    /// neither a duplicate nor stale), for logging or capture.
     pub fn inspect(mut self, f: impl Fn(&Parsed<'_>) + Send + Sync + 'static) -> Self {
         self.inspect = Some(Box::new(f));
         self
@@ -255,10 +256,12 @@ impl Receiver {
             id = id.as_deref().unwrap_or(""),
             resource_id = parsed.event.envelope().resource_id().unwrap_or(""),
         );
-        let _entered = span.enter();
-        if let Some(inspect) = &self.inspect {
-            inspect(&parsed);
-        }
+        // The span covers the rest of the delivery, across its awaits.
+        self.deliver(parsed, event, id).instrument(span).await
+    }
+
+    /// De-duplicates, checks ordering, and dispatches a parsed event.
+    async fn deliver(&self, parsed: Parsed<'_>, event: String, id: Option<String>) -> Reply {
         let reply = |status, outcome, error: Option<String>| Reply {
             status,
             outcome,
@@ -300,6 +303,9 @@ impl Receiver {
             }
             let why = format!("rev not newer than {last}, the last processed for this resource");
             return reply(200, "stale", Some(why));
+        }
+        if let Some(inspect) = &self.inspect {
+            inspect(&parsed);
         }
         let resource = parsed.event.envelope().resource_id().map(str::to_owned);
         let rev = parsed.event.envelope().rev();

@@ -1,0 +1,228 @@
+//! `serve`, `send` and `demo`: the receiver on the network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use kustomer_webhooks::receiver::Receiver;
+use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
+use kustomer_webhooks::{Dispatcher, Parsed};
+use serde::Serialize;
+
+/// A `NAME=VALUE` custom header.
+pub fn header_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// One line printed per dispatched event.
+#[derive(Serialize)]
+struct Line<'a> {
+    event: &'a str,
+    id: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    typed: bool,
+    drift: Vec<kustomer_webhooks::Drift>,
+}
+
+fn print_event(parsed: &Parsed<'_>) {
+    let envelope = parsed.event.envelope();
+    let name = parsed.event.name();
+    let line = Line {
+        event: name.as_str(),
+        id: envelope.event_id(),
+        resource_id: envelope.resource_id(),
+        typed: parsed.event.is_typed(),
+        drift: parsed.drift(),
+    };
+    if let Ok(text) = serde_json::to_string(&line) {
+        println!("{text}");
+    }
+}
+
+fn receiver(token: &str, headers: &[(String, String)]) -> Result<Receiver> {
+    let mut verifier = Verifier::new(token);
+    for (name, value) in headers {
+        verifier = verifier.with_header(name, value);
+    }
+    let dispatcher = Dispatcher::builder().build()?;
+    Ok(Receiver::new(dispatcher, verifier).inspect(print_event))
+}
+
+/// `serve`: a receiver at `POST /` until interrupted.
+pub async fn serve(
+    addr: SocketAddr,
+    token: &str,
+    headers: &[(String, String)],
+) -> Result<ExitCode> {
+    let app = kustomer_webhooks::axum::router(receiver(token, headers)?);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    eprintln!(
+        "receiving Kustomer webhooks at http://{}/",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The payload files among `paths` (directories contribute their `.json` files).
+fn payloads(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    if out.is_empty() {
+        bail!("no payload files given");
+    }
+    Ok(out)
+}
+
+/// What a delivery came to.
+struct Delivered {
+    status: u16,
+    reply: String,
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Result<Delivered> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("posting to {url}"))?;
+    let status = res.status().as_u16();
+    let reply = res.text().await.unwrap_or_default();
+    Ok(Delivered { status, reply })
+}
+
+/// Signs `body` and posts it as Kustomer does.
+async fn deliver(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    custom: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Delivered> {
+    let mut headers = vec![(SIGNATURE_HEADER, sign(token.as_bytes(), &body))];
+    if let Some(name) = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+    {
+        headers.push((EVENT_HEADER, name));
+    }
+    let custom: Vec<(&str, String)> = custom
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+    headers.extend(custom);
+    post(client, url, body, &headers).await
+}
+
+/// `send`: signs and posts each payload, printing the status of each.
+pub async fn send(
+    url: &str,
+    token: &str,
+    headers: &[(String, String)],
+    paths: &[PathBuf],
+) -> Result<ExitCode> {
+    let client = reqwest::Client::new();
+    let mut ok = true;
+    for file in payloads(paths)? {
+        let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let d = deliver(&client, url, token, headers, body).await?;
+        println!("{} {} {}", d.status, file.display(), d.reply);
+        ok &= (200..300).contains(&d.status);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `demo`: a receiver on a loopback port, fed the ten samples, a duplicate,
+/// a tampered signature and a malformed body.
+pub async fn demo() -> Result<ExitCode> {
+    let token = format!(
+        "demo-{:016x}",
+        std::process::id() as u64 ^ 0x6b75_7374_6f6d_6572
+    );
+    let app = kustomer_webhooks::axum::router(receiver(&token, &[])?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{addr}/");
+    println!("receiver at {url} (token generated for this run)");
+    println!(
+        "each event the receiver dispatches prints as one JSON line; each delivery as `status what reply`\n"
+    );
+
+    let client = reqwest::Client::new();
+    let report = |what: &str, d: &Delivered| println!("{} {what:<44} {}", d.status, d.reply);
+    let mut expected_ok = true;
+    for (event, text) in kustomer_schema::SEED_SAMPLES {
+        let d = deliver(&client, &url, &token, &[], text.as_bytes().to_vec()).await?;
+        report(event, &d);
+        expected_ok &= d.status == 200;
+    }
+    let (event, text) = kustomer_schema::SEED_SAMPLES[2];
+    let d = deliver(&client, &url, &token, &[], text.as_bytes().to_vec()).await?;
+    report(&format!("{event} again (a retry)"), &d);
+    expected_ok &= d.status == 200 && d.reply.contains("duplicate");
+
+    let tampered = text.replace("Franz Kafka", "Josef K.");
+    let sig = sign(token.as_bytes(), text.as_bytes());
+    let d = post(
+        &client,
+        &url,
+        tampered.into_bytes(),
+        &[(SIGNATURE_HEADER, sig)],
+    )
+    .await?;
+    report("a tampered body, original signature", &d);
+    expected_ok &= d.status == 401;
+
+    let d = deliver(
+        &client,
+        &url,
+        &token,
+        &[],
+        b"{\"name\": \"kustomer.team.create\"".to_vec(),
+    )
+    .await?;
+    report("a malformed body", &d);
+    expected_ok &= d.status == 400;
+
+    server.abort();
+    if expected_ok {
+        println!("\nevery delivery got the status it should");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(anyhow!("a delivery got an unexpected status (see above)"))
+    }
+}

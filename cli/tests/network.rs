@@ -1,0 +1,125 @@
+//! `demo`, `serve` and `send`, run as real processes on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+#[test]
+fn demo_delivers_and_reports_every_case() {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "200 kustomer.team.update",
+        "200 kustomer.customer.create again (a retry)",
+        "\"outcome\":\"duplicate\"",
+        "401 a tampered body, original signature",
+        "400 a malformed body",
+        "every delivery got the status it should",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
+    }
+    // One JSON line per dispatched event: the ten samples, not the duplicate.
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["typed"] == true && l["drift"] == serde_json::json!([]))
+    );
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn send_posts_signed_payloads_to_serve() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "t0ken",
+            "--header",
+            "x-app=secret",
+        ])
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Killed(child);
+    let mut first = String::new();
+    BufReader::new(stderr).read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+
+    let send = |token: &str, header: &str, path: &str| {
+        Command::new(BIN)
+            .args([
+                "send", "--url", &url, "--token", token, "--header", header, path,
+            ])
+            .current_dir(ROOT)
+            .output()
+            .unwrap()
+    };
+    let ok = send("t0ken", "x-app=secret", "schema/samples");
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("200 ")).count(),
+        10,
+        "{text}"
+    );
+    let bad = send(
+        "wrong",
+        "x-app=secret",
+        "schema/samples/kustomer.team.create.json",
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stdout).starts_with("401 "));
+    let no_header = send(
+        "t0ken",
+        "x-other=1",
+        "schema/samples/kustomer.team.update.json",
+    );
+    assert!(String::from_utf8_lossy(&no_header.stdout).starts_with("401 "));
+
+    // serve printed one JSON line per dispatched event.
+    let mut reader = BufReader::new(stdout);
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        events.push(v["event"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        events.contains(&"kustomer.message.update".to_owned()),
+        "{events:?}"
+    );
+    drop(server);
+}
