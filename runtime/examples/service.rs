@@ -1,0 +1,69 @@
+//! A small service: two handlers written with `#[kustomer_webhook]`, shared
+//! state, and the receiver mounted in an axum app.
+//!
+//! ```sh
+//! KUSTOMER_WEBHOOK_TOKEN=secret cargo run -p kustomer-webhooks --features axum --example service
+//! # elsewhere:
+//! cargo run -- send --url http://127.0.0.1:8080/kustomer --token secret schema/samples
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kustomer_webhooks::dedupe::OrderingGuard;
+use kustomer_webhooks::receiver::Receiver;
+use kustomer_webhooks::verify::Verifier;
+use kustomer_webhooks::{ConversationEvent, CustomerUpdate, Dispatcher, State, kustomer_webhook};
+
+/// What the handlers share.
+#[derive(Default)]
+struct Stats {
+    conversations: AtomicU64,
+}
+
+#[kustomer_webhook]
+async fn on_customer_update(event: CustomerUpdate) {
+    let attributes = &event.data.attributes;
+    println!(
+        "customer {:?} is now at rev {:?}",
+        attributes.name, attributes.rev
+    );
+    if let Some(rev) = event
+        .changes
+        .as_ref()
+        .and_then(|c| c.attributes.rev.as_ref())
+    {
+        println!("  rev went {:?} -> {:?}", rev.before, rev.after);
+    }
+}
+
+#[kustomer_webhook]
+fn on_conversation(
+    event: ConversationEvent,
+    stats: State<Arc<Stats>>,
+) -> Result<(), std::io::Error> {
+    let n = stats.conversations.fetch_add(1, Ordering::Relaxed) + 1;
+    println!(
+        "conversation {:?} ({}), {n} so far",
+        event.data.id,
+        event.data.attributes.status.as_deref().unwrap_or("?")
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let token =
+        std::env::var("KUSTOMER_WEBHOOK_TOKEN").map_err(|_| "set KUSTOMER_WEBHOOK_TOKEN")?;
+    let dispatcher = Dispatcher::with_state(Arc::new(Stats::default()))
+        .registered()
+        .build()?;
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(token)).with_ordering(OrderingGuard::new());
+    let app =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    println!("listening on http://{}/kustomer", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
