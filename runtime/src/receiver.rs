@@ -193,9 +193,10 @@ impl Receiver {
         self.limit
     }
 
-    /// What the receiver has done so far.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    /// What the receiver has done so far; the handle stays valid after the
+    /// receiver is moved into a router.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
     }
 
     /// Handles one delivery.

@@ -33,6 +33,7 @@ struct Server {
     addr: SocketAddr,
     count: Count,
     client: reqwest::Client,
+    counters: Arc<kustomer_webhooks::receiver::Counters>,
 }
 
 async fn start(verifier: Verifier) -> Server {
@@ -53,6 +54,7 @@ async fn start_with(verifier: Verifier, configure: impl FnOnce(Receiver) -> Rece
             .with_limit(64 * 1024)
             .with_timeout(Duration::from_millis(300)),
     );
+    let counters = receiver.counters();
     let app =
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,6 +64,7 @@ async fn start_with(verifier: Verifier, configure: impl FnOnce(Receiver) -> Rece
         addr,
         count,
         client: reqwest::Client::new(),
+        counters,
     }
 }
 
@@ -373,6 +376,19 @@ async fn a_duplicate_is_acknowledged_without_running_the_handler_again() {
     assert_eq!(s.deliver(failing, TOKEN, None).await.0, 500);
     let (status, reply) = s.deliver(failing, TOKEN, None).await;
     assert_eq!(status, 500, "a retry of a failed event runs again: {reply}");
+    assert_eq!(s.deliver(body, "wrong", None).await.0, 401);
+    let c = &s.counters;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::SeqCst);
+    assert_eq!(
+        (
+            load(&c.accepted),
+            load(&c.duplicate),
+            load(&c.failed),
+            load(&c.rejected),
+            load(&c.stale)
+        ),
+        (1, 1, 2, 1, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
