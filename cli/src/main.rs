@@ -133,6 +133,19 @@ enum Command {
     /// Start a receiver on a loopback port and deliver the ten samples, a
     /// duplicate, a tampered signature and a malformed body to it.
     Demo,
+    /// Work with a Kustomer app definition.
+    #[command(subcommand)]
+    AppDefinition(AppDefinitionCommand),
+}
+
+#[derive(Subcommand)]
+enum AppDefinitionCommand {
+    /// List every problem of an app definition's outbound webhooks (and its
+    /// `app`, `version`, `title`) with its JSON path; exit 1 on any error.
+    Validate {
+        /// The app definition (JSON)
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -235,5 +248,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paths,
         } => runtime()?.block_on(serve::send(&url, &token, &headers, &paths)),
         Command::Demo => runtime()?.block_on(serve::demo()),
+        Command::AppDefinition(AppDefinitionCommand::Validate { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let problems = kustomer_webhooks::app::AppDefinition::validate_json(&text);
+            for p in &problems {
+                println!("{}: {p}", file.display());
+            }
+            let errors = problems.iter().filter(|p| p.is_error()).count();
+            if errors == 0 {
+                println!("{}: valid ({} warning(s))", file.display(), problems.len());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{}: {errors} error(s)", file.display());
+                Ok(ExitCode::FAILURE)
+            }
+        }
     }
 }

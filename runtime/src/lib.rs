@@ -92,6 +92,7 @@
 // The attribute macros name this crate by its path, also from inside it.
 extern crate self as kustomer_webhooks;
 
+pub mod app;
 mod change;
 pub mod dedupe;
 mod dispatch;

@@ -1,0 +1,54 @@
+//! `app-definition validate`, run as a real process.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+
+fn validate(text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("app.json");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["app-definition", "validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_seed_example_is_valid() {
+    let (code, out) = validate(
+        r#"{"app": "ecommstore", "version": "0.0.1", "title": "E-comm Store",
+            "outboundWebhooks": [{"name": "Send conversation events to Ecomm Store",
+              "url": "https://example-ecommstore.com/conversations",
+              "headers": [{"name": "x-special-info-source", "value": "kustomer"}],
+              "events": ["kustomer.conversation.create", "kustomer.conversation.update"]}]}"#,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid (0 warning(s))"), "{out}");
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path_and_the_exit_code_is_1() {
+    let (code, out) = validate(
+        r#"{"app": "my app", "version": "one", "outboundWebhooks": [{"url": "http://x.com", "events": ["kustomer.nope"]}]}"#,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    for want in [
+        "error: /app:",
+        "error: /version:",
+        "error: /title: `title` is required",
+        "error: /outboundWebhooks/0/name: `name` is required",
+        "error: /outboundWebhooks/0/url: `url` must use https",
+        "error: /outboundWebhooks/0/events/0:",
+        "6 error(s)",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let (code, out) = validate("{oops");
+    assert_eq!(code, Some(1));
+    assert!(out.contains("invalid JSON at line 1"), "{out}");
+}
