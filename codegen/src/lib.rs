@@ -824,46 +824,18 @@ impl<'a> Resource<'a> {
         let mut extra = TokenStream::new();
         if let Some(data) = &data_rust {
             let data_ident = format_ident!("{}", data);
-            let type_name = &self.type_name;
-            extra.extend(quote! {
-                impl kustomer_webhooks::Resource for #data_ident {
-                    const TYPE: &'static str = #type_name;
-                    type Event = #env_ident;
-                }
-            });
             for (variant, name) in &self.events {
                 let v = format_ident!("{}", variant);
                 let doc = format!(" The `{name}` event.");
                 extra.extend(quote! {
                     kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident);
-                    impl kustomer_webhooks::FromEvent for #v {
-                        const EVENTS: &'static [&'static str] = &[#name];
-                        fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-                            match event {
-                                super::AnyEvent::#v(e) => Ok(*e),
-                                other => Err(other),
-                            }
-                        }
-                    }
                 });
             }
-            // The envelope stands for every event of the resource: one
-            // handler can take them all.
-            let names = self.events.iter().map(|(_, n)| n);
-            let arms = self.events.iter().map(|(v, _)| {
-                let v = format_ident!("{}", v);
-                quote!(super::AnyEvent::#v(e) => Ok(e.0),)
-            });
+            // The resource, and its envelope standing for all of its events.
+            let type_name = &self.type_name;
+            let variants = self.events.iter().map(|(v, _)| format_ident!("{}", v));
             extra.extend(quote! {
-                impl kustomer_webhooks::FromEvent for #env_ident {
-                    const EVENTS: &'static [&'static str] = &[#(#names),*];
-                    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-                        match event {
-                            #(#arms)*
-                            other => Err(other),
-                        }
-                    }
-                }
+                kustomer_webhooks::__resource!(#data_ident = #type_name, #env_ident, [#(#variants),*]);
             });
         } else {
             return Err(self

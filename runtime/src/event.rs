@@ -156,6 +156,44 @@ macro_rules! __event {
                 &self.0
             }
         }
+
+        impl $crate::FromEvent for $name {
+            const EVENTS: &'static [&'static str] = &[$event];
+            fn from_event(
+                event: $crate::AnyEvent,
+            ) -> ::core::result::Result<Self, $crate::AnyEvent> {
+                match event {
+                    $crate::AnyEvent::$name(e) => ::core::result::Result::Ok(*e),
+                    other => ::core::result::Result::Err(other),
+                }
+            }
+        }
+    };
+}
+
+/// Declares a resource: its `data.type`, its envelope, and its events; the
+/// envelope then stands for all of them as a handler parameter.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __resource {
+    ($resource:ty = $type_name:literal, $envelope:ident, [$($event:ident),* $(,)?]) => {
+        impl $crate::Resource for $resource {
+            const TYPE: &'static str = $type_name;
+            type Event = $envelope;
+        }
+
+        impl $crate::FromEvent for $envelope {
+            const EVENTS: &'static [&'static str] =
+                &[$(<$event as $crate::KnownEvent>::NAME),*];
+            fn from_event(
+                event: $crate::AnyEvent,
+            ) -> ::core::result::Result<Self, $crate::AnyEvent> {
+                match event {
+                    $( $crate::AnyEvent::$event(e) => ::core::result::Result::Ok(e.0), )*
+                    other => ::core::result::Result::Err(other),
+                }
+            }
+        }
     };
 }
 

@@ -428,51 +428,20 @@ pub struct Conversation {
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-impl kustomer_webhooks::Resource for Conversation {
-    const TYPE: &'static str = "conversation";
-    type Event = ConversationEvent;
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.conversation.create` event."]
     ConversationCreate(ConversationEvent) = "kustomer.conversation.create" for
     Conversation
 );
-impl kustomer_webhooks::FromEvent for ConversationCreate {
-    const EVENTS: &'static [&'static str] = &["kustomer.conversation.create"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::ConversationCreate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.conversation.update` event."]
     ConversationUpdate(ConversationEvent) = "kustomer.conversation.update" for
     Conversation
 );
-impl kustomer_webhooks::FromEvent for ConversationUpdate {
-    const EVENTS: &'static [&'static str] = &["kustomer.conversation.update"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::ConversationUpdate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
-impl kustomer_webhooks::FromEvent for ConversationEvent {
-    const EVENTS: &'static [&'static str] = &[
-        "kustomer.conversation.create",
-        "kustomer.conversation.update",
-    ];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::ConversationCreate(e) => Ok(e.0),
-            super::AnyEvent::ConversationUpdate(e) => Ok(e.0),
-            other => Err(other),
-        }
-    }
-}
+kustomer_webhooks::__resource!(
+    Conversation = "conversation", ConversationEvent, [ConversationCreate,
+    ConversationUpdate]
+);
 impl kustomer_webhooks::Envelope for ConversationEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

@@ -507,49 +507,17 @@ pub struct Customer {
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-impl kustomer_webhooks::Resource for Customer {
-    const TYPE: &'static str = "customer";
-    type Event = CustomerEvent;
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =
     "kustomer.customer.create" for Customer
 );
-impl kustomer_webhooks::FromEvent for CustomerCreate {
-    const EVENTS: &'static [&'static str] = &["kustomer.customer.create"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::CustomerCreate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.update` event."] CustomerUpdate(CustomerEvent) =
     "kustomer.customer.update" for Customer
 );
-impl kustomer_webhooks::FromEvent for CustomerUpdate {
-    const EVENTS: &'static [&'static str] = &["kustomer.customer.update"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::CustomerUpdate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
-impl kustomer_webhooks::FromEvent for CustomerEvent {
-    const EVENTS: &'static [&'static str] = &[
-        "kustomer.customer.create",
-        "kustomer.customer.update",
-    ];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::CustomerCreate(e) => Ok(e.0),
-            super::AnyEvent::CustomerUpdate(e) => Ok(e.0),
-            other => Err(other),
-        }
-    }
-}
+kustomer_webhooks::__resource!(
+    Customer = "customer", CustomerEvent, [CustomerCreate, CustomerUpdate]
+);
 impl kustomer_webhooks::Envelope for CustomerEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

@@ -311,49 +311,17 @@ pub struct Message {
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-impl kustomer_webhooks::Resource for Message {
-    const TYPE: &'static str = "message";
-    type Event = MessageEvent;
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.message.create` event."] MessageCreate(MessageEvent) =
     "kustomer.message.create" for Message
 );
-impl kustomer_webhooks::FromEvent for MessageCreate {
-    const EVENTS: &'static [&'static str] = &["kustomer.message.create"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::MessageCreate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.message.update` event."] MessageUpdate(MessageEvent) =
     "kustomer.message.update" for Message
 );
-impl kustomer_webhooks::FromEvent for MessageUpdate {
-    const EVENTS: &'static [&'static str] = &["kustomer.message.update"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::MessageUpdate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
-impl kustomer_webhooks::FromEvent for MessageEvent {
-    const EVENTS: &'static [&'static str] = &[
-        "kustomer.message.create",
-        "kustomer.message.update",
-    ];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::MessageCreate(e) => Ok(e.0),
-            super::AnyEvent::MessageUpdate(e) => Ok(e.0),
-            other => Err(other),
-        }
-    }
-}
+kustomer_webhooks::__resource!(
+    Message = "message", MessageEvent, [MessageCreate, MessageUpdate]
+);
 impl kustomer_webhooks::Envelope for MessageEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

@@ -198,49 +198,15 @@ pub struct Team {
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-impl kustomer_webhooks::Resource for Team {
-    const TYPE: &'static str = "team";
-    type Event = TeamEvent;
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.team.create` event."] TeamCreate(TeamEvent) =
     "kustomer.team.create" for Team
 );
-impl kustomer_webhooks::FromEvent for TeamCreate {
-    const EVENTS: &'static [&'static str] = &["kustomer.team.create"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::TeamCreate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.team.update` event."] TeamUpdate(TeamEvent) =
     "kustomer.team.update" for Team
 );
-impl kustomer_webhooks::FromEvent for TeamUpdate {
-    const EVENTS: &'static [&'static str] = &["kustomer.team.update"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::TeamUpdate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
-impl kustomer_webhooks::FromEvent for TeamEvent {
-    const EVENTS: &'static [&'static str] = &[
-        "kustomer.team.create",
-        "kustomer.team.update",
-    ];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::TeamCreate(e) => Ok(e.0),
-            super::AnyEvent::TeamUpdate(e) => Ok(e.0),
-            other => Err(other),
-        }
-    }
-}
+kustomer_webhooks::__resource!(Team = "team", TeamEvent, [TeamCreate, TeamUpdate]);
 impl kustomer_webhooks::Envelope for TeamEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

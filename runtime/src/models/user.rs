@@ -222,49 +222,15 @@ pub struct User {
     /// the model's, exactly as received.
     pub extra: Map<String, Value>,
 }
-impl kustomer_webhooks::Resource for User {
-    const TYPE: &'static str = "user";
-    type Event = UserEvent;
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.user.create` event."] UserCreate(UserEvent) =
     "kustomer.user.create" for User
 );
-impl kustomer_webhooks::FromEvent for UserCreate {
-    const EVENTS: &'static [&'static str] = &["kustomer.user.create"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::UserCreate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.user.update` event."] UserUpdate(UserEvent) =
     "kustomer.user.update" for User
 );
-impl kustomer_webhooks::FromEvent for UserUpdate {
-    const EVENTS: &'static [&'static str] = &["kustomer.user.update"];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::UserUpdate(e) => Ok(*e),
-            other => Err(other),
-        }
-    }
-}
-impl kustomer_webhooks::FromEvent for UserEvent {
-    const EVENTS: &'static [&'static str] = &[
-        "kustomer.user.create",
-        "kustomer.user.update",
-    ];
-    fn from_event(event: super::AnyEvent) -> Result<Self, super::AnyEvent> {
-        match event {
-            super::AnyEvent::UserCreate(e) => Ok(e.0),
-            super::AnyEvent::UserUpdate(e) => Ok(e.0),
-            other => Err(other),
-        }
-    }
-}
+kustomer_webhooks::__resource!(User = "user", UserEvent, [UserCreate, UserUpdate]);
 impl kustomer_webhooks::Envelope for UserEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()
