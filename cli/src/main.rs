@@ -113,6 +113,15 @@ enum Command {
         /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
         #[arg(long = "header", value_parser = serve::header_arg)]
         headers: Vec<(String, String)>,
+        /// Save deliveries into this directory, one `<event id>.json` each
+        /// (owner-only; payloads hold personal data), to regenerate the
+        /// models from later
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
+        /// Which deliveries --capture saves: `all`, or `unexpected` (drift,
+        /// or an event without a generated type)
+        #[arg(long, default_value = "all", requires = "capture")]
+        capture_filter: kustomer_webhooks::capture::Filter,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (plain http:// URLs).
@@ -240,7 +249,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             addr,
             token,
             headers,
-        } => runtime()?.block_on(serve::serve(addr, &token, &headers)),
+            capture,
+            capture_filter,
+        } => {
+            let capture = capture
+                .map(|dir| kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter));
+            runtime()?.block_on(serve::serve(addr, &token, &headers, capture))
+        }
         Command::Send {
             url,
             token,

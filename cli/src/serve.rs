@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
+use kustomer_webhooks::capture::Capture;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{Dispatcher, Parsed};
@@ -57,8 +58,17 @@ pub async fn serve(
     addr: SocketAddr,
     token: &str,
     headers: &[(String, String)],
+    capture: Option<Capture>,
 ) -> Result<ExitCode> {
-    let app = kustomer_webhooks::axum::router(receiver(token, headers)?);
+    let mut receiver = receiver(token, headers)?;
+    if let Some(capture) = capture {
+        eprintln!(
+            "saving deliveries into {} (they hold personal data)",
+            capture.dir().display()
+        );
+        receiver = receiver.with_capture(capture);
+    }
+    let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

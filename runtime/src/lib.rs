@@ -93,6 +93,7 @@
 extern crate self as kustomer_webhooks;
 
 pub mod app;
+pub mod capture;
 mod change;
 pub mod dedupe;
 mod dispatch;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::capture::Capture;
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
 use crate::verify::{EVENT_HEADER, Verifier};
 use crate::{DispatchError, Dispatched, Dispatcher, ParseError, Parsed, parse, parse_as};
@@ -106,6 +107,7 @@ pub struct Receiver {
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
     ordering: Option<OrderingGuard>,
+    capture: Option<Capture>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -135,6 +137,7 @@ impl Receiver {
             counters: Arc::default(),
             store: Some(Arc::new(MemoryStore::new())),
             ordering: None,
+            capture: None,
         }
     }
 
@@ -156,6 +159,15 @@ impl Receiver {
     /// dispatched. Off by default.
     pub fn with_ordering(mut self, guard: OrderingGuard) -> Self {
         self.ordering = Some(guard);
+        self
+    }
+
+    /// Saves deliveries into a directory before they are dispatched (see
+    /// [`capture`](crate::capture): payloads hold personal data). Off by
+    /// default. A delivery that cannot be saved is still handled; the
+    /// failure is logged and counted in [`Capture::counts`].
+    pub fn with_capture(mut self, capture: Capture) -> Self {
+        self.capture = Some(capture);
         self
     }
 
@@ -307,6 +319,11 @@ impl Receiver {
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
+        }
+        if let Some(capture) = &self.capture
+            && let Err(e) = capture.save_async(&parsed).await
+        {
+            tracing::warn!(error = %e, "could not capture the delivery");
         }
         let resource = parsed.event.envelope().resource_id().map(str::to_owned);
         let rev = parsed.event.envelope().rev();

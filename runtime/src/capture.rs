@@ -1,0 +1,309 @@
+//! Saving deliveries to a directory, to regenerate the models from your own
+//! traffic.
+//!
+//! Off by default, and meant to stay off unless you need samples: **payloads
+//! hold personal data** (names, emails, phone numbers, message previews of
+//! your customers). Capture into a directory only you can read, keep it
+//! out of version control and backups you do not control, and delete the
+//! files once the models are regenerated.
+//!
+//! What it writes:
+//!
+//! - one file per event id, `<id>.json`, holding the body exactly as it was
+//!   received (the bytes the signature covers); a retry of the same event
+//!   rewrites the same file, so a directory never holds one event twice;
+//!   an event without a usable id is named after the SHA-256 of its body;
+//! - atomically: each file is written under a temporary name in the same
+//!   directory, then renamed, so a reader (such as `kustomer-webhooks
+//!   infer`) never sees half a file;
+//! - owner-only: the directory is created with mode `0700` and each file
+//!   with `0600` (on Unix).
+//!
+//! Only deliveries that were verified, parsed, and are about to be
+//! dispatched are captured: no forgeries, no bodies that are not events, no
+//! duplicates, no stale updates. [`Filter`] narrows it further to the
+//! payloads worth learning from.
+//!
+//! ```no_run
+//! use kustomer_webhooks::capture::{Capture, Filter};
+//! use kustomer_webhooks::receiver::Receiver;
+//! use kustomer_webhooks::verify::Verifier;
+//! use kustomer_webhooks::Dispatcher;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dispatcher = Dispatcher::builder().registered().build()?;
+//! let receiver = Receiver::new(dispatcher, Verifier::new("my webhook token"))
+//!     .with_capture(Capture::new("/var/lib/my-service/captured").filter(Filter::Unexpected));
+//! # let _ = receiver;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Then `kustomer-webhooks regenerate --samples /var/lib/my-service/captured
+//! --out src/models` turns them into models (see the README's "when
+//! Kustomer's payloads change").
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::Parsed;
+
+/// Which deliveries to save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Filter {
+    /// Every delivery about to be dispatched.
+    #[default]
+    All,
+    /// Only the payloads the models did not fully expect: those with drift
+    /// (a value of another type than the models have), and events without a
+    /// generated type (a name outside the known list, or a known name no
+    /// sample had yet, such as `kustomer.tag.create`).
+    Unexpected,
+}
+
+impl Filter {
+    /// Whether a delivery passes the filter.
+    pub fn wants(self, parsed: &Parsed<'_>) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Unexpected => !parsed.event.is_typed() || !parsed.drift().is_empty(),
+        }
+    }
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Filter::All),
+            "unexpected" => Ok(Filter::Unexpected),
+            other => Err(format!(
+                "unknown capture filter {other:?}: expected `all` or `unexpected`"
+            )),
+        }
+    }
+}
+
+/// Why a delivery could not be saved. The delivery itself is still handled:
+/// capture never fails a delivery.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The directory could not be created.
+    #[error("cannot create the capture directory {}: {source}", path.display())]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file could not be written or moved into place.
+    #[error("cannot write the captured delivery {}: {source}", path.display())]
+    Write {
+        /// The file it was going to be.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Saves deliveries into a directory; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Capture {
+    dir: PathBuf,
+    filter: Filter,
+    counts: Arc<CaptureCounts>,
+}
+
+/// What a [`Capture`] has done so far.
+#[derive(Debug, Default)]
+pub struct CaptureCounts {
+    /// Files written.
+    pub written: AtomicU64,
+    /// Deliveries the filter left out.
+    pub skipped: AtomicU64,
+    /// Deliveries that could not be written (each logged as a warning).
+    pub failed: AtomicU64,
+}
+
+impl Capture {
+    /// Captures every delivery into `dir`, created when missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Capture {
+            dir: dir.into(),
+            filter: Filter::All,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Captures only the deliveries `filter` wants.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What has been written, skipped and failed; shared by clones.
+    pub fn counts(&self) -> Arc<CaptureCounts> {
+        Arc::clone(&self.counts)
+    }
+
+    /// The file a delivery is saved to: `<id>.json` when the event id is a
+    /// safe file name, otherwise named after a hash (of the id, or of the
+    /// body when there is no id).
+    pub fn file_for(&self, id: Option<&str>, body: &[u8]) -> PathBuf {
+        let stem = match id {
+            Some(id) if is_safe_stem(id) => id.to_owned(),
+            Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
+            None => format!("body-{}", hex::encode(Sha256::digest(body))),
+        };
+        self.dir.join(format!("{stem}.json"))
+    }
+
+    /// Saves `parsed` if the filter wants it; `Ok(None)` when it does not.
+    /// Blocking file I/O; see [`save_async`](Capture::save_async).
+    pub fn save(&self, parsed: &Parsed<'_>) -> Result<Option<PathBuf>, CaptureError> {
+        if !self.wants(parsed) {
+            return Ok(None);
+        }
+        let id = parsed.event.envelope().event_id();
+        self.counted(self.write(id, parsed.raw)).map(Some)
+    }
+
+    /// [`save`](Capture::save) with the writing on tokio's blocking pool, as
+    /// the receiver does it.
+    pub async fn save_async(&self, parsed: &Parsed<'_>) -> Result<Option<PathBuf>, CaptureError> {
+        if !self.wants(parsed) {
+            return Ok(None);
+        }
+        let id = parsed.event.envelope().event_id().map(str::to_owned);
+        let (body, this) = (parsed.raw.to_vec(), self.clone());
+        let written = tokio::task::spawn_blocking(move || this.write(id.as_deref(), &body))
+            .await
+            .unwrap_or_else(|e| {
+                Err(CaptureError::Write {
+                    path: self.dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        self.counted(written).map(Some)
+    }
+
+    fn wants(&self, parsed: &Parsed<'_>) -> bool {
+        let wanted = self.filter.wants(parsed);
+        if !wanted {
+            self.counts.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        wanted
+    }
+
+    fn counted(&self, result: Result<PathBuf, CaptureError>) -> Result<PathBuf, CaptureError> {
+        let counter = match &result {
+            Ok(_) => &self.counts.written,
+            Err(_) => &self.counts.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Writes `body` as the capture of event `id`, atomically and owner-only.
+    pub fn write(&self, id: Option<&str>, body: &[u8]) -> Result<PathBuf, CaptureError> {
+        create_private_dir(&self.dir).map_err(|source| CaptureError::Directory {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let path = self.file_for(id, body);
+        let failed = |source| CaptureError::Write {
+            path: path.clone(),
+            source,
+        };
+        // `tempfile` creates the file with mode 0600 under a random name in
+        // the same directory, so the rename below is atomic.
+        let mut file = tempfile::Builder::new()
+            .prefix(".capture-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .map_err(failed)?;
+        file.write_all(body).map_err(failed)?;
+        file.as_file().sync_data().map_err(failed)?;
+        file.persist(&path).map_err(|e| failed(e.error))?;
+        Ok(path)
+    }
+}
+
+/// Ids Kustomer sends are 24 hex digits; anything else is used as a file name
+/// only when it cannot escape the directory or hide.
+fn is_safe_stem(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_stems() {
+        assert!(is_safe_stem("6087326fa8b1c7b07da5e5c9"));
+        for bad in ["", "../etc/passwd", ".hidden", "a/b", "a\\b", "a b", "ü"] {
+            assert!(!is_safe_stem(bad), "{bad:?}");
+        }
+        assert!(!is_safe_stem(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn unsafe_ids_are_hashed_inside_the_directory() {
+        let capture = Capture::new("/captures");
+        let path = capture.file_for(Some("../../etc/passwd"), b"{}");
+        assert_eq!(path.parent(), Some(Path::new("/captures")));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("id-") && name.ends_with(".json"), "{name}");
+        let path = capture.file_for(None, b"{}");
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("body-")
+        );
+    }
+
+    #[test]
+    fn filters_parse() {
+        assert_eq!("all".parse::<Filter>(), Ok(Filter::All));
+        assert_eq!("unexpected".parse::<Filter>(), Ok(Filter::Unexpected));
+        assert!(
+            "drift"
+                .parse::<Filter>()
+                .unwrap_err()
+                .contains("unexpected")
+        );
+    }
+}
