@@ -94,31 +94,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How code is generated. Start from [`Settings::default`].
 #[derive(Clone, Debug)]
 pub struct Settings {
-    untyped_events: Vec<String>,
     command: String,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            // Documented by Kustomer, but no sample payload exists to type them.
-            untyped_events: vec!["kustomer.tag.create".into(), "kustomer.tag.update".into()],
             command: "kustomer-webhooks generate".into(),
         }
     }
 }
 
 impl Settings {
-    /// Event names that are known (so `EventName` has a variant for them) but
-    /// have no schema: their bodies are kept whole. Default: tag create/update.
-    pub fn with_untyped_events(
-        mut self,
-        names: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        self.untyped_events = names.into_iter().map(Into::into).collect();
-        self
-    }
-
     /// The command named in the generated files' header.
     pub fn with_command(mut self, command: impl Into<String>) -> Self {
         self.command = command.into();
@@ -232,10 +219,6 @@ pub fn generate(
         let v = format_ident!("{}", variant);
         quote!(#v = #name,)
     });
-    let untyped = settings.untyped_events.iter().map(|name| {
-        let v = format_ident!("{}", event_variant(name));
-        quote!(#v = #name,)
-    });
     let mods2 = mods.clone();
     let tokens = quote! {
         mod shared;
@@ -244,7 +227,6 @@ pub fn generate(
         #( pub use #mods2::*; )*
         kustomer_webhooks::__events! {
             typed { #(#typed)* }
-            untyped { #(#untyped)* }
         }
     };
     let doc = "The models of Kustomer's webhook events, one module per resource.";
@@ -828,14 +810,14 @@ impl<'a> Resource<'a> {
                 let v = format_ident!("{}", variant);
                 let doc = format!(" The `{name}` event.");
                 extra.extend(quote! {
-                    kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident);
+                    kustomer_webhooks::__event!(#[doc = #doc] #v(#env_ident) = #name for #data_ident, in AnyEvent);
                 });
             }
             // The resource, and its envelope standing for all of its events.
             let type_name = &self.type_name;
             let variants = self.events.iter().map(|(v, _)| format_ident!("{}", v));
             extra.extend(quote! {
-                kustomer_webhooks::__resource!(#data_ident = #type_name, #env_ident, [#(#variants),*]);
+                kustomer_webhooks::__resource!(#data_ident = #type_name, #env_ident, [#(#variants),*], in AnyEvent);
             });
         } else {
             return Err(self

@@ -252,14 +252,14 @@ fn expansion(func: &ItemFn, args: &Args, event_ty: &Type) -> TokenStream {
         }
     });
     let only = if names.is_empty() {
-        quote!()
+        quote!(::core::option::Option::None)
     } else {
-        quote!(.only(&[#(#names),*]))
+        quote!(::core::option::Option::Some(&[#(#names),*]))
     };
     let name = ident.to_string();
     let span = ident.span();
     let make = quote_spanned! {span=>
-        ::kustomer_webhooks::__private::#ctor(#ident, ::core::concat!(::core::module_path!(), "::", #name))
+        ::kustomer_webhooks::__private::#ctor(#ident, ::core::concat!(::core::module_path!(), "::", #name), #only)
     };
     quote! {
         #func
@@ -267,8 +267,8 @@ fn expansion(func: &ItemFn, args: &Args, event_ty: &Type) -> TokenStream {
         #[doc(hidden)]
         const _: () = {
             #(#name_checks)*
-            fn __kustomer_webhook_make() -> ::kustomer_webhooks::Handler {
-                #make #only
+            fn __kustomer_webhook_make() -> #rt::Registered {
+                #make
             }
             #rt::inventory::submit! {
                 #rt::Registration { make: __kustomer_webhook_make }

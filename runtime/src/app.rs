@@ -113,10 +113,10 @@ impl OutboundWebhook {
     }
 
     /// The outbound webhook for the events `dispatcher` has handlers for.
-    pub fn for_dispatcher(
+    pub fn for_dispatcher<S: crate::Events>(
         name: impl Into<String>,
         url: impl Into<String>,
-        dispatcher: &crate::Dispatcher,
+        dispatcher: &crate::Dispatcher<S>,
     ) -> Self {
         OutboundWebhook::new(name, url).with_events(dispatcher.events())
     }

@@ -24,17 +24,21 @@ use ::axum::http::{HeaderValue, Request as HttpRequest, StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::any;
 
+use crate::Events;
 use crate::receiver::{Receiver, Reply, Request};
 
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`).
-pub fn router(receiver: Receiver) -> Router {
+pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
     Router::new()
-        .route("/", any(receive))
+        .route("/", any(receive::<S>))
         .with_state(Arc::new(receiver))
 }
 
-async fn receive(State(receiver): State<Arc<Receiver>>, request: HttpRequest<Body>) -> Response {
+async fn receive<S: Events>(
+    State(receiver): State<Arc<Receiver<S>>>,
+    request: HttpRequest<Body>,
+) -> Response {
     let (parts, body) = request.into_parts();
     let limit = receiver.limit();
     let declared = parts

@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::Parsed;
+use crate::{Events, Parsed};
 
 /// Which deliveries to save.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,7 +68,7 @@ pub enum Filter {
 
 impl Filter {
     /// Whether a delivery passes the filter.
-    pub fn wants(self, parsed: &Parsed<'_>) -> bool {
+    pub fn wants<S: Events>(self, parsed: &Parsed<'_, S>) -> bool {
         match self {
             Filter::All => true,
             Filter::Unexpected => !parsed.event.is_typed() || !parsed.drift().is_empty(),
@@ -171,7 +171,7 @@ impl Capture {
 
     /// Saves `parsed` if the filter wants it; `Ok(None)` when it does not.
     /// Blocking file I/O; see [`save_async`](Capture::save_async).
-    pub fn save(&self, parsed: &Parsed<'_>) -> Result<Option<PathBuf>, CaptureError> {
+    pub fn save<S: Events>(&self, parsed: &Parsed<'_, S>) -> Result<Option<PathBuf>, CaptureError> {
         if !self.wants(parsed) {
             return Ok(None);
         }
@@ -181,7 +181,10 @@ impl Capture {
 
     /// [`save`](Capture::save) with the writing on tokio's blocking pool, as
     /// the receiver does it.
-    pub async fn save_async(&self, parsed: &Parsed<'_>) -> Result<Option<PathBuf>, CaptureError> {
+    pub async fn save_async<S: Events>(
+        &self,
+        parsed: &Parsed<'_, S>,
+    ) -> Result<Option<PathBuf>, CaptureError> {
         if !self.wants(parsed) {
             return Ok(None);
         }
@@ -198,7 +201,7 @@ impl Capture {
         self.counted(written).map(Some)
     }
 
-    fn wants(&self, parsed: &Parsed<'_>) -> bool {
+    fn wants<S: Events>(&self, parsed: &Parsed<'_, S>) -> bool {
         let wanted = self.filter.wants(parsed);
         if !wanted {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);

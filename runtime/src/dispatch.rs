@@ -41,14 +41,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::models::{AnyEvent, EventName};
-use crate::{OtherEvent, ParseError, parse, parse_as};
+use crate::models::AnyEvent;
+use crate::{EventName, Events, OtherEvent, ParseError, Parsed};
 
 /// The error a handler returns, boxed.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
-type Call = dyn Fn(AnyEvent, &Arc<dyn Any + Send + Sync>) -> HandlerFuture + Send + Sync;
+type Call<S> = dyn Fn(S, &Arc<dyn Any + Send + Sync>) -> HandlerFuture + Send + Sync;
 
 /// A type a handler can take as its event parameter.
 #[diagnostic::on_unimplemented(
@@ -57,22 +57,24 @@ type Call = dyn Fn(AnyEvent, &Arc<dyn Any + Send + Sync>) -> HandlerFuture + Sen
     note = "a handler takes an event such as `CustomerUpdate`, an envelope such as `CustomerEvent` (all of that resource's events), or `OtherEvent` (events without a generated type)"
 )]
 pub trait FromEvent: Sized + Send + 'static {
+    /// The set of models the type belongs to: the bundled
+    /// [`AnyEvent`](crate::AnyEvent), or one generated into your crate.
+    /// A dispatcher over that set runs the handler.
+    type Set: Events;
     /// The events this type stands for. Empty for [`OtherEvent`].
     const EVENTS: &'static [&'static str];
     /// Whether this type takes the events without a generated type.
     const OTHER: bool = false;
     /// The event as this type, or the event back when it is another one.
-    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent>;
+    fn from_event(event: Self::Set) -> Result<Self, Self::Set>;
 }
 
-impl FromEvent for OtherEvent {
+impl<S: Events> FromEvent for OtherEvent<S> {
+    type Set = S;
     const EVENTS: &'static [&'static str] = &[];
     const OTHER: bool = true;
-    fn from_event(event: AnyEvent) -> Result<Self, AnyEvent> {
-        match event {
-            AnyEvent::Other(e) => Ok(e),
-            other => Err(other),
-        }
+    fn from_event(event: S) -> Result<Self, S> {
+        event.into_other()
     }
 }
 
@@ -167,17 +169,17 @@ impl<F: Future<Output = Result<(), Failure>>> Future for CatchPanic<F> {
     }
 }
 
-/// A handler, ready for a dispatcher.
-pub struct Handler {
+/// A handler, ready for a dispatcher over the set of models `S`.
+pub struct Handler<S = AnyEvent> {
     name: &'static str,
     events: &'static [&'static str],
     all_events: &'static [&'static str],
     other: bool,
     state: Option<(TypeId, &'static str)>,
-    call: Box<Call>,
+    call: Box<Call<S>>,
 }
 
-impl fmt::Debug for Handler {
+impl<S> fmt::Debug for Handler<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handler")
             .field("name", &self.name)
@@ -188,7 +190,7 @@ impl fmt::Debug for Handler {
     }
 }
 
-impl Handler {
+impl<S: Events> Handler<S> {
     /// The handler's name, as errors and logs show it.
     pub fn name(&self) -> &'static str {
         self.name
@@ -206,10 +208,10 @@ impl Handler {
         self
     }
 
-    fn new<E: FromEvent>(
+    fn new<E: FromEvent<Set = S>>(
         name: &'static str,
         state: Option<(TypeId, &'static str)>,
-        call: Box<Call>,
+        call: Box<Call<S>>,
     ) -> Self {
         Handler {
             name,
@@ -229,8 +231,10 @@ impl Handler {
     note = "a handler is an `fn` or `async fn` taking an event (and optionally `State<T>`) and returning `()` or `Result<(), E>`"
 )]
 pub trait IntoHandler<M>: Send + Sync + 'static {
+    /// The set of models of the event the function takes.
+    type Set: Events;
     /// Wraps the function.
-    fn into_handler(self, name: &'static str) -> Handler;
+    fn into_handler(self, name: &'static str) -> Handler<Self::Set>;
 }
 
 #[doc(hidden)]
@@ -242,7 +246,7 @@ pub struct BlockingFn<E, R>(PhantomData<fn(E) -> R>);
 #[doc(hidden)]
 pub struct BlockingFnWithState<E, T, R>(PhantomData<fn(E, T) -> R>);
 
-fn take<E: FromEvent>(event: AnyEvent, name: &'static str) -> Result<E, Failure> {
+fn take<E: FromEvent>(event: E::Set, name: &'static str) -> Result<E, Failure> {
     E::from_event(event).map_err(|e| {
         Failure::Error(format!("{name} was handed `{}`, which it does not handle", e.name()).into())
     })
@@ -265,7 +269,8 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: IntoHandlerResult,
 {
-    fn into_handler(self, name: &'static str) -> Handler {
+    type Set = E::Set;
+    fn into_handler(self, name: &'static str) -> Handler<E::Set> {
         let f = Arc::new(self);
         Handler::new::<E>(
             name,
@@ -291,7 +296,8 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: IntoHandlerResult,
 {
-    fn into_handler(self, name: &'static str) -> Handler {
+    type Set = E::Set;
+    fn into_handler(self, name: &'static str) -> Handler<E::Set> {
         let f = Arc::new(self);
         Handler::new::<E>(
             name,
@@ -331,7 +337,8 @@ where
     E: FromEvent,
     R: IntoHandlerResult + 'static,
 {
-    fn into_handler(self, name: &'static str) -> Handler {
+    type Set = E::Set;
+    fn into_handler(self, name: &'static str) -> Handler<E::Set> {
         let f = Arc::new(self);
         Handler::new::<E>(
             name,
@@ -354,7 +361,8 @@ where
     T: Clone + Send + Sync + 'static,
     R: IntoHandlerResult + 'static,
 {
-    fn into_handler(self, name: &'static str) -> Handler {
+    type Set = E::Set;
+    fn into_handler(self, name: &'static str) -> Handler<E::Set> {
         let f = Arc::new(self);
         Handler::new::<E>(
             name,
@@ -377,16 +385,36 @@ where
 #[doc(hidden)]
 pub struct Registration {
     /// Makes the handler.
-    pub make: fn() -> Handler,
+    pub make: fn() -> Registered,
 }
 
 inventory::collect!(Registration);
 
-/// Every handler registered with `#[kustomer_webhook]` in the binary.
-pub fn registered() -> impl Iterator<Item = Handler> {
+/// A registered handler of any set of models.
+#[doc(hidden)]
+pub struct Registered {
+    set: TypeId,
+    handler: Box<dyn Any>,
+}
+
+impl Registered {
+    /// Erases the handler's set, for the one registry of all sets.
+    pub fn new<S: Events>(handler: Handler<S>) -> Self {
+        Registered {
+            set: TypeId::of::<S>(),
+            handler: Box::new(handler),
+        }
+    }
+}
+
+/// Every handler of the set of models `S` registered with
+/// `#[kustomer_webhook]` in the binary.
+pub fn registered<S: Events>() -> impl Iterator<Item = Handler<S>> {
     inventory::iter::<Registration>
         .into_iter()
         .map(|r| (r.make)())
+        .filter(|r| r.set == TypeId::of::<S>())
+        .filter_map(|r| r.handler.downcast::<Handler<S>>().ok().map(|h| *h))
 }
 
 /// Why a dispatcher could not be built.
@@ -433,14 +461,28 @@ pub enum BuildError {
 
 /// Builds a [`Dispatcher`]: handlers added one by one, and/or every
 /// `#[kustomer_webhook]` function in the binary.
-pub struct DispatcherBuilder<S> {
-    state: S,
-    handlers: Vec<Handler>,
+///
+/// `T` is the type of the shared state handlers may take as `State<T>`;
+/// `S` is the set of models (the bundled [`AnyEvent`] by default).
+pub struct DispatcherBuilder<T, S = AnyEvent> {
+    state: T,
+    handlers: Vec<Handler<S>>,
 }
 
-impl<S: Send + Sync + 'static> DispatcherBuilder<S> {
+impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
+    /// A builder with the state `state`, for handlers of the set `S`. A
+    /// generated models module has `dispatcher()` and
+    /// `dispatcher_with_state(state)` calling this; for the bundled models,
+    /// see [`Dispatcher::builder`] and [`Dispatcher::with_state`].
+    pub fn new(state: T) -> Self {
+        DispatcherBuilder {
+            state,
+            handlers: Vec::new(),
+        }
+    }
+
     /// Adds a handler function.
-    pub fn handler<M>(mut self, f: impl IntoHandler<M>) -> Self {
+    pub fn handler<M>(mut self, f: impl IntoHandler<M, Set = S>) -> Self {
         let name = short_name(std::any::type_name_of_val(&f));
         self.handlers.push(f.into_handler(name));
         self
@@ -451,7 +493,7 @@ impl<S: Send + Sync + 'static> DispatcherBuilder<S> {
     pub fn handler_for<M>(
         mut self,
         events: &'static [&'static str],
-        f: impl IntoHandler<M>,
+        f: impl IntoHandler<M, Set = S>,
     ) -> Self {
         let name = short_name(std::any::type_name_of_val(&f));
         self.handlers.push(f.into_handler(name).only(events));
@@ -459,7 +501,7 @@ impl<S: Send + Sync + 'static> DispatcherBuilder<S> {
     }
 
     /// Adds a prepared [`Handler`].
-    pub fn with(mut self, handler: Handler) -> Self {
+    pub fn with(mut self, handler: Handler<S>) -> Self {
         self.handlers.push(handler);
         self
     }
@@ -471,13 +513,13 @@ impl<S: Send + Sync + 'static> DispatcherBuilder<S> {
     }
 
     /// Checks the handlers and builds the dispatcher.
-    pub fn build(self) -> Result<Dispatcher, BuildError> {
+    pub fn build(self) -> Result<Dispatcher<S>, BuildError> {
         let mut by_event: HashMap<EventName, usize> = HashMap::new();
         let mut other: Option<usize> = None;
-        let has = std::any::type_name::<S>();
+        let has = std::any::type_name::<T>();
         for (i, h) in self.handlers.iter().enumerate() {
             if let Some((id, wants)) = h.state
-                && id != TypeId::of::<S>()
+                && id != TypeId::of::<T>()
             {
                 return Err(BuildError::StateMismatch {
                     handler: h.name,
@@ -593,14 +635,18 @@ pub enum DispatchError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-pub struct Dispatcher {
+///
+/// `S` is the set of models events are parsed with: the bundled
+/// [`AnyEvent`] by default; see [`Events`] for models generated into your
+/// crate.
+pub struct Dispatcher<S = AnyEvent> {
     state: Arc<dyn Any + Send + Sync>,
-    handlers: Vec<Handler>,
+    handlers: Vec<Handler<S>>,
     by_event: HashMap<EventName, usize>,
     other: Option<usize>,
 }
 
-impl fmt::Debug for Dispatcher {
+impl<S> fmt::Debug for Dispatcher<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatcher")
             .field("handlers", &self.handlers)
@@ -611,20 +657,16 @@ impl fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A builder for a dispatcher without shared state.
     pub fn builder() -> DispatcherBuilder<()> {
-        DispatcherBuilder {
-            state: (),
-            handlers: Vec::new(),
-        }
+        DispatcherBuilder::new(())
     }
 
-    /// A builder for a dispatcher whose handlers may take `State<S>`.
-    pub fn with_state<S: Send + Sync + 'static>(state: S) -> DispatcherBuilder<S> {
-        DispatcherBuilder {
-            state,
-            handlers: Vec::new(),
-        }
+    /// A builder for a dispatcher whose handlers may take `State<T>`.
+    pub fn with_state<T: Send + Sync + 'static>(state: T) -> DispatcherBuilder<T> {
+        DispatcherBuilder::new(state)
     }
+}
 
+impl<S: Events> Dispatcher<S> {
     /// The events that have a handler, in name order (what an app
     /// definition's `events` should list).
     pub fn events(&self) -> Vec<&str> {
@@ -642,18 +684,19 @@ impl Dispatcher {
         event_header: Option<&str>,
     ) -> Result<Dispatched, DispatchError> {
         let parsed = match event_header {
-            Some(name) => parse_as(body, name)?,
-            None => parse(body)?,
+            Some(name) => Parsed::<S>::parse_as(body, name)?,
+            None => Parsed::<S>::parse(body)?,
         };
         self.dispatch_event(parsed.event).await
     }
 
     /// Runs the handler of an event already parsed.
-    pub async fn dispatch_event(&self, event: AnyEvent) -> Result<Dispatched, DispatchError> {
+    pub async fn dispatch_event(&self, event: S) -> Result<Dispatched, DispatchError> {
         let name = event.name();
-        let index = match &event {
-            AnyEvent::Other(_) => self.other,
-            _ => self.by_event.get(&name).copied(),
+        let index = if event.is_typed() {
+            self.by_event.get(&name).copied()
+        } else {
+            self.other
         };
         let Some(index) = index else {
             return Ok(Dispatched::NoHandler { event: name });

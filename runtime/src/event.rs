@@ -1,12 +1,13 @@
 //! Events: the traits the generated event types implement, and the macros
 //! that declare them.
 
+use std::marker::PhantomData;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Drift;
 use crate::model::{Model, Pointer};
-use crate::models::EventName;
 
 /// What every event envelope offers, whatever its resource.
 pub trait Envelope {
@@ -43,21 +44,57 @@ pub trait KnownEvent: Model {
 /// An event without a generated type: a name outside the known list, or a
 /// known name with no sample to build a model from (`kustomer.tag.create`).
 /// Its body is kept whole.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OtherEvent {
+///
+/// `S` is the set of models it was parsed with: the bundled
+/// [`AnyEvent`](crate::AnyEvent) by default, or a set generated into your
+/// crate (whose module names this type `OtherEvent` too).
+pub struct OtherEvent<S = crate::AnyEvent> {
     /// Its name.
     pub name: EventName,
     /// The whole body.
     pub body: Map<String, Value>,
+    set: PhantomData<fn() -> S>,
 }
 
-impl Serialize for OtherEvent {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl<S> OtherEvent<S> {
+    /// An event named `name` with the body `body`.
+    pub fn new(name: EventName, body: Map<String, Value>) -> Self {
+        OtherEvent {
+            name,
+            body,
+            set: PhantomData,
+        }
+    }
+}
+
+impl<S> Clone for OtherEvent<S> {
+    fn clone(&self) -> Self {
+        OtherEvent::new(self.name.clone(), self.body.clone())
+    }
+}
+
+impl<S> PartialEq for OtherEvent<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.body == other.body
+    }
+}
+
+impl<S> std::fmt::Debug for OtherEvent<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherEvent")
+            .field("name", &self.name)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+impl<S> Serialize for OtherEvent<S> {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
         self.body.serialize(s)
     }
 }
 
-impl Envelope for OtherEvent {
+impl<S> Envelope for OtherEvent<S> {
     fn event_id(&self) -> Option<&str> {
         self.body.get("id").and_then(Value::as_str)
     }
@@ -79,6 +116,116 @@ impl Envelope for OtherEvent {
     }
 }
 
+/// A set of event models: what parsing produces and handlers are dispatched
+/// from. The runtime bundles one, [`AnyEvent`](crate::AnyEvent), built from
+/// Kustomer's published samples; `kustomer-webhooks regenerate --out` writes
+/// another into your crate, from your own payloads, with its own `AnyEvent`
+/// implementing this trait.
+///
+/// Everything that takes events is generic over the set, defaulting to the
+/// bundled one: [`Parsed`](crate::Parsed), [`Dispatcher`](crate::Dispatcher),
+/// [`Receiver`](crate::receiver::Receiver), [`OtherEvent`]. A handler's
+/// parameter type says which set it belongs to ([`FromEvent::Set`](crate::FromEvent::Set)).
+///
+/// Implemented by the `__events!` declaration at the end of a generated
+/// `mod.rs`; there is nothing to write by hand.
+pub trait Events: Serialize + std::fmt::Debug + Clone + Send + Sync + Sized + 'static {
+    /// The names of the events that have a generated type in this set.
+    const TYPED: &'static [&'static str];
+    /// The event's name.
+    fn name(&self) -> EventName;
+    /// Whether the event parsed into a generated type.
+    fn is_typed(&self) -> bool;
+    /// The envelope, whatever the event.
+    fn envelope(&self) -> &dyn Envelope;
+    /// Where the payload differs from the models, by JSON Pointer.
+    fn drift(&self) -> Vec<Drift>;
+    /// An event without a generated type, in this set.
+    fn from_other(event: OtherEvent<Self>) -> Self;
+    /// The event without a generated type, or the event back.
+    fn into_other(self) -> Result<OtherEvent<Self>, Self>;
+    /// Reads the event named `name` from `d` into `out`.
+    #[doc(hidden)]
+    fn __read_into<'de, D: serde::Deserializer<'de>>(
+        name: EventName,
+        d: D,
+        out: &mut Self,
+    ) -> Result<crate::model::Misfit, D::Error>;
+}
+
+macro_rules! event_names {
+    ($( $variant:ident = $name:literal, )*) => {
+        /// The name of an event: every name Kustomer documents for outbound
+        /// webhooks, and any other.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum EventName {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+            /// A name this version does not know. Not an error: Kustomer adds events.
+            Unknown(crate::Str),
+        }
+
+        impl EventName {
+            /// Every name Kustomer documents, in declaration order.
+            pub const KNOWN: &'static [&'static str] = &[$($name,)*];
+
+            /// The name as Kustomer writes it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( EventName::$variant => $name, )*
+                    EventName::Unknown(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for EventName {
+            fn from(s: &str) -> Self {
+                match s {
+                    $( $name => EventName::$variant, )*
+                    other => EventName::Unknown(other.into()),
+                }
+            }
+        }
+    };
+}
+
+event_names! {
+    ConversationCreate = "kustomer.conversation.create",
+    ConversationUpdate = "kustomer.conversation.update",
+    CustomerCreate = "kustomer.customer.create",
+    CustomerUpdate = "kustomer.customer.update",
+    MessageCreate = "kustomer.message.create",
+    MessageUpdate = "kustomer.message.update",
+    TeamCreate = "kustomer.team.create",
+    TeamUpdate = "kustomer.team.update",
+    UserCreate = "kustomer.user.create",
+    UserUpdate = "kustomer.user.update",
+    TagCreate = "kustomer.tag.create",
+    TagUpdate = "kustomer.tag.update",
+}
+
+impl EventName {
+    /// Whether the name is one Kustomer documents.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, EventName::Unknown(_))
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The drift of a whole event (or any model value).
 pub fn drift_of<M: Model>(m: &M) -> Vec<Drift> {
     let mut out = Vec::new();
@@ -91,7 +238,7 @@ pub fn drift_of<M: Model>(m: &M) -> Vec<Drift> {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __event {
-    ($(#[$meta:meta])* $name:ident($envelope:ty) = $event:literal for $resource:ty) => {
+    ($(#[$meta:meta])* $name:ident($envelope:ty) = $event:literal for $resource:ty, in $set:ident) => {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct $name(pub $envelope);
@@ -158,12 +305,13 @@ macro_rules! __event {
         }
 
         impl $crate::FromEvent for $name {
+            type Set = super::$set;
             const EVENTS: &'static [&'static str] = &[$event];
             fn from_event(
-                event: $crate::AnyEvent,
-            ) -> ::core::result::Result<Self, $crate::AnyEvent> {
+                event: super::$set,
+            ) -> ::core::result::Result<Self, super::$set> {
                 match event {
-                    $crate::AnyEvent::$name(e) => ::core::result::Result::Ok(*e),
+                    super::$set::$name(e) => ::core::result::Result::Ok(*e),
                     other => ::core::result::Result::Err(other),
                 }
             }
@@ -176,20 +324,21 @@ macro_rules! __event {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __resource {
-    ($resource:ty = $type_name:literal, $envelope:ident, [$($event:ident),* $(,)?]) => {
+    ($resource:ty = $type_name:literal, $envelope:ident, [$($event:ident),* $(,)?], in $set:ident) => {
         impl $crate::Resource for $resource {
             const TYPE: &'static str = $type_name;
             type Event = $envelope;
         }
 
         impl $crate::FromEvent for $envelope {
+            type Set = super::$set;
             const EVENTS: &'static [&'static str] =
                 &[$(<$event as $crate::KnownEvent>::NAME),*];
             fn from_event(
-                event: $crate::AnyEvent,
-            ) -> ::core::result::Result<Self, $crate::AnyEvent> {
+                event: super::$set,
+            ) -> ::core::result::Result<Self, super::$set> {
                 match event {
-                    $( $crate::AnyEvent::$event(e) => ::core::result::Result::Ok(e.0), )*
+                    $( super::$set::$event(e) => ::core::result::Result::Ok(e.0), )*
                     other => ::core::result::Result::Err(other),
                 }
             }
@@ -197,98 +346,35 @@ macro_rules! __resource {
     };
 }
 
-/// Declares the event names (an open enum) and `AnyEvent`, the parsed form of
-/// any event.
+/// Declares `AnyEvent`, the parsed form of any event of a set of models (see
+/// [`Events`]), with `OtherEvent`, `parse`, `parse_as`, `dispatcher` and
+/// `dispatcher_with_state` for that set.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __events {
     (
         typed { $( $typed:ident = $typed_name:literal, )* }
-        untyped { $( $untyped:ident = $untyped_name:literal, )* }
     ) => {
-        /// The name of an event: every name Kustomer documents, and any other.
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[non_exhaustive]
-        pub enum EventName {
-            $(
-                #[doc = concat!("`", $typed_name, "`")]
-                $typed,
-            )*
-            $(
-                #[doc = concat!("`", $untyped_name, "` (no sample payload, so no model: its body is kept whole)")]
-                $untyped,
-            )*
-            /// A name this version does not know. Not an error: Kustomer adds events.
-            Unknown($crate::Str),
-        }
-
-        impl EventName {
-            /// Every known name, in declaration order.
-            pub const KNOWN: &'static [&'static str] = &[$($typed_name,)* $($untyped_name,)*];
-
-            /// The name as Kustomer writes it.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( EventName::$typed => $typed_name, )*
-                    $( EventName::$untyped => $untyped_name, )*
-                    EventName::Unknown(s) => s,
-                }
-            }
-
-            /// Whether the name is one Kustomer documents.
-            pub fn is_known(&self) -> bool {
-                !matches!(self, EventName::Unknown(_))
-            }
-
-            /// Whether events of this name parse into a generated type.
-            pub fn is_typed(&self) -> bool {
-                matches!(self, $( EventName::$typed )|*)
-            }
-        }
-
-        impl ::core::convert::From<&str> for EventName {
-            fn from(s: &str) -> Self {
-                match s {
-                    $( $typed_name => EventName::$typed, )*
-                    $( $untyped_name => EventName::$untyped, )*
-                    other => EventName::Unknown(other.into()),
-                }
-            }
-        }
-
-        impl ::core::fmt::Display for EventName {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl $crate::__private::Serialize for EventName {
-            fn serialize<S: $crate::__private::Serializer>(
-                &self,
-                s: S,
-            ) -> ::core::result::Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        /// Any event, parsed: a generated type for each known event with a
-        /// model, [`OtherEvent`](crate::OtherEvent) for the rest.
+        /// Any event, parsed: a generated type for each event with a model,
+        /// [`OtherEvent`] for the rest.
         #[derive(Clone, Debug, PartialEq)]
-        #[allow(clippy::large_enum_variant)]
         pub enum AnyEvent {
             $(
                 #[doc = concat!("`", $typed_name, "`")]
                 $typed(::std::boxed::Box<$typed>),
             )*
             /// An event without a generated type.
-            Other($crate::OtherEvent),
+            Other(OtherEvent),
         }
+
+        /// An event of this set without a generated type.
+        pub type OtherEvent = $crate::OtherEvent<AnyEvent>;
 
         impl AnyEvent {
             /// The event's name.
-            pub fn name(&self) -> EventName {
+            pub fn name(&self) -> $crate::EventName {
                 match self {
-                    $( AnyEvent::$typed(_) => EventName::$typed, )*
+                    $( AnyEvent::$typed(_) => $crate::EventName::from($typed_name), )*
                     AnyEvent::Other(e) => e.name.clone(),
                 }
             }
@@ -326,20 +412,40 @@ macro_rules! __events {
                     AnyEvent::Other(_) => ::std::vec::Vec::new(),
                 }
             }
+        }
 
-            /// Reads the event named `name` from `d` into `out`, where it is
-            /// built in place; `Ok(Some(raw))` when the body is not a JSON
-            /// object (`out` then holds an event of no use).
-            #[doc(hidden)]
-            pub fn __read_into<'de, D: $crate::__private::Deserializer<'de>>(
-                name: EventName,
+        impl $crate::Events for AnyEvent {
+            const TYPED: &'static [&'static str] = &[$($typed_name,)*];
+            fn name(&self) -> $crate::EventName {
+                AnyEvent::name(self)
+            }
+            fn is_typed(&self) -> bool {
+                AnyEvent::is_typed(self)
+            }
+            fn envelope(&self) -> &dyn $crate::Envelope {
+                AnyEvent::envelope(self)
+            }
+            fn drift(&self) -> ::std::vec::Vec<$crate::Drift> {
+                AnyEvent::drift(self)
+            }
+            fn from_other(event: OtherEvent) -> Self {
+                AnyEvent::Other(event)
+            }
+            fn into_other(self) -> ::core::result::Result<OtherEvent, Self> {
+                match self {
+                    AnyEvent::Other(e) => ::core::result::Result::Ok(e),
+                    other => ::core::result::Result::Err(other),
+                }
+            }
+            fn __read_into<'de, D: $crate::__private::Deserializer<'de>>(
+                name: $crate::EventName,
                 d: D,
                 out: &mut AnyEvent,
             ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
                 use $crate::__private::Model as _;
-                match name {
+                match name.as_str() {
                     $(
-                        EventName::$typed => {
+                        $typed_name => {
                             // Built in place on the heap: events are large, and
                             // `AnyEvent` stays small to move around.
                             let mut event = ::std::boxed::Box::<$typed>::default();
@@ -350,12 +456,12 @@ macro_rules! __events {
                             ::core::result::Result::Ok(misfit)
                         }
                     )*
-                    name => ::core::result::Result::Ok(
+                    _ => ::core::result::Result::Ok(
                         match $crate::__private::Map::<::std::string::String, $crate::__private::Value>
                             ::deserialize_tolerant(d)?
                         {
                             ::core::result::Result::Ok(body) => {
-                                *out = AnyEvent::Other($crate::OtherEvent { name, body });
+                                *out = AnyEvent::Other(OtherEvent::new(name, body));
                                 ::core::option::Option::None
                             }
                             ::core::result::Result::Err(raw) => $crate::__private::raw::misfit(raw),
@@ -375,6 +481,40 @@ macro_rules! __events {
                     AnyEvent::Other(e) => e.serialize(s),
                 }
             }
+        }
+
+        /// Parses an event body with this set's models (see
+        /// [`Parsed::parse`]($crate::Parsed::parse)).
+        #[allow(dead_code)]
+        pub fn parse(
+            body: &[u8],
+        ) -> ::core::result::Result<$crate::Parsed<'_, AnyEvent>, $crate::ParseError> {
+            $crate::Parsed::parse(body)
+        }
+
+        /// Parses an event body whose name the request gave, with this set's
+        /// models (see [`Parsed::parse_as`]($crate::Parsed::parse_as)).
+        #[allow(dead_code)]
+        pub fn parse_as<'a>(
+            body: &'a [u8],
+            header_name: &str,
+        ) -> ::core::result::Result<$crate::Parsed<'a, AnyEvent>, $crate::ParseError> {
+            $crate::Parsed::parse_as(body, header_name)
+        }
+
+        /// A dispatcher builder for handlers of this set's events.
+        #[allow(dead_code)]
+        pub fn dispatcher() -> $crate::DispatcherBuilder<(), AnyEvent> {
+            $crate::DispatcherBuilder::new(())
+        }
+
+        /// A dispatcher builder for handlers of this set's events that may
+        /// take `State<T>`.
+        #[allow(dead_code)]
+        pub fn dispatcher_with_state<T: ::core::marker::Send + ::core::marker::Sync + 'static>(
+            state: T,
+        ) -> $crate::DispatcherBuilder<T, AnyEvent> {
+            $crate::DispatcherBuilder::new(state)
         }
     };
 }

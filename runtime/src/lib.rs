@@ -115,7 +115,7 @@ pub use dispatch::{
     BuildError, DispatchError, Dispatched, Dispatcher, DispatcherBuilder, FromEvent, Handler,
     HandlerError, IntoHandler, IntoHandlerResult, State, registered,
 };
-pub use event::{Envelope, KnownEvent, OtherEvent, Resource};
+pub use event::{Envelope, EventName, Events, KnownEvent, OtherEvent, Resource};
 pub use kustomer_webhooks_macros::{kustomer_webhook, model};
 pub use model::{Drift, Model, Pointer, json_type};
 pub use models::*;
@@ -127,26 +127,46 @@ pub use types::{DateTime, Id, NotAnId, Op, Str};
 /// What the generated models and the macros expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dispatch::{Registration, lists};
+    pub use crate::dispatch::{Registered, Registration, lists};
     pub use crate::event::drift_of;
     pub use inventory;
 
     // One constructor per handler form, each bound on its own, so that a
-    // mistake in a handler is reported once, on the token it concerns.
+    // mistake in a handler is reported once, on the token it concerns. Each
+    // returns the registration itself: a return type naming the event's set
+    // would report a wrong parameter type a second time.
+
+    fn registered<S: crate::Events>(
+        handler: crate::Handler<S>,
+        only: Option<&'static [&'static str]>,
+    ) -> Registered {
+        Registered::new(match only {
+            Some(events) => handler.only(events),
+            None => handler,
+        })
+    }
 
     /// Wraps an `async fn(E) -> R`.
-    pub fn async_handler<E, R, F, Fut>(f: F, name: &'static str) -> crate::Handler
+    pub fn async_handler<E, R, F, Fut>(
+        f: F,
+        name: &'static str,
+        only: Option<&'static [&'static str]>,
+    ) -> Registered
     where
         E: crate::FromEvent,
         R: crate::IntoHandlerResult,
         F: Fn(E) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
     {
-        crate::IntoHandler::into_handler(f, name)
+        registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
     /// Wraps an `async fn(E, State<T>) -> R`.
-    pub fn async_handler_with_state<E, T, R, F, Fut>(f: F, name: &'static str) -> crate::Handler
+    pub fn async_handler_with_state<E, T, R, F, Fut>(
+        f: F,
+        name: &'static str,
+        only: Option<&'static [&'static str]>,
+    ) -> Registered
     where
         E: crate::FromEvent,
         T: Clone + Send + Sync + 'static,
@@ -154,28 +174,36 @@ pub mod __private {
         F: Fn(E, crate::State<T>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
     {
-        crate::IntoHandler::into_handler(f, name)
+        registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
     /// Wraps a blocking `fn(E) -> R`.
-    pub fn blocking_handler<E, R, F>(f: F, name: &'static str) -> crate::Handler
+    pub fn blocking_handler<E, R, F>(
+        f: F,
+        name: &'static str,
+        only: Option<&'static [&'static str]>,
+    ) -> Registered
     where
         E: crate::FromEvent,
         R: crate::IntoHandlerResult + 'static,
         F: Fn(E) -> R + Send + Sync + 'static,
     {
-        crate::IntoHandler::into_handler(f, name)
+        registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
     /// Wraps a blocking `fn(E, State<T>) -> R`.
-    pub fn blocking_handler_with_state<E, T, R, F>(f: F, name: &'static str) -> crate::Handler
+    pub fn blocking_handler_with_state<E, T, R, F>(
+        f: F,
+        name: &'static str,
+        only: Option<&'static [&'static str]>,
+    ) -> Registered
     where
         E: crate::FromEvent,
         T: Clone + Send + Sync + 'static,
         R: crate::IntoHandlerResult + 'static,
         F: Fn(E, crate::State<T>) -> R + Send + Sync + 'static,
     {
-        crate::IntoHandler::into_handler(f, name)
+        registered(crate::IntoHandler::into_handler(f, name), only)
     }
     pub use crate::model::{
         Key, Marks, Misfit, Model, Pointer, Tolerant, TolerantNullable, diff_raw_nullable,

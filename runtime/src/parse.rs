@@ -9,7 +9,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 
 use crate::Drift;
 use crate::model::Key;
-use crate::models::{AnyEvent, EventName};
+use crate::models::AnyEvent;
+use crate::{EventName, Events};
 
 /// Why a body is not an event at all. Anything short of these is parsed, with
 /// the values that do not fit the models reported as [`Drift`].
@@ -61,19 +62,46 @@ impl ParseError {
 }
 
 /// A parsed event, and the body it was parsed from.
+///
+/// `S` is the set of models the event was parsed with: the bundled
+/// [`AnyEvent`] unless you generated your own (see [`Events`]).
 #[derive(Debug, Clone)]
-pub struct Parsed<'a> {
+pub struct Parsed<'a, S = AnyEvent> {
     /// The raw body, exactly as received (what the signature covers).
     pub raw: &'a [u8],
     /// The event.
-    pub event: AnyEvent,
+    pub event: S,
 }
 
-impl Parsed<'_> {
+impl<'a, S: Events> Parsed<'a, S> {
     /// Where the body differs from the models, by JSON Pointer. Computed on
     /// demand: parsing itself never pays for it.
     pub fn drift(&self) -> Vec<Drift> {
         self.event.drift()
+    }
+
+    /// Parses an event body into the set `S`: [`parse`] for any set of
+    /// models (a generated models module has its own `parse` calling this).
+    #[inline]
+    pub fn parse(body: &'a [u8]) -> Result<Self, ParseError> {
+        let mut parsed = Parsed {
+            raw: body,
+            event: placeholder(),
+        };
+        parse_into(body, &mut parsed.event)?;
+        Ok(parsed)
+    }
+
+    /// Parses an event body whose name the request gave into the set `S`:
+    /// [`parse_as`] for any set of models.
+    #[inline]
+    pub fn parse_as(body: &'a [u8], header_name: &str) -> Result<Self, ParseError> {
+        let mut parsed = Parsed {
+            raw: body,
+            event: placeholder(),
+        };
+        parse_as_into(body, header_name, &mut parsed.event)?;
+        Ok(parsed)
     }
 }
 
@@ -85,36 +113,26 @@ impl Parsed<'_> {
 /// or lacks `name` or `data`, is an error.
 #[inline]
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    let mut parsed = Parsed {
-        raw: body,
-        event: placeholder(),
-    };
-    parse_into(body, &mut parsed.event)?;
-    Ok(parsed)
+    Parsed::parse(body)
 }
 
 /// Parses an event body whose name was given by the request
 /// (`X-Kustomer-Webhook-Event`), checking the body's `name` agrees.
 #[inline]
 pub fn parse_as<'a>(body: &'a [u8], header_name: &str) -> Result<Parsed<'a>, ParseError> {
-    let mut parsed = Parsed {
-        raw: body,
-        event: placeholder(),
-    };
-    parse_as_into(body, header_name, &mut parsed.event)?;
-    Ok(parsed)
+    Parsed::parse_as(body, header_name)
 }
 
 /// What the parse functions build the event over, in place (the events are
 /// large: moving one costs more than reading a small body).
-fn placeholder() -> AnyEvent {
-    AnyEvent::Other(crate::OtherEvent {
-        name: EventName::Unknown(crate::Str::default()),
-        body: serde_json::Map::new(),
-    })
+fn placeholder<S: Events>() -> S {
+    S::from_other(crate::OtherEvent::new(
+        EventName::Unknown(crate::Str::default()),
+        serde_json::Map::new(),
+    ))
 }
 
-fn parse_into(body: &[u8], out: &mut AnyEvent) -> Result<(), ParseError> {
+fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
     // A body that is UTF-8 throughout (every body but a malformed one) is
     // read as text, so that its strings are not checked again one by one.
     let found = match std::str::from_utf8(body) {
@@ -129,7 +147,7 @@ fn parse_into(body: &[u8], out: &mut AnyEvent) -> Result<(), ParseError> {
     has_data(out)
 }
 
-fn parse_as_into(body: &[u8], header_name: &str, out: &mut AnyEvent) -> Result<(), ParseError> {
+fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Result<(), ParseError> {
     read(body, EventName::from(header_name), out)?;
     has_data(out)?;
     match out.envelope().event_name() {
@@ -142,7 +160,7 @@ fn parse_as_into(body: &[u8], header_name: &str, out: &mut AnyEvent) -> Result<(
     }
 }
 
-fn has_data(event: &AnyEvent) -> Result<(), ParseError> {
+fn has_data<S: Events>(event: &S) -> Result<(), ParseError> {
     if event.envelope().has_data() {
         Ok(())
     } else {
@@ -151,7 +169,7 @@ fn has_data(event: &AnyEvent) -> Result<(), ParseError> {
 }
 
 /// Reads the event named `name` from `body` into `out`.
-fn read(body: &[u8], name: EventName, out: &mut AnyEvent) -> Result<(), ParseError> {
+fn read<S: Events>(body: &[u8], name: EventName, out: &mut S) -> Result<(), ParseError> {
     let raw = match std::str::from_utf8(body) {
         Ok(text) => read_into(serde_json::Deserializer::from_str(text), name, out),
         Err(_) => read_into(serde_json::Deserializer::from_slice(body), name, out),
@@ -164,12 +182,12 @@ fn read(body: &[u8], name: EventName, out: &mut AnyEvent) -> Result<(), ParseErr
     }
 }
 
-fn read_into<'de, R: serde_json::de::Read<'de>>(
+fn read_into<'de, R: serde_json::de::Read<'de>, S: Events>(
     mut de: serde_json::Deserializer<R>,
     name: EventName,
-    out: &mut AnyEvent,
+    out: &mut S,
 ) -> Result<crate::model::Misfit, serde_json::Error> {
-    let raw = AnyEvent::__read_into(name, &mut de, out)?;
+    let raw = S::__read_into(name, &mut de, out)?;
     if raw.is_none() {
         de.end()?;
     }
@@ -206,9 +224,9 @@ enum Found {
 /// (strings borrowed from the body) and handed to the event once its type is
 /// known. An object or array before the name is read past instead, and the
 /// body read again (see [`Found::After`]).
-fn read_named<'de, R: serde_json::de::Read<'de>>(
+fn read_named<'de, R: serde_json::de::Read<'de>, S: Events>(
     mut de: serde_json::Deserializer<R>,
-    out: &mut AnyEvent,
+    out: &mut S,
 ) -> Found {
     let mut stop = None;
     let result = (&mut de).deserialize_any(Named {
@@ -229,12 +247,12 @@ const STOP: &str = "\u{0}stop";
 
 /// The visitor of [`read_named`]: on a stop, it sets `stop` and fails with
 /// [`STOP`].
-struct Named<'o> {
-    out: &'o mut AnyEvent,
+struct Named<'o, S> {
+    out: &'o mut S,
     stop: &'o mut Option<Found>,
 }
 
-impl Named<'_> {
+impl<S> Named<'_, S> {
     fn not_an_object<E: de::Error>(self, found: &'static str) -> Result<(), E> {
         self.stop_with(Found::Error(ParseError::NotAnObject { found }))
     }
@@ -245,7 +263,7 @@ impl Named<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Named<'_> {
+impl<'de, S: Events> Visitor<'de> for Named<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an event envelope")
@@ -273,7 +291,7 @@ impl<'de> Visitor<'de> for Named<'_> {
                 value: None,
                 rest: map,
             };
-            AnyEvent::__read_into(name, MapAccessDeserializer::new(rest), self.out)?;
+            S::__read_into(name, MapAccessDeserializer::new(rest), self.out)?;
             return Ok(());
         }
         *self.stop = Some(Found::Error(ParseError::MissingName));

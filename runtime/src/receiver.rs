@@ -20,8 +20,9 @@ use tracing::Instrument;
 
 use crate::capture::Capture;
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
+use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, Verifier};
-use crate::{DispatchError, Dispatched, Dispatcher, ParseError, Parsed, parse, parse_as};
+use crate::{DispatchError, Dispatched, Dispatcher, Events, ParseError, Parsed};
 
 /// What the receiver answers: a status and a small JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,22 +96,26 @@ pub struct Request<'a, H: Fn(&str) -> Option<&'a [u8]>> {
     pub body: &'a [u8],
 }
 
-type Inspect = dyn Fn(&Parsed<'_>) + Send + Sync;
+type Inspect<S> = dyn Fn(&Parsed<'_, S>) + Send + Sync;
 
 /// Receives deliveries: verifies, parses and dispatches them.
-pub struct Receiver {
+///
+/// `S` is the set of models events are parsed with: the bundled
+/// [`AnyEvent`] by default; see [`Events`] for models generated into your
+/// crate.
+pub struct Receiver<S = AnyEvent> {
     verifier: Option<Verifier>,
-    dispatcher: Arc<Dispatcher>,
+    dispatcher: Arc<Dispatcher<S>>,
     limit: usize,
     timeout: Duration,
-    inspect: Option<Box<Inspect>>,
+    inspect: Option<Box<Inspect<S>>>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
     ordering: Option<OrderingGuard>,
     capture: Option<Capture>,
 }
 
-impl std::fmt::Debug for Receiver {
+impl<S> std::fmt::Debug for Receiver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
             .field("verifier", &self.verifier)
@@ -125,9 +130,9 @@ pub const DEFAULT_LIMIT: usize = 1 << 20;
 /// The default handler time limit: Kustomer wants an answer within seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Receiver {
+impl<S: Events> Receiver<S> {
     /// A receiver dispatching to `dispatcher`, verifying with `verifier`.
-    pub fn new(dispatcher: Dispatcher, verifier: Verifier) -> Self {
+    pub fn new(dispatcher: Dispatcher<S>, verifier: Verifier) -> Self {
         Receiver {
             verifier: Some(verifier),
             dispatcher: Arc::new(dispatcher),
@@ -173,7 +178,7 @@ impl Receiver {
 
     /// A receiver that accepts unsigned deliveries. Only for tests and local
     /// tools: anyone can then post events.
-    pub fn without_verification(dispatcher: Dispatcher) -> Self {
+    pub fn without_verification(dispatcher: Dispatcher<S>) -> Self {
         Receiver {
             verifier: None,
             ..Receiver::new(dispatcher, Verifier::new(""))
@@ -195,7 +200,7 @@ impl Receiver {
 
     /// Calls `f` with every event about to be dispatched (verified, parsed,
     /// neither a duplicate nor stale), for logging or capture.
-    pub fn inspect(mut self, f: impl Fn(&Parsed<'_>) + Send + Sync + 'static) -> Self {
+    pub fn inspect(mut self, f: impl Fn(&Parsed<'_, S>) + Send + Sync + 'static) -> Self {
         self.inspect = Some(Box::new(f));
         self
     }
@@ -254,8 +259,8 @@ impl Receiver {
         }
         let header_name = (request.header)(EVENT_HEADER).and_then(|v| std::str::from_utf8(v).ok());
         let parsed = match header_name {
-            Some(name) => parse_as(request.body, name),
-            None => parse(request.body),
+            Some(name) => Parsed::<S>::parse_as(request.body, name),
+            None => Parsed::<S>::parse(request.body),
         };
         let parsed = match parsed {
             Ok(p) => p,
@@ -274,7 +279,7 @@ impl Receiver {
     }
 
     /// De-duplicates, checks ordering, and dispatches a parsed event.
-    async fn deliver(&self, parsed: Parsed<'_>, event: String, id: Option<String>) -> Reply {
+    async fn deliver(&self, parsed: Parsed<'_, S>, event: String, id: Option<String>) -> Reply {
         let reply = |status, outcome, error: Option<String>| Reply {
             status,
             outcome,

@@ -431,16 +431,16 @@ pub struct Conversation {
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.conversation.create` event."]
     ConversationCreate(ConversationEvent) = "kustomer.conversation.create" for
-    Conversation
+    Conversation, in AnyEvent
 );
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.conversation.update` event."]
     ConversationUpdate(ConversationEvent) = "kustomer.conversation.update" for
-    Conversation
+    Conversation, in AnyEvent
 );
 kustomer_webhooks::__resource!(
     Conversation = "conversation", ConversationEvent, [ConversationCreate,
-    ConversationUpdate]
+    ConversationUpdate], in AnyEvent
 );
 impl kustomer_webhooks::Envelope for ConversationEvent {
     fn event_id(&self) -> Option<&str> {

@@ -509,14 +509,14 @@ pub struct Customer {
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =
-    "kustomer.customer.create" for Customer
+    "kustomer.customer.create" for Customer, in AnyEvent
 );
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.update` event."] CustomerUpdate(CustomerEvent) =
-    "kustomer.customer.update" for Customer
+    "kustomer.customer.update" for Customer, in AnyEvent
 );
 kustomer_webhooks::__resource!(
-    Customer = "customer", CustomerEvent, [CustomerCreate, CustomerUpdate]
+    Customer = "customer", CustomerEvent, [CustomerCreate, CustomerUpdate], in AnyEvent
 );
 impl kustomer_webhooks::Envelope for CustomerEvent {
     fn event_id(&self) -> Option<&str> {

@@ -313,14 +313,14 @@ pub struct Message {
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.message.create` event."] MessageCreate(MessageEvent) =
-    "kustomer.message.create" for Message
+    "kustomer.message.create" for Message, in AnyEvent
 );
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.message.update` event."] MessageUpdate(MessageEvent) =
-    "kustomer.message.update" for Message
+    "kustomer.message.update" for Message, in AnyEvent
 );
 kustomer_webhooks::__resource!(
-    Message = "message", MessageEvent, [MessageCreate, MessageUpdate]
+    Message = "message", MessageEvent, [MessageCreate, MessageUpdate], in AnyEvent
 );
 impl kustomer_webhooks::Envelope for MessageEvent {
     fn event_id(&self) -> Option<&str> {

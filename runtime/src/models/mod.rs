@@ -20,6 +20,5 @@ kustomer_webhooks::__events! {
     CustomerUpdate = "kustomer.customer.update", MessageCreate =
     "kustomer.message.create", MessageUpdate = "kustomer.message.update", TeamCreate =
     "kustomer.team.create", TeamUpdate = "kustomer.team.update", UserCreate =
-    "kustomer.user.create", UserUpdate = "kustomer.user.update", } untyped { TagCreate =
-    "kustomer.tag.create", TagUpdate = "kustomer.tag.update", }
+    "kustomer.user.create", UserUpdate = "kustomer.user.update", }
 }

@@ -200,13 +200,15 @@ pub struct Team {
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.team.create` event."] TeamCreate(TeamEvent) =
-    "kustomer.team.create" for Team
+    "kustomer.team.create" for Team, in AnyEvent
 );
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.team.update` event."] TeamUpdate(TeamEvent) =
-    "kustomer.team.update" for Team
+    "kustomer.team.update" for Team, in AnyEvent
 );
-kustomer_webhooks::__resource!(Team = "team", TeamEvent, [TeamCreate, TeamUpdate]);
+kustomer_webhooks::__resource!(
+    Team = "team", TeamEvent, [TeamCreate, TeamUpdate], in AnyEvent
+);
 impl kustomer_webhooks::Envelope for TeamEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()

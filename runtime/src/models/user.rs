@@ -224,13 +224,15 @@ pub struct User {
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.user.create` event."] UserCreate(UserEvent) =
-    "kustomer.user.create" for User
+    "kustomer.user.create" for User, in AnyEvent
 );
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.user.update` event."] UserUpdate(UserEvent) =
-    "kustomer.user.update" for User
+    "kustomer.user.update" for User, in AnyEvent
 );
-kustomer_webhooks::__resource!(User = "user", UserEvent, [UserCreate, UserUpdate]);
+kustomer_webhooks::__resource!(
+    User = "user", UserEvent, [UserCreate, UserUpdate], in AnyEvent
+);
 impl kustomer_webhooks::Envelope for UserEvent {
     fn event_id(&self) -> Option<&str> {
         self.id.as_deref()
