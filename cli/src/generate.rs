@@ -18,21 +18,25 @@ fn generate(schemas: &BTreeMap<String, Value>) -> Result<BTreeMap<String, String
 
 /// Compares the models in `out` with what generation produces.
 pub fn check(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<ExitCode> {
-    let files = generate(schemas)?;
-    let stale = kustomer_codegen::stale(out, &files);
+    Ok(check_files(&generate(schemas)?, out))
+}
+
+/// Compares the models in `out` with `files`.
+pub fn check_files(files: &BTreeMap<String, String>, out: &Path) -> ExitCode {
+    let stale = kustomer_codegen::stale(out, files);
     if stale.is_empty() {
         println!(
             "{} model file(s) in {} match the schemas",
             files.len(),
             out.display()
         );
-        return Ok(ExitCode::SUCCESS);
+        return ExitCode::SUCCESS;
     }
     eprintln!("stale models (run `kustomer-webhooks regenerate` to update):");
     for s in stale {
         eprintln!("  {s}");
     }
-    Ok(ExitCode::FAILURE)
+    ExitCode::FAILURE
 }
 
 /// Writes the models and says what was written.
@@ -40,16 +44,30 @@ pub fn write(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<()> {
     let started = Instant::now();
     let files = generate(schemas)?;
     let elapsed = started.elapsed();
-    let written = kustomer_codegen::write(out, &files)
+    write_files(&files, schemas.len(), out)?;
+    println!("(generated in {} ms)", elapsed.as_millis());
+    Ok(())
+}
+
+/// Writes generated `files` and says what was written.
+pub fn write_files(files: &BTreeMap<String, String>, schemas: usize, out: &Path) -> Result<()> {
+    let written = kustomer_codegen::write(out, files)
         .with_context(|| format!("writing models to {}", out.display()))?;
     for (path, text) in written.iter().zip(files.values()) {
         println!("{:<40} {:>5} lines", path.display(), text.lines().count());
     }
+    let removed = kustomer_codegen::prune(out, files)
+        .with_context(|| format!("removing stale models from {}", out.display()))?;
+    for path in removed {
+        println!(
+            "{:<40} removed (no samples of its resource)",
+            path.display()
+        );
+    }
     println!(
-        "generated {} file(s) from {} schema(s) in {} ms",
+        "generated {} file(s) from {} schema(s)",
         files.len(),
-        schemas.len(),
-        elapsed.as_millis()
+        schemas
     );
     Ok(())
 }

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod generate;
 mod infer;
 mod parse;
+mod regenerate;
 mod serve;
 
 /// Typed Kustomer outbound webhooks: infer schemas from sample payloads,
@@ -63,29 +64,48 @@ enum Command {
         check: bool,
     },
     /// Infer the schemas from the samples, then generate the models.
+    ///
+    /// Without arguments: this repository's samples, schemas and bundled
+    /// models. With --samples and --out: a models module for your own crate,
+    /// inferred from your payloads (merged with Kustomer's published samples
+    /// unless --no-seed). Before writing, prints what changes against the
+    /// models already in --out: new fields, fields whose type changed,
+    /// fields that disappeared.
     Regenerate {
-        /// Sample files or directories [default: schema/samples]
-        #[arg(long = "samples")]
+        /// Sample files or directories (repeatable) [default: schema/samples]
+        #[arg(long = "samples", value_name = "PATH")]
         samples: Vec<PathBuf>,
-        /// Where to write the schemas
-        #[arg(long, default_value = infer::SCHEMAS)]
-        schemas: PathBuf,
-        /// Where to write the models module
-        #[arg(long, default_value = generate::MODELS)]
-        out: PathBuf,
+        /// Infer from --samples alone, without Kustomer's published samples
+        #[arg(long, requires = "samples")]
+        no_seed: bool,
+        /// Where to write the schemas [default: schema/schemas, or none
+        /// with --samples/--out]
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
+        /// Where to write the models module [default: runtime/src/models]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the change summary only; write nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Exit 1, with a summary, when the committed schemas or models are not
-    /// what the samples give (run `regenerate` to update them).
+    /// what the samples give (run `regenerate` with the same arguments to
+    /// update them).
     Check {
-        /// Sample files or directories [default: schema/samples]
-        #[arg(long = "samples")]
+        /// Sample files or directories (repeatable) [default: schema/samples]
+        #[arg(long = "samples", value_name = "PATH")]
         samples: Vec<PathBuf>,
-        /// The committed schemas
-        #[arg(long, default_value = infer::SCHEMAS)]
-        schemas: PathBuf,
-        /// The committed models module
-        #[arg(long, default_value = generate::MODELS)]
-        models: PathBuf,
+        /// Infer from --samples alone, without Kustomer's published samples
+        #[arg(long, requires = "samples")]
+        no_seed: bool,
+        /// The committed schemas [default: schema/schemas, or none with
+        /// --samples/--models]
+        #[arg(long, value_name = "DIR")]
+        schemas: Option<PathBuf>,
+        /// The committed models module [default: runtime/src/models]
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
     },
     /// Parse event payloads with the generated models: the event, its
     /// resource, whether it was typed, and any drift from the models.
@@ -220,30 +240,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Regenerate {
             samples,
+            no_seed,
             schemas,
             out,
-        } => {
-            let inferrer = infer::run(&samples, kustomer_schema::Settings::default())?;
-            infer::write(&inferrer, &schemas)?;
-            generate::write(&inferrer.schemas(), &out)?;
-            Ok(ExitCode::SUCCESS)
-        }
+            dry_run,
+        } => regenerate::regenerate(
+            &regenerate::Pipeline {
+                samples,
+                no_seed,
+                out,
+                schemas,
+            },
+            dry_run,
+        ),
         Command::Check {
             samples,
+            no_seed,
             schemas,
             models,
-        } => {
-            let inferrer = infer::run(&samples, kustomer_schema::Settings::default())?;
-            let schemas_ok = infer::check(&inferrer, &schemas) == ExitCode::SUCCESS;
-            // The models must match the schemas the samples give, whatever
-            // is committed.
-            let models_ok = generate::check(&inferrer.schemas(), &models)? == ExitCode::SUCCESS;
-            Ok(if schemas_ok && models_ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        } => regenerate::check(&regenerate::Pipeline {
+            samples,
+            no_seed,
+            out: models,
+            schemas,
+        }),
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,

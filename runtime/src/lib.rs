@@ -210,6 +210,7 @@ pub mod __private {
         field_drift, raw, read_any, read_extra, read_field, read_in_place, read_nullable,
         read_option_in_place, read_required, write_extra, write_field,
     };
+    pub use serde::de;
     pub use serde::de::{Deserializer, MapAccess, Visitor};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};
     pub use serde_json::{Map, Value};

@@ -425,48 +425,48 @@ macro_rules! raw_fallback {
         $( $crate::raw_fallback!(@one ::core::result::Result::Err, $method); )*
     };
     (@one $wrap:path, bool) => {
-        fn visit_bool<E: ::serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::Bool(v)))
+        fn visit_bool<E: $crate::__private::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::Bool(v)))
         }
     };
     (@one $wrap:path, i64) => {
-        fn visit_i64<E: ::serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::from(v)))
+        fn visit_i64<E: $crate::__private::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::from(v)))
         }
     };
     (@one $wrap:path, u64) => {
-        fn visit_u64<E: ::serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::from(v)))
+        fn visit_u64<E: $crate::__private::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::from(v)))
         }
     };
     (@one $wrap:path, f64) => {
-        fn visit_f64<E: ::serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        fn visit_f64<E: $crate::__private::de::Error>(self, v: f64) -> Result<Self::Value, E> {
             Ok($wrap($crate::__private::raw::float(v)))
         }
     };
     (@one $wrap:path, str) => {
-        fn visit_str<E: ::serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::String(v.to_owned())))
+        fn visit_str<E: $crate::__private::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::String(v.to_owned())))
         }
-        fn visit_string<E: ::serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::String(v)))
+        fn visit_string<E: $crate::__private::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::String(v)))
         }
     };
     (@one $wrap:path, unit) => {
-        fn visit_unit<E: ::serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::Null))
+        fn visit_unit<E: $crate::__private::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::Null))
         }
-        fn visit_none<E: ::serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok($wrap(::serde_json::Value::Null))
+        fn visit_none<E: $crate::__private::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap($crate::serde_json::Value::Null))
         }
     };
     (@one $wrap:path, seq) => {
-        fn visit_seq<A: ::serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: $crate::__private::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
             Ok($wrap($crate::__private::raw::seq(seq)?))
         }
     };
     (@one $wrap:path, map) => {
-        fn visit_map<A: ::serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: $crate::__private::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             Ok($wrap($crate::__private::raw::map(map)?))
         }
     };

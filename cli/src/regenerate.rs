@@ -1,0 +1,166 @@
+//! `regenerate` and `check`: samples → schemas → models, for this
+//! repository's bundled models or for a models module in your own crate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use kustomer_codegen::{ModelChange, Settings};
+use kustomer_schema::Inferrer;
+
+use crate::{generate, infer};
+
+/// Where the samples come from and where the models go.
+pub struct Pipeline {
+    /// Sample files or directories; empty: the repository's own.
+    pub samples: Vec<PathBuf>,
+    /// Leave out Kustomer's published samples.
+    pub no_seed: bool,
+    /// Where the models module is, when not the repository's own.
+    pub out: Option<PathBuf>,
+    /// Where the schemas are, if anywhere.
+    pub schemas: Option<PathBuf>,
+}
+
+impl Pipeline {
+    /// Whether this is a models module of the user's own, rather than the
+    /// runtime's bundled one.
+    fn custom(&self) -> bool {
+        !self.samples.is_empty() || self.out.is_some()
+    }
+
+    /// The models directory.
+    pub fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(generate::MODELS))
+    }
+
+    /// The schemas directory: given, or the repository's own in its own
+    /// pipeline; none for a custom one unless asked for.
+    pub fn schemas(&self) -> Option<PathBuf> {
+        match &self.schemas {
+            Some(dir) => Some(dir.clone()),
+            None if !self.custom() => Some(PathBuf::from(infer::SCHEMAS)),
+            None => None,
+        }
+    }
+
+    /// Infers from the samples: the given ones, merged with Kustomer's
+    /// published samples unless `no_seed`; or the repository's own.
+    pub fn infer(&self) -> Result<Inferrer> {
+        if self.samples.is_empty() {
+            return infer::run(&[], kustomer_schema::Settings::default());
+        }
+        let mut inferrer = Inferrer::new(kustomer_schema::Settings::default());
+        if !self.no_seed {
+            for (event, text) in kustomer_schema::SEED_SAMPLES {
+                inferrer.add_json(text.as_bytes(), &format!("the published {event} sample"))?;
+            }
+        }
+        for path in &self.samples {
+            inferrer.add_path(path)?;
+        }
+        Ok(inferrer)
+    }
+
+    /// The code generation settings: the header of a custom module says
+    /// how to regenerate it.
+    pub fn settings(&self) -> Settings {
+        if !self.custom() {
+            return Settings::default();
+        }
+        let mut command = String::from("kustomer-webhooks regenerate");
+        for path in &self.samples {
+            command.push_str(&format!(" --samples {}", path.display()));
+        }
+        if self.no_seed {
+            command.push_str(" --no-seed");
+        }
+        command.push_str(&format!(" --out {}", self.out().display()));
+        let dirs: Vec<String> = self
+            .samples
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut source = if dirs.is_empty() {
+            format!("the samples in {}", infer::SAMPLES)
+        } else {
+            format!("the samples in {}", dirs.join(", "))
+        };
+        if !self.no_seed && !self.samples.is_empty() {
+            source.push_str(" and Kustomer's published samples");
+        }
+        Settings::default()
+            .with_command(command)
+            .with_source(source)
+    }
+
+    fn generate(&self, inferrer: &Inferrer) -> Result<BTreeMap<String, String>> {
+        Ok(kustomer_codegen::generate(
+            &inferrer.schemas(),
+            &self.settings(),
+        )?)
+    }
+}
+
+/// Prints what changes from the models in `out` to `files`.
+pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec<ModelChange>> {
+    let old = kustomer_codegen::read_models(out)
+        .with_context(|| format!("reading the current models in {}", out.display()))?;
+    if old.is_empty() {
+        println!("{}: a new models module", out.display());
+        return Ok(Vec::new());
+    }
+    let changes = kustomer_codegen::summarize(&old, files);
+    if changes.is_empty() {
+        println!("{}: no type or field changes", out.display());
+        return Ok(changes);
+    }
+    println!("{}: changes against the current models:", out.display());
+    for change in &changes {
+        println!("  {change}");
+    }
+    let added = changes.iter().filter(|c| !c.is_breaking()).count();
+    let breaking = changes.len() - added;
+    println!(
+        "  ({added} addition(s), {breaking} change(s) or removal(s) that code using the models may need to follow)"
+    );
+    Ok(changes)
+}
+
+/// `regenerate`: infer, print the change summary, then write (unless
+/// `dry_run`).
+pub fn regenerate(pipeline: &Pipeline, dry_run: bool) -> Result<ExitCode> {
+    let inferrer = pipeline.infer()?;
+    let files = pipeline.generate(&inferrer)?;
+    let out = pipeline.out();
+    print_summary(&out, &files)?;
+    if dry_run {
+        println!("(dry run: nothing written)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(schemas) = pipeline.schemas() {
+        infer::write(&inferrer, &schemas)?;
+    }
+    generate::write_files(&files, inferrer.schemas().len(), &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check`: exit 1 with a summary when the schemas (if any) or the models
+/// are not what the samples give.
+pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
+    let inferrer = pipeline.infer()?;
+    let schemas_ok = match pipeline.schemas() {
+        Some(dir) => infer::check(&inferrer, &dir) == ExitCode::SUCCESS,
+        None => true,
+    };
+    let files = pipeline.generate(&inferrer)?;
+    let models_ok = generate::check_files(&files, &pipeline.out()) == ExitCode::SUCCESS;
+    Ok(if schemas_ok && models_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

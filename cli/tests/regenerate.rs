@@ -1,0 +1,235 @@
+//! `regenerate --samples --out` and `check` for a models module of one's
+//! own, run as real processes: typed custom attributes, the change summary,
+//! the seed merge, and staleness.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A captured customer update whose `custom` is `custom`.
+fn capture(dir: &Path, id: &str, custom: Value) {
+    let seed =
+        fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.customer.update.json"))
+            .unwrap();
+    let mut event: Value = serde_json::from_str(&seed).unwrap();
+    event["id"] = id.into();
+    event["data"]["attributes"]["custom"] = custom;
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(format!("{id}.json")), event.to_string()).unwrap();
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn org_custom_attributes_become_typed_fields_and_changes_are_summarised() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold", "vipBool": true, "seatsNum": 3, "regionCode": "EMEA"}),
+    );
+
+    let first = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains("a new models module"),
+        "{}",
+        first.stdout
+    );
+    let customer = fs::read_to_string(models.join("customer.rs")).unwrap();
+    for field in [
+        "pub loyalty_tier_str: Option<Str>",
+        "pub vip_bool: Option<bool>",
+        "pub seats_num: Option<Number>",
+        // No known suffix: typed by what the samples held.
+        "pub region_code: Option<Str>",
+        // Kustomer's published samples are merged in: their custom
+        // attributes are there too, and every resource has a module.
+        "pub lifetime_value_num: Option<Number>",
+    ] {
+        assert!(customer.contains(field), "{field} in:\n{customer}");
+    }
+    for module in [
+        "conversation.rs",
+        "message.rs",
+        "team.rs",
+        "user.rs",
+        "mod.rs",
+        "shared.rs",
+    ] {
+        assert!(models.join(module).is_file(), "{module}");
+    }
+    let header = customer.lines().next().unwrap();
+    assert!(
+        header.contains("kustomer-webhooks regenerate --samples")
+            && header.contains("and Kustomer's published samples"),
+        "{header}"
+    );
+
+    // Up to date: `check` agrees, and a second run changes nothing.
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    let again = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+        "--dry-run",
+    ]);
+    assert!(
+        again.stdout.contains("no type or field changes"),
+        "{}",
+        again.stdout
+    );
+
+    // New traffic: a new attribute, one whose values are now text, and the
+    // org dropped another (recaptured from scratch).
+    fs::remove_dir_all(&captured).unwrap();
+    capture(
+        &captured,
+        "6a1f00000000000000000002",
+        json!({"loyaltyTierStr": "gold", "vipBool": true, "seatsNum": 3, "regionCode": 44, "churnRiskNum": 0.2}),
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000003",
+        json!({"loyaltyTierStr": "silver", "vipBool": false, "seatsNum": 1, "regionCode": "EMEA"}),
+    );
+    let stale = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(stale.code, Some(1), "{}{}", stale.stdout, stale.stderr);
+    assert!(
+        stale.stderr.contains("customer.rs: differs"),
+        "{}",
+        stale.stderr
+    );
+
+    let dry = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, Some(0));
+    let expected = [
+        "+ CustomerCustom.churn_risk_num: Option<Number> (\"churnRiskNum\"): new field",
+        "~ CustomerCustom.region_code (\"regionCode\"): type changed from Option<Str> to Option<Value>",
+    ];
+    for line in expected {
+        assert!(dry.stdout.contains(line), "{line} in:\n{}", dry.stdout);
+    }
+    assert!(dry.stdout.contains("nothing written"));
+    assert_eq!(
+        fs::read_to_string(models.join("customer.rs")).unwrap(),
+        customer,
+        "a dry run writes nothing"
+    );
+
+    // Without the seed, the attributes only Kustomer's samples had are gone.
+    // A file of the user's own in the directory is left alone.
+    fs::write(models.join("extras.rs"), "// mine\n").unwrap();
+    let alone = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--no-seed",
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(alone.code, Some(0), "{}{}", alone.stdout, alone.stderr);
+    assert!(
+        alone.stdout.contains(
+            "- CustomerCustom.lifetime_value_num: Option<Number> (\"lifetimeValueNum\"): field removed"
+        ),
+        "{}",
+        alone.stdout
+    );
+    // Only customer samples now: the other resources' modules are removed.
+    assert!(
+        alone.stdout.contains("team.rs") && alone.stdout.contains("removed"),
+        "{}",
+        alone.stdout
+    );
+    let mut left: Vec<String> = fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["customer.rs", "extras.rs", "mod.rs", "shared.rs"]);
+    fs::remove_file(models.join("extras.rs")).unwrap();
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--no-seed",
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+}
+
+#[test]
+fn no_seed_needs_samples_and_a_missing_samples_dir_is_an_error() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("models");
+    let no_samples = run(&["regenerate", "--no-seed", "--out", path(&out)]);
+    assert_eq!(no_samples.code, Some(2), "clap refuses --no-seed alone");
+    let missing = run(&[
+        "regenerate",
+        "--samples",
+        path(&tmp.path().join("nowhere")),
+        "--out",
+        path(&out),
+    ]);
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("nowhere"), "{}", missing.stderr);
+    assert!(!out.exists(), "nothing written on error");
+}

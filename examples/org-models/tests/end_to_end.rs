@@ -1,0 +1,121 @@
+//! Captured payloads → regenerated models → a handler reading the org's
+//! typed custom attributes, fed a signed delivery over HTTP.
+
+use std::sync::Arc;
+
+use kustomer_webhooks::verify::{SIGNATURE_HEADER, sign};
+use kustomer_webhooks::{DateTime, Events};
+use kustomer_webhooks_example_org::{Crm, Loyalty, models, receiver};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "org-token";
+
+/// A customer update as this org's Kustomer sends it, with values none of
+/// the captures had.
+fn customer_update(id: &str, custom: Value) -> Vec<u8> {
+    let captured = include_str!("../captured/6a1f00000000000000000001.json");
+    let mut event: Value = serde_json::from_str(captured).unwrap();
+    event["id"] = id.into();
+    event["data"]["attributes"]["custom"] = custom;
+    serde_json::to_vec(&event).unwrap()
+}
+
+async fn post(url: &str, body: Vec<u8>) -> (u16, Value) {
+    let signature = sign(TOKEN.as_bytes(), &body);
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_delivery_reaches_the_handler_with_the_orgs_typed_custom_fields() {
+    let crm = Arc::new(Crm::default());
+    let receiver = receiver(TOKEN, crm.clone()).unwrap();
+    let app =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/kustomer", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let body = customer_update(
+        "6a1f000000000000000000ff",
+        json!({"loyaltyTierStr": "platinum", "vipBool": true, "renewalAt": "2027-03-01T12:00:00Z"}),
+    );
+    let (status, reply) = post(&url, body).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+
+    let seen = crm.loyalty.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [Loyalty {
+            customer: "608731c238e15a90895f7029".into(),
+            tier: "platinum".into(),
+            vip: true,
+            renewal: DateTime::parse("2027-03-01T12:00:00Z"),
+        }]
+    );
+
+    // A conversation asking for a refund, through the blocking handler.
+    let captured = include_str!("../captured/6a1f00000000000000000101.json");
+    let mut conversation: Value = serde_json::from_str(captured).unwrap();
+    conversation["id"] = "6a1f000000000000000001ff".into();
+    conversation["data"]["attributes"]["custom"] =
+        json!({"orderNumberStr": "A-2001", "refundRequestedBool": true});
+    let (status, reply) = post(&url, serde_json::to_vec(&conversation).unwrap()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(*crm.refunds.lock().unwrap(), ["A-2001"]);
+}
+
+#[test]
+fn the_orgs_fields_are_typed_and_drift_is_reported_against_them() {
+    let body = customer_update(
+        "6a1f000000000000000000fe",
+        json!({"loyaltyTierStr": "gold", "vipBool": "yes", "lifetimeValueNum": 12.5}),
+    );
+    let parsed = models::parse(&body).unwrap();
+    let models::AnyEvent::CustomerUpdate(event) = &parsed.event else {
+        panic!("a customer update: {:?}", parsed.event.name());
+    };
+    let custom = &event.data.attributes.custom;
+    assert_eq!(custom.loyalty_tier_str.as_deref(), Some("gold"));
+    assert_eq!(custom.vip_bool, None, "a string is not a boolean");
+    let drift: Vec<String> = parsed.drift().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        drift,
+        ["/data/attributes/custom/vipBool: expected boolean, found string"]
+    );
+    // The bundled models know none of these fields: no drift there, and the
+    // values only in `extra`.
+    let bundled = kustomer_webhooks::parse(&body).unwrap();
+    assert!(bundled.drift().is_empty());
+    // Nothing is lost either way.
+    let input: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(serde_json::to_value(&parsed.event).unwrap(), input);
+    assert_eq!(serde_json::to_value(&bundled.event).unwrap(), input);
+}
+
+#[test]
+fn every_capture_parses_typed_without_drift() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("captured");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let body = std::fs::read(entry.unwrap().path()).unwrap();
+        let parsed = models::parse(&body).unwrap();
+        assert!(parsed.event.is_typed());
+        assert!(parsed.drift().is_empty(), "{:?}", parsed.drift());
+        count += 1;
+    }
+    assert_eq!(count, 4);
+    assert!(<models::AnyEvent as Events>::TYPED.contains(&"kustomer.customer.update"));
+}
