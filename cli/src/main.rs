@@ -79,7 +79,7 @@ enum Command {
         #[arg(long, requires = "samples")]
         no_seed: bool,
         /// Where to write the schemas [default: schema/schemas, or none
-        /// with --samples/--out]
+        /// with --samples]
         #[arg(long, value_name = "DIR")]
         schemas: Option<PathBuf>,
         /// Where to write the models module [default: runtime/src/models]
@@ -100,7 +100,7 @@ enum Command {
         #[arg(long, requires = "samples")]
         no_seed: bool,
         /// The committed schemas [default: schema/schemas, or none with
-        /// --samples/--models]
+        /// --samples]
         #[arg(long, value_name = "DIR")]
         schemas: Option<PathBuf>,
         /// The committed models module [default: runtime/src/models]

@@ -24,10 +24,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Whether this is a models module of the user's own, rather than the
-    /// runtime's bundled one.
+    /// Whether the samples are the user's own, rather than the
+    /// repository's.
     fn custom(&self) -> bool {
-        !self.samples.is_empty() || self.out.is_some()
+        !self.samples.is_empty()
     }
 
     /// The models directory.
