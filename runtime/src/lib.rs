@@ -2,9 +2,11 @@
 //!
 //! This is the one crate a service depends on. It holds the generated models
 //! of the five Kustomer resources (customer, conversation, message, user,
-//! team; see [`models`]), the typed parsing of event payloads, and the
-//! dispatch of each event to the function written for it. Verification,
-//! de-duplication and framework adapters come next.
+//! team; see [`models`]), the typed parsing of event payloads, the
+//! dispatch of each event to the function written for it, and the receiver
+//! around them: signature verification ([`verify`]), de-duplication and
+//! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
+//! router (feature `axum`).
 //!
 //! # Quick start: a handler
 //!
@@ -87,6 +89,31 @@
 //! );
 //! # Ok::<(), kustomer_webhooks::ParseError>(())
 //! ```
+//!
+//! # Your own models
+//!
+//! The bundled [`models`] come from Kustomer's published samples. A models
+//! module generated into your crate from your own payloads
+//! (`kustomer-webhooks regenerate --samples DIR --out src/kustomer`) works
+//! with the same macro and runtime: its `AnyEvent` implements [`Events`],
+//! the one trait between generated models and the runtime, and [`Parsed`],
+//! [`Dispatcher`], [`receiver::Receiver`] and [`OtherEvent`] are generic over
+//! it (defaulting to the bundled set). The module also has `parse`,
+//! `parse_as`, `dispatcher()` and `dispatcher_with_state(state)`:
+//!
+//! ```ignore
+//! mod kustomer; // generated
+//!
+//! #[kustomer_webhook]
+//! async fn on_update(event: kustomer::CustomerUpdate) {
+//!     let tier = &event.data.attributes.custom.loyalty_tier_str; // your own attribute, typed
+//! }
+//!
+//! let dispatcher = kustomer::dispatcher().registered().build()?; // handlers of this set
+//! let receiver = Receiver::new(dispatcher, verifier);
+//! ```
+//!
+//! The repository's `examples/org-models` crate does it end to end.
 #![deny(missing_docs)]
 
 // The attribute macros name this crate by its path, also from inside it.
