@@ -61,11 +61,8 @@ pub async fn serve(
     capture: Option<Capture>,
 ) -> Result<ExitCode> {
     let mut receiver = receiver(token, headers)?;
+    let capturing = capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = capture {
-        eprintln!(
-            "saving deliveries into {} (they hold personal data)",
-            capture.dir().display()
-        );
         receiver = receiver.with_capture(capture);
     }
     let app = kustomer_webhooks::axum::router(receiver);
@@ -76,6 +73,12 @@ pub async fn serve(
         "receiving Kustomer webhooks at http://{}/",
         listener.local_addr()?
     );
+    if let Some(dir) = capturing {
+        eprintln!(
+            "saving deliveries into {} (they hold personal data)",
+            dir.display()
+        );
+    }
     axum::serve(listener, app).await?;
     Ok(ExitCode::SUCCESS)
 }

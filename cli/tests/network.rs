@@ -123,3 +123,61 @@ fn send_posts_signed_payloads_to_serve() {
     );
     drop(server);
 }
+
+#[test]
+fn serve_captures_deliveries_into_a_directory() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let captured = dir.path().join("captured");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "t0ken",
+            "--capture",
+        ])
+        .arg(&captured)
+        .current_dir(ROOT)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Killed(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("personal data"), "{second}");
+
+    let sent = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken", "schema/samples"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stdout)
+    );
+    drop(server);
+    let mut files: Vec<String> = std::fs::read_dir(&captured)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 10, "{files:?}");
+    // Each is the sample it came from, named after its event id.
+    let sample = std::fs::read(format!("{ROOT}/schema/samples/kustomer.team.create.json")).unwrap();
+    let id = serde_json::from_slice::<serde_json::Value>(&sample).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let saved = std::fs::read(captured.join(format!("{id}.json"))).unwrap();
+    let send_body: serde_json::Value = serde_json::from_slice(&saved).unwrap();
+    assert_eq!(
+        send_body,
+        serde_json::from_slice::<serde_json::Value>(&sample).unwrap()
+    );
+}
