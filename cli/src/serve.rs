@@ -8,7 +8,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use kustomer_webhooks::capture::Capture;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
-use kustomer_webhooks::{Dispatcher, Parsed};
+use kustomer_webhooks::{
+    ConversationEvent, CustomerEvent, Dispatcher, Drift, Envelope, MessageEvent, Model, OtherEvent,
+    Pointer, TeamEvent, UserEvent,
+};
 use serde::Serialize;
 
 /// A `NAME=VALUE` custom header.
@@ -29,19 +32,30 @@ struct Line<'a> {
     drift: Vec<kustomer_webhooks::Drift>,
 }
 
-fn print_event(parsed: &Parsed<'_>) {
-    let envelope = parsed.event.envelope();
-    let name = parsed.event.name();
+fn print_line(envelope: &dyn Envelope, name: &str, typed: bool, drift: Vec<Drift>) {
     let line = Line {
-        event: name.as_str(),
+        event: name,
         id: envelope.event_id(),
         resource_id: envelope.resource_id(),
-        typed: parsed.event.is_typed(),
-        drift: parsed.drift(),
+        typed,
+        drift,
     };
     if let Ok(text) = serde_json::to_string(&line) {
         println!("{text}");
     }
+}
+
+/// The built-in handler of every resource's events: prints the line.
+async fn print_typed<E: Model + Envelope>(event: E) {
+    let mut drift = Vec::new();
+    event.drift(&mut Pointer::default(), &mut drift);
+    let name = event.event_name().unwrap_or_default().to_owned();
+    print_line(&event, &name, true, drift);
+}
+
+/// The built-in handler of events without a generated type.
+async fn print_other(event: OtherEvent) {
+    print_line(&event, event.name.as_str(), false, Vec::new());
 }
 
 fn receiver(token: &str, headers: &[(String, String)]) -> Result<Receiver> {
@@ -49,8 +63,15 @@ fn receiver(token: &str, headers: &[(String, String)]) -> Result<Receiver> {
     for (name, value) in headers {
         verifier = verifier.with_header(name, value);
     }
-    let dispatcher = Dispatcher::builder().build()?;
-    Ok(Receiver::new(dispatcher, verifier).inspect(print_event))
+    let dispatcher = Dispatcher::builder()
+        .handler(print_typed::<ConversationEvent>)
+        .handler(print_typed::<CustomerEvent>)
+        .handler(print_typed::<MessageEvent>)
+        .handler(print_typed::<TeamEvent>)
+        .handler(print_typed::<UserEvent>)
+        .handler(print_other)
+        .build()?;
+    Ok(Receiver::new(dispatcher, verifier))
 }
 
 /// `serve`: a receiver at `POST /` until interrupted.
