@@ -59,6 +59,8 @@ pub struct Crm {
     pub loyalty: Mutex<Vec<Loyalty>>,
     /// Order numbers of conversations that asked for a refund.
     pub refunds: Mutex<Vec<String>>,
+    /// Names of the events that had no model.
+    pub other: Mutex<Vec<String>>,
 }
 
 /// A customer update: the org's typed custom attributes.
@@ -89,6 +91,15 @@ pub fn on_conversation_create(event: models::ConversationCreate, crm: State<Arc<
         && let (Some(order), Ok(mut refunds)) = (&custom.order_number_str, crm.refunds.lock())
     {
         refunds.push(order.to_string());
+    }
+}
+
+/// Every event without a generated type in this set of models: the
+/// `OtherEvent` of [`models`].
+#[kustomer_webhook]
+pub async fn on_other(event: models::OtherEvent, crm: State<Arc<Crm>>) {
+    if let Ok(mut other) = crm.other.lock() {
+        other.push(event.name.to_string());
     }
 }
 

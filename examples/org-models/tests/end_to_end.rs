@@ -75,6 +75,36 @@ async fn a_delivery_reaches_the_handler_with_the_orgs_typed_custom_fields() {
     let (status, reply) = post(&url, serde_json::to_vec(&conversation).unwrap()).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(*crm.refunds.lock().unwrap(), ["A-2001"]);
+
+    // An event no model covers reaches this set's `OtherEvent` handler.
+    conversation["id"] = "6a1f000000000000000002ff".into();
+    conversation["name"] = "kustomer.kobject.create".into();
+    let (status, reply) = post(&url, serde_json::to_vec(&conversation).unwrap()).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+    assert_eq!(*crm.other.lock().unwrap(), ["kustomer.kobject.create"]);
+}
+
+#[test]
+fn each_set_of_models_collects_only_its_own_handlers() {
+    let crm = Arc::new(Crm::default());
+    let ours = models::dispatcher_with_state(crm.clone())
+        .registered()
+        .build()
+        .unwrap();
+    assert_eq!(
+        ours.events(),
+        ["kustomer.conversation.create", "kustomer.customer.update"]
+    );
+    // The bundled models' dispatcher, in the same binary, sees none of them.
+    let bundled = kustomer_webhooks::Dispatcher::with_state(crm)
+        .registered()
+        .build()
+        .unwrap();
+    assert!(bundled.events().is_empty());
 }
 
 #[test]
