@@ -23,8 +23,13 @@
 //! struct-typed fields (`data`, `data.attributes`…), which keep their default
 //! when absent. Each resource also gets a typed change set (every attribute as
 //! `Option<Change<T>>`, `T` that attribute's type), an event type per event
-//! (`CustomerCreate`, `CustomerUpdate`), and all of them an `EventName` open
-//! enum and `AnyEvent`.
+//! (`CustomerCreate`, `CustomerUpdate`), and all of them `AnyEvent`, the set
+//! of models (`kustomer_webhooks::Events`), with `parse`, `parse_as`,
+//! `dispatcher()` and `dispatcher_with_state()` for it. The same code works
+//! as the runtime's bundled models and as a module in a service's own crate
+//! (see [`Settings::with_command`] and [`Settings::with_source`] for its
+//! header, [`summarize`] for what changed since the last generation, and
+//! [`prune`] for the files no longer produced).
 //!
 //! [`Str`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Str.html
 //! [`DateTime`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.DateTime.html
