@@ -189,6 +189,20 @@ macro_rules! event_names {
                 }
             }
         }
+
+        impl EventName {
+            /// The documented name `name`, at compile time: what a generated
+            /// event type's name is, without a lookup per event.
+            #[doc(hidden)]
+            pub const fn __documented(name: &str) -> Option<EventName> {
+                $(
+                    if crate::dispatch::lists(&[$name], name) {
+                        return Some(EventName::$variant);
+                    }
+                )*
+                None
+            }
+        }
     };
 }
 
@@ -374,7 +388,16 @@ macro_rules! __events {
             /// The event's name.
             pub fn name(&self) -> $crate::EventName {
                 match self {
-                    $( AnyEvent::$typed(_) => $crate::EventName::from($typed_name), )*
+                    $(
+                        AnyEvent::$typed(_) => {
+                            const NAME: ::core::option::Option<$crate::EventName> =
+                                $crate::EventName::__documented($typed_name);
+                            match NAME {
+                                ::core::option::Option::Some(name) => name,
+                                ::core::option::Option::None => $crate::EventName::from($typed_name),
+                            }
+                        }
+                    )*
                     AnyEvent::Other(e) => e.name.clone(),
                 }
             }
