@@ -39,6 +39,14 @@ pub enum ParseError {
     /// The body has no `data`.
     #[error("the body has no `data` (the resource the event is about) at /data")]
     MissingData,
+    /// The body has `name` twice, with different values.
+    #[error("the body names its event twice, {first:?} and then {last:?}, at /name")]
+    DuplicateName {
+        /// The first name.
+        first: String,
+        /// The last name.
+        last: String,
+    },
     /// The event name in the request header and in the body disagree.
     #[error("the event name header says {header:?} but the body's /name says {body:?}")]
     NameMismatch {
@@ -53,7 +61,9 @@ impl ParseError {
     /// The JSON Pointer the error is about, where there is one.
     pub fn pointer(&self) -> Option<&'static str> {
         match self {
-            ParseError::MissingName | ParseError::NameMismatch { .. } => Some("/name"),
+            ParseError::MissingName
+            | ParseError::DuplicateName { .. }
+            | ParseError::NameMismatch { .. } => Some("/name"),
             ParseError::MissingData => Some("/data"),
             ParseError::NotAnObject { .. } => Some(""),
             ParseError::InvalidJson { .. } => None,
@@ -144,7 +154,18 @@ fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
         Found::After(name) => read(body, name, out)?,
         Found::Error(e) => return Err(e),
     }
-    has_data(out)
+    has_data(out)?;
+    // The event is read by the first `name` in the body, but a repeated
+    // `name` key overwrites the envelope's: refuse a body whose names differ
+    // rather than route it by one name and hand the handler another.
+    match out.envelope().event_name() {
+        Some(last) if last == out.name().as_str() => Ok(()),
+        Some(last) => Err(ParseError::DuplicateName {
+            first: out.name().as_str().to_owned(),
+            last: last.to_owned(),
+        }),
+        None => Err(ParseError::MissingName),
+    }
 }
 
 fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Result<(), ParseError> {

@@ -1,0 +1,60 @@
+//! Inputs the fuzz targets (`fuzz/`, see RELIABILITY.md) found to break an
+//! invariant, each kept as a test once fixed.
+
+use kustomer_webhooks::receiver::{Receiver, Request};
+use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::{Dispatcher, ParseError, TeamCreate, parse, parse_as};
+use serde_json::Value;
+
+/// fuzz target `parse`: a body with `name` twice was typed by its first name
+/// while its envelope (and a re-serialisation) carried the last one, so
+/// `parse_as` with the name `parse` reported refused it.
+const NAME_TWICE: &[u8] =
+    br#"{"name":"kustomer.team.create","name":"kustomer.team.update","data":{"type":"b"}}"#;
+
+#[test]
+fn a_body_naming_its_event_twice_is_refused_by_parse() {
+    match parse(NAME_TWICE) {
+        Err(e @ ParseError::DuplicateName { .. }) => {
+            assert_eq!(e.pointer(), Some("/name"));
+            assert!(e.to_string().contains("kustomer.team.update"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Named by the header, either name is a mismatch with the body's last.
+    assert!(matches!(
+        parse_as(NAME_TWICE, "kustomer.team.create"),
+        Err(ParseError::NameMismatch { .. })
+    ));
+    // The same name twice is no ambiguity.
+    let same = br#"{"name":"kustomer.team.create","name":"kustomer.team.create","data":{}}"#;
+    let parsed = parse(same).unwrap();
+    assert_eq!(parsed.event.name().as_str(), "kustomer.team.create");
+    // A repeated name after the data, where the body is read twice.
+    let late = br#"{"data":{"type":"team"},"name":"kustomer.team.create","name":"x.y"}"#;
+    assert!(matches!(parse(late), Err(ParseError::DuplicateName { .. })));
+}
+
+#[tokio::test]
+async fn a_body_naming_its_event_twice_gets_400_and_runs_no_handler() {
+    async fn on_team(_: TeamCreate) {
+        panic!("must not run");
+    }
+    let dispatcher = Dispatcher::builder().handler(on_team).build().unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new("t"));
+    let signature = sign(b"t", NAME_TWICE);
+    let reply = receiver
+        .receive(Request {
+            method: "POST",
+            header: |name| match name {
+                "content-type" => Some(&b"application/json"[..]),
+                "x-kustomer-webhook-signature" => Some(signature.as_bytes()),
+                _ => None,
+            },
+            body: NAME_TWICE,
+        })
+        .await;
+    assert_eq!((reply.status, reply.pointer), (400, Some("/name")));
+    let body: Value = serde_json::from_str(&reply.body()).unwrap();
+    assert_eq!(body["outcome"], "error");
+}
