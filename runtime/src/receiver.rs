@@ -9,7 +9,9 @@
 //! missing signature or custom header; 400 for a body that is not an event
 //! (with the JSON path); 413 over the size limit; 415 for a content type
 //! other than JSON; 405 for a method other than POST; 500 when the handler
-//! failed or panicked, 503 when it ran out of time, so that Kustomer retries.
+//! failed or panicked, 503 when it ran out of time or the idempotency store
+//! failed or did not answer within the same time limit, so that Kustomer
+//! retries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -289,22 +291,34 @@ impl<S: Events> Receiver<S> {
             pointer: None,
         };
         let claimed = match (&self.store, &id) {
-            (Some(store), Some(id)) => match store.begin(id).await {
-                Ok(Begin::New) => true,
-                Ok(Begin::Done) => return reply(200, "duplicate", None),
-                Ok(Begin::InProgress) => {
-                    let why = "another delivery of this event is being handled; retry later";
-                    return reply(409, "in progress", Some(why.to_owned()));
+            // A store that does not answer gets the handler's time limit,
+            // so the delivery still gets a retryable answer in time.
+            (Some(store), Some(id)) => {
+                match tokio::time::timeout(self.timeout, store.begin(id)).await {
+                    Ok(Ok(Begin::New)) => true,
+                    Ok(Ok(Begin::Done)) => return reply(200, "duplicate", None),
+                    Ok(Ok(Begin::InProgress)) => {
+                        let why = "another delivery of this event is being handled; retry later";
+                        return reply(409, "in progress", Some(why.to_owned()));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "idempotency store failed");
+                        return reply(
+                            503,
+                            "error",
+                            Some(format!("the idempotency store failed: {e}")),
+                        );
+                    }
+                    Err(_) => {
+                        tracing::warn!(timeout = ?self.timeout, "idempotency store did not answer");
+                        let why = format!(
+                            "the idempotency store did not answer within {:?}",
+                            self.timeout
+                        );
+                        return reply(503, "error", Some(why));
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "idempotency store failed");
-                    return reply(
-                        503,
-                        "error",
-                        Some(format!("the idempotency store failed: {e}")),
-                    );
-                }
-            },
+            }
             _ => false,
         };
         let store = if claimed {
@@ -317,7 +331,7 @@ impl<S: Events> Receiver<S> {
         {
             if let Some((store, id)) = &store {
                 // Acknowledged: a retry of this delivery is a duplicate.
-                let _ = store.complete(id).await;
+                let _ = tokio::time::timeout(self.timeout, store.complete(id)).await;
             }
             let why = format!("rev not newer than {last}, the last processed for this resource");
             return reply(200, "stale", Some(why));
@@ -344,13 +358,21 @@ impl<S: Events> Receiver<S> {
                 tokio::time::timeout(timeout, dispatcher.dispatch_event(parsed.event)).await;
             let succeeded = matches!(result, Ok(Ok(_)));
             if let Some((store, id)) = &store {
-                let settled = if succeeded {
-                    store.complete(id).await
-                } else {
-                    store.abandon(id).await
+                let settle = async {
+                    if succeeded {
+                        store.complete(id).await
+                    } else {
+                        store.abandon(id).await
+                    }
                 };
-                if let Err(e) = settled {
-                    tracing::warn!(error = %e, "idempotency store failed after the handler ran");
+                match tokio::time::timeout(timeout, settle).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "idempotency store failed after the handler ran");
+                    }
+                    Err(_) => {
+                        tracing::warn!("idempotency store did not answer after the handler ran")
+                    }
                 }
             }
             if succeeded && let (Some(guard), Some(resource), Some(rev)) = (ordering, resource, rev)

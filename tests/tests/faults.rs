@@ -1,0 +1,496 @@
+//! Faults, over real TCP on loopback: handlers that fail, panic or run past
+//! their time limit, and an idempotency store that fails or does not answer.
+//!
+//! Each fault must get a status that makes Kustomer retry (5xx, or 409 while
+//! a claim is held), the server must keep serving other deliveries meanwhile,
+//! and the event that failed must be processed exactly once once the sender
+//! retries it on Kustomer's schedule (1, 1, 2, 5, 10, 15 and 30 minutes after
+//! the first attempt, compressed here so that a minute takes 20 ms).
+//!
+//! "Processed" means the handler ran to its end: each handler records the
+//! event id only after its fault point, as a handler that commits its work
+//! last would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore, StoreError, StoreFuture};
+use kustomer_webhooks::receiver::{Counters, Receiver};
+use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::{
+    CustomerUpdate, Dispatcher, Id, State, TeamCreate, TeamUpdate, UserCreate, UserUpdate,
+};
+use serde_json::Value;
+
+const TOKEN: &str = "token-2026";
+
+/// Kustomer's retry schedule: minutes to wait before each retry.
+const RETRY_MINUTES: [u32; 7] = [1, 1, 2, 5, 10, 15, 30];
+/// A minute of Kustomer's schedule, compressed.
+const MINUTE: Duration = Duration::from_millis(20);
+/// The handlers' time limit in these tests.
+const TIME_LIMIT: Duration = Duration::from_millis(500);
+
+/// Which attempts fail, and which events were processed, by event id.
+#[derive(Default)]
+struct Plan {
+    /// How many more deliveries of an event id fail.
+    failures: Mutex<HashMap<String, usize>>,
+    /// How many times each event id was processed to the end.
+    processed: Mutex<HashMap<String, usize>>,
+    /// Handler runs, failed or not.
+    runs: AtomicUsize,
+}
+
+type Shared = Arc<Plan>;
+
+impl Plan {
+    fn fail(&self, id: &str, times: usize) {
+        self.failures.lock().unwrap().insert(id.to_owned(), times);
+    }
+
+    /// Whether this run of `id` is to fail.
+    fn should_fail(&self, id: &Option<Id>) -> bool {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let id = id.as_ref().map(Id::to_string).unwrap_or_default();
+        match self.failures.lock().unwrap().get_mut(&id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn done(&self, id: &Option<Id>) {
+        let id = id.as_ref().map(Id::to_string).unwrap_or_default();
+        *self.processed.lock().unwrap().entry(id).or_default() += 1;
+    }
+
+    fn processed(&self, id: &str) -> usize {
+        self.processed.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+/// Fails with an error.
+async fn erroring(event: TeamCreate, plan: State<Shared>) -> Result<(), std::io::Error> {
+    if plan.should_fail(&event.id) {
+        return Err(std::io::Error::other("the database is down"));
+    }
+    plan.done(&event.id);
+    Ok(())
+}
+
+/// Panics.
+async fn panicking(event: UserCreate, plan: State<Shared>) {
+    if plan.should_fail(&event.id) {
+        panic!("a bug in the handler");
+    }
+    plan.done(&event.id);
+}
+
+/// Runs far past its time limit (the receiver drops it at the limit).
+async fn slow(event: UserUpdate, plan: State<Shared>) {
+    if plan.should_fail(&event.id) {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    }
+    plan.done(&event.id);
+}
+
+/// A blocking handler that fails with an error.
+fn blocking(event: CustomerUpdate, plan: State<Shared>) -> Result<(), std::io::Error> {
+    if plan.should_fail(&event.id) {
+        return Err(std::io::Error::other("the file is locked"));
+    }
+    plan.done(&event.id);
+    Ok(())
+}
+
+/// Never fails by itself (the store's faults are tested with it).
+async fn fine(event: TeamUpdate, plan: State<Shared>) {
+    plan.runs.fetch_add(1, Ordering::SeqCst);
+    plan.done(&event.id);
+}
+
+/// A store fault: what the next calls of one method do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Answer with an error.
+    Fail,
+    /// Never answer.
+    Hang,
+}
+
+/// An idempotency store that wraps [`MemoryStore`] and fails on demand.
+#[derive(Default)]
+struct FailingStore {
+    inner: MemoryStore,
+    begin: Mutex<Vec<Fault>>,
+    complete: Mutex<Vec<Fault>>,
+    abandon: Mutex<Vec<Fault>>,
+    calls: AtomicUsize,
+}
+
+impl FailingStore {
+    fn over(inner: MemoryStore) -> Self {
+        FailingStore {
+            inner,
+            ..FailingStore::default()
+        }
+    }
+
+    /// Queues `faults` for the next calls of `method`.
+    fn inject(&self, method: &str, faults: &[Fault]) {
+        let queue = match method {
+            "begin" => &self.begin,
+            "complete" => &self.complete,
+            _ => &self.abandon,
+        };
+        queue.lock().unwrap().extend_from_slice(faults);
+    }
+
+    /// The fault of this call, if one is queued.
+    fn next(queue: &Mutex<Vec<Fault>>) -> Option<Fault> {
+        let mut q = queue.lock().unwrap();
+        (!q.is_empty()).then(|| q.remove(0))
+    }
+
+    fn with_fault<'a, T: Send + 'a>(
+        &'a self,
+        queue: &Mutex<Vec<Fault>>,
+        call: StoreFuture<'a, T>,
+    ) -> StoreFuture<'a, T> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match Self::next(queue) {
+            None => call,
+            Some(Fault::Fail) => Box::pin(async {
+                Err(StoreError::unavailable(std::io::Error::other(
+                    "connection refused",
+                )))
+            }),
+            Some(Fault::Hang) => Box::pin(std::future::pending()),
+        }
+    }
+}
+
+impl IdempotencyStore for FailingStore {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        self.with_fault(&self.begin, self.inner.begin(id))
+    }
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.with_fault(&self.complete, self.inner.complete(id))
+    }
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.with_fault(&self.abandon, self.inner.abandon(id))
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    plan: Shared,
+    store: Arc<FailingStore>,
+    counters: Arc<Counters>,
+    client: reqwest::Client,
+}
+
+async fn start() -> Server {
+    start_with(MemoryStore::new()).await
+}
+
+async fn start_with(store: MemoryStore) -> Server {
+    let plan = Shared::default();
+    let store = Arc::new(FailingStore::over(store));
+    let dispatcher = Dispatcher::with_state(plan.clone())
+        .handler(erroring)
+        .handler(panicking)
+        .handler(slow)
+        .handler(blocking)
+        .handler(fine)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_store(store.clone())
+        .with_timeout(TIME_LIMIT);
+    let counters = receiver.counters();
+    let app = kustomer_webhooks::axum::router(receiver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        addr,
+        plan,
+        store,
+        counters,
+        // Not a measurement: only so that a receiver that hangs fails the
+        // test instead of stalling it.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    }
+}
+
+/// The sample of `event` with the event id `n` (24 hex digits).
+fn event(event: &str, n: usize) -> (String, Vec<u8>) {
+    let sample = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
+    let mut v: Value = serde_json::from_str(sample).unwrap();
+    let id = format!("{n:024x}");
+    v["id"] = id.clone().into();
+    (id, serde_json::to_vec(&v).unwrap())
+}
+
+impl Server {
+    /// One delivery, signed and named as Kustomer sends it.
+    async fn deliver(&self, body: &[u8]) -> (u16, Value) {
+        let name = serde_json::from_slice::<Value>(body).unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = self
+            .client
+            .post(format!("http://{}/", self.addr))
+            .header("content-type", "application/json")
+            .header("x-kustomer-webhook-signature", sign(TOKEN.as_bytes(), body))
+            .header("x-kustomer-webhook-event", name)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Delivers `body` as Kustomer does: again after each answer that is
+    /// not 2xx, on the retry schedule, until 2xx or the schedule ends.
+    /// Returns each attempt's status and reply.
+    async fn deliver_with_retries(&self, body: &[u8]) -> Vec<(u16, Value)> {
+        let mut attempts = vec![self.deliver(body).await];
+        for minutes in RETRY_MINUTES {
+            if (200..300).contains(&attempts.last().unwrap().0) {
+                break;
+            }
+            tokio::time::sleep(MINUTE * minutes).await;
+            attempts.push(self.deliver(body).await);
+        }
+        attempts
+    }
+
+    /// A delivery that has no fault gets 200: the server keeps serving.
+    async fn still_serving(&self, n: usize) {
+        let (id, body) = event("kustomer.team.update", 1_000_000 + n);
+        let (status, reply) = self.deliver(&body).await;
+        assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+        assert_eq!(self.plan.processed(&id), 1);
+    }
+}
+
+fn statuses(attempts: &[(u16, Value)]) -> Vec<u16> {
+    attempts.iter().map(|(s, _)| *s).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_gets_500_and_the_retry_processes_the_event_once() {
+    let s = start().await;
+    let (id, body) = event("kustomer.team.create", 1);
+    s.plan.fail(&id, 3);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [500, 500, 500, 200], "{attempts:?}");
+    assert!(
+        attempts[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("the database is down"),
+        "{attempts:?}"
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    // A late duplicate (delivery is at least once) is acknowledged, not run.
+    let (status, reply) = s.deliver(&body).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate"))
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    s.still_serving(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_handler_error_gets_500_and_the_retry_processes_the_event_once() {
+    let s = start().await;
+    let (id, body) = event("kustomer.customer.update", 2);
+    s.plan.fail(&id, 2);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [500, 500, 200], "{attempts:?}");
+    assert_eq!(s.plan.processed(&id), 1);
+    s.still_serving(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_gets_500_and_the_server_keeps_serving() {
+    let s = start().await;
+    let (id, body) = event("kustomer.user.create", 3);
+    s.plan.fail(&id, 4);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(
+        statuses(&attempts),
+        [500, 500, 500, 500, 200],
+        "{attempts:?}"
+    );
+    assert!(
+        attempts[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("a bug in the handler"),
+        "{attempts:?}"
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    s.still_serving(3).await;
+    assert_eq!(s.counters.failed.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_past_its_time_limit_gets_503_and_the_retry_processes_the_event_once() {
+    let s = start().await;
+    let (id, body) = event("kustomer.user.update", 4);
+    s.plan.fail(&id, 2);
+    // While the slow delivery is being handled, others are served.
+    let (attempts, ()) = tokio::join!(s.deliver_with_retries(&body), s.still_serving(4));
+    assert_eq!(statuses(&attempts), [503, 503, 200], "{attempts:?}");
+    assert_eq!(s.plan.processed(&id), 1, "the slow runs were dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_to_claim_gets_503_and_the_retry_processes_the_event_once() {
+    let s = start().await;
+    let (id, body) = event("kustomer.team.update", 5);
+    s.store.inject("begin", &[Fault::Fail, Fault::Fail]);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [503, 503, 200], "{attempts:?}");
+    assert!(
+        attempts[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{attempts:?}"
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    assert_eq!(s.plan.runs.load(Ordering::SeqCst), 1, "not run unclaimed");
+    s.still_serving(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_does_not_answer_gets_503_in_time() {
+    let s = start().await;
+    let (id, body) = event("kustomer.team.update", 6);
+    s.store.inject("begin", &[Fault::Hang]);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [503, 200], "{attempts:?}");
+    assert!(
+        attempts[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{attempts:?}"
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    // A store that hangs after the handler ran: the handler's success is
+    // still acknowledged.
+    let (id, body) = event("kustomer.team.update", 7);
+    s.store.inject("complete", &[Fault::Hang]);
+    let (status, reply) = s.deliver(&body).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    assert_eq!(s.plan.processed(&id), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_to_record_success_still_acknowledges_once() {
+    let s = start().await;
+    let (id, body) = event("kustomer.team.update", 8);
+    s.store.inject("complete", &[Fault::Fail]);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [200], "{attempts:?}");
+    assert_eq!(s.plan.processed(&id), 1);
+    // The claim was never completed, so a duplicate that arrives while it
+    // lasts is told to come back later rather than run twice.
+    let (status, reply) = s.deliver(&body).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (409, Some("in progress"))
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_to_release_a_failed_claim_delays_the_retry_until_the_claim_ends() {
+    // A short claim, so that it ends within the compressed schedule.
+    let store = MemoryStore::builder()
+        .in_progress_timeout(MINUTE * 10)
+        .build();
+    let s = start_with(store).await;
+    let (id, body) = event("kustomer.team.create", 9);
+    s.plan.fail(&id, 1);
+    s.store.inject("abandon", &[Fault::Fail]);
+    let attempts = s.deliver_with_retries(&body).await;
+    let got = statuses(&attempts);
+    assert_eq!(got[0], 500, "{attempts:?}");
+    assert_eq!(got.last(), Some(&200), "{attempts:?}");
+    assert!(
+        got[1..got.len() - 1].iter().all(|&s| s == 409),
+        "retries while the stale claim lasts are told to come back: {attempts:?}"
+    );
+    assert_eq!(s.plan.processed(&id), 1);
+    assert_eq!(s.plan.runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_once_and_each_event_is_processed_exactly_once() {
+    let s = Arc::new(start().await);
+    // Forty events of five kinds; most handlers fail one to three times
+    // first, and the store fails the first three claims.
+    let kinds = [
+        "kustomer.team.create",
+        "kustomer.user.create",
+        "kustomer.user.update",
+        "kustomer.customer.update",
+        "kustomer.team.update",
+    ];
+    let mut events = Vec::new();
+    for n in 0..40 {
+        let kind = kinds[n % kinds.len()];
+        let (id, body) = event(kind, 100 + n);
+        if kind != "kustomer.team.update" {
+            s.plan.fail(&id, n % 4);
+        }
+        events.push((id, body));
+    }
+    s.store
+        .inject("begin", &[Fault::Fail, Fault::Fail, Fault::Hang]);
+    let mut tasks = Vec::new();
+    for (id, body) in events.clone() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            (id, s.deliver_with_retries(&body).await)
+        }));
+    }
+    for task in tasks {
+        let (id, attempts) = task.await.unwrap();
+        let got = statuses(&attempts);
+        assert_eq!(got.last(), Some(&200), "{id}: {attempts:?}");
+        assert!(
+            got[..got.len() - 1]
+                .iter()
+                .all(|s| matches!(s, 409 | 500 | 503)),
+            "{id}: {attempts:?}"
+        );
+    }
+    for (id, body) in &events {
+        assert_eq!(s.plan.processed(id), 1, "{id}");
+        // And every late duplicate is acknowledged without running again.
+        assert_eq!(s.deliver(body).await.0, 200);
+        assert_eq!(s.plan.processed(id), 1, "{id}");
+    }
+    assert!(s.store.calls.load(Ordering::SeqCst) >= 80);
+}
