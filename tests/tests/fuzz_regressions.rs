@@ -58,3 +58,20 @@ async fn a_body_naming_its_event_twice_gets_400_and_runs_no_handler() {
     let body: Value = serde_json::from_str(&reply.body()).unwrap();
     assert_eq!(body["outcome"], "error");
 }
+
+/// The `parse` target's own check, not the runtime: `name` first as a
+/// number and then as a string is refused by `parse` (its first `name` is
+/// not a name) and accepted by `parse_as` (the header agrees with the last).
+/// Either way the event is never handed on under a name its body does not
+/// end with.
+#[test]
+fn a_body_whose_first_name_is_not_a_string_is_never_misrouted() {
+    let body = br#"{"name":5,"name":"kustomer.customer.update","data":{}}"#;
+    assert!(matches!(parse(body), Err(ParseError::MissingName)));
+    let parsed = parse_as(body, "kustomer.customer.update").unwrap();
+    assert_eq!(parsed.event.name().as_str(), "kustomer.customer.update");
+    assert_eq!(
+        parsed.event.envelope().event_name(),
+        Some("kustomer.customer.update")
+    );
+}
