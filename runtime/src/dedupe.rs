@@ -113,18 +113,29 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-// The TTL cache is `moka` (its `sync` cache, no default features): it is the
-// community-standard concurrent cache in Rust and is maintained, and it offers
-// the two things this module relies on, which its lighter edition
-// `mini-moka` lacks: an expiry chosen per entry (`Expiry`), so that one map
-// holds in-progress claims with a short timeout and completed ids with a long
-// retention, and an atomic per-key read-modify-write (`and_compute_with`), so
-// that of two concurrent claims of one id exactly one wins without a lock of
-// our own. Its eviction is set to LRU: the default TinyLFU admission can
-// refuse to store a new key when the cache is full, which for a claim would
-// mean not remembering the newest ids.
+// `OrderingGuard` keeps its revisions in `moka` (its `sync` cache, no
+// default features), the community-standard concurrent TTL cache, set to LRU
+// eviction: the default TinyLFU admission can refuse to store a new key when
+// the cache is full, which would mean not remembering the newest resources.
+//
+// `MemoryStore` does not: it sits on every delivery's path, where moka's
+// bookkeeping (an owned key and an `Arc`'d entry per insert, SipHash, epoch
+// reclamation, the write log and, for per-entry expiry, its timer wheel) was
+// the largest single cost of the receiver after parsing. Configured with one
+// time-to-live for the whole cache instead of per-entry expiry, it still
+// cost about twelve thousand instructions per delivery. The store needs far
+// less than a general cache: ids that are only inserted, read and removed,
+// each valid for a fixed time after it was written. So it is a sharded map
+// under plain mutexes, keyed by the inline id, each entry stamped with when
+// it took its state, and swept in whole generations (see `Shard`).
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, PoisonError};
+
+use compact_str::CompactString;
 use moka::ops::compute::Op;
-use moka::policy::{EvictionPolicy, Expiry};
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use crate::Envelope;
@@ -260,36 +271,90 @@ enum Claim {
     Done,
 }
 
-/// Gives each entry the lifetime its state calls for, counted from when it
-/// took that state.
-struct ClaimExpiry {
-    retention: Duration,
-    in_progress_timeout: Duration,
+/// An id's state, and when it took it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    claim: Claim,
+    since: Instant,
 }
 
-impl ClaimExpiry {
-    fn lifetime(&self, claim: &Claim) -> Duration {
-        match claim {
-            Claim::InProgress => self.in_progress_timeout,
-            Claim::Done => self.retention,
+/// One shard of a [`MemoryStore`]: the entries written since the last
+/// rotation, and those written in the generation before.
+///
+/// A generation lasts at least the longest lifetime an entry can have (the
+/// retention or the in-progress timeout, whichever is longer). When a shard
+/// is next touched after that, `previous` is dropped whole and `current`
+/// becomes `previous`: every entry dropped then was written before the last
+/// rotation, so at least a generation ago, and has expired. Expiry itself is
+/// exact: each entry is checked against its own time stamp when it is read.
+/// Memory is bounded by the shard's capacity: each generation holds at
+/// most half of it, and when the current one is full the older one is
+/// forgotten.
+#[derive(Debug)]
+struct Shard {
+    current: HashMap<CompactString, Entry>,
+    previous: HashMap<CompactString, Entry>,
+    rotated_at: Instant,
+}
+
+impl Shard {
+    fn rotate_if_due(&mut self, now: Instant, generation: Duration) {
+        let age = now.saturating_duration_since(self.rotated_at);
+        if age >= generation {
+            self.previous = std::mem::take(&mut self.current);
+            if age >= generation * 2 {
+                self.previous = HashMap::new();
+            }
+            self.rotated_at = now;
         }
     }
+
+    fn get(&self, id: &str) -> Option<Entry> {
+        self.current
+            .get(id)
+            .or_else(|| self.previous.get(id))
+            .copied()
+    }
+
+    fn remove(&mut self, id: &str) {
+        if self.current.remove(id).is_none() {
+            self.previous.remove(id);
+        }
+    }
+
+    /// Writes `entry` into the current generation. A generation holds at
+    /// most half the shard's `capacity`: when the current one is full, it
+    /// becomes the previous one, and the entries of the previous one (the
+    /// oldest) are forgotten.
+    fn put(&mut self, id: &str, entry: Entry, capacity: usize) {
+        if let Some(slot) = self.current.get_mut(id) {
+            *slot = entry;
+            return;
+        }
+        self.previous.remove(id);
+        if self.current.len() >= (capacity / 2).max(1) {
+            self.previous = std::mem::take(&mut self.current);
+            self.rotated_at = entry.since;
+            if capacity < 2 {
+                self.previous = HashMap::new();
+            }
+        }
+        self.current.insert(CompactString::new(id), entry);
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
-impl Expiry<String, Claim> for ClaimExpiry {
-    fn expire_after_create(&self, _: &String, claim: &Claim, _: Instant) -> Option<Duration> {
-        Some(self.lifetime(claim))
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        claim: &Claim,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.lifetime(claim))
-    }
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    retention: Duration,
+    in_progress_timeout: Duration,
+    max_entries: u64,
+    shard_capacity: usize,
+    generation: Duration,
 }
 
 /// An in-process [`IdempotencyStore`], for a service that runs as one
@@ -297,26 +362,23 @@ impl Expiry<String, Claim> for ClaimExpiry {
 ///
 /// Completed ids are kept for [`DEFAULT_RETENTION`], claims time out after
 /// [`DEFAULT_IN_PROGRESS_TIMEOUT`], and at most [`DEFAULT_MAX_ENTRIES`] ids
-/// are kept (least recently used forgotten first); each is configurable
+/// are kept (the oldest forgotten first); each is configurable
 /// through [`MemoryStore::builder`]. Entries are lost when the process
 /// restarts, so a retry that reaches a restarted process runs its handler
 /// again. Its methods never fail and never wait on I/O.
 #[derive(Clone)]
 pub struct MemoryStore {
-    entries: Cache<String, Claim>,
-    retention: Duration,
-    in_progress_timeout: Duration,
-    max_entries: u64,
+    inner: Arc<Inner>,
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the entries themselves: there can be a million of them.
         f.debug_struct("MemoryStore")
-            .field("retention", &self.retention)
-            .field("in_progress_timeout", &self.in_progress_timeout)
-            .field("max_entries", &self.max_entries)
-            .field("entry_count", &self.entries.entry_count())
+            .field("retention", &self.inner.retention)
+            .field("in_progress_timeout", &self.inner.in_progress_timeout)
+            .field("max_entries", &self.inner.max_entries)
+            .field("entry_count", &self.entry_count())
             .finish()
     }
 }
@@ -344,45 +406,81 @@ impl MemoryStore {
 
     /// How long a completed id is remembered.
     pub fn retention(&self) -> Duration {
-        self.retention
+        self.inner.retention
     }
 
     /// How long a claim lasts when it is neither completed nor abandoned.
     pub fn in_progress_timeout(&self) -> Duration {
-        self.in_progress_timeout
+        self.inner.in_progress_timeout
+    }
+
+    /// How many ids the store holds, counting expired ones not yet swept.
+    fn entry_count(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    /// Runs `f` on the shard of `id`, under its lock, once the shard has
+    /// dropped the generation that expired.
+    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, Instant) -> T) -> T {
+        let inner = &*self.inner;
+        let index = inner.hasher.hash_one(id) as usize % inner.shards.len();
+        let now = Instant::now();
+        // Nothing panics while the lock is held, so a poisoned lock still
+        // guards consistent entries.
+        let mut shard = inner.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.rotate_if_due(now, inner.generation);
+        f(&mut shard, now)
+    }
+
+    fn is_live(&self, entry: Entry, now: Instant) -> bool {
+        let lifetime = match entry.claim {
+            Claim::InProgress => self.inner.in_progress_timeout,
+            Claim::Done => self.inner.retention,
+        };
+        now.saturating_duration_since(entry.since) < lifetime
     }
 
     fn begin_now(&self, id: &str) -> Begin {
-        let mut outcome = Begin::New;
-        // Runs under the cache's lock for this key: concurrent claims of one
-        // id see each other's writes. An expired entry reads as absent.
-        self.entries.entry_by_ref(id).and_compute_with(|entry| {
-            match entry.map(|e| e.into_value()) {
-                None => Op::Put(Claim::InProgress),
-                Some(Claim::InProgress) => {
-                    outcome = Begin::InProgress;
-                    Op::Nop
-                }
-                Some(Claim::Done) => {
-                    outcome = Begin::Done;
-                    Op::Nop
-                }
+        let capacity = self.inner.shard_capacity;
+        // Under the shard's lock: concurrent claims of one id see each
+        // other's writes. An expired entry reads as absent.
+        self.with_shard(id, |shard, now| match shard.get(id) {
+            Some(entry) if self.is_live(entry, now) => match entry.claim {
+                Claim::InProgress => Begin::InProgress,
+                Claim::Done => Begin::Done,
+            },
+            _ => {
+                let entry = Entry {
+                    claim: Claim::InProgress,
+                    since: now,
+                };
+                shard.put(id, entry, capacity);
+                Begin::New
             }
-        });
-        outcome
+        })
     }
 
     fn complete_now(&self, id: &str) {
-        self.entries
-            .entry_by_ref(id)
-            .and_compute_with(|_| Op::Put(Claim::Done));
+        let capacity = self.inner.shard_capacity;
+        self.with_shard(id, |shard, now| {
+            let entry = Entry {
+                claim: Claim::Done,
+                since: now,
+            };
+            shard.put(id, entry, capacity);
+        });
     }
 
     fn abandon_now(&self, id: &str) {
-        self.entries.entry_by_ref(id).and_compute_with(|entry| {
-            match entry.map(|e| e.into_value()) {
-                Some(Claim::InProgress) => Op::Remove,
-                Some(Claim::Done) | None => Op::Nop,
+        self.with_shard(id, |shard, _| {
+            if shard.get(id).is_some_and(|e| e.claim == Claim::InProgress) {
+                shard.remove(id);
             }
         });
     }
@@ -443,19 +541,32 @@ impl MemoryStoreBuilder {
 
     /// The store.
     pub fn build(self) -> MemoryStore {
-        let entries = Cache::builder()
-            .max_capacity(self.max_entries)
-            .eviction_policy(EvictionPolicy::lru())
-            .expire_after(ClaimExpiry {
+        // Enough shards that concurrent deliveries rarely wait on one lock,
+        // and never more than the entries allowed, so that each shard's
+        // share of `max_entries` is at least one.
+        let max_entries = self.max_entries.max(1);
+        let shards = (max_entries / 4096).clamp(1, 64) as usize;
+        let shard_capacity = usize::try_from(max_entries / shards as u64).unwrap_or(usize::MAX);
+        let now = Instant::now();
+        let shards = (0..shards)
+            .map(|_| {
+                Mutex::new(Shard {
+                    current: HashMap::new(),
+                    previous: HashMap::new(),
+                    rotated_at: now,
+                })
+            })
+            .collect();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards,
+                hasher: RandomState::new(),
                 retention: self.retention,
                 in_progress_timeout: self.in_progress_timeout,
-            })
-            .build();
-        MemoryStore {
-            entries,
-            retention: self.retention,
-            in_progress_timeout: self.in_progress_timeout,
-            max_entries: self.max_entries,
+                max_entries: self.max_entries,
+                shard_capacity,
+                generation: self.retention.max(self.in_progress_timeout),
+            }),
         }
     }
 }
@@ -681,6 +792,56 @@ mod tests {
         complete(&store, "a");
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(begin(&store, "a"), Begin::Done);
+    }
+
+    #[test]
+    fn expired_generations_are_swept() {
+        let store = MemoryStore::builder()
+            .retention(Duration::from_millis(50))
+            .in_progress_timeout(Duration::from_millis(50))
+            .max_entries(10)
+            .build();
+        for i in 0..4 {
+            let id = format!("id-{i}");
+            assert_eq!(begin(&store, &id), Begin::New);
+            complete(&store, &id);
+        }
+        assert_eq!(store.entry_count(), 4);
+        std::thread::sleep(Duration::from_millis(150));
+        // Two generations have passed: touching the shard drops them both.
+        assert_eq!(begin(&store, "id-0"), Begin::New);
+        assert_eq!(store.entry_count(), 1);
+    }
+
+    #[test]
+    fn the_size_is_bounded_and_the_newest_ids_are_kept() {
+        for max in [1, 2, 3, 10, 100, 10_000] {
+            let store = MemoryStore::builder().max_entries(max).build();
+            for i in 0..3 * max {
+                let id = format!("id-{i}");
+                assert_eq!(begin(&store, &id), Begin::New);
+                complete(&store, &id);
+                assert!(store.entry_count() as u64 <= max, "{max}: {i}");
+            }
+            let newest = format!("id-{}", 3 * max - 1);
+            assert_eq!(begin(&store, &newest), Begin::Done, "{max}");
+        }
+    }
+
+    #[test]
+    fn a_done_id_from_the_previous_generation_is_still_done() {
+        let store = MemoryStore::builder().max_entries(4).build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        complete(&store, "a");
+        // Fill the current generation (two entries), pushing "a" into the previous one.
+        assert_eq!(begin(&store, "b"), Begin::New);
+        assert_eq!(begin(&store, "c"), Begin::New);
+        assert_eq!(begin(&store, "a"), Begin::Done);
+        assert_eq!(begin(&store, "b"), Begin::InProgress);
+        complete(&store, "b");
+        assert_eq!(begin(&store, "b"), Begin::Done);
+        abandon(&store, "c");
+        assert_eq!(begin(&store, "c"), Begin::New);
     }
 
     #[test]
