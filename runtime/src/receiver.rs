@@ -13,8 +13,13 @@
 //! failed or did not answer within the same time limit, so that Kustomer
 //! retries.
 
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -344,16 +349,24 @@ impl<S: Events> Receiver<S> {
         {
             tracing::warn!(error = %e, "could not capture the delivery");
         }
-        let resource = parsed.event.envelope().resource_id().map(str::to_owned);
+        // Only the ordering guard needs the resource after the handler ran.
+        let resource = self
+            .ordering
+            .as_ref()
+            .and(parsed.event.envelope().resource_id())
+            .map(str::to_owned);
         let rev = parsed.event.envelope().rev();
         let (dispatcher, ordering, timeout) = (
             Arc::clone(&self.dispatcher),
             self.ordering.clone(),
             self.timeout,
         );
-        // The handler runs in its own task: a client that hangs up does not
-        // cancel it halfway, and its claim is always completed or abandoned.
-        let run = tokio::spawn(async move {
+        // The handler runs here, in the delivery's own task, without the cost
+        // of spawning one; but if the delivery is dropped before the handler
+        // finished (the client hung up), the rest of the run moves to a task
+        // of its own: the handler is never cancelled halfway, and its claim
+        // is always completed or abandoned.
+        let run = Detached::new(async move {
             let result =
                 tokio::time::timeout(timeout, dispatcher.dispatch_event(parsed.event)).await;
             let succeeded = matches!(result, Ok(Ok(_)));
@@ -383,7 +396,14 @@ impl<S: Events> Receiver<S> {
         });
         let dispatched = match run.await {
             Ok(result) => result,
-            Err(e) => return reply(500, "error", Some(format!("the handler task failed: {e}"))),
+            Err(panic) => {
+                let why = crate::dispatch::panic_message(panic);
+                return reply(
+                    500,
+                    "error",
+                    Some(format!("the handler task failed: {why}")),
+                );
+            }
         };
         match dispatched {
             Ok(Ok(Dispatched::Handled { .. })) => reply(200, "handled", None),
@@ -400,6 +420,59 @@ impl<S: Events> Receiver<S> {
                     "error",
                     Some(format!("the handler took longer than {:?}", self.timeout)),
                 )
+            }
+        }
+    }
+}
+
+/// A future that finishes even when its caller stops waiting for it: polled
+/// in place, and handed to the runtime as a task of its own if dropped
+/// before it completed. A panic while it is polled in place is caught and
+/// returned, as a task's `JoinHandle` would.
+struct Detached<F: Future<Output: Send + 'static> + Send + 'static> {
+    future: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Detached<F> {
+    fn new(future: F) -> Self {
+        Detached {
+            future: Some(Box::pin(future)),
+        }
+    }
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Future for Detached<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self
+            .future
+            .as_mut()
+            .expect("a Detached future is not polled after it completed");
+        let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(panic) => Err(panic),
+        };
+        // Finished, or unusable after its panic: nothing left to hand over.
+        self.future = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(future);
+                }
+                Err(_) => {
+                    // Dropped outside any runtime (the runtime itself is
+                    // shutting down): nothing can run it any more, and an
+                    // unsettled claim ends at the store's in-progress timeout.
+                    tracing::warn!("a handler was dropped unfinished: no runtime to finish it on");
+                }
             }
         }
     }

@@ -9,7 +9,10 @@ use std::time::Duration;
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{Verifier, sign};
-use kustomer_webhooks::{Dispatcher, State, TeamCreate, TeamUpdate, UserCreate, UserUpdate};
+use kustomer_webhooks::{
+    CustomerCreate, CustomerUpdate, Dispatcher, State, TeamCreate, TeamUpdate, UserCreate,
+    UserUpdate,
+};
 use serde_json::Value;
 
 const TOKEN: &str = "token-2026";
@@ -441,4 +444,133 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
         s.deliver(&newest, TOKEN, None).await.1["outcome"],
         "no handler"
     );
+}
+
+/// Lets a test hold a handler mid-run and see when it finished.
+#[derive(Default)]
+struct Gate {
+    started: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    runs: AtomicUsize,
+    finished: AtomicUsize,
+}
+
+/// Succeeds once released.
+async fn gated_update(_: CustomerUpdate, gate: State<Arc<Gate>>) {
+    gate.runs.fetch_add(1, Ordering::SeqCst);
+    gate.started.notify_one();
+    gate.release.notified().await;
+    gate.finished.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Once released, fails on its first run and succeeds on the next ones.
+async fn gated_create(_: CustomerCreate, gate: State<Arc<Gate>>) -> Result<(), std::io::Error> {
+    let run = gate.runs.fetch_add(1, Ordering::SeqCst);
+    gate.started.notify_one();
+    if run == 0 {
+        gate.release.notified().await;
+        gate.finished.fetch_add(1, Ordering::SeqCst);
+        return Err(std::io::Error::other("the database is down"));
+    }
+    gate.finished.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Posts a signed delivery over a raw connection, waits until its handler
+/// has started, and hangs up.
+async fn deliver_and_hang_up(addr: SocketAddr, body: &[u8], gate: &Gate) {
+    use tokio::io::AsyncWriteExt;
+    let sig = sign(TOKEN.as_bytes(), body);
+    let head = format!(
+        "POST /kustomer HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         x-kustomer-webhook-signature: {sig}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    gate.started.notified().await;
+    drop(stream);
+    // Time for the server to see the connection closed and drop the request
+    // (nothing here depends on how long that takes: at worst, the handler is
+    // released before the drop and the test checks less).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Waits until the gate's handler has finished `n` runs.
+async fn finished(gate: &Gate, n: usize) {
+    for _ in 0..1000 {
+        if gate.finished.load(Ordering::SeqCst) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the handler was cancelled: it never finished its run");
+}
+
+/// Delivers until the delivery is no longer in progress elsewhere.
+async fn deliver_settled(s: &Server, body: &[u8]) -> (u16, Value) {
+    for _ in 0..500 {
+        let (status, reply) = s.deliver(body, TOKEN, None).await;
+        if status != 409 {
+            return (status, reply);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the claim of the event was left behind: still in progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_neither_cancels_the_handler_nor_leaves_its_claim() {
+    let gate = Arc::new(Gate::default());
+    let dispatcher = Dispatcher::with_state(gate.clone())
+        .handler(gated_update)
+        .handler(gated_create)
+        .build()
+        .unwrap();
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(60));
+    let counters = receiver.counters();
+    let app =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let s = Server {
+        addr,
+        count: Count::default(),
+        client: reqwest::Client::new(),
+        counters,
+    };
+
+    // A handler that succeeds after its client hung up: it runs to the end,
+    // and the event is done, so the retry is a duplicate.
+    let update = sample("kustomer.customer.update").as_bytes();
+    deliver_and_hang_up(addr, update, &gate).await;
+    gate.release.notify_one();
+    finished(&gate, 1).await;
+    let (status, reply) = deliver_settled(&s, update).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    assert_eq!(gate.runs.load(Ordering::SeqCst), 1);
+
+    // A handler that fails after its client hung up: the claim is given up,
+    // so the retry runs the handler again.
+    let gate_runs = gate.runs.swap(0, Ordering::SeqCst);
+    assert_eq!(gate_runs, 1);
+    gate.finished.store(0, Ordering::SeqCst);
+    let create = sample("kustomer.customer.create").as_bytes();
+    deliver_and_hang_up(addr, create, &gate).await;
+    gate.release.notify_one();
+    finished(&gate, 1).await;
+    let (status, reply) = deliver_settled(&s, create).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+    assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
 }
