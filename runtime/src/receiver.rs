@@ -287,28 +287,33 @@ impl<S: Events> Receiver<S> {
 
     /// De-duplicates, checks ordering, and dispatches a parsed event.
     async fn deliver(&self, parsed: Parsed<'_, S>, event: String, id: Option<String>) -> Reply {
-        let reply = |status, outcome, error: Option<String>| Reply {
-            status,
-            outcome,
-            event: Some(event.clone()),
-            id: id.clone(),
-            error,
-            pointer: None,
-        };
+        // Each path ends in one reply, which takes the name and id along.
+        macro_rules! reply {
+            ($status:expr, $outcome:expr, $error:expr $(,)?) => {
+                Reply {
+                    status: $status,
+                    outcome: $outcome,
+                    event: Some(event),
+                    id,
+                    error: $error,
+                    pointer: None,
+                }
+            };
+        }
         let claimed = match (&self.store, &id) {
             // A store that does not answer gets the handler's time limit,
             // so the delivery still gets a retryable answer in time.
             (Some(store), Some(id)) => {
                 match tokio::time::timeout(self.timeout, store.begin(id)).await {
                     Ok(Ok(Begin::New)) => true,
-                    Ok(Ok(Begin::Done)) => return reply(200, "duplicate", None),
+                    Ok(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
                     Ok(Ok(Begin::InProgress)) => {
                         let why = "another delivery of this event is being handled; retry later";
-                        return reply(409, "in progress", Some(why.to_owned()));
+                        return reply!(409, "in progress", Some(why.to_owned()));
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "idempotency store failed");
-                        return reply(
+                        return reply!(
                             503,
                             "error",
                             Some(format!("the idempotency store failed: {e}")),
@@ -320,7 +325,7 @@ impl<S: Events> Receiver<S> {
                             "the idempotency store did not answer within {:?}",
                             self.timeout
                         );
-                        return reply(503, "error", Some(why));
+                        return reply!(503, "error", Some(why));
                     }
                 }
             }
@@ -339,7 +344,7 @@ impl<S: Events> Receiver<S> {
                 let _ = tokio::time::timeout(self.timeout, store.complete(id)).await;
             }
             let why = format!("rev not newer than {last}, the last processed for this resource");
-            return reply(200, "stale", Some(why));
+            return reply!(200, "stale", Some(why));
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
@@ -398,7 +403,7 @@ impl<S: Events> Receiver<S> {
             Ok(result) => result,
             Err(panic) => {
                 let why = crate::dispatch::panic_message(panic);
-                return reply(
+                return reply!(
                     500,
                     "error",
                     Some(format!("the handler task failed: {why}")),
@@ -406,16 +411,16 @@ impl<S: Events> Receiver<S> {
             }
         };
         match dispatched {
-            Ok(Ok(Dispatched::Handled { .. })) => reply(200, "handled", None),
-            Ok(Ok(Dispatched::NoHandler { .. })) => reply(200, "no handler", None),
+            Ok(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
+            Ok(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
             Ok(Err(e @ (DispatchError::Handler { .. } | DispatchError::Panicked { .. }))) => {
                 tracing::warn!(error = %e, "handler failed");
-                reply(500, "error", Some(e.to_string()))
+                reply!(500, "error", Some(e.to_string()))
             }
-            Ok(Err(e)) => reply(500, "error", Some(e.to_string())),
+            Ok(Err(e)) => reply!(500, "error", Some(e.to_string())),
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "handler timed out");
-                reply(
+                reply!(
                     503,
                     "error",
                     Some(format!("the handler took longer than {:?}", self.timeout)),
