@@ -331,18 +331,21 @@ impl<S: Events> Receiver<S> {
             }
             _ => false,
         };
-        let store = if claimed {
+        // Until the handler's run takes the claim over, dropping the delivery
+        // (a client hanging up while it is captured) gives the claim up.
+        let mut claim = ClaimGuard(if claimed {
             self.store.clone().zip(id.clone())
         } else {
             None
-        };
+        });
         if let Some(guard) = &self.ordering
             && let Freshness::Stale { last } = guard.check_event(parsed.event.envelope())
         {
-            if let Some((store, id)) = &store {
+            if let Some((store, id)) = &claim.0 {
                 // Acknowledged: a retry of this delivery is a duplicate.
                 let _ = tokio::time::timeout(self.timeout, store.complete(id)).await;
             }
+            claim.0 = None;
             let why = format!("rev not newer than {last}, the last processed for this resource");
             return reply!(200, "stale", Some(why));
         }
@@ -371,6 +374,7 @@ impl<S: Events> Receiver<S> {
         // finished (the client hung up), the rest of the run moves to a task
         // of its own: the handler is never cancelled halfway, and its claim
         // is always completed or abandoned.
+        let store = claim.0.take();
         let run = Detached::new(async move {
             let result =
                 tokio::time::timeout(timeout, dispatcher.dispatch_event(parsed.event)).await;
@@ -426,6 +430,24 @@ impl<S: Events> Receiver<S> {
                     Some(format!("the handler took longer than {:?}", self.timeout)),
                 )
             }
+        }
+    }
+}
+
+/// An event id claimed in the idempotency store, given up (in a task of its
+/// own) if dropped while it still holds the claim.
+struct ClaimGuard(Option<(Arc<dyn IdempotencyStore>, String)>);
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some((store, id)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = store.abandon(&id).await {
+                    tracing::warn!(error = %e, "idempotency store failed to give a claim up");
+                }
+            });
         }
     }
 }
