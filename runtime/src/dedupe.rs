@@ -153,7 +153,9 @@ pub const DEFAULT_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// How many ids (or resources) an in-memory store keeps at most by default.
 ///
-/// Past that, the least recently used are forgotten first.
+/// Past that, the oldest are forgotten first: for [`MemoryStore`], those
+/// written longest ago (a whole generation at a time, see its docs); for
+/// [`OrderingGuard`], the least recently used.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
 
 /// The outcome of [`IdempotencyStore::begin`].
@@ -533,7 +535,9 @@ impl MemoryStoreBuilder {
     }
 
     /// How many ids are kept at most (default [`DEFAULT_MAX_ENTRIES`]); past
-    /// that, the least recently used are forgotten first.
+    /// that, the oldest are forgotten first: the ids are kept in two
+    /// generations of at most half as many each, and when the newer one is
+    /// full the older one is dropped.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
         self
