@@ -304,7 +304,7 @@ impl Shard {
         let age = now.saturating_duration_since(self.rotated_at);
         if age >= generation {
             self.previous = std::mem::take(&mut self.current);
-            if age >= generation * 2 {
+            if age >= generation.saturating_mul(2) {
                 self.previous = HashMap::new();
             }
             self.rotated_at = now;
@@ -815,6 +815,17 @@ mod tests {
         // Two generations have passed: touching the shard drops them both.
         assert_eq!(begin(&store, "id-0"), Begin::New);
         assert_eq!(store.entry_count(), 1);
+    }
+
+    #[test]
+    fn a_retention_without_end_is_accepted() {
+        let store = MemoryStore::builder()
+            .retention(Duration::MAX)
+            .in_progress_timeout(Duration::MAX)
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        complete(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::Done);
     }
 
     #[test]
