@@ -3,39 +3,24 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+mod common;
+use common::{ROOT, Run, run_in};
+
 const RESOURCES: [&str; 5] = ["conversation", "customer", "message", "team", "user"];
 
 /// A sample that is a valid event envelope of resource `customer`.
 const GOOD: &str =
     r#"{"name": "kustomer.customer.create", "data": {"type": "customer", "id": "1"}}"#;
 
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `kustomer-webhooks infer ARGS...` in `dir`.
 fn infer(dir: impl AsRef<Path>, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("infer")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let args: Vec<&str> = std::iter::once("infer")
+        .chain(args.iter().copied())
+        .collect();
+    run_in(dir, &args)
 }
 
 fn root() -> PathBuf {
