@@ -18,61 +18,14 @@
 //! body), and the heap allocation calls per parse of each, before
 //! criterion's own report of the same three measurements.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks_tests::call_counter::{CountingCalls, allocations};
 use kustomer_webhooks_tests::mutate::Mutator;
 use serde_json::{Map, Value};
-
-/// The system allocator, counting the calls that allocate (`alloc`,
-/// `alloc_zeroed`, `realloc`) while [`COUNTING`] is set.
-///
-/// `kustomer_webhooks_tests::alloc_counter` counts bytes, not calls, and
-/// updates its counters on every call; counting only when asked keeps the
-/// timing loops on the plain system allocator (one relaxed load more per
-/// call), so that the allocation-heavy `Value` parse is not slowed by the
-/// instrument.
-struct CountingCalls;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static CALLS: AtomicUsize = AtomicUsize::new(0);
-
-fn counted() {
-    if COUNTING.load(Ordering::Relaxed) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the
-// `GlobalAlloc` contract; the counter only observes calls.
-unsafe impl GlobalAlloc for CountingCalls {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: CountingCalls = CountingCalls;
@@ -287,13 +240,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// thread while it counts).
 fn allocs_per_body(f: fn(&[u8]), bodies: &[Vec<u8>]) -> f64 {
     f(&bodies[0]);
-    CALLS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    for body in bodies {
-        f(body);
-    }
-    COUNTING.store(false, Ordering::Relaxed);
-    CALLS.load(Ordering::Relaxed) as f64 / bodies.len() as f64
+    let calls = allocations(|| {
+        for body in bodies {
+            f(body);
+        }
+    });
+    calls as f64 / bodies.len() as f64
 }
 
 /// A parse function and the bodies it is timed on.

@@ -16,10 +16,9 @@
 //! the median round counts; each prints `ratio NAME: X`. Criterion then
 //! reports the same measurements.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -29,49 +28,10 @@ use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{
     ConversationEvent, CustomerEvent, Dispatcher, MessageEvent, TeamEvent, UserEvent, parse,
 };
+use kustomer_webhooks_tests::call_counter::{CountingCalls, allocations};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// The system allocator, counting allocating calls while [`COUNTING`] is set
-/// (so the timing loops run on the plain system allocator).
-struct CountingCalls;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static CALLS: AtomicUsize = AtomicUsize::new(0);
-
-fn counted() {
-    if COUNTING.load(Ordering::Relaxed) {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the
-// `GlobalAlloc` contract; the counter only observes calls.
-unsafe impl GlobalAlloc for CountingCalls {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        counted();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static ALLOCATOR: CountingCalls = CountingCalls;
@@ -280,15 +240,6 @@ fn interleaved(measurements: &mut [(&str, &mut dyn FnMut())]) -> Vec<f64> {
             s[s.len() / 2]
         })
         .collect()
-}
-
-/// Allocating calls made by `f`.
-fn allocations(f: impl FnOnce()) -> usize {
-    CALLS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    f();
-    COUNTING.store(false, Ordering::SeqCst);
-    CALLS.load(Ordering::SeqCst)
 }
 
 fn parse_all_typed(bodies: &[Vec<u8>]) {
