@@ -19,6 +19,10 @@
 //! - owner-only: the directory is created with mode `0700` and each file
 //!   with `0600` (on Unix).
 //!
+//! The file is written (and synced to disk) on tokio's blocking pool before
+//! the handler runs, so a captured delivery is answered a little later: one
+//! small file write.
+//!
 //! Only deliveries that were verified, parsed, and are about to be
 //! dispatched are captured: no forgeries, no bodies that are not events, no
 //! duplicates, no stale updates. [`Filter`] narrows it further to the
