@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks_tests::call_counter::{CountingCalls, allocations};
+use kustomer_webhooks_tests::compact_json;
 use kustomer_webhooks_tests::mutate::Mutator;
 use serde_json::{Map, Value};
 
@@ -36,28 +37,6 @@ const MUTATED: usize = 100;
 const ROUNDS: usize = 21;
 /// About how long one measurement of one round takes.
 const TARGET: Duration = Duration::from_millis(25);
-
-/// JSON text without its insignificant whitespace, keys in the same order.
-fn compact_text(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !b.is_ascii_whitespace() {
-            in_string = b == b'"';
-            out.push(b);
-        }
-    }
-    out
-}
 
 /// A body as Kustomer orders its envelope: `id` and `name` first.
 fn compact_envelope(payload: &Value) -> Vec<u8> {
@@ -155,7 +134,7 @@ impl Bodies {
     fn new() -> Bodies {
         let clean = SEED_SAMPLES
             .iter()
-            .map(|(_, text)| compact_text(text))
+            .map(|(_, text)| compact_json(text))
             .collect();
         let mut drifted: Vec<Vec<u8>> = Mutator::new(SEED)
             .take(MUTATED)

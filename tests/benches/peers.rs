@@ -29,6 +29,7 @@ use kustomer_webhooks::{
     ConversationEvent, CustomerEvent, Dispatcher, MessageEvent, TeamEvent, UserEvent, parse,
 };
 use kustomer_webhooks_tests::call_counter::{CountingCalls, allocations};
+use kustomer_webhooks_tests::compact_json;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -39,28 +40,6 @@ static ALLOCATOR: CountingCalls = CountingCalls;
 const ROUNDS: usize = 15;
 const TARGET: Duration = Duration::from_millis(25);
 const TOKEN: &[u8] = b"token-2026";
-
-/// JSON text without its insignificant whitespace, keys in the same order.
-fn compact(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !b.is_ascii_whitespace() {
-            in_string = b == b'"';
-            out.push(b);
-        }
-    }
-    out
-}
 
 // Hand-written structs for `kustomer.customer.update`, as a service that
 // models only this event might write them: every key of the sample, owned
@@ -301,7 +280,7 @@ fn deliveries(from: usize, n: usize) -> Vec<(String, Vec<u8>, String)> {
             let (name, text) = SEED_SAMPLES[i % SEED_SAMPLES.len()];
             let mut v: Value = serde_json::from_str(text).unwrap();
             v["id"] = format!("{:024x}", i + 1).into();
-            let body = compact(&v.to_string());
+            let body = compact_json(&v.to_string());
             let signature = sign(TOKEN, &body);
             (name.to_owned(), body, signature)
         })
@@ -325,9 +304,9 @@ async fn on_team(event: TeamEvent) {
 }
 
 fn main() {
-    let bodies: Vec<Vec<u8>> = SEED_SAMPLES.iter().map(|(_, t)| compact(t)).collect();
+    let bodies: Vec<Vec<u8>> = SEED_SAMPLES.iter().map(|(_, t)| compact_json(t)).collect();
     let total_bytes: usize = bodies.iter().map(Vec::len).sum();
-    let customer = compact(
+    let customer = compact_json(
         SEED_SAMPLES
             .iter()
             .find(|(e, _)| *e == "kustomer.customer.update")
