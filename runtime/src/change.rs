@@ -1,17 +1,14 @@
 //! One entry of an event's `changes`: `{op, before, after}`, typed by the
 //! attribute it describes.
 
-use std::fmt;
-
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Key, Marks, Misfit, Model, Pointer, diff_raw_nullable, field_drift, read_extra, read_field,
-    read_in_place, read_nullable, read_option_in_place, write_extra, write_field,
+    Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, field_drift, misfit,
+    read_extra, read_field, read_nullable, read_option_in_place, write_extra, write_field,
 };
-use crate::{Drift, Op, raw_fallback};
+use crate::{Drift, Op};
 
 /// How one field changed: `op`, and its value `before` and `after`, typed as
 /// the field itself is. Either value may be absent (an `add` has no
@@ -59,21 +56,22 @@ impl<T: Model> Serialize for Change<T> {
     }
 }
 
-/// Reads a change into a fresh one, in place.
-struct ChangeVisitor<'a, T>(&'a mut Change<T>);
+impl<T: Model> Model for Change<T> {
+    const EXPECTED: &'static str = "object";
 
-impl<'de, T: Model> Visitor<'de> for ChangeVisitor<'_, T> {
-    type Value = Misfit;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a change object")
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        read_option_in_place(r, slot)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let out = self.0;
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match key.as_str() {
-                OP => read_field(&mut map, &mut out.op, &mut out.extra, OP)?,
+
+    fn read_in_place(r: &mut Reader<'_>, out: &mut Self) -> Result<Misfit, ReadError> {
+        if !r.begin_object()? {
+            return misfit(r);
+        }
+        while let Some(key) = r.next_key()? {
+            match &*key {
+                OP => read_field(r, &mut out.op, &mut out.extra, OP)?,
                 BEFORE => read_nullable(
-                    &mut map,
+                    r,
                     &mut out.before,
                     &mut out.extra,
                     &mut out.__marks,
@@ -81,42 +79,17 @@ impl<'de, T: Model> Visitor<'de> for ChangeVisitor<'_, T> {
                     BEFORE,
                 )?,
                 AFTER => read_nullable(
-                    &mut map,
+                    r,
                     &mut out.after,
                     &mut out.extra,
                     &mut out.__marks,
                     2,
                     AFTER,
                 )?,
-                _ => read_extra(&mut map, &mut out.extra, key)?,
+                _ => read_extra(r, &mut out.extra, key)?,
             }
         }
         Ok(None)
-    }
-    raw_fallback!(in_place: bool i64 u64 f64 str unit seq);
-}
-
-impl<T: Model> Model for Change<T> {
-    const EXPECTED: &'static str = "object";
-
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        read_in_place(d)
-    }
-
-    fn deserialize_tolerant_in_place<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Self,
-    ) -> Result<Misfit, D::Error> {
-        d.deserialize_any(ChangeVisitor(slot))
-    }
-
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_in_place(d, slot)
     }
 
     fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {

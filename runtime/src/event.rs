@@ -146,11 +146,11 @@ pub trait Events: Serialize + std::fmt::Debug + Clone + Send + Sync + Sized + 's
     fn into_other(self) -> Result<OtherEvent<Self>, Self>;
     /// Reads the event named `name` from `d` into `out`.
     #[doc(hidden)]
-    fn __read_into<'de, D: serde::Deserializer<'de>>(
+    fn __read_into(
         name: EventName,
-        d: D,
+        r: &mut crate::model::Reader<'_>,
         out: &mut Self,
-    ) -> Result<crate::model::Misfit, D::Error>;
+    ) -> Result<crate::model::Misfit, crate::model::ReadError>;
 }
 
 macro_rules! event_names {
@@ -281,25 +281,17 @@ macro_rules! __event {
 
         impl $crate::__private::Model for $name {
             const EXPECTED: &'static str = "object";
-            fn deserialize_tolerant<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
-            ) -> ::core::result::Result<
-                ::core::result::Result<Self, $crate::__private::Value>,
-                D::Error,
-            > {
-                $crate::__private::read_in_place(d)
-            }
-            fn deserialize_tolerant_in_place<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
-                slot: &mut Self,
-            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
-                <$envelope as $crate::__private::Model>::deserialize_tolerant_in_place(d, &mut slot.0)
-            }
-            fn deserialize_tolerant_option<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
+            fn read_option(
+                r: &mut $crate::__private::Reader<'_>,
                 slot: &mut ::core::option::Option<Self>,
-            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
-                $crate::__private::read_option_in_place(d, slot)
+            ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
+                $crate::__private::read_option_in_place(r, slot)
+            }
+            fn read_in_place(
+                r: &mut $crate::__private::Reader<'_>,
+                slot: &mut Self,
+            ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
+                <$envelope as $crate::__private::Model>::read_in_place(r, &mut slot.0)
             }
             fn drift(
                 &self,
@@ -460,11 +452,11 @@ macro_rules! __events {
                     other => ::core::result::Result::Err(other),
                 }
             }
-            fn __read_into<'de, D: $crate::__private::Deserializer<'de>>(
+            fn __read_into(
                 name: $crate::EventName,
-                d: D,
+                r: &mut $crate::__private::Reader<'_>,
                 out: &mut AnyEvent,
-            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
+            ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
                 use $crate::__private::Model as _;
                 match name.as_str() {
                     $(
@@ -472,24 +464,24 @@ macro_rules! __events {
                             // Built in place on the heap: events are large, and
                             // `AnyEvent` stays small to move around.
                             let mut event = ::std::boxed::Box::<$typed>::default();
-                            let misfit = $typed::deserialize_tolerant_in_place(d, &mut event)?;
+                            let misfit = $typed::read_in_place(r, &mut event)?;
                             if misfit.is_none() {
                                 *out = AnyEvent::$typed(event);
                             }
                             ::core::result::Result::Ok(misfit)
                         }
                     )*
-                    _ => ::core::result::Result::Ok(
-                        match $crate::__private::Map::<::std::string::String, $crate::__private::Value>
-                            ::deserialize_tolerant(d)?
-                        {
-                            ::core::result::Result::Ok(body) => {
-                                *out = AnyEvent::Other(OtherEvent::new(name, body));
-                                ::core::option::Option::None
-                            }
-                            ::core::result::Result::Err(raw) => $crate::__private::raw::misfit(raw),
-                        },
-                    ),
+                    _ => {
+                        let mut body = ::core::option::Option::None;
+                        let misfit = $crate::__private::Map::<
+                            ::std::string::String,
+                            $crate::__private::Value,
+                        >::read_option(r, &mut body)?;
+                        if let ::core::option::Option::Some(body) = body {
+                            *out = AnyEvent::Other(OtherEvent::new(name, body));
+                        }
+                        ::core::result::Result::Ok(misfit)
+                    }
                 }
             }
         }

@@ -133,6 +133,7 @@ pub mod models;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod parse;
+mod read;
 pub mod receiver;
 mod types;
 pub mod verify;
@@ -233,12 +234,10 @@ pub mod __private {
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
     pub use crate::model::{
-        Key, Marks, Misfit, Model, Pointer, Tolerant, TolerantNullable, diff_raw_nullable,
-        field_drift, raw, read_any, read_extra, read_field, read_in_place, read_nullable,
-        read_option_in_place, read_required, write_extra, write_field,
+        Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, field_drift, misfit,
+        read_any, read_extra, read_field, read_nullable, read_option_in_place, read_required,
+        write_extra, write_field,
     };
-    pub use serde::de;
-    pub use serde::de::{Deserializer, MapAccess, Visitor};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};
     pub use serde_json::{Map, Value};
 }

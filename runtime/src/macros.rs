@@ -3,7 +3,7 @@
 //! Generated code stays short and reviewable (one line per field), and the
 //! logic it expands to is written, and tested, once.
 
-/// Declares one model struct and its tolerant `Deserialize`, lossless
+/// Declares one model struct and its tolerant reading, lossless
 /// `Serialize` and drift walk.
 ///
 /// Each field line is `KIND INDEX "jsonKey" => rust_name: Type,` where KIND is
@@ -68,54 +68,28 @@ macro_rules! __model {
         impl $crate::__private::Model for $name {
             const EXPECTED: &'static str = "object";
 
-            fn deserialize_tolerant<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
-            ) -> ::core::result::Result<
-                ::core::result::Result<Self, $crate::__private::Value>,
-                D::Error,
-            > {
-                $crate::__private::read_in_place(d)
-            }
-
-            fn deserialize_tolerant_in_place<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
-                slot: &mut Self,
-            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
-                struct V<'a>(&'a mut $name);
-                impl<'de> $crate::__private::Visitor<'de> for V<'_> {
-                    type Value = $crate::__private::Misfit;
-                    fn expecting(
-                        &self,
-                        f: &mut ::core::fmt::Formatter<'_>,
-                    ) -> ::core::fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<A: $crate::__private::MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> ::core::result::Result<Self::Value, A::Error> {
-                        let out = self.0;
-                        $( $crate::__model!(@init $kind out $idx); )*
-                        while let ::core::option::Option::Some(key) =
-                            map.next_key::<$crate::__private::Key<'de>>()?
-                        {
-                            match key.as_str() {
-                                $( $json => $crate::__model!(@read $kind map out $field $idx $json), )*
-                                _ => $crate::__private::read_extra(&mut map, &mut out.extra, key)?,
-                            }
-                        }
-                        ::core::result::Result::Ok(::core::option::Option::None)
-                    }
-                    $crate::raw_fallback!(in_place: bool i64 u64 f64 str unit seq);
-                }
-                d.deserialize_any(V(slot))
-            }
-
-            fn deserialize_tolerant_option<'de, D: $crate::__private::Deserializer<'de>>(
-                d: D,
+            fn read_option(
+                r: &mut $crate::__private::Reader<'_>,
                 slot: &mut ::core::option::Option<Self>,
-            ) -> ::core::result::Result<$crate::__private::Misfit, D::Error> {
-                $crate::__private::read_option_in_place(d, slot)
+            ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
+                $crate::__private::read_option_in_place(r, slot)
+            }
+
+            fn read_in_place(
+                r: &mut $crate::__private::Reader<'_>,
+                out: &mut Self,
+            ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
+                if !r.begin_object()? {
+                    return $crate::__private::misfit(r);
+                }
+                $( $crate::__model!(@init $kind out $idx); )*
+                while let ::core::option::Option::Some(key) = r.next_key()? {
+                    match &*key {
+                        $( $json => $crate::__model!(@read $kind r out $field $idx $json), )*
+                        _ => $crate::__private::read_extra(r, &mut out.extra, key)?,
+                    }
+                }
+                ::core::result::Result::Ok(::core::option::Option::None)
             }
 
             fn drift(
@@ -150,20 +124,20 @@ macro_rules! __model {
     (@init req $out:ident $idx:literal) => { $out.__marks.set($idx) };
     (@init $kind:ident $out:ident $idx:literal) => {};
 
-    (@read opt $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
-        $crate::__private::read_field(&mut $map, &mut $out.$field, &mut $out.extra, $json)?
+    (@read opt $r:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_field($r, &mut $out.$field, &mut $out.extra, $json)?
     };
-    (@read null $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+    (@read null $r:ident $out:ident $field:ident $idx:literal $json:literal) => {
         $crate::__private::read_nullable(
-            &mut $map, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
+            $r, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
         )?
     };
-    (@read any $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
-        $crate::__private::read_any(&mut $map, &mut $out.$field)?
+    (@read any $r:ident $out:ident $field:ident $idx:literal $json:literal) => {
+        $crate::__private::read_any($r, &mut $out.$field)?
     };
-    (@read req $map:ident $out:ident $field:ident $idx:literal $json:literal) => {
+    (@read req $r:ident $out:ident $field:ident $idx:literal $json:literal) => {
         $crate::__private::read_required(
-            &mut $map, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
+            $r, &mut $out.$field, &mut $out.extra, &mut $out.__marks, $idx, $json,
         )?
     };
 

@@ -8,12 +8,13 @@
 //! afterwards, only when asked for, by walking the parsed value: a payload
 //! that matches the models pays for one parse pass and nothing else.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap};
 use serde_json::{Map, Value};
+
+pub use crate::read::{ReadError, Reader};
 
 /// One place where a payload's value did not have the type the models expect.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -96,50 +97,60 @@ pub trait Model: Sized + Serialize {
     /// What the type expects, as drift reports say it.
     const EXPECTED: &'static str;
 
-    /// Reads one JSON value: `Ok(Ok(model))`, or `Ok(Err(raw))` when the
-    /// value does not have this type. `Err` only for invalid JSON.
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error>;
+    /// Reads one JSON value into an optional `slot`: `Ok(None)` with
+    /// `Some(value)` in `slot` when it has this type, `Ok(Some(raw))` with
+    /// `None` in `slot` when it does not. `Err` only for invalid JSON.
+    #[doc(hidden)]
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError>;
 
     /// Reads one JSON value into `slot`, which holds a value none of whose
     /// fields has been read yet (`Default::default()` for the structs):
     /// `Ok(None)` when it has this type (`slot` holds it), `Ok(Some(raw))`
-    /// when it does not (`slot` is left as it was). See [`Misfit`].
+    /// when it does not (`slot` is left as it was).
     ///
     /// The structs fill `slot` field by field, so that a large struct is
     /// built where it is kept rather than moved there.
     #[doc(hidden)]
-    fn deserialize_tolerant_in_place<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Self,
-    ) -> Result<Misfit, D::Error> {
-        Ok(match Self::deserialize_tolerant(d)? {
-            Ok(v) => {
-                *slot = v;
-                None
-            }
-            Err(raw) => Some(Box::new(raw)),
-        })
+    fn read_in_place(r: &mut Reader<'_>, slot: &mut Self) -> Result<Misfit, ReadError> {
+        let mut read = None;
+        let misfit = Self::read_option(r, &mut read)?;
+        if let Some(v) = read {
+            *slot = v;
+        }
+        Ok(misfit)
     }
 
-    /// Reads one JSON value into an optional `slot`: `Ok(None)` with
-    /// `Some(value)` in `slot` when it has this type, `Ok(Some(raw))` with
-    /// `None` in `slot` when it does not.
-    #[doc(hidden)]
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        Ok(match Self::deserialize_tolerant(d)? {
-            Ok(v) => {
-                *slot = Some(v);
-                None
+    /// Reads a value of this type from JSON text, tolerantly:
+    /// `Ok(Ok(model))`, or `Ok(Err(raw))` when the JSON has another type
+    /// than the model's (drift inside it is kept, see [`Model::drift`]).
+    /// `Err` only for text that is not JSON.
+    ///
+    /// ```
+    /// use kustomer_webhooks::{Model, Links};
+    ///
+    /// let links = Links::from_json(r#"{"self": "/v1/customers/1", "next": 2}"#)?.unwrap();
+    /// assert_eq!(links.self_.as_deref(), Some("/v1/customers/1"));
+    /// assert_eq!(links.extra["next"], 2);
+    /// assert!(Links::from_json("[1]")?.is_err());
+    /// # Ok::<(), kustomer_webhooks::ParseError>(())
+    /// ```
+    fn from_json(text: &str) -> Result<Result<Self, Value>, crate::ParseError> {
+        let invalid = |e: ReadError| {
+            let (line, column) = e.line_column(text.as_bytes());
+            crate::ParseError::InvalidJson {
+                line,
+                column,
+                message: e.message().to_owned(),
             }
-            Err(raw) => {
-                *slot = None;
-                Some(Box::new(raw))
-            }
+        };
+        let mut r = Reader::new(text);
+        let mut slot = None;
+        let misfit = Self::read_option(&mut r, &mut slot).map_err(invalid)?;
+        r.end().map_err(invalid)?;
+        Ok(match (misfit, slot) {
+            (None, Some(v)) => Ok(v),
+            (Some(raw), _) => Err(*raw),
+            (None, None) => Err(Value::Null),
         })
     }
 
@@ -158,54 +169,6 @@ pub trait Model: Sized + Serialize {
     }
 }
 
-/// The [`DeserializeSeed`] that reads a `T` tolerantly.
-pub struct Tolerant<T>(PhantomData<T>);
-
-impl<T> Default for Tolerant<T> {
-    fn default() -> Self {
-        Tolerant(PhantomData)
-    }
-}
-
-impl<'de, T: Model> DeserializeSeed<'de> for Tolerant<T> {
-    type Value = Result<T, Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        T::deserialize_tolerant(d)
-    }
-}
-
-/// The [`DeserializeSeed`] that reads a nullable `T`: `Ok(None)` for null.
-pub struct TolerantNullable<T>(PhantomData<T>);
-
-impl<T> Default for TolerantNullable<T> {
-    fn default() -> Self {
-        TolerantNullable(PhantomData)
-    }
-}
-
-impl<'de, T: Model> DeserializeSeed<'de> for TolerantNullable<T> {
-    type Value = Result<Option<T>, Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de, T: Model> Visitor<'de> for TolerantNullable<T> {
-    type Value = Result<Option<T>, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} or null", T::EXPECTED)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Ok(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Ok(None))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        Ok(T::deserialize_tolerant(d)?.map(Some))
-    }
-}
-
 /// What reading into place returns: `None` when the value had the type
 /// expected, else the raw value, to keep in an `extra` map.
 ///
@@ -214,294 +177,30 @@ impl<'de, T: Model> Visitor<'de> for TolerantNullable<T> {
 /// that does not.
 pub type Misfit = Option<Box<Value>>;
 
-/// The [`DeserializeSeed`] that reads a `T` tolerantly into a slot (see
-/// [`Model::deserialize_tolerant_in_place`]).
-struct InPlace<'a, T>(&'a mut T);
-
-impl<'de, T: Model> DeserializeSeed<'de> for InPlace<'_, T> {
-    type Value = Misfit;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        T::deserialize_tolerant_in_place(d, self.0)
-    }
+/// The next value, which does not have the type expected, as a [`Misfit`].
+#[inline(never)]
+pub fn misfit(r: &mut Reader<'_>) -> Result<Misfit, ReadError> {
+    Ok(Some(Box::new(r.raw_value()?)))
 }
 
-/// The [`DeserializeSeed`] that reads a `T` tolerantly into an optional slot
-/// (see [`Model::deserialize_tolerant_option`]).
-struct OptionInPlace<'a, T>(&'a mut Option<T>);
-
-impl<'de, T: Model> DeserializeSeed<'de> for OptionInPlace<'_, T> {
-    type Value = Misfit;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        T::deserialize_tolerant_option(d, self.0)
-    }
-}
-
-/// The [`DeserializeSeed`] that reads a nullable `T` tolerantly into an
-/// optional slot: `None` in it for null.
-struct NullableInPlace<'a, T>(&'a mut Option<T>);
-
-impl<'de, T: Model> DeserializeSeed<'de> for NullableInPlace<'_, T> {
-    type Value = Misfit;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
-impl<'de, T: Model> Visitor<'de> for NullableInPlace<'_, T> {
-    type Value = Misfit;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} or null", T::EXPECTED)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        *self.0 = None;
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        *self.0 = None;
-        Ok(None)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        T::deserialize_tolerant_option(d, self.0)
-    }
-}
-
-/// Reads a `T` the way [`Model::deserialize_tolerant`] does, through
-/// [`Model::deserialize_tolerant_in_place`] (for the structs).
-pub fn read_in_place<'de, D: Deserializer<'de>, T: Model + Default>(
-    d: D,
-) -> Result<Result<T, Value>, D::Error> {
-    let mut out = T::default();
-    Ok(match T::deserialize_tolerant_in_place(d, &mut out)? {
-        None => Ok(out),
-        Some(raw) => Err(*raw),
-    })
-}
-
-/// [`Model::deserialize_tolerant_option`] for a `T` that fills a slot in
-/// place (the structs): a fresh `T` is put in `slot` and filled there.
+/// [`Model::read_option`] for a `T` that fills a slot in place (the
+/// structs): a fresh `T` is put in `slot` and filled there.
 #[inline]
-pub fn read_option_in_place<'de, D: Deserializer<'de>, T: Model + Default>(
-    d: D,
+pub fn read_option_in_place<T: Model + Default>(
+    r: &mut Reader<'_>,
     slot: &mut Option<T>,
-) -> Result<Misfit, D::Error> {
-    let raw = T::deserialize_tolerant_in_place(d, slot.insert(T::default()))?;
+) -> Result<Misfit, ReadError> {
+    let raw = T::read_in_place(r, slot.insert(T::default()))?;
     if raw.is_some() {
         *slot = None;
     }
     Ok(raw)
 }
 
-/// [`Model::deserialize_tolerant_option`] for a type read by `visitor` (a
-/// visitor whose value is `Result<T, Value>`): what it reads goes straight
-/// into `slot`, and only a [`Misfit`] is returned.
-#[inline]
-pub fn read_option_with<'de, D, T, V>(
-    d: D,
-    slot: &mut Option<T>,
-    visitor: V,
-) -> Result<Misfit, D::Error>
-where
-    D: Deserializer<'de>,
-    V: Visitor<'de, Value = Result<T, Value>>,
-{
-    d.deserialize_any(ToSlot { slot, visitor })
-}
-
-/// The visitor of [`read_option_with`].
-struct ToSlot<'a, T, V> {
-    slot: &'a mut Option<T>,
-    visitor: V,
-}
-
-impl<T> ToSlot<'_, T, ()> {
-    #[inline(always)]
-    fn put<E>(slot: &mut Option<T>, read: Result<Result<T, Value>, E>) -> Result<Misfit, E> {
-        Ok(match read? {
-            Ok(v) => {
-                *slot = Some(v);
-                None
-            }
-            Err(raw) => {
-                *slot = None;
-                raw::misfit(raw)
-            }
-        })
-    }
-}
-
-impl<'de, T, V: Visitor<'de, Value = Result<T, Value>>> Visitor<'de> for ToSlot<'_, T, V> {
-    type Value = Misfit;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.visitor.expecting(f)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_i64(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_u64(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_f64(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_str(v))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_borrowed_str(v))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_string(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_unit())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Misfit, E> {
-        ToSlot::put(self.slot, self.visitor.visit_none())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Misfit, A::Error> {
-        ToSlot::put(self.slot, self.visitor.visit_seq(seq))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Misfit, A::Error> {
-        ToSlot::put(self.slot, self.visitor.visit_map(map))
-    }
-}
-
 /// Drift inside a raw value that was kept for a nullable field.
 pub fn diff_raw_nullable<T: Model>(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
     if !raw.is_null() {
         T::diff_raw(raw, pointer, out);
-    }
-}
-
-/// The raw [`Value`] of whatever a visitor was handed that it did not want.
-///
-/// Visitors list the methods they do not implement themselves in
-/// `raw_fallback!`; each builds the JSON value it was given instead.
-pub mod raw {
-    use super::*;
-
-    /// A sequence, read to its end as raw JSON.
-    pub fn seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Value, A::Error> {
-        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element::<Value>()? {
-            v.push(item);
-        }
-        Ok(Value::Array(v))
-    }
-
-    /// A map, read to its end as raw JSON.
-    pub fn map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
-        let mut m = Map::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
-            m.insert(k, v);
-        }
-        Ok(Value::Object(m))
-    }
-
-    /// A value that did not fit, as a [`Misfit`].
-    pub fn misfit(v: Value) -> Misfit {
-        Some(Box::new(v))
-    }
-
-    /// A float as raw JSON (non-finite floats do not occur in JSON).
-    pub fn float(f: f64) -> Value {
-        serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
-    }
-}
-
-/// Implements the listed [`Visitor`] methods by keeping the raw value.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! raw_fallback {
-    // `Self::Value` is `Misfit`: `Some(raw)` for what did not fit.
-    (in_place: $($method:ident)*) => {
-        $( $crate::raw_fallback!(@one $crate::__private::raw::misfit, $method); )*
-    };
-    // `Self::Value` is `Result<T, Value>`: `Err(raw)` for what did not fit.
-    ($($method:ident)*) => {
-        $( $crate::raw_fallback!(@one ::core::result::Result::Err, $method); )*
-    };
-    (@one $wrap:path, bool) => {
-        fn visit_bool<E: $crate::__private::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::Bool(v)))
-        }
-    };
-    (@one $wrap:path, i64) => {
-        fn visit_i64<E: $crate::__private::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::from(v)))
-        }
-    };
-    (@one $wrap:path, u64) => {
-        fn visit_u64<E: $crate::__private::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::from(v)))
-        }
-    };
-    (@one $wrap:path, f64) => {
-        fn visit_f64<E: $crate::__private::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok($wrap($crate::__private::raw::float(v)))
-        }
-    };
-    (@one $wrap:path, str) => {
-        fn visit_str<E: $crate::__private::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::String(v.to_owned())))
-        }
-        fn visit_string<E: $crate::__private::de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::String(v)))
-        }
-    };
-    (@one $wrap:path, unit) => {
-        fn visit_unit<E: $crate::__private::de::Error>(self) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::Null))
-        }
-        fn visit_none<E: $crate::__private::de::Error>(self) -> Result<Self::Value, E> {
-            Ok($wrap($crate::serde_json::Value::Null))
-        }
-    };
-    (@one $wrap:path, seq) => {
-        fn visit_seq<A: $crate::__private::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            Ok($wrap($crate::__private::raw::seq(seq)?))
-        }
-    };
-    (@one $wrap:path, map) => {
-        fn visit_map<A: $crate::__private::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            Ok($wrap($crate::__private::raw::map(map)?))
-        }
-    };
-}
-
-/// An object key, borrowed from the input when it has no escapes.
-pub struct Key<'de>(pub std::borrow::Cow<'de, str>);
-
-impl Key<'_> {
-    /// The key.
-    #[inline]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(v.into()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(v.to_owned().into()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(v.into()))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 
@@ -562,17 +261,17 @@ impl Marks {
 }
 
 // ---------------------------------------------------------------------------
-// Field helpers shared by the generated structs and the hand-written envelope.
+// Field helpers shared by the generated structs and the hand-written ones.
 
 /// Reads a field the model types as `T` (never null).
 #[inline]
-pub fn read_field<'de, A: MapAccess<'de>, T: Model>(
-    map: &mut A,
+pub fn read_field<T: Model>(
+    r: &mut Reader<'_>,
     slot: &mut Option<T>,
     extra: &mut Map<String, Value>,
     key: &'static str,
-) -> Result<(), A::Error> {
-    match map.next_value_seed(OptionInPlace(slot))? {
+) -> Result<(), ReadError> {
+    match T::read_option(r, slot)? {
         None => {
             if !extra.is_empty() {
                 extra.remove(key);
@@ -585,29 +284,31 @@ pub fn read_field<'de, A: MapAccess<'de>, T: Model>(
     Ok(())
 }
 
-/// Reads a field the model types as a nullable `T`; field number `i` in `nulls`.
+/// Reads a field the model types as a nullable `T`; field number `i` in `marks`.
 #[inline]
-pub fn read_nullable<'de, A: MapAccess<'de>, T: Model>(
-    map: &mut A,
+pub fn read_nullable<T: Model>(
+    r: &mut Reader<'_>,
     slot: &mut Option<T>,
     extra: &mut Map<String, Value>,
     marks: &mut Marks,
     i: u32,
     key: &'static str,
-) -> Result<(), A::Error> {
-    match map.next_value_seed(NullableInPlace(slot))? {
+) -> Result<(), ReadError> {
+    let raw = if r.null()? {
+        *slot = None;
+        marks.set(i);
+        None
+    } else {
+        marks.clear(i);
+        T::read_option(r, slot)?
+    };
+    match raw {
         None => {
-            if slot.is_none() {
-                marks.set(i);
-            } else {
-                marks.clear(i);
-            }
             if !extra.is_empty() {
                 extra.remove(key);
             }
         }
         Some(raw) => {
-            marks.clear(i);
             extra.insert(key.to_owned(), *raw);
         }
     }
@@ -617,19 +318,19 @@ pub fn read_nullable<'de, A: MapAccess<'de>, T: Model>(
 /// Reads a field the model requires (a struct): absent or drifted, it keeps
 /// its default and field number `i` is marked, so it is not written back.
 #[inline]
-pub fn read_required<'de, A: MapAccess<'de>, T: Model + Default>(
-    map: &mut A,
+pub fn read_required<T: Model + Default>(
+    r: &mut Reader<'_>,
     slot: &mut T,
     extra: &mut Map<String, Value>,
     marks: &mut Marks,
     i: u32,
     key: &'static str,
-) -> Result<(), A::Error> {
+) -> Result<(), ReadError> {
     if !marks.get(i) {
         // Read before (a repeated key): start afresh.
         *slot = T::default();
     }
-    match map.next_value_seed(InPlace(slot))? {
+    match T::read_in_place(r, slot)? {
         None => {
             marks.clear(i);
             if !extra.is_empty() {
@@ -646,22 +347,20 @@ pub fn read_required<'de, A: MapAccess<'de>, T: Model + Default>(
 }
 
 /// Reads a field with no type evidence: any JSON, `null` included.
-pub fn read_any<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    slot: &mut Option<Value>,
-) -> Result<(), A::Error> {
-    *slot = Some(map.next_value::<Value>()?);
+pub fn read_any(r: &mut Reader<'_>, slot: &mut Option<Value>) -> Result<(), ReadError> {
+    *slot = Some(r.raw_value()?);
     Ok(())
 }
 
 /// Reads a key the model does not know into `extra`.
-pub fn read_extra<'de, A: MapAccess<'de>>(
-    map: &mut A,
+#[inline(never)]
+pub fn read_extra(
+    r: &mut Reader<'_>,
     extra: &mut Map<String, Value>,
-    key: Key<'de>,
-) -> Result<(), A::Error> {
-    let v = map.next_value::<Value>()?;
-    extra.insert(key.0.into_owned(), v);
+    key: Cow<'_, str>,
+) -> Result<(), ReadError> {
+    let v = r.raw_value()?;
+    extra.insert(key.into_owned(), v);
     Ok(())
 }
 
@@ -702,161 +401,90 @@ pub fn field_drift<T: Model>(
 // ---------------------------------------------------------------------------
 // Model for the building blocks.
 
-macro_rules! scalar_visitor {
-    ($name:ident, $t:ty, $expected:literal, { $($body:tt)* }, [$($raw:ident)*]) => {
-        struct $name;
-        impl<'de> Visitor<'de> for $name {
-            type Value = Result<$t, Value>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($expected)
-            }
-            $($body)*
-            $crate::raw_fallback!($($raw)*);
-        }
-    };
+/// Puts what a scalar read found in `slot`: the value, or the misfit.
+#[inline(always)]
+fn put<T>(r: &mut Reader<'_>, slot: &mut Option<T>, found: Option<T>) -> Result<Misfit, ReadError> {
+    *slot = found;
+    if slot.is_some() { Ok(None) } else { misfit(r) }
 }
-
-scalar_visitor!(BoolVisitor, bool, "a boolean", {
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> { Ok(Ok(v)) }
-}, [i64 u64 f64 str unit seq map]);
 
 impl Model for bool {
     const EXPECTED: &'static str = "boolean";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(BoolVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, BoolVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        let found = r.boolean()?;
+        put(r, slot, found)
     }
 }
-
-scalar_visitor!(IntVisitor, i64, "an integer", {
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> { Ok(Ok(v)) }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map_err(|_| Value::from(v)))
-    }
-}, [bool f64 str unit seq map]);
 
 impl Model for i64 {
     const EXPECTED: &'static str = "integer";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(IntVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, IntVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        match r.integer()? {
+            Some(Ok(i)) => {
+                *slot = Some(i);
+                Ok(None)
+            }
+            Some(Err(n)) => {
+                *slot = None;
+                Ok(Some(Box::new(Value::Number(n))))
+            }
+            None => put(r, slot, None),
+        }
     }
 }
 
-scalar_visitor!(NumberVisitor, serde_json::Number, "a number", {
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> { Ok(Ok(v.into())) }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> { Ok(Ok(v.into())) }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(serde_json::Number::from_f64(v).ok_or(Value::Null))
-    }
-}, [bool str unit seq map]);
-
 impl Model for serde_json::Number {
     const EXPECTED: &'static str = "number";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(NumberVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, NumberVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        let found = r.number()?;
+        put(r, slot, found)
     }
 }
 
 impl Model for Value {
     const EXPECTED: &'static str = "any JSON";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        Ok(Ok(<Value as serde::Deserialize>::deserialize(d)?))
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        *slot = Some(r.raw_value()?);
+        Ok(None)
     }
 }
-
-scalar_visitor!(ObjectVisitor, Map<String, Value>, "an object", {
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        match raw::map(map)? {
-            Value::Object(m) => Ok(Ok(m)),
-            other => Ok(Err(other)),
-        }
-    }
-}, [bool i64 u64 f64 str unit seq]);
 
 impl Model for Map<String, Value> {
     const EXPECTED: &'static str = "object";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(ObjectVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, ObjectVisitor)
-    }
-}
-
-struct VecVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Model> Visitor<'de> for VecVisitor<T> {
-    type Value = Result<Vec<T>, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an array of {}", T::EXPECTED)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items: Vec<T> = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(Tolerant::<T>::default())? {
-            match item {
-                Ok(v) => items.push(v),
-                Err(raw) => {
-                    // One item does not fit: the whole array is kept raw, so
-                    // the order of its items survives.
-                    let mut all: Vec<Value> = items
-                        .iter()
-                        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
-                        .collect();
-                    all.push(raw);
-                    while let Some(v) = seq.next_element::<Value>()? {
-                        all.push(v);
-                    }
-                    return Ok(Err(Value::Array(all)));
-                }
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        *slot = None;
+        match r.raw_value()? {
+            Value::Object(m) => {
+                *slot = Some(m);
+                Ok(None)
             }
+            other => Ok(Some(Box::new(other))),
         }
-        Ok(Ok(items))
     }
-    raw_fallback!(bool i64 u64 f64 str unit map);
 }
 
 impl<T: Model> Model for Vec<T> {
     const EXPECTED: &'static str = "array";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(VecVisitor::<T>(PhantomData))
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, VecVisitor::<T>(PhantomData))
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        let start = r.mark();
+        if !r.begin_array()? {
+            return put(r, slot, None);
+        }
+        let mut items = Vec::new();
+        while r.next_item()? {
+            let mut item = None;
+            match T::read_option(r, &mut item)? {
+                None => items.extend(item),
+                Some(_) => {
+                    // One item does not fit: the whole array is kept raw, so
+                    // the order of its items survives.
+                    r.rewind(start);
+                    return put(r, slot, None);
+                }
+            }
+        }
+        *slot = Some(items);
+        Ok(None)
     }
     fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         for (i, item) in self.iter().enumerate() {
@@ -875,7 +503,8 @@ impl<T: Model> Model for Vec<T> {
         for (i, item) in items.iter().enumerate() {
             // Items that fit on their own may still drift inside; report
             // the others where they stand.
-            match T::deserialize_tolerant(item) {
+            let text = item.to_string();
+            match T::from_json(&text) {
                 Ok(Ok(v)) => pointer.with_index(i, |p| v.drift(p, out)),
                 _ => pointer.with_index(i, |p| T::diff_raw(item, p, out)),
             }

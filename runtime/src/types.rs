@@ -5,13 +5,13 @@ use std::fmt;
 use std::ops::Deref;
 use std::str::FromStr;
 
+use std::borrow::Cow;
+
 use compact_str::CompactString;
-use serde::de::{self, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::model::{Misfit, Model, read_option_with};
-use crate::raw_fallback;
+use crate::model::{Misfit, Model, ReadError, Reader, misfit};
 
 /// A string from a payload. Up to 24 bytes are stored inline, without
 /// allocating; it dereferences to `&str`.
@@ -80,34 +80,50 @@ impl Serialize for Str {
     }
 }
 
-struct StrVisitor;
-
-impl<'de> Visitor<'de> for StrVisitor {
-    type Value = Result<Str, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
+impl From<Cow<'_, str>> for Str {
+    #[inline]
+    fn from(s: Cow<'_, str>) -> Self {
+        match s {
+            Cow::Borrowed(s) => Str(CompactString::new(s)),
+            Cow::Owned(s) => Str(CompactString::from(s)),
+        }
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Ok(Str(CompactString::new(v))))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Ok(Str(CompactString::from(v))))
-    }
-    raw_fallback!(bool i64 u64 f64 unit seq map);
 }
 
 impl Model for Str {
     const EXPECTED: &'static str = "string";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(StrVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        match r.string()? {
+            Some(s) => {
+                *slot = Some(Str::from(s));
+                Ok(None)
+            }
+            None => {
+                *slot = None;
+                misfit(r)
+            }
+        }
     }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, StrVisitor)
+}
+
+/// Reads a string into `slot` with `parse`; a string it refuses, or a
+/// value of another type, is the misfit.
+#[inline(always)]
+fn read_parsed<T>(
+    r: &mut Reader<'_>,
+    slot: &mut Option<T>,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Misfit, ReadError> {
+    *slot = None;
+    match r.string()? {
+        Some(s) => match parse(&s) {
+            Some(v) => {
+                *slot = Some(v);
+                Ok(None)
+            }
+            None => Ok(Some(Box::new(Value::String(s.into_owned())))),
+        },
+        None => misfit(r),
     }
 }
 
@@ -176,31 +192,10 @@ impl Serialize for Id {
     }
 }
 
-struct IdVisitor;
-
-impl<'de> Visitor<'de> for IdVisitor {
-    type Value = Result<Id, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Kustomer id")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Id::parse(v).ok_or_else(|| Value::String(v.to_owned())))
-    }
-    raw_fallback!(bool i64 u64 f64 unit seq map);
-}
-
 impl Model for Id {
     const EXPECTED: &'static str = "kustomer-id";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(IdVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, IdVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        read_parsed(r, slot, Id::parse)
     }
 }
 
@@ -335,31 +330,10 @@ impl Serialize for DateTime {
     }
 }
 
-struct DateTimeVisitor;
-
-impl<'de> Visitor<'de> for DateTimeVisitor {
-    type Value = Result<DateTime, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an ISO 8601 date-time")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(DateTime::parse(v).ok_or_else(|| Value::String(v.to_owned())))
-    }
-    raw_fallback!(bool i64 u64 f64 unit seq map);
-}
-
 impl Model for DateTime {
     const EXPECTED: &'static str = "date-time";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(DateTimeVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, DateTimeVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        read_parsed(r, slot, DateTime::parse)
     }
 }
 
@@ -412,31 +386,10 @@ impl Serialize for Op {
     }
 }
 
-struct OpVisitor;
-
-impl<'de> Visitor<'de> for OpVisitor {
-    type Value = Result<Op, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a change operation")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Ok(Op::from(v)))
-    }
-    raw_fallback!(bool i64 u64 f64 unit seq map);
-}
-
 impl Model for Op {
     const EXPECTED: &'static str = "string";
-    fn deserialize_tolerant<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Result<Self, Value>, D::Error> {
-        d.deserialize_any(OpVisitor)
-    }
-    fn deserialize_tolerant_option<'de, D: Deserializer<'de>>(
-        d: D,
-        slot: &mut Option<Self>,
-    ) -> Result<Misfit, D::Error> {
-        read_option_with(d, slot, OpVisitor)
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        read_parsed(r, slot, |s| Some(Op::from(s)))
     }
 }
 

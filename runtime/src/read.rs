@@ -1,0 +1,889 @@
+//! The JSON reader the models read with.
+//!
+//! The models are read straight from the body's text by this reader rather
+//! than through serde's `Deserializer`: every model's reading code is then
+//! one plain function, compiled once (not once per deserializer), with no
+//! visitor between the bytes and the field they fill. It accepts exactly
+//! what `serde_json` accepts (RFC 8259, nesting up to 127 levels, numbers
+//! that fit an `f64`), and builds the values it keeps raw (unknown keys,
+//! values of another type than the model's) with `serde_json` itself, so
+//! that they are the very `Value`s `serde_json` would build.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::{Number, Value};
+
+/// How deep objects and arrays may nest, as in `serde_json`: the 128th level
+/// is refused.
+const MAX_DEPTH: u32 = 128;
+
+/// Why the body is not valid JSON, and where.
+pub struct ReadError(Box<ErrorAt>);
+
+struct ErrorAt {
+    /// Byte offset into the text.
+    pos: usize,
+    message: Cow<'static, str>,
+}
+
+impl ReadError {
+    fn new(pos: usize, message: impl Into<Cow<'static, str>>) -> Self {
+        ReadError(Box::new(ErrorAt {
+            pos,
+            message: message.into(),
+        }))
+    }
+
+    /// The byte offset the error is at.
+    pub fn offset(&self) -> usize {
+        self.0.pos
+    }
+
+    /// What was wrong.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The 1-based line and column (in bytes) of the error in `text`.
+    pub fn line_column(&self, text: &[u8]) -> (usize, usize) {
+        line_column(text, self.0.pos)
+    }
+}
+
+/// The 1-based line and column (in bytes) of byte offset `pos` in `text`.
+pub(crate) fn line_column(text: &[u8], pos: usize) -> (usize, usize) {
+    let before = &text[..pos.min(text.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, before.len() - start + 1)
+}
+
+impl fmt::Debug for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReadError({} at byte {})", self.0.message, self.0.pos)
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.0.message, self.0.pos)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// A position to come back to (see [`Reader::rewind`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    pos: usize,
+    depth: u32,
+}
+
+/// A pull reader over JSON text.
+///
+/// Objects are read with [`begin_object`](Reader::begin_object) and
+/// [`next_key`](Reader::next_key) (each key then has its value read by the
+/// caller), arrays with [`begin_array`](Reader::begin_array) and
+/// [`next_item`](Reader::next_item). A method reading a value of one type
+/// (`string`, `null`, `begin_object`…) leaves a value of another type
+/// unread, for [`raw_value`](Reader::raw_value) to keep.
+pub struct Reader<'de> {
+    text: &'de str,
+    pos: usize,
+    depth: u32,
+    /// An object or array was just opened: no `,` before its first entry.
+    opened: bool,
+}
+
+impl<'de> Reader<'de> {
+    /// A reader at the start of `text`.
+    pub fn new(text: &'de str) -> Self {
+        Reader {
+            text,
+            pos: 0,
+            depth: 0,
+            opened: false,
+        }
+    }
+
+    #[inline]
+    fn bytes(&self) -> &'de [u8] {
+        self.text.as_bytes()
+    }
+
+    fn error<T>(&self, message: &'static str) -> Result<T, ReadError> {
+        Err(ReadError::new(self.pos, message))
+    }
+
+    #[inline]
+    fn skip_whitespace(&mut self) {
+        let bytes = self.bytes();
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The first byte of the next value, whitespace skipped.
+    #[inline]
+    fn peek_value(&mut self) -> Result<u8, ReadError> {
+        self.skip_whitespace();
+        match self.bytes().get(self.pos) {
+            Some(&b) => Ok(b),
+            None => self.error("EOF while parsing a value"),
+        }
+    }
+
+    /// Where the next value starts, to [`rewind`](Reader::rewind) to.
+    #[inline]
+    pub fn mark(&mut self) -> Mark {
+        self.skip_whitespace();
+        Mark {
+            pos: self.pos,
+            depth: self.depth,
+        }
+    }
+
+    /// Goes back to `mark`, to read the value there again.
+    #[inline]
+    pub fn rewind(&mut self, mark: Mark) {
+        self.pos = mark.pos;
+        self.depth = mark.depth;
+        self.opened = false;
+    }
+
+    /// After the last value: only whitespace may follow.
+    pub fn end(&mut self) -> Result<(), ReadError> {
+        self.skip_whitespace();
+        if self.pos == self.text.len() {
+            Ok(())
+        } else {
+            self.error("trailing characters")
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), ReadError> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return self.error("recursion limit exceeded");
+        }
+        self.pos += 1;
+        self.opened = true;
+        Ok(())
+    }
+
+    /// The JSON type of the next value, as drift reports name it (`None` if
+    /// no value starts there).
+    pub fn peek_type(&mut self) -> Result<Option<&'static str>, ReadError> {
+        Ok(match self.peek_value()? {
+            b'{' => Some("object"),
+            b'[' => Some("array"),
+            b'"' => Some("string"),
+            b'-' | b'0'..=b'9' => Some("number"),
+            b't' | b'f' => Some("boolean"),
+            b'n' => Some("null"),
+            _ => None,
+        })
+    }
+
+    // -- objects and arrays ------------------------------------------------
+
+    /// Enters the next value if it is an object (`true`); leaves any other
+    /// value unread (`false`).
+    #[inline]
+    pub fn begin_object(&mut self) -> Result<bool, ReadError> {
+        if self.peek_value()? != b'{' {
+            return Ok(false);
+        }
+        self.enter()?;
+        Ok(true)
+    }
+
+    /// The next key of the object being read, its `:` read past; `None` at
+    /// its end (which is read past).
+    #[inline]
+    pub fn next_key(&mut self) -> Result<Option<Cow<'de, str>>, ReadError> {
+        self.skip_whitespace();
+        let bytes = self.bytes();
+        if std::mem::take(&mut self.opened) {
+            if bytes.get(self.pos) == Some(&b'}') {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(None);
+            }
+        } else {
+            match bytes.get(self.pos) {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(None);
+                }
+                Some(_) => return self.error("expected `,` or `}`"),
+                None => return self.error("EOF while parsing an object"),
+            }
+        }
+        let key = self.key()?;
+        self.colon()?;
+        Ok(Some(key))
+    }
+
+    fn key(&mut self) -> Result<Cow<'de, str>, ReadError> {
+        match self.bytes().get(self.pos) {
+            Some(b'"') => {
+                self.pos += 1;
+                self.read_str()
+            }
+            Some(_) => self.error("key must be a string"),
+            None => self.error("EOF while parsing an object"),
+        }
+    }
+
+    #[inline]
+    fn colon(&mut self) -> Result<(), ReadError> {
+        self.skip_whitespace();
+        match self.bytes().get(self.pos) {
+            Some(b':') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => self.error("expected `:`"),
+            None => self.error("EOF while parsing an object"),
+        }
+    }
+
+    /// Enters the next value if it is an array (`true`); leaves any other
+    /// value unread (`false`).
+    #[inline]
+    pub fn begin_array(&mut self) -> Result<bool, ReadError> {
+        if self.peek_value()? != b'[' {
+            return Ok(false);
+        }
+        self.enter()?;
+        Ok(true)
+    }
+
+    /// Whether the array being read has another item (to be read next);
+    /// at its end, reads past it.
+    #[inline]
+    pub fn next_item(&mut self) -> Result<bool, ReadError> {
+        self.skip_whitespace();
+        let bytes = self.bytes();
+        if std::mem::take(&mut self.opened) {
+            if bytes.get(self.pos) == Some(&b']') {
+                self.pos += 1;
+                self.depth -= 1;
+                return Ok(false);
+            }
+            return Ok(true);
+        }
+        match bytes.get(self.pos) {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b']') => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            Some(_) => self.error("expected `,` or `]`"),
+            None => self.error("EOF while parsing a list"),
+        }
+    }
+
+    // -- scalars -----------------------------------------------------------
+
+    /// Reads the next value if it is a string; leaves any other unread.
+    #[inline]
+    pub fn string(&mut self) -> Result<Option<Cow<'de, str>>, ReadError> {
+        if self.peek_value()? != b'"' {
+            return Ok(None);
+        }
+        self.pos += 1;
+        self.read_str().map(Some)
+    }
+
+    /// Reads the next value if it is `null` (`true`); leaves any other
+    /// unread.
+    #[inline]
+    pub fn null(&mut self) -> Result<bool, ReadError> {
+        if self.peek_value()? != b'n' {
+            return Ok(false);
+        }
+        self.literal("null")?;
+        Ok(true)
+    }
+
+    /// Reads the next value if it is a boolean; leaves any other unread.
+    #[inline]
+    pub fn boolean(&mut self) -> Result<Option<bool>, ReadError> {
+        match self.peek_value()? {
+            b't' => self.literal("true").map(|()| Some(true)),
+            b'f' => self.literal("false").map(|()| Some(false)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads the next value if it is a number; leaves any other unread.
+    #[inline]
+    pub fn number(&mut self) -> Result<Option<Number>, ReadError> {
+        if !matches!(self.peek_value()?, b'-' | b'0'..=b'9') {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let text = self.number_text()?;
+        Ok(Some(self.parse_number(start, text)?))
+    }
+
+    /// Reads the next value if it is a number: `Ok(Some(Ok(i)))` for an
+    /// integer that fits an `i64`, `Ok(Some(Err(n)))` for another number.
+    #[inline]
+    pub fn integer(&mut self) -> Result<Option<Result<i64, Number>>, ReadError> {
+        if !matches!(self.peek_value()?, b'-' | b'0'..=b'9') {
+            return Ok(None);
+        }
+        let start = self.pos;
+        let text = self.number_text()?;
+        if let Some(i) = small_integer(text) {
+            return Ok(Some(Ok(i)));
+        }
+        let n = self.parse_number(start, text)?;
+        Ok(Some(n.as_i64().ok_or(n)))
+    }
+
+    /// The whole next value, as `serde_json` reads it.
+    pub fn raw_value(&mut self) -> Result<Value, ReadError> {
+        match self.peek_value()? {
+            b'n' => self.literal("null").map(|()| Value::Null),
+            b't' => self.literal("true").map(|()| Value::Bool(true)),
+            b'f' => self.literal("false").map(|()| Value::Bool(false)),
+            b'"' => {
+                self.pos += 1;
+                Ok(Value::String(self.read_str()?.into_owned()))
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = self.pos;
+                let text = self.number_text()?;
+                Ok(Value::Number(self.parse_number(start, text)?))
+            }
+            b'{' | b'[' => {
+                let start = self.pos;
+                self.skip_value()?;
+                let text = &self.text[start..self.pos];
+                serde_json::from_str(text).map_err(|e| {
+                    // Not expected: the text was checked as it was read past.
+                    ReadError::new(start, e.to_string())
+                })
+            }
+            _ => self.error("expected value"),
+        }
+    }
+
+    /// Reads past the next value, checking it is valid JSON.
+    pub fn skip_value(&mut self) -> Result<(), ReadError> {
+        let base = self.depth;
+        // Bit `i`: the container at level `base + i + 1` is an object.
+        let mut objects: u128 = 0;
+        'value: loop {
+            match self.peek_value()? {
+                open @ (b'{' | b'[') => {
+                    self.enter()?;
+                    self.opened = false;
+                    let level = self.depth - base - 1;
+                    self.skip_whitespace();
+                    if open == b'{' {
+                        objects |= 1 << level;
+                        match self.bytes().get(self.pos) {
+                            Some(b'}') => {
+                                self.pos += 1;
+                                self.depth -= 1;
+                            }
+                            _ => {
+                                self.key()?;
+                                self.colon()?;
+                                continue 'value;
+                            }
+                        }
+                    } else {
+                        objects &= !(1 << level);
+                        if self.bytes().get(self.pos) == Some(&b']') {
+                            self.pos += 1;
+                            self.depth -= 1;
+                        } else {
+                            continue 'value;
+                        }
+                    }
+                }
+                b'"' => {
+                    self.pos += 1;
+                    self.skip_str()?;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = self.pos;
+                    let text = self.number_text()?;
+                    if small_integer(text).is_none() {
+                        self.parse_number(start, text)?;
+                    }
+                }
+                b'n' => self.literal("null")?,
+                b't' => self.literal("true")?,
+                b'f' => self.literal("false")?,
+                _ => return self.error("expected value"),
+            }
+            // After a value: the next one in its container, or the end of
+            // containers.
+            loop {
+                if self.depth == base {
+                    return Ok(());
+                }
+                let object = objects & (1 << (self.depth - base - 1)) != 0;
+                self.skip_whitespace();
+                match (self.bytes().get(self.pos), object) {
+                    (Some(b','), true) => {
+                        self.pos += 1;
+                        self.skip_whitespace();
+                        self.key()?;
+                        self.colon()?;
+                        continue 'value;
+                    }
+                    (Some(b','), false) => {
+                        self.pos += 1;
+                        continue 'value;
+                    }
+                    (Some(b'}'), true) | (Some(b']'), false) => {
+                        self.pos += 1;
+                        self.depth -= 1;
+                    }
+                    (Some(_), true) => return self.error("expected `,` or `}`"),
+                    (Some(_), false) => return self.error("expected `,` or `]`"),
+                    (None, true) => return self.error("EOF while parsing an object"),
+                    (None, false) => return self.error("EOF while parsing a list"),
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &'static str) -> Result<(), ReadError> {
+        let bytes = self.bytes();
+        let end = self.pos + word.len();
+        if bytes.get(self.pos..end) == Some(word.as_bytes()) {
+            self.pos = end;
+            return Ok(());
+        }
+        // Where it stops matching.
+        for (i, &w) in word.as_bytes().iter().enumerate() {
+            match bytes.get(self.pos + i) {
+                Some(&b) if b == w => {}
+                Some(_) => {
+                    self.pos += i;
+                    return self.error("expected ident");
+                }
+                None => {
+                    self.pos += i;
+                    return self.error("EOF while parsing a value");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of the number at `pos`, read past, checked against JSON's
+    /// grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number_text(&mut self) -> Result<&'de str, ReadError> {
+        let bytes = self.bytes();
+        let start = self.pos;
+        let mut i = start;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                    self.pos = i;
+                    return self.error("invalid number");
+                }
+            }
+            Some(b'1'..=b'9') => {
+                i += 1;
+                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            Some(_) => {
+                self.pos = i;
+                return self.error("invalid number");
+            }
+            None => {
+                self.pos = i;
+                return self.error("EOF while parsing a value");
+            }
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            i = self.digits(i)?;
+        }
+        if let Some(b'e' | b'E') = bytes.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = bytes.get(i) {
+                i += 1;
+            }
+            i = self.digits(i)?;
+        }
+        self.pos = i;
+        Ok(&self.text[start..i])
+    }
+
+    /// At least one digit from `i`: where they end.
+    fn digits(&mut self, mut i: usize) -> Result<usize, ReadError> {
+        let bytes = self.bytes();
+        match bytes.get(i) {
+            Some(b) if b.is_ascii_digit() => {}
+            Some(_) => {
+                self.pos = i;
+                return self.error("invalid number");
+            }
+            None => {
+                self.pos = i;
+                return self.error("EOF while parsing a value");
+            }
+        }
+        while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    /// A number's text as `serde_json` reads it (so `-0` is a float, and a
+    /// number too large for an `f64` is an error).
+    fn parse_number(&self, start: usize, text: &str) -> Result<Number, ReadError> {
+        text.parse::<Number>()
+            .map_err(|_| ReadError::new(start, "number out of range"))
+    }
+
+    /// The rest of a string whose opening quote was read.
+    #[inline]
+    fn read_str(&mut self) -> Result<Cow<'de, str>, ReadError> {
+        let bytes = self.bytes();
+        let start = self.pos;
+        let end = find_special(bytes, start);
+        match bytes.get(end) {
+            Some(b'"') => {
+                self.pos = end + 1;
+                Ok(Cow::Borrowed(&self.text[start..end]))
+            }
+            _ => {
+                let mut owned = String::with_capacity(end - start + 8);
+                self.pos = start;
+                self.string_with_escapes(Some(&mut owned))?;
+                Ok(Cow::Owned(owned))
+            }
+        }
+    }
+
+    /// The rest of a string whose opening quote was read, checked and read
+    /// past.
+    fn skip_str(&mut self) -> Result<(), ReadError> {
+        let bytes = self.bytes();
+        let end = find_special(bytes, self.pos);
+        if bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            Ok(())
+        } else {
+            self.string_with_escapes(None)
+        }
+    }
+
+    /// Reads the rest of a string, decoding its escapes into `out`.
+    fn string_with_escapes(&mut self, mut out: Option<&mut String>) -> Result<(), ReadError> {
+        let bytes = self.bytes();
+        loop {
+            let start = self.pos;
+            let end = find_special(bytes, start);
+            if let Some(out) = out.as_deref_mut() {
+                out.push_str(&self.text[start..end.min(bytes.len())]);
+            }
+            self.pos = end;
+            match bytes.get(end) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push(c);
+                    }
+                }
+                Some(_) => {
+                    return self
+                        .error("control character (\\u0000-\\u001F) found while parsing a string");
+                }
+                None => return self.error("EOF while parsing a string"),
+            }
+        }
+    }
+
+    /// One escape, its backslash read.
+    fn escape(&mut self) -> Result<char, ReadError> {
+        let Some(&b) = self.bytes().get(self.pos) else {
+            return self.error("EOF while parsing a string");
+        };
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return self.unicode_escape(),
+            _ => {
+                self.pos -= 1;
+                return self.error("invalid escape");
+            }
+        })
+    }
+
+    /// A `\uXXXX` escape, its `\u` read; a UTF-16 surrogate must be a
+    /// leading one followed by a trailing one.
+    fn unicode_escape(&mut self) -> Result<char, ReadError> {
+        let first = self.hex4()?;
+        if (0xDC00..=0xDFFF).contains(&first) {
+            return self.error("lone leading surrogate in hex escape");
+        }
+        if !(0xD800..=0xDBFF).contains(&first) {
+            // Outside the surrogates, every code unit is a char.
+            return char::from_u32(u32::from(first))
+                .map_or_else(|| self.error("invalid unicode code point"), Ok);
+        }
+        let bytes = self.bytes();
+        match (bytes.get(self.pos), bytes.get(self.pos + 1)) {
+            (Some(b'\\'), Some(b'u')) => self.pos += 2,
+            (None, _) | (Some(b'\\'), None) => return self.error("EOF while parsing a string"),
+            _ => return self.error("unexpected end of hex escape"),
+        }
+        let second = self.hex4()?;
+        if !(0xDC00..=0xDFFF).contains(&second) {
+            return self.error("lone leading surrogate in hex escape");
+        }
+        let c = ((u32::from(first) - 0xD800) << 10 | (u32::from(second) - 0xDC00)) + 0x1_0000;
+        char::from_u32(c).map_or_else(|| self.error("invalid unicode code point"), Ok)
+    }
+
+    fn hex4(&mut self) -> Result<u16, ReadError> {
+        let mut n: u16 = 0;
+        for _ in 0..4 {
+            let Some(&b) = self.bytes().get(self.pos) else {
+                return self.error("EOF while parsing a string");
+            };
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return self.error("invalid escape"),
+            };
+            n = n << 4 | u16::from(digit);
+            self.pos += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// The offset of the first `"`, `\` or control character from `i` (the
+/// text's length if there is none), eight bytes at a time.
+#[inline]
+fn find_special(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is flagged where it is zero (or below 0x20, for the control
+        // characters); borrows only flag bytes above the first true one.
+        let found = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// A number's text as an `i64`, when it is a plain integer of at most 18
+/// digits (so it fits) other than `-0` (which `serde_json` reads as a float).
+#[inline]
+fn small_integer(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        all => (false, all),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    match (negative, n) {
+        (true, 0) => None,
+        (true, n) => Some(-n),
+        (false, n) => Some(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Result<Value, ReadError> {
+        let mut r = Reader::new(text);
+        let v = r.raw_value()?;
+        r.end()?;
+        Ok(v)
+    }
+
+    fn skip(text: &str) -> Result<(), ReadError> {
+        let mut r = Reader::new(text);
+        r.skip_value()?;
+        r.end()
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        let cases = [
+            r#"{"a":[1,-2,3.5,-0,1e3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"],"b":{}}"#,
+            " [ ] ",
+            "[[[]],{\"k\":[{}]}]",
+            "-0.0e-5",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "\"\\u0000\"",
+            "{\"a\":1,\"a\":2}",
+        ];
+        for text in cases {
+            let want: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(raw(text).unwrap(), want, "{text}");
+            skip(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_json_refuses() {
+        let cases = [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "[1,]",
+            "[1 2]",
+            "{a:1}",
+            "01",
+            "1.",
+            "1e",
+            "-",
+            "1e400",
+            "tru",
+            "nul",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"a\u{1}\"",
+            "\"abc",
+            "[1] 2",
+            "{\"a\":1}}",
+        ];
+        for text in cases {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert!(raw(text).is_err(), "raw accepted {text:?}");
+            assert!(skip(text).is_err(), "skip accepted {text:?}");
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited_as_in_serde_json() {
+        for depth in [126, 127, 128, 129] {
+            let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let theirs = serde_json::from_str::<Value>(&text).is_ok();
+            assert_eq!(raw(&text).is_ok(), theirs, "{depth}");
+            assert_eq!(skip(&text).is_ok(), theirs, "{depth}");
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for (text, want) in [
+            ("0", Some(Ok(0))),
+            ("-12", Some(Ok(-12))),
+            ("9223372036854775807", Some(Ok(i64::MAX))),
+            ("-9223372036854775808", Some(Ok(i64::MIN))),
+        ] {
+            assert_eq!(Reader::new(text).integer().unwrap(), want, "{text}");
+        }
+        for text in ["-0", "1.5", "9223372036854775808", "1e2"] {
+            let got = Reader::new(text).integer().unwrap();
+            assert!(matches!(got, Some(Err(_))), "{text}: {got:?}");
+        }
+        assert_eq!(Reader::new("\"1\"").integer().unwrap(), None);
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let mut r = Reader::new(r#""plain text here" "a\nb""#);
+        assert!(matches!(
+            r.string().unwrap(),
+            Some(Cow::Borrowed("plain text here"))
+        ));
+        assert_eq!(r.string().unwrap().as_deref(), Some("a\nb"));
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let text = "{\n  \"name\": \"x\",\n  oops\n}";
+        let e = skip(text).unwrap_err();
+        assert_eq!(e.line_column(text.as_bytes()), (3, 3));
+        assert_eq!(e.message(), "key must be a string");
+    }
+
+    #[test]
+    fn finds_special_bytes_at_any_offset() {
+        for len in 0..40 {
+            for special in [b'"', b'\\', b'\n', 0u8] {
+                let mut bytes = vec![b'a'; len];
+                bytes.push(special);
+                bytes.extend_from_slice(b"\"bbbbbbbbbbb");
+                assert_eq!(find_special(&bytes, 0), len);
+            }
+            assert_eq!(find_special(&vec![b'a'; len], 0), len);
+        }
+        assert_eq!(find_special("é\u{7f}\"".as_bytes(), 0), 3);
+    }
+}
