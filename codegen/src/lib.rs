@@ -490,8 +490,8 @@ impl<'a> Gen<'a> {
             prefix: prefix.to_owned(),
             taken,
             structs: Vec::new(),
-            // Every struct keeps its unknown keys in a `Map<String, Value>`.
-            uses: BTreeSet::from(["Map", "Value"]),
+            // Every struct keeps its unknown keys in an `Extra`.
+            uses: BTreeSet::from(["Extra"]),
             defs: BTreeMap::new(),
             made: BTreeMap::new(),
             path: Vec::new(),
@@ -720,7 +720,7 @@ impl<'a> Gen<'a> {
 }
 
 fn use_lines(uses: &BTreeSet<&'static str>) -> TokenStream {
-    let runtime: Vec<_> = ["Change", "DateTime", "Id", "Str"]
+    let runtime: Vec<_> = ["Change", "DateTime", "Extra", "Id", "Str"]
         .iter()
         .filter(|n| uses.contains(*n))
         .map(|n| format_ident!("{}", n))
@@ -762,7 +762,7 @@ fn struct_tokens(s: &Struct) -> TokenStream {
             #(#fields)*
             /// Keys this model does not know, and values of another type than
             /// the model's, exactly as received.
-            pub extra: Map<String, Value>,
+            pub extra: Extra,
         }
     }
 }

@@ -30,8 +30,38 @@ fn names(data: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
+/// What `serde_json` makes of the body, for `parse`'s error to agree with.
+fn agrees(error: &ParseError, data: &[u8]) {
+    let json = serde_json::from_slice::<Value>(data);
+    match (error, &json) {
+        (ParseError::InvalidJson { .. }, Err(_)) => {}
+        (ParseError::InvalidJson { .. }, Ok(_)) => {
+            panic!("parse called JSON that serde_json reads invalid: {error}")
+        }
+        (ParseError::NotAnObject { found }, Ok(v)) => {
+            assert!(!v.is_object(), "an object was called not one");
+            assert_eq!(*found, kustomer_webhooks::json_type(v));
+        }
+        (ParseError::MissingData, Ok(v)) => {
+            assert!(v.get("data").is_none(), "`data` was there: {error}")
+        }
+        (ParseError::MissingName | ParseError::DuplicateName { .. }, Ok(v)) => {
+            assert!(v.is_object(), "{error}");
+        }
+        (_, Ok(_)) => {}
+        // Not JSON, yet refused for another reason: only where the reason
+        // shows before the text goes wrong (an array, or a missing name).
+        (ParseError::NotAnObject { found: "array" } | ParseError::MissingName, Err(_)) => {}
+        (_, Err(e)) => panic!("parse gave {error} for a body serde_json refuses ({e})"),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(parsed) = parse(data) else {
+    let parsed = parse(data);
+    if let Err(e) = &parsed {
+        agrees(e, data);
+    }
+    let Ok(parsed) = parsed else {
         // Whatever `parse` refuses, `parse_as` refuses too, or for a
         // mismatch. A body with `name` more than once is ambiguous: `parse`
         // goes by the first, `parse_as` checks the header against the last.

@@ -76,7 +76,8 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 /// - `Option<serde_json::Value>` with `#[json("key", any)]`: any JSON at all;
 /// - `T` (a model struct): required; absent or drifted, it keeps its default.
 ///
-/// `extra: Map<String, Value>` holds the keys the model does not know.
+/// `extra: Extra` (a map of JSON values) holds the keys the model does not
+/// know.
 ///
 /// ```ignore
 /// #[kustomer_webhooks::model]
@@ -85,7 +86,7 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 ///     pub city_name: Option<Str>,
 ///     #[json("id", any)]
 ///     pub id: Option<Value>,
-///     pub extra: Map<String, Value>,
+///     pub extra: Extra,
 /// }
 /// ```
 #[proc_macro_attribute]

@@ -66,7 +66,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     let Some(extra_ty) = extra_ty else {
         return Err(syn::Error::new_spanned(
             &item.ident,
-            "a model needs `pub extra: Map<String, Value>` for the keys it does not know",
+            "a model needs `pub extra: Extra` for the keys it does not know",
         ));
     };
     if let Some(e) = errors {

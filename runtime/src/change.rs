@@ -2,13 +2,12 @@
 //! attribute it describes.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value};
 
 use crate::model::{
     Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, field_drift, misfit,
     read_extra, read_field, read_nullable, read_option_in_place, write_extra, write_field,
 };
-use crate::{Drift, Op};
+use crate::{Drift, Extra, Op};
 
 /// How one field changed: `op`, and its value `before` and `after`, typed as
 /// the field itself is. Either value may be absent (an `add` has no
@@ -24,7 +23,7 @@ pub struct Change<T> {
     pub after: Option<T>,
     /// Keys the model does not know, and values of another type than the
     /// field's, as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
     #[doc(hidden)]
     pub __marks: Marks,
 }
@@ -35,7 +34,7 @@ impl<T> Default for Change<T> {
             op: None,
             before: None,
             after: None,
-            extra: Map::new(),
+            extra: Extra::default(),
             __marks: Marks::default(),
         }
     }

@@ -150,7 +150,7 @@ pub use models::*;
 pub use parse::{ParseError, Parsed, parse, parse_as};
 /// The JSON library the models are built on (for `Value`, `Map`, `Number`).
 pub use serde_json;
-pub use types::{DateTime, Id, NotAnId, Op, Str};
+pub use types::{DateTime, Extra, Id, NotAnId, Op, Str};
 
 /// What the generated models and the macros expand to. Not a public API.
 #[doc(hidden)]

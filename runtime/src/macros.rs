@@ -35,7 +35,7 @@ macro_rules! __model {
             )*
             /// Keys the model does not know, and values whose JSON type differs
             /// from the model's, exactly as received.
-            pub extra: $crate::__private::Map<::std::string::String, $crate::__private::Value>,
+            pub extra: $crate::Extra,
             #[doc(hidden)]
             pub __marks: $crate::__private::Marks,
         }

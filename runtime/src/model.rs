@@ -15,6 +15,7 @@ use serde::ser::{Serialize, SerializeMap};
 use serde_json::{Map, Value};
 
 pub use crate::read::{ReadError, Reader};
+use crate::types::Extra;
 
 /// One place where a payload's value did not have the type the models expect.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -268,14 +269,12 @@ impl Marks {
 pub fn read_field<T: Model>(
     r: &mut Reader<'_>,
     slot: &mut Option<T>,
-    extra: &mut Map<String, Value>,
+    extra: &mut Extra,
     key: &'static str,
 ) -> Result<(), ReadError> {
     match T::read_option(r, slot)? {
         None => {
-            if !extra.is_empty() {
-                extra.remove(key);
-            }
+            extra.remove(key);
         }
         Some(raw) => {
             extra.insert(key.to_owned(), *raw);
@@ -289,7 +288,7 @@ pub fn read_field<T: Model>(
 pub fn read_nullable<T: Model>(
     r: &mut Reader<'_>,
     slot: &mut Option<T>,
-    extra: &mut Map<String, Value>,
+    extra: &mut Extra,
     marks: &mut Marks,
     i: u32,
     key: &'static str,
@@ -304,9 +303,7 @@ pub fn read_nullable<T: Model>(
     };
     match raw {
         None => {
-            if !extra.is_empty() {
-                extra.remove(key);
-            }
+            extra.remove(key);
         }
         Some(raw) => {
             extra.insert(key.to_owned(), *raw);
@@ -321,7 +318,7 @@ pub fn read_nullable<T: Model>(
 pub fn read_required<T: Model + Default>(
     r: &mut Reader<'_>,
     slot: &mut T,
-    extra: &mut Map<String, Value>,
+    extra: &mut Extra,
     marks: &mut Marks,
     i: u32,
     key: &'static str,
@@ -333,9 +330,7 @@ pub fn read_required<T: Model + Default>(
     match T::read_in_place(r, slot)? {
         None => {
             marks.clear(i);
-            if !extra.is_empty() {
-                extra.remove(key);
-            }
+            extra.remove(key);
         }
         Some(raw) => {
             // `slot` was left at its default.
@@ -356,7 +351,7 @@ pub fn read_any(r: &mut Reader<'_>, slot: &mut Option<Value>) -> Result<(), Read
 #[inline(never)]
 pub fn read_extra(
     r: &mut Reader<'_>,
-    extra: &mut Map<String, Value>,
+    extra: &mut Extra,
     key: Cow<'_, str>,
 ) -> Result<(), ReadError> {
     let v = r.raw_value()?;
@@ -379,7 +374,7 @@ pub fn write_field<M: SerializeMap, T: Serialize>(
 }
 
 /// Writes the keys the model does not know, and the values that drifted.
-pub fn write_extra<M: SerializeMap>(m: &mut M, extra: &Map<String, Value>) -> Result<(), M::Error> {
+pub fn write_extra<M: SerializeMap>(m: &mut M, extra: &Extra) -> Result<(), M::Error> {
     for (k, v) in extra {
         m.serialize_entry(k, v)?;
     }

@@ -212,11 +212,15 @@ fn find_name<'de>(r: &mut Reader<'de>) -> Result<Result<Cow<'de, str>, ParseErro
 }
 
 /// The body is not an object: which JSON type it is (an array is not read
-/// to its end to say so; any other value is, to check it is JSON).
+/// to its end to say so; any other value is, to check the body is JSON).
 fn not_an_object<T>(r: &mut Reader<'_>) -> Result<Result<T, ParseError>, ReadError> {
     let found = match r.peek_type()? {
         Some("array") => "array",
-        _ => crate::json_type(&r.raw_value()?),
+        _ => {
+            let value = r.raw_value()?;
+            r.end()?;
+            crate::json_type(&value)
+        }
     };
     Ok(Err(ParseError::NotAnObject { found }))
 }

@@ -14,6 +14,8 @@ use std::fmt;
 
 use serde_json::{Number, Value};
 
+use crate::DateTime;
+
 /// How deep objects and arrays may nest, as in `serde_json`: the 128th level
 /// is refused.
 const MAX_DEPTH: u32 = 128;
@@ -97,7 +99,16 @@ pub struct Reader<'de> {
     depth: u32,
     /// An object or array was just opened: no `,` before its first entry.
     opened: bool,
+    /// The date-times read last in this text, by their exact text: a
+    /// payload repeats its timestamps (`updatedAt` is often `modifiedAt`,
+    /// a change's `after` the resource's own value).
+    dates: [Option<(&'de str, DateTime)>; DATES],
+    /// Where the next date-time read goes in `dates`.
+    next_date: usize,
 }
+
+/// How many date-times a reader remembers.
+const DATES: usize = 8;
 
 impl<'de> Reader<'de> {
     /// A reader at the start of `text`.
@@ -107,7 +118,23 @@ impl<'de> Reader<'de> {
             pos: 0,
             depth: 0,
             opened: false,
+            dates: Default::default(),
+            next_date: 0,
         }
+    }
+
+    /// The date-time `text` (a string of this reader's text), if it is one:
+    /// [`DateTime::parse`], once for each text among the last few.
+    pub fn date_time(&mut self, text: &'de str) -> Option<DateTime> {
+        for (seen, date) in self.dates.iter().flatten() {
+            if *seen == text {
+                return Some(date.clone());
+            }
+        }
+        let date = DateTime::parse(text)?;
+        self.dates[self.next_date] = Some((text, date.clone()));
+        self.next_date = (self.next_date + 1) % DATES;
+        Some(date)
     }
 
     #[inline]
@@ -927,6 +954,39 @@ mod tests {
             Some(Cow::Borrowed("plain text here"))
         ));
         assert_eq!(r.string().unwrap().as_deref(), Some("a\nb"));
+    }
+
+    #[test]
+    fn date_times_are_parsed_once_per_text() {
+        let text =
+            r#"["2021-04-26T21:33:54.763Z","2021-04-26T21:33:54Z","2021-04-26T21:33:54.763Z","x"]"#;
+        let mut r = Reader::new(text);
+        assert!(r.begin_array().unwrap());
+        let mut got = Vec::new();
+        while r.next_item().unwrap() {
+            let Some(Cow::Borrowed(s)) = r.string().unwrap() else {
+                panic!("a plain string")
+            };
+            got.push(r.date_time(s).map(|d| d.to_string()));
+        }
+        let want = [
+            Some("2021-04-26T21:33:54.763Z"),
+            Some("2021-04-26T21:33:54Z"),
+            Some("2021-04-26T21:33:54.763Z"),
+            None,
+        ];
+        assert_eq!(got, want.map(|d| d.map(str::to_owned)));
+        // More texts than it remembers: each still reads as itself.
+        let dates: Vec<String> = (0..12)
+            .map(|i| format!("2021-04-{:02}T21:33:54.763Z", i % 6 + 1))
+            .collect();
+        let text = dates.join(" ");
+        let mut r = Reader::new(&text);
+        for (i, date) in dates.iter().enumerate() {
+            let start = text.find(date.as_str()).unwrap();
+            let slice = &text[start..start + date.len()];
+            assert_eq!(r.date_time(slice).unwrap().to_string(), *date, "{i}");
+        }
     }
 
     #[test]

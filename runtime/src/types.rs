@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use compact_str::CompactString;
 use serde::{Serialize, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::model::{Misfit, Model, ReadError, Reader, misfit};
 
@@ -333,7 +333,116 @@ impl Serialize for DateTime {
 impl Model for DateTime {
     const EXPECTED: &'static str = "date-time";
     fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
-        read_parsed(r, slot, DateTime::parse)
+        *slot = None;
+        let parsed = match r.string()? {
+            Some(Cow::Borrowed(s)) => r.date_time(s).ok_or(s),
+            Some(Cow::Owned(s)) => match DateTime::parse(&s) {
+                Some(d) => Ok(d),
+                None => return Ok(Some(Box::new(Value::String(s)))),
+            },
+            None => return misfit(r),
+        };
+        match parsed {
+            Ok(d) => {
+                *slot = Some(d);
+                Ok(None)
+            }
+            Err(s) => Ok(Some(Box::new(Value::String(s.to_owned())))),
+        }
+    }
+}
+
+/// The keys a model does not know, and the values whose JSON type is not the
+/// model's, exactly as received: a `Map<String, Value>` to read (it
+/// dereferences to one), which costs nothing while it is empty, as it is in
+/// almost every struct of almost every payload.
+///
+/// ```
+/// use kustomer_webhooks::{Links, Model};
+///
+/// let links = Links::from_json(r#"{"self": "/v1/users/1", "first": "/v1/users?page=1"}"#)?.unwrap();
+/// assert_eq!(links.extra.len(), 1);
+/// assert_eq!(links.extra["first"], "/v1/users?page=1");
+/// for (key, value) in &links.extra {
+///     println!("{key}: {value}");
+/// }
+/// # Ok::<(), kustomer_webhooks::ParseError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Extra(Option<Box<Map<String, Value>>>);
+
+impl Extra {
+    /// Keeps `value` under `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        self.0.get_or_insert_with(Box::default).insert(key, value)
+    }
+
+    /// Removes `key`, returning its value.
+    #[inline]
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove(key);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    /// The map itself.
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0.map(|m| *m).unwrap_or_default()
+    }
+}
+
+/// The map of every `Extra` with nothing in it.
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl Deref for Extra {
+    type Target = Map<String, Value>;
+    #[inline]
+    fn deref(&self) -> &Map<String, Value> {
+        match &self.0 {
+            Some(map) => map,
+            None => &EMPTY,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Extra {
+    fn deref_mut(&mut self) -> &mut Map<String, Value> {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for Extra {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<Map<String, Value>> for Extra {
+    fn eq(&self, other: &Map<String, Value>) -> bool {
+        **self == *other
+    }
+}
+
+impl fmt::Debug for Extra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl From<Map<String, Value>> for Extra {
+    fn from(map: Map<String, Value>) -> Self {
+        Extra((!map.is_empty()).then(|| Box::new(map)))
+    }
+}
+
+impl<'a> IntoIterator for &'a Extra {
+    type Item = (&'a String, &'a Value);
+    type IntoIter = serde_json::map::Iter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        (**self).iter()
     }
 }
 
@@ -438,6 +547,26 @@ mod tests {
         let s = Str::from("kustomer.customer.update");
         assert!(!s.0.is_heap_allocated());
         assert_eq!(s, "kustomer.customer.update");
+    }
+
+    #[test]
+    fn extra_is_a_map_that_costs_nothing_empty() {
+        let mut extra = Extra::default();
+        assert!(extra.is_empty() && extra.0.is_none());
+        assert_eq!(extra.remove("a"), None);
+        assert!(extra.0.is_none());
+        extra.insert("a".into(), Value::from(1));
+        assert_eq!(extra["a"], 1);
+        assert_eq!(extra.remove("a"), Some(Value::from(1)));
+        assert!(extra.0.is_none(), "emptied, it lets its map go");
+        extra.insert("b".into(), Value::Null);
+        assert_eq!(
+            extra,
+            Extra::from(serde_json::json!({"b": null}).as_object().unwrap().clone())
+        );
+        assert_eq!(Extra::from(Map::new()), Extra::default());
+        assert_eq!((&extra).into_iter().count(), 1);
+        assert_eq!(extra.into_map().len(), 1);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 //! The `conversation` resource: `kustomer.conversation.create`, `kustomer.conversation.update` (inferred from 3 sample(s)).
 
-use kustomer_webhooks::{Change, DateTime, Id, Str};
-use kustomer_webhooks::serde_json::{Map, Value};
+use kustomer_webhooks::{Change, DateTime, Extra, Id, Str};
+use kustomer_webhooks::serde_json::Value;
 use super::*;
 /// A Kustomer `conversation` event, inferred from 3 sample(s).
 #[kustomer_webhooks::model]
@@ -37,7 +37,7 @@ pub struct ConversationEvent {
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `assistant` object of a `conversation` (`data.attributes.assistant`).
 #[kustomer_webhooks::model]
@@ -47,7 +47,7 @@ pub struct ConversationAssistant {
     pub assistant_id: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The custom attributes of a `conversation` (`data.attributes.custom`), which each org defines: those the samples showed, typed by their suffix; any other stays in `extra`.
 #[kustomer_webhooks::model]
@@ -60,7 +60,7 @@ pub struct ConversationCustom {
     pub refund_requested_bool: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A shape several fields of a `conversation` share (the first at `data.attributes.firstDone`).
 #[kustomer_webhooks::model]
@@ -76,7 +76,7 @@ pub struct ConversationMilestone {
     pub created_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `firstMessageOut` object of a `conversation` (`data.attributes.firstMessageOut`).
 #[kustomer_webhooks::model]
@@ -104,7 +104,7 @@ pub struct ConversationFirstMessageOut {
     pub sent_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `lastMessageOut` object of a `conversation` (`data.attributes.lastMessageOut`).
 #[kustomer_webhooks::model]
@@ -120,7 +120,7 @@ pub struct ConversationLastMessageOut {
     pub sent_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `satisfactionLevel` object of a `conversation` (`data.attributes.satisfactionLevel`).
 #[kustomer_webhooks::model]
@@ -130,7 +130,7 @@ pub struct ConversationSatisfactionLevel {
     pub sent_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The attributes of a `conversation` (`data.attributes`).
 #[kustomer_webhooks::model]
@@ -248,7 +248,7 @@ pub struct ConversationAttributes {
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed attributes of a `conversation` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -366,7 +366,7 @@ pub struct ConversationAttributeChanges {
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The relationships of a `conversation` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
@@ -388,7 +388,7 @@ pub struct ConversationRelationships {
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed relationships of a `conversation` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -410,7 +410,7 @@ pub struct ConversationRelationshipChanges {
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// What an update of a `conversation` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
@@ -423,7 +423,7 @@ pub struct ConversationChanges {
     pub relationships: ConversationRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A `conversation` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
@@ -445,7 +445,7 @@ pub struct Conversation {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.conversation.create` event."]

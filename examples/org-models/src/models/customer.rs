@@ -2,7 +2,7 @@
 
 //! The `customer` resource: `kustomer.customer.create`, `kustomer.customer.update` (inferred from 5 sample(s)).
 
-use kustomer_webhooks::{Change, DateTime, Id, Str};
+use kustomer_webhooks::{Change, DateTime, Extra, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Number, Value};
 use super::*;
 /// A Kustomer `customer` event, inferred from 5 sample(s).
@@ -40,7 +40,7 @@ pub struct CustomerEvent {
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `conversationCounts` object of a `customer` (`data.attributes.conversationCounts`).
 #[kustomer_webhooks::model]
@@ -59,7 +59,7 @@ pub struct CustomerConversationCounts {
     pub snoozed: Option<i64>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The custom attributes of a `customer` (`data.attributes.custom`), which each org defines: those the samples showed, typed by their suffix; any other stays in `extra`.
 #[kustomer_webhooks::model]
@@ -120,7 +120,7 @@ pub struct CustomerCustom {
     pub vip_bool: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `lastConversation` object of a `customer` (`data.attributes.lastConversation`).
 #[kustomer_webhooks::model]
@@ -133,7 +133,7 @@ pub struct CustomerLastConversation {
     pub tags: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `recentLocation` object of a `customer` (`data.attributes.recentLocation`).
 #[kustomer_webhooks::model]
@@ -143,7 +143,7 @@ pub struct CustomerRecentLocation {
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A shape several fields of a `customer` share (the first at `data.attributes.satisfactionLevel.firstSatisfaction`).
 #[kustomer_webhooks::model]
@@ -153,7 +153,7 @@ pub struct CustomerSatisfaction {
     pub sent_by_teams: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `satisfactionLevel` object of a `customer` (`data.attributes.satisfactionLevel`).
 #[kustomer_webhooks::model]
@@ -166,7 +166,7 @@ pub struct CustomerSatisfactionLevel {
     pub last_satisfaction: CustomerSatisfaction,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The attributes of a `customer` (`data.attributes`).
 #[kustomer_webhooks::model]
@@ -302,7 +302,7 @@ pub struct CustomerAttributes {
     pub whatsapps: Option<Vec<Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed attributes of a `customer` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -438,7 +438,7 @@ pub struct CustomerAttributeChanges {
     pub whatsapps: Option<Change<Vec<Value>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The relationships of a `customer` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
@@ -460,7 +460,7 @@ pub struct CustomerRelationships {
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed relationships of a `customer` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -482,7 +482,7 @@ pub struct CustomerRelationshipChanges {
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// What an update of a `customer` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
@@ -495,7 +495,7 @@ pub struct CustomerChanges {
     pub relationships: CustomerRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A `customer` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
@@ -517,7 +517,7 @@ pub struct Customer {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.customer.create` event."] CustomerCreate(CustomerEvent) =

@@ -2,8 +2,8 @@
 
 //! The `message` resource: `kustomer.message.create`, `kustomer.message.update` (inferred from 2 sample(s)).
 
-use kustomer_webhooks::{Change, DateTime, Id, Str};
-use kustomer_webhooks::serde_json::{Map, Value};
+use kustomer_webhooks::{Change, DateTime, Extra, Id, Str};
+use kustomer_webhooks::serde_json::Value;
 use super::*;
 /// A Kustomer `message` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
@@ -37,7 +37,7 @@ pub struct MessageEvent {
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `location` object of a `message` (`data.attributes.location`).
 #[kustomer_webhooks::model]
@@ -59,7 +59,7 @@ pub struct MessageLocation {
     pub zip_code: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The `meta` object of a `message` (`data.attributes.meta`).
 #[kustomer_webhooks::model]
@@ -78,7 +78,7 @@ pub struct MessageMeta {
     pub to: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The attributes of a `message` (`data.attributes`).
 #[kustomer_webhooks::model]
@@ -151,7 +151,7 @@ pub struct MessageAttributes {
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed attributes of a `message` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -224,7 +224,7 @@ pub struct MessageAttributeChanges {
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The relationships of a `message` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
@@ -249,7 +249,7 @@ pub struct MessageRelationships {
     pub redacted_by: Option<Relationship>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed relationships of a `message` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -274,7 +274,7 @@ pub struct MessageRelationshipChanges {
     pub redacted_by: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// What an update of a `message` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
@@ -287,7 +287,7 @@ pub struct MessageChanges {
     pub relationships: MessageRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A `message` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
@@ -309,7 +309,7 @@ pub struct Message {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.message.create` event."] MessageCreate(MessageEvent) =

@@ -2,7 +2,7 @@
 
 //! The definitions every resource shares.
 
-use kustomer_webhooks::{Id, Str};
+use kustomer_webhooks::{Extra, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 /// Links to a resource in Kustomer's API (`self`, and sometimes `related`), as relative paths.
 #[kustomer_webhooks::model]
@@ -15,7 +15,7 @@ pub struct Links {
     pub self_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// Which resource a relationship points at: its `type` and `id`. The `type` strings are not consistent (singular and plural both occur).
 #[kustomer_webhooks::model]
@@ -28,7 +28,7 @@ pub struct ResourceIdentifier {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// One relationship of a resource: some mix of `data` (the related resource), `links` and `meta`.
 #[kustomer_webhooks::model]
@@ -44,5 +44,5 @@ pub struct Relationship {
     pub meta: Option<Map<String, Value>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }

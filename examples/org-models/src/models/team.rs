@@ -2,8 +2,8 @@
 
 //! The `team` resource: `kustomer.team.create`, `kustomer.team.update` (inferred from 2 sample(s)).
 
-use kustomer_webhooks::{Change, DateTime, Id, Str};
-use kustomer_webhooks::serde_json::{Map, Value};
+use kustomer_webhooks::{Change, DateTime, Extra, Id, Str};
+use kustomer_webhooks::serde_json::Value;
 use super::*;
 /// A Kustomer `team` event, inferred from 2 sample(s).
 #[kustomer_webhooks::model]
@@ -37,7 +37,7 @@ pub struct TeamEvent {
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The attributes of a `team` (`data.attributes`).
 #[kustomer_webhooks::model]
@@ -80,7 +80,7 @@ pub struct TeamAttributes {
     pub updated_at: Option<DateTime>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed attributes of a `team` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -123,7 +123,7 @@ pub struct TeamAttributeChanges {
     pub updated_at: Option<Change<DateTime>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The relationships of a `team` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
@@ -142,7 +142,7 @@ pub struct TeamRelationships {
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed relationships of a `team` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -161,7 +161,7 @@ pub struct TeamRelationshipChanges {
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// What an update of a `team` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
@@ -174,7 +174,7 @@ pub struct TeamChanges {
     pub relationships: TeamRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A `team` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
@@ -196,7 +196,7 @@ pub struct Team {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.team.create` event."] TeamCreate(TeamEvent) =

@@ -2,7 +2,7 @@
 
 //! The `user` resource: `kustomer.user.create`, `kustomer.user.update` (inferred from 2 sample(s)).
 
-use kustomer_webhooks::{Change, DateTime, Id, Str};
+use kustomer_webhooks::{Change, DateTime, Extra, Id, Str};
 use kustomer_webhooks::serde_json::{Map, Value};
 use super::*;
 /// A Kustomer `user` event, inferred from 2 sample(s).
@@ -37,7 +37,7 @@ pub struct UserEvent {
     pub persist: Option<bool>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The attributes of a `user` (`data.attributes`).
 #[kustomer_webhooks::model]
@@ -95,7 +95,7 @@ pub struct UserAttributes {
     pub user_type: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed attributes of a `user` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -153,7 +153,7 @@ pub struct UserAttributeChanges {
     pub user_type: Option<Change<Str>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The relationships of a `user` (`data.relationships`), each a [`Relationship`].
 #[kustomer_webhooks::model]
@@ -169,7 +169,7 @@ pub struct UserRelationships {
     pub org: Relationship,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// The changed relationships of a `user` update: each a `Change` typed like the field.
 #[kustomer_webhooks::model]
@@ -185,7 +185,7 @@ pub struct UserRelationshipChanges {
     pub org: Option<Change<Relationship>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// What an update of a `user` changed (`changes`), each field typed as the field itself.
 #[kustomer_webhooks::model]
@@ -198,7 +198,7 @@ pub struct UserChanges {
     pub relationships: UserRelationshipChanges,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 /// A `user` as its events carry it (`data`): its id, type, attributes, relationships and links.
 #[kustomer_webhooks::model]
@@ -220,7 +220,7 @@ pub struct User {
     pub type_: Option<Str>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 kustomer_webhooks::__event!(
     #[doc = " The `kustomer.user.create` event."] UserCreate(UserEvent) =
