@@ -1,8 +1,8 @@
 //! How the models read JSON without ever failing on a type they did not expect.
 //!
-//! Every model type implements [`Model`]: it deserializes *tolerantly*,
-//! returning either itself or, when the JSON has another type than the model
-//! expects, the raw [`Value`]. Structs keep such a value under its key in
+//! Every model type implements [`Model`]: it reads *tolerantly* (with the
+//! runtime's [`Reader`], see `read.rs`), giving either itself or, when the
+//! JSON has another type than the model expects, the raw [`Value`]. Structs keep such a value under its key in
 //! their `extra` map (next to the keys they do not model at all), so nothing
 //! is lost and re-serialising gives back the same JSON. Drift is found
 //! afterwards, only when asked for, by walking the parsed value: a payload

@@ -755,15 +755,24 @@ impl<'de> Reader<'de> {
 /// text's length if there is none), sixteen bytes at a time where the
 /// processor has SSE2 (every x86-64 does), eight at a time elsewhere.
 #[inline]
-fn find_special(bytes: &[u8], mut i: usize) -> usize {
+fn find_special(bytes: &[u8], i: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: the build's target has SSE2 (the `cfg` above).
         match unsafe { find_special_sse2(bytes, i) } {
-            Ok(found) => return found,
-            Err(rest) => i = rest,
+            Ok(found) => found,
+            Err(rest) => find_special_tail(bytes, rest),
         }
     }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    find_special_tail(bytes, i)
+}
+
+/// [`find_special`] eight bytes at a time, then one by one: the whole text
+/// where there is no SSE2, else its last fifteen bytes (out of line, so
+/// that the common case stays small).
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), inline(never))]
+fn find_special_tail(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = bytes.get(i..i + 8) {
