@@ -5,9 +5,10 @@
 //! one plain function, compiled once (not once per deserializer), with no
 //! visitor between the bytes and the field they fill. It accepts exactly
 //! what `serde_json` accepts (RFC 8259, nesting up to 127 levels, numbers
-//! that fit an `f64`), and builds the values it keeps raw (unknown keys,
-//! values of another type than the model's) with `serde_json` itself, so
-//! that they are the very `Value`s `serde_json` would build.
+//! that fit an `f64`), and the values it keeps raw (unknown keys, values of
+//! another type than the model's) are the very `Value`s `serde_json` would
+//! build: numbers go through `serde_json`'s own number parsing, and a
+//! repeated key keeps its last value.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -404,7 +405,8 @@ impl<'de> Reader<'de> {
         Ok(Some(n.as_i64().ok_or(n)))
     }
 
-    /// The whole next value, as `serde_json` reads it.
+    /// The whole next value, as `serde_json` reads it (the same numbers,
+    /// the last of repeated keys), in the same single pass as the rest.
     pub fn raw_value(&mut self) -> Result<Value, ReadError> {
         match self.peek_value()? {
             b'n' => self.literal("null").map(|()| Value::Null),
@@ -417,16 +419,27 @@ impl<'de> Reader<'de> {
             b'-' | b'0'..=b'9' => {
                 let start = self.pos;
                 let text = self.number_text()?;
-                Ok(Value::Number(self.parse_number(start, text)?))
+                Ok(Value::Number(match small_integer(text) {
+                    Some(i) => Number::from(i),
+                    None => self.parse_number(start, text)?,
+                }))
             }
-            b'{' | b'[' => {
-                let start = self.pos;
-                self.skip_value()?;
-                let text = &self.text[start..self.pos];
-                serde_json::from_str(text).map_err(|e| {
-                    // Not expected: the text was checked as it was read past.
-                    ReadError::new(start, e.to_string())
-                })
+            b'{' => {
+                self.enter()?;
+                let mut map = serde_json::Map::new();
+                while let Some(key) = self.next_key()? {
+                    let value = self.raw_value()?;
+                    map.insert(key.into_owned(), value);
+                }
+                Ok(Value::Object(map))
+            }
+            b'[' => {
+                self.enter()?;
+                let mut items = Vec::new();
+                while self.next_item()? {
+                    items.push(self.raw_value()?);
+                }
+                Ok(Value::Array(items))
             }
             _ => self.error("expected value"),
         }
@@ -886,6 +899,9 @@ mod tests {
             "-9223372036854775808",
             "\"\\u0000\"",
             "{\"a\":1,\"a\":2}",
+            "[1.7976931348623157e308,5e-324,0.1,1E+2,-1e-2,123456789012345678901234567890]",
+            "[999999999999999999,-999999999999999999,1000000000000000000,-0,0]",
+            "{\"k\\u00e9y\":{\"\":[{},[],\"\"]}}",
         ];
         for text in cases {
             let want: Value = serde_json::from_str(text).unwrap();
