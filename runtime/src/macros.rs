@@ -98,14 +98,20 @@ macro_rules! __model {
                 out: &mut ::std::vec::Vec<$crate::Drift>,
             ) {
                 $( $crate::__model!(@drift $kind self $field $json pointer out); )*
+                // A value kept for a field of the model drifted: how it
+                // differs depends on the field's type.
+                type Diff = fn(
+                    &$crate::__private::Value,
+                    &mut $crate::__private::Pointer,
+                    &mut ::std::vec::Vec<$crate::Drift>,
+                );
                 for (k, v) in &self.extra {
-                    match k.as_str() {
-                        $(
-                            $json => pointer.with(k, |p| {
-                                $crate::__model!(@diff $kind $ty, v, p, out)
-                            }),
-                        )*
-                        _ => {}
+                    let diff: ::core::option::Option<Diff> = match k.as_str() {
+                        $( $json => $crate::__model!(@diff $kind $ty), )*
+                        _ => ::core::option::Option::None,
+                    };
+                    if let ::core::option::Option::Some(diff) = diff {
+                        pointer.with(k, |p| diff(v, p, out));
                     }
                 }
             }
@@ -158,13 +164,11 @@ macro_rules! __model {
         $crate::__private::field_drift(&$self.$field, $json, $p, $out)
     };
 
-    (@diff null $ty:ty, $v:ident, $p:ident, $out:ident) => {
-        $crate::__private::diff_raw_nullable::<$ty>($v, $p, $out)
+    (@diff null $ty:ty) => {
+        ::core::option::Option::Some($crate::__private::diff_raw_nullable::<$ty>)
     };
-    (@diff any $ty:ty, $v:ident, $p:ident, $out:ident) => {{
-        let _ = ($v, &$p, &$out);
-    }};
-    (@diff $kind:ident $ty:ty, $v:ident, $p:ident, $out:ident) => {
-        <$ty as $crate::__private::Model>::diff_raw($v, $p, $out)
+    (@diff any $ty:ty) => { ::core::option::Option::None };
+    (@diff $kind:ident $ty:ty) => {
+        ::core::option::Option::Some(<$ty as $crate::__private::Model>::diff_raw)
     };
 }

@@ -57,7 +57,28 @@ pub struct Pointer(String);
 
 impl Pointer {
     /// Runs `f` with `/key` appended (escaped as RFC 6901 says).
+    #[inline]
     pub fn with<R>(&mut self, key: &str, f: impl FnOnce(&mut Pointer) -> R) -> R {
+        // Only this small part is copied into each caller (every drift walk
+        // has many); the escaping is one function.
+        let len = self.push(key);
+        let r = f(self);
+        self.0.truncate(len);
+        r
+    }
+
+    /// Runs `f` with `/index` appended.
+    #[inline]
+    pub fn with_index<R>(&mut self, index: usize, f: impl FnOnce(&mut Pointer) -> R) -> R {
+        let len = self.push_index(index);
+        let r = f(self);
+        self.0.truncate(len);
+        r
+    }
+
+    /// Appends `/key`, escaped; returns the length before.
+    #[inline(never)]
+    fn push(&mut self, key: &str) -> usize {
         let len = self.0.len();
         self.0.push('/');
         for c in key.chars() {
@@ -67,19 +88,16 @@ impl Pointer {
                 c => self.0.push(c),
             }
         }
-        let r = f(self);
-        self.0.truncate(len);
-        r
+        len
     }
 
-    /// Runs `f` with `/index` appended.
-    pub fn with_index<R>(&mut self, index: usize, f: impl FnOnce(&mut Pointer) -> R) -> R {
+    /// Appends `/index`; returns the length before.
+    #[inline(never)]
+    fn push_index(&mut self, index: usize) -> usize {
         use std::fmt::Write;
         let len = self.0.len();
         let _ = write!(self.0, "/{index}");
-        let r = f(self);
-        self.0.truncate(len);
-        r
+        len
     }
 
     /// The pointer as text.
@@ -162,12 +180,18 @@ pub trait Model: Sized + Serialize {
     ///
     /// The default reports the value itself; containers point deeper.
     fn diff_raw(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
-        out.push(Drift {
-            pointer: pointer.as_str().to_owned(),
-            expected: Self::EXPECTED,
-            found: json_type(raw),
-        });
+        push_drift(Self::EXPECTED, raw, pointer, out);
     }
+}
+
+/// Reports `raw` where a value of type `expected` was wanted.
+#[inline(never)]
+pub fn push_drift(expected: &'static str, raw: &Value, pointer: &Pointer, out: &mut Vec<Drift>) {
+    out.push(Drift {
+        pointer: pointer.as_str().to_owned(),
+        expected,
+        found: json_type(raw),
+    });
 }
 
 /// What reading into place returns: `None` when the value had the type
@@ -488,12 +512,7 @@ impl<T: Model> Model for Vec<T> {
     }
     fn diff_raw(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         let Value::Array(items) = raw else {
-            out.push(Drift {
-                pointer: pointer.as_str().to_owned(),
-                expected: Self::EXPECTED,
-                found: json_type(raw),
-            });
-            return;
+            return push_drift(Self::EXPECTED, raw, pointer, out);
         };
         for (i, item) in items.iter().enumerate() {
             // Items that fit on their own may still drift inside; report
