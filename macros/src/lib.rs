@@ -63,10 +63,10 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
     quote::quote!([#(#names),*]).into()
 }
 
-/// Makes a struct a Kustomer model: a tolerant `Deserialize` that never fails
-/// on a value of an unexpected type (the value is kept in `extra` and reported
-/// as drift), a `Serialize` that gives back exactly the JSON received, and the
-/// drift walk.
+/// Makes a struct a Kustomer model: tolerant reading (`Model`, with the
+/// runtime's JSON reader) that never fails on a value of an unexpected type
+/// (the value is kept in `extra` and reported as drift), a `Serialize` that
+/// gives back exactly the JSON received, and the drift walk.
 ///
 /// Every field but `extra` carries `#[json("key")]`, naming its JSON key, and
 /// its form decides how it is read:
