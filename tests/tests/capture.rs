@@ -279,3 +279,39 @@ fn a_reader_never_sees_half_a_file() {
     assert!(reader.join().unwrap() > 0, "the reader saw the file");
     assert_eq!(files(tmp.path()), [format!("{id}.json")]);
 }
+
+/// A delivery dropped while its capture is being written (the client hung
+/// up) gives its claim on the event up, so Kustomer's retry is handled
+/// rather than told for minutes that another delivery is in progress.
+#[tokio::test]
+async fn a_delivery_dropped_while_it_is_captured_gives_its_claim_up() {
+    use std::future::Future as _;
+    use std::task::{Context, Waker};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let receiver = receiver(Capture::new(tmp.path()));
+    let body = sample("kustomer.team.create").as_bytes();
+    let signature = sign(TOKEN.as_bytes(), body);
+    {
+        let mut delivery = std::pin::pin!(deliver_signed(&receiver, body, &signature));
+        // One poll verifies, parses, claims the event id and starts writing
+        // the capture on the blocking pool, which cannot finish within it
+        // (the file is synced to disk): the delivery waits there.
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            delivery.as_mut().poll(&mut cx).is_pending(),
+            "the delivery waits for its capture"
+        );
+    }
+    // Dropped mid-capture. The claim is given up by a task of its own: give
+    // it a moment, without waiting for the claim's five-minute timeout.
+    let mut reply = deliver(&receiver, body).await;
+    for _ in 0..200 {
+        if reply.status != 409 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        reply = deliver(&receiver, body).await;
+    }
+    assert_eq!((reply.status, reply.outcome), (200, "handled"), "{reply:?}");
+}
