@@ -154,14 +154,7 @@ pub trait Model: Sized + Serialize {
     /// # Ok::<(), kustomer_webhooks::ParseError>(())
     /// ```
     fn from_json(text: &str) -> Result<Result<Self, Value>, crate::ParseError> {
-        let invalid = |e: ReadError| {
-            let (line, column) = e.line_column(text.as_bytes());
-            crate::ParseError::InvalidJson {
-                line,
-                column,
-                message: e.message().to_owned(),
-            }
-        };
+        let invalid = |e: ReadError| e.into_parse_error(text.as_bytes());
         let mut r = Reader::new(text);
         let mut slot = None;
         let misfit = Self::read_option(&mut r, &mut slot).map_err(invalid)?;

@@ -140,7 +140,7 @@ fn placeholder<S: Events>() -> S {
 fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
     let text = text(body)?;
     let mut r = Reader::new(text);
-    let invalid = |e| invalid(body, e);
+    let invalid = |e: ReadError| e.into_parse_error(body);
     let start = r.mark();
     let name = find_name(&mut r).map_err(invalid)??;
     r.rewind(start);
@@ -161,7 +161,7 @@ fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
 
 fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Result<(), ParseError> {
     let mut r = Reader::new(text(body)?);
-    read(&mut r, EventName::from(header_name), out).map_err(|e| invalid(body, e))??;
+    read(&mut r, EventName::from(header_name), out).map_err(|e| e.into_parse_error(body))??;
     has_data(out)?;
     match out.envelope().event_name() {
         Some(n) if n == header_name => Ok(()),
@@ -238,13 +238,4 @@ fn read<S: Events>(
     }
     r.end()?;
     Ok(Ok(()))
-}
-
-fn invalid(body: &[u8], e: ReadError) -> ParseError {
-    let (line, column) = e.line_column(body);
-    ParseError::InvalidJson {
-        line,
-        column,
-        message: e.message().to_owned(),
-    }
 }

@@ -38,11 +38,6 @@ impl ReadError {
         }))
     }
 
-    /// The byte offset the error is at.
-    pub fn offset(&self) -> usize {
-        self.0.pos
-    }
-
     /// What was wrong.
     pub fn message(&self) -> &str {
         &self.0.message
@@ -51,6 +46,16 @@ impl ReadError {
     /// The 1-based line and column (in bytes) of the error in `text`.
     pub fn line_column(&self, text: &[u8]) -> (usize, usize) {
         line_column(text, self.0.pos)
+    }
+
+    /// The error as parsing reports it, for the text it was read from.
+    pub(crate) fn into_parse_error(self, text: &[u8]) -> crate::ParseError {
+        let (line, column) = self.line_column(text);
+        crate::ParseError::InvalidJson {
+            line,
+            column,
+            message: self.0.message.into_owned(),
+        }
     }
 }
 
@@ -224,7 +229,13 @@ impl<'de> Reader<'de> {
     /// value unread (`false`).
     #[inline]
     pub fn begin_object(&mut self) -> Result<bool, ReadError> {
-        if self.peek_value()? != b'{' {
+        self.begin(b'{')
+    }
+
+    /// Enters the next value if it opens with `open`.
+    #[inline(always)]
+    fn begin(&mut self, open: u8) -> Result<bool, ReadError> {
+        if self.peek_value()? != open {
             return Ok(false);
         }
         self.enter()?;
@@ -309,11 +320,7 @@ impl<'de> Reader<'de> {
     /// value unread (`false`).
     #[inline]
     pub fn begin_array(&mut self) -> Result<bool, ReadError> {
-        if self.peek_value()? != b'[' {
-            return Ok(false);
-        }
-        self.enter()?;
-        Ok(true)
+        self.begin(b'[')
     }
 
     /// Whether the array being read has another item (to be read next);
