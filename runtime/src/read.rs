@@ -571,24 +571,11 @@ impl<'de> Reader<'de> {
             Some(b'0') => {
                 i += 1;
                 if bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                    self.pos = i;
-                    return self.error("invalid number");
+                    return self.bad_number(i);
                 }
             }
-            Some(b'1'..=b'9') => {
-                i += 1;
-                while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                    i += 1;
-                }
-            }
-            Some(_) => {
-                self.pos = i;
-                return self.error("invalid number");
-            }
-            None => {
-                self.pos = i;
-                return self.error("EOF while parsing a value");
-            }
+            Some(b'1'..=b'9') => i = self.digits(i)?,
+            _ => return self.bad_number(i),
         }
         if bytes.get(i) == Some(&b'.') {
             i += 1;
@@ -608,21 +595,24 @@ impl<'de> Reader<'de> {
     /// At least one digit from `i`: where they end.
     fn digits(&mut self, mut i: usize) -> Result<usize, ReadError> {
         let bytes = self.bytes();
-        match bytes.get(i) {
-            Some(b) if b.is_ascii_digit() => {}
-            Some(_) => {
-                self.pos = i;
-                return self.error("invalid number");
-            }
-            None => {
-                self.pos = i;
-                return self.error("EOF while parsing a value");
-            }
+        if !bytes.get(i).is_some_and(u8::is_ascii_digit) {
+            return self.bad_number(i);
         }
         while bytes.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
         Ok(i)
+    }
+
+    /// A number that stops being one at `i`: the text ends, or a byte there
+    /// does not fit JSON's grammar.
+    #[cold]
+    fn bad_number<T>(&mut self, i: usize) -> Result<T, ReadError> {
+        self.pos = i;
+        match self.bytes().get(i) {
+            Some(_) => self.error("invalid number"),
+            None => self.error("EOF while parsing a value"),
+        }
     }
 
     /// A number's text as `serde_json` reads it (so `-0` is a float, and a
