@@ -22,7 +22,9 @@
 //! Every field is an `Option` (a payload may always lack it), except required
 //! struct-typed fields (`data`, `data.attributes`…), which keep their default
 //! when absent. Each resource also gets a typed change set (every attribute as
-//! `Option<Change<T>>`, `T` that attribute's type), an event type per event
+//! `Option<Box<Change<T>>>`, `T` that attribute's type: boxed, so that an
+//! event with dozens of possible changes stays a few kilobytes to build, move
+//! into a handler and drop), an event type per event
 //! (`CustomerCreate`, `CustomerUpdate`), and all of them `AnyEvent`, the set
 //! of models (`kustomer_webhooks::Events`), with `parse`, `parse_as`,
 //! `dispatcher()` and `dispatcher_with_state()` for it. The same code works
@@ -410,7 +412,7 @@ impl Ty {
             }
             Ty::Change(t) => {
                 let t = t.tokens();
-                quote!(Change<#t>)
+                quote!(Box<Change<#t>>)
             }
         }
     }
@@ -884,7 +886,7 @@ impl<'a> Resource<'a> {
     }
 
     /// Makes the change set: `<R>AttributeChanges` and
-    /// `<R>RelationshipChanges`, one `Change<T>` per attribute and
+    /// `<R>RelationshipChanges`, one boxed `Change<T>` per attribute and
     /// relationship, and points the changes definition at them.
     fn prepare_changes(&mut self, changes: &str, data: Option<&str>) -> Result<()> {
         let Some(data) = data else { return Ok(()) };

@@ -475,6 +475,31 @@ impl Model for Map<String, Value> {
     }
 }
 
+/// A boxed model reads and writes as the model: the change sets box each
+/// entry, so that an event holding dozens of possible changes stays small to
+/// build, move and drop.
+impl<T: Model + Default> Model for Box<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+    #[inline]
+    fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
+        let raw = T::read_in_place(r, slot.insert(Box::default()))?;
+        if raw.is_some() {
+            *slot = None;
+        }
+        Ok(raw)
+    }
+    #[inline]
+    fn read_in_place(r: &mut Reader<'_>, slot: &mut Self) -> Result<Misfit, ReadError> {
+        T::read_in_place(r, slot)
+    }
+    fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
+        (**self).drift(pointer, out)
+    }
+    fn diff_raw(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
+        T::diff_raw(raw, pointer, out)
+    }
+}
+
 impl<T: Model> Model for Vec<T> {
     const EXPECTED: &'static str = "array";
     fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {

@@ -297,133 +297,133 @@ pub struct CustomerAttributes {
 pub struct CustomerAttributeChanges {
     /// How `accessOverride` changed, typed as the attributes field is.
     #[json("accessOverride")]
-    pub access_override: Option<Change<Vec<Value>>>,
+    pub access_override: Option<Box<Change<Vec<Value>>>>,
     /// How `activeUsers` changed, typed as the attributes field is.
     #[json("activeUsers")]
-    pub active_users: Option<Change<Vec<Id>>>,
+    pub active_users: Option<Box<Change<Vec<Id>>>>,
     /// How `companyName` changed, typed as the attributes field is.
     #[json("companyName")]
-    pub company_name: Option<Change<Str>>,
+    pub company_name: Option<Box<Change<Str>>>,
     /// How `conversationCounts` changed, typed as the attributes field is.
     #[json("conversationCounts")]
-    pub conversation_counts: Option<Change<CustomerConversationCounts>>,
+    pub conversation_counts: Option<Box<Change<CustomerConversationCounts>>>,
     /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
-    pub created_at: Option<Change<DateTime>>,
+    pub created_at: Option<Box<Change<DateTime>>>,
     /// How `custom` changed, typed as the attributes field is.
     #[json("custom")]
-    pub custom: Option<Change<CustomerCustom>>,
+    pub custom: Option<Box<Change<CustomerCustom>>>,
     /// How `defaultLang` changed, typed as the attributes field is.
     #[json("defaultLang")]
-    pub default_lang: Option<Change<Str>>,
+    pub default_lang: Option<Box<Change<Str>>>,
     /// How `deleted` changed, typed as the attributes field is.
     #[json("deleted")]
-    pub deleted: Option<Change<bool>>,
+    pub deleted: Option<Box<Change<bool>>>,
     /// How `displayColor` changed, typed as the attributes field is.
     #[json("displayColor")]
-    pub display_color: Option<Change<Str>>,
+    pub display_color: Option<Box<Change<Str>>>,
     /// How `displayIcon` changed, typed as the attributes field is.
     #[json("displayIcon")]
-    pub display_icon: Option<Change<Str>>,
+    pub display_icon: Option<Box<Change<Str>>>,
     /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
-    pub display_name: Option<Change<Str>>,
+    pub display_name: Option<Box<Change<Str>>>,
     /// How `emails` changed, typed as the attributes field is.
     #[json("emails")]
-    pub emails: Option<Change<Vec<Value>>>,
+    pub emails: Option<Box<Change<Vec<Value>>>>,
     /// How `externalIds` changed, typed as the attributes field is.
     #[json("externalIds")]
-    pub external_ids: Option<Change<Vec<Value>>>,
+    pub external_ids: Option<Box<Change<Vec<Value>>>>,
     /// How `facebookIds` changed, typed as the attributes field is.
     #[json("facebookIds")]
-    pub facebook_ids: Option<Change<Vec<Value>>>,
+    pub facebook_ids: Option<Box<Change<Vec<Value>>>>,
     /// How `firstName` changed, typed as the attributes field is.
     #[json("firstName")]
-    pub first_name: Option<Change<Str>>,
+    pub first_name: Option<Box<Change<Str>>>,
     /// How `gender` changed, typed as the attributes field is.
     #[json("gender")]
-    pub gender: Option<Change<Value>>,
+    pub gender: Option<Box<Change<Value>>>,
     /// How `instagramIds` changed, typed as the attributes field is.
     #[json("instagramIds")]
-    pub instagram_ids: Option<Change<Vec<Value>>>,
+    pub instagram_ids: Option<Box<Change<Vec<Value>>>>,
     /// How `lastActivityAt` changed, typed as the attributes field is.
     #[json("lastActivityAt")]
-    pub last_activity_at: Option<Change<DateTime>>,
+    pub last_activity_at: Option<Box<Change<DateTime>>>,
     /// How `lastConversation` changed, typed as the attributes field is.
     #[json("lastConversation")]
-    pub last_conversation: Option<Change<CustomerLastConversation>>,
+    pub last_conversation: Option<Box<Change<CustomerLastConversation>>>,
     /// How `lastName` changed, typed as the attributes field is.
     #[json("lastName")]
-    pub last_name: Option<Change<Str>>,
+    pub last_name: Option<Box<Change<Str>>>,
     /// How `locale` changed, typed as the attributes field is.
     #[json("locale")]
-    pub locale: Option<Change<Value>>,
+    pub locale: Option<Box<Change<Value>>>,
     /// How `locations` changed, typed as the attributes field is.
     #[json("locations")]
-    pub locations: Option<Change<Vec<Value>>>,
+    pub locations: Option<Box<Change<Vec<Value>>>>,
     /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
-    pub modified_at: Option<Change<DateTime>>,
+    pub modified_at: Option<Box<Change<DateTime>>>,
     /// How `name` changed, typed as the attributes field is.
     #[json("name")]
-    pub name: Option<Change<Str>>,
+    pub name: Option<Box<Change<Str>>>,
     /// How `phones` changed, typed as the attributes field is.
     #[json("phones")]
-    pub phones: Option<Change<Vec<Value>>>,
+    pub phones: Option<Box<Change<Vec<Value>>>>,
     /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
-    pub preview: Option<Change<Map<String, Value>>>,
+    pub preview: Option<Box<Change<Map<String, Value>>>>,
     /// How `progressiveStatus` changed, typed as the attributes field is.
     #[json("progressiveStatus")]
-    pub progressive_status: Option<Change<Value>>,
+    pub progressive_status: Option<Box<Change<Value>>>,
     /// How `recentItems` changed, typed as the attributes field is.
     #[json("recentItems")]
-    pub recent_items: Option<Change<Vec<Value>>>,
+    pub recent_items: Option<Box<Change<Vec<Value>>>>,
     /// How `recentLocation` changed, typed as the attributes field is.
     #[json("recentLocation")]
-    pub recent_location: Option<Change<CustomerRecentLocation>>,
+    pub recent_location: Option<Box<Change<CustomerRecentLocation>>>,
     /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
-    pub rev: Option<Change<i64>>,
+    pub rev: Option<Box<Change<i64>>>,
     /// How `roleGroupVersions` changed, typed as the attributes field is.
     #[json("roleGroupVersions")]
-    pub role_group_versions: Option<Change<Vec<Value>>>,
+    pub role_group_versions: Option<Box<Change<Vec<Value>>>>,
     /// How `satisfactionLevel` changed, typed as the attributes field is.
     #[json("satisfactionLevel")]
-    pub satisfaction_level: Option<Change<CustomerSatisfactionLevel>>,
+    pub satisfaction_level: Option<Box<Change<CustomerSatisfactionLevel>>>,
     /// How `sharedEmails` changed, typed as the attributes field is.
     #[json("sharedEmails")]
-    pub shared_emails: Option<Change<Vec<Value>>>,
+    pub shared_emails: Option<Box<Change<Vec<Value>>>>,
     /// How `sharedExternalIds` changed, typed as the attributes field is.
     #[json("sharedExternalIds")]
-    pub shared_external_ids: Option<Change<Vec<Value>>>,
+    pub shared_external_ids: Option<Box<Change<Vec<Value>>>>,
     /// How `sharedPhones` changed, typed as the attributes field is.
     #[json("sharedPhones")]
-    pub shared_phones: Option<Change<Vec<Value>>>,
+    pub shared_phones: Option<Box<Change<Vec<Value>>>>,
     /// How `sharedSocials` changed, typed as the attributes field is.
     #[json("sharedSocials")]
-    pub shared_socials: Option<Change<Vec<Value>>>,
+    pub shared_socials: Option<Box<Change<Vec<Value>>>>,
     /// How `socials` changed, typed as the attributes field is.
     #[json("socials")]
-    pub socials: Option<Change<Vec<Value>>>,
+    pub socials: Option<Box<Change<Vec<Value>>>>,
     /// How `tags` changed, typed as the attributes field is.
     #[json("tags")]
-    pub tags: Option<Change<Vec<Value>>>,
+    pub tags: Option<Box<Change<Vec<Value>>>>,
     /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
-    pub updated_at: Option<Change<DateTime>>,
+    pub updated_at: Option<Box<Change<DateTime>>>,
     /// How `urls` changed, typed as the attributes field is.
     #[json("urls")]
-    pub urls: Option<Change<Vec<Value>>>,
+    pub urls: Option<Box<Change<Vec<Value>>>>,
     /// How `verified` changed, typed as the attributes field is.
     #[json("verified")]
-    pub verified: Option<Change<bool>>,
+    pub verified: Option<Box<Change<bool>>>,
     /// How `watchers` changed, typed as the attributes field is.
     #[json("watchers")]
-    pub watchers: Option<Change<Vec<Value>>>,
+    pub watchers: Option<Box<Change<Vec<Value>>>>,
     /// How `whatsapps` changed, typed as the attributes field is.
     #[json("whatsapps")]
-    pub whatsapps: Option<Change<Vec<Value>>>,
+    pub whatsapps: Option<Box<Change<Vec<Value>>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
@@ -455,19 +455,19 @@ pub struct CustomerRelationships {
 pub struct CustomerRelationshipChanges {
     /// How `company` changed, typed as the relationships field is.
     #[json("company")]
-    pub company: Option<Change<Relationship>>,
+    pub company: Option<Box<Change<Relationship>>>,
     /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
-    pub created_by: Option<Change<Relationship>>,
+    pub created_by: Option<Box<Change<Relationship>>>,
     /// How `messages` changed, typed as the relationships field is.
     #[json("messages")]
-    pub messages: Option<Change<Relationship>>,
+    pub messages: Option<Box<Change<Relationship>>>,
     /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
-    pub modified_by: Option<Change<Relationship>>,
+    pub modified_by: Option<Box<Change<Relationship>>>,
     /// How `org` changed, typed as the relationships field is.
     #[json("org")]
-    pub org: Option<Change<Relationship>>,
+    pub org: Option<Box<Change<Relationship>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,

@@ -87,40 +87,40 @@ pub struct TeamAttributes {
 pub struct TeamAttributeChanges {
     /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
-    pub created_at: Option<Change<DateTime>>,
+    pub created_at: Option<Box<Change<DateTime>>>,
     /// How `deleted` changed, typed as the attributes field is.
     #[json("deleted")]
-    pub deleted: Option<Change<bool>>,
+    pub deleted: Option<Box<Change<bool>>>,
     /// How `deletedAt` changed, typed as the attributes field is.
     #[json("deletedAt")]
-    pub deleted_at: Option<Change<Value>>,
+    pub deleted_at: Option<Box<Change<Value>>>,
     /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
-    pub display_name: Option<Change<Str>>,
+    pub display_name: Option<Box<Change<Str>>>,
     /// How `externalId` changed, typed as the attributes field is.
     #[json("externalId")]
-    pub external_id: Option<Change<Value>>,
+    pub external_id: Option<Box<Change<Value>>>,
     /// How `icon` changed, typed as the attributes field is.
     #[json("icon")]
-    pub icon: Option<Change<Str>>,
+    pub icon: Option<Box<Change<Str>>>,
     /// How `importedAt` changed, typed as the attributes field is.
     #[json("importedAt")]
-    pub imported_at: Option<Change<Value>>,
+    pub imported_at: Option<Box<Change<Value>>>,
     /// How `members` changed, typed as the attributes field is.
     #[json("members")]
-    pub members: Option<Change<Vec<Id>>>,
+    pub members: Option<Box<Change<Vec<Id>>>>,
     /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
-    pub modified_at: Option<Change<DateTime>>,
+    pub modified_at: Option<Box<Change<DateTime>>>,
     /// How `name` changed, typed as the attributes field is.
     #[json("name")]
-    pub name: Option<Change<Str>>,
+    pub name: Option<Box<Change<Str>>>,
     /// How `roleGroups` changed, typed as the attributes field is.
     #[json("roleGroups")]
-    pub role_groups: Option<Change<Vec<Value>>>,
+    pub role_groups: Option<Box<Change<Vec<Value>>>>,
     /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
-    pub updated_at: Option<Change<DateTime>>,
+    pub updated_at: Option<Box<Change<DateTime>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
@@ -149,16 +149,16 @@ pub struct TeamRelationships {
 pub struct TeamRelationshipChanges {
     /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
-    pub created_by: Option<Change<Relationship>>,
+    pub created_by: Option<Box<Change<Relationship>>>,
     /// How `deletedBy` changed, typed as the relationships field is.
     #[json("deletedBy")]
-    pub deleted_by: Option<Change<Relationship>>,
+    pub deleted_by: Option<Box<Change<Relationship>>>,
     /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
-    pub modified_by: Option<Change<Relationship>>,
+    pub modified_by: Option<Box<Change<Relationship>>>,
     /// How `org` changed, typed as the relationships field is.
     #[json("org")]
-    pub org: Option<Change<Relationship>>,
+    pub org: Option<Box<Change<Relationship>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,

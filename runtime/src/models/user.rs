@@ -102,55 +102,55 @@ pub struct UserAttributes {
 pub struct UserAttributeChanges {
     /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
-    pub created_at: Option<Change<DateTime>>,
+    pub created_at: Option<Box<Change<DateTime>>>,
     /// How `custom` changed, typed as the attributes field is.
     #[json("custom")]
-    pub custom: Option<Change<Map<String, Value>>>,
+    pub custom: Option<Box<Change<Map<String, Value>>>>,
     /// How `deletedAt` changed, typed as the attributes field is.
     #[json("deletedAt")]
-    pub deleted_at: Option<Change<Value>>,
+    pub deleted_at: Option<Box<Change<Value>>>,
     /// How `displayName` changed, typed as the attributes field is.
     #[json("displayName")]
-    pub display_name: Option<Change<Str>>,
+    pub display_name: Option<Box<Change<Str>>>,
     /// How `email` changed, typed as the attributes field is.
     #[json("email")]
-    pub email: Option<Change<Str>>,
+    pub email: Option<Box<Change<Str>>>,
     /// How `emailSignature` changed, typed as the attributes field is.
     #[json("emailSignature")]
-    pub email_signature: Option<Change<Value>>,
+    pub email_signature: Option<Box<Change<Value>>>,
     /// How `emailVerifiedAt` changed, typed as the attributes field is.
     #[json("emailVerifiedAt")]
-    pub email_verified_at: Option<Change<Value>>,
+    pub email_verified_at: Option<Box<Change<Value>>>,
     /// How `firstEmailVerifiedAt` changed, typed as the attributes field is.
     #[json("firstEmailVerifiedAt")]
-    pub first_email_verified_at: Option<Change<Value>>,
+    pub first_email_verified_at: Option<Box<Change<Value>>>,
     /// How `mobile` changed, typed as the attributes field is.
     #[json("mobile")]
-    pub mobile: Option<Change<Value>>,
+    pub mobile: Option<Box<Change<Value>>>,
     /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
-    pub modified_at: Option<Change<DateTime>>,
+    pub modified_at: Option<Box<Change<DateTime>>>,
     /// How `name` changed, typed as the attributes field is.
     #[json("name")]
-    pub name: Option<Change<Str>>,
+    pub name: Option<Box<Change<Str>>>,
     /// How `password` changed, typed as the attributes field is.
     #[json("password")]
-    pub password: Option<Change<Value>>,
+    pub password: Option<Box<Change<Value>>>,
     /// How `roleGroups` changed, typed as the attributes field is.
     #[json("roleGroups")]
-    pub role_groups: Option<Change<Vec<Id>>>,
+    pub role_groups: Option<Box<Change<Vec<Id>>>>,
     /// How `roles` changed, typed as the attributes field is.
     #[json("roles")]
-    pub roles: Option<Change<Vec<Value>>>,
+    pub roles: Option<Box<Change<Vec<Value>>>>,
     /// How `seasons` changed, typed as the attributes field is.
     #[json("seasons")]
-    pub seasons: Option<Change<Value>>,
+    pub seasons: Option<Box<Change<Value>>>,
     /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
-    pub updated_at: Option<Change<DateTime>>,
+    pub updated_at: Option<Box<Change<DateTime>>>,
     /// How `userType` changed, typed as the attributes field is.
     #[json("userType")]
-    pub user_type: Option<Change<Str>>,
+    pub user_type: Option<Box<Change<Str>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
@@ -176,13 +176,13 @@ pub struct UserRelationships {
 pub struct UserRelationshipChanges {
     /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
-    pub created_by: Option<Change<Relationship>>,
+    pub created_by: Option<Box<Change<Relationship>>>,
     /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
-    pub modified_by: Option<Change<Relationship>>,
+    pub modified_by: Option<Box<Change<Relationship>>>,
     /// How `org` changed, typed as the relationships field is.
     #[json("org")]
-    pub org: Option<Change<Relationship>>,
+    pub org: Option<Box<Change<Relationship>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,

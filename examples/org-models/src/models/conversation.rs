@@ -255,115 +255,115 @@ pub struct ConversationAttributes {
 pub struct ConversationAttributeChanges {
     /// How `accessOverride` changed, typed as the attributes field is.
     #[json("accessOverride")]
-    pub access_override: Option<Change<Vec<Value>>>,
+    pub access_override: Option<Box<Change<Vec<Value>>>>,
     /// How `assignedTeams` changed, typed as the attributes field is.
     #[json("assignedTeams")]
-    pub assigned_teams: Option<Change<Vec<Value>>>,
+    pub assigned_teams: Option<Box<Change<Vec<Value>>>>,
     /// How `assignedUsers` changed, typed as the attributes field is.
     #[json("assignedUsers")]
-    pub assigned_users: Option<Change<Vec<Value>>>,
+    pub assigned_users: Option<Box<Change<Vec<Value>>>>,
     /// How `assistant` changed, typed as the attributes field is.
     #[json("assistant")]
-    pub assistant: Option<Change<ConversationAssistant>>,
+    pub assistant: Option<Box<Change<ConversationAssistant>>>,
     /// How `channels` changed, typed as the attributes field is.
     #[json("channels")]
-    pub channels: Option<Change<Vec<Str>>>,
+    pub channels: Option<Box<Change<Vec<Str>>>>,
     /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
-    pub created_at: Option<Change<DateTime>>,
+    pub created_at: Option<Box<Change<DateTime>>>,
     /// How `custom` changed, typed as the attributes field is.
     #[json("custom")]
-    pub custom: Option<Change<ConversationCustom>>,
+    pub custom: Option<Box<Change<ConversationCustom>>>,
     /// How `direction` changed, typed as the attributes field is.
     #[json("direction")]
-    pub direction: Option<Change<Str>>,
+    pub direction: Option<Box<Change<Str>>>,
     /// How `firstDone` changed, typed as the attributes field is.
     #[json("firstDone")]
-    pub first_done: Option<Change<ConversationMilestone>>,
+    pub first_done: Option<Box<Change<ConversationMilestone>>>,
     /// How `firstMessageOut` changed, typed as the attributes field is.
     #[json("firstMessageOut")]
-    pub first_message_out: Option<Change<ConversationFirstMessageOut>>,
+    pub first_message_out: Option<Box<Change<ConversationFirstMessageOut>>>,
     /// How `firstResponse` changed, typed as the attributes field is.
     #[json("firstResponse")]
-    pub first_response: Option<Change<ConversationMilestone>>,
+    pub first_response: Option<Box<Change<ConversationMilestone>>>,
     /// How `firstResponseSinceLastDone` changed, typed as the attributes field is.
     #[json("firstResponseSinceLastDone")]
-    pub first_response_since_last_done: Option<Change<ConversationMilestone>>,
+    pub first_response_since_last_done: Option<Box<Change<ConversationMilestone>>>,
     /// How `inboundMessageCount` changed, typed as the attributes field is.
     #[json("inboundMessageCount")]
-    pub inbound_message_count: Option<Change<i64>>,
+    pub inbound_message_count: Option<Box<Change<i64>>>,
     /// How `lastActivityAt` changed, typed as the attributes field is.
     #[json("lastActivityAt")]
-    pub last_activity_at: Option<Change<DateTime>>,
+    pub last_activity_at: Option<Box<Change<DateTime>>>,
     /// How `lastDone` changed, typed as the attributes field is.
     #[json("lastDone")]
-    pub last_done: Option<Change<ConversationMilestone>>,
+    pub last_done: Option<Box<Change<ConversationMilestone>>>,
     /// How `lastMessageAt` changed, typed as the attributes field is.
     #[json("lastMessageAt")]
-    pub last_message_at: Option<Change<DateTime>>,
+    pub last_message_at: Option<Box<Change<DateTime>>>,
     /// How `lastMessageDirection` changed, typed as the attributes field is.
     #[json("lastMessageDirection")]
-    pub last_message_direction: Option<Change<Str>>,
+    pub last_message_direction: Option<Box<Change<Str>>>,
     /// How `lastMessageOut` changed, typed as the attributes field is.
     #[json("lastMessageOut")]
-    pub last_message_out: Option<Change<ConversationLastMessageOut>>,
+    pub last_message_out: Option<Box<Change<ConversationLastMessageOut>>>,
     /// How `lastResponse` changed, typed as the attributes field is.
     #[json("lastResponse")]
-    pub last_response: Option<Change<ConversationMilestone>>,
+    pub last_response: Option<Box<Change<ConversationMilestone>>>,
     /// How `messageCount` changed, typed as the attributes field is.
     #[json("messageCount")]
-    pub message_count: Option<Change<i64>>,
+    pub message_count: Option<Box<Change<i64>>>,
     /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
-    pub modified_at: Option<Change<DateTime>>,
+    pub modified_at: Option<Box<Change<DateTime>>>,
     /// How `name` changed, typed as the attributes field is.
     #[json("name")]
-    pub name: Option<Change<Str>>,
+    pub name: Option<Box<Change<Str>>>,
     /// How `noteCount` changed, typed as the attributes field is.
     #[json("noteCount")]
-    pub note_count: Option<Change<i64>>,
+    pub note_count: Option<Box<Change<i64>>>,
     /// How `outboundMessageCount` changed, typed as the attributes field is.
     #[json("outboundMessageCount")]
-    pub outbound_message_count: Option<Change<i64>>,
+    pub outbound_message_count: Option<Box<Change<i64>>>,
     /// How `predictions` changed, typed as the attributes field is.
     #[json("predictions")]
-    pub predictions: Option<Change<Vec<Value>>>,
+    pub predictions: Option<Box<Change<Vec<Value>>>>,
     /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
-    pub preview: Option<Change<Str>>,
+    pub preview: Option<Box<Change<Str>>>,
     /// How `priority` changed, typed as the attributes field is.
     #[json("priority")]
-    pub priority: Option<Change<i64>>,
+    pub priority: Option<Box<Change<i64>>>,
     /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
-    pub rev: Option<Change<i64>>,
+    pub rev: Option<Box<Change<i64>>>,
     /// How `roleGroupVersions` changed, typed as the attributes field is.
     #[json("roleGroupVersions")]
-    pub role_group_versions: Option<Change<Vec<Value>>>,
+    pub role_group_versions: Option<Box<Change<Vec<Value>>>>,
     /// How `satisfaction` changed, typed as the attributes field is.
     #[json("satisfaction")]
-    pub satisfaction: Option<Change<i64>>,
+    pub satisfaction: Option<Box<Change<i64>>>,
     /// How `satisfactionLevel` changed, typed as the attributes field is.
     #[json("satisfactionLevel")]
-    pub satisfaction_level: Option<Change<ConversationSatisfactionLevel>>,
+    pub satisfaction_level: Option<Box<Change<ConversationSatisfactionLevel>>>,
     /// How `spam` changed, typed as the attributes field is.
     #[json("spam")]
-    pub spam: Option<Change<bool>>,
+    pub spam: Option<Box<Change<bool>>>,
     /// How `status` changed, typed as the attributes field is.
     #[json("status")]
-    pub status: Option<Change<Str>>,
+    pub status: Option<Box<Change<Str>>>,
     /// How `suggestedShortcuts` changed, typed as the attributes field is.
     #[json("suggestedShortcuts")]
-    pub suggested_shortcuts: Option<Change<Vec<Value>>>,
+    pub suggested_shortcuts: Option<Box<Change<Vec<Value>>>>,
     /// How `suggestedTags` changed, typed as the attributes field is.
     #[json("suggestedTags")]
-    pub suggested_tags: Option<Change<Vec<Value>>>,
+    pub suggested_tags: Option<Box<Change<Vec<Value>>>>,
     /// How `tags` changed, typed as the attributes field is.
     #[json("tags")]
-    pub tags: Option<Change<Vec<Value>>>,
+    pub tags: Option<Box<Change<Vec<Value>>>>,
     /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
-    pub updated_at: Option<Change<DateTime>>,
+    pub updated_at: Option<Box<Change<DateTime>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
@@ -395,19 +395,19 @@ pub struct ConversationRelationships {
 pub struct ConversationRelationshipChanges {
     /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
-    pub created_by: Option<Change<Relationship>>,
+    pub created_by: Option<Box<Change<Relationship>>>,
     /// How `customer` changed, typed as the relationships field is.
     #[json("customer")]
-    pub customer: Option<Change<Relationship>>,
+    pub customer: Option<Box<Change<Relationship>>>,
     /// How `messages` changed, typed as the relationships field is.
     #[json("messages")]
-    pub messages: Option<Change<Relationship>>,
+    pub messages: Option<Box<Change<Relationship>>>,
     /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
-    pub modified_by: Option<Change<Relationship>>,
+    pub modified_by: Option<Box<Change<Relationship>>>,
     /// How `org` changed, typed as the relationships field is.
     #[json("org")]
-    pub org: Option<Change<Relationship>>,
+    pub org: Option<Box<Change<Relationship>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,

@@ -158,70 +158,70 @@ pub struct MessageAttributes {
 pub struct MessageAttributeChanges {
     /// How `app` changed, typed as the attributes field is.
     #[json("app")]
-    pub app: Option<Change<Str>>,
+    pub app: Option<Box<Change<Str>>>,
     /// How `assignedTeams` changed, typed as the attributes field is.
     #[json("assignedTeams")]
-    pub assigned_teams: Option<Change<Vec<Value>>>,
+    pub assigned_teams: Option<Box<Change<Vec<Value>>>>,
     /// How `assignedUsers` changed, typed as the attributes field is.
     #[json("assignedUsers")]
-    pub assigned_users: Option<Change<Vec<Id>>>,
+    pub assigned_users: Option<Box<Change<Vec<Id>>>>,
     /// How `auto` changed, typed as the attributes field is.
     #[json("auto")]
-    pub auto: Option<Change<bool>>,
+    pub auto: Option<Box<Change<bool>>>,
     /// How `channel` changed, typed as the attributes field is.
     #[json("channel")]
-    pub channel: Option<Change<Str>>,
+    pub channel: Option<Box<Change<Str>>>,
     /// How `createdAt` changed, typed as the attributes field is.
     #[json("createdAt")]
-    pub created_at: Option<Change<DateTime>>,
+    pub created_at: Option<Box<Change<DateTime>>>,
     /// How `createdByTeams` changed, typed as the attributes field is.
     #[json("createdByTeams")]
-    pub created_by_teams: Option<Change<Vec<Id>>>,
+    pub created_by_teams: Option<Box<Change<Vec<Id>>>>,
     /// How `direction` changed, typed as the attributes field is.
     #[json("direction")]
-    pub direction: Option<Change<Str>>,
+    pub direction: Option<Box<Change<Str>>>,
     /// How `directionType` changed, typed as the attributes field is.
     #[json("directionType")]
-    pub direction_type: Option<Change<Str>>,
+    pub direction_type: Option<Box<Change<Str>>>,
     /// How `externalId` changed, typed as the attributes field is.
     #[json("externalId")]
-    pub external_id: Option<Change<Str>>,
+    pub external_id: Option<Box<Change<Str>>>,
     /// How `location` changed, typed as the attributes field is.
     #[json("location")]
-    pub location: Option<Change<MessageLocation>>,
+    pub location: Option<Box<Change<MessageLocation>>>,
     /// How `meta` changed, typed as the attributes field is.
     #[json("meta")]
-    pub meta: Option<Change<MessageMeta>>,
+    pub meta: Option<Box<Change<MessageMeta>>>,
     /// How `modifiedAt` changed, typed as the attributes field is.
     #[json("modifiedAt")]
-    pub modified_at: Option<Change<DateTime>>,
+    pub modified_at: Option<Box<Change<DateTime>>>,
     /// How `preview` changed, typed as the attributes field is.
     #[json("preview")]
-    pub preview: Option<Change<Str>>,
+    pub preview: Option<Box<Change<Str>>>,
     /// How `reactions` changed, typed as the attributes field is.
     #[json("reactions")]
-    pub reactions: Option<Change<Vec<Value>>>,
+    pub reactions: Option<Box<Change<Vec<Value>>>>,
     /// How `redacted` changed, typed as the attributes field is.
     #[json("redacted")]
-    pub redacted: Option<Change<bool>>,
+    pub redacted: Option<Box<Change<bool>>>,
     /// How `redactedAt` changed, typed as the attributes field is.
     #[json("redactedAt")]
-    pub redacted_at: Option<Change<DateTime>>,
+    pub redacted_at: Option<Box<Change<DateTime>>>,
     /// How `rev` changed, typed as the attributes field is.
     #[json("rev")]
-    pub rev: Option<Change<i64>>,
+    pub rev: Option<Box<Change<i64>>>,
     /// How `sentAt` changed, typed as the attributes field is.
     #[json("sentAt")]
-    pub sent_at: Option<Change<DateTime>>,
+    pub sent_at: Option<Box<Change<DateTime>>>,
     /// How `size` changed, typed as the attributes field is.
     #[json("size")]
-    pub size: Option<Change<i64>>,
+    pub size: Option<Box<Change<i64>>>,
     /// How `status` changed, typed as the attributes field is.
     #[json("status")]
-    pub status: Option<Change<Str>>,
+    pub status: Option<Box<Change<Str>>>,
     /// How `updatedAt` changed, typed as the attributes field is.
     #[json("updatedAt")]
-    pub updated_at: Option<Change<DateTime>>,
+    pub updated_at: Option<Box<Change<DateTime>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
@@ -256,22 +256,22 @@ pub struct MessageRelationships {
 pub struct MessageRelationshipChanges {
     /// How `conversation` changed, typed as the relationships field is.
     #[json("conversation")]
-    pub conversation: Option<Change<Relationship>>,
+    pub conversation: Option<Box<Change<Relationship>>>,
     /// How `createdBy` changed, typed as the relationships field is.
     #[json("createdBy")]
-    pub created_by: Option<Change<Relationship>>,
+    pub created_by: Option<Box<Change<Relationship>>>,
     /// How `customer` changed, typed as the relationships field is.
     #[json("customer")]
-    pub customer: Option<Change<Relationship>>,
+    pub customer: Option<Box<Change<Relationship>>>,
     /// How `modifiedBy` changed, typed as the relationships field is.
     #[json("modifiedBy")]
-    pub modified_by: Option<Change<Relationship>>,
+    pub modified_by: Option<Box<Change<Relationship>>>,
     /// How `org` changed, typed as the relationships field is.
     #[json("org")]
-    pub org: Option<Change<Relationship>>,
+    pub org: Option<Box<Change<Relationship>>>,
     /// How `redactedBy` changed, typed as the relationships field is.
     #[json("redactedBy")]
-    pub redacted_by: Option<Change<Relationship>>,
+    pub redacted_by: Option<Box<Change<Relationship>>>,
     /// Keys this model does not know, and values of another type than
     /// the model's, exactly as received.
     pub extra: Extra,
