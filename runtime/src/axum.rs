@@ -21,7 +21,7 @@ use ::axum::Router;
 use ::axum::body::Body;
 use ::axum::extract::State;
 use ::axum::http::{HeaderValue, Request as HttpRequest, StatusCode, header};
-use ::axum::response::{IntoResponse, Response};
+use ::axum::response::Response;
 use ::axum::routing::any;
 
 use crate::Events;
@@ -89,8 +89,9 @@ fn too_large(limit: usize) -> Reply {
 }
 
 fn respond(reply: &Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, reply.body()).into_response();
+    let mut response = Response::new(Body::from(reply.body()));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -67,7 +67,14 @@ impl Reply {
 
     /// The body, as JSON text.
     pub fn body(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+        // Sized for the usual reply (outcome, event name, event id) at once,
+        // rather than grown from empty a few bytes at a time.
+        let mut out = Vec::with_capacity(128);
+        match serde_json::to_writer(&mut out, self) {
+            // serde_json writes UTF-8 only.
+            Ok(()) => String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned()),
+            Err(_) => "{}".to_owned(),
+        }
     }
 }
 

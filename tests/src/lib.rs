@@ -6,11 +6,13 @@
 //!   binary can measure the peak heap of what it runs;
 //! - [`call_counter`]: a global allocator counting allocating calls on
 //!   demand, for allocations per operation in benchmarks;
-//! - [`compact_json`]: sample text as the compact bodies Kustomer sends.
+//! - [`compact_json`]: sample text as the compact bodies Kustomer sends;
+//! - [`load`]: the receiver benchmark's deliveries, servers and client.
 #![deny(missing_docs)]
 
 pub mod alloc_counter;
 pub mod call_counter;
+pub mod load;
 pub mod mutate;
 
 /// JSON text without its insignificant whitespace, keys and values exactly

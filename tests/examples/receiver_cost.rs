@@ -1,0 +1,39 @@
+//! One run of the receiver benchmark's load, for instruction counting:
+//! `receiver_cost MODE [REQUESTS]` builds REQUESTS signed deliveries
+//! (default 2,000) and, for MODE `receiver` or `bare`, posts them all to
+//! that server over loopback; MODE `none` only builds them, so that its
+//! count can be taken off the others. Run by `scripts/receiver-instructions`
+//! under callgrind; on its own it only prints what it did.
+
+use std::sync::Arc;
+
+use kustomer_webhooks_tests::load::{bare_router, deliveries, load, receiver_router, serve};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_default();
+    let requests = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
+    let app = match mode.as_str() {
+        "receiver" => Some(receiver_router()),
+        "bare" => Some(bare_router()),
+        "none" => None,
+        other => {
+            eprintln!("usage: receiver_cost receiver|bare|none [REQUESTS] (not {other:?})");
+            std::process::exit(2);
+        }
+    };
+    let payloads = Arc::new(deliveries(0, requests));
+    let Some(app) = app else {
+        println!("built {requests} deliveries");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime builds");
+    let run = rt.block_on(async {
+        let addr = serve(app).await;
+        load(format!("http://{addr}/"), payloads).await
+    });
+    println!("{mode}: {requests} requests, {:.0} per second", run.rps);
+}

@@ -1,0 +1,148 @@
+//! The receiver benchmark's load: signed deliveries of the ten seed samples,
+//! the two servers it compares (the full receiver and a bare axum endpoint
+//! that only reads the body), and the client that posts them. Shared by
+//! `benches/receiver.rs` (requests per second) and
+//! `examples/receiver_cost.rs` (instructions per request, under callgrind).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::receiver::Receiver;
+use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::{CustomerEvent, Dispatcher};
+
+/// The token the deliveries are signed with.
+pub const TOKEN: &str = "bench-token";
+/// Clients posting at once.
+pub const CONCURRENCY: usize = 32;
+
+/// One delivery: its body, signature and event name.
+pub struct Delivery {
+    /// The body, compact JSON.
+    pub body: Vec<u8>,
+    /// `X-Kustomer-Webhook-Signature`.
+    pub signature: String,
+    /// `X-Kustomer-Webhook-Event`.
+    pub event: String,
+}
+
+/// `count` deliveries cycling through the ten samples, each with its own
+/// event id (`round` keeps ids distinct across rounds), so that
+/// de-duplication does real work but never short-cuts a delivery.
+pub fn deliveries(round: usize, count: usize) -> Vec<Delivery> {
+    (0..count)
+        .map(|i| {
+            let (event, text) = SEED_SAMPLES[i % SEED_SAMPLES.len()];
+            let mut v: serde_json::Value =
+                serde_json::from_str(text).expect("the seed samples are JSON");
+            v["id"] = format!("{:024x}", round * count + i).into();
+            let body = serde_json::to_vec(&v).expect("a Value serialises");
+            let signature = sign(TOKEN.as_bytes(), &body);
+            Delivery {
+                body,
+                signature,
+                event: event.to_owned(),
+            }
+        })
+        .collect()
+}
+
+async fn on_customer(event: CustomerEvent) {
+    std::hint::black_box(&event.data.attributes.rev);
+}
+
+/// The full receiver (verify, parse, de-duplicate, dispatch), with a
+/// handler for the customer events, as an axum router.
+pub fn receiver_router() -> axum::Router {
+    let dispatcher = Dispatcher::builder()
+        .handler(on_customer)
+        .build()
+        .expect("one handler builds");
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5));
+    kustomer_webhooks::axum::router(receiver)
+}
+
+/// A bare axum endpoint that only reads the body and answers 200.
+pub fn bare_router() -> axum::Router {
+    axum::Router::new().route("/", axum::routing::post(|_body: Bytes| async { "" }))
+}
+
+/// Serves `app` on an ephemeral loopback port.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The CPU time (user and system) the process has used so far, in seconds;
+/// `None` where `/proc` is not there.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports them in clock ticks of 1/100 s (USER_HZ).
+    Some(ticks / 100.0)
+}
+
+/// One load run: requests per second, and CPU microseconds per request.
+pub struct Run {
+    /// Requests per second.
+    pub rps: f64,
+    /// The process's CPU time per request (client and server), where known.
+    pub cpu_us: Option<f64>,
+}
+
+/// Posts every delivery to `url` with [`CONCURRENCY`] clients, each
+/// expecting 200.
+pub async fn load(url: String, deliveries: Arc<Vec<Delivery>>) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("a default client builds");
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, url, deliveries, next) = (
+            client.clone(),
+            url.clone(),
+            deliveries.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while let Some(d) = deliveries.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let res = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-kustomer-webhook-signature", &d.signature)
+                    .header("x-kustomer-webhook-event", &d.event)
+                    .body(d.body.clone())
+                    .send()
+                    .await
+                    .expect("the server answers");
+                assert_eq!(res.status().as_u16(), 200);
+                let _ = res.bytes().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a client task finishes");
+    }
+    let n = deliveries.len() as f64;
+    Run {
+        rps: n / start.elapsed().as_secs_f64(),
+        cpu_us: cpu.zip(cpu_seconds()).map(|(a, b)| (b - a) * 1e6 / n),
+    }
+}
