@@ -303,12 +303,25 @@ impl Shard {
     fn rotate_if_due(&mut self, now: Instant, generation: Duration) {
         let age = now.saturating_duration_since(self.rotated_at);
         if age >= generation {
-            self.previous = std::mem::take(&mut self.current);
             if age >= generation.saturating_mul(2) {
+                // Idle for two generations: everything is past its time,
+                // and the memory goes back.
                 self.previous = HashMap::new();
+                self.current = HashMap::new();
+            } else {
+                self.rotate();
             }
             self.rotated_at = now;
         }
+    }
+
+    /// The current generation becomes the previous one; the previous one's
+    /// entries are forgotten, and its table, already grown to a
+    /// generation's size, holds the new current one (rather than a table
+    /// grown again from empty, rehashing under the shard's lock).
+    fn rotate(&mut self) {
+        std::mem::swap(&mut self.previous, &mut self.current);
+        self.current.clear();
     }
 
     fn get(&self, id: &str) -> Option<Entry> {
@@ -335,10 +348,10 @@ impl Shard {
         }
         self.previous.remove(id);
         if self.current.len() >= (capacity / 2).max(1) {
-            self.previous = std::mem::take(&mut self.current);
+            self.rotate();
             self.rotated_at = entry.since;
             if capacity < 2 {
-                self.previous = HashMap::new();
+                self.previous.clear();
             }
         }
         self.current.insert(CompactString::new(id), entry);
@@ -817,6 +830,50 @@ mod tests {
         // Two generations have passed: touching the shard drops them both.
         assert_eq!(begin(&store, "id-0"), Begin::New);
         assert_eq!(store.entry_count(), 1);
+    }
+
+    #[test]
+    fn a_rotation_reuses_the_older_table() {
+        let now = Instant::now();
+        let mut shard = Shard {
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            rotated_at: now,
+        };
+        let entry = Entry {
+            claim: Claim::Done,
+            since: now,
+        };
+        // A generation holds half the capacity: 64 ids fill one.
+        for i in 0..64 {
+            shard.put(&format!("a-{i}"), entry, 128);
+        }
+        let grown = shard.current.capacity();
+        // The 65th id rotates: the 64 stay findable in the older generation.
+        shard.put("b-0", entry, 128);
+        assert_eq!((shard.current.len(), shard.previous.len()), (1, 64));
+        assert!(shard.get("a-0").is_some() && shard.get("b-0").is_some());
+        // The next rotation forgets the "a" ids and writes into their table,
+        // already grown, instead of growing a new one from empty.
+        for i in 1..64 {
+            shard.put(&format!("b-{i}"), entry, 128);
+        }
+        shard.put("c-0", entry, 128);
+        assert!(shard.get("a-0").is_none() && shard.get("b-0").is_some());
+        assert!(
+            shard.current.capacity() >= grown,
+            "{}",
+            shard.current.capacity()
+        );
+        // A time-based rotation does the same; two idle generations give
+        // the memory back.
+        let generation = Duration::from_secs(60);
+        shard.rotate_if_due(now + generation, generation);
+        assert!(shard.get("b-0").is_none() && shard.get("c-0").is_some());
+        assert!(shard.current.capacity() >= grown);
+        shard.rotate_if_due(now + generation * 3, generation);
+        assert_eq!(shard.len(), 0);
+        assert_eq!(shard.current.capacity() + shard.previous.capacity(), 0);
     }
 
     #[test]
