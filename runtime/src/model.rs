@@ -482,11 +482,7 @@ impl<T: Model + Default> Model for Box<T> {
     const EXPECTED: &'static str = T::EXPECTED;
     #[inline]
     fn read_option(r: &mut Reader<'_>, slot: &mut Option<Self>) -> Result<Misfit, ReadError> {
-        let raw = T::read_in_place(r, slot.insert(Box::default()))?;
-        if raw.is_some() {
-            *slot = None;
-        }
-        Ok(raw)
+        read_option_in_place(r, slot)
     }
     #[inline]
     fn read_in_place(r: &mut Reader<'_>, slot: &mut Self) -> Result<Misfit, ReadError> {

@@ -70,22 +70,13 @@ pub enum VerifyError {
     },
 }
 
-/// A secret: compared in constant time, never printed.
+/// A secret, never printed: a custom header's value (compared in constant
+/// time), or an HMAC-SHA256 already keyed with a token (the key's two hash
+/// blocks computed once, not per delivery).
 #[derive(Clone)]
-struct Secret(Box<[u8]>);
+struct Secret<T>(T);
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// An HMAC-SHA256 already keyed with a token: the key's two hash blocks
-/// are computed once, not per delivery. Never printed.
-#[derive(Clone)]
-struct Keyed(Hmac<Sha256>);
-
-impl fmt::Debug for Keyed {
+impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
@@ -95,22 +86,22 @@ impl fmt::Debug for Keyed {
 /// the custom headers the app definition configures.
 #[derive(Clone, Debug)]
 pub struct Verifier {
-    tokens: Vec<Keyed>,
-    headers: Vec<(String, Secret)>,
+    tokens: Vec<Secret<Hmac<Sha256>>>,
+    headers: Vec<(String, Secret<Box<[u8]>>)>,
 }
 
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
     pub fn new(token: impl AsRef<[u8]>) -> Self {
         Verifier {
-            tokens: vec![Keyed(keyed(token.as_ref()))],
+            tokens: vec![Secret(keyed(token.as_ref()))],
             headers: Vec::new(),
         }
     }
 
     /// Also accepts deliveries signed with `token` (while rotating tokens).
     pub fn with_token(mut self, token: impl AsRef<[u8]>) -> Self {
-        self.tokens.push(Keyed(keyed(token.as_ref())));
+        self.tokens.push(Secret(keyed(token.as_ref())));
         self
     }
 
