@@ -12,6 +12,11 @@ use crate::{Drift, Extra, Op};
 /// How one field changed: `op`, and its value `before` and `after`, typed as
 /// the field itself is. Either value may be absent (an `add` has no
 /// `before`) or null.
+///
+/// The generated change sets hold each as `Option<Box<Change<T>>>`: boxed,
+/// so that an event with dozens of possible changes stays small, and only
+/// the changes a payload carries are allocated. Fields read through the box
+/// (`change.after`); to match on one, take `as_deref()` first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change<T> {
     /// What happened: `replace`, `add`, `remove`, or an operation this
