@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks_tests::call_counter::{CountingCalls, allocations};
-use kustomer_webhooks_tests::compact_json;
 use kustomer_webhooks_tests::mutate::Mutator;
+use kustomer_webhooks_tests::{compact_json, median};
 use serde_json::{Map, Value};
 
 #[global_allocator]
@@ -208,11 +208,6 @@ fn ns_per_body(f: fn(&[u8]), bodies: &[Vec<u8>], reps: usize) -> f64 {
 fn reps_for(f: fn(&[u8]), bodies: &[Vec<u8>]) -> usize {
     let ns = ns_per_body(f, bodies, 20).max(1.0);
     ((TARGET.as_secs_f64() * 1e9 / (ns * bodies.len() as f64)) as usize).max(1)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Allocation calls per body of `f` over `bodies` (the process runs one

@@ -15,15 +15,11 @@
 use std::sync::Arc;
 
 use kustomer_webhooks_tests::load::{bare_router, deliveries, load, receiver_router, serve};
+use kustomer_webhooks_tests::median;
 
 const REQUESTS: usize = 10_000;
 /// Measured rounds, after one warm-up round.
 const ROUNDS: usize = 8;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -7,6 +7,7 @@
 //! - [`call_counter`]: a global allocator counting allocating calls on
 //!   demand, for allocations per operation in benchmarks;
 //! - [`compact_json`]: sample text as the compact bodies Kustomer sends;
+//! - [`median`]: the middle of a benchmark's rounds;
 //! - [`load`]: the receiver benchmark's deliveries, servers and client.
 #![deny(missing_docs)]
 
@@ -37,6 +38,13 @@ pub fn compact_json(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The middle value of `xs` (the upper one of the two middles for an even
+/// count): what the benchmarks report of their interleaved rounds.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
 }
 
 #[cfg(test)]
