@@ -129,7 +129,7 @@ use std::time::{Duration, Instant};
 // under plain mutexes, keyed by the inline id, each entry stamped with when
 // it took its state, and swept in whole generations (see `Shard`).
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{self, RandomState};
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
 
@@ -357,6 +357,46 @@ impl Shard {
         self.current.insert(CompactString::new(id), entry);
     }
 
+    /// Claims `id` for `entry` (an in-progress claim) unless a live entry
+    /// (`live` says which are) holds it already, whose claim is returned.
+    ///
+    /// [`get`](Shard::get) then [`put`](Shard::put) would do the same; this
+    /// hashes the id once per generation instead of five times, and writes
+    /// the new entry where the lookup found its place.
+    fn claim(
+        &mut self,
+        id: &str,
+        entry: Entry,
+        capacity: usize,
+        live: impl Fn(Entry) -> bool,
+    ) -> Option<Claim> {
+        let full = self.current.len() >= (capacity / 2).max(1);
+        match self.current.entry(CompactString::new(id)) {
+            hash_map::Entry::Occupied(mut found) => {
+                let old = *found.get();
+                if live(old) {
+                    return Some(old.claim);
+                }
+                found.insert(entry);
+                return None;
+            }
+            hash_map::Entry::Vacant(place) => match self.previous.get(id).copied() {
+                Some(old) if live(old) => return Some(old.claim),
+                // Expired: `put` below drops it.
+                Some(_) => {}
+                None if !full => {
+                    place.insert(entry);
+                    return None;
+                }
+                None => {}
+            },
+        }
+        // Rarer: an expired entry of the older generation to drop, or a
+        // full generation to rotate first.
+        self.put(id, entry, capacity);
+        None
+    }
+
     fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
@@ -465,18 +505,15 @@ impl MemoryStore {
         let capacity = self.inner.shard_capacity;
         // Under the shard's lock: concurrent claims of one id see each
         // other's writes. An expired entry reads as absent.
-        self.with_shard(id, |shard, now| match shard.get(id) {
-            Some(entry) if self.is_live(entry, now) => match entry.claim {
-                Claim::InProgress => Begin::InProgress,
-                Claim::Done => Begin::Done,
-            },
-            _ => {
-                let entry = Entry {
-                    claim: Claim::InProgress,
-                    since: now,
-                };
-                shard.put(id, entry, capacity);
-                Begin::New
+        self.with_shard(id, |shard, now| {
+            let entry = Entry {
+                claim: Claim::InProgress,
+                since: now,
+            };
+            match shard.claim(id, entry, capacity, |e| self.is_live(e, now)) {
+                Some(Claim::InProgress) => Begin::InProgress,
+                Some(Claim::Done) => Begin::Done,
+                None => Begin::New,
             }
         })
     }
@@ -916,6 +953,24 @@ mod tests {
         assert_eq!(begin(&store, "b"), Begin::Done);
         abandon(&store, "c");
         assert_eq!(begin(&store, "c"), Begin::New);
+    }
+
+    #[test]
+    fn a_claim_expired_in_the_previous_generation_is_claimed_anew() {
+        let store = MemoryStore::builder()
+            .max_entries(4)
+            .in_progress_timeout(Duration::from_millis(100))
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New);
+        assert_eq!(begin(&store, "b"), Begin::New);
+        // The current generation is full: "a" and "b" move to the previous one.
+        assert_eq!(begin(&store, "c"), Begin::New);
+        assert_eq!(begin(&store, "a"), Begin::InProgress);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(begin(&store, "a"), Begin::New, "its owner died mid-handler");
+        assert_eq!(begin(&store, "a"), Begin::InProgress, "claimed anew");
+        // The expired entry left the previous generation: "a" is kept once.
+        assert_eq!(store.entry_count(), 3);
     }
 
     #[test]

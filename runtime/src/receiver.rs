@@ -310,32 +310,30 @@ impl<S: Events> Receiver<S> {
         let claimed = match (&self.store, &id) {
             // A store that does not answer gets the handler's time limit,
             // so the delivery still gets a retryable answer in time.
-            (Some(store), Some(id)) => {
-                match tokio::time::timeout(self.timeout, store.begin(id)).await {
-                    Ok(Ok(Begin::New)) => true,
-                    Ok(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
-                    Ok(Ok(Begin::InProgress)) => {
-                        let why = "another delivery of this event is being handled; retry later";
-                        return reply!(409, "in progress", Some(why.to_owned()));
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "idempotency store failed");
-                        return reply!(
-                            503,
-                            "error",
-                            Some(format!("the idempotency store failed: {e}")),
-                        );
-                    }
-                    Err(_) => {
-                        tracing::warn!(timeout = ?self.timeout, "idempotency store did not answer");
-                        let why = format!(
-                            "the idempotency store did not answer within {:?}",
-                            self.timeout
-                        );
-                        return reply!(503, "error", Some(why));
-                    }
+            (Some(store), Some(id)) => match within(None, self.timeout, store.begin(id)).await {
+                Some(Ok(Begin::New)) => true,
+                Some(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
+                Some(Ok(Begin::InProgress)) => {
+                    let why = "another delivery of this event is being handled; retry later";
+                    return reply!(409, "in progress", Some(why.to_owned()));
                 }
-            }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "idempotency store failed");
+                    return reply!(
+                        503,
+                        "error",
+                        Some(format!("the idempotency store failed: {e}")),
+                    );
+                }
+                None => {
+                    tracing::warn!(timeout = ?self.timeout, "idempotency store did not answer");
+                    let why = format!(
+                        "the idempotency store did not answer within {:?}",
+                        self.timeout
+                    );
+                    return reply!(503, "error", Some(why));
+                }
+            },
             _ => false,
         };
         // Until the handler's run takes the claim over, dropping the delivery
@@ -350,7 +348,7 @@ impl<S: Events> Receiver<S> {
         {
             if let Some((store, id)) = &claim.0 {
                 // Acknowledged: a retry of this delivery is a duplicate.
-                let _ = tokio::time::timeout(self.timeout, store.complete(id)).await;
+                let _ = within(None, self.timeout, store.complete(id)).await;
             }
             claim.0 = None;
             let why = format!("rev not newer than {last}, the last processed for this resource");
@@ -383,9 +381,14 @@ impl<S: Events> Receiver<S> {
         // is always completed or abandoned.
         let store = claim.0.take();
         let run = Detached::new(async move {
-            let result =
-                tokio::time::timeout(timeout, dispatcher.dispatch_event(parsed.event)).await;
-            let succeeded = matches!(result, Ok(Ok(_)));
+            let start = tokio::time::Instant::now();
+            let result = within(
+                Some(start),
+                timeout,
+                dispatcher.dispatch_event(parsed.event),
+            )
+            .await;
+            let succeeded = matches!(result, Some(Ok(_)));
             if let Some((store, id)) = &store {
                 let settle = async {
                     if succeeded {
@@ -394,12 +397,12 @@ impl<S: Events> Receiver<S> {
                         store.abandon(id).await
                     }
                 };
-                match tokio::time::timeout(timeout, settle).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
+                match within(None, timeout, settle).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
                         tracing::warn!(error = %e, "idempotency store failed after the handler ran");
                     }
-                    Err(_) => {
+                    None => {
                         tracing::warn!("idempotency store did not answer after the handler ran")
                     }
                 }
@@ -422,14 +425,14 @@ impl<S: Events> Receiver<S> {
             }
         };
         match dispatched {
-            Ok(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
-            Ok(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
-            Ok(Err(e @ (DispatchError::Handler { .. } | DispatchError::Panicked { .. }))) => {
+            Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
+            Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
+            Some(Err(e @ (DispatchError::Handler { .. } | DispatchError::Panicked { .. }))) => {
                 tracing::warn!(error = %e, "handler failed");
                 reply!(500, "error", Some(e.to_string()))
             }
-            Ok(Err(e)) => reply!(500, "error", Some(e.to_string())),
-            Err(_) => {
+            Some(Err(e)) => reply!(500, "error", Some(e.to_string())),
+            None => {
                 tracing::warn!(timeout = ?self.timeout, "handler timed out");
                 reply!(
                     503,
@@ -512,6 +515,30 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
     }
 }
 
+/// `future`'s output, or `None` when it did not finish within `limit` of
+/// `start` (or of its first wait, when `start` is `None`).
+///
+/// A future that finishes when first polled arms no timer, and with no
+/// `start` reads no clock either: the in-memory store always answers at
+/// once, and most handlers never wait. Only a handler's limit counts from a
+/// start read before it runs, so that the time it spends before its first
+/// wait counts too; a store's synchronous part is too short to matter.
+async fn within<F: Future>(
+    start: Option<tokio::time::Instant>,
+    limit: Duration,
+    future: F,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => {
+            let start = start.unwrap_or_else(tokio::time::Instant::now);
+            tokio::time::timeout_at(start + limit, future).await.ok()
+        }
+    }
+}
+
 fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
         return false;
@@ -524,5 +551,62 @@ fn parse_error(e: &ParseError) -> Reply {
     Reply {
         pointer: e.pointer(),
         ..Reply::error(400, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime builds")
+    }
+
+    #[test]
+    fn a_future_ready_at_once_is_not_timed() {
+        // Even a zero limit: a future that never waits is not cut short.
+        let out = runtime().block_on(within(None, Duration::ZERO, async { 7 }));
+        assert_eq!(out, Some(7));
+    }
+
+    #[test]
+    fn a_future_that_waits_past_its_limit_is_cut() {
+        let out = runtime().block_on(within(
+            None,
+            Duration::from_millis(20),
+            std::future::pending::<()>(),
+        ));
+        assert_eq!(out, None);
+    }
+
+    #[test]
+    fn a_future_that_waits_within_its_limit_finishes() {
+        let out = runtime().block_on(within(None, Duration::from_secs(60), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            8
+        }));
+        assert_eq!(out, Some(8));
+    }
+
+    #[test]
+    fn with_a_start_the_time_before_the_first_wait_counts() {
+        let rt = runtime();
+        let out = rt.block_on(async {
+            let start = tokio::time::Instant::now();
+            within(Some(start), Duration::from_millis(150), async {
+                // 100 ms of work before the first wait, then 100 ms of
+                // waiting: done 200 ms after the start at the earliest,
+                // past its limit (it would be within a limit counted from
+                // the first wait).
+                std::thread::sleep(Duration::from_millis(100));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                9
+            })
+            .await
+        });
+        assert_eq!(out, None);
     }
 }
