@@ -4,22 +4,34 @@
 //!
 //! Prints `ratio receiver_vs_bare: X` (goal X ≥ 0.8): the median, over
 //! paired rounds, of the receiver's requests per second divided by the bare
-//! endpoint's in the same round. The two take turns going first, so neither
-//! always runs right after the payloads are built. Each round also reports
-//! the process's CPU time per request (Linux), which a machine shared with
-//! other work disturbs less than throughput.
+//! endpoint's in the same round. The endpoints take turns going first, so
+//! none always runs right after the payloads are built. Each round also
+//! reports the process's CPU time per request (Linux), which a machine
+//! shared with other work disturbs less than throughput.
+//!
+//! Two more endpoints, measured the same way, show the floor under the
+//! receiver: the bare endpoint plus the signature check alone
+//! (`ratio verify_only_vs_bare`), and plus a check that the body is JSON
+//! (`ratio verify_and_json_check_vs_bare`; `serde_json` into `IgnoredAny`,
+//! no typed values). No receiver that verifies and reads the body can reach
+//! more than these.
 //!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
 use std::sync::Arc;
 
-use kustomer_webhooks_tests::load::{bare_router, deliveries, load, receiver_router, serve};
+use kustomer_webhooks_tests::load::{
+    Run, bare_router, deliveries, floor_router, load, receiver_router, serve,
+};
 use kustomer_webhooks_tests::median;
 
 const REQUESTS: usize = 10_000;
 /// Measured rounds, after one warm-up round.
 const ROUNDS: usize = 8;
+
+/// The endpoints, in the order they are printed; the bare one is the base.
+const NAMES: [&str; 4] = ["receiver", "bare", "verify_only", "verify_and_json_check"];
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -27,38 +39,67 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let full = serve(receiver_router()).await;
-        let bare = serve(bare_router()).await;
-        // Warm both up, then alternate rounds: the two see the same load.
-        let (mut full_rps, mut bare_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut full_cpu, mut bare_cpu) = (Vec::new(), Vec::new());
+        let mut urls = Vec::new();
+        for app in [
+            receiver_router(),
+            bare_router(),
+            floor_router(false),
+            floor_router(true),
+        ] {
+            urls.push(format!("http://{}/", serve(app).await));
+        }
+        // Per endpoint: requests per second, CPU per request, and the ratio
+        // to the bare endpoint in the same round.
+        let mut rps = vec![Vec::new(); NAMES.len()];
+        let mut cpu = vec![Vec::new(); NAMES.len()];
+        let mut ratios = vec![Vec::new(); NAMES.len()];
         for round in 0..=ROUNDS {
             // Fresh ids each round: no delivery is a duplicate.
             let payloads = Arc::new(deliveries(round, REQUESTS));
-            let (full_url, bare_url) = (format!("http://{full}/"), format!("http://{bare}/"));
-            let (f, b) = if round % 2 == 0 {
-                let f = load(full_url, payloads.clone()).await;
-                (f, load(bare_url, payloads).await)
-            } else {
-                let b = load(bare_url, payloads.clone()).await;
-                (load(full_url, payloads).await, b)
-            };
-            if round > 0 {
-                ratios.push(f.rps / b.rps);
-                full_rps.push(f.rps);
-                bare_rps.push(b.rps);
-                full_cpu.extend(f.cpu_us);
-                bare_cpu.extend(b.cpu_us);
+            let mut runs: Vec<Option<Run>> = (0..NAMES.len()).map(|_| None).collect();
+            // Each round starts with another endpoint.
+            for k in 0..NAMES.len() {
+                let i = (round + k) % NAMES.len();
+                runs[i] = Some(load(urls[i].clone(), payloads.clone()).await);
+            }
+            if round == 0 {
+                continue;
+            }
+            let runs: Vec<Run> = runs
+                .into_iter()
+                .map(|r| r.expect("every endpoint ran"))
+                .collect();
+            for (i, run) in runs.iter().enumerate() {
+                rps[i].push(run.rps);
+                cpu[i].extend(run.cpu_us);
+                ratios[i].push(run.rps / runs[1].rps);
             }
         }
-        println!("requests_per_second_receiver: {:.0}", median(full_rps));
-        println!("requests_per_second_bare: {:.0}", median(bare_rps));
-        if !full_cpu.is_empty() && !bare_cpu.is_empty() {
-            let (f, b) = (median(full_cpu), median(bare_cpu));
-            println!("cpu_us_per_request_receiver: {f:.1}");
-            println!("cpu_us_per_request_bare: {b:.1}");
-            println!("cpu ratio bare_vs_receiver: {:.2}", b / f);
+        for (i, name) in NAMES.iter().enumerate() {
+            println!(
+                "requests_per_second_{name}: {:.0}",
+                median(std::mem::take(&mut rps[i]))
+            );
         }
-        println!("ratio receiver_vs_bare: {:.2}", median(ratios));
+        for (i, name) in NAMES.iter().enumerate() {
+            if !cpu[i].is_empty() {
+                println!(
+                    "cpu_us_per_request_{name}: {:.1}",
+                    median(std::mem::take(&mut cpu[i]))
+                );
+            }
+        }
+        println!(
+            "ratio verify_only_vs_bare: {:.2}",
+            median(std::mem::take(&mut ratios[2]))
+        );
+        println!(
+            "ratio verify_and_json_check_vs_bare: {:.2}",
+            median(std::mem::take(&mut ratios[3]))
+        );
+        println!(
+            "ratio receiver_vs_bare: {:.2}",
+            median(std::mem::take(&mut ratios[0]))
+        );
     });
 }

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{Verifier, sign};
@@ -70,6 +72,33 @@ pub fn receiver_router() -> axum::Router {
 /// A bare axum endpoint that only reads the body and answers 200.
 pub fn bare_router() -> axum::Router {
     axum::Router::new().route("/", axum::routing::post(|_body: Bytes| async { "" }))
+}
+
+/// What a receiver can least add to the bare endpoint, for comparison: a
+/// bare endpoint that also checks the signature (the HMAC-SHA256 of the body,
+/// which the issue requires) and, with `check_json`, that the body is JSON
+/// (`serde_json` reading it into `IgnoredAny`: no typed values, no
+/// allocation). Answers 200, or 401/400 as the receiver would.
+pub fn floor_router(check_json: bool) -> axum::Router {
+    async fn floor(
+        State((verifier, check_json)): State<(Arc<Verifier>, bool)>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        if verifier
+            .verify(&body, |name| headers.get(name).map(|v| v.as_bytes()))
+            .is_err()
+        {
+            return StatusCode::UNAUTHORIZED;
+        }
+        if check_json && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+            return StatusCode::BAD_REQUEST;
+        }
+        StatusCode::OK
+    }
+    axum::Router::new()
+        .route("/", axum::routing::post(floor))
+        .with_state((Arc::new(Verifier::new(TOKEN)), check_json))
 }
 
 /// Serves `app` on an ephemeral loopback port.
