@@ -520,9 +520,10 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
 ///
 /// A future that finishes when first polled arms no timer, and with no
 /// `start` reads no clock either: the in-memory store always answers at
-/// once, and most handlers never wait. Only a handler's limit counts from a
-/// start read before it runs, so that the time it spends before its first
-/// wait counts too; a store's synchronous part is too short to matter.
+/// once, and so does a handler that does not wait on I/O. A handler's limit
+/// counts from a start read before it runs, so that the time it spends
+/// before its first wait counts too; a store's limit counts from its first
+/// wait (what it does before that is synchronous and short).
 async fn within<F: Future>(
     start: Option<tokio::time::Instant>,
     limit: Duration,
