@@ -244,7 +244,7 @@ impl<'de> Reader<'de> {
 
     /// The next key of the object being read, its `:` read past; `None` at
     /// its end (which is read past).
-    #[inline]
+    #[inline(never)]
     pub fn next_key(&mut self) -> Result<Option<Cow<'de, str>>, ReadError> {
         let bytes = self.bytes();
         if std::mem::take(&mut self.opened) {

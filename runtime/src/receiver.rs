@@ -29,7 +29,7 @@ use crate::capture::Capture;
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
 use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, Verifier};
-use crate::{DispatchError, Dispatched, Dispatcher, Events, ParseError, Parsed};
+use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
 
 /// What the receiver answers: a status and a small JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -317,22 +317,8 @@ impl<S: Events> Receiver<S> {
                     let why = "another delivery of this event is being handled; retry later";
                     return reply!(409, "in progress", Some(why.to_owned()));
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "idempotency store failed");
-                    return reply!(
-                        503,
-                        "error",
-                        Some(format!("the idempotency store failed: {e}")),
-                    );
-                }
-                None => {
-                    tracing::warn!(timeout = ?self.timeout, "idempotency store did not answer");
-                    let why = format!(
-                        "the idempotency store did not answer within {:?}",
-                        self.timeout
-                    );
-                    return reply!(503, "error", Some(why));
-                }
+                Some(Err(e)) => return reply!(503, "error", Some(cold::store_failed(&e))),
+                None => return reply!(503, "error", Some(cold::store_silent(self.timeout))),
             },
             _ => false,
         };
@@ -351,16 +337,13 @@ impl<S: Events> Receiver<S> {
                 let _ = within(None, self.timeout, store.complete(id)).await;
             }
             claim.0 = None;
-            let why = format!("rev not newer than {last}, the last processed for this resource");
-            return reply!(200, "stale", Some(why));
+            return reply!(200, "stale", Some(cold::stale(last)));
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
         }
-        if let Some(capture) = &self.capture
-            && let Err(e) = capture.save_async(&parsed).await
-        {
-            tracing::warn!(error = %e, "could not capture the delivery");
+        if let Some(capture) = &self.capture {
+            cold::capture(capture, &parsed).await;
         }
         // Only the ordering guard needs the resource after the handler ran.
         let resource = self
@@ -399,12 +382,8 @@ impl<S: Events> Receiver<S> {
                 };
                 match within(None, timeout, settle).await {
                     Some(Ok(())) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "idempotency store failed after the handler ran");
-                    }
-                    None => {
-                        tracing::warn!("idempotency store did not answer after the handler ran")
-                    }
+                    Some(Err(e)) => cold::settle_failed(Some(&e)),
+                    None => cold::settle_failed(None),
                 }
             }
             if succeeded && let (Some(guard), Some(resource), Some(rev)) = (ordering, resource, rev)
@@ -415,32 +394,95 @@ impl<S: Events> Receiver<S> {
         });
         let dispatched = match run.await {
             Ok(result) => result,
-            Err(panic) => {
-                let why = crate::dispatch::panic_message(panic);
-                return reply!(
-                    500,
-                    "error",
-                    Some(format!("the handler task failed: {why}")),
-                );
-            }
+            Err(panic) => return reply!(500, "error", Some(cold::panicked(panic))),
         };
         match dispatched {
             Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
             Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
-            Some(Err(e @ (DispatchError::Handler { .. } | DispatchError::Panicked { .. }))) => {
-                tracing::warn!(error = %e, "handler failed");
-                reply!(500, "error", Some(e.to_string()))
-            }
-            Some(Err(e)) => reply!(500, "error", Some(e.to_string())),
-            None => {
-                tracing::warn!(timeout = ?self.timeout, "handler timed out");
-                reply!(
-                    503,
-                    "error",
-                    Some(format!("the handler took longer than {:?}", self.timeout)),
-                )
-            }
+            Some(Err(e)) => reply!(500, "error", Some(cold::handler_failed(&e))),
+            None => reply!(503, "error", Some(cold::handler_timed_out(self.timeout))),
         }
+    }
+}
+
+/// What the delivery logs and answers when something went wrong, out of
+/// line: every delivery runs through `deliver`, and kept apart, these paths
+/// do not spread its code over more of the instruction cache.
+mod cold {
+    use std::any::Any;
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use crate::capture::Capture;
+    use crate::{DispatchError, Events, Parsed};
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn store_failed(e: &dyn Display) -> String {
+        tracing::warn!(error = %e, "idempotency store failed");
+        format!("the idempotency store failed: {e}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn store_silent(timeout: Duration) -> String {
+        tracing::warn!(?timeout, "idempotency store did not answer");
+        format!("the idempotency store did not answer within {timeout:?}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn settle_failed(e: Option<&dyn Display>) {
+        match e {
+            Some(e) => tracing::warn!(error = %e, "idempotency store failed after the handler ran"),
+            None => tracing::warn!("idempotency store did not answer after the handler ran"),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn stale(last: impl Display) -> String {
+        format!("rev not newer than {last}, the last processed for this resource")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn panicked(panic: Box<dyn Any + Send>) -> String {
+        let why = crate::dispatch::panic_message(panic);
+        format!("the handler task failed: {why}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn handler_failed(e: &DispatchError) -> String {
+        if matches!(
+            e,
+            DispatchError::Handler { .. } | DispatchError::Panicked { .. }
+        ) {
+            tracing::warn!(error = %e, "handler failed");
+        }
+        e.to_string()
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn handler_timed_out(timeout: Duration) -> String {
+        tracing::warn!(?timeout, "handler timed out");
+        format!("the handler took longer than {timeout:?}")
+    }
+
+    /// Saves the delivery; off by default, so boxed, and its future polled
+    /// out of line.
+    #[inline(never)]
+    pub(super) fn capture<'a, S: Events>(
+        capture: &'a Capture,
+        parsed: &'a Parsed<'_, S>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Err(e) = capture.save_async(parsed).await {
+                tracing::warn!(error = %e, "could not capture the delivery");
+            }
+        })
     }
 }
 

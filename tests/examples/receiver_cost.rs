@@ -1,13 +1,16 @@
 //! One run of the receiver benchmark's load, for instruction counting:
 //! `receiver_cost MODE [REQUESTS]` builds REQUESTS signed deliveries
-//! (default 2,000) and, for MODE `receiver` or `bare`, posts them all to
-//! that server over loopback; MODE `none` only builds them, so that its
-//! count can be taken off the others. Run by `scripts/receiver-instructions`
+//! (default 2,000) and, for MODE `receiver`, `bare` or `floor` (the bare
+//! endpoint plus the signature and JSON checks), posts them all to that
+//! server over loopback; MODE `none` only builds them, so that its count can
+//! be taken off the others. Run by `scripts/receiver-instructions`
 //! under callgrind; on its own it only prints what it did.
 
 use std::sync::Arc;
 
-use kustomer_webhooks_tests::load::{bare_router, deliveries, load, receiver_router, serve};
+use kustomer_webhooks_tests::load::{
+    bare_router, deliveries, floor_router, load, receiver_router, serve,
+};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -16,9 +19,10 @@ fn main() {
     let app = match mode.as_str() {
         "receiver" => Some(receiver_router()),
         "bare" => Some(bare_router()),
+        "floor" => Some(floor_router(true)),
         "none" => None,
         other => {
-            eprintln!("usage: receiver_cost receiver|bare|none [REQUESTS] (not {other:?})");
+            eprintln!("usage: receiver_cost receiver|bare|floor|none [REQUESTS] (not {other:?})");
             std::process::exit(2);
         }
     };
