@@ -577,7 +577,11 @@ async fn within<F: Future>(
         Poll::Ready(output) => Some(output),
         Poll::Pending => {
             let start = start.unwrap_or_else(tokio::time::Instant::now);
-            tokio::time::timeout_at(start + limit, future).await.ok()
+            match start.checked_add(limit) {
+                Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+                // A limit past any instant the clock can tell: none.
+                None => Some(future.await),
+            }
         }
     }
 }
@@ -628,6 +632,15 @@ mod tests {
     #[test]
     fn a_future_that_waits_within_its_limit_finishes() {
         let out = runtime().block_on(within(None, Duration::from_secs(60), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            8
+        }));
+        assert_eq!(out, Some(8));
+    }
+
+    #[test]
+    fn a_limit_past_the_clock_is_no_limit() {
+        let out = runtime().block_on(within(None, Duration::MAX, async {
             tokio::time::sleep(Duration::from_millis(5)).await;
             8
         }));
