@@ -9,12 +9,14 @@
 //! reports the process's CPU time per request (Linux), which a machine
 //! shared with other work disturbs less than throughput.
 //!
-//! Two more endpoints, measured the same way, show the floor under the
-//! receiver: the bare endpoint plus the signature check alone
-//! (`ratio verify_only_vs_bare`), and plus a check that the body is JSON
+//! Three more endpoints, measured the same way, take the receiver apart:
+//! the bare endpoint plus the signature check alone
+//! (`ratio verify_only_vs_bare`), plus a check that the body is JSON
 //! (`ratio verify_and_json_check_vs_bare`; `serde_json` into `IgnoredAny`,
-//! no typed values). No receiver that verifies and reads the body can reach
-//! more than these.
+//! no typed values), and plus the receiver's typed parse, the event then
+//! dropped (`ratio verify_and_typed_parse_vs_bare`). No receiver that
+//! verifies and reads the body can reach more than the first two; the third
+//! is the receiver without its store, dispatch and reply.
 //!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
@@ -22,7 +24,7 @@
 use std::sync::Arc;
 
 use kustomer_webhooks_tests::load::{
-    Run, bare_router, deliveries, floor_router, load, receiver_router, serve,
+    Part, Run, bare_router, deliveries, load, part_router, receiver_router, serve,
 };
 use kustomer_webhooks_tests::median;
 
@@ -31,7 +33,13 @@ const REQUESTS: usize = 10_000;
 const ROUNDS: usize = 8;
 
 /// The endpoints, in the order they are printed; the bare one is the base.
-const NAMES: [&str; 4] = ["receiver", "bare", "verify_only", "verify_and_json_check"];
+const NAMES: [&str; 5] = [
+    "receiver",
+    "bare",
+    "verify_only",
+    "verify_and_json_check",
+    "verify_and_typed_parse",
+];
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,8 +51,9 @@ fn main() {
         for app in [
             receiver_router(),
             bare_router(),
-            floor_router(false),
-            floor_router(true),
+            part_router(Part::Signature),
+            part_router(Part::Json),
+            part_router(Part::Typed),
         ] {
             urls.push(format!("http://{}/", serve(app).await));
         }
@@ -89,14 +98,12 @@ fn main() {
                 );
             }
         }
-        println!(
-            "ratio verify_only_vs_bare: {:.2}",
-            median(std::mem::take(&mut ratios[2]))
-        );
-        println!(
-            "ratio verify_and_json_check_vs_bare: {:.2}",
-            median(std::mem::take(&mut ratios[3]))
-        );
+        for (i, name) in NAMES.iter().enumerate().skip(2) {
+            println!(
+                "ratio {name}_vs_bare: {:.2}",
+                median(std::mem::take(&mut ratios[i]))
+            );
+        }
         println!(
             "ratio receiver_vs_bare: {:.2}",
             median(std::mem::take(&mut ratios[0]))

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use kustomer_webhooks_tests::load::{
-    bare_router, deliveries, floor_router, load, receiver_router, serve,
+    Part, bare_router, deliveries, load, part_router, receiver_router, serve,
 };
 
 fn main() {
@@ -19,7 +19,7 @@ fn main() {
     let app = match mode.as_str() {
         "receiver" => Some(receiver_router()),
         "bare" => Some(bare_router()),
-        "floor" => Some(floor_router(true)),
+        "floor" => Some(part_router(Part::Json)),
         "none" => None,
         other => {
             eprintln!("usage: receiver_cost receiver|bare|floor|none [REQUESTS] (not {other:?})");

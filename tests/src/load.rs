@@ -14,8 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
-use kustomer_webhooks::verify::{Verifier, sign};
-use kustomer_webhooks::{CustomerEvent, Dispatcher};
+use kustomer_webhooks::verify::{EVENT_HEADER, Verifier, sign};
+use kustomer_webhooks::{AnyEvent, CustomerEvent, Dispatcher, Parsed};
 
 /// The token the deliveries are signed with.
 pub const TOKEN: &str = "bench-token";
@@ -74,14 +74,26 @@ pub fn bare_router() -> axum::Router {
     axum::Router::new().route("/", axum::routing::post(|_body: Bytes| async { "" }))
 }
 
-/// What a receiver can least add to the bare endpoint, for comparison: a
-/// bare endpoint that also checks the signature (the HMAC-SHA256 of the body,
-/// which the issue requires) and, with `check_json`, that the body is JSON
-/// (`serde_json` reading it into `IgnoredAny`: no typed values, no
-/// allocation). Answers 200, or 401/400 as the receiver would.
-pub fn floor_router(check_json: bool) -> axum::Router {
-    async fn floor(
-        State((verifier, check_json)): State<(Arc<Verifier>, bool)>,
+/// How much of the receiver's work a [`part_router`] endpoint does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The signature check (the HMAC-SHA256 of the body, which the issue
+    /// requires): what any receiver must add to the bare endpoint.
+    Signature,
+    /// The signature check, and a check that the body is JSON (`serde_json`
+    /// reading it into `IgnoredAny`: no typed values, no allocation).
+    Json,
+    /// The signature check, and the typed parse the receiver does
+    /// (`Parsed::parse_as` with the event header), the event then dropped:
+    /// the receiver without its store, dispatch and reply.
+    Typed,
+}
+
+/// The bare endpoint plus `part` of the receiver's work, for comparison:
+/// answers 200, or 401/400 as the receiver would, with no body.
+pub fn part_router(part: Part) -> axum::Router {
+    async fn partial(
+        State((verifier, part)): State<(Arc<Verifier>, Part)>,
         headers: HeaderMap,
         body: Bytes,
     ) -> StatusCode {
@@ -91,14 +103,26 @@ pub fn floor_router(check_json: bool) -> axum::Router {
         {
             return StatusCode::UNAUTHORIZED;
         }
-        if check_json && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-            return StatusCode::BAD_REQUEST;
+        let read = match part {
+            Part::Signature => true,
+            Part::Json => serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok(),
+            Part::Typed => {
+                let name = headers
+                    .get(EVENT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                Parsed::<AnyEvent>::parse_as(&body, name).is_ok()
+            }
+        };
+        if read {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
         }
-        StatusCode::OK
     }
     axum::Router::new()
-        .route("/", axum::routing::post(floor))
-        .with_state((Arc::new(Verifier::new(TOKEN)), check_json))
+        .route("/", axum::routing::post(partial))
+        .with_state((Arc::new(Verifier::new(TOKEN)), part))
 }
 
 /// Serves `app` on an ephemeral loopback port.
