@@ -1,6 +1,7 @@
 //! The receiver benchmark's load: signed deliveries of the ten seed samples,
-//! the two servers it compares (the full receiver and a bare axum endpoint
-//! that only reads the body), and the client that posts them. Shared by
+//! the servers it compares (the full receiver, a bare axum endpoint that only
+//! reads the body, and the bare one plus parts of the receiver's work), and
+//! the client that posts them. Shared by
 //! `benches/receiver.rs` (requests per second) and
 //! `examples/receiver_cost.rs` (instructions per request, under callgrind).
 
