@@ -32,7 +32,12 @@ const REQUESTS: usize = 10_000;
 /// Measured rounds, after one warm-up round.
 const ROUNDS: usize = 8;
 
-/// The endpoints, in the order they are printed; the bare one is the base.
+/// Where the receiver and the bare endpoint (the base of every ratio) are in
+/// [`NAMES`]; the parts of the receiver follow them.
+const RECEIVER: usize = 0;
+const BARE: usize = 1;
+
+/// The endpoints, in the order they are printed.
 const NAMES: [&str; 5] = [
     "receiver",
     "bare",
@@ -81,7 +86,7 @@ fn main() {
             for (i, run) in runs.iter().enumerate() {
                 rps[i].push(run.rps);
                 cpu[i].extend(run.cpu_us);
-                ratios[i].push(run.rps / runs[1].rps);
+                ratios[i].push(run.rps / runs[BARE].rps);
             }
         }
         for (i, name) in NAMES.iter().enumerate() {
@@ -98,7 +103,7 @@ fn main() {
                 );
             }
         }
-        for (i, name) in NAMES.iter().enumerate().skip(2) {
+        for (i, name) in NAMES.iter().enumerate().skip(BARE + 1) {
             println!(
                 "ratio {name}_vs_bare: {:.2}",
                 median(std::mem::take(&mut ratios[i]))
@@ -106,7 +111,7 @@ fn main() {
         }
         println!(
             "ratio receiver_vs_bare: {:.2}",
-            median(std::mem::take(&mut ratios[0]))
+            median(std::mem::take(&mut ratios[RECEIVER]))
         );
     });
 }
