@@ -130,7 +130,7 @@ use std::time::{Duration, Instant};
 // it took its state, and swept in whole generations (see `Shard`).
 use std::collections::HashMap;
 use std::collections::hash_map::{self, RandomState};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use compact_str::CompactString;
@@ -294,9 +294,58 @@ struct Entry {
 /// forgotten.
 #[derive(Debug)]
 struct Shard {
-    current: HashMap<CompactString, Entry>,
-    previous: HashMap<CompactString, Entry>,
+    current: Generation,
+    previous: Generation,
     rotated_at: Instant,
+}
+
+/// One generation of a shard's ids.
+type Generation = HashMap<Key, Entry, BuildHasherDefault<Prehashed>>;
+
+/// An event id with its hash, computed once per store operation (with the
+/// store's keyed `RandomState`): the same hash picks the shard and places
+/// the id in the shard's tables, rather than hashing the id for each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    hash: u64,
+    id: CompactString,
+}
+
+impl Key {
+    fn new(hasher: &RandomState, id: &str) -> Key {
+        Key {
+            hash: hasher.hash_one(id),
+            id: CompactString::new(id),
+        }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The hasher of a shard's tables: it takes a [`Key`]'s hash as it is.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key` is hashed here, with `write_u64`; anything else still
+        // gets a hash of all its bytes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Shard {
@@ -306,8 +355,8 @@ impl Shard {
             if age >= generation.saturating_mul(2) {
                 // Idle for two generations: everything is past its time,
                 // and the memory goes back.
-                self.previous = HashMap::new();
-                self.current = HashMap::new();
+                self.previous = Generation::default();
+                self.current = Generation::default();
             } else {
                 self.rotate();
             }
@@ -324,14 +373,14 @@ impl Shard {
         self.current.clear();
     }
 
-    fn get(&self, id: &str) -> Option<Entry> {
+    fn get(&self, id: &Key) -> Option<Entry> {
         self.current
             .get(id)
             .or_else(|| self.previous.get(id))
             .copied()
     }
 
-    fn remove(&mut self, id: &str) {
+    fn remove(&mut self, id: &Key) {
         if self.current.remove(id).is_none() {
             self.previous.remove(id);
         }
@@ -341,7 +390,7 @@ impl Shard {
     /// most half the shard's `capacity`: when the current one is full, it
     /// becomes the previous one, and the entries of the previous one (the
     /// oldest) are forgotten.
-    fn put(&mut self, id: &str, entry: Entry, capacity: usize) {
+    fn put(&mut self, id: &Key, entry: Entry, capacity: usize) {
         if let Some(slot) = self.current.get_mut(id) {
             *slot = entry;
             return;
@@ -354,24 +403,24 @@ impl Shard {
                 self.previous.clear();
             }
         }
-        self.current.insert(CompactString::new(id), entry);
+        self.current.insert(id.clone(), entry);
     }
 
     /// Claims `id` for `entry` (an in-progress claim) unless a live entry
     /// (`live` says which are) holds it already, whose claim is returned.
     ///
     /// [`get`](Shard::get) then [`put`](Shard::put) would do the same; this
-    /// hashes the id once per generation instead of five times, and writes
+    /// looks the id up once per generation instead of five times, and writes
     /// the new entry where the lookup found its place.
     fn claim(
         &mut self,
-        id: &str,
+        id: &Key,
         entry: Entry,
         capacity: usize,
         live: impl Fn(Entry) -> bool,
     ) -> Option<Claim> {
         let full = self.current.len() >= (capacity / 2).max(1);
-        match self.current.entry(CompactString::new(id)) {
+        match self.current.entry(id.clone()) {
             hash_map::Entry::Occupied(mut found) => {
                 let old = *found.get();
                 if live(old) {
@@ -480,9 +529,12 @@ impl MemoryStore {
 
     /// Runs `f` on the shard of `id`, under its lock, once the shard has
     /// dropped the generation that expired.
-    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, Instant) -> T) -> T {
+    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, &Key, Instant) -> T) -> T {
         let inner = &*self.inner;
-        let index = inner.hasher.hash_one(id) as usize % inner.shards.len();
+        let key = Key::new(&inner.hasher, id);
+        // The shard from bits the tables do not use: they place an id by
+        // its hash's low bits and tag it with its top seven.
+        let index = (key.hash >> 32) as usize % inner.shards.len();
         let now = Instant::now();
         // Nothing panics while the lock is held, so a poisoned lock still
         // guards consistent entries.
@@ -490,7 +542,7 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         shard.rotate_if_due(now, inner.generation);
-        f(&mut shard, now)
+        f(&mut shard, &key, now)
     }
 
     fn is_live(&self, entry: Entry, now: Instant) -> bool {
@@ -505,7 +557,7 @@ impl MemoryStore {
         let capacity = self.inner.shard_capacity;
         // Under the shard's lock: concurrent claims of one id see each
         // other's writes. An expired entry reads as absent.
-        self.with_shard(id, |shard, now| {
+        self.with_shard(id, |shard, id, now| {
             let entry = Entry {
                 claim: Claim::InProgress,
                 since: now,
@@ -520,7 +572,7 @@ impl MemoryStore {
 
     fn complete_now(&self, id: &str) {
         let capacity = self.inner.shard_capacity;
-        self.with_shard(id, |shard, now| {
+        self.with_shard(id, |shard, id, now| {
             let entry = Entry {
                 claim: Claim::Done,
                 since: now,
@@ -530,7 +582,7 @@ impl MemoryStore {
     }
 
     fn abandon_now(&self, id: &str) {
-        self.with_shard(id, |shard, _| {
+        self.with_shard(id, |shard, id, _| {
             if shard.get(id).is_some_and(|e| e.claim == Claim::InProgress) {
                 shard.remove(id);
             }
@@ -607,8 +659,8 @@ impl MemoryStoreBuilder {
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    current: HashMap::new(),
-                    previous: HashMap::new(),
+                    current: Generation::default(),
+                    previous: Generation::default(),
                     rotated_at: now,
                 })
             })
@@ -873,30 +925,32 @@ mod tests {
     fn a_rotation_reuses_the_older_table() {
         let now = Instant::now();
         let mut shard = Shard {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: Generation::default(),
+            previous: Generation::default(),
             rotated_at: now,
         };
+        let hasher = RandomState::new();
+        let key = |id: &str| Key::new(&hasher, id);
         let entry = Entry {
             claim: Claim::Done,
             since: now,
         };
         // A generation holds half the capacity: 64 ids fill one.
         for i in 0..64 {
-            shard.put(&format!("a-{i}"), entry, 128);
+            shard.put(&key(&format!("a-{i}")), entry, 128);
         }
         let grown = shard.current.capacity();
         // The 65th id rotates: the 64 stay findable in the older generation.
-        shard.put("b-0", entry, 128);
+        shard.put(&key("b-0"), entry, 128);
         assert_eq!((shard.current.len(), shard.previous.len()), (1, 64));
-        assert!(shard.get("a-0").is_some() && shard.get("b-0").is_some());
+        assert!(shard.get(&key("a-0")).is_some() && shard.get(&key("b-0")).is_some());
         // The next rotation forgets the "a" ids and writes into their table,
         // already grown, instead of growing a new one from empty.
         for i in 1..64 {
-            shard.put(&format!("b-{i}"), entry, 128);
+            shard.put(&key(&format!("b-{i}")), entry, 128);
         }
-        shard.put("c-0", entry, 128);
-        assert!(shard.get("a-0").is_none() && shard.get("b-0").is_some());
+        shard.put(&key("c-0"), entry, 128);
+        assert!(shard.get(&key("a-0")).is_none() && shard.get(&key("b-0")).is_some());
         assert!(
             shard.current.capacity() >= grown,
             "{}",
@@ -906,7 +960,7 @@ mod tests {
         // the memory back.
         let generation = Duration::from_secs(60);
         shard.rotate_if_due(now + generation, generation);
-        assert!(shard.get("b-0").is_none() && shard.get("c-0").is_some());
+        assert!(shard.get(&key("b-0")).is_none() && shard.get(&key("c-0")).is_some());
         assert!(shard.current.capacity() >= grown);
         shard.rotate_if_due(now + generation * 3, generation);
         assert_eq!(shard.len(), 0);

@@ -1,7 +1,8 @@
 //! One run of the receiver benchmark's load, for instruction counting:
 //! `receiver_cost MODE [REQUESTS]` builds REQUESTS signed deliveries
-//! (default 2,000) and, for MODE `receiver`, `bare` or `floor` (the bare
-//! endpoint plus the signature and JSON checks), posts them all to that
+//! (default 2,000) and, for MODE `receiver`, `bare`, `floor` (the bare
+//! endpoint plus the signature and JSON checks) or `typed` (the bare
+//! endpoint plus the signature check and the typed parse), posts them all to that
 //! server over loopback; MODE `none` only builds them, so that its count can
 //! be taken off the others. Run by `scripts/receiver-instructions`
 //! under callgrind; on its own it only prints what it did.
@@ -20,9 +21,12 @@ fn main() {
         "receiver" => Some(receiver_router()),
         "bare" => Some(bare_router()),
         "floor" => Some(part_router(Part::Json)),
+        "typed" => Some(part_router(Part::Typed)),
         "none" => None,
         other => {
-            eprintln!("usage: receiver_cost receiver|bare|floor|none [REQUESTS] (not {other:?})");
+            eprintln!(
+                "usage: receiver_cost receiver|bare|floor|typed|none [REQUESTS] (not {other:?})"
+            );
             std::process::exit(2);
         }
     };
