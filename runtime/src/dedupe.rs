@@ -922,6 +922,28 @@ mod tests {
     }
 
     #[test]
+    fn ids_spread_over_every_shard() {
+        // 64 shards; the shard comes from other bits of the id's hash than
+        // the tables use, so every shard gets its share.
+        let store = MemoryStore::builder().max_entries(64 * 4096).build();
+        assert_eq!(store.inner.shards.len(), 64);
+        for i in 0..6400 {
+            let id = format!("{i:024x}");
+            assert_eq!(begin(&store, &id), Begin::New);
+            complete(&store, &id);
+            assert_eq!(begin(&store, &id), Begin::Done);
+        }
+        let per_shard: Vec<usize> = store
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().len())
+            .collect();
+        assert_eq!(per_shard.iter().sum::<usize>(), 6400);
+        assert!(per_shard.iter().all(|&n| n > 40), "{per_shard:?}");
+    }
+
+    #[test]
     fn a_rotation_reuses_the_older_table() {
         let now = Instant::now();
         let mut shard = Shard {
