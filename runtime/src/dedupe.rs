@@ -305,6 +305,8 @@ type Generation = HashMap<Key, Entry, BuildHasherDefault<Prehashed>>;
 /// An event id with its hash, computed once per store operation (with the
 /// store's keyed `RandomState`): the same hash picks the shard and places
 /// the id in the shard's tables, rather than hashing the id for each.
+/// Kustomer's ids (24 characters) fit a `CompactString` inline, so making
+/// one allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Key {
     hash: u64,
