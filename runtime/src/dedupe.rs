@@ -306,7 +306,8 @@ type Generation = HashMap<Key, Entry, BuildHasherDefault<Prehashed>>;
 /// store's keyed `RandomState`): the same hash picks the shard and places
 /// the id in the shard's tables, rather than hashing the id for each.
 /// Kustomer's ids (24 characters) fit a `CompactString` inline, so making
-/// one allocates nothing.
+/// one allocates nothing; a longer id is copied once per operation, the
+/// copy kept when the operation writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Key {
     hash: u64,
@@ -392,12 +393,12 @@ impl Shard {
     /// most half the shard's `capacity`: when the current one is full, it
     /// becomes the previous one, and the entries of the previous one (the
     /// oldest) are forgotten.
-    fn put(&mut self, id: &Key, entry: Entry, capacity: usize) {
-        if let Some(slot) = self.current.get_mut(id) {
+    fn put(&mut self, id: Key, entry: Entry, capacity: usize) {
+        if let Some(slot) = self.current.get_mut(&id) {
             *slot = entry;
             return;
         }
-        self.previous.remove(id);
+        self.previous.remove(&id);
         if self.current.len() >= (capacity / 2).max(1) {
             self.rotate();
             self.rotated_at = entry.since;
@@ -405,7 +406,7 @@ impl Shard {
                 self.previous.clear();
             }
         }
-        self.current.insert(id.clone(), entry);
+        self.current.insert(id, entry);
     }
 
     /// Claims `id` for `entry` (an in-progress claim) unless a live entry
@@ -416,13 +417,13 @@ impl Shard {
     /// the new entry where the lookup found its place.
     fn claim(
         &mut self,
-        id: &Key,
+        id: Key,
         entry: Entry,
         capacity: usize,
         live: impl Fn(Entry) -> bool,
     ) -> Option<Claim> {
         let full = self.current.len() >= (capacity / 2).max(1);
-        match self.current.entry(id.clone()) {
+        let id = match self.current.entry(id) {
             hash_map::Entry::Occupied(mut found) => {
                 let old = *found.get();
                 if live(old) {
@@ -431,19 +432,17 @@ impl Shard {
                 found.insert(entry);
                 return None;
             }
-            hash_map::Entry::Vacant(place) => match self.previous.get(id).copied() {
+            hash_map::Entry::Vacant(place) => match self.previous.get(place.key()).copied() {
                 Some(old) if live(old) => return Some(old.claim),
-                // Expired: `put` below drops it.
-                Some(_) => {}
                 None if !full => {
                     place.insert(entry);
                     return None;
                 }
-                None => {}
+                // Rarer: an expired entry of the older generation for `put`
+                // to drop, or a full generation to rotate first.
+                _ => place.into_key(),
             },
-        }
-        // Rarer: an expired entry of the older generation to drop, or a
-        // full generation to rotate first.
+        };
         self.put(id, entry, capacity);
         None
     }
@@ -531,7 +530,7 @@ impl MemoryStore {
 
     /// Runs `f` on the shard of `id`, under its lock, once the shard has
     /// dropped the generation that expired.
-    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, &Key, Instant) -> T) -> T {
+    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, Key, Instant) -> T) -> T {
         let inner = &*self.inner;
         let key = Key::new(&inner.hasher, id);
         // The shard from bits the tables do not use: they place an id by
@@ -544,7 +543,7 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         shard.rotate_if_due(now, inner.generation);
-        f(&mut shard, &key, now)
+        f(&mut shard, key, now)
     }
 
     fn is_live(&self, entry: Entry, now: Instant) -> bool {
@@ -585,8 +584,8 @@ impl MemoryStore {
 
     fn abandon_now(&self, id: &str) {
         self.with_shard(id, |shard, id, _| {
-            if shard.get(id).is_some_and(|e| e.claim == Claim::InProgress) {
-                shard.remove(id);
+            if shard.get(&id).is_some_and(|e| e.claim == Claim::InProgress) {
+                shard.remove(&id);
             }
         });
     }
@@ -961,19 +960,19 @@ mod tests {
         };
         // A generation holds half the capacity: 64 ids fill one.
         for i in 0..64 {
-            shard.put(&key(&format!("a-{i}")), entry, 128);
+            shard.put(key(&format!("a-{i}")), entry, 128);
         }
         let grown = shard.current.capacity();
         // The 65th id rotates: the 64 stay findable in the older generation.
-        shard.put(&key("b-0"), entry, 128);
+        shard.put(key("b-0"), entry, 128);
         assert_eq!((shard.current.len(), shard.previous.len()), (1, 64));
         assert!(shard.get(&key("a-0")).is_some() && shard.get(&key("b-0")).is_some());
         // The next rotation forgets the "a" ids and writes into their table,
         // already grown, instead of growing a new one from empty.
         for i in 1..64 {
-            shard.put(&key(&format!("b-{i}")), entry, 128);
+            shard.put(key(&format!("b-{i}")), entry, 128);
         }
-        shard.put(&key("c-0"), entry, 128);
+        shard.put(key("c-0"), entry, 128);
         assert!(shard.get(&key("a-0")).is_none() && shard.get(&key("b-0")).is_some());
         assert!(
             shard.current.capacity() >= grown,
