@@ -308,7 +308,7 @@ type Generation = HashMap<Key, Entry, BuildHasherDefault<Prehashed>>;
 /// Kustomer's ids (24 characters) fit a `CompactString` inline, so making
 /// one allocates nothing; a longer id is copied once per operation, the
 /// copy kept when the operation writes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 struct Key {
     hash: u64,
     id: CompactString,
