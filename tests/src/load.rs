@@ -16,7 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, Verifier, sign};
-use kustomer_webhooks::{AnyEvent, CustomerEvent, Dispatcher, Parsed};
+use kustomer_webhooks::{
+    AnyEvent, ConversationEvent, CustomerEvent, Dispatcher, MessageEvent, Parsed, TeamEvent,
+    UserEvent,
+};
 
 /// The token the deliveries are signed with.
 pub const TOKEN: &str = "bench-token";
@@ -54,17 +57,40 @@ pub fn deliveries(round: usize, count: usize) -> Vec<Delivery> {
         .collect()
 }
 
+// One handler per resource, so that every delivery runs one, as in a
+// service that subscribes only to the events it handles (Kustomer posts the
+// events an app definition lists). Each reads a field, so the event is used.
+async fn on_conversation(event: ConversationEvent) {
+    std::hint::black_box(&event.data.attributes.rev);
+}
+
 async fn on_customer(event: CustomerEvent) {
     std::hint::black_box(&event.data.attributes.rev);
 }
 
+async fn on_message(event: MessageEvent) {
+    std::hint::black_box(&event.data.attributes.rev);
+}
+
+async fn on_team(event: TeamEvent) {
+    std::hint::black_box(&event.data.attributes.updated_at);
+}
+
+async fn on_user(event: UserEvent) {
+    std::hint::black_box(&event.data.attributes.updated_at);
+}
+
 /// The full receiver (verify, parse, de-duplicate, dispatch), with a
-/// handler for the customer events, as an axum router.
+/// handler for every event the deliveries carry, as an axum router.
 pub fn receiver_router() -> axum::Router {
     let dispatcher = Dispatcher::builder()
+        .handler(on_conversation)
         .handler(on_customer)
+        .handler(on_message)
+        .handler(on_team)
+        .handler(on_user)
         .build()
-        .expect("one handler builds");
+        .expect("five handlers for five resources build");
     let receiver =
         Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5));
     kustomer_webhooks::axum::router(receiver)
