@@ -574,3 +574,32 @@ async fn a_client_hanging_up_neither_cancels_the_handler_nor_leaves_its_claim() 
     );
     assert_eq!(gate.runs.load(Ordering::SeqCst), 2);
 }
+
+/// The receiver benchmark measures a handler run for every delivery: each
+/// of its deliveries (one per seed event) must reach one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_receiver_runs_a_handler_for_every_delivery() {
+    use kustomer_webhooks_tests::load;
+
+    let addr = load::serve(load::receiver_router()).await;
+    let client = reqwest::Client::new();
+    let deliveries = load::deliveries(0, SEED_SAMPLES.len());
+    for d in &deliveries {
+        let res = client
+            .post(format!("http://{addr}/"))
+            .header("content-type", "application/json")
+            .header("x-kustomer-webhook-signature", &d.signature)
+            .header("x-kustomer-webhook-event", &d.event)
+            .body(d.body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let reply: Value = res.json().await.unwrap();
+        assert_eq!(
+            (status, reply["outcome"].as_str(), reply["event"].as_str()),
+            (200, Some("handled"), Some(d.event.as_str())),
+            "{reply}"
+        );
+    }
+}
