@@ -36,6 +36,19 @@ pub struct Delivery {
     pub event: String,
 }
 
+impl Delivery {
+    /// This delivery posted to `url` as Kustomer posts it: JSON, signed,
+    /// named.
+    pub fn request(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-kustomer-webhook-signature", &self.signature)
+            .header("x-kustomer-webhook-event", &self.event)
+            .body(self.body.clone())
+    }
+}
+
 /// `count` deliveries cycling through the ten samples, each with its own
 /// event id (`round` keeps ids distinct across rounds), so that
 /// de-duplication does real work but never short-cuts a delivery.
@@ -203,12 +216,8 @@ pub async fn load(url: String, deliveries: Arc<Vec<Delivery>>) -> Run {
         );
         tasks.push(tokio::spawn(async move {
             while let Some(d) = deliveries.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let res = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-kustomer-webhook-signature", &d.signature)
-                    .header("x-kustomer-webhook-event", &d.event)
-                    .body(d.body.clone())
+                let res = d
+                    .request(&client, &url)
                     .send()
                     .await
                     .expect("the server answers");

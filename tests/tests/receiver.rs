@@ -585,12 +585,8 @@ async fn the_benchmark_receiver_runs_a_handler_for_every_delivery() {
     let client = reqwest::Client::new();
     let deliveries = load::deliveries(0, SEED_SAMPLES.len());
     for d in &deliveries {
-        let res = client
-            .post(format!("http://{addr}/"))
-            .header("content-type", "application/json")
-            .header("x-kustomer-webhook-signature", &d.signature)
-            .header("x-kustomer-webhook-event", &d.event)
-            .body(d.body.clone())
+        let res = d
+            .request(&client, &format!("http://{addr}/"))
             .send()
             .await
             .unwrap();
