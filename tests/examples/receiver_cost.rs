@@ -2,9 +2,9 @@
 //! `receiver_cost MODE [REQUESTS]` builds REQUESTS signed deliveries
 //! (default 2,000) and, for MODE `receiver`, `bare`, `floor` (the bare
 //! endpoint plus the signature and JSON checks) or `typed` (the bare
-//! endpoint plus the signature check and the typed parse), posts them all to that
-//! server over loopback; MODE `none` only builds them, so that its count can
-//! be taken off the others. Run by `scripts/receiver-instructions`
+//! endpoint plus the signature check and the typed parse), posts them all
+//! to that server over loopback; MODE `none` only builds them, so that its
+//! count can be taken off the others. Run by `scripts/receiver-instructions`
 //! under callgrind; on its own it only prints what it did.
 
 use std::sync::Arc;
