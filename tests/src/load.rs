@@ -96,6 +96,11 @@ async fn on_user(event: UserEvent) {
 /// The full receiver (verify, parse, de-duplicate, dispatch), with a
 /// handler for every event the deliveries carry, as an axum router.
 pub fn receiver_router() -> axum::Router {
+    kustomer_webhooks::axum::router(receiver())
+}
+
+/// The receiver [`receiver_router`] serves.
+pub fn receiver() -> Receiver {
     let dispatcher = Dispatcher::builder()
         .handler(on_conversation)
         .handler(on_customer)
@@ -104,9 +109,7 @@ pub fn receiver_router() -> axum::Router {
         .handler(on_user)
         .build()
         .expect("five handlers for five resources build");
-    let receiver =
-        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5));
-    kustomer_webhooks::axum::router(receiver)
+    Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5))
 }
 
 /// A bare axum endpoint that only reads the body and answers 200.
