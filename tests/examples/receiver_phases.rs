@@ -1,12 +1,12 @@
 //! Where a delivery's time goes while the server is under the receiver
 //! benchmark's load: `receiver_phases [REQUESTS]` (default 10,000 per
-//! round, four measured rounds after a warm-up one).
+//! round, eight measured rounds after a warm-up one).
 //!
 //! Four endpoints serve the same signed deliveries, posted by the same
 //! client as in `benches/receiver.rs`; the last three time their own work
 //! with a clock read around every phase:
 //!
-//! - `bare`: reads the body and answers 200, as the benchmark's base;
+//! - `bare`: the benchmark's bare endpoint (reads the body, answers 200);
 //! - `json`: the signature check, then `serde_json` checking the body is
 //!   JSON (into `IgnoredAny`);
 //! - `typed`: the signature check, the typed parse (`Parsed::parse_as`),
@@ -21,23 +21,25 @@
 //! (and what `receive` takes beyond the typed endpoint's phases), the
 //! process's CPU time per request for each endpoint (and how much of the
 //! receiver's would have to go for it to serve 0.8 of the bare endpoint's
-//! requests), and the same parse
-//! and JSON check timed on the same bodies in a plain loop, with no server
-//! running: what they cost with warm caches. The times are wall-clock, so a
-//! thread losing its processor in a phase counts there: compare them with
-//! each other, in one run, rather than across runs.
+//! requests), and the same parse and JSON check timed on the same bodies in
+//! a plain loop, with no server running: what they cost when nothing else
+//! runs between two of them to take their code and branch history out of
+//! the processor's caches. The times are wall-clock, so a thread losing its
+//! processor in a phase counts there: compare them with each other, in one
+//! run, rather than across runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use kustomer_webhooks::receiver::{Receiver, Request};
 use kustomer_webhooks::verify::{EVENT_HEADER, Verifier};
 use kustomer_webhooks::{AnyEvent, Parsed};
-use kustomer_webhooks_tests::load::{Delivery, TOKEN, deliveries, load, receiver, serve};
+use kustomer_webhooks_tests::load::{
+    Delivery, TOKEN, bare_router, deliveries, load, receiver, serve,
+};
 use kustomer_webhooks_tests::median;
 
 /// The phases the endpoints time, in the order they are printed.
@@ -49,6 +51,12 @@ const PHASES: [&str; 6] = [
     "typed.drop_event",
     "receiver.receive",
 ];
+const JSON_VERIFY: usize = 0;
+const JSON_CHECK: usize = 1;
+const TYPED_VERIFY: usize = 2;
+const TYPED_PARSE: usize = 3;
+const TYPED_DROP: usize = 4;
+const RECEIVE: usize = 5;
 
 /// Nanoseconds spent in each phase since the round began.
 #[derive(Default)]
@@ -65,9 +73,9 @@ impl Clock {
     }
 }
 
+/// The endpoints that time their phases.
 #[derive(Clone, Copy)]
-enum Endpoint {
-    Bare,
+enum Timed {
     Json,
     Typed,
     Receiver,
@@ -80,37 +88,40 @@ struct Shared {
 }
 
 async fn timed(
-    State((shared, endpoint)): State<(Arc<Shared>, Endpoint)>,
-    headers: HeaderMap,
-    body: Bytes,
+    State((shared, endpoint)): State<(Arc<Shared>, Timed)>,
+    request: axum::extract::Request,
 ) -> StatusCode {
+    // The parts and the body as the receiver's axum adapter takes them
+    // (no copy of the headers).
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let headers = &parts.headers;
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let clock = &shared.clock;
     let t0 = Instant::now();
     let ok = match endpoint {
-        // The benchmark's bare endpoint, in this run: the base of the CPU
-        // times.
-        Endpoint::Bare => true,
-        Endpoint::Receiver => {
+        Timed::Receiver => {
             let request = Request {
                 method: "POST",
                 header,
                 body: &body,
             };
             let status = shared.receiver.receive(request).await.status;
-            clock.add(5, t0, Instant::now());
+            clock.add(RECEIVE, t0, Instant::now());
             status == 200
         }
-        Endpoint::Json | Endpoint::Typed => {
+        Timed::Json | Timed::Typed => {
             if shared.verifier.verify(&body, header).is_err() {
                 return StatusCode::UNAUTHORIZED;
             }
             let t1 = Instant::now();
-            if let Endpoint::Json = endpoint {
+            if let Timed::Json = endpoint {
                 let ok = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
                 let t2 = Instant::now();
-                clock.add(0, t0, t1);
-                clock.add(1, t1, t2);
+                clock.add(JSON_VERIFY, t0, t1);
+                clock.add(JSON_CHECK, t1, t2);
                 ok
             } else {
                 let name = headers
@@ -122,9 +133,9 @@ async fn timed(
                 let ok = parsed.is_ok();
                 drop(parsed);
                 let t3 = Instant::now();
-                clock.add(2, t0, t1);
-                clock.add(3, t1, t2);
-                clock.add(4, t2, t3);
+                clock.add(TYPED_VERIFY, t0, t1);
+                clock.add(TYPED_PARSE, t1, t2);
+                clock.add(TYPED_DROP, t2, t3);
                 ok
             }
         }
@@ -156,7 +167,7 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000);
-    const ROUNDS: usize = 4;
+    const ROUNDS: usize = 8;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -166,11 +177,12 @@ fn main() {
         receiver: receiver(),
         clock: Clock::default(),
     });
+    // `None`: the benchmark's bare endpoint.
     let endpoints = [
-        Endpoint::Bare,
-        Endpoint::Json,
-        Endpoint::Typed,
-        Endpoint::Receiver,
+        None,
+        Some(Timed::Json),
+        Some(Timed::Typed),
+        Some(Timed::Receiver),
     ];
     let names = ["bare", "json", "typed", "receiver"];
     let mut phase_ns = vec![Vec::new(); PHASES.len()];
@@ -178,9 +190,12 @@ fn main() {
     rt.block_on(async {
         let mut urls = Vec::new();
         for endpoint in endpoints {
-            let app = axum::Router::new()
-                .route("/", axum::routing::post(timed))
-                .with_state((Arc::clone(&shared), endpoint));
+            let app = match endpoint {
+                None => bare_router(),
+                Some(timed_by) => axum::Router::new()
+                    .route("/", axum::routing::post(timed))
+                    .with_state((Arc::clone(&shared), timed_by)),
+            };
             urls.push(format!("http://{}/", serve(app).await));
         }
         for round in 0..=ROUNDS {
@@ -211,7 +226,7 @@ fn main() {
     // the span, dispatch and the handler's run, the counters.
     println!(
         "ns_per_request receiver.beyond_typed: {:.0}",
-        ns[5] - ns[2] - ns[3] - ns[4]
+        ns[RECEIVE] - ns[TYPED_VERIFY] - ns[TYPED_PARSE] - ns[TYPED_DROP]
     );
     let cpu: Vec<Option<f64>> = cpu_us
         .into_iter()
