@@ -2,8 +2,9 @@
 //! the servers it compares (the full receiver, a bare axum endpoint that only
 //! reads the body, and the bare one plus parts of the receiver's work), and
 //! the client that posts them. Shared by
-//! `benches/receiver.rs` (requests per second) and
-//! `examples/receiver_cost.rs` (instructions per request, under callgrind).
+//! `benches/receiver.rs` (requests per second),
+//! `examples/receiver_cost.rs` (instructions per request, under callgrind)
+//! and `examples/receiver_phases.rs` (each part's time inside the server).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
