@@ -1,4 +1,4 @@
-//! The receiver as an axum [`Router`](::axum::Router) (feature `axum`).
+//! The receiver as an axum [`Router`] (feature `axum`).
 //!
 //! ```no_run
 //! use kustomer_webhooks::receiver::Receiver;
