@@ -977,31 +977,42 @@ impl<'a> Resource<'a> {
             (matches!(f.ty, Ty::Str | Ty::Id) && matches!(f.kind, Kind::Opt | Kind::Null))
                 .then(|| format_ident!("{}", f.rust))
         };
+        // A typed field, or else the same key's value kept in `extra`: a
+        // drifted id (another format) still identifies the event.
+        let extra_str = quote!(kustomer_webhooks::__private::extra_str);
         let event_id = match text(field(env, "id")) {
-            Some(i) => quote!(self.#i.as_deref()),
-            None => quote!(None),
+            Some(i) => quote!(self.#i.as_deref().or_else(|| #extra_str(&self.extra, "id"))),
+            None => quote!(#extra_str(&self.extra, "id")),
         };
         let event_name = match text(field(env, "name")) {
-            Some(i) => quote!(self.#i.as_deref()),
-            None => quote!(None),
+            Some(i) => quote!(self.#i.as_deref().or_else(|| #extra_str(&self.extra, "name"))),
+            None => quote!(#extra_str(&self.extra, "name")),
         };
         let data_field = field(env, "data")
             .filter(|f| f.kind == Kind::Req)
             .map(|f| format_ident!("{}", f.rust));
         let resource_id = match (&data_field, text(field(data, "id"))) {
-            (Some(d), Some(i)) => quote!(self.#d.#i.as_deref()),
-            _ => quote!(None),
+            (Some(d), Some(i)) => {
+                quote!(self.#d.#i.as_deref().or_else(|| #extra_str(&self.#d.extra, "id")))
+            }
+            (Some(d), None) => quote!(#extra_str(&self.#d.extra, "id")),
+            (None, _) => quote!(None),
         };
         let attrs = field(data, "attributes").filter(|f| f.kind == Kind::Req);
         let attrs_struct = attrs.and_then(|f| match &f.ty {
             Ty::Named(n) => self.g.structs.iter().find(|s| &s.name == n),
             _ => None,
         });
+        let extra_int = quote!(kustomer_webhooks::__private::extra_int);
         let rev = match (&data_field, attrs, field(attrs_struct, "rev")) {
             (Some(d), Some(a), Some(r)) if r.ty == Ty::Int && r.kind != Kind::Req => {
                 let a = format_ident!("{}", a.rust);
                 let r = format_ident!("{}", r.rust);
-                quote!(self.#d.#a.#r)
+                quote!(self.#d.#a.#r.or_else(|| #extra_int(&self.#d.#a.extra, "rev")))
+            }
+            (Some(d), Some(a), None) => {
+                let a = format_ident!("{}", a.rust);
+                quote!(#extra_int(&self.#d.#a.extra, "rev"))
             }
             _ => quote!(None),
         };

@@ -10,14 +10,19 @@ use crate::Drift;
 use crate::model::{Model, Pointer};
 
 /// What every event envelope offers, whatever its resource.
+///
+/// Each value is read from the typed field where the payload fits the model,
+/// and otherwise from the value kept in `extra`: an id in another format
+/// than the model's (drift) is still the event's id.
 pub trait Envelope {
-    /// The event id (`id`): the idempotency key; retries resend it.
+    /// The event id (`id`), any string: the idempotency key; retries resend it.
     fn event_id(&self) -> Option<&str>;
     /// The event name as sent (`name`).
     fn event_name(&self) -> Option<&str>;
-    /// The id of the resource the event is about (`data.id`).
+    /// The id of the resource the event is about (`data.id`), any string.
     fn resource_id(&self) -> Option<&str>;
-    /// The resource's revision (`data.attributes.rev`), where it has one.
+    /// The resource's revision (`data.attributes.rev`), where it has one: an
+    /// integer, or a string holding one.
     fn rev(&self) -> Option<i64>;
     /// Whether the payload had a `data` key at all.
     fn has_data(&self) -> bool;

@@ -234,9 +234,9 @@ pub mod __private {
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
     pub use crate::model::{
-        Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, field_drift, misfit,
-        read_any, read_extra, read_field, read_nullable, read_option_in_place, read_required,
-        write_extra, write_field,
+        Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, extra_int, extra_str,
+        field_drift, misfit, read_any, read_extra, read_field, read_nullable, read_option_in_place,
+        read_required, write_extra, write_field,
     };
     pub use serde::ser::{Serialize, SerializeMap, Serializer};
     pub use serde_json::{Map, Value};

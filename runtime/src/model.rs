@@ -376,6 +376,24 @@ pub fn read_extra(
     Ok(())
 }
 
+/// A text value kept in `extra` under `key`: an envelope's `id`, `data.id`
+/// or `name` when the payload's value is a string the model does not take (an
+/// id in another format). It still names the event or resource, so
+/// de-duplication and the ordering guard keep working through that drift.
+pub fn extra_str<'a>(extra: &'a Extra, key: &str) -> Option<&'a str> {
+    extra.get(key)?.as_str()
+}
+
+/// An integer kept in `extra` under `key`, or a string holding one: a
+/// resource's `rev` sent as `"12"` still orders its updates.
+pub fn extra_int(extra: &Extra, key: &str) -> Option<i64> {
+    match extra.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 /// Writes a field back: its value, or `null` where the payload had null.
 pub fn write_field<M: SerializeMap, T: Serialize>(
     m: &mut M,

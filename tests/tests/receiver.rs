@@ -446,6 +446,56 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_ordering(OrderingGuard::new())
+    })
+    .await;
+    // An event id that is not 24 hex digits is drift, and still the key.
+    let mut team: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+    team["id"] = "evt_2026-11-28T01:00:00Z".into();
+    let team = serde_json::to_vec(&team).unwrap();
+    let (status, reply) = s.deliver(&team, TOKEN, None).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    assert_eq!(reply["id"], "evt_2026-11-28T01:00:00Z", "{reply}");
+    let (status, reply) = s.deliver(&team, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // A resource id of another format, and revs sent as strings, still
+    // order the resource's updates.
+    let update = |n: usize, rev: &str| {
+        let mut v: Value = serde_json::from_str(sample("kustomer.customer.update")).unwrap();
+        v["id"] = format!("{n:024x}").into();
+        v["data"]["id"] = "customer/42".into();
+        v["data"]["attributes"]["rev"] = rev.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let (status, reply) = s.deliver(&update(1, "9"), TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("no handler")),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(&update(2, "8"), TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("stale")),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(&update(3, "10"), TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("no handler")),
+        "{reply}"
+    );
+}
+
 /// Lets a test hold a handler mid-run and see when it finished.
 #[derive(Default)]
 struct Gate {

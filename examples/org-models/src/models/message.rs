@@ -324,16 +324,29 @@ kustomer_webhooks::__resource!(
 );
 impl kustomer_webhooks::Envelope for MessageEvent {
     fn event_id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.id
+            .as_deref()
+            .or_else(|| kustomer_webhooks::__private::extra_str(&self.extra, "id"))
     }
     fn event_name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name
+            .as_deref()
+            .or_else(|| kustomer_webhooks::__private::extra_str(&self.extra, "name"))
     }
     fn resource_id(&self) -> Option<&str> {
-        self.data.id.as_deref()
+        self.data
+            .id
+            .as_deref()
+            .or_else(|| kustomer_webhooks::__private::extra_str(&self.data.extra, "id"))
     }
     fn rev(&self) -> Option<i64> {
-        self.data.attributes.rev
+        self.data
+            .attributes
+            .rev
+            .or_else(|| kustomer_webhooks::__private::extra_int(
+                &self.data.attributes.extra,
+                "rev",
+            ))
     }
     fn has_data(&self) -> bool {
         self.has_key("data")
