@@ -81,6 +81,12 @@ pub async fn serve(
     headers: &[(String, String)],
     capture: Option<Capture>,
 ) -> Result<ExitCode> {
+    // Rejections, handler failures and store trouble go to stderr, one line
+    // each; stdout keeps one JSON line per dispatched event.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
     let mut receiver = receiver(token, headers)?;
     let capturing = capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = capture {

@@ -72,8 +72,9 @@ fn send_posts_signed_payloads_to_serve() {
     let stderr = child.stderr.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let server = Killed(child);
+    let mut log = BufReader::new(stderr);
     let mut first = String::new();
-    BufReader::new(stderr).read_line(&mut first).unwrap();
+    log.read_line(&mut first).unwrap();
     let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
 
@@ -107,6 +108,19 @@ fn send_posts_signed_payloads_to_serve() {
         "schema/samples/kustomer.team.update.json",
     );
     assert!(String::from_utf8_lossy(&no_header.stdout).starts_with("401 "));
+    // Each rejection is logged on stderr, with its status and reason.
+    for want in [
+        "the signature does not match the body for any accepted token",
+        "the x-app header is missing",
+    ] {
+        let mut line = String::new();
+        log.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("delivery rejected") && line.contains("status=401"),
+            "{line}"
+        );
+        assert!(line.contains(want), "{line}");
+    }
 
     // serve printed one JSON line per dispatched event.
     let mut reader = BufReader::new(stdout);

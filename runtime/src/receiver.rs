@@ -237,7 +237,10 @@ impl<S: Events> Receiver<S> {
             (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
             (200..=299, "stale") => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
-            (400..=499, _) => Counters::bump(&counters.rejected),
+            (400..=499, _) => {
+                Counters::bump(&counters.rejected);
+                cold::rejected(&reply);
+            }
             _ => Counters::bump(&counters.failed),
         }
         reply
@@ -316,7 +319,11 @@ impl<S: Events> Receiver<S> {
                 Some(Err(e)) => return reply!(503, "error", Some(cold::store_failed(&e))),
                 None => return reply!(503, "error", Some(cold::store_silent(self.timeout))),
             },
-            _ => false,
+            (Some(_), None) => {
+                cold::no_event_id();
+                false
+            }
+            (None, _) => false,
         };
         // Until the handler's run takes the claim over, dropping the delivery
         // (a client hanging up while it is captured) gives the claim up.
@@ -415,23 +422,64 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn store_failed(e: &dyn Display) -> String {
-        tracing::warn!(error = %e, "idempotency store failed");
+        tracing::warn!(
+            target: "kustomer_webhooks::receiver",
+            error = %e,
+            "idempotency store failed",
+        );
         format!("the idempotency store failed: {e}")
     }
 
     #[cold]
     #[inline(never)]
     pub(super) fn store_silent(timeout: Duration) -> String {
-        tracing::warn!(?timeout, "idempotency store did not answer");
+        tracing::warn!(
+            target: "kustomer_webhooks::receiver",
+            ?timeout,
+            "idempotency store did not answer",
+        );
         format!("the idempotency store did not answer within {timeout:?}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rejected(reply: &super::Reply) {
+        tracing::info!(
+            target: "kustomer_webhooks::receiver",
+            status = reply.status,
+            outcome = reply.outcome,
+            error = reply.error.as_deref().unwrap_or(""),
+            pointer = reply.pointer.unwrap_or(""),
+            "delivery rejected"
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn no_event_id() {
+        tracing::warn!(
+            target: "kustomer_webhooks::receiver",
+            "the event has no string `id`: handled without de-duplication",
+        );
     }
 
     #[cold]
     #[inline(never)]
     pub(super) fn settle_failed(e: Option<&dyn Display>) {
         match e {
-            Some(e) => tracing::warn!(error = %e, "idempotency store failed after the handler ran"),
-            None => tracing::warn!("idempotency store did not answer after the handler ran"),
+            Some(e) => {
+                tracing::warn!(
+                    target: "kustomer_webhooks::receiver",
+                    error = %e,
+                    "idempotency store failed after the handler ran",
+                )
+            }
+            None => {
+                tracing::warn!(
+                    target: "kustomer_webhooks::receiver",
+                    "idempotency store did not answer after the handler ran",
+                )
+            }
         }
     }
 
@@ -455,7 +503,7 @@ mod cold {
             e,
             DispatchError::Handler { .. } | DispatchError::Panicked { .. }
         ) {
-            tracing::warn!(error = %e, "handler failed");
+            tracing::warn!(target: "kustomer_webhooks::receiver", error = %e, "handler failed");
         }
         e.to_string()
     }
@@ -463,7 +511,7 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn handler_timed_out(timeout: Duration) -> String {
-        tracing::warn!(?timeout, "handler timed out");
+        tracing::warn!(target: "kustomer_webhooks::receiver", ?timeout, "handler timed out");
         format!("the handler took longer than {timeout:?}")
     }
 
@@ -476,7 +524,11 @@ mod cold {
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             if let Err(e) = capture.save_async(parsed).await {
-                tracing::warn!(error = %e, "could not capture the delivery");
+                tracing::warn!(
+                    target: "kustomer_webhooks::receiver",
+                    error = %e,
+                    "could not capture the delivery",
+                );
             }
         })
     }
@@ -493,7 +545,11 @@ impl Drop for ClaimGuard {
         {
             runtime.spawn(async move {
                 if let Err(e) = store.abandon(&id).await {
-                    tracing::warn!(error = %e, "idempotency store failed to give a claim up");
+                    tracing::warn!(
+                        target: "kustomer_webhooks::receiver",
+                        error = %e,
+                        "idempotency store failed to give a claim up",
+                    );
                 }
             });
         }
@@ -546,7 +602,10 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
                     // Dropped outside any runtime (the runtime itself is
                     // shutting down): nothing can run it any more, and an
                     // unsettled claim ends at the store's in-progress timeout.
-                    tracing::warn!("a handler was dropped unfinished: no runtime to finish it on");
+                    tracing::warn!(
+                        target: "kustomer_webhooks::receiver",
+                        "a handler was dropped unfinished: no runtime to finish it on",
+                    );
                 }
             }
         }
