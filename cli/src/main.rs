@@ -128,7 +128,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
         /// The webhook's token (signatures are checked with it)
-        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN")]
+        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN", value_parser = serve::token_arg)]
         token: String,
         /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
         #[arg(long = "header", value_parser = serve::header_arg)]
@@ -150,7 +150,7 @@ enum Command {
         #[arg(long)]
         url: String,
         /// The webhook's token to sign with
-        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN")]
+        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN", value_parser = serve::token_arg)]
         token: String,
         /// A custom header to add, as NAME=VALUE (repeatable)
         #[arg(long = "header", value_parser = serve::header_arg)]

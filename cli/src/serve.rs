@@ -22,6 +22,16 @@ pub fn header_arg(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A webhook token: not empty (an unset variable expanded to nothing would
+/// otherwise key every signature with no secret at all).
+pub fn token_arg(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("the token is empty; give the webhook's token".to_owned())
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
 /// One line printed per dispatched event.
 #[derive(Serialize)]
 struct Line<'a> {

@@ -195,3 +195,27 @@ fn serve_captures_deliveries_into_a_directory() {
         serde_json::from_slice::<serde_json::Value>(&sample).unwrap()
     );
 }
+
+#[test]
+fn an_empty_token_is_refused() {
+    for args in [
+        &["serve", "--addr", "127.0.0.1:0", "--token", ""][..],
+        &[
+            "send",
+            "--url",
+            "http://127.0.0.1:9/",
+            "--token",
+            "",
+            "x.json",
+        ][..],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("KUSTOMER_WEBHOOK_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("the token is empty"), "{stderr}");
+    }
+}

@@ -92,6 +92,10 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
+    ///
+    /// Give it the webhook's token as Kustomer shows it. An empty token is
+    /// accepted (HMAC allows any key) but verifies nothing worth having:
+    /// anyone can sign with it. Check configuration before building one.
     pub fn new(token: impl AsRef<[u8]>) -> Self {
         Verifier {
             tokens: vec![Secret(keyed(token.as_ref()))],
