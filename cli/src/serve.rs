@@ -116,8 +116,40 @@ pub async fn serve(
             dir.display()
         );
     }
-    axum::serve(listener, app).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    eprintln!("stopped; every delivery in progress was answered");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The server then stops accepting
+/// connections and lets the deliveries in progress finish, so that no
+/// handler is cut off halfway (one that never got its answer would be sent
+/// again by Kustomer anyway).
+async fn shutdown() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    eprintln!("stopping: finishing the deliveries in progress");
 }
 
 /// The payload files among `paths` (directories contribute their `.json` files).

@@ -219,3 +219,32 @@ fn an_empty_token_is_refused() {
         assert!(stderr.contains("the token is empty"), "{stderr}");
     }
 }
+
+#[test]
+#[cfg(unix)]
+fn serve_stops_cleanly_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    log.read_line(&mut first).unwrap();
+    assert!(first.contains("receiving Kustomer webhooks"), "{first}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(
+        rest.contains("stopping: finishing the deliveries in progress"),
+        "{rest}"
+    );
+    assert!(rest.contains("stopped"), "{rest}");
+}
