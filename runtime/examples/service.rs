@@ -64,6 +64,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://{}/kustomer", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    // On Ctrl-C, deliveries in progress finish and are answered before it exits.
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
