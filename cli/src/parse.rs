@@ -83,9 +83,15 @@ fn describe(file: &str, e: &ParseError) -> String {
         ParseError::InvalidJson {
             line,
             column,
+            pointer,
             message,
         } => {
-            format!("{file}:{line}:{column}: invalid JSON: {message}")
+            let at = if pointer.is_empty() {
+                String::new()
+            } else {
+                format!(" (in {pointer})")
+            };
+            format!("{file}:{line}:{column}: invalid JSON{at}: {message}")
         }
         // The message names the JSON path itself.
         other => format!("{file}: {other}"),

@@ -294,7 +294,9 @@ pub async fn demo() -> Result<ExitCode> {
         &url,
         &token,
         &[],
-        b"{\"name\": \"kustomer.team.create\"".to_vec(),
+        // Cut off mid-way, as by a proxy that dropped the connection.
+        br#"{"name": "kustomer.team.create", "data": {"type": "team", "attributes": {"name": "#
+            .to_vec(),
     )
     .await?;
     report("a malformed body", &d);

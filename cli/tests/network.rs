@@ -25,6 +25,7 @@ fn demo_delivers_and_reports_every_case() {
         "\"outcome\":\"duplicate\"",
         "401 a tampered body, original signature",
         "400 a malformed body",
+        "\"pointer\":\"/data/attributes/name\"",
         "every delivery got the status it should",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");

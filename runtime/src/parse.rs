@@ -13,12 +13,18 @@ use crate::{EventName, Events};
 #[non_exhaustive]
 pub enum ParseError {
     /// The body is not valid JSON.
-    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    #[error(
+        "invalid JSON at line {line}, column {column}{}: {message}",
+        if pointer.is_empty() { String::new() } else { format!(", in {pointer}") }
+    )]
     InvalidJson {
         /// 1-based line.
         line: usize,
         /// 1-based column.
         column: usize,
+        /// The JSON Pointer of the innermost value the error is in (`""`:
+        /// the top level), as far as the body could be read.
+        pointer: String,
         /// What the parser expected.
         message: String,
     },
@@ -53,15 +59,15 @@ pub enum ParseError {
 }
 
 impl ParseError {
-    /// The JSON Pointer the error is about, where there is one.
-    pub fn pointer(&self) -> Option<&'static str> {
+    /// The JSON Pointer of what the error is about (`""`: the whole body).
+    pub fn pointer(&self) -> &str {
         match self {
             ParseError::MissingName
             | ParseError::DuplicateName { .. }
-            | ParseError::NameMismatch { .. } => Some("/name"),
-            ParseError::MissingData => Some("/data"),
-            ParseError::NotAnObject { .. } => Some(""),
-            ParseError::InvalidJson { .. } => None,
+            | ParseError::NameMismatch { .. } => "/name",
+            ParseError::MissingData => "/data",
+            ParseError::NotAnObject { .. } => "",
+            ParseError::InvalidJson { pointer, .. } => pointer,
         }
     }
 }
@@ -189,6 +195,7 @@ fn text(body: &[u8]) -> Result<&str, ParseError> {
         ParseError::InvalidJson {
             line,
             column,
+            pointer: crate::read::pointer_at(body, e.valid_up_to()),
             message: "invalid UTF-8".to_owned(),
         }
     })

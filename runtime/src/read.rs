@@ -54,9 +54,110 @@ impl ReadError {
         crate::ParseError::InvalidJson {
             line,
             column,
+            pointer: pointer_at(text, self.0.pos),
             message: self.0.message.into_owned(),
         }
     }
+}
+
+/// The JSON Pointer of the innermost value that byte offset `pos` of `text`
+/// is in: the member or element being read, or else the object or array
+/// between them; `""` at the top level. Used for errors only: it reads the
+/// text before `pos` again, which was well-formed up to there.
+pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
+    /// An object or array being read, with the key or index of the member
+    /// or element being read or expected next (`None` once it is complete:
+    /// a comma or the end should follow).
+    enum Frame {
+        Object(Option<String>),
+        Array(Option<usize>, usize),
+    }
+    /// The member or element in progress is complete.
+    fn done(stack: &mut [Frame]) {
+        match stack.last_mut() {
+            Some(Frame::Object(key)) => *key = None,
+            Some(Frame::Array(current, _)) => *current = None,
+            None => {}
+        }
+    }
+    let end = pos.min(text.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    // In an object, whether the next string is a key; whether a number or
+    // literal is being read.
+    let (mut expect_key, mut scalar) = (false, false);
+    let mut i = 0;
+    while i < end {
+        let b = text[i];
+        if scalar && !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'-' | b'+') {
+            scalar = false;
+            done(&mut stack);
+        }
+        match b {
+            b'{' | b'[' => {
+                stack.push(if b == b'{' {
+                    Frame::Object(None)
+                } else {
+                    Frame::Array(Some(0), 1)
+                });
+                expect_key = b == b'{';
+            }
+            b'}' | b']' => {
+                stack.pop();
+                done(&mut stack);
+                expect_key = false;
+            }
+            b',' => {
+                expect_key = false;
+                match stack.last_mut() {
+                    Some(Frame::Object(_)) => expect_key = true,
+                    Some(Frame::Array(current, next)) => {
+                        *current = Some(*next);
+                        *next += 1;
+                    }
+                    None => {}
+                }
+            }
+            b':' => expect_key = false,
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < end && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                let key = expect_key && matches!(stack.last(), Some(Frame::Object(_)));
+                if key && i < end {
+                    let raw = &text[start..=i];
+                    let name = serde_json::from_slice::<String>(raw).unwrap_or_else(|_| {
+                        String::from_utf8_lossy(&raw[1..raw.len() - 1]).into_owned()
+                    });
+                    if let Some(Frame::Object(k)) = stack.last_mut() {
+                        *k = Some(name);
+                    }
+                    expect_key = false;
+                } else if !key && i < end {
+                    done(&mut stack);
+                }
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            _ => scalar = true,
+        }
+        i += 1;
+    }
+    let mut pointer = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Frame::Array(Some(index), _) => {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+            }
+            Frame::Object(None) | Frame::Array(None, _) => break,
+        }
+    }
+    pointer
 }
 
 /// The 1-based line and column (in bytes) of byte offset `pos` in `text`.
@@ -1008,6 +1109,41 @@ mod tests {
             let start = text.find(date.as_str()).unwrap();
             let slice = &text[start..start + date.len()];
             assert_eq!(r.date_time(slice).unwrap().to_string(), *date, "{i}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_json_pointer_they_are_in() {
+        let cases = [
+            (
+                r#"{"id":"x","data":{"attributes":{"name":tru}}}"#,
+                "/data/attributes/name",
+            ),
+            (r#"{"data":{"tags":["a","b",}}"#, "/data/tags/2"),
+            (r#"{"data":{"attributes":{"a":1,}}}"#, "/data/attributes"),
+            (
+                r#"{"data":{"attributes":{"x/y~z":[1, {"k": -}]}}}"#,
+                "/data/attributes/x~1y~0z/1/k",
+            ),
+            (r#"{"a":{"b":1}, "c": [1] , "d\u0041": nul}"#, "/dA"),
+            (r#"{"a":"\"}", "b": [}"#, "/b/0"),
+            (r#"{"a":1} x"#, ""),
+            ("[1, 2", "/1"),
+            ("[1, 2 3]", ""),
+            (r#"{"data":{"name":"x""#, "/data"),
+            (r#"{"data":{"name":"x" "b":1}}"#, "/data"),
+            (r#"{"data":{"name": }}"#, "/data/name"),
+            (r#"{"data":{"n":[[1],[2, x]]}}"#, "/data/n/1/1"),
+            (r#"{"data":{"n":[[1],[2] x]}}"#, "/data/n"),
+        ];
+        for (text, want) in cases {
+            let e = skip(text).unwrap_err();
+            assert_eq!(pointer_at(text.as_bytes(), e.0.pos), want, "{text}");
+        }
+        // Every prefix of a body gets a pointer, without panicking.
+        let body = r#"{"a":[{"b\"c":"d\\"},[]],"e":{"f":null}}"#;
+        for pos in 0..=body.len() + 1 {
+            let _ = pointer_at(body.as_bytes(), pos);
         }
     }
 

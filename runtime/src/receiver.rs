@@ -50,7 +50,7 @@ pub struct Reply {
     pub error: Option<String>,
     /// Where in the body, as a JSON Pointer.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pointer: Option<&'static str>,
+    pub pointer: Option<String>,
 }
 
 impl Reply {
@@ -449,7 +449,7 @@ mod cold {
             status = reply.status,
             outcome = reply.outcome,
             error = reply.error.as_deref().unwrap_or(""),
-            pointer = reply.pointer.unwrap_or(""),
+            pointer = reply.pointer.as_deref().unwrap_or(""),
             "delivery rejected"
         );
     }
@@ -651,7 +651,7 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
 
 fn parse_error(e: &ParseError) -> Reply {
     Reply {
-        pointer: e.pointer(),
+        pointer: Some(e.pointer().to_owned()),
         ..Reply::error(400, e.to_string())
     }
 }

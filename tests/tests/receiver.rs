@@ -223,6 +223,25 @@ async fn bodies_that_are_not_events_get_400_with_the_path() {
             .contains("invalid JSON at line 1"),
         "{reply}"
     );
+    assert_eq!(reply["pointer"], "/name", "{reply}");
+    // JSON that breaks off deep inside: the pointer says where.
+    let sample_text = sample("kustomer.customer.update");
+    let cut = sample_text.find("\"displayName\"").unwrap() + 20;
+    let (status, reply) = s.deliver(&sample_text.as_bytes()[..cut], TOKEN, None).await;
+    assert_eq!(
+        (status, reply["pointer"].as_str()),
+        (400, Some("/data/attributes/displayName")),
+        "{reply}"
+    );
+    // A syntax error inside an array element.
+    let broken = sample_text.replacen(r#""emails": ["#, r#""emails": [{"email": nope}, "#, 1);
+    assert_ne!(broken, sample_text, "the sample has emails");
+    let (status, reply) = s.deliver(broken.as_bytes(), TOKEN, None).await;
+    assert_eq!(
+        (status, reply["pointer"].as_str()),
+        (400, Some("/data/attributes/emails/0/email")),
+        "{reply}"
+    );
     let (status, reply) = s.deliver(br#"{"data": {}}"#, TOKEN, None).await;
     assert_eq!(
         (status, reply["pointer"].as_str()),
