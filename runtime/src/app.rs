@@ -165,6 +165,19 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Where a `serde_json` error is: 1-based line and column (in bytes). An error at the very start of a
+/// line (column 0, as for a text that ends in a newline too early) is put
+/// at the last character of the line before, as `serde_json` places an
+/// error at the end of a text without a final newline.
+fn json_error_position(text: &str, e: &serde_json::Error) -> (usize, usize) {
+    let (line, column) = (e.line(), e.column());
+    if column > 0 || line < 2 {
+        return (line, column.max(1));
+    }
+    let previous = text.lines().nth(line - 2).unwrap_or("");
+    (line - 1, previous.len().max(1))
+}
+
 /// The top-level keys this toolkit knows to be part of the app format.
 const KNOWN_KEYS: [&str; 4] = ["app", "version", "title", "outboundWebhooks"];
 
@@ -173,14 +186,18 @@ impl AppDefinition {
     pub fn validate_json(text: &str) -> Vec<Problem> {
         match serde_json::from_str::<Value>(text) {
             Ok(v) => AppDefinition::validate(&v),
-            Err(e) => vec![error(
-                "",
-                format!(
-                    "invalid JSON at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            )],
+            Err(e) => {
+                let (line, column) = json_error_position(text, &e);
+                // serde_json's message without its own "at line L column C".
+                let message = e.to_string();
+                let message = message
+                    .rfind(" at line ")
+                    .map_or(&message[..], |i| &message[..i]);
+                vec![error(
+                    "",
+                    format!("invalid JSON at line {line}, column {column}: {message}"),
+                )]
+            }
         }
     }
 
@@ -396,6 +413,29 @@ mod tests {
         let parsed: AppDefinition = serde_json::from_value(valid()).unwrap();
         assert_eq!(parsed.outbound_webhooks[0].events.len(), 2);
         assert_eq!(serde_json::to_value(&parsed).unwrap(), valid());
+    }
+
+    #[test]
+    fn invalid_json_is_placed_once_where_the_text_stopped() {
+        let problems: Vec<String> = AppDefinition::validate_json("{\"app\": \"x\"\n")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            ["error: /: invalid JSON at line 1, column 11: EOF while parsing an object"]
+        );
+        // The same text without the newline: the same place.
+        let problems = AppDefinition::validate_json("{\"app\": \"x\"");
+        assert_eq!(
+            problems[0].to_string(),
+            "error: /: invalid JSON at line 1, column 11: EOF while parsing an object"
+        );
+        let problems = AppDefinition::validate_json("{\"app\": tru}");
+        assert_eq!(
+            problems[0].to_string(),
+            "error: /: invalid JSON at line 1, column 12: expected ident"
+        );
     }
 
     #[test]
