@@ -165,10 +165,10 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Where a `serde_json` error is: 1-based line and column (in bytes). An error at the very start of a
-/// line (column 0, as for a text that ends in a newline too early) is put
-/// at the last character of the line before, as `serde_json` places an
-/// error at the end of a text without a final newline.
+/// Where a `serde_json` error is: 1-based line and column (in bytes). An
+/// error at the very start of a line (column 0, as for a text that ends in a
+/// newline too early) is put at the last character of the line before, as
+/// `serde_json` places an error at the end of a text without a final newline.
 fn json_error_position(text: &str, e: &serde_json::Error) -> (usize, usize) {
     let (line, column) = (e.line(), e.column());
     if column > 0 || line < 2 {
