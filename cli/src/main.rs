@@ -127,9 +127,16 @@ enum Command {
         /// The address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
-        /// The webhook's token (signatures are checked with it)
-        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN", value_parser = serve::token_arg)]
-        token: String,
+        /// The webhook's token (signatures are checked with it); repeat it
+        /// while rotating tokens, to accept deliveries signed with any of them
+        #[arg(
+            long = "token",
+            value_name = "TOKEN",
+            env = "KUSTOMER_WEBHOOK_TOKEN",
+            value_parser = serve::token_arg,
+            required = true
+        )]
+        tokens: Vec<String>,
         /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
         #[arg(long = "header", value_parser = serve::header_arg)]
         headers: Vec<(String, String)>,
@@ -267,14 +274,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,
-            token,
+            tokens,
             headers,
             capture,
             capture_filter,
         } => {
             let capture = capture
                 .map(|dir| kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter));
-            runtime()?.block_on(serve::serve(addr, &token, &headers, capture))
+            runtime()?.block_on(serve::serve(addr, &tokens, &headers, capture))
         }
         Command::Send {
             url,

@@ -68,8 +68,14 @@ async fn print_other(event: OtherEvent) {
     print_line(&event, event.name.as_str(), false, Vec::new());
 }
 
-fn receiver(token: &str, headers: &[(String, String)]) -> Result<Receiver> {
-    let mut verifier = Verifier::new(token);
+fn receiver(tokens: &[String], headers: &[(String, String)]) -> Result<Receiver> {
+    let (first, more) = tokens
+        .split_first()
+        .ok_or_else(|| anyhow!("no token given"))?;
+    let mut verifier = Verifier::new(first);
+    for token in more {
+        verifier = verifier.with_token(token);
+    }
     for (name, value) in headers {
         verifier = verifier.with_header(name, value);
     }
@@ -87,7 +93,7 @@ fn receiver(token: &str, headers: &[(String, String)]) -> Result<Receiver> {
 /// `serve`: a receiver at `POST /` until interrupted.
 pub async fn serve(
     addr: SocketAddr,
-    token: &str,
+    tokens: &[String],
     headers: &[(String, String)],
     capture: Option<Capture>,
 ) -> Result<ExitCode> {
@@ -97,7 +103,7 @@ pub async fn serve(
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
         .try_init();
-    let mut receiver = receiver(token, headers)?;
+    let mut receiver = receiver(tokens, headers)?;
     let capturing = capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = capture {
         receiver = receiver.with_capture(capture);
@@ -254,7 +260,7 @@ pub async fn demo() -> Result<ExitCode> {
         "demo-{:016x}",
         std::process::id() as u64 ^ 0x6b75_7374_6f6d_6572
     );
-    let app = kustomer_webhooks::axum::router(receiver(&token, &[])?);
+    let app = kustomer_webhooks::axum::router(receiver(std::slice::from_ref(&token), &[])?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

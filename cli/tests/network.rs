@@ -62,6 +62,8 @@ fn send_posts_signed_payloads_to_serve() {
             "127.0.0.1:0",
             "--token",
             "t0ken",
+            "--token",
+            "previous",
             "--header",
             "x-app=secret",
         ])
@@ -95,6 +97,17 @@ fn send_posts_signed_payloads_to_serve() {
         text.lines().filter(|l| l.starts_with("200 ")).count(),
         10,
         "{text}"
+    );
+    // The second token is accepted too (rotation).
+    let previous = send(
+        "previous",
+        "x-app=secret",
+        "schema/samples/kustomer.team.create.json",
+    );
+    assert!(
+        String::from_utf8_lossy(&previous.stdout).starts_with("200 "),
+        "{}",
+        String::from_utf8_lossy(&previous.stdout)
     );
     let bad = send(
         "wrong",
