@@ -419,11 +419,15 @@ mod cold {
     use crate::capture::Capture;
     use crate::{DispatchError, Events, Parsed};
 
+    /// The target of the receiver's log lines (this module's own path
+    /// would show `cold`).
+    const LOG: &str = "kustomer_webhooks::receiver";
+
     #[cold]
     #[inline(never)]
     pub(super) fn store_failed(e: &dyn Display) -> String {
         tracing::warn!(
-            target: "kustomer_webhooks::receiver",
+            target: LOG,
             error = %e,
             "idempotency store failed",
         );
@@ -434,7 +438,7 @@ mod cold {
     #[inline(never)]
     pub(super) fn store_silent(timeout: Duration) -> String {
         tracing::warn!(
-            target: "kustomer_webhooks::receiver",
+            target: LOG,
             ?timeout,
             "idempotency store did not answer",
         );
@@ -445,7 +449,7 @@ mod cold {
     #[inline(never)]
     pub(super) fn rejected(reply: &super::Reply) {
         tracing::info!(
-            target: "kustomer_webhooks::receiver",
+            target: LOG,
             status = reply.status,
             outcome = reply.outcome,
             error = reply.error.as_deref().unwrap_or(""),
@@ -458,7 +462,7 @@ mod cold {
     #[inline(never)]
     pub(super) fn no_event_id() {
         tracing::warn!(
-            target: "kustomer_webhooks::receiver",
+            target: LOG,
             "the event has no string `id`: handled without de-duplication",
         );
     }
@@ -469,14 +473,14 @@ mod cold {
         match e {
             Some(e) => {
                 tracing::warn!(
-                    target: "kustomer_webhooks::receiver",
+                    target: LOG,
                     error = %e,
                     "idempotency store failed after the handler ran",
                 )
             }
             None => {
                 tracing::warn!(
-                    target: "kustomer_webhooks::receiver",
+                    target: LOG,
                     "idempotency store did not answer after the handler ran",
                 )
             }
@@ -503,7 +507,7 @@ mod cold {
             e,
             DispatchError::Handler { .. } | DispatchError::Panicked { .. }
         ) {
-            tracing::warn!(target: "kustomer_webhooks::receiver", error = %e, "handler failed");
+            tracing::warn!(target: LOG, error = %e, "handler failed");
         }
         e.to_string()
     }
@@ -511,7 +515,7 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn handler_timed_out(timeout: Duration) -> String {
-        tracing::warn!(target: "kustomer_webhooks::receiver", ?timeout, "handler timed out");
+        tracing::warn!(target: LOG, ?timeout, "handler timed out");
         format!("the handler took longer than {timeout:?}")
     }
 
@@ -525,7 +529,7 @@ mod cold {
         Box::pin(async move {
             if let Err(e) = capture.save_async(parsed).await {
                 tracing::warn!(
-                    target: "kustomer_webhooks::receiver",
+                    target: LOG,
                     error = %e,
                     "could not capture the delivery",
                 );
@@ -546,7 +550,6 @@ impl Drop for ClaimGuard {
             runtime.spawn(async move {
                 if let Err(e) = store.abandon(&id).await {
                     tracing::warn!(
-                        target: "kustomer_webhooks::receiver",
                         error = %e,
                         "idempotency store failed to give a claim up",
                     );
@@ -602,10 +605,7 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
                     // Dropped outside any runtime (the runtime itself is
                     // shutting down): nothing can run it any more, and an
                     // unsettled claim ends at the store's in-progress timeout.
-                    tracing::warn!(
-                        target: "kustomer_webhooks::receiver",
-                        "a handler was dropped unfinished: no runtime to finish it on",
-                    );
+                    tracing::warn!("a handler was dropped unfinished: no runtime to finish it on",);
                 }
             }
         }
