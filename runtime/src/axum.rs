@@ -47,7 +47,7 @@ async fn receive<S: Events>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return respond(&too_large(limit));
+        return respond(&too_large(&receiver));
     }
     let bytes = match ::axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -55,16 +55,9 @@ async fn receive<S: Events>(
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if over {
-                return respond(&too_large(limit));
+                return respond(&too_large(&receiver));
             }
-            return respond(&Reply {
-                status: 400,
-                outcome: "error",
-                event: None,
-                id: None,
-                error: Some(format!("the body could not be read: {e}")),
-                pointer: None,
-            });
+            return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
         }
     };
     let reply = receiver
@@ -77,15 +70,9 @@ async fn receive<S: Events>(
     respond(&reply)
 }
 
-fn too_large(limit: usize) -> Reply {
-    Reply {
-        status: 413,
-        outcome: "error",
-        event: None,
-        id: None,
-        error: Some(format!("the body is over the {limit} byte limit")),
-        pointer: None,
-    }
+fn too_large<S: Events>(receiver: &Receiver<S>) -> Reply {
+    let limit = receiver.limit();
+    receiver.reject(413, format!("the body is over the {limit} byte limit"))
 }
 
 fn respond(reply: &Reply) -> Response {

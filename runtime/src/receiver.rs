@@ -232,6 +232,21 @@ impl<S: Events> Receiver<S> {
         request: Request<'a, H>,
     ) -> Reply {
         let reply = self.receive_inner(request).await;
+        self.count(&reply);
+        reply
+    }
+
+    /// A delivery an adapter turns away before it can call
+    /// [`receive`](Receiver::receive) (a body over the limit while it is
+    /// still arriving, a body that could not be read): the reply, counted
+    /// and logged like the receiver's own rejections.
+    pub fn reject(&self, status: u16, error: impl Into<String>) -> Reply {
+        let reply = Reply::error(status, error);
+        self.count(&reply);
+        reply
+    }
+
+    fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
             (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
@@ -239,11 +254,10 @@ impl<S: Events> Receiver<S> {
             (200..=299, _) => Counters::bump(&counters.accepted),
             (400..=499, _) => {
                 Counters::bump(&counters.rejected);
-                cold::rejected(&reply);
+                cold::rejected(reply);
             }
             _ => Counters::bump(&counters.failed),
         }
-        reply
     }
 
     async fn receive_inner<'a, H: Fn(&str) -> Option<&'a [u8]>>(

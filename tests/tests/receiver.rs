@@ -281,6 +281,8 @@ async fn size_content_type_and_method_are_checked() {
         "x".repeat(70 * 1024)
     );
     assert_eq!(s.deliver(big.as_bytes(), TOKEN, None).await.0, 413);
+    // Turned away by the adapter while the body arrived, and still counted.
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 1);
     let body = sample("kustomer.team.update").as_bytes();
     let sig = sign(TOKEN.as_bytes(), body);
     let (status, _) = s
