@@ -104,6 +104,7 @@ pub async fn serve(
         .with_max_level(tracing::Level::INFO)
         .try_init();
     let mut receiver = receiver(tokens, headers)?;
+    let counters = receiver.counters();
     let capturing = capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = capture {
         receiver = receiver.with_capture(capture);
@@ -125,7 +126,7 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
-    eprintln!("stopped; every delivery in progress was answered");
+    eprintln!("stopped; every delivery in progress was answered ({counters})");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -247,6 +247,14 @@ fn serve_stops_cleanly_on_sigterm() {
     let mut first = String::new();
     log.read_line(&mut first).unwrap();
     assert!(first.contains("receiving Kustomer webhooks"), "{first}");
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let sent = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg("schema/samples/kustomer.team.create.json")
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -260,5 +268,8 @@ fn serve_stops_cleanly_on_sigterm() {
         rest.contains("stopping: finishing the deliveries in progress"),
         "{rest}"
     );
-    assert!(rest.contains("stopped"), "{rest}");
+    assert!(
+        rest.contains("stopped; every delivery in progress was answered (1 accepted, 0 rejected, 0 duplicate, 0 stale, 0 failed)"),
+        "{rest}"
+    );
 }

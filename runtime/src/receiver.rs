@@ -95,6 +95,22 @@ impl Counters {
     }
 }
 
+/// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`.
+impl std::fmt::Display for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "{} accepted, {} rejected, {} duplicate, {} stale, {} failed",
+            n(&self.accepted),
+            n(&self.rejected),
+            n(&self.duplicate),
+            n(&self.stale),
+            n(&self.failed)
+        )
+    }
+}
+
 /// One request, as the receiver needs it.
 pub struct Request<'a, H: Fn(&str) -> Option<&'a [u8]>> {
     /// The HTTP method.
