@@ -165,37 +165,25 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Where a `serde_json` error is: 1-based line and column (in bytes). An
-/// error at the very start of a line (column 0, as for a text that ends in a
-/// newline too early) is put at the last character of the line before, as
-/// `serde_json` places an error at the end of a text without a final newline.
-fn json_error_position(text: &str, e: &serde_json::Error) -> (usize, usize) {
-    let (line, column) = (e.line(), e.column());
-    if column > 0 || line < 2 {
-        return (line, column.max(1));
-    }
-    let previous = text.lines().nth(line - 2).unwrap_or("");
-    (line - 1, previous.len().max(1))
-}
-
 /// The top-level keys this toolkit knows to be part of the app format.
 const KNOWN_KEYS: [&str; 4] = ["app", "version", "title", "outboundWebhooks"];
 
 impl AppDefinition {
     /// Every problem of an app definition's JSON text; empty when it is fine.
     pub fn validate_json(text: &str) -> Vec<Problem> {
-        match serde_json::from_str::<Value>(text) {
+        // The runtime's own reader: it accepts what `serde_json` accepts, and
+        // says where the text breaks off, as a JSON Pointer too.
+        let mut reader = crate::read::Reader::new(text);
+        match reader.raw_value().and_then(|v| reader.end().map(|()| v)) {
             Ok(v) => AppDefinition::validate(&v),
             Err(e) => {
-                let (line, column) = json_error_position(text, &e);
-                // serde_json's message without its own "at line L column C".
-                let message = e.to_string();
-                let message = message
-                    .rfind(" at line ")
-                    .map_or(&message[..], |i| &message[..i]);
+                let (line, column) = e.line_column(text.as_bytes());
                 vec![error(
-                    "",
-                    format!("invalid JSON at line {line}, column {column}: {message}"),
+                    e.pointer(text.as_bytes()),
+                    format!(
+                        "invalid JSON at line {line}, column {column}: {}",
+                        e.message()
+                    ),
                 )]
             }
         }
@@ -416,25 +404,20 @@ mod tests {
     }
 
     #[test]
-    fn invalid_json_is_placed_once_where_the_text_stopped() {
-        let problems: Vec<String> = AppDefinition::validate_json("{\"app\": \"x\"\n")
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    fn invalid_json_says_where_once_with_its_pointer() {
+        let problems = |text: &str| -> Vec<String> {
+            AppDefinition::validate_json(text)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
         assert_eq!(
-            problems,
-            ["error: /: invalid JSON at line 1, column 11: EOF while parsing an object"]
+            problems("{\"app\": \"x\"\n"),
+            ["error: /: invalid JSON at line 2, column 1: EOF while parsing an object"]
         );
-        // The same text without the newline: the same place.
-        let problems = AppDefinition::validate_json("{\"app\": \"x\"");
         assert_eq!(
-            problems[0].to_string(),
-            "error: /: invalid JSON at line 1, column 11: EOF while parsing an object"
-        );
-        let problems = AppDefinition::validate_json("{\"app\": tru}");
-        assert_eq!(
-            problems[0].to_string(),
-            "error: /: invalid JSON at line 1, column 12: expected ident"
+            problems("{\"outboundWebhooks\": [{\"name\": tru}]}"),
+            ["error: /outboundWebhooks/0/name: invalid JSON at line 1, column 35: expected ident"]
         );
     }
 

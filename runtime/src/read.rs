@@ -48,13 +48,18 @@ impl ReadError {
         line_column(text, self.0.pos)
     }
 
+    /// The JSON Pointer of the value the error is in ([`pointer_at`]).
+    pub(crate) fn pointer(&self, text: &[u8]) -> String {
+        pointer_at(text, self.0.pos)
+    }
+
     /// The error as parsing reports it, for the text it was read from.
     pub(crate) fn into_parse_error(self, text: &[u8]) -> crate::ParseError {
         let (line, column) = self.line_column(text);
         crate::ParseError::InvalidJson {
             line,
             column,
-            pointer: pointer_at(text, self.0.pos),
+            pointer: self.pointer(text),
             message: self.0.message.into_owned(),
         }
     }
