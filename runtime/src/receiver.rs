@@ -309,6 +309,9 @@ impl<S: Events> Receiver<S> {
             Ok(p) => p,
             Err(e) => return parse_error(&e),
         };
+        if parsed.event.envelope().event_name().is_none() {
+            cold::named_by_header_only();
+        }
         let event = parsed.event.name().as_str().to_owned();
         let id = parsed.event.envelope().event_id().map(str::to_owned);
         let span = tracing::info_span!(
@@ -485,6 +488,15 @@ mod cold {
             error = reply.error.as_deref().unwrap_or(""),
             pointer = reply.pointer.as_deref().unwrap_or(""),
             "delivery rejected"
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn named_by_header_only() {
+        tracing::warn!(
+            target: LOG,
+            "the body has no `name` string: the event is the one its header names",
         );
     }
 

@@ -517,6 +517,34 @@ async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_without_its_name_is_the_event_its_header_names() {
+    let s = start(Verifier::new(TOKEN)).await;
+    for (n, name) in [Value::Null, 5.into()].into_iter().enumerate() {
+        let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+        v["id"] = format!("{:024x}", 900 + n).into();
+        match name {
+            Value::Null => drop(v.as_object_mut().unwrap().remove("name")),
+            other => v["name"] = other,
+        }
+        let body = serde_json::to_vec(&v).unwrap();
+        let (status, reply) = s.deliver(&body, TOKEN, Some("kustomer.team.update")).await;
+        assert_eq!(
+            (status, reply["outcome"].as_str(), reply["event"].as_str()),
+            (200, Some("handled"), Some("kustomer.team.update")),
+            "{reply}"
+        );
+        // Without the header there is nothing to tell the event by.
+        let (status, reply) = s.deliver(&body, TOKEN, None).await;
+        assert_eq!(
+            (status, reply["pointer"].as_str()),
+            (400, Some("/name")),
+            "{reply}"
+        );
+    }
+    assert_eq!(s.count.load(Ordering::SeqCst), 2);
+}
+
 /// Lets a test hold a handler mid-run and see when it finished.
 #[derive(Default)]
 struct Gate {
