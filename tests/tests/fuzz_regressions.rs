@@ -78,3 +78,17 @@ fn a_body_whose_first_name_is_not_a_string_is_never_misrouted() {
         Some("kustomer.customer.update")
     );
 }
+
+/// The `parse` target's own check again: a body whose `name` key is
+/// misspelled (`orgNname`) has no name for `parse`, and is the event the
+/// header names for `parse_as`, with the misspelled key kept as it came.
+#[test]
+fn a_body_without_a_name_is_the_event_its_header_names_and_loses_nothing() {
+    let body = br#"{"id":"6087386f3c16f212942a36c0","orgNname":"kustomer.message.create","data":{"type":"message"}}"#;
+    assert!(matches!(parse(body), Err(ParseError::MissingName)));
+    let parsed = parse_as(body, "kustomer.customer.update").unwrap();
+    assert_eq!(parsed.event.name().as_str(), "kustomer.customer.update");
+    assert_eq!(parsed.event.envelope().event_name(), None);
+    let back = serde_json::to_value(&parsed.event).unwrap();
+    assert_eq!(back, serde_json::from_slice::<Value>(body).unwrap());
+}
