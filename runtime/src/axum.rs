@@ -49,9 +49,16 @@ async fn receive<S: Events>(
     if declared.is_some_and(|n| n > limit as u64) {
         return respond(&too_large(&receiver));
     }
-    let bytes = match ::axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => {
+    let read = ::axum::body::to_bytes(body, limit);
+    let bytes = match tokio::time::timeout(receiver.read_timeout(), read).await {
+        Ok(Ok(b)) => b,
+        Err(_) => {
+            let within = receiver.read_timeout();
+            return respond(
+                &receiver.reject(408, format!("the body did not arrive within {within:?}")),
+            );
+        }
+        Ok(Err(e)) => {
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if over {

@@ -134,6 +134,7 @@ pub struct Receiver<S = AnyEvent> {
     dispatcher: Arc<Dispatcher<S>>,
     limit: usize,
     timeout: Duration,
+    read_timeout: Duration,
     inspect: Option<Box<Inspect<S>>>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
@@ -147,6 +148,7 @@ impl<S> std::fmt::Debug for Receiver<S> {
             .field("verifier", &self.verifier)
             .field("limit", &self.limit)
             .field("timeout", &self.timeout)
+            .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +157,9 @@ impl<S> std::fmt::Debug for Receiver<S> {
 pub const DEFAULT_LIMIT: usize = 1 << 20;
 /// The default handler time limit: Kustomer wants an answer within seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a body may take to arrive: a Kustomer event is a few
+/// kilobytes, sent at once.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<S: Events> Receiver<S> {
     /// A receiver dispatching to `dispatcher`, verifying with `verifier`.
@@ -164,6 +169,7 @@ impl<S: Events> Receiver<S> {
             dispatcher: Arc::new(dispatcher),
             limit: DEFAULT_LIMIT,
             timeout: DEFAULT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
             inspect: None,
             counters: Arc::default(),
             store: Some(Arc::new(MemoryStore::new())),
@@ -231,9 +237,22 @@ impl<S: Events> Receiver<S> {
         self
     }
 
+    /// How long an adapter waits for a body to arrive (default 10 s); then
+    /// 408, so that a client that stalls mid-body does not hold its
+    /// connection and its task for ever.
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// The body size limit.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// How long a body may take to arrive.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// What the receiver has done so far; the handle stays valid after the

@@ -545,6 +545,39 @@ async fn a_body_without_its_name_is_the_event_its_header_names() {
     assert_eq!(s.count.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_gets_408_and_the_server_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_read_timeout(Duration::from_millis(200))
+    })
+    .await;
+    let addr = s.addr;
+    let head = format!(
+        "POST /kustomer HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\n\r\n{{\"name\": "
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The rest of the body never comes; the answer does.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    read.await
+        .expect("answered before the test's own limit")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the body did not arrive within 200ms"),
+        "{answer}"
+    );
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 1);
+    let (status, _) = s
+        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 200);
+}
+
 /// Lets a test hold a handler mid-run and see when it finished.
 #[derive(Default)]
 struct Gate {
