@@ -25,7 +25,7 @@ use ::axum::response::Response;
 use ::axum::routing::any;
 
 use crate::Events;
-use crate::receiver::{Receiver, Reply, Request};
+use crate::receiver::{Receiver, Reply, Request, within};
 
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`).
@@ -49,16 +49,17 @@ async fn receive<S: Events>(
     if declared.is_some_and(|n| n > limit as u64) {
         return respond(&too_large(&receiver));
     }
+    // The time limit counts from the first wait for the body: one that has
+    // already arrived (as a Kustomer event has) arms no timer.
     let read = ::axum::body::to_bytes(body, limit);
-    let bytes = match tokio::time::timeout(receiver.read_timeout(), read).await {
-        Ok(Ok(b)) => b,
-        Err(_) => {
-            let within = receiver.read_timeout();
-            return respond(
-                &receiver.reject(408, format!("the body did not arrive within {within:?}")),
-            );
+    let bytes = match within(None, receiver.read_timeout(), read).await {
+        Some(Ok(b)) => b,
+        None => {
+            let wait = receiver.read_timeout();
+            let error = format!("the body did not arrive within {wait:?}");
+            return respond(&receiver.reject(408, error));
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if over {

@@ -682,7 +682,7 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
 /// counts from a start read before it runs, so that the time it spends
 /// before its first wait counts too; a store's limit counts from its first
 /// wait (what it does before that is synchronous and short).
-async fn within<F: Future>(
+pub(crate) async fn within<F: Future>(
     start: Option<tokio::time::Instant>,
     limit: Duration,
     future: F,
