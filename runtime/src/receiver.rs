@@ -7,7 +7,8 @@
 //! nothing to run: no handler, an event already processed, a stale update);
 //! 409 while another delivery of the same event is being handled; 401 for a bad or
 //! missing signature or custom header; 400 for a body that is not an event
-//! (with the JSON path); 413 over the size limit; 415 for a content type
+//! (with the JSON path); 413 over the size limit; 408 (from an adapter) for a
+//! body that stops arriving; 415 for a content type
 //! other than JSON; 405 for a method other than POST; 500 when the handler
 //! failed or panicked, 503 when it ran out of time or the idempotency store
 //! failed or did not answer within the same time limit, so that Kustomer
