@@ -1,5 +1,6 @@
 //! `generate`: schemas → Rust models.
 
+use crate::out::out;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ pub fn check(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<ExitCode> 
 pub fn check_files(files: &BTreeMap<String, String>, out: &Path) -> ExitCode {
     let stale = kustomer_codegen::stale(out, files);
     if stale.is_empty() {
-        println!(
+        out!(
             "{} model file(s) in {} match the schemas",
             files.len(),
             out.display()
@@ -45,7 +46,7 @@ pub fn write(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<()> {
     let files = generate(schemas)?;
     let elapsed = started.elapsed();
     write_files(&files, schemas.len(), out)?;
-    println!("(generated in {} ms)", elapsed.as_millis());
+    out!("(generated in {} ms)", elapsed.as_millis());
     Ok(())
 }
 
@@ -54,17 +55,17 @@ pub fn write_files(files: &BTreeMap<String, String>, schemas: usize, out: &Path)
     let written = kustomer_codegen::write(out, files)
         .with_context(|| format!("writing models to {}", out.display()))?;
     for (path, text) in written.iter().zip(files.values()) {
-        println!("{:<40} {:>5} lines", path.display(), text.lines().count());
+        out!("{:<40} {:>5} lines", path.display(), text.lines().count());
     }
     let removed = kustomer_codegen::prune(out, files)
         .with_context(|| format!("removing stale models from {}", out.display()))?;
     for path in removed {
-        println!(
+        out!(
             "{:<40} removed (no samples of its resource)",
             path.display()
         );
     }
-    println!(
+    out!(
         "generated {} file(s) from {} schema(s)",
         files.len(),
         schemas

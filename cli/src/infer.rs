@@ -1,5 +1,6 @@
 //! `infer`: samples → schemas.
 
+use crate::out::out;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,7 +38,7 @@ pub fn check(inferrer: &Inferrer, out: &Path) -> ExitCode {
     let schemas = inferrer.schemas();
     let stale = kustomer_schema::stale(out, &schemas);
     if stale.is_empty() {
-        println!(
+        out!(
             "{} schema(s) in {} match {} sample(s)",
             schemas.len(),
             out.display(),
@@ -69,13 +70,13 @@ pub fn write(inferrer: &Inferrer, out: &Path) -> Result<()> {
             })
             .unwrap_or_default();
         let defs = schema["definitions"].as_object().map_or(0, |d| d.len());
-        println!(
+        out!(
             "{:<14} {:<40} {defs:>2} definitions  ({events})",
             name,
             path.display()
         );
     }
-    println!(
+    out!(
         "inferred {} schema(s) from {} sample(s)",
         schemas.len(),
         inferrer.sample_count()

@@ -12,9 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use out::out;
 
 mod generate;
 mod infer;
+mod out;
 mod parse;
 mod regenerate;
 mod serve;
@@ -110,7 +112,8 @@ enum Command {
     /// Parse event payloads with the generated models: the event, its
     /// resource, whether it was typed, and any drift from the models.
     Parse {
-        /// Payload files (one JSON event envelope each)
+        /// Payload files (one JSON event envelope each), or directories of
+        /// `.json` payloads
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// One JSON line per file:
@@ -153,8 +156,8 @@ enum Command {
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (plain http:// URLs).
     Send {
-        /// Where to post
-        #[arg(long)]
+        /// Where to post (http://)
+        #[arg(long, value_parser = serve::url_arg)]
         url: String,
         /// The webhook's token to sign with
         #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN", value_parser = serve::token_arg)]
@@ -295,14 +298,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let problems = kustomer_webhooks::app::AppDefinition::validate_json(&text);
             for p in &problems {
-                println!("{}: {p}", file.display());
+                out!("{}: {p}", file.display());
             }
             let errors = problems.iter().filter(|p| p.is_error()).count();
             if errors == 0 {
-                println!("{}: valid ({} warning(s))", file.display(), problems.len());
+                out!("{}: valid ({} warning(s))", file.display(), problems.len());
                 Ok(ExitCode::SUCCESS)
             } else {
-                println!("{}: {errors} error(s)", file.display());
+                out!("{}: {errors} error(s)", file.display());
                 Ok(ExitCode::FAILURE)
             }
         }

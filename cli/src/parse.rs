@@ -1,5 +1,6 @@
 //! `parse`: payloads → typed events, with their drift.
 
+use crate::out::out;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,11 +18,45 @@ struct Line<'a> {
     lossless: bool,
 }
 
-/// Parses every file; exit 1 if any could not be parsed at all.
-pub fn run(files: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
+/// The payload files `paths` name, in order: a file as given, a directory
+/// as its `.json` files in name order. A directory that cannot be read or
+/// holds no `.json` file is an error in its place.
+pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(Ok(path.clone()));
+            continue;
+        }
+        let shown = path.display();
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                out.push(Err(format!("{shown}: {e}")));
+                continue;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        if files.is_empty() {
+            out.push(Err(format!(
+                "{shown}: no .json payload files in this directory"
+            )));
+        }
+        files.sort();
+        out.extend(files.into_iter().map(Ok));
+    }
+    out
+}
+
+/// Parses every file (directories: their `.json` files); exit 1 if any
+/// could not be parsed at all.
+pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
     let mut ok = true;
-    for file in files {
-        if let Err(message) = one(file, as_json, emit) {
+    for file in payload_files(paths) {
+        if let Err(message) = file.and_then(|file| one(&file, as_json, emit)) {
             eprintln!("error: {message}");
             ok = false;
         }
@@ -40,7 +75,7 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
     let event = &parsed.event;
     if emit {
         let text = serde_json::to_string(event).map_err(|e| format!("{shown}: {e}"))?;
-        println!("{text}");
+        out!("{text}");
         return Ok(());
     }
     let drift = parsed.drift();
@@ -57,7 +92,7 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
             lossless,
         };
         let text = serde_json::to_string(&line).map_err(|e| format!("{shown}: {e}"))?;
-        println!("{text}");
+        out!("{text}");
         return Ok(());
     }
     let what = match (event.resource_type(), name.is_known()) {
@@ -71,9 +106,9 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
         n => format!("{n} drifted values"),
     };
     let lossless_text = if lossless { "lossless" } else { "NOT lossless" };
-    println!("{shown}: {name}, {what}, {drift_text}, {lossless_text}");
+    out!("{shown}: {name}, {what}, {drift_text}, {lossless_text}");
     for d in &drift {
-        println!("  {d}");
+        out!("  {d}");
     }
     Ok(())
 }

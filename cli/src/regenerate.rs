@@ -1,6 +1,7 @@
 //! `regenerate` and `check`: samples → schemas → models, for this
 //! repository's bundled models or for a models module in your own crate.
 
+use crate::out::out;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,21 +111,21 @@ pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec
     let old = kustomer_codegen::read_models(out)
         .with_context(|| format!("reading the current models in {}", out.display()))?;
     if old.is_empty() {
-        println!("{}: a new models module", out.display());
+        out!("{}: a new models module", out.display());
         return Ok(Vec::new());
     }
     let changes = kustomer_codegen::summarize(&old, files);
     if changes.is_empty() {
-        println!("{}: no type or field changes", out.display());
+        out!("{}: no type or field changes", out.display());
         return Ok(changes);
     }
-    println!("{}: changes against the current models:", out.display());
+    out!("{}: changes against the current models:", out.display());
     for change in &changes {
-        println!("  {change}");
+        out!("  {change}");
     }
     let added = changes.iter().filter(|c| !c.is_breaking()).count();
     let breaking = changes.len() - added;
-    println!(
+    out!(
         "  ({added} addition(s), {breaking} change(s) or removal(s) that code using the models may need to follow)"
     );
     Ok(changes)
@@ -138,7 +139,7 @@ pub fn regenerate(pipeline: &Pipeline, dry_run: bool) -> Result<ExitCode> {
     let out = pipeline.out();
     print_summary(&out, &files)?;
     if dry_run {
-        println!("(dry run: nothing written)");
+        out!("(dry run: nothing written)");
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(schemas) = pipeline.schemas() {

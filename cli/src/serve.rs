@@ -1,10 +1,11 @@
 //! `serve`, `send` and `demo`: the receiver on the network.
 
+use crate::out::out;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use kustomer_webhooks::capture::Capture;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
@@ -32,6 +33,22 @@ pub fn token_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// `send --url`: a plain `http://` URL (the client speaks no TLS), checked
+/// before anything is read or sent.
+pub fn url_arg(s: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(s)
+        .map_err(|e| format!("expected an http:// URL such as http://127.0.0.1:8080/ ({e})"))?;
+    match url.scheme() {
+        "http" => Ok(s.to_owned()),
+        "https" => Err(
+            "send posts over plain http:// only (a receiver on this machine, or reached \
+             through a tunnel or proxy that speaks TLS for it)"
+                .to_owned(),
+        ),
+        other => Err(format!("expected an http:// URL, not {other}:")),
+    }
+}
+
 /// One line printed per dispatched event.
 #[derive(Serialize)]
 struct Line<'a> {
@@ -42,7 +59,16 @@ struct Line<'a> {
     drift: Vec<kustomer_webhooks::Drift>,
 }
 
-fn print_line(envelope: &dyn Envelope, name: &str, typed: bool, drift: Vec<Drift>) {
+/// Writes the line of a dispatched event. A line that cannot be written
+/// (stdout closed or full) fails the handler: the delivery gets 500 and is
+/// not marked done, so Kustomer sends it again, rather than being
+/// acknowledged with its line lost.
+fn print_line(
+    envelope: &dyn Envelope,
+    name: &str,
+    typed: bool,
+    drift: Vec<Drift>,
+) -> std::io::Result<()> {
     let line = Line {
         event: name,
         id: envelope.event_id(),
@@ -50,22 +76,22 @@ fn print_line(envelope: &dyn Envelope, name: &str, typed: bool, drift: Vec<Drift
         typed,
         drift,
     };
-    if let Ok(text) = serde_json::to_string(&line) {
-        println!("{text}");
-    }
+    let text = serde_json::to_string(&line)?;
+    crate::out::try_line(format_args!("{text}"))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("writing the event's line: {e}")))
 }
 
 /// The built-in handler of every resource's events: prints the line.
-async fn print_typed<E: Model + Envelope>(event: E) {
+async fn print_typed<E: Model + Envelope>(event: E) -> std::io::Result<()> {
     let mut drift = Vec::new();
     event.drift(&mut Pointer::default(), &mut drift);
     let name = event.event_name().unwrap_or_default().to_owned();
-    print_line(&event, &name, true, drift);
+    print_line(&event, &name, true, drift)
 }
 
 /// The built-in handler of events without a generated type.
-async fn print_other(event: OtherEvent) {
-    print_line(&event, event.name.as_str(), false, Vec::new());
+async fn print_other(event: OtherEvent) -> std::io::Result<()> {
+    print_line(&event, event.name.as_str(), false, Vec::new())
 }
 
 fn receiver(tokens: &[String], headers: &[(String, String)]) -> Result<Receiver> {
@@ -159,26 +185,13 @@ async fn shutdown() {
     eprintln!("stopping: finishing the deliveries in progress");
 }
 
-/// The payload files among `paths` (directories contribute their `.json` files).
+/// The payload files among `paths` (directories contribute their `.json`
+/// files); the first path that cannot be used is the error.
 fn payloads(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(path.clone());
-        }
-    }
-    if out.is_empty() {
-        bail!("no payload files given");
-    }
-    Ok(out)
+    crate::parse::payload_files(paths)
+        .into_iter()
+        .map(|f| f.map_err(|e| anyhow!(e)))
+        .collect()
 }
 
 /// What a delivery came to.
@@ -244,7 +257,7 @@ pub async fn send(
     for file in payloads(paths)? {
         let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let d = deliver(&client, url, token, headers, body).await?;
-        println!("{} {} {}", d.status, file.display(), d.reply);
+        out!("{} {} {}", d.status, file.display(), d.reply);
         ok &= (200..300).contains(&d.status);
     }
     Ok(if ok {
@@ -266,13 +279,13 @@ pub async fn demo() -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{addr}/");
-    println!("receiver at {url} (token generated for this run)");
-    println!(
+    out!("receiver at {url} (token generated for this run)");
+    out!(
         "each event the receiver dispatches prints as one JSON line; each delivery as `status what reply`\n"
     );
 
     let client = reqwest::Client::new();
-    let report = |what: &str, d: &Delivered| println!("{} {what:<44} {}", d.status, d.reply);
+    let report = |what: &str, d: &Delivered| out!("{} {what:<44} {}", d.status, d.reply);
     let mut expected_ok = true;
     for (event, text) in kustomer_schema::SEED_SAMPLES {
         let d = deliver(&client, &url, &token, &[], text.as_bytes().to_vec()).await?;
@@ -311,7 +324,7 @@ pub async fn demo() -> Result<ExitCode> {
 
     server.abort();
     if expected_ok {
-        println!("\nevery delivery got the status it should");
+        out!("\nevery delivery got the status it should");
         Ok(ExitCode::SUCCESS)
     } else {
         Err(anyhow!("a delivery got an unexpected status (see above)"))

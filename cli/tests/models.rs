@@ -201,3 +201,65 @@ fn parse_errors_name_the_file_and_the_path() {
         missing.stderr
     );
 }
+
+#[test]
+fn parse_takes_directories_of_payloads() {
+    let r = run(&["parse", "--json", "schema/samples"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let files: Vec<String> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["file"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(files.len(), 10, "{}", r.stdout);
+    assert!(files.is_sorted(), "{files:?}");
+    assert!(files[0].ends_with("kustomer.conversation.create.json"));
+    // A directory with no payload is an error in its place; the rest is
+    // still parsed.
+    let empty = TempDir::new().unwrap();
+    write(&empty, "notes.txt", "not a payload");
+    let dir = empty.path().to_str().unwrap();
+    let r = run(&["parse", dir, "schema/samples/kustomer.team.create.json"]);
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr
+            .contains(&format!("{dir}: no .json payload files in this directory")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("kustomer.team.create, typed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    // Far more output than a pipe holds, so the command is still writing
+    // when the reader is gone.
+    let dir = TempDir::new().unwrap();
+    let sample =
+        fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.customer.update.json"))
+            .unwrap();
+    for i in 0..200 {
+        write(&dir, &format!("{i:03}.json"), &sample);
+    }
+    let mut child = Command::new(common::BIN)
+        .args(["parse", "--emit", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -273,3 +273,68 @@ fn serve_stops_cleanly_on_sigterm() {
         "{rest}"
     );
 }
+
+#[test]
+fn send_refuses_a_url_it_cannot_post_to_before_sending_anything() {
+    for (url, want) in [
+        ("https://example.com/hook", "plain http:// only"),
+        ("ftp://example.com/", "expected an http:// URL"),
+        ("127.0.0.1:8080", "expected an http:// URL"),
+        ("not a url", "such as http://127.0.0.1:8080/"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["send", "--url", url, "--token", "t", "missing.json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains(want), "{url}: {stderr}");
+        assert!(!stderr.contains("missing.json"), "{url}: {stderr}");
+    }
+}
+
+#[test]
+fn serve_answers_500_when_it_cannot_write_an_events_line() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // Nobody reads the event lines.
+    drop(child.stdout.take());
+    let server = Killed(child);
+    let mut log = BufReader::new(stderr);
+    let mut first = String::new();
+    log.read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let send = || {
+        Command::new(BIN)
+            .args([
+                "send",
+                "--url",
+                &url,
+                "--token",
+                "t0ken",
+                "schema/samples/kustomer.team.create.json",
+            ])
+            .current_dir(ROOT)
+            .output()
+            .unwrap()
+    };
+    // The event is not acknowledged: Kustomer would send it again. Its retry
+    // is not a duplicate, since it was never marked done.
+    for _ in 0..2 {
+        let out = send();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("500 "), "{stdout}");
+        assert!(stdout.contains("writing the event's line"), "{stdout}");
+    }
+    let mut line = String::new();
+    log.read_line(&mut line).unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(!line.contains("panicked"), "{line}");
+    drop(server);
+}

@@ -1025,6 +1025,15 @@ impl<'a> Resource<'a> {
                 fn rev(&self) -> Option<i64> { #rev }
                 fn has_data(&self) -> bool { self.has_key("data") }
             }
+
+            impl #env_ident {
+                /// Where this payload differs from the models, by JSON Pointer: each
+                /// value kept in an `extra` map because it was not of the type its
+                /// field expects. Empty when the payload matches them.
+                pub fn drift(&self) -> Vec<kustomer_webhooks::Drift> {
+                    kustomer_webhooks::__private::drift_of(self)
+                }
+            }
         }
     }
 }

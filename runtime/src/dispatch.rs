@@ -563,10 +563,34 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
 }
 
 fn short_name(type_name: &'static str) -> &'static str {
-    // `my_crate::handlers::on_update` → `handlers::on_update`.
-    match type_name.rmatch_indices("::").nth(1) {
+    // `my_crate::handlers::on_update` → `handlers::on_update`; the path of a
+    // generic function is shortened before its parameters, which are kept:
+    // `my_crate::handlers::on<my_crate::Event>` → `handlers::on<my_crate::Event>`.
+    let path = &type_name[..type_name.find('<').unwrap_or(type_name.len())];
+    match path.rmatch_indices("::").nth(1) {
         Some((i, _)) => &type_name[i + 2..],
         None => type_name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name;
+
+    #[test]
+    fn handler_names_keep_their_module_and_generic_parameters() {
+        for (full, short) in [
+            ("my_crate::handlers::on_update", "handlers::on_update"),
+            ("handlers::on_update", "handlers::on_update"),
+            ("on_update", "on_update"),
+            (
+                "my_crate::serve::print<my_crate::models::team::TeamEvent>",
+                "serve::print<my_crate::models::team::TeamEvent>",
+            ),
+            ("my_crate::main::{{closure}}", "main::{{closure}}"),
+        ] {
+            assert_eq!(short_name(full), short, "{full}");
+        }
     }
 }
 

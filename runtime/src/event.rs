@@ -303,7 +303,16 @@ macro_rules! __event {
                 pointer: &mut $crate::__private::Pointer,
                 out: &mut ::std::vec::Vec<$crate::Drift>,
             ) {
-                self.0.drift(pointer, out)
+                $crate::__private::Model::drift(&self.0, pointer, out)
+            }
+        }
+
+        impl $name {
+            /// Where this payload differs from the models, by JSON Pointer:
+            /// each value kept in an `extra` map because it was not of the
+            /// type its field expects. Empty when the payload matches them.
+            pub fn drift(&self) -> ::std::vec::Vec<$crate::Drift> {
+                $crate::__private::drift_of(&self.0)
             }
         }
 

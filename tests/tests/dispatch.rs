@@ -377,3 +377,48 @@ fn the_attribute_knows_every_documented_event_name() {
     in_runtime.sort_unstable();
     assert_eq!(sorted_macro, in_runtime);
 }
+
+// A handler sees its own event's drift, whether it takes one event type or
+// the resource's envelope; the `Model` trait in scope changes nothing.
+#[allow(unused_imports)]
+use kustomer_webhooks::Model as _;
+
+async fn update_drift(e: CustomerUpdate, s: State<Seen>) {
+    let drift: Vec<String> = e.drift().iter().map(ToString::to_string).collect();
+    note(&s, format!("update {drift:?}"));
+}
+async fn envelope_drift(e: CustomerEvent, s: State<Seen>) {
+    let drift: Vec<String> = e.drift().iter().map(ToString::to_string).collect();
+    note(&s, format!("envelope {drift:?}"));
+}
+
+#[test]
+fn a_handler_reads_the_drift_of_its_event() {
+    let seen = Seen::default();
+    let dispatcher = Dispatcher::with_state(seen.clone())
+        .handler(update_drift)
+        .handler_for(&["kustomer.customer.create"], envelope_drift)
+        .build()
+        .unwrap();
+    let rt = runtime();
+    for event in ["kustomer.customer.update", "kustomer.customer.create"] {
+        let body = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+        // Clean first, then with a rev sent as a string.
+        rt.block_on(dispatcher.dispatch(body.as_bytes(), Some(event)))
+            .unwrap();
+        v["data"]["attributes"]["rev"] = "7".into();
+        let drifted = serde_json::to_vec(&v).unwrap();
+        rt.block_on(dispatcher.dispatch(&drifted, Some(event)))
+            .unwrap();
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "update []",
+            "update [\"/data/attributes/rev: expected integer, found string\"]",
+            "envelope []",
+            "envelope [\"/data/attributes/rev: expected integer, found string\"]",
+        ]
+    );
+}

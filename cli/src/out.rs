@@ -1,0 +1,34 @@
+//! Lines on stdout. Output is often piped (`parse dir | head`); a reader
+//! that goes away ends a command quietly instead of with a panic.
+
+use std::io::{self, Write};
+
+/// Writes one line on stdout.
+pub fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_fmt(args)?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()
+}
+
+/// Writes one line on stdout for a command that prints as it goes. When the
+/// reader has gone away (a closed pipe), nobody reads the rest: the command
+/// ends there, with status 0. Any other failure to write ends it with an
+/// error and status 1.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = try_line(args) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` for the commands: see [`line`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::out::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
