@@ -307,7 +307,7 @@ impl<S: Events> Receiver<S> {
             );
         }
         if !is_json((request.header)("content-type")) {
-            return Reply::error(415, "the content type must be application/json");
+            return Reply::error(415, "the content type must be JSON (application/json)");
         }
         if request.body.len() > self.limit {
             return Reply::error(
@@ -707,8 +707,19 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
+    // `application/json`, or a JSON-based type (`application/vnd.api+json`,
+    // RFC 6839's `+json` suffix), whatever the case and parameters.
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .and_then(|subtype| subtype.strip_suffix("+json"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
 fn parse_error(e: &ParseError) -> Reply {
@@ -721,6 +732,33 @@ fn parse_error(e: &ParseError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            " application/json ;charset=UTF-8",
+            "application/vnd.api+json",
+        ] {
+            assert!(is_json(Some(ct.as_bytes())), "{ct}");
+        }
+        for ct in [
+            "",
+            "text/plain",
+            "text/json",
+            "application/+json",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+            "application/json-seq",
+            "multipart/form-data; boundary=x",
+        ] {
+            assert!(!is_json(Some(ct.as_bytes())), "{ct}");
+        }
+        assert!(!is_json(None));
+        assert!(!is_json(Some(b"application/json\xff")));
+    }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
