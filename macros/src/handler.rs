@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, Item, ItemFn, LitStr, Pat, ReturnType, Token, Type, bracketed, parse2};
+use syn::{FnArg, Item, ItemFn, LitStr, ReturnType, Token, Type, bracketed, parse2};
 
 /// Every event name Kustomer documents. A handler naming another one is a
 /// typo more often than not; events without a type go to an `OtherEvent`
@@ -125,6 +125,24 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             syn::Error::new_spanned(c, "a webhook handler cannot be `const`"),
         );
     }
+    if let syn::Safety::Unsafe(u) = &sig.safety {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                u,
+                "a webhook handler cannot be `unsafe`: the dispatcher calls it as a safe function",
+            ),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                abi,
+                "a webhook handler is a Rust function: remove the `extern` ABI",
+            ),
+        );
+    }
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
@@ -132,12 +150,7 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
                 &mut errors,
                 syn::Error::new_spanned(r, "a webhook handler is a free function, not a method"),
             ),
-            FnArg::Typed(t) => {
-                if !matches!(&*t.pat, Pat::Ident(_) | Pat::Wild(_)) {
-                    // Patterns are fine for Rust; name them for our checks.
-                }
-                types.push(&*t.ty);
-            }
+            FnArg::Typed(t) => types.push(&*t.ty),
         }
     }
     if types.is_empty() || types.len() > 2 {
@@ -157,8 +170,31 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ),
         );
     }
+    let state_first = types.len() == 2 && is_state(types[0]) && !is_state(types[1]);
+    if state_first {
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                types[0],
+                "the event comes first, then the shared state: `fn on_update(event: CustomerUpdate, state: State<T>)`",
+            ),
+        );
+    } else if let Some(Type::Reference(r)) = types.first() {
+        let inner = &r.elem;
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                r,
+                format!(
+                    "a webhook handler takes its event by value: `{}`, not a reference",
+                    quote!(#inner)
+                ),
+            ),
+        );
+    }
     if let Some(state) = types.get(1)
         && !is_state(state)
+        && !state_first
     {
         combine(
             &mut errors,

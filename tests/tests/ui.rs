@@ -16,4 +16,7 @@ fn ui() {
     t.compile_fail("tests/ui/non-send-future.rs");
     t.compile_fail("tests/ui/second-parameter-not-state.rs");
     t.compile_fail("tests/ui/wrong-return-type.rs");
+    t.compile_fail("tests/ui/unsafe-handler.rs");
+    t.compile_fail("tests/ui/event-by-reference.rs");
+    t.compile_fail("tests/ui/state-before-event.rs");
 }
