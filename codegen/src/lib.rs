@@ -1025,15 +1025,6 @@ impl<'a> Resource<'a> {
                 fn rev(&self) -> Option<i64> { #rev }
                 fn has_data(&self) -> bool { self.has_key("data") }
             }
-
-            impl #env_ident {
-                /// Where this payload differs from the models, by JSON Pointer: each
-                /// value kept in an `extra` map because it was not of the type its
-                /// field expects. Empty when the payload matches them.
-                pub fn drift(&self) -> Vec<kustomer_webhooks::Drift> {
-                    kustomer_webhooks::__private::drift_of(self)
-                }
-            }
         }
     }
 }
@@ -1101,7 +1092,12 @@ fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
     let mut name = base.clone();
     let mut n = 2;
     while taken.contains(&name) {
-        name = format!("{base}_{n}");
+        // `self_` → `self_2`, `foo` → `foo_2`: one underscore either way.
+        name = if base.ends_with('_') {
+            format!("{base}{n}")
+        } else {
+            format!("{base}_{n}")
+        };
         n += 1;
     }
     taken.insert(name.clone());
@@ -1190,6 +1186,9 @@ mod tests {
         );
         assert_eq!(field_name("type", &mut taken), "type_");
         assert_eq!(field_name("self", &mut taken), "self_");
+        // `Self` becomes `self_` too: the second one stays snake case.
+        assert_eq!(field_name("Self", &mut taken), "self_2");
+        assert_eq!(field_name("SELF", &mut taken), "self_3");
         assert_eq!(field_name("extra", &mut taken), "extra_2");
         assert_eq!(field_name("1st", &mut taken), "_1st");
         assert_eq!(field_name("é", &mut taken), "field");

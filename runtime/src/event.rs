@@ -350,6 +350,15 @@ macro_rules! __resource {
             type Event = $envelope;
         }
 
+        impl $envelope {
+            /// Where this payload differs from the models, by JSON Pointer:
+            /// each value kept in an `extra` map because it was not of the
+            /// type its field expects. Empty when the payload matches them.
+            pub fn drift(&self) -> ::std::vec::Vec<$crate::Drift> {
+                $crate::__private::drift_of(self)
+            }
+        }
+
         impl $crate::FromEvent for $envelope {
             type Set = super::$set;
             const EVENTS: &'static [&'static str] =

@@ -5,6 +5,7 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/every-form-compiles.rs");
+    t.pass("tests/ui/generated-models-in-a-binary.rs");
     t.compile_fail("tests/ui/unknown-event-name.rs");
     t.compile_fail("tests/ui/parameter-not-an-event.rs");
     t.compile_fail("tests/ui/event-contradicts-parameter.rs");

@@ -257,11 +257,3 @@ impl kustomer_webhooks::Envelope for UserEvent {
         self.has_key("data")
     }
 }
-impl UserEvent {
-    /// Where this payload differs from the models, by JSON Pointer: each
-    /// value kept in an `extra` map because it was not of the type its
-    /// field expects. Empty when the payload matches them.
-    pub fn drift(&self) -> Vec<kustomer_webhooks::Drift> {
-        kustomer_webhooks::__private::drift_of(self)
-    }
-}

@@ -491,11 +491,3 @@ impl kustomer_webhooks::Envelope for ConversationEvent {
         self.has_key("data")
     }
 }
-impl ConversationEvent {
-    /// Where this payload differs from the models, by JSON Pointer: each
-    /// value kept in an `extra` map because it was not of the type its
-    /// field expects. Empty when the payload matches them.
-    pub fn drift(&self) -> Vec<kustomer_webhooks::Drift> {
-        kustomer_webhooks::__private::drift_of(self)
-    }
-}
