@@ -27,7 +27,7 @@ macro_rules! __model {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, Default, PartialEq)]
+        #[derive(Clone, Default, PartialEq)]
         pub struct $name {
             $(
                 $(#[$fmeta])*
@@ -38,6 +38,16 @@ macro_rules! __model {
             pub extra: $crate::Extra,
             #[doc(hidden)]
             pub __marks: $crate::__private::Marks,
+        }
+
+        // The fields and `extra`; which keys were present is internal.
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!($name))
+                    $( .field(::core::stringify!($field), &self.$field) )*
+                    .field("extra", &self.extra)
+                    .finish()
+            }
         }
 
         impl $name {

@@ -1376,3 +1376,19 @@ fn the_oracle_reads_rfc_3339() {
         assert!(!is_rfc3339_date_time(bad), "{bad}");
     }
 }
+
+#[test]
+fn debug_output_shows_fields_and_extra_only() {
+    let mut payload = sample("kustomer.team.create");
+    set(&mut payload, "/data/attributes/newThing", json!(1));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let parsed = parse(&body).unwrap();
+    let text = format!("{:?}", parsed.event);
+    assert!(text.contains("TeamAttributes { "), "{text}");
+    assert!(
+        text.contains("display_name: Some(\"30-Day Trial\")"),
+        "{text}"
+    );
+    assert!(text.contains("\"newThing\": Number(1)"), "{text}");
+    assert!(!text.contains("marks"), "{text}");
+}
