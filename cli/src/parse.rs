@@ -51,6 +51,16 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     out
 }
 
+/// A payload file's bytes, without the UTF-8 byte order mark some editors
+/// put at the start (JSON does not allow one, and Kustomer sends none).
+pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut body = std::fs::read(path)?;
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        body.drain(..3);
+    }
+    Ok(body)
+}
+
 /// Parses every file (directories: their `.json` files); exit 1 if any
 /// could not be parsed at all.
 pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
@@ -70,7 +80,7 @@ pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
 
 fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
     let shown = file.display();
-    let body = std::fs::read(file).map_err(|e| format!("{shown}: {e}"))?;
+    let body = read_payload(file).map_err(|e| format!("{shown}: {e}"))?;
     let parsed = parse(&body).map_err(|e| describe(&shown.to_string(), &e))?;
     let event = &parsed.event;
     if emit {

@@ -255,7 +255,8 @@ pub async fn send(
     let client = reqwest::Client::new();
     let mut ok = true;
     for file in payloads(paths)? {
-        let body = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let body = crate::parse::read_payload(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
         let d = deliver(&client, url, token, headers, body).await?;
         out!("{} {} {}", d.status, file.display(), d.reply);
         ok &= (200..300).contains(&d.status);

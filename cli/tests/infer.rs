@@ -476,3 +476,36 @@ fn check_reports_a_schema_no_sample_produces() {
     );
     assert!(!run.stderr.contains("customer.json"), "{run:#?}");
 }
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_file_is_skipped() {
+    // Every committed sample saved with a byte order mark, as some editors
+    // do: the same schemas as without.
+    let marked = TempDir::new().unwrap();
+    for name in file_names(&committed_samples()) {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(fs::read(committed_samples().join(&name)).unwrap());
+        fs::write(marked.path().join(&name), bytes).unwrap();
+    }
+    let out = TempDir::new().unwrap();
+    let run = infer(
+        ROOT,
+        &[
+            marked.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    for name in expected_names() {
+        assert!(
+            fs::read(out.path().join(&name)).unwrap()
+                == fs::read(committed_schemas().join(&name)).unwrap(),
+            "{name} differs from the committed schema"
+        );
+    }
+    // A mark anywhere else is still invalid JSON, with its place.
+    let dir = workdir(&[("late.json", "{\"name\": \"x\",\n\u{FEFF}\"data\": {}}")]);
+    let run = infer(dir.path(), &["late.json", "--out", "out"]);
+    assert_fails(&run, dir.path(), &["late.json:2:1"]);
+}

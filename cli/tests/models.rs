@@ -263,3 +263,20 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn parse_skips_a_byte_order_mark_at_the_start_of_a_file() {
+    let dir = TempDir::new().unwrap();
+    let sample =
+        fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.team.create.json"))
+            .unwrap();
+    let path = write(&dir, "marked.json", &format!("\u{FEFF}{sample}"));
+    let r = run(&["parse", &path]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("kustomer.team.create, typed as a team event, no drift, lossless"),
+        "{}",
+        r.stdout
+    );
+}

@@ -147,7 +147,11 @@ impl Inferrer {
     /// Adds every sample in `bytes`: one JSON value, or several one after
     /// the other (JSON Lines). `origin` (usually a file name) names them in
     /// errors, with line and column for invalid JSON.
+    ///
+    /// A UTF-8 byte order mark at the start (as some editors save files) is
+    /// skipped.
     pub fn add_json(&mut self, bytes: &[u8], origin: &str) -> Result<usize> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut n = 0;
         let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
         loop {
