@@ -1,6 +1,5 @@
 //! `generate`: schemas → Rust models.
 
-use crate::out::out;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +8,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use kustomer_codegen::Settings;
 use serde_json::Value;
+
+use crate::out::out;
 
 /// The default models directory.
 pub const MODELS: &str = "runtime/src/models";

@@ -1,11 +1,12 @@
 //! `infer`: samples → schemas.
 
-use crate::out::out;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use kustomer_schema::{Inferrer, Settings};
+
+use crate::out::out;
 
 /// The default samples directory.
 pub const SAMPLES: &str = "schema/samples";

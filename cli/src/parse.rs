@@ -1,11 +1,12 @@
 //! `parse`: payloads → typed events, with their drift.
 
-use crate::out::out;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kustomer_webhooks::{Drift, ParseError, parse};
 use serde_json::Value;
+
+use crate::out::out;
 
 /// One `--json` line, its keys in this order.
 #[derive(serde::Serialize)]

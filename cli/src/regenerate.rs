@@ -1,7 +1,6 @@
 //! `regenerate` and `check`: samples → schemas → models, for this
 //! repository's bundled models or for a models module in your own crate.
 
-use crate::out::out;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use anyhow::{Context, Result};
 use kustomer_codegen::{ModelChange, Settings};
 use kustomer_schema::Inferrer;
 
+use crate::out::out;
 use crate::{generate, infer};
 
 /// Where the samples come from and where the models go.

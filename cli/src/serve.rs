@@ -1,6 +1,5 @@
 //! `serve`, `send` and `demo`: the receiver on the network.
 
-use crate::out::out;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +13,8 @@ use kustomer_webhooks::{
     Pointer, TeamEvent, UserEvent,
 };
 use serde::Serialize;
+
+use crate::out::out;
 
 /// A `NAME=VALUE` custom header.
 pub fn header_arg(s: &str) -> Result<(String, String), String> {

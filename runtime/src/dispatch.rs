@@ -691,6 +691,13 @@ impl Dispatcher {
 }
 
 impl<S: Events> Dispatcher<S> {
+    /// Whether the dispatcher has no handler at all, so that every event
+    /// would be acknowledged as [`Dispatched::NoHandler`]: usually a
+    /// builder that was not given `.registered()` or any `.handler(…)`.
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty()
+    }
+
     /// The events that have a handler, in name order (what an app
     /// definition's `events` should list).
     pub fn events(&self) -> Vec<&str> {

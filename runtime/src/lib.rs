@@ -74,7 +74,8 @@
 //! fails on that: every field that fits is typed, every value that does not is
 //! kept (in the `extra` map of the struct that holds it) and reported by
 //! [`Parsed::drift`] with its JSON Pointer, and re-serialising the event gives
-//! back the JSON that was received.
+//! back the JSON that was received. A handler asks its event: `drift()` on
+//! every event type (`TeamUpdate`) and envelope (`TeamEvent`) says the same.
 //!
 //! ```
 //! let body = br#"{"name": "kustomer.team.update",
@@ -83,6 +84,8 @@
 //! let drift = parsed.drift();
 //! assert_eq!(drift.len(), 1);
 //! assert_eq!(drift[0].to_string(), "/data/attributes/members: expected array, found string");
+//! let kustomer_webhooks::AnyEvent::TeamUpdate(event) = &parsed.event else { unreachable!() };
+//! assert_eq!(event.drift(), drift); // what a handler taking `TeamUpdate` sees
 //! assert_eq!(
 //!     serde_json::to_value(&parsed.event).unwrap(),
 //!     serde_json::from_slice::<serde_json::Value>(body).unwrap(),

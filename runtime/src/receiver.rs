@@ -164,7 +164,14 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<S: Events> Receiver<S> {
     /// A receiver dispatching to `dispatcher`, verifying with `verifier`.
+    ///
+    /// A dispatcher without any handler is allowed (every event is then
+    /// acknowledged without running anything), but logged as a warning: it
+    /// is usually a builder that was not given `.registered()`.
     pub fn new(dispatcher: Dispatcher<S>, verifier: Verifier) -> Self {
+        if dispatcher.is_empty() {
+            cold::no_handlers();
+        }
         Receiver {
             verifier: Some(verifier),
             dispatcher: Arc::new(dispatcher),
@@ -513,6 +520,16 @@ mod cold {
 
     #[cold]
     #[inline(never)]
+    pub(super) fn no_handlers() {
+        tracing::warn!(
+            target: LOG,
+            "the dispatcher has no handlers: every delivery will be acknowledged without \
+             running anything (was `.registered()` left out of the builder?)",
+        );
+    }
+
+    #[cold]
+    #[inline(never)]
     pub(super) fn named_by_header_only() {
         tracing::warn!(
             target: LOG,
@@ -765,6 +782,71 @@ mod tests {
             .enable_time()
             .build()
             .expect("a runtime builds")
+    }
+
+    /// The messages of the events logged while `f` runs.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        use std::sync::Mutex;
+        use tracing::field::{Field, Visit};
+
+        #[derive(Default)]
+        struct Messages(Mutex<Vec<String>>);
+        struct Message(Option<String>);
+        impl Visit for Message {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        impl tracing::Subscriber for Messages {
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, event: &tracing::Event<'_>) {
+                let mut message = Message(None);
+                event.record(&mut message);
+                let level = event.metadata().level();
+                let text = format!("{level} {}", message.0.unwrap_or_default());
+                self.0.lock().expect("not poisoned").push(text);
+            }
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+
+        let messages = Arc::new(Messages::default());
+        tracing::subscriber::with_default(Arc::clone(&messages), f);
+        messages.0.lock().expect("not poisoned").clone()
+    }
+
+    #[test]
+    fn a_receiver_without_handlers_is_logged_as_a_warning() {
+        let empty = logged(|| {
+            let dispatcher = Dispatcher::builder().build().expect("builds");
+            assert!(dispatcher.is_empty());
+            drop(Receiver::new(dispatcher, Verifier::new("t")));
+        });
+        assert_eq!(empty.len(), 1, "{empty:?}");
+        assert!(
+            empty[0].starts_with("WARN the dispatcher has no handlers"),
+            "{empty:?}"
+        );
+
+        async fn on_team(_: crate::TeamCreate) {}
+        let some = logged(|| {
+            let dispatcher = Dispatcher::builder()
+                .handler(on_team)
+                .build()
+                .expect("builds");
+            assert!(!dispatcher.is_empty());
+            drop(Receiver::new(dispatcher, Verifier::new("t")));
+        });
+        assert!(some.is_empty(), "{some:?}");
     }
 
     #[test]
