@@ -231,21 +231,39 @@ fn is_state(ty: &Type) -> bool {
     }
 }
 
+/// The documented event name `name` was probably meant to be: the same
+/// resource and action up to case, a missing `kustomer.` prefix, a typo of
+/// one or two letters, or a shortened resource (`convo`). The rule the
+/// runtime's app-definition check follows too.
+fn nearest_event(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let mut parts: Vec<&str> = lower.split('.').collect();
+    if parts.first() == Some(&"kustomer") {
+        parts.remove(0);
+    }
+    let [resource, action] = parts[..] else {
+        return None;
+    };
+    let close = |a: &str, b: &str| {
+        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        strsim::levenshtein(a, b) <= 2 || common >= 4
+    };
+    KNOWN_EVENTS.iter().copied().find(|known| {
+        let mut k = known.split('.').skip(1);
+        matches!((k.next(), k.next()), (Some(r), Some(a)) if close(r, resource) && close(a, action))
+    })
+}
+
 fn check_event_name(lit: &LitStr) -> syn::Result<()> {
     let name = lit.value();
     if KNOWN_EVENTS.contains(&name.as_str()) {
         return Ok(());
     }
-    let closest = KNOWN_EVENTS
-        .iter()
-        .map(|k| (strsim::levenshtein(k, &name), *k))
-        .min()
-        .filter(|(d, _)| *d <= 6);
     let mut msg = format!("unknown Kustomer event `{name}`");
-    if let Some((_, k)) = closest {
+    if let Some(k) = nearest_event(&name) {
         msg.push_str(&format!("; did you mean `{k}`?"));
     } else {
-        msg.push_str("; events without a generated type go to a handler taking `OtherEvent`");
+        msg.push_str("; events without a generated type, unknown names included, all go to the one handler taking `OtherEvent` (without `event = …`)");
     }
     Err(syn::Error::new_spanned(lit, msg))
 }

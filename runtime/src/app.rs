@@ -321,10 +321,17 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                     continue;
                 };
                 if !EventName::from(name).is_known() {
-                    out.push(error(
-                        &ep,
-                        format!("{name:?} is not an event Kustomer's outbound webhooks send"),
-                    ));
+                    let mut message =
+                        format!("{name:?} is not an event Kustomer's outbound webhooks send");
+                    if let Some(near) = nearest_event(name) {
+                        message.push_str(&format!("; did you mean {near:?}?"));
+                    } else if name.ends_with(".delete") {
+                        message.push_str(
+                            " (it sends no delete events: a deleted resource comes as an \
+                             update with `deleted: true`)",
+                        );
+                    }
+                    out.push(error(&ep, message));
                 }
                 if events[..i].iter().any(|p| p == e) {
                     out.push(Problem {
@@ -365,6 +372,29 @@ fn string<'v>(v: Option<&'v Value>, pointer: &str, out: &mut Vec<Problem>) -> Op
 
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The documented event name `name` was probably meant to be: the same
+/// resource and action up to case, a missing `kustomer.` prefix, a typo of
+/// one or two letters (`customers`, `updated`), or a shortened resource
+/// (`convo`). `None` when nothing is that close, rather than a guess.
+fn nearest_event(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let mut parts: Vec<&str> = lower.split('.').collect();
+    if parts.first() == Some(&"kustomer") {
+        parts.remove(0);
+    }
+    let [resource, action] = parts[..] else {
+        return None;
+    };
+    let close = |a: &str, b: &str| {
+        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        strsim::levenshtein(a, b) <= 2 || common >= 4
+    };
+    EventName::KNOWN.iter().copied().find(|known| {
+        let mut k = known.split('.').skip(1);
+        matches!((k.next(), k.next()), (Some(r), Some(a)) if close(r, resource) && close(a, action))
+    })
 }
 
 #[cfg(test)]
@@ -419,6 +449,35 @@ mod tests {
             problems("{\"outboundWebhooks\": [{\"name\": tru}]}"),
             ["error: /outboundWebhooks/0/name: invalid JSON at line 1, column 35: expected ident"]
         );
+    }
+
+    #[test]
+    fn a_near_miss_of_an_event_name_gets_a_suggestion_and_nothing_else_does() {
+        for (typed, meant) in [
+            (
+                "kustomer.convo.update",
+                Some("kustomer.conversation.update"),
+            ),
+            (
+                "kustomer.customer.updated",
+                Some("kustomer.customer.update"),
+            ),
+            ("customer.update", Some("kustomer.customer.update")),
+            ("Kustomer.Customer.Update", Some("kustomer.customer.update")),
+            (
+                "kustomer.customers.create",
+                Some("kustomer.customer.create"),
+            ),
+            ("kustomer.teams.udpate", Some("kustomer.team.update")),
+            ("kustomer.user.delete", None),
+            ("kustomer.company.create", None),
+            ("kustomer.note.create", None),
+            ("kustomer.kobject.order.create", None),
+            ("orders.sync", None),
+            ("", None),
+        ] {
+            assert_eq!(nearest_event(typed), meant, "{typed}");
+        }
     }
 
     #[test]
@@ -506,7 +565,13 @@ mod tests {
                 Box::new(|v| {
                     v["outboundWebhooks"][0]["events"][1] = "kustomer.convo.update".into()
                 }),
-                "error: /outboundWebhooks/0/events/1: \"kustomer.convo.update\" is not an event",
+                "error: /outboundWebhooks/0/events/1: \"kustomer.convo.update\" is not an event \
+                 Kustomer's outbound webhooks send; did you mean \"kustomer.conversation.update\"?",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["events"][1] = "kustomer.user.delete".into()),
+                "error: /outboundWebhooks/0/events/1: \"kustomer.user.delete\" is not an event \
+                 Kustomer's outbound webhooks send (it sends no delete events",
             ),
             (
                 Box::new(|v| {
