@@ -1,7 +1,7 @@
 //! `demo`, `serve` and `send`, run as real processes on loopback.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -53,33 +53,38 @@ impl Drop for Killed {
     }
 }
 
-#[test]
-fn send_posts_signed_payloads_to_serve() {
+/// Starts `serve --addr 127.0.0.1:0` with `args` more, at the repository
+/// root, its stdout piped: the process, its log (stderr) after the first
+/// line, and the URL that line names.
+fn start_serve(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String) {
     let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--token",
-            "t0ken",
-            "--token",
-            "previous",
-            "--header",
-            "x-app=secret",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
         .current_dir(ROOT)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Killed(child);
-    let mut log = BufReader::new(stderr);
+    let mut log = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     log.read_line(&mut first).unwrap();
+    assert!(first.contains("receiving Kustomer webhooks"), "{first}");
     let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    (Killed(child), log, url)
+}
+
+#[test]
+fn send_posts_signed_payloads_to_serve() {
+    let (mut server, mut log, url) = start_serve(&[
+        "--token",
+        "t0ken",
+        "--token",
+        "previous",
+        "--header",
+        "x-app=secret",
+    ]);
+    let stdout = server.0.stdout.take().unwrap();
 
     let send = |token: &str, header: &str, path: &str| {
         Command::new(BIN)
@@ -156,26 +161,9 @@ fn send_posts_signed_payloads_to_serve() {
 fn serve_captures_deliveries_into_a_directory() {
     let dir = tempfile::TempDir::new().unwrap();
     let captured = dir.path().join("captured");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--token",
-            "t0ken",
-            "--capture",
-        ])
-        .arg(&captured)
-        .current_dir(ROOT)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let server = Killed(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (server, log, url) =
+        start_serve(&["--token", "t0ken", "--capture", captured.to_str().unwrap()]);
+    let mut lines = log.lines();
     let second = lines.next().unwrap().unwrap();
     assert!(second.contains("personal data"), "{second}");
 
@@ -237,17 +225,7 @@ fn an_empty_token_is_refused() {
 #[test]
 #[cfg(unix)]
 fn serve_stops_cleanly_on_sigterm() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    log.read_line(&mut first).unwrap();
-    assert!(first.contains("receiving Kustomer webhooks"), "{first}");
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let (mut server, mut log, url) = start_serve(&["--token", "t0ken"]);
     let sent = Command::new(BIN)
         .args(["send", "--url", &url, "--token", "t0ken"])
         .arg("schema/samples/kustomer.team.create.json")
@@ -256,11 +234,11 @@ fn serve_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(sent.status.success(), "{sent:?}");
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = server.0.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
     assert!(status.success(), "{status:?}: {rest}");
@@ -295,21 +273,9 @@ fn send_refuses_a_url_it_cannot_post_to_before_sending_anything() {
 
 #[test]
 fn serve_answers_500_when_it_cannot_write_an_events_line() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let (mut server, mut log, url) = start_serve(&["--token", "t0ken"]);
     // Nobody reads the event lines.
-    drop(child.stdout.take());
-    let server = Killed(child);
-    let mut log = BufReader::new(stderr);
-    let mut first = String::new();
-    log.read_line(&mut first).unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    drop(server.0.stdout.take());
     let send = || {
         Command::new(BIN)
             .args([
