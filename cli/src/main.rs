@@ -170,7 +170,8 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Start a receiver on a loopback port and deliver the ten samples, a
-    /// duplicate, a tampered signature and a malformed body to it.
+    /// duplicate, a reordered update, a drifted update, an event without a
+    /// model, a tampered signature and a malformed body to it.
     Demo,
     /// Work with a Kustomer app definition.
     #[command(subcommand)]

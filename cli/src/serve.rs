@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use kustomer_webhooks::capture::Capture;
+use kustomer_webhooks::dedupe::OrderingGuard;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{
@@ -269,14 +270,17 @@ pub async fn send(
     })
 }
 
-/// `demo`: a receiver on a loopback port, fed the ten samples, a duplicate,
-/// a tampered signature and a malformed body.
+/// `demo`: a receiver on a loopback port (with the ordering guard), fed the
+/// ten samples, a duplicate, an update arriving after a newer one, a drifted
+/// update, an event without a model, a tampered signature and a malformed
+/// body.
 pub async fn demo() -> Result<ExitCode> {
     let token = format!(
         "demo-{:016x}",
         std::process::id() as u64 ^ 0x6b75_7374_6f6d_6572
     );
-    let app = kustomer_webhooks::axum::router(receiver(std::slice::from_ref(&token), &[])?);
+    let receiver = receiver(std::slice::from_ref(&token), &[])?.with_ordering(OrderingGuard::new());
+    let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -287,7 +291,7 @@ pub async fn demo() -> Result<ExitCode> {
     );
 
     let client = reqwest::Client::new();
-    let report = |what: &str, d: &Delivered| out!("{} {what:<44} {}", d.status, d.reply);
+    let report = |what: &str, d: &Delivered| out!("{} {what:<47} {}", d.status, d.reply);
     let mut expected_ok = true;
     for (event, text) in kustomer_schema::SEED_SAMPLES {
         let d = deliver(&client, &url, &token, &[], text.as_bytes().to_vec()).await?;
@@ -298,6 +302,33 @@ pub async fn demo() -> Result<ExitCode> {
     let d = deliver(&client, &url, &token, &[], text.as_bytes().to_vec()).await?;
     report(&format!("{event} again (a retry)"), &d);
     expected_ok &= d.status == 200 && d.reply.contains("duplicate");
+
+    // The customer update again, as later deliveries of other events: each
+    // with its own event id, `rev` and changes.
+    let update = |id: &str, rev: serde_json::Value| -> Result<Vec<u8>> {
+        let (_, text) = kustomer_schema::SEED_SAMPLES[3];
+        let mut v: serde_json::Value = serde_json::from_str(text)?;
+        v["id"] = id.into();
+        v["data"]["attributes"]["rev"] = rev.clone();
+        v["changes"]["attributes"]["rev"]["after"] = rev;
+        Ok(serde_json::to_vec(&v)?)
+    };
+    let late = update("6087326fa8b1c7b07da5e5c0", 2.into())?;
+    let d = deliver(&client, &url, &token, &[], late).await?;
+    report("kustomer.customer.update rev 2, arriving late", &d);
+    expected_ok &= d.status == 200 && d.reply.contains("stale");
+
+    // `rev` sent as a string: drift, reported on its line, and still used
+    // by the ordering guard.
+    let drifted = update("6087326fa8b1c7b07da5e5d1", "4".into())?;
+    let d = deliver(&client, &url, &token, &[], drifted).await?;
+    report("kustomer.customer.update rev 4, drifted", &d);
+    expected_ok &= d.status == 200 && d.reply.contains("handled");
+
+    let tag = br#"{"id": "6087326fa8b1c7b07da5e5e2", "name": "kustomer.tag.create", "org": "5f9b5c2d8a1e4c0019a1b2c3", "data": {"type": "tag", "id": "6087326fa8b1c7b07da5e5e3", "attributes": {"name": "vip"}}}"#;
+    let d = deliver(&client, &url, &token, &[], tag.to_vec()).await?;
+    report("kustomer.tag.create, an event without a model", &d);
+    expected_ok &= d.status == 200 && d.reply.contains("handled");
 
     let tampered = text.replace("Franz Kafka", "Josef K.");
     let sig = sign(token.as_bytes(), text.as_bytes());

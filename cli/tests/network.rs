@@ -26,22 +26,36 @@ fn demo_delivers_and_reports_every_case() {
         "401 a tampered body, original signature",
         "400 a malformed body",
         "\"pointer\":\"/data/attributes/name\"",
+        "200 kustomer.customer.update rev 2, arriving late",
+        "\"outcome\":\"stale\"",
+        "200 kustomer.customer.update rev 4, drifted",
+        "200 kustomer.tag.create, an event without a model",
         "every delivery got the status it should",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
-    // One JSON line per dispatched event: the ten samples, not the duplicate.
+    // One JSON line per dispatched event: the ten samples, the drifted
+    // update and the tag event; not the duplicate or the stale update.
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 10, "{stdout}");
+    assert_eq!(lines.len(), 12, "{stdout}");
     assert!(
-        lines
+        lines[..10]
             .iter()
             .all(|l| l["typed"] == true && l["drift"] == serde_json::json!([]))
     );
+    assert_eq!(
+        lines[10]["drift"],
+        serde_json::json!([
+            {"pointer": "/changes/attributes/rev/after", "expected": "integer", "found": "string"},
+            {"pointer": "/data/attributes/rev", "expected": "integer", "found": "string"},
+        ])
+    );
+    assert_eq!(lines[11]["event"], "kustomer.tag.create");
+    assert_eq!(lines[11]["typed"], false);
 }
 
 struct Killed(std::process::Child);
