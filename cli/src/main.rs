@@ -152,6 +152,11 @@ enum Command {
         /// or an event without a generated type)
         #[arg(long, default_value = "all", requires = "capture")]
         capture_filter: kustomer_webhooks::capture::Filter,
+        /// Acknowledge an update whose `data.attributes.rev` is not newer
+        /// than the last one handled for its resource as `stale`, without
+        /// dispatching (printing) it: Kustomer does not keep events in order
+        #[arg(long)]
+        ordering: bool,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (plain http:// URLs).
@@ -282,10 +287,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             headers,
             capture,
             capture_filter,
+            ordering,
         } => {
             let capture = capture
                 .map(|dir| kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter));
-            runtime()?.block_on(serve::serve(addr, &tokens, &headers, capture))
+            runtime()?.block_on(serve::serve(addr, &tokens, &headers, capture, ordering))
         }
         Command::Send {
             url,

@@ -124,6 +124,7 @@ pub async fn serve(
     tokens: &[String],
     headers: &[(String, String)],
     capture: Option<Capture>,
+    ordering: bool,
 ) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
@@ -136,6 +137,9 @@ pub async fn serve(
     let capturing = capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = capture {
         receiver = receiver.with_capture(capture);
+    }
+    if ordering {
+        receiver = receiver.with_ordering(OrderingGuard::new());
     }
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind(addr)

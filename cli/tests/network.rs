@@ -318,3 +318,44 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
     assert!(!line.contains("panicked"), "{line}");
     drop(server);
 }
+
+#[test]
+fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--ordering"]);
+    let stdout = server.0.stdout.take().unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/schema/samples/kustomer.customer.update.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // rev 3 (the sample), then rev 2 of the same customer, another event.
+    let mut older = sample.clone();
+    older["id"] = "6087326fa8b1c7b07da5e5c0".into();
+    older["data"]["attributes"]["rev"] = 2.into();
+    let newer = dir.path().join("1-newer.json");
+    let late = dir.path().join("2-older.json");
+    std::fs::write(&newer, serde_json::to_vec(&sample).unwrap()).unwrap();
+    std::fs::write(&late, serde_json::to_vec(&older).unwrap()).unwrap();
+    let sent = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sent.stdout);
+    let replies: Vec<&str> = text.lines().collect();
+    assert_eq!(replies.len(), 2, "{text}");
+    assert!(replies[0].contains("\"outcome\":\"handled\""), "{text}");
+    assert!(
+        replies[1].starts_with("200 ") && replies[1].contains("\"outcome\":\"stale\""),
+        "{text}"
+    );
+    // Only the newer one was dispatched, so printed.
+    drop(server);
+    let mut lines = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains("6087326fa8b1c7b07da5e5c9"), "{lines}");
+}
