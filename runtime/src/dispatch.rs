@@ -507,6 +507,13 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     }
 
     /// Adds every function marked `#[kustomer_webhook]` linked into the binary.
+    ///
+    /// Rust links a dependency only when the code names it: the handlers of
+    /// a library crate that the binary never mentions are not linked, so not
+    /// found. Name such a crate somewhere (`use my_handlers as _;`), or add
+    /// its handlers one by one with [`handler`](Self::handler), and compare
+    /// [`Dispatcher::events`] with the events the app definition subscribes
+    /// to.
     pub fn registered(mut self) -> Self {
         self.handlers.extend(registered());
         self
