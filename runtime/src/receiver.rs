@@ -46,7 +46,8 @@ pub struct Reply {
     /// The event's id, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// What went wrong.
+    /// What went wrong, or why an acknowledged event was not dispatched
+    /// (`stale`: the revision it is not newer than).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Where in the body, as a JSON Pointer.
