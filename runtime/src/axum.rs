@@ -40,6 +40,15 @@ async fn receive<S: Events>(
     request: HttpRequest<Body>,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    // A request of another method or content type is turned away before
+    // its body is read (and so before its size matters).
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    if let Some(reply) = receiver.screen(
+        parts.method.as_str(),
+        content_type.map(HeaderValue::as_bytes),
+    ) {
+        return respond(&reply);
+    }
     let limit = receiver.limit();
     let declared = parts
         .headers

@@ -12,7 +12,8 @@
 //! other than JSON; 405 for a method other than POST; 500 when the handler
 //! failed or panicked, 503 when it ran out of time or the idempotency store
 //! failed or did not answer within the same time limit, so that Kustomer
-//! retries.
+//! retries. The checks run in the order 405, 415, 413, 401, 400: a request
+//! that fails several gets the status of the first.
 
 use std::any::Any;
 use std::future::Future;
@@ -290,6 +291,19 @@ impl<S: Events> Receiver<S> {
         reply
     }
 
+    /// The checks that need no body, for an adapter to run before it reads
+    /// one: the method (405), then the content type (415). The reply when
+    /// the request is turned away, counted and logged like the receiver's
+    /// own rejections; `None` when it may go on.
+    /// [`receive`](Receiver::receive) runs the same checks first, so a
+    /// request gets the same status whichever turns it away, and one whose
+    /// body is also over the limit gets 405 or 415, not 413.
+    pub fn screen(&self, method: &str, content_type: Option<&[u8]>) -> Option<Reply> {
+        let reply = screen(method, content_type)?;
+        self.count(&reply);
+        Some(reply)
+    }
+
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
@@ -308,14 +322,8 @@ impl<S: Events> Receiver<S> {
         &self,
         request: Request<'a, H>,
     ) -> Reply {
-        if !request.method.eq_ignore_ascii_case("POST") {
-            return Reply::error(
-                405,
-                format!("{} is not accepted: Kustomer posts events", request.method),
-            );
-        }
-        if !is_json((request.header)("content-type")) {
-            return Reply::error(415, "the content type must be JSON (application/json)");
+        if let Some(reply) = screen(request.method, (request.header)("content-type")) {
+            return reply;
         }
         if request.body.len() > self.limit {
             return Reply::error(
@@ -721,23 +729,41 @@ pub(crate) async fn within<F: Future>(
     }
 }
 
+/// The method and content type checks, before anything reads the body.
+fn screen(method: &str, content_type: Option<&[u8]>) -> Option<Reply> {
+    if !method.eq_ignore_ascii_case("POST") {
+        return Some(Reply::error(
+            405,
+            format!("{method} is not accepted: Kustomer posts events"),
+        ));
+    }
+    if !is_json(content_type) {
+        return Some(Reply::error(
+            415,
+            "the content type must be JSON (application/json)",
+        ));
+    }
+    None
+}
+
 fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|v| std::str::from_utf8(v).ok()) else {
         return false;
     };
     // `application/json`, or a JSON-based type (`application/vnd.api+json`,
     // RFC 6839's `+json` suffix), whatever the case and parameters.
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .and_then(|subtype| subtype.strip_suffix("+json"))
-            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    if !kind.eq_ignore_ascii_case("application") {
+        return false;
+    }
+    let subtype = subtype.as_bytes();
+    subtype.eq_ignore_ascii_case(b"json")
+        || subtype.len() > b"+json".len()
+            && subtype[subtype.len() - b"+json".len()..].eq_ignore_ascii_case(b"+json")
+            && !subtype.contains(&b'/')
 }
 
 fn parse_error(e: &ParseError) -> Reply {
@@ -759,6 +785,7 @@ mod tests {
             "Application/JSON",
             " application/json ;charset=UTF-8",
             "application/vnd.api+json",
+            "APPLICATION/Problem+JSON",
         ] {
             assert!(is_json(Some(ct.as_bytes())), "{ct}");
         }
@@ -771,6 +798,10 @@ mod tests {
             "application/x-www-form-urlencoded",
             "application/json-seq",
             "multipart/form-data; boundary=x",
+            "application",
+            "application/",
+            "application/vnd/x+json",
+            "text/vnd.x+json",
         ] {
             assert!(!is_json(Some(ct.as_bytes())), "{ct}");
         }

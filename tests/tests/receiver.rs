@@ -317,6 +317,24 @@ async fn size_content_type_and_method_are_checked() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(res.headers()["allow"], "POST");
+    // The method and the content type are checked before the body's size,
+    // in the order `Receiver::receive` checks them.
+    let res = s
+        .client
+        .put(format!("http://{}/kustomer", s.addr))
+        .header("content-type", "text/plain")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405, "a large PUT");
+    let (status, reply) = s
+        .post(big.as_bytes(), &[("content-type", "text/plain")])
+        .await;
+    assert_eq!(status, 415, "a large text body: {reply}");
+    assert_eq!(reply["outcome"], "error");
+    // Each refusal counted once: 413, 415 twice, 405 twice, 415.
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
