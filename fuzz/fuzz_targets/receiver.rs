@@ -110,6 +110,11 @@ fuzz_target!(|data: &[u8]| {
     let body_json: Value = serde_json::from_str(&reply.body())
         .unwrap_or_else(|e| panic!("the reply body is JSON: {e}"));
     assert!(body_json.get("outcome").is_some(), "{body_json}");
+    assert_eq!(
+        reply.error.is_some(),
+        reply.outcome == "error",
+        "an error is given exactly for the outcome `error`: {body_json}"
+    );
 
     let expected_refusal = if delivery.method != "POST" {
         Some(405)
@@ -122,6 +127,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         None
     };
+    // What an adapter's check before the body is read says agrees.
+    let screened = receiver.screen(delivery.method, delivery.content_type.map(str::as_bytes));
+    assert_eq!(
+        screened.map(|r| r.status),
+        expected_refusal.filter(|s| matches!(s, 405 | 415)),
+        "{body_json}"
+    );
     if let Some(expected) = expected_refusal {
         assert_eq!(status, expected, "{body_json}");
         return;

@@ -39,7 +39,8 @@ pub struct Reply {
     /// The HTTP status.
     #[serde(skip)]
     pub status: u16,
-    /// `handled`, `no handler`, `duplicate`, `stale`, or `error`.
+    /// `handled`, `no handler`, `duplicate`, `stale`, `in progress`, or
+    /// `error`.
     pub outcome: &'static str,
     /// The event's name, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,10 +48,14 @@ pub struct Reply {
     /// The event's id, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// What went wrong, or why an acknowledged event was not dispatched
-    /// (`stale`: the revision it is not newer than).
+    /// What went wrong: set exactly when the outcome is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why an event was neither handled nor refused: for `stale`, the
+    /// revision it is not newer than; for `in progress`, that another
+    /// delivery of it is being handled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Where in the body, as a JSON Pointer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
@@ -64,6 +69,7 @@ impl Reply {
             event: None,
             id: None,
             error: Some(error.into()),
+            detail: None,
             pointer: None,
         }
     }
@@ -365,12 +371,16 @@ impl<S: Events> Receiver<S> {
         // Each path ends in one reply, which takes the name and id along.
         macro_rules! reply {
             ($status:expr, $outcome:expr, $error:expr $(,)?) => {
+                reply!($status, $outcome, $error, None)
+            };
+            ($status:expr, $outcome:expr, $error:expr, $detail:expr) => {
                 Reply {
                     status: $status,
                     outcome: $outcome,
                     event: Some(event),
                     id,
                     error: $error,
+                    detail: $detail,
                     pointer: None,
                 }
             };
@@ -383,7 +393,7 @@ impl<S: Events> Receiver<S> {
                 Some(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
                 Some(Ok(Begin::InProgress)) => {
                     let why = "another delivery of this event is being handled; retry later";
-                    return reply!(409, "in progress", Some(why.to_owned()));
+                    return reply!(409, "in progress", None, Some(why.to_owned()));
                 }
                 Some(Err(e)) => return reply!(503, "error", Some(cold::store_failed(&e))),
                 None => return reply!(503, "error", Some(cold::store_silent(self.timeout))),
@@ -409,7 +419,7 @@ impl<S: Events> Receiver<S> {
                 let _ = within(None, self.timeout, store.complete(id)).await;
             }
             claim.0 = None;
-            return reply!(200, "stale", Some(cold::stale(last)));
+            return reply!(200, "stale", None, Some(cold::stale(last)));
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
@@ -522,6 +532,7 @@ mod cold {
             status = reply.status,
             outcome = reply.outcome,
             error = reply.error.as_deref().unwrap_or(""),
+            detail = reply.detail.as_deref().unwrap_or(""),
             pointer = reply.pointer.as_deref().unwrap_or(""),
             "delivery rejected"
         );

@@ -420,6 +420,11 @@ async fn a_store_that_fails_to_record_success_still_acknowledges_once() {
         (status, reply["outcome"].as_str()),
         (409, Some("in progress"))
     );
+    assert_eq!(
+        reply["detail"],
+        "another delivery of this event is being handled; retry later"
+    );
+    assert!(reply.get("error").is_none(), "{reply}");
     assert_eq!(s.plan.processed(&id), 1);
 }
 

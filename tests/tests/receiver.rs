@@ -478,6 +478,12 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
         (200, Some("stale")),
         "{reply}"
     );
+    // Acknowledged, not an error: the reason is a detail.
+    assert_eq!(
+        reply["detail"],
+        "rev not newer than 5, the last processed for this resource"
+    );
+    assert!(reply.get("error").is_none(), "{reply}");
     let newest = variant("kustomer.customer.update", 3, Some(6));
     assert_eq!(
         s.deliver(&newest, TOKEN, None).await.1["outcome"],
