@@ -273,11 +273,49 @@ enum Claim {
     Done,
 }
 
-/// An id's state, and when it took it.
+/// A time in a [`MemoryStore`]: nanoseconds since the store was built
+/// (its `epoch`), which lasts 292 years before it would overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(u64);
+
+impl Stamp {
+    fn at(instant: Instant, epoch: Instant) -> Stamp {
+        let nanos = instant.saturating_duration_since(epoch).as_nanos();
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// How long after `earlier` this is; zero when it is not after it.
+    fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// An id's state, and when it took it, in eight bytes: the time stamp
+/// shifted left by one, the claim in the low bit. The tables hold millions
+/// of entries under load, and each new id lands on a line that is in no
+/// cache; an entry of 40 bytes with its key (56 with an `Instant` and an
+/// enum) takes fewer of them, and about 28 % less memory per id.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    claim: Claim,
-    since: Instant,
+struct Entry(u64);
+
+impl Entry {
+    fn new(claim: Claim, since: Stamp) -> Entry {
+        // Stamps past 2^63 ns (292 years) saturate instead of wrapping.
+        let since = since.0.min(u64::MAX >> 1);
+        Entry(since << 1 | u64::from(claim == Claim::Done))
+    }
+
+    fn claim(self) -> Claim {
+        if self.0 & 1 == 1 {
+            Claim::Done
+        } else {
+            Claim::InProgress
+        }
+    }
+
+    fn since(self) -> Stamp {
+        Stamp(self.0 >> 1)
+    }
 }
 
 /// One shard of a [`MemoryStore`]: the entries written since the last
@@ -296,7 +334,7 @@ struct Entry {
 struct Shard {
     current: Generation,
     previous: Generation,
-    rotated_at: Instant,
+    rotated_at: Stamp,
 }
 
 /// One generation of a shard's ids.
@@ -352,8 +390,8 @@ impl Hasher for Prehashed {
 }
 
 impl Shard {
-    fn rotate_if_due(&mut self, now: Instant, generation: Duration) {
-        let age = now.saturating_duration_since(self.rotated_at);
+    fn rotate_if_due(&mut self, now: Stamp, generation: Duration) {
+        let age = now.since(self.rotated_at);
         if age >= generation {
             if age >= generation.saturating_mul(2) {
                 // Idle for two generations: everything is past its time,
@@ -401,7 +439,7 @@ impl Shard {
         self.previous.remove(&id);
         if self.current.len() >= (capacity / 2).max(1) {
             self.rotate();
-            self.rotated_at = entry.since;
+            self.rotated_at = entry.since();
             if capacity < 2 {
                 self.previous.clear();
             }
@@ -427,13 +465,13 @@ impl Shard {
             hash_map::Entry::Occupied(mut found) => {
                 let old = *found.get();
                 if live(old) {
-                    return Some(old.claim);
+                    return Some(old.claim());
                 }
                 found.insert(entry);
                 return None;
             }
             hash_map::Entry::Vacant(place) => match self.previous.get(place.key()).copied() {
-                Some(old) if live(old) => return Some(old.claim),
+                Some(old) if live(old) => return Some(old.claim()),
                 None if !full => {
                     place.insert(entry);
                     return None;
@@ -455,6 +493,8 @@ impl Shard {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
+    /// What the entries' time stamps count from.
+    epoch: Instant,
     retention: Duration,
     in_progress_timeout: Duration,
     max_entries: u64,
@@ -530,13 +570,13 @@ impl MemoryStore {
 
     /// Runs `f` on the shard of `id`, under its lock, once the shard has
     /// dropped the generation that expired.
-    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, Key, Instant) -> T) -> T {
+    fn with_shard<T>(&self, id: &str, f: impl FnOnce(&mut Shard, Key, Stamp) -> T) -> T {
         let inner = &*self.inner;
         let key = Key::new(&inner.hasher, id);
         // The shard from bits the tables do not use: they place an id by
         // its hash's low bits and tag it with its top seven.
         let index = (key.hash >> 32) as usize % inner.shards.len();
-        let now = Instant::now();
+        let now = Stamp::at(Instant::now(), inner.epoch);
         // Nothing panics while the lock is held, so a poisoned lock still
         // guards consistent entries.
         let mut shard = inner.shards[index]
@@ -546,12 +586,12 @@ impl MemoryStore {
         f(&mut shard, key, now)
     }
 
-    fn is_live(&self, entry: Entry, now: Instant) -> bool {
-        let lifetime = match entry.claim {
+    fn is_live(&self, entry: Entry, now: Stamp) -> bool {
+        let lifetime = match entry.claim() {
             Claim::InProgress => self.inner.in_progress_timeout,
             Claim::Done => self.inner.retention,
         };
-        now.saturating_duration_since(entry.since) < lifetime
+        now.since(entry.since()) < lifetime
     }
 
     fn begin_now(&self, id: &str) -> Begin {
@@ -559,10 +599,7 @@ impl MemoryStore {
         // Under the shard's lock: concurrent claims of one id see each
         // other's writes. An expired entry reads as absent.
         self.with_shard(id, |shard, id, now| {
-            let entry = Entry {
-                claim: Claim::InProgress,
-                since: now,
-            };
+            let entry = Entry::new(Claim::InProgress, now);
             match shard.claim(id, entry, capacity, |e| self.is_live(e, now)) {
                 Some(Claim::InProgress) => Begin::InProgress,
                 Some(Claim::Done) => Begin::Done,
@@ -574,17 +611,17 @@ impl MemoryStore {
     fn complete_now(&self, id: &str) {
         let capacity = self.inner.shard_capacity;
         self.with_shard(id, |shard, id, now| {
-            let entry = Entry {
-                claim: Claim::Done,
-                since: now,
-            };
+            let entry = Entry::new(Claim::Done, now);
             shard.put(id, entry, capacity);
         });
     }
 
     fn abandon_now(&self, id: &str) {
         self.with_shard(id, |shard, id, _| {
-            if shard.get(&id).is_some_and(|e| e.claim == Claim::InProgress) {
+            if shard
+                .get(&id)
+                .is_some_and(|e| e.claim() == Claim::InProgress)
+            {
                 shard.remove(&id);
             }
         });
@@ -640,9 +677,9 @@ impl MemoryStoreBuilder {
     /// How many ids are kept at most (default [`DEFAULT_MAX_ENTRIES`]); past
     /// that, the oldest are forgotten first: the ids are kept in two
     /// generations of at most half as many each, and when the newer one is
-    /// full the older one is dropped. Each id kept takes about 100 bytes
-    /// (measured under load: RELIABILITY.md), so the default bounds the
-    /// store at about 100 MB.
+    /// full the older one is dropped. Each id kept takes about 60 bytes,
+    /// 90 when a million fill both generations' tables (measured:
+    /// RELIABILITY.md), so the default bounds the store at about 90 MB.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
         self
@@ -656,13 +693,13 @@ impl MemoryStoreBuilder {
         let max_entries = self.max_entries.max(1);
         let shards = (max_entries / 4096).clamp(1, 64) as usize;
         let shard_capacity = usize::try_from(max_entries / shards as u64).unwrap_or(usize::MAX);
-        let now = Instant::now();
+        let epoch = Instant::now();
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
                     current: Generation::default(),
                     previous: Generation::default(),
-                    rotated_at: now,
+                    rotated_at: Stamp(0),
                 })
             })
             .collect();
@@ -670,6 +707,7 @@ impl MemoryStoreBuilder {
             inner: Arc::new(Inner {
                 shards,
                 hasher: RandomState::new(),
+                epoch,
                 retention: self.retention,
                 in_progress_timeout: self.in_progress_timeout,
                 max_entries: self.max_entries,
@@ -945,8 +983,38 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_keeps_its_claim_and_time_in_eight_bytes() {
+        for claim in [Claim::InProgress, Claim::Done] {
+            for nanos in [0, 1, 4_500_000_000_000, u64::MAX >> 1] {
+                let entry = Entry::new(claim, Stamp(nanos));
+                assert_eq!((entry.claim(), entry.since()), (claim, Stamp(nanos)));
+            }
+            // Past 2^63 ns the time saturates; the claim is kept.
+            let entry = Entry::new(claim, Stamp(u64::MAX));
+            assert_eq!(
+                (entry.claim(), entry.since()),
+                (claim, Stamp(u64::MAX >> 1))
+            );
+        }
+        assert_eq!(std::mem::size_of::<Entry>(), 8);
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 40);
+    }
+
+    #[test]
+    fn stamps_count_from_the_epoch_and_never_go_back() {
+        let epoch = Instant::now();
+        let later = epoch + Duration::from_millis(1500);
+        assert_eq!(Stamp::at(epoch, epoch), Stamp(0));
+        assert_eq!(Stamp::at(later, epoch), Stamp(1_500_000_000));
+        // An instant before the epoch is the epoch.
+        assert_eq!(Stamp::at(epoch, later), Stamp(0));
+        assert_eq!(Stamp(3).since(Stamp(1)), Duration::from_nanos(2));
+        assert_eq!(Stamp(1).since(Stamp(3)), Duration::ZERO);
+    }
+
+    #[test]
     fn a_rotation_reuses_the_older_table() {
-        let now = Instant::now();
+        let now = Stamp(0);
         let mut shard = Shard {
             current: Generation::default(),
             previous: Generation::default(),
@@ -954,10 +1022,7 @@ mod tests {
         };
         let hasher = RandomState::new();
         let key = |id: &str| Key::new(&hasher, id);
-        let entry = Entry {
-            claim: Claim::Done,
-            since: now,
-        };
+        let entry = Entry::new(Claim::Done, now);
         // A generation holds half the capacity: 64 ids fill one.
         for i in 0..64 {
             shard.put(key(&format!("a-{i}")), entry, 128);
@@ -982,10 +1047,11 @@ mod tests {
         // A time-based rotation does the same; two idle generations give
         // the memory back.
         let generation = Duration::from_secs(60);
-        shard.rotate_if_due(now + generation, generation);
+        let after = |d: Duration| Stamp(now.0 + d.as_secs() * 1_000_000_000);
+        shard.rotate_if_due(after(generation), generation);
         assert!(shard.get(&key("b-0")).is_none() && shard.get(&key("c-0")).is_some());
         assert!(shard.current.capacity() >= grown);
-        shard.rotate_if_due(now + generation * 3, generation);
+        shard.rotate_if_due(after(generation * 3), generation);
         assert_eq!(shard.len(), 0);
         assert_eq!(shard.current.capacity() + shard.previous.capacity(), 0);
     }
