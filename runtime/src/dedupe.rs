@@ -275,7 +275,7 @@ enum Claim {
 
 /// A time in a [`MemoryStore`]: nanoseconds since the store was built
 /// (its `epoch`), which lasts 292 years before it would overflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp(u64);
 
 impl Stamp {
