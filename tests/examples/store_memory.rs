@@ -22,10 +22,14 @@ fn rss_kb() -> Option<u64> {
 }
 
 fn main() {
-    let ids: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(400_000);
+    let ids: usize = match std::env::args().nth(1).map(|a| a.parse()) {
+        None => 400_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("usage: store_memory [IDS], IDS a whole number above 0");
+            std::process::exit(2);
+        }
+    };
     // Distinct ids spread over the hash tables as real ones are.
     let texts: Vec<String> = (0..ids)
         .map(|i| format!("{:024x}", 0x6087_31c2_38e1_5ad7_u64 + i as u64 * 7919))
