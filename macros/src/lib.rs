@@ -17,7 +17,9 @@ mod model;
 ///
 /// The function takes the event and, optionally, the application's shared
 /// state as `State<T>`; it may be `async` or not (a plain `fn` runs on
-/// tokio's blocking pool), and returns `()` or `Result<(), E>`. Every
+/// tokio's blocking pool, a hand-off to another thread per event, so a
+/// handler that never blocks is best `async`), and returns `()` or
+/// `Result<(), E>`. Every
 /// function marked so in the binary is found by
 /// `Dispatcher::builder().registered()`, with no central list to keep.
 ///

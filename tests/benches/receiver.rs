@@ -18,13 +18,18 @@
 //! verifies and reads the body can reach more than the first two; the third
 //! is the receiver without its store, dispatch and reply.
 //!
+//! One more runs the full receiver with its handlers written as plain `fn`s
+//! (`ratio receiver_blocking_handlers_vs_bare`), which the dispatcher runs on
+//! tokio's blocking pool: what that hand-off to another thread costs.
+//!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
 use std::sync::Arc;
 
 use kustomer_webhooks_tests::load::{
-    Part, Run, bare_router, deliveries, load, part_router, receiver_router, serve,
+    Part, Run, bare_router, blocking_receiver_router, deliveries, load, part_router,
+    receiver_router, serve,
 };
 use kustomer_webhooks_tests::median;
 
@@ -38,12 +43,13 @@ const RECEIVER: usize = 0;
 const BARE: usize = 1;
 
 /// The endpoints, in the order they are printed.
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "receiver",
     "bare",
     "verify_only",
     "verify_and_json_check",
     "verify_and_typed_parse",
+    "receiver_blocking_handlers",
 ];
 
 fn main() {
@@ -59,6 +65,7 @@ fn main() {
             part_router(Part::Signature),
             part_router(Part::Json),
             part_router(Part::Typed),
+            blocking_receiver_router(),
         ] {
             urls.push(format!("http://{}/", serve(app).await));
         }

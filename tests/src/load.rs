@@ -113,6 +113,38 @@ pub fn receiver() -> Receiver {
     Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5))
 }
 
+/// The same receiver with the same handlers written as plain `fn`s, which
+/// the dispatcher runs on tokio's blocking pool (so that a handler that
+/// blocks never stalls the async runtime): what that hand-off costs.
+pub fn blocking_receiver_router() -> axum::Router {
+    fn on_conversation(event: ConversationEvent) {
+        std::hint::black_box(&event.data.attributes.rev);
+    }
+    fn on_customer(event: CustomerEvent) {
+        std::hint::black_box(&event.data.attributes.rev);
+    }
+    fn on_message(event: MessageEvent) {
+        std::hint::black_box(&event.data.attributes.rev);
+    }
+    fn on_team(event: TeamEvent) {
+        std::hint::black_box(&event.data.attributes.updated_at);
+    }
+    fn on_user(event: UserEvent) {
+        std::hint::black_box(&event.data.attributes.updated_at);
+    }
+    let dispatcher = Dispatcher::builder()
+        .handler(on_conversation)
+        .handler(on_customer)
+        .handler(on_message)
+        .handler(on_team)
+        .handler(on_user)
+        .build()
+        .expect("five handlers for five resources build");
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5));
+    kustomer_webhooks::axum::router(receiver)
+}
+
 /// A bare axum endpoint that only reads the body and answers 200.
 pub fn bare_router() -> axum::Router {
     axum::Router::new().route("/", axum::routing::post(|_body: Bytes| async { "" }))
