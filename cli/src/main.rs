@@ -22,7 +22,8 @@ mod regenerate;
 mod serve;
 
 /// Typed Kustomer outbound webhooks: infer schemas from sample payloads,
-/// generate Rust models from them, and parse payloads with those models.
+/// generate Rust models from them, parse payloads with those models, and
+/// receive, send and demonstrate signed deliveries.
 #[derive(Parser)]
 #[command(name = "kustomer-webhooks", version, about, propagate_version = true)]
 struct Cli {

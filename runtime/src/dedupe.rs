@@ -17,7 +17,8 @@
 //!
 //! [`MemoryStore`] is the in-process store. A service that runs several
 //! replicas needs a shared one (Redis, a database table) behind the same
-//! trait, so that a retry reaching another replica is recognised too.
+//! trait, so that a retry reaching another replica is recognised too (see
+//! [A shared store](#a-shared-store) below).
 //!
 //! ```
 //! use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore};
@@ -83,6 +84,35 @@
 //! # }).unwrap();
 //! ```
 //!
+//! # A shared store
+//!
+//! A store of your own implements the three methods of [`IdempotencyStore`]
+//! over something every replica reaches. Each method is one atomic request.
+//! In Redis (7.0 or later), with the event id as the key:
+//!
+//! | method | Redis |
+//! |---|---|
+//! | `begin` | `SET <id> in-progress NX GET PX <in-progress timeout>`: nil is [`Begin::New`] (the key is now set), `in-progress` is [`Begin::InProgress`], `done` is [`Begin::Done`] |
+//! | `complete` | `SET <id> done PX <retention>` |
+//! | `abandon` | delete `<id>` only while it is `in-progress`: a short script, `if redis.call('GET', KEYS[1]) == 'in-progress' then redis.call('DEL', KEYS[1]) end` |
+//!
+//! In a database, a table keyed by the id does the same: `begin` inserts the
+//! row as in progress (`INSERT … ON CONFLICT DO NOTHING`, or an update of a
+//! row whose claim is older than the in-progress timeout) and reads the
+//! state back; expired rows are deleted by a periodic job. Whatever it is
+//! built on, [`check_store`] runs the contract against it, for its tests:
+//!
+//! ```
+//! use kustomer_webhooks::dedupe::{IdempotencyStore, MemoryStore, check_store};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // In your store's tests, against a test instance of it:
+//! let store: Box<dyn IdempotencyStore> = Box::new(MemoryStore::new());
+//! check_store(store.as_ref()).await?;
+//! # Ok::<(), kustomer_webhooks::dedupe::StoreCheckError>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # Order
 //!
 //! Kustomer does not guarantee the order of deliveries either, and a retried
@@ -139,6 +169,9 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use crate::Envelope;
+
+mod check;
+pub use check::{CONCURRENT_CLAIMS, StoreCheckError, check_store};
 
 /// How long a completed event id is remembered by default: 75 minutes.
 ///

@@ -1,0 +1,499 @@
+//! [`check_store`]: the contract of [`IdempotencyStore`], run against a store.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Begin, IdempotencyStore, StoreError, StoreFuture};
+
+/// How many claims of one id [`check_store`] has in flight at once.
+pub const CONCURRENT_CLAIMS: usize = 16;
+
+/// Where a store broke the contract of [`IdempotencyStore`], as found by
+/// [`check_store`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreCheckError {
+    /// A call answered something the contract does not allow.
+    #[error("{step}: `begin` answered {found:?} where the contract needs {expected:?} (id {id})")]
+    Answer {
+        /// What the check was doing, in words.
+        step: &'static str,
+        /// The id it used.
+        id: String,
+        /// The answer the contract needs.
+        expected: Begin,
+        /// The store's answer.
+        found: Begin,
+    },
+    /// Of the concurrent first claims of one id, not exactly one was
+    /// [`Begin::New`]: a store whose `begin` reads and then writes, instead
+    /// of claiming in one atomic step, lets two deliveries run the handler.
+    #[error(
+        "{claims} claims of one id in flight at once: {new} answered New, where exactly one must (id {id})"
+    )]
+    NotAtomic {
+        /// The id claimed.
+        id: String,
+        /// How many claims were in flight.
+        claims: usize,
+        /// How many of them answered [`Begin::New`].
+        new: usize,
+    },
+    /// The store returned an error.
+    #[error("{step}: the store failed (id {id}): {source}")]
+    Store {
+        /// What the check was doing, in words.
+        step: &'static str,
+        /// The id it used.
+        id: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Runs the contract of [`IdempotencyStore`] against `store`, with fresh ids
+/// of its own, and says where the store breaks it.
+///
+/// Meant for the tests of a store of your own (a shared one, in Redis or a
+/// database table, that every replica of a service reaches): run it against
+/// a test instance. It checks that
+///
+/// - a new id is [`Begin::New`], and a second claim while the first is held
+///   is [`Begin::InProgress`];
+/// - after [`complete`](IdempotencyStore::complete), the id is
+///   [`Begin::Done`], and stays done after a late
+///   [`abandon`](IdempotencyStore::abandon);
+/// - after `abandon` (the handler failed), the id is [`Begin::New`] again,
+///   so that Kustomer's retry runs the handler;
+/// - of [`CONCURRENT_CLAIMS`] claims of one new id in flight at once, exactly
+///   one is [`Begin::New`] and the others [`Begin::InProgress`].
+///
+/// The concurrent claims are polled together from the calling task: a store
+/// that answers over the network (Redis `SET … NX`, `INSERT … ON CONFLICT`)
+/// has them in flight at its server at once, as far as its client allows (a
+/// connection pool, or a multiplexed connection). A store that locks in the
+/// process is better also tested from several threads.
+///
+/// The ids start with `store-check-` and contain letters that no Kustomer
+/// event id (24 hex digits) has, so they never meet a real event. When the
+/// check passes, each id it claimed is completed and stays in the store for
+/// the store's retention time, as any event would; when it fails, a claim
+/// may be left to end with the store's in-progress timeout. What it cannot
+/// check without waiting: that a claim expires after the store's in-progress
+/// timeout, and that a done id is remembered for the whole retention time.
+///
+/// ```
+/// use kustomer_webhooks::dedupe::{MemoryStore, check_store};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// check_store(&MemoryStore::new()).await?;
+/// # Ok::<(), kustomer_webhooks::dedupe::StoreCheckError>(())
+/// # }).unwrap();
+/// ```
+pub async fn check_store<S: IdempotencyStore + ?Sized>(store: &S) -> Result<(), StoreCheckError> {
+    let ids = Ids::new();
+
+    let handled = ids.next();
+    expect(store, "a new id", &handled, Begin::New).await?;
+    expect(
+        store,
+        "a second claim while the first is held",
+        &handled,
+        Begin::InProgress,
+    )
+    .await?;
+    settle(store, "completing a claim", &handled, Settle::Complete).await?;
+    expect(store, "a claim after completion", &handled, Begin::Done).await?;
+    settle(
+        store,
+        "abandoning an id already done",
+        &handled,
+        Settle::Abandon,
+    )
+    .await?;
+    expect(
+        store,
+        "a claim after a late abandon of a done id",
+        &handled,
+        Begin::Done,
+    )
+    .await?;
+
+    let failed = ids.next();
+    expect(store, "a new id", &failed, Begin::New).await?;
+    settle(store, "abandoning a claim", &failed, Settle::Abandon).await?;
+    expect(store, "a claim after abandon", &failed, Begin::New).await?;
+    settle(store, "completing a claim", &failed, Settle::Complete).await?;
+
+    let raced = ids.next();
+    let answers = all((0..CONCURRENT_CLAIMS)
+        .map(|_| store.begin(&raced))
+        .collect())
+    .await;
+    let mut new = 0;
+    let mut error = None;
+    for answer in answers {
+        match answer {
+            Ok(Begin::New) => new += 1,
+            Ok(Begin::InProgress) => {}
+            Ok(found) => {
+                // Nobody completed it: whatever else it is, it is not done.
+                return Err(StoreCheckError::Answer {
+                    step: "concurrent claims of a new id",
+                    id: raced,
+                    expected: Begin::InProgress,
+                    found,
+                });
+            }
+            Err(e) => error = error.or(Some(e)),
+        }
+    }
+    if let Some(source) = error {
+        return Err(StoreCheckError::Store {
+            step: "concurrent claims of a new id",
+            id: raced,
+            source,
+        });
+    }
+    if new != 1 {
+        return Err(StoreCheckError::NotAtomic {
+            id: raced,
+            claims: CONCURRENT_CLAIMS,
+            new,
+        });
+    }
+    settle(store, "completing a claim", &raced, Settle::Complete).await?;
+    expect(store, "a claim after completion", &raced, Begin::Done).await
+}
+
+async fn expect<S: IdempotencyStore + ?Sized>(
+    store: &S,
+    step: &'static str,
+    id: &str,
+    expected: Begin,
+) -> Result<(), StoreCheckError> {
+    match store.begin(id).await {
+        Ok(found) if found == expected => Ok(()),
+        Ok(found) => Err(StoreCheckError::Answer {
+            step,
+            id: id.to_owned(),
+            expected,
+            found,
+        }),
+        Err(source) => Err(StoreCheckError::Store {
+            step,
+            id: id.to_owned(),
+            source,
+        }),
+    }
+}
+
+enum Settle {
+    Complete,
+    Abandon,
+}
+
+async fn settle<S: IdempotencyStore + ?Sized>(
+    store: &S,
+    step: &'static str,
+    id: &str,
+    how: Settle,
+) -> Result<(), StoreCheckError> {
+    let done = match how {
+        Settle::Complete => store.complete(id).await,
+        Settle::Abandon => store.abandon(id).await,
+    };
+    done.map_err(|source| StoreCheckError::Store {
+        step,
+        id: id.to_owned(),
+        source,
+    })
+}
+
+/// Polls every future until all are ready; their outputs in order.
+async fn all<T>(mut futures: Vec<StoreFuture<'_, T>>) -> Vec<Result<T, StoreError>> {
+    let mut outputs: Vec<Option<Result<T, StoreError>>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(o) => *output = Some(o),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// Ids no other run of the check (in this process or another) and no
+/// Kustomer event uses.
+struct Ids {
+    prefix: String,
+    n: AtomicU64,
+}
+
+impl Ids {
+    fn new() -> Self {
+        static RUNS: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        Ids {
+            prefix: format!("store-check-{nanos:x}-{:x}-{run:x}", std::process::id()),
+            n: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!("{}-{}", self.prefix, self.n.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::future::Future;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::dedupe::MemoryStore;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// A table of claims with switches that break one rule each.
+    #[derive(Default)]
+    struct Table {
+        claims: Mutex<HashMap<String, Begin>>,
+        /// `begin` reads, yields, then writes: two claims can both win.
+        read_then_write: bool,
+        /// `abandon` forgets an id even when it is done.
+        abandon_forgets_done: bool,
+        /// `abandon` does nothing.
+        abandon_keeps_claim: bool,
+        /// `complete` does nothing.
+        complete_forgets: bool,
+        /// Every call fails.
+        down: bool,
+    }
+
+    impl Table {
+        fn claim(&self, id: &str) -> Begin {
+            let mut claims = self.claims.lock().unwrap();
+            match claims.get(id) {
+                Some(Begin::Done) => Begin::Done,
+                Some(_) => Begin::InProgress,
+                None => {
+                    claims.insert(id.to_owned(), Begin::InProgress);
+                    Begin::New
+                }
+            }
+        }
+    }
+
+    impl IdempotencyStore for Table {
+        fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+            Box::pin(async move {
+                if self.down {
+                    return Err(StoreError::unavailable("connection refused"));
+                }
+                if !self.read_then_write {
+                    return Ok(self.claim(id));
+                }
+                let seen = self.claims.lock().unwrap().get(id).copied();
+                tokio::task::yield_now().await;
+                Ok(match seen {
+                    Some(Begin::Done) => Begin::Done,
+                    Some(_) => Begin::InProgress,
+                    None => {
+                        self.claims
+                            .lock()
+                            .unwrap()
+                            .insert(id.to_owned(), Begin::InProgress);
+                        Begin::New
+                    }
+                })
+            })
+        }
+
+        fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                if !self.complete_forgets {
+                    self.claims
+                        .lock()
+                        .unwrap()
+                        .insert(id.to_owned(), Begin::Done);
+                }
+                Ok(())
+            })
+        }
+
+        fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(async move {
+                let mut claims = self.claims.lock().unwrap();
+                let done = claims.get(id) == Some(&Begin::Done);
+                if !self.abandon_keeps_claim && (!done || self.abandon_forgets_done) {
+                    claims.remove(id);
+                }
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        block_on(check_store(&MemoryStore::new())).unwrap();
+        // Again on the same store: the second run's ids are its own.
+        let store = MemoryStore::new();
+        block_on(check_store(&store)).unwrap();
+        block_on(check_store(&store)).unwrap();
+        // Through a trait object, as a service holds a store chosen at run time.
+        let boxed: Box<dyn IdempotencyStore> = Box::new(MemoryStore::new());
+        block_on(check_store(boxed.as_ref())).unwrap();
+    }
+
+    #[test]
+    fn a_table_keeping_every_rule_passes() {
+        block_on(check_store(&Table::default())).unwrap();
+    }
+
+    #[test]
+    fn a_claim_that_reads_then_writes_is_caught() {
+        let store = Table {
+            read_then_write: true,
+            ..Table::default()
+        };
+        let err = block_on(check_store(&store)).unwrap_err();
+        match err {
+            StoreCheckError::NotAtomic { claims, new, .. } => {
+                assert_eq!(claims, CONCURRENT_CLAIMS);
+                assert_eq!(new, CONCURRENT_CLAIMS, "every claim read before any wrote");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            err_text(&store).contains("16 claims of one id in flight at once: 16 answered New"),
+            "{}",
+            err_text(&store)
+        );
+    }
+
+    #[test]
+    fn forgetting_a_done_id_on_abandon_is_caught() {
+        let store = Table {
+            abandon_forgets_done: true,
+            ..Table::default()
+        };
+        assert_eq!(
+            answer(&store),
+            (
+                "a claim after a late abandon of a done id",
+                Begin::Done,
+                Begin::New
+            )
+        );
+    }
+
+    #[test]
+    fn an_abandon_that_keeps_the_claim_is_caught() {
+        let store = Table {
+            abandon_keeps_claim: true,
+            ..Table::default()
+        };
+        assert_eq!(
+            answer(&store),
+            ("a claim after abandon", Begin::New, Begin::InProgress)
+        );
+    }
+
+    #[test]
+    fn a_complete_that_records_nothing_is_caught() {
+        let store = Table {
+            complete_forgets: true,
+            ..Table::default()
+        };
+        assert_eq!(
+            answer(&store),
+            ("a claim after completion", Begin::Done, Begin::InProgress)
+        );
+    }
+
+    #[test]
+    fn a_store_that_fails_is_reported_with_its_error() {
+        let store = Table {
+            down: true,
+            ..Table::default()
+        };
+        let err = block_on(check_store(&store)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("a new id: the store failed (id store-check-"),
+            "{text}"
+        );
+        assert!(text.ends_with("connection refused"), "{text}");
+        let source = std::error::Error::source(&err).expect("the store's error is the source");
+        assert!(matches!(
+            source.downcast_ref::<StoreError>(),
+            Some(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn an_answer_names_the_step_the_answers_and_the_id() {
+        let store = Table {
+            complete_forgets: true,
+            ..Table::default()
+        };
+        let text = err_text(&store);
+        assert!(
+            text.starts_with(
+                "a claim after completion: `begin` answered InProgress where the contract needs Done (id store-check-"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ids_are_distinct_and_never_a_kustomer_event_id() {
+        let (a, b) = (Ids::new(), Ids::new());
+        let ids = [a.next(), a.next(), b.next()];
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[2], "two runs in one process");
+        for id in ids {
+            assert!(id.starts_with("store-check-"));
+            assert!(!id.chars().all(|c| c.is_ascii_hexdigit()));
+        }
+    }
+
+    fn answer(store: &Table) -> (&'static str, Begin, Begin) {
+        match block_on(check_store(store)).unwrap_err() {
+            StoreCheckError::Answer {
+                step,
+                expected,
+                found,
+                ..
+            } => (step, expected, found),
+            other => panic!("{other}"),
+        }
+    }
+
+    fn err_text(store: &Table) -> String {
+        block_on(check_store(store)).unwrap_err().to_string()
+    }
+}
