@@ -135,6 +135,14 @@
 //! The guard is opt-in: a handler that applies the whole resource state can
 //! skip stale updates, while one that reacts to every change (notifications,
 //! audit logs) usually should not.
+//!
+//! The guard lives in the process: with several replicas, each knows only
+//! the revisions it handled itself. Where the handler writes the resource to
+//! a database they share, the write is the better guard, one conditional
+//! statement that keeps the newest revision whichever replica gets there
+//! first: `UPDATE customers SET …, rev = $rev WHERE id = $id AND rev < $rev`
+//! (no row updated: a stale update), with `$rev` from the event's
+//! `data.attributes.rev`.
 
 use std::error::Error;
 use std::fmt;
