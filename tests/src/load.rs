@@ -71,27 +71,37 @@ pub fn deliveries(round: usize, count: usize) -> Vec<Delivery> {
         .collect()
 }
 
-// One handler per resource, so that every delivery runs one, as in a
-// service that subscribes only to the events it handles (Kustomer posts the
-// events an app definition lists). Each reads a field, so the event is used.
-async fn on_conversation(event: ConversationEvent) {
-    std::hint::black_box(&event.data.attributes.rev);
-}
-
-async fn on_customer(event: CustomerEvent) {
-    std::hint::black_box(&event.data.attributes.rev);
-}
-
-async fn on_message(event: MessageEvent) {
-    std::hint::black_box(&event.data.attributes.rev);
-}
-
-async fn on_team(event: TeamEvent) {
-    std::hint::black_box(&event.data.attributes.updated_at);
-}
-
-async fn on_user(event: UserEvent) {
-    std::hint::black_box(&event.data.attributes.updated_at);
+/// A dispatcher with one handler per resource, so that every delivery runs
+/// one, as in a service that subscribes only to the events it handles
+/// (Kustomer posts the events an app definition lists). Each reads a field,
+/// so the event is used. `one_handler_per_resource!(async)` writes them as
+/// `async fn`s, `one_handler_per_resource!()` as plain `fn`s.
+macro_rules! one_handler_per_resource {
+    ($($asyncness:tt)?) => {{
+        $($asyncness)? fn on_conversation(event: ConversationEvent) {
+            std::hint::black_box(&event.data.attributes.rev);
+        }
+        $($asyncness)? fn on_customer(event: CustomerEvent) {
+            std::hint::black_box(&event.data.attributes.rev);
+        }
+        $($asyncness)? fn on_message(event: MessageEvent) {
+            std::hint::black_box(&event.data.attributes.rev);
+        }
+        $($asyncness)? fn on_team(event: TeamEvent) {
+            std::hint::black_box(&event.data.attributes.updated_at);
+        }
+        $($asyncness)? fn on_user(event: UserEvent) {
+            std::hint::black_box(&event.data.attributes.updated_at);
+        }
+        Dispatcher::builder()
+            .handler(on_conversation)
+            .handler(on_customer)
+            .handler(on_message)
+            .handler(on_team)
+            .handler(on_user)
+            .build()
+            .expect("five handlers for five resources build")
+    }};
 }
 
 /// The full receiver (verify, parse, de-duplicate, dispatch), with a
@@ -102,47 +112,18 @@ pub fn receiver_router() -> axum::Router {
 
 /// The receiver [`receiver_router`] serves.
 pub fn receiver() -> Receiver {
-    let dispatcher = Dispatcher::builder()
-        .handler(on_conversation)
-        .handler(on_customer)
-        .handler(on_message)
-        .handler(on_team)
-        .handler(on_user)
-        .build()
-        .expect("five handlers for five resources build");
-    Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5))
+    receiver_with(one_handler_per_resource!(async))
 }
 
 /// The same receiver with the same handlers written as plain `fn`s, which
 /// the dispatcher runs on tokio's blocking pool (so that a handler that
 /// blocks never stalls the async runtime): what that hand-off costs.
 pub fn blocking_receiver_router() -> axum::Router {
-    fn on_conversation(event: ConversationEvent) {
-        std::hint::black_box(&event.data.attributes.rev);
-    }
-    fn on_customer(event: CustomerEvent) {
-        std::hint::black_box(&event.data.attributes.rev);
-    }
-    fn on_message(event: MessageEvent) {
-        std::hint::black_box(&event.data.attributes.rev);
-    }
-    fn on_team(event: TeamEvent) {
-        std::hint::black_box(&event.data.attributes.updated_at);
-    }
-    fn on_user(event: UserEvent) {
-        std::hint::black_box(&event.data.attributes.updated_at);
-    }
-    let dispatcher = Dispatcher::builder()
-        .handler(on_conversation)
-        .handler(on_customer)
-        .handler(on_message)
-        .handler(on_team)
-        .handler(on_user)
-        .build()
-        .expect("five handlers for five resources build");
-    let receiver =
-        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5));
-    kustomer_webhooks::axum::router(receiver)
+    kustomer_webhooks::axum::router(receiver_with(one_handler_per_resource!()))
+}
+
+fn receiver_with(dispatcher: Dispatcher) -> Receiver {
+    Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(5))
 }
 
 /// A bare axum endpoint that only reads the body and answers 200.

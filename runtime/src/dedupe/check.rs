@@ -264,18 +264,11 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::future::Future;
     use std::sync::Mutex;
 
     use super::*;
     use crate::dedupe::MemoryStore;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::dedupe::tests::block_on;
 
     /// A table of claims with switches that break one rule each.
     #[derive(Default)]
