@@ -94,69 +94,62 @@ pub enum StoreCheckError {
 /// # }).unwrap();
 /// ```
 pub async fn check_store<S: IdempotencyStore + ?Sized>(store: &S) -> Result<(), StoreCheckError> {
-    let ids = Ids::new();
+    let prefix = run_prefix();
+    let id = |what: &str| format!("{prefix}-{what}");
 
-    let handled = ids.next();
+    let handled = id("handled");
     expect(store, "a new id", &handled, Begin::New).await?;
-    expect(
-        store,
-        "a second claim while the first is held",
-        &handled,
-        Begin::InProgress,
-    )
-    .await?;
-    settle(store, "completing a claim", &handled, Settle::Complete).await?;
+    let step = "a second claim while the first is held";
+    expect(store, step, &handled, Begin::InProgress).await?;
+    let step = "completing a claim";
+    store
+        .complete(&handled)
+        .await
+        .map_err(failed(step, &handled))?;
     expect(store, "a claim after completion", &handled, Begin::Done).await?;
-    settle(
-        store,
-        "abandoning an id already done",
-        &handled,
-        Settle::Abandon,
-    )
-    .await?;
-    expect(
-        store,
-        "a claim after a late abandon of a done id",
-        &handled,
-        Begin::Done,
-    )
-    .await?;
+    let step = "abandoning an id already done";
+    store
+        .abandon(&handled)
+        .await
+        .map_err(failed(step, &handled))?;
+    let step = "a claim after a late abandon of a done id";
+    expect(store, step, &handled, Begin::Done).await?;
 
-    let failed = ids.next();
-    expect(store, "a new id", &failed, Begin::New).await?;
-    settle(store, "abandoning a claim", &failed, Settle::Abandon).await?;
-    expect(store, "a claim after abandon", &failed, Begin::New).await?;
-    settle(store, "completing a claim", &failed, Settle::Complete).await?;
+    let retried = id("retried");
+    expect(store, "a new id", &retried, Begin::New).await?;
+    let step = "abandoning a claim";
+    store
+        .abandon(&retried)
+        .await
+        .map_err(failed(step, &retried))?;
+    expect(store, "a claim after abandon", &retried, Begin::New).await?;
+    let step = "completing a claim";
+    store
+        .complete(&retried)
+        .await
+        .map_err(failed(step, &retried))?;
 
-    let raced = ids.next();
+    let raced = id("raced");
+    let step = "concurrent claims of a new id";
     let answers = all((0..CONCURRENT_CLAIMS)
         .map(|_| store.begin(&raced))
         .collect())
     .await;
     let mut new = 0;
-    let mut error = None;
     for answer in answers {
-        match answer {
-            Ok(Begin::New) => new += 1,
-            Ok(Begin::InProgress) => {}
-            Ok(found) => {
-                // Nobody completed it: whatever else it is, it is not done.
+        match answer.map_err(failed(step, &raced))? {
+            Begin::New => new += 1,
+            Begin::InProgress => {}
+            // Nobody completed it: whatever else it is, it is not done.
+            found @ Begin::Done => {
                 return Err(StoreCheckError::Answer {
-                    step: "concurrent claims of a new id",
+                    step,
                     id: raced,
                     expected: Begin::InProgress,
                     found,
                 });
             }
-            Err(e) => error = error.or(Some(e)),
         }
-    }
-    if let Some(source) = error {
-        return Err(StoreCheckError::Store {
-            step: "concurrent claims of a new id",
-            id: raced,
-            source,
-        });
     }
     if new != 1 {
         return Err(StoreCheckError::NotAtomic {
@@ -165,52 +158,35 @@ pub async fn check_store<S: IdempotencyStore + ?Sized>(store: &S) -> Result<(), 
             new,
         });
     }
-    settle(store, "completing a claim", &raced, Settle::Complete).await?;
+    let step = "completing a claim";
+    store.complete(&raced).await.map_err(failed(step, &raced))?;
     expect(store, "a claim after completion", &raced, Begin::Done).await
 }
 
+/// Claims `id` and compares the answer with `expected`.
 async fn expect<S: IdempotencyStore + ?Sized>(
     store: &S,
     step: &'static str,
     id: &str,
     expected: Begin,
 ) -> Result<(), StoreCheckError> {
-    match store.begin(id).await {
-        Ok(found) if found == expected => Ok(()),
-        Ok(found) => Err(StoreCheckError::Answer {
+    let found = store.begin(id).await.map_err(failed(step, id))?;
+    if found == expected {
+        Ok(())
+    } else {
+        Err(StoreCheckError::Answer {
             step,
             id: id.to_owned(),
             expected,
             found,
-        }),
-        Err(source) => Err(StoreCheckError::Store {
-            step,
-            id: id.to_owned(),
-            source,
-        }),
+        })
     }
 }
 
-enum Settle {
-    Complete,
-    Abandon,
-}
-
-async fn settle<S: IdempotencyStore + ?Sized>(
-    store: &S,
-    step: &'static str,
-    id: &str,
-    how: Settle,
-) -> Result<(), StoreCheckError> {
-    let done = match how {
-        Settle::Complete => store.complete(id).await,
-        Settle::Abandon => store.abandon(id).await,
-    };
-    done.map_err(|source| StoreCheckError::Store {
-        step,
-        id: id.to_owned(),
-        source,
-    })
+/// The error for a store that failed at `step`.
+fn failed(step: &'static str, id: &str) -> impl FnOnce(StoreError) -> StoreCheckError {
+    let id = id.to_owned();
+    move |source| StoreCheckError::Store { step, id, source }
 }
 
 /// Polls every future until all are ready; their outputs in order.
@@ -236,29 +212,15 @@ async fn all<T>(mut futures: Vec<StoreFuture<'_, T>>) -> Vec<Result<T, StoreErro
     outputs.into_iter().flatten().collect()
 }
 
-/// Ids no other run of the check (in this process or another) and no
-/// Kustomer event uses.
-struct Ids {
-    prefix: String,
-    n: AtomicU64,
-}
-
-impl Ids {
-    fn new() -> Self {
-        static RUNS: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let run = RUNS.fetch_add(1, Ordering::Relaxed);
-        Ids {
-            prefix: format!("store-check-{nanos:x}-{:x}-{run:x}", std::process::id()),
-            n: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        format!("{}-{}", self.prefix, self.n.fetch_add(1, Ordering::Relaxed))
-    }
+/// The start of the ids of one run of the check, which no other run (in
+/// this process or another) and no Kustomer event uses.
+fn run_prefix() -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    format!("store-check-{nanos:x}-{:x}-{run:x}", std::process::id())
 }
 
 #[cfg(test)]
@@ -463,14 +425,12 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_distinct_and_never_a_kustomer_event_id() {
-        let (a, b) = (Ids::new(), Ids::new());
-        let ids = [a.next(), a.next(), b.next()];
-        assert_ne!(ids[0], ids[1]);
-        assert_ne!(ids[0], ids[2], "two runs in one process");
-        for id in ids {
-            assert!(id.starts_with("store-check-"));
-            assert!(!id.chars().all(|c| c.is_ascii_hexdigit()));
+    fn runs_use_ids_of_their_own_never_a_kustomer_event_id() {
+        let (a, b) = (run_prefix(), run_prefix());
+        assert_ne!(a, b, "two runs in one process");
+        for prefix in [a, b] {
+            assert!(prefix.starts_with("store-check-"));
+            assert!(!prefix.chars().all(|c| c.is_ascii_hexdigit()));
         }
     }
 
