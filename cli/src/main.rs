@@ -160,9 +160,9 @@ enum Command {
         ordering: bool,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
-    /// (plain http:// URLs).
+    /// (http:// or https:// URLs).
     Send {
-        /// Where to post (http://)
+        /// Where to post (http:// or https://)
         #[arg(long, value_parser = serve::url_arg)]
         url: String,
         /// The webhook's token to sign with
@@ -171,6 +171,13 @@ enum Command {
         /// A custom header to add, as NAME=VALUE (repeatable)
         #[arg(long = "header", value_parser = serve::header_arg)]
         headers: Vec<(String, String)>,
+        /// A PEM file of certificate authorities to trust for an https://
+        /// URL besides the system's (repeatable)
+        #[arg(long = "ca-cert", value_name = "FILE")]
+        ca_certs: Vec<PathBuf>,
+        /// Seconds one delivery may take before it counts as failed
+        #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = serve::timeout_arg)]
+        timeout: std::time::Duration,
         /// Payload files, or directories of `.json` payloads
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -298,8 +305,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             url,
             token,
             headers,
+            ca_certs,
+            timeout,
             paths,
-        } => runtime()?.block_on(serve::send(&url, &token, &headers, &paths)),
+        } => {
+            let options = serve::SendOptions { timeout, ca_certs };
+            runtime()?.block_on(serve::send(&url, &token, &headers, &paths, &options))
+        }
         Command::Demo => runtime()?.block_on(serve::demo()),
         Command::AppDefinition(AppDefinitionCommand::Validate { file }) => {
             let text = std::fs::read_to_string(&file)

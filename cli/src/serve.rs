@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use kustomer_webhooks::capture::Capture;
@@ -35,20 +36,110 @@ pub fn token_arg(s: &str) -> Result<String, String> {
     }
 }
 
-/// `send --url`: a plain `http://` URL (the client speaks no TLS), checked
-/// before anything is read or sent.
+/// `send --url`: an `http://` URL, or an `https://` one when the binary is
+/// built with TLS (the `tls` feature, on by default); checked before anything
+/// is read or sent.
 pub fn url_arg(s: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(s)
-        .map_err(|e| format!("expected an http:// URL such as http://127.0.0.1:8080/ ({e})"))?;
+    let url = reqwest::Url::parse(s).map_err(|e| {
+        format!("expected an http:// or https:// URL such as http://127.0.0.1:8080/ ({e})")
+    })?;
     match url.scheme() {
         "http" => Ok(s.to_owned()),
+        "https" if cfg!(feature = "tls") => Ok(s.to_owned()),
         "https" => Err(
-            "send posts over plain http:// only (a receiver on this machine, or reached \
-             through a tunnel or proxy that speaks TLS for it)"
+            "this build of kustomer-webhooks speaks no TLS (built without its `tls` feature): \
+             post to an http:// URL, or rebuild with the default features"
                 .to_owned(),
         ),
-        other => Err(format!("expected an http:// URL, not {other}:")),
+        other => Err(format!("expected an http:// or https:// URL, not {other}:")),
     }
+}
+
+/// `send --timeout`: whole seconds, at least one.
+pub fn timeout_arg(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("the timeout must be at least 1 second".to_owned()),
+        Ok(n) => Ok(Duration::from_secs(n)),
+        Err(_) => Err(format!("expected whole seconds, such as 10, got {s:?}")),
+    }
+}
+
+/// How `send` connects: the time it gives each delivery, and the
+/// certificates it trusts besides the system's.
+pub struct SendOptions {
+    /// How long one delivery may take, from connecting to the reply's last
+    /// byte. Kustomer expects an answer within a few seconds.
+    pub timeout: Duration,
+    /// PEM files of certificate authorities to trust for an `https://` URL,
+    /// besides the system's roots (a private CA, or a test server's own).
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// The client `send` and `demo` post with. Its TLS trusts the `--ca-cert`
+/// files and, for an `https://` URL, the system's roots; it is set up here
+/// rather than by reqwest, so that posting to an `http://` URL works on a
+/// system without any root certificates (a minimal container).
+fn send_client(options: &SendOptions, https: bool) -> Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().timeout(options.timeout);
+    #[cfg(feature = "tls")]
+    let builder = builder.tls_backend_preconfigured(tls_config(&options.ca_certs, https)?);
+    #[cfg(not(feature = "tls"))]
+    if let Some(path) = options.ca_certs.first() {
+        let _ = https;
+        return Err(anyhow!(
+            "--ca-cert {}: this build speaks no TLS (built without its `tls` feature)",
+            path.display()
+        ));
+    }
+    builder.build().context("setting up the HTTP client")
+}
+
+/// TLS for `send`: the certificate authorities of each `--ca-cert` file,
+/// and the system's when posting to an `https://` URL.
+#[cfg(feature = "tls")]
+fn tls_config(ca_certs: &[PathBuf], https: bool) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for path in ca_certs {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(anyhow!(
+                "{}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| anyhow!("{}: not a usable certificate: {e}", path.display()))?;
+        }
+    }
+    if https {
+        let system = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(system.certs);
+        if roots.is_empty() {
+            let why = system
+                .errors
+                .first()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(anyhow!(
+                "found no root certificates on this system to check the receiver's certificate \
+                 with{why}: install the ca-certificates package, or pass --ca-cert FILE"
+            ));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// One line printed per dispatched event.
@@ -251,21 +342,41 @@ async fn deliver(
     post(client, url, body, &headers).await
 }
 
-/// `send`: signs and posts each payload, printing the status of each.
+/// `send`: signs and posts each payload, printing the status of each. A
+/// delivery that gets no reply in time is reported and the next one sent; a
+/// receiver that cannot be reached at all (refused, unknown host, a
+/// certificate not trusted) ends the run at the first payload.
 pub async fn send(
     url: &str,
     token: &str,
     headers: &[(String, String)],
     paths: &[PathBuf],
+    options: &SendOptions,
 ) -> Result<ExitCode> {
-    let client = reqwest::Client::new();
+    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    let client = send_client(options, https)?;
     let mut ok = true;
     for file in payloads(paths)? {
         let body = crate::parse::read_payload(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        let d = deliver(&client, url, token, headers, body).await?;
-        out!("{} {} {}", d.status, file.display(), d.reply);
-        ok &= (200..300).contains(&d.status);
+        match deliver(&client, url, token, headers, body).await {
+            Ok(d) => {
+                out!("{} {} {}", d.status, file.display(), d.reply);
+                ok &= (200..300).contains(&d.status);
+            }
+            Err(e)
+                if e.downcast_ref::<reqwest::Error>()
+                    .is_some_and(|e| e.is_timeout() && !e.is_connect()) =>
+            {
+                out!(
+                    "--- {} no reply within {}s (Kustomer would count it failed and retry)",
+                    file.display(),
+                    options.timeout.as_secs()
+                );
+                ok = false;
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -294,7 +405,11 @@ pub async fn demo() -> Result<ExitCode> {
         "each event the receiver dispatches prints as one JSON line; each delivery as `status what reply`\n"
     );
 
-    let client = reqwest::Client::new();
+    let options = SendOptions {
+        timeout: Duration::from_secs(10),
+        ca_certs: Vec::new(),
+    };
+    let client = send_client(&options, false)?;
     let report = |what: &str, d: &Delivered| out!("{} {what:<47} {}", d.status, d.reply);
     let mut expected_ok = true;
     for (event, text) in kustomer_schema::SEED_SAMPLES {

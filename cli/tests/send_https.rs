@@ -1,0 +1,334 @@
+//! `send` to an `https://` receiver, and to one that never answers.
+//!
+//! The receiver is the library's own axum router behind a TLS listener, its
+//! certificate (for `localhost` and `127.0.0.1`) issued by a test authority
+//! whose files are in `tests/tls/` (with another authority's, which did not
+//! issue it) and valid until 2126. The tests need
+//! the `tls` feature (on by default).
+#![cfg(feature = "tls")]
+
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kustomer_webhooks::receiver::{Counters, Receiver};
+use kustomer_webhooks::verify::Verifier;
+use kustomer_webhooks::{CustomerEvent, Dispatcher};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+const TLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+const TOKEN: &str = "https-t0ken";
+
+/// Accepts TCP connections and completes the TLS handshake on each; a
+/// client that gives up on the handshake (it does not trust the
+/// certificate) is dropped and the next connection accepted.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    tls: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(stream) = self.tls.accept(tcp).await {
+                return (stream, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+static CUSTOMER_EVENTS: AtomicUsize = AtomicUsize::new(0);
+
+async fn on_customer(_: CustomerEvent) {
+    CUSTOMER_EVENTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A receiver on `https://localhost:PORT/`, served from a thread of its own
+/// for the rest of the test process: its port and counters.
+fn start_https_receiver() -> (u16, Arc<Counters>) {
+    let certs = CertificateDer::pem_file_iter(format!("{TLS}/server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{TLS}/server.key")).unwrap();
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let dispatcher = Dispatcher::builder().handler(on_customer).build().unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN));
+    let counters = receiver.counters();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tcp = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let listener = TlsListener {
+        tcp,
+        tls: TlsAcceptor::from(Arc::new(config)),
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            axum::serve(listener, kustomer_webhooks::axum::router(receiver)).await
+        })
+    });
+    (port, counters)
+}
+
+fn send(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("send")
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap()
+}
+
+/// `send` on a system without root certificates (where the TLS library
+/// looks for them, nothing is found).
+fn send_without_system_roots(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("send")
+        .args(args)
+        .env("SSL_CERT_FILE", "/nonexistent/ca-certificates.crt")
+        .env("SSL_CERT_DIR", "/nonexistent")
+        .current_dir(ROOT)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn send_posts_over_https_to_a_receiver_it_trusts_and_refuses_one_it_does_not() {
+    let (port, counters) = start_https_receiver();
+    let url = format!("https://localhost:{port}/");
+    let ca = format!("{TLS}/ca.pem");
+
+    // Trusting the test authority: every sample is delivered, verified and
+    // dispatched, the two customer events to their typed handler.
+    let ok = send(&[
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--ca-cert",
+        &ca,
+        "schema/samples",
+    ]);
+    let stdout = text(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}{}", text(&ok.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{stdout}");
+    assert!(lines.iter().all(|l| l.starts_with("200 ")), "{stdout}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"outcome\":\"handled\""))
+            .count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(counters.accepted.load(Ordering::SeqCst), 10);
+    assert_eq!(CUSTOMER_EVENTS.load(Ordering::SeqCst), 2);
+
+    // By the address the certificate also names (a retry of a delivered
+    // event: acknowledged as a duplicate).
+    let by_ip = send(&[
+        "--url",
+        &format!("https://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "--ca-cert",
+        &ca,
+        "schema/samples/kustomer.team.create.json",
+    ]);
+    let by_ip = text(&by_ip.stdout);
+    assert!(
+        by_ip.starts_with("200 ") && by_ip.contains("\"outcome\":\"duplicate\""),
+        "{by_ip}"
+    );
+
+    // A wrong token still reaches the receiver, which answers 401.
+    let forged = send(&[
+        "--url",
+        &url,
+        "--token",
+        "wrong",
+        "--ca-cert",
+        &ca,
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    assert_eq!(forged.status.code(), Some(1));
+    assert!(
+        text(&forged.stdout).starts_with("401 "),
+        "{}",
+        text(&forged.stdout)
+    );
+
+    // Trusting only another authority, the certificate is not trusted:
+    // nothing is delivered, and the error says why.
+    let untrusted = send_without_system_roots(&[
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--ca-cert",
+        &format!("{TLS}/other-ca.pem"),
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    let stderr = text(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(untrusted.stdout.is_empty(), "{}", text(&untrusted.stdout));
+    assert!(
+        stderr.starts_with(&format!("error: posting to {url}"))
+            && stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "{stderr}"
+    );
+
+    // With no root certificates on the system, an https:// URL is refused
+    // before anything is sent, saying what to do; the authority given with
+    // --ca-cert is enough on its own.
+    let no_roots = send_without_system_roots(&[
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    let stderr = text(&no_roots.stderr);
+    assert_eq!(no_roots.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: found no root certificates on this system")
+            && stderr.contains("pass --ca-cert FILE"),
+        "{stderr}"
+    );
+    let own_roots = send_without_system_roots(&[
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--ca-cert",
+        &ca,
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    assert!(
+        text(&own_roots.stdout).starts_with("200 "),
+        "{}",
+        text(&own_roots.stderr)
+    );
+
+    assert_eq!(counters.accepted.load(Ordering::SeqCst), 10);
+    assert_eq!(counters.duplicate.load(Ordering::SeqCst), 2);
+    assert_eq!(counters.rejected.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_ca_cert_that_is_not_a_certificate_is_an_error_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (path, want) in [
+        (&not_pem, "no PEM certificate in it"),
+        (&missing, "reading"),
+    ] {
+        let out = send(&[
+            "--url",
+            // Nothing listens on port 9 (discard) here; the error must come
+            // before any connection is tried.
+            "https://127.0.0.1:9/",
+            "--token",
+            TOKEN,
+            "--ca-cert",
+            path.to_str().unwrap(),
+            "schema/samples/kustomer.team.create.json",
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(path.to_str().unwrap()) && stderr.contains(want),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("posting"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_receiver_that_never_answers_counts_as_failed_and_the_next_payload_is_sent() {
+    // Accepts connections, reads, and never replies.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    // An http:// URL needs no root certificates.
+    let out = send_without_system_roots(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "--timeout",
+        "1",
+        "schema/samples/kustomer.team.create.json",
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for (line, file) in lines.iter().zip(["team.create", "team.update"]) {
+        assert!(
+            line.starts_with("--- schema/samples/kustomer.")
+                && line.contains(file)
+                && line.contains("no reply within 1s"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_timeout_must_be_whole_seconds_of_at_least_one() {
+    for (value, want) in [
+        ("0", "at least 1 second"),
+        ("1.5", "expected whole seconds"),
+    ] {
+        let out = send(&[
+            "--url",
+            "http://127.0.0.1:9/",
+            "--token",
+            TOKEN,
+            "--timeout",
+            value,
+            "schema/samples",
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+    }
+}
