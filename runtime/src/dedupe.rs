@@ -16,9 +16,10 @@
 //! | [`Begin::Done`] | does not run the handler; acknowledges with a 2xx |
 //!
 //! [`MemoryStore`] is the in-process store. A service that runs several
-//! replicas needs a shared one (Redis, a database table) behind the same
-//! trait, so that a retry reaching another replica is recognised too (see
-//! [A shared store](#a-shared-store) below).
+//! replicas needs a shared one behind the same trait, so that a retry
+//! reaching another replica is recognised too: `RedisStore` (feature
+//! `redis`) keeps the claims in Redis, and any other (a database table) is
+//! a few lines (see [A shared store](#a-shared-store) below).
 //!
 //! ```
 //! use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore};
@@ -86,9 +87,17 @@
 //!
 //! # A shared store
 //!
+//! With the `redis` feature, `RedisStore::connect(url)` is one, ready to
+//! pass to [`Receiver::with_store`](crate::receiver::Receiver::with_store):
+//!
+//! ```toml
+//! kustomer-webhooks = { version = "0.1", features = ["axum", "redis"] }
+//! ```
+//!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.
-//! In Redis (7.0 or later), with the event id as the key:
+//! In Redis (7.0 or later), with the event id as the key (`RedisStore` does
+//! the same with two short scripts, which any Redis from 2.6 runs):
 //!
 //! | method | Redis |
 //! |---|---|
@@ -180,6 +189,10 @@ use crate::Envelope;
 
 mod check;
 pub use check::{CONCURRENT_CLAIMS, StoreCheckError, check_store};
+#[cfg(feature = "redis")]
+mod redis_store;
+#[cfg(feature = "redis")]
+pub use redis_store::{DEFAULT_REDIS_PREFIX, RedisStore};
 
 /// How long a completed event id is remembered by default: 75 minutes.
 ///

@@ -6,7 +6,8 @@
 //! dispatch of each event to the function written for it, and the receiver
 //! around them: signature verification ([`verify`]), de-duplication and
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
-//! router (feature `axum`).
+//! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
+//! idempotency store a service's replicas share.
 //!
 //! # Quick start: a handler
 //!

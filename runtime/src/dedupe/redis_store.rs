@@ -1,0 +1,252 @@
+//! [`RedisStore`]: the idempotency store shared by every replica of a
+//! service, in Redis (or Valkey).
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Script};
+
+use super::{
+    Begin, DEFAULT_IN_PROGRESS_TIMEOUT, DEFAULT_RETENTION, IdempotencyStore, StoreError,
+    StoreFuture,
+};
+
+/// The prefix of every key a [`RedisStore`] writes by default; the event id
+/// follows it.
+pub const DEFAULT_REDIS_PREFIX: &str = "kustomer-webhooks:event:";
+
+/// What a key holds while its event is being handled.
+const IN_PROGRESS: &str = "in-progress";
+/// What a key holds once its event was handled.
+const DONE: &str = "done";
+
+/// Claims the key unless it is set; answers what it held (nil when the claim
+/// is now the caller's). One script, so the read and the write are atomic.
+const BEGIN: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Deletes the key only while it holds a claim: an id already done stays
+/// done.
+const ABANDON: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// An [`IdempotencyStore`] in Redis, which every replica of a service
+/// reaches: a retry that lands on another replica than the first delivery is
+/// still recognised. Needs the `redis` feature.
+///
+/// Each event id is one key, `<prefix><id>` ([`DEFAULT_REDIS_PREFIX`] by
+/// default), holding `in-progress` while a delivery handles it (it expires
+/// after the in-progress timeout, so a replica that died mid-handler does
+/// not block the event for ever) and `done` for the retention time once it
+/// was handled. [`begin`](IdempotencyStore::begin) and
+/// [`abandon`](IdempotencyStore::abandon) are short Lua scripts, so each is
+/// atomic; [`complete`](IdempotencyStore::complete) is one `SET`. Any Redis
+/// from 2.6 works, and Valkey; in a cluster each call touches one key.
+///
+/// The connection is redis's `ConnectionManager`: one multiplexed connection
+/// shared by every delivery, reconnected in the background when it drops. A
+/// call that fails (the server is down, or silent for longer than the
+/// manager's 500 ms response timeout) is a [`StoreError::Unavailable`], which
+/// the receiver answers with 503, so that Kustomer retries the delivery.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kustomer_webhooks::dedupe::RedisStore;
+/// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisStore::connect("redis://redis.internal:6379/0")
+///     .await?
+///     .with_prefix("billing-service:kustomer:");   // one prefix per service
+/// let dispatcher = Dispatcher::builder().registered().build()?;
+/// let receiver = Receiver::new(dispatcher, Verifier::new("token")).with_store(store);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    retention: Duration,
+    in_progress_timeout: Duration,
+    begin: Script,
+    abandon: Script,
+}
+
+impl fmt::Debug for RedisStore {
+    /// The prefix and times; not the connection, whose address may hold a
+    /// password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("retention", &self.retention)
+            .field("in_progress_timeout", &self.in_progress_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `redis+unix:///path`), with the default retention (75 minutes),
+    /// in-progress timeout (5 minutes) and prefix.
+    ///
+    /// A URL that cannot be used is a [`StoreError::Failed`]; a server that
+    /// cannot be reached is a [`StoreError::Unavailable`]. The error never
+    /// repeats the URL (it may hold a password).
+    pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let connection = ConnectionManager::new(client).await.map_err(store_error)?;
+        Ok(RedisStore::from_connection(connection))
+    }
+
+    /// A store over a connection made elsewhere (to choose the manager's
+    /// timeouts and reconnection), with the default retention, in-progress
+    /// timeout and prefix.
+    pub fn from_connection(connection: ConnectionManager) -> RedisStore {
+        RedisStore {
+            connection,
+            prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            retention: DEFAULT_RETENTION,
+            in_progress_timeout: DEFAULT_IN_PROGRESS_TIMEOUT,
+            begin: Script::new(BEGIN),
+            abandon: Script::new(ABANDON),
+        }
+    }
+
+    /// The prefix of every key (default [`DEFAULT_REDIS_PREFIX`]): give
+    /// each service that shares a Redis its own, so that two services
+    /// subscribed to the same events each handle them.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a handled id is remembered (default
+    /// [`DEFAULT_RETENTION`], longer than Kustomer's retry window).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a claim lasts when it is neither completed nor abandoned
+    /// (default [`DEFAULT_IN_PROGRESS_TIMEOUT`]). Keep it above the time the
+    /// slowest handler takes.
+    pub fn with_in_progress_timeout(mut self, timeout: Duration) -> Self {
+        self.in_progress_timeout = timeout;
+        self
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long a handled id is remembered.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// How long an unfinished claim lasts.
+    pub fn in_progress_timeout(&self) -> Duration {
+        self.in_progress_timeout
+    }
+
+    fn key(&self, id: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + id.len());
+        key.push_str(&self.prefix);
+        key.push_str(id);
+        key
+    }
+}
+
+/// A duration as Redis's `PX` takes it: whole milliseconds, at least one
+/// (`PX 0` is an error).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX / 2)
+        .clamp(1, u64::MAX / 2)
+}
+
+/// A Redis error as a store error: the server out of reach (or silent) is
+/// `Unavailable`, anything else (a refused command, a URL that cannot be
+/// used) `Failed`.
+fn store_error(e: RedisError) -> StoreError {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        StoreError::unavailable(e)
+    } else {
+        StoreError::failed(e)
+    }
+}
+
+impl IdempotencyStore for RedisStore {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        Box::pin(async move {
+            let key = self.key(id);
+            let held: Option<String> = self
+                .begin
+                .key(&key)
+                .arg(IN_PROGRESS)
+                .arg(millis(self.in_progress_timeout))
+                .invoke_async(&mut self.connection.clone())
+                .await
+                .map_err(store_error)?;
+            match held.as_deref() {
+                None => Ok(Begin::New),
+                Some(IN_PROGRESS) => Ok(Begin::InProgress),
+                Some(DONE) => Ok(Begin::Done),
+                Some(other) => Err(StoreError::failed(format!(
+                    "the key {key} holds {other:?}, neither {IN_PROGRESS:?} nor {DONE:?}: \
+                     does another program write keys under the prefix {:?}?",
+                    self.prefix
+                ))),
+            }
+        })
+    }
+
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            redis::cmd("SET")
+                .arg(self.key(id))
+                .arg(DONE)
+                .arg("PX")
+                .arg(millis(self.retention))
+                .query_async::<()>(&mut self.connection.clone())
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.abandon
+                .key(self.key(id))
+                .arg(IN_PROGRESS)
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_become_whole_milliseconds_of_at_least_one() {
+        assert_eq!(millis(Duration::from_secs(75 * 60)), 4_500_000);
+        assert_eq!(millis(Duration::from_micros(10)), 1);
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::MAX), u64::MAX / 2);
+    }
+}

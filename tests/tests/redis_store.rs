@@ -1,0 +1,306 @@
+//! `RedisStore` against a real Redis: the store contract, expiry, two
+//! replicas sharing one Redis behind real HTTP, and a Redis that goes away.
+//!
+//! Each test starts its own `redis-server` on a free loopback port (Debian's
+//! `redis-server` package; `.ci/run` installs it), or uses the one at
+//! `KUSTOMER_WEBHOOKS_TEST_REDIS_URL` when that is set. Without either, the
+//! tests fail under CI (`CI` set) and are skipped with a message elsewhere.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::dedupe::{
+    Begin, DEFAULT_REDIS_PREFIX, IdempotencyStore, RedisStore, StoreError, check_store,
+};
+use kustomer_webhooks::receiver::{Counters, Receiver};
+use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
+use kustomer_webhooks::{CustomerCreate, Dispatcher, State};
+use kustomer_webhooks_tests::load::serve;
+
+const TOKEN: &str = "redis-t0ken";
+
+/// A Redis for one test: its URL, and the server process when the test
+/// started it (killed when dropped).
+struct Redis {
+    url: String,
+    server: Option<Child>,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(server) = &mut self.server {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+impl Redis {
+    /// Stops the server this test started: the store must then fail, not
+    /// hang or panic.
+    fn stop(&mut self) {
+        let server = self.server.as_mut().expect("a server this test started");
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
+
+/// Starts a Redis for the test, or `None` (with a message) where none can
+/// be had outside CI.
+fn redis() -> Option<Redis> {
+    if let Ok(url) = std::env::var("KUSTOMER_WEBHOOKS_TEST_REDIS_URL") {
+        return Some(Redis { url, server: None });
+    }
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let started = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let server = match started {
+        Ok(server) => server,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!(
+                "redis-server could not be started ({e}); install it: apt-get install redis-server"
+            )
+        }
+        Err(e) => {
+            eprintln!(
+                "skipped: redis-server could not be started ({e}); install it \
+                 (apt-get install redis-server) or set KUSTOMER_WEBHOOKS_TEST_REDIS_URL"
+            );
+            return None;
+        }
+    };
+    let redis = Redis {
+        url: format!("redis://127.0.0.1:{port}/"),
+        server: Some(server),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(redis)
+}
+
+/// A prefix of the test's own, so that tests sharing one external Redis do
+/// not meet.
+fn prefix(test: &str) -> String {
+    format!("kustomer-webhooks-test:{test}:{}:", std::process::id())
+}
+
+async fn store(redis: &Redis, test: &str) -> RedisStore {
+    RedisStore::connect(&redis.url)
+        .await
+        .unwrap()
+        .with_prefix(prefix(test))
+}
+
+#[tokio::test]
+async fn redis_store_keeps_the_store_contract() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis, "contract").await;
+    check_store(&store).await.unwrap();
+    // And as the receiver holds it.
+    let boxed: Box<dyn IdempotencyStore> = Box::new(store);
+    check_store(boxed.as_ref()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_claim_and_a_handled_id_end_after_their_times() {
+    let Some(redis) = redis() else { return };
+    // Times long enough that a stall of the machine between two calls does
+    // not end them early, short enough for a test.
+    let store = store(&redis, "expiry")
+        .await
+        .with_in_progress_timeout(Duration::from_secs(1))
+        .with_retention(Duration::from_secs(1));
+    assert_eq!(store.in_progress_timeout(), Duration::from_secs(1));
+    assert_eq!(store.retention(), Duration::from_secs(1));
+
+    // A claim nobody completes (the replica died mid-handler) ends.
+    assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+    assert_eq!(store.begin("a").await.unwrap(), Begin::InProgress);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+
+    // A handled id is remembered for the retention time, then forgotten.
+    store.complete("a").await.unwrap();
+    assert_eq!(store.begin("a").await.unwrap(), Begin::Done);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+}
+
+#[tokio::test]
+async fn two_replicas_share_claims_and_prefixes_keep_services_apart() {
+    let Some(redis) = redis() else { return };
+    let one = store(&redis, "replicas").await;
+    let other = store(&redis, "replicas").await;
+    assert_eq!(one.begin("e1").await.unwrap(), Begin::New);
+    assert_eq!(other.begin("e1").await.unwrap(), Begin::InProgress);
+    one.complete("e1").await.unwrap();
+    assert_eq!(other.begin("e1").await.unwrap(), Begin::Done);
+    // A late abandon of a handled id leaves it done.
+    other.abandon("e1").await.unwrap();
+    assert_eq!(one.begin("e1").await.unwrap(), Begin::Done);
+
+    // Another service, with its own prefix, handles the same event too.
+    let service = store(&redis, "another-service").await;
+    assert_eq!(service.begin("e1").await.unwrap(), Begin::New);
+    assert_eq!(
+        RedisStore::connect(&redis.url).await.unwrap().prefix(),
+        DEFAULT_REDIS_PREFIX
+    );
+}
+
+#[tokio::test]
+async fn a_key_holding_something_else_is_an_error_naming_it() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis, "foreign").await;
+    // Another program wrote under the prefix.
+    let key = format!("{}e2", prefix("foreign"));
+    raw_set(&redis, &key, "something else").await;
+    let err = store.begin("e2").await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&key) && text.contains("\"something else\""),
+        "{text}"
+    );
+}
+
+/// `SET key value` on a connection of its own, as another program would.
+async fn raw_set(redis: &Redis, key: &str, value: &str) {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+}
+
+type Count = Arc<AtomicUsize>;
+
+async fn on_customer(_: CustomerCreate, runs: State<Count>) {
+    runs.fetch_add(1, Ordering::SeqCst);
+}
+
+/// One replica of a service: a receiver over HTTP whose store is `store`.
+async fn replica(store: RedisStore, runs: &Count) -> (SocketAddr, Arc<Counters>) {
+    let dispatcher = Dispatcher::with_state(runs.clone())
+        .handler(on_customer)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_store(store)
+        .with_timeout(Duration::from_secs(2));
+    let counters = receiver.counters();
+    (
+        serve(kustomer_webhooks::axum::router(receiver)).await,
+        counters,
+    )
+}
+
+async fn deliver(client: &reqwest::Client, addr: SocketAddr, body: &str) -> (u16, String) {
+    let res = client
+        .post(format!("http://{addr}/"))
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, sign(TOKEN.as_bytes(), body.as_bytes()))
+        .header(EVENT_HEADER, "kustomer.customer.create")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503() {
+    let Some(mut redis) = redis() else { return };
+    let runs = Count::default();
+    let (a, _) = replica(store(&redis, "http").await, &runs).await;
+    let (b, b_counters) = replica(store(&redis, "http").await, &runs).await;
+    let client = reqwest::Client::new();
+    let body = SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.customer.create")
+        .unwrap()
+        .1;
+
+    let (status, reply) = deliver(&client, a, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    let (status, reply) = deliver(&client, b, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(b_counters.duplicate.load(Ordering::SeqCst), 1);
+
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    // Redis goes away: a delivery gets 503 (Kustomer retries it later) and
+    // its handler does not run; the replica keeps serving.
+    redis.stop();
+    let other = body.replace("608731c238e15ad7655f702a", "608731c238e15ad7655f7099");
+    assert_ne!(other, body);
+    let (status, reply) = deliver(&client, b, &other).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(reply.contains("idempotency store"), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(b_counters.failed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn connecting_fails_with_a_typed_error_that_keeps_the_password_out() {
+    // Nothing listens on the port a just-closed listener had.
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let err = RedisStore::connect(&format!("redis://:s3cret@127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    let err = RedisStore::connect("http://:s3cret@example.com/")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+}
+
+#[tokio::test]
+async fn debug_shows_the_settings_not_the_connection() {
+    let Some(redis) = redis() else { return };
+    let store =
+        RedisStore::connect(&redis.url.replace("redis://", "redis://default:pw-123@")).await;
+    // Redis without a password refuses AUTH with one; either way, the
+    // settings print and the password does not.
+    let store = match store {
+        Ok(store) => store,
+        Err(_) => RedisStore::connect(&redis.url).await.unwrap(),
+    };
+    let text = format!("{store:?}");
+    assert!(
+        text.starts_with("RedisStore { prefix: \"kustomer-webhooks:event:\"")
+            && text.contains("retention: 4500s"),
+        "{text}"
+    );
+    assert!(!text.contains("pw-123"), "{text}");
+}
