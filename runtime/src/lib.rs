@@ -152,6 +152,10 @@ pub use kustomer_webhooks_macros::{kustomer_webhook, model};
 pub use model::{Drift, Model, Pointer, json_type};
 pub use models::*;
 pub use parse::{ParseError, Parsed, parse, parse_as};
+/// The Redis client `dedupe::RedisStore` is built on (feature `redis`), for
+/// a connection of your own: `RedisStore::from_connection`.
+#[cfg(feature = "redis")]
+pub use redis;
 /// The JSON library the models are built on (for `Value`, `Map`, `Number`).
 pub use serde_json;
 pub use types::{DateTime, Extra, Id, NotAnId, Op, Str};

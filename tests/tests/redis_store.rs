@@ -27,12 +27,12 @@ const TOKEN: &str = "redis-t0ken";
 /// started it (killed when dropped).
 struct Redis {
     url: String,
-    server: Option<Child>,
+    server: Option<(Child, u16)>,
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        if let Some(server) = &mut self.server {
+        if let Some((server, _)) = &mut self.server {
             let _ = server.kill();
             let _ = server.wait();
         }
@@ -43,10 +43,36 @@ impl Redis {
     /// Stops the server this test started: the store must then fail, not
     /// hang or panic.
     fn stop(&mut self) {
-        let server = self.server.as_mut().expect("a server this test started");
+        let (server, _) = self.server.as_mut().expect("a server this test started");
         server.kill().unwrap();
         server.wait().unwrap();
     }
+
+    /// Starts the stopped server again, on the same port (empty: it keeps
+    /// nothing on disk).
+    fn restart(&mut self) {
+        let (server, port) = self.server.as_mut().expect("a server this test started");
+        *server = redis_server(*port).expect("redis-server started before");
+    }
+}
+
+/// `redis-server` on `port` of the loopback, listening once this returns.
+fn redis_server(port: u16) -> std::io::Result<Child> {
+    let server = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
 }
 
 /// Starts a Redis for the test, or `None` (with a message) where none can
@@ -59,14 +85,11 @@ fn redis() -> Option<Redis> {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let started = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let server = match started {
-        Ok(server) => server,
+    match redis_server(port) {
+        Ok(server) => Some(Redis {
+            url: format!("redis://127.0.0.1:{port}/"),
+            server: Some((server, port)),
+        }),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!(
                 "redis-server could not be started ({e}); install it: apt-get install redis-server"
@@ -77,22 +100,9 @@ fn redis() -> Option<Redis> {
                 "skipped: redis-server could not be started ({e}); install it \
                  (apt-get install redis-server) or set KUSTOMER_WEBHOOKS_TEST_REDIS_URL"
             );
-            return None;
+            None
         }
-    };
-    let redis = Redis {
-        url: format!("redis://127.0.0.1:{port}/"),
-        server: Some(server),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
-    Some(redis)
 }
 
 /// A prefix of the test's own, so that tests sharing one external Redis do
@@ -229,7 +239,8 @@ async fn deliver(client: &reqwest::Client, addr: SocketAddr, body: &str) -> (u16
 }
 
 #[tokio::test]
-async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503() {
+async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503_until_it_is_back()
+{
     let Some(mut redis) = redis() else { return };
     let runs = Count::default();
     let (a, _) = replica(store(&redis, "http").await, &runs).await;
@@ -263,6 +274,26 @@ async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503
     assert!(reply.contains("idempotency store"), "{reply}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(b_counters.failed.load(Ordering::SeqCst), 1);
+
+    // Redis is back: Kustomer's retry (here every 100 ms) soon reaches a
+    // replica that has reconnected, and the event is handled, once.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        let (status, reply) = deliver(&client, a, &other).await;
+        if status == 200 {
+            break reply;
+        }
+        assert_eq!(status, 503, "{reply}");
+        assert!(Instant::now() < deadline, "still {status} {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let (status, reply) = deliver(&client, b, &other).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

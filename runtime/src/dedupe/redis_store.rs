@@ -50,13 +50,19 @@ return 0
 /// was handled. [`begin`](IdempotencyStore::begin) and
 /// [`abandon`](IdempotencyStore::abandon) are short Lua scripts, so each is
 /// atomic; [`complete`](IdempotencyStore::complete) is one `SET`. Any Redis
-/// from 2.6 works, and Valkey; in a cluster each call touches one key.
+/// from 2.6 works, and Valkey, as one server (or a primary behind one
+/// address). Redis Cluster is not: its client is another type of
+/// connection, which this store does not take.
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
-/// shared by every delivery, reconnected in the background when it drops. A
-/// call that fails (the server is down, or silent for longer than the
-/// manager's 500 ms response timeout) is a [`StoreError::Unavailable`], which
-/// the receiver answers with 503, so that Kustomer retries the delivery.
+/// shared by every delivery, reconnected when it drops. A call that fails
+/// (the server is down, or silent for longer than the manager's 500 ms
+/// response timeout) is a [`StoreError::Unavailable`], which the receiver
+/// answers with 503 without running the handler, so that Kustomer retries
+/// the delivery; once Redis is back, the retry is handled. The ids live in
+/// Redis's memory: a Redis that restarts without persistence (RDB or AOF)
+/// forgets them, and a retry of an event handled before the restart runs
+/// its handler again.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -100,8 +106,10 @@ impl RedisStore {
     /// in-progress timeout (5 minutes) and prefix.
     ///
     /// A URL that cannot be used is a [`StoreError::Failed`]; a server that
-    /// cannot be reached is a [`StoreError::Unavailable`]. The error never
-    /// repeats the URL (it may hold a password).
+    /// cannot be reached is a [`StoreError::Unavailable`], after the
+    /// connection manager's retries (about ten seconds: a service may start
+    /// before its Redis does). The error never repeats the URL (it may hold a
+    /// password).
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url).map_err(store_error)?;
         let connection = ConnectionManager::new(client).await.map_err(store_error)?;
@@ -110,7 +118,23 @@ impl RedisStore {
 
     /// A store over a connection made elsewhere (to choose the manager's
     /// timeouts and reconnection), with the default retention, in-progress
-    /// timeout and prefix.
+    /// timeout and prefix. The [`redis`](crate::redis) crate is re-exported,
+    /// so the connection is made with the version the store takes:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    /// use kustomer_webhooks::redis::{Client, aio::ConnectionManager, aio::ConnectionManagerConfig};
+    ///
+    /// # async fn run() -> Result<(), kustomer_webhooks::redis::RedisError> {
+    /// let config = ConnectionManagerConfig::new()
+    ///     .set_response_timeout(Some(Duration::from_secs(1)))
+    ///     .set_number_of_retries(2);
+    /// let client = Client::open("redis://redis.internal:6379/0")?;
+    /// let store = RedisStore::from_connection(ConnectionManager::new_with_config(client, config).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_connection(connection: ConnectionManager) -> RedisStore {
         RedisStore {
             connection,
