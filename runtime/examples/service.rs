@@ -6,6 +6,15 @@
 //! # elsewhere:
 //! cargo run -- send --url http://127.0.0.1:8080/kustomer --token secret schema/samples
 //! ```
+//!
+//! With the `redis` feature and `REDIS_URL` set, event ids are claimed in
+//! Redis instead of in the process, so that replicas of the service share
+//! de-duplication:
+//!
+//! ```sh
+//! REDIS_URL=redis://127.0.0.1:6379/ KUSTOMER_WEBHOOK_TOKEN=secret \
+//!   cargo run -p kustomer-webhooks --features axum,redis --example service
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +69,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let receiver =
         Receiver::new(dispatcher, Verifier::new(token)).with_ordering(OrderingGuard::new());
+    #[cfg(feature = "redis")]
+    let receiver = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let store = kustomer_webhooks::dedupe::RedisStore::connect(&url).await?;
+            println!(
+                "event ids are claimed in Redis, with the prefix {:?}",
+                store.prefix()
+            );
+            receiver.with_store(store)
+        }
+        Err(_) => receiver,
+    };
     let app =
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
