@@ -195,7 +195,13 @@ impl<S: Events> Receiver<S> {
     }
 
     /// Remembers processed event ids in `store` instead of the default
-    /// in-memory one (which keeps them 75 minutes, past Kustomer's retries).
+    /// in-memory one (which keeps them 75 minutes, past Kustomer's retries),
+    /// such as a `dedupe::RedisStore` that a service's replicas share.
+    ///
+    /// The key is the event's `id`; an `id` of another JSON type than a
+    /// string (drift) is keyed by its JSON text after `json:` (`json:42`),
+    /// and an event with no `id` (or a null one) runs its handler on every
+    /// delivery, with a warning logged.
     pub fn with_store(mut self, store: impl IdempotencyStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -385,10 +391,21 @@ impl<S: Events> Receiver<S> {
                 }
             };
         }
-        let claimed = match (&self.store, &id) {
+        // The store's key: the event id; for an `id` that came as another
+        // JSON type than a string (drift), its JSON text.
+        let other_key;
+        let key = match (&self.store, &id) {
+            (Some(_), Some(id)) => Some(id.as_str()),
+            (Some(_), None) => {
+                other_key = cold::key_of_other_id(parsed.raw);
+                other_key.as_deref()
+            }
+            (None, _) => None,
+        };
+        let claimed = match (&self.store, key) {
             // A store that does not answer gets the handler's time limit,
             // so the delivery still gets a retryable answer in time.
-            (Some(store), Some(id)) => match within(None, self.timeout, store.begin(id)).await {
+            (Some(store), Some(key)) => match within(None, self.timeout, store.begin(key)).await {
                 Some(Ok(Begin::New)) => true,
                 Some(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
                 Some(Ok(Begin::InProgress)) => {
@@ -398,16 +415,12 @@ impl<S: Events> Receiver<S> {
                 Some(Err(e)) => return reply!(503, "error", Some(cold::store_failed(&e))),
                 None => return reply!(503, "error", Some(cold::store_silent(self.timeout))),
             },
-            (Some(_), None) => {
-                cold::no_event_id();
-                false
-            }
-            (None, _) => false,
+            _ => false,
         };
         // Until the handler's run takes the claim over, dropping the delivery
         // (a client hanging up while it is captured) gives the claim up.
         let mut claim = ClaimGuard(if claimed {
-            self.store.clone().zip(id.clone())
+            self.store.clone().zip(key.map(str::to_owned))
         } else {
             None
         });
@@ -557,13 +570,35 @@ mod cold {
         );
     }
 
+    /// The store's key for an event whose `id` is not a string: `json:`
+    /// and the id's JSON text (`json:42`), which no Kustomer id (24 hex
+    /// digits) can be. `None`, logged, when the body has no `id` to key by
+    /// (absent or null): the event is then handled without de-duplication.
     #[cold]
     #[inline(never)]
-    pub(super) fn no_event_id() {
-        tracing::warn!(
-            target: LOG,
-            "the event has no string `id`: handled without de-duplication",
-        );
+    pub(super) fn key_of_other_id(raw: &[u8]) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Option<serde_json::Value>,
+        }
+        let id = serde_json::from_slice::<Id>(raw).ok().and_then(|v| v.id);
+        match id {
+            Some(id) => {
+                tracing::warn!(
+                    target: LOG,
+                    id = %id,
+                    "the event's `id` is not a string: de-duplicated by its JSON text",
+                );
+                Some(format!("json:{id}"))
+            }
+            None => {
+                tracing::warn!(
+                    target: LOG,
+                    "the event has no `id`: handled without de-duplication",
+                );
+                None
+            }
+        }
     }
 
     #[cold]

@@ -492,6 +492,45 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_of_another_json_type_is_still_the_key_and_an_event_without_one_is_never_lost() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let team = |id: Option<Value>| {
+        let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+        match id {
+            Some(id) => v["id"] = id,
+            None => {
+                v.as_object_mut().unwrap().remove("id");
+            }
+        }
+        serde_json::to_vec(&v).unwrap()
+    };
+    let outcome = |(status, reply): (u16, Value)| {
+        assert_eq!(status, 200, "{reply}");
+        reply["outcome"].as_str().unwrap().to_owned()
+    };
+    // A number: the first delivery runs the handler, its retry is a duplicate.
+    let number = team(Some(42.into()));
+    assert_eq!(outcome(s.deliver(&number, TOKEN, None).await), "handled");
+    assert_eq!(outcome(s.deliver(&number, TOKEN, None).await), "duplicate");
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // The string "42" is another event than the number 42, and an object
+    // id is a key too.
+    let string = team(Some("42".into()));
+    assert_eq!(outcome(s.deliver(&string, TOKEN, None).await), "handled");
+    let object = team(Some(serde_json::json!({"oid": "6087326fa8b1c7b07da5e5c9"})));
+    assert_eq!(outcome(s.deliver(&object, TOKEN, None).await), "handled");
+    assert_eq!(outcome(s.deliver(&object, TOKEN, None).await), "duplicate");
+    assert_eq!(s.count.load(Ordering::SeqCst), 3);
+    // No id at all, or null: nothing to de-duplicate by, so every delivery
+    // runs the handler rather than one being taken for another.
+    for body in [team(None), team(Some(Value::Null))] {
+        assert_eq!(outcome(s.deliver(&body, TOKEN, None).await), "handled");
+        assert_eq!(outcome(s.deliver(&body, TOKEN, None).await), "handled");
+    }
+    assert_eq!(s.count.load(Ordering::SeqCst), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
     use kustomer_webhooks::dedupe::OrderingGuard;
     let s = start_with(Verifier::new(TOKEN), |r| {
