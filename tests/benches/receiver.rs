@@ -25,13 +25,9 @@
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
-use std::sync::Arc;
-
 use kustomer_webhooks_tests::load::{
-    Part, Run, bare_router, blocking_receiver_router, deliveries, load, part_router,
-    receiver_router, serve,
+    Part, bare_router, blocking_receiver_router, compare, part_router, receiver_router, serve,
 };
-use kustomer_webhooks_tests::median;
 
 const REQUESTS: usize = 10_000;
 /// Measured rounds, after one warm-up round.
@@ -69,56 +65,18 @@ fn main() {
         ] {
             urls.push(format!("http://{}/", serve(app).await));
         }
-        // Per endpoint: requests per second, CPU per request, and the ratio
-        // to the bare endpoint in the same round.
-        let mut rps = vec![Vec::new(); NAMES.len()];
-        let mut cpu = vec![Vec::new(); NAMES.len()];
-        let mut ratios = vec![Vec::new(); NAMES.len()];
-        for round in 0..=ROUNDS {
-            // Fresh ids each round: no delivery is a duplicate.
-            let payloads = Arc::new(deliveries(round, REQUESTS));
-            let mut runs: Vec<Option<Run>> = (0..NAMES.len()).map(|_| None).collect();
-            // Each round starts with another endpoint.
-            for k in 0..NAMES.len() {
-                let i = (round + k) % NAMES.len();
-                runs[i] = Some(load(urls[i].clone(), payloads.clone()).await);
-            }
-            if round == 0 {
-                continue;
-            }
-            let runs: Vec<Run> = runs
-                .into_iter()
-                .map(|r| r.expect("every endpoint ran"))
-                .collect();
-            for (i, run) in runs.iter().enumerate() {
-                rps[i].push(run.rps);
-                cpu[i].extend(run.cpu_us);
-                ratios[i].push(run.rps / runs[BARE].rps);
+        let measured = compare(&urls, BARE, ROUNDS, REQUESTS).await;
+        for (name, m) in NAMES.iter().zip(&measured) {
+            println!("requests_per_second_{name}: {:.0}", m.rps);
+        }
+        for (name, m) in NAMES.iter().zip(&measured) {
+            if let Some(cpu) = m.cpu_us {
+                println!("cpu_us_per_request_{name}: {cpu:.1}");
             }
         }
-        for (i, name) in NAMES.iter().enumerate() {
-            println!(
-                "requests_per_second_{name}: {:.0}",
-                median(std::mem::take(&mut rps[i]))
-            );
+        for (name, m) in NAMES.iter().zip(&measured).skip(BARE + 1) {
+            println!("ratio {name}_vs_bare: {:.2}", m.ratio);
         }
-        for (i, name) in NAMES.iter().enumerate() {
-            if !cpu[i].is_empty() {
-                println!(
-                    "cpu_us_per_request_{name}: {:.1}",
-                    median(std::mem::take(&mut cpu[i]))
-                );
-            }
-        }
-        for (i, name) in NAMES.iter().enumerate().skip(BARE + 1) {
-            println!(
-                "ratio {name}_vs_bare: {:.2}",
-                median(std::mem::take(&mut ratios[i]))
-            );
-        }
-        println!(
-            "ratio receiver_vs_bare: {:.2}",
-            median(std::mem::take(&mut ratios[RECEIVER]))
-        );
+        println!("ratio receiver_vs_bare: {:.2}", measured[RECEIVER].ratio);
     });
 }

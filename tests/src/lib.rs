@@ -8,13 +8,15 @@
 //!   demand, for allocations per operation in benchmarks;
 //! - [`compact_json`]: sample text as the compact bodies Kustomer sends;
 //! - [`median`]: the middle of a benchmark's rounds;
-//! - [`load`]: the receiver benchmark's deliveries, servers and client.
+//! - [`load`]: the receiver benchmark's deliveries, servers and client;
+//! - [`redis_server`]: a `redis-server` of a test's own.
 #![deny(missing_docs)]
 
 pub mod alloc_counter;
 pub mod call_counter;
 pub mod load;
 pub mod mutate;
+pub mod redis_server;
 
 /// JSON text without its insignificant whitespace, keys and values exactly
 /// as written (unlike a parse and re-serialisation, which may reorder keys

@@ -1,8 +1,9 @@
 //! The receiver benchmark's load: signed deliveries of the ten seed samples,
 //! the servers it compares (the full receiver, a bare axum endpoint that only
 //! reads the body, and the bare one plus parts of the receiver's work), and
-//! the client that posts them. Shared by
-//! `benches/receiver.rs` (requests per second),
+//! the client that posts them, and the paired rounds that compare them.
+//! Shared by `benches/receiver.rs` (requests per second),
+//! `benches/redis_store.rs` (the receiver with its ids claimed in Redis),
 //! `examples/receiver_cost.rs` (instructions per request, under callgrind)
 //! and `examples/receiver_phases.rs` (each part's time inside the server).
 
@@ -15,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::dedupe::IdempotencyStore;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, Verifier, sign};
 use kustomer_webhooks::{
@@ -113,6 +115,12 @@ pub fn receiver_router() -> axum::Router {
 /// The receiver [`receiver_router`] serves.
 pub fn receiver() -> Receiver {
     receiver_with(one_handler_per_resource!(async))
+}
+
+/// The receiver [`receiver_router`] serves, with its event ids claimed in
+/// `store` instead of the in-memory default.
+pub fn receiver_router_with_store(store: impl IdempotencyStore + 'static) -> axum::Router {
+    kustomer_webhooks::axum::router(receiver().with_store(store))
 }
 
 /// The same receiver with the same handlers written as plain `fn`s, which
@@ -251,4 +259,58 @@ pub async fn load(url: String, deliveries: Arc<Vec<Delivery>>) -> Run {
         rps: n / start.elapsed().as_secs_f64(),
         cpu_us: cpu.zip(cpu_seconds()).map(|(a, b)| (b - a) * 1e6 / n),
     }
+}
+
+/// What paired rounds measured of one endpoint: medians over the rounds.
+pub struct Compared {
+    /// Requests per second.
+    pub rps: f64,
+    /// The process's CPU time per request, where known.
+    pub cpu_us: Option<f64>,
+    /// This endpoint's requests per second divided by the base endpoint's in
+    /// the same round.
+    pub ratio: f64,
+}
+
+/// Posts the same `requests` deliveries to every one of `urls`, round after
+/// round (fresh event ids each round, so no delivery is a duplicate), each
+/// round starting with another endpoint; the first round warms up and is
+/// not counted. Each endpoint's ratio is to `urls[base]` in the same round.
+pub async fn compare(
+    urls: &[String],
+    base: usize,
+    rounds: usize,
+    requests: usize,
+) -> Vec<Compared> {
+    let n = urls.len();
+    let mut rps = vec![Vec::new(); n];
+    let mut cpu = vec![Vec::new(); n];
+    let mut ratios = vec![Vec::new(); n];
+    for round in 0..=rounds {
+        let payloads = Arc::new(deliveries(round, requests));
+        let mut runs: Vec<Option<Run>> = (0..n).map(|_| None).collect();
+        for k in 0..n {
+            let i = (round + k) % n;
+            runs[i] = Some(load(urls[i].clone(), payloads.clone()).await);
+        }
+        if round == 0 {
+            continue;
+        }
+        let runs: Vec<Run> = runs
+            .into_iter()
+            .map(|r| r.expect("every endpoint ran"))
+            .collect();
+        for (i, run) in runs.iter().enumerate() {
+            rps[i].push(run.rps);
+            cpu[i].extend(run.cpu_us);
+            ratios[i].push(run.rps / runs[base].rps);
+        }
+    }
+    (0..n)
+        .map(|i| Compared {
+            rps: crate::median(std::mem::take(&mut rps[i])),
+            cpu_us: (!cpu[i].is_empty()).then(|| crate::median(std::mem::take(&mut cpu[i]))),
+            ratio: crate::median(std::mem::take(&mut ratios[i])),
+        })
+        .collect()
 }
