@@ -101,9 +101,9 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `redis+unix:///path`), with the default retention (75 minutes),
-    /// in-progress timeout (5 minutes) and prefix.
+    /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`;
+    /// `rediss://`, Redis over TLS, is not built in), with the default
+    /// retention (75 minutes), in-progress timeout (5 minutes) and prefix.
     ///
     /// A URL that cannot be used is a [`StoreError::Failed`]; a server that
     /// cannot be reached is a [`StoreError::Unavailable`], after the
