@@ -158,6 +158,14 @@ enum Command {
         /// dispatching (printing) it: Kustomer does not keep events in order
         #[arg(long)]
         ordering: bool,
+        /// Claim event ids in the Redis at this URL (redis://host:port/db)
+        /// instead of in the process, so that several `serve`s behind one
+        /// address share de-duplication
+        #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
+        redis: Option<String>,
+        /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
+        #[arg(long, value_name = "PREFIX", requires = "redis")]
+        redis_prefix: Option<String>,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (http:// or https:// URLs).
@@ -296,10 +304,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             capture,
             capture_filter,
             ordering,
+            redis,
+            redis_prefix,
         } => {
-            let capture = capture
-                .map(|dir| kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter));
-            runtime()?.block_on(serve::serve(addr, &tokens, &headers, capture, ordering))
+            let options = serve::ServeOptions {
+                capture: capture.map(|dir| {
+                    kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
+                }),
+                ordering,
+                redis,
+                redis_prefix,
+            };
+            runtime()?.block_on(serve::serve(addr, &tokens, &headers, options))
         }
         Command::Send {
             url,

@@ -214,8 +214,7 @@ pub async fn serve(
     addr: SocketAddr,
     tokens: &[String],
     headers: &[(String, String)],
-    capture: Option<Capture>,
-    ordering: bool,
+    options: ServeOptions,
 ) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
@@ -225,12 +224,15 @@ pub async fn serve(
         .try_init();
     let mut receiver = receiver(tokens, headers)?;
     let counters = receiver.counters();
-    let capturing = capture.as_ref().map(|c| c.dir().to_owned());
-    if let Some(capture) = capture {
+    let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
+    if let Some(capture) = options.capture {
         receiver = receiver.with_capture(capture);
     }
-    if ordering {
+    if options.ordering {
         receiver = receiver.with_ordering(OrderingGuard::new());
+    }
+    if let Some(url) = &options.redis {
+        receiver = with_redis(receiver, url, options.redis_prefix).await?;
     }
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -280,6 +282,44 @@ async fn shutdown() {
         () = terminate => {}
     }
     eprintln!("stopping: finishing the deliveries in progress");
+}
+
+/// What `serve` does besides receiving: capture, the ordering guard, and
+/// where event ids are claimed.
+pub struct ServeOptions {
+    /// Save deliveries here.
+    pub capture: Option<Capture>,
+    /// Acknowledge stale updates without dispatching them.
+    pub ordering: bool,
+    /// Claim event ids in this Redis instead of in the process.
+    pub redis: Option<String>,
+    /// The prefix of the Redis keys, when not the default.
+    pub redis_prefix: Option<String>,
+}
+
+/// `receiver` with its event ids claimed in the Redis at `url`.
+#[cfg(feature = "redis")]
+async fn with_redis(receiver: Receiver, url: &str, prefix: Option<String>) -> Result<Receiver> {
+    let mut store = kustomer_webhooks::dedupe::RedisStore::connect(url)
+        .await
+        .context("connecting to Redis (--redis)")?;
+    if let Some(prefix) = prefix {
+        store = store.with_prefix(prefix);
+    }
+    eprintln!(
+        "claiming event ids in Redis, under the prefix {:?}",
+        store.prefix()
+    );
+    Ok(receiver.with_store(store))
+}
+
+/// Without the `redis` feature, `--redis` is an error.
+#[cfg(not(feature = "redis"))]
+async fn with_redis(_: Receiver, _: &str, _: Option<String>) -> Result<Receiver> {
+    Err(anyhow!(
+        "--redis: this build of kustomer-webhooks has no Redis store (built without its \
+         `redis` feature)"
+    ))
 }
 
 /// The payload files among `paths` (directories contribute their `.json`

@@ -71,7 +71,13 @@ impl Drop for Killed {
 /// root, its stdout piped: the process, its log (stderr) after the first
 /// line, and the URL that line names.
 fn start_serve(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String) {
-    let mut child = Command::new(BIN)
+    let (child, log, url, _) = start_serve_logged(args);
+    (child, log, url)
+}
+
+/// [`start_serve`], and the lines it logged before the one naming its URL.
+fn start_serve_logged(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+    let child = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .current_dir(ROOT)
@@ -79,13 +85,24 @@ fn start_serve(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    log.read_line(&mut first).unwrap();
-    assert!(first.contains("receiving Kustomer webhooks"), "{first}");
+    let mut child = Killed(child);
+    let mut log = BufReader::new(child.0.stderr.take().unwrap());
+    let mut before = Vec::new();
+    let first = loop {
+        let mut line = String::new();
+        assert_ne!(
+            log.read_line(&mut line).unwrap(),
+            0,
+            "serve ended: {before:?}"
+        );
+        if line.contains("receiving Kustomer webhooks") {
+            break line;
+        }
+        before.push(line);
+    };
     let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    (Killed(child), log, url)
+    (child, log, url, before)
 }
 
 #[test]
@@ -357,4 +374,67 @@ fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
     std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
     assert!(lines.contains("6087326fa8b1c7b07da5e5c9"), "{lines}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn two_serves_sharing_a_redis_share_de_duplication() {
+    let Some(redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    let prefix = format!("serve-test:{}:", std::process::id());
+    let args = [
+        "--token",
+        "t0ken",
+        "--redis",
+        &redis.url,
+        "--redis-prefix",
+        &prefix,
+    ];
+    let (_one, _, one, logged) = start_serve_logged(&args);
+    assert!(
+        logged.iter().any(|l| l.contains(&format!(
+            "claiming event ids in Redis, under the prefix {prefix:?}"
+        ))),
+        "{logged:?}"
+    );
+    let (_other, _, other, _) = start_serve_logged(&args);
+    let send = |url: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", url, "--token", "t0ken"])
+            .arg("schema/samples/kustomer.message.create.json")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = send(&one);
+    assert!(
+        first.starts_with("200 ") && first.contains("\"outcome\":\"handled\""),
+        "{first}"
+    );
+    // The retry reaches the other process, which knows it was handled.
+    let retry = send(&other);
+    assert!(
+        retry.starts_with("200 ") && retry.contains("\"outcome\":\"duplicate\""),
+        "{retry}"
+    );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn serve_refuses_a_redis_url_it_cannot_use() {
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--redis", "http://:s3cret@example.com/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: connecting to Redis (--redis)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(!stderr.contains("receiving Kustomer webhooks"), "{stderr}");
 }
