@@ -7,6 +7,10 @@
 //! retries it on Kustomer's schedule (1, 1, 2, 5, 10, 15 and 30 minutes after
 //! the first attempt, compressed here so that a minute takes 20 ms).
 //!
+//! The last test runs two replicas sharing a Redis (`RedisStore`), the
+//! retries of each event reaching them in turn; it starts its own
+//! `redis-server` (see `kustomer_webhooks_tests::redis_server`).
+//!
 //! "Processed" means the handler ran to its end: each handler records the
 //! event id only after its fault point, as a handler that commits its work
 //! last would.
@@ -125,10 +129,10 @@ enum Fault {
     Hang,
 }
 
-/// An idempotency store that wraps [`MemoryStore`] and fails on demand.
-#[derive(Default)]
+/// An idempotency store that wraps another ([`MemoryStore`], or a shared
+/// `RedisStore`) and fails on demand.
 struct FailingStore {
-    inner: MemoryStore,
+    inner: Box<dyn IdempotencyStore>,
     begin: Mutex<Vec<Fault>>,
     complete: Mutex<Vec<Fault>>,
     abandon: Mutex<Vec<Fault>>,
@@ -136,10 +140,13 @@ struct FailingStore {
 }
 
 impl FailingStore {
-    fn over(inner: MemoryStore) -> Self {
+    fn over(inner: impl IdempotencyStore + 'static) -> Self {
         FailingStore {
-            inner,
-            ..FailingStore::default()
+            inner: Box::new(inner),
+            begin: Mutex::default(),
+            complete: Mutex::default(),
+            abandon: Mutex::default(),
+            calls: AtomicUsize::new(0),
         }
     }
 
@@ -202,7 +209,12 @@ async fn start() -> Server {
 }
 
 async fn start_with(store: MemoryStore) -> Server {
-    let plan = Shared::default();
+    start_replica(store, Shared::default()).await
+}
+
+/// A receiver over `store`, recording into `plan`: one replica of a service
+/// when several share `plan` and a store.
+async fn start_replica(store: impl IdempotencyStore + 'static, plan: Shared) -> Server {
     let store = Arc::new(FailingStore::over(store));
     let dispatcher = Dispatcher::with_state(plan.clone())
         .handler(erroring)
@@ -268,15 +280,7 @@ impl Server {
     /// not 2xx, on the retry schedule, until 2xx or the schedule ends.
     /// Returns each attempt's status and reply.
     async fn deliver_with_retries(&self, body: &[u8]) -> Vec<(u16, Value)> {
-        let mut attempts = vec![self.deliver(body).await];
-        for minutes in RETRY_MINUTES {
-            if (200..300).contains(&attempts.last().unwrap().0) {
-                break;
-            }
-            tokio::time::sleep(MINUTE * minutes).await;
-            attempts.push(self.deliver(body).await);
-        }
-        attempts
+        deliver_with_retries_to(&[self], body).await
     }
 
     /// A delivery that has no fault gets 200: the server keeps serving.
@@ -286,6 +290,21 @@ impl Server {
         assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
         assert_eq!(self.plan.processed(&id), 1);
     }
+}
+
+/// [`Server::deliver_with_retries`] to replicas of one service behind a load
+/// balancer: each attempt reaches the next of `servers` in turn.
+async fn deliver_with_retries_to(servers: &[&Server], body: &[u8]) -> Vec<(u16, Value)> {
+    let mut attempts = vec![servers[0].deliver(body).await];
+    for minutes in RETRY_MINUTES {
+        if (200..300).contains(&attempts.last().unwrap().0) {
+            break;
+        }
+        tokio::time::sleep(MINUTE * minutes).await;
+        let next = servers[attempts.len() % servers.len()];
+        attempts.push(next.deliver(body).await);
+    }
+    attempts
 }
 
 fn statuses(attempts: &[(u16, Value)]) -> Vec<u16> {
@@ -498,4 +517,82 @@ async fn every_fault_at_once_and_each_event_is_processed_exactly_once() {
         assert_eq!(s.plan.processed(id), 1, "{id}");
     }
     assert!(s.store.calls.load(Ordering::SeqCst) >= 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_once_across_two_replicas_sharing_redis_and_each_event_is_processed_once() {
+    use kustomer_webhooks::dedupe::RedisStore;
+    let Some(redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    let prefix = format!("faults:{}:", std::process::id());
+    let connect = || async {
+        RedisStore::connect(&redis.url)
+            .await
+            .unwrap()
+            .with_prefix(prefix.clone())
+    };
+    // Two replicas, each with its own connection to the one Redis, sharing
+    // the handlers' record of what was processed.
+    let plan = Shared::default();
+    let one = Arc::new(start_replica(connect().await, plan.clone()).await);
+    let other = Arc::new(start_replica(connect().await, plan.clone()).await);
+    let kinds = [
+        "kustomer.team.create",
+        "kustomer.user.create",
+        "kustomer.user.update",
+        "kustomer.customer.update",
+        "kustomer.team.update",
+    ];
+    let mut events = Vec::new();
+    for n in 0..40 {
+        let kind = kinds[n % kinds.len()];
+        let (id, body) = event(kind, 200 + n);
+        if kind != "kustomer.team.update" {
+            plan.fail(&id, n % 4);
+        }
+        events.push((n, id, body));
+    }
+    // (A release that fails holds the claim for its timeout, which the
+    // compressed schedule cannot wait out: that fault has its own test.)
+    one.store.inject("begin", &[Fault::Fail, Fault::Hang]);
+    other.store.inject("begin", &[Fault::Fail]);
+    let mut tasks = Vec::new();
+    for (n, id, body) in events.clone() {
+        let (one, other) = (one.clone(), other.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every other event first reaches the other replica; each retry
+            // then reaches the replica the last attempt did not.
+            let servers = if n % 2 == 0 {
+                [&*one, &*other]
+            } else {
+                [&*other, &*one]
+            };
+            (id, deliver_with_retries_to(&servers, &body).await)
+        }));
+    }
+    for task in tasks {
+        let (id, attempts) = task.await.unwrap();
+        let got = statuses(&attempts);
+        assert_eq!(got.last(), Some(&200), "{id}: {attempts:?}");
+        assert!(
+            got[..got.len() - 1]
+                .iter()
+                .all(|s| matches!(s, 409 | 500 | 503)),
+            "{id}: {attempts:?}"
+        );
+    }
+    for (_, id, body) in &events {
+        assert_eq!(plan.processed(id), 1, "{id}");
+        // A late duplicate is acknowledged by either replica without
+        // running again.
+        for server in [&one, &other] {
+            let (status, reply) = server.deliver(body).await;
+            assert_eq!(
+                (status, reply["outcome"].as_str()),
+                (200, Some("duplicate"))
+            );
+        }
+        assert_eq!(plan.processed(id), 1, "{id}");
+    }
 }
