@@ -78,9 +78,13 @@ pub struct SendOptions {
 /// The client `send` and `demo` post with. Its TLS trusts the `--ca-cert`
 /// files and, for an `https://` URL, the system's roots; it is set up here
 /// rather than by reqwest, so that posting to an `http://` URL works on a
-/// system without any root certificates (a minimal container).
+/// system without any root certificates (a minimal container). It follows
+/// no redirect: a receiver answering 3xx gets that status printed, rather
+/// than the payload being posted somewhere Kustomer may not follow.
 fn send_client(options: &SendOptions, https: bool) -> Result<reqwest::Client> {
-    let builder = reqwest::Client::builder().timeout(options.timeout);
+    let builder = reqwest::Client::builder()
+        .timeout(options.timeout)
+        .redirect(reqwest::redirect::Policy::none());
     #[cfg(feature = "tls")]
     let builder = builder.tls_backend_preconfigured(tls_config(&options.ca_certs, https)?);
     #[cfg(not(feature = "tls"))]

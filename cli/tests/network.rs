@@ -438,3 +438,73 @@ fn serve_refuses_a_redis_url_it_cannot_use() {
     assert!(!stderr.contains("s3cret"), "{stderr}");
     assert!(!stderr.contains("receiving Kustomer webhooks"), "{stderr}");
 }
+
+/// Answers every request on a loopback port with `reply` (a whole HTTP/1.1
+/// response), after reading the request to its end; the port.
+fn answering(reply: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then as many body bytes as Content-Length says.
+            let wanted = loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break Some(end + 4 + length);
+                }
+            };
+            let Some(wanted) = wanted else { continue };
+            while request.len() < wanted {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn send_follows_no_redirect_and_prints_the_status() {
+    let port = answering(
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:9/elsewhere\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let out = Command::new(BIN)
+        .args(["send", "--url", &format!("http://127.0.0.1:{port}/")])
+        .args([
+            "--token",
+            "t0ken",
+            "schema/samples/kustomer.team.create.json",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("307 schema/samples/kustomer.team.create.json"),
+        "{stdout}"
+    );
+}
