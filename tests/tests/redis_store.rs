@@ -242,19 +242,11 @@ async fn connecting_fails_with_a_typed_error_that_keeps_the_password_out() {
 #[tokio::test]
 async fn debug_shows_the_settings_not_the_connection() {
     let Some(redis) = redis() else { return };
-    let store =
-        RedisStore::connect(&redis.url.replace("redis://", "redis://default:pw-123@")).await;
-    // Redis without a password refuses AUTH with one; either way, the
-    // settings print and the password does not.
-    let store = match store {
-        Ok(store) => store,
-        Err(_) => RedisStore::connect(&redis.url).await.unwrap(),
-    };
-    let text = format!("{store:?}");
-    assert!(
-        text.starts_with("RedisStore { prefix: \"kustomer-webhooks:event:\"")
-            && text.contains("retention: 4500s"),
-        "{text}"
+    let store = RedisStore::connect(&redis.url).await.unwrap();
+    // Nothing of the connection (whose URL may hold a password) is printed.
+    assert_eq!(
+        format!("{store:?}"),
+        "RedisStore { prefix: \"kustomer-webhooks:event:\", retention: 4500s, \
+         in_progress_timeout: 300s, .. }"
     );
-    assert!(!text.contains("pw-123"), "{text}");
 }
