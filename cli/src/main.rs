@@ -158,14 +158,40 @@ enum Command {
         /// dispatching (printing) it: Kustomer does not keep events in order
         #[arg(long)]
         ordering: bool,
-        /// Claim event ids in the Redis at this URL (redis://host:port/db)
-        /// instead of in the process, so that several `serve`s behind one
-        /// address share de-duplication
+        /// Claim event ids in the Redis at this URL (redis://host:port/db,
+        /// or rediss://… over TLS) instead of in the process, so that several
+        /// `serve`s behind one address share de-duplication
         #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
         redis: Option<String>,
         /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
         #[arg(long, value_name = "PREFIX", requires = "redis")]
         redis_prefix: Option<String>,
+        /// For a rediss:// URL (Redis over TLS): trust the authority in this
+        /// PEM file instead of the system's root certificates
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "redis",
+            env = "KUSTOMER_WEBHOOKS_REDIS_CA_CERT"
+        )]
+        redis_ca_cert: Option<PathBuf>,
+        /// For a rediss:// URL whose server asks for a client certificate:
+        /// this certificate (PEM), with --redis-client-key
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires_all = ["redis", "redis_client_key"],
+            env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT"
+        )]
+        redis_client_cert: Option<PathBuf>,
+        /// The private key (PEM) of --redis-client-cert
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "redis_client_cert",
+            env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY"
+        )]
+        redis_client_key: Option<PathBuf>,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (http:// or https:// URLs).
@@ -306,14 +332,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ordering,
             redis,
             redis_prefix,
+            redis_ca_cert,
+            redis_client_cert,
+            redis_client_key,
         } => {
             let options = serve::ServeOptions {
                 capture: capture.map(|dir| {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
-                redis,
-                redis_prefix,
+                redis: redis.map(|url| serve::RedisOptions {
+                    url,
+                    prefix: redis_prefix,
+                    ca_cert: redis_ca_cert,
+                    client_identity: redis_client_cert.zip(redis_client_key),
+                }),
             };
             runtime()?.block_on(serve::serve(addr, &tokens, &headers, options))
         }

@@ -235,8 +235,8 @@ pub async fn serve(
     if options.ordering {
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
-    if let Some(url) = &options.redis {
-        receiver = with_redis(receiver, url, options.redis_prefix).await?;
+    if let Some(redis) = options.redis {
+        receiver = with_redis(receiver, redis).await?;
     }
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -296,18 +296,61 @@ pub struct ServeOptions {
     /// Acknowledge stale updates without dispatching them.
     pub ordering: bool,
     /// Claim event ids in this Redis instead of in the process.
-    pub redis: Option<String>,
-    /// The prefix of the Redis keys, when not the default.
-    pub redis_prefix: Option<String>,
+    pub redis: Option<RedisOptions>,
 }
 
-/// `receiver` with its event ids claimed in the Redis at `url`.
+/// The Redis of `serve --redis`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub struct RedisOptions {
+    /// `redis://…` or `rediss://…`.
+    pub url: String,
+    /// The prefix of the keys, when not the default.
+    pub prefix: Option<String>,
+    /// Over TLS: the authority to trust instead of the system's roots.
+    pub ca_cert: Option<PathBuf>,
+    /// Over TLS: the client's certificate and key.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// `receiver` with its event ids claimed in the Redis of `options`.
 #[cfg(feature = "redis")]
-async fn with_redis(receiver: Receiver, url: &str, prefix: Option<String>) -> Result<Receiver> {
-    let mut store = kustomer_webhooks::dedupe::RedisStore::connect(url)
-        .await
-        .context("connecting to Redis (--redis)")?;
-    if let Some(prefix) = prefix {
+async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receiver> {
+    use kustomer_webhooks::dedupe::RedisStore;
+    use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
+
+    let read = |path: &PathBuf, flag: &str| {
+        std::fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
+    };
+    let connecting = if options.ca_cert.is_none() && options.client_identity.is_none() {
+        RedisStore::connect(&options.url).await
+    } else {
+        if !options
+            .url
+            .get(..9)
+            .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+        {
+            anyhow::bail!(
+                "--redis-ca-cert and --redis-client-cert are for Redis over TLS: a rediss:// URL"
+            );
+        }
+        let certificates = TlsCertificates {
+            root_cert: options
+                .ca_cert
+                .as_ref()
+                .map(|path| read(path, "--redis-ca-cert"))
+                .transpose()?,
+            client_tls: match &options.client_identity {
+                Some((cert, key)) => Some(ClientTlsConfig {
+                    client_cert: read(cert, "--redis-client-cert")?,
+                    client_key: read(key, "--redis-client-key")?,
+                }),
+                None => None,
+            },
+        };
+        RedisStore::connect_tls(&options.url, certificates).await
+    };
+    let mut store = connecting.context("connecting to Redis (--redis)")?;
+    if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }
     eprintln!(
@@ -319,7 +362,7 @@ async fn with_redis(receiver: Receiver, url: &str, prefix: Option<String>) -> Re
 
 /// Without the `redis` feature, `--redis` is an error.
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: Receiver, _: &str, _: Option<String>) -> Result<Receiver> {
+async fn with_redis(_: Receiver, _: RedisOptions) -> Result<Receiver> {
     Err(anyhow!(
         "--redis: this build of kustomer-webhooks has no Redis store (built without its \
          `redis` feature)"

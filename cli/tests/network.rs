@@ -77,9 +77,18 @@ fn start_serve(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String) {
 
 /// [`start_serve`], and the lines it logged before the one naming its URL.
 fn start_serve_logged(args: &[&str]) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+    start_serve_with_env(args, &[])
+}
+
+/// [`start_serve_logged`] with `env` set for `serve`.
+fn start_serve_with_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
     let child = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(ROOT)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -383,22 +392,75 @@ fn two_serves_sharing_a_redis_share_de_duplication() {
         return;
     };
     let prefix = format!("serve-test:{}:", std::process::id());
-    let args = [
-        "--token",
-        "t0ken",
+    let args = ["--redis", &redis.url, "--redis-prefix", &prefix];
+    assert_two_serves_share(&args, &args, &[], &prefix);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn two_serves_share_a_redis_over_tls_with_client_certificates() {
+    let Some(redis) = kustomer_webhooks_tests::redis_server::redis_tls(true) else {
+        return;
+    };
+    let tls = kustomer_webhooks_tests::TLS_DIR;
+    let (ca, cert, key) = (
+        format!("{tls}/ca.pem"),
+        format!("{tls}/client.pem"),
+        format!("{tls}/client.key"),
+    );
+    let prefix = format!("serve-tls-test:{}:", std::process::id());
+    // One given the files as options, the other by the environment.
+    let one = [
         "--redis",
         &redis.url,
         "--redis-prefix",
         &prefix,
+        "--redis-ca-cert",
+        &ca,
+        "--redis-client-cert",
+        &cert,
+        "--redis-client-key",
+        &key,
     ];
-    let (_one, _, one, logged) = start_serve_logged(&args);
+    let other = ["--redis-prefix", &prefix];
+    let env = [
+        ("KUSTOMER_WEBHOOKS_REDIS_URL", redis.url.as_str()),
+        ("KUSTOMER_WEBHOOKS_REDIS_CA_CERT", &ca),
+        ("KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT", &cert),
+        ("KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY", &key),
+    ];
+    assert_two_serves_share(&one, &other, &env, &prefix);
+
+    // Without the client certificate, the server will not have it.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--redis", &redis.url, "--redis-ca-cert", &ca])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: connecting to Redis (--redis)"),
+        "{stderr}"
+    );
+}
+
+/// Starts a `serve` with `one` and another with `other` and `env` (both with
+/// `--token t0ken`, both claiming ids under `prefix`): a delivery the first
+/// handled is a duplicate at the second.
+#[cfg(feature = "redis")]
+fn assert_two_serves_share(one: &[&str], other: &[&str], env: &[(&str, &str)], prefix: &str) {
+    fn with_token<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--token", "t0ken"], args].concat()
+    }
+    let (_one, _, one, logged) = start_serve_logged(&with_token(one));
     assert!(
         logged.iter().any(|l| l.contains(&format!(
             "claiming event ids in Redis, under the prefix {prefix:?}"
         ))),
         "{logged:?}"
     );
-    let (_other, _, other, _) = start_serve_logged(&args);
+    let (_other, _, other, _) = start_serve_with_env(&with_token(other), env);
     let send = |url: &str| {
         let out = Command::new(BIN)
             .args(["send", "--url", url, "--token", "t0ken"])
@@ -424,19 +486,61 @@ fn two_serves_sharing_a_redis_share_de_duplication() {
 #[cfg(feature = "redis")]
 #[test]
 fn serve_refuses_a_redis_url_it_cannot_use() {
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--redis", "http://:s3cret@example.com/"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let serve = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+            .args(args)
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+        assert!(!stderr.contains("receiving Kustomer webhooks"), "{stderr}");
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = serve(&["--redis", "http://:s3cret@example.com/"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("error: connecting to Redis (--redis)"),
         "{stderr}"
     );
-    assert!(!stderr.contains("s3cret"), "{stderr}");
-    assert!(!stderr.contains("receiving Kustomer webhooks"), "{stderr}");
+
+    // Certificates are for Redis over TLS.
+    let ca = format!("{}/ca.pem", kustomer_webhooks_tests::TLS_DIR);
+    let (code, stderr) = serve(&[
+        "--redis",
+        "redis://:s3cret@127.0.0.1:9/",
+        "--redis-ca-cert",
+        &ca,
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("a rediss:// URL"), "{stderr}");
+
+    // A file that is not there is named.
+    let (code, stderr) = serve(&[
+        "--redis",
+        "rediss://:s3cret@127.0.0.1:9/",
+        "--redis-ca-cert",
+        "no/such/ca.pem",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading --redis-ca-cert no/such/ca.pem"),
+        "{stderr}"
+    );
+
+    // A client certificate comes with its key, and the files with --redis.
+    let (code, stderr) = serve(&[
+        "--redis",
+        "rediss://127.0.0.1:9/",
+        "--redis-client-cert",
+        &ca,
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis-client-key"), "{stderr}");
+    let (code, stderr) = serve(&["--redis-ca-cert", &ca]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis <URL>"), "{stderr}");
 }
 
 /// Answers every request on a loopback port with `reply` (a whole HTTP/1.1

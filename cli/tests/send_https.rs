@@ -2,7 +2,7 @@
 //!
 //! The receiver is the library's own axum router behind a TLS listener, its
 //! certificate (for `localhost` and `127.0.0.1`) issued by a test authority
-//! whose files are in `tests/tls/` (with another authority's, which did not
+//! whose files are in the workspace's `tests/tls/` (with another authority's, which did not
 //! issue it) and valid until 2126. The tests need
 //! the `tls` feature (on by default).
 #![cfg(feature = "tls")]
@@ -22,7 +22,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const TLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+const TLS: &str = kustomer_webhooks_tests::TLS_DIR;
 const TOKEN: &str = "https-t0ken";
 
 /// Accepts TCP connections and completes the TLS handshake on each; a

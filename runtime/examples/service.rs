@@ -15,6 +15,9 @@
 //! REDIS_URL=redis://127.0.0.1:6379/ KUSTOMER_WEBHOOK_TOKEN=secret \
 //!   cargo run -p kustomer-webhooks --features axum,redis --example service
 //! ```
+//!
+//! (With `--features axum,redis-tls`, `REDIS_URL` may also be a `rediss://`
+//! URL: Redis over TLS, its certificate checked against the system's roots.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

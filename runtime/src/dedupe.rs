@@ -94,6 +94,12 @@
 //! kustomer-webhooks = { version = "0.1", features = ["axum", "redis"] }
 //! ```
 //!
+//! With `redis-tls` instead of `redis`, it also speaks TLS (`rediss://`),
+//! as managed Redis services often require: `RedisStore::connect` checks
+//! the server against the system's root certificates, and
+//! `RedisStore::connect_tls` takes a private authority and a client
+//! certificate.
+//!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.
 //! In Redis (7.0 or later), with the event id as the key (`RedisStore` does

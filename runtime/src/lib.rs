@@ -7,7 +7,8 @@
 //! around them: signature verification ([`verify`]), de-duplication and
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
 //! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
-//! idempotency store a service's replicas share.
+//! idempotency store a service's replicas share; `redis-tls` lets it reach
+//! Redis over TLS (`rediss://`).
 //!
 //! # Quick start: a handler
 //!

@@ -9,7 +9,8 @@
 //! - [`compact_json`]: sample text as the compact bodies Kustomer sends;
 //! - [`median`]: the middle of a benchmark's rounds;
 //! - [`load`]: the receiver benchmark's deliveries, servers and client;
-//! - [`redis_server`]: a `redis-server` of a test's own.
+//! - [`redis_server`]: a `redis-server` of a test's own, over TCP or TLS;
+//! - [`TLS_DIR`]: the test certificates.
 #![deny(missing_docs)]
 
 pub mod alloc_counter;
@@ -17,6 +18,13 @@ pub mod call_counter;
 pub mod load;
 pub mod mutate;
 pub mod redis_server;
+
+/// The test certificates, in PEM: `ca.pem`, the authority that issued
+/// `server.pem` (key `server.key`, for `localhost` and `127.0.0.1`);
+/// `other-ca.pem`, an authority that issued nothing here; `client-ca.pem`,
+/// the authority that issued `client.pem` (key `client.key`). All valid
+/// until 2126.
+pub const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tls");
 
 /// JSON text without its insignificant whitespace, keys and values exactly
 /// as written (unlike a parse and re-serialisation, which may reorder keys

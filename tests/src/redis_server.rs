@@ -4,13 +4,31 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::TLS_DIR;
+
+/// How a Redis started here listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// Plain TCP: `redis://`.
+    Tcp,
+    /// TLS only, with the server certificate of [`TLS_DIR`]: `rediss://`.
+    Tls {
+        /// Whether a client must show a certificate of `client-ca.pem`'s
+        /// (`tls-auth-clients yes`).
+        client_certificate: bool,
+    },
+}
+
 /// A Redis for one test or benchmark: its URL, and the server process when
 /// it was started here (killed when dropped).
 pub struct Redis {
-    /// `redis://127.0.0.1:PORT/`, or the external one.
+    /// `redis://127.0.0.1:PORT/` (`rediss://` over TLS), or the external
+    /// one.
     pub url: String,
     /// The server process and its port, when it was started here.
     pub server: Option<(Child, u16)>,
+    /// How it listens.
+    listen: Listen,
 }
 
 impl Drop for Redis {
@@ -35,15 +53,27 @@ impl Redis {
     /// nothing on disk).
     pub fn restart(&mut self) {
         let (server, port) = self.server.as_mut().expect("a server this test started");
-        *server = redis_server(*port).expect("redis-server started before");
+        *server = redis_server(*port, self.listen).expect("redis-server started before");
     }
 }
 
 /// `redis-server` on `port` of the loopback, listening once this returns.
-fn redis_server(port: u16) -> std::io::Result<Child> {
-    let server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
+    let mut command = Command::new("redis-server");
+    command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    match listen {
+        Listen::Tcp => command.args(["--port", &port.to_string()]),
+        Listen::Tls { client_certificate } => command
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &format!("{TLS_DIR}/server.pem")])
+            .args(["--tls-key-file", &format!("{TLS_DIR}/server.key")])
+            .args(["--tls-ca-cert-file", &format!("{TLS_DIR}/client-ca.pem")])
+            .args([
+                "--tls-auth-clients",
+                if client_certificate { "yes" } else { "no" },
+            ]),
+    };
+    let server = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -63,16 +93,36 @@ fn redis_server(port: u16) -> std::io::Result<Child> {
 /// be had outside CI, a panic under CI (`CI` set).
 pub fn redis() -> Option<Redis> {
     if let Ok(url) = std::env::var("KUSTOMER_WEBHOOKS_TEST_REDIS_URL") {
-        return Some(Redis { url, server: None });
+        return Some(Redis {
+            url,
+            server: None,
+            listen: Listen::Tcp,
+        });
     }
+    start(Listen::Tcp)
+}
+
+/// Starts a Redis for the test that speaks TLS only (`rediss://`, its
+/// certificate issued by [`TLS_DIR`]'s `ca.pem`); `None` (with a message)
+/// where none can be had outside CI, a panic under CI.
+pub fn redis_tls(client_certificate: bool) -> Option<Redis> {
+    start(Listen::Tls { client_certificate })
+}
+
+fn start(listen: Listen) -> Option<Redis> {
     let port = {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    match redis_server(port) {
+    let scheme = match listen {
+        Listen::Tcp => "redis",
+        Listen::Tls { .. } => "rediss",
+    };
+    match redis_server(port, listen) {
         Ok(server) => Some(Redis {
-            url: format!("redis://127.0.0.1:{port}/"),
+            url: format!("{scheme}://127.0.0.1:{port}/"),
             server: Some((server, port)),
+            listen,
         }),
         Err(e) if std::env::var_os("CI").is_some() => {
             panic!(

@@ -1,5 +1,6 @@
 //! `RedisStore` against a real Redis: the store contract, expiry, two
-//! replicas sharing one Redis behind real HTTP, and a Redis that goes away.
+//! replicas sharing one Redis behind real HTTP, a Redis that goes away, and
+//! Redis over TLS (with and without a client certificate).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (Debian's
 //! `redis-server` package; `.ci/run` installs it), or uses the one at
@@ -17,10 +18,12 @@ use kustomer_webhooks::dedupe::{
     Begin, DEFAULT_REDIS_PREFIX, IdempotencyStore, RedisStore, StoreError, check_store,
 };
 use kustomer_webhooks::receiver::{Counters, Receiver};
+use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{CustomerCreate, Dispatcher, State};
+use kustomer_webhooks_tests::TLS_DIR;
 use kustomer_webhooks_tests::load::serve;
-use kustomer_webhooks_tests::redis_server::{Redis, redis};
+use kustomer_webhooks_tests::redis_server::{Redis, redis, redis_tls};
 
 const TOKEN: &str = "redis-t0ken";
 
@@ -228,13 +231,144 @@ async fn connecting_fails_with_a_typed_error_that_keeps_the_password_out() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
 
-    // Not a Redis URL; Redis over TLS, which is not built in.
-    for url in [
-        "http://:s3cret@example.com/",
-        "rediss://:s3cret@127.0.0.1:6380/",
+    // Not a Redis URL.
+    let err = RedisStore::connect("http://:s3cret@example.com/")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    // Over TLS, to the same closed port.
+    let err = RedisStore::connect(&format!("rediss://:s3cret@127.0.0.1:{port}/"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+}
+
+/// The test authority's certificate, and the client's when given.
+fn certificates(authority: &str, client: bool) -> TlsCertificates {
+    let read = |file: &str| std::fs::read(format!("{TLS_DIR}/{file}")).unwrap();
+    TlsCertificates {
+        root_cert: Some(read(authority)),
+        client_tls: client.then(|| ClientTlsConfig {
+            client_cert: read("client.pem"),
+            client_key: read("client.key"),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn over_tls_the_store_keeps_its_contract() {
+    let Some(redis) = redis_tls(false) else {
+        return;
+    };
+    assert!(
+        redis.url.starts_with("rediss://127.0.0.1:"),
+        "{}",
+        redis.url
+    );
+    let store = RedisStore::connect_tls(&redis.url, certificates("ca.pem", false))
+        .await
+        .unwrap()
+        .with_prefix(prefix("tls"));
+    check_store(&store).await.unwrap();
+
+    // A second replica over its own TLS connection sees the first's claims.
+    let other = RedisStore::connect_tls(&redis.url, certificates("ca.pem", false))
+        .await
+        .unwrap()
+        .with_prefix(prefix("tls"));
+    assert_eq!(store.begin("t1").await.unwrap(), Begin::New);
+    assert_eq!(other.begin("t1").await.unwrap(), Begin::InProgress);
+    store.complete("t1").await.unwrap();
+    assert_eq!(other.begin("t1").await.unwrap(), Begin::Done);
+}
+
+#[tokio::test]
+async fn a_server_asking_for_a_client_certificate_gets_the_one_given() {
+    let Some(redis) = redis_tls(true) else { return };
+    let store = RedisStore::connect_tls(&redis.url, certificates("ca.pem", true))
+        .await
+        .unwrap()
+        .with_prefix(prefix("mtls"));
+    check_store(&store).await.unwrap();
+
+    // Without one, the server ends the connection: no store, no panic.
+    let err = match RedisStore::connect_tls(&redis.url, certificates("ca.pem", false)).await {
+        Ok(store) => store.begin("t2").await.unwrap_err(),
+        Err(err) => err,
+    };
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_server_certificate_no_trusted_authority_issued_is_refused() {
+    let Some(redis) = redis_tls(false) else {
+        return;
+    };
+    // Another authority than the one that issued the server's certificate.
+    let err = RedisStore::connect_tls(&redis.url, certificates("other-ca.pem", false))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // The system's roots, which do not hold the test authority.
+    let err = RedisStore::connect(&redis.url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn tls_settings_that_cannot_be_used_are_typed_errors() {
+    // Checked before any connection is tried: no server needed.
+    let unused = "rediss://:s3cret@127.0.0.1:9/";
+    let err = RedisStore::connect_tls(
+        "redis://:s3cret@127.0.0.1:9/",
+        certificates("ca.pem", false),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("rediss://"), "{err}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    let not_pem = TlsCertificates {
+        root_cert: Some(b"not a certificate".to_vec()),
+        client_tls: None,
+    };
+    let err = RedisStore::connect_tls(unused, not_pem).await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("root_cert holds no certificate"),
+        "{err}"
+    );
+    // A key where the certificate should be.
+    let key_as_roots = TlsCertificates {
+        root_cert: Some(std::fs::read(format!("{TLS_DIR}/client.key")).unwrap()),
+        client_tls: None,
+    };
+    let err = RedisStore::connect_tls(unused, key_as_roots)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("root_cert holds no certificate"),
+        "{err}"
+    );
+
+    // A certificate where the key should be, a key block that is no key, and
+    // the key of another certificate.
+    for key in [
+        std::fs::read(format!("{TLS_DIR}/client.pem")).unwrap(),
+        std::fs::read(format!("{TLS_DIR}/server.key")).unwrap(),
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec(),
     ] {
-        let err = RedisStore::connect(url).await.unwrap_err();
-        assert!(matches!(err, StoreError::Failed(_)), "{url}: {err:?}");
+        let mut bad_key = certificates("ca.pem", true);
+        if let Some(client) = &mut bad_key.client_tls {
+            client.client_key = key;
+        }
+        let err = RedisStore::connect_tls(unused, bad_key).await.unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+        assert!(err.to_string().contains("client_key"), "{err}");
         assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
     }
 }

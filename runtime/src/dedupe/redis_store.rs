@@ -51,8 +51,12 @@ return 0
 /// [`abandon`](IdempotencyStore::abandon) are short Lua scripts, so each is
 /// atomic; [`complete`](IdempotencyStore::complete) is one `SET`. Any Redis
 /// from 2.6 works, and Valkey, as one server (or a primary behind one
-/// address). Redis Cluster is not: its client is another type of
-/// connection, which this store does not take.
+/// address), over TCP or, with the `redis-tls` feature, over TLS
+/// (`rediss://`, as managed Redis services such as ElastiCache with
+/// in-transit encryption require; [`connect_tls`](RedisStore::connect_tls)
+/// for a private authority or a client certificate). Redis Cluster is not:
+/// its client is another type of connection, which this store does not
+/// take.
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
 /// shared by every delivery, reconnected when it drops. A call that fails
@@ -101,17 +105,80 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`;
-    /// `rediss://`, Redis over TLS, is not built in), with the default
-    /// retention (75 minutes), in-progress timeout (5 minutes) and prefix.
+    /// Connects to the Redis at `url`, with the default retention (75
+    /// minutes), in-progress timeout (5 minutes) and prefix.
+    ///
+    /// `url` is `redis://[user:password@]host[:port][/db]`, or, with the
+    /// `redis-tls` feature, `rediss://…`: Redis over TLS, the server's
+    /// certificate checked against the system's root certificates (for a
+    /// private authority or a client certificate, [`connect_tls`]).
     ///
     /// A URL that cannot be used is a [`StoreError::Failed`]; a server that
-    /// cannot be reached is a [`StoreError::Unavailable`], after the
-    /// connection manager's retries (about ten seconds: a service may start
-    /// before its Redis does). The error never repeats the URL (it may hold a
-    /// password).
+    /// cannot be reached, or whose certificate is not trusted, is a
+    /// [`StoreError::Unavailable`], after the connection manager's retries
+    /// (about ten seconds: a service may start before its Redis does). The
+    /// error never repeats the URL (it may hold a password).
+    ///
+    /// [`connect_tls`]: RedisStore::connect_tls
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        if is_tls_url(url) {
+            #[cfg(feature = "redis-tls")]
+            install_crypto_provider();
+            #[cfg(not(feature = "redis-tls"))]
+            return Err(StoreError::failed(
+                "a rediss:// URL (Redis over TLS) needs the `redis-tls` feature of \
+                 kustomer-webhooks",
+            ));
+        }
         let client = redis::Client::open(url).map_err(store_error)?;
+        let connection = ConnectionManager::new(client).await.map_err(store_error)?;
+        Ok(RedisStore::from_connection(connection))
+    }
+
+    /// Connects to the Redis over TLS at `url` (`rediss://…`), with
+    /// `certificates`: the authority that issued the server's certificate,
+    /// when it is not among the system's roots, and the client's certificate
+    /// and key, when the server asks for one (`tls-auth-clients yes`), all
+    /// in PEM. Needs the `redis-tls` feature. Otherwise as [`connect`].
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    /// use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let certificates = TlsCertificates {
+    ///     root_cert: Some(std::fs::read("/etc/redis-tls/ca.pem")?),
+    ///     // or None, when the server does not ask for a client certificate
+    ///     client_tls: Some(ClientTlsConfig {
+    ///         client_cert: std::fs::read("/etc/redis-tls/client.pem")?,
+    ///         client_key: std::fs::read("/etc/redis-tls/client.key")?,
+    ///     }),
+    /// };
+    /// let store = RedisStore::connect_tls("rediss://redis.internal:6380/0", certificates).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// rustls does the TLS, with the process's default crypto provider;
+    /// where the process has not chosen one, connecting installs
+    /// aws-lc-rs's as the default. A certificate or key that cannot be read
+    /// from its PEM, or a URL that is not `rediss://`, is a
+    /// [`StoreError::Failed`].
+    ///
+    /// [`connect`]: RedisStore::connect
+    #[cfg(feature = "redis-tls")]
+    pub async fn connect_tls(
+        url: &str,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError> {
+        if !is_tls_url(url) {
+            return Err(StoreError::failed(
+                "connect_tls takes a rediss:// URL (Redis over TLS)",
+            ));
+        }
+        check_certificates(&certificates)?;
+        install_crypto_provider();
+        let client = redis::Client::build_with_tls(url, certificates).map_err(store_error)?;
         let connection = ConnectionManager::new(client).await.map_err(store_error)?;
         Ok(RedisStore::from_connection(connection))
     }
@@ -189,6 +256,77 @@ impl RedisStore {
         key.push_str(&self.prefix);
         key.push_str(id);
         key
+    }
+}
+
+/// Whether `url` asks for Redis over TLS.
+fn is_tls_url(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+}
+
+/// Each PEM of `certificates` holds what it should: at least one
+/// certificate in `root_cert` and `client_cert`, a private key in
+/// `client_key`. (redis would take a root PEM with no certificate in it as an
+/// empty set of roots, which refuses every server, and report a key it
+/// cannot read as an I/O error.)
+#[cfg(feature = "redis-tls")]
+fn check_certificates(certificates: &redis::TlsCertificates) -> Result<(), StoreError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certificates_in = |pem: &[u8], what: &str| -> Result<(), StoreError> {
+        let mut count = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            certificate.map_err(|e| StoreError::failed(format!("{what}: {e}")))?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(StoreError::failed(format!(
+                "{what} holds no certificate (no -----BEGIN CERTIFICATE----- block)"
+            )));
+        }
+        Ok(())
+    };
+    if let Some(roots) = &certificates.root_cert {
+        certificates_in(roots, "root_cert")?;
+    }
+    if let Some(client) = &certificates.client_tls {
+        certificates_in(&client.client_cert, "client_cert")?;
+        // The key's bytes are never part of a message.
+        let key = PrivateKeyDer::from_pem_slice(&client.client_key).map_err(|e| {
+            StoreError::failed(format!(
+                "client_key holds no private key that can be read: {e}"
+            ))
+        })?;
+        // A key that rustls cannot sign with, or that is not the
+        // certificate's, is found here rather than at each connection.
+        let chain = CertificateDer::pem_slice_iter(&client.client_cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::failed(format!("client_cert: {e}")))?;
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(StoreError::failed)?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            StoreError::failed(format!("client_key cannot be used with client_cert: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// rustls needs a crypto provider for the process; where none was chosen
+/// (nor can be told from rustls's features, as when more than one is
+/// built in), aws-lc-rs's becomes the default, so that connecting never
+/// panics for want of one.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may install one first; either is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     }
 }
 
@@ -272,5 +410,31 @@ mod tests {
         assert_eq!(millis(Duration::from_micros(10)), 1);
         assert_eq!(millis(Duration::ZERO), 1);
         assert_eq!(millis(Duration::MAX), u64::MAX / 2);
+    }
+
+    /// Built without `redis-tls` (`cargo test -p kustomer-webhooks
+    /// --features redis --lib`, as CI does), a `rediss://` URL is refused
+    /// with the feature it needs, before any connection is tried.
+    #[cfg(not(feature = "redis-tls"))]
+    #[tokio::test]
+    async fn without_redis_tls_a_rediss_url_names_the_feature() {
+        let err = RedisStore::connect("rediss://:s3cret@127.0.0.1:9/")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("the `redis-tls` feature"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn tls_urls_are_told_by_their_scheme_in_any_case() {
+        assert!(is_tls_url("rediss://host:6380/0"));
+        assert!(is_tls_url("REDISS://host"));
+        assert!(!is_tls_url("redis://host:6379/"));
+        assert!(!is_tls_url("rediss:/host"));
+        assert!(!is_tls_url("unix:///run/redis.sock"));
+        assert!(!is_tls_url("rédiss://"));
+        assert!(!is_tls_url(""));
     }
 }
