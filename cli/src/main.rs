@@ -160,9 +160,18 @@ enum Command {
         ordering: bool,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
-        /// `serve`s behind one address share de-duplication
+        /// `serve`s behind one address share de-duplication; with
+        /// --redis-cluster, a node of the cluster (repeat for more)
         #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
-        redis: Option<String>,
+        redis: Vec<String>,
+        /// The --redis URLs are nodes of a Redis Cluster
+        #[arg(
+            long,
+            requires = "redis",
+            env = "KUSTOMER_WEBHOOKS_REDIS_CLUSTER",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        redis_cluster: bool,
         /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
         #[arg(long, value_name = "PREFIX", requires = "redis")]
         redis_prefix: Option<String>,
@@ -331,6 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             capture_filter,
             ordering,
             redis,
+            redis_cluster,
             redis_prefix,
             redis_ca_cert,
             redis_client_cert,
@@ -341,8 +351,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
-                redis: redis.map(|url| serve::RedisOptions {
-                    url,
+                redis: (!redis.is_empty()).then(|| serve::RedisOptions {
+                    urls: redis,
+                    cluster: redis_cluster,
                     prefix: redis_prefix,
                     ca_cert: redis_ca_cert,
                     client_identity: redis_client_cert.zip(redis_client_key),

@@ -302,8 +302,10 @@ pub struct ServeOptions {
 /// The Redis of `serve --redis`.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub struct RedisOptions {
-    /// `redis://…` or `rediss://…`.
-    pub url: String,
+    /// `redis://…` or `rediss://…`: the server, or nodes of the cluster.
+    pub urls: Vec<String>,
+    /// The URLs are nodes of a Redis Cluster.
+    pub cluster: bool,
     /// The prefix of the keys, when not the default.
     pub prefix: Option<String>,
     /// Over TLS: the authority to trust instead of the system's roots.
@@ -321,19 +323,21 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
     let read = |path: &PathBuf, flag: &str| {
         std::fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
     };
-    let connecting = if options.ca_cert.is_none() && options.client_identity.is_none() {
-        RedisStore::connect(&options.url).await
+    if options.urls.len() > 1 && !options.cluster {
+        anyhow::bail!("--redis more than once names the nodes of a cluster: add --redis-cluster");
+    }
+    let certificates = if options.ca_cert.is_none() && options.client_identity.is_none() {
+        None
     } else {
-        if !options
-            .url
-            .get(..9)
-            .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
-        {
+        if !options.urls.iter().all(|url| {
+            url.get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+        }) {
             anyhow::bail!(
                 "--redis-ca-cert and --redis-client-cert are for Redis over TLS: a rediss:// URL"
             );
         }
-        let certificates = TlsCertificates {
+        Some(TlsCertificates {
             root_cert: options
                 .ca_cert
                 .as_ref()
@@ -346,15 +350,25 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
                 }),
                 None => None,
             },
-        };
-        RedisStore::connect_tls(&options.url, certificates).await
+        })
+    };
+    let connecting = match (options.cluster, certificates) {
+        (false, None) => RedisStore::connect(&options.urls[0]).await,
+        (false, Some(certificates)) => {
+            RedisStore::connect_tls(&options.urls[0], certificates).await
+        }
+        (true, None) => RedisStore::connect_cluster(&options.urls).await,
+        (true, Some(certificates)) => {
+            RedisStore::connect_cluster_tls(&options.urls, certificates).await
+        }
     };
     let mut store = connecting.context("connecting to Redis (--redis)")?;
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }
     eprintln!(
-        "claiming event ids in Redis, under the prefix {:?}",
+        "claiming event ids in Redis{}, under the prefix {:?}",
+        if options.cluster { " Cluster" } else { "" },
         store.prefix()
     );
     Ok(receiver.with_store(store))

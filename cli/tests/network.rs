@@ -445,6 +445,32 @@ fn two_serves_share_a_redis_over_tls_with_client_certificates() {
     );
 }
 
+#[cfg(feature = "redis")]
+#[test]
+fn two_serves_share_a_redis_cluster() {
+    use kustomer_webhooks_tests::redis_server::{Listen, redis_cluster};
+    let Some(cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    let prefix = format!("serve-cluster-test:{}:", std::process::id());
+    // Two nodes named as options; one, and the flag, in the environment.
+    let one = [
+        "--redis",
+        &cluster.urls[0],
+        "--redis",
+        &cluster.urls[1],
+        "--redis-cluster",
+        "--redis-prefix",
+        &prefix,
+    ];
+    let other = ["--redis-prefix", &prefix];
+    let env = [
+        ("KUSTOMER_WEBHOOKS_REDIS_URL", cluster.urls[2].as_str()),
+        ("KUSTOMER_WEBHOOKS_REDIS_CLUSTER", "1"),
+    ];
+    assert_two_serves_share(&one, &other, &env, &prefix);
+}
+
 /// Starts a `serve` with `one` and another with `other` and `env` (both with
 /// `--token t0ken`, both claiming ids under `prefix`): a delivery the first
 /// handled is a duplicate at the second.
@@ -455,9 +481,10 @@ fn assert_two_serves_share(one: &[&str], other: &[&str], env: &[(&str, &str)], p
     }
     let (_one, _, one, logged) = start_serve_logged(&with_token(one));
     assert!(
-        logged.iter().any(|l| l.contains(&format!(
-            "claiming event ids in Redis, under the prefix {prefix:?}"
-        ))),
+        logged
+            .iter()
+            .any(|l| l.starts_with("claiming event ids in Redis")
+                && l.contains(&format!(", under the prefix {prefix:?}"))),
         "{logged:?}"
     );
     let (_other, _, other, _) = start_serve_with_env(&with_token(other), env);
@@ -528,6 +555,16 @@ fn serve_refuses_a_redis_url_it_cannot_use() {
         stderr.contains("reading --redis-ca-cert no/such/ca.pem"),
         "{stderr}"
     );
+
+    // Several URLs are the nodes of a cluster.
+    let (code, stderr) = serve(&[
+        "--redis",
+        "redis://127.0.0.1:9/",
+        "--redis",
+        "redis://127.0.0.1:10/",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("add --redis-cluster"), "{stderr}");
 
     // A client certificate comes with its key, and the files with --redis.
     let (code, stderr) = serve(&[

@@ -98,7 +98,8 @@
 //! as managed Redis services often require: `RedisStore::connect` checks
 //! the server against the system's root certificates, and
 //! `RedisStore::connect_tls` takes a private authority and a client
-//! certificate.
+//! certificate. With `redis-cluster`, `RedisStore::connect_cluster(nodes)`
+//! keeps the claims in a Redis Cluster.
 //!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.

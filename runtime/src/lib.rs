@@ -8,7 +8,7 @@
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
 //! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
 //! idempotency store a service's replicas share; `redis-tls` lets it reach
-//! Redis over TLS (`rediss://`).
+//! Redis over TLS (`rediss://`), and `redis-cluster` a Redis Cluster.
 //!
 //! # Quick start: a handler
 //!

@@ -22,8 +22,10 @@ pub mod redis_server;
 /// The test certificates, in PEM: `ca.pem`, the authority that issued
 /// `server.pem` (key `server.key`, for `localhost` and `127.0.0.1`);
 /// `other-ca.pem`, an authority that issued nothing here; `client-ca.pem`,
-/// the authority that issued `client.pem` (key `client.key`). All valid
-/// until 2126.
+/// the authority that issued `client.pem` (key `client.key`);
+/// `authorities.pem`, `ca.pem` and `client-ca.pem` together (what the nodes
+/// of a Redis Cluster over TLS trust, since each is also the others'
+/// client). All valid until 2126.
 pub const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tls");
 
 /// JSON text without its insignificant whitespace, keys and values exactly

@@ -59,6 +59,31 @@ impl Redis {
 
 /// `redis-server` on `port` of the loopback, listening once this returns.
 fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
+    let server = server_command(port, listen)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+/// `redis://` or `rediss://`.
+fn scheme(listen: Listen) -> &'static str {
+    match listen {
+        Listen::Tcp => "redis",
+        Listen::Tls { .. } => "rediss",
+    }
+}
+
+/// The `redis-server` command for `port`, keeping nothing on disk.
+fn server_command(port: u16, listen: Listen) -> Command {
     let mut command = Command::new("redis-server");
     command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     match listen {
@@ -73,19 +98,7 @@ fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
                 if client_certificate { "yes" } else { "no" },
             ]),
     };
-    let server = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
+    command
 }
 
 /// Starts a Redis for the test, or uses the one at
@@ -114,27 +127,171 @@ fn start(listen: Listen) -> Option<Redis> {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let scheme = match listen {
-        Listen::Tcp => "redis",
-        Listen::Tls { .. } => "rediss",
-    };
     match redis_server(port, listen) {
         Ok(server) => Some(Redis {
-            url: format!("{scheme}://127.0.0.1:{port}/"),
+            url: format!("{}://127.0.0.1:{port}/", scheme(listen)),
             server: Some((server, port)),
             listen,
         }),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!(
-                "redis-server could not be started ({e}); install it: apt-get install redis-server"
-            )
-        }
-        Err(e) => {
-            eprintln!(
-                "skipped: redis-server could not be started ({e}); install it \
-                 (apt-get install redis-server) or set KUSTOMER_WEBHOOKS_TEST_REDIS_URL"
-            );
-            None
+        Err(e) => not_started(&e),
+    }
+}
+
+/// No Redis could be started (`e`): a panic under CI, where one must be;
+/// elsewhere `None`, with a message, so the test is skipped.
+fn not_started<T>(e: &dyn std::fmt::Display) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("redis-server could not be started ({e}); install it: apt-get install redis-server");
+    }
+    eprintln!(
+        "skipped: redis-server could not be started ({e}); install it \
+         (apt-get install redis-server) or set KUSTOMER_WEBHOOKS_TEST_REDIS_URL"
+    );
+    None
+}
+
+/// A Redis Cluster of three primaries for one test, on loopback (each
+/// node's cluster bus, on its port + 10000, free too); killed when dropped.
+pub struct RedisCluster {
+    /// `redis://127.0.0.1:PORT/` of each node.
+    pub urls: Vec<String>,
+    servers: Vec<Child>,
+    ports: Vec<u16>,
+    listen: Listen,
+    /// The nodes' cluster configuration files.
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Stops node `i`.
+    pub fn stop(&mut self, i: usize) {
+        self.servers[i].kill().unwrap();
+        self.servers[i].wait().unwrap();
+    }
+
+    /// Starts node `i` again on its port, with its cluster configuration
+    /// (its id and slots), so it rejoins the cluster.
+    pub fn restart(&mut self, i: usize) {
+        self.servers[i] = cluster_node(self.ports[i], self.listen, self.dir.path())
+            .spawn()
+            .expect("redis-server started before");
+    }
+}
+
+/// The command of a cluster node on `port`, its configuration in `dir`.
+fn cluster_node(port: u16, listen: Listen, dir: &std::path::Path) -> Command {
+    let mut command = server_command(port, listen);
+    if let Listen::Tls { .. } = listen {
+        // The nodes speak TLS to each other too: each shows the client
+        // certificate and trusts both authorities (the bundle's).
+        command
+            .args(["--tls-cluster", "yes"])
+            .args(["--tls-ca-cert-file", &format!("{TLS_DIR}/authorities.pem")])
+            .args(["--tls-client-cert-file", &format!("{TLS_DIR}/client.pem")])
+            .args(["--tls-client-key-file", &format!("{TLS_DIR}/client.key")]);
+    }
+    command
+        .args(["--cluster-enabled", "yes"])
+        .arg("--cluster-config-file")
+        .arg(dir.join(format!("nodes-{port}.conf")))
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for server in &mut self.servers {
+            let _ = server.kill();
+            let _ = server.wait();
         }
     }
+}
+
+/// A loopback port that is free, and whose cluster bus port (+ 10000) is
+/// free too.
+fn cluster_port() -> u16 {
+    loop {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts a Redis Cluster of three primaries (every slot assigned, the
+/// cluster `ok` on every node when this returns), listening as `listen`
+/// says (over TLS, the nodes speak TLS to each other too); `None` (with a
+/// message) where none can be had outside CI, a panic under CI.
+pub fn redis_cluster(listen: Listen) -> Option<RedisCluster> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = RedisCluster {
+        urls: Vec::new(),
+        servers: Vec::new(),
+        ports: Vec::new(),
+        listen,
+        dir,
+    };
+    for _ in 0..3 {
+        let port = cluster_port();
+        let server = cluster_node(port, listen, cluster.dir.path()).spawn();
+        match server {
+            Ok(server) => cluster.servers.push(server),
+            Err(e) => return not_started(&e),
+        }
+        cluster.ports.push(port);
+        cluster
+            .urls
+            .push(format!("{}://127.0.0.1:{port}/", scheme(listen)));
+    }
+    let cli = |port: u16, args: &[&str]| {
+        let mut command = Command::new("redis-cli");
+        command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Listen::Tls { .. } = listen {
+            command
+                .args(["--tls", "--cacert", &format!("{TLS_DIR}/ca.pem")])
+                .args(["--cert", &format!("{TLS_DIR}/client.pem")])
+                .args(["--key", &format!("{TLS_DIR}/client.key")]);
+        }
+        command.args(args).stdin(Stdio::null()).output()
+    };
+    let ports = cluster.ports.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for &port in &ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(nodes.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    let created = match cli(ports[0], &create) {
+        Ok(out) => out,
+        Err(e) => return not_started(&format!("redis-cli: {e}")),
+    };
+    assert!(
+        created.status.success(),
+        "redis-cli --cluster create: {}{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr)
+    );
+    for &port in &ports {
+        loop {
+            let info = cli(port, &["cluster", "info"]).unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster is not ok at {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Some(cluster)
 }

@@ -1,6 +1,7 @@
 //! `RedisStore` against a real Redis: the store contract, expiry, two
 //! replicas sharing one Redis behind real HTTP, a Redis that goes away, and
-//! Redis over TLS (with and without a client certificate).
+//! Redis over TLS (with and without a client certificate), and a Redis
+//! Cluster of three nodes (over TCP and over TLS).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (Debian's
 //! `redis-server` package; `.ci/run` installs it), or uses the one at
@@ -23,7 +24,9 @@ use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{CustomerCreate, Dispatcher, State};
 use kustomer_webhooks_tests::TLS_DIR;
 use kustomer_webhooks_tests::load::serve;
-use kustomer_webhooks_tests::redis_server::{Redis, redis, redis_tls};
+use kustomer_webhooks_tests::redis_server::{
+    Listen, Redis, RedisCluster, redis, redis_cluster, redis_tls,
+};
 
 const TOKEN: &str = "redis-t0ken";
 
@@ -383,4 +386,180 @@ async fn debug_shows_the_settings_not_the_connection() {
         "RedisStore { prefix: \"kustomer-webhooks:event:\", retention: 4500s, \
          in_progress_timeout: 300s, .. }"
     );
+}
+
+/// How many keys each of `cluster`'s nodes holds.
+async fn keys_per_node(cluster: &RedisCluster) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for url in &cluster.urls {
+        let client = if url.starts_with("rediss://") {
+            redis::Client::build_with_tls(url.as_str(), certificates("ca.pem", true)).unwrap()
+        } else {
+            redis::Client::open(url.as_str()).unwrap()
+        };
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        counts.push(
+            redis::cmd("DBSIZE")
+                .query_async::<i64>(&mut connection)
+                .await
+                .unwrap(),
+        );
+    }
+    counts
+}
+
+/// Two stores on `cluster` share the claims of 60 ids, whose keys land on
+/// every node.
+async fn assert_shared_across_the_nodes(
+    cluster: &RedisCluster,
+    one: RedisStore,
+    other: RedisStore,
+) {
+    check_store(&one).await.unwrap();
+    for i in 0..60 {
+        let id = format!("cluster-event-{i}");
+        assert_eq!(one.begin(&id).await.unwrap(), Begin::New, "{id}");
+        assert_eq!(other.begin(&id).await.unwrap(), Begin::InProgress, "{id}");
+        one.complete(&id).await.unwrap();
+        assert_eq!(other.begin(&id).await.unwrap(), Begin::Done, "{id}");
+    }
+    let counts = keys_per_node(cluster).await;
+    assert!(counts.iter().all(|&n| n > 0), "keys per node: {counts:?}");
+    assert!(
+        counts.iter().sum::<i64>() >= 60,
+        "keys per node: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn in_a_cluster_claims_are_shared_whichever_node_holds_them() {
+    let Some(cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    // One node's URL is enough to find the others.
+    let one = RedisStore::connect_cluster([&cluster.urls[0]])
+        .await
+        .unwrap()
+        .with_prefix(prefix("cluster"));
+    let other = RedisStore::connect_cluster(&cluster.urls)
+        .await
+        .unwrap()
+        .with_prefix(prefix("cluster"));
+    assert_shared_across_the_nodes(&cluster, one, other).await;
+}
+
+#[tokio::test]
+async fn in_a_cluster_over_tls_claims_are_shared_too() {
+    let Some(cluster) = redis_cluster(Listen::Tls {
+        client_certificate: true,
+    }) else {
+        return;
+    };
+    let connect = || RedisStore::connect_cluster_tls(&cluster.urls, certificates("ca.pem", true));
+    let one = connect().await.unwrap().with_prefix(prefix("cluster-tls"));
+    let other = connect().await.unwrap().with_prefix(prefix("cluster-tls"));
+    assert_shared_across_the_nodes(&cluster, one, other).await;
+}
+
+#[tokio::test]
+async fn a_single_server_store_on_a_cluster_node_says_to_connect_to_the_cluster() {
+    let Some(cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    let store = RedisStore::connect(&cluster.urls[0]).await.unwrap();
+    // About two thirds of these ids hash to slots the other nodes hold.
+    let mut redirected = 0;
+    for i in 0..30 {
+        if let Err(err) = store.begin(&format!("e{i}")).await {
+            assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+            assert!(err.to_string().contains("connect_cluster"), "{err}");
+            redirected += 1;
+        }
+    }
+    assert!(redirected > 0);
+}
+
+#[tokio::test]
+async fn cluster_settings_that_cannot_be_used_are_typed_errors() {
+    let none: [&str; 0] = [];
+    let err = RedisStore::connect_cluster(none).await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+
+    let err =
+        RedisStore::connect_cluster(["redis://:one@127.0.0.1:9/", "redis://:s3cret@127.0.0.1:10/"])
+            .await
+            .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    // Nothing listens there.
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let err = RedisStore::connect_cluster([format!("redis://:s3cret@127.0.0.1:{port}/")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    let err =
+        RedisStore::connect_cluster_tls(["redis://127.0.0.1:9/"], certificates("ca.pem", false))
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("rediss://"), "{err}");
+    let not_pem = TlsCertificates {
+        root_cert: Some(b"not a certificate".to_vec()),
+        client_tls: None,
+    };
+    let err = RedisStore::connect_cluster_tls(["rediss://127.0.0.1:9/"], not_pem)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("root_cert holds no certificate"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_node_that_stops_fails_only_its_ids_until_it_is_back() {
+    let Some(mut cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    let store = RedisStore::connect_cluster(&cluster.urls)
+        .await
+        .unwrap()
+        .with_prefix(prefix("cluster-node-down"));
+    let ids: Vec<String> = (0..30).map(|i| format!("down-{i}")).collect();
+    cluster.stop(2);
+
+    // The ids whose slots the stopped node holds fail, as unavailable (the
+    // receiver answers 503, so Kustomer retries); the others are claimed.
+    let mut failed = Vec::new();
+    for id in &ids {
+        match store.begin(id).await {
+            Ok(begin) => assert_eq!(begin, Begin::New, "{id}"),
+            Err(err) => {
+                assert!(matches!(err, StoreError::Unavailable(_)), "{id}: {err:?}");
+                failed.push(id);
+            }
+        }
+    }
+    assert!(!failed.is_empty() && failed.len() < ids.len(), "{failed:?}");
+
+    // Back with its slots, it answers for them again.
+    cluster.restart(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in failed {
+        loop {
+            match store.begin(id).await {
+                Ok(begin) => {
+                    assert_eq!(begin, Begin::New, "{id}");
+                    break;
+                }
+                Err(err) => assert!(Instant::now() < deadline, "{id}: still {err:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

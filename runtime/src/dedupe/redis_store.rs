@@ -54,9 +54,10 @@ return 0
 /// address), over TCP or, with the `redis-tls` feature, over TLS
 /// (`rediss://`, as managed Redis services such as ElastiCache with
 /// in-transit encryption require; [`connect_tls`](RedisStore::connect_tls)
-/// for a private authority or a client certificate). Redis Cluster is not:
-/// its client is another type of connection, which this store does not
-/// take.
+/// for a private authority or a client certificate). With the
+/// `redis-cluster` feature it also lives in a Redis Cluster
+/// ([`connect_cluster`](RedisStore::connect_cluster)): each id's key, and
+/// so each claim, on the node that holds its slot.
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
 /// shared by every delivery, reconnected when it drops. A call that fails
@@ -84,12 +85,60 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     retention: Duration,
     in_progress_timeout: Duration,
     begin: Script,
     abandon: Script,
+}
+
+/// What a [`RedisStore`] talks through: one server's connection manager, or
+/// a cluster's connection (which routes each key to the node holding its
+/// slot).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            #[cfg(feature = "redis-cluster")]
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -203,6 +252,10 @@ impl RedisStore {
     /// # }
     /// ```
     pub fn from_connection(connection: ConnectionManager) -> RedisStore {
+        RedisStore::over(Connection::Single(connection))
+    }
+
+    fn over(connection: Connection) -> RedisStore {
         RedisStore {
             connection,
             prefix: DEFAULT_REDIS_PREFIX.to_owned(),
@@ -211,6 +264,121 @@ impl RedisStore {
             begin: Script::new(BEGIN),
             abandon: Script::new(ABANDON),
         }
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to (`redis://…`
+    /// URLs of one or more of its nodes: the others are found from them;
+    /// `rediss://…` with the `redis-tls` feature), with the default
+    /// retention, in-progress timeout and prefix. Needs the `redis-cluster`
+    /// feature.
+    ///
+    /// Each event id is one key, so each claim goes to the node that holds
+    /// the key's slot, and the scripts run there; nothing spans slots. The
+    /// connection follows the cluster as slots move and nodes fail over
+    /// (redis's `ClusterConnection`), with a 1 s connection timeout, a
+    /// 500 ms response timeout and up to 3 retries per call; for other
+    /// settings, build the connection with the re-exported
+    /// [`redis::cluster::ClusterClient`] and pass it to
+    /// [`from_cluster_connection`](RedisStore::from_cluster_connection).
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_cluster([
+    ///     "redis://redis-0.internal:6379/",
+    ///     "redis://redis-1.internal:6379/",
+    /// ])
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// No nodes, URLs that cannot be used, or nodes with different
+    /// passwords are a [`StoreError::Failed`]; no node that answers is a
+    /// [`StoreError::Unavailable`]. The error never repeats a URL.
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster<I>(nodes: I) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let tls = nodes.iter().any(|node| is_tls_url(node));
+        if tls {
+            #[cfg(feature = "redis-tls")]
+            install_crypto_provider();
+            #[cfg(not(feature = "redis-tls"))]
+            return Err(StoreError::failed(
+                "a rediss:// URL (Redis over TLS) needs the `redis-tls` feature of \
+                 kustomer-webhooks",
+            ));
+        }
+        RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes)).await
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to over TLS
+    /// (`rediss://…` URLs) with `certificates`, as
+    /// [`connect_tls`](RedisStore::connect_tls) takes them. Needs the
+    /// `redis-cluster` and `redis-tls` features. Otherwise as
+    /// [`connect_cluster`](RedisStore::connect_cluster).
+    #[cfg(all(feature = "redis-cluster", feature = "redis-tls"))]
+    pub async fn connect_cluster_tls<I>(
+        nodes: I,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        if !nodes.iter().all(|node| is_tls_url(node)) {
+            return Err(StoreError::failed(
+                "connect_cluster_tls takes rediss:// URLs (Redis over TLS)",
+            ));
+        }
+        check_certificates(&certificates)?;
+        install_crypto_provider();
+        RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes).certs(certificates)).await
+    }
+
+    #[cfg(feature = "redis-cluster")]
+    async fn cluster(
+        builder: redis::cluster::ClusterClientBuilder,
+    ) -> Result<RedisStore, StoreError> {
+        let client = builder
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_millis(500))
+            .retries(3)
+            .build()
+            .map_err(store_error)?;
+        let connection = client.get_async_connection().await.map_err(store_error)?;
+        Ok(RedisStore::from_cluster_connection(connection))
+    }
+
+    /// A store over a cluster connection made elsewhere, with the default
+    /// retention, in-progress timeout and prefix. Needs the `redis-cluster`
+    /// feature.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    /// use kustomer_webhooks::redis::cluster::ClusterClient;
+    ///
+    /// # async fn run() -> Result<(), kustomer_webhooks::redis::RedisError> {
+    /// let client = ClusterClient::builder(["redis://redis-0.internal:6379/"])
+    ///     .response_timeout(Duration::from_secs(1))
+    ///     .retries(5)
+    ///     .build()?;
+    /// let store = RedisStore::from_cluster_connection(client.get_async_connection().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-cluster")]
+    pub fn from_cluster_connection(
+        connection: redis::cluster_async::ClusterConnection,
+    ) -> RedisStore {
+        RedisStore::over(Connection::Cluster(connection))
     }
 
     /// The prefix of every key (default [`DEFAULT_REDIS_PREFIX`]): give
@@ -342,6 +510,12 @@ fn millis(duration: Duration) -> u64 {
 /// `Unavailable`, anything else (a refused command, a URL that cannot be
 /// used) `Failed`.
 fn store_error(e: RedisError) -> StoreError {
+    if e.redirect_node().is_some() {
+        return StoreError::failed(format!(
+            "the Redis is a cluster (it redirected a key to another node): connect with \
+             RedisStore::connect_cluster (serve --redis-cluster); {e}"
+        ));
+    }
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         StoreError::unavailable(e)
     } else {
@@ -413,8 +587,8 @@ mod tests {
     }
 
     /// Built without `redis-tls` (`cargo test -p kustomer-webhooks
-    /// --features redis --lib`, as CI does), a `rediss://` URL is refused
-    /// with the feature it needs, before any connection is tried.
+    /// --features redis-cluster --lib`, as CI does), a `rediss://` URL is
+    /// refused with the feature it needs, before any connection is tried.
     #[cfg(not(feature = "redis-tls"))]
     #[tokio::test]
     async fn without_redis_tls_a_rediss_url_names_the_feature() {
@@ -425,6 +599,15 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("the `redis-tls` feature"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+
+        #[cfg(feature = "redis-cluster")]
+        {
+            let err = RedisStore::connect_cluster(["rediss://:s3cret@127.0.0.1:9/"])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+            assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
+        }
     }
 
     #[test]
