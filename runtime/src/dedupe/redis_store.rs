@@ -170,15 +170,7 @@ impl RedisStore {
     ///
     /// [`connect_tls`]: RedisStore::connect_tls
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        if is_tls_url(url) {
-            #[cfg(feature = "redis-tls")]
-            install_crypto_provider();
-            #[cfg(not(feature = "redis-tls"))]
-            return Err(StoreError::failed(
-                "a rediss:// URL (Redis over TLS) needs the `redis-tls` feature of \
-                 kustomer-webhooks",
-            ));
-        }
+        ready_for([url])?;
         let client = redis::Client::open(url).map_err(store_error)?;
         let connection = ConnectionManager::new(client).await.map_err(store_error)?;
         Ok(RedisStore::from_connection(connection))
@@ -304,16 +296,7 @@ impl RedisStore {
         I::Item: AsRef<str>,
     {
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
-        let tls = nodes.iter().any(|node| is_tls_url(node));
-        if tls {
-            #[cfg(feature = "redis-tls")]
-            install_crypto_provider();
-            #[cfg(not(feature = "redis-tls"))]
-            return Err(StoreError::failed(
-                "a rediss:// URL (Redis over TLS) needs the `redis-tls` feature of \
-                 kustomer-webhooks",
-            ));
-        }
+        ready_for(&nodes)?;
         RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes)).await
     }
 
@@ -431,6 +414,26 @@ impl RedisStore {
 fn is_tls_url(url: &str) -> bool {
     url.get(..9)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+}
+
+/// Ready to connect to `urls`: where one is `rediss://`, TLS is built in
+/// (the `redis-tls` feature; an error naming it otherwise) and rustls has
+/// its crypto provider.
+fn ready_for<I>(urls: I) -> Result<(), StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    if urls.into_iter().any(|url| is_tls_url(url.as_ref())) {
+        #[cfg(feature = "redis-tls")]
+        install_crypto_provider();
+        #[cfg(not(feature = "redis-tls"))]
+        return Err(StoreError::failed(
+            "a rediss:// URL (Redis over TLS) needs the `redis-tls` feature of \
+             kustomer-webhooks",
+        ));
+    }
+    Ok(())
 }
 
 /// Each PEM of `certificates` holds what it should: at least one
