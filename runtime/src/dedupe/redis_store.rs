@@ -446,24 +446,22 @@ fn check_certificates(certificates: &redis::TlsCertificates) -> Result<(), Store
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    let certificates_in = |pem: &[u8], what: &str| -> Result<(), StoreError> {
-        let mut count = 0;
-        for certificate in CertificateDer::pem_slice_iter(pem) {
-            certificate.map_err(|e| StoreError::failed(format!("{what}: {e}")))?;
-            count += 1;
-        }
-        if count == 0 {
+    let certificates_in = |pem: &[u8], what: &str| {
+        let certificates = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::failed(format!("{what}: {e}")))?;
+        if certificates.is_empty() {
             return Err(StoreError::failed(format!(
                 "{what} holds no certificate (no -----BEGIN CERTIFICATE----- block)"
             )));
         }
-        Ok(())
+        Ok(certificates)
     };
     if let Some(roots) = &certificates.root_cert {
         certificates_in(roots, "root_cert")?;
     }
     if let Some(client) = &certificates.client_tls {
-        certificates_in(&client.client_cert, "client_cert")?;
+        let chain = certificates_in(&client.client_cert, "client_cert")?;
         // The key's bytes are never part of a message.
         let key = PrivateKeyDer::from_pem_slice(&client.client_key).map_err(|e| {
             StoreError::failed(format!(
@@ -472,9 +470,6 @@ fn check_certificates(certificates: &redis::TlsCertificates) -> Result<(), Store
         })?;
         // A key that rustls cannot sign with, or that is not the
         // certificate's, is found here rather than at each connection.
-        let chain = CertificateDer::pem_slice_iter(&client.client_cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::failed(format!("client_cert: {e}")))?;
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
