@@ -63,7 +63,13 @@ fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    listening(port, Instant::now() + Duration::from_secs(10));
+    Ok(server)
+}
+
+/// Waits until something listens on `port` of the loopback; a panic past
+/// `deadline`.
+fn listening(port: u16, deadline: Instant) {
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
@@ -71,7 +77,6 @@ fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(server)
 }
 
 /// `redis://` or `rediss://`.
@@ -211,12 +216,17 @@ impl Drop for RedisCluster {
 }
 
 /// A loopback port that is free, and whose cluster bus port (+ 10000) is
-/// free too.
-fn cluster_port() -> u16 {
+/// free too, neither of them one of the `taken` nodes' ports.
+fn cluster_port(taken: &[u16]) -> u16 {
     loop {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = probe.local_addr().unwrap().port();
-        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+        let clashes = taken.iter().any(|&other| {
+            [other, other + 10_000]
+                .iter()
+                .any(|p| [port, port + 10_000].contains(p))
+        });
+        if port < 55_000 && !clashes && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
             return port;
         }
     }
@@ -236,7 +246,7 @@ pub fn redis_cluster(listen: Listen) -> Option<RedisCluster> {
         dir,
     };
     for _ in 0..3 {
-        let port = cluster_port();
+        let port = cluster_port(&cluster.ports);
         let server = cluster_node(port, listen, cluster.dir.path()).spawn();
         match server {
             Ok(server) => cluster.servers.push(server),
@@ -261,13 +271,7 @@ pub fn redis_cluster(listen: Listen) -> Option<RedisCluster> {
     let ports = cluster.ports.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
     for &port in &ports {
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        listening(port, deadline);
     }
     let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let mut create = vec!["--cluster", "create"];
