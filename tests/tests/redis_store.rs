@@ -1,13 +1,14 @@
 //! `RedisStore` against a real Redis: the store contract, expiry, two
-//! replicas sharing one Redis behind real HTTP, a Redis that goes away, and
+//! replicas sharing one Redis behind real HTTP, a Redis that goes away,
 //! Redis over TLS (with and without a client certificate), and a Redis
-//! Cluster of three nodes (over TCP and over TLS).
+//! Cluster of three nodes (over TCP and over TLS, one node stopped).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (Debian's
 //! `redis-server` package; `.ci/run` installs it), or uses the one at
-//! `KUSTOMER_WEBHOOKS_TEST_REDIS_URL` when that is set. Without either, the
-//! tests fail under CI (`CI` set) and are skipped with a message elsewhere
-//! (`kustomer_webhooks_tests::redis_server`).
+//! `KUSTOMER_WEBHOOKS_TEST_REDIS_URL` when that is set (the TLS and cluster
+//! tests always start their own, the cluster's with `redis-cli`). Without
+//! either, the tests fail under CI (`CI` set) and are skipped with a message
+//! elsewhere (`kustomer_webhooks_tests::redis_server`).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
