@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kustomer_schema::SEED_SAMPLES;
@@ -119,14 +119,84 @@ async fn a_key_holding_something_else_is_an_error_naming_it() {
 
 /// `SET key value` on a connection of its own, as another program would.
 async fn raw_set(redis: &Redis, key: &str, value: &str) {
+    raw::<()>(redis, &["SET", key, value]).await;
+}
+
+/// A command on a connection of its own, as another program (or an
+/// operator) would send it.
+async fn raw<T: redis::FromRedisValue>(redis: &Redis, command: &[&str]) -> T {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query_async::<()>(&mut connection)
+    redis::cmd(command[0])
+        .arg(&command[1..])
+        .query_async::<T>(&mut connection)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A TCP proxy on loopback that connects each connection it accepts to the
+/// port `target` holds at that moment: a DNS name that moves to another
+/// server, while the connections already open stay where they were.
+async fn moving_address(target: Arc<AtomicU16>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = target.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn after_a_failover_the_store_connects_anew_to_the_new_primary() {
+    let (Some(old), Some(new)) = (redis(), redis()) else {
+        return;
+    };
+    let (Some((_, old_port)), Some((_, new_port))) = (&old.server, &new.server) else {
+        return; // an external Redis cannot be failed over here
+    };
+    let (old_port, new_port) = (old_port.to_string(), new_port.to_string());
+    // The store's address leads to the primary; the other server replicates it.
+    let target = Arc::new(AtomicU16::new(old_port.parse().unwrap()));
+    let address = moving_address(target.clone()).await;
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{address}/"))
+        .await
+        .unwrap()
+        .with_prefix(prefix("failover"));
+    raw::<()>(&new, &["REPLICAOF", "127.0.0.1", &old_port]).await;
+    assert_eq!(store.begin("before").await.unwrap(), Begin::New);
+    store.complete("before").await.unwrap();
+    let key = format!("{}before", prefix("failover"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while raw::<Option<String>>(&new, &["GET", &key]).await.is_none() {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The failover: the replica is promoted, the old primary demoted (its
+    // connections stay open: it answers writes with READONLY), and the
+    // address now leads to the new primary.
+    raw::<()>(&new, &["REPLICAOF", "NO", "ONE"]).await;
+    raw::<()>(&old, &["REPLICAOF", "127.0.0.1", &new_port]).await;
+    target.store(new_port.parse().unwrap(), Ordering::SeqCst);
+
+    // The first claim after it meets READONLY, connects anew and is made on
+    // the new primary, which knows what was handled before.
+    assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+    store.complete("after").await.unwrap();
+    assert_eq!(store.begin("before").await.unwrap(), Begin::Done);
+    assert_eq!(
+        raw::<Option<String>>(&new, &["GET", &format!("{}after", prefix("failover"))]).await,
+        Some("done".to_owned())
+    );
+    // Clones of the store share the new connection.
+    assert_eq!(store.clone().begin("after").await.unwrap(), Begin::Done);
 }
 
 type Count = Arc<AtomicUsize>;

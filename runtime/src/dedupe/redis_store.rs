@@ -2,10 +2,11 @@
 //! service, in Redis (or Valkey).
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{RedisError, Script};
+use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::{
     Begin, DEFAULT_IN_PROGRESS_TIMEOUT, DEFAULT_RETENTION, IdempotencyStore, StoreError,
@@ -69,6 +70,15 @@ return 0
 /// forgets them, and a retry of an event handled before the restart runs
 /// its handler again.
 ///
+/// After a failover, a managed Redis's address (a DNS name) leads to the
+/// promoted replica, while an open connection may still lead to the demoted
+/// primary, which refuses every write with `READONLY` without closing the
+/// connection. A store made by [`connect`](RedisStore::connect) or
+/// [`connect_tls`](RedisStore::connect_tls) then connects anew (once, for
+/// all the deliveries that met the refusal) and makes the claim on the new
+/// primary, logging a warning. What the old primary had not yet replicated
+/// when it was demoted is lost, as with any Redis failover.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use kustomer_webhooks::dedupe::RedisStore;
@@ -98,7 +108,7 @@ pub struct RedisStore {
 /// slot).
 #[derive(Clone)]
 enum Connection {
-    Single(ConnectionManager),
+    Single(Single),
     #[cfg(feature = "redis-cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
 }
@@ -109,7 +119,7 @@ impl redis::aio::ConnectionLike for Connection {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
-            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Single(single) => Box::pin(single.command(cmd)),
             #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => connection.req_packed_command(cmd),
         }
@@ -122,8 +132,13 @@ impl redis::aio::ConnectionLike for Connection {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
-            Connection::Single(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
+            Connection::Single(single) => {
+                let mut connection = single.current().1;
+                Box::pin(async move {
+                    connection
+                        .send_packed_commands(pipeline, offset, count)
+                        .await
+                })
             }
             #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => {
@@ -134,10 +149,86 @@ impl redis::aio::ConnectionLike for Connection {
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Single(connection) => connection.get_db(),
+            Connection::Single(single) => single.current().1.get_db(),
             #[cfg(feature = "redis-cluster")]
             Connection::Cluster(connection) => connection.get_db(),
         }
+    }
+}
+
+/// One server's connection, shared by every clone of a store, and replaced
+/// by a fresh one when the server it leads to answers that it is a replica
+/// (`READONLY`): after a failover, the address (a DNS name) leads to the new
+/// primary, while the open connection still leads to the demoted one.
+#[derive(Clone)]
+struct Single(Arc<SingleShared>);
+
+struct SingleShared {
+    /// The connection, and how many times it was replaced.
+    current: RwLock<(u64, ConnectionManager)>,
+    /// How to connect anew; `None` for a connection made elsewhere.
+    client: Option<redis::Client>,
+    /// Held while connecting anew, so that the deliveries that met the
+    /// demoted server at once make one connection between them.
+    replacing: tokio::sync::Mutex<()>,
+}
+
+impl Single {
+    fn new(connection: ConnectionManager, client: Option<redis::Client>) -> Single {
+        Single(Arc::new(SingleShared {
+            current: RwLock::new((0, connection)),
+            client,
+            replacing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The connection and its generation.
+    fn current(&self) -> (u64, ConnectionManager) {
+        let current = self.0.current.read().unwrap_or_else(|e| e.into_inner());
+        (current.0, current.1.clone())
+    }
+
+    /// `cmd` on the current connection; where the server answers that it is
+    /// a replica, once more on a new connection to the same address.
+    /// (`READONLY` refuses a write before it is made, so the retry cannot
+    /// write twice.)
+    async fn command(&self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        let (generation, mut connection) = self.current();
+        let answer = connection.send_packed_command(cmd).await;
+        let read_only = match &answer {
+            // The server's refusal arrives as a value, or as an error.
+            Ok(redis::Value::ServerError(e)) => e.kind() == Some(ServerErrorKind::ReadOnly),
+            Err(e) => e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly),
+            Ok(_) => false,
+        };
+        if !read_only {
+            return answer;
+        }
+        match self.replace(generation).await? {
+            Some(mut connection) => connection.send_packed_command(cmd).await,
+            None => answer,
+        }
+    }
+
+    /// A new connection in place of generation `generation`'s (or the one
+    /// that already replaced it); `None` where the store cannot connect
+    /// anew.
+    async fn replace(&self, generation: u64) -> redis::RedisResult<Option<ConnectionManager>> {
+        let Some(client) = &self.0.client else {
+            return Ok(None);
+        };
+        let _replacing = self.0.replacing.lock().await;
+        let (now, connection) = self.current();
+        if now != generation {
+            return Ok(Some(connection));
+        }
+        let connection = ConnectionManager::new(client.clone()).await?;
+        *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
+            (generation + 1, connection.clone());
+        tracing::warn!(
+            "the Redis server answered that it is a replica (a failover?): connected anew"
+        );
+        Ok(Some(connection))
     }
 }
 
@@ -172,8 +263,7 @@ impl RedisStore {
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         ready_for([url])?;
         let client = redis::Client::open(url).map_err(store_error)?;
-        let connection = ConnectionManager::new(client).await.map_err(store_error)?;
-        Ok(RedisStore::from_connection(connection))
+        RedisStore::single(client).await
     }
 
     /// Connects to the Redis over TLS at `url` (`rediss://…`), with
@@ -220,8 +310,7 @@ impl RedisStore {
         check_certificates(&certificates)?;
         install_crypto_provider();
         let client = redis::Client::build_with_tls(url, certificates).map_err(store_error)?;
-        let connection = ConnectionManager::new(client).await.map_err(store_error)?;
-        Ok(RedisStore::from_connection(connection))
+        RedisStore::single(client).await
     }
 
     /// A store over a connection made elsewhere (to choose the manager's
@@ -243,8 +332,25 @@ impl RedisStore {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// Unlike a store made by [`connect`](RedisStore::connect), a store
+    /// over a connection made elsewhere cannot connect anew, so after a
+    /// failover that leaves its connection open to the demoted server (see
+    /// [`RedisStore`]), its claims fail until that connection drops.
     pub fn from_connection(connection: ConnectionManager) -> RedisStore {
-        RedisStore::over(Connection::Single(connection))
+        RedisStore::over(Connection::Single(Single::new(connection, None)))
+    }
+
+    /// A store on the server `client` reaches, which connects anew after a
+    /// failover.
+    async fn single(client: redis::Client) -> Result<RedisStore, StoreError> {
+        let connection = ConnectionManager::new(client.clone())
+            .await
+            .map_err(store_error)?;
+        Ok(RedisStore::over(Connection::Single(Single::new(
+            connection,
+            Some(client),
+        ))))
     }
 
     fn over(connection: Connection) -> RedisStore {
