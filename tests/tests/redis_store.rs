@@ -137,11 +137,13 @@ async fn raw<T: redis::FromRedisValue>(redis: &Redis, command: &[&str]) -> T {
 /// A TCP proxy on loopback that connects each connection it accepts to the
 /// port `target` holds at that moment: a DNS name that moves to another
 /// server, while the connections already open stay where they were.
-async fn moving_address(target: Arc<AtomicU16>) -> u16 {
+/// `accepted` counts the connections.
+async fn moving_address(target: Arc<AtomicU16>, accepted: Count) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
             let to = target.load(Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
@@ -164,7 +166,8 @@ async fn after_a_failover_the_store_connects_anew_to_the_new_primary() {
     let (old_port, new_port) = (old_port.to_string(), new_port.to_string());
     // The store's address leads to the primary; the other server replicates it.
     let target = Arc::new(AtomicU16::new(old_port.parse().unwrap()));
-    let address = moving_address(target.clone()).await;
+    let accepted = Count::default();
+    let address = moving_address(target.clone(), accepted.clone()).await;
     let store = RedisStore::connect(&format!("redis://127.0.0.1:{address}/"))
         .await
         .unwrap()
@@ -180,11 +183,26 @@ async fn after_a_failover_the_store_connects_anew_to_the_new_primary() {
     }
 
     // The failover: the replica is promoted, the old primary demoted (its
-    // connections stay open: it answers writes with READONLY), and the
-    // address now leads to the new primary.
+    // connections stay open: it answers writes with READONLY).
     raw::<()>(&new, &["REPLICAOF", "NO", "ONE"]).await;
     raw::<()>(&old, &["REPLICAOF", "127.0.0.1", &new_port]).await;
+
+    // While the address still leads to the demoted server, claims fail (the
+    // receiver's 503), and the store connects anew at most once a second,
+    // not once per delivery.
+    let before = accepted.load(Ordering::SeqCst);
+    for i in 0..20 {
+        let err = store.begin(&format!("during-{i}")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+        assert!(err.to_string().contains("read only replica"), "{err}");
+    }
+    // (One, unless the machine stalls for a second or more in the loop.)
+    let connected = accepted.load(Ordering::SeqCst) - before;
+    assert!((1..=5).contains(&connected), "{connected} new connections");
+
+    // Then the address leads to the new primary.
     target.store(new_port.parse().unwrap(), Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // The first claim after it meets READONLY, connects anew and is made on
     // the new primary, which knows what was handled before.

@@ -74,9 +74,10 @@ return 0
 /// promoted replica, while an open connection may still lead to the demoted
 /// primary, which refuses every write with `READONLY` without closing the
 /// connection. A store made by [`connect`](RedisStore::connect) or
-/// [`connect_tls`](RedisStore::connect_tls) then connects anew (once, for
-/// all the deliveries that met the refusal) and makes the claim on the new
-/// primary, logging a warning. What the old primary had not yet replicated
+/// [`connect_tls`](RedisStore::connect_tls) then connects anew (once for
+/// all the deliveries that met the refusal, and at most once a second while
+/// the address still leads to a replica, whose refusals fail the claims)
+/// and makes the claim on the new primary, logging a warning. What the old primary had not yet replicated
 /// when it was demoted is lost, as with any Redis failover.
 ///
 /// ```no_run
@@ -169,8 +170,9 @@ struct SingleShared {
     /// How to connect anew; `None` for a connection made elsewhere.
     client: Option<redis::Client>,
     /// Held while connecting anew, so that the deliveries that met the
-    /// demoted server at once make one connection between them.
-    replacing: tokio::sync::Mutex<()>,
+    /// demoted server at once make one connection between them; when that
+    /// last happened.
+    replacing: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Single {
@@ -178,7 +180,7 @@ impl Single {
         Single(Arc::new(SingleShared {
             current: RwLock::new((0, connection)),
             client,
-            replacing: tokio::sync::Mutex::new(()),
+            replacing: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -212,16 +214,22 @@ impl Single {
 
     /// A new connection in place of generation `generation`'s (or the one
     /// that already replaced it); `None` where the store cannot connect
-    /// anew.
+    /// anew, or connected anew less than a second ago (the address still
+    /// leads to a replica: the failover is not over, and a connection per
+    /// delivery would not end it sooner).
     async fn replace(&self, generation: u64) -> redis::RedisResult<Option<ConnectionManager>> {
         let Some(client) = &self.0.client else {
             return Ok(None);
         };
-        let _replacing = self.0.replacing.lock().await;
+        let mut replaced_at = self.0.replacing.lock().await;
         let (now, connection) = self.current();
         if now != generation {
             return Ok(Some(connection));
         }
+        if replaced_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return Ok(None);
+        }
+        *replaced_at = Some(std::time::Instant::now());
         let connection = ConnectionManager::new(client.clone()).await?;
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
             (generation + 1, connection.clone());
