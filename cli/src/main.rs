@@ -161,7 +161,8 @@ enum Command {
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
-        /// --redis-cluster, a node of the cluster (repeat for more)
+        /// --redis-cluster, a node of the cluster, with --redis-sentinel, a
+        /// Sentinel (repeat for more)
         #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
         redis: Vec<String>,
         /// The --redis URLs are nodes of a Redis Cluster
@@ -172,6 +173,18 @@ enum Command {
             value_parser = clap::builder::BoolishValueParser::new()
         )]
         redis_cluster: bool,
+        /// The --redis URLs are Redis Sentinels: claim event ids on the
+        /// primary they name for this service, and follow them through a
+        /// failover (the URLs' user, password and scheme are used for the
+        /// primary too, their /db for the primary only)
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "redis",
+            conflicts_with = "redis_cluster",
+            env = "KUSTOMER_WEBHOOKS_REDIS_SENTINEL"
+        )]
+        redis_sentinel: Option<String>,
         /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
         #[arg(long, value_name = "PREFIX", requires = "redis")]
         redis_prefix: Option<String>,
@@ -341,6 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ordering,
             redis,
             redis_cluster,
+            redis_sentinel,
             redis_prefix,
             redis_ca_cert,
             redis_client_cert,
@@ -353,7 +367,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ordering,
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     urls: redis,
-                    cluster: redis_cluster,
+                    topology: match redis_sentinel {
+                        Some(service) => serve::Topology::Sentinel(service),
+                        None if redis_cluster => serve::Topology::Cluster,
+                        None => serve::Topology::Single,
+                    },
                     prefix: redis_prefix,
                     ca_cert: redis_ca_cert,
                     client_identity: redis_client_cert.zip(redis_client_key),

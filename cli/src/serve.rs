@@ -302,16 +302,29 @@ pub struct ServeOptions {
 /// The Redis of `serve --redis`.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub struct RedisOptions {
-    /// `redis://…` or `rediss://…`: the server, or nodes of the cluster.
+    /// `redis://…` or `rediss://…`: the server, nodes of the cluster, or
+    /// Sentinels.
     pub urls: Vec<String>,
-    /// The URLs are nodes of a Redis Cluster.
-    pub cluster: bool,
+    /// What the URLs lead to.
+    pub topology: Topology,
     /// The prefix of the keys, when not the default.
     pub prefix: Option<String>,
     /// Over TLS: the authority to trust instead of the system's roots.
     pub ca_cert: Option<PathBuf>,
     /// Over TLS: the client's certificate and key.
     pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// What the URLs of `serve --redis` lead to.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub enum Topology {
+    /// One server (or a primary behind one address).
+    Single,
+    /// Nodes of a Redis Cluster (`--redis-cluster`).
+    Cluster,
+    /// Sentinels, and the name they know the primary by
+    /// (`--redis-sentinel`).
+    Sentinel(String),
 }
 
 /// `receiver` with its event ids claimed in the Redis of `options`.
@@ -323,8 +336,11 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
     let read = |path: &PathBuf, flag: &str| {
         std::fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
     };
-    if options.urls.len() > 1 && !options.cluster {
-        anyhow::bail!("--redis more than once names the nodes of a cluster: add --redis-cluster");
+    if options.urls.len() > 1 && matches!(options.topology, Topology::Single) {
+        anyhow::bail!(
+            "--redis more than once names the nodes of a cluster (add --redis-cluster) or \
+             Sentinels (add --redis-sentinel NAME)"
+        );
     }
     let certificates = if options.ca_cert.is_none() && options.client_identity.is_none() {
         None
@@ -352,23 +368,33 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
             },
         })
     };
-    let connecting = match (options.cluster, certificates) {
-        (false, None) => RedisStore::connect(&options.urls[0]).await,
-        (false, Some(certificates)) => {
+    let connecting = match (&options.topology, certificates) {
+        (Topology::Single, None) => RedisStore::connect(&options.urls[0]).await,
+        (Topology::Single, Some(certificates)) => {
             RedisStore::connect_tls(&options.urls[0], certificates).await
         }
-        (true, None) => RedisStore::connect_cluster(&options.urls).await,
-        (true, Some(certificates)) => {
+        (Topology::Cluster, None) => RedisStore::connect_cluster(&options.urls).await,
+        (Topology::Cluster, Some(certificates)) => {
             RedisStore::connect_cluster_tls(&options.urls, certificates).await
+        }
+        (Topology::Sentinel(service), None) => {
+            RedisStore::connect_sentinel(&options.urls, service).await
+        }
+        (Topology::Sentinel(service), Some(certificates)) => {
+            RedisStore::connect_sentinel_tls(&options.urls, service, certificates).await
         }
     };
     let mut store = connecting.context("connecting to Redis (--redis)")?;
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }
+    let on = match &options.topology {
+        Topology::Single => String::new(),
+        Topology::Cluster => " Cluster".to_owned(),
+        Topology::Sentinel(service) => format!(" (the primary the Sentinels name {service:?})"),
+    };
     eprintln!(
-        "claiming event ids in Redis{}, under the prefix {:?}",
-        if options.cluster { " Cluster" } else { "" },
+        "claiming event ids in Redis{on}, under the prefix {:?}",
         store.prefix()
     );
     Ok(receiver.with_store(store))

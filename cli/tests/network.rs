@@ -471,6 +471,41 @@ fn two_serves_share_a_redis_cluster() {
     assert_two_serves_share(&one, &other, &env, &prefix);
 }
 
+#[cfg(feature = "redis")]
+#[test]
+fn two_serves_share_the_primary_a_redis_sentinel_names() {
+    use kustomer_webhooks_tests::redis_server::{Listen, SENTINEL_SERVICE, redis_sentinel};
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let prefix = format!("serve-sentinel-test:{}:", std::process::id());
+    // One told by options, the other by the environment.
+    let one = [
+        "--redis",
+        &sentinel.url,
+        "--redis-sentinel",
+        SENTINEL_SERVICE,
+        "--redis-prefix",
+        &prefix,
+    ];
+    let other = ["--redis-prefix", &prefix];
+    let env = [
+        ("KUSTOMER_WEBHOOKS_REDIS_URL", sentinel.url.as_str()),
+        ("KUSTOMER_WEBHOOKS_REDIS_SENTINEL", SENTINEL_SERVICE),
+    ];
+    assert_two_serves_share(&one, &other, &env, &prefix);
+
+    // A name the Sentinel does not know is named.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--redis", &sentinel.url, "--redis-sentinel", "billing"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("\"billing\""), "{stderr}");
+}
+
 /// Starts a `serve` with `one` and another with `other` and `env` (both with
 /// `--token t0ken`, both claiming ids under `prefix`): a delivery the first
 /// handled is a duplicate at the second.
@@ -565,6 +600,18 @@ fn serve_refuses_a_redis_url_it_cannot_use() {
     ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("add --redis-cluster"), "{stderr}");
+    assert!(stderr.contains("add --redis-sentinel NAME"), "{stderr}");
+
+    // A cluster has no Sentinels.
+    let (code, stderr) = serve(&[
+        "--redis",
+        "redis://127.0.0.1:9/",
+        "--redis-cluster",
+        "--redis-sentinel",
+        "webhooks",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 
     // A client certificate comes with its key, and the files with --redis.
     let (code, stderr) = serve(&[

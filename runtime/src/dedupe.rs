@@ -99,7 +99,9 @@
 //! the server against the system's root certificates, and
 //! `RedisStore::connect_tls` takes a private authority and a client
 //! certificate. With `redis-cluster`, `RedisStore::connect_cluster(nodes)`
-//! keeps the claims in a Redis Cluster.
+//! keeps the claims in a Redis Cluster; with `redis-sentinel`,
+//! `RedisStore::connect_sentinel(sentinels, service)` keeps them on the
+//! primary that Redis Sentinels name, and follows them through a failover.
 //!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.

@@ -8,7 +8,8 @@
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
 //! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
 //! idempotency store a service's replicas share; `redis-tls` lets it reach
-//! Redis over TLS (`rediss://`), and `redis-cluster` a Redis Cluster.
+//! Redis over TLS (`rediss://`), `redis-cluster` a Redis Cluster, and
+//! `redis-sentinel` the primary that Redis Sentinels name.
 //!
 //! # Quick start: a handler
 //!

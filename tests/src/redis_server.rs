@@ -29,6 +29,9 @@ pub struct Redis {
     pub server: Option<(Child, u16)>,
     /// How it listens.
     listen: Listen,
+    /// Its working directory (where a replica writes what it receives),
+    /// when it was started here.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Redis {
@@ -53,13 +56,19 @@ impl Redis {
     /// nothing on disk).
     pub fn restart(&mut self) {
         let (server, port) = self.server.as_mut().expect("a server this test started");
-        *server = redis_server(*port, self.listen).expect("redis-server started before");
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("a server this test started")
+            .path();
+        *server = redis_server(*port, self.listen, dir).expect("redis-server started before");
     }
 }
 
-/// `redis-server` on `port` of the loopback, listening once this returns.
-fn redis_server(port: u16, listen: Listen) -> std::io::Result<Child> {
-    let server = server_command(port, listen)
+/// `redis-server` on `port` of the loopback, working in `dir`, listening
+/// once this returns.
+fn redis_server(port: u16, listen: Listen, dir: &std::path::Path) -> std::io::Result<Child> {
+    let server = server_command(port, listen, dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -87,10 +96,12 @@ fn scheme(listen: Listen) -> &'static str {
     }
 }
 
-/// The `redis-server` command for `port`, keeping nothing on disk.
-fn server_command(port: u16, listen: Listen) -> Command {
+/// The `redis-server` command for `port`, keeping nothing on disk but
+/// what a replica receives, in `dir`.
+fn server_command(port: u16, listen: Listen, dir: &std::path::Path) -> Command {
     let mut command = Command::new("redis-server");
     command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    command.arg("--dir").arg(dir);
     match listen {
         Listen::Tcp => command.args(["--port", &port.to_string()]),
         Listen::Tls { client_certificate } => command
@@ -115,6 +126,7 @@ pub fn redis() -> Option<Redis> {
             url,
             server: None,
             listen: Listen::Tcp,
+            dir: None,
         });
     }
     start(Listen::Tcp)
@@ -132,11 +144,13 @@ fn start(listen: Listen) -> Option<Redis> {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    match redis_server(port, listen) {
+    let dir = tempfile::tempdir().unwrap();
+    match redis_server(port, listen, dir.path()) {
         Ok(server) => Some(Redis {
             url: format!("{}://127.0.0.1:{port}/", scheme(listen)),
             server: Some((server, port)),
             listen,
+            dir: Some(dir),
         }),
         Err(e) => not_started(&e),
     }
@@ -185,7 +199,7 @@ impl RedisCluster {
 
 /// The command of a cluster node on `port`, its configuration in `dir`.
 fn cluster_node(port: u16, listen: Listen, dir: &std::path::Path) -> Command {
-    let mut command = server_command(port, listen);
+    let mut command = server_command(port, listen, dir);
     if let Listen::Tls { .. } = listen {
         // The nodes speak TLS to each other too: each shows the client
         // certificate and trusts both authorities (the bundle's).
@@ -199,8 +213,6 @@ fn cluster_node(port: u16, listen: Listen, dir: &std::path::Path) -> Command {
         .args(["--cluster-enabled", "yes"])
         .arg("--cluster-config-file")
         .arg(dir.join(format!("nodes-{port}.conf")))
-        .arg("--dir")
-        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
@@ -257,17 +269,7 @@ pub fn redis_cluster(listen: Listen) -> Option<RedisCluster> {
             .urls
             .push(format!("{}://127.0.0.1:{port}/", scheme(listen)));
     }
-    let cli = |port: u16, args: &[&str]| {
-        let mut command = Command::new("redis-cli");
-        command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
-        if let Listen::Tls { .. } = listen {
-            command
-                .args(["--tls", "--cacert", &format!("{TLS_DIR}/ca.pem")])
-                .args(["--cert", &format!("{TLS_DIR}/client.pem")])
-                .args(["--key", &format!("{TLS_DIR}/client.key")]);
-        }
-        command.args(args).stdin(Stdio::null()).output()
-    };
+    let cli = |port: u16, args: &[&str]| cli_command(port, listen).args(args).output();
     let ports = cluster.ports.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
     for &port in &ports {
@@ -298,4 +300,159 @@ pub fn redis_cluster(listen: Listen) -> Option<RedisCluster> {
         }
     }
     Some(cluster)
+}
+
+/// The name the Sentinel of [`redis_sentinel`] monitors its primary by.
+pub const SENTINEL_SERVICE: &str = "webhooks";
+
+/// A primary, its replica and a Redis Sentinel monitoring them, for one
+/// test, on loopback; killed when dropped.
+pub struct RedisSentinel {
+    /// `redis://127.0.0.1:PORT/` of the Sentinel (`rediss://` over TLS).
+    pub url: String,
+    /// The first primary (`[0]`) and its replica (`[1]`).
+    pub servers: [Redis; 2],
+    sentinel: Child,
+    port: u16,
+    listen: Listen,
+    /// The Sentinel's configuration, which it rewrites.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
+    }
+}
+
+impl RedisSentinel {
+    /// `redis-cli` on the Sentinel.
+    pub fn sentinel_cli(&self, args: &[&str]) -> String {
+        cli(self.port, self.listen, args)
+    }
+
+    /// The port of the primary the Sentinel names now.
+    pub fn primary_port(&self) -> u16 {
+        let answer = self.sentinel_cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE]);
+        answer
+            .lines()
+            .nth(1)
+            .and_then(|port| port.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the Sentinel named no primary: {answer}"))
+    }
+}
+
+/// `redis-cli` for the server on `port` of the loopback, speaking TLS
+/// with the test certificates where `listen` says.
+fn cli_command(port: u16, listen: Listen) -> Command {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Listen::Tls { .. } = listen {
+        command
+            .args(["--tls", "--cacert", &format!("{TLS_DIR}/ca.pem")])
+            .args(["--cert", &format!("{TLS_DIR}/client.pem")])
+            .args(["--key", &format!("{TLS_DIR}/client.key")]);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// `redis-cli` on `port` of the loopback: its output (a panic where it
+/// cannot run).
+fn cli(port: u16, listen: Listen, args: &[&str]) -> String {
+    let out = cli_command(port, listen)
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Starts a primary, a replica of it and a Redis Sentinel monitoring them
+/// as [`SENTINEL_SERVICE`] (a quorum of one; the primary is down for it
+/// after one second without an answer), all listening as `listen` says (a
+/// client certificate is never required); returns once the replica is in
+/// sync and the Sentinel knows it. `None` (with a message) where none can
+/// be had outside CI, a panic under CI.
+pub fn redis_sentinel(listen: Listen) -> Option<RedisSentinel> {
+    let listen = match listen {
+        Listen::Tcp => Listen::Tcp,
+        Listen::Tls { .. } => Listen::Tls {
+            client_certificate: false,
+        },
+    };
+    let (primary, replica) = (start(listen)?, start(listen)?);
+    let port_of = |redis: &Redis| redis.server.as_ref().map(|(_, port)| *port).unwrap();
+    let (primary_port, replica_port) = (port_of(&primary), port_of(&replica));
+    if let Listen::Tls { .. } = listen {
+        // The replica reaches its primary over TLS, trusting its authority.
+        for port in [primary_port, replica_port] {
+            cli(port, listen, &["CONFIG", "SET", "tls-replication", "yes"]);
+            let bundle = format!("{TLS_DIR}/authorities.pem");
+            cli(
+                port,
+                listen,
+                &["CONFIG", "SET", "tls-ca-cert-file", &bundle],
+            );
+        }
+    }
+    cli(
+        replica_port,
+        listen,
+        &["REPLICAOF", "127.0.0.1", &primary_port.to_string()],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = cluster_port(&[primary_port, replica_port]);
+    let mut config = match listen {
+        Listen::Tcp => format!("port {port}\n"),
+        Listen::Tls { .. } => format!(
+            "port 0\ntls-port {port}\ntls-cert-file {TLS_DIR}/server.pem\n\
+             tls-key-file {TLS_DIR}/server.key\ntls-ca-cert-file {TLS_DIR}/authorities.pem\n\
+             tls-auth-clients no\ntls-replication yes\n"
+        ),
+    };
+    config += &format!(
+        "bind 127.0.0.1\n\
+         sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary_port} 1\n\
+         sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+         sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
+    );
+    let file = dir.path().join("sentinel.conf");
+    std::fs::write(&file, config).unwrap();
+    let sentinel = match Command::new("redis-server")
+        .arg(&file)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(sentinel) => sentinel,
+        Err(e) => return not_started(&e),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    listening(port, deadline);
+    let sentinel = RedisSentinel {
+        url: format!("{}://127.0.0.1:{port}/", scheme(listen)),
+        servers: [primary, replica],
+        sentinel,
+        port,
+        listen,
+        _dir: dir,
+    };
+    loop {
+        let in_sync =
+            cli(replica_port, listen, &["INFO", "replication"]).contains("master_link_status:up");
+        let known = sentinel
+            .sentinel_cli(&["SENTINEL", "REPLICAS", SENTINEL_SERVICE])
+            .contains(&replica_port.to_string());
+        if in_sync && known {
+            return Some(sentinel);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not sync, or the Sentinel did not find it"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,12 +1,16 @@
 //! `RedisStore` against a real Redis: the store contract, expiry, two
 //! replicas sharing one Redis behind real HTTP, a Redis that goes away,
 //! Redis over TLS (with and without a client certificate), and a Redis
-//! Cluster of three nodes (over TCP and over TLS, one node stopped).
+//! Cluster of three nodes (over TCP and over TLS, one node stopped), and a
+//! primary and its replica behind a Redis Sentinel (over TCP and over TLS,
+//! the store following the Sentinel through a failover it was asked for and
+//! through one it made when the primary stopped).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (Debian's
 //! `redis-server` package; `.ci/run` installs it), or uses the one at
-//! `KUSTOMER_WEBHOOKS_TEST_REDIS_URL` when that is set (the TLS and cluster
-//! tests always start their own, the cluster's with `redis-cli`). Without
+//! `KUSTOMER_WEBHOOKS_TEST_REDIS_URL` when that is set (the TLS, cluster
+//! and Sentinel tests always start their own, the cluster's with
+//! `redis-cli`, the Sentinel with `redis-server --sentinel`). Without
 //! either, the tests fail under CI (`CI` set) and are skipped with a message
 //! elsewhere (`kustomer_webhooks_tests::redis_server`).
 
@@ -26,7 +30,8 @@ use kustomer_webhooks::{CustomerCreate, Dispatcher, State};
 use kustomer_webhooks_tests::TLS_DIR;
 use kustomer_webhooks_tests::load::serve;
 use kustomer_webhooks_tests::redis_server::{
-    Listen, Redis, RedisCluster, redis, redis_cluster, redis_tls,
+    Listen, Redis, RedisCluster, RedisSentinel, SENTINEL_SERVICE, redis, redis_cluster,
+    redis_sentinel, redis_tls,
 };
 
 const TOKEN: &str = "redis-t0ken";
@@ -125,7 +130,11 @@ async fn raw_set(redis: &Redis, key: &str, value: &str) {
 /// A command on a connection of its own, as another program (or an
 /// operator) would send it.
 async fn raw<T: redis::FromRedisValue>(redis: &Redis, command: &[&str]) -> T {
-    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let client = if redis.url.starts_with("rediss://") {
+        redis::Client::build_with_tls(redis.url.as_str(), certificates("ca.pem", true)).unwrap()
+    } else {
+        redis::Client::open(redis.url.as_str()).unwrap()
+    };
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     redis::cmd(command[0])
         .arg(&command[1..])
@@ -651,4 +660,256 @@ async fn a_cluster_node_that_stops_fails_only_its_ids_until_it_is_back() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+async fn sentinel_store(sentinel: &RedisSentinel, test: &str) -> RedisStore {
+    RedisStore::connect_sentinel([&sentinel.url], SENTINEL_SERVICE)
+        .await
+        .unwrap()
+        .with_prefix(prefix(test))
+}
+
+/// Claims `id` until it is claimed (the failover over), or panics after
+/// 30 s; the errors met on the way.
+async fn claim_until_new(store: &RedisStore, id: &str) -> Vec<StoreError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut errors = Vec::new();
+    loop {
+        match store.begin(id).await {
+            Ok(begin) => {
+                assert_eq!(begin, Begin::New, "{id}");
+                return errors;
+            }
+            Err(err) => {
+                assert!(Instant::now() < deadline, "{id}: still {err:?}");
+                errors.push(err);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Handles `id` on `store`, and waits until the replica (`sentinel`'s
+/// server `[1]`) has it.
+async fn handled_and_replicated(sentinel: &RedisSentinel, store: &RedisStore, id: &str) {
+    assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+    store.complete(id).await.unwrap();
+    let key = format!("{}{id}", store.prefix());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while raw::<Option<String>>(&sentinel.servers[1], &["GET", &key])
+        .await
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the replica never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn through_a_sentinel_the_store_keeps_its_contract_on_the_primary() {
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let store = sentinel_store(&sentinel, "sentinel").await;
+    check_store(&store).await.unwrap();
+    // The claims are on the primary the Sentinel names.
+    handled_and_replicated(&sentinel, &store, "s1").await;
+    let key = format!("{}s1", prefix("sentinel"));
+    assert_eq!(
+        raw::<Option<String>>(&sentinel.servers[0], &["GET", &key]).await,
+        Some("done".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn when_a_sentinel_fails_over_the_store_follows_it_to_the_new_primary() {
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let store = sentinel_store(&sentinel, "sentinel-failover").await;
+    handled_and_replicated(&sentinel, &store, "before").await;
+    let [old_port, new_port] =
+        [&sentinel.servers[0], &sentinel.servers[1]].map(|redis| redis.server.as_ref().unwrap().1);
+    assert_eq!(sentinel.primary_port(), old_port);
+
+    // An operator's failover: the replica is promoted, the old primary
+    // demoted (its connections stay open: it answers writes with READONLY).
+    let answer = sentinel.sentinel_cli(&["SENTINEL", "FAILOVER", SENTINEL_SERVICE]);
+    assert!(answer.contains("OK"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinel.primary_port() != new_port {
+        assert!(Instant::now() < deadline, "the Sentinel did not fail over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (Until the Sentinel has demoted the old primary, it still takes
+    // writes, which its demotion then drops: Redis's failover window, not
+    // the store's.)
+    while !raw::<String>(&sentinel.servers[0], &["INFO", "replication"])
+        .await
+        .contains("role:slave")
+    {
+        assert!(Instant::now() < deadline, "the old primary was not demoted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The store finds the new primary (a claim refused with READONLY is
+    // made again there), which knows what was handled before.
+    let errors = claim_until_new(&store, "after").await;
+    for err in &errors {
+        assert!(
+            matches!(err, StoreError::Unavailable(_) | StoreError::Failed(_)),
+            "{err:?}"
+        );
+    }
+    store.complete("after").await.unwrap();
+    assert_eq!(store.begin("before").await.unwrap(), Begin::Done);
+    let key = format!("{}after", prefix("sentinel-failover"));
+    assert_eq!(
+        raw::<Option<String>>(&sentinel.servers[1], &["GET", &key]).await,
+        Some("done".to_owned())
+    );
+    // Clones of the store share the new connection.
+    assert_eq!(store.clone().begin("after").await.unwrap(), Begin::Done);
+}
+
+#[tokio::test]
+async fn when_the_primary_stops_the_store_follows_the_sentinel_to_the_promoted_replica() {
+    let Some(mut sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let store = sentinel_store(&sentinel, "sentinel-primary-down").await;
+    handled_and_replicated(&sentinel, &store, "before").await;
+    let new_port = sentinel.servers[1].server.as_ref().unwrap().1;
+
+    sentinel.servers[0].stop();
+    // Until the Sentinel has promoted the replica, claims fail as
+    // unavailable (the receiver's 503, so Kustomer retries); then they are
+    // made on the new primary, which knows what was handled before.
+    let errors = claim_until_new(&store, "after").await;
+    assert!(!errors.is_empty(), "a claim succeeded on a stopped primary");
+    for err in &errors {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    assert_eq!(sentinel.primary_port(), new_port);
+    store.complete("after").await.unwrap();
+    assert_eq!(store.begin("before").await.unwrap(), Begin::Done);
+    let key = format!("{}after", prefix("sentinel-primary-down"));
+    assert_eq!(
+        raw::<Option<String>>(&sentinel.servers[1], &["GET", &key]).await,
+        Some("done".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn through_a_sentinel_over_tls_the_store_keeps_its_contract() {
+    let Some(sentinel) = redis_sentinel(Listen::Tls {
+        client_certificate: false,
+    }) else {
+        return;
+    };
+    assert!(sentinel.url.starts_with("rediss://"), "{}", sentinel.url);
+    let store = RedisStore::connect_sentinel_tls(
+        [&sentinel.url],
+        SENTINEL_SERVICE,
+        certificates("ca.pem", false),
+    )
+    .await
+    .unwrap()
+    .with_prefix(prefix("sentinel-tls"));
+    check_store(&store).await.unwrap();
+    handled_and_replicated(&sentinel, &store, "t1").await;
+
+    // Without the test authority (the system's roots), neither the Sentinel
+    // nor the primary is trusted.
+    let err = RedisStore::connect_sentinel([&sentinel.url], SENTINEL_SERVICE)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn sentinel_settings_that_cannot_be_used_are_typed_errors() {
+    let none: [&str; 0] = [];
+    let err = RedisStore::connect_sentinel(none, SENTINEL_SERVICE)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("no Sentinel URL"), "{err}");
+
+    let err = RedisStore::connect_sentinel(["redis://127.0.0.1:9/"], "")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("service name is empty"), "{err}");
+
+    for urls in [
+        [
+            "redis://:s3cret@127.0.0.1:9/",
+            "redis://:other@127.0.0.1:10/",
+        ],
+        [
+            "redis://:s3cret@127.0.0.1:9/0",
+            "redis://:s3cret@127.0.0.1:10/1",
+        ],
+        [
+            "redis://:s3cret@127.0.0.1:9/",
+            "rediss://:s3cret@127.0.0.1:10/",
+        ],
+    ] {
+        let err = RedisStore::connect_sentinel(urls, SENTINEL_SERVICE)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+        assert!(err.to_string().contains("differ"), "{err}");
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    }
+
+    let err = RedisStore::connect_sentinel(["http://:s3cret@example.com/"], SENTINEL_SERVICE)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+
+    let err = RedisStore::connect_sentinel_tls(
+        ["redis://127.0.0.1:9/"],
+        SENTINEL_SERVICE,
+        certificates("ca.pem", false),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("rediss://"), "{err}");
+
+    // No Sentinel listens.
+    let port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let err = RedisStore::connect_sentinel(
+        [format!("redis://:s3cret@127.0.0.1:{port}/")],
+        SENTINEL_SERVICE,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_service_name_no_sentinel_monitors_is_named_in_the_error() {
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let err = RedisStore::connect_sentinel([&sentinel.url], "no-such-service")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("\"no-such-service\""), "{err}");
+    // Pointed at the primary itself rather than at a Sentinel.
+    let err = RedisStore::connect_sentinel([&sentinel.servers[0].url], SENTINEL_SERVICE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unavailable(_) | StoreError::Failed(_)),
+        "{err:?}"
+    );
 }

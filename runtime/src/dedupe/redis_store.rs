@@ -58,7 +58,10 @@ return 0
 /// for a private authority or a client certificate). With the
 /// `redis-cluster` feature it also lives in a Redis Cluster
 /// ([`connect_cluster`](RedisStore::connect_cluster)): each id's key, and
-/// so each claim, on the node that holds its slot.
+/// so each claim, on the node that holds its slot. With the
+/// `redis-sentinel` feature it lives on the primary that Redis Sentinels
+/// name ([`connect_sentinel`](RedisStore::connect_sentinel)), and follows
+/// them through a failover.
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
 /// shared by every delivery, reconnected when it drops. A call that fails
@@ -160,27 +163,56 @@ impl redis::aio::ConnectionLike for Connection {
 /// One server's connection, shared by every clone of a store, and replaced
 /// by a fresh one when the server it leads to answers that it is a replica
 /// (`READONLY`): after a failover, the address (a DNS name) leads to the new
-/// primary, while the open connection still leads to the demoted one.
+/// primary, while the open connection still leads to the demoted one. A
+/// store that follows Sentinels also asks them for the primary when its
+/// connection fails.
 #[derive(Clone)]
 struct Single(Arc<SingleShared>);
 
 struct SingleShared {
     /// The connection, and how many times it was replaced.
     current: RwLock<(u64, ConnectionManager)>,
-    /// How to connect anew; `None` for a connection made elsewhere.
-    client: Option<redis::Client>,
+    /// Whether the primary is found by Sentinels, so that a connection that
+    /// fails, too, sends the store to them.
+    follows_sentinels: bool,
     /// Held while connecting anew, so that the deliveries that met the
-    /// demoted server at once make one connection between them; when that
-    /// last happened.
-    replacing: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// demoted server at once make one connection between them.
+    replacing: tokio::sync::Mutex<Replacing>,
+}
+
+/// How a store connects anew, and when it last did.
+struct Replacing {
+    at: Option<std::time::Instant>,
+    how: Reconnect,
+}
+
+/// Where a store's new connection leads.
+enum Reconnect {
+    /// Nowhere: the connection was made elsewhere.
+    Never,
+    /// To the same address, which may lead to another server by now.
+    Address(Box<redis::Client>),
+    /// To the primary the Sentinels name now.
+    #[cfg(feature = "redis-sentinel")]
+    Sentinels(Box<redis::sentinel::SentinelClient>),
+}
+
+/// Whether `e` says the server is out of reach (down, silent, or the
+/// connection lost), rather than that it refused the command.
+fn out_of_reach(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
 impl Single {
-    fn new(connection: ConnectionManager, client: Option<redis::Client>) -> Single {
+    fn new(connection: ConnectionManager, how: Reconnect) -> Single {
+        #[cfg(feature = "redis-sentinel")]
+        let follows_sentinels = matches!(how, Reconnect::Sentinels(_));
+        #[cfg(not(feature = "redis-sentinel"))]
+        let follows_sentinels = false;
         Single(Arc::new(SingleShared {
             current: RwLock::new((0, connection)),
-            client,
-            replacing: tokio::sync::Mutex::new(None),
+            follows_sentinels,
+            replacing: tokio::sync::Mutex::new(Replacing { at: None, how }),
         }))
     }
 
@@ -191,9 +223,13 @@ impl Single {
     }
 
     /// `cmd` on the current connection; where the server answers that it is
-    /// a replica, once more on a new connection to the same address.
-    /// (`READONLY` refuses a write before it is made, so the retry cannot
-    /// write twice.)
+    /// a replica, once more on a new connection. (`READONLY` refuses a write
+    /// before it is made, so the retry cannot write twice.) Where the store
+    /// follows Sentinels and the primary is out of reach, the next command
+    /// goes to the primary they name now; this one is not made again (it
+    /// may have been made before the connection failed), and its error
+    /// stands: the receiver answers 503, and Kustomer's retry reaches the
+    /// new primary.
     async fn command(&self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
         let (generation, mut connection) = self.current();
         let answer = connection.send_packed_command(cmd).await;
@@ -203,13 +239,19 @@ impl Single {
             Err(e) => e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly),
             Ok(_) => false,
         };
-        if !read_only {
-            return answer;
+        if read_only {
+            return match self.replace(generation).await? {
+                Some(mut connection) => connection.send_packed_command(cmd).await,
+                None => answer,
+            };
         }
-        match self.replace(generation).await? {
-            Some(mut connection) => connection.send_packed_command(cmd).await,
-            None => answer,
+        if self.0.follows_sentinels
+            && answer.as_ref().is_err_and(out_of_reach)
+            && let Err(e) = self.replace(generation).await
+        {
+            tracing::debug!("the Sentinels named no primary that answers yet: {e}");
         }
+        answer
     }
 
     /// A new connection in place of generation `generation`'s (or the one
@@ -218,25 +260,61 @@ impl Single {
     /// leads to a replica: the failover is not over, and a connection per
     /// delivery would not end it sooner).
     async fn replace(&self, generation: u64) -> redis::RedisResult<Option<ConnectionManager>> {
-        let Some(client) = &self.0.client else {
+        let mut replacing = self.0.replacing.lock().await;
+        if let Reconnect::Never = replacing.how {
             return Ok(None);
-        };
-        let mut replaced_at = self.0.replacing.lock().await;
+        }
         let (now, connection) = self.current();
         if now != generation {
             return Ok(Some(connection));
         }
-        if replaced_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+        if replacing
+            .at
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
             return Ok(None);
         }
-        *replaced_at = Some(std::time::Instant::now());
-        let connection = ConnectionManager::new(client.clone()).await?;
+        replacing.at = Some(std::time::Instant::now());
+        let client = match &mut replacing.how {
+            Reconnect::Never => return Ok(None),
+            Reconnect::Address(client) => (**client).clone(),
+            #[cfg(feature = "redis-sentinel")]
+            Reconnect::Sentinels(sentinels) => primary(sentinels).await?,
+        };
+        let connection = ConnectionManager::new(client).await?;
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
             (generation + 1, connection.clone());
-        tracing::warn!(
-            "the Redis server answered that it is a replica (a failover?): connected anew"
-        );
+        if self.0.follows_sentinels {
+            tracing::warn!(
+                "the Redis primary refused a write or could not be reached: connected anew \
+                 to the primary the Sentinels name"
+            );
+        } else {
+            tracing::warn!(
+                "the Redis server answered that it is a replica (a failover?): connected anew"
+            );
+        }
         Ok(Some(connection))
+    }
+}
+
+/// How long asking the Sentinels for the primary (and the primary for its
+/// role) may take.
+#[cfg(feature = "redis-sentinel")]
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client for the primary `sentinels` name now (each Sentinel asked in
+/// turn until one names a primary that answers as one).
+#[cfg(feature = "redis-sentinel")]
+async fn primary(
+    sentinels: &mut redis::sentinel::SentinelClient,
+) -> redis::RedisResult<redis::Client> {
+    match tokio::time::timeout(SENTINEL_TIMEOUT, sentinels.async_get_client()).await {
+        Ok(client) => client,
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the Sentinels named no primary within 2 s",
+        ))),
     }
 }
 
@@ -346,7 +424,10 @@ impl RedisStore {
     /// failover that leaves its connection open to the demoted server (see
     /// [`RedisStore`]), its claims fail until that connection drops.
     pub fn from_connection(connection: ConnectionManager) -> RedisStore {
-        RedisStore::over(Connection::Single(Single::new(connection, None)))
+        RedisStore::over(Connection::Single(Single::new(
+            connection,
+            Reconnect::Never,
+        )))
     }
 
     /// A store on the server `client` reaches, which connects anew after a
@@ -357,7 +438,7 @@ impl RedisStore {
             .map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
             connection,
-            Some(client),
+            Reconnect::Address(Box::new(client)),
         ))))
     }
 
@@ -478,6 +559,158 @@ impl RedisStore {
         RedisStore::over(Connection::Cluster(connection))
     }
 
+    /// Connects to the primary that Redis Sentinels name for `service`
+    /// (`sentinels`: `redis://…` URLs of one or more Sentinels, as
+    /// `SENTINEL MASTER <service>` asks them; `rediss://…` with the
+    /// `redis-tls` feature), with the default retention, in-progress timeout
+    /// and prefix. Needs the `redis-sentinel` feature.
+    ///
+    /// The user and password of the URLs are used for the Sentinels and the
+    /// primary alike, their database (`/db`) for the primary only, and their
+    /// scheme for both (`rediss://`: TLS to the Sentinels and to the
+    /// primary); the URLs must agree on all three. For other settings (a
+    /// primary with a password of its own), build a
+    /// [`SentinelClient`](redis::sentinel::SentinelClient) and pass it to
+    /// [`from_sentinel_client`](RedisStore::from_sentinel_client).
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_sentinel(
+    ///     [
+    ///         "redis://:secret@sentinel-0.internal:26379/0",
+    ///         "redis://:secret@sentinel-1.internal:26379/0",
+    ///         "redis://:secret@sentinel-2.internal:26379/0",
+    ///     ],
+    ///     "webhooks",
+    /// )
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// The store follows the Sentinels through a failover. When the primary
+    /// cannot be reached (a call fails or times out), or answers that it is
+    /// a replica now (`READONLY`), the store asks the Sentinels again (at
+    /// most once a second, and for at most 2 s) and connects to the primary
+    /// they name, once it answers as one. The call that met a primary out of
+    /// reach fails (`Unavailable`: it may have been made before the
+    /// connection failed, so it is not made again); one refused with
+    /// `READONLY` is made again on the new primary.
+    ///
+    /// No Sentinel, an empty `service`, URLs that cannot be used or that
+    /// disagree are a [`StoreError::Failed`]; no Sentinel that answers, or
+    /// none that names a primary for `service` that is up (the name is
+    /// wrong, or a failover is under way), a [`StoreError::Unavailable`]. The
+    /// error never repeats a URL.
+    #[cfg(feature = "redis-sentinel")]
+    pub async fn connect_sentinel<I>(sentinels: I, service: &str) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = sentinels
+            .into_iter()
+            .map(|n| n.as_ref().to_owned())
+            .collect();
+        ready_for(&urls)?;
+        let client = sentinel_builder(&urls, service)?
+            .build()
+            .map_err(store_error)?;
+        RedisStore::sentinel(client, Some(service)).await
+    }
+
+    /// Connects to the primary that Redis Sentinels name for `service`, over
+    /// TLS (`rediss://…` URLs of the Sentinels; the primary is reached over
+    /// TLS too), with `certificates` for both, as
+    /// [`connect_tls`](RedisStore::connect_tls) takes them. Needs the
+    /// `redis-sentinel` and `redis-tls` features. Otherwise as
+    /// [`connect_sentinel`](RedisStore::connect_sentinel).
+    #[cfg(all(feature = "redis-sentinel", feature = "redis-tls"))]
+    pub async fn connect_sentinel_tls<I>(
+        sentinels: I,
+        service: &str,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = sentinels
+            .into_iter()
+            .map(|n| n.as_ref().to_owned())
+            .collect();
+        if !urls.iter().all(|url| is_tls_url(url)) {
+            return Err(StoreError::failed(
+                "connect_sentinel_tls takes rediss:// URLs (Redis over TLS)",
+            ));
+        }
+        check_certificates(&certificates)?;
+        install_crypto_provider();
+        let client = sentinel_builder(&urls, service)?
+            .set_client_to_sentinel_certificates(certificates.clone())
+            .set_client_to_redis_certificates(certificates)
+            .build()
+            .map_err(store_error)?;
+        RedisStore::sentinel(client, Some(service)).await
+    }
+
+    /// A store on the primary that a Sentinel client made elsewhere names
+    /// (built with [`SentinelServerType::Master`](redis::sentinel::SentinelServerType::Master):
+    /// a replica refuses the store's writes), which it follows through a
+    /// failover as [`connect_sentinel`](RedisStore::connect_sentinel) says,
+    /// with the default retention, in-progress timeout and prefix. Needs the
+    /// `redis-sentinel` feature. Where the primary has a password of its own:
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::RedisStore;
+    /// use kustomer_webhooks::redis::ConnectionAddr;
+    /// use kustomer_webhooks::redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sentinels = [ConnectionAddr::Tcp("sentinel-0.internal".into(), 26379)];
+    /// let client = SentinelClientBuilder::new(sentinels, "webhooks", SentinelServerType::Master)?
+    ///     .set_client_to_sentinel_password("sentinel-secret")
+    ///     .set_client_to_redis_password("primary-secret")
+    ///     .set_client_to_redis_db(1)
+    ///     .build()?;
+    /// let store = RedisStore::from_sentinel_client(client).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "redis-sentinel")]
+    pub async fn from_sentinel_client(
+        client: redis::sentinel::SentinelClient,
+    ) -> Result<RedisStore, StoreError> {
+        RedisStore::sentinel(client, None).await
+    }
+
+    /// A store on the primary `client` names (for `service`, when known, to
+    /// name it in an error).
+    #[cfg(feature = "redis-sentinel")]
+    async fn sentinel(
+        mut client: redis::sentinel::SentinelClient,
+        service: Option<&str>,
+    ) -> Result<RedisStore, StoreError> {
+        let primary = primary(&mut client)
+            .await
+            .map_err(|e| match (e.kind(), service) {
+                (ErrorKind::MasterNameNotFoundBySentinel, Some(service)) => {
+                    StoreError::unavailable(format!(
+                        "no Sentinel names a primary for {service:?} that is up (is the name \
+                         right? is a failover under way?)"
+                    ))
+                }
+                _ => store_error(e),
+            })?;
+        let connection = ConnectionManager::new(primary).await.map_err(store_error)?;
+        Ok(RedisStore::over(Connection::Single(Single::new(
+            connection,
+            Reconnect::Sentinels(Box::new(client)),
+        ))))
+    }
+
     /// The prefix of every key (default [`DEFAULT_REDIS_PREFIX`]): give
     /// each service that shares a Redis its own, so that two services
     /// subscribed to the same events each handle them.
@@ -548,6 +781,70 @@ where
         ));
     }
     Ok(())
+}
+
+/// A builder of the Sentinel client for `urls` (the Sentinels') and
+/// `service`: their user and password for the Sentinels and the primary,
+/// their database for the primary, their scheme for both.
+#[cfg(feature = "redis-sentinel")]
+fn sentinel_builder(
+    urls: &[String],
+    service: &str,
+) -> Result<redis::sentinel::SentinelClientBuilder, StoreError> {
+    use redis::IntoConnectionInfo;
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+
+    if urls.is_empty() {
+        return Err(StoreError::failed("no Sentinel URL was given"));
+    }
+    if service.is_empty() {
+        return Err(StoreError::failed(
+            "the service name is empty: give the name the Sentinels monitor the primary by",
+        ));
+    }
+    let infos = urls
+        .iter()
+        .map(|url| url.as_str().into_connection_info().map_err(store_error))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = infos[0].redis_settings();
+    let tls = is_tls_url(&urls[0]);
+    let agree = infos.iter().zip(urls).all(|(info, url)| {
+        let settings = info.redis_settings();
+        settings.username() == first.username()
+            && settings.password() == first.password()
+            && settings.db() == first.db()
+            && is_tls_url(url) == tls
+    });
+    if !agree {
+        return Err(StoreError::failed(
+            "the Sentinel URLs differ in scheme, user, password or database: give them all \
+             the same (for a primary with settings of its own, build a SentinelClient and use \
+             RedisStore::from_sentinel_client)",
+        ));
+    }
+    // A Sentinel has no databases: the URL's is the primary's.
+    let mut builder = SentinelClientBuilder::new(
+        infos.iter().map(|info| info.addr().clone()),
+        service,
+        SentinelServerType::Master,
+    )
+    .map_err(store_error)?
+    .set_client_to_redis_db(first.db());
+    if let Some(user) = first.username() {
+        builder = builder
+            .set_client_to_sentinel_username(user)
+            .set_client_to_redis_username(user);
+    }
+    if let Some(password) = first.password() {
+        builder = builder
+            .set_client_to_sentinel_password(password)
+            .set_client_to_redis_password(password);
+    }
+    #[cfg(feature = "redis-tls")]
+    if tls {
+        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+    }
+    Ok(builder)
 }
 
 /// Each PEM of `certificates` holds what it should: at least one
@@ -628,7 +925,7 @@ fn store_error(e: RedisError) -> StoreError {
              RedisStore::connect_cluster (serve --redis-cluster); {e}"
         ));
     }
-    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+    if out_of_reach(&e) {
         StoreError::unavailable(e)
     } else {
         StoreError::failed(e)
@@ -715,6 +1012,14 @@ mod tests {
         #[cfg(feature = "redis-cluster")]
         {
             let err = RedisStore::connect_cluster(["rediss://:s3cret@127.0.0.1:9/"])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+            assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
+        }
+        #[cfg(feature = "redis-sentinel")]
+        {
+            let err = RedisStore::connect_sentinel(["rediss://:s3cret@127.0.0.1:9/"], "webhooks")
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
