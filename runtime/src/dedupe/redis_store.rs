@@ -490,7 +490,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let nodes = owned(nodes);
         ready_for(&nodes)?;
         RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes)).await
     }
@@ -509,7 +509,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let nodes = owned(nodes);
         if !nodes.iter().all(|node| is_tls_url(node)) {
             return Err(StoreError::failed(
                 "connect_cluster_tls takes rediss:// URLs (Redis over TLS)",
@@ -610,10 +610,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls: Vec<String> = sentinels
-            .into_iter()
-            .map(|n| n.as_ref().to_owned())
-            .collect();
+        let urls = owned(sentinels);
         ready_for(&urls)?;
         let client = sentinel_builder(&urls, service)?
             .build()
@@ -637,10 +634,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls: Vec<String> = sentinels
-            .into_iter()
-            .map(|n| n.as_ref().to_owned())
-            .collect();
+        let urls = owned(sentinels);
         if !urls.iter().all(|url| is_tls_url(url)) {
             return Err(StoreError::failed(
                 "connect_sentinel_tls takes rediss:// URLs (Redis over TLS)",
@@ -755,6 +749,18 @@ impl RedisStore {
         key.push_str(id);
         key
     }
+}
+
+/// The URLs as owned strings.
+#[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
+fn owned<I>(urls: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    urls.into_iter()
+        .map(|url| url.as_ref().to_owned())
+        .collect()
 }
 
 /// Whether `url` asks for Redis over TLS.
