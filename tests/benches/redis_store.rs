@@ -9,9 +9,12 @@
 //! receiver's throughput) and each endpoint's ratio to bare. Two more
 //! receivers run in the same rounds: one whose Redis speaks only TLS
 //! (`connect_tls`, the test certificates) and one on a Redis Cluster of three
-//! primaries (`connect_cluster`), each reported against the plain Redis
+//! primaries (`connect_cluster`), and a third on the primary a Redis
+//! Sentinel names (`connect_sentinel`; the primary has a replica), each
+//! reported against the plain Redis
 //! (`ratio receiver_redis_tls_vs_receiver_redis`,
-//! `ratio receiver_redis_cluster_vs_receiver_redis`). The CPU per request is
+//! `ratio receiver_redis_cluster_vs_receiver_redis`,
+//! `ratio receiver_redis_sentinel_vs_receiver_redis`). The CPU per request is
 //! this process's only: the Redis servers' own is not in it. Without
 //! `redis-server` and `redis-cli` (Debian's packages) it says so and
 //! measures nothing.
@@ -22,18 +25,21 @@ use kustomer_webhooks_tests::TLS_DIR;
 use kustomer_webhooks_tests::load::{
     bare_router, compare, receiver_router, receiver_router_with_store, serve,
 };
-use kustomer_webhooks_tests::redis_server::{Listen, redis, redis_cluster, redis_tls};
+use kustomer_webhooks_tests::redis_server::{
+    Listen, SENTINEL_SERVICE, redis, redis_cluster, redis_sentinel, redis_tls,
+};
 
 const REQUESTS: usize = 10_000;
 /// Measured rounds, after one warm-up round.
 const ROUNDS: usize = 6;
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "receiver_redis",
     "receiver",
     "bare",
     "receiver_redis_tls",
     "receiver_redis_cluster",
+    "receiver_redis_sentinel",
 ];
 
 fn main() {
@@ -42,6 +48,9 @@ fn main() {
         return;
     };
     let Some(cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -66,6 +75,10 @@ fn main() {
             .await
             .expect("the benchmark's Redis Cluster answers")
             .with_prefix(&prefix);
+        let sentinel_store = RedisStore::connect_sentinel([&sentinel.url], SENTINEL_SERVICE)
+            .await
+            .expect("the benchmark's Redis Sentinel names its primary")
+            .with_prefix(&prefix);
         let mut urls = Vec::new();
         for app in [
             receiver_router_with_store(store),
@@ -73,6 +86,7 @@ fn main() {
             bare_router(),
             receiver_router_with_store(tls_store),
             receiver_router_with_store(cluster_store),
+            receiver_router_with_store(sentinel_store),
         ] {
             urls.push(format!("http://{}/", serve(app).await));
         }
