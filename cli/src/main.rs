@@ -162,7 +162,8 @@ enum Command {
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
         /// --redis-cluster, a node of the cluster, with --redis-sentinel, a
-        /// Sentinel (repeat for more)
+        /// Sentinel (repeat for more; KUSTOMER_WEBHOOKS_REDIS_URL holds them
+        /// separated by spaces)
         #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
         redis: Vec<String>,
         /// The --redis URLs are nodes of a Redis Cluster
@@ -366,7 +367,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
                 ordering,
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
-                    urls: redis,
+                    // Several URLs in one value (as the environment variable
+                    // holds them) are separated by white space, which no URL
+                    // holds.
+                    urls: redis
+                        .iter()
+                        .flat_map(|urls| urls.split_ascii_whitespace())
+                        .map(str::to_owned)
+                        .collect(),
                     topology: match redis_sentinel {
                         Some(service) => serve::Topology::Sentinel(service),
                         None if redis_cluster => serve::Topology::Cluster,

@@ -336,6 +336,9 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
     let read = |path: &PathBuf, flag: &str| {
         std::fs::read(path).with_context(|| format!("reading {flag} {}", path.display()))
     };
+    if options.urls.is_empty() {
+        anyhow::bail!("--redis (or KUSTOMER_WEBHOOKS_REDIS_URL) holds no URL");
+    }
     if options.urls.len() > 1 && matches!(options.topology, Topology::Single) {
         anyhow::bail!(
             "--redis more than once names the nodes of a cluster (add --redis-cluster) or \

@@ -464,8 +464,10 @@ fn two_serves_share_a_redis_cluster() {
         &prefix,
     ];
     let other = ["--redis-prefix", &prefix];
+    // (The variable holds one URL or several, separated by spaces.)
+    let nodes = format!("{} {}", cluster.urls[2], cluster.urls[0]);
     let env = [
-        ("KUSTOMER_WEBHOOKS_REDIS_URL", cluster.urls[2].as_str()),
+        ("KUSTOMER_WEBHOOKS_REDIS_URL", nodes.as_str()),
         ("KUSTOMER_WEBHOOKS_REDIS_CLUSTER", "1"),
     ];
     assert_two_serves_share(&one, &other, &env, &prefix);
@@ -601,6 +603,13 @@ fn serve_refuses_a_redis_url_it_cannot_use() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("add --redis-cluster"), "{stderr}");
     assert!(stderr.contains("add --redis-sentinel NAME"), "{stderr}");
+    // So are several in one value, separated by spaces.
+    let (code, stderr) = serve(&["--redis", "redis://127.0.0.1:9/ redis://127.0.0.1:10/"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("add --redis-cluster"), "{stderr}");
+    let (code, stderr) = serve(&["--redis", " "]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("holds no URL"), "{stderr}");
 
     // A cluster has no Sentinels.
     let (code, stderr) = serve(&[
