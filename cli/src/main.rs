@@ -186,6 +186,17 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_REDIS_SENTINEL"
         )]
         redis_sentinel: Option<String>,
+        /// While Redis cannot be reached, claim event ids in this process
+        /// and handle the deliveries, rather than answer 503 until it is
+        /// back (a retry that reaches another `serve` meanwhile is handled
+        /// again); once it answers, it learns what was handled meanwhile
+        #[arg(
+            long,
+            requires = "redis",
+            env = "KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        redis_fail_open: bool,
         /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
         #[arg(long, value_name = "PREFIX", requires = "redis")]
         redis_prefix: Option<String>,
@@ -262,7 +273,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", report(&e));
+            out::note!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -356,6 +367,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             redis,
             redis_cluster,
             redis_sentinel,
+            redis_fail_open,
             redis_prefix,
             redis_ca_cert,
             redis_client_cert,
@@ -381,6 +393,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         None => serve::Topology::Single,
                     },
                     prefix: redis_prefix,
+                    fail_open: redis_fail_open,
                     ca_cert: redis_ca_cert,
                     client_identity: redis_client_cert.zip(redis_client_key),
                 }),

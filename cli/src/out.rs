@@ -25,6 +25,24 @@ pub fn line(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes one line on stderr, ignoring a failure: a long-running `serve`
+/// whose log reader went away (a closed pipe) keeps serving rather than
+/// panicking in `eprintln!`.
+pub fn note_line(args: std::fmt::Arguments<'_>) {
+    let mut stderr = io::stderr().lock();
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
+}
+
+/// `eprintln!` that never panics: see [`note_line`].
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::out::note_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use note;
+
 /// `println!` for the commands: see [`line`].
 macro_rules! out {
     ($($arg:tt)*) => {

@@ -16,7 +16,7 @@ use kustomer_webhooks::{
 };
 use serde::Serialize;
 
-use crate::out::out;
+use crate::out::{note, out};
 
 /// A `NAME=VALUE` custom header.
 pub fn header_arg(s: &str) -> Result<(String, String), String> {
@@ -222,9 +222,12 @@ pub async fn serve(
 ) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
+    // A log line that cannot be written (nobody reads stderr any more) is
+    // dropped; reporting it would write to stderr again, and panic.
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
+        .log_internal_errors(false)
         .try_init();
     let mut receiver = receiver(tokens, headers)?;
     let counters = receiver.counters();
@@ -242,12 +245,12 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    eprintln!(
+    note!(
         "receiving Kustomer webhooks at http://{}/",
         listener.local_addr()?
     );
     if let Some(dir) = capturing {
-        eprintln!(
+        note!(
             "saving deliveries into {} (they hold personal data)",
             dir.display()
         );
@@ -255,7 +258,7 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
-    eprintln!("stopped; every delivery in progress was answered ({counters})");
+    note!("stopped; every delivery in progress was answered ({counters})");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -285,7 +288,7 @@ async fn shutdown() {
         () = interrupt => {}
         () = terminate => {}
     }
-    eprintln!("stopping: finishing the deliveries in progress");
+    note!("stopping: finishing the deliveries in progress");
 }
 
 /// What `serve` does besides receiving: capture, the ordering guard, and
@@ -309,6 +312,8 @@ pub struct RedisOptions {
     pub topology: Topology,
     /// The prefix of the keys, when not the default.
     pub prefix: Option<String>,
+    /// While Redis is out of reach, claim ids in the process.
+    pub fail_open: bool,
     /// Over TLS: the authority to trust instead of the system's roots.
     pub ca_cert: Option<PathBuf>,
     /// Over TLS: the client's certificate and key.
@@ -396,11 +401,20 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
         Topology::Cluster => " Cluster".to_owned(),
         Topology::Sentinel(service) => format!(" (the primary the Sentinels name {service:?})"),
     };
-    eprintln!(
-        "claiming event ids in Redis{on}, under the prefix {:?}",
-        store.prefix()
+    note!(
+        "claiming event ids in Redis{on}, under the prefix {:?}{}",
+        store.prefix(),
+        if options.fail_open {
+            "; in this process while Redis cannot be reached"
+        } else {
+            ""
+        }
     );
-    Ok(receiver.with_store(store))
+    Ok(if options.fail_open {
+        receiver.with_store(kustomer_webhooks::dedupe::FailOpen::new(store))
+    } else {
+        receiver.with_store(store)
+    })
 }
 
 /// Without the `redis` feature, `--redis` is an error.

@@ -396,6 +396,82 @@ fn two_serves_sharing_a_redis_share_de_duplication() {
     assert_two_serves_share(&args, &args, &[], &prefix);
 }
 
+#[test]
+fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
+    // The log's reader goes away (a log shipper that died, `2>&1 | head`).
+    let (_server, log, url) = start_serve(&["--token", "t0ken"]);
+    drop(log);
+    let send = |token: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", &url, "--token", token])
+            .arg("schema/samples/kustomer.team.create.json")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // A rejection is logged (to nobody), and answered; serve goes on.
+    for _ in 0..3 {
+        let reply = send("wrong");
+        assert!(reply.starts_with("401 "), "{reply}");
+    }
+    let reply = send("t0ken");
+    assert!(reply.starts_with("200 "), "{reply}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn failing_open_serve_handles_deliveries_while_redis_is_down() {
+    let Some(mut redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let prefix = format!("serve-fail-open-test:{}:", std::process::id());
+    let args = [
+        "--token",
+        "t0ken",
+        "--redis",
+        &redis.url,
+        "--redis-prefix",
+        &prefix,
+    ];
+    let (_open, _open_log, open, logged) =
+        start_serve_with_env(&args, &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")]);
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("in this process while Redis cannot be reached")),
+        "{logged:?}"
+    );
+    let (_closed, _closed_log, closed, _) = start_serve_with_env(&args, &[]);
+    redis.stop();
+    let send = |url: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", url, "--token", "t0ken"])
+            .arg("schema/samples/kustomer.message.create.json")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    // Failing closed: 503, so Kustomer retries later.
+    let reply = send(&closed);
+    assert!(reply.starts_with("503 "), "{reply}");
+    // Failing open: handled, and a retry to the same process is a duplicate.
+    let reply = send(&open);
+    assert!(
+        reply.starts_with("200 ") && reply.contains("\"outcome\":\"handled\""),
+        "{reply}"
+    );
+    let reply = send(&open);
+    assert!(
+        reply.starts_with("200 ") && reply.contains("\"outcome\":\"duplicate\""),
+        "{reply}"
+    );
+}
+
 #[cfg(feature = "redis")]
 #[test]
 fn two_serves_share_a_redis_over_tls_with_client_certificates() {

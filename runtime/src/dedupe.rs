@@ -103,6 +103,11 @@
 //! `RedisStore::connect_sentinel(sentinels, service)` keeps them on the
 //! primary that Redis Sentinels name, and follows them through a failover.
 //!
+//! A shared store that cannot be reached makes the receiver answer 503, so
+//! Kustomer retries later; wrapped in [`FailOpen`], it lets the process
+//! claim ids in memory instead while the store is out of reach, and handle
+//! the deliveries.
+//!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.
 //! In Redis (7.0 or later), with the event id as the key (`RedisStore` does
@@ -198,6 +203,8 @@ use crate::Envelope;
 
 mod check;
 pub use check::{CONCURRENT_CLAIMS, StoreCheckError, check_store};
+mod fail_open;
+pub use fail_open::{FAIL_OPEN_RETRY_AFTER, FailOpen};
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(feature = "redis")]

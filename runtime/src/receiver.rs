@@ -517,13 +517,15 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn store_failed(e: &dyn Display) -> String {
+    pub(super) fn store_failed(e: &crate::dedupe::StoreError) -> String {
         tracing::warn!(
             target: LOG,
             error = %e,
             "idempotency store failed",
         );
-        format!("the idempotency store failed: {e}")
+        // Its text says which store error it is ("the idempotency store is
+        // unavailable: …", "… failed: …").
+        e.to_string()
     }
 
     #[cold]

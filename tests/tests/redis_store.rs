@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dedupe::{
-    Begin, DEFAULT_REDIS_PREFIX, IdempotencyStore, RedisStore, StoreError, check_store,
+    Begin, DEFAULT_REDIS_PREFIX, FAIL_OPEN_RETRY_AFTER, FailOpen, IdempotencyStore, RedisStore,
+    StoreError, check_store,
 };
 use kustomer_webhooks::receiver::{Counters, Receiver};
 use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
@@ -233,7 +234,10 @@ async fn on_customer(_: CustomerCreate, runs: State<Count>) {
 }
 
 /// One replica of a service: a receiver over HTTP whose store is `store`.
-async fn replica(store: RedisStore, runs: &Count) -> (SocketAddr, Arc<Counters>) {
+async fn replica(
+    store: impl IdempotencyStore + 'static,
+    runs: &Count,
+) -> (SocketAddr, Arc<Counters>) {
     let dispatcher = Dispatcher::with_state(runs.clone())
         .handler(on_customer)
         .build()
@@ -317,6 +321,63 @@ async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn failing_open_a_lost_redis_is_handled_in_memory_and_redis_learns_it_once_back() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let runs = Count::default();
+    let shared = Arc::new(FailOpen::new(store(&redis, "fail-open").await));
+    check_store(shared.as_ref()).await.unwrap();
+    let (a, counters) = replica(shared.clone(), &runs).await;
+    let client = reqwest::Client::new();
+    let body = SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.customer.create")
+        .unwrap()
+        .1;
+
+    // Redis goes away: the delivery is handled anyway, its id claimed in
+    // the process, and a retry reaching the same replica is a duplicate.
+    redis.stop();
+    let (status, reply) = deliver(&client, a, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    assert!(shared.is_down());
+    assert_eq!(shared.claimed_in_memory(), 1);
+    let (status, reply) = deliver(&client, a, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(counters.failed.load(Ordering::SeqCst), 0);
+
+    // Redis is back, empty (it keeps nothing on disk). Retries stay
+    // duplicates while the store reconnects and after, and Redis learns
+    // that the event was handled.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shared.is_down() {
+        assert!(Instant::now() < deadline, "the store never answered again");
+        tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
+        let (status, reply) = deliver(&client, a, body).await;
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let key = format!("{}608731c238e15ad7655f702a", prefix("fail-open"));
+    assert_eq!(
+        raw::<Option<String>>(&redis, &["GET", &key]).await,
+        Some("done".to_owned())
+    );
+    // So another replica, failing closed, knows it too.
+    let (b, _) = replica(store(&redis, "fail-open").await, &runs).await;
+    let (status, reply) = deliver(&client, b, body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"duplicate\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

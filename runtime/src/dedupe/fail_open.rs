@@ -1,0 +1,452 @@
+//! [`FailOpen`]: a shared store that, while it cannot be reached, lets the
+//! process claim event ids in memory rather than turn deliveries away.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use compact_str::CompactString;
+
+use super::{Begin, IdempotencyStore, MemoryStore, StoreError, StoreFuture};
+
+/// How long after a call found the shared store unavailable the next calls
+/// go straight to memory, rather than each waiting for the store to fail
+/// again (a store that does not answer fails only after its timeout).
+pub const FAIL_OPEN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A shared [`IdempotencyStore`] that fails open: while it is unavailable
+/// ([`StoreError::Unavailable`]: down, out of reach, silent), event ids are
+/// claimed in a [`MemoryStore`] of the process instead, so deliveries are
+/// handled rather than answered with 503.
+///
+/// Which to choose is a trade-off. By default, a receiver whose shared
+/// store is out of reach answers 503, and Kustomer retries. Nothing is
+/// handled twice, but nothing is handled at all until the store is back.
+/// Kustomer retries for about an hour and then disables a webhook that
+/// keeps failing, so a longer outage loses events and turns the webhook
+/// off. `FailOpen` keeps handling instead:
+///
+/// - **While the store is down**, ids are claimed and remembered in this
+///   process. A retry that reaches the same process is recognised. A retry
+///   that reaches another replica runs its handler again, which is why
+///   handlers should be idempotent (Kustomer's delivery is at least once
+///   anyway).
+/// - **After one call finds the store unavailable**, the calls of the next
+///   [`FAIL_OPEN_RETRY_AFTER`] go straight to memory, so a store that has
+///   stopped answering costs one timeout a second, not one per delivery.
+/// - **An event handled in memory** is also marked done in the shared store
+///   when it completes, if the store answers by then.
+/// - **For the memory store's retention after an outage**, an id the shared
+///   store claims anew is checked against memory too. A retry of an event
+///   handled during the outage is thus still a duplicate, and the shared
+///   store learns that it is done.
+/// - **A claim the store made and then cannot settle**: once handled, the
+///   id is remembered in memory; given up, the claim ends after the
+///   store's in-progress timeout.
+/// - **Other errors are not masked.** A [`StoreError::Failed`] (a refused
+///   command, a store that is misconfigured) is passed through.
+///
+/// ```no_run
+/// use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+/// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = FailOpen::new(RedisStore::connect("redis://redis.internal:6379/0").await?);
+/// let dispatcher = Dispatcher::builder().registered().build()?;
+/// let receiver = Receiver::new(dispatcher, Verifier::new("token")).with_store(store);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Each change of state is logged once: a warning when the store is found
+/// unavailable, and an info line when it answers again.
+/// [`is_down`](FailOpen::is_down) and
+/// [`claimed_in_memory`](FailOpen::claimed_in_memory) tell the same to a
+/// health check or a metric.
+pub struct FailOpen<S> {
+    store: S,
+    memory: MemoryStore,
+    /// The ids whose claim is in `memory` (taken while `store` was
+    /// unavailable): their `complete` and `abandon` go there.
+    in_memory: Mutex<HashSet<CompactString>>,
+    /// When a call last found `store` unavailable.
+    last_failure: Mutex<Option<Instant>>,
+    /// Whether the last call that reached `store` found it unavailable.
+    down: AtomicBool,
+    /// How many ids were claimed in memory.
+    claimed_in_memory: AtomicU64,
+}
+
+impl<S> fmt::Debug for FailOpen<S>
+where
+    S: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailOpen")
+            .field("store", &self.store)
+            .field("memory", &self.memory)
+            .field("down", &self.is_down())
+            .field("claimed_in_memory", &self.claimed_in_memory())
+            .finish()
+    }
+}
+
+impl<S> FailOpen<S> {
+    /// `store`, failing open to a [`MemoryStore`] with the default
+    /// retention, in-progress timeout and size.
+    pub fn new(store: S) -> Self {
+        FailOpen::with_memory(store, MemoryStore::new())
+    }
+
+    /// `store`, failing open to `memory` (built with
+    /// [`MemoryStore::builder`] for other times or another size).
+    pub fn with_memory(store: S, memory: MemoryStore) -> Self {
+        FailOpen {
+            store,
+            memory,
+            in_memory: Mutex::new(HashSet::new()),
+            last_failure: Mutex::new(None),
+            down: AtomicBool::new(false),
+            claimed_in_memory: AtomicU64::new(0),
+        }
+    }
+
+    /// The shared store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether the last call that reached the shared store found it
+    /// unavailable.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// How many ids were claimed in memory because the shared store was
+    /// unavailable, since this store was made.
+    pub fn claimed_in_memory(&self) -> u64 {
+        self.claimed_in_memory.load(Ordering::Relaxed)
+    }
+
+    fn last_failure(&self) -> Option<Instant> {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a call found the store unavailable less than
+    /// [`FAIL_OPEN_RETRY_AFTER`] ago: it is not asked again yet.
+    fn skipping(&self) -> bool {
+        self.last_failure()
+            .is_some_and(|at| at.elapsed() < FAIL_OPEN_RETRY_AFTER)
+    }
+
+    /// Whether an outage ended less than the memory store's retention ago:
+    /// memory may know ids the shared store does not.
+    fn memory_may_know(&self) -> bool {
+        self.last_failure()
+            .is_some_and(|at| at.elapsed() < self.memory.retention())
+    }
+
+    /// A call found the store unavailable (`e`).
+    fn failed(&self, e: &StoreError) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "{e}: claiming event ids in this process until it answers (a retry that \
+                 reaches another replica meanwhile is handled again)"
+            );
+        }
+    }
+
+    /// A call reached the store.
+    fn answered(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("the idempotency store answers again: claiming event ids in it");
+        }
+    }
+
+    /// Whether `id`'s claim was taken in memory; forgets it, since the
+    /// claim is being settled.
+    fn take_in_memory(&self, id: &str) -> bool {
+        self.in_memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    }
+
+    /// Claims `id` in memory (the store is unavailable).
+    async fn begin_in_memory(&self, id: &str) -> Result<Begin, StoreError> {
+        let begin = self.memory.begin(id).await?;
+        if begin == Begin::New {
+            self.claimed_in_memory.fetch_add(1, Ordering::Relaxed);
+            self.in_memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(CompactString::from(id));
+        }
+        Ok(begin)
+    }
+}
+
+impl<S: IdempotencyStore> FailOpen<S> {
+    /// The store claimed `id` for the caller; memory may know it from an
+    /// outage. What memory says wins, and the store is told.
+    async fn reconcile(&self, id: &str) -> Result<Begin, StoreError> {
+        match self.memory.begin(id).await? {
+            Begin::New => {
+                self.memory.abandon(id).await?;
+                Ok(Begin::New)
+            }
+            Begin::Done => {
+                // Handled during the outage: the store learns it now.
+                let _ = self.store.complete(id).await;
+                Ok(Begin::Done)
+            }
+            Begin::InProgress => {
+                // Still being handled in memory: the claim is not the
+                // caller's.
+                let _ = self.store.abandon(id).await;
+                Ok(Begin::InProgress)
+            }
+        }
+    }
+}
+
+impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        Box::pin(async move {
+            if self.skipping() {
+                return self.begin_in_memory(id).await;
+            }
+            match self.store.begin(id).await {
+                Ok(begin) => {
+                    self.answered();
+                    if begin == Begin::New && self.memory_may_know() {
+                        self.reconcile(id).await
+                    } else {
+                        Ok(begin)
+                    }
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    self.begin_in_memory(id).await
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if self.take_in_memory(id) {
+                self.memory.complete(id).await?;
+                // Other replicas learn it too, if the store answers by now.
+                if !self.skipping() {
+                    match self.store.complete(id).await {
+                        Ok(()) => self.answered(),
+                        Err(e @ StoreError::Unavailable(_)) => self.failed(&e),
+                        Err(_) => {}
+                    }
+                }
+                return Ok(());
+            }
+            match self.store.complete(id).await {
+                Err(e @ StoreError::Unavailable(_)) => {
+                    // Claimed in the store, which went away since: this
+                    // process at least remembers that it was handled.
+                    self.failed(&e);
+                    self.memory.complete(id).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if self.take_in_memory(id) {
+                return self.memory.abandon(id).await;
+            }
+            match self.store.abandon(id).await {
+                // The claim ends by itself after the store's in-progress
+                // timeout.
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    Ok(())
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::dedupe::check_store;
+
+    /// A store that can be made unavailable (or failing), counting the
+    /// calls that reach it.
+    #[derive(Default)]
+    struct Switch {
+        inner: MemoryStore,
+        down: AtomicBool,
+        broken: AtomicBool,
+        calls: AtomicUsize,
+    }
+
+    impl Switch {
+        fn refuse(&self) -> Option<StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.broken.load(Ordering::SeqCst) {
+                Some(StoreError::failed("refused"))
+            } else if self.down.load(Ordering::SeqCst) {
+                Some(StoreError::unavailable("connection refused"))
+            } else {
+                None
+            }
+        }
+    }
+
+    impl IdempotencyStore for Switch {
+        fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.inner.begin(id),
+            }
+        }
+        fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.inner.complete(id),
+            }
+        }
+        fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.inner.abandon(id),
+            }
+        }
+    }
+
+    fn down(store: &FailOpen<Switch>, down: bool) {
+        store.store().down.store(down, Ordering::SeqCst);
+    }
+
+    /// Lets [`FAIL_OPEN_RETRY_AFTER`] pass, so the store is asked again.
+    fn forget_the_failure(store: &FailOpen<Switch>) {
+        if let Some(at) = store.last_failure.lock().unwrap().as_mut() {
+            *at -= FAIL_OPEN_RETRY_AFTER;
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_the_store_contract_up_and_down() {
+        let store = FailOpen::new(Switch::default());
+        check_store(&store).await.unwrap();
+        assert_eq!(store.claimed_in_memory(), 0);
+        down(&store, true);
+        check_store(&store).await.unwrap();
+        assert!(store.is_down());
+        assert!(store.claimed_in_memory() > 0);
+    }
+
+    #[tokio::test]
+    async fn while_the_store_is_down_ids_are_claimed_and_remembered_in_memory() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+        assert_eq!(store.begin("a").await.unwrap(), Begin::InProgress);
+        store.complete("a").await.unwrap();
+        assert_eq!(store.begin("a").await.unwrap(), Begin::Done);
+        // A failed handler's claim is given up in memory.
+        assert_eq!(store.begin("b").await.unwrap(), Begin::New);
+        store.abandon("b").await.unwrap();
+        assert_eq!(store.begin("b").await.unwrap(), Begin::New);
+        assert_eq!(store.claimed_in_memory(), 3);
+        // The shared store was asked once, then left alone for a while.
+        assert_eq!(store.store().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn once_back_the_store_learns_what_was_handled_in_memory() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        assert_eq!(store.begin("during").await.unwrap(), Begin::New);
+        // Back before the handler ends: its completion reaches the store.
+        down(&store, false);
+        forget_the_failure(&store);
+        store.complete("during").await.unwrap();
+        assert!(!store.is_down());
+        assert_eq!(
+            store.store().inner.begin("during").await.unwrap(),
+            Begin::Done
+        );
+
+        // Handled while down, and the store still down at its completion.
+        down(&store, true);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("missed").await.unwrap(), Begin::New);
+        store.complete("missed").await.unwrap();
+        // Back: a retry is a duplicate, and the store learns it.
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("missed").await.unwrap(), Begin::Done);
+        assert_eq!(
+            store.store().inner.begin("missed").await.unwrap(),
+            Begin::Done
+        );
+        // An id memory does not know is the store's to claim, and only once.
+        assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+        assert_eq!(store.begin("after").await.unwrap(), Begin::InProgress);
+        store.complete("after").await.unwrap();
+        assert_eq!(
+            store.store().inner.begin("after").await.unwrap(),
+            Begin::Done
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_still_held_in_memory_is_not_taken_again_once_the_store_is_back() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        assert_eq!(store.begin("slow").await.unwrap(), Begin::New);
+        down(&store, false);
+        forget_the_failure(&store);
+        // A retry while the first delivery's handler still runs.
+        assert_eq!(store.begin("slow").await.unwrap(), Begin::InProgress);
+        // The store's claim was given back: once the handler fails, a retry
+        // runs it again.
+        store.abandon("slow").await.unwrap();
+        assert_eq!(store.begin("slow").await.unwrap(), Begin::New);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_went_away_after_the_claim_is_remembered_in_memory() {
+        let store = FailOpen::new(Switch::default());
+        assert_eq!(store.begin("c").await.unwrap(), Begin::New);
+        down(&store, true);
+        store.complete("c").await.unwrap();
+        assert!(store.is_down());
+        assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_is_not_masked() {
+        let store = FailOpen::new(Switch::default());
+        store.store().broken.store(true, Ordering::SeqCst);
+        let err = store.begin("d").await.unwrap_err();
+        assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+        assert!(!store.is_down());
+        assert_eq!(store.claimed_in_memory(), 0);
+    }
+}
