@@ -204,7 +204,7 @@ use crate::Envelope;
 mod check;
 pub use check::{CONCURRENT_CLAIMS, StoreCheckError, check_store};
 mod fail_open;
-pub use fail_open::{FAIL_OPEN_RETRY_AFTER, FailOpen};
+pub use fail_open::{DEFAULT_FAIL_OPEN_TIMEOUT, FAIL_OPEN_RETRY_AFTER, FailOpen};
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(feature = "redis")]

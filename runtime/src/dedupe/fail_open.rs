@@ -16,6 +16,11 @@ use super::{Begin, IdempotencyStore, MemoryStore, StoreError, StoreFuture};
 /// again (a store that does not answer fails only after its timeout).
 pub const FAIL_OPEN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a [`FailOpen`] waits for its store by default before taking it
+/// as unavailable: well within the few seconds Kustomer waits for an
+/// answer, and the receiver's own time limit.
+pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A shared [`IdempotencyStore`] that fails open: while it is unavailable
 /// ([`StoreError::Unavailable`]: down, out of reach, silent), event ids are
 /// claimed in a [`MemoryStore`] of the process instead, so deliveries are
@@ -45,6 +50,9 @@ pub const FAIL_OPEN_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// - **A claim the store made and then cannot settle**: once handled, the
 ///   id is remembered in memory; given up, the claim ends after the
 ///   store's in-progress timeout.
+/// - **A store that does not answer** within
+///   [`DEFAULT_FAIL_OPEN_TIMEOUT`] ([`with_timeout`](FailOpen::with_timeout))
+///   counts as unavailable too.
 /// - **Other errors are not masked.** A [`StoreError::Failed`] (a refused
 ///   command, a store that is misconfigured) is passed through.
 ///
@@ -77,6 +85,8 @@ pub struct FailOpen<S> {
     down: AtomicBool,
     /// How many ids were claimed in memory.
     claimed_in_memory: AtomicU64,
+    /// How long a call to `store` may take.
+    timeout: Duration,
 }
 
 impl<S> fmt::Debug for FailOpen<S>
@@ -110,7 +120,18 @@ impl<S> FailOpen<S> {
             last_failure: Mutex::new(None),
             down: AtomicBool::new(false),
             claimed_in_memory: AtomicU64::new(0),
+            timeout: DEFAULT_FAIL_OPEN_TIMEOUT,
         }
+    }
+
+    /// How long a call to the shared store may take before the store
+    /// counts as unavailable (default [`DEFAULT_FAIL_OPEN_TIMEOUT`]). Keep
+    /// it below the receiver's time limit
+    /// ([`Receiver::with_timeout`](crate::receiver::Receiver::with_timeout)),
+    /// which otherwise answers 503 first.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The shared store.
@@ -196,6 +217,17 @@ impl<S> FailOpen<S> {
 }
 
 impl<S: IdempotencyStore> FailOpen<S> {
+    /// `call` on the store, within the time limit.
+    async fn reach<T>(&self, call: StoreFuture<'_, T>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StoreError::unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
     /// The store claimed `id` for the caller; memory may know it from an
     /// outage. What memory says wins, and the store is told.
     async fn reconcile(&self, id: &str) -> Result<Begin, StoreError> {
@@ -206,13 +238,13 @@ impl<S: IdempotencyStore> FailOpen<S> {
             }
             Begin::Done => {
                 // Handled during the outage: the store learns it now.
-                let _ = self.store.complete(id).await;
+                let _ = self.reach(self.store.complete(id)).await;
                 Ok(Begin::Done)
             }
             Begin::InProgress => {
                 // Still being handled in memory: the claim is not the
                 // caller's.
-                let _ = self.store.abandon(id).await;
+                let _ = self.reach(self.store.abandon(id)).await;
                 Ok(Begin::InProgress)
             }
         }
@@ -225,7 +257,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             if self.skipping() {
                 return self.begin_in_memory(id).await;
             }
-            match self.store.begin(id).await {
+            match self.reach(self.store.begin(id)).await {
                 Ok(begin) => {
                     self.answered();
                     if begin == Begin::New && self.memory_may_know() {
@@ -249,7 +281,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                 self.memory.complete(id).await?;
                 // Other replicas learn it too, if the store answers by now.
                 if !self.skipping() {
-                    match self.store.complete(id).await {
+                    match self.reach(self.store.complete(id)).await {
                         Ok(()) => self.answered(),
                         Err(e @ StoreError::Unavailable(_)) => self.failed(&e),
                         Err(_) => {}
@@ -257,7 +289,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                 }
                 return Ok(());
             }
-            match self.store.complete(id).await {
+            match self.reach(self.store.complete(id)).await {
                 Err(e @ StoreError::Unavailable(_)) => {
                     // Claimed in the store, which went away since: this
                     // process at least remembers that it was handled.
@@ -274,7 +306,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             if self.take_in_memory(id) {
                 return self.memory.abandon(id).await;
             }
-            match self.store.abandon(id).await {
+            match self.reach(self.store.abandon(id)).await {
                 // The claim ends by itself after the store's in-progress
                 // timeout.
                 Err(e @ StoreError::Unavailable(_)) => {
@@ -438,6 +470,31 @@ mod tests {
         store.complete("c").await.unwrap();
         assert!(store.is_down());
         assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
+    }
+
+    /// A store that never answers.
+    struct Silent;
+
+    impl IdempotencyStore for Silent {
+        fn begin<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Begin> {
+            Box::pin(std::future::pending())
+        }
+        fn complete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::pending())
+        }
+        fn abandon<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_in_time_is_unavailable() {
+        let store = FailOpen::new(Silent).with_timeout(Duration::from_millis(20));
+        assert_eq!(store.begin("e").await.unwrap(), Begin::New);
+        assert!(store.is_down());
+        store.complete("e").await.unwrap();
+        assert_eq!(store.begin("e").await.unwrap(), Begin::Done);
+        check_store(&store).await.unwrap();
     }
 
     #[tokio::test]
