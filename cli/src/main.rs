@@ -189,7 +189,9 @@ enum Command {
         /// While Redis cannot be reached, claim event ids in this process
         /// and handle the deliveries, rather than answer 503 until it is
         /// back (a retry that reaches another `serve` meanwhile is handled
-        /// again); once it answers, it learns what was handled meanwhile
+        /// again); once it answers, it learns what was handled meanwhile.
+        /// With one server (not a cluster or Sentinels), serve also starts
+        /// while Redis is down
         #[arg(
             long,
             requires = "redis",

@@ -376,7 +376,14 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
             },
         })
     };
+    let lazy = options.fail_open;
     let connecting = match (&options.topology, certificates) {
+        // Failing open, a `serve` (re)started while its Redis is down
+        // serves from the start, and connects once Redis is up.
+        (Topology::Single, None) if lazy => RedisStore::connect_lazy(&options.urls[0]),
+        (Topology::Single, Some(certificates)) if lazy => {
+            RedisStore::connect_lazy_tls(&options.urls[0], certificates)
+        }
         (Topology::Single, None) => RedisStore::connect(&options.urls[0]).await,
         (Topology::Single, Some(certificates)) => {
             RedisStore::connect_tls(&options.urls[0], certificates).await

@@ -429,14 +429,18 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         return; // An external Redis is not the test's to stop.
     }
     let prefix = format!("serve-fail-open-test:{}:", std::process::id());
+    let url = redis.url.clone();
     let args = [
         "--token",
         "t0ken",
         "--redis",
-        &redis.url,
+        &url,
         "--redis-prefix",
         &prefix,
     ];
+    let (_closed, _closed_log, closed, _) = start_serve_with_env(&args, &[]);
+    redis.stop();
+    // Failing open, serve starts even while Redis is down.
     let (_open, _open_log, open, logged) =
         start_serve_with_env(&args, &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")]);
     assert!(
@@ -445,8 +449,6 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
             .any(|l| l.contains("in this process while Redis cannot be reached")),
         "{logged:?}"
     );
-    let (_closed, _closed_log, closed, _) = start_serve_with_env(&args, &[]);
-    redis.stop();
     let send = |url: &str| {
         let out = Command::new(BIN)
             .args(["send", "--url", url, "--token", "t0ken"])

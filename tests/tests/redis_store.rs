@@ -381,6 +381,60 @@ async fn failing_open_a_lost_redis_is_handled_in_memory_and_redis_learns_it_once
 }
 
 #[tokio::test]
+async fn a_lazy_store_is_made_while_redis_is_down_and_used_once_it_is_up() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    redis.stop();
+    let store = RedisStore::connect_lazy(&redis.url)
+        .unwrap()
+        .with_prefix(prefix("lazy"));
+    let err = store.begin("l0").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // Failing open, a service made now serves meanwhile.
+    let open = FailOpen::new(store.clone());
+    assert_eq!(open.begin("l1").await.unwrap(), Begin::New);
+    open.complete("l1").await.unwrap();
+    assert!(open.is_down());
+
+    // Redis starts: a later call connects.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match store.begin("l2").await {
+            Ok(begin) => {
+                assert_eq!(begin, Begin::New);
+                break;
+            }
+            Err(err) => {
+                assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+                assert!(Instant::now() < deadline, "still {err:?}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_store(&store).await.unwrap();
+    // And the store learns what was handled while it was down.
+    while open.is_down() {
+        assert!(Instant::now() < deadline, "the store never answered again");
+        tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
+        assert_eq!(open.begin("l1").await.unwrap(), Begin::Done);
+    }
+    assert_eq!(
+        raw::<Option<String>>(&redis, &["GET", &format!("{}l1", prefix("lazy"))]).await,
+        Some("done".to_owned())
+    );
+}
+
+#[test]
+fn a_lazy_store_needs_a_tokio_runtime() {
+    let err = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("Tokio runtime"), "{err}");
+}
+
+#[tokio::test]
 async fn connecting_fails_with_a_typed_error_that_keeps_the_password_out() {
     // Nothing listens on the port a just-closed listener had.
     let port = {

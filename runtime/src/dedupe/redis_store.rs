@@ -399,6 +399,73 @@ impl RedisStore {
         RedisStore::single(client).await
     }
 
+    /// A store for the Redis at `url` (as [`connect`] takes it) that
+    /// connects on its first call rather than now: it is made even while
+    /// that Redis is out of reach. Each call made while Redis cannot be
+    /// reached fails with [`StoreError::Unavailable`] (after one attempt to
+    /// connect, of at most a second), and the next one tries again; there
+    /// is no retry loop, which suits a store wrapped in
+    /// [`FailOpen`](crate::dedupe::FailOpen), so that a service (re)started
+    /// during a Redis outage serves from the start. Call it within a Tokio
+    /// runtime: elsewhere it is a [`StoreError::Failed`]. A URL that cannot
+    /// be used is a [`StoreError::Failed`] at once.
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FailOpen::new(RedisStore::connect_lazy("redis://redis.internal:6379/0")?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`connect`]: RedisStore::connect
+    pub fn connect_lazy(url: &str) -> Result<RedisStore, StoreError> {
+        ready_for([url])?;
+        let client = redis::Client::open(url).map_err(store_error)?;
+        RedisStore::single_lazy(client)
+    }
+
+    /// [`connect_lazy`](RedisStore::connect_lazy) over TLS, with
+    /// `certificates` as [`connect_tls`](RedisStore::connect_tls) takes
+    /// them. Needs the `redis-tls` feature.
+    #[cfg(feature = "redis-tls")]
+    pub fn connect_lazy_tls(
+        url: &str,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError> {
+        if !is_tls_url(url) {
+            return Err(StoreError::failed(
+                "connect_lazy_tls takes a rediss:// URL (Redis over TLS)",
+            ));
+        }
+        check_certificates(&certificates)?;
+        install_crypto_provider();
+        let client = redis::Client::build_with_tls(url, certificates).map_err(store_error)?;
+        RedisStore::single_lazy(client)
+    }
+
+    /// A store on the server `client` reaches, connected on its first call.
+    fn single_lazy(client: redis::Client) -> Result<RedisStore, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::failed(
+                "RedisStore::connect_lazy needs a Tokio runtime: call it within one",
+            ));
+        }
+        // One attempt per call, of at most a second: the caller (FailOpen)
+        // decides what happens meanwhile.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_millis(500)));
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(store_error)?;
+        Ok(RedisStore::over(Connection::Single(Single::new(
+            connection,
+            Reconnect::Address(Box::new(client)),
+        ))))
+    }
+
     /// A store over a connection made elsewhere (to choose the manager's
     /// timeouts and reconnection), with the default retention, in-progress
     /// timeout and prefix. The [`redis`](crate::redis) crate is re-exported,
