@@ -56,16 +56,20 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// - **Other errors are not masked.** A [`StoreError::Failed`] (a refused
 ///   command, a store that is misconfigured) is passed through.
 ///
-/// ```no_run
-/// use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+/// Any shared store can be wrapped; with the `redis` feature,
+/// `FailOpen::new(RedisStore::connect(url).await?)`, or
+/// `RedisStore::connect_lazy(url)?` for a service that must start while
+/// Redis is down:
+///
+/// ```
+/// use kustomer_webhooks::dedupe::{FailOpen, IdempotencyStore};
 /// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = FailOpen::new(RedisStore::connect("redis://redis.internal:6379/0").await?);
-/// let dispatcher = Dispatcher::builder().registered().build()?;
-/// let receiver = Receiver::new(dispatcher, Verifier::new("token")).with_store(store);
-/// # Ok(())
-/// # }
+/// fn receiver(shared: impl IdempotencyStore + 'static) -> Receiver {
+///     let dispatcher = Dispatcher::builder().registered().build().unwrap();
+///     Receiver::new(dispatcher, Verifier::new("token")).with_store(FailOpen::new(shared))
+/// }
+/// # let _ = receiver(kustomer_webhooks::dedupe::MemoryStore::new());
 /// ```
 ///
 /// Each change of state is logged once: a warning when the store is found
