@@ -396,20 +396,24 @@ fn two_serves_sharing_a_redis_share_de_duplication() {
     assert_two_serves_share(&args, &args, &[], &prefix);
 }
 
+/// `send`s `schema/samples/<sample>.json` to `url` signed with `token`: what
+/// it printed, stdout then stderr.
+fn send_sample(url: &str, token: &str, sample: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["send", "--url", url, "--token", token])
+        .arg(format!("schema/samples/{sample}.json"))
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
 #[test]
 fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
     // The log's reader goes away (a log shipper that died, `2>&1 | head`).
     let (_server, log, url) = start_serve(&["--token", "t0ken"]);
     drop(log);
-    let send = |token: &str| {
-        let out = Command::new(BIN)
-            .args(["send", "--url", &url, "--token", token])
-            .arg("schema/samples/kustomer.team.create.json")
-            .current_dir(ROOT)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let send = |token: &str| send_sample(&url, token, "kustomer.team.create");
     // A rejection is logged (to nobody), and answered; serve goes on.
     for _ in 0..3 {
         let reply = send("wrong");
@@ -449,15 +453,7 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
             .any(|l| l.contains("in this process while Redis cannot be reached")),
         "{logged:?}"
     );
-    let send = |url: &str| {
-        let out = Command::new(BIN)
-            .args(["send", "--url", url, "--token", "t0ken"])
-            .arg("schema/samples/kustomer.message.create.json")
-            .current_dir(ROOT)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let send = |url: &str| send_sample(url, "t0ken", "kustomer.message.create");
     // Failing closed: 503, so Kustomer retries later.
     let reply = send(&closed);
     assert!(reply.starts_with("503 "), "{reply}");
@@ -603,15 +599,7 @@ fn assert_two_serves_share(one: &[&str], other: &[&str], env: &[(&str, &str)], p
         "{logged:?}"
     );
     let (_other, _, other, _) = start_serve_with_env(&with_token(other), env);
-    let send = |url: &str| {
-        let out = Command::new(BIN)
-            .args(["send", "--url", url, "--token", "t0ken"])
-            .arg("schema/samples/kustomer.message.create.json")
-            .current_dir(ROOT)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let send = |url: &str| send_sample(url, "t0ken", "kustomer.message.create");
     let first = send(&one);
     assert!(
         first.starts_with("200 ") && first.contains("\"outcome\":\"handled\""),

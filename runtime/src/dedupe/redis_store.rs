@@ -388,15 +388,7 @@ impl RedisStore {
         url: &str,
         certificates: redis::TlsCertificates,
     ) -> Result<RedisStore, StoreError> {
-        if !is_tls_url(url) {
-            return Err(StoreError::failed(
-                "connect_tls takes a rediss:// URL (Redis over TLS)",
-            ));
-        }
-        check_certificates(&certificates)?;
-        install_crypto_provider();
-        let client = redis::Client::build_with_tls(url, certificates).map_err(store_error)?;
-        RedisStore::single(client).await
+        RedisStore::single(tls_client("connect_tls", url, certificates)?).await
     }
 
     /// A store for the Redis at `url` (as [`connect`] takes it) that
@@ -434,15 +426,7 @@ impl RedisStore {
         url: &str,
         certificates: redis::TlsCertificates,
     ) -> Result<RedisStore, StoreError> {
-        if !is_tls_url(url) {
-            return Err(StoreError::failed(
-                "connect_lazy_tls takes a rediss:// URL (Redis over TLS)",
-            ));
-        }
-        check_certificates(&certificates)?;
-        install_crypto_provider();
-        let client = redis::Client::build_with_tls(url, certificates).map_err(store_error)?;
-        RedisStore::single_lazy(client)
+        RedisStore::single_lazy(tls_client("connect_lazy_tls", url, certificates)?)
     }
 
     /// A store on the server `client` reaches, connected on its first call.
@@ -918,6 +902,25 @@ fn sentinel_builder(
         builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
     }
     Ok(builder)
+}
+
+/// A client for the Redis over TLS at `url`, with `certificates` checked
+/// first; `constructor` names the caller in the error for a URL that is
+/// not `rediss://`.
+#[cfg(feature = "redis-tls")]
+fn tls_client(
+    constructor: &str,
+    url: &str,
+    certificates: redis::TlsCertificates,
+) -> Result<redis::Client, StoreError> {
+    if !is_tls_url(url) {
+        return Err(StoreError::failed(format!(
+            "{constructor} takes a rediss:// URL (Redis over TLS)"
+        )));
+    }
+    check_certificates(&certificates)?;
+    install_crypto_provider();
+    redis::Client::build_with_tls(url, certificates).map_err(store_error)
 }
 
 /// Each PEM of `certificates` holds what it should: at least one
