@@ -265,6 +265,15 @@ async fn deliver(client: &reqwest::Client, addr: SocketAddr, body: &str) -> (u16
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// The seed sample of `kustomer.customer.create`, which the handler takes.
+fn customer_create() -> &'static str {
+    SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.customer.create")
+        .unwrap()
+        .1
+}
+
 #[tokio::test]
 async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503_until_it_is_back()
 {
@@ -273,11 +282,7 @@ async fn a_retry_reaching_another_replica_is_a_duplicate_and_a_lost_redis_is_503
     let (a, _) = replica(store(&redis, "http").await, &runs).await;
     let (b, b_counters) = replica(store(&redis, "http").await, &runs).await;
     let client = reqwest::Client::new();
-    let body = SEED_SAMPLES
-        .iter()
-        .find(|(e, _)| *e == "kustomer.customer.create")
-        .unwrap()
-        .1;
+    let body = customer_create();
 
     let (status, reply) = deliver(&client, a, body).await;
     assert_eq!(status, 200, "{reply}");
@@ -334,11 +339,7 @@ async fn failing_open_a_lost_redis_is_handled_in_memory_and_redis_learns_it_once
     check_store(shared.as_ref()).await.unwrap();
     let (a, counters) = replica(shared.clone(), &runs).await;
     let client = reqwest::Client::new();
-    let body = SEED_SAMPLES
-        .iter()
-        .find(|(e, _)| *e == "kustomer.customer.create")
-        .unwrap()
-        .1;
+    let body = customer_create();
 
     // Redis goes away: the delivery is handled anyway, its id claimed in
     // the process, and a retry reaching the same replica is a duplicate.

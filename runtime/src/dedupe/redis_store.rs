@@ -261,9 +261,6 @@ impl Single {
     /// delivery would not end it sooner).
     async fn replace(&self, generation: u64) -> redis::RedisResult<Option<ConnectionManager>> {
         let mut replacing = self.0.replacing.lock().await;
-        if let Reconnect::Never = replacing.how {
-            return Ok(None);
-        }
         let (now, connection) = self.current();
         if now != generation {
             return Ok(Some(connection));
@@ -561,13 +558,7 @@ impl RedisStore {
         I::Item: AsRef<str>,
     {
         let nodes = owned(nodes);
-        if !nodes.iter().all(|node| is_tls_url(node)) {
-            return Err(StoreError::failed(
-                "connect_cluster_tls takes rediss:// URLs (Redis over TLS)",
-            ));
-        }
-        check_certificates(&certificates)?;
-        install_crypto_provider();
+        ready_for_tls("connect_cluster_tls", &nodes, &certificates)?;
         RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes).certs(certificates)).await
     }
 
@@ -686,13 +677,7 @@ impl RedisStore {
         I::Item: AsRef<str>,
     {
         let urls = owned(sentinels);
-        if !urls.iter().all(|url| is_tls_url(url)) {
-            return Err(StoreError::failed(
-                "connect_sentinel_tls takes rediss:// URLs (Redis over TLS)",
-            ));
-        }
-        check_certificates(&certificates)?;
-        install_crypto_provider();
+        ready_for_tls("connect_sentinel_tls", &urls, &certificates)?;
         let client = sentinel_builder(&urls, service)?
             .set_client_to_sentinel_certificates(certificates.clone())
             .set_client_to_redis_certificates(certificates)
@@ -904,22 +889,33 @@ fn sentinel_builder(
     Ok(builder)
 }
 
-/// A client for the Redis over TLS at `url`, with `certificates` checked
-/// first; `constructor` names the caller in the error for a URL that is
-/// not `rediss://`.
+/// Ready to connect over TLS to `urls` with `certificates`: every URL is
+/// `rediss://` (`constructor` names the caller in the error otherwise), the
+/// certificates can be used, and rustls has its crypto provider.
+#[cfg(feature = "redis-tls")]
+fn ready_for_tls(
+    constructor: &str,
+    urls: &[impl AsRef<str>],
+    certificates: &redis::TlsCertificates,
+) -> Result<(), StoreError> {
+    if !urls.iter().all(|url| is_tls_url(url.as_ref())) {
+        return Err(StoreError::failed(format!(
+            "{constructor} takes rediss:// URLs (Redis over TLS)"
+        )));
+    }
+    check_certificates(certificates)?;
+    install_crypto_provider();
+    Ok(())
+}
+
+/// A client for the Redis over TLS at `url`, as [`ready_for_tls`] checks.
 #[cfg(feature = "redis-tls")]
 fn tls_client(
     constructor: &str,
     url: &str,
     certificates: redis::TlsCertificates,
 ) -> Result<redis::Client, StoreError> {
-    if !is_tls_url(url) {
-        return Err(StoreError::failed(format!(
-            "{constructor} takes a rediss:// URL (Redis over TLS)"
-        )));
-    }
-    check_certificates(&certificates)?;
-    install_crypto_provider();
+    ready_for_tls(constructor, &[url], &certificates)?;
     redis::Client::build_with_tls(url, certificates).map_err(store_error)
 }
 
