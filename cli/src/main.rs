@@ -190,8 +190,9 @@ enum Command {
         /// and handle the deliveries, rather than answer 503 until it is
         /// back (a retry that reaches another `serve` meanwhile is handled
         /// again); once it answers, it learns what was handled meanwhile.
-        /// With one server (not a cluster or Sentinels), serve also starts
-        /// while Redis is down
+        /// serve also starts while Redis (or every node or Sentinel) is down,
+        /// and connects once it is up; a Redis that refuses the settings (a
+        /// wrong password) still stops it at start
         #[arg(
             long,
             requires = "redis",

@@ -335,7 +335,7 @@ pub enum Topology {
 /// `receiver` with its event ids claimed in the Redis of `options`.
 #[cfg(feature = "redis")]
 async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receiver> {
-    use kustomer_webhooks::dedupe::RedisStore;
+    use kustomer_webhooks::dedupe::{RedisStore, StoreError};
     use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 
     let read = |path: &PathBuf, flag: &str| {
@@ -376,30 +376,53 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
             },
         })
     };
+    // Failing open, a `serve` (re)started while its Redis is down serves
+    // from the start, and connects once Redis is up.
     let lazy = options.fail_open;
+    let urls = &options.urls;
     let connecting = match (&options.topology, certificates) {
-        // Failing open, a `serve` (re)started while its Redis is down
-        // serves from the start, and connects once Redis is up.
-        (Topology::Single, None) if lazy => RedisStore::connect_lazy(&options.urls[0]),
+        (Topology::Single, None) if lazy => RedisStore::connect_lazy(&urls[0]),
         (Topology::Single, Some(certificates)) if lazy => {
-            RedisStore::connect_lazy_tls(&options.urls[0], certificates)
+            RedisStore::connect_lazy_tls(&urls[0], certificates)
         }
-        (Topology::Single, None) => RedisStore::connect(&options.urls[0]).await,
+        (Topology::Single, None) => RedisStore::connect(&urls[0]).await,
         (Topology::Single, Some(certificates)) => {
-            RedisStore::connect_tls(&options.urls[0], certificates).await
+            RedisStore::connect_tls(&urls[0], certificates).await
         }
-        (Topology::Cluster, None) => RedisStore::connect_cluster(&options.urls).await,
+        (Topology::Cluster, None) if lazy => RedisStore::connect_cluster_lazy(urls),
+        (Topology::Cluster, Some(certificates)) if lazy => {
+            RedisStore::connect_cluster_lazy_tls(urls, certificates)
+        }
+        (Topology::Cluster, None) => RedisStore::connect_cluster(urls).await,
         (Topology::Cluster, Some(certificates)) => {
-            RedisStore::connect_cluster_tls(&options.urls, certificates).await
+            RedisStore::connect_cluster_tls(urls, certificates).await
         }
-        (Topology::Sentinel(service), None) => {
-            RedisStore::connect_sentinel(&options.urls, service).await
+        (Topology::Sentinel(service), None) if lazy => {
+            RedisStore::connect_sentinel_lazy(urls, service)
         }
+        (Topology::Sentinel(service), Some(certificates)) if lazy => {
+            RedisStore::connect_sentinel_lazy_tls(urls, service, certificates)
+        }
+        (Topology::Sentinel(service), None) => RedisStore::connect_sentinel(urls, service).await,
         (Topology::Sentinel(service), Some(certificates)) => {
-            RedisStore::connect_sentinel_tls(&options.urls, service, certificates).await
+            RedisStore::connect_sentinel_tls(urls, service, certificates).await
         }
     };
     let mut store = connecting.context("connecting to Redis (--redis)")?;
+    if lazy {
+        // Settings Redis refuses (a wrong password) are found now rather
+        // than at the first delivery; a Redis down for now is no reason not
+        // to start.
+        match store.ping().await {
+            Ok(()) => {}
+            Err(StoreError::Unavailable(e)) => {
+                note!(
+                    "Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
+                );
+            }
+            Err(e) => return Err(anyhow!(e).context("connecting to Redis (--redis)")),
+        }
+    }
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }

@@ -443,16 +443,32 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         &prefix,
     ];
     let (_closed, _closed_log, closed, _) = start_serve_with_env(&args, &[]);
+    // Failing open or not, settings Redis refuses (a password it does not
+    // have) stop serve at start rather than at the first delivery.
+    let port = redis.server.as_ref().unwrap().1;
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--redis", &format!("redis://:s3cret@127.0.0.1:{port}/")])
+        .arg("--redis-fail-open")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: connecting to Redis (--redis)") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
+
     redis.stop();
     // Failing open, serve starts even while Redis is down.
     let (_open, _open_log, open, logged) =
         start_serve_with_env(&args, &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")]);
-    assert!(
-        logged
-            .iter()
-            .any(|l| l.contains("in this process while Redis cannot be reached")),
-        "{logged:?}"
-    );
+    for said in [
+        "Redis cannot be reached for now",
+        "in this process while Redis cannot be reached",
+    ] {
+        assert!(logged.iter().any(|l| l.contains(said)), "{logged:?}");
+    }
     let send = |url: &str| send_sample(url, "t0ken", "kustomer.message.create");
     // Failing closed: 503, so Kustomer retries later.
     let reply = send(&closed);
@@ -468,6 +484,59 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         reply.starts_with("200 ") && reply.contains("\"outcome\":\"duplicate\""),
         "{reply}"
     );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn failing_open_serve_starts_while_every_cluster_node_or_sentinel_is_down() {
+    use kustomer_webhooks_tests::redis_server::{
+        Listen, SENTINEL_SERVICE, redis_cluster, redis_sentinel,
+    };
+    let Some(mut cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    let Some(mut sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    for node in 0..3 {
+        cluster.stop(node);
+    }
+    sentinel.stop_sentinel();
+    let cluster_args = ["--redis", &cluster.urls[0], "--redis-cluster"];
+    let sentinel_args = [
+        "--redis",
+        &sentinel.url,
+        "--redis-sentinel",
+        SENTINEL_SERVICE,
+    ];
+    for redis in [&cluster_args[..], &sentinel_args[..]] {
+        // Without failing open, serve cannot start.
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+            .args(redis)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error: connecting to Redis (--redis)"),
+            "{stderr}"
+        );
+        // Failing open, it starts and handles deliveries in the meantime.
+        let args = [&["--token", "t0ken", "--redis-fail-open"], redis].concat();
+        let (_serve, _log, url, logged) = start_serve_with_env(&args, &[]);
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.contains("Redis cannot be reached for now")),
+            "{logged:?}"
+        );
+        let reply = send_sample(&url, "t0ken", "kustomer.team.update");
+        assert!(
+            reply.starts_with("200 ") && reply.contains("\"outcome\":\"handled\""),
+            "{reply}"
+        );
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -106,7 +106,10 @@
 //! A shared store that cannot be reached makes the receiver answer 503, so
 //! Kustomer retries later; wrapped in [`FailOpen`], it lets the process
 //! claim ids in memory instead while the store is out of reach, and handle
-//! the deliveries.
+//! the deliveries. `RedisStore::connect_lazy(url)` (and
+//! `connect_cluster_lazy`, `connect_sentinel_lazy`) makes a store without
+//! connecting, so that a service wrapped that way starts while its Redis is
+//! down.
 //!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.
@@ -259,7 +262,9 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The store could not be reached, or did not answer in time.
+    /// The store could not be reached, did not answer in time, or cannot
+    /// serve for now (a Redis loading its data, say): asked again later, it
+    /// may answer.
     #[error("the idempotency store is unavailable: {0}")]
     Unavailable(#[source] BoxError),
     /// The store answered, but with an error or an answer it should not give.

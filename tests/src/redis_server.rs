@@ -316,7 +316,7 @@ pub struct RedisSentinel {
     port: u16,
     listen: Listen,
     /// The Sentinel's configuration, which it rewrites.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for RedisSentinel {
@@ -330,6 +330,21 @@ impl RedisSentinel {
     /// `redis-cli` on the Sentinel.
     pub fn sentinel_cli(&self, args: &[&str]) -> String {
         cli(self.port, self.listen, args)
+    }
+
+    /// Stops the Sentinel (the primary and replica go on).
+    pub fn stop_sentinel(&mut self) {
+        self.sentinel.kill().unwrap();
+        self.sentinel.wait().unwrap();
+    }
+
+    /// Starts the stopped Sentinel again, on its port, with the
+    /// configuration it had rewritten; returns once it listens.
+    pub fn restart_sentinel(&mut self) {
+        self.sentinel = sentinel_command(&self.dir.path().join("sentinel.conf"))
+            .spawn()
+            .expect("redis-server --sentinel started before");
+        listening(self.port, Instant::now() + Duration::from_secs(10));
     }
 
     /// The port of the primary the Sentinel names now.
@@ -420,13 +435,7 @@ pub fn redis_sentinel(listen: Listen) -> Option<RedisSentinel> {
     );
     let file = dir.path().join("sentinel.conf");
     std::fs::write(&file, config).unwrap();
-    let sentinel = match Command::new("redis-server")
-        .arg(&file)
-        .arg("--sentinel")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
+    let sentinel = match sentinel_command(&file).spawn() {
         Ok(sentinel) => sentinel,
         Err(e) => return not_started(&e),
     };
@@ -438,7 +447,7 @@ pub fn redis_sentinel(listen: Listen) -> Option<RedisSentinel> {
         sentinel,
         port,
         listen,
-        _dir: dir,
+        dir,
     };
     loop {
         let in_sync =
@@ -455,4 +464,15 @@ pub fn redis_sentinel(listen: Listen) -> Option<RedisSentinel> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `redis-server FILE --sentinel`, its output dropped.
+fn sentinel_command(file: &std::path::Path) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .arg(file)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
 }

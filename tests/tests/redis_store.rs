@@ -428,6 +428,85 @@ async fn a_lazy_store_is_made_while_redis_is_down_and_used_once_it_is_up() {
     );
 }
 
+#[tokio::test]
+async fn ping_tells_a_redis_down_for_now_from_one_that_refuses_the_settings() {
+    let Some(mut redis) = redis() else { return };
+    let store = store(&redis, "ping").await;
+    store.ping().await.unwrap();
+    let Some((_, port)) = redis.server else {
+        return; // An external Redis is not the test's to stop.
+    };
+    // A password this Redis does not have: refused, not down.
+    let wrong = RedisStore::connect_lazy(&format!("redis://:s3cret@127.0.0.1:{port}/")).unwrap();
+    let err = wrong.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    // Down: unavailable, for the store made lazily and for the one that
+    // was connected.
+    redis.stop();
+    let lazy = RedisStore::connect_lazy(&redis.url).unwrap();
+    for store in [&lazy, &store] {
+        let err = store.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_lazy_cluster_store_is_made_while_every_node_is_down_and_used_once_they_are_up() {
+    let Some(mut cluster) = redis_cluster(Listen::Tcp) else {
+        return;
+    };
+    for node in 0..3 {
+        cluster.stop(node);
+    }
+    let store = RedisStore::connect_cluster_lazy(&cluster.urls)
+        .unwrap()
+        .with_prefix(prefix("lazy-cluster"));
+    // Calls fail as unavailable, at the same time too, without hanging.
+    let calls = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.begin(&format!("lc-{i}")).await })
+    });
+    for call in calls {
+        let err = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .expect("a call to a lazy cluster store hung")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // Failing open, a service made now serves meanwhile.
+    let open = FailOpen::new(store.clone());
+    assert_eq!(open.begin("lc-open").await.unwrap(), Begin::New);
+    open.complete("lc-open").await.unwrap();
+
+    // The nodes come back (the cluster down until every slot is served
+    // again, which is unavailable too); a later call connects.
+    for node in 0..3 {
+        cluster.restart(node);
+    }
+    let errors = claim_until_new(&store, "lc-up").await;
+    for err in &errors {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    // A ping asks every primary, some of which may take a moment more.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(err) = store.ping().await {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(Instant::now() < deadline, "still {err:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_store(&store).await.unwrap();
+    while open.is_down() {
+        assert!(Instant::now() < deadline, "the store never answered again");
+        tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
+        assert_eq!(open.begin("lc-open").await.unwrap(), Begin::Done);
+    }
+    assert_eq!(store.begin("lc-open").await.unwrap(), Begin::Done);
+}
+
 #[test]
 fn a_lazy_store_needs_a_tokio_runtime() {
     let err = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap_err();
@@ -1011,6 +1090,38 @@ async fn sentinel_settings_that_cannot_be_used_are_typed_errors() {
 }
 
 #[tokio::test]
+async fn a_lazy_sentinel_store_is_made_while_the_sentinel_is_down_and_used_once_it_is_up() {
+    let Some(mut sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    sentinel.stop_sentinel();
+    let store = RedisStore::connect_sentinel_lazy([&sentinel.url], SENTINEL_SERVICE)
+        .unwrap()
+        .with_prefix(prefix("lazy-sentinel"));
+    let err = store.begin("ls0").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // Within the second, a call fails at once, without asking again.
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("not connected"), "{err}");
+
+    // The Sentinel is back: a later call connects to the primary it names.
+    sentinel.restart_sentinel();
+    let errors = claim_until_new(&store, "ls1").await;
+    for err in &errors {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    store.complete("ls1").await.unwrap();
+    check_store(&store).await.unwrap();
+    handled_and_replicated(&sentinel, &store, "ls2").await;
+    let key = format!("{}ls1", prefix("lazy-sentinel"));
+    assert_eq!(
+        raw::<Option<String>>(&sentinel.servers[0], &["GET", &key]).await,
+        Some("done".to_owned())
+    );
+}
+
+#[tokio::test]
 async fn a_service_name_no_sentinel_monitors_is_named_in_the_error() {
     let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
         return;
@@ -1020,6 +1131,12 @@ async fn a_service_name_no_sentinel_monitors_is_named_in_the_error() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("\"no-such-service\""), "{err}");
+    // Made lazily, the store finds it at its first call: unavailable too
+    // (a failover under way looks the same), with the likely causes.
+    let store = RedisStore::connect_sentinel_lazy([&sentinel.url], "no-such-service").unwrap();
+    let err = store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("is the name right?"), "{err}");
     // Pointed at the primary itself rather than at a Sentinel.
     let err = RedisStore::connect_sentinel([&sentinel.servers[0].url], SENTINEL_SERVICE)
         .await

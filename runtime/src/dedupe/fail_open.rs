@@ -58,8 +58,9 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// Any shared store can be wrapped; with the `redis` feature,
 /// `FailOpen::new(RedisStore::connect(url).await?)`, or
-/// `RedisStore::connect_lazy(url)?` for a service that must start while
-/// Redis is down:
+/// `RedisStore::connect_lazy(url)?` (or `connect_cluster_lazy`,
+/// `connect_sentinel_lazy`) for a service that must start while Redis is
+/// down:
 ///
 /// ```
 /// use kustomer_webhooks::dedupe::{FailOpen, IdempotencyStore};

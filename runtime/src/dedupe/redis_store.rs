@@ -114,7 +114,7 @@ pub struct RedisStore {
 enum Connection {
     Single(Single),
     #[cfg(feature = "redis-cluster")]
-    Cluster(redis::cluster_async::ClusterConnection),
+    Cluster(Cluster),
 }
 
 impl redis::aio::ConnectionLike for Connection {
@@ -125,7 +125,9 @@ impl redis::aio::ConnectionLike for Connection {
         match self {
             Connection::Single(single) => Box::pin(single.command(cmd)),
             #[cfg(feature = "redis-cluster")]
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(cluster) => {
+                Box::pin(async move { cluster.connection().await?.req_packed_command(cmd).await })
+            }
         }
     }
 
@@ -136,28 +138,39 @@ impl redis::aio::ConnectionLike for Connection {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
-            Connection::Single(single) => {
-                let mut connection = single.current().1;
-                Box::pin(async move {
-                    connection
-                        .send_packed_commands(pipeline, offset, count)
-                        .await
-                })
-            }
+            Connection::Single(single) => Box::pin(async move {
+                let (_, mut connection) = single.connection().await?;
+                connection
+                    .send_packed_commands(pipeline, offset, count)
+                    .await
+            }),
             #[cfg(feature = "redis-cluster")]
-            Connection::Cluster(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
-            }
+            Connection::Cluster(cluster) => Box::pin(async move {
+                cluster
+                    .connection()
+                    .await?
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Single(single) => single.current().1.get_db(),
+            Connection::Single(single) => single.current().1.map_or(0, |c| c.get_db()),
             #[cfg(feature = "redis-cluster")]
-            Connection::Cluster(connection) => connection.get_db(),
+            Connection::Cluster(_) => 0,
         }
     }
+}
+
+/// The error of a call made while a store made before its Redis answered
+/// has no connection yet, and does not try again so soon.
+fn not_connected(what: &str) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        format!("not connected to {what} yet: the last attempt, under a second ago, failed"),
+    ))
 }
 
 /// One server's connection, shared by every clone of a store, and replaced
@@ -165,13 +178,14 @@ impl redis::aio::ConnectionLike for Connection {
 /// (`READONLY`): after a failover, the address (a DNS name) leads to the new
 /// primary, while the open connection still leads to the demoted one. A
 /// store that follows Sentinels also asks them for the primary when its
-/// connection fails.
+/// connection fails, and, when made before they answered, on its first call.
 #[derive(Clone)]
 struct Single(Arc<SingleShared>);
 
 struct SingleShared {
-    /// The connection, and how many times it was replaced.
-    current: RwLock<(u64, ConnectionManager)>,
+    /// The connection (none yet, for a store made before the Sentinels
+    /// answered), and how many times it was replaced.
+    current: RwLock<(u64, Option<ConnectionManager>)>,
     /// Whether the primary is found by Sentinels, so that a connection that
     /// fails, too, sends the store to them.
     follows_sentinels: bool,
@@ -204,7 +218,8 @@ fn out_of_reach(e: &RedisError) -> bool {
 }
 
 impl Single {
-    fn new(connection: ConnectionManager, how: Reconnect) -> Single {
+    /// Over `connection`, or, with none, connecting on the first call.
+    fn new(connection: Option<ConnectionManager>, how: Reconnect) -> Single {
         #[cfg(feature = "redis-sentinel")]
         let follows_sentinels = matches!(how, Reconnect::Sentinels(_));
         #[cfg(not(feature = "redis-sentinel"))]
@@ -217,9 +232,22 @@ impl Single {
     }
 
     /// The connection and its generation.
-    fn current(&self) -> (u64, ConnectionManager) {
+    fn current(&self) -> (u64, Option<ConnectionManager>) {
         let current = self.0.current.read().unwrap_or_else(|e| e.into_inner());
         (current.0, current.1.clone())
+    }
+
+    /// The connection and its generation, made now where there is none yet
+    /// (a store made before the Sentinels answered); an error where making
+    /// it fails, or failed less than a second ago.
+    async fn connection(&self) -> redis::RedisResult<(u64, ConnectionManager)> {
+        match self.current() {
+            (generation, Some(connection)) => Ok((generation, connection)),
+            (generation, None) => self
+                .replace(generation)
+                .await?
+                .ok_or_else(|| not_connected("the primary the Sentinels name")),
+        }
     }
 
     /// `cmd` on the current connection; where the server answers that it is
@@ -231,7 +259,7 @@ impl Single {
     /// stands: the receiver answers 503, and Kustomer's retry reaches the
     /// new primary.
     async fn command(&self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
-        let (generation, mut connection) = self.current();
+        let (generation, mut connection) = self.connection().await?;
         let answer = connection.send_packed_command(cmd).await;
         let read_only = match &answer {
             // The server's refusal arrives as a value, or as an error.
@@ -241,7 +269,7 @@ impl Single {
         };
         if read_only {
             return match self.replace(generation).await? {
-                Some(mut connection) => connection.send_packed_command(cmd).await,
+                Some((_, mut connection)) => connection.send_packed_command(cmd).await,
                 None => answer,
             };
         }
@@ -255,15 +283,19 @@ impl Single {
     }
 
     /// A new connection in place of generation `generation`'s (or the one
-    /// that already replaced it); `None` where the store cannot connect
-    /// anew, or connected anew less than a second ago (the address still
-    /// leads to a replica: the failover is not over, and a connection per
-    /// delivery would not end it sooner).
-    async fn replace(&self, generation: u64) -> redis::RedisResult<Option<ConnectionManager>> {
+    /// that already replaced it), and its generation; `None` where the
+    /// store cannot connect anew, or tried less than a second ago (the
+    /// address still leads to a replica: the failover is not over, and a
+    /// connection per delivery would not end it sooner).
+    async fn replace(
+        &self,
+        generation: u64,
+    ) -> redis::RedisResult<Option<(u64, ConnectionManager)>> {
         let mut replacing = self.0.replacing.lock().await;
-        let (now, connection) = self.current();
-        if now != generation {
-            return Ok(Some(connection));
+        if let (now, Some(connection)) = self.current()
+            && now != generation
+        {
+            return Ok(Some((now, connection)));
         }
         if replacing
             .at
@@ -272,6 +304,7 @@ impl Single {
             return Ok(None);
         }
         replacing.at = Some(std::time::Instant::now());
+        let first = self.current().1.is_none();
         let client = match &mut replacing.how {
             Reconnect::Never => return Ok(None),
             Reconnect::Address(client) => (**client).clone(),
@@ -280,8 +313,10 @@ impl Single {
         };
         let connection = ConnectionManager::new(client).await?;
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
-            (generation + 1, connection.clone());
-        if self.0.follows_sentinels {
+            (generation + 1, Some(connection.clone()));
+        if first {
+            tracing::info!("connected to the Redis primary the Sentinels name");
+        } else if self.0.follows_sentinels {
             tracing::warn!(
                 "the Redis primary refused a write or could not be reached: connected anew \
                  to the primary the Sentinels name"
@@ -291,7 +326,74 @@ impl Single {
                 "the Redis server answered that it is a replica (a failover?): connected anew"
             );
         }
-        Ok(Some(connection))
+        Ok(Some((generation + 1, connection)))
+    }
+}
+
+/// A cluster's connection, shared by every clone of a store; for a store
+/// made before its cluster answered, made on the first call that reaches
+/// it.
+#[cfg(feature = "redis-cluster")]
+#[derive(Clone)]
+struct Cluster(Arc<ClusterShared>);
+
+#[cfg(feature = "redis-cluster")]
+struct ClusterShared {
+    connection: std::sync::OnceLock<redis::cluster_async::ClusterConnection>,
+    /// How to connect (none for a connection made elsewhere), and when the
+    /// last attempt failed; held while connecting, so that the calls made
+    /// meanwhile wait for that attempt rather than make their own.
+    connecting: tokio::sync::Mutex<(
+        Option<redis::cluster::ClusterClient>,
+        Option<std::time::Instant>,
+    )>,
+}
+
+#[cfg(feature = "redis-cluster")]
+impl Cluster {
+    fn connected(connection: redis::cluster_async::ClusterConnection) -> Cluster {
+        Cluster(Arc::new(ClusterShared {
+            connection: std::sync::OnceLock::from(connection),
+            connecting: tokio::sync::Mutex::new((None, None)),
+        }))
+    }
+
+    fn lazy(client: redis::cluster::ClusterClient) -> Cluster {
+        Cluster(Arc::new(ClusterShared {
+            connection: std::sync::OnceLock::new(),
+            connecting: tokio::sync::Mutex::new((Some(client), None)),
+        }))
+    }
+
+    /// The connection, made now where there is none yet; an error where
+    /// making it fails (one attempt at a time: a call that waited for an
+    /// attempt that failed fails with it).
+    async fn connection(&self) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
+        if let Some(connection) = self.0.connection.get() {
+            return Ok(connection.clone());
+        }
+        let asked = std::time::Instant::now();
+        let mut connecting = self.0.connecting.lock().await;
+        if let Some(connection) = self.0.connection.get() {
+            return Ok(connection.clone());
+        }
+        let (client, failed) = &mut *connecting;
+        if failed.is_some_and(|failed| failed >= asked) {
+            return Err(not_connected("the Redis Cluster"));
+        }
+        let Some(client) = client else {
+            return Err(not_connected("the Redis Cluster"));
+        };
+        match client.get_async_connection().await {
+            Ok(connection) => {
+                tracing::info!("connected to the Redis Cluster");
+                Ok(self.0.connection.get_or_init(|| connection).clone())
+            }
+            Err(e) => {
+                *failed = Some(std::time::Instant::now());
+                Err(e)
+            }
+        }
     }
 }
 
@@ -442,7 +544,7 @@ impl RedisStore {
         let connection =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
-            connection,
+            Some(connection),
             Reconnect::Address(Box::new(client)),
         ))))
     }
@@ -473,7 +575,7 @@ impl RedisStore {
     /// [`RedisStore`]), its claims fail until that connection drops.
     pub fn from_connection(connection: ConnectionManager) -> RedisStore {
         RedisStore::over(Connection::Single(Single::new(
-            connection,
+            Some(connection),
             Reconnect::Never,
         )))
     }
@@ -485,7 +587,7 @@ impl RedisStore {
             .await
             .map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
-            connection,
+            Some(connection),
             Reconnect::Address(Box::new(client)),
         ))))
     }
@@ -562,17 +664,69 @@ impl RedisStore {
         RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes).certs(certificates)).await
     }
 
+    /// A store that connects to the Redis Cluster that `nodes` belong to on
+    /// its first call rather than now, as
+    /// [`connect_lazy`](RedisStore::connect_lazy) does for one server: it is
+    /// made even while no node can be reached. Each call made before the
+    /// cluster answered tries to connect (one attempt at a time: the calls
+    /// that waited for an attempt that failed fail with it) and fails with
+    /// [`StoreError::Unavailable`] while none of `nodes` answers; once
+    /// connected, the store is as [`connect_cluster`] makes it. Needs the
+    /// `redis-cluster` feature. Nodes or URLs that cannot be used are a
+    /// [`StoreError::Failed`] at once.
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FailOpen::new(RedisStore::connect_cluster_lazy([
+    ///     "redis://redis-0.internal:6379/",
+    ///     "redis://redis-1.internal:6379/",
+    /// ])?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`connect_cluster`]: RedisStore::connect_cluster
+    #[cfg(feature = "redis-cluster")]
+    pub fn connect_cluster_lazy<I>(nodes: I) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes = owned(nodes);
+        ready_for(&nodes)?;
+        let client = cluster_client(redis::cluster::ClusterClient::builder(nodes))?;
+        Ok(RedisStore::over(Connection::Cluster(Cluster::lazy(client))))
+    }
+
+    /// [`connect_cluster_lazy`](RedisStore::connect_cluster_lazy) over TLS,
+    /// with `certificates` as [`connect_tls`](RedisStore::connect_tls)
+    /// takes them. Needs the `redis-cluster` and `redis-tls` features.
+    #[cfg(all(feature = "redis-cluster", feature = "redis-tls"))]
+    pub fn connect_cluster_lazy_tls<I>(
+        nodes: I,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let nodes = owned(nodes);
+        ready_for_tls("connect_cluster_lazy_tls", &nodes, &certificates)?;
+        let client =
+            cluster_client(redis::cluster::ClusterClient::builder(nodes).certs(certificates))?;
+        Ok(RedisStore::over(Connection::Cluster(Cluster::lazy(client))))
+    }
+
     #[cfg(feature = "redis-cluster")]
     async fn cluster(
         builder: redis::cluster::ClusterClientBuilder,
     ) -> Result<RedisStore, StoreError> {
-        let client = builder
-            .connection_timeout(Duration::from_secs(1))
-            .response_timeout(Duration::from_millis(500))
-            .retries(3)
-            .build()
+        let connection = cluster_client(builder)?
+            .get_async_connection()
+            .await
             .map_err(store_error)?;
-        let connection = client.get_async_connection().await.map_err(store_error)?;
         Ok(RedisStore::from_cluster_connection(connection))
     }
 
@@ -598,7 +752,7 @@ impl RedisStore {
     pub fn from_cluster_connection(
         connection: redis::cluster_async::ClusterConnection,
     ) -> RedisStore {
-        RedisStore::over(Connection::Cluster(connection))
+        RedisStore::over(Connection::Cluster(Cluster::connected(connection)))
     }
 
     /// Connects to the primary that Redis Sentinels name for `service`
@@ -716,6 +870,78 @@ impl RedisStore {
         RedisStore::sentinel(client, None).await
     }
 
+    /// A store that connects to the primary the Sentinels name for
+    /// `service` on its first call rather than now, as
+    /// [`connect_lazy`](RedisStore::connect_lazy) does for one server: it is
+    /// made even while no Sentinel (or no primary) can be reached. Each call
+    /// made before a primary answered asks the Sentinels (at most once a
+    /// second, for at most 2 s; the calls in between fail at once) and fails
+    /// with [`StoreError::Unavailable`] while they name no primary that
+    /// answers; once connected, the store is as [`connect_sentinel`] makes
+    /// it. Needs the `redis-sentinel` feature. No Sentinel, an empty
+    /// `service`, URLs that cannot be used or that disagree are a
+    /// [`StoreError::Failed`] at once.
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = FailOpen::new(RedisStore::connect_sentinel_lazy(
+    ///     ["redis://sentinel-0.internal:26379/", "redis://sentinel-1.internal:26379/"],
+    ///     "webhooks",
+    /// )?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`connect_sentinel`]: RedisStore::connect_sentinel
+    #[cfg(feature = "redis-sentinel")]
+    pub fn connect_sentinel_lazy<I>(sentinels: I, service: &str) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls = owned(sentinels);
+        ready_for(&urls)?;
+        let client = sentinel_builder(&urls, service)?
+            .build()
+            .map_err(store_error)?;
+        Ok(RedisStore::sentinel_lazy(client))
+    }
+
+    /// [`connect_sentinel_lazy`](RedisStore::connect_sentinel_lazy) over
+    /// TLS, with `certificates` for the Sentinels and the primary, as
+    /// [`connect_sentinel_tls`](RedisStore::connect_sentinel_tls) takes
+    /// them. Needs the `redis-sentinel` and `redis-tls` features.
+    #[cfg(all(feature = "redis-sentinel", feature = "redis-tls"))]
+    pub fn connect_sentinel_lazy_tls<I>(
+        sentinels: I,
+        service: &str,
+        certificates: redis::TlsCertificates,
+    ) -> Result<RedisStore, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls = owned(sentinels);
+        ready_for_tls("connect_sentinel_lazy_tls", &urls, &certificates)?;
+        let client = sentinel_builder(&urls, service)?
+            .set_client_to_sentinel_certificates(certificates.clone())
+            .set_client_to_redis_certificates(certificates)
+            .build()
+            .map_err(store_error)?;
+        Ok(RedisStore::sentinel_lazy(client))
+    }
+
+    /// A store on the primary `client` names, connected on its first call.
+    #[cfg(feature = "redis-sentinel")]
+    fn sentinel_lazy(client: redis::sentinel::SentinelClient) -> RedisStore {
+        RedisStore::over(Connection::Single(Single::new(
+            None,
+            Reconnect::Sentinels(Box::new(client)),
+        )))
+    }
+
     /// A store on the primary `client` names (for `service`, when known, to
     /// name it in an error).
     #[cfg(feature = "redis-sentinel")]
@@ -736,7 +962,7 @@ impl RedisStore {
             })?;
         let connection = ConnectionManager::new(primary).await.map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
-            connection,
+            Some(connection),
             Reconnect::Sentinels(Box::new(client)),
         ))))
     }
@@ -779,12 +1005,53 @@ impl RedisStore {
         self.in_progress_timeout
     }
 
+    /// Asks Redis whether it answers the store (`PING`, over the store's
+    /// connection; a store made lazily tries to connect first; in a
+    /// cluster, every primary is asked): `Ok` when it does, [`StoreError::Unavailable`] while it cannot be reached (or is
+    /// busy, as [`IdempotencyStore::begin`] would find it), and
+    /// [`StoreError::Failed`] when it refuses the store (a wrong password or
+    /// user). For a readiness probe, or to find at start-up what a store
+    /// made lazily would otherwise find only at its first delivery.
+    ///
+    /// ```no_run
+    /// use kustomer_webhooks::dedupe::{RedisStore, StoreError};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::connect_lazy("redis://:secret@redis.internal:6379/0")?;
+    /// match store.ping().await {
+    ///     Ok(()) | Err(StoreError::Unavailable(_)) => {} // right, or down for now
+    ///     Err(refused) => return Err(refused.into()),    // wrong settings: say so now
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.connection.clone())
+            .await
+            .map_err(store_error)
+    }
+
     fn key(&self, id: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + id.len());
         key.push_str(&self.prefix);
         key.push_str(id);
         key
     }
+}
+
+/// A cluster client for `builder`'s nodes, with the store's timeouts and
+/// retries.
+#[cfg(feature = "redis-cluster")]
+fn cluster_client(
+    builder: redis::cluster::ClusterClientBuilder,
+) -> Result<redis::cluster::ClusterClient, StoreError> {
+    builder
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_millis(500))
+        .retries(3)
+        .build()
+        .map_err(store_error)
 }
 
 /// The URLs as owned strings.
@@ -987,9 +1254,10 @@ fn millis(duration: Duration) -> u64 {
         .clamp(1, u64::MAX / 2)
 }
 
-/// A Redis error as a store error: the server out of reach (or silent) is
-/// `Unavailable`, anything else (a refused command, a URL that cannot be
-/// used) `Failed`.
+/// A Redis error as a store error: the server out of reach (or silent), or
+/// busy for now (loading its data, a cluster without all its slots, no
+/// primary named yet), is `Unavailable`; anything else (a refused command, a
+/// wrong password, a URL that cannot be used) `Failed`.
 fn store_error(e: RedisError) -> StoreError {
     if e.redirect_node().is_some() {
         return StoreError::failed(format!(
@@ -997,7 +1265,26 @@ fn store_error(e: RedisError) -> StoreError {
              RedisStore::connect_cluster (serve --redis-cluster); {e}"
         ));
     }
-    if out_of_reach(&e) {
+    if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
+        // The name may be wrong, or a failover under way: asked again
+        // later, the Sentinels may name a primary.
+        return StoreError::unavailable(format!(
+            "no Sentinel names a primary that is up for the service (is the name right? is a \
+             failover under way?): {e}"
+        ));
+    }
+    // Busy for now: a cluster without all its slots, a replica without its
+    // primary, a server loading its data set. Asked again later, it answers.
+    let busy = matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ClusterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::BusyLoading
+        )
+    );
+    if out_of_reach(&e) || busy {
         StoreError::unavailable(e)
     } else {
         StoreError::failed(e)
@@ -1080,6 +1367,8 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("the `redis-tls` feature"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+        let err = RedisStore::connect_lazy("rediss://127.0.0.1:9/").unwrap_err();
+        assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
 
         #[cfg(feature = "redis-cluster")]
         {
@@ -1087,6 +1376,8 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+            assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
+            let err = RedisStore::connect_cluster_lazy(["rediss://127.0.0.1:9/"]).unwrap_err();
             assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
         }
         #[cfg(feature = "redis-sentinel")]
@@ -1096,6 +1387,40 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
             assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
+            let err = RedisStore::connect_sentinel_lazy(["rediss://127.0.0.1:9/"], "webhooks")
+                .unwrap_err();
+            assert!(err.to_string().contains("the `redis-tls` feature"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_busy_or_unreachable_redis_is_unavailable_and_a_refusal_failed() {
+        let kind = |e: RedisError| match store_error(e) {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Failed(_) => "failed",
+        };
+        for busy in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+        ] {
+            let e = RedisError::from((ErrorKind::Server(busy), "busy"));
+            assert_eq!(kind(e), "unavailable", "{busy:?}");
+        }
+        let e = RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, "none"));
+        assert_eq!(kind(e), "unavailable");
+        assert_eq!(kind(not_connected("the Redis Cluster")), "unavailable");
+        let e = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(kind(e), "unavailable");
+        for refused in [
+            ErrorKind::AuthenticationFailed,
+            ErrorKind::Server(ServerErrorKind::NoPerm),
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            ErrorKind::InvalidClientConfig,
+        ] {
+            let e = RedisError::from((refused, "refused"));
+            assert_eq!(kind(e), "failed", "{refused:?}");
         }
     }
 
