@@ -158,6 +158,12 @@ enum Command {
         /// dispatching (printing) it: Kustomer does not keep events in order
         #[arg(long)]
         ordering: bool,
+        /// Also listen on this address for GET /metrics (Prometheus's text
+        /// format: deliveries by outcome and, with --redis, whether Redis
+        /// answers), /healthz and /readyz (503 while Redis does not answer,
+        /// unless --redis-fail-open); keep it off the public network
+        #[arg(long, value_name = "HOST:PORT", env = "KUSTOMER_WEBHOOKS_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
@@ -367,6 +373,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             capture,
             capture_filter,
             ordering,
+            metrics_addr,
             redis,
             redis_cluster,
             redis_sentinel,
@@ -381,6 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
+                metrics: metrics_addr,
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     // Several URLs in one value (as the environment variable
                     // holds them) are separated by white space, which no URL

@@ -238,13 +238,31 @@ pub async fn serve(
     if options.ordering {
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
+    let mut store = None;
     if let Some(redis) = options.redis {
-        receiver = with_redis(receiver, redis).await?;
+        let probe;
+        (receiver, probe) = with_redis(receiver, redis).await?;
+        store = Some(probe);
     }
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
+    if let Some(metrics) = options.metrics {
+        let health = tokio::net::TcpListener::bind(metrics)
+            .await
+            .with_context(|| format!("binding {metrics} (--metrics-addr)"))?;
+        note!(
+            "metrics at http://{0}/metrics, health checks at http://{0}/healthz and /readyz",
+            health.local_addr()?
+        );
+        let app = health_router(counters.clone(), store);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(health, app).await {
+                tracing::error!("the metrics listener stopped: {e}");
+            }
+        });
+    }
     note!(
         "receiving Kustomer webhooks at http://{}/",
         listener.local_addr()?
@@ -291,6 +309,104 @@ async fn shutdown() {
     note!("stopping: finishing the deliveries in progress");
 }
 
+/// The shared store's state, as `--metrics-addr` reports it.
+struct StoreState {
+    /// `Err(why)` where the store does not answer a ping (within 2 s).
+    answers: Result<(), String>,
+    /// Failing open: whether the store is taken to be down now (ids claimed
+    /// in the process), and how many ids were claimed in the process so far.
+    fail_open: Option<(bool, u64)>,
+}
+
+/// Asks the shared store how it is.
+type StoreProbe = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = StoreState> + Send>> + Send + Sync,
+>;
+
+/// `GET /healthz` (the process serves), `GET /readyz` (it can handle
+/// deliveries: its shared store answers, or it fails open) and `GET
+/// /metrics` (Prometheus's text format: the receiver's counters and, with
+/// a shared store, its state).
+fn health_router(
+    counters: std::sync::Arc<kustomer_webhooks::receiver::Counters>,
+    store: Option<StoreProbe>,
+) -> axum::Router {
+    use axum::http::{StatusCode, header::CONTENT_TYPE};
+    use axum::routing::get;
+
+    let probe = store.clone();
+    let ready = move || {
+        let probe = probe.clone();
+        async move {
+            let Some(probe) = probe else {
+                return (StatusCode::OK, "ready\n".to_owned());
+            };
+            match probe().await {
+                StoreState {
+                    answers: Ok(()), ..
+                } => (StatusCode::OK, "ready\n".to_owned()),
+                StoreState {
+                    answers: Err(why),
+                    fail_open: Some(_),
+                } => (
+                    StatusCode::OK,
+                    format!(
+                        "ready: Redis does not answer ({why}); claiming event ids in this process\n"
+                    ),
+                ),
+                StoreState {
+                    answers: Err(why),
+                    fail_open: None,
+                } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: Redis does not answer ({why})\n"),
+                ),
+            }
+        }
+    };
+    let metrics = move || {
+        let (counters, probe) = (counters.clone(), store.clone());
+        async move {
+            let mut text = counters.prometheus();
+            if let Some(probe) = probe {
+                let state = probe().await;
+                let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+                    text +=
+                        &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+                };
+                metric(
+                    "kustomer_webhooks_store_up",
+                    "gauge",
+                    "Whether the shared idempotency store (Redis) answers a ping.",
+                    u64::from(state.answers.is_ok()),
+                );
+                if let Some((down, claimed)) = state.fail_open {
+                    metric(
+                        "kustomer_webhooks_fail_open_active",
+                        "gauge",
+                        "Whether event ids are claimed in this process, the store taken to be down.",
+                        u64::from(down),
+                    );
+                    metric(
+                        "kustomer_webhooks_fail_open_claims_total",
+                        "counter",
+                        "Event ids claimed in this process while the store was down.",
+                        claimed,
+                    );
+                }
+            }
+            (
+                [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                text,
+            )
+        }
+    };
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
 /// What `serve` does besides receiving: capture, the ordering guard, and
 /// where event ids are claimed.
 pub struct ServeOptions {
@@ -300,6 +416,8 @@ pub struct ServeOptions {
     pub ordering: bool,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The Redis of `serve --redis`.
@@ -332,9 +450,10 @@ pub enum Topology {
     Sentinel(String),
 }
 
-/// `receiver` with its event ids claimed in the Redis of `options`.
+/// `receiver` with its event ids claimed in the Redis of `options`, and a
+/// probe of that Redis.
 #[cfg(feature = "redis")]
-async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receiver> {
+async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiver, StoreProbe)> {
     use kustomer_webhooks::dedupe::{RedisStore, StoreError};
     use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 
@@ -440,16 +559,45 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<Receive
             ""
         }
     );
+    let ping = |store: RedisStore| async move {
+        match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        }
+    };
     Ok(if options.fail_open {
-        receiver.with_store(kustomer_webhooks::dedupe::FailOpen::new(store))
+        let open = std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone()));
+        let held = open.clone();
+        let probe: StoreProbe = std::sync::Arc::new(move || {
+            let (store, open) = (store.clone(), held.clone());
+            Box::pin(async move {
+                StoreState {
+                    answers: ping(store).await,
+                    fail_open: Some((open.is_down(), open.claimed_in_memory())),
+                }
+            })
+        });
+        (receiver.with_store(open), probe)
     } else {
-        receiver.with_store(store)
+        let probe: StoreProbe = {
+            let store = store.clone();
+            std::sync::Arc::new(move || {
+                let store = store.clone();
+                Box::pin(async move {
+                    StoreState {
+                        answers: ping(store).await,
+                        fail_open: None,
+                    }
+                })
+            })
+        };
+        (receiver.with_store(store), probe)
     })
 }
 
 /// Without the `redis` feature, `--redis` is an error.
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: Receiver, _: RedisOptions) -> Result<Receiver> {
+async fn with_redis(_: Receiver, _: RedisOptions) -> Result<(Receiver, StoreProbe)> {
     Err(anyhow!(
         "--redis: this build of kustomer-webhooks has no Redis store (built without its \
          `redis` feature)"

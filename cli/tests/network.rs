@@ -408,6 +408,81 @@ fn send_sample(url: &str, token: &str, sample: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// `METHOD base+path` over a plain connection: the status and the body.
+fn http(method: &str, base: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The metrics address `serve` logged, as `http://HOST:PORT`.
+fn metrics_url(logged: &[String]) -> String {
+    let line = logged
+        .iter()
+        .find(|l| l.starts_with("metrics at "))
+        .unwrap_or_else(|| panic!("no metrics address in {logged:?}"));
+    let url = line.split(' ').nth(2).unwrap();
+    url.trim_end_matches("/metrics,").to_owned()
+}
+
+#[test]
+fn serve_reports_metrics_and_health_on_its_metrics_address() {
+    let (_server, _log, url, logged) =
+        start_serve_logged(&["--token", "t0ken", "--metrics-addr", "127.0.0.1:0"]);
+    let metrics = metrics_url(&logged);
+    for (token, status) in [("t0ken", "200 "), ("wrong", "401 "), ("t0ken", "200 ")] {
+        let reply = send_sample(&url, token, "kustomer.team.create");
+        assert!(reply.starts_with(status), "{reply}");
+    }
+    let (status, text) = http("GET", &metrics, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    for (outcome, n) in [
+        ("accepted", 1),
+        ("rejected", 1),
+        ("duplicate", 1),
+        ("stale", 0),
+        ("failed", 0),
+    ] {
+        let line = format!("kustomer_webhooks_deliveries_total{{outcome=\"{outcome}\"}} {n}\n");
+        assert!(text.contains(&line), "{line:?} in {text}");
+    }
+    // No shared store, nothing said of one.
+    assert!(!text.contains("store_up"), "{text}");
+    assert_eq!(http("GET", &metrics, "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(
+        http("GET", &metrics, "/readyz"),
+        (200, "ready\n".to_owned())
+    );
+    assert_eq!(http("POST", &metrics, "/metrics").0, 405);
+    assert_eq!(http("GET", &metrics, "/nothing").0, 404);
+    // The receiver's own address does not serve them.
+    assert_ne!(http("GET", &url, "/metrics").0, 200);
+
+    // An address that cannot be had stops serve at start.
+    let taken = metrics.trim_start_matches("http://");
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--metrics-addr", taken])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("(--metrics-addr)"), "{stderr}");
+}
+
 #[test]
 fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
     // The log's reader goes away (a log shipper that died, `2>&1 | head`).
@@ -442,7 +517,17 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         "--redis-prefix",
         &prefix,
     ];
-    let (_closed, _closed_log, closed, _) = start_serve_with_env(&args, &[]);
+    let (_closed, _closed_log, closed, closed_logged) = start_serve_with_env(
+        &[&args[..], &["--metrics-addr", "127.0.0.1:0"]].concat(),
+        &[],
+    );
+    let closed_metrics = metrics_url(&closed_logged);
+    assert_eq!(
+        http("GET", &closed_metrics, "/readyz"),
+        (200, "ready\n".to_owned())
+    );
+    let (_, text) = http("GET", &closed_metrics, "/metrics");
+    assert!(text.contains("\nkustomer_webhooks_store_up 1\n"), "{text}");
     // Failing open or not, settings Redis refuses (a password it does not
     // have) stop serve at start rather than at the first delivery.
     let port = redis.server.as_ref().unwrap().1;
@@ -461,8 +546,14 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
 
     redis.stop();
     // Failing open, serve starts even while Redis is down.
-    let (_open, _open_log, open, logged) =
-        start_serve_with_env(&args, &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")]);
+    let (_open, _open_log, open, logged) = start_serve_with_env(
+        &args,
+        &[
+            ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true"),
+            ("KUSTOMER_WEBHOOKS_METRICS_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let open_metrics = metrics_url(&logged);
     for said in [
         "Redis cannot be reached for now",
         "in this process while Redis cannot be reached",
@@ -484,6 +575,33 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         reply.starts_with("200 ") && reply.contains("\"outcome\":\"duplicate\""),
         "{reply}"
     );
+
+    // Failing closed, the process is not ready while Redis is down; failing
+    // open, it is, and says where the ids go.
+    let (status, text) = http("GET", &closed_metrics, "/readyz");
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.starts_with("not ready: Redis does not answer"),
+        "{text}"
+    );
+    let (_, text) = http("GET", &closed_metrics, "/metrics");
+    assert!(text.contains("\nkustomer_webhooks_store_up 0\n"), "{text}");
+    assert!(!text.contains("fail_open"), "{text}");
+    let (status, text) = http("GET", &open_metrics, "/readyz");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("claiming event ids in this process"),
+        "{text}"
+    );
+    let (_, text) = http("GET", &open_metrics, "/metrics");
+    for line in [
+        "\nkustomer_webhooks_store_up 0\n",
+        "\nkustomer_webhooks_fail_open_active 1\n",
+        "\nkustomer_webhooks_fail_open_claims_total 1\n",
+        "kustomer_webhooks_deliveries_total{outcome=\"duplicate\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -104,6 +104,37 @@ impl Counters {
     }
 }
 
+impl Counters {
+    /// The counts in Prometheus's text exposition format, for a `/metrics`
+    /// endpoint: one counter, `kustomer_webhooks_deliveries_total`, with an
+    /// `outcome` label for each count (`accepted`, `rejected`, `duplicate`,
+    /// `stale`, `failed`).
+    ///
+    /// ```
+    /// use kustomer_webhooks::receiver::Counters;
+    ///
+    /// let text = Counters::default().prometheus();
+    /// assert!(text.contains("kustomer_webhooks_deliveries_total{outcome=\"accepted\"} 0\n"));
+    /// ```
+    pub fn prometheus(&self) -> String {
+        let mut text = String::from(
+            "# HELP kustomer_webhooks_deliveries_total Deliveries received, by outcome.\n\
+             # TYPE kustomer_webhooks_deliveries_total counter\n",
+        );
+        for (outcome, counter) in [
+            ("accepted", &self.accepted),
+            ("rejected", &self.rejected),
+            ("duplicate", &self.duplicate),
+            ("stale", &self.stale),
+            ("failed", &self.failed),
+        ] {
+            let n = counter.load(Ordering::Relaxed);
+            text += &format!("kustomer_webhooks_deliveries_total{{outcome=\"{outcome}\"}} {n}\n");
+        }
+        text
+    }
+}
+
 /// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`.
 impl std::fmt::Display for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -824,6 +855,24 @@ fn parse_error(e: &ParseError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_read_as_prometheus_text() {
+        let counters = Counters::default();
+        counters.accepted.store(3, Ordering::Relaxed);
+        counters.rejected.store(1, Ordering::Relaxed);
+        counters.failed.store(2, Ordering::Relaxed);
+        assert_eq!(
+            counters.prometheus(),
+            "# HELP kustomer_webhooks_deliveries_total Deliveries received, by outcome.\n\
+             # TYPE kustomer_webhooks_deliveries_total counter\n\
+             kustomer_webhooks_deliveries_total{outcome=\"accepted\"} 3\n\
+             kustomer_webhooks_deliveries_total{outcome=\"rejected\"} 1\n\
+             kustomer_webhooks_deliveries_total{outcome=\"duplicate\"} 0\n\
+             kustomer_webhooks_deliveries_total{outcome=\"stale\"} 0\n\
+             kustomer_webhooks_deliveries_total{outcome=\"failed\"} 2\n"
+        );
+    }
 
     #[test]
     fn json_content_types_are_recognised() {
