@@ -559,40 +559,31 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiv
             ""
         }
     );
-    let ping = |store: RedisStore| async move {
-        match tokio::time::timeout(Duration::from_secs(2), store.ping()).await {
-            Ok(answer) => answer.map_err(|e| e.to_string()),
-            Err(_) => Err("no answer within 2 s".to_owned()),
-        }
-    };
-    Ok(if options.fail_open {
-        let open = std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone()));
-        let held = open.clone();
-        let probe: StoreProbe = std::sync::Arc::new(move || {
-            let (store, open) = (store.clone(), held.clone());
+    let open = options
+        .fail_open
+        .then(|| std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone())));
+    let probe: StoreProbe = {
+        let (store, open) = (store.clone(), open.clone());
+        std::sync::Arc::new(move || {
+            let (store, open) = (store.clone(), open.clone());
             Box::pin(async move {
+                let answers = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await
+                {
+                    Ok(answer) => answer.map_err(|e| e.to_string()),
+                    Err(_) => Err("no answer within 2 s".to_owned()),
+                };
                 StoreState {
-                    answers: ping(store).await,
-                    fail_open: Some((open.is_down(), open.claimed_in_memory())),
+                    answers,
+                    fail_open: open.map(|open| (open.is_down(), open.claimed_in_memory())),
                 }
             })
-        });
-        (receiver.with_store(open), probe)
-    } else {
-        let probe: StoreProbe = {
-            let store = store.clone();
-            std::sync::Arc::new(move || {
-                let store = store.clone();
-                Box::pin(async move {
-                    StoreState {
-                        answers: ping(store).await,
-                        fail_open: None,
-                    }
-                })
-            })
-        };
-        (receiver.with_store(store), probe)
-    })
+        })
+    };
+    let receiver = match open {
+        Some(open) => receiver.with_store(open),
+        None => receiver.with_store(store),
+    };
+    Ok((receiver, probe))
 }
 
 /// Without the `redis` feature, `--redis` is an error.
