@@ -408,6 +408,19 @@ fn send_sample(url: &str, token: &str, sample: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// Runs `serve --addr 127.0.0.1:0 --token t0ken` with `args` more, which
+/// must stop at start with exit code 1: what it printed on stderr.
+fn serve_stops_at_start(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 /// `METHOD base+path` over a plain connection: the status and the body.
 fn http(method: &str, base: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
@@ -473,13 +486,7 @@ fn serve_reports_metrics_and_health_on_its_metrics_address() {
 
     // An address that cannot be had stops serve at start.
     let taken = metrics.trim_start_matches("http://");
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--metrics-addr", taken])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_stops_at_start(&["--metrics-addr", taken]);
     assert!(stderr.contains("(--metrics-addr)"), "{stderr}");
 }
 
@@ -531,14 +538,11 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
     // Failing open or not, settings Redis refuses (a password it does not
     // have) stop serve at start rather than at the first delivery.
     let port = redis.server.as_ref().unwrap().1;
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--redis", &format!("redis://:s3cret@127.0.0.1:{port}/")])
-        .arg("--redis-fail-open")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_stops_at_start(&[
+        "--redis",
+        &format!("redis://:s3cret@127.0.0.1:{port}/"),
+        "--redis-fail-open",
+    ]);
     assert!(
         stderr.contains("error: connecting to Redis (--redis)") && !stderr.contains("s3cret"),
         "{stderr}"
@@ -629,13 +633,7 @@ fn failing_open_serve_starts_while_every_cluster_node_or_sentinel_is_down() {
     ];
     for redis in [&cluster_args[..], &sentinel_args[..]] {
         // Without failing open, serve cannot start.
-        let out = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-            .args(redis)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let stderr = serve_stops_at_start(redis);
         assert!(
             stderr.contains("error: connecting to Redis (--redis)"),
             "{stderr}"
@@ -693,13 +691,7 @@ fn two_serves_share_a_redis_over_tls_with_client_certificates() {
     assert_two_serves_share(&one, &other, &env, &prefix);
 
     // Without the client certificate, the server will not have it.
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--redis", &redis.url, "--redis-ca-cert", &ca])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_stops_at_start(&["--redis", &redis.url, "--redis-ca-cert", &ca]);
     assert!(
         stderr.contains("error: connecting to Redis (--redis)"),
         "{stderr}"
@@ -759,13 +751,7 @@ fn two_serves_share_the_primary_a_redis_sentinel_names() {
     assert_two_serves_share(&one, &other, &env, &prefix);
 
     // A name the Sentinel does not know is named.
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--redis", &sentinel.url, "--redis-sentinel", "billing"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_stops_at_start(&["--redis", &sentinel.url, "--redis-sentinel", "billing"]);
     assert!(stderr.contains("\"billing\""), "{stderr}");
 }
 

@@ -401,27 +401,12 @@ async fn a_lazy_store_is_made_while_redis_is_down_and_used_once_it_is_up() {
 
     // Redis starts: a later call connects.
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match store.begin("l2").await {
-            Ok(begin) => {
-                assert_eq!(begin, Begin::New);
-                break;
-            }
-            Err(err) => {
-                assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-                assert!(Instant::now() < deadline, "still {err:?}");
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for err in claim_until_new(&store, "l2").await {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
     check_store(&store).await.unwrap();
     // And the store learns what was handled while it was down.
-    while open.is_down() {
-        assert!(Instant::now() < deadline, "the store never answered again");
-        tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
-        assert_eq!(open.begin("l1").await.unwrap(), Begin::Done);
-    }
+    until_back(&open, "l1").await;
     assert_eq!(
         raw::<Option<String>>(&redis, &["GET", &format!("{}l1", prefix("lazy"))]).await,
         Some("done".to_owned())
@@ -487,8 +472,7 @@ async fn a_lazy_cluster_store_is_made_while_every_node_is_down_and_used_once_the
     for node in 0..3 {
         cluster.restart(node);
     }
-    let errors = claim_until_new(&store, "lc-up").await;
-    for err in &errors {
+    for err in claim_until_new(&store, "lc-up").await {
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
     // A ping asks every primary, some of which may take a moment more.
@@ -499,12 +483,19 @@ async fn a_lazy_cluster_store_is_made_while_every_node_is_down_and_used_once_the
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     check_store(&store).await.unwrap();
+    until_back(&open, "lc-open").await;
+    assert_eq!(store.begin("lc-open").await.unwrap(), Begin::Done);
+}
+
+/// Waits until `open` finds its store answering again (a panic after
+/// 20 s), `id`, handled while the store was down, a duplicate all along.
+async fn until_back(open: &FailOpen<RedisStore>, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     while open.is_down() {
         assert!(Instant::now() < deadline, "the store never answered again");
         tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
-        assert_eq!(open.begin("lc-open").await.unwrap(), Begin::Done);
+        assert_eq!(open.begin(id).await.unwrap(), Begin::Done);
     }
-    assert_eq!(store.begin("lc-open").await.unwrap(), Begin::Done);
 }
 
 #[test]
@@ -1107,8 +1098,7 @@ async fn a_lazy_sentinel_store_is_made_while_the_sentinel_is_down_and_used_once_
 
     // The Sentinel is back: a later call connects to the primary it names.
     sentinel.restart_sentinel();
-    let errors = claim_until_new(&store, "ls1").await;
-    for err in &errors {
+    for err in claim_until_new(&store, "ls1").await {
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     }
     store.complete("ls1").await.unwrap();

@@ -806,11 +806,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls = owned(sentinels);
-        ready_for(&urls)?;
-        let client = sentinel_builder(&urls, service)?
-            .build()
-            .map_err(store_error)?;
+        let client = sentinel_client(sentinels, service)?;
         RedisStore::sentinel(client, Some(service)).await
     }
 
@@ -830,13 +826,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls = owned(sentinels);
-        ready_for_tls("connect_sentinel_tls", &urls, &certificates)?;
-        let client = sentinel_builder(&urls, service)?
-            .set_client_to_sentinel_certificates(certificates.clone())
-            .set_client_to_redis_certificates(certificates)
-            .build()
-            .map_err(store_error)?;
+        let client = sentinel_client_tls("connect_sentinel_tls", sentinels, service, certificates)?;
         RedisStore::sentinel(client, Some(service)).await
     }
 
@@ -901,12 +891,9 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls = owned(sentinels);
-        ready_for(&urls)?;
-        let client = sentinel_builder(&urls, service)?
-            .build()
-            .map_err(store_error)?;
-        Ok(RedisStore::sentinel_lazy(client))
+        Ok(RedisStore::sentinel_lazy(sentinel_client(
+            sentinels, service,
+        )?))
     }
 
     /// [`connect_sentinel_lazy`](RedisStore::connect_sentinel_lazy) over
@@ -923,13 +910,12 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let urls = owned(sentinels);
-        ready_for_tls("connect_sentinel_lazy_tls", &urls, &certificates)?;
-        let client = sentinel_builder(&urls, service)?
-            .set_client_to_sentinel_certificates(certificates.clone())
-            .set_client_to_redis_certificates(certificates)
-            .build()
-            .map_err(store_error)?;
+        let client = sentinel_client_tls(
+            "connect_sentinel_lazy_tls",
+            sentinels,
+            service,
+            certificates,
+        )?;
         Ok(RedisStore::sentinel_lazy(client))
     }
 
@@ -1090,6 +1076,46 @@ where
         ));
     }
     Ok(())
+}
+
+/// The Sentinel client for `sentinels` and `service`, as
+/// [`sentinel_builder`] sets it up.
+#[cfg(feature = "redis-sentinel")]
+fn sentinel_client<I>(
+    sentinels: I,
+    service: &str,
+) -> Result<redis::sentinel::SentinelClient, StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let urls = owned(sentinels);
+    ready_for(&urls)?;
+    sentinel_builder(&urls, service)?
+        .build()
+        .map_err(store_error)
+}
+
+/// [`sentinel_client`] over TLS with `certificates`, for the Sentinels and
+/// the primary (`constructor` names the caller in an error).
+#[cfg(all(feature = "redis-sentinel", feature = "redis-tls"))]
+fn sentinel_client_tls<I>(
+    constructor: &str,
+    sentinels: I,
+    service: &str,
+    certificates: redis::TlsCertificates,
+) -> Result<redis::sentinel::SentinelClient, StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let urls = owned(sentinels);
+    ready_for_tls(constructor, &urls, &certificates)?;
+    sentinel_builder(&urls, service)?
+        .set_client_to_sentinel_certificates(certificates.clone())
+        .set_client_to_redis_certificates(certificates)
+        .build()
+        .map_err(store_error)
 }
 
 /// A builder of the Sentinel client for `urls` (the Sentinels') and
