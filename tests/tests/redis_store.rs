@@ -986,6 +986,48 @@ async fn when_the_primary_stops_the_store_follows_the_sentinel_to_the_promoted_r
     );
 }
 
+/// The ids of the connections to `redis` whose last command was one of the
+/// store's (a claim's script, or marking an id done).
+async fn store_connections(redis: &Redis) -> Vec<String> {
+    let clients: String = raw(redis, &["CLIENT", "LIST"]).await;
+    clients
+        .lines()
+        .filter(|client| {
+            client
+                .split(' ')
+                .any(|field| ["cmd=evalsha", "cmd=eval", "cmd=set"].contains(&field))
+        })
+        .filter_map(|client| client.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_primary_slow_for_a_moment_keeps_the_store_on_its_connection() {
+    let Some(sentinel) = redis_sentinel(Listen::Tcp) else {
+        return;
+    };
+    let store = sentinel_store(&sentinel, "sentinel-slow").await;
+    assert_eq!(store.begin("slow-0").await.unwrap(), Begin::New);
+    let before = store_connections(&sentinel.servers[0]).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The primary holds every write for 1.5 s (reads, the Sentinel's pings
+    // and `ROLE`, go on): the claim times out, so the store asks the
+    // Sentinel, which names the same primary.
+    let _: () = raw(&sentinel.servers[0], &["CLIENT", "PAUSE", "1500", "WRITE"]).await;
+    let err = store.begin("slow-1").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // Once the writes go on, the store claims on the connection it had (it
+    // used to connect anew). (A claim sent during the pause is made when it
+    // ends, though the store reported it unavailable: the retry finds it
+    // in progress.)
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.begin("slow-2").await.unwrap(), Begin::New);
+    assert_eq!(store_connections(&sentinel.servers[0]).await, before);
+    assert_eq!(store.begin("slow-1").await.unwrap(), Begin::InProgress);
+}
+
 #[tokio::test]
 async fn through_a_sentinel_over_tls_the_store_keeps_its_contract() {
     let Some(sentinel) = redis_sentinel(Listen::Tls {

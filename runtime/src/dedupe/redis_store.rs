@@ -206,9 +206,13 @@ enum Reconnect {
     Never,
     /// To the same address, which may lead to another server by now.
     Address(Box<redis::Client>),
-    /// To the primary the Sentinels name now.
+    /// To the primary the Sentinels name now, unless it is the one the
+    /// connection leads to (its address, where known).
     #[cfg(feature = "redis-sentinel")]
-    Sentinels(Box<redis::sentinel::SentinelClient>),
+    Sentinels {
+        sentinels: Box<redis::sentinel::SentinelClient>,
+        primary: Option<String>,
+    },
 }
 
 /// Whether `e` says the server is out of reach (down, silent, or the
@@ -221,7 +225,7 @@ impl Single {
     /// Over `connection`, or, with none, connecting on the first call.
     fn new(connection: Option<ConnectionManager>, how: Reconnect) -> Single {
         #[cfg(feature = "redis-sentinel")]
-        let follows_sentinels = matches!(how, Reconnect::Sentinels(_));
+        let follows_sentinels = matches!(how, Reconnect::Sentinels { .. });
         #[cfg(not(feature = "redis-sentinel"))]
         let follows_sentinels = false;
         Single(Arc::new(SingleShared {
@@ -305,13 +309,34 @@ impl Single {
         }
         replacing.at = Some(std::time::Instant::now());
         let first = self.current().1.is_none();
+        #[cfg(feature = "redis-sentinel")]
+        let mut named = None;
         let client = match &mut replacing.how {
             Reconnect::Never => return Ok(None),
             Reconnect::Address(client) => (**client).clone(),
             #[cfg(feature = "redis-sentinel")]
-            Reconnect::Sentinels(sentinels) => primary(sentinels).await?,
+            Reconnect::Sentinels {
+                sentinels,
+                primary: known,
+            } => {
+                let client = primary(sentinels).await?;
+                let address = client.get_connection_info().addr().to_string();
+                if !first && known.as_deref() == Some(address.as_str()) {
+                    // They still name the server the connection leads to
+                    // (slow for a moment, restarted, or a failover not
+                    // over): the connection stays, and reconnects on its
+                    // own where it dropped.
+                    return Ok(None);
+                }
+                named = Some(address);
+                client
+            }
         };
         let connection = ConnectionManager::new(client).await?;
+        #[cfg(feature = "redis-sentinel")]
+        if let (Reconnect::Sentinels { primary, .. }, Some(named)) = (&mut replacing.how, named) {
+            *primary = Some(named);
+        }
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
             (generation + 1, Some(connection.clone()));
         if first {
@@ -790,7 +815,10 @@ impl RedisStore {
     /// cannot be reached (a call fails or times out), or answers that it is
     /// a replica now (`READONLY`), the store asks the Sentinels again (at
     /// most once a second, and for at most 2 s) and connects to the primary
-    /// they name, once it answers as one. The call that met a primary out of
+    /// they name, once it answers as one; where they still name the server
+    /// the connection leads to (slow for a moment, restarted, or a failover
+    /// not over yet), the connection stays, and reconnects by itself where it
+    /// dropped. The call that met a primary out of
     /// reach fails (`Unavailable`: it may have been made before the
     /// connection failed, so it is not made again); one refused with
     /// `READONLY` is made again on the new primary.
@@ -924,7 +952,10 @@ impl RedisStore {
     fn sentinel_lazy(client: redis::sentinel::SentinelClient) -> RedisStore {
         RedisStore::over(Connection::Single(Single::new(
             None,
-            Reconnect::Sentinels(Box::new(client)),
+            Reconnect::Sentinels {
+                sentinels: Box::new(client),
+                primary: None,
+            },
         )))
     }
 
@@ -946,10 +977,14 @@ impl RedisStore {
                 }
                 _ => store_error(e),
             })?;
+        let address = primary.get_connection_info().addr().to_string();
         let connection = ConnectionManager::new(primary).await.map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
             Some(connection),
-            Reconnect::Sentinels(Box::new(client)),
+            Reconnect::Sentinels {
+                sentinels: Box::new(client),
+                primary: Some(address),
+            },
         ))))
     }
 
