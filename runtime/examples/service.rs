@@ -18,6 +18,11 @@
 //!
 //! (With `--features axum,redis-tls`, `REDIS_URL` may also be a `rediss://`
 //! URL: Redis over TLS, its certificate checked against the system's roots.)
+//! With `REDIS_FAIL_OPEN=1` too, the service starts even while Redis is
+//! down, and claims ids in the process until it answers.
+//!
+//! The receiver's counters are served at `GET /metrics`, in Prometheus's
+//! text format.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +79,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Receiver::new(dispatcher, Verifier::new(token)).with_ordering(OrderingGuard::new());
     #[cfg(feature = "redis")]
     let receiver = match std::env::var("REDIS_URL") {
+        Ok(url) if std::env::var_os("REDIS_FAIL_OPEN").is_some_and(|v| v == "1") => {
+            use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
+            let store = RedisStore::connect_lazy(&url)?;
+            println!("event ids are claimed in Redis, or in the process while it is down");
+            receiver.with_store(FailOpen::new(store))
+        }
         Ok(url) => {
             let store = kustomer_webhooks::dedupe::RedisStore::connect(&url).await?;
             println!(
@@ -84,8 +95,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(_) => receiver,
     };
-    let app =
-        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let counters = receiver.counters();
+    let app = axum::Router::new()
+        .nest_service("/kustomer", kustomer_webhooks::axum::router(receiver))
+        .route(
+            "/metrics",
+            axum::routing::get(move || async move { counters.prometheus() }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://{}/kustomer", listener.local_addr()?);
     // On Ctrl-C, deliveries in progress finish and are answered before it exits.
