@@ -919,9 +919,8 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        Ok(RedisStore::sentinel_lazy(sentinel_client(
-            sentinels, service,
-        )?))
+        let client = sentinel_client(sentinels, service)?;
+        Ok(RedisStore::sentinel_lazy(client))
     }
 
     /// [`connect_sentinel_lazy`](RedisStore::connect_sentinel_lazy) over
@@ -1028,8 +1027,9 @@ impl RedisStore {
 
     /// Asks Redis whether it answers the store (`PING`, over the store's
     /// connection; a store made lazily tries to connect first; in a
-    /// cluster, every primary is asked): `Ok` when it does, [`StoreError::Unavailable`] while it cannot be reached (or is
-    /// busy, as [`IdempotencyStore::begin`] would find it), and
+    /// cluster, every primary is asked): `Ok` when it does,
+    /// [`StoreError::Unavailable`] while it cannot be reached (or is busy,
+    /// as [`IdempotencyStore::begin`] would find it), and
     /// [`StoreError::Failed`] when it refuses the store (a wrong password or
     /// user). For a readiness probe, or to find at start-up what a store
     /// made lazily would otherwise find only at its first delivery.
