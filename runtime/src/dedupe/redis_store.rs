@@ -665,9 +665,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes = owned(nodes);
-        ready_for(&nodes)?;
-        RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes)).await
+        RedisStore::cluster(cluster_client(nodes)?).await
     }
 
     /// Connects to the Redis Cluster that `nodes` belong to over TLS
@@ -684,9 +682,8 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes = owned(nodes);
-        ready_for_tls("connect_cluster_tls", &nodes, &certificates)?;
-        RedisStore::cluster(redis::cluster::ClusterClient::builder(nodes).certs(certificates)).await
+        let client = cluster_client_tls("connect_cluster_tls", nodes, certificates)?;
+        RedisStore::cluster(client).await
     }
 
     /// A store that connects to the Redis Cluster that `nodes` belong to on
@@ -719,9 +716,7 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes = owned(nodes);
-        ready_for(&nodes)?;
-        let client = cluster_client(redis::cluster::ClusterClient::builder(nodes))?;
+        let client = cluster_client(nodes)?;
         Ok(RedisStore::over(Connection::Cluster(Cluster::lazy(client))))
     }
 
@@ -737,21 +732,13 @@ impl RedisStore {
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
-        let nodes = owned(nodes);
-        ready_for_tls("connect_cluster_lazy_tls", &nodes, &certificates)?;
-        let client =
-            cluster_client(redis::cluster::ClusterClient::builder(nodes).certs(certificates))?;
+        let client = cluster_client_tls("connect_cluster_lazy_tls", nodes, certificates)?;
         Ok(RedisStore::over(Connection::Cluster(Cluster::lazy(client))))
     }
 
     #[cfg(feature = "redis-cluster")]
-    async fn cluster(
-        builder: redis::cluster::ClusterClientBuilder,
-    ) -> Result<RedisStore, StoreError> {
-        let connection = cluster_client(builder)?
-            .get_async_connection()
-            .await
-            .map_err(store_error)?;
+    async fn cluster(client: redis::cluster::ClusterClient) -> Result<RedisStore, StoreError> {
+        let connection = client.get_async_connection().await.map_err(store_error)?;
         Ok(RedisStore::from_cluster_connection(connection))
     }
 
@@ -1061,10 +1048,39 @@ impl RedisStore {
     }
 }
 
-/// A cluster client for `builder`'s nodes, with the store's timeouts and
-/// retries.
+/// A client for the cluster `nodes` belong to, with the store's timeouts
+/// and retries.
 #[cfg(feature = "redis-cluster")]
-fn cluster_client(
+fn cluster_client<I>(nodes: I) -> Result<redis::cluster::ClusterClient, StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let nodes = owned(nodes);
+    ready_for(&nodes)?;
+    with_cluster_settings(redis::cluster::ClusterClient::builder(nodes))
+}
+
+/// [`cluster_client`] over TLS with `certificates` (`constructor` names the
+/// caller in an error).
+#[cfg(all(feature = "redis-cluster", feature = "redis-tls"))]
+fn cluster_client_tls<I>(
+    constructor: &str,
+    nodes: I,
+    certificates: redis::TlsCertificates,
+) -> Result<redis::cluster::ClusterClient, StoreError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let nodes = owned(nodes);
+    ready_for_tls(constructor, &nodes, &certificates)?;
+    with_cluster_settings(redis::cluster::ClusterClient::builder(nodes).certs(certificates))
+}
+
+/// `builder`'s client, with the store's timeouts and retries.
+#[cfg(feature = "redis-cluster")]
+fn with_cluster_settings(
     builder: redis::cluster::ClusterClientBuilder,
 ) -> Result<redis::cluster::ClusterClient, StoreError> {
     builder
