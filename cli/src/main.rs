@@ -160,8 +160,9 @@ enum Command {
         ordering: bool,
         /// Also listen on this address for GET /metrics (Prometheus's text
         /// format: deliveries by outcome and, with --redis, whether Redis
-        /// answers), /healthz and /readyz (503 while Redis does not answer,
-        /// unless --redis-fail-open); keep it off the public network
+        /// answers), /healthz and /readyz (503 once stopping, and while Redis
+        /// does not answer unless --redis-fail-open); keep it off the public
+        /// network
         #[arg(long, value_name = "HOST:PORT", env = "KUSTOMER_WEBHOOKS_METRICS_ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
@@ -196,7 +197,7 @@ enum Command {
         /// and handle the deliveries, rather than answer 503 until it is
         /// back (a retry that reaches another `serve` meanwhile is handled
         /// again); once it answers, it learns what was handled meanwhile.
-        /// serve also starts while Redis (or every node or Sentinel) is down,
+        /// It also starts while Redis (or every node or Sentinel) is down,
         /// and connects once it is up; a Redis that refuses the settings (a
         /// wrong password) still stops it at start
         #[arg(

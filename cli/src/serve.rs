@@ -238,6 +238,9 @@ pub async fn serve(
     if options.ordering {
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
+    // Set once a signal asked serve to stop: `/readyz` then answers 503, so
+    // that a load balancer sends new deliveries elsewhere.
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
@@ -256,7 +259,7 @@ pub async fn serve(
             "metrics at http://{0}/metrics, health checks at http://{0}/healthz and /readyz",
             health.local_addr()?
         );
-        let app = health_router(counters.clone(), store);
+        let app = health_router(counters.clone(), store, stopping.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(health, app).await {
                 tracing::error!("the metrics listener stopped: {e}");
@@ -274,7 +277,11 @@ pub async fn serve(
         );
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+            note!("stopping: finishing the deliveries in progress");
+        })
         .await?;
     note!("stopped; every delivery in progress was answered ({counters})");
     Ok(ExitCode::SUCCESS)
@@ -306,7 +313,6 @@ async fn shutdown() {
         () = interrupt => {}
         () = terminate => {}
     }
-    note!("stopping: finishing the deliveries in progress");
 }
 
 /// The shared store's state, as `--metrics-addr` reports it.
@@ -324,20 +330,27 @@ type StoreProbe = std::sync::Arc<
 >;
 
 /// `GET /healthz` (the process serves), `GET /readyz` (it can handle
-/// deliveries: its shared store answers, or it fails open) and `GET
-/// /metrics` (Prometheus's text format: the receiver's counters and, with
-/// a shared store, its state).
+/// deliveries: it is not `stopping`, and its shared store answers or it
+/// fails open) and `GET /metrics` (Prometheus's text format: the receiver's
+/// counters and, with a shared store, its state).
 fn health_router(
     counters: std::sync::Arc<kustomer_webhooks::receiver::Counters>,
     store: Option<StoreProbe>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
 
     let probe = store.clone();
     let ready = move || {
-        let probe = probe.clone();
+        let (probe, stopping) = (probe.clone(), stopping.clone());
         async move {
+            if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: stopping, finishing the deliveries in progress\n".to_owned(),
+                );
+            }
             let Some(probe) = probe else {
                 return (StatusCode::OK, "ready\n".to_owned());
             };

@@ -491,6 +491,47 @@ fn serve_reports_metrics_and_health_on_its_metrics_address() {
 }
 
 #[test]
+#[cfg(unix)]
+fn serve_is_not_ready_once_stopping_while_a_delivery_finishes() {
+    use std::io::Write;
+    let (mut server, mut log, url, logged) =
+        start_serve_logged(&["--token", "t0ken", "--metrics-addr", "127.0.0.1:0"]);
+    let metrics = metrics_url(&logged);
+    assert_eq!(http("GET", &metrics, "/readyz").0, 200);
+    // A delivery in progress: its body not all sent yet.
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut delivery = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        delivery,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"id\":"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut line = String::new();
+    while !line.contains("stopping: finishing the deliveries in progress") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
+    }
+    // While it finishes, it is alive but not ready for more.
+    assert_eq!(
+        http("GET", &metrics, "/readyz"),
+        (
+            503,
+            "not ready: stopping, finishing the deliveries in progress\n".to_owned()
+        )
+    );
+    assert_eq!(http("GET", &metrics, "/healthz").0, 200);
+    drop(delivery);
+    assert!(server.0.wait().unwrap().success());
+}
+
+#[test]
 fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
     // The log's reader goes away (a log shipper that died, `2>&1 | head`).
     let (_server, log, url) = start_serve(&["--token", "t0ken"]);
