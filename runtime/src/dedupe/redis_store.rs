@@ -65,8 +65,10 @@ return 0
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
 /// shared by every delivery, reconnected when it drops. A call that fails
-/// (the server is down, or silent for longer than the manager's 500 ms
-/// response timeout) is a [`StoreError::Unavailable`], which the receiver
+/// (the server is down, silent for longer than the manager's 500 ms
+/// response timeout, or busy for now: `LOADING` its data after a restart,
+/// `CLUSTERDOWN`, `MASTERDOWN`, `TRYAGAIN`) is a
+/// [`StoreError::Unavailable`], which the receiver
 /// answers with 503 without running the handler, so that Kustomer retries
 /// the delivery; once Redis is back, the retry is handled. The ids live in
 /// Redis's memory: a Redis that restarts without persistence (RDB or AOF)
