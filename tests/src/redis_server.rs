@@ -332,6 +332,11 @@ impl RedisSentinel {
         cli(self.port, self.listen, args)
     }
 
+    /// The Sentinel's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Stops the Sentinel (the primary and replica go on).
     pub fn stop_sentinel(&mut self) {
         self.sentinel.kill().unwrap();

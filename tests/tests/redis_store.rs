@@ -1131,8 +1131,23 @@ async fn a_lazy_sentinel_store_is_made_while_the_sentinel_is_down_and_used_once_
     let store = RedisStore::connect_sentinel_lazy([&sentinel.url], SENTINEL_SERVICE)
         .unwrap()
         .with_prefix(prefix("lazy-sentinel"));
-    let err = store.begin("ls0").await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // The same from a Sentinel client built elsewhere.
+    let client = redis::sentinel::SentinelClientBuilder::new(
+        [redis::ConnectionAddr::Tcp(
+            "127.0.0.1".into(),
+            sentinel.port(),
+        )],
+        SENTINEL_SERVICE,
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let built = RedisStore::from_sentinel_client_lazy(client).with_prefix(prefix("lazy-sentinel"));
+    for store in [&store, &built] {
+        let err = store.begin("ls0").await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
     // Within the second, a call fails at once, without asking again.
     let err = store.ping().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -1146,6 +1161,11 @@ async fn a_lazy_sentinel_store_is_made_while_the_sentinel_is_down_and_used_once_
     store.complete("ls1").await.unwrap();
     check_store(&store).await.unwrap();
     handled_and_replicated(&sentinel, &store, "ls2").await;
+    // Both reach the same primary once the Sentinel answers.
+    for err in claim_until_new(&built, "ls3").await {
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    }
+    assert_eq!(built.begin("ls2").await.unwrap(), Begin::Done);
     let key = format!("{}ls1", prefix("lazy-sentinel"));
     assert_eq!(
         raw::<Option<String>>(&sentinel.servers[0], &["GET", &key]).await,

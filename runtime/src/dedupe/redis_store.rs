@@ -935,6 +935,15 @@ impl RedisStore {
         Ok(RedisStore::sentinel_lazy(client))
     }
 
+    /// [`from_sentinel_client`](RedisStore::from_sentinel_client), made
+    /// without connecting: the first call asks the Sentinels, as
+    /// [`connect_sentinel_lazy`](RedisStore::connect_sentinel_lazy) says.
+    /// Needs the `redis-sentinel` feature.
+    #[cfg(feature = "redis-sentinel")]
+    pub fn from_sentinel_client_lazy(client: redis::sentinel::SentinelClient) -> RedisStore {
+        RedisStore::sentinel_lazy(client)
+    }
+
     /// A store on the primary `client` names, connected on its first call.
     #[cfg(feature = "redis-sentinel")]
     fn sentinel_lazy(client: redis::sentinel::SentinelClient) -> RedisStore {
