@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use out::out;
 
 mod generate;
@@ -19,6 +19,7 @@ mod infer;
 mod out;
 mod parse;
 mod regenerate;
+mod secrets;
 mod serve;
 
 /// Typed Kustomer outbound webhooks: infer schemas from sample payloads,
@@ -127,6 +128,12 @@ enum Command {
     },
     /// Receive webhooks at `POST /`, printing one JSON line per dispatched
     /// event: {"event", "id", "resource_id", "typed", "drift"}.
+    #[command(group(
+        clap::ArgGroup::new("token_source")
+            .args(["tokens", "token_files"])
+            .required(true)
+            .multiple(true)
+    ))]
     Serve {
         /// The address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -137,13 +144,31 @@ enum Command {
             long = "token",
             value_name = "TOKEN",
             env = "KUSTOMER_WEBHOOK_TOKEN",
-            value_parser = serve::token_arg,
-            required = true
+            hide_env_values = true,
+            value_parser = serve::token_arg
         )]
         tokens: Vec<String>,
+        /// A file of tokens, one per line (blank lines skipped, white space
+        /// around each dropped), so that they are not on the command line,
+        /// where other users of the machine can read them (repeatable; adds
+        /// to --token)
+        #[arg(
+            long = "token-file",
+            value_name = "FILE",
+            env = "KUSTOMER_WEBHOOK_TOKEN_FILE"
+        )]
+        token_files: Vec<PathBuf>,
         /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
-        #[arg(long = "header", value_parser = serve::header_arg)]
-        headers: Vec<(String, String)>,
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        headers: Vec<String>,
+        /// A file of custom headers deliveries must carry, one NAME=VALUE per
+        /// line (repeatable; adds to --header)
+        #[arg(
+            long = "header-file",
+            value_name = "FILE",
+            env = "KUSTOMER_WEBHOOK_HEADER_FILE"
+        )]
+        header_files: Vec<PathBuf>,
         /// Save deliveries into this directory, one `<event id>.json` each
         /// (owner-only; payloads hold personal data), to regenerate the
         /// models from later
@@ -171,7 +196,12 @@ enum Command {
         /// --redis-cluster, a node of the cluster, with --redis-sentinel, a
         /// Sentinel (repeat for more; KUSTOMER_WEBHOOKS_REDIS_URL holds them
         /// separated by spaces)
-        #[arg(long, value_name = "URL", env = "KUSTOMER_WEBHOOKS_REDIS_URL")]
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "KUSTOMER_WEBHOOKS_REDIS_URL",
+            hide_env_values = true
+        )]
         redis: Vec<String>,
         /// The --redis URLs are nodes of a Redis Cluster
         #[arg(
@@ -239,16 +269,39 @@ enum Command {
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (http:// or https:// URLs).
+    #[command(group(
+        clap::ArgGroup::new("token_source")
+            .args(["token", "token_file"])
+            .required(true)
+            .multiple(true)
+    ))]
     Send {
         /// Where to post (http:// or https://)
         #[arg(long, value_parser = serve::url_arg)]
         url: String,
         /// The webhook's token to sign with
-        #[arg(long, env = "KUSTOMER_WEBHOOK_TOKEN", value_parser = serve::token_arg)]
-        token: String,
+        #[arg(
+            long,
+            env = "KUSTOMER_WEBHOOK_TOKEN",
+            hide_env_values = true,
+            value_parser = serve::token_arg
+        )]
+        token: Option<String>,
+        /// A file holding the token to sign with (white space around it
+        /// dropped), so that it is not on the command line
+        #[arg(long, value_name = "FILE", env = "KUSTOMER_WEBHOOK_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
         /// A custom header to add, as NAME=VALUE (repeatable)
-        #[arg(long = "header", value_parser = serve::header_arg)]
-        headers: Vec<(String, String)>,
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        headers: Vec<String>,
+        /// A file of custom headers to add, one NAME=VALUE per line
+        /// (repeatable; adds to --header)
+        #[arg(
+            long = "header-file",
+            value_name = "FILE",
+            env = "KUSTOMER_WEBHOOK_HEADER_FILE"
+        )]
+        header_files: Vec<PathBuf>,
         /// A PEM file of certificate authorities to trust for an https://
         /// URL besides the system's (repeatable)
         #[arg(long = "ca-cert", value_name = "FILE")]
@@ -280,7 +333,9 @@ enum AppDefinitionCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             out::note!("error: {}", report(&e));
@@ -312,7 +367,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     match cli.command {
         Command::Infer {
             paths,
@@ -369,8 +424,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,
-            tokens,
+            mut tokens,
+            token_files,
             headers,
+            header_files,
             capture,
             capture_filter,
             ordering,
@@ -384,6 +441,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             redis_client_cert,
             redis_client_key,
         } => {
+            for file in &token_files {
+                for token in secrets::read_tokens(file)? {
+                    // The same token from two places is accepted once.
+                    if !tokens.contains(&token) {
+                        tokens.push(token);
+                    }
+                }
+            }
+            let headers = secrets::headers(&headers, &header_files)?;
             let options = serve::ServeOptions {
                 capture: capture.map(|dir| {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
@@ -415,11 +481,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send {
             url,
             token,
+            token_file,
             headers,
+            header_files,
             ca_certs,
             timeout,
             paths,
         } => {
+            let sources = matches.subcommand_matches("send").map(|m| {
+                let from_line =
+                    |id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+                (from_line("token"), from_line("token_file"))
+            });
+            let token = secrets::send_token(token, token_file, sources.unwrap_or_default())?;
+            let headers = secrets::headers(&headers, &header_files)?;
             let options = serve::SendOptions { timeout, ca_certs };
             runtime()?.block_on(serve::send(&url, &token, &headers, &paths, &options))
         }

@@ -18,14 +18,6 @@ use serde::Serialize;
 
 use crate::out::{note, out};
 
-/// A `NAME=VALUE` custom header.
-pub fn header_arg(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
-    }
-}
-
 /// A webhook token: not empty (an unset variable expanded to nothing would
 /// otherwise key every signature with no secret at all).
 pub fn token_arg(s: &str) -> Result<String, String> {
@@ -265,6 +257,12 @@ pub async fn serve(
                 tracing::error!("the metrics listener stopped: {e}");
             }
         });
+    }
+    if tokens.len() > 1 {
+        note!(
+            "accepting deliveries signed with any of {} tokens",
+            tokens.len()
+        );
     }
     note!(
         "receiving Kustomer webhooks at http://{}/",

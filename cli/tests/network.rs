@@ -239,6 +239,149 @@ fn serve_captures_deliveries_into_a_directory() {
 }
 
 #[test]
+fn serve_and_send_take_tokens_and_headers_from_files() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // As secret stores write them: a Windows line end, a blank line, the
+    // newline `echo` adds.
+    let tokens = write("tokens", "current\r\n\nprevious\n");
+    let headers = write("headers", "x-app-secret = s3cret\n");
+    let (server, _log, url, _) = start_serve_with_env(
+        &["--header-file", &headers],
+        &[("KUSTOMER_WEBHOOK_TOKEN_FILE", tokens.as_str())],
+    );
+    let send = |token_args: &[&str], header_args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", &url])
+            .args(token_args)
+            .args(header_args)
+            .arg("schema/samples/kustomer.team.create.json")
+            .current_dir(ROOT)
+            .env_remove("KUSTOMER_WEBHOOK_TOKEN")
+            .env_remove("KUSTOMER_WEBHOOK_TOKEN_FILE")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let current = write("current", "current\n");
+    let previous = write("previous", "previous");
+    // Both tokens in the file are accepted; the first delivery is handled,
+    // the second (the same event) is a duplicate.
+    let first = send(&["--token-file", &current], &["--header-file", &headers]);
+    assert!(
+        first.starts_with("200 ") && first.contains("handled"),
+        "{first}"
+    );
+    let again = send(
+        &["--token-file", &previous],
+        &["--header", "x-app-secret=s3cret"],
+    );
+    assert!(
+        again.starts_with("200 ") && again.contains("duplicate"),
+        "{again}"
+    );
+    for (tokens, headers) in [
+        (
+            &["--token", "other"][..],
+            &["--header-file", headers.as_str()][..],
+        ),
+        (
+            &["--token-file", &current],
+            &["--header", "x-app-secret=wrong"],
+        ),
+        (&["--token-file", &current], &[]),
+    ] {
+        let out = send(tokens, headers);
+        assert!(out.starts_with("401 "), "{tokens:?} {headers:?}: {out}");
+    }
+    drop(server);
+}
+
+#[test]
+fn a_token_or_header_file_that_cannot_serve_stops_at_start_saying_why() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::write(&bad, "x-app: s3cret\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (args, want) in [
+        (
+            vec!["serve", "--token-file", empty.to_str().unwrap()],
+            format!("error: {}: holds no token", empty.display()),
+        ),
+        (
+            vec!["serve", "--token-file", missing.to_str().unwrap()],
+            format!("error: reading {}: ", missing.display()),
+        ),
+        (
+            vec![
+                "serve",
+                "--token",
+                "t",
+                "--header-file",
+                bad.to_str().unwrap(),
+            ],
+            format!("error: {}:1: expected NAME=VALUE", bad.display()),
+        ),
+        (
+            vec!["serve", "--token", "t", "--header", "x app=s3cret"],
+            "error: --header: \"x app\" is not an HTTP header name".to_owned(),
+        ),
+        (
+            vec![
+                "send",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--token",
+                "t",
+                "--token-file",
+            ],
+            "error: both a token and a token file are given".to_owned(),
+        ),
+    ] {
+        let mut args = args;
+        if args[0] == "send" {
+            args.push(bad.to_str().unwrap());
+            args.push("x.json");
+        }
+        let out = Command::new(BIN)
+            .args(&args)
+            .env_remove("KUSTOMER_WEBHOOK_TOKEN")
+            .env_remove("KUSTOMER_WEBHOOK_TOKEN_FILE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(&want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "a secret leaked: {stderr}");
+    }
+}
+
+#[test]
+fn help_never_shows_a_secret_from_the_environment() {
+    for command in ["serve", "send"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .env("KUSTOMER_WEBHOOK_TOKEN", "s3cret-token")
+            .env(
+                "KUSTOMER_WEBHOOKS_REDIS_URL",
+                "redis://:s3cret-password@redis/",
+            )
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{help}");
+        assert!(help.contains("[env: KUSTOMER_WEBHOOK_TOKEN]"), "{help}");
+        assert!(!help.contains("s3cret"), "{command} --help: {help}");
+    }
+}
+
+#[test]
 fn an_empty_token_is_refused() {
     for args in [
         &["serve", "--addr", "127.0.0.1:0", "--token", ""][..],
