@@ -190,6 +190,13 @@ enum Command {
         /// network
         #[arg(long, value_name = "HOST:PORT", env = "KUSTOMER_WEBHOOKS_METRICS_ADDR")]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Keep each delivery answered with a 5xx (its line could not be
+        /// written; Redis failed) in this directory, as `<event id>.json`,
+        /// until a later delivery of it is handled, so that none is lost when
+        /// the failure outlasts Kustomer's hour of retries; replay them with
+        /// `send` (owner-only; payloads hold personal data)
+        #[arg(long, value_name = "DIR", env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS")]
+        dead_letters: Option<PathBuf>,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
@@ -432,6 +439,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture_filter,
             ordering,
             metrics_addr,
+            dead_letters,
             redis,
             redis_cluster,
             redis_sentinel,
@@ -456,6 +464,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 metrics: metrics_addr,
+                dead_letters,
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     // Several URLs in one value (as the environment variable
                     // holds them) are separated by white space, which no URL

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use kustomer_webhooks::capture::Capture;
+use kustomer_webhooks::dead_letters::DeadLetters;
 use kustomer_webhooks::dedupe::OrderingGuard;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
@@ -230,6 +231,14 @@ pub async fn serve(
     if options.ordering {
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
+    let dead_letters = match &options.dead_letters {
+        Some(dir) => {
+            let letters = DeadLetters::open(dir)?;
+            receiver = receiver.with_dead_letters(letters.clone());
+            Some(letters)
+        }
+        None => None,
+    };
     // Set once a signal asked serve to stop: `/readyz` then answers 503, so
     // that a load balancer sends new deliveries elsewhere.
     let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -251,7 +260,12 @@ pub async fn serve(
             "metrics at http://{0}/metrics, health checks at http://{0}/healthz and /readyz",
             health.local_addr()?
         );
-        let app = health_router(counters.clone(), store, stopping.clone());
+        let app = health_router(
+            counters.clone(),
+            store,
+            dead_letters.clone(),
+            stopping.clone(),
+        );
         tokio::spawn(async move {
             if let Err(e) = axum::serve(health, app).await {
                 tracing::error!("the metrics listener stopped: {e}");
@@ -268,6 +282,13 @@ pub async fn serve(
         "receiving Kustomer webhooks at http://{}/",
         listener.local_addr()?
     );
+    if let Some(letters) = &dead_letters {
+        note!(
+            "keeping deliveries that fail in {} until they are handled (they hold personal data)",
+            letters.dir().display()
+        );
+        waiting(letters);
+    }
     if let Some(dir) = capturing {
         note!(
             "saving deliveries into {} (they hold personal data)",
@@ -282,7 +303,29 @@ pub async fn serve(
         })
         .await?;
     note!("stopped; every delivery in progress was answered ({counters})");
+    if let Some(letters) = &dead_letters {
+        waiting(letters);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says how many dead letters wait to be replayed, if any.
+fn waiting(letters: &DeadLetters) {
+    let n = letters.pending();
+    if n > 0 {
+        let dir = letters.dir().display();
+        note!(
+            "{n} {} in {dir}: once {} be handled, replay {} with \
+             `kustomer-webhooks send --url URL --token-file FILE {dir}`",
+            if n == 1 {
+                "delivery that failed waits"
+            } else {
+                "deliveries that failed wait"
+            },
+            if n == 1 { "it can" } else { "they can" },
+            if n == 1 { "it" } else { "them" },
+        );
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The server then stops accepting
@@ -334,6 +377,7 @@ type StoreProbe = std::sync::Arc<
 fn health_router(
     counters: std::sync::Arc<kustomer_webhooks::receiver::Counters>,
     store: Option<StoreProbe>,
+    dead_letters: Option<DeadLetters>,
     stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
@@ -377,14 +421,31 @@ fn health_router(
     };
     let metrics = move || {
         let (counters, probe) = (counters.clone(), store.clone());
+        let letters = dead_letters.clone();
         async move {
             let mut text = counters.prometheus();
+            let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+                text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+            };
+            if let Some(letters) = letters {
+                metric(
+                    "kustomer_webhooks_dead_letters_pending",
+                    "gauge",
+                    "Deliveries that failed and wait in the dead-letter directory to be handled.",
+                    letters.pending() as u64,
+                );
+                metric(
+                    "kustomer_webhooks_dead_letters_saved_total",
+                    "counter",
+                    "Failed deliveries written to the dead-letter directory (each retry counts).",
+                    letters
+                        .counts()
+                        .saved
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                );
+            }
             if let Some(probe) = probe {
                 let state = probe().await;
-                let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-                    text +=
-                        &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
-                };
                 metric(
                     "kustomer_webhooks_store_up",
                     "gauge",
@@ -429,6 +490,8 @@ pub struct ServeOptions {
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
     pub metrics: Option<SocketAddr>,
+    /// Keep the deliveries that fail in this directory.
+    pub dead_letters: Option<PathBuf>,
 }
 
 /// The Redis of `serve --redis`.

@@ -488,6 +488,88 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
 }
 
 #[test]
+fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let dead = dir.path().join("dead");
+    let dead_arg = dead.to_str().unwrap();
+    let samples = ["kustomer.team.create", "kustomer.user.update"];
+    {
+        let (mut server, _log, url, logged) = start_serve_logged(&[
+            "--token",
+            "t0ken",
+            "--dead-letters",
+            dead_arg,
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ]);
+        // Nobody reads the event lines: every delivery fails.
+        drop(server.0.stdout.take());
+        for sample in samples {
+            let reply = send_sample(&url, "t0ken", sample);
+            assert!(reply.starts_with("500 "), "{reply}");
+        }
+        // A forgery is not kept.
+        assert!(send_sample(&url, "wrong", "kustomer.team.update").starts_with("401 "));
+        let (_, text) = http("GET", &metrics_url(&logged), "/metrics");
+        assert!(
+            text.contains("\nkustomer_webhooks_dead_letters_pending 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nkustomer_webhooks_dead_letters_saved_total 2\n"),
+            "{text}"
+        );
+    }
+    // Each is kept byte for byte, named after its event id.
+    let mut kept: Vec<String> = std::fs::read_dir(&dead)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    kept.sort();
+    let mut want = Vec::new();
+    for sample in samples {
+        let body = std::fs::read(format!("{ROOT}/schema/samples/{sample}.json")).unwrap();
+        let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            std::fs::read(dead.join(format!("{id}.json"))).unwrap(),
+            body
+        );
+        want.push(format!("{id}.json"));
+    }
+    want.sort();
+    assert_eq!(kept, want);
+
+    // Restarted, serve says they wait; replayed with `send`, each is handled
+    // and its file removed.
+    let (server, mut log, url) = start_serve(&["--token", "t0ken", "--dead-letters", dead_arg]);
+    let mut said = String::new();
+    for _ in 0..2 {
+        log.read_line(&mut said).unwrap();
+    }
+    assert!(
+        said.contains(&format!("2 deliveries that failed wait in {dead_arg}")),
+        "{said}"
+    );
+    let out = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken", dead_arg])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.matches("\"outcome\":\"handled\"").count(),
+        2,
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_dir(&dead).unwrap().count(), 0);
+    drop(server);
+}
+
+#[test]
 fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
     let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--ordering"]);
     let stdout = server.0.stdout.take().unwrap();

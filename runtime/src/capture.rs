@@ -165,12 +165,7 @@ impl Capture {
     /// safe file name, otherwise named after a hash (of the id, or of the
     /// body when there is no id).
     pub fn file_for(&self, id: Option<&str>, body: &[u8]) -> PathBuf {
-        let stem = match id {
-            Some(id) if is_safe_stem(id) => id.to_owned(),
-            Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
-            None => format!("body-{}", hex::encode(Sha256::digest(body))),
-        };
-        self.dir.join(format!("{stem}.json"))
+        file_for(&self.dir, id, body)
     }
 
     /// Saves `parsed` if the filter wants it; `Ok(None)` when it does not.
@@ -229,22 +224,38 @@ impl Capture {
             source,
         })?;
         let path = self.file_for(id, body);
-        let failed = |source| CaptureError::Write {
-            path: path.clone(),
-            source,
-        };
-        // `tempfile` creates the file with mode 0600 under a random name in
-        // the same directory, so the rename below is atomic.
-        let mut file = tempfile::Builder::new()
-            .prefix(".capture-")
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)
-            .map_err(failed)?;
-        file.write_all(body).map_err(failed)?;
-        file.as_file().sync_data().map_err(failed)?;
-        file.persist(&path).map_err(|e| failed(e.error))?;
-        Ok(path)
+        match write_private(&self.dir, &path, body) {
+            Ok(()) => Ok(path),
+            Err(source) => Err(CaptureError::Write { path, source }),
+        }
     }
+}
+
+/// The file of a delivery in `dir`: `<id>.json` when the event id is a safe
+/// file name, otherwise named after a hash (of the id, or of the body when
+/// there is no id), so that every delivery of one event has the same file.
+pub(crate) fn file_for(dir: &Path, id: Option<&str>, body: &[u8]) -> PathBuf {
+    let stem = match id {
+        Some(id) if is_safe_stem(id) => id.to_owned(),
+        Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
+        None => format!("body-{}", hex::encode(Sha256::digest(body))),
+    };
+    dir.join(format!("{stem}.json"))
+}
+
+/// Writes `body` to `path` in `dir` atomically (under a temporary name,
+/// synced, then renamed) and owner-only.
+pub(crate) fn write_private(dir: &Path, path: &Path, body: &[u8]) -> std::io::Result<()> {
+    // `tempfile` creates the file with mode 0600 under a random name in the
+    // same directory, so the rename below is atomic.
+    let mut file = tempfile::Builder::new()
+        .prefix(".capture-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    file.write_all(body)?;
+    file.as_file().sync_data()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Ids Kustomer sends are 24 hex digits; anything else is used as a file name
@@ -258,7 +269,7 @@ fn is_safe_stem(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

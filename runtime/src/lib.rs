@@ -5,7 +5,8 @@
 //! team; see [`models`]), the typed parsing of event payloads, the
 //! dispatch of each event to the function written for it, and the receiver
 //! around them: signature verification ([`verify`]), de-duplication and
-//! ordering ([`dedupe`]), capture of deliveries ([`capture`]), and an axum
+//! ordering ([`dedupe`]), capture of deliveries ([`capture`]), deliveries
+//! that failed kept until they are handled ([`dead_letters`]), and an axum
 //! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
 //! idempotency store a service's replicas share; `redis-tls` lets it reach
 //! Redis over TLS (`rediss://`), `redis-cluster` a Redis Cluster, and
@@ -128,6 +129,7 @@ extern crate self as kustomer_webhooks;
 pub mod app;
 pub mod capture;
 mod change;
+pub mod dead_letters;
 pub mod dedupe;
 mod dispatch;
 mod event;

@@ -28,6 +28,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::capture::Capture;
+use crate::dead_letters::DeadLetters;
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
 use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, Verifier};
@@ -180,6 +181,7 @@ pub struct Receiver<S = AnyEvent> {
     store: Option<Arc<dyn IdempotencyStore>>,
     ordering: Option<OrderingGuard>,
     capture: Option<Capture>,
+    dead_letters: Option<DeadLetters>,
 }
 
 impl<S> std::fmt::Debug for Receiver<S> {
@@ -222,6 +224,7 @@ impl<S: Events> Receiver<S> {
             store: Some(Arc::new(MemoryStore::new())),
             ordering: None,
             capture: None,
+            dead_letters: None,
         }
     }
 
@@ -258,6 +261,17 @@ impl<S: Events> Receiver<S> {
     /// failure is logged and counted in [`Capture::counts`].
     pub fn with_capture(mut self, capture: Capture) -> Self {
         self.capture = Some(capture);
+        self
+    }
+
+    /// Keeps every delivery answered with a 5xx (a handler that failed,
+    /// panicked or timed out; a store that failed) in a directory until a
+    /// later delivery of its event is acknowledged, so that no event is lost
+    /// when the failure outlasts Kustomer's hour of retries (see
+    /// [`dead_letters`](crate::dead_letters): replay them with
+    /// `kustomer-webhooks send`). Off by default.
+    pub fn with_dead_letters(mut self, dead_letters: DeadLetters) -> Self {
+        self.dead_letters = Some(dead_letters);
         self
     }
 
@@ -438,13 +452,26 @@ impl<S: Events> Receiver<S> {
             // so the delivery still gets a retryable answer in time.
             (Some(store), Some(key)) => match within(None, self.timeout, store.begin(key)).await {
                 Some(Ok(Begin::New)) => true,
-                Some(Ok(Begin::Done)) => return reply!(200, "duplicate", None),
+                Some(Ok(Begin::Done)) => {
+                    if self.dead_letters.is_some() {
+                        self.forget(id.as_deref(), parsed.raw).await;
+                    }
+                    return reply!(200, "duplicate", None);
+                }
                 Some(Ok(Begin::InProgress)) => {
                     let why = "another delivery of this event is being handled; retry later";
                     return reply!(409, "in progress", None, Some(why.to_owned()));
                 }
-                Some(Err(e)) => return reply!(503, "error", Some(cold::store_failed(&e))),
-                None => return reply!(503, "error", Some(cold::store_silent(self.timeout))),
+                Some(Err(e)) => {
+                    let error = cold::store_failed(&e);
+                    self.keep(id.as_deref(), parsed.raw, &error).await;
+                    return reply!(503, "error", Some(error));
+                }
+                None => {
+                    let error = cold::store_silent(self.timeout);
+                    self.keep(id.as_deref(), parsed.raw, &error).await;
+                    return reply!(503, "error", Some(error));
+                }
             },
             _ => false,
         };
@@ -463,6 +490,9 @@ impl<S: Events> Receiver<S> {
                 let _ = within(None, self.timeout, store.complete(id)).await;
             }
             claim.0 = None;
+            if self.dead_letters.is_some() {
+                self.forget(id.as_deref(), parsed.raw).await;
+            }
             return reply!(200, "stale", None, Some(cold::stale(last)));
         }
         if let Some(inspect) = &self.inspect {
@@ -489,6 +519,13 @@ impl<S: Events> Receiver<S> {
         // of its own: the handler is never cancelled halfway, and its claim
         // is always completed or abandoned.
         let store = claim.0.take();
+        // With dead letters on, the run keeps what it needs to save or clear
+        // the delivery's file, even if the delivery is dropped meanwhile.
+        let raw = parsed.raw;
+        let letters = self
+            .dead_letters
+            .clone()
+            .map(|letters| (letters, id.clone(), raw.to_vec()));
         let run = Detached::new(async move {
             let start = tokio::time::Instant::now();
             let result = within(
@@ -516,11 +553,18 @@ impl<S: Events> Receiver<S> {
             {
                 guard.record(&resource, rev);
             }
+            if let Some((letters, id, body)) = letters {
+                cold::settle_dead_letter(letters, id, body, &result, timeout).await;
+            }
             result
         });
         let dispatched = match run.await {
             Ok(result) => result,
-            Err(panic) => return reply!(500, "error", Some(cold::panicked(panic))),
+            Err(panic) => {
+                let error = cold::panicked(panic);
+                self.keep(id.as_deref(), raw, &error).await;
+                return reply!(500, "error", Some(error));
+            }
         };
         match dispatched {
             Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
@@ -530,6 +574,34 @@ impl<S: Events> Receiver<S> {
         }
     }
 }
+
+impl<S: Events> Receiver<S> {
+    /// Keeps a delivery answered with a 5xx as a dead letter, when they are
+    /// on. Boxed and out of line, so that the delivery's own future does not
+    /// grow by what it holds.
+    #[inline(never)]
+    fn keep<'a>(&'a self, id: Option<&'a str>, raw: &'a [u8], why: &'a str) -> Boxed<'a> {
+        Box::pin(async move {
+            if let Some(letters) = &self.dead_letters {
+                letters.save(id, raw.to_vec(), why).await;
+            }
+        })
+    }
+
+    /// Removes the dead letter of a delivery that was acknowledged, if there
+    /// is one; like [`keep`](Self::keep), boxed and out of line.
+    #[inline(never)]
+    fn forget<'a>(&'a self, id: Option<&'a str>, raw: &'a [u8]) -> Boxed<'a> {
+        Box::pin(async move {
+            if let Some(letters) = &self.dead_letters {
+                letters.clear(id, raw).await;
+            }
+        })
+    }
+}
+
+/// A boxed future of the receiver's rarely taken paths.
+type Boxed<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What the delivery logs and answers when something went wrong, out of
 /// line: every delivery runs through `deliver`, and kept apart, these paths
@@ -684,6 +756,29 @@ mod cold {
     pub(super) fn handler_timed_out(timeout: Duration) -> String {
         tracing::warn!(target: LOG, ?timeout, "handler timed out");
         format!("the handler took longer than {timeout:?}")
+    }
+
+    /// After the handler ran: keeps the delivery as a dead letter when it
+    /// failed, clears its dead letter when it succeeded. Off by default, so
+    /// boxed, and its future polled out of line.
+    #[inline(never)]
+    pub(super) fn settle_dead_letter(
+        letters: crate::dead_letters::DeadLetters,
+        id: Option<String>,
+        body: Vec<u8>,
+        result: &Option<Result<crate::Dispatched, DispatchError>>,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            match result {
+                Some(Ok(_)) => letters.clear(id.as_deref(), &body).await,
+                Some(Err(e)) => letters.save(id.as_deref(), body, &e.to_string()).await,
+                None => {
+                    let why = format!("the handler took longer than {timeout:?}");
+                    letters.save(id.as_deref(), body, &why).await
+                }
+            }
+        })
     }
 
     /// Saves the delivery; off by default, so boxed, and its future polled

@@ -215,6 +215,15 @@ async fn start_with(store: MemoryStore) -> Server {
 /// A receiver over `store`, recording into `plan`: one replica of a service
 /// when several share `plan` and a store.
 async fn start_replica(store: impl IdempotencyStore + 'static, plan: Shared) -> Server {
+    start_configured(store, plan, |r| r).await
+}
+
+/// [`start_replica`], its receiver configured further by `configure`.
+async fn start_configured(
+    store: impl IdempotencyStore + 'static,
+    plan: Shared,
+    configure: impl FnOnce(Receiver) -> Receiver,
+) -> Server {
     let store = Arc::new(FailingStore::over(store));
     let dispatcher = Dispatcher::with_state(plan.clone())
         .handler(erroring)
@@ -224,9 +233,11 @@ async fn start_replica(store: impl IdempotencyStore + 'static, plan: Shared) -> 
         .handler(fine)
         .build()
         .unwrap();
-    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
-        .with_store(store.clone())
-        .with_timeout(TIME_LIMIT);
+    let receiver = configure(
+        Receiver::new(dispatcher, Verifier::new(TOKEN))
+            .with_store(store.clone())
+            .with_timeout(TIME_LIMIT),
+    );
     let counters = receiver.counters();
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -585,4 +596,164 @@ async fn every_fault_at_once_across_two_replicas_sharing_redis_and_each_event_is
         }
         assert_eq!(plan.processed(id), 1, "{id}");
     }
+}
+
+/// The `.json` files in `dir`, by name, with their contents.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_failing_past_every_retry_are_kept_as_dead_letters_and_replayed_once() {
+    use kustomer_webhooks::dead_letters::DeadLetters;
+    let dir = tempfile::TempDir::new().unwrap();
+    let letters = DeadLetters::open(dir.path()).unwrap();
+    let s = start_configured(MemoryStore::new(), Shared::default(), {
+        let letters = letters.clone();
+        |r| r.with_dead_letters(letters)
+    })
+    .await;
+    // Each fault, lasting past Kustomer's hour of retries.
+    let failing = [
+        event("kustomer.team.create", 300),     // the handler fails
+        event("kustomer.user.create", 301),     // it panics
+        event("kustomer.user.update", 302),     // it runs past its time limit
+        event("kustomer.customer.update", 303), // a blocking handler fails
+    ];
+    for (id, _) in &failing {
+        s.plan.fail(id, 8);
+    }
+    let mut tasks = Vec::new();
+    let s = Arc::new(s);
+    for (_, body) in &failing {
+        let (s, body) = (s.clone(), body.clone());
+        tasks.push(tokio::spawn(
+            async move { s.deliver_with_retries(&body).await },
+        ));
+    }
+    for task in tasks {
+        let attempts = task.await.unwrap();
+        assert_eq!(attempts.len(), 8, "{attempts:?}");
+        assert!(attempts.iter().all(|(s, _)| *s >= 500), "{attempts:?}");
+    }
+    // The store fails (alone: its faults go to the next claims made).
+    let (store_id, store_body) = event("kustomer.team.update", 304);
+    s.store.inject("begin", &[Fault::Fail; 8]);
+    let attempts = s.deliver_with_retries(&store_body).await;
+    assert_eq!(statuses(&attempts), [503; 8], "{attempts:?}");
+    // What is not kept: a forgery, a body that is not an event, and an
+    // event that was handled.
+    let (forged_id, forged) = event("kustomer.team.update", 305);
+    let res = s
+        .client
+        .post(format!("http://{}/", s.addr))
+        .header("content-type", "application/json")
+        .header("x-kustomer-webhook-signature", sign(b"wrong", &forged))
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let malformed = b"{\"name\": \"kustomer.team.update\", \"data\": ";
+    let res = s
+        .client
+        .post(format!("http://{}/", s.addr))
+        .header("content-type", "application/json")
+        .header(
+            "x-kustomer-webhook-signature",
+            sign(TOKEN.as_bytes(), malformed),
+        )
+        .body(&malformed[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    s.still_serving(300).await;
+
+    // The directory holds each failed delivery, byte for byte as received.
+    let kept = files_in(dir.path());
+    let mut want: Vec<(String, Vec<u8>)> = failing
+        .iter()
+        .chain([&(store_id.clone(), store_body.clone())])
+        .map(|(id, body)| (format!("{id}.json"), body.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(kept, want);
+    assert!(!kept.iter().any(|(name, _)| name.starts_with(&forged_id)));
+    assert_eq!(letters.pending(), 5);
+    let counts = letters.counts();
+    assert_eq!(
+        counts.saved.load(Ordering::SeqCst),
+        5 * 8,
+        "every failed attempt"
+    );
+    assert_eq!(counts.failed.load(Ordering::SeqCst), 0);
+
+    // The cause is fixed: replaying the directory processes each event once
+    // and empties it.
+    s.plan.failures.lock().unwrap().clear();
+    for (name, body) in kept {
+        let (status, reply) = s.deliver(&body).await;
+        assert_eq!(
+            (status, reply["outcome"].as_str()),
+            (200, Some("handled")),
+            "{name}"
+        );
+    }
+    assert_eq!(files_in(dir.path()), []);
+    assert_eq!(letters.pending(), 0);
+    assert_eq!(counts.cleared.load(Ordering::SeqCst), 5);
+    for (id, _) in failing.iter().chain([&(store_id, store_body)]) {
+        assert_eq!(s.plan.processed(id), 1, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_handled_meanwhile_by_another_replica_is_a_duplicate_and_cleared() {
+    use kustomer_webhooks::dead_letters::DeadLetters;
+    let store = Arc::new(MemoryStore::new());
+    let plan = Shared::default();
+    let (dir_one, dir_other) = (
+        tempfile::TempDir::new().unwrap(),
+        tempfile::TempDir::new().unwrap(),
+    );
+    let one_letters = DeadLetters::open(dir_one.path()).unwrap();
+    let one = start_configured(store.clone(), plan.clone(), {
+        let letters = one_letters.clone();
+        |r| r.with_dead_letters(letters)
+    })
+    .await;
+    let other = start_configured(store, plan.clone(), |r| {
+        r.with_dead_letters(DeadLetters::open(dir_other.path()).unwrap())
+    })
+    .await;
+    let (id, body) = event("kustomer.team.create", 310);
+    plan.fail(&id, 1);
+    // The first attempt fails on one replica, the retry succeeds on the other.
+    let attempts = deliver_with_retries_to(&[&one, &other], &body).await;
+    assert_eq!(statuses(&attempts), [500, 200], "{attempts:?}");
+    assert_eq!(files_in(dir_one.path()).len(), 1);
+    assert_eq!(files_in(dir_other.path()), []);
+    // A restart of the first replica still knows its dead letter.
+    assert_eq!(DeadLetters::open(dir_one.path()).unwrap().pending(), 1);
+    // Replayed to it, the event is a duplicate: acknowledged, not run again,
+    // and its dead letter removed.
+    let (status, reply) = one.deliver(&body).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate"))
+    );
+    assert_eq!(files_in(dir_one.path()), []);
+    assert_eq!(one_letters.pending(), 0);
+    assert_eq!(plan.processed(&id), 1);
 }

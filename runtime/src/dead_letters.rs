@@ -1,0 +1,327 @@
+//! Deliveries the service could not handle, kept on disk until it does.
+//!
+//! Kustomer retries a delivery that failed for about an hour, then gives the
+//! event up (and disables a webhook that keeps failing). A cause that lasts
+//! longer (a handler bug, a database or a shared store down for the
+//! afternoon) would lose every event of that time. With dead letters on, the
+//! receiver keeps them:
+//!
+//! - each delivery it answers with a 5xx (its handler failed, panicked or
+//!   ran past its time limit; the idempotency store failed or did not
+//!   answer) is written to `DIR/<event id>.json`, the body byte for byte as
+//!   it was received, atomically and owner-only, as
+//!   [`capture`](crate::capture) writes (**payloads hold personal data**); a
+//!   retry that fails again rewrites the same file;
+//! - once a later delivery of the same event is acknowledged (handled, no
+//!   handler for it, a duplicate, stale), its file is removed.
+//!
+//! So the directory holds exactly the events this process failed on and has
+//! not handled since, across restarts ([`DeadLetters::open`] takes the files
+//! already there as pending). Only deliveries that were verified and parsed
+//! get there: a forgery or a body that is not an event is never kept.
+//!
+//! Once the cause is fixed, replay them: `kustomer-webhooks send --url
+//! https://your-service/kustomer --token-file FILE DIR` signs and posts each
+//! file as Kustomer would, and each one the receiver then handles is removed
+//! from the directory. A replayed event that was handled meanwhile (a retry
+//! reached another replica) is acknowledged as a duplicate while the
+//! idempotency store remembers it (75 minutes in memory; use a shared store
+//! for several replicas), and removed too.
+//!
+//! Keep one directory per process: a process removes only the files it
+//! knows of (those it wrote or found at start), so a file another replica
+//! wrote stays until it is replayed.
+//!
+//! ```no_run
+//! use kustomer_webhooks::dead_letters::DeadLetters;
+//! use kustomer_webhooks::receiver::Receiver;
+//! use kustomer_webhooks::verify::Verifier;
+//! use kustomer_webhooks::Dispatcher;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dispatcher = Dispatcher::builder().registered().build()?;
+//! let dead_letters = DeadLetters::open("/var/lib/my-service/dead-letters")?;
+//! if dead_letters.pending() > 0 {
+//!     eprintln!("{} events wait to be replayed", dead_letters.pending());
+//! }
+//! let receiver = Receiver::new(dispatcher, Verifier::new("my webhook token"))
+//!     .with_dead_letters(dead_letters);
+//! # let _ = receiver;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::capture::{create_private_dir, file_for, write_private};
+
+/// The target of the log lines.
+const LOG: &str = "kustomer_webhooks::dead_letters";
+
+/// The directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the dead-letter directory {}: {source}", path.display())]
+pub struct OpenError {
+    /// The directory.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Keeps the deliveries a receiver failed on; see the [module docs](self).
+/// Clones share the directory, what is pending and the counts.
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    dir: PathBuf,
+    /// The files this process knows to be in the directory.
+    pending: Arc<Mutex<HashSet<PathBuf>>>,
+    counts: Arc<DeadLetterCounts>,
+}
+
+/// What [`DeadLetters`] has done so far.
+#[derive(Debug, Default)]
+pub struct DeadLetterCounts {
+    /// Deliveries written (a retry that failed again counts again).
+    pub saved: AtomicU64,
+    /// Files removed once their event was acknowledged.
+    pub cleared: AtomicU64,
+    /// Deliveries that could not be written, or files that could not be
+    /// removed (each logged as an error).
+    pub failed: AtomicU64,
+}
+
+impl DeadLetters {
+    /// Keeps dead letters in `dir`, created (owner-only) when missing. The
+    /// `.json` files already there are pending: removed once their event is
+    /// acknowledged.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, OpenError> {
+        let dir = dir.into();
+        let failed = |source| OpenError {
+            path: dir.clone(),
+            source,
+        };
+        create_private_dir(&dir).map_err(failed)?;
+        let mut pending = HashSet::new();
+        for entry in std::fs::read_dir(&dir).map_err(failed)? {
+            let path = entry.map_err(failed)?.path();
+            let visible = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'));
+            if visible && path.extension().is_some_and(|e| e == "json") {
+                pending.insert(path);
+            }
+        }
+        Ok(DeadLetters {
+            dir,
+            pending: Arc::new(Mutex::new(pending)),
+            counts: Arc::default(),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many events are in the directory, waiting to be handled.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The pending files, in name order.
+    pub fn pending_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.lock().iter().cloned().collect();
+        files.sort();
+        files
+    }
+
+    /// What has been saved, cleared and failed; shared by clones.
+    pub fn counts(&self) -> Arc<DeadLetterCounts> {
+        Arc::clone(&self.counts)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        // The set stays consistent whatever panicked while holding it: each
+        // change is one insert or remove.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the delivery of event `id` (its `body` as received) on
+    /// tokio's blocking pool, logging `why` it is kept. The write finishes
+    /// even if the caller is dropped meanwhile.
+    pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
+        let path = file_for(&self.dir, id, &body);
+        let this = self.clone();
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            create_private_dir(&this.dir)
+                .and_then(|()| write_private(&this.dir, &target, &body))?;
+            this.lock().insert(target);
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match written {
+            Ok(()) => {
+                self.counts.saved.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    target: LOG,
+                    file = %path.display(),
+                    reason = why,
+                    "delivery kept as a dead letter, to replay once it can be handled",
+                );
+            }
+            Err(e) => {
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    target: LOG,
+                    file = %path.display(),
+                    error = %e,
+                    reason = why,
+                    "a delivery that failed could not be kept as a dead letter",
+                );
+            }
+        }
+    }
+
+    /// Removes the dead letter of event `id`, if there is one, now that a
+    /// delivery of it was acknowledged. Costs a lookup in memory when there
+    /// is none.
+    pub(crate) async fn clear(&self, id: Option<&str>, body: &[u8]) {
+        if self.lock().is_empty() {
+            return;
+        }
+        let path = file_for(&self.dir, id, body);
+        if !self.lock().contains(&path) {
+            return;
+        }
+        let this = self.clone();
+        let target = path.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let removed = match std::fs::remove_file(&target) {
+                // Removed by hand meanwhile: as good as cleared.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            if removed.is_ok() {
+                this.lock().remove(&target);
+            }
+            removed
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match removed {
+            Ok(()) => {
+                self.counts.cleared.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    target: LOG,
+                    file = %path.display(),
+                    "dead letter handled and removed",
+                );
+            }
+            Err(e) => {
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    target: LOG,
+                    file = %path.display(),
+                    error = %e,
+                    "a dead letter whose event was handled could not be removed; \
+                     replaying it is acknowledged as a duplicate",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_saved_delivery_is_pending_until_cleared_and_survives_a_reopen() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path().join("dead")).unwrap();
+        assert_eq!(letters.pending(), 0);
+        runtime().block_on(async {
+            letters
+                .save(Some("a1"), b"{\"id\":\"a1\"}".to_vec(), "test")
+                .await;
+            letters.save(None, b"{}".to_vec(), "test").await;
+            // A retry failing again rewrites the same file.
+            letters
+                .save(Some("a1"), b"{\"id\":\"a1\"}".to_vec(), "test")
+                .await;
+        });
+        let file = dir.path().join("dead/a1.json");
+        assert_eq!(std::fs::read(&file).unwrap(), b"{\"id\":\"a1\"}");
+        assert_eq!(letters.pending(), 2);
+        assert_eq!(letters.counts().saved.load(Ordering::Relaxed), 3);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("dead")), 0o700);
+            assert_eq!(mode(&file), 0o600);
+        }
+
+        // Another process (a restart) finds both pending, and clears one.
+        let reopened = DeadLetters::open(dir.path().join("dead")).unwrap();
+        assert_eq!(reopened.pending_files().len(), 2);
+        runtime().block_on(async {
+            reopened.clear(Some("other"), b"{}").await;
+            reopened.clear(Some("a1"), b"ignored").await;
+        });
+        assert!(!file.exists());
+        assert_eq!(reopened.pending(), 1);
+        assert_eq!(reopened.counts().cleared.load(Ordering::Relaxed), 1);
+        let left = reopened.pending_files();
+        let name = left[0].file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("body-"), "{name}");
+    }
+
+    #[test]
+    fn a_file_removed_by_hand_counts_as_cleared() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        runtime().block_on(letters.save(Some("b2"), b"{}".to_vec(), "test"));
+        std::fs::remove_file(dir.path().join("b2.json")).unwrap();
+        runtime().block_on(letters.clear(Some("b2"), b"{}"));
+        assert_eq!(letters.pending(), 0);
+        assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn only_visible_json_files_are_pending_at_open() {
+        let dir = tempfile::TempDir::new().unwrap();
+        for name in ["a.json", ".capture-x.tmp", ".hidden.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        assert_eq!(letters.pending_files(), [dir.path().join("a.json")]);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_an_error_naming_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let e = DeadLetters::open(file.join("dead")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "cannot open the dead-letter directory {}",
+                file.join("dead").display()
+            )),
+            "{e}"
+        );
+    }
+}
