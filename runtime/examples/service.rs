@@ -21,6 +21,10 @@
 //! With `REDIS_FAIL_OPEN=1` too, the service starts even while Redis is
 //! down, and claims ids in the process until it answers.
 //!
+//! With `DEAD_LETTERS_DIR` set, a delivery the service answers with a 5xx
+//! is kept in that directory until a later delivery of it is handled, and
+//! the events still there can be replayed with `send --url … DIR`.
+//!
 //! The receiver's counters are served at `GET /metrics`, in Prometheus's
 //! text format.
 
@@ -94,6 +98,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             receiver.with_store(store)
         }
         Err(_) => receiver,
+    };
+    let receiver = match std::env::var_os("DEAD_LETTERS_DIR") {
+        Some(dir) => {
+            let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir)?;
+            println!(
+                "deliveries that fail are kept in {} ({} waiting)",
+                letters.dir().display(),
+                letters.pending()
+            );
+            receiver.with_dead_letters(letters)
+        }
+        None => receiver,
     };
     let counters = receiver.counters();
     let app = axum::Router::new()
