@@ -197,6 +197,16 @@ enum Command {
         /// `send` (owner-only; payloads hold personal data)
         #[arg(long, value_name = "DIR", env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS")]
         dead_letters: Option<PathBuf>,
+        /// Keep at most this many events in --dead-letters (by default, as
+        /// many as the disk holds); past it, deliveries of other events that
+        /// fail are only logged (Kustomer still retries them)
+        #[arg(
+            long,
+            value_name = "N",
+            requires = "dead_letters",
+            env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX"
+        )]
+        dead_letters_max: Option<usize>,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
@@ -440,6 +450,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             ordering,
             metrics_addr,
             dead_letters,
+            dead_letters_max,
             redis,
             redis_cluster,
             redis_sentinel,
@@ -464,7 +475,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 metrics: metrics_addr,
-                dead_letters,
+                dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     // Several URLs in one value (as the environment variable
                     // holds them) are separated by white space, which no URL

@@ -232,8 +232,11 @@ pub async fn serve(
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
     let dead_letters = match &options.dead_letters {
-        Some(dir) => {
-            let letters = DeadLetters::open(dir)?;
+        Some((dir, max)) => {
+            let mut letters = DeadLetters::open(dir)?;
+            if let Some(max) = *max {
+                letters = letters.with_max_pending(max);
+            }
             receiver = receiver.with_dead_letters(letters.clone());
             Some(letters)
         }
@@ -434,14 +437,26 @@ fn health_router(
                     "Deliveries that failed and wait in the dead-letter directory to be handled.",
                     letters.pending() as u64,
                 );
+                let counts = letters.counts();
+                let count =
+                    |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
                 metric(
                     "kustomer_webhooks_dead_letters_saved_total",
                     "counter",
                     "Failed deliveries written to the dead-letter directory (each retry counts).",
-                    letters
-                        .counts()
-                        .saved
-                        .load(std::sync::atomic::Ordering::Relaxed),
+                    count(&counts.saved),
+                );
+                metric(
+                    "kustomer_webhooks_dead_letters_over_limit_total",
+                    "counter",
+                    "Failed deliveries not kept: the directory held --dead-letters-max events.",
+                    count(&counts.over_limit),
+                );
+                metric(
+                    "kustomer_webhooks_dead_letters_errors_total",
+                    "counter",
+                    "Dead letters that could not be written, or removed once handled.",
+                    count(&counts.failed),
                 );
             }
             if let Some(probe) = probe {
@@ -490,8 +505,9 @@ pub struct ServeOptions {
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
     pub metrics: Option<SocketAddr>,
-    /// Keep the deliveries that fail in this directory.
-    pub dead_letters: Option<PathBuf>,
+    /// Keep the deliveries that fail in this directory, at most this many
+    /// events when limited.
+    pub dead_letters: Option<(PathBuf, Option<usize>)>,
 }
 
 /// The Redis of `serve --redis`.

@@ -567,6 +567,31 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     );
     assert_eq!(std::fs::read_dir(&dead).unwrap().count(), 0);
     drop(server);
+
+    // With a limit of one event, the second that fails is not kept.
+    let (mut server, _log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--dead-letters",
+        dead_arg,
+        "--dead-letters-max",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    drop(server.0.stdout.take());
+    for sample in samples {
+        assert!(send_sample(&url, "t0ken", sample).starts_with("500 "));
+    }
+    let (_, text) = http("GET", &metrics_url(&logged), "/metrics");
+    for line in [
+        "kustomer_webhooks_dead_letters_pending 1",
+        "kustomer_webhooks_dead_letters_over_limit_total 1",
+        "kustomer_webhooks_dead_letters_errors_total 0",
+    ] {
+        assert!(text.contains(&format!("\n{line}\n")), "{line} in {text}");
+    }
+    assert_eq!(std::fs::read_dir(&dead).unwrap().count(), 1);
 }
 
 #[test]

@@ -30,7 +30,9 @@
 //!
 //! Keep one directory per process: a process removes only the files it
 //! knows of (those it wrote or found at start), so a file another replica
-//! wrote stays until it is replayed.
+//! wrote stays until it is replayed. Each event takes the size of its body
+//! (a few kilobytes); [`DeadLetters::with_max_pending`] caps how many are
+//! kept at once.
 //!
 //! ```no_run
 //! use kustomer_webhooks::dead_letters::DeadLetters;
@@ -78,6 +80,8 @@ pub struct DeadLetters {
     dir: PathBuf,
     /// The files this process knows to be in the directory.
     pending: Arc<Mutex<HashSet<PathBuf>>>,
+    /// The most events kept at once, if limited.
+    max_pending: Option<usize>,
     counts: Arc<DeadLetterCounts>,
 }
 
@@ -91,6 +95,10 @@ pub struct DeadLetterCounts {
     /// Deliveries that could not be written, or files that could not be
     /// removed (each logged as an error).
     pub failed: AtomicU64,
+    /// Deliveries of new events not kept because the directory held
+    /// [`max_pending`](DeadLetters::with_max_pending) events already (each
+    /// logged as an error; Kustomer still retries them).
+    pub over_limit: AtomicU64,
 }
 
 impl DeadLetters {
@@ -118,8 +126,20 @@ impl DeadLetters {
         Ok(DeadLetters {
             dir,
             pending: Arc::new(Mutex::new(pending)),
+            max_pending: None,
             counts: Arc::default(),
         })
+    }
+
+    /// Keeps at most `max` events at once (by default, as many as the disk
+    /// holds: a few kilobytes each). Once the directory holds `max`, the
+    /// deliveries of other events that fail are not kept (logged as an error
+    /// and counted in [`DeadLetterCounts::over_limit`]); Kustomer still
+    /// retries them for its hour, as without dead letters. A retry of an
+    /// event already kept still rewrites its file.
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = Some(max);
+        self
     }
 
     /// The directory.
@@ -152,16 +172,35 @@ impl DeadLetters {
 
     /// Writes the delivery of event `id` (its `body` as received) on
     /// tokio's blocking pool, logging `why` it is kept. The write finishes
-    /// even if the caller is dropped meanwhile.
+    /// even if the caller is dropped meanwhile (though it is then not
+    /// counted).
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
-        let this = self.clone();
+        // A new event takes its place in the count before it is written, so
+        // that deliveries failing at once cannot pass the limit together.
+        let new = {
+            let mut pending = self.lock();
+            let new = !pending.contains(&path);
+            if new && self.max_pending.is_some_and(|max| pending.len() >= max) {
+                drop(pending);
+                self.counts.over_limit.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    target: LOG,
+                    file = %path.display(),
+                    max = self.max_pending,
+                    reason = why,
+                    "the dead-letter directory holds its limit of events: this delivery that \
+                     failed is not kept (Kustomer still retries it)",
+                );
+                return;
+            }
+            pending.insert(path.clone());
+            new
+        };
+        let dir = self.dir.clone();
         let target = path.clone();
         let written = tokio::task::spawn_blocking(move || {
-            create_private_dir(&this.dir)
-                .and_then(|()| write_private(&this.dir, &target, &body))?;
-            this.lock().insert(target);
-            Ok::<(), std::io::Error>(())
+            create_private_dir(&dir).and_then(|()| write_private(&dir, &target, &body))
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
@@ -176,6 +215,9 @@ impl DeadLetters {
                 );
             }
             Err(e) => {
+                if new {
+                    self.lock().remove(&path);
+                }
                 self.counts.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     target: LOG,
@@ -287,6 +329,45 @@ mod tests {
         let left = reopened.pending_files();
         let name = left[0].file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("body-"), "{name}");
+    }
+
+    #[test]
+    fn past_its_limit_only_the_events_already_kept_are_written() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap().with_max_pending(2);
+        runtime().block_on(async {
+            for id in ["a", "b", "c", "b"] {
+                letters.save(Some(id), id.as_bytes().to_vec(), "test").await;
+            }
+        });
+        assert_eq!(
+            letters.pending_files(),
+            [dir.path().join("a.json"), dir.path().join("b.json")]
+        );
+        let counts = letters.counts();
+        assert_eq!(counts.saved.load(Ordering::Relaxed), 3, "b twice");
+        assert_eq!(counts.over_limit.load(Ordering::Relaxed), 1, "c");
+        // Once one is handled, there is room again.
+        runtime().block_on(async {
+            letters.clear(Some("a"), b"").await;
+            letters.save(Some("c"), b"c".to_vec(), "test").await;
+        });
+        assert!(dir.path().join("c.json").exists());
+    }
+
+    #[test]
+    fn a_delivery_that_cannot_be_written_is_counted_and_not_pending() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("dead");
+        let letters = DeadLetters::open(&path).unwrap();
+        // The directory is gone, and a file stands in its place.
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        runtime().block_on(letters.save(Some("a"), b"{}".to_vec(), "test"));
+        assert_eq!(letters.pending(), 0);
+        let counts = letters.counts();
+        assert_eq!(counts.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.saved.load(Ordering::Relaxed), 0);
     }
 
     #[test]
