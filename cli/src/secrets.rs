@@ -65,11 +65,7 @@ pub fn send_token(
 pub fn headers(args: &[String], files: &[PathBuf]) -> Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     for arg in args {
-        let header = arg
-            .split_once('=')
-            .ok_or_else(|| "expected NAME=VALUE".to_owned())
-            .and_then(|(name, value)| header(name, value));
-        headers.push(header.map_err(|e| anyhow::anyhow!("--header: {e}"))?);
+        headers.push(name_value(arg).map_err(|e| anyhow::anyhow!("--header: {e}"))?);
     }
     for file in files {
         headers.extend(read_headers(file)?);
@@ -81,11 +77,7 @@ pub fn headers(args: &[String], files: &[PathBuf]) -> Result<Vec<(String, String
 pub fn read_headers(path: &Path) -> Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     for (line, text) in entries(path)? {
-        let header = text
-            .split_once('=')
-            .ok_or_else(|| "expected NAME=VALUE".to_owned())
-            .and_then(|(name, value)| header(name, value));
-        match header {
+        match name_value(&text) {
             Ok(h) => headers.push(h),
             Err(e) => bail!("{}:{line}: {e}", path.display()),
         }
@@ -99,10 +91,18 @@ pub fn read_headers(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(headers)
 }
 
+/// A `NAME=VALUE` custom header; see [`header`].
+fn name_value(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())?;
+    header(name, value)
+}
+
 /// A custom header: a name HTTP allows, and a value that can be sent in a
 /// header, each without the white space around it (which HTTP drops from a
 /// value as it arrives). The error never quotes the value, a secret.
-pub fn header(name: &str, value: &str) -> Result<(String, String), String> {
+fn header(name: &str, value: &str) -> Result<(String, String), String> {
     let (name, value) = (name.trim(), value.trim());
     if name.is_empty() {
         return Err("expected NAME=VALUE, with a header name before the `=`".to_owned());
