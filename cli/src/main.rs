@@ -332,7 +332,8 @@ enum Command {
     },
     /// Start a receiver on a loopback port and deliver the ten samples, a
     /// duplicate, a reordered update, a drifted update, an event without a
-    /// model, a tampered signature and a malformed body to it.
+    /// model, an update while its store is down (kept as a dead letter, then
+    /// replayed), a tampered signature and a malformed body to it.
     Demo,
     /// Work with a Kustomer app definition.
     #[command(subcommand)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use kustomer_webhooks::capture::Capture;
 use kustomer_webhooks::dead_letters::DeadLetters;
-use kustomer_webhooks::dedupe::OrderingGuard;
+use kustomer_webhooks::dedupe::{
+    Begin, IdempotencyStore, MemoryStore, OrderingGuard, StoreError, StoreFuture,
+};
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{
@@ -788,16 +790,61 @@ pub async fn send(
     })
 }
 
-/// `demo`: a receiver on a loopback port (with the ordering guard), fed the
-/// ten samples, a duplicate, an update arriving after a newer one, a drifted
-/// update, an event without a model, a tampered signature and a malformed
-/// body.
+/// The event whose first claim the demo's store fails.
+const DEMO_DOWN_ID: &str = "608738af3c16f2a7c22a36f0";
+
+/// The demo's idempotency store: the in-process one, down (as a Redis out
+/// of reach would be) for the first claim of one event.
+struct DownOnce {
+    inner: MemoryStore,
+    id: &'static str,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl DownOnce {
+    fn new(id: &'static str) -> Self {
+        DownOnce {
+            inner: MemoryStore::new(),
+            id,
+            down: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl IdempotencyStore for DownOnce {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        if id == self.id && self.down.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let down = std::io::Error::other("connection refused (the demo's store is down)");
+            return Box::pin(async move { Err(StoreError::unavailable(down)) });
+        }
+        self.inner.begin(id)
+    }
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.inner.complete(id)
+    }
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.inner.abandon(id)
+    }
+}
+
+/// `demo`: a receiver on a loopback port (with the ordering guard and dead
+/// letters), fed the ten samples, a duplicate, an update arriving after a
+/// newer one, a drifted update, an event without a model, a delivery while
+/// the store is down (kept as a dead letter, then replayed), a tampered
+/// signature and a malformed body.
 pub async fn demo() -> Result<ExitCode> {
     let token = format!(
         "demo-{:016x}",
         std::process::id() as u64 ^ 0x6b75_7374_6f6d_6572
     );
-    let receiver = receiver(std::slice::from_ref(&token), &[])?.with_ordering(OrderingGuard::new());
+    // Deliveries that fail are kept here until they are handled; the demo's
+    // store is down for the first claim of one event.
+    let dir = std::env::temp_dir().join(format!("kustomer-webhooks-demo-{}", std::process::id()));
+    let letters = DeadLetters::open(&dir)?;
+    let receiver = receiver(std::slice::from_ref(&token), &[])?
+        .with_ordering(OrderingGuard::new())
+        .with_store(DownOnce::new(DEMO_DOWN_ID))
+        .with_dead_letters(letters.clone());
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -852,6 +899,33 @@ pub async fn demo() -> Result<ExitCode> {
     report("kustomer.tag.create, an event without a model", &d);
     expected_ok &= d.status == 200 && d.reply.contains("handled");
 
+    // The store (a Redis, say) out of reach: 503, so Kustomer retries; and
+    // should it stay down past Kustomer's hour of retries, the delivery is
+    // kept, to replay once the store is back.
+    let (_, conversation) = kustomer_schema::SEED_SAMPLES[1];
+    let mut v: serde_json::Value = serde_json::from_str(conversation)?;
+    v["id"] = DEMO_DOWN_ID.into();
+    // A later update than the sample (the ordering guard took its `rev`).
+    let rev = v["data"]["attributes"]["rev"].as_i64().unwrap_or(0) + 1;
+    v["data"]["attributes"]["rev"] = rev.into();
+    let d = deliver(&client, &url, &token, &[], serde_json::to_vec(&v)?).await?;
+    report("kustomer.conversation.update, the store down", &d);
+    expected_ok &= d.status == 503;
+    let kept = letters.pending_files();
+    for file in &kept {
+        out!("    kept as a dead letter: {}", file.display());
+    }
+    expected_ok &= kept.len() == 1;
+    // Replayed (as `kustomer-webhooks send --url URL --token-file FILE DIR`
+    // does), it is handled, and its file removed.
+    for file in &kept {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let d = deliver(&client, &url, &token, &[], body).await?;
+        report("the dead letter, replayed", &d);
+        expected_ok &= d.status == 200 && d.reply.contains("handled");
+    }
+    expected_ok &= letters.pending() == 0 && !kept.iter().any(|f| f.exists());
+
     let tampered = text.replace("Franz Kafka", "Josef K.");
     let sig = sign(token.as_bytes(), text.as_bytes());
     let d = post(
@@ -878,6 +952,7 @@ pub async fn demo() -> Result<ExitCode> {
     expected_ok &= d.status == 400;
 
     server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
     if expected_ok {
         out!("\nevery delivery got the status it should");
         Ok(ExitCode::SUCCESS)

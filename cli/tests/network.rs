@@ -30,18 +30,22 @@ fn demo_delivers_and_reports_every_case() {
         "\"outcome\":\"stale\"",
         "200 kustomer.customer.update rev 4, drifted",
         "200 kustomer.tag.create, an event without a model",
+        "503 kustomer.conversation.update, the store down",
+        "    kept as a dead letter: ",
+        "200 the dead letter, replayed",
         "every delivery got the status it should",
     ] {
         assert!(stdout.contains(want), "missing {want:?} in\n{stdout}");
     }
     // One JSON line per dispatched event: the ten samples, the drifted
-    // update and the tag event; not the duplicate or the stale update.
+    // update, the tag event and the replayed dead letter; not the
+    // duplicate, the stale update or the delivery while the store was down.
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 12, "{stdout}");
+    assert_eq!(lines.len(), 13, "{stdout}");
     assert!(
         lines[..10]
             .iter()
@@ -56,6 +60,19 @@ fn demo_delivers_and_reports_every_case() {
     );
     assert_eq!(lines[11]["event"], "kustomer.tag.create");
     assert_eq!(lines[11]["typed"], false);
+    assert_eq!(lines[12]["event"], "kustomer.conversation.update");
+    assert_eq!(lines[12]["id"], "608738af3c16f2a7c22a36f0");
+    // The dead letter was removed once handled, and the demo's directory
+    // with it.
+    let kept = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("    kept as a dead letter: "))
+        .unwrap();
+    let kept = std::path::Path::new(kept);
+    assert!(
+        !kept.exists() && !kept.parent().unwrap().exists(),
+        "{kept:?}"
+    );
 }
 
 struct Killed(std::process::Child);
