@@ -326,6 +326,11 @@ enum Command {
         /// Seconds one delivery may take before it counts as failed
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = serve::timeout_arg)]
         timeout: std::time::Duration,
+        /// Remove each file once the receiver acknowledged it (2xx): for
+        /// dead letters replayed to a receiver other than the one that kept
+        /// them (which removes its own as it handles them)
+        #[arg(long)]
+        remove_delivered: bool,
         /// Payload files, or directories of `.json` payloads
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -507,6 +512,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             header_files,
             ca_certs,
             timeout,
+            remove_delivered,
             paths,
         } => {
             let sources = matches.subcommand_matches("send").map(|m| {
@@ -516,7 +522,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             });
             let token = secrets::send_token(token, token_file, sources.unwrap_or_default())?;
             let headers = secrets::headers(&headers, &header_files)?;
-            let options = serve::SendOptions { timeout, ca_certs };
+            let options = serve::SendOptions {
+                timeout,
+                ca_certs,
+                remove_delivered,
+            };
             runtime()?.block_on(serve::send(&url, &token, &headers, &paths, &options))
         }
         Command::Demo => runtime()?.block_on(serve::demo()),

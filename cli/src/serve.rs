@@ -68,6 +68,8 @@ pub struct SendOptions {
     /// PEM files of certificate authorities to trust for an `https://` URL,
     /// besides the system's roots (a private CA, or a test server's own).
     pub ca_certs: Vec<PathBuf>,
+    /// Remove each file once the receiver acknowledged it (2xx).
+    pub remove_delivered: bool,
 }
 
 /// The client `send` and `demo` post with. Its TLS trusts the `--ca-cert`
@@ -767,7 +769,14 @@ pub async fn send(
         match deliver(&client, url, token, headers, body).await {
             Ok(d) => {
                 out!("{} {} {}", d.status, file.display(), d.reply);
-                ok &= (200..300).contains(&d.status);
+                let acknowledged = (200..300).contains(&d.status);
+                ok &= acknowledged;
+                if acknowledged
+                    && options.remove_delivered
+                    && let Err(e) = std::fs::remove_file(&file)
+                {
+                    note!("could not remove {}: {e}", file.display());
+                }
             }
             Err(e)
                 if e.downcast_ref::<reqwest::Error>()
@@ -858,6 +867,7 @@ pub async fn demo() -> Result<ExitCode> {
     let options = SendOptions {
         timeout: Duration::from_secs(10),
         ca_certs: Vec::new(),
+        remove_delivered: false,
     };
     let client = send_client(&options, false)?;
     let report = |what: &str, d: &Delivered| out!("{} {what:<47} {}", d.status, d.reply);

@@ -612,6 +612,37 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
 }
 
 #[test]
+fn send_removes_the_files_it_delivered_when_asked() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let sample = std::fs::read(format!("{ROOT}/schema/samples/kustomer.team.create.json")).unwrap();
+    std::fs::write(dir.path().join("a.json"), &sample).unwrap();
+    // Not an event: answered 400, so kept.
+    std::fs::write(dir.path().join("b.json"), "{\"name\": 1}").unwrap();
+    let (server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let out = Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "t0ken",
+            "--remove-delivered",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("200 ") && stdout.contains("400 "),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("a.json").exists());
+    assert!(dir.path().join("b.json").exists());
+    drop(server);
+}
+
+#[test]
 fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
     let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--ordering"]);
     let stdout = server.0.stdout.take().unwrap();
