@@ -26,7 +26,9 @@
 //! from the directory. A replayed event that was handled meanwhile (a retry
 //! reached another replica) is acknowledged as a duplicate while the
 //! idempotency store remembers it (75 minutes in memory; use a shared store
-//! for several replicas), and removed too.
+//! for several replicas), and removed too. A directory copied from a
+//! machine that is gone is replayed with `send --remove-delivered`, which
+//! removes each file the receiver acknowledged.
 //!
 //! Keep one directory per process: a process removes only the files it
 //! knows of (those it wrote or found at start), so a file another replica
