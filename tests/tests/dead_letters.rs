@@ -1,0 +1,219 @@
+//! Dead letters against a model: random sequences of deliveries to two
+//! replicas sharing an idempotency store, handlers succeeding or failing,
+//! replicas restarting and the store losing what it held, must leave in
+//! each replica's directory a dead letter for exactly the events whose last
+//! delivery to it failed and that it has not acknowledged since.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kustomer_schema::SEED_SAMPLES;
+use kustomer_webhooks::dead_letters::DeadLetters;
+use kustomer_webhooks::dedupe::MemoryStore;
+use kustomer_webhooks::receiver::{Receiver, Request};
+use kustomer_webhooks::verify::{SIGNATURE_HEADER, Verifier, sign};
+use kustomer_webhooks::{Dispatcher, State, TeamCreate};
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+use serde_json::Value;
+
+const TOKEN: &str = "token-2026";
+
+/// Whether the handler fails on its next run, and how often it ran to its
+/// end per event id.
+#[derive(Default)]
+struct Handler {
+    fail: AtomicBool,
+    handled: Mutex<BTreeMap<String, usize>>,
+}
+
+async fn on_team(event: TeamCreate, handler: State<Arc<Handler>>) -> Result<(), std::io::Error> {
+    if handler.fail.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other("the database is down"));
+    }
+    let id = event.id.map(|id| id.to_string()).unwrap_or_default();
+    *handler.handled.lock().unwrap().entry(id).or_default() += 1;
+    Ok(())
+}
+
+/// Two replicas of a service, each with its own dead-letter directory,
+/// sharing an idempotency store (as they would a Redis).
+#[derive(Clone, Debug)]
+enum Op {
+    /// A delivery of event `n` to `replica`, its handler failing or not.
+    Deliver {
+        replica: usize,
+        n: usize,
+        fail: bool,
+    },
+    /// A replica restarts: its directory stays, and so does the store.
+    Restart { replica: usize },
+    /// The shared store loses what it held (a Redis without persistence
+    /// restarted).
+    StoreLost,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..2usize, 0..3usize, any::<bool>())
+            .prop_map(|(replica, n, fail)| Op::Deliver { replica, n, fail }),
+        1 => (0..2usize).prop_map(|replica| Op::Restart { replica }),
+        1 => Just(Op::StoreLost),
+    ]
+}
+
+fn event_id(n: usize) -> String {
+    format!("{:024x}", 0xdead_0000 + n)
+}
+
+fn body(n: usize) -> Vec<u8> {
+    let sample = SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.team.create")
+        .unwrap()
+        .1;
+    let mut v: Value = serde_json::from_str(sample).unwrap();
+    v["id"] = event_id(n).into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A replica: its receiver, and its dead letters.
+struct Replica {
+    dir: tempfile::TempDir,
+    receiver: Receiver,
+    letters: DeadLetters,
+}
+
+impl Replica {
+    fn start(dir: tempfile::TempDir, store: &Arc<MemoryStore>, handler: &Arc<Handler>) -> Self {
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        let dispatcher = Dispatcher::with_state(handler.clone())
+            .handler(on_team)
+            .build()
+            .unwrap();
+        let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+            .with_store(store.clone())
+            .with_dead_letters(letters.clone());
+        Replica {
+            dir,
+            receiver,
+            letters,
+        }
+    }
+
+    fn restart(self, store: &Arc<MemoryStore>, handler: &Arc<Handler>) -> Self {
+        Replica::start(self.dir, store, handler)
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let handler = Arc::new(Handler::default());
+    let mut store = Arc::new(MemoryStore::new());
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|_| Replica::start(tempfile::TempDir::new().unwrap(), &store, &handler))
+        .collect();
+    // The model: per event, whether the store remembers it handled, whether
+    // each replica's dead letter of it should be there, and how often it was
+    // handled.
+    let mut remembered = [false; 3];
+    let mut kept = [[false; 3]; 2];
+    let mut handled = [0usize; 3];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for op in ops {
+        match op {
+            Op::Restart { replica } => {
+                let old = replicas.remove(replica);
+                replicas.insert(replica, old.restart(&store, &handler));
+            }
+            Op::StoreLost => {
+                store = Arc::new(MemoryStore::new());
+                replicas = replicas
+                    .into_iter()
+                    .map(|r| r.restart(&store, &handler))
+                    .collect();
+                remembered = [false; 3];
+            }
+            Op::Deliver { replica, n, fail } => {
+                handler.fail.store(fail, Ordering::SeqCst);
+                let body = body(n);
+                let signature = sign(TOKEN.as_bytes(), &body);
+                let reply = rt.block_on(replicas[replica].receiver.receive(Request {
+                    method: "POST",
+                    header: |name| match name {
+                        SIGNATURE_HEADER => Some(signature.as_bytes()),
+                        "content-type" => Some(b"application/json"),
+                        _ => None,
+                    },
+                    body: &body,
+                }));
+                let want = if remembered[n] {
+                    kept[replica][n] = false;
+                    (200, "duplicate")
+                } else if fail {
+                    kept[replica][n] = true;
+                    (500, "error")
+                } else {
+                    remembered[n] = true;
+                    kept[replica][n] = false;
+                    handled[n] += 1;
+                    (200, "handled")
+                };
+                prop_assert_eq!((reply.status, reply.outcome), want);
+            }
+        }
+        for (r, replica) in replicas.iter().enumerate() {
+            for n in 0..3 {
+                let file = replica.dir.path().join(format!("{}.json", event_id(n)));
+                prop_assert_eq!(file.exists(), kept[r][n], "replica {}, event {}", r, n);
+                if kept[r][n] {
+                    prop_assert_eq!(std::fs::read(&file).unwrap(), body(n));
+                }
+            }
+            let want = kept[r].iter().filter(|k| **k).count();
+            prop_assert_eq!(replica.letters.pending(), want, "replica {}", r);
+        }
+    }
+    // Each event was handled once, and again only after the store lost it.
+    let recorded = handler.handled.lock().unwrap().clone();
+    for (n, handled) in handled.iter().enumerate() {
+        prop_assert_eq!(recorded.get(&event_id(n)).copied().unwrap_or(0), *handled);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    })]
+
+    #[test]
+    fn a_dead_letter_is_kept_exactly_while_its_events_last_delivery_failed(
+        ops in proptest::collection::vec(op(), 1..24)
+    ) {
+        run(ops)?;
+    }
+}
+
+#[test]
+fn failures_restarts_and_the_other_replica_leave_nothing_kept() {
+    let deliver = |replica, n, fail| Op::Deliver { replica, n, fail };
+    run(vec![
+        deliver(0, 0, true),
+        deliver(0, 1, true),
+        Op::Restart { replica: 0 },
+        // Handled by the other replica: a duplicate at the first.
+        deliver(1, 0, false),
+        deliver(0, 0, true),
+        deliver(0, 1, false),
+        Op::StoreLost,
+        deliver(1, 0, true),
+        deliver(1, 0, false),
+    ])
+    .unwrap();
+}
