@@ -165,15 +165,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!((reply.status, reply.outcome), want);
             }
         }
-        for (r, replica) in replicas.iter().enumerate() {
-            for n in 0..3 {
+        for (r, (replica, kept)) in replicas.iter().zip(&kept).enumerate() {
+            for (n, &kept) in kept.iter().enumerate() {
                 let file = replica.dir.path().join(format!("{}.json", event_id(n)));
-                prop_assert_eq!(file.exists(), kept[r][n], "replica {}, event {}", r, n);
-                if kept[r][n] {
+                prop_assert_eq!(file.exists(), kept, "replica {}, event {}", r, n);
+                if kept {
                     prop_assert_eq!(std::fs::read(&file).unwrap(), body(n));
                 }
             }
-            let want = kept[r].iter().filter(|k| **k).count();
+            let want = kept.iter().filter(|k| **k).count();
             prop_assert_eq!(replica.letters.pending(), want, "replica {}", r);
         }
     }
