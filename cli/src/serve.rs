@@ -431,38 +431,12 @@ fn health_router(
         let letters = dead_letters.clone();
         async move {
             let mut text = counters.prometheus();
+            if let Some(letters) = letters {
+                text += &letters.prometheus();
+            }
             let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
                 text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
             };
-            if let Some(letters) = letters {
-                metric(
-                    "kustomer_webhooks_dead_letters_pending",
-                    "gauge",
-                    "Deliveries that failed and wait in the dead-letter directory to be handled.",
-                    letters.pending() as u64,
-                );
-                let counts = letters.counts();
-                let count =
-                    |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
-                metric(
-                    "kustomer_webhooks_dead_letters_saved_total",
-                    "counter",
-                    "Failed deliveries written to the dead-letter directory (each retry counts).",
-                    count(&counts.saved),
-                );
-                metric(
-                    "kustomer_webhooks_dead_letters_over_limit_total",
-                    "counter",
-                    "Failed deliveries not kept: the directory held --dead-letters-max events.",
-                    count(&counts.over_limit),
-                );
-                metric(
-                    "kustomer_webhooks_dead_letters_errors_total",
-                    "counter",
-                    "Dead letters that could not be written, or removed once handled.",
-                    count(&counts.failed),
-                );
-            }
             if let Some(probe) = probe {
                 let state = probe().await;
                 metric(

@@ -25,8 +25,8 @@
 //! is kept in that directory until a later delivery of it is handled, and
 //! the events still there can be replayed with `send --url … DIR`.
 //!
-//! The receiver's counters are served at `GET /metrics`, in Prometheus's
-//! text format.
+//! The receiver's counters (and the dead letters') are served at
+//! `GET /metrics`, in Prometheus's text format.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(_) => receiver,
     };
-    let receiver = match std::env::var_os("DEAD_LETTERS_DIR") {
+    let letters = match std::env::var_os("DEAD_LETTERS_DIR") {
         Some(dir) => {
             let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir)?;
             println!(
@@ -107,16 +107,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 letters.dir().display(),
                 letters.pending()
             );
-            receiver.with_dead_letters(letters)
+            Some(letters)
         }
+        None => None,
+    };
+    let receiver = match &letters {
+        Some(letters) => receiver.with_dead_letters(letters.clone()),
         None => receiver,
     };
     let counters = receiver.counters();
+    let metrics = move || {
+        let mut text = counters.prometheus();
+        if let Some(letters) = &letters {
+            text += &letters.prometheus();
+        }
+        text
+    };
     let app = axum::Router::new()
         .nest_service("/kustomer", kustomer_webhooks::axum::router(receiver))
         .route(
             "/metrics",
-            axum::routing::get(move || async move { counters.prometheus() }),
+            axum::routing::get(move || std::future::ready(metrics())),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://{}/kustomer", listener.local_addr()?);

@@ -166,6 +166,47 @@ impl DeadLetters {
         Arc::clone(&self.counts)
     }
 
+    /// What is pending and what was done, in Prometheus's text format, to
+    /// add to a `/metrics` route beside
+    /// [`Counters::prometheus`](crate::receiver::Counters::prometheus):
+    /// `kustomer_webhooks_dead_letters_pending` (a gauge; alert when it
+    /// stays above zero), and the counters `…_saved_total`,
+    /// `…_over_limit_total` and `…_errors_total`.
+    pub fn prometheus(&self) -> String {
+        let count = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let mut text = String::new();
+        for (name, kind, help, value) in [
+            (
+                "pending",
+                "gauge",
+                "Deliveries that failed and wait in the dead-letter directory to be handled.",
+                self.pending() as u64,
+            ),
+            (
+                "saved_total",
+                "counter",
+                "Failed deliveries written to the dead-letter directory (each retry counts).",
+                count(&self.counts.saved),
+            ),
+            (
+                "over_limit_total",
+                "counter",
+                "Failed deliveries not kept: the directory held its limit of events.",
+                count(&self.counts.over_limit),
+            ),
+            (
+                "errors_total",
+                "counter",
+                "Dead letters that could not be written, or removed once handled.",
+                count(&self.counts.failed),
+            ),
+        ] {
+            let name = format!("kustomer_webhooks_dead_letters_{name}");
+            text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        }
+        text
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
         // The set stays consistent whatever panicked while holding it: each
         // change is one insert or remove.
@@ -349,6 +390,17 @@ mod tests {
         let counts = letters.counts();
         assert_eq!(counts.saved.load(Ordering::Relaxed), 3, "b twice");
         assert_eq!(counts.over_limit.load(Ordering::Relaxed), 1, "c");
+        let text = letters.prometheus();
+        for line in [
+            "# TYPE kustomer_webhooks_dead_letters_pending gauge\n\
+             kustomer_webhooks_dead_letters_pending 2\n",
+            "# TYPE kustomer_webhooks_dead_letters_saved_total counter\n\
+             kustomer_webhooks_dead_letters_saved_total 3\n",
+            "\nkustomer_webhooks_dead_letters_over_limit_total 1\n",
+            "\nkustomer_webhooks_dead_letters_errors_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
         // Once one is handled, there is room again.
         runtime().block_on(async {
             letters.clear(Some("a"), b"").await;
