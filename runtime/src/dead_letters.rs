@@ -18,7 +18,11 @@
 //! So the directory holds exactly the events this process failed on and has
 //! not handled since, across restarts ([`DeadLetters::open`] takes the files
 //! already there as pending). Only deliveries that were verified and parsed
-//! get there: a forgery or a body that is not an event is never kept.
+//! get there: a forgery or a body that is not an event is never kept. A
+//! delivery is kept when it is answered, so one whose process dies before
+//! answering (killed, out of memory) is not: Kustomer, which got no answer,
+//! retries it, and if every retry meets a process that dies, nothing keeps
+//! it.
 //!
 //! Once the cause is fixed, replay them: `kustomer-webhooks send --url
 //! https://your-service/kustomer --token-file FILE DIR` signs and posts each
