@@ -175,6 +175,27 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_wins_over_the_environment_for_sends_token() {
+        let f = file(b"from-file\n");
+        let path = || Some(f.path().to_owned());
+        let token = || Some("from-flag".to_owned());
+        let get = |t, p, lines| send_token(t, p, lines).map_err(|e| e.to_string());
+        assert_eq!(get(token(), None, (true, false)).unwrap(), "from-flag");
+        assert_eq!(get(None, path(), (false, true)).unwrap(), "from-file");
+        // One on the command line, the other from the environment.
+        assert_eq!(get(token(), path(), (true, false)).unwrap(), "from-flag");
+        assert_eq!(get(token(), path(), (false, true)).unwrap(), "from-file");
+        // Both from the same place: which one is meant cannot be told.
+        for lines in [(true, true), (false, false)] {
+            let e = get(token(), path(), lines).unwrap_err();
+            assert!(
+                e.starts_with("both a token and a token file are given"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn headers_are_name_value_lines() {
         let f = file(b"x-app-secret = s3cret=with=equals \r\n\nX-Other=1\n");
         assert_eq!(
