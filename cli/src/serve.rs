@@ -322,15 +322,8 @@ fn waiting(letters: &DeadLetters) {
     if n > 0 {
         let dir = letters.dir().display();
         note!(
-            "{n} {} in {dir}: once {} be handled, replay {} with \
-             `kustomer-webhooks send --url URL --token-file FILE {dir}`",
-            if n == 1 {
-                "delivery that failed waits"
-            } else {
-                "deliveries that failed wait"
-            },
-            if n == 1 { "it can" } else { "they can" },
-            if n == 1 { "it" } else { "them" },
+            "dead letters waiting in {dir}: {n}; once they can be handled, replay them with \
+             `kustomer-webhooks send --url URL --token-file FILE {dir}`"
         );
     }
 }

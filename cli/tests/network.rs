@@ -567,7 +567,7 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
         log.read_line(&mut said).unwrap();
     }
     assert!(
-        said.contains(&format!("2 deliveries that failed wait in {dead_arg}")),
+        said.contains(&format!("dead letters waiting in {dead_arg}: 2;")),
         "{said}"
     );
     let out = Command::new(BIN)
