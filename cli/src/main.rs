@@ -169,6 +169,12 @@ enum Command {
             env = "KUSTOMER_WEBHOOK_HEADER_FILE"
         )]
         header_files: Vec<PathBuf>,
+        /// How often to read the token and header files again, in seconds
+        /// (0: never by the clock). They are also read again on SIGHUP. A
+        /// change is taken up at once, without a restart; a file that cannot
+        /// be read, or holds nothing, leaves what was read before in place
+        #[arg(long, value_name = "SECONDS", default_value = "10")]
+        reload_every: u64,
         /// Save deliveries into this directory, one `<event id>.json` each
         /// (owner-only; payloads hold personal data), to regenerate the
         /// models from later
@@ -447,8 +453,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,
-            mut tokens,
+            tokens,
             token_files,
+            reload_every,
             headers,
             header_files,
             capture,
@@ -466,15 +473,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             redis_client_cert,
             redis_client_key,
         } => {
-            for file in &token_files {
-                for token in secrets::read_tokens(file)? {
-                    // The same token from two places is accepted once.
-                    if !tokens.contains(&token) {
-                        tokens.push(token);
-                    }
-                }
-            }
-            let headers = secrets::headers(&headers, &header_files)?;
+            let sources = secrets::Sources {
+                tokens,
+                token_files,
+                headers,
+                header_files,
+            };
             let options = serve::ServeOptions {
                 capture: capture.map(|dir| {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
@@ -482,6 +486,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 ordering,
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
+                reload_every: (reload_every > 0)
+                    .then(|| std::time::Duration::from_secs(reload_every)),
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     // Several URLs in one value (as the environment variable
                     // holds them) are separated by white space, which no URL
@@ -502,7 +508,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     client_identity: redis_client_cert.zip(redis_client_key),
                 }),
             };
-            runtime()?.block_on(serve::serve(addr, &tokens, &headers, options))
+            runtime()?.block_on(serve::serve(addr, sources, options))
         }
         Command::Send {
             url,

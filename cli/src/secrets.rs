@@ -15,6 +15,145 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use reqwest::header::{HeaderName, HeaderValue};
 
+/// Where `serve`'s secrets come from: tokens and custom headers given on
+/// the command line or in the environment, and files holding more, read
+/// again whenever `serve` reloads (no `Debug`: it holds secrets).
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// `--token` values.
+    pub tokens: Vec<String>,
+    /// `--token-file`s.
+    pub token_files: Vec<PathBuf>,
+    /// `--header NAME=VALUE` arguments, as given.
+    pub headers: Vec<String>,
+    /// `--header-file`s.
+    pub header_files: Vec<PathBuf>,
+}
+
+/// The tokens and custom headers `serve` accepts at one time (its `Debug`
+/// shows only how many tokens and the headers' names).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The accepted tokens, each once, in the order given: the arguments'
+    /// first, then each file's.
+    pub tokens: Vec<String>,
+    /// The required custom headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Secrets {
+    /// How many tokens, and the headers' names: never a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("tokens", &self.tokens.len())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Sources {
+    /// Whether anything is read from a file, so that reloading can change
+    /// what is accepted.
+    pub fn has_files(&self) -> bool {
+        !self.token_files.is_empty() || !self.header_files.is_empty()
+    }
+
+    /// Reads the files now and puts everything together. A file that cannot
+    /// be read, or that holds nothing, is an error: it is never taken to mean
+    /// that its tokens or headers are no longer wanted.
+    pub fn read(&self) -> Result<Secrets> {
+        let mut tokens = self.tokens.clone();
+        for file in &self.token_files {
+            for token in read_tokens(file)? {
+                // The same token from two places is accepted once.
+                if !tokens.contains(&token) {
+                    tokens.push(token);
+                }
+            }
+        }
+        if tokens.is_empty() {
+            bail!("no token given: --token or --token-file");
+        }
+        Ok(Secrets {
+            tokens,
+            headers: headers(&self.headers, &self.header_files)?,
+        })
+    }
+}
+
+impl Secrets {
+    /// A verifier accepting these tokens and requiring these headers.
+    pub fn verifier(&self) -> kustomer_webhooks::verify::Verifier {
+        let (first, more) = self
+            .tokens
+            .split_first()
+            .map_or(("", &[][..]), |(f, m)| (f.as_str(), m));
+        let mut verifier = kustomer_webhooks::verify::Verifier::new(first);
+        for token in more {
+            verifier = verifier.with_token(token);
+        }
+        for (name, value) in &self.headers {
+            verifier = verifier.with_header(name, value);
+        }
+        verifier
+    }
+
+    /// What changed from `before`, in words that name no secret: "2 tokens
+    /// (1 added, 1 removed), 1 custom header (its value changed)".
+    pub fn changes_from(&self, before: &Secrets) -> String {
+        let added = self
+            .tokens
+            .iter()
+            .filter(|t| !before.tokens.contains(t))
+            .count();
+        let removed = before
+            .tokens
+            .iter()
+            .filter(|t| !self.tokens.contains(t))
+            .count();
+        let mut tokens = count(self.tokens.len(), "token");
+        let mut parts = Vec::new();
+        if added > 0 {
+            parts.push(format!("{added} added"));
+        }
+        if removed > 0 {
+            parts.push(format!("{removed} removed"));
+        }
+        if !parts.is_empty() {
+            tokens = format!("{tokens} ({})", parts.join(", "));
+        }
+        let mut headers = count(self.headers.len(), "custom header");
+        let changed: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|h| !before.headers.contains(h))
+            .map(|(name, _)| name.as_str())
+            .chain(
+                before
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| !self.headers.iter().any(|(n, _)| n == name))
+                    .map(|(name, _)| name.as_str()),
+            )
+            .collect();
+        if !changed.is_empty() {
+            headers = format!("{headers} (changed: {})", changed.join(", "));
+        }
+        format!("{tokens}, {headers}")
+    }
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// The tokens in `path`, one per line, in order.
 pub fn read_tokens(path: &Path) -> Result<Vec<String>> {
     let tokens: Vec<String> = entries(path)?.into_iter().map(|(_, t)| t).collect();
@@ -193,6 +332,68 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    fn sources(tokens: &[&str], token_files: &[&Path]) -> Sources {
+        Sources {
+            tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+            token_files: token_files.iter().map(|p| p.to_path_buf()).collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn sources_put_arguments_first_and_each_token_once() {
+        let f = file(b"b\na\nc\n");
+        let read = sources(&["a"], &[f.path()]).read().unwrap();
+        assert_eq!(read.tokens, ["a", "b", "c"]);
+        assert!(read.headers.is_empty());
+        assert_eq!(read.verifier().token_count(), 3);
+        // Read again: a file that changed is read as it is now.
+        std::fs::write(f.path(), "d\n").unwrap();
+        let again = sources(&["a"], &[f.path()]).read().unwrap();
+        assert_eq!(again.tokens, ["a", "d"]);
+        assert_eq!(
+            again.changes_from(&read),
+            "2 tokens (1 added, 2 removed), 0 custom headers"
+        );
+        assert_eq!(read.changes_from(&read), "3 tokens, 0 custom headers");
+    }
+
+    #[test]
+    fn sources_that_cannot_be_read_are_an_error_not_fewer_tokens() {
+        let f = file(b"b\n");
+        let s = sources(&["a"], &[f.path()]);
+        std::fs::write(f.path(), "\n").unwrap();
+        let e = s.read().unwrap_err().to_string();
+        assert!(e.contains("holds no token"), "{e}");
+        std::fs::remove_file(f.path()).unwrap();
+        assert!(s.read().is_err());
+        let e = Sources::default().read().unwrap_err().to_string();
+        assert_eq!(e, "no token given: --token or --token-file");
+    }
+
+    #[test]
+    fn header_changes_are_named_without_their_values() {
+        let before = Secrets {
+            tokens: vec!["t".to_owned()],
+            headers: vec![
+                ("x-app-secret".to_owned(), "s3cret".to_owned()),
+                ("x-gone".to_owned(), "s3cret".to_owned()),
+            ],
+        };
+        let after = Secrets {
+            tokens: vec!["t".to_owned()],
+            headers: vec![("x-app-secret".to_owned(), "s3cret-2".to_owned())],
+        };
+        let words = after.changes_from(&before);
+        assert_eq!(
+            words,
+            "1 token, 1 custom header (changed: x-app-secret, x-gone)"
+        );
+        assert!(!words.contains("s3"));
+        let debug = format!("{after:?}");
+        assert_eq!(debug, r#"Secrets { tokens: 1, headers: ["x-app-secret"] }"#);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use kustomer_webhooks::dedupe::{
     Begin, IdempotencyStore, MemoryStore, OrderingGuard, StoreError, StoreFuture,
 };
 use kustomer_webhooks::receiver::Receiver;
-use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
+use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, SharedVerifier, Verifier, sign};
 use kustomer_webhooks::{
     ConversationEvent, CustomerEvent, Dispatcher, Drift, Envelope, MessageEvent, Model, OtherEvent,
     Pointer, TeamEvent, UserEvent,
@@ -20,6 +20,7 @@ use kustomer_webhooks::{
 use serde::Serialize;
 
 use crate::out::{note, out};
+use crate::secrets::{Secrets, Sources};
 
 /// A webhook token: not empty (an unset variable expanded to nothing would
 /// otherwise key every signature with no secret at all).
@@ -188,17 +189,7 @@ async fn print_other(event: OtherEvent) -> std::io::Result<()> {
     print_line(&event, event.name.as_str(), false, Vec::new())
 }
 
-fn receiver(tokens: &[String], headers: &[(String, String)]) -> Result<Receiver> {
-    let (first, more) = tokens
-        .split_first()
-        .ok_or_else(|| anyhow!("no token given"))?;
-    let mut verifier = Verifier::new(first);
-    for token in more {
-        verifier = verifier.with_token(token);
-    }
-    for (name, value) in headers {
-        verifier = verifier.with_header(name, value);
-    }
+fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
     let dispatcher = Dispatcher::builder()
         .handler(print_typed::<ConversationEvent>)
         .handler(print_typed::<CustomerEvent>)
@@ -207,16 +198,11 @@ fn receiver(tokens: &[String], headers: &[(String, String)]) -> Result<Receiver>
         .handler(print_typed::<UserEvent>)
         .handler(print_other)
         .build()?;
-    Ok(Receiver::new(dispatcher, verifier))
+    Ok(Receiver::with_shared_verifier(dispatcher, verifier))
 }
 
 /// `serve`: a receiver at `POST /` until interrupted.
-pub async fn serve(
-    addr: SocketAddr,
-    tokens: &[String],
-    headers: &[(String, String)],
-    options: ServeOptions,
-) -> Result<ExitCode> {
+pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
     // A log line that cannot be written (nobody reads stderr any more) is
@@ -226,7 +212,10 @@ pub async fn serve(
         .with_max_level(tracing::Level::INFO)
         .log_internal_errors(false)
         .try_init();
-    let mut receiver = receiver(tokens, headers)?;
+    let secrets = sources.read()?;
+    let verifier = SharedVerifier::new(secrets.verifier());
+    let tokens = secrets.tokens.len();
+    let mut receiver = receiver(verifier.clone())?;
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = options.capture {
@@ -279,11 +268,20 @@ pub async fn serve(
             }
         });
     }
-    if tokens.len() > 1 {
-        note!(
-            "accepting deliveries signed with any of {} tokens",
-            tokens.len()
-        );
+    if tokens > 1 {
+        note!("accepting deliveries signed with any of {tokens} tokens");
+    }
+    if sources.has_files() {
+        // Listening before the first delivery can arrive, so that a SIGHUP
+        // from then on never meets the default action, which is to stop.
+        let hangup = Hangup::listen();
+        tokio::spawn(reload(
+            sources,
+            secrets,
+            verifier,
+            hangup,
+            options.reload_every,
+        ));
     }
     note!(
         "receiving Kustomer webhooks at http://{}/",
@@ -314,6 +312,87 @@ pub async fn serve(
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the token and header files again on SIGHUP and every `every`
+/// (when set), and has the receiver accept what they hold from then on: a
+/// token rotated by a secret store is taken up without a restart. What
+/// cannot be read (a missing or emptied file, a bad line) leaves the current
+/// tokens and headers in place, with the reason logged once.
+async fn reload(
+    sources: Sources,
+    mut current: Secrets,
+    verifier: SharedVerifier,
+    mut hangup: Hangup,
+    every: Option<Duration>,
+) {
+    let mut failing: Option<String> = None;
+    loop {
+        let asked = hangup.recv();
+        let tick = async {
+            match every {
+                Some(every) => tokio::time::sleep(every).await,
+                None => std::future::pending().await,
+            }
+        };
+        let signalled = tokio::select! {
+            () = asked => true,
+            () = tick => false,
+        };
+        match sources.read() {
+            Ok(read) if read != current => {
+                verifier.replace(read.verifier());
+                note!(
+                    "reloaded the token and header files: now accepting {}",
+                    read.changes_from(&current)
+                );
+                current = read;
+                failing = None;
+            }
+            Ok(_) => {
+                if signalled {
+                    note!("reloaded the token and header files: nothing changed");
+                }
+                failing = None;
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                if signalled || failing.as_ref() != Some(&why) {
+                    tracing::error!(
+                        "cannot reload the token and header files, still accepting what was \
+                         read before: {why}"
+                    );
+                }
+                failing = Some(why);
+            }
+        }
+    }
+}
+
+/// SIGHUP, where there is one.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn listen() -> Self {
+        Hangup {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Resolves on the next SIGHUP; never where there is none.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Says how many dead letters wait to be replayed, if any.
@@ -479,6 +558,9 @@ pub struct ServeOptions {
     /// Keep the deliveries that fail in this directory, at most this many
     /// events when limited.
     pub dead_letters: Option<(PathBuf, Option<usize>)>,
+    /// Read the token and header files again this often (and on SIGHUP);
+    /// `None`: only on SIGHUP.
+    pub reload_every: Option<Duration>,
 }
 
 /// The Redis of `serve --redis`.
@@ -817,7 +899,7 @@ pub async fn demo() -> Result<ExitCode> {
     // store is down for the first claim of one event.
     let dir = std::env::temp_dir().join(format!("kustomer-webhooks-demo-{}", std::process::id()));
     let letters = DeadLetters::open(&dir)?;
-    let receiver = receiver(std::slice::from_ref(&token), &[])?
+    let receiver = receiver(SharedVerifier::new(Verifier::new(&token)))?
         .with_ordering(OrderingGuard::new())
         .with_store(DownOnce::new(DEMO_DOWN_ID))
         .with_dead_letters(letters.clone());

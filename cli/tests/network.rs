@@ -318,6 +318,133 @@ fn serve_and_send_take_tokens_and_headers_from_files() {
     drop(server);
 }
 
+/// Reads `log` until a line containing `want`: that line.
+fn log_until(log: &mut BufReader<ChildStderr>, want: &str) -> String {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert_ne!(
+            log.read_line(&mut line).unwrap(),
+            0,
+            "no {want:?}: {seen:?}"
+        );
+        if line.contains(want) {
+            return line;
+        }
+        seen.push(line);
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn serve_reloads_its_token_and_header_files_on_sighup() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let tokens = dir.path().join("tokens");
+    let headers = dir.path().join("headers");
+    std::fs::write(&tokens, "first\n").unwrap();
+    std::fs::write(&headers, "x-app-secret=s3cret\n").unwrap();
+    let (server, mut log, url) = start_serve(&[
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--header-file",
+        headers.to_str().unwrap(),
+        "--reload-every",
+        "0",
+    ]);
+    let hangup = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &server.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let status = |token: &str, secret: &str, sample: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", &url, "--token", token])
+            .args(["--header", &format!("x-app-secret={secret}")])
+            .arg(format!("schema/samples/{sample}.json"))
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)[..3].to_owned()
+    };
+    assert_eq!(status("first", "s3cret", "kustomer.team.create"), "200");
+
+    // Rotation: the file now holds the new token and the old one.
+    std::fs::write(&tokens, "second\nfirst\n").unwrap();
+    assert_eq!(status("second", "s3cret", "kustomer.team.update"), "401");
+    hangup();
+    let line = log_until(&mut log, "reloaded the token and header files");
+    assert!(
+        line.contains("now accepting 2 tokens (1 added), 1 custom header"),
+        "{line}"
+    );
+    assert_eq!(status("second", "s3cret", "kustomer.team.update"), "200");
+    assert_eq!(status("first", "s3cret", "kustomer.user.create"), "200");
+
+    // The old token retired, the header's value changed.
+    std::fs::write(&tokens, "second\n").unwrap();
+    std::fs::write(&headers, "x-app-secret=s3cret-2\n").unwrap();
+    hangup();
+    let line = log_until(&mut log, "reloaded the token and header files");
+    assert!(
+        line.contains("now accepting 1 token (1 removed), 1 custom header (changed: x-app-secret)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("s3cret") && !line.contains("second"),
+        "{line}"
+    );
+    assert_eq!(status("first", "s3cret-2", "kustomer.user.update"), "401");
+    assert_eq!(status("second", "s3cret", "kustomer.user.update"), "401");
+    assert_eq!(status("second", "s3cret-2", "kustomer.user.update"), "200");
+
+    // A file emptied halfway through an update changes nothing.
+    std::fs::write(&tokens, "").unwrap();
+    hangup();
+    let line = log_until(&mut log, "cannot reload the token and header files");
+    assert!(
+        line.contains("still accepting what was read before"),
+        "{line}"
+    );
+    assert!(line.contains("holds no token"), "{line}");
+    assert_eq!(
+        status("second", "s3cret-2", "kustomer.customer.create"),
+        "200"
+    );
+    std::fs::write(&tokens, "second\n").unwrap();
+    hangup();
+    let line = log_until(&mut log, "reloaded the token and header files");
+    assert!(line.contains("nothing changed"), "{line}");
+    drop(server);
+}
+
+#[test]
+fn serve_takes_up_a_rotated_token_file_by_itself() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "first\n").unwrap();
+    let (server, mut log, url) = start_serve(&[
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--reload-every",
+        "1",
+    ]);
+    assert!(send_sample(&url, "first", "kustomer.team.create").starts_with("200 "));
+    // As a secret store replaces a mounted file: a new file renamed over it.
+    let next = dir.path().join("tokens.next");
+    std::fs::write(&next, "second\n").unwrap();
+    std::fs::rename(&next, &tokens).unwrap();
+    let line = log_until(&mut log, "reloaded the token and header files");
+    assert!(
+        line.contains("now accepting 1 token (1 added, 1 removed), 0 custom headers"),
+        "{line}"
+    );
+    assert!(send_sample(&url, "second", "kustomer.team.update").starts_with("200 "));
+    assert!(send_sample(&url, "first", "kustomer.user.create").starts_with("401 "));
+    drop(server);
+}
+
 #[test]
 fn a_token_or_header_file_that_cannot_serve_stops_at_start_saying_why() {
     let dir = tempfile::TempDir::new().unwrap();

@@ -31,7 +31,7 @@ use crate::capture::Capture;
 use crate::dead_letters::DeadLetters;
 use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
 use crate::models::AnyEvent;
-use crate::verify::{EVENT_HEADER, Verifier};
+use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
 
 /// What the receiver answers: a status and a small JSON body.
@@ -171,7 +171,7 @@ type Inspect<S> = dyn Fn(&Parsed<'_, S>) + Send + Sync;
 /// [`AnyEvent`] by default; see [`Events`] for models generated into your
 /// crate.
 pub struct Receiver<S = AnyEvent> {
-    verifier: Option<Verifier>,
+    verifier: Option<Verification>,
     dispatcher: Arc<Dispatcher<S>>,
     limit: usize,
     timeout: Duration,
@@ -195,6 +195,27 @@ impl<S> std::fmt::Debug for Receiver<S> {
     }
 }
 
+/// What a receiver verifies deliveries with: a verifier of its own (no lock
+/// to take per delivery), or one shared with whoever may replace it.
+#[derive(Debug)]
+enum Verification {
+    Own(Verifier),
+    Shared(SharedVerifier),
+}
+
+impl Verification {
+    fn verify<'h>(
+        &self,
+        body: &[u8],
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+    ) -> Result<(), VerifyError> {
+        match self {
+            Verification::Own(verifier) => verifier.verify(body, header),
+            Verification::Shared(shared) => shared.verify(body, header),
+        }
+    }
+}
+
 /// The default body size limit: 1 MiB, far above any Kustomer event.
 pub const DEFAULT_LIMIT: usize = 1 << 20;
 /// The default handler time limit: Kustomer wants an answer within seconds.
@@ -214,7 +235,7 @@ impl<S: Events> Receiver<S> {
             cold::no_handlers();
         }
         Receiver {
-            verifier: Some(verifier),
+            verifier: Some(Verification::Own(verifier)),
             dispatcher: Arc::new(dispatcher),
             limit: DEFAULT_LIMIT,
             timeout: DEFAULT_TIMEOUT,
@@ -273,6 +294,34 @@ impl<S: Events> Receiver<S> {
     pub fn with_dead_letters(mut self, dead_letters: DeadLetters) -> Self {
         self.dead_letters = Some(dead_letters);
         self
+    }
+
+    /// A receiver verifying with `verifier`, which can be replaced while it
+    /// runs: keep a clone and call [`SharedVerifier::replace`] to change the
+    /// accepted tokens or custom headers without a restart.
+    ///
+    /// ```
+    /// use kustomer_webhooks::receiver::Receiver;
+    /// use kustomer_webhooks::verify::{SharedVerifier, Verifier};
+    /// use kustomer_webhooks::Dispatcher;
+    ///
+    /// async fn on_team(_: kustomer_webhooks::models::TeamEvent) -> Result<(), std::io::Error> {
+    ///     Ok(())
+    /// }
+    ///
+    /// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+    /// let shared = SharedVerifier::new(Verifier::new("token-2025"));
+    /// let receiver = Receiver::with_shared_verifier(dispatcher, shared.clone());
+    /// // Later, when the token is rotated:
+    /// shared.replace(Verifier::new("token-2026").with_token("token-2025"));
+    /// # drop(receiver);
+    /// # Ok::<(), kustomer_webhooks::BuildError>(())
+    /// ```
+    pub fn with_shared_verifier(dispatcher: Dispatcher<S>, verifier: SharedVerifier) -> Self {
+        Receiver {
+            verifier: Some(Verification::Shared(verifier)),
+            ..Receiver::without_verification(dispatcher)
+        }
     }
 
     /// A receiver that accepts unsigned deliveries. Only for tests and local

@@ -10,8 +10,9 @@
 //! Verification here takes bytes and header values, nothing from a web
 //! framework; it runs before any JSON parsing, compares in constant time,
 //! and accepts several tokens at once so that a token can be rotated without
-//! refusing deliveries signed with the old one. Tokens and header secrets
-//! never show in `Debug` output.
+//! refusing deliveries signed with the old one; a [`SharedVerifier`] changes
+//! them while deliveries are received, without a restart. Tokens and header
+//! secrets never show in `Debug` output.
 //!
 //! ```
 //! use kustomer_webhooks::verify::{Verifier, sign};
@@ -31,6 +32,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -172,6 +174,82 @@ impl Verifier {
     }
 }
 
+/// A [`Verifier`] that can be replaced while deliveries are received: the
+/// tokens and custom headers change without a restart (say, when a secret
+/// store rotates the file they are read from).
+///
+/// Clones share one verifier. [`replace`](Self::replace) swaps it for every
+/// clone at once; a delivery being verified at that moment finishes with the
+/// verifier it started with. Give one to
+/// [`Receiver::with_shared_verifier`](crate::receiver::Receiver::with_shared_verifier)
+/// and keep a clone to replace it later.
+///
+/// ```
+/// use kustomer_webhooks::verify::{SharedVerifier, Verifier, VerifyError, sign};
+///
+/// let body = br#"{"name": "kustomer.team.create"}"#;
+/// let shared = SharedVerifier::new(Verifier::new("token-2025"));
+/// let by = |token: &[u8]| {
+///     let signature = sign(token, body);
+///     shared.verify(body, |name| {
+///         (name == "x-kustomer-webhook-signature").then_some(signature.as_bytes())
+///     })
+/// };
+/// assert_eq!(by(b"token-2025"), Ok(()));
+///
+/// // Rotation: the new token first, the old one while Kustomer still signs with it.
+/// shared.replace(Verifier::new("token-2026").with_token("token-2025"));
+/// assert_eq!(by(b"token-2026"), Ok(()));
+/// assert_eq!(by(b"token-2025"), Ok(()));
+///
+/// // Done: the old token is refused.
+/// shared.replace(Verifier::new("token-2026"));
+/// assert_eq!(by(b"token-2025"), Err(VerifyError::BadSignature));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedVerifier(Arc<RwLock<Verifier>>);
+
+impl SharedVerifier {
+    /// Shares `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        SharedVerifier(Arc::new(RwLock::new(verifier)))
+    }
+
+    /// Verifies with the current verifier, as [`Verifier::verify`] does.
+    pub fn verify<'h>(
+        &self,
+        body: &[u8],
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+    ) -> Result<(), VerifyError> {
+        self.read().verify(body, header)
+    }
+
+    /// Replaces the verifier for every clone; deliveries from now on are
+    /// verified with `verifier`.
+    pub fn replace(&self, verifier: Verifier) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = verifier;
+    }
+
+    /// How many tokens the current verifier accepts.
+    pub fn token_count(&self) -> usize {
+        self.read().token_count()
+    }
+
+    /// The current verifier, held for reading: replacing it waits until this
+    /// is dropped.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Verifier> {
+        // Nothing panics while the lock is held for writing (an assignment),
+        // so a poisoned lock still holds a whole verifier.
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl From<Verifier> for SharedVerifier {
+    fn from(verifier: Verifier) -> Self {
+        SharedVerifier::new(verifier)
+    }
+}
+
 fn keyed(token: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length; this cannot fail.
     <Hmac<Sha256> as KeyInit>::new_from_slice(token)
@@ -280,7 +358,8 @@ mod tests {
         let v = Verifier::new("token-abc")
             .with_token("token-def")
             .with_header("x-secret", "value-ghi");
-        let debug = format!("{v:?} {:#?}", v);
+        let shared = SharedVerifier::new(v.clone());
+        let debug = format!("{v:?} {:#?} {shared:?}", v);
         for secret in ["token-abc", "token-def", "value-ghi"] {
             assert!(!debug.contains(secret), "{debug}");
         }
@@ -288,5 +367,21 @@ mod tests {
             debug.contains("x-secret"),
             "the header's name is not a secret: {debug}"
         );
+    }
+
+    #[test]
+    fn a_shared_verifier_is_replaced_for_every_clone() {
+        let body = b"{}";
+        let a = SharedVerifier::new(Verifier::new("one"));
+        let b = a.clone();
+        let with = |v: &SharedVerifier, token: &[u8]| {
+            let sig = sign(token, body);
+            v.verify(body, |n| (n == SIGNATURE_HEADER).then_some(sig.as_bytes()))
+        };
+        assert_eq!(with(&b, b"one"), Ok(()));
+        a.replace(Verifier::new("two"));
+        assert_eq!(with(&b, b"one"), Err(VerifyError::BadSignature));
+        assert_eq!(with(&b, b"two"), Ok(()));
+        assert_eq!(b.token_count(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
-use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::verify::{SharedVerifier, Verifier, sign};
 use kustomer_webhooks::{
     CustomerCreate, CustomerUpdate, Dispatcher, State, TeamCreate, TeamUpdate, UserCreate,
     UserUpdate,
@@ -44,6 +44,11 @@ async fn start(verifier: Verifier) -> Server {
 }
 
 async fn start_with(verifier: Verifier, configure: impl FnOnce(Receiver) -> Receiver) -> Server {
+    start_receiver(|dispatcher| configure(Receiver::new(dispatcher, verifier))).await
+}
+
+/// A server whose receiver `make` builds around the tests' dispatcher.
+async fn start_receiver(make: impl FnOnce(Dispatcher) -> Receiver) -> Server {
     let count = Count::default();
     let dispatcher = Dispatcher::with_state(count.clone())
         .handler(ok_team)
@@ -52,11 +57,9 @@ async fn start_with(verifier: Verifier, configure: impl FnOnce(Receiver) -> Rece
         .handler(slow)
         .build()
         .unwrap();
-    let receiver = configure(
-        Receiver::new(dispatcher, verifier)
-            .with_limit(64 * 1024)
-            .with_timeout(Duration::from_millis(300)),
-    );
+    let receiver = make(dispatcher)
+        .with_limit(64 * 1024)
+        .with_timeout(Duration::from_millis(300));
     let counters = receiver.counters();
     let app =
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
@@ -209,6 +212,67 @@ async fn tokens_rotate_and_custom_headers_are_checked() {
     ];
     assert_eq!(s.post(body, &wrong).await.0, 401);
     assert_eq!(s.post(body, &wrong[..2]).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_verifier_rotates_tokens_and_headers_without_a_restart() {
+    let shared = SharedVerifier::new(Verifier::new("old"));
+    let s = start_receiver(|d| Receiver::with_shared_verifier(d, shared.clone())).await;
+    let mut n = 0;
+    let mut status = async |token: &str, secret: Option<&str>| {
+        n += 1;
+        let body = variant("kustomer.team.update", n, None);
+        let sig = sign(token.as_bytes(), &body);
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-kustomer-webhook-signature", sig.as_str()),
+        ];
+        if let Some(secret) = secret {
+            headers.push(("x-app-secret", secret));
+        }
+        s.post(&body, &headers).await.0
+    };
+    assert_eq!(status("old", None).await, 200);
+    assert_eq!(status("new", None).await, 401);
+
+    // Both while Kustomer moves to the new token.
+    shared.replace(Verifier::new("new").with_token("old"));
+    assert_eq!(shared.token_count(), 2);
+    assert_eq!(status("old", None).await, 200);
+    assert_eq!(status("new", None).await, 200);
+
+    // The new one alone, and a custom header added.
+    shared.replace(Verifier::new("new").with_header("x-app-secret", "s3cret"));
+    assert_eq!(status("old", Some("s3cret")).await, 401);
+    assert_eq!(status("new", None).await, 401);
+    assert_eq!(status("new", Some("guess")).await, 401);
+    assert_eq!(status("new", Some("s3cret")).await, 200);
+    assert_eq!(s.count.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_during_a_replacement_are_verified_by_the_old_or_the_new_verifier() {
+    let shared = SharedVerifier::new(Verifier::new("a"));
+    let s = Arc::new(start_receiver(|d| Receiver::with_shared_verifier(d, shared.clone())).await);
+    // Every delivery is signed with "a", which every verifier accepts; the
+    // replacements go on while they are received.
+    let deliveries = (0..100).map(|n| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let body = variant("kustomer.team.update", 10_000 + n, None);
+            s.deliver(&body, "a", None).await.0
+        })
+    });
+    let deliveries: Vec<_> = deliveries.collect();
+    for round in 0..50 {
+        let extra = format!("token-{round}");
+        shared.replace(Verifier::new(&extra).with_token("a"));
+        tokio::task::yield_now().await;
+    }
+    for d in deliveries {
+        assert_eq!(d.await.unwrap(), 200);
+    }
+    assert_eq!(s.count.load(Ordering::SeqCst), 100);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
