@@ -16,6 +16,7 @@ use out::out;
 
 mod generate;
 mod infer;
+mod log;
 mod out;
 mod parse;
 mod regenerate;
@@ -175,6 +176,16 @@ enum Command {
         /// be read, or holds nothing, leaves what was read before in place
         #[arg(long, value_name = "SECONDS", default_value = "10")]
         reload_every: u64,
+        /// How the log on stderr is written: `text`, or `json` (one object
+        /// per line: timestamp, level, target, message, the line's fields
+        /// and the delivery's span)
+        #[arg(
+            long,
+            value_name = "FORMAT",
+            env = "KUSTOMER_WEBHOOKS_LOG_FORMAT",
+            default_value = "text"
+        )]
+        log_format: log::Format,
         /// Save deliveries into this directory, one `<event id>.json` each
         /// (owner-only; payloads hold personal data), to regenerate the
         /// models from later
@@ -367,7 +378,7 @@ fn main() -> ExitCode {
     match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
-            out::note!("error: {}", report(&e));
+            out::error_line(&report(&e));
             ExitCode::FAILURE
         }
     }
@@ -456,6 +467,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             tokens,
             token_files,
             reload_every,
+            log_format,
             headers,
             header_files,
             capture,
@@ -486,6 +498,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 ordering,
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
+                log_format,
                 reload_every: (reload_every > 0)
                     .then(|| std::time::Duration::from_secs(reload_every)),
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {

@@ -29,10 +29,28 @@ pub fn line(args: std::fmt::Arguments<'_>) {
 /// whose log reader went away (a closed pipe) keeps serving rather than
 /// panicking in `eprintln!`.
 pub fn note_line(args: std::fmt::Arguments<'_>) {
+    if crate::log::json() {
+        return json_note(tracing::Level::INFO, &args.to_string());
+    }
     let mut stderr = io::stderr().lock();
     let _ = stderr
         .write_fmt(args)
         .and_then(|()| stderr.write_all(b"\n"));
+}
+
+/// Writes a command's error on stderr: `error: …`, or, with a JSON log, a
+/// JSON line at level ERROR.
+pub fn error_line(message: &str) {
+    if crate::log::json() {
+        return json_note(tracing::Level::ERROR, message);
+    }
+    note_line(format_args!("error: {message}"));
+}
+
+fn json_note(level: tracing::Level, message: &str) {
+    let mut line = crate::log::note_json(level, message);
+    line.push('\n');
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `eprintln!` that never panics: see [`note_line`].

@@ -205,13 +205,7 @@ fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
 pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
-    // A log line that cannot be written (nobody reads stderr any more) is
-    // dropped; reporting it would write to stderr again, and panic.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .log_internal_errors(false)
-        .try_init();
+    crate::log::init(options.log_format);
     let secrets = sources.read()?;
     let verifier = SharedVerifier::new(secrets.verifier());
     let tokens = secrets.tokens.len();
@@ -558,6 +552,8 @@ pub struct ServeOptions {
     /// Keep the deliveries that fail in this directory, at most this many
     /// events when limited.
     pub dead_letters: Option<(PathBuf, Option<usize>)>,
+    /// How the log on stderr is written.
+    pub log_format: crate::log::Format,
     /// Read the token and header files again this often (and on SIGHUP);
     /// `None`: only on SIGHUP.
     pub reload_every: Option<Duration>,

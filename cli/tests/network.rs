@@ -632,6 +632,94 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
 }
 
 #[test]
+fn serve_logs_json_lines_with_the_deliverys_span() {
+    let child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .env("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json")
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Killed(child);
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut next = || {
+        let mut line = String::new();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+    };
+    // Its own notes are JSON lines too.
+    let first = next();
+    assert_eq!(first["level"], "INFO", "{first}");
+    assert_eq!(first["target"], "kustomer_webhooks::serve", "{first}");
+    let message = first["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("receiving Kustomer webhooks at "),
+        "{first}"
+    );
+    let url = message.rsplit(' ').next().unwrap().to_owned();
+
+    // A forgery: rejected before any span.
+    assert!(send_sample(&url, "guess", "kustomer.team.create").starts_with("401 "));
+    let rejected = next();
+    assert_eq!(rejected["message"], "delivery rejected", "{rejected}");
+    assert_eq!(rejected["status"], 401, "{rejected}");
+    assert_eq!(
+        rejected["target"], "kustomer_webhooks::receiver",
+        "{rejected}"
+    );
+    assert!(rejected.get("span").is_none(), "{rejected}");
+
+    // A handler that fails (nobody reads the event lines): its line carries
+    // the delivery's event, id and resource id.
+    drop(server.0.stdout.take());
+    assert!(send_sample(&url, "t0ken", "kustomer.team.create").starts_with("500 "));
+    let failed = next();
+    assert_eq!(failed["level"], "WARN", "{failed}");
+    assert_eq!(failed["message"], "handler failed", "{failed}");
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(failed["span"]["name"], "kustomer_webhook", "{failed}");
+    assert_eq!(failed["span"]["event"], "kustomer.team.create", "{failed}");
+    assert_eq!(failed["span"]["id"], sample["id"], "{failed}");
+    assert_eq!(
+        failed["span"]["resource_id"], sample["data"]["id"],
+        "{failed}"
+    );
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("writing the event's line"),
+        "{failed}"
+    );
+
+    // A command's own error, too.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--token-file", "/nonexistent/tokens"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error: serde_json::Value = serde_json::from_str(stderr.trim())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr}"));
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("reading /nonexistent/tokens"),
+        "{error}"
+    );
+    drop(server);
+}
+
+#[test]
 fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     let dir = tempfile::TempDir::new().unwrap();
     let dead = dir.path().join("dead");
