@@ -378,7 +378,7 @@ fn escape(key: &str) -> String {
 /// resource and action up to case, a missing `kustomer.` prefix, a typo of
 /// one or two letters (`customers`, `updated`), or a shortened resource
 /// (`convo`). `None` when nothing is that close, rather than a guess.
-fn nearest_event(name: &str) -> Option<&'static str> {
+pub(crate) fn nearest_event(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
     let mut parts: Vec<&str> = lower.split('.').collect();
     if parts.first() == Some(&"kustomer") {

@@ -10,7 +10,9 @@
 //! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
 //! idempotency store a service's replicas share; `redis-tls` lets it reach
 //! Redis over TLS (`rediss://`), `redis-cluster` a Redis Cluster, and
-//! `redis-sentinel` the primary that Redis Sentinels name.
+//! `redis-sentinel` the primary that Redis Sentinels name. Feature `testing`
+//! adds the `testing` module: Kustomer's sample deliveries, changed
+//! and signed for a service's own tests.
 //!
 //! # Quick start: a handler
 //!
@@ -143,6 +145,8 @@ pub mod axum;
 mod parse;
 mod read;
 pub mod receiver;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 pub mod verify;
 

@@ -1,0 +1,369 @@
+//! Deliveries for a service's own tests (feature `testing`): Kustomer's
+//! published sample of each event, changed as a test needs, signed and named
+//! the way Kustomer delivers them.
+//!
+//! A [`Delivery`] starts from a sample ([`Delivery::sample`]) or from any
+//! body ([`Delivery::from_body`]), takes changes by JSON Pointer, and is then
+//! given to a [`Receiver`] without any HTTP ([`Delivery::deliver_to`]), to an
+//! axum router as a request ([`Delivery::request`], feature `axum`), or to
+//! anything else as bytes and headers ([`Delivery::body`],
+//! [`Delivery::headers`]).
+//!
+//! ```
+//! use kustomer_webhooks::receiver::Receiver;
+//! use kustomer_webhooks::testing::Delivery;
+//! use kustomer_webhooks::verify::Verifier;
+//! use kustomer_webhooks::{CustomerUpdate, Dispatcher};
+//!
+//! async fn on_update(event: CustomerUpdate) -> Result<(), std::io::Error> {
+//!     assert_eq!(event.data.attributes.rev, Some(42));
+//!     Ok(())
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let dispatcher = Dispatcher::builder().handler(on_update).build()?;
+//! let receiver = Receiver::new(dispatcher, Verifier::new("t0ken"));
+//!
+//! let update = Delivery::sample("kustomer.customer.update")?
+//!     .set("/data/attributes/rev", 42)
+//!     .signed_with("t0ken");
+//! let reply = update.deliver_to(&receiver).await;
+//! assert_eq!((reply.status, reply.outcome), (200, "handled"));
+//!
+//! // Kustomer's retry of the same event: acknowledged, not run again.
+//! assert_eq!(update.deliver_to(&receiver).await.outcome, "duplicate");
+//! // The same event as a new one.
+//! let again = update.clone().fresh_id();
+//! assert_eq!(again.deliver_to(&receiver).await.outcome, "handled");
+//! // Signed with another token: refused.
+//! let forged = update.signed_with("guess").fresh_id();
+//! assert_eq!(forged.deliver_to(&receiver).await.status, 401);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use crate::Events;
+use crate::receiver::{Receiver, Reply, Request};
+use crate::verify::{EVENT_HEADER, SIGNATURE_HEADER, sign};
+
+/// Kustomer's published sample payload of `event` (such as
+/// `kustomer.customer.update`), as JSON text.
+pub fn sample(event: &str) -> Option<&'static str> {
+    kustomer_schema::SEED_SAMPLES
+        .iter()
+        .find(|(name, _)| *name == event)
+        .map(|(_, text)| *text)
+}
+
+/// Every published sample: `(event name, JSON text)`, in name order.
+pub fn samples() -> impl Iterator<Item = (&'static str, &'static str)> {
+    kustomer_schema::SEED_SAMPLES.iter().copied()
+}
+
+/// There is no sample of the event asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no sample of {event:?}{}; the samples are of {}",
+    suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default(),
+    kustomer_schema::SEED_SAMPLES.map(|(name, _)| name).join(", ")
+)]
+pub struct NoSample {
+    /// The event asked for.
+    pub event: String,
+    /// The known event its name is closest to, if any is close.
+    pub suggestion: Option<&'static str>,
+}
+
+/// One delivery as Kustomer makes it: a body, the
+/// `X-Kustomer-Webhook-Event` header naming the event, and the
+/// `X-Kustomer-Webhook-Signature` header once signed.
+#[derive(Clone)]
+pub struct Delivery {
+    body: Body,
+    event: Option<String>,
+    token: Option<Vec<u8>>,
+    signature: Option<String>,
+    headers: Vec<(String, String)>,
+    content_type: Option<String>,
+}
+
+/// A body to change by JSON Pointer, or bytes sent as they are.
+#[derive(Clone)]
+enum Body {
+    Json(Value),
+    Bytes(Vec<u8>),
+}
+
+impl std::fmt::Debug for Delivery {
+    /// The event and the headers' names; never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("event", &self.event)
+            .field(
+                "signed",
+                &(self.token.is_some() || self.signature.is_some()),
+            )
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    /// The published sample of `event` (such as `kustomer.customer.update`),
+    /// named by its header, not yet signed.
+    pub fn sample(event: &str) -> Result<Self, NoSample> {
+        let text = sample(event).ok_or_else(|| NoSample {
+            event: event.to_owned(),
+            suggestion: crate::app::nearest_event(event),
+        })?;
+        // The samples are JSON: the crate's tests parse each one.
+        let body = serde_json::from_str(text).unwrap_or(Value::Null);
+        Ok(Delivery {
+            body: Body::Json(body),
+            event: Some(event.to_owned()),
+            ..Delivery::from_body(Vec::new())
+        })
+    }
+
+    /// A delivery of `body`, sent as it is (anything: a payload captured
+    /// from Kustomer, a body that is not JSON at all), with no event header
+    /// and not yet signed. [`set`](Self::set) and the other changes apply
+    /// once, if ever, the body is JSON.
+    pub fn from_body(body: impl Into<Vec<u8>>) -> Self {
+        Delivery {
+            // Kept as it is unless it is changed: a captured payload keeps
+            // its exact bytes.
+            body: Body::Bytes(body.into()),
+            event: None,
+            token: None,
+            signature: None,
+            headers: Vec::new(),
+            content_type: Some("application/json".to_owned()),
+        }
+    }
+
+    /// Sets the value at the JSON Pointer `pointer` (`/data/attributes/rev`),
+    /// creating the objects on the way that are missing; a step through a
+    /// value that is not an object (or an array, for an index) replaces it
+    /// with an object. `-` as the last step appends to an array. The empty
+    /// pointer replaces the whole body. A body that is not JSON becomes
+    /// `value` wherever the pointer leads.
+    pub fn set(mut self, pointer: &str, value: impl Into<Value>) -> Self {
+        let mut body = self.json();
+        let mut at = &mut body;
+        for step in steps(pointer) {
+            at = child(at, &step);
+        }
+        *at = value.into();
+        self.body = Body::Json(body);
+        self
+    }
+
+    /// Removes the value at the JSON Pointer `pointer`, if there is one.
+    pub fn remove(mut self, pointer: &str) -> Self {
+        let mut body = self.json();
+        let steps: Vec<String> = steps(pointer).collect();
+        if let Some((last, path)) = steps.split_last() {
+            let mut at = Some(&mut body);
+            for step in path {
+                at = at.and_then(|v| match v {
+                    Value::Object(map) => map.get_mut(step),
+                    Value::Array(items) => {
+                        step.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+                    }
+                    _ => None,
+                });
+            }
+            match at {
+                Some(Value::Object(map)) => {
+                    map.remove(last);
+                }
+                Some(Value::Array(items)) => {
+                    if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                        items.remove(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.body = Body::Json(body);
+        self
+    }
+
+    /// Gives the event a new id, unique in the process: the same event
+    /// delivered as a new one rather than as a retry.
+    pub fn fresh_id(self) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:08x}{n:016x}", std::process::id());
+        self.set("/id", id)
+    }
+
+    /// The `X-Kustomer-Webhook-Event` header: `Some(name)`, or `None` for
+    /// none (the receiver then goes by the body's `name`).
+    pub fn event_header(mut self, name: Option<&str>) -> Self {
+        self.event = name.map(str::to_owned);
+        self
+    }
+
+    /// Signs the delivery with `token` as Kustomer does (the signature is
+    /// computed over the body as it is when sent, after every change).
+    pub fn signed_with(mut self, token: impl AsRef<[u8]>) -> Self {
+        self.token = Some(token.as_ref().to_vec());
+        self.signature = None;
+        self
+    }
+
+    /// Sends `signature` as the signature header, whatever the body: for a
+    /// test of a malformed or tampered one.
+    pub fn signature(mut self, signature: impl Into<String>) -> Self {
+        self.signature = Some(signature.into());
+        self
+    }
+
+    /// Adds a header (such as a custom header the app definition sets).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `Content-Type` (`application/json` unless changed); `None` sends
+    /// none.
+    pub fn content_type(mut self, content_type: Option<&str>) -> Self {
+        self.content_type = content_type.map(str::to_owned);
+        self
+    }
+
+    /// The body as sent: compact JSON once changed, else the bytes given.
+    pub fn body(&self) -> Vec<u8> {
+        match &self.body {
+            Body::Json(value) => serde_json::to_vec(value).unwrap_or_default(),
+            Body::Bytes(bytes) => bytes.clone(),
+        }
+    }
+
+    /// The headers as sent, names in lowercase: the content type, the
+    /// event's name, the signature, then the ones added.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.headers_for(&self.body())
+    }
+
+    fn headers_for(&self, body: &[u8]) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if let Some(content_type) = &self.content_type {
+            headers.push(("content-type".to_owned(), content_type.clone()));
+        }
+        if let Some(event) = &self.event {
+            headers.push((EVENT_HEADER.to_owned(), event.clone()));
+        }
+        let signature = match (&self.signature, &self.token) {
+            (Some(signature), _) => Some(signature.clone()),
+            (None, Some(token)) => Some(sign(token, body)),
+            (None, None) => None,
+        };
+        if let Some(signature) = signature {
+            headers.push((SIGNATURE_HEADER.to_owned(), signature));
+        }
+        headers.extend(
+            self.headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone())),
+        );
+        headers
+    }
+
+    /// Posts the delivery to `receiver` without HTTP, as its adapter would:
+    /// its reply (status, outcome, error), counted in its counters.
+    pub async fn deliver_to<S: Events>(&self, receiver: &Receiver<S>) -> Reply {
+        let body = self.body();
+        let headers = self.headers_for(&body);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        };
+        receiver
+            .receive(Request {
+                method: "POST",
+                header,
+                body: &body,
+            })
+            .await
+    }
+
+    /// The delivery as an HTTP `POST` to `uri`, for a router under test
+    /// (`tower::ServiceExt::oneshot`, or any `Service`). A header whose
+    /// name or value HTTP does not allow is left out.
+    #[cfg(feature = "axum")]
+    pub fn request(&self, uri: &str) -> ::axum::http::Request<::axum::body::Body> {
+        let body = self.body();
+        let mut request = ::axum::http::Request::post(uri);
+        for (name, value) in self.headers_for(&body) {
+            if let (Ok(name), Ok(value)) = (
+                ::axum::http::HeaderName::from_bytes(name.as_bytes()),
+                ::axum::http::HeaderValue::from_str(&value),
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        request
+            .body(::axum::body::Body::from(body.clone()))
+            .unwrap_or_else(|_| {
+                // Only a bad URI fails here: the request goes to `/` instead.
+                let mut fallback = ::axum::http::Request::new(::axum::body::Body::from(body));
+                *fallback.method_mut() = ::axum::http::Method::POST;
+                fallback
+            })
+    }
+
+    /// The body as JSON to change: a body of bytes that is not JSON is
+    /// `null` from here on.
+    fn json(&mut self) -> Value {
+        match std::mem::replace(&mut self.body, Body::Json(Value::Null)) {
+            Body::Json(value) => value,
+            Body::Bytes(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The steps of a JSON Pointer, unescaped (`~1` is `/`, `~0` is `~`). A
+/// pointer not starting with `/` is read as if it did.
+fn steps(pointer: &str) -> impl Iterator<Item = String> + '_ {
+    pointer
+        .strip_prefix('/')
+        .unwrap_or(pointer)
+        .split('/')
+        .filter(move |_| !pointer.is_empty())
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+}
+
+/// The child `step` of `value`, made if missing (see [`Delivery::set`]).
+fn child<'v>(value: &'v mut Value, step: &str) -> &'v mut Value {
+    let index = match &*value {
+        Value::Array(items) if step == "-" => Some(items.len()),
+        Value::Array(items) => step.parse::<usize>().ok().filter(|i| *i < items.len()),
+        _ => None,
+    };
+    if index.is_none() && !value.is_object() {
+        *value = Value::Object(serde_json::Map::new());
+    }
+    match (value, index) {
+        (Value::Array(items), Some(i)) => {
+            if i == items.len() {
+                items.push(Value::Null);
+            }
+            &mut items[i]
+        }
+        (Value::Object(map), _) => map.entry(step.to_owned()).or_insert(Value::Null),
+        // Not reached: anything else was made an object above.
+        (other, _) => other,
+    }
+}

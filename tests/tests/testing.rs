@@ -1,0 +1,227 @@
+//! `kustomer_webhooks::testing`: sample deliveries for a service's own
+//! tests, given to a receiver directly and to its router as a request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kustomer_webhooks::receiver::Receiver;
+use kustomer_webhooks::testing::{Delivery, NoSample, sample, samples};
+use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::{CustomerUpdate, Dispatcher, State, parse};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+async fn on_update(event: CustomerUpdate, seen: State<Arc<AtomicUsize>>) {
+    assert_eq!(event.data.attributes.name.as_deref(), Some("Ada"));
+    seen.fetch_add(1, Ordering::SeqCst);
+}
+
+fn receiver(seen: &Arc<AtomicUsize>) -> Receiver {
+    let dispatcher = Dispatcher::with_state(seen.clone())
+        .handler(on_update)
+        .build()
+        .unwrap();
+    Receiver::new(
+        dispatcher,
+        Verifier::new("t0ken").with_header("x-app-secret", "s3cret"),
+    )
+}
+
+fn json_of(d: &Delivery) -> Value {
+    serde_json::from_slice(&d.body()).unwrap()
+}
+
+#[test]
+fn every_sample_is_there_and_parses_as_its_event() {
+    let all: Vec<_> = samples().collect();
+    assert_eq!(all.len(), 10);
+    for (event, text) in all {
+        assert_eq!(sample(event), Some(text));
+        let body = Delivery::sample(event).unwrap().body();
+        let parsed = parse(&body).unwrap();
+        assert_eq!(parsed.event.name().as_str(), event);
+        assert!(parsed.drift().is_empty(), "{event}");
+    }
+    assert_eq!(sample("kustomer.customer.delete"), None);
+}
+
+#[test]
+fn an_event_without_a_sample_is_an_error_that_suggests_the_nearest() {
+    let e = Delivery::sample("kustomer.custmer.update").unwrap_err();
+    assert_eq!(
+        e,
+        NoSample {
+            event: "kustomer.custmer.update".into(),
+            suggestion: Some("kustomer.customer.update"),
+        }
+    );
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "no sample of \"kustomer.custmer.update\" (did you mean \"kustomer.customer.update\"?); \
+             the samples are of kustomer.conversation.create, "
+        ),
+        "{text}"
+    );
+    let e = Delivery::sample("nothing").unwrap_err().to_string();
+    assert!(
+        e.starts_with("no sample of \"nothing\"; the samples"),
+        "{e}"
+    );
+}
+
+#[test]
+fn changes_by_json_pointer() {
+    let d = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .set("/data/attributes/rev", 7)
+        // Missing objects on the way are made.
+        .set("/data/attributes/custom/tierStr", "gold")
+        .set("/new/a~1b/c~0d", true)
+        // A step through a string replaces it with an object.
+        .set("/data/type/inner", 1)
+        .remove("/data/relationships")
+        .remove("/not/there");
+    let v = json_of(&d);
+    assert_eq!(v["data"]["attributes"]["rev"], 7);
+    assert_eq!(v["data"]["attributes"]["custom"]["tierStr"], "gold");
+    assert_eq!(v["new"]["a/b"]["c~d"], true);
+    assert_eq!(v["data"]["type"], json!({"inner": 1}));
+    assert!(v["data"].get("relationships").is_none());
+    // The rest is the sample's.
+    let original: Value =
+        serde_json::from_str(sample("kustomer.customer.update").unwrap()).unwrap();
+    assert_eq!(v["id"], original["id"]);
+    assert_eq!(
+        v["data"]["attributes"]["name"],
+        original["data"]["attributes"]["name"]
+    );
+
+    // Arrays: an index in range, `-` appends, anything else makes an object.
+    let d = Delivery::from_body(r#"{"a": [1, 2]}"#)
+        .set("/a/0", "x")
+        .set("/a/-", 3)
+        .set("/b/-", 4)
+        .remove("/a/1");
+    assert_eq!(json_of(&d), json!({"a": ["x", 3], "b": {"-": 4}}));
+    // The empty pointer is the whole body; a body that is not JSON becomes
+    // what is set.
+    assert_eq!(
+        json_of(&Delivery::from_body("{").set("", json!([1]))),
+        json!([1])
+    );
+    assert_eq!(
+        json_of(&Delivery::from_body("{").set("/x", 1)),
+        json!({"x": 1})
+    );
+}
+
+#[test]
+fn a_body_given_as_bytes_is_sent_as_it_is_and_signed_over_them() {
+    let raw = b"{ \"name\" : \"kustomer.team.create\" }\n".to_vec();
+    let d = Delivery::from_body(raw.clone()).signed_with("t0ken");
+    assert_eq!(d.body(), raw);
+    let headers = d.headers();
+    assert_eq!(
+        headers,
+        [
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "x-kustomer-webhook-signature".to_owned(),
+                sign(b"t0ken", &raw)
+            ),
+        ]
+    );
+    // Changed, it is sent as compact JSON, and signed over that.
+    let changed = d.set("/id", "x");
+    let body = changed.body();
+    assert_eq!(body, br#"{"id":"x","name":"kustomer.team.create"}"#);
+    assert_eq!(changed.headers()[1].1, sign(b"t0ken", &body));
+    // Debug never shows the token.
+    let debug = format!("{changed:?}");
+    assert!(
+        !debug.contains("t0ken") && debug.contains("signed: true"),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
+async fn deliveries_get_every_status_of_the_contract_from_a_receiver() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let receiver = receiver(&seen);
+    let update = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .set("/data/attributes/name", "Ada")
+        .header("X-App-Secret", "s3cret")
+        .signed_with("t0ken");
+    let status = async |d: &Delivery| {
+        let reply = d.deliver_to(&receiver).await;
+        (reply.status, reply.outcome)
+    };
+    assert_eq!(status(&update).await, (200, "handled"));
+    assert_eq!(status(&update).await, (200, "duplicate"));
+    assert_eq!(status(&update.clone().fresh_id()).await, (200, "handled"));
+    // No handler for this one: acknowledged.
+    let team = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .header("x-app-secret", "s3cret")
+        .signed_with("t0ken");
+    assert_eq!(status(&team).await, (200, "no handler"));
+    // Refusals.
+    let forged = update.clone().fresh_id().signed_with("guess");
+    assert_eq!(status(&forged).await, (401, "error"));
+    let malformed = update.clone().signature("not hex");
+    assert_eq!(status(&malformed).await, (401, "error"));
+    let no_secret = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .signed_with("t0ken");
+    assert_eq!(status(&no_secret).await, (401, "error"));
+    let text = update.clone().content_type(Some("text/plain"));
+    assert_eq!(status(&text).await.0, 415);
+    let not_an_event = Delivery::from_body("[1]")
+        .header("x-app-secret", "s3cret")
+        .signed_with("t0ken");
+    let reply = not_an_event.deliver_to(&receiver).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    // The header names the event when the body does not.
+    let unnamed = update
+        .clone()
+        .fresh_id()
+        .remove("/name")
+        .event_header(Some("kustomer.customer.update"));
+    assert_eq!(status(&unnamed).await, (200, "handled"));
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    let counters = receiver.counters();
+    assert_eq!(counters.accepted.load(Ordering::Relaxed), 4);
+}
+
+#[tokio::test]
+async fn a_delivery_is_a_request_for_the_router_under_test() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().nest_service(
+        "/kustomer",
+        kustomer_webhooks::axum::router(receiver(&seen)),
+    );
+    let update = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .set("/data/attributes/name", "Ada")
+        .header("x-app-secret", "s3cret")
+        .signed_with("t0ken");
+    let response = app
+        .clone()
+        .oneshot(update.request("/kustomer"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["outcome"], "handled");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    let forged = update.signed_with("guess").fresh_id();
+    let response = app.oneshot(forged.request("/kustomer")).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+}
