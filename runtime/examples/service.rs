@@ -27,6 +27,13 @@
 //!
 //! The receiver's counters (and the dead letters') are served at
 //! `GET /metrics`, in Prometheus's text format.
+//!
+//! Its tests (at the end) deliver Kustomer's samples to the same receiver
+//! with `kustomer_webhooks::testing` (feature `testing`):
+//!
+//! ```sh
+//! cargo test -p kustomer-webhooks --features axum,testing --example service
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,15 +79,18 @@ fn on_conversation(
     Ok(())
 }
 
+/// The service's receiver: every `#[kustomer_webhook]` function above,
+/// deliveries signed with `token`, stale updates dropped.
+fn receiver(token: &str, stats: Arc<Stats>) -> Result<Receiver, kustomer_webhooks::BuildError> {
+    let dispatcher = Dispatcher::with_state(stats).registered().build()?;
+    Ok(Receiver::new(dispatcher, Verifier::new(token)).with_ordering(OrderingGuard::new()))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token =
         std::env::var("KUSTOMER_WEBHOOK_TOKEN").map_err(|_| "set KUSTOMER_WEBHOOK_TOKEN")?;
-    let dispatcher = Dispatcher::with_state(Arc::new(Stats::default()))
-        .registered()
-        .build()?;
-    let receiver =
-        Receiver::new(dispatcher, Verifier::new(token)).with_ordering(OrderingGuard::new());
+    let receiver = receiver(&token, Arc::default())?;
     #[cfg(feature = "redis")]
     let receiver = match std::env::var("REDIS_URL") {
         Ok(url) if std::env::var_os("REDIS_FAIL_OPEN").is_some_and(|v| v == "1") => {
@@ -138,4 +148,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use kustomer_webhooks::testing::Delivery;
+
+    #[tokio::test]
+    async fn conversations_are_counted_once_each() {
+        let stats = Arc::new(Stats::default());
+        let receiver = receiver("t0ken", stats.clone()).unwrap();
+        let create = Delivery::sample("kustomer.conversation.create")
+            .unwrap()
+            .signed_with("t0ken");
+        let update = Delivery::sample("kustomer.conversation.update")
+            .unwrap()
+            .signed_with("t0ken");
+        assert_eq!(create.deliver_to(&receiver).await.outcome, "handled");
+        assert_eq!(update.deliver_to(&receiver).await.outcome, "handled");
+        // Kustomer's retry of the first: not counted again.
+        assert_eq!(create.deliver_to(&receiver).await.outcome, "duplicate");
+        assert_eq!(stats.conversations.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn an_older_customer_update_is_stale_and_a_forgery_is_refused() {
+        let receiver = receiver("t0ken", Arc::default()).unwrap();
+        let update = |rev: i64| {
+            Delivery::sample("kustomer.customer.update")
+                .unwrap()
+                .set("/data/attributes/rev", rev)
+                .fresh_id()
+                .signed_with("t0ken")
+        };
+        assert_eq!(update(5).deliver_to(&receiver).await.outcome, "handled");
+        // Reordered: rev 4 arrives after rev 5.
+        assert_eq!(update(4).deliver_to(&receiver).await.outcome, "stale");
+        let forged = update(6).signed_with("guess");
+        assert_eq!(forged.deliver_to(&receiver).await.status, 401);
+    }
 }
