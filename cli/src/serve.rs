@@ -333,7 +333,13 @@ async fn reload(
             () = asked => true,
             () = tick => false,
         };
-        match sources.read() {
+        // Files are read off the async workers: a file system that hangs
+        // (a network mount) holds up a blocking thread, not deliveries.
+        let reading = sources.clone();
+        let read = tokio::task::spawn_blocking(move || reading.read())
+            .await
+            .unwrap_or_else(|e| Err(anyhow!("reading the files stopped: {e}")));
+        match read {
             Ok(read) if read != current => {
                 verifier.replace(read.verifier());
                 note!(
