@@ -265,10 +265,10 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     if tokens > 1 {
         note!("accepting deliveries signed with any of {tokens} tokens");
     }
+    // Listening before the first delivery can arrive, so that a SIGHUP from
+    // then on never meets the default action, which is to stop serving.
+    let hangup = Hangup::listen();
     if sources.has_files() {
-        // Listening before the first delivery can arrive, so that a SIGHUP
-        // from then on never meets the default action, which is to stop.
-        let hangup = Hangup::listen();
         tokio::spawn(reload(
             sources,
             secrets,
@@ -276,6 +276,8 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             hangup,
             options.reload_every,
         ));
+    } else {
+        tokio::spawn(nothing_to_reload(hangup));
     }
     note!(
         "receiving Kustomer webhooks at http://{}/",
@@ -366,6 +368,18 @@ async fn reload(
                 failing = Some(why);
             }
         }
+    }
+}
+
+/// Answers SIGHUP when every token and header came from the command line:
+/// there is nothing to read again, and serving goes on.
+async fn nothing_to_reload(mut hangup: Hangup) {
+    loop {
+        hangup.recv().await;
+        note!(
+            "SIGHUP: nothing to reload (tokens and headers are read again only from \
+             --token-file and --header-file)"
+        );
     }
 }
 

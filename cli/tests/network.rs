@@ -420,6 +420,21 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
 }
 
 #[test]
+#[cfg(unix)]
+fn a_sighup_without_files_to_read_leaves_serve_serving() {
+    let (server, mut log, url) = start_serve(&["--token", "t0ken"]);
+    let sent = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let line = log_until(&mut log, "SIGHUP");
+    assert!(line.contains("nothing to reload"), "{line}");
+    assert!(send_sample(&url, "t0ken", "kustomer.team.create").starts_with("200 "));
+    drop(server);
+}
+
+#[test]
 fn serve_takes_up_a_rotated_token_file_by_itself() {
     let dir = tempfile::TempDir::new().unwrap();
     let tokens = dir.path().join("tokens");
