@@ -132,10 +132,12 @@ impl Delivery {
         })
     }
 
-    /// A delivery of `body`, sent as it is (anything: a payload captured
+    /// A delivery of `body`, sent byte for byte as given (a payload captured
     /// from Kustomer, a body that is not JSON at all), with no event header
-    /// and not yet signed. [`set`](Self::set) and the other changes apply
-    /// once, if ever, the body is JSON.
+    /// and not yet signed. A change ([`set`](Self::set),
+    /// [`remove`](Self::remove), [`fresh_id`](Self::fresh_id)) reads it as
+    /// JSON first and sends it as compact JSON from then on; a body that is
+    /// not JSON is `null` to a change.
     pub fn from_body(body: impl Into<Vec<u8>>) -> Self {
         Delivery {
             // Kept as it is unless it is changed: a captured payload keeps

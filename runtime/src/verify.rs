@@ -237,7 +237,7 @@ impl SharedVerifier {
 
     /// The current verifier, held for reading: replacing it waits until this
     /// is dropped.
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Verifier> {
+    fn read(&self) -> RwLockReadGuard<'_, Verifier> {
         // Nothing panics while the lock is held for writing (an assignment),
         // so a poisoned lock still holds a whole verifier.
         self.0.read().unwrap_or_else(PoisonError::into_inner)
