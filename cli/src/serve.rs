@@ -800,9 +800,13 @@ async fn deliver(
     body: Vec<u8>,
 ) -> Result<Delivered> {
     let mut headers = vec![(SIGNATURE_HEADER, sign(token.as_bytes(), &body))];
+    // The body's `name` names the event in its header too, unless it cannot
+    // be sent in a header (a line break, a control character): the receiver
+    // then goes by the body alone, and the payload is still delivered.
     if let Some(name) = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+        .filter(|name| reqwest::header::HeaderValue::from_str(name).is_ok())
     {
         headers.push((EVENT_HEADER, name));
     }

@@ -126,7 +126,9 @@ fn start_serve_with_env(
         }
         before.push(line);
     };
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    // The URL ends the line, or the message of a JSON line.
+    let url = first.trim().trim_end_matches(['"', '}']);
+    let url = url.rsplit(' ').next().unwrap().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
     (child, log, url, before)
 }
@@ -732,6 +734,40 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
         "{error}"
     );
     drop(server);
+}
+
+#[test]
+fn a_signed_delivery_cannot_forge_a_line_of_the_log() {
+    // An event name holding a line break, and a fake log line after it.
+    let forged = "kustomer.team.create\n2026-01-01T00:00:00Z  INFO forged: all is well";
+    let dir = tempfile::TempDir::new().unwrap();
+    let body = serde_json::json!({"id": "6087326fa8b1c7b07da5e5c9", "name": forged, "data": {}});
+    let file = dir.path().join("forged.json");
+    std::fs::write(&file, body.to_string()).unwrap();
+    for format in ["text", "json"] {
+        let (mut server, mut log, url) = start_serve(&["--token", "t0ken", "--log-format", format]);
+        // Its handler fails (nobody reads the event lines), so a line is
+        // logged inside the delivery's span, which names the event.
+        drop(server.0.stdout.take());
+        let out = Command::new(BIN)
+            .args(["send", "--url", &url, "--token", "t0ken"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("500 "),
+            "{out:?}"
+        );
+        let line = log_until(&mut log, "handler failed");
+        assert!(
+            line.contains("kustomer.team.create\\n2026"),
+            "{format}: {line}"
+        );
+        drop(server);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+        assert!(!rest.contains("forged"), "{format}: {rest}");
+    }
 }
 
 #[test]

@@ -458,7 +458,7 @@ impl<S: Events> Receiver<S> {
         let id = parsed.event.envelope().event_id().map(str::to_owned);
         let span = tracing::info_span!(
             "kustomer_webhook",
-            event = %event,
+            event = event.as_str(),
             id = id.as_deref().unwrap_or(""),
             resource_id = parsed.event.envelope().resource_id().unwrap_or(""),
         );
@@ -665,6 +665,11 @@ mod cold {
 
     /// The target of the receiver's log lines (this module's own path
     /// would show `cold`).
+    ///
+    /// Text that a delivery can put in a line (an event name, a handler's
+    /// error, which may quote the event) is logged as a string field, which
+    /// `tracing`'s formatters quote and escape, never with `%` (written as
+    /// it is): a line break in it cannot start a forged line of the log.
     const LOG: &str = "kustomer_webhooks::receiver";
 
     #[cold]
@@ -672,7 +677,7 @@ mod cold {
     pub(super) fn store_failed(e: &crate::dedupe::StoreError) -> String {
         tracing::warn!(
             target: LOG,
-            error = %e,
+            error = e.to_string().as_str(),
             "idempotency store failed",
         );
         // Its text says which store error it is ("the idempotency store is
@@ -762,7 +767,7 @@ mod cold {
             Some(e) => {
                 tracing::warn!(
                     target: LOG,
-                    error = %e,
+                    error = e.to_string().as_str(),
                     "idempotency store failed after the handler ran",
                 )
             }
@@ -795,7 +800,7 @@ mod cold {
             e,
             DispatchError::Handler { .. } | DispatchError::Panicked { .. }
         ) {
-            tracing::warn!(target: LOG, error = %e, "handler failed");
+            tracing::warn!(target: LOG, error = e.to_string().as_str(), "handler failed");
         }
         e.to_string()
     }
@@ -841,7 +846,7 @@ mod cold {
             if let Err(e) = capture.save_async(parsed).await {
                 tracing::warn!(
                     target: LOG,
-                    error = %e,
+                    error = e.to_string().as_str(),
                     "could not capture the delivery",
                 );
             }
@@ -861,7 +866,7 @@ impl Drop for ClaimGuard {
             runtime.spawn(async move {
                 if let Err(e) = store.abandon(&id).await {
                     tracing::warn!(
-                        error = %e,
+                        error = e.to_string().as_str(),
                         "idempotency store failed to give a claim up",
                     );
                 }
