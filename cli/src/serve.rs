@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -231,7 +233,11 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     };
     // Set once a signal asked serve to stop: `/readyz` then answers 503, so
     // that a load balancer sends new deliveries elsewhere.
-    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let reloads = Arc::new(Reloads::default());
+    reloads
+        .tokens
+        .store(secrets.tokens.len() as u64, Ordering::Relaxed);
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
@@ -254,6 +260,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             counters.clone(),
             store,
             dead_letters.clone(),
+            reloads.clone(),
             stopping.clone(),
         );
         tokio::spawn(async move {
@@ -275,6 +282,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             verifier,
             hangup,
             options.reload_every,
+            reloads,
         ));
     } else {
         tokio::spawn(nothing_to_reload(hangup));
@@ -299,7 +307,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown().await;
-            stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+            stopping.store(true, Ordering::Relaxed);
             note!("stopping: finishing the deliveries in progress");
         })
         .await?;
@@ -308,6 +316,44 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What reloading the token and header files did, for `/metrics`.
+#[derive(Default)]
+struct Reloads {
+    /// The tokens accepted now.
+    tokens: AtomicU64,
+    /// Reloads that changed what is accepted.
+    changed: AtomicU64,
+    /// Reloads that could not read the files.
+    failed: AtomicU64,
+    /// Whether the last reload could not read the files.
+    failing: AtomicBool,
+}
+
+impl Reloads {
+    /// The counts in Prometheus's text format.
+    fn prometheus(&self) -> String {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        format!(
+            "# HELP kustomer_webhooks_tokens Tokens a delivery may be signed with.\n\
+             # TYPE kustomer_webhooks_tokens gauge\n\
+             kustomer_webhooks_tokens {}\n\
+             # HELP kustomer_webhooks_secret_reloads_total Reloads of the token and header files, \
+             by outcome (`changed`: what is accepted changed; `failed`: a file could not be read).\n\
+             # TYPE kustomer_webhooks_secret_reloads_total counter\n\
+             kustomer_webhooks_secret_reloads_total{{outcome=\"changed\"}} {}\n\
+             kustomer_webhooks_secret_reloads_total{{outcome=\"failed\"}} {}\n\
+             # HELP kustomer_webhooks_secret_reload_failing Whether the last reload of the token \
+             and header files failed (what was read before is still accepted).\n\
+             # TYPE kustomer_webhooks_secret_reload_failing gauge\n\
+             kustomer_webhooks_secret_reload_failing {}\n",
+            get(&self.tokens),
+            get(&self.changed),
+            get(&self.failed),
+            u8::from(self.failing.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 /// Reads the token and header files again on SIGHUP and every `every`
@@ -321,6 +367,7 @@ async fn reload(
     verifier: SharedVerifier,
     mut hangup: Hangup,
     every: Option<Duration>,
+    reloads: Arc<Reloads>,
 ) {
     let mut failing: Option<String> = None;
     loop {
@@ -344,6 +391,11 @@ async fn reload(
         match read {
             Ok(read) if read != current => {
                 verifier.replace(read.verifier());
+                reloads
+                    .tokens
+                    .store(read.tokens.len() as u64, Ordering::Relaxed);
+                reloads.changed.fetch_add(1, Ordering::Relaxed);
+                reloads.failing.store(false, Ordering::Relaxed);
                 note!(
                     "reloaded the token and header files: now accepting {}",
                     read.changes_from(&current)
@@ -355,9 +407,12 @@ async fn reload(
                 if signalled {
                     note!("reloaded the token and header files: nothing changed");
                 }
+                reloads.failing.store(false, Ordering::Relaxed);
                 failing = None;
             }
             Err(e) => {
+                reloads.failed.fetch_add(1, Ordering::Relaxed);
+                reloads.failing.store(true, Ordering::Relaxed);
                 let why = format!("{e:#}");
                 if signalled || failing.as_ref() != Some(&why) {
                     tracing::error!(
@@ -468,10 +523,11 @@ type StoreProbe = std::sync::Arc<
 /// fails open) and `GET /metrics` (Prometheus's text format: the receiver's
 /// counters and, with a shared store, its state).
 fn health_router(
-    counters: std::sync::Arc<kustomer_webhooks::receiver::Counters>,
+    counters: Arc<kustomer_webhooks::receiver::Counters>,
     store: Option<StoreProbe>,
     dead_letters: Option<DeadLetters>,
-    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reloads: Arc<Reloads>,
+    stopping: Arc<AtomicBool>,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
@@ -480,7 +536,7 @@ fn health_router(
     let ready = move || {
         let (probe, stopping) = (probe.clone(), stopping.clone());
         async move {
-            if stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if stopping.load(Ordering::Relaxed) {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not ready: stopping, finishing the deliveries in progress\n".to_owned(),
@@ -515,11 +571,13 @@ fn health_router(
     let metrics = move || {
         let (counters, probe) = (counters.clone(), store.clone());
         let letters = dead_letters.clone();
+        let reloads = reloads.clone();
         async move {
             let mut text = counters.prometheus();
             if let Some(letters) = letters {
                 text += &letters.prometheus();
             }
+            text += &reloads.prometheus();
             let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
                 text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
             };

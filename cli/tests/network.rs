@@ -345,14 +345,27 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
     let headers = dir.path().join("headers");
     std::fs::write(&tokens, "first\n").unwrap();
     std::fs::write(&headers, "x-app-secret=s3cret\n").unwrap();
-    let (server, mut log, url) = start_serve(&[
+    let (server, mut log, url, logged) = start_serve_logged(&[
         "--token-file",
         tokens.to_str().unwrap(),
         "--header-file",
         headers.to_str().unwrap(),
         "--reload-every",
         "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
     ]);
+    let metrics = metrics_url(&logged);
+    let metric = |name: &str| {
+        let (status, text) = http("GET", &metrics, "/metrics");
+        assert_eq!(status, 200);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(metric("kustomer_webhooks_tokens"), 1);
     let hangup = || {
         let sent = Command::new("kill")
             .args(["-HUP", &server.0.id().to_string()])
@@ -381,6 +394,7 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
         line.contains("now accepting 2 tokens (1 added), 1 custom header"),
         "{line}"
     );
+    assert_eq!(metric("kustomer_webhooks_tokens"), 2);
     assert_eq!(status("second", "s3cret", "kustomer.team.update"), "200");
     assert_eq!(status("first", "s3cret", "kustomer.user.create"), "200");
 
@@ -410,6 +424,16 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
         "{line}"
     );
     assert!(line.contains("holds no token"), "{line}");
+    assert_eq!(metric("kustomer_webhooks_secret_reload_failing"), 1);
+    assert_eq!(
+        metric("kustomer_webhooks_secret_reloads_total{outcome=\"failed\"}"),
+        1
+    );
+    assert_eq!(
+        metric("kustomer_webhooks_secret_reloads_total{outcome=\"changed\"}"),
+        2
+    );
+    assert_eq!(metric("kustomer_webhooks_tokens"), 1);
     assert_eq!(
         status("second", "s3cret-2", "kustomer.customer.create"),
         "200"
@@ -418,6 +442,7 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
     hangup();
     let line = log_until(&mut log, "reloaded the token and header files");
     assert!(line.contains("nothing changed"), "{line}");
+    assert_eq!(metric("kustomer_webhooks_secret_reload_failing"), 0);
     drop(server);
 }
 
