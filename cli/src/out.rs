@@ -30,7 +30,7 @@ pub fn line(args: std::fmt::Arguments<'_>) {
 /// panicking in `eprintln!`.
 pub fn note_line(args: std::fmt::Arguments<'_>) {
     if crate::log::json() {
-        return json_note(tracing::Level::INFO, &args.to_string());
+        return write_json_note(tracing::Level::INFO, &args.to_string());
     }
     let mut stderr = io::stderr().lock();
     let _ = stderr
@@ -42,12 +42,12 @@ pub fn note_line(args: std::fmt::Arguments<'_>) {
 /// JSON line at level ERROR.
 pub fn error_line(message: &str) {
     if crate::log::json() {
-        return json_note(tracing::Level::ERROR, message);
+        return write_json_note(tracing::Level::ERROR, message);
     }
     note_line(format_args!("error: {message}"));
 }
 
-fn json_note(level: tracing::Level, message: &str) {
+fn write_json_note(level: tracing::Level, message: &str) {
     let mut line = crate::log::note_json(level, message);
     line.push('\n');
     let _ = io::stderr().lock().write_all(line.as_bytes());
