@@ -206,6 +206,38 @@ impl Verifier {
 /// shared.replace(Verifier::new("token-2026"));
 /// assert_eq!(by(b"token-2025"), Err(VerifyError::BadSignature));
 /// ```
+///
+/// Tokens read from a file that a secret store rotates (one per line, as
+/// `kustomer-webhooks serve --token-file` reads them), read again every ten
+/// seconds:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use kustomer_webhooks::verify::{SharedVerifier, Verifier};
+///
+/// fn verifier_from(path: &str) -> std::io::Result<Verifier> {
+///     let text = std::fs::read_to_string(path)?;
+///     let mut tokens = text.lines().map(str::trim).filter(|t| !t.is_empty());
+///     let first = tokens.next().ok_or_else(|| std::io::Error::other("no token"))?;
+///     Ok(tokens.fold(Verifier::new(first), |v, token| v.with_token(token)))
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// const TOKENS: &str = "/run/secrets/kustomer-tokens";
+/// let shared = SharedVerifier::new(verifier_from(TOKENS)?);
+/// let watched = shared.clone();
+/// tokio::spawn(async move {
+///     loop {
+///         tokio::time::sleep(Duration::from_secs(10)).await;
+///         // A file caught halfway through an update keeps what was read before.
+///         if let Ok(verifier) = verifier_from(TOKENS) {
+///             watched.replace(verifier);
+///         }
+///     }
+/// });
+/// // … Receiver::with_shared_verifier(dispatcher, shared)
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct SharedVerifier(Arc<RwLock<Verifier>>);
 
