@@ -259,9 +259,24 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), value.to_owned()))
 }
 
+/// The largest token or header file read: far more than any list of
+/// secrets, and a bound on what a wrong path (a log, a device) costs.
+const MAX_FILE: u64 = 64 * 1024;
+
 /// The non-blank lines of `path`, trimmed, with their line numbers.
 fn entries(path: &Path) -> Result<Vec<(usize, String)>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        bail!(
+            "{}: is larger than {} KiB, which no file of tokens or headers is",
+            path.display(),
+            MAX_FILE / 1024
+        );
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow::anyhow!("{}: is not UTF-8 text", path.display()))?;
     Ok(text
@@ -306,6 +321,12 @@ mod tests {
         let binary = file(b"\xff\xfe");
         let e = read_tokens(binary.path()).unwrap_err().to_string();
         assert!(e.ends_with("is not UTF-8 text"), "{e}");
+        let big = file(&vec![b'a'; 64 * 1024 + 1]);
+        let e = read_tokens(big.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("is larger than 64 KiB, which no file of tokens or headers is"),
+            "{e}"
+        );
         let e = read_tokens(Path::new("/nonexistent/tokens")).unwrap_err();
         assert!(
             format!("{e:#}").starts_with("reading /nonexistent/tokens: "),
