@@ -459,8 +459,9 @@ impl<S: Events> Receiver<S> {
         let span = tracing::info_span!(
             "kustomer_webhook",
             event = event.as_str(),
-            id = id.as_deref().unwrap_or(""),
-            resource_id = parsed.event.envelope().resource_id().unwrap_or(""),
+            // An event without one has the field left out.
+            id = id.as_deref(),
+            resource_id = parsed.event.envelope().resource_id(),
         );
         // The span covers the rest of the delivery, across its awaits.
         self.deliver(parsed, event, id).instrument(span).await
@@ -703,9 +704,10 @@ mod cold {
             target: LOG,
             status = reply.status,
             outcome = reply.outcome,
-            error = reply.error.as_deref().unwrap_or(""),
-            detail = reply.detail.as_deref().unwrap_or(""),
-            pointer = reply.pointer.as_deref().unwrap_or(""),
+            // Absent ones are left out of the line.
+            error = reply.error.as_deref(),
+            detail = reply.detail.as_deref(),
+            pointer = reply.pointer.as_deref(),
             "delivery rejected"
         );
     }
