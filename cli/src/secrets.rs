@@ -86,6 +86,8 @@ impl Sources {
 
 impl Secrets {
     /// A verifier accepting these tokens and requiring these headers.
+    /// [`Sources::read`] never gives secrets without a token (the `""` below
+    /// is never used: an empty key would let anyone sign).
     pub fn verifier(&self) -> kustomer_webhooks::verify::Verifier {
         let (first, more) = self
             .tokens
@@ -102,7 +104,7 @@ impl Secrets {
     }
 
     /// What changed from `before`, in words that name no secret: "2 tokens
-    /// (1 added, 1 removed), 1 custom header (its value changed)".
+    /// (1 added, 1 removed), 1 custom header (changed: x-app-secret)".
     pub fn changes_from(&self, before: &Secrets) -> String {
         let added = self
             .tokens

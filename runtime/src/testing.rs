@@ -303,7 +303,9 @@ impl Delivery {
 
     /// The delivery as an HTTP `POST` to `uri`, for a router under test
     /// (`tower::ServiceExt::oneshot`, or any `Service`). A header whose
-    /// name or value HTTP does not allow is left out.
+    /// name or value HTTP does not allow is left out, and a `uri` that is
+    /// not one gives a request to `/` (which a router nesting the receiver
+    /// elsewhere answers with 404).
     #[cfg(feature = "axum")]
     pub fn request(&self, uri: &str) -> ::axum::http::Request<::axum::body::Body> {
         let body = self.body();
