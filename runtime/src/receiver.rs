@@ -182,6 +182,8 @@ pub struct Receiver<S = AnyEvent> {
     ordering: Option<OrderingGuard>,
     capture: Option<Capture>,
     dead_letters: Option<DeadLetters>,
+    /// At most this many handlers at once, when limited.
+    slots: Option<Slots>,
 }
 
 impl<S> std::fmt::Debug for Receiver<S> {
@@ -191,6 +193,10 @@ impl<S> std::fmt::Debug for Receiver<S> {
             .field("limit", &self.limit)
             .field("timeout", &self.timeout)
             .field("read_timeout", &self.read_timeout)
+            .field(
+                "max_concurrent_handlers",
+                &self.slots.as_ref().map(|slots| slots.n),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +220,16 @@ impl Verification {
             Verification::Shared(shared) => shared.verify(body, header),
         }
     }
+}
+
+/// The handler slots of [`Receiver::with_max_concurrent_handlers`].
+#[derive(Clone)]
+struct Slots {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    /// How many there are.
+    n: usize,
+    /// How long a delivery may wait for one.
+    max_wait: Duration,
 }
 
 /// The default body size limit: 1 MiB, far above any Kustomer event.
@@ -246,6 +262,7 @@ impl<S: Events> Receiver<S> {
             ordering: None,
             capture: None,
             dead_letters: None,
+            slots: None,
         }
     }
 
@@ -336,6 +353,44 @@ impl<S: Events> Receiver<S> {
     /// The largest body accepted (default 1 MiB); larger ones get 413.
     pub fn with_limit(mut self, bytes: usize) -> Self {
         self.limit = bytes;
+        self
+    }
+
+    /// Runs at most `n` handlers at once (at least one); by default there is
+    /// no limit. A delivery arriving while all `n` run waits up to
+    /// `max_wait` for one to finish, and its handler then has its whole time
+    /// limit ([`with_timeout`](Self::with_timeout)). A delivery still waiting
+    /// after `max_wait` gets 503 (`"all n handler slots stayed busy …"`), is
+    /// not marked done, and is kept as a dead letter when they are on, so
+    /// that Kustomer's retry runs it. Kustomer wants an answer within
+    /// seconds: keep `max_wait` plus the time limit under that.
+    ///
+    /// For bursts: a bulk update of thousands of customers sends as many
+    /// deliveries at once, which would otherwise run as many handlers, and
+    /// open as many database connections, at the same moment. Duplicates,
+    /// stale updates and refusals are answered without a slot; only a
+    /// handler's run takes one, and holds it until the handler is done
+    /// (even if the client hung up meanwhile).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+    ///
+    /// # async fn on_team(_: kustomer_webhooks::models::TeamEvent) {}
+    /// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+    /// let receiver = Receiver::new(dispatcher, Verifier::new("t0ken"))
+    ///     .with_max_concurrent_handlers(32, Duration::from_secs(2))
+    ///     .with_timeout(Duration::from_secs(5));
+    /// # drop(receiver);
+    /// # Ok::<(), kustomer_webhooks::BuildError>(())
+    /// ```
+    pub fn with_max_concurrent_handlers(mut self, n: usize, max_wait: Duration) -> Self {
+        let n = n.max(1);
+        self.slots = Some(Slots {
+            semaphore: Arc::new(tokio::sync::Semaphore::new(n)),
+            n,
+            max_wait,
+        });
         self
     }
 
@@ -558,10 +613,11 @@ impl<S: Events> Receiver<S> {
             .and(parsed.event.envelope().resource_id())
             .map(str::to_owned);
         let rev = parsed.event.envelope().rev();
-        let (dispatcher, ordering, timeout) = (
+        let (dispatcher, ordering, timeout, slots) = (
             Arc::clone(&self.dispatcher),
             self.ordering.clone(),
             self.timeout,
+            self.slots.clone(),
         );
         // The handler runs here, in the delivery's own task, without the cost
         // of spawning one; but if the delivery is dropped before the handler
@@ -577,13 +633,31 @@ impl<S: Events> Receiver<S> {
             .clone()
             .map(|letters| (letters, id.clone(), raw.to_vec()));
         let run = Detached::new(async move {
-            let start = tokio::time::Instant::now();
-            let result = within(
-                Some(start),
-                timeout,
-                dispatcher.dispatch_event(parsed.event),
-            )
-            .await;
+            // With a limit, a slot first, held until the handler is done; the
+            // handler's time limit starts once it has one.
+            let mut busy = None;
+            let slot = match &slots {
+                None => None,
+                Some(slots) => match cold::slot(slots).await {
+                    Ok(slot) => Some(slot),
+                    Err(why) => {
+                        busy = Some(why);
+                        None
+                    }
+                },
+            };
+            let result = if busy.is_some() {
+                None
+            } else {
+                let start = tokio::time::Instant::now();
+                within(
+                    Some(start),
+                    timeout,
+                    dispatcher.dispatch_event(parsed.event),
+                )
+                .await
+            };
+            drop(slot);
             let succeeded = matches!(result, Some(Ok(_)));
             if let Some((store, id)) = &store {
                 let settle = async {
@@ -604,12 +678,13 @@ impl<S: Events> Receiver<S> {
                 guard.record(&resource, rev);
             }
             if let Some((letters, id, body)) = letters {
-                cold::settle_dead_letter(letters, id, body, &result, timeout).await;
+                cold::settle_dead_letter(letters, id, body, &result, busy.as_deref(), timeout)
+                    .await;
             }
-            result
+            (result, busy)
         });
-        let dispatched = match run.await {
-            Ok(result) => result,
+        let (dispatched, busy) = match run.await {
+            Ok(ran) => ran,
             Err(panic) => {
                 let error = cold::panicked(panic);
                 self.keep(id.as_deref(), raw, &error).await;
@@ -620,7 +695,10 @@ impl<S: Events> Receiver<S> {
             Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
             Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
             Some(Err(e)) => reply!(500, "error", Some(cold::handler_failed(&e))),
-            None => reply!(503, "error", Some(cold::handler_timed_out(self.timeout))),
+            None => match busy {
+                Some(why) => reply!(503, "error", Some(why)),
+                None => reply!(503, "error", Some(cold::handler_timed_out(self.timeout))),
+            },
         }
     }
 }
@@ -807,6 +885,35 @@ mod cold {
         e.to_string()
     }
 
+    /// A slot to run a handler in, waited for up to the slots' `max_wait`;
+    /// else why not (logged). Boxed: off by default.
+    #[inline(never)]
+    pub(super) fn slot(
+        slots: &super::Slots,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<tokio::sync::OwnedSemaphorePermit, String>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let acquire = std::sync::Arc::clone(&slots.semaphore).acquire_owned();
+            // The semaphore is never closed, so acquiring fails only by time.
+            match super::within(None, slots.max_wait, acquire).await {
+                Some(Ok(slot)) => Ok(slot),
+                Some(Err(_)) | None => {
+                    let (n, wait) = (slots.n, slots.max_wait);
+                    tracing::warn!(
+                        target: LOG,
+                        slots = n,
+                        ?wait,
+                        "every handler slot stayed busy: not run",
+                    );
+                    Err(format!(
+                        "all {n} handler slots stayed busy for {wait:?}; retry later"
+                    ))
+                }
+            }
+        })
+    }
+
     #[cold]
     #[inline(never)]
     pub(super) fn handler_timed_out(timeout: Duration) -> String {
@@ -818,17 +925,19 @@ mod cold {
     /// failed, clears its dead letter when it succeeded. Off by default, so
     /// boxed, and its future polled out of line.
     #[inline(never)]
-    pub(super) fn settle_dead_letter(
+    pub(super) fn settle_dead_letter<'a>(
         letters: crate::dead_letters::DeadLetters,
         id: Option<String>,
         body: Vec<u8>,
-        result: &Option<Result<crate::Dispatched, DispatchError>>,
+        result: &'a Option<Result<crate::Dispatched, DispatchError>>,
+        busy: Option<&'a str>,
         timeout: Duration,
-    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             match result {
                 Some(Ok(_)) => letters.clear(id.as_deref(), &body).await,
                 Some(Err(e)) => letters.save(id.as_deref(), body, &e.to_string()).await,
+                None if let Some(why) = busy => letters.save(id.as_deref(), body, why).await,
                 None => {
                     let why = format!("the handler took longer than {timeout:?}");
                     letters.save(id.as_deref(), body, &why).await

@@ -858,3 +858,147 @@ async fn the_benchmark_receiver_runs_a_handler_for_every_delivery() {
         );
     }
 }
+
+/// Handlers held until the test releases them, counting how many run at
+/// once.
+struct Held {
+    release: tokio::sync::Semaphore,
+    now: AtomicUsize,
+    most: AtomicUsize,
+    started: AtomicUsize,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held {
+            release: tokio::sync::Semaphore::new(0),
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+        }
+    }
+}
+
+async fn held(_: CustomerUpdate, h: State<Arc<Held>>) {
+    let now = h.now.fetch_add(1, Ordering::SeqCst) + 1;
+    h.most.fetch_max(now, Ordering::SeqCst);
+    h.started.fetch_add(1, Ordering::SeqCst);
+    h.release.acquire().await.unwrap().forget();
+    h.now.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// A server whose one handler is [`held`], at most `n` at once, a delivery
+/// waiting up to `max_wait` for a slot.
+async fn start_held(
+    n: usize,
+    max_wait: Duration,
+    letters: Option<kustomer_webhooks::dead_letters::DeadLetters>,
+) -> (Arc<Held>, Server) {
+    let h = Arc::new(Held::default());
+    let dispatcher = Dispatcher::with_state(h.clone())
+        .handler(held)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_max_concurrent_handlers(n, max_wait)
+        .with_timeout(Duration::from_secs(20));
+    let receiver = match letters {
+        Some(letters) => receiver.with_dead_letters(letters),
+        None => receiver,
+    };
+    let counters = receiver.counters();
+    let app =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = Server {
+        addr,
+        count: Count::default(),
+        client: reqwest::Client::new(),
+        counters,
+    };
+    (h, server)
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_limit_at_most_that_many_handlers_run_at_once_and_the_rest_wait() {
+    let (h, s) = start_held(2, Duration::from_secs(20), None).await;
+    let s = Arc::new(s);
+    let deliveries: Vec<_> = (0..6)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let body = variant("kustomer.customer.update", 3000 + n, None);
+                s.deliver(&body, TOKEN, None).await
+            })
+        })
+        .collect();
+    until("two handlers run", || h.now.load(Ordering::SeqCst) == 2).await;
+    // The others wait for a slot: none of them starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.started.load(Ordering::SeqCst), 2);
+    // A duplicate needs no slot: answered while every slot is taken.
+    let first = variant("kustomer.customer.update", 3000, None);
+    let (status, reply) = s.deliver(&first, TOKEN, None).await;
+    assert!(
+        status == 409 || reply["outcome"] == "duplicate",
+        "{status} {reply}"
+    );
+    h.release.add_permits(6);
+    for d in deliveries {
+        let (status, reply) = d.await.unwrap();
+        assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    }
+    assert_eq!(h.started.load(Ordering::SeqCst), 6);
+    assert_eq!(h.most.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_waits_longer_than_allowed_for_a_slot_gets_503_and_runs_on_retry() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir.path()).unwrap();
+    let (h, s) = start_held(1, Duration::from_millis(300), Some(letters.clone())).await;
+    let s = Arc::new(s);
+    let hold = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let body = variant("kustomer.customer.update", 4000, None);
+            s.deliver(&body, TOKEN, None).await
+        })
+    };
+    until("the one slot is taken", || {
+        h.now.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let waiting = variant("kustomer.customer.update", 4001, None);
+    let (status, reply) = s.deliver(&waiting, TOKEN, None).await;
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(
+        reply["error"],
+        "all 1 handler slots stayed busy for 300ms; retry later"
+    );
+    // Kept until a later delivery of it is handled.
+    assert_eq!(letters.pending(), 1);
+    // The held one is still running, and then succeeds.
+    assert_eq!(h.now.load(Ordering::SeqCst), 1);
+    h.release.add_permits(10);
+    let (status, reply) = hold.await.unwrap();
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    // Kustomer's retry runs: the refused delivery was not marked done.
+    let (status, reply) = s.deliver(&waiting, TOKEN, None).await;
+    assert_eq!((status, reply["outcome"].as_str()), (200, Some("handled")));
+    assert_eq!(h.started.load(Ordering::SeqCst), 2);
+    assert_eq!(letters.pending(), 0);
+    assert_eq!(s.counters.failed.load(Ordering::SeqCst), 1);
+}
