@@ -60,6 +60,11 @@ async fn start_receiver(make: impl FnOnce(Dispatcher) -> Receiver) -> Server {
     let receiver = make(dispatcher)
         .with_limit(64 * 1024)
         .with_timeout(Duration::from_millis(300));
+    serve(receiver, count).await
+}
+
+/// Serves `receiver` at `/kustomer` on a loopback port.
+async fn serve(receiver: Receiver, count: Count) -> Server {
     let counters = receiver.counters();
     let app =
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
@@ -789,18 +794,8 @@ async fn a_client_hanging_up_neither_cancels_the_handler_nor_leaves_its_claim() 
         .unwrap();
     let receiver =
         Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(60));
-    let counters = receiver.counters();
-    let app =
-        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let s = Server {
-        addr,
-        count: Count::default(),
-        client: reqwest::Client::new(),
-        counters,
-    };
+    let s = serve(receiver, Count::default()).await;
+    let addr = s.addr;
 
     // A handler that succeeds after its client hung up: it runs to the end,
     // and the event is done, so the retry is a duplicate.
@@ -906,19 +901,7 @@ async fn start_held(
         Some(letters) => receiver.with_dead_letters(letters),
         None => receiver,
     };
-    let counters = receiver.counters();
-    let app =
-        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let server = Server {
-        addr,
-        count: Count::default(),
-        client: reqwest::Client::new(),
-        counters,
-    };
-    (h, server)
+    (h, serve(receiver, Count::default()).await)
 }
 
 async fn until(what: &str, f: impl Fn() -> bool) {
