@@ -77,6 +77,18 @@ fn demo_delivers_and_reports_every_case() {
 
 struct Killed(std::process::Child);
 
+impl Killed {
+    /// Sends the process a SIGHUP.
+    #[cfg(unix)]
+    fn hang_up(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -366,13 +378,7 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
         line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
     };
     assert_eq!(metric("kustomer_webhooks_tokens"), 1);
-    let hangup = || {
-        let sent = Command::new("kill")
-            .args(["-HUP", &server.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    };
+    let hangup = || server.hang_up();
     let status = |token: &str, secret: &str, sample: &str| {
         let out = Command::new(BIN)
             .args(["send", "--url", &url, "--token", token])
@@ -450,11 +456,7 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
 #[cfg(unix)]
 fn a_sighup_without_files_to_read_leaves_serve_serving() {
     let (server, mut log, url) = start_serve(&["--token", "t0ken"]);
-    let sent = Command::new("kill")
-        .args(["-HUP", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    server.hang_up();
     let line = log_until(&mut log, "SIGHUP");
     assert!(line.contains("nothing to reload"), "{line}");
     assert!(send_sample(&url, "t0ken", "kustomer.team.create").starts_with("200 "));
