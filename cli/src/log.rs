@@ -9,7 +9,10 @@
 //! `kustomer_webhooks::serve`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
@@ -40,15 +43,15 @@ static JSON: AtomicBool = AtomicBool::new(false);
 const NOTE_TARGET: &str = "kustomer_webhooks::serve";
 
 /// Sends the process's log (the receiver's `tracing` events at INFO and
-/// above) to stderr in `format`, and writes notes in it too.
+/// above) to stderr in `format`, and writes notes in it too, all of it
+/// through a thread of its own (see [`write`]).
 pub fn init(format: Format) {
+    PIPE.get_or_init(|| Pipe::start(std::io::stderr(), QUEUED_LOG_LINES));
     match format {
         Format::Text => {
-            // A log line that cannot be written (nobody reads stderr any
-            // more) is dropped; reporting it would write to stderr again,
-            // and panic.
+            // tracing's formatter writes each event with one `write_all`.
             let _ = tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
+                .with_writer(|| ToStderr)
                 .with_max_level(Level::INFO)
                 .log_internal_errors(false)
                 .try_init();
@@ -57,15 +60,180 @@ pub fn init(format: Format) {
             JSON.store(true, Ordering::Relaxed);
             let _ = tracing_subscriber::registry()
                 .with(tracing_subscriber::filter::LevelFilter::INFO)
-                .with(JsonLayer {
-                    // A line that cannot be written (nobody reads stderr any
-                    // more) is dropped: serving goes on.
-                    write: |line: &[u8]| {
-                        let _ = std::io::stderr().lock().write_all(line);
-                    },
-                })
+                .with(JsonLayer { write })
                 .try_init();
         }
+    }
+}
+
+/// How many lines may wait for the log's thread before more are dropped.
+const QUEUED_LOG_LINES: usize = 4096;
+
+/// Once [`init`] ran: the queue to the thread that writes stderr.
+static PIPE: OnceLock<Pipe> = OnceLock::new();
+
+/// Lines queued for a thread that writes them in order; past its capacity,
+/// lines are dropped and counted, and the thread says how many before the
+/// next line it writes.
+struct Pipe {
+    queue: SyncSender<ToWrite>,
+    counts: Arc<Dropped>,
+}
+
+#[derive(Default)]
+struct Dropped {
+    /// Lines dropped so far.
+    total: AtomicU64,
+    /// Of those, how many the log has not said yet.
+    unsaid: AtomicU64,
+}
+
+/// A message to the log's thread, with how many lines were dropped just
+/// before it (said first).
+struct ToWrite {
+    dropped_before: u64,
+    what: What,
+}
+
+enum What {
+    Line(Vec<u8>),
+    /// Answered once everything queued before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl Pipe {
+    /// A thread writing to `out`, with room for `capacity` lines waiting.
+    /// Should the thread not start, every line is dropped (and counted).
+    fn start(mut out: impl Write + Send + 'static, capacity: usize) -> Pipe {
+        let (queue, lines) = std::sync::mpsc::sync_channel(capacity);
+        let counts = Arc::new(Dropped::default());
+        let _ = std::thread::Builder::new()
+            .name("stderr-log".to_owned())
+            .spawn(move || {
+                for ToWrite {
+                    dropped_before,
+                    what,
+                } in lines
+                {
+                    // A line that cannot be written (nobody reads stderr any
+                    // more) is dropped: serving goes on.
+                    if dropped_before > 0 {
+                        let _ = out.write_all(dropped_note(dropped_before).as_bytes());
+                    }
+                    match what {
+                        What::Line(line) => {
+                            let _ = out.write_all(&line);
+                        }
+                        What::Flush(done) => {
+                            let _ = out.flush();
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        Pipe { queue, counts }
+    }
+
+    /// Queues `what`, or gives it back when the queue is full (or the
+    /// thread gone). The lines dropped since the last message queued go with
+    /// it.
+    fn send(&self, what: What) -> Result<(), What> {
+        let dropped_before = self.counts.unsaid.swap(0, Ordering::Relaxed);
+        let message = ToWrite {
+            dropped_before,
+            what,
+        };
+        self.queue.try_send(message).map_err(|e| {
+            let ToWrite {
+                dropped_before,
+                what,
+            } = match e {
+                TrySendError::Full(m) | TrySendError::Disconnected(m) => m,
+            };
+            self.counts
+                .unsaid
+                .fetch_add(dropped_before, Ordering::Relaxed);
+            what
+        })
+    }
+
+    fn write(&self, line: &[u8]) {
+        if self.send(What::Line(line.to_vec())).is_err() {
+            self.counts.total.fetch_add(1, Ordering::Relaxed);
+            self.counts.unsaid.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let (done, written) = std::sync::mpsc::channel();
+        let mut flush = What::Flush(done);
+        while let Err(back) = self.send(flush) {
+            if Instant::now() >= until {
+                return;
+            }
+            flush = back;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = written.recv_timeout(until.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// The line saying that `n` lines were dropped.
+fn dropped_note(n: u64) -> String {
+    let message = format!(
+        "{n} log line{} dropped: stderr was not read fast enough",
+        if n == 1 { " was" } else { "s were" }
+    );
+    if json() {
+        note_json(Level::WARN, &message) + "\n"
+    } else {
+        format!("warning: {message}\n")
+    }
+}
+
+/// Writes one line (or lines) of the log on stderr. Once [`init`] ran, the
+/// line is queued for the log's thread and written in order, so that a
+/// stderr nobody reads (a full pipe) never holds up a delivery, `/healthz`
+/// or a signal: past [`QUEUED_LOG_LINES`] waiting, lines are dropped,
+/// counted ([`dropped`], `/metrics`), and said in the log once it moves
+/// again. Before, as for commands other than `serve`, it is written at once.
+/// A failure to write is ignored: reporting it would write to stderr again.
+pub fn write(line: &[u8]) {
+    match PIPE.get() {
+        Some(pipe) => pipe.write(line),
+        None => {
+            let _ = std::io::stderr().lock().write_all(line);
+        }
+    }
+}
+
+/// Log lines dropped so far because stderr was not read fast enough.
+pub fn dropped() -> u64 {
+    PIPE.get()
+        .map_or(0, |pipe| pipe.counts.total.load(Ordering::Relaxed))
+}
+
+/// Waits, up to `wait`, until the log's thread has written what is queued:
+/// before the process ends, so that its last lines are not lost. A stderr
+/// that nobody reads does not keep the process from ending.
+pub fn flush(wait: Duration) {
+    if let Some(pipe) = PIPE.get() {
+        pipe.flush(wait);
+    }
+}
+
+/// tracing's writer: each write goes to [`write`].
+struct ToStderr;
+
+impl std::io::Write for ToStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -251,6 +419,49 @@ impl Visit for Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::out::tests::Stdout;
+
+    #[test]
+    fn a_stalled_stderr_drops_lines_without_waiting_and_says_how_many() {
+        let stderr = Stdout::default();
+        let (stalled, open) = stderr.stall();
+        let pipe = Pipe::start(stderr.clone(), 4);
+        // The thread takes the first line and stalls writing it; four more
+        // wait in the queue, and the six after them are dropped, each write
+        // returning at once.
+        pipe.write(b"line 0\n");
+        stalled.recv().unwrap();
+        for n in 1..=10 {
+            pipe.write(format!("line {n}\n").as_bytes());
+        }
+        assert_eq!(pipe.counts.total.load(Ordering::Relaxed), 6);
+        // Once stderr moves, the note comes where the lines went missing.
+        open.send(()).unwrap();
+        pipe.flush(Duration::from_secs(30));
+        pipe.write(b"line 11\n");
+        pipe.flush(Duration::from_secs(30));
+        assert_eq!(
+            stderr.text(),
+            "line 0\nline 1\nline 2\nline 3\nline 4\n\
+             warning: 6 log lines were dropped: stderr was not read fast enough\n\
+             line 11\n"
+        );
+        assert_eq!(pipe.counts.total.load(Ordering::Relaxed), 6);
+        assert_eq!(pipe.counts.unsaid.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn flushing_a_stalled_stderr_gives_up_after_its_wait() {
+        let stderr = Stdout::default();
+        let (stalled, _open) = stderr.stall();
+        let pipe = Pipe::start(stderr.clone(), 1);
+        pipe.write(b"line 0\n");
+        stalled.recv().unwrap();
+        // The queue full, then not: either way flush returns.
+        pipe.write(b"line 1\n");
+        pipe.flush(Duration::from_millis(50));
+        assert_eq!(stderr.text(), "");
+    }
 
     /// The JSON lines the layer writes while `f` runs.
     fn lines_of(f: impl FnOnce()) -> Vec<Value> {

@@ -33,6 +33,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run, then taken apart: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Infer one JSON Schema per resource from sample event payloads.
@@ -200,6 +202,17 @@ enum Command {
         /// dispatching (printing) it: Kustomer does not keep events in order
         #[arg(long)]
         ordering: bool,
+        /// Seconds a delivery's line may wait for stdout to take it (a
+        /// reader that does not keep up); past it, the delivery is answered
+        /// 503, not marked done, and Kustomer sends it again
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "10",
+            value_parser = serve::timeout_arg,
+            env = "KUSTOMER_WEBHOOKS_HANDLER_TIMEOUT"
+        )]
+        handler_timeout: std::time::Duration,
         /// Also listen on this address for GET /metrics (Prometheus's text
         /// format: deliveries by outcome and, with --redis, whether Redis
         /// answers), /healthz and /readyz (503 once stopping, and while Redis
@@ -375,13 +388,16 @@ enum AppDefinitionCommand {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match run(cli, &matches) {
+    let code = match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             out::error_line(&report(&e));
             ExitCode::FAILURE
         }
-    }
+    };
+    // `serve`'s last log lines, when stderr is read.
+    log::flush(std::time::Duration::from_secs(2));
+    code
 }
 
 /// The error and its causes, `: `-separated, each said once: an error whose
@@ -473,6 +489,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture,
             capture_filter,
             ordering,
+            handler_timeout,
             metrics_addr,
             dead_letters,
             dead_letters_max,
@@ -496,6 +513,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
+                handler_timeout,
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 log_format,

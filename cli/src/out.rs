@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 /// Writes one line on stdout.
-pub fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
+fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     stdout.write_fmt(args)?;
     stdout.write_all(b"\n")?;
@@ -27,15 +27,15 @@ pub fn line(args: std::fmt::Arguments<'_>) {
 
 /// Writes one line on stderr, ignoring a failure: a long-running `serve`
 /// whose log reader went away (a closed pipe) keeps serving rather than
-/// panicking in `eprintln!`.
+/// panicking in `eprintln!`; in `serve`, through its log's thread
+/// ([`crate::log::write`]).
 pub fn note_line(args: std::fmt::Arguments<'_>) {
     if crate::log::json() {
         return write_json_note(tracing::Level::INFO, &args.to_string());
     }
-    let mut stderr = io::stderr().lock();
-    let _ = stderr
-        .write_fmt(args)
-        .and_then(|()| stderr.write_all(b"\n"));
+    let mut line = args.to_string();
+    line.push('\n');
+    crate::log::write(line.as_bytes());
 }
 
 /// Writes a command's error on stderr: `error: …`, or, with a JSON log, a
@@ -50,7 +50,7 @@ pub fn error_line(message: &str) {
 fn write_json_note(level: tracing::Level, message: &str) {
     let mut line = crate::log::note_json(level, message);
     line.push('\n');
-    let _ = io::stderr().lock().write_all(line.as_bytes());
+    crate::log::write(line.as_bytes());
 }
 
 /// `eprintln!` that never panics: see [`note_line`].
@@ -68,3 +68,207 @@ macro_rules! out {
     };
 }
 pub(crate) use out;
+
+/// How many lines may wait for a [`Lines`] thread; a handler whose line
+/// finds the queue full waits for room (within its time limit).
+const QUEUED_LINES: usize = 1024;
+
+/// `serve`'s event lines, written to stdout by a thread of their own.
+///
+/// Writing to stdout can block for as long as its reader does not read (a
+/// full pipe). Done in a handler, that would stop a runtime thread: with a
+/// stalled reader, every delivery, `/healthz` and even SIGTERM would hang. Here a
+/// handler queues its line and waits, asynchronously, until the thread has
+/// written it, so that a delivery is still acknowledged only once its line
+/// is out; when stdout stalls, the handler's time limit answers 503 (and
+/// Kustomer retries) while everything else goes on.
+#[derive(Clone)]
+pub struct Lines {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+}
+
+/// A line waiting for the thread, and who waits for it.
+struct Pending {
+    line: String,
+    written: tokio::sync::oneshot::Sender<io::Result<()>>,
+}
+
+impl Lines {
+    /// The process's stdout writer, started on first use.
+    pub fn stdout() -> &'static Lines {
+        static STDOUT: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
+        STDOUT.get_or_init(|| Lines::spawn(io::stdout()))
+    }
+
+    /// Lines written to `out` by a new thread. Should the thread not start,
+    /// every [`write`](Self::write) fails, saying so.
+    pub fn spawn(out: impl Write + Send + 'static) -> Lines {
+        let (queue, waiting) = tokio::sync::mpsc::channel(QUEUED_LINES);
+        // Without its thread, `waiting` is dropped here and every send fails.
+        let _ = std::thread::Builder::new()
+            .name("stdout-lines".to_owned())
+            .spawn(move || write_lines(out, waiting));
+        Lines { queue }
+    }
+
+    /// Writes `line` and a newline, and flushes: done once it is written.
+    pub async fn write(&self, line: String) -> io::Result<()> {
+        let stopped = || io::Error::other("the thread writing stdout stopped");
+        let (written, done) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending { line, written })
+            .await
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
+    }
+}
+
+/// The thread of [`Lines`]: writes what is queued, as many lines at a time
+/// as are waiting, and tells each waiter how its write went.
+fn write_lines(mut out: impl Write, mut waiting: tokio::sync::mpsc::Receiver<Pending>) {
+    let mut batch = Vec::new();
+    let mut text = Vec::new();
+    while let Some(first) = waiting.blocking_recv() {
+        batch.push(first);
+        while batch.len() < QUEUED_LINES {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        // A line nobody waits for any more belongs to a delivery that gave
+        // up (its handler timed out, and it was answered 503): Kustomer sends
+        // it again, and its line comes then, once.
+        batch.retain(|p: &Pending| !p.written.is_closed());
+        text.clear();
+        for p in &batch {
+            text.extend_from_slice(p.line.as_bytes());
+            text.push(b'\n');
+        }
+        let result = out.write_all(&text).and_then(|()| out.flush());
+        for p in batch.drain(..) {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            let _ = p.written.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Who waits for a stalled write (told when it starts waiting), and
+    /// what lets it go on.
+    type Gate = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+    /// A stdout (or stderr) whose reader keeps up until the test stalls it:
+    /// a write while stalled says so and waits until the test lets it go on.
+    #[derive(Clone, Default)]
+    pub(crate) struct Stdout {
+        written: Arc<Mutex<Vec<u8>>>,
+        stall: Arc<Mutex<Option<Gate>>>,
+        broken: bool,
+    }
+
+    impl Stdout {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.written.lock().unwrap().clone()).unwrap()
+        }
+
+        /// Stalls the next write: the receiver hears when it starts
+        /// waiting, the sender lets it go on.
+        pub(crate) fn stall(&self) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+            let (waiting, stalled) = std::sync::mpsc::channel();
+            let (go_on, gate) = std::sync::mpsc::channel();
+            *self.stall.lock().unwrap() = Some((waiting, gate));
+            (stalled, go_on)
+        }
+    }
+
+    impl Write for Stdout {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.broken {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let stall = self.stall.lock().unwrap().take();
+            if let Some((waiting, gate)) = stall {
+                waiting.send(()).unwrap();
+                gate.recv().unwrap();
+            }
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_is_written_when_its_write_is_done() {
+        let stdout = Stdout::default();
+        let lines = Lines::spawn(stdout.clone());
+        for (n, want) in [(1, "one\n"), (2, "one\ntwo\n")] {
+            let line = if n == 1 { "one" } else { "two" };
+            lines.write(line.to_owned()).await.unwrap();
+            assert_eq!(stdout.text(), want);
+        }
+        // Many writers at once: every line whole, on a line of its own.
+        let writes = (0..200).map(|n| {
+            let lines = lines.clone();
+            tokio::spawn(async move { lines.write(format!("line {n}")).await })
+        });
+        for write in writes.collect::<Vec<_>>() {
+            write.await.unwrap().unwrap();
+        }
+        let text = stdout.text();
+        let mut written: Vec<&str> = text.lines().skip(2).collect();
+        written.sort_by_key(|l| l[5..].parse::<u32>().unwrap());
+        let want: Vec<String> = (0..200).map(|n| format!("line {n}")).collect();
+        assert_eq!(written, want);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stdout_keeps_the_writer_waiting_not_the_thread() {
+        let stdout = Stdout::default();
+        let lines = Lines::spawn(stdout.clone());
+        let (stalled, go_on) = stdout.stall();
+        // The thread stalls writing the first line; its writer waits
+        // without holding up this (single-threaded) runtime, and gives up.
+        let first = tokio::spawn({
+            let lines = lines.clone();
+            async move { lines.write("first".into()).await }
+        });
+        tokio::task::spawn_blocking(move || stalled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        first.abort();
+        assert!(first.await.unwrap_err().is_cancelled());
+        // A second line, queued while the thread is stalled, is given up
+        // too: nobody waits for it any more, so it is never written.
+        let second = tokio::time::timeout(Duration::from_millis(50), lines.write("second".into()));
+        assert!(second.await.is_err());
+        go_on.send(()).unwrap();
+        lines.write("third".into()).await.unwrap();
+        // The first was being written when its writer gave up.
+        assert_eq!(stdout.text(), "first\nthird\n");
+    }
+
+    #[tokio::test]
+    async fn a_line_that_cannot_be_written_fails_its_write() {
+        let lines = Lines::spawn(Stdout {
+            broken: true,
+            ..Stdout::default()
+        });
+        for _ in 0..2 {
+            let error = lines.write("lost".into()).await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        }
+    }
+}

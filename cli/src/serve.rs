@@ -21,7 +21,7 @@ use kustomer_webhooks::{
 };
 use serde::Serialize;
 
-use crate::out::{note, out};
+use crate::out::{Lines, note, out};
 use crate::secrets::{Secrets, Sources};
 
 /// A webhook token: not empty (an unset variable expanded to nothing would
@@ -156,25 +156,33 @@ struct Line<'a> {
     drift: Vec<kustomer_webhooks::Drift>,
 }
 
-/// Writes the line of a dispatched event. A line that cannot be written
-/// (stdout closed or full) fails the handler: the delivery gets 500 and is
-/// not marked done, so Kustomer sends it again, rather than being
-/// acknowledged with its line lost.
-fn print_line(
+/// The line of a dispatched event.
+fn line(
     envelope: &dyn Envelope,
     name: &str,
     typed: bool,
     drift: Vec<Drift>,
-) -> std::io::Result<()> {
-    let line = Line {
+) -> serde_json::Result<String> {
+    serde_json::to_string(&Line {
         event: name,
         id: envelope.event_id(),
         resource_id: envelope.resource_id(),
         typed,
         drift,
-    };
-    let text = serde_json::to_string(&line)?;
-    crate::out::try_line(format_args!("{text}"))
+    })
+}
+
+/// Writes the line of a dispatched event (through [`Lines`], so that a
+/// stdout nobody reads never blocks the server). A line that cannot be
+/// written (stdout closed) fails the handler: the delivery gets 500 and is
+/// not marked done, so Kustomer sends it again, rather than being
+/// acknowledged with its line lost; one that waits past the handler's time
+/// limit (stdout not read) gets 503, and is not written unless its write
+/// had already begun.
+async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
+    Lines::stdout()
+        .write(line?)
+        .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("writing the event's line: {e}")))
 }
 
@@ -182,13 +190,13 @@ fn print_line(
 async fn print_typed<E: Model + Envelope>(event: E) -> std::io::Result<()> {
     let mut drift = Vec::new();
     event.drift(&mut Pointer::default(), &mut drift);
-    let name = event.event_name().unwrap_or_default().to_owned();
-    print_line(&event, &name, true, drift)
+    let name = event.event_name().unwrap_or_default();
+    print_line(line(&event, name, true, drift)).await
 }
 
 /// The built-in handler of events without a generated type.
 async fn print_other(event: OtherEvent) -> std::io::Result<()> {
-    print_line(&event, event.name.as_str(), false, Vec::new())
+    print_line(line(&event, event.name.as_str(), false, Vec::new())).await
 }
 
 fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
@@ -211,7 +219,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     let secrets = sources.read()?;
     let verifier = SharedVerifier::new(secrets.verifier());
     let tokens = secrets.tokens.len();
-    let mut receiver = receiver(verifier.clone())?;
+    let mut receiver = receiver(verifier.clone())?.with_timeout(options.handler_timeout);
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = options.capture {
@@ -581,6 +589,12 @@ fn health_router(
             let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
                 text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
             };
+            metric(
+                "kustomer_webhooks_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because stderr was not read fast enough.",
+                crate::log::dropped(),
+            );
             if let Some(probe) = probe {
                 let state = probe().await;
                 metric(
@@ -623,6 +637,8 @@ pub struct ServeOptions {
     pub capture: Option<Capture>,
     /// Acknowledge stale updates without dispatching them.
     pub ordering: bool,
+    /// How long a delivery's handler (writing its line) may take.
+    pub handler_timeout: Duration,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.

@@ -1014,16 +1014,46 @@ fn serve_stops_at_start(args: &[&str]) -> String {
 
 /// `METHOD base+path` over a plain connection: the status and the body.
 fn http(method: &str, base: &str, path: &str) -> (u16, String) {
+    request(base, &format!("{method} {path}"), &[], "")
+}
+
+/// `body` POSTed to `base` as Kustomer posts it, signed with `token`, over a
+/// plain connection: the status and the reply.
+fn post(base: &str, token: &str, body: &str) -> (u16, String) {
+    let signature = kustomer_webhooks::verify::sign(token.as_bytes(), body.as_bytes());
+    request(
+        base,
+        "POST /",
+        &[
+            ("Content-Type", "application/json"),
+            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+        ],
+        body,
+    )
+}
+
+/// One request (`request` its method and path) over its own connection,
+/// failing the test when no answer comes within 30 seconds: the status and
+/// the body.
+fn request(base: &str, request: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{request} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    write!(stream, "{head}\r\n{body}").unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("{request} to {base}: no whole answer within 30 s ({e})"));
     let status = response[9..12].parse().unwrap();
     let body = response
         .split_once("\r\n\r\n")
@@ -1135,6 +1165,138 @@ fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
     }
     let reply = send("t0ken");
     assert!(reply.starts_with("200 "), "{reply}");
+}
+
+/// The team sample with the event id `id`, as compact JSON.
+fn team_create(id: &str) -> String {
+    let sample =
+        std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+            .unwrap();
+    let mut sample: serde_json::Value = serde_json::from_str(&sample).unwrap();
+    sample["id"] = id.into();
+    sample.to_string()
+}
+
+#[test]
+#[cfg(unix)]
+fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
+    let (mut server, _log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--handler-timeout",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_url(&logged);
+    // Held open, not read: once the pipe is full, a line cannot be written.
+    let stdout = server.0.stdout.take().unwrap();
+    let mut handled = Vec::new();
+    let (body, reply) = loop {
+        let body = team_create(&format!("stalled{:05}", handled.len()));
+        let (status, reply) = post(&url, "t0ken", &body);
+        if status != 200 {
+            assert_eq!(status, 503, "{reply}");
+            break (body, reply);
+        }
+        handled.push(serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone());
+        assert!(handled.len() < 20_000, "stdout never filled up");
+    };
+    assert!(reply.contains("the handler took longer than 1s"), "{reply}");
+    // Everything else goes on meanwhile.
+    assert_eq!(http("GET", &metrics, "/healthz"), (200, "ok\n".to_owned()));
+    let (_, text) = http("GET", &metrics, "/metrics");
+    for line in [
+        format!(
+            "kustomer_webhooks_deliveries_total{{outcome=\"accepted\"}} {}\n",
+            handled.len()
+        ),
+        "kustomer_webhooks_deliveries_total{outcome=\"failed\"} 1\n".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} in {text}");
+    }
+    assert_eq!(post(&url, "wrong", &body).0, 401);
+    // Read again, stdout takes every line; the refused delivery was not
+    // marked done, so its retry is handled.
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let (status, reply) = post(&url, "t0ken", &body);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.0.wait().unwrap().success());
+    let lines = reader.join().unwrap();
+    // Each acknowledged delivery's line once, in order; the refused one's
+    // at the end, and once more before it if its line was already being
+    // written when its handler gave up (at least once, never lost).
+    let ids: Vec<_> = lines.iter().map(|l| l["id"].clone()).collect();
+    let last = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
+    let mut want = handled.clone();
+    want.push(last.clone());
+    if ids.len() == want.len() + 1 {
+        want.insert(handled.len(), last);
+    }
+    assert_eq!(ids, want);
+}
+
+#[test]
+#[cfg(unix)]
+fn serve_stays_up_while_nobody_reads_its_log_and_loses_no_line_it_has_room_for() {
+    let (mut server, mut log, url, logged) =
+        start_serve_logged(&["--token", "t0ken", "--metrics-addr", "127.0.0.1:0"]);
+    let metrics = metrics_url(&logged);
+    // Each refusal logs a line of about 200 bytes, and nobody reads them:
+    // far more than a pipe holds.
+    let refused = 1_500;
+    for n in 0..refused {
+        let (status, reply) = post(&url, "wrong", &team_create(&format!("unread{n:05}")));
+        assert_eq!(status, 401, "{reply}");
+    }
+    assert_eq!(http("GET", &metrics, "/healthz"), (200, "ok\n".to_owned()));
+    let (_, text) = http("GET", &metrics, "/metrics");
+    assert!(
+        text.contains("kustomer_webhooks_log_lines_dropped_total 0\n"),
+        "{text}"
+    );
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+        rest
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.0.wait().unwrap().success());
+    let rest = reader.join().unwrap();
+    let lines: Vec<&str> = rest.lines().collect();
+    let rejections = lines
+        .iter()
+        .filter(|l| l.contains(" delivery rejected status=401 "))
+        .count();
+    let last = lines.last().copied().unwrap_or_default();
+    assert_eq!(
+        rejections,
+        refused,
+        "{} lines, the last {last:?}",
+        lines.len()
+    );
+    assert_eq!(
+        last,
+        format!(
+            "stopped; every delivery in progress was answered (0 accepted, {refused} rejected, \
+             0 duplicate, 0 stale, 0 failed)"
+        )
+    );
 }
 
 #[cfg(feature = "redis")]
