@@ -81,8 +81,19 @@ impl Killed {
     /// Sends the process a SIGHUP.
     #[cfg(unix)]
     fn hang_up(&self) {
+        self.signal("-HUP");
+    }
+
+    /// Sends the process a SIGTERM.
+    #[cfg(unix)]
+    fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, which: &str) {
         let sent = Command::new("kill")
-            .args(["-HUP", &self.0.id().to_string()])
+            .args([which, &self.0.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
@@ -604,11 +615,7 @@ fn serve_stops_cleanly_on_sigterm() {
         .output()
         .unwrap();
     assert!(sent.status.success(), "{sent:?}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.terminate();
     let status = server.0.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
@@ -1129,11 +1136,7 @@ fn serve_is_not_ready_once_stopping_while_a_delivery_finishes() {
     )
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.terminate();
     let mut line = String::new();
     while !line.contains("stopping: finishing the deliveries in progress") {
         line.clear();
@@ -1227,11 +1230,7 @@ fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
     let (status, reply) = post(&url, "t0ken", &body);
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.terminate();
     assert!(server.0.wait().unwrap().success());
     let lines = reader.join().unwrap();
     // Each acknowledged delivery's line once, in order; the refused one's
@@ -1271,11 +1270,7 @@ fn serve_stays_up_while_nobody_reads_its_log_and_loses_no_line_it_has_room_for()
         std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
         rest
     });
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.terminate();
     assert!(server.0.wait().unwrap().success());
     let rest = reader.join().unwrap();
     let lines: Vec<&str> = rest.lines().collect();
