@@ -15,6 +15,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use out::out;
 
 mod generate;
+mod http;
 mod infer;
 mod log;
 mod out;
@@ -213,6 +214,18 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_HANDLER_TIMEOUT"
         )]
         handler_timeout: std::time::Duration,
+        /// Seconds a connection may take to send a whole request head
+        /// (method, path, headers) after it opens or after its last answer;
+        /// past it, it is closed, so that a client idling or sending slowly
+        /// holds no connection for long and never holds up a stop
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "30",
+            value_parser = serve::timeout_arg,
+            env = "KUSTOMER_WEBHOOKS_HEAD_TIMEOUT"
+        )]
+        head_timeout: std::time::Duration,
         /// Also listen on this address for GET /metrics (Prometheus's text
         /// format: deliveries by outcome and, with --redis, whether Redis
         /// answers), /healthz and /readyz (503 once stopping, and while Redis
@@ -490,6 +503,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture_filter,
             ordering,
             handler_timeout,
+            head_timeout,
             metrics_addr,
             dead_letters,
             dead_letters_max,
@@ -514,6 +528,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 handler_timeout,
+                head_timeout,
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 log_format,

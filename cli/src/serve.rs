@@ -271,11 +271,12 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             reloads.clone(),
             stopping.clone(),
         );
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(health, app).await {
-                tracing::error!("the metrics listener stopped: {e}");
-            }
-        });
+        tokio::spawn(crate::http::serve(
+            health,
+            app,
+            options.head_timeout,
+            std::future::pending(),
+        ));
     }
     if tokens > 1 {
         note!("accepting deliveries signed with any of {tokens} tokens");
@@ -312,13 +313,12 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             dir.display()
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown().await;
-            stopping.store(true, Ordering::Relaxed);
-            note!("stopping: finishing the deliveries in progress");
-        })
-        .await?;
+    crate::http::serve(listener, app, options.head_timeout, async move {
+        shutdown().await;
+        stopping.store(true, Ordering::Relaxed);
+        note!("stopping: finishing the deliveries in progress");
+    })
+    .await;
     note!("stopped; every delivery in progress was answered ({counters})");
     if let Some(letters) = &dead_letters {
         waiting(letters);
@@ -639,6 +639,8 @@ pub struct ServeOptions {
     pub ordering: bool,
     /// How long a delivery's handler (writing its line) may take.
     pub handler_timeout: Duration,
+    /// How long a connection may take to send a whole request head.
+    pub head_timeout: Duration,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
@@ -1000,7 +1002,12 @@ pub async fn demo() -> Result<ExitCode> {
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        app,
+        Duration::from_secs(30),
+        std::future::pending(),
+    ));
     let url = format!("http://{addr}/");
     out!("receiver at {url} (token generated for this run)");
     out!(

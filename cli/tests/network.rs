@@ -1170,6 +1170,72 @@ fn serve_keeps_serving_when_nobody_reads_its_log_any_more() {
     assert!(reply.starts_with("200 "), "{reply}");
 }
 
+/// Waits up to 30 seconds for `server` to exit: whether it exited 0.
+fn exits_successfully(server: &mut Killed) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            return status.success();
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "serve did not exit within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn serve_closes_connections_that_send_no_whole_request_head_and_stops_despite_them() {
+    use std::io::{Read, Write};
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--head-timeout", "1"]);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let open = |head: &str| {
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        stream
+    };
+    // Nothing sent, half a head, and a head sent a byte at a time too
+    // slowly: each is closed once its second is up, answered nothing.
+    let mut silent = open("");
+    let mut half = open("POST / HTTP/1.1\r\nHost: example\r\n");
+    let mut slow = open("P");
+    for byte in b"OST / HTTP/1.1\r\n" {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if slow.write_all(&[*byte]).is_err() {
+            break;
+        }
+    }
+    for stream in [&mut silent, &mut half, &mut slow] {
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        assert!(
+            read.is_ok()
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{read:?}"
+        );
+        assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // A delivery on a connection of its own is handled as ever.
+    let (status, reply) = post(&url, "t0ken", &team_create("after-the-idle-ones"));
+    assert_eq!(status, 200, "{reply}");
+    // A stop is not held up by a client that never finishes its head.
+    let _held = open("POST / HTTP/1.1\r\nHost: example\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.terminate();
+    assert!(exits_successfully(&mut server));
+}
+
 /// The team sample with the event id `id`, as compact JSON.
 fn team_create(id: &str) -> String {
     let sample =

@@ -14,6 +14,11 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `axum::serve` puts no time limit on a request's head: facing the internet
+//! without a proxy in front, serve the router over hyper's `http1::Builder`
+//! with a timer and `header_read_timeout` (the README's "Receiving
+//! deliveries" says why).
 
 use std::sync::Arc;
 
