@@ -1,4 +1,5 @@
-//! `serve`'s HTTP/1.1 connections, with a time limit on request heads.
+//! `serve`'s HTTP/1.1 connections, with a time limit on request heads and
+//! a limit on how many are served at once.
 //!
 //! `axum::serve` sets none: a client that opens a connection and sends its
 //! request head slowly, or never finishes it, holds the connection (and a
@@ -7,14 +8,52 @@
 //! within `head_timeout` of opening, or of its previous answer (a
 //! keep-alive connection idling between deliveries), or it is closed. The
 //! body's own limit is the receiver's (`Receiver::with_read_timeout`).
+//! Past `max` connections open, the next wait in the system's backlog, so
+//! that many clients at once (each holding a body of up to the receiver's
+//! size limit) cannot exhaust the process's memory or file descriptors.
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How `serve` takes connections: the time limit on request heads, and how
+/// many connections it serves at once. Clones share the count.
+#[derive(Clone)]
+pub struct Connections {
+    head_timeout: Duration,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Connections {
+    /// Heads within `head_timeout`; at most `max` connections at once (at
+    /// least one), the next waiting in the system's backlog until one
+    /// closes.
+    pub fn new(head_timeout: Duration, max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            head_timeout,
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// The most connections served at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
 
 /// Serves `app` on `listener` until `stop` completes; then accepts no more
 /// connections, lets those with a request in progress finish it, closes
@@ -22,13 +61,21 @@ use tokio::net::TcpListener;
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
-    head_timeout: Duration,
+    connections: Connections,
     stop: impl Future<Output = ()>,
 ) {
     let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut stop = pin!(stop);
     loop {
+        // A slot first: past the limit, connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = connections.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -40,11 +87,13 @@ pub async fn serve(
             () = &mut stop => break,
         };
         // Finished connections leave the set as new ones come.
-        while connections.try_join_next().is_some() {}
+        while tasks.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stopped = stopped.clone();
-        connections.spawn(async move {
+        let head_timeout = connections.head_timeout;
+        tasks.spawn(async move {
+            let _slot = slot;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(head_timeout);
@@ -59,7 +108,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stopping.send(true);
-    while connections.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
 }
 
 /// After a failed accept: a connection that failed before it was accepted

@@ -226,6 +226,16 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_HEAD_TIMEOUT"
         )]
         head_timeout: std::time::Duration,
+        /// Serve at most this many connections at once; more wait until one
+        /// closes (each may hold a body of up to 1 MiB)
+        #[arg(
+            long,
+            value_name = "N",
+            default_value = "1024",
+            value_parser = clap::value_parser!(u32).range(1..),
+            env = "KUSTOMER_WEBHOOKS_MAX_CONNECTIONS"
+        )]
+        max_connections: u32,
         /// Also listen on this address for GET /metrics (Prometheus's text
         /// format: deliveries by outcome and, with --redis, whether Redis
         /// answers), /healthz and /readyz (503 once stopping, and while Redis
@@ -504,6 +514,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             ordering,
             handler_timeout,
             head_timeout,
+            max_connections,
             metrics_addr,
             dead_letters,
             dead_letters_max,
@@ -528,7 +539,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 handler_timeout,
-                head_timeout,
+                connections: http::Connections::new(head_timeout, max_connections as usize),
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 log_format,

@@ -24,6 +24,12 @@ use serde::Serialize;
 use crate::out::{Lines, note, out};
 use crate::secrets::{Secrets, Sources};
 
+/// The metrics listener's time limit on request heads, and how many
+/// connections it serves at once: its own, so that deliveries filling the
+/// receiver's never keep a health check out.
+const HEALTH_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const HEALTH_CONNECTIONS: usize = 16;
+
 /// A webhook token: not empty (an unset variable expanded to nothing would
 /// otherwise key every signature with no secret at all).
 pub fn token_arg(s: &str) -> Result<String, String> {
@@ -270,11 +276,12 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             dead_letters.clone(),
             reloads.clone(),
             stopping.clone(),
+            options.connections.clone(),
         );
         tokio::spawn(crate::http::serve(
             health,
             app,
-            options.head_timeout,
+            crate::http::Connections::new(HEALTH_HEAD_TIMEOUT, HEALTH_CONNECTIONS),
             std::future::pending(),
         ));
     }
@@ -313,7 +320,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             dir.display()
         );
     }
-    crate::http::serve(listener, app, options.head_timeout, async move {
+    crate::http::serve(listener, app, options.connections, async move {
         shutdown().await;
         stopping.store(true, Ordering::Relaxed);
         note!("stopping: finishing the deliveries in progress");
@@ -536,6 +543,7 @@ fn health_router(
     dead_letters: Option<DeadLetters>,
     reloads: Arc<Reloads>,
     stopping: Arc<AtomicBool>,
+    connections: crate::http::Connections,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
@@ -580,6 +588,7 @@ fn health_router(
         let (counters, probe) = (counters.clone(), store.clone());
         let letters = dead_letters.clone();
         let reloads = reloads.clone();
+        let connections = connections.clone();
         async move {
             let mut text = counters.prometheus();
             if let Some(letters) = letters {
@@ -594,6 +603,19 @@ fn health_router(
                 "counter",
                 "Log lines dropped because stderr was not read fast enough.",
                 crate::log::dropped(),
+            );
+            metric(
+                "kustomer_webhooks_connections_open",
+                "gauge",
+                "Connections to the receiver open now.",
+                connections.open() as u64,
+            );
+            metric(
+                "kustomer_webhooks_connections_max",
+                "gauge",
+                "The most connections the receiver serves at once (--max-connections); \
+                 more wait until one closes.",
+                connections.max() as u64,
             );
             if let Some(probe) = probe {
                 let state = probe().await;
@@ -639,8 +661,9 @@ pub struct ServeOptions {
     pub ordering: bool,
     /// How long a delivery's handler (writing its line) may take.
     pub handler_timeout: Duration,
-    /// How long a connection may take to send a whole request head.
-    pub head_timeout: Duration,
+    /// How connections are taken: the time limit on request heads, and
+    /// how many at once.
+    pub connections: crate::http::Connections,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
@@ -1005,7 +1028,7 @@ pub async fn demo() -> Result<ExitCode> {
     let server = tokio::spawn(crate::http::serve(
         listener,
         app,
-        Duration::from_secs(30),
+        crate::http::Connections::new(Duration::from_secs(30), 64),
         std::future::pending(),
     ));
     let url = format!("http://{addr}/");

@@ -1236,6 +1236,46 @@ fn serve_closes_connections_that_send_no_whole_request_head_and_stops_despite_th
     assert!(exits_successfully(&mut server));
 }
 
+#[test]
+fn serve_serves_at_most_max_connections_at_once() {
+    let (_server, _log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--max-connections",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_url(&logged);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    // One connection, open and idle, takes the only slot.
+    let held = std::net::TcpStream::connect(host).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, text) = http("GET", &metrics, "/metrics");
+        if text.contains("kustomer_webhooks_connections_open 1\n") {
+            assert!(
+                text.contains("kustomer_webhooks_connections_max 1\n"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A delivery meanwhile waits for it (health checks do not: above), and
+    // is handled once the held connection closes.
+    let delivery = std::thread::spawn({
+        let url = url.clone();
+        move || post(&url, "t0ken", &team_create("waited-for-a-slot"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!delivery.is_finished());
+    drop(held);
+    let (status, reply) = delivery.join().unwrap();
+    assert_eq!(status, 200, "{reply}");
+}
+
 /// The team sample with the event id `id`, as compact JSON.
 fn team_create(id: &str) -> String {
     let sample =
