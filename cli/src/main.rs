@@ -217,7 +217,7 @@ enum Command {
         /// Seconds a connection may take to send a whole request head
         /// (method, path, headers) after it opens or after its last answer;
         /// past it, it is closed, so that a client idling or sending slowly
-        /// holds no connection for long and never holds up a stop
+        /// holds no connection, nor a stop, for longer
         #[arg(
             long,
             value_name = "SECONDS",
