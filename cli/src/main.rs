@@ -15,7 +15,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use out::out;
 
 mod generate;
-mod http;
 mod infer;
 mod log;
 mod out;
@@ -217,7 +216,8 @@ enum Command {
         /// Seconds a connection may take to send a whole request head
         /// (method, path, headers) after it opens or after its last answer;
         /// past it, it is closed, so that a client idling or sending slowly
-        /// holds no connection, nor a stop, for longer
+        /// holds no connection for longer (a stop closes such a connection
+        /// after a second)
         #[arg(
             long,
             value_name = "SECONDS",
@@ -539,7 +539,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 handler_timeout,
-                connections: http::Connections::new(head_timeout, max_connections as usize),
+                connections: kustomer_webhooks::axum::Server::new()
+                    .with_head_timeout(head_timeout)
+                    .with_max_connections(max_connections as usize),
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 log_format,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use kustomer_webhooks::axum::Server;
 use kustomer_webhooks::capture::Capture;
 use kustomer_webhooks::dead_letters::DeadLetters;
 use kustomer_webhooks::dedupe::{
@@ -278,12 +279,10 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             stopping.clone(),
             options.connections.clone(),
         );
-        tokio::spawn(crate::http::serve(
-            health,
-            app,
-            crate::http::Connections::new(HEALTH_HEAD_TIMEOUT, HEALTH_CONNECTIONS),
-            std::future::pending(),
-        ));
+        let server = Server::new()
+            .with_head_timeout(HEALTH_HEAD_TIMEOUT)
+            .with_max_connections(HEALTH_CONNECTIONS);
+        tokio::spawn(async move { server.serve(health, app, std::future::pending()).await });
     }
     if tokens > 1 {
         note!("accepting deliveries signed with any of {tokens} tokens");
@@ -320,12 +319,14 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             dir.display()
         );
     }
-    crate::http::serve(listener, app, options.connections, async move {
-        shutdown().await;
-        stopping.store(true, Ordering::Relaxed);
-        note!("stopping: finishing the deliveries in progress");
-    })
-    .await;
+    options
+        .connections
+        .serve(listener, app, async move {
+            shutdown().await;
+            stopping.store(true, Ordering::Relaxed);
+            note!("stopping: finishing the deliveries in progress");
+        })
+        .await;
     note!("stopped; every delivery in progress was answered ({counters})");
     if let Some(letters) = &dead_letters {
         waiting(letters);
@@ -543,7 +544,7 @@ fn health_router(
     dead_letters: Option<DeadLetters>,
     reloads: Arc<Reloads>,
     stopping: Arc<AtomicBool>,
-    connections: crate::http::Connections,
+    connections: Server,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
@@ -608,14 +609,14 @@ fn health_router(
                 "kustomer_webhooks_connections_open",
                 "gauge",
                 "Connections to the receiver open now.",
-                connections.open() as u64,
+                connections.open_connections() as u64,
             );
             metric(
                 "kustomer_webhooks_connections_max",
                 "gauge",
                 "The most connections the receiver serves at once (--max-connections); \
                  more wait until one closes.",
-                connections.max() as u64,
+                connections.max_connections() as u64,
             );
             if let Some(probe) = probe {
                 let state = probe().await;
@@ -663,7 +664,7 @@ pub struct ServeOptions {
     pub handler_timeout: Duration,
     /// How connections are taken: the time limit on request heads, and
     /// how many at once.
-    pub connections: crate::http::Connections,
+    pub connections: Server,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
@@ -1025,12 +1026,12 @@ pub async fn demo() -> Result<ExitCode> {
     let app = kustomer_webhooks::axum::router(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(crate::http::serve(
-        listener,
-        app,
-        crate::http::Connections::new(Duration::from_secs(30), 64),
-        std::future::pending(),
-    ));
+    let server = tokio::spawn(async move {
+        Server::new()
+            .with_max_connections(64)
+            .serve(listener, app, std::future::pending())
+            .await
+    });
     let url = format!("http://{addr}/");
     out!("receiver at {url} (token generated for this run)");
     out!(

@@ -141,14 +141,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://{}/kustomer", listener.local_addr()?);
-    // On Ctrl-C, deliveries in progress finish and are answered before it exits.
-    // (On loopback here; facing the internet without a proxy in front, serve it
-    // with a time limit on request heads: README, "Receiving deliveries".)
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
+    // A time limit on request heads (30 s), at most 1,024 connections, and
+    // on Ctrl-C, deliveries in progress finish and are answered before it
+    // exits.
+    kustomer_webhooks::axum::Server::new()
+        .serve(listener, app, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
+        .await;
     Ok(())
 }
 

@@ -10,15 +10,22 @@
 //! let receiver = Receiver::new(dispatcher, Verifier::new(std::env::var("KUSTOMER_TOKEN")?));
 //! let app = axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! kustomer_webhooks::axum::Server::new()
+//!     .serve(listener, app, std::future::pending())
+//!     .await;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! `axum::serve` puts no time limit on a request's head: facing the internet
-//! without a proxy in front, serve the router over hyper's `http1::Builder`
-//! with a timer and `header_read_timeout` (the README's "Receiving
-//! deliveries" says why).
+//! [`Server`] serves the app with a time limit on request heads, a limit on
+//! connections and a graceful stop. `axum::serve` works too, behind a load
+//! balancer or proxy that limits slow clients, but puts no time limit on a
+//! request's head: facing the internet directly, a client that sends its
+//! headers a byte at a time holds a connection for as long as it likes.
+
+mod server;
+
+pub use server::Server;
 
 use std::sync::Arc;
 

@@ -7,10 +7,10 @@
 //! around them: signature verification ([`verify`]), de-duplication and
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), deliveries
 //! that failed kept until they are handled ([`dead_letters`]), and an axum
-//! router (feature `axum`). Feature `redis` adds `dedupe::RedisStore`, the
-//! idempotency store a service's replicas share; `redis-tls` lets it reach
-//! Redis over TLS (`rediss://`), `redis-cluster` a Redis Cluster, and
-//! `redis-sentinel` the primary that Redis Sentinels name. Feature `testing`
+//! router with a server for it (feature `axum`). Feature `redis` adds
+//! `dedupe::RedisStore`, the idempotency store a service's replicas share;
+//! `redis-tls` lets it reach Redis over TLS (`rediss://`), `redis-cluster` a
+//! Redis Cluster, and `redis-sentinel` the primary that Redis Sentinels name. Feature `testing`
 //! adds the `testing` module: Kustomer's sample deliveries, changed
 //! and signed for a service's own tests.
 //!

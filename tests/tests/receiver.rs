@@ -70,7 +70,13 @@ async fn serve(receiver: Receiver, count: Count) -> Server {
         axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // Served by the runtime's own server; `tests/tests/faults.rs` serves
+    // its receiver with `axum::serve`, so that both are covered.
+    tokio::spawn(async move {
+        kustomer_webhooks::axum::Server::new()
+            .serve(listener, app, std::future::pending())
+            .await
+    });
     Server {
         addr,
         count,

@@ -1,0 +1,388 @@
+//! [`Server`]: HTTP/1.1 connections with a time limit on request heads, a
+//! limit on how many are served at once, and a graceful stop that no
+//! client can hold up.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::axum::Router;
+use ::axum::body::Body;
+use ::axum::http::{Request, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+
+/// Serves an axum app (a [`router`](super::router) mounted in it) the way a
+/// receiver facing the internet needs, where `axum::serve` does not:
+///
+/// - **A time limit on request heads** ([`with_head_timeout`](Self::with_head_timeout),
+///   default 30 s): a connection must send a whole request head (method,
+///   path, headers) within it of opening, or of its previous answer (a
+///   keep-alive connection idling between deliveries), or it is closed. With
+///   `axum::serve`, a client that opens connections and sends nothing, or
+///   its headers a byte at a time, holds each (and a file descriptor) for as
+///   long as it likes. A body that stalls has the receiver's own limit
+///   ([`Receiver::with_read_timeout`](crate::receiver::Receiver::with_read_timeout), 408).
+/// - **At most so many connections at once** ([`with_max_connections`](Self::with_max_connections),
+///   default 1,024): more wait in the system's backlog until one closes, so
+///   that many clients at once, each holding a body of up to the receiver's
+///   size limit, cannot exhaust the process's memory or file descriptors.
+/// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`): no more
+///   connections are taken; a request in progress (its body being read, its
+///   handler running, its answer being written) is finished; every other
+///   connection is closed, including one in the middle of sending a head,
+///   which is dropped a second after the stop rather than waited for until
+///   its time limit. A delivery that was not answered was not acknowledged:
+///   Kustomer sends it again.
+///
+/// HTTP/1.1 only, as Kustomer posts. Clones share the count of open
+/// connections.
+///
+/// ```no_run
+/// use kustomer_webhooks::axum::Server;
+/// # use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+/// # async fn run(receiver: Receiver) -> std::io::Result<()> {
+/// use std::time::Duration;
+///
+/// let app = axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// let server = Server::new()
+///     .with_head_timeout(Duration::from_secs(30))
+///     .with_max_connections(1024);
+/// server
+///     .serve(listener, app, async {
+///         let _ = tokio::signal::ctrl_c().await;    // then finish what is in progress
+///     })
+///     .await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    head_timeout: Duration,
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// Connections accepted and not yet closed (the accept loop holds a
+    /// slot while it waits, so the slots do not say).
+    open: Arc<AtomicUsize>,
+}
+
+/// How long after a stop a connection with no request in progress (one
+/// sending a head, or the last bytes of an answer still being written) is
+/// given before it is closed.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+impl Server {
+    /// Heads within 30 seconds, at most 1,024 connections at once.
+    pub fn new() -> Self {
+        Self {
+            head_timeout: Duration::from_secs(30),
+            slots: Arc::new(Semaphore::new(1024)),
+            max: 1024,
+            open: Arc::default(),
+        }
+    }
+
+    /// A connection must send each request head within `timeout` of
+    /// opening, or of its previous answer, or it is closed. Zero is taken
+    /// as one millisecond.
+    pub fn with_head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// At most `max` connections at once (at least one); the next wait in
+    /// the system's backlog until one closes. A clone made before this call
+    /// keeps its own count.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        self.slots = Arc::new(Semaphore::new(max));
+        self.max = max;
+        self.open = Arc::default();
+        self
+    }
+
+    /// The time limit on request heads.
+    pub fn head_timeout(&self) -> Duration {
+        self.head_timeout
+    }
+
+    /// Connections open now (for a gauge).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The most connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.max
+    }
+
+    /// Serves `app` on `listener` until `shutdown` completes (pass
+    /// `std::future::pending()` to serve for ever); then takes no more
+    /// connections, finishes the requests in progress, closes the other
+    /// connections, and returns once every connection is closed.
+    ///
+    /// A failed accept never ends it: one that failed before it was
+    /// accepted is skipped, any other (out of file descriptors) is logged
+    /// and waited out for 100 ms.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        app: Router,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let (stopping, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        loop {
+            // A slot first: past the limit, connections wait in the backlog.
+            let slot = tokio::select! {
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            // Finished connections leave the set as new ones come.
+            while tasks.try_join_next().is_some() {}
+            let _ = stream.set_nodelay(true);
+            let busy = Arc::new(Busy::default());
+            let service = Tracked {
+                app: TowerToHyperService::new(app.clone()),
+                busy: busy.clone(),
+            };
+            let stopped = stopped.clone();
+            let head_timeout = self.head_timeout;
+            let slot = Open::new(slot, &self.open);
+            tasks.spawn(async move {
+                let _slot = slot;
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .header_read_timeout(head_timeout);
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                run(connection, &busy, stopped).await;
+            });
+        }
+        drop(listener);
+        let _ = stopping.send(true);
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("head_timeout", &self.head_timeout)
+            .field("max_connections", &self.max)
+            .field("open_connections", &self.open_connections())
+            .finish()
+    }
+}
+
+type Connection = hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Tracked>;
+
+/// Serves one connection; once `stopped` turns, lets its request in
+/// progress finish and closes it.
+async fn run(connection: Connection, busy: &Busy, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut connection = pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stopped.wait_for(|stop| *stop) => {}
+    }
+    // No new request on it; an idle one closes at once.
+    connection.as_mut().graceful_shutdown();
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = busy.idle() => {}
+        }
+        // Nothing in progress, yet open: it is sending a head (which hyper
+        // would wait for until its time limit), or writing an answer's last
+        // bytes. A moment for the latter, then it is closed.
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = tokio::time::sleep(STOP_GRACE) => {}
+        }
+        if busy.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+    }
+}
+
+/// A connection's slot, and its place in the count of open ones.
+struct Open {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    open: Arc<AtomicUsize>,
+}
+
+impl Open {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit, open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self {
+            _slot: slot,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many requests of one connection are in progress: from the call of
+/// the app until its answer's body is written (or dropped).
+#[derive(Default)]
+struct Busy {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Busy {
+    fn enter(self: &Arc<Self>) -> InProgress {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InProgress(self.clone())
+    }
+
+    /// Once no request is in progress.
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let mut notified = pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One request in progress; its drop ends it.
+struct InProgress(Arc<Busy>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The app as hyper calls it, each request counted in progress until its
+/// answer has been written.
+struct Tracked {
+    app: TowerToHyperService<Router>,
+    busy: Arc<Busy>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future =
+        Answer<<TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        Answer {
+            inner: self.app.call(request),
+            progress: Some(self.busy.enter()),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The app's answer; its body carries the request's [`InProgress`].
+    struct Answer<F> {
+        #[pin]
+        inner: F,
+        progress: Option<InProgress>,
+    }
+}
+
+impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for Answer<F> {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let progress = this.progress.take();
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(Written {
+                body,
+                _progress: progress,
+            })
+        })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body, the request in progress until hyper has written
+    /// it and dropped it.
+    struct Written {
+        #[pin]
+        body: Body,
+        _progress: Option<InProgress>,
+    }
+}
+
+impl hyper::body::Body for Written {
+    type Data = ::axum::body::Bytes;
+    type Error = ::axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// After a failed accept: a connection that failed before it was accepted
+/// is skipped; anything else (out of file descriptors) is waited out for a
+/// moment rather than retried at once, in a loop.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(
+        error = e.to_string().as_str(),
+        "accepting a connection failed"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
