@@ -1262,21 +1262,25 @@ fn serve_serves_at_most_max_connections_at_once() {
     ]);
     let metrics = metrics_url(&logged);
     let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let open_connections = |n: usize| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, text) = http("GET", &metrics, "/metrics");
+            if text.contains(&format!("kustomer_webhooks_connections_open {n}\n")) {
+                assert!(
+                    text.contains("kustomer_webhooks_connections_max 1\n"),
+                    "{text}"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "never {n} open: {text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    open_connections(0);
     // One connection, open and idle, takes the only slot.
     let held = std::net::TcpStream::connect(host).unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, text) = http("GET", &metrics, "/metrics");
-        if text.contains("kustomer_webhooks_connections_open 1\n") {
-            assert!(
-                text.contains("kustomer_webhooks_connections_max 1\n"),
-                "{text}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < until, "{text}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    open_connections(1);
     // A delivery meanwhile waits for it (health checks do not: above), and
     // is handled once the held connection closes.
     let delivery = std::thread::spawn({
@@ -1288,6 +1292,7 @@ fn serve_serves_at_most_max_connections_at_once() {
     drop(held);
     let (status, reply) = delivery.join().unwrap();
     assert_eq!(status, 200, "{reply}");
+    open_connections(0);
 }
 
 /// The team sample with the event id `id`, as compact JSON.
