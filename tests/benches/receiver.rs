@@ -22,11 +22,17 @@
 //! (`ratio receiver_blocking_handlers_vs_bare`), which the dispatcher runs on
 //! tokio's blocking pool: what that hand-off to another thread costs.
 //!
+//! And one serves the full receiver with the runtime's `axum::Server`
+//! instead of `axum::serve` (`ratio receiver_on_server_vs_bare`, to set
+//! beside `receiver_vs_bare`): what its time limit on heads, connection
+//! limit and per-request bookkeeping for a graceful stop cost.
+//!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
 use kustomer_webhooks_tests::load::{
     Part, bare_router, blocking_receiver_router, compare, part_router, receiver_router, serve,
+    serve_with_server,
 };
 
 const REQUESTS: usize = 10_000;
@@ -39,13 +45,14 @@ const RECEIVER: usize = 0;
 const BARE: usize = 1;
 
 /// The endpoints, in the order they are printed.
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "receiver",
     "bare",
     "verify_only",
     "verify_and_json_check",
     "verify_and_typed_parse",
     "receiver_blocking_handlers",
+    "receiver_on_server",
 ];
 
 fn main() {
@@ -65,6 +72,8 @@ fn main() {
         ] {
             urls.push(format!("http://{}/", serve(app).await));
         }
+        let on_server = serve_with_server(receiver_router()).await;
+        urls.push(format!("http://{on_server}/"));
         let measured = compare(&urls, BARE, ROUNDS, REQUESTS).await;
         for (name, m) in NAMES.iter().zip(&measured) {
             println!("requests_per_second_{name}: {:.0}", m.rps);

@@ -202,6 +202,25 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// Serves `app` on an ephemeral loopback port with the runtime's
+/// [`Server`](kustomer_webhooks::axum::Server) (time limit on heads,
+/// connection limit, requests counted for a graceful stop) instead of
+/// `axum::serve`.
+pub async fn serve_with_server(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    tokio::spawn(async move {
+        kustomer_webhooks::axum::Server::new()
+            .serve(listener, app, std::future::pending())
+            .await
+    });
+    addr
+}
+
 /// The CPU time (user and system) the process has used so far, in seconds;
 /// `None` where `/proc` is not there.
 pub fn cpu_seconds() -> Option<f64> {
