@@ -539,7 +539,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 handler_timeout,
-                connections: kustomer_webhooks::axum::Server::new()
+                server: kustomer_webhooks::axum::Server::new()
                     .with_head_timeout(head_timeout)
                     .with_max_connections(max_connections as usize),
                 metrics: metrics_addr,

@@ -277,7 +277,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
             dead_letters.clone(),
             reloads.clone(),
             stopping.clone(),
-            options.connections.clone(),
+            options.server.clone(),
         );
         let server = Server::new()
             .with_head_timeout(HEALTH_HEAD_TIMEOUT)
@@ -320,7 +320,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
         );
     }
     options
-        .connections
+        .server
         .serve(listener, app, async move {
             shutdown().await;
             stopping.store(true, Ordering::Relaxed);
@@ -544,7 +544,7 @@ fn health_router(
     dead_letters: Option<DeadLetters>,
     reloads: Arc<Reloads>,
     stopping: Arc<AtomicBool>,
-    connections: Server,
+    server: Server,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
@@ -589,7 +589,7 @@ fn health_router(
         let (counters, probe) = (counters.clone(), store.clone());
         let letters = dead_letters.clone();
         let reloads = reloads.clone();
-        let connections = connections.clone();
+        let server = server.clone();
         async move {
             let mut text = counters.prometheus();
             if let Some(letters) = letters {
@@ -609,14 +609,14 @@ fn health_router(
                 "kustomer_webhooks_connections_open",
                 "gauge",
                 "Connections to the receiver open now.",
-                connections.open_connections() as u64,
+                server.open_connections() as u64,
             );
             metric(
                 "kustomer_webhooks_connections_max",
                 "gauge",
                 "The most connections the receiver serves at once (--max-connections); \
                  more wait until one closes.",
-                connections.max_connections() as u64,
+                server.max_connections() as u64,
             );
             if let Some(probe) = probe {
                 let state = probe().await;
@@ -664,7 +664,7 @@ pub struct ServeOptions {
     pub handler_timeout: Duration,
     /// How connections are taken: the time limit on request heads, and
     /// how many at once.
-    pub connections: Server,
+    pub server: Server,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.
