@@ -322,7 +322,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     options
         .server
         .serve(listener, app, async move {
-            shutdown().await;
+            kustomer_webhooks::axum::stop_signal().await;
             stopping.store(true, Ordering::Relaxed);
             note!("stopping: finishing the deliveries in progress");
         })
@@ -489,34 +489,6 @@ fn waiting(letters: &DeadLetters) {
             "dead letters waiting in {dir}: {n}; once they can be handled, replay them with \
              `kustomer-webhooks send --url URL --token-file FILE {dir}`"
         );
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM. The server then stops accepting
-/// connections and lets the deliveries in progress finish, so that no
-/// handler is cut off halfway (one that never got its answer would be sent
-/// again by Kustomer anyway).
-async fn shutdown() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 

@@ -142,12 +142,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on http://{}/kustomer", listener.local_addr()?);
     // A time limit on request heads (30 s), at most 1,024 connections, and
-    // on Ctrl-C, deliveries in progress finish and are answered before it
-    // exits.
+    // on Ctrl-C or SIGTERM, deliveries in progress finish and are answered
+    // before it exits.
     kustomer_webhooks::axum::Server::new()
-        .serve(listener, app, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve(listener, app, kustomer_webhooks::axum::stop_signal())
         .await;
     Ok(())
 }

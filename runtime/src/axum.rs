@@ -25,7 +25,7 @@
 
 mod server;
 
-pub use server::Server;
+pub use server::{Server, stop_signal};
 
 use std::sync::Arc;
 

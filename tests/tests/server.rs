@@ -203,3 +203,23 @@ async fn a_stop_finishes_the_delivery_in_progress_and_no_half_sent_head_holds_it
     // And it takes no more connections.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn stop_signal_resolves_on_sigterm() {
+    let mut stop = Box::pin(kustomer_webhooks::axum::stop_signal());
+    // Its first poll listens for the signals; nothing has come yet.
+    assert!(
+        tokio::time::timeout(Duration::ZERO, &mut stop)
+            .await
+            .is_err()
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    tokio::time::timeout(HANG, stop)
+        .await
+        .expect("SIGTERM did not resolve it");
+}

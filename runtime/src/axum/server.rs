@@ -34,7 +34,8 @@ use tokio::sync::{Notify, Semaphore};
 ///   default 1,024): more wait in the system's backlog until one closes, so
 ///   that many clients at once, each holding a body of up to the receiver's
 ///   size limit, cannot exhaust the process's memory or file descriptors.
-/// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`): no more
+/// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`, such as
+///   [`stop_signal`]): no more
 ///   connections are taken; a request in progress (its body being read, its
 ///   handler running, its answer being written) is finished; every other
 ///   connection is closed, including one in the middle of sending a head,
@@ -46,7 +47,7 @@ use tokio::sync::{Notify, Semaphore};
 /// connections.
 ///
 /// ```no_run
-/// use kustomer_webhooks::axum::Server;
+/// use kustomer_webhooks::axum::{Server, stop_signal};
 /// # use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
 /// # async fn run(receiver: Receiver) -> std::io::Result<()> {
 /// use std::time::Duration;
@@ -56,11 +57,8 @@ use tokio::sync::{Notify, Semaphore};
 /// let server = Server::new()
 ///     .with_head_timeout(Duration::from_secs(30))
 ///     .with_max_connections(1024);
-/// server
-///     .serve(listener, app, async {
-///         let _ = tokio::signal::ctrl_c().await;    // then finish what is in progress
-///     })
-///     .await;
+/// // On Ctrl-C or SIGTERM, what is in progress finishes and is answered.
+/// server.serve(listener, app, stop_signal()).await;
 /// # Ok(())
 /// # }
 /// ```
@@ -366,6 +364,42 @@ impl hyper::body::Body for Written {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there are signals (what a
+/// container's stop sends): the `shutdown` to give [`Server::serve`], so
+/// that a stop lets the deliveries in progress finish and be answered.
+/// Where a signal cannot be listened for, it never resolves for that one.
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener, app: axum::Router) {
+/// use kustomer_webhooks::axum::{Server, stop_signal};
+///
+/// Server::new().serve(listener, app, stop_signal()).await;
+/// # }
+/// ```
+pub async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }
 
