@@ -192,12 +192,7 @@ pub fn part_router(part: Part) -> axum::Router {
 
 /// Serves `app` on an ephemeral loopback port.
 pub async fn serve(app: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let (listener, addr) = loopback().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
@@ -207,18 +202,24 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 /// connection limit, requests counted for a graceful stop) instead of
 /// `axum::serve`.
 pub async fn serve_with_server(app: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let (listener, addr) = loopback().await;
     tokio::spawn(async move {
         kustomer_webhooks::axum::Server::new()
             .serve(listener, app, std::future::pending())
             .await
     });
     addr
+}
+
+/// A listener on an ephemeral loopback port, and its address.
+async fn loopback() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    (listener, addr)
 }
 
 /// The CPU time (user and system) the process has used so far, in seconds;
