@@ -11,7 +11,7 @@
 //! let app = axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! kustomer_webhooks::axum::Server::new()
-//!     .serve(listener, app, std::future::pending())
+//!     .serve(listener, app, kustomer_webhooks::axum::stop_signal())
 //!     .await;
 //! # Ok(())
 //! # }
