@@ -223,3 +223,45 @@ async fn stop_signal_resolves_on_sigterm() {
         .await
         .expect("SIGTERM did not resolve it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_stop_grace_lets_a_half_sent_delivery_finish() {
+    let mut running = start(
+        Server::new()
+            .with_head_timeout(Duration::from_secs(120))
+            .with_stop_grace(Duration::from_secs(600)),
+    )
+    .await;
+    assert_eq!(running.server.stop_grace(), Duration::from_secs(600));
+    let mut half = running
+        .open("POST /kustomer HTTP/1.1\r\nHost: example\r\n")
+        .await;
+    running.open_connections(1).await;
+    running.stop.take().unwrap().send(()).unwrap();
+    // The default grace (one second) would have closed it by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!running.serving.is_finished(), "closed within its grace");
+    // The rest of the delivery comes within the grace: it is served, then
+    // the connection is closed and the stop completes.
+    let delivery = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .set("/id", "a4")
+        .signed_with(TOKEN);
+    let body = delivery.body();
+    let mut rest = String::new();
+    for (name, value) in delivery.headers() {
+        rest.push_str(&format!("{name}: {value}\r\n"));
+    }
+    rest.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    half.write_all(rest.as_bytes()).await.unwrap();
+    half.write_all(&body).await.unwrap();
+    let answer = answer_then_close(&mut half).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"outcome\":\"handled\""), "{answer}");
+    assert!(running.slow.finished.load(Ordering::SeqCst));
+    tokio::time::timeout(HANG, &mut running.serving)
+        .await
+        .expect("the stop waited after the connection closed")
+        .unwrap();
+    assert_eq!(running.server.open_connections(), 0);
+}

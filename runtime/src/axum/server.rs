@@ -39,8 +39,8 @@ use tokio::sync::{Notify, Semaphore};
 ///   connections are taken; a request in progress (its body being read, its
 ///   handler running, its answer being written) is finished; every other
 ///   connection is closed, including one in the middle of sending a head,
-///   which is dropped a second after the stop rather than waited for until
-///   its time limit. A delivery that was not answered was not acknowledged:
+///   which is dropped a second after the stop ([`with_stop_grace`](Self::with_stop_grace))
+///   rather than waited for until its time limit. A delivery that was not answered was not acknowledged:
 ///   Kustomer sends it again.
 ///
 /// HTTP/1.1 only, as Kustomer posts. Clones share the count of open
@@ -65,6 +65,7 @@ use tokio::sync::{Notify, Semaphore};
 #[derive(Clone)]
 pub struct Server {
     head_timeout: Duration,
+    stop_grace: Duration,
     slots: Arc<Semaphore>,
     max: usize,
     /// Connections accepted and not yet closed (the accept loop holds a
@@ -72,16 +73,13 @@ pub struct Server {
     open: Arc<AtomicUsize>,
 }
 
-/// How long after a stop a connection with no request in progress (one
-/// sending a head, or the last bytes of an answer still being written) is
-/// given before it is closed.
-const STOP_GRACE: Duration = Duration::from_secs(1);
-
 impl Server {
-    /// Heads within 30 seconds, at most 1,024 connections at once.
+    /// Heads within 30 seconds, at most 1,024 connections at once, one
+    /// second of grace after a stop.
     pub fn new() -> Self {
         Self {
             head_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(1),
             slots: Arc::new(Semaphore::new(1024)),
             max: 1024,
             open: Arc::default(),
@@ -93,6 +91,16 @@ impl Server {
     /// as one millisecond.
     pub fn with_head_timeout(mut self, timeout: Duration) -> Self {
         self.head_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// After a stop, a connection with no request in progress (one sending
+    /// a head, or the last bytes of an answer still being written) is given
+    /// `grace` before it is closed. A request that completes its head in
+    /// that time is served; one in progress at the stop is finished
+    /// whatever its length.
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
         self
     }
 
@@ -110,6 +118,11 @@ impl Server {
     /// The time limit on request heads.
     pub fn head_timeout(&self) -> Duration {
         self.head_timeout
+    }
+
+    /// The grace after a stop for connections with nothing in progress.
+    pub fn stop_grace(&self) -> Duration {
+        self.stop_grace
     }
 
     /// Connections open now (for a gauge).
@@ -168,6 +181,7 @@ impl Server {
             };
             let stopped = stopped.clone();
             let head_timeout = self.head_timeout;
+            let grace = self.stop_grace;
             let slot = Open::new(slot, &self.open);
             tasks.spawn(async move {
                 let _slot = slot;
@@ -175,7 +189,7 @@ impl Server {
                 http.timer(TokioTimer::new())
                     .header_read_timeout(head_timeout);
                 let connection = http.serve_connection(TokioIo::new(stream), service);
-                run(connection, &busy, stopped).await;
+                run(connection, &busy, stopped, grace).await;
             });
         }
         drop(listener);
@@ -194,6 +208,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("head_timeout", &self.head_timeout)
+            .field("stop_grace", &self.stop_grace)
             .field("max_connections", &self.max)
             .field("open_connections", &self.open_connections())
             .finish()
@@ -203,8 +218,13 @@ impl std::fmt::Debug for Server {
 type Connection = hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Tracked>;
 
 /// Serves one connection; once `stopped` turns, lets its request in
-/// progress finish and closes it.
-async fn run(connection: Connection, busy: &Busy, mut stopped: tokio::sync::watch::Receiver<bool>) {
+/// progress finish and closes it (after `grace` with nothing in progress).
+async fn run(
+    connection: Connection,
+    busy: &Busy,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
+) {
     let mut connection = pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
@@ -222,7 +242,7 @@ async fn run(connection: Connection, busy: &Busy, mut stopped: tokio::sync::watc
         // bytes. A moment for the latter, then it is closed.
         tokio::select! {
             _ = connection.as_mut() => return,
-            () = tokio::time::sleep(STOP_GRACE) => {}
+            () = tokio::time::sleep(grace) => {}
         }
         if busy.count.load(Ordering::Acquire) == 0 {
             return;
