@@ -22,10 +22,16 @@
 //! balancer or proxy that limits slow clients, but puts no time limit on a
 //! request's head: facing the internet directly, a client that sends its
 //! headers a byte at a time holds a connection for as long as it likes.
+//! With the feature `axum-tls`, [`Server::with_tls`] serves HTTPS itself
+//! ([`Tls`]), for a receiver with no proxy in front to terminate it.
 
 mod server;
+#[cfg(feature = "axum-tls")]
+mod tls;
 
 pub use server::{Server, stop_signal};
+#[cfg(feature = "axum-tls")]
+pub use tls::{Tls, TlsError};
 
 use std::sync::Arc;
 

@@ -1,17 +1,19 @@
 //! `kustomer_webhooks::axum::Server` over real TCP on loopback: the time
-//! limit on request heads, the limit on connections, and a graceful stop
-//! that finishes the delivery in progress and is held up by no client.
+//! limit on request heads, the limit on connections, a graceful stop that
+//! finishes the delivery in progress and is held up by no client, and HTTPS
+//! (`axum::Tls`, with the test certificates in `tests/tls/`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kustomer_webhooks::axum::Server;
+use kustomer_webhooks::axum::{Server, Tls, TlsError};
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::testing::Delivery;
 use kustomer_webhooks::verify::Verifier;
 use kustomer_webhooks::{Dispatcher, State, TeamCreate};
+use kustomer_webhooks_tests::TLS_DIR;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -109,6 +111,42 @@ impl Running {
         stream
     }
 
+    /// Waits until the server has read all `stream` sent (its end of the
+    /// connection has nothing queued, in Linux's `/proc/net/tcp`; elsewhere
+    /// a pause). A stop closes at once a connection it has read nothing
+    /// from, as an idle one.
+    async fn read_by_server(&self, stream: &TcpStream) {
+        let hex = |addr: SocketAddr| match addr {
+            SocketAddr::V4(v4) => format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(v4.ip().octets()),
+                v4.port()
+            ),
+            SocketAddr::V6(_) => unreachable!("the tests listen on 127.0.0.1"),
+        };
+        let (server, client) = (hex(self.addr), hex(stream.local_addr().unwrap()));
+        let queued = || -> Option<u64> {
+            let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+            let line = table.lines().find(|line| {
+                let mut fields = line.split_whitespace().skip(1);
+                fields.next() == Some(server.as_str()) && fields.next() == Some(client.as_str())
+            })?;
+            let queues = line.split_whitespace().nth(4)?;
+            u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+        };
+        if queued().is_none() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return;
+        }
+        tokio::time::timeout(HANG, async {
+            while queued() != Some(0) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the server never read what was sent");
+    }
+
     async fn open_connections(&self, n: usize) {
         tokio::time::timeout(HANG, async {
             while self.server.open_connections() != n {
@@ -118,6 +156,24 @@ impl Running {
         .await
         .unwrap_or_else(|_| panic!("{:?}, never {n} open", self.server));
     }
+}
+
+/// A signed team creation as raw HTTP, after its request line and `Host`:
+/// the other headers, the blank line and the body.
+fn raw_delivery(id: &str) -> Vec<u8> {
+    let delivery = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .set("/id", id)
+        .signed_with(TOKEN);
+    let body = delivery.body();
+    let mut raw = String::new();
+    for (name, value) in delivery.headers() {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(&body);
+    raw
 }
 
 /// What the server writes on `stream` before closing it.
@@ -237,24 +293,14 @@ async fn a_longer_stop_grace_lets_a_half_sent_delivery_finish() {
         .open("POST /kustomer HTTP/1.1\r\nHost: example\r\n")
         .await;
     running.open_connections(1).await;
+    running.read_by_server(&half).await;
     running.stop.take().unwrap().send(()).unwrap();
     // The default grace (one second) would have closed it by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!running.serving.is_finished(), "closed within its grace");
     // The rest of the delivery comes within the grace: it is served, then
     // the connection is closed and the stop completes.
-    let delivery = Delivery::sample("kustomer.team.create")
-        .unwrap()
-        .set("/id", "a4")
-        .signed_with(TOKEN);
-    let body = delivery.body();
-    let mut rest = String::new();
-    for (name, value) in delivery.headers() {
-        rest.push_str(&format!("{name}: {value}\r\n"));
-    }
-    rest.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    half.write_all(rest.as_bytes()).await.unwrap();
-    half.write_all(&body).await.unwrap();
+    half.write_all(&raw_delivery("a4")).await.unwrap();
     let answer = answer_then_close(&mut half).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"outcome\":\"handled\""), "{answer}");
@@ -264,4 +310,190 @@ async fn a_longer_stop_grace_lets_a_half_sent_delivery_finish() {
         .expect("the stop waited after the connection closed")
         .unwrap();
     assert_eq!(running.server.open_connections(), 0);
+}
+
+/// A TLS client trusting the authority in `tests/tls/{ca}`, offering HTTP/2
+/// before HTTP/1.1 (the server must choose the latter).
+fn tls_client(ca: &str) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(format!("{TLS_DIR}/{ca}")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn handshake(addr: SocketAddr, ca: &str) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(HANG, tls_client(ca).connect(name, tcp))
+        .await
+        .expect("the handshake hung")
+}
+
+/// Delivers a team creation over TLS, trusting `ca`: the whole answer.
+async fn deliver_tls(addr: SocketAddr, ca: &str, id: &str) -> std::io::Result<String> {
+    let mut stream = handshake(addr, ca).await?;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    stream
+        .write_all(b"POST /kustomer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n")
+        .await?;
+    stream.write_all(&raw_delivery(id)).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(HANG, stream.read_to_end(&mut answer))
+        .await
+        .expect("no answer")?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+fn handled(answer: &str) -> bool {
+    answer.starts_with("HTTP/1.1 200") && answer.contains("\"outcome\":\"handled\"")
+}
+
+fn server_tls(dir: &str) -> Tls {
+    Tls::from_pem_files(format!("{dir}/server.pem"), format!("{dir}/server.key")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_over_tls_is_handled_and_a_client_that_does_not_trust_it_is_turned_away() {
+    let running = start(Server::new().with_tls(server_tls(TLS_DIR))).await;
+    let answer = deliver_tls(running.addr, "ca.pem", "t1").await.unwrap();
+    assert!(handled(&answer), "{answer}");
+    // A client trusting another authority gives up in the handshake.
+    let refused = handshake(running.addr, "other-ca.pem").await.unwrap_err();
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
+    // Plain HTTP on the TLS port: no handshake, no delivery.
+    let mut plain = running
+        .open("POST /kustomer HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    let answer = answer_then_close(&mut plain).await;
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    running.open_connections(0).await;
+    let answer = deliver_tls(running.addr, "ca.pem", "t2").await.unwrap();
+    assert!(handled(&answer), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_sends_no_hello_is_closed_in_time_and_holds_up_no_stop() {
+    let running = start(
+        Server::new()
+            .with_head_timeout(Duration::from_secs(1))
+            .with_tls(server_tls(TLS_DIR)),
+    )
+    .await;
+    let mut silent = running.open("").await;
+    running.open_connections(1).await;
+    assert_eq!(answer_then_close(&mut silent).await, "");
+    running.open_connections(0).await;
+
+    // Heads (and handshakes) may take two minutes; a stop does not wait.
+    let mut running = start(
+        Server::new()
+            .with_head_timeout(Duration::from_secs(120))
+            .with_tls(server_tls(TLS_DIR)),
+    )
+    .await;
+    let mut silent = running.open("").await;
+    running.open_connections(1).await;
+    running.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(HANG, &mut running.serving)
+        .await
+        .expect("the stop waited for a handshake")
+        .unwrap();
+    assert_eq!(answer_then_close(&mut silent).await, "");
+    assert_eq!(running.server.open_connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let copy = |from: &str, to: &str| std::fs::copy(format!("{TLS_DIR}/{from}"), path(to)).unwrap();
+    copy("server.pem", "server.pem");
+    copy("server.key", "server.key");
+    let tls = server_tls(dir.path().to_str().unwrap());
+    assert_eq!(
+        tls.files(),
+        Some((path("server.pem").as_path(), path("server.key").as_path()))
+    );
+    assert!(!tls.reload().unwrap(), "nothing changed");
+    let running = start(Server::new().with_tls(tls.clone())).await;
+    assert!(handled(
+        &deliver_tls(running.addr, "ca.pem", "r1").await.unwrap()
+    ));
+
+    // Files that cannot be used: an error naming them, the old certificate kept.
+    copy("client.key", "server.key");
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::Mismatch { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("server.key does not go with the certificate in"),
+        "{e}"
+    );
+    std::fs::write(path("server.pem"), "not a certificate\n").unwrap();
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::NoCertificate { .. }), "{e:?}");
+    std::fs::remove_file(path("server.key")).unwrap();
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::Read { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("reading {}", path("server.key").display())),
+        "{e}"
+    );
+    assert!(handled(
+        &deliver_tls(running.addr, "ca.pem", "r2").await.unwrap()
+    ));
+
+    // Another certificate (the client's, from another authority): served
+    // from the next handshake on.
+    copy("client.pem", "server.pem");
+    copy("client.key", "server.key");
+    assert!(tls.reload().unwrap(), "a new certificate");
+    let refused = handshake(running.addr, "ca.pem").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("invalid peer certificate"),
+        "{refused}"
+    );
+    // And back.
+    copy("server.pem", "server.pem");
+    copy("server.key", "server.key");
+    assert!(tls.reload().unwrap());
+    assert!(handled(
+        &deliver_tls(running.addr, "ca.pem", "r3").await.unwrap()
+    ));
+}
+
+#[test]
+fn tls_files_that_cannot_be_used_are_named() {
+    let missing = Tls::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "reading /nonexistent/cert.pem: No such file or directory (os error 2)"
+    );
+    let no_key = Tls::from_pem_files(
+        format!("{TLS_DIR}/server.pem"),
+        format!("{TLS_DIR}/server.pem"),
+    )
+    .unwrap_err();
+    assert!(matches!(no_key, TlsError::NoKey { .. }), "{no_key:?}");
+    assert!(
+        no_key
+            .to_string()
+            .contains("server.pem: no PEM private key in it"),
+        "{no_key}"
+    );
 }

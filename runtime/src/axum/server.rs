@@ -43,8 +43,9 @@ use tokio::sync::{Notify, Semaphore};
 ///   rather than waited for until its time limit. A delivery that was not answered was not acknowledged:
 ///   Kustomer sends it again.
 ///
-/// HTTP/1.1 only, as Kustomer posts. Clones share the count of open
-/// connections.
+/// HTTP/1.1 only, as Kustomer posts; over TLS with [`with_tls`](Self::with_tls)
+/// (feature `axum-tls`), whose handshake must also be done within the time
+/// limit on heads. Clones share the count of open connections.
 ///
 /// ```no_run
 /// use kustomer_webhooks::axum::{Server, stop_signal};
@@ -71,6 +72,8 @@ pub struct Server {
     /// Connections accepted and not yet closed (the accept loop holds a
     /// slot while it waits, so the slots do not say).
     open: Arc<AtomicUsize>,
+    #[cfg(feature = "axum-tls")]
+    tls: Option<super::Tls>,
 }
 
 impl Server {
@@ -83,6 +86,8 @@ impl Server {
             slots: Arc::new(Semaphore::new(1024)),
             max: 1024,
             open: Arc::default(),
+            #[cfg(feature = "axum-tls")]
+            tls: None,
         }
     }
 
@@ -96,9 +101,11 @@ impl Server {
 
     /// After a stop, a connection with no request in progress (one sending
     /// a head, or the last bytes of an answer still being written) is given
-    /// `grace` before it is closed. A request that completes its head in
-    /// that time is served; one in progress at the stop is finished
-    /// whatever its length.
+    /// `grace` before it is closed. A request whose head was begun before
+    /// the stop and completes in that time is served; one in progress at
+    /// the stop is finished whatever its length. A connection that has sent
+    /// nothing, or nothing the server has read yet, is closed at once, as an
+    /// idle one is.
     pub fn with_stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
         self
@@ -113,6 +120,22 @@ impl Server {
         self.max = max;
         self.open = Arc::default();
         self
+    }
+
+    /// Serves HTTPS: each connection's TLS handshake first, which must be
+    /// done within the time limit on heads (a client that does not trust the
+    /// certificate, or sends no hello, is closed, logged at `debug`).
+    #[cfg(feature = "axum-tls")]
+    pub fn with_tls(mut self, tls: super::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS it serves with, if any (a clone [`reload`](super::Tls::reload)s
+    /// the certificate it uses).
+    #[cfg(feature = "axum-tls")]
+    pub fn tls(&self) -> Option<&super::Tls> {
+        self.tls.as_ref()
     }
 
     /// The time limit on request heads.
@@ -183,11 +206,32 @@ impl Server {
             let head_timeout = self.head_timeout;
             let grace = self.stop_grace;
             let slot = Open::new(slot, &self.open);
+            #[cfg(feature = "axum-tls")]
+            let tls = self.tls.as_ref().map(|tls| tls.acceptor().clone());
             tasks.spawn(async move {
                 let _slot = slot;
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(TokioTimer::new())
                     .header_read_timeout(head_timeout);
+                #[cfg(feature = "axum-tls")]
+                if let Some(tls) = tls {
+                    let mut stop = stopped.clone();
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(head_timeout, tls.accept(stream)) => done,
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            run(connection, &busy, stopped, grace).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not done within the head's time limit")
+                        }
+                    }
+                    return;
+                }
                 let connection = http.serve_connection(TokioIo::new(stream), service);
                 run(connection, &busy, stopped, grace).await;
             });
@@ -206,25 +250,28 @@ impl Default for Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
+        let mut debug = f.debug_struct("Server");
+        debug
             .field("head_timeout", &self.head_timeout)
             .field("stop_grace", &self.stop_grace)
             .field("max_connections", &self.max)
-            .field("open_connections", &self.open_connections())
-            .finish()
+            .field("open_connections", &self.open_connections());
+        #[cfg(feature = "axum-tls")]
+        debug.field("tls", &self.tls);
+        debug.finish()
     }
 }
 
-type Connection = hyper::server::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Tracked>;
-
 /// Serves one connection; once `stopped` turns, lets its request in
 /// progress finish and closes it (after `grace` with nothing in progress).
-async fn run(
-    connection: Connection,
+async fn run<I>(
+    connection: hyper::server::conn::http1::Connection<I, Tracked>,
     busy: &Busy,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
-) {
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let mut connection = pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,

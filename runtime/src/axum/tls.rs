@@ -1,0 +1,251 @@
+//! [`Tls`]: HTTPS for [`Server`](super::Server), from a certificate chain and
+//! its key in PEM files, read again without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_rustls::TlsAcceptor;
+
+/// Why a certificate or its key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate file holds no certificate, or one that is not PEM.
+    #[error(
+        "{path}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----){}",
+        detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader said, if it failed.
+        detail: Option<String>,
+    },
+    /// The key file holds no private key in PEM (PKCS #8, PKCS #1 or SEC1).
+    #[error(
+        "{path}: no PEM private key in it (expected -----BEGIN PRIVATE KEY-----, \
+         -----BEGIN RSA PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----): {detail}"
+    )]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What the PEM reader said.
+        detail: String,
+    },
+    /// The key cannot be used with the certificate: not a key the TLS
+    /// library signs with, or not the one the certificate is for.
+    #[error("{key} does not go with the certificate in {cert}: {source}")]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What the TLS library said.
+        source: rustls::Error,
+    },
+    /// The TLS library refused the configuration.
+    #[error("setting up TLS: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// HTTPS for a [`Server`](super::Server): Kustomer posts to `https://`
+/// URLs, so a receiver with no proxy in front terminates TLS itself.
+///
+/// Built from a certificate chain and its private key in PEM files
+/// ([`from_pem_files`](Self::from_pem_files), TLS 1.2 and 1.3 with rustls's
+/// safe defaults) or from a rustls configuration of your own
+/// ([`from_config`](Self::from_config)). Either way it offers HTTP/1.1 by
+/// ALPN, as Kustomer posts. Certificates are renewed while a service runs:
+/// [`reload`](Self::reload) reads the files again, and every handshake from
+/// then on uses what they hold; clones share the certificate.
+///
+/// ```no_run
+/// use kustomer_webhooks::axum::{Server, Tls, stop_signal};
+/// # async fn run(app: axum::Router) -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = Tls::from_pem_files("/etc/tls/fullchain.pem", "/etc/tls/privkey.pem")?;
+/// // Renewed certificates are picked up within an hour.
+/// tokio::spawn({
+///     let tls = tls.clone();
+///     async move {
+///         loop {
+///             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+///             if let Err(e) = tls.reload() {
+///                 tracing::error!("keeping the certificate in use: {e}");
+///             }
+///         }
+///     }
+/// });
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
+/// Server::new().with_tls(tls).serve(listener, app, stop_signal()).await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    /// Set when built from files: what `reload` reads again.
+    files: Option<Arc<Files>>,
+}
+
+/// The certificate files and what was last read from them; the resolver
+/// every handshake asks.
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Files")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for Files {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        })
+    }
+}
+
+/// Reads the chain in `cert` and the key in `key`; checks that they go
+/// together.
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::NoCertificate {
+            path: cert.to_owned(),
+            detail: Some(e.to_string()),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert.to_owned(),
+            detail: None,
+        });
+    }
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey {
+        path: key.to_owned(),
+        detail: e.to_string(),
+    })?;
+    CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Mismatch {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// HTTP/1.1 is what the server speaks.
+const ALPN: &[u8] = b"http/1.1";
+
+impl Tls {
+    /// The certificate chain in `cert` (PEM, the server's certificate first,
+    /// then the intermediates: a `fullchain.pem`) and its private key in
+    /// `key` (PEM: PKCS #8, PKCS #1 or SEC1). Fails, naming the file, when
+    /// either cannot be read or the key is not the certificate's.
+    pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let (cert, key) = (cert.as_ref().to_owned(), key.as_ref().to_owned());
+        let current = RwLock::new(Arc::new(load(&cert, &key, &provider)?));
+        let files = Files {
+            cert,
+            key,
+            provider: provider.clone(),
+            current,
+        };
+        let files = Arc::new(files);
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(files.clone());
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            files: Some(files),
+        })
+    }
+
+    /// A rustls configuration of your own (client certificates, another
+    /// crypto provider, a certificate resolver). Its ALPN protocols are set
+    /// to HTTP/1.1 alone, the protocol the server speaks.
+    pub fn from_config(mut config: rustls::ServerConfig) -> Self {
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            files: None,
+        }
+    }
+
+    /// Reads the certificate and key files again; every handshake from now
+    /// on uses them. `Ok(true)` when they changed, `Ok(false)` when they are
+    /// what is in use (or this was built [`from_config`](Self::from_config)).
+    /// On an error (a file missing, half written, or a key that does not go
+    /// with the certificate) the certificate in use stays.
+    ///
+    /// It reads files: call it from a blocking context
+    /// (`tokio::task::spawn_blocking`) where the file system may be slow.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let Some(files) = &self.files else {
+            return Ok(false);
+        };
+        let read = load(&files.cert, &files.key, &files.provider)?;
+        let mut current = match files.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.cert == read.cert {
+            // The same certificate; the key goes with it, so it is the same.
+            return Ok(false);
+        }
+        *current = Arc::new(read);
+        Ok(true)
+    }
+
+    /// The certificate and key files, when built from them.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        self.files
+            .as_deref()
+            .map(|files| (files.cert.as_path(), files.key.as_path()))
+    }
+
+    pub(super) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("Tls");
+        if let Some((cert, key)) = self.files() {
+            debug.field("cert", &cert).field("key", &key);
+        }
+        debug.finish_non_exhaustive()
+    }
+}
