@@ -172,10 +172,11 @@ enum Command {
             env = "KUSTOMER_WEBHOOK_HEADER_FILE"
         )]
         header_files: Vec<PathBuf>,
-        /// How often to read the token and header files again, in seconds
-        /// (0: never by the clock). They are also read again on SIGHUP. A
-        /// change is taken up at once, without a restart; a file that cannot
-        /// be read, or holds nothing, leaves what was read before in place
+        /// How often to read the token and header files (and --tls-cert,
+        /// --tls-key) again, in seconds (0: never by the clock). They are
+        /// also read again on SIGHUP. A change is taken up at once, without a
+        /// restart; a file that cannot be read or used, or holds nothing,
+        /// leaves what was read before in place
         #[arg(long, value_name = "SECONDS", default_value = "10")]
         reload_every: u64,
         /// How the log on stderr is written: `text`, or `json` (one object
@@ -236,6 +237,25 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_MAX_CONNECTIONS"
         )]
         max_connections: u32,
+        /// Serve HTTPS with this certificate chain (PEM, the server's
+        /// certificate first, then the intermediates), with --tls-key; read
+        /// again on SIGHUP and every --reload-every seconds, so that a
+        /// renewed certificate is taken up without a restart
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "tls_key",
+            env = "KUSTOMER_WEBHOOKS_TLS_CERT"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "tls_cert",
+            env = "KUSTOMER_WEBHOOKS_TLS_KEY"
+        )]
+        tls_key: Option<PathBuf>,
         /// Also listen on this address for GET /metrics (Prometheus's text
         /// format: deliveries by outcome and, with --redis, whether Redis
         /// answers), /healthz and /readyz (503 once stopping, and while Redis
@@ -515,6 +535,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             handler_timeout,
             head_timeout,
             max_connections,
+            tls_cert,
+            tls_key,
             metrics_addr,
             dead_letters,
             dead_letters_max,
@@ -542,6 +564,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 server: kustomer_webhooks::axum::Server::new()
                     .with_head_timeout(head_timeout)
                     .with_max_connections(max_connections as usize),
+                tls: tls_cert.zip(tls_key),
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
                 log_format,

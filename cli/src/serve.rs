@@ -219,11 +219,20 @@ fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
 }
 
 /// `serve`: a receiver at `POST /` until interrupted.
-pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) -> Result<ExitCode> {
+pub async fn serve(
+    addr: SocketAddr,
+    sources: Sources,
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))] mut options: ServeOptions,
+) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
     crate::log::init(options.log_format);
     let secrets = sources.read()?;
+    let tls = tls(options.tls.take())?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &tls {
+        options.server = options.server.with_tls(tls.clone());
+    }
     let verifier = SharedVerifier::new(secrets.verifier());
     let tokens = secrets.tokens.len();
     let mut receiver = receiver(verifier.clone())?.with_timeout(options.handler_timeout);
@@ -253,6 +262,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     reloads
         .tokens
         .store(secrets.tokens.len() as u64, Ordering::Relaxed);
+    reloads.tls.store(tls.is_some(), Ordering::Relaxed);
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
@@ -290,11 +300,13 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
     // Listening before the first delivery can arrive, so that a SIGHUP from
     // then on never meets the default action, which is to stop serving.
     let hangup = Hangup::listen();
-    if sources.has_files() {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if sources.has_files() || tls.is_some() {
         tokio::spawn(reload(
             sources,
             secrets,
             verifier,
+            tls,
             hangup,
             options.reload_every,
             reloads,
@@ -303,7 +315,7 @@ pub async fn serve(addr: SocketAddr, sources: Sources, options: ServeOptions) ->
         tokio::spawn(nothing_to_reload(hangup));
     }
     note!(
-        "receiving Kustomer webhooks at http://{}/",
+        "receiving Kustomer webhooks at {scheme}://{}/",
         listener.local_addr()?
     );
     if let Some(letters) = &dead_letters {
@@ -345,6 +357,14 @@ struct Reloads {
     failed: AtomicU64,
     /// Whether the last reload could not read the files.
     failing: AtomicBool,
+    /// Whether HTTPS is served (`--tls-cert`).
+    tls: AtomicBool,
+    /// Reloads that changed the certificate served.
+    tls_changed: AtomicU64,
+    /// Reloads of the certificate that failed.
+    tls_failed: AtomicU64,
+    /// Whether the last reload of the certificate failed.
+    tls_failing: AtomicBool,
 }
 
 impl Reloads {
@@ -368,24 +388,86 @@ impl Reloads {
             get(&self.changed),
             get(&self.failed),
             u8::from(self.failing.load(Ordering::Relaxed)),
-        )
+        ) + &if self.tls.load(Ordering::Relaxed) {
+            format!(
+                "# HELP kustomer_webhooks_tls_reloads_total Reloads of the TLS certificate and key, \
+                 by outcome (`changed`: another certificate is served; `failed`: the files could \
+                 not be used).\n\
+                 # TYPE kustomer_webhooks_tls_reloads_total counter\n\
+                 kustomer_webhooks_tls_reloads_total{{outcome=\"changed\"}} {}\n\
+                 kustomer_webhooks_tls_reloads_total{{outcome=\"failed\"}} {}\n\
+                 # HELP kustomer_webhooks_tls_reload_failing Whether the last reload of the TLS \
+                 certificate failed (the one read before is still served).\n\
+                 # TYPE kustomer_webhooks_tls_reload_failing gauge\n\
+                 kustomer_webhooks_tls_reload_failing {}\n",
+                get(&self.tls_changed),
+                get(&self.tls_failed),
+                u8::from(self.tls_failing.load(Ordering::Relaxed)),
+            )
+        } else {
+            String::new()
+        }
     }
 }
 
-/// Reads the token and header files again on SIGHUP and every `every`
-/// (when set), and has the receiver accept what they hold from then on: a
-/// token rotated by a secret store is taken up without a restart. What
-/// cannot be read (a missing or emptied file, a bad line) leaves the current
-/// tokens and headers in place, with the reason logged once.
+/// The TLS of `serve --tls-cert`.
+#[cfg(feature = "tls")]
+use kustomer_webhooks::axum::Tls;
+
+/// Stands in for `axum::Tls` in a build without TLS, where none is ever made.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+#[allow(dead_code)]
+struct Tls;
+
+#[cfg(not(feature = "tls"))]
+impl Tls {
+    fn reload(&self) -> Result<bool, std::convert::Infallible> {
+        Ok(false)
+    }
+
+    fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        None
+    }
+}
+
+/// Reads the certificate and key of `--tls-cert` and `--tls-key`.
+fn tls(files: Option<(PathBuf, PathBuf)>) -> Result<Option<Tls>> {
+    let Some((cert, key)) = files else {
+        return Ok(None);
+    };
+    #[cfg(feature = "tls")]
+    return Tls::from_pem_files(cert, key)
+        .map(Some)
+        .map_err(|e| anyhow!("serving HTTPS (--tls-cert, --tls-key): {e}"));
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = key;
+        Err(anyhow!(
+            "--tls-cert {}: this build speaks no TLS (built without its `tls` feature)",
+            cert.display()
+        ))
+    }
+}
+
+/// Reads the token and header files, and the TLS certificate and key, again
+/// on SIGHUP and every `every` (when set), and has the receiver accept (and
+/// the server present) what they hold from then on: a token rotated by a
+/// secret store, or a renewed certificate, is taken up without a restart.
+/// What cannot be read or used (a missing or emptied file, a bad line, a key
+/// that is not the certificate's) leaves what is in use in place, with the
+/// reason logged once.
 async fn reload(
     sources: Sources,
     mut current: Secrets,
     verifier: SharedVerifier,
+    tls: Option<Tls>,
     mut hangup: Hangup,
     every: Option<Duration>,
     reloads: Arc<Reloads>,
 ) {
     let mut failing: Option<String> = None;
+    let mut tls_failing: Option<String> = None;
     loop {
         let asked = hangup.recv();
         let tick = async {
@@ -398,45 +480,82 @@ async fn reload(
             () = asked => true,
             () = tick => false,
         };
-        // Files are read off the async workers: a file system that hangs
-        // (a network mount) holds up a blocking thread, not deliveries.
-        let reading = sources.clone();
-        let read = tokio::task::spawn_blocking(move || reading.read())
-            .await
-            .unwrap_or_else(|e| Err(anyhow!("reading the files stopped: {e}")));
-        match read {
-            Ok(read) if read != current => {
-                verifier.replace(read.verifier());
-                reloads
-                    .tokens
-                    .store(read.tokens.len() as u64, Ordering::Relaxed);
-                reloads.changed.fetch_add(1, Ordering::Relaxed);
-                reloads.failing.store(false, Ordering::Relaxed);
-                note!(
-                    "reloaded the token and header files: now accepting {}",
-                    read.changes_from(&current)
-                );
-                current = read;
-                failing = None;
-            }
-            Ok(_) => {
-                if signalled {
-                    note!("reloaded the token and header files: nothing changed");
-                }
-                reloads.failing.store(false, Ordering::Relaxed);
-                failing = None;
-            }
-            Err(e) => {
-                reloads.failed.fetch_add(1, Ordering::Relaxed);
-                reloads.failing.store(true, Ordering::Relaxed);
-                let why = format!("{e:#}");
-                if signalled || failing.as_ref() != Some(&why) {
-                    tracing::error!(
-                        "cannot reload the token and header files, still accepting what was \
-                         read before: {why}"
+        if sources.has_files() {
+            // Files are read off the async workers: a file system that hangs
+            // (a network mount) holds up a blocking thread, not deliveries.
+            let reading = sources.clone();
+            let read = tokio::task::spawn_blocking(move || reading.read())
+                .await
+                .unwrap_or_else(|e| Err(anyhow!("reading the files stopped: {e}")));
+            match read {
+                Ok(read) if read != current => {
+                    verifier.replace(read.verifier());
+                    reloads
+                        .tokens
+                        .store(read.tokens.len() as u64, Ordering::Relaxed);
+                    reloads.changed.fetch_add(1, Ordering::Relaxed);
+                    reloads.failing.store(false, Ordering::Relaxed);
+                    note!(
+                        "reloaded the token and header files: now accepting {}",
+                        read.changes_from(&current)
                     );
+                    current = read;
+                    failing = None;
                 }
-                failing = Some(why);
+                Ok(_) => {
+                    if signalled {
+                        note!("reloaded the token and header files: nothing changed");
+                    }
+                    reloads.failing.store(false, Ordering::Relaxed);
+                    failing = None;
+                }
+                Err(e) => {
+                    reloads.failed.fetch_add(1, Ordering::Relaxed);
+                    reloads.failing.store(true, Ordering::Relaxed);
+                    let why = format!("{e:#}");
+                    if signalled || failing.as_ref() != Some(&why) {
+                        tracing::error!(
+                            "cannot reload the token and header files, still accepting what \
+                             was read before: {why}"
+                        );
+                    }
+                    failing = Some(why);
+                }
+            }
+        }
+        if let Some(tls) = &tls {
+            let reading = tls.clone();
+            let read =
+                tokio::task::spawn_blocking(move || reading.reload().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("reading the files stopped: {e}")));
+            match read {
+                Ok(changed) => {
+                    if changed {
+                        reloads.tls_changed.fetch_add(1, Ordering::Relaxed);
+                        if let Some((cert, _)) = tls.files() {
+                            note!(
+                                "reloaded the TLS certificate: serving the one in {} from now on",
+                                cert.display()
+                            );
+                        }
+                    } else if signalled {
+                        note!("reloaded the TLS certificate: nothing changed");
+                    }
+                    reloads.tls_failing.store(false, Ordering::Relaxed);
+                    tls_failing = None;
+                }
+                Err(why) => {
+                    reloads.tls_failed.fetch_add(1, Ordering::Relaxed);
+                    reloads.tls_failing.store(true, Ordering::Relaxed);
+                    if signalled || tls_failing.as_ref() != Some(&why) {
+                        tracing::error!(
+                            "cannot reload the TLS certificate, still serving the one read \
+                             before: {why}"
+                        );
+                    }
+                    tls_failing = Some(why);
+                }
             }
         }
     }
@@ -449,7 +568,7 @@ async fn nothing_to_reload(mut hangup: Hangup) {
         hangup.recv().await;
         note!(
             "SIGHUP: nothing to reload (tokens and headers are read again only from \
-             --token-file and --header-file)"
+             --token-file and --header-file, a certificate from --tls-cert)"
         );
     }
 }
@@ -637,6 +756,8 @@ pub struct ServeOptions {
     /// How connections are taken: the time limit on request heads, and
     /// how many at once.
     pub server: Server,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Claim event ids in this Redis instead of in the process.
     pub redis: Option<RedisOptions>,
     /// Serve `/metrics`, `/healthz` and `/readyz` on this address.

@@ -152,7 +152,10 @@ fn start_serve_with_env(
     // The URL ends the line, or the message of a JSON line.
     let url = first.trim().trim_end_matches(['"', '}']);
     let url = url.rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
+        "{first}"
+    );
     (child, log, url, before)
 }
 
@@ -379,15 +382,7 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
         "127.0.0.1:0",
     ]);
     let metrics = metrics_url(&logged);
-    let metric = |name: &str| {
-        let (status, text) = http("GET", &metrics, "/metrics");
-        assert_eq!(status, 200);
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} in {text}"));
-        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
-    };
+    let metric = |name: &str| metric(&metrics, name);
     assert_eq!(metric("kustomer_webhooks_tokens"), 1);
     let hangup = || server.hang_up();
     let status = |token: &str, secret: &str, sample: &str| {
@@ -461,6 +456,141 @@ fn serve_reloads_its_token_and_header_files_on_sighup() {
     assert!(line.contains("nothing changed"), "{line}");
     assert_eq!(metric("kustomer_webhooks_secret_reload_failing"), 0);
     drop(server);
+}
+
+/// The value of the metric `name` (with its labels) on `/metrics` at `base`.
+fn metric(base: &str, name: &str) -> u64 {
+    let (status, text) = http("GET", base, "/metrics");
+    assert_eq!(status, 200);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"));
+    line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+}
+
+#[test]
+#[cfg(all(unix, feature = "tls"))]
+fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let install = |from: &str, to: &std::path::Path| {
+        std::fs::copy(format!("{ROOT}/tests/tls/{from}"), to).unwrap();
+    };
+    install("server.pem", &cert);
+    install("server.key", &key);
+    let (server, mut log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--reload-every",
+        "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let metrics = metrics_url(&logged);
+    // `send` trusting the test authority, which issued `server.pem`.
+    let send = |url: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", url, "--token", "t0ken"])
+            .args(["--ca-cert", "tests/tls/ca.pem"])
+            .arg("schema/samples/kustomer.team.create.json")
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let sent = send(&url);
+    assert!(sent.starts_with("200 "), "{sent}");
+    // Plain HTTP on the HTTPS port is not served.
+    let plain = send(&url.replacen("https://", "http://", 1));
+    assert!(!plain.starts_with("200 "), "{plain}");
+
+    // A key that is not the certificate's: the certificate in use stays.
+    install("client.key", &key);
+    server.hang_up();
+    let line = log_until(&mut log, "cannot reload the TLS certificate");
+    assert!(line.contains("still serving the one read before"), "{line}");
+    assert!(
+        line.contains("does not go with the certificate in"),
+        "{line}"
+    );
+    assert_eq!(metric(&metrics, "kustomer_webhooks_tls_reload_failing"), 1);
+    let sent = send(&url);
+    assert!(sent.starts_with("200 "), "{sent}");
+
+    // Another certificate (from an authority `send` does not trust): served
+    // from then on.
+    install("client.pem", &cert);
+    server.hang_up();
+    let line = log_until(&mut log, "reloaded the TLS certificate");
+    assert!(line.contains("serving the one in"), "{line}");
+    let refused = send(&url);
+    assert!(!refused.starts_with("200 "), "{refused}");
+    assert!(refused.contains("certificate"), "{refused}");
+
+    // And back, without a restart.
+    install("server.pem", &cert);
+    install("server.key", &key);
+    server.hang_up();
+    log_until(&mut log, "reloaded the TLS certificate: serving");
+    let sent = send(&url);
+    assert!(sent.starts_with("200 "), "{sent}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "kustomer_webhooks_tls_reloads_total{outcome=\"changed\"}"
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "kustomer_webhooks_tls_reloads_total{outcome=\"failed\"}"
+        ),
+        1
+    );
+    assert_eq!(metric(&metrics, "kustomer_webhooks_tls_reload_failing"), 0);
+    drop(server);
+}
+
+#[test]
+#[cfg(feature = "tls")]
+fn serve_names_a_tls_file_it_cannot_use() {
+    let stderr = serve_stops_at_start(&[
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+    ]);
+    assert!(
+        stderr.contains(
+            "serving HTTPS (--tls-cert, --tls-key): reading /nonexistent/cert.pem: No such file"
+        ),
+        "{stderr}"
+    );
+    let stderr = serve_stops_at_start(&[
+        "--tls-cert",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tls/server.pem"),
+        "--tls-key",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tls/client.key"),
+    ]);
+    assert!(
+        stderr.contains("client.key does not go with the certificate in"),
+        "{stderr}"
+    );
+    // One without the other is a usage error.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--tls-cert", "cert.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-key"));
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! around them: signature verification ([`verify`]), de-duplication and
 //! ordering ([`dedupe`]), capture of deliveries ([`capture`]), deliveries
 //! that failed kept until they are handled ([`dead_letters`]), and an axum
-//! router with a server for it (feature `axum`). Feature `redis` adds
+//! router with a server for it (feature `axum`; `axum-tls` lets the server
+//! speak HTTPS itself, its certificate reloadable). Feature `redis` adds
 //! `dedupe::RedisStore`, the idempotency store a service's replicas share;
 //! `redis-tls` lets it reach Redis over TLS (`rediss://`), `redis-cluster` a
 //! Redis Cluster, and `redis-sentinel` the primary that Redis Sentinels name. Feature `testing`
