@@ -29,6 +29,9 @@ mod server;
 #[cfg(feature = "axum-tls")]
 mod tls;
 
+/// The TLS library [`Tls`] is built on, for [`Tls::from_config`].
+#[cfg(feature = "axum-tls")]
+pub use rustls;
 pub use server::{Server, stop_signal};
 #[cfg(feature = "axum-tls")]
 pub use tls::{Tls, TlsError};

@@ -497,3 +497,32 @@ fn tls_files_that_cannot_be_used_are_named() {
         "{no_key}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rustls_configuration_of_ones_own_is_served_with_http_1_1() {
+    use kustomer_webhooks::axum::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let chain = CertificateDer::pem_file_iter(format!("{TLS_DIR}/server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{TLS_DIR}/server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    // HTTP/2 alone, which the server does not speak: replaced.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = Tls::from_config(config);
+    assert_eq!(tls.files(), None);
+    assert!(!tls.reload().unwrap(), "nothing to read again");
+    let running = start(Server::new().with_tls(tls)).await;
+    // `deliver_tls` checks that HTTP/1.1 was chosen.
+    let answer = deliver_tls(running.addr, "ca.pem", "c1").await.unwrap();
+    assert!(handled(&answer), "{answer}");
+}

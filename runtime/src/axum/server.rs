@@ -39,9 +39,10 @@ use tokio::sync::{Notify, Semaphore};
 ///   connections are taken; a request in progress (its body being read, its
 ///   handler running, its answer being written) is finished; every other
 ///   connection is closed, including one in the middle of sending a head,
-///   which is dropped a second after the stop ([`with_stop_grace`](Self::with_stop_grace))
-///   rather than waited for until its time limit. A delivery that was not answered was not acknowledged:
-///   Kustomer sends it again.
+///   which is dropped a second after the stop
+///   ([`with_stop_grace`](Self::with_stop_grace)) rather than waited for
+///   until its time limit. A delivery that was not answered was not
+///   acknowledged: Kustomer sends it again.
 ///
 /// HTTP/1.1 only, as Kustomer posts; over TLS with [`with_tls`](Self::with_tls)
 /// (feature `axum-tls`), whose handshake must also be done within the time
@@ -131,8 +132,8 @@ impl Server {
         self
     }
 
-    /// The TLS it serves with, if any (a clone [`reload`](super::Tls::reload)s
-    /// the certificate it uses).
+    /// The TLS it serves with, if any: [`reload`](super::Tls::reload) on it,
+    /// or on any clone of it, changes the certificate served.
     #[cfg(feature = "axum-tls")]
     pub fn tls(&self) -> Option<&super::Tls> {
         self.tls.as_ref()

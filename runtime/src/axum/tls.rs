@@ -82,7 +82,8 @@ pub enum TlsError {
 ///     async move {
 ///         loop {
 ///             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-///             if let Err(e) = tls.reload() {
+///             let tls = tls.clone();
+///             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || tls.reload()).await {
 ///                 tracing::error!("keeping the certificate in use: {e}");
 ///             }
 ///         }
@@ -193,7 +194,8 @@ impl Tls {
     }
 
     /// A rustls configuration of your own (client certificates, another
-    /// crypto provider, a certificate resolver). Its ALPN protocols are set
+    /// crypto provider, a certificate resolver), built with the rustls this
+    /// crate re-exports as [`axum::rustls`](super::rustls). Its ALPN protocols are set
     /// to HTTP/1.1 alone, the protocol the server speaks.
     pub fn from_config(mut config: rustls::ServerConfig) -> Self {
         config.alpn_protocols = vec![ALPN.to_vec()];
