@@ -16,6 +16,17 @@
 //!   cargo run -p kustomer-webhooks --features axum,redis --example service
 //! ```
 //!
+//! With `--features axum-tls` and `TLS_CERT` and `TLS_KEY` set (a certificate
+//! chain and its key, PEM), it serves HTTPS itself, as Kustomer posts,
+//! reading the files again every hour:
+//!
+//! ```sh
+//! TLS_CERT=tests/tls/server.pem TLS_KEY=tests/tls/server.key KUSTOMER_WEBHOOK_TOKEN=secret \
+//!   cargo run -p kustomer-webhooks --features axum-tls --example service
+//! # elsewhere:
+//! cargo run -- send --url https://localhost:8080/kustomer --ca-cert tests/tls/ca.pem --token secret schema/samples
+//! ```
+//!
 //! (With `--features axum,redis-tls`, `REDIS_URL` may also be a `rediss://`
 //! URL: Redis over TLS, its certificate checked against the system's roots.)
 //! With `REDIS_FAIL_OPEN=1` too, the service starts even while Redis is
@@ -140,14 +151,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             axum::routing::get(move || std::future::ready(metrics())),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    println!("listening on http://{}/kustomer", listener.local_addr()?);
     // A time limit on request heads (30 s), at most 1,024 connections, and
     // on Ctrl-C or SIGTERM, deliveries in progress finish and are answered
     // before it exits.
-    kustomer_webhooks::axum::Server::new()
+    let server = kustomer_webhooks::axum::Server::new();
+    #[cfg(feature = "axum-tls")]
+    let server = with_tls(server)?;
+    #[cfg(feature = "axum-tls")]
+    let scheme = if server.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    #[cfg(not(feature = "axum-tls"))]
+    let scheme = "http";
+    println!(
+        "listening on {scheme}://{}/kustomer",
+        listener.local_addr()?
+    );
+    server
         .serve(listener, app, kustomer_webhooks::axum::stop_signal())
         .await;
     Ok(())
+}
+
+/// With `TLS_CERT` and `TLS_KEY` set (PEM files), HTTPS, the certificate
+/// read again every hour so that a renewed one is served without a restart.
+#[cfg(feature = "axum-tls")]
+fn with_tls(
+    server: kustomer_webhooks::axum::Server,
+) -> Result<kustomer_webhooks::axum::Server, Box<dyn std::error::Error>> {
+    let (Ok(cert), Ok(key)) = (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) else {
+        return Ok(server);
+    };
+    let tls = kustomer_webhooks::axum::Tls::from_pem_files(cert, key)?;
+    tokio::spawn({
+        let tls = tls.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                let tls = tls.clone();
+                match tokio::task::spawn_blocking(move || tls.reload()).await {
+                    Ok(Ok(true)) => println!("serving a renewed certificate"),
+                    Ok(Err(e)) => eprintln!("keeping the certificate in use: {e}"),
+                    _ => {}
+                }
+            }
+        }
+    });
+    Ok(server.with_tls(tls))
 }
 
 #[cfg(all(test, feature = "testing"))]
