@@ -709,6 +709,16 @@ fn health_router(
                  more wait until one closes.",
                 server.max_connections() as u64,
             );
+            #[cfg(feature = "tls")]
+            if server.tls().is_some() {
+                metric(
+                    "kustomer_webhooks_tls_handshakes_failed_total",
+                    "counter",
+                    "TLS handshakes that failed or were not done in time (a client that does \
+                     not trust the certificate: an expired or wrong one shows here).",
+                    server.tls_handshakes_failed(),
+                );
+            }
             if let Some(probe) = probe {
                 let state = probe().await;
                 metric(

@@ -509,6 +509,14 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
     // Plain HTTP on the HTTPS port is not served.
     let plain = send(&url.replacen("https://", "http://", 1));
     assert!(!plain.starts_with("200 "), "{plain}");
+    // Counted once the server has closed the connection, which `send` may
+    // see first.
+    let failed = || metric(&metrics, "kustomer_webhooks_tls_handshakes_failed_total");
+    let start = std::time::Instant::now();
+    while failed() != 1 && start.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(failed(), 1);
 
     // A key that is not the certificate's: the certificate in use stays.
     install("client.key", &key);

@@ -147,6 +147,16 @@ impl Running {
         .expect("the server never read what was sent");
     }
 
+    async fn handshakes_failed(&self, n: u64) {
+        tokio::time::timeout(HANG, async {
+            while self.server.tls_handshakes_failed() != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{:?}, never {n} handshakes failed", self.server));
+    }
+
     async fn open_connections(&self, n: usize) {
         tokio::time::timeout(HANG, async {
             while self.server.open_connections() != n {
@@ -381,8 +391,10 @@ async fn a_delivery_over_tls_is_handled_and_a_client_that_does_not_trust_it_is_t
     let answer = answer_then_close(&mut plain).await;
     assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
     running.open_connections(0).await;
+    running.handshakes_failed(2).await;
     let answer = deliver_tls(running.addr, "ca.pem", "t2").await.unwrap();
     assert!(handled(&answer), "{answer}");
+    assert_eq!(running.server.tls_handshakes_failed(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,6 +409,7 @@ async fn a_tls_client_that_sends_no_hello_is_closed_in_time_and_holds_up_no_stop
     running.open_connections(1).await;
     assert_eq!(answer_then_close(&mut silent).await, "");
     running.open_connections(0).await;
+    running.handshakes_failed(1).await;
 
     // Heads (and handshakes) may take two minutes; a stop does not wait.
     let mut running = start(

@@ -75,6 +75,9 @@ pub struct Server {
     open: Arc<AtomicUsize>,
     #[cfg(feature = "axum-tls")]
     tls: Option<super::Tls>,
+    /// TLS handshakes that failed or were not done in time.
+    #[cfg(feature = "axum-tls")]
+    handshakes_failed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Server {
@@ -89,6 +92,8 @@ impl Server {
             open: Arc::default(),
             #[cfg(feature = "axum-tls")]
             tls: None,
+            #[cfg(feature = "axum-tls")]
+            handshakes_failed: Arc::default(),
         }
     }
 
@@ -137,6 +142,16 @@ impl Server {
     #[cfg(feature = "axum-tls")]
     pub fn tls(&self) -> Option<&super::Tls> {
         self.tls.as_ref()
+    }
+
+    /// TLS handshakes that failed (a client that does not trust the
+    /// certificate, one that speaks no TLS) or were not done within the
+    /// time limit on heads, since the server was made. Clones share the
+    /// count. Kustomer's deliveries failing this way never reach the
+    /// receiver, so this is where an expired or wrong certificate shows.
+    #[cfg(feature = "axum-tls")]
+    pub fn tls_handshakes_failed(&self) -> u64 {
+        self.handshakes_failed.load(Ordering::Relaxed)
     }
 
     /// The time limit on request heads.
@@ -209,6 +224,8 @@ impl Server {
             let slot = Open::new(slot, &self.open);
             #[cfg(feature = "axum-tls")]
             let tls = self.tls.as_ref().map(|tls| tls.acceptor().clone());
+            #[cfg(feature = "axum-tls")]
+            let handshakes_failed = self.handshakes_failed.clone();
             tasks.spawn(async move {
                 let _slot = slot;
                 let mut http = hyper::server::conn::http1::Builder::new();
@@ -221,16 +238,21 @@ impl Server {
                         done = tokio::time::timeout(head_timeout, tls.accept(stream)) => done,
                         _ = stop.wait_for(|stop| *stop) => return,
                     };
-                    match handshake {
-                        Ok(Ok(stream)) => {
-                            let connection = http.serve_connection(TokioIo::new(stream), service);
-                            run(connection, &busy, stopped, grace).await;
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!("TLS handshake failed: {e}");
+                            return;
                         }
-                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                         Err(_) => {
-                            tracing::debug!("TLS handshake not done within the head's time limit")
+                            handshakes_failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!("TLS handshake not done within the head's time limit");
+                            return;
                         }
-                    }
+                    };
+                    let connection = http.serve_connection(TokioIo::new(stream), service);
+                    run(connection, &busy, stopped, grace).await;
                     return;
                 }
                 let connection = http.serve_connection(TokioIo::new(stream), service);
