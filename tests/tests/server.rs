@@ -138,34 +138,40 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(500)).await;
             return;
         }
-        tokio::time::timeout(HANG, async {
-            while queued() != Some(0) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("the server never read what was sent");
+        until(
+            || queued() == Some(0),
+            || "the server never read what was sent".to_owned(),
+        )
+        .await;
     }
 
     async fn handshakes_failed(&self, n: u64) {
-        tokio::time::timeout(HANG, async {
-            while self.server.tls_handshakes_failed() != n {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{:?}, never {n} handshakes failed", self.server));
+        until(
+            || self.server.tls_handshakes_failed() == n,
+            || format!("{:?}, never {n} handshakes failed", self.server),
+        )
+        .await;
     }
 
     async fn open_connections(&self, n: usize) {
-        tokio::time::timeout(HANG, async {
-            while self.server.open_connections() != n {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{:?}, never {n} open", self.server));
+        until(
+            || self.server.open_connections() == n,
+            || format!("{:?}, never {n} open", self.server),
+        )
+        .await;
     }
+}
+
+/// Waits until `done()`, failing with what `never()` says (then) if it
+/// does not come.
+async fn until(done: impl Fn() -> bool, never: impl Fn() -> String) {
+    tokio::time::timeout(HANG, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{}", never()));
 }
 
 /// A signed team creation as raw HTTP, after its request line and `Host`:
