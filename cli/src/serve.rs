@@ -258,11 +258,13 @@ pub async fn serve(
     // Set once a signal asked serve to stop: `/readyz` then answers 503, so
     // that a load balancer sends new deliveries elsewhere.
     let stopping = Arc::new(AtomicBool::new(false));
-    let reloads = Arc::new(Reloads::default());
+    let reloads = Arc::new(Reloads {
+        tls: tls.is_some(),
+        ..Reloads::default()
+    });
     reloads
         .tokens
         .store(secrets.tokens.len() as u64, Ordering::Relaxed);
-    reloads.tls.store(tls.is_some(), Ordering::Relaxed);
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
@@ -358,7 +360,7 @@ struct Reloads {
     /// Whether the last reload could not read the files.
     failing: AtomicBool,
     /// Whether HTTPS is served (`--tls-cert`).
-    tls: AtomicBool,
+    tls: bool,
     /// Reloads that changed the certificate served.
     tls_changed: AtomicU64,
     /// Reloads of the certificate that failed.
@@ -388,7 +390,7 @@ impl Reloads {
             get(&self.changed),
             get(&self.failed),
             u8::from(self.failing.load(Ordering::Relaxed)),
-        ) + &if self.tls.load(Ordering::Relaxed) {
+        ) + &if self.tls {
             format!(
                 "# HELP kustomer_webhooks_tls_reloads_total Reloads of the TLS certificate and key, \
                  by outcome (`changed`: another certificate is served; `failed`: the files could \
