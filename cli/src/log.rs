@@ -40,7 +40,7 @@ pub enum Format {
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// The target of `serve`'s own notes in JSON lines.
-const NOTE_TARGET: &str = "kustomer_webhooks::serve";
+pub const NOTE_TARGET: &str = "kustomer_webhooks::serve";
 
 /// Sends the process's log (the receiver's `tracing` events at INFO and
 /// above) to stderr in `format`, and writes notes in it too, all of it

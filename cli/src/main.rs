@@ -20,6 +20,7 @@ mod log;
 mod out;
 mod parse;
 mod regenerate;
+mod reload;
 mod secrets;
 mod serve;
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -23,7 +23,8 @@ use kustomer_webhooks::{
 use serde::Serialize;
 
 use crate::out::{Lines, note, out};
-use crate::secrets::{Secrets, Sources};
+use crate::reload::{Hangup, Reloads, nothing_to_reload, reload, tls, valid_until, watch_validity};
+use crate::secrets::Sources;
 
 /// The metrics listener's time limit on request heads, and how many
 /// connections it serves at once: its own, so that deliveries filling the
@@ -258,13 +259,7 @@ pub async fn serve(
     // Set once a signal asked serve to stop: `/readyz` then answers 503, so
     // that a load balancer sends new deliveries elsewhere.
     let stopping = Arc::new(AtomicBool::new(false));
-    let reloads = Arc::new(Reloads {
-        tls: tls.is_some(),
-        ..Reloads::default()
-    });
-    reloads
-        .tokens
-        .store(secrets.tokens.len() as u64, Ordering::Relaxed);
+    let reloads = Arc::new(Reloads::new(secrets.tokens.len(), tls.is_some()));
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
@@ -303,6 +298,20 @@ pub async fn serve(
     // then on never meets the default action, which is to stop serving.
     let hangup = Hangup::listen();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    note!(
+        "receiving Kustomer webhooks at {scheme}://{}/",
+        listener.local_addr()?
+    );
+    if let Some(tls) = &tls {
+        if let Some((cert, _)) = tls.files() {
+            note!(
+                "serving the TLS certificate in {}{}",
+                cert.display(),
+                valid_until(tls.validity())
+            );
+        }
+        tokio::spawn(watch_validity(tls.clone()));
+    }
     if sources.has_files() || tls.is_some() {
         tokio::spawn(reload(
             sources,
@@ -316,10 +325,6 @@ pub async fn serve(
     } else {
         tokio::spawn(nothing_to_reload(hangup));
     }
-    note!(
-        "receiving Kustomer webhooks at {scheme}://{}/",
-        listener.local_addr()?
-    );
     if let Some(letters) = &dead_letters {
         note!(
             "keeping deliveries that fail in {} until they are handled (they hold personal data)",
@@ -346,259 +351,6 @@ pub async fn serve(
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// What reloading the token and header files did, for `/metrics`.
-#[derive(Default)]
-struct Reloads {
-    /// The tokens accepted now.
-    tokens: AtomicU64,
-    /// Reloads that changed what is accepted.
-    changed: AtomicU64,
-    /// Reloads that could not read the files.
-    failed: AtomicU64,
-    /// Whether the last reload could not read the files.
-    failing: AtomicBool,
-    /// Whether HTTPS is served (`--tls-cert`).
-    tls: bool,
-    /// Reloads that changed the certificate served.
-    tls_changed: AtomicU64,
-    /// Reloads of the certificate that failed.
-    tls_failed: AtomicU64,
-    /// Whether the last reload of the certificate failed.
-    tls_failing: AtomicBool,
-}
-
-impl Reloads {
-    /// The counts in Prometheus's text format.
-    fn prometheus(&self) -> String {
-        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        format!(
-            "# HELP kustomer_webhooks_tokens Tokens a delivery may be signed with.\n\
-             # TYPE kustomer_webhooks_tokens gauge\n\
-             kustomer_webhooks_tokens {}\n\
-             # HELP kustomer_webhooks_secret_reloads_total Reloads of the token and header files, \
-             by outcome (`changed`: what is accepted changed; `failed`: a file could not be read).\n\
-             # TYPE kustomer_webhooks_secret_reloads_total counter\n\
-             kustomer_webhooks_secret_reloads_total{{outcome=\"changed\"}} {}\n\
-             kustomer_webhooks_secret_reloads_total{{outcome=\"failed\"}} {}\n\
-             # HELP kustomer_webhooks_secret_reload_failing Whether the last reload of the token \
-             and header files failed (what was read before is still accepted).\n\
-             # TYPE kustomer_webhooks_secret_reload_failing gauge\n\
-             kustomer_webhooks_secret_reload_failing {}\n",
-            get(&self.tokens),
-            get(&self.changed),
-            get(&self.failed),
-            u8::from(self.failing.load(Ordering::Relaxed)),
-        ) + &if self.tls {
-            format!(
-                "# HELP kustomer_webhooks_tls_reloads_total Reloads of the TLS certificate and key, \
-                 by outcome (`changed`: another certificate is served; `failed`: the files could \
-                 not be used).\n\
-                 # TYPE kustomer_webhooks_tls_reloads_total counter\n\
-                 kustomer_webhooks_tls_reloads_total{{outcome=\"changed\"}} {}\n\
-                 kustomer_webhooks_tls_reloads_total{{outcome=\"failed\"}} {}\n\
-                 # HELP kustomer_webhooks_tls_reload_failing Whether the last reload of the TLS \
-                 certificate failed (the one read before is still served).\n\
-                 # TYPE kustomer_webhooks_tls_reload_failing gauge\n\
-                 kustomer_webhooks_tls_reload_failing {}\n",
-                get(&self.tls_changed),
-                get(&self.tls_failed),
-                u8::from(self.tls_failing.load(Ordering::Relaxed)),
-            )
-        } else {
-            String::new()
-        }
-    }
-}
-
-/// The TLS of `serve --tls-cert`.
-#[cfg(feature = "tls")]
-use kustomer_webhooks::axum::Tls;
-
-/// Stands in for `axum::Tls` in a build without TLS, where none is ever made.
-#[cfg(not(feature = "tls"))]
-#[derive(Clone)]
-#[allow(dead_code)]
-struct Tls;
-
-#[cfg(not(feature = "tls"))]
-impl Tls {
-    fn reload(&self) -> Result<bool, std::convert::Infallible> {
-        Ok(false)
-    }
-
-    fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
-        None
-    }
-}
-
-/// Reads the certificate and key of `--tls-cert` and `--tls-key`.
-fn tls(files: Option<(PathBuf, PathBuf)>) -> Result<Option<Tls>> {
-    let Some((cert, key)) = files else {
-        return Ok(None);
-    };
-    #[cfg(feature = "tls")]
-    return Tls::from_pem_files(cert, key)
-        .map(Some)
-        .map_err(|e| anyhow!("serving HTTPS (--tls-cert, --tls-key): {e}"));
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = key;
-        Err(anyhow!(
-            "--tls-cert {}: this build speaks no TLS (built without its `tls` feature)",
-            cert.display()
-        ))
-    }
-}
-
-/// Reads the token and header files, and the TLS certificate and key, again
-/// on SIGHUP and every `every` (when set), and has the receiver accept (and
-/// the server present) what they hold from then on: a token rotated by a
-/// secret store, or a renewed certificate, is taken up without a restart.
-/// What cannot be read or used (a missing or emptied file, a bad line, a key
-/// that is not the certificate's) leaves what is in use in place, with the
-/// reason logged once.
-async fn reload(
-    sources: Sources,
-    mut current: Secrets,
-    verifier: SharedVerifier,
-    tls: Option<Tls>,
-    mut hangup: Hangup,
-    every: Option<Duration>,
-    reloads: Arc<Reloads>,
-) {
-    let mut failing: Option<String> = None;
-    let mut tls_failing: Option<String> = None;
-    loop {
-        let asked = hangup.recv();
-        let tick = async {
-            match every {
-                Some(every) => tokio::time::sleep(every).await,
-                None => std::future::pending().await,
-            }
-        };
-        let signalled = tokio::select! {
-            () = asked => true,
-            () = tick => false,
-        };
-        if sources.has_files() {
-            // Files are read off the async workers: a file system that hangs
-            // (a network mount) holds up a blocking thread, not deliveries.
-            let reading = sources.clone();
-            let read = tokio::task::spawn_blocking(move || reading.read())
-                .await
-                .unwrap_or_else(|e| Err(anyhow!("reading the files stopped: {e}")));
-            match read {
-                Ok(read) if read != current => {
-                    verifier.replace(read.verifier());
-                    reloads
-                        .tokens
-                        .store(read.tokens.len() as u64, Ordering::Relaxed);
-                    reloads.changed.fetch_add(1, Ordering::Relaxed);
-                    reloads.failing.store(false, Ordering::Relaxed);
-                    note!(
-                        "reloaded the token and header files: now accepting {}",
-                        read.changes_from(&current)
-                    );
-                    current = read;
-                    failing = None;
-                }
-                Ok(_) => {
-                    if signalled {
-                        note!("reloaded the token and header files: nothing changed");
-                    }
-                    reloads.failing.store(false, Ordering::Relaxed);
-                    failing = None;
-                }
-                Err(e) => {
-                    reloads.failed.fetch_add(1, Ordering::Relaxed);
-                    reloads.failing.store(true, Ordering::Relaxed);
-                    let why = format!("{e:#}");
-                    if signalled || failing.as_ref() != Some(&why) {
-                        tracing::error!(
-                            "cannot reload the token and header files, still accepting what \
-                             was read before: {why}"
-                        );
-                    }
-                    failing = Some(why);
-                }
-            }
-        }
-        if let Some(tls) = &tls {
-            let reading = tls.clone();
-            let read =
-                tokio::task::spawn_blocking(move || reading.reload().map_err(|e| e.to_string()))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("reading the files stopped: {e}")));
-            match read {
-                Ok(changed) => {
-                    if changed {
-                        reloads.tls_changed.fetch_add(1, Ordering::Relaxed);
-                        if let Some((cert, _)) = tls.files() {
-                            note!(
-                                "reloaded the TLS certificate: serving the one in {} from now on",
-                                cert.display()
-                            );
-                        }
-                    } else if signalled {
-                        note!("reloaded the TLS certificate: nothing changed");
-                    }
-                    reloads.tls_failing.store(false, Ordering::Relaxed);
-                    tls_failing = None;
-                }
-                Err(why) => {
-                    reloads.tls_failed.fetch_add(1, Ordering::Relaxed);
-                    reloads.tls_failing.store(true, Ordering::Relaxed);
-                    if signalled || tls_failing.as_ref() != Some(&why) {
-                        tracing::error!(
-                            "cannot reload the TLS certificate, still serving the one read \
-                             before: {why}"
-                        );
-                    }
-                    tls_failing = Some(why);
-                }
-            }
-        }
-    }
-}
-
-/// Answers SIGHUP when every token and header came from the command line:
-/// there is nothing to read again, and serving goes on.
-async fn nothing_to_reload(mut hangup: Hangup) {
-    loop {
-        hangup.recv().await;
-        note!(
-            "SIGHUP: nothing to reload (tokens and headers are read again only from \
-             --token-file and --header-file, a certificate from --tls-cert)"
-        );
-    }
-}
-
-/// SIGHUP, where there is one.
-struct Hangup {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
-}
-
-impl Hangup {
-    fn listen() -> Self {
-        Hangup {
-            #[cfg(unix)]
-            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
-        }
-    }
-
-    /// Resolves on the next SIGHUP; never where there is none.
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        if let Some(signal) = &mut self.signal
-            && signal.recv().await.is_some()
-        {
-            return;
-        }
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Says how many dead letters wait to be replayed, if any.
@@ -712,7 +464,7 @@ fn health_router(
                 server.max_connections() as u64,
             );
             #[cfg(feature = "tls")]
-            if server.tls().is_some() {
+            if let Some(tls) = server.tls() {
                 metric(
                     "kustomer_webhooks_tls_handshakes_failed_total",
                     "counter",
@@ -720,6 +472,27 @@ fn health_router(
                      not trust the certificate: an expired or wrong one shows here).",
                     server.tls_handshakes_failed(),
                 );
+                if let Some(validity) = tls.validity() {
+                    let seconds = |time: std::time::SystemTime| {
+                        time.duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |since| since.as_secs())
+                    };
+                    metric(
+                        "kustomer_webhooks_tls_certificate_not_before_timestamp_seconds",
+                        "gauge",
+                        "When the TLS certificate served becomes valid (over its chain, the \
+                         latest start), in seconds since 1970.",
+                        seconds(validity.not_before),
+                    );
+                    metric(
+                        "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
+                        "gauge",
+                        "When the TLS certificate served expires (over its chain, the earliest \
+                         end), in seconds since 1970: alert on this minus time() falling under \
+                         a few days.",
+                        seconds(validity.not_after),
+                    );
+                }
             }
             if let Some(probe) = probe {
                 let state = probe().await;

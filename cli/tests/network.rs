@@ -493,6 +493,25 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
     ]);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let metrics = metrics_url(&logged);
+    let line = log_until(&mut log, "serving the TLS certificate in");
+    assert!(
+        line.contains("cert.pem (valid until 2126-11-08T22:40:26Z)"),
+        "{line}"
+    );
+    let not_after = || {
+        metric(
+            &metrics,
+            "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
+        )
+    };
+    assert_eq!(not_after(), 4_949_851_226);
+    assert_eq!(
+        metric(
+            &metrics,
+            "kustomer_webhooks_tls_certificate_not_before_timestamp_seconds"
+        ),
+        1_796_251_226
+    );
     // `send` trusting the test authority, which issued `server.pem`.
     let send = |url: &str| {
         let out = Command::new(BIN)
@@ -536,7 +555,11 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
     install("client.pem", &cert);
     server.hang_up();
     let line = log_until(&mut log, "reloaded the TLS certificate");
-    assert!(line.contains("serving the one in"), "{line}");
+    assert!(
+        line.contains("serving the one in") && line.contains("(valid until 2126-11-09T06:39:51Z)"),
+        "{line}"
+    );
+    assert_eq!(not_after(), 4_949_879_991);
     let refused = send(&url);
     assert!(!refused.starts_with("200 "), "{refused}");
     assert!(refused.contains("certificate"), "{refused}");
@@ -563,6 +586,72 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
         1
     );
     assert_eq!(metric(&metrics, "kustomer_webhooks_tls_reload_failing"), 0);
+    drop(server);
+}
+
+#[test]
+#[cfg(feature = "tls")]
+fn serve_says_when_its_certificate_has_expired_and_when_it_is_renewed() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let install = |from: &str, to: &std::path::Path| {
+        std::fs::copy(format!("{ROOT}/tests/tls/{from}"), to).unwrap();
+    };
+    install("expired.pem", &cert);
+    install("server.key", &key);
+    let (server, mut log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--reload-every",
+        "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_url(&logged);
+    // It serves (clients decide), and says at once why nothing will arrive.
+    let line = log_until(&mut log, "serving the TLS certificate in");
+    assert!(
+        line.contains("cert.pem (expired at 2025-04-01T00:00:00Z)"),
+        "{line}"
+    );
+    let line = log_until(&mut log, "clients refuse it");
+    assert!(
+        line.contains("ERROR")
+            && line.contains("cert.pem expired at 2025-04-01T00:00:00Z: clients refuse it"),
+        "{line}"
+    );
+    let not_after = || {
+        metric(
+            &metrics,
+            "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
+        )
+    };
+    assert_eq!(not_after(), 1_743_465_600);
+    // A client that trusts it as its own authority still refuses it.
+    let out = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .args(["--ca-cert", "tests/tls/expired.pem"])
+        .arg("schema/samples/kustomer.team.create.json")
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("expired"), "{said}");
+
+    // Renewed: taken up on SIGHUP, with its dates.
+    install("server.pem", &cert);
+    server.hang_up();
+    let line = log_until(&mut log, "reloaded the TLS certificate");
+    assert!(
+        line.contains("(valid until 2126-11-08T22:40:26Z)"),
+        "{line}"
+    );
+    assert_eq!(not_after(), 4_949_851_226);
     drop(server);
 }
 

@@ -34,7 +34,7 @@ mod tls;
 pub use rustls;
 pub use server::{Server, stop_signal};
 #[cfg(feature = "axum-tls")]
-pub use tls::{Tls, TlsError};
+pub use tls::{Tls, TlsError, Validity};
 
 use std::sync::Arc;
 

@@ -25,7 +25,9 @@ pub mod redis_server;
 /// the authority that issued `client.pem` (key `client.key`);
 /// `authorities.pem`, `ca.pem` and `client-ca.pem` together (what the nodes
 /// of a Redis Cluster over TLS trust, since each is also the others'
-/// client). All valid until 2126.
+/// client). All valid until 2126, but for `expired.pem`: self-signed with
+/// `server.key`, for `localhost` and `127.0.0.1`, valid from 2025-01-01 to
+/// 2025-04-01 (made with `openssl ca -selfsign -startdate … -enddate …`).
 pub const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tls");
 
 /// JSON text without its insignificant whitespace, keys and values exactly

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kustomer_webhooks::axum::{Server, Tls, TlsError};
+use kustomer_webhooks::axum::{Server, Tls, TlsError, Validity};
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::testing::Delivery;
 use kustomer_webhooks::verify::Verifier;
@@ -404,6 +404,27 @@ async fn a_delivery_over_tls_is_handled_and_a_client_that_does_not_trust_it_is_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_served_its_dates_told_and_clients_refuse_it() {
+    let tls = Tls::from_pem_files(
+        format!("{TLS_DIR}/expired.pem"),
+        format!("{TLS_DIR}/server.key"),
+    )
+    .unwrap();
+    let validity = tls.validity().unwrap();
+    assert_eq!(validity, dates(EXPIRED_PEM));
+    assert!(!validity.contains(std::time::SystemTime::now()));
+    assert_eq!(validity.remaining(std::time::SystemTime::now()), None);
+    let running = start(Server::new().with_tls(tls)).await;
+    // Even a client that trusts it as its own authority.
+    let refused = handshake(running.addr, "expired.pem").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("certificate expired"),
+        "{refused}"
+    );
+    running.handshakes_failed(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_client_that_sends_no_hello_is_closed_in_time_and_holds_up_no_stop() {
     let running = start(
         Server::new()
@@ -448,6 +469,7 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
         Some((path("server.pem").as_path(), path("server.key").as_path()))
     );
     assert!(!tls.reload().unwrap(), "nothing changed");
+    assert_eq!(tls.validity(), Some(dates(SERVER_PEM)));
     let running = start(Server::new().with_tls(tls.clone())).await;
     assert!(handled(
         &deliver_tls(running.addr, "ca.pem", "r1").await.unwrap()
@@ -476,12 +498,18 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
     assert!(handled(
         &deliver_tls(running.addr, "ca.pem", "r2").await.unwrap()
     ));
+    assert_eq!(
+        tls.validity(),
+        Some(dates(SERVER_PEM)),
+        "the dates of the one in use"
+    );
 
     // Another certificate (the client's, from another authority): served
     // from the next handshake on.
     copy("client.pem", "server.pem");
     copy("client.key", "server.key");
     assert!(tls.reload().unwrap(), "a new certificate");
+    assert_eq!(tls.validity(), Some(dates(CLIENT_PEM)), "its dates");
     let refused = handshake(running.addr, "ca.pem").await.unwrap_err();
     assert!(
         refused.to_string().contains("invalid peer certificate"),
@@ -491,9 +519,56 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
     copy("server.pem", "server.pem");
     copy("server.key", "server.key");
     assert!(tls.reload().unwrap());
+    assert_eq!(tls.validity(), Some(dates(SERVER_PEM)));
     assert!(handled(
         &deliver_tls(running.addr, "ca.pem", "r3").await.unwrap()
     ));
+}
+
+/// A certificate's dates (`openssl x509 -noout -dates`), in seconds since
+/// 1970.
+fn dates((not_before, not_after): (u64, u64)) -> Validity {
+    let at = |secs| std::time::UNIX_EPOCH + Duration::from_secs(secs);
+    Validity {
+        not_before: at(not_before),
+        not_after: at(not_after),
+    }
+}
+
+/// `tests/tls/server.pem`: Dec 2 22:40:26 2026 GMT to Nov 8 22:40:26 2126 GMT.
+const SERVER_PEM: (u64, u64) = (1_796_251_226, 4_949_851_226);
+/// `tests/tls/client.pem`: Dec 3 06:39:51 2026 GMT to Nov 9 06:39:51 2126 GMT.
+const CLIENT_PEM: (u64, u64) = (1_796_279_991, 4_949_879_991);
+/// `tests/tls/expired.pem`: Jan 1 00:00:00 2025 GMT to Apr 1 00:00:00 2025 GMT.
+const EXPIRED_PEM: (u64, u64) = (1_735_689_600, 1_743_465_600);
+
+#[test]
+fn a_chain_is_valid_from_its_latest_start_to_its_earliest_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str| std::fs::read_to_string(format!("{TLS_DIR}/{name}")).unwrap();
+    // The server's certificate, then an authority issued hours after it
+    // and expiring hours after it.
+    let chain = dir.path().join("chain.pem");
+    std::fs::write(&chain, read("server.pem") + &read("client-ca.pem")).unwrap();
+    let tls = Tls::from_pem_files(&chain, format!("{TLS_DIR}/server.key")).unwrap();
+    let validity = tls.validity().unwrap();
+    let (server, authority) = (dates(SERVER_PEM), dates(CLIENT_PEM));
+    assert_eq!(validity.not_before, authority.not_before, "the later start");
+    assert_eq!(validity.not_after, server.not_after, "the earlier end");
+
+    let second = Duration::from_secs(1);
+    assert!(validity.contains(authority.not_before));
+    assert!(validity.contains(server.not_after));
+    assert!(
+        !validity.contains(server.not_before),
+        "before the authority's start"
+    );
+    assert!(!validity.contains(server.not_after + second));
+    assert_eq!(
+        validity.remaining(server.not_after - 90 * second),
+        Some(90 * second)
+    );
+    assert_eq!(validity.remaining(server.not_after + second), None);
 }
 
 #[test]
@@ -540,6 +615,7 @@ async fn a_rustls_configuration_of_ones_own_is_served_with_http_1_1() {
     let tls = Tls::from_config(config);
     assert_eq!(tls.files(), None);
     assert!(!tls.reload().unwrap(), "nothing to read again");
+    assert_eq!(tls.validity(), None, "its certificates are its own");
     let running = start(Server::new().with_tls(tls)).await;
     // `deliver_tls` checks that HTTP/1.1 was chosen.
     let answer = deliver_tls(running.addr, "ca.pem", "c1").await.unwrap();

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -107,7 +108,21 @@ struct Files {
     cert: PathBuf,
     key: PathBuf,
     provider: Arc<CryptoProvider>,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Current>,
+}
+
+/// The certificate served, and when it is valid.
+struct Current {
+    key: Arc<CertifiedKey>,
+    validity: Option<Validity>,
+}
+
+impl Files {
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Files {
@@ -121,16 +136,65 @@ impl std::fmt::Debug for Files {
 
 impl ResolvesServerCert for Files {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        })
+        Some(self.current().key.clone())
+    }
+}
+
+/// When a certificate chain is valid: clients refuse it before
+/// `not_before` and after `not_after`.
+///
+/// Over a chain (the server's certificate and its intermediates), the
+/// latest `notBefore` and the earliest `notAfter` of its certificates: the
+/// chain is only as valid as its least valid link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Validity {
+    /// Not valid before this.
+    pub not_before: SystemTime,
+    /// Not valid after this: renew it before.
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// The validity of a chain of DER certificates; `None` when one of them
+    /// cannot be read as X.509 (rustls would still serve it, and the client
+    /// judge it).
+    fn of(chain: &[CertificateDer<'_>]) -> Option<Self> {
+        use x509_cert::der::Decode;
+
+        let mut validity: Option<Validity> = None;
+        for der in chain {
+            let cert = x509_cert::Certificate::from_der(der).ok()?;
+            let dates = cert.tbs_certificate().validity();
+            let at = |time: x509_cert::time::Time| SystemTime::UNIX_EPOCH + time.to_unix_duration();
+            let (not_before, not_after) = (at(dates.not_before), at(dates.not_after));
+            validity = Some(match validity {
+                None => Validity {
+                    not_before,
+                    not_after,
+                },
+                Some(v) => Validity {
+                    not_before: v.not_before.max(not_before),
+                    not_after: v.not_after.min(not_after),
+                },
+            });
+        }
+        validity
+    }
+
+    /// How long from `now` until `not_after`; `None` once it is past.
+    pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        self.not_after.duration_since(now).ok()
+    }
+
+    /// Whether `now` lies between `not_before` and `not_after`.
+    pub fn contains(&self, now: SystemTime) -> bool {
+        self.not_before <= now && now <= self.not_after
     }
 }
 
 /// Reads the chain in `cert` and the key in `key`; checks that they go
 /// together.
-fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, TlsError> {
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
@@ -149,10 +213,16 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
         path: key.to_owned(),
         detail: e.to_string(),
     })?;
-    CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Mismatch {
-        cert: cert.to_owned(),
-        key: key.to_owned(),
-        source,
+    let validity = Validity::of(&chain);
+    let key =
+        CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Mismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            source,
+        })?;
+    Ok(Current {
+        key: Arc::new(key),
+        validity,
     })
 }
 
@@ -174,7 +244,7 @@ impl Tls {
     pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let (cert, key) = (cert.as_ref().to_owned(), key.as_ref().to_owned());
-        let current = RwLock::new(Arc::new(load(&cert, &key, &provider)?));
+        let current = RwLock::new(load(&cert, &key, &provider)?);
         let files = Files {
             cert,
             key,
@@ -222,12 +292,39 @@ impl Tls {
             Ok(current) => current,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if current.cert == read.cert {
+        if current.key.cert == read.key.cert {
             // The same certificate; the key goes with it, so it is the same.
             return Ok(false);
         }
-        *current = Arc::new(read);
+        *current = read;
         Ok(true)
+    }
+
+    /// When the certificate served now is valid (over its chain, the
+    /// least valid link: [`Validity`]), so that a service can warn before
+    /// it expires: an expired certificate fails every handshake, and
+    /// Kustomer's deliveries with it, without any of them reaching the
+    /// receiver. `None` when built [`from_config`](Self::from_config), or
+    /// when a certificate of the chain could not be read as X.509.
+    ///
+    /// ```no_run
+    /// use std::time::{Duration, SystemTime};
+    /// use kustomer_webhooks::axum::Tls;
+    ///
+    /// let tls = Tls::from_pem_files("fullchain.pem", "privkey.pem")?;
+    /// if let Some(validity) = tls.validity() {
+    ///     match validity.remaining(SystemTime::now()) {
+    ///         None => eprintln!("the certificate has expired"),
+    ///         Some(left) if left < Duration::from_secs(14 * 86_400) => {
+    ///             eprintln!("the certificate expires in {} days", left.as_secs() / 86_400)
+    ///         }
+    ///         Some(_) => {}
+    ///     }
+    /// }
+    /// # Ok::<(), kustomer_webhooks::axum::TlsError>(())
+    /// ```
+    pub fn validity(&self) -> Option<Validity> {
+        self.files.as_deref()?.current().validity
     }
 
     /// The certificate and key files, when built from them.
