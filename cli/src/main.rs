@@ -219,7 +219,7 @@ enum Command {
         /// (method, path, headers) after it opens or after its last answer;
         /// past it, it is closed, so that a client idling or sending slowly
         /// holds no connection for longer (a stop closes such a connection
-        /// after a second)
+        /// after --stop-grace)
         #[arg(
             long,
             value_name = "SECONDS",
@@ -228,6 +228,19 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_HEAD_TIMEOUT"
         )]
         head_timeout: std::time::Duration,
+        /// Seconds a stop (SIGTERM, Ctrl-C) gives a connection that is
+        /// sending a request head: a delivery whose head arrives in that
+        /// time is still handled. Deliveries whose head had arrived are
+        /// finished however long they take; idle connections are closed at
+        /// once
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "1",
+            value_parser = clap::value_parser!(u16).range(0..=3600),
+            env = "KUSTOMER_WEBHOOKS_STOP_GRACE"
+        )]
+        stop_grace: u16,
         /// Serve at most this many connections at once; more wait until one
         /// closes (each may hold a body of up to 1 MiB)
         #[arg(
@@ -535,6 +548,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             ordering,
             handler_timeout,
             head_timeout,
+            stop_grace,
             max_connections,
             tls_cert,
             tls_key,
@@ -564,6 +578,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 handler_timeout,
                 server: kustomer_webhooks::axum::Server::new()
                     .with_head_timeout(head_timeout)
+                    .with_stop_grace(std::time::Duration::from_secs(stop_grace.into()))
                     .with_max_connections(max_connections as usize),
                 tls: tls_cert.zip(tls_key),
                 metrics: metrics_addr,

@@ -1478,6 +1478,43 @@ fn a_half_sent_request_head_does_not_hold_up_a_stop() {
 }
 
 #[test]
+#[cfg(unix)]
+fn serve_stop_grace_lets_a_delivery_whose_head_is_arriving_finish() {
+    use std::io::{Read, Write};
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--stop-grace", "60"]);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut half = std::net::TcpStream::connect(host).unwrap();
+    half.write_all(b"POST / HTTP/1.1\r\nHost: example\r\n")
+        .unwrap();
+    // A stop closes at once a connection the server has read nothing from.
+    let (server_addr, client) = (host.parse().unwrap(), half.local_addr().unwrap());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kustomer_webhooks_tests::unread_by_server(server_addr, client).is_some_and(|n| n > 0) {
+        assert!(std::time::Instant::now() < until, "serve never read it");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.terminate();
+    // The default grace (a second) would have closed it by now.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(server.0.try_wait().unwrap().is_none(), "serve stopped");
+    let body = team_create("its-head-came-after-the-stop");
+    let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
+    write!(
+        half,
+        "Content-Type: application/json\r\n{}: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        kustomer_webhooks::verify::SIGNATURE_HEADER,
+        body.len()
+    )
+    .unwrap();
+    half.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    half.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(exits_successfully(&mut server));
+}
+
+#[test]
 fn serve_serves_at_most_max_connections_at_once() {
     let (_server, _log, url, logged) = start_serve_logged(&[
         "--token",

@@ -30,6 +30,31 @@ pub mod redis_server;
 /// 2025-04-01 (made with `openssl ca -selfsign -startdate … -enddate …`).
 pub const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tls");
 
+/// How many bytes a client at `client` sent over loopback TCP that the
+/// server listening at `server` has not read yet: its end's receive queue,
+/// in Linux's `/proc/net/tcp`. `None` where there is no such table, or no
+/// such connection in it. A server that is stopping closes at once a
+/// connection it has read nothing from (an idle one, to it), so a test of
+/// what a stop does with a half-sent request waits for this to be zero.
+pub fn unread_by_server(server: std::net::SocketAddr, client: std::net::SocketAddr) -> Option<u64> {
+    let hex = |addr: std::net::SocketAddr| match addr {
+        std::net::SocketAddr::V4(v4) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        )),
+        std::net::SocketAddr::V6(_) => None,
+    };
+    let (server, client) = (hex(server)?, hex(client)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let line = table.lines().find(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        fields.next() == Some(server.as_str()) && fields.next() == Some(client.as_str())
+    })?;
+    let queues = line.split_whitespace().nth(4)?;
+    u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+}
+
 /// JSON text without its insignificant whitespace, keys and values exactly
 /// as written (unlike a parse and re-serialisation, which may reorder keys
 /// or rewrite numbers): the compact bodies the benchmarks parse.

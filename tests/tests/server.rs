@@ -116,24 +116,8 @@ impl Running {
     /// a pause). A stop closes at once a connection it has read nothing
     /// from, as an idle one.
     async fn read_by_server(&self, stream: &TcpStream) {
-        let hex = |addr: SocketAddr| match addr {
-            SocketAddr::V4(v4) => format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(v4.ip().octets()),
-                v4.port()
-            ),
-            SocketAddr::V6(_) => unreachable!("the tests listen on 127.0.0.1"),
-        };
-        let (server, client) = (hex(self.addr), hex(stream.local_addr().unwrap()));
-        let queued = || -> Option<u64> {
-            let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-            let line = table.lines().find(|line| {
-                let mut fields = line.split_whitespace().skip(1);
-                fields.next() == Some(server.as_str()) && fields.next() == Some(client.as_str())
-            })?;
-            let queues = line.split_whitespace().nth(4)?;
-            u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
-        };
+        let client = stream.local_addr().unwrap();
+        let queued = || kustomer_webhooks_tests::unread_by_server(self.addr, client);
         if queued().is_none() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             return;
