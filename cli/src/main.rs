@@ -130,7 +130,7 @@ enum Command {
         #[arg(long)]
         emit: bool,
     },
-    /// Receive webhooks at `POST /`, printing one JSON line per dispatched
+    /// Receive webhooks at `POST /` (or `--path`), printing one JSON line per dispatched
     /// event: {"event", "id", "resource_id", "typed", "drift"}.
     #[command(group(
         clap::ArgGroup::new("token_source")
@@ -142,6 +142,17 @@ enum Command {
         /// The address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// The path deliveries are posted to (the path of the webhook's URL
+        /// in the app definition, such as /webhooks/kustomer, where a proxy
+        /// routes by path without rewriting it); other paths answer 404
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/",
+            value_parser = serve::path_arg,
+            env = "KUSTOMER_WEBHOOKS_PATH"
+        )]
+        path: String,
         /// The webhook's token (signatures are checked with it); repeat it
         /// while rotating tokens, to accept deliveries signed with any of them
         #[arg(
@@ -537,6 +548,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,
+            path,
             tokens,
             token_files,
             reload_every,
@@ -571,6 +583,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 header_files,
             };
             let options = serve::ServeOptions {
+                path,
                 capture: capture.map(|dir| {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),

@@ -61,6 +61,41 @@ pub fn url_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// `serve --path`: `/`, or segments of letters, digits and `-._~` after
+/// slashes (a trailing slash dropped), so that it is a literal path to the
+/// router and the same text in the app definition's URL.
+pub fn path_arg(s: &str) -> Result<String, String> {
+    let Some(rest) = s.strip_prefix('/') else {
+        return Err(format!(
+            "a path starts with /, such as /webhooks/kustomer, not {s:?}"
+        ));
+    };
+    if rest.starts_with('/') {
+        return Err(format!("{s:?} has an empty segment (//)"));
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok("/".to_owned());
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Err(format!("{s:?} has an empty segment (//)"));
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!("{s:?} has a {segment:?} segment"));
+        }
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(format!(
+                "{s:?} has {c:?} in it: a path here is letters, digits and -._~ between slashes"
+            ));
+        }
+    }
+    Ok(format!("/{rest}"))
+}
+
 /// `send --timeout`: whole seconds, at least one.
 pub fn timeout_arg(s: &str) -> Result<Duration, String> {
     match s.parse::<u64>() {
@@ -266,7 +301,10 @@ pub async fn serve(
         (receiver, probe) = with_redis(receiver, redis).await?;
         store = Some(probe);
     }
-    let app = kustomer_webhooks::axum::router(receiver);
+    let app = match options.path.as_str() {
+        "/" => kustomer_webhooks::axum::router(receiver),
+        path => axum::Router::new().nest_service(path, kustomer_webhooks::axum::router(receiver)),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -299,8 +337,9 @@ pub async fn serve(
     let hangup = Hangup::listen();
     let scheme = if tls.is_some() { "https" } else { "http" };
     note!(
-        "receiving Kustomer webhooks at {scheme}://{}/",
-        listener.local_addr()?
+        "receiving Kustomer webhooks at {scheme}://{}{}",
+        listener.local_addr()?,
+        options.path
     );
     if let Some(tls) = &tls {
         if let Some((cert, _)) = tls.files() {
@@ -532,6 +571,9 @@ fn health_router(
 /// What `serve` does besides receiving: capture, the ordering guard, and
 /// where event ids are claimed.
 pub struct ServeOptions {
+    /// The path deliveries are posted to (`/`, or one checked by
+    /// [`path_arg`]).
+    pub path: String,
     /// Save deliveries here.
     pub capture: Option<Capture>,
     /// Acknowledge stale updates without dispatching them.
@@ -1020,5 +1062,51 @@ pub async fn demo() -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         Err(anyhow!("a delivery got an unexpected status (see above)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_arg;
+
+    #[test]
+    fn a_path_is_literal_and_said_plainly_when_it_is_not() {
+        assert_eq!(path_arg("/").unwrap(), "/");
+        assert_eq!(
+            path_arg("/webhooks/kustomer").unwrap(),
+            "/webhooks/kustomer"
+        );
+        assert_eq!(path_arg("/kustomer-1.v2_~/").unwrap(), "/kustomer-1.v2_~");
+        assert_eq!(
+            path_arg("kustomer").unwrap_err(),
+            "a path starts with /, such as /webhooks/kustomer, not \"kustomer\""
+        );
+        assert_eq!(
+            path_arg("").unwrap_err(),
+            "a path starts with /, such as /webhooks/kustomer, not \"\""
+        );
+        assert_eq!(
+            path_arg("/a//b").unwrap_err(),
+            "\"/a//b\" has an empty segment (//)"
+        );
+        assert_eq!(
+            path_arg("//").unwrap_err(),
+            "\"//\" has an empty segment (//)"
+        );
+        assert_eq!(
+            path_arg("/a/../b").unwrap_err(),
+            "\"/a/../b\" has a \"..\" segment"
+        );
+        // What the router would read as a parameter or a wildcard.
+        for (path, c) in [
+            ("/{id}", '{'),
+            ("/a/*rest", '*'),
+            ("/:id", ':'),
+            ("/a?b", '?'),
+            ("/é", 'é'),
+        ] {
+            let e = path_arg(path).unwrap_err();
+            assert!(e.contains(&format!("has {c:?} in it")), "{e}");
+        }
     }
 }

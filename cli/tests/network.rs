@@ -1515,6 +1515,56 @@ fn serve_stop_grace_lets_a_delivery_whose_head_is_arriving_finish() {
 }
 
 #[test]
+fn serve_takes_deliveries_at_its_path_only() {
+    let (_server, _log, url) = start_serve(&["--token", "t0ken", "--path", "/webhooks/kustomer/"]);
+    let base = url
+        .strip_suffix("/webhooks/kustomer")
+        .unwrap_or_else(|| panic!("the URL logged is {url}"));
+    let post_to = |path: &str, id: &str| {
+        let body = team_create(id);
+        let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
+        request(
+            base,
+            &format!("POST {path}"),
+            &[
+                ("Content-Type", "application/json"),
+                (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+            ],
+            &body,
+        )
+    };
+    let (status, reply) = post_to("/webhooks/kustomer", "at-its-path");
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    let (status, reply) = post_to("/webhooks/kustomer/", "with-a-slash");
+    assert_eq!(status, 200, "{reply}");
+    for elsewhere in [
+        "/",
+        "/webhooks",
+        "/webhooks/kustomer/more",
+        "/webhooks/kustomers",
+    ] {
+        let (status, reply) = post_to(elsewhere, "elsewhere");
+        assert_eq!(status, 404, "{elsewhere}: {reply}");
+    }
+    // `send` posts to the URL serve logs.
+    assert!(send_sample(&url, "t0ken", "kustomer.team.update").starts_with("200 "));
+
+    // A path the router would read as a parameter: a usage error.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--path", "/{id}"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"/{id}\" has '{' in it: a path here is letters, digits and -._~"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_serves_at_most_max_connections_at_once() {
     let (_server, _log, url, logged) = start_serve_logged(&[
         "--token",
