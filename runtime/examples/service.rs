@@ -176,7 +176,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// With `TLS_CERT` and `TLS_KEY` set (PEM files), HTTPS, the certificate
-/// read again every hour so that a renewed one is served without a restart.
+/// read again every hour so that a renewed one is served without a restart,
+/// and a warning while it has under two weeks left (an expired certificate
+/// fails every handshake, so no delivery arrives to show it).
 #[cfg(feature = "axum-tls")]
 fn with_tls(
     server: kustomer_webhooks::axum::Server,
@@ -185,17 +187,34 @@ fn with_tls(
         return Ok(server);
     };
     let tls = kustomer_webhooks::axum::Tls::from_pem_files(cert, key)?;
+    let check_dates = |tls: &kustomer_webhooks::axum::Tls| {
+        let Some(validity) = tls.validity() else {
+            return;
+        };
+        match validity.remaining(std::time::SystemTime::now()) {
+            None => eprintln!("the TLS certificate has expired: renew it"),
+            Some(left) if left.as_secs() < 14 * 86_400 => {
+                eprintln!(
+                    "the TLS certificate expires in {} hours: renew it",
+                    left.as_secs() / 3600
+                )
+            }
+            Some(_) => {}
+        }
+    };
+    check_dates(&tls);
     tokio::spawn({
         let tls = tls.clone();
         async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                let tls = tls.clone();
-                match tokio::task::spawn_blocking(move || tls.reload()).await {
+                let reading = tls.clone();
+                match tokio::task::spawn_blocking(move || reading.reload()).await {
                     Ok(Ok(true)) => println!("serving a renewed certificate"),
                     Ok(Err(e)) => eprintln!("keeping the certificate in use: {e}"),
                     _ => {}
                 }
+                check_dates(&tls);
             }
         }
     });
