@@ -480,6 +480,7 @@ fn health_router(
                 text += &letters.prometheus();
             }
             text += &reloads.prometheus();
+            text += &server.prometheus();
             let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
                 text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
             };
@@ -489,50 +490,6 @@ fn health_router(
                 "Log lines dropped because stderr was not read fast enough.",
                 crate::log::dropped(),
             );
-            metric(
-                "kustomer_webhooks_connections_open",
-                "gauge",
-                "Connections to the receiver open now.",
-                server.open_connections() as u64,
-            );
-            metric(
-                "kustomer_webhooks_connections_max",
-                "gauge",
-                "The most connections the receiver serves at once (--max-connections); \
-                 more wait until one closes.",
-                server.max_connections() as u64,
-            );
-            #[cfg(feature = "tls")]
-            if let Some(tls) = server.tls() {
-                metric(
-                    "kustomer_webhooks_tls_handshakes_failed_total",
-                    "counter",
-                    "TLS handshakes that failed or were not done in time (a client that does \
-                     not trust the certificate: an expired or wrong one shows here).",
-                    server.tls_handshakes_failed(),
-                );
-                if let Some(validity) = tls.validity() {
-                    let seconds = |time: std::time::SystemTime| {
-                        time.duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |since| since.as_secs())
-                    };
-                    metric(
-                        "kustomer_webhooks_tls_certificate_not_before_timestamp_seconds",
-                        "gauge",
-                        "When the TLS certificate served becomes valid (over its chain, the \
-                         latest start), in seconds since 1970.",
-                        seconds(validity.not_before),
-                    );
-                    metric(
-                        "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
-                        "gauge",
-                        "When the TLS certificate served expires (over its chain, the earliest \
-                         end), in seconds since 1970: alert on this minus time() falling under \
-                         a few days.",
-                        seconds(validity.not_after),
-                    );
-                }
-            }
             if let Some(probe) = probe {
                 let state = probe().await;
                 metric(

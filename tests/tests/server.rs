@@ -406,6 +406,18 @@ async fn an_expired_certificate_is_served_its_dates_told_and_clients_refuse_it()
         "{refused}"
     );
     running.handshakes_failed(1).await;
+    running.open_connections(0).await;
+    // For a `/metrics` endpoint.
+    let text = running.server.prometheus();
+    for line in [
+        "kustomer_webhooks_tls_handshakes_failed_total 1\n",
+        "kustomer_webhooks_tls_certificate_not_before_timestamp_seconds 1735689600\n",
+        "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds 1743465600\n",
+        "# TYPE kustomer_webhooks_tls_certificate_not_after_timestamp_seconds gauge\n",
+        "kustomer_webhooks_connections_open 0\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

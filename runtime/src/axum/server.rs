@@ -174,6 +174,70 @@ impl Server {
         self.max
     }
 
+    /// Its state in Prometheus's text exposition format, for a `/metrics`
+    /// endpoint beside [`Counters::prometheus`](crate::receiver::Counters::prometheus):
+    /// the gauges `kustomer_webhooks_connections_open` and
+    /// `kustomer_webhooks_connections_max` and, serving HTTPS, the counter
+    /// `kustomer_webhooks_tls_handshakes_failed_total` and the certificate's
+    /// dates as `kustomer_webhooks_tls_certificate_not_before_timestamp_seconds`
+    /// and `…_not_after_timestamp_seconds` ([`Tls::validity`](super::Tls::validity)),
+    /// to alert on before it expires.
+    ///
+    /// ```
+    /// let text = kustomer_webhooks::axum::Server::new().with_max_connections(64).prometheus();
+    /// assert!(text.contains("kustomer_webhooks_connections_open 0\n"));
+    /// assert!(text.contains("kustomer_webhooks_connections_max 64\n"));
+    /// ```
+    pub fn prometheus(&self) -> String {
+        let mut text = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            text += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        };
+        metric(
+            "kustomer_webhooks_connections_open",
+            "gauge",
+            "Connections to the receiver open now.",
+            self.open_connections() as u64,
+        );
+        metric(
+            "kustomer_webhooks_connections_max",
+            "gauge",
+            "The most connections the receiver serves at once; more wait until one closes.",
+            self.max_connections() as u64,
+        );
+        #[cfg(feature = "axum-tls")]
+        if let Some(tls) = &self.tls {
+            metric(
+                "kustomer_webhooks_tls_handshakes_failed_total",
+                "counter",
+                "TLS handshakes that failed or were not done in time (a client that does not \
+                 trust the certificate: an expired or wrong one shows here).",
+                self.tls_handshakes_failed(),
+            );
+            if let Some(validity) = tls.validity() {
+                let seconds = |time: std::time::SystemTime| {
+                    time.duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_secs())
+                };
+                metric(
+                    "kustomer_webhooks_tls_certificate_not_before_timestamp_seconds",
+                    "gauge",
+                    "When the TLS certificate served becomes valid (over its chain, the latest \
+                     start), in seconds since 1970.",
+                    seconds(validity.not_before),
+                );
+                metric(
+                    "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
+                    "gauge",
+                    "When the TLS certificate served expires (over its chain, the earliest end), \
+                     in seconds since 1970: alert on this minus time() falling under a few days.",
+                    seconds(validity.not_after),
+                );
+            }
+        }
+        text
+    }
+
     /// Serves `app` on `listener` until `shutdown` completes (pass
     /// `std::future::pending()` to serve for ever); then takes no more
     /// connections, finishes the requests in progress, closes the other
