@@ -212,7 +212,9 @@ enum Command {
         capture_filter: kustomer_webhooks::capture::Filter,
         /// Acknowledge an update whose `data.attributes.rev` is not newer
         /// than the last one handled for its resource as `stale`, without
-        /// dispatching (printing) it: Kustomer does not keep events in order
+        /// dispatching (printing) it: Kustomer does not keep events in order.
+        /// With --redis, the revisions are kept in Redis beside the event
+        /// ids, so that `serve`s sharing it share them too
         #[arg(long)]
         ordering: bool,
         /// Seconds a delivery's line may wait for stdout to take it (a

@@ -277,7 +277,8 @@ pub async fn serve(
     if let Some(capture) = options.capture {
         receiver = receiver.with_capture(capture);
     }
-    if options.ordering {
+    // With Redis, the revisions are kept there, beside the event ids.
+    if options.ordering && options.redis.is_none() {
         receiver = receiver.with_ordering(OrderingGuard::new());
     }
     let dead_letters = match &options.dead_letters {
@@ -298,7 +299,7 @@ pub async fn serve(
     let mut store = None;
     if let Some(redis) = options.redis {
         let probe;
-        (receiver, probe) = with_redis(receiver, redis).await?;
+        (receiver, probe) = with_redis(receiver, redis, options.ordering).await?;
         store = Some(probe);
     }
     let app = match options.path.as_str() {
@@ -589,7 +590,11 @@ pub enum Topology {
 /// `receiver` with its event ids claimed in the Redis of `options`, and a
 /// probe of that Redis.
 #[cfg(feature = "redis")]
-async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiver, StoreProbe)> {
+async fn with_redis(
+    receiver: Receiver,
+    options: RedisOptions,
+    ordering: bool,
+) -> Result<(Receiver, StoreProbe)> {
     use kustomer_webhooks::dedupe::{RedisStore, StoreError};
     use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 
@@ -687,7 +692,12 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiv
         Topology::Sentinel(service) => format!(" (the primary the Sentinels name {service:?})"),
     };
     note!(
-        "claiming event ids in Redis{on}, under the prefix {:?}{}",
+        "claiming event ids{} in Redis{on}, under the prefix {:?}{}",
+        if ordering {
+            " and keeping the revisions of --ordering"
+        } else {
+            ""
+        },
         store.prefix(),
         if options.fail_open {
             "; in this process while Redis cannot be reached"
@@ -716,7 +726,9 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiv
         })
     };
     let receiver = match open {
+        Some(open) if ordering => receiver.with_store(open.clone()).with_ordering(open),
         Some(open) => receiver.with_store(open),
+        None if ordering => receiver.with_store(store.clone()).with_ordering(store),
         None => receiver.with_store(store),
     };
     Ok((receiver, probe))
@@ -724,7 +736,7 @@ async fn with_redis(receiver: Receiver, options: RedisOptions) -> Result<(Receiv
 
 /// Without the `redis` feature, `--redis` is an error.
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: Receiver, _: RedisOptions) -> Result<(Receiver, StoreProbe)> {
+async fn with_redis(_: Receiver, _: RedisOptions, _: bool) -> Result<(Receiver, StoreProbe)> {
     Err(anyhow!(
         "--redis: this build of kustomer-webhooks has no Redis store (built without its \
          `redis` feature)"

@@ -1221,6 +1221,65 @@ fn two_serves_sharing_a_redis_share_de_duplication() {
     assert_two_serves_share(&args, &args, &[], &prefix);
 }
 
+#[cfg(feature = "redis")]
+#[test]
+fn two_serves_sharing_a_redis_share_the_revisions_of_ordering() {
+    let Some(redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    let prefix = format!("serve-ordering-test:{}:", std::process::id());
+    let args = [
+        "--token",
+        "t0ken",
+        "--ordering",
+        "--redis",
+        &redis.url,
+        "--redis-prefix",
+        &prefix,
+    ];
+    let (_one, _, one, logged) = start_serve_logged(&args);
+    assert!(
+        logged.iter().any(|l| l
+            .starts_with("claiming event ids and keeping the revisions of --ordering in Redis")),
+        "{logged:?}"
+    );
+    let (_other, _, other, _) = start_serve_logged(&args);
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/schema/samples/kustomer.customer.update.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let customer = sample["data"]["id"].as_str().unwrap().to_owned();
+    let update = |event: &str, rev: i64| {
+        let mut update = sample.clone();
+        update["id"] = event.into();
+        update["data"]["attributes"]["rev"] = rev.into();
+        serde_json::to_string(&update).unwrap()
+    };
+    // Rev 3 handled by one; rev 2, arriving late at the other, is stale
+    // there; rev 4 at the other is handled.
+    let (status, reply) = post(&one, "t0ken", &update("6087326fa8b1c7b07da5e5d1", 3));
+    assert!(
+        status == 200 && reply.contains("\"outcome\":\"handled\""),
+        "{reply}"
+    );
+    let (status, reply) = post(&other, "t0ken", &update("6087326fa8b1c7b07da5e5d2", 2));
+    assert!(
+        status == 200 && reply.contains("\"outcome\":\"stale\""),
+        "{reply}"
+    );
+    let (status, reply) = post(&other, "t0ken", &update("6087326fa8b1c7b07da5e5d3", 4));
+    assert!(
+        status == 200 && reply.contains("\"outcome\":\"handled\""),
+        "{reply}"
+    );
+    // Where they are kept: beside the event ids, under the prefix.
+    let key = format!("{prefix}{customer}:rev");
+    assert_eq!(redis.cli(&["GET", &key]).trim(), "4");
+}
+
 /// `send`s `schema/samples/<sample>.json` to `url` signed with `token`: what
 /// it printed, stdout then stderr.
 fn send_sample(url: &str, token: &str, sample: &str) -> String {

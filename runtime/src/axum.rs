@@ -64,20 +64,21 @@ async fn receive<S: Events>(
     // A request of another method or content type is turned away before
     // its body is read (and so before its size matters).
     let content_type = parts.headers.get(header::CONTENT_TYPE);
-    if let Some(reply) = receiver.screen(
-        parts.method.as_str(),
-        content_type.map(HeaderValue::as_bytes),
-    ) {
-        return respond(&reply);
-    }
     let limit = receiver.limit();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    if let Some(reply) = receiver.screen(
+        parts.method.as_str(),
+        content_type.map(HeaderValue::as_bytes),
+    ) {
+        return refuse_unread(&receiver, body, declared, &reply).await;
+    }
     if declared.is_some_and(|n| n > limit as u64) {
-        return respond(&too_large(&receiver));
+        let reply = too_large(&receiver);
+        return refuse_unread(&receiver, body, declared, &reply).await;
     }
     // The time limit counts from the first wait for the body: one that has
     // already arrived (as a Kustomer event has) arms no timer.
@@ -106,6 +107,37 @@ async fn receive<S: Events>(
         })
         .await;
     respond(&reply)
+}
+
+/// Answers `reply` to a request whose body is not wanted, after reading
+/// the body (and dropping it) when it is at most four times the size limit
+/// and arrives within the body's time limit. A server that closes a
+/// connection with data unread resets it, and a reset can reach the client
+/// before it has read the answer: it then sees the connection fail, not the
+/// 405, 413 or 415 that says why. Larger bodies are not read: the
+/// connection is closed under them.
+async fn refuse_unread<S: Events>(
+    receiver: &Receiver<S>,
+    body: Body,
+    declared: Option<u64>,
+    reply: &Reply,
+) -> Response {
+    let at_most = (receiver.limit() as u64).saturating_mul(4);
+    if declared.is_none_or(|n| n <= at_most) {
+        let drain = async {
+            use http_body_util::BodyExt;
+            let mut body = body;
+            let mut read = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                if read > at_most {
+                    break;
+                }
+            }
+        };
+        let _ = within(None, receiver.read_timeout(), drain).await;
+    }
+    respond(reply)
 }
 
 fn too_large<S: Events>(receiver: &Receiver<S>) -> Reply {

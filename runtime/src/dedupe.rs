@@ -163,10 +163,35 @@
 //! audit logs) usually should not.
 //!
 //! The guard lives in the process: with several replicas, each knows only
-//! the revisions it handled itself. Where the handler writes the resource to
-//! a database they share, the write is the better guard, one conditional
-//! statement that keeps the newest revision whichever replica gets there
-//! first: `UPDATE customers SET …, rev = $rev WHERE id = $id AND rev < $rev`
+//! the revisions it handled itself. [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)
+//! takes any [`RevisionStore`]: the same `RedisStore` that claims the event
+//! ids (feature `redis`) also keeps the revisions where every replica sees
+//! them, and [`FailOpen`] around it falls back to the process's own while
+//! Redis is out of reach:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kustomer_webhooks::dedupe::{IdempotencyStore, RevisionStore};
+//! use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+//!
+//! /// Event ids and revisions in one shared store: with the `redis` feature,
+//! /// `Arc::new(RedisStore::connect(url).await?)`.
+//! fn receiver<T>(dispatcher: Dispatcher, shared: Arc<T>) -> Receiver
+//! where
+//!     T: IdempotencyStore + RevisionStore + 'static,
+//! {
+//!     Receiver::new(dispatcher, Verifier::new("token"))
+//!         .with_store(shared.clone())
+//!         .with_ordering(shared)
+//! }
+//! ```
+//!
+//! A check and a record are two steps, not one: two deliveries of one
+//! resource handled at the same moment on two replicas can both pass. Where
+//! the handler writes the resource to a database the replicas share, the
+//! write is the stronger guard, one conditional statement that keeps the
+//! newest revision whichever replica gets there first:
+//! `UPDATE customers SET …, rev = $rev WHERE id = $id AND rev < $rev`
 //! (no row updated: a stale update), with `$rev` from the event's
 //! `data.attributes.rev`.
 
@@ -315,6 +340,44 @@ pub trait IdempotencyStore: Send + Sync {
     /// Gives up the claim of `id` (the handler failed), so that a retry runs
     /// the handler again. An id already done stays done.
     fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// Where the ordering guard keeps the last revision handled per resource:
+/// in the process ([`OrderingGuard`]), or where every replica sees it
+/// (`RedisStore`, feature `redis`; [`FailOpen`] around it).
+///
+/// The receiver asks [`last_revision`](RevisionStore::last_revision) before
+/// a handler runs (an update not newer than it is stale) and calls
+/// [`record_revision`](RevisionStore::record_revision) once the handler
+/// succeeded. An error from either is answered 503 before the handler runs
+/// (Kustomer retries), and only logged after it ran.
+pub trait RevisionStore: Send + Sync {
+    /// The last revision recorded for `resource_id`, if one is remembered.
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>>;
+
+    /// Records `rev` for `resource_id`, unless a higher revision is recorded
+    /// (atomically: of two concurrent records, the higher stays).
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()>;
+}
+
+impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+        (**self).last_revision(resource_id)
+    }
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+        (**self).record_revision(resource_id, rev)
+    }
+}
+
+impl RevisionStore for OrderingGuard {
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+        let last = self.last.get(resource_id);
+        Box::pin(std::future::ready(Ok(last)))
+    }
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+        self.record(resource_id, rev);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Arc<S> {

@@ -29,7 +29,7 @@ use tracing::Instrument;
 
 use crate::capture::Capture;
 use crate::dead_letters::DeadLetters;
-use crate::dedupe::{Begin, Freshness, IdempotencyStore, MemoryStore, OrderingGuard};
+use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore};
 use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
@@ -179,7 +179,7 @@ pub struct Receiver<S = AnyEvent> {
     inspect: Option<Box<Inspect<S>>>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
-    ordering: Option<OrderingGuard>,
+    ordering: Option<Arc<dyn RevisionStore>>,
     capture: Option<Capture>,
     dead_letters: Option<DeadLetters>,
     /// At most this many handlers at once, when limited.
@@ -287,9 +287,15 @@ impl<S: Events> Receiver<S> {
 
     /// Drops updates whose `rev` is not newer than the last processed for
     /// the same resource: acknowledged with `"outcome": "stale"`, not
-    /// dispatched. Off by default.
-    pub fn with_ordering(mut self, guard: OrderingGuard) -> Self {
-        self.ordering = Some(guard);
+    /// dispatched. Off by default. The revisions are kept in `revisions`:
+    /// an [`OrderingGuard`](crate::dedupe::OrderingGuard) in the process,
+    /// or a store every replica sees (`RedisStore`, feature `redis`; see
+    /// [`dedupe`](crate::dedupe#order)). A store that fails or does not
+    /// answer within the handler's time limit before the handler runs gets
+    /// the delivery answered 503 (Kustomer retries); after it ran, the
+    /// failure to record is logged and the delivery acknowledged.
+    pub fn with_ordering(mut self, revisions: impl RevisionStore + 'static) -> Self {
+        self.ordering = Some(Arc::new(revisions));
         self
     }
 
@@ -587,9 +593,29 @@ impl<S: Events> Receiver<S> {
         } else {
             None
         });
-        if let Some(guard) = &self.ordering
-            && let Freshness::Stale { last } = guard.check_event(parsed.event.envelope())
-        {
+        let stale = match (&self.ordering, parsed.event.envelope()) {
+            (Some(revisions), envelope) => match (envelope.resource_id(), envelope.rev()) {
+                (Some(resource), Some(rev)) => {
+                    match within(None, self.timeout, revisions.last_revision(resource)).await {
+                        Some(Ok(Some(last))) if rev <= last => Some(last),
+                        Some(Ok(_)) => None,
+                        Some(Err(e)) => {
+                            let error = cold::revisions_failed(&e);
+                            self.keep(id.as_deref(), parsed.raw, &error).await;
+                            return reply!(503, "error", Some(error));
+                        }
+                        None => {
+                            let error = cold::revisions_silent(self.timeout);
+                            self.keep(id.as_deref(), parsed.raw, &error).await;
+                            return reply!(503, "error", Some(error));
+                        }
+                    }
+                }
+                _ => None,
+            },
+            (None, _) => None,
+        };
+        if let Some(last) = stale {
             if let Some((store, id)) = &claim.0 {
                 // Acknowledged: a retry of this delivery is a duplicate.
                 let _ = within(None, self.timeout, store.complete(id)).await;
@@ -673,9 +699,10 @@ impl<S: Events> Receiver<S> {
                     None => cold::settle_failed(None),
                 }
             }
-            if succeeded && let (Some(guard), Some(resource), Some(rev)) = (ordering, resource, rev)
+            if succeeded
+                && let (Some(revisions), Some(resource), Some(rev)) = (ordering, resource, rev)
             {
-                guard.record(&resource, rev);
+                cold::record_revision(revisions.as_ref(), &resource, rev, timeout).await;
             }
             if let Some((letters, id, body)) = letters {
                 cold::settle_dead_letter(letters, id, body, &result, busy.as_deref(), timeout)
@@ -773,6 +800,64 @@ mod cold {
             "idempotency store did not answer",
         );
         format!("the idempotency store did not answer within {timeout:?}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn revisions_failed(e: &crate::dedupe::StoreError) -> String {
+        tracing::warn!(
+            target: LOG,
+            error = e.to_string().as_str(),
+            "revision store failed",
+        );
+        let what = match e {
+            crate::dedupe::StoreError::Unavailable(_) => "is unavailable",
+            _ => "failed",
+        };
+        let why = std::error::Error::source(e)
+            .map(|source| format!(": {source}"))
+            .unwrap_or_default();
+        format!("the ordering guard's revision store {what}{why}")
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn revisions_silent(timeout: Duration) -> String {
+        tracing::warn!(
+            target: LOG,
+            ?timeout,
+            "revision store did not answer",
+        );
+        format!("the ordering guard's revision store did not answer within {timeout:?}")
+    }
+
+    /// Records a handled update's revision; a failure is only logged: the
+    /// handler ran, and the delivery is acknowledged.
+    #[cold]
+    #[inline(never)]
+    pub(super) async fn record_revision(
+        revisions: &dyn crate::dedupe::RevisionStore,
+        resource: &str,
+        rev: i64,
+        timeout: Duration,
+    ) {
+        match super::within(None, timeout, revisions.record_revision(resource, rev)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(
+                target: LOG,
+                error = e.to_string().as_str(),
+                resource_id = resource,
+                rev,
+                "revision store failed to record a handled update's revision",
+            ),
+            None => tracing::warn!(
+                target: LOG,
+                ?timeout,
+                resource_id = resource,
+                rev,
+                "revision store did not record a handled update's revision in time",
+            ),
+        }
     }
 
     #[cold]

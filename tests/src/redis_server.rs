@@ -44,6 +44,22 @@ impl Drop for Redis {
 }
 
 impl Redis {
+    /// `redis-cli` on it: what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        match &self.server {
+            Some((_, port)) => cli(*port, self.listen, args),
+            None => {
+                let out = std::process::Command::new("redis-cli")
+                    .args(["-u", &self.url])
+                    .args(args)
+                    .output()
+                    .expect("redis-cli runs");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr)
+            }
+        }
+    }
+
     /// Stops the server this test started: the store must then fail, not
     /// hang or panic.
     pub fn stop(&mut self) {

@@ -349,6 +349,49 @@ async fn bodies_that_are_not_events_get_400_with_the_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_is_read_so_that_the_connection_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Verifier::new(TOKEN)).await;
+    let big = "x".repeat(70 * 1024);
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Over the limit, of another content type, another method: each
+    // refused before its body is wanted, then a request on the same
+    // connection, which is answered only if the bodies were read.
+    let requests = [
+        ("POST", "application/json", big.as_str()),
+        ("POST", "text/plain", big.as_str()),
+        ("PUT", "application/json", big.as_str()),
+        ("GET", "application/json", ""),
+    ];
+    for (method, content_type, body) in requests {
+        let head = format!(
+            "{method} /kustomer HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+    }
+    let mut answers = String::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while answers.matches("HTTP/1.1 ").count() < 4 {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "the connection closed after: {answers}");
+            answers += &String::from_utf8_lossy(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("four answers");
+    let statuses: Vec<&str> = answers
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answers[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["413", "415", "405", "405"], "{answers}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_content_type_and_method_are_checked() {
     let s = start(Verifier::new(TOKEN)).await;
     let big = format!(
@@ -358,6 +401,21 @@ async fn size_content_type_and_method_are_checked() {
     assert_eq!(s.deliver(big.as_bytes(), TOKEN, None).await.0, 413);
     // Turned away by the adapter while the body arrived, and still counted.
     assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 1);
+    // Answered 413 every time, on fresh connections: the server reads the
+    // rest of the body first, so that closing with it unread does not reset
+    // the connection under the answer.
+    for _ in 0..200 {
+        let fresh = reqwest::Client::new();
+        let res = fresh
+            .post(format!("http://{}/kustomer", s.addr))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .expect("an answer, not a reset connection");
+        assert_eq!(res.status().as_u16(), 413);
+    }
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 201);
     let body = sample("kustomer.team.update").as_bytes();
     let sig = sign(TOKEN.as_bytes(), body);
     let (status, _) = s
@@ -408,8 +466,8 @@ async fn size_content_type_and_method_are_checked() {
         .await;
     assert_eq!(status, 415, "a large text body: {reply}");
     assert_eq!(reply["outcome"], "error");
-    // Each refusal counted once: 413, 415 twice, 405 twice, 415.
-    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 6);
+    // Each refusal counted once: 413 201 times, 415 twice, 405 twice, 415.
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 206);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

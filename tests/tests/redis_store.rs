@@ -4,7 +4,8 @@
 //! Cluster of three nodes (over TCP and over TLS, one node stopped), and a
 //! primary and its replica behind a Redis Sentinel (over TCP and over TLS,
 //! the store following the Sentinel through a failover it was asked for and
-//! through one it made when the primary stopped).
+//! through one it made when the primary stopped); and the ordering guard's
+//! revisions kept in Redis, shared, failing closed and failing open.
 //!
 //! Each test starts its own `redis-server` on a free loopback port (Debian's
 //! `redis-server` package; `.ci/run` installs it), or uses the one at
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dedupe::{
-    Begin, DEFAULT_REDIS_PREFIX, FAIL_OPEN_RETRY_AFTER, FailOpen, IdempotencyStore, RedisStore,
-    StoreError, check_store,
+    Begin, DEFAULT_REDIS_PREFIX, FAIL_OPEN_RETRY_AFTER, FailOpen, IdempotencyStore, MemoryStore,
+    RedisStore, RevisionStore, StoreError, check_store,
 };
 use kustomer_webhooks::receiver::{Counters, Receiver};
 use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
@@ -505,6 +506,144 @@ async fn until_back(open: &FailOpen<RedisStore>, id: &str) {
         tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
         assert_eq!(open.begin(id).await.unwrap(), Begin::Done);
     }
+}
+
+#[tokio::test]
+async fn revisions_are_shared_the_higher_kept_and_forgotten_after_the_retention() {
+    let Some(redis) = redis() else { return };
+    let one = store(&redis, "revisions").await;
+    let other = store(&redis, "revisions").await;
+    let customer = "608731c238e15a90895f7029";
+    assert_eq!(one.last_revision(customer).await.unwrap(), None);
+    one.record_revision(customer, 3).await.unwrap();
+    assert_eq!(other.last_revision(customer).await.unwrap(), Some(3));
+    // A lower revision recorded late leaves the higher one.
+    other.record_revision(customer, 2).await.unwrap();
+    assert_eq!(one.last_revision(customer).await.unwrap(), Some(3));
+    // Concurrent records from two replicas, in any order: the highest stays.
+    let mut records = tokio::task::JoinSet::new();
+    for rev in 1..=40 {
+        let store = if rev % 2 == 0 {
+            one.clone()
+        } else {
+            other.clone()
+        };
+        // 1 to 40, shuffled (41 is prime).
+        records.spawn(async move { store.record_revision("racing", (rev * 7) % 41).await });
+    }
+    while let Some(recorded) = records.join_next().await {
+        recorded.unwrap().unwrap();
+    }
+    assert_eq!(one.last_revision("racing").await.unwrap(), Some(40));
+    // Kept beside the event ids, under the prefix; another service's
+    // prefix keeps its own.
+    let key = format!("{}{customer}:rev", prefix("revisions"));
+    assert_eq!(
+        raw::<Option<String>>(&redis, &["GET", &key]).await,
+        Some("3".to_owned())
+    );
+    let service = store(&redis, "another-service-revisions").await;
+    assert_eq!(service.last_revision(customer).await.unwrap(), None);
+    // What another program wrote there is an error naming the key.
+    raw_set(&redis, &key, "three").await;
+    let err = one.last_revision(customer).await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(&key) && err.to_string().contains("\"three\""),
+        "{err}"
+    );
+    // Remembered for the retention time.
+    let brief = store(&redis, "revisions-brief")
+        .await
+        .with_retention(Duration::from_secs(1));
+    brief.record_revision(customer, 5).await.unwrap();
+    assert_eq!(brief.last_revision(customer).await.unwrap(), Some(5));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(brief.last_revision(customer).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_revision_store_that_fails_before_the_handler_is_503_and_the_retry_is_handled() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let runs = Count::default();
+    let dispatcher = Dispatcher::with_state(runs.clone())
+        .handler(on_customer)
+        .build()
+        .unwrap();
+    let revisions = store(&redis, "revisions-503").await;
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_store(MemoryStore::new())
+        .with_ordering(revisions)
+        .with_timeout(Duration::from_secs(2));
+    let a = serve(kustomer_webhooks::axum::router(receiver)).await;
+    let client = reqwest::Client::new();
+    let body = customer_create();
+
+    redis.stop();
+    let (status, reply) = deliver(&client, a, body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(
+        reply.contains("the ordering guard's revision store is unavailable"),
+        "{reply}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+
+    // Back: the retry is handled (its claim was given up), and the same
+    // revision in another event is stale.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, reply) = deliver(&client, a, body).await;
+        if status == 200 {
+            assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+            break;
+        }
+        assert_eq!(status, 503, "{reply}");
+        assert!(Instant::now() < deadline, "never handled: {reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let again = body.replacen("608731c238e15ad7655f702a", "608731c238e15ad7655f7000", 1);
+    let (status, reply) = deliver(&client, a, &again).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"stale\""), "{reply}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn failing_open_revisions_are_kept_in_the_process_and_redis_learns_them_once_back() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let open = FailOpen::new(store(&redis, "revisions-open").await);
+    let customer = "608731c238e15a90895f7029";
+    open.record_revision(customer, 3).await.unwrap();
+
+    redis.stop();
+    assert_eq!(open.last_revision(customer).await.unwrap(), Some(3));
+    assert!(open.is_down());
+    open.record_revision(customer, 4).await.unwrap();
+    assert_eq!(open.last_revision(customer).await.unwrap(), Some(4));
+
+    // Back, empty: the process's revision counts, and Redis learns it.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open.is_down() {
+        assert!(Instant::now() < deadline, "the store never answered again");
+        tokio::time::sleep(FAIL_OPEN_RETRY_AFTER).await;
+        assert_eq!(open.last_revision(customer).await.unwrap(), Some(4));
+    }
+    let key = format!("{}{customer}:rev", prefix("revisions-open"));
+    assert_eq!(
+        raw::<Option<String>>(&redis, &["GET", &key]).await,
+        Some("4".to_owned())
+    );
+    let other = store(&redis, "revisions-open").await;
+    assert_eq!(other.last_revision(customer).await.unwrap(), Some(4));
 }
 
 #[test]

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 
-use super::{Begin, IdempotencyStore, MemoryStore, StoreError, StoreFuture};
+use super::{
+    Begin, IdempotencyStore, MemoryStore, OrderingGuard, RevisionStore, StoreError, StoreFuture,
+};
 
 /// How long after a call found the shared store unavailable the next calls
 /// go straight to memory, rather than each waiting for the store to fail
@@ -73,6 +75,14 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// # let _ = receiver(kustomer_webhooks::dedupe::MemoryStore::new());
 /// ```
 ///
+/// Around a store that is also a [`RevisionStore`] (`RedisStore`), it is
+/// one too, for [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering):
+/// every revision recorded is also remembered in the process (an
+/// [`OrderingGuard`]), which answers while the store is unavailable; once
+/// it answers again, the later of the two counts, and the store learns a
+/// revision recorded only here during the outage. A stale
+/// update that reaches another replica during an outage is handled.
+///
 /// Each change of state is logged once: a warning when the store is found
 /// unavailable, and an info line when it answers again.
 /// [`is_down`](FailOpen::is_down) and
@@ -81,6 +91,8 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct FailOpen<S> {
     store: S,
     memory: MemoryStore,
+    /// The revisions recorded through it, for when `store` is unavailable.
+    revisions: OrderingGuard,
     /// The ids whose claim is in `memory` (taken while `store` was
     /// unavailable): their `complete` and `abandon` go there.
     in_memory: Mutex<HashSet<CompactString>>,
@@ -121,6 +133,7 @@ impl<S> FailOpen<S> {
         FailOpen {
             store,
             memory,
+            revisions: OrderingGuard::new(),
             in_memory: Mutex::new(HashSet::new()),
             last_failure: Mutex::new(None),
             down: AtomicBool::new(false),
@@ -221,7 +234,7 @@ impl<S> FailOpen<S> {
     }
 }
 
-impl<S: IdempotencyStore> FailOpen<S> {
+impl<S> FailOpen<S> {
     /// `call` on the store, within the time limit.
     async fn reach<T>(&self, call: StoreFuture<'_, T>) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, call).await {
@@ -232,7 +245,62 @@ impl<S: IdempotencyStore> FailOpen<S> {
             ))),
         }
     }
+}
 
+impl<S: RevisionStore> RevisionStore for FailOpen<S> {
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            let here = self.revisions.last_revision(resource_id).await?;
+            if self.skipping() {
+                return Ok(here);
+            }
+            match self.reach(self.store.last_revision(resource_id)).await {
+                Ok(shared) => {
+                    self.answered();
+                    if let Some(rev) = here
+                        && shared < here
+                    {
+                        // Recorded here during an outage: the store learns it.
+                        let _ = self
+                            .reach(self.store.record_revision(resource_id, rev))
+                            .await;
+                    }
+                    Ok(shared.max(here))
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    Ok(here)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.revisions.record(resource_id, rev);
+            if self.skipping() {
+                return Ok(());
+            }
+            match self
+                .reach(self.store.record_revision(resource_id, rev))
+                .await
+            {
+                Ok(()) => {
+                    self.answered();
+                    Ok(())
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl<S: IdempotencyStore> FailOpen<S> {
     /// The store claimed `id` for the caller; memory may know it from an
     /// outage. What memory says wins, and the store is told.
     async fn reconcile(&self, id: &str) -> Result<Begin, StoreError> {

@@ -9,8 +9,8 @@ use redis::aio::ConnectionManager;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::{
-    Begin, DEFAULT_IN_PROGRESS_TIMEOUT, DEFAULT_RETENTION, IdempotencyStore, StoreError,
-    StoreFuture,
+    Begin, DEFAULT_IN_PROGRESS_TIMEOUT, DEFAULT_RETENTION, IdempotencyStore, RevisionStore,
+    StoreError, StoreFuture,
 };
 
 /// The prefix of every key a [`RedisStore`] writes by default; the event id
@@ -39,6 +39,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+
+/// Sets the key to the revision unless it holds a higher or equal one. One
+/// script, so that of two concurrent records the higher stays.
+const RECORD_REVISION: &str = r"
+local last = redis.call('GET', KEYS[1])
+if last and tonumber(last) and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// What follows a resource id in the key of its last revision.
+const REVISION_SUFFIX: &str = ":rev";
 
 /// An [`IdempotencyStore`] in Redis, which every replica of a service
 /// reaches: a retry that lands on another replica than the first delivery is
@@ -85,6 +97,12 @@ return 0
 /// and makes the claim on the new primary, logging a warning. What the old primary had not yet replicated
 /// when it was demoted is lost, as with any Redis failover.
 ///
+/// It is also a [`RevisionStore`], for
+/// [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering):
+/// the last revision handled of each resource is one key,
+/// `<prefix><resource id>:rev`, holding the revision for the retention
+/// time, so that every replica tells a stale update apart.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use kustomer_webhooks::dedupe::RedisStore;
@@ -107,6 +125,7 @@ pub struct RedisStore {
     in_progress_timeout: Duration,
     begin: Script,
     abandon: Script,
+    record_revision: Script,
 }
 
 /// What a [`RedisStore`] talks through: one server's connection manager, or
@@ -627,6 +646,7 @@ impl RedisStore {
             in_progress_timeout: DEFAULT_IN_PROGRESS_TIMEOUT,
             begin: Script::new(BEGIN),
             abandon: Script::new(ABANDON),
+            record_revision: Script::new(RECORD_REVISION),
         }
     }
 
@@ -1422,6 +1442,42 @@ impl IdempotencyStore for RedisStore {
             self.abandon
                 .key(self.key(id))
                 .arg(IN_PROGRESS)
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })
+    }
+}
+
+impl RevisionStore for RedisStore {
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            let key = self.key(resource_id) + REVISION_SUFFIX;
+            let held: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(store_error)?;
+            held.map(|held| {
+                held.parse::<i64>().map_err(|_| {
+                    StoreError::failed(format!(
+                        "the key {key} holds {held:?}, not a revision: does another program \
+                         write keys under the prefix {:?}?",
+                        self.prefix
+                    ))
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.record_revision
+                .key(self.key(resource_id) + REVISION_SUFFIX)
+                .arg(rev)
+                .arg(millis(self.retention))
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
