@@ -593,27 +593,25 @@ impl<S: Events> Receiver<S> {
         } else {
             None
         });
-        let stale = match (&self.ordering, parsed.event.envelope()) {
-            (Some(revisions), envelope) => match (envelope.resource_id(), envelope.rev()) {
-                (Some(resource), Some(rev)) => {
-                    match within(None, self.timeout, revisions.last_revision(resource)).await {
-                        Some(Ok(Some(last))) if rev <= last => Some(last),
-                        Some(Ok(_)) => None,
-                        Some(Err(e)) => {
-                            let error = cold::revisions_failed(&e);
-                            self.keep(id.as_deref(), parsed.raw, &error).await;
-                            return reply!(503, "error", Some(error));
-                        }
-                        None => {
-                            let error = cold::revisions_silent(self.timeout);
-                            self.keep(id.as_deref(), parsed.raw, &error).await;
-                            return reply!(503, "error", Some(error));
-                        }
+        // With the ordering guard: the last revision handled of the resource.
+        let envelope = parsed.event.envelope();
+        let stale = match (&self.ordering, envelope.resource_id(), envelope.rev()) {
+            (Some(revisions), Some(resource), Some(rev)) => {
+                match within(None, self.timeout, revisions.last_revision(resource)).await {
+                    Some(Ok(last)) => last.filter(|&last| rev <= last),
+                    Some(Err(e)) => {
+                        let error = cold::revisions_failed(&e);
+                        self.keep(id.as_deref(), parsed.raw, &error).await;
+                        return reply!(503, "error", Some(error));
+                    }
+                    None => {
+                        let error = cold::revisions_silent(self.timeout);
+                        self.keep(id.as_deref(), parsed.raw, &error).await;
+                        return reply!(503, "error", Some(error));
                     }
                 }
-                _ => None,
-            },
-            (None, _) => None,
+            }
+            _ => None,
         };
         if let Some(last) = stale {
             if let Some((store, id)) = &claim.0 {
