@@ -324,13 +324,10 @@ pub fn valid_until(validity: Option<Validity>) -> String {
     let Some(v) = validity else {
         return String::new();
     };
-    let now = SystemTime::now();
-    if now > v.not_after {
-        format!(" (expired at {})", rfc3339(v.not_after))
-    } else if now < v.not_before {
-        format!(" (not valid before {})", rfc3339(v.not_before))
-    } else {
-        format!(" (valid until {})", rfc3339(v.not_after))
+    match standing(v, SystemTime::now()) {
+        Standing::Expired => format!(" (expired at {})", rfc3339(v.not_after)),
+        Standing::NotYetValid => format!(" (not valid before {})", rfc3339(v.not_before)),
+        Standing::Valid | Standing::Ending => format!(" (valid until {})", rfc3339(v.not_after)),
     }
 }
 

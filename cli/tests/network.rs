@@ -469,41 +469,79 @@ fn metric(base: &str, name: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
 }
 
+/// The gauge of the served certificate's end.
+#[cfg(feature = "tls")]
+const NOT_AFTER: &str = "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds";
+
+/// A certificate and a key copied from `tests/tls` into a directory of
+/// their own, where a test replaces them while `serve` runs.
+#[cfg(feature = "tls")]
+struct TlsFiles {
+    dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "tls")]
+impl TlsFiles {
+    fn new(cert: &str, key: &str) -> Self {
+        let files = TlsFiles {
+            dir: tempfile::TempDir::new().unwrap(),
+        };
+        files.cert(cert);
+        files.key(key);
+        files
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_owned()
+    }
+
+    fn install(&self, from: &str, to: &str) {
+        std::fs::copy(format!("{ROOT}/tests/tls/{from}"), self.path(to)).unwrap();
+    }
+
+    /// Puts `tests/tls/{from}` in place of the certificate.
+    fn cert(&self, from: &str) {
+        self.install(from, "cert.pem");
+    }
+
+    /// Puts `tests/tls/{from}` in place of the key.
+    fn key(&self, from: &str) {
+        self.install(from, "key.pem");
+    }
+
+    /// `serve` over HTTPS with these files, reading them again only on
+    /// SIGHUP, with a metrics listener: the process, its log, its URL and
+    /// the metrics URL.
+    fn serve(&self) -> (Killed, BufReader<ChildStderr>, String, String) {
+        let (cert, key) = (self.path("cert.pem"), self.path("key.pem"));
+        let (server, log, url, logged) = start_serve_logged(&[
+            "--token",
+            "t0ken",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--reload-every",
+            "0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ]);
+        (server, log, url, metrics_url(&logged))
+    }
+}
+
 #[test]
 #[cfg(all(unix, feature = "tls"))]
 fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let install = |from: &str, to: &std::path::Path| {
-        std::fs::copy(format!("{ROOT}/tests/tls/{from}"), to).unwrap();
-    };
-    install("server.pem", &cert);
-    install("server.key", &key);
-    let (server, mut log, url, logged) = start_serve_logged(&[
-        "--token",
-        "t0ken",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--reload-every",
-        "0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ]);
+    let files = TlsFiles::new("server.pem", "server.key");
+    let (server, mut log, url, metrics) = files.serve();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let metrics = metrics_url(&logged);
     let line = log_until(&mut log, "serving the TLS certificate in");
     assert!(
         line.contains("cert.pem (valid until 2126-11-08T22:40:26Z)"),
         "{line}"
     );
-    let not_after = || {
-        metric(
-            &metrics,
-            "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
-        )
-    };
+    let not_after = || metric(&metrics, NOT_AFTER);
     assert_eq!(not_after(), 4_949_851_226);
     assert_eq!(
         metric(
@@ -538,7 +576,7 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
     assert_eq!(failed(), 1);
 
     // A key that is not the certificate's: the certificate in use stays.
-    install("client.key", &key);
+    files.key("client.key");
     server.hang_up();
     let line = log_until(&mut log, "cannot reload the TLS certificate");
     assert!(line.contains("still serving the one read before"), "{line}");
@@ -552,7 +590,7 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
 
     // Another certificate (from an authority `send` does not trust): served
     // from then on.
-    install("client.pem", &cert);
+    files.cert("client.pem");
     server.hang_up();
     let line = log_until(&mut log, "reloaded the TLS certificate");
     assert!(
@@ -565,8 +603,8 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
     assert!(refused.contains("certificate"), "{refused}");
 
     // And back, without a restart.
-    install("server.pem", &cert);
-    install("server.key", &key);
+    files.cert("server.pem");
+    files.key("server.key");
     server.hang_up();
     log_until(&mut log, "reloaded the TLS certificate: serving");
     let sent = send(&url);
@@ -590,28 +628,10 @@ fn serve_over_https_takes_up_a_renewed_certificate_on_sighup() {
 }
 
 #[test]
-#[cfg(feature = "tls")]
+#[cfg(all(unix, feature = "tls"))]
 fn serve_says_when_its_certificate_has_expired_and_when_it_is_renewed() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let install = |from: &str, to: &std::path::Path| {
-        std::fs::copy(format!("{ROOT}/tests/tls/{from}"), to).unwrap();
-    };
-    install("expired.pem", &cert);
-    install("server.key", &key);
-    let (server, mut log, url, logged) = start_serve_logged(&[
-        "--token",
-        "t0ken",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--reload-every",
-        "0",
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ]);
-    let metrics = metrics_url(&logged);
+    let files = TlsFiles::new("expired.pem", "server.key");
+    let (server, mut log, url, metrics) = files.serve();
     // It serves (clients decide), and says at once why nothing will arrive.
     let line = log_until(&mut log, "serving the TLS certificate in");
     assert!(
@@ -624,12 +644,7 @@ fn serve_says_when_its_certificate_has_expired_and_when_it_is_renewed() {
             && line.contains("cert.pem expired at 2025-04-01T00:00:00Z: clients refuse it"),
         "{line}"
     );
-    let not_after = || {
-        metric(
-            &metrics,
-            "kustomer_webhooks_tls_certificate_not_after_timestamp_seconds",
-        )
-    };
+    let not_after = || metric(&metrics, NOT_AFTER);
     assert_eq!(not_after(), 1_743_465_600);
     // A client that trusts it as its own authority still refuses it.
     let out = Command::new(BIN)
@@ -644,7 +659,7 @@ fn serve_says_when_its_certificate_has_expired_and_when_it_is_renewed() {
     assert!(said.contains("expired"), "{said}");
 
     // Renewed: taken up on SIGHUP, with its dates.
-    install("server.pem", &cert);
+    files.cert("server.pem");
     server.hang_up();
     let line = log_until(&mut log, "reloaded the TLS certificate");
     assert!(
