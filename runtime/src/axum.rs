@@ -25,6 +25,7 @@
 //! With the feature `axum-tls`, [`Server::with_tls`] serves HTTPS itself
 //! ([`Tls`]), for a receiver with no proxy in front to terminate it.
 
+mod batch;
 mod server;
 #[cfg(feature = "axum-tls")]
 mod tls;
@@ -46,20 +47,22 @@ use ::axum::response::Response;
 use ::axum::routing::any;
 
 use crate::Events;
-use crate::receiver::{Receiver, Reply, Request, within};
+use crate::receiver::{Receiver, Reply, within};
+use batch::Batch;
 
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`).
 pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
     Router::new()
         .route("/", any(receive::<S>))
-        .with_state(Arc::new(receiver))
+        .with_state(Arc::new(Batch::new(receiver)))
 }
 
 async fn receive<S: Events>(
-    State(receiver): State<Arc<Receiver<S>>>,
+    State(batch): State<Arc<Batch<S>>>,
     request: HttpRequest<Body>,
 ) -> Response {
+    let receiver = batch.receiver();
     let (parts, body) = request.into_parts();
     // A request of another method or content type is turned away before
     // its body is read (and so before its size matters).
@@ -74,11 +77,11 @@ async fn receive<S: Events>(
         parts.method.as_str(),
         content_type.map(HeaderValue::as_bytes),
     ) {
-        return refuse_unread(&receiver, body, declared, &reply).await;
+        return refuse_unread(receiver, body, declared, &reply).await;
     }
     if declared.is_some_and(|n| n > limit as u64) {
-        let reply = too_large(&receiver);
-        return refuse_unread(&receiver, body, declared, &reply).await;
+        let reply = too_large(receiver);
+        return refuse_unread(receiver, body, declared, &reply).await;
     }
     // The time limit counts from the first wait for the body: one that has
     // already arrived (as a Kustomer event has) arms no timer.
@@ -94,19 +97,12 @@ async fn receive<S: Events>(
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if over {
-                return respond(&too_large(&receiver));
+                return respond(&too_large(receiver));
             }
             return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
         }
     };
-    let reply = receiver
-        .receive(Request {
-            method: parts.method.as_str(),
-            header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
-            body: &bytes,
-        })
-        .await;
-    respond(&reply)
+    respond(&batch.receive(parts, bytes).await)
 }
 
 /// Answers `reply` to a request whose body is not wanted, after reading

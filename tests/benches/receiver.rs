@@ -27,12 +27,17 @@
 //! beside `receiver_vs_bare`): what its time limit on heads, connection
 //! limit and per-request bookkeeping for a graceful stop cost.
 //!
+//! And one calls the same receiver from a plain axum handler, one delivery
+//! at a time (`ratio receiver_unbatched_vs_bare`): what the runtime router's
+//! batches save (deliveries that arrive together, handled in turn by one
+//! task with the receiver's code warm).
+//!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
 use kustomer_webhooks_tests::load::{
     Part, bare_router, blocking_receiver_router, compare, part_router, receiver_router, serve,
-    serve_with_server,
+    serve_with_server, unbatched_receiver_router,
 };
 
 const REQUESTS: usize = 10_000;
@@ -45,7 +50,7 @@ const RECEIVER: usize = 0;
 const BARE: usize = 1;
 
 /// The endpoints, in the order they are printed.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "receiver",
     "bare",
     "verify_only",
@@ -53,6 +58,7 @@ const NAMES: [&str; 7] = [
     "verify_and_typed_parse",
     "receiver_blocking_handlers",
     "receiver_on_server",
+    "receiver_unbatched",
 ];
 
 fn main() {
@@ -74,6 +80,10 @@ fn main() {
         }
         let on_server = serve_with_server(receiver_router()).await;
         urls.push(format!("http://{on_server}/"));
+        urls.push(format!(
+            "http://{}/",
+            serve(unbatched_receiver_router()).await
+        ));
         let measured = compare(&urls, BARE, ROUNDS, REQUESTS).await;
         for (name, m) in NAMES.iter().zip(&measured) {
             println!("requests_per_second_{name}: {:.0}", m.rps);

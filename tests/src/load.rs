@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dedupe::IdempotencyStore;
 use kustomer_webhooks::receiver::Receiver;
@@ -110,6 +111,37 @@ macro_rules! one_handler_per_resource {
 /// handler for every event the deliveries carry, as an axum router.
 pub fn receiver_router() -> axum::Router {
     kustomer_webhooks::axum::router(receiver())
+}
+
+/// The same receiver called by a plain axum handler, one delivery at a time
+/// (as an adapter that calls [`Receiver::receive`] for each request does),
+/// answering as the runtime's router does: what the router's batches
+/// (deliveries that arrive together handled in turn by one task) save.
+pub fn unbatched_receiver_router() -> axum::Router {
+    async fn receive(
+        State(receiver): State<Arc<Receiver>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> axum::response::Response {
+        let reply = receiver
+            .receive(kustomer_webhooks::receiver::Request {
+                method: "POST",
+                header: |name| headers.get(name).map(|v| v.as_bytes()),
+                body: &body,
+            })
+            .await;
+        let status =
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            reply.body(),
+        )
+            .into_response()
+    }
+    axum::Router::new()
+        .route("/", axum::routing::post(receive))
+        .with_state(Arc::new(receiver()))
 }
 
 /// The receiver [`receiver_router`] serves.

@@ -533,6 +533,41 @@ async fn a_hundred_concurrent_deliveries_of_mixed_events() {
     );
 }
 
+/// Deliveries that arrive together are handled in turn by one task (the
+/// axum adapter's batches), but a handler that waits never holds up the
+/// others: twenty handlers that each wait until all twenty have started all
+/// finish, and every delivery is answered 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_of_deliveries_arriving_together_wait_side_by_side() {
+    const N: usize = 20;
+    async fn meet(_: TeamUpdate, all: State<Arc<tokio::sync::Barrier>>) {
+        all.wait().await;
+    }
+    let all = Arc::new(tokio::sync::Barrier::new(N));
+    let dispatcher = Dispatcher::with_state(all).handler(meet).build().unwrap();
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_secs(20));
+    let s = Arc::new(serve(receiver, Count::default()).await);
+    let tasks: Vec<_> = (0..N)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let body = variant("kustomer.team.update", n, None);
+                s.deliver(&body, TOKEN, None).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, reply) = t.await.unwrap();
+        assert_eq!(
+            (status, reply["outcome"].as_str()),
+            (200, Some("handled")),
+            "{reply}"
+        );
+    }
+    assert_eq!(s.counters.accepted.load(Ordering::SeqCst), N as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_is_acknowledged_without_running_the_handler_again() {
     let s = start(Verifier::new(TOKEN)).await;
