@@ -26,8 +26,9 @@
 //! delivery waits for another's I/O, and one whose client hangs up is still
 //! handled to the end. Under load, this serves about a sixth more deliveries
 //! per second than calling [`Receiver::receive`] for each request
-//! (BENCHMARKS.md in the repository); a delivery that arrives alone pays one
-//! extra turn of the scheduler. An `async` handler that blocks its thread
+//! (BENCHMARKS.md in the repository). A delivery that arrives alone waits
+//! one turn of the scheduler before it is handled, which costs it nothing
+//! measurable there. An `async` handler that blocks its thread
 //! (which no `async` handler should) holds up the deliveries after it in its
 //! batch until it first waits.
 //!

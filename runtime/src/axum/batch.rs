@@ -11,8 +11,10 @@
 //! finishes at once (the in-memory store, a handler that does not wait on
 //! I/O) is answered from there; one that waits (a shared store, a handler's
 //! I/O) is handed to the runtime as a task of its own, so no delivery waits
-//! for another's I/O. A delivery alone pays for one extra turn of the
-//! scheduler.
+//! for another's I/O. A delivery alone waits one turn of the scheduler.
+//! The queue holds what each delivery needs (its head, body and the channel
+//! its answer goes back on); the leader boxes each delivery's run itself, so
+//! that a run that finishes at once is freed by the thread that allocated it.
 //!
 //! Every delivery in the queue is handled, whatever happens to the request
 //! that leads it: a leader whose client hangs up before it took the queue
@@ -32,6 +34,13 @@ use tokio::sync::oneshot;
 use crate::Events;
 use crate::receiver::{Receiver, Reply, Request};
 
+/// A delivery whose body has been read, waiting for its turn.
+struct Queued {
+    parts: Parts,
+    body: Bytes,
+    answer: oneshot::Sender<Reply>,
+}
+
 /// One delivery's whole run: the receiver's work, then its reply sent to the
 /// request waiting for it.
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -39,7 +48,7 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The receiver behind a router, and the deliveries waiting for a leader.
 pub(super) struct Batch<S: Events> {
     receiver: Arc<Receiver<S>>,
-    queue: Mutex<Vec<Job>>,
+    queue: Mutex<Vec<Queued>>,
 }
 
 impl<S: Events> Batch<S> {
@@ -54,7 +63,7 @@ impl<S: Events> Batch<S> {
         &self.receiver
     }
 
-    fn queue(&self) -> MutexGuard<'_, Vec<Job>> {
+    fn queue(&self) -> MutexGuard<'_, Vec<Queued>> {
         // Nothing panics while the lock is held (a push or a take).
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -63,28 +72,19 @@ impl<S: Events> Batch<S> {
     /// others that arrive with it.
     pub(super) async fn receive(&self, parts: Parts, body: Bytes) -> Reply {
         let (answer, reply) = oneshot::channel();
-        let receiver = Arc::clone(&self.receiver);
-        let job: Job = Box::pin(async move {
-            let reply = receiver
-                .receive(Request {
-                    method: parts.method.as_str(),
-                    header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
-                    body: &body,
-                })
-                .await;
-            // The request may be gone (its client hung up): the delivery was
-            // handled all the same.
-            let _ = answer.send(reply);
-        });
         let leads = {
             let mut queue = self.queue();
-            queue.push(job);
+            queue.push(Queued {
+                parts,
+                body,
+                answer,
+            });
             queue.len() == 1
         };
         if leads {
             let mut lead = Lead(Some(self));
             tokio::task::yield_now().await;
-            run(lead.take()).await;
+            run(&self.receiver, lead.take()).await;
         }
         match reply.await {
             Ok(reply) => reply,
@@ -104,7 +104,7 @@ struct Lead<'a, S: Events>(Option<&'a Batch<S>>);
 
 impl<S: Events> Lead<'_, S> {
     /// The queued deliveries, now this leader's to run.
-    fn take(&mut self) -> Vec<Job> {
+    fn take(&mut self) -> Vec<Queued> {
         self.0
             .take()
             .map(|batch| std::mem::take(&mut *batch.queue()))
@@ -114,11 +114,12 @@ impl<S: Events> Lead<'_, S> {
 
 impl<S: Events> Drop for Lead<'_, S> {
     fn drop(&mut self) {
+        let Some(batch) = self.0 else { return };
         let jobs = self.take();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                for job in jobs {
-                    runtime.spawn(job);
+                for queued in jobs {
+                    runtime.spawn(job(&batch.receiver, queued));
                 }
             }
             Err(_) => {
@@ -133,14 +134,38 @@ impl<S: Events> Drop for Lead<'_, S> {
     }
 }
 
+/// One delivery's whole run, boxed by the task that runs it first (so that,
+/// once done, it is freed where it was allocated).
+fn job<S: Events>(receiver: &Arc<Receiver<S>>, queued: Queued) -> Job {
+    let receiver = Arc::clone(receiver);
+    let Queued {
+        parts,
+        body,
+        answer,
+    } = queued;
+    Box::pin(async move {
+        let reply = receiver
+            .receive(Request {
+                method: parts.method.as_str(),
+                header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
+                body: &body,
+            })
+            .await;
+        // The request may be gone (its client hung up): the delivery was
+        // handled all the same.
+        let _ = answer.send(reply);
+    })
+}
+
 /// Polls every job once, in turn, with the caller's context; a job that is
 /// not finished then goes on as a task of its own. A job that panics (not a
 /// handler: the dispatcher catches those) is dropped, and its request
 /// answered 500.
-fn run(jobs: Vec<Job>) -> impl Future<Output = ()> {
-    let mut jobs = Some(jobs);
+fn run<S: Events>(receiver: &Arc<Receiver<S>>, queued: Vec<Queued>) -> impl Future<Output = ()> {
+    let mut queued = Some(queued);
     std::future::poll_fn(move |cx| {
-        for mut job in jobs.take().unwrap_or_default() {
+        for queued in queued.take().unwrap_or_default() {
+            let mut job = job(receiver, queued);
             match catch_unwind(AssertUnwindSafe(|| job.as_mut().poll(cx))) {
                 Ok(Poll::Ready(())) => {}
                 Ok(Poll::Pending) => {
