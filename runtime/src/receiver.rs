@@ -643,8 +643,9 @@ impl<S: Events> Receiver<S> {
             self.timeout,
             self.slots.clone(),
         );
-        // The handler runs here, in the delivery's own task, without the cost
-        // of spawning one; but if the delivery is dropped before the handler
+        // The handler runs here, in the task polling the delivery (its
+        // request's, or a batch's in the axum router), without the cost of
+        // spawning one; but if the delivery is dropped before the handler
         // finished (the client hung up), the rest of the run moves to a task
         // of its own: the handler is never cancelled halfway, and its claim
         // is always completed or abandoned.

@@ -30,6 +30,7 @@ use ::axum::body::Bytes;
 use ::axum::http::HeaderValue;
 use ::axum::http::request::Parts;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::Events;
 use crate::receiver::{Receiver, Reply, Request};
@@ -39,6 +40,9 @@ struct Queued {
     parts: Parts,
     body: Bytes,
     answer: oneshot::Sender<Reply>,
+    /// The span its request was in (a tower layer's, say): the delivery's
+    /// own span is its child, whichever task runs it.
+    span: tracing::Span,
 }
 
 /// One delivery's whole run: the receiver's work, then its reply sent to the
@@ -78,6 +82,7 @@ impl<S: Events> Batch<S> {
                 parts,
                 body,
                 answer,
+                span: tracing::Span::current(),
             });
             queue.len() == 1
         };
@@ -142,19 +147,23 @@ fn job<S: Events>(receiver: &Arc<Receiver<S>>, queued: Queued) -> Job {
         parts,
         body,
         answer,
+        span,
     } = queued;
-    Box::pin(async move {
-        let reply = receiver
-            .receive(Request {
-                method: parts.method.as_str(),
-                header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
-                body: &body,
-            })
-            .await;
-        // The request may be gone (its client hung up): the delivery was
-        // handled all the same.
-        let _ = answer.send(reply);
-    })
+    Box::pin(
+        async move {
+            let reply = receiver
+                .receive(Request {
+                    method: parts.method.as_str(),
+                    header: |name| parts.headers.get(name).map(HeaderValue::as_bytes),
+                    body: &body,
+                })
+                .await;
+            // The request may be gone (its client hung up): the delivery was
+            // handled all the same.
+            let _ = answer.send(reply);
+        }
+        .instrument(span),
+    )
 }
 
 /// Polls every job once, in turn, with the caller's context; a job that is
