@@ -30,7 +30,11 @@
 //! one turn of the scheduler before it is handled, which costs it nothing
 //! measurable there. An `async` handler that blocks its thread
 //! (which no `async` handler should) holds up the deliveries after it in its
-//! batch until it first waits.
+//! batch until it first waits. Handlers therefore run in whichever task
+//! leads the batch: each delivery's `tracing` span is a child of its own
+//! request's span, but a value a middleware keeps in a tokio task-local for
+//! the request does not reach the handler ([`Receiver::receive`] called from
+//! a handler of your own keeps the request's task).
 //!
 //! [`Server`] serves the app with a time limit on request heads, a limit on
 //! connections and a graceful stop. `axum::serve` works too, behind a load
