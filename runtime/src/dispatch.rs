@@ -153,23 +153,53 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 }
 
 pin_project_lite::pin_project! {
-    /// Polls a future, turning a panic into a [`Failure::Panic`]. It wraps
-    /// the whole handler run, so one allocation holds it all.
-    struct CatchPanic<F> {
+    /// An `async` handler's future, its output made a handler result and a
+    /// panic while it is polled a [`Failure::Panic`].
+    struct Run<F> {
         #[pin]
-        inner: F,
+        handler: F,
     }
 }
 
-impl<F: Future<Output = Result<(), Failure>>> Future for CatchPanic<F> {
+impl<F: Future<Output: IntoHandlerResult>> Future for Run<F> {
     type Output = Result<(), Failure>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(poll) => poll,
+        let handler = self.project().handler;
+        match catch_unwind(AssertUnwindSafe(|| handler.poll(cx))) {
+            Ok(Poll::Ready(output)) => {
+                Poll::Ready(output.into_handler_result().map_err(Failure::Error))
+            }
+            Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(Failure::Panic(panic_message(payload)))),
         }
     }
+}
+
+/// Runs an `async` handler: calls it (a panic in the call, which a closure
+/// returning a future can have, is caught too) and boxes its future.
+///
+/// The handler's future is built here, where the event is first unboxed,
+/// straight into its box, rather than inside another `async` block: the
+/// events are large (up to a few kilobytes), and each layer between the
+/// parse and the handler's future would copy the event once more.
+#[inline(always)]
+fn run_async<Fut: Future<Output: IntoHandlerResult> + Send + 'static>(
+    call: impl FnOnce() -> Fut,
+) -> HandlerFuture {
+    let slot = Box::<Run<Fut>>::new_uninit();
+    match catch_unwind(AssertUnwindSafe(move || {
+        Box::write(slot, Run { handler: call() })
+    })) {
+        Ok(run) => Box::into_pin(run),
+        Err(payload) => failed(Failure::Panic(panic_message(payload))),
+    }
+}
+
+/// A handler run that failed before it started.
+#[cold]
+#[inline(never)]
+fn failed(failure: Failure) -> HandlerFuture {
+    Box::pin(std::future::ready(Err(failure)))
 }
 
 /// A handler, ready for a dispatcher over the set of models `S`.
@@ -250,9 +280,20 @@ pub struct BlockingFn<E, R>(PhantomData<fn(E) -> R>);
 pub struct BlockingFnWithState<E, T, R>(PhantomData<fn(E, T) -> R>);
 
 fn take<E: FromEvent>(event: E::Set, name: &'static str) -> Result<E, Failure> {
-    E::from_event(event).map_err(|e| {
-        Failure::Error(format!("{name} was handed `{}`, which it does not handle", e.name()).into())
-    })
+    E::from_event(event).map_err(|e| mismatch(name, &e))
+}
+
+/// A handler handed an event it does not take (a dispatcher bug).
+#[cold]
+#[inline(never)]
+fn mismatch<S: Events>(name: &'static str, event: &S) -> Failure {
+    Failure::Error(
+        format!(
+            "{name} was handed `{}`, which it does not handle",
+            event.name()
+        )
+        .into(),
+    )
 }
 
 fn state_of<T: Clone + Send + Sync + 'static>(
@@ -274,18 +315,12 @@ where
 {
     type Set = E::Set;
     fn into_handler(self, name: &'static str) -> Handler<E::Set> {
-        let f = Arc::new(self);
         Handler::new::<E>(
             name,
             None,
-            Box::new(move |event, _state| {
-                let f = Arc::clone(&f);
-                Box::pin(CatchPanic {
-                    inner: async move {
-                        let e = take::<E>(event, name)?;
-                        f(e).await.into_handler_result().map_err(Failure::Error)
-                    },
-                })
+            Box::new(move |event, _state| match E::from_event(event) {
+                Ok(e) => run_async(|| self(e)),
+                Err(other) => failed(mismatch(name, &other)),
             }),
         )
     }
@@ -301,23 +336,18 @@ where
 {
     type Set = E::Set;
     fn into_handler(self, name: &'static str) -> Handler<E::Set> {
-        let f = Arc::new(self);
         Handler::new::<E>(
             name,
             Some((TypeId::of::<T>(), std::any::type_name::<T>())),
             Box::new(move |event, state| {
-                let f = Arc::clone(&f);
-                let state = state_of::<T>(state);
-                Box::pin(CatchPanic {
-                    inner: async move {
-                        let e = take::<E>(event, name)?;
-                        let s = state?;
-                        f(e, State(s))
-                            .await
-                            .into_handler_result()
-                            .map_err(Failure::Error)
-                    },
-                })
+                let s = match state_of::<T>(state) {
+                    Ok(s) => s,
+                    Err(failure) => return failed(failure),
+                };
+                match E::from_event(event) {
+                    Ok(e) => run_async(|| self(e, State(s))),
+                    Err(other) => failed(mismatch(name, &other)),
+                }
             }),
         )
     }

@@ -525,7 +525,9 @@ impl<S: Events> Receiver<S> {
             resource_id = parsed.event.envelope().resource_id(),
         );
         // The span covers the rest of the delivery, across its awaits.
-        self.deliver(parsed, event, id).instrument(span).await
+        Box::pin(self.deliver(parsed, event, id))
+            .instrument(span)
+            .await
     }
 
     /// De-duplicates, checks ordering, and dispatches a parsed event.
@@ -1132,6 +1134,11 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
 /// counts from a start read before it runs, so that the time it spends
 /// before its first wait counts too; a store's limit counts from its first
 /// wait (what it does before that is synchronous and short).
+///
+/// The timer is boxed, and only once armed: held in place, it would add its
+/// size (over 100 bytes) to every future awaiting `within`, and so to the
+/// allocations of every delivery's run, which then miss the allocator's
+/// fast path for small blocks.
 pub(crate) async fn within<F: Future>(
     start: Option<tokio::time::Instant>,
     limit: Duration,
@@ -1144,7 +1151,9 @@ pub(crate) async fn within<F: Future>(
         Poll::Pending => {
             let start = start.unwrap_or_else(tokio::time::Instant::now);
             match start.checked_add(limit) {
-                Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+                Some(deadline) => Box::pin(tokio::time::timeout_at(deadline, future))
+                    .await
+                    .ok(),
                 // A limit past any instant the clock can tell: none.
                 None => Some(future.await),
             }

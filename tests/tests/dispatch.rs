@@ -422,3 +422,46 @@ fn a_handler_reads_the_drift_of_its_event() {
         ]
     );
 }
+
+#[test]
+fn a_handler_that_panics_before_returning_its_future_comes_back_as_a_value() {
+    #[allow(unreachable_code)]
+    let no_state = |_: TeamCreate| -> std::future::Ready<()> {
+        panic!("boom before the future");
+        std::future::ready(())
+    };
+    #[allow(unreachable_code)]
+    let with_state = |_: TeamUpdate, _: State<u8>| -> std::future::Ready<()> {
+        panic!("boom before the future, with state");
+        std::future::ready(())
+    };
+    let dispatcher = Dispatcher::with_state(7u8)
+        .handler(no_state)
+        .handler(with_state)
+        .handler(|_: UserUpdate, _: State<u8>| async {})
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        for (event, message) in [
+            ("kustomer.team.create", "boom before the future"),
+            ("kustomer.team.update", "boom before the future, with state"),
+        ] {
+            let body = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
+            let err = dispatcher
+                .dispatch(body.as_bytes(), None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, DispatchError::Panicked { message: m, .. } if m == message),
+                "{err}"
+            );
+        }
+        let body = SEED_SAMPLES
+            .iter()
+            .find(|(e, _)| *e == "kustomer.user.update")
+            .unwrap()
+            .1;
+        let ok = dispatcher.dispatch(body.as_bytes(), None).await.unwrap();
+        assert!(matches!(ok, Dispatched::Handled { .. }));
+    });
+}
