@@ -524,7 +524,10 @@ impl<S: Events> Receiver<S> {
             id = id.as_deref(),
             resource_id = parsed.event.envelope().resource_id(),
         );
-        // The span covers the rest of the delivery, across its awaits.
+        // The span covers the rest of the delivery, across its awaits. Boxed
+        // on its own: the delivery's whole future (boxed again by the axum
+        // router's batches) then stays small enough for the allocator's
+        // fast path, and neither is copied whole when it starts.
         Box::pin(self.deliver(parsed, event, id))
             .instrument(span)
             .await
