@@ -78,51 +78,58 @@ pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
         .with_state(Arc::new(Batch::new(receiver)))
 }
 
-async fn receive<S: Events>(
+/// The router's handler. Not an `async fn`: one would keep its arguments
+/// (the request, with its head) for as long as it runs, beside the head it
+/// takes apart; the future here holds the head once, and fits the
+/// allocator's fast path for small blocks.
+fn receive<S: Events>(
     State(batch): State<Arc<Batch<S>>>,
     request: HttpRequest<Body>,
-) -> Response {
-    let receiver = batch.receiver();
+) -> impl Future<Output = Response> {
     let (parts, body) = request.into_parts();
-    // A request of another method or content type is turned away before
-    // its body is read (and so before its size matters).
-    let content_type = parts.headers.get(header::CONTENT_TYPE);
-    let limit = receiver.limit();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(reply) = receiver.screen(
-        parts.method.as_str(),
-        content_type.map(HeaderValue::as_bytes),
-    ) {
-        return refuse_unread(receiver, body, declared, &reply).await;
-    }
-    if declared.is_some_and(|n| n > limit as u64) {
-        let reply = too_large(receiver);
-        return refuse_unread(receiver, body, declared, &reply).await;
-    }
-    // The time limit counts from the first wait for the body: one that has
-    // already arrived (as a Kustomer event has) arms no timer.
-    let read = ::axum::body::to_bytes(body, limit);
-    let bytes = match within(None, receiver.read_timeout(), read).await {
-        Some(Ok(b)) => b,
-        None => {
-            let wait = receiver.read_timeout();
-            let error = format!("the body did not arrive within {wait:?}");
-            return respond(&receiver.reject(408, error));
+    async move {
+        let receiver = batch.receiver();
+        // A request of another method or content type is turned away before
+        // its body is read (and so before its size matters).
+        let content_type = parts.headers.get(header::CONTENT_TYPE);
+        let limit = receiver.limit();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(reply) = receiver.screen(
+            parts.method.as_str(),
+            content_type.map(HeaderValue::as_bytes),
+        ) {
+            return Box::pin(refuse_unread(receiver, body, declared, &reply)).await;
         }
-        Some(Err(e)) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if over {
-                return respond(&too_large(receiver));
+        if declared.is_some_and(|n| n > limit as u64) {
+            let reply = too_large(receiver);
+            return Box::pin(refuse_unread(receiver, body, declared, &reply)).await;
+        }
+        // The time limit counts from the first wait for the body: one that has
+        // already arrived (as a Kustomer event has) arms no timer. Boxed, the
+        // read (some 400 bytes) keeps this future small.
+        let read = Box::pin(::axum::body::to_bytes(body, limit));
+        let bytes = match within(None, receiver.read_timeout(), read).await {
+            Some(Ok(b)) => b,
+            None => {
+                let wait = receiver.read_timeout();
+                let error = format!("the body did not arrive within {wait:?}");
+                return respond(&receiver.reject(408, error));
             }
-            return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
-        }
-    };
-    respond(&batch.receive(parts, bytes).await)
+            Some(Err(e)) => {
+                let over = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if over {
+                    return respond(&too_large(receiver));
+                }
+                return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
+            }
+        };
+        respond(&batch.receive(parts, bytes).await)
+    }
 }
 
 /// Answers `reply` to a request whose body is not wanted, after reading

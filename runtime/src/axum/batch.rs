@@ -53,13 +53,24 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub(super) struct Batch<S: Events> {
     receiver: Arc<Receiver<S>>,
     queue: Mutex<Vec<Queued>>,
+    /// Emptied queues' buffers, for the next leaders to leave in their
+    /// place: a queue that started from nothing each time would grow (and
+    /// copy its deliveries) again for every batch. More than one, as a
+    /// leader can take the queue while another still runs its batch.
+    spares: Mutex<Vec<Vec<Queued>>>,
 }
+
+/// The most buffers kept as spares.
+const SPARES: usize = 4;
+/// The largest buffer kept as a spare (a burst's is let go).
+const SPARE_CAPACITY: usize = 64;
 
 impl<S: Events> Batch<S> {
     pub(super) fn new(receiver: Receiver<S>) -> Self {
         Batch {
             receiver: Arc::new(receiver),
             queue: Mutex::new(Vec::new()),
+            spares: Mutex::new(Vec::new()),
         }
     }
 
@@ -72,9 +83,29 @@ impl<S: Events> Batch<S> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn spares(&self) -> MutexGuard<'_, Vec<Vec<Queued>>> {
+        self.spares.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a leader's emptied queue for a next leader.
+    fn give_back(&self, emptied: Vec<Queued>) {
+        debug_assert!(emptied.is_empty());
+        if emptied.capacity() <= SPARE_CAPACITY {
+            let mut spares = self.spares();
+            if spares.len() < SPARES {
+                spares.push(emptied);
+            }
+        }
+    }
+
     /// Handles one delivery whose body has been read, in a batch with the
     /// others that arrive with it.
-    pub(super) async fn receive(&self, parts: Parts, body: Bytes) -> Reply {
+    ///
+    /// The delivery is queued at once, so that the future returned holds
+    /// neither its head nor its body (an `async fn` would keep both, as its
+    /// arguments, until it finished); a leader's future dropped before it
+    /// was first polled still hands the queue on.
+    pub(super) fn receive(&self, parts: Parts, body: Bytes) -> impl Future<Output = Reply> + '_ {
         let (answer, reply) = oneshot::channel();
         let leads = {
             let mut queue = self.queue();
@@ -86,18 +117,22 @@ impl<S: Events> Batch<S> {
             });
             queue.len() == 1
         };
-        if leads {
-            let mut lead = Lead(Some(self));
-            tokio::task::yield_now().await;
-            run(&self.receiver, lead.take()).await;
-        }
-        match reply.await {
-            Ok(reply) => reply,
-            // Only a panic outside the handler (whose panics the dispatcher
-            // catches) drops a delivery unanswered.
-            Err(_) => self
-                .receiver
-                .reject(500, "the delivery stopped before it was answered"),
+        // Made only by the leader: a `Lead` dropped hands the queue on.
+        let mut lead = if leads { Some(Lead(Some(self))) } else { None };
+        async move {
+            if let Some(lead) = &mut lead {
+                tokio::task::yield_now().await;
+                let emptied = run(&self.receiver, lead.take()).await;
+                self.give_back(emptied);
+            }
+            match reply.await {
+                Ok(reply) => reply,
+                // Only a panic outside the handler (whose panics the
+                // dispatcher catches) drops a delivery unanswered.
+                Err(_) => self
+                    .receiver
+                    .reject(500, "the delivery stopped before it was answered"),
+            }
         }
     }
 }
@@ -112,7 +147,10 @@ impl<S: Events> Lead<'_, S> {
     fn take(&mut self) -> Vec<Queued> {
         self.0
             .take()
-            .map(|batch| std::mem::take(&mut *batch.queue()))
+            .map(|batch| {
+                let spare = batch.spares().pop().unwrap_or_default();
+                std::mem::replace(&mut *batch.queue(), spare)
+            })
             .unwrap_or_default()
     }
 }
@@ -169,11 +207,15 @@ fn job<S: Events>(receiver: &Arc<Receiver<S>>, queued: Queued) -> Job {
 /// Polls every job once, in turn, with the caller's context; a job that is
 /// not finished then goes on as a task of its own. A job that panics (not a
 /// handler: the dispatcher catches those) is dropped, and its request
-/// answered 500.
-fn run<S: Events>(receiver: &Arc<Receiver<S>>, queued: Vec<Queued>) -> impl Future<Output = ()> {
+/// answered 500. Gives back the emptied queue.
+fn run<S: Events>(
+    receiver: &Arc<Receiver<S>>,
+    queued: Vec<Queued>,
+) -> impl Future<Output = Vec<Queued>> {
     let mut queued = Some(queued);
     std::future::poll_fn(move |cx| {
-        for queued in queued.take().unwrap_or_default() {
+        let mut jobs = queued.take().unwrap_or_default();
+        for queued in jobs.drain(..) {
             let mut job = job(receiver, queued);
             match catch_unwind(AssertUnwindSafe(|| job.as_mut().poll(cx))) {
                 Ok(Poll::Ready(())) => {}
@@ -185,7 +227,7 @@ fn run<S: Events>(receiver: &Arc<Receiver<S>>, queued: Vec<Queued>) -> impl Futu
                 }
             }
         }
-        Poll::Ready(())
+        Poll::Ready(jobs)
     })
 }
 
@@ -317,6 +359,57 @@ mod tests {
             let reply = batch.receive(retry.0, retry.1).await;
             assert_eq!((reply.status, reply.outcome), (200, "duplicate"));
             assert_eq!(runs.load(Ordering::SeqCst), 2);
+        });
+    }
+
+    #[test]
+    fn a_leader_dropped_before_it_was_ever_polled_hands_the_queue_on() {
+        runtime().block_on(async {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let batch = batch(&runs);
+            let (a, b) = (
+                delivery("kustomer.team.create"),
+                delivery("kustomer.team.update"),
+            );
+            // Both are queued when their futures are made.
+            let leader = batch.receive(a.0, a.1);
+            let follower = batch.receive(b.0, b.1);
+            assert_eq!(batch.queue().len(), 2);
+            drop(leader);
+            assert!(batch.queue().is_empty(), "the queue went to the runtime");
+            let reply = in_time(follower).await;
+            assert_eq!((reply.status, reply.outcome), (200, "handled"));
+            in_time(async {
+                while runs.load(Ordering::SeqCst) < 2 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+        });
+    }
+
+    #[test]
+    fn a_leader_leaves_its_emptied_queue_for_the_next() {
+        runtime().block_on(async {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let batch = batch(&runs);
+            let (a, b) = (
+                delivery("kustomer.team.create"),
+                delivery("kustomer.team.update"),
+            );
+            let (a, b) = tokio::join!(batch.receive(a.0, a.1), batch.receive(b.0, b.1));
+            assert_eq!((a.status, b.status), (200, 200));
+            {
+                let spares = batch.spares();
+                assert_eq!(spares.len(), 1);
+                assert!(spares[0].is_empty() && spares[0].capacity() >= 2);
+            }
+            // The next leader leaves it in the queue's place, for the
+            // deliveries after it to queue into without growing a buffer.
+            let c = delivery("kustomer.team.create");
+            assert_eq!(batch.receive(c.0, c.1).await.outcome, "duplicate");
+            assert!(batch.queue().is_empty() && batch.queue().capacity() >= 2);
+            assert_eq!(batch.spares().len(), 1);
         });
     }
 
