@@ -331,7 +331,9 @@ macro_rules! __event {
                 event: super::$set,
             ) -> ::core::result::Result<Self, super::$set> {
                 match event {
-                    super::$set::$name(e) => ::core::result::Result::Ok(*e),
+                    super::$set::$name(e) => ::core::result::Result::Ok(
+                        $crate::__private::take_recycling(e, |e| e),
+                    ),
                     other => ::core::result::Result::Err(other),
                 }
             }
@@ -367,7 +369,9 @@ macro_rules! __resource {
                 event: super::$set,
             ) -> ::core::result::Result<Self, super::$set> {
                 match event {
-                    $( super::$set::$event(e) => ::core::result::Result::Ok(e.0), )*
+                    $( super::$set::$event(e) => ::core::result::Result::Ok(
+                        $crate::__private::take_recycling(e, |e| &mut e.0),
+                    ), )*
                     other => ::core::result::Result::Err(other),
                 }
             }
@@ -486,7 +490,7 @@ macro_rules! __events {
                         $typed_name => {
                             // Built in place on the heap: events are large, and
                             // `AnyEvent` stays small to move around.
-                            let mut event = ::std::boxed::Box::<$typed>::default();
+                            let mut event = $crate::__private::boxed_default::<$typed>();
                             let misfit = $typed::read_in_place(r, &mut event)?;
                             if misfit.is_none() {
                                 *out = AnyEvent::$typed(event);

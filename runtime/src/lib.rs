@@ -146,6 +146,7 @@ pub mod axum;
 mod parse;
 mod read;
 pub mod receiver;
+mod recycle;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
@@ -255,6 +256,7 @@ pub mod __private {
         field_drift, misfit, read_any, read_extra, read_field, read_nullable, read_option_in_place,
         read_required, write_extra, write_field,
     };
+    pub use crate::recycle::{boxed_default, take as take_recycling};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};
     pub use serde_json::{Map, Value};
 }
