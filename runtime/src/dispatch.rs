@@ -179,9 +179,10 @@ impl<F: Future<Output: IntoHandlerResult>> Future for Run<F> {
 /// returning a future can have, is caught too) and boxes its future.
 ///
 /// The handler's future is built here, where the event is first unboxed,
-/// straight into its box, rather than inside another `async` block: the
-/// events are large (up to a few kilobytes), and each layer between the
-/// parse and the handler's future would copy the event once more.
+/// and written into a box allocated before it is built, rather than inside
+/// another `async` block: the events are large (up to a few kilobytes), and
+/// each layer between the parse and the handler's future copied the event
+/// once more.
 #[inline(always)]
 fn run_async<Fut: Future<Output: IntoHandlerResult> + Send + 'static>(
     call: impl FnOnce() -> Fut,
