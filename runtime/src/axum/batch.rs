@@ -279,6 +279,24 @@ mod tests {
         (request.into_parts().0, Bytes::from_static(body.as_bytes()))
     }
 
+    /// A team's creation and update, the two deliveries most tests queue.
+    fn create_and_update() -> ((Parts, Bytes), (Parts, Bytes)) {
+        (
+            delivery("kustomer.team.create"),
+            delivery("kustomer.team.update"),
+        )
+    }
+
+    /// Waits until handlers have run `n` times (some in tasks of their own).
+    async fn until_run(runs: &AtomicUsize, n: usize) {
+        in_time(async {
+            while runs.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
     async fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
         let mut future = future;
         std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
@@ -303,10 +321,7 @@ mod tests {
         runtime().block_on(async {
             let runs = Arc::new(AtomicUsize::new(0));
             let batch = batch(&runs);
-            let (a, b) = (
-                delivery("kustomer.team.create"),
-                delivery("kustomer.team.update"),
-            );
+            let (a, b) = create_and_update();
             let mut leader = std::pin::pin!(batch.receive(a.0, a.1));
             let mut follower = std::pin::pin!(batch.receive(b.0, b.1));
             // The leader waits for its turn; the follower joins its queue.
@@ -333,10 +348,7 @@ mod tests {
         runtime().block_on(async {
             let runs = Arc::new(AtomicUsize::new(0));
             let batch = batch(&runs);
-            let (a, b) = (
-                delivery("kustomer.team.create"),
-                delivery("kustomer.team.update"),
-            );
+            let (a, b) = create_and_update();
             let mut leader = Box::pin(batch.receive(a.0, a.1));
             let mut follower = Box::pin(batch.receive(b.0, b.1));
             assert!(poll_once(leader.as_mut()).await.is_pending());
@@ -347,12 +359,7 @@ mod tests {
             let reply = in_time(follower).await;
             assert_eq!((reply.status, reply.outcome), (200, "handled"));
             // The leader's own delivery was handled too.
-            in_time(async {
-                while runs.load(Ordering::SeqCst) < 2 {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await;
+            until_run(&runs, 2).await;
             // A delivery after it leads a queue of its own; Kustomer's retry
             // of the leader's event finds it done.
             let retry = delivery("kustomer.team.create");
@@ -367,10 +374,7 @@ mod tests {
         runtime().block_on(async {
             let runs = Arc::new(AtomicUsize::new(0));
             let batch = batch(&runs);
-            let (a, b) = (
-                delivery("kustomer.team.create"),
-                delivery("kustomer.team.update"),
-            );
+            let (a, b) = create_and_update();
             // Both are queued when their futures are made.
             let leader = batch.receive(a.0, a.1);
             let follower = batch.receive(b.0, b.1);
@@ -379,12 +383,7 @@ mod tests {
             assert!(batch.queue().is_empty(), "the queue went to the runtime");
             let reply = in_time(follower).await;
             assert_eq!((reply.status, reply.outcome), (200, "handled"));
-            in_time(async {
-                while runs.load(Ordering::SeqCst) < 2 {
-                    tokio::task::yield_now().await;
-                }
-            })
-            .await;
+            until_run(&runs, 2).await;
         });
     }
 
@@ -393,10 +392,7 @@ mod tests {
         runtime().block_on(async {
             let runs = Arc::new(AtomicUsize::new(0));
             let batch = batch(&runs);
-            let (a, b) = (
-                delivery("kustomer.team.create"),
-                delivery("kustomer.team.update"),
-            );
+            let (a, b) = create_and_update();
             let (a, b) = tokio::join!(batch.receive(a.0, a.1), batch.receive(b.0, b.1));
             assert_eq!((a.status, b.status), (200, 200));
             {
@@ -425,10 +421,7 @@ mod tests {
                 .build()
                 .expect("a handler builds");
             let waiting = Batch::new(Receiver::new(dispatcher, Verifier::new(TOKEN)));
-            let (a, b) = (
-                delivery("kustomer.team.create"),
-                delivery("kustomer.team.update"),
-            );
+            let (a, b) = create_and_update();
             let mut leader = Box::pin(waiting.receive(a.0, a.1));
             let mut follower = Box::pin(waiting.receive(b.0, b.1));
             assert!(poll_once(leader.as_mut()).await.is_pending());
