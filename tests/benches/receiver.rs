@@ -4,7 +4,8 @@
 //!
 //! Prints `ratio receiver_vs_bare: X` (goal X ≥ 0.8): the median, over
 //! paired rounds, of the receiver's requests per second divided by the bare
-//! endpoint's in the same round. The endpoints take turns going first, so
+//! endpoint's in the same round; `rounds receiver_vs_bare: LOW–HIGH` gives
+//! the lowest and highest of those ratios, how far one round strays. The endpoints take turns going first, so
 //! none always runs right after the payloads are built. Each round also
 //! reports the process's CPU time per request (Linux), which a machine
 //! shared with other work disturbs less than throughput.
@@ -95,6 +96,12 @@ fn main() {
         }
         for (name, m) in NAMES.iter().zip(&measured).skip(BARE + 1) {
             println!("ratio {name}_vs_bare: {:.2}", m.ratio);
+        }
+        for (name, m) in NAMES.iter().zip(&measured) {
+            if name != &NAMES[BARE] {
+                let (low, high) = m.ratio_range;
+                println!("rounds {name}_vs_bare: {low:.2}–{high:.2}");
+            }
         }
         println!("ratio receiver_vs_bare: {:.2}", measured[RECEIVER].ratio);
     });

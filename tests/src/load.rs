@@ -322,6 +322,9 @@ pub struct Compared {
     /// This endpoint's requests per second divided by the base endpoint's in
     /// the same round.
     pub ratio: f64,
+    /// The lowest and highest of those ratios over the rounds: how far one
+    /// round can stray on this machine.
+    pub ratio_range: (f64, f64),
 }
 
 /// Posts the same `requests` deliveries to every one of `urls`, round after
@@ -362,6 +365,11 @@ pub async fn compare(
         .map(|i| Compared {
             rps: crate::median(std::mem::take(&mut rps[i])),
             cpu_us: (!cpu[i].is_empty()).then(|| crate::median(std::mem::take(&mut cpu[i]))),
+            ratio_range: ratios[i]
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &r| {
+                    (low.min(r), high.max(r))
+                }),
             ratio: crate::median(std::mem::take(&mut ratios[i])),
         })
         .collect()
