@@ -21,20 +21,14 @@
 //! each delivery once its body is read, and the first of a batch lets the
 //! other ready requests catch up (one turn of the scheduler), then runs the
 //! queued deliveries one after another in one task, with the receiver's code
-//! still in the processor's caches from the delivery before. A delivery
-//! whose store or handler waits on I/O goes on as a task of its own, so no
-//! delivery waits for another's I/O, and one whose client hangs up is still
-//! handled to the end. Under load, this serves about a sixth more deliveries
-//! per second than calling [`Receiver::receive`] for each request
-//! (BENCHMARKS.md in the repository). A delivery that arrives alone waits
-//! one turn of the scheduler before it is handled, which costs it nothing
-//! measurable there. An `async` handler that blocks its thread
-//! (which no `async` handler should) holds up the deliveries after it in its
-//! batch until it first waits. Handlers therefore run in whichever task
-//! leads the batch: each delivery's `tracing` span is a child of its own
-//! request's span, but a value a middleware keeps in a tokio task-local for
-//! the request does not reach the handler ([`Receiver::receive`] called from
-//! a handler of your own keeps the request's task).
+//! still in the processor's caches from the delivery before. Under load, this
+//! serves about a sixth more deliveries per second than calling
+//! [`Receiver::receive`] for each request (BENCHMARKS.md in the repository).
+//! The [`batch`](crate::batch) module, which the router uses, says how, and
+//! what it changes for handlers: they run in whichever task leads the batch,
+//! so a value a middleware keeps in a tokio task-local for the request does
+//! not reach them ([`Receiver::receive`] called from a handler of your own
+//! keeps the request's task).
 //!
 //! [`Server`] serves the app with a time limit on request heads, a limit on
 //! connections and a graceful stop. `axum::serve` works too, behind a load
@@ -44,7 +38,6 @@
 //! With the feature `axum-tls`, [`Server::with_tls`] serves HTTPS itself
 //! ([`Tls`]), for a receiver with no proxy in front to terminate it.
 
-mod batch;
 mod server;
 #[cfg(feature = "axum-tls")]
 mod tls;
@@ -59,15 +52,16 @@ pub use tls::{Tls, TlsError, Validity};
 use std::sync::Arc;
 
 use ::axum::Router;
-use ::axum::body::Body;
+use ::axum::body::{Body, Bytes};
 use ::axum::extract::State;
+use ::axum::http::request::Parts;
 use ::axum::http::{HeaderValue, Request as HttpRequest, StatusCode, header};
 use ::axum::response::Response;
 use ::axum::routing::any;
 
 use crate::Events;
+use crate::batch::{Batcher, Delivery};
 use crate::receiver::{Receiver, Reply, within};
-use batch::Batch;
 
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`). Deliveries that
@@ -75,7 +69,27 @@ use batch::Batch;
 pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
     Router::new()
         .route("/", any(receive::<S>))
-        .with_state(Arc::new(Batch::new(receiver)))
+        .with_state(Arc::new(Batcher::new(receiver)))
+}
+
+/// A request whose body has been read, as the router's batches queue it.
+struct HttpDelivery {
+    parts: Parts,
+    body: Bytes,
+}
+
+impl Delivery for HttpDelivery {
+    fn method(&self) -> &str {
+        self.parts.method.as_str()
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.parts.headers.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.body
+    }
 }
 
 /// The router's handler. Not an `async fn`: one would keep its arguments
@@ -83,7 +97,7 @@ pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
 /// takes apart; the future here holds the head once, and fits the
 /// allocator's fast path for small blocks.
 fn receive<S: Events>(
-    State(batch): State<Arc<Batch<S>>>,
+    State(batch): State<Arc<Batcher<S, HttpDelivery>>>,
     request: HttpRequest<Body>,
 ) -> impl Future<Output = Response> {
     let (parts, body) = request.into_parts();
@@ -128,7 +142,7 @@ fn receive<S: Events>(
                 return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
             }
         };
-        respond(&batch.receive(parts, bytes).await)
+        respond(&batch.receive(HttpDelivery { parts, body: bytes }).await)
     }
 }
 

@@ -143,6 +143,7 @@ mod model;
 pub mod models;
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod batch;
 mod parse;
 mod read;
 pub mod receiver;
