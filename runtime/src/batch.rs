@@ -173,6 +173,15 @@ pub struct Batcher<S: Events = crate::AnyEvent, D: Delivery = OwnedDelivery> {
     spares: Mutex<Vec<Vec<Queued<D>>>>,
 }
 
+impl<S: Events, D: Delivery> std::fmt::Debug for Batcher<S, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("receiver", &self.receiver)
+            .field("queued", &self.queue().len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The most buffers kept as spares.
 const SPARES: usize = 4;
 /// The largest buffer kept as a spare (a burst's is let go).
@@ -507,6 +516,9 @@ mod tests {
             !debug.contains("s3cret") && !debug.contains("second"),
             "{debug}"
         );
+        let debug = format!("{:?}", batch(&Arc::default()));
+        assert!(debug.starts_with("Batcher { receiver: Receiver"), "{debug}");
+        assert!(!debug.contains(TOKEN), "{debug}");
     }
 
     #[test]
