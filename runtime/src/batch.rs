@@ -385,19 +385,21 @@ mod tests {
         Batcher::new(Receiver::new(dispatcher, Verifier::new(TOKEN)))
     }
 
-    /// A signed delivery of the seed sample of `event`.
+    /// A delivery of `body` signed with `token`.
+    fn signed(body: &[u8], token: &[u8]) -> OwnedDelivery {
+        OwnedDelivery::new("POST", body.to_vec())
+            .with_header("Content-Type", "application/json")
+            .with_header("X-Kustomer-Webhook-Signature", sign(token, body))
+    }
+
+    /// The seed sample of `event`, signed with the batch's token.
     fn delivery(event: &str) -> OwnedDelivery {
         let body = SEED_SAMPLES
             .iter()
             .find(|(name, _)| *name == event)
             .expect("a seed sample")
             .1;
-        OwnedDelivery::new("POST", body.as_bytes().to_vec())
-            .with_header("Content-Type", "application/json")
-            .with_header(
-                "X-Kustomer-Webhook-Signature",
-                sign(TOKEN.as_bytes(), body.as_bytes()),
-            )
+        signed(body.as_bytes(), TOKEN.as_bytes())
     }
 
     /// A team's creation and update, the two deliveries most tests queue.
@@ -469,21 +471,9 @@ mod tests {
         runtime().block_on(async {
             let runs = Arc::new(AtomicUsize::new(0));
             let batch = batch(&runs);
-            let (good, _) = create_and_update();
-            let body = SEED_SAMPLES
-                .iter()
-                .find(|(name, _)| *name == "kustomer.team.update")
-                .expect("a seed sample")
-                .1;
-            let forged = OwnedDelivery::new("POST", body.as_bytes().to_vec())
-                .with_header("content-type", "application/json")
-                .with_header(
-                    "x-kustomer-webhook-signature",
-                    sign(b"another token", body.as_bytes()),
-                );
-            let not_json = OwnedDelivery::new("POST", b"{".to_vec())
-                .with_header("content-type", "application/json")
-                .with_header("x-kustomer-webhook-signature", sign(TOKEN.as_bytes(), b"{"));
+            let (good, update) = create_and_update();
+            let forged = signed(update.body(), b"another token");
+            let not_json = signed(b"{", TOKEN.as_bytes());
             let (forged, good, not_json) = tokio::join!(
                 batch.receive(forged),
                 batch.receive(good),
