@@ -80,8 +80,8 @@ use crate::receiver::{Receiver, Reply, Request};
 pub trait Delivery: Send + Sync + 'static {
     /// The HTTP method.
     fn method(&self) -> &str;
-    /// A header's value by its lowercase name (the first, if it came more
-    /// than once).
+    /// A header's value by its name, which the receiver always asks for in
+    /// lowercase (the first value, if the header came more than once).
     fn header(&self, name: &str) -> Option<&[u8]>;
     /// The body, exactly as received.
     fn body(&self) -> &[u8];
@@ -109,7 +109,8 @@ impl<B: AsRef<[u8]>> OwnedDelivery<B> {
         }
     }
 
-    /// Adds a header (its name in any case).
+    /// Adds a header (its name in any case: [`Delivery::header`] finds it
+    /// by its name in any case).
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
         let mut name = name.into();
@@ -138,7 +139,7 @@ impl<B: AsRef<[u8]> + Send + Sync + 'static> Delivery for OwnedDelivery<B> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_slice())
     }
 
@@ -490,11 +491,12 @@ mod tests {
     }
 
     #[test]
-    fn an_owned_delivery_finds_headers_by_lowercase_name_and_hides_their_values() {
+    fn an_owned_delivery_finds_headers_in_any_case_and_hides_their_values() {
         let delivery = OwnedDelivery::new("POST", b"{}".as_slice())
             .with_header("X-App-Secret", "s3cret")
             .with_header("x-app-secret", "second");
         assert_eq!(delivery.header("x-app-secret"), Some(b"s3cret".as_slice()));
+        assert_eq!(delivery.header("X-APP-SECRET"), Some(b"s3cret".as_slice()));
         assert_eq!(delivery.header("content-type"), None);
         assert_eq!(
             (delivery.method(), delivery.body()),
