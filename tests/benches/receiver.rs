@@ -5,8 +5,9 @@
 //! Prints `ratio receiver_vs_bare: X` (goal X ≥ 0.8): the median, over
 //! paired rounds, of the receiver's requests per second divided by the bare
 //! endpoint's in the same round; `rounds receiver_vs_bare: LOW–HIGH` gives
-//! the lowest and highest of those ratios, how far one round strays. The endpoints take turns going first, so
-//! none always runs right after the payloads are built. Each round also
+//! the lowest and highest of those ratios, how far one round strays. The
+//! endpoints take turns going first, so none always runs right after the
+//! payloads are built. Each round also
 //! reports the process's CPU time per request (Linux), which a machine
 //! shared with other work disturbs less than throughput.
 //!

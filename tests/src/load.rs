@@ -323,7 +323,7 @@ pub struct Compared {
     /// the same round.
     pub ratio: f64,
     /// The lowest and highest of those ratios over the rounds: how far one
-    /// round can stray on this machine.
+    /// round strays on the machine.
     pub ratio_range: (f64, f64),
 }
 
