@@ -7,9 +7,9 @@
 //! endpoint's in the same round; `rounds receiver_vs_bare: LOW–HIGH` gives
 //! the lowest and highest of those ratios, how far one round strays. The
 //! endpoints take turns going first, so none always runs right after the
-//! payloads are built. Each round also
-//! reports the process's CPU time per request (Linux), which a machine
-//! shared with other work disturbs less than throughput.
+//! payloads are built. Each round also reports the process's CPU time per
+//! request (Linux), which a machine shared with other work disturbs less
+//! than throughput.
 //!
 //! Three more endpoints, measured the same way, take the receiver apart:
 //! the bare endpoint plus the signature check alone
