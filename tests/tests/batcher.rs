@@ -62,9 +62,16 @@ async fn handle(batcher: Shared, request: Request<Incoming>) -> Response<Full<By
             let body = body.to_bytes();
             batcher.receive(HyperDelivery { parts, body }).await
         }
+        // Over the limit: 413; a body that could not be read otherwise: 400.
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let limit = batcher.receiver().limit();
+            batcher
+                .receiver()
+                .reject(413, format!("the body is over the {limit} byte limit"))
+        }
         Err(e) => batcher
             .receiver()
-            .reject(413, format!("the body could not be read: {e}")),
+            .reject(400, format!("the body could not be read: {e}")),
     };
     Response::builder()
         .status(reply.status)
@@ -135,10 +142,9 @@ async fn a_batcher_behind_plain_hyper_answers_every_delivery_for_itself() {
         .handler(on_update)
         .build()
         .unwrap();
-    let batcher: Shared = Arc::new(Batcher::new(Receiver::new(
-        dispatcher,
-        Verifier::new(TOKEN),
-    )));
+    let batcher: Shared = Arc::new(Batcher::new(
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_limit(64 * 1024),
+    ));
     let counters = batcher.receiver().counters();
     let addr = serve(Arc::clone(&batcher)).await;
     let client = reqwest::Client::new();
@@ -197,6 +203,12 @@ async fn a_batcher_behind_plain_hyper_answers_every_delivery_for_itself() {
     );
     assert_eq!(runs.load(Ordering::SeqCst), handled);
 
+    // A body over the limit is not read whole: 413.
+    let large = vec![b' '; 65 * 1024];
+    let signature = sign(TOKEN.as_bytes(), &large);
+    let (status, reply) = post(&client, addr, large, signature).await;
+    assert_eq!(status, 413, "{reply}");
+
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::SeqCst);
     assert_eq!(
         (
@@ -204,6 +216,6 @@ async fn a_batcher_behind_plain_hyper_answers_every_delivery_for_itself() {
             count(&counters.rejected),
             count(&counters.duplicate)
         ),
-        (54, 6, 1)
+        (54, 7, 1)
     );
 }
