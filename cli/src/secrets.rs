@@ -65,13 +65,17 @@ impl Sources {
     /// be read, or that holds nothing, is an error: it is never taken to mean
     /// that its tokens or headers are no longer wanted.
     pub fn read(&self) -> Result<Secrets> {
-        let mut tokens = self.tokens.clone();
-        for file in &self.token_files {
-            for token in read_tokens(file)? {
-                // The same token from two places is accepted once.
-                if !tokens.contains(&token) {
-                    tokens.push(token);
-                }
+        let mut tokens: Vec<String> = Vec::new();
+        let files = self.token_files.iter().map(|file| read_tokens(file));
+        for token in std::iter::once(Ok(self.tokens.clone()))
+            .chain(files)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+        {
+            // The same token given twice is accepted once.
+            if !tokens.contains(&token) {
+                tokens.push(token);
             }
         }
         if tokens.is_empty() {
@@ -127,7 +131,15 @@ impl Secrets {
         if !parts.is_empty() {
             tokens = format!("{tokens} ({})", parts.join(", "));
         }
-        let mut headers = count(self.headers.len(), "custom header");
+        // A name given twice (two accepted values) is one header.
+        let mut names: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut headers = count(names.len(), "custom header");
         let changed: Vec<&str> = self
             .headers
             .iter()
@@ -240,9 +252,23 @@ fn name_value(text: &str) -> Result<(String, String), String> {
     header(name, value)
 }
 
-/// A custom header: a name HTTP allows, and a value that can be sent in a
-/// header, each without the white space around it (which HTTP drops from a
-/// value as it arrives). The error never quotes the value, a secret.
+/// The headers a delivery's own meaning is in, which a custom header
+/// cannot be: Kustomer's signature and event name, and the body's type and
+/// framing. (`serve` would refuse every delivery, and `send` sets them
+/// itself.)
+const RESERVED: [&str; 5] = [
+    kustomer_webhooks::verify::SIGNATURE_HEADER,
+    kustomer_webhooks::verify::EVENT_HEADER,
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// A custom header: a name HTTP allows (not one of [`RESERVED`]), and a
+/// value that can be sent in a header and is not empty, each without the
+/// white space around it (which HTTP drops from a value as it arrives).
+/// The error never quotes the value, a secret. The same name given twice
+/// is two accepted values (while rotating a header's secret).
 fn header(name: &str, value: &str) -> Result<(String, String), String> {
     let (name, value) = (name.trim(), value.trim());
     if name.is_empty() {
@@ -251,6 +277,17 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(format!(
             "{name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        ));
+    }
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(format!(
+            "{name} cannot be a custom header: it is part of every delivery \
+             (its signature, event name, content type or length)"
+        ));
+    }
+    if value.is_empty() {
+        return Err(format!(
+            "the value of {name} is empty: a custom header is a shared secret, give its value"
         ));
     }
     if HeaderValue::from_str(value).is_err() {
@@ -384,6 +421,29 @@ mod tests {
     }
 
     #[test]
+    fn a_token_or_header_name_given_twice_counts_once() {
+        let f = file(b"a\n");
+        let mut s = sources(&["a", "b", "a"], &[f.path()]);
+        s.headers = vec!["x-app=one".to_owned(), "X-App=two".to_owned()];
+        let read = s.read().unwrap();
+        assert_eq!(read.tokens, ["a", "b"]);
+        assert_eq!(read.headers.len(), 2);
+        assert_eq!(read.changes_from(&read), "2 tokens, 1 custom header");
+        // Either value of the header is accepted.
+        let verifier = read.verifier();
+        let body = b"{}";
+        let signature = kustomer_webhooks::verify::sign(b"b", body);
+        for value in ["one", "two", "three"] {
+            let verified = verifier.verify(body, |name| match name {
+                kustomer_webhooks::verify::SIGNATURE_HEADER => Some(signature.as_bytes()),
+                "x-app" => Some(value.as_bytes()),
+                _ => None,
+            });
+            assert_eq!(verified.is_ok(), value != "three", "{value}");
+        }
+    }
+
+    #[test]
     fn sources_that_cannot_be_read_are_an_error_not_fewer_tokens() {
         let f = file(b"b\n");
         let s = sources(&["a"], &[f.path()]);
@@ -443,6 +503,15 @@ mod tests {
             (
                 b"x-app=s3\x07cret\n",
                 ":1: the value of x-app cannot be sent in an HTTP header",
+            ),
+            (b"x-app=\n", ":1: the value of x-app is empty"),
+            (
+                b"X-Kustomer-Webhook-Signature=s3cret\n",
+                ":1: X-Kustomer-Webhook-Signature cannot be a custom header",
+            ),
+            (
+                b"content-type=application/s3cret\n",
+                ":1: content-type cannot be a custom header",
             ),
             (b"\n", "holds no header"),
         ] {

@@ -17,8 +17,9 @@ use kustomer_webhooks::dedupe::{
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, SharedVerifier, Verifier, sign};
 use kustomer_webhooks::{
-    ConversationEvent, CustomerEvent, Dispatcher, Drift, Envelope, MessageEvent, Model, OtherEvent,
-    Pointer, TeamEvent, UserEvent,
+    ConversationCreate, ConversationUpdate, CustomerCreate, CustomerUpdate, Dispatcher, Drift,
+    Envelope, KnownEvent, MessageCreate, MessageUpdate, Model, OtherEvent, Pointer, TeamCreate,
+    TeamUpdate, UserCreate, UserUpdate,
 };
 use serde::Serialize;
 
@@ -32,13 +33,24 @@ use crate::secrets::Sources;
 const HEALTH_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const HEALTH_CONNECTIONS: usize = 16;
 
-/// A webhook token: not empty (an unset variable expanded to nothing would
-/// otherwise key every signature with no secret at all).
+/// A webhook token, without the white space around it: not empty, nor only
+/// white space (an unset variable expanded to nothing would otherwise key
+/// every signature with no secret at all).
 pub fn token_arg(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        Err("the token is empty; give the webhook's token".to_owned())
+    // As in a token file: no token Kustomer gives starts or ends with white
+    // space, so any there came with the copy.
+    let token = s.trim();
+    if token.is_empty() {
+        Err(format!(
+            "the token is {}; give the webhook's token",
+            if s.is_empty() {
+                "empty"
+            } else {
+                "only white space"
+            }
+        ))
     } else {
-        Ok(s.to_owned())
+        Ok(token.to_owned())
     }
 }
 
@@ -229,12 +241,13 @@ async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("writing the event's line: {e}")))
 }
 
-/// The built-in handler of every resource's events: prints the line.
-async fn print_typed<E: Model + Envelope>(event: E) -> std::io::Result<()> {
+/// The built-in handler of each event with a generated type: prints the
+/// line, with the name it was dispatched by (a body without `name` is the
+/// event its header names).
+async fn print_typed<E: KnownEvent>(event: E) -> std::io::Result<()> {
     let mut drift = Vec::new();
-    event.drift(&mut Pointer::default(), &mut drift);
-    let name = event.event_name().unwrap_or_default();
-    print_line(line(&event, name, true, drift)).await
+    Model::drift(&event, &mut Pointer::default(), &mut drift);
+    print_line(line(event.envelope(), E::NAME, true, drift)).await
 }
 
 /// The built-in handler of events without a generated type.
@@ -244,11 +257,16 @@ async fn print_other(event: OtherEvent) -> std::io::Result<()> {
 
 fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
     let dispatcher = Dispatcher::builder()
-        .handler(print_typed::<ConversationEvent>)
-        .handler(print_typed::<CustomerEvent>)
-        .handler(print_typed::<MessageEvent>)
-        .handler(print_typed::<TeamEvent>)
-        .handler(print_typed::<UserEvent>)
+        .handler(print_typed::<ConversationCreate>)
+        .handler(print_typed::<ConversationUpdate>)
+        .handler(print_typed::<CustomerCreate>)
+        .handler(print_typed::<CustomerUpdate>)
+        .handler(print_typed::<MessageCreate>)
+        .handler(print_typed::<MessageUpdate>)
+        .handler(print_typed::<TeamCreate>)
+        .handler(print_typed::<TeamUpdate>)
+        .handler(print_typed::<UserCreate>)
+        .handler(print_typed::<UserUpdate>)
         .handler(print_other)
         .build()?;
     Ok(Receiver::with_shared_verifier(dispatcher, verifier))
@@ -1036,7 +1054,20 @@ pub async fn demo() -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::path_arg;
+    use super::{path_arg, token_arg};
+
+    #[test]
+    fn a_token_loses_the_white_space_around_it_and_is_never_blank() {
+        assert_eq!(token_arg(" t0ken\n").unwrap(), "t0ken");
+        assert_eq!(
+            token_arg("").unwrap_err(),
+            "the token is empty; give the webhook's token"
+        );
+        assert_eq!(
+            token_arg(" \t ").unwrap_err(),
+            "the token is only white space; give the webhook's token"
+        );
+    }
 
     #[test]
     fn a_path_is_literal_and_said_plainly_when_it_is_not() {

@@ -823,6 +823,87 @@ fn help_never_shows_a_secret_from_the_environment() {
 }
 
 #[test]
+fn serve_takes_either_value_of_a_header_given_twice_and_names_events_as_dispatched() {
+    let (mut server, _log, url) = start_serve(&[
+        "--token",
+        "t0ken",
+        "--header",
+        "x-app=old",
+        "--header",
+        "X-App=new",
+    ]);
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    // A customer's creation without `name` in its body: the event is the
+    // one its header names, on the reply and on the printed line alike.
+    let mut body: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/schema/samples/kustomer.customer.create.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    body.as_object_mut().unwrap().remove("name");
+    let body = body.to_string();
+    let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
+    let post = |app: &str, body: &str| {
+        request(
+            &url,
+            "POST /",
+            &[
+                ("Content-Type", "application/json"),
+                (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+                (
+                    kustomer_webhooks::verify::EVENT_HEADER,
+                    "kustomer.customer.create",
+                ),
+                ("X-App", app),
+            ],
+            body,
+        )
+    };
+    let (status, reply) = post("older", &body);
+    assert_eq!(status, 401, "{reply}");
+    assert!(
+        reply.contains("the x-app header has the wrong value"),
+        "{reply}"
+    );
+    let (status, reply) = post("new", &body);
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply.contains(r#""event":"kustomer.customer.create""#),
+        "{reply}"
+    );
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["event"], "kustomer.customer.create", "{line}");
+    assert_eq!(line["typed"], true, "{line}");
+    // The other value is accepted too (the same event again: a duplicate).
+    let (status, reply) = post("old", &body);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains(r#""outcome":"duplicate""#), "{reply}");
+}
+
+#[test]
+fn a_custom_header_that_cannot_work_is_refused_at_start() {
+    for (header, want) in [
+        ("x-app=", "the value of x-app is empty"),
+        ("x-app=  ", "the value of x-app is empty"),
+        (
+            "X-Kustomer-Webhook-Signature=abc",
+            "X-Kustomer-Webhook-Signature cannot be a custom header",
+        ),
+        (
+            "content-type=application/json",
+            "content-type cannot be a custom header",
+        ),
+    ] {
+        let stderr = serve_stops_at_start(&["--header", header]);
+        assert!(stderr.contains(want), "{header}: {stderr}");
+    }
+}
+
+#[test]
 fn an_empty_token_is_refused() {
     for args in [
         &["serve", "--addr", "127.0.0.1:0", "--token", ""][..],

@@ -89,8 +89,12 @@ impl<T> fmt::Debug for Secret<T> {
 #[derive(Clone, Debug)]
 pub struct Verifier {
     tokens: Vec<Secret<Hmac<Sha256>>>,
-    headers: Vec<(String, Secret<Box<[u8]>>)>,
+    /// Each custom header once, with every value it is accepted with.
+    headers: Vec<(String, Vec<HeaderValue>)>,
 }
+
+/// A custom header's accepted value.
+type HeaderValue = Secret<Box<[u8]>>;
 
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
@@ -112,11 +116,16 @@ impl Verifier {
     }
 
     /// Also requires the header `name` (case-insensitive) to carry `value`.
+    /// Given again for the same name, the header may carry either value
+    /// (while rotating its secret, as [`with_token`](Self::with_token)
+    /// does for tokens).
     pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
-        self.headers.push((
-            name.as_ref().to_ascii_lowercase(),
-            Secret(value.as_ref().into()),
-        ));
+        let name = name.as_ref().to_ascii_lowercase();
+        let value = Secret(value.as_ref().into());
+        match self.headers.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, values)) => values.push(value),
+            None => self.headers.push((name, vec![value])),
+        }
         self
     }
 
@@ -132,10 +141,17 @@ impl Verifier {
         body: &[u8],
         header: impl Fn(&str) -> Option<&'h [u8]>,
     ) -> Result<(), VerifyError> {
-        for (name, expected) in &self.headers {
+        for (name, accepted) in &self.headers {
             let value =
                 header(name).ok_or_else(|| VerifyError::MissingHeader { name: name.clone() })?;
-            if !bool::from(value.ct_eq(&expected.0)) {
+            // Every accepted value is compared, so the time taken does not
+            // tell which matched.
+            let ok = accepted
+                .iter()
+                .fold(subtle::Choice::from(0), |ok, expected| {
+                    ok | value.ct_eq(&expected.0)
+                });
+            if !bool::from(ok) {
                 return Err(VerifyError::BadHeader { name: name.clone() });
             }
         }
@@ -381,6 +397,39 @@ mod tests {
             check(&v, body, Some(&sig), None),
             Err(VerifyError::MissingHeader {
                 name: "x-secret".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_custom_header_given_twice_takes_either_value() {
+        let body = b"{}";
+        let sig = sign(b"t", body);
+        let v = Verifier::new("t")
+            .with_header("X-Secret", "old")
+            .with_header("x-secret", "new")
+            .with_header("x-other", "o");
+        let check_both = |secret: &str, other: Option<&str>| {
+            v.verify(body, |n| match n {
+                SIGNATURE_HEADER => Some(sig.as_bytes()),
+                "x-secret" => Some(secret.as_bytes()),
+                "x-other" => other.map(str::as_bytes),
+                _ => None,
+            })
+        };
+        assert_eq!(check_both("old", Some("o")), Ok(()));
+        assert_eq!(check_both("new", Some("o")), Ok(()));
+        assert_eq!(
+            check_both("older", Some("o")),
+            Err(VerifyError::BadHeader {
+                name: "x-secret".into()
+            })
+        );
+        // Still every configured header is required.
+        assert_eq!(
+            check_both("new", None),
+            Err(VerifyError::MissingHeader {
+                name: "x-other".into()
             })
         );
     }
