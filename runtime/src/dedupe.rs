@@ -160,7 +160,9 @@
 //!
 //! The guard is opt-in: a handler that applies the whole resource state can
 //! skip stale updates, while one that reacts to every change (notifications,
-//! audit logs) usually should not.
+//! audit logs) usually should not. The receiver asks it about updates only:
+//! a creation that arrives after its resource's updates is still handled
+//! (and its revision, recorded too, never lowers the last one).
 //!
 //! The guard lives in the process: with several replicas, each knows only
 //! the revisions it handled itself. [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)

@@ -318,7 +318,10 @@ impl<S: Events> Receiver<S> {
 
     /// Drops updates whose `rev` is not newer than the last processed for
     /// the same resource: acknowledged with `"outcome": "stale"`, not
-    /// dispatched. Off by default. The revisions are kept in `revisions`:
+    /// dispatched. Off by default. Only an update (an event whose name ends
+    /// in `.update`) can be stale: a creation that arrives after its
+    /// resource's updates is still handled (its `rev`, recorded like an
+    /// update's, never lowers the last one). The revisions are kept in `revisions`:
     /// an [`OrderingGuard`](crate::dedupe::OrderingGuard) in the process,
     /// or a store every replica sees (`RedisStore`, feature `redis`; see
     /// [`dedupe`](crate::dedupe#order)). A store that fails or does not
@@ -631,7 +634,8 @@ impl<S: Events> Receiver<S> {
         });
         // With the ordering guard: the last revision handled of the resource.
         let envelope = parsed.event.envelope();
-        let stale = match (&self.ordering, envelope.resource_id(), envelope.rev()) {
+        let guarded = self.ordering.as_ref().filter(|_| is_update(&event));
+        let stale = match (guarded, envelope.resource_id(), envelope.rev()) {
             (Some(revisions), Some(resource), Some(rev)) => {
                 match within(None, self.timeout, revisions.last_revision(resource)).await {
                     Some(Ok(last)) => last.filter(|&last| rev <= last),
@@ -763,6 +767,12 @@ impl<S: Events> Receiver<S> {
             },
         }
     }
+}
+
+/// Whether the ordering guard may find the event named `name` stale: an
+/// update (`kustomer.customer.update`, `kustomer.kobject.order.update`).
+fn is_update(name: &str) -> bool {
+    name.ends_with(".update")
 }
 
 impl<S: Events> Receiver<S> {

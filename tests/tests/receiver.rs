@@ -660,6 +660,51 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_a_creation_arriving_after_its_updates_is_still_handled() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_ordering(OrderingGuard::new())
+    })
+    .await;
+    // Event `n` of the customer `resource` at `rev`. (The tests' receiver
+    // has no customer handler: dispatched, a customer event is "no handler".)
+    let event = |name: &str, n: usize, resource: &str, rev: i64| {
+        let mut v: Value = serde_json::from_str(sample(name)).unwrap();
+        v["id"] = format!("{n:024x}").into();
+        v["data"]["id"] = resource.into();
+        v["data"]["attributes"]["rev"] = rev.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let outcome = |(status, reply): (u16, Value)| {
+        assert_eq!(status, 200, "{reply}");
+        reply["outcome"].as_str().unwrap().to_owned()
+    };
+    let (create, update) = ("kustomer.customer.create", "kustomer.customer.update");
+    let update_5 = event(update, 1, "a", 5);
+    assert_eq!(
+        outcome(s.deliver(&update_5, TOKEN, None).await),
+        "no handler"
+    );
+    // The creation (rev 1), late: dispatched, not stale.
+    let create_1 = event(create, 2, "a", 1);
+    assert_eq!(
+        outcome(s.deliver(&create_1, TOKEN, None).await),
+        "no handler"
+    );
+    // Its rev did not lower the last one: an update older than 5 is stale.
+    let update_4 = event(update, 3, "a", 4);
+    assert_eq!(outcome(s.deliver(&update_4, TOKEN, None).await), "stale");
+    // A creation's rev counts for the updates after it.
+    let create_3 = event(create, 4, "b", 3);
+    assert_eq!(
+        outcome(s.deliver(&create_3, TOKEN, None).await),
+        "no handler"
+    );
+    let update_2 = event(update, 5, "b", 2);
+    assert_eq!(outcome(s.deliver(&update_2, TOKEN, None).await), "stale");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_of_another_json_type_is_still_the_key_and_an_event_without_one_is_never_lost() {
     let s = start(Verifier::new(TOKEN)).await;
     let team = |id: Option<Value>| {
