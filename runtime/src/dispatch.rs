@@ -210,6 +210,9 @@ pub struct Handler<S = AnyEvent> {
     all_events: &'static [&'static str],
     other: bool,
     state: Option<(TypeId, &'static str)>,
+    /// A plain `fn`, run on tokio's blocking pool: dropping its run does
+    /// not stop it.
+    on_a_thread: bool,
     call: Box<Call<S>>,
 }
 
@@ -253,8 +256,15 @@ impl<S: Events> Handler<S> {
             all_events: E::EVENTS,
             other: E::OTHER,
             state,
+            on_a_thread: false,
             call,
         }
+    }
+
+    /// Marks a plain `fn`'s handler, which runs on the blocking pool.
+    fn on_a_thread(mut self) -> Self {
+        self.on_a_thread = true;
+        self
     }
 }
 
@@ -385,6 +395,7 @@ where
                 })
             }),
         )
+        .on_a_thread()
     }
 }
 
@@ -411,6 +422,7 @@ where
                 })
             }),
         )
+        .on_a_thread()
     }
 }
 
@@ -596,6 +608,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         }
         Ok(Dispatcher {
             state: Arc::new(self.state),
+            any_on_a_thread: self.handlers.iter().any(|h| h.on_a_thread),
             handlers: self.handlers,
             by_event,
             other,
@@ -709,6 +722,8 @@ pub struct Dispatcher<S = AnyEvent> {
     handlers: Vec<Handler<S>>,
     by_event: HashMap<EventName, usize>,
     other: Option<usize>,
+    /// Whether any handler is a plain `fn`.
+    any_on_a_thread: bool,
 }
 
 impl<S> fmt::Debug for Dispatcher<S> {
@@ -765,12 +780,7 @@ impl<S: Events> Dispatcher<S> {
     /// Runs the handler of an event already parsed.
     pub async fn dispatch_event(&self, event: S) -> Result<Dispatched, DispatchError> {
         let name = event.name();
-        let index = if event.is_typed() {
-            self.by_event.get(&name).copied()
-        } else {
-            self.other
-        };
-        let Some(index) = index else {
+        let Some(index) = self.handler_of(&event, &name) else {
             return Ok(Dispatched::NoHandler { event: name });
         };
         let handler = &self.handlers[index];
@@ -790,5 +800,24 @@ impl<S: Events> Dispatcher<S> {
                 message,
             }),
         }
+    }
+
+    /// The index of the handler of `event` (named `name`), if any.
+    fn handler_of(&self, event: &S, name: &EventName) -> Option<usize> {
+        if event.is_typed() {
+            self.by_event.get(name).copied()
+        } else {
+            self.other
+        }
+    }
+
+    /// Whether `event`'s handler is a plain `fn`, which runs on tokio's
+    /// blocking pool: a time limit cannot stop it, so the receiver settles
+    /// the event only once it has ended.
+    pub(crate) fn runs_on_a_thread(&self, event: &S) -> bool {
+        self.any_on_a_thread
+            && self
+                .handler_of(event, &event.name())
+                .is_some_and(|i| self.handlers[i].on_a_thread)
     }
 }

@@ -435,7 +435,11 @@ impl<S: Events> Receiver<S> {
     }
 
     /// How long a handler may run (default 10 s); then 503, and Kustomer
-    /// retries.
+    /// retries. An `async` handler is stopped there. A plain `fn` handler
+    /// (run on tokio's blocking pool) cannot be: its event keeps its claim
+    /// (a retry meanwhile is 409 `in progress`, so the handler never runs
+    /// twice at once) and its handler slot until the thread ends, and is
+    /// then done if the handler succeeded, or given up for the next retry.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -677,26 +681,35 @@ impl<S: Events> Receiver<S> {
             .and(parsed.event.envelope().resource_id())
             .map(str::to_owned);
         let rev = parsed.event.envelope().rev();
-        let (dispatcher, ordering, timeout, slots) = (
+        let (dispatcher, timeout, slots) = (
             Arc::clone(&self.dispatcher),
-            self.ordering.clone(),
             self.timeout,
             self.slots.clone(),
         );
+        // A plain `fn` handler runs on a thread that its time limit cannot
+        // stop: past the limit, its run goes on by itself (below).
+        let on_a_thread = dispatcher.runs_on_a_thread(&parsed.event);
         // The handler runs here, in the task polling the delivery (its
         // request's, or a batch's in the axum router), without the cost of
         // spawning one; but if the delivery is dropped before the handler
         // finished (the client hung up), the rest of the run moves to a task
         // of its own: the handler is never cancelled halfway, and its claim
         // is always completed or abandoned.
-        let store = claim.0.take();
+        //
         // With dead letters on, the run keeps what it needs to save or clear
         // the delivery's file, even if the delivery is dropped meanwhile.
         let raw = parsed.raw;
-        let letters = self
-            .dead_letters
-            .clone()
-            .map(|letters| (letters, id.clone(), raw.to_vec()));
+        let settle = Settle {
+            claim: ClaimGuard(claim.0.take()),
+            ordering: self.ordering.clone(),
+            resource,
+            rev,
+            letters: self
+                .dead_letters
+                .clone()
+                .map(|letters| (letters, id.clone(), raw.to_vec())),
+            timeout,
+        };
         let run = Detached::new(async move {
             // With a limit, a slot first, held until the handler is done; the
             // handler's time limit starts once it has one.
@@ -711,45 +724,27 @@ impl<S: Events> Receiver<S> {
                     }
                 },
             };
-            let result = if busy.is_some() {
-                None
-            } else {
-                let start = tokio::time::Instant::now();
-                within(
-                    Some(start),
-                    timeout,
-                    dispatcher.dispatch_event(parsed.event),
-                )
-                .await
-            };
+            if busy.is_some() {
+                settle.run(&None, busy.as_deref()).await;
+                return (None, busy, false);
+            }
+            let start = tokio::time::Instant::now();
+            if on_a_thread {
+                let (result, running) =
+                    cold::on_a_thread(dispatcher, parsed.event, start, slot, settle).await;
+                return (result, None, running);
+            }
+            let result = within(
+                Some(start),
+                timeout,
+                dispatcher.dispatch_event(parsed.event),
+            )
+            .await;
             drop(slot);
-            let succeeded = matches!(result, Some(Ok(_)));
-            if let Some((store, id)) = &store {
-                let settle = async {
-                    if succeeded {
-                        store.complete(id).await
-                    } else {
-                        store.abandon(id).await
-                    }
-                };
-                match within(None, timeout, settle).await {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => cold::settle_failed(Some(&e)),
-                    None => cold::settle_failed(None),
-                }
-            }
-            if succeeded
-                && let (Some(revisions), Some(resource), Some(rev)) = (ordering, resource, rev)
-            {
-                cold::record_revision(revisions.as_ref(), &resource, rev, timeout).await;
-            }
-            if let Some((letters, id, body)) = letters {
-                cold::settle_dead_letter(letters, id, body, &result, busy.as_deref(), timeout)
-                    .await;
-            }
-            (result, busy)
+            settle.run(&result, None).await;
+            (result, None, false)
         });
-        let (dispatched, busy) = match run.await {
+        let (dispatched, busy, running) = match run.await {
             Ok(ran) => ran,
             Err(panic) => {
                 let error = cold::panicked(panic);
@@ -763,6 +758,7 @@ impl<S: Events> Receiver<S> {
             Some(Err(e)) => reply!(500, "error", Some(cold::handler_failed(&e))),
             None => match busy {
                 Some(why) => reply!(503, "error", Some(why)),
+                None if running => reply!(503, "error", Some(cold::handler_runs_on(self.timeout))),
                 None => reply!(503, "error", Some(cold::handler_timed_out(self.timeout))),
             },
         }
@@ -1051,6 +1047,68 @@ mod cold {
         format!("the handler took longer than {timeout:?}")
     }
 
+    /// A handler's run: its result, or `None` when it did not end in time.
+    type Ran = Option<Result<crate::Dispatched, DispatchError>>;
+
+    pub(super) fn handler_runs_on(timeout: Duration) -> String {
+        tracing::warn!(
+            target: LOG,
+            ?timeout,
+            "plain fn handler timed out; it runs on, and its event is settled when it ends",
+        );
+        format!(
+            "the handler took longer than {timeout:?}; it runs on, and a retry is \
+             answered once it has ended"
+        )
+    }
+
+    /// The run of a plain `fn` handler (on tokio's blocking pool), under
+    /// its time limit from `start`. In time: its result, settled. Past the
+    /// limit: `(None, true)`, and the thread, which nothing can stop, goes
+    /// on in a task of its own that keeps the delivery's slot and claim until
+    /// it ends, then settles (so a retry meanwhile is `in progress`, and
+    /// never runs the handler a second time at once).
+    #[inline(never)]
+    pub(super) fn on_a_thread<S: crate::Events>(
+        dispatcher: std::sync::Arc<crate::Dispatcher<S>>,
+        event: S,
+        start: tokio::time::Instant,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        settle: super::Settle,
+    ) -> std::pin::Pin<Box<dyn Future<Output = (Ran, bool)> + Send>> {
+        Box::pin(async move {
+            let timeout = settle.timeout;
+            let mut run = Box::pin(async move { dispatcher.dispatch_event(event).await });
+            let deadline = start.checked_add(timeout);
+            let in_time = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, run.as_mut()).await.ok(),
+                None => Some(run.as_mut().await),
+            };
+            if let Some(result) = in_time {
+                let result = Some(result);
+                drop(slot);
+                settle.run(&result, None).await;
+                return (result, false);
+            }
+            tokio::spawn(async move {
+                let result = Some(run.await);
+                drop(slot);
+                match &result {
+                    Some(Ok(_)) => tracing::info!(
+                        target: LOG,
+                        "plain fn handler that timed out has ended; its event is handled",
+                    ),
+                    _ => tracing::warn!(
+                        target: LOG,
+                        "plain fn handler that timed out has ended without handling its event",
+                    ),
+                }
+                settle.run(&result, None).await;
+            });
+            (None, true)
+        })
+    }
+
     /// After the handler ran: keeps the delivery as a dead letter when it
     /// failed, clears its dead letter when it succeeded. Off by default, so
     /// boxed, and its future polled out of line.
@@ -1097,6 +1155,55 @@ mod cold {
 
 /// An event id claimed in the idempotency store, given up (in a task of its
 /// own) if dropped while it still holds the claim.
+/// What is left to do once a delivery's handler has run (or could not):
+/// complete or abandon its claim, record its revision, keep or clear its
+/// dead letter. Dropped unsettled (a panic on the way), it gives the claim
+/// up.
+struct Settle {
+    claim: ClaimGuard,
+    ordering: Option<Arc<dyn RevisionStore>>,
+    resource: Option<String>,
+    rev: Option<i64>,
+    letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
+    timeout: Duration,
+}
+
+impl Settle {
+    /// Settles after the handler's run: `result` is `None` when it did not
+    /// run (`busy` says why) or was stopped at its time limit.
+    async fn run(
+        mut self,
+        result: &Option<Result<Dispatched, crate::DispatchError>>,
+        busy: Option<&str>,
+    ) {
+        let succeeded = matches!(result, Some(Ok(_)));
+        let timeout = self.timeout;
+        if let Some((store, id)) = self.claim.0.take() {
+            let settle = async {
+                if succeeded {
+                    store.complete(&id).await
+                } else {
+                    store.abandon(&id).await
+                }
+            };
+            match within(None, timeout, settle).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => cold::settle_failed(Some(&e)),
+                None => cold::settle_failed(None),
+            }
+        }
+        if succeeded
+            && let (Some(revisions), Some(resource), Some(rev)) =
+                (self.ordering.take(), self.resource.take(), self.rev)
+        {
+            cold::record_revision(revisions.as_ref(), &resource, rev, timeout).await;
+        }
+        if let Some((letters, id, body)) = self.letters.take() {
+            cold::settle_dead_letter(letters, id, body, result, busy, timeout).await;
+        }
+    }
+}
+
 struct ClaimGuard(Option<(Arc<dyn IdempotencyStore>, String)>);
 
 impl Drop for ClaimGuard {

@@ -10,8 +10,8 @@ use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{SharedVerifier, Verifier, sign};
 use kustomer_webhooks::{
-    CustomerCreate, CustomerUpdate, Dispatcher, State, TeamCreate, TeamUpdate, UserCreate,
-    UserUpdate,
+    ConversationUpdate, CustomerCreate, CustomerUpdate, Dispatcher, State, TeamCreate, TeamUpdate,
+    UserCreate, UserUpdate,
 };
 use serde_json::Value;
 
@@ -623,6 +623,77 @@ async fn concurrent_deliveries_of_one_event_run_the_handler_once() {
     }
     assert_eq!(handled, 1);
     assert_eq!(s.count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_fn_handler_past_its_time_limit_keeps_its_claim_and_slot_until_it_ends() {
+    // A plain `fn` runs on a thread its time limit (300 ms here) cannot
+    // stop: it sleeps 900 ms, then counts.
+    fn slow_on_a_thread(_: ConversationUpdate, n: State<Count>) {
+        std::thread::sleep(Duration::from_millis(900));
+        n.fetch_add(1, Ordering::SeqCst);
+    }
+    let count = Count::default();
+    let dispatcher = Dispatcher::with_state(count.clone())
+        .handler(slow_on_a_thread)
+        .handler(ok_team)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_timeout(Duration::from_millis(300))
+        .with_max_concurrent_handlers(1, Duration::from_millis(100));
+    let s = serve(receiver, count.clone()).await;
+    let body = variant("kustomer.conversation.update", 1, None);
+    let (status, reply) = s.deliver(&body, TOKEN, None).await;
+    assert_eq!(status, 503, "{reply}");
+    let error = reply["error"].as_str().unwrap();
+    assert!(error.contains("it runs on"), "{error}");
+    // A retry while it runs: the claim is still held, so it is not run a
+    // second time at once.
+    let (status, reply) = s.deliver(&body, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (409, Some("in progress")),
+        "{reply}"
+    );
+    // Nor does another event get its slot (the only one) meanwhile.
+    let team = variant("kustomer.team.update", 2, None);
+    let (status, reply) = s.deliver(&team, TOKEN, None).await;
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    // Once it has ended, its event is done: a retry is a duplicate, and
+    // the slot is free again.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while count.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the handler ends");
+    let settled = async {
+        loop {
+            let (status, reply) = s.deliver(&body, TOKEN, None).await;
+            if status != 409 {
+                break (status, reply);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (status, reply) = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .expect("the claim is settled");
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    let (status, reply) = s.deliver(&team, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
