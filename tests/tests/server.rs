@@ -30,6 +30,8 @@ struct Slow {
     wait: std::sync::Mutex<Duration>,
     started: Notify,
     finished: AtomicBool,
+    /// Team creations handled.
+    handled: std::sync::atomic::AtomicUsize,
 }
 
 async fn team(_: TeamCreate, slow: State<Arc<Slow>>) {
@@ -37,6 +39,7 @@ async fn team(_: TeamCreate, slow: State<Arc<Slow>>) {
     let wait = *slow.wait.lock().unwrap();
     tokio::time::sleep(wait).await;
     slow.finished.store(true, Ordering::SeqCst);
+    slow.handled.fetch_add(1, Ordering::SeqCst);
 }
 
 struct Running {
@@ -261,6 +264,40 @@ async fn a_stop_finishes_the_delivery_in_progress_and_no_half_sent_head_holds_it
 }
 
 #[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_client_closes_once_it_is_sent_is_still_handled() {
+    let running = start(Server::new()).await;
+    let addr = running.addr;
+    let send = |n: usize| async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut request = b"POST /kustomer HTTP/1.1\r\nhost: kustomer\r\n".to_vec();
+        request.extend(raw_delivery(&format!("{n:024x}")));
+        stream.write_all(&request).await.unwrap();
+        stream
+    };
+    // Half-closed (the client sends nothing more, and waits): answered.
+    for n in 0..10 {
+        let mut stream = send(n).await;
+        stream.shutdown().await.unwrap();
+        let answer = answer_then_close(&mut stream).await;
+        assert!(handled(&answer), "{answer}");
+    }
+    // Closed at once (nobody reads the answer): handled all the same.
+    for n in 10..40 {
+        drop(send(n).await);
+    }
+    until(
+        || running.slow.handled.load(Ordering::SeqCst) == 40,
+        || {
+            format!(
+                "{} of 40 handled",
+                running.slow.handled.load(Ordering::SeqCst)
+            )
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn stop_signal_resolves_on_sigterm() {
     let mut stop = Box::pin(kustomer_webhooks::axum::stop_signal());

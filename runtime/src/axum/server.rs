@@ -293,8 +293,11 @@ impl Server {
             tasks.spawn(async move {
                 let _slot = slot;
                 let mut http = hyper::server::conn::http1::Builder::new();
+                // A client that closes its side once its request is sent
+                // still gets it handled (and, half-closed, answered).
                 http.timer(TokioTimer::new())
-                    .header_read_timeout(head_timeout);
+                    .header_read_timeout(head_timeout)
+                    .half_close(true);
                 #[cfg(feature = "axum-tls")]
                 if let Some(tls) = tls {
                     let mut stop = stopped.clone();
