@@ -826,9 +826,10 @@ async fn deliver(
 }
 
 /// `send`: signs and posts each payload, printing the status of each. A
-/// delivery that gets no reply in time is reported and the next one sent; a
-/// receiver that cannot be reached at all (refused, unknown host, a
-/// certificate not trusted) ends the run at the first payload.
+/// payload that cannot be read, or a delivery that gets no reply in time,
+/// is reported and the next one sent; a receiver that cannot be reached at
+/// all (refused, unknown host, a certificate not trusted) ends the run at
+/// the first payload.
 pub async fn send(
     url: &str,
     token: &str,
@@ -840,8 +841,15 @@ pub async fn send(
     let client = send_client(options, https)?;
     let mut ok = true;
     for file in payloads(paths)? {
-        let body = crate::parse::read_payload(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        // One that cannot be read is reported, and the others still sent.
+        let body = match crate::parse::read_payload(&file) {
+            Ok(body) => body,
+            Err(e) => {
+                out!("--- {} not sent: it cannot be read ({e})", file.display());
+                ok = false;
+                continue;
+            }
+        };
         match deliver(&client, url, token, headers, body).await {
             Ok(d) => {
                 out!("{} {} {}", d.status, file.display(), d.reply);

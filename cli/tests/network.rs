@@ -904,6 +904,37 @@ fn a_custom_header_that_cannot_work_is_refused_at_start() {
 }
 
 #[test]
+fn send_reports_a_payload_it_cannot_read_and_sends_the_others() {
+    let (_server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let out = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .args([
+            "schema/samples/kustomer.team.create.json",
+            "schema/samples/no-such-payload.json",
+            "schema/samples/kustomer.team.update.json",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("200 schema/samples/kustomer.team.create.json"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("--- schema/samples/no-such-payload.json not sent: it cannot be read"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("200 schema/samples/kustomer.team.update.json"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+#[test]
 fn an_empty_token_is_refused() {
     for args in [
         &["serve", "--addr", "127.0.0.1:0", "--token", ""][..],
