@@ -139,8 +139,14 @@ enum Command {
             .multiple(true)
     ))]
     Serve {
-        /// The address to listen on
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// The address to listen on, HOST:PORT (an IP address, or a name
+        /// such as localhost, resolved once at start; port 0: any free one)
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            default_value = "127.0.0.1:8080",
+            value_parser = serve::addr_arg
+        )]
         addr: std::net::SocketAddr,
         /// The path deliveries are posted to (the path of the webhook's URL
         /// in the app definition, such as /webhooks/kustomer, where a proxy
@@ -288,7 +294,12 @@ enum Command {
         /// answers), /healthz and /readyz (503 once stopping, and while Redis
         /// does not answer unless --redis-fail-open); keep it off the public
         /// network
-        #[arg(long, value_name = "HOST:PORT", env = "KUSTOMER_WEBHOOKS_METRICS_ADDR")]
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            env = "KUSTOMER_WEBHOOKS_METRICS_ADDR",
+            value_parser = serve::addr_arg
+        )]
         metrics_addr: Option<std::net::SocketAddr>,
         /// Keep each delivery answered with a 5xx (its line could not be
         /// written; Redis failed) in this directory, as `<event id>.json`,

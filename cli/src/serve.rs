@@ -54,6 +54,39 @@ pub fn token_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// `serve --addr` and `--metrics-addr`: `HOST:PORT`, where HOST is an IP
+/// address (IPv6 in brackets) or a name resolved now (the first address it
+/// has, an IPv4 one if there is one: `localhost` is 127.0.0.1).
+pub fn addr_arg(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "expected HOST:PORT, such as 127.0.0.1:8080 or localhost:8080, not {s:?}"
+        ));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "{s:?} has no host: give one, such as 0.0.0.0:{port} (every interface) or \
+             127.0.0.1:{port} (this machine only)"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port: a port is a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{host} cannot be resolved to an address ({e})"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{host} resolves to no address"))
+}
+
 /// `send --url`: an `http://` URL, or an `https://` one when the binary is
 /// built with TLS (the `tls` feature, on by default); checked before anything
 /// is read or sent.
@@ -1062,7 +1095,36 @@ pub async fn demo() -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{path_arg, token_arg};
+    use super::{addr_arg, path_arg, token_arg};
+
+    #[test]
+    fn an_address_is_an_ip_or_a_name_with_a_port_and_said_plainly_when_not() {
+        assert_eq!(
+            addr_arg("127.0.0.1:8080").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(addr_arg("[::1]:0").unwrap().to_string(), "[::1]:0");
+        assert_eq!(
+            addr_arg("localhost:8080").unwrap().to_string(),
+            "127.0.0.1:8080"
+        );
+        for (bad, want) in [
+            ("8080", "expected HOST:PORT"),
+            (":8080", "has no host: give one, such as 0.0.0.0:8080"),
+            (
+                "127.0.0.1:99999",
+                "\"99999\" is not a port: a port is a number from 0 to 65535",
+            ),
+            ("localhost:http", "\"http\" is not a port"),
+            (
+                "no-such-host.invalid:8080",
+                "no-such-host.invalid cannot be resolved",
+            ),
+        ] {
+            let e = addr_arg(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_token_loses_the_white_space_around_it_and_is_never_blank() {
