@@ -122,7 +122,8 @@ pub struct Counters {
     pub accepted: AtomicU64,
     /// Deliveries refused before dispatch (4xx).
     pub rejected: AtomicU64,
-    /// Deliveries of an event already processed.
+    /// Deliveries of an event already processed (2xx), or being processed
+    /// by another delivery (409 `in progress`).
     pub duplicate: AtomicU64,
     /// Updates older than one already processed.
     pub stale: AtomicU64,
@@ -512,7 +513,7 @@ impl<S: Events> Receiver<S> {
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
-            (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
+            (200..=299, "duplicate") | (409, "in progress") => Counters::bump(&counters.duplicate),
             (200..=299, "stale") => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
             (400..=499, _) => {
@@ -710,7 +711,7 @@ impl<S: Events> Receiver<S> {
                 .map(|letters| (letters, id.clone(), raw.to_vec())),
             timeout,
         };
-        let run = Detached::new(async move {
+        let run = async move {
             // With a limit, a slot first, held until the handler is done; the
             // handler's time limit starts once it has one.
             let mut busy = None;
@@ -743,6 +744,14 @@ impl<S: Events> Receiver<S> {
             drop(slot);
             settle.run(&result, None).await;
             (result, None, false)
+        };
+        // Finished after its request was dropped (a client that hung up
+        // while its handler ran), the run counts its own outcome.
+        let run = Detached::new(run, &self.counters, |counters, (result, _, _)| {
+            Counters::bump(match result {
+                Some(Ok(_)) => &counters.accepted,
+                _ => &counters.failed,
+            })
         });
         let (dispatched, busy, running) = match run.await {
             Ok(ran) => ran,
@@ -1225,21 +1234,26 @@ impl Drop for ClaimGuard {
 
 /// A future that finishes even when its caller stops waiting for it: polled
 /// in place, and handed to the runtime as a task of its own if dropped
-/// before it completed. A panic while it is polled in place is caught and
-/// returned, as a task's `JoinHandle` would.
-struct Detached<F: Future<Output: Send + 'static> + Send + 'static> {
+/// before it completed, where `tally` counts its output in `counters` (the
+/// caller, gone, counts nothing). A panic while it is polled in place is
+/// caught and returned, as a task's `JoinHandle` would.
+struct Detached<'a, F: Future<Output: Send + 'static> + Send + 'static> {
     future: Option<Pin<Box<F>>>,
+    counters: &'a Arc<Counters>,
+    tally: fn(&Counters, &F::Output),
 }
 
-impl<F: Future<Output: Send + 'static> + Send + 'static> Detached<F> {
-    fn new(future: F) -> Self {
+impl<'a, F: Future<Output: Send + 'static> + Send + 'static> Detached<'a, F> {
+    fn new(future: F, counters: &'a Arc<Counters>, tally: fn(&Counters, &F::Output)) -> Self {
         Detached {
             future: Some(Box::pin(future)),
+            counters,
+            tally,
         }
     }
 }
 
-impl<F: Future<Output: Send + 'static> + Send + 'static> Future for Detached<F> {
+impl<F: Future<Output: Send + 'static> + Send + 'static> Future for Detached<'_, F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -1258,12 +1272,16 @@ impl<F: Future<Output: Send + 'static> + Send + 'static> Future for Detached<F> 
     }
 }
 
-impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<F> {
+impl<F: Future<Output: Send + 'static> + Send + 'static> Drop for Detached<'_, F> {
     fn drop(&mut self) {
         if let Some(future) = self.future.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(future);
+                    let (counters, tally) = (Arc::clone(self.counters), self.tally);
+                    runtime.spawn(async move {
+                        let output = future.await;
+                        tally(&counters, &output);
+                    });
                 }
                 Err(_) => {
                     // Dropped outside any runtime (the runtime itself is

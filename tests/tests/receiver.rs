@@ -623,6 +623,59 @@ async fn concurrent_deliveries_of_one_event_run_the_handler_once() {
     }
     assert_eq!(handled, 1);
     assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // The others are duplicates (200, or 409 while the first ran).
+    let counted = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::SeqCst);
+    let c = &s.counters;
+    assert_eq!(
+        (
+            counted(&c.accepted),
+            counted(&c.duplicate),
+            counted(&c.rejected)
+        ),
+        (1, 19, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_dropped_while_its_handler_runs_is_counted_once_it_has_ended() {
+    async fn slow_team(_: TeamUpdate, n: State<Count>) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        n.fetch_add(1, Ordering::SeqCst);
+    }
+    let count = Count::default();
+    let dispatcher = Dispatcher::with_state(count.clone())
+        .handler(slow_team)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN));
+    let body = variant("kustomer.team.update", 1, None);
+    let signature = sign(TOKEN.as_bytes(), &body);
+    let delivery = receiver.receive(kustomer_webhooks::receiver::Request {
+        method: "POST",
+        header: |name| match name {
+            "content-type" => Some(&b"application/json"[..]),
+            "x-kustomer-webhook-signature" => Some(signature.as_bytes()),
+            _ => None,
+        },
+        body: &body,
+    });
+    // Its caller stops waiting (a client that hung up) while it runs.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), delivery)
+            .await
+            .is_err()
+    );
+    let counters = receiver.counters();
+    assert_eq!(counters.accepted.load(Ordering::SeqCst), 0);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while counters.accepted.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("counted once handled");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert_eq!(counters.failed.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
