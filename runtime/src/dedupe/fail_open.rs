@@ -43,6 +43,10 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// - **After one call finds the store unavailable**, the calls of the next
 ///   [`FAIL_OPEN_RETRY_AFTER`] go straight to memory, so a store that has
 ///   stopped answering costs one timeout a second, not one per delivery.
+/// - **While the store answers**, an id it claims is claimed in memory
+///   too until the handler is done, so that if the store goes away
+///   meanwhile, a retry that reaches this process is `in progress` rather
+///   than run a second time alongside the first.
 /// - **An event handled in memory** is also marked done in the shared store
 ///   when it completes, if the store answers by then.
 /// - **For the memory store's retention after an outage**, an id the shared
@@ -185,11 +189,6 @@ impl<S> FailOpen<S> {
 
     /// Whether an outage ended less than the memory store's retention ago:
     /// memory may know ids the shared store does not.
-    fn memory_may_know(&self) -> bool {
-        self.last_failure()
-            .is_some_and(|at| at.elapsed() < self.memory.retention())
-    }
-
     /// A call found the store unavailable (`e`).
     fn failed(&self, e: &StoreError) {
         *self
@@ -302,13 +301,13 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
 
 impl<S: IdempotencyStore> FailOpen<S> {
     /// The store claimed `id` for the caller; memory may know it from an
-    /// outage. What memory says wins, and the store is told.
+    /// outage. What memory says wins, and the store is told. When memory
+    /// does not know it, the claim is taken there too, until it is settled:
+    /// should the store go away meanwhile, a retry that reaches this process
+    /// (claimed in memory then) is not run alongside it.
     async fn reconcile(&self, id: &str) -> Result<Begin, StoreError> {
         match self.memory.begin(id).await? {
-            Begin::New => {
-                self.memory.abandon(id).await?;
-                Ok(Begin::New)
-            }
+            Begin::New => Ok(Begin::New),
             Begin::Done => {
                 // Handled during the outage: the store learns it now.
                 let _ = self.reach(self.store.complete(id)).await;
@@ -333,7 +332,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             match self.reach(self.store.begin(id)).await {
                 Ok(begin) => {
                     self.answered();
-                    if begin == Begin::New && self.memory_may_know() {
+                    if begin == Begin::New {
                         self.reconcile(id).await
                     } else {
                         Ok(begin)
@@ -369,7 +368,11 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                     self.failed(&e);
                     self.memory.complete(id).await
                 }
-                other => other,
+                other => {
+                    // The store has it: memory's claim beside it ends.
+                    self.memory.abandon(id).await?;
+                    other
+                }
             }
         })
     }
@@ -379,6 +382,8 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             if self.take_in_memory(id) {
                 return self.memory.abandon(id).await;
             }
+            // Memory's claim beside the store's ends too.
+            self.memory.abandon(id).await?;
             match self.reach(self.store.abandon(id)).await {
                 // The claim ends by itself after the store's in-progress
                 // timeout.
@@ -480,6 +485,34 @@ mod tests {
         assert_eq!(store.claimed_in_memory(), 3);
         // The shared store was asked once, then left alone for a while.
         assert_eq!(store.store().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_id_claimed_in_the_store_is_not_claimed_again_in_memory_when_it_goes_away() {
+        let store = FailOpen::new(Switch::default());
+        assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+        // The store goes away while `a` is handled: a retry reaching this
+        // process is in progress, not run alongside it.
+        down(&store, true);
+        assert_eq!(store.begin("a").await.unwrap(), Begin::InProgress);
+        // Handled: memory remembers it, so a retry is a duplicate.
+        store.complete("a").await.unwrap();
+        assert_eq!(store.begin("a").await.unwrap(), Begin::Done);
+        // Given up while the store is away: a retry runs it again.
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("b").await.unwrap(), Begin::New);
+        down(&store, true);
+        assert_eq!(store.begin("b").await.unwrap(), Begin::InProgress);
+        store.abandon("b").await.unwrap();
+        assert_eq!(store.begin("b").await.unwrap(), Begin::New);
+        // Settled while the store answers, memory lets its claim go.
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("c").await.unwrap(), Begin::New);
+        store.complete("c").await.unwrap();
+        assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
+        assert_eq!(store.memory.begin("c").await.unwrap(), Begin::New);
     }
 
     #[tokio::test]
