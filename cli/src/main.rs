@@ -179,7 +179,8 @@ enum Command {
             env = "KUSTOMER_WEBHOOK_TOKEN_FILE"
         )]
         token_files: Vec<PathBuf>,
-        /// A custom header deliveries must carry, as NAME=VALUE (repeatable)
+        /// A custom header deliveries must carry, as NAME=VALUE (repeatable;
+        /// the same name twice accepts either value, while rotating it)
         #[arg(long = "header", value_name = "NAME=VALUE")]
         headers: Vec<String>,
         /// A file of custom headers deliveries must carry, one NAME=VALUE per
