@@ -803,6 +803,7 @@ impl<S: Events> Dispatcher<S> {
     }
 
     /// The index of the handler of `event` (named `name`), if any.
+    #[inline]
     fn handler_of(&self, event: &S, name: &EventName) -> Option<usize> {
         if event.is_typed() {
             self.by_event.get(name).copied()
