@@ -10,7 +10,8 @@
 //! Verification here takes bytes and header values, nothing from a web
 //! framework; it runs before any JSON parsing, compares in constant time,
 //! and accepts several tokens at once so that a token can be rotated without
-//! refusing deliveries signed with the old one; a [`SharedVerifier`] changes
+//! refusing deliveries signed with the old one (and several values of a
+//! custom header, for the same reason); a [`SharedVerifier`] changes
 //! them while deliveries are received, without a restart. Tokens and header
 //! secrets never show in `Debug` output.
 //!
