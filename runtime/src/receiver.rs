@@ -1162,8 +1162,6 @@ mod cold {
     }
 }
 
-/// An event id claimed in the idempotency store, given up (in a task of its
-/// own) if dropped while it still holds the claim.
 /// What is left to do once a delivery's handler has run (or could not):
 /// complete or abandon its claim, record its revision, keep or clear its
 /// dead letter. Dropped unsettled (a panic on the way), it gives the claim
@@ -1213,6 +1211,8 @@ impl Settle {
     }
 }
 
+/// An event id claimed in the idempotency store, given up (in a task of its
+/// own) if dropped while it still holds the claim.
 struct ClaimGuard(Option<(Arc<dyn IdempotencyStore>, String)>);
 
 impl Drop for ClaimGuard {
