@@ -439,6 +439,7 @@ pub async fn serve(
         .await;
     note!("stopped; every delivery in progress was answered ({counters})");
     if let Some(letters) = &dead_letters {
+        letters.refresh().await;
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
@@ -529,6 +530,8 @@ fn health_router(
         async move {
             let mut text = counters.prometheus();
             if let Some(letters) = letters {
+                // Files replayed elsewhere or removed by hand stop counting.
+                letters.refresh().await;
                 text += &letters.prometheus();
             }
             text += &reloads.prometheus();

@@ -59,7 +59,7 @@
 //! # }
 //! ```
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,8 +84,10 @@ pub struct OpenError {
 #[derive(Clone)]
 pub struct DeadLetters {
     dir: PathBuf,
-    /// The files this process knows to be in the directory.
-    pending: Arc<Mutex<HashSet<PathBuf>>>,
+    /// The files this process knows to be in the directory, and whether each
+    /// has been written (a delivery being saved holds its place before its
+    /// file exists).
+    pending: Arc<Mutex<HashMap<PathBuf, bool>>>,
     /// The most events kept at once, if limited.
     max_pending: Option<usize>,
     counts: Arc<DeadLetterCounts>,
@@ -131,7 +133,7 @@ impl DeadLetters {
             source,
         };
         create_private_dir(&dir).map_err(failed)?;
-        let mut pending = HashSet::new();
+        let mut pending = HashMap::new();
         for entry in std::fs::read_dir(&dir).map_err(failed)? {
             let path = entry.map_err(failed)?.path();
             let visible = path
@@ -139,7 +141,7 @@ impl DeadLetters {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| !n.starts_with('.'));
             if visible && path.extension().is_some_and(|e| e == "json") {
-                pending.insert(path);
+                pending.insert(path, true);
             }
         }
         Ok(DeadLetters {
@@ -173,9 +175,45 @@ impl DeadLetters {
 
     /// The pending files, in name order.
     pub fn pending_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self.lock().iter().cloned().collect();
+        let mut files: Vec<PathBuf> = self.lock().keys().cloned().collect();
         files.sort();
         files
+    }
+
+    /// Looks at the pending files again: those no longer in the directory
+    /// (removed by another process: a replay to another receiver with
+    /// `kustomer-webhooks send --remove-delivered`, or by hand) stop
+    /// counting as pending. A delivery that would pass the
+    /// [limit](DeadLetters::with_max_pending) does this first; call it
+    /// before reading [`pending`](DeadLetters::pending) for a gauge.
+    pub async fn refresh(&self) {
+        let written: Vec<PathBuf> = self
+            .lock()
+            .iter()
+            .filter(|(_, written)| **written)
+            .map(|(path, _)| path.clone())
+            .collect();
+        if written.is_empty() {
+            return;
+        }
+        let gone = tokio::task::spawn_blocking(move || {
+            written
+                .into_iter()
+                .filter(|path| {
+                    std::fs::symlink_metadata(path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let mut pending = self.lock();
+        for path in gone {
+            // Unless it was saved again meanwhile (and is being written).
+            if pending.get(&path) == Some(&true) {
+                pending.remove(&path);
+            }
+        }
     }
 
     /// What has been saved, cleared and failed; shared by clones.
@@ -224,7 +262,7 @@ impl DeadLetters {
         text
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, bool>> {
         // The set stays consistent whatever panicked while holding it: each
         // change is one insert or remove.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
@@ -237,12 +275,28 @@ impl DeadLetters {
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
         // A new event takes its place in the count before it is written, so
-        // that deliveries failing at once cannot pass the limit together.
-        let new = {
-            let mut pending = self.lock();
-            let new = !pending.contains(&path);
-            if new && self.max_pending.is_some_and(|max| pending.len() >= max) {
-                drop(pending);
+        // that deliveries failing at once cannot pass the limit together. At
+        // the limit, the files removed by another process since (a replay to
+        // another receiver with `send --remove-delivered`, or by hand) stop
+        // counting first.
+        let mut looked = false;
+        let new = loop {
+            {
+                let mut pending = self.lock();
+                let new = !pending.contains_key(&path);
+                if !(new && self.max_pending.is_some_and(|max| pending.len() >= max)) {
+                    if new {
+                        pending.insert(path.clone(), false);
+                    }
+                    break new;
+                }
+            }
+            if !looked {
+                self.refresh().await;
+                looked = true;
+                continue;
+            }
+            {
                 self.counts.over_limit.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     target: LOG,
@@ -254,8 +308,6 @@ impl DeadLetters {
                 );
                 return;
             }
-            pending.insert(path.clone());
-            new
         };
         let dir = self.dir.clone();
         let target = path.clone();
@@ -266,6 +318,7 @@ impl DeadLetters {
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         match written {
             Ok(()) => {
+                self.lock().insert(path.clone(), true);
                 self.counts.saved.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     target: LOG,
@@ -298,7 +351,7 @@ impl DeadLetters {
             return;
         }
         let path = file_for(&self.dir, id, body);
-        if !self.lock().contains(&path) {
+        if !self.lock().contains_key(&path) {
             return;
         }
         let this = self.clone();
@@ -428,6 +481,18 @@ mod tests {
             letters.save(Some("c"), b"c".to_vec(), "test").await;
         });
         assert!(dir.path().join("c.json").exists());
+        // Files another process removed (a replay elsewhere, by hand) make
+        // room too: the next delivery past the limit looks again.
+        std::fs::remove_file(dir.path().join("b.json")).unwrap();
+        std::fs::remove_file(dir.path().join("c.json")).unwrap();
+        assert_eq!(letters.pending(), 2, "not looked at yet");
+        runtime().block_on(letters.save(Some("d"), b"d".to_vec(), "test"));
+        assert_eq!(letters.pending_files(), [dir.path().join("d.json")]);
+        assert_eq!(counts.over_limit.load(Ordering::Relaxed), 1);
+        // And `refresh` makes the gauge say what is there.
+        std::fs::remove_file(dir.path().join("d.json")).unwrap();
+        runtime().block_on(letters.refresh());
+        assert_eq!(letters.pending(), 0);
     }
 
     #[test]
