@@ -214,7 +214,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         capture: Option<PathBuf>,
         /// Which deliveries --capture saves: `all`, or `unexpected` (drift,
-        /// or an event without a generated type)
+        /// or an event without a generated type; a new key is not drift:
+        /// capture `all` to pick new attributes up)
         #[arg(long, default_value = "all", requires = "capture")]
         capture_filter: kustomer_webhooks::capture::Filter,
         /// Acknowledge an update whose `data.attributes.rev` is not newer

@@ -66,7 +66,11 @@ pub enum Filter {
     /// Only the payloads the models did not fully expect: those with drift
     /// (a value of another type than the models have), and events without a
     /// generated type (a name outside the known list, or a known name no
-    /// sample had yet, such as `kustomer.tag.create`).
+    /// sample had yet, such as `kustomer.tag.create`). Keys the models do
+    /// not know (a new attribute) and values in fields the samples only had
+    /// as `null` are kept without drift, so they do not count here: to
+    /// catch those for a regeneration, capture [`All`](Filter::All) for a
+    /// while.
     Unexpected,
 }
 
