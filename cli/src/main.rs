@@ -317,9 +317,10 @@ enum Command {
             long,
             value_name = "N",
             requires = "dead_letters",
-            env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX"
+            env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX",
+            value_parser = clap::value_parser!(u32).range(1..)
         )]
-        dead_letters_max: Option<usize>,
+        dead_letters_max: Option<u32>,
         /// Claim event ids in the Redis at this URL (redis://host:port/db,
         /// or rediss://… over TLS) instead of in the process, so that several
         /// `serve`s behind one address share de-duplication; with
@@ -610,7 +611,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     .with_max_connections(max_connections as usize),
                 tls: tls_cert.zip(tls_key),
                 metrics: metrics_addr,
-                dead_letters: dead_letters.map(|dir| (dir, dead_letters_max)),
+                dead_letters: dead_letters.map(|dir| (dir, dead_letters_max.map(|n| n as usize))),
                 log_format,
                 reload_every: (reload_every > 0)
                     .then(|| std::time::Duration::from_secs(reload_every)),

@@ -30,26 +30,31 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
             continue;
         }
         let shown = path.display();
-        let entries = match std::fs::read_dir(path) {
-            Ok(entries) => entries,
+        let files = match json_files_in(path) {
+            Ok(files) => files,
             Err(e) => {
                 out.push(Err(format!("{shown}: {e}")));
                 continue;
             }
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
-            .collect();
         if files.is_empty() {
             out.push(Err(format!(
                 "{shown}: no .json payload files in this directory"
             )));
         }
-        files.sort();
         out.extend(files.into_iter().map(Ok));
     }
     out
+}
+
+/// The `.json` files in the directory `dir`, in name order.
+pub fn json_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// A payload file's bytes, without the UTF-8 byte order mark some editors

@@ -326,6 +326,10 @@ pub async fn serve(
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = options.capture {
+        capture.check().with_context(|| {
+            format!("--capture {}: cannot write in it", capture.dir().display())
+        })?;
+        warn_if_shared(capture.dir());
         receiver = receiver.with_capture(capture);
     }
     // With Redis, the revisions are kept there, beside the event ids.
@@ -335,6 +339,7 @@ pub async fn serve(
     let dead_letters = match &options.dead_letters {
         Some((dir, max)) => {
             let mut letters = DeadLetters::open(dir)?;
+            warn_if_shared(letters.dir());
             if let Some(max) = *max {
                 letters = letters.with_max_pending(max);
             }
@@ -443,6 +448,27 @@ pub async fn serve(
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says so when `dir` (of captures or dead letters) lets other users of the
+/// machine in: its files are owner-only, but their names are event ids.
+fn warn_if_shared(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(dir) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                note!(
+                    "warning: {} is open to other users of this machine (mode {mode:o}); its \
+                     files are owner-only, but their names are event ids: `chmod 700` it",
+                    dir.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// Says how many dead letters wait to be replayed, if any.
@@ -799,11 +825,26 @@ async fn with_redis(_: Receiver, _: RedisOptions, _: bool) -> Result<(Receiver, 
 
 /// The payload files among `paths` (directories contribute their `.json`
 /// files); the first path that cannot be used is the error.
+/// The files `send` posts. A directory without any `.json` file is said
+/// and skipped (a dead-letter directory with nothing to replay).
 fn payloads(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    crate::parse::payload_files(paths)
-        .into_iter()
-        .map(|f| f.map_err(|e| anyhow!(e)))
-        .collect()
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = crate::parse::json_files_in(path)
+                .with_context(|| format!("reading the directory {}", path.display()))?;
+            if found.is_empty() {
+                note!(
+                    "{}: no .json payload files in it, nothing to send",
+                    path.display()
+                );
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
 }
 
 /// What a delivery came to.
@@ -894,6 +935,9 @@ pub async fn send(
                 if acknowledged
                     && options.remove_delivered
                     && let Err(e) = std::fs::remove_file(&file)
+                    // Removed already: by the receiver that kept it as a
+                    // dead letter, once handled.
+                    && e.kind() != std::io::ErrorKind::NotFound
                 {
                     note!("could not remove {}: {e}", file.display());
                 }

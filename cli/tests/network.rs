@@ -935,6 +935,67 @@ fn send_reports_a_payload_it_cannot_read_and_sends_the_others() {
 }
 
 #[test]
+fn directories_serve_cannot_use_are_refused_at_start_and_open_ones_named() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let file = file.to_str().unwrap();
+    let stderr = serve_stops_at_start(&["--dead-letters", file]);
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    let stderr = serve_stops_at_start(&["--capture", file]);
+    assert!(
+        stderr.contains("--capture") && stderr.contains("cannot write in it"),
+        "{stderr}"
+    );
+    // A directory other users can read is used, and said so.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (_server, _log, _url, logged) =
+            start_serve_logged(&["--token", "t0ken", "--dead-letters", open.to_str().unwrap()]);
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.contains("is open to other users of this machine (mode 755)")),
+            "{logged:?}"
+        );
+    }
+    // A limit of no dead letters at all is a mistake.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args([
+            "--dead-letters",
+            open.to_str().unwrap(),
+            "--dead-letters-max",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn send_has_nothing_to_do_with_an_empty_directory() {
+    let (_server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let empty = tempfile::TempDir::new().unwrap();
+    let out = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("no .json payload files in it, nothing to send"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn an_empty_token_is_refused() {
     for args in [
         &["serve", "--addr", "127.0.0.1:0", "--token", ""][..],

@@ -160,6 +160,14 @@ impl Capture {
         &self.dir
     }
 
+    /// Creates the directory when missing (owner-only) and checks that a
+    /// file can be written in it, so that a service can refuse to start on
+    /// a capture that would only log failures. (Deliveries are handled
+    /// whether their capture is written or not.)
+    pub fn check(&self) -> std::io::Result<()> {
+        check_writable_dir(&self.dir)
+    }
+
     /// What has been written, skipped and failed; shared by clones.
     pub fn counts(&self) -> Arc<CaptureCounts> {
         Arc::clone(&self.counts)
@@ -262,6 +270,16 @@ pub(crate) fn write_private(dir: &Path, path: &Path, body: &[u8]) -> std::io::Re
     Ok(())
 }
 
+/// Creates `dir` when missing (owner-only), and checks that a file can be
+/// written in it (one is written and removed).
+pub(crate) fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
+    create_private_dir(dir)?;
+    tempfile::Builder::new()
+        .prefix(".check-")
+        .tempfile_in(dir)
+        .map(drop)
+}
+
 /// Ids Kustomer sends are 24 hex digits; anything else is used as a file name
 /// only when it cannot escape the directory or hide.
 fn is_safe_stem(id: &str) -> bool {
@@ -276,6 +294,12 @@ fn is_safe_stem(id: &str) -> bool {
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
+    }
+    if dir.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is there, and is not a directory",
+        ));
     }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -64,7 +64,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::capture::{create_private_dir, file_for, write_private};
+use crate::capture::{check_writable_dir, create_private_dir, file_for, write_private};
 
 /// The target of the log lines.
 const LOG: &str = "kustomer_webhooks::dead_letters";
@@ -123,16 +123,17 @@ pub struct DeadLetterCounts {
 }
 
 impl DeadLetters {
-    /// Keeps dead letters in `dir`, created (owner-only) when missing. The
-    /// `.json` files already there are pending: removed once their event is
-    /// acknowledged.
+    /// Keeps dead letters in `dir`, created (owner-only) when missing, and
+    /// in which a file can be written (checked now: one is written and
+    /// removed). The `.json` files already there are pending: removed once
+    /// their event is acknowledged.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, OpenError> {
         let dir = dir.into();
         let failed = |source| OpenError {
             path: dir.clone(),
             source,
         };
-        create_private_dir(&dir).map_err(failed)?;
+        check_writable_dir(&dir).map_err(failed)?;
         let mut pending = HashMap::new();
         for entry in std::fs::read_dir(&dir).map_err(failed)? {
             let path = entry.map_err(failed)?.path();
