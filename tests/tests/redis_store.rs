@@ -642,6 +642,9 @@ async fn failing_open_revisions_are_kept_in_the_process_and_redis_learns_them_on
     assert!(open.is_down());
     open.record_revision(customer, 4).await.unwrap();
     assert_eq!(open.last_revision(customer).await.unwrap(), Some(4));
+    // Another resource's, which this process is not asked about again.
+    let team = "608732b0a8b1c7b07da5e5c8";
+    open.record_revision(team, 7).await.unwrap();
 
     // Back, empty: the process's revision counts, and Redis learns it.
     redis.restart();
@@ -658,6 +661,8 @@ async fn failing_open_revisions_are_kept_in_the_process_and_redis_learns_them_on
     );
     let other = store(&redis, "revisions-open").await;
     assert_eq!(other.last_revision(customer).await.unwrap(), Some(4));
+    // Redis learnt the other resource's too, for the other replicas.
+    assert_eq!(other.last_revision(team).await.unwrap(), Some(7));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! [`FailOpen`]: a shared store that, while it cannot be reached, lets the
 //! process claim event ids in memory rather than turn deliveries away.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -48,7 +48,9 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 ///   meanwhile, a retry that reaches this process is `in progress` rather
 ///   than run a second time alongside the first.
 /// - **An event handled in memory** is also marked done in the shared store
-///   when it completes, if the store answers by then.
+///   when it completes, if the store answers by then, or else once it
+///   answers again (a few such ids with each call that reaches it), so that
+///   a retry reaching another replica is a duplicate there too.
 /// - **For the memory store's retention after an outage**, an id the shared
 ///   store claims anew is checked against memory too. A retry of an event
 ///   handled during the outage is thus still a duplicate, and the shared
@@ -83,8 +85,9 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// one too, for [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering):
 /// every revision recorded is also remembered in the process (an
 /// [`OrderingGuard`]), which answers while the store is unavailable; once
-/// it answers again, the later of the two counts, and the store learns a
-/// revision recorded only here during the outage. A stale
+/// it answers again, the later of the two counts, and the store learns the
+/// revisions recorded only here during the outage (a few with each call
+/// that reaches it). A stale
 /// update that reaches another replica during an outage is handled.
 ///
 /// Each change of state is logged once: a warning when the store is found
@@ -100,6 +103,11 @@ pub struct FailOpen<S> {
     /// The ids whose claim is in `memory` (taken while `store` was
     /// unavailable): their `complete` and `abandon` go there.
     in_memory: Mutex<HashSet<CompactString>>,
+    /// Ids handled while `store` was unavailable, and revisions recorded
+    /// then, which it has not been told yet: told once it answers, a few
+    /// with each call, so that a retry reaching another replica finds them.
+    untold_ids: Mutex<Vec<CompactString>>,
+    untold_revisions: Mutex<HashMap<CompactString, i64>>,
     /// When a call last found `store` unavailable.
     last_failure: Mutex<Option<Instant>>,
     /// Whether the last call that reached `store` found it unavailable.
@@ -139,6 +147,8 @@ impl<S> FailOpen<S> {
             memory,
             revisions: OrderingGuard::new(),
             in_memory: Mutex::new(HashSet::new()),
+            untold_ids: Mutex::new(Vec::new()),
+            untold_revisions: Mutex::new(HashMap::new()),
             last_failure: Mutex::new(None),
             down: AtomicBool::new(false),
             claimed_in_memory: AtomicU64::new(0),
@@ -220,6 +230,24 @@ impl<S> FailOpen<S> {
     }
 
     /// Claims `id` in memory (the store is unavailable).
+    fn untold_id(&self, id: &str) {
+        self.untold_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(CompactString::from(id));
+    }
+
+    fn untold_revision(&self, resource_id: &str, rev: i64) {
+        let mut untold = self
+            .untold_revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let last = untold
+            .entry(CompactString::from(resource_id))
+            .or_insert(rev);
+        *last = (*last).max(rev);
+    }
+
     async fn begin_in_memory(&self, id: &str) -> Result<Begin, StoreError> {
         let begin = self.memory.begin(id).await?;
         if begin == Begin::New {
@@ -246,6 +274,34 @@ impl<S> FailOpen<S> {
     }
 }
 
+impl<S: RevisionStore> FailOpen<S> {
+    /// Tells the store, now answering, some of the revisions recorded
+    /// while it was not (those left, with the next calls).
+    async fn tell_revisions(&self) {
+        let batch: Vec<(CompactString, i64)> = {
+            let mut untold = self
+                .untold_revisions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<CompactString> = untold.keys().take(TELL_AT_ONCE).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| untold.remove_entry(&k))
+                .collect()
+        };
+        for (i, (resource, rev)) in batch.iter().enumerate() {
+            if let Err(e) = self.reach(self.store.record_revision(resource, *rev)).await {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.failed(&e);
+                }
+                for (resource, rev) in &batch[i..] {
+                    self.untold_revision(resource, *rev);
+                }
+                return;
+            }
+        }
+    }
+}
+
 impl<S: RevisionStore> RevisionStore for FailOpen<S> {
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
         Box::pin(async move {
@@ -256,6 +312,7 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
             match self.reach(self.store.last_revision(resource_id)).await {
                 Ok(shared) => {
                     self.answered();
+                    self.tell_revisions().await;
                     if let Some(rev) = here
                         && shared < here
                     {
@@ -279,6 +336,7 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
         Box::pin(async move {
             self.revisions.record(resource_id, rev);
             if self.skipping() {
+                self.untold_revision(resource_id, rev);
                 return Ok(());
             }
             match self
@@ -291,6 +349,7 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
                 }
                 Err(e @ StoreError::Unavailable(_)) => {
                     self.failed(&e);
+                    self.untold_revision(resource_id, rev);
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -299,7 +358,36 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
     }
 }
 
+/// How many ids or revisions handled during an outage one call tells the
+/// store, once it answers again.
+const TELL_AT_ONCE: usize = 16;
+
 impl<S: IdempotencyStore> FailOpen<S> {
+    /// Tells the store, now answering, some of the ids handled while it was
+    /// not (those left, with the next calls); stops at a failure.
+    async fn tell_ids(&self) {
+        let batch: Vec<CompactString> = {
+            let mut untold = self
+                .untold_ids
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = untold.len().min(TELL_AT_ONCE);
+            untold.drain(..n).collect()
+        };
+        for (i, id) in batch.iter().enumerate() {
+            if let Err(e) = self.reach(self.store.complete(id)).await {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.failed(&e);
+                }
+                self.untold_ids
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(batch[i..].iter().cloned());
+                return;
+            }
+        }
+    }
+
     /// The store claimed `id` for the caller; memory may know it from an
     /// outage. What memory says wins, and the store is told. When memory
     /// does not know it, the claim is taken there too, until it is settled:
@@ -332,6 +420,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             match self.reach(self.store.begin(id)).await {
                 Ok(begin) => {
                     self.answered();
+                    self.tell_ids().await;
                     if begin == Begin::New {
                         self.reconcile(id).await
                     } else {
@@ -351,11 +440,17 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
         Box::pin(async move {
             if self.take_in_memory(id) {
                 self.memory.complete(id).await?;
-                // Other replicas learn it too, if the store answers by now.
-                if !self.skipping() {
+                // Other replicas learn it too, if the store answers by now,
+                // or once it does.
+                if self.skipping() {
+                    self.untold_id(id);
+                } else {
                     match self.reach(self.store.complete(id)).await {
                         Ok(()) => self.answered(),
-                        Err(e @ StoreError::Unavailable(_)) => self.failed(&e),
+                        Err(e @ StoreError::Unavailable(_)) => {
+                            self.failed(&e);
+                            self.untold_id(id);
+                        }
                         Err(_) => {}
                     }
                 }
@@ -364,8 +459,10 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             match self.reach(self.store.complete(id)).await {
                 Err(e @ StoreError::Unavailable(_)) => {
                     // Claimed in the store, which went away since: this
-                    // process at least remembers that it was handled.
+                    // process remembers that it was handled, and tells the
+                    // store once it answers.
                     self.failed(&e);
+                    self.untold_id(id);
                     self.memory.complete(id).await
                 }
                 other => {
@@ -513,6 +610,39 @@ mod tests {
         store.complete("c").await.unwrap();
         assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
         assert_eq!(store.memory.begin("c").await.unwrap(), Begin::New);
+    }
+
+    #[tokio::test]
+    async fn ids_handled_during_an_outage_are_told_to_the_store_once_it_answers() {
+        let store = FailOpen::new(Switch::default());
+        // Claimed in the store, handled once it went away.
+        assert_eq!(store.begin("claimed").await.unwrap(), Begin::New);
+        down(&store, true);
+        store.complete("claimed").await.unwrap();
+        // Claimed and handled in memory.
+        for id in ["x", "y"] {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        // Given up: nothing to tell.
+        assert_eq!(store.begin("failed").await.unwrap(), Begin::New);
+        store.abandon("failed").await.unwrap();
+        down(&store, false);
+        forget_the_failure(&store);
+        // The first call that reaches the store tells it, so that a retry
+        // reaching another replica (the store itself here) is a duplicate.
+        assert_eq!(store.begin("other").await.unwrap(), Begin::New);
+        for id in ["claimed", "x", "y"] {
+            assert_eq!(
+                store.store().inner.begin(id).await.unwrap(),
+                Begin::Done,
+                "{id}"
+            );
+        }
+        assert_eq!(
+            store.store().inner.begin("failed").await.unwrap(),
+            Begin::New
+        );
     }
 
     #[tokio::test]
