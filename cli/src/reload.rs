@@ -220,7 +220,7 @@ pub async fn reload(
                 Ok(read) => {
                     let changed = read != current;
                     reloads.secrets.succeeded(changed);
-                    failing = None;
+                    let recovered = failing.take().is_some();
                     if changed {
                         verifier.replace(read.verifier());
                         reloads
@@ -231,6 +231,8 @@ pub async fn reload(
                             read.changes_from(&current)
                         );
                         current = read;
+                    } else if recovered {
+                        note!("the token and header files can be read again: nothing changed");
                     } else if signalled {
                         note!("reloaded the token and header files: nothing changed");
                     }
@@ -254,7 +256,7 @@ pub async fn reload(
             match read {
                 Ok(changed) => {
                     outcomes.succeeded(changed);
-                    tls_failing = None;
+                    let recovered = tls_failing.take().is_some();
                     if changed {
                         if let Some((cert, _)) = tls.files() {
                             note!(
@@ -264,6 +266,8 @@ pub async fn reload(
                                 valid_until(tls.validity())
                             );
                         }
+                    } else if recovered {
+                        note!("the TLS certificate and key can be read again: nothing changed");
                     } else if signalled {
                         note!("reloaded the TLS certificate: nothing changed");
                     }
