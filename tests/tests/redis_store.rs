@@ -665,6 +665,23 @@ async fn failing_open_revisions_are_kept_in_the_process_and_redis_learns_them_on
     assert_eq!(other.last_revision(team).await.unwrap(), Some(7));
 }
 
+#[tokio::test]
+async fn the_first_call_after_redis_restarted_is_answered_not_refused() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let store = store(&redis, "restarted").await;
+    assert_eq!(store.begin("before").await.unwrap(), Begin::New);
+    // Restarted while the store was idle: its connection is dead, which it
+    // learns on its next call.
+    redis.stop();
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+    store.complete("after").await.unwrap();
+}
+
 #[test]
 fn a_lazy_store_needs_a_tokio_runtime() {
     let err = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap_err();

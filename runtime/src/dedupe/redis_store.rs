@@ -76,7 +76,12 @@ const REVISION_SUFFIX: &str = ":rev";
 /// them through a failover.
 ///
 /// The connection is redis's `ConnectionManager`: one multiplexed connection
-/// shared by every delivery, reconnected when it drops. A call that fails
+/// shared by every delivery, reconnected when it drops (one attempt per
+/// call, of at most a second, so that a Redis that is down is answered at
+/// once). A command that surely never went out (no connection, or one that
+/// Redis closed while it was idle, as a restart does) is sent once more on
+/// the new connection, so the first call after a restart is answered. A
+/// call that fails
 /// (the server is down, silent for longer than the manager's 500 ms
 /// response timeout, or busy for now: `LOADING` its data after a restart,
 /// `CLUSTERDOWN`, `MASTERDOWN`, `TRYAGAIN`) is a
@@ -242,6 +247,40 @@ fn out_of_reach(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
+/// How the store's connections are managed: one attempt to connect per
+/// call, of at most a second, and a response within 500 ms. A Redis that is
+/// down is then answered at once (503, or `FailOpen` claims in memory),
+/// rather than after the client's own retries, several seconds spread out,
+/// which hold the delivery (and its connection) while Kustomer waits.
+fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+}
+
+/// Whether `e` says a command could not be written at all, so that sending
+/// it again cannot make it twice: there was no connection (refused: the
+/// manager answers so from its last attempt to connect, however old, and
+/// tries anew for the next call), or it had been closed by the other end (a
+/// broken pipe).
+fn unsent(e: &RedisError) -> bool {
+    if e.is_connection_refusal() {
+        return true;
+    }
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    let Some(source) = std::error::Error::source(e) else {
+        return false;
+    };
+    // The I/O error, kept by the client as it is or behind an `Arc`.
+    let io = source.downcast_ref::<std::io::Error>().or_else(|| {
+        source
+            .downcast_ref::<Shared>()
+            .and_then(|shared| shared.downcast_ref::<std::io::Error>())
+    });
+    io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 impl Single {
     /// Over `connection`, or, with none, connecting on the first call.
     fn new(connection: Option<ConnectionManager>, how: Reconnect) -> Single {
@@ -285,7 +324,14 @@ impl Single {
     /// new primary.
     async fn command(&self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
         let (generation, mut connection) = self.connection().await?;
-        let answer = connection.send_packed_command(cmd).await;
+        let mut answer = connection.send_packed_command(cmd).await;
+        if answer.as_ref().is_err_and(unsent) {
+            // The connection had died while idle (Redis restarted), or the
+            // answer is an old attempt's refusal: the command never went
+            // out, and the manager connects anew; sent once more, it gets
+            // the answer of the server as it is now.
+            answer = connection.send_packed_command(cmd).await;
+        }
         let read_only = match &answer {
             // The server's refusal arrives as a value, or as an error.
             Ok(redis::Value::ServerError(e)) => e.kind() == Some(ServerErrorKind::ReadOnly),
@@ -353,7 +399,7 @@ impl Single {
                 client
             }
         };
-        let connection = ConnectionManager::new(client).await?;
+        let connection = ConnectionManager::new_with_config(client, manager_config()).await?;
         #[cfg(feature = "redis-sentinel")]
         if let (Reconnect::Sentinels { primary, .. }, Some(named)) = (&mut replacing.how, named) {
             *primary = Some(named);
@@ -581,14 +627,8 @@ impl RedisStore {
                 "RedisStore::connect_lazy needs a Tokio runtime: call it within one",
             ));
         }
-        // One attempt per call, of at most a second: the caller (FailOpen)
-        // decides what happens meanwhile.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_millis(500)));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(store_error)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
+            .map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
             Some(connection),
             Reconnect::Address(Box::new(client)),
@@ -629,7 +669,7 @@ impl RedisStore {
     /// A store on the server `client` reaches, which connects anew after a
     /// failover.
     async fn single(client: redis::Client) -> Result<RedisStore, StoreError> {
-        let connection = ConnectionManager::new(client.clone())
+        let connection = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
             .map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
@@ -995,7 +1035,9 @@ impl RedisStore {
                 _ => store_error(e),
             })?;
         let address = primary.get_connection_info().addr().to_string();
-        let connection = ConnectionManager::new(primary).await.map_err(store_error)?;
+        let connection = ConnectionManager::new_with_config(primary, manager_config())
+            .await
+            .map_err(store_error)?;
         Ok(RedisStore::over(Connection::Single(Single::new(
             Some(connection),
             Reconnect::Sentinels {
