@@ -699,6 +699,11 @@ impl MemoryStore {
         self.inner.in_progress_timeout
     }
 
+    /// How many ids are kept at most.
+    pub fn max_entries(&self) -> u64 {
+        self.inner.max_entries
+    }
+
     /// How many ids the store holds, counting expired ones not yet swept.
     fn entry_count(&self) -> usize {
         self.inner
@@ -850,7 +855,7 @@ impl MemoryStoreBuilder {
                 epoch,
                 retention: self.retention,
                 in_progress_timeout: self.in_progress_timeout,
-                max_entries: self.max_entries,
+                max_entries,
                 shard_capacity,
                 generation: self.retention.max(self.in_progress_timeout),
             }),

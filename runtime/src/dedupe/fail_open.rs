@@ -1,10 +1,10 @@
 //! [`FailOpen`]: a shared store that, while it cannot be reached, lets the
 //! process claim event ids in memory rather than turn deliveries away.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
@@ -51,6 +51,12 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 ///   when it completes, if the store answers by then, or else once it
 ///   answers again (a few such ids with each call that reaches it), so that
 ///   a retry reaching another replica is a duplicate there too.
+/// - **What an outage leaves to tell is bounded**: at most as many ids,
+///   and as many resources' revisions, as the memory store keeps
+///   ([`MemoryStore::max_entries`]); past that, the oldest ids (and the
+///   newest resources) are not told, with a warning. An id handled longer
+///   ago than the memory store's retention is not told either: Kustomer's
+///   retries of it are over.
 /// - **For the memory store's retention after an outage**, an id the shared
 ///   store claims anew is checked against memory too. A retry of an event
 ///   handled during the outage is thus still a duplicate, and the shared
@@ -103,11 +109,16 @@ pub struct FailOpen<S> {
     /// The ids whose claim is in `memory` (taken while `store` was
     /// unavailable): their `complete` and `abandon` go there.
     in_memory: Mutex<HashSet<CompactString>>,
-    /// Ids handled while `store` was unavailable, and revisions recorded
-    /// then, which it has not been told yet: told once it answers, a few
-    /// with each call, so that a retry reaching another replica finds them.
-    untold_ids: Mutex<Vec<CompactString>>,
+    /// Ids handled while `store` was unavailable (oldest first, each with
+    /// when it was handled), and revisions recorded then, which it has not
+    /// been told yet: told once it answers, a few with each call, so that a
+    /// retry reaching another replica finds them. At most `memory`'s
+    /// `max_entries` of each.
+    untold_ids: Mutex<VecDeque<(Instant, CompactString)>>,
     untold_revisions: Mutex<HashMap<CompactString, i64>>,
+    /// How many ids or revisions were not kept to tell, the lists full,
+    /// since the store last answered again.
+    untold_let_go: AtomicU64,
     /// When a call last found `store` unavailable.
     last_failure: Mutex<Option<Instant>>,
     /// Whether the last call that reached `store` found it unavailable.
@@ -147,8 +158,9 @@ impl<S> FailOpen<S> {
             memory,
             revisions: OrderingGuard::new(),
             in_memory: Mutex::new(HashSet::new()),
-            untold_ids: Mutex::new(Vec::new()),
+            untold_ids: Mutex::new(VecDeque::new()),
             untold_revisions: Mutex::new(HashMap::new()),
+            untold_let_go: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             down: AtomicBool::new(false),
             claimed_in_memory: AtomicU64::new(0),
@@ -197,8 +209,6 @@ impl<S> FailOpen<S> {
             .is_some_and(|at| at.elapsed() < FAIL_OPEN_RETRY_AFTER)
     }
 
-    /// Whether an outage ended less than the memory store's retention ago:
-    /// memory may know ids the shared store does not.
     /// A call found the store unavailable (`e`).
     fn failed(&self, e: &StoreError) {
         *self
@@ -217,7 +227,34 @@ impl<S> FailOpen<S> {
     fn answered(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::info!("the idempotency store answers again: claiming event ids in it");
+            let let_go = self.untold_let_go.swap(0, Ordering::Relaxed);
+            if let_go > 0 {
+                tracing::warn!(
+                    "{let_go} ids or revisions handled during the outage were past the {} \
+                     kept to tell the store, and are not told (a retry that reaches another \
+                     replica may be handled again)",
+                    self.memory.max_entries()
+                );
+            }
         }
+    }
+
+    /// An id or revision handled during an outage is not kept to tell the
+    /// store: there are too many already. Warns at the first.
+    fn let_go(&self) {
+        if self.untold_let_go.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                "more ids or revisions handled during the outage than the {} the memory \
+                 store keeps: the oldest ids, and the newest resources' revisions, will \
+                 not be told to the store",
+                self.memory.max_entries()
+            );
+        }
+    }
+
+    /// How many ids, and resources' revisions, are kept to tell the store.
+    fn untold_limit(&self) -> usize {
+        usize::try_from(self.memory.max_entries()).unwrap_or(usize::MAX)
     }
 
     /// Whether `id`'s claim was taken in memory; forgets it, since the
@@ -229,23 +266,38 @@ impl<S> FailOpen<S> {
             .remove(id)
     }
 
-    /// Claims `id` in memory (the store is unavailable).
+    /// `id` was handled and the store could not be told: it is, once it
+    /// answers. The oldest is let go when there are too many.
     fn untold_id(&self, id: &str) {
+        let mut untold = self.untold_ids();
+        if untold.len() >= self.untold_limit() {
+            untold.pop_front();
+            self.let_go();
+        }
+        untold.push_back((Instant::now(), CompactString::from(id)));
+    }
+
+    fn untold_ids(&self) -> MutexGuard<'_, VecDeque<(Instant, CompactString)>> {
         self.untold_ids
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(CompactString::from(id));
     }
 
+    /// `rev` was recorded for `resource_id` and the store could not be
+    /// told: it is, once it answers. A new resource is let go when there
+    /// are too many.
     fn untold_revision(&self, resource_id: &str, rev: i64) {
         let mut untold = self
             .untold_revisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let last = untold
-            .entry(CompactString::from(resource_id))
-            .or_insert(rev);
-        *last = (*last).max(rev);
+        if let Some(last) = untold.get_mut(resource_id) {
+            *last = (*last).max(rev);
+        } else if untold.len() >= self.untold_limit() {
+            self.let_go();
+        } else {
+            untold.insert(CompactString::from(resource_id), rev);
+        }
     }
 
     async fn begin_in_memory(&self, id: &str) -> Result<Begin, StoreError> {
@@ -364,25 +416,32 @@ const TELL_AT_ONCE: usize = 16;
 
 impl<S: IdempotencyStore> FailOpen<S> {
     /// Tells the store, now answering, some of the ids handled while it was
-    /// not (those left, with the next calls); stops at a failure.
+    /// not (those left, with the next calls); stops at a failure. Ids
+    /// handled longer ago than the memory store's retention are let go:
+    /// Kustomer's retries of them are over.
     async fn tell_ids(&self) {
-        let batch: Vec<CompactString> = {
-            let mut untold = self
-                .untold_ids
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+        let batch: Vec<(Instant, CompactString)> = {
+            let mut untold = self.untold_ids();
+            let retention = self.memory.retention();
+            while untold
+                .front()
+                .is_some_and(|(at, _)| at.elapsed() >= retention)
+            {
+                untold.pop_front();
+            }
             let n = untold.len().min(TELL_AT_ONCE);
             untold.drain(..n).collect()
         };
-        for (i, id) in batch.iter().enumerate() {
+        for (i, (_, id)) in batch.iter().enumerate() {
             if let Err(e) = self.reach(self.store.complete(id)).await {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.failed(&e);
                 }
-                self.untold_ids
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend(batch[i..].iter().cloned());
+                // Back in front, oldest first, for the next call.
+                let mut untold = self.untold_ids();
+                for entry in batch[i..].iter().rev() {
+                    untold.push_front(entry.clone());
+                }
                 return;
             }
         }
@@ -506,6 +565,7 @@ mod tests {
     #[derive(Default)]
     struct Switch {
         inner: MemoryStore,
+        revisions: OrderingGuard,
         down: AtomicBool,
         broken: AtomicBool,
         calls: AtomicUsize,
@@ -541,6 +601,21 @@ mod tests {
             match self.refuse() {
                 Some(e) => Box::pin(async move { Err(e) }),
                 None => self.inner.abandon(id),
+            }
+        }
+    }
+
+    impl RevisionStore for Switch {
+        fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.revisions.last_revision(resource_id),
+            }
+        }
+        fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => self.revisions.record_revision(resource_id, rev),
             }
         }
     }
@@ -643,6 +718,99 @@ mod tests {
             store.store().inner.begin("failed").await.unwrap(),
             Begin::New
         );
+    }
+
+    /// A store failing open to a memory store that keeps `max_entries` ids.
+    fn keeping(max_entries: u64) -> FailOpen<Switch> {
+        let memory = MemoryStore::builder().max_entries(max_entries).build();
+        FailOpen::with_memory(Switch::default(), memory)
+    }
+
+    /// Whether the shared store (not memory) knows `id` as done.
+    async fn told(store: &FailOpen<Switch>, id: &str) -> bool {
+        store.store().inner.begin(id).await.unwrap() == Begin::Done
+    }
+
+    #[tokio::test]
+    async fn what_an_outage_leaves_to_tell_is_bounded_by_the_memory_store_s_size() {
+        let store = keeping(4);
+        down(&store, true);
+        let ids: Vec<String> = (0..10).map(|i| format!("id-{i}")).collect();
+        for id in &ids {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        assert_eq!(store.untold_ids().len(), 4);
+        assert_eq!(store.untold_let_go.load(Ordering::SeqCst), 6);
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+        assert_eq!(store.untold_let_go.load(Ordering::SeqCst), 0, "reported");
+        // The newest four are told; the oldest six were let go.
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(told(&store, id).await, i >= 6, "{id}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_handled_longer_ago_than_the_retention_are_not_told() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        for id in ["old", "recent"] {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        // "old" was handled a retention ago: Kustomer's retries are over.
+        let retention = store.memory.retention();
+        store.untold_ids()[0].0 -= retention;
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+        assert!(store.untold_ids().is_empty());
+        assert!(told(&store, "recent").await);
+        assert!(!told(&store, "old").await);
+    }
+
+    #[tokio::test]
+    async fn ids_not_told_for_a_failure_are_kept_in_their_order() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        for id in ["a", "b", "c"] {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        // The store answers the claim, then is gone again for the telling.
+        store.store().broken.store(true, Ordering::SeqCst);
+        down(&store, false);
+        forget_the_failure(&store);
+        store.tell_ids().await;
+        let left: Vec<String> = store
+            .untold_ids()
+            .iter()
+            .map(|(_, id)| id.to_string())
+            .collect();
+        assert_eq!(left, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn revisions_left_to_tell_are_bounded_too() {
+        let store = keeping(2);
+        down(&store, true);
+        for resource in ["r1", "r2", "r3", "r4"] {
+            store.record_revision(resource, 7).await.unwrap();
+        }
+        // A resource already kept is updated, whatever the bound.
+        store.record_revision("r1", 9).await.unwrap();
+        assert_eq!(store.untold_let_go.load(Ordering::SeqCst), 2);
+        down(&store, false);
+        forget_the_failure(&store);
+        assert_eq!(store.last_revision("other").await.unwrap(), None);
+        let shared = &store.store().revisions;
+        assert_eq!(shared.last_revision("r1").await.unwrap(), Some(9));
+        assert_eq!(shared.last_revision("r2").await.unwrap(), Some(7));
+        assert_eq!(shared.last_revision("r3").await.unwrap(), None);
+        // This process still knows it, and says so.
+        assert_eq!(store.last_revision("r3").await.unwrap(), Some(7));
     }
 
     #[tokio::test]
