@@ -5,7 +5,10 @@
 //! one plain function, compiled once (not once per deserializer), with no
 //! visitor between the bytes and the field they fill. It accepts exactly
 //! what `serde_json` accepts (RFC 8259, nesting up to 127 levels, numbers
-//! that fit an `f64`), and the values it keeps raw (unknown keys, values of
+//! that fit an `f64`) and one thing more: a lone UTF-16 surrogate escape
+//! (`"hi \ud83d"`, which RFC 8259's grammar allows and JavaScript's
+//! `JSON.stringify` writes for a string cut inside a pair) is read as U+FFFD,
+//! so that such a delivery is handled rather than refused; and the values it keeps raw (unknown keys, values of
 //! another type than the model's) are the very `Value`s `serde_json` would
 //! build: numbers go through `serde_json`'s own number parsing, and a
 //! repeated key keeps its last value.
@@ -822,30 +825,33 @@ impl<'de> Reader<'de> {
         })
     }
 
-    /// A `\uXXXX` escape, its `\u` read; a UTF-16 surrogate must be a
-    /// leading one followed by a trailing one.
+    /// A `\uXXXX` escape, its `\u` read. A UTF-16 surrogate pair is one
+    /// character; a surrogate alone (JSON's grammar allows it, as does
+    /// JavaScript's `JSON.stringify` of a string cut inside a pair, but a
+    /// Rust string cannot hold it) is read as U+FFFD, the replacement
+    /// character, so that such a payload is read rather than refused.
     fn unicode_escape(&mut self) -> Result<char, ReadError> {
         let first = self.hex4()?;
-        if (0xDC00..=0xDFFF).contains(&first) {
-            return self.error("lone leading surrogate in hex escape");
-        }
-        if !(0xD800..=0xDBFF).contains(&first) {
+        if !(0xD800..=0xDFFF).contains(&first) {
             // Outside the surrogates, every code unit is a char.
             return char::from_u32(u32::from(first))
                 .map_or_else(|| self.error("invalid unicode code point"), Ok);
         }
         let bytes = self.bytes();
-        match (bytes.get(self.pos), bytes.get(self.pos + 1)) {
-            (Some(b'\\'), Some(b'u')) => self.pos += 2,
-            (None, _) | (Some(b'\\'), None) => return self.error("EOF while parsing a string"),
-            _ => return self.error("unexpected end of hex escape"),
+        if first <= 0xDBFF && bytes.get(self.pos..self.pos + 2) == Some(&b"\\u"[..]) {
+            let after = self.pos;
+            self.pos += 2;
+            let second = self.hex4()?;
+            if (0xDC00..=0xDFFF).contains(&second) {
+                let c =
+                    ((u32::from(first) - 0xD800) << 10 | (u32::from(second) - 0xDC00)) + 0x1_0000;
+                return char::from_u32(c)
+                    .map_or_else(|| self.error("invalid unicode code point"), Ok);
+            }
+            // Not a trailing surrogate: that escape is read on its own.
+            self.pos = after;
         }
-        let second = self.hex4()?;
-        if !(0xDC00..=0xDFFF).contains(&second) {
-            return self.error("lone leading surrogate in hex escape");
-        }
-        let c = ((u32::from(first) - 0xD800) << 10 | (u32::from(second) - 0xDC00)) + 0x1_0000;
-        char::from_u32(c).map_or_else(|| self.error("invalid unicode code point"), Ok)
+        Ok(char::REPLACEMENT_CHARACTER)
     }
 
     fn hex4(&mut self) -> Result<u16, ReadError> {
@@ -1014,6 +1020,32 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_surrogate_is_read_as_the_replacement_character() {
+        // What `JSON.stringify` writes for a string cut inside a pair:
+        // valid JSON, which serde_json refuses.
+        for (text, want) in [
+            (r#""hi \ud83d""#, "hi \u{FFFD}"),
+            (r#""\ude00 tail""#, "\u{FFFD} tail"),
+            (r#""\ud800\u0041""#, "\u{FFFD}A"),
+            (r#""\ud800\ud83d\ude00""#, "\u{FFFD}\u{1F600}"),
+            (r#""\ud83d\ude00""#, "\u{1F600}"),
+            (r#""\ud800\n""#, "\u{FFFD}\n"),
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_err() || !want.contains('\u{FFFD}'));
+            assert_eq!(raw(text).unwrap(), Value::String(want.into()), "{text}");
+            skip(text).unwrap();
+            let key = format!("{{{text}:1}}");
+            let mut r = Reader::new(&key);
+            assert!(r.begin_object().unwrap());
+            assert_eq!(r.next_key().unwrap().as_deref(), Some(want), "{key}");
+        }
+        // An escape after a leading surrogate must still be whole.
+        for text in [r#""\ud800\u00""#, r#""\ud800\uzzzz""#, r#""\ud800"#] {
+            assert!(raw(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
     fn refuses_what_serde_json_refuses() {
         let cases = [
             "",
@@ -1032,9 +1064,6 @@ mod tests {
             "tru",
             "nul",
             "\"\\x\"",
-            "\"\\ud800\"",
-            "\"\\udc00\"",
-            "\"\\ud800\\u0041\"",
             "\"a\u{1}\"",
             "\"abc",
             "[1] 2",

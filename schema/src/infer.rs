@@ -1,5 +1,6 @@
 //! Samples in, schemas out.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
@@ -150,8 +151,14 @@ impl Inferrer {
     ///
     /// A UTF-8 byte order mark at the start (as some editors save files) is
     /// skipped.
+    ///
+    /// A lone UTF-16 surrogate escape (`"\ud83d"` with no trailing half,
+    /// which JavaScript's `JSON.stringify` writes for a string cut inside a
+    /// pair) is read as U+FFFD, as the runtime reads it
+    /// ([`lone_surrogates_replaced`]).
     pub fn add_json(&mut self, bytes: &[u8], origin: &str) -> Result<usize> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = &*lone_surrogates_replaced(bytes);
         let mut n = 0;
         let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
         loop {
@@ -594,5 +601,51 @@ fn json_message(e: &serde_json::Error) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s,
+    }
+}
+
+/// `json` with each lone UTF-16 surrogate escape (a leading `\ud800`–`\udbff`
+/// not followed by a trailing `\udc00`–`\udfff`, or a trailing one alone)
+/// written `\ufffd`, the replacement character: JSON's grammar allows them,
+/// and JavaScript's `JSON.stringify` writes one for a string cut inside a
+/// pair, but `serde_json` refuses them and a Rust string cannot hold one.
+/// The runtime's reader reads them as U+FFFD too. Borrowed when there is none.
+pub fn lone_surrogates_replaced(json: &[u8]) -> Cow<'_, [u8]> {
+    /// The code unit of a `\uXXXX` escape at `at`.
+    fn unit(json: &[u8], at: usize) -> Option<u16> {
+        let escape = json.get(at..at + 6)?;
+        let hex = escape.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(offset) = json[i..].iter().position(|&b| b == b'\\') {
+        i += offset;
+        match unit(json, i) {
+            Some(0xD800..=0xDBFF) if matches!(unit(json, i + 6), Some(0xDC00..=0xDFFF)) => {
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                let out = out.get_or_insert_with(|| Vec::with_capacity(json.len()));
+                out.extend_from_slice(&json[copied..i]);
+                out.extend_from_slice(b"\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            // Any other escape is two bytes, so the second `\\` of `\\\\`
+            // does not start one.
+            _ => i += 2,
+        }
+        if i >= json.len() {
+            break;
+        }
+    }
+    match out {
+        Some(mut out) => {
+            out.extend_from_slice(&json[copied.min(json.len())..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(json),
     }
 }

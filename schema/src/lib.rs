@@ -64,7 +64,9 @@ mod samples;
 mod shape;
 
 pub use error::{Error, Result, SampleProblem};
-pub use infer::{DRAFT, Inferrer, Settings, infer_values, stale, to_pretty};
+pub use infer::{
+    DRAFT, Inferrer, Settings, infer_values, lone_surrogates_replaced, stale, to_pretty,
+};
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};
 

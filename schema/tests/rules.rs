@@ -1,6 +1,8 @@
 //! One test per inference rule.
 
-use kustomer_schema::{Error, Inferrer, SEED_SAMPLES, SampleProblem, Settings, infer_values};
+use kustomer_schema::{
+    Error, Inferrer, SEED_SAMPLES, SampleProblem, Settings, infer_values, lone_surrogates_replaced,
+};
 use serde_json::{Value, json};
 
 fn plain(values: &[Value]) -> Value {
@@ -456,6 +458,34 @@ fn invalid_json_is_reported_with_line_and_column() {
     );
     let err = i.add_json(b"  \n", "empty.json").unwrap_err();
     assert_eq!(err.to_string(), "empty.json: no sample: the input is empty");
+}
+
+#[test]
+fn a_lone_surrogate_escape_reads_as_the_replacement_character() {
+    // What `JSON.stringify` writes for a preview cut inside an emoji.
+    let cut = br#"{"name":"kustomer.message.create","data":{"type":"message","attributes":{"preview":"hi \ud83d"}}}"#;
+    let mut i = Inferrer::default();
+    assert_eq!(i.add_json(cut, "cut.json").unwrap(), 1);
+    for (text, want) in [
+        (r#""hi \ud83d""#, r#""hi \ufffd""#),
+        (r#""\udc00\ud83d\ude00""#, r#""\ufffd\ud83d\ude00""#),
+        (r#""\ud800\u0041""#, r#""\ufffd\u0041""#),
+        (r#""\ud800\ud800\udc00""#, r#""\ufffd\ud800\udc00""#),
+        // An escaped backslash before `ud800` is no escape of it.
+        (r#""\\ud800""#, r#""\\ud800""#),
+        (r#""\\\ud800""#, r#""\\\ufffd""#),
+        (r#""\ud83d\ude00" \"#, r#""\ud83d\ude00" \"#),
+    ] {
+        assert_eq!(
+            std::str::from_utf8(&lone_surrogates_replaced(text.as_bytes())).unwrap(),
+            want,
+            "{text}"
+        );
+    }
+    assert!(matches!(
+        lone_surrogates_replaced(b"\"a\\u00e9\""),
+        std::borrow::Cow::Borrowed(_)
+    ));
 }
 
 #[test]

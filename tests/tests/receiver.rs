@@ -917,6 +917,35 @@ async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
     );
 }
 
+/// A string cut inside a UTF-16 surrogate pair, as JavaScript's
+/// `JSON.stringify` writes it (`"hi \ud83d"`): valid JSON, read with U+FFFD
+/// in place of the half, rather than refused (which would lose the event
+/// once Kustomer's retries end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_cut_inside_a_surrogate_pair_is_handled() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+    v["id"] = format!("{:024x}", 950).into();
+    v["data"]["attributes"]["name"] = "CUT".into();
+    let body = serde_json::to_string(&v)
+        .unwrap()
+        .replace("CUT", r"hi \ud83d");
+    assert!(serde_json::from_str::<Value>(&body).is_err());
+    let (status, reply) = s
+        .deliver(body.as_bytes(), TOKEN, Some("kustomer.team.update"))
+        .await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    let parsed = kustomer_webhooks::parse(body.as_bytes()).unwrap();
+    assert!(parsed.drift().is_empty());
+    let event = serde_json::to_value(&parsed.event).unwrap();
+    assert_eq!(event["data"]["attributes"]["name"], "hi \u{FFFD}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_without_its_name_is_the_event_its_header_names() {
     let s = start(Verifier::new(TOKEN)).await;
