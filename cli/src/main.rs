@@ -150,7 +150,8 @@ enum Command {
         addr: std::net::SocketAddr,
         /// The path deliveries are posted to (the path of the webhook's URL
         /// in the app definition, such as /webhooks/kustomer, where a proxy
-        /// routes by path without rewriting it); other paths answer 404
+        /// routes by path without rewriting it); other paths answer 404, with
+        /// a JSON body naming this one, counted as rejected
         #[arg(
             long,
             value_name = "PATH",

@@ -358,10 +358,7 @@ pub async fn serve(
         (receiver, probe) = with_redis(receiver, redis, options.ordering).await?;
         store = Some(probe);
     }
-    let app = match options.path.as_str() {
-        "/" => kustomer_webhooks::axum::router(receiver),
-        path => axum::Router::new().nest_service(path, kustomer_webhooks::axum::router(receiver)),
-    };
+    let app = kustomer_webhooks::axum::router_at(&options.path, receiver);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

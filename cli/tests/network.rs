@@ -1794,6 +1794,13 @@ fn serve_takes_deliveries_at_its_path_only() {
     ] {
         let (status, reply) = post_to(elsewhere, "elsewhere");
         assert_eq!(status, 404, "{elsewhere}: {reply}");
+        // Said, so that a wrong path in the app definition shows.
+        assert!(
+            reply.contains(&format!(
+                "\"nothing is received at {elsewhere}: deliveries go to /webhooks/kustomer\""
+            )),
+            "{reply}"
+        );
     }
     // `send` posts to the URL serve logs.
     assert!(send_sample(&url, "t0ken", "kustomer.team.update").starts_with("200 "));

@@ -66,10 +66,99 @@ use crate::receiver::{Receiver, Reply, within};
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`). Deliveries that
 /// arrive together are handled in batches (see the [module](self) docs).
+/// A request to a path below it (`/kustomer/other`) gets 404 with a JSON
+/// body, counted and logged as a rejection like the receiver's own.
 pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
+    at_root(Arc::new(Batcher::new(receiver)), None)
+}
+
+/// The receiver alone at `path` (`"/kustomer"`, or `"/"`), as the whole
+/// app: a request to any other path gets 404 with a JSON body that says
+/// where deliveries are received, counted and logged as a rejection (a
+/// webhook URL with the wrong path then shows in the counters and logs
+/// rather than only in Kustomer's). For a receiver beside routes of your
+/// own, nest [`router`] instead.
+///
+/// # Panics
+///
+/// If `path` is not one axum can nest at: not starting with `/`, or with a
+/// wildcard (`*`) or a parameter (`{id}`) in it.
+pub fn router_at<S: Events>(path: &str, receiver: Receiver<S>) -> Router {
+    let batch = Arc::new(Batcher::new(receiver));
+    let mounted = path.trim_end_matches('/');
+    if mounted.is_empty() {
+        return at_root(batch, Some(Mount::Root));
+    }
+    let mount = Some(Mount::At(Arc::from(mounted)));
+    Router::new()
+        .nest_service(mounted, at_root(Arc::clone(&batch), mount.clone()))
+        .fallback(
+            Elsewhere {
+                mount,
+                nested: false,
+            }
+            .handler::<S>(),
+        )
+        .with_state(batch)
+}
+
+fn at_root<S: Events>(batch: Arc<Batcher<S, HttpDelivery>>, mount: Option<Mount>) -> Router {
     Router::new()
         .route("/", any(receive::<S>))
-        .with_state(Arc::new(Batcher::new(receiver)))
+        .fallback(
+            Elsewhere {
+                mount,
+                nested: true,
+            }
+            .handler::<S>(),
+        )
+        .with_state(batch)
+}
+
+/// Where the receiver is, when known.
+#[derive(Clone)]
+enum Mount {
+    Root,
+    At(Arc<str>),
+}
+
+/// The paths where nothing is received: 404, with a body that says where
+/// deliveries go when that is known.
+#[derive(Clone)]
+struct Elsewhere {
+    mount: Option<Mount>,
+    /// Whether it answers below the mount (where axum has taken the mount
+    /// off the path), rather than beside it.
+    nested: bool,
+}
+
+type Answer = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
+/// The router's state, as its handlers take it.
+type Shared<S> = State<Arc<Batcher<S, HttpDelivery>>>;
+
+impl Elsewhere {
+    fn error(&self, path: &str) -> String {
+        match &self.mount {
+            None => format!("nothing is received at {path} below the receiver's path"),
+            Some(Mount::Root) => format!("nothing is received at {path}: deliveries go to /"),
+            Some(Mount::At(at)) => {
+                let below = if self.nested { &**at } else { "" };
+                format!("nothing is received at {below}{path}: deliveries go to {at}")
+            }
+        }
+    }
+
+    fn handler<S: Events>(self) -> impl Fn(Shared<S>, HttpRequest<Body>) -> Answer + Clone {
+        move |State(batch): Shared<S>, request: HttpRequest<Body>| {
+            let (parts, body) = request.into_parts();
+            let error = self.error(parts.uri.path());
+            Box::pin(async move {
+                let receiver = batch.receiver();
+                let reply = receiver.reject(404, error);
+                refuse_unread(receiver, &parts, body, &reply).await
+            }) as Answer
+        }
+    }
 }
 
 /// A request whose body has been read, as the router's batches queue it.
@@ -107,20 +196,16 @@ fn receive<S: Events>(
         // its body is read (and so before its size matters).
         let content_type = parts.headers.get(header::CONTENT_TYPE);
         let limit = receiver.limit();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(&parts);
         if let Some(reply) = receiver.screen(
             parts.method.as_str(),
             content_type.map(HeaderValue::as_bytes),
         ) {
-            return Box::pin(refuse_unread(receiver, body, declared, &reply)).await;
+            return Box::pin(refuse_unread(receiver, &parts, body, &reply)).await;
         }
         if declared.is_some_and(|n| n > limit as u64) {
             let reply = too_large(receiver);
-            return Box::pin(refuse_unread(receiver, body, declared, &reply)).await;
+            return Box::pin(refuse_unread(receiver, &parts, body, &reply)).await;
         }
         // The time limit counts from the first wait for the body: one that has
         // already arrived (as a Kustomer event has) arms no timer. Boxed, the
@@ -151,16 +236,23 @@ fn receive<S: Events>(
 /// and arrives within the body's time limit. A server that closes a
 /// connection with data unread resets it, and a reset can reach the client
 /// before it has read the answer: it then sees the connection fail, not the
-/// 405, 413 or 415 that says why. Larger bodies are not read: the
-/// connection is closed under them.
+/// 404, 405, 413 or 415 that says why. Larger bodies are not read: the
+/// connection is closed under them. Nor is the body of a request that
+/// waits for `100 Continue` before sending it: it gets the answer at once,
+/// and its body is never sent.
 async fn refuse_unread<S: Events>(
     receiver: &Receiver<S>,
+    parts: &Parts,
     body: Body,
-    declared: Option<u64>,
     reply: &Reply,
 ) -> Response {
+    let declared = declared_length(parts);
     let at_most = (receiver.limit() as u64).saturating_mul(4);
-    if declared.is_none_or(|n| n <= at_most) {
+    let waits_to_send = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_to_send && declared.is_none_or(|n| n <= at_most) {
         let drain = async {
             use http_body_util::BodyExt;
             let mut body = body;
@@ -175,6 +267,15 @@ async fn refuse_unread<S: Events>(
         let _ = within(None, receiver.read_timeout(), drain).await;
     }
     respond(reply)
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn too_large<S: Events>(receiver: &Receiver<S>) -> Reply {

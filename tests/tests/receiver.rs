@@ -391,6 +391,118 @@ async fn a_refused_body_is_read_so_that_the_connection_goes_on() {
     assert_eq!(statuses, ["413", "415", "405", "405"], "{answers}");
 }
 
+/// A request refused from its head that waits for `100 Continue` before
+/// sending its body gets the refusal at once, not a `100 Continue` and then
+/// the refusal once the body's time limit has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_waiting_to_send_its_body_is_answered_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Verifier::new(TOKEN)).await;
+    for (content_type, length, want) in [
+        ("text/plain", 100, "415"),
+        ("application/json", 2 * 1024 * 1024, "413"),
+        ("application/json", 100 * 1024, "413"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /kustomer HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let read = async {
+            let mut buf = [0u8; 4096];
+            while !answer.contains("\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert_ne!(n, 0, "closed after: {answer}");
+                answer += &String::from_utf8_lossy(&buf[..n]);
+            }
+        };
+        // Well within the body's time limit (10 s by default).
+        tokio::time::timeout(Duration::from_secs(3), read)
+            .await
+            .unwrap_or_else(|_| panic!("no answer at once to {content_type}: {answer:?}"));
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {want} ")),
+            "{content_type}: {answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_where_nothing_is_received_gets_404_with_a_json_body_and_is_counted() {
+    // `router_at`, as `serve` uses it, and `router` nested in an app.
+    let receiver = || {
+        let dispatcher = Dispatcher::with_state(Count::default())
+            .handler(ok_team)
+            .build()
+            .unwrap();
+        Receiver::new(dispatcher, Verifier::new(TOKEN))
+    };
+    let alone = receiver();
+    let counters = alone.counters();
+    let app = kustomer_webhooks::axum::router_at("/webhooks/kustomer", alone);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let body = sample("kustomer.team.update").as_bytes();
+    let sig = sign(TOKEN.as_bytes(), body);
+    let post = |path: &str| {
+        client
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .header("x-kustomer-webhook-signature", &sig)
+            .body(body.to_vec())
+            .send()
+    };
+    for (path, error) in [
+        (
+            "/",
+            "nothing is received at /: deliveries go to /webhooks/kustomer",
+        ),
+        (
+            "/webhooks",
+            "nothing is received at /webhooks: deliveries go to /webhooks/kustomer",
+        ),
+        (
+            "/webhooks/kustomer/x",
+            "nothing is received at /webhooks/kustomer/x: deliveries go to /webhooks/kustomer",
+        ),
+    ] {
+        let res = post(path).await.unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        let reply: Value = res.json().await.unwrap();
+        assert_eq!(reply["error"], error, "{reply}");
+    }
+    assert_eq!(counters.rejected.load(Ordering::SeqCst), 3);
+    for path in ["/webhooks/kustomer", "/webhooks/kustomer/"] {
+        assert_eq!(post(path).await.unwrap().status().as_u16(), 200, "{path}");
+    }
+
+    // Nested in an app of one's own: below the receiver, it answers.
+    let nested = receiver();
+    let counters = nested.counters();
+    let app = axum::Router::new().nest_service("/k", kustomer_webhooks::axum::router(nested));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let res = client
+        .post(format!("http://{addr}/k/other"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let reply: Value = res.json().await.unwrap();
+    assert_eq!(
+        reply["error"], "nothing is received at /other below the receiver's path",
+        "{reply}"
+    );
+    assert_eq!(counters.rejected.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_content_type_and_method_are_checked() {
     let s = start(Verifier::new(TOKEN)).await;
