@@ -237,6 +237,25 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_HANDLER_TIMEOUT"
         )]
         handler_timeout: std::time::Duration,
+        /// The largest body taken, in bytes; a larger one is answered 413
+        #[arg(
+            long,
+            value_name = "BYTES",
+            default_value = "1048576",
+            value_parser = clap::value_parser!(u32).range(1..),
+            env = "KUSTOMER_WEBHOOKS_MAX_BODY"
+        )]
+        max_body: u32,
+        /// Seconds a body may take to arrive once its head has (a client
+        /// that stalls mid-way); past it, the delivery is answered 408
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "10",
+            value_parser = serve::timeout_arg,
+            env = "KUSTOMER_WEBHOOKS_BODY_TIMEOUT"
+        )]
+        body_timeout: std::time::Duration,
         /// Seconds a connection may take to send a whole request head
         /// (method, path, headers) after it opens or after its last answer;
         /// past it, it is closed, so that a client idling or sending slowly
@@ -263,8 +282,10 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_STOP_GRACE"
         )]
         stop_grace: u16,
-        /// Serve at most this many connections at once; more wait until one
-        /// closes (each may hold a body of up to 1 MiB)
+        /// Serve at most this many connections at once (each may hold a body
+        /// of up to --max-body bytes); at the limit, the oldest with no request in
+        /// progress is closed to make room, and while every one has one,
+        /// more wait until one closes
         #[arg(
             long,
             value_name = "N",
@@ -576,6 +597,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture_filter,
             ordering,
             handler_timeout,
+            max_body,
+            body_timeout,
             head_timeout,
             stop_grace,
             max_connections,
@@ -606,6 +629,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 }),
                 ordering,
                 handler_timeout,
+                max_body: max_body as usize,
+                body_timeout,
                 server: kustomer_webhooks::axum::Server::new()
                     .with_head_timeout(head_timeout)
                     .with_stop_grace(std::time::Duration::from_secs(stop_grace.into()))

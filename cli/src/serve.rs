@@ -322,7 +322,10 @@ pub async fn serve(
     }
     let verifier = SharedVerifier::new(secrets.verifier());
     let tokens = secrets.tokens.len();
-    let mut receiver = receiver(verifier.clone())?.with_timeout(options.handler_timeout);
+    let mut receiver = receiver(verifier.clone())?
+        .with_timeout(options.handler_timeout)
+        .with_limit(options.max_body)
+        .with_read_timeout(options.body_timeout);
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = options.capture {
@@ -615,6 +618,10 @@ pub struct ServeOptions {
     pub ordering: bool,
     /// How long a delivery's handler (writing its line) may take.
     pub handler_timeout: Duration,
+    /// The largest body taken (413 past it).
+    pub max_body: usize,
+    /// How long a body may take to arrive (408 past it).
+    pub body_timeout: Duration,
     /// How connections are taken: the time limit on request heads, and
     /// how many at once.
     pub server: Server,

@@ -61,6 +61,23 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The whole of an adapter, as the axum router does it (`runtime/src/axum.rs`
+//! in the repository):
+//!
+//! 1. Before reading the body, [`Receiver::screen`] with the method and the
+//!    `Content-Type` (405 or 415), then a `Content-Length` over
+//!    [`Receiver::limit`] turned away with [`Receiver::reject`]`(413, …)`.
+//!    A body refused this way is best still read and dropped when it is
+//!    small (the client then gets the answer rather than a reset
+//!    connection), unless the request waits for `100 Continue`.
+//! 2. The body read under [`Receiver::limit`] (413 past it, also for a
+//!    chunked body) and within [`Receiver::read_timeout`]
+//!    (`reject(408, …)` past it; `reject(400, …)` for a body that could not
+//!    be read).
+//! 3. [`Batcher::receive`], and the [`Reply`] answered: its `status`, its
+//!    [`body`](Reply::body) as `application/json`, and for 405 the header
+//!    `Allow: POST` (a reply carries no headers of its own).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

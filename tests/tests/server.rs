@@ -221,17 +221,52 @@ async fn a_connection_that_sends_no_whole_head_in_time_is_closed() {
 async fn at_most_max_connections_are_served_at_once() {
     let running = start(Server::new().with_max_connections(1)).await;
     assert_eq!(running.server.max_connections(), 1);
-    // An idle connection takes the only slot.
-    let held = running.open("").await;
-    running.open_connections(1).await;
-    // A delivery waits for it, then is handled.
-    let delivery = tokio::spawn(deliver(running.addr, "a2"));
+    // A delivery whose handler runs takes the only slot.
+    *running.slow.wait.lock().unwrap() = Duration::from_millis(800);
+    let first = tokio::spawn(deliver(running.addr, "a2"));
+    running.slow.started.notified().await;
+    // Another waits for it (a connection with a request in progress is
+    // never closed to make room), then is handled.
+    let second = tokio::spawn(deliver(running.addr, "a3"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!delivery.is_finished(), "served past the limit");
-    assert!(!running.slow.finished.load(Ordering::SeqCst));
-    drop(held);
-    assert_eq!(delivery.await.unwrap(), (200, "handled".to_owned()));
+    assert!(!second.is_finished(), "served past the limit");
+    assert_eq!(running.slow.handled.load(Ordering::SeqCst), 0);
+    assert_eq!(first.await.unwrap(), (200, "handled".to_owned()));
+    assert_eq!(second.await.unwrap(), (200, "handled".to_owned()));
     running.open_connections(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_limit_the_oldest_connection_with_nothing_in_progress_makes_room() {
+    // Heads may take two minutes: without room made, the delivery would
+    // wait past the test's limit for one of the idle connections to close.
+    let running = start(
+        Server::new()
+            .with_max_connections(3)
+            .with_head_timeout(Duration::from_secs(120)),
+    )
+    .await;
+    let mut silent = running.open("").await;
+    let half = running
+        .open("POST /kustomer HTTP/1.1\r\nHost: example\r\n")
+        .await;
+    let _idle = running.open("").await;
+    running.open_connections(3).await;
+    running.read_by_server(&half).await;
+    assert_eq!(
+        deliver(running.addr, "a4").await,
+        (200, "handled".to_owned())
+    );
+    // The oldest was closed, and only it.
+    assert_eq!(answer_then_close(&mut silent).await, "");
+    assert_eq!(running.server.connections_closed_at_limit(), 1);
+    assert!(
+        running
+            .server
+            .prometheus()
+            .contains("kustomer_webhooks_connections_closed_at_limit_total 1\n")
+    );
+    running.open_connections(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,14 @@
 //! limit on how many are served at once, and a graceful stop that no
 //! client can hold up.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::axum::Router;
 use ::axum::body::Body;
@@ -17,7 +18,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 /// Serves an axum app (a [`router`](super::router) mounted in it) the way a
 /// receiver facing the internet needs, where `axum::serve` does not:
@@ -31,9 +32,15 @@ use tokio::sync::{Notify, Semaphore};
 ///   long as it likes. A body that stalls has the receiver's own limit
 ///   ([`Receiver::with_read_timeout`](crate::receiver::Receiver::with_read_timeout), 408).
 /// - **At most so many connections at once** ([`with_max_connections`](Self::with_max_connections),
-///   default 1,024): more wait in the system's backlog until one closes, so
-///   that many clients at once, each holding a body of up to the receiver's
-///   size limit, cannot exhaust the process's memory or file descriptors.
+///   default 1,024), so that many clients at once, each holding a body of up
+///   to the receiver's size limit, cannot exhaust the process's memory or
+///   file descriptors. At the limit, the oldest connection with no request
+///   in progress (idle between requests, or still sending a head) is closed
+///   to make room, as at a stop (a head begun gets the stop's grace), with a
+///   warning at most once a minute; a new connection waits in the system's
+///   backlog only while every connection has a request in progress. So
+///   clients that open connections and send nothing cannot keep Kustomer's
+///   deliveries out for the time limit on heads.
 /// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`, such as
 ///   [`stop_signal`]): no more
 ///   connections are taken; a request in progress (its body being read, its
@@ -73,6 +80,8 @@ pub struct Server {
     /// Connections accepted and not yet closed (the accept loop holds a
     /// slot while it waits, so the slots do not say).
     open: Arc<AtomicUsize>,
+    /// Connections closed to make room at the limit.
+    closed_at_limit: Arc<std::sync::atomic::AtomicU64>,
     #[cfg(feature = "axum-tls")]
     tls: Option<super::Tls>,
     /// TLS handshakes that failed or were not done in time.
@@ -90,6 +99,7 @@ impl Server {
             slots: Arc::new(Semaphore::new(1024)),
             max: 1024,
             open: Arc::default(),
+            closed_at_limit: Arc::default(),
             #[cfg(feature = "axum-tls")]
             tls: None,
             #[cfg(feature = "axum-tls")]
@@ -117,7 +127,9 @@ impl Server {
         self
     }
 
-    /// At most `max` connections at once (at least one); the next wait in
+    /// At most `max` connections at once (at least one). At the limit, the
+    /// oldest connection with no request in progress is closed to make
+    /// room; while every one has a request in progress, the next wait in
     /// the system's backlog until one closes. A clone made before this call
     /// keeps its own count.
     pub fn with_max_connections(mut self, max: usize) -> Self {
@@ -174,10 +186,17 @@ impl Server {
         self.max
     }
 
+    /// Connections with no request in progress closed to make room for a
+    /// new one at the limit, since the server was made (clones share it).
+    pub fn connections_closed_at_limit(&self) -> u64 {
+        self.closed_at_limit.load(Ordering::Relaxed)
+    }
+
     /// Its state in Prometheus's text exposition format, for a `/metrics`
     /// endpoint beside [`Counters::prometheus`](crate::receiver::Counters::prometheus):
     /// the gauges `kustomer_webhooks_connections_open` and
-    /// `kustomer_webhooks_connections_max` and, serving HTTPS, the counter
+    /// `kustomer_webhooks_connections_max`, the counter
+    /// `kustomer_webhooks_connections_closed_at_limit_total` and, serving HTTPS, the counter
     /// `kustomer_webhooks_tls_handshakes_failed_total` and the certificate's
     /// dates as `kustomer_webhooks_tls_certificate_not_before_timestamp_seconds`
     /// and `…_not_after_timestamp_seconds` ([`Tls::validity`](super::Tls::validity)),
@@ -202,8 +221,15 @@ impl Server {
         metric(
             "kustomer_webhooks_connections_max",
             "gauge",
-            "The most connections the receiver serves at once; more wait until one closes.",
+            "The most connections the receiver serves at once; at the limit, an idle one is \
+             closed to make room, or new ones wait until one closes.",
             self.max_connections() as u64,
+        );
+        metric(
+            "kustomer_webhooks_connections_closed_at_limit_total",
+            "counter",
+            "Connections with no request in progress closed to make room at the limit.",
+            self.connections_closed_at_limit(),
         );
         #[cfg(feature = "axum-tls")]
         if let Some(tls) = &self.tls {
@@ -255,14 +281,16 @@ impl Server {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let mut shutdown = pin!(shutdown);
-        loop {
-            // A slot first: past the limit, connections wait in the backlog.
-            let slot = tokio::select! {
-                slot = self.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
+        // Each connection's requests in progress, oldest connection first.
+        let mut connections: VecDeque<Weak<Busy>> = VecDeque::new();
+        let mut warned_at: Option<Instant> = None;
+        'serving: loop {
+            // A slot first; past the limit, connections wait in the backlog,
+            // except one, accepted, for which room is made.
+            let slot = match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(TryAcquireError::NoPermits) => None,
+                Err(TryAcquireError::Closed) => break,
             };
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -274,10 +302,32 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            let slot = match slot {
+                Some(slot) => slot,
+                // At the limit, with a connection waiting: the oldest one
+                // with nothing in progress is closed (one at a time, until
+                // a slot is free); while every one is busy, it waits.
+                None => loop {
+                    if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+                        break slot;
+                    }
+                    self.make_room(&mut connections, &mut warned_at);
+                    tokio::select! {
+                        slot = self.slots.clone().acquire_owned() => match slot {
+                            Ok(slot) => break slot,
+                            Err(_) => break 'serving,
+                        },
+                        () = &mut shutdown => break 'serving,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                },
+            };
             // Finished connections leave the set as new ones come.
             while tasks.try_join_next().is_some() {}
             let _ = stream.set_nodelay(true);
             let busy = Arc::new(Busy::default());
+            connections.retain(|c| c.strong_count() > 0);
+            connections.push_back(Arc::downgrade(&busy));
             let service = Tracked {
                 app: TowerToHyperService::new(app.clone()),
                 busy: busy.clone(),
@@ -332,6 +382,36 @@ impl Server {
     }
 }
 
+impl Server {
+    /// At the limit, with a connection waiting: tells the oldest open
+    /// connection with no request in progress to close, unless one told
+    /// before is still closing.
+    fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>, warned_at: &mut Option<Instant>) {
+        connections.retain(|c| c.strong_count() > 0);
+        let open: Vec<Arc<Busy>> = connections.iter().filter_map(Weak::upgrade).collect();
+        if open.iter().any(|busy| busy.leaving.load(Ordering::Acquire)) {
+            return;
+        }
+        let Some(idle) = open
+            .iter()
+            .find(|busy| busy.count.load(Ordering::Acquire) == 0)
+        else {
+            return;
+        };
+        idle.leave();
+        self.closed_at_limit.fetch_add(1, Ordering::Relaxed);
+        if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            *warned_at = Some(Instant::now());
+            tracing::warn!(
+                max_connections = self.max,
+                "every connection slot is taken: closing the oldest connections with no \
+                 request in progress to make room (clients holding connections open without \
+                 sending, or a limit too low for the load)"
+            );
+        }
+    }
+}
+
 impl Default for Server {
     fn default() -> Self {
         Self::new()
@@ -366,6 +446,7 @@ async fn run<I>(
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = stopped.wait_for(|stop| *stop) => {}
+        () = busy.told_to_leave() => {}
     }
     // No new request on it; an idle one closes at once.
     connection.as_mut().graceful_shutdown();
@@ -410,17 +491,34 @@ impl Drop for Open {
 }
 
 /// How many requests of one connection are in progress: from the call of
-/// the app until its answer's body is written (or dropped).
+/// the app until its answer's body is written (or dropped); and whether it
+/// was told to close, to make room at the limit.
 #[derive(Default)]
 struct Busy {
     count: AtomicUsize,
     idle: Notify,
+    leaving: AtomicBool,
+    leave: Notify,
 }
 
 impl Busy {
     fn enter(self: &Arc<Self>) -> InProgress {
         self.count.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
+    }
+
+    /// Tells the connection to close as at a stop.
+    fn leave(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.leave.notify_one();
+    }
+
+    /// Once the connection is told to close.
+    async fn told_to_leave(&self) {
+        if !self.leaving.load(Ordering::Acquire) {
+            // `notify_one` keeps a permit for a wait that starts later.
+            self.leave.notified().await;
+        }
     }
 
     /// Once no request is in progress.
