@@ -1,6 +1,6 @@
 //! `#[kustomer_webhook]`: parse the arguments, check the function, expand.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
@@ -23,6 +23,10 @@ pub const KNOWN_EVENTS: [&str; 12] = [
     "kustomer.tag.create",
     "kustomer.tag.update",
 ];
+
+/// The known events without a generated type (no sample to build one from):
+/// an `OtherEvent` handler gets them.
+const UNTYPED_EVENTS: [&str; 2] = ["kustomer.tag.create", "kustomer.tag.update"];
 
 /// The attribute's arguments: none, `event = "…"`, or `events = ["…", …]`.
 #[derive(Default)]
@@ -74,15 +78,28 @@ impl Parse for Args {
     }
 }
 
-/// Expands the attribute. On error the item is emitted unchanged next to a
-/// `compile_error!`, so one mistake gives one error.
+/// Expands the attribute. On error the function is emitted next to a
+/// `compile_error!`, so one mistake gives one error: as written, but for what
+/// would make rustc report the mistake a second time.
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    match try_expand(args, item.clone()) {
-        Ok(out) => out,
+    let func = match parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(func)) => func,
+        Ok(_) => {
+            let e = syn::Error::new(
+                first_token_span(&item),
+                "#[kustomer_webhook] goes on a function: `async fn on_update(event: CustomerUpdate) { … }`",
+            )
+            .to_compile_error();
+            return quote!(#item #e);
+        }
         Err(e) => {
             let e = e.to_compile_error();
-            quote!(#item #e)
+            return quote!(#item #e);
         }
+    };
+    match check(args, &func) {
+        Ok(args) => expansion(&func, &args),
+        Err(refused) => refused,
     }
 }
 
@@ -93,15 +110,13 @@ fn combine(errors: &mut Option<syn::Error>, e: syn::Error) {
     }
 }
 
-fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let parsed_item: Item = parse2(item.clone())?;
-    let Item::Fn(func) = parsed_item else {
-        return Err(syn::Error::new(
-            first_token_span(&item),
-            "#[kustomer_webhook] goes on a function: `async fn on_update(event: CustomerUpdate) { … }`",
-        ));
-    };
+/// The parsed arguments; or, when the attribute refuses the function, the
+/// function to emit with the errors.
+fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
     let mut errors = None;
+    let mut shown = func.clone();
+    // Whether an error is in `shown` itself.
+    let mut failed = false;
     let args = match parse2::<Args>(args) {
         Ok(a) => a,
         Err(e) => {
@@ -110,13 +125,20 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
     };
     let sig = &func.sig;
+    let mut types = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => combine(
+                &mut errors,
+                syn::Error::new_spanned(r, "a webhook handler is a free function, not a method"),
+            ),
+            FnArg::Typed(t) => types.push(&*t.ty),
+        }
+    }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         combine(
             &mut errors,
-            syn::Error::new_spanned(
-                &sig.generics,
-                "a webhook handler cannot be generic: name the event type",
-            ),
+            syn::Error::new_spanned(&sig.generics, generics_message(&sig.generics, &types)),
         );
     }
     if let Some(c) = &sig.constness {
@@ -124,6 +146,8 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             &mut errors,
             syn::Error::new_spanned(c, "a webhook handler cannot be `const`"),
         );
+        // Else rustc finds what a `const fn` cannot do in the body.
+        shown.sig.constness = None;
     }
     if let syn::Safety::Unsafe(u) = &sig.safety {
         combine(
@@ -143,26 +167,20 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ),
         );
     }
-    let mut types = Vec::new();
-    for input in &sig.inputs {
-        match input {
-            FnArg::Receiver(r) => combine(
-                &mut errors,
-                syn::Error::new_spanned(r, "a webhook handler is a free function, not a method"),
-            ),
-            FnArg::Typed(t) => types.push(&*t.ty),
-        }
-    }
-    if types.is_empty() || types.len() > 2 {
-        let span = if sig.inputs.is_empty() {
-            sig.paren_token.span.join()
-        } else {
-            sig.inputs.span()
-        };
+    if types.is_empty() {
         combine(
             &mut errors,
             syn::Error::new(
-                span,
+                sig.paren_token.span.join(),
+                "a webhook handler takes the event, and optionally `State<T>`: found 0 parameter(s)",
+            ),
+        );
+    } else if types.len() > 2 {
+        let extra: Vec<_> = sig.inputs.iter().skip(2).collect();
+        combine(
+            &mut errors,
+            syn::Error::new_spanned(
+                quote!(#(#extra)*),
                 format!(
                     "a webhook handler takes the event, and optionally `State<T>`: found {} parameter(s)",
                     types.len()
@@ -170,7 +188,39 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ),
         );
     }
-    let state_first = types.len() == 2 && is_state(types[0]) && !is_state(types[1]);
+    let mut impl_trait = false;
+    for ty in &types {
+        if let Some(i) = find_impl_trait(ty) {
+            impl_trait = true;
+            combine(
+                &mut errors,
+                syn::Error::new_spanned(
+                    i,
+                    "a webhook handler's parameters are named types, not `impl Trait`: `event: CustomerUpdate`",
+                ),
+            );
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if let Some(i) = find_impl_trait(ty) {
+            combine(
+                &mut errors,
+                syn::Error::new_spanned(
+                    i,
+                    "a webhook handler returns `()` or `Result<(), E>`, not `impl Trait`: for a future, write an `async fn`",
+                ),
+            );
+        } else if let Some(b) = unshared_box_error(ty) {
+            combine(
+                &mut errors,
+                syn::Error::new_spanned(
+                    b,
+                    "the error type must be `Send + Sync + 'static`: for `Box<dyn Error>` write `Box<dyn Error + Send + Sync>`",
+                ),
+            );
+        }
+    }
+    let state_first = types.len() == 2 && names_state(types[0]) && !names_state(types[1]);
     if state_first {
         combine(
             &mut errors,
@@ -193,8 +243,9 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         );
     }
     if let Some(state) = types.get(1)
-        && !is_state(state)
+        && !names_state(state)
         && !state_first
+        && !impl_trait
     {
         combine(
             &mut errors,
@@ -204,15 +255,180 @@ fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ),
         );
     }
+    if let Some((ty, msg)) = types
+        .get(1)
+        .filter(|t| names_state(t))
+        .and_then(|t| state_inner(t))
+        .and_then(unshared_state)
+    {
+        combine(&mut errors, syn::Error::new_spanned(ty, msg));
+    }
+    // A `State` without its type is reported in place of the type's argument:
+    // the function, emitted, then has no second error for it.
+    for input in shown.sig.inputs.iter_mut() {
+        if let FnArg::Typed(t) = input
+            && state_without_type(&t.ty)
+            && let Type::Path(p) = &mut *t.ty
+            && let Some(last) = p.path.segments.last_mut()
+        {
+            let e = syn::Error::new_spanned(
+                &last.ident,
+                "`State` needs the state's type: `State<T>`, such as `State<Arc<Db>>`",
+            )
+            .to_compile_error();
+            last.arguments = syn::PathArguments::AngleBracketed(syn::parse_quote!(<#e>));
+            failed = true;
+        }
+    }
     for lit in args.events.iter().flatten() {
-        if let Err(e) = check_event_name(lit) {
+        let fits = check_event_name(lit).and_then(|()| {
+            types
+                .first()
+                .map_or(Ok(()), |event| check_event_fits(lit, event))
+        });
+        if let Err(e) = fits {
             combine(&mut errors, e);
         }
     }
-    if let Some(e) = errors {
-        return Err(e);
+    if errors.is_some() || failed {
+        let errors = errors.map(|e| e.to_compile_error());
+        return Err(quote!(#shown #errors));
     }
-    Ok(expansion(&func, &args, types[0]))
+    Ok(args)
+}
+
+/// Why a handler cannot be generic, from what its generics are for.
+fn generics_message(generics: &syn::Generics, types: &[&Type]) -> &'static str {
+    let mut lifetimes_only = true;
+    let mut lifetimes = false;
+    let mut in_state = false;
+    let mut in_event = false;
+    for param in &generics.params {
+        let ident = match param {
+            syn::GenericParam::Lifetime(_) => {
+                lifetimes = true;
+                continue;
+            }
+            syn::GenericParam::Type(t) => &t.ident,
+            syn::GenericParam::Const(c) => &c.ident,
+        };
+        lifetimes_only = false;
+        let used = |ty: &Type| mentions(quote!(#ty), ident);
+        in_event |= types.first().is_some_and(|t| used(t));
+        in_state |= types.get(1).is_some_and(|t| used(t));
+    }
+    if generics.params.is_empty() {
+        "a webhook handler cannot have a `where` clause: it has no generic parameters"
+    } else if lifetimes_only {
+        "a webhook handler cannot have lifetime parameters: it owns its event and state"
+    } else if in_state {
+        "a webhook handler cannot have generic parameters: name the state's type: `State<Db>`"
+    } else if in_event {
+        "a webhook handler cannot have generic parameters: name the event type: `CustomerUpdate`"
+    } else if lifetimes {
+        "a webhook handler cannot have generic or lifetime parameters"
+    } else {
+        "a webhook handler cannot have generic parameters"
+    }
+}
+
+/// Whether `tokens` has the identifier `ident`, at any depth.
+fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == *ident,
+        TokenTree::Group(g) => mentions(g.stream(), ident),
+        _ => false,
+    })
+}
+
+/// An `impl Trait` in `ty`, at any depth.
+fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
+    match ty {
+        Type::ImplTrait(i) => Some(i),
+        Type::Array(a) => find_impl_trait(&a.elem),
+        Type::Group(g) => find_impl_trait(&g.elem),
+        Type::Paren(p) => find_impl_trait(&p.elem),
+        Type::Ptr(p) => find_impl_trait(&p.elem),
+        Type::Reference(r) => find_impl_trait(&r.elem),
+        Type::Slice(s) => find_impl_trait(&s.elem),
+        Type::Tuple(t) => t.elems.iter().find_map(find_impl_trait),
+        Type::Path(p) => p.path.segments.iter().find_map(|s| match &s.arguments {
+            syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|a| match a {
+                syn::GenericArgument::Type(t) => find_impl_trait(t),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The error of a `Result<(), Box<dyn Error>>`, when it is not `Send + Sync`.
+fn unshared_box_error(ty: &Type) -> Option<&Type> {
+    let error = last_type_argument(ty, "Result", 2)?;
+    let Some(Type::TraitObject(object)) = last_type_argument(error, "Box", 1) else {
+        return None;
+    };
+    let traits: Vec<&syn::Path> = object
+        .bounds
+        .iter()
+        .filter_map(|b| match b {
+            syn::TypeParamBound::Trait(t) => Some(&t.path),
+            _ => None,
+        })
+        .collect();
+    let has = |name: &str, module: &str| {
+        traits.iter().any(|path| {
+            let segments: Vec<&syn::Ident> = path.segments.iter().map(|s| &s.ident).collect();
+            match segments[..] {
+                [.., m, last] => last == name && m == module,
+                [last] => last == name,
+                [] => false,
+            }
+        })
+    };
+    let error_trait = has("Error", "error");
+    (error_trait && !(has("Send", "marker") && has("Sync", "marker"))).then_some(error)
+}
+
+/// A state type that is not `Send + Sync` for sure (`Rc`, `RefCell` or
+/// `Cell` of the standard library, maybe in an `Arc` or a `Box`), and why.
+fn unshared_state(ty: &Type) -> Option<(&Type, &'static str)> {
+    let Type::Path(p) = ty else { return None };
+    let segments: Vec<&syn::PathSegment> = p.path.segments.iter().collect();
+    let last = segments.last()?;
+    let module = segments.len().checked_sub(2).map(|i| &segments[i].ident);
+    let std = |m: &str| module.is_none_or(|i| i == m);
+    let generic = matches!(last.arguments, syn::PathArguments::AngleBracketed(_));
+    if last.ident == "Arc" && std("sync") || last.ident == "Box" && std("boxed") {
+        return last_type_argument(ty, &last.ident.to_string(), 1).and_then(unshared_state);
+    }
+    let msg = if last.ident == "Rc" && generic && std("rc") {
+        "the state is shared between threads, so its type must be `Send + Sync + 'static`: `Rc` is not, `Arc` is"
+    } else if (last.ident == "RefCell" || last.ident == "Cell") && generic && std("cell") {
+        "the state is shared between threads, so its type must be `Send + Sync + 'static`: a `RefCell` or `Cell` is not, a `Mutex` or an atomic is"
+    } else {
+        return None;
+    };
+    Some((ty, msg))
+}
+
+/// The last of the `n` type arguments of `ty`, a path ending in `name`.
+fn last_type_argument<'a>(ty: &'a Type, name: &str, n: usize) -> Option<&'a Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let types: Vec<&Type> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    (last.ident == name && types.len() == n).then(|| types[n - 1])
 }
 
 fn first_token_span(item: &TokenStream) -> Span {
@@ -222,13 +438,14 @@ fn first_token_span(item: &TokenStream) -> Span {
         .map_or_else(Span::call_site, |t| t.span())
 }
 
-fn is_state(ty: &Type) -> bool {
-    match ty {
-        Type::Path(p) => {
-            p.path.segments.last().is_some_and(|s| s.ident == "State") && state_inner(ty).is_some()
-        }
-        _ => false,
-    }
+/// Whether `ty` is a path ending in `State`, with its type or not.
+fn names_state(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "State"))
+}
+
+/// `State`, or `State<>`, without the state's type.
+fn state_without_type(ty: &Type) -> bool {
+    names_state(ty) && state_inner(ty).is_none()
 }
 
 /// The documented event name `name` was probably meant to be: the same
@@ -268,43 +485,193 @@ fn check_event_name(lit: &LitStr) -> syn::Result<()> {
     Err(syn::Error::new_spanned(lit, msg))
 }
 
-fn expansion(func: &ItemFn, args: &Args, event_ty: &Type) -> TokenStream {
+/// `CustomerUpdate` for `kustomer.customer.update`: the name of an event's
+/// own type, in the bundled models and in generated ones.
+fn event_type_name(event: &str) -> String {
+    event
+        .split('.')
+        .skip(1)
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// `CustomerEvent` for `kustomer.customer.update`: the name of the envelope
+/// of the event's resource.
+fn envelope_name(event: &str) -> String {
+    let resource = event.split('.').nth(1).unwrap_or_default();
+    event_type_name(&format!("kustomer.{resource}.event"))
+}
+
+/// Checks that the parameter type holds the named event, when the type's
+/// name says which events it holds; other types are checked by the compiler
+/// (`expansion`).
+fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
+    let Some(ident) = type_ident(ty) else {
+        return Ok(());
+    };
+    let name = lit.value();
+    let (own, envelope) = (event_type_name(&name), envelope_name(&name));
+    let msg = if ident == "OtherEvent" {
+        if UNTYPED_EVENTS.contains(&name.as_str()) {
+            format!(
+                "an `OtherEvent` handler takes every event without a generated type, `{name}` among them, and names none: remove `event = \"{name}\"`"
+            )
+        } else {
+            format!(
+                "an `OtherEvent` handler takes the events without a generated type, and `{name}` has one: take `{own}`, or the envelope `{envelope}`"
+            )
+        }
+    } else if let Some(k) = KNOWN_EVENTS.iter().find(|k| ident == event_type_name(k)) {
+        if *k == name {
+            return Ok(());
+        }
+        format!(
+            "`{ident}` is the event `{k}` only: for `{name}` take `{own}`, or the envelope `{envelope}` (every event of its resource)"
+        )
+    } else if let Some(k) = KNOWN_EVENTS.iter().find(|k| ident == envelope_name(k)) {
+        if envelope_name(k) == envelope {
+            return Ok(());
+        }
+        format!(
+            "`{ident}` holds the events of another resource than `{name}`: take `{own}`, or the envelope `{envelope}`"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(syn::Error::new_spanned(lit, msg))
+}
+
+/// Whether the parameter type's name says which events it holds: an event's
+/// own type, a resource's envelope, or `OtherEvent`.
+fn named_by_convention(ty: &Type) -> bool {
+    type_ident(ty).is_some_and(|ident| {
+        ident == "OtherEvent"
+            || KNOWN_EVENTS
+                .iter()
+                .any(|k| ident == event_type_name(k) || ident == envelope_name(k))
+    })
+}
+
+/// The name a path type ends in.
+fn type_ident(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+/// `ty` as written, for messages: `kustomer::CustomerUpdate`.
+fn type_text(ty: &Type) -> String {
+    let text = quote!(#ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split(' ').enumerate() {
+        let prev = out.chars().last();
+        let joined = matches!(part, "::" | "<" | ">" | "," | ")" | "]")
+            || matches!(prev, Some(':' | '<' | '(' | '[' | '&'));
+        if i > 0 && !joined {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// `_` for a type the compiler infers from the function, spanning the type
+/// the user wrote (an unmet requirement is reported there) without naming it
+/// a second time (an unknown name would be reported twice).
+fn inferred(ty: &Type) -> TokenStream {
+    let trees: Vec<TokenTree> = quote!(#ty).into_iter().collect();
+    let (first, last) = match (trees.first(), trees.last()) {
+        (Some(f), Some(l)) => (open_span(f), close_span(l)),
+        _ => (Span::call_site(), Span::call_site()),
+    };
+    let alias = syn::Ident::new("__KustomerWebhookInferred", first);
+    let close = quote_spanned!(last=> >);
+    quote_spanned!(first=> #alias < _ #close)
+}
+
+fn open_span(t: &TokenTree) -> Span {
+    match t {
+        TokenTree::Group(g) => g.span_open(),
+        t => t.span(),
+    }
+}
+
+fn close_span(t: &TokenTree) -> Span {
+    match t {
+        TokenTree::Group(g) => g.span_close(),
+        t => t.span(),
+    }
+}
+
+fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     let ident = &func.sig.ident;
     let rt = quote!(::kustomer_webhooks::__private);
-    let event_span = event_ty.span();
-    // Each type argument carries the span of the user's token, so that an
-    // unmet requirement is reported there, and once.
-    let event = quote_spanned!(event_span=> #event_ty);
+    let types: Vec<&Type> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let event_ty = types[0];
+    // The types are inferred from the function, each `_` on the span of the
+    // user's type.
+    let event = inferred(event_ty);
     let result = match &func.sig.output {
         ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => {
-            let span = ty.span();
-            quote_spanned!(span=> #ty)
-        }
+        ReturnType::Type(_, ty) => inferred(ty),
     };
-    let state = func.sig.inputs.iter().nth(1).and_then(|a| match a {
-        FnArg::Typed(t) => state_inner(&t.ty),
-        FnArg::Receiver(_) => None,
-    });
+    let state = types.get(1).and_then(|t| state_inner(t)).map(inferred);
     let ctor = match (func.sig.asyncness.is_some(), &state) {
         (true, None) => quote!(async_handler::<#event, #result, _, _>),
         (true, Some(t)) => quote!(async_handler_with_state::<#event, #t, #result, _, _>),
         (false, None) => quote!(blocking_handler::<#event, #result, _>),
         (false, Some(t)) => quote!(blocking_handler_with_state::<#event, #t, #result, _>),
     };
-    // Named events must be ones the parameter type holds.
+    // Named events must be ones the parameter type holds: checked here for
+    // a type whose name does not say which events it holds.
     let names: Vec<&LitStr> = args.events.iter().flatten().collect();
-    let name_checks = names.iter().map(|lit| {
+    let checked = if named_by_convention(event_ty) {
+        &[][..]
+    } else {
+        &names[..]
+    };
+    let name_checks = checked.iter().map(|lit| {
         let msg = format!(
-            "`{}` is not an event of this handler's parameter type",
-            lit.value()
+            "`{}` is not an event of `{}`, the handler's parameter type: take a type that holds it (the event's own type, or its resource's envelope)",
+            lit.value(),
+            type_text(event_ty),
         );
         let span = lit.span();
-        let ty = quote_spanned!(event_span=> <#event_ty as ::kustomer_webhooks::FromEvent>);
         quote_spanned! {span=>
-            const _: () = ::core::assert!(#rt::lists(#ty::EVENTS, #lit), #msg);
+            const _: () = ::core::assert!(#rt::lists(__kustomer_webhook_events(&#ident), #lit), #msg);
         }
     });
+    let events_of = match (checked.is_empty(), state.is_some()) {
+        (true, _) => quote!(),
+        (false, false) => quote! {
+            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, R>(
+                _: &impl ::core::ops::Fn(E) -> R,
+            ) -> &'static [&'static str] {
+                E::EVENTS
+            }
+        },
+        (false, true) => quote! {
+            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, T, R>(
+                _: &impl ::core::ops::Fn(E, ::kustomer_webhooks::State<T>) -> R,
+            ) -> &'static [&'static str] {
+                E::EVENTS
+            }
+        },
+    };
     let only = if names.is_empty() {
         quote!(::core::option::Option::None)
     } else {
@@ -320,6 +687,8 @@ fn expansion(func: &ItemFn, args: &Args, event_ty: &Type) -> TokenStream {
 
         #[doc(hidden)]
         const _: () = {
+            type __KustomerWebhookInferred<T> = T;
+            #events_of
             #(#name_checks)*
             fn __kustomer_webhook_make() -> #rt::Registered {
                 #make
@@ -332,17 +701,14 @@ fn expansion(func: &ItemFn, args: &Args, event_ty: &Type) -> TokenStream {
 }
 
 /// `T` in a `State<T>` parameter type.
-fn state_inner(ty: &Type) -> Option<TokenStream> {
+fn state_inner(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
     match args.args.first()? {
-        syn::GenericArgument::Type(t) => {
-            let span = t.span();
-            Some(quote_spanned!(span=> #t))
-        }
+        syn::GenericArgument::Type(t) => Some(t),
         _ => None,
     }
 }
@@ -378,6 +744,97 @@ mod tests {
             },
         );
         insta::assert_snapshot!(pretty(out));
+    }
+
+    #[test]
+    fn expansion_checks_named_events_of_a_type_named_otherwise() {
+        let out = expand(
+            quote!(event = "kustomer.team.create"),
+            quote! {
+                async fn on_team(event: kustomer::Teams, app: State<Db>) {}
+            },
+        );
+        insta::assert_snapshot!(pretty(out));
+    }
+
+    #[test]
+    fn the_name_of_a_parameter_type_says_which_events_it_holds() {
+        assert_eq!(
+            event_type_name("kustomer.customer.update"),
+            "CustomerUpdate"
+        );
+        assert_eq!(envelope_name("kustomer.customer.update"), "CustomerEvent");
+        let fits =
+            |name: &str, ty: Type| check_event_fits(&LitStr::new(name, Span::call_site()), &ty);
+        assert!(
+            fits(
+                "kustomer.customer.update",
+                syn::parse_quote!(CustomerUpdate)
+            )
+            .is_ok()
+        );
+        assert!(
+            fits(
+                "kustomer.customer.create",
+                syn::parse_quote!(kustomer::CustomerEvent)
+            )
+            .is_ok()
+        );
+        assert!(fits("kustomer.tag.create", syn::parse_quote!(Tags)).is_ok());
+        assert!(
+            fits(
+                "kustomer.customer.create",
+                syn::parse_quote!(CustomerUpdate)
+            )
+            .is_err()
+        );
+        assert!(fits("kustomer.team.create", syn::parse_quote!(CustomerEvent)).is_err());
+        assert!(fits("kustomer.tag.create", syn::parse_quote!(OtherEvent)).is_err());
+    }
+
+    #[test]
+    fn boxed_errors_that_are_not_send_and_sync() {
+        let unshared = |ty: TokenStream| unshared_box_error(&syn::parse2(ty).unwrap()).is_some();
+        assert!(unshared(quote!(Result<(), Box<dyn std::error::Error>>)));
+        assert!(unshared(quote!(Result<(), Box<dyn Error + Send>>)));
+        assert!(!unshared(quote!(Result<(), Box<dyn Error + Send + Sync>>)));
+        assert!(!unshared(
+            quote!(Result<(), Box<dyn std::error::Error + std::marker::Send + Sync + 'static>>)
+        ));
+        assert!(!unshared(quote!(Result<(), Box<dyn my::Error>>)));
+        assert!(!unshared(quote!(Result<(), MyError>)));
+    }
+
+    #[test]
+    fn state_types_that_are_not_send_and_sync() {
+        for ty in [
+            quote!(Rc<Db>),
+            quote!(std::rc::Rc<Db>),
+            quote!(Arc<RefCell<Db>>),
+            quote!(Box<Cell<u8>>),
+        ] {
+            assert!(
+                unshared_state(&syn::parse2(ty.clone()).unwrap()).is_some(),
+                "{ty}"
+            );
+        }
+        for ty in [
+            quote!(Arc<Db>),
+            quote!(Arc<Mutex<RefCell<Db>>>),
+            quote!(my::Rc<Db>),
+            quote!(Cell),
+        ] {
+            assert!(
+                unshared_state(&syn::parse2(ty.clone()).unwrap()).is_none(),
+                "{ty}"
+            );
+        }
+    }
+
+    #[test]
+    fn types_in_messages_read_as_written() {
+        let ty: Type = syn::parse_quote!(kustomer::Envelope<Vec<u8>, &'static str>);
+        assert_eq!(type_text(&ty), "kustomer::Envelope<Vec<u8>, &'static str>");
     }
 
     #[test]

@@ -15,11 +15,16 @@ mod model;
 
 /// Marks a function as the handler of Kustomer webhook events.
 ///
+/// It goes on a free function (not an associated function): a macro does not
+/// see the `impl` block it is in, and there rustc reports "`const` items in
+/// this context need a name".
+///
 /// The function takes the event and, optionally, the application's shared
 /// state as `State<T>`; it may be `async` or not (a plain `fn` runs on
 /// tokio's blocking pool, a hand-off to another thread per event, so a
 /// handler that never blocks is best `async`), and returns `()` or
-/// `Result<(), E>`. Every
+/// `Result<(), E>`, `E` an error type that is `Send + Sync + 'static`
+/// (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`). Every
 /// function marked so in the binary is found by
 /// `Dispatcher::builder().registered()`, with no central list to keep.
 ///
@@ -35,7 +40,7 @@ mod model;
 ///   type.
 ///
 /// ```ignore
-/// use kustomer_webhooks::{kustomer_webhook, CustomerEvent, CustomerUpdate, OtherEvent, State};
+/// use kustomer_webhooks::{kustomer_webhook, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State};
 ///
 /// #[kustomer_webhook]
 /// async fn on_update(event: CustomerUpdate) -> Result<(), MyError> { Ok(()) }
@@ -50,8 +55,10 @@ mod model;
 /// Mistakes are compile errors pointing at the offending token: an unknown
 /// event name (with the closest known one), a parameter that is not an event
 /// type, an event its parameter type does not hold, a wrong number of
-/// parameters, a generic function, use on something that is not a function,
-/// malformed arguments, and an `async fn` whose future is not `Send`.
+/// parameters, a generic, `const` or `unsafe` function, `impl Trait` in the
+/// signature, `State` without its type, use on something that is not a
+/// function, malformed arguments, and an `async fn` whose future is not
+/// `Send`.
 #[proc_macro_attribute]
 pub fn kustomer_webhook(args: TokenStream, input: TokenStream) -> TokenStream {
     handler::expand(args.into(), input.into()).into()

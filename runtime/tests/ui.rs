@@ -23,6 +23,14 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/unsafe-handler.rs");
     t.compile_fail("tests/ui/event-by-reference.rs");
     t.compile_fail("tests/ui/state-before-event.rs");
+    t.compile_fail("tests/ui/state-without-type.rs");
+    t.compile_fail("tests/ui/unknown-type-in-signature.rs");
+    t.compile_fail("tests/ui/boxed-error-not-send.rs");
+    t.compile_fail("tests/ui/impl-trait-in-signature.rs");
+    t.compile_fail("tests/ui/generic-parameters.rs");
+    t.compile_fail("tests/ui/state-not-send.rs");
+    t.compile_fail("tests/ui/const-handler.rs");
+    t.compile_fail("tests/ui/event-not-of-parameter-type.rs");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use kustomer_webhooks::{
-    ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State, kustomer_webhook,
+    ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State, TeamEvent,
+    kustomer_webhook,
 };
 
 struct App;
@@ -30,6 +31,19 @@ fn on_create(event: CustomerEvent, app: State<Arc<App>>) {
 async fn on_conversation(event: ConversationEvent, app: State<Arc<App>>) -> Result<(), std::io::Error> {
     let _ = (event, app);
     Ok(())
+}
+
+// Named events on a type whose name does not say which events it holds.
+type Teams = TeamEvent;
+
+#[kustomer_webhook(event = "kustomer.team.create")]
+fn on_team_create(event: Teams, app: State<Arc<App>>) {
+    let _ = (event, app);
+}
+
+#[kustomer_webhook(events = ["kustomer.team.update"])]
+async fn on_team_update(event: Teams) {
+    let _ = event;
 }
 
 #[kustomer_webhook]

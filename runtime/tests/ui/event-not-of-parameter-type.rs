@@ -1,0 +1,26 @@
+use kustomer_webhooks::{CustomerEvent, OtherEvent, TeamCreate, kustomer_webhook};
+
+#[kustomer_webhook(event = "kustomer.tag.create")]
+async fn on_tag(event: OtherEvent) {
+    let _ = event;
+}
+
+#[kustomer_webhook(event = "kustomer.customer.create")]
+async fn on_new_customer(event: OtherEvent) {
+    let _ = event;
+}
+
+#[kustomer_webhook(event = "kustomer.team.create")]
+async fn on_team(event: CustomerEvent) {
+    let _ = event;
+}
+
+type Teams = TeamCreate;
+
+// A type whose name does not say which events it holds: checked by the compiler.
+#[kustomer_webhook(event = "kustomer.team.update")]
+async fn on_team_update(event: Teams) {
+    let _ = event;
+}
+
+fn main() {}
