@@ -772,7 +772,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ids_not_told_for_a_failure_are_kept_in_their_order() {
+    async fn ids_not_told_for_a_failure_are_kept_for_the_next_call() {
         let store = FailOpen::new(Switch::default());
         down(&store, true);
         for id in ["a", "b", "c"] {
