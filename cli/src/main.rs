@@ -284,8 +284,8 @@ enum Command {
         stop_grace: u16,
         /// Serve at most this many connections at once (each may hold a body
         /// of up to --max-body bytes); at the limit, the oldest with no request in
-        /// progress is closed to make room, and while every one has one,
-        /// more wait until one closes
+        /// progress for a second is closed to make room, and while there is
+        /// none, more wait until one closes
         #[arg(
             long,
             value_name = "N",

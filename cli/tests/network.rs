@@ -2457,3 +2457,25 @@ fn serve_max_body_sets_the_largest_body_taken() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn serve_body_timeout_sets_how_long_a_body_may_take() {
+    use std::io::{Read, Write};
+    let (_server, _log, url, _) = start_serve_logged(&["--token", "t0ken", "--body-timeout", "1"]);
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    // Ten bytes of a hundred, then nothing: 408 after a second, well
+    // within the read limit here (the default is ten seconds).
+    stream
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"name\": \"",
+        )
+        .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+}

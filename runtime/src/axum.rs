@@ -45,7 +45,7 @@ mod tls;
 /// The TLS library [`Tls`] is built on, for [`Tls::from_config`].
 #[cfg(feature = "axum-tls")]
 pub use rustls;
-pub use server::{Server, stop_signal};
+pub use server::{IDLE_BEFORE_MAKING_ROOM, Server, stop_signal};
 #[cfg(feature = "axum-tls")]
 pub use tls::{Tls, TlsError, Validity};
 
@@ -66,10 +66,12 @@ use crate::receiver::{Receiver, Reply, within};
 /// A router answering every method at `/`: mount it where Kustomer posts
 /// (`Router::nest_service("/kustomer", router(receiver))`). Deliveries that
 /// arrive together are handled in batches (see the [module](self) docs).
-/// A request to a path below it (`/kustomer/other`) gets 404 with a JSON
-/// body, counted and logged as a rejection like the receiver's own.
+/// It has no fallback of its own, so it merges into an app with one; a path
+/// below it gets that app's answer (axum's empty 404 by default).
 pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
-    at_root(Arc::new(Batcher::new(receiver)), None)
+    Router::new()
+        .route("/", any(receive::<S>))
+        .with_state(Arc::new(Batcher::new(receiver)))
 }
 
 /// The receiver alone at `path` (`"/kustomer"`, or `"/"`), as the whole
@@ -87,9 +89,9 @@ pub fn router_at<S: Events>(path: &str, receiver: Receiver<S>) -> Router {
     let batch = Arc::new(Batcher::new(receiver));
     let mounted = path.trim_end_matches('/');
     if mounted.is_empty() {
-        return at_root(batch, Some(Mount::Root));
+        return at_root(batch, Mount::Root);
     }
-    let mount = Some(Mount::At(Arc::from(mounted)));
+    let mount = Mount::At(Arc::from(mounted));
     Router::new()
         .nest_service(mounted, at_root(Arc::clone(&batch), mount.clone()))
         .fallback(
@@ -102,7 +104,8 @@ pub fn router_at<S: Events>(path: &str, receiver: Receiver<S>) -> Router {
         .with_state(batch)
 }
 
-fn at_root<S: Events>(batch: Arc<Batcher<S, HttpDelivery>>, mount: Option<Mount>) -> Router {
+/// The receiver at `/` with a fallback that answers 404 with a JSON body.
+fn at_root<S: Events>(batch: Arc<Batcher<S, HttpDelivery>>, mount: Mount) -> Router {
     Router::new()
         .route("/", any(receive::<S>))
         .fallback(
@@ -115,7 +118,7 @@ fn at_root<S: Events>(batch: Arc<Batcher<S, HttpDelivery>>, mount: Option<Mount>
         .with_state(batch)
 }
 
-/// Where the receiver is, when known.
+/// Where the receiver is.
 #[derive(Clone)]
 enum Mount {
     Root,
@@ -123,10 +126,10 @@ enum Mount {
 }
 
 /// The paths where nothing is received: 404, with a body that says where
-/// deliveries go when that is known.
+/// deliveries go.
 #[derive(Clone)]
 struct Elsewhere {
-    mount: Option<Mount>,
+    mount: Mount,
     /// Whether it answers below the mount (where axum has taken the mount
     /// off the path), rather than beside it.
     nested: bool,
@@ -139,9 +142,8 @@ type Shared<S> = State<Arc<Batcher<S, HttpDelivery>>>;
 impl Elsewhere {
     fn error(&self, path: &str) -> String {
         match &self.mount {
-            None => format!("nothing is received at {path} below the receiver's path"),
-            Some(Mount::Root) => format!("nothing is received at {path}: deliveries go to /"),
-            Some(Mount::At(at)) => {
+            Mount::Root => format!("nothing is received at {path}: deliveries go to /"),
+            Mount::At(at) => {
                 let below = if self.nested { &**at } else { "" };
                 format!("nothing is received at {below}{path}: deliveries go to {at}")
             }

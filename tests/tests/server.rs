@@ -270,6 +270,25 @@ async fn at_the_limit_the_oldest_connection_with_nothing_in_progress_makes_room(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_limit_no_connection_is_closed_before_its_request_is_read() {
+    // Every connection sends its whole request at once, while one slot is
+    // busy: each waits for a slot, and none is closed to make room for
+    // another before its request is read.
+    let running = start(Server::new().with_max_connections(2)).await;
+    *running.slow.wait.lock().unwrap() = Duration::from_millis(300);
+    let deliveries: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = running.addr;
+            tokio::spawn(async move { deliver(addr, &format!("q{i}")).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        assert_eq!(delivery.await.unwrap(), (200, "handled".to_owned()));
+    }
+    assert_eq!(running.slow.handled.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_finishes_the_delivery_in_progress_and_no_half_sent_head_holds_it() {
     // Heads may take two minutes: a stop that waited for one would fail
     // the test's limit.
@@ -522,6 +541,26 @@ async fn a_tls_client_that_sends_no_hello_is_closed_in_time_and_holds_up_no_stop
         .unwrap();
     assert_eq!(answer_then_close(&mut silent).await, "");
     assert_eq!(running.server.open_connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_limit_a_tls_connection_silent_in_its_handshake_makes_room() {
+    // Handshakes may take two minutes: without room made, the delivery
+    // would wait past the test's limit.
+    let running = start(
+        Server::new()
+            .with_max_connections(2)
+            .with_head_timeout(Duration::from_secs(120))
+            .with_tls(server_tls(TLS_DIR)),
+    )
+    .await;
+    let mut silent = running.open("").await;
+    let _also = running.open("").await;
+    running.open_connections(2).await;
+    let answer = deliver_tls(running.addr, "ca.pem", "t9").await.unwrap();
+    assert!(handled(&answer), "{answer}");
+    assert_eq!(answer_then_close(&mut silent).await, "");
+    assert_eq!(running.server.connections_closed_at_limit(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

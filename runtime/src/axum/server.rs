@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -34,13 +34,14 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 /// - **At most so many connections at once** ([`with_max_connections`](Self::with_max_connections),
 ///   default 1,024), so that many clients at once, each holding a body of up
 ///   to the receiver's size limit, cannot exhaust the process's memory or
-///   file descriptors. At the limit, the oldest connection with no request
-///   in progress (idle between requests, or still sending a head) is closed
-///   to make room, as at a stop (a head begun gets the stop's grace), with a
-///   warning at most once a minute; a new connection waits in the system's
-///   backlog only while every connection has a request in progress. So
-///   clients that open connections and send nothing cannot keep Kustomer's
-///   deliveries out for the time limit on heads.
+///   file descriptors. At the limit, with a connection waiting, the oldest
+///   connection that has had no request in progress for
+///   [`IDLE_BEFORE_MAKING_ROOM`] (idle between requests, silent since it
+///   opened, or sending its head or TLS hello that slowly) is closed to make
+///   room, with a warning at most once a minute; a new connection waits in
+///   the system's backlog while every connection has a request in progress
+///   or has just had one. So clients that open connections and send nothing
+///   cannot keep Kustomer's deliveries out for the time limit on heads.
 /// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`, such as
 ///   [`stop_signal`]): no more
 ///   connections are taken; a request in progress (its body being read, its
@@ -81,12 +82,12 @@ pub struct Server {
     /// slot while it waits, so the slots do not say).
     open: Arc<AtomicUsize>,
     /// Connections closed to make room at the limit.
-    closed_at_limit: Arc<std::sync::atomic::AtomicU64>,
+    closed_at_limit: Arc<AtomicU64>,
     #[cfg(feature = "axum-tls")]
     tls: Option<super::Tls>,
     /// TLS handshakes that failed or were not done in time.
     #[cfg(feature = "axum-tls")]
-    handshakes_failed: Arc<std::sync::atomic::AtomicU64>,
+    handshakes_failed: Arc<AtomicU64>,
 }
 
 impl Server {
@@ -128,10 +129,10 @@ impl Server {
     }
 
     /// At most `max` connections at once (at least one). At the limit, the
-    /// oldest connection with no request in progress is closed to make
-    /// room; while every one has a request in progress, the next wait in
-    /// the system's backlog until one closes. A clone made before this call
-    /// keeps its own count.
+    /// oldest connection with no request in progress for
+    /// [`IDLE_BEFORE_MAKING_ROOM`] is closed to make room; while there is
+    /// none, the next wait in the system's backlog until one closes. A clone
+    /// made before this call keeps its own count.
     pub fn with_max_connections(mut self, max: usize) -> Self {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         self.slots = Arc::new(Semaphore::new(max));
@@ -186,8 +187,8 @@ impl Server {
         self.max
     }
 
-    /// Connections with no request in progress closed to make room for a
-    /// new one at the limit, since the server was made (clones share it).
+    /// Connections closed to make room for a new one at the limit, since the
+    /// server was made (clones share it).
     pub fn connections_closed_at_limit(&self) -> u64 {
         self.closed_at_limit.load(Ordering::Relaxed)
     }
@@ -228,7 +229,7 @@ impl Server {
         metric(
             "kustomer_webhooks_connections_closed_at_limit_total",
             "counter",
-            "Connections with no request in progress closed to make room at the limit.",
+            "Connections idle (no request in progress) closed to make room at the limit.",
             self.connections_closed_at_limit(),
         );
         #[cfg(feature = "axum-tls")]
@@ -333,6 +334,7 @@ impl Server {
                 busy: busy.clone(),
             };
             let stopped = stopped.clone();
+            let closed_at_limit = self.closed_at_limit.clone();
             let head_timeout = self.head_timeout;
             let grace = self.stop_grace;
             let slot = Open::new(slot, &self.open);
@@ -354,6 +356,10 @@ impl Server {
                     let handshake = tokio::select! {
                         done = tokio::time::timeout(head_timeout, tls.accept(stream)) => done,
                         _ = stop.wait_for(|stop| *stop) => return,
+                        () = busy.told_to_leave() => {
+                            closed_at_limit.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
                     };
                     let stream = match handshake {
                         Ok(Ok(stream)) => stream,
@@ -369,11 +375,11 @@ impl Server {
                         }
                     };
                     let connection = http.serve_connection(TokioIo::new(stream), service);
-                    run(connection, &busy, stopped, grace).await;
+                    run(connection, &busy, stopped, grace, &closed_at_limit).await;
                     return;
                 }
                 let connection = http.serve_connection(TokioIo::new(stream), service);
-                run(connection, &busy, stopped, grace).await;
+                run(connection, &busy, stopped, grace, &closed_at_limit).await;
             });
         }
         drop(listener);
@@ -384,22 +390,21 @@ impl Server {
 
 impl Server {
     /// At the limit, with a connection waiting: tells the oldest open
-    /// connection with no request in progress to close, unless one told
-    /// before is still closing.
+    /// connection idle for [`IDLE_BEFORE_MAKING_ROOM`] to close, unless one
+    /// told before is still closing.
     fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>, warned_at: &mut Option<Instant>) {
         connections.retain(|c| c.strong_count() > 0);
         let open: Vec<Arc<Busy>> = connections.iter().filter_map(Weak::upgrade).collect();
         if open.iter().any(|busy| busy.leaving.load(Ordering::Acquire)) {
             return;
         }
-        let Some(idle) = open
-            .iter()
-            .find(|busy| busy.count.load(Ordering::Acquire) == 0)
-        else {
+        let Some(idle) = open.iter().find(|busy| {
+            busy.idle_for()
+                .is_some_and(|idle| idle >= IDLE_BEFORE_MAKING_ROOM)
+        }) else {
             return;
         };
         idle.leave();
-        self.closed_at_limit.fetch_add(1, Ordering::Relaxed);
         if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
             *warned_at = Some(Instant::now());
             tracing::warn!(
@@ -432,13 +437,22 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Serves one connection; once `stopped` turns, lets its request in
-/// progress finish and closes it (after `grace` with nothing in progress).
+/// How long a connection must have had no request in progress before it
+/// is closed to make room at the connection limit: a client sends its
+/// request at once, so one silent for longer is idle or slow, while a
+/// connection just accepted, whose request may be in its socket unread, is
+/// never the one closed.
+pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
+
+/// Serves one connection; once `stopped` turns, or it is told to make room,
+/// lets its request in progress finish and closes it (after `grace` with
+/// nothing in progress).
 async fn run<I>(
     connection: hyper::server::conn::http1::Connection<I, Tracked>,
     busy: &Busy,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
+    closed_at_limit: &AtomicU64,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -446,7 +460,9 @@ async fn run<I>(
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = stopped.wait_for(|stop| *stop) => {}
-        () = busy.told_to_leave() => {}
+        () = busy.told_to_leave() => {
+            closed_at_limit.fetch_add(1, Ordering::Relaxed);
+        }
     }
     // No new request on it; an idle one closes at once.
     connection.as_mut().graceful_shutdown();
@@ -491,20 +507,47 @@ impl Drop for Open {
 }
 
 /// How many requests of one connection are in progress: from the call of
-/// the app until its answer's body is written (or dropped); and whether it
-/// was told to close, to make room at the limit.
-#[derive(Default)]
+/// the app until its answer's body is written (or dropped); since when it
+/// has had none; and whether it was told to close, to make room at the
+/// limit.
 struct Busy {
     count: AtomicUsize,
     idle: Notify,
+    /// When the connection opened.
+    opened: Instant,
+    /// Milliseconds after `opened` when its last request ended (0: none
+    /// yet).
+    last_ended: AtomicU64,
     leaving: AtomicBool,
     leave: Notify,
+}
+
+impl Default for Busy {
+    fn default() -> Self {
+        Busy {
+            count: AtomicUsize::new(0),
+            idle: Notify::new(),
+            opened: Instant::now(),
+            last_ended: AtomicU64::new(0),
+            leaving: AtomicBool::new(false),
+            leave: Notify::new(),
+        }
+    }
 }
 
 impl Busy {
     fn enter(self: &Arc<Self>) -> InProgress {
         self.count.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
+    }
+
+    /// How long it has had no request in progress; `None` while it has one.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.count.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.last_ended.load(Ordering::Acquire));
+        Some(self.opened.elapsed().saturating_sub(since))
     }
 
     /// Tells the connection to close as at a stop.
@@ -540,8 +583,11 @@ struct InProgress(Arc<Busy>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
+        let busy = &self.0;
+        if busy.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ended = u64::try_from(busy.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            busy.last_ended.store(ended.max(1), Ordering::Release);
+            busy.idle.notify_waiters();
         }
     }
 }

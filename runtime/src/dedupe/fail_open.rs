@@ -437,10 +437,15 @@ impl<S: IdempotencyStore> FailOpen<S> {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.failed(&e);
                 }
-                // Back in front, oldest first, for the next call.
+                // Back in front, oldest first, for the next call (within
+                // the bound: ids handled meanwhile took their place).
                 let mut untold = self.untold_ids();
                 for entry in batch[i..].iter().rev() {
                     untold.push_front(entry.clone());
+                }
+                while untold.len() > self.untold_limit() {
+                    untold.pop_front();
+                    self.let_go();
                 }
                 return;
             }
