@@ -550,7 +550,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             out,
             check,
         } => {
-            let schemas = kustomer_codegen::read_schemas(&schemas)?;
+            let dir = schemas;
+            let schemas = kustomer_codegen::read_schemas(&dir)?;
+            if schemas.is_empty() {
+                // Generating from none would remove every model.
+                anyhow::bail!("no schemas (`.json` files) in {}", dir.display());
+            }
             if check {
                 return generate::check(&schemas, &out);
             }

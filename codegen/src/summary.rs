@@ -28,6 +28,15 @@ pub enum ModelChange {
     /// A field the struct no longer has: code that reads it stops compiling
     /// (its values are then kept in the struct's `extra`).
     GoneField(ModelField),
+    /// A field that now reads another JSON key (a new key took its name,
+    /// and the key it read moved to another field): code that uses it
+    /// still compiles, and reads another value.
+    KeyChanged {
+        /// The field, with the key it reads now.
+        field: ModelField,
+        /// The key it read before.
+        before: String,
+    },
     /// A field whose Rust type changed.
     TypeChanged {
         /// The field, with its new type.
@@ -71,6 +80,12 @@ impl fmt::Display for ModelChange {
                 f,
                 "- {}.{}: {} (\"{}\"): field removed",
                 x.owner, x.name, x.ty, x.json
+            ),
+            ModelChange::KeyChanged { field, before } => write!(
+                f,
+                "! {}.{}: {} now reads \"{}\", not \"{before}\": code that uses it reads \
+                 another value",
+                field.owner, field.name, field.ty, field.json
             ),
             ModelChange::TypeChanged { field, before } => write!(
                 f,
@@ -169,6 +184,10 @@ pub fn summarize(
         for (field_name, field) in fields {
             match before.get(field_name) {
                 None => out.push(ModelChange::NewField(field.clone())),
+                Some(was) if was.json != field.json => out.push(ModelChange::KeyChanged {
+                    field: field.clone(),
+                    before: was.json.clone(),
+                }),
                 Some(was) if was.ty != field.ty => out.push(ModelChange::TypeChanged {
                     field: field.clone(),
                     before: was.ty.clone(),
@@ -261,6 +280,29 @@ mod tests {
             .map(ModelChange::is_breaking)
             .collect();
         assert_eq!(breaking, [false, true, true, false, true]);
+    }
+
+    #[test]
+    fn a_field_that_reads_another_key_is_a_breaking_change() {
+        // A new key `FOO_BAR` sorts before `fooBar` and takes its name.
+        let old = files(r#"pub struct A { #[json("fooBar")] pub foo_bar: Option<Str> }"#);
+        let new = files(
+            r#"pub struct A {
+                #[json("FOO_BAR")] pub foo_bar: Option<Str>,
+                #[json("fooBar")] pub foo_bar_2: Option<Str>,
+            }"#,
+        );
+        let changes = summarize(&old, &new);
+        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "! A.foo_bar: Option<Str> now reads \"FOO_BAR\", not \"fooBar\": code that uses \
+                 it reads another value",
+                "+ A.foo_bar_2: Option<Str> (\"fooBar\"): new field",
+            ]
+        );
+        assert!(changes[0].is_breaking());
     }
 
     #[test]
