@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use kustomer_webhooks::verify::RESERVED_HEADERS;
 use reqwest::header::{HeaderName, HeaderValue};
 
 /// Where `serve`'s secrets come from: tokens and custom headers given on
@@ -252,19 +253,9 @@ fn name_value(text: &str) -> Result<(String, String), String> {
     header(name, value)
 }
 
-/// The headers a delivery's own meaning is in, which a custom header
-/// cannot be: Kustomer's signature and event name, and the body's type and
-/// framing. (`serve` would refuse every delivery, and `send` sets them
-/// itself.)
-const RESERVED: [&str; 5] = [
-    kustomer_webhooks::verify::SIGNATURE_HEADER,
-    kustomer_webhooks::verify::EVENT_HEADER,
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-];
-
-/// A custom header: a name HTTP allows (not one of [`RESERVED`]), and a
+/// A custom header: a name HTTP allows (not one of [`RESERVED_HEADERS`], the
+/// headers a delivery's own meaning is in: `serve` would refuse every
+/// delivery, and `send` sets them itself), and a
 /// value that can be sent in a header and is not empty, each without the
 /// white space around it (which HTTP drops from a value as it arrives).
 /// The error never quotes the value, a secret. The same name given twice
@@ -279,7 +270,10 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
             "{name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
         ));
     }
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    if RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
         return Err(format!(
             "{name} cannot be a custom header: it is part of every delivery \
              (its signature, event name, content type or length)"

@@ -52,3 +52,29 @@ fn every_problem_is_listed_with_its_path_and_the_exit_code_is_1() {
     assert_eq!(code, Some(1));
     assert!(out.contains("invalid JSON at line 1"), "{out}");
 }
+
+#[test]
+fn headers_the_receiver_would_refuse_and_repeated_keys_are_errors() {
+    let (code, out) = validate(
+        r#"{"app": "ecommstore", "app": "ecommstore", "version": "0.0.1", "title": "E-comm Store",
+            "outboundWebhooks": [{"name": "n", "url": " https://x.com/ ", "hook": 1,
+              "headers": [{"name": "Content-Type", "value": "s3cret"},
+                          {"name": "x-a", "value": "s3\ncret"},
+                          {"name": "X-A", "value": " "}],
+              "events": ["kustomer.conversation.create"]}]}"#,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    for want in [
+        "error: /app: `app` is given more than once",
+        "error: /outboundWebhooks/0/url: `url` \" https://x.com/ \" has white space around it",
+        "warning: /outboundWebhooks/0/hook: `hook` is not a key of an outbound webhook",
+        "error: /outboundWebhooks/0/headers/0/name: Content-Type cannot be a custom header",
+        "error: /outboundWebhooks/0/headers/1/value: `value` cannot be sent in an HTTP header",
+        "error: /outboundWebhooks/0/headers/2/name: X-A is already header 1",
+        "error: /outboundWebhooks/0/headers/2/value: `value` must not be empty",
+        "6 error(s)",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    assert!(!out.contains("s3"), "a header value leaked:\n{out}");
+}

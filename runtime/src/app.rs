@@ -2,6 +2,13 @@
 //! from the handlers a service registers, so the definition Kustomer gets and
 //! the code that receives the events cannot disagree.
 //!
+//! [`AppDefinition::validate`] also refuses what the receiver (`serve
+//! --header`) would: custom headers it cannot require (a name HTTP does not
+//! allow or one of [`RESERVED_HEADERS`], a blank value or one with a control
+//! character, a name given twice), a `url` with white space around it; keys of
+//! a webhook it does not know are warnings, and [`AppDefinition::validate_json`]
+//! reports a key an object repeats (a JSON reader silently keeps one value).
+//!
 //! ```
 //! use kustomer_webhooks::app::{AppDefinition, OutboundWebhook};
 //!
@@ -28,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::EventName;
+use crate::read::{ReadError, Reader};
+use crate::verify::RESERVED_HEADERS;
 
 /// The longest `name` and `url` Kustomer accepts.
 pub const MAX_LENGTH: usize = 255;
@@ -168,14 +177,27 @@ impl fmt::Display for Problem {
 /// The top-level keys this toolkit knows to be part of the app format.
 const KNOWN_KEYS: [&str; 4] = ["app", "version", "title", "outboundWebhooks"];
 
+/// The keys of an outbound webhook (all of them, per the seed's format).
+const WEBHOOK_KEYS: [&str; 4] = ["name", "url", "headers", "events"];
+
 impl AppDefinition {
     /// Every problem of an app definition's JSON text; empty when it is fine.
+    /// Besides [`validate`](AppDefinition::validate)'s, a key an object
+    /// repeats is an error (a JSON reader keeps one of its values, usually
+    /// the last, without a word).
     pub fn validate_json(text: &str) -> Vec<Problem> {
         // The runtime's own reader: it accepts what `serde_json` accepts, and
         // says where the text breaks off, as a JSON Pointer too.
-        let mut reader = crate::read::Reader::new(text);
-        match reader.raw_value().and_then(|v| reader.end().map(|()| v)) {
-            Ok(v) => AppDefinition::validate(&v),
+        let mut reader = Reader::new(text);
+        let mut repeats = Vec::new();
+        match read_noting_repeats(&mut reader, &mut String::new(), &mut repeats)
+            .and_then(|v| reader.end().map(|()| v))
+        {
+            Ok(v) => {
+                let mut out = AppDefinition::validate(&v);
+                out.extend(repeats);
+                out
+            }
             Err(e) => {
                 let (line, column) = e.line_column(text.as_bytes());
                 vec![error(
@@ -241,6 +263,67 @@ impl AppDefinition {
     }
 }
 
+/// The next value of `reader`, as [`Reader::raw_value`] reads it (the last
+/// value of a repeated key), with an error in `out` for each key an object
+/// repeats, at the pointer of the key (`at` is the value's).
+fn read_noting_repeats(
+    reader: &mut Reader<'_>,
+    at: &mut String,
+    out: &mut Vec<Problem>,
+) -> Result<Value, ReadError> {
+    let len = at.len();
+    if reader.begin_object()? {
+        let mut map = serde_json::Map::new();
+        let mut repeated: Vec<String> = Vec::new();
+        while let Some(key) = reader.next_key()? {
+            at.push('/');
+            at.push_str(&escape(&key));
+            let value = read_noting_repeats(reader, at, out)?;
+            if map.contains_key(key.as_ref()) && !repeated.iter().any(|k| *k == key) {
+                out.push(error(
+                    at.as_str(),
+                    format!(
+                        "`{key}` is given more than once in this object; only one value counts"
+                    ),
+                ));
+                repeated.push(key.to_string());
+            }
+            map.insert(key.into_owned(), value);
+            at.truncate(len);
+        }
+        return Ok(Value::Object(map));
+    }
+    if reader.begin_array()? {
+        let mut items = Vec::new();
+        while reader.next_item()? {
+            at.push('/');
+            at.push_str(&items.len().to_string());
+            items.push(read_noting_repeats(reader, at, out)?);
+            at.truncate(len);
+        }
+        return Ok(Value::Array(items));
+    }
+    reader.raw_value()
+}
+
+/// Whether `name` is an HTTP header name: a token (RFC 9110: letters,
+/// digits and ``!#$%&'*+-.^_`|~``), as `http::HeaderName` requires.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as an HTTP header value: visible ASCII,
+/// space, tab and obs-text (bytes 0x80–0xFF), no other control character,
+/// as `http::HeaderValue::from_str` requires.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
 fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
     let Some(obj) = hook.as_object() else {
         out.push(error(
@@ -249,6 +332,16 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
         ));
         return;
     };
+    for key in obj.keys().filter(|k| !WEBHOOK_KEYS.contains(&k.as_str())) {
+        out.push(Problem {
+            pointer: format!("{at}/{}", escape(key)),
+            message: format!(
+                "`{key}` is not a key of an outbound webhook; the known keys are `name`, `url`, \
+                 `headers` and `events`"
+            ),
+            severity: Severity::Warning,
+        });
+    }
     if let Some(name) = string(obj.get("name"), &format!("{at}/name"), out) {
         if name.trim().is_empty() {
             out.push(error(format!("{at}/name"), "`name` must not be empty"));
@@ -261,6 +354,12 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
     }
     if let Some(url) = string(obj.get("url"), &format!("{at}/url"), out) {
         let ptr = format!("{at}/url");
+        if url.trim() != url {
+            out.push(error(
+                &ptr,
+                format!("`url` {url:?} has white space around it; remove it"),
+            ));
+        }
         if url.chars().count() > MAX_LENGTH {
             out.push(error(
                 &ptr,
@@ -280,21 +379,63 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
     match obj.get("headers") {
         None => {}
         Some(Value::Array(headers)) => {
+            // The valid names so far, with their index, to find a repeat.
+            let mut names: Vec<(&str, usize)> = Vec::new();
             for (i, h) in headers.iter().enumerate() {
                 let hp = format!("{at}/headers/{i}");
                 let Some(h) = h.as_object() else {
                     out.push(error(&hp, "a header is `{\"name\": …, \"value\": …}`"));
                     continue;
                 };
-                if let Some(n) = string(h.get("name"), &format!("{hp}/name"), out)
-                    && (n.is_empty() || !n.bytes().all(|b| b.is_ascii_graphic() && b != b':'))
-                {
-                    out.push(error(
-                        format!("{hp}/name"),
-                        format!("{n:?} is not a valid header name"),
-                    ));
+                let np = format!("{hp}/name");
+                if let Some(n) = string(h.get("name"), &np, out) {
+                    if !is_header_name(n) {
+                        out.push(error(
+                            &np,
+                            format!(
+                                "{n:?} is not a valid header name (letters, digits and \
+                                 !#$%&'*+-.^_`|~ only)"
+                            ),
+                        ));
+                    } else if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                        out.push(error(
+                            &np,
+                            format!(
+                                "{n} cannot be a custom header: every delivery carries it (its \
+                                 signature, event name, content type or length), and the \
+                                 receiver refuses it as one"
+                            ),
+                        ));
+                    } else if let Some((_, first)) =
+                        names.iter().find(|(seen, _)| seen.eq_ignore_ascii_case(n))
+                    {
+                        out.push(error(
+                            &np,
+                            format!(
+                                "{n} is already header {first} of this webhook; a header sent \
+                                 twice is judged by its first copy, so give each name once"
+                            ),
+                        ));
+                    } else {
+                        names.push((n, i));
+                    }
                 }
-                string(h.get("value"), &format!("{hp}/value"), out);
+                // The value is often a secret: never quoted.
+                if let Some(v) = string(h.get("value"), &format!("{hp}/value"), out) {
+                    if v.trim().is_empty() {
+                        out.push(error(
+                            format!("{hp}/value"),
+                            "`value` must not be empty or only white space: the receiver \
+                             requires a custom header's value",
+                        ));
+                    } else if !is_header_value(v) {
+                        out.push(error(
+                            format!("{hp}/value"),
+                            "`value` cannot be sent in an HTTP header: it holds a control \
+                             character (such as a newline)",
+                        ));
+                    }
+                }
             }
         }
         Some(_) => out.push(error(format!("{at}/headers"), "`headers` must be an array")),
@@ -604,6 +745,182 @@ mod tests {
             AppDefinition::validate(&json!([1]))[0]
                 .message
                 .contains("JSON object")
+        );
+    }
+
+    /// The problems of the seed example with its one header replaced by
+    /// `headers`.
+    fn header_problems(headers: Value) -> Vec<String> {
+        problems_after(|v| v["outboundWebhooks"][0]["headers"] = headers)
+    }
+
+    #[test]
+    fn a_custom_header_value_must_be_one_the_receiver_can_require() {
+        for (value, want) in [
+            ("", "must not be empty or only white space"),
+            (" \t ", "must not be empty or only white space"),
+            ("s3cret\nx-evil: 1", "cannot be sent in an HTTP header"),
+            ("s3cret\r", "cannot be sent in an HTTP header"),
+            ("s3\u{7f}cret", "cannot be sent in an HTTP header"),
+            ("s3\0cret", "cannot be sent in an HTTP header"),
+        ] {
+            let got = header_problems(json!([{"name": "x-app-secret", "value": value}]));
+            assert_eq!(got.len(), 1, "{value:?}: {got:#?}");
+            assert!(
+                got[0].starts_with("error: /outboundWebhooks/0/headers/0/value: `value` ")
+                    && got[0].contains(want),
+                "{value:?}: {got:#?}"
+            );
+            // The value is a secret: never quoted.
+            assert!(value.trim().is_empty() || !got[0].contains("s3"), "{got:?}");
+        }
+        // Tab, space and obs-text (non-ASCII) are allowed, as `http` allows them.
+        for value in ["a\tb c", "clé-ü", "~!\"#"] {
+            let got = header_problems(json!([{"name": "x-app-secret", "value": value}]));
+            assert_eq!(got, Vec::<String>::new(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_custom_header_name_must_be_an_http_token_and_not_reserved() {
+        for name in ["x(a)", "x\"a", "x{a}", "x/a", "x@a", "x:a", "", "x-é"] {
+            let got = header_problems(json!([{"name": name, "value": "1"}]));
+            assert!(
+                got.len() == 1
+                    && got[0].starts_with(&format!(
+                        "error: /outboundWebhooks/0/headers/0/name: {name:?} is not a valid header name"
+                    )),
+                "{name:?}: {got:#?}"
+            );
+        }
+        for name in ["x-app_secret.v2", "X-Special~Info!", "a#$%&'*+^`|9"] {
+            assert_eq!(
+                header_problems(json!([{"name": name, "value": "1"}])),
+                Vec::<String>::new(),
+                "{name:?}"
+            );
+        }
+        for name in [
+            "X-Kustomer-Webhook-Signature",
+            "x-kustomer-webhook-event",
+            "Content-Type",
+            "CONTENT-LENGTH",
+            "transfer-encoding",
+        ] {
+            let got = header_problems(json!([{"name": name, "value": "1"}]));
+            assert!(
+                got.len() == 1
+                    && got[0].starts_with(&format!(
+                        "error: /outboundWebhooks/0/headers/0/name: {name} cannot be a custom header"
+                    )),
+                "{name:?}: {got:#?}"
+            );
+        }
+        assert_eq!(crate::verify::RESERVED_HEADERS.len(), 5);
+    }
+
+    #[test]
+    fn a_custom_header_name_given_twice_in_a_webhook_is_an_error() {
+        let got = header_problems(json!([
+            {"name": "x-app-secret", "value": "1"},
+            {"name": "x-other", "value": "2"},
+            {"name": "X-App-Secret", "value": "3"},
+        ]));
+        assert_eq!(
+            got,
+            [
+                "error: /outboundWebhooks/0/headers/2/name: X-App-Secret is already header 0 of \
+              this webhook; a header sent twice is judged by its first copy, so give each name once"
+            ]
+        );
+        // The same name in two webhooks is fine.
+        let got = problems_after(|v| {
+            let hook = v["outboundWebhooks"][0].clone();
+            v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
+        });
+        assert_eq!(got, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_url_with_white_space_around_it_is_an_error() {
+        for url in [" https://x.com/ ", "https://x.com/\n", "\thttps://x.com/"] {
+            let got = problems_after(|v| v["outboundWebhooks"][0]["url"] = url.into());
+            assert_eq!(
+                got,
+                [format!(
+                    "error: /outboundWebhooks/0/url: `url` {url:?} has white space around it; remove it"
+                )],
+                "{url:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_of_a_webhook_are_warnings_naming_the_known_ones() {
+        let got = problems_after(|v| {
+            v["outboundWebhooks"][0]["header"] = json!([]);
+            v["outboundWebhooks"][0]["a/b"] = 1.into();
+        });
+        let want = |key: &str, at: &str| {
+            format!(
+                "warning: /outboundWebhooks/0/{at}: `{key}` is not a key of an outbound webhook; \
+                 the known keys are `name`, `url`, `headers` and `events`"
+            )
+        };
+        let mut want = vec![want("header", "header"), want("a/b", "a~1b")];
+        let mut got = got;
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        let problems = AppDefinition::validate(&json!({
+            "app": "a", "version": "1.0.0", "title": "A",
+            "outboundWebhooks": [{"name": "n", "url": "https://x.com", "events": ["kustomer.team.create"], "secret": 1}]
+        }));
+        assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_at_its_path() {
+        let problems = |text: &str| -> Vec<String> {
+            AppDefinition::validate_json(text)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let seed = serde_json::to_string(&valid()).unwrap();
+        assert_eq!(problems(&seed), Vec::<String>::new());
+        // Top level, three times: reported once, the last value kept.
+        let text = seed.replacen('{', r#"{"app": "a b", "app": "first", "#, 1);
+        assert_eq!(
+            problems(&text),
+            ["error: /app: `app` is given more than once in this object; only one value counts"]
+        );
+        // Inside a webhook and inside one of its headers.
+        let text = seed
+            .replacen(
+                r#""url":"#,
+                r#""url": "https://other.example.com", "url":"#,
+                1,
+            )
+            .replacen(r#""value":"#, r#""value": "1", "value":"#, 1);
+        assert_eq!(
+            problems(&text),
+            [
+                "error: /outboundWebhooks/0/headers/0/value: `value` is given more than once in \
+                 this object; only one value counts",
+                "error: /outboundWebhooks/0/url: `url` is given more than once in this object; \
+                 only one value counts",
+            ]
+        );
+        // Escaped keys: the pointer escapes them as JSON Pointer does.
+        let text = seed.replacen('{', r#"{"a/b": 1, "a\/b": 2, "#, 1);
+        assert!(
+            problems(&text).contains(
+                &"error: /a~1b: `a/b` is given more than once in this object; only one value counts"
+                    .to_owned()
+            ),
+            "{:#?}",
+            problems(&text)
         );
     }
 

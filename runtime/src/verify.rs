@@ -46,6 +46,19 @@ pub const SIGNATURE_HEADER: &str = "x-kustomer-webhook-signature";
 /// The header that names the event.
 pub const EVENT_HEADER: &str = "x-kustomer-webhook-event";
 
+/// The headers a delivery's own meaning is in, which a custom header cannot
+/// be (lowercase; compare case-insensitively): Kustomer's signature and event
+/// name, and the body's type and framing. `kustomer-webhooks serve` refuses
+/// them as `--header`s, and the app-definition validator as a webhook's
+/// `headers`.
+pub const RESERVED_HEADERS: [&str; 5] = [
+    SIGNATURE_HEADER,
+    EVENT_HEADER,
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+];
+
 /// Why a delivery is refused as not authentic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -80,10 +80,12 @@ impl Shape {
             Value::Null => self.nulls += 1,
             Value::Bool(_) => self.bools += 1,
             Value::Number(n) => {
-                if n.is_f64() {
-                    self.floats += 1;
-                } else {
+                // An integer past the 64-bit signed range (a `u64` above
+                // `i64::MAX`) fits no `i64` field: it counts as a number.
+                if n.is_i64() {
                     self.integers += 1;
+                } else {
+                    self.floats += 1;
                 }
             }
             Value::String(s) => {

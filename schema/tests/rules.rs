@@ -116,6 +116,13 @@ fn the_seed_custom_attributes_are_typed_though_all_null() {
 }
 
 #[test]
+fn an_integer_past_the_64_bit_signed_range_is_a_number() {
+    let s = plain(&[json!({"big": 18446744073709551615u64, "small": 9223372036854775807i64})]);
+    assert_eq!(s["properties"]["big"]["type"], "number");
+    assert_eq!(s["properties"]["small"]["type"], "integer");
+}
+
+#[test]
 fn null_only_fields_get_no_type() {
     let s = plain(&[json!({"a": null}), json!({"a": null})]);
     assert_eq!(s["properties"]["a"], json!({}));
