@@ -60,6 +60,11 @@ pub fn write(inferrer: &Inferrer, out: &Path) -> Result<()> {
     let written = inferrer
         .write(out)
         .with_context(|| format!("writing schemas to {}", out.display()))?;
+    for path in kustomer_schema::prune(out, &schemas)
+        .with_context(|| format!("removing old schemas from {}", out.display()))?
+    {
+        out!("removed {} (no samples of its resource)", path.display());
+    }
     for (path, (name, schema)) in written.iter().zip(&schemas) {
         let events = schema["x-kustomer-events"]
             .as_array()

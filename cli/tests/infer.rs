@@ -462,8 +462,11 @@ fn a_file_and_a_directory_of_different_resources_both_get_schemas() {
 #[test]
 fn check_reports_a_schema_no_sample_produces() {
     let out = copy_of_committed_schemas();
+    // A schema inference wrote for a resource whose samples are gone, and
+    // a JSON file of one's own, which is not reported.
     let leftover = out.path().join("widget.json");
-    fs::write(&leftover, "{}\n").unwrap();
+    fs::write(&leftover, "{\"x-kustomer-resource\": \"widget\"}\n").unwrap();
+    fs::write(out.path().join("notes.json"), "{}\n").unwrap();
 
     let run = infer(ROOT, &["--check", "--out", out.path().to_str().unwrap()]);
     assert_eq!(run.code, Some(1), "{run:#?}");
@@ -475,6 +478,14 @@ fn check_reports_a_schema_no_sample_produces() {
         "{run:#?}"
     );
     assert!(!run.stderr.contains("customer.json"), "{run:#?}");
+    assert!(!run.stderr.contains("notes.json"), "{run:#?}");
+
+    // Inferring again removes it, and leaves the file of one's own.
+    let run = infer(ROOT, &["--out", out.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.contains("(no samples of its resource)"), "{run:#?}");
+    assert!(!leftover.exists());
+    assert!(out.path().join("notes.json").exists());
 }
 
 #[test]

@@ -415,6 +415,7 @@ pub fn stale(dir: &Path, schemas: &BTreeMap<String, Value>) -> Vec<String> {
                     .and_then(|s| s.to_str())
                     .is_none_or(|s| !schemas.contains_key(s))
             })
+            .filter(|p| is_inferred(p))
             .collect();
         extra.sort();
         out.extend(
@@ -424,6 +425,43 @@ pub fn stale(dir: &Path, schemas: &BTreeMap<String, Value>) -> Vec<String> {
         );
     }
     out
+}
+
+/// Whether the file at `path` is a schema inference wrote (a JSON object
+/// naming its resource in `x-kustomer-resource`), not a file of one's own.
+fn is_inferred(path: &Path) -> bool {
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .is_some_and(|v| v.get("x-kustomer-resource").is_some())
+}
+
+/// Removes the schemas in `dir` that inference wrote for a resource that
+/// `schemas` no longer has (its samples are gone), so that they do not make
+/// `stale` fail for ever; files of one's own are left alone. Returns the
+/// paths removed.
+pub fn prune(dir: &Path, schemas: &BTreeMap<String, Value>) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .is_none_or(|s| !schemas.contains_key(s))
+        })
+        .filter(|p| is_inferred(p))
+        .collect();
+    removed.sort();
+    for path in &removed {
+        fs::remove_file(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(removed)
 }
 
 /// Pretty JSON with sorted keys and a final newline: the on-disk form.

@@ -65,7 +65,7 @@ mod shape;
 
 pub use error::{Error, Result, SampleProblem};
 pub use infer::{
-    DRAFT, Inferrer, Settings, infer_values, lone_surrogates_replaced, stale, to_pretty,
+    DRAFT, Inferrer, Settings, infer_values, lone_surrogates_replaced, prune, stale, to_pretty,
 };
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};

@@ -2,6 +2,7 @@
 
 use kustomer_schema::{
     Error, Inferrer, SEED_SAMPLES, SampleProblem, Settings, infer_values, lone_surrogates_replaced,
+    prune, stale,
 };
 use serde_json::{Value, json};
 
@@ -120,6 +121,41 @@ fn an_integer_past_the_64_bit_signed_range_is_a_number() {
     let s = plain(&[json!({"big": 18446744073709551615u64, "small": 9223372036854775807i64})]);
     assert_eq!(s["properties"]["big"]["type"], "number");
     assert_eq!(s["properties"]["small"]["type"], "integer");
+}
+
+#[test]
+fn schemas_of_resources_without_samples_are_pruned_and_files_of_ones_own_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut i = Inferrer::new(Settings::default().with_evidence(false));
+    for (n, sample) in [
+        envelope("team", json!({"a": 1})),
+        envelope("tag", json!({"b": "x"})),
+    ]
+    .iter()
+    .enumerate()
+    {
+        i.add(sample, &format!("sample {n}")).unwrap();
+    }
+    i.write(dir.path()).unwrap();
+    std::fs::write(dir.path().join("notes.json"), r#"{"mine": true}"#).unwrap();
+    // The tag's samples are gone.
+    let team = kustomer(&[envelope("team", json!({"a": 1}))]);
+    assert_eq!(
+        stale(dir.path(), &team),
+        [format!(
+            "{}: no sample has this resource",
+            dir.path().join("tag.json").display()
+        )]
+    );
+    let removed = prune(dir.path(), &team).unwrap();
+    assert_eq!(removed, [dir.path().join("tag.json")]);
+    assert!(dir.path().join("notes.json").exists());
+    assert!(dir.path().join("team.json").exists());
+    assert!(
+        stale(dir.path(), &team)
+            .iter()
+            .all(|s| !s.contains("no sample"))
+    );
 }
 
 #[test]
