@@ -483,7 +483,10 @@ fn check_reports_a_schema_no_sample_produces() {
     // Inferring again removes it, and leaves the file of one's own.
     let run = infer(ROOT, &["--out", out.path().to_str().unwrap()]);
     assert_eq!(run.code, Some(0), "{run:#?}");
-    assert!(run.stdout.contains("(no samples of its resource)"), "{run:#?}");
+    assert!(
+        run.stdout.contains("(no samples of its resource)"),
+        "{run:#?}"
+    );
     assert!(!leftover.exists());
     assert!(out.path().join("notes.json").exists());
 }

@@ -409,6 +409,15 @@ pub fn stale(dir: &Path, files: &BTreeMap<String, String>) -> Vec<String> {
 
 const SHARED: [&str; 3] = ["Links", "ResourceIdentifier", "Relationship"];
 
+/// Whether `tokens` name one of the [`SHARED`] definitions.
+fn names_shared(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => SHARED.iter().any(|s| ident == s),
+        proc_macro2::TokenTree::Group(group) => names_shared(&group.stream()),
+        _ => false,
+    })
+}
+
 /// `schema` with a definition named `Self` (the resource `self`'s), the one
 /// keyword a type name can be, renamed `SelfResource`, and the references
 /// to it with it.
@@ -1001,11 +1010,19 @@ impl<'a> Resource<'a> {
         }
         let uses = use_lines(&self.g.uses);
         let structs = structs.iter().map(struct_tokens);
+        let body = quote!(#(#structs)* #extra);
+        // The shared definitions, when it names one (a resource whose
+        // samples have no relationships or links names none, and an unused
+        // import is a warning).
+        let shared = names_shared(&body).then(|| {
+            quote!(
+                use super::*;
+            )
+        });
         Ok(quote! {
             #uses
-            use super::*;
-            #(#structs)*
-            #extra
+            #shared
+            #body
         })
     }
 
@@ -1346,6 +1363,20 @@ mod tests {
         assert!(text.contains("`a\\u{d}b`"), "{text}");
         assert!(text.contains("`\\u{202e}gnp.exe`"), "{text}");
         assert_eq!(doc_text("plain `key` é"), "plain `key` é");
+    }
+
+    #[test]
+    fn a_resource_that_names_no_shared_definition_does_not_import_them() {
+        let files = models(&[
+            r#"{"name":"kustomer.kobject.order.create","data":{"type":"kobject.order","attributes":{"a":1}}}"#,
+        ])
+        .unwrap();
+        assert!(!files["kobject_order.rs"].contains("use super::*;"));
+        let files = models(&[
+            r#"{"name":"kustomer.team.create","data":{"type":"team","links":{"self":"/v1/teams/1"}}}"#,
+        ])
+        .unwrap();
+        assert!(files["team.rs"].contains("use super::*;"));
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub enum SampleProblem {
     MissingDataType,
     /// `data.type` cannot name a schema file.
     #[error(
-        "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, at most 64)"
+        "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"
     )]
     BadResourceName(String),
 }

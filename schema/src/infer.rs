@@ -540,12 +540,18 @@ fn resource_prefix(type_name: &str) -> String {
 }
 
 /// A resource name becomes a file name: keep it to a safe alphabet.
+/// Letters, digits, `_` and `-`, in segments joined by `.` (a custom
+/// object's type, such as `kobject.order`), at most 64 bytes: a file name
+/// on every system, and a module name once snake-cased.
 fn is_resource_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
+    s.len() <= 64
         && s.bytes().any(|b| b.is_ascii_alphabetic())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {

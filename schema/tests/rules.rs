@@ -463,10 +463,22 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
         problem(i.add(&json!({"name": "n"}), "a")),
         SampleProblem::MissingDataType
     );
-    assert_eq!(
-        problem(i.add(&json!({"name": "n", "data": {"type": "../etc"}}), "a")),
-        SampleProblem::BadResourceName("../etc".into())
-    );
+    for bad in ["../etc", ".order", "kobject.", "a..b", "a/b", "123", ""] {
+        assert_eq!(
+            problem(i.add(&json!({"name": "n", "data": {"type": bad}}), "a")),
+            SampleProblem::BadResourceName(bad.into()),
+            "{bad}"
+        );
+    }
+    // A custom object's type.
+    let mut custom = Inferrer::default();
+    custom
+        .add(
+            &json!({"name": "kustomer.kobject.order.create", "data": {"type": "kobject.order"}}),
+            "a",
+        )
+        .unwrap();
+    assert!(custom.schemas().contains_key("kobject.order"));
     let err = i
         .add(&json!({"name": "n"}), "samples/x.json")
         .unwrap_err()
