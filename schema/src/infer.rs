@@ -406,25 +406,32 @@ pub fn stale(dir: &Path, schemas: &BTreeMap<String, Value>) -> Vec<String> {
             Err(e) => out.push(format!("{}: cannot be read: {e}", path.display())),
         }
     }
-    if let Ok(entries) = fs::read_dir(dir) {
-        let mut extra: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .filter(|p| {
-                p.file_stem()
-                    .and_then(|s| s.to_str())
-                    .is_none_or(|s| !schemas.contains_key(s))
-            })
-            .filter(|p| is_inferred(p))
-            .collect();
-        extra.sort();
-        out.extend(
-            extra
-                .iter()
-                .map(|p| format!("{}: no sample has this resource", p.display())),
-        );
-    }
+    out.extend(
+        leftovers(dir, schemas)
+            .iter()
+            .map(|p| format!("{}: no sample has this resource", p.display())),
+    );
     out
+}
+
+/// The schemas in `dir` that inference wrote for a resource `schemas` does
+/// not have, in name order.
+fn leftovers(dir: &Path, schemas: &BTreeMap<String, Value>) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut extra: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .is_none_or(|s| !schemas.contains_key(s))
+        })
+        .filter(|p| is_inferred(p))
+        .collect();
+    extra.sort();
+    extra
 }
 
 /// Whether the file at `path` is a schema inference wrote (a JSON object
@@ -441,20 +448,7 @@ fn is_inferred(path: &Path) -> bool {
 /// `stale` fail for ever; files of one's own are left alone. Returns the
 /// paths removed.
 pub fn prune(dir: &Path, schemas: &BTreeMap<String, Value>) -> Result<Vec<PathBuf>> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(Vec::new());
-    };
-    let mut removed: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .filter(|p| {
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .is_none_or(|s| !schemas.contains_key(s))
-        })
-        .filter(|p| is_inferred(p))
-        .collect();
-    removed.sort();
+    let removed = leftovers(dir, schemas);
     for path in &removed {
         fs::remove_file(path).map_err(|source| Error::Io {
             path: path.clone(),
