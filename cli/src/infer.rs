@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kustomer_schema::{Inferrer, Settings};
 
-use crate::out::out;
+use crate::out::{note, out};
 
 /// The default samples directory.
 pub const SAMPLES: &str = "schema/samples";
 /// The default schemas directory.
 pub const SCHEMAS: &str = "schema/schemas";
 
-/// Infers from `paths` (default: the repository's samples).
-pub fn run(paths: &[PathBuf], settings: Settings) -> Result<Inferrer> {
+/// Infers from `paths` (default: the repository's samples); `skip`: leave
+/// out, with a warning, the samples that cannot be used ([`add_paths`]).
+pub fn run(paths: &[PathBuf], settings: Settings, skip: bool) -> Result<Inferrer> {
     let default = [PathBuf::from(SAMPLES)];
     let paths = if paths.is_empty() {
         if !default[0].is_dir() {
@@ -28,10 +29,50 @@ pub fn run(paths: &[PathBuf], settings: Settings) -> Result<Inferrer> {
         paths
     };
     let mut inferrer = Inferrer::new(settings);
-    for path in paths {
-        inferrer.add_path(path)?;
-    }
+    add_paths(&mut inferrer, paths, skip)?;
     Ok(inferrer)
+}
+
+/// Adds the samples under `paths`. Every sample that cannot be used
+/// (invalid JSON, not an event envelope, an unusable `data.type`) is
+/// named, on its own `error:` line when there are several, and the command
+/// fails once all are read, so that one run lists them all; with `skip`,
+/// each is a `warning:` line instead and the others are inferred from,
+/// unless none of them could be used.
+pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Result<()> {
+    let before = inferrer.sample_count();
+    let mut unusable = Vec::new();
+    for path in paths {
+        inferrer.add_path_skipping(path, &mut |e| unusable.push(e.to_string()))?;
+    }
+    if unusable.is_empty() {
+        return Ok(());
+    }
+    let n = unusable.len();
+    if !skip && n == 1 {
+        bail!(
+            "{} (fix or remove it, or pass --skip-unusable to infer from the other samples)",
+            unusable[0]
+        );
+    }
+    let level = if skip { "warning" } else { "error" };
+    for problem in &unusable {
+        note!("{level}: {problem}");
+    }
+    if !skip {
+        bail!(
+            "{n} unusable samples: fix or remove them, \
+             or pass --skip-unusable to infer from the others"
+        );
+    }
+    if inferrer.sample_count() == before {
+        bail!("none of the samples can be used ({n} unusable)");
+    }
+    note!(
+        "warning: left out {n} unusable sample(s); inferred from {}",
+        inferrer.sample_count() - before
+    );
+    Ok(())
 }
 
 /// Compares the schemas in `out` with what inference produced.

@@ -57,6 +57,12 @@ enum Command {
         /// Leave out the `x-kustomer-samples` evidence counts
         #[arg(long)]
         no_evidence: bool,
+        /// Leave out, with a warning each, the samples that cannot be used
+        /// (invalid JSON, not an event envelope, a `data.type` that cannot
+        /// name a resource), and infer from the others; without it, each
+        /// is named and nothing is written
+        #[arg(long)]
+        skip_unusable: bool,
     },
     /// Generate the Rust models from the schemas.
     Generate {
@@ -96,6 +102,12 @@ enum Command {
         /// Print the change summary only; write nothing
         #[arg(long)]
         dry_run: bool,
+        /// Leave out, with a warning each, the samples that cannot be used
+        /// (invalid JSON, not an event envelope, a `data.type` that cannot
+        /// name a resource), and infer from the others; without it, each
+        /// is named and nothing is written
+        #[arg(long)]
+        skip_unusable: bool,
     },
     /// Exit 1, with a summary, when the committed schemas or models are not
     /// what the samples give (run `regenerate` with the same arguments to
@@ -114,6 +126,12 @@ enum Command {
         /// The committed models module [default: runtime/src/models]
         #[arg(long, value_name = "DIR")]
         models: Option<PathBuf>,
+        /// Leave out, with a warning each, the samples that cannot be used
+        /// (invalid JSON, not an event envelope, a `data.type` that cannot
+        /// name a resource), and infer from the others; without it, each
+        /// is named and nothing is written
+        #[arg(long)]
+        skip_unusable: bool,
     },
     /// Parse event payloads with the generated models: the event, its
     /// resource, whether it was typed, and any drift from the models.
@@ -536,9 +554,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             out,
             check,
             no_evidence,
+            skip_unusable,
         } => {
             let settings = kustomer_schema::Settings::default().with_evidence(!no_evidence);
-            let inferrer = infer::run(&paths, settings)?;
+            let inferrer = infer::run(&paths, settings, skip_unusable)?;
             if check {
                 return Ok(infer::check(&inferrer, &out));
             }
@@ -568,12 +587,14 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             schemas,
             out,
             dry_run,
+            skip_unusable,
         } => regenerate::regenerate(
             &regenerate::Pipeline {
                 samples,
                 no_seed,
                 out,
                 schemas,
+                skip_unusable,
             },
             dry_run,
         ),
@@ -582,11 +603,13 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             no_seed,
             schemas,
             models,
+            skip_unusable,
         } => regenerate::check(&regenerate::Pipeline {
             samples,
             no_seed,
             out: models,
             schemas,
+            skip_unusable,
         }),
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {

@@ -22,6 +22,8 @@ pub struct Pipeline {
     pub out: Option<PathBuf>,
     /// Where the schemas are, if anywhere.
     pub schemas: Option<PathBuf>,
+    /// Leave out, with a warning, samples that cannot be used.
+    pub skip_unusable: bool,
 }
 
 impl Pipeline {
@@ -52,7 +54,11 @@ impl Pipeline {
     /// published samples unless `no_seed`; or the repository's own.
     pub fn infer(&self) -> Result<Inferrer> {
         if self.samples.is_empty() {
-            return infer::run(&[], kustomer_schema::Settings::default());
+            return infer::run(
+                &[],
+                kustomer_schema::Settings::default(),
+                self.skip_unusable,
+            );
         }
         let mut inferrer = Inferrer::new(kustomer_schema::Settings::default());
         if !self.no_seed {
@@ -60,9 +66,7 @@ impl Pipeline {
                 inferrer.add_json(text.as_bytes(), &format!("the published {event} sample"))?;
             }
         }
-        for path in &self.samples {
-            inferrer.add_path(path)?;
-        }
+        infer::add_paths(&mut inferrer, &self.samples, self.skip_unusable)?;
         Ok(inferrer)
     }
 
@@ -78,6 +82,9 @@ impl Pipeline {
         }
         if self.no_seed {
             command.push_str(" --no-seed");
+        }
+        if self.skip_unusable {
+            command.push_str(" --skip-unusable");
         }
         command.push_str(&format!(" --out {}", self.out().display()));
         let dirs: Vec<String> = self

@@ -523,3 +523,93 @@ fn a_byte_order_mark_at_the_start_of_a_file_is_skipped() {
     let run = infer(dir.path(), &["late.json", "--out", "out"]);
     assert_fails(&run, dir.path(), &["late.json:2:1"]);
 }
+
+#[test]
+fn every_unusable_sample_is_named_in_one_run() {
+    let dir = workdir(&[
+        ("samples/a.json", GOOD),
+        (
+            "samples/b.json",
+            r#"{"name": "kustomer.x.create", "data": {"type": 123}}"#,
+        ),
+        ("samples/c.json", "{\"name\": "),
+        (
+            "samples/d.json",
+            r#"{"name": "kustomer.x.create", "data": {"type": "üser"}}"#,
+        ),
+    ]);
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{run:#?}");
+    assert!(
+        lines[0].starts_with("error: samples/b.json: `data.type` is a number, not a string"),
+        "{run:#?}"
+    );
+    assert!(
+        lines[1].starts_with("error: samples/c.json:1:9: invalid JSON"),
+        "{run:#?}"
+    );
+    assert!(
+        lines[2].starts_with("error: samples/d.json: `data.type` \"üser\""),
+        "{run:#?}"
+    );
+    assert_eq!(
+        lines[3],
+        "error: 3 unusable samples: fix or remove them, or pass --skip-unusable to infer from the others"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+
+    // With --skip-unusable: a warning each, and the good one inferred from.
+    let run = infer(dir.path(), &["samples", "--out", "out", "--skip-unusable"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 4, "{run:#?}");
+    assert!(
+        warnings[0].starts_with("warning: samples/b.json: "),
+        "{run:#?}"
+    );
+    assert_eq!(
+        warnings[3],
+        "warning: left out 3 unusable sample(s); inferred from 1"
+    );
+    assert_eq!(file_names(&dir.path().join("out")), ["customer.json"]);
+    assert!(
+        run.stdout.contains("inferred 1 schema(s) from 1 sample(s)"),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn one_unusable_sample_is_one_line_naming_the_way_past_it() {
+    let dir = workdir(&[
+        ("samples/a.json", GOOD),
+        (
+            "samples/b.json",
+            r#"{"name": "kustomer.x.create", "data": {"type": "a/b"}}"#,
+        ),
+    ]);
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &[
+            "samples/b.json: `data.type` \"a/b\" is not a usable resource name",
+            "(fix or remove it, or pass --skip-unusable to infer from the other samples)",
+        ],
+    );
+}
+
+#[test]
+fn skipping_leaves_an_error_when_no_sample_is_usable() {
+    let dir = workdir(&[("samples/b.json", "[]"), ("samples/c.json", "")]);
+    let run = infer(dir.path(), &["samples", "--out", "out", "--skip-unusable"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr
+            .ends_with("error: none of the samples can be used (2 unusable)\n"),
+        "{run:#?}"
+    );
+    assert!(!dir.path().join("out").exists(), "{run:#?}");
+}

@@ -213,3 +213,97 @@ fn no_seed_needs_samples_and_a_missing_samples_dir_is_an_error() {
     assert!(missing.stderr.contains("nowhere"), "{}", missing.stderr);
     assert!(!out.exists(), "nothing written on error");
 }
+
+/// A capture that cannot be used stops `regenerate` and `check` with its
+/// name, unless `--skip-unusable`, which the module's header then repeats.
+#[test]
+fn an_unusable_capture_is_named_or_skipped() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    fs::write(
+        captured.join("odd.json"),
+        r#"{"name": "kustomer.x.update", "data": {"type": 7}}"#,
+    )
+    .unwrap();
+
+    let refused = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("odd.json: `data.type` is a number, not a string")
+            && refused.stderr.contains("pass --skip-unusable"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!models.exists(), "nothing is written");
+
+    let skipped = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+        "--skip-unusable",
+    ]);
+    assert_eq!(
+        skipped.code,
+        Some(0),
+        "{}{}",
+        skipped.stdout,
+        skipped.stderr
+    );
+    assert!(
+        skipped.stderr.contains("warning: ") && skipped.stderr.contains("odd.json"),
+        "{}",
+        skipped.stderr
+    );
+    let customer = fs::read_to_string(models.join("customer.rs")).unwrap();
+    assert!(customer.contains("pub loyalty_tier_str: Option<Str>"));
+    let header = customer.lines().next().unwrap();
+    assert!(header.contains(" --skip-unusable"), "{header}");
+
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--samples",
+            path(&captured),
+            "--models",
+            path(&models),
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let unchecked = check(&[]);
+    assert_eq!(unchecked.code, Some(1), "{}", unchecked.stderr);
+    assert!(
+        unchecked.stderr.contains("odd.json"),
+        "{}",
+        unchecked.stderr
+    );
+    let checked = check(&["--skip-unusable"]);
+    assert_eq!(
+        checked.code,
+        Some(0),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+}

@@ -60,6 +60,9 @@ pub enum SampleProblem {
     /// `data.type` is missing or not a string.
     #[error("the sample has no `data.type` (the resource type string, such as \"customer\")")]
     MissingDataType,
+    /// `data.type` is there, but a number, an object… (named here).
+    #[error("`data.type` is {0}, not a string (the resource type, such as \"customer\")")]
+    DataTypeNotAString(&'static str),
     /// `data.type` cannot name a schema file.
     #[error(
         "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"

@@ -123,8 +123,12 @@ impl Inferrer {
         let Some(Value::String(name)) = envelope.get("name") else {
             return Err(problem(SampleProblem::MissingName));
         };
-        let Some(Value::String(resource)) = envelope.get("data").and_then(|d| d.get("type")) else {
-            return Err(problem(SampleProblem::MissingDataType));
+        let resource = match envelope.get("data").and_then(|d| d.get("type")) {
+            Some(Value::String(resource)) => resource,
+            None | Some(Value::Null) => return Err(problem(SampleProblem::MissingDataType)),
+            Some(other) => {
+                return Err(problem(SampleProblem::DataTypeNotAString(json_kind(other))));
+            }
         };
         if !is_resource_name(resource) {
             return Err(problem(SampleProblem::BadResourceName(resource.clone())));
@@ -157,41 +161,12 @@ impl Inferrer {
     /// pair) is read as U+FFFD, as the runtime reads it
     /// ([`lone_surrogates_replaced`]).
     pub fn add_json(&mut self, bytes: &[u8], origin: &str) -> Result<usize> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let bytes = &*lone_surrogates_replaced(bytes);
-        let mut n = 0;
-        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-        loop {
-            let line = line_at(bytes, stream.byte_offset());
-            match stream.next() {
-                None => break,
-                Some(Err(e)) => {
-                    let (line, column) = json_position(bytes, &e);
-                    return Err(Error::Json {
-                        origin: origin.to_owned(),
-                        line,
-                        column,
-                        message: json_message(&e),
-                    });
-                }
-                Some(Ok(v)) => {
-                    n += 1;
-                    let label = if n == 1 && stream.byte_offset() == trimmed_len(bytes) {
-                        origin.to_owned()
-                    } else {
-                        format!("{origin}: sample {n} (line {line})")
-                    };
-                    self.add(&v, &label)?;
-                }
-            }
+        let mut problems = Vec::new();
+        let n = self.add_json_each(bytes, origin, &mut |e| problems.push(e), true);
+        match problems.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(n),
         }
-        if n == 0 {
-            return Err(Error::Sample {
-                origin: origin.to_owned(),
-                problem: SampleProblem::Empty,
-            });
-        }
-        Ok(n)
     }
 
     /// Adds a file of samples, or every `.json`/`.jsonl` file of a
@@ -203,6 +178,99 @@ impl Inferrer {
             n += self.add_json(&bytes, &file.display().to_string())?;
         }
         Ok(n)
+    }
+
+    /// Like [`add_path`](Inferrer::add_path), but a sample that cannot be
+    /// used (invalid JSON, not an event envelope, an unusable `data.type`,
+    /// an empty file) does not stop the others: each is handed to
+    /// `unusable` and the rest are added. Invalid JSON ends its own file
+    /// (what follows it cannot be told apart reliably); a JSON Lines file
+    /// goes on past an unusable envelope. Returns how many samples were
+    /// added.
+    ///
+    /// Only a path that cannot be read, or a directory without sample
+    /// files, is an error.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("kustomer-schema-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let (_, conversation) = kustomer_schema::SEED_SAMPLES[0];
+    /// std::fs::write(dir.join("a.json"), conversation)?;
+    /// std::fs::write(dir.join("b.json"), r#"{"name": "x", "data": {"type": 123}}"#)?;
+    /// let mut inferrer = kustomer_schema::Inferrer::default();
+    /// let mut unusable = Vec::new();
+    /// let added = inferrer.add_path_skipping(&dir, &mut |e| unusable.push(e.to_string()))?;
+    /// assert_eq!(added, 1);
+    /// assert!(unusable[0].ends_with("b.json: `data.type` is a number, not a string (the resource type, such as \"customer\")"));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_path_skipping(
+        &mut self,
+        path: &Path,
+        unusable: &mut dyn FnMut(Error),
+    ) -> Result<usize> {
+        let mut n = 0;
+        for file in sample_files(path)? {
+            let bytes = read(&file)?;
+            n += self.add_json_each(&bytes, &file.display().to_string(), unusable, false);
+        }
+        Ok(n)
+    }
+
+    /// Adds the samples in `bytes`, handing each problem to `problem`;
+    /// with `stop`, the first problem ends the reading.
+    fn add_json_each(
+        &mut self,
+        bytes: &[u8],
+        origin: &str,
+        problem: &mut dyn FnMut(Error),
+        stop: bool,
+    ) -> usize {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = &*lone_surrogates_replaced(bytes);
+        let (mut seen, mut added) = (0, 0);
+        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+        loop {
+            let line = line_at(bytes, stream.byte_offset());
+            match stream.next() {
+                None => break,
+                Some(Err(e)) => {
+                    let (line, column) = json_position(bytes, &e);
+                    problem(Error::Json {
+                        origin: origin.to_owned(),
+                        line,
+                        column,
+                        message: json_message(&e),
+                    });
+                    return added;
+                }
+                Some(Ok(v)) => {
+                    seen += 1;
+                    let label = if seen == 1 && stream.byte_offset() == trimmed_len(bytes) {
+                        origin.to_owned()
+                    } else {
+                        format!("{origin}: sample {seen} (line {line})")
+                    };
+                    match self.add(&v, &label) {
+                        Ok(()) => added += 1,
+                        Err(e) => {
+                            problem(e);
+                            if stop {
+                                return added;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if seen == 0 {
+            problem(Error::Sample {
+                origin: origin.to_owned(),
+                problem: SampleProblem::Empty,
+            });
+        }
+        added
     }
 
     /// The schema of each resource seen, keyed by its `data.type`.
@@ -685,5 +753,17 @@ pub fn lone_surrogates_replaced(json: &[u8]) -> Cow<'_, [u8]> {
             Cow::Owned(out)
         }
         None => Cow::Borrowed(json),
+    }
+}
+
+/// A JSON value's kind, with its article, for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

@@ -463,6 +463,16 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
         problem(i.add(&json!({"name": "n"}), "a")),
         SampleProblem::MissingDataType
     );
+    assert_eq!(
+        problem(i.add(&json!({"name": "n", "data": {"type": 123}}), "a")),
+        SampleProblem::DataTypeNotAString("a number")
+    );
+    assert_eq!(
+        i.add(&json!({"name": "n", "data": {"type": ["x"]}}), "a.json")
+            .unwrap_err()
+            .to_string(),
+        "a.json: `data.type` is an array, not a string (the resource type, such as \"customer\")"
+    );
     for bad in ["../etc", ".order", "kobject.", "a..b", "a/b", "123", ""] {
         assert_eq!(
             problem(i.add(&json!({"name": "n", "data": {"type": bad}}), "a")),
@@ -488,6 +498,69 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
         "samples/x.json: the sample has no `data.type` (the resource type string, such as \"customer\")"
     );
     assert_eq!(i.sample_count(), 0);
+}
+
+/// `add_path_skipping` adds what it can and hands over every sample it
+/// cannot use, where `add_path` stops at the first.
+#[test]
+fn unusable_samples_are_each_reported_and_the_rest_added() {
+    let dir = std::env::temp_dir().join(format!("kustomer-schema-skipping-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_, conversation) = kustomer_schema::SEED_SAMPLES[0];
+    let compact =
+        serde_json::to_string(&serde_json::from_str::<Value>(conversation).unwrap()).unwrap();
+    std::fs::write(dir.join("a-good.json"), conversation).unwrap();
+    std::fs::write(
+        dir.join("b-type.json"),
+        r#"{"name": "n", "data": {"type": "üser"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("c-broken.json"), "{\"name\": ").unwrap();
+    std::fs::write(dir.join("d-empty.json"), "  \n").unwrap();
+    // A JSON Lines file goes on past an envelope it cannot use, and stops at
+    // invalid JSON.
+    std::fs::write(
+        dir.join("e-lines.jsonl"),
+        format!("{compact}\n[1]\n{compact}\n{{oops\n{compact}\n"),
+    )
+    .unwrap();
+
+    let mut first = Inferrer::default();
+    let err = first.add_path(&dir).unwrap_err().to_string();
+    assert!(err.ends_with("b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"), "{err}");
+
+    let mut i = Inferrer::default();
+    let mut unusable = Vec::new();
+    let added = i
+        .add_path_skipping(&dir, &mut |e| unusable.push(e.to_string()))
+        .unwrap();
+    assert_eq!(added, 3, "a-good and two lines of e-lines");
+    assert_eq!(i.sample_count(), 3);
+    let d = dir.display();
+    assert_eq!(
+        unusable,
+        [
+            format!(
+                "{d}/b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"
+            ),
+            format!("{d}/c-broken.json:1:9: invalid JSON: EOF while parsing a value"),
+            format!("{d}/d-empty.json: no sample: the input is empty"),
+            format!(
+                "{d}/e-lines.jsonl: sample 2 (line 2): a sample must be a JSON object (an event envelope)"
+            ),
+            format!("{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string"),
+        ]
+    );
+    assert_eq!(i.schemas().keys().collect::<Vec<_>>(), ["conversation"]);
+
+    // What cannot be read at all is still an error.
+    let mut none = Inferrer::default();
+    assert!(
+        none.add_path_skipping(&dir.join("missing"), &mut |_| {})
+            .is_err()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
