@@ -14,13 +14,24 @@ use crate::out::out;
 /// The default models directory.
 pub const MODELS: &str = "runtime/src/models";
 
-fn generate(schemas: &BTreeMap<String, Value>) -> Result<BTreeMap<String, String>> {
-    Ok(kustomer_codegen::generate(schemas, &Settings::default())?)
+fn generate(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<BTreeMap<String, String>> {
+    Ok(kustomer_codegen::generate(
+        schemas,
+        &with_previous_models(Settings::default(), out)?,
+    )?)
+}
+
+/// `settings` keeping the field names of the models in `out`, if any
+/// ([`Settings::with_previous_models`]).
+pub fn with_previous_models(settings: Settings, out: &Path) -> Result<Settings> {
+    let models = kustomer_codegen::read_models(out)
+        .with_context(|| format!("reading the current models in {}", out.display()))?;
+    Ok(settings.with_previous_models(&models))
 }
 
 /// Compares the models in `out` with what generation produces.
 pub fn check(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<ExitCode> {
-    Ok(check_files(&generate(schemas)?, out))
+    Ok(check_files(&generate(schemas, out)?, out))
 }
 
 /// Compares the models in `out` with `files`.
@@ -44,7 +55,7 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path) -> ExitCode {
 /// Writes the models and says what was written.
 pub fn write(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<()> {
     let started = Instant::now();
-    let files = generate(schemas)?;
+    let files = generate(schemas, out)?;
     let elapsed = started.elapsed();
     write_files(&files, schemas.len(), out)?;
     out!("(generated in {} ms)", elapsed.as_millis());

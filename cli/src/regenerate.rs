@@ -105,11 +105,11 @@ impl Pipeline {
             .with_source(source)
     }
 
+    /// The models, their fields named as in the models already in
+    /// [`out`](Pipeline::out), so that names stay put across regenerations.
     fn generate(&self, inferrer: &Inferrer) -> Result<BTreeMap<String, String>> {
-        Ok(kustomer_codegen::generate(
-            &inferrer.schemas(),
-            &self.settings(),
-        )?)
+        let settings = generate::with_previous_models(self.settings(), &self.out())?;
+        Ok(kustomer_codegen::generate(&inferrer.schemas(), &settings)?)
     }
 }
 

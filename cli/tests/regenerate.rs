@@ -307,3 +307,85 @@ fn an_unusable_capture_is_named_or_skipped() {
         checked.stderr
     );
 }
+
+/// A field keeps its Rust name across regenerations: a new key that maps to
+/// the same name gets another one, rather than taking it.
+#[test]
+fn a_new_key_does_not_take_a_fields_name() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    let regenerate = || {
+        run(&[
+            "regenerate",
+            "--samples",
+            path(&captured),
+            "--out",
+            path(&models),
+        ])
+    };
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"fooBarStr": "a"}),
+    );
+    let first = regenerate();
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    let before = fs::read_to_string(models.join("customer.rs")).unwrap();
+    assert!(
+        before.contains("#[json(\"fooBarStr\", nullable)]\n    pub foo_bar_str: Option<Str>,")
+            || before.contains("#[json(\"fooBarStr\")]\n    pub foo_bar_str: Option<Str>,"),
+        "{before}"
+    );
+
+    // `FOO_BAR_STR` sorts before `fooBarStr`, and is `foo_bar_str` too.
+    capture(
+        &captured,
+        "6a1f00000000000000000002",
+        json!({"fooBarStr": "a", "FOO_BAR_STR": "b"}),
+    );
+    let second = regenerate();
+    assert_eq!(second.code, Some(0), "{}{}", second.stdout, second.stderr);
+    assert!(
+        second
+            .stdout
+            .contains("+ CustomerCustom.foo_bar_str_2: Option<Str> (\"FOO_BAR_STR\"): new field"),
+        "{}",
+        second.stdout
+    );
+    assert!(!second.stdout.contains("! "), "{}", second.stdout);
+    let after = fs::read_to_string(models.join("customer.rs")).unwrap();
+    assert!(
+        after.contains("(\"fooBarStr\")]\n    pub foo_bar_str: Option<Str>,")
+            || after.contains("(\"fooBarStr\", nullable)]\n    pub foo_bar_str: Option<Str>,"),
+        "{after}"
+    );
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+
+    // From scratch (no models yet), key order decides.
+    let fresh = tmp.path().join("fresh");
+    let third = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&fresh),
+    ]);
+    assert_eq!(third.code, Some(0), "{}{}", third.stdout, third.stderr);
+    let scratch = fs::read_to_string(fresh.join("customer.rs")).unwrap();
+    assert!(
+        scratch.contains("pub foo_bar_str_2: Option<Str>,"),
+        "{scratch}"
+    );
+    assert!(
+        scratch.contains("(\"FOO_BAR_STR\")]\n    pub foo_bar_str: Option<Str>,")
+            || scratch.contains("(\"FOO_BAR_STR\", nullable)]\n    pub foo_bar_str: Option<Str>,"),
+        "{scratch}"
+    );
+}

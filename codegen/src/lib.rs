@@ -30,8 +30,9 @@
 //! `dispatcher()` and `dispatcher_with_state()` for it. The same code works
 //! as the runtime's bundled models and as a module in a service's own crate
 //! (see [`Settings::with_command`] and [`Settings::with_source`] for its
-//! header, [`summarize`] for what changed since the last generation, and
-//! [`prune`] for the files no longer produced).
+//! header, [`Settings::with_previous_models`] to keep the field names of the
+//! last generation, [`summarize`] for what changed since, and [`prune`] for
+//! the files no longer produced).
 //!
 //! [`Str`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Str.html
 //! [`DateTime`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.DateTime.html
@@ -106,13 +107,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Settings {
     command: String,
     source: String,
+    previous: Previous,
 }
+
+/// The field names of models generated before: struct → JSON key → Rust
+/// field.
+type Previous = BTreeMap<String, BTreeMap<String, String>>;
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             command: "kustomer-webhooks generate".into(),
             source: "the schemas in schema/schemas/".into(),
+            previous: Previous::new(),
         }
     }
 }
@@ -128,6 +135,49 @@ impl Settings {
     /// schemas in schema/schemas/).
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.source = source.into();
+        self
+    }
+
+    /// Keeps the field names of the models generated before (file name →
+    /// source, as [`read_models`] reads a models directory): a field whose
+    /// JSON key the same struct read before keeps its Rust name, whatever
+    /// keys arrived since. Without it, names are given in key order, so a
+    /// new key that maps to the same name (`FOO_BAR` beside `fooBar`, both
+    /// `foo_bar`) could take the name, and the field would read another
+    /// value. Files that were not generated are ignored.
+    ///
+    /// ```
+    /// use kustomer_codegen::{Settings, generate, read_schemas};
+    ///
+    /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/schemas");
+    /// let mut schemas = read_schemas(&dir)?;
+    /// let before = generate(&schemas, &Settings::default())?;
+    /// assert!(before["customer.rs"].contains("pub balance_num: Option<Number>"));
+    ///
+    /// // A new custom attribute `BALANCE_NUM`, which sorts before `balanceNum`.
+    /// let custom = schemas
+    ///     .get_mut("customer")
+    ///     .and_then(|s| s.pointer_mut("/definitions/CustomerAttributes/properties/custom/properties"))
+    ///     .unwrap();
+    /// custom["BALANCE_NUM"] = custom["balanceNum"].clone();
+    ///
+    /// // Named in key order alone, it would take `balance_num`.
+    /// let fresh = generate(&schemas, &Settings::default())?;
+    /// assert!(fresh["customer.rs"].contains("#[json(\"BALANCE_NUM\", nullable)]\n    pub balance_num:"));
+    ///
+    /// // With the models before, `balanceNum` keeps it.
+    /// let kept = generate(&schemas, &Settings::default().with_previous_models(&before))?;
+    /// assert!(kept["customer.rs"].contains("#[json(\"balanceNum\", nullable)]\n    pub balance_num:"));
+    /// assert!(kept["customer.rs"].contains("#[json(\"BALANCE_NUM\", nullable)]\n    pub balance_num_2:"));
+    /// # Ok::<(), kustomer_codegen::Error>(())
+    /// ```
+    pub fn with_previous_models(mut self, files: &BTreeMap<String, String>) -> Self {
+        let generated: BTreeMap<String, String> = files
+            .iter()
+            .filter(|(_, text)| text.starts_with(GENERATED))
+            .map(|(name, text)| (name.clone(), text.clone()))
+            .collect();
+        self.previous = summary::field_names(&generated);
         self
     }
 }
@@ -209,7 +259,7 @@ pub fn generate(
                 }
             }
         }
-        let mut g = Resource::new(resource, schema, &mut taken)?;
+        let mut g = Resource::new(resource, schema, &mut taken, &settings.previous)?;
         let tokens = g.generate()?;
         for (variant, event) in &g.events {
             if let Some(other) = event_of.insert(variant.clone(), resource.clone()) {
@@ -244,7 +294,7 @@ pub fn generate(
     }
 
     // Shared definitions, generated once.
-    let mut shared = Gen::new("", &mut taken);
+    let mut shared = Gen::new("", &mut taken, &settings.previous);
     for name in SHARED {
         if let Some((resource, def)) = shared_defs.get(name) {
             shared.resource = resource.clone();
@@ -609,6 +659,8 @@ struct Gen<'a> {
     resource: String,
     prefix: String,
     taken: &'a mut BTreeSet<String>,
+    /// The field names of the models generated before.
+    previous: &'a Previous,
     structs: Vec<Struct>,
     uses: BTreeSet<&'static str>,
     /// Definitions of the schema being generated, and the struct made of each.
@@ -619,11 +671,12 @@ struct Gen<'a> {
 }
 
 impl<'a> Gen<'a> {
-    fn new(prefix: &str, taken: &'a mut BTreeSet<String>) -> Self {
+    fn new(prefix: &str, taken: &'a mut BTreeSet<String>, previous: &'a Previous) -> Self {
         Gen {
             resource: String::new(),
             prefix: prefix.to_owned(),
             taken,
+            previous,
             structs: Vec::new(),
             // Every struct keeps its unknown keys in an `Extra`.
             uses: BTreeSet::from(["Extra"]),
@@ -714,7 +767,11 @@ impl<'a> Gen<'a> {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut fields = Vec::new();
-        let mut names = BTreeSet::from(["extra".to_owned()]);
+        let mut names = field_names(
+            props.into_iter().flatten().map(|(k, _)| k.as_str()),
+            self.previous.get(name),
+        )
+        .into_iter();
         for (key, prop) in props.into_iter().flatten() {
             let ptr = format!("{pointer}/properties/{}", escape(key));
             self.path.push(key.clone());
@@ -733,7 +790,7 @@ impl<'a> Gen<'a> {
             ty.uses(&mut self.uses);
             fields.push(Field {
                 json: key.clone(),
-                rust: field_name(key, &mut names),
+                rust: names.next().expect("a name for every key"),
                 doc: field_doc(key, prop, kind, origin),
                 ty,
                 kind,
@@ -912,13 +969,18 @@ struct Resource<'a> {
 }
 
 impl<'a> Resource<'a> {
-    fn new(resource: &str, schema: &'a Value, taken: &'a mut BTreeSet<String>) -> Result<Self> {
+    fn new(
+        resource: &str,
+        schema: &'a Value,
+        taken: &'a mut BTreeSet<String>,
+        previous: &'a Previous,
+    ) -> Result<Self> {
         let title = schema
             .get("title")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let prefix = title.strip_suffix("Event").unwrap_or(title).to_owned();
-        let mut g = Gen::new(&prefix, taken);
+        let mut g = Gen::new(&prefix, taken, previous);
         g.resource = resource.to_owned();
         if prefix.is_empty() {
             return Err(g.error(
@@ -1052,7 +1114,13 @@ impl<'a> Resource<'a> {
             let target_schema = self.g.defs.get(&target).cloned().unwrap_or_default();
             let name = self.g.unique(&format!("{}{suffix}", self.g.prefix));
             let mut fields = Vec::new();
-            let mut names = BTreeSet::from(["extra".to_owned()]);
+            let keys = target_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str());
+            let mut names = field_names(keys, self.g.previous.get(&name)).into_iter();
             let set = self
                 .g
                 .structs
@@ -1077,7 +1145,7 @@ impl<'a> Resource<'a> {
                 ty.uses(&mut self.g.uses);
                 fields.push(Field {
                     json: key.clone(),
-                    rust: field_name(key, &mut names),
+                    rust: names.next().expect("a name for every key"),
                     doc: format!("How `{key}` changed, typed as the {section} field is."),
                     ty,
                     kind: Kind::Opt,
@@ -1219,7 +1287,56 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
+/// The Rust names of a struct's fields, for its JSON `keys` in order. A key
+/// the struct read in its `previous` generation keeps the name it had
+/// there (when that is a name this generator gives the key); the others get
+/// [`field_name`], around them.
+fn field_names<'k>(
+    keys: impl Iterator<Item = &'k str>,
+    previous: Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
+    let keys: Vec<&str> = keys.collect();
+    let mut taken = BTreeSet::from(["extra".to_owned()]);
+    let mut names: Vec<Option<String>> = vec![None; keys.len()];
+    if let Some(previous) = previous {
+        for (key, slot) in keys.iter().zip(&mut names) {
+            if let Some(name) = previous.get(*key)
+                && is_name_for(key, name)
+                && taken.insert(name.clone())
+            {
+                *slot = Some(name.clone());
+            }
+        }
+    }
+    keys.iter()
+        .zip(names)
+        .map(|(key, name)| name.unwrap_or_else(|| field_name(key, &mut taken)))
+        .collect()
+}
+
+/// Whether [`field_name`] could give `key` the name `name`: its base name,
+/// or the base with a number of 2 or more.
+fn is_name_for(key: &str, name: &str) -> bool {
+    let base = field_base(key);
+    if name == base {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix(base.as_str()) else {
+        return false;
+    };
+    let number = if base.ends_with('_') {
+        rest
+    } else {
+        match rest.strip_prefix('_') {
+            Some(number) => number,
+            None => return false,
+        }
+    };
+    !number.starts_with('0') && number.parse::<u32>().is_ok_and(|n| n >= 2)
+}
+
+/// The name a key's field gets unless another field has it.
+fn field_base(key: &str) -> String {
     let mut base = snake_case(key);
     if base.is_empty() {
         base = "field".into();
@@ -1230,6 +1347,11 @@ fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
     if is_keyword(&base) || base.starts_with("__") {
         base.push('_');
     }
+    base
+}
+
+fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
+    let base = field_base(key);
     let mut name = base.clone();
     let mut n = 2;
     while taken.contains(&name) {
@@ -1335,6 +1457,48 @@ mod tests {
         assert_eq!(field_name("é", &mut taken), "field");
         assert_eq!(module_name("customer"), "customer");
         assert_eq!(module_name("type"), "type_resource");
+    }
+
+    #[test]
+    fn a_field_keeps_its_previous_name_and_new_keys_go_around_it() {
+        let previous = BTreeMap::from([
+            ("fooBar".to_owned(), "foo_bar".to_owned()),
+            ("type".to_owned(), "type_".to_owned()),
+            ("x".to_owned(), "x_2".to_owned()),
+            // Not a name this generator gives the key: not kept.
+            ("renamed".to_owned(), "by_hand".to_owned()),
+            ("gone".to_owned(), "gone".to_owned()),
+        ]);
+        let keys = ["FOO_BAR", "fooBar", "renamed", "type", "x"];
+        assert_eq!(
+            field_names(keys.into_iter(), Some(&previous)),
+            ["foo_bar_2", "foo_bar", "renamed", "type_", "x_2"]
+        );
+        assert_eq!(
+            field_names(keys.into_iter(), None),
+            ["foo_bar", "foo_bar_2", "renamed", "type_", "x"]
+        );
+        // Two keys that had one name (a hand-edited file): the first keeps it.
+        let twice = BTreeMap::from([
+            ("a".to_owned(), "a".to_owned()),
+            ("A".to_owned(), "a".to_owned()),
+        ]);
+        assert_eq!(
+            field_names(["A", "a"].into_iter(), Some(&twice)),
+            ["a", "a_2"]
+        );
+        assert!(is_name_for("fooBar", "foo_bar_12"));
+        assert!(is_name_for("self", "self_3"));
+        for (key, name) in [
+            ("fooBar", "foo_bar_1"),
+            ("fooBar", "foo_bar_02"),
+            ("fooBar", "foo_bar2"),
+            ("fooBar", "foo_barx"),
+            ("self", "self__2"),
+            ("fooBar", "extra"),
+        ] {
+            assert!(!is_name_for(key, name), "{key} {name}");
+        }
     }
 
     /// The models of `samples` (JSON texts).

@@ -134,6 +134,23 @@ fn structs(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<String
     out
 }
 
+/// The field names of a models module's structs: struct → JSON key →
+/// Rust field.
+pub(crate) fn field_names(
+    files: &BTreeMap<String, String>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    structs(files)
+        .into_iter()
+        .map(|(owner, fields)| {
+            let names = fields
+                .into_values()
+                .map(|field| (field.json, field.name))
+                .collect();
+            (owner, names)
+        })
+        .collect()
+}
+
 /// The key of a `#[json("key", ...)]` attribute.
 fn json_key(attrs: &[syn::Attribute]) -> Option<String> {
     let attr = attrs.iter().find(|a| a.path().is_ident("json"))?;
