@@ -17,11 +17,32 @@ fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
 /// error and status 1.
 pub fn line(args: std::fmt::Arguments<'_>) {
     if let Err(e) = try_line(args) {
+        remove_left_behind();
         if e.kind() == io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
         eprintln!("error: writing to stdout: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Directories a command removes before it ends at a closed stdout
+/// ([`line`]), which skips the destructors that would otherwise remove
+/// them.
+static LEFT_BEHIND: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Has `dir` removed if the command ends at a closed stdout.
+pub fn remove_on_exit(dir: &std::path::Path) {
+    if let Ok(mut dirs) = LEFT_BEHIND.lock() {
+        dirs.push(dir.to_owned());
+    }
+}
+
+fn remove_left_behind() {
+    if let Ok(dirs) = LEFT_BEHIND.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -51,6 +72,29 @@ fn write_json_note(level: tracing::Level, message: &str) {
     let mut line = crate::log::note_json(level, message);
     line.push('\n');
     crate::log::write(line.as_bytes());
+}
+
+/// `text` as it can be shown on one line of a terminal: control characters
+/// (line breaks, escape sequences) and the characters that reorder text
+/// (bidirectional overrides) are written as `\u{…}` escapes, so that a
+/// payload's or a receiver's text cannot break a line or forge another.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// `eprintln!` that never panics: see [`note_line`].

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use kustomer_webhooks::{Drift, ParseError, parse};
 use serde_json::Value;
 
-use crate::out::out;
+use crate::out::{out, printable};
 
 /// One `--json` line, its keys in this order.
 #[derive(serde::Serialize)]
@@ -47,33 +47,80 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     out
 }
 
-/// The `.json` files in the directory `dir`, in name order.
+/// The `.json` files in the directory `dir`, in name order. A `.json`
+/// entry that cannot be looked at (a link to nothing) is among them, so
+/// that reading it reports why; a directory, pipe or socket is not.
 pub fn json_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()))
         .collect();
     files.sort();
     Ok(files)
 }
 
+/// The largest payload file read: far past any Kustomer payload (a
+/// receiver takes 1 MiB by default), and a bound on the memory a wrong
+/// path (`/dev/zero`) can take.
+pub const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
+
 /// A payload file's bytes, without the UTF-8 byte order mark some editors
-/// put at the start (JSON does not allow one, and Kustomer sends none).
+/// put at the start (JSON does not allow one, and Kustomer sends none). A
+/// file larger than [`MAX_PAYLOAD`] is an error.
 pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut body = std::fs::read(path)?;
+    use std::io::Read;
+    let mut body = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_PAYLOAD + 1)
+        .read_to_end(&mut body)?;
+    if body.len() as u64 > MAX_PAYLOAD {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB, which no Kustomer payload is",
+            MAX_PAYLOAD / 1024 / 1024
+        )));
+    }
     if body.starts_with(b"\xEF\xBB\xBF") {
         body.drain(..3);
     }
     Ok(body)
 }
 
+/// A `--json` line for a file that could not be parsed.
+#[derive(serde::Serialize)]
+struct Failed<'a> {
+    file: String,
+    error: &'a str,
+}
+
 /// Parses every file (directories: their `.json` files); exit 1 if any
-/// could not be parsed at all.
+/// could not be parsed at all. With `--json`, such a file is a line of its
+/// own, `{"file", "error"}`, on stdout; otherwise an `error:` line on
+/// stderr.
 pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
     let mut ok = true;
     for file in payload_files(paths) {
+        let shown = match &file {
+            Ok(file) => file.display().to_string(),
+            Err(_) => String::new(),
+        };
         if let Err(message) = file.and_then(|file| one(&file, as_json, emit)) {
-            eprintln!("error: {message}");
+            if as_json {
+                // The message starts with the file (or directory) itself.
+                let file = if shown.is_empty() {
+                    message.split(": ").next().unwrap_or_default().to_owned()
+                } else {
+                    shown
+                };
+                let line = serde_json::to_string(&Failed {
+                    file,
+                    error: &message,
+                })
+                .unwrap_or_default();
+                out!("{line}");
+            } else {
+                eprintln!("error: {}", printable(&message));
+            }
             ok = false;
         }
     }
@@ -122,9 +169,13 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
         n => format!("{n} drifted values"),
     };
     let lossless_text = if lossless { "lossless" } else { "NOT lossless" };
-    out!("{shown}: {name}, {what}, {drift_text}, {lossless_text}");
+    let (shown, name) = (printable(&shown.to_string()).into_owned(), name.as_str());
+    out!(
+        "{shown}: {}, {what}, {drift_text}, {lossless_text}",
+        printable(name)
+    );
     for d in &drift {
-        out!("  {d}");
+        out!("  {}", printable(&d.to_string()));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use kustomer_webhooks::verify::RESERVED_HEADERS;
+use kustomer_webhooks::verify::{HOP_BY_HOP_HEADERS, RESERVED_HEADERS};
 use reqwest::header::{HeaderName, HeaderValue};
 
 /// Where `serve`'s secrets come from: tokens and custom headers given on
@@ -279,6 +279,15 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
              (its signature, event name, content type or length)"
         ));
     }
+    if HOP_BY_HOP_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "{name} cannot be a custom header: a proxy in front of the receiver may drop \
+             or rewrite it, and then every delivery would be refused"
+        ));
+    }
     if value.is_empty() {
         return Err(format!(
             "the value of {name} is empty: a custom header is a shared secret, give its value"
@@ -506,6 +515,14 @@ mod tests {
             (
                 b"content-type=application/s3cret\n",
                 ":1: content-type cannot be a custom header",
+            ),
+            (
+                b"Host=s3cret.example\n",
+                ":1: Host cannot be a custom header: a proxy in front of the receiver",
+            ),
+            (
+                b"keep-alive=s3cret\n",
+                ":1: keep-alive cannot be a custom header: a proxy",
             ),
             (b"\n", "holds no header"),
         ] {

@@ -1,7 +1,7 @@
 //! `serve`, `send` and `demo`: the receiver on the network.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ use kustomer_webhooks::{
 };
 use serde::Serialize;
 
-use crate::out::{Lines, note, out};
+use crate::out::{Lines, note, out, printable};
 use crate::reload::{Hangup, Reloads, nothing_to_reload, reload, tls, valid_until, watch_validity};
 use crate::secrets::Sources;
 
@@ -862,7 +862,7 @@ async fn post(
     url: &str,
     body: Vec<u8>,
     headers: &[(&str, String)],
-) -> Result<Delivered> {
+) -> reqwest::Result<Delivered> {
     let mut req = client
         .post(url)
         .header("content-type", "application/json")
@@ -870,14 +870,35 @@ async fn post(
     for (name, value) in headers {
         req = req.header(*name, value.as_str());
     }
-    let res = req
-        .send()
-        .await
-        .with_context(|| format!("posting to {url}"))?;
+    let mut res = req.send().await?;
     let status = res.status().as_u16();
-    let reply = res.text().await.unwrap_or_default();
+    // The reply, as far as it is worth showing: a receiver's answer is a
+    // line of JSON, but a proxy's may be a page, or endless.
+    let mut reply = Vec::new();
+    while reply.len() < MAX_REPLY
+        && let Ok(Some(chunk)) = res.chunk().await
+    {
+        reply.extend_from_slice(&chunk);
+    }
+    let cut = reply.len() > MAX_REPLY;
+    reply.truncate(MAX_REPLY);
+    let mut reply = String::from_utf8_lossy(&reply).trim_end().to_owned();
+    if cut {
+        reply.push_str(" …");
+    }
+    if reply.is_empty()
+        && let Some(location) = res.headers().get(reqwest::header::LOCATION)
+    {
+        reply = format!(
+            "(Location: {})",
+            String::from_utf8_lossy(location.as_bytes())
+        );
+    }
     Ok(Delivered { status, reply })
 }
+
+/// How much of a reply `send` shows.
+const MAX_REPLY: usize = 2048;
 
 /// Signs `body` and posts it as Kustomer does.
 async fn deliver(
@@ -886,7 +907,7 @@ async fn deliver(
     token: &str,
     custom: &[(String, String)],
     body: Vec<u8>,
-) -> Result<Delivered> {
+) -> reqwest::Result<Delivered> {
     let mut headers = vec![(SIGNATURE_HEADER, sign(token.as_bytes(), &body))];
     // The body's `name` names the event in its header too, unless it cannot
     // be sent in a header (a line break, a control character): the receiver
@@ -906,11 +927,47 @@ async fn deliver(
     post(client, url, body, &headers).await
 }
 
+/// Why a delivery got no reply, when the receiver was reached: its
+/// connection closed or broke before an answer came.
+fn no_reply_reason(e: &reqwest::Error) -> String {
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !why.ends_with(&text) {
+            why.push_str(": ");
+            why.push_str(&text);
+        }
+        source = cause.source();
+    }
+    why
+}
+
+/// Why a receiver cannot be reached, said plainly where the TLS library's
+/// words are not.
+fn unreachable(url: &str, file: &Path, e: reqwest::Error) -> anyhow::Error {
+    anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(&e)))
+}
+
+fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
+    let file = file.display();
+    if why.contains("CaUsedAsEndEntity") {
+        return format!(
+            "posting {file} to {url}: the receiver's certificate is a certificate authority's \
+             (basicConstraints CA:TRUE, as `openssl req -x509` makes by default), which TLS \
+             does not accept as a server's own; make the server's certificate with \
+             `-addext basicConstraints=critical,CA:FALSE`, or sign it with an authority \
+             given to --ca-cert ({why})"
+        );
+    }
+    format!("posting {file} to {url}: {why}")
+}
+
 /// `send`: signs and posts each payload, printing the status of each. A
-/// payload that cannot be read, or a delivery that gets no reply in time,
-/// is reported and the next one sent; a receiver that cannot be reached at
-/// all (refused, unknown host, a certificate not trusted) ends the run at
-/// the first payload.
+/// payload that cannot be read, or a delivery that gets no reply (none in
+/// time, or its connection closed first), is reported and the next one
+/// sent; a receiver that cannot be reached at all (refused, unknown host, a
+/// certificate not trusted) ends the run, naming the payload.
 pub async fn send(
     url: &str,
     token: &str,
@@ -926,14 +983,22 @@ pub async fn send(
         let body = match crate::parse::read_payload(&file) {
             Ok(body) => body,
             Err(e) => {
-                out!("--- {} not sent: it cannot be read ({e})", file.display());
+                out!(
+                    "--- {} not sent: it cannot be read ({e})",
+                    printable(&file.display().to_string())
+                );
                 ok = false;
                 continue;
             }
         };
         match deliver(&client, url, token, headers, body).await {
             Ok(d) => {
-                out!("{} {} {}", d.status, file.display(), d.reply);
+                let shown = printable(&file.display().to_string()).into_owned();
+                if d.reply.is_empty() {
+                    out!("{} {shown}", d.status);
+                } else {
+                    out!("{} {shown} {}", d.status, printable(&d.reply));
+                }
                 let acknowledged = (200..300).contains(&d.status);
                 ok &= acknowledged;
                 if acknowledged
@@ -946,18 +1011,26 @@ pub async fn send(
                     note!("could not remove {}: {e}", file.display());
                 }
             }
-            Err(e)
-                if e.downcast_ref::<reqwest::Error>()
-                    .is_some_and(|e| e.is_timeout() && !e.is_connect()) =>
-            {
+            Err(e) if e.is_timeout() && !e.is_connect() => {
                 out!(
                     "--- {} no reply within {}s (Kustomer would count it failed and retry)",
-                    file.display(),
+                    printable(&file.display().to_string()),
                     options.timeout.as_secs()
                 );
                 ok = false;
             }
-            Err(e) => return Err(e),
+            // Reached, but the connection closed or broke before an answer
+            // (a receiver that crashed on this payload, a proxy's reset):
+            // this delivery failed, and the next one is still sent.
+            Err(e) if !e.is_connect() && !e.is_builder() => {
+                out!(
+                    "--- {} no reply: {} (Kustomer would count it failed and retry)",
+                    printable(&file.display().to_string()),
+                    printable(&no_reply_reason(&e))
+                );
+                ok = false;
+            }
+            Err(e) => return Err(unreachable(url, &file, e)),
         }
     }
     Ok(if ok {
@@ -1004,6 +1077,27 @@ impl IdempotencyStore for DownOnce {
     }
 }
 
+/// The demo's dead-letter directory: new, under a random name in the
+/// temporary directory, owner-only; removed when dropped, and by
+/// [`crate::out::line`] when the reader of stdout goes away.
+fn demo_dir() -> Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("kustomer-webhooks-demo-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder.tempdir().with_context(|| {
+        format!(
+            "creating the demo's directory in {}",
+            std::env::temp_dir().display()
+        )
+    })?;
+    crate::out::remove_on_exit(dir.path());
+    Ok(dir)
+}
+
 /// `demo`: a receiver on a loopback port (with the ordering guard and dead
 /// letters), fed the ten samples, a duplicate, an update arriving after a
 /// newer one, a drifted update, an event without a model, a delivery while
@@ -1016,8 +1110,10 @@ pub async fn demo() -> Result<ExitCode> {
     );
     // Deliveries that fail are kept here until they are handled; the demo's
     // store is down for the first claim of one event.
-    let dir = std::env::temp_dir().join(format!("kustomer-webhooks-demo-{}", std::process::id()));
-    let letters = DeadLetters::open(&dir)?;
+    // A directory of its own, under a name no one can guess, owner-only,
+    // removed however the demo ends (a reader that goes away included).
+    let dir = demo_dir()?;
+    let letters = DeadLetters::open(dir.path())?;
     let receiver = receiver(SharedVerifier::new(Verifier::new(&token)))?
         .with_ordering(OrderingGuard::new())
         .with_store(DownOnce::new(DEMO_DOWN_ID))
@@ -1135,7 +1231,7 @@ pub async fn demo() -> Result<ExitCode> {
     expected_ok &= d.status == 400;
 
     server.abort();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     if expected_ok {
         out!("\nevery delivery got the status it should");
         Ok(ExitCode::SUCCESS)
@@ -1146,7 +1242,27 @@ pub async fn demo() -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{addr_arg, path_arg, token_arg};
+    use super::{addr_arg, path_arg, token_arg, unreachable_message};
+
+    #[test]
+    fn a_ca_certificate_served_as_a_servers_own_is_explained() {
+        let file = std::path::Path::new("a.json");
+        let said = unreachable_message(
+            "https://127.0.0.1:8443/",
+            file,
+            "error sending request: client error (Connect): invalid peer certificate: \
+             Other(OtherError(CaUsedAsEndEntity))",
+        );
+        assert!(
+            said.starts_with("posting a.json to https://127.0.0.1:8443/: the receiver's certificate is a certificate authority's")
+                && said.contains("basicConstraints=critical,CA:FALSE"),
+            "{said}"
+        );
+        assert_eq!(
+            unreachable_message("http://x/", file, "connection refused"),
+            "posting a.json to http://x/: connection refused"
+        );
+    }
 
     #[test]
     fn an_address_is_an_ip_or_a_name_with_a_port_and_said_plainly_when_not() {

@@ -305,3 +305,63 @@ fn parse_skips_a_byte_order_mark_at_the_start_of_a_file() {
         r.stdout
     );
 }
+
+/// With `--json`, every file has its line, one that failed included; a
+/// link to nothing in a directory is reported, not left out; and text from
+/// a payload cannot break or forge a line.
+#[test]
+fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
+    let dir = TempDir::new().unwrap();
+    let (_, team) = kustomer_schema::SEED_SAMPLES[6];
+    write(&dir, "a.json", team);
+    write(&dir, "b.json", r#"{"name": "kustomer.team.create"}"#);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("c.json")).unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let r = run(&["parse", "--json", d]);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected = if cfg!(unix) { 3 } else { 2 };
+    assert_eq!(lines.len(), expected, "{}", r.stdout);
+    assert_eq!(lines[0]["file"], format!("{d}/a.json"));
+    assert_eq!(lines[0]["typed"], true);
+    assert_eq!(lines[1]["file"], format!("{d}/b.json"));
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{d}/b.json: the body has no `data`")),
+        "{}",
+        r.stdout
+    );
+    if cfg!(unix) {
+        assert_eq!(lines[2]["file"], format!("{d}/c.json"));
+        assert!(
+            lines[2]["error"].as_str().unwrap().contains("No such file"),
+            "{}",
+            r.stdout
+        );
+    }
+
+    // An event name with a line break and a terminal escape in it.
+    let forged = write(
+        &dir,
+        "forged.json",
+        r#"{"name": "x\u001b[2K\r\nok.json: kustomer.team.create", "data": {}}"#,
+    );
+    let r = run(&["parse", &forged]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(r"x\u{1b}[2K\u{d}\u{a}ok.json: kustomer.team.create, an unknown event"),
+        "{}",
+        r.stdout
+    );
+}

@@ -203,8 +203,9 @@ fn send_posts_over_https_to_a_receiver_it_trusts_and_refuses_one_it_does_not() {
     assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
     assert!(untrusted.stdout.is_empty(), "{}", text(&untrusted.stdout));
     assert!(
-        stderr.starts_with(&format!("error: posting to {url}"))
-            && stderr.contains("invalid peer certificate: UnknownIssuer"),
+        stderr.starts_with(&format!(
+            "error: posting schema/samples/kustomer.team.update.json to {url}: "
+        )) && stderr.contains("invalid peer certificate: UnknownIssuer"),
         "{stderr}"
     );
 
@@ -331,4 +332,116 @@ fn the_timeout_must_be_whole_seconds_of_at_least_one() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(want), "{stderr}");
     }
+}
+
+/// Reads one HTTP/1.1 request (its head, and a body of its
+/// `content-length`) from `stream`.
+fn read_request(stream: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn a_connection_closed_without_an_answer_fails_that_payload_and_the_next_is_sent() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().flatten().enumerate() {
+            let mut stream = stream;
+            read_request(&mut stream);
+            let answer: Vec<u8> = match i {
+                // The first is dropped, unanswered.
+                0 => continue,
+                // A page over several lines, with a terminal escape in it.
+                1 => {
+                    let body = "<html>\nforged line\x1b[2K\r\n</html>\n";
+                    format!(
+                        "HTTP/1.1 502 Bad Gateway\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                }
+                _ => b"HTTP/1.1 307 Temporary Redirect\r\nlocation: https://elsewhere.example/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&answer);
+        }
+    });
+    let out = send_without_system_roots(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "schema/samples/kustomer.team.create.json",
+        "schema/samples/kustomer.team.update.json",
+        "schema/samples/kustomer.user.create.json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("--- schema/samples/kustomer.team.create.json no reply: ")
+            && lines[0].ends_with("(Kustomer would count it failed and retry)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        "502 schema/samples/kustomer.team.update.json <html>\\u{a}forged line\\u{1b}[2K\\u{d}\\u{a}</html>"
+    );
+    assert_eq!(
+        lines[2],
+        "307 schema/samples/kustomer.user.create.json (Location: https://elsewhere.example/)"
+    );
+}
+
+#[test]
+fn a_long_reply_is_cut_short() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            read_request(&mut stream);
+            // Endless: a body with no length, until the client goes.
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+            let chunk = [b'x'; 8192];
+            while stream.write_all(&chunk).is_ok() {}
+        }
+    });
+    let out = send_without_system_roots(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "schema/samples/kustomer.team.create.json",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let line = stdout.lines().next().unwrap();
+    assert!(
+        line.starts_with("200 schema/samples/kustomer.team.create.json xxx"),
+        "{line}"
+    );
+    assert!(line.ends_with("x …"), "{line}");
+    assert!(line.len() < 2200, "{}", line.len());
 }

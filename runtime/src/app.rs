@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::EventName;
 use crate::read::{ReadError, Reader};
-use crate::verify::RESERVED_HEADERS;
+use crate::verify::{HOP_BY_HOP_HEADERS, RESERVED_HEADERS};
 
 /// The longest `name` and `url` Kustomer accepts.
 pub const MAX_LENGTH: usize = 255;
@@ -186,6 +186,8 @@ impl AppDefinition {
     /// repeats is an error (a JSON reader keeps one of its values, usually
     /// the last, without a word).
     pub fn validate_json(text: &str) -> Vec<Problem> {
+        // A byte order mark, as some editors save one, is not JSON: skipped.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // The runtime's own reader: it accepts what `serde_json` accepts, and
         // says where the text breaks off, as a JSON Pointer too.
         let mut reader = Reader::new(text);
@@ -248,7 +250,17 @@ impl AppDefinition {
             });
         }
         match root.get("outboundWebhooks") {
-            None => {}
+            None => out.push(Problem {
+                pointer: String::new(),
+                message: "no `outboundWebhooks`: this app definition sends no webhooks".into(),
+                severity: Severity::Warning,
+            }),
+            Some(Value::Array(hooks)) if hooks.is_empty() => out.push(Problem {
+                pointer: "/outboundWebhooks".into(),
+                message: "`outboundWebhooks` is empty: this app definition sends no webhooks"
+                    .into(),
+                severity: Severity::Warning,
+            }),
             Some(Value::Array(hooks)) => {
                 for (i, hook) in hooks.iter().enumerate() {
                     validate_webhook(hook, &format!("/outboundWebhooks/{i}"), &mut out);
@@ -404,6 +416,15 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                                 "{n} cannot be a custom header: every delivery carries it (its \
                                  signature, event name, content type or length), and the \
                                  receiver refuses it as one"
+                            ),
+                        ));
+                    } else if HOP_BY_HOP_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                        out.push(error(
+                            &np,
+                            format!(
+                                "{n} cannot be a custom header: a proxy in front of the \
+                                 receiver may drop or rewrite it, and then every delivery \
+                                 would be refused"
                             ),
                         ));
                     } else if let Some((_, first)) =
@@ -572,6 +593,32 @@ mod tests {
         let parsed: AppDefinition = serde_json::from_value(valid()).unwrap();
         assert_eq!(parsed.outbound_webhooks[0].events.len(), 2);
         assert_eq!(serde_json::to_value(&parsed).unwrap(), valid());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_no_webhooks_is_a_warning() {
+        let text = format!("\u{feff}{}", valid());
+        assert_eq!(AppDefinition::validate_json(&text), Vec::new());
+        let without = |edit: fn(&mut Value)| {
+            let mut v = valid();
+            edit(&mut v);
+            AppDefinition::validate_json(&v.to_string())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without(|v| {
+                v.as_object_mut().unwrap().remove("outboundWebhooks");
+            }),
+            ["warning: /: no `outboundWebhooks`: this app definition sends no webhooks"]
+        );
+        assert_eq!(
+            without(|v| v["outboundWebhooks"] = json!([])),
+            [
+                "warning: /outboundWebhooks: `outboundWebhooks` is empty: this app definition sends no webhooks"
+            ]
+        );
     }
 
     #[test]
@@ -817,6 +864,24 @@ mod tests {
             );
         }
         assert_eq!(crate::verify::RESERVED_HEADERS.len(), 5);
+        for name in [
+            "Host",
+            "connection",
+            "Keep-Alive",
+            "TE",
+            "upgrade",
+            "Expect",
+            "Proxy-Authorization",
+        ] {
+            let got = header_problems(json!([{"name": name, "value": "1"}]));
+            assert!(
+                got.len() == 1
+                    && got[0].starts_with(&format!(
+                        "error: /outboundWebhooks/0/headers/0/name: {name} cannot be a custom header: a proxy"
+                    )),
+                "{name:?}: {got:#?}"
+            );
+        }
     }
 
     #[test]

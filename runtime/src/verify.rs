@@ -59,6 +59,26 @@ pub const RESERVED_HEADERS: [&str; 5] = [
     "transfer-encoding",
 ];
 
+/// Headers a proxy or load balancer in front of a receiver may drop,
+/// consume or rewrite (lowercase; compare case-insensitively): the
+/// connection's own (`connection`, `keep-alive`, `te`, `trailer`,
+/// `upgrade`, `expect`, `proxy-*`) and `host`. A custom header named as one
+/// of them could reach the receiver changed or not at all, refusing every
+/// delivery, so `kustomer-webhooks serve` refuses them as `--header`s, and
+/// the app-definition validator as a webhook's `headers`.
+pub const HOP_BY_HOP_HEADERS: [&str; 10] = [
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+];
+
 /// Why a delivery is refused as not authentic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
