@@ -356,9 +356,10 @@ pub async fn serve(
     let stopping = Arc::new(AtomicBool::new(false));
     let reloads = Arc::new(Reloads::new(secrets.tokens.len(), tls.is_some()));
     let mut store = None;
+    let mut catch_up = None;
     if let Some(redis) = options.redis {
         let probe;
-        (receiver, probe) = with_redis(receiver, redis, options.ordering).await?;
+        (receiver, probe, catch_up) = with_redis(receiver, redis, options.ordering).await?;
         store = Some(probe);
     }
     let app = kustomer_webhooks::axum::router_at(&options.path, receiver);
@@ -443,6 +444,18 @@ pub async fn serve(
         })
         .await;
     note!("stopped; every delivery in progress was answered ({counters})");
+    if let Some(catch_up) = catch_up {
+        // What an outage left to tell Redis goes now, or is lost with the
+        // process: say so.
+        let untold = catch_up().await;
+        if untold > 0 {
+            note!(
+                "warning: {untold} ids or revisions handled while Redis could not be reached \
+                 were not told to it (it does not answer): a retry of those events that \
+                 reaches another replica is handled again"
+            );
+        }
+    }
     if let Some(letters) = &dead_letters {
         letters.refresh().await;
         waiting(letters);
@@ -485,8 +498,10 @@ fn waiting(letters: &DeadLetters) {
 
 /// The shared store's state, as `--metrics-addr` reports it.
 struct StoreState {
-    /// `Err(why)` where the store does not answer a ping (within 2 s).
-    answers: Result<(), String>,
+    /// `Err((why, refused))` where the store does not answer a ping and a
+    /// write (within 2 s): `refused` when it answers but refuses them (a
+    /// refusal, unlike an outage, is not something failing open covers).
+    answers: Result<(), (String, bool)>,
     /// Failing open: whether the store is taken to be down now (ids claimed
     /// in the process), and how many ids were claimed in the process so far.
     fail_open: Option<(bool, u64)>,
@@ -496,6 +511,11 @@ struct StoreState {
 type StoreProbe = std::sync::Arc<
     dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = StoreState> + Send>> + Send + Sync,
 >;
+
+/// Failing open: tells the shared store, if it answers, what an outage
+/// left to tell it; how many ids and revisions are still untold.
+type CatchUp =
+    std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>> + Send + Sync>;
 
 /// `GET /healthz` (the process serves), `GET /readyz` (it can handle
 /// deliveries: it is not `stopping`, and its shared store answers or it
@@ -530,7 +550,7 @@ fn health_router(
                     answers: Ok(()), ..
                 } => (StatusCode::OK, "ready\n".to_owned()),
                 StoreState {
-                    answers: Err(why),
+                    answers: Err((why, false)),
                     fail_open: Some(_),
                 } => (
                     StatusCode::OK,
@@ -539,7 +559,14 @@ fn health_router(
                     ),
                 ),
                 StoreState {
-                    answers: Err(why),
+                    answers: Err((why, true)),
+                    ..
+                } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: Redis refuses the store ({why})\n"),
+                ),
+                StoreState {
+                    answers: Err((why, false)),
                     fail_open: None,
                 } => (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -576,7 +603,7 @@ fn health_router(
                 metric(
                     "kustomer_webhooks_store_up",
                     "gauge",
-                    "Whether the shared idempotency store (Redis) answers a ping.",
+                    "Whether the shared idempotency store (Redis) answers a ping and takes a write.",
                     u64::from(state.answers.is_ok()),
                 );
                 if let Some((down, claimed)) = state.fail_open {
@@ -678,7 +705,7 @@ async fn with_redis(
     receiver: Receiver,
     options: RedisOptions,
     ordering: bool,
-) -> Result<(Receiver, StoreProbe)> {
+) -> Result<(Receiver, StoreProbe, Option<CatchUp>)> {
     use kustomer_webhooks::dedupe::{RedisStore, StoreError};
     use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 
@@ -753,19 +780,17 @@ async fn with_redis(
         }
     };
     let mut store = connecting.context("connecting to Redis (--redis)")?;
-    if lazy {
-        // Settings Redis refuses (a wrong password) are found now rather
-        // than at the first delivery; a Redis down for now is no reason not
-        // to start.
-        match store.ping().await {
-            Ok(()) => {}
-            Err(StoreError::Unavailable(e)) => {
-                note!(
-                    "Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
-                );
-            }
-            Err(e) => return Err(anyhow!(e).context("connecting to Redis (--redis)")),
+    // Settings Redis refuses (a wrong password, a user who may not write, a
+    // replica) are found now rather than at the first delivery; failing
+    // open, a Redis down for now is no reason not to start.
+    match store.ping().await {
+        Ok(()) => {}
+        Err(StoreError::Unavailable(e)) if lazy => {
+            note!(
+                "warning: Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
+            );
         }
+        Err(e) => return Err(anyhow!(e).context("connecting to Redis (--redis)")),
     }
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
@@ -799,8 +824,9 @@ async fn with_redis(
             Box::pin(async move {
                 let answers = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await
                 {
-                    Ok(answer) => answer.map_err(|e| e.to_string()),
-                    Err(_) => Err("no answer within 2 s".to_owned()),
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err((e.to_string(), !matches!(e, StoreError::Unavailable(_)))),
+                    Err(_) => Err(("no answer within 2 s".to_owned(), false)),
                 };
                 StoreState {
                     answers,
@@ -809,18 +835,77 @@ async fn with_redis(
             })
         })
     };
+    let catch_up = open.clone().map(|open| {
+        // Told what the outage left as soon as Redis answers again, with
+        // or without deliveries to reach it.
+        tokio::spawn(catch_up_every(store.clone(), open.clone(), CATCH_UP_EVERY));
+        let store = store.clone();
+        let catch_up: CatchUp = std::sync::Arc::new(move || {
+            let (store, open) = (store.clone(), open.clone());
+            Box::pin(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), catch_up(&store, &open)).await;
+                open.untold()
+            })
+        });
+        catch_up
+    });
     let receiver = match open {
         Some(open) if ordering => receiver.with_store(open.clone()).with_ordering(open),
         Some(open) => receiver.with_store(open),
         None if ordering => receiver.with_store(store.clone()).with_ordering(store),
         None => receiver.with_store(store),
     };
-    Ok((receiver, probe))
+    Ok((receiver, probe, catch_up))
+}
+
+/// How often a failing-open `serve` looks whether Redis answers again,
+/// while it has taken it to be down or has something to tell it.
+#[cfg(feature = "redis")]
+const CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+
+/// Every `every`, while `open` takes Redis to be down or holds what an
+/// outage left to tell it: once Redis answers a ping and a write, tells
+/// it everything (ids handled and revisions recorded meanwhile).
+#[cfg(feature = "redis")]
+async fn catch_up_every(
+    store: kustomer_webhooks::dedupe::RedisStore,
+    open: std::sync::Arc<
+        kustomer_webhooks::dedupe::FailOpen<kustomer_webhooks::dedupe::RedisStore>,
+    >,
+    every: Duration,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        if open.is_down() || open.untold() > 0 {
+            let _ = tokio::time::timeout(every, catch_up(&store, &open)).await;
+        }
+    }
+}
+
+/// If Redis answers a ping and a write, tells it what the outage left.
+#[cfg(feature = "redis")]
+async fn catch_up(
+    store: &kustomer_webhooks::dedupe::RedisStore,
+    open: &kustomer_webhooks::dedupe::FailOpen<kustomer_webhooks::dedupe::RedisStore>,
+) {
+    if store.ping().await.is_err() {
+        return;
+    }
+    let untold = open.untold();
+    if open.catch_up().await.is_ok() && open.catch_up_revisions().await.is_ok() && untold > 0 {
+        tracing::info!(
+            "told Redis the {untold} ids and revisions handled while it could not be reached"
+        );
+    }
 }
 
 /// Without the `redis` feature, `--redis` is an error.
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: Receiver, _: RedisOptions, _: bool) -> Result<(Receiver, StoreProbe)> {
+async fn with_redis(
+    _: Receiver,
+    _: RedisOptions,
+    _: bool,
+) -> Result<(Receiver, StoreProbe, Option<CatchUp>)> {
     Err(anyhow!(
         "--redis: this build of kustomer-webhooks has no Redis store (built without its \
          `redis` feature)"

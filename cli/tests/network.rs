@@ -2100,6 +2100,40 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
+
+    // Redis is back. With no delivery to reach it, the failing-open serve
+    // still finds it (within a few seconds) and tells it what it handled
+    // meanwhile: a retry reaching the other serve is a duplicate there.
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, text) = http("GET", &open_metrics, "/metrics");
+        if text.contains("\nkustomer_webhooks_fail_open_active 0\n") {
+            assert!(text.contains("\nkustomer_webhooks_store_up 1\n"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let reply = send(&closed);
+    assert!(
+        reply.starts_with("200 ") && reply.contains("\"outcome\":\"duplicate\""),
+        "{reply}"
+    );
+
+    // Redis answers but refuses writes (its memory full): not ready, failing
+    // open or not, since failing open covers an outage, not a refusal.
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    for metrics in [&closed_metrics, &open_metrics] {
+        let (status, text) = http("GET", metrics, "/readyz");
+        assert_eq!(status, 503, "{text}");
+        assert!(
+            text.starts_with("not ready: Redis refuses the store") && text.contains("OOM"),
+            "{text}"
+        );
+    }
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(http("GET", &open_metrics, "/readyz").0, 200);
 }
 
 #[cfg(feature = "redis")]
@@ -2478,4 +2512,67 @@ fn serve_body_timeout_sets_how_long_a_body_may_take() {
     let mut answer = [0u8; 12];
     stream.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"HTTP/1.1 408");
+}
+
+/// Failing open, what an outage left to tell Redis is told when `serve`
+/// stops, if Redis answers by then, and said when it does not.
+#[cfg(all(feature = "redis", unix))]
+#[test]
+fn failing_open_serve_tells_redis_what_it_holds_when_it_stops() {
+    let Some(mut redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let prefix = format!("serve-fail-open-stop:{}:", std::process::id());
+    let url = redis.url.clone();
+    let args = [
+        "--token",
+        "t0ken",
+        "--redis",
+        &url,
+        "--redis-prefix",
+        &prefix,
+        "--redis-fail-open",
+    ];
+    let stop = |serve: Killed, mut log: BufReader<ChildStderr>| {
+        serve.terminate();
+        let mut serve = serve;
+        let status = serve.0.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+        assert!(status.success(), "{status:?}: {rest}");
+        rest
+    };
+    let id_key = |sample: &str| {
+        let text = std::fs::read_to_string(format!("{ROOT}/schema/samples/{sample}.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        format!("{prefix}{}", v["id"].as_str().unwrap())
+    };
+
+    // Redis comes back just before the stop, before any look of the
+    // serve's own: told at the stop.
+    let (serve, log, serve_url, _) = start_serve_with_env(&args, &[]);
+    redis.stop();
+    let reply = send_sample(&serve_url, "t0ken", "kustomer.team.create");
+    assert!(reply.starts_with("200 "), "{reply}");
+    redis.restart();
+    let rest = stop(serve, log);
+    assert!(!rest.contains("were not told"), "{rest}");
+    assert_eq!(
+        redis.cli(&["GET", &id_key("kustomer.team.create")]).trim(),
+        "done"
+    );
+
+    // Still down at the stop: said.
+    let (serve, log, serve_url, _) = start_serve_with_env(&args, &[]);
+    redis.stop();
+    let reply = send_sample(&serve_url, "t0ken", "kustomer.team.update");
+    assert!(reply.starts_with("200 "), "{reply}");
+    let rest = stop(serve, log);
+    assert!(
+        rest.contains("warning: 1 ids or revisions handled while Redis could not be reached were not told to it"),
+        "{rest}"
+    );
 }

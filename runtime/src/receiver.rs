@@ -122,9 +122,11 @@ pub struct Counters {
     pub accepted: AtomicU64,
     /// Deliveries refused before dispatch (4xx).
     pub rejected: AtomicU64,
-    /// Deliveries of an event already processed (2xx), or being processed
-    /// by another delivery (409 `in progress`).
+    /// Deliveries of an event already processed (2xx).
     pub duplicate: AtomicU64,
+    /// Deliveries of an event another delivery was handling at the time
+    /// (409 `in progress`): Kustomer counts them failed and retries them.
+    pub in_progress: AtomicU64,
     /// Updates older than one already processed.
     pub stale: AtomicU64,
     /// Deliveries whose handler failed, panicked or timed out (5xx).
@@ -141,7 +143,7 @@ impl Counters {
     /// The counts in Prometheus's text exposition format, for a `/metrics`
     /// endpoint: one counter, `kustomer_webhooks_deliveries_total`, with an
     /// `outcome` label for each count (`accepted`, `rejected`, `duplicate`,
-    /// `stale`, `failed`).
+    /// `in_progress`, `stale`, `failed`).
     ///
     /// ```
     /// use kustomer_webhooks::receiver::Counters;
@@ -158,6 +160,7 @@ impl Counters {
             ("accepted", &self.accepted),
             ("rejected", &self.rejected),
             ("duplicate", &self.duplicate),
+            ("in_progress", &self.in_progress),
             ("stale", &self.stale),
             ("failed", &self.failed),
         ] {
@@ -168,7 +171,8 @@ impl Counters {
     }
 }
 
-/// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`.
+/// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`, and `, 2 in
+/// progress` when there were any.
 impl std::fmt::Display for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -180,7 +184,11 @@ impl std::fmt::Display for Counters {
             n(&self.duplicate),
             n(&self.stale),
             n(&self.failed)
-        )
+        )?;
+        match n(&self.in_progress) {
+            0 => Ok(()),
+            busy => write!(f, ", {busy} in progress"),
+        }
     }
 }
 
@@ -513,7 +521,11 @@ impl<S: Events> Receiver<S> {
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
-            (200..=299, "duplicate") | (409, "in progress") => Counters::bump(&counters.duplicate),
+            (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
+            (409, "in progress") => {
+                Counters::bump(&counters.in_progress);
+                cold::in_progress(reply);
+            }
             (200..=299, "stale") => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
             (400..=499, _) => {
@@ -908,6 +920,18 @@ mod cold {
                 "revision store did not record a handled update's revision in time",
             ),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn in_progress(reply: &super::Reply) {
+        tracing::info!(
+            target: LOG,
+            status = reply.status,
+            detail = reply.detail.as_deref(),
+            "delivery answered 409: another delivery of its event is being handled (Kustomer \
+             retries it)"
+        );
     }
 
     #[cold]
@@ -1389,6 +1413,7 @@ mod tests {
         counters.accepted.store(3, Ordering::Relaxed);
         counters.rejected.store(1, Ordering::Relaxed);
         counters.failed.store(2, Ordering::Relaxed);
+        counters.in_progress.store(1, Ordering::Relaxed);
         assert_eq!(
             counters.prometheus(),
             "# HELP kustomer_webhooks_deliveries_total Deliveries received, by outcome.\n\
@@ -1396,8 +1421,13 @@ mod tests {
              kustomer_webhooks_deliveries_total{outcome=\"accepted\"} 3\n\
              kustomer_webhooks_deliveries_total{outcome=\"rejected\"} 1\n\
              kustomer_webhooks_deliveries_total{outcome=\"duplicate\"} 0\n\
+             kustomer_webhooks_deliveries_total{outcome=\"in_progress\"} 1\n\
              kustomer_webhooks_deliveries_total{outcome=\"stale\"} 0\n\
              kustomer_webhooks_deliveries_total{outcome=\"failed\"} 2\n"
+        );
+        assert_eq!(
+            counters.to_string(),
+            "3 accepted, 1 rejected, 0 duplicate, 0 stale, 2 failed, 1 in progress"
         );
     }
 

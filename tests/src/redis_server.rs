@@ -104,6 +104,22 @@ fn listening(port: u16, deadline: Instant) {
     }
 }
 
+/// The major version of the `redis-server` on the path (0 if it cannot be
+/// told).
+fn major_version() -> u32 {
+    static VERSION: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = Command::new("redis-server").arg("--version").output();
+        out.ok()
+            .and_then(|out| {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let v = text.split("v=").nth(1)?.split('.').next()?.parse().ok()?;
+                Some(v)
+            })
+            .unwrap_or(0)
+    })
+}
+
 /// `redis://` or `rediss://`.
 fn scheme(listen: Listen) -> &'static str {
     match listen {
@@ -118,6 +134,11 @@ fn server_command(port: u16, listen: Listen, dir: &std::path::Path) -> Command {
     let mut command = Command::new("redis-server");
     command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     command.arg("--dir").arg(dir);
+    // `DEBUG SLEEP`, to hold the server still for a moment: from Redis 7,
+    // for local clients only when asked for (before, always).
+    if major_version() >= 7 {
+        command.args(["--enable-debug-command", "local"]);
+    }
     match listen {
         Listen::Tcp => command.args(["--port", &port.to_string()]),
         Listen::Tls { client_certificate } => command

@@ -820,6 +820,9 @@ async fn a_plain_fn_handler_past_its_time_limit_keeps_its_claim_and_slot_until_i
         (409, Some("in progress")),
         "{reply}"
     );
+    // Counted as such, not as a duplicate (which is acknowledged).
+    assert_eq!(s.counters.in_progress.load(Ordering::SeqCst), 1);
+    assert_eq!(s.counters.duplicate.load(Ordering::SeqCst), 0);
     // Nor does another event get its slot (the only one) meanwhile.
     let team = variant("kustomer.team.update", 2, None);
     let (status, reply) = s.deliver(&team, TOKEN, None).await;

@@ -124,6 +124,146 @@ async fn a_key_holding_something_else_is_an_error_naming_it() {
     );
 }
 
+/// A claim given up deletes only itself: not a claim of the same id made
+/// since by another (its own expired), nor one an earlier version wrote.
+#[tokio::test]
+async fn giving_a_claim_up_deletes_that_claim_only() {
+    let Some(redis) = redis() else { return };
+    let one = store(&redis, "own-claims").await;
+    let other = store(&redis, "own-claims").await;
+    assert_eq!(one.begin("e3").await.unwrap(), Begin::New);
+    let key = format!("{}e3", prefix("own-claims"));
+    let held: String = raw(&redis, &["GET", &key]).await;
+    assert!(held.starts_with("in-progress:"), "{held}");
+    // Its key expired, and another replica claimed the id since.
+    raw::<()>(&redis, &["DEL", &key]).await;
+    assert_eq!(other.begin("e3").await.unwrap(), Begin::New);
+    one.abandon("e3").await.unwrap();
+    assert_eq!(one.begin("e3").await.unwrap(), Begin::InProgress);
+    other.abandon("e3").await.unwrap();
+    assert_eq!(one.begin("e3").await.unwrap(), Begin::New);
+    one.complete("e3").await.unwrap();
+    // A claim as earlier versions write it is a claim, and given up by id.
+    raw_set(
+        &redis,
+        &format!("{}e4", prefix("own-claims")),
+        "in-progress",
+    )
+    .await;
+    assert_eq!(one.begin("e4").await.unwrap(), Begin::InProgress);
+    one.abandon("e4").await.unwrap();
+    assert_eq!(one.begin("e4").await.unwrap(), Begin::New);
+}
+
+/// No id's key is another's, a revision's or the probe's, whatever the ids.
+#[tokio::test]
+async fn odd_ids_keep_to_keys_of_their_own() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis, "odd-ids").await;
+    // An event id that ends as a revision's key does, for resource `r1`.
+    assert_eq!(store.begin("r1:rev").await.unwrap(), Begin::New);
+    store.complete("r1:rev").await.unwrap();
+    store.record_revision("r1", 4).await.unwrap();
+    assert_eq!(store.last_revision("r1").await.unwrap(), Some(4));
+    assert_eq!(store.begin("r1:rev").await.unwrap(), Begin::Done);
+    // The probe's key, and an id that looks like an escaped one.
+    store.ping().await.unwrap();
+    for id in [":probe", "~3a70726f6265", "~"] {
+        assert_eq!(store.begin(id).await.unwrap(), Begin::New, "{id}");
+    }
+    // A plain id keeps its plain key, as earlier versions wrote it.
+    assert_eq!(
+        store.begin("6087326fa8b1c7b07da5e5c0").await.unwrap(),
+        Begin::New
+    );
+    let plain: String = raw(
+        &redis,
+        &[
+            "GET",
+            &format!("{}6087326fa8b1c7b07da5e5c0", prefix("odd-ids")),
+        ],
+    )
+    .await;
+    assert!(plain.starts_with("in-progress"), "{plain}");
+}
+
+/// A Redis that answers but refuses writes fails `ping` (a readiness
+/// probe) as it fails claims: a user without the right to run scripts, a
+/// full memory.
+#[tokio::test]
+async fn ping_fails_on_a_redis_that_answers_but_refuses_writes() {
+    let Some(redis) = redis() else { return };
+    let Some((_, port)) = redis.server else {
+        return; // An external Redis is not the test's to reconfigure.
+    };
+    raw::<()>(
+        &redis,
+        &[
+            "ACL", "SETUSER", "pinger", "on", ">pw", "~*", "+ping", "+hello", "+auth", "+select",
+            "+client", "+info", "+get",
+        ],
+    )
+    .await;
+    let limited = RedisStore::connect_lazy(&format!("redis://pinger:pw@127.0.0.1:{port}/"))
+        .unwrap()
+        .with_prefix(prefix("refused"));
+    let err = limited.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Failed(_)), "{err:?}");
+    assert!(err.to_string().contains("refuses a write"), "{err}");
+    assert!(limited.begin("e5").await.is_err());
+
+    let store = store(&redis, "refused").await;
+    store.ping().await.unwrap();
+    raw::<()>(&redis, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let err = store.ping().await.unwrap_err();
+    raw::<()>(&redis, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert!(err.to_string().contains("refuses a write"), "{err}");
+    store.ping().await.unwrap();
+}
+
+/// A claim whose answer came too late (a Redis paused longer than the
+/// store waits) is given up once Redis answers, rather than holding the
+/// event for the in-progress timeout.
+#[tokio::test]
+async fn a_claim_answered_too_late_is_given_up() {
+    let Some(redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to pause.
+    }
+    let store = store(&redis, "late").await;
+    // A first claim loads the script, as a delivery before would have.
+    assert_eq!(store.begin("e5").await.unwrap(), Begin::New);
+    // The server stands still for 0.8 s, the claim already sent: it is made
+    // once the server goes on, after the store stopped waiting (500 ms).
+    let sleeping = {
+        let redis_url = redis.url.clone();
+        tokio::spawn(async move {
+            let client = redis::Client::open(redis_url.as_str()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("DEBUG")
+                .arg(&["SLEEP", "0.8"])
+                .query_async::<()>(&mut connection)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = store.begin("e6").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // (The sleep's own client may stop waiting for its answer too.)
+    let _ = sleeping.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let exists: i64 = raw(&redis, &["EXISTS", &format!("{}e6", prefix("late"))]).await;
+        if exists == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late claim still holds e6");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.begin("e6").await.unwrap(), Begin::New);
+}
+
 /// `SET key value` on a connection of its own, as another program would.
 async fn raw_set(redis: &Redis, key: &str, value: &str) {
     raw::<()>(redis, &["SET", key, value]).await;
@@ -1203,13 +1343,21 @@ async fn a_primary_slow_for_a_moment_keeps_the_store_on_its_connection() {
     let err = store.begin("slow-1").await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     // Once the writes go on, the store claims on the connection it had (it
-    // used to connect anew). (A claim sent during the pause is made when it
-    // ends, though the store reported it unavailable: the retry finds it
-    // in progress.)
+    // used to connect anew). A claim sent during the pause is made when it
+    // ends, though the store reported it unavailable; the store gives it
+    // up, so that the retry is handled rather than held for the
+    // in-progress timeout.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert_eq!(store.begin("slow-2").await.unwrap(), Begin::New);
     assert_eq!(store_connections(&sentinel.servers[0]).await, before);
-    assert_eq!(store.begin("slow-1").await.unwrap(), Begin::InProgress);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match store.begin("slow-1").await.unwrap() {
+            Begin::New => break,
+            begin => assert!(Instant::now() < deadline, "slow-1 still {begin:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

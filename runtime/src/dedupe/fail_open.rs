@@ -189,6 +189,18 @@ impl<S> FailOpen<S> {
         self.down.load(Ordering::Relaxed)
     }
 
+    /// How many ids handled, and resources' revisions recorded, while the
+    /// shared store was unavailable are still to be told to it
+    /// ([`catch_up`](FailOpen::catch_up)).
+    pub fn untold(&self) -> usize {
+        self.untold_ids().len()
+            + self
+                .untold_revisions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+    }
+
     /// How many ids were claimed in memory because the shared store was
     /// unavailable, since this store was made.
     pub fn claimed_in_memory(&self) -> u64 {
@@ -329,7 +341,7 @@ impl<S> FailOpen<S> {
 impl<S: RevisionStore> FailOpen<S> {
     /// Tells the store, now answering, some of the revisions recorded
     /// while it was not (those left, with the next calls).
-    async fn tell_revisions(&self) {
+    async fn tell_revisions(&self) -> Result<(), StoreError> {
         let batch: Vec<(CompactString, i64)> = {
             let mut untold = self
                 .untold_revisions
@@ -348,9 +360,28 @@ impl<S: RevisionStore> FailOpen<S> {
                 for (resource, rev) in &batch[i..] {
                     self.untold_revision(resource, *rev);
                 }
-                return;
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Tells the store, found to answer again (by a probe such as
+    /// [`RedisStore::ping`](crate::dedupe::RedisStore::ping)), every revision
+    /// recorded in memory while it did not: what
+    /// [`catch_up`](FailOpen::catch_up) does for ids. Stops at the first
+    /// failure, keeping the rest.
+    pub async fn catch_up_revisions(&self) -> Result<(), StoreError> {
+        while !self
+            .untold_revisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            self.tell_revisions().await?;
+            self.answered();
+        }
+        Ok(())
     }
 }
 
@@ -364,7 +395,7 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
             match self.reach(self.store.last_revision(resource_id)).await {
                 Ok(shared) => {
                     self.answered();
-                    self.tell_revisions().await;
+                    let _ = self.tell_revisions().await;
                     if let Some(rev) = here
                         && shared < here
                     {
@@ -419,7 +450,7 @@ impl<S: IdempotencyStore> FailOpen<S> {
     /// not (those left, with the next calls); stops at a failure. Ids
     /// handled longer ago than the memory store's retention are let go:
     /// Kustomer's retries of them are over.
-    async fn tell_ids(&self) {
+    async fn tell_ids(&self) -> Result<(), StoreError> {
         let batch: Vec<(Instant, CompactString)> = {
             let mut untold = self.untold_ids();
             let retention = self.memory.retention();
@@ -447,9 +478,28 @@ impl<S: IdempotencyStore> FailOpen<S> {
                     untold.pop_front();
                     self.let_go();
                 }
-                return;
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// The store was found to answer again (by a probe such as
+    /// [`RedisStore::ping`](crate::dedupe::RedisStore::ping)): it is taken
+    /// to be up ([`is_down`](FailOpen::is_down) turns false), and is told
+    /// every id handled in memory while it was not, rather than a few with
+    /// each delivery. Without a probe, both wait for the next delivery's
+    /// call to reach the store, so a process that gets no traffic after an
+    /// outage would keep them to itself; call this every few seconds (as
+    /// `kustomer-webhooks serve --redis-fail-open` does) and before the
+    /// process stops. Stops at the first failure, keeping the rest for
+    /// later; [`untold`](FailOpen::untold) says how many are left.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        while !self.untold_ids().is_empty() {
+            self.tell_ids().await?;
+        }
+        self.answered();
+        Ok(())
     }
 
     /// The store claimed `id` for the caller; memory may know it from an
@@ -484,7 +534,7 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
             match self.reach(self.store.begin(id)).await {
                 Ok(begin) => {
                     self.answered();
-                    self.tell_ids().await;
+                    let _ = self.tell_ids().await;
                     if begin == Begin::New {
                         self.reconcile(id).await
                     } else {
@@ -725,6 +775,41 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn catch_up_tells_everything_at_once_and_takes_the_store_as_up() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        let ids: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+        for id in &ids {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        store.record_revision("r", 7).await.unwrap();
+        assert_eq!(store.untold(), 41);
+        // Still down: nothing told, nothing lost.
+        forget_the_failure(&store);
+        assert!(store.catch_up().await.is_err());
+        forget_the_failure(&store);
+        assert!(store.catch_up_revisions().await.is_err());
+        assert_eq!(store.untold(), 41);
+        assert!(store.is_down());
+        // Back, with no delivery to reach it: a probe's catch-up tells all
+        // (more than one call's batch), and the store is up again.
+        down(&store, false);
+        forget_the_failure(&store);
+        store.catch_up().await.unwrap();
+        store.catch_up_revisions().await.unwrap();
+        assert_eq!(store.untold(), 0);
+        assert!(!store.is_down());
+        for id in &ids {
+            assert!(told(&store, id).await, "{id}");
+        }
+        assert_eq!(
+            store.store().revisions.last_revision("r").await.unwrap(),
+            Some(7)
+        );
+    }
+
     /// A store failing open to a memory store that keeps `max_entries` ids.
     fn keeping(max_entries: u64) -> FailOpen<Switch> {
         let memory = MemoryStore::builder().max_entries(max_entries).build();
@@ -788,7 +873,7 @@ mod tests {
         store.store().broken.store(true, Ordering::SeqCst);
         down(&store, false);
         forget_the_failure(&store);
-        store.tell_ids().await;
+        assert!(store.tell_ids().await.is_err());
         let left: Vec<String> = store
             .untold_ids()
             .iter()

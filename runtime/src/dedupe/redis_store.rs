@@ -52,6 +52,48 @@ return 1
 /// What follows a resource id in the key of its last revision.
 const REVISION_SUFFIX: &str = ":rev";
 
+/// What follows the prefix in the key [`RedisStore::ping`] writes. No
+/// event's key has a `:` after the prefix, and a revision's ends with
+/// [`REVISION_SUFFIX`].
+const PROBE_SUFFIX: &str = ":probe";
+
+/// A write, as a claim is (a script that sets a key), so that a Redis that
+/// answers but refuses writes (a user without the right to run scripts or
+/// to write, memory full, a replica) fails the probe as it fails claims.
+const PROBE: &str = r"
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+";
+
+/// How long the probe's key lives.
+const PROBE_MILLIS: u64 = 10_000;
+
+/// A claim's value: [`IN_PROGRESS`], `:`, and a token of its own, so that
+/// giving it up never deletes another claim of the same id (one made after
+/// this one's key expired, or by a replica after an uncertain claim was
+/// given up).
+fn claim_value() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    format!("{IN_PROGRESS}:{:016x}", hasher.finish())
+}
+
+/// Whether a key's value is a claim: [`IN_PROGRESS`], alone (as earlier
+/// versions write it) or with a token.
+fn is_claim(held: &str) -> bool {
+    held.strip_prefix(IN_PROGRESS)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
+
 /// An [`IdempotencyStore`] in Redis, which every replica of a service
 /// reaches: a retry that lands on another replica than the first delivery is
 /// still recognised. Needs the `redis` feature.
@@ -131,6 +173,11 @@ pub struct RedisStore {
     begin: Script,
     abandon: Script,
     record_revision: Script,
+    probe: Script,
+    /// The claims this process holds, by event id: what each one's key
+    /// holds (`in-progress:<token>`), so that giving one up deletes it only
+    /// while it is this claim.
+    claims: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// What a [`RedisStore`] talks through: one server's connection manager, or
@@ -687,6 +734,8 @@ impl RedisStore {
             begin: Script::new(BEGIN),
             abandon: Script::new(ABANDON),
             record_revision: Script::new(RECORD_REVISION),
+            probe: Script::new(PROBE),
+            claims: Default::default(),
         }
     }
 
@@ -1110,14 +1159,73 @@ impl RedisStore {
         redis::cmd("PING")
             .query_async::<()>(&mut self.connection.clone())
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        let mut key = self.prefix.clone();
+        key.push_str(PROBE_SUFFIX);
+        self.probe
+            .key(key)
+            .arg(PROBE_MILLIS)
+            .invoke_async::<i64>(&mut self.connection.clone())
+            .await
+            .map(drop)
+            .map_err(|e| {
+                let refused = store_error(e);
+                match refused {
+                    StoreError::Unavailable(_) => refused,
+                    _ => StoreError::failed(format!(
+                        "Redis answers but refuses a write, as it would refuse every claim (a \
+                         user without the right to write or run scripts, memory full, or a \
+                         replica): {refused}"
+                    )),
+                }
+            })
     }
 
+    fn claims(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key of an event id or resource id: `<prefix><id>`, or, for an
+    /// id with a `:` in it or starting with `~`, `<prefix>~<the id in
+    /// hex>`, so that no id's key is another's, a revision's
+    /// (`…:rev`) or the probe's.
     fn key(&self, id: &str) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + id.len());
+        let mut key = String::with_capacity(self.prefix.len() + 2 * id.len() + 1);
         key.push_str(&self.prefix);
-        key.push_str(id);
+        if id.contains(':') || id.starts_with('~') {
+            key.push('~');
+            key.push_str(&hex::encode(id));
+        } else {
+            key.push_str(id);
+        }
         key
+    }
+
+    /// Gives up a claim that may or may not have been made (its `begin`
+    /// failed after it was sent: no answer in time), so that it does not
+    /// hold the event for the in-progress timeout: a few tries over about
+    /// eight seconds, in a task of its own.
+    fn give_up_uncertain(&self, key: String, value: String) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            for wait in [100, 400, 1_500, 6_000] {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                let tried = store
+                    .abandon
+                    .key(&key)
+                    .arg(&value)
+                    .invoke_async::<i64>(&mut store.connection.clone())
+                    .await;
+                if tried.is_ok() {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -1445,18 +1553,32 @@ impl IdempotencyStore for RedisStore {
     fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
         Box::pin(async move {
             let key = self.key(id);
-            let held: Option<String> = self
+            let value = claim_value();
+            let held: Option<String> = match self
                 .begin
                 .key(&key)
-                .arg(IN_PROGRESS)
+                .arg(&value)
                 .arg(millis(self.in_progress_timeout))
                 .invoke_async(&mut self.connection.clone())
                 .await
-                .map_err(store_error)?;
+            {
+                Ok(held) => held,
+                Err(e) => {
+                    // Sent, perhaps run, but not answered (in time): the
+                    // claim may hold the key, with no one to settle it.
+                    if !e.is_connection_refusal() {
+                        self.give_up_uncertain(key, value);
+                    }
+                    return Err(store_error(e));
+                }
+            };
             match held.as_deref() {
-                None => Ok(Begin::New),
-                Some(IN_PROGRESS) => Ok(Begin::InProgress),
+                None => {
+                    self.claims().insert(id.to_owned(), value);
+                    Ok(Begin::New)
+                }
                 Some(DONE) => Ok(Begin::Done),
+                Some(held) if is_claim(held) => Ok(Begin::InProgress),
                 Some(other) => Err(StoreError::failed(format!(
                     "the key {key} holds {other:?}, neither {IN_PROGRESS:?} nor {DONE:?}: \
                      does another program write keys under the prefix {:?}?",
@@ -1468,6 +1590,7 @@ impl IdempotencyStore for RedisStore {
 
     fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            self.claims().remove(id);
             redis::cmd("SET")
                 .arg(self.key(id))
                 .arg(DONE)
@@ -1481,9 +1604,15 @@ impl IdempotencyStore for RedisStore {
 
     fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            // This process's claim, or else one written as earlier
+            // versions write theirs.
+            let value = self
+                .claims()
+                .remove(id)
+                .unwrap_or_else(|| IN_PROGRESS.to_owned());
             self.abandon
                 .key(self.key(id))
-                .arg(IN_PROGRESS)
+                .arg(value)
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
