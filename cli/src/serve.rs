@@ -717,8 +717,9 @@ async fn with_redis(
     }
     if options.urls.len() > 1 && matches!(options.topology, Topology::Single) {
         anyhow::bail!(
-            "--redis more than once names the nodes of a cluster (add --redis-cluster) or \
-             Sentinels (add --redis-sentinel NAME)"
+            "--redis more than once, or a --redis value with white space in it, names the \
+             nodes of a cluster (add --redis-cluster) or Sentinels (add --redis-sentinel \
+             NAME); a URL holds no white space (write a space in a password as %20)"
         );
     }
     let certificates = if options.ca_cert.is_none() && options.client_identity.is_none() {

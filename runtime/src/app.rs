@@ -441,6 +441,15 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                         names.push((n, i));
                     }
                 }
+                for key in h.keys().filter(|k| !matches!(k.as_str(), "name" | "value")) {
+                    out.push(Problem {
+                        pointer: format!("{hp}/{}", escape(key)),
+                        message: format!(
+                            "`{key}` is not a key of a header, which is `{{\"name\", \"value\"}}`"
+                        ),
+                        severity: Severity::Warning,
+                    });
+                }
                 // The value is often a secret: never quoted.
                 if let Some(v) = string(h.get("value"), &format!("{hp}/value"), out) {
                     if v.trim().is_empty() {
@@ -864,6 +873,12 @@ mod tests {
             );
         }
         assert_eq!(crate::verify::RESERVED_HEADERS.len(), 5);
+        assert_eq!(
+            header_problems(json!([{"name": "x-a", "value": "1", "secret": true}])),
+            [
+                "warning: /outboundWebhooks/0/headers/0/secret: `secret` is not a key of a header, which is `{\"name\", \"value\"}`"
+            ]
+        );
         for name in [
             "Host",
             "connection",
