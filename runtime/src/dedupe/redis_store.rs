@@ -68,6 +68,16 @@ return 1
 /// How long the probe's key lives.
 const PROBE_MILLIS: u64 = 10_000;
 
+/// The claims a store holds: event id → (the key's value, when it was
+/// made).
+type Claims = std::collections::HashMap<String, (String, std::time::Instant)>;
+
+/// Past this many claims held, those older than the in-progress timeout
+/// (their keys expired in Redis; a store whose settling never came, as
+/// [`FailOpen`](crate::dedupe::FailOpen) skips a store it takes to be
+/// down) are let go when the next is made.
+const CLAIMS_KEPT: usize = 4096;
+
 /// A claim's value: [`IN_PROGRESS`], `:`, and a token of its own, so that
 /// giving it up never deletes another claim of the same id (one made after
 /// this one's key expired, or by a replica after an uncertain claim was
@@ -176,8 +186,8 @@ pub struct RedisStore {
     probe: Script,
     /// The claims this process holds, by event id: what each one's key
     /// holds (`in-progress:<token>`), so that giving one up deletes it only
-    /// while it is this claim.
-    claims: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// while it is this claim, and when it was made.
+    claims: std::sync::Arc<std::sync::Mutex<Claims>>,
 }
 
 /// What a [`RedisStore`] talks through: one server's connection manager, or
@@ -1181,10 +1191,21 @@ impl RedisStore {
             })
     }
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+    fn claims(&self) -> std::sync::MutexGuard<'_, Claims> {
         self.claims
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers the claim of `id` holding `value`, letting go of claims
+    /// past their timeout when there are many.
+    fn hold(&self, id: &str, value: String) {
+        let mut claims = self.claims();
+        if claims.len() >= CLAIMS_KEPT {
+            let timeout = self.in_progress_timeout;
+            claims.retain(|_, (_, at)| at.elapsed() < timeout);
+        }
+        claims.insert(id.to_owned(), (value, std::time::Instant::now()));
     }
 
     /// The key of an event id or resource id: `<prefix><id>`, or, for an
@@ -1574,7 +1595,7 @@ impl IdempotencyStore for RedisStore {
             };
             match held.as_deref() {
                 None => {
-                    self.claims().insert(id.to_owned(), value);
+                    self.hold(id, value);
                     Ok(Begin::New)
                 }
                 Some(DONE) => Ok(Begin::Done),
@@ -1609,7 +1630,7 @@ impl IdempotencyStore for RedisStore {
             let value = self
                 .claims()
                 .remove(id)
-                .unwrap_or_else(|| IN_PROGRESS.to_owned());
+                .map_or_else(|| IN_PROGRESS.to_owned(), |(value, _)| value);
             self.abandon
                 .key(self.key(id))
                 .arg(value)
@@ -1660,6 +1681,32 @@ impl RevisionStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Claims never settled (their keys expired in Redis) do not pile up.
+    #[tokio::test]
+    async fn claims_past_their_timeout_are_let_go_when_many_are_held() {
+        let store = RedisStore::connect_lazy("redis://127.0.0.1:9/")
+            .unwrap()
+            .with_in_progress_timeout(Duration::from_millis(20));
+        for i in 0..CLAIMS_KEPT {
+            store.hold(&i.to_string(), claim_value());
+        }
+        assert_eq!(store.claims().len(), CLAIMS_KEPT);
+        // Clones share them.
+        assert_eq!(store.clone().claims().len(), CLAIMS_KEPT);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        store.hold("fresh", claim_value());
+        assert_eq!(store.claims().len(), 1);
+        assert!(store.claims().contains_key("fresh"));
+    }
+
+    #[test]
+    fn claim_values_are_claims_of_their_own() {
+        let (a, b) = (claim_value(), claim_value());
+        assert_ne!(a, b);
+        assert!(is_claim(&a) && is_claim(IN_PROGRESS));
+        assert!(!is_claim(DONE) && !is_claim("in-progressive") && !is_claim("4"));
+    }
 
     #[test]
     fn durations_become_whole_milliseconds_of_at_least_one() {
