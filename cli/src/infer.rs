@@ -43,7 +43,13 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     let before = inferrer.sample_count();
     let mut unusable = Vec::new();
     for path in paths {
-        inferrer.add_path_skipping(path, &mut |e| unusable.push(e.to_string()))?;
+        if let Err(e) = inferrer.add_path_skipping(path, &mut |e| unusable.push(e.to_string())) {
+            // What was found unusable before is said too.
+            for problem in &unusable {
+                note!("error: {problem}");
+            }
+            return Err(e.into());
+        }
     }
     if unusable.is_empty() {
         return Ok(());

@@ -141,7 +141,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// One JSON line per file:
-        /// {"file", "event", "known", "typed", "drift", "lossless"}
+        /// {"file", "event", "known", "typed", "drift", "lossless"}, or
+        /// {"file", "error"} for one that cannot be parsed
         #[arg(long, conflicts_with = "emit")]
         json: bool,
         /// Print each parsed event re-serialised as JSON

@@ -38,7 +38,7 @@ pub fn remove_on_exit(dir: &std::path::Path) {
     }
 }
 
-fn remove_left_behind() {
+pub fn remove_left_behind() {
     if let Ok(dirs) = LEFT_BEHIND.lock() {
         for dir in dirs.iter() {
             let _ = std::fs::remove_dir_all(dir);

@@ -784,6 +784,11 @@ async fn with_redis(
     // Settings Redis refuses (a wrong password, a user who may not write, a
     // replica) are found now rather than at the first delivery; failing
     // open, a Redis down for now is no reason not to start.
+    // (The probe writes under the prefix: set it first, for a user allowed
+    // only its own keys.)
+    if let Some(prefix) = options.prefix {
+        store = store.with_prefix(prefix);
+    }
     match store.ping().await {
         Ok(()) => {}
         Err(StoreError::Unavailable(e)) if lazy => {
@@ -791,10 +796,14 @@ async fn with_redis(
                 "warning: Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
             );
         }
+        // Connected, but busy for now (loading its data): deliveries get
+        // 503 until it is done.
+        Err(StoreError::Unavailable(e)) => {
+            note!(
+                "warning: Redis does not take claims for now ({e}): deliveries get 503 until it does"
+            );
+        }
         Err(e) => return Err(anyhow!(e).context("connecting to Redis (--redis)")),
-    }
-    if let Some(prefix) = options.prefix {
-        store = store.with_prefix(prefix);
     }
     let on = match &options.topology {
         Topology::Single => String::new(),
@@ -1036,7 +1045,7 @@ fn unreachable(url: &str, file: &Path, e: reqwest::Error) -> anyhow::Error {
 }
 
 fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
-    let file = file.display();
+    let file = printable(&file.display().to_string()).into_owned();
     if why.contains("CaUsedAsEndEntity") {
         return format!(
             "posting {file} to {url}: the receiver's certificate is a certificate authority's \
@@ -1094,7 +1103,10 @@ pub async fn send(
                     // dead letter, once handled.
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
-                    note!("could not remove {}: {e}", file.display());
+                    note!(
+                        "could not remove {}: {e}",
+                        printable(&file.display().to_string())
+                    );
                 }
             }
             Err(e) if e.is_timeout() && !e.is_connect() => {
@@ -1181,6 +1193,13 @@ fn demo_dir() -> Result<tempfile::TempDir> {
         )
     })?;
     crate::out::remove_on_exit(dir.path());
+    // Stopped by Ctrl-C or SIGTERM, which end the process without its
+    // destructors: removed first.
+    tokio::spawn(async {
+        kustomer_webhooks::axum::stop_signal().await;
+        crate::out::remove_left_behind();
+        std::process::exit(130);
+    });
     Ok(dir)
 }
 

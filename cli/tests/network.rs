@@ -2576,3 +2576,48 @@ fn failing_open_serve_tells_redis_what_it_holds_when_it_stops() {
         "{rest}"
     );
 }
+
+/// A Redis user allowed only the service's own keys (its prefix) is enough:
+/// `serve`'s check at start writes under the prefix too.
+#[cfg(feature = "redis")]
+#[test]
+fn serve_starts_with_a_redis_user_allowed_only_its_prefix() {
+    let Some(redis) = kustomer_webhooks_tests::redis_server::redis() else {
+        return;
+    };
+    let Some((_, port)) = redis.server.as_ref().map(|(c, p)| (c.id(), *p)) else {
+        return; // An external Redis is not the test's to reconfigure.
+    };
+    let prefix = format!("svc{}:", std::process::id());
+    let said = redis.cli(&[
+        "ACL",
+        "SETUSER",
+        "svc",
+        "on",
+        ">pw",
+        &format!("~{prefix}*"),
+        "+@all",
+    ]);
+    assert!(said.contains("OK"), "{said}");
+    let url = format!("redis://svc:pw@127.0.0.1:{port}/");
+    let (_serve, _log, serve_url, _) = start_serve_with_env(
+        &[
+            "--token",
+            "t0ken",
+            "--redis",
+            &url,
+            "--redis-prefix",
+            &prefix,
+        ],
+        &[],
+    );
+    let reply = send_sample(&serve_url, "t0ken", "kustomer.team.create");
+    assert!(reply.starts_with("200 "), "{reply}");
+    // Without the prefix, the same user may not write: refused at start.
+    let stderr = serve_stops_at_start(&["--redis", &url]);
+    assert!(
+        stderr.contains("error: connecting to Redis (--redis)")
+            && stderr.contains("refuses a write"),
+        "{stderr}"
+    );
+}

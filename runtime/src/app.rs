@@ -186,7 +186,9 @@ impl AppDefinition {
     /// repeats is an error (a JSON reader keeps one of its values, usually
     /// the last, without a word).
     pub fn validate_json(text: &str) -> Vec<Problem> {
-        // A byte order mark, as some editors save one, is not JSON: skipped.
+        // A byte order mark, as some editors save one, is not JSON: read
+        // past, and warned of, since a JSON parser may refuse the upload.
+        let bom = text.starts_with('\u{feff}');
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // The runtime's own reader: it accepts what `serde_json` accepts, and
         // says where the text breaks off, as a JSON Pointer too.
@@ -196,7 +198,18 @@ impl AppDefinition {
             .and_then(|v| reader.end().map(|()| v))
         {
             Ok(v) => {
-                let mut out = AppDefinition::validate(&v);
+                let mut out = Vec::new();
+                if bom {
+                    out.push(Problem {
+                        pointer: String::new(),
+                        message: "the file starts with a byte order mark (U+FEFF), which \
+                                  JSON parsers such as JavaScript's `JSON.parse` refuse: save \
+                                  it without one"
+                            .into(),
+                        severity: Severity::Warning,
+                    });
+                }
+                out.extend(AppDefinition::validate(&v));
                 out.extend(repeats);
                 out
             }
@@ -607,7 +620,14 @@ mod tests {
     #[test]
     fn a_byte_order_mark_is_skipped_and_no_webhooks_is_a_warning() {
         let text = format!("\u{feff}{}", valid());
-        assert_eq!(AppDefinition::validate_json(&text), Vec::new());
+        let problems = AppDefinition::validate_json(&text);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("warning: /: the file starts with a byte order mark"),
+            "{problems:?}"
+        );
         let without = |edit: fn(&mut Value)| {
             let mut v = valid();
             edit(&mut v);

@@ -115,8 +115,10 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
-/// Counts of what the receiver did, for metrics.
+/// Counts of what the receiver did, for metrics. More may come: make one
+/// with `Counters::default()`.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Counters {
     /// Deliveries handled (2xx with a handler run, or no handler).
     pub accepted: AtomicU64,

@@ -62,11 +62,12 @@ pub const RESERVED_HEADERS: [&str; 5] = [
 /// Headers a proxy or load balancer in front of a receiver may drop,
 /// consume or rewrite (lowercase; compare case-insensitively): the
 /// connection's own (`connection`, `keep-alive`, `te`, `trailer`,
-/// `upgrade`, `expect`, `proxy-*`) and `host`. A custom header named as one
+/// `upgrade`, `expect`, `proxy-authorization`, `proxy-authenticate`,
+/// `proxy-connection`) and `host`. A custom header named as one
 /// of them could reach the receiver changed or not at all, refusing every
 /// delivery, so `kustomer-webhooks serve` refuses them as `--header`s, and
 /// the app-definition validator as a webhook's `headers`.
-pub const HOP_BY_HOP_HEADERS: [&str; 10] = [
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
     "host",
     "connection",
     "keep-alive",

@@ -352,16 +352,25 @@ impl<S: RevisionStore> FailOpen<S> {
                 .filter_map(|k| untold.remove_entry(&k))
                 .collect()
         };
-        for (i, (resource, rev)) in batch.iter().enumerate() {
-            if let Err(e) = self.reach(self.store.record_revision(resource, *rev)).await {
+        // What is not told goes back: at a failure, or if this future is
+        // dropped on the way (a caller's time limit).
+        let mut telling = Telling {
+            batch,
+            done: 0,
+            put_back: |rest: &[(CompactString, i64)]| {
+                for (resource, rev) in rest {
+                    self.untold_revision(resource, *rev);
+                }
+            },
+        };
+        while let Some((resource, rev)) = telling.batch.get(telling.done).cloned() {
+            if let Err(e) = self.reach(self.store.record_revision(&resource, rev)).await {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.failed(&e);
                 }
-                for (resource, rev) in &batch[i..] {
-                    self.untold_revision(resource, *rev);
-                }
                 return Err(e);
             }
+            telling.done += 1;
         }
         Ok(())
     }
@@ -441,6 +450,25 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
     }
 }
 
+/// A batch of what an outage left, being told to the store: what is left
+/// of it when it is dropped goes back (`put_back`), whether the telling
+/// failed or its future was dropped half way.
+struct Telling<T, F: FnMut(&[T])> {
+    batch: Vec<T>,
+    done: usize,
+    put_back: F,
+}
+
+impl<T, F: FnMut(&[T])> Drop for Telling<T, F> {
+    fn drop(&mut self) {
+        if let Some(rest) = self.batch.get(self.done..)
+            && !rest.is_empty()
+        {
+            (self.put_back)(rest);
+        }
+    }
+}
+
 /// How many ids or revisions handled during an outage one call tells the
 /// store, once it answers again.
 const TELL_AT_ONCE: usize = 16;
@@ -463,23 +491,32 @@ impl<S: IdempotencyStore> FailOpen<S> {
             let n = untold.len().min(TELL_AT_ONCE);
             untold.drain(..n).collect()
         };
-        for (i, (_, id)) in batch.iter().enumerate() {
-            if let Err(e) = self.reach(self.store.complete(id)).await {
-                if matches!(e, StoreError::Unavailable(_)) {
-                    self.failed(&e);
-                }
-                // Back in front, oldest first, for the next call (within
-                // the bound: ids handled meanwhile took their place).
+        // What is not told goes back in front, oldest first, for the next
+        // call (within the bound: ids handled meanwhile took their place):
+        // at a failure, or if this future is dropped on the way (a
+        // caller's time limit).
+        let mut telling = Telling {
+            batch,
+            done: 0,
+            put_back: |rest: &[(Instant, CompactString)]| {
                 let mut untold = self.untold_ids();
-                for entry in batch[i..].iter().rev() {
+                for entry in rest.iter().rev() {
                     untold.push_front(entry.clone());
                 }
                 while untold.len() > self.untold_limit() {
                     untold.pop_front();
                     self.let_go();
                 }
+            },
+        };
+        while let Some((_, id)) = telling.batch.get(telling.done).cloned() {
+            if let Err(e) = self.reach(self.store.complete(&id)).await {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.failed(&e);
+                }
                 return Err(e);
             }
+            telling.done += 1;
         }
         Ok(())
     }
@@ -623,6 +660,8 @@ mod tests {
         revisions: OrderingGuard,
         down: AtomicBool,
         broken: AtomicBool,
+        /// Its `complete` and `record_revision` never answer.
+        silent: AtomicBool,
         calls: AtomicUsize,
     }
 
@@ -647,6 +686,9 @@ mod tests {
             }
         }
         fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+            if self.silent.load(Ordering::SeqCst) {
+                return Box::pin(std::future::pending());
+            }
             match self.refuse() {
                 Some(e) => Box::pin(async move { Err(e) }),
                 None => self.inner.complete(id),
@@ -668,6 +710,9 @@ mod tests {
             }
         }
         fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+            if self.silent.load(Ordering::SeqCst) {
+                return Box::pin(std::future::pending());
+            }
             match self.refuse() {
                 Some(e) => Box::pin(async move { Err(e) }),
                 None => self.revisions.record_revision(resource_id, rev),
@@ -808,6 +853,35 @@ mod tests {
             store.store().revisions.last_revision("r").await.unwrap(),
             Some(7)
         );
+    }
+
+    /// A telling stopped half way (its caller's time limit) keeps what it
+    /// had not told yet.
+    #[tokio::test]
+    async fn a_catch_up_dropped_half_way_keeps_what_it_had_not_told() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        for i in 0..20 {
+            let id = format!("id-{i}");
+            assert_eq!(store.begin(&id).await.unwrap(), Begin::New);
+            store.complete(&id).await.unwrap();
+        }
+        store.record_revision("r", 3).await.unwrap();
+        down(&store, false);
+        forget_the_failure(&store);
+        store.store().silent.store(true, Ordering::SeqCst);
+        let ids = tokio::time::timeout(Duration::from_millis(50), store.catch_up()).await;
+        let revisions =
+            tokio::time::timeout(Duration::from_millis(50), store.catch_up_revisions()).await;
+        assert!(ids.is_err() && revisions.is_err());
+        assert_eq!(store.untold(), 21);
+        store.store().silent.store(false, Ordering::SeqCst);
+        store.catch_up().await.unwrap();
+        store.catch_up_revisions().await.unwrap();
+        assert_eq!(store.untold(), 0);
+        for i in 0..20 {
+            assert!(told(&store, &format!("id-{i}")).await);
+        }
     }
 
     /// A store failing open to a memory store that keeps `max_entries` ids.

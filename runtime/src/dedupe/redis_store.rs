@@ -68,9 +68,26 @@ return 1
 /// How long the probe's key lives.
 const PROBE_MILLIS: u64 = 10_000;
 
-/// The claims a store holds: event id → (the key's value, when it was
-/// made).
-type Claims = std::collections::HashMap<String, (String, std::time::Instant)>;
+/// A claim sent whose answer is not in yet: given up
+/// ([`RedisStore::give_up_uncertain`]) if dropped still holding it.
+struct Uncertain<'a> {
+    store: &'a RedisStore,
+    claim: Option<(String, String)>,
+}
+
+impl Drop for Uncertain<'_> {
+    fn drop(&mut self) {
+        if let Some((key, value)) = self.claim.take() {
+            self.store.give_up_uncertain(key, value);
+        }
+    }
+}
+
+/// The claims a store (and its clones) holds: the event's key → what the
+/// key holds for each claim of it this process made, oldest first, and when
+/// each was made. (Two claims of one id in one process: the first's key
+/// expired while its handler ran, and a retry came.)
+type Claims = std::collections::HashMap<String, Vec<(String, std::time::Instant)>>;
 
 /// Past this many claims held, those older than the in-progress timeout
 /// (their keys expired in Redis; a store whose settling never came, as
@@ -109,10 +126,21 @@ fn is_claim(held: &str) -> bool {
 /// still recognised. Needs the `redis` feature.
 ///
 /// Each event id is one key, `<prefix><id>` ([`DEFAULT_REDIS_PREFIX`] by
-/// default), holding `in-progress` while a delivery handles it (it expires
-/// after the in-progress timeout, so a replica that died mid-handler does
-/// not block the event for ever) and `done` for the retention time once it
-/// was handled. [`begin`](IdempotencyStore::begin) and
+/// default; an id with a `:` in it, or starting with `~`, is written
+/// `<prefix>~<its hex>`, so that no id's key is another's or a revision's),
+/// holding `in-progress:<a token of the claim's own>` while a delivery
+/// handles it (it expires after the in-progress timeout, so a replica that
+/// died mid-handler does not block the event for ever) and `done` for the
+/// retention time once it was handled. Giving a claim up deletes the key
+/// only while it holds that claim's token, so it never deletes a claim
+/// another delivery made since; a claim whose answer does not come in time
+/// (or whose call is dropped before it does), and which Redis may still
+/// make, is given up in the background once Redis answers. (A replica of
+/// an earlier version reads such a claim as a value it does not know, and
+/// answers that delivery 503 rather than 409: during a rolling upgrade, a
+/// retry racing its first delivery may get either, and Kustomer retries
+/// both.) [`ping`](RedisStore::ping) also writes a key of its own,
+/// `<prefix>:probe`. [`begin`](IdempotencyStore::begin) and
 /// [`abandon`](IdempotencyStore::abandon) are short Lua scripts, so each is
 /// atomic; [`complete`](IdempotencyStore::complete) is one `SET`. Any Redis
 /// from 2.6 works, and Valkey, as one server (or a primary behind one
@@ -157,7 +185,8 @@ fn is_claim(held: &str) -> bool {
 /// It is also a [`RevisionStore`], for
 /// [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering):
 /// the last revision handled of each resource is one key,
-/// `<prefix><resource id>:rev`, holding the revision for the retention
+/// `<prefix><resource id>:rev` (the resource id written as an event id
+/// is), holding the revision for the retention
 /// time, so that every replica tells a stale update apart.
 ///
 /// ```no_run
@@ -1144,14 +1173,18 @@ impl RedisStore {
         self.in_progress_timeout
     }
 
-    /// Asks Redis whether it answers the store (`PING`, over the store's
-    /// connection; a store made lazily tries to connect first; in a
-    /// cluster, every primary is asked): `Ok` when it does,
-    /// [`StoreError::Unavailable`] while it cannot be reached (or is busy,
-    /// as [`IdempotencyStore::begin`] would find it), and
-    /// [`StoreError::Failed`] when it refuses the store (a wrong password or
-    /// user). For a readiness probe, or to find at start-up what a store
-    /// made lazily would otherwise find only at its first delivery.
+    /// Asks Redis whether it answers the store: `PING`, over the store's
+    /// connection (a store made lazily tries to connect first; in a
+    /// cluster, every primary is asked), then a write as a claim makes one
+    /// (a script setting `<prefix>:probe` for ten seconds; in a cluster, on
+    /// the node holding that key's slot only). `Ok` when both are
+    /// answered, [`StoreError::Unavailable`] while Redis cannot be reached
+    /// (or is busy, as [`IdempotencyStore::begin`] would find it), and
+    /// [`StoreError::Failed`] when it refuses the store: a wrong password or
+    /// user, or a write refused (a user who may not write or run scripts,
+    /// its memory full, a replica), as every claim would be. For a
+    /// readiness probe, or to find at start-up what a store made lazily
+    /// would otherwise find only at its first delivery.
     ///
     /// ```no_run
     /// use kustomer_webhooks::dedupe::{RedisStore, StoreError};
@@ -1197,15 +1230,33 @@ impl RedisStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers the claim of `id` holding `value`, letting go of claims
+    /// Remembers the claim of `key` holding `value`, letting go of claims
     /// past their timeout when there are many.
-    fn hold(&self, id: &str, value: String) {
+    fn hold(&self, key: String, value: String) {
         let mut claims = self.claims();
         if claims.len() >= CLAIMS_KEPT {
             let timeout = self.in_progress_timeout;
-            claims.retain(|_, (_, at)| at.elapsed() < timeout);
+            claims.retain(|_, held| {
+                held.retain(|(_, at)| at.elapsed() < timeout);
+                !held.is_empty()
+            });
         }
-        claims.insert(id.to_owned(), (value, std::time::Instant::now()));
+        claims
+            .entry(key)
+            .or_default()
+            .push((value, std::time::Instant::now()));
+    }
+
+    /// The oldest claim of `key` this process holds, let go of: what its
+    /// key holds, to give it up by.
+    fn release(&self, key: &str) -> Option<String> {
+        let mut claims = self.claims();
+        let held = claims.get_mut(key)?;
+        let (value, _) = held.remove(0);
+        if held.is_empty() {
+            claims.remove(key);
+        }
+        Some(value)
     }
 
     /// The key of an event id or resource id: `<prefix><id>`, or, for an
@@ -1575,27 +1626,38 @@ impl IdempotencyStore for RedisStore {
         Box::pin(async move {
             let key = self.key(id);
             let value = claim_value();
-            let held: Option<String> = match self
+            // A claim sent may be made though its answer never comes (in
+            // time), or though this future is dropped before it does: then
+            // no one would settle it, and it would hold the event for the
+            // in-progress timeout. Until the answer is in, it is given up
+            // if this ends otherwise.
+            let mut uncertain = Uncertain {
+                store: self,
+                claim: Some((key.clone(), value.clone())),
+            };
+            let answer = self
                 .begin
                 .key(&key)
                 .arg(&value)
                 .arg(millis(self.in_progress_timeout))
-                .invoke_async(&mut self.connection.clone())
-                .await
-            {
-                Ok(held) => held,
+                .invoke_async::<Option<String>>(&mut self.connection.clone())
+                .await;
+            let held = match answer {
+                Ok(held) => {
+                    uncertain.claim = None;
+                    held
+                }
                 Err(e) => {
-                    // Sent, perhaps run, but not answered (in time): the
-                    // claim may hold the key, with no one to settle it.
-                    if !e.is_connection_refusal() {
-                        self.give_up_uncertain(key, value);
+                    // Surely never made: nothing to give up.
+                    if !(e.is_timeout() || e.is_connection_dropped()) {
+                        uncertain.claim = None;
                     }
                     return Err(store_error(e));
                 }
             };
             match held.as_deref() {
                 None => {
-                    self.hold(id, value);
+                    self.hold(key, value);
                     Ok(Begin::New)
                 }
                 Some(DONE) => Ok(Begin::Done),
@@ -1611,9 +1673,10 @@ impl IdempotencyStore for RedisStore {
 
     fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.claims().remove(id);
+            let key = self.key(id);
+            self.release(&key);
             redis::cmd("SET")
-                .arg(self.key(id))
+                .arg(key)
                 .arg(DONE)
                 .arg("PX")
                 .arg(millis(self.retention))
@@ -1625,14 +1688,12 @@ impl IdempotencyStore for RedisStore {
 
     fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            // This process's claim, or else one written as earlier
-            // versions write theirs.
-            let value = self
-                .claims()
-                .remove(id)
-                .map_or_else(|| IN_PROGRESS.to_owned(), |(value, _)| value);
+            // This process's claim (its oldest, when it holds two), or else
+            // one written as earlier versions write theirs.
+            let key = self.key(id);
+            let value = self.release(&key).unwrap_or_else(|| IN_PROGRESS.to_owned());
             self.abandon
-                .key(self.key(id))
+                .key(key)
                 .arg(value)
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
@@ -1689,15 +1750,31 @@ mod tests {
             .unwrap()
             .with_in_progress_timeout(Duration::from_millis(20));
         for i in 0..CLAIMS_KEPT {
-            store.hold(&i.to_string(), claim_value());
+            store.hold(i.to_string(), claim_value());
         }
         assert_eq!(store.claims().len(), CLAIMS_KEPT);
         // Clones share them.
         assert_eq!(store.clone().claims().len(), CLAIMS_KEPT);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        store.hold("fresh", claim_value());
+        store.hold("fresh".into(), claim_value());
         assert_eq!(store.claims().len(), 1);
         assert!(store.claims().contains_key("fresh"));
+    }
+
+    /// Two claims of one key in one process (the first's key expired while
+    /// its handler ran, and a retry came): each settling lets go of the
+    /// oldest, so the first to settle, the first claim, never gives up
+    /// the second's.
+    #[tokio::test]
+    async fn two_claims_of_one_key_are_let_go_oldest_first() {
+        let store = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap();
+        let (first, second) = (claim_value(), claim_value());
+        store.hold("k".into(), first.clone());
+        store.hold("k".into(), second.clone());
+        assert_eq!(store.release("k"), Some(first));
+        assert_eq!(store.release("k"), Some(second));
+        assert_eq!(store.release("k"), None);
+        assert!(store.claims().is_empty());
     }
 
     #[test]
