@@ -524,10 +524,7 @@ impl<S: Events> Receiver<S> {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
             (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
-            (409, "in progress") => {
-                Counters::bump(&counters.in_progress);
-                cold::in_progress(reply);
-            }
+            (409, "in progress") => Counters::bump(&counters.in_progress),
             (200..=299, "stale") => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
             (400..=499, _) => {
@@ -628,8 +625,8 @@ impl<S: Events> Receiver<S> {
                     return reply!(200, "duplicate", None);
                 }
                 Some(Ok(Begin::InProgress)) => {
-                    let why = "another delivery of this event is being handled; retry later";
-                    return reply!(409, "in progress", None, Some(why.to_owned()));
+                    let why = cold::in_progress();
+                    return reply!(409, "in progress", None, Some(why));
                 }
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e);
@@ -926,14 +923,13 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn in_progress(reply: &super::Reply) {
+    pub(super) fn in_progress() -> String {
         tracing::info!(
             target: LOG,
-            status = reply.status,
-            detail = reply.detail.as_deref(),
             "delivery answered 409: another delivery of its event is being handled (Kustomer \
              retries it)"
         );
+        "another delivery of this event is being handled; retry later".to_owned()
     }
 
     #[cold]
