@@ -22,7 +22,7 @@ struct Line<'a> {
 /// The payload files `paths` name, in order: a file as given, a directory
 /// as its `.json` files in name order. A directory that cannot be read or
 /// holds no `.json` file is an error in its place.
-pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
+pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     let mut out = Vec::new();
     for path in paths {
         if !path.is_dir() {
@@ -33,13 +33,14 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
         let files = match json_files_in(path) {
             Ok(files) => files,
             Err(e) => {
-                out.push(Err(format!("{shown}: {e}")));
+                out.push(Err((path.clone(), format!("{shown}: {e}"))));
                 continue;
             }
         };
         if files.is_empty() {
-            out.push(Err(format!(
-                "{shown}: no .json payload files in this directory"
+            out.push(Err((
+                path.clone(),
+                format!("{shown}: no .json payload files in this directory"),
             )));
         }
         out.extend(files.into_iter().map(Ok));
@@ -100,20 +101,18 @@ struct Failed<'a> {
 pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
     let mut ok = true;
     for file in payload_files(paths) {
-        let shown = match &file {
-            Ok(file) => file.display().to_string(),
-            Err(_) => String::new(),
+        // The file, or the directory that could not give any.
+        let (path, outcome) = match file {
+            Ok(file) => {
+                let outcome = one(&file, as_json, emit);
+                (file, outcome)
+            }
+            Err((dir, message)) => (dir, Err(message)),
         };
-        if let Err(message) = file.and_then(|file| one(&file, as_json, emit)) {
+        if let Err(message) = outcome {
             if as_json {
-                // The message starts with the file (or directory) itself.
-                let file = if shown.is_empty() {
-                    message.split(": ").next().unwrap_or_default().to_owned()
-                } else {
-                    shown
-                };
                 let line = serde_json::to_string(&Failed {
-                    file,
+                    file: path.display().to_string(),
                     error: &message,
                 })
                 .unwrap_or_default();

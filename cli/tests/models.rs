@@ -349,6 +349,18 @@ fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
         );
     }
 
+    // A directory with no payload in it has its line too.
+    let empty = TempDir::new().unwrap();
+    let e = empty.path().to_str().unwrap();
+    let r = run(&["parse", "--json", e]);
+    assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
+    let line: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(line["file"], e);
+    assert_eq!(
+        line["error"],
+        format!("{e}: no .json payload files in this directory")
+    );
+
     // An event name with a line break and a terminal escape in it.
     let forged = write(
         &dir,

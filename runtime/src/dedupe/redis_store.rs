@@ -72,13 +72,15 @@ const PROBE_MILLIS: u64 = 10_000;
 /// ([`RedisStore::give_up_uncertain`]) if dropped still holding it.
 struct Uncertain<'a> {
     store: &'a RedisStore,
-    claim: Option<(String, String)>,
+    /// The claim's key and value, while its answer is not in.
+    claim: Option<(&'a str, &'a str)>,
 }
 
 impl Drop for Uncertain<'_> {
     fn drop(&mut self) {
         if let Some((key, value)) = self.claim.take() {
-            self.store.give_up_uncertain(key, value);
+            self.store
+                .give_up_uncertain(key.to_owned(), value.to_owned());
         }
     }
 }
@@ -1633,7 +1635,7 @@ impl IdempotencyStore for RedisStore {
             // if this ends otherwise.
             let mut uncertain = Uncertain {
                 store: self,
-                claim: Some((key.clone(), value.clone())),
+                claim: Some((&key, &value)),
             };
             let answer = self
                 .begin
@@ -1645,6 +1647,7 @@ impl IdempotencyStore for RedisStore {
             let held = match answer {
                 Ok(held) => {
                     uncertain.claim = None;
+                    drop(uncertain);
                     held
                 }
                 Err(e) => {
