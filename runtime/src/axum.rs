@@ -298,5 +298,13 @@ fn respond(reply: &Reply) -> Response {
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
+    if reply.status == 415 {
+        // What a 415 for a content coding names (RFC 9110): the body is
+        // taken only as sent, uncompressed.
+        response.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
     response
 }

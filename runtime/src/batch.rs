@@ -76,8 +76,9 @@
 //!    (`reject(408, …)` past it; `reject(400, …)` for a body that could not
 //!    be read).
 //! 3. [`Batcher::receive`], and the [`Reply`] answered: its `status`, its
-//!    [`body`](Reply::body) as `application/json`, and for 405 the header
-//!    `Allow: POST` (a reply carries no headers of its own).
+//!    [`body`](Reply::body) as `application/json`, for 405 the header
+//!    `Allow: POST`, and for 415 `Accept-Encoding: identity` (a reply
+//!    carries no headers of its own).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -9,11 +9,13 @@
 //! missing signature or custom header; 400 for a body that is not an event
 //! (with the JSON path); 413 over the size limit; 408 (from an adapter) for a
 //! body that stops arriving; 415 for a content type
-//! other than JSON; 405 for a method other than POST; 500 when the handler
+//! other than JSON, or a body sent compressed (a `Content-Encoding` other than
+//! `identity`); 405 for a method other than POST; 500 when the handler
 //! failed or panicked, 503 when it ran out of time or the idempotency store
 //! failed or did not answer within the same time limit, so that Kustomer
-//! retries. The checks run in the order 405, 415, 413, 401, 400: a request
-//! that fails several gets the status of the first.
+//! retries. The checks run in the order 405, 415 (the content type), 413,
+//! 415 (the encoding), 401, 400: a request that fails several gets the
+//! status of the first.
 
 use std::any::Any;
 use std::future::Future;
@@ -548,6 +550,11 @@ impl<S: Events> Receiver<S> {
                 format!("the body is over the {} byte limit", self.limit),
             );
         }
+        if let Some(encoding) = (request.header)("content-encoding")
+            && let Some(reply) = cold::compressed(encoding)
+        {
+            return reply;
+        }
         if let Some(verifier) = &self.verifier
             && let Err(e) = verifier.verify(request.body, &request.header)
         {
@@ -838,6 +845,31 @@ mod cold {
     /// `tracing`'s formatters quote and escape, never with `%` (written as
     /// it is): a line break in it cannot start a forged line of the log.
     const LOG: &str = "kustomer_webhooks::receiver";
+
+    /// A body sent with a `Content-Encoding` other than `identity`: 415,
+    /// as RFC 9110 has it for a content coding the server does not take.
+    /// Its signature could only be checked against the bytes as sent, and
+    /// Kustomer sends them uncompressed.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn compressed(encoding: &[u8]) -> Option<super::Reply> {
+        let text = String::from_utf8_lossy(encoding);
+        let identity = text.split(',').all(|coding| {
+            let coding = coding.trim();
+            coding.is_empty() || coding.eq_ignore_ascii_case("identity")
+        });
+        if identity {
+            return None;
+        }
+        let shown: String = text.trim().chars().take(64).collect();
+        Some(super::Reply::error(
+            415,
+            format!(
+                "the body is encoded ({shown:?}): deliveries are taken as sent, uncompressed \
+                 (Content-Encoding identity)"
+            ),
+        ))
+    }
 
     #[cold]
     #[inline(never)]
@@ -1404,6 +1436,28 @@ fn parse_error(e: &ParseError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_identity_encoding_is_taken() {
+        for taken in ["identity", " IDENTITY ", "", "identity, identity"] {
+            assert!(cold::compressed(taken.as_bytes()).is_none(), "{taken:?}");
+        }
+        for (refused, shown) in [
+            ("gzip", "\"gzip\""),
+            ("identity, br", "\"identity, br\""),
+            ("x\u{202e}y", "\"x\\u{202e}y\""),
+        ] {
+            let reply = cold::compressed(refused.as_bytes()).expect(refused);
+            assert_eq!((reply.status, reply.outcome), (415, "error"));
+            let error = reply.error.unwrap();
+            assert!(error.contains(shown), "{error}");
+        }
+        let reply = cold::compressed(b"\xff\xfe").expect("bytes that are not text");
+        assert_eq!(reply.status, 415);
+        let long = "deflate".repeat(100);
+        let reply = cold::compressed(long.as_bytes()).expect("a long value");
+        assert!(reply.error.unwrap().len() < 200, "cut short");
+    }
 
     #[test]
     fn counters_read_as_prometheus_text() {

@@ -553,6 +553,36 @@ async fn size_content_type_and_method_are_checked() {
         )
         .await;
     assert_eq!(status, 200, "a charset parameter is fine");
+    // A compressed body is refused as such, even when its signature is
+    // over the bytes as sent; `identity` is no encoding at all.
+    let res = s
+        .client
+        .post(format!("http://{}/kustomer", s.addr))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header("x-kustomer-webhook-signature", &sig)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    assert_eq!(res.headers()["accept-encoding"], "identity");
+    let reply: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        reply["error"].as_str().unwrap().contains("\"gzip\""),
+        "{reply}"
+    );
+    let (status, reply) = s
+        .post(
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "Identity"),
+                ("x-kustomer-webhook-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "identity: {reply}");
     let res = s
         .client
         .get(format!("http://{}/kustomer", s.addr))
@@ -577,8 +607,9 @@ async fn size_content_type_and_method_are_checked() {
         .await;
     assert_eq!(status, 415, "a large text body: {reply}");
     assert_eq!(reply["outcome"], "error");
-    // Each refusal counted once: 413 201 times, 415 twice, 405 twice, 415.
-    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 206);
+    // Each refusal counted once: 413 201 times, 415 three times, 405
+    // twice, 415.
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 207);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
