@@ -188,8 +188,12 @@
 //! }
 //! ```
 //!
-//! A check and a record are two steps, not one: two deliveries of one
-//! resource handled at the same moment on two replicas can both pass. Where
+//! In one process, the receiver gives the events of one resource turns (see
+//! [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)):
+//! an older update that arrives while a newer one is being handled waits,
+//! then is found stale. Across replicas, a check and a record are two steps,
+//! not one: two deliveries of one resource handled at the same moment on two
+//! replicas can both pass. Where
 //! the handler writes the resource to a database the replicas share, the
 //! write is the stronger guard, one conditional statement that keeps the
 //! newest revision whichever replica gets there first:

@@ -224,6 +224,8 @@ pub struct Receiver<S = AnyEvent> {
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
     ordering: Option<Arc<dyn RevisionStore>>,
+    /// With the ordering guard: whose turn it is, per resource.
+    turns: Option<Arc<Turns>>,
     capture: Option<Capture>,
     dead_letters: Option<DeadLetters>,
     /// At most this many handlers at once, when limited.
@@ -304,6 +306,7 @@ impl<S: Events> Receiver<S> {
             counters: Arc::default(),
             store: Some(Arc::new(MemoryStore::new())),
             ordering: None,
+            turns: None,
             capture: None,
             dead_letters: None,
             slots: None,
@@ -341,8 +344,19 @@ impl<S: Events> Receiver<S> {
     /// answer within the handler's time limit before the handler runs gets
     /// the delivery answered 503 (Kustomer retries); after it ran, the
     /// failure to record is logged and the delivery acknowledged.
+    ///
+    /// In the process, the events of one resource then take turns: the
+    /// check of an event's revision, its handler and the record of its
+    /// revision run as one step, before the next event of that resource
+    /// (in the order they asked) is checked. So an older update that arrives
+    /// while a newer one is being handled waits, then is found stale, and
+    /// the handlers of one resource never run at the same time. An event
+    /// that cannot get its turn within the handler's time limit is answered
+    /// 503 (Kustomer retries). Events of different resources do not wait for
+    /// each other.
     pub fn with_ordering(mut self, revisions: impl RevisionStore + 'static) -> Self {
         self.ordering = Some(Arc::new(revisions));
+        self.turns = Some(Arc::default());
         self
     }
 
@@ -655,6 +669,21 @@ impl<S: Events> Receiver<S> {
         } else {
             None
         });
+        // With the ordering guard, the resource's turn first: the check, the
+        // handler and the record of the revision are one step per resource.
+        let turn = match (&self.turns, parsed.event.envelope().resource_id()) {
+            (Some(turns), Some(resource)) => {
+                match within(None, self.timeout, Turns::take(turns, resource)).await {
+                    Some(turn) => Some(turn),
+                    None => {
+                        let error = cold::no_turn(resource, self.timeout);
+                        self.keep(id.as_deref(), parsed.raw, &error).await;
+                        return reply!(503, "error", Some(error));
+                    }
+                }
+            }
+            _ => None,
+        };
         // With the ordering guard: the last revision handled of the resource.
         let envelope = parsed.event.envelope();
         let guarded = self.ordering.as_ref().filter(|_| is_update(&event));
@@ -721,6 +750,7 @@ impl<S: Events> Receiver<S> {
         let settle = Settle {
             claim: ClaimGuard(claim.0.take()),
             ordering: self.ordering.clone(),
+            _turn: turn,
             resource,
             rev,
             letters: self
@@ -869,6 +899,16 @@ mod cold {
                  (Content-Encoding identity)"
             ),
         ))
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn no_turn(resource: &str, timeout: Duration) -> String {
+        let error = format!(
+            "another event of resource {resource:?} was still being handled after {timeout:?}"
+        );
+        tracing::warn!(target: LOG, error = error.as_str(), "no turn for the ordering guard");
+        error
     }
 
     #[cold]
@@ -1223,6 +1263,10 @@ mod cold {
 struct Settle {
     claim: ClaimGuard,
     ordering: Option<Arc<dyn RevisionStore>>,
+    /// The resource's turn, given to the next event of the resource once
+    /// this one's revision is recorded (when `run` ends, or when the
+    /// settling is dropped).
+    _turn: Option<Turn>,
     resource: Option<String>,
     rev: Option<i64>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
@@ -1261,6 +1305,74 @@ impl Settle {
         }
         if let Some((letters, id, body)) = self.letters.take() {
             cold::settle_dead_letter(letters, id, body, result, busy, timeout).await;
+        }
+    }
+}
+
+/// Whose turn it is, per resource, with the ordering guard on: a resource's
+/// events are checked, handled and recorded one at a time, in the order they
+/// asked for their turn (tokio's mutex is fair). A resource is in the map
+/// only while one of its events holds or waits for its turn.
+#[derive(Default)]
+struct Turns {
+    resources: std::sync::Mutex<std::collections::HashMap<String, Resource>>,
+}
+
+/// A resource's turn, and how many events hold or wait for it.
+struct Resource {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    events: usize,
+}
+
+impl Turns {
+    fn resources(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Resource>> {
+        // Nothing panics while the lock is held.
+        self.resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `resource`'s turn, once every event that asked before has had its
+    /// own. Dropped while it waits, it asks no more.
+    async fn take(turns: &Arc<Turns>, resource: &str) -> Turn {
+        let lock = {
+            let mut resources = turns.resources();
+            let entry = resources
+                .entry(resource.to_owned())
+                .or_insert_with(|| Resource {
+                    turn: Arc::default(),
+                    events: 0,
+                });
+            entry.events += 1;
+            Arc::clone(&entry.turn)
+        };
+        let mut turn = Turn {
+            turns: Arc::clone(turns),
+            resource: resource.to_owned(),
+            held: None,
+        };
+        turn.held = Some(lock.lock_owned().await);
+        turn
+    }
+}
+
+/// An event's turn at its resource (or its place in the line for it), given
+/// on when dropped.
+struct Turn {
+    turns: Arc<Turns>,
+    resource: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.held = None;
+        let mut resources = self.turns.resources();
+        if let Some(entry) = resources.get_mut(&self.resource) {
+            entry.events -= 1;
+            if entry.events == 0 {
+                resources.remove(&self.resource);
+            }
         }
     }
 }
@@ -1386,7 +1498,8 @@ pub(crate) async fn within<F: Future>(
 
 /// The method and content type checks, before anything reads the body.
 fn screen(method: &str, content_type: Option<&[u8]>) -> Option<Reply> {
-    if !method.eq_ignore_ascii_case("POST") {
+    // Methods are case-sensitive (RFC 9110): `post` is another method.
+    if method != "POST" {
         return Some(Reply::error(
             405,
             format!("{method} is not accepted: Kustomer posts events"),
@@ -1436,6 +1549,38 @@ fn parse_error(e: &ParseError) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_resource_is_forgotten_once_no_event_holds_or_waits_for_its_turn() {
+        let turns = Arc::new(Turns::default());
+        let first = Turns::take(&turns, "a").await;
+        let other = Turns::take(&turns, "b").await;
+        // A second event of `a` waits; one that stops waiting leaves the line.
+        let waiting = Turns::take(&turns, "a");
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), waiting).await;
+        assert!(gave_up.is_err(), "`a` is taken");
+        let next = tokio::spawn({
+            let turns = Arc::clone(&turns);
+            async move { drop(Turns::take(&turns, "a").await) }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(turns.resources().len(), 2);
+        drop(first);
+        next.await.unwrap();
+        assert_eq!(turns.resources().len(), 1, "only `b` is held");
+        drop(other);
+        assert!(turns.resources().is_empty());
+    }
+
+    #[test]
+    fn the_method_is_post_in_capitals() {
+        let json = Some(&b"application/json"[..]);
+        assert!(screen("POST", json).is_none());
+        for other in ["post", "Post", "GET", "PUT"] {
+            let reply = screen(other, json).expect(other);
+            assert_eq!(reply.status, 405, "{other}");
+        }
+    }
 
     #[test]
     fn only_an_identity_encoding_is_taken() {

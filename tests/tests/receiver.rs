@@ -929,6 +929,65 @@ async fn with_ordering_a_stale_update_is_acknowledged_and_not_dispatched() {
     );
 }
 
+/// Updates of one resource arriving while an older or newer one is being
+/// handled: each waits for its turn, so none older than one handled is run
+/// after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_the_events_of_one_resource_take_turns() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    use kustomer_webhooks::{CustomerUpdate, State};
+    type Seen = Arc<std::sync::Mutex<Vec<i64>>>;
+    async fn record(event: CustomerUpdate, seen: State<Seen>) {
+        let rev = event
+            .data
+            .attributes
+            .rev
+            .expect("the deliveries have a rev");
+        // Long enough for the other deliveries to arrive meanwhile.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        seen.lock().unwrap().push(rev);
+    }
+    let seen = Seen::default();
+    let dispatcher = Dispatcher::with_state(Arc::clone(&seen))
+        .handler(record)
+        .build()
+        .unwrap();
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_ordering(OrderingGuard::new());
+    let s = Arc::new(serve(receiver, Count::default()).await);
+    let revs = [6, 5, 7, 4, 8, 3];
+    let mut sent = Vec::new();
+    for (n, rev) in revs.into_iter().enumerate() {
+        let s = Arc::clone(&s);
+        sent.push(tokio::spawn(async move {
+            // In this order, each while the one before is being handled.
+            tokio::time::sleep(Duration::from_millis(10 * n as u64)).await;
+            let body = variant("kustomer.customer.update", 100 + n, Some(rev));
+            let (status, reply) = s.deliver(&body, TOKEN, None).await;
+            assert_eq!(status, 200, "{reply}");
+            (rev, reply["outcome"].as_str().unwrap().to_owned())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for one in sent {
+        outcomes.push(one.await.unwrap());
+    }
+    let handled = seen.lock().unwrap().clone();
+    assert!(
+        handled.windows(2).all(|w| w[0] < w[1]),
+        "handled in this order: {handled:?} ({outcomes:?})"
+    );
+    assert_eq!(handled.last(), Some(&8), "{outcomes:?}");
+    for (rev, outcome) in &outcomes {
+        let expected = if handled.contains(rev) {
+            "handled"
+        } else {
+            "stale"
+        };
+        assert_eq!(outcome, expected, "rev {rev}: {outcomes:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ordering_a_creation_arriving_after_its_updates_is_still_handled() {
     use kustomer_webhooks::dedupe::OrderingGuard;
