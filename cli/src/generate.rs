@@ -29,13 +29,19 @@ pub fn with_previous_models(settings: Settings, out: &Path) -> Result<Settings> 
     Ok(settings.with_previous_models(&models))
 }
 
-/// Compares the models in `out` with what generation produces.
+/// Compares the models in `out` with what generation produces (`generate
+/// --check`).
 pub fn check(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<ExitCode> {
-    Ok(check_files(&generate(schemas, out)?, out))
+    Ok(check_files(
+        &generate(schemas, out)?,
+        out,
+        "run the same `kustomer-webhooks generate` without `--check`",
+    ))
 }
 
-/// Compares the models in `out` with `files`.
-pub fn check_files(files: &BTreeMap<String, String>, out: &Path) -> ExitCode {
+/// Compares the models in `out` with `files`; `fix` says what updates
+/// them.
+pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> ExitCode {
     let stale = kustomer_codegen::stale(out, files);
     if stale.is_empty() {
         out!(
@@ -45,7 +51,7 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("stale models (run `kustomer-webhooks regenerate` to update):");
+    eprintln!("stale models ({fix} to update them):");
     for s in stale {
         eprintln!("  {s}");
     }

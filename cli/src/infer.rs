@@ -81,8 +81,19 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     Ok(())
 }
 
-/// Compares the schemas in `out` with what inference produced.
+/// Compares the schemas in `out` with what inference produced (`infer
+/// --check`).
 pub fn check(inferrer: &Inferrer, out: &Path) -> ExitCode {
+    check_with_fix(
+        inferrer,
+        out,
+        "run the same `kustomer-webhooks infer` without `--check`",
+    )
+}
+
+/// Compares the schemas in `out` with what inference produced; `fix` says
+/// what updates them.
+pub fn check_with_fix(inferrer: &Inferrer, out: &Path, fix: &str) -> ExitCode {
     let schemas = inferrer.schemas();
     let stale = kustomer_schema::stale(out, &schemas);
     if stale.is_empty() {
@@ -94,7 +105,7 @@ pub fn check(inferrer: &Inferrer, out: &Path) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("stale schemas (run `kustomer-webhooks infer` to update):");
+    eprintln!("stale schemas ({fix} to update them):");
     for s in stale {
         eprintln!("  {s}");
     }

@@ -141,7 +141,10 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
         return Ok(());
     }
     let drift = parsed.drift();
-    let original: Option<Value> = serde_json::from_slice(&body).ok();
+    // What the payload says, as the runtime reads it: a lone surrogate
+    // escape is U+FFFD there, and so here.
+    let original: Option<Value> =
+        serde_json::from_slice(&kustomer_schema::lone_surrogates_replaced(&body)).ok();
     let lossless = original.is_some() && serde_json::to_value(event).ok() == original;
     let name = event.name();
     if as_json {

@@ -105,6 +105,29 @@ impl Pipeline {
             .with_source(source)
     }
 
+    /// The `regenerate` command that writes what `check` compares with:
+    /// the same samples and directories (`check`'s `--models` is its
+    /// `--out`).
+    fn regenerate_command(&self) -> String {
+        let mut command = String::from("kustomer-webhooks regenerate");
+        for path in &self.samples {
+            command.push_str(&format!(" --samples {}", path.display()));
+        }
+        if self.no_seed {
+            command.push_str(" --no-seed");
+        }
+        if self.skip_unusable {
+            command.push_str(" --skip-unusable");
+        }
+        if let Some(dir) = &self.schemas {
+            command.push_str(&format!(" --schemas {}", dir.display()));
+        }
+        if let Some(dir) = &self.out {
+            command.push_str(&format!(" --out {}", dir.display()));
+        }
+        command
+    }
+
     /// The models, their fields named as in the models already in
     /// [`out`](Pipeline::out), so that names stay put across regenerations.
     fn generate(&self, inferrer: &Inferrer) -> Result<BTreeMap<String, String>> {
@@ -149,6 +172,10 @@ pub fn regenerate(pipeline: &Pipeline, dry_run: bool) -> Result<ExitCode> {
         out!("(dry run: nothing written)");
         return Ok(ExitCode::SUCCESS);
     }
+    // A file of one's own in the way of the models is found before the
+    // schemas are written, so that a refusal leaves both as they were.
+    kustomer_codegen::check_writable(&out, &files)
+        .with_context(|| format!("writing models to {}", out.display()))?;
     if let Some(schemas) = pipeline.schemas() {
         infer::write(&inferrer, &schemas)?;
     }
@@ -160,12 +187,13 @@ pub fn regenerate(pipeline: &Pipeline, dry_run: bool) -> Result<ExitCode> {
 /// are not what the samples give.
 pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
     let inferrer = pipeline.infer()?;
+    let fix = format!("run `{}`", pipeline.regenerate_command());
     let schemas_ok = match pipeline.schemas() {
-        Some(dir) => infer::check(&inferrer, &dir) == ExitCode::SUCCESS,
+        Some(dir) => infer::check_with_fix(&inferrer, &dir, &fix) == ExitCode::SUCCESS,
         None => true,
     };
     let files = pipeline.generate(&inferrer)?;
-    let models_ok = generate::check_files(&files, &pipeline.out()) == ExitCode::SUCCESS;
+    let models_ok = generate::check_files(&files, &pipeline.out(), &fix) == ExitCode::SUCCESS;
     Ok(if schemas_ok && models_ok {
         ExitCode::SUCCESS
     } else {

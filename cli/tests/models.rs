@@ -377,3 +377,45 @@ fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
         r.stdout
     );
 }
+
+#[test]
+fn generate_leaves_out_a_json_file_of_ones_own_among_the_schemas() {
+    let schemas = TempDir::new().unwrap();
+    for entry in fs::read_dir(Path::new(ROOT).join("schema/schemas")).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, schemas.path().join(path.file_name().unwrap())).unwrap();
+    }
+    write(&schemas, "notes.json", r#"{"todo": "ask about kobjects"}"#);
+    let models = TempDir::new().unwrap();
+    let (schemas, models) = (
+        schemas.path().to_str().unwrap(),
+        models.path().to_str().unwrap(),
+    );
+    let r = run(&["generate", "--schemas", schemas, "--out", models]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("generated 7 file(s) from 5 schema(s)"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["generate", "--schemas", schemas, "--out", models, "--check"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn parse_reads_a_lone_surrogate_as_u_fffd_and_calls_that_lossless() {
+    let dir = TempDir::new().unwrap();
+    let file = write(
+        &dir,
+        "surrogate.json",
+        r#"{"name": "kustomer.team.update", "data": {"type": "team", "attributes": {"name": "\ud83d x"}}}"#,
+    );
+    let r = run(&["parse", &file]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .ends_with("typed as a team event, no drift, lossless\n"),
+        "{}",
+        r.stdout
+    );
+}

@@ -389,3 +389,127 @@ fn a_new_key_does_not_take_a_fields_name() {
         "{scratch}"
     );
 }
+
+/// A file of one's own with a generated file's name stops `regenerate`
+/// before anything is written: the schemas stay in step with the models.
+#[test]
+fn a_file_of_ones_own_in_the_models_dir_stops_regenerate_before_the_schemas() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models, schemas) = (
+        tmp.path().join("captured"),
+        tmp.path().join("models"),
+        tmp.path().join("schemas"),
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    fs::create_dir_all(&models).unwrap();
+    fs::write(models.join("customer.rs"), "// mine\n").unwrap();
+    let refused = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--schemas",
+        path(&schemas),
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("customer.rs: a file of your own"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!schemas.exists(), "no schema written");
+    assert_eq!(
+        fs::read_dir(&models).unwrap().count(),
+        1,
+        "no model written"
+    );
+}
+
+/// `check` names the `regenerate` command, with its arguments, that
+/// updates what is stale.
+#[test]
+fn check_says_which_regenerate_updates_stale_schemas_and_models() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models, schemas) = (
+        tmp.path().join("captured"),
+        tmp.path().join("models"),
+        tmp.path().join("schemas"),
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    let args = ["--samples", path(&captured), "--schemas", path(&schemas)];
+    let written = run(&[&["regenerate"], &args[..], &["--out", path(&models)]].concat());
+    assert_eq!(
+        written.code,
+        Some(0),
+        "{}{}",
+        written.stdout,
+        written.stderr
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000002",
+        json!({"seatsNum": 3}),
+    );
+    let check = run(&[&["check"], &args[..], &["--models", path(&models)]].concat());
+    assert_eq!(check.code, Some(1), "{}{}", check.stdout, check.stderr);
+    let fix = format!(
+        "(run `kustomer-webhooks regenerate --samples {} --schemas {} --out {}` to update them):",
+        path(&captured),
+        path(&schemas),
+        path(&models)
+    );
+    assert!(
+        check.stderr.contains(&format!("stale schemas {fix}")),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check.stderr.contains(&format!("stale models {fix}")),
+        "{}",
+        check.stderr
+    );
+}
+
+/// A resource type starting with a digit, which no Rust type name can.
+#[test]
+fn a_resource_type_starting_with_a_digit_gets_models_and_checks() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    fs::create_dir_all(&captured).unwrap();
+    for (i, t) in ["3pl-shipment", "9lives", "2fa.order"].iter().enumerate() {
+        fs::write(
+            captured.join(format!("{i}.json")),
+            json!({"name": format!("kustomer.{t}.create"), "data": {"type": t, "attributes": {"a": 1}}})
+                .to_string(),
+        )
+        .unwrap();
+    }
+    let args = ["--samples", path(&captured), "--no-seed"];
+    let written = run(&[&["regenerate"], &args[..], &["--out", path(&models)]].concat());
+    assert_eq!(
+        written.code,
+        Some(0),
+        "{}{}",
+        written.stdout,
+        written.stderr
+    );
+    let text = fs::read_to_string(models.join("resource_3pl_shipment.rs")).unwrap();
+    assert!(text.contains("pub struct Resource3plShipment "), "{text}");
+    let check = run(&[&["check"], &args[..], &["--models", path(&models)]].concat());
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+}

@@ -34,6 +34,13 @@
 //! last generation, [`summarize`] for what changed since, and [`prune`] for
 //! the files no longer produced).
 //!
+//! Every type name is a Rust identifier, and no two clash: a name made of a
+//! key, a title or a definition name that is not one is written in
+//! PascalCase (`Resource` before a leading digit: `3pl-shipment` gives
+//! `Resource3plShipment`), and a struct whose name an event type, a type
+//! the files import or write (`Value`, `DateTime`, `Option`…) or `AnyEvent`
+//! and `OtherEvent` already have is numbered (`ConversationUpdate2`).
+//!
 //! [`Str`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Str.html
 //! [`DateTime`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.DateTime.html
 //! [`Id`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Id.html
@@ -51,7 +58,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kustomer_schema::naming::{pascal_case, snake_case};
+use kustomer_schema::naming::{RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::Value;
@@ -183,6 +190,10 @@ impl Settings {
 }
 
 /// Reads every `*.json` schema in `dir`, keyed by file stem (the resource).
+/// A JSON file that is not a resource's schema (no `x-kustomer-resource`,
+/// as [`kustomer_schema::is_resource_schema`] tells) is a file of one's
+/// own, and left out, as inference leaves it alone; a file that is not
+/// JSON at all is an error.
 pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.into(),
@@ -207,6 +218,9 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
             path: path.clone(),
             source,
         })?;
+        if !kustomer_schema::is_resource_schema(&value) {
+            continue;
+        }
         let stem = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -230,11 +244,48 @@ pub fn generate(
     let mut shared_defs: BTreeMap<String, (String, Value)> = BTreeMap::new();
     let mut files = BTreeMap::new();
     let mut typed_events = Vec::new();
-    let mut taken: BTreeSet<String> = SHARED.iter().map(|s| s.to_string()).collect();
+    // The names a struct must not take: the shared definitions', those the
+    // files import or `mod.rs` declares, and every event type's.
+    let mut taken: BTreeSet<String> = SHARED
+        .iter()
+        .chain(&RESERVED_TYPE_NAMES)
+        .map(|s| s.to_string())
+        .collect();
+    // The event type of each event name, and its name and resource.
+    let mut event_of: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (resource, schema) in &schemas {
+        for event in events_of(schema) {
+            let variant = event_variant(event);
+            let Some((other, other_resource)) =
+                event_of.insert(variant.clone(), (event.to_owned(), resource.clone()))
+            else {
+                continue;
+            };
+            let problem = if other == event {
+                format!(
+                    "`{event}` (the type `{variant}`) is also an event of the {other_resource} \
+                     schema: an event has one resource; look for a sample whose `name` \
+                     and `data.type` do not belong together"
+                )
+            } else {
+                format!(
+                    "the events `{event}` and `{other}` (of the {other_resource} schema) both \
+                     give the Rust type name `{variant}`: event names that differ only in case \
+                     or punctuation cannot both have models; look for a sample with a \
+                     mistyped `name`"
+                )
+            };
+            return Err(Error::Schema {
+                resource: resource.clone(),
+                pointer: "/x-kustomer-events".into(),
+                problem,
+            });
+        }
+    }
+    taken.extend(event_of.into_keys());
     let mut modules = Vec::new();
-    // Which resource each module and each event type came from.
+    // Which resource each module came from.
     let mut module_of: BTreeMap<String, String> = BTreeMap::new();
-    let mut event_of: BTreeMap<String, String> = BTreeMap::new();
 
     for (resource, schema) in &schemas {
         // The shared definitions must agree across resources.
@@ -261,19 +312,6 @@ pub fn generate(
         }
         let mut g = Resource::new(resource, schema, &mut taken, &settings.previous)?;
         let tokens = g.generate()?;
-        for (variant, event) in &g.events {
-            if let Some(other) = event_of.insert(variant.clone(), resource.clone()) {
-                return Err(Error::Schema {
-                    resource: resource.clone(),
-                    pointer: "/x-kustomer-events".into(),
-                    problem: format!(
-                        "`{event}` (the type `{variant}`) is also an event of the {other} \
-                         schema: an event has one resource; look for a sample whose `name` \
-                         and `data.type` do not belong together"
-                    ),
-                });
-            }
-        }
         typed_events.extend(g.events.iter().cloned());
         let module = module_name(resource);
         if let Some(other) = module_of.insert(module.clone(), resource.clone()) {
@@ -364,10 +402,28 @@ fn without_header(text: &[u8]) -> &[u8] {
 /// written. A file of one's own there (not generated by this toolkit) with
 /// the name of one to write is an error, and nothing is written.
 pub fn write(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf>> {
+    check_writable(dir, files)?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.into(),
         source,
     })?;
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// What [`write`] checks before writing anything: an error when a file of
+/// one's own (not generated by this toolkit) in `dir` has the name of one
+/// of `files`. Call it before writing what goes with the models (their
+/// schemas), so that a refusal leaves both as they were.
+pub fn check_writable(dir: &Path, files: &BTreeMap<String, String>) -> Result<()> {
     for name in files.keys() {
         let path = dir.join(name);
         if path.exists() && !is_generated(&path) {
@@ -380,16 +436,7 @@ pub fn write(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf
             });
         }
     }
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        out.push(path);
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Removes the generated `.rs` files in `dir` that `files` no longer has (a
@@ -502,21 +549,51 @@ fn without_self_type(schema: &Value) -> Value {
 
 fn module_name(resource: &str) -> String {
     let m = snake_case(resource);
-    if m.is_empty() || m == "shared" || m == "mod" || is_keyword(&m) {
+    if m.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("resource_{m}")
+    } else if m.is_empty() || m == "shared" || m == "mod" || is_keyword(&m) {
         format!("{m}_resource")
     } else {
         m
     }
 }
 
-/// `kustomer.customer.update` → `CustomerUpdate`.
+/// `kustomer.customer.update` → `CustomerUpdate` ([`event_type_name`]).
 fn event_variant(name: &str) -> String {
-    let rest = name.strip_prefix("kustomer.").unwrap_or(name);
-    let v = pascal_case(&rest.replace('.', "_"));
-    if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("Event{v}")
+    event_type_name(name)
+}
+
+/// The event names a schema lists.
+fn events_of(schema: &Value) -> impl Iterator<Item = &str> {
+    schema
+        .get("x-kustomer-events")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// `name` as a Rust type name: itself when it is one (an ASCII capital,
+/// then ASCII letters and digits), else its words in PascalCase
+/// (`my-thing` → `MyThing`), with `Resource` before a leading digit
+/// (`3plShipment` → `Resource3plShipment`, as inference names such a
+/// resource's definitions); `None` when it has no ASCII letter or digit.
+/// (`Self`, the one keyword of that form, is left to [`Gen::unique`]: as
+/// the prefix of a resource's type names it is fine.)
+fn type_name(name: &str) -> Option<String> {
+    let valid = name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric());
+    let name = if valid {
+        name.to_owned()
     } else {
-        v
+        pascal_case(name)
+    };
+    if name.is_empty() {
+        None
+    } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+        Some(format!("Resource{name}"))
+    } else {
+        Some(name)
     }
 }
 
@@ -735,11 +812,13 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// `base` as a type name ([`type_name`]; `Self` is `SelfResource`),
+    /// numbered when another type has the name; then taken.
     fn unique(&mut self, base: &str) -> String {
-        let base = if base.is_empty() {
-            "Object".to_owned()
-        } else {
-            base.to_owned()
+        let base = match type_name(base) {
+            Some(name) if name == "Self" => "SelfResource".to_owned(),
+            Some(name) => name,
+            None => "Object".to_owned(),
         };
         let mut name = base.clone();
         let mut n = 2;
@@ -787,7 +866,10 @@ impl<'a> Gen<'a> {
             } else {
                 Kind::Opt
             };
-            ty.uses(&mut self.uses);
+            // An `any` field's type is the macro's: it names nothing.
+            if kind != Kind::Any {
+                ty.uses(&mut self.uses);
+            }
             fields.push(Field {
                 json: key.clone(),
                 rust: names.next().expect("a name for every key"),
@@ -890,6 +972,16 @@ impl<'a> Gen<'a> {
         let Some(def) = self.defs.get(name).cloned() else {
             return Err(self.error(pointer, format!("$ref to a missing definition {name:?}")));
         };
+        if type_name(name).is_none() {
+            let resource = &self.resource;
+            return Err(self.error(
+                &format!("/definitions/{}", escape(name)),
+                format!(
+                    "the definition name {name:?} has no ASCII letter or digit to make a Rust \
+                     type name of: rename it, and the `$ref`s to it, in {resource}.json"
+                ),
+            ));
+        }
         let rust = self.unique(name);
         self.made.insert(name.to_owned(), rust.clone());
         self.structure(
@@ -979,13 +1071,24 @@ impl<'a> Resource<'a> {
             .get("title")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let prefix = title.strip_suffix("Event").unwrap_or(title).to_owned();
-        let mut g = Gen::new(&prefix, taken, previous);
+        let prefix = title.strip_suffix("Event").unwrap_or(title);
+        // The title names the resource's types: made a Rust type name.
+        let rust_prefix = type_name(prefix).unwrap_or_default();
+        let mut g = Gen::new(&rust_prefix, taken, previous);
         g.resource = resource.to_owned();
         if prefix.is_empty() {
             return Err(g.error(
                 "/title",
                 "a resource schema needs a title such as \"CustomerEvent\"",
+            ));
+        }
+        if rust_prefix.is_empty() {
+            return Err(g.error(
+                "/title",
+                format!(
+                    "the title {title:?} has no ASCII letter or digit to name the resource's \
+                     Rust types after: give it one such as \"CustomerEvent\" in {resource}.json"
+                ),
             ));
         }
         g.defs = schema
@@ -998,12 +1101,7 @@ impl<'a> Resource<'a> {
             .and_then(Value::as_str)
             .unwrap_or(resource)
             .to_owned();
-        let events: Vec<(String, String)> = schema
-            .get("x-kustomer-events")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        let events: Vec<(String, String)> = events_of(schema)
             .map(|n| (event_variant(n), n.to_owned()))
             .collect();
         let samples = schema

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result, SampleProblem};
 use crate::render::{EVIDENCE_KEYWORD, Renderer, hoist, unique_name};
-use crate::rules::{Role, SHARED_DEFINITIONS, pascal_case};
+use crate::rules::{RESERVED_TYPE_NAMES, Role, SHARED_DEFINITIONS, event_type_name, pascal_case};
 use crate::shape::{Cx, Object, Shape};
 
 /// The JSON Schema dialect every inferred schema declares.
@@ -170,7 +170,8 @@ impl Inferrer {
     }
 
     /// Adds a file of samples, or every `.json`/`.jsonl` file of a
-    /// directory (in name order, not descending into subdirectories).
+    /// directory (in name order, not descending into subdirectories). A
+    /// file larger than [`MAX_SAMPLE_FILE`] is an error.
     pub fn add_path(&mut self, path: &Path) -> Result<usize> {
         let mut n = 0;
         for file in sample_files(path)? {
@@ -230,9 +231,10 @@ impl Inferrer {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let bytes = &*lone_surrogates_replaced(bytes);
         let (mut seen, mut added) = (0, 0);
+        let mut lines = Lines::default();
         let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
         loop {
-            let line = line_at(bytes, stream.byte_offset());
+            let line = lines.at(bytes, stream.byte_offset());
             match stream.next() {
                 None => break,
                 Some(Err(e)) => {
@@ -332,6 +334,10 @@ impl Inferrer {
                 .chain(mine.keys().cloned())
                 .collect();
             let title = unique_name(&format!("{prefix}Event"), &mut taken);
+            // A shape is not named as a type the models use for something
+            // else, or as one of the resource's events.
+            taken.extend(RESERVED_TYPE_NAMES.iter().map(|s| s.to_string()));
+            taken.extend(r.events.iter().map(|e| event_type_name(e)));
             let (names, hoisted) = if self.settings.shared_shapes {
                 let mut roots = vec![(&r.envelope.objects, Role::Envelope)];
                 roots.extend(mine.values().map(|(role, o)| (o, *role)));
@@ -508,7 +514,15 @@ fn is_inferred(path: &Path) -> bool {
     fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .is_some_and(|v| v.get("x-kustomer-resource").is_some())
+        .is_some_and(|v| is_resource_schema(&v))
+}
+
+/// Whether `value` is a resource's schema, as inference writes them: a
+/// JSON object naming its resource in `x-kustomer-resource`. Any other
+/// JSON file in a schemas directory is a file of one's own, which
+/// inference, its `stale` and `prune`, and code generation leave alone.
+pub fn is_resource_schema(value: &Value) -> bool {
+    value.get("x-kustomer-resource").is_some()
 }
 
 /// Removes the schemas in `dir` that inference wrote for a resource that
@@ -591,10 +605,16 @@ fn collect_definitions(
 }
 
 /// The prefix of a resource's definition names; resources whose name is
-/// already a shared definition's get `Resource` appended.
+/// already a shared definition's, or a type name the models use for
+/// something else ([`RESERVED_TYPE_NAMES`]), get `Resource` appended, and
+/// one whose name starts with a digit (`3pl-shipment`) gets it prepended
+/// (`Resource3plShipment`), so that every name is a Rust type name.
 fn resource_prefix(type_name: &str) -> String {
     let p = pascal_case(type_name);
-    if SHARED_DEFINITIONS.contains(&p.as_str()) {
+    if p.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("Resource{p}")
+    } else if SHARED_DEFINITIONS.contains(&p.as_str()) || RESERVED_TYPE_NAMES.contains(&p.as_str())
+    {
         format!("{p}Resource")
     } else {
         p
@@ -650,24 +670,69 @@ fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The largest sample file read: 1 GiB, far past any capture of a few
+/// hundred thousand events, and a bound on the memory a wrong path
+/// (`/dev/zero`) can take.
+pub const MAX_SAMPLE_FILE: u64 = 1024 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<Vec<u8>> {
+    read_at_most(path, MAX_SAMPLE_FILE)
+}
+
+/// The bytes of the file at `path`; an error when it has more than `limit`.
+fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
+        path: path.into(),
+        source,
+    };
     let mut bytes = Vec::new();
     fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(io(std::io::Error::other(format!(
+            "larger than {}, the most a sample file may hold: split the samples into several files",
+            size_text(limit)
+        ))));
+    }
     Ok(bytes)
 }
 
-fn line_at(bytes: &[u8], offset: usize) -> usize {
-    // The sample starts at the first non-blank byte after `offset`.
-    let start = bytes[offset..]
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map_or(bytes.len(), |p| offset + p);
-    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count()
+/// `1 GiB`, `64 KiB`, `100 bytes`.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The line numbers of the samples of one input, counted as the reading
+/// goes on: each byte is looked at once, however many samples there are.
+#[derive(Default)]
+struct Lines {
+    /// Bytes counted so far, and the newlines among them.
+    counted: usize,
+    newlines: usize,
+}
+
+impl Lines {
+    /// The 1-based line of the sample that starts at the first non-blank
+    /// byte at or after `offset` (which never goes back).
+    fn at(&mut self, bytes: &[u8], offset: usize) -> usize {
+        let offset = offset.max(self.counted);
+        let start = bytes[offset..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(bytes.len(), |p| offset + p);
+        self.newlines += bytes[self.counted..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.counted = start;
+        1 + self.newlines
+    }
 }
 
 fn trimmed_len(bytes: &[u8]) -> usize {
@@ -765,5 +830,42 @@ fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_numbers_are_counted_once_across_samples() {
+        let bytes = b"\n{\"a\":1}\n\n  {\"b\":2}\n{\"c\":3}";
+        let mut lines = Lines::default();
+        assert_eq!(lines.at(bytes, 0), 2);
+        assert_eq!(lines.at(bytes, 8), 4);
+        assert_eq!(lines.at(bytes, 19), 5);
+        assert_eq!(lines.at(bytes, bytes.len()), 5);
+    }
+
+    #[test]
+    fn a_sample_file_past_the_limit_is_an_error_not_read_whole() {
+        let dir = std::env::temp_dir().join(format!("kustomer-schema-cap-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("big.jsonl");
+        fs::write(&file, vec![b' '; 2048]).unwrap();
+        assert_eq!(read_at_most(&file, 2048).unwrap().len(), 2048);
+        let err = read_at_most(&file, 1024).unwrap_err().to_string();
+        assert!(
+            err.ends_with("big.jsonl: larger than 1 KiB, the most a sample file may hold: split the samples into several files"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        // A device that never ends stops at the limit.
+        #[cfg(unix)]
+        {
+            let err = read_at_most(Path::new("/dev/zero"), 4096).unwrap_err();
+            assert!(err.to_string().contains("larger than 4 KiB"), "{err}");
+        }
+        assert_eq!(size_text(MAX_SAMPLE_FILE), "1 GiB");
     }
 }

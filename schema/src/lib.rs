@@ -65,7 +65,8 @@ mod shape;
 
 pub use error::{Error, Result, SampleProblem};
 pub use infer::{
-    DRAFT, Inferrer, Settings, infer_values, lone_surrogates_replaced, prune, stale, to_pretty,
+    DRAFT, Inferrer, MAX_SAMPLE_FILE, Settings, infer_values, is_resource_schema,
+    lone_surrogates_replaced, prune, stale, to_pretty,
 };
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};
@@ -73,6 +74,6 @@ pub use rules::{Suffix, is_date_time, is_object_id};
 /// How keys become type and field names; shared with the code generator so
 /// schema definitions and Rust types are named alike.
 pub mod naming {
-    pub use crate::rules::{pascal_case, snake_case, words};
+    pub use crate::rules::{RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case, words};
 }
 pub use samples::SEED_SAMPLES;

@@ -222,6 +222,47 @@ pub fn pascal_case(s: &str) -> String {
         .collect()
 }
 
+/// The type names the generated Rust models use for something else: the
+/// runtime's and `serde_json`'s types a model file imports, the types the
+/// models module declares (`AnyEvent`, `OtherEvent`), and the standard
+/// types a model's fields are written with. No struct, definition or event
+/// type is given one of them.
+pub const RESERVED_TYPE_NAMES: [&str; 14] = [
+    "AnyEvent",
+    "Box",
+    "Change",
+    "DateTime",
+    "Extra",
+    "Id",
+    "Map",
+    "Number",
+    "Option",
+    "OtherEvent",
+    "Str",
+    "String",
+    "Value",
+    "Vec",
+];
+
+/// The Rust type of an event: its name without `kustomer.`, in PascalCase
+/// (`kustomer.customer.update` → `CustomerUpdate`). A name that would
+/// start with a digit, be empty, be `Self` or be a
+/// [reserved](RESERVED_TYPE_NAMES) or shared definition's name gets `Event`
+/// before it
+/// (`kustomer.3pl.create` → `Event3plCreate`).
+pub fn event_type_name(name: &str) -> String {
+    let rest = name.strip_prefix("kustomer.").unwrap_or(name);
+    let v = pascal_case(&rest.replace('.', "_"));
+    let clashes = v == "Self"
+        || RESERVED_TYPE_NAMES.contains(&v.as_str())
+        || SHARED_DEFINITIONS.contains(&v.as_str());
+    if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) || clashes {
+        format!("Event{v}")
+    } else {
+        v
+    }
+}
+
 /// `AvgSatScoreNum` → `avg_sat_score_num`, `self` → `self`.
 pub fn snake_case(s: &str) -> String {
     words(s).join("_")
@@ -303,5 +344,17 @@ mod tests {
         );
         assert_eq!(words("AvgSatScoreNum"), ["avg", "sat", "score", "num"]);
         assert_eq!(words("x-special-info"), ["x", "special", "info"]);
+        assert_eq!(
+            event_type_name("kustomer.customer.update"),
+            "CustomerUpdate"
+        );
+        assert_eq!(
+            event_type_name("kustomer.3pl-shipment.create"),
+            "Event3plShipmentCreate"
+        );
+        assert_eq!(event_type_name("kustomer.value"), "EventValue");
+        assert_eq!(event_type_name("kustomer.links"), "EventLinks");
+        assert_eq!(event_type_name("kustomer.self"), "EventSelf");
+        assert_eq!(event_type_name("kustomer."), "Event");
     }
 }
