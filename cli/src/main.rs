@@ -574,7 +574,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             let schemas = kustomer_codegen::read_schemas(&dir)?;
             if schemas.is_empty() {
                 // Generating from none would remove every model.
-                anyhow::bail!("no schemas (`.json` files) in {}", dir.display());
+                anyhow::bail!(
+                    "no schemas (`.json` files with `x-kustomer-resource`) in {}",
+                    dir.display()
+                );
             }
             if check {
                 return generate::check(&schemas, &out);

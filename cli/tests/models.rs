@@ -90,7 +90,8 @@ fn check_passes_on_the_committed_tree_and_names_stale_files() {
     ]);
     assert_eq!(r.code, Some(1));
     assert!(
-        r.stderr.contains("no schemas (`.json` files) in"),
+        r.stderr
+            .contains("no schemas (`.json` files with `x-kustomer-resource`) in"),
         "{}",
         r.stderr
     );
