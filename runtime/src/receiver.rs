@@ -318,8 +318,9 @@ impl<S: Events> Receiver<S> {
     /// such as a `dedupe::RedisStore` that a service's replicas share.
     ///
     /// The key is the event's `id`; an `id` of another JSON type than a
-    /// string (drift) is keyed by its JSON text after `json:` (`json:42`),
-    /// and an event with no `id` (or a null one) runs its handler on every
+    /// string (drift) is keyed by its JSON text after `json:` (`json:42`;
+    /// a string id starting with `json:` or `str:` gets `str:` before it,
+    /// so that no two ids share a key), and an event with no `id` (or a null one) runs its handler on every
     /// delivery, with a warning logged.
     pub fn with_store(mut self, store: impl IdempotencyStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
@@ -627,6 +628,12 @@ impl<S: Events> Receiver<S> {
         // JSON type than a string (drift), its JSON text.
         let other_key;
         let key = match (&self.store, &id) {
+            // A string id that could be taken for another's key (below) gets
+            // `str:` before it, so that no two ids share a key.
+            (Some(_), Some(id)) if id.starts_with("json:") || id.starts_with("str:") => {
+                other_key = Some(format!("str:{id}"));
+                other_key.as_deref()
+            }
             (Some(_), Some(id)) => Some(id.as_str()),
             (Some(_), None) => {
                 other_key = cold::key_of_other_id(parsed.raw);

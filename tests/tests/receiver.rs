@@ -1093,6 +1093,26 @@ async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
         "{reply}"
     );
     assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    // An id of another JSON type is keyed by its JSON text, and a string
+    // id spelled like that key is not taken for it.
+    for (id, outcomes) in [
+        (Value::from(42), ["handled", "duplicate"]),
+        (Value::from("json:42"), ["handled", "duplicate"]),
+        (Value::from("str:json:42"), ["handled", "duplicate"]),
+    ] {
+        let mut team: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+        team["id"] = id.clone();
+        let team = serde_json::to_vec(&team).unwrap();
+        for outcome in outcomes {
+            let (status, reply) = s.deliver(&team, TOKEN, None).await;
+            assert_eq!(
+                (status, reply["outcome"].as_str()),
+                (200, Some(outcome)),
+                "{id}: {reply}"
+            );
+        }
+    }
+    assert_eq!(s.count.load(Ordering::SeqCst), 4);
     // A resource id of another format, and revs sent as strings, still
     // order the resource's updates.
     let update = |n: usize, rev: &str| {
