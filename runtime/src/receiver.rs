@@ -1290,15 +1290,19 @@ impl Settle {
     ) {
         let succeeded = matches!(result, Some(Ok(_)));
         let timeout = self.timeout;
-        if let Some((store, id)) = self.claim.0.take() {
+        if let Some((store, id)) = &self.claim.0 {
             let settle = async {
                 if succeeded {
-                    store.complete(&id).await
+                    store.complete(id).await
                 } else {
-                    store.abandon(&id).await
+                    store.abandon(id).await
                 }
             };
-            match within(None, timeout, settle).await {
+            let settled = within(None, timeout, settle).await;
+            // Answered or not, the claim is the store's now; only a store
+            // that panicked leaves it to the guard to give up.
+            self.claim.0 = None;
+            match settled {
                 Some(Ok(())) => {}
                 Some(Err(e)) => cold::settle_failed(Some(&e)),
                 None => cold::settle_failed(None),

@@ -127,6 +127,8 @@ enum Fault {
     Fail,
     /// Never answer.
     Hang,
+    /// Panic (a store with a bug).
+    Panic,
 }
 
 /// An idempotency store that wraps another ([`MemoryStore`], or a shared
@@ -180,6 +182,7 @@ impl FailingStore {
                 )))
             }),
             Some(Fault::Hang) => Box::pin(std::future::pending()),
+            Some(Fault::Panic) => Box::pin(async { panic!("a store with a bug") }),
         }
     }
 }
@@ -459,6 +462,25 @@ async fn a_store_that_fails_to_record_success_still_acknowledges_once() {
     );
     assert!(reply.get("error").is_none(), "{reply}");
     assert_eq!(s.plan.processed(&id), 1);
+}
+
+/// A store that panics while recording a handler's success: the delivery is
+/// answered 500, and its claim given up, so that the retry runs the handler
+/// again at once rather than being told 409 until the claim's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_panics_while_settling_gives_the_claim_up() {
+    let s = start().await;
+    let (id, body) = event("kustomer.team.update", 9);
+    s.store.inject("complete", &[Fault::Panic]);
+    let attempts = s.deliver_with_retries(&body).await;
+    assert_eq!(statuses(&attempts), [500, 200], "{attempts:?}");
+    assert_eq!(s.plan.processed(&id), 2, "handled, then handled again");
+    let (status, reply) = s.deliver(&body).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
