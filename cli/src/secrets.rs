@@ -7,14 +7,20 @@
 //! Both formats are one entry per line; blank lines are skipped and white
 //! space around each entry (the newline `echo` adds, a `\r` from a Windows
 //! editor) is dropped: no token or header value Kustomer sends starts or ends
-//! with white space (an HTTP header value cannot). Errors name the file and
+//! with white space (an HTTP header value cannot). A byte order mark
+//! (U+FEFF) at the start of a file, as some editors save one, is read past,
+//! with a warning the first time it is seen there. Errors name the file and
 //! the line, never what the line holds.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use kustomer_webhooks::verify::{HOP_BY_HOP_HEADERS, RESERVED_HEADERS};
 use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::out::note;
 
 /// Where `serve`'s secrets come from: tokens and custom headers given on
 /// the command line or in the environment, and files holding more, read
@@ -305,7 +311,28 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
 /// secrets, and a bound on what a wrong path (a log, a device) costs.
 const MAX_FILE: u64 = 64 * 1024;
 
-/// The non-blank lines of `path`, trimmed, with their line numbers.
+/// The files read with a byte order mark at their last reading, so that
+/// reading one again (every few seconds, on SIGHUP) warns of it once, and
+/// again only once it was saved without one and then with one again.
+static WITH_BOM: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Records whether `path` starts with a byte order mark: whether it did
+/// not at its last reading (a warning is due).
+fn with_bom(path: &Path, bom: bool) -> bool {
+    let mut files = WITH_BOM
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let files = files.get_or_insert_with(HashSet::new);
+    if bom {
+        files.insert(path.to_owned())
+    } else {
+        files.remove(path);
+        false
+    }
+}
+
+/// The non-blank lines of `path`, trimmed, with their line numbers (past a
+/// byte order mark).
 fn entries(path: &Path) -> Result<Vec<(usize, String)>> {
     use std::io::Read;
     let mut bytes = Vec::new();
@@ -321,6 +348,24 @@ fn entries(path: &Path) -> Result<Vec<(usize, String)>> {
     }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow::anyhow!("{}: is not UTF-8 text", path.display()))?;
+    // A byte order mark is no part of the first token or header name (and
+    // white space to `trim`, it is not).
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(text) => {
+            if with_bom(path, true) {
+                note!(
+                    "warning: {} starts with a byte order mark (U+FEFF), read past: it is no \
+                     part of a token or header (save the file without one)",
+                    path.display()
+                );
+            }
+            text
+        }
+        None => {
+            with_bom(path, false);
+            text
+        }
+    };
     Ok(text
         .lines()
         .enumerate()
@@ -347,6 +392,31 @@ mod tests {
         // One token, with or without the newline `echo` adds.
         assert_eq!(read_token(file(b"t0ken\n").path()).unwrap(), "t0ken");
         assert_eq!(read_token(file(b"t0ken").path()).unwrap(), "t0ken");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_a_token_or_header() {
+        let tokens = file(b"\xef\xbb\xbft0ken\r\nprevious\n");
+        assert_eq!(read_tokens(tokens.path()).unwrap(), ["t0ken", "previous"]);
+        // Read again (as a reload does): the same.
+        assert_eq!(read_tokens(tokens.path()).unwrap(), ["t0ken", "previous"]);
+        assert_eq!(
+            read_token(file(b"\xef\xbb\xbft0ken").path()).unwrap(),
+            "t0ken"
+        );
+        let headers = file(b"\xef\xbb\xbfx-app-secret=s3cret\n");
+        assert_eq!(
+            read_headers(headers.path()).unwrap(),
+            [("x-app-secret".to_owned(), "s3cret".to_owned())]
+        );
+        let read = sources(&[], &[tokens.path()]).read().unwrap();
+        assert_eq!(read.tokens, ["t0ken", "previous"]);
+        // Warned of once per file, and again once it comes back.
+        let path = Path::new("/a/tokens");
+        assert!(with_bom(path, true));
+        assert!(!with_bom(path, true));
+        assert!(!with_bom(path, false));
+        assert!(with_bom(path, true));
     }
 
     #[test]

@@ -141,13 +141,96 @@ pub fn path_arg(s: &str) -> Result<String, String> {
     Ok(format!("/{rest}"))
 }
 
-/// `send --timeout`: whole seconds, at least one.
+/// The longest time limit a flag of seconds takes: a day.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// `send --timeout`, and `serve`'s `--head-timeout`, `--body-timeout` and
+/// `--handler-timeout`: whole seconds, from 1 to [`MAX_TIMEOUT_SECS`] (a
+/// limit further off than the clock can count would fail every request).
 pub fn timeout_arg(s: &str) -> Result<Duration, String> {
+    let range = format!("at least 1 second and at most {MAX_TIMEOUT_SECS} (a day)");
     match s.parse::<u64>() {
-        Ok(0) => Err("the timeout must be at least 1 second".to_owned()),
+        Ok(0) => Err(format!("the timeout must be {range}")),
+        Ok(n) if n > MAX_TIMEOUT_SECS => Err(format!("the timeout must be {range}, not {n}")),
         Ok(n) => Ok(Duration::from_secs(n)),
-        Err(_) => Err(format!("expected whole seconds, such as 10, got {s:?}")),
+        Err(_) => Err(format!(
+            "expected whole seconds, such as 10 ({range}), got {s:?}"
+        )),
     }
+}
+
+/// Descriptors `serve` keeps for what it opens besides its connections
+/// (the listeners, the metrics listener's connections, Redis, the files of
+/// captures and dead letters), out of its limit on open files; half of the
+/// limit when that is less.
+#[cfg_attr(not(unix), allow(dead_code))]
+const FILES_BESIDES_CONNECTIONS: u64 = 128;
+
+/// How many connections `serve` takes at once, `max` asked for, when the
+/// process may have `open_files` files open: `max`, or fewer if `max` and
+/// [`FILES_BESIDES_CONNECTIONS`] do not fit (each connection is a file);
+/// at least one.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn connections_that_fit(max: usize, open_files: u64) -> usize {
+    let besides = FILES_BESIDES_CONNECTIONS.min(open_files / 2);
+    let fit = open_files - besides;
+    usize::try_from(fit)
+        .unwrap_or(usize::MAX)
+        .clamp(1, max.max(1))
+}
+
+/// Raises the process's limit on open files (`RLIMIT_NOFILE`'s soft limit)
+/// to its hard limit, as far as the system allows: often 1,024 otherwise,
+/// no more than the default limit on connections. The limit now, if it can
+/// be read.
+#[cfg(unix)]
+fn raise_open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which outlives
+    // the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given, which
+        // outlives the call. Refused (macOS past OPEN_MAX), the limit stays.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // `rlim_t` is not u64 everywhere
+    Some(limit.rlim_cur as u64)
+}
+
+/// `server` with at most as many connections as the process's limit on
+/// open files leaves room for, that limit raised first as far as it goes;
+/// said when that is fewer than asked for.
+fn fit_to_open_files(server: Server) -> Server {
+    #[cfg(unix)]
+    if let Some(open_files) = raise_open_files_limit() {
+        let max = server.max_connections();
+        let fit = connections_that_fit(max, open_files);
+        if fit < max {
+            note!(
+                "warning: serving at most {fit} connections at once, not {max} \
+                 (--max-connections): this process may open at most {open_files} files (its \
+                 limit on open files, RLIMIT_NOFILE, raised as far as it goes), each \
+                 connection is one, and {} are kept for the \
+                 rest; raise the limit (`ulimit -n`, systemd's LimitNOFILE=, \
+                 `docker run --ulimit nofile=`) to serve more",
+                open_files - fit as u64
+            );
+            return server.with_max_connections(fit);
+        }
+    }
+    server
 }
 
 /// How `send` connects: the time it gives each delivery, and the
@@ -314,6 +397,7 @@ pub async fn serve(
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
     crate::log::init(options.log_format);
+    options.server = fit_to_open_files(options.server);
     let secrets = sources.read()?;
     let tls = tls(options.tls.take())?;
     #[cfg(feature = "tls")]
@@ -393,6 +477,10 @@ pub async fn serve(
     // Listening before the first delivery can arrive, so that a SIGHUP from
     // then on never meets the default action, which is to stop serving.
     let hangup = Hangup::listen();
+    // SIGINT and SIGTERM from now on (before, they end the process at
+    // once, as while it connects to Redis): a second one during the stop
+    // is heard too.
+    let mut stops = StopSignals::listen();
     let scheme = if tls.is_some() { "https" } else { "http" };
     note!(
         "receiving Kustomer webhooks at {scheme}://{}{}",
@@ -435,12 +523,33 @@ pub async fn serve(
             dir.display()
         );
     }
+    // The first SIGINT or SIGTERM stops serving gracefully; a second one
+    // stops at once.
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let server = options.server.clone();
+    tokio::spawn(async move {
+        stops.next().await;
+        stopping.store(true, Ordering::Relaxed);
+        note!("stopping: finishing the deliveries in progress");
+        let _ = stop.send(());
+        let again = stops.next().await;
+        let left = server.requests_in_progress();
+        note!(
+            "warning: {} again: stopping at once, {left} {} in progress not answered \
+             (Kustomer sends {} again)",
+            again.name(),
+            if left == 1 { "delivery" } else { "deliveries" },
+            if left == 1 { "it" } else { "them" },
+        );
+        crate::log::flush(Duration::from_secs(2));
+        std::process::exit(again.exit_code());
+    });
     options
         .server
         .serve(listener, app, async move {
-            kustomer_webhooks::axum::stop_signal().await;
-            stopping.store(true, Ordering::Relaxed);
-            note!("stopping: finishing the deliveries in progress");
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
         })
         .await;
     note!("stopped; every delivery in progress was answered ({counters})");
@@ -461,6 +570,84 @@ pub async fn serve(
         waiting(letters);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A signal that stops `serve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (what a container's stop sends).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Terminate,
+}
+
+impl Stop {
+    fn name(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "SIGINT",
+            Stop::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit code of a stop at once: 128 and the signal's number, as a
+    /// shell reports a process the signal ended.
+    fn exit_code(self) -> i32 {
+        match self {
+            Stop::Interrupt => 130,
+            Stop::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, each listened for once made, so that none that
+/// comes later is missed.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The next SIGINT or SIGTERM; never where neither can be listened for.
+    async fn next(&mut self) -> Stop {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+                if let Some(signal) = signal
+                    && signal.recv().await.is_some()
+                {
+                    return;
+                }
+                std::future::pending().await
+            }
+            tokio::select! {
+                () = recv(&mut self.interrupt) => Stop::Interrupt,
+                () = recv(&mut self.terminate) => Stop::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            Stop::Interrupt
+        }
+    }
 }
 
 /// Says so when `dir` (of captures or dead letters) lets other users of the
@@ -1347,7 +1534,52 @@ pub async fn demo() -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{addr_arg, path_arg, token_arg, unreachable_message};
+    use super::{
+        addr_arg, connections_that_fit, path_arg, timeout_arg, token_arg, unreachable_message,
+    };
+
+    #[test]
+    fn connections_fit_in_the_limit_on_open_files_beside_what_else_is_open() {
+        // The default limits: the connections and 128 files for the rest.
+        assert_eq!(connections_that_fit(1024, 1_048_576), 1024);
+        assert_eq!(connections_that_fit(1024, 1024 + 128), 1024);
+        assert_eq!(connections_that_fit(1024, 1024 + 127), 1023);
+        assert_eq!(connections_that_fit(1024, 1024), 896);
+        assert_eq!(connections_that_fit(64, 1024), 64);
+        // A low limit keeps half for the rest.
+        assert_eq!(connections_that_fit(1024, 256), 128);
+        assert_eq!(connections_that_fit(1024, 64), 32);
+        assert_eq!(connections_that_fit(1024, 1), 1);
+        assert_eq!(connections_that_fit(1024, 0), 1);
+        // Unlimited.
+        assert_eq!(connections_that_fit(1024, u64::MAX), 1024);
+    }
+
+    #[test]
+    fn a_timeout_is_whole_seconds_from_one_to_a_day() {
+        assert_eq!(timeout_arg("1").unwrap().as_secs(), 1);
+        assert_eq!(timeout_arg("86400").unwrap().as_secs(), 86_400);
+        for (bad, want) in [
+            (
+                "0",
+                "the timeout must be at least 1 second and at most 86400 (a day)",
+            ),
+            (
+                "86401",
+                "the timeout must be at least 1 second and at most 86400 (a day), not 86401",
+            ),
+            (
+                "9300000000000000000",
+                "the timeout must be at least 1 second and at most 86400 (a day), not 9300000000000000000",
+            ),
+            (
+                "1.5",
+                "expected whole seconds, such as 10 (at least 1 second and at most 86400 (a day)), got \"1.5\"",
+            ),
+        ] {
+            assert_eq!(timeout_arg(bad).unwrap_err(), want, "{bad}");
+        }
+    }
 
     #[test]
     fn a_ca_certificate_served_as_a_servers_own_is_explained() {

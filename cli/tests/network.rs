@@ -125,10 +125,18 @@ fn start_serve_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
-    let child = Command::new(BIN)
+    let mut serve = Command::new(BIN);
+    serve
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    start_serving(serve)
+}
+
+/// Runs `serve` (the whole command given), at the repository root, its
+/// stdout piped, until it logs its URL: as [`start_serve_logged`].
+fn start_serving(mut serve: Command) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+    let child = serve
         .current_dir(ROOT)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -2620,4 +2628,210 @@ fn serve_starts_with_a_redis_user_allowed_only_its_prefix() {
             && stderr.contains("refuses a write"),
         "{stderr}"
     );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn serve_fits_its_connections_to_its_limit_on_open_files() {
+    // A limit on open files (soft and hard) far below the default 1,024
+    // connections: serve takes as many as fit, beside what else it opens.
+    let mut serve = Command::new("sh");
+    serve
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", BIN, "serve"])
+        .args(["--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--head-timeout", "60", "--metrics-addr", "127.0.0.1:0"]);
+    let (mut server, mut log, url, logged) = start_serving(serve);
+    assert!(
+        logged.iter().any(|l| l.starts_with(
+            "warning: serving at most 32 connections at once, not 1024 (--max-connections): \
+             this process may open at most 64 files"
+        )),
+        "{logged:?}"
+    );
+    let metrics = metrics_url(&logged);
+    assert_eq!(metric(&metrics, "kustomer_webhooks_connections_max"), 32);
+    // More idle connections than fit, open for longer than a second: a
+    // delivery gets the place of one, at once, rather than once their time
+    // limit on heads is up.
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let idle: Vec<_> = (0..48)
+        .map(|_| std::net::TcpStream::connect(host).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (status, reply) = post(&url, "t0ken", &team_create("beside-idle-ones"));
+    assert_eq!(status, 200, "{reply}");
+    drop(idle);
+    server.terminate();
+    assert!(exits_successfully(&mut server));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(rest.contains("every connection slot is taken"), "{rest}");
+    assert!(
+        !rest.contains("out of file descriptors") && !rest.contains("Too many open files"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_timeout_past_a_day() {
+    for flag in ["--head-timeout", "--body-timeout", "--handler-timeout"] {
+        for value in ["86401", "9300000000000000000"] {
+            // Refused at once, not served with (where each connection failed).
+            let mut serve = Killed(
+                Command::new(BIN)
+                    .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+                    .args([flag, value])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let status = loop {
+                if let Some(status) = serve.0.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(
+                    std::time::Instant::now() < until,
+                    "serve {flag} {value} was not refused"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(serve.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            assert_eq!(status.code(), Some(2), "{flag} {value}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "the timeout must be at least 1 second and at most 86400 (a day), not {value}"
+                )) && stderr.contains(flag),
+                "{stderr}"
+            );
+        }
+    }
+    // A day is served with.
+    let (_server, _log, url) = start_serve(&["--token", "t0ken", "--head-timeout", "86400"]);
+    let (status, reply) = post(&url, "t0ken", &team_create("a-day-for-heads"));
+    assert_eq!(status, 200, "{reply}");
+}
+
+#[test]
+#[cfg(unix)]
+fn a_byte_order_mark_in_a_token_or_header_file_is_read_past() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let tokens = dir.path().join("tokens");
+    let headers = dir.path().join("headers");
+    std::fs::write(&tokens, "\u{feff}first\n").unwrap();
+    std::fs::write(&headers, "\u{feff}x-app-secret=s3cret\n").unwrap();
+    let (server, mut log, url, logged) = start_serve_logged(&[
+        "--token-file",
+        tokens.to_str().unwrap(),
+        "--header-file",
+        headers.to_str().unwrap(),
+        "--reload-every",
+        "0",
+    ]);
+    for file in [&tokens, &headers] {
+        let warning = format!(
+            "warning: {} starts with a byte order mark (U+FEFF), read past",
+            file.display()
+        );
+        assert!(logged.iter().any(|l| l.starts_with(&warning)), "{logged:?}");
+    }
+    let status = |token: &str, sample: &str| {
+        let out = Command::new(BIN)
+            .args(["send", "--url", &url, "--token", token])
+            .args(["--header", "x-app-secret=s3cret"])
+            .arg(format!("schema/samples/{sample}.json"))
+            .current_dir(ROOT)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)[..3].to_owned()
+    };
+    assert_eq!(status("first", "kustomer.team.create"), "200");
+    // Rotated, the file saved with a mark again: read past on SIGHUP too.
+    std::fs::write(&tokens, "\u{feff}second\n").unwrap();
+    server.hang_up();
+    let line = log_until(&mut log, "reloaded the token and header files");
+    assert!(
+        line.contains("now accepting 1 token (1 added, 1 removed), 1 custom header"),
+        "{line}"
+    );
+    assert_eq!(status("second", "kustomer.team.update"), "200");
+    assert_eq!(status("first", "kustomer.user.create"), "401");
+}
+
+#[test]
+fn a_404_shows_a_long_path_cut_short() {
+    let (_server, _log, url) = start_serve(&["--token", "t0ken", "--path", "/webhooks/kustomer"]);
+    let base = url.strip_suffix("/webhooks/kustomer").unwrap();
+    let path = format!("/{}", "a".repeat(16 * 1024));
+    let (status, reply) = request(base, &format!("POST {path}"), &[], "");
+    assert_eq!(status, 404, "{reply}");
+    assert!(
+        reply.contains(&format!(
+            "\"nothing is received at /{}…: deliveries go to /webhooks/kustomer\"",
+            "a".repeat(199)
+        )),
+        "{reply}"
+    );
+    assert!(reply.len() < 1024, "{}", reply.len());
+}
+
+/// A second SIGINT or SIGTERM while serve waits for a delivery in progress
+/// stops it at once, with the exit code of a process the signal ended.
+#[cfg(unix)]
+fn a_second_stop_signal_stops_at_once(first: &str, second: &str, code: i32) {
+    use std::io::Write;
+    let (mut server, mut log, url) = start_serve(&["--token", "t0ken", "--body-timeout", "60"]);
+    // A delivery in progress: its body not all sent.
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut delivery = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        delivery,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"id\":"
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.signal(first);
+    log_until(&mut log, "stopping: finishing the deliveries in progress");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(server.0.try_wait().unwrap().is_none(), "serve stopped");
+    server.signal(second);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < until, "serve did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(code), "{rest}");
+    let name = if second == "-INT" {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    assert!(
+        rest.contains(&format!(
+            "warning: {name} again: stopping at once, 1 delivery in progress not answered \
+             (Kustomer sends it again)"
+        )),
+        "{rest}"
+    );
+    drop(delivery);
+}
+
+#[test]
+#[cfg(unix)]
+fn a_second_sigterm_stops_serve_at_once() {
+    a_second_stop_signal_stops_at_once("-TERM", "-TERM", 143);
+}
+
+#[test]
+#[cfg(unix)]
+fn a_second_sigint_stops_serve_at_once() {
+    a_second_stop_signal_stops_at_once("-TERM", "-INT", 130);
 }

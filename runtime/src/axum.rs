@@ -139,8 +139,21 @@ type Answer = std::pin::Pin<Box<dyn Future<Output = Response> + Send>>;
 /// The router's state, as its handlers take it.
 type Shared<S> = State<Arc<Batcher<S, HttpDelivery>>>;
 
+/// How much of a path the 404 shows, in characters: a path can be as long
+/// as a request head (tens of kilobytes), and it is both answered and logged.
+const SHOWN_PATH: usize = 200;
+
+/// `path`, or its first [`SHOWN_PATH`] characters and `…`.
+fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.char_indices().nth(SHOWN_PATH) {
+        Some((cut, _)) => format!("{}…", &path[..cut]).into(),
+        None => path.into(),
+    }
+}
+
 impl Elsewhere {
     fn error(&self, path: &str) -> String {
+        let path = shown_path(path);
         match &self.mount {
             Mount::Root => format!("nothing is received at {path}: deliveries go to /"),
             Mount::At(at) => {
@@ -307,4 +320,31 @@ fn respond(reply: &Reply) -> Response {
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Elsewhere, Mount, SHOWN_PATH, shown_path};
+
+    #[test]
+    fn a_404_shows_a_long_path_cut_short() {
+        assert_eq!(shown_path("/webhooks"), "/webhooks");
+        let exactly = "a".repeat(SHOWN_PATH);
+        assert_eq!(shown_path(&exactly), exactly);
+        let long = format!("/{}", "é".repeat(64 * 1024));
+        let shown = shown_path(&long);
+        assert_eq!(shown.chars().count(), SHOWN_PATH + 1);
+        assert!(shown.starts_with("/éé") && shown.ends_with("é…"), "{shown}");
+        let elsewhere = Elsewhere {
+            mount: Mount::At("/kustomer".into()),
+            nested: true,
+        };
+        let error = elsewhere.error(&long);
+        assert!(
+            error.starts_with("nothing is received at /kustomer/éé"),
+            "{error}"
+        );
+        assert!(error.ends_with("é…: deliveries go to /kustomer"), "{error}");
+        assert!(error.len() < 1024, "{}", error.len());
+    }
 }

@@ -42,6 +42,10 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 ///   the system's backlog while every connection has a request in progress
 ///   or has just had one. So clients that open connections and send nothing
 ///   cannot keep Kustomer's deliveries out for the time limit on heads.
+///   Out of file descriptors (the process's limit on open files below the
+///   limit on connections), an accept that fails is taken the same way:
+///   the oldest idle connection is closed to make room, and the failure is
+///   logged at most once a minute.
 /// - **A graceful stop** ([`serve`](Self::serve)'s `shutdown`, such as
 ///   [`stop_signal`]): no more
 ///   connections are taken; a request in progress (its body being read, its
@@ -83,6 +87,8 @@ pub struct Server {
     open: Arc<AtomicUsize>,
     /// Connections closed to make room at the limit.
     closed_at_limit: Arc<AtomicU64>,
+    /// Requests in progress over every connection.
+    in_progress: Arc<AtomicUsize>,
     #[cfg(feature = "axum-tls")]
     tls: Option<super::Tls>,
     /// TLS handshakes that failed or were not done in time.
@@ -101,6 +107,7 @@ impl Server {
             max: 1024,
             open: Arc::default(),
             closed_at_limit: Arc::default(),
+            in_progress: Arc::default(),
             #[cfg(feature = "axum-tls")]
             tls: None,
             #[cfg(feature = "axum-tls")]
@@ -110,9 +117,10 @@ impl Server {
 
     /// A connection must send each request head within `timeout` of
     /// opening, or of its previous answer, or it is closed. Zero is taken
-    /// as one millisecond.
+    /// as one millisecond, and more than [`MAX_HEAD_TIMEOUT`] (a day) as
+    /// that.
     pub fn with_head_timeout(mut self, timeout: Duration) -> Self {
-        self.head_timeout = timeout.max(Duration::from_millis(1));
+        self.head_timeout = timeout.clamp(Duration::from_millis(1), MAX_HEAD_TIMEOUT);
         self
     }
 
@@ -180,6 +188,13 @@ impl Server {
     /// Connections open now (for a gauge).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Requests in progress now, over every connection: from the call of
+    /// the app (once a request's head has arrived) until its answer is
+    /// written. Clones share the count.
+    pub fn requests_in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::Relaxed)
     }
 
     /// The most connections served at once.
@@ -271,8 +286,11 @@ impl Server {
     /// connections, and returns once every connection is closed.
     ///
     /// A failed accept never ends it: one that failed before it was
-    /// accepted is skipped, any other (out of file descriptors) is logged
-    /// and waited out for 100 ms.
+    /// accepted is skipped; out of file descriptors, the oldest idle
+    /// connection is closed to make room, as at the connection limit, and
+    /// the next accept waits until a connection closes (or 100 ms); any
+    /// other failure is waited out for 100 ms. Failures are logged at most
+    /// once a minute, with how many were not.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -285,6 +303,7 @@ impl Server {
         // Each connection's requests in progress, oldest connection first.
         let mut connections: VecDeque<Weak<Busy>> = VecDeque::new();
         let mut warned_at: Option<Instant> = None;
+        let mut failures = AcceptFailures::default();
         'serving: loop {
             // A slot first; past the limit, connections wait in the backlog,
             // except one, accepted, for which room is made.
@@ -296,8 +315,22 @@ impl Server {
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
+                    Err(e) if failed_before_accepted(&e) => continue,
                     Err(e) => {
-                        accept_failed(&e).await;
+                        let out_of_files = out_of_files(&e);
+                        failures.failed(&e, out_of_files, self.max);
+                        // Out of descriptors, a connection is waiting in the
+                        // backlog as at the limit: room is made for it.
+                        if out_of_files {
+                            self.make_room(&mut connections);
+                        }
+                        // Until a connection closes (its descriptor freed),
+                        // or a moment, rather than retried at once, in a loop.
+                        tokio::select! {
+                            Some(_) = tasks.join_next(), if out_of_files && !tasks.is_empty() => {}
+                            () = tokio::time::sleep(ACCEPT_RETRY) => {}
+                            () = &mut shutdown => break 'serving,
+                        }
                         continue;
                     }
                 },
@@ -312,7 +345,17 @@ impl Server {
                     if let Ok(slot) = self.slots.clone().try_acquire_owned() {
                         break slot;
                     }
-                    self.make_room(&mut connections, &mut warned_at);
+                    if self.make_room(&mut connections)
+                        && warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                    {
+                        warned_at = Some(Instant::now());
+                        tracing::warn!(
+                            max_connections = self.max,
+                            "every connection slot is taken: closing the oldest connections \
+                             with no request in progress to make room (clients holding \
+                             connections open without sending, or a limit too low for the load)"
+                        );
+                    }
                     tokio::select! {
                         slot = self.slots.clone().acquire_owned() => match slot {
                             Ok(slot) => break slot,
@@ -326,7 +369,7 @@ impl Server {
             // Finished connections leave the set as new ones come.
             while tasks.try_join_next().is_some() {}
             let _ = stream.set_nodelay(true);
-            let busy = Arc::new(Busy::default());
+            let busy = Arc::new(Busy::new(self.in_progress.clone()));
             connections.retain(|c| c.strong_count() > 0);
             connections.push_back(Arc::downgrade(&busy));
             let service = Tracked {
@@ -389,31 +432,24 @@ impl Server {
 }
 
 impl Server {
-    /// At the limit, with a connection waiting: tells the oldest open
-    /// connection idle for [`IDLE_BEFORE_MAKING_ROOM`] to close, unless one
-    /// told before is still closing.
-    fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>, warned_at: &mut Option<Instant>) {
+    /// At the limit (or out of file descriptors), with a connection
+    /// waiting: tells the oldest open connection idle for
+    /// [`IDLE_BEFORE_MAKING_ROOM`] to close, unless one told before is still
+    /// closing. Whether it told one.
+    fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>) -> bool {
         connections.retain(|c| c.strong_count() > 0);
         let open: Vec<Arc<Busy>> = connections.iter().filter_map(Weak::upgrade).collect();
         if open.iter().any(|busy| busy.leaving.load(Ordering::Acquire)) {
-            return;
+            return false;
         }
         let Some(idle) = open.iter().find(|busy| {
             busy.idle_for()
                 .is_some_and(|idle| idle >= IDLE_BEFORE_MAKING_ROOM)
         }) else {
-            return;
+            return false;
         };
         idle.leave();
-        if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-            *warned_at = Some(Instant::now());
-            tracing::warn!(
-                max_connections = self.max,
-                "every connection slot is taken: closing the oldest connections with no \
-                 request in progress to make room (clients holding connections open without \
-                 sending, or a limit too low for the load)"
-            );
-        }
+        true
     }
 }
 
@@ -443,6 +479,16 @@ impl std::fmt::Debug for Server {
 /// connection just accepted, whose request may be in its socket unread, is
 /// never the one closed.
 pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
+
+/// The longest time limit on request heads: a day (a longer one is taken
+/// as this; one past what the clock can count would fail every connection).
+pub const MAX_HEAD_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// How long the accept loop waits after a failed accept before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// How often a failing accept is logged at most.
+const LOG_ACCEPT_FAILURES_EVERY: Duration = Duration::from_secs(60);
 
 /// Serves one connection; once `stopped` turns, or it is told to make room,
 /// lets its request in progress finish and closes it (after `grace` with
@@ -520,10 +566,12 @@ struct Busy {
     last_ended: AtomicU64,
     leaving: AtomicBool,
     leave: Notify,
+    /// The server's count of requests in progress, over every connection.
+    total: Arc<AtomicUsize>,
 }
 
-impl Default for Busy {
-    fn default() -> Self {
+impl Busy {
+    fn new(total: Arc<AtomicUsize>) -> Self {
         Busy {
             count: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -531,12 +579,12 @@ impl Default for Busy {
             last_ended: AtomicU64::new(0),
             leaving: AtomicBool::new(false),
             leave: Notify::new(),
+            total,
         }
     }
-}
 
-impl Busy {
     fn enter(self: &Arc<Self>) -> InProgress {
+        self.total.fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
     }
@@ -584,6 +632,7 @@ struct InProgress(Arc<Busy>);
 impl Drop for InProgress {
     fn drop(&mut self) {
         let busy = &self.0;
+        busy.total.fetch_sub(1, Ordering::Relaxed);
         if busy.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             let ended = u64::try_from(busy.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
             busy.last_ended.store(ended.max(1), Ordering::Release);
@@ -704,20 +753,160 @@ pub async fn stop_signal() {
     }
 }
 
-/// After a failed accept: a connection that failed before it was accepted
-/// is skipped; anything else (out of file descriptors) is waited out for a
-/// moment rather than retried at once, in a loop.
-async fn accept_failed(e: &std::io::Error) {
+/// Whether a failed accept is of a connection that failed before it was
+/// accepted: skipped, and the next one accepted at once.
+fn failed_before_accepted(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(
+    matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
+    )
+}
+
+/// Whether a failed accept is for want of a file descriptor: the process's
+/// limit on open files (EMFILE) or the system's (ENFILE), whose numbers are
+/// the same on Linux, macOS and the BSDs; WSAEMFILE on Windows.
+fn out_of_files(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    const CODES: &[i32] = &[24, 23];
+    #[cfg(windows)]
+    const CODES: &[i32] = &[10024];
+    #[cfg(not(any(unix, windows)))]
+    const CODES: &[i32] = &[];
+    e.raw_os_error().is_some_and(|code| CODES.contains(&code))
+}
+
+/// Accepts that failed, logged at most once every
+/// [`LOG_ACCEPT_FAILURES_EVERY`]: a failure lasts (out of descriptors while
+/// clients keep connecting) and would otherwise be logged ten times a
+/// second.
+#[derive(Default)]
+struct AcceptFailures {
+    /// When one was last logged.
+    logged_at: Option<Instant>,
+    /// Failures since then, not logged.
+    unlogged: u64,
+}
+
+impl AcceptFailures {
+    fn failed(&mut self, e: &std::io::Error, out_of_files: bool, max_connections: usize) {
+        if self
+            .logged_at
+            .is_some_and(|at| at.elapsed() < LOG_ACCEPT_FAILURES_EVERY)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        self.logged_at = Some(Instant::now());
+        let not_logged = std::mem::take(&mut self.unlogged);
+        let error = e.to_string();
+        if out_of_files {
+            tracing::error!(
+                error = error.as_str(),
+                max_connections,
+                not_logged,
+                "accepting a connection failed, out of file descriptors: closing the oldest \
+                 connections with no request in progress to make room, as at the connection \
+                 limit (the limit on open files is too low for the limit on connections: \
+                 raise it, or lower the limit on connections; logged at most once a minute)"
+            );
+        } else {
+            tracing::error!(
+                error = error.as_str(),
+                not_logged,
+                "accepting a connection failed (logged at most once a minute)"
+            );
+        }
     }
-    tracing::error!(
-        error = e.to_string().as_str(),
-        "accepting a connection failed"
-    );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    use super::{IDLE_BEFORE_MAKING_ROOM, Server};
+
+    /// Set in the process the test runs itself in.
+    const CHILD: &str = "KUSTOMER_WEBHOOKS_TEST_OUT_OF_FILES";
+
+    /// Out of file descriptors, a connection waiting to be accepted gets the
+    /// place of the oldest idle one, as at the connection limit, rather than
+    /// waiting until an idle one's time limit on heads. Run in a process of
+    /// its own (this test binary again), whose limit on open files is
+    /// lowered to 128, then every descriptor but one taken.
+    #[test]
+    fn out_of_file_descriptors_an_idle_connection_makes_room() {
+        if std::env::var_os(CHILD).is_none() {
+            let name = format!(
+                "{}::out_of_file_descriptors_an_idle_connection_makes_room",
+                module_path!().split_once("::").unwrap().1
+            );
+            let out = std::process::Command::new("sh")
+                .args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\""])
+                .arg(std::env::current_exe().unwrap())
+                .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{said}");
+            assert!(said.contains("1 passed"), "{said}");
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Heads may take a minute: no idle connection closes by itself
+            // within the test.
+            let server = Server::new().with_head_timeout(Duration::from_secs(60));
+            let app = ::axum::Router::new().route("/", ::axum::routing::get(|| async { "ok" }));
+            let serving = server.clone();
+            tokio::spawn(async move { serving.serve(listener, app, std::future::pending()).await });
+            tokio::task::spawn_blocking(move || {
+                let idle: Vec<TcpStream> =
+                    (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+                while server.open_connections() < idle.len() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                // Every descriptor taken but one, for the client's side.
+                let mut taken = Vec::new();
+                loop {
+                    match std::fs::File::open("/dev/null") {
+                        Ok(file) => taken.push(file),
+                        Err(e) => {
+                            assert_eq!(e.raw_os_error(), Some(24), "{e}");
+                            break;
+                        }
+                    }
+                }
+                assert!(!taken.is_empty());
+                taken.pop();
+                std::thread::sleep(IDLE_BEFORE_MAKING_ROOM + Duration::from_millis(200));
+                let mut delivery = TcpStream::connect(addr).unwrap();
+                delivery
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                delivery
+                    .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut answer = String::new();
+                delivery
+                    .read_to_string(&mut answer)
+                    .unwrap_or_else(|e| panic!("no answer within 10 s ({e}): {answer:?}"));
+                assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+                assert!(server.connections_closed_at_limit() >= 1);
+                drop((idle, taken));
+            })
+            .await
+            .unwrap();
+        });
+    }
 }
