@@ -351,10 +351,27 @@ fn line(
 /// limit (stdout not read) gets 503, and is not written unless its write
 /// had already begun.
 async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
-    Lines::stdout()
-        .write(line?)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("writing the event's line: {e}")))
+    Lines::stdout().write(line?).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            stdout_closed();
+        }
+        std::io::Error::new(e.kind(), format!("writing the event's line: {e}"))
+    })
+}
+
+/// Set once an event's line found stdout closed (a pipe whose reader has
+/// gone, which never comes back): `/readyz` then answers 503.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Says, once, that stdout is closed, and marks `serve` not ready.
+#[cold]
+fn stdout_closed() {
+    if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "stdout is closed (its reader has gone): every delivery gets 500 and is not marked \
+             done until serve is started again with a reader; /readyz answers 503"
+        );
+    }
 }
 
 /// The built-in handler of each event with a generated type: prints the
@@ -727,6 +744,14 @@ fn health_router(
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not ready: stopping, finishing the deliveries in progress\n".to_owned(),
+                );
+            }
+            if STDOUT_CLOSED.load(Ordering::Relaxed) {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: stdout is closed, so no event's line can be written \
+                     (each delivery gets 500)\n"
+                        .to_owned(),
                 );
             }
             let Some(probe) = probe else {

@@ -1074,7 +1074,10 @@ fn send_refuses_a_url_it_cannot_post_to_before_sending_anything() {
 
 #[test]
 fn serve_answers_500_when_it_cannot_write_an_events_line() {
-    let (mut server, mut log, url) = start_serve(&["--token", "t0ken"]);
+    let (mut server, mut log, url, logged) =
+        start_serve_logged(&["--token", "t0ken", "--metrics-addr", "127.0.0.1:0"]);
+    let metrics = metrics_url(&logged);
+    assert_eq!(http("GET", &metrics, "/readyz").0, 200);
     // Nobody reads the event lines.
     drop(server.0.stdout.take());
     let send = || {
@@ -1099,11 +1102,19 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
         assert!(stdout.starts_with("500 "), "{stdout}");
         assert!(stdout.contains("writing the event's line"), "{stdout}");
     }
-    let mut line = String::new();
-    log.read_line(&mut line).unwrap();
+    let line = log_until(&mut log, "stdout is closed");
+    assert!(line.contains("ERROR"), "{line}");
+    let line = log_until(&mut log, "handler failed");
     assert!(line.contains("WARN"), "{line}");
     assert!(!line.contains("panicked"), "{line}");
+    // Said once, and a load balancer is told to send deliveries elsewhere.
+    let (status, text) = http("GET", &metrics, "/readyz");
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("stdout is closed"), "{text}");
     drop(server);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(!rest.contains("stdout is closed"), "said once: {rest}");
 }
 
 #[test]
