@@ -217,6 +217,47 @@ async fn a_connection_that_sends_no_whole_head_in_time_is_closed() {
     running.open_connections(0).await;
 }
 
+/// Requests the HTTP layer answers before the receiver sees them (a TLS
+/// handshake on the plain port, a head with too many headers, a request
+/// line that is not HTTP) are counted, so that `/metrics` shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_whose_head_cannot_be_read_are_counted() {
+    let running = start(Server::new()).await;
+    assert_eq!(running.server.requests_unreadable(), 0);
+    // The first bytes of a TLS ClientHello.
+    let hello = "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}\u{0}\u{1}\u{fc}\u{3}\u{3}\r\n\r\n";
+    let many: String = (0..200).map(|n| format!("X-{n}: y\r\n")).collect();
+    let too_many = format!("POST /kustomer HTTP/1.1\r\nHost: example\r\n{many}\r\n");
+    for (n, head) in [hello, too_many.as_str(), "NOT A REQUEST\r\n\r\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut stream = running.open(head).await;
+        let answer = answer_then_close(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 4") || answer.is_empty(),
+            "{answer}"
+        );
+        until(
+            || running.server.requests_unreadable() == n as u64 + 1,
+            || format!("{} counted", running.server.requests_unreadable()),
+        )
+        .await;
+    }
+    assert!(
+        running
+            .server
+            .prometheus()
+            .contains("kustomer_webhooks_requests_unreadable_total 3\n")
+    );
+    // A delivery is served as ever, and not counted.
+    assert_eq!(
+        deliver(running.addr, "u1").await,
+        (200, "handled".to_owned())
+    );
+    assert_eq!(running.server.requests_unreadable(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_connections_are_served_at_once() {
     let running = start(Server::new().with_max_connections(1)).await;

@@ -89,6 +89,8 @@ pub struct Server {
     closed_at_limit: Arc<AtomicU64>,
     /// Requests in progress over every connection.
     in_progress: Arc<AtomicUsize>,
+    /// Requests whose head could not be read, answered by hyper itself.
+    unreadable: Arc<Unreadable>,
     #[cfg(feature = "axum-tls")]
     tls: Option<super::Tls>,
     /// TLS handshakes that failed or were not done in time.
@@ -108,6 +110,7 @@ impl Server {
             open: Arc::default(),
             closed_at_limit: Arc::default(),
             in_progress: Arc::default(),
+            unreadable: Arc::default(),
             #[cfg(feature = "axum-tls")]
             tls: None,
             #[cfg(feature = "axum-tls")]
@@ -208,11 +211,23 @@ impl Server {
         self.closed_at_limit.load(Ordering::Relaxed)
     }
 
+    /// Requests whose head could not be read as HTTP/1 (bytes that are not
+    /// a request, such as a TLS handshake sent to a plain-HTTP port; a head
+    /// too large; a malformed `Content-Length`), since the server was made
+    /// (clones share it). HTTP's own layer answers them (400, 414 or 431)
+    /// before any app sees them, so the receiver neither counts nor logs
+    /// them: the server logs them at `info`, at most one line a minute.
+    pub fn requests_unreadable(&self) -> u64 {
+        self.unreadable.count.load(Ordering::Relaxed)
+    }
+
     /// Its state in Prometheus's text exposition format, for a `/metrics`
     /// endpoint beside [`Counters::prometheus`](crate::receiver::Counters::prometheus):
     /// the gauges `kustomer_webhooks_connections_open` and
     /// `kustomer_webhooks_connections_max`, the counter
-    /// `kustomer_webhooks_connections_closed_at_limit_total` and, serving HTTPS, the counter
+    /// `kustomer_webhooks_connections_closed_at_limit_total`, the counter
+    /// `kustomer_webhooks_requests_unreadable_total`
+    /// ([`requests_unreadable`](Self::requests_unreadable)) and, serving HTTPS, the counter
     /// `kustomer_webhooks_tls_handshakes_failed_total` and the certificate's
     /// dates as `kustomer_webhooks_tls_certificate_not_before_timestamp_seconds`
     /// and `…_not_after_timestamp_seconds` ([`Tls::validity`](super::Tls::validity)),
@@ -246,6 +261,13 @@ impl Server {
             "counter",
             "Connections idle (no request in progress) closed to make room at the limit.",
             self.connections_closed_at_limit(),
+        );
+        metric(
+            "kustomer_webhooks_requests_unreadable_total",
+            "counter",
+            "Requests whose head could not be read as HTTP/1, answered before the receiver \
+             saw them (a TLS handshake sent to a plain-HTTP port shows here).",
+            self.requests_unreadable(),
         );
         #[cfg(feature = "axum-tls")]
         if let Some(tls) = &self.tls {
@@ -378,6 +400,7 @@ impl Server {
             };
             let stopped = stopped.clone();
             let closed_at_limit = self.closed_at_limit.clone();
+            let unreadable = self.unreadable.clone();
             let head_timeout = self.head_timeout;
             let grace = self.stop_grace;
             let slot = Open::new(slot, &self.open);
@@ -418,11 +441,27 @@ impl Server {
                         }
                     };
                     let connection = http.serve_connection(TokioIo::new(stream), service);
-                    run(connection, &busy, stopped, grace, &closed_at_limit).await;
+                    run(
+                        connection,
+                        &busy,
+                        stopped,
+                        grace,
+                        &closed_at_limit,
+                        &unreadable,
+                    )
+                    .await;
                     return;
                 }
                 let connection = http.serve_connection(TokioIo::new(stream), service);
-                run(connection, &busy, stopped, grace, &closed_at_limit).await;
+                run(
+                    connection,
+                    &busy,
+                    stopped,
+                    grace,
+                    &closed_at_limit,
+                    &unreadable,
+                )
+                .await;
             });
         }
         drop(listener);
@@ -499,12 +538,18 @@ async fn run<I>(
     mut stopped: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
     closed_at_limit: &AtomicU64,
+    unreadable: &Unreadable,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let mut connection = pin!(connection);
     tokio::select! {
-        _ = connection.as_mut() => return,
+        ended = connection.as_mut() => {
+            if let Err(e) = ended {
+                unreadable.ended(&e);
+            }
+            return;
+        }
         _ = stopped.wait_for(|stop| *stop) => {}
         () = busy.told_to_leave() => {
             closed_at_limit.fetch_add(1, Ordering::Relaxed);
@@ -527,6 +572,54 @@ async fn run<I>(
         if busy.count.load(Ordering::Acquire) == 0 {
             return;
         }
+    }
+}
+
+/// Requests whose head could not be read, and when one was last logged.
+#[derive(Default)]
+struct Unreadable {
+    count: AtomicU64,
+    /// When a line was last logged, and how many since were not.
+    logged: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl Unreadable {
+    /// A connection ended with `e`: counted and logged (at most a line a
+    /// minute) when it is a head that could not be read.
+    fn ended(&self, e: &hyper::Error) {
+        if !e.is_parse() && !e.is_parse_too_large() {
+            return;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let not_logged = {
+            let mut logged = self
+                .logged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if logged
+                .0
+                .is_some_and(|at| at.elapsed() < LOG_ACCEPT_FAILURES_EVERY)
+            {
+                logged.1 += 1;
+                return;
+            }
+            logged.0 = Some(Instant::now());
+            std::mem::take(&mut logged.1)
+        };
+        let error = e.to_string();
+        // A TLS handshake's first bytes are not a method.
+        let hint = if error.contains("method") {
+            " (bytes that are not an HTTP/1 request: a TLS handshake sent to a plain-HTTP port \
+             looks like this)"
+        } else {
+            ""
+        };
+        tracing::info!(
+            error = error.as_str(),
+            not_logged,
+            "a request's head could not be read, answered by the HTTP layer{hint} (logged at \
+             most once a minute)"
+        );
     }
 }
 
