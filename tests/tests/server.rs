@@ -217,6 +217,29 @@ async fn a_connection_that_sends_no_whole_head_in_time_is_closed() {
     running.open_connections(0).await;
 }
 
+/// The app sees each client's address, as axum's `ConnectInfo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_sees_the_clients_address() {
+    use axum::extract::ConnectInfo;
+    async fn peer(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> String {
+        addr.to_string()
+    }
+    let app = axum::Router::new().route("/peer", axum::routing::get(peer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new();
+    tokio::spawn(async move { server.serve(listener, app, std::future::pending()).await });
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let client = stream.local_addr().unwrap();
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = answer_then_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&client.to_string()), "{answer}");
+}
+
 /// Requests the HTTP layer answers before the receiver sees them (a TLS
 /// handshake on the plain port, a head with too many headers, a request
 /// line that is not HTTP) are counted, so that `/metrics` shows them.

@@ -58,7 +58,10 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 ///
 /// HTTP/1.1 only, as Kustomer posts; over TLS with [`with_tls`](Self::with_tls)
 /// (feature `axum-tls`), whose handshake must also be done within the time
-/// limit on heads. Clones share the count of open connections.
+/// limit on heads. Clones share the count of open connections. Each request
+/// carries the client's address as axum's `ConnectInfo<SocketAddr>`, as
+/// `axum::serve` gives it with `into_make_service_with_connect_info`, for an
+/// allow-list of Kustomer's addresses, a limit per client, or a log.
 ///
 /// ```no_run
 /// use kustomer_webhooks::axum::{Server, stop_signal};
@@ -334,9 +337,9 @@ impl Server {
                 Err(TryAcquireError::NoPermits) => None,
                 Err(TryAcquireError::Closed) => break,
             };
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) if failed_before_accepted(&e) => continue,
                     Err(e) => {
                         let out_of_files = out_of_files(&e);
@@ -397,6 +400,7 @@ impl Server {
             let service = Tracked {
                 app: TowerToHyperService::new(app.clone()),
                 busy: busy.clone(),
+                peer: ::axum::extract::ConnectInfo(peer),
             };
             let stopped = stopped.clone();
             let closed_at_limit = self.closed_at_limit.clone();
@@ -739,6 +743,8 @@ impl Drop for InProgress {
 struct Tracked {
     app: TowerToHyperService<Router>,
     busy: Arc<Busy>,
+    /// The client's address, for the app's `ConnectInfo<SocketAddr>`.
+    peer: ::axum::extract::ConnectInfo<std::net::SocketAddr>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
@@ -747,7 +753,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Future =
         Answer<<TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
         Answer {
             inner: self.app.call(request),
             progress: Some(self.busy.enter()),
