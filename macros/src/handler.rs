@@ -281,7 +281,17 @@ fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
         }
     }
     for lit in args.events.iter().flatten() {
-        let fits = check_event_name(lit).and_then(|()| {
+        // A name is checked against the bundled events when the parameter
+        // type is one of theirs by name; the events of other types (models
+        // generated for an org, with events of their own) are checked by
+        // the compiler against the type's own list (`expansion`).
+        let bundled = types.first().is_none_or(|ty| named_by_convention(ty));
+        let known = if bundled {
+            check_event_name(lit)
+        } else {
+            Ok(())
+        };
+        let fits = known.and_then(|()| {
             types
                 .first()
                 .map_or(Ok(()), |event| check_event_fits(lit, event))
@@ -755,6 +765,34 @@ mod tests {
             },
         );
         insta::assert_snapshot!(pretty(out));
+    }
+
+    #[test]
+    fn the_events_of_an_orgs_own_models_are_checked_by_their_type_not_the_bundled_list() {
+        // A custom object's event, which only an org's generated models have.
+        let out = expand(
+            quote!(event = "kustomer.kobject.order.update"),
+            quote! {
+                async fn on_order(event: kustomer::KobjectOrderEvent) {}
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("lists"),
+            "checked against the type's events: {out}"
+        );
+        assert!(out.contains("\"kustomer.kobject.order.update\""), "{out}");
+        // A bundled type still gets the bundled list, and a near miss named.
+        let out = expand(
+            quote!(event = "kustomer.custmer.update"),
+            quote! {
+                async fn on_update(event: CustomerEvent) {}
+            },
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("did you mean"), "{out}");
     }
 
     #[test]

@@ -23,8 +23,10 @@ mod model;
 /// state as `State<T>`; it may be `async` or not (a plain `fn` runs on
 /// tokio's blocking pool, a hand-off to another thread per event, so a
 /// handler that never blocks is best `async`), and returns `()` or
-/// `Result<(), E>`, `E` an error type that is `Send + Sync + 'static`
-/// (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`). Every
+/// `Result<(), E>`, `E` an error that converts into
+/// `Box<dyn Error + Send + Sync>` (a type implementing `Error` that is
+/// `Send + Sync + 'static`, `anyhow::Error`, a `String`; so
+/// `Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`). Every
 /// function marked so in the binary is found by
 /// `Dispatcher::builder().registered()`, with no central list to keep.
 ///
@@ -37,7 +39,8 @@ mod model;
 /// - or named: `#[kustomer_webhook(event = "kustomer.customer.update")]`, or
 ///   several: `#[kustomer_webhook(events = ["kustomer.customer.create",
 ///   "kustomer.customer.update"])]`, which must be events of the parameter
-///   type.
+///   type (with models generated for your org, any event its types hold,
+///   such as a custom object's `kustomer.kobject.order.update`).
 ///
 /// ```ignore
 /// use kustomer_webhooks::{kustomer_webhook, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State};

@@ -110,11 +110,12 @@ impl<S> Envelope for OtherEvent<S> {
         self.body.get("data")?.get("id")?.as_str()
     }
     fn rev(&self) -> Option<i64> {
-        self.body
-            .get("data")?
-            .get("attributes")?
-            .get("rev")?
-            .as_i64()
+        // As the typed models read it: an integer, or a string holding one.
+        match self.body.get("data")?.get("attributes")?.get("rev")? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
     }
     fn has_data(&self) -> bool {
         self.body.contains_key("data")
@@ -559,4 +560,29 @@ macro_rules! __events {
             $crate::DispatcherBuilder::new(state)
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_other_events_rev_is_an_integer_or_a_string_holding_one() {
+        let rev = |rev: Value| {
+            let body = serde_json::json!({"data": {"attributes": {"rev": rev}}});
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            crate::OtherEvent::<crate::AnyEvent>::new(
+                crate::EventName::from("kustomer.tag.update"),
+                body,
+            )
+            .rev()
+        };
+        assert_eq!(rev(7.into()), Some(7));
+        assert_eq!(rev("8".into()), Some(8));
+        assert_eq!(rev("8.5".into()), None);
+        assert_eq!(rev(8.5.into()), None);
+        assert_eq!(rev(Value::Null), None);
+    }
 }
