@@ -230,6 +230,8 @@ pub struct Receiver<S = AnyEvent> {
     dead_letters: Option<DeadLetters>,
     /// At most this many handlers at once, when limited.
     slots: Option<Slots>,
+    /// A failed or panicking handler's 500 says so without its error text.
+    hide_handler_errors: bool,
 }
 
 impl<S> std::fmt::Debug for Receiver<S> {
@@ -310,6 +312,7 @@ impl<S: Events> Receiver<S> {
             capture: None,
             dead_letters: None,
             slots: None,
+            hide_handler_errors: false,
         }
     }
 
@@ -421,6 +424,28 @@ impl<S: Events> Receiver<S> {
     /// The largest body accepted (default 1 MiB); larger ones get 413.
     pub fn with_limit(mut self, bytes: usize) -> Self {
         self.limit = bytes;
+        self
+    }
+
+    /// Answers a handler that failed or panicked with a 500 that says so
+    /// (`"the handler failed on kustomer.customer.update; its error is in
+    /// the receiver's log"`) without the error's text, which by default is
+    /// in the reply: the sender (Kustomer, whose delivery logs the org's
+    /// admins read) then never sees what an error or panic message holds,
+    /// such as a database's message or a path. The log keeps the whole
+    /// error either way, as do dead letters.
+    ///
+    /// ```
+    /// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+    ///
+    /// # async fn on_team(_: kustomer_webhooks::models::TeamEvent) {}
+    /// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+    /// let receiver = Receiver::new(dispatcher, Verifier::new("t0ken")).hide_handler_errors();
+    /// # drop(receiver);
+    /// # Ok::<(), kustomer_webhooks::BuildError>(())
+    /// ```
+    pub fn hide_handler_errors(mut self) -> Self {
+        self.hide_handler_errors = true;
         self
     }
 
@@ -813,13 +838,26 @@ impl<S: Events> Receiver<S> {
             Err(panic) => {
                 let error = cold::panicked(panic);
                 self.keep(id.as_deref(), raw, &error).await;
-                return reply!(500, "error", Some(error));
+                let shown = if self.hide_handler_errors {
+                    cold::hidden(&event, "its run panicked")
+                } else {
+                    error
+                };
+                return reply!(500, "error", Some(shown));
             }
         };
         match dispatched {
             Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
             Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
-            Some(Err(e)) => reply!(500, "error", Some(cold::handler_failed(&e))),
+            Some(Err(e)) => {
+                let error = cold::handler_failed(&e);
+                let shown = match &e {
+                    _ if !self.hide_handler_errors => error,
+                    crate::DispatchError::Panicked { .. } => cold::hidden(&event, "panicked"),
+                    _ => cold::hidden(&event, "failed"),
+                };
+                reply!(500, "error", Some(shown))
+            }
             None => match busy {
                 Some(why) => reply!(503, "error", Some(why)),
                 None if running => reply!(503, "error", Some(cold::handler_runs_on(self.timeout))),
@@ -1106,7 +1144,16 @@ mod cold {
     #[inline(never)]
     pub(super) fn panicked(panic: Box<dyn Any + Send>) -> String {
         let why = crate::dispatch::panic_message(panic);
-        format!("the handler task failed: {why}")
+        let error = format!("the handler task failed: {why}");
+        tracing::warn!(target: LOG, error = error.as_str(), "delivery panicked");
+        error
+    }
+
+    /// What a 500 says of a handler's failure with its error hidden.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn hidden(event: &str, what: &str) -> String {
+        format!("the handler {what} on {event}; its error is in the receiver's log")
     }
 
     #[cold]

@@ -645,6 +645,32 @@ async fn failing_panicking_and_slow_handlers_get_5xx_and_the_server_keeps_servin
     assert_eq!(status, 200);
 }
 
+/// With the handlers' errors hidden, a 500 says which handler failed or
+/// panicked, not what its error or panic message holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_handler_errors_leave_the_reply() {
+    let s = start_with(Verifier::new(TOKEN), Receiver::hide_handler_errors).await;
+    for (event, what, secret) in [
+        ("kustomer.team.create", "failed", "the database is down"),
+        ("kustomer.user.create", "panicked", "handler bug"),
+    ] {
+        let (status, reply) = s.deliver(sample(event).as_bytes(), TOKEN, None).await;
+        assert_eq!(status, 500, "{reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert_eq!(
+            error,
+            format!("the handler {what} on {event}; its error is in the receiver's log"),
+        );
+        assert!(!reply.to_string().contains(secret), "{reply}");
+    }
+    assert_eq!(
+        s.deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+            .await
+            .0,
+        200
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_deliveries_of_mixed_events() {
     let s = Arc::new(start(Verifier::new(TOKEN)).await);
