@@ -194,15 +194,33 @@ fn raise_open_files_limit() -> Option<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return None;
     }
-    if limit.rlim_cur < limit.rlim_max {
+    // The hard limit; where the system refuses it (an unlimited hard limit:
+    // macOS takes no more than OPEN_MAX, Linux no more than fs.nr_open),
+    // the most it takes.
+    #[allow(unused_mut)] // pushed to on Linux and macOS only
+    let mut tries = vec![limit.rlim_max];
+    #[cfg(target_os = "linux")]
+    if let Some(nr_open) = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|n| n.trim().parse::<libc::rlim_t>().ok())
+    {
+        tries.push(nr_open.min(limit.rlim_max));
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    tries.push(libc::rlim_t::from(10_240u16).min(limit.rlim_max)); // OPEN_MAX
+    for wanted in tries {
+        if wanted <= limit.rlim_cur {
+            continue;
+        }
         let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
+            rlim_cur: wanted,
             rlim_max: limit.rlim_max,
         };
         // SAFETY: setrlimit only reads the struct it is given, which
-        // outlives the call. Refused (macOS past OPEN_MAX), the limit stays.
+        // outlives the call. Refused, the limit stays as it was.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
             limit = raised;
+            break;
         }
     }
     #[allow(clippy::unnecessary_cast)] // `rlim_t` is not u64 everywhere
@@ -221,11 +239,11 @@ fn fit_to_open_files(server: Server) -> Server {
             note!(
                 "warning: serving at most {fit} connections at once, not {max} \
                  (--max-connections): this process may open at most {open_files} files (its \
-                 limit on open files, RLIMIT_NOFILE, raised as far as it goes), each \
+                 limit on open files, RLIMIT_NOFILE, raised as far as the system let it), each \
                  connection is one, and {} are kept for the \
                  rest; raise the limit (`ulimit -n`, systemd's LimitNOFILE=, \
                  `docker run --ulimit nofile=`) to serve more",
-                open_files - fit as u64
+                open_files.saturating_sub(fit as u64)
             );
             return server.with_max_connections(fit);
         }

@@ -1161,6 +1161,10 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
     // the delivery's event, id and resource id.
     drop(server.0.stdout.take());
     assert!(send_sample(&url, "t0ken", "kustomer.team.create").starts_with("500 "));
+    // First, once, that stdout is closed, in the same span.
+    let closed = next();
+    assert_eq!(closed["level"], "ERROR", "{closed}");
+    assert_eq!(closed["span"]["event"], "kustomer.team.create", "{closed}");
     let failed = next();
     assert_eq!(failed["level"], "WARN", "{failed}");
     assert_eq!(failed["message"], "handler failed", "{failed}");

@@ -285,7 +285,7 @@ fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
         // type is one of theirs by name; the events of other types (models
         // generated for an org, with events of their own) are checked by
         // the compiler against the type's own list (`expansion`).
-        let bundled = types.first().is_none_or(|ty| named_by_convention(ty));
+        let bundled = types.first().is_none_or(|ty| bundled_type(ty));
         let known = if bundled {
             check_event_name(lit)
         } else {
@@ -556,6 +556,23 @@ fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
     Err(syn::Error::new_spanned(lit, msg))
 }
 
+/// Whether the parameter type is one of the bundled models' by how it is
+/// written: named as one (see [`named_by_convention`]), and either by its
+/// name alone or by a path from `kustomer_webhooks`. A type written by
+/// another path (`kustomer::CustomerEvent`, models generated for an org)
+/// may hold events of its own: the compiler checks those (`expansion`).
+fn bundled_type(ty: &Type) -> bool {
+    let Type::Path(p) = ty else {
+        return false;
+    };
+    let segments = &p.path.segments;
+    named_by_convention(ty)
+        && (segments.len() == 1
+            || segments
+                .first()
+                .is_some_and(|s| s.ident == "kustomer_webhooks"))
+}
+
 /// Whether the parameter type's name says which events it holds: an event's
 /// own type, a resource's envelope, or `OtherEvent`.
 fn named_by_convention(ty: &Type) -> bool {
@@ -649,7 +666,7 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     // Named events must be ones the parameter type holds: checked here for
     // a type whose name does not say which events it holds.
     let names: Vec<&LitStr> = args.events.iter().flatten().collect();
-    let checked = if named_by_convention(event_ty) {
+    let checked = if bundled_type(event_ty) {
         &[][..]
     } else {
         &names[..]
@@ -783,6 +800,18 @@ mod tests {
             "checked against the type's events: {out}"
         );
         assert!(out.contains("\"kustomer.kobject.order.update\""), "{out}");
+        // An org's envelope named like a bundled one, written by its path,
+        // with an event the bundled models do not have.
+        let out = expand(
+            quote!(event = "kustomer.customer.delete"),
+            quote! {
+                async fn on_delete(event: kustomer::CustomerEvent) {}
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("\"kustomer.customer.delete\""), "{out}");
+        assert!(out.contains("lists"), "{out}");
         // A bundled type still gets the bundled list, and a near miss named.
         let out = expand(
             quote!(event = "kustomer.custmer.update"),

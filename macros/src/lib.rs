@@ -40,7 +40,9 @@ mod model;
 ///   several: `#[kustomer_webhook(events = ["kustomer.customer.create",
 ///   "kustomer.customer.update"])]`, which must be events of the parameter
 ///   type (with models generated for your org, any event its types hold,
-///   such as a custom object's `kustomer.kobject.order.update`).
+///   such as a custom object's `kustomer.kobject.order.update`; write such
+///   a type by its path, `kustomer::CustomerEvent`, where it has a bundled
+///   type's name).
 ///
 /// ```ignore
 /// use kustomer_webhooks::{kustomer_webhook, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State};

@@ -817,7 +817,10 @@ impl MemoryStoreBuilder {
     /// How long a claim lasts when it is neither completed nor abandoned
     /// (default [`DEFAULT_IN_PROGRESS_TIMEOUT`]); after that,
     /// [`begin`](IdempotencyStore::begin) answers [`Begin::New`] again.
-    /// Keep it above the time the slowest handler takes.
+    /// Keep it above the longest a claimed event may take: its handler's
+    /// time limit, plus, with the ordering guard, the wait for its
+    /// resource's turn (up to that limit again) and, with handler slots,
+    /// their `max_wait`. The default is far above all three.
     pub fn in_progress_timeout(mut self, timeout: Duration) -> Self {
         self.in_progress_timeout = timeout;
         self

@@ -491,8 +491,10 @@ impl<S: Events> Receiver<S> {
     /// retries. An `async` handler is stopped there. A plain `fn` handler
     /// (run on tokio's blocking pool) cannot be: its event keeps its claim
     /// (a retry meanwhile is 409 `in progress`, so the handler never runs
-    /// twice at once) and its handler slot until the thread ends, and is
-    /// then done if the handler succeeded, or given up for the next retry.
+    /// twice at once), its handler slot and, with the ordering guard, its
+    /// resource's turn (the resource's other events wait, then get 503)
+    /// until the thread ends, and is then done if the handler succeeded, or
+    /// given up for the next retry.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -703,19 +705,19 @@ impl<S: Events> Receiver<S> {
         });
         // With the ordering guard, the resource's turn first: the check, the
         // handler and the record of the revision are one step per resource.
-        let turn = match (&self.turns, parsed.event.envelope().resource_id()) {
-            (Some(turns), Some(resource)) => {
-                match within(None, self.timeout, Turns::take(turns, resource)).await {
-                    Some(turn) => Some(turn),
-                    None => {
-                        let error = cold::no_turn(resource, self.timeout);
-                        self.keep(id.as_deref(), parsed.raw, &error).await;
-                        return reply!(503, "error", Some(error));
-                    }
+        let mut turn = None;
+        if let Some(turns) = &self.turns
+            && let Some(resource) = parsed.event.envelope().resource_id()
+        {
+            match within(None, self.timeout, Turns::take(turns, resource)).await {
+                Some(taken) => turn = Some(Box::new(taken)),
+                None => {
+                    let error = cold::no_turn(resource, self.timeout);
+                    self.keep(id.as_deref(), parsed.raw, &error).await;
+                    return reply!(503, "error", Some(error));
                 }
             }
-            _ => None,
-        };
+        }
         // With the ordering guard: the last revision handled of the resource.
         let envelope = parsed.event.envelope();
         let guarded = self.ordering.as_ref().filter(|_| is_update(&event));
@@ -839,7 +841,7 @@ impl<S: Events> Receiver<S> {
                 let error = cold::panicked(panic);
                 self.keep(id.as_deref(), raw, &error).await;
                 let shown = if self.hide_handler_errors {
-                    cold::hidden(&event, "its run panicked")
+                    cold::hidden("the delivery's run panicked", &event)
                 } else {
                     error
                 };
@@ -853,8 +855,10 @@ impl<S: Events> Receiver<S> {
                 let error = cold::handler_failed(&e);
                 let shown = match &e {
                     _ if !self.hide_handler_errors => error,
-                    crate::DispatchError::Panicked { .. } => cold::hidden(&event, "panicked"),
-                    _ => cold::hidden(&event, "failed"),
+                    crate::DispatchError::Panicked { .. } => {
+                        cold::hidden("the handler panicked", &event)
+                    }
+                    _ => cold::hidden("the handler failed", &event),
                 };
                 reply!(500, "error", Some(shown))
             }
@@ -1152,8 +1156,8 @@ mod cold {
     /// What a 500 says of a handler's failure with its error hidden.
     #[cold]
     #[inline(never)]
-    pub(super) fn hidden(event: &str, what: &str) -> String {
-        format!("the handler {what} on {event}; its error is in the receiver's log")
+    pub(super) fn hidden(what: &str, event: &str) -> String {
+        format!("{what} on {event}; its error is in the receiver's log")
     }
 
     #[cold]
@@ -1320,7 +1324,7 @@ struct Settle {
     /// The resource's turn, given to the next event of the resource once
     /// this one's revision is recorded (when `run` ends, or when the
     /// settling is dropped).
-    _turn: Option<Turn>,
+    _turn: Option<Box<Turn>>,
     resource: Option<String>,
     rev: Option<i64>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
