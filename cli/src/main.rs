@@ -301,6 +301,18 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_STOP_GRACE"
         )]
         stop_grace: u16,
+        /// Seconds to go on taking deliveries after a stop signal (SIGTERM,
+        /// Ctrl-C), while /readyz answers 503, before the graceful stop
+        /// begins: time for a load balancer to send new deliveries elsewhere
+        /// (a second signal stops at once)
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value = "0",
+            value_parser = clap::value_parser!(u16).range(0..=3600),
+            env = "KUSTOMER_WEBHOOKS_STOP_DELAY"
+        )]
+        stop_delay: u16,
         /// Serve at most this many connections at once (each may hold a body
         /// of up to --max-body bytes); at the limit, the oldest with no request in
         /// progress for a second is closed to make room, and while there is
@@ -633,6 +645,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             body_timeout,
             head_timeout,
             stop_grace,
+            stop_delay,
             max_connections,
             tls_cert,
             tls_key,
@@ -673,6 +686,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 log_format,
                 reload_every: (reload_every > 0)
                     .then(|| std::time::Duration::from_secs(reload_every)),
+                stop_delay: std::time::Duration::from_secs(stop_delay.into()),
                 redis: (!redis.is_empty()).then(|| serve::RedisOptions {
                     // Several URLs in one value (as the environment variable
                     // holds them) are separated by white space, which no URL

@@ -562,22 +562,38 @@ pub async fn serve(
     // stops at once.
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let server = options.server.clone();
+    let delay = options.stop_delay;
     tokio::spawn(async move {
+        let at_once = |again: Stop| {
+            let left = server.requests_in_progress();
+            note!(
+                "warning: {} again: stopping at once, {left} {} in progress not answered \
+                 (Kustomer sends {} again)",
+                again.name(),
+                if left == 1 { "delivery" } else { "deliveries" },
+                if left == 1 { "it" } else { "them" },
+            );
+            crate::log::flush(Duration::from_secs(2));
+            std::process::exit(again.exit_code());
+        };
         stops.next().await;
         stopping.store(true, Ordering::Relaxed);
+        if !delay.is_zero() {
+            // `/readyz` already answers 503: time for a load balancer to
+            // see it and send deliveries elsewhere, while they are taken.
+            note!(
+                "stopping in {}s (--stop-delay): /readyz answers 503, and deliveries are \
+                 still taken meanwhile",
+                delay.as_secs()
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                again = stops.next() => at_once(again),
+            }
+        }
         note!("stopping: finishing the deliveries in progress");
         let _ = stop.send(());
-        let again = stops.next().await;
-        let left = server.requests_in_progress();
-        note!(
-            "warning: {} again: stopping at once, {left} {} in progress not answered \
-             (Kustomer sends {} again)",
-            again.name(),
-            if left == 1 { "delivery" } else { "deliveries" },
-            if left == 1 { "it" } else { "them" },
-        );
-        crate::log::flush(Duration::from_secs(2));
-        std::process::exit(again.exit_code());
+        at_once(stops.next().await);
     });
     options
         .server
@@ -896,6 +912,9 @@ pub struct ServeOptions {
     /// Read the token and header files again this often (and on SIGHUP);
     /// `None`: only on SIGHUP.
     pub reload_every: Option<Duration>,
+    /// After a stop signal, how long deliveries are still taken (while
+    /// `/readyz` answers 503) before the graceful stop begins.
+    pub stop_delay: Duration,
 }
 
 /// The Redis of `serve --redis`.

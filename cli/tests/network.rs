@@ -2839,6 +2839,38 @@ fn a_second_stop_signal_stops_at_once(first: &str, second: &str, code: i32) {
     drop(delivery);
 }
 
+/// With `--stop-delay`, a stop signal first turns `/readyz` to 503 while
+/// deliveries are still taken, then stops gracefully.
+#[test]
+#[cfg(unix)]
+fn serve_takes_deliveries_for_its_stop_delay_after_a_stop_signal() {
+    let (mut server, mut log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--stop-delay",
+        "3",
+    ]);
+    let metrics = metrics_url(&logged);
+    server.terminate();
+    log_until(&mut log, "stopping in 3s (--stop-delay)");
+    let (status, text) = http("GET", &metrics, "/readyz");
+    assert_eq!(status, 503, "{text}");
+    let reply = send_sample(&url, "t0ken", "kustomer.team.create");
+    assert!(reply.starts_with("200 "), "taken during the delay: {reply}");
+    assert!(server.0.try_wait().unwrap().is_none(), "stopped early");
+    let status = server.0.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(
+        rest.contains("stopping: finishing the deliveries in progress"),
+        "{rest}"
+    );
+    assert!(rest.contains("(1 accepted,"), "{rest}");
+}
+
 #[test]
 #[cfg(unix)]
 fn a_second_sigterm_stops_serve_at_once() {
