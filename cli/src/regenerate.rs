@@ -76,16 +76,7 @@ impl Pipeline {
         if !self.custom() {
             return Settings::default();
         }
-        let mut command = String::from("kustomer-webhooks regenerate");
-        for path in &self.samples {
-            command.push_str(&format!(" --samples {}", path.display()));
-        }
-        if self.no_seed {
-            command.push_str(" --no-seed");
-        }
-        if self.skip_unusable {
-            command.push_str(" --skip-unusable");
-        }
+        let mut command = self.command_of_samples();
         command.push_str(&format!(" --out {}", self.out().display()));
         let dirs: Vec<String> = self
             .samples
@@ -109,6 +100,19 @@ impl Pipeline {
     /// the same samples and directories (`check`'s `--models` is its
     /// `--out`).
     fn regenerate_command(&self) -> String {
+        let mut command = self.command_of_samples();
+        if let Some(dir) = &self.schemas {
+            command.push_str(&format!(" --schemas {}", dir.display()));
+        }
+        if let Some(dir) = &self.out {
+            command.push_str(&format!(" --out {}", dir.display()));
+        }
+        command
+    }
+
+    /// `kustomer-webhooks regenerate` with the samples and how they are
+    /// read (`--samples`, `--no-seed`, `--skip-unusable`), as given.
+    fn command_of_samples(&self) -> String {
         let mut command = String::from("kustomer-webhooks regenerate");
         for path in &self.samples {
             command.push_str(&format!(" --samples {}", path.display()));
@@ -118,12 +122,6 @@ impl Pipeline {
         }
         if self.skip_unusable {
             command.push_str(" --skip-unusable");
-        }
-        if let Some(dir) = &self.schemas {
-            command.push_str(&format!(" --schemas {}", dir.display()));
-        }
-        if let Some(dir) = &self.out {
-            command.push_str(&format!(" --out {}", dir.display()));
         }
         command
     }
