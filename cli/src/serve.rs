@@ -16,11 +16,7 @@ use kustomer_webhooks::dedupe::{
 };
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, SharedVerifier, Verifier, sign};
-use kustomer_webhooks::{
-    ConversationCreate, ConversationUpdate, CustomerCreate, CustomerUpdate, Dispatcher, Drift,
-    Envelope, KnownEvent, MessageCreate, MessageUpdate, Model, OtherEvent, Pointer, TeamCreate,
-    TeamUpdate, UserCreate, UserUpdate,
-};
+use kustomer_webhooks::{AnyEvent, Dispatcher, Drift, Envelope};
 use serde::Serialize;
 
 use crate::out::{Lines, note, out, printable};
@@ -392,34 +388,22 @@ fn stdout_closed() {
     }
 }
 
-/// The built-in handler of each event with a generated type: prints the
-/// line, with the name it was dispatched by (a body without `name` is the
-/// event its header names).
-async fn print_typed<E: KnownEvent>(event: E) -> std::io::Result<()> {
-    let mut drift = Vec::new();
-    Model::drift(&event, &mut Pointer::default(), &mut drift);
-    print_line(line(event.envelope(), E::NAME, true, drift)).await
-}
-
-/// The built-in handler of events without a generated type.
-async fn print_other(event: OtherEvent) -> std::io::Result<()> {
-    print_line(line(&event, event.name.as_str(), false, Vec::new())).await
+/// The built-in handler, a catch-all: prints each event's line, with the
+/// name it was dispatched by (a body without `name` is the event its header
+/// names).
+async fn print_event(event: AnyEvent) -> std::io::Result<()> {
+    let name = event.name();
+    print_line(line(
+        event.envelope(),
+        name.as_str(),
+        event.is_typed(),
+        event.drift(),
+    ))
+    .await
 }
 
 fn receiver(verifier: SharedVerifier) -> Result<Receiver> {
-    let dispatcher = Dispatcher::builder()
-        .handler(print_typed::<ConversationCreate>)
-        .handler(print_typed::<ConversationUpdate>)
-        .handler(print_typed::<CustomerCreate>)
-        .handler(print_typed::<CustomerUpdate>)
-        .handler(print_typed::<MessageCreate>)
-        .handler(print_typed::<MessageUpdate>)
-        .handler(print_typed::<TeamCreate>)
-        .handler(print_typed::<TeamUpdate>)
-        .handler(print_typed::<UserCreate>)
-        .handler(print_typed::<UserUpdate>)
-        .handler(print_other)
-        .build()?;
+    let dispatcher = Dispatcher::builder().handler(print_event).build()?;
     Ok(Receiver::with_shared_verifier(dispatcher, verifier))
 }
 

@@ -671,12 +671,21 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     } else {
         &names[..]
     };
+    let catch_all = type_ident(event_ty).is_some_and(|ident| ident == "AnyEvent");
     let name_checks = checked.iter().map(|lit| {
-        let msg = format!(
-            "`{}` is not an event of `{}`, the handler's parameter type: take a type that holds it (the event's own type, or its resource's envelope)",
-            lit.value(),
-            type_text(event_ty),
-        );
+        let msg = if catch_all {
+            format!(
+                "`{}` has no generated type in the set of `{}`: a handler of the whole set that names its events takes events with a generated type; remove the names for a catch-all (every event no other handler takes, this one among them), or take `OtherEvent`",
+                lit.value(),
+                type_text(event_ty),
+            )
+        } else {
+            format!(
+                "`{}` is not an event of `{}`, the handler's parameter type: take a type that holds it (the event's own type, or its resource's envelope)",
+                lit.value(),
+                type_text(event_ty),
+            )
+        };
         let span = lit.span();
         quote_spanned! {span=>
             const _: () = ::core::assert!(#rt::lists(__kustomer_webhook_events(&#ident), #lit), #msg);

@@ -35,7 +35,8 @@ mod model;
 /// - from the parameter type: `CustomerUpdate` is `kustomer.customer.update`;
 ///   an envelope such as `CustomerEvent` is every customer event (create and
 ///   update share one function); `OtherEvent` is every event without a
-///   generated type (unknown names included);
+///   generated type (unknown names included); `AnyEvent`, the whole set, is
+///   a catch-all: every event that no other handler takes;
 /// - or named: `#[kustomer_webhook(event = "kustomer.customer.update")]`, or
 ///   several: `#[kustomer_webhook(events = ["kustomer.customer.create",
 ///   "kustomer.customer.update"])]`, which must be events of the parameter
@@ -45,7 +46,7 @@ mod model;
 ///   type's name).
 ///
 /// ```ignore
-/// use kustomer_webhooks::{kustomer_webhook, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State};
+/// use kustomer_webhooks::{kustomer_webhook, AnyEvent, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State};
 ///
 /// #[kustomer_webhook]
 /// async fn on_update(event: CustomerUpdate) -> Result<(), MyError> { Ok(()) }
@@ -54,7 +55,11 @@ mod model;
 /// fn on_new_conversation(event: ConversationEvent, db: State<Db>) { }
 ///
 /// #[kustomer_webhook]
-/// async fn on_anything_else(event: OtherEvent) { }
+/// async fn on_untyped(event: OtherEvent) { }
+///
+/// // Every event the others do not take, to forward or queue as it comes.
+/// #[kustomer_webhook]
+/// async fn on_anything_else(event: AnyEvent) { }
 /// ```
 ///
 /// Mistakes are compile errors pointing at the offending token: an unknown

@@ -121,7 +121,10 @@ impl OutboundWebhook {
         self
     }
 
-    /// The outbound webhook for the events `dispatcher` has handlers for.
+    /// The outbound webhook for the events `dispatcher` has handlers of
+    /// their own for ([`Dispatcher::events`](crate::Dispatcher::events)). A
+    /// catch-all takes whatever is posted, so the events it should see are
+    /// not known here: add them with [`with_events`](Self::with_events).
     pub fn for_dispatcher<S: crate::Events>(
         name: impl Into<String>,
         url: impl Into<String>,

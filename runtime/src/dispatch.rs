@@ -22,7 +22,9 @@
 //! Its parameter says which events it handles: one event type
 //! (`CustomerUpdate`), an envelope (`CustomerEvent`: every customer event), or
 //! [`OtherEvent`] (every event without a generated type, unknown names
-//! included). It returns `()` or `Result<(), E>` for any error type `E` that
+//! included), or the whole set, [`AnyEvent`]: a catch-all handler, which
+//! gets every event that no other handler takes (events to forward, or to
+//! queue, as they come). It returns `()` or `Result<(), E>` for any error type `E` that
 //! converts into a boxed error. Plain `fn`s run on tokio's blocking pool, so
 //! they never block the async runtime; `async fn`s run on it. The blocking
 //! pool costs a hand-off to another thread per event (in the receiver
@@ -31,8 +33,26 @@
 //!
 //! Two handlers for one event are refused when the dispatcher is built
 //! ([`BuildError::Duplicate`]): one delivery means one handler run, so that
-//! the answer Kustomer gets (and whether it retries) is never ambiguous. An
-//! event with no handler is acknowledged as [`Dispatched::NoHandler`].
+//! the answer Kustomer gets (and whether it retries) is never ambiguous. A
+//! catch-all does not count as a second: it runs only for the events with no
+//! handler of their own (and no `OtherEvent` handler, for those without a
+//! generated type). An event with no handler at all is acknowledged as
+//! [`Dispatched::NoHandler`].
+//!
+//! ```
+//! use kustomer_webhooks::{AnyEvent, CustomerUpdate, Dispatcher};
+//!
+//! async fn on_update(event: CustomerUpdate) { /* … */ }
+//!
+//! // Every other event, typed or not, unknown names included.
+//! async fn forward(event: AnyEvent) -> Result<(), std::io::Error> {
+//!     println!("{} {:?}", event.name(), event.envelope().event_id());
+//!     Ok(())
+//! }
+//!
+//! let dispatcher = Dispatcher::builder().handler(on_update).handler(forward).build().unwrap();
+//! assert!(dispatcher.has_catch_all());
+//! ```
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -57,7 +77,7 @@ type Call<S> = dyn Fn(S, &Arc<dyn Any + Send + Sync>) -> HandlerFuture + Send + 
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a Kustomer event type",
     label = "not an event type",
-    note = "a handler takes an event such as `CustomerUpdate`, an envelope such as `CustomerEvent` (all of that resource's events), or `OtherEvent` (events without a generated type)"
+    note = "a handler takes an event such as `CustomerUpdate`, an envelope such as `CustomerEvent` (all of that resource's events), `OtherEvent` (events without a generated type), or `AnyEvent` (a catch-all: every event no other handler takes)"
 )]
 pub trait FromEvent: Sized + Send + 'static {
     /// The set of models the type belongs to: the bundled
@@ -68,6 +88,11 @@ pub trait FromEvent: Sized + Send + 'static {
     const EVENTS: &'static [&'static str];
     /// Whether this type takes the events without a generated type.
     const OTHER: bool = false;
+    /// Whether this type is the whole set ([`AnyEvent`], or a generated
+    /// set's own): its handler is a catch-all, taking every event no other
+    /// handler takes, unless restricted to some of [`EVENTS`](Self::EVENTS)
+    /// (the set's typed events) with [`Handler::only`].
+    const ANY: bool = false;
     /// The event as this type, or the event back when it is another one.
     fn from_event(event: Self::Set) -> Result<Self, Self::Set>;
 }
@@ -209,6 +234,8 @@ pub struct Handler<S = AnyEvent> {
     events: &'static [&'static str],
     all_events: &'static [&'static str],
     other: bool,
+    /// A catch-all: every event no other handler takes.
+    any: bool,
     state: Option<(TypeId, &'static str)>,
     /// A plain `fn`, run on tokio's blocking pool: dropping its run does
     /// not stop it.
@@ -222,6 +249,7 @@ impl<S> fmt::Debug for Handler<S> {
             .field("name", &self.name)
             .field("events", &self.events)
             .field("other", &self.other)
+            .field("catch_all", &self.any)
             .field("state", &self.state.map(|s| s.1))
             .finish()
     }
@@ -233,15 +261,26 @@ impl<S: Events> Handler<S> {
         self.name
     }
 
-    /// The events it handles.
+    /// The events it handles by name: none for an `OtherEvent` handler or a
+    /// catch-all (see [`is_catch_all`](Self::is_catch_all)).
     pub fn events(&self) -> &'static [&'static str] {
         self.events
     }
 
+    /// Whether the handler takes every event that no other handler takes:
+    /// its parameter is the whole set ([`AnyEvent`]) and it was not
+    /// restricted with [`only`](Self::only).
+    pub fn is_catch_all(&self) -> bool {
+        self.any
+    }
+
     /// Restricts the handler to some of the events its parameter stands for
     /// (`only(&["kustomer.customer.update"])` on a `CustomerEvent` handler).
+    /// An [`AnyEvent`] handler restricted so is no longer a catch-all: it
+    /// handles the named events, which must have a generated type.
     pub fn only(mut self, events: &'static [&'static str]) -> Self {
         self.events = events;
+        self.any = false;
         self
     }
 
@@ -252,9 +291,11 @@ impl<S: Events> Handler<S> {
     ) -> Self {
         Handler {
             name,
-            events: E::EVENTS,
+            // A catch-all names no event: it takes those no other takes.
+            events: if E::ANY { &[] } else { E::EVENTS },
             all_events: E::EVENTS,
             other: E::OTHER,
+            any: E::ANY,
             state,
             on_a_thread: false,
             call,
@@ -485,6 +526,16 @@ pub enum BuildError {
         /// The handler added second.
         second: &'static str,
     },
+    /// Two catch-all handlers (both taking the whole set, `AnyEvent`).
+    #[error(
+        "two catch-all handlers (taking AnyEvent): {first} and {second} (restrict one to some events with `only`, or merge them)"
+    )]
+    DuplicateCatchAll {
+        /// The handler added first.
+        first: &'static str,
+        /// The handler added second.
+        second: &'static str,
+    },
     /// A handler restricted to an event its parameter does not stand for.
     #[error("{handler} is restricted to {event}, which its parameter type does not hold")]
     NotHandled {
@@ -569,6 +620,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     pub fn build(self) -> Result<Dispatcher<S>, BuildError> {
         let mut by_event: HashMap<EventName, usize> = HashMap::new();
         let mut other: Option<usize> = None;
+        let mut catch_all: Option<usize> = None;
         let has = std::any::type_name::<T>();
         for (i, h) in self.handlers.iter().enumerate() {
             if let Some((id, wants)) = h.state
@@ -605,6 +657,15 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
                 }
                 other = Some(i);
             }
+            if h.any {
+                if let Some(first) = catch_all {
+                    return Err(BuildError::DuplicateCatchAll {
+                        first: self.handlers[first].name,
+                        second: h.name,
+                    });
+                }
+                catch_all = Some(i);
+            }
         }
         Ok(Dispatcher {
             state: Arc::new(self.state),
@@ -612,6 +673,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
             handlers: self.handlers,
             by_event,
             other,
+            catch_all,
         })
     }
 }
@@ -722,6 +784,8 @@ pub struct Dispatcher<S = AnyEvent> {
     handlers: Vec<Handler<S>>,
     by_event: HashMap<EventName, usize>,
     other: Option<usize>,
+    /// The handler taking the whole set, for the events no other takes.
+    catch_all: Option<usize>,
     /// Whether any handler is a plain `fn`.
     any_on_a_thread: bool,
 }
@@ -754,12 +818,20 @@ impl<S: Events> Dispatcher<S> {
         self.handlers.is_empty()
     }
 
-    /// The events that have a handler, in name order (what an app
-    /// definition's `events` should list).
+    /// The events that have a handler of their own, in name order (what an
+    /// app definition's `events` should list). A catch-all's events are not
+    /// among them: it takes whatever Kustomer posts, so subscribe to the
+    /// events it should see ([`has_catch_all`](Self::has_catch_all)).
     pub fn events(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.by_event.keys().map(EventName::as_str).collect();
         v.sort_unstable();
         v
+    }
+
+    /// Whether a catch-all handler (taking [`AnyEvent`]) gets the events
+    /// that no other handler takes.
+    pub fn has_catch_all(&self) -> bool {
+        self.catch_all.is_some()
     }
 
     /// Parses a body and runs its handler. `event_header` is the
@@ -805,11 +877,12 @@ impl<S: Events> Dispatcher<S> {
     /// The index of the handler of `event` (named `name`), if any.
     #[inline]
     fn handler_of(&self, event: &S, name: &EventName) -> Option<usize> {
-        if event.is_typed() {
+        let own = if event.is_typed() {
             self.by_event.get(name).copied()
         } else {
             self.other
-        }
+        };
+        own.or(self.catch_all)
     }
 
     /// Whether `event`'s handler is a plain `fn`, which runs on tokio's

@@ -457,6 +457,17 @@ macro_rules! __events {
             }
         }
 
+        /// The whole set as a handler's parameter: a catch-all, taking every
+        /// event that no other handler takes.
+        impl $crate::FromEvent for AnyEvent {
+            type Set = AnyEvent;
+            const EVENTS: &'static [&'static str] = <AnyEvent as $crate::Events>::TYPED;
+            const ANY: bool = true;
+            fn from_event(event: AnyEvent) -> ::core::result::Result<Self, AnyEvent> {
+                ::core::result::Result::Ok(event)
+            }
+        }
+
         impl $crate::Events for AnyEvent {
             const TYPED: &'static [&'static str] = &[$($typed_name,)*];
             fn name(&self) -> $crate::EventName {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::{
-    BuildError, ConversationCreate, ConversationUpdate, CustomerCreate, CustomerEvent,
+    AnyEvent, BuildError, ConversationCreate, ConversationUpdate, CustomerCreate, CustomerEvent,
     CustomerUpdate, DispatchError, Dispatched, Dispatcher, EventName, MessageCreate, MessageUpdate,
     OtherEvent, ParseError, State, TeamCreate, TeamUpdate, UserCreate, UserUpdate,
     kustomer_webhook,
@@ -295,6 +295,168 @@ fn a_handler_wanting_another_state_is_refused_when_building() {
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::StateMismatch { .. }), "{err}");
+}
+
+async fn catch_all(e: AnyEvent, s: State<Seen>) {
+    let drift = e.drift().len();
+    note(
+        &s,
+        format!("any {} typed={} drift={drift}", e.name(), e.is_typed()),
+    );
+}
+fn catch_all_blocking(e: AnyEvent, s: State<Seen>) -> Result<(), Refused> {
+    note(&s, format!("any (blocking) {}", e.name()));
+    if e.name() == EventName::TeamCreate {
+        return Err(Refused);
+    }
+    Ok(())
+}
+async fn customer_update_seen(_: CustomerUpdate, s: State<Seen>) {
+    note(&s, "own customer.update".to_owned());
+}
+async fn other_seen(e: OtherEvent, s: State<Seen>) {
+    note(&s, format!("other {}", e.name));
+}
+
+#[test]
+fn a_catch_all_gets_every_event_no_other_handler_takes() {
+    let seen = Seen::default();
+    let dispatcher = Dispatcher::with_state(seen.clone())
+        .handler(customer_update_seen)
+        .handler(catch_all)
+        .build()
+        .unwrap();
+    assert!(dispatcher.has_catch_all());
+    // Only the events with a handler of their own are listed.
+    assert_eq!(dispatcher.events(), ["kustomer.customer.update"]);
+    runtime().block_on(async {
+        for (event, body) in SEED_SAMPLES {
+            let outcome = dispatcher
+                .dispatch(body.as_bytes(), Some(event))
+                .await
+                .unwrap();
+            let handler = match outcome {
+                Dispatched::Handled { handler, .. } => handler,
+                other => panic!("{event}: {other:?}"),
+            };
+            let expected = if event == "kustomer.customer.update" {
+                "customer_update_seen"
+            } else {
+                "catch_all"
+            };
+            assert!(handler.ends_with(expected), "{event}: {handler}");
+        }
+        // Unknown and untyped events too, with no `OtherEvent` handler.
+        let body = r#"{"name": "kustomer.kobject.order.create", "data": {"type": "kobject"}}"#;
+        dispatcher.dispatch(body.as_bytes(), None).await.unwrap();
+        // A drifted payload reaches it with its drift.
+        let drifted = SEED_SAMPLES[0]
+            .1
+            .replacen(r#""status":"#, r#""status":7,"was":"#, 1);
+        dispatcher.dispatch(drifted.as_bytes(), None).await.unwrap();
+    });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), SEED_SAMPLES.len() + 2, "{seen:?}");
+    assert_eq!(
+        seen.iter().filter(|s| *s == "own customer.update").count(),
+        1
+    );
+    assert_eq!(
+        seen[SEED_SAMPLES.len()],
+        "any kustomer.kobject.order.create typed=false drift=0"
+    );
+    assert_eq!(
+        seen[SEED_SAMPLES.len() + 1],
+        "any kustomer.conversation.create typed=true drift=1"
+    );
+}
+
+#[test]
+fn an_other_event_handler_comes_before_the_catch_all() {
+    let seen = Seen::default();
+    let dispatcher = Dispatcher::with_state(seen.clone())
+        .handler(other_seen)
+        .handler(catch_all_blocking)
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        let body = r#"{"name": "kustomer.tag.create", "data": {"type": "tag"}}"#;
+        dispatcher.dispatch(body.as_bytes(), None).await.unwrap();
+        dispatcher
+            .dispatch(SEED_SAMPLES[1].1.as_bytes(), None)
+            .await
+            .unwrap();
+        // A plain `fn` catch-all fails a delivery like any handler.
+        let team = SEED_SAMPLES
+            .iter()
+            .find(|(e, _)| *e == "kustomer.team.create")
+            .unwrap()
+            .1;
+        let err = dispatcher
+            .dispatch(team.as_bytes(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("catch_all_blocking failed on kustomer.team.create: refused"),
+            "{err}"
+        );
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "other kustomer.tag.create",
+            "any (blocking) kustomer.conversation.update",
+            "any (blocking) kustomer.team.create",
+        ]
+    );
+}
+
+#[test]
+fn two_catch_alls_are_refused_unless_one_is_restricted() {
+    let err = Dispatcher::with_state(Seen::default())
+        .handler(catch_all)
+        .handler(catch_all_blocking)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, BuildError::DuplicateCatchAll { first, second }
+            if first.ends_with("catch_all") && second.ends_with("catch_all_blocking")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("two catch-all handlers"), "{err}");
+    // Restricted, an `AnyEvent` handler handles the named events only.
+    let seen = Seen::default();
+    let dispatcher = Dispatcher::with_state(seen.clone())
+        .handler_for(&["kustomer.team.create", "kustomer.team.update"], catch_all)
+        .handler(catch_all_blocking)
+        .build()
+        .unwrap();
+    assert_eq!(
+        dispatcher.events(),
+        ["kustomer.team.create", "kustomer.team.update"]
+    );
+    runtime().block_on(async {
+        for (_, body) in SEED_SAMPLES
+            .iter()
+            .filter(|(e, _)| e.starts_with("kustomer.team."))
+        {
+            dispatcher.dispatch(body.as_bytes(), None).await.unwrap();
+        }
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "any kustomer.team.create typed=true drift=0",
+            "any kustomer.team.update typed=true drift=0",
+        ]
+    );
+    // Only events with a generated type can be named.
+    let err = Dispatcher::with_state(Seen::default())
+        .handler_for(&["kustomer.tag.create"], catch_all)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::NotHandled { .. }), "{err}");
 }
 
 fn on_blocking_thread(_: TeamCreate, s: State<Arc<Mutex<Option<std::thread::ThreadId>>>>) {

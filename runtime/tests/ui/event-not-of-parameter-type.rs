@@ -1,4 +1,4 @@
-use kustomer_webhooks::{CustomerEvent, OtherEvent, TeamCreate, kustomer_webhook};
+use kustomer_webhooks::{AnyEvent, CustomerEvent, OtherEvent, TeamCreate, kustomer_webhook};
 
 #[kustomer_webhook(event = "kustomer.tag.create")]
 async fn on_tag(event: OtherEvent) {
@@ -20,6 +20,12 @@ type Teams = TeamCreate;
 // A type whose name does not say which events it holds: checked by the compiler.
 #[kustomer_webhook(event = "kustomer.team.update")]
 async fn on_team_update(event: Teams) {
+    let _ = event;
+}
+
+// A catch-all's events are those with a generated type.
+#[kustomer_webhook(event = "kustomer.tag.update")]
+async fn on_tags(event: AnyEvent) {
     let _ = event;
 }
 

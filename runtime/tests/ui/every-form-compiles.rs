@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use kustomer_webhooks::{
-    ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State, TeamEvent,
+    AnyEvent, ConversationEvent, CustomerEvent, CustomerUpdate, OtherEvent, State, TeamEvent,
     kustomer_webhook,
 };
 
@@ -48,6 +48,18 @@ async fn on_team_update(event: Teams) {
 
 #[kustomer_webhook]
 async fn on_other(event: OtherEvent) {
+    let _ = event;
+}
+
+// A catch-all, and a handler of the whole set restricted to some events.
+#[kustomer_webhook]
+async fn on_anything(event: AnyEvent, app: State<Arc<App>>) -> Result<(), MyError> {
+    let _ = (event, app);
+    Ok(())
+}
+
+#[kustomer_webhook(events = ["kustomer.user.create", "kustomer.user.update"])]
+fn on_users(event: AnyEvent) {
     let _ = event;
 }
 
