@@ -149,3 +149,38 @@ fn every_capture_parses_typed_without_drift() {
     assert_eq!(count, 4);
     assert!(<models::AnyEvent as Events>::TYPED.contains(&"kustomer.customer.update"));
 }
+
+/// A catch-all over the org's set: `models::AnyEvent` as a handler's
+/// parameter gets the org's typed events that have no handler of their own.
+async fn catch_all(event: models::AnyEvent, seen: kustomer_webhooks::State<Arc<Crm>>) {
+    if let (models::AnyEvent::CustomerUpdate(e), Ok(mut other)) = (&event, seen.other.lock()) {
+        let tier = e.data.attributes.custom.loyalty_tier_str.as_deref();
+        other.push(format!("{} {tier:?}", event.name()));
+    }
+}
+
+#[test]
+fn a_catch_all_takes_the_orgs_own_typed_events() {
+    let crm = Arc::new(Crm::default());
+    let dispatcher = models::dispatcher_with_state(crm.clone())
+        .handler(catch_all)
+        .build()
+        .unwrap();
+    assert!(dispatcher.has_catch_all());
+    let body = customer_update(
+        "6a1f000000000000000000fd",
+        json!({"loyaltyTierStr": "silver"}),
+    );
+    let outcome = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(dispatcher.dispatch(&body, None))
+        .unwrap();
+    assert!(
+        matches!(outcome, kustomer_webhooks::Dispatched::Handled { handler, .. } if handler.ends_with("catch_all")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        *crm.other.lock().unwrap(),
+        ["kustomer.customer.update Some(\"silver\")"]
+    );
+}
