@@ -240,6 +240,58 @@ async fn the_app_sees_the_clients_address() {
     assert!(answer.ends_with(&client.to_string()), "{answer}");
 }
 
+/// `Server::serve` takes any tower service over axum's requests and
+/// responses, not only a `Router`: here the router wrapped in a layer that
+/// rewrites a path before routing (which `Router::layer` cannot do, as it
+/// runs once the route is chosen), so that deliveries to the URL an app
+/// definition registered before a move still reach the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_tower_service_can_be_served() {
+    use tower::ServiceExt as _;
+    fn moved(mut request: axum::extract::Request) -> axum::extract::Request {
+        if request.uri().path() == "/hooks/kustomer-old" {
+            *request.uri_mut() = axum::http::Uri::from_static("/kustomer");
+        }
+        request
+    }
+    let dispatcher = Dispatcher::with_state(Arc::new(Slow::default()))
+        .handler(team)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN));
+    let router =
+        axum::Router::new().nest_service("/kustomer", kustomer_webhooks::axum::router(receiver));
+    let app = router.map_request(moved);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new();
+    tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, app, std::future::pending()).await }
+    });
+    for (path, id) in [("/hooks/kustomer-old", "moved"), ("/kustomer", "plain")] {
+        let delivery = Delivery::sample("kustomer.team.create")
+            .unwrap()
+            .set("/id", id)
+            .signed_with(TOKEN);
+        let mut request = reqwest::Client::builder()
+            .timeout(HANG)
+            .build()
+            .unwrap()
+            .post(format!("http://{addr}{path}"))
+            .body(delivery.body());
+        for (name, value) in delivery.headers() {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let reply: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(reply["outcome"], "handled", "{path}: {reply}");
+    }
+    // The server's own bookkeeping still sees each request through.
+    assert_eq!(server.requests_in_progress(), 0);
+}
+
 /// Requests the HTTP layer answers before the receiver sees them (a TLS
 /// handshake on the plain port, a head with too many headers, a request
 /// line that is not HTTP) are counted, so that `/metrics` shows them.

@@ -11,7 +11,6 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use ::axum::Router;
 use ::axum::body::Body;
 use ::axum::http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -316,12 +315,19 @@ impl Server {
     /// the next accept waits until a connection closes (or 100 ms); any
     /// other failure is waited out for 100 ms. Failures are logged at most
     /// once a minute, with how many were not.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        app: Router,
-        shutdown: impl Future<Output = ()>,
-    ) {
+    ///
+    /// `app` is an axum [`Router`](::axum::Router), or any tower service that takes axum's
+    /// requests and answers with axum's responses: a router wrapped in a
+    /// layer that must run before routing, such as tower-http's
+    /// `NormalizePath`, which `Router::layer` cannot place.
+    pub async fn serve<S>(&self, listener: TcpListener, app: S, shutdown: impl Future<Output = ()>)
+    where
+        S: tower_service::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let (stopping, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let mut shutdown = pin!(shutdown);
@@ -398,7 +404,7 @@ impl Server {
             connections.retain(|c| c.strong_count() > 0);
             connections.push_back(Arc::downgrade(&busy));
             let service = Tracked {
-                app: TowerToHyperService::new(app.clone()),
+                app: TowerToHyperService::new(Bodied(app.clone())),
                 busy: busy.clone(),
                 peer: ::axum::extract::ConnectInfo(peer),
             };
@@ -536,8 +542,8 @@ const LOG_ACCEPT_FAILURES_EVERY: Duration = Duration::from_secs(60);
 /// Serves one connection; once `stopped` turns, or it is told to make room,
 /// lets its request in progress finish and closes it (after `grace` with
 /// nothing in progress).
-async fn run<I>(
-    connection: hyper::server::conn::http1::Connection<I, Tracked>,
+async fn run<I, S>(
+    connection: hyper::server::conn::http1::Connection<I, Tracked<S>>,
     busy: &Busy,
     mut stopped: tokio::sync::watch::Receiver<bool>,
     grace: Duration,
@@ -545,6 +551,9 @@ async fn run<I>(
     unreadable: &Unreadable,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    Tracked<S>: hyper::service::Service<Request<Incoming>, Response = Response<Body>>,
+    <Tracked<S> as hyper::service::Service<Request<Incoming>>>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut connection = pin!(connection);
     tokio::select! {
@@ -740,18 +749,47 @@ impl Drop for InProgress {
 
 /// The app as hyper calls it, each request counted in progress until its
 /// answer has been written.
-struct Tracked {
-    app: TowerToHyperService<Router>,
+struct Tracked<S> {
+    app: TowerToHyperService<Bodied<S>>,
     busy: Arc<Busy>,
     /// The client's address, for the app's `ConnectInfo<SocketAddr>`.
     peer: ::axum::extract::ConnectInfo<std::net::SocketAddr>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for Tracked {
+/// The app, taking hyper's requests with their bodies as axum's (what an
+/// axum [`Router`](::axum::Router) does for itself).
+#[derive(Clone)]
+struct Bodied<S>(S);
+
+impl<S: tower_service::Service<Request<Body>>> tower_service::Service<Request<Incoming>>
+    for Bodied<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        self.0.call(request.map(Body::new))
+    }
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
+where
+    S: tower_service::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future =
-        Answer<<TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future>;
+    type Future = Answer<
+        <TowerToHyperService<Bodied<S>> as hyper::service::Service<Request<Incoming>>>::Future,
+    >;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.peer);
