@@ -673,7 +673,18 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     };
     let catch_all = type_ident(event_ty).is_some_and(|ident| ident == "AnyEvent");
     let name_checks = checked.iter().map(|lit| {
-        let msg = if catch_all {
+        // A name that is no documented event but close to one: a typo, most
+        // likely, whatever the type (shown only when the check fails).
+        let typo = Some(lit.value())
+            .filter(|name| !KNOWN_EVENTS.contains(&name.as_str()))
+            .and_then(|name| nearest_event(&name));
+        let msg = if let Some(known) = typo {
+            format!(
+                "`{}` is not an event of `{}`; did you mean `{known}`?",
+                lit.value(),
+                type_text(event_ty),
+            )
+        } else if catch_all {
             format!(
                 "`{}` has no generated type in the set of `{}`: a handler of the whole set that names its events takes events with a generated type; remove the names for a catch-all (every event no other handler takes, this one among them), or take `OtherEvent`",
                 lit.value(),

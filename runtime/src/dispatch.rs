@@ -84,7 +84,10 @@ pub trait FromEvent: Sized + Send + 'static {
     /// [`AnyEvent`](crate::AnyEvent), or one generated into your crate.
     /// A dispatcher over that set runs the handler.
     type Set: Events;
-    /// The events this type stands for. Empty for [`OtherEvent`].
+    /// The events with a generated type this type stands for: those its
+    /// handler may be restricted to. Empty for [`OtherEvent`]; for the whole
+    /// set ([`ANY`](Self::ANY)), its typed events (it takes the others as a
+    /// catch-all).
     const EVENTS: &'static [&'static str];
     /// Whether this type takes the events without a generated type.
     const OTHER: bool = false;
@@ -544,6 +547,13 @@ pub enum BuildError {
         /// The event.
         event: String,
     },
+    /// A handler restricted to no event at all (`handler_for(&[], f)`),
+    /// which would never run.
+    #[error("{handler} is restricted to no event, so it would never run")]
+    NoEvents {
+        /// The handler.
+        handler: &'static str,
+    },
     /// A handler wants another state type than the dispatcher has.
     #[error("{handler} takes State<{wants}>, but the dispatcher's state is {has}")]
     StateMismatch {
@@ -609,8 +619,9 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     /// a library crate that the binary never mentions are not linked, so not
     /// found. Name such a crate somewhere (`use my_handlers as _;`), or add
     /// its handlers one by one with [`handler`](Self::handler), and compare
-    /// [`Dispatcher::events`] with the events the app definition subscribes
-    /// to.
+    /// [`Dispatcher::events`] (plus the events a catch-all should see, with
+    /// [`Dispatcher::has_catch_all`]) with the events the app definition
+    /// subscribes to.
     pub fn registered(mut self) -> Self {
         self.handlers.extend(registered());
         self
@@ -631,6 +642,9 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
                     wants,
                     has,
                 });
+            }
+            if h.events.is_empty() && !h.other && !h.any {
+                return Err(BuildError::NoEvents { handler: h.name });
             }
             for event in h.events {
                 if !h.all_events.contains(event) {

@@ -457,6 +457,24 @@ fn two_catch_alls_are_refused_unless_one_is_restricted() {
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::NotHandled { .. }), "{err}");
+    // Restricted, it is no longer a catch-all; restricted to nothing, it is
+    // refused (it would never run), as any handler is.
+    let restricted = kustomer_webhooks::IntoHandler::into_handler(catch_all, "catch_all");
+    assert!(restricted.is_catch_all());
+    assert!(!restricted.only(&["kustomer.team.create"]).is_catch_all());
+    for err in [
+        Dispatcher::with_state(Seen::default())
+            .handler_for(&[], catch_all)
+            .build()
+            .unwrap_err(),
+        Dispatcher::builder()
+            .handler_for(&[], customer_any)
+            .build()
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, BuildError::NoEvents { .. }), "{err}");
+        assert!(err.to_string().contains("restricted to no event"), "{err}");
+    }
 }
 
 fn on_blocking_thread(_: TeamCreate, s: State<Arc<Mutex<Option<std::thread::ThreadId>>>>) {
@@ -508,6 +526,15 @@ fn registered_create(event: kustomer_webhooks::MessageEvent) -> Result<(), Refus
     Ok(())
 }
 
+/// A catch-all found by `registered()`, like any annotated handler.
+#[kustomer_webhook]
+fn registered_catch_all(event: AnyEvent) {
+    REGISTERED
+        .lock()
+        .unwrap()
+        .push(format!("any {}", event.name()));
+}
+
 #[test]
 fn annotated_handlers_are_found_without_a_list() {
     let dispatcher = Dispatcher::builder().registered().build().unwrap();
@@ -515,8 +542,13 @@ fn annotated_handlers_are_found_without_a_list() {
         dispatcher.events(),
         ["kustomer.message.create", "kustomer.message.update"]
     );
+    assert!(dispatcher.has_catch_all());
     let rt = runtime();
-    for event in ["kustomer.message.create", "kustomer.message.update"] {
+    for event in [
+        "kustomer.message.create",
+        "kustomer.message.update",
+        "kustomer.user.create",
+    ] {
         let body = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
         rt.block_on(dispatcher.dispatch(body.as_bytes(), Some(event)))
             .unwrap();
@@ -525,7 +557,8 @@ fn annotated_handlers_are_found_without_a_list() {
         *REGISTERED.lock().unwrap(),
         [
             "create Some(\"sms\")",
-            "update Some(\"608739298f7703963ebf6e9f\")"
+            "update Some(\"608739298f7703963ebf6e9f\")",
+            "any kustomer.user.create",
         ]
     );
 }

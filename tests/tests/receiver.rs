@@ -848,6 +848,63 @@ async fn a_delivery_dropped_while_its_handler_runs_is_counted_once_it_has_ended(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_fn_catch_all_past_its_time_limit_keeps_its_claim_until_it_ends() {
+    // A catch-all written as a plain `fn` runs on a thread like any other:
+    // past its limit the delivery gets 503 and a retry 409 until it ends.
+    fn slow_catch_all(_: kustomer_webhooks::AnyEvent, n: State<Count>) {
+        std::thread::sleep(Duration::from_millis(900));
+        n.fetch_add(1, Ordering::SeqCst);
+    }
+    let count = Count::default();
+    let dispatcher = Dispatcher::with_state(count.clone())
+        .handler(ok_team)
+        .handler(slow_catch_all)
+        .build()
+        .unwrap();
+    let receiver =
+        Receiver::new(dispatcher, Verifier::new(TOKEN)).with_timeout(Duration::from_millis(300));
+    let s = serve(receiver, count.clone()).await;
+    let body = variant("kustomer.conversation.update", 1, None);
+    let (status, reply) = s.deliver(&body, TOKEN, None).await;
+    assert_eq!(status, 503, "{reply}");
+    let error = reply["error"].as_str().unwrap();
+    assert!(error.contains("it runs on"), "{error}");
+    let (status, reply) = s.deliver(&body, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (409, Some("in progress")),
+        "{reply}"
+    );
+    // The team event has a handler of its own, and does not wait.
+    let team = variant("kustomer.team.update", 2, None);
+    let (status, reply) = s.deliver(&team, TOKEN, None).await;
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("handled")),
+        "{reply}"
+    );
+    let settled = async {
+        loop {
+            let (status, reply) = s.deliver(&body, TOKEN, None).await;
+            if status != 409 {
+                break (status, reply);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (status, reply) = tokio::time::timeout(Duration::from_secs(10), settled)
+        .await
+        .expect("the claim is settled");
+    assert_eq!(
+        (status, reply["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{reply}"
+    );
+    // The team's handler and the catch-all, once each.
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_fn_handler_past_its_time_limit_keeps_its_claim_and_slot_until_it_ends() {
     // A plain `fn` runs on a thread its time limit (300 ms here) cannot
     // stop: it sleeps 900 ms, then counts.

@@ -151,36 +151,54 @@ fn every_capture_parses_typed_without_drift() {
 }
 
 /// A catch-all over the org's set: `models::AnyEvent` as a handler's
-/// parameter gets the org's typed events that have no handler of their own.
-async fn catch_all(event: models::AnyEvent, seen: kustomer_webhooks::State<Arc<Crm>>) {
-    if let (models::AnyEvent::CustomerUpdate(e), Ok(mut other)) = (&event, seen.other.lock()) {
-        let tier = e.data.attributes.custom.loyalty_tier_str.as_deref();
-        other.push(format!("{} {tier:?}", event.name()));
+/// parameter gets the org's typed events that have no handler of their own;
+/// the org's own handlers (`#[kustomer_webhook]`, found by `registered`) and
+/// its `OtherEvent` handler keep theirs.
+async fn catch_all(event: models::AnyEvent, crm: kustomer_webhooks::State<Arc<Crm>>) {
+    if let Ok(mut other) = crm.other.lock() {
+        other.push(format!("catch-all {}", event.name()));
     }
 }
 
 #[test]
-fn a_catch_all_takes_the_orgs_own_typed_events() {
+fn a_catch_all_takes_the_orgs_typed_events_that_no_handler_of_its_own_takes() {
     let crm = Arc::new(Crm::default());
     let dispatcher = models::dispatcher_with_state(crm.clone())
+        .registered()
         .handler(catch_all)
         .build()
         .unwrap();
     assert!(dispatcher.has_catch_all());
-    let body = customer_update(
-        "6a1f000000000000000000fd",
-        json!({"loyaltyTierStr": "silver"}),
-    );
-    let outcome = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(dispatcher.dispatch(&body, None))
-        .unwrap();
-    assert!(
-        matches!(outcome, kustomer_webhooks::Dispatched::Handled { handler, .. } if handler.ends_with("catch_all")),
-        "{outcome:?}"
-    );
+    let team = json!({
+        "id": "6a1f000000000000000000fc", "name": "kustomer.team.create",
+        "data": {"id": "6a1f000000000000000000fb", "type": "team", "attributes": {"name": "Ops"}}
+    });
+    let tag = json!({
+        "id": "6a1f000000000000000000fa", "name": "kustomer.tag.create",
+        "data": {"id": "6a1f000000000000000000f9", "type": "tag"}
+    });
+    let bodies = [
+        customer_update(
+            "6a1f000000000000000000fd",
+            json!({"loyaltyTierStr": "silver"}),
+        ),
+        serde_json::to_vec(&team).unwrap(),
+        serde_json::to_vec(&tag).unwrap(),
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut handlers = Vec::new();
+    for body in &bodies {
+        match runtime.block_on(dispatcher.dispatch(body, None)).unwrap() {
+            kustomer_webhooks::Dispatched::Handled { handler, .. } => handlers.push(handler),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(handlers[0].ends_with("on_customer_update"), "{handlers:?}");
+    assert!(handlers[1].ends_with("catch_all"), "{handlers:?}");
+    assert!(handlers[2].ends_with("on_other"), "{handlers:?}");
+    assert_eq!(crm.loyalty.lock().unwrap()[0].tier, "silver");
     assert_eq!(
         *crm.other.lock().unwrap(),
-        ["kustomer.customer.update Some(\"silver\")"]
+        ["catch-all kustomer.team.create", "kustomer.tag.create"]
     );
 }

@@ -29,4 +29,10 @@ async fn on_tags(event: AnyEvent) {
     let _ = event;
 }
 
+// A typo, on a type the compiler checks.
+#[kustomer_webhook(event = "kustomer.custmer.update")]
+async fn on_customers(event: AnyEvent) {
+    let _ = event;
+}
+
 fn main() {}
