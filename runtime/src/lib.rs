@@ -41,7 +41,8 @@
 //!
 //! The parameter type says which events a handler takes (`CustomerUpdate`;
 //! `CustomerEvent` for every customer event; [`OtherEvent`] for events
-//! without a generated type), a second parameter may take shared state
+//! without a generated type; [`AnyEvent`] for a catch-all, every event no
+//! other handler takes), a second parameter may take shared state
 //! ([`State`]), and handlers may be `async` or blocking. See
 //! [`kustomer_webhook`] for every form, and [`Dispatcher`] for what happens
 //! to errors, panics, events without a handler, and two handlers for one
