@@ -319,7 +319,13 @@ impl Server {
     /// `app` is an axum [`Router`](::axum::Router), or any tower service that takes axum's
     /// requests and answers with axum's responses: a router wrapped in a
     /// layer that must run before routing, such as tower-http's
-    /// `NormalizePath`, which `Router::layer` cannot place.
+    /// `NormalizePath`, which `Router::layer` cannot place. A service whose
+    /// responses have another body type serves through
+    /// `.map_response(|r| r.map(axum::body::Body::new))` (tower's `ServiceExt`). A
+    /// request counts as in progress from when it is read, so one waiting
+    /// for a service that is not ready (`poll_ready` pending, such as a
+    /// concurrency limit) holds its connection and a graceful stop waits for
+    /// it, as for a slow handler.
     pub async fn serve<S>(&self, listener: TcpListener, app: S, shutdown: impl Future<Output = ()>)
     where
         S: tower_service::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
