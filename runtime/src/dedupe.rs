@@ -188,14 +188,19 @@
 //! }
 //! ```
 //!
-//! In one process, the receiver gives the events of one resource turns (see
+//! The receiver gives the events of one resource turns (see
 //! [`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)):
 //! an older update that arrives while a newer one is being handled waits,
-//! then is found stale. Across replicas, a check and a record are two steps,
-//! not one: two deliveries of one resource handled at the same moment on two
-//! replicas can both pass. Where
+//! then is found stale. In one process the turn is the process's own; with a
+//! store the replicas share, it is taken there too
+//! ([`RevisionStore::take_turn`]), so that an older update reaching another
+//! replica waits as well. A shared turn ends by itself after three of the
+//! handler's time limits, so a replica that died holding it blocks its
+//! resource no longer; a handler that runs past that (a plain `fn` past its
+//! limit goes on) no longer holds it, and while [`FailOpen`] finds the store
+//! out of reach, each replica has only its own turns. Where
 //! the handler writes the resource to a database the replicas share, the
-//! write is the stronger guard, one conditional statement that keeps the
+//! write is the guard that holds in every case, one conditional statement that keeps the
 //! newest revision whichever replica gets there first:
 //! `UPDATE customers SET …, rev = $rev WHERE id = $id AND rev < $rev`
 //! (no row updated: a stale update), with `$rev` from the event's
@@ -364,6 +369,46 @@ pub trait RevisionStore: Send + Sync {
     /// Records `rev` for `resource_id`, unless a higher revision is recorded
     /// (atomically: of two concurrent records, the higher stays).
     fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()>;
+
+    /// Takes `resource_id`'s turn among every process sharing the store, for
+    /// at most `hold` (after which it ends by itself, so that a process that
+    /// died holding it does not block the resource): [`SharedTurn::Taken`] with the
+    /// token to [`give_turn`](RevisionStore::give_turn) it back with, or
+    /// [`SharedTurn::Busy`] while another holds it. The receiver takes it after
+    /// the process's own turn, and holds it for the check, the handler and
+    /// the record of the revision, so that a resource's events take turns
+    /// across replicas too.
+    ///
+    /// By default [`SharedTurn::InProcess`]: a store the process keeps to itself
+    /// ([`OrderingGuard`]) needs no other turn than the receiver's own.
+    fn take_turn<'a>(
+        &'a self,
+        resource_id: &'a str,
+        hold: Duration,
+    ) -> StoreFuture<'a, SharedTurn> {
+        let _ = (resource_id, hold);
+        Box::pin(std::future::ready(Ok(SharedTurn::InProcess)))
+    }
+
+    /// Gives back a turn [`take_turn`](RevisionStore::take_turn) gave
+    /// `token`; a turn that has ended by itself meanwhile, or that another
+    /// has taken since, is left alone.
+    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+        let _ = (resource_id, token);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What [`RevisionStore::take_turn`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SharedTurn {
+    /// The turn is the caller's, until it gives it back with this token (or
+    /// the hold ends).
+    Taken(String),
+    /// Another process holds the turn: ask again shortly.
+    Busy,
+    /// The store is not shared: the process's own turn is the only one.
+    InProcess,
 }
 
 impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
@@ -372,6 +417,16 @@ impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
     }
     fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
         (**self).record_revision(resource_id, rev)
+    }
+    fn take_turn<'a>(
+        &'a self,
+        resource_id: &'a str,
+        hold: Duration,
+    ) -> StoreFuture<'a, SharedTurn> {
+        (**self).take_turn(resource_id, hold)
+    }
+    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+        (**self).give_turn(resource_id, token)
     }
 }
 

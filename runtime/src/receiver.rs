@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::capture::Capture;
 use crate::dead_letters::DeadLetters;
-use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore};
+use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore, SharedTurn};
 use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
@@ -349,15 +349,18 @@ impl<S: Events> Receiver<S> {
     /// the delivery answered 503 (Kustomer retries); after it ran, the
     /// failure to record is logged and the delivery acknowledged.
     ///
-    /// In the process, the events of one resource then take turns: the
-    /// check of an event's revision, its handler and the record of its
-    /// revision run as one step, before the next event of that resource
-    /// (in the order they asked) is checked. So an older update that arrives
-    /// while a newer one is being handled waits, then is found stale, and
-    /// the handlers of one resource never run at the same time. An event
-    /// that cannot get its turn within the handler's time limit is answered
-    /// 503 (Kustomer retries). Events of different resources do not wait for
-    /// each other.
+    /// The events of one resource then take turns: the check of an event's
+    /// revision, its handler and the record of its revision run as one
+    /// step, before the next event of that resource (in the order they
+    /// asked) is checked. So an older update that arrives while a newer one
+    /// is being handled waits, then is found stale, and the handlers of one
+    /// resource never run at the same time. With a store the replicas share
+    /// (`RedisStore`), the turn is taken there too, after the process's own
+    /// ([`RevisionStore::take_turn`]): an older update reaching another
+    /// replica waits as well (two more calls to the store per event). An
+    /// event that cannot get its turn within the handler's time limit is
+    /// answered 503 (Kustomer retries). Events of different resources do not
+    /// wait for each other.
     pub fn with_ordering(mut self, revisions: impl RevisionStore + 'static) -> Self {
         self.ordering = Some(Arc::new(revisions));
         self.turns = Some(Arc::default());
@@ -709,8 +712,21 @@ impl<S: Events> Receiver<S> {
         if let Some(turns) = &self.turns
             && let Some(resource) = parsed.event.envelope().resource_id()
         {
-            match within(None, self.timeout, Turns::take(turns, resource)).await {
-                Some(taken) => turn = Some(Box::new(taken)),
+            let shared = self.ordering.as_ref();
+            let hold = self.timeout.saturating_mul(TURN_HOLD_IN_TIME_LIMITS);
+            match within(
+                None,
+                self.timeout,
+                Turns::take(turns, resource, shared, hold),
+            )
+            .await
+            {
+                Some(Ok(taken)) => turn = Some(Box::new(taken)),
+                Some(Err(e)) => {
+                    let error = cold::revisions_failed(&e);
+                    self.keep(id.as_deref(), parsed.raw, &error).await;
+                    return reply!(503, "error", Some(error));
+                }
                 None => {
                     let error = cold::no_turn(resource, self.timeout);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
@@ -784,7 +800,7 @@ impl<S: Events> Receiver<S> {
         let settle = Settle {
             claim: ClaimGuard(claim.0.take()),
             ordering: self.ordering.clone(),
-            _turn: turn,
+            turn,
             resource,
             rev,
             letters: self
@@ -958,6 +974,18 @@ mod cold {
         );
         tracing::warn!(target: LOG, error = error.as_str(), "no turn for the ordering guard");
         error
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn turn_not_given_back(resource: &str, e: Option<&crate::dedupe::StoreError>) {
+        tracing::warn!(
+            target: LOG,
+            resource_id = resource,
+            error = e.map(ToString::to_string).as_deref(),
+            "the revision store did not take a resource's turn back: the resource's next event \
+             on another replica waits until the turn's hold ends",
+        );
     }
 
     #[cold]
@@ -1324,7 +1352,7 @@ struct Settle {
     /// The resource's turn, given to the next event of the resource once
     /// this one's revision is recorded (when `run` ends, or when the
     /// settling is dropped).
-    _turn: Option<Box<Turn>>,
+    turn: Option<Box<Turn>>,
     resource: Option<String>,
     rev: Option<i64>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
@@ -1365,11 +1393,20 @@ impl Settle {
         {
             cold::record_revision(revisions.as_ref(), &resource, rev, timeout).await;
         }
+        if let Some(turn) = self.turn.take() {
+            turn.give_back(timeout).await;
+        }
         if let Some((letters, id, body)) = self.letters.take() {
             cold::settle_dead_letter(letters, id, body, result, busy, timeout).await;
         }
     }
 }
+
+/// How many of the handler's time limits a turn shared with other processes
+/// is held for at most: its check, its handler and its record each have
+/// one. Past it the turn ends by itself (a process that died holding it
+/// blocks its resource no longer than that).
+const TURN_HOLD_IN_TIME_LIMITS: u32 = 3;
 
 /// Whose turn it is, per resource, with the ordering guard on: a resource's
 /// events are checked, handled and recorded one at a time, in the order they
@@ -1395,8 +1432,37 @@ impl Turns {
     }
 
     /// `resource`'s turn, once every event that asked before has had its
-    /// own. Dropped while it waits, it asks no more.
-    async fn take(turns: &Arc<Turns>, resource: &str) -> Turn {
+    /// own; then, when `shared` is a store other processes share, its turn
+    /// there too (held for at most `hold`), asked for again while another
+    /// process holds it. Dropped while it waits, it asks no more.
+    async fn take(
+        turns: &Arc<Turns>,
+        resource: &str,
+        shared: Option<&Arc<dyn RevisionStore>>,
+        hold: Duration,
+    ) -> Result<Turn, crate::dedupe::StoreError> {
+        let mut turn = Turns::take_here(turns, resource).await;
+        if let Some(store) = shared {
+            let mut pause = Duration::from_millis(2);
+            loop {
+                match store.take_turn(resource, hold).await? {
+                    SharedTurn::Taken(token) => {
+                        turn.shared = Some((Arc::clone(store), token));
+                        break;
+                    }
+                    SharedTurn::InProcess => break,
+                    SharedTurn::Busy => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        Ok(turn)
+    }
+
+    /// `resource`'s turn in this process.
+    async fn take_here(turns: &Arc<Turns>, resource: &str) -> Turn {
         let lock = {
             let mut resources = turns.resources();
             let entry = resources
@@ -1412,6 +1478,7 @@ impl Turns {
             turns: Arc::clone(turns),
             resource: resource.to_owned(),
             held: None,
+            shared: None,
         };
         turn.held = Some(lock.lock_owned().await);
         turn
@@ -1424,10 +1491,39 @@ struct Turn {
     turns: Arc<Turns>,
     resource: String,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The turn in a store other processes share, and its token.
+    shared: Option<(Arc<dyn RevisionStore>, String)>,
+}
+
+impl Turn {
+    /// Gives the turn back: the shared store's first (waited for, within
+    /// `timeout`; one not given back ends with its hold), then this
+    /// process's.
+    async fn give_back(mut self: Box<Self>, timeout: Duration) {
+        if let Some((store, token)) = self.shared.take() {
+            match within(None, timeout, store.give_turn(&self.resource, &token)).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => cold::turn_not_given_back(&self.resource, Some(&e)),
+                None => cold::turn_not_given_back(&self.resource, None),
+            }
+        }
+    }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        // Dropped unsettled (a stale update, a store that failed, a delivery
+        // dropped): the shared turn is given back by a task of its own.
+        if let Some((store, token)) = self.shared.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let resource = self.resource.clone();
+            runtime.spawn(async move {
+                if let Err(e) = store.give_turn(&resource, &token).await {
+                    cold::turn_not_given_back(&resource, Some(&e));
+                }
+            });
+        }
         self.held = None;
         let mut resources = self.turns.resources();
         if let Some(entry) = resources.get_mut(&self.resource) {
@@ -1615,15 +1711,15 @@ mod tests {
     #[tokio::test]
     async fn a_resource_is_forgotten_once_no_event_holds_or_waits_for_its_turn() {
         let turns = Arc::new(Turns::default());
-        let first = Turns::take(&turns, "a").await;
-        let other = Turns::take(&turns, "b").await;
+        let first = Turns::take_here(&turns, "a").await;
+        let other = Turns::take_here(&turns, "b").await;
         // A second event of `a` waits; one that stops waiting leaves the line.
-        let waiting = Turns::take(&turns, "a");
+        let waiting = Turns::take_here(&turns, "a");
         let gave_up = tokio::time::timeout(Duration::from_millis(20), waiting).await;
         assert!(gave_up.is_err(), "`a` is taken");
         let next = tokio::spawn({
             let turns = Arc::clone(&turns);
-            async move { drop(Turns::take(&turns, "a").await) }
+            async move { drop(Turns::take_here(&turns, "a").await) }
         });
         tokio::task::yield_now().await;
         assert_eq!(turns.resources().len(), 2);

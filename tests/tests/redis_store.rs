@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dedupe::{
     Begin, DEFAULT_REDIS_PREFIX, FAIL_OPEN_RETRY_AFTER, FailOpen, IdempotencyStore, MemoryStore,
-    RedisStore, RevisionStore, StoreError, check_store,
+    RedisStore, RevisionStore, SharedTurn, StoreError, check_store,
 };
 use kustomer_webhooks::receiver::{Counters, Receiver};
 use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
@@ -701,6 +701,200 @@ async fn revisions_are_shared_the_higher_kept_and_forgotten_after_the_retention(
     assert_eq!(brief.last_revision(customer).await.unwrap(), Some(5));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(brief.last_revision(customer).await.unwrap(), None);
+}
+
+/// A customer update with its own event id and `data.attributes.rev`.
+fn customer_update(id: &str, rev: i64) -> String {
+    let (_, sample) = SEED_SAMPLES
+        .iter()
+        .find(|(e, _)| *e == "kustomer.customer.update")
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(sample).unwrap();
+    v["id"] = id.into();
+    v["data"]["attributes"]["rev"] = rev.into();
+    v.to_string()
+}
+
+#[tokio::test]
+async fn a_resources_turn_is_shared_taken_once_given_back_by_token_and_ends_with_its_hold() {
+    let Some(redis) = redis() else { return };
+    let one = store(&redis, "turns").await;
+    let other = store(&redis, "turns").await;
+    let resource = "608731c238e15a90895f7029";
+    let SharedTurn::Taken(token) = one
+        .take_turn(resource, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("a free turn is taken");
+    };
+    assert_eq!(
+        other
+            .take_turn(resource, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        SharedTurn::Busy
+    );
+    // Another resource's turn is its own.
+    assert!(matches!(
+        other
+            .take_turn("another", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        SharedTurn::Taken(_)
+    ));
+    // Given back with another token, it stays taken; with its own, it is free.
+    other
+        .give_turn(resource, "turn:not-this-one")
+        .await
+        .unwrap();
+    assert_eq!(
+        other
+            .take_turn(resource, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        SharedTurn::Busy
+    );
+    one.give_turn(resource, &token).await.unwrap();
+    let SharedTurn::Taken(token) = other
+        .take_turn(resource, Duration::from_millis(300))
+        .await
+        .unwrap()
+    else {
+        panic!("a turn given back is free");
+    };
+    assert!(token.starts_with("turn:"), "{token}");
+    // Not given back (a process that died holding it), it ends with its hold.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match one
+            .take_turn(resource, Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
+            SharedTurn::Taken(_) => break,
+            SharedTurn::Busy => {}
+            SharedTurn::InProcess => panic!("Redis shares its turns"),
+        }
+        assert!(Instant::now() < deadline, "the turn never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Under the prefix, beside the revisions.
+    let key = format!("{}{resource}:turn", prefix("turns"));
+    assert_eq!(raw::<i64>(&redis, &["EXISTS", &key]).await, 1);
+}
+
+/// A gate an update's handler waits at, per revision.
+#[derive(Default)]
+struct Gate {
+    /// The revisions whose handler started, in order.
+    started: std::sync::Mutex<Vec<i64>>,
+    open: tokio::sync::Notify,
+    opened: std::sync::atomic::AtomicBool,
+}
+
+async fn on_gated_update(event: CustomerUpdate, gate: State<Arc<Gate>>) {
+    let rev = event.data.attributes.rev.unwrap_or_default();
+    gate.started.lock().unwrap().push(rev);
+    while !gate.opened.load(Ordering::SeqCst) {
+        let opened = gate.open.notified();
+        if gate.opened.load(Ordering::SeqCst) {
+            break;
+        }
+        opened.await;
+    }
+}
+
+async fn gated_replica(
+    redis: &Redis,
+    test: &str,
+    gate: &Arc<Gate>,
+    timeout: Duration,
+) -> SocketAddr {
+    let dispatcher = Dispatcher::with_state(gate.clone())
+        .handler(on_gated_update)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_store(store(redis, &format!("{test}-ids")).await)
+        .with_ordering(store(redis, test).await)
+        .with_timeout(timeout);
+    serve(kustomer_webhooks::axum::router(receiver)).await
+}
+
+#[tokio::test]
+async fn an_older_update_on_another_replica_waits_for_the_newer_ones_turn_then_is_stale() {
+    let Some(redis) = redis() else { return };
+    let gate = Arc::new(Gate::default());
+    let a = gated_replica(&redis, "turns-taken", &gate, Duration::from_secs(10)).await;
+    let b = gated_replica(&redis, "turns-taken", &gate, Duration::from_secs(10)).await;
+    let client = reqwest::Client::new();
+    // Revision 6 reaches replica A, and its handler holds the resource.
+    let newer = tokio::spawn({
+        let client = client.clone();
+        async move { deliver(&client, a, &customer_update("6a1f00000000000000000606", 6)).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.started.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the handler never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Revision 5 reaches replica B meanwhile: it waits for the turn (its
+    // check would otherwise pass, 6 not being recorded yet).
+    let older = tokio::spawn({
+        let client = client.clone();
+        async move { deliver(&client, b, &customer_update("6a1f00000000000000000505", 5)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!older.is_finished(), "the older update did not wait");
+    assert_eq!(*gate.started.lock().unwrap(), [6]);
+    gate.opened.store(true, Ordering::SeqCst);
+    gate.open.notify_waiters();
+    let (status, reply) = newer.await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    let (status, reply) = older.await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"stale\""), "{reply}");
+    assert_eq!(*gate.started.lock().unwrap(), [6]);
+}
+
+#[tokio::test]
+async fn a_turn_another_replica_holds_past_the_time_limit_is_503_then_the_retry_is_handled() {
+    let Some(redis) = redis() else { return };
+    let gate = Arc::new(Gate::default());
+    gate.opened.store(true, Ordering::SeqCst);
+    let a = gated_replica(&redis, "turns-held", &gate, Duration::from_millis(500)).await;
+    // Another replica holds the customer's turn (as one stuck would).
+    let holder = store(&redis, "turns-held").await;
+    let customer = "608731c238e15a90895f7029";
+    let SharedTurn::Taken(token) = holder
+        .take_turn(customer, Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("a free turn is taken");
+    };
+    let client = reqwest::Client::new();
+    let body = customer_update("6a1f00000000000000000707", 7);
+    let (status, reply) = deliver(&client, a, &body).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(reply.contains("was still being handled"), "{reply}");
+    assert!(gate.started.lock().unwrap().is_empty());
+    // Given back, the retry (its claim given up) is handled.
+    holder.give_turn(customer, &token).await.unwrap();
+    let (status, reply) = deliver(&client, a, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    assert_eq!(*gate.started.lock().unwrap(), [7]);
+    // And given back once handled: the next event takes it at once.
+    assert!(matches!(
+        holder
+            .take_turn(customer, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        SharedTurn::Taken(_)
+    ));
 }
 
 #[tokio::test]

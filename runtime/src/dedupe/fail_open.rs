@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use compact_str::CompactString;
 
 use super::{
-    Begin, IdempotencyStore, MemoryStore, OrderingGuard, RevisionStore, StoreError, StoreFuture,
+    Begin, IdempotencyStore, MemoryStore, OrderingGuard, RevisionStore, SharedTurn, StoreError,
+    StoreFuture,
 };
 
 /// How long after a call found the shared store unavailable the next calls
@@ -448,6 +449,46 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
             }
         })
     }
+
+    /// The store's turn; while the store is out of reach, the process's
+    /// own turn only ([`SharedTurn::InProcess`]), as revisions are then kept
+    /// in the process.
+    fn take_turn<'a>(
+        &'a self,
+        resource_id: &'a str,
+        hold: Duration,
+    ) -> StoreFuture<'a, SharedTurn> {
+        Box::pin(async move {
+            if self.skipping() {
+                return Ok(SharedTurn::InProcess);
+            }
+            match self.reach(self.store.take_turn(resource_id, hold)).await {
+                Ok(turn) => {
+                    self.answered();
+                    Ok(turn)
+                }
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    Ok(SharedTurn::InProcess)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Gives the store's turn back; one the store cannot be told of ends by
+    /// itself when its hold does.
+    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            match self.reach(self.store.give_turn(resource_id, token)).await {
+                Err(e @ StoreError::Unavailable(_)) => {
+                    self.failed(&e);
+                    Ok(())
+                }
+                answer => answer,
+            }
+        })
+    }
 }
 
 /// A batch of what an outage left, being told to the store: what is left
@@ -718,6 +759,54 @@ mod tests {
                 None => self.revisions.record_revision(resource_id, rev),
             }
         }
+        fn take_turn<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, SharedTurn> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => Box::pin(async { Ok(SharedTurn::Taken("turn:1".to_owned())) }),
+            }
+        }
+        fn give_turn<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
+            match self.refuse() {
+                Some(e) => Box::pin(async move { Err(e) }),
+                None => Box::pin(async { Ok(()) }),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_turn_is_the_stores_while_it_answers_and_the_processs_own_while_it_is_down() {
+        let store = FailOpen::new(Switch::default());
+        let hold = Duration::from_secs(30);
+        assert_eq!(
+            store.take_turn("r", hold).await.unwrap(),
+            SharedTurn::Taken("turn:1".to_owned())
+        );
+        store.give_turn("r", "turn:1").await.unwrap();
+        down(&store, true);
+        // Out of reach: the turn in the process only, and giving one back
+        // is no error (it ends with its hold).
+        assert_eq!(
+            store.take_turn("r", hold).await.unwrap(),
+            SharedTurn::InProcess
+        );
+        store.give_turn("r", "turn:1").await.unwrap();
+        // While it is skipped, not even asked.
+        let calls = store.store().calls.load(Ordering::SeqCst);
+        assert_eq!(
+            store.take_turn("r", hold).await.unwrap(),
+            SharedTurn::InProcess
+        );
+        assert_eq!(store.store().calls.load(Ordering::SeqCst), calls);
+        // Back: the store's turn again.
+        down(&store, false);
+        forget_the_failure(&store);
+        assert!(matches!(
+            store.take_turn("r", hold).await.unwrap(),
+            SharedTurn::Taken(_)
+        ));
+        // A store that fails (not out of reach) is an error.
+        store.store().broken.store(true, Ordering::SeqCst);
+        assert!(store.take_turn("r", hold).await.is_err());
     }
 
     fn down(store: &FailOpen<Switch>, down: bool) {

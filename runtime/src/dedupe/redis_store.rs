@@ -10,7 +10,7 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::{
     Begin, DEFAULT_IN_PROGRESS_TIMEOUT, DEFAULT_RETENTION, IdempotencyStore, RevisionStore,
-    StoreError, StoreFuture,
+    SharedTurn, StoreError, StoreFuture,
 };
 
 /// The prefix of every key a [`RedisStore`] writes by default; the event id
@@ -102,6 +102,12 @@ const CLAIMS_KEPT: usize = 4096;
 /// this one's key expired, or by a replica after an uncertain claim was
 /// given up).
 fn claim_value() -> String {
+    format!("{IN_PROGRESS}:{:016x}", token())
+}
+
+/// A token no other claim or turn has: a counter, the time and the process
+/// id, hashed with a key of the process's own.
+fn token() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -113,8 +119,12 @@ fn claim_value() -> String {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.write_u32(std::process::id());
-    format!("{IN_PROGRESS}:{:016x}", hasher.finish())
+    hasher.finish()
 }
+
+/// What follows a resource id in the key of its turn across replicas
+/// ([`RevisionStore::take_turn`]).
+const TURN_SUFFIX: &str = ":turn";
 
 /// Whether a key's value is a claim: [`IN_PROGRESS`], alone (as earlier
 /// versions write it) or with a token.
@@ -189,7 +199,11 @@ fn is_claim(held: &str) -> bool {
 /// the last revision handled of each resource is one key,
 /// `<prefix><resource id>:rev` (the resource id written as an event id
 /// is), holding the revision for the retention
-/// time, so that every replica tells a stale update apart.
+/// time, so that every replica tells a stale update apart; and a
+/// resource's turn among the replicas is another,
+/// `<prefix><resource id>:turn`, set only if absent to a token of the
+/// holder's own, for at most three of the handler's time limits, and
+/// deleted by a script only while it still holds that token.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -1734,6 +1748,44 @@ impl RevisionStore for RedisStore {
                 .key(self.key(resource_id) + REVISION_SUFFIX)
                 .arg(rev)
                 .arg(millis(self.retention))
+                .invoke_async::<i64>(&mut self.connection.clone())
+                .await
+                .map(drop)
+                .map_err(store_error)
+        })
+    }
+
+    /// One key per resource, `<prefix><id>:turn`, set only if absent
+    /// (`SET NX PX`) to a token of the taker's own, for `hold`.
+    fn take_turn<'a>(
+        &'a self,
+        resource_id: &'a str,
+        hold: Duration,
+    ) -> StoreFuture<'a, SharedTurn> {
+        Box::pin(async move {
+            let token = format!("turn:{:016x}", token());
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.key(resource_id) + TURN_SUFFIX)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(hold))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(store_error)?;
+            Ok(match set {
+                Some(_) => SharedTurn::Taken(token),
+                None => SharedTurn::Busy,
+            })
+        })
+    }
+
+    /// Deletes the turn's key if it still holds `token` (one script).
+    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.abandon
+                .key(self.key(resource_id) + TURN_SUFFIX)
+                .arg(token)
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
