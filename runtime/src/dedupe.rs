@@ -194,8 +194,8 @@
 //! then is found stale. In one process the turn is the process's own; with a
 //! store the replicas share, it is taken there too
 //! ([`RevisionStore::take_turn`]), so that an older update reaching another
-//! replica waits as well. A shared turn ends by itself after three of the
-//! handler's time limits, so a replica that died holding it blocks its
+//! replica waits as well. A shared turn ends by itself after four of the
+//! handler's time limits (plus the wait for a handler slot and 5 s), so a replica that died holding it blocks its
 //! resource no longer; a handler that runs past that (a plain `fn` past its
 //! limit goes on) no longer holds it, and while [`FailOpen`] finds the store
 //! out of reach, each replica has only its own turns. Where
@@ -380,7 +380,11 @@ pub trait RevisionStore: Send + Sync {
     /// across replicas too.
     ///
     /// By default [`SharedTurn::InProcess`]: a store the process keeps to itself
-    /// ([`OrderingGuard`]) needs no other turn than the receiver's own.
+    /// ([`OrderingGuard`]) needs no other turn than the receiver's own. A
+    /// store of your own that the replicas share implements this,
+    /// [`give_turn`](RevisionStore::give_turn) and
+    /// [`shares_turns`](RevisionStore::shares_turns); without them each
+    /// replica has only its own turns.
     fn take_turn<'a>(
         &'a self,
         resource_id: &'a str,
@@ -396,6 +400,13 @@ pub trait RevisionStore: Send + Sync {
     fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
         let _ = (resource_id, token);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Whether [`take_turn`](RevisionStore::take_turn) takes turns other
+    /// processes see; when not (the default), the receiver does not ask for
+    /// them.
+    fn shares_turns(&self) -> bool {
+        false
     }
 }
 
@@ -427,6 +438,9 @@ impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
     }
     fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
         (**self).give_turn(resource_id, token)
+    }
+    fn shares_turns(&self) -> bool {
+        (**self).shares_turns()
     }
 }
 

@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::capture::Capture;
 use crate::dead_letters::DeadLetters;
-use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore, SharedTurn};
+use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore};
 use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
@@ -357,7 +357,10 @@ impl<S: Events> Receiver<S> {
     /// resource never run at the same time. With a store the replicas share
     /// (`RedisStore`), the turn is taken there too, after the process's own
     /// ([`RevisionStore::take_turn`]): an older update reaching another
-    /// replica waits as well (two more calls to the store per event). An
+    /// replica waits as well (at least two more calls to the store per
+    /// event; across replicas, one resource's handlers do not overlap while
+    /// the shared turn lasts: four time limits, plus the slot wait and
+    /// 5 s). An
     /// event that cannot get its turn within the handler's time limit is
     /// answered 503 (Kustomer retries). Events of different resources do not
     /// wait for each other.
@@ -495,9 +498,11 @@ impl<S: Events> Receiver<S> {
     /// (run on tokio's blocking pool) cannot be: its event keeps its claim
     /// (a retry meanwhile is 409 `in progress`, so the handler never runs
     /// twice at once), its handler slot and, with the ordering guard, its
-    /// resource's turn (the resource's other events wait, then get 503)
-    /// until the thread ends, and is then done if the handler succeeded, or
-    /// given up for the next retry.
+    /// resource's turn in the process (the resource's other events wait,
+    /// then get 503) until the thread ends, and is then done if the handler
+    /// succeeded, or given up for the next retry. A turn shared with other
+    /// replicas ends by itself after four time limits (plus the slot wait
+    /// and 5 s), handler or not.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -712,8 +717,8 @@ impl<S: Events> Receiver<S> {
         if let Some(turns) = &self.turns
             && let Some(resource) = parsed.event.envelope().resource_id()
         {
-            let shared = self.ordering.as_ref();
-            let hold = self.timeout.saturating_mul(TURN_HOLD_IN_TIME_LIMITS);
+            let shared = self.ordering.as_ref().filter(|store| store.shares_turns());
+            let hold = self.turn_hold();
             match within(
                 None,
                 self.timeout,
@@ -761,6 +766,10 @@ impl<S: Events> Receiver<S> {
                 let _ = within(None, self.timeout, store.complete(id)).await;
             }
             claim.0 = None;
+            // The next event of the resource may go on.
+            if let Some(turn) = turn.take() {
+                turn.give_back(self.timeout).await;
+            }
             if self.dead_letters.is_some() {
                 self.forget(id.as_deref(), parsed.raw).await;
             }
@@ -894,6 +903,17 @@ fn is_update(name: &str) -> bool {
 }
 
 impl<S: Events> Receiver<S> {
+    /// How long a resource's turn shared with other processes is held at
+    /// most (see [`TURN_HOLD_IN_TIME_LIMITS`]).
+    fn turn_hold(&self) -> Duration {
+        let slot_wait = self.slots.as_ref().map_or(Duration::ZERO, |s| s.max_wait);
+        self.timeout
+            .saturating_mul(TURN_HOLD_IN_TIME_LIMITS)
+            .saturating_add(slot_wait)
+            .saturating_add(TURN_HOLD_MARGIN)
+            .min(MAX_TURN_HOLD)
+    }
+
     /// Keeps a delivery answered with a 5xx as a dead letter, when they are
     /// on. Boxed and out of line, so that the delivery's own future does not
     /// grow by what it holds.
@@ -974,6 +994,49 @@ mod cold {
         );
         tracing::warn!(target: LOG, error = error.as_str(), "no turn for the ordering guard");
         error
+    }
+
+    /// `resource`'s turn in a store other processes share, asked for again
+    /// while another holds it (after 2 ms, doubling up to 20 ms, each pause
+    /// a little shorter or longer by chance, so that replicas waiting
+    /// together do not ask in step). Boxed, so that the delivery's future
+    /// does not hold the pause's timer.
+    #[inline(never)]
+    pub(super) fn take_shared_turn<'a>(
+        store: &'a std::sync::Arc<dyn crate::dedupe::RevisionStore>,
+        resource: &'a str,
+        hold: Duration,
+    ) -> crate::dedupe::StoreFuture<
+        'a,
+        Option<(std::sync::Arc<dyn crate::dedupe::RevisionStore>, String)>,
+    > {
+        Box::pin(async move {
+            let mut pause = Duration::from_millis(2);
+            loop {
+                match store.take_turn(resource, hold).await? {
+                    crate::dedupe::SharedTurn::Taken(token) => {
+                        return Ok(Some((std::sync::Arc::clone(store), token)));
+                    }
+                    crate::dedupe::SharedTurn::InProcess => return Ok(None),
+                    crate::dedupe::SharedTurn::Busy => {
+                        tokio::time::sleep(pause.mul_f64(0.5 + jitter())).await;
+                        pause = (pause * 2).min(Duration::from_millis(20));
+                    }
+                }
+            }
+        })
+    }
+
+    /// A number in [0, 1), different on each call.
+    fn jitter() -> f64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     #[cold]
@@ -1403,10 +1466,19 @@ impl Settle {
 }
 
 /// How many of the handler's time limits a turn shared with other processes
-/// is held for at most: its check, its handler and its record each have
-/// one. Past it the turn ends by itself (a process that died holding it
-/// blocks its resource no longer than that).
-const TURN_HOLD_IN_TIME_LIMITS: u32 = 3;
+/// is held for at most, beside the wait for a handler slot and
+/// [`TURN_HOLD_MARGIN`]: the check of the revision, the handler, the
+/// settling of the claim and the record of the revision each have one. Past
+/// it the turn ends by itself (a process that died holding it blocks its
+/// resource no longer than that).
+const TURN_HOLD_IN_TIME_LIMITS: u32 = 4;
+
+/// What a shared turn is held for beyond its time limits (a capture saved,
+/// the store's own round trips).
+const TURN_HOLD_MARGIN: Duration = Duration::from_secs(5);
+
+/// The longest a shared turn is held, whatever the time limit.
+const MAX_TURN_HOLD: Duration = Duration::from_secs(86_400);
 
 /// Whose turn it is, per resource, with the ordering guard on: a resource's
 /// events are checked, handled and recorded one at a time, in the order they
@@ -1443,20 +1515,7 @@ impl Turns {
     ) -> Result<Turn, crate::dedupe::StoreError> {
         let mut turn = Turns::take_here(turns, resource).await;
         if let Some(store) = shared {
-            let mut pause = Duration::from_millis(2);
-            loop {
-                match store.take_turn(resource, hold).await? {
-                    SharedTurn::Taken(token) => {
-                        turn.shared = Some((Arc::clone(store), token));
-                        break;
-                    }
-                    SharedTurn::InProcess => break,
-                    SharedTurn::Busy => {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(50));
-                    }
-                }
-            }
+            turn.shared = cold::take_shared_turn(store, resource, hold).await?;
         }
         Ok(turn)
     }

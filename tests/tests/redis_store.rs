@@ -881,10 +881,19 @@ async fn a_turn_another_replica_holds_past_the_time_limit_is_503_then_the_retry_
     assert_eq!(status, 503, "{reply}");
     assert!(reply.contains("was still being handled"), "{reply}");
     assert!(gate.started.lock().unwrap().is_empty());
-    // Given back, the retry (its claim given up) is handled.
+    // Given back, the retry is handled (once its claim, given up by a task
+    // of its own, is free: 409 until then).
     holder.give_turn(customer, &token).await.unwrap();
-    let (status, reply) = deliver(&client, a, &body).await;
-    assert_eq!(status, 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let (status, reply) = deliver(&client, a, &body).await;
+        if status != 409 {
+            assert_eq!(status, 200, "{reply}");
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "the claim was never given up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
     assert_eq!(*gate.started.lock().unwrap(), [7]);
     // And given back once handled: the next event takes it at once.
@@ -893,6 +902,51 @@ async fn a_turn_another_replica_holds_past_the_time_limit_is_503_then_the_retry_
             .take_turn(customer, Duration::from_secs(60))
             .await
             .unwrap(),
+        SharedTurn::Taken(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_turn_answered_too_late_is_given_back() {
+    let Some(redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to pause.
+    }
+    let store = store(&redis, "late-turn").await;
+    let hold = Duration::from_secs(60);
+    // The server stands still for 0.8 s, the turn already asked for: it is
+    // set once the server goes on, after the store stopped waiting (500 ms).
+    let sleeping = {
+        let redis_url = redis.url.clone();
+        tokio::spawn(async move {
+            let client = redis::Client::open(redis_url.as_str()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            redis::cmd("DEBUG")
+                .arg(&["SLEEP", "0.8"])
+                .query_async::<()>(&mut connection)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = store.take_turn("r7", hold).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let _ = sleeping.await.unwrap();
+    // Given back well before its hold of a minute ends.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let exists: i64 = raw(
+            &redis,
+            &["EXISTS", &format!("{}r7:turn", prefix("late-turn"))],
+        )
+        .await;
+        if exists == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late turn still holds r7");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(matches!(
+        store.take_turn("r7", hold).await.unwrap(),
         SharedTurn::Taken(_)
     ));
 }

@@ -476,6 +476,10 @@ impl<S: RevisionStore> RevisionStore for FailOpen<S> {
         })
     }
 
+    fn shares_turns(&self) -> bool {
+        self.store.shares_turns()
+    }
+
     /// Gives the store's turn back; one the store cannot be told of ends by
     /// itself when its hold does.
     fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {

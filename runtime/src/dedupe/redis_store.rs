@@ -54,7 +54,7 @@ const REVISION_SUFFIX: &str = ":rev";
 
 /// What follows the prefix in the key [`RedisStore::ping`] writes. No
 /// event's key has a `:` after the prefix, and a revision's ends with
-/// [`REVISION_SUFFIX`].
+/// [`REVISION_SUFFIX`], a turn's with [`TURN_SUFFIX`].
 const PROBE_SUFFIX: &str = ":probe";
 
 /// A write, as a claim is (a script that sets a key), so that a Redis that
@@ -68,7 +68,7 @@ return 1
 /// How long the probe's key lives.
 const PROBE_MILLIS: u64 = 10_000;
 
-/// A claim sent whose answer is not in yet: given up
+/// A claim (or a resource's turn) sent whose answer is not in yet: given up
 /// ([`RedisStore::give_up_uncertain`]) if dropped still holding it.
 struct Uncertain<'a> {
     store: &'a RedisStore,
@@ -202,7 +202,8 @@ fn is_claim(held: &str) -> bool {
 /// time, so that every replica tells a stale update apart; and a
 /// resource's turn among the replicas is another,
 /// `<prefix><resource id>:turn`, set only if absent to a token of the
-/// holder's own, for at most three of the handler's time limits, and
+/// holder's own, for at most four of the handler's time limits (plus the
+/// wait for a handler slot and 5 s), and
 /// deleted by a script only while it still holds that token.
 ///
 /// ```no_run
@@ -1763,21 +1764,46 @@ impl RevisionStore for RedisStore {
         hold: Duration,
     ) -> StoreFuture<'a, SharedTurn> {
         Box::pin(async move {
+            let key = self.key(resource_id) + TURN_SUFFIX;
             let token = format!("turn:{:016x}", token());
-            let set: Option<String> = redis::cmd("SET")
-                .arg(self.key(resource_id) + TURN_SUFFIX)
+            // Sent, the turn may be taken whether or not its answer comes
+            // back: until it does, it is given back if this ends otherwise
+            // (a time limit, a client gone), as an uncertain claim is.
+            let mut uncertain = Uncertain {
+                store: self,
+                claim: Some((&key, &token)),
+            };
+            let answer = redis::cmd("SET")
+                .arg(&key)
                 .arg(&token)
                 .arg("NX")
                 .arg("PX")
                 .arg(millis(hold))
-                .query_async(&mut self.connection.clone())
-                .await
-                .map_err(store_error)?;
+                .query_async::<Option<String>>(&mut self.connection.clone())
+                .await;
+            let set = match answer {
+                Ok(set) => {
+                    uncertain.claim = None;
+                    set
+                }
+                Err(e) => {
+                    // Surely never set: nothing to give back.
+                    if !(e.is_timeout() || e.is_connection_dropped()) {
+                        uncertain.claim = None;
+                    }
+                    return Err(store_error(e));
+                }
+            };
+            drop(uncertain);
             Ok(match set {
                 Some(_) => SharedTurn::Taken(token),
                 None => SharedTurn::Busy,
             })
         })
+    }
+
+    fn shares_turns(&self) -> bool {
+        true
     }
 
     /// Deletes the turn's key if it still holds `token` (one script).
