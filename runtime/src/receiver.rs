@@ -360,10 +360,9 @@ impl<S: Events> Receiver<S> {
     /// replica waits as well (at least two more calls to the store per
     /// event; across replicas, one resource's handlers do not overlap while
     /// the shared turn lasts: four time limits, plus the slot wait and
-    /// 5 s). An
-    /// event that cannot get its turn within the handler's time limit is
-    /// answered 503 (Kustomer retries). Events of different resources do not
-    /// wait for each other.
+    /// 5 s). An event that cannot get its turn within the handler's time
+    /// limit is answered 503 (Kustomer retries). Events of different
+    /// resources do not wait for each other.
     pub fn with_ordering(mut self, revisions: impl RevisionStore + 'static) -> Self {
         self.ordering = Some(Arc::new(revisions));
         self.turns = Some(Arc::default());
