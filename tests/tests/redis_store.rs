@@ -952,6 +952,66 @@ async fn a_turn_answered_too_late_is_given_back() {
 }
 
 #[tokio::test]
+async fn a_turn_redis_was_out_of_reach_to_take_back_is_given_back_once_it_answers() {
+    let Some(mut redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to stop.
+    }
+    let store = store(&redis, "turn-back-later").await;
+    let SharedTurn::Taken(token) = store
+        .take_turn("r8", Duration::from_secs(120))
+        .await
+        .unwrap()
+    else {
+        panic!("a free turn is taken");
+    };
+    redis.stop();
+    let err = store.give_turn("r8", &token).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // Redis comes back still holding the turn (as one that keeps its data
+    // on disk would; this one starts empty, so the key is written again),
+    // after the first tries to give it back found nothing listening.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.restart();
+    let key = format!("{}r8:turn", prefix("turn-back-later"));
+    let _: () = raw(&redis, &["SET", &key, &token, "PX", "120000"]).await;
+    // Given back by a later try, long before its hold of two minutes ends.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while raw::<i64>(&redis, &["EXISTS", &key]).await == 1 {
+        assert!(Instant::now() < deadline, "the turn was never given back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn revisions_past_two_to_the_53_and_below_zero_are_compared_exactly() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis, "big-revisions").await;
+    for (first, then, kept) in [
+        (1 << 53, (1 << 53) + 1, (1 << 53) + 1),
+        ((1 << 53) + 1, 1 << 53, (1 << 53) + 1),
+        (i64::MAX - 1, i64::MAX, i64::MAX),
+        (i64::MAX, i64::MAX - 1, i64::MAX),
+        (9, 10, 10),
+        (10, 9, 10),
+        (-5, -3, -3),
+        (-3, -5, -3),
+        (-1, 0, 0),
+        (0, -1, 0),
+        (i64::MIN, i64::MIN + 1, i64::MIN + 1),
+    ] {
+        let resource = format!("r{first}-{then}");
+        store.record_revision(&resource, first).await.unwrap();
+        store.record_revision(&resource, then).await.unwrap();
+        assert_eq!(
+            store.last_revision(&resource).await.unwrap(),
+            Some(kept),
+            "{first} then {then}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_revision_store_that_fails_before_the_handler_is_503_and_the_retry_is_handled() {
     let Some(mut redis) = redis() else { return };
     if redis.server.is_none() {

@@ -41,11 +41,22 @@ return 0
 ";
 
 /// Sets the key to the revision unless it holds a higher or equal one. One
-/// script, so that of two concurrent records the higher stays.
+/// script, so that of two concurrent records the higher stays. Revisions
+/// are compared as decimal text (sign, then length, then digits), not as
+/// Lua numbers, which are floating point and lose whole numbers past 2^53;
+/// both are written by Rust's `i64` formatting, with no leading zeros.
 const RECORD_REVISION: &str = r"
 local last = redis.call('GET', KEYS[1])
-if last and tonumber(last) and tonumber(last) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local rev = ARGV[1]
+local function at_least(a, b)
+  local na, nb = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if na ~= nb then return nb end
+  if na then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a > #b end
+  return a >= b
+end
+if last and last:match('^%-?%d+$') and at_least(last, rev) then return 0 end
+redis.call('SET', KEYS[1], rev, 'PX', ARGV[2])
 return 1
 ";
 
@@ -121,6 +132,10 @@ fn token() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.finish()
 }
+
+/// When a claim or a turn that Redis was out of reach to take back is tried
+/// again (milliseconds after the try before): for about two minutes.
+const GIVE_BACK_LATER: &[u64] = &[100, 400, 1_500, 6_000, 15_000, 30_000, 60_000];
 
 /// What follows a resource id in the key of its turn across replicas
 /// ([`RevisionStore::take_turn`]).
@@ -1297,12 +1312,21 @@ impl RedisStore {
     /// hold the event for the in-progress timeout: a few tries over about
     /// eight seconds, in a task of its own.
     fn give_up_uncertain(&self, key: String, value: String) {
+        self.delete_later(key, value, &[100, 400, 1_500, 6_000]);
+    }
+
+    /// Deletes `key` if it still holds `value`, in a task of its own, tried
+    /// after each of `waits` (milliseconds) until Redis answers: a claim or
+    /// a turn that could not be given back because Redis was out of reach
+    /// is given back once it answers again, rather than holding its event
+    /// or resource until it expires.
+    fn delete_later(&self, key: String, value: String, waits: &'static [u64]) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let store = self.clone();
         runtime.spawn(async move {
-            for wait in [100, 400, 1_500, 6_000] {
+            for &wait in waits {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 let tried = store
                     .abandon
@@ -1709,14 +1733,22 @@ impl IdempotencyStore for RedisStore {
             // This process's claim (its oldest, when it holds two), or else
             // one written as earlier versions write theirs.
             let key = self.key(id);
-            let value = self.release(&key).unwrap_or_else(|| IN_PROGRESS.to_owned());
-            self.abandon
-                .key(key)
-                .arg(value)
+            let own = self.release(&key);
+            let value = own.clone().unwrap_or_else(|| IN_PROGRESS.to_owned());
+            let given = self
+                .abandon
+                .key(&key)
+                .arg(&value)
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
-                .map_err(store_error)
+                .map_err(store_error);
+            // Out of reach: this process's own claim is given up once Redis
+            // answers, so that the retry need not wait for its timeout.
+            if let (Err(StoreError::Unavailable(_)), Some(own)) = (&given, own) {
+                self.delete_later(key, own, GIVE_BACK_LATER);
+            }
+            given
         })
     }
 }
@@ -1807,15 +1839,23 @@ impl RevisionStore for RedisStore {
     }
 
     /// Deletes the turn's key if it still holds `token` (one script).
+    /// Out of reach, tried again once Redis answers (until well past the
+    /// turn's hold), so that the resource does not wait for the hold to end.
     fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.abandon
-                .key(self.key(resource_id) + TURN_SUFFIX)
+            let key = self.key(resource_id) + TURN_SUFFIX;
+            let given = self
+                .abandon
+                .key(&key)
                 .arg(token)
                 .invoke_async::<i64>(&mut self.connection.clone())
                 .await
                 .map(drop)
-                .map_err(store_error)
+                .map_err(store_error);
+            if let Err(StoreError::Unavailable(_)) = &given {
+                self.delete_later(key, token.to_owned(), GIVE_BACK_LATER);
+            }
+            given
         })
     }
 }
