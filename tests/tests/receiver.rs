@@ -126,6 +126,23 @@ impl Server {
         }
         self.post(body, &headers).await
     }
+
+    /// Delivers `body` again until it is no longer answered 409 (its claim
+    /// still held by a handler running on), within ten seconds.
+    async fn once_settled(&self, body: &[u8]) -> (u16, Value) {
+        let settled = async {
+            loop {
+                let (status, reply) = self.deliver(body, TOKEN, None).await;
+                if status != 409 {
+                    break (status, reply);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), settled)
+            .await
+            .expect("the claim is settled")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -883,18 +900,7 @@ async fn a_plain_fn_catch_all_past_its_time_limit_keeps_its_claim_until_it_ends(
         (200, Some("handled")),
         "{reply}"
     );
-    let settled = async {
-        loop {
-            let (status, reply) = s.deliver(&body, TOKEN, None).await;
-            if status != 409 {
-                break (status, reply);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let (status, reply) = tokio::time::timeout(Duration::from_secs(10), settled)
-        .await
-        .expect("the claim is settled");
+    let (status, reply) = s.once_settled(&body).await;
     assert_eq!(
         (status, reply["outcome"].as_str()),
         (200, Some("duplicate")),
@@ -952,18 +958,7 @@ async fn a_plain_fn_handler_past_its_time_limit_keeps_its_claim_and_slot_until_i
     })
     .await
     .expect("the handler ends");
-    let settled = async {
-        loop {
-            let (status, reply) = s.deliver(&body, TOKEN, None).await;
-            if status != 409 {
-                break (status, reply);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let (status, reply) = tokio::time::timeout(Duration::from_secs(10), settled)
-        .await
-        .expect("the claim is settled");
+    let (status, reply) = s.once_settled(&body).await;
     assert_eq!(
         (status, reply["outcome"].as_str()),
         (200, Some("duplicate")),

@@ -224,6 +224,23 @@ async fn ping_fails_on_a_redis_that_answers_but_refuses_writes() {
 /// A claim whose answer came too late (a Redis paused longer than the
 /// store waits) is given up once Redis answers, rather than holding the
 /// event for the in-progress timeout.
+/// Has the server stand still for `seconds` (`DEBUG SLEEP`), from a
+/// connection of its own, in a task: what it answers once it goes on.
+fn stand_still(
+    redis: &Redis,
+    seconds: &'static str,
+) -> tokio::task::JoinHandle<redis::RedisResult<()>> {
+    let redis_url = redis.url.clone();
+    tokio::spawn(async move {
+        let client = redis::Client::open(redis_url.as_str()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("DEBUG")
+            .arg(&["SLEEP", seconds])
+            .query_async::<()>(&mut connection)
+            .await
+    })
+}
+
 #[tokio::test]
 async fn a_claim_answered_too_late_is_given_up() {
     let Some(redis) = redis() else { return };
@@ -235,17 +252,7 @@ async fn a_claim_answered_too_late_is_given_up() {
     assert_eq!(store.begin("e5").await.unwrap(), Begin::New);
     // The server stands still for 0.8 s, the claim already sent: it is made
     // once the server goes on, after the store stopped waiting (500 ms).
-    let sleeping = {
-        let redis_url = redis.url.clone();
-        tokio::spawn(async move {
-            let client = redis::Client::open(redis_url.as_str()).unwrap();
-            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-            redis::cmd("DEBUG")
-                .arg(&["SLEEP", "0.8"])
-                .query_async::<()>(&mut connection)
-                .await
-        })
-    };
+    let sleeping = stand_still(&redis, "0.8");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let err = store.begin("e6").await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -721,13 +728,7 @@ async fn a_resources_turn_is_shared_taken_once_given_back_by_token_and_ends_with
     let one = store(&redis, "turns").await;
     let other = store(&redis, "turns").await;
     let resource = "608731c238e15a90895f7029";
-    let SharedTurn::Taken(token) = one
-        .take_turn(resource, Duration::from_secs(30))
-        .await
-        .unwrap()
-    else {
-        panic!("a free turn is taken");
-    };
+    let token = taken(&one, resource, Duration::from_secs(30)).await;
     assert_eq!(
         other
             .take_turn(resource, Duration::from_secs(30))
@@ -756,13 +757,7 @@ async fn a_resources_turn_is_shared_taken_once_given_back_by_token_and_ends_with
         SharedTurn::Busy
     );
     one.give_turn(resource, &token).await.unwrap();
-    let SharedTurn::Taken(token) = other
-        .take_turn(resource, Duration::from_millis(300))
-        .await
-        .unwrap()
-    else {
-        panic!("a turn given back is free");
-    };
+    let token = taken(&other, resource, Duration::from_millis(300)).await;
     assert!(token.starts_with("turn:"), "{token}");
     // Not given back (a process that died holding it), it ends with its hold.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -782,6 +777,14 @@ async fn a_resources_turn_is_shared_taken_once_given_back_by_token_and_ends_with
     // Under the prefix, beside the revisions.
     let key = format!("{}{resource}:turn", prefix("turns"));
     assert_eq!(raw::<i64>(&redis, &["EXISTS", &key]).await, 1);
+}
+
+/// A turn `store` takes of `resource`, free (the test's to know): its token.
+async fn taken(store: &RedisStore, resource: &str, hold: Duration) -> String {
+    match store.take_turn(resource, hold).await.unwrap() {
+        SharedTurn::Taken(token) => token,
+        other => panic!("{resource}'s turn is free, yet: {other:?}"),
+    }
 }
 
 /// A gate an update's handler waits at, per revision.
@@ -868,13 +871,7 @@ async fn a_turn_another_replica_holds_past_the_time_limit_is_503_then_the_retry_
     // Another replica holds the customer's turn (as one stuck would).
     let holder = store(&redis, "turns-held").await;
     let customer = "608731c238e15a90895f7029";
-    let SharedTurn::Taken(token) = holder
-        .take_turn(customer, Duration::from_secs(60))
-        .await
-        .unwrap()
-    else {
-        panic!("a free turn is taken");
-    };
+    let token = taken(&holder, customer, Duration::from_secs(60)).await;
     let client = reqwest::Client::new();
     let body = customer_update("6a1f00000000000000000707", 7);
     let (status, reply) = deliver(&client, a, &body).await;
@@ -916,17 +913,7 @@ async fn a_turn_answered_too_late_is_given_back() {
     let hold = Duration::from_secs(60);
     // The server stands still for 0.8 s, the turn already asked for: it is
     // set once the server goes on, after the store stopped waiting (500 ms).
-    let sleeping = {
-        let redis_url = redis.url.clone();
-        tokio::spawn(async move {
-            let client = redis::Client::open(redis_url.as_str()).unwrap();
-            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-            redis::cmd("DEBUG")
-                .arg(&["SLEEP", "0.8"])
-                .query_async::<()>(&mut connection)
-                .await
-        })
-    };
+    let sleeping = stand_still(&redis, "0.8");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let err = store.take_turn("r7", hold).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
@@ -958,13 +945,7 @@ async fn a_turn_redis_was_out_of_reach_to_take_back_is_given_back_once_it_answer
         return; // An external Redis is not the test's to stop.
     }
     let store = store(&redis, "turn-back-later").await;
-    let SharedTurn::Taken(token) = store
-        .take_turn("r8", Duration::from_secs(120))
-        .await
-        .unwrap()
-    else {
-        panic!("a free turn is taken");
-    };
+    let token = taken(&store, "r8", Duration::from_secs(120)).await;
     redis.stop();
     let err = store.give_turn("r8", &token).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
