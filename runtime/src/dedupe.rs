@@ -205,6 +205,29 @@
 //! `UPDATE customers SET …, rev = $rev WHERE id = $id AND rev < $rev`
 //! (no row updated: a stale update), with `$rev` from the event's
 //! `data.attributes.rev`.
+//!
+//! A revision store of your own implements [`RevisionStore`]: in Redis,
+//! `record_revision` is a short script that sets the key only when the
+//! revision is higher (compared exactly: Lua's numbers are floating point,
+//! which tells revisions past 2^53 apart no more), and a shared turn is
+//! `SET <id>:turn <token> NX PX <hold>`, given back by a script that
+//! deletes the key only while it still holds the token. In a database, a
+//! row per resource, `INSERT … ON CONFLICT (id) DO UPDATE SET rev =
+//! excluded.rev WHERE resources.rev < excluded.rev`, and a turn a row with
+//! a token and an expiry, taken by an insert or by an update of an expired
+//! row. [`check_revision_store`] runs the contract against it, for its
+//! tests:
+//!
+//! ```
+//! use kustomer_webhooks::dedupe::{OrderingGuard, RevisionStore, check_revision_store};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! // In your store's tests, against a test instance of it:
+//! let store: Box<dyn RevisionStore> = Box::new(OrderingGuard::new());
+//! check_revision_store(store.as_ref()).await?;
+//! # Ok::<(), kustomer_webhooks::dedupe::RevisionCheckError>(())
+//! # }).unwrap();
+//! ```
 
 use std::error::Error;
 use std::fmt;
@@ -242,6 +265,10 @@ use crate::Envelope;
 
 mod check;
 pub use check::{CONCURRENT_CLAIMS, StoreCheckError, check_store};
+mod check_revisions;
+pub use check_revisions::{
+    CONCURRENT_CALLS, HOLD_GRACE, RevisionCheckError, SHORT_HOLD, check_revision_store,
+};
 mod fail_open;
 pub use fail_open::{DEFAULT_FAIL_OPEN_TIMEOUT, FAIL_OPEN_RETRY_AFTER, FailOpen};
 #[cfg(feature = "redis")]
@@ -384,7 +411,8 @@ pub trait RevisionStore: Send + Sync {
     /// store of your own that the replicas share implements this,
     /// [`give_turn`](RevisionStore::give_turn) and
     /// [`shares_turns`](RevisionStore::shares_turns); without them each
-    /// replica has only its own turns.
+    /// replica has only its own turns. [`check_revision_store`] checks
+    /// them, with the revisions.
     fn take_turn<'a>(
         &'a self,
         resource_id: &'a str,
@@ -423,6 +451,28 @@ pub enum SharedTurn {
 }
 
 impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
+    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+        (**self).last_revision(resource_id)
+    }
+    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+        (**self).record_revision(resource_id, rev)
+    }
+    fn take_turn<'a>(
+        &'a self,
+        resource_id: &'a str,
+        hold: Duration,
+    ) -> StoreFuture<'a, SharedTurn> {
+        (**self).take_turn(resource_id, hold)
+    }
+    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+        (**self).give_turn(resource_id, token)
+    }
+    fn shares_turns(&self) -> bool {
+        (**self).shares_turns()
+    }
+}
+
+impl<S: RevisionStore + ?Sized> RevisionStore for Box<S> {
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
         (**self).last_revision(resource_id)
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dedupe::{
     Begin, DEFAULT_REDIS_PREFIX, FAIL_OPEN_RETRY_AFTER, FailOpen, IdempotencyStore, MemoryStore,
-    RedisStore, RevisionStore, SharedTurn, StoreError, check_store,
+    RedisStore, RevisionStore, SharedTurn, StoreError, check_revision_store, check_store,
 };
 use kustomer_webhooks::receiver::{Counters, Receiver};
 use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
@@ -56,9 +56,18 @@ async fn redis_store_keeps_the_store_contract() {
     let Some(redis) = redis() else { return };
     let store = store(&redis, "contract").await;
     check_store(&store).await.unwrap();
+    // The ordering guard's side of it: revisions and shared turns.
+    assert!(store.shares_turns());
+    check_revision_store(&store).await.unwrap();
+    // Failing open, while Redis is up, it is the same store.
+    let open = FailOpen::new(store.clone());
+    check_store(&open).await.unwrap();
+    check_revision_store(&open).await.unwrap();
     // And as the receiver holds it.
-    let boxed: Box<dyn IdempotencyStore> = Box::new(store);
+    let boxed: Box<dyn IdempotencyStore> = Box::new(store.clone());
     check_store(boxed.as_ref()).await.unwrap();
+    let boxed: Box<dyn RevisionStore> = Box::new(store);
+    check_revision_store(boxed.as_ref()).await.unwrap();
 }
 
 #[tokio::test]
@@ -1313,6 +1322,7 @@ async fn assert_shared_across_the_nodes(
     other: RedisStore,
 ) {
     check_store(&one).await.unwrap();
+    check_revision_store(&one).await.unwrap();
     for i in 0..60 {
         let id = format!("cluster-event-{i}");
         assert_eq!(one.begin(&id).await.unwrap(), Begin::New, "{id}");

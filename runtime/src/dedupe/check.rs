@@ -190,7 +190,7 @@ fn failed(step: &'static str, id: &str) -> impl FnOnce(StoreError) -> StoreCheck
 }
 
 /// Polls every future until all are ready; their outputs in order.
-async fn all<T>(mut futures: Vec<StoreFuture<'_, T>>) -> Vec<Result<T, StoreError>> {
+pub(super) async fn all<T>(mut futures: Vec<StoreFuture<'_, T>>) -> Vec<Result<T, StoreError>> {
     let mut outputs: Vec<Option<Result<T, StoreError>>> = futures.iter().map(|_| None).collect();
     poll_fn(|cx| {
         let mut pending = false;
@@ -214,7 +214,7 @@ async fn all<T>(mut futures: Vec<StoreFuture<'_, T>>) -> Vec<Result<T, StoreErro
 
 /// The start of the ids of one run of the check, which no other run (in
 /// this process or another) and no Kustomer event uses.
-fn run_prefix() -> String {
+pub(super) fn run_prefix() -> String {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
