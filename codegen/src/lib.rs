@@ -551,7 +551,13 @@ fn module_name(resource: &str) -> String {
     let m = snake_case(resource);
     if m.starts_with(|c: char| c.is_ascii_digit()) {
         format!("resource_{m}")
-    } else if m.is_empty() || m == "shared" || m == "mod" || is_keyword(&m) {
+    } else if m.is_empty()
+        || m == "shared"
+        || m == "mod"
+        // A module named like the runtime's crate would shadow it.
+        || m == "kustomer_webhooks"
+        || is_keyword(&m)
+    {
         format!("{m}_resource")
     } else {
         m
@@ -1311,15 +1317,36 @@ impl<'a> Resource<'a> {
             _ => None,
         });
         let extra_int = quote!(kustomer_webhooks::__private::extra_int);
-        let rev = match (&data_field, attrs, field(attrs_struct, "rev")) {
-            (Some(d), Some(a), Some(r)) if r.ty == Ty::Int && r.kind != Kind::Req => {
+        // Whatever type the samples gave `rev` (an integer; in drifted
+        // samples a string of digits, a float or several types, so any
+        // JSON), an integer in it, or in its drifted value in `extra`, still
+        // orders the resource's updates: a model generated from drifted
+        // samples must not turn the ordering guard off.
+        let rev = match (&data_field, attrs) {
+            (Some(d), Some(a)) => {
                 let a = format_ident!("{}", a.rust);
-                let r = format_ident!("{}", r.rust);
-                quote!(self.#d.#a.#r.or_else(|| #extra_int(&self.#d.#a.extra, "rev")))
-            }
-            (Some(d), Some(a), None) => {
-                let a = format_ident!("{}", a.rust);
-                quote!(#extra_int(&self.#d.#a.extra, "rev"))
+                let from_extra = quote!(#extra_int(&self.#d.#a.extra, "rev"));
+                let typed = field(attrs_struct, "rev")
+                    .filter(|r| r.kind != Kind::Req)
+                    .and_then(|r| {
+                        let i = format_ident!("{}", r.rust);
+                        let value_int = quote!(kustomer_webhooks::__private::value_int);
+                        match &r.ty {
+                            Ty::Int => Some(quote!(self.#d.#a.#i)),
+                            Ty::Str | Ty::Id => {
+                                Some(quote!(self.#d.#a.#i.as_deref().and_then(|s| s.parse().ok())))
+                            }
+                            Ty::Number => {
+                                Some(quote!(self.#d.#a.#i.as_ref().and_then(|n| n.as_i64())))
+                            }
+                            Ty::Value => Some(quote!(self.#d.#a.#i.as_ref().and_then(#value_int))),
+                            _ => None,
+                        }
+                    });
+                match typed {
+                    Some(typed) => quote!(#typed.or_else(|| #from_extra)),
+                    None => from_extra,
+                }
             }
             _ => quote!(None),
         };
@@ -1639,6 +1666,78 @@ mod tests {
         ])
         .unwrap();
         assert!(files["team.rs"].contains("use super::*;"));
+    }
+
+    /// The body of the generated `Envelope::rev` in `text`.
+    fn rev_body(text: &str) -> &str {
+        let start = text.find("fn rev(&self)").expect("an Envelope impl");
+        let end = start
+            + text[start..]
+                .find("fn has_data")
+                .expect("has_data after rev");
+        &text[start..end]
+    }
+
+    #[test]
+    fn rev_reads_an_integer_whatever_type_the_samples_gave_it() {
+        for (revs, reads) in [
+            (&["3"][..], "self.data.attributes.rev.or_else("),
+            (&["\"4\""][..], ".as_deref().and_then(|s| s.parse().ok())"),
+            (&["4.5"][..], ".as_ref().and_then(|n| n.as_i64())"),
+            (
+                &["3", "\"4\""][..],
+                ".as_ref().and_then(kustomer_webhooks::__private::value_int)",
+            ),
+            (
+                &["3", "null", "{}"][..],
+                ".as_ref().and_then(kustomer_webhooks::__private::value_int)",
+            ),
+        ] {
+            let samples: Vec<String> = revs
+                .iter()
+                .map(|rev| {
+                    format!(
+                        r#"{{"name":"kustomer.customer.update","data":{{"type":"customer","id":"1","attributes":{{"rev":{rev}}}}}}}"#
+                    )
+                })
+                .collect();
+            let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
+            let files = models(&samples).unwrap();
+            let body = rev_body(&files["customer.rs"]);
+            let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = flat
+                .replace("( ", "(")
+                .replace(" )", ")")
+                .replace(" .", ".");
+            assert!(flat.contains(reads), "{revs:?}: {flat}");
+            assert!(
+                flat.contains("extra_int(&self.data.attributes.extra, \"rev\""),
+                "{revs:?}: {flat}"
+            );
+        }
+        // Without a `rev` in any sample, one that comes later is still read.
+        let files = models(&[
+            r#"{"name":"kustomer.customer.update","data":{"type":"customer","id":"1","attributes":{"a":1}}}"#,
+        ])
+        .unwrap();
+        assert!(rev_body(&files["customer.rs"]).contains("extra_int"));
+    }
+
+    #[test]
+    fn a_resource_named_like_the_runtime_crate_does_not_shadow_it() {
+        for resource in ["kustomer_webhooks", "kustomer-webhooks"] {
+            let files = models(&[&format!(
+                r#"{{"name":"kustomer.{resource}.create","data":{{"type":"{resource}","attributes":{{"a":1}}}}}}"#
+            )])
+            .unwrap();
+            assert!(
+                files.contains_key("kustomer_webhooks_resource.rs"),
+                "{:?}",
+                files.keys()
+            );
+            assert!(!files.contains_key("kustomer_webhooks.rs"));
+            assert!(files["mod.rs"].contains("mod kustomer_webhooks_resource;"));
+        }
     }
 
     #[test]

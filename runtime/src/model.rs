@@ -387,7 +387,13 @@ pub fn extra_str<'a>(extra: &'a Extra, key: &str) -> Option<&'a str> {
 /// An integer kept in `extra` under `key`, or a string holding one: a
 /// resource's `rev` sent as `"12"` still orders its updates.
 pub fn extra_int(extra: &Extra, key: &str) -> Option<i64> {
-    match extra.get(key)? {
+    value_int(extra.get(key)?)
+}
+
+/// An integer, or a string holding one: a field the samples gave several
+/// types (so typed as any JSON) still reads as a number where it is one.
+pub fn value_int(value: &Value) -> Option<i64> {
+    match value {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.parse().ok(),
         _ => None,
