@@ -26,6 +26,11 @@ fn generate(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<BTreeMap<St
 pub fn with_previous_models(settings: Settings, out: &Path) -> Result<Settings> {
     let models = kustomer_codegen::read_models(out)
         .with_context(|| format!("reading the current models in {}", out.display()))?;
+    // By path, so that a file that no longer parses is named where it is.
+    let models: BTreeMap<String, String> = models
+        .into_iter()
+        .map(|(name, text)| (out.join(name).display().to_string(), text))
+        .collect();
     Ok(settings.with_previous_models(&models))
 }
 

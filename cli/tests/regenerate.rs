@@ -390,6 +390,57 @@ fn a_new_key_does_not_take_a_fields_name() {
     );
 }
 
+/// A model that no longer parses (a merge conflict left in it) stops
+/// `regenerate` with its path and line, rather than the field names it held
+/// being given afresh (so that a new key could take one).
+#[test]
+fn a_model_that_no_longer_parses_stops_regenerate_naming_it() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"fooBarStr": "a"}),
+    );
+    let args = [
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+    ];
+    let first = run(&args);
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    let file = models.join("customer.rs");
+    let text = fs::read_to_string(&file).unwrap();
+    let at = text.find("pub struct CustomerCustom").unwrap();
+    let line = text[..at].lines().count() + 1;
+    let conflicted = format!(
+        "{}<<<<<<< ours\n=======\n>>>>>>> theirs\n{}",
+        &text[..at],
+        &text[at..]
+    );
+    fs::write(&file, &conflicted).unwrap();
+    capture(
+        &captured,
+        "6a1f00000000000000000002",
+        json!({"fooBarStr": "a", "FOO_BAR_STR": "b"}),
+    );
+    let second = run(&args);
+    assert_eq!(second.code, Some(1), "{}{}", second.stdout, second.stderr);
+    let expected = format!(
+        "{} was generated before but no longer parses as Rust, at line {line}, column 1",
+        file.display()
+    );
+    assert!(second.stderr.contains(&expected), "{}", second.stderr);
+    assert!(second.stderr.contains("keep one side"), "{}", second.stderr);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        conflicted,
+        "nothing written"
+    );
+}
+
 /// A file of one's own with a generated file's name stops `regenerate`
 /// before anything is written: the schemas stay in step with the models.
 #[test]

@@ -96,6 +96,22 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A model file generated before no longer parses (a merge conflict,
+    /// an edit gone wrong), so the names its fields had cannot be kept:
+    /// generating without them could give a field's name to another key.
+    #[error(
+        "{file} was generated before but no longer parses as Rust, at line {line}, column {column}: {message}; the names of its fields cannot be kept without it: fix it (for a merge conflict, keep one side), or delete it to name its fields afresh"
+    )]
+    PreviousModel {
+        /// The file, as [`Settings::with_previous_models`] was given it.
+        file: String,
+        /// The line of the first error (1-based).
+        line: usize,
+        /// Its column (1-based).
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
     /// The generated source did not parse (a bug in the generator).
     #[error("generated code for {file} does not parse: {message}")]
     Generated {
@@ -115,6 +131,18 @@ pub struct Settings {
     command: String,
     source: String,
     previous: Previous,
+    /// The first model generated before that did not parse.
+    unreadable: Option<Unreadable>,
+}
+
+/// A model generated before that does not parse: what
+/// [`Error::PreviousModel`] says.
+#[derive(Clone, Debug)]
+struct Unreadable {
+    file: String,
+    line: usize,
+    column: usize,
+    message: String,
 }
 
 /// The field names of models generated before: struct → JSON key → Rust
@@ -127,6 +155,7 @@ impl Default for Settings {
             command: "kustomer-webhooks generate".into(),
             source: "the schemas in schema/schemas/".into(),
             previous: Previous::new(),
+            unreadable: None,
         }
     }
 }
@@ -151,7 +180,9 @@ impl Settings {
     /// keys arrived since. Without it, names are given in key order, so a
     /// new key that maps to the same name (`FOO_BAR` beside `fooBar`, both
     /// `foo_bar`) could take the name, and the field would read another
-    /// value. Files that were not generated are ignored.
+    /// value. Files that were not generated are ignored; a generated one
+    /// that no longer parses makes [`generate`] fail with
+    /// [`Error::PreviousModel`], rather than name its fields afresh.
     ///
     /// ```
     /// use kustomer_codegen::{Settings, generate, read_schemas};
@@ -185,6 +216,16 @@ impl Settings {
             .map(|(name, text)| (name.clone(), text.clone()))
             .collect();
         self.previous = summary::field_names(&generated);
+        self.unreadable = generated.iter().find_map(|(file, text)| {
+            let e = syn::parse_file(text).err()?;
+            let at = e.span().start();
+            Some(Unreadable {
+                file: file.clone(),
+                line: at.line,
+                column: at.column + 1,
+                message: e.to_string(),
+            })
+        });
         self
     }
 }
@@ -237,6 +278,14 @@ pub fn generate(
     schemas: &BTreeMap<String, Value>,
     settings: &Settings,
 ) -> Result<BTreeMap<String, String>> {
+    if let Some(u) = &settings.unreadable {
+        return Err(Error::PreviousModel {
+            file: u.file.clone(),
+            line: u.line,
+            column: u.column,
+            message: u.message.clone(),
+        });
+    }
     let schemas: BTreeMap<String, Value> = schemas
         .iter()
         .map(|(resource, schema)| (resource.clone(), without_self_type(schema)))
@@ -1738,6 +1787,45 @@ mod tests {
             assert!(!files.contains_key("kustomer_webhooks.rs"));
             assert!(files["mod.rs"].contains("mod kustomer_webhooks_resource;"));
         }
+    }
+
+    #[test]
+    fn a_model_generated_before_that_no_longer_parses_is_an_error_not_new_names() {
+        let sample = r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"fooBar":1}}}"#;
+        let mut before = models(&[sample]).unwrap();
+        let text = before.get_mut("widget.rs").unwrap();
+        let at = text.find("pub struct WidgetAttributes").unwrap();
+        text.insert_str(at, "<<<<<<< HEAD\n=======\n>>>>>>> theirs\n");
+        let line = text[..at].lines().count() + 1;
+        let settings = Settings::default().with_previous_models(&before);
+        let err = generate(&BTreeMap::new(), &settings).unwrap_err();
+        match &err {
+            Error::PreviousModel {
+                file,
+                line: at_line,
+                column,
+                ..
+            } => {
+                assert_eq!(file, "widget.rs");
+                assert_eq!((*at_line, *column), (line, 1));
+            }
+            other => panic!("{other}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "widget.rs was generated before but no longer parses as Rust, at line {line}, column 1: "
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("or delete it to name its fields afresh"),
+            "{text}"
+        );
+        // A file of one's own that does not parse is not a model: ignored.
+        let own = BTreeMap::from([("notes.rs".to_owned(), "<<<<<<<".to_owned())]);
+        let settings = Settings::default().with_previous_models(&own);
+        generate(&BTreeMap::new(), &settings).unwrap();
     }
 
     #[test]
