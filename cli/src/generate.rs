@@ -9,15 +9,40 @@ use anyhow::{Context, Result};
 use kustomer_codegen::Settings;
 use serde_json::Value;
 
-use crate::out::out;
+use crate::out::{out, shell_word};
 
 /// The default models directory.
 pub const MODELS: &str = "runtime/src/models";
 
-fn generate(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<BTreeMap<String, String>> {
+/// Where `generate` reads schemas from and writes models to.
+pub struct Dirs<'a> {
+    /// `--schemas`.
+    pub schemas: &'a Path,
+    /// `--out`.
+    pub out: &'a Path,
+}
+
+impl Dirs<'_> {
+    /// The settings whose header names the command as given: the default
+    /// one for this repository's own directories.
+    fn settings(&self) -> Settings {
+        if self.schemas == Path::new(crate::infer::SCHEMAS) && self.out == Path::new(MODELS) {
+            return Settings::default();
+        }
+        Settings::default()
+            .with_command(format!(
+                "kustomer-webhooks generate --schemas {} --out {}",
+                shell_word(self.schemas),
+                shell_word(self.out)
+            ))
+            .with_source(format!("the schemas in {}", self.schemas.display()))
+    }
+}
+
+fn generate(schemas: &BTreeMap<String, Value>, dirs: &Dirs) -> Result<BTreeMap<String, String>> {
     Ok(kustomer_codegen::generate(
         schemas,
-        &with_previous_models(Settings::default(), out)?,
+        &with_previous_models(dirs.settings(), dirs.out)?,
     )?)
 }
 
@@ -36,10 +61,10 @@ pub fn with_previous_models(settings: Settings, out: &Path) -> Result<Settings> 
 
 /// Compares the models in `out` with what generation produces (`generate
 /// --check`).
-pub fn check(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<ExitCode> {
+pub fn check(schemas: &BTreeMap<String, Value>, dirs: &Dirs) -> Result<ExitCode> {
     Ok(check_files(
-        &generate(schemas, out)?,
-        out,
+        &generate(schemas, dirs)?,
+        dirs.out,
         "run the same `kustomer-webhooks generate` without `--check`",
     ))
 }
@@ -64,11 +89,11 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> E
 }
 
 /// Writes the models and says what was written.
-pub fn write(schemas: &BTreeMap<String, Value>, out: &Path) -> Result<()> {
+pub fn write(schemas: &BTreeMap<String, Value>, dirs: &Dirs) -> Result<()> {
     let started = Instant::now();
-    let files = generate(schemas, out)?;
+    let files = generate(schemas, dirs)?;
     let elapsed = started.elapsed();
-    write_files(&files, schemas.len(), out)?;
+    write_files(&files, schemas.len(), dirs.out)?;
     out!("(generated in {} ms)", elapsed.as_millis());
     Ok(())
 }

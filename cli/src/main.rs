@@ -591,10 +591,14 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     dir.display()
                 );
             }
+            let dirs = generate::Dirs {
+                schemas: &dir,
+                out: &out,
+            };
             if check {
-                return generate::check(&schemas, &out);
+                return generate::check(&schemas, &dirs);
             }
-            generate::write(&schemas, &out)?;
+            generate::write(&schemas, &dirs)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Regenerate {

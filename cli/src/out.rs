@@ -200,6 +200,23 @@ fn write_lines(mut out: impl Write, mut waiting: tokio::sync::mpsc::Receiver<Pen
     }
 }
 
+/// `path` as one word of a POSIX shell command line: as it is when it is
+/// made only of characters no shell treats specially, else in single
+/// quotes (a quote in it written `'\''`), so that a command printed for
+/// the user to run again can be pasted as it is.
+pub fn shell_word(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -313,6 +330,21 @@ pub(crate) mod tests {
         for _ in 0..2 {
             let error = lines.write("lost".into()).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        }
+    }
+
+    #[test]
+    fn a_path_is_quoted_only_when_a_shell_would_split_or_expand_it() {
+        for (path, word) in [
+            ("schema/samples", "schema/samples"),
+            ("./a-b_c.d/x=1,y@z%2+", "./a-b_c.d/x=1,y@z%2+"),
+            ("sp ace/samp les", "'sp ace/samp les'"),
+            ("it's", "'it'\\''s'"),
+            ("$HOME/*.json", "'$HOME/*.json'"),
+            ("", "''"),
+            ("caf\u{e9}", "'caf\u{e9}'"),
+        ] {
+            assert_eq!(shell_word(std::path::Path::new(path)), word, "{path:?}");
         }
     }
 }

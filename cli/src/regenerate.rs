@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use kustomer_codegen::{ModelChange, Settings};
 use kustomer_schema::Inferrer;
 
-use crate::out::out;
+use crate::out::{out, shell_word};
 use crate::{generate, infer};
 
 /// Where the samples come from and where the models go.
@@ -77,7 +77,7 @@ impl Pipeline {
             return Settings::default();
         }
         let mut command = self.command_of_samples();
-        command.push_str(&format!(" --out {}", self.out().display()));
+        command.push_str(&format!(" --out {}", shell_word(&self.out())));
         let dirs: Vec<String> = self
             .samples
             .iter()
@@ -102,10 +102,10 @@ impl Pipeline {
     fn regenerate_command(&self) -> String {
         let mut command = self.command_of_samples();
         if let Some(dir) = &self.schemas {
-            command.push_str(&format!(" --schemas {}", dir.display()));
+            command.push_str(&format!(" --schemas {}", shell_word(dir)));
         }
         if let Some(dir) = &self.out {
-            command.push_str(&format!(" --out {}", dir.display()));
+            command.push_str(&format!(" --out {}", shell_word(dir)));
         }
         command
     }
@@ -115,7 +115,7 @@ impl Pipeline {
     fn command_of_samples(&self) -> String {
         let mut command = String::from("kustomer-webhooks regenerate");
         for path in &self.samples {
-            command.push_str(&format!(" --samples {}", path.display()));
+            command.push_str(&format!(" --samples {}", shell_word(path)));
         }
         if self.no_seed {
             command.push_str(" --no-seed");

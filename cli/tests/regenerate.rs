@@ -390,6 +390,45 @@ fn a_new_key_does_not_take_a_fields_name() {
     );
 }
 
+/// Paths a shell would split are quoted in the command the models' header
+/// and `check`'s advice print, so that it can be pasted as it is.
+#[test]
+fn the_command_printed_to_run_again_quotes_paths_with_spaces() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("my captures"), tmp.path().join("my models"));
+    capture(&captured, "6a1f00000000000000000001", json!({"aStr": "a"}));
+    let args = [
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+    ];
+    let first = run(&args);
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    let command = format!(
+        "kustomer-webhooks regenerate --samples '{}' --out '{}'",
+        captured.display(),
+        models.display()
+    );
+    let header = fs::read_to_string(models.join("mod.rs")).unwrap();
+    assert!(
+        header.lines().next().unwrap().contains(&command),
+        "{header}"
+    );
+    // A capture the models do not have yet: `check` says what to run.
+    capture(&captured, "6a1f00000000000000000002", json!({"bStr": "b"}));
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(1), "{}{}", check.stdout, check.stderr);
+    assert!(check.stderr.contains(&command), "{}", check.stderr);
+}
+
 /// A model that no longer parses (a merge conflict left in it) stops
 /// `regenerate` with its path and line, rather than the field names it held
 /// being given afresh (so that a new key could take one).
