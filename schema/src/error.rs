@@ -68,6 +68,15 @@ pub enum SampleProblem {
         "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"
     )]
     BadResourceName(String),
+    /// The envelope has `name` twice, with different values: which event
+    /// it is cannot be told, and the receiver refuses such a body with 400.
+    #[error("the sample names its event twice, {first:?} and then {last:?}, at /name")]
+    NamedTwice {
+        /// The first `name` (its JSON text when it is not a string).
+        first: String,
+        /// The last.
+        last: String,
+    },
 }
 
 /// The result type of this crate.

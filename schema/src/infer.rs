@@ -234,7 +234,8 @@ impl Inferrer {
         let mut lines = Lines::default();
         let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
         loop {
-            let line = lines.at(bytes, stream.byte_offset());
+            let start = stream.byte_offset();
+            let line = lines.at(bytes, start);
             match stream.next() {
                 None => break,
                 Some(Err(e)) => {
@@ -254,7 +255,14 @@ impl Inferrer {
                     } else {
                         format!("{origin}: sample {seen} (line {line})")
                     };
-                    match self.add(&v, &label) {
+                    let added_or = match named_twice(&bytes[start..stream.byte_offset()]) {
+                        Some((first, last)) => Err(Error::Sample {
+                            origin: label.clone(),
+                            problem: SampleProblem::NamedTwice { first, last },
+                        }),
+                        None => self.add(&v, &label),
+                    };
+                    match added_or {
                         Ok(()) => added += 1,
                         Err(e) => {
                             problem(e);
@@ -868,4 +876,99 @@ mod tests {
         }
         assert_eq!(size_text(MAX_SAMPLE_FILE), "1 GiB");
     }
+
+    #[test]
+    fn an_event_named_twice_is_unusable_as_the_receiver_refuses_it() {
+        let twice = br#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"name":"x"}},"name":"kustomer.gadget.create"}"#;
+        let mut inferrer = Inferrer::default();
+        let err = inferrer.add_json(twice, "dup.json").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dup.json: the sample names its event twice, \"kustomer.widget.create\" and then \"kustomer.gadget.create\", at /name"
+        );
+        assert!(inferrer.schemas().is_empty(), "nothing inferred from it");
+        // In JSON Lines, the line is named, and the others are kept.
+        let lines = [
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"a":1}}}"#,
+            r#"{"name":"kustomer.widget.create","name":7,"data":{"type":"widget"}}"#,
+        ]
+        .join("\n");
+        let mut problems = Vec::new();
+        let added = inferrer.add_json_each(
+            lines.as_bytes(),
+            "s.jsonl",
+            &mut |e| problems.push(e.to_string()),
+            false,
+        );
+        assert_eq!(added, 1);
+        assert_eq!(
+            problems,
+            [
+                "s.jsonl: sample 2 (line 2): the sample names its event twice, \"kustomer.widget.create\" and then \"7\", at /name"
+            ]
+        );
+        // The same name twice, `name` keys deeper down, or `"name"` in a
+        // string value: usable.
+        for fine in [
+            r#"{"name":"kustomer.widget.create","name":"kustomer.widget.create","data":{"type":"widget"}}"#,
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"name":"a","x":{"name":"b"}}}}"#,
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"note":"\"name\" \"name\""}}}"#,
+        ] {
+            Inferrer::default()
+                .add_json(fine.as_bytes(), "fine.json")
+                .unwrap();
+        }
+        assert_eq!(named_twice(b"[\"name\",\"name\"]"), None, "not an object");
+    }
+}
+
+/// The first and the last of two different `name`s at the top of one JSON
+/// sample: a JSON object keeps the last of a key given twice, where the
+/// receiver refuses an event named twice, so inference must see it too.
+/// A sample with `"name"` once at most (nearly all: that text anywhere
+/// else counts too) is not read again.
+fn named_twice(sample: &[u8]) -> Option<(String, String)> {
+    const KEY: &[u8] = b"\"name\"";
+    let mut times = sample.windows(KEY.len()).filter(|w| *w == KEY);
+    times.next()?;
+    times.next()?;
+
+    struct Names(Option<(String, String)>);
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Names;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
+            let text = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let (mut first, mut twice): (Option<Value>, _) = (None, None);
+            while let Some(key) = map.next_key::<String>()? {
+                // The rest is read past, as the object must end to be read.
+                if key != "name" || twice.is_some() {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+                let value: Value = map.next_value()?;
+                match &first {
+                    None => first = Some(value),
+                    Some(f) if *f != value => twice = Some((text(f), text(&value))),
+                    Some(_) => {}
+                }
+            }
+            Ok(Names(twice))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Visit)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(sample);
+    serde::Deserialize::deserialize(&mut de)
+        .ok()
+        .and_then(|Names(n)| n)
 }
