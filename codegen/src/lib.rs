@@ -1437,13 +1437,53 @@ fn schema_doc(name: &str, _schema: &Value) -> String {
     }
 }
 
+/// The JSON types a property's schema lists (`"type"`, alone or in an
+/// `anyOf`; a `$ref` is an object), null aside: `integer or string`; none
+/// when it lists none.
+fn seen_as(prop: &Value) -> Option<String> {
+    fn add<'a>(types: &mut Vec<&'a str>, schema: &'a Value) {
+        if schema.get("$ref").is_some() && !types.contains(&"object") {
+            types.push("object");
+        }
+        let listed: Vec<&str> = match schema.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for t in listed {
+            if t != "null" && !types.contains(&t) {
+                types.push(t);
+            }
+        }
+    }
+    let mut types = Vec::new();
+    add(&mut types, prop);
+    for alternative in prop
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(&mut types, alternative);
+    }
+    let (last, rest) = types.split_last()?;
+    Some(if rest.is_empty() {
+        (*last).to_owned()
+    } else {
+        format!("{} or {last}", rest.join(", "))
+    })
+}
+
 fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin) -> String {
     let mut doc = format!("`{key}`");
     if let Some(s) = prop.get("x-kustomer-suffix").and_then(Value::as_str) {
         doc.push_str(&format!(": a custom attribute typed by its `{s}` suffix"));
     }
     match kind {
-        Kind::Any => doc.push_str(". No type evidence in the samples: any JSON"),
+        Kind::Any => match seen_as(prop) {
+            Some(types) => doc.push_str(&format!(". Seen as {types} in the samples: any JSON")),
+            None => doc.push_str(". No type evidence in the samples: any JSON"),
+        },
         Kind::Null => doc.push_str(". May be null"),
         _ => {}
     }
@@ -1715,6 +1755,39 @@ mod tests {
         ])
         .unwrap();
         assert!(files["team.rs"].contains("use super::*;"));
+    }
+
+    #[test]
+    fn a_field_of_several_types_says_which_it_was_seen_as() {
+        let files = models(&[
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"a":1,"b":null,"c":null,"d":{"x":1}}}}"#,
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"a":"1","b":null,"c":"s","d":"s"}}}"#,
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"d":[1]}}}"#,
+        ])
+        .unwrap();
+        let text = &files["widget.rs"];
+        for line in [
+            "/// `a`. Seen as integer or string in the samples: any JSON",
+            "/// `b`. No type evidence in the samples: any JSON",
+            "/// `d`. Seen as ",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        let d = text.lines().find(|l| l.contains("/// `d`.")).unwrap();
+        for t in ["array", "object", "string"] {
+            assert!(d.contains(t), "{d}");
+        }
+        assert_eq!(seen_as(&serde_json::json!({"type": "null"})), None);
+        assert_eq!(
+            seen_as(
+                &serde_json::json!({"anyOf": [{"type": ["null", "string"]}, {"$ref": "#/definitions/X"}]})
+            ),
+            Some("string or object".to_owned())
+        );
+        assert_eq!(
+            seen_as(&serde_json::json!({"type": ["integer", "string", "object"]})),
+            Some("integer, string or object".to_owned())
+        );
     }
 
     /// The body of the generated `Envelope::rev` in `text`.
