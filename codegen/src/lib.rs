@@ -1058,6 +1058,47 @@ impl<'a> Gen<'a> {
     }
 }
 
+/// A struct that holds itself through fields that are not arrays (an
+/// `Option<T>` within `T`, directly or through others), which no Rust type
+/// can be: the struct, the JSON key of its field where the loop starts, and
+/// the types around the loop (`A → B → A`).
+fn endless(structs: &[Struct]) -> Option<(String, String, Vec<String>)> {
+    let by_name: BTreeMap<&str, &Struct> = structs.iter().map(|s| (s.name.as_str(), s)).collect();
+    // The types a struct holds in place (an array, or a change's boxed
+    // entry, holds its items elsewhere).
+    let held = |s: &Struct| -> Vec<(String, String)> {
+        s.fields
+            .iter()
+            .filter(|f| f.kind != Kind::Any)
+            .filter_map(|f| match &f.ty {
+                Ty::Named(n) if by_name.contains_key(n.as_str()) => {
+                    Some((f.json.clone(), n.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for start in structs {
+        // Depth first, along the fields held in place, back to `start`.
+        let mut stack = vec![(start.name.clone(), None::<String>, vec![start.name.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((name, first_key, path)) = stack.pop() {
+            for (key, next) in held(by_name[name.as_str()]) {
+                let first_key = first_key.clone().unwrap_or(key);
+                let mut path = path.clone();
+                path.push(next.clone());
+                if next == start.name {
+                    return Some((start.name.clone(), first_key, path));
+                }
+                if seen.insert(next.clone()) {
+                    stack.push((next, Some(first_key), path));
+                }
+            }
+        }
+    }
+    None
+}
+
 fn use_lines(uses: &BTreeSet<&'static str>) -> TokenStream {
     let runtime: Vec<_> = ["Change", "DateTime", "Extra", "Id", "Str"]
         .iter()
@@ -1217,6 +1258,23 @@ impl<'a> Resource<'a> {
                 .error("/properties/data", "the envelope has no `data` definition"));
         }
         extra.extend(self.envelope_impl(&envelope, data_rust.as_deref()));
+        if let Some((owner, key, path)) = endless(&self.g.structs) {
+            let def = self
+                .g
+                .made
+                .iter()
+                .find_map(|(def, rust)| (*rust == owner).then_some(def.as_str()))
+                .unwrap_or(&owner);
+            return Err(self.g.error(
+                &format!("/definitions/{}/properties/{}", escape(def), escape(&key)),
+                format!(
+                    "refers back to the type it is in ({}) with no array between, a type \
+                     without end; inference never writes such a reference, so it was \
+                     edited in: remove it, or make the property an array",
+                    path.join(" → ")
+                ),
+            ));
+        }
         let mut structs = std::mem::take(&mut self.g.structs);
         // The envelope first: it is where a reader starts.
         if let Some(i) = structs.iter().position(|s| s.name == envelope) {
@@ -1787,6 +1845,61 @@ mod tests {
         assert_eq!(
             seen_as(&serde_json::json!({"type": ["integer", "string", "object"]})),
             Some("integer, string or object".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_schema_edited_into_a_type_without_end_is_an_error_naming_the_property() {
+        let mut inferrer = kustomer_schema::Inferrer::default();
+        inferrer
+            .add_json(
+                br#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"a":{"b":1}}}}"#,
+                "s",
+            )
+            .unwrap();
+        let schemas = inferrer.schemas();
+        let with = |key: &str, property: Value| {
+            let mut schemas = schemas.clone();
+            schemas.get_mut("widget").unwrap()["definitions"]["WidgetAttributes"]["properties"]
+                [key] = property;
+            schemas
+        };
+
+        // Directly: the attributes hold themselves.
+        let direct = with(
+            "me",
+            serde_json::json!({"$ref": "#/definitions/WidgetAttributes"}),
+        );
+        let err = generate(&direct, &Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "widget schema, /definitions/WidgetAttributes/properties/me: refers back to the type \
+             it is in (WidgetAttributes → WidgetAttributes) with no array between, a type without \
+             end; inference never writes such a reference, so it was edited in: remove it, or \
+             make the property an array"
+        );
+        // Through another type: the resource holds its attributes.
+        let around = with("owner", serde_json::json!({"$ref": "#/definitions/Widget"}));
+        let err = generate(&around, &Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(Widget → WidgetAttributes → Widget)")
+                || err.contains("(WidgetAttributes → Widget → WidgetAttributes)"),
+            "{err}"
+        );
+        // In an array, the items are held elsewhere: a tree, which compiles.
+        let tree = with(
+            "children",
+            serde_json::json!({"type": "array", "items": {"$ref": "#/definitions/WidgetAttributes"}}),
+        );
+        let files = generate(&tree, &Settings::default()).unwrap();
+        assert!(
+            files["widget.rs"].contains("pub children: Option<Vec<WidgetAttributes>>"),
+            "{}",
+            files["widget.rs"]
         );
     }
 
