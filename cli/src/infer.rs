@@ -39,11 +39,24 @@ pub fn run(paths: &[PathBuf], settings: Settings, skip: bool) -> Result<Inferrer
 /// fails once all are read, so that one run lists them all; with `skip`,
 /// each is a `warning:` line instead and the others are inferred from,
 /// unless none of them could be used.
+///
+/// A file named twice (given itself and within its directory, or twice by
+/// other paths to it) is read once, so that it does not count twice.
 pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Result<()> {
     let before = inferrer.sample_count();
     let mut unusable = Vec::new();
+    let mut read = std::collections::HashSet::new();
     for path in paths {
-        if let Err(e) = inferrer.add_path_skipping(path, &mut |e| unusable.push(e.to_string())) {
+        let added = kustomer_schema::sample_files(path).and_then(|files| {
+            for file in files {
+                let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+                if read.insert(same) {
+                    inferrer.add_path_skipping(&file, &mut |e| unusable.push(e.to_string()))?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = added {
             // What was found unusable before is said too.
             for problem in &unusable {
                 note!("error: {problem}");

@@ -256,6 +256,21 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
 }
 
 #[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = workdir(&[("s/a.json", GOOD), ("s/b.json", GOOD)]);
+    // The directory, a file in it, the directory again by another path.
+    let r = infer(dir.path(), &["s", "s/a.json", "./s/", "--out", "out"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("inferred 1 schema(s) from 2 sample(s)"),
+        "{}",
+        r.stdout
+    );
+    let schema = fs::read_to_string(dir.path().join("out/customer.json")).unwrap();
+    assert!(schema.contains("\"x-kustomer-samples\": 2"), "{schema}");
+}
+
+#[test]
 fn sample_without_name_is_rejected() {
     let dir = workdir(&[("noname.json", r#"{"data": {"type": "customer"}}"#)]);
     let run = infer(dir.path(), &["noname.json", "--out", "out"]);

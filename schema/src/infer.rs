@@ -644,7 +644,10 @@ fn is_resource_name(s: &str) -> bool {
         })
 }
 
-fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
+/// The sample files `path` names: itself, or a directory's `.json` and
+/// `.jsonl` files in name order (not descending into subdirectories), as
+/// [`Inferrer::add_path`] reads them. A directory with none is an error.
+pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|source| Error::Io {
         path: path.into(),
         source,

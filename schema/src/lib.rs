@@ -66,7 +66,7 @@ mod shape;
 pub use error::{Error, Result, SampleProblem};
 pub use infer::{
     DRAFT, Inferrer, MAX_SAMPLE_FILE, Settings, infer_values, is_resource_schema,
-    lone_surrogates_replaced, prune, stale, to_pretty,
+    lone_surrogates_replaced, prune, sample_files, stale, to_pretty,
 };
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};
