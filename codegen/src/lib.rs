@@ -58,7 +58,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use kustomer_schema::naming::{RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case};
+use kustomer_schema::naming::{
+    RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case, snake_case_ascii_only,
+};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::Value;
@@ -1587,13 +1589,23 @@ fn field_names<'k>(
 }
 
 /// Whether [`field_name`] could give `key` the name `name`: its base name,
-/// or the base with a number of 2 or more.
+/// or the base with a number of 2 or more; or so before letters outside
+/// ASCII were transliterated (when they separated words), so that a name
+/// given then stays put.
 fn is_name_for(key: &str, name: &str) -> bool {
     let base = field_base(key);
+    if is_base_or_numbered(&base, name) {
+        return true;
+    }
+    !key.is_ascii() && is_base_or_numbered(&base_of(snake_case_ascii_only(key)), name)
+}
+
+/// Whether `name` is `base`, or `base` with a number of 2 or more.
+fn is_base_or_numbered(base: &str, name: &str) -> bool {
     if name == base {
         return true;
     }
-    let Some(rest) = name.strip_prefix(base.as_str()) else {
+    let Some(rest) = name.strip_prefix(base) else {
         return false;
     };
     let number = if base.ends_with('_') {
@@ -1609,7 +1621,13 @@ fn is_name_for(key: &str, name: &str) -> bool {
 
 /// The name a key's field gets unless another field has it.
 fn field_base(key: &str) -> String {
-    let mut base = snake_case(key);
+    base_of(snake_case(key))
+}
+
+/// A key's words in snake case as a field's name: `field` for none, `_`
+/// before a digit, after a keyword.
+fn base_of(snake: String) -> String {
+    let mut base = snake;
     if base.is_empty() {
         base = "field".into();
     }
@@ -1726,9 +1744,29 @@ mod tests {
         assert_eq!(field_name("SELF", &mut taken), "self_3");
         assert_eq!(field_name("extra", &mut taken), "extra_2");
         assert_eq!(field_name("1st", &mut taken), "_1st");
-        assert_eq!(field_name("é", &mut taken), "field");
+        assert_eq!(field_name("é", &mut taken), "e");
+        assert_eq!(field_name("ünïStr", &mut taken), "uni_str");
+        assert_eq!(field_name("名前", &mut taken), "field");
         assert_eq!(module_name("customer"), "customer");
         assert_eq!(module_name("type"), "type_resource");
+    }
+
+    #[test]
+    fn a_name_given_before_letters_outside_ascii_were_transliterated_stays_put() {
+        let previous = BTreeMap::from([
+            ("ünïStr".to_owned(), "n_str".to_owned()),
+            ("émoji😀".to_owned(), "moji_2".to_owned()),
+        ]);
+        assert_eq!(
+            field_names(["ünïStr", "émoji😀", "ключ"].into_iter(), Some(&previous)),
+            ["n_str", "moji_2", "klyuch"]
+        );
+        // Without models before, the transliterated names.
+        assert_eq!(
+            field_names(["ünïStr", "émoji😀"].into_iter(), None),
+            ["uni_str", "emoji"]
+        );
+        assert!(!is_name_for("nStr", "n_str_0"));
     }
 
     #[test]

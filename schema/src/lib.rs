@@ -74,6 +74,8 @@ pub use rules::{Suffix, is_date_time, is_object_id};
 /// How keys become type and field names; shared with the code generator so
 /// schema definitions and Rust types are named alike.
 pub mod naming {
-    pub use crate::rules::{RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case, words};
+    pub use crate::rules::{
+        RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case, snake_case_ascii_only, words,
+    };
 }
 pub use samples::SEED_SAMPLES;

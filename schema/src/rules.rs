@@ -270,12 +270,36 @@ pub fn snake_case(s: &str) -> String {
 
 /// Splits a key into its lowercase words at camelCase boundaries and
 /// non-alphanumerics (`AvgSatScoreNum` → `avg`, `sat`, `score`, `num`).
+/// Letters outside ASCII are written in ASCII where there is a usual way
+/// (`Überweisung` → `uberweisung`, `ключ` → `klyuch`); other characters
+/// (ideographs, emoji) separate words as punctuation does.
 pub fn words(s: &str) -> Vec<String> {
+    words_with(s, true)
+}
+
+/// `snake_case` as it was before letters outside ASCII were transliterated
+/// (they separated words): names generated then are still recognised as
+/// a key's own, so that they stay put.
+pub fn snake_case_ascii_only(s: &str) -> String {
+    words_with(s, false).join("_")
+}
+
+fn words_with(s: &str, transliterate: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut prev_lower = false;
     for ch in s.chars() {
         if !ch.is_ascii_alphanumeric() {
+            let before = cur.len();
+            if transliterate && ascii_letters(ch, &mut cur) {
+                let upper = ch.is_uppercase();
+                if upper && prev_lower && before > 0 {
+                    let word = cur.split_off(before);
+                    out.push(std::mem::replace(&mut cur, word));
+                }
+                prev_lower = !upper;
+                continue;
+            }
             if !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
             }
@@ -292,6 +316,107 @@ pub fn words(s: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// Writes a letter outside ASCII as lowercase ASCII letters onto `out`:
+/// a Latin letter without its marks (`é` → `e`, `ß` → `ss`, `ø` → `o`),
+/// Greek and Cyrillic letters by their usual transliteration (`λ` → `l`,
+/// `ж` → `zh`). False, writing nothing, for any other character.
+fn ascii_letters(ch: char, out: &mut String) -> bool {
+    let Some(lower) = ch.to_lowercase().next() else {
+        return false;
+    };
+    if lower.is_ascii_lowercase() {
+        // `İ` lowercases to `i` and a combining dot.
+        out.push(lower);
+        return true;
+    }
+    let ascii = match lower {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
+        'ď' | 'đ' | 'ð' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+        'ĥ' | 'ħ' => "h",
+        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+        'ĳ' => "ij",
+        'ĵ' => "j",
+        'ķ' | 'ĸ' => "k",
+        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
+        'ñ' | 'ń' | 'ņ' | 'ň' | 'ŉ' | 'ŋ' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'œ' => "oe",
+        'ŕ' | 'ŗ' | 'ř' => "r",
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ſ' => "s",
+        'ß' => "ss",
+        'ţ' | 'ť' | 'ŧ' => "t",
+        'þ' => "th",
+        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ŵ' => "w",
+        'ý' | 'ÿ' | 'ŷ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        // Greek.
+        'α' | 'ά' => "a",
+        'β' => "b",
+        'γ' => "g",
+        'δ' => "d",
+        'ε' | 'έ' => "e",
+        'ζ' => "z",
+        'η' | 'ή' => "i",
+        'θ' => "th",
+        'ι' | 'ί' | 'ϊ' | 'ΐ' => "i",
+        'κ' => "k",
+        'λ' => "l",
+        'μ' => "m",
+        'ν' => "n",
+        'ξ' => "x",
+        'ο' | 'ό' => "o",
+        'π' => "p",
+        'ρ' => "r",
+        'σ' | 'ς' => "s",
+        'τ' => "t",
+        'υ' | 'ύ' | 'ϋ' | 'ΰ' => "y",
+        'φ' => "f",
+        'χ' => "ch",
+        'ψ' => "ps",
+        'ω' | 'ώ' => "o",
+        // Cyrillic (Russian, Ukrainian).
+        'а' => "a",
+        'б' => "b",
+        'в' => "v",
+        'г' | 'ґ' => "g",
+        'д' => "d",
+        'е' | 'ё' | 'э' => "e",
+        'є' => "ye",
+        'ж' => "zh",
+        'з' => "z",
+        'и' | 'і' => "i",
+        'ї' => "yi",
+        'й' | 'ы' => "y",
+        'к' => "k",
+        'л' => "l",
+        'м' => "m",
+        'н' => "n",
+        'о' => "o",
+        'п' => "p",
+        'р' => "r",
+        'с' => "s",
+        'т' => "t",
+        'у' => "u",
+        'ф' => "f",
+        'х' => "kh",
+        'ц' => "ts",
+        'ч' => "ch",
+        'ш' => "sh",
+        'щ' => "shch",
+        'ъ' | 'ь' => "",
+        'ю' => "yu",
+        'я' => "ya",
+        _ => return false,
+    };
+    out.push_str(ascii);
+    true
 }
 
 #[cfg(test)]
@@ -344,6 +469,21 @@ mod tests {
         );
         assert_eq!(words("AvgSatScoreNum"), ["avg", "sat", "score", "num"]);
         assert_eq!(words("x-special-info"), ["x", "special", "info"]);
+        // Letters outside ASCII, transliterated; others separate words.
+        assert_eq!(words("émoji😀"), ["emoji"]);
+        assert_eq!(words("ünïStr"), ["uni", "str"]);
+        assert_eq!(words("ÜberWeisung"), ["uber", "weisung"]);
+        assert_eq!(words("straßeName"), ["strasse", "name"]);
+        assert_eq!(words("ключ"), ["klyuch"]);
+        assert_eq!(words("Объём"), ["obem"]);
+        assert_eq!(words("λόγος"), ["logos"]);
+        assert_eq!(words("İstanbul"), ["istanbul"]);
+        assert_eq!(words("名前Str"), ["str"]);
+        assert_eq!(words("a名b"), ["a", "b"]);
+        assert_eq!(snake_case("ünïStr"), "uni_str");
+        assert_eq!(snake_case_ascii_only("ünïStr"), "n_str");
+        assert_eq!(snake_case_ascii_only("émoji😀"), "moji");
+        assert_eq!(pascal_case("ключ_value"), "KlyuchValue");
         assert_eq!(
             event_type_name("kustomer.customer.update"),
             "CustomerUpdate"
