@@ -844,6 +844,57 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// The first and the last of two different `name`s at the top of one JSON
+/// sample: a JSON object keeps the last of a key given twice, where the
+/// receiver refuses an event named twice, so inference must see it too.
+/// A sample with `"name"` once at most (nearly all: that text anywhere
+/// else counts too) is not read again.
+fn named_twice(sample: &[u8]) -> Option<(String, String)> {
+    const KEY: &[u8] = b"\"name\"";
+    let mut times = sample.windows(KEY.len()).filter(|w| *w == KEY);
+    times.next()?;
+    times.next()?;
+
+    struct Names(Option<(String, String)>);
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Names;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
+            let text = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let (mut first, mut twice): (Option<Value>, _) = (None, None);
+            while let Some(key) = map.next_key::<String>()? {
+                // The rest is read past, as the object must end to be read.
+                if key != "name" || twice.is_some() {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+                let value: Value = map.next_value()?;
+                match &first {
+                    None => first = Some(value),
+                    Some(f) if *f != value => twice = Some((text(f), text(&value))),
+                    Some(_) => {}
+                }
+            }
+            Ok(Names(twice))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Visit)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(sample);
+    serde::Deserialize::deserialize(&mut de)
+        .ok()
+        .and_then(|Names(n)| n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -923,55 +974,4 @@ mod tests {
         }
         assert_eq!(named_twice(b"[\"name\",\"name\"]"), None, "not an object");
     }
-}
-
-/// The first and the last of two different `name`s at the top of one JSON
-/// sample: a JSON object keeps the last of a key given twice, where the
-/// receiver refuses an event named twice, so inference must see it too.
-/// A sample with `"name"` once at most (nearly all: that text anywhere
-/// else counts too) is not read again.
-fn named_twice(sample: &[u8]) -> Option<(String, String)> {
-    const KEY: &[u8] = b"\"name\"";
-    let mut times = sample.windows(KEY.len()).filter(|w| *w == KEY);
-    times.next()?;
-    times.next()?;
-
-    struct Names(Option<(String, String)>);
-    struct Visit;
-    impl<'de> serde::de::Visitor<'de> for Visit {
-        type Value = Names;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
-            let text = |v: &Value| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let (mut first, mut twice): (Option<Value>, _) = (None, None);
-            while let Some(key) = map.next_key::<String>()? {
-                // The rest is read past, as the object must end to be read.
-                if key != "name" || twice.is_some() {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    continue;
-                }
-                let value: Value = map.next_value()?;
-                match &first {
-                    None => first = Some(value),
-                    Some(f) if *f != value => twice = Some((text(f), text(&value))),
-                    Some(_) => {}
-                }
-            }
-            Ok(Names(twice))
-        }
-    }
-    impl<'de> serde::Deserialize<'de> for Names {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_map(Visit)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(sample);
-    serde::Deserialize::deserialize(&mut de)
-        .ok()
-        .and_then(|Names(n)| n)
 }
