@@ -1288,7 +1288,30 @@ fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
              given to --ca-cert ({why})"
         );
     }
-    format!("posting {file} to {url}: {why}")
+    match scheme_hint(url, why) {
+        Some(hint) => format!("posting {file} to {url}: {hint} ({why})"),
+        None => format!("posting {file} to {url}: {why}"),
+    }
+}
+
+/// What a failure most likely means when it is the sign of a URL whose
+/// scheme is not what the receiver speaks: TLS to a plain HTTP port (the
+/// TLS library finds no TLS record in its answer), or plain HTTP to a TLS
+/// port (the answer, a TLS alert, is no HTTP response).
+fn scheme_hint(url: &str, why: &str) -> Option<&'static str> {
+    let https = url.starts_with("https://");
+    if https && why.contains("InvalidContentType") {
+        return Some(
+            "the receiver does not answer in TLS: for one serving plain HTTP, use an http:// URL",
+        );
+    }
+    if !https && why.contains("invalid HTTP version") {
+        return Some(
+            "the receiver's answer is not HTTP: for one serving TLS (serve --tls-cert), use an \
+             https:// URL",
+        );
+    }
+    None
 }
 
 /// `send`: signs and posts each payload, printing the status of each. A
@@ -1354,11 +1377,19 @@ pub async fn send(
             // (a receiver that crashed on this payload, a proxy's reset):
             // this delivery failed, and the next one is still sent.
             Err(e) if !e.is_connect() && !e.is_builder() => {
-                out!(
-                    "--- {} no reply: {} (Kustomer would count it failed and retry)",
-                    printable(&file.display().to_string()),
-                    printable(&no_reply_reason(&e))
-                );
+                let why = no_reply_reason(&e);
+                match scheme_hint(url, &why) {
+                    Some(hint) => out!(
+                        "--- {} no reply: {hint} ({})",
+                        printable(&file.display().to_string()),
+                        printable(&why)
+                    ),
+                    None => out!(
+                        "--- {} no reply: {} (Kustomer would count it failed and retry)",
+                        printable(&file.display().to_string()),
+                        printable(&why)
+                    ),
+                }
                 ok = false;
             }
             Err(e) => return Err(unreachable(url, &file, e)),
@@ -1581,7 +1612,8 @@ pub async fn demo() -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::{
-        addr_arg, connections_that_fit, path_arg, timeout_arg, token_arg, unreachable_message,
+        addr_arg, connections_that_fit, path_arg, scheme_hint, timeout_arg, token_arg,
+        unreachable_message,
     };
 
     #[test]
@@ -1645,6 +1677,28 @@ mod tests {
             unreachable_message("http://x/", file, "connection refused"),
             "posting a.json to http://x/: connection refused"
         );
+    }
+
+    #[test]
+    fn a_url_whose_scheme_the_receiver_does_not_speak_is_said_so() {
+        let file = std::path::Path::new("a.json");
+        let tls_to_plain = "error sending request: client error (Connect): received corrupt \
+                            message of type InvalidContentType";
+        assert_eq!(
+            unreachable_message("https://127.0.0.1:8080/", file, tls_to_plain),
+            format!(
+                "posting a.json to https://127.0.0.1:8080/: the receiver does not answer in \
+                 TLS: for one serving plain HTTP, use an http:// URL ({tls_to_plain})"
+            )
+        );
+        let plain_to_tls = "error sending request: invalid HTTP version parsed";
+        assert!(
+            scheme_hint("http://127.0.0.1:8443/", plain_to_tls)
+                .is_some_and(|h| h.contains("use an https:// URL"))
+        );
+        // The same words under the other scheme are not that mistake.
+        assert_eq!(scheme_hint("http://x/", tls_to_plain), None);
+        assert_eq!(scheme_hint("https://x/", plain_to_tls), None);
     }
 
     #[test]

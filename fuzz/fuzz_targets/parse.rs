@@ -54,13 +54,24 @@ fn agrees(error: &ParseError, data: &[u8]) {
         (ParseError::MissingData, Ok(v)) => {
             assert!(v.get("data").is_none(), "`data` was there: {error}")
         }
-        (ParseError::MissingName | ParseError::DuplicateName { .. }, Ok(v)) => {
+        (
+            ParseError::MissingName
+            | ParseError::NameNotAString { .. }
+            | ParseError::DuplicateName { .. },
+            Ok(v),
+        ) => {
             assert!(v.is_object(), "{error}");
         }
         (_, Ok(_)) => {}
         // Not JSON, yet refused for another reason: only where the reason
-        // shows before the text goes wrong (an array, or a missing name).
-        (ParseError::NotAnObject { found: "array" } | ParseError::MissingName, Err(_)) => {}
+        // shows before the text goes wrong (an array; a name missing, or not
+        // a string, once the object has ended).
+        (
+            ParseError::NotAnObject { found: "array" }
+            | ParseError::MissingName
+            | ParseError::NameNotAString { .. },
+            Err(_),
+        ) => {}
         (_, Err(e)) => panic!("parse gave {error} for a body serde_json refuses ({e})"),
     }
 }

@@ -166,10 +166,29 @@ impl Elsewhere {
     fn handler<S: Events>(self) -> impl Fn(Shared<S>, HttpRequest<Body>) -> Answer + Clone {
         move |State(batch): Shared<S>, request: HttpRequest<Body>| {
             let (parts, body) = request.into_parts();
-            let error = self.error(parts.uri.path());
+            // A request target that is no path (`CONNECT host:443`,
+            // `OPTIONS *`) asks the server itself: a method other than POST
+            // is answered as the receiver answers it, 405.
+            let path = parts.uri.path();
+            let no_path = path.is_empty() || path == "*";
+            let error = if no_path {
+                let target = parts.uri.to_string();
+                let at = match &self.mount {
+                    Mount::Root => "/",
+                    Mount::At(at) => at,
+                };
+                let target = shown_path(&target);
+                format!("nothing is received at the request target {target}: deliveries go to {at}")
+            } else {
+                self.error(path)
+            };
             Box::pin(async move {
                 let receiver = batch.receiver();
-                let reply = receiver.reject(404, error);
+                let screened = no_path && parts.method != ::axum::http::Method::POST;
+                let reply = match screened.then(|| receiver.screen(parts.method.as_str(), None)) {
+                    Some(Some(reply)) => reply,
+                    _ => receiver.reject(404, error),
+                };
                 refuse_unread(receiver, &parts, body, &reply).await
             }) as Answer
         }
@@ -226,20 +245,23 @@ fn receive<S: Events>(
         // already arrived (as a Kustomer event has) arms no timer. Boxed, the
         // read (some 400 bytes) keeps this future small.
         let read = Box::pin(::axum::body::to_bytes(body, limit));
+        // A body not read to its end leaves the connection unusable: the
+        // answer says it closes.
         let bytes = match within(None, receiver.read_timeout(), read).await {
             Some(Ok(b)) => b,
             None => {
                 let wait = receiver.read_timeout();
                 let error = format!("the body did not arrive within {wait:?}");
-                return respond(&receiver.reject(408, error));
+                return closing(respond(&receiver.reject(408, error)));
             }
             Some(Err(e)) => {
                 let over = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
                 if over {
-                    return respond(&too_large(receiver));
+                    return closing(respond(&too_large(receiver)));
                 }
-                return respond(&receiver.reject(400, format!("the body could not be read: {e}")));
+                let error = format!("the body could not be read: {e}");
+                return closing(respond(&receiver.reject(400, error)));
             }
         };
         respond(&batch.receive(HttpDelivery { parts, body: bytes }).await)
@@ -267,21 +289,48 @@ async fn refuse_unread<S: Events>(
         .headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !waits_to_send && declared.is_none_or(|n| n <= at_most) {
+    if waits_to_send {
+        // Its body is never sent: the connection stays as it is.
+        return respond(reply);
+    }
+    let mut ended = false;
+    if declared.is_none_or(|n| n <= at_most) {
         let drain = async {
             use http_body_util::BodyExt;
             let mut body = body;
             let mut read = 0u64;
-            while let Some(Ok(frame)) = body.frame().await {
-                read += frame.data_ref().map_or(0, |data| data.len() as u64);
-                if read > at_most {
-                    break;
+            loop {
+                match body.frame().await {
+                    None => return true,
+                    Some(Ok(frame)) => {
+                        read += frame.data_ref().map_or(0, |data| data.len() as u64);
+                        if read > at_most {
+                            return false;
+                        }
+                    }
+                    Some(Err(_)) => return false,
                 }
             }
         };
-        let _ = within(None, receiver.read_timeout(), drain).await;
+        ended = within(None, receiver.read_timeout(), drain).await == Some(true);
     }
-    respond(reply)
+    // Not read to its end: the connection is closed under it, as the
+    // answer says.
+    if ended {
+        respond(reply)
+    } else {
+        closing(respond(reply))
+    }
+}
+
+/// `response`, saying that the connection closes after it (RFC 9112 §9.6):
+/// a client keeping connections alive then does not send another request
+/// on it.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The request's `Content-Length`, when it has a valid one.

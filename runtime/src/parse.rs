@@ -38,6 +38,12 @@ pub enum ParseError {
     /// the event.
     #[error("the body has no `name` (the event name string) at /name")]
     MissingName,
+    /// The body's `name` is not a string (nor did a header name the event).
+    #[error("the body's `name` is {found}, not a string (the event name) at /name")]
+    NameNotAString {
+        /// Its JSON type: `number`, `null`, `object`…
+        found: &'static str,
+    },
     /// The body has no `data`.
     #[error("the body has no `data` (the resource the event is about) at /data")]
     MissingData,
@@ -64,6 +70,7 @@ impl ParseError {
     pub fn pointer(&self) -> &str {
         match self {
             ParseError::MissingName
+            | ParseError::NameNotAString { .. }
             | ParseError::DuplicateName { .. }
             | ParseError::NameMismatch { .. } => "/name",
             ParseError::MissingData => "/data",
@@ -216,7 +223,20 @@ fn find_name<'de>(r: &mut Reader<'de>) -> Result<Result<Cow<'de, str>, ParseErro
     }
     while let Some(key) = r.next_key()? {
         if key == "name" {
-            return Ok(r.string()?.ok_or(ParseError::MissingName));
+            let found = r.peek_type()?;
+            if let Some(name) = r.string()? {
+                return Ok(Ok(name));
+            }
+            // Read to the end, so that a body that is not JSON says so
+            // rather than this.
+            r.skip_value()?;
+            while r.next_key()?.is_some() {
+                r.skip_value()?;
+            }
+            return Ok(Err(match found {
+                Some(found) => ParseError::NameNotAString { found },
+                None => ParseError::MissingName,
+            }));
         }
         r.skip_value()?;
     }

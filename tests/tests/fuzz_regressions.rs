@@ -70,13 +70,38 @@ async fn a_body_naming_its_event_twice_gets_400_and_runs_no_handler() {
 #[test]
 fn a_body_whose_first_name_is_not_a_string_is_never_misrouted() {
     let body = br#"{"name":5,"name":"kustomer.customer.update","data":{}}"#;
-    assert!(matches!(parse(body), Err(ParseError::MissingName)));
+    assert!(matches!(
+        parse(body),
+        Err(ParseError::NameNotAString { found: "number" })
+    ));
     let parsed = parse_as(body, "kustomer.customer.update").unwrap();
     assert_eq!(parsed.event.name().as_str(), "kustomer.customer.update");
     assert_eq!(
         parsed.event.envelope().event_name(),
         Some("kustomer.customer.update")
     );
+}
+
+/// A `name` that is not a string says which type it is, at `/name`, once
+/// the object has been read (a body that is not JSON says that instead).
+#[test]
+fn a_name_that_is_not_a_string_says_its_type() {
+    for (body, found) in [
+        (r#"{"id":"x3","name":5,"data":{}}"#, "number"),
+        (r#"{"name":null,"data":{}}"#, "null"),
+        (r#"{"name":{"a":1},"data":{}}"#, "object"),
+    ] {
+        let e = parse(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("the body's `name` is {found}, not a string (the event name) at /name")
+        );
+        assert_eq!(e.pointer(), "/name");
+    }
+    assert!(matches!(
+        parse(br#"{"name":5,"data":{"#),
+        Err(ParseError::InvalidJson { .. })
+    ));
 }
 
 /// The `parse` target's own check again: a body whose `name` key is

@@ -406,6 +406,37 @@ async fn a_refused_body_is_read_so_that_the_connection_goes_on() {
         .map(|(i, _)| &answers[i + 9..i + 12])
         .collect();
     assert_eq!(statuses, ["413", "415", "405", "405"], "{answers}");
+    // Each body was read: the connection stays, and no answer says otherwise.
+    assert!(
+        !answers.to_ascii_lowercase().contains("connection: close"),
+        "{answers}"
+    );
+}
+
+/// A chunked body over the limit is not read to its end: its 413 says the
+/// connection closes (`Connection: close`), and it does, so that a client
+/// keeping connections alive does not send its next request on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_over_the_limit_gets_413_saying_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Verifier::new(TOKEN)).await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+    for _ in 0..9 {
+        // The server may close before all of it is sent.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    let _ = read.await.expect("answered, then closed");
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 }
 
 /// A request refused from its head that waits for `100 Continue` before
@@ -443,6 +474,54 @@ async fn a_refused_request_waiting_to_send_its_body_is_answered_at_once() {
             answer.starts_with(&format!("HTTP/1.1 {want} ")),
             "{content_type}: {answer}"
         );
+    }
+}
+
+/// A request target that is no path (`CONNECT host:port`, `OPTIONS *`)
+/// asks the server itself: 405 with `Allow: POST`, as any method but POST
+/// gets; a POST to it is a 404 naming the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_target_that_is_no_path_gets_405_or_a_404_naming_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for at in ["/", "/webhooks/kustomer"] {
+        let dispatcher = Dispatcher::with_state(Count::default())
+            .handler(ok_team)
+            .build()
+            .unwrap();
+        let app =
+            kustomer_webhooks::axum::router_at(at, Receiver::new(dispatcher, Verifier::new(TOKEN)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let post = format!("nothing is received at the request target *: deliveries go to {at}");
+        for (head, status, says) in [
+            ("CONNECT example.com:443", "405", "POST"),
+            ("OPTIONS *", "405", "POST"),
+            ("POST *", "404", post.as_str()),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "{head} HTTP/1.1\r\nHost: example.com:443\r\nContent-Type: application/json\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+            read.await.expect("answered").unwrap();
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{head}: {answer}"
+            );
+            assert!(answer.contains(says), "{head}: {answer}");
+            if status == "405" {
+                assert!(
+                    answer.to_ascii_lowercase().contains("\r\nallow: post\r\n"),
+                    "{answer}"
+                );
+            }
+        }
     }
 }
 
@@ -1299,6 +1378,12 @@ async fn a_body_that_stalls_gets_408_and_the_server_keeps_serving() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
     assert!(
         answer.contains("the body did not arrive within 200ms"),
         "{answer}"
