@@ -743,6 +743,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let problems = kustomer_webhooks::app::AppDefinition::validate_json(&text);
+            if problems.iter().any(|p| p.is_error()) {
+                // Known before the lines: a reader that stops early does not
+                // make it a success.
+                out::failed();
+            }
             for p in &problems {
                 out!("{}: {p}", file.display());
             }

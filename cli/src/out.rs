@@ -2,6 +2,7 @@
 //! that goes away ends a command quietly instead of with a panic.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Writes one line on stdout.
 fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
@@ -11,16 +12,48 @@ fn try_line(args: std::fmt::Arguments<'_>) -> io::Result<()> {
     stdout.flush()
 }
 
+/// Whether the command's work is more than its output (`send` posts every
+/// payload), so that it goes on when its reader goes away.
+static GOES_ON: AtomicBool = AtomicBool::new(false);
+/// Whether stdout was found closed, in a command that goes on: its lines
+/// are then dropped.
+static GONE: AtomicBool = AtomicBool::new(false);
+/// Whether the command has already failed at something, so that it exits
+/// with status 1 whenever it ends.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Has the command go on when its reader goes away, printing nothing more:
+/// for one whose work is more than what it prints.
+pub fn go_on_without_stdout() {
+    GOES_ON.store(true, Ordering::Relaxed);
+}
+
+/// Records that the command failed at something: if it ends at a closed
+/// stdout ([`line`]), it does so with status 1, not 0.
+pub fn failed() {
+    FAILED.store(true, Ordering::Relaxed);
+}
+
 /// Writes one line on stdout for a command that prints as it goes. When the
 /// reader has gone away (a closed pipe), nobody reads the rest: the command
-/// ends there, with status 0. Any other failure to write ends it with an
-/// error and status 1.
+/// ends there, with status 1 if it had failed at something before
+/// ([`failed`]) and 0 otherwise; or, for a command whose work is more than
+/// its output ([`go_on_without_stdout`]), it goes on, printing nothing more.
+/// Any other failure to write ends it with an error and status 1.
 pub fn line(args: std::fmt::Arguments<'_>) {
+    if GONE.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(e) = try_line(args) {
-        remove_left_behind();
         if e.kind() == io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            if GOES_ON.load(Ordering::Relaxed) {
+                GONE.store(true, Ordering::Relaxed);
+                return;
+            }
+            remove_left_behind();
+            std::process::exit(i32::from(FAILED.load(Ordering::Relaxed)));
         }
+        remove_left_behind();
         eprintln!("error: writing to stdout: {e}");
         std::process::exit(1);
     }

@@ -110,6 +110,7 @@ pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
             Err((dir, message)) => (dir, Err(message)),
         };
         if let Err(message) = outcome {
+            crate::out::failed();
             if as_json {
                 let line = serde_json::to_string(&Failed {
                     file: path.display().to_string(),

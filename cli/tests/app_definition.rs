@@ -78,3 +78,36 @@ fn headers_the_receiver_would_refuse_and_repeated_keys_are_errors() {
     }
     assert!(!out.contains("s3"), "a header value leaked:\n{out}");
 }
+
+/// Read by nothing (`validate app.json | head -1`), a definition with an
+/// error still exits 1: the status does not depend on the reader.
+#[test]
+fn an_error_exits_1_even_when_the_output_is_not_read() {
+    use std::process::Stdio;
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("app.json");
+    let events: Vec<String> = (0..13)
+        .map(|i| format!("\"kustomer.customer.{}\"", ["create", "update"][i % 2]))
+        .collect();
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"app": "a", "version": "0.0.1", "outboundWebhooks": [{{"name": "n", "url": "https://x.com", "events": [{}]}}]}}"#,
+            events.join(",")
+        ),
+    )
+    .unwrap();
+    for closed in [false, true] {
+        let mut child = Command::new(BIN)
+            .args(["app-definition", "validate", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if closed {
+            drop(child.stdout.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "closed: {closed}: {out:?}");
+    }
+}

@@ -309,6 +309,32 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(stderr.is_empty(), "{stderr}");
 }
 
+/// A failure before the reader went away still makes the status 1.
+#[test]
+fn output_into_a_closed_pipe_after_a_failure_ends_with_status_1() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new().unwrap();
+    let sample =
+        fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.customer.update.json"))
+            .unwrap();
+    // Read first, and not JSON.
+    write(&dir, "000-bad.json", "{bad");
+    for i in 1..200 {
+        write(&dir, &format!("{i:03}.json"), &sample);
+    }
+    let mut child = Command::new(common::BIN)
+        .args(["parse", "--emit", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("000-bad.json"), "{stderr}");
+}
+
 #[test]
 fn parse_skips_a_byte_order_mark_at_the_start_of_a_file() {
     let dir = TempDir::new().unwrap();

@@ -912,6 +912,41 @@ fn a_custom_header_that_cannot_work_is_refused_at_start() {
     }
 }
 
+/// `send` posts every payload even when nobody reads what it prints (`send
+/// dir | head -1`), and its status still says whether each was
+/// acknowledged.
+#[test]
+fn send_posts_every_payload_when_its_output_is_not_read() {
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let printed = BufReader::new(server.0.stdout.take().unwrap());
+    let dir = tempfile::TempDir::new().unwrap();
+    for entry in std::fs::read_dir(format!("{ROOT}/schema/samples")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    // Sent last, and refused with 400.
+    std::fs::write(dir.path().join("zz-not-json.json"), "{bad").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the 400 is in the status: {stderr}"
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+    // Every sample was posted and handled: serve printed a line for each.
+    let events = printed.lines().take(10).map(Result::unwrap).count();
+    assert_eq!(events, 10);
+}
+
 #[test]
 fn send_reports_a_payload_it_cannot_read_and_sends_the_others() {
     let (_server, _log, url) = start_serve(&["--token", "t0ken"]);
