@@ -59,7 +59,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kustomer_schema::naming::{
-    RESERVED_TYPE_NAMES, event_type_name, pascal_case, snake_case, snake_case_ascii_only,
+    RESERVED_TYPE_NAMES, event_type_name, field_snake_case, pascal_case, snake_case,
 };
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -1597,7 +1597,7 @@ fn is_name_for(key: &str, name: &str) -> bool {
     if is_base_or_numbered(&base, name) {
         return true;
     }
-    !key.is_ascii() && is_base_or_numbered(&base_of(snake_case_ascii_only(key)), name)
+    !key.is_ascii() && is_base_or_numbered(&base_of(snake_case(key)), name)
 }
 
 /// Whether `name` is `base`, or `base` with a number of 2 or more.
@@ -1621,7 +1621,7 @@ fn is_base_or_numbered(base: &str, name: &str) -> bool {
 
 /// The name a key's field gets unless another field has it.
 fn field_base(key: &str) -> String {
-    base_of(snake_case(key))
+    base_of(field_snake_case(key))
 }
 
 /// A key's words in snake case as a field's name: `field` for none, `_`
@@ -1767,6 +1767,18 @@ mod tests {
             ["uni_str", "emoji"]
         );
         assert!(!is_name_for("nStr", "n_str_0"));
+        // Type names keep to ASCII: code written against them still builds.
+        let files = models(&[
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"préférences":{"a":1}}}}"#,
+        ])
+        .unwrap();
+        let text = &files["widget.rs"];
+        assert!(text.contains("pub struct WidgetPrFRences "), "{text}");
+        assert!(
+            text.contains("pub preferences: WidgetPrFRences,")
+                || text.contains("pub preferences: Option<WidgetPrFRences>,"),
+            "{text}"
+        );
     }
 
     #[test]

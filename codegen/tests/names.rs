@@ -198,23 +198,17 @@ fn hand_edited_titles_and_definition_names_become_type_names_or_a_clear_error() 
     assert!(files["thing.rs"].contains("pub struct Resource3plThingEvent "));
     assert!(files["thing.rs"].contains("pub struct Resource3plThing "));
 
-    // A letter outside ASCII, written in ASCII.
-    let files = rename("ÜberEvent", "ThingAttributes", "Straße").unwrap();
-    check_names(&files);
-    assert!(files["thing.rs"].contains("pub struct UberEvent "));
-    assert!(files["thing.rs"].contains("pub struct Strasse "));
-
     // Nothing to make a name of: an error naming the file and the place.
-    let err = rename("ThingEvent", "ThingAttributes", "名前").unwrap_err();
+    let err = rename("ThingEvent", "ThingAttributes", "é").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "thing schema, /definitions/名前: the definition name \"名前\" has no ASCII letter or digit \
+        "thing schema, /definitions/é: the definition name \"é\" has no ASCII letter or digit \
          to make a Rust type name of: rename it, and the `$ref`s to it, in thing.json"
     );
-    let err = rename("名前Event", "Thing", "Thing").unwrap_err();
+    let err = rename("éEvent", "Thing", "Thing").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "thing schema, /title: the title \"名前Event\" has no ASCII letter or digit to name the \
+        "thing schema, /title: the title \"éEvent\" has no ASCII letter or digit to name the \
          resource's Rust types after: give it one such as \"CustomerEvent\" in thing.json"
     );
 }

@@ -270,18 +270,19 @@ pub fn snake_case(s: &str) -> String {
 
 /// Splits a key into its lowercase words at camelCase boundaries and
 /// non-alphanumerics (`AvgSatScoreNum` → `avg`, `sat`, `score`, `num`).
-/// Letters outside ASCII are written in ASCII where there is a usual way
-/// (`Überweisung` → `uberweisung`, `ключ` → `klyuch`); other characters
-/// (ideographs, emoji) separate words as punctuation does.
+/// Only ASCII letters and digits make words: this names types, which
+/// must not change under code written against them.
 pub fn words(s: &str) -> Vec<String> {
-    words_with(s, true)
+    words_with(s, false)
 }
 
-/// `snake_case` as it was before letters outside ASCII were transliterated
-/// (they separated words): names generated then are still recognised as
-/// a key's own, so that they stay put.
-pub fn snake_case_ascii_only(s: &str) -> String {
-    words_with(s, false).join("_")
+/// A key's words in snake case as a field's name: as [`snake_case`], but
+/// letters outside ASCII are written in ASCII where there is a usual way
+/// (`straßeName` → `strasse_name`, `ключ` → `klyuch`, a mark written as a
+/// character of its own is left out), rather than separating words; other
+/// characters (ideographs, emoji) separate words as punctuation does.
+pub fn field_snake_case(s: &str) -> String {
+    words_with(s, true).join("_")
 }
 
 fn words_with(s: &str, transliterate: bool) -> Vec<String> {
@@ -290,6 +291,11 @@ fn words_with(s: &str, transliterate: bool) -> Vec<String> {
     let mut prev_lower = false;
     for ch in s.chars() {
         if !ch.is_ascii_alphanumeric() {
+            // A mark written as a character of its own (`e` and U+0301 for
+            // `é`) belongs to the letter before it.
+            if transliterate && ('\u{300}'..='\u{36f}').contains(&ch) {
+                continue;
+            }
             let before = cur.len();
             if transliterate && ascii_letters(ch, &mut cur) {
                 let upper = ch.is_uppercase();
@@ -345,14 +351,21 @@ fn ascii_letters(ch: char, out: &mut String) -> bool {
         'ķ' | 'ĸ' => "k",
         'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
         'ñ' | 'ń' | 'ņ' | 'ň' | 'ŉ' | 'ŋ' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' | 'ơ' => "o",
         'œ' => "oe",
         'ŕ' | 'ŗ' | 'ř' => "r",
-        'ś' | 'ŝ' | 'ş' | 'š' | 'ſ' => "s",
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ſ' | 'ș' => "s",
         'ß' => "ss",
-        'ţ' | 'ť' | 'ŧ' => "t",
+        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
         'þ' => "th",
-        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' | 'ư' => "u",
+        // Vietnamese: the vowels with their tone marks, in Unicode's order.
+        '\u{1ea1}'..='\u{1eb7}' => "a",
+        '\u{1eb9}'..='\u{1ec7}' => "e",
+        '\u{1ec9}'..='\u{1ecb}' => "i",
+        '\u{1ecd}'..='\u{1ee3}' => "o",
+        '\u{1ee5}'..='\u{1ef1}' => "u",
+        '\u{1ef3}'..='\u{1ef9}' => "y",
         'ŵ' => "w",
         'ý' | 'ÿ' | 'ŷ' => "y",
         'ź' | 'ż' | 'ž' => "z",
@@ -469,21 +482,29 @@ mod tests {
         );
         assert_eq!(words("AvgSatScoreNum"), ["avg", "sat", "score", "num"]);
         assert_eq!(words("x-special-info"), ["x", "special", "info"]);
-        // Letters outside ASCII, transliterated; others separate words.
-        assert_eq!(words("émoji😀"), ["emoji"]);
-        assert_eq!(words("ünïStr"), ["uni", "str"]);
-        assert_eq!(words("ÜberWeisung"), ["uber", "weisung"]);
-        assert_eq!(words("straßeName"), ["strasse", "name"]);
-        assert_eq!(words("ключ"), ["klyuch"]);
-        assert_eq!(words("Объём"), ["obem"]);
-        assert_eq!(words("λόγος"), ["logos"]);
-        assert_eq!(words("İstanbul"), ["istanbul"]);
-        assert_eq!(words("名前Str"), ["str"]);
-        assert_eq!(words("a名b"), ["a", "b"]);
-        assert_eq!(snake_case("ünïStr"), "uni_str");
-        assert_eq!(snake_case_ascii_only("ünïStr"), "n_str");
-        assert_eq!(snake_case_ascii_only("émoji😀"), "moji");
-        assert_eq!(pascal_case("ключ_value"), "KlyuchValue");
+        // Field names write letters outside ASCII in ASCII; others
+        // separate words. Type names keep to ASCII.
+        for (key, field) in [
+            ("émoji😀", "emoji"),
+            ("ünïStr", "uni_str"),
+            ("ÜberWeisung", "uber_weisung"),
+            ("straßeName", "strasse_name"),
+            ("ключ", "klyuch"),
+            ("Объём", "obem"),
+            ("λόγος", "logos"),
+            ("İstanbul", "istanbul"),
+            ("București", "bucuresti"),
+            ("Bucures\u{0327}ti", "bucuresti"),
+            ("cafe\u{0301}Name", "cafe_name"),
+            ("Nguyễn", "nguyen"),
+            ("名前Str", "str"),
+            ("a名b", "a_b"),
+        ] {
+            assert_eq!(field_snake_case(key), field, "{key}");
+        }
+        assert_eq!(snake_case("ünïStr"), "n_str");
+        assert_eq!(snake_case("émoji😀"), "moji");
+        assert_eq!(pascal_case("préférences"), "PrFRences");
         assert_eq!(
             event_type_name("kustomer.customer.update"),
             "CustomerUpdate"
