@@ -81,6 +81,7 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> E
         );
         return ExitCode::SUCCESS;
     }
+    crate::out::failed();
     eprintln!("stale models ({fix} to update them):");
     for s in stale {
         eprintln!("  {s}");

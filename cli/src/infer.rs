@@ -118,6 +118,7 @@ pub fn check_with_fix(inferrer: &Inferrer, out: &Path, fix: &str) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    crate::out::failed();
     eprintln!("stale schemas ({fix} to update them):");
     for s in stale {
         eprintln!("  {s}");

@@ -234,9 +234,11 @@ fn write_lines(mut out: impl Write, mut waiting: tokio::sync::mpsc::Receiver<Pen
 }
 
 /// `path` as one word of a POSIX shell command line: as it is when it is
-/// made only of characters no shell treats specially, else in single
-/// quotes (a quote in it written `'\''`), so that a command printed for
-/// the user to run again can be pasted as it is.
+/// made only of characters no shell treats specially; else in single
+/// quotes (a quote in it written `'\''`); and, when it holds a control
+/// character (a line break), in `$'…'` with escapes, so that it stays on
+/// one line. A command printed for the user to run again can then be
+/// pasted as it is.
 pub fn shell_word(path: &std::path::Path) -> String {
     let text = path.to_string_lossy();
     let plain = !text.is_empty()
@@ -244,10 +246,28 @@ pub fn shell_word(path: &std::path::Path) -> String {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
     if plain {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
+        return text.into_owned();
     }
+    if !text.chars().any(char::is_control) {
+        return format!("'{}'", text.replace('\'', "'\\''"));
+    }
+    let mut word = String::from("$'");
+    for c in text.chars() {
+        match c {
+            '\\' => word.push_str("\\\\"),
+            '\'' => word.push_str("\\'"),
+            '\n' => word.push_str("\\n"),
+            '\r' => word.push_str("\\r"),
+            '\t' => word.push_str("\\t"),
+            c if c.is_control() && u32::from(c) < 0x80 => {
+                word.push_str(&format!("\\x{:02x}", u32::from(c)));
+            }
+            c if c.is_control() => word.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => word.push(c),
+        }
+    }
+    word.push('\'');
+    word
 }
 
 #[cfg(test)]
@@ -376,6 +396,7 @@ pub(crate) mod tests {
             ("$HOME/*.json", "'$HOME/*.json'"),
             ("", "''"),
             ("caf\u{e9}", "'caf\u{e9}'"),
+            ("a\nb's\\c\t\u{1}\u{85}", "$'a\\nb\\'s\\\\c\\t\\x01\\u0085'"),
         ] {
             assert_eq!(shell_word(std::path::Path::new(path)), word, "{path:?}");
         }

@@ -1277,6 +1277,11 @@ fn unreachable(url: &str, file: &Path, e: reqwest::Error) -> anyhow::Error {
     anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(&e)))
 }
 
+/// Whether `url`'s scheme is `https` (in any case, as URLs have it).
+fn is_https(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+}
+
 fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
     let file = printable(&file.display().to_string()).into_owned();
     if why.contains("CaUsedAsEndEntity") {
@@ -1288,7 +1293,7 @@ fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
              given to --ca-cert ({why})"
         );
     }
-    match scheme_hint(url, why) {
+    match scheme_hint(is_https(url), why) {
         Some(hint) => format!("posting {file} to {url}: {hint} ({why})"),
         None => format!("posting {file} to {url}: {why}"),
     }
@@ -1298,8 +1303,7 @@ fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
 /// scheme is not what the receiver speaks: TLS to a plain HTTP port (the
 /// TLS library finds no TLS record in its answer), or plain HTTP to a TLS
 /// port (the answer, a TLS alert, is no HTTP response).
-fn scheme_hint(url: &str, why: &str) -> Option<&'static str> {
-    let https = url.starts_with("https://");
+fn scheme_hint(https: bool, why: &str) -> Option<&'static str> {
     if https && why.contains("InvalidContentType") {
         return Some(
             "the receiver does not answer in TLS: for one serving plain HTTP, use an http:// URL",
@@ -1328,7 +1332,7 @@ pub async fn send(
 ) -> Result<ExitCode> {
     // Every payload is posted, whether or not anybody reads what is printed.
     crate::out::go_on_without_stdout();
-    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    let https = is_https(url);
     let client = send_client(options, https)?;
     let mut ok = true;
     for file in payloads(paths)? {
@@ -1380,7 +1384,7 @@ pub async fn send(
             // this delivery failed, and the next one is still sent.
             Err(e) if !e.is_connect() && !e.is_builder() => {
                 let why = no_reply_reason(&e);
-                match scheme_hint(url, &why) {
+                match scheme_hint(https, &why) {
                     Some(hint) => out!(
                         "--- {} no reply: {hint} ({})",
                         printable(&file.display().to_string()),
@@ -1693,14 +1697,18 @@ mod tests {
                  TLS: for one serving plain HTTP, use an http:// URL ({tls_to_plain})"
             )
         );
+        // A scheme in capitals is the same scheme.
+        assert!(
+            unreachable_message("HTTPS://127.0.0.1:8080/", file, tls_to_plain)
+                .contains("the receiver does not answer in TLS")
+        );
         let plain_to_tls = "error sending request: invalid HTTP version parsed";
         assert!(
-            scheme_hint("http://127.0.0.1:8443/", plain_to_tls)
-                .is_some_and(|h| h.contains("use an https:// URL"))
+            scheme_hint(false, plain_to_tls).is_some_and(|h| h.contains("use an https:// URL"))
         );
         // The same words under the other scheme are not that mistake.
-        assert_eq!(scheme_hint("http://x/", tls_to_plain), None);
-        assert_eq!(scheme_hint("https://x/", plain_to_tls), None);
+        assert_eq!(scheme_hint(false, tls_to_plain), None);
+        assert_eq!(scheme_hint(true, plain_to_tls), None);
     }
 
     #[test]

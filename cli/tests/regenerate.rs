@@ -573,6 +573,26 @@ fn check_says_which_regenerate_updates_stale_schemas_and_models() {
         "{}",
         check.stderr
     );
+
+    // Stale schemas beside models that match, read by nothing (`check |
+    // true`): the models' line finds stdout closed, and the status is still 1.
+    let written = run(&[&["regenerate"], &args[..], &["--out", path(&models)]].concat());
+    assert_eq!(written.code, Some(0), "{}", written.stderr);
+    let schema = schemas.join("customer.json");
+    let text = fs::read_to_string(&schema).unwrap();
+    fs::write(&schema, format!("{text}\n")).unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args([&["check"], &args[..], &["--models", path(&models)]].concat())
+        .current_dir(ROOT)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stale schemas"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
 
 /// A resource type starting with a digit, which no Rust type name can.

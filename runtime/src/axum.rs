@@ -290,8 +290,9 @@ async fn refuse_unread<S: Events>(
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if waits_to_send {
-        // Its body is never sent: the connection stays as it is.
-        return respond(reply);
+        // Its body is not asked for, and whether the client sends it anyway
+        // cannot be told: the connection closes after the answer.
+        return closing(respond(reply));
     }
     let mut ended = false;
     if declared.is_none_or(|n| n <= at_most) {

@@ -844,11 +844,13 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The first and the last of two different `name`s at the top of one JSON
-/// sample: a JSON object keeps the last of a key given twice, where the
-/// receiver refuses an event named twice, so inference must see it too.
-/// A sample with `"name"` once at most (nearly all: that text anywhere
-/// else counts too) is not read again.
+/// The first and the last `name` at the top of one JSON sample, when they
+/// differ: a JSON object keeps the last of a key given twice, and the
+/// receiver routes a body by its first name and refuses it when the last
+/// differs, so inference must see that too. A sample with the text
+/// `"name"` at most once is not read again; one with it more often (most:
+/// resources have a `name` of their own) is, lightly (values other than the
+/// top level's `name`s are read past, not built).
 fn named_twice(sample: &[u8]) -> Option<(String, String)> {
     const KEY: &[u8] = b"\"name\"";
     let mut times = sample.windows(KEY.len()).filter(|w| *w == KEY);
@@ -863,25 +865,24 @@ fn named_twice(sample: &[u8]) -> Option<(String, String)> {
             f.write_str("an object")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
+            let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
+            while let Some(key) = map.next_key::<String>()? {
+                if key != "name" {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                } else if first.is_none() {
+                    first = Some(map.next_value()?);
+                } else {
+                    last = Some(map.next_value()?);
+                }
+            }
             let text = |v: &Value| match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let (mut first, mut twice): (Option<Value>, _) = (None, None);
-            while let Some(key) = map.next_key::<String>()? {
-                // The rest is read past, as the object must end to be read.
-                if key != "name" || twice.is_some() {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    continue;
-                }
-                let value: Value = map.next_value()?;
-                match &first {
-                    None => first = Some(value),
-                    Some(f) if *f != value => twice = Some((text(f), text(&value))),
-                    Some(_) => {}
-                }
-            }
-            Ok(Names(twice))
+            Ok(Names(match (first, last) {
+                (Some(f), Some(l)) if f != l => Some((text(&f), text(&l))),
+                _ => None,
+            }))
         }
     }
     impl<'de> serde::Deserialize<'de> for Names {
@@ -961,9 +962,11 @@ mod tests {
                 "s.jsonl: sample 2 (line 2): the sample names its event twice, \"kustomer.widget.create\" and then \"7\", at /name"
             ]
         );
-        // The same name twice, `name` keys deeper down, or `"name"` in a
-        // string value: usable.
+        // The same name twice (or first and last the same, as the receiver
+        // compares them), `name` keys deeper down, or `"name"` in a string
+        // value: usable.
         for fine in [
+            r#"{"name":"kustomer.widget.create","name":"x","name":"kustomer.widget.create","data":{"type":"widget"}}"#,
             r#"{"name":"kustomer.widget.create","name":"kustomer.widget.create","data":{"type":"widget"}}"#,
             r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"name":"a","x":{"name":"b"}}}}"#,
             r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"note":"\"name\" \"name\""}}}"#,

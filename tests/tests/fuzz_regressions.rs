@@ -102,6 +102,13 @@ fn a_name_that_is_not_a_string_says_its_type() {
         parse(br#"{"name":5,"data":{"#),
         Err(ParseError::InvalidJson { .. })
     ));
+    // Named by the header instead, it is that event, with nothing lost (the
+    // `parse` target checks this of every body `parse` refuses so).
+    let body = br#"{"name":5,"data":{}}"#;
+    let parsed = parse_as(body, "kustomer.customer.update").unwrap();
+    assert_eq!(parsed.event.name().as_str(), "kustomer.customer.update");
+    let back = serde_json::to_value(&parsed.event).unwrap();
+    assert_eq!(back, serde_json::from_slice::<Value>(body).unwrap());
 }
 
 /// The `parse` target's own check again: a body whose `name` key is
