@@ -232,7 +232,7 @@ impl Inferrer {
         let bytes = &*lone_surrogates_replaced(bytes);
         let (mut seen, mut added) = (0, 0);
         let mut lines = Lines::default();
-        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Sample>();
         loop {
             let start = stream.byte_offset();
             let line = lines.at(bytes, start);
@@ -248,14 +248,14 @@ impl Inferrer {
                     });
                     return added;
                 }
-                Some(Ok(v)) => {
+                Some(Ok(Sample { value: v, names })) => {
                     seen += 1;
                     let label = if seen == 1 && stream.byte_offset() == trimmed_len(bytes) {
                         origin.to_owned()
                     } else {
                         format!("{origin}: sample {seen} (line {line})")
                     };
-                    let added_or = match named_twice(&bytes[start..stream.byte_offset()]) {
+                    let added_or = match names {
                         Some((first, last)) => Err(Error::Sample {
                             origin: label.clone(),
                             problem: SampleProblem::NamedTwice { first, last },
@@ -844,56 +844,104 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// The first and the last `name` at the top of one JSON sample, when they
-/// differ: a JSON object keeps the last of a key given twice, and the
-/// receiver routes a body by its first name and refuses it when the last
-/// differs, so inference must see that too. A sample with the text
-/// `"name"` at most once is not read again; one with it more often (most:
-/// resources have a `name` of their own) is, lightly (values other than the
-/// top level's `name`s are read past, not built).
-fn named_twice(sample: &[u8]) -> Option<(String, String)> {
-    const KEY: &[u8] = b"\"name\"";
-    let mut times = sample.windows(KEY.len()).filter(|w| *w == KEY);
-    times.next()?;
-    times.next()?;
+/// One JSON value read from a sample file, and, when it is an object
+/// whose first and last `name` differ, both: a JSON object keeps the last
+/// of a key given twice, where the receiver routes a body by its first name
+/// and refuses it when the last differs, so inference must see that too.
+/// Read in one pass, as `Value` reads it.
+struct Sample {
+    value: Value,
+    names: Option<(String, String)>,
+}
 
-    struct Names(Option<(String, String)>);
-    struct Visit;
-    impl<'de> serde::de::Visitor<'de> for Visit {
-        type Value = Names;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object")
+impl<'de> serde::Deserialize<'de> for Sample {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SampleVisitor)
+    }
+}
+
+struct SampleVisitor;
+
+impl SampleVisitor {
+    fn plain<E>(value: Value) -> Result<Sample, E> {
+        Ok(Sample { value, names: None })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SampleVisitor {
+    type Value = Sample;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Sample, E> {
+        Self::plain(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Sample, E> {
+        Self::plain(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Sample, E> {
+        Self::plain(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Sample, E> {
+        Self::plain(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Sample, E> {
+        Self::plain(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Sample, E> {
+        Self::plain(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Sample, E> {
+        Self::plain(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Sample, E> {
+        Self::plain(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sample, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Names, A::Error> {
-            let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
-            while let Some(key) = map.next_key::<String>()? {
-                if key != "name" {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                } else if first.is_none() {
-                    first = Some(map.next_value()?);
+        Self::plain(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sample, A::Error> {
+        let mut object = Map::new();
+        let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if key == "name" {
+                if first.is_none() {
+                    first = Some(value.clone());
                 } else {
-                    last = Some(map.next_value()?);
+                    last = Some(value.clone());
                 }
             }
-            let text = |v: &Value| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Ok(Names(match (first, last) {
-                (Some(f), Some(l)) if f != l => Some((text(&f), text(&l))),
-                _ => None,
-            }))
+            object.insert(key, value);
         }
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let names = match (first, last) {
+            (Some(f), Some(l)) if f != l => Some((text(&f), text(&l))),
+            _ => None,
+        };
+        Ok(Sample {
+            value: Value::Object(object),
+            names,
+        })
     }
-    impl<'de> serde::Deserialize<'de> for Names {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_map(Visit)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(sample);
-    serde::Deserialize::deserialize(&mut de)
-        .ok()
-        .and_then(|Names(n)| n)
 }
 
 #[cfg(test)]
@@ -975,6 +1023,10 @@ mod tests {
                 .add_json(fine.as_bytes(), "fine.json")
                 .unwrap();
         }
-        assert_eq!(named_twice(b"[\"name\",\"name\"]"), None, "not an object");
+        let array: Sample = serde_json::from_slice(b"[\"name\",\"name\"]").unwrap();
+        assert!(
+            array.names.is_none() && array.value.is_array(),
+            "not an object"
+        );
     }
 }
