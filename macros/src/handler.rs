@@ -61,7 +61,16 @@ impl Parse for Args {
                         "`events` needs at least one event name",
                     ));
                 }
-                args.events = Some(list.into_iter().collect());
+                let list: Vec<LitStr> = list.into_iter().collect();
+                for (i, lit) in list.iter().enumerate() {
+                    if list[..i].iter().any(|before| before.value() == lit.value()) {
+                        return Err(syn::Error::new_spanned(
+                            lit,
+                            format!("`{}` is listed twice: give each event once", lit.value()),
+                        ));
+                    }
+                }
+                args.events = Some(list);
             } else {
                 return Err(syn::Error::new_spanned(
                     &key,
@@ -842,6 +851,19 @@ mod tests {
         .to_string();
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.contains("did you mean"), "{out}");
+        // A name listed twice: an error on the second, not a dispatcher
+        // that fails to build at start.
+        let out = expand(
+            quote!(events = ["kustomer.customer.create", "kustomer.customer.create"]),
+            quote! {
+                async fn on_customer(event: CustomerEvent) {}
+            },
+        )
+        .to_string();
+        assert!(
+            out.contains("`kustomer.customer.create` is listed twice: give each event once"),
+            "{out}"
+        );
     }
 
     #[test]

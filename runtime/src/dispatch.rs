@@ -512,7 +512,14 @@ pub fn registered<S: Events>() -> impl Iterator<Item = Handler<S>> {
 #[non_exhaustive]
 pub enum BuildError {
     /// Two handlers for one event.
-    #[error("two handlers for {event}: {first} and {second} (one event has one handler)")]
+    #[error(
+        "two handlers for {event}: {first} and {second} (one event has one handler){}",
+        if first == second {
+            "; the same function added twice? `.registered()` adds every #[kustomer_webhook] function already"
+        } else {
+            ""
+        }
+    )]
     Duplicate {
         /// The event.
         event: String,
@@ -531,7 +538,7 @@ pub enum BuildError {
     },
     /// Two catch-all handlers (both taking the whole set, `AnyEvent`).
     #[error(
-        "two catch-all handlers (taking AnyEvent): {first} and {second} (restrict one to some events with `only`, or merge them)"
+        "two catch-all handlers (taking AnyEvent): {first} and {second} (restrict one to some events, with `events = [...]` on its #[kustomer_webhook] or with `.handler_for`, or merge them)"
     )]
     DuplicateCatchAll {
         /// The handler added first.
@@ -540,12 +547,31 @@ pub enum BuildError {
         second: &'static str,
     },
     /// A handler restricted to an event its parameter does not stand for.
-    #[error("{handler} is restricted to {event}, which its parameter type does not hold")]
+    #[error(
+        "{handler} is restricted to {event}, which its parameter type does not hold{}",
+        match suggestion {
+            Some(known) => format!("; did you mean {known}?"),
+            None => String::new(),
+        }
+    )]
     NotHandled {
         /// The handler.
         handler: &'static str,
         /// The event.
         event: String,
+        /// The event of its parameter type spelled most like it, when one
+        /// is close.
+        suggestion: Option<&'static str>,
+    },
+    /// A handler taking [`OtherEvent`](crate::OtherEvent) restricted to some
+    /// events: it takes every event without a generated type, and cannot
+    /// be restricted.
+    #[error(
+        "{handler} takes OtherEvent, which gets every event without a generated type, and cannot be restricted to some"
+    )]
+    OtherRestricted {
+        /// The handler.
+        handler: &'static str,
     },
     /// A handler restricted to no event at all (`handler_for(&[], f)`),
     /// which would never run.
@@ -646,14 +672,22 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
             if h.events.is_empty() && !h.other && !h.any {
                 return Err(BuildError::NoEvents { handler: h.name });
             }
+            if h.other && !h.events.is_empty() {
+                return Err(BuildError::OtherRestricted { handler: h.name });
+            }
             for event in h.events {
                 if !h.all_events.contains(event) {
                     return Err(BuildError::NotHandled {
                         handler: h.name,
                         event: (*event).to_owned(),
+                        suggestion: closest(event, h.all_events),
                     });
                 }
                 if let Some(&first) = by_event.get(&EventName::from(*event)) {
+                    // Listed twice by one handler: once is enough.
+                    if first == i {
+                        continue;
+                    }
                     return Err(BuildError::Duplicate {
                         event: (*event).to_owned(),
                         first: self.handlers[first].name,
@@ -692,11 +726,50 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     }
 }
 
+/// The name in `known` spelled most like `name`, when it is at most three
+/// letters away (a typo, not another event).
+fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (above + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != *cb));
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(name, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
 fn short_name(type_name: &'static str) -> &'static str {
     // `my_crate::handlers::on_update` → `handlers::on_update`; the path of a
     // generic function is shortened before its parameters, which are kept:
     // `my_crate::handlers::on<my_crate::Event>` → `handlers::on<my_crate::Event>`.
     let path = &type_name[..type_name.find('<').unwrap_or(type_name.len())];
+    // A closure within closures (one in an `async` block, as in
+    // `#[tokio::main]`) is named by the function around them:
+    // `my_crate::main::{{closure}}::{{closure}}` → `main::{{closure}}`.
+    const CLOSURE: &str = "::{{closure}}";
+    let mut function = path;
+    while let Some(outer) = function.strip_suffix(CLOSURE) {
+        function = outer;
+    }
+    if function.len() < path.len() {
+        let start = function.rfind("::").map_or(0, |i| i + 2);
+        return &type_name[start..function.len() + CLOSURE.len()];
+    }
     match path.rmatch_indices("::").nth(1) {
         Some((i, _)) => &type_name[i + 2..],
         None => type_name,
@@ -718,6 +791,15 @@ mod tests {
                 "serve::print<my_crate::models::team::TeamEvent>",
             ),
             ("my_crate::main::{{closure}}", "main::{{closure}}"),
+            (
+                "my_crate::main::{{closure}}::{{closure}}",
+                "main::{{closure}}",
+            ),
+            (
+                "main::{{closure}}::{{closure}}::{{closure}}",
+                "main::{{closure}}",
+            ),
+            ("{{closure}}", "{{closure}}"),
         ] {
             assert_eq!(short_name(full), short, "{full}");
         }

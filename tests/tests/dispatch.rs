@@ -286,6 +286,51 @@ fn two_handlers_for_one_event_are_refused_when_building() {
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::NotHandled { .. }), "{err}");
+    // A typo gets the name it is closest to.
+    let err = Dispatcher::builder()
+        .handler_for(&["kustomer.custmer.create"], customer_any)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "which its parameter type does not hold; did you mean kustomer.customer.create?"
+        ),
+        "{err}"
+    );
+    // A name listed twice is listed once.
+    Dispatcher::builder()
+        .handler_for(
+            &["kustomer.customer.create", "kustomer.customer.create"],
+            customer_any,
+        )
+        .build()
+        .unwrap();
+    // One function added twice: said so.
+    let err = Dispatcher::builder()
+        .handler(customer_any)
+        .handler(customer_any)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the same function added twice?"),
+        "{err}"
+    );
+}
+
+/// An `OtherEvent` handler takes every event without a generated type: it
+/// cannot be restricted, and saying so is clearer than "does not hold".
+#[test]
+fn an_other_event_handler_restricted_to_some_events_is_refused_saying_why() {
+    let err = Dispatcher::with_state(Seen::default())
+        .handler_for(&["kustomer.tag.create"], other)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::OtherRestricted { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("takes OtherEvent, which gets every event without a generated type, and cannot be restricted to some"),
+        "{err}"
+    );
 }
 
 #[test]
