@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
+mod common;
+use common::BIN;
 
 fn validate(text: &str) -> (Option<i32>, String) {
     let dir = tempfile::TempDir::new().unwrap();
@@ -83,7 +84,6 @@ fn headers_the_receiver_would_refuse_and_repeated_keys_are_errors() {
 /// error still exits 1: the status does not depend on the reader.
 #[test]
 fn an_error_exits_1_even_when_the_output_is_not_read() {
-    use std::process::Stdio;
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("app.json");
     let events: Vec<String> = (0..13)
@@ -97,17 +97,9 @@ fn an_error_exits_1_even_when_the_output_is_not_read() {
         ),
     )
     .unwrap();
-    for closed in [false, true] {
-        let mut child = Command::new(BIN)
-            .args(["app-definition", "validate", path.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if closed {
-            drop(child.stdout.take());
-        }
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "closed: {closed}: {out:?}");
-    }
+    let args = ["app-definition", "validate", path.to_str().unwrap()];
+    let read = common::run(&args);
+    assert_eq!(read.code, Some(1), "{}", read.stdout);
+    let unread = common::run_unread(&args);
+    assert_eq!(unread.code, Some(1), "{}", unread.stderr);
 }

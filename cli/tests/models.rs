@@ -286,7 +286,6 @@ fn parse_takes_directories_of_payloads() {
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
-    use std::process::{Command, Stdio};
     // Far more output than a pipe holds, so the command is still writing
     // when the reader is gone.
     let dir = TempDir::new().unwrap();
@@ -296,23 +295,14 @@ fn output_into_a_closed_pipe_ends_quietly() {
     for i in 0..200 {
         write(&dir, &format!("{i:03}.json"), &sample);
     }
-    let mut child = Command::new(common::BIN)
-        .args(["parse", "--emit", dir.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
+    let r = common::run_unread(&["parse", "--emit", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
 
 /// A failure before the reader went away still makes the status 1.
 #[test]
 fn output_into_a_closed_pipe_after_a_failure_ends_with_status_1() {
-    use std::process::{Command, Stdio};
     let dir = TempDir::new().unwrap();
     let sample =
         fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.customer.update.json"))
@@ -322,17 +312,9 @@ fn output_into_a_closed_pipe_after_a_failure_ends_with_status_1() {
     for i in 1..200 {
         write(&dir, &format!("{i:03}.json"), &sample);
     }
-    let mut child = Command::new(common::BIN)
-        .args(["parse", "--emit", dir.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("000-bad.json"), "{stderr}");
+    let r = common::run_unread(&["parse", "--emit", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("000-bad.json"), "{}", r.stderr);
 }
 
 #[test]

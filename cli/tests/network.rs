@@ -3,8 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{ChildStderr, Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kustomer-webhooks");
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+mod common;
+use common::{BIN, ROOT};
 
 #[test]
 fn demo_delivers_and_reports_every_case() {
@@ -926,22 +926,16 @@ fn send_posts_every_payload_when_its_output_is_not_read() {
     }
     // Sent last, and refused with 400.
     std::fs::write(dir.path().join("zz-not-json.json"), "{bad").unwrap();
-    let mut child = Command::new(BIN)
-        .args(["send", "--url", &url, "--token", "t0ken"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the 400 is in the status: {stderr}"
-    );
-    assert!(stderr.is_empty(), "{stderr}");
+    let r = common::run_unread(&[
+        "send",
+        "--url",
+        &url,
+        "--token",
+        "t0ken",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(1), "the 400 is in the status: {}", r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
     // Every sample was posted and handled: serve printed a line for each.
     let events = printed.lines().take(10).map(Result::unwrap).count();
     assert_eq!(events, 10);

@@ -581,18 +581,9 @@ fn check_says_which_regenerate_updates_stale_schemas_and_models() {
     let schema = schemas.join("customer.json");
     let text = fs::read_to_string(&schema).unwrap();
     fs::write(&schema, format!("{text}\n")).unwrap();
-    let mut child = std::process::Command::new(common::BIN)
-        .args([&["check"], &args[..], &["--models", path(&models)]].concat())
-        .current_dir(ROOT)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("stale schemas"), "{stderr}");
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r = common::run_unread(&[&["check"], &args[..], &["--models", path(&models)]].concat());
+    assert!(r.stderr.contains("stale schemas"), "{}", r.stderr);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
 }
 
 /// A resource type starting with a digit, which no Rust type name can.

@@ -450,49 +450,33 @@ pub enum SharedTurn {
     InProcess,
 }
 
-impl<S: RevisionStore + ?Sized> RevisionStore for Arc<S> {
-    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
-        (**self).last_revision(resource_id)
-    }
-    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
-        (**self).record_revision(resource_id, rev)
-    }
-    fn take_turn<'a>(
-        &'a self,
-        resource_id: &'a str,
-        hold: Duration,
-    ) -> StoreFuture<'a, SharedTurn> {
-        (**self).take_turn(resource_id, hold)
-    }
-    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
-        (**self).give_turn(resource_id, token)
-    }
-    fn shares_turns(&self) -> bool {
-        (**self).shares_turns()
-    }
+/// A revision store behind a pointer is the store it points at.
+macro_rules! revision_store_behind {
+    ($($pointer:ident),*) => {$(
+        impl<S: RevisionStore + ?Sized> RevisionStore for $pointer<S> {
+            fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
+                (**self).last_revision(resource_id)
+            }
+            fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
+                (**self).record_revision(resource_id, rev)
+            }
+            fn take_turn<'a>(
+                &'a self,
+                resource_id: &'a str,
+                hold: Duration,
+            ) -> StoreFuture<'a, SharedTurn> {
+                (**self).take_turn(resource_id, hold)
+            }
+            fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
+                (**self).give_turn(resource_id, token)
+            }
+            fn shares_turns(&self) -> bool {
+                (**self).shares_turns()
+            }
+        }
+    )*};
 }
-
-impl<S: RevisionStore + ?Sized> RevisionStore for Box<S> {
-    fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
-        (**self).last_revision(resource_id)
-    }
-    fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
-        (**self).record_revision(resource_id, rev)
-    }
-    fn take_turn<'a>(
-        &'a self,
-        resource_id: &'a str,
-        hold: Duration,
-    ) -> StoreFuture<'a, SharedTurn> {
-        (**self).take_turn(resource_id, hold)
-    }
-    fn give_turn<'a>(&'a self, resource_id: &'a str, token: &'a str) -> StoreFuture<'a, ()> {
-        (**self).give_turn(resource_id, token)
-    }
-    fn shares_turns(&self) -> bool {
-        (**self).shares_turns()
-    }
-}
+revision_store_behind!(Arc, Box);
 
 impl RevisionStore for OrderingGuard {
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
