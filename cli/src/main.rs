@@ -388,9 +388,9 @@ enum Command {
         )]
         redis: Vec<String>,
         /// The --redis URLs are nodes of a Redis Cluster
+        // Needs --redis: checked by `check_redis_flags`, not `requires`.
         #[arg(
             long,
-            requires = "redis",
             env = "KUSTOMER_WEBHOOKS_REDIS_CLUSTER",
             value_parser = clap::builder::BoolishValueParser::new()
         )]
@@ -403,7 +403,6 @@ enum Command {
             long,
             value_name = "NAME",
             requires = "redis",
-            conflicts_with = "redis_cluster",
             env = "KUSTOMER_WEBHOOKS_REDIS_SENTINEL"
         )]
         redis_sentinel: Option<String>,
@@ -414,9 +413,9 @@ enum Command {
         /// It also starts while Redis (or every node or Sentinel) is down,
         /// and connects once it is up; a Redis that refuses the settings (a
         /// wrong password) still stops it at start
+        // Needs --redis: checked by `check_redis_flags`, not `requires`.
         #[arg(
             long,
-            requires = "redis",
             env = "KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN",
             value_parser = clap::builder::BoolishValueParser::new()
         )]
@@ -525,6 +524,9 @@ enum AppDefinitionCommand {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = check_redis_flags(&cli.command) {
+        e.exit();
+    }
     let code = match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
@@ -535,6 +537,53 @@ fn main() -> ExitCode {
     // `serve`'s last log lines, when stderr is read.
     log::flush(std::time::Duration::from_secs(2));
     code
+}
+
+/// `serve`'s Redis switches, checked by their values: clap's `requires`
+/// and `conflicts_with` take a switch its environment variable sets to
+/// false (`KUSTOMER_WEBHOOKS_REDIS_CLUSTER=0`, as a deployment template
+/// may have by default) as given, and would refuse to start.
+fn check_redis_flags(command: &Command) -> Result<(), clap::Error> {
+    let Command::Serve {
+        redis,
+        redis_cluster,
+        redis_sentinel,
+        redis_fail_open,
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    let error = |kind, message: String| {
+        let mut cli = Cli::command();
+        let serve = cli
+            .find_subcommand_mut("serve")
+            .expect("serve is a command");
+        Err(serve.error(kind, message))
+    };
+    for (on, flag) in [
+        (*redis_cluster, "--redis-cluster"),
+        (*redis_fail_open, "--redis-fail-open"),
+    ] {
+        if on && redis.is_empty() {
+            return error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "{flag} needs --redis <URL> (or KUSTOMER_WEBHOOKS_REDIS_URL): the Redis \
+                     to use"
+                ),
+            );
+        }
+    }
+    if *redis_cluster && redis_sentinel.is_some() {
+        return error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--redis-sentinel cannot be used with --redis-cluster: the URLs are Sentinels or \
+             nodes of a cluster, not both"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// The error and its causes, `: `-separated, each said once: an error whose

@@ -77,6 +77,9 @@ impl Pipeline {
             return Settings::default();
         }
         let mut command = self.command_of_samples();
+        if let Some(dir) = &self.schemas {
+            command.push_str(&format!(" --schemas {}", shell_word(dir)));
+        }
         command.push_str(&format!(" --out {}", shell_word(&self.out())));
         let dirs: Vec<String> = self
             .samples

@@ -282,7 +282,7 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
     {
         return Err(format!(
             "{name} cannot be a custom header: it is part of every delivery \
-             (its signature, event name, content type or length)"
+             (its signature, event name, content type, encoding or length)"
         ));
     }
     if HOP_BY_HOP_HEADERS

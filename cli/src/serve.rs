@@ -454,6 +454,15 @@ pub async fn serve(
         }
         None => None,
     };
+    if let (Some(capturing), Some(letters)) = (&capturing, &dead_letters)
+        && same_dir(capturing, letters.dir())
+    {
+        anyhow::bail!(
+            "--capture and --dead-letters name one directory ({}): every delivery captured \
+             there would be taken for a dead letter, and sent again; give each its own",
+            letters.dir().display()
+        );
+    }
     // Set once a signal asked serve to stop: `/readyz` then answers 503, so
     // that a load balancer sends new deliveries elsewhere.
     let stopping = Arc::new(AtomicBool::new(false));
@@ -682,6 +691,15 @@ impl StopSignals {
             }
             Stop::Interrupt
         }
+    }
+}
+
+/// Whether two directories that exist are one (through links, or `.` and
+/// its full path).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -1257,9 +1275,11 @@ async fn deliver(
 
 /// Why a delivery got no reply, when the receiver was reached: its
 /// connection closed or broke before an answer came.
-fn no_reply_reason(e: &reqwest::Error) -> String {
+fn no_reply_reason(e: reqwest::Error) -> String {
+    // The URL is said by the caller, its password hidden (`shown_url`).
+    let e = e.without_url();
     let mut why = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {
         let text = cause.to_string();
         if !why.ends_with(&text) {
@@ -1274,7 +1294,18 @@ fn no_reply_reason(e: &reqwest::Error) -> String {
 /// Why a receiver cannot be reached, said plainly where the TLS library's
 /// words are not.
 fn unreachable(url: &str, file: &Path, e: reqwest::Error) -> anyhow::Error {
-    anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(&e)))
+    anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(e)))
+}
+
+/// A URL as it is shown: its password, if it has one, as `***`.
+fn shown_url(url: &str) -> std::borrow::Cow<'_, str> {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string().into()
+        }
+        _ => url.into(),
+    }
 }
 
 /// Whether `url`'s scheme is `https` (in any case, as URLs have it).
@@ -1284,6 +1315,8 @@ fn is_https(url: &str) -> bool {
 
 fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
     let file = printable(&file.display().to_string()).into_owned();
+    let https = is_https(url);
+    let url = printable(&shown_url(url)).into_owned();
     if why.contains("CaUsedAsEndEntity") {
         return format!(
             "posting {file} to {url}: the receiver's certificate is a certificate authority's \
@@ -1293,7 +1326,7 @@ fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
              given to --ca-cert ({why})"
         );
     }
-    match scheme_hint(is_https(url), why) {
+    match scheme_hint(https, why) {
         Some(hint) => format!("posting {file} to {url}: {hint} ({why})"),
         None => format!("posting {file} to {url}: {why}"),
     }
@@ -1383,7 +1416,7 @@ pub async fn send(
             // (a receiver that crashed on this payload, a proxy's reset):
             // this delivery failed, and the next one is still sent.
             Err(e) if !e.is_connect() && !e.is_builder() => {
-                let why = no_reply_reason(&e);
+                let why = no_reply_reason(e);
                 match scheme_hint(https, &why) {
                     Some(hint) => out!(
                         "--- {} no reply: {hint} ({})",
@@ -1682,6 +1715,11 @@ mod tests {
         assert_eq!(
             unreachable_message("http://x/", file, "connection refused"),
             "posting a.json to http://x/: connection refused"
+        );
+        // A password in the URL is not shown; the user name is.
+        assert_eq!(
+            unreachable_message("http://kw:s3cret@x:8080/k", file, "connection refused"),
+            "posting a.json to http://kw:***@x:8080/k: connection refused"
         );
     }
 

@@ -447,3 +447,38 @@ fn parse_reads_a_lone_surrogate_as_u_fffd_and_calls_that_lossless() {
         r.stdout
     );
 }
+
+/// A sample nested as deep as the receiver reads (its attributes about 120
+/// objects deep) gives a schema nested about twice as deep: `generate`
+/// reads back what `infer` wrote, as `regenerate` does in one step.
+#[test]
+fn generate_reads_the_schema_of_a_deeply_nested_sample() {
+    let samples = TempDir::new().unwrap();
+    let sample: Value = serde_json::from_str(
+        &fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.team.create.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut deep = Value::from(1);
+    for _ in 0..120 {
+        deep = serde_json::json!({ "x": deep });
+    }
+    let mut sample = sample;
+    sample["data"]["attributes"]["deep"] = deep;
+    write(&samples, "team.json", &sample.to_string());
+    let schemas = TempDir::new().unwrap();
+    let models = TempDir::new().unwrap();
+    let (samples, schemas, models) = (
+        samples.path().to_str().unwrap(),
+        schemas.path().to_str().unwrap(),
+        models.path().to_str().unwrap(),
+    );
+    let r = run(&["infer", samples, "--out", schemas]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(&["generate", "--schemas", schemas, "--out", models]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let team = fs::read_to_string(Path::new(models).join("team.rs")).unwrap();
+    assert!(team.contains("pub deep: Option<"), "{team}");
+    let r = run(&["generate", "--schemas", schemas, "--out", models, "--check"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}

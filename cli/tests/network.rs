@@ -906,6 +906,11 @@ fn a_custom_header_that_cannot_work_is_refused_at_start() {
             "content-type=application/json",
             "content-type cannot be a custom header",
         ),
+        // Every delivery carrying it would be refused as encoded (415).
+        (
+            "Content-Encoding=s3cret",
+            "Content-Encoding cannot be a custom header",
+        ),
     ] {
         let stderr = serve_stops_at_start(&["--header", header]);
         assert!(stderr.contains(want), "{header}: {stderr}");
@@ -2910,4 +2915,102 @@ fn a_second_sigterm_stops_serve_at_once() {
 #[cfg(unix)]
 fn a_second_sigint_stops_serve_at_once() {
     a_second_stop_signal_stops_at_once("-TERM", "-INT", 130);
+}
+
+/// `serve`'s Redis switches set to false in the environment (as a
+/// deployment template may have them by default) are off, not a missing
+/// `--redis`; set on without a Redis, they are a usage error naming it.
+#[test]
+fn redis_switches_set_off_in_the_environment_need_no_redis() {
+    let off = [
+        ("KUSTOMER_WEBHOOKS_REDIS_CLUSTER", "0"),
+        ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "false"),
+    ];
+    let (_serve, _log, url, _) = start_serve_with_env(&["--token", "t0ken"], &off);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let closed = "redis://127.0.0.1:9/";
+    let cases: [(&[&str], &[(&str, &str)], i32, &str); 4] = [
+        (
+            &["--redis-cluster"],
+            &[],
+            2,
+            "--redis-cluster needs --redis <URL>",
+        ),
+        (
+            &[],
+            &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")],
+            2,
+            "--redis-fail-open needs --redis <URL>",
+        ),
+        (
+            &[
+                "--redis",
+                closed,
+                "--redis-sentinel",
+                "m",
+                "--redis-cluster",
+            ],
+            &[],
+            2,
+            "--redis-sentinel cannot be used with --redis-cluster",
+        ),
+        // Off in the environment: no conflict, and the Sentinel is tried.
+        (
+            &["--redis", closed, "--redis-sentinel", "m"],
+            &[("KUSTOMER_WEBHOOKS_REDIS_CLUSTER", "false")],
+            1,
+            "connecting to Redis (--redis)",
+        ),
+    ];
+    for (args, env, code, want) in cases {
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?} {env:?}: {stderr}");
+    }
+}
+
+/// Captures and dead letters in one directory would mix: each capture
+/// would be listed as a dead letter waiting to be sent again.
+#[test]
+fn capture_and_dead_letters_in_one_directory_are_refused_at_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let dotted = format!("{path}/.");
+    for other in [path, dotted.as_str()] {
+        let stderr = serve_stops_at_start(&["--capture", path, "--dead-letters", other]);
+        assert!(
+            stderr.contains("--capture and --dead-letters name one directory"),
+            "{stderr}"
+        );
+    }
+}
+
+/// `send` to a receiver it cannot reach says where it posted without the
+/// URL's password.
+#[test]
+fn send_never_shows_the_password_of_its_url() {
+    let out = Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            "http://kw:s3cretpw@127.0.0.1:9/k",
+            "--token",
+            "t",
+            &format!("{ROOT}/schema/samples/kustomer.team.create.json"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("to http://kw:***@127.0.0.1:9/k: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cretpw"), "{stderr}");
 }

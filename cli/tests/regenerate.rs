@@ -550,6 +550,15 @@ fn check_says_which_regenerate_updates_stale_schemas_and_models() {
         written.stdout,
         written.stderr
     );
+    // The models' header names the command as given, `--schemas` too.
+    let header = fs::read_to_string(models.join("mod.rs")).unwrap();
+    let given = format!(
+        "kustomer-webhooks regenerate --samples {} --schemas {} --out {}",
+        path(&captured),
+        path(&schemas),
+        path(&models)
+    );
+    assert!(header.lines().next().unwrap().contains(&given), "{header}");
     capture(
         &captured,
         "6a1f00000000000000000002",

@@ -257,7 +257,7 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
             path: path.clone(),
             source,
         })?;
-        let value = serde_json::from_str(&text).map_err(|source| Error::Json {
+        let value = parse_schema(&text).map_err(|source| Error::Json {
             path: path.clone(),
             source,
         })?;
@@ -272,6 +272,56 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
         out.insert(stem, value);
     }
     Ok(out)
+}
+
+/// How deep a schema file may nest. A schema nests about twice as deep as
+/// the payloads it describes (an object's fields are under `properties`,
+/// an array's items under `items`), and payloads nested up to serde_json's
+/// limit of 128 are read, by `infer` as by the receiver: their schemas need
+/// up to about 270.
+const MAX_SCHEMA_DEPTH: usize = 400;
+
+/// Reads a schema file's JSON: without serde_json's nesting limit of 128,
+/// which a schema inferred from a payload nested half as deep reaches, but
+/// within [`MAX_SCHEMA_DEPTH`]; a file nested deeper is read with the
+/// limit, so that its error says where.
+fn parse_schema(text: &str) -> serde_json::Result<Value> {
+    if nesting(text.as_bytes()) > MAX_SCHEMA_DEPTH {
+        return serde_json::from_str(text);
+    }
+    let mut reader = serde_json::Deserializer::from_str(text);
+    reader.disable_recursion_limit();
+    let value = serde::Deserialize::deserialize(&mut reader)?;
+    reader.end()?;
+    Ok(value)
+}
+
+/// The deepest nesting of arrays and objects in JSON text (brackets inside
+/// strings not counted).
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Generates the models module: file name → Rust source (`mod.rs`,
@@ -1739,6 +1789,30 @@ fn is_keyword(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemas_are_read_past_serde_json_s_limit_up_to_their_own() {
+        let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(nesting(nested(300).as_bytes()), 300);
+        // Brackets in strings, escaped quotes among them, are not nesting.
+        assert_eq!(nesting(br#"{"a": "[[{\"[", "b": ["]"]}"#), 2);
+        assert!(parse_schema(&nested(MAX_SCHEMA_DEPTH)).is_ok());
+        // Deeper: serde_json's own error, with where.
+        let e = parse_schema(&nested(MAX_SCHEMA_DEPTH + 1)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("recursion limit exceeded at line 1"),
+            "{e}"
+        );
+        // Other errors as before: trailing text, cut-off text.
+        assert!(
+            parse_schema("{} {}")
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
+        assert!(parse_schema("[[1]").is_err());
+    }
 
     #[test]
     fn names() {

@@ -429,9 +429,9 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                         out.push(error(
                             &np,
                             format!(
-                                "{n} cannot be a custom header: every delivery carries it (its \
-                                 signature, event name, content type or length), and the \
-                                 receiver refuses it as one"
+                                "{n} cannot be a custom header: a delivery's own headers carry \
+                                 it (its signature, event name, content type, encoding or \
+                                 length), and the receiver refuses it as one"
                             ),
                         ));
                     } else if HOP_BY_HOP_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
@@ -885,6 +885,7 @@ mod tests {
             "Content-Type",
             "CONTENT-LENGTH",
             "transfer-encoding",
+            "Content-Encoding",
         ] {
             let got = header_problems(json!([{"name": name, "value": "1"}]));
             assert!(
@@ -895,7 +896,7 @@ mod tests {
                 "{name:?}: {got:#?}"
             );
         }
-        assert_eq!(crate::verify::RESERVED_HEADERS.len(), 5);
+        assert_eq!(crate::verify::RESERVED_HEADERS.len(), 6);
         assert_eq!(
             header_problems(json!([{"name": "x-a", "value": "1", "secret": true}])),
             [

@@ -283,6 +283,12 @@ pub use redis_store::{DEFAULT_REDIS_PREFIX, RedisStore};
 /// time each attempt itself takes.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(75 * 60);
 
+/// The longest time a store keeps anything for: a thousand years, as good
+/// as for ever. Longer times (`Duration::MAX` for no end) are read as this
+/// where a store needs a bound: Redis refuses a `PX` past its clock's
+/// range, and the ordering guard's cache takes no longer time to live.
+pub(crate) const FOREVER: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 60);
+
 /// How long a claim of an event id lasts by default when it is neither
 /// completed nor abandoned (the process died mid-handler): 5 minutes.
 pub const DEFAULT_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -1037,13 +1043,14 @@ impl OrderingGuard {
     }
 
     /// A guard that remembers a revision for `retention` after it was
-    /// recorded, for at most `max_entries` resources (least recently used
-    /// forgotten first).
+    /// recorded (`Duration::MAX`: for as good as ever, a thousand years),
+    /// for at most `max_entries` resources (least recently used forgotten
+    /// first).
     pub fn with_limits(retention: Duration, max_entries: u64) -> Self {
         let last = Cache::builder()
             .max_capacity(max_entries)
             .eviction_policy(EvictionPolicy::lru())
-            .time_to_live(retention)
+            .time_to_live(retention.min(FOREVER))
             .build();
         OrderingGuard {
             last,
@@ -1078,18 +1085,21 @@ impl OrderingGuard {
     }
 
     /// [`check`](OrderingGuard::check) for an event: its `data.id` and
-    /// `data.attributes.rev`. An event without either is always fresh.
+    /// `data.attributes.rev`. An event without either (or with an empty
+    /// `data.id`, which names no resource) is always fresh.
     pub fn check_event(&self, event: &(impl Envelope + ?Sized)) -> Freshness {
-        match (event.resource_id(), event.rev()) {
+        match (event.resource_id().filter(|id| !id.is_empty()), event.rev()) {
             (Some(id), Some(rev)) => self.check(id, rev),
             _ => Freshness::Fresh,
         }
     }
 
     /// [`record`](OrderingGuard::record) for an event; nothing for an event
-    /// without a `data.id` or a `data.attributes.rev`.
+    /// without a `data.id` (or with an empty one) or a `data.attributes.rev`.
     pub fn record_event(&self, event: &(impl Envelope + ?Sized)) {
-        if let (Some(id), Some(rev)) = (event.resource_id(), event.rev()) {
+        if let (Some(id), Some(rev)) =
+            (event.resource_id().filter(|id| !id.is_empty()), event.rev())
+        {
             self.record(id, rev);
         }
     }
@@ -1473,6 +1483,18 @@ mod tests {
         assert!(debug.contains("retention: 60s"), "{debug}");
         assert!(debug.contains("max_entries: 5"), "{debug}");
         assert!(!debug.contains("608731c238e15a90895f7029"), "{debug}");
+    }
+
+    /// No end (`Duration::MAX`), as `MemoryStore` takes it: not a panic
+    /// from the cache underneath, whose time to live stops at a thousand
+    /// years.
+    #[test]
+    fn an_ordering_guard_with_no_end_keeps_revisions() {
+        let guard = OrderingGuard::with_limits(Duration::MAX, 5);
+        assert_eq!(guard.retention(), Duration::MAX);
+        guard.record("r", 3);
+        assert_eq!(guard.check("r", 3), Freshness::Stale { last: 3 });
+        assert_eq!(guard.check("r", 4), Freshness::Fresh);
     }
 
     #[test]

@@ -454,8 +454,9 @@ impl<S: Events> Receiver<S> {
         self
     }
 
-    /// Runs at most `n` handlers at once (at least one); by default there is
-    /// no limit. A delivery arriving while all `n` run waits up to
+    /// Runs at most `n` handlers at once (at least one, and no more than
+    /// tokio's semaphore counts, `usize::MAX >> 3`); by default there is no
+    /// limit. A delivery arriving while all `n` run waits up to
     /// `max_wait` for one to finish, and its handler then has its whole time
     /// limit ([`with_timeout`](Self::with_timeout)). A delivery still waiting
     /// after `max_wait` gets 503 (`"all n handler slots stayed busy …"`), is
@@ -483,7 +484,7 @@ impl<S: Events> Receiver<S> {
     /// # Ok::<(), kustomer_webhooks::BuildError>(())
     /// ```
     pub fn with_max_concurrent_handlers(mut self, n: usize, max_wait: Duration) -> Self {
-        let n = n.max(1);
+        let n = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self.slots = Some(Slots {
             semaphore: Arc::new(tokio::sync::Semaphore::new(n)),
             n,
@@ -668,6 +669,12 @@ impl<S: Events> Receiver<S> {
                 other_key = Some(format!("str:{id}"));
                 other_key.as_deref()
             }
+            // An empty id names no event: keyed, every event sent with
+            // one would be taken for the first.
+            (Some(_), Some(id)) if id.is_empty() => {
+                cold::no_id("the event's `id` is empty");
+                None
+            }
             (Some(_), Some(id)) => Some(id.as_str()),
             (Some(_), None) => {
                 other_key = cold::key_of_other_id(parsed.raw);
@@ -714,7 +721,7 @@ impl<S: Events> Receiver<S> {
         // handler and the record of the revision are one step per resource.
         let mut turn = None;
         if let Some(turns) = &self.turns
-            && let Some(resource) = parsed.event.envelope().resource_id()
+            && let Some(resource) = guarded_resource(parsed.event.envelope())
         {
             let shared = self.ordering.as_ref().filter(|store| store.shares_turns());
             let hold = self.turn_hold();
@@ -741,7 +748,7 @@ impl<S: Events> Receiver<S> {
         // With the ordering guard: the last revision handled of the resource.
         let envelope = parsed.event.envelope();
         let guarded = self.ordering.as_ref().filter(|_| is_update(&event));
-        let stale = match (guarded, envelope.resource_id(), envelope.rev()) {
+        let stale = match (guarded, guarded_resource(envelope), envelope.rev()) {
             (Some(revisions), Some(resource), Some(rev)) => {
                 match within(None, self.timeout, revisions.last_revision(resource)).await {
                     Some(Ok(last)) => last.filter(|&last| rev <= last),
@@ -784,7 +791,7 @@ impl<S: Events> Receiver<S> {
         let resource = self
             .ordering
             .as_ref()
-            .and(parsed.event.envelope().resource_id())
+            .and(guarded_resource(parsed.event.envelope()))
             .map(str::to_owned);
         let rev = parsed.event.envelope().rev();
         let (dispatcher, timeout, slots) = (
@@ -893,6 +900,13 @@ impl<S: Events> Receiver<S> {
             },
         }
     }
+}
+
+/// The resource whose revisions the ordering guard compares: `data.id`,
+/// when it names one (an empty id does not: every event sent with one would
+/// be compared with the others).
+fn guarded_resource(envelope: &(impl crate::Envelope + ?Sized)) -> Option<&str> {
+    envelope.resource_id().filter(|id| !id.is_empty())
 }
 
 /// Whether the ordering guard may find the event named `name` stale: an
@@ -1199,13 +1213,17 @@ mod cold {
                 Some(format!("json:{id}"))
             }
             None => {
-                tracing::warn!(
-                    target: LOG,
-                    "the event has no `id`: handled without de-duplication",
-                );
+                no_id("the event has no `id`");
                 None
             }
         }
+    }
+
+    /// Logs that an event is handled without de-duplication, and why.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn no_id(why: &str) {
+        tracing::warn!(target: LOG, "{why}: handled without de-duplication");
     }
 
     #[cold]
@@ -1431,6 +1449,13 @@ impl Settle {
     ) {
         let succeeded = matches!(result, Some(Ok(_)));
         let timeout = self.timeout;
+        // A failure's dead letter is saved while the claim still holds the
+        // event: given up first, a retry could take it, be handled and
+        // clear the dead letters before this one is written, which would
+        // then stay for an event already handled.
+        if !succeeded && let Some((letters, id, body)) = self.letters.take() {
+            cold::settle_dead_letter(letters, id, body, result, busy, timeout).await;
+        }
         if let Some((store, id)) = &self.claim.0 {
             let settle = async {
                 if succeeded {
@@ -1993,6 +2018,22 @@ mod tests {
             drop(Receiver::new(dispatcher, Verifier::new("t")));
         });
         assert!(some.is_empty(), "{some:?}");
+    }
+
+    /// Any count is taken: zero as one, more than a semaphore holds as
+    /// the most it holds (not a panic).
+    #[test]
+    fn handler_slots_of_any_count_are_taken() {
+        let dispatcher = || Dispatcher::builder().build().expect("builds");
+        for (n, slots) in [
+            (0, 1),
+            (7, 7),
+            (usize::MAX, tokio::sync::Semaphore::MAX_PERMITS),
+        ] {
+            let receiver = Receiver::new(dispatcher(), Verifier::new("t"))
+                .with_max_concurrent_handlers(n, Duration::from_secs(1));
+            assert_eq!(receiver.slots.as_ref().map(|s| s.n), Some(slots), "{n}");
+        }
     }
 
     #[test]

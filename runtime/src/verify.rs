@@ -48,13 +48,15 @@ pub const EVENT_HEADER: &str = "x-kustomer-webhook-event";
 
 /// The headers a delivery's own meaning is in, which a custom header cannot
 /// be (lowercase; compare case-insensitively): Kustomer's signature and event
-/// name, and the body's type and framing. `kustomer-webhooks serve` refuses
-/// them as `--header`s, and the app-definition validator as a webhook's
-/// `headers`.
-pub const RESERVED_HEADERS: [&str; 5] = [
+/// name, and the body's type, encoding and framing (a `content-encoding`
+/// custom header would have every delivery that carries it refused as an
+/// encoded body, 415). `kustomer-webhooks serve` refuses them as
+/// `--header`s, and the app-definition validator as a webhook's `headers`.
+pub const RESERVED_HEADERS: [&str; 6] = [
     SIGNATURE_HEADER,
     EVENT_HEADER,
     "content-type",
+    "content-encoding",
     "content-length",
     "transfer-encoding",
 ];

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dead_letters::DeadLetters;
-use kustomer_webhooks::dedupe::MemoryStore;
+use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore, StoreFuture};
 use kustomer_webhooks::receiver::{Receiver, Request};
 use kustomer_webhooks::verify::{SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{Dispatcher, State, TeamCreate};
@@ -216,4 +216,64 @@ fn failures_restarts_and_the_other_replica_leave_nothing_kept() {
         deliver(1, 0, false),
     ])
     .unwrap();
+}
+
+/// A store that notes, each time a claim is given up, whether the event's
+/// dead letter was written by then.
+struct Watching {
+    inner: MemoryStore,
+    dir: std::path::PathBuf,
+    written_when_given_up: Mutex<Vec<bool>>,
+}
+
+impl IdempotencyStore for Watching {
+    fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+        self.inner.begin(id)
+    }
+    fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        self.inner.complete(id)
+    }
+    fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        let written = self.dir.join(format!("{id}.json")).exists();
+        self.written_when_given_up.lock().unwrap().push(written);
+        self.inner.abandon(id)
+    }
+}
+
+/// A failed run's dead letter is written before its claim is given up:
+/// the other way round, a retry could take the claim, be handled and clear
+/// the dead letters in between, and the failed run's letter would then stay
+/// for an event already handled.
+#[tokio::test]
+async fn a_failed_runs_dead_letter_is_written_before_its_claim_is_given_up() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let store = Arc::new(Watching {
+        inner: MemoryStore::new(),
+        dir: dir.path().to_owned(),
+        written_when_given_up: Mutex::default(),
+    });
+    let handler = Arc::new(Handler::default());
+    handler.fail.store(true, Ordering::SeqCst);
+    let dispatcher = Dispatcher::with_state(handler.clone())
+        .handler(on_team)
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_store(store.clone())
+        .with_dead_letters(DeadLetters::open(dir.path()).unwrap());
+    let body = body(0);
+    let signature = sign(TOKEN.as_bytes(), &body);
+    let reply = receiver
+        .receive(Request {
+            method: "POST",
+            header: |name| match name {
+                SIGNATURE_HEADER => Some(signature.as_bytes()),
+                "content-type" => Some(b"application/json"),
+                _ => None,
+            },
+            body: &body,
+        })
+        .await;
+    assert_eq!((reply.status, reply.outcome), (500, "error"));
+    assert_eq!(*store.written_when_given_up.lock().unwrap(), [true]);
 }

@@ -95,6 +95,26 @@ async fn a_claim_and_a_handled_id_end_after_their_times() {
     assert_eq!(store.begin("a").await.unwrap(), Begin::New);
 }
 
+/// `Duration::MAX` means no end, as it does for `MemoryStore`: Redis
+/// refuses a `PX` that overflows its clock, so the store sends a thousand
+/// years instead, and every call works.
+#[tokio::test]
+async fn times_with_no_end_are_kept_for_as_good_as_ever() {
+    let Some(redis) = redis() else { return };
+    let store = store(&redis, "no-end")
+        .await
+        .with_in_progress_timeout(Duration::MAX)
+        .with_retention(Duration::MAX);
+    assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+    assert_eq!(store.begin("a").await.unwrap(), Begin::InProgress);
+    store.complete("a").await.unwrap();
+    assert_eq!(store.begin("a").await.unwrap(), Begin::Done);
+    store.record_revision("r", 3).await.unwrap();
+    assert_eq!(store.last_revision("r").await.unwrap(), Some(3));
+    let ttl: i64 = raw(&redis, &["PTTL", &format!("{}a", prefix("no-end"))]).await;
+    assert!(ttl > 100 * 365 * 24 * 3600 * 1000, "{ttl}");
+}
+
 #[tokio::test]
 async fn two_replicas_share_claims_and_prefixes_keep_services_apart() {
     let Some(redis) = redis() else { return };

@@ -614,14 +614,20 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                 return self.begin_in_memory(id).await;
             }
             match self.reach(self.store.begin(id)).await {
+                Ok(Begin::New) => {
+                    self.answered();
+                    // The claim is the caller's from here. Telling the ids
+                    // handled during an outage (a round trip each) waits
+                    // for its settling: were it done now, a caller that
+                    // stops waiting (its time limit) would leave a claim
+                    // that no one settles, and retries refused until the
+                    // in-progress timeout.
+                    self.reconcile(id).await
+                }
                 Ok(begin) => {
                     self.answered();
                     let _ = self.tell_ids().await;
-                    if begin == Begin::New {
-                        self.reconcile(id).await
-                    } else {
-                        Ok(begin)
-                    }
+                    Ok(begin)
                 }
                 Err(e @ StoreError::Unavailable(_)) => {
                     self.failed(&e);
@@ -664,6 +670,11 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                 other => {
                     // The store has it: memory's claim beside it ends.
                     self.memory.abandon(id).await?;
+                    if other.is_ok() {
+                        self.answered();
+                        // Settled: a few ids handled during an outage now.
+                        let _ = self.tell_ids().await;
+                    }
                     other
                 }
             }
@@ -682,6 +693,12 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                 // timeout.
                 Err(e @ StoreError::Unavailable(_)) => {
                     self.failed(&e);
+                    Ok(())
+                }
+                Ok(()) => {
+                    self.answered();
+                    // Given up: a few ids handled during an outage now.
+                    let _ = self.tell_ids().await;
                     Ok(())
                 }
                 other => other,
@@ -897,9 +914,11 @@ mod tests {
         store.abandon("failed").await.unwrap();
         down(&store, false);
         forget_the_failure(&store);
-        // The first call that reaches the store tells it, so that a retry
-        // reaching another replica (the store itself here) is a duplicate.
+        // The first settling that reaches the store tells it, so that a
+        // retry reaching another replica (the store itself here) is a
+        // duplicate.
         assert_eq!(store.begin("other").await.unwrap(), Begin::New);
+        store.complete("other").await.unwrap();
         for id in ["claimed", "x", "y"] {
             assert_eq!(
                 store.store().inner.begin(id).await.unwrap(),
@@ -977,6 +996,37 @@ mod tests {
         }
     }
 
+    /// A claim the store granted is the caller's at once: the ids left to
+    /// tell wait for its settling, so that a caller that stops waiting for
+    /// `begin` (its time limit) never leaves a claim no one settles.
+    #[tokio::test]
+    async fn a_granted_claim_is_returned_before_anything_is_told() {
+        let store = FailOpen::new(Switch::default());
+        down(&store, true);
+        for id in ["a", "b", "c"] {
+            assert_eq!(store.begin(id).await.unwrap(), Begin::New);
+            store.complete(id).await.unwrap();
+        }
+        down(&store, false);
+        forget_the_failure(&store);
+        // Telling would wait for ever on this store's `complete`.
+        store.store().silent.store(true, Ordering::SeqCst);
+        let begin = tokio::time::timeout(Duration::from_secs(5), store.begin("new")).await;
+        assert_eq!(
+            begin.expect("begin waited on the telling").unwrap(),
+            Begin::New
+        );
+        assert_eq!(store.untold(), 3);
+        // Given up, it tells them.
+        store.store().silent.store(false, Ordering::SeqCst);
+        store.abandon("new").await.unwrap();
+        assert_eq!(store.untold(), 0);
+        for id in ["a", "b", "c"] {
+            assert!(told(&store, id).await, "{id}");
+        }
+        assert_eq!(store.store().inner.begin("new").await.unwrap(), Begin::New);
+    }
+
     /// A store failing open to a memory store that keeps `max_entries` ids.
     fn keeping(max_entries: u64) -> FailOpen<Switch> {
         let memory = MemoryStore::builder().max_entries(max_entries).build();
@@ -1003,6 +1053,7 @@ mod tests {
         forget_the_failure(&store);
         assert_eq!(store.begin("after").await.unwrap(), Begin::New);
         assert_eq!(store.untold_let_go.load(Ordering::SeqCst), 0, "reported");
+        store.abandon("after").await.unwrap();
         // The newest four are told; the oldest six were let go.
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(told(&store, id).await, i >= 6, "{id}");
@@ -1023,6 +1074,7 @@ mod tests {
         down(&store, false);
         forget_the_failure(&store);
         assert_eq!(store.begin("after").await.unwrap(), Begin::New);
+        store.complete("after").await.unwrap();
         assert!(store.untold_ids().is_empty());
         assert!(told(&store, "recent").await);
         assert!(!told(&store, "old").await);

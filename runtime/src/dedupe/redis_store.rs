@@ -1617,12 +1617,18 @@ fn install_crypto_provider() {
     }
 }
 
+/// The longest time a key is kept for ([`FOREVER`](super::FOREVER)).
+/// Redis refuses a `PX` that, added to its clock, would not fit in 63
+/// bits, so `Duration::MAX` (no end, as `MemoryStore` reads it) must not
+/// be sent as it is.
+const LONGEST_MILLIS: u64 = super::FOREVER.as_secs() * 1000;
+
 /// A duration as Redis's `PX` takes it: whole milliseconds, at least one
-/// (`PX 0` is an error).
+/// (`PX 0` is an error), at most [`LONGEST_MILLIS`].
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
-        .unwrap_or(u64::MAX / 2)
-        .clamp(1, u64::MAX / 2)
+        .unwrap_or(LONGEST_MILLIS)
+        .clamp(1, LONGEST_MILLIS)
 }
 
 /// A Redis error as a store error: the server out of reach (or silent), or
@@ -1911,7 +1917,8 @@ mod tests {
         assert_eq!(millis(Duration::from_secs(75 * 60)), 4_500_000);
         assert_eq!(millis(Duration::from_micros(10)), 1);
         assert_eq!(millis(Duration::ZERO), 1);
-        assert_eq!(millis(Duration::MAX), u64::MAX / 2);
+        assert_eq!(millis(Duration::MAX), LONGEST_MILLIS);
+        assert_eq!(millis(Duration::from_secs(u64::MAX / 1000)), LONGEST_MILLIS);
     }
 
     /// Built without `redis-tls` (`cargo test -p kustomer-webhooks
