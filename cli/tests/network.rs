@@ -2929,7 +2929,9 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
     let (_serve, _log, url, _) = start_serve_with_env(&["--token", "t0ken"], &off);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let closed = "redis://127.0.0.1:9/";
-    let cases: [(&[&str], &[(&str, &str)], i32, &str); 4] = [
+    /// Arguments, environment, the exit code, and what stderr says.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: [Case; 4] = [
         (
             &["--redis-cluster"],
             &[],

@@ -1399,8 +1399,47 @@ where
 
 /// Whether `url` asks for Redis over TLS.
 fn is_tls_url(url: &str) -> bool {
-    url.get(..9)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+    matches!(scheme(url), Some(s) if s.eq_ignore_ascii_case("rediss") || s.eq_ignore_ascii_case("valkeys"))
+}
+
+/// The schemes of the URLs the Redis client takes.
+const REDIS_SCHEMES: [&str; 7] = [
+    "redis",
+    "rediss",
+    "redis+unix",
+    "unix",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+];
+
+/// A URL's scheme: what comes before its `://` (`None` without one).
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(scheme, _)| scheme)
+}
+
+/// `url` is one the Redis client takes, by its scheme: the client's own
+/// error for another ("Redis URL did not parse") does not say what is
+/// wrong. The error names the scheme only, never the URL (it may hold a
+/// password).
+fn check_scheme(url: &str) -> Result<(), StoreError> {
+    match scheme(url) {
+        Some(s) if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(s)) => Ok(()),
+        Some(s)
+            if s.len() <= 16
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            Err(StoreError::failed(format!(
+                "a Redis URL starts with redis:// (rediss:// over TLS, redis+unix:// for a \
+                 socket), not {s}://"
+            )))
+        }
+        _ => Err(StoreError::failed(
+            "a Redis URL starts with redis:// (rediss:// over TLS, redis+unix:// for a socket): \
+             this one has no scheme",
+        )),
+    }
 }
 
 /// Ready to connect to `urls`: where one is `rediss://`, TLS is built in
@@ -1411,7 +1450,12 @@ where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
-    if urls.into_iter().any(|url| is_tls_url(url.as_ref())) {
+    let mut tls = false;
+    for url in urls {
+        check_scheme(url.as_ref())?;
+        tls |= is_tls_url(url.as_ref());
+    }
+    if tls {
         #[cfg(feature = "redis-tls")]
         install_crypto_provider();
         #[cfg(not(feature = "redis-tls"))]
@@ -1910,6 +1954,32 @@ mod tests {
         assert_ne!(a, b);
         assert!(is_claim(&a) && is_claim(IN_PROGRESS));
         assert!(!is_claim(DONE) && !is_claim("in-progressive") && !is_claim("4"));
+    }
+
+    #[test]
+    fn a_url_of_another_scheme_is_refused_by_its_scheme() {
+        for url in [
+            "redis://h:6379/0",
+            "REDISS://:pw@h/",
+            "redis+unix:///tmp/r.sock",
+            "unix:///tmp/r.sock",
+            "valkeys://h/",
+        ] {
+            assert!(check_scheme(url).is_ok(), "{url}");
+        }
+        assert!(is_tls_url("rediss://h/") && is_tls_url("ValKeyS://h/"));
+        assert!(!is_tls_url("redis://h/") && !is_tls_url("rediss:/h"));
+        let refused = |url: &str| check_scheme(url).unwrap_err().to_string();
+        assert_eq!(
+            refused("http://user:s3cret@h/"),
+            "the idempotency store failed: a Redis URL starts with redis:// (rediss:// over \
+             TLS, redis+unix:// for a socket), not http://"
+        );
+        for url in ["h:6379", "localhost", "s3cret@h://x"] {
+            let said = refused(url);
+            assert!(said.ends_with("this one has no scheme"), "{url}: {said}");
+            assert!(!said.contains("s3cret"), "{said}");
+        }
     }
 
     #[test]
