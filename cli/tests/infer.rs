@@ -248,10 +248,28 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
     let text = format!("{GOOD}\n{GOOD}\n{{\"name\": x}}\n");
     let dir = workdir(&[("events.jsonl", &text)]);
     let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
-    assert_fails(
+    let stderr = assert_fails(
         &run,
         dir.path(),
         &["events.jsonl:3:10: invalid JSON: expected value"],
+    );
+    assert!(!stderr.contains("was not read"), "{stderr}");
+    // Samples after the bad line are not read, and are said not to be.
+    let text = format!(
+        "{GOOD}
+{{\"name\": x}}
+{GOOD}
+"
+    );
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &[
+            "events.jsonl:2:10: invalid JSON: expected value; the rest of the file, after this \
+             line, was not read",
+        ],
     );
 }
 

@@ -240,11 +240,22 @@ impl Inferrer {
                 None => break,
                 Some(Err(e)) => {
                     let (line, column) = json_position(bytes, &e);
+                    let mut message = json_message(&e);
+                    // The reading stops here: samples on later lines of a
+                    // JSON Lines file (one that had a sample before, or is
+                    // named as one) are not read, and are said not to be.
+                    let lines_file = seen > 0
+                        || [".jsonl", ".ndjson"]
+                            .iter()
+                            .any(|ext| origin.ends_with(ext));
+                    if lines_file && text_after_line(bytes, line) {
+                        message.push_str("; the rest of the file, after this line, was not read");
+                    }
                     problem(Error::Json {
                         origin: origin.to_owned(),
                         line,
                         column,
-                        message: json_message(&e),
+                        message,
                     });
                     return added;
                 }
@@ -778,6 +789,21 @@ fn json_position(bytes: &[u8], e: &serde_json::Error) -> (usize, usize) {
 
 /// serde_json's message without its own " at line L column C" tail, which
 /// the error prints in `file:line:column` form instead.
+/// Whether `json` has anything but white space after its (1-based) line
+/// `line`.
+fn text_after_line(json: &[u8], line: usize) -> bool {
+    let Some(end) = json
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(line.saturating_sub(1))
+        .map(|(i, _)| i + 1)
+    else {
+        return false;
+    };
+    json[end..].iter().any(|b| !b.is_ascii_whitespace())
+}
+
 fn json_message(e: &serde_json::Error) -> String {
     let s = e.to_string();
     match s.rfind(" at line ") {

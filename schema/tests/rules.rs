@@ -549,7 +549,10 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
             format!(
                 "{d}/e-lines.jsonl: sample 2 (line 2): a sample must be a JSON object (an event envelope)"
             ),
-            format!("{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string"),
+            format!(
+                "{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string; the rest of the file, \
+                 after this line, was not read"
+            ),
         ]
     );
     assert_eq!(i.schemas().keys().collect::<Vec<_>>(), ["conversation"]);
