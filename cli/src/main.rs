@@ -522,7 +522,9 @@ enum AppDefinitionCommand {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_naming_the_variable(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = check_redis_flags(&cli.command) {
         e.exit();
@@ -537,6 +539,57 @@ fn main() -> ExitCode {
     // `serve`'s last log lines, when stderr is read.
     log::flush(std::time::Duration::from_secs(2));
     code
+}
+
+/// Exits with clap's error; when the value it refuses came from an
+/// environment variable (`KUSTOMER_WEBHOOKS_DEAD_LETTERS=` set empty, say),
+/// also names the variable, as clap names only the option.
+fn exit_naming_the_variable(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue};
+    let from_env = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg
+            .split_whitespace()
+            .next()
+            .and_then(|flag| flag.strip_prefix("--"))
+            .filter(|long| !given_on_the_command_line(long))
+            .and_then(|long| Some((long.to_owned(), variable_of(long)?))),
+        _ => None,
+    };
+    match from_env {
+        Some((long, variable)) if e.use_stderr() => {
+            let _ = e.print();
+            eprintln!(
+                "note: --{long} was not given: its value is {variable}'s, set in the \
+                 environment; fix or unset it"
+            );
+            std::process::exit(e.exit_code());
+        }
+        _ => e.exit(),
+    }
+}
+
+/// Whether `--long` (or `--long=…`) is among the command line's arguments.
+fn given_on_the_command_line(long: &str) -> bool {
+    std::env::args_os().skip(1).any(|arg| {
+        arg.to_str().is_some_and(|arg| {
+            arg.strip_prefix("--")
+                .and_then(|rest| rest.strip_prefix(long))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+        })
+    })
+}
+
+/// The environment variable, set now, that option `--long` of any command
+/// takes its value from.
+fn variable_of(long: &str) -> Option<String> {
+    let cli = Cli::command();
+    let commands = std::iter::once(&cli).chain(cli.get_subcommands());
+    commands
+        .flat_map(|command| command.get_arguments())
+        .filter(|arg| arg.get_long() == Some(long))
+        .filter_map(|arg| arg.get_env())
+        .find(|variable| std::env::var_os(variable).is_some())
+        .map(|variable| variable.to_string_lossy().into_owned())
 }
 
 /// `serve`'s Redis switches, checked by their values: clap's `requires`

@@ -3016,3 +3016,41 @@ fn send_never_shows_the_password_of_its_url() {
     );
     assert!(!stderr.contains("s3cretpw"), "{stderr}");
 }
+
+/// A value clap refuses that came from an environment variable, not from
+/// the option clap names, is said to be the variable's.
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    for (variable, value, option) in [
+        ("KUSTOMER_WEBHOOKS_DEAD_LETTERS", "", "--dead-letters"),
+        ("KUSTOMER_WEBHOOK_TOKEN_FILE", "", "--token-file"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+            .env(variable, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "note: {option} was not given: its value is {variable}'s, set in the environment"
+            )),
+            "{stderr}"
+        );
+    }
+    // Given on the command line, the option's own value is the one refused.
+    let out = Command::new(BIN)
+        .args(["serve", "--token", "t0ken", "--dead-letters-max", "0"])
+        .args(["--dead-letters", "/nonexistent"])
+        .env("KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid value '0' for '--dead-letters-max <N>'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("note:"), "{stderr}");
+}
