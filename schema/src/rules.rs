@@ -369,6 +369,16 @@ fn ascii_letters(ch: char, out: &mut String) -> bool {
         'ŵ' => "w",
         'ý' | 'ÿ' | 'ŷ' => "y",
         'ź' | 'ż' | 'ž' => "z",
+        // Ligatures and digraphs, as their letters.
+        'ﬀ' => "ff",
+        'ﬁ' => "fi",
+        'ﬂ' => "fl",
+        'ﬃ' => "ffi",
+        'ﬄ' => "ffl",
+        'ﬅ' | 'ﬆ' => "st",
+        'ǆ' | 'ǳ' => "dz",
+        'ǉ' => "lj",
+        'ǌ' => "nj",
         // Greek.
         'α' | 'ά' => "a",
         'β' => "b",
@@ -497,6 +507,9 @@ mod tests {
             ("Bucures\u{0327}ti", "bucuresti"),
             ("cafe\u{0301}Name", "cafe_name"),
             ("Nguyễn", "nguyen"),
+            ("ﬁleName", "file_name"),
+            ("ǅemalj", "dzemalj"),
+            ("ǈubljana", "ljubljana"),
             ("名前Str", "str"),
             ("a名b", "a_b"),
         ] {
