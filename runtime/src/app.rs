@@ -578,10 +578,23 @@ pub(crate) fn nearest_event(name: &str) -> Option<&'static str> {
         let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
         strsim::levenshtein(a, b) <= 2 || common >= 4
     };
-    EventName::KNOWN.iter().copied().find(|known| {
-        let mut k = known.split('.').skip(1);
-        matches!((k.next(), k.next()), (Some(r), Some(a)) if close(r, resource) && close(a, action))
-    })
+    // The closest of the close ones (`tag` is close to `team` too, but
+    // closer to `tag`).
+    EventName::KNOWN
+        .iter()
+        .copied()
+        .filter_map(|known| {
+            let mut k = known.split('.').skip(1);
+            match (k.next(), k.next()) {
+                (Some(r), Some(a)) if close(r, resource) && close(a, action) => Some((
+                    strsim::levenshtein(r, resource) + strsim::levenshtein(a, action),
+                    known,
+                )),
+                _ => None,
+            }
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
 }
 
 #[cfg(test)]

@@ -55,7 +55,12 @@ impl<T: Model> Serialize for Change<T> {
         write_field(&mut m, OP, &self.op, false)?;
         write_field(&mut m, BEFORE, &self.before, self.__marks.get(1))?;
         write_field(&mut m, AFTER, &self.after, self.__marks.get(2))?;
-        write_extra(&mut m, &self.extra)?;
+        write_extra(&mut m, &self.extra, |key| match key {
+            OP => self.op.is_some(),
+            BEFORE => self.before.is_some() || self.__marks.get(1),
+            AFTER => self.after.is_some() || self.__marks.get(2),
+            _ => false,
+        })?;
         m.end()
     }
 }

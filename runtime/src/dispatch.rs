@@ -514,7 +514,7 @@ pub enum BuildError {
     /// Two handlers for one event.
     #[error(
         "two handlers for {event}: {first} and {second} (one event has one handler){}",
-        if first == second {
+        if same_function(first, second) {
             "; the same function added twice? `.registered()` adds every #[kustomer_webhook] function already"
         } else {
             ""
@@ -753,6 +753,18 @@ fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
         .map(|(_, k)| k)
 }
 
+/// Whether two handlers' names are likely one function's: the same, or one
+/// the end of the other's path (a `#[kustomer_webhook]` function is named
+/// by its whole path, `my_crate::handlers::on_team`, one given to
+/// `.handler` by its last two segments, `handlers::on_team`).
+fn same_function(first: &str, second: &str) -> bool {
+    let ends = |long: &str, short: &str| {
+        long.strip_suffix(short)
+            .is_some_and(|head| head.ends_with("::"))
+    };
+    first == second || ends(first, second) || ends(second, first)
+}
+
 fn short_name(type_name: &'static str) -> &'static str {
     // `my_crate::handlers::on_update` → `handlers::on_update`; the path of a
     // generic function is shortened before its parameters, which are kept:
@@ -778,7 +790,34 @@ fn short_name(type_name: &'static str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::short_name;
+    use super::{same_function, short_name};
+
+    #[test]
+    fn one_function_named_by_its_path_and_by_its_last_segments_is_one() {
+        let name_of = |first, second| {
+            super::BuildError::Duplicate {
+                event: "kustomer.team.create".to_owned(),
+                first,
+                second,
+            }
+            .to_string()
+        };
+        // As `#[kustomer_webhook]` and `.handler` name one function.
+        assert!(
+            name_of("my_crate::handlers::on_team", "handlers::on_team")
+                .contains("the same function added twice?")
+        );
+        assert!(same_function(
+            "handlers::on_team",
+            "my_crate::handlers::on_team"
+        ));
+        assert!(same_function("on_team", "on_team"));
+        // Two functions.
+        assert!(!same_function("handlers::on_team", "other::on_team"));
+        assert!(!same_function("my_crate::handlers::on_team", "s::on_team"));
+        assert!(!same_function("handlers::xon_team", "on_team"));
+        assert!(!name_of("a::on_team", "b::on_team").contains("twice"));
+    }
 
     #[test]
     fn handler_names_keep_their_module_and_generic_parameters() {

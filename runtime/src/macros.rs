@@ -70,7 +70,10 @@ macro_rules! __model {
                 use $crate::__private::SerializeMap as _;
                 let mut m = s.serialize_map(::core::option::Option::None)?;
                 $( $crate::__model!(@write $kind m self $field $idx $json); )*
-                $crate::__private::write_extra(&mut m, &self.extra)?;
+                $crate::__private::write_extra(&mut m, &self.extra, |key| match key {
+                    $( $json => $crate::__model!(@writes $kind self $field $idx $ty), )*
+                    _ => false,
+                })?;
                 m.end()
             }
         }
@@ -157,13 +160,24 @@ macro_rules! __model {
         )?
     };
 
+    // A required struct the payload did not have (or had as another type)
+    // is written only once it was given a value since.
     (@write req $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
-        if !$self.__marks.get($idx) {
+        if !$self.__marks.get($idx) || $self.$field != ::core::default::Default::default() {
             $m.serialize_entry($json, &$self.$field)?;
         }
     };
     (@write $kind:ident $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
         $crate::__private::write_field(&mut $m, $json, &$self.$field, $self.__marks.get($idx))?
+    };
+
+    // Whether `@write` writes the field (so that `extra` does not write its
+    // key again).
+    (@writes req $self:ident $field:ident $idx:literal $ty:ty) => {
+        !$self.__marks.get($idx) || $self.$field != <$ty as ::core::default::Default>::default()
+    };
+    (@writes $kind:ident $self:ident $field:ident $idx:literal $ty:ty) => {
+        $self.$field.is_some() || $self.__marks.get($idx)
     };
 
     (@drift req $self:ident $field:ident $json:literal $p:ident $out:ident) => {

@@ -414,10 +414,19 @@ pub fn write_field<M: SerializeMap, T: Serialize>(
     }
 }
 
-/// Writes the keys the model does not know, and the values that drifted.
-pub fn write_extra<M: SerializeMap>(m: &mut M, extra: &Extra) -> Result<(), M::Error> {
+/// Writes the keys the model does not know, and the values that drifted,
+/// but for the keys `written` says a typed field wrote: a drifted value
+/// kept for a field that was set since (the model edited) is not written
+/// beside the field's new value, which would give the key twice.
+pub fn write_extra<M: SerializeMap>(
+    m: &mut M,
+    extra: &Extra,
+    written: impl Fn(&str) -> bool,
+) -> Result<(), M::Error> {
     for (k, v) in extra {
-        m.serialize_entry(k, v)?;
+        if !written(k) {
+            m.serialize_entry(k, v)?;
+        }
     }
     Ok(())
 }

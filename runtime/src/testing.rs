@@ -68,7 +68,7 @@ pub fn samples() -> impl Iterator<Item = (&'static str, &'static str)> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "no sample of {event:?}{}; the samples are of {}",
-    suggestion.map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default(),
+    why_none(.event, *.suggestion),
     kustomer_schema::SEED_SAMPLES.map(|(name, _)| name).join(", ")
 )]
 pub struct NoSample {
@@ -76,6 +76,20 @@ pub struct NoSample {
     pub event: String,
     /// The known event its name is closest to, if any is close.
     pub suggestion: Option<&'static str>,
+}
+
+/// Why there is no sample of `event`: a known event Kustomer published
+/// none of, or (a name misspelt) the known event it is closest to.
+fn why_none(event: &str, suggestion: Option<&str>) -> String {
+    if crate::EventName::KNOWN.contains(&event) {
+        " (a known event, but Kustomer published no sample of it: build its body, and use \
+         Delivery::from_body)"
+            .to_owned()
+    } else {
+        suggestion
+            .map(|s| format!(" (did you mean {s:?}?)"))
+            .unwrap_or_default()
+    }
 }
 
 /// One delivery as Kustomer makes it: a body, the
@@ -121,7 +135,9 @@ impl Delivery {
     pub fn sample(event: &str) -> Result<Self, NoSample> {
         let text = sample(event).ok_or_else(|| NoSample {
             event: event.to_owned(),
-            suggestion: crate::app::nearest_event(event),
+            suggestion: (!crate::EventName::KNOWN.contains(&event))
+                .then(|| crate::app::nearest_event(event))
+                .flatten(),
         })?;
         // The samples are JSON: the crate's tests parse each one.
         let body = serde_json::from_str(text).unwrap_or(Value::Null);
@@ -154,16 +170,27 @@ impl Delivery {
     /// Sets the value at the JSON Pointer `pointer` (`/data/attributes/rev`),
     /// creating the objects on the way that are missing; a step through a
     /// value that is not an object (or an array, for an index) replaces it
-    /// with an object. `-` as the last step appends to an array. The empty
-    /// pointer replaces the whole body. A body that is not JSON becomes
-    /// `value` wherever the pointer leads.
+    /// with an object. `-` as the last step appends to an array, and an
+    /// index past an array's end lengthens it (with `null`s between). The
+    /// empty pointer replaces the whole body. A body that is not JSON
+    /// becomes `value` wherever the pointer leads. Setting `/name` to a
+    /// string renames the event in its header too, when the header named
+    /// the body's event (as a sample's does).
     pub fn set(mut self, pointer: &str, value: impl Into<Value>) -> Self {
         let mut body = self.json();
+        let value = value.into();
+        if pointer == "/name"
+            && let Value::String(name) = &value
+            && self.event.is_some()
+            && self.event.as_deref() == body.get("name").and_then(Value::as_str)
+        {
+            self.event = Some(name.clone());
+        }
         let mut at = &mut body;
         for step in steps(pointer) {
             at = child(at, &step);
         }
-        *at = value.into();
+        *at = value;
         self.body = Body::Json(body);
         self
     }
@@ -231,9 +258,23 @@ impl Delivery {
     }
 
     /// Adds a header (such as a custom header the app definition sets).
+    /// The headers the delivery sends itself are set, not added: a
+    /// `Content-Type` is [`content_type`](Self::content_type), an
+    /// `X-Kustomer-Webhook-Event` [`event_header`](Self::event_header), an
+    /// `X-Kustomer-Webhook-Signature` [`signature`](Self::signature) (any
+    /// case), so that none is sent twice.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
+        let (name, value) = (name.into(), value.into());
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type(Some(&value))
+        } else if name.eq_ignore_ascii_case(EVENT_HEADER) {
+            self.event_header(Some(&value))
+        } else if name.eq_ignore_ascii_case(SIGNATURE_HEADER) {
+            self.signature(value)
+        } else {
+            self.headers.push((name, value));
+            self
+        }
     }
 
     /// The `Content-Type` (`application/json` unless changed); `None` sends
@@ -353,7 +394,11 @@ fn steps(pointer: &str) -> impl Iterator<Item = String> + '_ {
 fn child<'v>(value: &'v mut Value, step: &str) -> &'v mut Value {
     let index = match &*value {
         Value::Array(items) if step == "-" => Some(items.len()),
-        Value::Array(items) => step.parse::<usize>().ok().filter(|i| *i < items.len()),
+        // An index is digits only (`+1` and ` 1` are keys), and a
+        // reasonable one: past a million, a key too.
+        Value::Array(_) if step.bytes().all(|b| b.is_ascii_digit()) => {
+            step.parse::<usize>().ok().filter(|i| *i < 1 << 20)
+        }
         _ => None,
     };
     if index.is_none() && !value.is_object() {
@@ -361,8 +406,8 @@ fn child<'v>(value: &'v mut Value, step: &str) -> &'v mut Value {
     }
     match (value, index) {
         (Value::Array(items), Some(i)) => {
-            if i == items.len() {
-                items.push(Value::Null);
+            if i >= items.len() {
+                items.resize(i + 1, Value::Null);
             }
             &mut items[i]
         }

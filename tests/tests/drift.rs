@@ -1392,3 +1392,46 @@ fn debug_output_shows_fields_and_extra_only() {
     assert!(text.contains("\"newThing\": Number(1)"), "{text}");
     assert!(!text.contains("marks"), "{text}");
 }
+
+/// An event edited after it was read writes what it holds: a field set
+/// after its value drifted is written once, with its new value (the
+/// drifted value kept in `extra` is not written beside it), and a
+/// required struct the payload did not have is written once given a value.
+#[test]
+fn an_edited_event_writes_its_edits_once() {
+    use kustomer_webhooks::AnyEvent;
+    let sample = |event: &str| -> Value {
+        let text = SEED_SAMPLES.iter().find(|(e, _)| *e == event).unwrap().1;
+        serde_json::from_str(text).unwrap()
+    };
+    let mut payload = sample("kustomer.customer.update");
+    payload["data"]["attributes"]["rev"] = "7".into();
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut parsed = parse(&body).unwrap();
+    // Unedited: lossless, the drifted string as received.
+    assert_eq!(serde_json::to_value(&parsed.event).unwrap(), payload);
+    let AnyEvent::CustomerUpdate(event) = &mut parsed.event else {
+        panic!("a customer update")
+    };
+    assert_eq!(event.data.attributes.rev, None);
+    event.data.attributes.rev = Some(8);
+    let written = serde_json::to_string(&event.data.attributes).unwrap();
+    assert_eq!(written.matches("\"rev\":").count(), 1, "{written}");
+    let back = serde_json::to_value(&parsed.event).unwrap();
+    assert_eq!(back["data"]["attributes"]["rev"], 8);
+
+    let mut payload = sample("kustomer.customer.create");
+    payload["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attributes");
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut parsed = parse(&body).unwrap();
+    assert_eq!(serde_json::to_value(&parsed.event).unwrap(), payload);
+    let AnyEvent::CustomerCreate(event) = &mut parsed.event else {
+        panic!("a customer creation")
+    };
+    event.data.attributes.name = Some("Ada".into());
+    let back = serde_json::to_value(&parsed.event).unwrap();
+    assert_eq!(back["data"]["attributes"]["name"], "Ada", "{back}");
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::testing::{Delivery, NoSample, sample, samples};
-use kustomer_webhooks::verify::{Verifier, sign};
+use kustomer_webhooks::verify::{EVENT_HEADER, Verifier, sign};
 use kustomer_webhooks::{CustomerUpdate, Dispatcher, State, parse};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -68,6 +68,20 @@ fn an_event_without_a_sample_is_an_error_that_suggests_the_nearest() {
         e.starts_with("no sample of \"nothing\"; the samples"),
         "{e}"
     );
+    // A known event Kustomer published no sample of is said to be one, not
+    // taken for a misspelt other (`tag` is close to `team`).
+    let e = Delivery::sample("kustomer.tag.create").unwrap_err();
+    assert_eq!(e.suggestion, None);
+    assert!(
+        e.to_string().starts_with(
+            "no sample of \"kustomer.tag.create\" (a known event, but Kustomer published no \
+             sample of it: build its body, and use Delivery::from_body)"
+        ),
+        "{e}"
+    );
+    // A misspelt name gets the closest known event, not the first close one.
+    let e = Delivery::sample("kustomer.tags.create").unwrap_err();
+    assert_eq!(e.suggestion, Some("kustomer.tag.create"));
 }
 
 #[test]
@@ -104,6 +118,15 @@ fn changes_by_json_pointer() {
         .set("/b/-", 4)
         .remove("/a/1");
     assert_eq!(json_of(&d), json!({"a": ["x", 3], "b": {"-": 4}}));
+    // An index past the end lengthens the array; a step that is not an
+    // index is a key.
+    let d = Delivery::from_body(r#"{"a": [], "b": [1]}"#)
+        .set("/a/0", "x")
+        .set("/b/3", 4)
+        .set("/b/+1", 5);
+    assert_eq!(json_of(&d), json!({"a": ["x"], "b": {"+1": 5}}));
+    let d = Delivery::from_body(r#"{"b": [1]}"#).set("/b/3", 4);
+    assert_eq!(json_of(&d), json!({"b": [1, null, null, 4]}));
     // The empty pointer is the whole body; a body that is not JSON becomes
     // what is set.
     assert_eq!(
@@ -224,4 +247,45 @@ async fn a_delivery_is_a_request_for_the_router_under_test() {
     let response = app.oneshot(forged.request("/kustomer")).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(seen.load(Ordering::SeqCst), 1);
+}
+
+/// The headers a delivery sends itself are set by `header`, not sent twice;
+/// renaming the event in the body renames it in the header that named it.
+#[test]
+fn headers_of_its_own_are_set_once_and_the_event_header_follows_name() {
+    let d = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .header("Content-Type", "text/plain")
+        .header("X-App", "1");
+    let headers = d.headers();
+    let types: Vec<_> = headers
+        .iter()
+        .filter(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(types, ["text/plain"]);
+    assert!(
+        headers.contains(&("x-app".to_owned(), "1".to_owned())),
+        "{headers:?}"
+    );
+    let renamed = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .set("/name", "kustomer.team.update");
+    assert!(
+        renamed
+            .headers()
+            .contains(&(EVENT_HEADER.to_owned(), "kustomer.team.update".to_owned())),
+        "{:?}",
+        renamed.headers()
+    );
+    // A header set on purpose to another name than the body's stays.
+    let other = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .event_header(Some("kustomer.user.create"))
+        .set("/name", "kustomer.team.update");
+    assert!(
+        other
+            .headers()
+            .contains(&(EVENT_HEADER.to_owned(), "kustomer.user.create".to_owned()))
+    );
 }
