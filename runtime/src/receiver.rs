@@ -764,6 +764,10 @@ impl<S: Events> Receiver<S> {
                     }
                 }
             }
+            (Some(_), None, _) => {
+                cold::unordered(parsed.raw);
+                None
+            }
             _ => None,
         };
         if let Some(last) = stale {
@@ -1217,6 +1221,40 @@ mod cold {
                 None
             }
         }
+    }
+
+    /// Logs that an update is handled without the ordering guard: its
+    /// `data.id` is not a string (drift) or is empty, so it names no
+    /// resource whose revisions could be compared. Nothing for an update
+    /// without a `data.id` at all.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unordered(raw: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            data: Option<Data>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            id: Option<serde_json::Value>,
+        }
+        let id = serde_json::from_slice::<Body>(raw)
+            .ok()
+            .and_then(|b| b.data?.id);
+        let Some(id) = id else { return };
+        let found = match &id {
+            serde_json::Value::String(_) => "an empty string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+            serde_json::Value::Null => return,
+        };
+        tracing::warn!(
+            target: LOG,
+            found,
+            "the update's `data.id` names no resource: handled without the ordering guard",
+        );
     }
 
     /// Logs that an event is handled without de-duplication, and why.
@@ -2018,6 +2056,30 @@ mod tests {
             drop(Receiver::new(dispatcher, Verifier::new("t")));
         });
         assert!(some.is_empty(), "{some:?}");
+    }
+
+    /// An update whose `data.id` names no resource is said to be handled
+    /// without the ordering guard; one without a `data.id` is not.
+    #[test]
+    fn an_update_the_ordering_guard_cannot_order_is_logged() {
+        for (body, warned) in [
+            (r#"{"data": {"id": 12345}}"#, true),
+            (r#"{"data": {"id": {"oid": "x"}}}"#, true),
+            (r#"{"data": {"id": ""}}"#, true),
+            (r#"{"data": {"id": null}}"#, false),
+            (r#"{"data": {}}"#, false),
+            (r#"{"data": 1}"#, false),
+        ] {
+            let lines = logged(|| cold::unordered(body.as_bytes()));
+            let want: &[&str] = if warned {
+                &[
+                    "WARN the update's `data.id` names no resource: handled without the ordering guard",
+                ]
+            } else {
+                &[]
+            };
+            assert_eq!(lines, want, "{body}");
+        }
     }
 
     /// Any count is taken: zero as one, more than a semaphore holds as
