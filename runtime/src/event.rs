@@ -246,6 +246,41 @@ impl Serialize for EventName {
     }
 }
 
+/// Any string is a name (an unknown one is [`EventName::Unknown`]), so
+/// this never fails; for `"…".parse::<EventName>()`.
+impl std::str::FromStr for EventName {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(EventName::from(s))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(EventName::from(&*name))
+    }
+}
+
+/// `name == "kustomer.customer.update"`: compares the name as written.
+impl PartialEq<str> for EventName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for EventName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<EventName> for &str {
+    fn eq(&self, other: &EventName) -> bool {
+        *self == other.as_str()
+    }
+}
+
 /// The drift of a whole event (or any model value).
 pub fn drift_of<M: Model>(m: &M) -> Vec<Drift> {
     let mut out = Vec::new();
@@ -595,5 +630,27 @@ mod tests {
         assert_eq!(rev("8.5".into()), None);
         assert_eq!(rev(8.5.into()), None);
         assert_eq!(rev(Value::Null), None);
+    }
+
+    #[test]
+    fn a_name_compares_with_strings_parses_and_reads_back_from_json() {
+        let name = EventName::CustomerUpdate;
+        assert!(name == "kustomer.customer.update");
+        assert!("kustomer.customer.update" == name);
+        assert!(name != "kustomer.customer.create");
+        assert_eq!(
+            "kustomer.tag.create".parse::<EventName>(),
+            Ok(EventName::TagCreate)
+        );
+        let unknown: EventName = "kustomer.kobject.order.create".parse().unwrap();
+        assert_eq!(
+            unknown,
+            EventName::Unknown("kustomer.kobject.order.create".into())
+        );
+        for name in [EventName::UserCreate, unknown] {
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(serde_json::from_str::<EventName>(&json).unwrap(), name);
+        }
+        assert!(serde_json::from_str::<EventName>("1").is_err());
     }
 }
