@@ -316,7 +316,9 @@ impl<S: Events> Handler<S> {
 /// (`async` or not, with or without [`State`]).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a Kustomer handler",
-    note = "a handler is an `fn` or `async fn` taking an event (and optionally `State<T>`) and returning `()` or `Result<(), E>`"
+    note = "a handler is an `fn` or `async fn` taking an event (and optionally `State<T>`) and returning `()` or `Result<(), E>`",
+    note = "the usual causes: an `async fn` whose future is not `Send` (a `std::sync::MutexGuard`, an `Rc` or a `RefCell` borrow held across an `.await`); a return type other than `()` or `Result<(), E>` with `E` an error type; a `State<T>` whose `T` is not `Clone + Send + Sync + 'static`; a first parameter that is not an event type",
+    note = "put `#[kustomer_webhook]` on the function for an error that says which"
 )]
 pub trait IntoHandler<M>: Send + Sync + 'static {
     /// The set of models of the event the function takes.

@@ -31,6 +31,7 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/state-not-send.rs");
     t.compile_fail("tests/ui/const-handler.rs");
     t.compile_fail("tests/ui/event-not-of-parameter-type.rs");
+    t.compile_fail("tests/ui/builder-handler-not-send.rs");
 }
 
 #[test]
