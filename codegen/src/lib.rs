@@ -1514,9 +1514,9 @@ impl<'a> Resource<'a> {
                             Ty::Str | Ty::Id => {
                                 Some(quote!(self.#d.#a.#i.as_deref().and_then(|s| s.parse().ok())))
                             }
-                            Ty::Number => {
-                                Some(quote!(self.#d.#a.#i.as_ref().and_then(|n| n.as_i64())))
-                            }
+                            Ty::Number => Some(quote!(self.#d.#a.#i.as_ref().and_then(
+                                kustomer_webhooks::__private::number_int
+                            ))),
                             Ty::Value => Some(quote!(self.#d.#a.#i.as_ref().and_then(#value_int))),
                             _ => None,
                         }
@@ -2085,7 +2085,10 @@ mod tests {
         for (revs, reads) in [
             (&["3"][..], "self.data.attributes.rev.or_else("),
             (&["\"4\""][..], ".as_deref().and_then(|s| s.parse().ok())"),
-            (&["4.5"][..], ".as_ref().and_then(|n| n.as_i64())"),
+            (
+                &["4.5"][..],
+                ".as_ref().and_then(kustomer_webhooks::__private::number_int)",
+            ),
             (
                 &["3", "\"4\""][..],
                 ".as_ref().and_then(kustomer_webhooks::__private::value_int)",

@@ -112,7 +112,7 @@ impl<S> Envelope for OtherEvent<S> {
     fn rev(&self) -> Option<i64> {
         // As the typed models read it: an integer, or a string holding one.
         match self.body.get("data")?.get("attributes")?.get("rev")? {
-            Value::Number(n) => n.as_i64(),
+            Value::Number(n) => crate::model::number_int(n),
             Value::String(s) => s.parse().ok(),
             _ => None,
         }
@@ -629,6 +629,12 @@ mod tests {
         assert_eq!(rev("8".into()), Some(8));
         assert_eq!(rev("8.5".into()), None);
         assert_eq!(rev(8.5.into()), None);
+        // A float with no fraction is a whole number, up to 2^53.
+        assert_eq!(rev(8.0.into()), Some(8));
+        assert_eq!(rev((-3.0).into()), Some(-3));
+        assert_eq!(rev(9_007_199_254_740_992.0.into()), Some(1 << 53));
+        assert_eq!(rev(1e19.into()), None);
+        assert_eq!(rev(u64::MAX.into()), None);
         assert_eq!(rev(Value::Null), None);
     }
 

@@ -394,10 +394,21 @@ pub fn extra_int(extra: &Extra, key: &str) -> Option<i64> {
 /// types (so typed as any JSON) still reads as a number where it is one.
 pub fn value_int(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => number_int(n),
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// A JSON number as a whole number: an integer in `i64`'s range, or a
+/// float with no fraction that is exactly one (`5.0`, `1e1`; up to 2^53,
+/// past which a float no longer holds every whole number).
+pub fn number_int(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // Within 2^53 the cast is exact.
+        (f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).then_some(f as i64)
+    })
 }
 
 /// Writes a field back: its value, or `null` where the payload had null.

@@ -1323,6 +1323,23 @@ async fn ids_and_revs_of_another_format_still_deduplicate_and_order() {
         (200, Some("no handler")),
         "{reply}"
     );
+    // A float with no fraction is a whole number: 12.0 orders, 11 after it
+    // is stale.
+    for (n, rev, outcome) in [
+        (4, Value::from(12.0), "no handler"),
+        (5, 11.into(), "stale"),
+    ] {
+        let mut v: Value = serde_json::from_slice(&update(n, "0")).unwrap();
+        v["data"]["attributes"]["rev"] = rev;
+        let (status, reply) = s
+            .deliver(&serde_json::to_vec(&v).unwrap(), TOKEN, None)
+            .await;
+        assert_eq!(
+            (status, reply["outcome"].as_str()),
+            (200, Some(outcome)),
+            "{reply}"
+        );
+    }
 }
 
 /// A string cut inside a UTF-16 surrogate pair, as JavaScript's
