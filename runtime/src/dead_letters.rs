@@ -270,9 +270,8 @@ impl DeadLetters {
     }
 
     /// Writes the delivery of event `id` (its `body` as received) on
-    /// tokio's blocking pool, logging `why` it is kept. The write finishes
-    /// even if the caller is dropped meanwhile (though it is then not
-    /// counted).
+    /// tokio's blocking pool, logging `why` it is kept. The write, and its
+    /// count, finish even if the caller is dropped meanwhile.
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
         // A new event takes its place in the count before it is written, so
@@ -310,13 +309,25 @@ impl DeadLetters {
                 return;
             }
         };
-        let dir = self.dir.clone();
-        let target = path.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            create_private_dir(&dir).and_then(|()| write_private(&dir, &target, &body))
+        // The write and its bookkeeping happen on the blocking pool, so that
+        // both finish even if this future is dropped meanwhile (a caller's
+        // time limit): a place held but never marked written would count
+        // against the limit for good.
+        let this = self.clone();
+        let why = why.to_owned();
+        let span = tracing::Span::current();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
+            let written =
+                create_private_dir(&this.dir).and_then(|()| write_private(&this.dir, &path, &body));
+            this.saved(path, new, written, &why);
         })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        .await;
+    }
+
+    /// Counts and logs a dead letter's write, and marks its file written
+    /// (or, when the write failed, gives up the place a new one held).
+    fn saved(&self, path: PathBuf, new: bool, written: std::io::Result<()>, why: &str) {
         match written {
             Ok(()) => {
                 self.lock().insert(path.clone(), true);
@@ -401,6 +412,48 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
+    }
+
+    /// A save whose caller stops waiting (a time limit) still writes the
+    /// file and marks it written: a place left held would count against the
+    /// limit for good, even once the file is gone.
+    #[test]
+    fn a_save_dropped_half_way_still_writes_and_counts() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap().with_max_pending(1);
+        let file = dir.path().join("d1.json");
+        // One blocking thread, kept busy until the save was dropped, so that
+        // its write waits behind it.
+        let timed = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        timed.block_on(async {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            // Polled once (its write handed to the blocking pool), then
+            // dropped.
+            let save = letters.save(Some("d1"), b"{}".to_vec(), "test");
+            let zero = std::time::Duration::ZERO;
+            assert!(tokio::time::timeout(zero, save).await.is_err());
+            assert!(!file.exists());
+            release.send(()).unwrap();
+            busy.await.unwrap().unwrap();
+            for _ in 0..500 {
+                if letters.counts().saved.load(Ordering::Relaxed) == 1 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(letters.counts().saved.load(Ordering::Relaxed), 1);
+            assert!(file.exists());
+            // Replayed elsewhere and removed: no longer counted, and the
+            // next failure has room.
+            std::fs::remove_file(&file).unwrap();
+            letters.save(Some("d2"), b"{}".to_vec(), "test").await;
+        });
+        assert_eq!(letters.pending_files(), [dir.path().join("d2.json")]);
     }
 
     #[test]
