@@ -1621,12 +1621,15 @@ impl Turn {
     /// `timeout`; one not given back ends with its hold), then this
     /// process's.
     async fn give_back(mut self: Box<Self>, timeout: Duration) {
-        if let Some((store, token)) = self.shared.take() {
-            match within(None, timeout, store.give_turn(&self.resource, &token)).await {
+        if let Some((store, token)) = &self.shared {
+            // Held until the store answered (or not in time): were this
+            // future dropped while it waits, `drop` gives the turn back.
+            match within(None, timeout, store.give_turn(&self.resource, token)).await {
                 Some(Ok(())) => {}
                 Some(Err(e)) => cold::turn_not_given_back(&self.resource, Some(&e)),
                 None => cold::turn_not_given_back(&self.resource, None),
             }
+            self.shared = None;
         }
     }
 }

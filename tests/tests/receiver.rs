@@ -1714,3 +1714,110 @@ async fn a_delivery_that_waits_longer_than_allowed_for_a_slot_gets_503_and_runs_
     assert_eq!(letters.pending(), 0);
     assert_eq!(s.counters.failed.load(Ordering::SeqCst), 1);
 }
+
+/// A revision store sharing turns whose first `give_turn` never answers:
+/// it counts the calls.
+#[derive(Default)]
+struct StuckGiveBack {
+    revisions: kustomer_webhooks::dedupe::OrderingGuard,
+    give_backs: AtomicUsize,
+}
+
+impl kustomer_webhooks::dedupe::RevisionStore for StuckGiveBack {
+    fn last_revision<'a>(
+        &'a self,
+        resource_id: &'a str,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, Option<i64>> {
+        self.revisions.last_revision(resource_id)
+    }
+    fn record_revision<'a>(
+        &'a self,
+        resource_id: &'a str,
+        rev: i64,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, ()> {
+        self.revisions.record_revision(resource_id, rev)
+    }
+    fn take_turn<'a>(
+        &'a self,
+        _: &'a str,
+        _: Duration,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, kustomer_webhooks::dedupe::SharedTurn> {
+        Box::pin(async { Ok(kustomer_webhooks::dedupe::SharedTurn::Taken("t".to_owned())) })
+    }
+    fn give_turn<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, ()> {
+        if self.give_backs.fetch_add(1, Ordering::SeqCst) == 2 {
+            // The stale update's: stuck.
+            return Box::pin(std::future::pending());
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn shares_turns(&self) -> bool {
+        true
+    }
+}
+
+/// A delivery dropped while its shared turn is being given back (a caller
+/// of `receive` that stops waiting) still gives the turn back, by a task
+/// of its own, rather than leaving it held until its hold ends.
+#[tokio::test]
+async fn a_turn_whose_give_back_is_dropped_is_still_given_back() {
+    use kustomer_webhooks::receiver::Request;
+    let store = Arc::new(StuckGiveBack::default());
+    let dispatcher = Dispatcher::builder().build().unwrap();
+    let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+        .with_ordering(store.clone())
+        .with_timeout(Duration::from_secs(30));
+    let deliver = |body: Vec<u8>| {
+        let receiver = &receiver;
+        async move {
+            let signature = sign(TOKEN.as_bytes(), &body);
+            receiver
+                .receive(Request {
+                    method: "POST",
+                    header: |name| match name {
+                        "x-kustomer-webhook-signature" => Some(signature.as_bytes()),
+                        "content-type" => Some(b"application/json"),
+                        _ => None,
+                    },
+                    body: &body,
+                })
+                .await
+        }
+    };
+    // Handled (a turn taken and given back), then an older one: stale, its
+    // turn's give-back stuck, and the delivery dropped.
+    assert_eq!(
+        deliver(variant("kustomer.customer.update", 1, Some(5)))
+            .await
+            .outcome,
+        "no handler"
+    );
+    assert_eq!(store.give_backs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        deliver(variant("kustomer.customer.update", 2, Some(6)))
+            .await
+            .outcome,
+        "no handler"
+    );
+    let stale = deliver(variant("kustomer.customer.update", 3, Some(4)));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), stale)
+            .await
+            .is_err()
+    );
+    // Given back again, by the turn dropped.
+    for _ in 0..200 {
+        if store.give_backs.load(Ordering::SeqCst) == 4 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "given back {} times",
+        store.give_backs.load(Ordering::SeqCst)
+    );
+}
