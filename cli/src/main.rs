@@ -276,10 +276,12 @@ enum Command {
         )]
         body_timeout: std::time::Duration,
         /// Seconds a connection may take to send a whole request head
-        /// (method, path, headers) after it opens or after its last answer;
+        /// (method, path, headers) after it opens or after its last answer
+        /// (with --tls-cert, its TLS handshake has as long again, before);
         /// past it, it is closed, so that a client idling or sending slowly
         /// holds no connection for longer (a stop closes such a connection
-        /// after --stop-grace)
+        /// after --stop-grace; one closed to make room at
+        /// --max-connections, after a second at most)
         #[arg(
             long,
             value_name = "SECONDS",

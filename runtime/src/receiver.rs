@@ -605,6 +605,11 @@ impl<S: Events> Receiver<S> {
         {
             return reply;
         }
+        if let Some(codings) = (request.header)("transfer-encoding")
+            && let Some(reply) = cold::transfer_coded(codings)
+        {
+            return reply;
+        }
         if let Some(verifier) = &self.verifier
             && let Err(e) = verifier.verify(request.body, &request.header)
         {
@@ -999,6 +1004,33 @@ mod cold {
             format!(
                 "the body is encoded ({shown:?}): deliveries are taken as sent, uncompressed \
                  (Content-Encoding identity)"
+            ),
+        ))
+    }
+
+    /// A transfer coding other than `chunked` (`gzip, chunked`): the HTTP
+    /// layer reads the chunks and leaves the rest to the receiver, which
+    /// does not undo it, so it is refused as RFC 9112 says, 501, rather
+    /// than read as if it were not there.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn transfer_coded(codings: &[u8]) -> Option<super::Reply> {
+        let text = String::from_utf8_lossy(codings);
+        let plain = text.split(',').all(|coding| {
+            let coding = coding.trim();
+            coding.is_empty()
+                || coding.eq_ignore_ascii_case("chunked")
+                || coding.eq_ignore_ascii_case("identity")
+        });
+        if plain {
+            return None;
+        }
+        let shown: String = text.trim().chars().take(64).collect();
+        Some(super::Reply::error(
+            501,
+            format!(
+                "the body has a transfer coding the receiver does not undo ({shown:?}): send it \
+                 as it is, or chunked only"
             ),
         ))
     }

@@ -376,6 +376,31 @@ async fn at_the_limit_the_oldest_connection_with_nothing_in_progress_makes_room(
     running.open_connections(2).await;
 }
 
+/// A connection closed to make room gets a moment to finish what it is
+/// sending, not the stop's grace: a client that keeps a head half sent
+/// would otherwise hold the new delivery back for all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_to_make_room_is_not_given_the_stops_grace() {
+    let running = start(
+        Server::new()
+            .with_max_connections(1)
+            .with_head_timeout(Duration::from_secs(300))
+            .with_stop_grace(Duration::from_secs(300)),
+    )
+    .await;
+    let half = running
+        .open("POST /kustomer HTTP/1.1\r\nHost: example\r\n")
+        .await;
+    running.open_connections(1).await;
+    running.read_by_server(&half).await;
+    // Well within the grace, and the head's time limit.
+    let answered = tokio::time::timeout(Duration::from_secs(60), deliver(running.addr, "a9"))
+        .await
+        .expect("the delivery waited for the stop's grace");
+    assert_eq!(answered, (200, "handled".to_owned()));
+    assert_eq!(running.server.connections_closed_at_limit(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_limit_no_connection_is_closed_before_its_request_is_read() {
     // Every connection sends its whole request at once, while one slot is

@@ -37,7 +37,8 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 ///   connection that has had no request in progress for
 ///   [`IDLE_BEFORE_MAKING_ROOM`] (idle between requests, silent since it
 ///   opened, or sending its head or TLS hello that slowly) is closed to make
-///   room, with a warning at most once a minute; a new connection waits in
+///   room (given at most [`MAKING_ROOM_GRACE`] to finish what it is
+///   sending), with a warning at most once a minute; a new connection waits in
 ///   the system's backlog while every connection has a request in progress
 ///   or has just had one. So clients that open connections and send nothing
 ///   cannot keep Kustomer's deliveries out for the time limit on heads.
@@ -57,7 +58,7 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 ///
 /// HTTP/1.1 only, as Kustomer posts; over TLS with [`with_tls`](Self::with_tls)
 /// (feature `axum-tls`), whose handshake must also be done within the time
-/// limit on heads. Clones share the count of open connections. Each request
+/// limit on heads (a limit of its own: the first head's then starts). Clones share the count of open connections. Each request
 /// carries the client's address as axum's `ConnectInfo<SocketAddr>`, as
 /// `axum::serve` gives it with `into_make_service_with_connect_info`, for an
 /// allow-list of Kustomer's addresses, a limit per client, or a log.
@@ -539,6 +540,11 @@ pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
 /// as this; one past what the clock can count would fail every connection).
 pub const MAX_HEAD_TIMEOUT: Duration = Duration::from_secs(86_400);
 
+/// The most a connection closed to make room at the limit is given to
+/// finish an answer's last bytes or a head it is sending (a stop gives
+/// [`Server::with_stop_grace`]).
+pub const MAKING_ROOM_GRACE: Duration = Duration::from_secs(1);
+
 /// How long the accept loop waits after a failed accept before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -562,18 +568,21 @@ async fn run<I, S>(
         Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut connection = pin!(connection);
-    tokio::select! {
+    let grace = tokio::select! {
         ended = connection.as_mut() => {
             if let Err(e) = ended {
                 unreadable.ended(&e);
             }
             return;
         }
-        _ = stopped.wait_for(|stop| *stop) => {}
+        _ = stopped.wait_for(|stop| *stop) => grace,
         () = busy.told_to_leave() => {
             closed_at_limit.fetch_add(1, Ordering::Relaxed);
+            // The new connection waits for this one to close: a moment
+            // at most, whatever grace a stop gives.
+            grace.min(MAKING_ROOM_GRACE)
         }
-    }
+    };
     // No new request on it; an idle one closes at once.
     connection.as_mut().graceful_shutdown();
     loop {
