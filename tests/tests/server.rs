@@ -726,6 +726,14 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
     std::fs::write(path("server.pem"), "not a certificate\n").unwrap();
     let e = tls.reload().unwrap_err();
     assert!(matches!(e, TlsError::NoCertificate { .. }), "{e:?}");
+    // Cut short (written half way): said in words, not bytes.
+    let pem = std::fs::read_to_string(format!("{TLS_DIR}/server.pem")).unwrap();
+    std::fs::write(path("server.pem"), &pem[..pem.len() / 2]).unwrap();
+    let e = tls.reload().unwrap_err().to_string();
+    assert!(
+        e.ends_with("the file ends before \"-----END CERTIFICATE-----\" (cut short?)"),
+        "{e}"
+    );
     std::fs::remove_file(path("server.key")).unwrap();
     let e = tls.reload().unwrap_err();
     assert!(matches!(e, TlsError::Read { .. }), "{e:?}");

@@ -201,7 +201,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::NoCertificate {
             path: cert.to_owned(),
-            detail: Some(e.to_string()),
+            detail: Some(pem_detail(e)),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
@@ -211,7 +211,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
     }
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey {
         path: key.to_owned(),
-        detail: e.to_string(),
+        detail: pem_detail(e),
     })?;
     let validity = Validity::of(&chain);
     let key =
@@ -224,6 +224,31 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
         key: Arc::new(key),
         validity,
     })
+}
+
+/// What the PEM reader said, its markers and lines as text (its own words
+/// show them as lists of bytes).
+fn pem_detail(e: rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    let text = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .chars()
+            .take(80)
+            .collect::<String>()
+    };
+    match e {
+        Error::MissingSectionEnd { end_marker } => {
+            let end = format!("-----END {}-----", text(&end_marker));
+            format!("the file ends before {end:?} (cut short?)")
+        }
+        Error::IllegalSectionStart { line } => {
+            format!(
+                "a section starts with a line that is not a PEM marker: {:?}",
+                text(&line)
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
