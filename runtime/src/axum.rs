@@ -45,7 +45,9 @@ mod tls;
 /// The TLS library [`Tls`] is built on, for [`Tls::from_config`].
 #[cfg(feature = "axum-tls")]
 pub use rustls;
-pub use server::{IDLE_BEFORE_MAKING_ROOM, MAX_HEAD_TIMEOUT, Server, stop_signal};
+pub use server::{
+    IDLE_BEFORE_MAKING_ROOM, MAKING_ROOM_GRACE, MAX_HEAD_TIMEOUT, Server, stop_signal,
+};
 #[cfg(feature = "axum-tls")]
 pub use tls::{Tls, TlsError, Validity};
 
