@@ -78,6 +78,22 @@ fn body(n: usize) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
+/// `body` delivered to `receiver` as Kustomer sends it, signed.
+async fn deliver(receiver: &Receiver, body: &[u8]) -> kustomer_webhooks::receiver::Reply {
+    let signature = sign(TOKEN.as_bytes(), body);
+    receiver
+        .receive(Request {
+            method: "POST",
+            header: |name| match name {
+                SIGNATURE_HEADER => Some(signature.as_bytes()),
+                "content-type" => Some(b"application/json"),
+                _ => None,
+            },
+            body,
+        })
+        .await
+}
+
 /// A replica: its receiver, and its dead letters.
 struct Replica {
     dir: tempfile::TempDir,
@@ -139,17 +155,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Deliver { replica, n, fail } => {
                 handler.fail.store(fail, Ordering::SeqCst);
-                let body = body(n);
-                let signature = sign(TOKEN.as_bytes(), &body);
-                let reply = rt.block_on(replicas[replica].receiver.receive(Request {
-                    method: "POST",
-                    header: |name| match name {
-                        SIGNATURE_HEADER => Some(signature.as_bytes()),
-                        "content-type" => Some(b"application/json"),
-                        _ => None,
-                    },
-                    body: &body,
-                }));
+                let reply = rt.block_on(deliver(&replicas[replica].receiver, &body(n)));
                 let want = if remembered[n] {
                     kept[replica][n] = false;
                     (200, "duplicate")
@@ -261,19 +267,7 @@ async fn a_failed_runs_dead_letter_is_written_before_its_claim_is_given_up() {
     let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
         .with_store(store.clone())
         .with_dead_letters(DeadLetters::open(dir.path()).unwrap());
-    let body = body(0);
-    let signature = sign(TOKEN.as_bytes(), &body);
-    let reply = receiver
-        .receive(Request {
-            method: "POST",
-            header: |name| match name {
-                SIGNATURE_HEADER => Some(signature.as_bytes()),
-                "content-type" => Some(b"application/json"),
-                _ => None,
-            },
-            body: &body,
-        })
-        .await;
+    let reply = deliver(&receiver, &body(0)).await;
     assert_eq!((reply.status, reply.outcome), (500, "error"));
     assert_eq!(*store.written_when_given_up.lock().unwrap(), [true]);
 }
