@@ -69,7 +69,7 @@ macro_rules! __model {
             ) -> ::core::result::Result<S::Ok, S::Error> {
                 use $crate::__private::SerializeMap as _;
                 let mut m = s.serialize_map(::core::option::Option::None)?;
-                $( $crate::__model!(@write $kind m self $field $idx $json); )*
+                $( $crate::__model!(@write $kind m self $field $idx $json $ty); )*
                 $crate::__private::write_extra(&mut m, &self.extra, |key| match key {
                     $( $json => $crate::__model!(@writes $kind self $field $idx $ty), )*
                     _ => false,
@@ -162,12 +162,12 @@ macro_rules! __model {
 
     // A required struct the payload did not have (or had as another type)
     // is written only once it was given a value since.
-    (@write req $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
-        if !$self.__marks.get($idx) || $self.$field != ::core::default::Default::default() {
+    (@write req $m:ident $self:ident $field:ident $idx:literal $json:literal $ty:ty) => {
+        if $crate::__model!(@writes req $self $field $idx $ty) {
             $m.serialize_entry($json, &$self.$field)?;
         }
     };
-    (@write $kind:ident $m:ident $self:ident $field:ident $idx:literal $json:literal) => {
+    (@write $kind:ident $m:ident $self:ident $field:ident $idx:literal $json:literal $ty:ty) => {
         $crate::__private::write_field(&mut $m, $json, &$self.$field, $self.__marks.get($idx))?
     };
 
