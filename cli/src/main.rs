@@ -86,7 +86,9 @@ enum Command {
     /// models already in --out: new fields, fields whose type changed,
     /// fields that disappeared.
     Regenerate {
-        /// Sample files or directories (repeatable) [default: schema/samples]
+        /// Sample files or directories (repeatable), merged with Kustomer's
+        /// published samples unless --no-seed [default: this repository's
+        /// schema/samples, which holds the published samples, alone]
         #[arg(long = "samples", value_name = "PATH")]
         samples: Vec<PathBuf>,
         /// Infer from --samples alone, without Kustomer's published samples
@@ -113,7 +115,9 @@ enum Command {
     /// what the samples give (run `regenerate` with the same arguments to
     /// update them).
     Check {
-        /// Sample files or directories (repeatable) [default: schema/samples]
+        /// Sample files or directories (repeatable), merged with Kustomer's
+        /// published samples unless --no-seed [default: this repository's
+        /// schema/samples, which holds the published samples, alone]
         #[arg(long = "samples", value_name = "PATH")]
         samples: Vec<PathBuf>,
         /// Infer from --samples alone, without Kustomer's published samples

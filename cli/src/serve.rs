@@ -1040,12 +1040,21 @@ async fn with_redis(
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }
+    let open = options
+        .fail_open
+        .then(|| std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone())));
     match store.ping().await {
         Ok(()) => {}
-        Err(StoreError::Unavailable(e)) if lazy => {
-            note!(
-                "warning: Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
-            );
+        Err(err @ StoreError::Unavailable(_)) if lazy => {
+            if let StoreError::Unavailable(e) = &err {
+                note!(
+                    "warning: Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
+                );
+            }
+            // So that `/metrics` says so from the start.
+            if let Some(open) = &open {
+                open.found_down(&err);
+            }
         }
         // Connected, but busy for now (loading its data): deliveries get
         // 503 until it is done.
@@ -1075,9 +1084,6 @@ async fn with_redis(
             ""
         }
     );
-    let open = options
-        .fail_open
-        .then(|| std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone())));
     let probe: StoreProbe = {
         let (store, open) = (store.clone(), open.clone());
         std::sync::Arc::new(move || {
@@ -1149,7 +1155,8 @@ async fn catch_up(
     store: &kustomer_webhooks::dedupe::RedisStore,
     open: &kustomer_webhooks::dedupe::FailOpen<kustomer_webhooks::dedupe::RedisStore>,
 ) {
-    if store.ping().await.is_err() {
+    if let Err(e) = store.ping().await {
+        open.found_down(&e);
         return;
     }
     let untold = open.untold();

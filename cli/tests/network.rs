@@ -2109,6 +2109,12 @@ fn failing_open_serve_handles_deliveries_while_redis_is_down() {
         ],
     );
     let open_metrics = metrics_url(&logged);
+    // Down from the start, before any delivery: `/metrics` says so.
+    let (_, text) = http("GET", &open_metrics, "/metrics");
+    assert!(
+        text.contains("\nkustomer_webhooks_fail_open_active 1\n"),
+        "{text}"
+    );
     for said in [
         "Redis cannot be reached for now",
         "in this process while Redis cannot be reached",

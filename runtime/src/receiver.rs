@@ -124,7 +124,8 @@ fn push_json_str(out: &mut String, s: &str) {
 pub struct Counters {
     /// Deliveries handled (2xx with a handler run, or no handler).
     pub accepted: AtomicU64,
-    /// Deliveries refused before dispatch (4xx).
+    /// Deliveries refused before dispatch (4xx, and 501 for a transfer
+    /// coding the receiver does not undo).
     pub rejected: AtomicU64,
     /// Deliveries of an event already processed (2xx).
     pub duplicate: AtomicU64,
@@ -579,7 +580,9 @@ impl<S: Events> Receiver<S> {
             (409, "in progress") => Counters::bump(&counters.in_progress),
             (200..=299, "stale") => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
-            (400..=499, _) => {
+            // 501: a request the receiver refuses (a transfer coding it
+            // does not undo), not a handler's failure.
+            (400..=499 | 501, _) => {
                 Counters::bump(&counters.rejected);
                 cold::rejected(reply);
             }

@@ -1852,4 +1852,7 @@ async fn a_transfer_coding_other_than_chunked_is_refused() {
             assert!(answer.contains("\\\"gzip, chunked\\\""), "{answer}");
         }
     }
+    // A refusal, not a handler's failure.
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 1);
+    assert_eq!(s.counters.failed.load(Ordering::SeqCst), 0);
 }

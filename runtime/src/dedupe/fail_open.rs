@@ -184,6 +184,19 @@ impl<S> FailOpen<S> {
         &self.store
     }
 
+    /// The store was found not to answer by a probe outside any call (such
+    /// as [`RedisStore::ping`](crate::dedupe::RedisStore::ping) at start):
+    /// it is taken to be down ([`is_down`](FailOpen::is_down) turns true,
+    /// and ids are claimed in memory without asking it for a while) until a
+    /// call or [`catch_up`](FailOpen::catch_up) reaches it. Only
+    /// [`StoreError::Unavailable`] counts. Nothing is logged: the caller
+    /// says it in its own words.
+    pub fn found_down(&self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.mark_down();
+        }
+    }
+
     /// Whether the last call that reached the shared store found it
     /// unavailable.
     pub fn is_down(&self) -> bool {
@@ -224,16 +237,21 @@ impl<S> FailOpen<S> {
 
     /// A call found the store unavailable (`e`).
     fn failed(&self, e: &StoreError) {
-        *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-        if !self.down.swap(true, Ordering::Relaxed) {
+        if self.mark_down() {
             tracing::warn!(
                 "{e}: claiming event ids in this process until it answers (a retry that \
                  reaches another replica meanwhile is handled again)"
             );
         }
+    }
+
+    /// Takes the store to be down from now; whether it was up.
+    fn mark_down(&self) -> bool {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        !self.down.swap(true, Ordering::Relaxed)
     }
 
     /// A call reached the store.
@@ -999,6 +1017,25 @@ mod tests {
     /// A claim the store granted is the caller's at once: the ids left to
     /// tell wait for its settling, so that a caller that stops waiting for
     /// `begin` (its time limit) never leaves a claim no one settles.
+    /// A probe that found the store down says so before any call: down,
+    /// and the store not asked; a failure of another kind is not taken
+    /// for an outage.
+    #[tokio::test]
+    async fn a_store_found_down_by_a_probe_is_down_before_any_call() {
+        let store = FailOpen::new(Switch::default());
+        store.found_down(&StoreError::failed("wrong password"));
+        assert!(!store.is_down());
+        store.found_down(&StoreError::unavailable("connection refused"));
+        assert!(store.is_down());
+        assert_eq!(store.begin("a").await.unwrap(), Begin::New);
+        assert_eq!(store.store().calls.load(Ordering::SeqCst), 0);
+        assert_eq!(store.claimed_in_memory(), 1);
+        // Once a probe finds it answering, it is up again.
+        forget_the_failure(&store);
+        store.catch_up().await.unwrap();
+        assert!(!store.is_down());
+    }
+
     #[tokio::test]
     async fn a_granted_claim_is_returned_before_anything_is_told() {
         let store = FailOpen::new(Switch::default());
