@@ -62,16 +62,20 @@ pub fn with_previous_models(settings: Settings, out: &Path) -> Result<Settings> 
 /// Compares the models in `out` with what generation produces (`generate
 /// --check`).
 pub fn check(schemas: &BTreeMap<String, Value>, dirs: &Dirs) -> Result<ExitCode> {
-    Ok(check_files(
+    check_files(
         &generate(schemas, dirs)?,
         dirs.out,
         "run the same `kustomer-webhooks generate` without `--check`",
-    ))
+    )
 }
 
 /// Compares the models in `out` with `files`; `fix` says what updates
 /// them.
-pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> ExitCode {
+/// A file of one's own with a generated file's name is an error, as it is
+/// for writing: the command `fix` names would refuse it too.
+pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> Result<ExitCode> {
+    kustomer_codegen::check_writable(out, files)
+        .with_context(|| format!("checking the models in {}", out.display()))?;
     let stale = kustomer_codegen::stale(out, files);
     if stale.is_empty() {
         out!(
@@ -79,14 +83,14 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> E
             files.len(),
             out.display()
         );
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     crate::out::failed();
     eprintln!("stale models ({fix} to update them):");
     for s in stale {
         eprintln!("  {s}");
     }
-    ExitCode::FAILURE
+    Ok(ExitCode::FAILURE)
 }
 
 /// Writes the models and says what was written.

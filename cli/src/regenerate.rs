@@ -168,15 +168,16 @@ pub fn regenerate(pipeline: &Pipeline, dry_run: bool) -> Result<ExitCode> {
     let inferrer = pipeline.infer()?;
     let files = pipeline.generate(&inferrer)?;
     let out = pipeline.out();
+    // A file of one's own in the way of the models is found before the
+    // schemas are written, so that a refusal leaves both as they were (and
+    // a dry run says the real one would be refused).
+    kustomer_codegen::check_writable(&out, &files)
+        .with_context(|| format!("writing models to {}", out.display()))?;
     print_summary(&out, &files)?;
     if dry_run {
         out!("(dry run: nothing written)");
         return Ok(ExitCode::SUCCESS);
     }
-    // A file of one's own in the way of the models is found before the
-    // schemas are written, so that a refusal leaves both as they were.
-    kustomer_codegen::check_writable(&out, &files)
-        .with_context(|| format!("writing models to {}", out.display()))?;
     if let Some(schemas) = pipeline.schemas() {
         infer::write(&inferrer, &schemas)?;
     }
@@ -194,7 +195,7 @@ pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
         None => true,
     };
     let files = pipeline.generate(&inferrer)?;
-    let models_ok = generate::check_files(&files, &pipeline.out(), &fix) == ExitCode::SUCCESS;
+    let models_ok = generate::check_files(&files, &pipeline.out(), &fix)? == ExitCode::SUCCESS;
     Ok(if schemas_ok && models_ok {
         ExitCode::SUCCESS
     } else {

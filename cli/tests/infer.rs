@@ -299,7 +299,11 @@ fn sample_without_name_is_rejected() {
 fn sample_with_a_non_string_name_is_rejected() {
     let dir = workdir(&[("num.json", r#"{"name": 7, "data": {"type": "customer"}}"#)]);
     let run = infer(dir.path(), &["num.json", "--out", "out"]);
-    assert_fails(&run, dir.path(), &["num.json: the sample has no `name`"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["num.json: `name` is a number, not a string"],
+    );
 }
 
 #[test]

@@ -524,6 +524,31 @@ fn a_file_of_ones_own_in_the_models_dir_stops_regenerate_before_the_schemas() {
         1,
         "no model written"
     );
+    // A dry run says so too, and `check` names it as what it is, not as a
+    // stale model that the command it suggests would then refuse.
+    for args in [
+        ["regenerate", "--dry-run", "--out"],
+        ["check", "--samples", "--models"],
+    ] {
+        let r = match args[0] {
+            "regenerate" => run(&[
+                args[0],
+                args[1],
+                "--samples",
+                path(&captured),
+                args[2],
+                path(&models),
+            ]),
+            _ => run(&[args[0], args[1], path(&captured), args[2], path(&models)]),
+        };
+        assert_eq!(r.code, Some(1), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("customer.rs: a file of your own"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("differs"), "{}", r.stderr);
+    }
 }
 
 /// `check` names the `regenerate` command, with its arguments, that

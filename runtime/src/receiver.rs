@@ -192,7 +192,7 @@ impl std::fmt::Display for Counters {
         )?;
         match n(&self.in_progress) {
             0 => Ok(()),
-            busy => write!(f, ", {busy} in progress"),
+            busy => write!(f, ", {busy} answered 409 (already being handled)"),
         }
     }
 }
@@ -1941,7 +1941,7 @@ mod tests {
         );
         assert_eq!(
             counters.to_string(),
-            "3 accepted, 1 rejected, 0 duplicate, 0 stale, 2 failed, 1 in progress"
+            "3 accepted, 1 rejected, 0 duplicate, 0 stale, 2 failed, 1 answered 409 (already being handled)"
         );
     }
 

@@ -52,11 +52,14 @@ pub enum SampleProblem {
     /// The value is an array, a string, a number…
     #[error("a sample must be a JSON object (an event envelope)")]
     NotAnObject,
-    /// `name` is missing or not a string.
+    /// `name` is missing (or `null`).
     #[error(
         "the sample has no `name` (the event name string, such as \"kustomer.customer.create\")"
     )]
     MissingName,
+    /// `name` is there, but a number, an object… (named here).
+    #[error("`name` is {0}, not a string (the event name, such as \"kustomer.customer.create\")")]
+    NameNotAString(&'static str),
     /// `data.type` is missing or not a string.
     #[error("the sample has no `data.type` (the resource type string, such as \"customer\")")]
     MissingDataType,

@@ -120,8 +120,10 @@ impl Inferrer {
         let Value::Object(envelope) = sample else {
             return Err(problem(SampleProblem::NotAnObject));
         };
-        let Some(Value::String(name)) = envelope.get("name") else {
-            return Err(problem(SampleProblem::MissingName));
+        let name = match envelope.get("name") {
+            Some(Value::String(name)) => name,
+            None | Some(Value::Null) => return Err(problem(SampleProblem::MissingName)),
+            Some(other) => return Err(problem(SampleProblem::NameNotAString(json_kind(other)))),
         };
         let resource = match envelope.get("data").and_then(|d| d.get("type")) {
             Some(Value::String(resource)) => resource,

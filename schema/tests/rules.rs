@@ -452,8 +452,16 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
         SampleProblem::MissingName
     );
     assert_eq!(
-        problem(i.add(&json!({"name": 1, "data": {"type": "x"}}), "a")),
+        problem(i.add(&json!({"name": null, "data": {"type": "x"}}), "a")),
         SampleProblem::MissingName
+    );
+    assert_eq!(
+        problem(i.add(&json!({"name": 1, "data": {"type": "x"}}), "a")),
+        SampleProblem::NameNotAString("a number")
+    );
+    assert_eq!(
+        SampleProblem::NameNotAString("a number").to_string(),
+        "`name` is a number, not a string (the event name, such as \"kustomer.customer.create\")"
     );
     assert_eq!(
         problem(i.add(&json!({"name": "n", "data": {}}), "a")),
