@@ -105,6 +105,19 @@ fn structs(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<String
             continue;
         };
         for item in file.items {
+            // An event type (`__event!(… CustomerUpdate(CustomerEvent) = …)`):
+            // a type with no fields of its own, which handlers name.
+            if let syn::Item::Macro(m) = &item
+                && m.mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "__event")
+                && let Some(name) = event_type(&m.mac.tokens)
+            {
+                out.insert(name, BTreeMap::new());
+                continue;
+            }
             let syn::Item::Struct(s) = item else { continue };
             let owner = s.ident.to_string();
             let mut fields = BTreeMap::new();
@@ -132,6 +145,23 @@ fn structs(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<String
         }
     }
     out
+}
+
+/// The event type an `__event!` invocation declares: its first name past
+/// the attributes (`#[doc = …] CustomerUpdate(CustomerEvent) = "…"`).
+fn event_type(tokens: &proc_macro2::TokenStream) -> Option<String> {
+    let mut tokens = tokens.clone().into_iter();
+    while let Some(token) = tokens.next() {
+        match token {
+            // `#` and the bracketed attribute after it.
+            proc_macro2::TokenTree::Punct(p) if p.as_char() == '#' => {
+                tokens.next();
+            }
+            proc_macro2::TokenTree::Ident(ident) => return Some(ident.to_string()),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The field names of a models module's structs: struct → JSON key →
@@ -320,6 +350,47 @@ mod tests {
             ]
         );
         assert!(changes[0].is_breaking());
+    }
+
+    /// Event types are types handlers name: one that appears or goes is
+    /// said, as a struct is.
+    #[test]
+    fn event_types_that_appear_or_go_are_changes() {
+        let event = |name: &str| {
+            format!(
+                "kustomer_webhooks::__event!(#[doc = \" The event.\"] {name}(CustomerEvent) = \
+                 \"kustomer.x\");"
+            )
+        };
+        let old = files(&format!(
+            "{}\n{}",
+            event("CustomerCreate"),
+            event("CustomerUpdate")
+        ));
+        let new = files(&format!(
+            "{}\n{}",
+            event("CustomerCreate"),
+            event("CustomerDelete")
+        ));
+        let text: Vec<String> = summarize(&old, &new)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "+ CustomerDelete: new type",
+                "- CustomerUpdate: type removed"
+            ]
+        );
+        // The generated models hold one event type per event.
+        let generated = read_models(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../runtime/src/models"
+        )))
+        .unwrap();
+        let types = structs(&generated);
+        assert!(types.contains_key("CustomerUpdate") && types.contains_key("TeamCreate"));
     }
 
     #[test]
