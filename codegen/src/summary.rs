@@ -284,6 +284,14 @@ mod tests {
         BTreeMap::from([("customer.rs".to_owned(), text.to_owned())])
     }
 
+    /// The summary's lines.
+    fn said(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+        summarize(old, new)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     #[test]
     fn new_gone_and_changed_fields_and_types() {
         let old = files(
@@ -308,10 +316,7 @@ mod tests {
             pub struct Fresh { #[json("b")] pub b: Option<Vec<Change<Str>>> }
             "#,
         );
-        let text: Vec<String> = summarize(&old, &new)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let text = said(&old, &new);
         assert_eq!(
             text,
             [
@@ -372,10 +377,7 @@ mod tests {
             event("CustomerCreate"),
             event("CustomerDelete")
         ));
-        let text: Vec<String> = summarize(&old, &new)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let text = said(&old, &new);
         assert_eq!(
             text,
             [

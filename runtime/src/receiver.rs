@@ -993,15 +993,7 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn compressed(encoding: &[u8]) -> Option<super::Reply> {
-        let text = String::from_utf8_lossy(encoding);
-        let identity = text.split(',').all(|coding| {
-            let coding = coding.trim();
-            coding.is_empty() || coding.eq_ignore_ascii_case("identity")
-        });
-        if identity {
-            return None;
-        }
-        let shown: String = text.trim().chars().take(64).collect();
+        let shown = other_codings(encoding, &["identity"])?;
         Some(super::Reply::error(
             415,
             format!(
@@ -1011,6 +1003,18 @@ mod cold {
         ))
     }
 
+    /// A coding header's value (`gzip, chunked`), cut for a reply, when it
+    /// names a coding other than those `taken` (in any case); `None` when
+    /// it names none.
+    fn other_codings(value: &[u8], taken: &[&str]) -> Option<String> {
+        let text = String::from_utf8_lossy(value);
+        let plain = text.split(',').all(|coding| {
+            let coding = coding.trim();
+            coding.is_empty() || taken.iter().any(|t| coding.eq_ignore_ascii_case(t))
+        });
+        (!plain).then(|| text.trim().chars().take(64).collect())
+    }
+
     /// A transfer coding other than `chunked` (`gzip, chunked`): the HTTP
     /// layer reads the chunks and leaves the rest to the receiver, which
     /// does not undo it, so it is refused as RFC 9112 says, 501, rather
@@ -1018,17 +1022,7 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn transfer_coded(codings: &[u8]) -> Option<super::Reply> {
-        let text = String::from_utf8_lossy(codings);
-        let plain = text.split(',').all(|coding| {
-            let coding = coding.trim();
-            coding.is_empty()
-                || coding.eq_ignore_ascii_case("chunked")
-                || coding.eq_ignore_ascii_case("identity")
-        });
-        if plain {
-            return None;
-        }
-        let shown: String = text.trim().chars().take(64).collect();
+        let shown = other_codings(codings, &["chunked", "identity"])?;
         Some(super::Reply::error(
             501,
             format!(
