@@ -390,6 +390,91 @@ fn a_new_key_does_not_take_a_fields_name() {
     );
 }
 
+#[test]
+fn a_new_nested_object_does_not_take_a_types_name() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models) = (tmp.path().join("captured"), tmp.path().join("models"));
+    fs::create_dir_all(&captured).unwrap();
+    let sample = |id: &str, attributes: Value| {
+        let event = json!({
+            "id": id,
+            "name": "kustomer.widget.update",
+            "data": {"type": "widget", "id": "w1", "attributes": attributes},
+        });
+        fs::write(captured.join(format!("{id}.json")), event.to_string()).unwrap();
+    };
+    let regenerate = |dry: bool| {
+        let mut args = vec![
+            "regenerate",
+            "--no-seed",
+            "--samples",
+            path(&captured),
+            "--out",
+            path(&models),
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        run(&args)
+    };
+    sample(
+        "1",
+        json!({"b": {"lvl5": {"x": 1}}, "c": {"lvl5": {"y": "s"}}}),
+    );
+    let first = regenerate(false);
+    assert_eq!(first.code, Some(0), "{}{}", first.stdout, first.stderr);
+    let before = fs::read_to_string(models.join("widget.rs")).unwrap();
+    assert!(before.contains("pub struct WidgetLvl52 "), "{before}");
+
+    // A new `lvl5` under `a`, which sorts first.
+    sample(
+        "2",
+        json!({"a": {"lvl5": {"z": true}}, "b": {"lvl5": {"x": 2}}, "c": {"lvl5": {"y": "t"}}}),
+    );
+    for dry in [true, false] {
+        let second = regenerate(dry);
+        assert_eq!(second.code, Some(0), "{}{}", second.stdout, second.stderr);
+        assert!(
+            second.stdout.contains("+ WidgetLvl53: new type"),
+            "{}",
+            second.stdout
+        );
+        // Nothing that code written against the models before uses moves.
+        for mark in ["- ", "~ ", "! "] {
+            assert!(
+                !second
+                    .stdout
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(mark)),
+                "{}",
+                second.stdout
+            );
+        }
+    }
+    let after = fs::read_to_string(models.join("widget.rs")).unwrap();
+    for kept in ["pub struct WidgetLvl5 ", "pub struct WidgetLvl52 "] {
+        let fields = |text: &str| {
+            let at = text.find(kept).unwrap();
+            // Its fields, without the doc comments' sample counts.
+            text[at..text[at..].find("\n}").unwrap() + at]
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("///"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(fields(&after), fields(&before), "{after}");
+    }
+    let check = run(&[
+        "check",
+        "--no-seed",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+}
+
 /// Paths a shell would split are quoted in the command the models' header
 /// and `check`'s advice print, so that it can be pasted as it is.
 #[test]

@@ -30,8 +30,8 @@
 //! `dispatcher()` and `dispatcher_with_state()` for it. The same code works
 //! as the runtime's bundled models and as a module in a service's own crate
 //! (see [`Settings::with_command`] and [`Settings::with_source`] for its
-//! header, [`Settings::with_previous_models`] to keep the field names of the
-//! last generation, [`summarize`] for what changed since, and [`prune`] for
+//! header, [`Settings::with_previous_models`] to keep the field and type
+//! names of the last generation, [`summarize`] for what changed since, and [`prune`] for
 //! the files no longer produced).
 //!
 //! Every type name is a Rust identifier, and no two clash: a name made of a
@@ -147,16 +147,54 @@ struct Unreadable {
     message: String,
 }
 
-/// The field names of models generated before: struct → JSON key → Rust
-/// field.
-type Previous = BTreeMap<String, BTreeMap<String, String>>;
+/// What the models generated before had, to keep its names.
+#[derive(Clone, Debug, Default)]
+struct Previous {
+    /// Their field names: struct → JSON key → Rust field.
+    fields: BTreeMap<String, BTreeMap<String, String>>,
+    /// Their field types as written: struct → JSON key → `Option<CustomerLvl5>`.
+    types: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Previous {
+    fn read(files: &BTreeMap<String, String>) -> Self {
+        let mut previous = Previous::default();
+        for (owner, fields) in summary::previous_fields(files) {
+            let (names, types) = fields
+                .into_iter()
+                .map(|(json, (name, ty))| ((json.clone(), name), (json, ty)))
+                .unzip();
+            previous.fields.insert(owner.clone(), names);
+            previous.types.insert(owner, types);
+        }
+        previous
+    }
+
+    /// The struct the field `key` of `owner` was typed with before, when
+    /// that is a name [`Gen::unique`] gives `base` (`base` itself, or it
+    /// numbered).
+    fn type_of(&self, owner: &str, key: &str, base: &str) -> Option<&str> {
+        let ty = self.types.get(owner)?.get(key)?;
+        ty.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .find(|word| {
+                word.strip_prefix(base).is_some_and(|n| {
+                    n.is_empty() || (n.parse::<u32>().is_ok_and(|n| n >= 2) && !n.starts_with('0'))
+                })
+            })
+    }
+
+    /// Whether the models before had a struct of this name.
+    fn had(&self, name: &str) -> bool {
+        self.fields.contains_key(name)
+    }
+}
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             command: "kustomer-webhooks generate".into(),
             source: "the schemas in schema/schemas/".into(),
-            previous: Previous::new(),
+            previous: Previous::default(),
             unreadable: None,
         }
     }
@@ -185,6 +223,11 @@ impl Settings {
     /// value. Files that were not generated are ignored; a generated one
     /// that no longer parses makes [`generate`] fail with
     /// [`Error::PreviousModel`], rather than name its fields afresh.
+    ///
+    /// The types of nested objects keep their names the same way: the
+    /// struct a field was typed with keeps its name, and a new nested
+    /// object whose name another struct had is numbered past it, rather
+    /// than take it and renumber that struct.
     ///
     /// ```
     /// use kustomer_codegen::{Settings, generate, read_schemas};
@@ -217,7 +260,7 @@ impl Settings {
             .filter(|(_, text)| generated_or_conflicted(text))
             .map(|(name, text)| (name.clone(), text.clone()))
             .collect();
-        self.previous = summary::field_names(&generated);
+        self.previous = Previous::read(&generated);
         self.unreadable = generated.iter().find_map(|(file, text)| {
             let e = syn::parse_file(text).err()?;
             let at = e.span().start();
@@ -701,6 +744,16 @@ fn events_of(schema: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
+/// `base` as [`Gen::unique`] names a type: [`type_name`], `Self` as
+/// `SelfResource`, and `Object` when it has nothing to make a name of.
+fn base_type_name(base: &str) -> String {
+    match type_name(base) {
+        Some(name) if name == "Self" => "SelfResource".to_owned(),
+        Some(name) => name,
+        None => "Object".to_owned(),
+    }
+}
+
 /// `name` as a Rust type name: itself when it is one (an ASCII capital,
 /// then ASCII letters and digits), else its words in PascalCase
 /// (`my-thing` → `MyThing`), with `Resource` before a leading digit
@@ -876,6 +929,8 @@ struct Gen<'a> {
     made: BTreeMap<String, String>,
     /// The JSON keys from the envelope to the field being generated.
     path: Vec<String>,
+    /// The struct whose field is being generated.
+    owner: String,
 }
 
 impl<'a> Gen<'a> {
@@ -891,6 +946,7 @@ impl<'a> Gen<'a> {
             defs: BTreeMap::new(),
             made: BTreeMap::new(),
             path: Vec::new(),
+            owner: String::new(),
         }
     }
 
@@ -946,14 +1002,33 @@ impl<'a> Gen<'a> {
     /// `base` as a type name ([`type_name`]; `Self` is `SelfResource`),
     /// numbered when another type has the name; then taken.
     fn unique(&mut self, base: &str) -> String {
-        let base = match type_name(base) {
-            Some(name) if name == "Self" => "SelfResource".to_owned(),
-            Some(name) => name,
-            None => "Object".to_owned(),
-        };
-        let mut name = base.clone();
+        self.numbered(&base_type_name(base), |_| false)
+    }
+
+    /// The type name of the object at the field `key` of the struct being
+    /// made ([`unique`](Self::unique) of `base`), kept from the models
+    /// before: the name they gave this field's type, when no type has taken
+    /// it since. A new one passes over the names the models before gave
+    /// other types, so that a new key elsewhere does not take a type's name
+    /// and renumber it (`CustomerLvl5` becoming `CustomerLvl52`), which would
+    /// break the code that names it.
+    fn unique_kept(&mut self, base: &str, key: &str) -> String {
+        let base = base_type_name(base);
+        if let Some(before) = self.previous.type_of(&self.owner, key, &base)
+            && self.taken.insert(before.to_owned())
+        {
+            return before.to_owned();
+        }
+        let previous = self.previous;
+        self.numbered(&base, |name| previous.had(name))
+    }
+
+    /// `base`, or it numbered from 2, whichever is first neither taken nor
+    /// `passed`; then taken.
+    fn numbered(&mut self, base: &str, passed: impl Fn(&str) -> bool) -> String {
+        let mut name = base.to_owned();
         let mut n = 2;
-        while self.taken.contains(&name) {
+        while self.taken.contains(&name) || passed(&name) {
             name = format!("{base}{n}");
             n += 1;
         }
@@ -979,11 +1054,13 @@ impl<'a> Gen<'a> {
         let mut fields = Vec::new();
         let mut names = field_names(
             props.into_iter().flatten().map(|(k, _)| k.as_str()),
-            self.previous.get(name),
+            self.previous.fields.get(name),
         )
         .into_iter();
         for (key, prop) in props.into_iter().flatten() {
             let ptr = format!("{pointer}/properties/{}", escape(key));
+            // Nested structs made for this field are kept under its name.
+            name.clone_into(&mut self.owner);
             self.path.push(key.clone());
             let typed = self.field_type(key, prop, &ptr);
             self.path.pop();
@@ -1075,7 +1152,8 @@ impl<'a> Gen<'a> {
                     .get("properties")
                     .is_some_and(|p| p.as_object().is_some_and(|m| !m.is_empty()));
                 if has_shape {
-                    let name = self.unique(&format!("{}{}", self.prefix, pascal_case(key)));
+                    let name =
+                        self.unique_kept(&format!("{}{}", self.prefix, pascal_case(key)), key);
                     self.structure(&name, schema, pointer, Origin::Resource)?;
                     Ty::Named(name)
                 } else {
@@ -1401,7 +1479,7 @@ impl<'a> Resource<'a> {
                 .into_iter()
                 .flatten()
                 .map(|(k, _)| k.as_str());
-            let mut names = field_names(keys, self.g.previous.get(&name)).into_iter();
+            let mut names = field_names(keys, self.g.previous.fields.get(&name)).into_iter();
             let set = self
                 .g
                 .structs
@@ -2143,6 +2221,62 @@ mod tests {
             assert!(!files.contains_key("kustomer_webhooks.rs"));
             assert!(files["mod.rs"].contains("mod kustomer_webhooks_resource;"));
         }
+    }
+
+    #[test]
+    fn a_nested_type_keeps_its_name_when_a_new_key_would_take_it() {
+        let infer = |samples: &[&str]| {
+            let mut inferrer = kustomer_schema::Inferrer::default();
+            for (i, sample) in samples.iter().enumerate() {
+                inferrer
+                    .add_json(sample.as_bytes(), &format!("s{i}"))
+                    .unwrap();
+            }
+            inferrer.schemas()
+        };
+        let first = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"b":{"lvl5":{"x":1}},"c":{"lvl5":{"y":"s"}}}}}"#;
+        // A new `lvl5`, under a key that sorts before the others.
+        let second = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"a":{"lvl5":{"z":true}},"b":{"lvl5":{"x":1}},"c":{"lvl5":{"y":"s"}}}}}"#;
+        let before = generate(&infer(&[first]), &Settings::default()).unwrap();
+        let text = &before["thing.rs"];
+        assert!(text.contains("pub lvl5: ThingLvl5,"), "{text}");
+        assert!(text.contains("pub lvl5: ThingLvl52,"), "{text}");
+        let struct_of = |text: &str, field: &str| {
+            let at = text.find(&format!("#[json(\"{field}\")]")).unwrap();
+            let ty = text[at..].split("pub lvl5: ").nth(1).unwrap();
+            ty[..ty.find(',').unwrap()].to_owned()
+        };
+        let x = struct_of(text, "x");
+        let y = struct_of(text, "y");
+        assert_ne!(x, y);
+
+        // Named afresh, the new type takes the first name and the others
+        // are renumbered.
+        let fresh = generate(&infer(&[first, second]), &Settings::default()).unwrap();
+        assert!(fresh["thing.rs"].contains("pub struct ThingLvl53 "));
+        // With the models before, each keeps its name; the new one is
+        // numbered past them.
+        let settings = Settings::default().with_previous_models(&before);
+        let kept = generate(&infer(&[first, second]), &settings).unwrap();
+        let text = &kept["thing.rs"];
+        assert_eq!(struct_of(text, "x"), x, "{text}");
+        assert_eq!(struct_of(text, "y"), y, "{text}");
+        assert_eq!(struct_of(text, "z"), "ThingLvl53", "{text}");
+        // And again from those: nothing moves.
+        let settings = Settings::default().with_previous_models(&kept);
+        assert_eq!(generate(&infer(&[first, second]), &settings).unwrap(), kept);
+        // The change summary: named afresh, types lose their fields; kept,
+        // the new type and the new field alone.
+        let changes = summarize(&before, &fresh);
+        assert!(changes.iter().any(ModelChange::is_breaking), "{changes:?}");
+        let changes = summarize(&before, &kept);
+        assert!(!changes.iter().any(ModelChange::is_breaking), "{changes:?}");
+        assert!(
+            changes.contains(&ModelChange::NewType {
+                name: "ThingLvl53".into()
+            }),
+            "{changes:?}"
+        );
     }
 
     #[test]

@@ -164,17 +164,17 @@ fn event_type(tokens: &proc_macro2::TokenStream) -> Option<String> {
     None
 }
 
-/// The field names of a models module's structs: struct → JSON key →
-/// Rust field.
-pub(crate) fn field_names(
+/// What a models module's structs had: struct → JSON key → the field's
+/// Rust name and its type as written (`Option<CustomerLvl5>`).
+pub(crate) fn previous_fields(
     files: &BTreeMap<String, String>,
-) -> BTreeMap<String, BTreeMap<String, String>> {
+) -> BTreeMap<String, BTreeMap<String, (String, String)>> {
     structs(files)
         .into_iter()
         .map(|(owner, fields)| {
             let names = fields
                 .into_values()
-                .map(|field| (field.json, field.name))
+                .map(|field| (field.json, (field.name, field.ty)))
                 .collect();
             (owner, names)
         })
