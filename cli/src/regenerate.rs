@@ -147,7 +147,28 @@ pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec
     }
     let changes = kustomer_codegen::summarize(&old, files);
     if changes.is_empty() {
-        out!("{}: no type or field changes", out.display());
+        // What `check` compares: all but the header line.
+        let body = |text: &str| {
+            text.split_once('\n')
+                .map_or("", |(_, rest)| rest)
+                .to_owned()
+        };
+        let differ: Vec<&str> = files
+            .iter()
+            .filter(|(name, text)| old.get(*name).map(|t| body(t)) != Some(body(text)))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if differ.is_empty() {
+            out!("{}: no type or field changes", out.display());
+        } else {
+            out!(
+                "{}: no type or field changes; {} file(s) differ only in doc comments (such as \
+                 sample counts) or in how fields are read (such as null being allowed): {}",
+                out.display(),
+                differ.len(),
+                differ.join(", ")
+            );
+        }
         return Ok(changes);
     }
     out!("{}: changes against the current models:", out.display());

@@ -98,10 +98,44 @@ fn org_custom_attributes_become_typed_fields_and_changes_are_summarised() {
         "--dry-run",
     ]);
     assert!(
-        again.stdout.contains("no type or field changes"),
+        again.stdout.contains("no type or field changes\n"),
         "{}",
         again.stdout
     );
+
+    // One more capture of the same shape: only the sample counts in the
+    // doc comments change, which `check` reports and the dry run names.
+    capture(
+        &captured,
+        "6a1f000000000000000000ff",
+        json!({"loyaltyTierStr": "gold", "vipBool": true, "seatsNum": 3, "regionCode": "EMEA"}),
+    );
+    let counts = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+        "--dry-run",
+    ]);
+    assert!(
+        counts.stdout.contains(
+            "no type or field changes; 2 file(s) differ only in doc comments (such as sample \
+             counts) or in how fields are read (such as null being allowed): customer.rs, \
+             shared.rs\n"
+        ),
+        "{}",
+        counts.stdout
+    );
+    let stale = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(stale.code, Some(1), "{}{}", stale.stdout, stale.stderr);
+    fs::remove_file(captured.join("6a1f000000000000000000ff.json")).unwrap();
 
     // New traffic: a new attribute, one whose values are now text, and the
     // org dropped another (recaptured from scratch).
