@@ -1644,6 +1644,19 @@ fn schema_doc(name: &str, _schema: &Value) -> String {
     }
 }
 
+/// Whether a custom attribute's schema types it as its `suffix` names
+/// (`Num` a number, `At` a date-time string…), rather than by other values
+/// its samples held.
+fn suffix_holds(suffix: &str, prop: &Value) -> bool {
+    let format = prop.get("format").and_then(Value::as_str);
+    match (suffix, seen_as(prop).as_deref()) {
+        ("Num", Some("number" | "integer")) | ("Bool", Some("boolean")) => true,
+        ("At", Some("string")) => format == Some("date-time"),
+        ("Num" | "Bool" | "At", _) => false,
+        (_, types) => types == Some("string"),
+    }
+}
+
 /// The JSON types a property's schema lists (`"type"`, alone or in an
 /// `anyOf`; a `$ref` is an object), null aside: `integer or string`; none
 /// when it lists none.
@@ -1684,7 +1697,14 @@ fn seen_as(prop: &Value) -> Option<String> {
 fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin) -> String {
     let mut doc = format!("`{key}`");
     if let Some(s) = prop.get("x-kustomer-suffix").and_then(Value::as_str) {
-        doc.push_str(&format!(": a custom attribute typed by its `{s}` suffix"));
+        if suffix_holds(s, prop) {
+            doc.push_str(&format!(": a custom attribute typed by its `{s}` suffix"));
+        } else {
+            doc.push_str(&format!(
+                ": a custom attribute whose samples held other values than its `{s}` suffix \
+                 names, so it is typed by them"
+            ));
+        }
     }
     match kind {
         Kind::Any => match seen_as(prop) {
@@ -2220,6 +2240,39 @@ mod tests {
             );
             assert!(!files.contains_key("kustomer_webhooks.rs"));
             assert!(files["mod.rs"].contains("mod kustomer_webhooks_resource;"));
+        }
+    }
+
+    #[test]
+    fn a_custom_attribute_is_said_to_be_typed_by_its_suffix_only_when_it_is() {
+        let files = models(&[
+            r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"custom":{"renewalAt":12345,"dueAt":"2024-01-02T03:04:05.000Z","tierStr":"gold","scoreNum":"high","okBool":true}}}}"#,
+        ])
+        .unwrap();
+        let text = &files["widget.rs"];
+        let doc_of = |key: &str| {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("/// `{key}`")))
+                .unwrap_or_else(|| panic!("{key} in {text}"));
+            line.trim_start().to_owned()
+        };
+        for (key, suffix) in [("dueAt", "At"), ("tierStr", "Str"), ("okBool", "Bool")] {
+            assert!(
+                doc_of(key).contains(&format!("typed by its `{suffix}` suffix")),
+                "{}",
+                doc_of(key)
+            );
+        }
+        for (key, suffix) in [("renewalAt", "At"), ("scoreNum", "Num")] {
+            let doc = doc_of(key);
+            assert!(!doc.contains("typed by its"), "{doc}");
+            assert!(
+                doc.contains(&format!(
+                    "held other values than its `{suffix}` suffix names"
+                )),
+                "{doc}"
+            );
         }
     }
 
