@@ -197,10 +197,8 @@ fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
             ),
         );
     }
-    let mut impl_trait = false;
     for ty in &types {
         if let Some(i) = find_impl_trait(ty) {
-            impl_trait = true;
             combine(
                 &mut errors,
                 syn::Error::new_spanned(
@@ -251,19 +249,9 @@ fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
             ),
         );
     }
-    if let Some(state) = types.get(1)
-        && !names_state(state)
-        && !state_first
-        && !impl_trait
-    {
-        combine(
-            &mut errors,
-            syn::Error::new_spanned(
-                state,
-                "the second parameter of a webhook handler is the shared state: `State<T>`",
-            ),
-        );
-    }
+    // A second parameter of another type than `State<T>` is reported by the
+    // compiler, which knows a `State` by any name (`use … as HookState`, an
+    // alias) and tells it from axum's.
     if let Some((ty, msg)) = types
         .get(1)
         .filter(|t| names_state(t))
@@ -665,7 +653,9 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => inferred(ty),
     };
-    let state = types.get(1).and_then(|t| state_inner(t)).map(inferred);
+    // `State<T>` by whatever name the handler gives it: its `T` is the
+    // compiler's to find.
+    let state = types.get(1).map(|t| inferred(t));
     let ctor = match (func.sig.asyncness.is_some(), &state) {
         (true, None) => quote!(async_handler::<#event, #result, _, _>),
         (true, Some(t)) => quote!(async_handler_with_state::<#event, #t, #result, _, _>),
@@ -721,8 +711,8 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
             }
         },
         (false, true) => quote! {
-            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, T, R>(
-                _: &impl ::core::ops::Fn(E, ::kustomer_webhooks::State<T>) -> R,
+            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, P, R>(
+                _: &impl ::core::ops::Fn(E, P) -> R,
             ) -> &'static [&'static str] {
                 E::EVENTS
             }

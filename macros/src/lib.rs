@@ -20,7 +20,8 @@ mod model;
 /// this context need a name".
 ///
 /// The function takes the event and, optionally, the application's shared
-/// state as `State<T>`; it may be `async` or not (a plain `fn` runs on
+/// state as `State<T>` (`kustomer_webhooks::State`, imported under any name:
+/// `use kustomer_webhooks::State as HookState;` beside axum's `State`); it may be `async` or not (a plain `fn` runs on
 /// tokio's blocking pool, a hand-off to another thread per event, so a
 /// handler that never blocks is best `async`), and returns `()` or
 /// `Result<(), E>`, `E` an error that converts into
@@ -65,7 +66,8 @@ mod model;
 /// Mistakes are compile errors pointing at the offending token: an unknown
 /// event name (with the closest known one), a parameter that is not an event
 /// type, an event its parameter type does not hold, a wrong number of
-/// parameters, a generic, `const` or `unsafe` function, `impl Trait` in the
+/// parameters, a second parameter that is not `kustomer_webhooks::State<T>`
+/// (axum's `State` among them), a generic, `const` or `unsafe` function, `impl Trait` in the
 /// signature, `State` without its type, use on something that is not a
 /// function, malformed arguments, and an `async fn` whose future is not
 /// `Send`.

@@ -28,7 +28,7 @@
 //! converts into a boxed error. Plain `fn`s run on tokio's blocking pool, so
 //! they never block the async runtime; `async fn`s run on it. The blocking
 //! pool costs a hand-off to another thread per event (in the receiver
-//! benchmark, about half the requests per second of `async` handlers), so a
+//! benchmark, about 0.7 times the requests per second of `async` handlers), so a
 //! handler that never blocks is best written `async`.
 //!
 //! Two handlers for one event are refused when the dispatcher is built

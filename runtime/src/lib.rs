@@ -209,19 +209,44 @@ pub mod __private {
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
-    /// Wraps an `async fn(E, State<T>) -> R`.
-    pub fn async_handler_with_state<E, T, R, F, Fut>(
+    /// A webhook handler's second parameter: [`State<T>`](crate::State),
+    /// under whatever name the handler's module gives it (an alias, or a
+    /// `use … as`), which a macro cannot tell from the name alone.
+    #[diagnostic::on_unimplemented(
+        message = "the second parameter of a webhook handler is the shared state, `kustomer_webhooks::State<T>`, not `{Self}`",
+        label = "not `kustomer_webhooks::State<T>`",
+        note = "a webhook handler takes its event, then optionally the shared state as `kustomer_webhooks::State<T>`; `axum::extract::State` is another type: beside it, import this one renamed (`use kustomer_webhooks::State as HookState;`)"
+    )]
+    pub trait StateParam: Sized {
+        /// The state's type, `T`.
+        type Inner;
+        /// The parameter, from the state the dispatcher hands out.
+        fn from_state(state: crate::State<Self::Inner>) -> Self;
+    }
+
+    impl<T> StateParam for crate::State<T> {
+        type Inner = T;
+        fn from_state(state: crate::State<T>) -> Self {
+            state
+        }
+    }
+
+    /// Wraps an `async fn(E, State<T>) -> R`, `P` being `State<T>` by any
+    /// name.
+    pub fn async_handler_with_state<E, P, R, F, Fut>(
         f: F,
         name: &'static str,
         only: Option<&'static [&'static str]>,
     ) -> Registered
     where
         E: crate::FromEvent,
-        T: Clone + Send + Sync + 'static,
+        P: StateParam,
+        P::Inner: Clone + Send + Sync + 'static,
         R: crate::IntoHandlerResult,
-        F: Fn(E, crate::State<T>) -> Fut + Send + Sync + 'static,
+        F: Fn(E, P) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
     {
+        let f = move |event: E, state: crate::State<P::Inner>| f(event, P::from_state(state));
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
@@ -239,18 +264,21 @@ pub mod __private {
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
 
-    /// Wraps a blocking `fn(E, State<T>) -> R`.
-    pub fn blocking_handler_with_state<E, T, R, F>(
+    /// Wraps a blocking `fn(E, State<T>) -> R`, `P` being `State<T>` by
+    /// any name.
+    pub fn blocking_handler_with_state<E, P, R, F>(
         f: F,
         name: &'static str,
         only: Option<&'static [&'static str]>,
     ) -> Registered
     where
         E: crate::FromEvent,
-        T: Clone + Send + Sync + 'static,
+        P: StateParam,
+        P::Inner: Clone + Send + Sync + 'static,
         R: crate::IntoHandlerResult + 'static,
-        F: Fn(E, crate::State<T>) -> R + Send + Sync + 'static,
+        F: Fn(E, P) -> R + Send + Sync + 'static,
     {
+        let f = move |event: E, state: crate::State<P::Inner>| f(event, P::from_state(state));
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
     pub use crate::model::{

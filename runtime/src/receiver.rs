@@ -176,8 +176,8 @@ impl Counters {
     }
 }
 
-/// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`, and `, 2 in
-/// progress` when there were any.
+/// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`, and `, 2
+/// answered 409 (already being handled)` when there were any.
 impl std::fmt::Display for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);

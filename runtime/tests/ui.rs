@@ -19,6 +19,7 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/malformed-arguments.rs");
     t.compile_fail("tests/ui/non-send-future.rs");
     t.compile_fail("tests/ui/second-parameter-not-state.rs");
+    t.compile_fail("tests/ui/second-parameter-another-state.rs");
     t.compile_fail("tests/ui/wrong-return-type.rs");
     t.compile_fail("tests/ui/unsafe-handler.rs");
     t.compile_fail("tests/ui/event-by-reference.rs");

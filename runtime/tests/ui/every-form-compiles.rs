@@ -63,4 +63,25 @@ fn on_users(event: AnyEvent) {
     let _ = event;
 }
 
+// `State` renamed beside another (axum's), and behind an alias.
+mod renamed {
+    use std::sync::Arc;
+
+    use kustomer_webhooks::State as HookState;
+    use kustomer_webhooks::{CustomerCreate, MessageEvent, kustomer_webhook};
+
+    pub struct State<T>(pub T);
+    type Shared = HookState<Arc<super::App>>;
+
+    #[kustomer_webhook]
+    async fn on_created(event: CustomerCreate, app: HookState<Arc<super::App>>) {
+        let _ = (event, app, State(()));
+    }
+
+    #[kustomer_webhook(event = "kustomer.message.create")]
+    fn on_message(event: MessageEvent, app: Shared) {
+        let _ = (event, app);
+    }
+}
+
 fn main() {}
