@@ -39,7 +39,10 @@
 //! PascalCase (`Resource` before a leading digit: `3pl-shipment` gives
 //! `Resource3plShipment`), and a struct whose name an event type, a type
 //! the files import or write (`Value`, `DateTime`, `Option`…) or `AnyEvent`
-//! and `OtherEvent` already have is numbered (`ConversationUpdate2`).
+//! and `OtherEvent` already have is numbered (`ConversationUpdate2`), as is
+//! a nested object named like one of its resource's own types (a `custom`
+//! object under `billing` is `CustomerCustom2`: `CustomerCustom` is the org's
+//! custom attributes).
 //!
 //! [`Str`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.Str.html
 //! [`DateTime`]: https://docs.rs/kustomer-webhooks/latest/kustomer_webhooks/struct.DateTime.html
@@ -931,6 +934,9 @@ struct Gen<'a> {
     path: Vec<String>,
     /// The struct whose field is being generated.
     owner: String,
+    /// The names of the resource's own types (its definitions, change sets
+    /// and custom attributes), which a nested object does not take.
+    reserved: BTreeSet<String>,
 }
 
 impl<'a> Gen<'a> {
@@ -947,6 +953,7 @@ impl<'a> Gen<'a> {
             made: BTreeMap::new(),
             path: Vec::new(),
             owner: String::new(),
+            reserved: BTreeSet::new(),
         }
     }
 
@@ -1012,15 +1019,26 @@ impl<'a> Gen<'a> {
     /// other types, so that a new key elsewhere does not take a type's name
     /// and renumber it (`CustomerLvl5` becoming `CustomerLvl52`), which would
     /// break the code that names it.
+    ///
+    /// Nor does it take a name [`reserved`](Gen::reserved) for a type of the
+    /// resource's own (`CustomerCustom` is the org's custom attributes,
+    /// `data.attributes.custom`, not a `custom` object elsewhere).
     fn unique_kept(&mut self, base: &str, key: &str) -> String {
         let base = base_type_name(base);
-        if let Some(before) = self.previous.type_of(&self.owner, key, &base)
-            && self.taken.insert(before.to_owned())
-        {
-            return before.to_owned();
-        }
-        let previous = self.previous;
-        self.numbered(&base, |name| previous.had(name))
+        let custom = self.path.iter().eq(["data", "attributes", "custom"]);
+        let reserved = std::mem::take(&mut self.reserved);
+        let elsewhere = |name: &str| reserved.contains(name) && !(custom && name == base);
+        let name = match self.previous.type_of(&self.owner, key, &base) {
+            Some(before) if !elsewhere(before) && self.taken.insert(before.to_owned()) => {
+                before.to_owned()
+            }
+            _ => {
+                let previous = self.previous;
+                self.numbered(&base, |name| previous.had(name) || elsewhere(name))
+            }
+        };
+        self.reserved = reserved;
+        name
     }
 
     /// `base`, or it numbered from 2, whichever is first neither taken nor
@@ -1384,6 +1402,19 @@ impl<'a> Resource<'a> {
     }
 
     fn generate(&mut self) -> Result<TokenStream> {
+        let p = &self.g.prefix;
+        self.g.reserved = self
+            .g
+            .defs
+            .keys()
+            .filter(|d| !SHARED.contains(&d.as_str()) && *d != "Change")
+            .filter_map(|d| type_name(d))
+            .chain(
+                ["AttributeChanges", "RelationshipChanges", "Custom"]
+                    .iter()
+                    .map(|suffix| format!("{p}{suffix}")),
+            )
+            .collect();
         let title = self.g.prefix.clone() + "Event";
         let envelope = self.g.unique(&title);
         // The change set is typed from the attributes and relationships: make
@@ -2272,6 +2303,50 @@ mod tests {
                     "held other values than its `{suffix}` suffix names"
                 )),
                 "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nested_object_does_not_take_the_name_of_a_type_of_the_resource() {
+        let files = models(&[
+            r#"{"name":"kustomer.widget.update","data":{"type":"widget","id":"w1","attributes":{"attributeChanges":{"x":1},"billing":{"custom":{"planStr":"pro"}},"changes":{"b":1},"custom":{"tierStr":"gold"},"relationshipChanges":{"y":1},"relationships":{"z":1}},"relationships":{"org":{"data":{"type":"org","id":"1"}}}},"changes":{"attributes":{"custom":{"op":"replace","before":null,"after":{}}},"relationships":{"org":{"op":"replace","before":null,"after":{}}}}}"#,
+        ])
+        .unwrap();
+        let text = &files["widget.rs"];
+        for (field, ty) in [
+            // The envelope's and the data's own.
+            ("changes", "WidgetChanges"),
+            ("attributes", "WidgetAttributeChanges"),
+            ("relationships", "WidgetRelationshipChanges"),
+            ("custom", "WidgetCustom"),
+        ] {
+            assert!(
+                text.contains(&format!("pub {field}: Option<{ty}>,"))
+                    || text.contains(&format!("pub {field}: {ty},"))
+                    || text.contains(&format!("pub {field}: Option<Box<Change<{ty}>>>,")),
+                "{field}: {ty} in {text}"
+            );
+        }
+        assert!(text.contains("pub struct WidgetRelationships "), "{text}");
+        // The org's custom attributes are `WidgetCustom`; the `custom` of
+        // `billing`, and the attributes named like the resource's own types,
+        // are numbered.
+        let custom = text.find("pub struct WidgetCustom ").unwrap();
+        assert!(
+            text[custom..].starts_with("pub struct WidgetCustom {\n    /// `tierStr`"),
+            "{text}"
+        );
+        for numbered in [
+            "WidgetCustom2",
+            "WidgetChanges2",
+            "WidgetAttributeChanges2",
+            "WidgetRelationshipChanges2",
+            "WidgetRelationships2",
+        ] {
+            assert!(
+                text.contains(&format!("pub struct {numbered} ")),
+                "{numbered} in {text}"
             );
         }
     }
