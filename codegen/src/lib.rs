@@ -937,6 +937,9 @@ struct Gen<'a> {
     /// The names of the resource's own types (its definitions, change sets
     /// and custom attributes), which a nested object does not take.
     reserved: BTreeSet<String>,
+    /// Nested structs that could not keep the name the models before gave
+    /// them: new name → old name, under which their fields were named.
+    renamed: BTreeMap<String, String>,
 }
 
 impl<'a> Gen<'a> {
@@ -954,6 +957,7 @@ impl<'a> Gen<'a> {
             path: Vec::new(),
             owner: String::new(),
             reserved: BTreeSet::new(),
+            renamed: BTreeMap::new(),
         }
     }
 
@@ -1028,13 +1032,19 @@ impl<'a> Gen<'a> {
         let custom = self.path.iter().eq(["data", "attributes", "custom"]);
         let reserved = std::mem::take(&mut self.reserved);
         let elsewhere = |name: &str| reserved.contains(name) && !(custom && name == base);
-        let name = match self.previous.type_of(&self.owner, key, &base) {
+        let before = self.previous.type_of(&self.owner, key, &base);
+        let name = match before {
             Some(before) if !elsewhere(before) && self.taken.insert(before.to_owned()) => {
                 before.to_owned()
             }
             _ => {
                 let previous = self.previous;
-                self.numbered(&base, |name| previous.had(name) || elsewhere(name))
+                let name = self.numbered(&base, |name| previous.had(name) || elsewhere(name));
+                // Its fields keep the names they had under its old name.
+                if let Some(before) = before {
+                    self.renamed.insert(name.clone(), before.to_owned());
+                }
+                name
             }
         };
         self.reserved = reserved;
@@ -1070,9 +1080,10 @@ impl<'a> Gen<'a> {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut fields = Vec::new();
+        let named_before = self.renamed.get(name).map_or(name, String::as_str);
         let mut names = field_names(
             props.into_iter().flatten().map(|(k, _)| k.as_str()),
-            self.previous.fields.get(name),
+            self.previous.fields.get(named_before),
         )
         .into_iter();
         for (key, prop) in props.into_iter().flatten() {
@@ -2349,6 +2360,45 @@ mod tests {
                 "{numbered} in {text}"
             );
         }
+    }
+
+    #[test]
+    fn a_struct_that_cannot_keep_its_name_keeps_its_fields_names() {
+        let sample = |billing: &str| {
+            format!(
+                r#"{{"name":"kustomer.widget.create","data":{{"type":"widget","attributes":{{"billing":{{"custom":{billing}}},"custom":{{"tierStr":"gold"}}}}}}}}"#
+            )
+        };
+        let first = models(&[&sample(r#"{"a_b":1}"#)]).unwrap();
+        let text = &first["widget.rs"];
+        assert!(text.contains("pub custom: WidgetCustom2,"), "{text}");
+        // Models as a generator that let `billing.custom` take the name
+        // would have written them: the two names swapped.
+        let swapped = text
+            .replace("WidgetCustom2", "\0")
+            .replace("WidgetCustom", "WidgetCustom2")
+            .replace('\0', "WidgetCustom");
+        let before = BTreeMap::from([("widget.rs".to_owned(), swapped)]);
+        // `aB` arrives, which sorts before `a_b` and is `a_b` too.
+        let mut inferrer = kustomer_schema::Inferrer::default();
+        inferrer
+            .add_json(sample(r#"{"a_b":1,"aB":2}"#).as_bytes(), "s")
+            .unwrap();
+        let settings = Settings::default().with_previous_models(&before);
+        let text = &generate(&inferrer.schemas(), &settings).unwrap()["widget.rs"];
+        // `billing.custom` gives `WidgetCustom` up, and its field keeps its
+        // name.
+        assert!(text.contains("pub custom: WidgetCustom3,"), "{text}");
+        let at = text.find("pub struct WidgetCustom3 ").unwrap();
+        let fields = &text[at..];
+        assert!(
+            fields.contains("#[json(\"a_b\")]\n    pub a_b: "),
+            "{fields}"
+        );
+        assert!(
+            fields.contains("#[json(\"aB\")]\n    pub a_b_2: "),
+            "{fields}"
+        );
     }
 
     #[test]
