@@ -66,30 +66,35 @@ impl ModelChange {
     }
 }
 
+/// Keys are written as Rust string literals (`"fooBar"`), so that a quote,
+/// a line break or a character that turns text around, in a key, shows as an
+/// escape rather than breaking or reordering the line.
 impl fmt::Display for ModelChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelChange::NewType { name } => write!(f, "+ {name}: new type"),
             ModelChange::GoneType { name } => write!(f, "- {name}: type removed"),
-            ModelChange::NewField(x) => write!(
-                f,
-                "+ {}.{}: {} (\"{}\"): new field",
-                x.owner, x.name, x.ty, x.json
-            ),
+            ModelChange::NewField(x) => {
+                write!(
+                    f,
+                    "+ {}.{}: {} ({:?}): new field",
+                    x.owner, x.name, x.ty, x.json
+                )
+            }
             ModelChange::GoneField(x) => write!(
                 f,
-                "- {}.{}: {} (\"{}\"): field removed",
+                "- {}.{}: {} ({:?}): field removed",
                 x.owner, x.name, x.ty, x.json
             ),
             ModelChange::KeyChanged { field, before } => write!(
                 f,
-                "! {}.{}: {} now reads \"{}\", not \"{before}\": code that uses it reads \
+                "! {}.{}: {} now reads {:?}, not {before:?}: code that uses it reads \
                  another value",
                 field.owner, field.name, field.ty, field.json
             ),
             ModelChange::TypeChanged { field, before } => write!(
                 f,
-                "~ {}.{} (\"{}\"): type changed from {before} to {}",
+                "~ {}.{} ({:?}): type changed from {before} to {}",
                 field.owner, field.name, field.json, field.ty
             ),
         }
@@ -332,6 +337,28 @@ mod tests {
             .map(ModelChange::is_breaking)
             .collect();
         assert_eq!(breaking, [false, true, true, false, true]);
+    }
+
+    #[test]
+    fn keys_are_written_escaped() {
+        let old = files("pub struct A {}");
+        let new = files(
+            r#"pub struct A {
+                #[json("new\nline")] pub new_line: Option<Str>,
+                #[json("quo\"te")] pub quo_te: Option<Str>,
+                #[json("rtl\u{202e}Str")] pub rtl_str: Option<Str>,
+                #[json("nul\u{0}key")] pub nul_key: Option<Str>,
+            }"#,
+        );
+        assert_eq!(
+            said(&old, &new),
+            [
+                r#"+ A.new_line: Option<Str> ("new\nline"): new field"#,
+                r#"+ A.nul_key: Option<Str> ("nul\0key"): new field"#,
+                r#"+ A.quo_te: Option<Str> ("quo\"te"): new field"#,
+                r#"+ A.rtl_str: Option<Str> ("rtl\u{202e}Str"): new field"#,
+            ]
+        );
     }
 
     #[test]
