@@ -76,20 +76,20 @@ pub use summary::{ModelChange, ModelField, read_models, summarize};
 #[non_exhaustive]
 pub enum Error {
     /// A schema file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A schema file is not JSON.
-    #[error("{}: invalid JSON: {source}", path.display())]
+    #[error("{}: invalid JSON: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// What the parser said.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A schema is not shaped as `kustomer-schema` writes them.
     #[error("{resource} schema, {pointer}: {problem}")]
@@ -286,14 +286,14 @@ impl Settings {
 pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.into(),
-        source,
+        error: source,
     })?;
     let mut out = BTreeMap::new();
     for entry in entries {
         let path = entry
             .map_err(|source| Error::Io {
                 path: dir.into(),
-                source,
+                error: source,
             })?
             .path();
         if path.extension().is_none_or(|e| e != "json") {
@@ -301,11 +301,11 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            error: source,
         })?;
         let value = parse_schema(&text).map_err(|source| Error::Json {
             path: path.clone(),
-            source,
+            error: source,
         })?;
         if !kustomer_schema::is_resource_schema(&value) {
             continue;
@@ -573,14 +573,14 @@ pub fn write(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf
     check_writable(dir, files)?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {
         path: dir.into(),
-        source,
+        error: source,
     })?;
     let mut out = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            error: source,
         })?;
         out.push(path);
     }
@@ -597,7 +597,7 @@ pub fn check_writable(dir: &Path, files: &BTreeMap<String, String>) -> Result<()
         if path.exists() && !is_generated(&path) {
             return Err(Error::Io {
                 path,
-                source: std::io::Error::other(
+                error: std::io::Error::other(
                     "a file of your own (not generated) has the name of a generated one: \
                      move it out of the models' directory, or delete it",
                 ),
@@ -623,7 +623,7 @@ pub fn prune(dir: &Path, files: &BTreeMap<String, String>) -> Result<Vec<PathBuf
         if is_generated(&path) {
             std::fs::remove_file(&path).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                error: source,
             })?;
             removed.push(path);
         }

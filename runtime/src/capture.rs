@@ -103,20 +103,20 @@ impl std::str::FromStr for Filter {
 #[non_exhaustive]
 pub enum CaptureError {
     /// The directory could not be created.
-    #[error("cannot create the capture directory {}: {source}", path.display())]
+    #[error("cannot create the capture directory {}: {error}", path.display())]
     Directory {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file could not be written or moved into place.
-    #[error("cannot write the captured delivery {}: {source}", path.display())]
+    #[error("cannot write the captured delivery {}: {error}", path.display())]
     Write {
         /// The file it was going to be.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -206,7 +206,7 @@ impl Capture {
             .unwrap_or_else(|e| {
                 Err(CaptureError::Write {
                     path: self.dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
+                    error: std::io::Error::other(e.to_string()),
                 })
             });
         self.counted(written).map(Some)
@@ -233,12 +233,15 @@ impl Capture {
     pub fn write(&self, id: Option<&str>, body: &[u8]) -> Result<PathBuf, CaptureError> {
         create_private_dir(&self.dir).map_err(|source| CaptureError::Directory {
             path: self.dir.clone(),
-            source,
+            error: source,
         })?;
         let path = self.file_for(id, body);
         match write_private(&self.dir, &path, body) {
             Ok(()) => Ok(path),
-            Err(source) => Err(CaptureError::Write { path, source }),
+            Err(source) => Err(CaptureError::Write {
+                path,
+                error: source,
+            }),
         }
     }
 }

@@ -71,12 +71,12 @@ const LOG: &str = "kustomer_webhooks::dead_letters";
 
 /// The directory could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the dead-letter directory {}: {source}", path.display())]
+#[error("cannot open the dead-letter directory {}: {error}", path.display())]
 pub struct OpenError {
     /// The directory.
     pub path: PathBuf,
     /// Why.
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Keeps the deliveries a receiver failed on; see the [module docs](self).
@@ -131,7 +131,7 @@ impl DeadLetters {
         let dir = dir.into();
         let failed = |source| OpenError {
             path: dir.clone(),
-            source,
+            error: source,
         };
         check_writable_dir(&dir).map_err(failed)?;
         let mut pending = HashMap::new();

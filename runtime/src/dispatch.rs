@@ -873,14 +873,14 @@ pub enum DispatchError {
     #[error(transparent)]
     Parse(#[from] ParseError),
     /// The handler returned an error.
-    #[error("{handler} failed on {event}: {source}")]
+    #[error("{handler} failed on {event}: {error}")]
     Handler {
         /// The event.
         event: EventName,
         /// The handler.
         handler: &'static str,
         /// Its error.
-        source: HandlerError,
+        error: HandlerError,
     },
     /// The handler panicked; the panic was caught.
     #[error("{handler} panicked on {event}: {message}")]
@@ -1001,7 +1001,7 @@ impl<S: Events> Dispatcher<S> {
             Err(Failure::Error(source)) => Err(DispatchError::Handler {
                 event: name,
                 handler: handler.name,
-                source,
+                error: source,
             }),
             Err(Failure::Panic(message)) => Err(DispatchError::Panicked {
                 event: name,

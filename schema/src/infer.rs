@@ -403,14 +403,14 @@ impl Inferrer {
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
-            source,
+            error: source,
         })?;
         let mut written = Vec::new();
         for (name, schema) in self.schemas() {
             let path = dir.join(format!("{name}.json"));
             fs::write(&path, to_pretty(&schema)).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                error: source,
             })?;
             written.push(path);
         }
@@ -555,7 +555,7 @@ pub fn prune(dir: &Path, schemas: &BTreeMap<String, Value>) -> Result<Vec<PathBu
     for path in &removed {
         fs::remove_file(path).map_err(|source| Error::Io {
             path: path.clone(),
-            source,
+            error: source,
         })?;
     }
     Ok(removed)
@@ -663,20 +663,20 @@ fn is_resource_name(s: &str) -> bool {
 pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|source| Error::Io {
         path: path.into(),
-        source,
+        error: source,
     })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
     let entries = fs::read_dir(path).map_err(|source| Error::Io {
         path: path.into(),
-        source,
+        error: source,
     })?;
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| Error::Io {
             path: path.into(),
-            source,
+            error: source,
         })?;
         let p = entry.path();
         let is_sample = matches!(
@@ -707,7 +707,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
         path: path.into(),
-        source,
+        error: source,
     };
     let mut bytes = Vec::new();
     fs::File::open(path)

@@ -237,8 +237,10 @@ fn errors_and_panics_come_back_as_values_and_the_dispatcher_keeps_working() {
     };
     runtime().block_on(async {
         let err = dispatcher.dispatch(body("kustomer.team.create"), None).await.unwrap_err();
-        assert!(matches!(&err, DispatchError::Handler { source, .. } if source.to_string() == "refused"), "{err}");
+        assert!(matches!(&err, DispatchError::Handler { error, .. } if error.to_string() == "refused"), "{err}");
         assert!(err.to_string().contains("failing failed on kustomer.team.create: refused"), "{err}");
+        // Said once by a report of the whole chain (anyhow's `{:#}`).
+        assert!(std::error::Error::source(&err).is_none(), "{err}");
         let err = dispatcher.dispatch(body("kustomer.team.update"), None).await.unwrap_err();
         assert!(matches!(&err, DispatchError::Panicked { message, .. } if message == "boom in async"), "{err}");
         let err = dispatcher.dispatch(body("kustomer.user.create"), None).await.unwrap_err();

@@ -17,12 +17,12 @@ use tokio_rustls::TlsAcceptor;
 #[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The certificate file holds no certificate, or one that is not PEM.
     #[error(
@@ -48,18 +48,24 @@ pub enum TlsError {
     },
     /// The key cannot be used with the certificate: not a key the TLS
     /// library signs with, or not the one the certificate is for.
-    #[error("{key} does not go with the certificate in {cert}: {source}")]
+    #[error("{key} does not go with the certificate in {cert}: {error}")]
     Mismatch {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
         /// What the TLS library said.
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// The TLS library refused the configuration.
     #[error("setting up TLS: {0}")]
-    Config(#[from] rustls::Error),
+    Config(rustls::Error),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(error: rustls::Error) -> Self {
+        TlsError::Config(error)
+    }
 }
 
 /// HTTPS for a [`Server`](super::Server): Kustomer posts to `https://`
@@ -218,7 +224,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
         CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Mismatch {
             cert: cert.to_owned(),
             key: key.to_owned(),
-            source,
+            error: source,
         })?;
     Ok(Current {
         key: Arc::new(key),
@@ -254,7 +260,7 @@ fn pem_detail(e: rustls::pki_types::pem::Error) -> String {
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.to_owned(),
-        source,
+        error: source,
     })
 }
 
