@@ -249,8 +249,11 @@ impl Capture {
 /// The file of a delivery in `dir`: `<id>.json` when the event id is a safe
 /// file name, otherwise named after a hash (of the id, or of the body when
 /// there is no id), so that every delivery of one event has the same file.
+/// An empty id is no id: events with `"id": ""` are told apart by their
+/// bodies, as the receiver tells them apart (it keys none of them), rather
+/// than sharing one file that each would overwrite or clear.
 pub(crate) fn file_for(dir: &Path, id: Option<&str>, body: &[u8]) -> PathBuf {
-    let stem = match id {
+    let stem = match id.filter(|id| !id.is_empty()) {
         Some(id) if is_safe_stem(id) => id.to_owned(),
         Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
         None => format!("body-{}", hex::encode(Sha256::digest(body))),
@@ -342,6 +345,11 @@ mod tests {
                 .unwrap()
                 .starts_with("body-")
         );
+        // An empty id is no id: two events with one get two files.
+        let a = capture.file_for(Some(""), br#"{"id":"","n":1}"#);
+        let b = capture.file_for(Some(""), br#"{"id":"","n":2}"#);
+        assert_ne!(a, b);
+        assert_eq!(a, capture.file_for(None, br#"{"id":"","n":1}"#));
     }
 
     #[test]

@@ -503,6 +503,33 @@ mod tests {
     }
 
     #[test]
+    fn events_with_an_empty_id_are_kept_and_cleared_apart() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        let (one, two, three) = (
+            br#"{"id":"","n":1}"#.to_vec(),
+            br#"{"id":"","n":2}"#.to_vec(),
+            br#"{"id":"","n":3}"#.to_vec(),
+        );
+        runtime().block_on(async {
+            letters.save(Some(""), one.clone(), "test").await;
+            letters.save(Some(""), two.clone(), "test").await;
+            // Another event with an empty id, handled: neither is cleared.
+            letters.clear(Some(""), &three).await;
+        });
+        assert_eq!(letters.pending(), 2);
+        let mut kept: Vec<Vec<u8>> = letters
+            .pending_files()
+            .iter()
+            .map(|f| std::fs::read(f).unwrap())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, [one.clone(), two]);
+        runtime().block_on(letters.clear(Some(""), &one));
+        assert_eq!(letters.pending(), 1);
+    }
+
+    #[test]
     fn past_its_limit_only_the_events_already_kept_are_written() {
         let dir = tempfile::TempDir::new().unwrap();
         let letters = DeadLetters::open(dir.path()).unwrap().with_max_pending(2);
