@@ -209,7 +209,19 @@ impl Delivery for HttpDelivery {
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.parts.headers.get(name).map(HeaderValue::as_bytes)
+        let mut values = self.parts.headers.get_all(name).iter();
+        let first = values.next()?.as_bytes();
+        // A content coding on several lines is one list (`identity`, then
+        // `gzip`): the receiver is shown the first line that names a coding,
+        // so that a body encoded is refused whichever line says so. Other
+        // headers are judged by their first copy.
+        if name == "content-encoding" && first.trim_ascii().eq_ignore_ascii_case(b"identity") {
+            let coded = values
+                .map(HeaderValue::as_bytes)
+                .find(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
+            return Some(coded.unwrap_or(first));
+        }
+        Some(first)
     }
 
     fn body(&self) -> &[u8] {

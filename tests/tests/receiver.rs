@@ -679,6 +679,19 @@ async fn size_content_type_and_method_are_checked() {
         )
         .await;
     assert_eq!(status, 200, "identity: {reply}");
+    // A coding on a second line is the same list as on one.
+    let (status, reply) = s
+        .post(
+            body,
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "identity"),
+                ("content-encoding", "gzip"),
+                ("x-kustomer-webhook-signature", &sig),
+            ],
+        )
+        .await;
+    assert_eq!(status, 415, "identity, then gzip: {reply}");
     let res = s
         .client
         .get(format!("http://{}/kustomer", s.addr))
@@ -703,9 +716,9 @@ async fn size_content_type_and_method_are_checked() {
         .await;
     assert_eq!(status, 415, "a large text body: {reply}");
     assert_eq!(reply["outcome"], "error");
-    // Each refusal counted once: 413 201 times, 415 three times, 405
+    // Each refusal counted once: 413 201 times, 415 four times, 405
     // twice, 415.
-    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 207);
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 208);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
