@@ -655,6 +655,33 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         self
     }
 
+    /// Adds the functions marked `#[kustomer_webhook]` whose path (the
+    /// crate, its modules, the function: `my_service::handlers::on_update`)
+    /// `keep` accepts: one service's handlers in a binary that links
+    /// others, or a test's own, without the stand-ins and the handlers
+    /// with other state that [`registered`](Self::registered) would add too.
+    ///
+    /// ```
+    /// use kustomer_webhooks::{Dispatcher, TeamCreate, kustomer_webhook};
+    ///
+    /// mod handlers {
+    ///     use super::*;
+    ///     #[kustomer_webhook]
+    ///     pub async fn on_team(event: TeamCreate) {}
+    /// }
+    ///
+    /// let dispatcher = Dispatcher::builder()
+    ///     .registered_where(|path| path.contains("::handlers::"))
+    ///     .build()?;
+    /// assert_eq!(dispatcher.events(), ["kustomer.team.create"]);
+    /// # Ok::<(), kustomer_webhooks::BuildError>(())
+    /// ```
+    pub fn registered_where(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        self.handlers
+            .extend(registered().filter(|handler| keep(handler.name)));
+        self
+    }
+
     /// Checks the handlers and builds the dispatcher.
     pub fn build(self) -> Result<Dispatcher<S>, BuildError> {
         let mut by_event: HashMap<EventName, usize> = HashMap::new();

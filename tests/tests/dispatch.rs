@@ -582,9 +582,35 @@ fn registered_catch_all(event: AnyEvent) {
         .push(format!("any {}", event.name()));
 }
 
+/// A stand-in for `registered_update`, in a module of its own.
+mod stand_in {
+    use super::*;
+
+    #[kustomer_webhook]
+    pub async fn on_message_update(event: kustomer_webhooks::MessageUpdate) {
+        let _ = event;
+    }
+}
+
 #[test]
 fn annotated_handlers_are_found_without_a_list() {
-    let dispatcher = Dispatcher::builder().registered().build().unwrap();
+    // All of them: the stand-in and the handler it stands in for.
+    let err = Dispatcher::builder().registered().build().unwrap_err();
+    assert!(
+        matches!(&err, BuildError::Duplicate { event, .. } if event == "kustomer.message.update"),
+        "{err}"
+    );
+    // Chosen by path.
+    let stand_in = Dispatcher::builder()
+        .registered_where(|path| path.starts_with("dispatch::stand_in::"))
+        .build()
+        .unwrap();
+    assert_eq!(stand_in.events(), ["kustomer.message.update"]);
+    assert!(!stand_in.has_catch_all());
+    let dispatcher = Dispatcher::builder()
+        .registered_where(|path| !path.starts_with("dispatch::stand_in::"))
+        .build()
+        .unwrap();
     assert_eq!(
         dispatcher.events(),
         ["kustomer.message.create", "kustomer.message.update"]
