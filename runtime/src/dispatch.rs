@@ -662,10 +662,11 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     /// with other state that [`registered`](Self::registered) would add too.
     ///
     /// ```
-    /// use kustomer_webhooks::{Dispatcher, TeamCreate, kustomer_webhook};
+    /// use kustomer_webhooks::Dispatcher;
     ///
     /// mod handlers {
-    ///     use super::*;
+    ///     use kustomer_webhooks::{TeamCreate, kustomer_webhook};
+    ///
     ///     #[kustomer_webhook]
     ///     pub async fn on_team(event: TeamCreate) {}
     /// }
