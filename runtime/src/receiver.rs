@@ -36,14 +36,37 @@ use crate::models::AnyEvent;
 use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
 
+/// The outcomes a [`Reply`] names, to compare [`Reply::outcome`] with
+/// (a misspelt string would compile, and never match):
+/// `reply.outcome == outcome::IN_PROGRESS`. In the counters and their
+/// `/metrics` labels, `handled` and `no handler` count as `accepted`,
+/// `in progress` as `in_progress`, and `error` as `rejected` (4xx) or
+/// `failed` (5xx).
+pub mod outcome {
+    /// The handler ran and succeeded (200).
+    pub const HANDLED: &str = "handled";
+    /// No handler takes the event: acknowledged, nothing ran (200).
+    pub const NO_HANDLER: &str = "no handler";
+    /// The event was handled before: acknowledged, nothing ran (200).
+    pub const DUPLICATE: &str = "duplicate";
+    /// An update not newer than the last one handled for its resource:
+    /// acknowledged, nothing ran (200).
+    pub const STALE: &str = "stale";
+    /// Another delivery of the event is being handled (409): Kustomer
+    /// retries it.
+    pub const IN_PROGRESS: &str = "in progress";
+    /// Refused (4xx) or failed (5xx), with the reply's `error` saying why.
+    pub const ERROR: &str = "error";
+}
+
 /// What the receiver answers: a status and a small JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Reply {
     /// The HTTP status.
     #[serde(skip)]
     pub status: u16,
-    /// `handled`, `no handler`, `duplicate`, `stale`, `in progress`, or
-    /// `error`.
+    /// One of the [`outcome`]s: `handled`, `no handler`, `duplicate`,
+    /// `stale`, `in progress`, or `error`.
     pub outcome: &'static str,
     /// The event's name, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +91,7 @@ impl Reply {
     fn error(status: u16, error: impl Into<String>) -> Reply {
         Reply {
             status,
-            outcome: "error",
+            outcome: outcome::ERROR,
             event: None,
             id: None,
             error: Some(error.into()),
@@ -576,9 +599,9 @@ impl<S: Events> Receiver<S> {
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
-            (200..=299, "duplicate") => Counters::bump(&counters.duplicate),
-            (409, "in progress") => Counters::bump(&counters.in_progress),
-            (200..=299, "stale") => Counters::bump(&counters.stale),
+            (200..=299, outcome::DUPLICATE) => Counters::bump(&counters.duplicate),
+            (409, outcome::IN_PROGRESS) => Counters::bump(&counters.in_progress),
+            (200..=299, outcome::STALE) => Counters::bump(&counters.stale),
             (200..=299, _) => Counters::bump(&counters.accepted),
             // 501: a request the receiver refuses (a transfer coding it
             // does not undo), not a handler's failure.
@@ -699,11 +722,11 @@ impl<S: Events> Receiver<S> {
                     if self.dead_letters.is_some() {
                         self.forget(id.as_deref(), parsed.raw).await;
                     }
-                    return reply!(200, "duplicate", None);
+                    return reply!(200, outcome::DUPLICATE, None);
                 }
                 Some(Ok(Begin::InProgress)) => {
                     let why = cold::in_progress();
-                    return reply!(409, "in progress", None, Some(why));
+                    return reply!(409, outcome::IN_PROGRESS, None, Some(why));
                 }
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e);
@@ -791,7 +814,7 @@ impl<S: Events> Receiver<S> {
             if self.dead_letters.is_some() {
                 self.forget(id.as_deref(), parsed.raw).await;
             }
-            return reply!(200, "stale", None, Some(cold::stale(last)));
+            return reply!(200, outcome::STALE, None, Some(cold::stale(last)));
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
@@ -892,8 +915,8 @@ impl<S: Events> Receiver<S> {
             }
         };
         match dispatched {
-            Some(Ok(Dispatched::Handled { .. })) => reply!(200, "handled", None),
-            Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, "no handler", None),
+            Some(Ok(Dispatched::Handled { .. })) => reply!(200, outcome::HANDLED, None),
+            Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, outcome::NO_HANDLER, None),
             Some(Err(e)) => {
                 let error = cold::handler_failed(&e);
                 let shown = match &e {
@@ -1943,7 +1966,7 @@ mod tests {
     fn the_body_is_the_json_serde_writes() {
         let full = Reply {
             status: 500,
-            outcome: "error",
+            outcome: outcome::ERROR,
             event: Some("kustomer.customer.update".to_owned()),
             id: Some("5f2a9c0e8b1d4e0019a3b7c1".to_owned()),
             error: Some("it said \"no\"\n\tthen \\ and \u{1} and \u{7f} and é ✓ /".to_owned()),

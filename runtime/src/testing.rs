@@ -10,7 +10,7 @@
 //! [`Delivery::headers`]).
 //!
 //! ```
-//! use kustomer_webhooks::receiver::Receiver;
+//! use kustomer_webhooks::receiver::{Receiver, outcome};
 //! use kustomer_webhooks::testing::Delivery;
 //! use kustomer_webhooks::verify::Verifier;
 //! use kustomer_webhooks::{CustomerUpdate, Dispatcher};
@@ -28,13 +28,13 @@
 //!     .set("/data/attributes/rev", 42)
 //!     .signed_with("t0ken");
 //! let reply = update.deliver_to(&receiver).await;
-//! assert_eq!((reply.status, reply.outcome), (200, "handled"));
+//! assert_eq!((reply.status, reply.outcome), (200, outcome::HANDLED));
 //!
 //! // Kustomer's retry of the same event: acknowledged, not run again.
-//! assert_eq!(update.deliver_to(&receiver).await.outcome, "duplicate");
+//! assert_eq!(update.deliver_to(&receiver).await.outcome, outcome::DUPLICATE);
 //! // The same event as a new one.
 //! let again = update.clone().fresh_id();
-//! assert_eq!(again.deliver_to(&receiver).await.outcome, "handled");
+//! assert_eq!(again.deliver_to(&receiver).await.outcome, outcome::HANDLED);
 //! // Signed with another token: refused.
 //! let forged = update.signed_with("guess").fresh_id();
 //! assert_eq!(forged.deliver_to(&receiver).await.status, 401);
