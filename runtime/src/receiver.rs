@@ -1873,16 +1873,63 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
             && !subtype.contains(&b'/')
 }
 
+/// The most of a parse error's message, and of its pointer, that a reply
+/// and its log line show: a key or a name can be as long as the body.
+const SHOWN_PARSE_ERROR: usize = 1024;
+
 fn parse_error(e: &ParseError) -> Reply {
     Reply {
-        pointer: Some(e.pointer().to_owned()),
-        ..Reply::error(400, e.to_string())
+        pointer: Some(shortened(e.pointer().to_owned(), SHOWN_PARSE_ERROR)),
+        ..Reply::error(400, shortened(e.to_string(), SHOWN_PARSE_ERROR))
     }
+}
+
+/// `text`'s first `max` bytes (to a character's end), then `…`; `text`
+/// itself when it is no longer.
+fn shortened(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parse_error_about_a_huge_key_is_shown_shortened() {
+        let key = "ké".repeat(100_000);
+        let body = format!(r#"{{"name":"kustomer.team.create","data":{{"{key}":1e400}}}}"#);
+        let e = crate::parse(body.as_bytes()).unwrap_err();
+        let reply = parse_error(&e);
+        let (error, pointer) = (reply.error.unwrap(), reply.pointer.unwrap());
+        assert!(
+            error.len() <= SHOWN_PARSE_ERROR + '…'.len_utf8(),
+            "{}",
+            error.len()
+        );
+        assert!(
+            pointer.len() <= SHOWN_PARSE_ERROR + '…'.len_utf8(),
+            "{}",
+            pointer.len()
+        );
+        assert!(
+            pointer.starts_with("/data/ké") && pointer.ends_with('…'),
+            "{pointer}"
+        );
+        // A short one is as it was.
+        let e = crate::parse(br#"{"name": 1, "data": {}}"#).unwrap_err();
+        assert_eq!(parse_error(&e).pointer.as_deref(), Some("/name"));
+        assert_eq!(shortened("abc".into(), 3), "abc");
+        assert_eq!(shortened("abcd".into(), 3), "abc…");
+        assert_eq!(shortened("aé".into(), 2), "a…");
+    }
 
     #[tokio::test]
     async fn a_resource_is_forgotten_once_no_event_holds_or_waits_for_its_turn() {
