@@ -126,6 +126,8 @@ impl<'a, S: Events> Parsed<'a, S> {
 
 /// Parses an event body: the event named by its `name` field.
 ///
+/// A UTF-8 byte order mark before the JSON is skipped, as RFC 8259 allows.
+///
 /// A known event parses into its generated type even when values differ from
 /// the models (see [`Parsed::drift`]); any other name parses into
 /// [`OtherEvent`](crate::OtherEvent). Only a body that is not a JSON object,
@@ -152,7 +154,14 @@ fn placeholder<S: Events>() -> S {
     ))
 }
 
+/// `body` past a UTF-8 byte order mark, which RFC 8259 lets a reader skip
+/// (a file saved by some editors, replayed, starts with one).
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
+    let body = without_bom(body);
     let text = text(body)?;
     let mut r = Reader::new(text);
     let invalid = |e: ReadError| e.into_parse_error(body);
@@ -175,6 +184,7 @@ fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
 }
 
 fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Result<(), ParseError> {
+    let body = without_bom(body);
     let mut r = Reader::new(text(body)?);
     read(&mut r, EventName::from(header_name), out).map_err(|e| e.into_parse_error(body))??;
     has_data(out)?;

@@ -1903,6 +1903,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_body_after_a_byte_order_mark_parses() {
+        let body = b"\xEF\xBB\xBF{\"name\":\"kustomer.team.create\",\"data\":{\"type\":\"team\"}}";
+        let parsed = crate::parse(body).unwrap();
+        assert_eq!(parsed.event.name(), "kustomer.team.create");
+        assert_eq!(parsed.raw, body, "the raw body is as received");
+        let parsed = crate::parse_as(body, "kustomer.team.create").unwrap();
+        assert_eq!(parsed.event.name(), "kustomer.team.create");
+        // Only at the start.
+        assert!(crate::parse(b" \xEF\xBB\xBF{}").is_err());
+    }
+
+    #[test]
     fn a_parse_error_about_a_huge_key_is_shown_shortened() {
         let key = "ké".repeat(100_000);
         let body = format!(r#"{{"name":"kustomer.team.create","data":{{"{key}":1e400}}}}"#);
