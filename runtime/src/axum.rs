@@ -70,7 +70,11 @@ use crate::receiver::{Receiver, Reply, within};
 /// arrive together are handled in batches (see the [module](self) docs).
 /// It has no fallback of its own, so it merges into an app with one; a path
 /// below it gets that app's answer (axum's empty 404 by default).
-pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
+///
+/// It takes the [`Receiver`], or an `Arc` of one that other code keeps too:
+/// a test can then deliver to the same receiver directly, or read its
+/// counters, while the router serves it.
+pub fn router<S: Events>(receiver: impl Into<Arc<Receiver<S>>>) -> Router {
     Router::new()
         .route("/", any(receive::<S>))
         .with_state(Arc::new(Batcher::new(receiver)))
@@ -87,7 +91,7 @@ pub fn router<S: Events>(receiver: Receiver<S>) -> Router {
 ///
 /// If `path` is not one axum can nest at: not starting with `/`, or with a
 /// wildcard (`*`) or a parameter (`{id}`) in it.
-pub fn router_at<S: Events>(path: &str, receiver: Receiver<S>) -> Router {
+pub fn router_at<S: Events>(path: &str, receiver: impl Into<Arc<Receiver<S>>>) -> Router {
     let batch = Arc::new(Batcher::new(receiver));
     let mounted = path.trim_end_matches('/');
     if mounted.is_empty() {

@@ -207,10 +207,12 @@ const SPARES: usize = 4;
 const SPARE_CAPACITY: usize = 64;
 
 impl<S: Events, D: Delivery> Batcher<S, D> {
-    /// Batches for `receiver`.
-    pub fn new(receiver: Receiver<S>) -> Self {
+    /// Batches for `receiver`: a [`Receiver`], or an `Arc` of one that
+    /// other code keeps too (sharing its idempotency store, ordering and
+    /// counters).
+    pub fn new(receiver: impl Into<Arc<Receiver<S>>>) -> Self {
         Batcher {
-            receiver: Arc::new(receiver),
+            receiver: receiver.into(),
             queue: Mutex::new(Vec::new()),
             spares: Mutex::new(Vec::new()),
         }

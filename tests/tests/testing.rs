@@ -249,6 +249,26 @@ async fn a_delivery_is_a_request_for_the_router_under_test() {
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
 
+/// A receiver kept in an `Arc` serves behind the router and takes
+/// deliveries directly too: one store, one set of counters.
+#[tokio::test]
+async fn the_router_and_a_test_share_one_receiver() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(receiver(&seen));
+    let app = kustomer_webhooks::axum::router(Arc::clone(&shared));
+    let update = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .set("/data/attributes/name", "Ada")
+        .header("x-app-secret", "s3cret")
+        .signed_with("t0ken");
+    let response = app.oneshot(update.request("/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The retry, delivered directly: the router's receiver has seen it.
+    assert_eq!(update.deliver_to(&shared).await.outcome, "duplicate");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(shared.counters().duplicate.load(Ordering::Relaxed), 1);
+}
+
 /// The headers a delivery sends itself are set by `header`, not sent twice;
 /// renaming the event in the body renames it in the header that named it.
 #[test]
