@@ -245,6 +245,8 @@ enum Command {
         /// Acknowledge an update whose `data.attributes.rev` is not newer
         /// than the last one handled for its resource as `stale`, without
         /// dispatching (printing) it: Kustomer does not keep events in order.
+        /// An update without a `rev` (users, teams) is ordered by its
+        /// `updatedAt`, stale when older.
         /// With --redis, the revisions are kept in Redis beside the event
         /// ids, so that `serve`s sharing it share them too
         #[arg(long)]

@@ -1648,6 +1648,38 @@ impl<'a> Resource<'a> {
             }
             _ => quote!(None),
         };
+        // `updatedAt`, which orders the updates of a resource without a
+        // `rev`, read the same way: typed, or its drifted value in `extra`.
+        let updated_at = match (&data_field, attrs) {
+            (Some(d), Some(a)) => {
+                let a = format_ident!("{}", a.rust);
+                let extra_millis = quote!(kustomer_webhooks::__private::extra_millis);
+                let from_extra = quote!(#extra_millis(&self.#d.#a.extra, "updatedAt"));
+                let typed = field(attrs_struct, "updatedAt")
+                    .filter(|r| r.kind != Kind::Req)
+                    .and_then(|r| {
+                        let i = format_ident!("{}", r.rust);
+                        let at = quote!(kustomer_webhooks::DateTime);
+                        match &r.ty {
+                            Ty::DateTime => {
+                                Some(quote!(self.#d.#a.#i.as_ref().map(#at::timestamp_millis)))
+                            }
+                            Ty::Str => Some(quote!(self.#d.#a.#i.as_deref()
+                                .and_then(#at::parse)
+                                .map(|at| at.timestamp_millis()))),
+                            Ty::Value => Some(quote!(self.#d.#a.#i.as_ref().and_then(
+                                kustomer_webhooks::__private::value_millis
+                            ))),
+                            _ => None,
+                        }
+                    });
+                match typed {
+                    Some(typed) => quote!(#typed.or_else(|| #from_extra)),
+                    None => from_extra,
+                }
+            }
+            _ => quote!(None),
+        };
         let env_ident = format_ident!("{}", envelope);
         quote! {
             impl kustomer_webhooks::Envelope for #env_ident {
@@ -1655,6 +1687,7 @@ impl<'a> Resource<'a> {
                 fn event_name(&self) -> Option<&str> { #event_name }
                 fn resource_id(&self) -> Option<&str> { #resource_id }
                 fn rev(&self) -> Option<i64> { #rev }
+                fn updated_at(&self) -> Option<i64> { #updated_at }
                 fn has_data(&self) -> bool { self.has_key("data") }
             }
         }
@@ -2218,6 +2251,52 @@ mod tests {
                 .find("fn has_data")
                 .expect("has_data after rev");
         &text[start..end]
+    }
+
+    #[test]
+    fn updated_at_reads_a_date_time_whatever_type_the_samples_gave_it() {
+        for (values, reads) in [
+            (
+                &["\"2021-04-26T21:33:54.763Z\""][..],
+                ".map(kustomer_webhooks::DateTime::timestamp_millis)",
+            ),
+            (
+                &["\"yesterday\""][..],
+                ".and_then(kustomer_webhooks::DateTime::parse)",
+            ),
+            (
+                &["\"2021-04-26T21:33:54.763Z\"", "3"][..],
+                ".and_then(kustomer_webhooks::__private::value_millis)",
+            ),
+            (&["{}"][..], "extra_millis("),
+        ] {
+            let samples: Vec<String> = values
+                .iter()
+                .map(|at| {
+                    format!(
+                        r#"{{"name":"kustomer.team.update","data":{{"type":"team","id":"1","attributes":{{"updatedAt":{at}}}}}}}"#
+                    )
+                })
+                .collect();
+            let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
+            let files = models(&samples).unwrap();
+            let text = &files["team.rs"];
+            let start = text.find("fn updated_at(&self)").expect("updated_at");
+            let end = start + text[start..].find("fn has_data").unwrap();
+            let flat: String = text[start..end]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let flat = flat
+                .replace("( ", "(")
+                .replace(" )", ")")
+                .replace(" .", ".");
+            assert!(flat.contains(reads), "{values:?}: {flat}");
+            assert!(
+                flat.contains("extra_millis(&self.data.attributes.extra, \"updatedAt\""),
+                "{values:?}: {flat}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub trait Envelope {
     /// The resource's revision (`data.attributes.rev`), where it has one: an
     /// integer, or a string holding one.
     fn rev(&self) -> Option<i64>;
+    /// When the resource was last updated (`data.attributes.updatedAt`), in
+    /// milliseconds since the Unix epoch: what orders the updates of a
+    /// resource without a `rev` (users and teams). Models generated before
+    /// this method was added do not read it (`None`): regenerate them.
+    fn updated_at(&self) -> Option<i64> {
+        None
+    }
     /// Whether the payload had a `data` key at all.
     fn has_data(&self) -> bool;
 }
@@ -116,6 +123,9 @@ impl<S> Envelope for OtherEvent<S> {
             Value::String(s) => s.parse().ok(),
             _ => None,
         }
+    }
+    fn updated_at(&self) -> Option<i64> {
+        crate::model::value_millis(self.body.get("data")?.get("attributes")?.get("updatedAt")?)
     }
     fn has_data(&self) -> bool {
         self.body.contains_key("data")

@@ -390,6 +390,18 @@ pub fn extra_int(extra: &Extra, key: &str) -> Option<i64> {
     value_int(extra.get(key)?)
 }
 
+/// A date-time kept in `extra` under `key`, in milliseconds since the Unix
+/// epoch: a resource's drifted `updatedAt` still orders its updates.
+pub fn extra_millis(extra: &Extra, key: &str) -> Option<i64> {
+    value_millis(extra.get(key)?)
+}
+
+/// A string holding an ISO 8601 date-time, in milliseconds since the Unix
+/// epoch.
+pub fn value_millis(value: &Value) -> Option<i64> {
+    crate::DateTime::parse(value.as_str()?).map(|at| at.timestamp_millis())
+}
+
 /// An integer, or a string holding one: a field the samples gave several
 /// types (so typed as any JSON) still reads as a number where it is one.
 pub fn value_int(value: &Value) -> Option<i64> {

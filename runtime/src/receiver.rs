@@ -778,11 +778,14 @@ impl<S: Events> Receiver<S> {
         }
         // With the ordering guard: the last revision handled of the resource.
         let envelope = parsed.event.envelope();
+        let order = self.ordering.as_ref().and_then(|_| Order::of(envelope));
         let guarded = self.ordering.as_ref().filter(|_| is_update(&event));
-        let stale = match (guarded, guarded_resource(envelope), envelope.rev()) {
-            (Some(revisions), Some(resource), Some(rev)) => {
-                match within(None, self.timeout, revisions.last_revision(resource)).await {
-                    Some(Ok(last)) => last.filter(|&last| rev <= last),
+        let stale = match (guarded, guarded_resource(envelope), &order) {
+            (Some(revisions), Some(_), Some(order)) => {
+                match within(None, self.timeout, revisions.last_revision(&order.resource)).await {
+                    Some(Ok(last)) => last
+                        .filter(|&last| order.check <= last)
+                        .map(|last| order.shown(last)),
                     Some(Err(e)) => {
                         let error = cold::revisions_failed(&e);
                         self.keep(id.as_deref(), parsed.raw, &error).await;
@@ -814,7 +817,7 @@ impl<S: Events> Receiver<S> {
             if self.dead_letters.is_some() {
                 self.forget(id.as_deref(), parsed.raw).await;
             }
-            return reply!(200, outcome::STALE, None, Some(cold::stale(last)));
+            return reply!(200, outcome::STALE, None, Some(last));
         }
         if let Some(inspect) = &self.inspect {
             inspect(&parsed);
@@ -822,13 +825,12 @@ impl<S: Events> Receiver<S> {
         if let Some(capture) = &self.capture {
             cold::capture(capture, &parsed).await;
         }
-        // Only the ordering guard needs the resource after the handler ran.
-        let resource = self
-            .ordering
-            .as_ref()
-            .and(guarded_resource(parsed.event.envelope()))
-            .map(str::to_owned);
-        let rev = parsed.event.envelope().rev();
+        // Only the ordering guard needs the resource after the handler ran:
+        // what to record for it (a creation's too).
+        let (resource, rev) = match order {
+            Some(order) => (Some(order.resource.into_owned()), Some(order.record)),
+            None => (None, None),
+        };
         let (dispatcher, timeout, slots) = (
             Arc::clone(&self.dispatcher),
             self.timeout,
@@ -942,6 +944,61 @@ impl<S: Events> Receiver<S> {
 /// be compared with the others).
 fn guarded_resource(envelope: &(impl crate::Envelope + ?Sized)) -> Option<&str> {
     envelope.resource_id().filter(|id| !id.is_empty())
+}
+
+/// What orders an event among its resource's, and under which key the
+/// ordering guard keeps the last one handled: its `rev`; or, for a resource
+/// without one (users and teams), its `updatedAt`, kept under a key of its
+/// own (`<data.id>@updatedAt`) so that the two are never compared. An
+/// update is stale when it is not after the last one handled: for `rev`,
+/// not newer (an equal one is the same revision); for `updatedAt`, older
+/// (two updates in one millisecond are both handled). So a time is checked
+/// as `2t + 1` and recorded as `2t`.
+struct Order<'a> {
+    resource: std::borrow::Cow<'a, str>,
+    /// Compared with the last value recorded: stale when not above it.
+    check: i64,
+    /// Recorded once the event is handled.
+    record: i64,
+    by_time: bool,
+}
+
+impl<'a> Order<'a> {
+    fn of(envelope: &'a (impl crate::Envelope + ?Sized)) -> Option<Order<'a>> {
+        let resource = guarded_resource(envelope)?;
+        if let Some(rev) = envelope.rev() {
+            return Some(Order {
+                resource: resource.into(),
+                check: rev,
+                record: rev,
+                by_time: false,
+            });
+        }
+        let doubled = envelope.updated_at()?.checked_mul(2)?;
+        Some(Order {
+            resource: format!("{resource}@updatedAt").into(),
+            check: doubled.checked_add(1)?,
+            record: doubled,
+            by_time: true,
+        })
+    }
+
+    /// Why the event is stale, `last` being the last value recorded.
+    #[cold]
+    #[inline(never)]
+    fn shown(&self, last: i64) -> String {
+        if self.by_time {
+            let at = chrono::DateTime::from_timestamp_millis(last / 2)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_else(|| format!("{} ms", last / 2));
+            format!(
+                "updatedAt older than {at}, the last processed for this resource (which has no \
+                 rev)"
+            )
+        } else {
+            cold::stale(last)
+        }
+    }
 }
 
 /// Whether the ordering guard may find the event named `name` stale: an

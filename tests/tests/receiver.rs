@@ -1242,6 +1242,67 @@ async fn an_id_of_another_json_type_is_still_the_key_and_an_event_without_one_is
     assert_eq!(s.count.load(Ordering::SeqCst), 9);
 }
 
+/// Users and teams have no `rev`: their updates are ordered by
+/// `updatedAt`, an older one stale, one of the same millisecond handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_updates_without_a_rev_are_ordered_by_updated_at() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_ordering(OrderingGuard::new())
+    })
+    .await;
+    // A team's updates, and those of an event without a model (read from
+    // its JSON), each resource of its own; none has a `rev`.
+    let update = |event: &str, n: usize, at: Option<&str>| {
+        let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+        v["id"] = format!("{n:024x}").into();
+        v["name"] = event.into();
+        v["data"]["id"] = format!("{event}-resource").into();
+        let attributes = v["data"]["attributes"].as_object_mut().unwrap();
+        assert!(!attributes.contains_key("rev"));
+        match at {
+            Some(at) => attributes.insert("updatedAt".into(), at.into()),
+            None => attributes.remove("updatedAt"),
+        };
+        serde_json::to_vec(&v).unwrap()
+    };
+    // Handled (the team's handler) or acknowledged (no handler): run.
+    let ran = |reply: &Value| matches!(reply["outcome"].as_str(), Some("handled" | "no handler"));
+    let mut n = 0;
+    for event in ["kustomer.team.update", "kustomer.widget.update"] {
+        let mut deliver = |at: Option<&str>| {
+            n += 1;
+            let body = update(event, n, at);
+            let s = &s;
+            async move {
+                let (status, reply) = s.deliver(&body, TOKEN, None).await;
+                assert_eq!(status, 200, "{reply}");
+                reply
+            }
+        };
+        let newest = deliver(Some("2024-05-01T10:00:00.500Z")).await;
+        assert!(ran(&newest), "{event}: {newest}");
+        let older = deliver(Some("2024-05-01T10:00:00.499Z")).await;
+        assert_eq!(older["outcome"], "stale", "{event}");
+        assert_eq!(
+            older["detail"],
+            "updatedAt older than 2024-05-01T10:00:00.500Z, the last processed for this \
+             resource (which has no rev)"
+        );
+        // The same millisecond: another update, handled.
+        let same = deliver(Some("2024-05-01T10:00:00.500Z")).await;
+        assert!(ran(&same), "{event}: {same}");
+        // Another offset, an hour older.
+        let offset = deliver(Some("2024-05-01T11:00:00+02:00")).await;
+        assert_eq!(offset["outcome"], "stale", "{event}");
+        let newer = deliver(Some("2024-05-02T00:00:00Z")).await;
+        assert!(ran(&newer), "{event}: {newer}");
+        // Without `updatedAt` either, nothing orders it.
+        let unordered = deliver(None).await;
+        assert!(ran(&unordered), "{event}: {unordered}");
+    }
+}
+
 /// An empty `data.id` names no resource: the ordering guard does not
 /// compare the revisions of the events sent with one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -468,6 +468,17 @@ impl kustomer_webhooks::Envelope for ConversationEvent {
                 "rev",
             ))
     }
+    fn updated_at(&self) -> Option<i64> {
+        self.data
+            .attributes
+            .updated_at
+            .as_ref()
+            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .or_else(|| kustomer_webhooks::__private::extra_millis(
+                &self.data.attributes.extra,
+                "updatedAt",
+            ))
+    }
     fn has_data(&self) -> bool {
         self.has_key("data")
     }
