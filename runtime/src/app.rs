@@ -257,13 +257,25 @@ impl AppDefinition {
             out.push(error("/title", "`title` must not be empty"));
         }
         for key in root.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            out.push(Problem {
-                pointer: format!("/{}", escape(key)),
-                message: format!(
-                    "`{key}` is not a key this toolkit knows; Kustomer refuses top-level keys it does not know"
-                ),
-                severity: Severity::Warning,
-            });
+            let pointer = format!("/{}", escape(key));
+            match misspelt_key(key) {
+                // `outboundWebhook`, `Version`: Kustomer refuses the key, and
+                // the definition lacks the one meant.
+                Some(meant) => out.push(error(
+                    pointer,
+                    format!(
+                        "`{key}` is not a key Kustomer knows; did you mean `{meant}`? (Kustomer \
+                         refuses top-level keys it does not know)"
+                    ),
+                )),
+                None => out.push(Problem {
+                    pointer,
+                    message: format!(
+                        "`{key}` is not a key this toolkit knows; Kustomer refuses top-level keys it does not know"
+                    ),
+                    severity: Severity::Warning,
+                }),
+            }
         }
         match root.get("outboundWebhooks") {
             None => out.push(Problem {
@@ -281,6 +293,7 @@ impl AppDefinition {
                 for (i, hook) in hooks.iter().enumerate() {
                     validate_webhook(hook, &format!("/outboundWebhooks/{i}"), &mut out);
                 }
+                repeated_webhooks(hooks, &mut out);
             }
             Some(_) => out.push(error(
                 "/outboundWebhooks",
@@ -289,6 +302,16 @@ impl AppDefinition {
         }
         out
     }
+}
+
+/// The known top-level key `key` is a misspelling of: the same but for case
+/// or a letter or two (`outboundWebhook`, `Title`, `verison`).
+fn misspelt_key(key: &str) -> Option<&'static str> {
+    let lower = key.to_ascii_lowercase();
+    KNOWN_KEYS.iter().copied().find(|known| {
+        let known = known.to_ascii_lowercase();
+        lower == known || (known.len() > 4 && strsim::damerau_levenshtein(&lower, &known) <= 2)
+    })
 }
 
 /// The next value of `reader`, as [`Reader::raw_value`] reads it (the last
@@ -510,6 +533,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                 if !EventName::from(name).is_known() {
                     let mut message =
                         format!("{name:?} is not an event Kustomer's outbound webhooks send");
+                    let mut severity = Severity::Error;
                     if let Some(near) = nearest_event(name) {
                         message.push_str(&format!("; did you mean {near:?}?"));
                     } else if name.ends_with(".delete") {
@@ -517,8 +541,22 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                             " (it sends no delete events: a deleted resource comes as an \
                              update with `deleted: true`)",
                         );
+                    } else if well_formed_event(name) {
+                        // `kustomer.note.create`, `kustomer.kobject.order.update`:
+                        // the org's own list may have it.
+                        message = format!(
+                            "{name:?} is not one of the {} events Kustomer documents for outbound \
+                             webhooks; the org's own list (from Kustomer's API) may have it: \
+                             check it there before registering",
+                            EventName::KNOWN.len()
+                        );
+                        severity = Severity::Warning;
                     }
-                    out.push(error(&ep, message));
+                    out.push(Problem {
+                        pointer: ep.clone(),
+                        message,
+                        severity,
+                    });
                 }
                 if events[..i].iter().any(|p| p == e) {
                     out.push(Problem {
@@ -531,6 +569,72 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
         }
         Some(_) => out.push(error(format!("{at}/events"), "`events` must be an array")),
     }
+}
+
+/// Warnings for a webhook that repeats an earlier one's name, or its URL
+/// with events of its own: Kustomer would post those events twice, each
+/// signed with its own webhook's token.
+fn repeated_webhooks(hooks: &[Value], out: &mut Vec<Problem>) {
+    let text = |hook: &Value, key: &str| hook.get(key).and_then(Value::as_str).map(str::to_owned);
+    let events = |hook: &Value| -> Vec<String> {
+        hook.get("events")
+            .and_then(Value::as_array)
+            .map(|e| {
+                e.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (i, hook) in hooks.iter().enumerate() {
+        for (j, earlier) in hooks[..i].iter().enumerate() {
+            if let Some(name) = text(hook, "name")
+                && text(earlier, "name").as_deref() == Some(name.as_str())
+            {
+                out.push(Problem {
+                    pointer: format!("/outboundWebhooks/{i}/name"),
+                    message: format!("{name:?} is also the name of webhook {j}"),
+                    severity: Severity::Warning,
+                });
+            }
+            if let Some(url) = text(hook, "url")
+                && text(earlier, "url").as_deref() == Some(url.as_str())
+            {
+                let theirs = events(earlier);
+                let both: Vec<String> = events(hook)
+                    .into_iter()
+                    .filter(|e| theirs.contains(e))
+                    .map(|e| format!("{e:?}"))
+                    .collect();
+                if !both.is_empty() {
+                    out.push(Problem {
+                        pointer: format!("/outboundWebhooks/{i}/url"),
+                        message: format!(
+                            "webhook {j} posts {} to this URL too: each such event would be \
+                             delivered twice, each signed with its own webhook's token (a \
+                             receiver would need both)",
+                            both.join(", ")
+                        ),
+                        severity: Severity::Warning,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Whether `name` has the shape of Kustomer's event names:
+/// `kustomer.<resource>[.<klass>].create` or `.update`, in lower case.
+fn well_formed_event(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    matches!(parts.as_slice(), ["kustomer", middle @ .., "create" | "update"]
+        if (1..=2).contains(&middle.len()) && middle.iter().all(|w| word(w)))
 }
 
 fn error(pointer: impl Into<String>, message: impl Into<String>) -> Problem {
@@ -952,10 +1056,94 @@ mod tests {
         );
         // The same name in two webhooks is fine.
         let got = problems_after(|v| {
-            let hook = v["outboundWebhooks"][0].clone();
+            let mut hook = v["outboundWebhooks"][0].clone();
+            hook["name"] = "Another".into();
+            hook["url"] = "https://example.com/other".into();
             v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
         });
         assert_eq!(got, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_webhook_repeating_another_is_a_warning() {
+        let got = problems_after(|v| {
+            let hook = v["outboundWebhooks"][0].clone();
+            v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
+        });
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got[0].starts_with("warning: /outboundWebhooks/1/name: "),
+            "{got:#?}"
+        );
+        assert!(
+            got[0].ends_with("is also the name of webhook 0"),
+            "{got:#?}"
+        );
+        assert!(
+            got[1].starts_with("warning: /outboundWebhooks/1/url: webhook 0 posts \"kustomer."),
+            "{got:#?}"
+        );
+        // Another URL, or other events at the same URL: fine.
+        let got = problems_after(|v| {
+            let mut hook = v["outboundWebhooks"][0].clone();
+            hook["name"] = "Teams".into();
+            hook["events"] = json!(["kustomer.team.create"]);
+            v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
+        });
+        assert_eq!(got, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_misspelt_top_level_key_is_an_error_and_another_a_warning() {
+        for (key, meant) in [
+            ("outboundWebhook", "outboundWebhooks"),
+            ("OutboundWebhooks", "outboundWebhooks"),
+            ("verison", "version"),
+            ("Title", "title"),
+        ] {
+            let got = problems_after(|v| v[key] = json!(1));
+            assert!(
+                got.iter().any(|p| p.starts_with(&format!(
+                    "error: /{key}: `{key}` is not a key Kustomer knows; did you mean `{meant}`?"
+                ))),
+                "{key}: {got:#?}"
+            );
+        }
+        for key in ["description", "iconUrl", "ap"] {
+            let got = problems_after(|v| v[key] = json!(1));
+            assert_eq!(
+                got,
+                [format!(
+                    "warning: /{key}: `{key}` is not a key this toolkit knows; Kustomer refuses \
+                     top-level keys it does not know"
+                )],
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_of_kustomers_shape_outside_the_documented_list_is_a_warning() {
+        for name in ["kustomer.note.create", "kustomer.kobject.order.update"] {
+            let got = problems_after(|v| v["outboundWebhooks"][0]["events"] = json!([name]));
+            assert_eq!(got.len(), 1, "{got:#?}");
+            assert!(
+                got[0].starts_with(&format!(
+                    "warning: /outboundWebhooks/0/events/0: {name:?} is not one of the 12 events"
+                )),
+                "{got:#?}"
+            );
+        }
+        // Typos, deletes and other shapes stay errors.
+        for name in [
+            "kustomer.customer.updated",
+            "kustomer.user.delete",
+            "orders.sync",
+            "Kustomer.Note.Create",
+        ] {
+            let got = problems_after(|v| v["outboundWebhooks"][0]["events"] = json!([name]));
+            assert!(got[0].starts_with("error: "), "{name}: {got:#?}");
+        }
     }
 
     #[test]
