@@ -4,7 +4,9 @@
 //! the exact request body, keyed with the webhook's token, in the
 //! `X-Kustomer-Webhook-Signature` header. There is no timestamp and no
 //! delivery id in the signature, so a replay verifies forever: de-duplicate
-//! by event id as well. Apps can also configure custom headers (`{name,
+//! by event id as well (which turns a replay away only while the store
+//! remembers the id: 75 minutes by default), receive over HTTPS only, and
+//! check a custom header. Apps can also configure custom headers (`{name,
 //! value}` in the app definition) that act as a shared secret.
 //!
 //! Verification here takes bytes and header values, nothing from a web
