@@ -518,7 +518,12 @@ impl<S: Events> Receiver<S> {
     }
 
     /// How long a handler may run (default 10 s); then 503, and Kustomer
-    /// retries. An `async` handler is stopped there. A plain `fn` handler
+    /// retries. Kustomer expects an answer within a few seconds, and one
+    /// that comes later counts as a failure (its retry is then a duplicate):
+    /// keep handlers short, handing long work to a queue of your own, and
+    /// the limit under Kustomer's wait. With the ordering guard, the wait for
+    /// the resource's turn may take up to this limit too, before the handler
+    /// runs. An `async` handler is stopped there. A plain `fn` handler
     /// (run on tokio's blocking pool) cannot be: its event keeps its claim
     /// (a retry meanwhile is 409 `in progress`, so the handler never runs
     /// twice at once), its handler slot and, with the ordering guard, its
