@@ -273,6 +273,37 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
     );
 }
 
+/// A line cut short reads on into the next line as far as JSON goes: the
+/// error names the line that was cut, not the next one.
+#[test]
+fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
+    let text =
+        format!("{GOOD}\n{{\"name\": \"kustomer.customer.update\", \"data\":\n{GOOD}\n{GOOD}\n");
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    let stderr = assert_fails(
+        &run,
+        dir.path(),
+        &[
+            "events.jsonl:2:44: invalid JSON: EOF while parsing a value: the line ends before its \
+             sample does (in JSON Lines, each sample is one line); the rest of the file, after \
+             this line, was not read",
+        ],
+    );
+    assert!(!stderr.contains("events.jsonl:3:"), "{stderr}");
+    // A sample written on several lines, with a mistake inside: named where
+    // the mistake is.
+    let text =
+        format!("{GOOD}\n{{\n  \"name\": \"kustomer.customer.update\",\n  \"data\": x\n}}\n");
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["events.jsonl:4:11: invalid JSON: expected value"],
+    );
+}
+
 #[test]
 fn a_file_named_twice_is_read_once() {
     let dir = workdir(&[("s/a.json", GOOD), ("s/b.json", GOOD)]);

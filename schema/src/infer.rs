@@ -237,11 +237,12 @@ impl Inferrer {
         let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Sample>();
         loop {
             let start = stream.byte_offset();
-            let line = lines.at(bytes, start);
+            let sample_line = lines.at(bytes, start);
+            let line = sample_line;
             match stream.next() {
                 None => break,
                 Some(Err(e)) => {
-                    let (line, column) = json_position(bytes, &e);
+                    let (mut line, mut column) = json_position(bytes, &e);
                     let mut message = json_message(&e);
                     // The reading stops here: samples on later lines of a
                     // JSON Lines file (one that had a sample before, or is
@@ -250,6 +251,19 @@ impl Inferrer {
                         || [".jsonl", ".ndjson"]
                             .iter()
                             .any(|ext| origin.ends_with(ext));
+                    // In JSON Lines, a sample cut short reads on into the
+                    // next line, where the JSON then breaks: it is named at
+                    // its own line (when the line the JSON broke on is a
+                    // sample of its own; a sample written on several lines
+                    // with a mistake inside is named where the mistake is).
+                    if lines_file
+                        && line > sample_line
+                        && line_is_json(bytes, line)
+                        && let Some((at, cut)) = cut_short(bytes, lines.counted)
+                    {
+                        (line, column) = (sample_line, at);
+                        message = cut;
+                    }
                     if lines_file && text_after_line(bytes, line) {
                         message.push_str("; the rest of the file, after this line, was not read");
                     }
@@ -757,6 +771,35 @@ impl Lines {
         self.counted = start;
         1 + self.newlines
     }
+}
+
+/// Whether line `line` (1-based) of `bytes`, alone, is JSON.
+fn line_is_json(bytes: &[u8], line: usize) -> bool {
+    bytes
+        .split(|&b| b == b'\n')
+        .nth(line.saturating_sub(1))
+        .is_some_and(|text| serde_json::from_slice::<Value>(text).is_ok())
+}
+
+/// When the line starting at `start` is JSON cut short (it ends before its
+/// value does): the column of its end, and what is wrong.
+fn cut_short(bytes: &[u8], start: usize) -> Option<(usize, String)> {
+    let end = bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |p| start + p);
+    let own = &bytes[start..end];
+    let alone = serde_json::from_slice::<Value>(own).err()?;
+    alone.is_eof().then(|| {
+        let columns = String::from_utf8_lossy(own).trim_end().chars().count();
+        (
+            columns.max(1),
+            format!(
+                "{}: the line ends before its sample does (in JSON Lines, each sample is one line)",
+                json_message(&alone)
+            ),
+        )
+    })
 }
 
 fn trimmed_len(bytes: &[u8]) -> usize {
