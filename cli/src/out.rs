@@ -2,6 +2,7 @@
 //! that goes away ends a command quietly instead of with a panic.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Writes one line on stdout.
@@ -162,6 +163,9 @@ const QUEUED_LINES: usize = 1024;
 #[derive(Clone)]
 pub struct Lines {
     queue: tokio::sync::mpsc::Sender<Pending>,
+    /// Held while a write is under way: [`Lines::settle`] takes it, so that
+    /// the process does not end in the middle of one.
+    writing: Arc<std::sync::Mutex<()>>,
 }
 
 /// A line waiting for the thread, and who waits for it.
@@ -181,11 +185,38 @@ impl Lines {
     /// every [`write`](Self::write) fails, saying so.
     pub fn spawn(out: impl Write + Send + 'static) -> Lines {
         let (queue, waiting) = tokio::sync::mpsc::channel(QUEUED_LINES);
+        let writing = Arc::new(std::sync::Mutex::new(()));
+        let held = Arc::clone(&writing);
         // Without its thread, `waiting` is dropped here and every send fails.
         let _ = std::thread::Builder::new()
             .name("stdout-lines".to_owned())
-            .spawn(move || write_lines(out, waiting));
-        Lines { queue }
+            .spawn(move || write_lines(out, waiting, &held));
+        Lines { queue, writing }
+    }
+
+    /// Waits, at most `within`, for a write to stdout under way to end, and
+    /// keeps any other from starting: for a process about to end, so that
+    /// it leaves no half line behind. `false` when one was still under way
+    /// (its reader had stopped reading).
+    pub fn settle(&self, within: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        loop {
+            match self.writing.try_lock() {
+                Ok(guard) => {
+                    // Held until the process ends.
+                    std::mem::forget(guard);
+                    return true;
+                }
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    std::mem::forget(e.into_inner());
+                    return true;
+                }
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return false,
+            }
+        }
     }
 
     /// Writes `line` and a newline, and flushes: done once it is written.
@@ -200,11 +231,24 @@ impl Lines {
     }
 }
 
+/// The most one write to stdout holds, in whole lines (a longer line goes
+/// alone): POSIX writes this much (`PIPE_BUF`) to a pipe whole or not at
+/// all, so a process stopping while its reader is slow leaves no half line
+/// in the pipe, for the next process's first line to be glued to.
+const WRITE_AT_MOST: usize = 4096;
+
 /// The thread of [`Lines`]: writes what is queued, as many lines at a time
-/// as are waiting, and tells each waiter how its write went.
-fn write_lines(mut out: impl Write, mut waiting: tokio::sync::mpsc::Receiver<Pending>) {
+/// as are waiting (in writes of whole lines, at most [`WRITE_AT_MOST`]
+/// bytes each unless a line is longer), and tells each waiter how its write
+/// went.
+fn write_lines(
+    mut out: impl Write,
+    mut waiting: tokio::sync::mpsc::Receiver<Pending>,
+    writing: &std::sync::Mutex<()>,
+) {
     let mut batch = Vec::new();
     let mut text = Vec::new();
+    let mut chunk = Vec::new();
     while let Some(first) = waiting.blocking_recv() {
         batch.push(first);
         while batch.len() < QUEUED_LINES {
@@ -213,22 +257,36 @@ fn write_lines(mut out: impl Write, mut waiting: tokio::sync::mpsc::Receiver<Pen
                 Err(_) => break,
             }
         }
-        // A line nobody waits for any more belongs to a delivery that gave
-        // up (its handler timed out, and it was answered 503): Kustomer sends
-        // it again, and its line comes then, once.
-        batch.retain(|p: &Pending| !p.written.is_closed());
-        text.clear();
-        for p in &batch {
-            text.extend_from_slice(p.line.as_bytes());
-            text.push(b'\n');
-        }
-        let result = out.write_all(&text).and_then(|()| out.flush());
-        for p in batch.drain(..) {
-            let outcome = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        let mut lines = batch.drain(..).peekable();
+        while lines.peek().is_some() {
+            text.clear();
+            while let Some(p) = lines
+                .next_if(|p: &Pending| text.is_empty() || text.len() + p.line.len() < WRITE_AT_MOST)
+            {
+                // A line nobody waits for any more belongs to a delivery that
+                // gave up (its handler timed out, and it was answered 503):
+                // Kustomer sends it again, and its line comes then, once.
+                if p.written.is_closed() {
+                    continue;
+                }
+                text.extend_from_slice(p.line.as_bytes());
+                text.push(b'\n');
+                chunk.push(p);
+            }
+            if chunk.is_empty() {
+                continue;
+            }
+            let result = {
+                let _writing = writing.lock().unwrap_or_else(|e| e.into_inner());
+                out.write_all(&text).and_then(|()| out.flush())
             };
-            let _ = p.written.send(outcome);
+            for p in chunk.drain(..) {
+                let outcome = match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = p.written.send(outcome);
+            }
         }
     }
 }
@@ -285,6 +343,8 @@ pub(crate) mod tests {
     #[derive(Clone, Default)]
     pub(crate) struct Stdout {
         written: Arc<Mutex<Vec<u8>>>,
+        /// Each write's bytes, apart.
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
         stall: Arc<Mutex<Option<Gate>>>,
         broken: bool,
     }
@@ -315,6 +375,7 @@ pub(crate) mod tests {
                 gate.recv().unwrap();
             }
             self.written.lock().unwrap().extend_from_slice(buf);
+            self.writes.lock().unwrap().push(buf.to_vec());
             Ok(buf.len())
         }
 
@@ -372,6 +433,84 @@ pub(crate) mod tests {
         lines.write("third".into()).await.unwrap();
         // The first was being written when its writer gave up.
         assert_eq!(stdout.text(), "first\nthird\n");
+    }
+
+    /// Lines queued together are written in writes of whole lines, each at
+    /// most what a pipe takes whole, or one longer line alone.
+    #[tokio::test]
+    async fn lines_are_written_whole_in_writes_a_pipe_takes_whole() {
+        let stdout = Stdout::default();
+        let lines = Lines::spawn(stdout.clone());
+        let (stalled, go_on) = stdout.stall();
+        let first = tokio::spawn({
+            let lines = lines.clone();
+            async move { lines.write("first".into()).await }
+        });
+        tokio::task::spawn_blocking(move || stalled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Queued while the first is being written: written together after.
+        let queued: Vec<_> = (0..300)
+            .map(|n| {
+                let lines = lines.clone();
+                let line = if n % 100 == 7 {
+                    format!("{n} {}", "x".repeat(5000))
+                } else {
+                    format!("{n} {}", "y".repeat(n % 90))
+                };
+                tokio::spawn(async move { lines.write(line).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        go_on.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for write in queued {
+            write.await.unwrap().unwrap();
+        }
+        let writes = stdout.writes.lock().unwrap().clone();
+        assert!(writes.len() < 300, "{} writes", writes.len());
+        for write in &writes {
+            assert_eq!(write.last(), Some(&b'\n'));
+            let lines = write.iter().filter(|&&b| b == b'\n').count();
+            // 4096: `PIPE_BUF` on Linux, the least POSIX allows.
+            assert!(write.len() <= 4096 || lines == 1, "{}", write.len());
+        }
+        assert_eq!(stdout.text().lines().count(), 301);
+    }
+
+    /// A process about to end waits for a write under way, then keeps any
+    /// other from starting.
+    #[tokio::test]
+    async fn settling_waits_for_the_write_under_way() {
+        let stdout = Stdout::default();
+        let lines = Lines::spawn(stdout.clone());
+        let (stalled, go_on) = stdout.stall();
+        let first = tokio::spawn({
+            let lines = lines.clone();
+            async move { lines.write("first".into()).await }
+        });
+        tokio::task::spawn_blocking(move || stalled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !lines.settle(Duration::from_millis(30)),
+            "a write is under way"
+        );
+        let settling = std::thread::spawn({
+            let lines = lines.clone();
+            move || lines.settle(Duration::from_secs(30))
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        go_on.send(()).unwrap();
+        assert!(settling.join().unwrap());
+        first.await.unwrap().unwrap();
+        assert_eq!(stdout.text(), "first\n");
+        // Nothing more is written.
+        let later = tokio::time::timeout(Duration::from_millis(50), lines.write("later".into()));
+        assert!(later.await.is_err());
+        assert_eq!(stdout.text(), "first\n");
     }
 
     #[tokio::test]

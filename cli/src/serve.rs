@@ -566,6 +566,7 @@ pub async fn serve(
                 if left == 1 { "delivery" } else { "deliveries" },
                 if left == 1 { "it" } else { "them" },
             );
+            settle_stdout(Duration::from_secs(1));
             crate::log::flush(Duration::from_secs(2));
             std::process::exit(again.exit_code());
         };
@@ -613,7 +614,25 @@ pub async fn serve(
         letters.refresh().await;
         waiting(letters);
     }
+    settle_stdout(STDOUT_SETTLE);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long a stopping `serve` waits for a line being written to stdout
+/// (a slow reader) to be written whole.
+const STDOUT_SETTLE: Duration = Duration::from_secs(5);
+
+/// Lets a write to stdout under way end before the process does (see
+/// [`Lines::settle`]), and says so if its reader has stopped reading.
+fn settle_stdout(within: Duration) {
+    if !Lines::stdout().settle(within) {
+        note!(
+            "warning: stdout's reader did not take the last lines within {}s: one may be left \
+             unwritten, or cut short if longer than 4 KiB (its delivery was not acknowledged, \
+             and Kustomer sends it again)",
+            within.as_secs()
+        );
+    }
 }
 
 /// A signal that stops `serve`.
