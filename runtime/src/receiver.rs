@@ -1240,28 +1240,54 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) async fn record_revision(
-        revisions: &dyn crate::dedupe::RevisionStore,
-        resource: &str,
+        revisions: std::sync::Arc<dyn crate::dedupe::RevisionStore>,
+        resource: String,
         rev: i64,
         timeout: Duration,
     ) {
-        match super::within(None, timeout, revisions.record_revision(resource, rev)).await {
-            Some(Ok(())) => {}
+        match super::within(None, timeout, revisions.record_revision(&resource, rev)).await {
+            Some(Ok(())) => return,
             Some(Err(e)) => tracing::warn!(
                 target: LOG,
                 error = e.to_string().as_str(),
-                resource_id = resource,
+                resource_id = resource.as_str(),
                 rev,
-                "revision store failed to record a handled update's revision",
+                "revision store failed to record a handled update's revision; trying again",
             ),
             None => tracing::warn!(
                 target: LOG,
                 ?timeout,
-                resource_id = resource,
+                resource_id = resource.as_str(),
                 rev,
-                "revision store did not record a handled update's revision in time",
+                "revision store did not record a handled update's revision in time; trying again",
             ),
         }
+        // Tried again in the background, as a completion is: unrecorded, an
+        // older update arriving later would be handled after this one.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let until = tokio::time::Instant::now() + crate::dedupe::DEFAULT_RETENTION;
+            let mut wait = Duration::from_millis(250);
+            loop {
+                tokio::time::sleep(wait).await;
+                let record = revisions.record_revision(&resource, rev);
+                if let Some(Ok(())) = super::within(None, timeout, record).await {
+                    tracing::info!(
+                        target: LOG,
+                        resource_id = resource.as_str(),
+                        rev,
+                        "revision store recorded a handled update's revision on a later try",
+                    );
+                    return;
+                }
+                if tokio::time::Instant::now() >= until {
+                    return;
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        });
     }
 
     #[cold]
@@ -1396,6 +1422,48 @@ mod cold {
                 )
             }
         }
+    }
+
+    /// A handled event's `complete` that the store did not take (out of
+    /// reach, or no answer in time), tried again in the background until it
+    /// does, for as long as the store keeps handled ids by default: left
+    /// undone, the claim would end at the store's in-progress timeout, and
+    /// Kustomer's next retry would run the handler again.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn complete_later(
+        store: std::sync::Arc<dyn crate::dedupe::IdempotencyStore>,
+        id: String,
+        timeout: Duration,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let until = tokio::time::Instant::now() + crate::dedupe::DEFAULT_RETENTION;
+            let mut wait = Duration::from_millis(250);
+            loop {
+                tokio::time::sleep(wait).await;
+                if let Some(Ok(())) = super::within(None, timeout, store.complete(&id)).await {
+                    tracing::info!(
+                        target: LOG,
+                        id = id.as_str(),
+                        "idempotency store took a handled event's completion on a later try",
+                    );
+                    return;
+                }
+                if tokio::time::Instant::now() >= until {
+                    tracing::warn!(
+                        target: LOG,
+                        id = id.as_str(),
+                        "idempotency store never took a handled event's completion: a retry \
+                         after its claim ends runs the handler again",
+                    );
+                    return;
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        });
     }
 
     #[cold]
@@ -1617,20 +1685,29 @@ impl Settle {
                 }
             };
             let settled = within(None, timeout, settle).await;
+            let retry = match settled {
+                Some(Ok(())) => None,
+                Some(Err(e)) => {
+                    cold::settle_failed(Some(&e));
+                    succeeded.then(|| (Arc::clone(store), id.clone()))
+                }
+                None => {
+                    cold::settle_failed(None);
+                    succeeded.then(|| (Arc::clone(store), id.clone()))
+                }
+            };
             // Answered or not, the claim is the store's now; only a store
             // that panicked leaves it to the guard to give up.
             self.claim.0 = None;
-            match settled {
-                Some(Ok(())) => {}
-                Some(Err(e)) => cold::settle_failed(Some(&e)),
-                None => cold::settle_failed(None),
+            if let Some((store, id)) = retry {
+                cold::complete_later(store, id, timeout);
             }
         }
         if succeeded
             && let (Some(revisions), Some(resource), Some(rev)) =
                 (self.ordering.take(), self.resource.take(), self.rev)
         {
-            cold::record_revision(revisions.as_ref(), &resource, rev, timeout).await;
+            cold::record_revision(revisions, resource, rev, timeout).await;
         }
         if let Some(turn) = self.turn.take() {
             turn.give_back(timeout).await;

@@ -462,6 +462,19 @@ async fn a_store_that_fails_to_record_success_still_acknowledges_once() {
     );
     assert!(reply.get("error").is_none(), "{reply}");
     assert_eq!(s.plan.processed(&id), 1);
+    // The completion is tried again in the background: once the store takes
+    // it, a retry is a duplicate, long before the claim would have ended.
+    let mut outcome = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (status, reply) = s.deliver(&body).await;
+        outcome = format!("{status} {}", reply["outcome"].as_str().unwrap_or(""));
+        if status != 409 {
+            break;
+        }
+    }
+    assert_eq!(outcome, "200 duplicate");
+    assert_eq!(s.plan.processed(&id), 1);
 }
 
 /// A store that panics while recording a handler's success: the delivery is

@@ -1789,6 +1789,60 @@ async fn a_delivery_that_waits_longer_than_allowed_for_a_slot_gets_503_and_runs_
     assert_eq!(s.counters.failed.load(Ordering::SeqCst), 1);
 }
 
+/// A revision store whose first `record_revision` fails.
+#[derive(Default)]
+struct FailsToRecordOnce {
+    revisions: kustomer_webhooks::dedupe::OrderingGuard,
+    records: AtomicUsize,
+}
+
+impl kustomer_webhooks::dedupe::RevisionStore for FailsToRecordOnce {
+    fn last_revision<'a>(
+        &'a self,
+        resource_id: &'a str,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, Option<i64>> {
+        self.revisions.last_revision(resource_id)
+    }
+    fn record_revision<'a>(
+        &'a self,
+        resource_id: &'a str,
+        rev: i64,
+    ) -> kustomer_webhooks::dedupe::StoreFuture<'a, ()> {
+        if self.records.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Box::pin(async {
+                Err(kustomer_webhooks::dedupe::StoreError::unavailable(
+                    "connection refused",
+                ))
+            });
+        }
+        self.revisions.record_revision(resource_id, rev)
+    }
+}
+
+/// A handled update whose revision the store failed to record: recorded on
+/// a later try, so that an older update arriving after is still stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_the_store_failed_to_record_is_recorded_later() {
+    let store = Arc::new(FailsToRecordOnce::default());
+    let s = start_with(Verifier::new(TOKEN), {
+        let store = store.clone();
+        |r| r.with_ordering(store)
+    })
+    .await;
+    let newer = variant("kustomer.customer.update", 1, Some(5));
+    assert_eq!(
+        s.deliver(&newer, TOKEN, None).await.1["outcome"],
+        "no handler"
+    );
+    let mut tries = 0;
+    while store.records.load(Ordering::SeqCst) < 2 && tries < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tries += 1;
+    }
+    let older = variant("kustomer.customer.update", 2, Some(4));
+    assert_eq!(s.deliver(&older, TOKEN, None).await.1["outcome"], "stale");
+}
+
 /// A revision store sharing turns whose first `give_turn` never answers:
 /// it counts the calls.
 #[derive(Default)]
