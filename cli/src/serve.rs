@@ -628,8 +628,8 @@ fn settle_stdout(within: Duration) {
     if !Lines::stdout().settle(within) {
         note!(
             "warning: stdout's reader did not take the last lines within {}s: one may be left \
-             unwritten, or cut short if longer than 4 KiB (its delivery was not acknowledged, \
-             and Kustomer sends it again)",
+             unwritten, or cut short if longer than a pipe takes whole (4 KiB on Linux; its \
+             delivery was not acknowledged, and Kustomer sends it again)",
             within.as_secs()
         );
     }

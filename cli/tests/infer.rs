@@ -291,6 +291,15 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
         ],
     );
     assert!(!stderr.contains("events.jsonl:3:"), "{stderr}");
+    // Indented, its column counts the indent.
+    let text = format!("{GOOD}\n  {{\"name\": \"kustomer.customer.update\", \"data\":\n{GOOD}\n");
+    let dir = workdir(&[("events.jsonl", &text)]);
+    let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
+    assert_fails(
+        &run,
+        dir.path(),
+        &["events.jsonl:2:46: invalid JSON: EOF while parsing"],
+    );
     // A sample written on several lines, with a mistake inside: named where
     // the mistake is.
     let text =

@@ -1080,16 +1080,21 @@ impl<'a> Gen<'a> {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let mut fields = Vec::new();
-        let named_before = self.renamed.get(name).map_or(name, String::as_str);
+        // A struct that could not keep its name is read as it was before,
+        // under its old name: its fields' names, and its nested types'.
+        let named_before = self
+            .renamed
+            .get(name)
+            .map_or_else(|| name.to_owned(), String::clone);
         let mut names = field_names(
             props.into_iter().flatten().map(|(k, _)| k.as_str()),
-            self.previous.fields.get(named_before),
+            self.previous.fields.get(&named_before),
         )
         .into_iter();
         for (key, prop) in props.into_iter().flatten() {
             let ptr = format!("{pointer}/properties/{}", escape(key));
             // Nested structs made for this field are kept under its name.
-            name.clone_into(&mut self.owner);
+            named_before.clone_into(&mut self.owner);
             self.path.push(key.clone());
             let typed = self.field_type(key, prop, &ptr);
             self.path.pop();
@@ -2448,7 +2453,7 @@ mod tests {
                 r#"{{"name":"kustomer.widget.create","data":{{"type":"widget","attributes":{{"billing":{{"custom":{billing}}},"custom":{{"tierStr":"gold"}}}}}}}}"#
             )
         };
-        let first = models(&[&sample(r#"{"a_b":1}"#)]).unwrap();
+        let first = models(&[&sample(r#"{"a_b":1,"inner":{"x":1}}"#)]).unwrap();
         let text = &first["widget.rs"];
         assert!(text.contains("pub custom: WidgetCustom2,"), "{text}");
         // Models as a generator that let `billing.custom` take the name
@@ -2461,7 +2466,10 @@ mod tests {
         // `aB` arrives, which sorts before `a_b` and is `a_b` too.
         let mut inferrer = kustomer_schema::Inferrer::default();
         inferrer
-            .add_json(sample(r#"{"a_b":1,"aB":2}"#).as_bytes(), "s")
+            .add_json(
+                sample(r#"{"a_b":1,"aB":2,"inner":{"x":1}}"#).as_bytes(),
+                "s",
+            )
             .unwrap();
         let settings = Settings::default().with_previous_models(&before);
         let text = &generate(&inferrer.schemas(), &settings).unwrap()["widget.rs"];
@@ -2478,6 +2486,12 @@ mod tests {
             fields.contains("#[json(\"aB\")]\n    pub a_b_2: "),
             "{fields}"
         );
+        // And its nested object keeps the name it had.
+        let inner = |text: &str| {
+            let at = text.find("pub inner: ").unwrap() + "pub inner: ".len();
+            text[at..at + text[at..].find(',').unwrap()].to_owned()
+        };
+        assert_eq!(inner(text), inner(&before["widget.rs"]), "{text}");
     }
 
     #[test]

@@ -219,10 +219,10 @@ impl Delivery for HttpDelivery {
         // `gzip`): the receiver is shown the first line that names a coding,
         // so that a body encoded is refused whichever line says so. Other
         // headers are judged by their first copy.
-        if name == "content-encoding" && first.trim_ascii().eq_ignore_ascii_case(b"identity") {
+        if name == "content-encoding" && !names_a_coding(first) {
             let coded = values
                 .map(HeaderValue::as_bytes)
-                .find(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
+                .find(|v| names_a_coding(v));
             return Some(coded.unwrap_or(first));
         }
         Some(first)
@@ -231,6 +231,15 @@ impl Delivery for HttpDelivery {
     fn body(&self) -> &[u8] {
         &self.body
     }
+}
+
+/// Whether a `Content-Encoding` line names a coding: an item of its list
+/// that is neither empty nor `identity`, as the receiver reads it.
+fn names_a_coding(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|coding| {
+        let coding = coding.trim_ascii();
+        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+    })
 }
 
 /// The router's handler. Not an `async fn`: one would keep its arguments

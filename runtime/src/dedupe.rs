@@ -394,7 +394,14 @@ pub trait IdempotencyStore: Send + Sync {
 /// a handler runs (an update not newer than it is stale) and calls
 /// [`record_revision`](RevisionStore::record_revision) once the handler
 /// succeeded. An error from either is answered 503 before the handler runs
-/// (Kustomer retries), and only logged after it ran.
+/// (Kustomer retries); after it ran, it is logged and the record is tried
+/// again in the background.
+///
+/// The resource ids it is given are `data.id`s, and for a resource without
+/// a `rev` (users, teams) `<data.id>@updatedAt`, whose "revisions" are
+/// `updatedAt` times in milliseconds since the Unix epoch, doubled (and,
+/// when asked about, plus one, so that two updates of one millisecond are
+/// both handled): a store keeps them as it keeps any other.
 pub trait RevisionStore: Send + Sync {
     /// The last revision recorded for `resource_id`, if one is remembered.
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>>;

@@ -677,7 +677,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     /// assert_eq!(dispatcher.events(), ["kustomer.team.create"]);
     /// # Ok::<(), kustomer_webhooks::BuildError>(())
     /// ```
-    pub fn registered_where(mut self, keep: impl Fn(&str) -> bool) -> Self {
+    pub fn registered_where(mut self, mut keep: impl FnMut(&str) -> bool) -> Self {
         self.handlers
             .extend(registered().filter(|handler| keep(handler.name)));
         self

@@ -156,7 +156,7 @@ fn placeholder<S: Events>() -> S {
 
 /// `body` past a UTF-8 byte order mark, which RFC 8259 lets a reader skip
 /// (a file saved by some editors, replayed, starts with one).
-fn without_bom(body: &[u8]) -> &[u8] {
+pub(crate) fn without_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 

@@ -40,8 +40,9 @@ use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
 /// (a misspelt string would compile, and never match):
 /// `reply.outcome == outcome::IN_PROGRESS`. In the counters and their
 /// `/metrics` labels, `handled` and `no handler` count as `accepted`,
-/// `in progress` as `in_progress`, and `error` as `rejected` (4xx) or
-/// `failed` (5xx).
+/// `in progress` as `in_progress`, and `error` as `rejected` (4xx, and 501
+/// for a transfer coding the receiver does not undo) or `failed` (other
+/// 5xx).
 pub mod outcome {
     /// The handler ran and succeeded (200).
     pub const HANDLED: &str = "handled";
@@ -362,7 +363,11 @@ impl<S: Events> Receiver<S> {
 
     /// Drops updates whose `rev` is not newer than the last processed for
     /// the same resource: acknowledged with `"outcome": "stale"`, not
-    /// dispatched. Off by default. Only an update (an event whose name ends
+    /// dispatched. Off by default. An update without a `rev` (users and
+    /// teams have none) is ordered by its `updatedAt` instead: stale when
+    /// older than the last one handled, kept apart from revisions (see
+    /// [`RevisionStore`](crate::dedupe::RevisionStore)); one with neither is
+    /// handled unordered. Only an update (an event whose name ends
     /// in `.update`) can be stale: a creation that arrives after its
     /// resource's updates is still handled (its `rev`, recorded like an
     /// update's, never lowers the last one). The revisions are kept in `revisions`:
@@ -371,7 +376,8 @@ impl<S: Events> Receiver<S> {
     /// [`dedupe`](crate::dedupe#order)). A store that fails or does not
     /// answer within the handler's time limit before the handler runs gets
     /// the delivery answered 503 (Kustomer retries); after it ran, the
-    /// failure to record is logged and the delivery acknowledged.
+    /// failure to record is logged, the delivery acknowledged, and the
+    /// record tried again in the background until the store takes it.
     ///
     /// The events of one resource then take turns: the check of an event's
     /// revision, its handler and the record of its revision run as one
@@ -517,11 +523,12 @@ impl<S: Events> Receiver<S> {
         self
     }
 
-    /// How long a handler may run (default 10 s); then 503, and Kustomer
-    /// retries. Kustomer expects an answer within a few seconds, and one
-    /// that comes later counts as a failure (its retry is then a duplicate):
-    /// keep handlers short, handing long work to a queue of your own, and
-    /// the limit under Kustomer's wait. With the ordering guard, the wait for
+    /// How long a handler may run (default 10 s, room for a slow handler);
+    /// then 503, and Kustomer retries. Kustomer expects an answer within a
+    /// few seconds, and one that comes later counts as a failure (its retry
+    /// is then a duplicate): keep handlers short, handing long work to a
+    /// queue of your own, and set the limit under Kustomer's wait once they
+    /// are. With the ordering guard, the wait for
     /// the resource's turn may take up to this limit too, before the handler
     /// runs. An `async` handler is stopped there. A plain `fn` handler
     /// (run on tokio's blocking pool) cannot be: its event keeps its claim
@@ -736,12 +743,12 @@ impl<S: Events> Receiver<S> {
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
-                    return reply!(503, "error", Some(error));
+                    return reply!(503, outcome::ERROR, Some(error));
                 }
                 None => {
                     let error = cold::store_silent(self.timeout);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
-                    return reply!(503, "error", Some(error));
+                    return reply!(503, outcome::ERROR, Some(error));
                 }
             },
             _ => false,
@@ -772,12 +779,12 @@ impl<S: Events> Receiver<S> {
                 Some(Err(e)) => {
                     let error = cold::revisions_failed(&e);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
-                    return reply!(503, "error", Some(error));
+                    return reply!(503, outcome::ERROR, Some(error));
                 }
                 None => {
                     let error = cold::no_turn(resource, self.timeout);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
-                    return reply!(503, "error", Some(error));
+                    return reply!(503, outcome::ERROR, Some(error));
                 }
             }
         }
@@ -794,12 +801,12 @@ impl<S: Events> Receiver<S> {
                     Some(Err(e)) => {
                         let error = cold::revisions_failed(&e);
                         self.keep(id.as_deref(), parsed.raw, &error).await;
-                        return reply!(503, "error", Some(error));
+                        return reply!(503, outcome::ERROR, Some(error));
                     }
                     None => {
                         let error = cold::revisions_silent(self.timeout);
                         self.keep(id.as_deref(), parsed.raw, &error).await;
-                        return reply!(503, "error", Some(error));
+                        return reply!(503, outcome::ERROR, Some(error));
                     }
                 }
             }
@@ -918,7 +925,7 @@ impl<S: Events> Receiver<S> {
                 } else {
                     error
                 };
-                return reply!(500, "error", Some(shown));
+                return reply!(500, outcome::ERROR, Some(shown));
             }
         };
         match dispatched {
@@ -933,12 +940,20 @@ impl<S: Events> Receiver<S> {
                     }
                     _ => cold::hidden("the handler failed", &event),
                 };
-                reply!(500, "error", Some(shown))
+                reply!(500, outcome::ERROR, Some(shown))
             }
             None => match busy {
-                Some(why) => reply!(503, "error", Some(why)),
-                None if running => reply!(503, "error", Some(cold::handler_runs_on(self.timeout))),
-                None => reply!(503, "error", Some(cold::handler_timed_out(self.timeout))),
+                Some(why) => reply!(503, outcome::ERROR, Some(why)),
+                None if running => reply!(
+                    503,
+                    outcome::ERROR,
+                    Some(cold::handler_runs_on(self.timeout))
+                ),
+                None => reply!(
+                    503,
+                    outcome::ERROR,
+                    Some(cold::handler_timed_out(self.timeout))
+                ),
             },
         }
     }
@@ -1214,14 +1229,11 @@ mod cold {
             error = e.to_string().as_str(),
             "revision store failed",
         );
-        let what = match e {
-            crate::dedupe::StoreError::Unavailable(_) => "is unavailable",
-            _ => "failed",
+        let (what, why) = match e {
+            crate::dedupe::StoreError::Unavailable(why) => ("is unavailable", why),
+            crate::dedupe::StoreError::Failed(why) => ("failed", why),
         };
-        let why = std::error::Error::source(e)
-            .map(|source| format!(": {source}"))
-            .unwrap_or_default();
-        format!("the ordering guard's revision store {what}{why}")
+        format!("the ordering guard's revision store {what}: {why}")
     }
 
     #[cold]
@@ -1264,28 +1276,12 @@ mod cold {
         }
         // Tried again in the background, as a completion is: unrecorded, an
         // older update arriving later would be handled after this one.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let until = tokio::time::Instant::now() + crate::dedupe::DEFAULT_RETENTION;
-            let mut wait = Duration::from_millis(250);
-            loop {
-                tokio::time::sleep(wait).await;
+        let what = format!("the revision {rev} of resource {resource:?}");
+        later(what, move || {
+            let (revisions, resource) = (std::sync::Arc::clone(&revisions), resource.clone());
+            async move {
                 let record = revisions.record_revision(&resource, rev);
-                if let Some(Ok(())) = super::within(None, timeout, record).await {
-                    tracing::info!(
-                        target: LOG,
-                        resource_id = resource.as_str(),
-                        rev,
-                        "revision store recorded a handled update's revision on a later try",
-                    );
-                    return;
-                }
-                if tokio::time::Instant::now() >= until {
-                    return;
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
+                matches!(super::within(None, timeout, record).await, Some(Ok(())))
             }
         });
     }
@@ -1346,7 +1342,9 @@ mod cold {
         struct Id {
             id: Option<serde_json::Value>,
         }
-        let id = serde_json::from_slice::<Id>(raw).ok().and_then(|v| v.id);
+        let id = serde_json::from_slice::<Id>(crate::parse::without_bom(raw))
+            .ok()
+            .and_then(|v| v.id);
         match id {
             Some(id) => {
                 tracing::warn!(
@@ -1378,7 +1376,7 @@ mod cold {
         struct Data {
             id: Option<serde_json::Value>,
         }
-        let id = serde_json::from_slice::<Body>(raw)
+        let id = serde_json::from_slice::<Body>(crate::parse::without_bom(raw))
             .ok()
             .and_then(|b| b.data?.id);
         let Some(id) = id else { return };
@@ -1425,10 +1423,10 @@ mod cold {
     }
 
     /// A handled event's `complete` that the store did not take (out of
-    /// reach, or no answer in time), tried again in the background until it
-    /// does, for as long as the store keeps handled ids by default: left
-    /// undone, the claim would end at the store's in-progress timeout, and
-    /// Kustomer's next retry would run the handler again.
+    /// reach, or no answer in time), tried again in the background
+    /// ([`later`]): left undone, the claim would end at the store's
+    /// in-progress timeout, and Kustomer's next retry would run the handler
+    /// again.
     #[cold]
     #[inline(never)]
     pub(super) fn complete_later(
@@ -1436,28 +1434,81 @@ mod cold {
         id: String,
         timeout: Duration,
     ) {
+        let what = format!("the completion of handled event {id:?}");
+        later(what, move || {
+            let (store, id) = (std::sync::Arc::clone(&store), id.clone());
+            async move {
+                matches!(
+                    super::within(None, timeout, store.complete(&id)).await,
+                    Some(Ok(()))
+                )
+            }
+        });
+    }
+
+    /// Background retries under way, all receivers of the process together.
+    static RETRYING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// The most background retries under way at once: past it (a store that
+    /// takes reads but refuses writes, under load), a failed write is left
+    /// as it is, with a warning.
+    const MAX_RETRYING: usize = 10_000;
+
+    /// How long a write is tried again: as long as a store keeps handled ids
+    /// by default, past which it no longer matters.
+    const RETRY_FOR: Duration = crate::dedupe::DEFAULT_RETENTION;
+
+    /// Tries `attempt` again in the background until it succeeds: after
+    /// 250 ms, then waits doubling up to 30 s (each stretched by up to a
+    /// quarter, so that writes failed together are not retried together),
+    /// for [`RETRY_FOR`]. At most [`MAX_RETRYING`] at once; the runtime
+    /// shutting down ends them.
+    fn later<F, Fut>(what: String, mut attempt: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        use std::sync::atomic::Ordering;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if RETRYING.fetch_add(1, Ordering::Relaxed) >= MAX_RETRYING {
+            RETRYING.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: LOG,
+                "{what} failed, and is not tried again: {MAX_RETRYING} other writes the store \
+                 failed are being tried again already",
+            );
+            return;
+        }
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                RETRYING.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let counted = Counted;
+        // Spread by the subject's own hash: no random source needed.
+        let spread = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write(what.as_bytes());
+            (h.finish() % 256) as u32
+        };
         runtime.spawn(async move {
-            let until = tokio::time::Instant::now() + crate::dedupe::DEFAULT_RETENTION;
+            let _counted = counted;
+            let until = tokio::time::Instant::now() + RETRY_FOR;
             let mut wait = Duration::from_millis(250);
             loop {
-                tokio::time::sleep(wait).await;
-                if let Some(Ok(())) = super::within(None, timeout, store.complete(&id)).await {
-                    tracing::info!(
-                        target: LOG,
-                        id = id.as_str(),
-                        "idempotency store took a handled event's completion on a later try",
-                    );
+                tokio::time::sleep(wait + wait * spread / 1024).await;
+                if attempt().await {
+                    tracing::info!(target: LOG, "{what} was written on a later try");
                     return;
                 }
                 if tokio::time::Instant::now() >= until {
                     tracing::warn!(
                         target: LOG,
-                        id = id.as_str(),
-                        "idempotency store never took a handled event's completion: a retry \
-                         after its claim ends runs the handler again",
+                        "{what} was never written: the store failed it for {RETRY_FOR:?}",
                     );
                     return;
                 }
@@ -2012,14 +2063,26 @@ fn is_json(content_type: Option<&[u8]>) -> bool {
             && !subtype.contains(&b'/')
 }
 
-/// The most of a parse error's message, and of its pointer, that a reply
-/// and its log line show: a key or a name can be as long as the body.
+/// The most of a parse error's message that a reply and its log line show:
+/// a key or a name can be as long as the body.
 const SHOWN_PARSE_ERROR: usize = 1024;
 
+/// The most of a parse error's pointer shown, in the reply's `pointer` and
+/// in its message, which then still ends with what is wrong there.
+const SHOWN_POINTER: usize = 256;
+
 fn parse_error(e: &ParseError) -> Reply {
+    let (pointer, error) = (e.pointer(), e.to_string());
+    let (pointer, error) = if pointer.len() > SHOWN_POINTER {
+        let short = shortened(pointer.to_owned(), SHOWN_POINTER);
+        let error = error.replace(pointer, &short);
+        (short, error)
+    } else {
+        (pointer.to_owned(), error)
+    };
     Reply {
-        pointer: Some(shortened(e.pointer().to_owned(), SHOWN_PARSE_ERROR)),
-        ..Reply::error(400, shortened(e.to_string(), SHOWN_PARSE_ERROR))
+        pointer: Some(pointer),
+        ..Reply::error(400, shortened(error, SHOWN_PARSE_ERROR))
     }
 }
 
@@ -2042,6 +2105,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_revision_store_failure_says_its_cause() {
+        let e = crate::dedupe::StoreError::unavailable("connection refused");
+        assert_eq!(
+            cold::revisions_failed(&e),
+            "the ordering guard's revision store is unavailable: connection refused"
+        );
+        let e = crate::dedupe::StoreError::failed("WRONGTYPE");
+        assert_eq!(
+            cold::revisions_failed(&e),
+            "the ordering guard's revision store failed: WRONGTYPE"
+        );
+    }
+
+    #[test]
     fn a_body_after_a_byte_order_mark_parses() {
         let body = b"\xEF\xBB\xBF{\"name\":\"kustomer.team.create\",\"data\":{\"type\":\"team\"}}";
         let parsed = crate::parse(body).unwrap();
@@ -2049,8 +2126,14 @@ mod tests {
         assert_eq!(parsed.raw, body, "the raw body is as received");
         let parsed = crate::parse_as(body, "kustomer.team.create").unwrap();
         assert_eq!(parsed.event.name(), "kustomer.team.create");
+        // The id of another JSON type is read from the body as well.
+        let numbered = b"\xEF\xBB\xBF{\"id\":42,\"name\":\"kustomer.team.create\",\"data\":{}}";
+        assert_eq!(cold::key_of_other_id(numbered).as_deref(), Some("json:42"));
         // Only at the start.
-        assert!(crate::parse(b" \xEF\xBB\xBF{}").is_err());
+        let mut late = b" ".to_vec();
+        late.extend_from_slice(body);
+        assert!(crate::parse(&late[1..]).is_ok());
+        assert!(crate::parse(&late).is_err());
     }
 
     #[test]
@@ -2061,18 +2144,31 @@ mod tests {
         let reply = parse_error(&e);
         let (error, pointer) = (reply.error.unwrap(), reply.pointer.unwrap());
         assert!(
-            error.len() <= SHOWN_PARSE_ERROR + '…'.len_utf8(),
-            "{}",
-            error.len()
-        );
-        assert!(
-            pointer.len() <= SHOWN_PARSE_ERROR + '…'.len_utf8(),
+            pointer.len() <= SHOWN_POINTER + '…'.len_utf8(),
             "{}",
             pointer.len()
         );
         assert!(
             pointer.starts_with("/data/ké") && pointer.ends_with('…'),
             "{pointer}"
+        );
+        // The message still says what is wrong there, after the pointer.
+        assert!(error.len() <= SHOWN_PARSE_ERROR, "{}", error.len());
+        assert!(error.contains(&format!("in {pointer}: ")), "{error}");
+        assert!(error.ends_with("number out of range"), "{error}");
+        // A huge name: the message is cut, and its start says what is wrong.
+        let name = "n".repeat(100_000);
+        let body = format!(r#"{{"name":"kustomer.team.create","data":{{}},"name":"{name}"}}"#);
+        let e = crate::parse(body.as_bytes()).unwrap_err();
+        let error = parse_error(&e).error.unwrap();
+        assert!(
+            error.len() <= SHOWN_PARSE_ERROR + '…'.len_utf8(),
+            "{}",
+            error.len()
+        );
+        assert!(
+            error.starts_with("the body names its event twice"),
+            "{error}"
         );
         // A short one is as it was.
         let e = crate::parse(br#"{"name": 1, "data": {}}"#).unwrap_err();

@@ -791,7 +791,14 @@ fn cut_short(bytes: &[u8], start: usize) -> Option<(usize, String)> {
     let own = &bytes[start..end];
     let alone = serde_json::from_slice::<Value>(own).err()?;
     alone.is_eof().then(|| {
-        let columns = String::from_utf8_lossy(own).trim_end().chars().count();
+        // Columns count from the line's start, before the sample if it is
+        // indented.
+        let line_start = bytes[..start]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let line = &bytes[line_start..end];
+        let columns = String::from_utf8_lossy(line).trim_end().chars().count();
         (
             columns.max(1),
             format!(

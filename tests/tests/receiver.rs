@@ -685,7 +685,7 @@ async fn size_content_type_and_method_are_checked() {
             body,
             &[
                 ("content-type", "application/json"),
-                ("content-encoding", "identity"),
+                ("content-encoding", "identity, identity"),
                 ("content-encoding", "gzip"),
                 ("x-kustomer-webhook-signature", &sig),
             ],

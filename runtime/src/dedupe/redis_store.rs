@@ -214,7 +214,9 @@ fn is_claim(held: &str) -> bool {
 /// the last revision handled of each resource is one key,
 /// `<prefix><resource id>:rev` (the resource id written as an event id
 /// is), holding the revision for the retention
-/// time, so that every replica tells a stale update apart; and a
+/// time, so that every replica tells a stale update apart (a resource
+/// without a `rev` is ordered by its `updatedAt`, under the resource id
+/// `<data.id>@updatedAt`: see [`RevisionStore`]); and a
 /// resource's turn among the replicas is another,
 /// `<prefix><resource id>:turn`, set only if absent to a token of the
 /// holder's own, for at most four of the handler's time limits (plus the
