@@ -366,7 +366,7 @@ impl<S: Events> Receiver<S> {
     /// dispatched. Off by default. An update without a `rev` (users and
     /// teams have none) is ordered by its `updatedAt` instead: stale when
     /// older than the last one handled, kept apart from revisions (see
-    /// [`RevisionStore`](crate::dedupe::RevisionStore)); one with neither is
+    /// [`RevisionStore`]); one with neither is
     /// handled unordered. Only an update (an event whose name ends
     /// in `.update`) can be stale: a creation that arrives after its
     /// resource's updates is still handled (its `rev`, recorded like an
