@@ -388,6 +388,28 @@ pub(crate) mod tests {
         }
     }
 
+    /// Writes `line` as a task whose write `stdout` stalls, once the thread
+    /// is stalled in it: the task, and what lets the write go on.
+    async fn write_stalled(
+        lines: &Lines,
+        stdout: &Stdout,
+        line: &str,
+    ) -> (
+        tokio::task::JoinHandle<io::Result<()>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (stalled, go_on) = stdout.stall();
+        let write = tokio::spawn({
+            let (lines, line) = (lines.clone(), line.to_owned());
+            async move { lines.write(line).await }
+        });
+        tokio::task::spawn_blocking(move || stalled.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        (write, go_on)
+    }
+
     #[tokio::test]
     async fn a_line_is_written_when_its_write_is_done() {
         let stdout = Stdout::default();
@@ -416,17 +438,9 @@ pub(crate) mod tests {
     async fn a_stalled_stdout_keeps_the_writer_waiting_not_the_thread() {
         let stdout = Stdout::default();
         let lines = Lines::spawn(stdout.clone());
-        let (stalled, go_on) = stdout.stall();
         // The thread stalls writing the first line; its writer waits
         // without holding up this (single-threaded) runtime, and gives up.
-        let first = tokio::spawn({
-            let lines = lines.clone();
-            async move { lines.write("first".into()).await }
-        });
-        tokio::task::spawn_blocking(move || stalled.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let (first, go_on) = write_stalled(&lines, &stdout, "first").await;
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
         // A second line, queued while the thread is stalled, is given up
@@ -445,15 +459,7 @@ pub(crate) mod tests {
     async fn lines_are_written_whole_in_writes_a_pipe_takes_whole() {
         let stdout = Stdout::default();
         let lines = Lines::spawn(stdout.clone());
-        let (stalled, go_on) = stdout.stall();
-        let first = tokio::spawn({
-            let lines = lines.clone();
-            async move { lines.write("first".into()).await }
-        });
-        tokio::task::spawn_blocking(move || stalled.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let (first, go_on) = write_stalled(&lines, &stdout, "first").await;
         // Queued while the first is being written: written together after.
         let queued: Vec<_> = (0..300)
             .map(|n| {
@@ -489,15 +495,7 @@ pub(crate) mod tests {
     async fn settling_waits_for_the_write_under_way() {
         let stdout = Stdout::default();
         let lines = Lines::spawn(stdout.clone());
-        let (stalled, go_on) = stdout.stall();
-        let first = tokio::spawn({
-            let lines = lines.clone();
-            async move { lines.write("first".into()).await }
-        });
-        tokio::task::spawn_blocking(move || stalled.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let (first, go_on) = write_stalled(&lines, &stdout, "first").await;
         assert!(
             !lines.settle(Duration::from_millis(30)),
             "a write is under way"

@@ -2095,14 +2095,19 @@ mod tests {
     }
 
     /// The models of `samples` (JSON texts).
-    fn models(samples: &[&str]) -> Result<BTreeMap<String, String>> {
+    /// The schemas inferred from `samples` (JSON texts).
+    fn schemas(samples: &[&str]) -> BTreeMap<String, Value> {
         let mut inferrer = kustomer_schema::Inferrer::default();
         for (i, sample) in samples.iter().enumerate() {
             inferrer
                 .add_json(sample.as_bytes(), &format!("s{i}"))
                 .unwrap();
         }
-        generate(&inferrer.schemas(), &Settings::default())
+        inferrer.schemas()
+    }
+
+    fn models(samples: &[&str]) -> Result<BTreeMap<String, String>> {
+        generate(&schemas(samples), &Settings::default())
     }
 
     #[test]
@@ -2248,14 +2253,28 @@ mod tests {
         );
     }
 
-    /// The body of the generated `Envelope::rev` in `text`.
+    /// The body of the generated `Envelope::rev` in `text`, and of those
+    /// after it up to `has_data`.
     fn rev_body(text: &str) -> &str {
-        let start = text.find("fn rev(&self)").expect("an Envelope impl");
-        let end = start
-            + text[start..]
-                .find("fn has_data")
-                .expect("has_data after rev");
-        &text[start..end]
+        envelope_fn(text, "fn rev(&self)")
+    }
+
+    /// The generated `Envelope` function starting with `start` in `text`,
+    /// and those after it up to `has_data`.
+    fn envelope_fn<'t>(text: &'t str, start: &str) -> &'t str {
+        let from = text.find(start).expect("an Envelope impl");
+        let end = from + text[from..].find("fn has_data").expect("has_data last");
+        &text[from..end]
+    }
+
+    /// `body` on one line, without the spaces rustfmt puts inside calls.
+    fn flat(body: &str) -> String {
+        body.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(")
+            .replace(" )", ")")
+            .replace(" .", ".")
     }
 
     #[test]
@@ -2285,17 +2304,7 @@ mod tests {
                 .collect();
             let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
             let files = models(&samples).unwrap();
-            let text = &files["team.rs"];
-            let start = text.find("fn updated_at(&self)").expect("updated_at");
-            let end = start + text[start..].find("fn has_data").unwrap();
-            let flat: String = text[start..end]
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let flat = flat
-                .replace("( ", "(")
-                .replace(" )", ")")
-                .replace(" .", ".");
+            let flat = flat(envelope_fn(&files["team.rs"], "fn updated_at(&self)"));
             assert!(flat.contains(reads), "{values:?}: {flat}");
             assert!(
                 flat.contains("extra_millis(&self.data.attributes.extra, \"updatedAt\""),
@@ -2332,12 +2341,7 @@ mod tests {
                 .collect();
             let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
             let files = models(&samples).unwrap();
-            let body = rev_body(&files["customer.rs"]);
-            let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-            let flat = flat
-                .replace("( ", "(")
-                .replace(" )", ")")
-                .replace(" .", ".");
+            let flat = flat(rev_body(&files["customer.rs"]));
             assert!(flat.contains(reads), "{revs:?}: {flat}");
             assert!(
                 flat.contains("extra_int(&self.data.attributes.extra, \"rev\""),
@@ -2464,15 +2468,9 @@ mod tests {
             .replace('\0', "WidgetCustom");
         let before = BTreeMap::from([("widget.rs".to_owned(), swapped)]);
         // `aB` arrives, which sorts before `a_b` and is `a_b` too.
-        let mut inferrer = kustomer_schema::Inferrer::default();
-        inferrer
-            .add_json(
-                sample(r#"{"a_b":1,"aB":2,"inner":{"x":1}}"#).as_bytes(),
-                "s",
-            )
-            .unwrap();
         let settings = Settings::default().with_previous_models(&before);
-        let text = &generate(&inferrer.schemas(), &settings).unwrap()["widget.rs"];
+        let again = schemas(&[&sample(r#"{"a_b":1,"aB":2,"inner":{"x":1}}"#)]);
+        let text = &generate(&again, &settings).unwrap()["widget.rs"];
         // `billing.custom` gives `WidgetCustom` up, and its field keeps its
         // name.
         assert!(text.contains("pub custom: WidgetCustom3,"), "{text}");
@@ -2496,15 +2494,7 @@ mod tests {
 
     #[test]
     fn a_nested_type_keeps_its_name_when_a_new_key_would_take_it() {
-        let infer = |samples: &[&str]| {
-            let mut inferrer = kustomer_schema::Inferrer::default();
-            for (i, sample) in samples.iter().enumerate() {
-                inferrer
-                    .add_json(sample.as_bytes(), &format!("s{i}"))
-                    .unwrap();
-            }
-            inferrer.schemas()
-        };
+        let infer = schemas;
         let first = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"b":{"lvl5":{"x":1}},"c":{"lvl5":{"y":"s"}}}}}"#;
         // A new `lvl5`, under a key that sorts before the others.
         let second = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"a":{"lvl5":{"z":true}},"b":{"lvl5":{"x":1}},"c":{"lvl5":{"y":"s"}}}}}"#;
