@@ -533,9 +533,9 @@ fn main() -> ExitCode {
     let matches = Cli::command()
         .try_get_matches()
         .unwrap_or_else(|e| exit_naming_the_variable(e));
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_with(e));
     if let Err(e) = check_redis_flags(&cli.command) {
-        e.exit();
+        exit_with(e);
     }
     let code = match run(cli, &matches) {
         Ok(code) => code,
@@ -565,15 +565,56 @@ fn exit_naming_the_variable(e: clap::Error) -> ! {
     };
     match from_env {
         Some((long, variable)) if e.use_stderr() => {
-            let _ = e.print();
-            eprintln!(
+            let note = format!(
                 "note: --{long} was not given: its value is {variable}'s, set in the \
                  environment; fix or unset it"
             );
+            if wants_json_log() {
+                let error = format!("{}\n{note}", e.render().to_string().trim_end());
+                exit_in_json(&error, e.exit_code());
+            }
+            let _ = e.print();
+            eprintln!("{note}");
             std::process::exit(e.exit_code());
         }
-        _ => e.exit(),
+        _ => exit_with(e),
     }
+}
+
+/// Exits with clap's error: on stderr as clap writes it, or, for a `serve`
+/// asked to log JSON lines, as one (help and the version go to stdout as
+/// they are).
+fn exit_with(e: clap::Error) -> ! {
+    if e.use_stderr() && wants_json_log() {
+        exit_in_json(e.render().to_string().trim_end(), e.exit_code());
+    }
+    e.exit()
+}
+
+/// Writes `error` (clap's, `error: …` and its usage) as one JSON line at
+/// level ERROR, and exits with `code`.
+fn exit_in_json(error: &str, code: i32) -> ! {
+    let message = error.strip_prefix("error: ").unwrap_or(error);
+    eprintln!("{}", log::note_json(tracing::Level::ERROR, message));
+    std::process::exit(code);
+}
+
+/// Whether the command line, or the environment, asks for JSON log lines
+/// (`--log-format json`, `KUSTOMER_WEBHOOKS_LOG_FORMAT=json`), read before
+/// the options are, for an error in them.
+fn wants_json_log() -> bool {
+    let mut json = std::env::var("KUSTOMER_WEBHOOKS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let mut args = std::env::args_os()
+        .skip(1)
+        .filter_map(|a| a.into_string().ok());
+    while let Some(arg) = args.next() {
+        if arg == "--log-format" {
+            json = args.next().is_some_and(|v| v == "json");
+        } else if let Some(value) = arg.strip_prefix("--log-format=") {
+            json = value == "json";
+        }
+    }
+    json
 }
 
 /// Whether `--long` (or `--long=…`) is among the command line's arguments.

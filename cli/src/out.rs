@@ -86,11 +86,24 @@ pub fn remove_left_behind() {
 /// ([`crate::log::write`]).
 pub fn note_line(args: std::fmt::Arguments<'_>) {
     if crate::log::json() {
-        return write_json_note(tracing::Level::INFO, &args.to_string());
+        let note = args.to_string();
+        return write_json_note(note_level(&note), &note);
     }
     let mut line = args.to_string();
     line.push('\n');
     crate::log::write(line.as_bytes());
+}
+
+/// The level of a note in a JSON log: a note that says it is a warning
+/// (`warning: …`) or an error is one, for a pipeline that alerts by level.
+fn note_level(note: &str) -> tracing::Level {
+    if note.starts_with("warning: ") {
+        tracing::Level::WARN
+    } else if note.starts_with("error: ") {
+        tracing::Level::ERROR
+    } else {
+        tracing::Level::INFO
+    }
 }
 
 /// Writes a command's error on stderr: `error: …`, or, with a JSON log, a

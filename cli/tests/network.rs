@@ -1151,6 +1151,57 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
     assert!(!rest.contains("stdout is closed"), "said once: {rest}");
 }
 
+/// A note that says it is a warning is a JSON line at level WARN, for a
+/// pipeline that alerts by level.
+#[cfg(unix)]
+#[test]
+fn serve_warnings_are_json_lines_at_level_warn() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let letters = dir.path().join("letters");
+    std::fs::create_dir(&letters).unwrap();
+    std::fs::set_permissions(&letters, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "t0ken",
+            "--dead-letters",
+        ])
+        .arg(&letters)
+        .env("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json")
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Killed(child);
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert_ne!(
+            log.read_line(&mut line).unwrap(),
+            0,
+            "serve ended: {seen:?}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let message = value["message"].as_str().unwrap_or_default().to_owned();
+        if message.starts_with("warning: ") {
+            assert_eq!(value["level"], "WARN", "{value}");
+            assert!(message.contains("open to other users"), "{value}");
+            break;
+        }
+        assert!(
+            !message.starts_with("receiving Kustomer webhooks"),
+            "no warning before serving: {seen:?}"
+        );
+        seen.push(value);
+    }
+}
+
 #[test]
 fn serve_logs_json_lines_with_the_deliverys_span() {
     let child = Command::new(BIN)
@@ -1241,6 +1292,35 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
         "{error}"
     );
     drop(server);
+}
+
+/// The warning that a body names no event, which its header does, is
+/// logged in the delivery's span.
+#[test]
+fn a_body_named_by_its_header_alone_is_warned_of_in_its_span() {
+    let (_server, mut log, url) = start_serve(&["--token", "t0ken", "--log-format", "json"]);
+    let body = r#"{"id":"6087326fa8b1c7b07da5e5d1","data":{"id":"r1","type":"team"}}"#;
+    let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
+    let (status, reply) = request(
+        &url,
+        "POST /",
+        &[
+            ("Content-Type", "application/json"),
+            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+            (
+                kustomer_webhooks::verify::EVENT_HEADER,
+                "kustomer.team.create",
+            ),
+        ],
+        body,
+    );
+    assert_eq!(status, 200, "{reply}");
+    let line = log_until(&mut log, "the event is the one its header names");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["span"]["event"], "kustomer.team.create", "{line}");
+    assert_eq!(line["span"]["id"], "6087326fa8b1c7b07da5e5d1", "{line}");
+    assert_eq!(line["span"]["resource_id"], "r1", "{line}");
 }
 
 #[test]
@@ -3021,6 +3101,53 @@ fn send_never_shows_the_password_of_its_url() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cretpw"), "{stderr}");
+}
+
+/// A `serve` asked for JSON log lines says an option it refuses in one,
+/// whether the format and the value came from the command line or the
+/// environment; help stays as it is.
+#[test]
+fn an_option_refused_is_a_json_line_when_the_log_is_json() {
+    let runs = [
+        (vec!["--log-format", "json", "--max-body", "abc"], vec![]),
+        (
+            vec![],
+            vec![
+                ("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json"),
+                ("KUSTOMER_WEBHOOKS_MAX_BODY", "abc"),
+            ],
+        ),
+    ];
+    for (args, env) in runs {
+        let out = Command::new(BIN)
+            .args(["serve", "--token", "t0ken"])
+            .args(&args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(line["level"], "ERROR", "{line}");
+        let message = line["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("invalid value 'abc' for '--max-body"),
+            "{line}"
+        );
+        assert_eq!(
+            message.contains("KUSTOMER_WEBHOOKS_MAX_BODY's"),
+            args.is_empty(),
+            "{line}"
+        );
+    }
+    let help = Command::new(BIN)
+        .args(["serve", "--log-format", "json", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("Receive webhooks"));
 }
 
 /// A value clap refuses that came from an environment variable, not from

@@ -662,9 +662,6 @@ impl<S: Events> Receiver<S> {
             Ok(p) => p,
             Err(e) => return parse_error(&e),
         };
-        if parsed.event.envelope().event_name().is_none() {
-            cold::named_by_header_only();
-        }
         let event = parsed.event.name().as_str().to_owned();
         let id = parsed.event.envelope().event_id().map(str::to_owned);
         let span = tracing::info_span!(
@@ -674,6 +671,9 @@ impl<S: Events> Receiver<S> {
             id = id.as_deref(),
             resource_id = parsed.event.envelope().resource_id(),
         );
+        if parsed.event.envelope().event_name().is_none() {
+            span.in_scope(cold::named_by_header_only);
+        }
         // The span covers the rest of the delivery, across its awaits. Boxed
         // on its own: the delivery's whole future (boxed again by the axum
         // router's batches) then stays small enough for the allocator's
