@@ -179,6 +179,9 @@ pub struct Lines {
     /// Held while a write is under way: [`Lines::settle`] takes it, so that
     /// the process does not end in the middle of one.
     writing: Arc<std::sync::Mutex<()>>,
+    /// Set once a write found the output closed (a pipe whose reader has
+    /// gone, which never comes back).
+    closed: Arc<AtomicBool>,
 }
 
 /// A line waiting for the thread, and who waits for it.
@@ -199,12 +202,23 @@ impl Lines {
     pub fn spawn(out: impl Write + Send + 'static) -> Lines {
         let (queue, waiting) = tokio::sync::mpsc::channel(QUEUED_LINES);
         let writing = Arc::new(std::sync::Mutex::new(()));
-        let held = Arc::clone(&writing);
+        let closed = Arc::new(AtomicBool::new(false));
+        let (held, found_closed) = (Arc::clone(&writing), Arc::clone(&closed));
         // Without its thread, `waiting` is dropped here and every send fails.
         let _ = std::thread::Builder::new()
             .name("stdout-lines".to_owned())
-            .spawn(move || write_lines(out, waiting, &held));
-        Lines { queue, writing }
+            .spawn(move || write_lines(out, waiting, &held, &found_closed));
+        Lines {
+            queue,
+            writing,
+            closed,
+        }
+    }
+
+    /// Whether a write found the output closed (its reader gone), whether or
+    /// not anyone still waited for that line.
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Waits, at most `within`, for a write to stdout under way to end, and
@@ -262,6 +276,7 @@ fn write_lines(
     mut out: impl Write,
     mut waiting: tokio::sync::mpsc::Receiver<Pending>,
     writing: &std::sync::Mutex<()>,
+    closed: &AtomicBool,
 ) {
     let mut batch = Vec::new();
     let mut text = Vec::new();
@@ -297,6 +312,9 @@ fn write_lines(
                 let _writing = writing.lock().unwrap_or_else(|e| e.into_inner());
                 out.write_all(&text).and_then(|()| out.flush())
             };
+            if matches!(&result, Err(e) if e.kind() == io::ErrorKind::BrokenPipe) {
+                closed.store(true, Ordering::Relaxed);
+            }
             for p in chunk.drain(..) {
                 let outcome = match &result {
                     Ok(()) => Ok(()),
@@ -534,10 +552,13 @@ pub(crate) mod tests {
             broken: true,
             ..Stdout::default()
         });
+        assert!(!lines.closed());
         for _ in 0..2 {
             let error = lines.write("lost".into()).await.unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
         }
+        // Said to whoever asks, not only to the line's writer.
+        assert!(lines.closed());
     }
 
     #[test]

@@ -801,6 +801,11 @@ fn health_router(
                     "not ready: stopping, finishing the deliveries in progress\n".to_owned(),
                 );
             }
+            // A line's write that found stdout closed, whoever waited for
+            // it (one that gave up at its time limit counts too).
+            if Lines::stdout().closed() {
+                stdout_closed();
+            }
             if STDOUT_CLOSED.load(Ordering::Relaxed) {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1495,26 +1495,31 @@ mod cold {
             h.write(what.as_bytes());
             (h.finish() % 256) as u32
         };
-        runtime.spawn(async move {
-            let _counted = counted;
-            let until = tokio::time::Instant::now() + RETRY_FOR;
-            let mut wait = Duration::from_millis(250);
-            loop {
-                tokio::time::sleep(wait + wait * spread / 1024).await;
-                if attempt().await {
-                    tracing::info!(target: LOG, "{what} was written on a later try");
-                    return;
+        // In the delivery's span, as the rest of its lines are.
+        let span = tracing::Span::current();
+        runtime.spawn(tracing::Instrument::instrument(
+            async move {
+                let _counted = counted;
+                let until = tokio::time::Instant::now() + RETRY_FOR;
+                let mut wait = Duration::from_millis(250);
+                loop {
+                    tokio::time::sleep(wait + wait * spread / 1024).await;
+                    if attempt().await {
+                        tracing::info!(target: LOG, "{what} was written on a later try");
+                        return;
+                    }
+                    if tokio::time::Instant::now() >= until {
+                        tracing::warn!(
+                            target: LOG,
+                            "{what} was never written: the store failed it for {RETRY_FOR:?}",
+                        );
+                        return;
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
                 }
-                if tokio::time::Instant::now() >= until {
-                    tracing::warn!(
-                        target: LOG,
-                        "{what} was never written: the store failed it for {RETRY_FOR:?}",
-                    );
-                    return;
-                }
-                wait = (wait * 2).min(Duration::from_secs(30));
-            }
-        });
+            },
+            span,
+        ));
     }
 
     #[cold]
