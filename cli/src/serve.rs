@@ -335,22 +335,38 @@ fn tls_config(ca_certs: &[PathBuf], https: bool) -> Result<rustls::ClientConfig>
 #[derive(Serialize)]
 struct Line<'a> {
     event: &'a str,
-    id: Option<&'a str>,
+    id: Option<ShownId<'a>>,
     resource_id: Option<&'a str>,
     typed: bool,
     drift: Vec<kustomer_webhooks::Drift>,
 }
 
-/// The line of a dispatched event.
+/// An event's id as the line shows it: the string Kustomer sends, or, for
+/// an id of another JSON type (drift: `42`), that JSON value, which the
+/// receiver de-duplicates by too, so that a consumer keying lines by `id`
+/// tells such events apart.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ShownId<'a> {
+    Text(&'a str),
+    Other(serde_json::Value),
+}
+
+/// The line of a dispatched event; `other_id` is its `id` when that is not
+/// a string.
 fn line(
     envelope: &dyn Envelope,
+    other_id: Option<serde_json::Value>,
     name: &str,
     typed: bool,
     drift: Vec<Drift>,
 ) -> serde_json::Result<String> {
     serde_json::to_string(&Line {
         event: name,
-        id: envelope.event_id(),
+        id: envelope
+            .event_id()
+            .map(ShownId::Text)
+            .or(other_id.map(ShownId::Other)),
         resource_id: envelope.resource_id(),
         typed,
         drift,
@@ -393,8 +409,17 @@ fn stdout_closed() {
 /// names).
 async fn print_event(event: AnyEvent) -> std::io::Result<()> {
     let name = event.name();
+    // Rare (drift): the id as written, read back from the event.
+    let other_id = match event.envelope().event_id() {
+        Some(_) => None,
+        None => serde_json::to_value(&event)
+            .ok()
+            .and_then(|mut body| body.get_mut("id").map(serde_json::Value::take))
+            .filter(|id| !id.is_null()),
+    };
     print_line(line(
         event.envelope(),
+        other_id,
         name.as_str(),
         event.is_typed(),
         event.drift(),

@@ -1323,6 +1323,27 @@ fn a_body_named_by_its_header_alone_is_warned_of_in_its_span() {
     assert_eq!(line["span"]["resource_id"], "r1", "{line}");
 }
 
+/// An event id of another JSON type than a string (drift) is printed as
+/// that value, as it is de-duplicated by it: two such events keep two ids.
+#[test]
+fn an_id_of_another_type_is_printed_as_it_came() {
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
+    let sample =
+        std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+            .unwrap();
+    for id in [serde_json::json!(42), serde_json::json!({"a": 1})] {
+        let mut body: serde_json::Value = serde_json::from_str(&sample).unwrap();
+        body["id"] = id.clone();
+        let (status, reply) = post(&url, "t0ken", &body.to_string());
+        assert_eq!(status, 200, "{reply}");
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(line["id"], id, "{line}");
+    }
+}
+
 #[test]
 fn a_signed_delivery_cannot_forge_a_line_of_the_log() {
     // An event name holding a line break, and a fake log line after it.
