@@ -1161,45 +1161,32 @@ fn serve_warnings_are_json_lines_at_level_warn() {
     let letters = dir.path().join("letters");
     std::fs::create_dir(&letters).unwrap();
     std::fs::set_permissions(&letters, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--token",
-            "t0ken",
-            "--dead-letters",
-        ])
-        .arg(&letters)
-        .env("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json")
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Killed(child);
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert_ne!(
-            log.read_line(&mut line).unwrap(),
-            0,
-            "serve ended: {seen:?}"
-        );
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let message = value["message"].as_str().unwrap_or_default().to_owned();
-        if message.starts_with("warning: ") {
-            assert_eq!(value["level"], "WARN", "{value}");
-            assert!(message.contains("open to other users"), "{value}");
-            break;
-        }
-        assert!(
-            !message.starts_with("receiving Kustomer webhooks"),
-            "no warning before serving: {seen:?}"
-        );
-        seen.push(value);
-    }
+    let letters = letters.to_str().unwrap();
+    let (_server, _log, _url, before) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--log-format",
+        "json",
+        "--dead-letters",
+        letters,
+    ]);
+    let warning = before
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("warning: "))
+        })
+        .unwrap_or_else(|| panic!("no warning before serving: {before:?}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("open to other users"),
+        "{warning}"
+    );
 }
 
 #[test]
