@@ -140,13 +140,15 @@ enum Command {
     /// Parse event payloads with the generated models: the event, its
     /// resource, whether it was typed, and any drift from the models.
     Parse {
-        /// Payload files (one JSON event envelope each), or directories of
-        /// `.json` payloads
+        /// Payload files (a JSON event envelope, or several one after
+        /// another: JSON Lines), or directories of `.json` and `.jsonl`
+        /// payload files
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// One JSON line per file:
+        /// One JSON line per payload:
         /// {"file", "event", "known", "typed", "drift", "lossless"}, or
-        /// {"file", "error"} for one that cannot be parsed
+        /// {"file", "error"} for one that cannot be parsed ("line" after
+        /// "file" for one of several payloads in a file)
         #[arg(long, conflicts_with = "emit")]
         json: bool,
         /// Print each parsed event re-serialised as JSON
@@ -505,7 +507,8 @@ enum Command {
         /// them (which removes its own as it handles them)
         #[arg(long)]
         remove_delivered: bool,
-        /// Payload files, or directories of `.json` payloads
+        /// Payload files (several payloads in one, JSON Lines, are posted
+        /// one by one), or directories of `.json` and `.jsonl` payload files
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },

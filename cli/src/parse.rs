@@ -12,6 +12,9 @@ use crate::out::{out, printable};
 #[derive(serde::Serialize)]
 struct Line<'a> {
     file: String,
+    /// Only for one of several payloads in its file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
     event: &'a str,
     known: bool,
     typed: bool,
@@ -20,8 +23,9 @@ struct Line<'a> {
 }
 
 /// The payload files `paths` name, in order: a file as given, a directory
-/// as its `.json` files in name order. A directory that cannot be read or
-/// holds no `.json` file is an error in its place.
+/// as its `.json` and `.jsonl` files in name order. A directory that cannot
+/// be read or holds no payload file is an error in its place; one with
+/// subdirectories says on stderr that they were not read.
 pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
     let mut out = Vec::new();
     for path in paths {
@@ -30,35 +34,178 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)
             continue;
         }
         let shown = path.display();
-        let files = match json_files_in(path) {
-            Ok(files) => files,
+        let found = match payload_files_in(path) {
+            Ok(found) => found,
             Err(e) => {
                 out.push(Err((path.clone(), format!("{shown}: {e}"))));
                 continue;
             }
         };
-        if files.is_empty() {
+        found.say_subdirectories(path, "read");
+        if found.files.is_empty() {
             out.push(Err((
                 path.clone(),
-                format!("{shown}: no .json payload files in this directory"),
+                format!("{shown}: no .json or .jsonl payload files in this directory"),
             )));
         }
-        out.extend(files.into_iter().map(Ok));
+        out.extend(found.files.into_iter().map(Ok));
     }
     out
 }
 
-/// The `.json` files in the directory `dir`, in name order. A `.json`
-/// entry that cannot be looked at (a link to nothing) is among them, so
-/// that reading it reports why; a directory, pipe or socket is not.
-pub fn json_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| std::fs::metadata(p).map_or(true, |m| m.is_file()))
-        .collect();
-    files.sort();
-    Ok(files)
+/// What a directory holds for `parse` and `send`.
+pub struct Found {
+    /// Its `.json` and `.jsonl` files, in name order.
+    pub files: Vec<PathBuf>,
+    /// How many subdirectories it has (not read: name one to read it).
+    pub subdirectories: usize,
+}
+
+impl Found {
+    /// Says on stderr that the subdirectories of `dir` were not `done`
+    /// (read, sent), if it has any.
+    pub fn say_subdirectories(&self, dir: &Path, done: &str) {
+        let shown = printable(&dir.display().to_string()).into_owned();
+        match self.subdirectories {
+            0 => {}
+            1 => crate::out::note!(
+                "{shown}: 1 subdirectory not {done} (name it to have its files {done})"
+            ),
+            n => crate::out::note!(
+                "{shown}: {n} subdirectories not {done} (name them to have their files {done})"
+            ),
+        }
+    }
+}
+
+/// The `.json` and `.jsonl` files in the directory `dir`, in name order
+/// (as `infer` reads a directory of samples), and how many subdirectories
+/// it has. An entry with such a name that cannot be looked at (a link to
+/// nothing) is among the files, so that reading it reports why; a pipe or
+/// socket is not.
+pub fn payload_files_in(dir: &Path) -> std::io::Result<Found> {
+    let mut found = Found {
+        files: Vec::new(),
+        subdirectories: 0,
+    };
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        let meta = std::fs::metadata(&path);
+        if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+            found.subdirectories += 1;
+            continue;
+        }
+        let payload = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "jsonl")
+        );
+        if payload && meta.map_or(true, |m| m.is_file()) {
+            found.files.push(path);
+        }
+    }
+    found.files.sort();
+    Ok(found)
+}
+
+/// Where one payload lies in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// Its bytes in the file.
+    pub range: std::ops::Range<usize>,
+    /// The line (from 1) it starts on, when the file holds several
+    /// payloads; `None` when the file is one payload.
+    pub line: Option<usize>,
+    /// The column (from 1, in bytes) it starts at.
+    pub column: usize,
+}
+
+/// Whether a file's name says it holds JSON Lines (`.jsonl`, `.ndjson`).
+pub fn is_lines_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "ndjson")
+    )
+}
+
+/// The payloads in a file's bytes, as `infer` reads samples: a file of one
+/// JSON value, or one that is not JSON at all, is one payload, all of it
+/// (its bytes as they are, so a receiver's 400 can be tried too); a file of
+/// several values one after another (JSON Lines) is a payload per value,
+/// each its own bytes. Among several, a value that is not JSON is a payload
+/// to the end of its line in a JSON Lines file (`lines_file`), and the
+/// next line is read; in another file it is the rest of the file.
+pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
+    let whole = || {
+        vec![Piece {
+            range: 0..bytes.len(),
+            line: None,
+            column: 1,
+        }]
+    };
+    let mut found: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut at = past_space(bytes, 0);
+    while at < bytes.len() {
+        let mut values =
+            serde_json::Deserializer::from_slice(&bytes[at..]).into_iter::<serde::de::IgnoredAny>();
+        let end = match values.next() {
+            Some(Ok(_)) => at + values.byte_offset(),
+            Some(Err(_)) if lines_file => line_end(bytes, at),
+            Some(Err(_)) if found.is_empty() => return whole(),
+            Some(Err(_)) => bytes.len(),
+            None => break,
+        };
+        found.push(at..before_space(bytes, at, end));
+        at = past_space(bytes, end);
+    }
+    if found.len() <= 1 {
+        return whole();
+    }
+    // Lines and columns, counted once through the file.
+    let (mut line, mut line_start, mut counted) = (1, 0, 0);
+    found
+        .into_iter()
+        .map(|range| {
+            for (i, &b) in bytes[counted..range.start].iter().enumerate() {
+                if b == b'\n' {
+                    line += 1;
+                    line_start = counted + i + 1;
+                }
+            }
+            counted = range.start;
+            Piece {
+                line: Some(line),
+                column: range.start - line_start + 1,
+                range,
+            }
+        })
+        .collect()
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The first byte at or after `at` that is not JSON white space.
+fn past_space(bytes: &[u8], at: usize) -> usize {
+    at + bytes[at..].iter().take_while(|&&b| is_space(b)).count()
+}
+
+/// `end`, moved back over the JSON white space after `start`.
+fn before_space(bytes: &[u8], start: usize, end: usize) -> usize {
+    end - bytes[start..end]
+        .iter()
+        .rev()
+        .take_while(|&&b| is_space(b))
+        .count()
+}
+
+/// The end of the line `at` is on (its line feed, or the end).
+fn line_end(bytes: &[u8], at: usize) -> usize {
+    bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |n| at + n)
 }
 
 /// The largest payload file read: far past any Kustomer payload (a
@@ -87,41 +234,61 @@ pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// A `--json` line for a file that could not be parsed.
+/// A `--json` line for a payload that could not be parsed.
 #[derive(serde::Serialize)]
 struct Failed<'a> {
     file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
     error: &'a str,
 }
 
-/// Parses every file (directories: their `.json` files); exit 1 if any
-/// could not be parsed at all. With `--json`, such a file is a line of its
-/// own, `{"file", "error"}`, on stdout; otherwise an `error:` line on
-/// stderr.
+/// Parses every payload of every file (directories: their `.json` and
+/// `.jsonl` files; a file of several payloads, JSON Lines, each); exit 1
+/// if any could not be parsed at all. With `--json`, such a payload is a
+/// line of its own, `{"file", "error"}` (with `"line"` when its file holds
+/// several), on stdout; otherwise an `error:` line on stderr.
 pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
     let mut ok = true;
+    let mut failed = |path: &Path, line: Option<usize>, message: String| {
+        crate::out::failed();
+        if as_json {
+            let text = serde_json::to_string(&Failed {
+                file: path.display().to_string(),
+                line,
+                error: &message,
+            })
+            .unwrap_or_default();
+            out!("{text}");
+        } else {
+            crate::out::error_line(&printable(&message));
+        }
+        ok = false;
+    };
     for file in payload_files(paths) {
-        // The file, or the directory that could not give any.
-        let (path, outcome) = match file {
-            Ok(file) => {
-                let outcome = one(&file, as_json, emit);
-                (file, outcome)
+        let file = match file {
+            Ok(file) => file,
+            // The directory that could not give any.
+            Err((dir, message)) => {
+                failed(&dir, None, message);
+                continue;
             }
-            Err((dir, message)) => (dir, Err(message)),
         };
-        if let Err(message) = outcome {
-            crate::out::failed();
-            if as_json {
-                let line = serde_json::to_string(&Failed {
-                    file: path.display().to_string(),
-                    error: &message,
-                })
-                .unwrap_or_default();
-                out!("{line}");
-            } else {
-                eprintln!("error: {}", printable(&message));
+        let body = match read_payload(&file) {
+            Ok(body) => body,
+            Err(e) => {
+                failed(&file, None, format!("{}: {e}", file.display()));
+                continue;
             }
-            ok = false;
+        };
+        for piece in pieces(&body, is_lines_file(&file)) {
+            let at = Place {
+                file: &file,
+                piece: &piece,
+            };
+            if let Err(message) = one(&at, &body[piece.range.clone()], as_json, emit) {
+                failed(&file, piece.line, message);
+            }
         }
     }
     if ok {
@@ -131,10 +298,25 @@ pub fn run(paths: &[PathBuf], as_json: bool, emit: bool) -> ExitCode {
     }
 }
 
-fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
-    let shown = file.display();
-    let body = read_payload(file).map_err(|e| format!("{shown}: {e}"))?;
-    let parsed = parse(&body).map_err(|e| describe(&shown.to_string(), &e))?;
+/// A payload's place: its file, and where in it.
+pub struct Place<'a> {
+    pub file: &'a Path,
+    pub piece: &'a Piece,
+}
+
+impl std::fmt::Display for Place<'_> {
+    /// `file`, or `file:LINE` for one of several payloads in the file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.piece.line {
+            Some(line) => write!(f, "{}:{line}", self.file.display()),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+fn one(at: &Place<'_>, body: &[u8], as_json: bool, emit: bool) -> Result<(), String> {
+    let shown = at.to_string();
+    let parsed = parse(body).map_err(|e| describe(at, &e))?;
     let event = &parsed.event;
     if emit {
         let text = serde_json::to_string(event).map_err(|e| format!("{shown}: {e}"))?;
@@ -145,12 +327,13 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
     // What the payload says, as the runtime reads it: a lone surrogate
     // escape is U+FFFD there, and so here.
     let original: Option<Value> =
-        serde_json::from_slice(&kustomer_schema::lone_surrogates_replaced(&body)).ok();
+        serde_json::from_slice(&kustomer_schema::lone_surrogates_replaced(body)).ok();
     let lossless = original.is_some() && serde_json::to_value(event).ok() == original;
     let name = event.name();
     if as_json {
         let line = Line {
-            file: shown.to_string(),
+            file: at.file.display().to_string(),
+            line: at.piece.line,
             event: name.as_str(),
             known: name.is_known(),
             typed: event.is_typed(),
@@ -172,7 +355,7 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
         n => format!("{n} drifted values"),
     };
     let lossless_text = if lossless { "lossless" } else { "NOT lossless" };
-    let (shown, name) = (printable(&shown.to_string()).into_owned(), name.as_str());
+    let (shown, name) = (printable(&shown).into_owned(), name.as_str());
     out!(
         "{shown}: {}, {what}, {drift_text}, {lossless_text}",
         printable(name)
@@ -183,7 +366,9 @@ fn one(file: &Path, as_json: bool, emit: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn describe(file: &str, e: &ParseError) -> String {
+/// A parse error, at its place: invalid JSON at its line and column in the
+/// file (for one of several payloads, counted from the file's start).
+fn describe(at: &Place<'_>, e: &ParseError) -> String {
     match e {
         ParseError::InvalidJson {
             line,
@@ -191,14 +376,92 @@ fn describe(file: &str, e: &ParseError) -> String {
             pointer,
             message,
         } => {
-            let at = if pointer.is_empty() {
+            let within = if pointer.is_empty() {
                 String::new()
             } else {
                 format!(" (in {pointer})")
             };
-            format!("{file}:{line}:{column}: invalid JSON{at}: {message}")
+            let (line, column) = match at.piece.line {
+                Some(first) if *line <= 1 => (first, at.piece.column + column.saturating_sub(1)),
+                Some(first) => (first + line - 1, *column),
+                None => (*line, *column),
+            };
+            let file = at.file.display();
+            format!("{file}:{line}:{column}: invalid JSON{within}: {message}")
         }
         // The message names the JSON path itself.
-        other => format!("{file}: {other}"),
+        other => format!("{at}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each piece's text, line and column.
+    fn split(text: &str, lines_file: bool) -> Vec<(&str, Option<usize>, usize)> {
+        pieces(text.as_bytes(), lines_file)
+            .into_iter()
+            .map(|p| (&text[p.range], p.line, p.column))
+            .collect()
+    }
+
+    #[test]
+    fn a_file_of_one_value_or_of_no_json_is_one_payload_as_it_is() {
+        for text in [
+            "{\"a\": 1}",
+            "\n  {\"a\": 1}\n\n",
+            "",
+            "  \n",
+            "not json",
+            // Not JSON from the start: sent whole (a receiver's 400).
+            "{\"a\": \n{\"b\": 2}",
+        ] {
+            assert_eq!(split(text, false), [(text, None, 1)], "{text:?}");
+        }
+        // One line of a JSON Lines file is the file.
+        assert_eq!(split("{}\n", true), [("{}\n", None, 1)]);
+    }
+
+    #[test]
+    fn several_values_are_a_payload_each_with_its_line_and_column() {
+        assert_eq!(
+            split(
+                "{\"a\":1}\n{\"b\":2}\r\n\n  {\"c\":\n3}  {\"d\":4}\n",
+                false
+            ),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\":2}", Some(2), 1),
+                ("{\"c\":\n3}", Some(4), 3),
+                ("{\"d\":4}", Some(5), 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_among_several_ends_at_its_line_only_in_json_lines() {
+        let text = "{\"a\":1}\n{\"b\": \n{\"c\":3}\n";
+        assert_eq!(
+            split(text, true),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\":", Some(2), 1),
+                ("{\"c\":3}", Some(3), 1),
+            ]
+        );
+        // Elsewhere what follows cannot be told apart: the rest is one.
+        assert_eq!(
+            split(text, false),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\": \n{\"c\":3}", Some(2), 1)
+            ]
+        );
+        // A first line that is not JSON is its own payload in JSON Lines.
+        assert_eq!(
+            split("oops\n{\"c\":3}\n", true),
+            [("oops", Some(1), 1), ("{\"c\":3}", Some(2), 1)]
+        );
     }
 }

@@ -1229,23 +1229,25 @@ async fn with_redis(
     ))
 }
 
-/// The payload files among `paths` (directories contribute their `.json`
-/// files); the first path that cannot be used is the error.
-/// The files `send` posts. A directory without any `.json` file is said
-/// and skipped (a dead-letter directory with nothing to replay).
+/// The files `send` posts: each file `paths` names, and each directory's
+/// `.json` and `.jsonl` files. A directory without any is said and skipped
+/// (a dead-letter directory with nothing to replay), and so are a
+/// directory's subdirectories; the first path that cannot be read is the
+/// error.
 fn payloads(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let found = crate::parse::json_files_in(path)
+            let found = crate::parse::payload_files_in(path)
                 .with_context(|| format!("reading the directory {}", path.display()))?;
-            if found.is_empty() {
+            found.say_subdirectories(path, "sent");
+            if found.files.is_empty() {
                 note!(
-                    "{}: no .json payload files in it, nothing to send",
-                    path.display()
+                    "{}: no .json or .jsonl payload files in it, nothing to send",
+                    printable(&path.display().to_string())
                 );
             }
-            files.extend(found);
+            files.extend(found.files);
         } else {
             files.push(path.clone());
         }
@@ -1349,7 +1351,9 @@ fn no_reply_reason(e: reqwest::Error) -> String {
 
 /// Why a receiver cannot be reached, said plainly where the TLS library's
 /// words are not.
-fn unreachable(url: &str, file: &Path, e: reqwest::Error) -> anyhow::Error {
+/// A receiver out of reach, posting the payload shown as `file` (already
+/// printable).
+fn unreachable(url: &str, file: &str, e: reqwest::Error) -> anyhow::Error {
     anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(e)))
 }
 
@@ -1369,8 +1373,7 @@ fn is_https(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
 }
 
-fn unreachable_message(url: &str, file: &Path, why: &str) -> String {
-    let file = printable(&file.display().to_string()).into_owned();
+fn unreachable_message(url: &str, file: &str, why: &str) -> String {
     let https = is_https(url);
     let url = printable(&shown_url(url)).into_owned();
     if why.contains("CaUsedAsEndEntity") {
@@ -1426,8 +1429,8 @@ pub async fn send(
     let mut ok = true;
     for file in payloads(paths)? {
         // One that cannot be read is reported, and the others still sent.
-        let body = match crate::parse::read_payload(&file) {
-            Ok(body) => body,
+        let bytes = match crate::parse::read_payload(&file) {
+            Ok(bytes) => bytes,
             Err(e) => {
                 out!(
                     "--- {} not sent: it cannot be read ({e})",
@@ -1437,57 +1440,66 @@ pub async fn send(
                 continue;
             }
         };
-        match deliver(&client, url, token, headers, body).await {
-            Ok(d) => {
-                let shown = printable(&file.display().to_string()).into_owned();
-                if d.reply.is_empty() {
-                    out!("{} {shown}", d.status);
-                } else {
-                    out!("{} {shown} {}", d.status, printable(&d.reply));
+        // Each payload of a file of several (JSON Lines) is a delivery of
+        // its own; the file is removed once all of them were acknowledged.
+        let mut all_acknowledged = true;
+        for piece in crate::parse::pieces(&bytes, crate::parse::is_lines_file(&file)) {
+            let shown = crate::parse::Place {
+                file: &file,
+                piece: &piece,
+            }
+            .to_string();
+            let shown = printable(&shown);
+            let body = bytes[piece.range].to_vec();
+            let acknowledged = match deliver(&client, url, token, headers, body).await {
+                Ok(d) => {
+                    if d.reply.is_empty() {
+                        out!("{} {shown}", d.status);
+                    } else {
+                        out!("{} {shown} {}", d.status, printable(&d.reply));
+                    }
+                    (200..300).contains(&d.status)
                 }
-                let acknowledged = (200..300).contains(&d.status);
-                ok &= acknowledged;
-                if acknowledged
-                    && options.remove_delivered
-                    && let Err(e) = std::fs::remove_file(&file)
-                    // Removed already: by the receiver that kept it as a
-                    // dead letter, once handled.
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    note!(
-                        "could not remove {}: {e}",
-                        printable(&file.display().to_string())
+                Err(e) if e.is_timeout() && !e.is_connect() => {
+                    out!(
+                        "--- {shown} no reply within {}s (Kustomer would count it failed and retry)",
+                        options.timeout.as_secs()
                     );
+                    false
                 }
-            }
-            Err(e) if e.is_timeout() && !e.is_connect() => {
-                out!(
-                    "--- {} no reply within {}s (Kustomer would count it failed and retry)",
-                    printable(&file.display().to_string()),
-                    options.timeout.as_secs()
-                );
-                ok = false;
-            }
-            // Reached, but the connection closed or broke before an answer
-            // (a receiver that crashed on this payload, a proxy's reset):
-            // this delivery failed, and the next one is still sent.
-            Err(e) if !e.is_connect() && !e.is_builder() => {
-                let why = no_reply_reason(e);
-                match scheme_hint(https, &why) {
-                    Some(hint) => out!(
-                        "--- {} no reply: {hint} ({})",
-                        printable(&file.display().to_string()),
-                        printable(&why)
-                    ),
-                    None => out!(
-                        "--- {} no reply: {} (Kustomer would count it failed and retry)",
-                        printable(&file.display().to_string()),
-                        printable(&why)
-                    ),
+                // Reached, but the connection closed or broke before an
+                // answer (a receiver that crashed on this payload, a proxy's
+                // reset): this delivery failed, and the next one is still
+                // sent.
+                Err(e) if !e.is_connect() && !e.is_builder() => {
+                    let why = no_reply_reason(e);
+                    match scheme_hint(https, &why) {
+                        Some(hint) => {
+                            out!("--- {shown} no reply: {hint} ({})", printable(&why))
+                        }
+                        None => out!(
+                            "--- {shown} no reply: {} (Kustomer would count it failed and retry)",
+                            printable(&why)
+                        ),
+                    }
+                    false
                 }
-                ok = false;
-            }
-            Err(e) => return Err(unreachable(url, &file, e)),
+                Err(e) => return Err(unreachable(url, &shown, e)),
+            };
+            all_acknowledged &= acknowledged;
+        }
+        ok &= all_acknowledged;
+        if all_acknowledged
+            && options.remove_delivered
+            && let Err(e) = std::fs::remove_file(&file)
+            // Removed already: by the receiver that kept it as a dead
+            // letter, once handled.
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            note!(
+                "could not remove {}: {e}",
+                printable(&file.display().to_string())
+            );
         }
     }
     Ok(if ok {
@@ -1756,7 +1768,7 @@ mod tests {
 
     #[test]
     fn a_ca_certificate_served_as_a_servers_own_is_explained() {
-        let file = std::path::Path::new("a.json");
+        let file = "a.json";
         let said = unreachable_message(
             "https://127.0.0.1:8443/",
             file,
@@ -1781,7 +1793,7 @@ mod tests {
 
     #[test]
     fn a_url_whose_scheme_the_receiver_does_not_speak_is_said_so() {
-        let file = std::path::Path::new("a.json");
+        let file = "a.json";
         let tls_to_plain = "error sending request: client error (Connect): received corrupt \
                             message of type InvalidContentType";
         assert_eq!(

@@ -272,8 +272,9 @@ fn parse_takes_directories_of_payloads() {
     let r = run(&["parse", dir, "schema/samples/kustomer.team.create.json"]);
     assert_eq!(r.code, Some(1));
     assert!(
-        r.stderr
-            .contains(&format!("{dir}: no .json payload files in this directory")),
+        r.stderr.contains(&format!(
+            "{dir}: no .json or .jsonl payload files in this directory"
+        )),
         "{}",
         r.stderr
     );
@@ -281,6 +282,114 @@ fn parse_takes_directories_of_payloads() {
         r.stdout.contains("kustomer.team.create, typed"),
         "{}",
         r.stdout
+    );
+}
+
+/// A sample's JSON on one line.
+fn compact(sample: &str) -> String {
+    let text = fs::read_to_string(format!("{ROOT}/schema/samples/{sample}")).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap().to_string()
+}
+
+#[test]
+fn parse_reads_each_payload_of_a_json_lines_file() {
+    let dir = TempDir::new().unwrap();
+    let lines = [
+        compact("kustomer.customer.create.json"),
+        // Cut short: an error of its own, at its place in the file.
+        r#"{"name": "kustomer.team.create", "data": "#.to_owned(),
+        String::new(),
+        compact("kustomer.team.update.json"),
+    ];
+    let path = write(&dir, "events.jsonl", &(lines.join("\n") + "\n"));
+    let r = run(&["parse", &path]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    let said: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(said.len(), 2, "{}", r.stdout);
+    assert!(
+        said[0].starts_with(&format!("{path}:1: kustomer.customer.create, typed")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        said[1].starts_with(&format!("{path}:4: kustomer.team.update, typed")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "{path}:2:41: invalid JSON (in /data): EOF while parsing a value"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    // --json: the file, and the line of each payload.
+    let r = run(&["parse", "--json", &path]);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at: Vec<(&str, u64, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["file"].as_str().unwrap(),
+                l["line"].as_u64().unwrap(),
+                l.get("error").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (path.as_str(), 1, false),
+            (path.as_str(), 2, true),
+            (path.as_str(), 4, false)
+        ]
+    );
+
+    // A `.json` file of several values one after another is read the same
+    // way; one of a single value has no line.
+    let two = write(
+        &dir,
+        "two.json",
+        &format!(
+            "{}\n{}",
+            compact("kustomer.user.create.json"),
+            compact("kustomer.user.update.json")
+        ),
+    );
+    let r = run(&[
+        "parse",
+        "--json",
+        &two,
+        "schema/samples/kustomer.team.create.json",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[1]["event"], "kustomer.user.update");
+    assert!(lines[2].get("line").is_none(), "{}", lines[2]);
+
+    // A directory gives its `.jsonl` files too, and says that its
+    // subdirectories were not read.
+    fs::create_dir(dir.path().join("older")).unwrap();
+    let r = run(&["parse", dir.path().to_str().unwrap()]);
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: 1 subdirectory not read (name it to have its files read)",
+            dir.path().display()
+        )),
+        "{}",
+        r.stderr
     );
 }
 
@@ -386,7 +495,7 @@ fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
     assert_eq!(line["file"], e);
     assert_eq!(
         line["error"],
-        format!("{e}: no .json payload files in this directory")
+        format!("{e}: no .json or .jsonl payload files in this directory")
     );
 
     // An event name with a line break and a terminal escape in it.

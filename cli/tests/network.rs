@@ -1033,7 +1033,7 @@ fn send_has_nothing_to_do_with_an_empty_directory() {
     assert!(out.status.success(), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(
-        stderr.contains("no .json payload files in it, nothing to send"),
+        stderr.contains("no .json or .jsonl payload files in it, nothing to send"),
         "{stderr}"
     );
 }
@@ -1501,6 +1501,79 @@ fn send_removes_the_files_it_delivered_when_asked() {
     assert!(!dir.path().join("a.json").exists());
     assert!(dir.path().join("b.json").exists());
     drop(server);
+}
+
+#[test]
+fn send_posts_each_payload_of_a_json_lines_file_and_says_what_it_skipped() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let compact = |sample: &str| {
+        let text = std::fs::read_to_string(format!("{ROOT}/schema/samples/{sample}")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text)
+            .unwrap()
+            .to_string()
+    };
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        format!(
+            "{}\n{}\n",
+            compact("kustomer.team.create.json"),
+            compact("kustomer.team.update.json")
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("older")).unwrap();
+    std::fs::write(
+        dir.path().join("older/a.json"),
+        compact("kustomer.user.create.json"),
+    )
+    .unwrap();
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let stdout = server.0.stdout.take().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "t0ken",
+            "--remove-delivered",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}{stderr}");
+    let shown = events.display();
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "200 {shown}:1 {{\"outcome\":\"handled\",\"event\":\"kustomer.team.create\""
+        )),
+        "{said}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "200 {shown}:2 {{\"outcome\":\"handled\",\"event\":\"kustomer.team.update\""
+        )),
+        "{said}"
+    );
+    assert!(
+        stderr.contains("1 subdirectory not sent (name it to have its files sent)"),
+        "{stderr}"
+    );
+    // Every payload of the file acknowledged: the file is removed.
+    assert!(!events.exists());
+    assert!(dir.path().join("older/a.json").exists());
+    // Each was a delivery of its own, dispatched once.
+    let mut reader = BufReader::new(stdout);
+    for want in ["kustomer.team.create", "kustomer.team.update"] {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains(&format!("\"event\":\"{want}\"")), "{line}");
+    }
 }
 
 #[test]
