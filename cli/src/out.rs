@@ -182,6 +182,15 @@ pub struct Lines {
     /// Set once a write found the output closed (a pipe whose reader has
     /// gone, which never comes back).
     closed: Arc<AtomicBool>,
+    /// When the write under way began, in milliseconds after [`epoch`],
+    /// plus one; 0 while none is.
+    write_began: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The instant [`Lines`] measures its writes from.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 /// A line waiting for the thread, and who waits for it.
@@ -203,15 +212,34 @@ impl Lines {
         let (queue, waiting) = tokio::sync::mpsc::channel(QUEUED_LINES);
         let writing = Arc::new(std::sync::Mutex::new(()));
         let closed = Arc::new(AtomicBool::new(false));
-        let (held, found_closed) = (Arc::clone(&writing), Arc::clone(&closed));
+        let write_began = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let thread = Thread {
+            writing: Arc::clone(&writing),
+            closed: Arc::clone(&closed),
+            write_began: Arc::clone(&write_began),
+        };
         // Without its thread, `waiting` is dropped here and every send fails.
         let _ = std::thread::Builder::new()
             .name("stdout-lines".to_owned())
-            .spawn(move || write_lines(out, waiting, &held, &found_closed));
+            .spawn(move || write_lines(out, waiting, &thread));
         Lines {
             queue,
             writing,
             closed,
+            write_began,
+        }
+    }
+
+    /// How long the write under way has been waiting for the output to take
+    /// it (a reader that stopped reading, its pipe full); `None` while no
+    /// write is under way.
+    pub fn stalled_for(&self) -> Option<std::time::Duration> {
+        match self.write_began.load(Ordering::Relaxed) {
+            0 => None,
+            began => {
+                let began = std::time::Duration::from_millis(began - 1);
+                Some(epoch().elapsed().saturating_sub(began))
+            }
         }
     }
 
@@ -268,6 +296,13 @@ const WRITE_AT_MOST: usize = 4096;
 #[cfg(not(target_os = "linux"))]
 const WRITE_AT_MOST: usize = 512;
 
+/// What the thread of [`Lines`] shares with it.
+struct Thread {
+    writing: Arc<std::sync::Mutex<()>>,
+    closed: Arc<AtomicBool>,
+    write_began: Arc<std::sync::atomic::AtomicU64>,
+}
+
 /// The thread of [`Lines`]: writes what is queued, as many lines at a time
 /// as are waiting (in writes of whole lines, at most [`WRITE_AT_MOST`]
 /// bytes each unless a line is longer), and tells each waiter how its write
@@ -275,8 +310,7 @@ const WRITE_AT_MOST: usize = 512;
 fn write_lines(
     mut out: impl Write,
     mut waiting: tokio::sync::mpsc::Receiver<Pending>,
-    writing: &std::sync::Mutex<()>,
-    closed: &AtomicBool,
+    thread: &Thread,
 ) {
     let mut batch = Vec::new();
     let mut text = Vec::new();
@@ -309,11 +343,15 @@ fn write_lines(
                 continue;
             }
             let result = {
-                let _writing = writing.lock().unwrap_or_else(|e| e.into_inner());
-                out.write_all(&text).and_then(|()| out.flush())
+                let _writing = thread.writing.lock().unwrap_or_else(|e| e.into_inner());
+                let began = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+                thread.write_began.store(began + 1, Ordering::Relaxed);
+                let result = out.write_all(&text).and_then(|()| out.flush());
+                thread.write_began.store(0, Ordering::Relaxed);
+                result
             };
             if matches!(&result, Err(e) if e.kind() == io::ErrorKind::BrokenPipe) {
-                closed.store(true, Ordering::Relaxed);
+                thread.closed.store(true, Ordering::Relaxed);
             }
             for p in chunk.drain(..) {
                 let outcome = match &result {
@@ -544,6 +582,28 @@ pub(crate) mod tests {
         let later = tokio::time::timeout(Duration::from_millis(50), lines.write("later".into()));
         assert!(later.await.is_err());
         assert_eq!(stdout.text(), "first\n");
+    }
+
+    /// A write the output does not take is said to be stalled, for as long
+    /// as it waits; once written, nothing is.
+    #[tokio::test]
+    async fn a_write_that_waits_is_stalled_for_as_long_as_it_waits() {
+        let stdout = Stdout::default();
+        let lines = Lines::spawn(stdout.clone());
+        assert_eq!(lines.stalled_for(), None);
+        let (first, go_on) = write_stalled(&lines, &stdout, "first").await;
+        let early = lines.stalled_for().expect("a write under way");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let later = lines.stalled_for().expect("still under way");
+        assert!(
+            later >= early + Duration::from_millis(50),
+            "{early:?} {later:?}"
+        );
+        go_on.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(lines.stalled_for(), None);
+        lines.write("second".into()).await.unwrap();
+        assert_eq!(lines.stalled_for(), None);
     }
 
     #[tokio::test]

@@ -518,6 +518,7 @@ pub async fn serve(
             reloads.clone(),
             stopping.clone(),
             options.server.clone(),
+            stall_limit(options.handler_timeout),
         );
         let server = Server::new()
             .with_head_timeout(HEALTH_HEAD_TIMEOUT)
@@ -801,9 +802,17 @@ type StoreProbe = std::sync::Arc<
 type CatchUp =
     std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>> + Send + Sync>;
 
+/// How long a write to stdout may wait before `/readyz` answers 503: the
+/// handler's time limit (a delivery waiting that long for its line gets
+/// 503), and at least a second, so that a slow reader's moment is not taken
+/// for one that stopped.
+fn stall_limit(handler_timeout: Duration) -> Duration {
+    handler_timeout.max(Duration::from_secs(1))
+}
+
 /// `GET /healthz` (the process serves), `GET /readyz` (it can handle
-/// deliveries: it is not `stopping`, and its shared store answers or it
-/// fails open) and `GET /metrics` (Prometheus's text format: the receiver's
+/// deliveries: it is not `stopping`, stdout takes its lines, and its shared
+/// store answers or it fails open) and `GET /metrics` (Prometheus's text format: the receiver's
 /// counters and, with a shared store, its state).
 fn health_router(
     counters: Arc<kustomer_webhooks::receiver::Counters>,
@@ -812,6 +821,7 @@ fn health_router(
     reloads: Arc<Reloads>,
     stopping: Arc<AtomicBool>,
     server: Server,
+    stall_limit: Duration,
 ) -> axum::Router {
     use axum::http::{StatusCode, header::CONTENT_TYPE};
     use axum::routing::get;
@@ -837,6 +847,20 @@ fn health_router(
                     "not ready: stdout is closed, so no event's line can be written \
                      (each delivery gets 500)\n"
                         .to_owned(),
+                );
+            }
+            // A reader that stopped reading: each delivery waits for its
+            // line up to its time limit and gets 503, until it reads again.
+            if let Some(stalled) = Lines::stdout().stalled_for()
+                && stalled >= stall_limit
+            {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "not ready: stdout has taken no line for {}s (its reader stopped \
+                         reading), so deliveries get 503 until it reads again\n",
+                        stalled.as_secs()
+                    ),
                 );
             }
             let Some(probe) = probe else {

@@ -2130,6 +2130,23 @@ fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
         assert!(handled.len() < 20_000, "stdout never filled up");
     };
     assert!(reply.contains("the handler took longer than 1s"), "{reply}");
+    // Not ready once a line has waited as long as a handler may (the write
+    // began about when the refused delivery started waiting): a load
+    // balancer sends the deliveries elsewhere.
+    let waited = std::time::Instant::now();
+    let (status, text) = loop {
+        let (status, text) = http("GET", &metrics, "/readyz");
+        if status != 200 || waited.elapsed() > std::time::Duration::from_secs(5) {
+            break (status, text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.starts_with("not ready: stdout has taken no line for ")
+            && text.contains("deliveries get 503 until it reads again"),
+        "{text}"
+    );
     // Everything else goes on meanwhile.
     assert_eq!(http("GET", &metrics, "/healthz"), (200, "ok\n".to_owned()));
     let (_, text) = http("GET", &metrics, "/metrics");
@@ -2154,6 +2171,10 @@ fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
     let (status, reply) = post(&url, "t0ken", &body);
     assert_eq!(status, 200, "{reply}");
     assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    assert_eq!(
+        http("GET", &metrics, "/readyz"),
+        (200, "ready\n".to_owned())
+    );
     server.terminate();
     assert!(server.0.wait().unwrap().success());
     let lines = reader.join().unwrap();
