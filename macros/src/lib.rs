@@ -67,10 +67,12 @@ mod model;
 /// event name (with the closest known one), a parameter that is not an event
 /// type, an event its parameter type does not hold, a wrong number of
 /// parameters, a second parameter that is not `kustomer_webhooks::State<T>`
-/// (axum's `State` among them), a generic, `const` or `unsafe` function, `impl Trait` in the
-/// signature, `State` without its type, use on something that is not a
-/// function, malformed arguments, and an `async fn` whose future is not
-/// `Send`.
+/// (axum's `State` among them), `State<T>` before the event, an event taken
+/// by reference, a generic, `const`, `unsafe` or `extern` function, `impl
+/// Trait` in the signature, `State` without its type, use on something that
+/// is not a function, malformed arguments, an event listed twice in `events
+/// = [...]`, a return type other than `()` or `Result<(), E>`, and an `async
+/// fn` whose future is not `Send`.
 #[proc_macro_attribute]
 pub fn kustomer_webhook(args: TokenStream, input: TokenStream) -> TokenStream {
     handler::expand(args.into(), input.into()).into()

@@ -22,8 +22,9 @@
 //! other ready requests catch up (one turn of the scheduler), then runs the
 //! queued deliveries one after another in one task, with the receiver's code
 //! still in the processor's caches from the delivery before. Under load, this
-//! serves about a sixth more deliveries per second than calling
-//! [`Receiver::receive`] for each request (BENCHMARKS.md in the repository).
+//! served up to a sixth more deliveries per second than calling
+//! [`Receiver::receive`] for each request when measured, and no fewer on the
+//! machine of the latest runs (BENCHMARKS.md in the repository).
 //! The [`batch`](crate::batch) module, which the router uses, says how, and
 //! what it changes for handlers: they run in whichever task leads the batch,
 //! so a value a middleware keeps in a tokio task-local for the request does

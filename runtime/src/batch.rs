@@ -23,8 +23,9 @@
 //! hands every queued delivery to the runtime.
 //!
 //! Under the receiver benchmark's load (BENCHMARKS.md in the repository), the
-//! axum router's batches serve about a sixth more deliveries per second than
-//! calling [`Receiver::receive`] for each request. What they cost: an `async`
+//! axum router's batches served up to a sixth more deliveries per second than
+//! calling [`Receiver::receive`] for each request when measured, and no fewer
+//! on the machine of the latest runs. What they cost: an `async`
 //! handler that blocks its thread (which no `async` handler should) holds up
 //! the deliveries after it in its batch until it first waits, and handlers run
 //! in whichever task leads the batch, so a value a middleware keeps in a tokio

@@ -113,14 +113,21 @@
 //!
 //! A store of your own implements the three methods of [`IdempotencyStore`]
 //! over something every replica reaches. Each method is one atomic request.
-//! In Redis (7.0 or later), with the event id as the key (`RedisStore` does
-//! the same with two short scripts, which any Redis from 2.6 runs):
+//! In Redis (7.0 or later), with the event id as the key, and a token of
+//! each claim's own that the store keeps (in process memory, by id) from
+//! `begin` to `complete` or `abandon` (`RedisStore` does the same with short
+//! scripts, which any Redis from 2.6 runs):
 //!
 //! | method | Redis |
 //! |---|---|
-//! | `begin` | `SET <id> in-progress NX GET PX <in-progress timeout>`: nil is [`Begin::New`] (the key is now set), `in-progress` is [`Begin::InProgress`], `done` is [`Begin::Done`] |
+//! | `begin` | `SET <id> in-progress:<token> NX GET PX <in-progress timeout>`: nil is [`Begin::New`] (the key is now set, and the token kept), `in-progress:…` is [`Begin::InProgress`], `done` is [`Begin::Done`] |
 //! | `complete` | `SET <id> done PX <retention>` |
-//! | `abandon` | delete `<id>` only while it is `in-progress`: a short script, `if redis.call('GET', KEYS[1]) == 'in-progress' then redis.call('DEL', KEYS[1]) end` |
+//! | `abandon` | delete `<id>` only while it holds this claim's own `in-progress:<token>`: a short script, `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end` |
+//!
+//! Without the token, `abandon` could delete a claim another delivery made
+//! after this one's expired (its handler ran past the in-progress timeout,
+//! and a retry claimed the id): that retry's handler would then run beside
+//! a third delivery's.
 //!
 //! In a database, a table keyed by the id does the same: `begin` inserts the
 //! row as in progress (`INSERT … ON CONFLICT DO NOTHING`, or an update of a

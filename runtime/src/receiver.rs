@@ -348,8 +348,8 @@ impl<S: Events> Receiver<S> {
     /// The key is the event's `id`; an `id` of another JSON type than a
     /// string (drift) is keyed by its JSON text after `json:` (`json:42`;
     /// a string id starting with `json:` or `str:` gets `str:` before it,
-    /// so that no two ids share a key), and an event with no `id` (or a null one) runs its handler on every
-    /// delivery, with a warning logged.
+    /// so that no two ids share a key), and an event with no `id` (or a null or
+    /// empty one) runs its handler on every delivery, with a warning logged.
     pub fn with_store(mut self, store: impl IdempotencyStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self

@@ -652,9 +652,11 @@ impl RedisStore {
     ///
     /// A URL that cannot be used is a [`StoreError::Failed`]; a server that
     /// cannot be reached, or whose certificate is not trusted, is a
-    /// [`StoreError::Unavailable`], after the connection manager's retries
-    /// (about ten seconds: a service may start before its Redis does). The
-    /// error never repeats the URL (it may hold a password).
+    /// [`StoreError::Unavailable`], after one attempt of at most a second
+    /// (for a service that may start before its Redis does, `connect_lazy`,
+    /// with [`FailOpen`](crate::dedupe::FailOpen) if it must serve while
+    /// Redis is down). The error never repeats the URL (it may hold a
+    /// password).
     ///
     /// [`connect_tls`]: RedisStore::connect_tls
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
