@@ -206,7 +206,8 @@ enum Command {
         )]
         token_files: Vec<PathBuf>,
         /// A custom header deliveries must carry, as NAME=VALUE (repeatable;
-        /// the same name twice accepts either value, while rotating it)
+        /// the same name twice accepts either value, while rotating it).
+        /// Its value shows in the process list: for a secret, --header-file
         #[arg(long = "header", value_name = "NAME=VALUE")]
         headers: Vec<String>,
         /// A file of custom headers deliveries must carry, one NAME=VALUE per
@@ -484,7 +485,8 @@ enum Command {
         /// dropped), so that it is not on the command line
         #[arg(long, value_name = "FILE", env = "KUSTOMER_WEBHOOK_TOKEN_FILE")]
         token_file: Option<PathBuf>,
-        /// A custom header to add, as NAME=VALUE (repeatable)
+        /// A custom header to add, as NAME=VALUE (repeatable). Its value
+        /// shows in the process list: for a secret, --header-file
         #[arg(long = "header", value_name = "NAME=VALUE")]
         headers: Vec<String>,
         /// A file of custom headers to add, one NAME=VALUE per line

@@ -259,6 +259,27 @@ fn name_value(text: &str) -> Result<(String, String), String> {
     header(name, value)
 }
 
+/// Why `name` is no HTTP header name, quoting it only up to its first
+/// character a name cannot have: what follows may be a secret (`Name:
+/// value=`, split at the value's own `=`).
+fn not_a_name(name: &str) -> String {
+    const ALLOWED: &str = "letters, digits and !#$%&'*+-.^_`|~ only";
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let Some((at, bad)) = name.char_indices().find(|&(_, c)| !is_token(c)) else {
+        return format!("{name:?} is not an HTTP header name ({ALLOWED})");
+    };
+    let before = &name[..at];
+    let what = match bad {
+        ':' => "a `:` (write NAME=VALUE, not NAME: VALUE)".to_owned(),
+        c if c.is_whitespace() => "white space".to_owned(),
+        c => format!("{c:?}"),
+    };
+    format!(
+        "the header name {before:?}… goes on with {what}, which no HTTP header name has \
+         ({ALLOWED}); the rest is not shown, in case it is the secret"
+    )
+}
+
 /// A custom header: a name HTTP allows (not one of [`RESERVED_HEADERS`], the
 /// headers a delivery's own meaning is in: `serve` would refuse every
 /// delivery, and `send` sets them itself), and a
@@ -272,9 +293,7 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
         return Err("expected NAME=VALUE, with a header name before the `=`".to_owned());
     }
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!(
-            "{name:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-        ));
+        return Err(not_a_name(name));
     }
     if RESERVED_HEADERS
         .iter()
@@ -571,7 +590,13 @@ mod tests {
             (b"=s3cret\n", ":1: expected NAME=VALUE, with a header name"),
             (
                 b"x app=s3cret\n",
-                ":1: \"x app\" is not an HTTP header name",
+                ":1: the header name \"x\"\u{2026} goes on with white space, which no HTTP header name has",
+            ),
+            // Written as HTTP shows it, a padded secret split at its `=`:
+            // only the name is quoted.
+            (
+                b"X-App-Secret: c2VjcmV0U2VjcmV0==\n",
+                ":1: the header name \"X-App-Secret\"\u{2026} goes on with a `:` (write NAME=VALUE, not NAME: VALUE)",
             ),
             (
                 b"x-app=s3\x07cret\n",
@@ -601,7 +626,10 @@ mod tests {
             assert!(e.contains(want), "{e}");
             // (The file's random name may hold "s3" too.)
             let named = e.replace(&f.path().display().to_string(), "FILE");
-            assert!(!named.contains("s3"), "the value leaked: {e}");
+            assert!(
+                !named.contains("s3") && !named.contains("c2Vj"),
+                "the value leaked: {e}"
+            );
         }
     }
 }

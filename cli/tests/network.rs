@@ -780,7 +780,7 @@ fn a_token_or_header_file_that_cannot_serve_stops_at_start_saying_why() {
         ),
         (
             vec!["serve", "--token", "t", "--header", "x app=s3cret"],
-            "error: --header: \"x app\" is not an HTTP header name".to_owned(),
+            "error: --header: the header name \"x\"… goes on with white space".to_owned(),
         ),
         (
             vec![
