@@ -452,7 +452,7 @@ impl<S: Events> Receiver<S> {
     pub fn without_verification(dispatcher: Dispatcher<S>) -> Self {
         Receiver {
             verifier: None,
-            ..Receiver::new(dispatcher, Verifier::new(""))
+            ..Receiver::new(dispatcher, Verifier::none())
         }
     }
 

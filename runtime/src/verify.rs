@@ -38,7 +38,7 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The header that carries the signature (matched case-insensitively by the
@@ -111,9 +111,11 @@ pub enum VerifyError {
     },
 }
 
-/// A secret, never printed: a custom header's value (compared in constant
-/// time), or an HMAC-SHA256 already keyed with a token (the key's two hash
-/// blocks computed once, not per delivery).
+/// A secret, never printed: the SHA-256 digest of a custom header's value
+/// (compared in constant time with the digest of the value a delivery
+/// carries, so that neither the comparison nor its length tells anything of
+/// the secret's), or an HMAC-SHA256 already keyed with a token (the key's
+/// two hash blocks computed once, not per delivery).
 #[derive(Clone)]
 struct Secret<T>(T);
 
@@ -132,25 +134,50 @@ pub struct Verifier {
     headers: Vec<(String, Vec<HeaderValue>)>,
 }
 
-/// A custom header's accepted value.
-type HeaderValue = Secret<Box<[u8]>>;
+/// A custom header's accepted value, as its SHA-256 digest.
+type HeaderValue = Secret<[u8; 32]>;
 
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
     ///
-    /// Give it the webhook's token as Kustomer shows it. An empty token is
-    /// accepted (HMAC allows any key) but verifies nothing worth having:
-    /// anyone can sign with it. Check configuration before building one.
+    /// Give it the webhook's token as Kustomer shows it. An empty token
+    /// (an unset variable read as `""`, say) is not accepted: anyone could
+    /// sign with it, so it is left out, with an error logged, and no delivery
+    /// verifies until a token is given.
+    ///
+    /// ```
+    /// use kustomer_webhooks::verify::{Verifier, VerifyError, sign};
+    ///
+    /// let body = br#"{"name": "kustomer.team.create"}"#;
+    /// let forged = sign(b"", body);
+    /// let verifier = Verifier::new("");
+    /// assert_eq!(verifier.token_count(), 0);
+    /// assert_eq!(verifier.verify_signature(body, forged.as_bytes()), Err(VerifyError::BadSignature));
+    /// ```
     pub fn new(token: impl AsRef<[u8]>) -> Self {
+        Verifier::none().with_token(token)
+    }
+
+    /// A verifier with no token and no header yet, which verifies nothing.
+    pub(crate) fn none() -> Self {
         Verifier {
-            tokens: vec![Secret(keyed(token.as_ref()))],
+            tokens: Vec::new(),
             headers: Vec::new(),
         }
     }
 
     /// Also accepts deliveries signed with `token` (while rotating tokens).
+    /// An empty one is left out, as [`new`](Self::new) says.
     pub fn with_token(mut self, token: impl AsRef<[u8]>) -> Self {
-        self.tokens.push(Secret(keyed(token.as_ref())));
+        let token = token.as_ref();
+        if token.is_empty() {
+            tracing::error!(
+                "an empty webhook token was given to the verifier: it is left out, since \
+                 anyone could sign with it (deliveries signed with it are refused)"
+            );
+        } else {
+            self.tokens.push(Secret(keyed(token)));
+        }
         self
     }
 
@@ -160,7 +187,7 @@ impl Verifier {
     /// does for tokens).
     pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
         let name = name.as_ref().to_ascii_lowercase();
-        let value = Secret(value.as_ref().into());
+        let value = Secret(Sha256::digest(value.as_ref()).into());
         match self.headers.iter_mut().find(|(known, _)| *known == name) {
             Some((_, values)) => values.push(value),
             None => self.headers.push((name, vec![value])),
@@ -183,12 +210,13 @@ impl Verifier {
         for (name, accepted) in &self.headers {
             let value =
                 header(name).ok_or_else(|| VerifyError::MissingHeader { name: name.clone() })?;
-            // Every accepted value is compared, so the time taken does not
-            // tell which matched.
+            // Digests compared, every accepted one, so the time taken tells
+            // neither which matched nor how long a secret is.
+            let given: [u8; 32] = Sha256::digest(value).into();
             let ok = accepted
                 .iter()
                 .fold(subtle::Choice::from(0), |ok, expected| {
-                    ok | value.ct_eq(&expected.0)
+                    ok | given.ct_eq(&expected.0)
                 });
             if !bool::from(ok) {
                 return Err(VerifyError::BadHeader { name: name.clone() });
@@ -471,6 +499,51 @@ mod tests {
                 name: "x-other".into()
             })
         );
+    }
+
+    /// A value that is longer, shorter, or the secret with more after it,
+    /// is refused like any other; the empty value too.
+    #[test]
+    fn a_custom_header_matches_its_value_exactly_whatever_its_length() {
+        let body = b"{}";
+        let sig = sign(b"t", body);
+        let v = Verifier::new("t").with_header("x-secret", "s3cret");
+        for bad in [
+            "",
+            "s",
+            "s3cret ",
+            "s3cret\0",
+            "s3cretXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+            "S3CRET",
+        ] {
+            assert_eq!(
+                check(&v, body, Some(&sig), Some(bad)),
+                Err(VerifyError::BadHeader {
+                    name: "x-secret".into()
+                }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_token_is_left_out_and_verifies_nothing() {
+        let body = b"{}";
+        let forged = sign(b"", body);
+        let v = Verifier::new("");
+        assert_eq!(v.token_count(), 0);
+        assert_eq!(
+            check(&v, body, Some(&forged), None),
+            Err(VerifyError::BadSignature)
+        );
+        // Beside a real token, only the real one counts.
+        let v = Verifier::new("t").with_token("");
+        assert_eq!(v.token_count(), 1);
+        assert_eq!(
+            check(&v, body, Some(&forged), None),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(check(&v, body, Some(&sign(b"t", body)), None), Ok(()));
     }
 
     #[test]
