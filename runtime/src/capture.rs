@@ -12,7 +12,10 @@
 //! - one file per event id, `<id>.json`, holding the body exactly as it was
 //!   received (the bytes the signature covers); a retry of the same event
 //!   rewrites the same file, so a directory never holds one event twice;
-//!   an event without a usable id is named after the SHA-256 of its body;
+//!   an id that is not a safe file name (anything but lowercase letters,
+//!   digits, `-`, `_` and `.`; or one a hashed name could be, or a Windows
+//!   device's) is `id-<its SHA-256>.json`, and an event without a usable id
+//!   is named after the SHA-256 of its body, `body-<…>.json`;
 //! - atomically: each file is written under a temporary name in the same
 //!   directory, then renamed, so a reader (such as `kustomer-webhooks
 //!   infer`) never sees half a file;
@@ -286,15 +289,32 @@ pub(crate) fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// Ids Kustomer sends are 24 hex digits; anything else is used as a file name
-/// only when it cannot escape the directory or hide.
+/// Ids Kustomer sends are 24 lowercase hex digits; anything else is used as
+/// a file name only when it cannot escape the directory or hide, cannot be
+/// taken for a hashed name (`id-…`, `body-…`), has no capital letter (which a
+/// case-insensitive file system, as macOS's and Windows' are by default,
+/// would take for another id's file) and is no name Windows reserves for a
+/// device (`con`, `nul`, `com1`…, whatever follows a dot).
 fn is_safe_stem(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !id.starts_with("id-")
+        && !id.starts_with("body-")
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+        && !is_device_name(id.split('.').next().unwrap_or(id))
+}
+
+/// Whether `name` (lowercase) is a device name Windows reserves in every
+/// directory.
+fn is_device_name(name: &str) -> bool {
+    matches!(name, "con" | "prn" | "aux" | "nul")
+        || ["com", "lpt"].iter().any(|device| {
+            name.strip_prefix(device)
+                .is_some_and(|n| matches!(n.as_bytes(), [b'1'..=b'9']))
+        })
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -328,6 +348,47 @@ mod tests {
             assert!(!is_safe_stem(bad), "{bad:?}");
         }
         assert!(!is_safe_stem(&"a".repeat(129)));
+        // Not one a hashed name could be, nor another's on a file system
+        // that ignores case, nor a Windows device.
+        for taken in [
+            "id-9cdf6a50",
+            "body-00",
+            "AbCdEf",
+            "6087326FA8B1C7B07DA5E5C9",
+            "con",
+            "nul.x",
+            "com1",
+            "lpt9.json",
+        ] {
+            assert!(!is_safe_stem(taken), "{taken:?}");
+        }
+        for fine in [
+            "abc-1_2.3",
+            "console",
+            "com10",
+            "com0",
+            "nul-x",
+            "idx",
+            "id",
+        ] {
+            assert!(is_safe_stem(fine), "{fine:?}");
+        }
+    }
+
+    /// An event whose id is another's hashed name gets a file of its own.
+    #[test]
+    fn no_id_is_written_as_another_ids_hashed_name() {
+        let capture = Capture::new("/captures");
+        let hashed = capture.file_for(Some("../../x"), b"{}");
+        let stem = hashed.file_stem().unwrap().to_str().unwrap();
+        assert_ne!(capture.file_for(Some(stem), b"{}"), hashed);
+        // Ids that differ only in case: two files, wherever they are kept.
+        let lower = capture.file_for(Some("abcdef"), b"{}");
+        let upper = capture.file_for(Some("ABCDEF"), b"{}");
+        assert_ne!(
+            lower.to_str().unwrap().to_lowercase(),
+            upper.to_str().unwrap().to_lowercase()
+        );
     }
 
     #[test]
