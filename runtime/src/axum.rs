@@ -47,7 +47,7 @@ mod tls;
 #[cfg(feature = "axum-tls")]
 pub use rustls;
 pub use server::{
-    IDLE_BEFORE_MAKING_ROOM, MAKING_ROOM_GRACE, MAX_HEAD_TIMEOUT, Server, stop_signal,
+    IDLE_BEFORE_MAKING_ROOM, MAKING_ROOM_GRACE, MAX_HEAD, MAX_HEAD_TIMEOUT, Server, stop_signal,
 };
 #[cfg(feature = "axum-tls")]
 pub use tls::{Tls, TlsError, Validity};

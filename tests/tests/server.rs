@@ -324,6 +324,34 @@ async fn requests_whose_head_cannot_be_read_are_counted() {
     assert_eq!(running.server.requests_unreadable(), 3);
 }
 
+/// A head past `MAX_HEAD` is refused (431) before it is all read; a
+/// delivery whose head is large but under it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_past_its_limit_gets_431_and_one_under_it_is_served() {
+    let running = start(Server::new()).await;
+    let padding = |bytes: usize| format!("x-padding: {}\r\n", "p".repeat(bytes));
+    let over = format!(
+        "POST /kustomer HTTP/1.1\r\nhost: example\r\n{}",
+        padding(kustomer_webhooks::axum::MAX_HEAD)
+    );
+    let mut stream = running.open(&over).await;
+    let answer = answer_then_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let raw = raw_delivery("large-head");
+    let (head, body) = raw.split_at(raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2);
+    let mut under = b"POST /kustomer HTTP/1.1\r\nhost: example\r\nconnection: close\r\n".to_vec();
+    under.extend_from_slice(padding(kustomer_webhooks::axum::MAX_HEAD / 2).as_bytes());
+    under.extend_from_slice(head);
+    under.extend_from_slice(body);
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream.write_all(&under).await.unwrap();
+    let answer = answer_then_close(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("\"outcome\":\"handled\""),
+        "{answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_connections_are_served_at_once() {
     let running = start(Server::new().with_max_connections(1)).await;

@@ -19,6 +19,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
+/// The most a connection's read buffer holds, and so the largest head it
+/// reads (431 past it): far past a Kustomer delivery's head (well under
+/// 8 KiB), and a sixth of hyper's default (about 400 KB), which each of a
+/// thousand connections sending a head slowly could hold.
+pub const MAX_HEAD: usize = 64 * 1024;
+
 /// Serves an axum app (a [`router`](super::router) mounted in it) the way a
 /// receiver facing the internet needs, where `axum::serve` does not:
 ///
@@ -432,6 +438,7 @@ impl Server {
                 // still gets it handled (and, half-closed, answered).
                 http.timer(TokioTimer::new())
                     .header_read_timeout(head_timeout)
+                    .max_buf_size(MAX_HEAD)
                     .half_close(true);
                 #[cfg(feature = "axum-tls")]
                 if let Some(tls) = tls {
