@@ -2196,13 +2196,43 @@ fn serve_stays_up_while_nobody_reads_its_log_and_loses_no_line_it_has_room_for()
     let (mut server, mut log, url, logged) =
         start_serve_logged(&["--token", "t0ken", "--metrics-addr", "127.0.0.1:0"]);
     let metrics = metrics_url(&logged);
-    // Each refusal logs a line of about 200 bytes, and nobody reads them:
-    // far more than a pipe holds.
-    let refused = 1_500;
+    let stdout = server.0.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || BufReader::new(stdout).lines().count());
+    // Each delivery named by its header alone logs a warning of about 250
+    // bytes, and nobody reads them: far more than a pipe holds.
+    let warned = 1_500;
+    for n in 0..warned {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&team_create(&format!("unread{n:05}"))).unwrap();
+        body.as_object_mut().unwrap().remove("name");
+        let body = body.to_string();
+        let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
+        let (status, reply) = request(
+            &url,
+            "POST /",
+            &[
+                ("Content-Type", "application/json"),
+                (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+                (
+                    kustomer_webhooks::verify::EVENT_HEADER,
+                    "kustomer.team.create",
+                ),
+            ],
+            &body,
+        );
+        assert_eq!(status, 200, "{reply}");
+    }
+    // A flood of forged deliveries gets a few lines a second, not a line
+    // each; the next one logged says how many had none.
+    let started = std::time::Instant::now();
+    let refused = 300;
     for n in 0..refused {
-        let (status, reply) = post(&url, "wrong", &team_create(&format!("unread{n:05}")));
+        let (status, reply) = post(&url, "wrong", &team_create(&format!("forged{n:05}")));
         assert_eq!(status, 401, "{reply}");
     }
+    let flood_seconds = started.elapsed().as_secs() + 1;
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    assert_eq!(post(&url, "wrong", &team_create("forged-last")).0, 401);
     assert_eq!(http("GET", &metrics, "/healthz"), (200, "ok\n".to_owned()));
     let (_, text) = http("GET", &metrics, "/metrics");
     assert!(
@@ -2216,24 +2246,38 @@ fn serve_stays_up_while_nobody_reads_its_log_and_loses_no_line_it_has_room_for()
     });
     server.terminate();
     assert!(server.0.wait().unwrap().success());
+    assert_eq!(printed.join().unwrap(), warned);
     let rest = reader.join().unwrap();
     let lines: Vec<&str> = rest.lines().collect();
-    let rejections = lines
-        .iter()
-        .filter(|l| l.contains(" delivery rejected status=401 "))
-        .count();
+    let count = |text: &str| lines.iter().filter(|l| l.contains(text)).count();
     let last = lines.last().copied().unwrap_or_default();
     assert_eq!(
-        rejections,
-        refused,
+        count("the body has no `name` string"),
+        warned,
         "{} lines, the last {last:?}",
         lines.len()
+    );
+    let rejections = count(" delivery rejected status=401 ");
+    let unlogged: usize = lines
+        .iter()
+        .filter(|l| l.contains("more deliveries were rejected without a line of their own"))
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("unlogged="))
+        })
+        .map(|n| n.expect("unlogged=N").parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(rejections + unlogged, refused + 1, "{rest}");
+    assert!(
+        rejections as u64 <= 10 * (flood_seconds + 1),
+        "{rejections} lines in about {flood_seconds}s"
     );
     assert_eq!(
         last,
         format!(
-            "stopped; every delivery in progress was answered (0 accepted, {refused} rejected, \
-             0 duplicate, 0 stale, 0 failed)"
+            "stopped; every delivery in progress was answered ({warned} accepted, {} rejected, \
+             0 duplicate, 0 stale, 0 failed)",
+            refused + 1
         )
     );
 }

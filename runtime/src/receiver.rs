@@ -257,6 +257,42 @@ pub struct Receiver<S = AnyEvent> {
     slots: Option<Slots>,
     /// A failed or panicking handler's 500 says so without its error text.
     hide_handler_errors: bool,
+    /// How many rejections were logged this second, and how many not.
+    rejections_logged: std::sync::Mutex<LogBudget>,
+}
+
+/// The most rejected deliveries logged in a second, each with its line; the
+/// others are counted, and said in one line with the next one logged. A
+/// flood of forged requests (tens of thousands a second) then cannot fill a
+/// log, or push the lines that matter out of a log pipe that is behind.
+pub const REJECTIONS_LOGGED_PER_SECOND: u32 = 10;
+
+/// The rejections of the current second: logged, and not.
+#[derive(Debug, Default)]
+struct LogBudget {
+    second: u64,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl LogBudget {
+    /// Whether a rejection at `second` gets its line, and how many
+    /// rejections since the last one logged had none (to be said first).
+    fn take(&mut self, second: u64) -> (bool, u64) {
+        let mut unsaid = 0;
+        if second != self.second {
+            unsaid = std::mem::take(&mut self.unlogged);
+            self.second = second;
+            self.logged = 0;
+        }
+        if self.logged < REJECTIONS_LOGGED_PER_SECOND {
+            self.logged += 1;
+            (true, unsaid)
+        } else {
+            self.unlogged += 1;
+            (false, 0)
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for Receiver<S> {
@@ -338,6 +374,7 @@ impl<S: Events> Receiver<S> {
             dead_letters: None,
             slots: None,
             hide_handler_errors: false,
+            rejections_logged: std::sync::Mutex::default(),
         }
     }
 
@@ -608,6 +645,28 @@ impl<S: Events> Receiver<S> {
         Some(reply)
     }
 
+    /// Logs a rejection, within [`REJECTIONS_LOGGED_PER_SECOND`].
+    #[cold]
+    #[inline(never)]
+    fn log_rejected(&self, reply: &Reply) {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let second = EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs();
+        let (logged, unsaid) = self
+            .rejections_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(second);
+        if unsaid > 0 {
+            cold::rejections_unlogged(unsaid);
+        }
+        if logged {
+            cold::rejected(reply);
+        }
+    }
+
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
@@ -619,7 +678,7 @@ impl<S: Events> Receiver<S> {
             // does not undo), not a handler's failure.
             (400..=499 | 501, _) => {
                 Counters::bump(&counters.rejected);
-                cold::rejected(reply);
+                self.log_rejected(reply);
             }
             _ => Counters::bump(&counters.failed),
         }
@@ -1295,6 +1354,18 @@ mod cold {
              retries it)"
         );
         "another delivery of this event is being handled; retry later".to_owned()
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rejections_unlogged(count: u64) {
+        tracing::info!(
+            target: LOG,
+            unlogged = count,
+            "{count} more deliveries were rejected without a line of their own (at most {} \
+             are logged a second; the counters count every one)",
+            super::REJECTIONS_LOGGED_PER_SECOND
+        );
     }
 
     #[cold]
@@ -2108,6 +2179,20 @@ fn shortened(mut text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejections_past_the_seconds_budget_are_counted_and_said_with_the_next_logged() {
+        let mut budget = LogBudget::default();
+        let per_second = REJECTIONS_LOGGED_PER_SECOND as usize;
+        let first: Vec<(bool, u64)> = (0..per_second + 5).map(|_| budget.take(7)).collect();
+        assert!(first[..per_second].iter().all(|&t| t == (true, 0)));
+        assert!(first[per_second..].iter().all(|&t| t == (false, 0)));
+        // The next second's first is logged, after the five without lines.
+        assert_eq!(budget.take(8), (true, 5));
+        assert_eq!(budget.take(8), (true, 0));
+        // Seconds later, nothing left unsaid.
+        assert_eq!(budget.take(30), (true, 0));
+    }
 
     #[test]
     fn a_revision_store_failure_says_its_cause() {
