@@ -254,7 +254,8 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
         &["events.jsonl:3:10: invalid JSON: expected value"],
     );
     assert!(!stderr.contains("was not read"), "{stderr}");
-    // Samples after the bad line are not read, and are said not to be.
+    // The samples after the bad line are still read: with --skip-unusable,
+    // the schemas come from both good ones.
     let text = format!(
         "{GOOD}
 {{\"name\": x}}
@@ -263,13 +264,22 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
     );
     let dir = workdir(&[("events.jsonl", &text)]);
     let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
-    assert_fails(
+    let stderr = assert_fails(
         &run,
         dir.path(),
-        &[
-            "events.jsonl:2:10: invalid JSON: expected value; the rest of the file, after this \
-             line, was not read",
-        ],
+        &["events.jsonl:2:10: invalid JSON: expected value"],
+    );
+    assert!(!stderr.contains("was not read"), "{stderr}");
+    let run = infer(
+        dir.path(),
+        &["events.jsonl", "--out", "out", "--skip-unusable"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("from 2 sample(s)"),
+        "{}{}",
+        run.stdout,
+        run.stderr
     );
 }
 
@@ -286,11 +296,12 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
         dir.path(),
         &[
             "events.jsonl:2:44: invalid JSON: EOF while parsing a value: the line ends before its \
-             sample does (in JSON Lines, each sample is one line); the rest of the file, after \
-             this line, was not read",
+             sample does (in JSON Lines, each sample is one line) (fix",
         ],
     );
+    // The next lines are read, and are fine.
     assert!(!stderr.contains("events.jsonl:3:"), "{stderr}");
+    assert!(!stderr.contains("was not read"), "{stderr}");
     // Indented, its column counts the indent.
     let text = format!("{GOOD}\n  {{\"name\": \"kustomer.customer.update\", \"data\":\n{GOOD}\n");
     let dir = workdir(&[("events.jsonl", &text)]);

@@ -68,7 +68,7 @@ pub enum SampleProblem {
     DataTypeNotAString(&'static str),
     /// `data.type` cannot name a schema file.
     #[error(
-        "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"
+        "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, with a letter somewhere, at most 64)"
     )]
     BadResourceName(String),
     /// The envelope has `name` twice, with different values: which event

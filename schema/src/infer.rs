@@ -230,78 +230,113 @@ impl Inferrer {
         problem: &mut dyn FnMut(Error),
         stop: bool,
     ) -> usize {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
         let bytes = &*lone_surrogates_replaced(bytes);
-        let (mut seen, mut added) = (0, 0);
+        let (mut seen, mut added, mut failed) = (0, 0, false);
         let mut lines = Lines::default();
-        let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Sample>();
-        loop {
-            let start = stream.byte_offset();
-            let sample_line = lines.at(bytes, start);
-            let line = sample_line;
-            match stream.next() {
-                None => break,
-                Some(Err(e)) => {
-                    let (mut line, mut column) = json_position(bytes, &e);
-                    let mut message = json_message(&e);
-                    // The reading stops here: samples on later lines of a
-                    // JSON Lines file (one that had a sample before, or is
-                    // named as one) are not read, and are said not to be.
-                    let lines_file = seen > 0
-                        || [".jsonl", ".ndjson"]
-                            .iter()
-                            .any(|ext| origin.ends_with(ext));
-                    // In JSON Lines, a sample cut short reads on into the
-                    // next line, where the JSON then breaks: it is named at
-                    // its own line (when the line the JSON broke on is a
-                    // sample of its own; a sample written on several lines
-                    // with a mistake inside is named where the mistake is).
-                    if lines_file
-                        && line > sample_line
-                        && line_is_json(bytes, line)
-                        && let Some((at, cut)) = cut_short(bytes, lines.counted)
-                    {
-                        (line, column) = (sample_line, at);
-                        message = cut;
+        let named_lines = [".jsonl", ".ndjson"]
+            .iter()
+            .any(|ext| origin.ends_with(ext));
+        // Whether every sample so far was on a line of its own: then a line
+        // that is not JSON is only that line, and the reading goes on after
+        // it (unless `stop`).
+        let mut one_per_line = true;
+        // Where the reading (re)started, and its line.
+        let (mut base, mut base_line) = (0, 1);
+        'file: loop {
+            let part = &bytes[base..];
+            let mut stream = serde_json::Deserializer::from_slice(part).into_iter::<Sample>();
+            loop {
+                let start = base + stream.byte_offset();
+                let sample_line = lines.at(bytes, start);
+                let sample_start = lines.counted;
+                match stream.next() {
+                    None => break 'file,
+                    Some(Err(e)) => {
+                        // A JSON Lines file (one that had a sample before, or
+                        // is named as one).
+                        let lines_file = seen > 0 || named_lines;
+                        let may_go_on = !stop && lines_file && (named_lines || one_per_line);
+                        // Files joined with `cat` keep each one's byte order
+                        // mark, at the start of its line: skipped there too.
+                        if may_go_on && bytes[sample_start..].starts_with(BOM) {
+                            base = sample_start + BOM.len();
+                            base_line = sample_line;
+                            continue 'file;
+                        }
+                        let (mut line, mut column) = json_position(part, &e);
+                        line += base_line - 1;
+                        let mut message = json_message(&e);
+                        // In JSON Lines, a sample cut short reads on into the
+                        // next line, where the JSON then breaks: it is named
+                        // at its own line (when the line the JSON broke on is
+                        // a sample of its own; a sample written on several
+                        // lines with a mistake inside is named where the
+                        // mistake is).
+                        if lines_file
+                            && line > sample_line
+                            && line_is_json(bytes, line)
+                            && let Some((at, cut)) = cut_short(bytes, sample_start)
+                        {
+                            (line, column) = (sample_line, at);
+                            message = cut;
+                        }
+                        // A sample that is one line goes no further than it,
+                        // and the reading goes on at the next; otherwise (a
+                        // sample written on several lines, with a mistake
+                        // inside) the reading stops here, and the samples on
+                        // later lines are said not to be read.
+                        let goes_on = may_go_on && line == sample_line;
+                        if lines_file && !goes_on && text_after_line(bytes, line) {
+                            message
+                                .push_str("; the rest of the file, after this line, was not read");
+                        }
+                        problem(Error::Json {
+                            origin: origin.to_owned(),
+                            line,
+                            column,
+                            message,
+                        });
+                        failed = true;
+                        if !goes_on {
+                            return added;
+                        }
+                        match start_of_line_after(bytes, sample_start, sample_line, line) {
+                            Some(next) => (base, base_line) = (next, line + 1),
+                            None => break 'file,
+                        }
+                        continue 'file;
                     }
-                    if lines_file && text_after_line(bytes, line) {
-                        message.push_str("; the rest of the file, after this line, was not read");
-                    }
-                    problem(Error::Json {
-                        origin: origin.to_owned(),
-                        line,
-                        column,
-                        message,
-                    });
-                    return added;
-                }
-                Some(Ok(Sample { value: v, names })) => {
-                    seen += 1;
-                    let label = if seen == 1 && stream.byte_offset() == trimmed_len(bytes) {
-                        origin.to_owned()
-                    } else {
-                        format!("{origin}: sample {seen} (line {line})")
-                    };
-                    let added_or = match names {
-                        Some((first, last)) => Err(Error::Sample {
-                            origin: label.clone(),
-                            problem: SampleProblem::NamedTwice { first, last },
-                        }),
-                        None => self.add(&v, &label),
-                    };
-                    match added_or {
-                        Ok(()) => added += 1,
-                        Err(e) => {
-                            problem(e);
-                            if stop {
-                                return added;
+                    Some(Ok(Sample { value: v, names })) => {
+                        seen += 1;
+                        let end = base + stream.byte_offset();
+                        one_per_line &= !bytes[sample_start..end].contains(&b'\n');
+                        let label = if seen == 1 && !failed && end == trimmed_len(bytes) {
+                            origin.to_owned()
+                        } else {
+                            format!("{origin}: sample {seen} (line {sample_line})")
+                        };
+                        let added_or = match names {
+                            Some((first, last)) => Err(Error::Sample {
+                                origin: label.clone(),
+                                problem: SampleProblem::NamedTwice { first, last },
+                            }),
+                            None => self.add(&v, &label),
+                        };
+                        match added_or {
+                            Ok(()) => added += 1,
+                            Err(e) => {
+                                problem(e);
+                                if stop {
+                                    return added;
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        if seen == 0 {
+        if seen == 0 && !failed {
             problem(Error::Sample {
                 origin: origin.to_owned(),
                 problem: SampleProblem::Empty,
@@ -723,15 +758,25 @@ fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
         path: path.into(),
         error: source,
     };
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(io)?;
-    if bytes.len() as u64 > limit {
-        return Err(io(std::io::Error::other(format!(
+    let too_large = || {
+        io(std::io::Error::other(format!(
             "larger than {}, the most a sample file may hold: split the samples into several files",
             size_text(limit)
-        ))));
+        )))
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    // A file that says it is larger is refused before it is read; one that
+    // does not know its size (a pipe, `/dev/zero`) is read up to the limit.
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > limit)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
     }
     Ok(bytes)
 }
@@ -773,11 +818,27 @@ impl Lines {
     }
 }
 
-/// Whether line `line` (1-based) of `bytes`, alone, is JSON.
+/// The UTF-8 byte order mark some editors write at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where the line after line `line` starts, counting from `from`, which is
+/// on line `from_line`; `None` when `line` is the last.
+fn start_of_line_after(bytes: &[u8], from: usize, from_line: usize, line: usize) -> Option<usize> {
+    let mut newlines = bytes[from..]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| from + i + 1);
+    newlines.nth(line.checked_sub(from_line)?)
+}
+
+/// Whether line `line` (1-based) of `bytes`, alone, is JSON (after a byte
+/// order mark, which a line of files joined with `cat` may start with).
 fn line_is_json(bytes: &[u8], line: usize) -> bool {
     bytes
         .split(|&b| b == b'\n')
         .nth(line.saturating_sub(1))
+        .map(|text| text.strip_prefix(BOM).unwrap_or(text))
         .is_some_and(|text| serde_json::from_slice::<Value>(text).is_ok())
 }
 

@@ -526,40 +526,66 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
     .unwrap();
     std::fs::write(dir.join("c-broken.json"), "{\"name\": ").unwrap();
     std::fs::write(dir.join("d-empty.json"), "  \n").unwrap();
-    // A JSON Lines file goes on past an envelope it cannot use, and stops at
-    // invalid JSON.
+    // A JSON Lines file goes on past an envelope it cannot use, and past a
+    // line that is not JSON (or cut short); a byte order mark at the start
+    // of a line (files joined with `cat`) is skipped.
     std::fs::write(
         dir.join("e-lines.jsonl"),
-        format!("{compact}\n[1]\n{compact}\n{{oops\n{compact}\n"),
+        format!("{compact}\n[1]\n{compact}\n{{oops\n{compact}\n{{\"name\": \n\u{feff}{compact}\n"),
+    )
+    .unwrap();
+    // Several samples one per line in a `.json` file read the same way; one
+    // written on several lines with a mistake inside ends its file.
+    std::fs::write(
+        dir.join("f-lines.json"),
+        format!("{compact}\n{{oops\n{compact}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("g-pretty.json"),
+        format!(
+            "{}\n{{\n  \"name\": oops\n}}\n{conversation}\n",
+            conversation.trim_end()
+        ),
     )
     .unwrap();
 
     let mut first = Inferrer::default();
     let err = first.add_path(&dir).unwrap_err().to_string();
-    assert!(err.ends_with("b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"), "{err}");
+    assert!(err.ends_with("b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, with a letter somewhere, at most 64)"), "{err}");
 
     let mut i = Inferrer::default();
     let mut unusable = Vec::new();
     let added = i
         .add_path_skipping(&dir, &mut |e| unusable.push(e.to_string()))
         .unwrap();
-    assert_eq!(added, 3, "a-good and two lines of e-lines");
-    assert_eq!(i.sample_count(), 3);
+    assert_eq!(
+        added, 8,
+        "a-good, four lines of e-lines, two of f-lines, one of g-pretty"
+    );
+    assert_eq!(i.sample_count(), 8);
     let d = dir.display();
     assert_eq!(
         unusable,
         [
             format!(
-                "{d}/b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, at most 64)"
+                "{d}/b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, with a letter somewhere, at most 64)"
             ),
             format!("{d}/c-broken.json:1:9: invalid JSON: EOF while parsing a value"),
             format!("{d}/d-empty.json: no sample: the input is empty"),
             format!(
                 "{d}/e-lines.jsonl: sample 2 (line 2): a sample must be a JSON object (an event envelope)"
             ),
+            format!("{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string"),
             format!(
-                "{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string; the rest of the file, \
-                 after this line, was not read"
+                "{d}/e-lines.jsonl:6:8: invalid JSON: EOF while parsing a value: the line ends \
+                 before its sample does (in JSON Lines, each sample is one line)"
+            ),
+            format!("{d}/f-lines.json:2:2: invalid JSON: key must be a string"),
+            format!(
+                "{d}/g-pretty.json:{}:11: invalid JSON: expected value; the rest of the file, \
+                 after this line, was not read",
+                conversation.lines().count() + 2
             ),
         ]
     );
