@@ -336,8 +336,26 @@ fn two_event_names_of_one_type_name_are_named_in_the_error() {
         sample["name"] = json!(other);
         let mut inferrer = kustomer_schema::Inferrer::default();
         inferrer.add_json(seed.as_bytes(), "seed").unwrap();
-        inferrer.add(&sample, "mine").unwrap();
-        let err = generate(&inferrer.schemas(), &Settings::default()).unwrap_err();
+        // Inference refuses the second sample, naming the first.
+        let refused = inferrer.add(&sample, "mine").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "mine: the event `{other}` gives the Rust type `CustomerCreate`, as \
+                 `kustomer.customer.create` did (seed): event names that differ only in case or \
+                 punctuation cannot both have models, so one is mistyped"
+            )
+        );
+        // Schemas that list both anyway (written by hand) are an error too.
+        let mut schemas = inferrer.schemas();
+        schemas
+            .get_mut("customer")
+            .unwrap()
+            .get_mut("x-kustomer-events")
+            .and_then(Value::as_array_mut)
+            .unwrap()
+            .push(json!(other));
+        let err = generate(&schemas, &Settings::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

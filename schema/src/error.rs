@@ -71,6 +71,65 @@ pub enum SampleProblem {
         "`data.type` {0:?} is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, with a letter somewhere, at most 64)"
     )]
     BadResourceName(String),
+    /// A part of the envelope every model is built around has another
+    /// JSON type: `data.attributes`, `data.relationships` or `changes` not
+    /// an object, `id` or `data.id` not a string. Inferred from, it would
+    /// turn the resource's typed attributes (or ids) into untyped values.
+    #[error(
+        "`{pointer}` is {found}, not {expected}: every model of the resource is built around it, so this sample cannot be used"
+    )]
+    Spine {
+        /// Where, as a JSON Pointer (`/data/attributes`).
+        pointer: &'static str,
+        /// What it should be (`an object`, `a string`).
+        expected: &'static str,
+        /// What it is (`a string`, `a number`…).
+        found: &'static str,
+    },
+    /// The event came with another `data.type` in an earlier sample.
+    #[error(
+        "`{event}` came with `data.type` {other_resource:?} before ({first}), and here with {resource:?}: an event has one resource, so one of the two samples has a wrong `name` or `data.type`"
+    )]
+    EventOfAnotherResource {
+        /// The event name.
+        event: String,
+        /// This sample's `data.type`.
+        resource: String,
+        /// The earlier sample's.
+        other_resource: String,
+        /// The earlier sample.
+        first: String,
+    },
+    /// The event's name gives the same Rust type name as another event's
+    /// (they differ only in case or punctuation).
+    #[error(
+        "the event `{event}` gives the Rust type `{type_name}`, as `{other}` did ({first}): event names that differ only in case or punctuation cannot both have models, so one is mistyped"
+    )]
+    EventNamedLikeAnother {
+        /// This sample's event name.
+        event: String,
+        /// The Rust type name both give.
+        type_name: String,
+        /// The earlier event name.
+        other: String,
+        /// The earlier sample.
+        first: String,
+    },
+    /// The resource type gives the same module name as another's (they
+    /// differ only in case or punctuation).
+    #[error(
+        "`data.type` {resource:?} gives the module `{module}`, as {other:?} did ({first}): resource types that differ only in case or punctuation cannot both have models, so one is mistyped"
+    )]
+    ResourceNamedLikeAnother {
+        /// This sample's `data.type`.
+        resource: String,
+        /// The module name both give.
+        module: String,
+        /// The earlier `data.type`.
+        other: String,
+        /// The earlier sample.
+        first: String,
+    },
     /// The envelope has `name` twice, with different values: which event
     /// it is cannot be told, and the receiver refuses such a body with 400.
     #[error("the sample names its event twice, {first:?} and then {last:?}, at /name")]

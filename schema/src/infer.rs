@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result, SampleProblem};
 use crate::render::{EVIDENCE_KEYWORD, Renderer, hoist, unique_name};
-use crate::rules::{RESERVED_TYPE_NAMES, Role, SHARED_DEFINITIONS, event_type_name, pascal_case};
+use crate::rules::{
+    RESERVED_TYPE_NAMES, Role, SHARED_DEFINITIONS, event_type_name, pascal_case, snake_case,
+};
 use crate::shape::{Cx, Object, Shape};
 
 /// The JSON Schema dialect every inferred schema declares.
@@ -92,6 +94,11 @@ pub struct Inferrer {
     settings: Settings,
     resources: BTreeMap<String, Resource>,
     samples: u64,
+    /// For each event's Rust type name: the event, its resource, and the
+    /// first sample of it.
+    events_by_type: BTreeMap<String, (String, String, String)>,
+    /// For each resource's module name: the resource, and its first sample.
+    resources_by_module: BTreeMap<String, (String, String)>,
 }
 
 impl Inferrer {
@@ -135,6 +142,49 @@ impl Inferrer {
         if !is_resource_name(resource) {
             return Err(problem(SampleProblem::BadResourceName(resource.clone())));
         }
+        if let Some(spine) = spine_problem(envelope) {
+            return Err(problem(spine));
+        }
+        let module = snake_case(resource);
+        if let Some((other, first)) = self.resources_by_module.get(&module)
+            && other != resource
+        {
+            return Err(problem(SampleProblem::ResourceNamedLikeAnother {
+                resource: resource.clone(),
+                module,
+                other: other.clone(),
+                first: first.clone(),
+            }));
+        }
+        let type_name = event_type_name(name);
+        match self.events_by_type.get(&type_name) {
+            Some((other, other_resource, first)) if other == name && other_resource != resource => {
+                return Err(problem(SampleProblem::EventOfAnotherResource {
+                    event: name.clone(),
+                    resource: resource.clone(),
+                    other_resource: other_resource.clone(),
+                    first: first.clone(),
+                }));
+            }
+            Some((other, _, first)) if other != name => {
+                return Err(problem(SampleProblem::EventNamedLikeAnother {
+                    event: name.clone(),
+                    type_name,
+                    other: other.clone(),
+                    first: first.clone(),
+                }));
+            }
+            Some(_) => {}
+            None => {
+                self.events_by_type.insert(
+                    type_name,
+                    (name.clone(), resource.clone(), origin.to_owned()),
+                );
+            }
+        }
+        self.resources_by_module
+            .entry(module)
+            .or_insert_with(|| (resource.clone(), origin.to_owned()));
 
         let cx = Cx {
             sample: self.samples,
@@ -679,6 +729,41 @@ fn collect_definitions(
 /// something else ([`RESERVED_TYPE_NAMES`]), get `Resource` appended, and
 /// one whose name starts with a digit (`3pl-shipment`) gets it prepended
 /// (`Resource3plShipment`), so that every name is a Rust type name.
+/// What is wrong with the parts of `envelope` every model is built around,
+/// if anything: `data.attributes`, `data.relationships` and `changes` are
+/// objects, `id` and `data.id` strings (each may be absent or null).
+fn spine_problem(envelope: &Map<String, Value>) -> Option<SampleProblem> {
+    let data = envelope.get("data").and_then(Value::as_object);
+    let parts = [
+        (
+            "/data/attributes",
+            data.and_then(|d| d.get("attributes")),
+            true,
+        ),
+        (
+            "/data/relationships",
+            data.and_then(|d| d.get("relationships")),
+            true,
+        ),
+        ("/changes", envelope.get("changes"), true),
+        ("/id", envelope.get("id"), false),
+        ("/data/id", data.and_then(|d| d.get("id")), false),
+    ];
+    parts.into_iter().find_map(|(pointer, value, object)| {
+        let fits = match value {
+            None | Some(Value::Null) => true,
+            Some(Value::Object(_)) => object,
+            Some(Value::String(_)) => !object,
+            Some(_) => false,
+        };
+        (!fits).then(|| SampleProblem::Spine {
+            pointer,
+            expected: if object { "an object" } else { "a string" },
+            found: json_kind(value.unwrap_or(&Value::Null)),
+        })
+    })
+}
+
 fn resource_prefix(type_name: &str) -> String {
     let p = pascal_case(type_name);
     if p.starts_with(|c: char| c.is_ascii_digit()) {

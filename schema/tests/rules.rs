@@ -508,6 +508,95 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
     assert_eq!(i.sample_count(), 0);
 }
 
+/// A sample whose envelope has the parts every model is built around in
+/// another shape is unusable, named with the part; nothing of it is kept.
+#[test]
+fn a_sample_whose_spine_has_another_shape_is_unusable() {
+    let base = json!({
+        "id": "6a1f00000000000000000001",
+        "name": "kustomer.customer.update",
+        "data": {"type": "customer", "id": "608731c238e15a90895f7029", "attributes": {"rev": 1}},
+    });
+    for (pointer, value, want) in [
+        (
+            "/data/attributes",
+            json!("oops"),
+            "`/data/attributes` is a string, not an object",
+        ),
+        (
+            "/data/relationships",
+            json!(5),
+            "`/data/relationships` is a number, not an object",
+        ),
+        (
+            "/changes",
+            json!([1]),
+            "`/changes` is an array, not an object",
+        ),
+        ("/id", json!(42), "`/id` is a number, not a string"),
+        (
+            "/data/id",
+            json!({"a": 1}),
+            "`/data/id` is an object, not a string",
+        ),
+    ] {
+        let mut sample = base.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let parent = if parent.is_empty() {
+            &mut sample
+        } else {
+            sample.pointer_mut(parent).unwrap()
+        };
+        parent[key] = value;
+        let mut i = Inferrer::default();
+        let err = i.add(&sample, "zz.json").unwrap_err().to_string();
+        assert!(err.starts_with(&format!("zz.json: {want}: ")), "{err}");
+        assert_eq!(i.sample_count(), 0);
+    }
+    // Null or absent is fine.
+    let mut sample = base.clone();
+    sample["data"]["attributes"] = Value::Null;
+    sample["changes"] = Value::Null;
+    sample.as_object_mut().unwrap().remove("id");
+    Inferrer::default().add(&sample, "ok.json").unwrap();
+}
+
+/// An event that comes with two resources, or two event or resource names
+/// that would give one Rust name, is unusable in the later sample, which is
+/// named with the earlier one.
+#[test]
+fn samples_that_would_give_one_name_twice_are_unusable_in_the_later_one() {
+    let sample = |name: &str, resource: &str| json!({"name": name, "data": {"type": resource}});
+    let mut i = Inferrer::default();
+    i.add(&sample("kustomer.customer.update", "customer"), "a.json")
+        .unwrap();
+    for (later, want) in [
+        (
+            sample("kustomer.customer.update", "user"),
+            "b.json: `kustomer.customer.update` came with `data.type` \"customer\" before \
+             (a.json), and here with \"user\"",
+        ),
+        (
+            sample("kustomer.customer.Update", "customer"),
+            "b.json: the event `kustomer.customer.Update` gives the Rust type `CustomerUpdate`, \
+             as `kustomer.customer.update` did (a.json)",
+        ),
+        (
+            sample("kustomer.customer.create", "Customer"),
+            "b.json: `data.type` \"Customer\" gives the module `customer`, as \"customer\" did \
+             (a.json)",
+        ),
+    ] {
+        let err = i.add(&later, "b.json").unwrap_err().to_string();
+        assert!(err.starts_with(want), "{err}");
+    }
+    assert_eq!(i.sample_count(), 1);
+    // The same event and resource again is fine.
+    i.add(&sample("kustomer.customer.update", "customer"), "c.json")
+        .unwrap();
+    assert_eq!(i.schemas().len(), 1);
+}
+
 /// `add_path_skipping` adds what it can and hands over every sample it
 /// cannot use, where `add_path` stops at the first.
 #[test]
