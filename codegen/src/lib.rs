@@ -940,7 +940,16 @@ struct Gen<'a> {
     /// Nested structs that could not keep the name the models before gave
     /// them: new name → old name, under which their fields were named.
     renamed: BTreeMap<String, String>,
+    /// How many arrays and structs hold the field being generated.
+    depth: usize,
 }
+
+/// The most arrays and structs a field's type may be nested in, from the
+/// envelope: a value nested deeper is kept as JSON (`Value`). Types nested
+/// much deeper than any payload Kustomer sends (a few levels) make rustc
+/// give up checking that they are `Send` and `Sync` (E0275), so a sample
+/// that deep would give models that do not compile.
+pub const MAX_TYPE_DEPTH: usize = 24;
 
 impl<'a> Gen<'a> {
     fn new(prefix: &str, taken: &'a mut BTreeSet<String>, previous: &'a Previous) -> Self {
@@ -958,6 +967,7 @@ impl<'a> Gen<'a> {
             owner: String::new(),
             reserved: BTreeSet::new(),
             renamed: BTreeMap::new(),
+            depth: 0,
         }
     }
 
@@ -1168,10 +1178,14 @@ impl<'a> Gen<'a> {
             "integer" => Ty::Int,
             "number" => Ty::Number,
             "boolean" => Ty::Bool,
+            // Nested past the budget: kept as JSON.
+            "array" | "object" if self.depth >= MAX_TYPE_DEPTH => Ty::Value,
             "array" => match schema.get("items") {
                 Some(items) => {
-                    let (item, item_nullable) =
-                        self.field_type(key, items, &format!("{pointer}/items"))?;
+                    self.depth += 1;
+                    let item = self.field_type(key, items, &format!("{pointer}/items"));
+                    self.depth -= 1;
+                    let (item, item_nullable) = item?;
                     // `Vec<Option<T>>` is not a model: nullable items stay JSON.
                     if item_nullable {
                         Ty::Vec(Box::new(Ty::Value))
@@ -1188,7 +1202,10 @@ impl<'a> Gen<'a> {
                 if has_shape {
                     let name =
                         self.unique_kept(&format!("{}{}", self.prefix, pascal_case(key)), key);
-                    self.structure(&name, schema, pointer, Origin::Resource)?;
+                    self.depth += 1;
+                    let made = self.structure(&name, schema, pointer, Origin::Resource);
+                    self.depth -= 1;
+                    made?;
                     Ty::Named(name)
                 } else {
                     Ty::Object
@@ -1228,12 +1245,15 @@ impl<'a> Gen<'a> {
         }
         let rust = self.unique(name);
         self.made.insert(name.to_owned(), rust.clone());
-        self.structure(
+        self.depth += 1;
+        let made = self.structure(
             &rust,
             &def,
             &format!("/definitions/{name}"),
             Origin::Resource,
-        )?;
+        );
+        self.depth -= 1;
+        made?;
         Ok(Ty::Named(rust))
     }
 
@@ -1990,6 +2010,45 @@ mod tests {
                 .contains("trailing")
         );
         assert!(parse_schema("[[1]").is_err());
+    }
+
+    /// Types nested past [`MAX_TYPE_DEPTH`] would not compile (E0275): the
+    /// value there is kept as JSON.
+    #[test]
+    fn a_value_nested_past_the_budget_is_kept_as_json() {
+        let deep = |depth: usize, alternate: bool| {
+            let mut v = Value::from(1);
+            for level in 0..depth {
+                v = if alternate && level % 2 == 1 {
+                    serde_json::json!({ "k": v })
+                } else {
+                    serde_json::json!([v])
+                };
+            }
+            serde_json::json!({
+                "name": "kustomer.deep.update",
+                "data": {"type": "deep", "attributes": {"d": v}},
+            })
+            .to_string()
+        };
+        for alternate in [false, true] {
+            let files = models(&[&deep(120, alternate)]).unwrap();
+            let text = files["deep.rs"].replace(char::is_whitespace, "");
+            let vecs = text.matches("Vec<").count();
+            let structs = text.matches("pubstructDeep").count();
+            assert!(
+                vecs + structs <= MAX_TYPE_DEPTH + 4,
+                "{vecs} arrays and {structs} structs nested"
+            );
+            assert!(text.contains("Value>"), "{text}");
+            // Shallower, it is typed all the way.
+            let files = models(&[&deep(10, alternate)]).unwrap();
+            assert!(
+                files["deep.rs"].contains("Vec<i64>"),
+                "{}",
+                files["deep.rs"]
+            );
+        }
     }
 
     #[test]
