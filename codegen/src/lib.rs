@@ -1061,6 +1061,27 @@ impl<'a> Gen<'a> {
         name
     }
 
+    /// The struct the models before had for a shape repeated in the schema
+    /// (a definition, named by inference after the first key holding it,
+    /// which a new key sorting first renames): the one struct of this
+    /// resource's whose JSON keys were exactly the definition's, when its
+    /// name is free; then taken.
+    fn kept_definition_name(&mut self, def: &Value) -> Option<String> {
+        let keys = def.get("properties")?.as_object()?;
+        let prefix = self.prefix.as_str();
+        let mut same = self
+            .previous
+            .fields
+            .iter()
+            .filter(|(name, fields)| name.starts_with(prefix) && fields.keys().eq(keys.keys()));
+        let (name, _) = same.next()?;
+        if same.next().is_some() || self.reserved.contains(name) || !self.taken.insert(name.clone())
+        {
+            return None;
+        }
+        Some(name.clone())
+    }
+
     /// `base`, or it numbered from 2, whichever is first neither taken nor
     /// `passed`; then taken.
     fn numbered(&mut self, base: &str, passed: impl Fn(&str) -> bool) -> String {
@@ -1243,7 +1264,10 @@ impl<'a> Gen<'a> {
                 ),
             ));
         }
-        let rust = self.unique(name);
+        let rust = match self.kept_definition_name(&def) {
+            Some(kept) => kept,
+            None => self.unique(name),
+        };
         self.made.insert(name.to_owned(), rust.clone());
         self.depth += 1;
         let made = self.structure(
@@ -2549,6 +2573,34 @@ mod tests {
             text[at..at + text[at..].find(',').unwrap()].to_owned()
         };
         assert_eq!(inner(text), inner(&before["widget.rs"]), "{text}");
+    }
+
+    /// A shape repeated in the samples is one type, named after the first
+    /// key holding it; a new key holding it that sorts first would rename
+    /// it, and the models before keep its name.
+    #[test]
+    fn a_repeated_shape_keeps_its_type_name_when_a_new_key_sorting_first_holds_it() {
+        let first = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"addrB":{"street":"x","city":"y"},"addrC":{"street":"x","city":"y"}}}}"#;
+        let second = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"addrA":{"street":"x","city":"y"},"addrB":{"street":"x","city":"y"}}}}"#;
+        let before = generate(&schemas(&[first]), &Settings::default()).unwrap();
+        assert!(before["thing.rs"].contains("pub addr_c: ThingAddrB,"));
+        let fresh = generate(&schemas(&[first, second]), &Settings::default()).unwrap();
+        assert!(fresh["thing.rs"].contains("pub addr_c: Option<ThingAddrA>,"));
+        let settings = Settings::default().with_previous_models(&before);
+        let kept = generate(&schemas(&[first, second]), &settings).unwrap();
+        let text = &kept["thing.rs"];
+        for field in [
+            "pub addr_a: Option<ThingAddrB>,",
+            "pub addr_c: Option<ThingAddrB>,",
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+        assert!(!text.contains("ThingAddrA"), "{text}");
+        let settings = Settings::default().with_previous_models(&kept);
+        assert_eq!(
+            generate(&schemas(&[first, second]), &settings).unwrap(),
+            kept
+        );
     }
 
     #[test]
