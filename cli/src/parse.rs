@@ -146,11 +146,21 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
     let mut found: Vec<std::ops::Range<usize>> = Vec::new();
     let mut at = past_space(bytes, 0);
     while at < bytes.len() {
-        let mut values =
-            serde_json::Deserializer::from_slice(&bytes[at..]).into_iter::<serde::de::IgnoredAny>();
+        // A byte order mark before a value (files joined with `cat`) stays
+        // in its payload, which the runtime's parse reads past.
+        let value = at
+            + if bytes[at..].starts_with(BOM) {
+                BOM.len()
+            } else {
+                0
+            };
+        let mut values = serde_json::Deserializer::from_slice(&bytes[value..])
+            .into_iter::<serde::de::IgnoredAny>();
         let end = match values.next() {
-            Some(Ok(_)) => at + values.byte_offset(),
-            Some(Err(_)) if lines_file => line_end(bytes, at),
+            Some(Ok(_)) => value + values.byte_offset(),
+            // To the next line that starts an object: the lines between
+            // belong to this one (written on several lines).
+            Some(Err(_)) if lines_file => next_object_line(bytes, line_end(bytes, at)),
             Some(Err(_)) if found.is_empty() => return whole(),
             Some(Err(_)) => bytes.len(),
             None => break,
@@ -182,6 +192,9 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
         .collect()
 }
 
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -198,6 +211,22 @@ fn before_space(bytes: &[u8], start: usize, end: usize) -> usize {
         .rev()
         .take_while(|&&b| is_space(b))
         .count()
+}
+
+/// The start of the first line after `end` (a line's end) that starts an
+/// object, `{` first (after a byte order mark); the end of `bytes` when
+/// none does.
+fn next_object_line(bytes: &[u8], end: usize) -> usize {
+    let mut start = end;
+    while start < bytes.len() {
+        start += 1;
+        let text = &bytes[start.min(bytes.len())..];
+        if text.strip_prefix(BOM).unwrap_or(text).starts_with(b"{") {
+            return start;
+        }
+        start = line_end(bytes, start.min(bytes.len()));
+    }
+    bytes.len()
 }
 
 /// The end of the line `at` is on (its line feed, or the end).
@@ -326,8 +355,9 @@ fn one(at: &Place<'_>, body: &[u8], as_json: bool, emit: bool) -> Result<(), Str
     let drift = parsed.drift();
     // What the payload says, as the runtime reads it: a lone surrogate
     // escape is U+FFFD there, and so here.
+    let text = body.strip_prefix(BOM).unwrap_or(body);
     let original: Option<Value> =
-        serde_json::from_slice(&kustomer_schema::lone_surrogates_replaced(body)).ok();
+        serde_json::from_slice(&kustomer_schema::lone_surrogates_replaced(text)).ok();
     let lossless = original.is_some() && serde_json::to_value(event).ok() == original;
     let name = event.name();
     if as_json {
@@ -449,6 +479,24 @@ mod tests {
                 ("{\"b\":", Some(2), 1),
                 ("{\"c\":3}", Some(3), 1),
             ]
+        );
+        // Lines that go on a sample written on several lines belong to it,
+        // up to the next that starts an object.
+        assert_eq!(
+            split(
+                "{\"a\":1}\n{\"b\": x,\n  \"c\": {\"d\": 1}\n}\n{\"e\":2}\n",
+                true
+            ),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\": x,\n  \"c\": {\"d\": 1}\n}", Some(2), 1),
+                ("{\"e\":2}", Some(5), 1),
+            ]
+        );
+        // A byte order mark starting a line stays in its payload.
+        assert_eq!(
+            split("{\"a\":1}\n\u{feff}{\"b\":2}\n", false),
+            [("{\"a\":1}", Some(1), 1), ("\u{feff}{\"b\":2}", Some(2), 1)]
         );
         // Elsewhere what follows cannot be told apart: the rest is one.
         assert_eq!(

@@ -259,25 +259,32 @@ fn name_value(text: &str) -> Result<(String, String), String> {
     header(name, value)
 }
 
-/// Why `name` is no HTTP header name, quoting it only up to its first
-/// character a name cannot have: what follows may be a secret (`Name:
-/// value=`, split at the value's own `=`).
+/// Why `name` is no HTTP header name. Nothing of it is quoted but a name
+/// followed by `:` or white space (`Name: value=`, split at the value's own
+/// `=`): anything else may be the secret itself (a line without its
+/// `NAME=`, split inside a base64 value's padding).
 fn not_a_name(name: &str) -> String {
     const ALLOWED: &str = "letters, digits and !#$%&'*+-.^_`|~ only";
     let is_token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    let Some((at, bad)) = name.char_indices().find(|&(_, c)| !is_token(c)) else {
-        return format!("{name:?} is not an HTTP header name ({ALLOWED})");
-    };
-    let before = &name[..at];
-    let what = match bad {
-        ':' => "a `:` (write NAME=VALUE, not NAME: VALUE)".to_owned(),
-        c if c.is_whitespace() => "white space".to_owned(),
-        c => format!("{c:?}"),
-    };
-    format!(
-        "the header name {before:?}… goes on with {what}, which no HTTP header name has \
-         ({ALLOWED}); the rest is not shown, in case it is the secret"
-    )
+    let first_bad = name.char_indices().find(|&(_, c)| !is_token(c));
+    match first_bad {
+        Some((at, bad)) if at > 0 && (bad == ':' || bad.is_whitespace()) => {
+            let before = &name[..at];
+            let what = if bad == ':' {
+                "a `:` (write NAME=VALUE, not NAME: VALUE)"
+            } else {
+                "white space"
+            };
+            format!(
+                "the header name {before:?}… goes on with {what}, which no HTTP header name has \
+                 ({ALLOWED}); the rest is not shown, in case it is the secret"
+            )
+        }
+        _ => format!(
+            "the text before the first `=` is not an HTTP header name ({ALLOWED}); it is not \
+             shown, in case it is the secret (each line is NAME=VALUE)"
+        ),
+    }
 }
 
 /// A custom header: a name HTTP allows (not one of [`RESERVED_HEADERS`], the
@@ -594,6 +601,11 @@ mod tests {
             ),
             // Written as HTTP shows it, a padded secret split at its `=`:
             // only the name is quoted.
+            // A line that is only the secret: nothing of it is shown.
+            (
+                b"c2Vj/s3cret==\n",
+                ":1: the text before the first `=` is not an HTTP header name",
+            ),
             (
                 b"X-App-Secret: c2VjcmV0U2VjcmV0==\n",
                 ":1: the header name \"X-App-Secret\"\u{2026} goes on with a `:` (write NAME=VALUE, not NAME: VALUE)",

@@ -62,7 +62,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kustomer_schema::naming::{
-    RESERVED_TYPE_NAMES, event_type_name, field_snake_case, pascal_case, snake_case,
+    RESERVED_TYPE_NAMES, event_type_name, field_snake_case, is_keyword, module_name, pascal_case,
+    snake_case,
 };
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -157,18 +158,24 @@ struct Previous {
     fields: BTreeMap<String, BTreeMap<String, String>>,
     /// Their field types as written: struct → JSON key → `Option<CustomerLvl5>`.
     types: BTreeMap<String, BTreeMap<String, String>>,
+    /// The file each struct was in.
+    files: BTreeMap<String, String>,
 }
 
 impl Previous {
     fn read(files: &BTreeMap<String, String>) -> Self {
         let mut previous = Previous::default();
-        for (owner, fields) in summary::previous_fields(files) {
-            let (names, types) = fields
-                .into_iter()
-                .map(|(json, (name, ty))| ((json.clone(), name), (json, ty)))
-                .unzip();
-            previous.fields.insert(owner.clone(), names);
-            previous.types.insert(owner, types);
+        for (file, text) in files {
+            let one = BTreeMap::from([(file.clone(), text.clone())]);
+            for (owner, fields) in summary::previous_fields(&one) {
+                let (names, types) = fields
+                    .into_iter()
+                    .map(|(json, (name, ty))| ((json.clone(), name), (json, ty)))
+                    .unzip();
+                previous.fields.insert(owner.clone(), names);
+                previous.types.insert(owner.clone(), types);
+                previous.files.insert(owner, file.clone());
+            }
         }
         previous
     }
@@ -715,23 +722,6 @@ fn without_self_type(schema: &Value) -> Value {
     schema
 }
 
-fn module_name(resource: &str) -> String {
-    let m = snake_case(resource);
-    if m.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("resource_{m}")
-    } else if m.is_empty()
-        || m == "shared"
-        || m == "mod"
-        // A module named like the runtime's crate would shadow it.
-        || m == "kustomer_webhooks"
-        || is_keyword(&m)
-    {
-        format!("{m}_resource")
-    } else {
-        m
-    }
-}
-
 /// `kustomer.customer.update` → `CustomerUpdate` ([`event_type_name`]).
 fn event_variant(name: &str) -> String {
     event_type_name(name)
@@ -942,6 +932,13 @@ struct Gen<'a> {
     renamed: BTreeMap<String, String>,
     /// How many arrays and structs hold the field being generated.
     depth: usize,
+    /// The deepest `depth` reached so far.
+    deepest: usize,
+    /// How many levels of arrays and structs each definition's struct
+    /// (by its schema name) holds, itself counted, as generated.
+    heights: BTreeMap<String, usize>,
+    /// For each definition, the JSON keys of the properties typed with it.
+    holders: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The most arrays and structs a field's type may be nested in, from the
@@ -968,6 +965,9 @@ impl<'a> Gen<'a> {
             reserved: BTreeSet::new(),
             renamed: BTreeMap::new(),
             depth: 0,
+            deepest: 0,
+            heights: BTreeMap::new(),
+            holders: BTreeMap::new(),
         }
     }
 
@@ -1064,22 +1064,42 @@ impl<'a> Gen<'a> {
     /// The struct the models before had for a shape repeated in the schema
     /// (a definition, named by inference after the first key holding it,
     /// which a new key sorting first renames): the one struct of this
-    /// resource's whose JSON keys were exactly the definition's, when its
-    /// name is free; then taken.
-    fn kept_definition_name(&mut self, def: &Value) -> Option<String> {
+    /// resource's file whose JSON keys were exactly the definition's and
+    /// that typed a field under one of the keys now holding the definition,
+    /// when its name is free; then taken.
+    fn kept_definition_name(&mut self, definition: &str, def: &Value) -> Option<String> {
         let keys = def.get("properties")?.as_object()?;
-        let prefix = self.prefix.as_str();
-        let mut same = self
-            .previous
-            .fields
+        let holders = self.holders.get(definition)?;
+        let file = format!("{}.rs", module_name(&self.resource));
+        let previous = self.previous;
+        let in_file = |name: &str| previous.files.get(name) == Some(&file);
+        // The structs fields under those keys were typed with.
+        let typed_with: BTreeSet<&str> = previous
+            .types
             .iter()
-            .filter(|(name, fields)| name.starts_with(prefix) && fields.keys().eq(keys.keys()));
-        let (name, _) = same.next()?;
-        if same.next().is_some() || self.reserved.contains(name) || !self.taken.insert(name.clone())
+            .filter(|(owner, _)| in_file(owner))
+            .flat_map(|(_, types)| {
+                types
+                    .iter()
+                    .filter(|(key, _)| holders.contains(*key))
+                    .flat_map(|(_, ty)| ty.split(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+            })
+            .collect();
+        let mut same = typed_with.into_iter().filter(|name| {
+            in_file(name)
+                && previous
+                    .fields
+                    .get(*name)
+                    .is_some_and(|fields| fields.keys().eq(keys.keys()))
+        });
+        let name = same.next()?.to_owned();
+        if same.next().is_some()
+            || self.reserved.contains(&name)
+            || !self.taken.insert(name.clone())
         {
             return None;
         }
-        Some(name.clone())
+        Some(name)
     }
 
     /// `base`, or it numbered from 2, whichever is first neither taken nor
@@ -1204,6 +1224,7 @@ impl<'a> Gen<'a> {
             "array" => match schema.get("items") {
                 Some(items) => {
                     self.depth += 1;
+                    self.deepest = self.deepest.max(self.depth);
                     let item = self.field_type(key, items, &format!("{pointer}/items"));
                     self.depth -= 1;
                     let (item, item_nullable) = item?;
@@ -1224,6 +1245,7 @@ impl<'a> Gen<'a> {
                     let name =
                         self.unique_kept(&format!("{}{}", self.prefix, pascal_case(key)), key);
                     self.depth += 1;
+                    self.deepest = self.deepest.max(self.depth);
                     let made = self.structure(&name, schema, pointer, Origin::Resource);
                     self.depth -= 1;
                     made?;
@@ -1248,6 +1270,12 @@ impl<'a> Gen<'a> {
         if name == "Change" {
             return Ok(Ty::Change(Box::new(Ty::Value)));
         }
+        // Nested past the budget, here or through the definition's own
+        // levels (made where it was first used, less deep): kept as JSON.
+        let height = self.heights.get(name).copied().unwrap_or(1);
+        if self.depth + height > MAX_TYPE_DEPTH {
+            return Ok(Ty::Value);
+        }
         if let Some(made) = self.made.get(name) {
             return Ok(Ty::Named(made.clone()));
         }
@@ -1264,12 +1292,14 @@ impl<'a> Gen<'a> {
                 ),
             ));
         }
-        let rust = match self.kept_definition_name(&def) {
+        let rust = match self.kept_definition_name(name, &def) {
             Some(kept) => kept,
             None => self.unique(name),
         };
         self.made.insert(name.to_owned(), rust.clone());
+        let (start, outer) = (self.depth, self.deepest);
         self.depth += 1;
+        self.deepest = self.depth;
         let made = self.structure(
             &rust,
             &def,
@@ -1277,6 +1307,9 @@ impl<'a> Gen<'a> {
             Origin::Resource,
         );
         self.depth -= 1;
+        self.heights
+            .insert(name.to_owned(), self.deepest.saturating_sub(start));
+        self.deepest = self.deepest.max(outer);
         made?;
         Ok(Ty::Named(rust))
     }
@@ -1288,6 +1321,52 @@ impl<'a> Gen<'a> {
             #uses
             #(#structs)*
         }
+    }
+}
+
+/// For each definition of `schema`, the JSON keys of the properties typed
+/// with it (directly, in an `anyOf`, or as their items), anywhere.
+fn holders_of_definitions(schema: &Value, holders: &mut BTreeMap<String, BTreeSet<String>>) {
+    fn refs<'v>(schema: &'v Value, out: &mut Vec<&'v str>) {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            out.extend(r.strip_prefix("#/definitions/"));
+        }
+        for any in schema
+            .get("anyOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            refs(any, out);
+        }
+        if let Some(items) = schema.get("items") {
+            refs(items, out);
+        }
+    }
+    match schema {
+        Value::Object(map) => {
+            if let Some(properties) = map.get("properties").and_then(Value::as_object) {
+                for (key, property) in properties {
+                    let mut found = Vec::new();
+                    refs(property, &mut found);
+                    for definition in found {
+                        holders
+                            .entry(definition.to_owned())
+                            .or_default()
+                            .insert(key.clone());
+                    }
+                }
+            }
+            for value in map.values() {
+                holders_of_definitions(value, holders);
+            }
+        }
+        Value::Array(values) => {
+            for value in values {
+                holders_of_definitions(value, holders);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1432,6 +1511,7 @@ impl<'a> Resource<'a> {
             .and_then(Value::as_object)
             .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        holders_of_definitions(schema, &mut g.holders);
         let type_name = schema
             .get("x-kustomer-resource")
             .and_then(Value::as_str)
@@ -1948,66 +2028,6 @@ fn field_name(key: &str, taken: &mut BTreeSet<String>) -> String {
     name
 }
 
-fn is_keyword(s: &str) -> bool {
-    matches!(
-        s,
-        "as" | "async"
-            | "await"
-            | "break"
-            | "const"
-            | "continue"
-            | "crate"
-            | "dyn"
-            | "else"
-            | "enum"
-            | "extern"
-            | "false"
-            | "fn"
-            | "for"
-            | "if"
-            | "impl"
-            | "in"
-            | "let"
-            | "loop"
-            | "match"
-            | "mod"
-            | "move"
-            | "mut"
-            | "pub"
-            | "ref"
-            | "return"
-            | "self"
-            | "Self"
-            | "static"
-            | "struct"
-            | "super"
-            | "trait"
-            | "true"
-            | "type"
-            | "unsafe"
-            | "use"
-            | "where"
-            | "while"
-            | "abstract"
-            | "become"
-            | "box"
-            | "do"
-            | "final"
-            | "macro"
-            | "override"
-            | "priv"
-            | "try"
-            | "typeof"
-            | "unsized"
-            | "virtual"
-            | "yield"
-            | "gen"
-            | "union"
-            | "raw"
-            | "safe"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2073,6 +2093,28 @@ mod tests {
                 files["deep.rs"]
             );
         }
+        // A repeated shape is one definition, made where it is first used:
+        // used again deeper, its own levels count there too.
+        let mut shape = serde_json::json!(1);
+        for _ in 0..20 {
+            shape = serde_json::json!({ "n": shape });
+        }
+        let mut deeper = shape.clone();
+        for _ in 0..10 {
+            deeper = serde_json::json!([deeper]);
+        }
+        let sample = serde_json::json!({
+            "name": "kustomer.deep.update",
+            "data": {"type": "deep", "attributes": {"a": shape, "b": deeper}},
+        });
+        let files = models(&[&sample.to_string()]).unwrap();
+        let text = files["deep.rs"].replace(char::is_whitespace, "");
+        let field = |name: &str| {
+            let at = text.find(&format!("pub{name}:")).unwrap();
+            text[at..at + text[at..].find(",///").unwrap()].to_owned()
+        };
+        assert!(field("a").starts_with("puba:Deep"), "{}", field("a"));
+        assert!(field("b").contains("Vec<Value>"), "{}", field("b"));
     }
 
     #[test]
@@ -2596,6 +2638,23 @@ mod tests {
             assert!(text.contains(field), "{field} in {text}");
         }
         assert!(!text.contains("ThingAddrA"), "{text}");
+        let settings = Settings::default().with_previous_models(&kept);
+        assert_eq!(
+            generate(&schemas(&[first, second]), &settings).unwrap(),
+            kept
+        );
+
+        // A struct with the same keys that typed another key before keeps
+        // its name; the new shape held by new keys is named afresh.
+        let first = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"foo":{"x":1,"y":2}}}}"#;
+        let second = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"aa":{"x":"s","y":"s"},"bb":{"x":"s","y":"s"},"foo":{"x":1,"y":2}}}}"#;
+        let before = generate(&schemas(&[first]), &Settings::default()).unwrap();
+        assert!(before["thing.rs"].contains("pub foo: ThingFoo,"));
+        let settings = Settings::default().with_previous_models(&before);
+        let kept = generate(&schemas(&[first, second]), &settings).unwrap();
+        let text = &kept["thing.rs"];
+        assert!(text.contains("pub foo: ThingFoo,"), "{text}");
+        assert!(text.contains("pub aa: Option<ThingAa>,"), "{text}");
         let settings = Settings::default().with_previous_models(&kept);
         assert_eq!(
             generate(&schemas(&[first, second]), &settings).unwrap(),

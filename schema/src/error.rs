@@ -92,13 +92,13 @@ pub enum SampleProblem {
     )]
     EventOfAnotherResource {
         /// The event name.
-        event: String,
+        event: Box<str>,
         /// This sample's `data.type`.
-        resource: String,
+        resource: Box<str>,
         /// The earlier sample's.
-        other_resource: String,
+        other_resource: Box<str>,
         /// The earlier sample.
-        first: String,
+        first: Box<str>,
     },
     /// The event's name gives the same Rust type name as another event's
     /// (they differ only in case or punctuation).
@@ -107,13 +107,13 @@ pub enum SampleProblem {
     )]
     EventNamedLikeAnother {
         /// This sample's event name.
-        event: String,
+        event: Box<str>,
         /// The Rust type name both give.
-        type_name: String,
+        type_name: Box<str>,
         /// The earlier event name.
-        other: String,
+        other: Box<str>,
         /// The earlier sample.
-        first: String,
+        first: Box<str>,
     },
     /// The resource type gives the same module name as another's (they
     /// differ only in case or punctuation).
@@ -122,13 +122,13 @@ pub enum SampleProblem {
     )]
     ResourceNamedLikeAnother {
         /// This sample's `data.type`.
-        resource: String,
+        resource: Box<str>,
         /// The module name both give.
-        module: String,
+        module: Box<str>,
         /// The earlier `data.type`.
-        other: String,
+        other: Box<str>,
         /// The earlier sample.
-        first: String,
+        first: Box<str>,
     },
     /// The envelope has `name` twice, with different values: which event
     /// it is cannot be told, and the receiver refuses such a body with 400.

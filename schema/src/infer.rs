@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result, SampleProblem};
 use crate::render::{EVIDENCE_KEYWORD, Renderer, hoist, unique_name};
 use crate::rules::{
-    RESERVED_TYPE_NAMES, Role, SHARED_DEFINITIONS, event_type_name, pascal_case, snake_case,
+    RESERVED_TYPE_NAMES, Role, SHARED_DEFINITIONS, event_type_name, module_name, pascal_case,
 };
 use crate::shape::{Cx, Object, Shape};
 
@@ -145,33 +145,33 @@ impl Inferrer {
         if let Some(spine) = spine_problem(envelope) {
             return Err(problem(spine));
         }
-        let module = snake_case(resource);
+        let module = module_name(resource);
         if let Some((other, first)) = self.resources_by_module.get(&module)
             && other != resource
         {
             return Err(problem(SampleProblem::ResourceNamedLikeAnother {
-                resource: resource.clone(),
-                module,
-                other: other.clone(),
-                first: first.clone(),
+                resource: resource.as_str().into(),
+                module: module.into(),
+                other: other.as_str().into(),
+                first: first.as_str().into(),
             }));
         }
         let type_name = event_type_name(name);
         match self.events_by_type.get(&type_name) {
             Some((other, other_resource, first)) if other == name && other_resource != resource => {
                 return Err(problem(SampleProblem::EventOfAnotherResource {
-                    event: name.clone(),
-                    resource: resource.clone(),
-                    other_resource: other_resource.clone(),
-                    first: first.clone(),
+                    event: name.as_str().into(),
+                    resource: resource.as_str().into(),
+                    other_resource: other_resource.as_str().into(),
+                    first: first.as_str().into(),
                 }));
             }
             Some((other, _, first)) if other != name => {
                 return Err(problem(SampleProblem::EventNamedLikeAnother {
-                    event: name.clone(),
-                    type_name,
-                    other: other.clone(),
-                    first: first.clone(),
+                    event: name.as_str().into(),
+                    type_name: type_name.into(),
+                    other: other.as_str().into(),
+                    first: first.as_str().into(),
                 }));
             }
             Some(_) => {}
@@ -237,9 +237,11 @@ impl Inferrer {
     /// used (invalid JSON, not an event envelope, an unusable `data.type`,
     /// an empty file) does not stop the others: each is handed to
     /// `unusable` and the rest are added. Invalid JSON ends its own file
-    /// (what follows it cannot be told apart reliably); a JSON Lines file
-    /// goes on past an unusable envelope. Returns how many samples were
-    /// added.
+    /// (what follows it cannot be told apart reliably), except in JSON
+    /// Lines (a `.jsonl` or `.ndjson` file, or one whose samples so far each
+    /// had a line of their own), where the reading goes on at the next line
+    /// that starts an object; a JSON Lines file also goes on past an
+    /// unusable envelope. Returns how many samples were added.
     ///
     /// Only a path that cannot be read, or a directory without sample
     /// files, is an error.
@@ -306,10 +308,11 @@ impl Inferrer {
                         // A JSON Lines file (one that had a sample before, or
                         // is named as one).
                         let lines_file = seen > 0 || named_lines;
-                        let may_go_on = !stop && lines_file && (named_lines || one_per_line);
+                        let resumable = lines_file && (named_lines || one_per_line);
+                        let may_go_on = !stop && resumable;
                         // Files joined with `cat` keep each one's byte order
                         // mark, at the start of its line: skipped there too.
-                        if may_go_on && bytes[sample_start..].starts_with(BOM) {
+                        if resumable && bytes[sample_start..].starts_with(BOM) {
                             base = sample_start + BOM.len();
                             base_line = sample_line;
                             continue 'file;
@@ -351,8 +354,13 @@ impl Inferrer {
                         if !goes_on {
                             return added;
                         }
-                        match start_of_line_after(bytes, sample_start, sample_line, line) {
-                            Some(next) => (base, base_line) = (next, line + 1),
+                        // At the next line that starts a sample (`{` at its
+                        // start): the lines between belong to the bad one
+                        // (a sample written on several lines).
+                        let next = start_of_line_after(bytes, sample_start, sample_line, line)
+                            .and_then(|next| next_object_line(bytes, next, line + 1));
+                        match next {
+                            Some((next, next_line)) => (base, base_line) = (next, next_line),
                             None => break 'file,
                         }
                         continue 'file;
@@ -915,6 +923,23 @@ fn start_of_line_after(bytes: &[u8], from: usize, from_line: usize, line: usize)
         .filter(|&(_, &b)| b == b'\n')
         .map(|(i, _)| from + i + 1);
     newlines.nth(line.checked_sub(from_line)?)
+}
+
+/// The first line at or after `from` (a line's start, on line `from_line`)
+/// that starts an object, `{` first (after a byte order mark): where a
+/// sample of JSON Lines can start. Its start and line.
+fn next_object_line(bytes: &[u8], from: usize, from_line: usize) -> Option<(usize, usize)> {
+    let mut start = from;
+    let mut line = from_line;
+    while start < bytes.len() {
+        let text = &bytes[start..];
+        if text.strip_prefix(BOM).unwrap_or(text).starts_with(b"{") {
+            return Some((start, line));
+        }
+        start += text.iter().position(|&b| b == b'\n')? + 1;
+        line += 1;
+    }
+    None
 }
 
 /// Whether line `line` (1-based) of `bytes`, alone, is JSON (after a byte

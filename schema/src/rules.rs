@@ -442,6 +442,89 @@ fn ascii_letters(ch: char, out: &mut String) -> bool {
     true
 }
 
+/// The Rust module the models of a resource type go in: its snake_case
+/// name (`kobject-order` → `kobject_order`), with `resource_` before one
+/// starting with a digit and `_resource` after one that is empty, a
+/// keyword, or a name the models' own modules or the runtime's crate have.
+pub fn module_name(resource: &str) -> String {
+    let m = snake_case(resource);
+    if m.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("resource_{m}")
+    } else if m.is_empty()
+        || m == "shared"
+        || m == "mod"
+        // A module named like the runtime's crate would shadow it.
+        || m == "kustomer_webhooks"
+        || is_keyword(&m)
+    {
+        format!("{m}_resource")
+    } else {
+        m
+    }
+}
+
+/// Whether `s` is a Rust keyword (strict, reserved or weak), which a
+/// name cannot be as it is.
+pub fn is_keyword(s: &str) -> bool {
+    matches!(
+        s,
+        "as" | "async"
+            | "await"
+            | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "self"
+            | "Self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "abstract"
+            | "become"
+            | "box"
+            | "do"
+            | "final"
+            | "macro"
+            | "override"
+            | "priv"
+            | "try"
+            | "typeof"
+            | "unsized"
+            | "virtual"
+            | "yield"
+            | "gen"
+            | "union"
+            | "raw"
+            | "safe"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

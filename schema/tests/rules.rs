@@ -590,6 +590,18 @@ fn samples_that_would_give_one_name_twice_are_unusable_in_the_later_one() {
         let err = i.add(&later, "b.json").unwrap_err().to_string();
         assert!(err.starts_with(want), "{err}");
     }
+    // By the modules' own rule: `type` is `type_resource`, as a resource
+    // named so is; `3pl` is `resource_3pl`.
+    for (first, later) in [("type", "type_resource"), ("3pl", "resource_3pl")] {
+        let mut i = Inferrer::default();
+        i.add(&sample("kustomer.a.create", first), "a.json")
+            .unwrap();
+        let err = i
+            .add(&sample("kustomer.b.create", later), "b.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gives the module"), "{err}");
+    }
     assert_eq!(i.sample_count(), 1);
     // The same event and resource again is fine.
     i.add(&sample("kustomer.customer.update", "customer"), "c.json")
@@ -630,6 +642,13 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
         format!("{compact}\n{{oops\n{compact}\n"),
     )
     .unwrap();
+    // In JSON Lines, a bad sample written on several lines is one problem:
+    // the reading goes on at the next line that starts an object.
+    std::fs::write(
+        dir.join("h-pretty.jsonl"),
+        format!("{{\"name\": x,\n  \"data\": {{\"type\": \"c\"}}\n}}\n{compact}\n"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("g-pretty.json"),
         format!(
@@ -649,10 +668,10 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
         .add_path_skipping(&dir, &mut |e| unusable.push(e.to_string()))
         .unwrap();
     assert_eq!(
-        added, 8,
-        "a-good, four lines of e-lines, two of f-lines, one of g-pretty"
+        added, 9,
+        "a-good, four lines of e-lines, two of f-lines, one of g-pretty, one of h-pretty"
     );
-    assert_eq!(i.sample_count(), 8);
+    assert_eq!(i.sample_count(), 9);
     let d = dir.display();
     assert_eq!(
         unusable,
@@ -676,6 +695,7 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
                  after this line, was not read",
                 conversation.lines().count() + 2
             ),
+            format!("{d}/h-pretty.jsonl:1:10: invalid JSON: expected value"),
         ]
     );
     assert_eq!(i.schemas().keys().collect::<Vec<_>>(), ["conversation"]);
