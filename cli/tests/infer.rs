@@ -313,14 +313,28 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
     );
     // A sample written on several lines, with a mistake inside: named where
     // the mistake is.
-    let text =
-        format!("{GOOD}\n{{\n  \"name\": \"kustomer.customer.update\",\n  \"data\": x\n}}\n");
+    // In a `.jsonl` file the reading goes on at the next line that starts
+    // an object, and its lines before are one problem.
+    let text = format!(
+        "{GOOD}\n{{\n  \"name\": \"kustomer.customer.update\",\n  \"data\": x\n}}\n{GOOD}\n"
+    );
     let dir = workdir(&[("events.jsonl", &text)]);
     let run = infer(dir.path(), &["events.jsonl", "--out", "out"]);
-    assert_fails(
+    let stderr = assert_fails(
         &run,
         dir.path(),
         &["events.jsonl:4:11: invalid JSON: expected value"],
+    );
+    assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
+    let run = infer(
+        dir.path(),
+        &["events.jsonl", "--out", "out", "--skip-unusable"],
+    );
+    assert!(
+        run.stdout.contains("from 2 sample(s)"),
+        "{}{}",
+        run.stdout,
+        run.stderr
     );
 }
 

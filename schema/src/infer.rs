@@ -335,11 +335,12 @@ impl Inferrer {
                             message = cut;
                         }
                         // A sample that is one line goes no further than it,
-                        // and the reading goes on at the next; otherwise (a
-                        // sample written on several lines, with a mistake
-                        // inside) the reading stops here, and the samples on
-                        // later lines are said not to be read.
-                        let goes_on = may_go_on && line == sample_line;
+                        // and the reading goes on at the next (in a file
+                        // named as JSON Lines, whatever its lines);
+                        // otherwise (a sample written on several lines, with
+                        // a mistake inside) the reading stops here, and the
+                        // samples on later lines are said not to be read.
+                        let goes_on = may_go_on && (line == sample_line || named_lines);
                         if lines_file && !goes_on && text_after_line(bytes, line) {
                             message
                                 .push_str("; the rest of the file, after this line, was not read");
