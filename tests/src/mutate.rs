@@ -349,6 +349,16 @@ fn is_optional_looking(pointer: &str, key: &str, value: &Value) -> bool {
     !(envelope_key || identity || section)
 }
 
+/// The parts of an envelope every model is built around, which keep their
+/// shape (`kustomer_schema`'s inference refuses a sample without it).
+const SPINE: [&str; 5] = [
+    "/changes",
+    "/data/attributes",
+    "/data/relationships",
+    "/id",
+    "/data/id",
+];
+
 fn apply(drift: Drift, payload: &mut Value, sites: &Sites, rng: &mut SplitMix64) {
     match drift {
         Drift::ChangeValue => {
@@ -370,7 +380,11 @@ fn apply(drift: Drift, payload: &mut Value, sites: &Sites, rng: &mut SplitMix64)
             }
         }
         Drift::FillNull => {
+            // Not the parts every model is built around (a create event's
+            // `changes: null`): inference refuses a sample with another
+            // shape there, as Kustomer never sends one.
             if let Some((pointer, key)) = rng.pick(&sites.nulls)
+                && !SPINE.contains(&pointer.as_str())
                 && let Some(v @ Value::Null) = payload.pointer_mut(pointer)
             {
                 *v = value_of(kind_for(key), rng);
