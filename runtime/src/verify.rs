@@ -202,11 +202,18 @@ impl Verifier {
 
     /// Verifies a delivery: `body` exactly as received, and `header` giving
     /// a request header's value by its lowercase name.
+    ///
+    /// The signature is checked first: a sender without a token learns
+    /// nothing of the custom headers (which one is configured, or whether a
+    /// value it guessed is right) from the error, which then always says
+    /// the signature is wrong.
     pub fn verify<'h>(
         &self,
         body: &[u8],
         header: impl Fn(&str) -> Option<&'h [u8]>,
     ) -> Result<(), VerifyError> {
+        let signature = header(SIGNATURE_HEADER).ok_or(VerifyError::MissingSignature)?;
+        self.verify_signature(body, signature)?;
         for (name, accepted) in &self.headers {
             let value =
                 header(name).ok_or_else(|| VerifyError::MissingHeader { name: name.clone() })?;
@@ -222,8 +229,7 @@ impl Verifier {
                 return Err(VerifyError::BadHeader { name: name.clone() });
             }
         }
-        let signature = header(SIGNATURE_HEADER).ok_or(VerifyError::MissingSignature)?;
-        self.verify_signature(body, signature)
+        Ok(())
     }
 
     /// Verifies only the signature (the header's value) of `body`.
@@ -522,6 +528,27 @@ mod tests {
                     name: "x-secret".into()
                 }),
                 "{bad:?}"
+            );
+        }
+    }
+
+    /// Without a valid signature, the error is the signature's, whatever
+    /// the custom header: a sender without the token learns nothing of it.
+    #[test]
+    fn the_signature_is_checked_before_the_custom_headers() {
+        let body = b"{}";
+        let v = Verifier::new("t").with_header("x-secret", "s3cret");
+        let forged = sign(b"guess", body);
+        for secret in [Some("s3cret"), Some("wrong"), None] {
+            assert_eq!(
+                check(&v, body, Some(&forged), secret),
+                Err(VerifyError::BadSignature),
+                "{secret:?}"
+            );
+            assert_eq!(
+                check(&v, body, None, secret),
+                Err(VerifyError::MissingSignature),
+                "{secret:?}"
             );
         }
     }
