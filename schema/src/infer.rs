@@ -1030,10 +1030,15 @@ fn text_after_line(json: &[u8], line: usize) -> bool {
 
 fn json_message(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
+    let s = match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s,
+    };
+    if s == "recursion limit exceeded" {
+        // serde_json's, which its message does not give.
+        return format!("{s} (arrays and objects nested more than 128 deep)");
     }
+    s
 }
 
 /// `json` with each lone UTF-16 surrogate escape (a leading `\ud800`–`\udbff`

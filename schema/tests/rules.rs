@@ -719,6 +719,14 @@ fn invalid_json_is_reported_with_line_and_column() {
         err.to_string(),
         "bad.json:3:3: invalid JSON: key must be a string"
     );
+    // Nested past serde_json's limit: the limit is said.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let err = i.add_json(deep.as_bytes(), "deep.json").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "deep.json:1:128: invalid JSON: recursion limit exceeded (arrays and objects nested more \
+         than 128 deep)"
+    );
     let err = i
         .add_json(
             b"{\"name\":\"a\",\"data\":{\"type\":\"t\"}}\n{\"data\":{\"type\":\"t\"}}\n",
