@@ -15,6 +15,13 @@ fn write(dir: &TempDir, name: &str, text: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// Each line of `text` as JSON.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A file's text after its header line.
 fn body(text: &str) -> &str {
     text.split_once('\n').map_or("", |(_, rest)| rest)
@@ -162,11 +169,7 @@ fn parse_json_prints_one_line_per_file() {
         &unknown,
     ]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&r.stdout);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["event"], "kustomer.customer.create");
     assert_eq!(lines[0]["known"], true);
@@ -326,11 +329,7 @@ fn parse_reads_each_payload_of_a_json_lines_file() {
 
     // --json: the file, and the line of each payload.
     let r = run(&["parse", "--json", &path]);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&r.stdout);
     let at: Vec<(&str, u64, bool)> = lines
         .iter()
         .map(|l| {
@@ -368,11 +367,7 @@ fn parse_reads_each_payload_of_a_json_lines_file() {
         "schema/samples/kustomer.team.create.json",
     ]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&r.stdout);
     assert_eq!(lines.len(), 3, "{}", r.stdout);
     assert_eq!(lines[1]["line"], 2);
     assert_eq!(lines[1]["event"], "kustomer.user.update");
@@ -459,11 +454,7 @@ fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
     let r = run(&["parse", "--json", d]);
     assert_eq!(r.code, Some(1), "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&r.stdout);
     let expected = if cfg!(unix) { 3 } else { 2 };
     assert_eq!(lines.len(), expected, "{}", r.stdout);
     assert_eq!(lines[0]["file"], format!("{d}/a.json"));
