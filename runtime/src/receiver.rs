@@ -258,7 +258,27 @@ pub struct Receiver<S = AnyEvent> {
     /// A failed or panicking handler's 500 says so without its error text.
     hide_handler_errors: bool,
     /// How many rejections were logged this second, and how many not.
-    rejections_logged: std::sync::Mutex<LogBudget>,
+    rejections_logged: RejectionLog,
+}
+
+/// A receiver's [`LogBudget`]. Dropped with the receiver, it says how many
+/// rejections had no line of their own since the last one logged, so that
+/// a flood's count is not lost when the receiver stops before another
+/// rejection comes.
+#[derive(Debug, Default)]
+struct RejectionLog(std::sync::Mutex<LogBudget>);
+
+impl Drop for RejectionLog {
+    fn drop(&mut self) {
+        let budget = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let unsaid = std::mem::take(&mut budget.unlogged);
+        if unsaid > 0 {
+            cold::rejections_unlogged(unsaid);
+        }
+    }
 }
 
 /// The most rejected deliveries logged in a second, each with its line; the
@@ -374,7 +394,7 @@ impl<S: Events> Receiver<S> {
             dead_letters: None,
             slots: None,
             hide_handler_errors: false,
-            rejections_logged: std::sync::Mutex::default(),
+            rejections_logged: RejectionLog::default(),
         }
     }
 
@@ -656,6 +676,7 @@ impl<S: Events> Receiver<S> {
             .as_secs();
         let (logged, unsaid) = self
             .rejections_logged
+            .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(second);
@@ -2470,6 +2491,49 @@ mod tests {
         let messages = Arc::new(Messages::default());
         tracing::subscriber::with_default(Arc::clone(&messages), f);
         messages.0.lock().expect("not poisoned").clone()
+    }
+
+    /// A flood's rejections without lines are said when the receiver goes,
+    /// if no later rejection said them.
+    #[test]
+    fn unlogged_rejections_are_said_when_the_receiver_goes() {
+        async fn on_team(_: crate::TeamCreate) {}
+        let said = logged(|| {
+            let dispatcher = Dispatcher::builder()
+                .handler(on_team)
+                .build()
+                .expect("builds");
+            let receiver = Receiver::new(dispatcher, Verifier::new("t"));
+            let forged = Reply::error(401, "the signature does not match");
+            for _ in 0..REJECTIONS_LOGGED_PER_SECOND + 3 {
+                receiver.log_rejected(&forged);
+            }
+            drop(receiver);
+        });
+        // Every rejection is a line or counted in one, whether or not the
+        // clock turned a second meanwhile; when it did not, the last line,
+        // logged as the receiver went, is the count.
+        let rejected = said
+            .iter()
+            .filter(|l| l.contains("delivery rejected"))
+            .count();
+        let unlogged: usize = said
+            .iter()
+            .filter_map(|line| line.strip_prefix("INFO "))
+            .filter(|line| line.contains("without a line of their own"))
+            .map(|line| line.split(' ').next().unwrap().parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(
+            rejected + unlogged,
+            REJECTIONS_LOGGED_PER_SECOND as usize + 3,
+            "{said:?}"
+        );
+        if rejected == REJECTIONS_LOGGED_PER_SECOND as usize {
+            assert!(
+                said.last().unwrap().starts_with("INFO 3 more deliveries"),
+                "{said:?}"
+            );
+        }
     }
 
     #[test]
