@@ -102,6 +102,15 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 /// `extra: Extra` (a map of JSON values) holds the keys the model does not
 /// know.
 ///
+/// The struct must be `pub`, with named fields and no generics. The
+/// attribute derives `Clone`, `Default`, `PartialEq` and `Debug` itself
+/// (derive them again and they conflict), and adds a hidden field that
+/// remembers which required fields were present: build a model with
+/// `..Default::default()` after the fields you set. Models implement
+/// `Serialize`, not `Deserialize`: read one with the crate's `parse`, or
+/// `Model::from_json`. The `Model` trait is implemented by this attribute
+/// only.
+///
 /// ```ignore
 /// #[kustomer_webhooks::model]
 /// pub struct Location {

@@ -43,7 +43,10 @@ pub const MAX_LENGTH: usize = 255;
 /// The most events one outbound webhook may subscribe to.
 pub const MAX_EVENTS: usize = 12;
 
-/// The parts of a Kustomer app definition this toolkit knows.
+/// The parts of a Kustomer app definition this toolkit knows: `app`,
+/// `version`, `title` and `outboundWebhooks`. Every other key of a real
+/// definition is left out when it is read, so writing this back gives those
+/// four only: edit the definition's JSON itself to keep the rest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppDefinition {
     /// The app's id: no spaces or dashes.

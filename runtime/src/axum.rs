@@ -1,4 +1,4 @@
-//! The receiver as an axum [`Router`] (feature `axum`).
+//! The receiver as an axum [`Router`](https://docs.rs/axum/0.8/axum/struct.Router.html) (feature `axum`).
 //!
 //! ```no_run
 //! use kustomer_webhooks::receiver::Receiver;
@@ -15,6 +15,16 @@
 //!     .await;
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! The service itself depends on axum and tokio too, for the router it
+//! mounts this in and the listener:
+//!
+//! ```toml
+//! [dependencies]
+//! kustomer-webhooks = { version = "0.1", features = ["axum"] }
+//! axum = "0.8"
+//! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread"] }
 //! ```
 //!
 //! Deliveries that arrive together are handled together: the router queues

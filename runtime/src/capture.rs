@@ -233,6 +233,8 @@ impl Capture {
     }
 
     /// Writes `body` as the capture of event `id`, atomically and owner-only.
+    /// Not counted in [`counts`](Capture::counts), which count what
+    /// [`save`](Capture::save) and [`save_async`](Capture::save_async) do.
     pub fn write(&self, id: Option<&str>, body: &[u8]) -> Result<PathBuf, CaptureError> {
         create_private_dir(&self.dir).map_err(|source| CaptureError::Directory {
             path: self.dir.clone(),

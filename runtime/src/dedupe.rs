@@ -133,18 +133,59 @@
 //! row as in progress (`INSERT … ON CONFLICT DO NOTHING`, or an update of a
 //! row whose claim is older than the in-progress timeout) and reads the
 //! state back; expired rows are deleted by a periodic job. Whatever it is
-//! built on, [`check_store`] runs the contract against it, for its tests:
+//! built on, [`check_store`] runs the contract against it, for its tests.
+//! The shape of one (a map in the process stands for the table; a real
+//! store's methods await its client in the `async` blocks, keep a token per
+//! claim as above, and expire claims and done ids):
 //!
 //! ```
-//! use kustomer_webhooks::dedupe::{IdempotencyStore, MemoryStore, check_store};
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, StoreFuture, check_store};
+//!
+//! #[derive(Default)]
+//! struct Table(Mutex<HashMap<String, bool>>); // id → done
+//!
+//! impl IdempotencyStore for Table {
+//!     fn begin<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Begin> {
+//!         Box::pin(async move {
+//!             let mut rows = self.0.lock().unwrap();
+//!             Ok(match rows.get(id) {
+//!                 None => {
+//!                     rows.insert(id.to_owned(), false);
+//!                     Begin::New
+//!                 }
+//!                 Some(false) => Begin::InProgress,
+//!                 Some(true) => Begin::Done,
+//!             })
+//!         })
+//!     }
+//!     fn complete<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+//!         Box::pin(async move {
+//!             self.0.lock().unwrap().insert(id.to_owned(), true);
+//!             Ok(())
+//!         })
+//!     }
+//!     fn abandon<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+//!         Box::pin(async move {
+//!             let mut rows = self.0.lock().unwrap();
+//!             if rows.get(id) == Some(&false) {
+//!                 rows.remove(id);
+//!             }
+//!             Ok(())
+//!         })
+//!     }
+//! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! // In your store's tests, against a test instance of it:
-//! let store: Box<dyn IdempotencyStore> = Box::new(MemoryStore::new());
-//! check_store(store.as_ref()).await?;
+//! // In the store's tests, against a test instance of it:
+//! check_store(&Table::default()).await?;
 //! # Ok::<(), kustomer_webhooks::dedupe::StoreCheckError>(())
 //! # }).unwrap();
 //! ```
+//!
+//! Given to [`Receiver::with_store`](crate::receiver::Receiver::with_store),
+//! it claims every delivery's id.
 //!
 //! # Order
 //!
@@ -955,6 +996,7 @@ impl MemoryStoreBuilder {
     /// full the older one is dropped. Each id kept takes about 60 bytes,
     /// 90 when a million fill both generations' tables (measured:
     /// RELIABILITY.md), so the default bounds the store at about 90 MB.
+    /// Zero is taken as one.
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
         self
@@ -1100,7 +1142,10 @@ impl OrderingGuard {
 
     /// [`check`](OrderingGuard::check) for an event: its `data.id` and
     /// `data.attributes.rev`. An event without either (or with an empty
-    /// `data.id`, which names no resource) is always fresh.
+    /// `data.id`, which names no resource) is always fresh: users and teams,
+    /// which carry no `rev`, are ordered by `updatedAt` in the receiver
+    /// ([`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)),
+    /// not here.
     pub fn check_event(&self, event: &(impl Envelope + ?Sized)) -> Freshness {
         match (event.resource_id().filter(|id| !id.is_empty()), event.rev()) {
             (Some(id), Some(rev)) => self.check(id, rev),

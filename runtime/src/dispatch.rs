@@ -154,6 +154,10 @@ impl<E: Into<HandlerError>> IntoHandlerResult for Result<(), E> {
 
 /// The application's shared state, as a handler's second parameter; the
 /// dispatcher hands each handler a clone of the state it was built with.
+///
+/// Beside axum's `State` in one module, import it under another name:
+/// `use kustomer_webhooks::State as HookState;` (`#[kustomer_webhook]`
+/// takes it under any name).
 #[derive(Clone, Debug, Default)]
 pub struct State<T>(pub T);
 
@@ -969,7 +973,29 @@ impl Dispatcher {
         DispatcherBuilder::new(())
     }
 
-    /// A builder for a dispatcher whose handlers may take `State<T>`.
+    /// A builder for a dispatcher whose handlers may take `State<T>`: each
+    /// is handed a clone of `state` (an `Arc`, a connection pool).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use kustomer_webhooks::{Dispatched, Dispatcher, State, TeamCreate};
+    ///
+    /// async fn on_team(_: TeamCreate, teams: State<Arc<AtomicUsize>>) {
+    ///     teams.fetch_add(1, Ordering::Relaxed);
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let teams = Arc::new(AtomicUsize::new(0));
+    /// let dispatcher = Dispatcher::with_state(Arc::clone(&teams)).handler(on_team).build()?;
+    /// let body = br#"{"id": "6a1f00000000000000000001", "name": "kustomer.team.create",
+    ///     "data": {"type": "team", "id": "6a1f00000000000000000002", "attributes": {"name": "Support"}}}"#;
+    /// let dispatched = dispatcher.dispatch(body, None).await?;
+    /// assert!(matches!(dispatched, Dispatched::Handled { .. }));
+    /// assert_eq!(teams.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
     pub fn with_state<T: Send + Sync + 'static>(state: T) -> DispatcherBuilder<T> {
         DispatcherBuilder::new(state)
     }

@@ -126,6 +126,8 @@
 //!
 //! The repository's `examples/org-models` crate does it end to end.
 #![deny(missing_docs)]
+// On docs.rs, each item behind a feature says which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The attribute macros name this crate by its path, also from inside it.
 extern crate self as kustomer_webhooks;
@@ -162,6 +164,9 @@ pub use dispatch::{
 pub use event::{Envelope, EventName, Events, KnownEvent, OtherEvent, Resource};
 pub use kustomer_webhooks_macros::{kustomer_webhook, model};
 pub use model::{Drift, Model, Pointer, json_type};
+/// The bundled models: the events Kustomer publishes samples of, their
+/// resources and the sets they make (`AnyEvent`), also at the crate's root.
+#[doc(inline)]
 pub use models::*;
 pub use parse::{ParseError, Parsed, parse, parse_as};
 /// The Redis client `dedupe::RedisStore` is built on (feature `redis`), for

@@ -34,7 +34,7 @@ pub enum ParseError {
         /// The JSON type found.
         found: &'static str,
     },
-    /// The body has no `name`, or it is not a string, and no header named
+    /// The body has no `name` field (or a null one), and no header named
     /// the event.
     #[error("the body has no `name` (the event name string) at /name")]
     MissingName,
@@ -130,8 +130,15 @@ impl<'a, S: Events> Parsed<'a, S> {
 ///
 /// A known event parses into its generated type even when values differ from
 /// the models (see [`Parsed::drift`]); any other name parses into
-/// [`OtherEvent`](crate::OtherEvent). Only a body that is not a JSON object,
-/// or lacks `name` or `data`, is an error.
+/// [`OtherEvent`](crate::OtherEvent).
+///
+/// # Errors
+///
+/// Only what leaves the event unknown: JSON that does not parse
+/// ([`ParseError::InvalidJson`], with the line, column and JSON Pointer), a
+/// body that is not an object, one without a `name` or whose `name` is not
+/// a string or is given twice with different values, and one without `data`
+/// (each a [`ParseError`] variant naming its JSON Pointer).
 #[inline]
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ParseError> {
     Parsed::parse(body)

@@ -10,12 +10,14 @@
 //! (with the JSON path); 413 over the size limit; 408 (from an adapter) for a
 //! body that stops arriving; 415 for a content type
 //! other than JSON, or a body sent compressed (a `Content-Encoding` other than
-//! `identity`); 405 for a method other than POST; 500 when the handler
-//! failed or panicked, 503 when it ran out of time or the idempotency store
-//! failed or did not answer within the same time limit, so that Kustomer
-//! retries. The checks run in the order 405, 415 (the content type), 413,
-//! 415 (the encoding), 401, 400: a request that fails several gets the
-//! status of the first.
+//! `identity`); 501 for a `Transfer-Encoding` other than `chunked` or
+//! `identity`; 405 for a method other than POST; 500 when the handler
+//! failed or panicked, 503 when it ran out of time, when the idempotency
+//! store (or the ordering guard's) failed or did not answer within the same
+//! time limit, or when no handler slot or resource's turn came in time, so
+//! that Kustomer retries. The checks run in the order 405, 415 (the content
+//! type), 413, 415 (the encoding), 501, 401, 400: a request that fails
+//! several gets the status of the first.
 
 use std::any::Any;
 use std::future::Future;
@@ -372,6 +374,14 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 impl<S: Events> Receiver<S> {
     /// A receiver dispatching to `dispatcher`, verifying with `verifier`.
     ///
+    /// Its defaults: de-duplication by event id in this process's memory
+    /// ([`MemoryStore`], 75 minutes; [`with_store`](Self::with_store) for a
+    /// shared one); no ordering guard, capture or dead letters; bodies of at
+    /// most 1 MiB; 10 s for a handler and for a body to arrive; no limit on
+    /// handlers running at once; and a failed handler's error text in its
+    /// 500 reply, which Kustomer keeps with the delivery
+    /// ([`hide_handler_errors`](Self::hide_handler_errors) leaves it out).
+    ///
     /// A dispatcher without any handler is allowed (every event is then
     /// acknowledged without running anything), but logged as a warning: it
     /// is usually a builder that was not given `.registered()`.
@@ -525,7 +535,8 @@ impl<S: Events> Receiver<S> {
     /// in the reply: the sender (Kustomer, whose delivery logs the org's
     /// admins read) then never sees what an error or panic message holds,
     /// such as a database's message or a path. The log keeps the whole
-    /// error either way, as do dead letters.
+    /// error either way (a dead letter keeps the body alone, its reason
+    /// going to the log too).
     ///
     /// ```
     /// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
@@ -633,6 +644,12 @@ impl<S: Events> Receiver<S> {
     }
 
     /// Handles one delivery.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime with its time driver (`#[tokio::main]`, or a
+    /// runtime built with `enable_time`): handlers, time limits and stores
+    /// run on it.
     pub async fn receive<'a, H: Fn(&str) -> Option<&'a [u8]>>(
         &self,
         request: Request<'a, H>,

@@ -323,7 +323,7 @@ impl Server {
     /// other failure is waited out for 100 ms. Failures are logged at most
     /// once a minute, with how many were not.
     ///
-    /// `app` is an axum [`Router`](::axum::Router), or any tower service that takes axum's
+    /// `app` is an axum [`Router`](https://docs.rs/axum/0.8/axum/struct.Router.html), or any tower service that takes axum's
     /// requests and answers with axum's responses: a router wrapped in a
     /// layer that must run before routing, such as tower-http's
     /// `NormalizePath`, which `Router::layer` cannot place. A service whose
@@ -779,7 +779,7 @@ struct Tracked<S> {
 }
 
 /// The app, taking hyper's requests with their bodies as axum's (what an
-/// axum [`Router`](::axum::Router) does for itself).
+/// axum [`Router`](https://docs.rs/axum/0.8/axum/struct.Router.html) does for itself).
 #[derive(Clone)]
 struct Bodied<S>(S);
 

@@ -759,7 +759,8 @@ impl RedisStore {
 
     /// A store over a connection made elsewhere (to choose the manager's
     /// timeouts and reconnection), with the default retention, in-progress
-    /// timeout and prefix. The [`redis`](crate::redis) crate is re-exported,
+    /// timeout and prefix. The [`redis`](https://docs.rs/redis) crate is re-exported
+    /// (`kustomer_webhooks::redis`),
     /// so the connection is made with the version the store takes:
     ///
     /// ```no_run
