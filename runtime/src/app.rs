@@ -578,51 +578,55 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
 /// with events of its own: Kustomer would post those events twice, each
 /// signed with its own webhook's token.
 fn repeated_webhooks(hooks: &[Value], out: &mut Vec<Problem>) {
-    let text = |hook: &Value, key: &str| hook.get(key).and_then(Value::as_str).map(str::to_owned);
-    let events = |hook: &Value| -> Vec<String> {
-        hook.get("events")
-            .and_then(Value::as_array)
-            .map(|e| {
-                e.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    use std::collections::{BTreeMap, HashMap};
+    fn text<'v>(hook: &'v Value, key: &str) -> Option<&'v str> {
+        hook.get(key).and_then(Value::as_str)
+    }
+    // Each name's first webhook, and each URL and event's: every webhook
+    // is compared with the first that shares them, so the warnings grow
+    // with the webhooks, not with their pairs.
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut posts: HashMap<(String, &str), usize> = HashMap::new();
     for (i, hook) in hooks.iter().enumerate() {
-        for (j, earlier) in hooks[..i].iter().enumerate() {
-            if let Some(name) = text(hook, "name")
-                && text(earlier, "name").as_deref() == Some(name.as_str())
-            {
-                out.push(Problem {
+        if let Some(name) = text(hook, "name") {
+            match names.get(name) {
+                Some(&j) => out.push(Problem {
                     pointer: format!("/outboundWebhooks/{i}/name"),
                     message: format!("{name:?} is also the name of webhook {j}"),
                     severity: Severity::Warning,
-                });
-            }
-            if let Some(url) = text(hook, "url")
-                && text(earlier, "url").as_deref() == Some(url.as_str())
-            {
-                let theirs = events(earlier);
-                let both: Vec<String> = events(hook)
-                    .into_iter()
-                    .filter(|e| theirs.contains(e))
-                    .map(|e| format!("{e:?}"))
-                    .collect();
-                if !both.is_empty() {
-                    out.push(Problem {
-                        pointer: format!("/outboundWebhooks/{i}/url"),
-                        message: format!(
-                            "webhook {j} posts {} to this URL too: each such event would be \
-                             delivered twice, each signed with its own webhook's token (a \
-                             receiver would need both)",
-                            both.join(", ")
-                        ),
-                        severity: Severity::Warning,
-                    });
+                }),
+                None => {
+                    names.insert(name, i);
                 }
             }
+        }
+        let Some(url) = text(hook, "url") else {
+            continue;
+        };
+        // One URL however it is spelt (`https://E.com/x` is `https://e.com/x`).
+        let url = url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.to_string());
+        let mut shared: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        let events = hook.get("events").and_then(Value::as_array);
+        for event in events.into_iter().flatten().filter_map(Value::as_str) {
+            match posts.get(&(url.clone(), event)) {
+                Some(&j) if j != i => shared.entry(j).or_default().push(format!("{event:?}")),
+                Some(_) => {}
+                None => {
+                    posts.insert((url.clone(), event), i);
+                }
+            }
+        }
+        for (j, both) in shared {
+            out.push(Problem {
+                pointer: format!("/outboundWebhooks/{i}/url"),
+                message: format!(
+                    "webhook {j} posts {} to this URL too: each such event would be \
+                     delivered twice, each signed with its own webhook's token (a receiver \
+                     would need both)",
+                    both.join(", ")
+                ),
+                severity: Severity::Warning,
+            });
         }
     }
 }
@@ -1094,6 +1098,24 @@ mod tests {
             v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
         });
         assert_eq!(got, Vec::<String>::new());
+        // The same URL spelt otherwise is the same URL.
+        let got = problems_after(|v| {
+            let mut hook = v["outboundWebhooks"][0].clone();
+            hook["name"] = "Again".into();
+            let url = hook["url"].as_str().unwrap().replacen("https://", "HTTPS://", 1);
+            hook["url"] = url.into();
+            v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
+        });
+        assert_eq!(got.len(), 1, "{got:#?}");
+        // Many repeats: each against the first, one warning of each kind,
+        // not one per pair.
+        let got = problems_after(|v| {
+            let hook = v["outboundWebhooks"][0].clone();
+            let hooks = v["outboundWebhooks"].as_array_mut().unwrap();
+            hooks.extend(std::iter::repeat_n(hook, 2_000));
+        });
+        assert_eq!(got.len(), 2 * 2_000, "{:#?}", &got[..4]);
+        assert!(got[2 * 1_999].ends_with("is also the name of webhook 0"));
     }
 
     #[test]
