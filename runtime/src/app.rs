@@ -1102,7 +1102,10 @@ mod tests {
         let got = problems_after(|v| {
             let mut hook = v["outboundWebhooks"][0].clone();
             hook["name"] = "Again".into();
-            let url = hook["url"].as_str().unwrap().replacen("https://", "HTTPS://", 1);
+            let url = hook["url"]
+                .as_str()
+                .unwrap()
+                .replacen("https://", "HTTPS://", 1);
             hook["url"] = url.into();
             v["outboundWebhooks"].as_array_mut().unwrap().push(hook);
         });

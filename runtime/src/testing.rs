@@ -167,16 +167,42 @@ impl Delivery {
         }
     }
 
-    /// Sets the value at the JSON Pointer `pointer` (`/data/attributes/rev`),
-    /// creating the objects on the way that are missing; a step through a
-    /// value that is not an object (or an array, for an index) replaces it
-    /// with an object. `-` as the last step appends to an array, and an
-    /// index past an array's end lengthens it (with `null`s between). The
-    /// empty pointer replaces the whole body. A body that is not JSON
-    /// becomes `value` wherever the pointer leads. Setting `/name` to a
-    /// string renames the event in its header too, when the header named
-    /// the body's event (as a sample's does).
-    pub fn set(mut self, pointer: &str, value: impl Into<Value>) -> Self {
+    /// Sets the value at the JSON Pointer `pointer` (`/data/attributes/rev`):
+    /// an existing value, a new key of an existing object, or a new last
+    /// item of an array (its length, or `-`, as the index). The empty
+    /// pointer replaces the whole body. Setting `/name` to a string renames
+    /// the event in its header too, when the header named the body's event
+    /// (as a sample's does).
+    ///
+    /// # Panics
+    ///
+    /// When the pointer leads nowhere: a step before the last that does not
+    /// exist (a misspelt key, `/data/attribute/rev`, says which step and the
+    /// key meant), or that goes through a string, number or other value that
+    /// has no children, or an index past an array's end; and when the body
+    /// is not JSON. A test meant to change the sample would otherwise pass
+    /// while sending it unchanged. To make what is missing on the way, use
+    /// [`set_creating`](Self::set_creating).
+    #[track_caller]
+    pub fn set(self, pointer: &str, value: impl Into<Value>) -> Self {
+        if !pointer.is_empty() {
+            let reached = self.peek_json().and_then(|body| reachable(&body, pointer));
+            if let Err(why) = reached {
+                panic!("Delivery::set({pointer:?}): {why}; to make it, use set_creating");
+            }
+        }
+        self.set_creating(pointer, value)
+    }
+
+    /// Sets the value at the JSON Pointer `pointer`, creating the objects on
+    /// the way that are missing; a step through a value that is not an
+    /// object (or an array, for an index) replaces it with an object. `-` as
+    /// the last step appends to an array, and an index past an array's end
+    /// lengthens it (with `null`s between). A body that is not JSON becomes
+    /// `value` wherever the pointer leads. For a payload of a shape the
+    /// sample does not have (drift, a new field's object); otherwise
+    /// [`set`](Self::set), which refuses a pointer that leads nowhere.
+    pub fn set_creating(mut self, pointer: &str, value: impl Into<Value>) -> Self {
         let mut body = self.json();
         let value = value.into();
         if pointer == "/name"
@@ -374,9 +400,95 @@ impl Delivery {
     fn json(&mut self) -> Value {
         match std::mem::replace(&mut self.body, Body::Json(Value::Null)) {
             Body::Json(value) => value,
-            Body::Bytes(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Body::Bytes(bytes) => read_json(&bytes).unwrap_or(Value::Null),
         }
     }
+
+    /// The body as JSON, or why it is not.
+    fn peek_json(&self) -> Result<std::borrow::Cow<'_, Value>, String> {
+        match &self.body {
+            Body::Json(value) => Ok(std::borrow::Cow::Borrowed(value)),
+            Body::Bytes(bytes) => read_json(bytes)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| format!("the body is not JSON ({e})")),
+        }
+    }
+}
+
+/// A body's JSON, after a UTF-8 byte order mark if it starts with one (as
+/// the receiver reads it).
+fn read_json(bytes: &[u8]) -> serde_json::Result<Value> {
+    serde_json::from_slice(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
+}
+
+/// Whether [`Delivery::set`] can set `pointer` in `body` without making
+/// anything on the way; if not, why.
+fn reachable(body: &Value, pointer: &str) -> Result<(), String> {
+    if !pointer.starts_with('/') {
+        return Err("a JSON Pointer starts with `/`".to_owned());
+    }
+    let steps: Vec<String> = steps(pointer).collect();
+    let mut at = body;
+    let mut walked = String::new();
+    for (n, step) in steps.iter().enumerate() {
+        let last = n + 1 == steps.len();
+        let here = format!("{walked}/{}", step.replace('~', "~0").replace('/', "~1"));
+        at = match at {
+            Value::Object(map) => match map.get(step) {
+                Some(child) => child,
+                None if last => return Ok(()),
+                None => {
+                    let meant = map
+                        .keys()
+                        .filter(|key| strsim::levenshtein(key, step) <= 2)
+                        .min_by_key(|key| strsim::levenshtein(key, step));
+                    return Err(match meant {
+                        Some(key) => {
+                            format!("`{here}` does not exist; did you mean `{walked}/{key}`?")
+                        }
+                        None => format!("`{here}` does not exist"),
+                    });
+                }
+            },
+            Value::Array(items) => {
+                let index = if step == "-" {
+                    Some(items.len())
+                } else {
+                    step.parse::<usize>()
+                        .ok()
+                        .filter(|_| step.bytes().all(|b| b.is_ascii_digit()))
+                };
+                match index {
+                    Some(i) if i < items.len() => &items[i],
+                    Some(i) if last && i == items.len() => return Ok(()),
+                    Some(_) => {
+                        return Err(format!(
+                            "`{here}` is past the end of `{}`, which has {} item(s)",
+                            if walked.is_empty() { "/" } else { &walked },
+                            items.len()
+                        ));
+                    }
+                    None => return Err(format!("`{here}`: an array's step is an index")),
+                }
+            }
+            other => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    _ => "a string",
+                };
+                let parent = if walked.is_empty() {
+                    "the body"
+                } else {
+                    walked.as_str()
+                };
+                return Err(format!("`{parent}` is {kind}, which has no `{step}`"));
+            }
+        };
+        walked = here;
+    }
+    Ok(())
 }
 
 /// The steps of a JSON Pointer, unescaped (`~1` is `/`, `~0` is `~`). A

@@ -89,15 +89,18 @@ fn changes_by_json_pointer() {
     let d = Delivery::sample("kustomer.customer.update")
         .unwrap()
         .set("/data/attributes/rev", 7)
-        // Missing objects on the way are made.
-        .set("/data/attributes/custom/tierStr", "gold")
-        .set("/new/a~1b/c~0d", true)
+        // A new key of an existing object.
+        .set("/data/attributes/nickname", "Ada")
+        // Missing objects on the way are made, when asked.
+        .set_creating("/data/attributes/custom/tierStr", "gold")
+        .set_creating("/new/a~1b/c~0d", true)
         // A step through a string replaces it with an object.
-        .set("/data/type/inner", 1)
+        .set_creating("/data/type/inner", 1)
         .remove("/data/relationships")
         .remove("/not/there");
     let v = json_of(&d);
     assert_eq!(v["data"]["attributes"]["rev"], 7);
+    assert_eq!(v["data"]["attributes"]["nickname"], "Ada");
     assert_eq!(v["data"]["attributes"]["custom"]["tierStr"], "gold");
     assert_eq!(v["new"]["a/b"]["c~d"], true);
     assert_eq!(v["data"]["type"], json!({"inner": 1}));
@@ -115,28 +118,77 @@ fn changes_by_json_pointer() {
     let d = Delivery::from_body(r#"{"a": [1, 2]}"#)
         .set("/a/0", "x")
         .set("/a/-", 3)
-        .set("/b/-", 4)
+        .set("/a/3", 4)
+        .set_creating("/b/-", 4)
         .remove("/a/1");
-    assert_eq!(json_of(&d), json!({"a": ["x", 3], "b": {"-": 4}}));
-    // An index past the end lengthens the array; a step that is not an
-    // index is a key.
+    assert_eq!(json_of(&d), json!({"a": ["x", 3, 4], "b": {"-": 4}}));
+    // Creating: an index past the end lengthens the array; a step that is
+    // not an index is a key.
     let d = Delivery::from_body(r#"{"a": [], "b": [1]}"#)
-        .set("/a/0", "x")
-        .set("/b/3", 4)
-        .set("/b/+1", 5);
+        .set_creating("/a/0", "x")
+        .set_creating("/b/3", 4)
+        .set_creating("/b/+1", 5);
     assert_eq!(json_of(&d), json!({"a": ["x"], "b": {"+1": 5}}));
-    let d = Delivery::from_body(r#"{"b": [1]}"#).set("/b/3", 4);
+    let d = Delivery::from_body(r#"{"b": [1]}"#).set_creating("/b/3", 4);
     assert_eq!(json_of(&d), json!({"b": [1, null, null, 4]}));
     // The empty pointer is the whole body; a body that is not JSON becomes
-    // what is set.
+    // what is set, when creating.
     assert_eq!(
         json_of(&Delivery::from_body("{").set("", json!([1]))),
         json!([1])
     );
     assert_eq!(
-        json_of(&Delivery::from_body("{").set("/x", 1)),
+        json_of(&Delivery::from_body("{").set_creating("/x", 1)),
         json!({"x": 1})
     );
+    // A byte order mark before a captured body is read past.
+    let d = Delivery::from_body(b"\xEF\xBB\xBF{\"id\": \"a\", \"n\": 1}".to_vec()).set("/id", "b");
+    assert_eq!(json_of(&d), json!({"id": "b", "n": 1}));
+}
+
+/// `set` refuses a pointer that leads nowhere, saying where it stops: a
+/// misspelt key would otherwise send the sample unchanged, and the test
+/// pass for the wrong reason.
+#[test]
+fn set_refuses_a_pointer_that_leads_nowhere() {
+    fn refused(pointer: &str, body: &str) -> String {
+        let body = body.to_owned();
+        let pointer = pointer.to_owned();
+        let panic = std::panic::catch_unwind(move || {
+            Delivery::from_body(body).set(&pointer, 1);
+        })
+        .expect_err("set panics");
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+    let sample = sample("kustomer.customer.update").unwrap();
+    for (pointer, body, want) in [
+        (
+            "/data/attribute/rev",
+            sample,
+            "Delivery::set(\"/data/attribute/rev\"): `/data/attribute` does not exist; did you \
+             mean `/data/attributes`?; to make it, use set_creating",
+        ),
+        (
+            "/data/attributes/name/first",
+            sample,
+            "`/data/attributes/name` is a string, which has no `first`",
+        ),
+        (
+            "/a/5",
+            r#"{"a": [1]}"#,
+            "`/a/5` is past the end of `/a`, which has 1 item(s)",
+        ),
+        (
+            "/a/x/y",
+            r#"{"a": [1]}"#,
+            "`/a/x`: an array's step is an index",
+        ),
+        ("/x/y", "{", "the body is not JSON"),
+        ("x", "{}", "a JSON Pointer starts with `/`"),
+    ] {
+        let said = refused(pointer, body);
+        assert!(said.contains(want), "{pointer}: {said}");
+    }
 }
 
 #[test]
