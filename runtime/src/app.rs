@@ -274,7 +274,7 @@ impl AppDefinition {
                 None => out.push(Problem {
                     pointer,
                     message: format!(
-                        "`{key}` is not a key this toolkit knows; Kustomer refuses top-level keys it does not know"
+                        "`{key}` is not a key this toolkit knows or checks (Kustomer's app format has many more); Kustomer refuses a top-level key its format does not have, so check its spelling"
                     ),
                     severity: Severity::Warning,
                 }),
@@ -413,6 +413,12 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                 &ptr,
                 format!("`url` {url:?} has white space around it; remove it"),
             ));
+        } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            // The URL parser drops tabs and line breaks without a word.
+            out.push(error(
+                &ptr,
+                format!("`url` {url:?} has white space or a control character in it"),
+            ));
         }
         if url.chars().count() > MAX_LENGTH {
             out.push(error(
@@ -421,7 +427,25 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
             ));
         }
         match url::Url::parse(url) {
-            Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+            Ok(u) if u.scheme() == "https" && u.host().is_some() => {
+                if let Some(why) = unreachable_from_kustomer(&u) {
+                    out.push(Problem {
+                        pointer: ptr.clone(),
+                        message: why,
+                        severity: Severity::Warning,
+                    });
+                }
+                if !u.username().is_empty() || u.password().is_some() {
+                    out.push(Problem {
+                        pointer: ptr.clone(),
+                        message: "`url` has a user name or password in it, which Kustomer's \
+                                  app definitions show to whoever reads them: check a custom \
+                                  header instead"
+                            .to_owned(),
+                        severity: Severity::Warning,
+                    });
+                }
+            }
             Ok(u) if u.scheme() != "https" => out.push(error(
                 &ptr,
                 format!("`url` must use https, not {}", u.scheme()),
@@ -642,6 +666,34 @@ fn well_formed_event(name: &str) -> bool {
     };
     matches!(parts.as_slice(), ["kustomer", middle @ .., "create" | "update"]
         if (1..=2).contains(&middle.len()) && middle.iter().all(|w| word(w)))
+}
+
+/// Why Kustomer, posting from the internet, would not reach `url`'s host,
+/// if it would not: `localhost`, or an address of a loopback, private,
+/// link-local or unspecified network.
+fn unreachable_from_kustomer(url: &url::Url) -> Option<String> {
+    let not_public = match url.host()? {
+        url::Host::Domain(domain) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            domain == "localhost" || domain.ends_with(".localhost")
+        }
+        url::Host::Ipv4(ip) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+        }
+    };
+    not_public.then(|| {
+        format!(
+            "`url`'s host {} is not on the internet, where Kustomer posts from: it can only be \
+             reached from this network",
+            url.host_str().unwrap_or_default()
+        )
+    })
 }
 
 fn error(pointer: impl Into<String>, message: impl Into<String>) -> Problem {
@@ -894,6 +946,30 @@ mod tests {
                 "error: /outboundWebhooks/0/url: `url` \"not a url\" is not a URL",
             ),
             (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://e.com/a\nb".into()),
+                "error: /outboundWebhooks/0/url: `url` \"https://e.com/a\\nb\" has white space or a control character in it",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://localhost:3000/x".into()),
+                "warning: /outboundWebhooks/0/url: `url`'s host localhost is not on the internet",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://10.0.0.5/x".into()),
+                "warning: /outboundWebhooks/0/url: `url`'s host 10.0.0.5 is not on the internet",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://0x7f000001/x".into()),
+                "warning: /outboundWebhooks/0/url: `url`'s host 127.0.0.1 is not on the internet",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://[::1]/x".into()),
+                "warning: /outboundWebhooks/0/url: `url`'s host [::1] is not on the internet",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://kw:s3cret@e.com/x".into()),
+                "warning: /outboundWebhooks/0/url: `url` has a user name or password in it",
+            ),
+            (
                 Box::new(|v| v["outboundWebhooks"][0]["headers"][0] = json!({"name": "bad name"})),
                 "error: /outboundWebhooks/0/headers/0/name: \"bad name\" is not a valid header name",
             ),
@@ -1142,8 +1218,9 @@ mod tests {
             assert_eq!(
                 got,
                 [format!(
-                    "warning: /{key}: `{key}` is not a key this toolkit knows; Kustomer refuses \
-                     top-level keys it does not know"
+                    "warning: /{key}: `{key}` is not a key this toolkit knows or checks \
+                     (Kustomer's app format has many more); Kustomer refuses a top-level key its \
+                     format does not have, so check its spelling"
                 )],
                 "{key}"
             );
