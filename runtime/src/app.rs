@@ -504,6 +504,17 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                             ),
                         ));
                     } else {
+                        if PROXY_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                            out.push(Problem {
+                                pointer: np.clone(),
+                                message: format!(
+                                    "{n} is a header proxies and load balancers set or rewrite \
+                                     themselves: one in front of the receiver may replace its \
+                                     value, and every delivery would then be refused"
+                                ),
+                                severity: Severity::Warning,
+                            });
+                        }
                         names.push((n, i));
                     }
                 }
@@ -667,6 +678,17 @@ fn well_formed_event(name: &str) -> bool {
     matches!(parts.as_slice(), ["kustomer", middle @ .., "create" | "update"]
         if (1..=2).contains(&middle.len()) && middle.iter().all(|w| word(w)))
 }
+
+/// Headers that proxies and load balancers add or rewrite (lowercase):
+/// allowed as a custom header, with a warning.
+const PROXY_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
 
 /// Why Kustomer, posting from the internet, would not reach `url`'s host,
 /// if it would not: `localhost`, or an address of a loopback, private,
@@ -964,6 +986,13 @@ mod tests {
             (
                 Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://[::1]/x".into()),
                 "warning: /outboundWebhooks/0/url: `url`'s host [::1] is not on the internet",
+            ),
+            (
+                Box::new(|v| {
+                    v["outboundWebhooks"][0]["headers"][0] =
+                        json!({"name": "X-Forwarded-For", "value": "1.2.3.4"})
+                }),
+                "warning: /outboundWebhooks/0/headers/0/name: X-Forwarded-For is a header proxies",
             ),
             (
                 Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://kw:s3cret@e.com/x".into()),
