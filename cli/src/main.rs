@@ -531,7 +531,7 @@ enum AppDefinitionCommand {
     /// List every problem of an app definition's outbound webhooks (and its
     /// `app`, `version`, `title`) with its JSON path; exit 1 on any error.
     Validate {
-        /// The app definition (JSON)
+        /// The app definition (JSON, UTF-8), or `-` for stdin
         file: PathBuf,
     },
 }
@@ -898,8 +898,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         }
         Command::Demo => runtime()?.block_on(serve::demo()),
         Command::AppDefinition(AppDefinitionCommand::Validate { file }) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let text = read_definition(&file)?;
             let problems = kustomer_webhooks::app::AppDefinition::validate_json(&text);
             if problems.iter().any(|p| p.is_error()) {
                 // Known before the lines: a reader that stops early does not
@@ -919,4 +918,31 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// An app definition's text: the file, or stdin for `-`; one that is not
+/// UTF-8 is an error that says where, or that it is UTF-16.
+fn read_definition(file: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let shown = file.display();
+    let mut bytes = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("{shown} (stdin): {e}"))?;
+    } else {
+        bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    }
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        anyhow::bail!(
+            "{shown}: the file is UTF-16 (it starts with its byte order mark); save it as UTF-8"
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown}: not UTF-8: the byte at offset {} cannot start or continue a character \
+             (save the file as UTF-8)",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }

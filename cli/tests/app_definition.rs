@@ -103,3 +103,48 @@ fn an_error_exits_1_even_when_the_output_is_not_read() {
     let unread = common::run_unread(&args);
     assert_eq!(unread.code, Some(1), "{}", unread.stderr);
 }
+
+#[test]
+fn a_definition_is_read_from_stdin_and_one_not_in_utf_8_says_so() {
+    use std::io::Write;
+    let text = r#"{"app": "a", "version": "1.0.0", "title": "A"}"#;
+    let mut child = Command::new(BIN)
+        .args(["app-definition", "validate", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said.lines().last(),
+        Some("-: valid (1 warning(s))"),
+        "{said}"
+    );
+
+    let dir = tempfile::TempDir::new().unwrap();
+    for (bytes, want) in [
+        (&b"\xff\xfe{\x00}\x00"[..], "the file is UTF-16"),
+        (
+            b"{\"app\": \"caf\xe9\"}",
+            "not UTF-8: the byte at offset 12",
+        ),
+    ] {
+        let path = dir.path().join("app.json");
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new(BIN)
+            .args(["app-definition", "validate"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+    }
+}
