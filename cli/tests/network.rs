@@ -1472,6 +1472,22 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     assert_eq!(std::fs::read_dir(&dead).unwrap().count(), 1);
 }
 
+/// `send --remove-delivered` of `dir` to `url`, signed with `t0ken`.
+fn send_removing_delivered(url: &str, dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            url,
+            "--token",
+            "t0ken",
+            "--remove-delivered",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn send_removes_the_files_it_delivered_when_asked() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -1480,18 +1496,7 @@ fn send_removes_the_files_it_delivered_when_asked() {
     // Not an event: answered 400, so kept.
     std::fs::write(dir.path().join("b.json"), "{\"name\": 1}").unwrap();
     let (server, _log, url) = start_serve(&["--token", "t0ken"]);
-    let out = Command::new(BIN)
-        .args([
-            "send",
-            "--url",
-            &url,
-            "--token",
-            "t0ken",
-            "--remove-delivered",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = send_removing_delivered(&url, dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -1530,18 +1535,7 @@ fn send_posts_each_payload_of_a_json_lines_file_and_says_what_it_skipped() {
     .unwrap();
     let (mut server, _log, url) = start_serve(&["--token", "t0ken"]);
     let stdout = server.0.stdout.take().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "send",
-            "--url",
-            &url,
-            "--token",
-            "t0ken",
-            "--remove-delivered",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = send_removing_delivered(&url, dir.path());
     let said = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}{stderr}");
