@@ -1287,20 +1287,7 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
 fn a_body_named_by_its_header_alone_is_warned_of_in_its_span() {
     let (_server, mut log, url) = start_serve(&["--token", "t0ken", "--log-format", "json"]);
     let body = r#"{"id":"6087326fa8b1c7b07da5e5d1","data":{"id":"r1","type":"team"}}"#;
-    let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
-    let (status, reply) = request(
-        &url,
-        "POST /",
-        &[
-            ("Content-Type", "application/json"),
-            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
-            (
-                kustomer_webhooks::verify::EVENT_HEADER,
-                "kustomer.team.create",
-            ),
-        ],
-        body,
-    );
+    let (status, reply) = post_named(&url, "t0ken", body, "kustomer.team.create");
     assert_eq!(status, 200, "{reply}");
     let line = log_until(&mut log, "the event is the one its header names");
     let line: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -1713,6 +1700,21 @@ fn http(method: &str, base: &str, path: &str) -> (u16, String) {
 
 /// `body` POSTed to `base` as Kustomer posts it, signed with `token`, over a
 /// plain connection: the status and the reply.
+/// [`post`], with the event named by its `X-Kustomer-Webhook-Event` header.
+fn post_named(base: &str, token: &str, body: &str, event: &str) -> (u16, String) {
+    let signature = kustomer_webhooks::verify::sign(token.as_bytes(), body.as_bytes());
+    request(
+        base,
+        "POST /",
+        &[
+            ("Content-Type", "application/json"),
+            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
+            (kustomer_webhooks::verify::EVENT_HEADER, event),
+        ],
+        body,
+    )
+}
+
 fn post(base: &str, token: &str, body: &str) -> (u16, String) {
     let signature = kustomer_webhooks::verify::sign(token.as_bytes(), body.as_bytes());
     request(
@@ -2200,20 +2202,7 @@ fn serve_stays_up_while_nobody_reads_its_log_and_loses_no_line_it_has_room_for()
             serde_json::from_str(&team_create(&format!("unread{n:05}"))).unwrap();
         body.as_object_mut().unwrap().remove("name");
         let body = body.to_string();
-        let signature = kustomer_webhooks::verify::sign(b"t0ken", body.as_bytes());
-        let (status, reply) = request(
-            &url,
-            "POST /",
-            &[
-                ("Content-Type", "application/json"),
-                (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
-                (
-                    kustomer_webhooks::verify::EVENT_HEADER,
-                    "kustomer.team.create",
-                ),
-            ],
-            &body,
-        );
+        let (status, reply) = post_named(&url, "t0ken", &body, "kustomer.team.create");
         assert_eq!(status, 200, "{reply}");
     }
     // A flood of forged deliveries gets a few lines a second, not a line
