@@ -28,16 +28,56 @@ pub const KNOWN_EVENTS: [&str; 12] = [
 /// an `OtherEvent` handler gets them.
 const UNTYPED_EVENTS: [&str; 2] = ["kustomer.tag.create", "kustomer.tag.update"];
 
-/// The attribute's arguments: none, `event = "…"`, or `events = ["…", …]`.
+/// The attribute's arguments: none, `event = "…"`, or `events = ["…", …]`;
+/// and `crate = "path"`, where the runtime is reached under another name.
 #[derive(Default)]
 struct Args {
     events: Option<Vec<LitStr>>,
+    krate: Option<syn::Path>,
+}
+
+/// `crate = "path"`'s path: how the expansion reaches the runtime where its
+/// dependency is renamed or re-exported (`crate = "my_facade::kustomer_webhooks"`).
+/// Parsed after `crate` and its `=`; `seen` says whether it was given before.
+pub fn crate_path(input: ParseStream, seen: bool, key: Span) -> syn::Result<syn::Path> {
+    if seen {
+        return Err(syn::Error::new(key, "give `crate` once"));
+    }
+    let lit: LitStr = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected the runtime's path as a string: `crate = \"my_facade::kustomer_webhooks\"`",
+        )
+    })?;
+    lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+        syn::Error::new_spanned(
+            &lit,
+            "expected a path to the runtime, such as `\"kw\"` or `\"my_facade::kustomer_webhooks\"`",
+        )
+    })
+}
+
+/// The path the expansion reaches the runtime by: `::kustomer_webhooks`
+/// unless `crate = "…"` says otherwise.
+pub fn runtime_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
+    match krate {
+        Some(path) => quote!(#path),
+        None => quote_spanned!(span=> ::kustomer_webhooks),
+    }
 }
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = Args::default();
         while !input.is_empty() {
+            if let Some(token) = input.parse::<Option<Token![crate]>>()? {
+                input.parse::<Token![=]>()?;
+                args.krate = Some(crate_path(input, args.krate.is_some(), token.span)?);
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                continue;
+            }
             let key: syn::Ident = input.parse()?;
             if args.events.is_some() {
                 return Err(syn::Error::new_spanned(
@@ -75,7 +115,7 @@ impl Parse for Args {
                 return Err(syn::Error::new_spanned(
                     &key,
                     format!(
-                        "unknown argument `{key}`: expected `event = \"…\"` or `events = [\"…\", …]`"
+                        "unknown argument `{key}`: expected `event = \"…\"`, `events = [\"…\", …]` or `crate = \"…\"`"
                     ),
                 ));
             }
@@ -635,7 +675,8 @@ fn close_span(t: &TokenTree) -> Span {
 
 fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     let ident = &func.sig.ident;
-    let rt = quote!(::kustomer_webhooks::__private);
+    let krate = runtime_path(args.krate.as_ref(), Span::call_site());
+    let rt = quote!(#krate::__private);
     let types: Vec<&Type> = func
         .sig
         .inputs
@@ -704,14 +745,14 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     let events_of = match (checked.is_empty(), state.is_some()) {
         (true, _) => quote!(),
         (false, false) => quote! {
-            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, R>(
+            const fn __kustomer_webhook_events<E: #krate::FromEvent, R>(
                 _: &impl ::core::ops::Fn(E) -> R,
             ) -> &'static [&'static str] {
                 E::EVENTS
             }
         },
         (false, true) => quote! {
-            const fn __kustomer_webhook_events<E: ::kustomer_webhooks::FromEvent, P, R>(
+            const fn __kustomer_webhook_events<E: #krate::FromEvent, P, R>(
                 _: &impl ::core::ops::Fn(E, P) -> R,
             ) -> &'static [&'static str] {
                 E::EVENTS
@@ -725,13 +766,21 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     };
     let name = ident.to_string();
     let span = ident.span();
+    let at_ident = runtime_path(args.krate.as_ref(), span);
     let make = quote_spanned! {span=>
-        ::kustomer_webhooks::__private::#ctor(#ident, ::core::concat!(::core::module_path!(), "::", #name), #only)
+        #at_ident::__private::#ctor(#ident, ::core::concat!(::core::module_path!(), "::", #name), #only)
     };
+    // The event (and state) come by value because the dispatcher hands them
+    // over: clippy's advice to take a reference cannot be followed here.
+    let mut func = func.clone();
+    func.attrs
+        .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
     quote! {
         #func
 
         #[doc(hidden)]
+        // The handler may be `#[deprecated]`: registering it is no use of it.
+        #[allow(deprecated)]
         const _: () = {
             type __KustomerWebhookInferred<T> = T;
             #events_of
@@ -779,6 +828,31 @@ mod tests {
             },
         );
         insta::assert_snapshot!(pretty(out));
+    }
+
+    #[test]
+    fn the_runtime_is_reached_by_the_path_given() {
+        let out = pretty(expand(
+            quote!(crate = "my_facade::kw", event = "kustomer.team.create"),
+            quote! {
+                async fn on_team(event: kustomer::Teams) {}
+            },
+        ));
+        assert!(!out.contains("kustomer_webhooks"), "{out}");
+        assert!(
+            out.contains("my_facade::kw::__private::async_handler"),
+            "{out}"
+        );
+        assert!(out.contains("E: my_facade::kw::FromEvent"), "{out}");
+        let model = crate::model::expand(
+            quote!(crate = "my_facade::kw"),
+            quote! {
+                pub struct Location { pub extra: Extra }
+            },
+        )
+        .to_string();
+        assert!(!model.contains("kustomer_webhooks"), "{model}");
+        assert!(model.contains("my_facade :: kw :: __model !"), "{model}");
     }
 
     #[test]

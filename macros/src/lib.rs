@@ -63,6 +63,14 @@ mod model;
 /// async fn on_anything_else(event: AnyEvent) { }
 /// ```
 ///
+/// Where the runtime has another name in your crate (a renamed dependency,
+/// `kw = { package = "kustomer-webhooks", … }`, or a crate of your own that
+/// re-exports it), say so with `crate = "…"`:
+/// `#[kustomer_webhook(crate = "kw")]`,
+/// `#[kustomer_webhook(crate = "my_facade::kustomer_webhooks", event = "…")]`
+/// (`#[model(crate = "…")]` likewise). Without it, the expansion reaches the
+/// runtime as `::kustomer_webhooks`.
+///
 /// Mistakes are compile errors pointing at the offending token: an unknown
 /// event name (with the closest known one), a parameter that is not an event
 /// type, an event its parameter type does not hold, a wrong number of
@@ -96,13 +104,23 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 ///
 /// - `Option<T>`: absent or `T`; `null` or another type is drift;
 /// - `Option<T>` with `#[json("key", nullable)]`: `null` is expected too;
-/// - `Option<serde_json::Value>` with `#[json("key", any)]`: any JSON at all;
+/// - `Option<serde_json::Value>` with `#[json("key", any)]`: any JSON at all
+///   (an `any` field of another type is an error);
 /// - `T` (a model struct): required; absent or drifted, it keeps its default.
 ///
 /// `extra: Extra` (a map of JSON values) holds the keys the model does not
 /// know.
 ///
-/// The struct must be `pub`, with named fields and no generics. The
+/// A field's type is one the runtime reads (`Model`): `Option<T>` or a
+/// model struct, `T` being `bool`, `i64`, `serde_json::Number`, `Str` (text;
+/// not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`,
+/// `Vec<T>`, `Box<T>` or a model struct. Each JSON key goes to one field, and
+/// a field cannot be `#[cfg]`-gated (gate the whole struct instead). Fields
+/// keep the visibility they are written with.
+///
+/// The struct must be `pub`, with named fields and no generics. Where the
+/// runtime is reached by another path, `#[model(crate = "kw")]` (as for
+/// `#[kustomer_webhook]`). The
 /// attribute derives `Clone`, `Default`, `PartialEq` and `Debug` itself
 /// (derive them again and they conflict), and adds a hidden field that
 /// remembers which required fields were present: build a model with

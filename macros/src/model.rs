@@ -4,8 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{
-    Attribute, Fields, GenericArgument, ItemStruct, LitStr, PathArguments, Type, parse2,
-    spanned::Spanned,
+    Fields, GenericArgument, ItemStruct, LitStr, PathArguments, Type, parse2, spanned::Spanned,
 };
 
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -13,9 +12,23 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         Ok(out) => out,
         Err(e) => {
             let err = e.to_compile_error();
+            let input = without_json_attributes(input);
             quote!(#input #err)
         }
     }
+}
+
+/// The struct as written, its fields' `#[json]` attributes left out: the
+/// struct emitted beside an error, so that the one mistake is not followed
+/// by "cannot find attribute `json`" for every field.
+fn without_json_attributes(input: TokenStream) -> TokenStream {
+    let Ok(mut item) = parse2::<ItemStruct>(input.clone()) else {
+        return input;
+    };
+    for field in item.fields.iter_mut() {
+        field.attrs.retain(|a| !a.path().is_ident("json"));
+    }
+    item.into_token_stream()
 }
 
 enum Kind {
@@ -25,10 +38,38 @@ enum Kind {
     Req,
 }
 
-fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
-    if !args.is_empty() {
-        return Err(syn::Error::new_spanned(args, "#[model] takes no arguments"));
+/// `#[model]`'s arguments: none, or `crate = "path"`, where the runtime is
+/// reached under another name.
+struct ModelArgs {
+    krate: Option<syn::Path>,
+}
+
+impl syn::parse::Parse for ModelArgs {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        let mut krate = None;
+        while !input.is_empty() {
+            let Some(token) = input.parse::<Option<syn::Token![crate]>>()? else {
+                return Err(input.error("#[model] takes no arguments but `crate = \"path\"`"));
+            };
+            input.parse::<syn::Token![=]>()?;
+            krate = Some(crate::handler::crate_path(
+                input,
+                krate.is_some(),
+                token.span,
+            )?);
+            if !input.is_empty() {
+                input.parse::<syn::Token![,]>()?;
+            }
+        }
+        Ok(ModelArgs { krate })
     }
+}
+
+fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
+    let krate = crate::handler::runtime_path(
+        parse2::<ModelArgs>(args)?.krate.as_ref(),
+        proc_macro2::Span::call_site(),
+    );
     let item: ItemStruct = parse2(input)?;
     if !item.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
@@ -46,21 +87,47 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     let mut errors: Option<syn::Error> = None;
     let mut index = 0u32;
     let mut extra_ty = None;
+    // Each JSON key read so far, and the field it goes to.
+    let mut keys: Vec<(String, &syn::Ident)> = Vec::new();
     for field in &fields.named {
         let Some(ident) = &field.ident else { continue };
+        let mut fail = |e: syn::Error| match &mut errors {
+            Some(all) => all.combine(e),
+            None => errors = Some(e),
+        };
+        if let Some(cfg) = field
+            .attrs
+            .iter()
+            .find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+        {
+            fail(syn::Error::new_spanned(
+                cfg,
+                "a model field cannot be `#[cfg]`-gated: the reading code names every field; \
+                 leave the field in (it stays `None` when the payload lacks the key), or gate the whole struct",
+            ));
+            continue;
+        }
         if ident == "extra" {
             extra_ty = Some(&field.ty);
             continue;
         }
-        match field_line(field.attrs.as_slice(), &field.ty, ident, index) {
-            Ok(line) => {
+        match field_line(field, ident, index) {
+            Ok((line, key)) => {
+                if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key.value()) {
+                    fail(syn::Error::new_spanned(
+                        &key,
+                        format!(
+                            "the JSON key {:?} is already read into `{first}`: each key goes to one field",
+                            key.value()
+                        ),
+                    ));
+                    continue;
+                }
+                keys.push((key.value(), ident));
                 lines.push(line);
                 index += 1;
             }
-            Err(e) => match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            },
+            Err(e) => fail(e),
         }
     }
     let Some(extra_ty) = extra_ty else {
@@ -82,7 +149,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
         ));
     }
     Ok(quote! {
-        ::kustomer_webhooks::__model! {
+        #krate::__model! {
             #(#attrs)*
             pub struct #name {
                 #(#lines)*
@@ -93,12 +160,13 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     })
 }
 
+/// The `__model!` line of a field, and its JSON key.
 fn field_line(
-    attrs: &[Attribute],
-    ty: &Type,
+    field: &syn::Field,
     ident: &syn::Ident,
     index: u32,
-) -> syn::Result<TokenStream> {
+) -> syn::Result<(TokenStream, LitStr)> {
+    let (attrs, ty, vis) = (field.attrs.as_slice(), &field.ty, &field.vis);
     let mut key: Option<LitStr> = None;
     let mut nullable = false;
     let mut any = false;
@@ -132,8 +200,15 @@ fn field_line(
             "every model field but `extra` needs #[json(\"key\")]",
         ));
     };
+    let ty = ungrouped(ty);
     let inner = option_inner(ty);
     let (kind, ty) = match (inner, nullable, any) {
+        (Some(t), _, true) if !is_value(t) => {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "an `any` field holds any JSON: declare it `Option<serde_json::Value>`",
+            ));
+        }
         (Some(_), _, true) => (Kind::Any, ty.clone()),
         (Some(t), true, false) => (Kind::Null, t.clone()),
         (Some(t), false, false) => (Kind::Opt, t.clone()),
@@ -152,12 +227,35 @@ fn field_line(
         Kind::Req => quote!(req),
     };
     let index = proc_macro2::Literal::u32_unsuffixed(index);
-    Ok(quote! { #(#docs)* #kind #index #key => #ident: #ty, })
+    Ok((
+        quote! { #(#docs)* #kind #index #key => #vis #ident: #ty, },
+        key,
+    ))
+}
+
+/// `ty` out of the invisible group a `macro_rules!` `$t:ty` fragment puts it
+/// in, and out of parentheses.
+fn ungrouped(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Group(g) => ty = &g.elem,
+            Type::Paren(p) => ty = &p.elem,
+            _ => return ty,
+        }
+    }
+}
+
+/// Whether `ty` names a `Value` (`serde_json::Value`, or imported).
+fn is_value(ty: &Type) -> bool {
+    matches!(ungrouped(ty), Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Value" && s.arguments.is_none()))
 }
 
 /// `T` when `ty` is `Option<T>`.
 fn option_inner(ty: &Type) -> Option<&Type> {
-    let Type::Path(p) = ty else { return None };
+    let Type::Path(p) = ungrouped(ty) else {
+        return None;
+    };
     let last = p.path.segments.last()?;
     if last.ident != "Option" {
         return None;
@@ -166,7 +264,7 @@ fn option_inner(ty: &Type) -> Option<&Type> {
         return None;
     };
     match args.args.first()? {
-        GenericArgument::Type(t) => Some(t),
+        GenericArgument::Type(t) => Some(ungrouped(t)),
         _ => None,
     }
 }

@@ -521,7 +521,7 @@ pub enum BuildError {
     #[error(
         "two handlers for {event}: {first} and {second} (one event has one handler){}",
         if same_function(first, second) {
-            "; the same function added twice? `.registered()` adds every #[kustomer_webhook] function already"
+            "; the same function added twice? `.registered()` adds every #[kustomer_webhook] function already. Or two functions of one name inside other functions' bodies in one module, which are named by the module alone: rename one"
         } else {
             ""
         }
@@ -660,7 +660,9 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     }
 
     /// Adds the functions marked `#[kustomer_webhook]` whose path (the
-    /// crate, its modules, the function: `my_service::handlers::on_update`)
+    /// crate, its modules, the function: `my_service::handlers::on_update`;
+    /// a function declared inside another function's body is named by its
+    /// module and its own name, the enclosing function left out)
     /// `keep` accepts: one service's handlers in a binary that links
     /// others, or a test's own, without the stand-ins and the handlers
     /// with other state that [`registered`](Self::registered) would add too.

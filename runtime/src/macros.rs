@@ -6,7 +6,7 @@
 /// Declares one model struct and its tolerant reading, lossless
 /// `Serialize` and drift walk.
 ///
-/// Each field line is `KIND INDEX "jsonKey" => rust_name: Type,` where KIND is
+/// Each field line is `KIND INDEX "jsonKey" => VIS rust_name: Type,` where KIND is
 /// - `opt`: `Option<Type>`; `null` or another JSON type is drift;
 /// - `null`: `Option<Type>`, and `null` is expected (written back as `null`);
 /// - `any`: `Option<serde_json::Value>`, any JSON at all (no type evidence);
@@ -22,7 +22,7 @@ macro_rules! __model {
         pub struct $name:ident {
             $(
                 $(#[$fmeta:meta])*
-                $kind:ident $idx:literal $json:literal => $field:ident : $ty:ty,
+                $kind:ident $idx:literal $json:literal => $fvis:vis $field:ident : $ty:ty,
             )*
         }
     ) => {
@@ -31,7 +31,7 @@ macro_rules! __model {
         pub struct $name {
             $(
                 $(#[$fmeta])*
-                pub $field: $crate::__model!(@type $kind $ty),
+                $fvis $field: $crate::__model!(@type $kind $ty),
             )*
             /// Keys the model does not know, and values whose JSON type differs
             /// from the model's, exactly as received.
@@ -41,6 +41,8 @@ macro_rules! __model {
         }
 
         // The fields and `extra`; which keys were present is internal.
+        // A field may be `#[deprecated]`: reading it here is no use of it.
+        #[allow(deprecated)]
         impl ::core::fmt::Debug for $name {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!($name))
@@ -50,6 +52,8 @@ macro_rules! __model {
             }
         }
 
+        // A field may be `#[deprecated]`: reading it here is no use of it.
+        #[allow(deprecated)]
         impl $name {
             /// Whether the payload had `key` here (with any value, even one
             /// of another type than the model's).
@@ -62,6 +66,8 @@ macro_rules! __model {
             }
         }
 
+        // A field may be `#[deprecated]`: reading it here is no use of it.
+        #[allow(deprecated)]
         impl $crate::__private::Serialize for $name {
             fn serialize<S: $crate::__private::Serializer>(
                 &self,
@@ -78,6 +84,8 @@ macro_rules! __model {
             }
         }
 
+        // A field may be `#[deprecated]`: reading it here is no use of it.
+        #[allow(deprecated)]
         impl $crate::__private::Model for $name {
             const EXPECTED: &'static str = "object";
 

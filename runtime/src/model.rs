@@ -112,6 +112,11 @@ impl Pointer {
 /// [`Str`](crate::Str), [`Id`](crate::Id), [`DateTime`](crate::DateTime),
 /// [`Op`](crate::Op)), for `Vec<T>`, [`Value`], `Map<String, Value>`, and for
 /// every generated struct.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of a model",
+    label = "not a model type",
+    note = "a model field is `Option<T>` or a `#[model]` struct, with `T` one of `bool`, `i64`, `serde_json::Number`, `Str` (for text: not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`, `Vec<T>`, `Box<T>` or a `#[model]` struct"
+)]
 pub trait Model: Sized + Serialize {
     /// What the type expects, as drift reports say it.
     const EXPECTED: &'static str;

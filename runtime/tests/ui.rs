@@ -33,6 +33,12 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/const-handler.rs");
     t.compile_fail("tests/ui/event-not-of-parameter-type.rs");
     t.compile_fail("tests/ui/builder-handler-not-send.rs");
+    t.compile_fail("tests/ui/crate-path-not-a-path.rs");
+    t.compile_fail("tests/ui/model-duplicate-key.rs");
+    t.compile_fail("tests/ui/model-cfg-field.rs");
+    t.compile_fail("tests/ui/model-any-not-value.rs");
+    t.compile_fail("tests/ui/model-string-field.rs");
+    t.compile_fail("tests/ui/model-not-pub.rs");
 }
 
 #[test]

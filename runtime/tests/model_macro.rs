@@ -1,0 +1,136 @@
+//! `#[model]` and `#[kustomer_webhook]` as a user's crate writes them: the
+//! runtime reached under another path (`crate = "…"`), field types written
+//! through a `macro_rules!` fragment, fields that keep their visibility, and
+//! deprecated fields and handlers under `deny`.
+#![deny(warnings, deprecated)]
+
+use kustomer_webhooks::{Drift, Model, Pointer};
+
+/// `text` read as `M`, with the drift found in it.
+fn read<M: Model>(text: &str) -> (M, Vec<Drift>) {
+    let model = M::from_json(text).unwrap().unwrap();
+    let mut drift = Vec::new();
+    model.drift(&mut Pointer::default(), &mut drift);
+    (model, drift)
+}
+
+/// A facade crate's re-export, standing for a renamed dependency too: the
+/// macros reach the runtime through it when told to.
+mod facade {
+    pub use kustomer_webhooks as kw;
+}
+
+mod through_the_facade {
+    use crate::facade::kw::{Extra, Str};
+
+    #[crate::facade::kw::model(crate = "crate::facade::kw")]
+    pub struct Location {
+        #[json("city")]
+        pub city: Option<Str>,
+        pub extra: Extra,
+    }
+
+    #[crate::facade::kw::kustomer_webhook(crate = "crate::facade::kw")]
+    pub async fn on_update(event: crate::facade::kw::CustomerUpdate) {
+        let _ = event;
+    }
+}
+
+/// Fields written by a declarative macro arrive as `$t:ty` fragments.
+macro_rules! model_of {
+    ($name:ident, $key:literal, $field:ident: $t:ty) => {
+        #[kustomer_webhooks::model]
+        pub struct $name {
+            #[json($key)]
+            pub $field: $t,
+            pub extra: kustomer_webhooks::Extra,
+        }
+    };
+}
+
+model_of!(Counted, "count", count: Option<i64>);
+
+mod private_fields {
+    use kustomer_webhooks::{Extra, Str};
+
+    #[kustomer_webhooks::model]
+    pub struct Note {
+        #[json("body")]
+        body: Option<Str>,
+        #[json("flag")]
+        pub(crate) flag: Option<bool>,
+        pub extra: Extra,
+    }
+
+    impl Note {
+        pub fn body(&self) -> Option<&str> {
+            self.body.as_deref()
+        }
+    }
+}
+
+mod deprecated_parts {
+    use kustomer_webhooks::{Extra, kustomer_webhook};
+
+    #[kustomer_webhooks::model]
+    pub struct Old {
+        #[deprecated = "read `new` instead"]
+        #[json("old")]
+        pub old: Option<i64>,
+        #[json("new")]
+        pub new: Option<i64>,
+        pub extra: Extra,
+    }
+
+    #[deprecated = "handled elsewhere now"]
+    #[kustomer_webhook]
+    pub async fn on_team(event: kustomer_webhooks::TeamUpdate) {
+        let _ = event;
+    }
+}
+
+#[test]
+fn a_model_reached_through_another_path_reads_and_writes_back() {
+    let (location, drift) =
+        read::<through_the_facade::Location>(r#"{"city":"Lyon","zip":"69001"}"#);
+    assert!(drift.is_empty(), "{drift:?}");
+    assert_eq!(location.city.as_deref(), Some("Lyon"));
+    assert_eq!(
+        serde_json::to_string(&location).unwrap(),
+        r#"{"city":"Lyon","zip":"69001"}"#
+    );
+}
+
+#[test]
+fn a_handler_reached_through_another_path_is_registered() {
+    let dispatcher = kustomer_webhooks::Dispatcher::builder()
+        .registered_where(|path| path.contains("through_the_facade"))
+        .build()
+        .unwrap();
+    assert!(dispatcher.events().contains(&"kustomer.customer.update"));
+}
+
+#[test]
+fn an_option_written_through_a_macro_fragment_is_optional() {
+    // Absent: `None`, no drift (it was read as a required struct before).
+    let (counted, drift) = read::<Counted>("{}");
+    assert_eq!(counted.count, None);
+    assert!(drift.is_empty(), "{drift:?}");
+    let (counted, drift) = read::<Counted>(r#"{"count":3}"#);
+    assert_eq!(counted.count, Some(3));
+    assert!(drift.is_empty(), "{drift:?}");
+}
+
+#[test]
+fn fields_keep_their_visibility_and_are_still_read() {
+    let (note, _) = read::<private_fields::Note>(r#"{"body":"hi","flag":true}"#);
+    assert_eq!(note.body(), Some("hi"));
+    assert_eq!(note.flag, Some(true));
+}
+
+#[test]
+#[allow(deprecated)]
+fn a_deprecated_field_is_read_without_warning_the_model_itself() {
+    let (old, _) = read::<deprecated_parts::Old>(r#"{"old":1,"new":2}"#);
+    assert_eq!((old.old, old.new), (Some(1), Some(2)));
+}

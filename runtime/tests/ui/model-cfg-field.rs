@@ -1,0 +1,13 @@
+use kustomer_webhooks::{Extra, Str};
+
+#[kustomer_webhooks::model]
+pub struct Contact {
+    #[json("email")]
+    pub email: Option<Str>,
+    #[cfg(test)]
+    #[json("phone")]
+    pub phone: Option<Str>,
+    pub extra: Extra,
+}
+
+fn main() {}
