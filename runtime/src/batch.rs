@@ -254,6 +254,12 @@ impl<S: Events, D: Delivery> Batcher<S, D> {
     /// hold it (an `async fn` would keep it, as its argument, until it
     /// finished); a future dropped before it finished does not drop its
     /// delivery, or the others queued with it: they are still handled.
+    ///
+    /// Await the future at once. The delivery that finds the queue empty
+    /// leads its batch, from its future's first poll: the deliveries queued
+    /// after it wait for that poll (or for the future to be dropped), so
+    /// a future kept while something else is awaited first (a permit, say:
+    /// take it before calling `receive`) holds up the others.
     pub fn receive(&self, delivery: D) -> impl Future<Output = Reply> + Send + '_ {
         let (answer, reply) = oneshot::channel();
         let leads = {

@@ -417,9 +417,13 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// neither completed nor abandoned must end by itself after a timeout, so
 /// that a process that died mid-handler does not block the event forever.
 ///
-/// A claim is not fenced: once it has timed out, another delivery can claim
-/// the id, and the first owner's late `complete` or `abandon` still applies.
-/// Keep the in-progress timeout well above the time a handler takes.
+/// A claim carries no token through this trait: once it has timed out,
+/// another delivery can claim the id, and it is up to the store to keep the
+/// first owner's late `abandon` from giving up the newer claim.
+/// [`MemoryStore`] and `RedisStore` do, taking the give-ups of one id in
+/// the order its claims were made; a late `complete` marks the id done,
+/// which it is. Keep the in-progress timeout well above the time a handler
+/// takes: past it, a retry runs the handler beside the one still running.
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `id`: [`Begin::New`] when the caller now owns it,
     /// [`Begin::InProgress`] while another delivery owns it, [`Begin::Done`]
@@ -643,6 +647,12 @@ struct Shard {
     current: Generation,
     previous: Generation,
     rotated_at: Stamp,
+    /// Ids whose in-progress claim timed out and was claimed again, with
+    /// how many such older claims are still to be given up: the next that
+    /// many `abandon`s of the id are theirs (oldest first, as `RedisStore`
+    /// counts them), and leave the newer claim held. Empty but for handlers
+    /// that ran past the in-progress timeout.
+    superseded: HashMap<Key, u32, BuildHasherDefault<Prehashed>>,
 }
 
 /// One generation of a shard's ids.
@@ -654,7 +664,7 @@ type Generation = HashMap<Key, Entry, BuildHasherDefault<Prehashed>>;
 /// Kustomer's ids (24 characters) fit a `CompactString` inline, so making
 /// one allocates nothing; a longer id is copied once per operation, the
 /// copy kept when the operation writes it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     hash: u64,
     id: CompactString,
@@ -706,6 +716,7 @@ impl Shard {
                 // and the memory goes back.
                 self.previous = Generation::default();
                 self.current = Generation::default();
+                self.superseded = HashMap::default();
             } else {
                 self.rotate();
             }
@@ -738,21 +749,58 @@ impl Shard {
     /// Writes `entry` into the current generation. A generation holds at
     /// most half the shard's `capacity`: when the current one is full, it
     /// becomes the previous one, and the entries of the previous one (the
-    /// oldest) are forgotten.
-    fn put(&mut self, id: Key, entry: Entry, capacity: usize) {
+    /// oldest) are forgotten, but for claims still in progress (`live` says
+    /// which are), which move to the new current generation: forgotten,
+    /// a retry would run the handler beside the one still running.
+    fn put(&mut self, id: Key, entry: Entry, capacity: usize, live: impl Fn(Entry) -> bool) {
         if let Some(slot) = self.current.get_mut(&id) {
             *slot = entry;
             return;
         }
         self.previous.remove(&id);
         if self.current.len() >= (capacity / 2).max(1) {
+            let mut oldest = std::mem::take(&mut self.previous);
+            let running = |e: &Entry| e.claim() == Claim::InProgress && live(*e);
+            let mut kept: Vec<(Key, Entry)> = oldest.extract_if(|_, e| running(e)).collect();
+            self.previous = oldest;
             self.rotate();
             self.rotated_at = entry.since();
             if capacity < 2 {
+                kept.extend(self.previous.extract_if(|_, e| running(e)));
                 self.previous.clear();
             }
+            self.current.extend(kept);
         }
         self.current.insert(id, entry);
+    }
+
+    /// Gives up the in-progress claim of `id`, unless an older claim of
+    /// the id, which timed out and was claimed again, is still to be given
+    /// up: that one is taken to be this one.
+    fn abandon(&mut self, id: Key) {
+        if !self.superseded.is_empty()
+            && let Some(older) = self.superseded.get_mut(&id)
+        {
+            *older -= 1;
+            if *older == 0 {
+                self.superseded.remove(&id);
+            }
+            return;
+        }
+        if self
+            .get(&id)
+            .is_some_and(|e| e.claim() == Claim::InProgress)
+        {
+            self.remove(&id);
+        }
+    }
+
+    /// Records `id` as done: no claim of it is left to give up.
+    fn complete(&mut self, id: Key, entry: Entry, capacity: usize, live: impl Fn(Entry) -> bool) {
+        if !self.superseded.is_empty() {
+            self.superseded.remove(&id);
+        }
+        self.put(id, entry, capacity, live);
     }
 
     /// Claims `id` for `entry` (an in-progress claim) unless a live entry
@@ -769,13 +817,17 @@ impl Shard {
         live: impl Fn(Entry) -> bool,
     ) -> Option<Claim> {
         let full = self.current.len() >= (capacity / 2).max(1);
-        let id = match self.current.entry(id) {
+        let (id, old) = match self.current.entry(id) {
             hash_map::Entry::Occupied(mut found) => {
                 let old = *found.get();
                 if live(old) {
                     return Some(old.claim());
                 }
                 found.insert(entry);
+                if old.claim() == Claim::InProgress {
+                    let id = found.key().clone();
+                    self.supersede(id);
+                }
                 return None;
             }
             hash_map::Entry::Vacant(place) => match self.previous.get(place.key()).copied() {
@@ -786,11 +838,21 @@ impl Shard {
                 }
                 // Rarer: an expired entry of the older generation for `put`
                 // to drop, or a full generation to rotate first.
-                _ => place.into_key(),
+                old => (place.into_key(), old),
             },
         };
-        self.put(id, entry, capacity);
+        if old.is_some_and(|e| e.claim() == Claim::InProgress) {
+            self.supersede(id.clone());
+        }
+        self.put(id, entry, capacity, live);
         None
+    }
+
+    /// Counts a timed-out claim of `id` that a new claim replaced: its
+    /// owner may still give it up.
+    #[cold]
+    fn supersede(&mut self, id: Key) {
+        *self.superseded.entry(id).or_default() += 1;
     }
 
     fn len(&self) -> usize {
@@ -815,7 +877,8 @@ struct Inner {
 ///
 /// Completed ids are kept for [`DEFAULT_RETENTION`], claims time out after
 /// [`DEFAULT_IN_PROGRESS_TIMEOUT`], and at most [`DEFAULT_MAX_ENTRIES`] ids
-/// are kept (the oldest forgotten first); each is configurable
+/// are kept (the oldest forgotten first, but never a claim still in
+/// progress); each is configurable
 /// through [`MemoryStore::builder`]. Entries are lost when the process
 /// restarts, so a retry that reaches a restarted process runs its handler
 /// again. Its methods never fail and never wait on I/O.
@@ -925,19 +988,12 @@ impl MemoryStore {
         let capacity = self.inner.shard_capacity;
         self.with_shard(id, |shard, id, now| {
             let entry = Entry::new(Claim::Done, now);
-            shard.put(id, entry, capacity);
+            shard.complete(id, entry, capacity, |e| self.is_live(e, now));
         });
     }
 
     fn abandon_now(&self, id: &str) {
-        self.with_shard(id, |shard, id, _| {
-            if shard
-                .get(&id)
-                .is_some_and(|e| e.claim() == Claim::InProgress)
-            {
-                shard.remove(&id);
-            }
-        });
+        self.with_shard(id, |shard, id, _| shard.abandon(id));
     }
 }
 
@@ -993,7 +1049,8 @@ impl MemoryStoreBuilder {
     /// How many ids are kept at most (default [`DEFAULT_MAX_ENTRIES`]); past
     /// that, the oldest are forgotten first: the ids are kept in two
     /// generations of at most half as many each, and when the newer one is
-    /// full the older one is dropped. Each id kept takes about 60 bytes,
+    /// full the older one is dropped, but for its claims still in progress
+    /// (their handlers still run), which are kept on top of the bound. Each id kept takes about 60 bytes,
     /// 90 when a million fill both generations' tables (measured:
     /// RELIABILITY.md), so the default bounds the store at about 90 MB.
     /// Zero is taken as one.
@@ -1017,6 +1074,7 @@ impl MemoryStoreBuilder {
                     current: Generation::default(),
                     previous: Generation::default(),
                     rotated_at: Stamp(0),
+                    superseded: HashMap::default(),
                 })
             })
             .collect();
@@ -1254,6 +1312,60 @@ mod tests {
     }
 
     #[test]
+    fn a_timed_out_claims_late_give_up_leaves_the_newer_claim_held() {
+        let store = MemoryStore::builder()
+            .in_progress_timeout(Duration::from_millis(100))
+            .build();
+        assert_eq!(begin(&store, "a"), Begin::New, "claim A");
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(begin(&store, "a"), Begin::New, "A timed out: claim B");
+        abandon(&store, "a"); // A's handler ends, failed, after its timeout
+        assert_eq!(
+            begin(&store, "a"),
+            Begin::InProgress,
+            "B's claim still runs: a third delivery must wait"
+        );
+        abandon(&store, "a"); // B's handler fails
+        assert_eq!(begin(&store, "a"), Begin::New, "now a retry runs");
+        // A late success still marks the event done, and leaves nothing to
+        // give up behind it.
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(begin(&store, "a"), Begin::New, "claim D over C");
+        complete(&store, "a");
+        abandon(&store, "a");
+        assert_eq!(begin(&store, "a"), Begin::Done);
+        assert!(
+            store
+                .inner
+                .shards
+                .iter()
+                .all(|s| s.lock().unwrap().superseded.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_full_store_keeps_the_claims_in_progress() {
+        let store = MemoryStore::builder().max_entries(4).build();
+        assert_eq!(begin(&store, "x"), Begin::New);
+        for i in 0..8 {
+            let id = format!("done-{i}");
+            assert_eq!(begin(&store, &id), Begin::New);
+            complete(&store, &id);
+        }
+        assert_eq!(
+            begin(&store, "x"),
+            Begin::InProgress,
+            "x's handler still runs: its retry must not run beside it"
+        );
+        assert!(
+            store.entry_count() <= 4 + 1,
+            "the size bound holds, plus the claim"
+        );
+        complete(&store, "x");
+        assert_eq!(begin(&store, "x"), Begin::Done);
+    }
+
+    #[test]
     fn done_ids_outlive_the_in_progress_timeout() {
         let store = MemoryStore::builder()
             .in_progress_timeout(Duration::from_millis(50))
@@ -1343,25 +1455,26 @@ mod tests {
             current: Generation::default(),
             previous: Generation::default(),
             rotated_at: now,
+            superseded: HashMap::default(),
         };
         let hasher = RandomState::new();
         let key = |id: &str| Key::new(&hasher, id);
         let entry = Entry::new(Claim::Done, now);
         // A generation holds half the capacity: 64 ids fill one.
         for i in 0..64 {
-            shard.put(key(&format!("a-{i}")), entry, 128);
+            shard.put(key(&format!("a-{i}")), entry, 128, |_| true);
         }
         let grown = shard.current.capacity();
         // The 65th id rotates: the 64 stay findable in the older generation.
-        shard.put(key("b-0"), entry, 128);
+        shard.put(key("b-0"), entry, 128, |_| true);
         assert_eq!((shard.current.len(), shard.previous.len()), (1, 64));
         assert!(shard.get(&key("a-0")).is_some() && shard.get(&key("b-0")).is_some());
         // The next rotation forgets the "a" ids and writes into their table,
         // already grown, instead of growing a new one from empty.
         for i in 1..64 {
-            shard.put(key(&format!("b-{i}")), entry, 128);
+            shard.put(key(&format!("b-{i}")), entry, 128, |_| true);
         }
-        shard.put(key("c-0"), entry, 128);
+        shard.put(key("c-0"), entry, 128, |_| true);
         assert!(shard.get(&key("a-0")).is_none() && shard.get(&key("b-0")).is_some());
         assert!(
             shard.current.capacity() >= grown,

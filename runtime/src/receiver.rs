@@ -600,8 +600,10 @@ impl<S: Events> Receiver<S> {
     /// the resource's turn may take up to this limit too, before the handler
     /// runs. An `async` handler is stopped there. A plain `fn` handler
     /// (run on tokio's blocking pool) cannot be: its event keeps its claim
-    /// (a retry meanwhile is 409 `in progress`, so the handler never runs
-    /// twice at once), its handler slot and, with the ordering guard, its
+    /// (a retry meanwhile is 409 `in progress`, so the handler does not run
+    /// twice at once, until the store's in-progress timeout, 5 minutes by
+    /// default: past it, a retry runs the handler beside the thread still
+    /// running), its handler slot and, with the ordering guard, its
     /// resource's turn in the process (the resource's other events wait,
     /// then get 503) until the thread ends, and is then done if the handler
     /// succeeded, or given up for the next retry. A turn shared with other
