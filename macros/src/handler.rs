@@ -764,7 +764,8 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     } else {
         quote!(::core::option::Option::Some(&[#(#names),*]))
     };
-    let name = ident.to_string();
+    // `r#type` is registered as `type`, as Rust names it elsewhere.
+    let name = syn::ext::IdentExt::unraw(ident).to_string();
     let span = ident.span();
     let at_ident = runtime_path(args.krate.as_ref(), span);
     let make = quote_spanned! {span=>

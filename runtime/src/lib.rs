@@ -288,9 +288,9 @@ pub mod __private {
     }
     pub use crate::model::{
         Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, extra_int,
-        extra_millis, extra_str, field_drift, misfit, number_int, read_any, read_extra, read_field,
-        read_nullable, read_option_in_place, read_required, value_int, value_millis, write_extra,
-        write_field,
+        extra_millis, extra_str, field_drift, field_name, misfit, number_int, read_any, read_extra,
+        read_field, read_nullable, read_option_in_place, read_required, value_int, value_millis,
+        write_extra, write_field,
     };
     pub use crate::recycle::{boxed_default, take as take_recycling};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};

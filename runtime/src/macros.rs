@@ -46,7 +46,7 @@ macro_rules! __model {
         impl ::core::fmt::Debug for $name {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!($name))
-                    $( .field(::core::stringify!($field), &self.$field) )*
+                    $( .field($crate::__private::field_name(::core::stringify!($field)), &self.$field) )*
                     .field("extra", &self.extra)
                     .finish()
             }

@@ -459,6 +459,15 @@ pub fn write_extra<M: SerializeMap>(
     Ok(())
 }
 
+/// A field's name as `Debug` shows it: `type` for `r#type`, as a derived
+/// `Debug` does.
+pub const fn field_name(name: &'static str) -> &'static str {
+    match name.as_bytes() {
+        [b'r', b'#', ..] => name.split_at(2).1,
+        _ => name,
+    }
+}
+
 /// The drift under a typed field.
 pub fn field_drift<T: Model>(
     slot: &Option<T>,

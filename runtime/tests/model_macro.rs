@@ -69,6 +69,22 @@ mod private_fields {
     }
 }
 
+mod raw_names {
+    use kustomer_webhooks::{Extra, Str, kustomer_webhook};
+
+    #[kustomer_webhooks::model]
+    pub struct Typed {
+        #[json("type")]
+        pub r#type: Option<Str>,
+        pub extra: Extra,
+    }
+
+    #[kustomer_webhook]
+    pub async fn r#match(event: kustomer_webhooks::UserUpdate) {
+        let _ = event;
+    }
+}
+
 mod deprecated_parts {
     use kustomer_webhooks::{Extra, kustomer_webhook};
 
@@ -133,4 +149,18 @@ fn fields_keep_their_visibility_and_are_still_read() {
 fn a_deprecated_field_is_read_without_warning_the_model_itself() {
     let (old, _) = read::<deprecated_parts::Old>(r#"{"old":1,"new":2}"#);
     assert_eq!((old.old, old.new), (Some(1), Some(2)));
+}
+
+#[test]
+fn raw_identifiers_are_shown_and_registered_without_their_prefix() {
+    let (typed, _) = read::<raw_names::Typed>(r#"{"type":"vip"}"#);
+    assert!(
+        format!("{typed:?}").starts_with(r#"Typed { type: Some("#),
+        "{typed:?}"
+    );
+    let dispatcher = kustomer_webhooks::Dispatcher::builder()
+        .registered_where(|path| path.ends_with("raw_names::match"))
+        .build()
+        .unwrap();
+    assert_eq!(dispatcher.events(), ["kustomer.user.update"]);
 }
