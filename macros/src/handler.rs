@@ -747,14 +747,14 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
         (false, false) => quote! {
             const fn __kustomer_webhook_events<E: #krate::FromEvent, R>(
                 _: &impl ::core::ops::Fn(E) -> R,
-            ) -> &'static [&'static str] {
+            ) -> &'static [&'static ::core::primitive::str] {
                 E::EVENTS
             }
         },
         (false, true) => quote! {
             const fn __kustomer_webhook_events<E: #krate::FromEvent, P, R>(
                 _: &impl ::core::ops::Fn(E, P) -> R,
-            ) -> &'static [&'static str] {
+            ) -> &'static [&'static ::core::primitive::str] {
                 E::EVENTS
             }
         },

@@ -2,7 +2,7 @@
 //! runtime's `__model!` macro, which holds the logic.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::{
     Fields, GenericArgument, ItemStruct, LitStr, PathArguments, Type, parse2, spanned::Spanned,
 };
@@ -136,6 +136,18 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             "a model needs `pub extra: Extra` for the keys it does not know",
         ));
     };
+    let named_extra = matches!(ungrouped(extra_ty), Type::Path(p)
+        if p.path.segments.last().is_some_and(|s| s.ident == "Extra"));
+    if !named_extra {
+        let e = syn::Error::new_spanned(
+            extra_ty,
+            "`extra` holds the keys the model does not know: declare it `pub extra: Extra` (`kustomer_webhooks::Extra`)",
+        );
+        match &mut errors {
+            Some(all) => all.combine(e),
+            None => errors = Some(e),
+        }
+    }
     if let Some(e) = errors {
         return Err(e);
     }
@@ -148,6 +160,11 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             "a model struct must be `pub`",
         ));
     }
+    // `extra` is declared by the macro; the struct as written must agree
+    // (a mismatch is reported on the type written).
+    let extra_check = quote_spanned! {extra_ty.span()=>
+        const _: fn(&#name) -> &#extra_ty = |m| &m.extra;
+    };
     Ok(quote! {
         #krate::__model! {
             #(#attrs)*
@@ -155,8 +172,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
                 #(#lines)*
             }
         }
-        // `extra` is declared by the macro; the struct as written must agree.
-        const _: fn(&#name) -> &#extra_ty = |m| &m.extra;
+        #extra_check
     })
 }
 

@@ -57,7 +57,7 @@ macro_rules! __model {
         impl $name {
             /// Whether the payload had `key` here (with any value, even one
             /// of another type than the model's).
-            pub fn has_key(&self, key: &str) -> bool {
+            pub fn has_key(&self, key: &::core::primitive::str) -> ::core::primitive::bool {
                 let typed = match key {
                     $( $json => $crate::__model!(@present $kind self $field $idx), )*
                     _ => false,
@@ -87,7 +87,7 @@ macro_rules! __model {
         // A field may be `#[deprecated]`: reading it here is no use of it.
         #[allow(deprecated)]
         impl $crate::__private::Model for $name {
-            const EXPECTED: &'static str = "object";
+            const EXPECTED: &'static ::core::primitive::str = "object";
 
             fn read_option(
                 r: &mut $crate::__private::Reader<'_>,

@@ -164,3 +164,25 @@ fn raw_identifiers_are_shown_and_registered_without_their_prefix() {
         .unwrap();
     assert_eq!(dispatcher.events(), ["kustomer.user.update"]);
 }
+
+/// Types of the user's own that shadow primitive names.
+mod shadowing_primitives {
+    #![allow(non_camel_case_types, dead_code)]
+
+    use kustomer_webhooks::{Extra, kustomer_webhook};
+
+    struct str;
+    struct bool;
+
+    #[kustomer_webhooks::model]
+    pub struct Flag {
+        #[json("on")]
+        pub on: Option<::core::primitive::bool>,
+        pub extra: Extra,
+    }
+
+    #[kustomer_webhook(event = "kustomer.team.update")]
+    async fn on_team(event: kustomer_webhooks::TeamEvent) {
+        let _ = event;
+    }
+}
