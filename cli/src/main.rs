@@ -254,6 +254,18 @@ enum Command {
         /// ids, so that `serve`s sharing it share them too
         #[arg(long)]
         ordering: bool,
+        /// Refuse (422) an event created more than this many seconds ago
+        /// (its `createdAt`), as a possible replay of a recorded delivery:
+        /// its signature, which has no time in it, would verify forever.
+        /// Keep it above Kustomer's hour of retries and at most the event
+        /// ids' retention (75 minutes: 4500); off by default
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            value_parser = serve::age_arg,
+            env = "KUSTOMER_WEBHOOKS_MAX_EVENT_AGE"
+        )]
+        max_event_age: Option<std::time::Duration>,
         /// Seconds a delivery's line may wait for stdout to take it (a
         /// reader that does not keep up); past it, the delivery is answered
         /// 503, not marked done, and Kustomer sends it again
@@ -802,6 +814,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture,
             capture_filter,
             ordering,
+            max_event_age,
             handler_timeout,
             max_body,
             body_timeout,
@@ -835,6 +848,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
+                max_event_age,
                 handler_timeout,
                 max_body: max_body as usize,
                 body_timeout,

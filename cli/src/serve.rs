@@ -155,6 +155,20 @@ pub fn timeout_arg(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--max-event-age`: whole seconds, at least a minute (Kustomer's first
+/// retries come a minute apart) and at most a week.
+pub fn age_arg(s: &str) -> Result<Duration, String> {
+    const WEEK: u64 = 7 * 24 * 3600;
+    let range = format!("at least 60 seconds and at most {WEEK} (a week)");
+    match s.parse::<u64>() {
+        Ok(n) if (60..=WEEK).contains(&n) => Ok(Duration::from_secs(n)),
+        Ok(n) => Err(format!("the age must be {range}, not {n}")),
+        Err(_) => Err(format!(
+            "expected whole seconds, such as 4500 for 75 minutes ({range}), got {s:?}"
+        )),
+    }
+}
+
 /// Descriptors `serve` keeps for what it opens besides its connections
 /// (the listeners, the metrics listener's connections, Redis, the files of
 /// captures and dead letters), out of its limit on open files; half of the
@@ -454,6 +468,9 @@ pub async fn serve(
         .with_timeout(options.handler_timeout)
         .with_limit(options.max_body)
         .with_read_timeout(options.body_timeout);
+    if let Some(age) = options.max_event_age {
+        receiver = receiver.with_max_event_age(age);
+    }
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
     if let Some(capture) = options.capture {
@@ -964,6 +981,8 @@ pub struct ServeOptions {
     pub capture: Option<Capture>,
     /// Acknowledge stale updates without dispatching them.
     pub ordering: bool,
+    /// Refuse events created longer ago than this.
+    pub max_event_age: Option<Duration>,
     /// How long a delivery's handler (writing its line) may take.
     pub handler_timeout: Duration,
     /// The largest body taken (413 past it).
@@ -1743,7 +1762,7 @@ pub async fn demo() -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::{
-        addr_arg, connections_that_fit, path_arg, scheme_hint, timeout_arg, token_arg,
+        addr_arg, age_arg, connections_that_fit, path_arg, scheme_hint, timeout_arg, token_arg,
         unreachable_message,
     };
 
@@ -1787,6 +1806,29 @@ mod tests {
             ),
         ] {
             assert_eq!(timeout_arg(bad).unwrap_err(), want, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_max_event_age_is_whole_seconds_from_a_minute_to_a_week() {
+        assert_eq!(age_arg("60").unwrap().as_secs(), 60);
+        assert_eq!(age_arg("4500").unwrap().as_secs(), 4500);
+        assert_eq!(age_arg("604800").unwrap().as_secs(), 604_800);
+        for (bad, want) in [
+            (
+                "59",
+                "the age must be at least 60 seconds and at most 604800 (a week), not 59",
+            ),
+            (
+                "604801",
+                "the age must be at least 60 seconds and at most 604800 (a week), not 604801",
+            ),
+            (
+                "75m",
+                "expected whole seconds, such as 4500 for 75 minutes (at least 60 seconds and at most 604800 (a week)), got \"75m\"",
+            ),
+        ] {
+            assert_eq!(age_arg(bad).unwrap_err(), want, "{bad}");
         }
     }
 

@@ -1598,6 +1598,39 @@ fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
     assert!(lines.contains("6087326fa8b1c7b07da5e5c9"), "{lines}");
 }
 
+#[test]
+fn serve_with_a_max_event_age_refuses_an_old_event_as_a_replay() {
+    let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--max-event-age", "4500"]);
+    let stdout = server.0.stdout.take().unwrap();
+    // The published sample was created in 2021.
+    let sample = format!("{ROOT}/schema/samples/kustomer.customer.update.json");
+    let sent = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken", &sample])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        text.starts_with("422 ")
+            && text.contains("\"pointer\":\"/createdAt\"")
+            && text.contains("more than the receiver's max event age of 4500 s"),
+        "{text}"
+    );
+    drop(server);
+    let mut lines = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
+    assert_eq!(lines, "", "nothing was dispatched");
+    // The value is checked.
+    let refused = Command::new(BIN)
+        .args(["serve", "--token", "t0ken", "--max-event-age", "75m"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("expected whole seconds, such as 4500"),
+        "{said}"
+    );
+}
+
 #[cfg(feature = "redis")]
 #[test]
 fn two_serves_sharing_a_redis_share_de_duplication() {

@@ -1777,38 +1777,41 @@ impl<'a> Resource<'a> {
             }
             _ => quote!(None),
         };
+        // A date-time as milliseconds since the Unix epoch: the typed field
+        // `key` of `owner` (a struct `s`), or its drifted value in `extra`.
+        let millis = |owner: TokenStream, s: Option<&Struct>, key: &str| -> TokenStream {
+            let extra_millis = quote!(kustomer_webhooks::__private::extra_millis);
+            let from_extra = quote!(#extra_millis(&#owner.extra, #key));
+            let typed = field(s, key).filter(|r| r.kind != Kind::Req).and_then(|r| {
+                let i = format_ident!("{}", r.rust);
+                let at = quote!(kustomer_webhooks::DateTime);
+                match &r.ty {
+                    Ty::DateTime => Some(quote!(#owner.#i.as_ref().map(#at::timestamp_millis))),
+                    Ty::Str => Some(quote!(#owner.#i.as_deref()
+                            .and_then(#at::parse)
+                            .map(|at| at.timestamp_millis()))),
+                    Ty::Value => Some(quote!(#owner.#i.as_ref().and_then(
+                        kustomer_webhooks::__private::value_millis
+                    ))),
+                    _ => None,
+                }
+            });
+            match typed {
+                Some(typed) => quote!(#typed.or_else(|| #from_extra)),
+                None => from_extra,
+            }
+        };
         // `updatedAt`, which orders the updates of a resource without a
         // `rev`, read the same way: typed, or its drifted value in `extra`.
         let updated_at = match (&data_field, attrs) {
             (Some(d), Some(a)) => {
                 let a = format_ident!("{}", a.rust);
-                let extra_millis = quote!(kustomer_webhooks::__private::extra_millis);
-                let from_extra = quote!(#extra_millis(&self.#d.#a.extra, "updatedAt"));
-                let typed = field(attrs_struct, "updatedAt")
-                    .filter(|r| r.kind != Kind::Req)
-                    .and_then(|r| {
-                        let i = format_ident!("{}", r.rust);
-                        let at = quote!(kustomer_webhooks::DateTime);
-                        match &r.ty {
-                            Ty::DateTime => {
-                                Some(quote!(self.#d.#a.#i.as_ref().map(#at::timestamp_millis)))
-                            }
-                            Ty::Str => Some(quote!(self.#d.#a.#i.as_deref()
-                                .and_then(#at::parse)
-                                .map(|at| at.timestamp_millis()))),
-                            Ty::Value => Some(quote!(self.#d.#a.#i.as_ref().and_then(
-                                kustomer_webhooks::__private::value_millis
-                            ))),
-                            _ => None,
-                        }
-                    });
-                match typed {
-                    Some(typed) => quote!(#typed.or_else(|| #from_extra)),
-                    None => from_extra,
-                }
+                millis(quote!(self.#d.#a), attrs_struct, "updatedAt")
             }
             _ => quote!(None),
         };
+        // The envelope's `createdAt`: how old the event is.
+        let created_at = millis(quote!(self), env, "createdAt");
         let env_ident = format_ident!("{}", envelope);
         quote! {
             impl kustomer_webhooks::Envelope for #env_ident {
@@ -1817,6 +1820,7 @@ impl<'a> Resource<'a> {
                 fn resource_id(&self) -> Option<&str> { #resource_id }
                 fn rev(&self) -> Option<i64> { #rev }
                 fn updated_at(&self) -> Option<i64> { #updated_at }
+                fn created_at(&self) -> Option<i64> { #created_at }
                 fn has_data(&self) -> bool { self.has_key("data") }
             }
         }
@@ -2433,6 +2437,42 @@ mod tests {
             assert!(flat.contains(reads), "{values:?}: {flat}");
             assert!(
                 flat.contains("extra_millis(&self.data.attributes.extra, \"updatedAt\""),
+                "{values:?}: {flat}"
+            );
+        }
+    }
+
+    #[test]
+    fn created_at_reads_the_envelopes_date_time_whatever_type_the_samples_gave_it() {
+        for (values, reads) in [
+            (
+                &["\"2021-04-26T21:33:54.763Z\""][..],
+                "self.created_at.as_ref().map(kustomer_webhooks::DateTime::timestamp_millis)",
+            ),
+            (
+                &["\"yesterday\""][..],
+                ".and_then(kustomer_webhooks::DateTime::parse)",
+            ),
+            (
+                &["\"2021-04-26T21:33:54.763Z\"", "3"][..],
+                ".and_then(kustomer_webhooks::__private::value_millis)",
+            ),
+            (&["{}"][..], "extra_millis("),
+        ] {
+            let samples: Vec<String> = values
+                .iter()
+                .map(|at| {
+                    format!(
+                        r#"{{"name":"kustomer.team.update","createdAt":{at},"data":{{"type":"team","id":"1","attributes":{{}}}}}}"#
+                    )
+                })
+                .collect();
+            let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
+            let files = models(&samples).unwrap();
+            let flat = flat(envelope_fn(&files["team.rs"], "fn created_at(&self)"));
+            assert!(flat.contains(reads), "{values:?}: {flat}");
+            assert!(
+                flat.contains("extra_millis(&self.extra, \"createdAt\""),
                 "{values:?}: {flat}"
             );
         }

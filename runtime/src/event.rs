@@ -31,6 +31,14 @@ pub trait Envelope {
     fn updated_at(&self) -> Option<i64> {
         None
     }
+    /// When the event was created (`createdAt`, the envelope's), in
+    /// milliseconds since the Unix epoch: how old a delivery's event is
+    /// ([`Receiver::with_max_event_age`](crate::receiver::Receiver::with_max_event_age)).
+    /// Models generated before this method was added do not read it
+    /// (`None`): regenerate them.
+    fn created_at(&self) -> Option<i64> {
+        None
+    }
     /// Whether the payload had a `data` key at all.
     fn has_data(&self) -> bool;
 }
@@ -126,6 +134,9 @@ impl<S> Envelope for OtherEvent<S> {
     }
     fn updated_at(&self) -> Option<i64> {
         crate::model::value_millis(self.body.get("data")?.get("attributes")?.get("updatedAt")?)
+    }
+    fn created_at(&self) -> Option<i64> {
+        crate::model::value_millis(self.body.get("createdAt")?)
     }
     fn has_data(&self) -> bool {
         self.body.contains_key("data")
@@ -646,6 +657,24 @@ mod tests {
         assert_eq!(rev(1e19.into()), None);
         assert_eq!(rev(u64::MAX.into()), None);
         assert_eq!(rev(Value::Null), None);
+    }
+
+    #[test]
+    fn an_other_events_created_at_is_its_envelopes_date_time() {
+        let created_at = |body: Value| {
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            crate::OtherEvent::<crate::AnyEvent>::new(
+                crate::EventName::from("kustomer.tag.update"),
+                body,
+            )
+            .created_at()
+        };
+        let at = serde_json::json!({"createdAt": "2021-04-26T21:36:47.823Z"});
+        assert_eq!(created_at(at), Some(1_619_473_007_823));
+        assert_eq!(created_at(serde_json::json!({"createdAt": "soon"})), None);
+        assert_eq!(created_at(serde_json::json!({})), None);
     }
 
     #[test]

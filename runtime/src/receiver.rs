@@ -7,7 +7,9 @@
 //! nothing to run: no handler, an event already processed, a stale update);
 //! 409 while another delivery of the same event is being handled; 401 for a bad or
 //! missing signature or custom header; 400 for a body that is not an event
-//! (with the JSON path); 413 over the size limit; 408 (from an adapter) for a
+//! (with the JSON path); 422 for an event older than the receiver's max
+//! event age, when it has one (a possible replay, with the pointer
+//! `/createdAt`); 413 over the size limit; 408 (from an adapter) for a
 //! body that stops arriving; 415 for a content type
 //! other than JSON, or a body sent compressed (a `Content-Encoding` other than
 //! `identity`); 501 for a `Transfer-Encoding` other than `chunked` or
@@ -16,7 +18,7 @@
 //! store (or the ordering guard's) failed or did not answer within the same
 //! time limit, or when no handler slot or resource's turn came in time, so
 //! that Kustomer retries. The checks run in the order 405, 415 (the content
-//! type), 413, 415 (the encoding), 501, 401, 400: a request that fails
+//! type), 413, 415 (the encoding), 501, 401, 400, 422: a request that fails
 //! several gets the status of the first.
 
 use std::any::Any;
@@ -259,6 +261,8 @@ pub struct Receiver<S = AnyEvent> {
     slots: Option<Slots>,
     /// A failed or panicking handler's 500 says so without its error text.
     hide_handler_errors: bool,
+    /// Events created longer ago than this are refused, as replays.
+    max_event_age: Option<Duration>,
     /// How many rejections were logged this second, and how many not.
     rejections_logged: RejectionLog,
 }
@@ -324,6 +328,7 @@ impl<S> std::fmt::Debug for Receiver<S> {
             .field("limit", &self.limit)
             .field("timeout", &self.timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("max_event_age", &self.max_event_age)
             .field(
                 "max_concurrent_handlers",
                 &self.slots.as_ref().map(|slots| slots.n),
@@ -404,6 +409,7 @@ impl<S: Events> Receiver<S> {
             dead_letters: None,
             slots: None,
             hide_handler_errors: false,
+            max_event_age: None,
             rejections_logged: RejectionLog::default(),
         }
     }
@@ -549,6 +555,40 @@ impl<S: Events> Receiver<S> {
     /// ```
     pub fn hide_handler_errors(mut self) -> Self {
         self.hide_handler_errors = true;
+        self
+    }
+
+    /// Refuses an event created (its envelope's `createdAt`) more than
+    /// `age` ago: 422, `"outcome": "error"`, with the pointer `/createdAt`,
+    /// counted as rejected and not dispatched. Off by default.
+    ///
+    /// Kustomer's signature covers the body alone, with no time in it, so a
+    /// delivery someone recorded verifies forever, and the idempotency
+    /// store turns its replay away only while it remembers the event's id.
+    /// With an age at most the store's retention (75 minutes for
+    /// [`MemoryStore`]), every replay is either a duplicate or too old. Set
+    /// it above the longest a real delivery may take to arrive: Kustomer
+    /// retries a failed one for about an hour (1, 1, 2, 5, 10, 15 and 30
+    /// minutes apart), and a delivery that comes later than the age, from
+    /// a backlog on Kustomer's side or a clock of this machine behind or
+    /// ahead, is refused like a replay (Kustomer then retries it, and
+    /// gives up). 75 minutes suits the default store. An event without a
+    /// `createdAt` date-time is handled, with a warning logged; one created
+    /// in the future (a clock ahead of this one) is handled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kustomer_webhooks::{Dispatcher, receiver::Receiver, verify::Verifier};
+    ///
+    /// # async fn on_team(_: kustomer_webhooks::models::TeamEvent) {}
+    /// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+    /// let receiver = Receiver::new(dispatcher, Verifier::new("t0ken"))
+    ///     .with_max_event_age(Duration::from_secs(75 * 60));
+    /// # drop(receiver);
+    /// # Ok::<(), kustomer_webhooks::BuildError>(())
+    /// ```
+    pub fn with_max_event_age(mut self, age: Duration) -> Self {
+        self.max_event_age = Some(age);
         self
     }
 
@@ -799,6 +839,14 @@ impl<S: Events> Receiver<S> {
                     detail: $detail,
                     pointer: None,
                 }
+            };
+        }
+        if let Some(max) = self.max_event_age
+            && let Some(error) = cold::too_old(parsed.event.envelope().created_at(), max)
+        {
+            return Reply {
+                pointer: Some("/createdAt".to_owned()),
+                ..reply!(422, outcome::ERROR, Some(error))
             };
         }
         // The store's key: the event id; for an `id` that came as another
@@ -1171,7 +1219,7 @@ type Boxed<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 mod cold {
     use std::any::Any;
     use std::fmt::Display;
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use crate::capture::Capture;
     use crate::{DispatchError, Events, Parsed};
@@ -1504,6 +1552,56 @@ mod cold {
             found,
             "the update's `data.id` names no resource: handled without the ordering guard",
         );
+    }
+
+    /// Why an event created at `created_at` (milliseconds since the Unix
+    /// epoch) is refused, when it is older than `max`; `None` when it is
+    /// not, or has no `createdAt` to tell (logged).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn too_old(created_at: Option<i64>, max: Duration) -> Option<String> {
+        let Some(created_at) = created_at else {
+            tracing::warn!(
+                target: LOG,
+                "the event has no `createdAt` date-time: handled without the check of its age",
+            );
+            return None;
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let age_ms = u64::try_from(now.saturating_sub(created_at)).ok()?;
+        let age = Duration::from_millis(age_ms);
+        if age <= max {
+            return None;
+        }
+        let at = chrono::DateTime::from_timestamp_millis(created_at)
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_else(|| created_at.to_string());
+        Some(format!(
+            "the event was created at {at}, {} ago, more than the receiver's max event age of {} s{}: refused as a possible replay",
+            spoken(age),
+            max.as_secs(),
+            Some(max)
+                .filter(|max| max.as_secs() >= 120)
+                .map(|max| format!(" ({})", spoken(max)))
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// A duration as a person says it: `2049 days`, `3 h 5 min`,
+    /// `75 min`, `12 min 30 s`, `59 s`.
+    pub(super) fn spoken(d: Duration) -> String {
+        let s = d.as_secs();
+        let (days, h, min, sec) = (s / 86_400, s / 3600, s / 60 % 60, s % 60);
+        match s {
+            172_800.. => format!("{days} days"),
+            7200.. if min == 0 => format!("{h} h"),
+            7200.. => format!("{h} h {min} min"),
+            120.. if sec == 0 => format!("{} min", s / 60),
+            120.. => format!("{} min {sec} s", s / 60),
+            _ => format!("{s} s"),
+        }
     }
 
     /// Logs that an event is handled without de-duplication, and why.
@@ -2219,6 +2317,20 @@ fn shortened(mut text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_are_said_in_the_units_a_person_uses() {
+        let said = |secs| cold::spoken(Duration::from_secs(secs));
+        assert_eq!(said(0), "0 s");
+        assert_eq!(said(119), "119 s");
+        assert_eq!(said(120), "2 min");
+        assert_eq!(said(750), "12 min 30 s");
+        assert_eq!(said(4500), "75 min");
+        assert_eq!(said(7200), "2 h");
+        assert_eq!(said(11_100), "3 h 5 min");
+        assert_eq!(said(172_800), "2 days");
+        assert_eq!(said(177_032_346), "2048 days");
+    }
 
     #[test]
     fn rejections_past_the_seconds_budget_are_counted_and_said_with_the_next_logged() {

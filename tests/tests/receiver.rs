@@ -780,6 +780,82 @@ async fn hidden_handler_errors_leave_the_reply() {
     );
 }
 
+/// The team update sample as event `n`, created `ago` before now (or
+/// without a `createdAt`, or with one that is no date-time).
+fn created(n: usize, created_at: Option<Value>) -> Vec<u8> {
+    let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+    v["id"] = format!("{n:024x}").into();
+    let envelope = v.as_object_mut().unwrap();
+    match created_at {
+        Some(at) => envelope.insert("createdAt".to_owned(), at),
+        None => envelope.remove("createdAt"),
+    };
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Now less `age`, as Kustomer writes a `createdAt`.
+fn ago(age: Duration) -> Option<Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp_millis((now - age).as_millis() as i64).unwrap();
+    Some(
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_older_than_the_max_event_age_is_refused_as_a_replay() {
+    let hour = Duration::from_secs(3600);
+    let s = start_with(Verifier::new(TOKEN), |r| r.with_max_event_age(hour)).await;
+    // The seed's samples were created in 2021: far too old.
+    let (status, reply) = s
+        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["outcome"], "error");
+    assert_eq!(reply["pointer"], "/createdAt");
+    assert_eq!(reply["event"], "kustomer.team.update");
+    let error = reply["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the event was created at 2021-")
+            && error.ends_with("more than the receiver's max event age of 3600 s (60 min): refused as a possible replay"),
+        "{error}"
+    );
+    // Just past the age: refused too; within it, handled.
+    let (status, reply) = s
+        .deliver(&created(1, ago(hour + Duration::from_secs(5))), TOKEN, None)
+        .await;
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(s.count.load(Ordering::SeqCst), 0, "no handler ran");
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 2);
+    for (n, at) in [
+        (2, ago(Duration::from_secs(60))),
+        (3, ago(hour - Duration::from_secs(60))),
+        // A clock ahead of this one.
+        (4, Some("2999-01-01T00:00:00.000Z".into())),
+        // Nothing to tell the age by: handled, with a warning.
+        (5, None),
+        (6, Some("yesterday".into())),
+    ] {
+        let (status, reply) = s.deliver(&created(n, at), TOKEN, None).await;
+        assert_eq!(
+            (status, &reply["outcome"]),
+            (200, &Value::from("handled")),
+            "{n}: {reply}"
+        );
+    }
+    assert_eq!(s.count.load(Ordering::SeqCst), 5);
+
+    // Off by default: the 2021 sample is handled.
+    let s = start(Verifier::new(TOKEN)).await;
+    let (status, reply) = s
+        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_deliveries_of_mixed_events() {
     let s = Arc::new(start(Verifier::new(TOKEN)).await);

@@ -264,6 +264,15 @@ impl kustomer_webhooks::Envelope for UserEvent {
                 "updatedAt",
             ))
     }
+    fn created_at(&self) -> Option<i64> {
+        self.created_at
+            .as_ref()
+            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .or_else(|| kustomer_webhooks::__private::extra_millis(
+                &self.extra,
+                "createdAt",
+            ))
+    }
     fn has_data(&self) -> bool {
         self.has_key("data")
     }
