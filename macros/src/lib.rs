@@ -114,7 +114,7 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 /// A field's type is one the runtime reads (`Model`): `Option<T>` or a
 /// model struct, `T` being `bool`, `i64`, `serde_json::Number`, `Str` (text;
 /// not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`,
-/// `Vec<T>`, `Box<T>` or a model struct. Each JSON key goes to one field, and
+/// `Vec<T>`, `Box<T>`, `Change<T>` or a model struct. Each JSON key goes to one field, and
 /// a field cannot be `#[cfg]`-gated (gate the whole struct instead). Fields
 /// keep the visibility they are written with.
 ///

@@ -84,6 +84,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
         ));
     };
     let mut lines = Vec::new();
+    let mut checks = Vec::new();
     let mut errors: Option<syn::Error> = None;
     let mut index = 0u32;
     let mut extra_ty = None;
@@ -95,11 +96,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             Some(all) => all.combine(e),
             None => errors = Some(e),
         };
-        if let Some(cfg) = field
-            .attrs
-            .iter()
-            .find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
-        {
+        if let Some(cfg) = field.attrs.iter().find(|a| a.path().is_ident("cfg")) {
             fail(syn::Error::new_spanned(
                 cfg,
                 "a model field cannot be `#[cfg]`-gated: the reading code names every field; \
@@ -111,8 +108,8 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             extra_ty = Some(&field.ty);
             continue;
         }
-        match field_line(field, ident, index) {
-            Ok((line, key)) => {
+        match field_line(field, ident, index, &krate) {
+            Ok((line, key, check)) => {
                 if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key.value()) {
                     fail(syn::Error::new_spanned(
                         &key,
@@ -125,32 +122,27 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
                 }
                 keys.push((key.value(), ident));
                 lines.push(line);
+                checks.extend(check);
                 index += 1;
             }
             Err(e) => fail(e),
         }
     }
-    let Some(extra_ty) = extra_ty else {
-        return Err(syn::Error::new_spanned(
+    let missing_extra = || {
+        syn::Error::new_spanned(
             &item.ident,
             "a model needs `pub extra: Extra` for the keys it does not know",
-        ));
+        )
     };
-    let named_extra = matches!(ungrouped(extra_ty), Type::Path(p)
-        if p.path.segments.last().is_some_and(|s| s.ident == "Extra"));
-    if !named_extra {
-        let e = syn::Error::new_spanned(
-            extra_ty,
-            "`extra` holds the keys the model does not know: declare it `pub extra: Extra` (`kustomer_webhooks::Extra`)",
-        );
-        match &mut errors {
-            Some(all) => all.combine(e),
-            None => errors = Some(e),
+    let extra_ty = match (extra_ty, errors) {
+        (Some(ty), None) => ty,
+        (None, None) => return Err(missing_extra()),
+        (Some(_), Some(e)) => return Err(e),
+        (None, Some(mut e)) => {
+            e.combine(missing_extra());
+            return Err(e);
         }
-    }
-    if let Some(e) = errors {
-        return Err(e);
-    }
+    };
     let attrs = &item.attrs;
     let vis = &item.vis;
     let name = &item.ident;
@@ -163,6 +155,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     // `extra` is declared by the macro; the struct as written must agree
     // (a mismatch is reported on the type written).
     let extra_check = quote_spanned! {extra_ty.span()=>
+        #[allow(deprecated)]
         const _: fn(&#name) -> &#extra_ty = |m| &m.extra;
     };
     Ok(quote! {
@@ -173,6 +166,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             }
         }
         #extra_check
+        #(#checks)*
     })
 }
 
@@ -181,7 +175,8 @@ fn field_line(
     field: &syn::Field,
     ident: &syn::Ident,
     index: u32,
-) -> syn::Result<(TokenStream, LitStr)> {
+    krate: &TokenStream,
+) -> syn::Result<(TokenStream, LitStr, Option<TokenStream>)> {
     let (attrs, ty, vis) = (field.attrs.as_slice(), &field.ty, &field.vis);
     let mut key: Option<LitStr> = None;
     let mut nullable = false;
@@ -219,12 +214,6 @@ fn field_line(
     let ty = ungrouped(ty);
     let inner = option_inner(ty);
     let (kind, ty) = match (inner, nullable, any) {
-        (Some(t), _, true) if !is_value(t) => {
-            return Err(syn::Error::new_spanned(
-                ty,
-                "an `any` field holds any JSON: declare it `Option<serde_json::Value>`",
-            ));
-        }
         (Some(_), _, true) => (Kind::Any, ty.clone()),
         (Some(t), true, false) => (Kind::Null, t.clone()),
         (Some(t), false, false) => (Kind::Opt, t.clone()),
@@ -236,6 +225,13 @@ fn field_line(
             ));
         }
     };
+    // An `any` field holds any JSON: its type, under whatever name, must
+    // be `Option<Value>` (reported on the type written when it is not).
+    let check = matches!(kind, Kind::Any).then(|| {
+        quote_spanned! {ty.span()=>
+            const _: fn(#ty) -> ::core::option::Option<#krate::__private::Value> = |any| any;
+        }
+    });
     let kind = match kind {
         Kind::Opt => quote!(opt),
         Kind::Null => quote!(null),
@@ -246,6 +242,7 @@ fn field_line(
     Ok((
         quote! { #(#docs)* #kind #index #key => #vis #ident: #ty, },
         key,
+        check,
     ))
 }
 
@@ -259,12 +256,6 @@ fn ungrouped(mut ty: &Type) -> &Type {
             _ => return ty,
         }
     }
-}
-
-/// Whether `ty` names a `Value` (`serde_json::Value`, or imported).
-fn is_value(ty: &Type) -> bool {
-    matches!(ungrouped(ty), Type::Path(p) if p.qself.is_none()
-        && p.path.segments.last().is_some_and(|s| s.ident == "Value" && s.arguments.is_none()))
 }
 
 /// `T` when `ty` is `Option<T>`.

@@ -641,7 +641,8 @@ impl Entry {
 /// exact: each entry is checked against its own time stamp when it is read.
 /// Memory is bounded by the shard's capacity: each generation holds at
 /// most half of it, and when the current one is full the older one is
-/// forgotten.
+/// forgotten, but for its claims in progress, which move to the new
+/// current generation (and count toward its half).
 #[derive(Debug)]
 struct Shard {
     current: Generation,
@@ -707,18 +708,24 @@ impl Hasher for Prehashed {
     }
 }
 
+/// The most ids a shard counts timed-out claims of ([`Shard::superseded`]):
+/// past it, the counts start again, so that claims never given up (a store
+/// used directly, its claims left to time out) cannot grow it for ever.
+const SUPERSEDED_KEPT: usize = 4096;
+
 impl Shard {
-    fn rotate_if_due(&mut self, now: Stamp, generation: Duration) {
+    fn rotate_if_due(&mut self, now: Stamp, generation: Duration, live: impl Fn(Entry) -> bool) {
         let age = now.since(self.rotated_at);
         if age >= generation {
             if age >= generation.saturating_mul(2) {
                 // Idle for two generations: everything is past its time,
                 // and the memory goes back.
+                self.rotate(&live);
+                self.rotate(&live);
                 self.previous = Generation::default();
                 self.current = Generation::default();
-                self.superseded = HashMap::default();
             } else {
-                self.rotate();
+                self.rotate(&live);
             }
             self.rotated_at = now;
         }
@@ -727,10 +734,27 @@ impl Shard {
     /// The current generation becomes the previous one; the previous one's
     /// entries are forgotten, and its table, already grown to a
     /// generation's size, holds the new current one (rather than a table
-    /// grown again from empty, rehashing under the shard's lock).
-    fn rotate(&mut self) {
+    /// grown again from empty, rehashing under the shard's lock). Claims in
+    /// progress among the forgotten are kept: those still live move to the
+    /// new current generation (forgotten, a retry would run the handler
+    /// beside the one still running), and those past their timeout, whose
+    /// owners have not given them up yet, are counted in `superseded`.
+    fn rotate(&mut self, live: &impl Fn(Entry) -> bool) {
+        let claims: Vec<(Key, Entry)> = self
+            .previous
+            .extract_if(|_, e| e.claim() == Claim::InProgress)
+            .collect();
+        let mut kept = Vec::new();
+        for (id, entry) in claims {
+            if live(entry) {
+                kept.push((id, entry));
+            } else {
+                self.supersede(id);
+            }
+        }
         std::mem::swap(&mut self.previous, &mut self.current);
         self.current.clear();
+        self.current.extend(kept);
     }
 
     fn get(&self, id: &Key) -> Option<Entry> {
@@ -747,11 +771,11 @@ impl Shard {
     }
 
     /// Writes `entry` into the current generation. A generation holds at
-    /// most half the shard's `capacity`: when the current one is full, it
-    /// becomes the previous one, and the entries of the previous one (the
-    /// oldest) are forgotten, but for claims still in progress (`live` says
-    /// which are), which move to the new current generation: forgotten,
-    /// a retry would run the handler beside the one still running.
+    /// most half the shard's `capacity` (claims carried over included):
+    /// when the current one is full, it becomes the previous one, and the
+    /// entries of the previous one (the oldest) are forgotten, but for
+    /// claims in progress ([`rotate`](Shard::rotate); `live` says which
+    /// are live).
     fn put(&mut self, id: Key, entry: Entry, capacity: usize, live: impl Fn(Entry) -> bool) {
         if let Some(slot) = self.current.get_mut(&id) {
             *slot = entry;
@@ -759,17 +783,11 @@ impl Shard {
         }
         self.previous.remove(&id);
         if self.current.len() >= (capacity / 2).max(1) {
-            let mut oldest = std::mem::take(&mut self.previous);
-            let running = |e: &Entry| e.claim() == Claim::InProgress && live(*e);
-            let mut kept: Vec<(Key, Entry)> = oldest.extract_if(|_, e| running(e)).collect();
-            self.previous = oldest;
-            self.rotate();
+            self.rotate(&live);
             self.rotated_at = entry.since();
             if capacity < 2 {
-                kept.extend(self.previous.extract_if(|_, e| running(e)));
-                self.previous.clear();
+                self.rotate(&live);
             }
-            self.current.extend(kept);
         }
         self.current.insert(id, entry);
     }
@@ -852,6 +870,9 @@ impl Shard {
     /// owner may still give it up.
     #[cold]
     fn supersede(&mut self, id: Key) {
+        if self.superseded.len() >= SUPERSEDED_KEPT && !self.superseded.contains_key(&id) {
+            self.superseded.clear();
+        }
         *self.superseded.entry(id).or_default() += 1;
     }
 
@@ -958,7 +979,7 @@ impl MemoryStore {
         let mut shard = inner.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.rotate_if_due(now, inner.generation);
+        shard.rotate_if_due(now, inner.generation, |e| self.is_live(e, now));
         f(&mut shard, key, now)
     }
 
@@ -1050,7 +1071,10 @@ impl MemoryStoreBuilder {
     /// that, the oldest are forgotten first: the ids are kept in two
     /// generations of at most half as many each, and when the newer one is
     /// full the older one is dropped, but for its claims still in progress
-    /// (their handlers still run), which are kept on top of the bound. Each id kept takes about 60 bytes,
+    /// (their handlers still run), which move to the newer one and count
+    /// toward its half: the bound holds unless more than half of it are
+    /// claims in progress at once (far more than a receiver's concurrent
+    /// deliveries at the default). Each id kept takes about 60 bytes,
     /// 90 when a million fill both generations' tables (measured:
     /// RELIABILITY.md), so the default bounds the store at about 90 MB.
     /// Zero is taken as one.
@@ -1344,6 +1368,27 @@ mod tests {
     }
 
     #[test]
+    fn a_timed_out_claim_forgotten_by_a_rotation_still_gives_up_its_own_claim_only() {
+        let store = MemoryStore::builder()
+            .max_entries(4)
+            .in_progress_timeout(Duration::from_millis(100))
+            .build();
+        assert_eq!(begin(&store, "x"), Begin::New, "claim A");
+        std::thread::sleep(Duration::from_millis(250));
+        // Enough other ids that A's entry, timed out, is rotated away.
+        for i in 0..6 {
+            let id = format!("done-{i}");
+            assert_eq!(begin(&store, &id), Begin::New);
+            complete(&store, &id);
+        }
+        assert_eq!(begin(&store, "x"), Begin::New, "claim B");
+        abandon(&store, "x"); // A's handler ends, failed
+        assert_eq!(begin(&store, "x"), Begin::InProgress, "B's claim holds");
+        abandon(&store, "x"); // B's
+        assert_eq!(begin(&store, "x"), Begin::New);
+    }
+
+    #[test]
     fn a_full_store_keeps_the_claims_in_progress() {
         let store = MemoryStore::builder().max_entries(4).build();
         assert_eq!(begin(&store, "x"), Begin::New);
@@ -1485,10 +1530,10 @@ mod tests {
         // the memory back.
         let generation = Duration::from_secs(60);
         let after = |d: Duration| Stamp(now.0 + d.as_secs() * 1_000_000_000);
-        shard.rotate_if_due(after(generation), generation);
+        shard.rotate_if_due(after(generation), generation, |_| false);
         assert!(shard.get(&key("b-0")).is_none() && shard.get(&key("c-0")).is_some());
         assert!(shard.current.capacity() >= grown);
-        shard.rotate_if_due(after(generation * 3), generation);
+        shard.rotate_if_due(after(generation * 3), generation, |_| false);
         assert_eq!(shard.len(), 0);
         assert_eq!(shard.current.capacity() + shard.previous.capacity(), 0);
     }

@@ -9,7 +9,8 @@
 /// Each field line is `KIND INDEX "jsonKey" => VIS rust_name: Type,` where KIND is
 /// - `opt`: `Option<Type>`; `null` or another JSON type is drift;
 /// - `null`: `Option<Type>`, and `null` is expected (written back as `null`);
-/// - `any`: `Option<serde_json::Value>`, any JSON at all (no type evidence);
+/// - `any`: `Option<serde_json::Value>` (as `Type`, under any name), any JSON
+///   at all (no type evidence);
 /// - `req`: `Type` itself (a struct); absent or drifted leaves the default,
 ///   and it is not written back.
 ///
@@ -140,7 +141,7 @@ macro_rules! __model {
     };
 
     (@type req $ty:ty) => { $ty };
-    (@type any $ty:ty) => { ::core::option::Option<$crate::__private::Value> };
+    (@type any $ty:ty) => { $ty };
     (@type $kind:ident $ty:ty) => { ::core::option::Option<$ty> };
 
     (@present req $self:ident $field:ident $idx:literal) => { !$self.__marks.get($idx) };

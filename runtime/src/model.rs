@@ -115,7 +115,7 @@ impl Pointer {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a field of a model",
     label = "not a model type",
-    note = "a model field is `Option<T>` or a `#[model]` struct, with `T` one of `bool`, `i64`, `serde_json::Number`, `Str` (for text: not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`, `Vec<T>`, `Box<T>` or a `#[model]` struct"
+    note = "a model field is `Option<T>` or a `#[model]` struct, with `T` one of `bool`, `i64`, `serde_json::Number`, `Str` (for text: not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`, `Vec<T>`, `Box<T>`, `Change<T>` or a `#[model]` struct"
 )]
 pub trait Model: Sized + Serialize {
     /// What the type expects, as drift reports say it.

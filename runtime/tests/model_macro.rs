@@ -50,6 +50,23 @@ macro_rules! model_of {
 
 model_of!(Counted, "count", count: Option<i64>);
 
+/// Names of the user's own for `Value` and `Extra`, and attributes under
+/// `cfg_attr`.
+mod aliases {
+    type Json = kustomer_webhooks::serde_json::Value;
+    type Unknown = kustomer_webhooks::Extra;
+
+    #[kustomer_webhooks::model]
+    pub struct Loose {
+        #[json("anything", any)]
+        pub anything: Option<Json>,
+        #[cfg_attr(test, doc = "the size, when there is one")]
+        #[json("size")]
+        pub size: Option<i64>,
+        pub extra: Unknown,
+    }
+}
+
 mod private_fields {
     use kustomer_webhooks::{Extra, Str};
 
@@ -87,6 +104,14 @@ mod raw_names {
 
 mod deprecated_parts {
     use kustomer_webhooks::{Extra, kustomer_webhook};
+
+    #[deprecated = "use `Old` instead"]
+    #[kustomer_webhooks::model]
+    pub struct Older {
+        #[json("old")]
+        pub old: Option<i64>,
+        pub extra: Extra,
+    }
 
     #[kustomer_webhooks::model]
     pub struct Old {
@@ -185,4 +210,13 @@ mod shadowing_primitives {
     async fn on_team(event: kustomer_webhooks::TeamEvent) {
         let _ = event;
     }
+}
+
+#[test]
+fn an_any_field_and_extra_may_be_written_under_other_names() {
+    let (loose, drift) = read::<aliases::Loose>(r#"{"anything":[1,"a"],"size":3,"more":true}"#);
+    assert!(drift.is_empty(), "{drift:?}");
+    assert_eq!(loose.anything, Some(serde_json::json!([1, "a"])));
+    assert_eq!(loose.size, Some(3));
+    assert_eq!(loose.extra["more"], true);
 }

@@ -40,6 +40,7 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/model-string-field.rs");
     t.compile_fail("tests/ui/model-not-pub.rs");
     t.compile_fail("tests/ui/model-extra-of-another-type.rs");
+    t.compile_fail("tests/ui/model-private-field.rs");
 }
 
 #[test]
