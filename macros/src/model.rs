@@ -229,7 +229,10 @@ fn field_line(
     // be `Option<Value>` (reported on the type written when it is not).
     let check = matches!(kind, Kind::Any).then(|| {
         quote_spanned! {ty.span()=>
-            const _: fn(#ty) -> ::core::option::Option<#krate::__private::Value> = |any| any;
+            const _: fn() = || {
+                fn any_json<T: #krate::__private::AnyJson>() {}
+                any_json::<#ty>();
+            };
         }
     });
     let kind = match kind {

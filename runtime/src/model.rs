@@ -363,9 +363,28 @@ pub fn read_required<T: Model + Default>(
     Ok(())
 }
 
+/// The type of a model's `any` field: `Option<Value>`, under any name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold any JSON",
+    label = "the type of an `any` field",
+    note = "an `any` field is `Option<serde_json::Value>` (under any name): any JSON at all, `null` included"
+)]
+pub trait AnyJson {
+    /// The field's slot.
+    fn slot(&mut self) -> &mut Option<Value>;
+}
+
+// Not named in the error (its type's path would depend on what else is built).
+#[diagnostic::do_not_recommend]
+impl AnyJson for Option<Value> {
+    fn slot(&mut self) -> &mut Option<Value> {
+        self
+    }
+}
+
 /// Reads a field with no type evidence: any JSON, `null` included.
-pub fn read_any(r: &mut Reader<'_>, slot: &mut Option<Value>) -> Result<(), ReadError> {
-    *slot = Some(r.raw_value()?);
+pub fn read_any<T: AnyJson>(r: &mut Reader<'_>, slot: &mut T) -> Result<(), ReadError> {
+    *slot.slot() = Some(r.raw_value()?);
     Ok(())
 }
 
