@@ -254,11 +254,13 @@ enum Command {
         /// ids, so that `serve`s sharing it share them too
         #[arg(long)]
         ordering: bool,
-        /// Refuse (422) an event created more than this many seconds ago
-        /// (its `createdAt`), as a possible replay of a recorded delivery:
-        /// its signature, which has no time in it, would verify forever.
-        /// Keep it above Kustomer's hour of retries and at most the event
-        /// ids' retention (75 minutes: 4500); off by default
+        /// Do not dispatch an event created more than this many seconds ago
+        /// (its `createdAt`): a possible replay of a recorded delivery,
+        /// whose signature, with no time in it, verifies forever. It is
+        /// acknowledged (200 `too old`), logged, and kept with
+        /// --dead-letters; `send` sends it again whatever its age. Keep it
+        /// above Kustomer's hour of retries and at most the event ids'
+        /// retention (75 minutes: 4500); off by default
         #[arg(
             long,
             value_name = "SECONDS",

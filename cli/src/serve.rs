@@ -15,7 +15,9 @@ use kustomer_webhooks::dedupe::{
     Begin, IdempotencyStore, MemoryStore, OrderingGuard, StoreError, StoreFuture,
 };
 use kustomer_webhooks::receiver::Receiver;
-use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, SharedVerifier, Verifier, sign};
+use kustomer_webhooks::verify::{
+    EVENT_HEADER, RESENT_HEADER, SIGNATURE_HEADER, SharedVerifier, Verifier, sign, sign_resent,
+};
 use kustomer_webhooks::{AnyEvent, Dispatcher, Drift, Envelope};
 use serde::Serialize;
 
@@ -166,6 +168,32 @@ pub fn age_arg(s: &str) -> Result<Duration, String> {
         Err(_) => Err(format!(
             "expected whole seconds, such as 4500 for 75 minutes ({range}), got {s:?}"
         )),
+    }
+}
+
+/// What a `--max-event-age` outside Kustomer's retries and the event ids'
+/// retention lets through or holds back.
+fn age_warning(age: Duration) -> Option<String> {
+    // 1 + 1 + 2 + 5 + 10 + 15 + 30 minutes of retries, and one more.
+    const RETRIES: Duration = Duration::from_secs(65 * 60);
+    let retention = kustomer_webhooks::dedupe::DEFAULT_RETENTION;
+    if age < RETRIES {
+        Some(format!(
+            "--max-event-age {}: Kustomer retries a failed delivery for 64 minutes, so its later \
+             retries will be too old and not dispatched (kept with --dead-letters); 3900 or more \
+             leaves them room",
+            age.as_secs()
+        ))
+    } else if age > retention {
+        Some(format!(
+            "--max-event-age {}: above the {} seconds event ids are remembered, a replay of a \
+             delivery between the two ages is handled again; {} closes that gap",
+            age.as_secs(),
+            retention.as_secs(),
+            retention.as_secs()
+        ))
+    } else {
+        None
     }
 }
 
@@ -469,6 +497,9 @@ pub async fn serve(
         .with_limit(options.max_body)
         .with_read_timeout(options.body_timeout);
     if let Some(age) = options.max_event_age {
+        if let Some(warning) = age_warning(age) {
+            tracing::warn!("{warning}");
+        }
         receiver = receiver.with_max_event_age(age);
     }
     let counters = receiver.counters();
@@ -1355,7 +1386,15 @@ async fn deliver(
     custom: &[(String, String)],
     body: Vec<u8>,
 ) -> reqwest::Result<Delivered> {
-    let mut headers = vec![(SIGNATURE_HEADER, sign(token.as_bytes(), &body))];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut headers = vec![
+        (SIGNATURE_HEADER, sign(token.as_bytes(), &body)),
+        // Sent now by whoever holds the token: a receiver with a max event
+        // age handles the event whatever its age (a dead letter, a capture).
+        (RESENT_HEADER, sign_resent(token.as_bytes(), &body, now)),
+    ];
     // The body's `name` names the event in its header too, unless it cannot
     // be sent in a header (a line break, a control character): the receiver
     // then goes by the body alone, and the payload is still delivered.
@@ -1762,8 +1801,8 @@ pub async fn demo() -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::{
-        addr_arg, age_arg, connections_that_fit, path_arg, scheme_hint, timeout_arg, token_arg,
-        unreachable_message,
+        addr_arg, age_arg, age_warning, connections_that_fit, path_arg, scheme_hint, timeout_arg,
+        token_arg, unreachable_message,
     };
 
     #[test]
@@ -1807,6 +1846,23 @@ mod tests {
         ] {
             assert_eq!(timeout_arg(bad).unwrap_err(), want, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_max_event_age_outside_the_retries_and_the_retention_is_warned_of() {
+        let warned = |secs| age_warning(std::time::Duration::from_secs(secs));
+        assert!(
+            warned(600)
+                .unwrap()
+                .contains("later retries will be too old")
+        );
+        assert_eq!(warned(3900), None);
+        assert_eq!(warned(4500), None);
+        assert!(
+            warned(4501)
+                .unwrap()
+                .contains("a replay of a delivery between the two ages")
+        );
     }
 
     #[test]

@@ -1599,26 +1599,52 @@ fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
 }
 
 #[test]
-fn serve_with_a_max_event_age_refuses_an_old_event_as_a_replay() {
-    let (mut server, _log, url) = start_serve(&["--token", "t0ken", "--max-event-age", "4500"]);
+fn serve_with_a_max_event_age_keeps_an_old_event_that_send_then_delivers() {
+    let letters = tempfile::TempDir::new().unwrap();
+    let dir = letters.path().to_str().unwrap();
+    let (mut server, _log, url) = start_serve(&[
+        "--token",
+        "t0ken",
+        "--max-event-age",
+        "4500",
+        "--dead-letters",
+        dir,
+    ]);
     let stdout = server.0.stdout.take().unwrap();
-    // The published sample was created in 2021.
-    let sample = format!("{ROOT}/schema/samples/kustomer.customer.update.json");
+    // The published sample was created in 2021: posted as Kustomer would,
+    // it is acknowledged, not dispatched, and kept.
+    let sample = std::fs::read_to_string(format!(
+        "{ROOT}/schema/samples/kustomer.customer.update.json"
+    ))
+    .unwrap();
+    let (status, reply) = post(&url, "t0ken", &sample);
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply.contains("\"outcome\":\"too old\"")
+            && reply.contains("more than the receiver's max event age of 4500 s (75 min)"),
+        "{reply}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    // `send` delivers the dead letter: sent now with the token, it is handled.
     let sent = Command::new(BIN)
-        .args(["send", "--url", &url, "--token", "t0ken", &sample])
+        .args(["send", "--url", &url, "--token", "t0ken", dir])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&sent.stdout);
     assert!(
-        text.starts_with("422 ")
-            && text.contains("\"pointer\":\"/createdAt\"")
-            && text.contains("more than the receiver's max event age of 4500 s"),
+        text.starts_with("200 ") && text.contains("\"outcome\":\"handled\""),
         "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "delivered, its dead letter went"
     );
     drop(server);
     let mut lines = String::new();
     std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
-    assert_eq!(lines, "", "nothing was dispatched");
+    assert_eq!(lines.lines().count(), 1, "dispatched once: {lines}");
     // The value is checked.
     let refused = Command::new(BIN)
         .args(["serve", "--token", "t0ken", "--max-event-age", "75m"])

@@ -96,7 +96,11 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             Some(all) => all.combine(e),
             None => errors = Some(e),
         };
-        if let Some(cfg) = field.attrs.iter().find(|a| a.path().is_ident("cfg")) {
+        if let Some(cfg) = field
+            .attrs
+            .iter()
+            .find(|a| a.path().is_ident("cfg") || cfg_attr_with_cfg(a))
+        {
             fail(syn::Error::new_spanned(
                 cfg,
                 "a model field cannot be `#[cfg]`-gated: the reading code names every field; \
@@ -168,6 +172,26 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
         #extra_check
         #(#checks)*
     })
+}
+
+/// Whether `attr` is a `#[cfg_attr(…)]` that may expand to a `#[cfg]`.
+fn cfg_attr_with_cfg(attr: &syn::Attribute) -> bool {
+    fn has_cfg(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "cfg",
+            proc_macro2::TokenTree::Group(g) => has_cfg(g.stream()),
+            _ => false,
+        })
+    }
+    attr.path().is_ident("cfg_attr")
+        && attr.meta.require_list().is_ok_and(|list| {
+            // The attributes after the condition.
+            let mut after = list.tokens.clone().into_iter().skip_while(
+                |t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','),
+            );
+            after.next();
+            has_cfg(after.collect())
+        })
 }
 
 /// The `__model!` line of a field, and its JSON key.

@@ -648,12 +648,20 @@ struct Shard {
     current: Generation,
     previous: Generation,
     rotated_at: Stamp,
-    /// Ids whose in-progress claim timed out and was claimed again, with
-    /// how many such older claims are still to be given up: the next that
-    /// many `abandon`s of the id are theirs (oldest first, as `RedisStore`
-    /// counts them), and leave the newer claim held. Empty but for handlers
-    /// that ran past the in-progress timeout.
-    superseded: HashMap<Key, u32, BuildHasherDefault<Prehashed>>,
+    /// Ids whose in-progress claim timed out (and was claimed again, or
+    /// forgotten), with how many such older claims are still to be given
+    /// up: the next that many `abandon`s of the id are theirs (oldest
+    /// first, as `RedisStore` counts them), and leave a newer claim held.
+    /// Empty but for handlers that ran past the in-progress timeout.
+    superseded: HashMap<Key, Older, BuildHasherDefault<Prehashed>>,
+}
+
+/// The timed-out claims of one id still to be given up, and when the
+/// latest of them was made.
+#[derive(Debug, Clone, Copy)]
+struct Older {
+    count: u32,
+    since: Stamp,
 }
 
 /// One generation of a shard's ids.
@@ -709,8 +717,10 @@ impl Hasher for Prehashed {
 }
 
 /// The most ids a shard counts timed-out claims of ([`Shard::superseded`]):
-/// past it, the counts start again, so that claims never given up (a store
-/// used directly, its claims left to time out) cannot grow it for ever.
+/// past it, the id whose latest claim is oldest is let go for a new one,
+/// and counts older than two generations go at a rotation, so that claims
+/// never given up (a store used directly, its claims left to time out)
+/// cannot grow it for ever.
 const SUPERSEDED_KEPT: usize = 4096;
 
 impl Shard {
@@ -728,6 +738,9 @@ impl Shard {
                 self.rotate(&live);
             }
             self.rotated_at = now;
+            let kept_for = generation.saturating_mul(2);
+            self.superseded
+                .retain(|_, older| now.since(older.since) < kept_for);
         }
     }
 
@@ -749,7 +762,7 @@ impl Shard {
             if live(entry) {
                 kept.push((id, entry));
             } else {
-                self.supersede(id);
+                self.supersede(id, entry.since());
             }
         }
         std::mem::swap(&mut self.previous, &mut self.current);
@@ -799,8 +812,8 @@ impl Shard {
         if !self.superseded.is_empty()
             && let Some(older) = self.superseded.get_mut(&id)
         {
-            *older -= 1;
-            if *older == 0 {
+            older.count -= 1;
+            if older.count == 0 {
                 self.superseded.remove(&id);
             }
             return;
@@ -844,7 +857,7 @@ impl Shard {
                 found.insert(entry);
                 if old.claim() == Claim::InProgress {
                     let id = found.key().clone();
-                    self.supersede(id);
+                    self.supersede(id, old.since());
                 }
                 return None;
             }
@@ -859,8 +872,8 @@ impl Shard {
                 old => (place.into_key(), old),
             },
         };
-        if old.is_some_and(|e| e.claim() == Claim::InProgress) {
-            self.supersede(id.clone());
+        if let Some(old) = old.filter(|e| e.claim() == Claim::InProgress) {
+            self.supersede(id.clone(), old.since());
         }
         self.put(id, entry, capacity, live);
         None
@@ -869,11 +882,23 @@ impl Shard {
     /// Counts a timed-out claim of `id` that a new claim replaced: its
     /// owner may still give it up.
     #[cold]
-    fn supersede(&mut self, id: Key) {
-        if self.superseded.len() >= SUPERSEDED_KEPT && !self.superseded.contains_key(&id) {
-            self.superseded.clear();
+    fn supersede(&mut self, id: Key, since: Stamp) {
+        if self.superseded.len() >= SUPERSEDED_KEPT
+            && !self.superseded.contains_key(&id)
+            && let Some(oldest) = self
+                .superseded
+                .iter()
+                .min_by_key(|(_, older)| older.since.0)
+                .map(|(id, _)| id.clone())
+        {
+            self.superseded.remove(&oldest);
         }
-        *self.superseded.entry(id).or_default() += 1;
+        let older = self
+            .superseded
+            .entry(id)
+            .or_insert(Older { count: 0, since });
+        older.count += 1;
+        older.since = Stamp(older.since.0.max(since.0));
     }
 
     fn len(&self) -> usize {
@@ -1491,6 +1516,35 @@ mod tests {
         assert_eq!(Stamp::at(epoch, later), Stamp(0));
         assert_eq!(Stamp(3).since(Stamp(1)), Duration::from_nanos(2));
         assert_eq!(Stamp(1).since(Stamp(3)), Duration::ZERO);
+    }
+
+    #[test]
+    fn counts_of_timed_out_claims_are_bounded_and_expire() {
+        let mut shard = Shard {
+            current: Generation::default(),
+            previous: Generation::default(),
+            rotated_at: Stamp(0),
+            superseded: HashMap::default(),
+        };
+        let hasher = RandomState::new();
+        let key = |i: usize| Key::new(&hasher, &format!("id-{i}"));
+        for i in 0..SUPERSEDED_KEPT {
+            shard.supersede(key(i), Stamp(1000 + i as u64));
+        }
+        // Full: one more lets go of the id whose claim is oldest, only.
+        shard.supersede(key(SUPERSEDED_KEPT), Stamp(1));
+        assert_eq!(shard.superseded.len(), SUPERSEDED_KEPT);
+        assert!(!shard.superseded.contains_key(&key(0)));
+        assert!(shard.superseded.contains_key(&key(1)));
+        // Counted twice, given up once: one still to come.
+        shard.supersede(key(1), Stamp(5000));
+        assert_eq!(shard.superseded[&key(1)].count, 2);
+        shard.abandon(key(1));
+        assert_eq!(shard.superseded[&key(1)].count, 1);
+        // Two generations after the latest claim, a rotation forgets them.
+        let generation = Duration::from_nanos(10_000);
+        shard.rotate_if_due(Stamp(5095 + 20_000), generation, |_| false);
+        assert!(shard.superseded.is_empty());
     }
 
     #[test]

@@ -4,12 +4,11 @@
 //! of that name) only translate requests and responses.
 //!
 //! The status contract: 2xx only once the handler succeeded (or when there is
-//! nothing to run: no handler, an event already processed, a stale update);
+//! nothing to run: no handler, an event already processed, a stale update,
+//! an event older than the max event age, when there is one);
 //! 409 while another delivery of the same event is being handled; 401 for a bad or
 //! missing signature or custom header; 400 for a body that is not an event
-//! (with the JSON path); 422 for an event older than the receiver's max
-//! event age, when it has one (a possible replay, with the pointer
-//! `/createdAt`); 413 over the size limit; 408 (from an adapter) for a
+//! (with the JSON path); 413 over the size limit; 408 (from an adapter) for a
 //! body that stops arriving; 415 for a content type
 //! other than JSON, or a body sent compressed (a `Content-Encoding` other than
 //! `identity`); 501 for a `Transfer-Encoding` other than `chunked` or
@@ -18,7 +17,7 @@
 //! store (or the ordering guard's) failed or did not answer within the same
 //! time limit, or when no handler slot or resource's turn came in time, so
 //! that Kustomer retries. The checks run in the order 405, 415 (the content
-//! type), 413, 415 (the encoding), 501, 401, 400, 422: a request that fails
+//! type), 413, 415 (the encoding), 501, 401, 400: a request that fails
 //! several gets the status of the first.
 
 use std::any::Any;
@@ -37,14 +36,14 @@ use crate::capture::Capture;
 use crate::dead_letters::DeadLetters;
 use crate::dedupe::{Begin, IdempotencyStore, MemoryStore, RevisionStore};
 use crate::models::AnyEvent;
-use crate::verify::{EVENT_HEADER, SharedVerifier, Verifier, VerifyError};
+use crate::verify::{EVENT_HEADER, RESENT_HEADER, SharedVerifier, Verifier, VerifyError};
 use crate::{Dispatched, Dispatcher, Events, ParseError, Parsed};
 
 /// The outcomes a [`Reply`] names, to compare [`Reply::outcome`] with
 /// (a misspelt string would compile, and never match):
 /// `reply.outcome == outcome::IN_PROGRESS`. In the counters and their
 /// `/metrics` labels, `handled` and `no handler` count as `accepted`,
-/// `in progress` as `in_progress`, and `error` as `rejected` (4xx, and 501
+/// `in progress` as `in_progress`, `too old` as `too_old`, and `error` as `rejected` (4xx, and 501
 /// for a transfer coding the receiver does not undo) or `failed` (other
 /// 5xx).
 pub mod outcome {
@@ -60,6 +59,11 @@ pub mod outcome {
     /// Another delivery of the event is being handled (409): Kustomer
     /// retries it.
     pub const IN_PROGRESS: &str = "in progress";
+    /// An event created longer ago than the receiver's max event age
+    /// ([`Receiver::with_max_event_age`](super::Receiver::with_max_event_age)),
+    /// possibly a replay: acknowledged, nothing ran, kept as a dead letter
+    /// when the receiver keeps them (200).
+    pub const TOO_OLD: &str = "too old";
     /// Refused (4xx) or failed (5xx), with the reply's `error` saying why.
     pub const ERROR: &str = "error";
 }
@@ -83,8 +87,8 @@ pub struct Reply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Why an event was neither handled nor refused: for `stale`, the
-    /// revision it is not newer than; for `in progress`, that another
-    /// delivery of it is being handled.
+    /// revision it is not newer than; for `too old`, when it was created;
+    /// for `in progress`, that another delivery of it is being handled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Where in the body, as a JSON Pointer.
@@ -162,6 +166,8 @@ pub struct Counters {
     pub in_progress: AtomicU64,
     /// Updates older than one already processed.
     pub stale: AtomicU64,
+    /// Events older than the receiver's max event age (2xx, not dispatched).
+    pub too_old: AtomicU64,
     /// Deliveries whose handler failed, panicked or timed out (5xx).
     pub failed: AtomicU64,
 }
@@ -176,7 +182,7 @@ impl Counters {
     /// The counts in Prometheus's text exposition format, for a `/metrics`
     /// endpoint: one counter, `kustomer_webhooks_deliveries_total`, with an
     /// `outcome` label for each count (`accepted`, `rejected`, `duplicate`,
-    /// `in_progress`, `stale`, `failed`).
+    /// `in_progress`, `stale`, `too_old`, `failed`).
     ///
     /// ```
     /// use kustomer_webhooks::receiver::Counters;
@@ -195,6 +201,7 @@ impl Counters {
             ("duplicate", &self.duplicate),
             ("in_progress", &self.in_progress),
             ("stale", &self.stale),
+            ("too_old", &self.too_old),
             ("failed", &self.failed),
         ] {
             let n = counter.load(Ordering::Relaxed);
@@ -205,7 +212,8 @@ impl Counters {
 }
 
 /// `3 accepted, 1 rejected, 1 duplicate, 0 stale, 0 failed`, and `, 2
-/// answered 409 (already being handled)` when there were any.
+/// answered 409 (already being handled)` and `, 1 too old` when there were
+/// any.
 impl std::fmt::Display for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -219,8 +227,12 @@ impl std::fmt::Display for Counters {
             n(&self.failed)
         )?;
         match n(&self.in_progress) {
+            0 => {}
+            busy => write!(f, ", {busy} answered 409 (already being handled)")?,
+        }
+        match n(&self.too_old) {
             0 => Ok(()),
-            busy => write!(f, ", {busy} answered 409 (already being handled)"),
+            old => write!(f, ", {old} too old"),
         }
     }
 }
@@ -261,8 +273,10 @@ pub struct Receiver<S = AnyEvent> {
     slots: Option<Slots>,
     /// A failed or panicking handler's 500 says so without its error text.
     hide_handler_errors: bool,
-    /// Events created longer ago than this are refused, as replays.
+    /// Events created longer ago than this are not dispatched, as replays.
     max_event_age: Option<Duration>,
+    /// Whether an event without a `createdAt` was said (once).
+    said_no_created_at: std::sync::atomic::AtomicBool,
     /// How many rejections were logged this second, and how many not.
     rejections_logged: RejectionLog,
 }
@@ -356,6 +370,13 @@ impl Verification {
             Verification::Shared(shared) => shared.verify(body, header),
         }
     }
+
+    fn verify_resent(&self, body: &[u8], value: &[u8], now: u64) -> bool {
+        match self {
+            Verification::Own(verifier) => verifier.verify_resent(body, value, now),
+            Verification::Shared(shared) => shared.verify_resent(body, value, now),
+        }
+    }
 }
 
 /// The handler slots of [`Receiver::with_max_concurrent_handlers`].
@@ -366,6 +387,13 @@ struct Slots {
     n: usize,
     /// How long a delivery may wait for one.
     max_wait: Duration,
+}
+
+/// Seconds since the Unix epoch (0 for a clock before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The default body size limit: 1 MiB, far above any Kustomer event.
@@ -410,6 +438,7 @@ impl<S: Events> Receiver<S> {
             slots: None,
             hide_handler_errors: false,
             max_event_age: None,
+            said_no_created_at: Default::default(),
             rejections_logged: RejectionLog::default(),
         }
     }
@@ -558,23 +587,44 @@ impl<S: Events> Receiver<S> {
         self
     }
 
-    /// Refuses an event created (its envelope's `createdAt`) more than
-    /// `age` ago: 422, `"outcome": "error"`, with the pointer `/createdAt`,
-    /// counted as rejected and not dispatched. Off by default.
+    /// Does not dispatch an event created (its envelope's `createdAt`) more
+    /// than `age` ago, unless it was sent again just now by whoever holds
+    /// the token (below): it is acknowledged with 200, `"outcome": "too
+    /// old"`, and a `detail` saying when it was created; counted as
+    /// `too_old`, logged as a warning, and kept as a dead letter when the
+    /// receiver keeps them ([`with_dead_letters`](Self::with_dead_letters)).
+    /// Off by default.
     ///
     /// Kustomer's signature covers the body alone, with no time in it, so a
     /// delivery someone recorded verifies forever, and the idempotency
     /// store turns its replay away only while it remembers the event's id.
-    /// With an age at most the store's retention (75 minutes for
-    /// [`MemoryStore`]), every replay is either a duplicate or too old. Set
-    /// it above the longest a real delivery may take to arrive: Kustomer
-    /// retries a failed one for about an hour (1, 1, 2, 5, 10, 15 and 30
-    /// minutes apart), and a delivery that comes later than the age, from
-    /// a backlog on Kustomer's side or a clock of this machine behind or
-    /// ahead, is refused like a replay (Kustomer then retries it, and
-    /// gives up). 75 minutes suits the default store. An event without a
-    /// `createdAt` date-time is handled, with a warning logged; one created
-    /// in the future (a clock ahead of this one) is handled.
+    /// The age covers the rest: as long as the store remembers ids for at
+    /// least the age (a shared store, or a [`MemoryStore`] that has not
+    /// restarted and is not past its `max_entries`), a replay is a duplicate
+    /// or too old. It is checked once the store has answered, so a retry of
+    /// an event already handled is still a `duplicate`.
+    ///
+    /// A delivery that really is that late (a backlog on Kustomer's side, a
+    /// clock off by more than the margin) is treated the same way, so set
+    /// the age above the longest a real delivery may take: Kustomer retries
+    /// a failed one for about an hour (1, 1, 2, 5, 10, 15 and 30 minutes
+    /// apart, 64 minutes in all), and 75 minutes suits the default store.
+    /// The answer is a 2xx because such a delivery never gets younger:
+    /// Kustomer's retries would all be refused, and count against the
+    /// webhook. Keep dead letters to have these events to send again.
+    ///
+    /// Sent again with `kustomer-webhooks send` (a dead letter, a capture),
+    /// an event is handled whatever its age: `send` adds
+    /// [`RESENT_HEADER`](crate::verify::RESENT_HEADER), a signature of the
+    /// body and the time it was sent, which proves the sender holds the
+    /// token now (whoever does can sign any event anyway), and is accepted
+    /// for [`RESENT_TOLERANCE`](crate::verify::RESENT_TOLERANCE) either
+    /// way of this machine's clock.
+    ///
+    /// An event without a `createdAt` date-time (or read by models
+    /// generated before [`Envelope::created_at`](crate::Envelope::created_at):
+    /// regenerate them) is handled, with a warning said once; one created in
+    /// the future (a clock ahead of this one) is handled.
     ///
     /// ```
     /// use std::time::Duration;
@@ -728,6 +778,28 @@ impl<S: Events> Receiver<S> {
     #[cold]
     #[inline(never)]
     fn log_rejected(&self, reply: &Reply) {
+        if self.log_budget() {
+            cold::rejected(reply);
+        }
+    }
+
+    /// Why an event created at `created_at` is too old, when it is older
+    /// than `max`; an event without a `createdAt` is said once.
+    fn too_old(&self, created_at: Option<i64>, max: Duration) -> Option<String> {
+        match created_at {
+            Some(at) => cold::too_old(at, max, unix_now()),
+            None => {
+                if !self.said_no_created_at.swap(true, Ordering::Relaxed) {
+                    cold::no_created_at();
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether one more line fits this second's budget (saying first how
+    /// many had no line, when that count ends).
+    fn log_budget(&self) -> bool {
         static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let second = EPOCH
             .get_or_init(std::time::Instant::now)
@@ -742,9 +814,7 @@ impl<S: Events> Receiver<S> {
         if unsaid > 0 {
             cold::rejections_unlogged(unsaid);
         }
-        if logged {
-            cold::rejected(reply);
-        }
+        logged
     }
 
     fn count(&self, reply: &Reply) {
@@ -753,6 +823,12 @@ impl<S: Events> Receiver<S> {
             (200..=299, outcome::DUPLICATE) => Counters::bump(&counters.duplicate),
             (409, outcome::IN_PROGRESS) => Counters::bump(&counters.in_progress),
             (200..=299, outcome::STALE) => Counters::bump(&counters.stale),
+            (200..=299, outcome::TOO_OLD) => {
+                Counters::bump(&counters.too_old);
+                if self.log_budget() {
+                    cold::acknowledged_too_old(reply);
+                }
+            }
             (200..=299, _) => Counters::bump(&counters.accepted),
             // 501: a request the receiver refuses (a transfer coding it
             // does not undo), not a handler's failure.
@@ -801,6 +877,14 @@ impl<S: Events> Receiver<S> {
             Ok(p) => p,
             Err(e) => return parse_error(&e),
         };
+        // With a max event age: a delivery whose resent signature (made by
+        // `send`, now, with the token) holds is no replay, whatever its
+        // event's age.
+        let resent = self.max_event_age.is_some()
+            && self.verifier.as_ref().is_some_and(|verifier| {
+                (request.header)(RESENT_HEADER)
+                    .is_some_and(|value| verifier.verify_resent(request.body, value, unix_now()))
+            });
         let event = parsed.event.name().as_str().to_owned();
         let id = parsed.event.envelope().event_id().map(str::to_owned);
         let span = tracing::info_span!(
@@ -817,13 +901,19 @@ impl<S: Events> Receiver<S> {
         // on its own: the delivery's whole future (boxed again by the axum
         // router's batches) then stays small enough for the allocator's
         // fast path, and neither is copied whole when it starts.
-        Box::pin(self.deliver(parsed, event, id))
+        Box::pin(self.deliver(parsed, event, id, resent))
             .instrument(span)
             .await
     }
 
     /// De-duplicates, checks ordering, and dispatches a parsed event.
-    async fn deliver(&self, parsed: Parsed<'_, S>, event: String, id: Option<String>) -> Reply {
+    async fn deliver(
+        &self,
+        parsed: Parsed<'_, S>,
+        event: String,
+        id: Option<String>,
+        resent: bool,
+    ) -> Reply {
         // Each path ends in one reply, which takes the name and id along.
         macro_rules! reply {
             ($status:expr, $outcome:expr, $error:expr $(,)?) => {
@@ -839,14 +929,6 @@ impl<S: Events> Receiver<S> {
                     detail: $detail,
                     pointer: None,
                 }
-            };
-        }
-        if let Some(max) = self.max_event_age
-            && let Some(error) = cold::too_old(parsed.event.envelope().created_at(), max)
-        {
-            return Reply {
-                pointer: Some("/createdAt".to_owned()),
-                ..reply!(422, outcome::ERROR, Some(error))
             };
         }
         // The store's key: the event id; for an `id` that came as another
@@ -907,6 +989,22 @@ impl<S: Events> Receiver<S> {
         } else {
             None
         });
+        // An event older than the max event age, not sent again just now
+        // with the token: a possible replay of a recorded delivery. Checked
+        // once the store has answered, so that a retry of a handled event
+        // is still a duplicate. Not dispatched, acknowledged (Kustomer's
+        // retries would be as old), kept as a dead letter, and its claim
+        // given up, so that the dead letter, sent again, is handled.
+        if let Some(max) = self.max_event_age
+            && !resent
+            && let Some(why) = self.too_old(parsed.event.envelope().created_at(), max)
+        {
+            self.keep(id.as_deref(), parsed.raw, &why).await;
+            if let Some((store, key)) = claim.0.take() {
+                let _ = within(None, self.timeout, store.abandon(&key)).await;
+            }
+            return reply!(200, outcome::TOO_OLD, None, Some(why));
+        }
         // With the ordering guard, the resource's turn first: the check, the
         // handler and the record of the revision are one step per resource.
         let mut turn = None;
@@ -1219,7 +1317,7 @@ type Boxed<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 mod cold {
     use std::any::Any;
     use std::fmt::Display;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use crate::capture::Capture;
     use crate::{DispatchError, Events, Parsed};
@@ -1555,21 +1653,12 @@ mod cold {
     }
 
     /// Why an event created at `created_at` (milliseconds since the Unix
-    /// epoch) is refused, when it is older than `max`; `None` when it is
-    /// not, or has no `createdAt` to tell (logged).
+    /// epoch) is not dispatched, when it is older than `max` at `now`
+    /// (seconds since the epoch); `None` when it is not.
     #[cold]
     #[inline(never)]
-    pub(super) fn too_old(created_at: Option<i64>, max: Duration) -> Option<String> {
-        let Some(created_at) = created_at else {
-            tracing::warn!(
-                target: LOG,
-                "the event has no `createdAt` date-time: handled without the check of its age",
-            );
-            return None;
-        };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    pub(super) fn too_old(created_at: i64, max: Duration, now: u64) -> Option<String> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX).saturating_mul(1000);
         let age_ms = u64::try_from(now.saturating_sub(created_at)).ok()?;
         let age = Duration::from_millis(age_ms);
         if age <= max {
@@ -1579,7 +1668,7 @@ mod cold {
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .unwrap_or_else(|| created_at.to_string());
         Some(format!(
-            "the event was created at {at}, {} ago, more than the receiver's max event age of {} s{}: refused as a possible replay",
+            "the event was created at {at}, {} ago, more than the receiver's max event age of {} s{}: not dispatched, as a possible replay",
             spoken(age),
             max.as_secs(),
             Some(max)
@@ -1587,6 +1676,31 @@ mod cold {
                 .map(|max| format!(" ({})", spoken(max)))
                 .unwrap_or_default(),
         ))
+    }
+
+    /// Says, once, that an event had no `createdAt` to check its age by.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn no_created_at() {
+        tracing::warn!(
+            target: LOG,
+            "an event had no `createdAt` date-time (or its models do not read it: models \
+             generated before `Envelope::created_at` need regenerating): such events are \
+             handled without the check of their age; said once",
+        );
+    }
+
+    /// Logs an event acknowledged without being dispatched, for its age.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn acknowledged_too_old(reply: &super::Reply) {
+        tracing::warn!(
+            target: LOG,
+            event = reply.event.as_deref(),
+            id = reply.id.as_deref(),
+            detail = reply.detail.as_deref(),
+            "event acknowledged without being dispatched: too old",
+        );
     }
 
     /// A duration as a person says it: `2049 days`, `3 h 5 min`,
@@ -2490,6 +2604,7 @@ mod tests {
              kustomer_webhooks_deliveries_total{outcome=\"duplicate\"} 0\n\
              kustomer_webhooks_deliveries_total{outcome=\"in_progress\"} 1\n\
              kustomer_webhooks_deliveries_total{outcome=\"stale\"} 0\n\
+             kustomer_webhooks_deliveries_total{outcome=\"too_old\"} 0\n\
              kustomer_webhooks_deliveries_total{outcome=\"failed\"} 2\n"
         );
         assert_eq!(

@@ -48,6 +48,21 @@ pub const SIGNATURE_HEADER: &str = "x-kustomer-webhook-signature";
 /// The header that names the event.
 pub const EVENT_HEADER: &str = "x-kustomer-webhook-event";
 
+/// The header `kustomer-webhooks send` adds to every delivery it posts: a
+/// second signature, made now, over the time and the body
+/// (`t=<seconds since the Unix epoch>,v1=<lowercase hex HMAC-SHA256 of
+/// "<t>.<body>">`, [`sign_resent`]). Kustomer sends no such header. With a
+/// [max event age](crate::receiver::Receiver::with_max_event_age), a
+/// delivery whose resent signature is valid and at most [`RESENT_TOLERANCE`]
+/// old is not refused for its event's age: whoever made it holds the token
+/// now, so it is no replay of a recorded delivery (a dead letter sent again,
+/// say).
+pub const RESENT_HEADER: &str = "x-kustomer-webhooks-resent";
+
+/// How far a [`RESENT_HEADER`]'s time may be from the receiver's clock,
+/// either way.
+pub const RESENT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The headers a delivery's own meaning is in, which a custom header cannot
 /// be (lowercase; compare case-insensitively): Kustomer's signature and event
 /// name, and the body's type, encoding and framing (a `content-encoding`
@@ -263,6 +278,61 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// Whether `value`, a [`RESENT_HEADER`], is a signature of `body` under
+    /// one of the tokens, made at most [`RESENT_TOLERANCE`] from `now`
+    /// (seconds since the Unix epoch) either way. Every token is tried, and
+    /// compared in constant time.
+    pub fn verify_resent(&self, body: &[u8], value: &[u8], now: u64) -> bool {
+        let Some((t, given)) = resent_parts(value) else {
+            return false;
+        };
+        if t.abs_diff(now) > RESENT_TOLERANCE.as_secs() {
+            return false;
+        }
+        let given = given.map(|b| b.to_ascii_lowercase());
+        let mut ok = subtle::Choice::from(0);
+        let mut expected = [0u8; 64];
+        for token in &self.tokens {
+            let mut m = token.0.clone();
+            m.update(t.to_string().as_bytes());
+            m.update(b".");
+            m.update(body);
+            if hex::encode_to_slice(m.finalize().into_bytes(), &mut expected).is_ok() {
+                ok |= expected.ct_eq(&given);
+            }
+        }
+        bool::from(ok)
+    }
+}
+
+/// A [`RESENT_HEADER`]'s time and signature, when it has the form
+/// `t=<digits>,v1=<64 hex digits>`.
+fn resent_parts(value: &[u8]) -> Option<(u64, [u8; 64])> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (t, v1) = value.split_once(',')?;
+    let t = t.trim().strip_prefix("t=")?;
+    if t.is_empty() || t.len() > 19 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v1 = v1.trim().strip_prefix("v1=")?;
+    let v1 = <[u8; 64]>::try_from(v1.as_bytes()).ok()?;
+    v1.iter()
+        .all(u8::is_ascii_hexdigit)
+        .then(|| Some((t.parse().ok()?, v1)))
+        .flatten()
+}
+
+/// The [`RESENT_HEADER`] of `body` signed with `token` at `now` (seconds
+/// since the Unix epoch).
+pub fn sign_resent(token: &[u8], body: &[u8], now: u64) -> String {
+    let mut m = keyed(token);
+    m.update(now.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    format!("t={now},v1={}", hex::encode(m.finalize().into_bytes()))
+}
+
 /// A [`Verifier`] that can be replaced while deliveries are received: the
 /// tokens and custom headers change without a restart (say, when a secret
 /// store rotates the file they are read from).
@@ -356,6 +426,11 @@ impl SharedVerifier {
         self.read().token_count()
     }
 
+    /// [`Verifier::verify_resent`] with the current verifier.
+    pub fn verify_resent(&self, body: &[u8], value: &[u8], now: u64) -> bool {
+        self.read().verify_resent(body, value, now)
+    }
+
     /// The current verifier, held for reading: replacing it waits until this
     /// is dropped.
     fn read(&self) -> RwLockReadGuard<'_, Verifier> {
@@ -388,6 +463,55 @@ pub fn sign(token: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resent_signature_verifies_under_any_token_within_the_tolerance() {
+        let body = br#"{"id":"1"}"#;
+        let verifier = Verifier::new("new").with_token("old");
+        let now = 1_800_000_000;
+        for token in [&b"new"[..], b"old"] {
+            let value = sign_resent(token, body, now);
+            assert!(value.starts_with("t=1800000000,v1="), "{value}");
+            assert!(verifier.verify_resent(body, value.as_bytes(), now));
+            assert!(verifier.verify_resent(body, value.as_bytes(), now + 300));
+            assert!(verifier.verify_resent(body, value.as_bytes(), now - 300));
+            assert!(
+                !verifier.verify_resent(body, value.as_bytes(), now + 301),
+                "too late"
+            );
+            assert!(
+                !verifier.verify_resent(body, value.as_bytes(), now - 301),
+                "too early"
+            );
+            assert!(
+                !verifier.verify_resent(b"{}", value.as_bytes(), now),
+                "another body"
+            );
+            let (_, hex) = value.split_once("v1=").unwrap();
+            let upper = format!("t={now},v1={}", hex.to_ascii_uppercase());
+            assert!(
+                verifier.verify_resent(body, upper.as_bytes(), now),
+                "hex in capitals"
+            );
+        }
+        let forged = sign_resent(b"another", body, now);
+        assert!(!verifier.verify_resent(body, forged.as_bytes(), now));
+        // The time is signed: moved, the signature no longer holds.
+        let moved = sign_resent(b"new", body, now).replace("t=1800000000", "t=1800000001");
+        assert!(!verifier.verify_resent(body, moved.as_bytes(), now));
+        for bad in [
+            &b""[..],
+            b"t=,v1=00",
+            b"v1=00,t=1",
+            b"t=1800000000",
+            b"t=-5,v1=0000000000000000000000000000000000000000000000000000000000000000",
+            b"t=99999999999999999999,v1=0000000000000000000000000000000000000000000000000000000000000000",
+            b"t=1800000000,v1=zz00000000000000000000000000000000000000000000000000000000000000",
+            b"\xff\xfe",
+        ] {
+            assert!(!verifier.verify_resent(body, bad, now), "{bad:?}");
+        }
+    }
 
     #[test]
     fn hmac_sha256_known_answer() {

@@ -805,31 +805,55 @@ fn ago(age: Duration) -> Option<Value> {
     )
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_older_than_the_max_event_age_is_refused_as_a_replay() {
+async fn an_event_older_than_the_max_event_age_is_acknowledged_kept_and_not_dispatched() {
     let hour = Duration::from_secs(3600);
-    let s = start_with(Verifier::new(TOKEN), |r| r.with_max_event_age(hour)).await;
+    let letters = tempfile::TempDir::new().unwrap();
+    let dead = kustomer_webhooks::dead_letters::DeadLetters::open(letters.path()).unwrap();
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_max_event_age(hour).with_dead_letters(dead)
+    })
+    .await;
+    let files = || std::fs::read_dir(letters.path()).unwrap().count();
     // The seed's samples were created in 2021: far too old.
-    let (status, reply) = s
-        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
-        .await;
-    assert_eq!(status, 422, "{reply}");
-    assert_eq!(reply["outcome"], "error");
-    assert_eq!(reply["pointer"], "/createdAt");
+    let old = sample("kustomer.team.update").as_bytes();
+    let (status, reply) = s.deliver(old, TOKEN, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["outcome"], "too old");
     assert_eq!(reply["event"], "kustomer.team.update");
-    let error = reply["error"].as_str().unwrap();
+    let detail = reply["detail"].as_str().unwrap();
     assert!(
-        error.starts_with("the event was created at 2021-")
-            && error.ends_with("more than the receiver's max event age of 3600 s (60 min): refused as a possible replay"),
-        "{error}"
+        detail.starts_with("the event was created at 2021-")
+            && detail.ends_with(
+                "more than the receiver's max event age of 3600 s (60 min): not dispatched, as a possible replay"
+            ),
+        "{detail}"
     );
-    // Just past the age: refused too; within it, handled.
+    assert_eq!(files(), 1, "kept as a dead letter");
+    // Just past the age: the same; within it, handled.
     let (status, reply) = s
         .deliver(&created(1, ago(hour + Duration::from_secs(5))), TOKEN, None)
         .await;
-    assert_eq!(status, 422, "{reply}");
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("too old")),
+        "{reply}"
+    );
     assert_eq!(s.count.load(Ordering::SeqCst), 0, "no handler ran");
-    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 2);
+    assert_eq!(s.counters.too_old.load(Ordering::SeqCst), 2);
+    assert_eq!(s.counters.rejected.load(Ordering::SeqCst), 0);
+    assert!(
+        s.counters.to_string().ends_with(", 2 too old"),
+        "{}",
+        s.counters
+    );
     for (n, at) in [
         (2, ago(Duration::from_secs(60))),
         (3, ago(hour - Duration::from_secs(60))),
@@ -848,12 +872,61 @@ async fn an_event_older_than_the_max_event_age_is_refused_as_a_replay() {
     }
     assert_eq!(s.count.load(Ordering::SeqCst), 5);
 
+    // Sent again now by whoever holds the token (as `send` does): handled,
+    // and its dead letter goes.
+    let resent =
+        |body: &[u8], at: u64| kustomer_webhooks::verify::sign_resent(TOKEN.as_bytes(), body, at);
+    let signature = sign(TOKEN.as_bytes(), old);
+    let s = &s;
+    let post = |resent: String| {
+        let signature = signature.clone();
+        async move {
+            s.post(
+                old,
+                &[
+                    ("content-type", "application/json"),
+                    ("x-kustomer-webhook-signature", &signature),
+                    ("x-kustomer-webhooks-resent", &resent),
+                ],
+            )
+            .await
+        }
+    };
+    // Made with another token, or long ago: no proof; still too old.
+    let forged = kustomer_webhooks::verify::sign_resent(b"another", old, unix_now());
+    assert_eq!(post(forged).await.1["outcome"], "too old");
+    assert_eq!(
+        post(resent(old, unix_now() - 3600)).await.1["outcome"],
+        "too old"
+    );
+    let (status, reply) = post(resent(old, unix_now())).await;
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("handled")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        files(),
+        1,
+        "only the other too old event's dead letter is left"
+    );
+    // Handled once, its replay is a duplicate, whatever its age.
+    let (status, reply) = s.deliver(old, TOKEN, None).await;
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{reply}"
+    );
+
     // Off by default: the 2021 sample is handled.
     let s = start(Verifier::new(TOKEN)).await;
-    let (status, reply) = s
-        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = s.deliver(old, TOKEN, None).await;
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("handled")),
+        "{reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

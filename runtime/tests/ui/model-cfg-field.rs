@@ -11,3 +11,11 @@ pub struct Contact {
 }
 
 fn main() {}
+
+#[kustomer_webhooks::model]
+pub struct Gated {
+    #[cfg_attr(test, cfg(unix))]
+    #[json("phone")]
+    pub phone: Option<Str>,
+    pub extra: Extra,
+}
