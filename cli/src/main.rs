@@ -257,10 +257,10 @@ enum Command {
         /// Do not dispatch an event created more than this many seconds ago
         /// (its `createdAt`): a possible replay of a recorded delivery,
         /// whose signature, with no time in it, verifies forever. It is
-        /// acknowledged (200 `too old`), logged, and kept with
-        /// --dead-letters; `send` sends it again whatever its age. Keep it
-        /// above Kustomer's hour of retries and at most the event ids'
-        /// retention (75 minutes: 4500); off by default
+        /// acknowledged (200 `too old`) and logged with its id, never kept
+        /// as a dead letter; what `send` posts is handled whatever its age.
+        /// Keep it above Kustomer's hour of retries and at most the event
+        /// ids' retention (75 minutes: 4500); off by default
         #[arg(
             long,
             value_name = "SECONDS",

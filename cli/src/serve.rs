@@ -1540,7 +1540,19 @@ pub async fn send(
                     } else {
                         out!("{} {shown} {}", d.status, printable(&d.reply));
                     }
-                    (200..300).contains(&d.status)
+                    // Acknowledged but not handled for its age: what `send`
+                    // adds to prove it is no replay was not taken (a clock
+                    // more than five minutes off, a proxy dropping the
+                    // header, a receiver that verifies nothing).
+                    let too_old = too_old_reply(&d.reply);
+                    if too_old {
+                        note!(
+                            "{shown} was not handled: the receiver took it for a replay (its \
+                             clock and this one's more than five minutes apart, or the \
+                             X-Kustomer-Webhooks-Resent header lost on the way?)"
+                        );
+                    }
+                    (200..300).contains(&d.status) && !too_old
                 }
                 Err(e) if e.is_timeout() && !e.is_connect() => {
                     out!(
@@ -1589,6 +1601,12 @@ pub async fn send(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Whether a reply says its event was not handled for its age.
+fn too_old_reply(reply: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(reply)
+        .is_ok_and(|r| r["outcome"] == kustomer_webhooks::receiver::outcome::TOO_OLD)
 }
 
 /// The event whose first claim the demo's store fails.

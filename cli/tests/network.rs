@@ -1599,7 +1599,7 @@ fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
 }
 
 #[test]
-fn serve_with_a_max_event_age_keeps_an_old_event_that_send_then_delivers() {
+fn serve_with_a_max_event_age_leaves_an_old_event_that_send_then_delivers() {
     let letters = tempfile::TempDir::new().unwrap();
     let dir = letters.path().to_str().unwrap();
     let (mut server, _log, url) = start_serve(&[
@@ -1612,11 +1612,10 @@ fn serve_with_a_max_event_age_keeps_an_old_event_that_send_then_delivers() {
     ]);
     let stdout = server.0.stdout.take().unwrap();
     // The published sample was created in 2021: posted as Kustomer would,
-    // it is acknowledged, not dispatched, and kept.
-    let sample = std::fs::read_to_string(format!(
-        "{ROOT}/schema/samples/kustomer.customer.update.json"
-    ))
-    .unwrap();
+    // it is acknowledged, not dispatched, and not kept (a replay must not
+    // become a dead letter).
+    let path = format!("{ROOT}/schema/samples/kustomer.customer.update.json");
+    let sample = std::fs::read_to_string(&path).unwrap();
     let (status, reply) = post(&url, "t0ken", &sample);
     assert_eq!(status, 200, "{reply}");
     assert!(
@@ -1624,22 +1623,18 @@ fn serve_with_a_max_event_age_keeps_an_old_event_that_send_then_delivers() {
             && reply.contains("more than the receiver's max event age of 4500 s (75 min)"),
         "{reply}"
     );
-    let kept: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    // `send` delivers the dead letter: sent now with the token, it is handled.
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    // `send` signs what it posts with the time: handled.
     let sent = Command::new(BIN)
-        .args(["send", "--url", &url, "--token", "t0ken", dir])
+        .args(["send", "--url", &url, "--token", "t0ken", &path])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&sent.stdout);
     assert!(
-        text.starts_with("200 ") && text.contains("\"outcome\":\"handled\""),
+        sent.status.success()
+            && text.starts_with("200 ")
+            && text.contains("\"outcome\":\"handled\""),
         "{text}"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir).unwrap().count(),
-        0,
-        "delivered, its dead letter went"
     );
     drop(server);
     let mut lines = String::new();
@@ -1655,6 +1650,72 @@ fn serve_with_a_max_event_age_keeps_an_old_event_that_send_then_delivers() {
         !refused.status.success() && said.contains("expected whole seconds, such as 4500"),
         "{said}"
     );
+}
+
+#[test]
+fn send_does_not_count_an_event_left_for_its_age_as_delivered() {
+    use std::io::{Read, Write};
+    // A receiver whose clock is far from this one, say: it answers every
+    // delivery 200 `too old`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as much body as it announces.
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if seen.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            let body = r#"{"outcome":"too old","event":"kustomer.team.update","detail":"created long ago"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("old.json");
+    std::fs::copy(
+        format!("{ROOT}/schema/samples/kustomer.team.update.json"),
+        &file,
+    )
+    .unwrap();
+    let sent = Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            &url,
+            "--token",
+            "t0ken",
+            "--remove-delivered",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&sent.stderr);
+    assert!(!sent.status.success(), "{said}");
+    assert!(
+        said.contains("was not handled: the receiver took it for a replay"),
+        "{said}"
+    );
+    assert!(file.exists(), "not delivered, so kept");
 }
 
 #[cfg(feature = "redis")]

@@ -174,24 +174,20 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     })
 }
 
-/// Whether `attr` is a `#[cfg_attr(…)]` that may expand to a `#[cfg]`.
+/// Whether `attr` is a `#[cfg_attr(…)]` that may expand to a `#[cfg]`
+/// (written among its attributes, or in a `cfg_attr` among them).
 fn cfg_attr_with_cfg(attr: &syn::Attribute) -> bool {
-    fn has_cfg(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|t| match t {
-            proc_macro2::TokenTree::Ident(i) => i == "cfg",
-            proc_macro2::TokenTree::Group(g) => has_cfg(g.stream()),
-            _ => false,
-        })
+    fn gates(meta: &syn::Meta) -> bool {
+        meta.path().is_ident("cfg")
+            || meta.path().is_ident("cfg_attr")
+                && meta.require_list().is_ok_and(|list| {
+                    list.parse_args_with(
+                        syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                    )
+                    .is_ok_and(|metas| metas.iter().skip(1).any(gates))
+                })
     }
-    attr.path().is_ident("cfg_attr")
-        && attr.meta.require_list().is_ok_and(|list| {
-            // The attributes after the condition.
-            let mut after = list.tokens.clone().into_iter().skip_while(
-                |t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','),
-            );
-            after.next();
-            has_cfg(after.collect())
-        })
+    attr.path().is_ident("cfg_attr") && gates(&attr.meta)
 }
 
 /// The `__model!` line of a field, and its JSON key.

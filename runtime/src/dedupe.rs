@@ -1541,9 +1541,13 @@ mod tests {
         assert_eq!(shard.superseded[&key(1)].count, 2);
         shard.abandon(key(1));
         assert_eq!(shard.superseded[&key(1)].count, 1);
-        // Two generations after the latest claim, a rotation forgets them.
+        // A rotation keeps the counts of claims made within two
+        // generations, and forgets the older ones.
         let generation = Duration::from_nanos(10_000);
-        shard.rotate_if_due(Stamp(5095 + 20_000), generation, |_| false);
+        shard.rotate_if_due(Stamp(20_000), generation, |_| false);
+        assert_eq!(shard.superseded.len(), SUPERSEDED_KEPT);
+        assert_eq!(shard.superseded[&key(1)].count, 1);
+        shard.rotate_if_due(Stamp(35_095), generation, |_| false);
         assert!(shard.superseded.is_empty());
     }
 

@@ -279,14 +279,43 @@ pub struct Receiver<S = AnyEvent> {
     said_no_created_at: std::sync::atomic::AtomicBool,
     /// How many rejections were logged this second, and how many not.
     rejections_logged: RejectionLog,
+    /// The same for events acknowledged as too old: a budget of their
+    /// own, so that forged requests, which need no token, cannot silence
+    /// them.
+    too_old_logged: RejectionLog,
 }
 
-/// A receiver's [`LogBudget`]. Dropped with the receiver, it says how many
-/// rejections had no line of their own since the last one logged, so that
-/// a flood's count is not lost when the receiver stops before another
-/// rejection comes.
-#[derive(Debug, Default)]
-struct RejectionLog(std::sync::Mutex<LogBudget>);
+/// A receiver's [`LogBudget`] for one kind of line, which `what` names
+/// (`rejected`). Dropped with the receiver, it says how many deliveries had
+/// no line of their own since the last one logged, so that a flood's count
+/// is not lost when the receiver stops before another delivery comes.
+#[derive(Debug)]
+struct RejectionLog(std::sync::Mutex<LogBudget>, &'static str);
+
+impl RejectionLog {
+    fn new(what: &'static str) -> Self {
+        RejectionLog(std::sync::Mutex::default(), what)
+    }
+
+    /// Whether one more line fits this second's budget (saying first how
+    /// many had no line, when that count ends).
+    fn take(&self) -> bool {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let second = EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs();
+        let (logged, unsaid) = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(second);
+        if unsaid > 0 {
+            cold::unlogged(self.1, unsaid);
+        }
+        logged
+    }
+}
 
 impl Drop for RejectionLog {
     fn drop(&mut self) {
@@ -296,7 +325,7 @@ impl Drop for RejectionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let unsaid = std::mem::take(&mut budget.unlogged);
         if unsaid > 0 {
-            cold::rejections_unlogged(unsaid);
+            cold::unlogged(self.1, unsaid);
         }
     }
 }
@@ -439,7 +468,8 @@ impl<S: Events> Receiver<S> {
             hide_handler_errors: false,
             max_event_age: None,
             said_no_created_at: Default::default(),
-            rejections_logged: RejectionLog::default(),
+            rejections_logged: RejectionLog::new("rejected"),
+            too_old_logged: RejectionLog::new("acknowledged as too old"),
         }
     }
 
@@ -591,9 +621,10 @@ impl<S: Events> Receiver<S> {
     /// than `age` ago, unless it was sent again just now by whoever holds
     /// the token (below): it is acknowledged with 200, `"outcome": "too
     /// old"`, and a `detail` saying when it was created; counted as
-    /// `too_old`, logged as a warning, and kept as a dead letter when the
-    /// receiver keeps them ([`with_dead_letters`](Self::with_dead_letters)).
-    /// Off by default.
+    /// `too_old` and logged as a warning (at most ten lines a second, a
+    /// budget of their own), with its id. It is not kept as a dead letter,
+    /// even when the store fails: sent again with the token, a dead letter
+    /// is dispatched, and a replay must not become one. Off by default.
     ///
     /// Kustomer's signature covers the body alone, with no time in it, so a
     /// delivery someone recorded verifies forever, and the idempotency
@@ -611,11 +642,12 @@ impl<S: Events> Receiver<S> {
     /// apart, 64 minutes in all), and 75 minutes suits the default store.
     /// The answer is a 2xx because such a delivery never gets younger:
     /// Kustomer's retries would all be refused, and count against the
-    /// webhook. Keep dead letters to have these events to send again.
+    /// webhook. Such an event, if it was real, is in the log by its id, to
+    /// fetch from Kustomer's API.
     ///
-    /// Sent again with `kustomer-webhooks send` (a dead letter, a capture),
-    /// an event is handled whatever its age: `send` adds
-    /// [`RESENT_HEADER`](crate::verify::RESENT_HEADER), a signature of the
+    /// Sent again with `kustomer-webhooks send` (a dead letter of a failed
+    /// delivery, a capture), an event is handled whatever its age: `send` adds
+    /// [`RESENT_HEADER`], a signature of the
     /// body and the time it was sent, which proves the sender holds the
     /// token now (whoever does can sign any event anyway), and is accepted
     /// for [`RESENT_TOLERANCE`](crate::verify::RESENT_TOLERANCE) either
@@ -778,7 +810,7 @@ impl<S: Events> Receiver<S> {
     #[cold]
     #[inline(never)]
     fn log_rejected(&self, reply: &Reply) {
-        if self.log_budget() {
+        if self.rejections_logged.take() {
             cold::rejected(reply);
         }
     }
@@ -797,26 +829,6 @@ impl<S: Events> Receiver<S> {
         }
     }
 
-    /// Whether one more line fits this second's budget (saying first how
-    /// many had no line, when that count ends).
-    fn log_budget(&self) -> bool {
-        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let second = EPOCH
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs();
-        let (logged, unsaid) = self
-            .rejections_logged
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(second);
-        if unsaid > 0 {
-            cold::rejections_unlogged(unsaid);
-        }
-        logged
-    }
-
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
@@ -825,7 +837,7 @@ impl<S: Events> Receiver<S> {
             (200..=299, outcome::STALE) => Counters::bump(&counters.stale),
             (200..=299, outcome::TOO_OLD) => {
                 Counters::bump(&counters.too_old);
-                if self.log_budget() {
+                if self.too_old_logged.take() {
                     cold::acknowledged_too_old(reply);
                 }
             }
@@ -931,6 +943,17 @@ impl<S: Events> Receiver<S> {
                 }
             };
         }
+        // An event older than the max event age, not sent again just now
+        // with the token: a possible replay of a recorded delivery, which
+        // nothing here can tell from a delivery that late. Never
+        // dispatched, nor kept as a dead letter (whose replay with the
+        // token would dispatch it), whatever the store answers but
+        // `duplicate` and `in progress`; acknowledged (Kustomer's retries
+        // would be as old) and logged.
+        let too_old = match self.max_event_age {
+            Some(max) if !resent => self.too_old(parsed.event.envelope().created_at(), max),
+            _ => None,
+        };
         // The store's key: the event id; for an `id` that came as another
         // JSON type than a string (drift), its JSON text.
         let other_key;
@@ -969,6 +992,9 @@ impl<S: Events> Receiver<S> {
                     let why = cold::in_progress();
                     return reply!(409, outcome::IN_PROGRESS, None, Some(why));
                 }
+                Some(Err(_)) | None if too_old.is_some() => {
+                    return reply!(200, outcome::TOO_OLD, None, too_old);
+                }
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
@@ -989,19 +1015,14 @@ impl<S: Events> Receiver<S> {
         } else {
             None
         });
-        // An event older than the max event age, not sent again just now
-        // with the token: a possible replay of a recorded delivery. Checked
-        // once the store has answered, so that a retry of a handled event
-        // is still a duplicate. Not dispatched, acknowledged (Kustomer's
-        // retries would be as old), kept as a dead letter, and its claim
-        // given up, so that the dead letter, sent again, is handled.
-        if let Some(max) = self.max_event_age
-            && !resent
-            && let Some(why) = self.too_old(parsed.event.envelope().created_at(), max)
-        {
-            self.keep(id.as_deref(), parsed.raw, &why).await;
-            if let Some((store, key)) = claim.0.take() {
-                let _ = within(None, self.timeout, store.abandon(&key)).await;
+        // An event too old (above) is not dispatched: acknowledged once the
+        // store has answered (so that a retry of a handled event is still a
+        // duplicate), its claim given up.
+        if let Some(why) = too_old {
+            if let Some((store, key)) = claim.0.take()
+                && let Some(Err(e)) = within(None, self.timeout, store.abandon(&key)).await
+            {
+                cold::settle_failed(Some(&e));
             }
             return reply!(200, outcome::TOO_OLD, None, Some(why));
         }
@@ -1544,11 +1565,11 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn rejections_unlogged(count: u64) {
+    pub(super) fn unlogged(what: &str, count: u64) {
         tracing::info!(
             target: LOG,
             unlogged = count,
-            "{count} more deliveries were rejected without a line of their own (at most {} \
+            "{count} more deliveries were {what} without a line of their own (at most {} \
              are logged a second; the counters count every one)",
             super::REJECTIONS_LOGGED_PER_SECOND
         );

@@ -54,9 +54,9 @@ pub const EVENT_HEADER: &str = "x-kustomer-webhook-event";
 /// "<t>.<body>">`, [`sign_resent`]). Kustomer sends no such header. With a
 /// [max event age](crate::receiver::Receiver::with_max_event_age), a
 /// delivery whose resent signature is valid and at most [`RESENT_TOLERANCE`]
-/// old is not refused for its event's age: whoever made it holds the token
-/// now, so it is no replay of a recorded delivery (a dead letter sent again,
-/// say).
+/// old is dispatched whatever its event's age: whoever made it holds the
+/// token now, so it is no replay of a recorded delivery (a dead letter sent
+/// again, say).
 pub const RESENT_HEADER: &str = "x-kustomer-webhooks-resent";
 
 /// How far a [`RESENT_HEADER`]'s time may be from the receiver's clock,
@@ -496,6 +496,12 @@ mod tests {
         }
         let forged = sign_resent(b"another", body, now);
         assert!(!verifier.verify_resent(body, forged.as_bytes(), now));
+        // Shared, the current verifier's tokens count.
+        let shared = SharedVerifier::new(verifier.clone());
+        let by_old = sign_resent(b"old", body, now);
+        assert!(shared.verify_resent(body, by_old.as_bytes(), now));
+        shared.replace(Verifier::new("new"));
+        assert!(!shared.verify_resent(body, by_old.as_bytes(), now));
         // The time is signed: moved, the signature no longer holds.
         let moved = sign_resent(b"new", body, now).replace("t=1800000000", "t=1800000001");
         assert!(!verifier.verify_resent(body, moved.as_bytes(), now));

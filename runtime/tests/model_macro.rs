@@ -3,6 +3,7 @@
 //! through a `macro_rules!` fragment, fields that keep their visibility, and
 //! deprecated fields and handlers under `deny`.
 #![deny(warnings, deprecated)]
+#![allow(unexpected_cfgs)]
 
 use kustomer_webhooks::{Drift, Model, Pointer};
 
@@ -61,6 +62,7 @@ mod aliases {
         #[json("anything", any)]
         pub anything: Option<Json>,
         #[cfg_attr(test, doc = "the size, when there is one")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "sizes")))]
         #[json("size")]
         pub size: Option<i64>,
         pub extra: Unknown,

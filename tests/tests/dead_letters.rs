@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use kustomer_schema::SEED_SAMPLES;
 use kustomer_webhooks::dead_letters::DeadLetters;
-use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore, StoreFuture};
+use kustomer_webhooks::dedupe::{Begin, IdempotencyStore, MemoryStore, StoreError, StoreFuture};
 use kustomer_webhooks::receiver::{Receiver, Request};
 use kustomer_webhooks::verify::{SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{Dispatcher, State, TeamCreate};
@@ -270,4 +270,70 @@ async fn a_failed_runs_dead_letter_is_written_before_its_claim_is_given_up() {
     let reply = deliver(&receiver, &body(0)).await;
     assert_eq!((reply.status, reply.outcome), (500, "error"));
     assert_eq!(*store.written_when_given_up.lock().unwrap(), [true]);
+}
+
+/// A store that cannot be reached.
+struct Down;
+
+impl IdempotencyStore for Down {
+    fn begin<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Begin> {
+        Box::pin(async { Err(StoreError::unavailable("down")) })
+    }
+    fn complete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    fn abandon<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// An event older than the max event age may be a replay: kept as a dead
+/// letter, it would be dispatched once sent again with the token. So it
+/// never is, not even when the store fails (which keeps any other event).
+#[tokio::test]
+async fn an_event_too_old_is_never_kept_as_a_dead_letter() {
+    for down in [false, true] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let handler = Arc::new(Handler::default());
+        let dispatcher = Dispatcher::with_state(handler.clone())
+            .handler(on_team)
+            .build()
+            .unwrap();
+        let receiver = Receiver::new(dispatcher, Verifier::new(TOKEN))
+            .with_dead_letters(DeadLetters::open(dir.path()).unwrap())
+            .with_max_event_age(std::time::Duration::from_secs(4500));
+        let receiver = if down {
+            receiver.with_store(Down)
+        } else {
+            receiver
+        };
+        // The seed's sample was created in 2021.
+        let reply = deliver(&receiver, &body(0)).await;
+        assert_eq!(
+            (reply.status, reply.outcome),
+            (200, "too old"),
+            "down: {down}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "down: {down}"
+        );
+        assert!(handler.handled.lock().unwrap().is_empty());
+        // Without the age, the store down keeps it.
+        if down {
+            let receiver = Receiver::new(
+                Dispatcher::with_state(handler.clone())
+                    .handler(on_team)
+                    .build()
+                    .unwrap(),
+                Verifier::new(TOKEN),
+            )
+            .with_dead_letters(DeadLetters::open(dir.path()).unwrap())
+            .with_store(Down);
+            let reply = deliver(&receiver, &body(0)).await;
+            assert_eq!(reply.status, 503);
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
 }

@@ -19,3 +19,11 @@ pub struct Gated {
     pub phone: Option<Str>,
     pub extra: Extra,
 }
+
+#[kustomer_webhooks::model]
+pub struct NestedGate {
+    #[cfg_attr(test, cfg_attr(test, cfg(unix)))]
+    #[json("fax")]
+    pub fax: Option<Str>,
+    pub extra: Extra,
+}
