@@ -520,7 +520,8 @@ enum Command {
         /// Seconds one delivery may take before it counts as failed
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = serve::timeout_arg)]
         timeout: std::time::Duration,
-        /// Remove each file once the receiver acknowledged it (2xx): for
+        /// Remove each file once the receiver acknowledged it (2xx, but
+        /// `too old`, an event a receiver left for its age): for
         /// dead letters replayed to a receiver other than the one that kept
         /// them (which removes its own as it handles them)
         #[arg(long)]

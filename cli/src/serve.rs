@@ -180,8 +180,7 @@ fn age_warning(age: Duration) -> Option<String> {
     if age < RETRIES {
         Some(format!(
             "--max-event-age {}: Kustomer retries a failed delivery for 64 minutes, so its later \
-             retries will be too old and not dispatched (kept with --dead-letters); 3900 or more \
-             leaves them room",
+             retries will be too old, not dispatched and not kept; 3900 or more leaves them room",
             age.as_secs()
         ))
     } else if age > retention {
@@ -1548,8 +1547,9 @@ pub async fn send(
                     if too_old {
                         note!(
                             "{shown} was not handled: the receiver took it for a replay (its \
-                             clock and this one's more than five minutes apart, or the \
-                             X-Kustomer-Webhooks-Resent header lost on the way?)"
+                             clock and this one's more than five minutes apart, the \
+                             X-Kustomer-Webhooks-Resent header lost on the way, or a receiver \
+                             that does not check signatures, so cannot check that one?)"
                         );
                     }
                     (200..300).contains(&d.status) && !too_old
@@ -1603,10 +1603,14 @@ pub async fn send(
     })
 }
 
-/// Whether a reply says its event was not handled for its age.
+/// Whether a reply says its event was not handled for its age: the
+/// receiver writes the outcome first, so this holds for a reply cut short
+/// ([`MAX_REPLY`]) too.
 fn too_old_reply(reply: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(reply)
-        .is_ok_and(|r| r["outcome"] == kustomer_webhooks::receiver::outcome::TOO_OLD)
+    reply.starts_with(&format!(
+        "{{\"outcome\":\"{}\"",
+        kustomer_webhooks::receiver::outcome::TOO_OLD
+    ))
 }
 
 /// The event whose first claim the demo's store fails.
@@ -1864,6 +1868,20 @@ mod tests {
         ] {
             assert_eq!(timeout_arg(bad).unwrap_err(), want, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_too_old_reply_is_told_even_cut_short() {
+        assert!(super::too_old_reply(
+            r#"{"outcome":"too old","event":"kustomer.team.update","detail":"…"}"#
+        ));
+        assert!(super::too_old_reply(
+            r#"{"outcome":"too old","event":"kustomer.te …"#
+        ));
+        assert!(!super::too_old_reply(
+            r#"{"outcome":"handled","detail":"too old"}"#
+        ));
+        assert!(!super::too_old_reply(""));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!
 //! | [`begin`](IdempotencyStore::begin) returns | the receiver |
 //! |---|---|
-//! | [`Begin::New`] | runs the handler, then calls [`complete`](IdempotencyStore::complete) on success or [`abandon`](IdempotencyStore::abandon) on failure |
+//! | [`Begin::New`] | runs the handler, then calls [`complete`](IdempotencyStore::complete) on success or [`abandon`](IdempotencyStore::abandon) on failure; an event too old ([`Receiver::with_max_event_age`](crate::receiver::Receiver::with_max_event_age)) is not run, and given up |
 //! | [`Begin::InProgress`] | does not run the handler; answers with a non-2xx status (such as 409 or 503) so that Kustomer retries later |
 //! | [`Begin::Done`] | does not run the handler; acknowledges with a 2xx |
 //!

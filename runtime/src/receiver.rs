@@ -61,8 +61,8 @@ pub mod outcome {
     pub const IN_PROGRESS: &str = "in progress";
     /// An event created longer ago than the receiver's max event age
     /// ([`Receiver::with_max_event_age`](super::Receiver::with_max_event_age)),
-    /// possibly a replay: acknowledged, nothing ran, kept as a dead letter
-    /// when the receiver keeps them (200).
+    /// possibly a replay: acknowledged, nothing ran, never kept as a dead
+    /// letter (200).
     pub const TOO_OLD: &str = "too old";
     /// Refused (4xx) or failed (5xx), with the reply's `error` saying why.
     pub const ERROR: &str = "error";
@@ -75,7 +75,7 @@ pub struct Reply {
     #[serde(skip)]
     pub status: u16,
     /// One of the [`outcome`]s: `handled`, `no handler`, `duplicate`,
-    /// `stale`, `in progress`, or `error`.
+    /// `stale`, `too old`, `in progress`, or `error`.
     pub outcome: &'static str,
     /// The event's name, once known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -283,6 +283,10 @@ pub struct Receiver<S = AnyEvent> {
     /// own, so that forged requests, which need no token, cannot silence
     /// them.
     too_old_logged: RejectionLog,
+    /// The ids of the last too-old events logged: one recorded delivery
+    /// replayed again and again gets its line once, and leaves the budget
+    /// to the others.
+    too_old_ids: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 /// A receiver's [`LogBudget`] for one kind of line, which `what` names
@@ -311,7 +315,7 @@ impl RejectionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(second);
         if unsaid > 0 {
-            cold::unlogged(self.1, unsaid);
+            cold::unlogged(self.1, unsaid, self.1 != "rejected");
         }
         logged
     }
@@ -325,7 +329,7 @@ impl Drop for RejectionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let unsaid = std::mem::take(&mut budget.unlogged);
         if unsaid > 0 {
-            cold::unlogged(self.1, unsaid);
+            cold::unlogged(self.1, unsaid, self.1 != "rejected");
         }
     }
 }
@@ -470,6 +474,7 @@ impl<S: Events> Receiver<S> {
             said_no_created_at: Default::default(),
             rejections_logged: RejectionLog::new("rejected"),
             too_old_logged: RejectionLog::new("acknowledged as too old"),
+            too_old_ids: Default::default(),
         }
     }
 
@@ -621,8 +626,10 @@ impl<S: Events> Receiver<S> {
     /// than `age` ago, unless it was sent again just now by whoever holds
     /// the token (below): it is acknowledged with 200, `"outcome": "too
     /// old"`, and a `detail` saying when it was created; counted as
-    /// `too_old` and logged as a warning (at most ten lines a second, a
-    /// budget of their own), with its id. It is not kept as a dead letter,
+    /// `too_old` and logged as a warning with its id (at most ten lines a
+    /// second, a budget of their own; an id among the last sixteen logged
+    /// is not logged again, so that one recorded delivery replayed again
+    /// and again cannot use the budget up). It is not kept as a dead letter,
     /// even when the store fails: sent again with the token, a dead letter
     /// is dispatched, and a replay must not become one. Off by default.
     ///
@@ -652,6 +659,11 @@ impl<S: Events> Receiver<S> {
     /// token now (whoever does can sign any event anyway), and is accepted
     /// for [`RESENT_TOLERANCE`](crate::verify::RESENT_TOLERANCE) either
     /// way of this machine's clock.
+    ///
+    /// A receiver that does not verify signatures
+    /// ([`without_verification`](Self::without_verification)) has no token
+    /// to check that header with: every event older than the age is too
+    /// old there, sent again or not.
     ///
     /// An event without a `createdAt` date-time (or read by models
     /// generated before [`Envelope::created_at`](crate::Envelope::created_at):
@@ -737,7 +749,7 @@ impl<S: Events> Receiver<S> {
     }
 
     /// Calls `f` with every event about to be dispatched (verified, parsed,
-    /// neither a duplicate nor stale), for logging or capture.
+    /// neither a duplicate, nor stale, nor too old), for logging or capture.
     pub fn inspect(mut self, f: impl Fn(&Parsed<'_, S>) + Send + Sync + 'static) -> Self {
         self.inspect = Some(Box::new(f));
         self
@@ -829,6 +841,29 @@ impl<S: Events> Receiver<S> {
         }
     }
 
+    /// Logs a too-old event, within its budget, unless it is one of the
+    /// last few logged.
+    fn log_too_old(&self, reply: &Reply) {
+        /// How many of the last ids logged are remembered.
+        const IDS: usize = 16;
+        let id = reply.id.as_deref().unwrap_or_default();
+        let mut ids = self
+            .too_old_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.iter().any(|logged| logged == id) {
+            return;
+        }
+        if self.too_old_logged.take() {
+            if ids.len() == IDS {
+                ids.pop_front();
+            }
+            ids.push_back(id.to_owned());
+            drop(ids);
+            cold::acknowledged_too_old(reply);
+        }
+    }
+
     fn count(&self, reply: &Reply) {
         let counters = &self.counters;
         match (reply.status, reply.outcome) {
@@ -837,9 +872,7 @@ impl<S: Events> Receiver<S> {
             (200..=299, outcome::STALE) => Counters::bump(&counters.stale),
             (200..=299, outcome::TOO_OLD) => {
                 Counters::bump(&counters.too_old);
-                if self.too_old_logged.take() {
-                    cold::acknowledged_too_old(reply);
-                }
+                self.log_too_old(reply);
             }
             (200..=299, _) => Counters::bump(&counters.accepted),
             // 501: a request the receiver refuses (a transfer coding it
@@ -992,7 +1025,14 @@ impl<S: Events> Receiver<S> {
                     let why = cold::in_progress();
                     return reply!(409, outcome::IN_PROGRESS, None, Some(why));
                 }
-                Some(Err(_)) | None if too_old.is_some() => {
+                // Whatever the store would say, a too-old event is not
+                // dispatched nor kept: no need of it (said, though).
+                Some(Err(e)) if too_old.is_some() => {
+                    cold::store_failed(&e);
+                    return reply!(200, outcome::TOO_OLD, None, too_old);
+                }
+                None if too_old.is_some() => {
+                    cold::store_silent(self.timeout);
                     return reply!(200, outcome::TOO_OLD, None, too_old);
                 }
                 Some(Err(e)) => {
@@ -1019,10 +1059,15 @@ impl<S: Events> Receiver<S> {
         // store has answered (so that a retry of a handled event is still a
         // duplicate), its claim given up.
         if let Some(why) = too_old {
-            if let Some((store, key)) = claim.0.take()
-                && let Some(Err(e)) = within(None, self.timeout, store.abandon(&key)).await
-            {
-                cold::settle_failed(Some(&e));
+            // The guard keeps the claim until the store took its give-up:
+            // dropped before (the client hung up) or after a failure, it
+            // gives it up in the background.
+            if let Some((store, key)) = &claim.0 {
+                match within(None, self.timeout, store.abandon(key)).await {
+                    Some(Ok(())) => claim.0 = None,
+                    Some(Err(e)) => cold::give_up_failed(Some(&e)),
+                    None => cold::give_up_failed(None),
+                }
             }
             return reply!(200, outcome::TOO_OLD, None, Some(why));
         }
@@ -1565,14 +1610,24 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn unlogged(what: &str, count: u64) {
-        tracing::info!(
-            target: LOG,
-            unlogged = count,
-            "{count} more deliveries were {what} without a line of their own (at most {} \
-             are logged a second; the counters count every one)",
-            super::REJECTIONS_LOGGED_PER_SECOND
-        );
+    pub(super) fn unlogged(what: &str, count: u64, warn: bool) {
+        if warn {
+            tracing::warn!(
+                target: LOG,
+                unlogged = count,
+                "{count} more deliveries were {what} without a line of their own (at most {} \
+                 are logged a second; the counters count every one)",
+                super::REJECTIONS_LOGGED_PER_SECOND
+            );
+        } else {
+            tracing::info!(
+                target: LOG,
+                unlogged = count,
+                "{count} more deliveries were {what} without a line of their own (at most {} \
+                 are logged a second; the counters count every one)",
+                super::REJECTIONS_LOGGED_PER_SECOND
+            );
+        }
     }
 
     #[cold]
@@ -1744,6 +1799,24 @@ mod cold {
     #[inline(never)]
     pub(super) fn no_id(why: &str) {
         tracing::warn!(target: LOG, "{why}: handled without de-duplication");
+    }
+
+    /// A too-old event's claim the store did not give up (it is given up
+    /// in the background).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn give_up_failed(e: Option<&dyn Display>) {
+        match e {
+            Some(e) => tracing::warn!(
+                target: LOG,
+                error = e.to_string().as_str(),
+                "idempotency store failed to give up a too old event's claim",
+            ),
+            None => tracing::warn!(
+                target: LOG,
+                "idempotency store did not answer giving up a too old event's claim",
+            ),
+        }
     }
 
     #[cold]

@@ -847,6 +847,11 @@ async fn an_event_older_than_the_max_event_age_is_acknowledged_and_not_dispatche
         "{}",
         s.counters
     );
+    let metrics = s.counters.prometheus();
+    assert!(
+        metrics.contains("kustomer_webhooks_deliveries_total{outcome=\"too_old\"} 2\n"),
+        "{metrics}"
+    );
     for (n, at) in [
         (2, ago(Duration::from_secs(60))),
         (3, ago(hour - Duration::from_secs(60))),
