@@ -774,8 +774,11 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
     // The event (and state) come by value because the dispatcher hands them
     // over: clippy's advice to take a reference cannot be followed here.
     let mut func = func.clone();
-    func.attrs
-        .push(syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]));
+    // First, so that the user's own `expect`, say, still has the last word.
+    func.attrs.insert(
+        0,
+        syn::parse_quote!(#[allow(clippy::needless_pass_by_value)]),
+    );
     quote! {
         #func
 

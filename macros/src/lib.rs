@@ -116,7 +116,8 @@ pub fn __known_events(_input: TokenStream) -> TokenStream {
 /// not `String`), `Id`, `DateTime`, `Op`, `Value`, `Map<String, Value>`,
 /// `Vec<T>`, `Box<T>`, `Change<T>` or a model struct. Each JSON key goes to one field, and
 /// a field cannot be `#[cfg]`-gated (gate the whole struct instead). Fields
-/// keep the visibility they are written with.
+/// keep the visibility they are written with (`extra`, which must be
+/// `pub`, stays so).
 ///
 /// The struct must be `pub`, with named fields and no generics. Where the
 /// runtime is reached by another path, `#[model(crate = "kw")]` (as for

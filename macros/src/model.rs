@@ -104,7 +104,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             fail(syn::Error::new_spanned(
                 cfg,
                 "a model field cannot be `#[cfg]`-gated: the reading code names every field; \
-                 leave the field in (it stays `None` when the payload lacks the key), or gate the whole struct",
+                 leave the field in (it stays `None`, or its default, when the payload lacks the key), or gate the whole struct",
             ));
             continue;
         }
@@ -249,6 +249,7 @@ fn field_line(
     // be `Option<Value>` (reported on the type written when it is not).
     let check = matches!(kind, Kind::Any).then(|| {
         quote_spanned! {ty.span()=>
+            #[allow(deprecated)]
             const _: fn() = || {
                 fn any_json<T: #krate::__private::AnyJson>() {}
                 any_json::<#ty>();

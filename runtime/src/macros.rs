@@ -9,7 +9,7 @@
 /// Each field line is `KIND INDEX "jsonKey" => VIS rust_name: Type,` where KIND is
 /// - `opt`: `Option<Type>`; `null` or another JSON type is drift;
 /// - `null`: `Option<Type>`, and `null` is expected (written back as `null`);
-/// - `any`: `Option<serde_json::Value>` (as `Type`, under any name), any JSON
+/// - `any`: `Option<serde_json::Value>` (as `Type`, the `Value` under any name), any JSON
 ///   at all (no type evidence);
 /// - `req`: `Type` itself (a struct); absent or drifted leaves the default,
 ///   and it is not written back.

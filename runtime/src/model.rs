@@ -363,11 +363,12 @@ pub fn read_required<T: Model + Default>(
     Ok(())
 }
 
-/// The type of a model's `any` field: `Option<Value>`, under any name.
+/// The type of a model's `any` field: `Option<Value>`, the `Value` under
+/// any name.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold any JSON",
     label = "the type of an `any` field",
-    note = "an `any` field is `Option<serde_json::Value>` (under any name): any JSON at all, `null` included"
+    note = "an `any` field is `Option<serde_json::Value>` (the `Value` under any name): any JSON at all, `null` included"
 )]
 pub trait AnyJson {
     /// The field's slot.

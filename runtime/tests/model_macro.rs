@@ -4,6 +4,7 @@
 //! deprecated fields and handlers under `deny`.
 #![deny(warnings, deprecated)]
 #![allow(unexpected_cfgs)]
+#![warn(clippy::needless_pass_by_value)]
 
 use kustomer_webhooks::{Drift, Model, Pointer};
 
@@ -101,6 +102,17 @@ mod raw_names {
     #[kustomer_webhook]
     pub async fn r#match(event: kustomer_webhooks::UserUpdate) {
         let _ = event;
+    }
+}
+
+mod blocking {
+    /// A blocking handler that reads its event: clippy's pedantic
+    /// `needless_pass_by_value` would ask for a reference, which the
+    /// attribute refuses; a user's own `expect` of it still holds.
+    #[expect(clippy::needless_pass_by_value)]
+    #[kustomer_webhooks::kustomer_webhook]
+    pub fn on_message(event: kustomer_webhooks::MessageCreate) {
+        let _ = &event.id;
     }
 }
 
