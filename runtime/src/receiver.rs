@@ -289,16 +289,17 @@ pub struct Receiver<S = AnyEvent> {
     too_old_ids: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
-/// A receiver's [`LogBudget`] for one kind of line, which `what` names
-/// (`rejected`). Dropped with the receiver, it says how many deliveries had
-/// no line of their own since the last one logged, so that a flood's count
-/// is not lost when the receiver stops before another delivery comes.
+/// A receiver's [`LogBudget`] for one kind of line, with the function that
+/// says how many deliveries had no line of their own. Dropped with the
+/// receiver, it says that count since the last one logged, so that a
+/// flood's count is not lost when the receiver stops before another
+/// delivery comes.
 #[derive(Debug)]
-struct RejectionLog(std::sync::Mutex<LogBudget>, &'static str);
+struct RejectionLog(std::sync::Mutex<LogBudget>, fn(u64));
 
 impl RejectionLog {
-    fn new(what: &'static str) -> Self {
-        RejectionLog(std::sync::Mutex::default(), what)
+    fn new(unlogged: fn(u64)) -> Self {
+        RejectionLog(std::sync::Mutex::default(), unlogged)
     }
 
     /// Whether one more line fits this second's budget (saying first how
@@ -315,7 +316,7 @@ impl RejectionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(second);
         if unsaid > 0 {
-            cold::unlogged(self.1, unsaid, self.1 != "rejected");
+            (self.1)(unsaid);
         }
         logged
     }
@@ -329,7 +330,7 @@ impl Drop for RejectionLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let unsaid = std::mem::take(&mut budget.unlogged);
         if unsaid > 0 {
-            cold::unlogged(self.1, unsaid, self.1 != "rejected");
+            (self.1)(unsaid);
         }
     }
 }
@@ -472,8 +473,8 @@ impl<S: Events> Receiver<S> {
             hide_handler_errors: false,
             max_event_age: None,
             said_no_created_at: Default::default(),
-            rejections_logged: RejectionLog::new("rejected"),
-            too_old_logged: RejectionLog::new("acknowledged as too old"),
+            rejections_logged: RejectionLog::new(cold::rejections_unlogged),
+            too_old_logged: RejectionLog::new(cold::too_old_unlogged),
             too_old_ids: Default::default(),
         }
     }
@@ -1608,26 +1609,27 @@ mod cold {
         "another delivery of this event is being handled; retry later".to_owned()
     }
 
+    /// How many deliveries were `what` without a line of their own.
+    fn unlogged(what: &str, count: u64) -> String {
+        format!(
+            "{count} more deliveries were {what} without a line of their own (at most {} are \
+             logged a second; the counters count every one)",
+            super::REJECTIONS_LOGGED_PER_SECOND
+        )
+    }
+
     #[cold]
     #[inline(never)]
-    pub(super) fn unlogged(what: &str, count: u64, warn: bool) {
-        if warn {
-            tracing::warn!(
-                target: LOG,
-                unlogged = count,
-                "{count} more deliveries were {what} without a line of their own (at most {} \
-                 are logged a second; the counters count every one)",
-                super::REJECTIONS_LOGGED_PER_SECOND
-            );
-        } else {
-            tracing::info!(
-                target: LOG,
-                unlogged = count,
-                "{count} more deliveries were {what} without a line of their own (at most {} \
-                 are logged a second; the counters count every one)",
-                super::REJECTIONS_LOGGED_PER_SECOND
-            );
-        }
+    pub(super) fn rejections_unlogged(count: u64) {
+        tracing::info!(target: LOG, unlogged = count, "{}", unlogged("rejected", count));
+    }
+
+    /// Said at `warn`, as each too-old event is: one may have been real.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn too_old_unlogged(count: u64) {
+        let line = unlogged("acknowledged as too old", count);
+        tracing::warn!(target: LOG, unlogged = count, "{line}");
     }
 
     #[cold]
