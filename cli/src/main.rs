@@ -260,7 +260,8 @@ enum Command {
         /// acknowledged (200 `too old`) and logged with its id, never kept
         /// as a dead letter; what `send` posts is handled whatever its age.
         /// Keep it above Kustomer's hour of retries and at most the event
-        /// ids' retention (75 minutes: 4500); off by default
+        /// ids' retention (75 minutes: 4500). From 60 to 604800 (a week);
+        /// 0, or not given, for none
         #[arg(
             long,
             value_name = "SECONDS",
@@ -520,8 +521,8 @@ enum Command {
         /// Seconds one delivery may take before it counts as failed
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = serve::timeout_arg)]
         timeout: std::time::Duration,
-        /// Remove each file once the receiver acknowledged it (2xx, but
-        /// `too old`, an event a receiver left for its age): for
+        /// Remove each file once the receiver acknowledged it (a 2xx other
+        /// than `too old`, an event a receiver left for its age): for
         /// dead letters replayed to a receiver other than the one that kept
         /// them (which removes its own as it handles them)
         #[arg(long)]

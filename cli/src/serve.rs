@@ -158,13 +158,17 @@ pub fn timeout_arg(s: &str) -> Result<Duration, String> {
 }
 
 /// `--max-event-age`: whole seconds, at least a minute (Kustomer's first
-/// retries come a minute apart) and at most a week.
+/// retries come a minute apart) and at most a week; 0 for none (off, as
+/// when it is not given), so that the variable can turn it off.
 pub fn age_arg(s: &str) -> Result<Duration, String> {
     const WEEK: u64 = 7 * 24 * 3600;
-    let range = format!("at least 60 seconds and at most {WEEK} (a week)");
+    let range = format!("at least 60 seconds and at most {WEEK} (a week), or 0 for none");
     match s.parse::<u64>() {
-        Ok(n) if (60..=WEEK).contains(&n) => Ok(Duration::from_secs(n)),
+        Ok(n) if n == 0 || (60..=WEEK).contains(&n) => Ok(Duration::from_secs(n)),
         Ok(n) => Err(format!("the age must be {range}, not {n}")),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("the age must be {range}, not {s}"))
+        }
         Err(_) => Err(format!(
             "expected whole seconds, such as 4500 for 75 minutes ({range}), got {s:?}"
         )),
@@ -495,10 +499,15 @@ pub async fn serve(
         .with_timeout(options.handler_timeout)
         .with_limit(options.max_body)
         .with_read_timeout(options.body_timeout);
-    if let Some(age) = options.max_event_age {
+    if let Some(age) = options.max_event_age.filter(|age| !age.is_zero()) {
         if let Some(warning) = age_warning(age) {
             tracing::warn!("{warning}");
         }
+        tracing::info!(
+            "events created more than {} s ago are not dispatched (--max-event-age), unless sent \
+             again with the token",
+            age.as_secs()
+        );
         receiver = receiver.with_max_event_age(age);
     }
     let counters = receiver.counters();
@@ -1903,21 +1912,26 @@ mod tests {
 
     #[test]
     fn a_max_event_age_is_whole_seconds_from_a_minute_to_a_week() {
+        assert_eq!(age_arg("0").unwrap().as_secs(), 0, "none");
         assert_eq!(age_arg("60").unwrap().as_secs(), 60);
         assert_eq!(age_arg("4500").unwrap().as_secs(), 4500);
         assert_eq!(age_arg("604800").unwrap().as_secs(), 604_800);
         for (bad, want) in [
             (
                 "59",
-                "the age must be at least 60 seconds and at most 604800 (a week), not 59",
+                "the age must be at least 60 seconds and at most 604800 (a week), or 0 for none, not 59",
             ),
             (
                 "604801",
-                "the age must be at least 60 seconds and at most 604800 (a week), not 604801",
+                "the age must be at least 60 seconds and at most 604800 (a week), or 0 for none, not 604801",
+            ),
+            (
+                "99999999999999999999",
+                "the age must be at least 60 seconds and at most 604800 (a week), or 0 for none, not 99999999999999999999",
             ),
             (
                 "75m",
-                "expected whole seconds, such as 4500 for 75 minutes (at least 60 seconds and at most 604800 (a week)), got \"75m\"",
+                "expected whole seconds, such as 4500 for 75 minutes (at least 60 seconds and at most 604800 (a week), or 0 for none), got \"75m\"",
             ),
         ] {
             assert_eq!(age_arg(bad).unwrap_err(), want, "{bad}");

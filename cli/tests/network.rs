@@ -1653,6 +1653,62 @@ fn serve_with_a_max_event_age_leaves_an_old_event_that_send_then_delivers() {
 }
 
 #[test]
+fn a_replayed_old_event_gets_one_line_in_its_span() {
+    let child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(["--max-event-age", "4500", "--log-format", "json"])
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Killed(child);
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut next = || {
+        let mut line = String::new();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+    };
+    let on = next();
+    assert!(
+        on["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events created more than 4500 s ago are not dispatched"),
+        "{on}"
+    );
+    let first = next();
+    let url = first["message"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sample =
+        |name: &str| std::fs::read_to_string(format!("{ROOT}/schema/samples/{name}.json")).unwrap();
+    // One recorded delivery replayed three times: one line, in its span.
+    let old = sample("kustomer.message.create");
+    for _ in 0..3 {
+        let (status, reply) = post(&url, "t0ken", &old);
+        assert!(status == 200 && reply.contains("too old"), "{reply}");
+    }
+    let line = next();
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(
+        line["message"], "event acknowledged without being dispatched: too old",
+        "{line}"
+    );
+    assert_eq!(line["span"]["event"], "kustomer.message.create", "{line}");
+    // Another one: the next line is its, the replays above had none.
+    let (status, _) = post(&url, "t0ken", &sample("kustomer.user.create"));
+    assert_eq!(status, 200);
+    let line = next();
+    assert_eq!(line["span"]["event"], "kustomer.user.create", "{line}");
+}
+
+#[test]
 fn send_does_not_count_an_event_left_for_its_age_as_delivered() {
     use std::io::{Read, Write};
     // A receiver whose clock is far from this one, say: it answers every

@@ -283,10 +283,11 @@ pub struct Receiver<S = AnyEvent> {
     /// own, so that forged requests, which need no token, cannot silence
     /// them.
     too_old_logged: RejectionLog,
-    /// The ids of the last too-old events logged: one recorded delivery
-    /// replayed again and again gets its line once, and leaves the budget
-    /// to the others.
-    too_old_ids: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// The last too-old events logged: their id, when (seconds since the
+    /// Unix epoch), and how many times each came since, unlogged. One
+    /// recorded delivery replayed again and again gets a line a minute,
+    /// saying how many times it came, and leaves the budget to the others.
+    too_old_ids: std::sync::Mutex<std::collections::VecDeque<(String, u64, u64)>>,
 }
 
 /// A receiver's [`LogBudget`] for one kind of line, with the function that
@@ -627,10 +628,12 @@ impl<S: Events> Receiver<S> {
     /// than `age` ago, unless it was sent again just now by whoever holds
     /// the token (below): it is acknowledged with 200, `"outcome": "too
     /// old"`, and a `detail` saying when it was created; counted as
-    /// `too_old` and logged as a warning with its id (at most ten lines a
-    /// second, a budget of their own; an id among the last sixteen logged
-    /// is not logged again, so that one recorded delivery replayed again
-    /// and again cannot use the budget up). It is not kept as a dead letter,
+    /// `too_old` and logged as a warning in the delivery's span (at most
+    /// ten lines a second, a budget of their own; one of the last sixteen
+    /// events logged gets a line a minute at most, saying how many times it
+    /// came since, so that one recorded delivery replayed again and again
+    /// cannot use the budget up). When the event came with a resent
+    /// signature (below) that did not hold, the `detail` says so. It is not kept as a dead letter,
     /// even when the store fails: sent again with the token, a dead letter
     /// is dispatched, and a replay must not become one. Off by default.
     ///
@@ -842,26 +845,39 @@ impl<S: Events> Receiver<S> {
         }
     }
 
-    /// Logs a too-old event, within its budget, unless it is one of the
-    /// last few logged.
+    /// Logs a too-old event, within its budget; one of the last few logged
+    /// at most once a minute, with how many times it came since.
     fn log_too_old(&self, reply: &Reply) {
         /// How many of the last ids logged are remembered.
         const IDS: usize = 16;
+        /// Seconds between two lines of one id.
+        const EVERY: u64 = 60;
         let id = reply.id.as_deref().unwrap_or_default();
+        let now = unix_now();
         let mut ids = self
             .too_old_ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if ids.iter().any(|logged| logged == id) {
+        if let Some((_, logged, since)) = ids.iter_mut().find(|(seen, ..)| seen == id) {
+            if now < logged.saturating_add(EVERY) {
+                *since += 1;
+                return;
+            }
+            let again = std::mem::take(since);
+            *logged = now;
+            drop(ids);
+            if self.too_old_logged.take() {
+                cold::acknowledged_too_old(reply, again);
+            }
             return;
         }
         if self.too_old_logged.take() {
             if ids.len() == IDS {
                 ids.pop_front();
             }
-            ids.push_back(id.to_owned());
+            ids.push_back((id.to_owned(), now, 0));
             drop(ids);
-            cold::acknowledged_too_old(reply);
+            cold::acknowledged_too_old(reply, 0);
         }
     }
 
@@ -871,10 +887,8 @@ impl<S: Events> Receiver<S> {
             (200..=299, outcome::DUPLICATE) => Counters::bump(&counters.duplicate),
             (409, outcome::IN_PROGRESS) => Counters::bump(&counters.in_progress),
             (200..=299, outcome::STALE) => Counters::bump(&counters.stale),
-            (200..=299, outcome::TOO_OLD) => {
-                Counters::bump(&counters.too_old);
-                self.log_too_old(reply);
-            }
+            // Logged in the delivery's span (`deliver`).
+            (200..=299, outcome::TOO_OLD) => Counters::bump(&counters.too_old),
             (200..=299, _) => Counters::bump(&counters.accepted),
             // 501: a request the receiver refuses (a transfer coding it
             // does not undo), not a handler's failure.
@@ -926,10 +940,14 @@ impl<S: Events> Receiver<S> {
         // With a max event age: a delivery whose resent signature (made by
         // `send`, now, with the token) holds is no replay, whatever its
         // event's age.
-        let resent = self.max_event_age.is_some()
-            && self.verifier.as_ref().is_some_and(|verifier| {
-                (request.header)(RESENT_HEADER)
-                    .is_some_and(|value| verifier.verify_resent(request.body, value, unix_now()))
+        // `None` without the header; whether it holds, with it.
+        let resent = self
+            .max_event_age
+            .and((request.header)(RESENT_HEADER))
+            .map(|value| {
+                self.verifier
+                    .as_ref()
+                    .is_some_and(|verifier| verifier.verify_resent(request.body, value, unix_now()))
             });
         let event = parsed.event.name().as_str().to_owned();
         let id = parsed.event.envelope().event_id().map(str::to_owned);
@@ -958,7 +976,7 @@ impl<S: Events> Receiver<S> {
         parsed: Parsed<'_, S>,
         event: String,
         id: Option<String>,
-        resent: bool,
+        resent: Option<bool>,
     ) -> Reply {
         // Each path ends in one reply, which takes the name and id along.
         macro_rules! reply {
@@ -985,7 +1003,12 @@ impl<S: Events> Receiver<S> {
         // `duplicate` and `in progress`; acknowledged (Kustomer's retries
         // would be as old) and logged.
         let too_old = match self.max_event_age {
-            Some(max) if !resent => self.too_old(parsed.event.envelope().created_at(), max),
+            Some(max) if resent != Some(true) => self
+                .too_old(parsed.event.envelope().created_at(), max)
+                .map(|why| match resent {
+                    Some(_) => cold::resent_refused(why),
+                    None => why,
+                }),
             _ => None,
         };
         // The store's key: the event id; for an `id` that came as another
@@ -1030,11 +1053,15 @@ impl<S: Events> Receiver<S> {
                 // dispatched nor kept: no need of it (said, though).
                 Some(Err(e)) if too_old.is_some() => {
                     cold::store_failed(&e);
-                    return reply!(200, outcome::TOO_OLD, None, too_old);
+                    let reply = reply!(200, outcome::TOO_OLD, None, too_old);
+                    self.log_too_old(&reply);
+                    return reply;
                 }
                 None if too_old.is_some() => {
                     cold::store_silent(self.timeout);
-                    return reply!(200, outcome::TOO_OLD, None, too_old);
+                    let reply = reply!(200, outcome::TOO_OLD, None, too_old);
+                    self.log_too_old(&reply);
+                    return reply;
                 }
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e);
@@ -1070,7 +1097,9 @@ impl<S: Events> Receiver<S> {
                     None => cold::give_up_failed(None),
                 }
             }
-            return reply!(200, outcome::TOO_OLD, None, Some(why));
+            let reply = reply!(200, outcome::TOO_OLD, None, Some(why));
+            self.log_too_old(&reply);
+            return reply;
         }
         // With the ordering guard, the resource's turn first: the check, the
         // handler and the record of the revision are one step per resource.
@@ -1756,6 +1785,20 @@ mod cold {
         ))
     }
 
+    /// Why an event is too old, and that the resent signature it came with
+    /// did not hold.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn resent_refused(why: String) -> String {
+        format!(
+            "{why}; its {} header was not taken (made more than {} s from this clock, with \
+             another token, or not of the form t=…,v1=…; a receiver that verifies no signature \
+             takes none)",
+            crate::verify::RESENT_HEADER,
+            crate::verify::RESENT_TOLERANCE.as_secs()
+        )
+    }
+
     /// Says, once, that an event had no `createdAt` to check its age by.
     #[cold]
     #[inline(never)]
@@ -1771,14 +1814,24 @@ mod cold {
     /// Logs an event acknowledged without being dispatched, for its age.
     #[cold]
     #[inline(never)]
-    pub(super) fn acknowledged_too_old(reply: &super::Reply) {
-        tracing::warn!(
-            target: LOG,
-            event = reply.event.as_deref(),
-            id = reply.id.as_deref(),
-            detail = reply.detail.as_deref(),
-            "event acknowledged without being dispatched: too old",
-        );
+    pub(super) fn acknowledged_too_old(reply: &super::Reply, again: u64) {
+        // The delivery's span names the event and its id.
+        let detail = reply.detail.as_deref();
+        if again == 0 {
+            tracing::warn!(
+                target: LOG,
+                detail,
+                "event acknowledged without being dispatched: too old",
+            );
+        } else {
+            tracing::warn!(
+                target: LOG,
+                detail,
+                again,
+                "event acknowledged without being dispatched: too old (and {again} more times \
+                 since its last line)",
+            );
+        }
     }
 
     /// A duration as a person says it: `2049 days`, `3 h 5 min`,

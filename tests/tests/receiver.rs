@@ -891,7 +891,15 @@ async fn an_event_older_than_the_max_event_age_is_acknowledged_and_not_dispatche
     };
     // Made with another token, or long ago: no proof; still too old.
     let forged = kustomer_webhooks::verify::sign_resent(b"another", old, unix_now());
-    assert_eq!(post(forged).await.1["outcome"], "too old");
+    let (_, reply) = post(forged).await;
+    assert_eq!(reply["outcome"], "too old");
+    assert!(
+        reply["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("its x-kustomer-webhooks-resent header was not taken (made more than 300 s from this clock, with another token, or not of the form t=…,v1=…; a receiver that verifies no signature takes none)"),
+        "{reply}"
+    );
     assert_eq!(
         post(resent(old, unix_now() - 3600)).await.1["outcome"],
         "too old"
