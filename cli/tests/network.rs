@@ -1191,22 +1191,8 @@ fn serve_warnings_are_json_lines_at_level_warn() {
 
 #[test]
 fn serve_logs_json_lines_with_the_deliverys_span() {
-    let child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .env("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json")
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Killed(child);
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
-    let mut next = || {
-        let mut line = String::new();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
-        serde_json::from_str::<serde_json::Value>(&line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
-    };
+    let (mut server, mut log) = serve_logging(&[], &[("KUSTOMER_WEBHOOKS_LOG_FORMAT", "json")]);
+    let mut next = || next_json_line(&mut log);
     // Its own notes are JSON lines too.
     let first = next();
     assert_eq!(first["level"], "INFO", "{first}");
@@ -1654,22 +1640,9 @@ fn serve_with_a_max_event_age_leaves_an_old_event_that_send_then_delivers() {
 
 #[test]
 fn a_replayed_old_event_gets_one_line_in_its_span() {
-    let child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--max-event-age", "4500", "--log-format", "json"])
-        .current_dir(ROOT)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Killed(child);
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
-    let mut next = || {
-        let mut line = String::new();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
-        serde_json::from_str::<serde_json::Value>(&line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
-    };
+    let (_server, mut log) =
+        serve_logging(&["--max-event-age", "4500", "--log-format", "json"], &[]);
+    let mut next = || next_json_line(&mut log);
     let on = next();
     assert!(
         on["message"]
@@ -1846,6 +1819,31 @@ fn two_serves_sharing_a_redis_share_the_revisions_of_ordering() {
 
 /// `send`s `schema/samples/<sample>.json` to `url` signed with `token`: what
 /// it printed, stdout then stderr.
+/// Starts `serve --addr 127.0.0.1:0 --token t0ken` with `args` more and
+/// `env` set, at the repository root, its stdout piped: the process and its
+/// log (stderr), from its first line.
+fn serve_logging(args: &[&str], env: &[(&str, &str)]) -> (Killed, BufReader<ChildStderr>) {
+    let child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Killed(child);
+    let log = BufReader::new(server.0.stderr.take().unwrap());
+    (server, log)
+}
+
+/// The next line of a log written as JSON lines.
+fn next_json_line(log: &mut BufReader<ChildStderr>) -> serde_json::Value {
+    let mut line = String::new();
+    assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve ended");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+}
+
 fn send_sample(url: &str, token: &str, sample: &str) -> String {
     let out = Command::new(BIN)
         .args(["send", "--url", url, "--token", token])
