@@ -1872,34 +1872,28 @@ fn http(method: &str, base: &str, path: &str) -> (u16, String) {
     request(base, &format!("{method} {path}"), &[], "")
 }
 
-/// `body` POSTed to `base` as Kustomer posts it, signed with `token`, over a
-/// plain connection: the status and the reply.
 /// [`post`], with the event named by its `X-Kustomer-Webhook-Event` header.
 fn post_named(base: &str, token: &str, body: &str, event: &str) -> (u16, String) {
-    let signature = kustomer_webhooks::verify::sign(token.as_bytes(), body.as_bytes());
-    request(
-        base,
-        "POST /",
-        &[
-            ("Content-Type", "application/json"),
-            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
-            (kustomer_webhooks::verify::EVENT_HEADER, event),
-        ],
-        body,
-    )
+    signed_post(base, token, body, Some(event))
 }
 
+/// `body` POSTed to `base` as Kustomer posts it, signed with `token`, over a
+/// plain connection: the status and the reply.
 fn post(base: &str, token: &str, body: &str) -> (u16, String) {
+    signed_post(base, token, body, None)
+}
+
+fn signed_post(base: &str, token: &str, body: &str, event: Option<&str>) -> (u16, String) {
     let signature = kustomer_webhooks::verify::sign(token.as_bytes(), body.as_bytes());
-    request(
-        base,
-        "POST /",
-        &[
-            ("Content-Type", "application/json"),
-            (kustomer_webhooks::verify::SIGNATURE_HEADER, &signature),
-        ],
-        body,
-    )
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        (
+            kustomer_webhooks::verify::SIGNATURE_HEADER,
+            signature.as_str(),
+        ),
+    ];
+    headers.extend(event.map(|event| (kustomer_webhooks::verify::EVENT_HEADER, event)));
+    request(base, "POST /", &headers, body)
 }
 
 /// One request (`request` its method and path) over its own connection,

@@ -2406,13 +2406,17 @@ mod tests {
             .replace(" .", ".")
     }
 
-    #[test]
-    fn updated_at_reads_a_date_time_whatever_type_the_samples_gave_it() {
+    /// Whatever type the samples gave a date-time (`sample` puts a value
+    /// in a team update), the envelope's `method` reads milliseconds from
+    /// it, and from its drifted value in `extra` (`from_extra`).
+    fn reads_a_date_time_whatever_type(
+        sample: impl Fn(&str) -> String,
+        method: &str,
+        typed: &str,
+        from_extra: &str,
+    ) {
         for (values, reads) in [
-            (
-                &["\"2021-04-26T21:33:54.763Z\""][..],
-                ".map(kustomer_webhooks::DateTime::timestamp_millis)",
-            ),
+            (&["\"2021-04-26T21:33:54.763Z\""][..], typed),
             (
                 &["\"yesterday\""][..],
                 ".and_then(kustomer_webhooks::DateTime::parse)",
@@ -2423,59 +2427,41 @@ mod tests {
             ),
             (&["{}"][..], "extra_millis("),
         ] {
-            let samples: Vec<String> = values
-                .iter()
-                .map(|at| {
-                    format!(
-                        r#"{{"name":"kustomer.team.update","data":{{"type":"team","id":"1","attributes":{{"updatedAt":{at}}}}}}}"#
-                    )
-                })
-                .collect();
+            let samples: Vec<String> = values.iter().map(|at| sample(at)).collect();
             let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
             let files = models(&samples).unwrap();
-            let flat = flat(envelope_fn(&files["team.rs"], "fn updated_at(&self)"));
+            let flat = flat(envelope_fn(&files["team.rs"], method));
             assert!(flat.contains(reads), "{values:?}: {flat}");
-            assert!(
-                flat.contains("extra_millis(&self.data.attributes.extra, \"updatedAt\""),
-                "{values:?}: {flat}"
-            );
+            assert!(flat.contains(from_extra), "{values:?}: {flat}");
         }
     }
 
     #[test]
+    fn updated_at_reads_a_date_time_whatever_type_the_samples_gave_it() {
+        reads_a_date_time_whatever_type(
+            |at| {
+                format!(
+                    r#"{{"name":"kustomer.team.update","data":{{"type":"team","id":"1","attributes":{{"updatedAt":{at}}}}}}}"#
+                )
+            },
+            "fn updated_at(&self)",
+            "self.data.attributes.updated_at.as_ref().map(kustomer_webhooks::DateTime::timestamp_millis)",
+            "extra_millis(&self.data.attributes.extra, \"updatedAt\"",
+        );
+    }
+
+    #[test]
     fn created_at_reads_the_envelopes_date_time_whatever_type_the_samples_gave_it() {
-        for (values, reads) in [
-            (
-                &["\"2021-04-26T21:33:54.763Z\""][..],
-                "self.created_at.as_ref().map(kustomer_webhooks::DateTime::timestamp_millis)",
-            ),
-            (
-                &["\"yesterday\""][..],
-                ".and_then(kustomer_webhooks::DateTime::parse)",
-            ),
-            (
-                &["\"2021-04-26T21:33:54.763Z\"", "3"][..],
-                ".and_then(kustomer_webhooks::__private::value_millis)",
-            ),
-            (&["{}"][..], "extra_millis("),
-        ] {
-            let samples: Vec<String> = values
-                .iter()
-                .map(|at| {
-                    format!(
-                        r#"{{"name":"kustomer.team.update","createdAt":{at},"data":{{"type":"team","id":"1","attributes":{{}}}}}}"#
-                    )
-                })
-                .collect();
-            let samples: Vec<&str> = samples.iter().map(String::as_str).collect();
-            let files = models(&samples).unwrap();
-            let flat = flat(envelope_fn(&files["team.rs"], "fn created_at(&self)"));
-            assert!(flat.contains(reads), "{values:?}: {flat}");
-            assert!(
-                flat.contains("extra_millis(&self.extra, \"createdAt\""),
-                "{values:?}: {flat}"
-            );
-        }
+        reads_a_date_time_whatever_type(
+            |at| {
+                format!(
+                    r#"{{"name":"kustomer.team.update","createdAt":{at},"data":{{"type":"team","id":"1","attributes":{{}}}}}}"#
+                )
+            },
+            "fn created_at(&self)",
+            "self.created_at.as_ref().map(kustomer_webhooks::DateTime::timestamp_millis)",
+            "extra_millis(&self.extra, \"createdAt\"",
+        );
     }
 
     #[test]
