@@ -158,7 +158,7 @@ struct Previous {
     fields: BTreeMap<String, BTreeMap<String, String>>,
     /// Their field types as written: struct → JSON key → `Option<CustomerLvl5>`.
     types: BTreeMap<String, BTreeMap<String, String>>,
-    /// The file each struct was in.
+    /// The name of the file each struct was in (`customer.rs`).
     files: BTreeMap<String, String>,
 }
 
@@ -174,7 +174,12 @@ impl Previous {
                     .unzip();
                 previous.fields.insert(owner.clone(), names);
                 previous.types.insert(owner.clone(), types);
-                previous.files.insert(owner, file.clone());
+                // By its name alone: `generate`'s caller may key the files
+                // by their paths.
+                let name = Path::new(file)
+                    .file_name()
+                    .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned());
+                previous.files.insert(owner, name);
             }
         }
         previous
@@ -490,6 +495,8 @@ pub fn generate(
     for name in SHARED {
         if let Some((resource, def)) = shared_defs.get(name) {
             shared.resource = resource.clone();
+            // Objects nested in it are named after it: `RelationshipMeta`.
+            name.clone_into(&mut shared.prefix);
             shared.structure(name, def, &format!("/definitions/{name}"), Origin::Shared)?;
         }
     }
@@ -1002,6 +1009,11 @@ impl<'a> Gen<'a> {
                     )
                 } else if self.defs.contains_key(name) {
                     format!("A shape several fields of a `{res}` share (the first at `{path}`).")
+                } else if SHARED.contains(&p.as_str()) {
+                    format!(
+                        "The `{}` object of a [`{p}`], which every resource shares (`{path}`).",
+                        self.path.last().map_or("", String::as_str)
+                    )
                 } else {
                     format!(
                         "The `{}` object of a `{res}` (`{path}`).",
@@ -1222,13 +1234,16 @@ impl<'a> Gen<'a> {
             // Nested past the budget: kept as JSON.
             "array" | "object" if self.depth >= MAX_TYPE_DEPTH => Ty::Value,
             "array" => match schema.get("items") {
+                // `Vec<Option<T>>` is not a model: nullable items stay JSON,
+                // and no struct is made for them (one typing no field would
+                // be renamed on every run by the names kept from before).
+                Some(items) if may_be_null(items) => Ty::Vec(Box::new(Ty::Value)),
                 Some(items) => {
                     self.depth += 1;
                     self.deepest = self.deepest.max(self.depth);
                     let item = self.field_type(key, items, &format!("{pointer}/items"));
                     self.depth -= 1;
                     let (item, item_nullable) = item?;
-                    // `Vec<Option<T>>` is not a model: nullable items stay JSON.
                     if item_nullable {
                         Ty::Vec(Box::new(Ty::Value))
                     } else {
@@ -1322,6 +1337,21 @@ impl<'a> Gen<'a> {
             #(#structs)*
         }
     }
+}
+
+/// Whether a property's schema lets it be `null`: `null` among its types,
+/// or in its `anyOf`.
+fn may_be_null(schema: &Value) -> bool {
+    let null = |s: &Value| match s.get("type") {
+        Some(Value::String(t)) => t == "null",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "null"),
+        _ => false,
+    };
+    null(schema)
+        || schema
+            .get("anyOf")
+            .and_then(Value::as_array)
+            .is_some_and(|any_of| any_of.iter().any(null))
 }
 
 /// For each definition of `schema`, the JSON keys of the properties typed
@@ -2664,6 +2694,14 @@ mod tests {
             assert!(text.contains(field), "{field} in {text}");
         }
         assert!(!text.contains("ThingAddrA"), "{text}");
+        // The same with the models keyed by their paths, as the command
+        // line reads them.
+        let by_path: BTreeMap<String, String> = before
+            .iter()
+            .map(|(name, text)| (format!("/srv/app/src/models/{name}"), text.clone()))
+            .collect();
+        let settings = Settings::default().with_previous_models(&by_path);
+        assert_eq!(generate(&schemas(&[first, second]), &settings).unwrap(), kept);
         let settings = Settings::default().with_previous_models(&kept);
         assert_eq!(
             generate(&schemas(&[first, second]), &settings).unwrap(),
@@ -2686,6 +2724,37 @@ mod tests {
             generate(&schemas(&[first, second]), &settings).unwrap(),
             kept
         );
+    }
+
+    #[test]
+    fn nullable_object_items_make_no_struct_and_regenerating_changes_nothing() {
+        let sample = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"x":[{"a":1},null]}}}"#;
+        let first = models(&[sample]).unwrap();
+        let text = &first["thing.rs"];
+        assert!(text.contains("pub x: Option<Vec<Value>>,"), "{text}");
+        assert!(!text.contains("struct ThingX"), "{text}");
+        let settings = Settings::default().with_previous_models(&first);
+        assert_eq!(generate(&schemas(&[sample]), &settings).unwrap(), first);
+    }
+
+    #[test]
+    fn a_shape_repeated_in_one_resource_and_in_a_relationship_gives_one_shared_definition() {
+        // `{"count": …}` twice in the conversation's attributes (hoisted as
+        // one of its definitions), and in a relationship's `meta`.
+        let conversation = r#"{"name":"kustomer.conversation.update","data":{"type":"conversation","id":"c1","attributes":{"messageStats":{"count":3},"noteStats":{"count":1}},"relationships":{"messages":{"meta":{"stats":{"count":3}}}}}}"#;
+        let customer = r#"{"name":"kustomer.customer.update","data":{"type":"customer","id":"k1","attributes":{"name":"n"},"relationships":{"org":{"data":{"type":"org","id":"o1"}}}}}"#;
+        let schemas = schemas(&[conversation, customer]);
+        assert_eq!(
+            schemas["conversation"]["definitions"]["Relationship"],
+            schemas["customer"]["definitions"]["Relationship"]
+        );
+        let files = generate(&schemas, &Settings::default()).unwrap();
+        let shared = &files["shared.rs"];
+        assert!(shared.contains("pub meta: Option<RelationshipMeta>,"), "{shared}");
+        assert!(shared.contains("pub stats: Option<RelationshipStats>,"), "{shared}");
+        assert!(shared.contains("of a [`Relationship`], which every resource shares"), "{shared}");
+        let text = &files["conversation.rs"];
+        assert!(text.contains("pub message_stats: ConversationStats,"), "{text}");
     }
 
     #[test]

@@ -453,6 +453,7 @@ impl Inferrer {
             slot.1.merge(&Object::rule_evidence(Role::Changes));
         }
 
+        let no_names = std::collections::HashMap::new();
         let mut out = BTreeMap::new();
         for (type_name, r) in &self.resources {
             let prefix = resource_prefix(type_name);
@@ -480,8 +481,17 @@ impl Inferrer {
                 hoisted: &names,
             };
 
+            // The shared definitions are the same in every resource's schema,
+            // so none refers to a shape hoisted in one resource alone.
+            let in_every = Renderer {
+                hoisted: &no_names,
+                ..renderer
+            };
             let mut definitions = Map::new();
-            for (name, (role, o)) in shared.iter().chain(mine).chain(&hoisted) {
+            for (name, (role, o)) in shared.iter() {
+                definitions.insert(name.clone(), Value::Object(in_every.object(o, *role)));
+            }
+            for (name, (role, o)) in mine.iter().chain(&hoisted) {
                 definitions.insert(name.clone(), Value::Object(renderer.object(o, *role)));
             }
             let mut root = renderer.object(&r.envelope.objects, Role::Envelope);
