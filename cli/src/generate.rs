@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use kustomer_codegen::Settings;
 use serde_json::Value;
 
-use crate::out::{out, shell_word};
+use crate::out::{note, out, shell_word};
 
 /// The default models directory.
 pub const MODELS: &str = "runtime/src/models";
@@ -86,9 +86,9 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> R
         return Ok(ExitCode::SUCCESS);
     }
     crate::out::failed();
-    eprintln!("stale models ({fix} to update them):");
+    note!("stale models ({fix} to update them):");
     for s in stale {
-        eprintln!("  {s}");
+        note!("  {s}");
     }
     Ok(ExitCode::FAILURE)
 }

@@ -119,9 +119,9 @@ pub fn check_with_fix(inferrer: &Inferrer, out: &Path, fix: &str) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     crate::out::failed();
-    eprintln!("stale schemas ({fix} to update them):");
+    note!("stale schemas ({fix} to update them):");
     for s in stale {
-        eprintln!("  {s}");
+        note!("  {s}");
     }
     ExitCode::FAILURE
 }

@@ -597,7 +597,7 @@ fn exit_naming_the_variable(e: clap::Error) -> ! {
                 exit_in_json(&error, e.exit_code());
             }
             let _ = e.print();
-            eprintln!("{note}");
+            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{note}\n"));
             std::process::exit(e.exit_code());
         }
         _ => exit_with(e),
@@ -618,7 +618,8 @@ fn exit_with(e: clap::Error) -> ! {
 /// level ERROR, and exits with `code`.
 fn exit_in_json(error: &str, code: i32) -> ! {
     let message = error.strip_prefix("error: ").unwrap_or(error);
-    eprintln!("{}", log::note_json(tracing::Level::ERROR, message));
+    let line = log::note_json(tracing::Level::ERROR, message);
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("{line}\n"));
     std::process::exit(code);
 }
 
@@ -735,6 +736,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Infer { .. }
+            | Command::Generate { .. }
+            | Command::Regenerate { .. }
+            | Command::Check { .. }
+    ) {
+        // Their work is files and an exit status: a reader of their lines
+        // that goes away (`regenerate | head -1`) must not leave schemas
+        // written and models not, nor make a stale `check` exit 0.
+        out::go_on_without_stdout();
+    }
     match cli.command {
         Command::Infer {
             paths,

@@ -739,6 +739,44 @@ fn check_says_which_regenerate_updates_stale_schemas_and_models() {
     assert_eq!(r.code, Some(1), "{}", r.stderr);
 }
 
+/// `regenerate | head -1`: the reader goes away after the first line, and
+/// the schemas and models are still both written, so that `check` passes.
+/// With stderr closed too, a stale `check` exits 1, with no panic.
+#[test]
+fn regenerate_with_nobody_reading_writes_schemas_and_models_alike() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models, schemas) = (
+        tmp.path().join("captured"),
+        tmp.path().join("models"),
+        tmp.path().join("schemas"),
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    let args = ["--samples", path(&captured), "--schemas", path(&schemas)];
+    let r = common::run_unread(&[&["regenerate"], &args[..], &["--out", path(&models)]].concat());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(models.join("customer.rs").exists(), "{}", r.stderr);
+    let check = run(&[&["check"], &args[..], &["--models", path(&models)]].concat());
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+
+    capture(
+        &captured,
+        "6a1f00000000000000000002",
+        json!({"seatsNum": 3}),
+    );
+    let stale = std::process::Command::new(common::BIN)
+        .args([&["check"], &args[..], &["--models", path(&models)]].concat())
+        .current_dir(ROOT)
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::open("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(stale.code(), Some(1));
+}
+
 /// A resource type starting with a digit, which no Rust type name can.
 #[test]
 fn a_resource_type_starting_with_a_digit_gets_models_and_checks() {

@@ -2701,7 +2701,10 @@ mod tests {
             .map(|(name, text)| (format!("/srv/app/src/models/{name}"), text.clone()))
             .collect();
         let settings = Settings::default().with_previous_models(&by_path);
-        assert_eq!(generate(&schemas(&[first, second]), &settings).unwrap(), kept);
+        assert_eq!(
+            generate(&schemas(&[first, second]), &settings).unwrap(),
+            kept
+        );
         let settings = Settings::default().with_previous_models(&kept);
         assert_eq!(
             generate(&schemas(&[first, second]), &settings).unwrap(),
@@ -2750,11 +2753,23 @@ mod tests {
         );
         let files = generate(&schemas, &Settings::default()).unwrap();
         let shared = &files["shared.rs"];
-        assert!(shared.contains("pub meta: Option<RelationshipMeta>,"), "{shared}");
-        assert!(shared.contains("pub stats: Option<RelationshipStats>,"), "{shared}");
-        assert!(shared.contains("of a [`Relationship`], which every resource shares"), "{shared}");
+        assert!(
+            shared.contains("pub meta: Option<RelationshipMeta>,"),
+            "{shared}"
+        );
+        assert!(
+            shared.contains("pub stats: Option<RelationshipStats>,"),
+            "{shared}"
+        );
+        assert!(
+            shared.contains("of a [`Relationship`], which every resource shares"),
+            "{shared}"
+        );
         let text = &files["conversation.rs"];
-        assert!(text.contains("pub message_stats: ConversationStats,"), "{text}");
+        assert!(
+            text.contains("pub message_stats: ConversationStats,"),
+            "{text}"
+        );
     }
 
     #[test]
