@@ -133,8 +133,10 @@ pub fn is_lines_file(path: &Path) -> bool {
 /// (its bytes as they are, so a receiver's 400 can be tried too); a file of
 /// several values one after another (JSON Lines) is a payload per value,
 /// each its own bytes. Among several, a value that is not JSON is a payload
-/// to the end of its line in a JSON Lines file (`lines_file`), and the
-/// next line is read; in another file it is the rest of the file.
+/// to the end of its line in a JSON Lines file (`lines_file`, or one whose
+/// values so far each had a line of their own, as `infer` reads it), and
+/// the next line that starts an object is read; in another file it is the
+/// rest of the file.
 pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
     let whole = || {
         vec![Piece {
@@ -144,6 +146,8 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
         }]
     };
     let mut found: Vec<std::ops::Range<usize>> = Vec::new();
+    // Whether every value so far was on one line.
+    let mut one_per_line = true;
     let mut at = past_space(bytes, 0);
     while at < bytes.len() {
         // A byte order mark before a value (files joined with `cat`) stays
@@ -157,10 +161,16 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
         let mut values = serde_json::Deserializer::from_slice(&bytes[value..])
             .into_iter::<serde::de::IgnoredAny>();
         let end = match values.next() {
-            Some(Ok(_)) => value + values.byte_offset(),
+            Some(Ok(_)) => {
+                let end = value + values.byte_offset();
+                one_per_line &= !bytes[at..end].contains(&b'\n');
+                end
+            }
             // To the next line that starts an object: the lines between
             // belong to this one (written on several lines).
-            Some(Err(_)) if lines_file => next_object_line(bytes, line_end(bytes, at)),
+            Some(Err(_)) if lines_file || (one_per_line && !found.is_empty()) => {
+                next_object_line(bytes, line_end(bytes, at))
+            }
             Some(Err(_)) if found.is_empty() => return whole(),
             Some(Err(_)) => bytes.len(),
             None => break,
@@ -470,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_value_among_several_ends_at_its_line_only_in_json_lines() {
+    fn a_bad_value_among_several_ends_at_its_line_in_json_lines() {
         let text = "{\"a\":1}\n{\"b\": \n{\"c\":3}\n";
         assert_eq!(
             split(text, true),
@@ -498,12 +508,17 @@ mod tests {
             split("{\"a\":1}\n\u{feff}{\"b\":2}\n", false),
             [("{\"a\":1}", Some(1), 1), ("\u{feff}{\"b\":2}", Some(2), 1)]
         );
-        // Elsewhere what follows cannot be told apart: the rest is one.
+        // Elsewhere too, after values each on a line of its own, as
+        // `infer` reads such a file.
+        assert_eq!(split(text, false), split(text, true));
+        // After one written on several lines, what follows cannot be told
+        // apart: the rest is one.
+        let text = "{\"a\":\n1}\n{\"b\": \n{\"c\":3}\n";
         assert_eq!(
             split(text, false),
             [
-                ("{\"a\":1}", Some(1), 1),
-                ("{\"b\": \n{\"c\":3}", Some(2), 1)
+                ("{\"a\":\n1}", Some(1), 1),
+                ("{\"b\": \n{\"c\":3}", Some(3), 1)
             ]
         );
         // A first line that is not JSON is its own payload in JSON Lines.
