@@ -57,6 +57,11 @@ pub enum SampleProblem {
         "the sample has no `name` (the event name string, such as \"kustomer.customer.create\")"
     )]
     MissingName,
+    /// `name` is an empty string, or only white space.
+    #[error(
+        "the sample's `name` is empty (it should be the event name, such as \"kustomer.customer.create\")"
+    )]
+    EmptyName,
     /// `name` is there, but a number, an object… (named here).
     #[error("`name` is {0}, not a string (the event name, such as \"kustomer.customer.create\")")]
     NameNotAString(&'static str),

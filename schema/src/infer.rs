@@ -132,6 +132,9 @@ impl Inferrer {
             None | Some(Value::Null) => return Err(problem(SampleProblem::MissingName)),
             Some(other) => return Err(problem(SampleProblem::NameNotAString(json_kind(other)))),
         };
+        if name.trim().is_empty() {
+            return Err(problem(SampleProblem::EmptyName));
+        }
         let resource = match envelope.get("data").and_then(|d| d.get("type")) {
             Some(Value::String(resource)) => resource,
             None | Some(Value::Null) => return Err(problem(SampleProblem::MissingDataType)),

@@ -459,6 +459,12 @@ fn samples_that_are_not_envelopes_are_refused_by_name() {
         problem(i.add(&json!({"name": 1, "data": {"type": "x"}}), "a")),
         SampleProblem::NameNotAString("a number")
     );
+    for empty in ["", " \t"] {
+        assert_eq!(
+            problem(i.add(&json!({"name": empty, "data": {"type": "x"}}), "a")),
+            SampleProblem::EmptyName
+        );
+    }
     assert_eq!(
         SampleProblem::NameNotAString("a number").to_string(),
         "`name` is a number, not a string (the event name, such as \"kustomer.customer.create\")"
