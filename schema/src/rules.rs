@@ -58,7 +58,12 @@ impl Role {
             (Role::Resource, "relationships") => Role::RelationshipMap,
             (Role::Resource | Role::Relationship, "links") => Role::Links,
             (Role::Attributes, "custom") => Role::CustomMap,
-            (Role::CustomMap, key) => Role::Custom(Suffix::of(key)),
+            // A custom attribute without a known suffix has no type Kustomer
+            // names: any JSON, whatever the samples held.
+            (Role::CustomMap, key) => match Suffix::of(key) {
+                Some(suffix) => Role::Custom(Some(suffix)),
+                None => Role::Any,
+            },
             (Role::RelationshipMap, _) => Role::Relationship,
             (Role::Relationship, "data") => Role::ResourceIdentifier,
             (Role::Changes, "attributes" | "relationships") => Role::ChangeMap,

@@ -82,6 +82,23 @@ fn custom_attributes_are_typed_by_their_suffix_and_always_nullable() {
     );
     let custom = &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"];
     assert!(custom.get("required").is_none());
+    // No known suffix, whatever the samples held: any JSON (Kustomer names
+    // no type for it), so a null or another type later is no drift.
+    let s = kustomer(&[
+        envelope(
+            "customer",
+            json!({"custom": {"tier": "gold", "9lives": {"a": 1}, "self": 3}}),
+        ),
+        envelope(
+            "customer",
+            json!({"custom": {"tier": "silver", "9lives": {"a": 2}, "self": 4}}),
+        ),
+    ]);
+    let custom = &s["customer"]["definitions"]["CustomerAttributes"]["properties"]["custom"];
+    for key in ["tier", "9lives", "self"] {
+        assert_eq!(custom["properties"][key], json!({}), "{key}");
+    }
+    assert!(custom.get("required").is_none(), "{custom}");
     // Custom attributes no sample showed are typed by suffix too.
     assert_eq!(
         custom["patternProperties"]["^.+Bool$"],
