@@ -2730,6 +2730,29 @@ mod tests {
     }
 
     #[test]
+    fn an_object_keyed_by_ids_is_a_map_and_a_new_id_changes_no_model() {
+        let sample = |id: &str| {
+            format!(
+                r#"{{"name":"kustomer.thing.create","data":{{"type":"thing","attributes":{{"byId":{{"{id}":{{"n":1}}}},"mixed":{{"label":"x","{id}":2}}}}}}}}"#
+            )
+        };
+        let one = models(&[&sample("5f8481c6a22ab5b9d5f2dd8a")]).unwrap();
+        let text = &one["thing.rs"];
+        assert!(
+            text.contains("pub by_id: Option<Map<String, Value>>,"),
+            "{text}"
+        );
+        assert!(text.contains("pub mixed: ThingMixed,"), "{text}");
+        assert!(!text.contains("5f8481c6a22ab5b9d5f2dd8a"), "{text}");
+        let two = models(&[
+            &sample("5f8481c6a22ab5b9d5f2dd8a"),
+            &sample("608731c238e15a90895f7029"),
+        ])
+        .unwrap();
+        assert_eq!(summarize(&one, &two), []);
+    }
+
+    #[test]
     fn nullable_object_items_make_no_struct_and_regenerating_changes_nothing() {
         let sample = r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"x":[{"a":1},null]}}}"#;
         let first = models(&[sample]).unwrap();

@@ -14,9 +14,12 @@
 //!   integers and floats merge to `number`, other conflicts become unions;
 //! - **open**: objects never get `additionalProperties: false`, and no `enum`
 //!   is closed from what a few samples happened to contain;
+//! - **maps**: the values under keys that are 24-hex ids are merged into one
+//!   `patternProperties` schema, not a property per id;
 //! - **Kustomer rules**: `attributes.custom` keys are typed by their suffix
 //!   (`Str`, `Txt`, `Num`, `At`, `Bool`, `Url`, `Id`) and always nullable, with
-//!   `patternProperties` for custom attributes no sample showed; strings that
+//!   `patternProperties` for custom attributes no sample showed, and any JSON
+//!   for a key with no known suffix; strings that
 //!   are all ISO 8601 date-times get `"format": "date-time"`, all 24-hex ids
 //!   `"format": "kustomer-id"`; every relationship value is one shared
 //!   `Relationship` definition, every `links` object one `Links`, every change

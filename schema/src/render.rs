@@ -16,6 +16,8 @@ pub const EVIDENCE_KEYWORD: &str = "x-kustomer-samples";
 pub const SUFFIX_KEYWORD: &str = "x-kustomer-suffix";
 /// The `format` given to 24-hex Kustomer object ids.
 pub const ID_FORMAT: &str = "kustomer-id";
+/// The keys of an object keyed by ids, as a `patternProperties` pattern.
+pub const ID_KEY: &str = "^[0-9a-f]{24}$";
 
 /// How one schema document is rendered.
 pub(crate) struct Renderer<'a> {
@@ -184,6 +186,11 @@ impl Renderer<'_> {
         }
         if !props.is_empty() {
             m.insert("properties".into(), props.into());
+        }
+        if let Some(values) = &o.by_id {
+            // Keyed by ids: one schema for every id's value.
+            let values = self.shape(values, Role::Plain);
+            m.insert("patternProperties".into(), json!({ ID_KEY: values }));
         }
         if !required.is_empty() {
             m.insert("required".into(), required.into());

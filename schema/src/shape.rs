@@ -46,6 +46,10 @@ pub(crate) struct Arrays {
 pub(crate) struct Object {
     pub count: u64,
     pub props: BTreeMap<String, Prop>,
+    /// The values under keys that are 24-hex ids (an object keyed by ids,
+    /// `{"5f…": {…}, "60…": {…}}`), merged: a map, not a field per id,
+    /// so that each new id is neither a new key nor more memory.
+    pub by_id: Option<Box<Shape>>,
 }
 
 /// One key of an object location.
@@ -113,6 +117,13 @@ impl Shape {
                 self.objects.count += 1;
                 for (key, v) in map {
                     let child = role.child(key);
+                    if role.is_inline() && is_object_id(key) {
+                        self.objects
+                            .by_id
+                            .get_or_insert_with(Default::default)
+                            .observe(v, child, cx);
+                        continue;
+                    }
                     let prop = self.objects.props.entry(key.clone()).or_default();
                     prop.present += 1;
                     prop.count_sample(cx.sample);
@@ -149,6 +160,11 @@ impl Shape {
 impl Object {
     pub fn merge(&mut self, other: &Object) {
         self.count += other.count;
+        if let Some(theirs) = &other.by_id {
+            self.by_id
+                .get_or_insert_with(Default::default)
+                .merge(theirs);
+        }
         for (key, theirs) in &other.props {
             let mine = self.props.entry(key.clone()).or_default();
             mine.present += theirs.present;

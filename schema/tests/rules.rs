@@ -134,6 +134,54 @@ fn the_seed_custom_attributes_are_typed_though_all_null() {
 }
 
 #[test]
+fn objects_keyed_by_ids_are_maps_not_a_property_per_id() {
+    let keyed = |ids: &[&str], n: i64| {
+        let map: serde_json::Map<String, Value> = ids
+            .iter()
+            .map(|id| {
+                (
+                    (*id).to_owned(),
+                    json!({"n": n, "at": "2021-04-26T21:33:55.863Z"}),
+                )
+            })
+            .collect();
+        envelope(
+            "customer",
+            json!({"byId": map, "mixed": {"label": "x", "5f8481c6a22ab5b9d5f2dd8a": n}}),
+        )
+    };
+    let s = kustomer(&[
+        keyed(&["5f8481c6a22ab5b9d5f2dd8a", "608731c238e15a90895f7029"], 1),
+        keyed(&["6087326fa8b1c7b07da5e5c9"], 2),
+    ]);
+    let props = &s["customer"]["definitions"]["CustomerAttributes"]["properties"];
+    assert_eq!(
+        props["byId"],
+        json!({
+            "type": "object",
+            "patternProperties": {"^[0-9a-f]{24}$": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "n": {"type": "integer"}
+                },
+                "required": ["at", "n"]
+            }}
+        })
+    );
+    // Keys that are not ids stay properties beside them.
+    assert_eq!(
+        props["mixed"],
+        json!({
+            "type": "object",
+            "properties": {"label": {"type": "string"}},
+            "required": ["label"],
+            "patternProperties": {"^[0-9a-f]{24}$": {"type": "integer"}}
+        })
+    );
+}
+
+#[test]
 fn an_integer_past_the_64_bit_signed_range_is_a_number() {
     let s = plain(&[json!({"big": 18446744073709551615u64, "small": 9223372036854775807i64})]);
     assert_eq!(s["properties"]["big"]["type"], "number");
