@@ -1154,6 +1154,7 @@ impl<'a> Gen<'a> {
             self.previous.fields.get(&named_before),
         )
         .into_iter();
+        let custom = self.path.iter().eq(["data", "attributes", "custom"]);
         for (key, prop) in props.into_iter().flatten() {
             let ptr = format!("{pointer}/properties/{}", escape(key));
             // Nested structs made for this field are kept under its name.
@@ -1178,7 +1179,7 @@ impl<'a> Gen<'a> {
             fields.push(Field {
                 json: key.clone(),
                 rust: names.next().expect("a name for every key"),
-                doc: field_doc(key, prop, kind, origin),
+                doc: field_doc(key, prop, kind, origin, custom),
                 ty,
                 kind,
             });
@@ -1932,7 +1933,9 @@ fn seen_as(prop: &Value) -> Option<String> {
     })
 }
 
-fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin) -> String {
+/// A field's doc comment. `custom`: the field is one of the org's custom
+/// attributes (`data.attributes.custom`).
+fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin, custom: bool) -> String {
     let mut doc = format!("`{key}`");
     if let Some(s) = prop.get("x-kustomer-suffix").and_then(Value::as_str) {
         if suffix_holds(s, prop) {
@@ -1944,7 +1947,11 @@ fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin) -> String {
             ));
         }
     }
+    let suffixed = prop.get("x-kustomer-suffix").is_some();
     match kind {
+        Kind::Any if custom && !suffixed => {
+            doc.push_str(": a custom attribute with no known suffix, so any JSON");
+        }
         Kind::Any => match seen_as(prop) {
             Some(types) => doc.push_str(&format!(". Seen as {types} in the samples: any JSON")),
             None => doc.push_str(". No type evidence in the samples: any JSON"),
