@@ -185,7 +185,13 @@ pub struct Lines {
     /// When the write under way began, in milliseconds after [`epoch`],
     /// plus one; 0 while none is.
     write_began: Arc<std::sync::atomic::AtomicU64>,
+    /// The last write that failed other than at a closed output (a full
+    /// disk, an I/O error), when, and why; `None` once one is written since.
+    failing: Failing,
 }
+
+/// See [`Lines::failing`].
+type Failing = Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>;
 
 /// The instant [`Lines`] measures its writes from.
 fn epoch() -> std::time::Instant {
@@ -213,10 +219,12 @@ impl Lines {
         let writing = Arc::new(std::sync::Mutex::new(()));
         let closed = Arc::new(AtomicBool::new(false));
         let write_began = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failing = Failing::default();
         let thread = Thread {
             writing: Arc::clone(&writing),
             closed: Arc::clone(&closed),
             write_began: Arc::clone(&write_began),
+            failing: Arc::clone(&failing),
         };
         // Without its thread, `waiting` is dropped here and every send fails.
         let _ = std::thread::Builder::new()
@@ -227,7 +235,19 @@ impl Lines {
             writing,
             closed,
             write_began,
+            failing,
         }
+    }
+
+    /// How long ago the last write failed, and why, when it failed other
+    /// than at a closed output (a full disk, an I/O error, which may pass)
+    /// and no line was written since; whether or not anyone still waited
+    /// for its lines.
+    pub fn failing(&self) -> Option<(std::time::Duration, String)> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing
+            .as_ref()
+            .map(|(at, why)| (at.elapsed(), why.clone()))
     }
 
     /// How long the write under way has been waiting for the output to take
@@ -301,6 +321,7 @@ struct Thread {
     writing: Arc<std::sync::Mutex<()>>,
     closed: Arc<AtomicBool>,
     write_began: Arc<std::sync::atomic::AtomicU64>,
+    failing: Failing,
 }
 
 /// The thread of [`Lines`]: writes what is queued, as many lines at a time
@@ -350,8 +371,15 @@ fn write_lines(
                 thread.write_began.store(0, Ordering::Relaxed);
                 result
             };
-            if matches!(&result, Err(e) if e.kind() == io::ErrorKind::BrokenPipe) {
-                thread.closed.store(true, Ordering::Relaxed);
+            {
+                let mut failing = thread.failing.lock().unwrap_or_else(|e| e.into_inner());
+                match &result {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        thread.closed.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => *failing = Some((std::time::Instant::now(), e.to_string())),
+                    Ok(()) => *failing = None,
+                }
             }
             for p in chunk.drain(..) {
                 let outcome = match &result {

@@ -426,12 +426,48 @@ fn line(
 /// limit (stdout not read) gets 503, and is not written unless its write
 /// had already begun.
 async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
-    Lines::stdout().write(line?).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            stdout_closed();
+    match Lines::stdout().write(line?).await {
+        Ok(()) => {
+            if STDOUT_FAILING.swap(false, Ordering::Relaxed) {
+                tracing::info!("stdout takes the events' lines again");
+            }
+            Ok(())
         }
-        std::io::Error::new(e.kind(), format!("writing the event's line: {e}"))
-    })
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                stdout_closed();
+            } else {
+                stdout_failing(&e.to_string());
+            }
+            Err(std::io::Error::new(
+                e.kind(),
+                format!("writing the event's line: {e}"),
+            ))
+        }
+    }
+}
+
+/// Set while the events' lines fail to be written other than at a closed
+/// stdout (a full disk, an I/O error): said once each time it begins.
+static STDOUT_FAILING: AtomicBool = AtomicBool::new(false);
+
+/// How long after a line failed to be written (not at a closed stdout)
+/// `/readyz` answers 503, unless a line is written since: long enough for
+/// a load balancer to take `serve` out, short enough that it gets
+/// deliveries again, and so tries again, once what failed (a full disk)
+/// may have passed.
+const UNREADY_AFTER_A_FAILED_LINE: Duration = Duration::from_secs(30);
+
+/// Says, once each time it begins, that the events' lines fail to be
+/// written.
+#[cold]
+fn stdout_failing(why: &str) {
+    if !STDOUT_FAILING.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            "an event's line could not be written to stdout ({why}): deliveries get 500 and are              not marked done until a line is written again; /readyz answers 503 for {}s after              each failure",
+            UNREADY_AFTER_A_FAILED_LINE.as_secs()
+        );
+    }
 }
 
 /// Set once an event's line found stdout closed (a pipe whose reader has
@@ -903,6 +939,19 @@ fn health_router(
                     "not ready: stdout is closed, so no event's line can be written \
                      (each delivery gets 500)\n"
                         .to_owned(),
+                );
+            }
+            // A line that failed to be written otherwise (a full disk).
+            if let Some((ago, why)) = Lines::stdout().failing()
+                && ago < UNREADY_AFTER_A_FAILED_LINE
+            {
+                stdout_failing(&why);
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "not ready: an event's line could not be written to stdout {}s ago                          ({why}), so deliveries get 500 until one is\n",
+                        ago.as_secs()
+                    ),
                 );
             }
             // A reader that stopped reading: each delivery waits for its

@@ -1151,6 +1151,61 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
     assert!(!rest.contains("stdout is closed"), "said once: {rest}");
 }
 
+/// A stdout that takes no line for another reason than a closed pipe (a
+/// full disk): 500, said once, and `/readyz` 503 after each failure.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_is_not_ready_while_its_event_lines_fail_to_be_written() {
+    let mut serve = Command::new(BIN);
+    serve.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--token",
+        "t0ken",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let child = serve
+        .current_dir(ROOT)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Killed(child);
+    let mut log = BufReader::new(server.0.stderr.take().unwrap());
+    let mut logged = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "{logged:?}");
+        if let Some(url) = line.trim().strip_prefix("receiving Kustomer webhooks at ") {
+            break url.to_owned();
+        }
+        logged.push(line);
+    };
+    let metrics = metrics_url(&logged);
+    assert_eq!(http("GET", &metrics, "/readyz").0, 200);
+    let body = std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+        .unwrap();
+    for _ in 0..2 {
+        let (status, reply) = post(&url, "t0ken", &body);
+        assert_eq!(status, 500, "{reply}");
+        assert!(reply.contains("No space left on device"), "{reply}");
+    }
+    let line = log_until(&mut log, "could not be written to stdout");
+    assert!(line.contains("ERROR"), "{line}");
+    let (status, text) = http("GET", &metrics, "/readyz");
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("could not be written to stdout"), "{text}");
+    drop(server);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(
+        !rest.contains("could not be written to stdout"),
+        "said once: {rest}"
+    );
+}
+
 /// A note that says it is a warning is a JSON line at level WARN, for a
 /// pipeline that alerts by level.
 #[cfg(unix)]
