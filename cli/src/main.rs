@@ -340,8 +340,9 @@ enum Command {
         )]
         stop_delay: u16,
         /// Serve at most this many connections at once (each may hold a body
-        /// of up to --max-body bytes and a head of up to 64 KiB, before its
-        /// signature is checked: at most N × (--max-body + 64 KiB) of memory
+        /// of up to --max-body bytes and a head of up to 64 KiB, or about
+        /// 128 KiB arriving at once, before its signature is checked: at
+        /// most N × (--max-body + 128 KiB) of memory
         /// from clients that have no token); at the limit, the oldest with no
         /// request in progress for a second is closed to make room, and while
         /// there is none, more wait until one closes

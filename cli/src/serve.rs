@@ -1590,6 +1590,7 @@ pub async fn send(
             .to_string();
             let shown = printable(&shown);
             let body = bytes[piece.range].to_vec();
+            let size = body.len();
             let acknowledged = match deliver(&client, url, token, headers, body).await {
                 Ok(d) => {
                     if d.reply.is_empty() {
@@ -1629,6 +1630,12 @@ pub async fn send(
                         Some(hint) => {
                             out!("--- {shown} no reply: {hint} ({})", printable(&why))
                         }
+                        None if size > kustomer_webhooks::receiver::DEFAULT_LIMIT => out!(
+                            "--- {shown} no reply: {} (the body is {size} bytes: a receiver with \
+                             a size limit, 1 MiB by default, may have refused it with 413 and \
+                             closed the connection before the reply could be read)",
+                            printable(&why)
+                        ),
                         None => out!(
                             "--- {shown} no reply: {} (Kustomer would count it failed and retry)",
                             printable(&why)

@@ -1206,6 +1206,33 @@ fn serve_is_not_ready_while_its_event_lines_fail_to_be_written() {
     );
 }
 
+/// A body far over the receiver's limit, whose 413 the closed connection
+/// cuts off: `send` says the limit may be why there was no reply.
+#[test]
+fn send_says_a_body_far_over_the_limit_may_be_why_there_was_no_reply() {
+    let (_server, _log, url) = start_serve(&["--token", "t0ken"]);
+    let dir = tempfile::TempDir::new().unwrap();
+    let big = dir.path().join("big.json");
+    let filler = "x".repeat(60 << 20);
+    std::fs::write(
+        &big,
+        format!("{{\"name\":\"kustomer.team.create\",\"pad\":\"{filler}\"}}"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Either the 413 was read, or the reason is said.
+    assert!(
+        stdout.starts_with("413 ") || stdout.contains("may have refused it with 413"),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+}
+
 /// A note that says it is a warning is a JSON line at level WARN, for a
 /// pipeline that alerts by level.
 #[cfg(unix)]

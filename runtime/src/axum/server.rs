@@ -19,10 +19,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
-/// The most a connection's read buffer holds, and so the largest head it
-/// reads (431 past it): far past a Kustomer delivery's head (well under
-/// 8 KiB), and a sixth of hyper's default (about 400 KB), which each of a
-/// thousand connections sending a head slowly could hold.
+/// The most a connection's read buffer holds before a head without its end
+/// gets 431: far past a Kustomer delivery's head (well under 8 KiB), and a
+/// sixth of hyper's default (about 400 KB), which each of a thousand
+/// connections sending a head slowly could hold. hyper checks it between
+/// reads, so a head that arrives all at once can be read whole up to about
+/// twice this.
 pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Serves an axum app (a [`router`](super::router) mounted in it) the way a
