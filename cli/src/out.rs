@@ -55,7 +55,7 @@ pub fn line(args: std::fmt::Arguments<'_>) {
             std::process::exit(i32::from(FAILED.load(Ordering::Relaxed)));
         }
         remove_left_behind();
-        eprintln!("error: writing to stdout: {e}");
+        let _ = writeln!(io::stderr(), "error: writing to stdout: {e}");
         std::process::exit(1);
     }
 }
@@ -336,6 +336,8 @@ fn write_lines(
     let mut batch = Vec::new();
     let mut text = Vec::new();
     let mut chunk = Vec::new();
+    // Whether the last write failed after writing part of its text.
+    let mut cut_short = false;
     while let Some(first) = waiting.blocking_recv() {
         batch.push(first);
         while batch.len() < QUEUED_LINES {
@@ -367,7 +369,15 @@ fn write_lines(
                 let _writing = thread.writing.lock().unwrap_or_else(|e| e.into_inner());
                 let began = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1);
                 thread.write_began.store(began + 1, Ordering::Relaxed);
-                let result = out.write_all(&text).and_then(|()| out.flush());
+                // A line cut short by a failed write (a full disk) is ended
+                // before the next write, so that the lines after it stay
+                // whole: a reader finds one line that is not JSON, not two
+                // glued together.
+                if cut_short {
+                    text.insert(0, b'\n');
+                }
+                let (result, cut) = write_whole(&mut out, &text);
+                cut_short = cut;
                 thread.write_began.store(0, Ordering::Relaxed);
                 result
             };
@@ -389,6 +399,24 @@ fn write_lines(
                 let _ = p.written.send(outcome);
             }
         }
+    }
+}
+
+/// Writes all of `text` and flushes; on failure, also whether part of it
+/// may have been written (a line cut short).
+fn write_whole(out: &mut impl Write, text: &[u8]) -> (io::Result<()>, bool) {
+    let mut written = 0;
+    while written < text.len() {
+        match out.write(&text[written..]) {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), written > 0),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), written > 0),
+        }
+    }
+    match out.flush() {
+        Ok(()) => (Ok(()), false),
+        Err(e) => (Err(e), true),
     }
 }
 
@@ -647,6 +675,54 @@ pub(crate) mod tests {
         }
         // Said to whoever asks, not only to the line's writer.
         assert!(lines.closed());
+    }
+
+    /// A disk that fills up after `room` bytes, until the test frees it.
+    #[derive(Clone)]
+    struct Disk {
+        written: Arc<Mutex<Vec<u8>>>,
+        room: Arc<Mutex<usize>>,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut room = self.room.lock().unwrap();
+            if *room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(*room);
+            *room -= n;
+            self.written.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A line cut short by a full disk is ended before the next, so that
+    /// every line after it is whole; the failure is told to whoever asks
+    /// until a line is written.
+    #[tokio::test]
+    async fn a_line_cut_short_by_a_full_disk_is_ended_before_the_next() {
+        let disk = Disk {
+            written: Arc::default(),
+            room: Arc::new(Mutex::new(12)),
+        };
+        let lines = Lines::spawn(disk.clone());
+        lines.write("first".into()).await.unwrap();
+        assert!(lines.failing().is_none());
+        let error = lines.write("second line".into()).await.unwrap_err();
+        assert!(error.to_string().contains("os error 28"), "{error}");
+        let (_, why) = lines.failing().expect("said");
+        assert!(why.contains("os error 28"), "{why}");
+        assert!(!lines.closed());
+        *disk.room.lock().unwrap() = usize::MAX;
+        lines.write("third".into()).await.unwrap();
+        assert!(lines.failing().is_none());
+        let text = String::from_utf8(disk.written.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "first\nsecond\nthird\n");
     }
 
     #[test]

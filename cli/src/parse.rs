@@ -133,10 +133,10 @@ pub fn is_lines_file(path: &Path) -> bool {
 /// (its bytes as they are, so a receiver's 400 can be tried too); a file of
 /// several values one after another (JSON Lines) is a payload per value,
 /// each its own bytes. Among several, a value that is not JSON is a payload
-/// to the end of its line in a JSON Lines file (`lines_file`, or one whose
-/// values so far each had a line of their own, as `infer` reads it), and
-/// the next line that starts an object is read; in another file it is the
-/// rest of the file.
+/// to the end of its line in a JSON Lines file (`lines_file`, or, as
+/// `infer` reads it, one whose values so far each had a line of their own,
+/// when the value breaks on its first line), and the next line that starts
+/// an object is read; in another file it is the rest of the file.
 pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
     let whole = || {
         vec![Piece {
@@ -168,7 +168,9 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
             }
             // To the next line that starts an object: the lines between
             // belong to this one (written on several lines).
-            Some(Err(_)) if lines_file || (one_per_line && !found.is_empty()) => {
+            // Elsewhere, as `infer` reads it: when every value before was
+            // on a line of its own, and this one breaks on its first line.
+            Some(Err(e)) if lines_file || (one_per_line && !found.is_empty() && e.line() == 1) => {
                 next_object_line(bytes, line_end(bytes, at))
             }
             Some(Err(_)) if found.is_empty() => return whole(),
@@ -508,9 +510,37 @@ mod tests {
             split("{\"a\":1}\n\u{feff}{\"b\":2}\n", false),
             [("{\"a\":1}", Some(1), 1), ("\u{feff}{\"b\":2}", Some(2), 1)]
         );
-        // Elsewhere too, after values each on a line of its own, as
-        // `infer` reads such a file.
-        assert_eq!(split(text, false), split(text, true));
+        // Elsewhere too, after values each on a line of its own, when the
+        // bad one breaks on its own line, as `infer` reads such a file.
+        let one_line = "{\"a\":1}\n{bad}\n{\"c\":3}\n";
+        assert_eq!(
+            split(one_line, false),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{bad}", Some(2), 1),
+                ("{\"c\":3}", Some(3), 1),
+            ]
+        );
+        // One that reads on into the next line (`{"b": ` and then
+        // `{"c":3}`) may be a sample written on several lines: the rest is
+        // one, as `infer` stops there.
+        assert_eq!(
+            split(text, false),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\": \n{\"c\":3}", Some(2), 1)
+            ]
+        );
+        // A value that breaks past its first line (written on several):
+        // the rest is one, as `infer` stops there.
+        let text = "{\"a\":1}\n{\"b\":\n  {\"c\": x},\n{\"d\":2}\n";
+        assert_eq!(
+            split(text, false),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\":\n  {\"c\": x},\n{\"d\":2}", Some(2), 1)
+            ]
+        );
         // After one written on several lines, what follows cannot be told
         // apart: the rest is one.
         let text = "{\"a\":\n1}\n{\"b\": \n{\"c\":3}\n";

@@ -428,7 +428,10 @@ fn line(
 async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
     match Lines::stdout().write(line?).await {
         Ok(()) => {
-            if STDOUT_FAILING.swap(false, Ordering::Relaxed) {
+            // As the writer last found it, whatever order the waiters of
+            // its writes wake in.
+            if Lines::stdout().failing().is_none() && STDOUT_FAILING.swap(false, Ordering::Relaxed)
+            {
                 tracing::info!("stdout takes the events' lines again");
             }
             Ok(())
@@ -436,7 +439,7 @@ async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
         Err(e) => {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 stdout_closed();
-            } else {
+            } else if Lines::stdout().failing().is_some() {
                 stdout_failing(&e.to_string());
             }
             Err(std::io::Error::new(
@@ -464,7 +467,9 @@ const UNREADY_AFTER_A_FAILED_LINE: Duration = Duration::from_secs(30);
 fn stdout_failing(why: &str) {
     if !STDOUT_FAILING.swap(true, Ordering::Relaxed) {
         tracing::error!(
-            "an event's line could not be written to stdout ({why}): deliveries get 500 and are              not marked done until a line is written again; /readyz answers 503 for {}s after              each failure",
+            "an event's line could not be written to stdout ({why}): deliveries get 500 and are \
+             not marked done until a line is written again; /readyz answers 503 for {}s after \
+             each failure",
             UNREADY_AFTER_A_FAILED_LINE.as_secs()
         );
     }
@@ -949,7 +954,8 @@ fn health_router(
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
-                        "not ready: an event's line could not be written to stdout {}s ago                          ({why}), so deliveries get 500 until one is\n",
+                        "not ready: an event's line could not be written to stdout {}s ago ({why}), so \
+                         deliveries get 500 until a line is written again\n",
                         ago.as_secs()
                     ),
                 );

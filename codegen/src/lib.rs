@@ -1003,7 +1003,7 @@ impl<'a> Gen<'a> {
                     format!(
                         "What an update of a `{res}` changed (`changes`), each field typed as the field itself."
                     )
-                } else if schema.get("patternProperties").is_some() {
+                } else if self.path.iter().eq(["data", "attributes", "custom"]) {
                     format!(
                         "The custom attributes of a `{res}` (`{path}`), which each org defines: those the samples showed, typed by their suffix; any other stays in `extra`."
                     )
@@ -2750,6 +2750,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pub mixed: ThingMixed,"), "{text}");
+        assert!(
+            text.contains("/// The `mixed` object of a `thing` (`data.attributes.mixed`)."),
+            "{text}"
+        );
         assert!(!text.contains("5f8481c6a22ab5b9d5f2dd8a"), "{text}");
         let two = models(&[
             &sample("5f8481c6a22ab5b9d5f2dd8a"),

@@ -1152,7 +1152,7 @@ impl<S: Events> Receiver<S> {
                 }
             }
             (Some(_), None, _) => {
-                cold::unordered(parsed.raw);
+                let _ = cold::unordered(parsed.raw);
                 None
             }
             _ => None,
@@ -1730,19 +1730,10 @@ mod cold {
     /// names no resource whose revisions could be compared.
     #[cold]
     #[inline(never)]
-    pub(super) fn unordered(raw: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            data: Option<Data>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Data {
-            id: Option<serde_json::Value>,
-        }
-        let id = serde_json::from_slice::<Body>(crate::parse::without_bom(raw))
-            .ok()
-            .and_then(|b| b.data?.id);
-        let found = match &id {
+    pub(super) fn unordered(raw: &[u8]) -> &'static str {
+        let body = serde_json::from_slice::<serde_json::Value>(crate::parse::without_bom(raw));
+        let id = body.as_ref().ok().and_then(|b| b.get("data")?.get("id"));
+        let found = match id {
             None => "missing",
             Some(serde_json::Value::Null) => "null",
             Some(serde_json::Value::String(_)) => "an empty string",
@@ -1756,6 +1747,7 @@ mod cold {
             found,
             "the update's `data.id` names no resource: handled without the ordering guard",
         );
+        found
     }
 
     /// Why an event created at `created_at` (milliseconds since the Unix
@@ -2956,18 +2948,18 @@ mod tests {
     }
 
     /// An update whose `data.id` names no resource is said to be handled
-    /// without the ordering guard, whatever is wrong with it.
+    /// without the ordering guard, with what is wrong with it.
     #[test]
     fn an_update_the_ordering_guard_cannot_order_is_logged() {
-        for body in [
-            r#"{"data": {"id": 12345}}"#,
-            r#"{"data": {"id": {"oid": "x"}}}"#,
-            r#"{"data": {"id": ""}}"#,
-            r#"{"data": {"id": null}}"#,
-            r#"{"data": {}}"#,
-            r#"{"data": 1}"#,
+        for (body, found) in [
+            (r#"{"data": {"id": 12345}}"#, "a number"),
+            (r#"{"data": {"id": {"oid": "x"}}}"#, "an object"),
+            (r#"{"data": {"id": ""}}"#, "an empty string"),
+            (r#"{"data": {"id": null}}"#, "null"),
+            (r#"{"data": {}}"#, "missing"),
+            (r#"{"data": 1}"#, "missing"),
         ] {
-            let lines = logged(|| cold::unordered(body.as_bytes()));
+            let lines = logged(|| assert_eq!(cold::unordered(body.as_bytes()), found, "{body}"));
             assert_eq!(
                 lines,
                 [
