@@ -47,6 +47,12 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     let mut unusable = Vec::new();
     let mut read = std::collections::HashSet::new();
     for path in paths {
+        // As `parse` says it: a directory's subdirectories are not read.
+        if path.is_dir()
+            && let Ok(found) = crate::parse::payload_files_in(path)
+        {
+            found.say_subdirectories(path, "read");
+        }
         let added = kustomer_schema::sample_files(path).and_then(|files| {
             for file in files {
                 let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());

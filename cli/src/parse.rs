@@ -23,7 +23,7 @@ struct Line<'a> {
 }
 
 /// The payload files `paths` name, in order: a file as given, a directory
-/// as its `.json` and `.jsonl` files in name order. A directory that cannot
+/// as its `.json`, `.jsonl` and `.ndjson` files in name order. A directory that cannot
 /// be read or holds no payload file is an error in its place; one with
 /// subdirectories says on stderr that they were not read.
 pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)>> {
@@ -45,7 +45,7 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)
         if found.files.is_empty() {
             out.push(Err((
                 path.clone(),
-                format!("{shown}: no .json or .jsonl payload files in this directory"),
+                format!("{shown}: no .json, .jsonl or .ndjson payload files in this directory"),
             )));
         }
         out.extend(found.files.into_iter().map(Ok));
@@ -55,7 +55,7 @@ pub fn payload_files(paths: &[PathBuf]) -> Vec<Result<PathBuf, (PathBuf, String)
 
 /// What a directory holds for `parse` and `send`.
 pub struct Found {
-    /// Its `.json` and `.jsonl` files, in name order.
+    /// Its `.json`, `.jsonl` and `.ndjson` files, in name order.
     pub files: Vec<PathBuf>,
     /// How many subdirectories it has (not read: name one to read it).
     pub subdirectories: usize,
@@ -78,7 +78,7 @@ impl Found {
     }
 }
 
-/// The `.json` and `.jsonl` files in the directory `dir`, in name order
+/// The `.json`, `.jsonl` and `.ndjson` files in the directory `dir`, in name order
 /// (as `infer` reads a directory of samples), and how many subdirectories
 /// it has. An entry with such a name that cannot be looked at (a link to
 /// nothing) is among the files, so that reading it reports why; a pipe or
@@ -98,7 +98,7 @@ pub fn payload_files_in(dir: &Path) -> std::io::Result<Found> {
         }
         let payload = matches!(
             path.extension().and_then(|e| e.to_str()),
-            Some("json" | "jsonl")
+            Some("json" | "jsonl" | "ndjson")
         );
         if payload && meta.map_or(true, |m| m.is_file()) {
             found.files.push(path);

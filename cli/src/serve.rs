@@ -1367,7 +1367,7 @@ async fn with_redis(
 }
 
 /// The files `send` posts: each file `paths` names, and each directory's
-/// `.json` and `.jsonl` files. A directory without any is said and skipped
+/// `.json`, `.jsonl` and `.ndjson` files. A directory without any is said and skipped
 /// (a dead-letter directory with nothing to replay), and so are a
 /// directory's subdirectories; the first path that cannot be read is the
 /// error.
@@ -1380,7 +1380,7 @@ fn payloads(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             found.say_subdirectories(path, "sent");
             if found.files.is_empty() {
                 note!(
-                    "{}: no .json or .jsonl payload files in it, nothing to send",
+                    "{}: no .json, .jsonl or .ndjson payload files in it, nothing to send",
                     printable(&path.display().to_string())
                 );
             }

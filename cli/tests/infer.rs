@@ -444,7 +444,7 @@ fn empty_directory_is_rejected() {
     assert_fails(
         &run,
         dir.path(),
-        &["samples: no .json or .jsonl sample files in this directory"],
+        &["samples: no .json, .jsonl or .ndjson sample files in this directory"],
     );
 }
 
@@ -714,4 +714,23 @@ fn skipping_leaves_an_error_when_no_sample_is_usable() {
         "{run:#?}"
     );
     assert!(!dir.path().join("out").exists(), "{run:#?}");
+}
+
+/// A directory gives its `.ndjson` files too, as `parse` and `send` read
+/// them, and stderr names the subdirectories that were not read.
+#[test]
+fn a_directory_gives_its_ndjson_files_and_names_its_subdirectories() {
+    let dir = workdir(&[]);
+    let samples = dir.path().join("samples");
+    fs::create_dir_all(samples.join("older")).unwrap();
+    fs::write(samples.join("a.ndjson"), format!("{GOOD}\n{GOOD}\n")).unwrap();
+    let r = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("from 2 sample(s)"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("samples: 1 subdirectory not read (name it to have its files read)"),
+        "{}",
+        r.stderr
+    );
 }

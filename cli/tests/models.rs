@@ -276,7 +276,7 @@ fn parse_takes_directories_of_payloads() {
     assert_eq!(r.code, Some(1));
     assert!(
         r.stderr.contains(&format!(
-            "{dir}: no .json or .jsonl payload files in this directory"
+            "{dir}: no .json, .jsonl or .ndjson payload files in this directory"
         )),
         "{}",
         r.stderr
@@ -486,7 +486,7 @@ fn parse_json_gives_every_file_a_line_and_text_cannot_forge_one() {
     assert_eq!(line["file"], e);
     assert_eq!(
         line["error"],
-        format!("{e}: no .json or .jsonl payload files in this directory")
+        format!("{e}: no .json, .jsonl or .ndjson payload files in this directory")
     );
 
     // An event name with a line break and a terminal escape in it.

@@ -1033,7 +1033,7 @@ fn send_has_nothing_to_do_with_an_empty_directory() {
     assert!(out.status.success(), "{stderr}");
     assert!(out.stdout.is_empty());
     assert!(
-        stderr.contains("no .json or .jsonl payload files in it, nothing to send"),
+        stderr.contains("no .json, .jsonl or .ndjson payload files in it, nothing to send"),
         "{stderr}"
     );
 }

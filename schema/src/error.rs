@@ -14,8 +14,8 @@ pub enum Error {
         /// What the operating system said.
         error: std::io::Error,
     },
-    /// A directory held no `.json` or `.jsonl` file.
-    #[error("{}: no .json or .jsonl sample files in this directory", path.display())]
+    /// A directory held no `.json`, `.jsonl` or `.ndjson` file.
+    #[error("{}: no .json, .jsonl or .ndjson sample files in this directory", path.display())]
     NoSamples {
         /// The directory.
         path: PathBuf,

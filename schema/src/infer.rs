@@ -224,7 +224,7 @@ impl Inferrer {
         }
     }
 
-    /// Adds a file of samples, or every `.json`/`.jsonl` file of a
+    /// Adds a file of samples, or every `.json`/`.jsonl`/`.ndjson` file of a
     /// directory (in name order, not descending into subdirectories). A
     /// file larger than [`MAX_SAMPLE_FILE`] is an error.
     pub fn add_path(&mut self, path: &Path) -> Result<usize> {
@@ -813,8 +813,8 @@ fn is_resource_name(s: &str) -> bool {
         })
 }
 
-/// The sample files `path` names: itself, or a directory's `.json` and
-/// `.jsonl` files in name order (not descending into subdirectories), as
+/// The sample files `path` names: itself, or a directory's `.json`,
+/// `.jsonl` and `.ndjson` files in name order (not descending into subdirectories), as
 /// [`Inferrer::add_path`] reads them. A directory with none is an error.
 pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|source| Error::Io {
@@ -837,7 +837,7 @@ pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
         let p = entry.path();
         let is_sample = matches!(
             p.extension().and_then(|e| e.to_str()),
-            Some("json" | "jsonl")
+            Some("json" | "jsonl" | "ndjson")
         );
         if is_sample && p.is_file() {
             files.push(p);
