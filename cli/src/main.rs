@@ -937,33 +937,53 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 // make it a success.
                 out::failed();
             }
+            // A key of the file's own may hold a line break or an escape
+            // sequence: shown escaped, so that it cannot forge a line.
+            let shown = out::printable(&file.display().to_string()).into_owned();
             for p in &problems {
-                out!("{}: {p}", file.display());
+                out!("{shown}: {}", out::printable(&p.to_string()));
             }
             let errors = problems.iter().filter(|p| p.is_error()).count();
             if errors == 0 {
-                out!("{}: valid ({} warning(s))", file.display(), problems.len());
+                out!("{shown}: valid ({} warning(s))", problems.len());
                 Ok(ExitCode::SUCCESS)
             } else {
-                out!("{}: {errors} error(s)", file.display());
+                out!("{shown}: {errors} error(s)");
                 Ok(ExitCode::FAILURE)
             }
         }
     }
 }
 
+/// The largest app definition `app-definition validate` reads: far past
+/// any real one (a few kilobytes), short of what would take the machine's
+/// memory (`/dev/zero`).
+const MAX_APP_DEFINITION: u64 = 16 << 20;
+
 /// An app definition's text: the file, or stdin for `-`; one that is not
-/// UTF-8 is an error that says where, or that it is UTF-16.
+/// UTF-8 is an error that says where, or that it is UTF-16; one over
+/// [`MAX_APP_DEFINITION`] is an error too.
 fn read_definition(file: &std::path::Path) -> Result<String> {
     use std::io::Read;
     let shown = file.display();
     let mut bytes = Vec::new();
+    // One byte past the most read, to tell a file that is larger.
+    let most = MAX_APP_DEFINITION + 1;
     if file.as_os_str() == "-" {
         std::io::stdin()
+            .take(most)
             .read_to_end(&mut bytes)
             .map_err(|e| anyhow::anyhow!("{shown} (stdin): {e}"))?;
     } else {
-        bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        std::fs::File::open(file)
+            .and_then(|f| f.take(most).read_to_end(&mut bytes))
+            .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    }
+    if bytes.len() as u64 > MAX_APP_DEFINITION {
+        anyhow::bail!(
+            "{shown}: larger than {} MiB, which no app definition is",
+            MAX_APP_DEFINITION >> 20
+        );
     }
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
         anyhow::bail!(

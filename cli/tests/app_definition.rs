@@ -148,3 +148,37 @@ fn a_definition_is_read_from_stdin_and_one_not_in_utf_8_says_so() {
         assert!(stderr.contains(want), "{stderr}");
     }
 }
+
+/// A key holding a line break and an escape sequence is shown escaped, so
+/// that it cannot forge a line of the output.
+#[test]
+fn a_key_cannot_forge_a_line() {
+    let (code, out) = validate(
+        "{\"app\": \"a\", \"version\": \"1.0.0\", \"title\": \"t\", \"outboundWebhooks\": [], \
+         \"\\u001b[2J\\r\\napp.json: valid (0 warning(s))\": 1}",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("\\u{1b}[2J\\u{d}\\u{a}app.json"), "{out}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\r'), "{out}");
+}
+
+/// A file far larger than any app definition is refused before it is read
+/// whole.
+#[test]
+fn a_file_over_the_size_limit_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("huge.json");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(17 << 20).unwrap();
+    let out = Command::new(BIN)
+        .args(["app-definition", "validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("larger than 16 MiB, which no app definition is"),
+        "{stderr}"
+    );
+}

@@ -180,8 +180,35 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The top-level keys this toolkit knows to be part of the app format.
-const KNOWN_KEYS: [&str; 4] = ["app", "version", "title", "outboundWebhooks"];
+/// The top-level keys of the app format that Kustomer documents: the four
+/// this toolkit checks, and the others (`iconUrl`, `widgets`, …), which it
+/// takes without a word. A key that is none of them is warned of (the list
+/// may lag behind Kustomer's), or, when it is one of them misspelt, refused.
+const KNOWN_KEYS: [&str; 23] = [
+    "app",
+    "version",
+    "title",
+    "outboundWebhooks",
+    "iconUrl",
+    "instructions",
+    "dependencies",
+    "description",
+    "appDetails",
+    "screenshots",
+    "installUrl",
+    "postInstallMessage",
+    "workflows",
+    "klasses",
+    "kviews",
+    "actions",
+    "triggers",
+    "hooks",
+    "i18n",
+    "visibility",
+    "settingsPageConfig",
+    "settings",
+    "widgets",
+];
 
 /// The keys of an outbound webhook (all of them, per the seed's format).
 const WEBHOOK_KEYS: [&str; 4] = ["name", "url", "headers", "events"];
@@ -274,7 +301,8 @@ impl AppDefinition {
                 None => out.push(Problem {
                     pointer,
                     message: format!(
-                        "`{key}` is not a key this toolkit knows or checks (Kustomer's app format has many more); Kustomer refuses a top-level key its format does not have, so check its spelling"
+                        "`{key}` is not a top-level key Kustomer documents; Kustomer refuses a \
+                         top-level key its format does not have, so check its spelling"
                     ),
                     severity: Severity::Warning,
                 }),
@@ -419,6 +447,25 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                 &ptr,
                 format!("`url` {url:?} has white space or a control character in it"),
             ));
+        } else if url.chars().any(is_invisible) {
+            // A host's name drops them without a word too.
+            out.push(error(
+                &ptr,
+                format!("`url` {url:?} has an invisible character (a zero-width space, a soft hyphen) in it"),
+            ));
+        } else if url.contains('\\') {
+            out.push(error(
+                &ptr,
+                format!("`url` {url:?} has a backslash, which URL parsers read as `/` without a word: write `/`"),
+            ));
+        } else if url.split_once(':').is_some_and(|(scheme, rest)| {
+            scheme.eq_ignore_ascii_case("https")
+                && (!rest.starts_with("//") || rest.starts_with("///"))
+        }) {
+            out.push(error(
+                &ptr,
+                format!("`url` {url:?} does not have exactly two slashes before its host (`https://host/…`), which URL parsers mend without a word"),
+            ));
         }
         if url.chars().count() > MAX_LENGTH {
             out.push(error(
@@ -458,7 +505,10 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
         None => {}
         Some(Value::Array(headers)) => {
             // The valid names so far, with their index, to find a repeat.
-            let mut names: Vec<(&str, usize)> = Vec::new();
+            // Each name given, in lower case (names are compared so), and
+            // the header that gave it first.
+            let mut names: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
             for (i, h) in headers.iter().enumerate() {
                 let hp = format!("{at}/headers/{i}");
                 let Some(h) = h.as_object() else {
@@ -493,9 +543,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                                  would be refused"
                             ),
                         ));
-                    } else if let Some((_, first)) =
-                        names.iter().find(|(seen, _)| seen.eq_ignore_ascii_case(n))
-                    {
+                    } else if let Some(first) = names.get(&n.to_ascii_lowercase()) {
                         out.push(error(
                             &np,
                             format!(
@@ -504,7 +552,10 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                             ),
                         ));
                     } else {
-                        if PROXY_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+                        let proxied = PROXY_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n))
+                            || n.get(..12)
+                                .is_some_and(|p| p.eq_ignore_ascii_case("x-forwarded-"));
+                        if proxied {
                             out.push(Problem {
                                 pointer: np.clone(),
                                 message: format!(
@@ -515,7 +566,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                                 severity: Severity::Warning,
                             });
                         }
-                        names.push((n, i));
+                        names.insert(n.to_ascii_lowercase(), i);
                     }
                 }
                 for key in h.keys().filter(|k| !matches!(k.as_str(), "name" | "value")) {
@@ -562,6 +613,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                     format!("at most {MAX_EVENTS} events, found {}", events.len()),
                 ));
             }
+            let mut listed = std::collections::HashSet::new();
             for (i, e) in events.iter().enumerate() {
                 let ep = format!("{at}/events/{i}");
                 let Some(name) = e.as_str() else {
@@ -596,7 +648,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                         severity,
                     });
                 }
-                if events[..i].iter().any(|p| p == e) {
+                if !listed.insert(name) {
                     out.push(Problem {
                         pointer: ep,
                         message: format!("{name:?} is listed twice"),
@@ -670,17 +722,19 @@ fn repeated_webhooks(hooks: &[Value], out: &mut Vec<Problem>) {
 /// `kustomer.<resource>[.<klass>].create` or `.update`, in lower case.
 fn well_formed_event(name: &str) -> bool {
     let parts: Vec<&str> = name.split('.').collect();
+    // Letters of either case: a custom object's klass may be camelCase
+    // (`kustomer.kobject.orderItem.update`).
     let word = |w: &str| {
         !w.is_empty()
             && w.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
     matches!(parts.as_slice(), ["kustomer", middle @ .., "create" | "update"]
         if (1..=2).contains(&middle.len()) && middle.iter().all(|w| word(w)))
 }
 
 /// Headers that proxies and load balancers add or rewrite (lowercase):
-/// allowed as a custom header, with a warning.
+/// allowed as a custom header, with a warning, as is any `X-Forwarded-…`.
 const PROXY_HEADERS: [&str; 6] = [
     "forwarded",
     "x-forwarded-for",
@@ -702,12 +756,18 @@ fn unreachable_from_kustomer(url: &url::Url) -> Option<String> {
         url::Host::Ipv4(ip) => {
             ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
         }
-        url::Host::Ipv6(ip) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_unique_local()
-                || ip.is_unicast_link_local()
-        }
+        url::Host::Ipv6(ip) => match ip.to_ipv4_mapped() {
+            // `::ffff:127.0.0.1` is 127.0.0.1.
+            Some(ip) => {
+                ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+            }
+            None => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.is_unique_local()
+                    || ip.is_unicast_link_local()
+            }
+        },
     };
     not_public.then(|| {
         format!(
@@ -716,6 +776,15 @@ fn unreachable_from_kustomer(url: &url::Url) -> Option<String> {
             url.host_str().unwrap_or_default()
         )
     })
+}
+
+/// A character that shows as nothing, which a host's name drops (IDNA maps
+/// it to nothing): `exam\u{200b}ple.com` is `example.com`.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{34f}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+    )
 }
 
 fn error(pointer: impl Into<String>, message: impl Into<String>) -> Problem {
@@ -759,9 +828,15 @@ pub(crate) fn nearest_event(name: &str) -> Option<&'static str> {
     let [resource, action] = parts[..] else {
         return None;
     };
-    let close = |a: &str, b: &str| {
-        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-        strsim::levenshtein(a, b) <= 2 || common >= 4
+    // A typo, or a shortening (`convo`); not a longer word that starts
+    // like a known one (`teammember`), which may be an event of its own.
+    let close = |known: &str, typed: &str| {
+        let common = known
+            .chars()
+            .zip(typed.chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        strsim::levenshtein(known, typed) <= 2 || (common >= 4 && typed.len() <= known.len())
     };
     // The closest of the close ones (`tag` is close to `team` too, but
     // closer to `tag`).
@@ -891,6 +966,8 @@ mod tests {
             ("kustomer.company.create", None),
             ("kustomer.note.create", None),
             ("kustomer.kobject.order.create", None),
+            ("kustomer.teammember.update", None),
+            ("kustomer.customersearch.update", None),
             ("orders.sync", None),
             ("", None),
         ] {
@@ -928,7 +1005,7 @@ mod tests {
             ),
             (
                 Box::new(|v| v["extra"] = 1.into()),
-                "warning: /extra: `extra` is not a key this toolkit knows",
+                "warning: /extra: `extra` is not a top-level key Kustomer documents",
             ),
             (
                 Box::new(|v| {
@@ -989,10 +1066,35 @@ mod tests {
             ),
             (
                 Box::new(|v| {
+                    v["outboundWebhooks"][0]["url"] = "https://[::ffff:10.1.2.3]/x".into()
+                }),
+                "warning: /outboundWebhooks/0/url: `url`'s host [::ffff:a01:203] is not on the internet",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https:///e.com/x".into()),
+                "error: /outboundWebhooks/0/url: `url` \"https:///e.com/x\" does not have exactly two slashes",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https:\\\\e.com\\x".into()),
+                "error: /outboundWebhooks/0/url: `url` \"https:\\\\\\\\e.com\\\\x\" has a backslash",
+            ),
+            (
+                Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://e\u{200b}x.com/x".into()),
+                "error: /outboundWebhooks/0/url: `url` \"https://e\\u{200b}x.com/x\" has an invisible character",
+            ),
+            (
+                Box::new(|v| {
                     v["outboundWebhooks"][0]["headers"][0] =
                         json!({"name": "X-Forwarded-For", "value": "1.2.3.4"})
                 }),
                 "warning: /outboundWebhooks/0/headers/0/name: X-Forwarded-For is a header proxies",
+            ),
+            (
+                Box::new(|v| {
+                    v["outboundWebhooks"][0]["headers"][0] =
+                        json!({"name": "X-Forwarded-Server", "value": "edge"})
+                }),
+                "warning: /outboundWebhooks/0/headers/0/name: X-Forwarded-Server is a header proxies",
             ),
             (
                 Box::new(|v| v["outboundWebhooks"][0]["url"] = "https://kw:s3cret@e.com/x".into()),
@@ -1242,14 +1344,28 @@ mod tests {
                 "{key}: {got:#?}"
             );
         }
-        for key in ["description", "iconUrl", "ap"] {
+        // Misspelt keys of the format that the toolkit does not check.
+        for (key, meant) in [("iconURL", "iconUrl"), ("dependancies", "dependencies")] {
+            let got = problems_after(|v| v[key] = json!(1));
+            assert!(
+                got.iter()
+                    .any(|p| p.contains(&format!("did you mean `{meant}`?"))),
+                "{key}: {got:#?}"
+            );
+        }
+        // Keys of the format pass without a word.
+        for key in ["description", "iconUrl", "widgets", "settings"] {
+            let got = problems_after(|v| v[key] = json!(1));
+            assert!(got.is_empty(), "{key}: {got:#?}");
+        }
+        for key in ["ap", "webhooks"] {
             let got = problems_after(|v| v[key] = json!(1));
             assert_eq!(
                 got,
                 [format!(
-                    "warning: /{key}: `{key}` is not a key this toolkit knows or checks \
-                     (Kustomer's app format has many more); Kustomer refuses a top-level key its \
-                     format does not have, so check its spelling"
+                    "warning: /{key}: `{key}` is not a top-level key Kustomer documents; \
+                     Kustomer refuses a top-level key its format does not have, so check its \
+                     spelling"
                 )],
                 "{key}"
             );
@@ -1258,7 +1374,12 @@ mod tests {
 
     #[test]
     fn an_event_of_kustomers_shape_outside_the_documented_list_is_a_warning() {
-        for name in ["kustomer.note.create", "kustomer.kobject.order.update"] {
+        for name in [
+            "kustomer.note.create",
+            "kustomer.kobject.order.update",
+            "kustomer.kobject.orderItem.update",
+            "kustomer.teammember.update",
+        ] {
             let got = problems_after(|v| v["outboundWebhooks"][0]["events"] = json!([name]));
             assert_eq!(got.len(), 1, "{got:#?}");
             assert!(
