@@ -990,6 +990,16 @@ fn read_definition(file: &std::path::Path) -> Result<String> {
             "{shown}: the file is UTF-16 (it starts with its byte order mark); save it as UTF-8"
         );
     }
+    // JSON starts with an ASCII character: in UTF-16, one of its first two
+    // bytes is then 0 and the other not.
+    if let [a, b, ..] = bytes[..]
+        && (a == 0) != (b == 0)
+    {
+        anyhow::bail!(
+            "{shown}: the file looks like UTF-16 (every other byte 0, no byte order mark); save \
+             it as UTF-8"
+        );
+    }
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{shown}: not UTF-8: the byte at offset {} cannot start or continue a character \

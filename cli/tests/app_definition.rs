@@ -182,3 +182,22 @@ fn a_file_over_the_size_limit_is_refused() {
         "{stderr}"
     );
 }
+
+/// UTF-16 without a byte order mark is said to be UTF-16, not invalid JSON.
+#[test]
+fn utf16_without_a_byte_order_mark_is_named() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("app.json");
+    let text: Vec<u8> = "{\"app\": \"a\"}"
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["app-definition", "validate", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("looks like UTF-16"), "{stderr}");
+}
