@@ -141,7 +141,11 @@ impl OutboundWebhook {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// Kustomer refuses the definition.
+    /// Kustomer refuses the definition, or the webhook could never be
+    /// received as defined: a custom header that a receiver of this
+    /// toolkit (`serve --header`, `Verifier::with_header`) refuses, or that
+    /// every delivery already carries or a proxy rewrites; no events; a
+    /// header given twice. The message says which.
     Error,
     /// Worth a look; the toolkit cannot tell whether Kustomer accepts it.
     Warning,
@@ -159,7 +163,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// Whether Kustomer refuses the definition for it.
+    /// Whether it is an [error](Severity::Error): Kustomer refuses the
+    /// definition, or its webhook could never be received as defined.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
