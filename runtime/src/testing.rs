@@ -254,6 +254,13 @@ impl Delivery {
 
     /// Gives the event a new id, unique in the process: the same event
     /// delivered as a new one rather than as a retry.
+    ///
+    /// # Panics
+    ///
+    /// When the body is not a JSON object (one made by
+    /// [`from_body`](Self::from_body) from bytes that are not), as
+    /// [`set`](Self::set) does: it has no `id` to change.
+    #[track_caller]
     pub fn fresh_id(self) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
