@@ -7,7 +7,7 @@
 //! - `parse`: payloads → typed events, with their drift;
 //! - `serve`, `send`, `demo`: the receiver on the network.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -41,7 +41,7 @@ enum Command {
     /// Infer one JSON Schema per resource from sample event payloads.
     ///
     /// Each PATH is a sample file (one JSON object, or several one after the
-    /// other / JSON Lines) or a directory of `.json`/`.jsonl` files. Samples of
+    /// other / JSON Lines) or a directory of `.json`/`.jsonl`/`.ndjson` files. Samples of
     /// the same resource (`data.type`) merge into one schema, written as
     /// `<resource>.json` into the output directory.
     Infer {
@@ -141,7 +141,7 @@ enum Command {
     /// resource, whether it was typed, and any drift from the models.
     Parse {
         /// Payload files (a JSON event envelope, or several one after
-        /// another: JSON Lines), or directories of `.json` and `.jsonl`
+        /// another: JSON Lines), or directories of `.json`, `.jsonl` and `.ndjson`
         /// payload files
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -318,7 +318,7 @@ enum Command {
         /// sending a request head: a delivery whose head arrives in that
         /// time is still handled. Deliveries whose head had arrived are
         /// finished however long they take; idle connections are closed at
-        /// once
+        /// once (0 to 3600)
         #[arg(
             long,
             value_name = "SECONDS",
@@ -330,7 +330,7 @@ enum Command {
         /// Seconds to go on taking deliveries after a stop signal (SIGTERM,
         /// Ctrl-C), while /readyz answers 503, before the graceful stop
         /// begins: time for a load balancer to send new deliveries elsewhere
-        /// (a second signal stops at once)
+        /// (a second signal stops at once; 0 to 3600)
         #[arg(
             long,
             value_name = "SECONDS",
@@ -529,14 +529,15 @@ enum Command {
         #[arg(long)]
         remove_delivered: bool,
         /// Payload files (several payloads in one, JSON Lines, are posted
-        /// one by one), or directories of `.json` and `.jsonl` payload files
+        /// one by one), or directories of `.json`, `.jsonl` and `.ndjson` payload files
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Start a receiver on a loopback port and deliver the ten samples, a
     /// duplicate, a reordered update, a drifted update, an event without a
     /// model, an update while its store is down (kept as a dead letter, then
-    /// replayed), a tampered signature and a malformed body to it.
+    /// replayed), a tampered body under its original signature and a
+    /// malformed body to it.
     Demo,
     /// Work with a Kustomer app definition.
     #[command(subcommand)]
@@ -757,6 +758,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             no_evidence,
             skip_unusable,
         } => {
+            if given_by_default(matches, "infer", "out") {
+                repository_default(&out, "--out")?;
+            }
             let settings = kustomer_schema::Settings::default().with_evidence(!no_evidence);
             let inferrer = infer::run(&paths, settings, skip_unusable)?;
             if check {
@@ -770,6 +774,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             out,
             check,
         } => {
+            if given_by_default(matches, "generate", "out") {
+                repository_default(&out, "--out")?;
+            }
             let dir = schemas;
             let schemas = kustomer_codegen::read_schemas(&dir)?;
             if schemas.is_empty() {
@@ -796,29 +803,39 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             out,
             dry_run,
             skip_unusable,
-        } => regenerate::regenerate(
-            &regenerate::Pipeline {
-                samples,
-                no_seed,
-                out,
-                schemas,
-                skip_unusable,
-            },
-            dry_run,
-        ),
+        } => {
+            if out.is_none() {
+                repository_default(Path::new(generate::MODELS), "--out")?;
+            }
+            regenerate::regenerate(
+                &regenerate::Pipeline {
+                    samples,
+                    no_seed,
+                    out,
+                    schemas,
+                    skip_unusable,
+                },
+                dry_run,
+            )
+        }
         Command::Check {
             samples,
             no_seed,
             schemas,
             models,
             skip_unusable,
-        } => regenerate::check(&regenerate::Pipeline {
-            samples,
-            no_seed,
-            out: models,
-            schemas,
-            skip_unusable,
-        }),
+        } => {
+            if models.is_none() {
+                repository_default(Path::new(generate::MODELS), "--models")?;
+            }
+            regenerate::check(&regenerate::Pipeline {
+                samples,
+                no_seed,
+                out: models,
+                schemas,
+                skip_unusable,
+            })
+        }
         Command::Parse { files, json, emit } => Ok(parse::run(&files, json, emit)),
         Command::Serve {
             addr,
@@ -953,6 +970,32 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Whether `subcommand`'s option `id` has its default value, not one given.
+fn given_by_default(matches: &clap::ArgMatches, subcommand: &str, id: &str) -> bool {
+    matches
+        .subcommand_matches(subcommand)
+        .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::DefaultValue))
+}
+
+/// A directory that an option defaults to, which is this repository's own
+/// (`runtime/src/models`): an error where it does not exist, as in a crate
+/// of one's own, rather than made there.
+fn repository_default(dir: &Path, flag: &str) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let such_as = if dir == Path::new(infer::SCHEMAS) {
+        "a directory for the schemas, such as schemas"
+    } else {
+        "the models module of your crate, such as src/kustomer"
+    };
+    anyhow::bail!(
+        "no {flag} given, and its default, {}, is this repository's own and is not here: pass \
+         {flag} DIR ({such_as})",
+        dir.display()
+    )
 }
 
 /// The largest app definition `app-definition validate` reads: far past

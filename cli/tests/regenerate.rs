@@ -807,3 +807,32 @@ fn a_resource_type_starting_with_a_digit_gets_models_and_checks() {
     let check = run(&[&["check"], &args[..], &["--models", path(&models)]].concat());
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
 }
+
+/// Outside this repository, the default output directories (this
+/// repository's own) are not made: each command says which option to give.
+#[test]
+fn outside_the_repository_an_output_directory_must_be_given() {
+    let tmp = TempDir::new().unwrap();
+    let captured = tmp.path().join("captured");
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    for (args, flag) in [
+        (vec!["regenerate", "--samples", "captured"], "--out"),
+        (vec!["check", "--samples", "captured"], "--models"),
+        (vec!["infer", "captured"], "--out"),
+        (vec!["generate", "--schemas", "captured"], "--out"),
+    ] {
+        let r = common::run_in(tmp.path(), &args);
+        assert_eq!(r.code, Some(1), "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!("no {flag} given, and its default")),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(!tmp.path().join("runtime").exists());
+    assert!(!tmp.path().join("schema").exists());
+}

@@ -215,7 +215,7 @@ const KNOWN_KEYS: [&str; 23] = [
     "widgets",
 ];
 
-/// The keys of an outbound webhook (all of them, per the seed's format).
+/// The keys of an outbound webhook (all of them, in Kustomer's app format).
 const WEBHOOK_KEYS: [&str; 4] = ["name", "url", "headers", "events"];
 
 impl AppDefinition {

@@ -1,7 +1,7 @@
 //! Where a value sits in a Kustomer event decides which rules apply to it.
 //!
-//! Inference itself is generic; a [`Role`] carries the Kustomer knowledge of
-//! ../kustomer-facts: which locations share one definition (every relationship
+//! Inference itself is generic; a [`Role`] carries what Kustomer's
+//! documentation says: which locations share one definition (every relationship
 //! value, every `links` object, every change entry), which keys are typed by a
 //! suffix (`attributes.custom`), and which strings are dates or ids.
 
