@@ -828,7 +828,8 @@ fn outside_the_repository_an_output_directory_must_be_given() {
         let r = common::run_in(tmp.path(), &args);
         assert_eq!(r.code, Some(1), "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(
-            r.stderr.contains(&format!("no {flag} given, and its default")),
+            r.stderr
+                .contains(&format!("no {flag} given, and its default")),
             "{args:?}: {}",
             r.stderr
         );

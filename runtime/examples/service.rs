@@ -37,7 +37,9 @@
 //! the events still there can be replayed with `send --url … DIR`.
 //!
 //! The receiver's counters (and the dead letters') are served at
-//! `GET /metrics`, in Prometheus's text format.
+//! `GET /metrics`, in Prometheus's text format. It listens on
+//! `127.0.0.1:8080`, or `LISTEN_ADDR`; it logs to stderr (`RUST_LOG` is not
+//! read: every line at `info` and above).
 //!
 //! Its tests (at the end) deliver Kustomer's samples to the same receiver
 //! with `kustomer_webhooks::testing` (feature `testing`):
@@ -99,27 +101,47 @@ fn receiver(token: &str, stats: Arc<Stats>) -> Result<Receiver, kustomer_webhook
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The receiver logs rejections, failures and store outages with
+    // `tracing`: without a subscriber, nothing shows them.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let token =
         std::env::var("KUSTOMER_WEBHOOK_TOKEN").map_err(|_| "set KUSTOMER_WEBHOOK_TOKEN")?;
+    if token.trim().is_empty() {
+        // Every delivery would be refused, 401.
+        return Err("KUSTOMER_WEBHOOK_TOKEN is empty: set it to the webhook's token".into());
+    }
     let receiver = receiver(&token, Arc::default())?;
     #[cfg(feature = "redis")]
     let receiver = match std::env::var("REDIS_URL") {
         Ok(url) if std::env::var_os("REDIS_FAIL_OPEN").is_some_and(|v| v == "1") => {
             use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
-            let store = RedisStore::connect_lazy(&url)?;
-            println!("event ids are claimed in Redis, or in the process while it is down");
-            receiver.with_store(FailOpen::new(store))
+            let store = Arc::new(FailOpen::new(RedisStore::connect_lazy(&url)?));
+            println!(
+                "event ids and revisions are kept in Redis, or in the process while it is down"
+            );
+            // Replicas share the ordering guard's revisions too.
+            receiver.with_store(Arc::clone(&store)).with_ordering(store)
         }
         Ok(url) => {
             let store = kustomer_webhooks::dedupe::RedisStore::connect(&url).await?;
             println!(
-                "event ids are claimed in Redis, with the prefix {:?}",
+                "event ids and revisions are kept in Redis, with the prefix {:?}",
                 store.prefix()
             );
-            receiver.with_store(store)
+            receiver.with_store(store.clone()).with_ordering(store)
         }
         Err(_) => receiver,
     };
+    #[cfg(not(feature = "redis"))]
+    if std::env::var_os("REDIS_URL").is_some() {
+        eprintln!("REDIS_URL is not used: build with --features redis");
+    }
+    #[cfg(not(feature = "axum-tls"))]
+    if std::env::var_os("TLS_CERT").is_some() {
+        eprintln!("TLS_CERT is not used: build with --features axum-tls");
+    }
     let letters = match std::env::var_os("DEAD_LETTERS_DIR") {
         Some(dir) => {
             let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir)?;
@@ -144,13 +166,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         text
     };
+    // `/metrics` tells how many deliveries came and failed: keep it off the
+    // public network (a proxy in front that forwards `/kustomer` alone).
     let app = axum::Router::new()
         .nest_service("/kustomer", kustomer_webhooks::axum::router(receiver))
         .route(
             "/metrics",
             axum::routing::get(move || std::future::ready(metrics())),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    // `LISTEN_ADDR=0.0.0.0:8080` in a container, where loopback is out of
+    // reach.
+    let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
     // A time limit on request heads (30 s), at most 1,024 connections, and
     // on Ctrl-C or SIGTERM, deliveries in progress finish and are answered
     // before it exits.
