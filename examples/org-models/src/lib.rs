@@ -63,9 +63,30 @@ pub struct Crm {
     pub other: Mutex<Vec<String>>,
 }
 
+/// A list of the [`Crm`] that a handler panicked while changing: the
+/// delivery fails (500), so that Kustomer sends it again, rather than being
+/// acknowledged with nothing recorded.
+#[derive(Debug)]
+pub struct Unusable(&'static str);
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the CRM's {} list is unusable: a handler panicked while changing it",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Unusable {}
+
 /// A customer update: the org's typed custom attributes.
 #[kustomer_webhook]
-pub async fn on_customer_update(event: models::CustomerUpdate, crm: State<Arc<Crm>>) {
+pub async fn on_customer_update(
+    event: models::CustomerUpdate,
+    crm: State<Arc<Crm>>,
+) -> Result<(), Unusable> {
     let custom = &event.data.attributes.custom;
     if let Some(tier) = &custom.loyalty_tier_str {
         let entry = Loyalty {
@@ -74,33 +95,38 @@ pub async fn on_customer_update(event: models::CustomerUpdate, crm: State<Arc<Cr
             vip: custom.vip_bool.unwrap_or(false),
             renewal: custom.renewal_at.clone(),
         };
-        if let Ok(mut loyalty) = crm.loyalty.lock() {
-            loyalty.push(entry);
-        }
+        let mut loyalty = crm.loyalty.lock().map_err(|_| Unusable("loyalty"))?;
+        loyalty.push(entry);
     }
+    Ok(())
 }
 
 /// A new conversation: refunds asked for, by order number.
 #[kustomer_webhook]
-pub fn on_conversation_create(event: models::ConversationCreate, crm: State<Arc<Crm>>) {
+pub fn on_conversation_create(
+    event: models::ConversationCreate,
+    crm: State<Arc<Crm>>,
+) -> Result<(), Unusable> {
     // `custom` is null on conversations the org never customised.
     let Some(custom) = &event.data.attributes.custom else {
-        return;
+        return Ok(());
     };
     if custom.refund_requested_bool == Some(true)
-        && let (Some(order), Ok(mut refunds)) = (&custom.order_number_str, crm.refunds.lock())
+        && let Some(order) = &custom.order_number_str
     {
+        let mut refunds = crm.refunds.lock().map_err(|_| Unusable("refunds"))?;
         refunds.push(order.to_string());
     }
+    Ok(())
 }
 
 /// Every event without a generated type in this set of models: the
 /// `OtherEvent` of [`models`].
 #[kustomer_webhook]
-pub async fn on_other(event: models::OtherEvent, crm: State<Arc<Crm>>) {
-    if let Ok(mut other) = crm.other.lock() {
-        other.push(event.name.to_string());
-    }
+pub async fn on_other(event: models::OtherEvent, crm: State<Arc<Crm>>) -> Result<(), Unusable> {
+    let mut other = crm.other.lock().map_err(|_| Unusable("other"))?;
+    other.push(event.name.to_string());
+    Ok(())
 }
 
 /// The receiver of this org's deliveries: every `#[kustomer_webhook]`
