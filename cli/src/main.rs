@@ -170,7 +170,8 @@ enum Command {
             long,
             value_name = "HOST:PORT",
             default_value = "127.0.0.1:8080",
-            value_parser = serve::addr_arg
+            value_parser = serve::addr_arg,
+            env = "KUSTOMER_WEBHOOKS_ADDR"
         )]
         addr: std::net::SocketAddr,
         /// The path deliveries are posted to (the path of the webhook's URL

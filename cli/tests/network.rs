@@ -1233,6 +1233,20 @@ fn send_says_a_body_far_over_the_limit_may_be_why_there_was_no_reply() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
 }
 
+/// The address can come from the environment, as a container sets it.
+#[test]
+fn serve_takes_its_address_from_the_environment() {
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--token", "t0ken"])
+        .env("KUSTOMER_WEBHOOKS_ADDR", "127.0.0.1:0");
+    let (_server, _log, url, _) = start_serving(serve);
+    assert!(!url.ends_with(":8080/"), "{url}");
+    let body = std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+        .unwrap();
+    assert_eq!(post(&url, "t0ken", &body).0, 200);
+}
+
 /// A note that says it is a warning is a JSON line at level WARN, for a
 /// pipeline that alerts by level.
 #[cfg(unix)]
