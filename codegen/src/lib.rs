@@ -92,8 +92,14 @@ pub enum Error {
         /// What the parser said.
         error: serde_json::Error,
     },
+    /// A schema file holds JSON that is not an object.
+    #[error("{}: not a schema: a schema file holds one JSON object", path.display())]
+    NotASchema {
+        /// The file.
+        path: PathBuf,
+    },
     /// A schema is not shaped as `kustomer-schema` writes them.
-    #[error("{resource} schema, {pointer}: {problem}")]
+    #[error("{resource} schema{}: {problem}", at_pointer(.pointer))]
     Schema {
         /// The resource whose schema it is.
         resource: String,
@@ -290,11 +296,21 @@ impl Settings {
     }
 }
 
+/// `, /pointer`, or nothing for the whole schema.
+fn at_pointer(pointer: &str) -> String {
+    if pointer.is_empty() {
+        String::new()
+    } else {
+        format!(", {pointer}")
+    }
+}
+
 /// Reads every `*.json` schema in `dir`, keyed by file stem (the resource).
 /// A JSON file that is not a resource's schema (no `x-kustomer-resource`,
 /// as [`kustomer_schema::is_resource_schema`] tells) is a file of one's
 /// own, and left out, as inference leaves it alone; a file that is not
-/// JSON at all is an error.
+/// JSON at all, or JSON other than an object (a schema cut down to `null`
+/// or `[]`), is an error.
 pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.into(),
@@ -319,6 +335,9 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
             path: path.clone(),
             error: source,
         })?;
+        if !value.is_object() {
+            return Err(Error::NotASchema { path });
+        }
         if !kustomer_schema::is_resource_schema(&value) {
             continue;
         }
@@ -413,6 +432,17 @@ pub fn generate(
     // The event type of each event name, and its name and resource.
     let mut event_of: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (resource, schema) in &schemas {
+        if let Some(events) = schema.get("x-kustomer-events")
+            && !events
+                .as_array()
+                .is_some_and(|e| e.iter().all(Value::is_string))
+        {
+            return Err(Error::Schema {
+                resource: resource.clone(),
+                pointer: "/x-kustomer-events".into(),
+                problem: "`x-kustomer-events` must be a list of event names".into(),
+            });
+        }
         for event in events_of(schema) {
             let variant = event_variant(event);
             let Some((other, other_resource)) =
@@ -420,7 +450,9 @@ pub fn generate(
             else {
                 continue;
             };
-            let problem = if other == event {
+            let problem = if other == event && other_resource == *resource {
+                format!("`{event}` is listed twice in `x-kustomer-events`: list it once")
+            } else if other == event {
                 format!(
                     "`{event}` (the type `{variant}`) is also an event of the {other_resource} \
                      schema: an event has one resource; look for a sample whose `name` \
@@ -492,6 +524,10 @@ pub fn generate(
 
     // Shared definitions, generated once.
     let mut shared = Gen::new("", &mut taken, &settings.previous);
+    shared.defs = shared_defs
+        .iter()
+        .map(|(name, (_, def))| (name.clone(), def.clone()))
+        .collect();
     for name in SHARED {
         if let Some((resource, def)) = shared_defs.get(name) {
             shared.resource = resource.clone();
@@ -1135,6 +1171,9 @@ impl<'a> Gen<'a> {
         pointer: &str,
         origin: Origin,
     ) -> Result<()> {
+        if let Some(problem) = keyword_problem(schema) {
+            return Err(self.error(pointer, problem));
+        }
         let doc = self.struct_doc(name, schema, origin);
         let props = schema.get("properties").and_then(Value::as_object);
         let required: BTreeSet<&str> = schema
@@ -1195,22 +1234,58 @@ impl<'a> Gen<'a> {
 
     /// The type of a property, and whether it may be null.
     fn field_type(&mut self, key: &str, schema: &Value, pointer: &str) -> Result<(Ty, bool)> {
-        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-            return Ok((self.reference(r, pointer)?, false));
+        if let Some(problem) = keyword_problem(schema) {
+            return Err(self.error(pointer, problem));
         }
-        if let Some(any_of) = schema.get("anyOf").and_then(Value::as_array) {
-            let non_null: Vec<&Value> = any_of
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            // `null` beside the `$ref`, or in the definition's own types.
+            let mut nullable = may_be_null(schema);
+            if let Some(name) = definition_name(r)
+                && let Some(def) = self.defs.get(&name).cloned()
+            {
+                nullable |= may_be_null(&def);
+                // A definition of a string, a number, an array: its type, in
+                // place (a struct would read none of its values).
+                if !SHARED.contains(&name.as_str()) && name != "Change" && !is_object_schema(&def) {
+                    if def.get("$ref").is_some() {
+                        return Err(self.error(
+                            &format!("/definitions/{}", escape(&name)),
+                            "a definition that is only a `$ref`: refer to its target instead",
+                        ));
+                    }
+                    let at = format!("/definitions/{}", escape(&name));
+                    let (ty, null) = self.field_type(key, &def, &at)?;
+                    return Ok((ty, nullable || null));
+                }
+            }
+            return Ok((self.reference(r, pointer)?, nullable));
+        }
+        // `oneOf` types a field as `anyOf` does; `allOf` of one schema (a
+        // `$ref` given a description beside it) is that schema.
+        for keyword in ["anyOf", "oneOf"] {
+            let Some(any_of) = schema.get(keyword).and_then(Value::as_array) else {
+                continue;
+            };
+            let non_null: Vec<(usize, &Value)> = any_of
                 .iter()
-                .filter(|s| s.get("type") != Some(&"null".into()))
+                .enumerate()
+                .filter(|(_, s)| s.get("type") != Some(&"null".into()))
                 .collect();
             let nullable = non_null.len() < any_of.len();
             return Ok(match non_null.as_slice() {
-                [one] => (
-                    self.field_type(key, one, &format!("{pointer}/anyOf/0"))?.0,
+                [(i, one)] => (
+                    self.field_type(key, one, &format!("{pointer}/{keyword}/{i}"))?
+                        .0,
                     nullable,
                 ),
                 _ => (Ty::Value, false),
             });
+        }
+        if let Some(all_of) = schema.get("allOf").and_then(Value::as_array) {
+            return match all_of.as_slice() {
+                [one] => self.field_type(key, one, &format!("{pointer}/allOf/0")),
+                _ => Ok((Ty::Value, false)),
+            };
         }
         let types: Vec<&str> = match schema.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
@@ -1277,10 +1352,24 @@ impl<'a> Gen<'a> {
 
     /// The type a `$ref` names, generating its struct on first use.
     fn reference(&mut self, r: &str, pointer: &str) -> Result<Ty> {
-        let Some(name) = r.strip_prefix("#/definitions/") else {
-            return Err(self.error(pointer, format!("unsupported $ref {r:?}")));
+        let Some(name) = definition_name(r) else {
+            let hint = if r.starts_with("#/$defs/") {
+                ": definitions are read from `definitions`, not `$defs`"
+            } else {
+                ""
+            };
+            return Err(self.error(pointer, format!("unsupported $ref {r:?}{hint}")));
         };
+        let name = name.as_str();
         if SHARED.contains(&name) {
+            // The shared definitions are generated from the schemas that
+            // have them: one referred to must be there.
+            if !self.defs.contains_key(name) {
+                return Err(self.error(
+                    pointer,
+                    format!("$ref to a missing definition {name:?} (one every resource shares)"),
+                ));
+            }
             return Ok(Ty::Named(name.to_owned()));
         }
         if name == "Change" {
@@ -1337,6 +1426,76 @@ impl<'a> Gen<'a> {
             #uses
             #(#structs)*
         }
+    }
+}
+
+/// The definition a `$ref` names (`#/definitions/…`, its `~1` and `~0`
+/// read as `/` and `~`).
+fn definition_name(r: &str) -> Option<String> {
+    let name = r.strip_prefix("#/definitions/")?;
+    Some(name.replace("~1", "/").replace("~0", "~"))
+}
+
+/// Whether a definition describes an object (a struct), rather than a
+/// string, a number or an array: `object` among its types, or no type and
+/// properties.
+fn is_object_schema(schema: &Value) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(ts)) => {
+            ts.iter().any(|t| t == "object") && ts.iter().all(|t| t == "object" || t == "null")
+        }
+        _ => schema.get("properties").is_some(),
+    }
+}
+
+/// What is wrong with a schema's keywords that generation reads, if
+/// anything: a schema that is not an object (or `true`/`false`), a `type`
+/// that is not a name or a list of names, a `$ref` that is not a string,
+/// `properties` that are not an object, `required` that is not a list of
+/// names, `anyOf`/`oneOf`/`allOf` that are not lists. Taken silently, each
+/// would lose the field's type without a word.
+fn keyword_problem(schema: &Value) -> Option<String> {
+    let Some(object) = schema.as_object() else {
+        return (!schema.is_boolean())
+            .then(|| format!("a schema must be an object, not {}", json_kind(schema)));
+    };
+    let names = |v: &Value| match v {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    };
+    let wrong = |keyword: &str, what: &str| Some(format!("`{keyword}` must be {what}"));
+    match object.get("type") {
+        Some(Value::String(_)) | None => {}
+        Some(t) if names(t) => {}
+        Some(_) => return wrong("type", "a type name or a list of them"),
+    }
+    if object.get("$ref").is_some_and(|r| !r.is_string()) {
+        return wrong("$ref", "a string");
+    }
+    if object.get("properties").is_some_and(|p| !p.is_object()) {
+        return wrong("properties", "an object");
+    }
+    if object.get("required").is_some_and(|r| !names(r)) {
+        return wrong("required", "a list of property names");
+    }
+    for keyword in ["anyOf", "oneOf", "allOf"] {
+        if object.get(keyword).is_some_and(|l| !l.is_array()) {
+            return wrong(keyword, "a list of schemas");
+        }
+    }
+    None
+}
+
+/// `a string`, `a number`… for a JSON value, in an error.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -1655,7 +1814,12 @@ impl<'a> Resource<'a> {
     fn prepare_changes(&mut self, changes: &str, data: Option<&str>) -> Result<()> {
         let Some(data) = data else { return Ok(()) };
         let data_schema = self.g.defs.get(data).cloned().unwrap_or_default();
-        let mut changes_schema = self.g.defs.get(changes).cloned().unwrap_or_default();
+        let Some(mut changes_schema) = self.g.defs.get(changes).cloned() else {
+            return Err(self.g.error(
+                "/properties/changes",
+                format!("$ref to a missing definition {changes:?}"),
+            ));
+        };
         for (section, suffix) in [
             ("attributes", "AttributeChanges"),
             ("relationships", "RelationshipChanges"),
@@ -2733,6 +2897,139 @@ mod tests {
         assert_eq!(
             generate(&schemas(&[first, second]), &settings).unwrap(),
             kept
+        );
+    }
+
+    /// A schema edited by hand: what generation makes of each edit, or the
+    /// error that names where it is.
+    #[test]
+    fn hand_edited_schemas_give_models_that_read_them_or_errors_that_say_where() {
+        let sample = r#"{"name":"kustomer.widget.update","data":{"type":"widget","id":"w1","attributes":{"contact":"a@b.c","size":1}},"changes":{"attributes":{"size":{"op":"replace","before":0,"after":1}}}}"#;
+        let base = schemas(&[sample]);
+        let edited = |edit: &dyn Fn(&mut Value)| {
+            let mut schemas = base.clone();
+            edit(schemas.get_mut("widget").unwrap());
+            generate(&schemas, &Settings::default())
+        };
+        let attributes = "/definitions/WidgetAttributes/properties";
+        // A `$ref` to a definition of a string: a string field.
+        let files = edited(&|s| {
+            s["definitions"]["Email"] = serde_json::json!({"type": "string", "format": "email"});
+            *s.pointer_mut(&format!("{attributes}/contact")).unwrap() =
+                serde_json::json!({"$ref": "#/definitions/Email"});
+        })
+        .unwrap();
+        assert!(
+            files["widget.rs"].contains("pub contact: Option<Str>,"),
+            "{}",
+            files["widget.rs"]
+        );
+        // Null beside a `$ref`, or in the definition: a nullable field.
+        let files = edited(&|s| {
+            s["definitions"]["Size"] =
+                serde_json::json!({"type": ["object", "null"], "properties": {"n": {"type": "integer"}}});
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"$ref": "#/definitions/Size"});
+        })
+        .unwrap();
+        assert!(
+            files["widget.rs"].contains("#[json(\"size\", nullable)]"),
+            "{}",
+            files["widget.rs"]
+        );
+        // `oneOf` with null, and `allOf` of one, as `anyOf`.
+        let files = edited(&|s| {
+            *s.pointer_mut(&format!("{attributes}/contact")).unwrap() =
+                serde_json::json!({"oneOf": [{"type": "null"}, {"type": "string"}]});
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"allOf": [{"type": "integer"}], "description": "how big"});
+        })
+        .unwrap();
+        let text = &files["widget.rs"];
+        assert!(
+            text.contains("#[json(\"contact\", nullable)]\n    pub contact: Option<Str>,"),
+            "{text}"
+        );
+        assert!(text.contains("pub size: Option<i64>,"), "{text}");
+        // Errors, each at its place.
+        let error = |edit: &dyn Fn(&mut Value)| edited(edit).unwrap_err().to_string();
+        let e = error(&|s| {
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() = serde_json::json!({"type": 5});
+        });
+        assert!(
+            e.ends_with("/properties/size: `type` must be a type name or a list of them"),
+            "{e}"
+        );
+        let e = error(&|s| {
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"anyOf": [{"type": "null"}, {"type": "strng"}]});
+        });
+        assert!(
+            e.contains("/properties/size/anyOf/1: unknown type \"strng\""),
+            "{e}"
+        );
+        let e = error(&|s| {
+            s["definitions"].as_object_mut().unwrap().remove("Links");
+        });
+        assert!(e.contains("$ref to a missing definition \"Links\""), "{e}");
+        let e = error(&|s| {
+            s["properties"]["changes"] = serde_json::json!({"$ref": "#/definitions/Nope"})
+        });
+        assert!(
+            e.contains("/properties/changes: $ref to a missing definition \"Nope\""),
+            "{e}"
+        );
+        let e = error(&|s| s["x-kustomer-events"] = "kustomer.widget.update".into());
+        assert!(
+            e.contains("`x-kustomer-events` must be a list of event names"),
+            "{e}"
+        );
+        let e = error(&|s| {
+            s["x-kustomer-events"] =
+                serde_json::json!(["kustomer.widget.update", "kustomer.widget.update"]);
+        });
+        assert!(e.contains("is listed twice in `x-kustomer-events`"), "{e}");
+        let e = error(&|s| {
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"$ref": "#/$defs/Size"});
+        });
+        assert!(e.contains("not `$defs`"), "{e}");
+        // A definition named with `/`, its `$ref` escaped.
+        let files = edited(&|s| {
+            s["definitions"]["a/b"] =
+                serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"$ref": "#/definitions/a~1b"});
+        })
+        .unwrap();
+        assert!(
+            files["widget.rs"].contains("pub struct AB "),
+            "{}",
+            files["widget.rs"]
+        );
+        // An event named `kustomer.other`: not `AnyEvent::Other`.
+        let other = r#"{"name":"kustomer.other","data":{"type":"widget","id":"w1"}}"#;
+        let files = models(&[other]).unwrap();
+        assert!(
+            files["mod.rs"].contains("EventOther = \"kustomer.other\""),
+            "{}",
+            files["mod.rs"]
+        );
+    }
+
+    #[test]
+    fn a_schema_file_that_is_not_an_object_is_an_error() {
+        let dir = std::env::temp_dir().join(format!(
+            "kustomer-codegen-not-object-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("team.json"), "[]").unwrap();
+        let e = read_schemas(&dir).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            e.ends_with("team.json: not a schema: a schema file holds one JSON object"),
+            "{e}"
         );
     }
 

@@ -251,14 +251,16 @@ pub const RESERVED_TYPE_NAMES: [&str; 14] = [
 
 /// The Rust type of an event: its name without `kustomer.`, in PascalCase
 /// (`kustomer.customer.update` → `CustomerUpdate`). A name that would
-/// start with a digit, be empty, be `Self` or be a
+/// start with a digit, be empty, be `Self` or `Other` or be a
 /// [reserved](RESERVED_TYPE_NAMES) or shared definition's name gets `Event`
 /// before it
 /// (`kustomer.3pl.create` → `Event3plCreate`).
 pub fn event_type_name(name: &str) -> String {
     let rest = name.strip_prefix("kustomer.").unwrap_or(name);
     let v = pascal_case(&rest.replace('.', "_"));
+    // `Other` is `AnyEvent`'s variant for the events without a model.
     let clashes = v == "Self"
+        || v == "Other"
         || RESERVED_TYPE_NAMES.contains(&v.as_str())
         || SHARED_DEFINITIONS.contains(&v.as_str());
     if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) || clashes {
@@ -617,6 +619,8 @@ mod tests {
         assert_eq!(event_type_name("kustomer.value"), "EventValue");
         assert_eq!(event_type_name("kustomer.links"), "EventLinks");
         assert_eq!(event_type_name("kustomer.self"), "EventSelf");
+        // `AnyEvent::Other` holds the events without a model.
+        assert_eq!(event_type_name("kustomer.other"), "EventOther");
         assert_eq!(event_type_name("kustomer."), "Event");
     }
 }
