@@ -92,12 +92,6 @@ pub enum Error {
         /// What the parser said.
         error: serde_json::Error,
     },
-    /// A schema file holds JSON that is not an object.
-    #[error("{}: not a schema: a schema file holds one JSON object", path.display())]
-    NotASchema {
-        /// The file.
-        path: PathBuf,
-    },
     /// A schema is not shaped as `kustomer-schema` writes them.
     #[error("{resource} schema{}: {problem}", at_pointer(.pointer))]
     Schema {
@@ -309,8 +303,7 @@ fn at_pointer(pointer: &str) -> String {
 /// A JSON file that is not a resource's schema (no `x-kustomer-resource`,
 /// as [`kustomer_schema::is_resource_schema`] tells) is a file of one's
 /// own, and left out, as inference leaves it alone; a file that is not
-/// JSON at all, or JSON other than an object (a schema cut down to `null`
-/// or `[]`), is an error.
+/// JSON at all is an error.
 pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         path: dir.into(),
@@ -335,9 +328,6 @@ pub fn read_schemas(dir: &Path) -> Result<BTreeMap<String, Value>> {
             path: path.clone(),
             error: source,
         })?;
-        if !value.is_object() {
-            return Err(Error::NotASchema { path });
-        }
         if !kustomer_schema::is_resource_schema(&value) {
             continue;
         }
@@ -3014,22 +3004,6 @@ mod tests {
             files["mod.rs"].contains("EventOther = \"kustomer.other\""),
             "{}",
             files["mod.rs"]
-        );
-    }
-
-    #[test]
-    fn a_schema_file_that_is_not_an_object_is_an_error() {
-        let dir = std::env::temp_dir().join(format!(
-            "kustomer-codegen-not-object-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("team.json"), "[]").unwrap();
-        let e = read_schemas(&dir).unwrap_err().to_string();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(
-            e.ends_with("team.json: not a schema: a schema file holds one JSON object"),
-            "{e}"
         );
     }
 
