@@ -135,10 +135,18 @@ fn start_serve_with_env(
 
 /// Runs `serve` (the whole command given), at the repository root, its
 /// stdout piped, until it logs its URL: as [`start_serve_logged`].
-fn start_serving(mut serve: Command) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+fn start_serving(serve: Command) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+    start_serving_to(serve, Stdio::piped())
+}
+
+/// [`start_serving`] with its stdout given.
+fn start_serving_to(
+    mut serve: Command,
+    stdout: impl Into<Stdio>,
+) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
     let child = serve
         .current_dir(ROOT)
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -1166,23 +1174,8 @@ fn serve_is_not_ready_while_its_event_lines_fail_to_be_written() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    let child = serve
-        .current_dir(ROOT)
-        .stdout(std::fs::File::create("/dev/full").unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Killed(child);
-    let mut log = BufReader::new(server.0.stderr.take().unwrap());
-    let mut logged = Vec::new();
-    let url = loop {
-        let mut line = String::new();
-        assert_ne!(log.read_line(&mut line).unwrap(), 0, "{logged:?}");
-        if let Some(url) = line.trim().strip_prefix("receiving Kustomer webhooks at ") {
-            break url.to_owned();
-        }
-        logged.push(line);
-    };
+    let (server, mut log, url, logged) =
+        start_serving_to(serve, std::fs::File::create("/dev/full").unwrap());
     let metrics = metrics_url(&logged);
     assert_eq!(http("GET", &metrics, "/readyz").0, 200);
     let body = std::fs::read_to_string(format!("{ROOT}/schema/samples/kustomer.team.create.json"))

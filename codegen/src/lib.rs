@@ -1447,8 +1447,12 @@ fn is_object_schema(schema: &Value) -> bool {
 /// would lose the field's type without a word.
 fn keyword_problem(schema: &Value) -> Option<String> {
     let Some(object) = schema.as_object() else {
-        return (!schema.is_boolean())
-            .then(|| format!("a schema must be an object, not {}", json_kind(schema)));
+        return (!schema.is_boolean()).then(|| {
+            format!(
+                "a schema must be an object, not {}",
+                kustomer_schema::json_kind(schema)
+            )
+        });
     };
     let names = |v: &Value| match v {
         Value::Array(items) => items.iter().all(Value::is_string),
@@ -1475,18 +1479,6 @@ fn keyword_problem(schema: &Value) -> Option<String> {
         }
     }
     None
-}
-
-/// `a string`, `a number`… for a JSON value, in an error.
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Whether a property's schema lets it be `null`: `null` among its types,

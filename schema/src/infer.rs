@@ -1100,8 +1100,9 @@ pub fn lone_surrogates_replaced(json: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// A JSON value's kind, with its article, for messages.
-fn json_kind(value: &Value) -> &'static str {
+/// A JSON value's kind, with its article, for messages (`a number`,
+/// `null`).
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -68,7 +68,7 @@ mod shape;
 
 pub use error::{Error, Result, SampleProblem};
 pub use infer::{
-    DRAFT, Inferrer, MAX_SAMPLE_FILE, Settings, infer_values, is_resource_schema,
+    DRAFT, Inferrer, MAX_SAMPLE_FILE, Settings, infer_values, is_resource_schema, json_kind,
     lone_surrogates_replaced, prune, sample_files, stale, to_pretty,
 };
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
