@@ -1243,8 +1243,16 @@ impl<'a> Gen<'a> {
                             "a definition that is only a `$ref`: refer to its target instead",
                         ));
                     }
+                    // Definitions that refer to each other without an
+                    // object between them (through `anyOf`) end in JSON.
+                    if self.depth >= MAX_TYPE_DEPTH {
+                        return Ok((Ty::Value, nullable));
+                    }
                     let at = format!("/definitions/{}", escape(&name));
-                    let (ty, null) = self.field_type(key, &def, &at)?;
+                    self.depth += 1;
+                    let typed = self.field_type(key, &def, &at);
+                    self.depth -= 1;
+                    let (ty, null) = typed?;
                     return Ok((ty, nullable || null));
                 }
             }
@@ -2986,6 +2994,20 @@ mod tests {
         .unwrap();
         assert!(
             files["widget.rs"].contains("pub struct AB "),
+            "{}",
+            files["widget.rs"]
+        );
+        // Definitions that refer to each other through `anyOf` alone: JSON,
+        // not an endless loop.
+        let files = edited(&|s| {
+            s["definitions"]["A"] = serde_json::json!({"anyOf": [{"$ref": "#/definitions/B"}]});
+            s["definitions"]["B"] = serde_json::json!({"anyOf": [{"$ref": "#/definitions/A"}]});
+            *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
+                serde_json::json!({"$ref": "#/definitions/A"});
+        })
+        .unwrap();
+        assert!(
+            files["widget.rs"].contains("pub size: Option<Value>,"),
             "{}",
             files["widget.rs"]
         );
