@@ -377,7 +377,9 @@ fn write_lines(
                     text.insert(0, b'\n');
                 }
                 let (result, cut) = write_whole(&mut out, &text);
-                cut_short = cut;
+                // Still cut short when not even the newline ending it went
+                // out.
+                cut_short = cut || (cut_short && result.is_err());
                 thread.write_began.store(0, Ordering::Relaxed);
                 result
             };
@@ -718,6 +720,9 @@ pub(crate) mod tests {
         let (_, why) = lines.failing().expect("said");
         assert!(why.contains("os error 28"), "{why}");
         assert!(!lines.closed());
+        // Still full: nothing of the next line goes out, not even the
+        // newline that ends the one cut short.
+        lines.write("lost".into()).await.unwrap_err();
         *disk.room.lock().unwrap() = usize::MAX;
         lines.write("third".into()).await.unwrap();
         assert!(lines.failing().is_none());
