@@ -804,6 +804,12 @@ fn type_name(name: &str) -> Option<String> {
     }
 }
 
+/// `text` with its runs of white space, line breaks among them, as one
+/// space: a schema's description as one line of a doc comment.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `text` as a doc comment may hold it: control characters (a bare CR ends
 /// the comment's line, others are refused) and the characters that change
 /// the direction of text (which rustc refuses, since they can hide code)
@@ -1013,7 +1019,7 @@ impl<'a> Gen<'a> {
             Origin::Shared => schema_doc(name, schema),
             Origin::Resource => {
                 if let Some(d) = schema.get("description").and_then(Value::as_str) {
-                    return d.to_owned();
+                    return one_line(d);
                 }
                 if name == *p {
                     format!(
@@ -2091,6 +2097,14 @@ fn seen_as(prop: &Value) -> Option<String> {
 /// attributes (`data.attributes.custom`).
 fn field_doc(key: &str, prop: &Value, kind: Kind, origin: Origin, custom: bool) -> String {
     let mut doc = format!("`{key}`");
+    // A description written into the schema, on one line.
+    if let Some(description) = prop.get("description").and_then(Value::as_str) {
+        let line = one_line(description);
+        let line = line.trim_end_matches('.');
+        if !line.is_empty() {
+            doc.push_str(&format!(": {line}"));
+        }
+    }
     if let Some(s) = prop.get("x-kustomer-suffix").and_then(Value::as_str) {
         if suffix_holds(s, prop) {
             doc.push_str(&format!(": a custom attribute typed by its `{s}` suffix"));
@@ -2932,7 +2946,7 @@ mod tests {
             *s.pointer_mut(&format!("{attributes}/contact")).unwrap() =
                 serde_json::json!({"oneOf": [{"type": "null"}, {"type": "string"}]});
             *s.pointer_mut(&format!("{attributes}/size")).unwrap() =
-                serde_json::json!({"allOf": [{"type": "integer"}], "description": "how big"});
+                serde_json::json!({"allOf": [{"type": "integer"}], "description": "how\n  big."});
         })
         .unwrap();
         let text = &files["widget.rs"];
@@ -2941,6 +2955,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pub size: Option<i64>,"), "{text}");
+        // A description, on one line.
+        assert!(text.contains("/// `size`: how big.\n"), "{text}");
         // Errors, each at its place.
         let error = |edit: &dyn Fn(&mut Value)| edited(edit).unwrap_err().to_string();
         let e = error(&|s| {
