@@ -9,14 +9,20 @@ fn validate(text: &str) -> (Option<i32>, String) {
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("app.json");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["app-definition", "validate", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = validate_file(&path);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `app-definition validate PATH`, run.
+fn validate_file(path: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["app-definition", "validate"])
+        .arg(path)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -171,10 +177,7 @@ fn a_file_over_the_size_limit_is_refused() {
     let path = dir.path().join("huge.json");
     let file = std::fs::File::create(&path).unwrap();
     file.set_len(17 << 20).unwrap();
-    let out = Command::new(BIN)
-        .args(["app-definition", "validate", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = validate_file(&path);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -193,10 +196,7 @@ fn utf16_without_a_byte_order_mark_is_named() {
         .flat_map(u16::to_be_bytes)
         .collect();
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["app-definition", "validate", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = validate_file(&path);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("looks like UTF-16"), "{stderr}");
