@@ -308,7 +308,8 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
     {
         return Err(format!(
             "{name} cannot be a custom header: it is part of every delivery \
-             (its signature, event name, content type, encoding or length)"
+             (its signature, event name, content type, encoding or length, or the \
+             resent signature `send` adds)"
         ));
     }
     if HOP_BY_HOP_HEADERS
@@ -622,6 +623,10 @@ mod tests {
             (
                 b"content-type=application/s3cret\n",
                 ":1: content-type cannot be a custom header",
+            ),
+            (
+                b"X-Kustomer-Webhooks-Resent=s3cret\n",
+                ":1: X-Kustomer-Webhooks-Resent cannot be a custom header",
             ),
             (
                 b"Host=s3cret.example\n",

@@ -536,7 +536,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                             format!(
                                 "{n} cannot be a custom header: a delivery's own headers carry \
                                  it (its signature, event name, content type, encoding or \
-                                 length), and the receiver refuses it as one"
+                                 length, or the resent signature `send` adds), and the receiver refuses it as one"
                             ),
                         ));
                     } else if HOP_BY_HOP_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(n)) {
@@ -1222,6 +1222,7 @@ mod tests {
             "CONTENT-LENGTH",
             "transfer-encoding",
             "Content-Encoding",
+            "X-Kustomer-Webhooks-Resent",
         ] {
             let got = header_problems(json!([{"name": name, "value": "1"}]));
             assert!(
@@ -1232,7 +1233,7 @@ mod tests {
                 "{name:?}: {got:#?}"
             );
         }
-        assert_eq!(crate::verify::RESERVED_HEADERS.len(), 6);
+        assert_eq!(crate::verify::RESERVED_HEADERS.len(), 7);
         assert_eq!(
             header_problems(json!([{"name": "x-a", "value": "1", "secret": true}])),
             [

@@ -65,13 +65,17 @@ pub const RESENT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs
 
 /// The headers a delivery's own meaning is in, which a custom header cannot
 /// be (lowercase; compare case-insensitively): Kustomer's signature and event
-/// name, and the body's type, encoding and framing (a `content-encoding`
-/// custom header would have every delivery that carries it refused as an
-/// encoded body, 415). `kustomer-webhooks serve` refuses them as
-/// `--header`s, and the app-definition validator as a webhook's `headers`.
-pub const RESERVED_HEADERS: [&str; 6] = [
+/// name, the [`RESENT_HEADER`] that `kustomer-webhooks send` adds (a custom
+/// header of that name would be sent twice, and read as a resent signature
+/// that does not hold), and the body's type, encoding and framing (a
+/// `content-encoding` custom header would have every delivery that carries
+/// it refused as an encoded body, 415). `kustomer-webhooks serve` refuses
+/// them as `--header`s, and the app-definition validator as a webhook's
+/// `headers`.
+pub const RESERVED_HEADERS: [&str; 7] = [
     SIGNATURE_HEADER,
     EVENT_HEADER,
+    RESENT_HEADER,
     "content-type",
     "content-encoding",
     "content-length",
