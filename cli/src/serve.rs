@@ -175,19 +175,14 @@ pub fn age_arg(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// What a `--max-event-age` outside Kustomer's retries and the event ids'
-/// retention lets through or holds back.
+/// What a `--max-event-age` above the event ids' retention lets through (one
+/// under Kustomer's retries, [`MIN_EVENT_AGE`], is warned of by the
+/// receiver).
+///
+/// [`MIN_EVENT_AGE`]: kustomer_webhooks::receiver::MIN_EVENT_AGE
 fn age_warning(age: Duration) -> Option<String> {
-    // 1 + 1 + 2 + 5 + 10 + 15 + 30 minutes of retries, and one more.
-    const RETRIES: Duration = Duration::from_secs(65 * 60);
     let retention = kustomer_webhooks::dedupe::DEFAULT_RETENTION;
-    if age < RETRIES {
-        Some(format!(
-            "--max-event-age {}: Kustomer retries a failed delivery for 64 minutes, so its later \
-             retries will be too old, not dispatched and not kept; 3900 or more leaves them room",
-            age.as_secs()
-        ))
-    } else if age > retention {
+    if age > retention {
         Some(format!(
             "--max-event-age {}: above the {} seconds event ids are remembered, a replay of a \
              delivery between the two ages is handled again; {} closes that gap",
@@ -1956,13 +1951,10 @@ mod tests {
     }
 
     #[test]
-    fn a_max_event_age_outside_the_retries_and_the_retention_is_warned_of() {
+    fn a_max_event_age_above_the_retention_is_warned_of() {
         let warned = |secs| age_warning(std::time::Duration::from_secs(secs));
-        assert!(
-            warned(600)
-                .unwrap()
-                .contains("later retries will be too old")
-        );
+        // Under Kustomer's retries: the receiver says so.
+        assert_eq!(warned(600), None);
         assert_eq!(warned(3900), None);
         assert_eq!(warned(4500), None);
         assert!(

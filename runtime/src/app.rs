@@ -444,24 +444,30 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
         if url.trim() != url {
             out.push(error(
                 &ptr,
-                format!("`url` {url:?} has white space around it; remove it"),
+                format!(
+                    "`url` {:?} has white space around it; remove it",
+                    shown(url)
+                ),
             ));
         } else if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             // The URL parser drops tabs and line breaks without a word.
             out.push(error(
                 &ptr,
-                format!("`url` {url:?} has white space or a control character in it"),
+                format!(
+                    "`url` {:?} has white space or a control character in it",
+                    shown(url)
+                ),
             ));
         } else if url.chars().any(is_invisible) {
             // A host's name drops them without a word too.
             out.push(error(
                 &ptr,
-                format!("`url` {url:?} has an invisible character (a zero-width space, a soft hyphen) in it"),
+                format!("`url` {:?} has an invisible character (a zero-width space, a soft hyphen) in it", shown(url)),
             ));
         } else if url.contains('\\') {
             out.push(error(
                 &ptr,
-                format!("`url` {url:?} has a backslash, which URL parsers read as `/` without a word: write `/`"),
+                format!("`url` {:?} has a backslash, which URL parsers read as `/` without a word: write `/`", shown(url)),
             ));
         } else if url.split_once(':').is_some_and(|(scheme, rest)| {
             scheme.eq_ignore_ascii_case("https")
@@ -469,7 +475,7 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
         }) {
             out.push(error(
                 &ptr,
-                format!("`url` {url:?} does not have exactly two slashes before its host (`https://host/…`), which URL parsers mend without a word"),
+                format!("`url` {:?} does not have exactly two slashes before its host (`https://host/…`), which URL parsers mend without a word", shown(url)),
             ));
         }
         if url.chars().count() > MAX_LENGTH {
@@ -503,7 +509,10 @@ fn validate_webhook(hook: &Value, at: &str, out: &mut Vec<Problem>) {
                 format!("`url` must use https, not {}", u.scheme()),
             )),
             Ok(_) => out.push(error(&ptr, "`url` has no host")),
-            Err(e) => out.push(error(&ptr, format!("`url` {url:?} is not a URL: {e}"))),
+            Err(e) => out.push(error(
+                &ptr,
+                format!("`url` {:?} is not a URL: {e}", shown(url)),
+            )),
         }
     }
     match obj.get("headers") {
@@ -752,6 +761,24 @@ const PROXY_HEADERS: [&str; 6] = [
 /// Why Kustomer, posting from the internet, would not reach `url`'s host,
 /// if it would not: `localhost`, or an address of a loopback, private,
 /// link-local or unspecified network.
+/// A `url` as a problem quotes it: a user name or password in it (before an
+/// `@` in its authority) shown as `***`, since problems are printed and
+/// logged, and its own warning already says it is there.
+fn shown(url: &str) -> std::borrow::Cow<'_, str> {
+    // The authority: after the scheme's `:` and any slashes, up to the path.
+    let after_scheme = url.find(':').map_or(0, |at| at + 1);
+    let start = url[after_scheme..]
+        .find(|c| c != '/' && c != '\\')
+        .map_or(url.len(), |at| after_scheme + at);
+    let end = url[start..]
+        .find(['/', '\\', '?', '#'])
+        .map_or(url.len(), |at| start + at);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 fn unreachable_from_kustomer(url: &url::Url) -> Option<String> {
     let not_public = match url.host()? {
         url::Host::Domain(domain) => {
@@ -888,6 +915,32 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// Problems are printed and logged: a password in a URL they quote is
+    /// not shown.
+    #[test]
+    fn a_url_quoted_in_a_problem_hides_its_user_and_password() {
+        for (url, shown) in [
+            (
+                "https://admin:Sup3r@e.com/k\\hook",
+                "https://***@e.com/k\\hook",
+            ),
+            ("https://a@b:pw@e.com /x", "https://***@e.com /x"),
+            ("https:/admin:Sup3r@e.com/x ", "https:/***@e.com/x "),
+            ("https:\\\\admin:Sup3r@e.com", "https:\\\\***@e.com"),
+            ("ftp://e.com/a@b", "ftp://e.com/a@b"),
+            ("admin:Sup3r@e.com", "admin:***@e.com"),
+            ("", ""),
+            ("https://", "https://"),
+        ] {
+            assert_eq!(super::shown(url), shown, "{url:?}");
+        }
+        let got = problems_after(|v| {
+            v["outboundWebhooks"][0]["url"] = "https://admin:Sup3r@e.com/k\\hook".into()
+        });
+        assert!(!got.is_empty(), "{got:#?}");
+        assert!(got.iter().all(|p| !p.contains("Sup3r")), "{got:#?}");
     }
 
     #[test]

@@ -107,9 +107,12 @@ pub trait Delivery: Send + Sync + 'static {
 }
 
 /// A [`Delivery`] built from any framework's request: its method, the
-/// headers the receiver reads (the content type, the signature, the event
-/// name, and any custom header the [`Verifier`](crate::verify::Verifier)
-/// checks; passing all of them is fine) and its body (a `Vec<u8>`, or a
+/// headers the receiver reads (the content type, encoding and transfer
+/// coding, the signature, the event name, the signature
+/// `kustomer-webhooks send` adds, and any custom header the
+/// [`Verifier`](crate::verify::Verifier) checks, as
+/// [`Request::header`](crate::receiver::Request::header) lists them: passing
+/// every header of the request is simplest) and its body (a `Vec<u8>`, or a
 /// framework's own buffer such as `bytes::Bytes`, without a copy).
 #[derive(Clone)]
 pub struct OwnedDelivery<B = Vec<u8>> {

@@ -399,6 +399,16 @@ impl StoreError {
     pub fn failed(error: impl Into<BoxError>) -> Self {
         StoreError::Failed(error.into())
     }
+
+    /// What the store did, without naming which store: `is unavailable:
+    /// <cause>` or `failed: <cause>` (the error's own text names the
+    /// idempotency store; a [`RevisionStore`]'s errors are told with this).
+    pub(crate) fn said(&self) -> String {
+        match self {
+            StoreError::Unavailable(why) => format!("is unavailable: {why}"),
+            StoreError::Failed(why) => format!("failed: {why}"),
+        }
+    }
 }
 
 /// The future an [`IdempotencyStore`] method returns.
@@ -1208,8 +1218,12 @@ impl OrderingGuard {
     /// A guard that remembers a revision for `retention` after it was
     /// recorded (`Duration::MAX`: for as good as ever, a thousand years),
     /// for at most `max_entries` resources (least recently used forgotten
-    /// first).
+    /// first). Zero entries is taken as one. A revision forgotten lets an
+    /// older update of its resource through, so a retention of zero, which
+    /// remembers nothing, turns the guard off: keep it above Kustomer's hour
+    /// of retries, as the default is.
     pub fn with_limits(retention: Duration, max_entries: u64) -> Self {
+        let max_entries = max_entries.max(1);
         let last = Cache::builder()
             .max_capacity(max_entries)
             .eviction_policy(EvictionPolicy::lru())
@@ -1770,6 +1784,15 @@ mod tests {
         guard.record("r", 3);
         assert_eq!(guard.check("r", 3), Freshness::Stale { last: 3 });
         assert_eq!(guard.check("r", 4), Freshness::Fresh);
+    }
+
+    /// Room for no resource would be no guard: taken as room for one.
+    #[test]
+    fn an_ordering_guard_of_zero_entries_keeps_one() {
+        let guard = OrderingGuard::with_limits(DEFAULT_RETENTION, 0);
+        guard.record("r", 5);
+        guard.last.run_pending_tasks();
+        assert_eq!(guard.check("r", 3), Freshness::Stale { last: 5 });
     }
 
     #[test]

@@ -168,7 +168,11 @@ pub struct Counters {
     pub stale: AtomicU64,
     /// Events older than the receiver's max event age (2xx, not dispatched).
     pub too_old: AtomicU64,
-    /// Deliveries whose handler failed, panicked or timed out (5xx).
+    /// Deliveries answered 5xx (but 501), so that Kustomer retries them:
+    /// a handler that failed, panicked or ran past its time limit, and also
+    /// an idempotency or revision store that failed or did not answer,
+    /// handler slots that stayed busy, a resource's turn not given in time.
+    /// The reply's `error` and the delivery's log line say which.
     pub failed: AtomicU64,
 }
 
@@ -241,7 +245,14 @@ impl std::fmt::Display for Counters {
 pub struct Request<'a, H: Fn(&str) -> Option<&'a [u8]>> {
     /// The HTTP method.
     pub method: &'a str,
-    /// A header's value by its lowercase name.
+    /// A header's value by its lowercase name. The receiver asks for
+    /// `content-type`, `content-encoding` and `transfer-encoding` (a coded
+    /// body is refused, 415), the signature and the event name
+    /// ([`SIGNATURE_HEADER`](crate::verify::SIGNATURE_HEADER),
+    /// [`EVENT_HEADER`]), the signature `kustomer-webhooks send` adds
+    /// ([`RESENT_HEADER`], read with a max event age), and the custom
+    /// headers its [`Verifier`] checks: an adapter that looks up every
+    /// header of the request misses none.
     pub header: H,
     /// The body, exactly as received (already cut at the size limit by the
     /// adapter, which answers 413 itself when it is over).
@@ -433,6 +444,10 @@ fn unix_now() -> u64 {
 
 /// The default body size limit: 1 MiB, far above any Kustomer event.
 pub const DEFAULT_LIMIT: usize = 1 << 20;
+/// The shortest max event age ([`Receiver::with_max_event_age`]) that leaves
+/// room for Kustomer's retries of a failed delivery (1 + 1 + 2 + 5 + 10 + 15
+/// + 30 minutes, and one more); a shorter one is taken with a warning.
+pub const MIN_EVENT_AGE: Duration = Duration::from_secs(65 * 60);
 /// The default handler time limit: Kustomer wants an answer within seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time a body may take to arrive: a Kustomer event is a few
@@ -651,6 +666,11 @@ impl<S: Events> Receiver<S> {
     /// the age above the longest a real delivery may take: Kustomer retries
     /// a failed one for about an hour (1, 1, 2, 5, 10, 15 and 30 minutes
     /// apart, 64 minutes in all), and 75 minutes suits the default store.
+    /// An age under 65 minutes is taken, with a warning logged here: the
+    /// later retries of a failed delivery would be acknowledged as too old
+    /// and never handled. An age of zero turns the check off (as when this
+    /// is not called), so that a setting read as 0 cannot acknowledge
+    /// every event unhandled.
     /// The answer is a 2xx because such a delivery never gets younger:
     /// Kustomer's retries would all be refused, and count against the
     /// webhook. Such an event, if it was real, is in the log by its id, to
@@ -686,6 +706,19 @@ impl<S: Events> Receiver<S> {
     /// # Ok::<(), kustomer_webhooks::BuildError>(())
     /// ```
     pub fn with_max_event_age(mut self, age: Duration) -> Self {
+        if age.is_zero() {
+            self.max_event_age = None;
+            return self;
+        }
+        if age < MIN_EVENT_AGE {
+            tracing::warn!(
+                "a max event age of {} s is under the 64 minutes Kustomer retries a failed \
+                 delivery for: its later retries will be acknowledged as too old and not \
+                 handled ({} s or more leaves them room)",
+                age.as_secs_f64(),
+                MIN_EVENT_AGE.as_secs()
+            );
+        }
         self.max_event_age = Some(age);
         self
     }
@@ -746,14 +779,23 @@ impl<S: Events> Receiver<S> {
     /// then get 503) until the thread ends, and is then done if the handler
     /// succeeded, or given up for the next retry. A turn shared with other
     /// replicas ends by itself after four time limits (plus the slot wait
-    /// and 5 s), handler or not.
+    /// and 5 s), handler or not. A limit of zero stops every `async`
+    /// handler at its first wait (503).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Calls `f` with every event about to be dispatched (verified, parsed,
-    /// neither a duplicate, nor stale, nor too old), for logging or capture.
+    /// neither a duplicate, nor stale, nor too old), for logging or counting.
+    ///
+    /// `f` runs on the delivery's task, before its handler, and is not
+    /// awaited: keep it short and never block in it (no file or network
+    /// I/O; to keep deliveries on disk, [`with_capture`](Self::with_capture)
+    /// writes them off the runtime's threads). A panic in `f` is not caught
+    /// as a handler's is: it unwinds out of [`receive`](Self::receive) (the
+    /// axum router answers that delivery 500, and the event's claim is
+    /// given up, so Kustomer's retry runs it).
     pub fn inspect(mut self, f: impl Fn(&Parsed<'_, S>) + Send + Sync + 'static) -> Self {
         self.inspect = Some(Box::new(f));
         self
@@ -1532,7 +1574,7 @@ mod cold {
         tracing::warn!(
             target: LOG,
             resource_id = resource,
-            error = e.map(ToString::to_string).as_deref(),
+            error = e.map(|e| format!("the store {}", e.said())).as_deref(),
             "the revision store did not take a resource's turn back: the resource's next event \
              on another replica waits until the turn's hold ends",
         );
@@ -1565,16 +1607,9 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn revisions_failed(e: &crate::dedupe::StoreError) -> String {
-        tracing::warn!(
-            target: LOG,
-            error = e.to_string().as_str(),
-            "revision store failed",
-        );
-        let (what, why) = match e {
-            crate::dedupe::StoreError::Unavailable(why) => ("is unavailable", why),
-            crate::dedupe::StoreError::Failed(why) => ("failed", why),
-        };
-        format!("the ordering guard's revision store {what}: {why}")
+        let error = format!("the ordering guard's revision store {}", e.said());
+        tracing::warn!(target: LOG, error = error.as_str(), "revision store failed");
+        error
     }
 
     #[cold]
@@ -1602,7 +1637,7 @@ mod cold {
             Some(Ok(())) => return,
             Some(Err(e)) => tracing::warn!(
                 target: LOG,
-                error = e.to_string().as_str(),
+                error = format!("the store {}", e.said()).as_str(),
                 resource_id = resource.as_str(),
                 rev,
                 "revision store failed to record a handled update's revision; trying again",

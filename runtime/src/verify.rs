@@ -159,10 +159,10 @@ type HeaderValue = Secret<[u8; 32]>;
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
     ///
-    /// Give it the webhook's token as Kustomer shows it. An empty token
-    /// (an unset variable read as `""`, say) is not accepted: anyone could
-    /// sign with it, so it is left out, with an error logged, and no delivery
-    /// verifies until a token is given.
+    /// Give it the webhook's token as Kustomer shows it. An empty or blank
+    /// token (an unset variable read as `""`, say) is not accepted: anyone
+    /// could sign with it, so it is left out, with an error logged, and no
+    /// delivery verifies until a token is given.
     ///
     /// ```
     /// use kustomer_webhooks::verify::{Verifier, VerifyError, sign};
@@ -186,13 +186,13 @@ impl Verifier {
     }
 
     /// Also accepts deliveries signed with `token` (while rotating tokens).
-    /// An empty one is left out, as [`new`](Self::new) says.
+    /// An empty or blank one is left out, as [`new`](Self::new) says.
     pub fn with_token(mut self, token: impl AsRef<[u8]>) -> Self {
         let token = token.as_ref();
-        if token.is_empty() {
+        if token.trim_ascii().is_empty() {
             tracing::error!(
-                "an empty webhook token was given to the verifier: it is left out, since \
-                 anyone could sign with it (deliveries signed with it are refused)"
+                "an empty or blank webhook token was given to the verifier: it is left out, \
+                 since anyone could sign with it (deliveries signed with it are refused)"
             );
         } else {
             self.tokens.push(Secret(keyed(token)));
@@ -204,12 +204,49 @@ impl Verifier {
     /// Given again for the same name, the header may carry either value
     /// (while rotating its secret, as [`with_token`](Self::with_token)
     /// does for tokens).
+    ///
+    /// `value` is taken without the white space around it, which HTTP
+    /// drops from a header's value as it arrives. An empty or blank one (an
+    /// unset variable read as `""`, say) is not accepted, since anyone could
+    /// send it: it is left out, with an error logged, and the header is still
+    /// required, so no delivery verifies until it is given a value.
+    ///
+    /// ```
+    /// use kustomer_webhooks::verify::{Verifier, VerifyError, sign};
+    ///
+    /// let body = br#"{"name": "kustomer.team.create"}"#;
+    /// let signature = sign(b"t0ken", body);
+    /// let header = |name: &str| match name {
+    ///     "x-kustomer-webhook-signature" => Some(signature.as_bytes()),
+    ///     "x-app-secret" => Some(b"".as_slice()),
+    ///     _ => None,
+    /// };
+    /// let verifier = Verifier::new("t0ken").with_header("X-App-Secret", "");
+    /// assert_eq!(
+    ///     verifier.verify(body, header),
+    ///     Err(VerifyError::BadHeader { name: "x-app-secret".into() })
+    /// );
+    /// ```
     pub fn with_header(mut self, name: impl AsRef<str>, value: impl AsRef<[u8]>) -> Self {
         let name = name.as_ref().to_ascii_lowercase();
-        let value = Secret(Sha256::digest(value.as_ref()).into());
-        match self.headers.iter_mut().find(|(known, _)| *known == name) {
-            Some((_, values)) => values.push(value),
-            None => self.headers.push((name, vec![value])),
+        let value = value.as_ref().trim_ascii();
+        let at = match self.headers.iter().position(|(known, _)| *known == name) {
+            Some(at) => at,
+            None => {
+                self.headers.push((name.clone(), Vec::new()));
+                self.headers.len() - 1
+            }
+        };
+        if value.is_empty() {
+            tracing::error!(
+                "an empty or blank value was given for the custom header {name}: it is left \
+                 out, since anyone could send it (the header is still required, and no \
+                 delivery verifies until it has a value)"
+            );
+        } else {
+            self.headers[at]
+                .1
+                .push(Secret(Sha256::digest(value).into()));
         }
         self
     }
@@ -372,7 +409,11 @@ pub fn sign_resent(token: &[u8], body: &[u8], now: u64) -> String {
 ///
 /// Tokens read from a file that a secret store rotates (one per line, as
 /// `kustomer-webhooks serve --token-file` reads them), read again every ten
-/// seconds:
+/// seconds, off the runtime's worker threads. The file must be replaced
+/// whole (a new file renamed into place, as secret stores and Kubernetes do):
+/// a read cannot tell a file written halfway from a whole one, and its
+/// tokens would replace the good ones. A file that cannot be read, or holds
+/// no token, keeps the tokens read before.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -392,8 +433,8 @@ pub fn sign_resent(token: &[u8], body: &[u8], now: u64) -> String {
 /// tokio::spawn(async move {
 ///     loop {
 ///         tokio::time::sleep(Duration::from_secs(10)).await;
-///         // A file caught halfway through an update keeps what was read before.
-///         if let Ok(verifier) = verifier_from(TOKENS) {
+///         let read = tokio::task::spawn_blocking(|| verifier_from(TOKENS)).await;
+///         if let Ok(Ok(verifier)) = read {
 ///             watched.replace(verifier);
 ///         }
 ///     }
@@ -705,6 +746,45 @@ mod tests {
             Err(VerifyError::BadSignature)
         );
         assert_eq!(check(&v, body, Some(&sign(b"t", body)), None), Ok(()));
+        // A blank one too.
+        let v = Verifier::new(" \t\r\n");
+        assert_eq!(v.token_count(), 0);
+        assert_eq!(
+            check(&v, body, Some(&sign(b" \t\r\n", body)), None),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    /// An empty or blank header value is left out, and the header stays
+    /// required: nothing verifies until it has a value. A value's white
+    /// space around it is dropped, as HTTP drops it from what arrives.
+    #[test]
+    fn a_blank_custom_header_value_is_left_out_and_the_header_still_required() {
+        let body = b"{}";
+        let sig = sign(b"t", body);
+        for blank in ["", "  ", "\t"] {
+            let v = Verifier::new("t").with_header("x-secret", blank);
+            for given in [Some(""), Some(blank), Some("s3cret")] {
+                assert_eq!(
+                    check(&v, body, Some(&sig), given),
+                    Err(VerifyError::BadHeader {
+                        name: "x-secret".into()
+                    }),
+                    "{blank:?} {given:?}"
+                );
+            }
+            assert_eq!(
+                check(&v, body, Some(&sig), None),
+                Err(VerifyError::MissingHeader {
+                    name: "x-secret".into()
+                })
+            );
+            // Given a value later, the header takes it.
+            let v = v.with_header("X-Secret", "s3cret");
+            assert_eq!(check(&v, body, Some(&sig), Some("s3cret")), Ok(()));
+        }
+        let v = Verifier::new("t").with_header("x-secret", " s3cret\t");
+        assert_eq!(check(&v, body, Some(&sig), Some("s3cret")), Ok(()));
     }
 
     #[test]

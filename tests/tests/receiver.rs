@@ -813,6 +813,25 @@ fn unix_now() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_event_age_of_zero_is_no_max_age() {
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_max_event_age(Duration::from_secs(3600))
+            .with_max_event_age(Duration::ZERO)
+    })
+    .await;
+    // Created in 2021: handled, not acknowledged as too old.
+    let old = sample("kustomer.team.update").as_bytes();
+    let (status, reply) = s.deliver(old, TOKEN, None).await;
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("handled")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+    assert_eq!(s.counters.too_old.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_older_than_the_max_event_age_is_acknowledged_and_not_dispatched() {
     let hour = Duration::from_secs(3600);
     let s = start_with(Verifier::new(TOKEN), |r| r.with_max_event_age(hour)).await;

@@ -14,7 +14,8 @@ use super::{
 };
 
 /// The prefix of every key a [`RedisStore`] writes by default; the event id
-/// follows it.
+/// follows it. The same for every service: services that share a Redis
+/// each need a prefix of their own ([`RedisStore::with_prefix`]).
 pub const DEFAULT_REDIS_PREFIX: &str = "kustomer-webhooks:event:";
 
 /// What a key holds while its event is being handled.
@@ -643,7 +644,10 @@ impl fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connects to the Redis at `url`, with the default retention (75
-    /// minutes), in-progress timeout (5 minutes) and prefix.
+    /// minutes), in-progress timeout (5 minutes) and prefix
+    /// ([`DEFAULT_REDIS_PREFIX`], the same for every service: services
+    /// sharing a Redis each need their own, [`with_prefix`], or one takes
+    /// the other's events for duplicates and never handles them).
     ///
     /// `url` is `redis://[user:password@]host[:port][/db]`, or, with the
     /// `redis-tls` feature, `rediss://…`: Redis over TLS, the server's
@@ -659,6 +663,7 @@ impl RedisStore {
     /// password).
     ///
     /// [`connect_tls`]: RedisStore::connect_tls
+    /// [`with_prefix`]: RedisStore::with_prefix
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         ready_for([url])?;
         let client = redis::Client::open(url).map_err(store_error)?;
