@@ -2013,6 +2013,12 @@ impl<'a> Resource<'a> {
                 fn updated_at(&self) -> Option<i64> { #updated_at }
                 fn created_at(&self) -> Option<i64> { #created_at }
                 fn has_data(&self) -> bool { self.has_key("data") }
+                fn misfit(&self, key: &str) -> Option<&'static str> {
+                    match key {
+                        "name" | "data" => self.extra.get(key).map(kustomer_webhooks::json_type),
+                        _ => None,
+                    }
+                }
             }
         }
     }

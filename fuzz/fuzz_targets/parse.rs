@@ -54,6 +54,14 @@ fn agrees(error: &ParseError, data: &[u8]) {
         (ParseError::MissingData, Ok(v)) => {
             assert!(v.get("data").is_none(), "`data` was there: {error}")
         }
+        (ParseError::DataNotAnObject { found }, Ok(v)) => {
+            let data = v.get("data").expect("`data` is there");
+            assert!(!data.is_object(), "an object `data` was called not one");
+            assert_eq!(*found, kustomer_webhooks::json_type(data));
+        }
+        (ParseError::EmptyName | ParseError::NameTwice { .. }, Ok(v)) => {
+            assert!(v.is_object(), "{error}");
+        }
         (
             ParseError::MissingName
             | ParseError::NameNotAString { .. }

@@ -226,17 +226,23 @@ impl Delivery for HttpDelivery {
     fn header(&self, name: &str) -> Option<&[u8]> {
         let mut values = self.parts.headers.get_all(name).iter();
         let first = values.next()?.as_bytes();
-        // A content coding on several lines is one list (`identity`, then
-        // `gzip`): the receiver is shown the first line that names a coding,
-        // so that a body encoded is refused whichever line says so. Other
-        // headers are judged by their first copy.
-        if name == "content-encoding" && !names_a_coding(first) {
-            let coded = values
-                .map(HeaderValue::as_bytes)
-                .find(|v| names_a_coding(v));
-            return Some(coded.unwrap_or(first));
+        // A coding on several lines is one list (`identity`, then `gzip`;
+        // `chunked`, then `gzip, chunked`): the receiver is shown the first
+        // line that names a coding it does not undo, so that a coded body
+        // is refused whichever line says so. Other headers are judged by
+        // their first copy.
+        let undone: &[&[u8]] = match name {
+            "content-encoding" => &[b"identity"],
+            "transfer-encoding" => &[b"chunked", b"identity"],
+            _ => return Some(first),
+        };
+        if names_a_coding(first, undone) {
+            return Some(first);
         }
-        Some(first)
+        let coded = values
+            .map(HeaderValue::as_bytes)
+            .find(|v| names_a_coding(v, undone));
+        Some(coded.unwrap_or(first))
     }
 
     fn body(&self) -> &[u8] {
@@ -244,12 +250,14 @@ impl Delivery for HttpDelivery {
     }
 }
 
-/// Whether a `Content-Encoding` line names a coding: an item of its list
-/// that is neither empty nor `identity`, as the receiver reads it.
-fn names_a_coding(value: &[u8]) -> bool {
+/// Whether a `Content-Encoding` or `Transfer-Encoding` line names a coding
+/// the receiver does not undo: an item of its list that is neither empty
+/// nor one of `undone` (`identity`; for a transfer coding, `chunked` too),
+/// as the receiver reads it.
+fn names_a_coding(value: &[u8], undone: &[&[u8]]) -> bool {
     value.split(|&b| b == b',').any(|coding| {
         let coding = coding.trim_ascii();
-        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+        !coding.is_empty() && !undone.iter().any(|u| coding.eq_ignore_ascii_case(u))
     })
 }
 

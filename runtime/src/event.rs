@@ -41,6 +41,16 @@ pub trait Envelope {
     }
     /// Whether the payload had a `data` key at all.
     fn has_data(&self) -> bool;
+    /// The JSON type of the envelope's `name` or `data` (`key`) when the
+    /// body had it with a value of another type than the models read it as
+    /// (a `data` that is `null`, a `name` that is a number): the parse
+    /// functions refuse such a body ([`ParseError`](crate::ParseError)).
+    /// `None` when it fits, is absent, or `key` is another. Models generated
+    /// before this method was added do not tell (`None`): regenerate them.
+    fn misfit(&self, key: &str) -> Option<&'static str> {
+        let _ = key;
+        None
+    }
 }
 
 /// A Kustomer resource with generated models (`Customer`, `Conversation`…).
@@ -140,6 +150,15 @@ impl<S> Envelope for OtherEvent<S> {
     }
     fn has_data(&self) -> bool {
         self.body.contains_key("data")
+    }
+    fn misfit(&self, key: &str) -> Option<&'static str> {
+        let value = self.body.get(key)?;
+        let fits = match key {
+            "name" => value.is_string(),
+            "data" => value.is_object(),
+            _ => true,
+        };
+        (!fits).then(|| crate::json_type(value))
     }
 }
 

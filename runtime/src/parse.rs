@@ -44,9 +44,33 @@ pub enum ParseError {
         /// Its JSON type: `number`, `null`, `object`…
         found: &'static str,
     },
+    /// The body's `name` is empty or blank (nor did a header name the
+    /// event).
+    #[error("the body's `name` is empty: it names no event, at /name")]
+    EmptyName,
+    /// The body has `name` twice, once a string and once another JSON type
+    /// (in either order).
+    #[error(
+        "the body names its event twice, once {name:?} and once with a {found}, not a string, \
+         at /name"
+    )]
+    NameTwice {
+        /// The name given as a string.
+        name: String,
+        /// The JSON type of the other: `number`, `null`, `object`…
+        found: &'static str,
+    },
     /// The body has no `data`.
     #[error("the body has no `data` (the resource the event is about) at /data")]
     MissingData,
+    /// The body's `data` is not an object (`null`, say).
+    #[error(
+        "the body's `data` is {found}, not an object (the resource the event is about) at /data"
+    )]
+    DataNotAnObject {
+        /// Its JSON type: `null`, `array`, `string`…
+        found: &'static str,
+    },
     /// The body has `name` twice, with different values.
     #[error("the body names its event twice, {first:?} and then {last:?}, at /name")]
     DuplicateName {
@@ -71,9 +95,11 @@ impl ParseError {
         match self {
             ParseError::MissingName
             | ParseError::NameNotAString { .. }
+            | ParseError::EmptyName
+            | ParseError::NameTwice { .. }
             | ParseError::DuplicateName { .. }
             | ParseError::NameMismatch { .. } => "/name",
-            ParseError::MissingData => "/data",
+            ParseError::MissingData | ParseError::DataNotAnObject { .. } => "/data",
             ParseError::NotAnObject { .. } => "",
             ParseError::InvalidJson { pointer, .. } => pointer,
         }
@@ -174,6 +200,13 @@ fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
     let invalid = |e: ReadError| e.into_parse_error(body);
     let start = r.mark();
     let name = find_name(&mut r).map_err(invalid)??;
+    if name.trim().is_empty() {
+        // Read to the end, so that a body that is not JSON says so first.
+        r.rewind(start);
+        r.skip_value().map_err(invalid)?;
+        r.end().map_err(invalid)?;
+        return Err(ParseError::EmptyName);
+    }
     r.rewind(start);
     read(&mut r, EventName::from(&*name), out).map_err(invalid)??;
     has_data(out)?;
@@ -186,15 +219,28 @@ fn parse_into<S: Events>(body: &[u8], out: &mut S) -> Result<(), ParseError> {
             first: name.into_owned(),
             last: last.to_owned(),
         }),
-        None => Err(ParseError::MissingName),
+        None => Err(match out.envelope().misfit("name") {
+            Some(found) => ParseError::NameTwice {
+                name: name.into_owned(),
+                found,
+            },
+            None => ParseError::MissingName,
+        }),
     }
 }
 
 fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Result<(), ParseError> {
+    // A blank header names no event: the body's `name` does.
+    if header_name.trim().is_empty() {
+        return parse_into(body, out);
+    }
     let body = without_bom(body);
     let mut r = Reader::new(text(body)?);
     read(&mut r, EventName::from(header_name), out).map_err(|e| e.into_parse_error(body))??;
     has_data(out)?;
+    // Against the body's last `name`, which the envelope keeps (as in
+    // `serde_json`): a header naming an earlier one is a mismatch, so that
+    // no event is handed on under a name its body does not end with.
     match out.envelope().event_name() {
         Some(n) if n == header_name => Ok(()),
         Some(n) => Err(ParseError::NameMismatch {
@@ -209,10 +255,13 @@ fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Resu
 }
 
 fn has_data<S: Events>(event: &S) -> Result<(), ParseError> {
-    if event.envelope().has_data() {
-        Ok(())
-    } else {
-        Err(ParseError::MissingData)
+    let envelope = event.envelope();
+    if !envelope.has_data() {
+        return Err(ParseError::MissingData);
+    }
+    match envelope.misfit("data") {
+        Some(found) => Err(ParseError::DataNotAnObject { found }),
+        None => Ok(()),
     }
 }
 
@@ -245,32 +294,47 @@ fn find_name<'de>(r: &mut Reader<'de>) -> Result<Result<Cow<'de, str>, ParseErro
                 return Ok(Ok(name));
             }
             // Read to the end, so that a body that is not JSON says so
-            // rather than this.
+            // rather than this; a later `name` that is a string makes it
+            // two names.
             r.skip_value()?;
-            while r.next_key()?.is_some() {
+            let mut later = None;
+            while let Some(key) = r.next_key()? {
+                if key == "name"
+                    && later.is_none()
+                    && let Some(name) = r.string()?
+                {
+                    later = Some(name);
+                    continue;
+                }
                 r.skip_value()?;
             }
-            return Ok(Err(match found {
-                Some(found) => ParseError::NameNotAString { found },
-                None => ParseError::MissingName,
+            r.end()?;
+            return Ok(Err(match (found, later) {
+                (Some(found), Some(name)) => ParseError::NameTwice {
+                    name: name.into_owned(),
+                    found,
+                },
+                (Some(found), None) => ParseError::NameNotAString { found },
+                (None, _) => ParseError::MissingName,
             }));
         }
         r.skip_value()?;
     }
+    r.end()?;
     Ok(Err(ParseError::MissingName))
 }
 
-/// The body is not an object: which JSON type it is (an array is not read
-/// to its end to say so; any other value is, to check the body is JSON).
+/// The body is not an object: which JSON type it is (read to its end, so
+/// that a body that is not JSON, such as an array cut short, says so).
 fn not_an_object<T>(r: &mut Reader<'_>) -> Result<Result<T, ParseError>, ReadError> {
     let found = match r.peek_type()? {
-        Some("array") => "array",
-        _ => {
-            let value = r.raw_value()?;
-            r.end()?;
-            crate::json_type(&value)
+        Some("array") => {
+            r.skip_value()?;
+            "array"
         }
+        _ => crate::json_type(&r.raw_value()?),
     };
+    r.end()?;
     Ok(Err(ParseError::NotAnObject { found }))
 }
 

@@ -2527,6 +2527,13 @@ pub(crate) async fn within<F: Future>(
 fn screen(method: &str, content_type: Option<&[u8]>) -> Option<Reply> {
     // Methods are case-sensitive (RFC 9110): `post` is another method.
     if method != "POST" {
+        // A method can be as long as a request head, and the reply is both
+        // answered and logged: a long one is cut short.
+        const SHOWN: usize = 40;
+        let method = match method.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("{}…", &method[..cut]),
+            None => method.to_owned(),
+        };
         return Some(Reply::error(
             405,
             format!("{method} is not accepted: Kustomer posts events"),
@@ -2739,6 +2746,13 @@ mod tests {
             let reply = screen(other, json).expect(other);
             assert_eq!(reply.status, 405, "{other}");
         }
+        // A long method is cut short in the reply (and so in the log).
+        let long = "X".repeat(60_000);
+        let reply = screen(&long, json).unwrap();
+        assert_eq!(
+            reply.error.as_deref(),
+            Some(format!("{}… is not accepted: Kustomer posts events", "X".repeat(40)).as_str())
+        );
     }
 
     #[test]

@@ -1061,6 +1061,8 @@ fn dropped_attributes() {
     );
 }
 
+/// Attributes of another type are drift; a `data` that is not an object is
+/// no resource at all, refused as a body without `data` is.
 #[test]
 fn attributes_as_a_string_and_data_as_null() {
     assert_drift(
@@ -1068,10 +1070,12 @@ fn attributes_as_a_string_and_data_as_null() {
         |p| set(p, "/data/attributes", json!("gone")),
         &[("/data/attributes", "object", "string")],
     );
-    assert_drift(
-        "kustomer.user.create",
-        |p| set(p, "/data", json!(null)),
-        &[("/data", "object", "null")],
+    let mut payload = sample("kustomer.user.create");
+    set(&mut payload, "/data", json!(null));
+    let body = serde_json::to_vec(&payload).unwrap();
+    assert_eq!(
+        parse(&body).unwrap_err(),
+        kustomer_webhooks::ParseError::DataNotAnObject { found: "null" }
     );
 }
 

@@ -63,17 +63,20 @@ async fn a_body_naming_its_event_twice_gets_400_and_runs_no_handler() {
 }
 
 /// The `parse` target's own check, not the runtime: `name` first as a
-/// number and then as a string is refused by `parse` (its first `name` is
-/// not a name) and accepted by `parse_as` (the header agrees with the last).
+/// number and then as a string is refused by `parse` (two names) and
+/// accepted by `parse_as` (the header agrees with the last).
 /// Either way the event is never handed on under a name its body does not
 /// end with.
 #[test]
 fn a_body_whose_first_name_is_not_a_string_is_never_misrouted() {
     let body = br#"{"name":5,"name":"kustomer.customer.update","data":{}}"#;
-    assert!(matches!(
-        parse(body),
-        Err(ParseError::NameNotAString { found: "number" })
-    ));
+    assert_eq!(
+        parse(body).unwrap_err(),
+        ParseError::NameTwice {
+            name: "kustomer.customer.update".into(),
+            found: "number"
+        }
+    );
     let parsed = parse_as(body, "kustomer.customer.update").unwrap();
     assert_eq!(parsed.event.name().as_str(), "kustomer.customer.update");
     assert_eq!(
@@ -123,4 +126,87 @@ fn a_body_without_a_name_is_the_event_its_header_names_and_loses_nothing() {
     assert_eq!(parsed.event.envelope().event_name(), None);
     let back = serde_json::to_value(&parsed.event).unwrap();
     assert_eq!(back, serde_json::from_slice::<Value>(body).unwrap());
+}
+
+/// A `name` given twice, once not a string (in either order), is two names;
+/// an empty or blank one names no event; a `data` that is not an object is
+/// no resource: each a `ParseError`, with its JSON path.
+#[test]
+fn names_twice_an_empty_name_and_a_data_not_an_object_are_refused() {
+    for (body, found) in [
+        &br#"{"name":"kustomer.team.create","data":{},"name":5}"#[..],
+        br#"{"name":"kustomer.team.create","data":{},"name":null}"#,
+        br#"{"name":5,"data":{},"name":"kustomer.team.create"}"#,
+        br#"{"name":null,"name":"kustomer.team.create","data":{}}"#,
+    ]
+    .into_iter()
+    .zip(["number", "null", "number", "null"])
+    {
+        let e = parse(body).unwrap_err();
+        assert_eq!(
+            e,
+            ParseError::NameTwice {
+                name: "kustomer.team.create".into(),
+                found
+            },
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(e.pointer(), "/name");
+        assert!(
+            e.to_string()
+                .starts_with("the body names its event twice, once \"kustomer.team.create\""),
+            "{e}"
+        );
+    }
+    for body in [
+        &br#"{"name":"","data":{}}"#[..],
+        br#"{"id":"1","name":"  ","data":{"type":"team"}}"#,
+    ] {
+        assert_eq!(parse(body).unwrap_err(), ParseError::EmptyName);
+        // A blank header names no event: the body's name is read.
+        assert_eq!(parse_as(body, " ").unwrap_err(), ParseError::EmptyName);
+    }
+    // Cut short after an empty name: not JSON, said so first.
+    assert!(matches!(
+        parse(br#"{"name":"","data":{"#),
+        Err(ParseError::InvalidJson { .. })
+    ));
+    let named = br#"{"name":"kustomer.team.create","data":{"type":"team"}}"#;
+    assert_eq!(
+        parse_as(named, "").unwrap().event.name().as_str(),
+        "kustomer.team.create"
+    );
+    for (data, found) in [
+        ("null", "null"),
+        ("[]", "array"),
+        ("\"x\"", "string"),
+        ("5", "number"),
+    ] {
+        for name in ["kustomer.team.create", "kustomer.tag.create"] {
+            let body = format!(r#"{{"name":"{name}","data":{data}}}"#);
+            let e = parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e, ParseError::DataNotAnObject { found }, "{body}");
+            assert_eq!(e.pointer(), "/data");
+            assert_eq!(
+                parse_as(body.as_bytes(), name).unwrap_err(),
+                ParseError::DataNotAnObject { found },
+                "{body}"
+            );
+        }
+    }
+    // An array cut short is not JSON, rather than an array.
+    assert!(matches!(
+        parse(b"[1,2"),
+        Err(ParseError::InvalidJson { .. })
+    ));
+    assert_eq!(
+        parse(b"[1,2]").unwrap_err(),
+        ParseError::NotAnObject { found: "array" }
+    );
+    // Trailing characters after an object without a name: not JSON.
+    assert!(matches!(
+        parse(br#"{"data":{}} x"#),
+        Err(ParseError::InvalidJson { .. })
+    ));
 }

@@ -567,4 +567,10 @@ impl kustomer_webhooks::Envelope for CustomerEvent {
     fn has_data(&self) -> bool {
         self.has_key("data")
     }
+    fn misfit(&self, key: &str) -> Option<&'static str> {
+        match key {
+            "name" | "data" => self.extra.get(key).map(kustomer_webhooks::json_type),
+            _ => None,
+        }
+    }
 }
