@@ -588,7 +588,13 @@ pub async fn serve(
     let mut catch_up = None;
     if let Some(redis) = options.redis {
         let probe;
-        (receiver, probe, catch_up) = with_redis(receiver, redis, options.ordering).await?;
+        // Claims outlast the longest a handler may run (the receiver's own
+        // default store is sized so).
+        let claim = kustomer_webhooks::dedupe::in_progress_timeout_for(
+            options.handler_timeout,
+            options.ordering,
+        );
+        (receiver, probe, catch_up) = with_redis(receiver, redis, options.ordering, claim).await?;
         store = Some(probe);
     }
     let app = kustomer_webhooks::axum::router_at(&options.path, receiver);
@@ -1137,8 +1143,9 @@ async fn with_redis(
     receiver: Receiver,
     options: RedisOptions,
     ordering: bool,
+    claim: Duration,
 ) -> Result<(Receiver, StoreProbe, Option<CatchUp>)> {
-    use kustomer_webhooks::dedupe::{RedisStore, StoreError};
+    use kustomer_webhooks::dedupe::{MemoryStore, RedisStore, StoreError};
     use kustomer_webhooks::redis::{ClientTlsConfig, TlsCertificates};
 
     let read = |path: &PathBuf, flag: &str| {
@@ -1212,7 +1219,9 @@ async fn with_redis(
             RedisStore::connect_sentinel_tls(urls, service, certificates).await
         }
     };
-    let mut store = connecting.context("connecting to Redis (--redis)")?;
+    let mut store = connecting
+        .context("connecting to Redis (--redis)")?
+        .with_in_progress_timeout(claim);
     // Settings Redis refuses (a wrong password, a user who may not write, a
     // replica) are found now rather than at the first delivery; failing
     // open, a Redis down for now is no reason not to start.
@@ -1221,9 +1230,13 @@ async fn with_redis(
     if let Some(prefix) = options.prefix {
         store = store.with_prefix(prefix);
     }
-    let open = options
-        .fail_open
-        .then(|| std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::new(store.clone())));
+    let open = options.fail_open.then(|| {
+        let memory = MemoryStore::builder().in_progress_timeout(claim).build();
+        std::sync::Arc::new(kustomer_webhooks::dedupe::FailOpen::with_memory(
+            store.clone(),
+            memory,
+        ))
+    });
     match store.ping().await {
         Ok(()) => {}
         Err(err @ StoreError::Unavailable(_)) if lazy => {
@@ -1354,6 +1367,7 @@ async fn with_redis(
     _: Receiver,
     _: RedisOptions,
     _: bool,
+    _: Duration,
 ) -> Result<(Receiver, StoreProbe, Option<CatchUp>)> {
     Err(anyhow!(
         "--redis: this build of kustomer-webhooks has no Redis store (built without its \

@@ -341,6 +341,26 @@ pub(crate) const FOREVER: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 
 /// completed nor abandoned (the process died mid-handler): 5 minutes.
 pub const DEFAULT_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
+/// The in-progress timeout a store needs beside a receiver whose handlers
+/// may run for `handler_limit` ([`Receiver::with_timeout`], plus any wait
+/// for a handler slot): the limit, twice with the ordering guard (whose
+/// wait for a resource's turn may take it too), a minute more, and at least
+/// [`DEFAULT_IN_PROGRESS_TIMEOUT`]. A claim that runs out while its handler
+/// still runs lets a retry run the handler a second time beside it. The
+/// receiver's default [`MemoryStore`] is sized so; give a store of your own
+/// this (`MemoryStoreBuilder::in_progress_timeout`,
+/// `RedisStore::with_in_progress_timeout`) when the limit is above two
+/// minutes.
+///
+/// [`Receiver::with_timeout`]: crate::receiver::Receiver::with_timeout
+pub fn in_progress_timeout_for(handler_limit: Duration, ordering: bool) -> Duration {
+    let turns = if ordering { 2 } else { 1 };
+    handler_limit
+        .saturating_mul(turns)
+        .saturating_add(Duration::from_secs(60))
+        .max(DEFAULT_IN_PROGRESS_TIMEOUT)
+}
+
 /// How many ids (or resources) an in-memory store keeps at most by default.
 ///
 /// Past that, the oldest are forgotten first: for [`MemoryStore`], those

@@ -275,6 +275,9 @@ pub struct Receiver<S = AnyEvent> {
     inspect: Option<Box<Inspect<S>>>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
+    /// While `store` is still the default [`MemoryStore`]: its in-progress
+    /// timeout, sized by [`refit_default_store`](Self::refit_default_store).
+    default_store: Option<Duration>,
     ordering: Option<Arc<dyn RevisionStore>>,
     /// With the ordering guard: whose turn it is, per resource.
     turns: Option<Arc<Turns>>,
@@ -393,6 +396,7 @@ impl<S> std::fmt::Debug for Receiver<S> {
                 "max_concurrent_handlers",
                 &self.slots.as_ref().map(|slots| slots.n),
             )
+            .field("default_store_in_progress_timeout", &self.default_store)
             .finish_non_exhaustive()
     }
 }
@@ -481,6 +485,7 @@ impl<S: Events> Receiver<S> {
             inspect: None,
             counters: Arc::default(),
             store: Some(Arc::new(MemoryStore::new())),
+            default_store: Some(crate::dedupe::DEFAULT_IN_PROGRESS_TIMEOUT),
             ordering: None,
             turns: None,
             capture: None,
@@ -504,15 +509,41 @@ impl<S: Events> Receiver<S> {
     /// a string id starting with `json:` or `str:` gets `str:` before it,
     /// so that no two ids share a key), and an event with no `id` (or a null or
     /// empty one) runs its handler on every delivery, with a warning logged.
+    ///
+    /// Keep its in-progress timeout above the longest a handler may run
+    /// ([`in_progress_timeout_for`](crate::dedupe::in_progress_timeout_for)):
+    /// the default store's is sized from this receiver's limits.
     pub fn with_store(mut self, store: impl IdempotencyStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
+        self.default_store = None;
         self
     }
 
     /// Runs every delivery, duplicates included (no idempotency store).
     pub fn without_dedupe(mut self) -> Self {
         self.store = None;
+        self.default_store = None;
         self
+    }
+
+    /// The default store, made again with an in-progress timeout above the
+    /// longest a handler may now run (it holds nothing before the receiver
+    /// serves), so that a retry never runs a handler still running.
+    fn refit_default_store(&mut self) {
+        let Some(current) = self.default_store else {
+            return;
+        };
+        let wait = self.slots.as_ref().map_or(Duration::ZERO, |s| s.max_wait);
+        let needed = crate::dedupe::in_progress_timeout_for(
+            self.timeout.saturating_add(wait),
+            self.ordering.is_some(),
+        );
+        if needed != current {
+            self.store = Some(Arc::new(
+                MemoryStore::builder().in_progress_timeout(needed).build(),
+            ));
+            self.default_store = Some(needed);
+        }
     }
 
     /// Drops updates whose `rev` is not newer than the last processed for
@@ -549,6 +580,7 @@ impl<S: Events> Receiver<S> {
     /// resources do not wait for each other.
     pub fn with_ordering(mut self, revisions: impl RevisionStore + 'static) -> Self {
         self.ordering = Some(Arc::new(revisions));
+        self.refit_default_store();
         self.turns = Some(Arc::default());
         self
     }
@@ -759,6 +791,7 @@ impl<S: Events> Receiver<S> {
             n,
             max_wait,
         });
+        self.refit_default_store();
         self
     }
 
@@ -783,6 +816,7 @@ impl<S: Events> Receiver<S> {
     /// handler at its first wait (503).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.refit_default_store();
         self
     }
 
@@ -2736,6 +2770,39 @@ mod tests {
         assert_eq!(turns.resources().len(), 1, "only `b` is held");
         drop(other);
         assert!(turns.resources().is_empty());
+    }
+
+    /// The default store's claims outlast the longest a handler may run, so
+    /// that a retry never runs a handler still running beside it.
+    #[test]
+    fn the_default_store_claims_for_longer_than_a_handler_may_run() {
+        let receiver = || {
+            let dispatcher = crate::Dispatcher::builder()
+                .handler(|_: crate::models::TeamEvent| async {})
+                .build()
+                .unwrap();
+            Receiver::new(dispatcher, Verifier::new("t"))
+        };
+        let claim = |r: &Receiver| {
+            let text = format!("{r:?}");
+            let at = text.find("default_store_in_progress_timeout: ").unwrap();
+            text[at..].split(',').next().unwrap().to_owned()
+        };
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert!(claim(&receiver()).ends_with("Some(300s)"));
+        assert!(claim(&receiver().with_timeout(minutes(2))).ends_with("Some(300s)"));
+        assert!(claim(&receiver().with_timeout(minutes(15))).ends_with("Some(960s)"));
+        // The turn's wait too, and a slot's; in any order.
+        let r = receiver()
+            .with_ordering(crate::dedupe::OrderingGuard::new())
+            .with_timeout(minutes(10))
+            .with_max_concurrent_handlers(4, minutes(1));
+        assert!(claim(&r).ends_with("Some(1380s)"), "{}", claim(&r));
+        // A store of one's own is one's own to size.
+        let r = receiver()
+            .with_store(MemoryStore::new())
+            .with_timeout(minutes(15));
+        assert!(claim(&r).ends_with("None"));
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub const DEFAULT_FAIL_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 /// - **While the store answers**, an id it claims is claimed in memory
 ///   too until the handler is done, so that if the store goes away
 ///   meanwhile, a retry that reaches this process is `in progress` rather
-///   than run a second time alongside the first.
+///   than run a second time alongside the first; and once it is done, the
+///   memory remembers it too (for the memory store's retention), so that a
+///   retry that reaches this process during a later outage is a duplicate.
 /// - **An event handled in memory** is also marked done in the shared store
 ///   when it completes, if the store answers by then, or else once it
 ///   answers again (a few such ids with each call that reaches it), so that
@@ -685,15 +687,20 @@ impl<S: IdempotencyStore> IdempotencyStore for FailOpen<S> {
                     self.untold_id(id);
                     self.memory.complete(id).await
                 }
-                other => {
-                    // The store has it: memory's claim beside it ends.
+                Ok(()) => {
+                    // The store has it, and memory remembers it too: a retry
+                    // that reaches this process while the store is down is
+                    // still a duplicate.
+                    self.memory.complete(id).await?;
+                    self.answered();
+                    // Settled: a few ids handled during an outage now.
+                    let _ = self.tell_ids().await;
+                    Ok(())
+                }
+                Err(e) => {
+                    // Memory's claim beside the store's ends.
                     self.memory.abandon(id).await?;
-                    if other.is_ok() {
-                        self.answered();
-                        // Settled: a few ids handled during an outage now.
-                        let _ = self.tell_ids().await;
-                    }
-                    other
+                    Err(e)
                 }
             }
         })
@@ -906,13 +913,16 @@ mod tests {
         assert_eq!(store.begin("b").await.unwrap(), Begin::InProgress);
         store.abandon("b").await.unwrap();
         assert_eq!(store.begin("b").await.unwrap(), Begin::New);
-        // Settled while the store answers, memory lets its claim go.
+        // Handled while the store answers: memory remembers it too, so a
+        // retry during a later outage is a duplicate, not run again.
         down(&store, false);
         forget_the_failure(&store);
         assert_eq!(store.begin("c").await.unwrap(), Begin::New);
         store.complete("c").await.unwrap();
         assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
-        assert_eq!(store.memory.begin("c").await.unwrap(), Begin::New);
+        assert_eq!(store.memory.begin("c").await.unwrap(), Begin::Done);
+        down(&store, true);
+        assert_eq!(store.begin("c").await.unwrap(), Begin::Done);
     }
 
     #[tokio::test]
