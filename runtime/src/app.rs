@@ -758,27 +758,37 @@ const PROXY_HEADERS: [&str; 6] = [
     "x-real-ip",
 ];
 
-/// Why Kustomer, posting from the internet, would not reach `url`'s host,
-/// if it would not: `localhost`, or an address of a loopback, private,
-/// link-local or unspecified network.
 /// A `url` as a problem quotes it: a user name or password in it (before an
-/// `@` in its authority) shown as `***`, since problems are printed and
-/// logged, and its own warning already says it is there.
+/// `@` after the scheme) shown as `***`, since problems are printed and
+/// logged, and its own warning already says it is there. A password may
+/// hold a `/`, `?` or `#` the URL should have escaped, so the user
+/// information runs to the last `@` when what comes before it has a `:` (a
+/// password's) or no `/` (which a path would have).
 fn shown(url: &str) -> std::borrow::Cow<'_, str> {
-    // The authority: after the scheme's `:` and any slashes, up to the path.
+    // After the scheme's `:` and any slashes.
     let after_scheme = url.find(':').map_or(0, |at| at + 1);
     let start = url[after_scheme..]
         .find(|c| c != '/' && c != '\\')
         .map_or(url.len(), |at| after_scheme + at);
-    let end = url[start..]
-        .find(['/', '\\', '?', '#'])
-        .map_or(url.len(), |at| start + at);
-    match url[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+    let rest = &url[start..];
+    // To the last `@`, when what is before it can be user information; else
+    // to an `@` before the path, if there is one.
+    let user = rest
+        .rfind('@')
+        .filter(|&at| rest[..at].contains(':') || !rest[..at].contains(['/', '\\']))
+        .or_else(|| {
+            let authority = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+            rest[..authority].rfind('@')
+        });
+    match user {
+        Some(at) => format!("{}***{}", &url[..start], &rest[at..]).into(),
         None => url.into(),
     }
 }
 
+/// Why Kustomer, posting from the internet, would not reach `url`'s host,
+/// if it would not: `localhost`, or an address of a loopback, private,
+/// link-local or unspecified network.
 fn unreachable_from_kustomer(url: &url::Url) -> Option<String> {
     let not_public = match url.host()? {
         url::Host::Domain(domain) => {
@@ -930,17 +940,25 @@ mod tests {
             ("https:/admin:Sup3r@e.com/x ", "https:/***@e.com/x "),
             ("https:\\\\admin:Sup3r@e.com", "https:\\\\***@e.com"),
             ("ftp://e.com/a@b", "ftp://e.com/a@b"),
+            // A password with what the URL should have escaped.
+            ("https://admin:p#ss@e.com/k", "https://***@e.com/k"),
+            ("https://admin:p?ss@e.com/k", "https://***@e.com/k"),
+            ("https://admin:pa/ss@e.com/k", "https://***@e.com/k"),
+            ("https://admin@e.com/k?to=a@b", "https://***@e.com/k?to=a@b"),
             ("admin:Sup3r@e.com", "admin:***@e.com"),
             ("", ""),
             ("https://", "https://"),
         ] {
             assert_eq!(super::shown(url), shown, "{url:?}");
         }
-        let got = problems_after(|v| {
-            v["outboundWebhooks"][0]["url"] = "https://admin:Sup3r@e.com/k\\hook".into()
-        });
-        assert!(!got.is_empty(), "{got:#?}");
-        assert!(got.iter().all(|p| !p.contains("Sup3r")), "{got:#?}");
+        for url in [
+            "https://admin:Sup3r@e.com/k\\hook",
+            "https://admin:Sup#3r@e.com/k",
+        ] {
+            let got = problems_after(|v| v["outboundWebhooks"][0]["url"] = url.into());
+            assert!(!got.is_empty(), "{got:#?}");
+            assert!(got.iter().all(|p| !p.contains("Sup")), "{got:#?}");
+        }
     }
 
     #[test]

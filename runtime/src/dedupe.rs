@@ -348,9 +348,10 @@ pub const DEFAULT_IN_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// [`DEFAULT_IN_PROGRESS_TIMEOUT`]. A claim that runs out while its handler
 /// still runs lets a retry run the handler a second time beside it. The
 /// receiver's default [`MemoryStore`] is sized so; give a store of your own
-/// this (`MemoryStoreBuilder::in_progress_timeout`,
-/// `RedisStore::with_in_progress_timeout`) when the limit is above two
-/// minutes.
+/// this ([`MemoryStoreBuilder::in_progress_timeout`],
+/// `RedisStore::with_in_progress_timeout`, and for the memory a
+/// [`FailOpen`] claims in during an outage, [`FailOpen::with_memory`]) when
+/// the limit is above four minutes (two with the ordering guard).
 ///
 /// [`Receiver::with_timeout`]: crate::receiver::Receiver::with_timeout
 pub fn in_progress_timeout_for(handler_limit: Duration, ordering: bool) -> Duration {

@@ -34,8 +34,7 @@ pub enum ParseError {
         /// The JSON type found.
         found: &'static str,
     },
-    /// The body has no `name` field (or a null one), and no header named
-    /// the event.
+    /// The body has no `name` field, and no header named the event.
     #[error("the body has no `name` (the event name string) at /name")]
     MissingName,
     /// The body's `name` is not a string (nor did a header name the event).
@@ -51,8 +50,8 @@ pub enum ParseError {
     /// The body has `name` twice, once a string and once another JSON type
     /// (in either order).
     #[error(
-        "the body names its event twice, once {name:?} and once with a {found}, not a string, \
-         at /name"
+        "the body names its event twice, once {name:?} and once with a value that is not a \
+         string ({found}), at /name"
     )]
     NameTwice {
         /// The name given as a string.
@@ -162,17 +161,25 @@ impl<'a, S: Events> Parsed<'a, S> {
 ///
 /// Only what leaves the event unknown: JSON that does not parse
 /// ([`ParseError::InvalidJson`], with the line, column and JSON Pointer), a
-/// body that is not an object, one without a `name` or whose `name` is not
-/// a string or is given twice with different values, and one without `data`
-/// (each a [`ParseError`] variant naming its JSON Pointer).
+/// body that is not an object, one without a `name`, or whose `name` is not
+/// a string, is empty or blank, or is given twice with different values (or
+/// types), and one without `data` or whose `data` is not an object (each a
+/// [`ParseError`] variant naming its JSON Pointer).
 #[inline]
 pub fn parse(body: &[u8]) -> Result<Parsed<'_>, ParseError> {
     Parsed::parse(body)
 }
 
 /// Parses an event body whose name was given by the request
-/// (`X-Kustomer-Webhook-Event`), checking the body's `name` agrees. A body
-/// without a `name` string is the event the header names.
+/// (`X-Kustomer-Webhook-Event`), checking the body's `name` agrees: the
+/// body's last `name`, when it has the key twice. A body without a `name`
+/// string is the event the header names; a blank header names none, and the
+/// body is parsed as [`parse`] does.
+///
+/// # Errors
+///
+/// As [`parse`]'s, but a `name` missing or not a string, and a mismatch with
+/// the header ([`ParseError::NameMismatch`]).
 #[inline]
 pub fn parse_as<'a>(body: &'a [u8], header_name: &str) -> Result<Parsed<'a>, ParseError> {
     Parsed::parse_as(body, header_name)
@@ -235,7 +242,8 @@ fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Resu
         return parse_into(body, out);
     }
     let body = without_bom(body);
-    let mut r = Reader::new(text(body)?);
+    let text = text(body)?;
+    let mut r = Reader::new(text);
     read(&mut r, EventName::from(header_name), out).map_err(|e| e.into_parse_error(body))??;
     has_data(out)?;
     // Against the body's last `name`, which the envelope keeps (as in
@@ -250,7 +258,25 @@ fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Resu
         // The header names the event: a body without a `name` string (drift
         // in the envelope) is still that event, not a delivery to refuse
         // (which Kustomer would retry for an hour, then disable the webhook).
-        None => Ok(()),
+        // But one whose last `name` is not a string and another is names
+        // two events, and the header neither.
+        None => match out
+            .envelope()
+            .misfit("name")
+            .map(|found| (found, any_name(text)))
+        {
+            Some((found, Some(name))) => Err(ParseError::NameTwice { name, found }),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// A `name` string of a body already read whole, if it has one.
+fn any_name(text: &str) -> Option<String> {
+    match find_name(&mut Reader::new(text)).ok()? {
+        Ok(name) => Some(name.into_owned()),
+        Err(ParseError::NameTwice { name, .. }) => Some(name),
+        Err(_) => None,
     }
 }
 

@@ -295,7 +295,9 @@ impl Delivery {
     /// `Content-Type` is [`content_type`](Self::content_type), an
     /// `X-Kustomer-Webhook-Event` [`event_header`](Self::event_header), an
     /// `X-Kustomer-Webhook-Signature` [`signature`](Self::signature) (any
-    /// case), so that none is sent twice.
+    /// case), so that none is sent twice. Its value arrives without the
+    /// white space around it, as over HTTP (a value read from a file with a
+    /// line break at its end still matches).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         if name.eq_ignore_ascii_case("content-type") {
@@ -350,7 +352,10 @@ impl Delivery {
         headers.extend(
             self.headers
                 .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone())),
+                // Without the white space around the value, which HTTP
+                // drops as it arrives (and the verifier drops from the
+                // value it requires).
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.trim_ascii().to_owned())),
         );
         headers
     }

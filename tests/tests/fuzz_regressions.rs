@@ -133,15 +133,29 @@ fn a_body_without_a_name_is_the_event_its_header_names_and_loses_nothing() {
 /// no resource: each a `ParseError`, with its JSON path.
 #[test]
 fn names_twice_an_empty_name_and_a_data_not_an_object_are_refused() {
-    for (body, found) in [
-        &br#"{"name":"kustomer.team.create","data":{},"name":5}"#[..],
-        br#"{"name":"kustomer.team.create","data":{},"name":null}"#,
-        br#"{"name":5,"data":{},"name":"kustomer.team.create"}"#,
-        br#"{"name":null,"name":"kustomer.team.create","data":{}}"#,
-    ]
-    .into_iter()
-    .zip(["number", "null", "number", "null"])
-    {
+    // Each body, the other name's type, and whether the string is the last.
+    for (body, found, last_is_the_string) in [
+        (
+            &br#"{"name":"kustomer.team.create","data":{},"name":5}"#[..],
+            "number",
+            false,
+        ),
+        (
+            br#"{"name":"kustomer.team.create","data":{},"name":null}"#,
+            "null",
+            false,
+        ),
+        (
+            br#"{"name":5,"data":{},"name":"kustomer.team.create"}"#,
+            "number",
+            true,
+        ),
+        (
+            br#"{"name":null,"name":"kustomer.team.create","data":{}}"#,
+            "null",
+            true,
+        ),
+    ] {
         let e = parse(body).unwrap_err();
         assert_eq!(
             e,
@@ -158,7 +172,28 @@ fn names_twice_an_empty_name_and_a_data_not_an_object_are_refused() {
                 .starts_with("the body names its event twice, once \"kustomer.team.create\""),
             "{e}"
         );
+        // Named by the header: when the last `name` is not a string and the
+        // other names an event, the body names two; when the last is the
+        // string, the header may name it (and no other).
+        for header in ["kustomer.team.create", "kustomer.customer.update"] {
+            let got = parse_as(body, header);
+            match (last_is_the_string, header) {
+                (true, "kustomer.team.create") => assert!(got.is_ok(), "{got:?}"),
+                (true, _) => assert!(
+                    matches!(got, Err(ParseError::NameMismatch { .. })),
+                    "{header}: {got:?}"
+                ),
+                (false, _) => assert!(
+                    matches!(got, Err(ParseError::NameTwice { .. })),
+                    "{header}: {got:?}"
+                ),
+            }
+        }
     }
+    // A `name` that is only not a string is the event the header names.
+    let unnamed = br#"{"name":5,"data":{"type":"team"}}"#;
+    let parsed = parse_as(unnamed, "kustomer.team.create").unwrap();
+    assert_eq!(parsed.event.name().as_str(), "kustomer.team.create");
     for body in [
         &br#"{"name":"","data":{}}"#[..],
         br#"{"id":"1","name":"  ","data":{"type":"team"}}"#,

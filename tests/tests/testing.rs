@@ -236,6 +236,15 @@ async fn deliveries_get_every_status_of_the_contract_from_a_receiver() {
     assert_eq!(status(&update).await, (200, "handled"));
     assert_eq!(status(&update).await, (200, "duplicate"));
     assert_eq!(status(&update.clone().fresh_id()).await, (200, "handled"));
+    // A secret read from a file, its line break with it: as over HTTP, the
+    // value arrives without it.
+    let from_a_file = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .fresh_id()
+        .set("/data/attributes/name", "Ada")
+        .header("X-App-Secret", "s3cret\n")
+        .signed_with("t0ken");
+    assert_eq!(status(&from_a_file).await, (200, "handled"));
     // No handler for this one: acknowledged.
     let team = Delivery::sample("kustomer.team.create")
         .unwrap()
@@ -265,9 +274,9 @@ async fn deliveries_get_every_status_of_the_contract_from_a_receiver() {
         .remove("/name")
         .event_header(Some("kustomer.customer.update"));
     assert_eq!(status(&unnamed).await, (200, "handled"));
-    assert_eq!(seen.load(Ordering::SeqCst), 3);
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
     let counters = receiver.counters();
-    assert_eq!(counters.accepted.load(Ordering::Relaxed), 4);
+    assert_eq!(counters.accepted.load(Ordering::Relaxed), 5);
 }
 
 #[tokio::test]

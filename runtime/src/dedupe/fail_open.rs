@@ -154,7 +154,12 @@ impl<S> FailOpen<S> {
     }
 
     /// `store`, failing open to `memory` (built with
-    /// [`MemoryStore::builder`] for other times or another size).
+    /// [`MemoryStore::builder`] for other times or another size: with a
+    /// handler time limit above four minutes, or two with the ordering
+    /// guard, give it the in-progress timeout
+    /// [`in_progress_timeout_for`](crate::dedupe::in_progress_timeout_for)
+    /// says, as `store` has, or a retry during an outage could run a
+    /// handler still running).
     pub fn with_memory(store: S, memory: MemoryStore) -> Self {
         FailOpen {
             store,
