@@ -87,7 +87,13 @@ pub fn remove_left_behind() {
 pub fn note_line(args: std::fmt::Arguments<'_>) {
     if crate::log::json() {
         let note = args.to_string();
-        return write_json_note(note_level(&note), &note);
+        // The level says it: the message is the rest.
+        let level = note_level(&note);
+        let message = note
+            .strip_prefix("warning: ")
+            .or_else(|| note.strip_prefix("error: "))
+            .unwrap_or(&note);
+        return write_json_note(level, message);
     }
     let mut line = args.to_string();
     line.push('\n');

@@ -931,7 +931,9 @@ fn health_router(
             if stopping.load(Ordering::Relaxed) {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: stopping, finishing the deliveries in progress\n".to_owned(),
+                    "not ready: stopping (deliveries still arriving are taken until any \
+                     --stop-delay ends, and those in progress are finished)\n"
+                        .to_owned(),
                 );
             }
             // A line's write that found stdout closed, whoever waited for

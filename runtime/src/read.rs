@@ -200,6 +200,13 @@ pub struct Mark {
     depth: u32,
 }
 
+impl Mark {
+    /// Where in the text it is, in bytes.
+    pub(crate) fn offset(&self) -> usize {
+        self.pos
+    }
+}
+
 /// A pull reader over JSON text.
 ///
 /// Objects are read with [`begin_object`](Reader::begin_object) and

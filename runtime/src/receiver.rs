@@ -939,10 +939,13 @@ impl<S: Events> Receiver<S> {
                 *since += 1;
                 return;
             }
-            let again = std::mem::take(since);
-            *logged = now;
-            drop(ids);
+            // Its repeats are said with its next line: not lost when the
+            // budget has none to give now (this delivery is then counted in
+            // the budget's own line).
             if self.too_old_logged.take() {
+                let again = std::mem::take(since);
+                *logged = now;
+                drop(ids);
                 cold::acknowledged_too_old(reply, again);
             }
             return;
@@ -1091,6 +1094,14 @@ impl<S: Events> Receiver<S> {
         // JSON type than a string (drift), its JSON text.
         let other_key;
         let key = match (&self.store, &id) {
+            // An id with a U+FFFD in it may have been read from a lone
+            // surrogate escape (`\ud800`), which any other lone one reads as
+            // too: keyed by its JSON text as received, so that two such ids
+            // are not taken for one.
+            (Some(_), Some(id)) if id.contains('\u{FFFD}') => {
+                other_key = cold::key_of_replaced_id(parsed.raw);
+                other_key.as_deref().or(Some(id.as_str()))
+            }
             // A string id that could be taken for another's key (below) gets
             // `str:` before it, so that no two ids share a key.
             (Some(_), Some(id)) if id.starts_with("json:") || id.starts_with("str:") => {
@@ -1719,7 +1730,15 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn rejections_unlogged(count: u64) {
-        tracing::info!(target: LOG, unlogged = count, "{}", unlogged("rejected", count));
+        // Of other deliveries than the one whose span may be current: a
+        // line of its own.
+        tracing::info!(
+            target: LOG,
+            parent: None,
+            unlogged = count,
+            "{}",
+            unlogged("rejected", count)
+        );
     }
 
     /// Said at `warn`, as each too-old event is: one may have been real.
@@ -1727,7 +1746,9 @@ mod cold {
     #[inline(never)]
     pub(super) fn too_old_unlogged(count: u64) {
         let line = unlogged("acknowledged as too old", count);
-        tracing::warn!(target: LOG, unlogged = count, "{line}");
+        // Said while the next too-old delivery is logged, in its span: the
+        // count is of others, so the line has no span.
+        tracing::warn!(target: LOG, parent: None, unlogged = count, "{line}");
     }
 
     #[cold]
@@ -1792,6 +1813,30 @@ mod cold {
                 None
             }
         }
+    }
+
+    /// The store's key of a string id holding U+FFFD: `json:` and the id's
+    /// JSON text exactly as received (`json:"a\ud800"`), escapes and all,
+    /// which no other id's key can be (other `json:` keys are of ids that
+    /// are not strings, and a string id starting with `json:` gets `str:`).
+    /// The last `id` in the body, as the envelope keeps.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn key_of_replaced_id(raw: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(crate::parse::without_bom(raw)).ok()?;
+        let mut r = crate::read::Reader::new(text);
+        if !r.begin_object().ok()? {
+            return None;
+        }
+        let mut found = None;
+        while let Some(key) = r.next_key().ok()? {
+            let start = r.mark().offset();
+            r.skip_value().ok()?;
+            if key == "id" {
+                found = text.get(start..r.mark().offset()).map(str::trim);
+            }
+        }
+        found.map(|id| format!("json:{id}"))
     }
 
     /// Logs that an update is handled without the ordering guard: its

@@ -812,6 +812,36 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// Ids read from different lone surrogate escapes (both U+FFFD once read)
+/// are two events, each handled once; a retry of either is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_differing_in_lone_surrogate_escapes_are_two_events() {
+    let s = start(Verifier::new(TOKEN)).await;
+    let with_id = |escaped: &str| {
+        let mut v: Value = serde_json::from_str(sample("kustomer.team.update")).unwrap();
+        v["id"] = "ID".into();
+        serde_json::to_string(&v)
+            .unwrap()
+            .replace("\"ID\"", &format!("\"{escaped}\""))
+            .into_bytes()
+    };
+    for escaped in ["lone\\ud800", "lone\\udbff"] {
+        let (status, reply) = s.deliver(&with_id(escaped), TOKEN, None).await;
+        assert_eq!(
+            (status, &reply["outcome"]),
+            (200, &Value::from("handled")),
+            "{escaped}: {reply}"
+        );
+    }
+    let (status, reply) = s.deliver(&with_id("lone\\ud800"), TOKEN, None).await;
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (200, &Value::from("duplicate")),
+        "{reply}"
+    );
+    assert_eq!(s.count.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_max_event_age_of_zero_is_no_max_age() {
     let s = start_with(Verifier::new(TOKEN), |r| {

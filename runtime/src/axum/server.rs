@@ -628,7 +628,7 @@ impl Unreadable {
             return;
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        let not_logged = {
+        let unlogged = {
             let mut logged = self
                 .logged
                 .lock()
@@ -653,7 +653,7 @@ impl Unreadable {
         };
         tracing::info!(
             error = error.as_str(),
-            not_logged,
+            unlogged,
             "a request's head could not be read, answered by the HTTP layer{hint} (logged at \
              most once a minute)"
         );
@@ -960,13 +960,13 @@ impl AcceptFailures {
             return;
         }
         self.logged_at = Some(Instant::now());
-        let not_logged = std::mem::take(&mut self.unlogged);
+        let unlogged = std::mem::take(&mut self.unlogged);
         let error = e.to_string();
         if out_of_files {
             tracing::error!(
                 error = error.as_str(),
                 max_connections,
-                not_logged,
+                unlogged,
                 "accepting a connection failed, out of file descriptors: closing the oldest \
                  connections with no request in progress to make room, as at the connection \
                  limit (the limit on open files is too low for the limit on connections: \
@@ -975,7 +975,7 @@ impl AcceptFailures {
         } else {
             tracing::error!(
                 error = error.as_str(),
-                not_logged,
+                unlogged,
                 "accepting a connection failed (logged at most once a minute)"
             );
         }
