@@ -71,30 +71,86 @@ impl Parse for Args {
         let mut args = Args::default();
         while !input.is_empty() {
             if let Some(token) = input.parse::<Option<Token![crate]>>()? {
-                input.parse::<Token![=]>()?;
+                input.parse::<Token![=]>().map_err(|_| {
+                    syn::Error::new(
+                        token.span,
+                        "`crate` needs the runtime's path: `crate = \"my_facade::kustomer_webhooks\"`",
+                    )
+                })?;
                 args.krate = Some(crate_path(input, args.krate.is_some(), token.span)?);
                 if !input.is_empty() {
                     input.parse::<Token![,]>()?;
                 }
                 continue;
             }
-            let key: syn::Ident = input.parse()?;
+            if input.peek(LitStr) {
+                let lit: LitStr = input.parse()?;
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    format!(
+                        "name the event with `event = …`: `#[kustomer_webhook(event = \"{}\")]`",
+                        lit.value()
+                    ),
+                ));
+            }
+            let key: syn::Ident = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected `event = \"…\"`, `events = [\"…\", …]` or `crate = \"…\"`",
+                )
+            })?;
             if args.events.is_some() {
                 return Err(syn::Error::new_spanned(
                     &key,
                     "give the events once: `event = \"…\"` or `events = [\"…\", …]`",
                 ));
             }
-            input.parse::<Token![=]>()?;
+            let value_of = |key: &syn::Ident| {
+                let example = if key == "events" {
+                    "[\"kustomer.customer.update\", …]"
+                } else {
+                    "\"kustomer.customer.update\""
+                };
+                format!("`{key}` needs a value: `{key} = {example}`")
+            };
+            if key != "event" && key != "events" {
+                // Said below, as an unknown argument.
+            } else if input.is_empty() || input.peek(Token![,]) {
+                return Err(syn::Error::new_spanned(&key, value_of(&key)));
+            } else {
+                input
+                    .parse::<Token![=]>()
+                    .map_err(|e| syn::Error::new(e.span(), value_of(&key)))?;
+                if input.is_empty() || input.peek(Token![,]) {
+                    return Err(syn::Error::new_spanned(&key, value_of(&key)));
+                }
+            }
+            let event_string = |p: ParseStream| {
+                p.parse::<LitStr>().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "expected the event name as a string: `\"kustomer.customer.update\"`",
+                    )
+                })
+            };
             if key == "event" {
                 let lit: LitStr = input.parse().map_err(|e| {
                     syn::Error::new(e.span(), "expected the event name as a string: `event = \"kustomer.customer.update\"`")
                 })?;
                 args.events = Some(vec![lit]);
             } else if key == "events" {
+                if let Ok(lit) = input.fork().parse::<LitStr>() {
+                    return Err(syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "`events` is a list: `events = [\"{0}\"]`, or `event = \"{0}\"` for one",
+                            lit.value()
+                        ),
+                    ));
+                }
                 let content;
                 bracketed!(content in input);
-                let list = content.parse_terminated(|p| p.parse::<LitStr>(), Token![,])?;
+                let list = content.parse_terminated(event_string, Token![,])?;
                 if list.is_empty() {
                     return Err(syn::Error::new_spanned(
                         &key,
@@ -185,10 +241,34 @@ fn check(args: TokenStream, func: &ItemFn) -> Result<Args, TokenStream> {
         }
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let message = generics_message(&sig.generics, &types);
+        // Where it is written: the parameters, or a `where` clause alone
+        // (which the generics' own tokens leave out).
+        let e = match &sig.generics.where_clause {
+            Some(clause) if sig.generics.params.is_empty() => {
+                syn::Error::new_spanned(clause, message)
+            }
+            _ => syn::Error::new_spanned(&sig.generics, message),
+        };
+        combine(&mut errors, e);
+    }
+    // The attribute given again below this one: one function is one
+    // handler (several events go in one `events = […]`).
+    if let Some(at) = func.attrs.iter().position(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "kustomer_webhook")
+    }) {
         combine(
             &mut errors,
-            syn::Error::new_spanned(&sig.generics, generics_message(&sig.generics, &types)),
+            syn::Error::new_spanned(
+                &func.attrs[at],
+                "`#[kustomer_webhook]` is given twice: one function is one handler; for several \
+                 events, list them in one: `#[kustomer_webhook(events = [\"…\", \"…\"])]`",
+            ),
         );
+        shown.attrs.remove(at);
     }
     if let Some(c) = &sig.constness {
         combine(
@@ -563,30 +643,53 @@ fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
     };
     let name = lit.value();
     let (own, envelope) = (event_type_name(&name), envelope_name(&name));
+    // What to take for `name`, as far as this macro can know: the bundled
+    // models' types are known; models of one's own (a type written by
+    // another path) may or may not have a type for an event, so they are
+    // only named as what to look for.
+    let bundled = bundled_type(ty);
+    let untyped = bundled && UNTYPED_EVENTS.contains(&name.as_str());
+    let typed = bundled && KNOWN_EVENTS.contains(&name.as_str()) && !untyped;
+    let take = if untyped {
+        format!(
+            "`{name}` has no generated type: an `OtherEvent` handler (one for every such event) takes it"
+        )
+    } else if bundled {
+        format!(
+            "for `{name}` take `{own}`, or the envelope `{envelope}` (every event of its resource)"
+        )
+    } else {
+        format!(
+            "for `{name}` take its own type (`{own}`) or its resource's envelope (`{envelope}`) if your models have them, and otherwise `OtherEvent`"
+        )
+    };
     let msg = if ident == "OtherEvent" {
-        if UNTYPED_EVENTS.contains(&name.as_str()) {
+        if untyped {
             format!(
                 "an `OtherEvent` handler takes every event without a generated type, `{name}` among them, and names none: remove `event = \"{name}\"`"
             )
-        } else {
+        } else if typed {
             format!(
                 "an `OtherEvent` handler takes the events without a generated type, and `{name}` has one: take `{own}`, or the envelope `{envelope}`"
+            )
+        } else if bundled {
+            // Not a known event: said by `check_event_name`.
+            return Ok(());
+        } else {
+            format!(
+                "an `OtherEvent` handler takes every event its models have no type for, and names none: remove `event = \"{name}\"` (or, if your models have a type for it, take that: `{own}`)"
             )
         }
     } else if let Some(k) = KNOWN_EVENTS.iter().find(|k| ident == event_type_name(k)) {
         if *k == name {
             return Ok(());
         }
-        format!(
-            "`{ident}` is the event `{k}` only: for `{name}` take `{own}`, or the envelope `{envelope}` (every event of its resource)"
-        )
+        format!("`{ident}` is the event `{k}` only: {take}")
     } else if let Some(k) = KNOWN_EVENTS.iter().find(|k| ident == envelope_name(k)) {
-        if envelope_name(k) == envelope {
+        if envelope_name(k) == envelope && !untyped {
             return Ok(());
         }
-        format!(
-            "`{ident}` holds the events of another resource than `{name}`: take `{own}`, or the envelope `{envelope}`"
-        )
+        format!("`{ident}` holds the events of another resource than `{name}`: {take}")
     } else {
         return Ok(());
     };

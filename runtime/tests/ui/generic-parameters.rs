@@ -10,4 +10,12 @@ async fn on_update_with<T: Clone + Send + Sync + 'static>(event: CustomerUpdate,
     let _ = (event, db);
 }
 
+#[kustomer_webhook]
+async fn on_update_where(event: CustomerUpdate)
+where
+    CustomerUpdate: Send,
+{
+    let _ = event;
+}
+
 fn main() {}
