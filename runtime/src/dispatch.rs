@@ -521,7 +521,7 @@ pub enum BuildError {
     #[error(
         "two handlers for {event}: {first} and {second} (one event has one handler){}",
         if same_function(first, second) {
-            "; the same function added twice? `.registered()` adds every #[kustomer_webhook] function already. Or two functions of one name inside other functions' bodies in one module, which are named by the module alone: rename one"
+            "; if these name one function, it was added twice (`.registered()` adds every #[kustomer_webhook] function already); if two of one name, each inside another function's body or in modules of one name, rename one"
         } else {
             ""
         }
@@ -841,7 +841,7 @@ mod tests {
         // As `#[kustomer_webhook]` and `.handler` name one function.
         assert!(
             name_of("my_crate::handlers::on_team", "handlers::on_team")
-                .contains("the same function added twice?")
+                .contains("if these name one function, it was added twice")
         );
         assert!(same_function(
             "handlers::on_team",

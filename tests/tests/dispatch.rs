@@ -314,7 +314,8 @@ fn two_handlers_for_one_event_are_refused_when_building() {
         .build()
         .unwrap_err();
     assert!(
-        err.to_string().contains("the same function added twice?"),
+        err.to_string()
+            .contains("if these name one function, it was added twice"),
         "{err}"
     );
 }
