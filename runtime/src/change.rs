@@ -101,7 +101,7 @@ impl<T: Model> Model for Change<T> {
         Ok(None)
     }
 
-    fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
+    fn add_drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         field_drift(&self.before, BEFORE, pointer, out);
         field_drift(&self.after, AFTER, pointer, out);
         for (k, v) in &self.extra {

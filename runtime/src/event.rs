@@ -324,7 +324,7 @@ impl PartialEq<EventName> for &str {
 /// The drift of a whole event (or any model value).
 pub fn drift_of<M: Model>(m: &M) -> Vec<Drift> {
     let mut out = Vec::new();
-    m.drift(&mut Pointer::default(), &mut out);
+    m.add_drift(&mut Pointer::default(), &mut out);
     out
 }
 
@@ -374,12 +374,12 @@ macro_rules! __event {
             ) -> ::core::result::Result<$crate::__private::Misfit, $crate::__private::ReadError> {
                 <$envelope as $crate::__private::Model>::read_in_place(r, &mut slot.0)
             }
-            fn drift(
+            fn add_drift(
                 &self,
                 pointer: &mut $crate::__private::Pointer,
                 out: &mut ::std::vec::Vec<$crate::Drift>,
             ) {
-                $crate::__private::Model::drift(&self.0, pointer, out)
+                $crate::__private::Model::add_drift(&self.0, pointer, out)
             }
         }
 

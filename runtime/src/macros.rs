@@ -114,7 +114,7 @@ macro_rules! __model {
                 ::core::result::Result::Ok(::core::option::Option::None)
             }
 
-            fn drift(
+            fn add_drift(
                 &self,
                 pointer: &mut $crate::__private::Pointer,
                 out: &mut ::std::vec::Vec<$crate::Drift>,
@@ -190,7 +190,7 @@ macro_rules! __model {
     };
 
     (@drift req $self:ident $field:ident $json:literal $p:ident $out:ident) => {
-        $p.with($json, |p| $crate::__private::Model::drift(&$self.$field, p, $out))
+        $p.with($json, |p| $crate::__private::Model::add_drift(&$self.$field, p, $out))
     };
     (@drift any $self:ident $field:ident $json:literal $p:ident $out:ident) => {};
     (@drift $kind:ident $self:ident $field:ident $json:literal $p:ident $out:ident) => {

@@ -146,7 +146,7 @@ pub trait Model: Sized + Serialize {
 
     /// Reads a value of this type from JSON text, tolerantly:
     /// `Ok(Ok(model))`, or `Ok(Err(raw))` when the JSON has another type
-    /// than the model's (drift inside it is kept, see [`Model::drift`]).
+    /// than the model's (drift inside it is kept, see [`Model::add_drift`]).
     /// `Err` only for text that is not JSON.
     ///
     /// ```
@@ -172,7 +172,7 @@ pub trait Model: Sized + Serialize {
     }
 
     /// Adds the drift found inside this value (kept in `extra` maps) to `out`.
-    fn drift(&self, _pointer: &mut Pointer, _out: &mut Vec<Drift>) {}
+    fn add_drift(&self, _pointer: &mut Pointer, _out: &mut Vec<Drift>) {}
 
     /// Adds where `raw` (a value that did not fit this type) differs from it.
     ///
@@ -496,7 +496,7 @@ pub fn field_drift<T: Model>(
     out: &mut Vec<Drift>,
 ) {
     if let Some(v) = slot {
-        pointer.with(key, |p| v.drift(p, out));
+        pointer.with(key, |p| v.add_drift(p, out));
     }
 }
 
@@ -578,8 +578,8 @@ impl<T: Model + Default> Model for Box<T> {
     fn read_in_place(r: &mut Reader<'_>, slot: &mut Self) -> Result<Misfit, ReadError> {
         T::read_in_place(r, slot)
     }
-    fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
-        (**self).drift(pointer, out)
+    fn add_drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
+        (**self).add_drift(pointer, out)
     }
     fn diff_raw(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         T::diff_raw(raw, pointer, out)
@@ -609,9 +609,9 @@ impl<T: Model> Model for Vec<T> {
         *slot = Some(items);
         Ok(None)
     }
-    fn drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
+    fn add_drift(&self, pointer: &mut Pointer, out: &mut Vec<Drift>) {
         for (i, item) in self.iter().enumerate() {
-            pointer.with_index(i, |p| item.drift(p, out));
+            pointer.with_index(i, |p| item.add_drift(p, out));
         }
     }
     fn diff_raw(raw: &Value, pointer: &mut Pointer, out: &mut Vec<Drift>) {
@@ -623,7 +623,7 @@ impl<T: Model> Model for Vec<T> {
             // the others where they stand.
             let text = item.to_string();
             match T::from_json(&text) {
-                Ok(Ok(v)) => pointer.with_index(i, |p| v.drift(p, out)),
+                Ok(Ok(v)) => pointer.with_index(i, |p| v.add_drift(p, out)),
                 _ => pointer.with_index(i, |p| T::diff_raw(item, p, out)),
             }
         }

@@ -1439,3 +1439,21 @@ fn an_edited_event_writes_its_edits_once() {
     let back = serde_json::to_value(&parsed.event).unwrap();
     assert_eq!(back["data"]["attributes"]["name"], "Ada", "{back}");
 }
+
+/// With `Model` in scope (as `use kustomer_webhooks::*` brings it), `drift()`
+/// on an event matched out of `AnyEvent`, which holds it in a box, is still
+/// the event's own.
+#[test]
+fn drift_of_a_matched_event_with_model_in_scope() {
+    use kustomer_webhooks::{AnyEvent, Model as _};
+    let mut payload = sample("kustomer.customer.update");
+    set(&mut payload, "/data/attributes/name", json!(5));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let parsed = parse(&body).unwrap();
+    let AnyEvent::CustomerUpdate(event) = &parsed.event else {
+        panic!("{:?}", parsed.event.name())
+    };
+    let drift = event.drift();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(drift[0].pointer, "/data/attributes/name");
+}
