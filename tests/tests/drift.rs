@@ -1445,7 +1445,10 @@ fn an_edited_event_writes_its_edits_once() {
 /// the event's own.
 #[test]
 fn drift_of_a_matched_event_with_model_in_scope() {
-    use kustomer_webhooks::{AnyEvent, Model as _};
+    use kustomer_webhooks::AnyEvent;
+    // In scope as a glob import brings it, though nothing here calls it.
+    #[allow(unused_imports)]
+    use kustomer_webhooks::Model as _;
     let mut payload = sample("kustomer.customer.update");
     set(&mut payload, "/data/attributes/name", json!(5));
     let body = serde_json::to_vec(&payload).unwrap();
