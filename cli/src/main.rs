@@ -306,7 +306,7 @@ enum Command {
         /// past it, it is closed, so that a client idling or sending slowly
         /// holds no connection for longer (a stop closes such a connection
         /// after --stop-grace; one closed to make room at
-        /// --max-connections, after a second at most)
+        /// --max-connections, at once)
         #[arg(
             long,
             value_name = "SECONDS",
@@ -345,8 +345,9 @@ enum Command {
         /// 128 KiB arriving at once, before its signature is checked: at
         /// most N × (--max-body + 128 KiB) of memory
         /// from clients that have no token); at the limit, the oldest with no
-        /// request in progress for a second is closed to make room, and while
-        /// there is none, more wait until one closes
+        /// request in progress for a second, or with only refused requests
+        /// answered on it, is closed to make room, and while there is none,
+        /// more wait until one closes
         #[arg(
             long,
             value_name = "N",

@@ -290,7 +290,7 @@ fn receive<S: Events>(
         // The time limit counts from the first wait for the body: one that has
         // already arrived (as a Kustomer event has) arms no timer. Boxed, the
         // read (some 400 bytes) keeps this future small.
-        let read = Box::pin(::axum::body::to_bytes(body, limit));
+        let read = Box::pin(read_body(body, limit, declared));
         // A body not read to its end leaves the connection unusable: the
         // answer says it closes.
         let bytes = match within(None, receiver.read_timeout(), read).await {
@@ -300,18 +300,85 @@ fn receive<S: Events>(
                 let error = format!("the body did not arrive within {wait:?}");
                 return closing(respond(&receiver.reject(408, error)));
             }
-            Some(Err(e)) => {
-                let over = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if over {
-                    return closing(respond(&too_large(receiver)));
-                }
+            Some(Err(Unread::TooLarge)) => return closing(respond(&too_large(receiver))),
+            Some(Err(Unread::InPieces)) => {
+                let error = format!(
+                    "the body came in more than {MAX_BODY_PIECES} pieces (chunks): send it whole, \
+                     or in larger chunks"
+                );
+                return closing(respond(&receiver.reject(400, error)));
+            }
+            Some(Err(Unread::Failed(e))) => {
                 let error = format!("the body could not be read: {e}");
                 return closing(respond(&receiver.reject(400, error)));
             }
         };
         respond(&batch.receive(HttpDelivery { parts, body: bytes }).await)
     }
+}
+
+/// The most pieces a body is read in (its chunks, as they arrive). Each
+/// piece costs a wake-up of the task reading it, and kept, a buffer of its
+/// own: a body of a million one-byte chunks would cost far more memory and
+/// time than its size. A body at the default limit (1 MiB) in this many
+/// pieces has chunks of 256 bytes on average; a Kustomer event comes whole.
+pub const MAX_BODY_PIECES: usize = 4096;
+
+/// Why a body was not read.
+enum Unread {
+    /// Over the size limit.
+    TooLarge,
+    /// In more than [`MAX_BODY_PIECES`] pieces.
+    InPieces,
+    /// The connection failed, or the body's framing.
+    Failed(String),
+}
+
+/// Reads a body of at most `limit` bytes into one buffer: a body that comes
+/// in one piece (as a Kustomer event does) is taken as it is; one in several
+/// is copied into a buffer of its own, sized from its `Content-Length`
+/// (`declared`) or grown up to `limit`, so that it holds no more than its
+/// size, and not the buffers its pieces were read into.
+async fn read_body(mut body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, Unread> {
+    use http_body_util::BodyExt;
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut pieces = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Unread::Failed(e.to_string()))?;
+        // Trailers, which hold nothing of the body, are left out.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        pieces += 1;
+        if pieces > MAX_BODY_PIECES {
+            return Err(Unread::InPieces);
+        }
+        let held = first.as_ref().map_or(joined.len(), Bytes::len);
+        let size = held.saturating_add(data.len());
+        if size > limit {
+            return Err(Unread::TooLarge);
+        }
+        if pieces == 1 {
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+            joined.reserve_exact(expected.clamp(size, limit));
+            joined.extend_from_slice(&first);
+        }
+        if joined.capacity() < size {
+            // Doubled, as a `Vec` grows, but never past the limit.
+            let to = size.max(joined.capacity().saturating_mul(2)).min(limit);
+            joined.reserve_exact(to - joined.len());
+        }
+        joined.extend_from_slice(&data);
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 /// Answers `reply` to a request whose body is not wanted, after reading
@@ -346,12 +413,16 @@ async fn refuse_unread<S: Events>(
             use http_body_util::BodyExt;
             let mut body = body;
             let mut read = 0u64;
+            let mut pieces = 0usize;
             loop {
                 match body.frame().await {
                     None => return true,
                     Some(Ok(frame)) => {
                         read += frame.data_ref().map_or(0, |data| data.len() as u64);
-                        if read > at_most {
+                        pieces += 1;
+                        // As for a body read (`MAX_BODY_PIECES`): one in
+                        // more pieces costs more than it is worth.
+                        if read > at_most || pieces > MAX_BODY_PIECES {
                             return false;
                         }
                     }

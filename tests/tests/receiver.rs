@@ -2148,6 +2148,50 @@ async fn a_turn_whose_give_back_is_dropped_is_still_given_back() {
     );
 }
 
+/// A body in many pieces is read into one buffer, whatever their number up
+/// to `MAX_BODY_PIECES`; past it, the body is refused (400) rather than read
+/// a byte at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_in_pieces_is_read_whole_up_to_the_most_pieces() {
+    use kustomer_webhooks::axum::MAX_BODY_PIECES;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Verifier::new(TOKEN)).await;
+    let post = async |body: &[u8]| {
+        let signature = sign(TOKEN.as_bytes(), body);
+        let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /kustomer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+             X-Kustomer-Webhook-Signature: {signature}\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let mut sent = head.into_bytes();
+        for byte in body {
+            sent.extend_from_slice(b"1\r\n");
+            sent.push(*byte);
+            sent.extend_from_slice(b"\r\n");
+        }
+        sent.extend_from_slice(b"0\r\n\r\n");
+        // Written as the server reads, which may answer before the end.
+        let _ = stream.write_all(&sent).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    // A byte a chunk: about 2 KB, well under the most pieces.
+    let body = variant("kustomer.team.update", 91, None);
+    assert!(body.len() < MAX_BODY_PIECES);
+    let answer = post(&body).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"handled\""), "{answer}");
+    // The same event with white space after it, past the most pieces.
+    let mut padded = variant("kustomer.team.update", 92, None);
+    padded.resize(MAX_BODY_PIECES + 1, b' ');
+    let answer = post(&padded).await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("pieces"), "{answer}");
+    assert_eq!(s.count.load(Ordering::SeqCst), 1);
+}
+
 /// A transfer coding besides `chunked` (`gzip, chunked`) is refused with
 /// 501, as RFC 9112 says of one the server does not undo, rather than the
 /// body read as if it were not there, on one line or on a second;

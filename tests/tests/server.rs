@@ -404,9 +404,9 @@ async fn at_the_limit_the_oldest_connection_with_nothing_in_progress_makes_room(
     running.open_connections(2).await;
 }
 
-/// A connection closed to make room gets a moment to finish what it is
-/// sending, not the stop's grace: a client that keeps a head half sent
-/// would otherwise hold the new delivery back for all of it.
+/// A connection closed to make room is closed at once, not given the stop's
+/// grace: a client that keeps a head half sent would otherwise hold the new
+/// delivery back for all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_closed_to_make_room_is_not_given_the_stops_grace() {
     let running = start(
@@ -427,6 +427,48 @@ async fn a_connection_closed_to_make_room_is_not_given_the_stops_grace() {
         .expect("the delivery waited for the stop's grace");
     assert_eq!(answered, (200, "handled".to_owned()));
     assert_eq!(running.server.connections_closed_at_limit(), 1);
+}
+
+/// Connections whose every request is refused, sent one after another, are
+/// never idle for a second, yet do not hold the limit: a delivery gets the
+/// place of one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_with_only_refused_requests_make_room() {
+    let running = start(
+        Server::new()
+            .with_max_connections(2)
+            .with_head_timeout(Duration::from_secs(120)),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let refusing: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, stop) = (running.addr, stop.clone());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let mut answer = [0u8; 4096];
+                while !stop.load(Ordering::SeqCst) {
+                    let sent = stream
+                        .write_all(b"GET /kustomer HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await;
+                    if sent.is_err() || matches!(stream.read(&mut answer).await, Ok(0) | Err(_)) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        })
+        .collect();
+    running.open_connections(2).await;
+    let answered = tokio::time::timeout(HANG, deliver(running.addr, "r1"))
+        .await
+        .expect("connections of refused requests held every place");
+    assert_eq!(answered, (200, "handled".to_owned()));
+    stop.store(true, Ordering::SeqCst);
+    for task in refusing {
+        task.await.unwrap();
+    }
+    assert!(running.server.connections_closed_at_limit() >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,12 +44,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 ///   file descriptors. At the limit, with a connection waiting, the oldest
 ///   connection that has had no request in progress for
 ///   [`IDLE_BEFORE_MAKING_ROOM`] (idle between requests, silent since it
-///   opened, or sending its head or TLS hello that slowly) is closed to make
-///   room (given at most [`MAKING_ROOM_GRACE`] to finish what it is
-///   sending), with a warning at most once a minute; a new connection waits in
-///   the system's backlog while every connection has a request in progress
-///   or has just had one. So clients that open connections and send nothing
-///   cannot keep Kustomer's deliveries out for the time limit on heads.
+///   opened, or sending its head or TLS hello that slowly), or that has none
+///   now and had only refusals (4xx) answered on it, is closed at once to
+///   make room (a head it is sending is cut short: [`MAKING_ROOM_GRACE`]),
+///   with a warning at most once a minute; a new connection waits in the
+///   system's backlog while every connection has a request in progress or
+///   has just had one. So clients that open connections and send nothing,
+///   a byte of a head now and then, or requests that are refused cannot
+///   keep Kustomer's deliveries out for the time limit on heads (a flood of
+///   new connections, faster than the limit a second, needs a proxy or a
+///   firewall in front).
 ///   Out of file descriptors (the process's limit on open files below the
 ///   limit on connections), an accept that fails is taken the same way:
 ///   the oldest idle connection is closed to make room, and the failure is
@@ -499,18 +503,16 @@ impl Server {
 impl Server {
     /// At the limit (or out of file descriptors), with a connection
     /// waiting: tells the oldest open connection idle for
-    /// [`IDLE_BEFORE_MAKING_ROOM`] to close, unless one told before is still
-    /// closing. Whether it told one.
+    /// [`IDLE_BEFORE_MAKING_ROOM`] (or idle, with only refusals answered on
+    /// it) to close, unless one told before is still closing (it closes at
+    /// once: [`MAKING_ROOM_GRACE`]). Whether it told one.
     fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>) -> bool {
         connections.retain(|c| c.strong_count() > 0);
         let open: Vec<Arc<Busy>> = connections.iter().filter_map(Weak::upgrade).collect();
         if open.iter().any(|busy| busy.leaving.load(Ordering::Acquire)) {
             return false;
         }
-        let Some(idle) = open.iter().find(|busy| {
-            busy.idle_for()
-                .is_some_and(|idle| idle >= IDLE_BEFORE_MAKING_ROOM)
-        }) else {
+        let Some(idle) = open.iter().find(|busy| busy.may_make_room()) else {
             return false;
         };
         idle.leave();
@@ -550,9 +552,13 @@ pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
 pub const MAX_HEAD_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// The most a connection closed to make room at the limit is given to
-/// finish an answer's last bytes or a head it is sending (a stop gives
-/// [`Server::with_stop_grace`]).
-pub const MAKING_ROOM_GRACE: Duration = Duration::from_secs(1);
+/// finish a head it is sending: none (a stop gives
+/// [`Server::with_stop_grace`]). It has had no request in progress for
+/// [`IDLE_BEFORE_MAKING_ROOM`] (an answer being written is in progress), so
+/// a head still arriving is one sent that slowly; a grace for it would let
+/// connections sending a byte of a head now and then take turns holding
+/// the limit, each for the grace, while deliveries wait.
+pub const MAKING_ROOM_GRACE: Duration = Duration::ZERO;
 
 /// How long the accept loop waits after a failed accept before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -696,6 +702,8 @@ struct Busy {
     last_ended: AtomicU64,
     leaving: AtomicBool,
     leave: Notify,
+    /// Whether an answer on it was other than a refusal (4xx).
+    served: AtomicBool,
     /// The server's count of requests in progress, over every connection.
     total: Arc<AtomicUsize>,
 }
@@ -709,6 +717,7 @@ impl Busy {
             last_ended: AtomicU64::new(0),
             leaving: AtomicBool::new(false),
             leave: Notify::new(),
+            served: AtomicBool::new(false),
             total,
         }
     }
@@ -717,6 +726,21 @@ impl Busy {
         self.total.fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
+    }
+
+    /// Whether it may be closed to make room: it has had no request in
+    /// progress for [`IDLE_BEFORE_MAKING_ROOM`], or it has none now and
+    /// every request it sent was refused (4xx), so that clients sending
+    /// requests that are turned away, one after the other, cannot hold the
+    /// connections.
+    fn may_make_room(&self) -> bool {
+        match self.idle_for() {
+            Some(idle) if idle >= IDLE_BEFORE_MAKING_ROOM => true,
+            Some(_) => {
+                self.last_ended.load(Ordering::Acquire) > 0 && !self.served.load(Ordering::Relaxed)
+            }
+            None => false,
+        }
     }
 
     /// How long it has had no request in progress; `None` while it has one.
@@ -840,6 +864,13 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for Answer<F
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
         let progress = this.progress.take();
+        // An answer other than a refusal (4xx): the connection carries
+        // deliveries, not only requests turned away.
+        if !response.status().is_client_error()
+            && let Some(progress) = &progress
+        {
+            progress.0.served.store(true, Ordering::Relaxed);
+        }
         Poll::Ready(Ok(response.map(|body| {
             Body::new(Written {
                 body,
