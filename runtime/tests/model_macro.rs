@@ -12,7 +12,7 @@ use kustomer_webhooks::{Drift, Model, Pointer};
 fn read<M: Model>(text: &str) -> (M, Vec<Drift>) {
     let model = M::from_json(text).unwrap().unwrap();
     let mut drift = Vec::new();
-    model.drift(&mut Pointer::default(), &mut drift);
+    model.add_drift(&mut Pointer::default(), &mut drift);
     (model, drift)
 }
 
