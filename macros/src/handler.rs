@@ -660,7 +660,7 @@ fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
         )
     } else {
         format!(
-            "for `{name}` take its own type (`{own}`) or its resource's envelope (`{envelope}`) if your models have them, and otherwise `OtherEvent`"
+            "for `{name}` take its own type (`{own}`) or its resource's envelope (`{envelope}`) if your models have them, and otherwise an `OtherEvent` handler (which names no event)"
         )
     };
     let msg = if ident == "OtherEvent" {
@@ -686,7 +686,7 @@ fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
         }
         format!("`{ident}` is the event `{k}` only: {take}")
     } else if let Some(k) = KNOWN_EVENTS.iter().find(|k| ident == envelope_name(k)) {
-        if envelope_name(k) == envelope && !untyped {
+        if envelope_name(k) == envelope {
             return Ok(());
         }
         format!("`{ident}` holds the events of another resource than `{name}`: {take}")
@@ -982,6 +982,37 @@ mod tests {
             },
         );
         insta::assert_snapshot!(pretty(out));
+    }
+
+    /// Tags have no bundled type, but models generated from tag samples
+    /// have a `TagEvent`, which takes them; a bundled envelope of another
+    /// resource does not, and is told an `OtherEvent` handler does.
+    #[test]
+    fn a_tag_event_fits_a_tag_envelope_and_not_another() {
+        for events in [
+            quote!(event = "kustomer.tag.create"),
+            quote!(events = ["kustomer.tag.create", "kustomer.tag.update"]),
+        ] {
+            let out = expand(
+                events,
+                quote!(
+                    async fn on_tag(event: TagEvent) {}
+                ),
+            )
+            .to_string();
+            assert!(!out.contains("compile_error"), "{out}");
+        }
+        let out = expand(
+            quote!(event = "kustomer.tag.create"),
+            quote!(
+                async fn on_tag(event: CustomerEvent) {}
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("compile_error") && out.contains("has no generated type"),
+            "{out}"
+        );
     }
 
     #[test]

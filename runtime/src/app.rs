@@ -762,8 +762,9 @@ const PROXY_HEADERS: [&str; 6] = [
 /// `@` after the scheme) shown as `***`, since problems are printed and
 /// logged, and its own warning already says it is there. A password may
 /// hold a `/`, `?` or `#` the URL should have escaped, so the user
-/// information runs to the last `@` when what comes before it has a `:` (a
-/// password's) or no `/` (which a path would have).
+/// information runs to the last `@` when what comes before it has no `/`
+/// (which a path would have), or has a `:` before its first `/` followed by
+/// something other than a port's digits (a password's).
 fn shown(url: &str) -> std::borrow::Cow<'_, str> {
     // After the scheme's `:` and any slashes.
     let after_scheme = url.find(':').map_or(0, |at| at + 1);
@@ -775,7 +776,15 @@ fn shown(url: &str) -> std::borrow::Cow<'_, str> {
     // to an `@` before the path, if there is one.
     let user = rest
         .rfind('@')
-        .filter(|&at| rest[..at].contains(':') || !rest[..at].contains(['/', '\\']))
+        .filter(|&at| {
+            let before = &rest[..at];
+            match before.find(['/', '\\']) {
+                None => true,
+                Some(slash) => before[..slash].split_once(':').is_some_and(|(_, after)| {
+                    !after.is_empty() && !after.bytes().all(|b| b.is_ascii_digit())
+                }),
+            }
+        })
         .or_else(|| {
             let authority = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
             rest[..authority].rfind('@')
@@ -945,6 +954,12 @@ mod tests {
             ("https://admin:p?ss@e.com/k", "https://***@e.com/k"),
             ("https://admin:pa/ss@e.com/k", "https://***@e.com/k"),
             ("https://admin@e.com/k?to=a@b", "https://***@e.com/k?to=a@b"),
+            // No user information: a port, an `@` in the path or query.
+            (
+                "https://hooks.example.com:8443/kustomer\\hook?notify=ops@example.com",
+                "https://hooks.example.com:8443/kustomer\\hook?notify=ops@example.com",
+            ),
+            ("https://e.com/a:b@c", "https://e.com/a:b@c"),
             ("admin:Sup3r@e.com", "admin:***@e.com"),
             ("", ""),
             ("https://", "https://"),

@@ -303,8 +303,9 @@ fn receive<S: Events>(
             Some(Err(Unread::TooLarge)) => return closing(respond(&too_large(receiver))),
             Some(Err(Unread::InPieces)) => {
                 let error = format!(
-                    "the body came in more than {MAX_BODY_PIECES} pieces (chunks): send it whole, \
-                     or in larger chunks"
+                    "the body came in more than {} pieces (chunks, or reads of a few bytes \
+                     each): send it in larger ones",
+                    max_body_pieces(limit)
                 );
                 return closing(respond(&receiver.reject(400, error)));
             }
@@ -317,18 +318,27 @@ fn receive<S: Events>(
     }
 }
 
-/// The most pieces a body is read in (its chunks, as they arrive). Each
-/// piece costs a wake-up of the task reading it, and kept, a buffer of its
-/// own: a body of a million one-byte chunks would cost far more memory and
-/// time than its size. A body at the default limit (1 MiB) in this many
-/// pieces has chunks of 256 bytes on average; a Kustomer event comes whole.
+/// The most pieces a body is read in at the default size limit (its chunks,
+/// or what each read of the connection brings): 4,096, pieces of 256 bytes
+/// on average at 1 MiB; with a larger limit, [`max_body_pieces`] allows
+/// more. Each piece costs a wake-up of the task reading it, so a body of a
+/// million one-byte chunks would cost far more time than its size. A
+/// Kustomer event, a few kilobytes, comes in one or a few.
 pub const MAX_BODY_PIECES: usize = 4096;
+
+/// The most pieces a body is read in under a size limit of `limit` bytes:
+/// [`MAX_BODY_PIECES`], or one for each 256 bytes of the limit when that is
+/// more (a body at the limit sent in network-sized reads, a segment of
+/// about 1.4 KB each, is far within it).
+pub fn max_body_pieces(limit: usize) -> usize {
+    (limit / 256).max(MAX_BODY_PIECES)
+}
 
 /// Why a body was not read.
 enum Unread {
     /// Over the size limit.
     TooLarge,
-    /// In more than [`MAX_BODY_PIECES`] pieces.
+    /// In more than [`max_body_pieces`] pieces.
     InPieces,
     /// The connection failed, or the body's framing.
     Failed(String),
@@ -337,13 +347,14 @@ enum Unread {
 /// Reads a body of at most `limit` bytes into one buffer: a body that comes
 /// in one piece (as a Kustomer event does) is taken as it is; one in several
 /// is copied into a buffer of its own, sized from its `Content-Length`
-/// (`declared`) or grown up to `limit`, so that it holds no more than its
-/// size, and not the buffers its pieces were read into.
+/// (`declared`) or grown by doubling up to `limit`, so that it holds at most
+/// the limit, and not the buffers its pieces were read into.
 async fn read_body(mut body: Body, limit: usize, declared: Option<u64>) -> Result<Bytes, Unread> {
     use http_body_util::BodyExt;
     let mut first: Option<Bytes> = None;
     let mut joined: Vec<u8> = Vec::new();
     let mut pieces = 0usize;
+    let most = max_body_pieces(limit);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Unread::Failed(e.to_string()))?;
         // Trailers, which hold nothing of the body, are left out.
@@ -354,7 +365,7 @@ async fn read_body(mut body: Body, limit: usize, declared: Option<u64>) -> Resul
             continue;
         }
         pieces += 1;
-        if pieces > MAX_BODY_PIECES {
+        if pieces > most {
             return Err(Unread::InPieces);
         }
         let held = first.as_ref().map_or(joined.len(), Bytes::len);
@@ -383,7 +394,8 @@ async fn read_body(mut body: Body, limit: usize, declared: Option<u64>) -> Resul
 
 /// Answers `reply` to a request whose body is not wanted, after reading
 /// the body (and dropping it) when it is at most four times the size limit
-/// and arrives within the body's time limit. A server that closes a
+/// and arrives within the body's time limit (in at most
+/// [`max_body_pieces`] of four times the limit). A server that closes a
 /// connection with data unread resets it, and a reset can reach the client
 /// before it has read the answer: it then sees the connection fail, not the
 /// 404, 405, 413 or 415 that says why. Larger bodies are not read: the
@@ -414,15 +426,16 @@ async fn refuse_unread<S: Events>(
             let mut body = body;
             let mut read = 0u64;
             let mut pieces = 0usize;
+            let most = max_body_pieces(usize::try_from(at_most).unwrap_or(usize::MAX));
             loop {
                 match body.frame().await {
                     None => return true,
                     Some(Ok(frame)) => {
                         read += frame.data_ref().map_or(0, |data| data.len() as u64);
                         pieces += 1;
-                        // As for a body read (`MAX_BODY_PIECES`): one in
+                        // As for a body read (`max_body_pieces`): one in
                         // more pieces costs more than it is worth.
-                        if read > at_most || pieces > MAX_BODY_PIECES {
+                        if read > at_most || pieces > most {
                             return false;
                         }
                     }
@@ -491,7 +504,16 @@ fn respond(reply: &Reply) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{Elsewhere, Mount, SHOWN_PATH, shown_path};
+    use super::{Elsewhere, MAX_BODY_PIECES, Mount, SHOWN_PATH, max_body_pieces, shown_path};
+
+    #[test]
+    fn a_larger_size_limit_allows_a_body_in_more_pieces() {
+        assert_eq!(max_body_pieces(0), MAX_BODY_PIECES);
+        assert_eq!(max_body_pieces(1 << 20), MAX_BODY_PIECES);
+        assert_eq!(max_body_pieces(8 << 20), 32_768);
+        // 6 MB in reads of a TCP segment each: well within.
+        assert!(6_000_000 / 1448 < max_body_pieces(8 << 20));
+    }
 
     #[test]
     fn a_404_shows_a_long_path_cut_short() {

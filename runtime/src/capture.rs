@@ -260,6 +260,13 @@ impl Capture {
 pub(crate) fn file_for(dir: &Path, id: Option<&str>, body: &[u8]) -> PathBuf {
     let stem = match id.filter(|id| !id.is_empty()) {
         Some(id) if is_safe_stem(id) => id.to_owned(),
+        // An id read from lone surrogate escapes (each read as U+FFFD) is
+        // named by its JSON text as received, so that two such ids are two
+        // files, as they are two events.
+        Some(id) if id.contains('\u{FFFD}') => {
+            let text = crate::parse::raw_id(body).unwrap_or(id);
+            format!("id-{}", hex::encode(Sha256::digest(text.as_bytes())))
+        }
         Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
         None => format!("body-{}", hex::encode(Sha256::digest(body))),
     };
@@ -390,6 +397,21 @@ mod tests {
         assert_ne!(
             lower.to_str().unwrap().to_lowercase(),
             upper.to_str().unwrap().to_lowercase()
+        );
+    }
+
+    /// Ids read from different lone surrogate escapes (both U+FFFD once
+    /// read) are two files; one body's id, one file.
+    #[test]
+    fn ids_read_from_lone_surrogates_are_named_by_their_text() {
+        let capture = Capture::new("/captures");
+        let read = Some("lone\u{FFFD}");
+        let a = capture.file_for(read, br#"{"id":"lone\ud800","name":"x"}"#);
+        let b = capture.file_for(read, br#"{"id":"lone\udbff","name":"x"}"#);
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            capture.file_for(read, br#"{"id": "lone\ud800" ,"name":"y"}"#)
         );
     }
 

@@ -271,6 +271,26 @@ fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Resu
     }
 }
 
+/// The JSON text of the body's top-level `id` exactly as received, escapes
+/// and all (the last one, as the envelope keeps): what tells apart ids whose
+/// lone surrogate escapes (`\ud800`) were each read as U+FFFD.
+pub(crate) fn raw_id(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(without_bom(body)).ok()?;
+    let mut r = Reader::new(text);
+    if !r.begin_object().ok()? {
+        return None;
+    }
+    let mut found = None;
+    while let Some(key) = r.next_key().ok()? {
+        let start = r.mark().offset();
+        r.skip_value().ok()?;
+        if key == "id" {
+            found = text.get(start..r.mark().offset()).map(str::trim);
+        }
+    }
+    found
+}
+
 /// A `name` string of a body already read whole, if it has one.
 fn any_name(text: &str) -> Option<String> {
     match find_name(&mut Reader::new(text)).ok()? {

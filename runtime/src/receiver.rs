@@ -1816,27 +1816,14 @@ mod cold {
     }
 
     /// The store's key of a string id holding U+FFFD: `json:` and the id's
-    /// JSON text exactly as received (`json:"a\ud800"`), escapes and all,
-    /// which no other id's key can be (other `json:` keys are of ids that
-    /// are not strings, and a string id starting with `json:` gets `str:`).
-    /// The last `id` in the body, as the envelope keeps.
+    /// JSON text exactly as received (`json:"a\ud800"`), escapes and all
+    /// ([`raw_id`](crate::parse::raw_id)), which no other id's key can be
+    /// (other `json:` keys are of ids that are not strings, and a string id
+    /// starting with `json:` gets `str:`).
     #[cold]
     #[inline(never)]
     pub(super) fn key_of_replaced_id(raw: &[u8]) -> Option<String> {
-        let text = std::str::from_utf8(crate::parse::without_bom(raw)).ok()?;
-        let mut r = crate::read::Reader::new(text);
-        if !r.begin_object().ok()? {
-            return None;
-        }
-        let mut found = None;
-        while let Some(key) = r.next_key().ok()? {
-            let start = r.mark().offset();
-            r.skip_value().ok()?;
-            if key == "id" {
-                found = text.get(start..r.mark().offset()).map(str::trim);
-            }
-        }
-        found.map(|id| format!("json:{id}"))
+        crate::parse::raw_id(raw).map(|id| format!("json:{id}"))
     }
 
     /// Logs that an update is handled without the ordering guard: its

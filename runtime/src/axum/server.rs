@@ -544,7 +544,9 @@ impl std::fmt::Debug for Server {
 /// is closed to make room at the connection limit: a client sends its
 /// request at once, so one silent for longer is idle or slow, while a
 /// connection just accepted, whose request may be in its socket unread, is
-/// never the one closed.
+/// never the one closed. A connection whose every answer so far was a
+/// refusal (a 4xx but 409) need not wait: it may be closed as soon as it has
+/// no request in progress.
 pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
 
 /// The longest time limit on request heads: a day (a longer one is taken
@@ -554,8 +556,9 @@ pub const MAX_HEAD_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// The most a connection closed to make room at the limit is given to
 /// finish a head it is sending: none (a stop gives
 /// [`Server::with_stop_grace`]). It has had no request in progress for
-/// [`IDLE_BEFORE_MAKING_ROOM`] (an answer being written is in progress), so
-/// a head still arriving is one sent that slowly; a grace for it would let
+/// [`IDLE_BEFORE_MAKING_ROOM`], or had only refusals answered (an answer
+/// being written is in progress), so a head still arriving is one sent that
+/// slowly or by a client turned away; a grace for it would let
 /// connections sending a byte of a head now and then take turns holding
 /// the limit, each for the grace, while deliveries wait.
 pub const MAKING_ROOM_GRACE: Duration = Duration::ZERO;
@@ -702,7 +705,7 @@ struct Busy {
     last_ended: AtomicU64,
     leaving: AtomicBool,
     leave: Notify,
-    /// Whether an answer on it was other than a refusal (4xx).
+    /// Whether an answer on it was other than a refusal (a 4xx but 409).
     served: AtomicBool,
     /// The server's count of requests in progress, over every connection.
     total: Arc<AtomicUsize>,
@@ -730,9 +733,9 @@ impl Busy {
 
     /// Whether it may be closed to make room: it has had no request in
     /// progress for [`IDLE_BEFORE_MAKING_ROOM`], or it has none now and
-    /// every request it sent was refused (4xx), so that clients sending
-    /// requests that are turned away, one after the other, cannot hold the
-    /// connections.
+    /// every request it sent was refused (4xx but 409: a wrong signature, a
+    /// method or path not taken…), so that clients sending requests that
+    /// are turned away, one after the other, cannot hold the connections.
     fn may_make_room(&self) -> bool {
         match self.idle_for() {
             Some(idle) if idle >= IDLE_BEFORE_MAKING_ROOM => true,
@@ -864,9 +867,11 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for Answer<F
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
         let progress = this.progress.take();
-        // An answer other than a refusal (4xx): the connection carries
+        // An answer other than a refusal (4xx; a 409, a retry that raced its
+        // first delivery, is no refusal): the connection carries
         // deliveries, not only requests turned away.
-        if !response.status().is_client_error()
+        let status = response.status();
+        if (!status.is_client_error() || status == ::axum::http::StatusCode::CONFLICT)
             && let Some(progress) = &progress
         {
             progress.0.served.store(true, Ordering::Relaxed);
