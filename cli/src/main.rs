@@ -346,8 +346,9 @@ enum Command {
         /// most N × (--max-body + 128 KiB) of memory
         /// from clients that have no token); at the limit, the oldest with no
         /// request in progress for a second, or with only refused requests
-        /// answered on it, is closed to make room, and while there is none,
-        /// more wait until one closes
+        /// answered on it (or, failing those, one of them whose body has
+        /// been arriving for a second), is closed to make room, and while
+        /// there is none, more wait until one closes
         #[arg(
             long,
             value_name = "N",

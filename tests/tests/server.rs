@@ -447,6 +447,14 @@ async fn connections_with_only_refused_requests_make_room() {
             tokio::spawn(async move {
                 let mut stream = TcpStream::connect(addr).await.unwrap();
                 let mut answer = [0u8; 4096];
+                // A 501 first (a transfer coding not undone), which needs no
+                // token either: a refusal too.
+                let coded = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
+                             Content-Type: application/json\r\n\
+                             Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+                stream.write_all(coded.as_bytes()).await.unwrap();
+                let n = stream.read(&mut answer).await.unwrap();
+                assert!(answer[..n].starts_with(b"HTTP/1.1 501"));
                 while !stop.load(Ordering::SeqCst) {
                     let sent = stream
                         .write_all(b"GET /kustomer HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -466,6 +474,57 @@ async fn connections_with_only_refused_requests_make_room() {
     assert_eq!(answered, (200, "handled".to_owned()));
     stop.store(true, Ordering::SeqCst);
     for task in refusing {
+        task.await.unwrap();
+    }
+    assert!(running.server.connections_closed_at_limit() >= 1);
+}
+
+/// Connections sending bodies a byte at a time, each finished within the
+/// body's time limit and refused, then another, never idle: at the limit,
+/// one whose body has been arriving for a second is closed, its request cut
+/// short, so that a delivery gets its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_sending_bodies_a_byte_at_a_time_make_room() {
+    let running = start(
+        Server::new()
+            .with_max_connections(2)
+            .with_head_timeout(Duration::from_secs(120)),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, stop) = (running.addr, stop.clone());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let mut answer = [0u8; 4096];
+                while !stop.load(Ordering::SeqCst) {
+                    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
+                                Content-Type: application/json\r\n\
+                                X-Kustomer-Webhook-Signature: 00\r\nContent-Length: 18\r\n\r\n";
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for byte in br#"{"name":"x.y.z"}  "# {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        if stream.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                    }
+                    if matches!(stream.read(&mut answer).await, Ok(0) | Err(_)) {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    running.open_connections(2).await;
+    let answered = tokio::time::timeout(HANG, deliver(running.addr, "s1"))
+        .await
+        .expect("connections sending bodies a byte at a time held every place");
+    assert_eq!(answered, (200, "handled".to_owned()));
+    stop.store(true, Ordering::SeqCst);
+    for task in slow {
         task.await.unwrap();
     }
     assert!(running.server.connections_closed_at_limit() >= 1);

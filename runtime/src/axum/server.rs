@@ -45,14 +45,18 @@ pub const MAX_HEAD: usize = 64 * 1024;
 ///   connection that has had no request in progress for
 ///   [`IDLE_BEFORE_MAKING_ROOM`] (idle between requests, silent since it
 ///   opened, or sending its head or TLS hello that slowly), or that has none
-///   now and had only refusals (4xx) answered on it, is closed at once to
-///   make room (a head it is sending is cut short: [`MAKING_ROOM_GRACE`]),
-///   with a warning at most once a minute; a new connection waits in the
-///   system's backlog while every connection has a request in progress or
-///   has just had one. So clients that open connections and send nothing,
-///   a byte of a head now and then, or requests that are refused cannot
-///   keep Kustomer's deliveries out for the time limit on heads (a flood of
-///   new connections, faster than the limit a second, needs a proxy or a
+///   now and had only refusals (a 4xx but 409, or 501) answered on it, is
+///   closed at once to make room (a head it is sending is cut short:
+///   [`MAKING_ROOM_GRACE`]); failing that, one with only refusals answered
+///   whose request's body has been arriving for a second (a Kustomer event
+///   comes whole) is closed, its request cut short (nothing of it was
+///   handled); with a warning at most once a minute. A new connection waits
+///   in the system's backlog while every connection has a request in
+///   progress or has just had one (said in a warning at most once a minute
+///   too). So clients that open connections and send nothing, a byte of a
+///   head or body now and then, or requests that are refused cannot keep
+///   Kustomer's deliveries out for the time limit on heads (a flood of new
+///   connections, faster than the limit a second, needs a proxy or a
 ///   firewall in front).
 ///   Out of file descriptors (the process's limit on open files below the
 ///   limit on connections), an accept that fails is taken the same way:
@@ -395,16 +399,28 @@ impl Server {
                     if let Ok(slot) = self.slots.clone().try_acquire_owned() {
                         break slot;
                     }
-                    if self.make_room(&mut connections)
+                    let room = self.make_room(&mut connections);
+                    if room != Room::Leaving
                         && warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
                     {
                         warned_at = Some(Instant::now());
-                        tracing::warn!(
-                            max_connections = self.max,
-                            "every connection slot is taken: closing the oldest connections \
-                             with no request in progress to make room (clients holding \
-                             connections open without sending, or a limit too low for the load)"
-                        );
+                        if room == Room::Made {
+                            tracing::warn!(
+                                max_connections = self.max,
+                                "every connection slot is taken: closing the oldest connections \
+                                 with no request in progress to make room (clients holding \
+                                 connections open without sending, or a limit too low for the \
+                                 load)"
+                            );
+                        } else {
+                            tracing::warn!(
+                                max_connections = self.max,
+                                "every connection slot is taken, each by a request in progress \
+                                 or a connection just opened: new connections wait in the \
+                                 system's backlog (a limit too low for the load, or clients \
+                                 holding requests open)"
+                            );
+                        }
                     }
                     tokio::select! {
                         slot = self.slots.clone().acquire_owned() => match slot {
@@ -504,20 +520,37 @@ impl Server {
     /// At the limit (or out of file descriptors), with a connection
     /// waiting: tells the oldest open connection idle for
     /// [`IDLE_BEFORE_MAKING_ROOM`] (or idle, with only refusals answered on
-    /// it) to close, unless one told before is still closing (it closes at
-    /// once: [`MAKING_ROOM_GRACE`]). Whether it told one.
-    fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>) -> bool {
+    /// it) to close, or else one whose request's body has been arriving that
+    /// slowly ([`Busy::may_be_cut`]), unless one told before is still
+    /// closing (it closes at once: [`MAKING_ROOM_GRACE`]).
+    fn make_room(&self, connections: &mut VecDeque<Weak<Busy>>) -> Room {
         connections.retain(|c| c.strong_count() > 0);
         let open: Vec<Arc<Busy>> = connections.iter().filter_map(Weak::upgrade).collect();
         if open.iter().any(|busy| busy.leaving.load(Ordering::Acquire)) {
-            return false;
+            return Room::Leaving;
         }
-        let Some(idle) = open.iter().find(|busy| busy.may_make_room()) else {
-            return false;
+        if let Some(idle) = open.iter().find(|busy| busy.may_make_room()) {
+            idle.leave();
+            return Room::Made;
+        }
+        let Some(slow) = open.iter().find(|busy| busy.may_be_cut()) else {
+            return Room::None;
         };
-        idle.leave();
-        true
+        slow.cut.store(true, Ordering::Release);
+        slow.leave();
+        Room::Made
     }
+}
+
+/// What [`Server::make_room`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Told a connection to close.
+    Made,
+    /// Nothing: one told before is still closing.
+    Leaving,
+    /// Nothing: no connection may be closed.
+    None,
 }
 
 impl Default for Server {
@@ -545,7 +578,7 @@ impl std::fmt::Debug for Server {
 /// request at once, so one silent for longer is idle or slow, while a
 /// connection just accepted, whose request may be in its socket unread, is
 /// never the one closed. A connection whose every answer so far was a
-/// refusal (a 4xx but 409) need not wait: it may be closed as soon as it has
+/// refusal (a 4xx but 409, or 501) need not wait: it may be closed as soon as it has
 /// no request in progress.
 pub const IDLE_BEFORE_MAKING_ROOM: Duration = Duration::from_secs(1);
 
@@ -596,6 +629,13 @@ async fn run<I, S>(
         _ = stopped.wait_for(|stop| *stop) => grace,
         () = busy.told_to_leave() => {
             closed_at_limit.fetch_add(1, Ordering::Relaxed);
+            // A body arriving that slowly: its request is dropped with the
+            // connection. Nothing of it was handled: its body, read by this
+            // task alone (which is here, not reading it), has not all
+            // arrived.
+            if busy.cut.load(Ordering::Acquire) && busy.body_since.load(Ordering::Acquire) > 0 {
+                return;
+            }
             // The new connection waits for this one to close: a moment
             // at most, whatever grace a stop gives.
             grace.min(MAKING_ROOM_GRACE)
@@ -705,8 +745,15 @@ struct Busy {
     last_ended: AtomicU64,
     leaving: AtomicBool,
     leave: Notify,
-    /// Whether an answer on it was other than a refusal (a 4xx but 409).
+    /// Whether an answer on it was other than a refusal (a 4xx but 409, or
+    /// 501).
     served: AtomicBool,
+    /// Milliseconds after `opened` when the body of its request in progress
+    /// began to be awaited, while it has not all arrived (0: none).
+    body_since: AtomicU64,
+    /// Told to leave with its request in progress cut short (a body
+    /// arriving that slowly), not finished.
+    cut: AtomicBool,
     /// The server's count of requests in progress, over every connection.
     total: Arc<AtomicUsize>,
 }
@@ -721,6 +768,8 @@ impl Busy {
             leaving: AtomicBool::new(false),
             leave: Notify::new(),
             served: AtomicBool::new(false),
+            body_since: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
             total,
         }
     }
@@ -733,7 +782,7 @@ impl Busy {
 
     /// Whether it may be closed to make room: it has had no request in
     /// progress for [`IDLE_BEFORE_MAKING_ROOM`], or it has none now and
-    /// every request it sent was refused (4xx but 409: a wrong signature, a
+    /// every request it sent was refused (4xx but 409, or 501: a wrong signature, a
     /// method or path not taken…), so that clients sending requests that
     /// are turned away, one after the other, cannot hold the connections.
     fn may_make_room(&self) -> bool {
@@ -744,6 +793,36 @@ impl Busy {
             }
             None => false,
         }
+    }
+
+    /// Whether it may be closed to make room with its request in progress
+    /// cut short: nothing but refusals was answered on it, and its request's
+    /// body has been arriving for [`IDLE_BEFORE_MAKING_ROOM`] (a Kustomer
+    /// event comes whole, in a moment), so that bodies sent a byte at a time
+    /// cannot hold the connections. Nothing of the request was handled: its
+    /// body has not all arrived.
+    fn may_be_cut(&self) -> bool {
+        let since = self.body_since.load(Ordering::Acquire);
+        since > 0
+            && !self.served.load(Ordering::Relaxed)
+            && self
+                .opened
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since))
+                >= IDLE_BEFORE_MAKING_ROOM
+    }
+
+    /// Its request's body began to be awaited.
+    fn body_awaited(&self) {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let _ =
+            self.body_since
+                .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Its request's body has all arrived, failed or was dropped.
+    fn body_done(&self) {
+        self.body_since.store(0, Ordering::Release);
     }
 
     /// How long it has had no request in progress; `None` while it has one.
@@ -812,7 +891,7 @@ struct Tracked<S> {
 #[derive(Clone)]
 struct Bodied<S>(S);
 
-impl<S: tower_service::Service<Request<Body>>> tower_service::Service<Request<Incoming>>
+impl<S: tower_service::Service<Request<Body>>> tower_service::Service<Request<Watched>>
     for Bodied<S>
 {
     type Response = S::Response;
@@ -823,8 +902,55 @@ impl<S: tower_service::Service<Request<Body>>> tower_service::Service<Request<In
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<Watched>) -> Self::Future {
         self.0.call(request.map(Body::new))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's body, telling its connection how long it has been
+    /// arriving ([`Busy::may_be_cut`]).
+    struct Watched {
+        #[pin]
+        body: Incoming,
+        done: BodyDone,
+    }
+}
+
+/// Tells the connection, once dropped, that its request's body is no longer
+/// awaited.
+struct BodyDone(Arc<Busy>);
+
+impl Drop for BodyDone {
+    fn drop(&mut self) {
+        self.0.body_done();
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = ::axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        match &polled {
+            Poll::Pending => this.done.0.body_awaited(),
+            Poll::Ready(None | Some(Err(_))) => this.done.0.body_done(),
+            Poll::Ready(Some(Ok(_))) => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -839,11 +965,13 @@ where
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = Answer<
-        <TowerToHyperService<Bodied<S>> as hyper::service::Service<Request<Incoming>>>::Future,
+        <TowerToHyperService<Bodied<S>> as hyper::service::Service<Request<Watched>>>::Future,
     >;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(self.peer);
+        let done = BodyDone(self.busy.clone());
+        let request = request.map(|body| Watched { body, done });
         Answer {
             inner: self.app.call(request),
             progress: Some(self.busy.enter()),
@@ -867,13 +995,13 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for Answer<F
         let this = self.project();
         let response = std::task::ready!(this.inner.poll(cx))?;
         let progress = this.progress.take();
-        // An answer other than a refusal (4xx; a 409, a retry that raced its
+        // An answer other than a refusal (as the receiver counts them: a
+        // 4xx, and 501 for a transfer coding; a 409, a retry that raced its
         // first delivery, is no refusal): the connection carries
         // deliveries, not only requests turned away.
-        let status = response.status();
-        if (!status.is_client_error() || status == ::axum::http::StatusCode::CONFLICT)
-            && let Some(progress) = &progress
-        {
+        let status = response.status().as_u16();
+        let refused = (400..=499).contains(&status) && status != 409 || status == 501;
+        if !refused && let Some(progress) = &progress {
             progress.0.served.store(true, Ordering::Relaxed);
         }
         Poll::Ready(Ok(response.map(|body| {
