@@ -548,6 +548,7 @@ pub async fn serve(
     }
     let counters = receiver.counters();
     let capturing = options.capture.as_ref().map(|c| c.dir().to_owned());
+    let capture_counts = options.capture.as_ref().map(Capture::counts);
     if let Some(capture) = options.capture {
         capture.check().with_context(|| {
             format!("--capture {}: cannot write in it", capture.dir().display())
@@ -610,7 +611,7 @@ pub async fn serve(
             health.local_addr()?
         );
         let app = health_router(
-            counters.clone(),
+            (counters.clone(), capture_counts.clone()),
             store,
             dead_letters.clone(),
             reloads.clone(),
@@ -913,7 +914,10 @@ fn stall_limit(handler_timeout: Duration) -> Duration {
 /// store answers or it fails open) and `GET /metrics` (Prometheus's text format: the receiver's
 /// counters and, with a shared store, its state).
 fn health_router(
-    counters: Arc<kustomer_webhooks::receiver::Counters>,
+    (counters, captures): (
+        Arc<kustomer_webhooks::receiver::Counters>,
+        Option<Arc<kustomer_webhooks::capture::CaptureCounts>>,
+    ),
     store: Option<StoreProbe>,
     dead_letters: Option<DeadLetters>,
     reloads: Arc<Reloads>,
@@ -1012,11 +1016,15 @@ fn health_router(
     };
     let metrics = move || {
         let (counters, probe) = (counters.clone(), store.clone());
+        let captures = captures.clone();
         let letters = dead_letters.clone();
         let reloads = reloads.clone();
         let server = server.clone();
         async move {
             let mut text = counters.prometheus();
+            if let Some(captures) = captures {
+                text += &captures.prometheus();
+            }
             if let Some(letters) = letters {
                 // Files replayed elsewhere or removed by hand stop counting.
                 letters.refresh().await;

@@ -1427,6 +1427,36 @@ fn a_signed_delivery_cannot_forge_a_line_of_the_log() {
     }
 }
 
+/// Captures are counted on `/metrics`: written, left out by the filter, and
+/// failed (a file where the directory was, say), for an alert on the last.
+#[test]
+fn serve_counts_captures_on_its_metrics() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let captured = dir.path().join("captured");
+    let (server, _log, url, logged) = start_serve_logged(&[
+        "--token",
+        "t0ken",
+        "--capture",
+        captured.to_str().unwrap(),
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(send_sample(&url, "t0ken", "kustomer.team.create").starts_with("200 "));
+    std::fs::remove_dir_all(&captured).unwrap();
+    std::fs::write(&captured, b"not a directory").unwrap();
+    assert!(send_sample(&url, "t0ken", "kustomer.user.update").starts_with("200 "));
+    let (_, text) = http("GET", &metrics_url(&logged), "/metrics");
+    for line in [
+        "\nkustomer_webhooks_captures_written_total 1\n",
+        "\nkustomer_webhooks_captures_skipped_total 0\n",
+        "\nkustomer_webhooks_captures_failed_total 1\n",
+        "# TYPE kustomer_webhooks_captures_failed_total counter\n",
+    ] {
+        assert!(text.contains(line), "{line:?}: {text}");
+    }
+    drop(server);
+}
+
 #[test]
 fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     let dir = tempfile::TempDir::new().unwrap();

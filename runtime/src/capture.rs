@@ -142,6 +142,47 @@ pub struct CaptureCounts {
     pub failed: AtomicU64,
 }
 
+impl CaptureCounts {
+    /// The counts in Prometheus's text exposition format, for a `/metrics`
+    /// endpoint: `kustomer_webhooks_captures_written_total`,
+    /// `…_skipped_total` and `…_failed_total` (a capture that failed is
+    /// also logged as a warning; its delivery was handled all the same).
+    ///
+    /// ```
+    /// use kustomer_webhooks::capture::CaptureCounts;
+    ///
+    /// let text = CaptureCounts::default().prometheus();
+    /// assert!(text.contains("kustomer_webhooks_captures_failed_total 0\n"));
+    /// ```
+    pub fn prometheus(&self) -> String {
+        let mut text = String::new();
+        for (name, help, count) in [
+            (
+                "written",
+                "Deliveries captured into the capture directory.",
+                &self.written,
+            ),
+            (
+                "skipped",
+                "Deliveries the capture filter left out.",
+                &self.skipped,
+            ),
+            (
+                "failed",
+                "Deliveries that could not be captured (each logged as a warning).",
+                &self.failed,
+            ),
+        ] {
+            let name = format!("kustomer_webhooks_captures_{name}_total");
+            text += &format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        text
+    }
+}
+
 impl Capture {
     /// Captures every delivery into `dir`, created when missing.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
