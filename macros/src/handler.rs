@@ -652,7 +652,7 @@ fn check_event_fits(lit: &LitStr, ty: &Type) -> syn::Result<()> {
     let typed = bundled && KNOWN_EVENTS.contains(&name.as_str()) && !untyped;
     let take = if untyped {
         format!(
-            "`{name}` has no generated type: an `OtherEvent` handler (one for every such event) takes it"
+            "`{name}` has no type in the bundled models: an `OtherEvent` handler (which names no event) takes it, or, if your own models have them, `{own}` or the envelope `{envelope}`"
         )
     } else if bundled {
         format!(
@@ -1010,7 +1010,7 @@ mod tests {
         )
         .to_string();
         assert!(
-            out.contains("compile_error") && out.contains("has no generated type"),
+            out.contains("compile_error") && out.contains("has no type in the bundled models"),
             "{out}"
         );
     }

@@ -14,8 +14,10 @@
 //!   rewrites the same file, so a directory never holds one event twice;
 //!   an id that is not a safe file name (anything but lowercase letters,
 //!   digits, `-`, `_` and `.`; or one a hashed name could be, or a Windows
-//!   device's) is `id-<its SHA-256>.json`, and an event without a usable id
-//!   is named after the SHA-256 of its body, `body-<…>.json`;
+//!   device's) is `id-<its SHA-256>.json` (`raw-<…>.json`, of its JSON text
+//!   as received, for an id read from lone surrogate escapes, each read as
+//!   U+FFFD), and an event without a usable id is named after the SHA-256
+//!   of its body, `body-<…>.json`;
 //! - atomically: each file is written under a temporary name in the same
 //!   directory, then renamed, so a reader (such as `kustomer-webhooks
 //!   infer`) never sees half a file;
@@ -304,9 +306,13 @@ pub(crate) fn file_for(dir: &Path, id: Option<&str>, body: &[u8]) -> PathBuf {
         // An id read from lone surrogate escapes (each read as U+FFFD) is
         // named by its JSON text as received, so that two such ids are two
         // files, as they are two events.
-        Some(id) if id.contains('\u{FFFD}') => {
-            let text = crate::parse::raw_id(body).unwrap_or(id);
-            format!("id-{}", hex::encode(Sha256::digest(text.as_bytes())))
+        // `raw-`, which no other file name starts with, so that it is no
+        // other id's name (a string id that is this text).
+        Some(id)
+            if id.contains('\u{FFFD}')
+                && let Some(text) = crate::parse::raw_id(body) =>
+        {
+            format!("raw-{}", hex::encode(Sha256::digest(text.as_bytes())))
         }
         Some(id) => format!("id-{}", hex::encode(Sha256::digest(id.as_bytes()))),
         None => format!("body-{}", hex::encode(Sha256::digest(body))),
@@ -341,7 +347,7 @@ pub(crate) fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Ids Kustomer sends are 24 lowercase hex digits; anything else is used as
 /// a file name only when it cannot escape the directory or hide, cannot be
-/// taken for a hashed name (`id-…`, `body-…`), has no capital letter (which a
+/// taken for a hashed name (`id-…`, `raw-…`, `body-…`), has no capital letter (which a
 /// case-insensitive file system, as macOS's and Windows' are by default,
 /// would take for another id's file) and is no name Windows reserves for a
 /// device (`con`, `nul`, `com1`…, whatever follows a dot).
@@ -350,6 +356,7 @@ fn is_safe_stem(id: &str) -> bool {
         && id.len() <= 128
         && !id.starts_with('.')
         && !id.starts_with("id-")
+        && !id.starts_with("raw-")
         && !id.starts_with("body-")
         && id.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
@@ -402,6 +409,7 @@ mod tests {
         // that ignores case, nor a Windows device.
         for taken in [
             "id-9cdf6a50",
+            "raw-9cdf6a50",
             "body-00",
             "AbCdEf",
             "6087326FA8B1C7B07DA5E5C9",
@@ -454,6 +462,12 @@ mod tests {
             a,
             capture.file_for(read, br#"{"id": "lone\ud800" ,"name":"y"}"#)
         );
+        // Nor is it the file of a string id that is its text.
+        let text = r#""lone\ud800""#;
+        assert_ne!(a, capture.file_for(Some(text), b"{}"));
+        assert_ne!(a, capture.file_for(Some(&format!("json:{text}")), b"{}"));
+        let stem = a.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert_ne!(a, capture.file_for(Some(&stem), b"{}"));
     }
 
     #[test]

@@ -530,6 +530,52 @@ async fn connections_sending_bodies_a_byte_at_a_time_make_room() {
     assert!(running.server.connections_closed_at_limit() >= 1);
 }
 
+/// The same with bodies that each take under a second, one after another:
+/// their times count together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_sending_short_slow_bodies_one_after_another_make_room() {
+    let running = start(
+        Server::new()
+            .with_max_connections(2)
+            .with_head_timeout(Duration::from_secs(120)),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, stop) = (running.addr, stop.clone());
+            tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let mut answer = [0u8; 4096];
+                while !stop.load(Ordering::SeqCst) {
+                    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
+                                Content-Type: application/json\r\n\
+                                X-Kustomer-Webhook-Signature: 00\r\nContent-Length: 2\r\n\r\n{";
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                    if stream.write_all(b"}").await.is_err()
+                        || matches!(stream.read(&mut answer).await, Ok(0) | Err(_))
+                    {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    running.open_connections(2).await;
+    let answered = tokio::time::timeout(HANG, deliver(running.addr, "s2"))
+        .await
+        .expect("connections sending short slow bodies held every place");
+    assert_eq!(answered, (200, "handled".to_owned()));
+    stop.store(true, Ordering::SeqCst);
+    for task in slow {
+        task.await.unwrap();
+    }
+    assert!(running.server.connections_closed_at_limit() >= 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_limit_no_connection_is_closed_before_its_request_is_read() {
     // Every connection sends its whole request at once, while one slot is

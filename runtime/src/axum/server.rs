@@ -160,9 +160,12 @@ impl Server {
 
     /// At most `max` connections at once (at least one). At the limit, the
     /// oldest connection with no request in progress for
-    /// [`IDLE_BEFORE_MAKING_ROOM`] is closed to make room; while there is
-    /// none, the next wait in the system's backlog until one closes. A clone
-    /// made before this call keeps its own count.
+    /// [`IDLE_BEFORE_MAKING_ROOM`] (or none now, and only refusals answered
+    /// on it) is closed to make room, or else one with only refusals whose
+    /// request bodies arrive a byte at a time, its request cut short (see
+    /// the type's docs); while there is none, the next wait in the system's
+    /// backlog until one closes. A clone made before this call keeps its own
+    /// count.
     pub fn with_max_connections(mut self, max: usize) -> Self {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         self.slots = Arc::new(Semaphore::new(max));
@@ -278,7 +281,7 @@ impl Server {
         metric(
             "kustomer_webhooks_connections_closed_at_limit_total",
             "counter",
-            "Connections idle (no request in progress) closed to make room at the limit.",
+            "Connections closed to make room at the limit: idle, with only refusals answered, or with only refusals and a body arriving a byte at a time.",
             self.connections_closed_at_limit(),
         );
         metric(
@@ -356,7 +359,8 @@ impl Server {
         let mut shutdown = pin!(shutdown);
         // Each connection's requests in progress, oldest connection first.
         let mut connections: VecDeque<Weak<Busy>> = VecDeque::new();
-        let mut warned_at: Option<Instant> = None;
+        // When each kind of room-making was last said (`Room`'s).
+        let mut warned_at: [Option<Instant>; 3] = [None; 3];
         let mut failures = AcceptFailures::default();
         'serving: loop {
             // A slot first; past the limit, connections wait in the backlog,
@@ -400,27 +404,17 @@ impl Server {
                         break slot;
                     }
                     let room = self.make_room(&mut connections);
-                    if room != Room::Leaving
-                        && warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                    let said = match room {
+                        Room::Made => Some(0),
+                        Room::Cut => Some(1),
+                        Room::None => Some(2),
+                        Room::Leaving => None,
+                    };
+                    if let Some(said) = said
+                        && warned_at[said].is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
                     {
-                        warned_at = Some(Instant::now());
-                        if room == Room::Made {
-                            tracing::warn!(
-                                max_connections = self.max,
-                                "every connection slot is taken: closing the oldest connections \
-                                 with no request in progress to make room (clients holding \
-                                 connections open without sending, or a limit too low for the \
-                                 load)"
-                            );
-                        } else {
-                            tracing::warn!(
-                                max_connections = self.max,
-                                "every connection slot is taken, each by a request in progress \
-                                 or a connection just opened: new connections wait in the \
-                                 system's backlog (a limit too low for the load, or clients \
-                                 holding requests open)"
-                            );
-                        }
+                        warned_at[said] = Some(Instant::now());
+                        room.say(self.max);
                     }
                     tokio::select! {
                         slot = self.slots.clone().acquire_owned() => match slot {
@@ -538,19 +532,50 @@ impl Server {
         };
         slow.cut.store(true, Ordering::Release);
         slow.leave();
-        Room::Made
+        Room::Cut
     }
 }
 
 /// What [`Server::make_room`] did.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Room {
-    /// Told a connection to close.
+    /// Told a connection with no request in progress to close.
     Made,
+    /// Told a connection to close with its request cut short (a body
+    /// arriving a byte at a time, only refusals answered on it).
+    Cut,
     /// Nothing: one told before is still closing.
     Leaving,
-    /// Nothing: no connection may be closed.
+    /// Nothing: no connection may be closed yet.
     None,
+}
+
+impl Room {
+    /// Logs it (the caller says each kind at most once a minute).
+    fn say(self, max_connections: usize) {
+        match self {
+            Room::Made => tracing::warn!(
+                max_connections,
+                "every connection slot is taken: closing the oldest connections with no \
+                 request in progress (or only refusals answered) to make room (clients holding \
+                 connections open without sending, or a limit too low for the load)"
+            ),
+            Room::Cut => tracing::warn!(
+                max_connections,
+                "every connection slot is taken: closing connections whose request bodies \
+                 arrive a byte at a time, with only refusals answered on them, their request \
+                 cut short, to make room"
+            ),
+            Room::None => tracing::warn!(
+                max_connections,
+                "every connection slot is taken and none may be closed yet (each has a request \
+                 in progress, or had one answered in the last second): new connections wait in \
+                 the system's backlog (a limit too low for the load, or clients holding \
+                 requests open)"
+            ),
+            Room::Leaving => {}
+        }
+    }
 }
 
 impl Default for Server {
@@ -751,6 +776,9 @@ struct Busy {
     /// Milliseconds after `opened` when the body of its request in progress
     /// began to be awaited, while it has not all arrived (0: none).
     body_since: AtomicU64,
+    /// Milliseconds its requests' bodies were awaited, all told, but the
+    /// one in progress.
+    bodies_took: AtomicU64,
     /// Told to leave with its request in progress cut short (a body
     /// arriving that slowly), not finished.
     cut: AtomicBool,
@@ -769,6 +797,7 @@ impl Busy {
             leave: Notify::new(),
             served: AtomicBool::new(false),
             body_since: AtomicU64::new(0),
+            bodies_took: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             total,
         }
@@ -796,20 +825,23 @@ impl Busy {
     }
 
     /// Whether it may be closed to make room with its request in progress
-    /// cut short: nothing but refusals was answered on it, and its request's
-    /// body has been arriving for [`IDLE_BEFORE_MAKING_ROOM`] (a Kustomer
-    /// event comes whole, in a moment), so that bodies sent a byte at a time
+    /// cut short: nothing but refusals was answered on it, its request's
+    /// body is arriving, and its requests' bodies have been arriving for
+    /// [`IDLE_BEFORE_MAKING_ROOM`] all told (a Kustomer event comes whole,
+    /// in a moment), so that bodies sent a byte at a time, one or many,
     /// cannot hold the connections. Nothing of the request was handled: its
     /// body has not all arrived.
     fn may_be_cut(&self) -> bool {
         let since = self.body_since.load(Ordering::Acquire);
-        since > 0
-            && !self.served.load(Ordering::Relaxed)
-            && self
-                .opened
-                .elapsed()
-                .saturating_sub(Duration::from_millis(since))
-                >= IDLE_BEFORE_MAKING_ROOM
+        if since == 0 || self.served.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Over its requests: bodies that each arrive in under a second, one
+        // after the other, count together.
+        let now = self.opened.elapsed();
+        let this_one = now.saturating_sub(Duration::from_millis(since));
+        let before = Duration::from_millis(self.bodies_took.load(Ordering::Relaxed));
+        before.saturating_add(this_one) >= IDLE_BEFORE_MAKING_ROOM
     }
 
     /// Its request's body began to be awaited.
@@ -820,9 +852,15 @@ impl Busy {
                 .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// Its request's body has all arrived, failed or was dropped.
+    /// Its request's body has all arrived, failed or was dropped: the time
+    /// it was awaited is added to its connection's.
     fn body_done(&self) {
-        self.body_since.store(0, Ordering::Release);
+        let since = self.body_since.swap(0, Ordering::AcqRel);
+        if since > 0 {
+            let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.bodies_took
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        }
     }
 
     /// How long it has had no request in progress; `None` while it has one.
