@@ -429,11 +429,14 @@ async fn a_connection_closed_to_make_room_is_not_given_the_stops_grace() {
     assert_eq!(running.server.connections_closed_at_limit(), 1);
 }
 
-/// Connections whose every request is refused, sent one after another, are
-/// never idle for a second, yet do not hold the limit: a delivery gets the
-/// place of one of them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_with_only_refused_requests_make_room() {
+/// A server at a limit of two connections, both held by `hold` (each
+/// given its connection and a flag that turns when the test is done): a
+/// delivery must still get a place, by one of them closed to make room.
+async fn a_delivery_gets_a_place_beside<F, H>(hold: H)
+where
+    H: Fn(TcpStream, Arc<AtomicBool>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let running = start(
         Server::new()
             .with_max_connections(2)
@@ -441,42 +444,72 @@ async fn connections_with_only_refused_requests_make_room() {
     )
     .await;
     let stop = Arc::new(AtomicBool::new(false));
-    let refusing: Vec<_> = (0..2)
-        .map(|_| {
-            let (addr, stop) = (running.addr, stop.clone());
-            tokio::spawn(async move {
-                let mut stream = TcpStream::connect(addr).await.unwrap();
-                let mut answer = [0u8; 4096];
-                // A 501 first (a transfer coding not undone), which needs no
-                // token either: a refusal too.
-                let coded = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
-                             Content-Type: application/json\r\n\
-                             Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
-                stream.write_all(coded.as_bytes()).await.unwrap();
-                let n = stream.read(&mut answer).await.unwrap();
-                assert!(answer[..n].starts_with(b"HTTP/1.1 501"));
-                while !stop.load(Ordering::SeqCst) {
-                    let sent = stream
-                        .write_all(b"GET /kustomer HTTP/1.1\r\nHost: x\r\n\r\n")
-                        .await;
-                    if sent.is_err() || matches!(stream.read(&mut answer).await, Ok(0) | Err(_)) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-        })
-        .collect();
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let stream = TcpStream::connect(running.addr).await.unwrap();
+        holding.push(tokio::spawn(hold(stream, stop.clone())));
+    }
     running.open_connections(2).await;
-    let answered = tokio::time::timeout(HANG, deliver(running.addr, "r1"))
+    let answered = tokio::time::timeout(HANG, deliver(running.addr, "held"))
         .await
-        .expect("connections of refused requests held every place");
+        .expect("the two connections held every place");
     assert_eq!(answered, (200, "handled".to_owned()));
     stop.store(true, Ordering::SeqCst);
-    for task in refusing {
+    for task in holding {
         task.await.unwrap();
     }
     assert!(running.server.connections_closed_at_limit() >= 1);
+}
+
+/// Sends a request the server refuses (its signature is wrong) with `body`
+/// a byte every `every`, and reads the answer; false once the connection
+/// is closed.
+async fn refused_slowly(stream: &mut TcpStream, body: &[u8], every: Duration) -> bool {
+    let head = format!(
+        "POST /kustomer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Kustomer-Webhook-Signature: 00\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    for (i, byte) in body.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(every).await;
+        }
+        if stream.write_all(&[*byte]).await.is_err() {
+            return false;
+        }
+    }
+    let mut answer = [0u8; 4096];
+    !matches!(stream.read(&mut answer).await, Ok(0) | Err(_))
+}
+
+/// Connections whose every request is refused, sent one after another, are
+/// never idle for a second, yet do not hold the limit: a delivery gets the
+/// place of one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_with_only_refused_requests_make_room() {
+    a_delivery_gets_a_place_beside(|mut stream, stop| async move {
+        let mut answer = [0u8; 4096];
+        // A 501 first (a transfer coding not undone), which needs no token
+        // either: a refusal too.
+        let coded = "POST /kustomer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+        stream.write_all(coded.as_bytes()).await.unwrap();
+        let n = stream.read(&mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 501"));
+        while !stop.load(Ordering::SeqCst) {
+            let sent = stream
+                .write_all(b"GET /kustomer HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            if sent.is_err() || matches!(stream.read(&mut answer).await, Ok(0) | Err(_)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
 }
 
 /// Connections sending bodies a byte at a time, each finished within the
@@ -485,95 +518,24 @@ async fn connections_with_only_refused_requests_make_room() {
 /// short, so that a delivery gets its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_sending_bodies_a_byte_at_a_time_make_room() {
-    let running = start(
-        Server::new()
-            .with_max_connections(2)
-            .with_head_timeout(Duration::from_secs(120)),
-    )
+    a_delivery_gets_a_place_beside(|mut stream, stop| async move {
+        let every = Duration::from_millis(300);
+        while !stop.load(Ordering::SeqCst)
+            && refused_slowly(&mut stream, br#"{"name":"x.y.z"}  "#, every).await
+        {}
+    })
     .await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
-            let (addr, stop) = (running.addr, stop.clone());
-            tokio::spawn(async move {
-                let mut stream = TcpStream::connect(addr).await.unwrap();
-                let mut answer = [0u8; 4096];
-                while !stop.load(Ordering::SeqCst) {
-                    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
-                                Content-Type: application/json\r\n\
-                                X-Kustomer-Webhook-Signature: 00\r\nContent-Length: 18\r\n\r\n";
-                    if stream.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    for byte in br#"{"name":"x.y.z"}  "# {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        if stream.write_all(&[*byte]).await.is_err() {
-                            return;
-                        }
-                    }
-                    if matches!(stream.read(&mut answer).await, Ok(0) | Err(_)) {
-                        return;
-                    }
-                }
-            })
-        })
-        .collect();
-    running.open_connections(2).await;
-    let answered = tokio::time::timeout(HANG, deliver(running.addr, "s1"))
-        .await
-        .expect("connections sending bodies a byte at a time held every place");
-    assert_eq!(answered, (200, "handled".to_owned()));
-    stop.store(true, Ordering::SeqCst);
-    for task in slow {
-        task.await.unwrap();
-    }
-    assert!(running.server.connections_closed_at_limit() >= 1);
 }
 
 /// The same with bodies that each take under a second, one after another:
 /// their times count together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_sending_short_slow_bodies_one_after_another_make_room() {
-    let running = start(
-        Server::new()
-            .with_max_connections(2)
-            .with_head_timeout(Duration::from_secs(120)),
-    )
+    a_delivery_gets_a_place_beside(|mut stream, stop| async move {
+        let every = Duration::from_millis(700);
+        while !stop.load(Ordering::SeqCst) && refused_slowly(&mut stream, b"{}", every).await {}
+    })
     .await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
-            let (addr, stop) = (running.addr, stop.clone());
-            tokio::spawn(async move {
-                let mut stream = TcpStream::connect(addr).await.unwrap();
-                let mut answer = [0u8; 4096];
-                while !stop.load(Ordering::SeqCst) {
-                    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\n\
-                                Content-Type: application/json\r\n\
-                                X-Kustomer-Webhook-Signature: 00\r\nContent-Length: 2\r\n\r\n{";
-                    if stream.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(700)).await;
-                    if stream.write_all(b"}").await.is_err()
-                        || matches!(stream.read(&mut answer).await, Ok(0) | Err(_))
-                    {
-                        return;
-                    }
-                }
-            })
-        })
-        .collect();
-    running.open_connections(2).await;
-    let answered = tokio::time::timeout(HANG, deliver(running.addr, "s2"))
-        .await
-        .expect("connections sending short slow bodies held every place");
-    assert_eq!(answered, (200, "handled".to_owned()));
-    stop.store(true, Ordering::SeqCst);
-    for task in slow {
-        task.await.unwrap();
-    }
-    assert!(running.server.connections_closed_at_limit() >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
