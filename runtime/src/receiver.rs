@@ -439,6 +439,15 @@ struct Slots {
     max_wait: Duration,
 }
 
+/// Whether a delivery answered `status` was refused (counted as `rejected`):
+/// a 4xx but 409 (another delivery of its event in progress, which Kustomer
+/// retries), or 501 (a transfer coding the receiver does not undo, not a
+/// handler's failure). `axum::Server` tells connections of refusals alone
+/// by it, too.
+pub(crate) fn is_refusal(status: u16) -> bool {
+    matches!(status, 400..=499 | 501) && status != 409
+}
+
 /// Seconds since the Unix epoch (0 for a clock before it).
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -969,9 +978,7 @@ impl<S: Events> Receiver<S> {
             // Logged in the delivery's span (`deliver`).
             (200..=299, outcome::TOO_OLD) => Counters::bump(&counters.too_old),
             (200..=299, _) => Counters::bump(&counters.accepted),
-            // 501: a request the receiver refuses (a transfer coding it
-            // does not undo), not a handler's failure.
-            (400..=499 | 501, _) => {
+            (status, _) if is_refusal(status) => {
                 Counters::bump(&counters.rejected);
                 self.log_rejected(reply);
             }

@@ -1037,9 +1037,9 @@ impl<F: Future<Output = Result<Response<Body>, Infallible>>> Future for Answer<F
         // 4xx, and 501 for a transfer coding; a 409, a retry that raced its
         // first delivery, is no refusal): the connection carries
         // deliveries, not only requests turned away.
-        let status = response.status().as_u16();
-        let refused = (400..=499).contains(&status) && status != 409 || status == 501;
-        if !refused && let Some(progress) = &progress {
+        if !crate::receiver::is_refusal(response.status().as_u16())
+            && let Some(progress) = &progress
+        {
             progress.0.served.store(true, Ordering::Relaxed);
         }
         Poll::Ready(Ok(response.map(|body| {
