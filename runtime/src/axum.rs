@@ -22,7 +22,8 @@
 //!
 //! ```toml
 //! [dependencies]
-//! kustomer-webhooks = { version = "0.1", features = ["axum"] }
+//! # a checkout's runtime crate, or a git dependency on it
+//! kustomer-webhooks = { path = "../kustomer-webhooks/runtime", features = ["axum"] }
 //! axum = "0.8"
 //! tokio = { version = "1", features = ["macros", "net", "rt-multi-thread"] }
 //! ```

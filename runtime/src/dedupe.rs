@@ -91,7 +91,7 @@
 //! pass to [`Receiver::with_store`](crate::receiver::Receiver::with_store):
 //!
 //! ```toml
-//! kustomer-webhooks = { version = "0.1", features = ["axum", "redis"] }
+//! kustomer-webhooks = { path = "../kustomer-webhooks/runtime", features = ["axum", "redis"] }
 //! ```
 //!
 //! With `redis-tls` instead of `redis`, it also speaks TLS (`rediss://`),

@@ -74,21 +74,25 @@ pub fn samples() -> impl Iterator<Item = (&'static str, &'static str)> {
 pub struct NoSample {
     /// The event asked for.
     pub event: String,
-    /// The known event its name is closest to, if any is close.
+    /// The known event its name is closest to, if any is close (which
+    /// may be one without a sample: the message then says so).
     pub suggestion: Option<&'static str>,
 }
 
 /// Why there is no sample of `event`: a known event Kustomer published
-/// none of, or (a name misspelt) the known event it is closest to.
+/// none of, or (a name misspelt) the known event it is closest to, which
+/// may be one of those too.
 fn why_none(event: &str, suggestion: Option<&str>) -> String {
+    const NONE_PUBLISHED: &str = "Kustomer published no sample of it: build its body, and use \
+                                  Delivery::from_body";
     if crate::EventName::KNOWN.contains(&event) {
-        " (a known event, but Kustomer published no sample of it: build its body, and use \
-         Delivery::from_body)"
-            .to_owned()
+        format!(" (a known event, but {NONE_PUBLISHED})")
     } else {
-        suggestion
-            .map(|s| format!(" (did you mean {s:?}?)"))
-            .unwrap_or_default()
+        match suggestion {
+            Some(s) if sample(s).is_some() => format!(" (did you mean {s:?}?)"),
+            Some(s) => format!(" (did you mean {s:?}? {NONE_PUBLISHED})"),
+            None => String::new(),
+        }
     }
 }
 
@@ -131,7 +135,9 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     /// The published sample of `event` (such as `kustomer.customer.update`),
-    /// named by its header, not yet signed.
+    /// named by its header, not yet signed. Its body is the sample's text
+    /// as published until a change; a change sends compact JSON, its keys
+    /// in name order.
     pub fn sample(event: &str) -> Result<Self, NoSample> {
         let text = sample(event).ok_or_else(|| NoSample {
             event: event.to_owned(),
@@ -139,12 +145,11 @@ impl Delivery {
                 .then(|| crate::app::nearest_event(event))
                 .flatten(),
         })?;
-        // The samples are JSON: the crate's tests parse each one.
-        let body = serde_json::from_str(text).unwrap_or(Value::Null);
+        // The sample's own text, in Kustomer's order of keys, until a
+        // change.
         Ok(Delivery {
-            body: Body::Json(body),
             event: Some(event.to_owned()),
-            ..Delivery::from_body(Vec::new())
+            ..Delivery::from_body(text)
         })
     }
 
@@ -179,10 +184,13 @@ impl Delivery {
     /// When the pointer leads nowhere: a step before the last that does not
     /// exist (a misspelt key, `/data/attribute/rev`, says which step and the
     /// key meant), or that goes through a string, number or other value that
-    /// has no children, or an index past an array's end; and when the body
-    /// is not JSON. A test meant to change the sample would otherwise pass
-    /// while sending it unchanged. To make what is missing on the way, use
-    /// [`set_creating`](Self::set_creating).
+    /// has no children, or an index past an array's end; when the last step
+    /// is a new key that differs from one of its object's keys only by case
+    /// or a typo (`/data/attributes/Rev`, `/data/attributes/nmae`), which
+    /// would add a key beside the one meant; and when the body is not JSON.
+    /// A test meant to change the sample would otherwise pass while sending
+    /// it unchanged. To make what is missing on the way, or add such a key
+    /// after all, use [`set_creating`](Self::set_creating).
     #[track_caller]
     pub fn set(self, pointer: &str, value: impl Into<Value>) -> Self {
         if !pointer.is_empty() {
@@ -300,12 +308,13 @@ impl Delivery {
     /// line break at its end still matches).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
+        let trimmed = value.trim_ascii();
         if name.eq_ignore_ascii_case("content-type") {
-            self.content_type(Some(&value))
+            self.content_type(Some(trimmed))
         } else if name.eq_ignore_ascii_case(EVENT_HEADER) {
-            self.event_header(Some(&value))
+            self.event_header(Some(trimmed))
         } else if name.eq_ignore_ascii_case(SIGNATURE_HEADER) {
-            self.signature(value)
+            self.signature(trimmed)
         } else {
             self.headers.push((name, value));
             self
@@ -319,7 +328,8 @@ impl Delivery {
         self
     }
 
-    /// The body as sent: compact JSON once changed, else the bytes given.
+    /// The body as sent: compact JSON, keys in name order, once changed;
+    /// else the bytes given (or the sample's text).
     pub fn body(&self) -> Vec<u8> {
         match &self.body {
             Body::Json(value) => serde_json::to_vec(value).unwrap_or_default(),
@@ -448,7 +458,16 @@ fn reachable(body: &Value, pointer: &str) -> Result<(), String> {
         at = match at {
             Value::Object(map) => match map.get(step) {
                 Some(child) => child,
-                None if last => return Ok(()),
+                None if last => {
+                    // A new key, unless it is an existing one misspelt.
+                    return match misspelt(map, step) {
+                        Some(key) => Err(format!(
+                            "`{here}` would be a new key beside `{walked}/{key}`; did you mean \
+                             `{walked}/{key}`?"
+                        )),
+                        None => Ok(()),
+                    };
+                }
                 None => {
                     let meant = map
                         .keys()
@@ -501,6 +520,26 @@ fn reachable(body: &Value, pointer: &str) -> Result<(), String> {
         walked = here;
     }
     Ok(())
+}
+
+/// The key of `map` that `step`, a key it lacks, is a misspelling of: the
+/// same but for case, or a typo (a letter changed, added, dropped or two
+/// swapped; two such for keys of more than five letters). Keys this close
+/// in one object are rare enough that a new one is taken for a mistake.
+fn misspelt<'m>(map: &'m serde_json::Map<String, Value>, step: &str) -> Option<&'m str> {
+    let allowed = if step.chars().count() > 5 { 2 } else { 1 };
+    map.keys()
+        .map(|key| {
+            let distance = if key.eq_ignore_ascii_case(step) {
+                0
+            } else {
+                strsim::osa_distance(key, step)
+            };
+            (distance, key.as_str())
+        })
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, key)| key)
 }
 
 /// The steps of a JSON Pointer, unescaped (`~1` is `/`, `~0` is `~`). A

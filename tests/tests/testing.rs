@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kustomer_webhooks::receiver::Receiver;
 use kustomer_webhooks::testing::{Delivery, NoSample, sample, samples};
-use kustomer_webhooks::verify::{EVENT_HEADER, Verifier, sign};
+use kustomer_webhooks::verify::{EVENT_HEADER, SIGNATURE_HEADER, Verifier, sign};
 use kustomer_webhooks::{CustomerUpdate, Dispatcher, State, parse};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -79,9 +79,30 @@ fn an_event_without_a_sample_is_an_error_that_suggests_the_nearest() {
         ),
         "{e}"
     );
-    // A misspelt name gets the closest known event, not the first close one.
+    // A misspelt name gets the closest known event, not the first close one,
+    // and is told when that one has no sample either.
     let e = Delivery::sample("kustomer.tags.create").unwrap_err();
     assert_eq!(e.suggestion, Some("kustomer.tag.create"));
+    assert!(
+        e.to_string().starts_with(
+            "no sample of \"kustomer.tags.create\" (did you mean \"kustomer.tag.create\"? \
+             Kustomer published no sample of it: build its body, and use Delivery::from_body); "
+        ),
+        "{e}"
+    );
+}
+
+/// A sample is sent as published, in Kustomer's order of keys, until it is
+/// changed.
+#[test]
+fn a_sample_is_sent_as_its_published_text_until_changed() {
+    for (event, text) in samples() {
+        let d = Delivery::sample(event).unwrap().signed_with("t0ken");
+        assert_eq!(d.body(), text.as_bytes(), "{event}");
+        let changed = d.set("/data/attributes/rev", 9);
+        let v = json_of(&changed);
+        assert_eq!(v["data"]["attributes"]["rev"], 9, "{event}");
+    }
 }
 
 #[test]
@@ -182,6 +203,24 @@ fn set_refuses_a_pointer_that_leads_nowhere() {
             "/a/x/y",
             r#"{"a": [1]}"#,
             "`/a/x`: an array's step is an index",
+        ),
+        // A last step that is an existing key misspelt would add a key
+        // beside it, and leave the one meant as it was.
+        (
+            "/data/attributes/Rev",
+            sample,
+            "`/data/attributes/Rev` would be a new key beside `/data/attributes/rev`; did you \
+             mean `/data/attributes/rev`?",
+        ),
+        (
+            "/data/attributes/nmae",
+            sample,
+            "did you mean `/data/attributes/name`?",
+        ),
+        (
+            "/data/attributes/displayNam",
+            sample,
+            "did you mean `/data/attributes/displayName`?",
         ),
         ("/x/y", "{", "the body is not JSON"),
         ("x", "{}", "a JSON Pointer starts with `/`"),
@@ -345,6 +384,23 @@ fn headers_of_its_own_are_set_once_and_the_event_header_follows_name() {
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(types, ["text/plain"]);
+    // The headers it sends itself arrive trimmed too, as over HTTP.
+    let trimmed = Delivery::sample("kustomer.team.create")
+        .unwrap()
+        .header("X-Kustomer-Webhook-Event", " kustomer.team.create\n")
+        .header("content-type", "application/json ")
+        .header("x-kustomer-webhook-signature", "\tabc ");
+    let sent = trimmed.headers();
+    for want in [
+        ("content-type", "application/json"),
+        (EVENT_HEADER, "kustomer.team.create"),
+        (SIGNATURE_HEADER, "abc"),
+    ] {
+        assert!(
+            sent.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{sent:?}"
+        );
+    }
     assert!(
         headers.contains(&("x-app".to_owned(), "1".to_owned())),
         "{headers:?}"
