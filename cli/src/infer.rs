@@ -45,6 +45,10 @@ pub fn run(paths: &[PathBuf], settings: Settings, skip: bool) -> Result<Inferrer
 pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Result<()> {
     let before = inferrer.sample_count();
     let mut unusable = Vec::new();
+    // Paths and files that cannot be read (none there, a directory without
+    // samples, a link to nothing): never skipped, but every one is read
+    // first, so that one run names them all.
+    let mut unread = Vec::new();
     let mut read = std::collections::HashSet::new();
     for path in paths {
         // As `parse` says it: a directory's subdirectories are not read.
@@ -53,22 +57,37 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
         {
             found.say_subdirectories(path, "read");
         }
-        let added = kustomer_schema::sample_files(path).and_then(|files| {
-            for file in files {
-                let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
-                if read.insert(same) {
-                    inferrer.add_path_skipping(&file, &mut |e| unusable.push(e.to_string()))?;
+        match kustomer_schema::sample_files(path) {
+            Err(e) => unread.push(e.to_string()),
+            Ok(files) => {
+                for file in files {
+                    let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+                    if read.insert(same)
+                        && let Err(e) = inferrer
+                            .add_path_skipping(&file, &mut |e| unusable.push(e.to_string()))
+                    {
+                        unread.push(e.to_string());
+                    }
                 }
             }
-            Ok(())
-        });
-        if let Err(e) = added {
-            // What was found unusable before is said too.
-            for problem in &unusable {
-                note!("error: {problem}");
-            }
-            return Err(e.into());
         }
+    }
+    if !unread.is_empty() {
+        if unread.len() == 1 && unusable.is_empty() {
+            bail!("{}", unread[0]);
+        }
+        let level = if skip { "warning" } else { "error" };
+        for problem in &unusable {
+            note!("{level}: {problem}");
+        }
+        for problem in &unread {
+            note!("error: {problem}");
+        }
+        let mut said = format!("{} sample path(s) cannot be read", unread.len());
+        if !unusable.is_empty() {
+            said.push_str(&format!(" and {} sample(s) cannot be used", unusable.len()));
+        }
+        bail!("{said}");
     }
     if unusable.is_empty() {
         return Ok(());

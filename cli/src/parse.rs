@@ -96,11 +96,7 @@ pub fn payload_files_in(dir: &Path) -> std::io::Result<Found> {
             found.subdirectories += 1;
             continue;
         }
-        let payload = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "jsonl" | "ndjson")
-        );
-        if payload && meta.map_or(true, |m| m.is_file()) {
+        if kustomer_schema::is_sample_name(&path) && meta.map_or(true, |m| m.is_file()) {
             found.files.push(path);
         }
     }
@@ -122,10 +118,7 @@ pub struct Piece {
 
 /// Whether a file's name says it holds JSON Lines (`.jsonl`, `.ndjson`).
 pub fn is_lines_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "ndjson")
-    )
+    kustomer_schema::is_lines_name(path)
 }
 
 /// The payloads in a file's bytes, as `infer` reads samples: a file of one

@@ -305,10 +305,13 @@ pub struct SendOptions {
 /// rather than by reqwest, so that posting to an `http://` URL works on a
 /// system without any root certificates (a minimal container). It follows
 /// no redirect: a receiver answering 3xx gets that status printed, rather
-/// than the payload being posted somewhere Kustomer may not follow.
+/// than the payload being posted somewhere Kustomer may not follow. A
+/// connection not made within [`connect_timeout`] is a receiver out of
+/// reach, not a slow one.
 fn send_client(options: &SendOptions, https: bool) -> Result<reqwest::Client> {
     let builder = reqwest::Client::builder()
         .timeout(options.timeout)
+        .connect_timeout(connect_timeout(options.timeout))
         .redirect(reqwest::redirect::Policy::none());
     #[cfg(feature = "tls")]
     let builder = builder.tls_backend_preconfigured(tls_config(&options.ca_certs, https)?);
@@ -321,6 +324,15 @@ fn send_client(options: &SendOptions, https: bool) -> Result<reqwest::Client> {
         ));
     }
     builder.build().context("setting up the HTTP client")
+}
+
+/// How long `send` waits for a connection (TCP, and TLS for https): half
+/// its time for a delivery, at most 5 s. Shorter than the delivery's own
+/// limit, so that a receiver whose address drops every attempt (a firewall,
+/// a host gone) ends the run as out of reach instead of being reported
+/// slow once per payload.
+fn connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(5))
 }
 
 /// TLS for `send`: the certificate authorities of each `--ca-cert` file,
@@ -1446,13 +1458,17 @@ async fn post(
     if cut {
         reply.push_str(" …");
     }
-    if reply.is_empty()
-        && let Some(location) = res.headers().get(reqwest::header::LOCATION)
-    {
-        reply = format!(
+    // Where a redirect points, before its page (which rarely says).
+    if let Some(location) = res.headers().get(reqwest::header::LOCATION) {
+        let location = format!(
             "(Location: {})",
             String::from_utf8_lossy(location.as_bytes())
         );
+        reply = if reply.is_empty() {
+            location
+        } else {
+            format!("{location} {reply}")
+        };
     }
     Ok(Delivered { status, reply })
 }
@@ -1517,7 +1533,15 @@ fn no_reply_reason(e: reqwest::Error) -> String {
 /// words are not.
 /// A receiver out of reach, posting the payload shown as `file` (already
 /// printable).
-fn unreachable(url: &str, file: &str, e: reqwest::Error) -> anyhow::Error {
+fn unreachable(url: &str, file: &str, e: reqwest::Error, timeout: Duration) -> anyhow::Error {
+    if e.is_connect() && e.is_timeout() {
+        let url = printable(&shown_url(url)).into_owned();
+        return anyhow::anyhow!(
+            "posting {file} to {url}: no connection within {:?} (nothing answers at that \
+             address: a host down, or a firewall dropping the attempts)",
+            connect_timeout(timeout)
+        );
+    }
     anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(e)))
 }
 
@@ -1668,7 +1692,7 @@ pub async fn send(
                     }
                     false
                 }
-                Err(e) => return Err(unreachable(url, &shown, e)),
+                Err(e) => return Err(unreachable(url, &shown, e, options.timeout)),
             };
             all_acknowledged &= acknowledged;
         }

@@ -448,6 +448,82 @@ fn empty_directory_is_rejected() {
     );
 }
 
+/// Every path is read before the run fails, so one run names every path
+/// that cannot be read and every sample that cannot be used.
+#[test]
+fn every_bad_path_and_sample_is_named_in_one_run() {
+    let dir = workdir(&[
+        ("x.json", r#"{"name": "kustomer.customer.create", "data": {"id": "1"}}"#),
+        ("y.json", "{"),
+        ("empty/notes.txt", "not a sample"),
+    ]);
+    let run = infer(
+        dir.path(),
+        &["x.json", "nowhere", "y.json", "empty", "--out", "out"],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    for needle in [
+        "error: x.json: the sample has no `data.type`",
+        "error: y.json:1:1: invalid JSON",
+        "error: nowhere: ",
+        "error: empty: no .json, .jsonl or .ndjson sample files",
+        "error: 2 sample path(s) cannot be read and 2 sample(s) cannot be used",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {run:#?}");
+    }
+    assert!(!dir.path().join("out").exists(), "{run:#?}");
+}
+
+/// A link to nothing, or a loop of links, with a sample's name is read, and
+/// says why it cannot be, rather than being left out without a word; a
+/// sample's extension counts in any case.
+#[cfg(unix)]
+#[test]
+fn links_to_nothing_in_a_directory_are_named_and_extensions_count_in_any_case() {
+    let dir = workdir(&[("samples/c.JSON", GOOD)]);
+    let samples = dir.path().join("samples");
+    std::os::unix::fs::symlink("nowhere.json", samples.join("broken.json")).unwrap();
+    std::os::unix::fs::symlink("loop.json", samples.join("loop.json")).unwrap();
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    for needle in [
+        "samples/broken.json: ",
+        "samples/loop.json: ",
+        "error: 2 sample path(s) cannot be read",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {run:#?}");
+    }
+    fs::remove_file(samples.join("broken.json")).unwrap();
+    fs::remove_file(samples.join("loop.json")).unwrap();
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(dir.path().join("out/customer.json").exists(), "{run:#?}");
+}
+
+/// A JSON file of one's own in the output directory, with the name of a
+/// schema to write, is not overwritten: the run fails and writes nothing.
+#[test]
+fn a_json_file_of_ones_own_with_a_schemas_name_is_not_overwritten() {
+    let own = r#"{"my": "notes about customers"}"#;
+    let dir = workdir(&[
+        ("samples/c.json", GOOD),
+        ("samples/t.json", r#"{"name": "kustomer.team.create", "data": {"type": "team", "id": "1"}}"#),
+        ("out/customer.json", own),
+    ]);
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains("out/customer.json: a file of your own"),
+        "{run:#?}"
+    );
+    assert_eq!(fs::read_to_string(dir.path().join("out/customer.json")).unwrap(), own);
+    assert!(!dir.path().join("out/team.json").exists(), "{run:#?}");
+    // A schema written before is rewritten.
+    fs::remove_file(dir.path().join("out/customer.json")).unwrap();
+    assert_eq!(infer(dir.path(), &["samples", "--out", "out"]).code, Some(0));
+    assert_eq!(infer(dir.path(), &["samples", "--out", "out"]).code, Some(0));
+}
+
 #[test]
 fn nonexistent_path_is_rejected_with_the_os_reason_said_once() {
     let dir = workdir(&[]);

@@ -289,9 +289,7 @@ impl Inferrer {
         let bytes = &*lone_surrogates_replaced(bytes);
         let (mut seen, mut added, mut failed) = (0, 0, false);
         let mut lines = Lines::default();
-        let named_lines = [".jsonl", ".ndjson"]
-            .iter()
-            .any(|ext| origin.ends_with(ext));
+        let named_lines = is_lines_name(Path::new(origin));
         // Whether every sample so far was on a line of its own: then a line
         // that is not JSON is only that line, and the reading goes on after
         // it (unless `stop`).
@@ -520,14 +518,37 @@ impl Inferrer {
     }
 
     /// Writes `<resource>.json` for each schema into `dir` (created when
-    /// missing) and returns the paths written.
+    /// missing) and returns the paths written. A JSON file of one's own
+    /// there (one that is not a resource's schema, [`is_resource_schema`])
+    /// with the name of one to write is an error, and nothing is written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let schemas = self.schemas();
+        for name in schemas.keys() {
+            let path = dir.join(format!("{name}.json"));
+            let own = match fs::read(&path) {
+                Ok(bytes) => !serde_json::from_slice::<Value>(
+                    bytes.strip_prefix(BOM).unwrap_or(&bytes),
+                )
+                .is_ok_and(|v| is_resource_schema(&v)),
+                Err(_) => false,
+            };
+            if own {
+                return Err(Error::Io {
+                    path,
+                    error: std::io::Error::other(
+                        "a file of your own (not a schema this toolkit wrote) has the name of \
+                         the schema to write: move it out of the schemas' directory, or delete \
+                         it; nothing was written",
+                    ),
+                });
+            }
+        }
         fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
             error: source,
         })?;
         let mut written = Vec::new();
-        for (name, schema) in self.schemas() {
+        for (name, schema) in schemas {
             let path = dir.join(format!("{name}.json"));
             fs::write(&path, to_pretty(&schema)).map_err(|source| Error::Io {
                 path: path.clone(),
@@ -752,28 +773,48 @@ fn collect_definitions(
 /// one whose name starts with a digit (`3pl-shipment`) gets it prepended
 /// (`Resource3plShipment`), so that every name is a Rust type name.
 /// What is wrong with the parts of `envelope` every model is built around,
-/// if anything: `data.attributes`, `data.relationships` and `changes` are
-/// objects, `id` and `data.id` strings (each may be absent or null).
+/// if anything: `data.attributes`, `data.relationships`, `changes` and its
+/// `attributes` and `relationships` are objects, `id` and `data.id`
+/// strings (each may be absent; `changes`, `id` and `data.id` may be null,
+/// as `changes` is on a create, but the others are fields no model makes
+/// optional, so one null would turn every handler's `attributes` into an
+/// `Option`).
 fn spine_problem(envelope: &Map<String, Value>) -> Option<SampleProblem> {
     let data = envelope.get("data").and_then(Value::as_object);
+    let changes = envelope.get("changes").and_then(Value::as_object);
     let parts = [
         (
             "/data/attributes",
             data.and_then(|d| d.get("attributes")),
             true,
+            false,
         ),
         (
             "/data/relationships",
             data.and_then(|d| d.get("relationships")),
             true,
+            false,
         ),
-        ("/changes", envelope.get("changes"), true),
-        ("/id", envelope.get("id"), false),
-        ("/data/id", data.and_then(|d| d.get("id")), false),
+        ("/changes", envelope.get("changes"), true, true),
+        (
+            "/changes/attributes",
+            changes.and_then(|c| c.get("attributes")),
+            true,
+            false,
+        ),
+        (
+            "/changes/relationships",
+            changes.and_then(|c| c.get("relationships")),
+            true,
+            false,
+        ),
+        ("/id", envelope.get("id"), false, true),
+        ("/data/id", data.and_then(|d| d.get("id")), false, true),
     ];
-    parts.into_iter().find_map(|(pointer, value, object)| {
+    parts.into_iter().find_map(|(pointer, value, object, nullable)| {
         let fits = match value {
-            None | Some(Value::Null) => true,
+            None => true,
+            Some(Value::Null) => nullable,
             Some(Value::Object(_)) => object,
             Some(Value::String(_)) => !object,
             Some(_) => false,
@@ -813,9 +854,31 @@ fn is_resource_name(s: &str) -> bool {
         })
 }
 
+/// Whether a file's name makes it a sample file in a directory: it ends in
+/// `.json`, `.jsonl` or `.ndjson`, in any case (`.JSON` too).
+pub fn is_sample_name(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["json", "jsonl", "ndjson"]
+            .iter()
+            .any(|x| e.eq_ignore_ascii_case(x))
+    })
+}
+
+/// Whether a file's name says it holds JSON Lines: it ends in `.jsonl` or
+/// `.ndjson`, in any case.
+pub fn is_lines_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
+}
+
 /// The sample files `path` names: itself, or a directory's `.json`,
-/// `.jsonl` and `.ndjson` files in name order (not descending into subdirectories), as
-/// [`Inferrer::add_path`] reads them. A directory with none is an error.
+/// `.jsonl` and `.ndjson` files ([`is_sample_name`]) in name order (not
+/// descending into subdirectories), as [`Inferrer::add_path`] reads them. A
+/// directory with none is an error. An entry with such a name that cannot
+/// be looked at (a link to nothing, a loop of links) is among them, so that
+/// reading it says why rather than it being left out without a word; a
+/// pipe or socket is not.
 pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|source| Error::Io {
         path: path.into(),
@@ -835,11 +898,7 @@ pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
             error: source,
         })?;
         let p = entry.path();
-        let is_sample = matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("json" | "jsonl" | "ndjson")
-        );
-        if is_sample && p.is_file() {
+        if is_sample_name(&p) && fs::metadata(&p).map_or(true, |m| m.is_file()) {
             files.push(p);
         }
     }

@@ -604,6 +604,28 @@ fn a_sample_whose_spine_has_another_shape_is_unusable() {
             json!([1]),
             "`/changes` is an array, not an object",
         ),
+        // Null too, where no model makes the field optional: one such
+        // capture would make every handler's `attributes` an `Option`.
+        (
+            "/data/attributes",
+            Value::Null,
+            "`/data/attributes` is null, not an object",
+        ),
+        (
+            "/data/relationships",
+            Value::Null,
+            "`/data/relationships` is null, not an object",
+        ),
+        (
+            "/changes",
+            json!({"attributes": null}),
+            "`/changes/attributes` is null, not an object",
+        ),
+        (
+            "/changes",
+            json!({"relationships": []}),
+            "`/changes/relationships` is an array, not an object",
+        ),
         ("/id", json!(42), "`/id` is a number, not a string"),
         (
             "/data/id",
@@ -624,10 +646,12 @@ fn a_sample_whose_spine_has_another_shape_is_unusable() {
         assert!(err.starts_with(&format!("zz.json: {want}: ")), "{err}");
         assert_eq!(i.sample_count(), 0);
     }
-    // Null or absent is fine.
+    // Absent is fine; so is null where it means none (a create's
+    // `changes`, an id).
     let mut sample = base.clone();
-    sample["data"]["attributes"] = Value::Null;
+    sample["data"].as_object_mut().unwrap().remove("attributes");
     sample["changes"] = Value::Null;
+    sample["data"]["id"] = Value::Null;
     sample.as_object_mut().unwrap().remove("id");
     Inferrer::default().add(&sample, "ok.json").unwrap();
 }
