@@ -380,7 +380,16 @@ fn a_connection_closed_without_an_answer_fails_that_payload_and_the_next_is_sent
                     )
                     .into_bytes()
                 }
-                _ => b"HTTP/1.1 307 Temporary Redirect\r\nlocation: https://elsewhere.example/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                2 => b"HTTP/1.1 307 Temporary Redirect\r\nlocation: https://elsewhere.example/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                // A redirect with a page, as proxies send them.
+                _ => {
+                    let body = "<html><title>301 Moved Permanently</title></html>";
+                    format!(
+                        "HTTP/1.1 301 Moved Permanently\r\nlocation: https://hooks.example/k\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                }
             };
             let _ = stream.write_all(&answer);
         }
@@ -393,11 +402,12 @@ fn a_connection_closed_without_an_answer_fails_that_payload_and_the_next_is_sent
         "schema/samples/kustomer.team.create.json",
         "schema/samples/kustomer.team.update.json",
         "schema/samples/kustomer.user.create.json",
+        "schema/samples/kustomer.user.update.json",
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
         lines[0].starts_with("--- schema/samples/kustomer.team.create.json no reply: ")
             && lines[0].ends_with("(Kustomer would count it failed and retry)"),
@@ -411,6 +421,64 @@ fn a_connection_closed_without_an_answer_fails_that_payload_and_the_next_is_sent
         lines[2],
         "307 schema/samples/kustomer.user.create.json (Location: https://elsewhere.example/)"
     );
+    assert_eq!(
+        lines[3],
+        "301 schema/samples/kustomer.user.update.json (Location: https://hooks.example/k) \
+         <html><title>301 Moved Permanently</title></html>"
+    );
+}
+
+/// A receiver whose address takes no connection (a firewall dropping the
+/// attempts) is out of reach: the run ends at the first payload, said as
+/// such, rather than each payload waiting out its timeout as "no reply".
+#[test]
+fn a_receiver_that_takes_no_connection_ends_the_run_as_out_of_reach() {
+    // A listener whose queue of connections is full drops new attempts.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (listener, port) = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    });
+    let mut held = Vec::new();
+    let mut full = false;
+    for _ in 0..64 {
+        match std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().unwrap(),
+            std::time::Duration::from_millis(300),
+        ) {
+            Ok(stream) => held.push(stream),
+            Err(_) => {
+                full = true;
+                break;
+            }
+        }
+    }
+    assert!(full, "the listener's queue never filled");
+    let out = send_without_system_roots(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "--timeout",
+        "2",
+        "schema/samples/kustomer.team.create.json",
+        "schema/samples/kustomer.team.update.json",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("posting schema/samples/kustomer.team.create.json to http://127.0.0.1:")
+            && stderr.contains("no connection within 1s (nothing answers at that address"),
+        "{stderr}"
+    );
+    drop((held, listener));
 }
 
 #[test]
