@@ -263,6 +263,24 @@ fn a_header_that_contradicts_the_body_is_refused() {
     );
 }
 
+/// A body's name with white space at either end arrives in the header
+/// without it (HTTP drops it): no contradiction, and the event is the
+/// body's name as it is (an unknown event), not the header's.
+#[test]
+fn a_header_that_is_the_bodys_name_without_its_white_space_agrees() {
+    let sample: serde_json::Value = serde_json::from_str(SEED_SAMPLES[8].1).unwrap();
+    let original = sample["name"].as_str().unwrap().to_owned();
+    for spaced in [format!("{original} "), format!("\t{original}")] {
+        let mut body = sample.clone();
+        body["name"] = spaced.clone().into();
+        let body = serde_json::to_vec(&body).unwrap();
+        let parsed = kustomer_webhooks::parse_as(&body, &original).unwrap();
+        assert_eq!(parsed.event.name().as_str(), spaced);
+        let parsed = kustomer_webhooks::parse_as(&body, &spaced).unwrap();
+        assert_eq!(parsed.event.name().as_str(), spaced);
+    }
+}
+
 async fn customer_any(_: CustomerEvent) {}
 async fn customer_update_only(_: CustomerUpdate) {}
 
