@@ -300,6 +300,36 @@ async fn a_claim_answered_too_late_is_given_up() {
     assert_eq!(store.begin("e6").await.unwrap(), Begin::New);
 }
 
+/// A Redis that stands still for longer (a slow command, a save): the
+/// claim it makes once it goes on is still given up, rather than holding
+/// the event, and Kustomer's retries answered 409, for five minutes.
+#[tokio::test]
+async fn a_claim_answered_after_a_long_stall_is_given_up() {
+    let Some(redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis is not the test's to pause.
+    }
+    let store = store(&redis, "stall").await;
+    assert_eq!(store.begin("s1").await.unwrap(), Begin::New);
+    // Past the ten seconds of tries a claim was once given up within.
+    let sleeping = stand_still(&redis, "11");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = store.begin("s2").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let _ = sleeping.await.unwrap();
+    let key = format!("{}s2", prefix("stall"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Unanswered while the server still stands still.
+        if try_raw::<i64>(&redis, &["EXISTS", &key]).await == Ok(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late claim still holds s2");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(store.begin("s2").await.unwrap(), Begin::New);
+}
+
 /// `SET key value` on a connection of its own, as another program would.
 async fn raw_set(redis: &Redis, key: &str, value: &str) {
     raw::<()>(redis, &["SET", key, value]).await;

@@ -1319,10 +1319,14 @@ impl RedisStore {
 
     /// Gives up a claim that may or may not have been made (its `begin`
     /// failed after it was sent: no answer in time), so that it does not
-    /// hold the event for the in-progress timeout: a few tries over about
-    /// eight seconds, in a task of its own.
+    /// hold the event for the in-progress timeout: tried until Redis
+    /// answers, for about two minutes ([`GIVE_BACK_LATER`]), in a task of
+    /// its own. A Redis that stalls (a long command, a save, a failover)
+    /// runs the claim once it is back; giving up sooner would leave that
+    /// claim holding the event, and Kustomer's retries answered 409, for
+    /// the claim's five minutes.
     fn give_up_uncertain(&self, key: String, value: String) {
-        self.delete_later(key, value, &[100, 400, 1_500, 6_000]);
+        self.delete_later(key, value, GIVE_BACK_LATER);
     }
 
     /// Deletes `key` if it still holds `value`, in a task of its own, tried
