@@ -735,6 +735,19 @@ pub async fn serve(
         })
         .await;
     note!("stopped; every delivery in progress was answered ({counters})");
+    // Writes the store failed after a delivery was answered, still being
+    // tried: a last chance, then said, as they end with the process.
+    let left = kustomer_webhooks::receiver::finish_retried_writes(RETRIED_WRITES_GRACE).await;
+    if left > 0 {
+        note!(
+            "warning: {left} {} the store failed after {} delivery was answered (a handled \
+             event's id, an update's revision) could not be written before the stop: a retry \
+             of {} may be handled again",
+            if left == 1 { "write" } else { "writes" },
+            if left == 1 { "its" } else { "their" },
+            if left == 1 { "that event" } else { "those events" },
+        );
+    }
     if let Some(catch_up) = catch_up {
         // What an outage left to tell Redis goes now, or is lost with the
         // process: say so.
@@ -754,6 +767,11 @@ pub async fn serve(
     settle_stdout(STDOUT_SETTLE);
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long a stopping `serve` tries again the writes its store failed
+/// after their deliveries were answered
+/// ([`kustomer_webhooks::receiver::finish_retried_writes`]).
+const RETRIED_WRITES_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a stopping `serve` waits for a line being written to stdout
 /// (a slow reader) to be written whole.

@@ -457,6 +457,33 @@ fn unix_now() -> u64 {
 
 /// The default body size limit: 1 MiB, far above any Kustomer event.
 pub const DEFAULT_LIMIT: usize = 1 << 20;
+/// Writes a store failed after their delivery was answered (a handled
+/// event's `complete`, an update's revision), being tried again in the
+/// background: all receivers of the process together. The runtime shutting
+/// down ends them, and with them what they were to write (the event's
+/// claim then runs out, and a later retry of it runs the handler again), so
+/// a service that stops waits a moment for them: [`finish_retried_writes`].
+pub fn retried_writes() -> usize {
+    cold::RETRYING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Tries every write being tried again in the background ([`retried_writes`])
+/// at once, then again on their usual schedule, until none is left or
+/// `within` has passed; how many are left. For a service about to stop,
+/// once its server has answered every delivery: what is left is lost with
+/// the process, and worth a warning.
+pub async fn finish_retried_writes(within: Duration) -> usize {
+    let until = tokio::time::Instant::now() + within;
+    cold::HURRY.notify_waiters();
+    loop {
+        let left = retried_writes();
+        if left == 0 || tokio::time::Instant::now() >= until {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The shortest max event age ([`Receiver::with_max_event_age`]) that leaves
 /// room for Kustomer's retries of a failed delivery (1 + 1 + 2 + 5 + 10 + 15
 /// + 30 minutes, and one more); a shorter one is taken with a warning.
@@ -2018,7 +2045,11 @@ mod cold {
     }
 
     /// Background retries under way, all receivers of the process together.
-    static RETRYING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    pub(super) static RETRYING: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
+
+    /// Wakes every background retry to try at once (a service stopping).
+    pub(super) static HURRY: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
     /// The most background retries under way at once: past it (a store that
     /// takes reads but refuses writes, under load), a failed write is left
@@ -2074,7 +2105,9 @@ mod cold {
                 let until = tokio::time::Instant::now() + RETRY_FOR;
                 let mut wait = Duration::from_millis(250);
                 loop {
-                    tokio::time::sleep(wait + wait * spread / 1024).await;
+                    // The wait, or less when a stopping service hurries it.
+                    let _ = tokio::time::timeout(wait + wait * spread / 1024, HURRY.notified())
+                        .await;
                     if attempt().await {
                         tracing::info!(target: LOG, "{what} was written on a later try");
                         return;
