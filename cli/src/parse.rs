@@ -249,18 +249,35 @@ pub const MAX_PAYLOAD: u64 = 64 * 1024 * 1024;
 
 /// A payload file's bytes, without the UTF-8 byte order mark some editors
 /// put at the start (JSON does not allow one, and Kustomer sends none). A
-/// file larger than [`MAX_PAYLOAD`] is an error.
+/// file larger than [`MAX_PAYLOAD`] is an error; a file of several payloads
+/// by its name (`.jsonl`, `.ndjson`: a capture of many deliveries) may be
+/// as large as a sample file `infer` reads
+/// ([`kustomer_schema::MAX_SAMPLE_FILE`]).
 pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let lines = is_lines_file(path);
+    let max = if lines {
+        kustomer_schema::MAX_SAMPLE_FILE
+    } else {
+        MAX_PAYLOAD
+    };
     let mut body = Vec::new();
     std::fs::File::open(path)?
-        .take(MAX_PAYLOAD + 1)
+        .take(max + 1)
         .read_to_end(&mut body)?;
-    if body.len() as u64 > MAX_PAYLOAD {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB, which no Kustomer payload is",
-            MAX_PAYLOAD / 1024 / 1024
-        )));
+    if body.len() as u64 > max {
+        return Err(std::io::Error::other(if lines {
+            format!(
+                "larger than {} GiB (split it)",
+                max / 1024 / 1024 / 1024
+            )
+        } else {
+            format!(
+                "larger than {} MiB, which no Kustomer payload is (a file of several payloads \
+                 named .jsonl may be larger)",
+                max / 1024 / 1024
+            )
+        }));
     }
     if body.starts_with(b"\xEF\xBB\xBF") {
         body.drain(..3);
@@ -432,6 +449,28 @@ fn describe(at: &Place<'_>, e: &ParseError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of one payload is refused past 64 MiB; one of several by its
+    /// name, as `infer` reads samples, is read.
+    #[test]
+    fn a_file_of_several_payloads_may_be_larger_than_one_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, read) in [("big.json", false), ("big.jsonl", true), ("big.NDJSON", true)] {
+            let path = dir.path().join(name);
+            // Sparse: no disk is written.
+            std::fs::File::create(&path)
+                .unwrap()
+                .set_len(MAX_PAYLOAD + 1)
+                .unwrap();
+            match read_payload(&path) {
+                Ok(bytes) => assert!(read && bytes.len() as u64 == MAX_PAYLOAD + 1, "{name}"),
+                Err(e) => assert!(
+                    !read && e.to_string().starts_with("larger than 64 MiB"),
+                    "{name}: {e}"
+                ),
+            }
+        }
+    }
 
     /// Each piece's text, line and column.
     fn split(text: &str, lines_file: bool) -> Vec<(&str, Option<usize>, usize)> {
