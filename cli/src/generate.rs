@@ -40,10 +40,25 @@ impl Dirs<'_> {
 }
 
 fn generate(schemas: &BTreeMap<String, Value>, dirs: &Dirs) -> Result<BTreeMap<String, String>> {
-    Ok(kustomer_codegen::generate(
-        schemas,
-        &with_previous_models(dirs.settings(), dirs.out)?,
-    )?)
+    kustomer_codegen::generate(schemas, &with_previous_models(dirs.settings(), dirs.out)?).map_err(
+        |e| match e {
+            // Named by the file it is in, which the error cannot know.
+            kustomer_codegen::Error::Schema {
+                resource,
+                pointer,
+                problem,
+            } => {
+                let file = dirs.schemas.join(format!("{resource}.json"));
+                let at = if pointer.is_empty() {
+                    String::new()
+                } else {
+                    format!(", at {pointer}")
+                };
+                anyhow::anyhow!("{}{at}: {problem}", file.display())
+            }
+            e => e.into(),
+        },
+    )
 }
 
 /// `settings` keeping the field names of the models in `out`, if any

@@ -528,6 +528,22 @@ fn generate_leaves_out_a_json_file_of_ones_own_among_the_schemas() {
     );
     let r = run(&["generate", "--schemas", schemas, "--out", models, "--check"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    // A hand-edit gone wrong is named by its file and the place in it.
+    let user = Path::new(schemas).join("user.json");
+    let mut schema: Value = serde_json::from_str(&fs::read_to_string(&user).unwrap()).unwrap();
+    schema["definitions"]["UserAttributes"]["properties"]["name"]["type"] = 5.into();
+    fs::write(&user, schema.to_string()).unwrap();
+    let r = run(&["generate", "--schemas", schemas, "--out", models]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: {}, at /definitions/UserAttributes/properties/name: `type` must be a type \
+             name or a list of them\n",
+            user.display()
+        )
+    );
 }
 
 #[test]

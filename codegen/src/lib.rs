@@ -353,6 +353,8 @@ const MAX_SCHEMA_DEPTH: usize = 400;
 /// within [`MAX_SCHEMA_DEPTH`]; a file nested deeper is read with the
 /// limit, so that its error says where.
 fn parse_schema(text: &str) -> serde_json::Result<Value> {
+    // A byte order mark an editor saved a hand-edited schema with.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if nesting(text.as_bytes()) > MAX_SCHEMA_DEPTH {
         return serde_json::from_str(text);
     }

@@ -275,7 +275,10 @@ pub fn read_models(dir: &std::path::Path) -> std::io::Result<BTreeMap<String, St
         if path.extension().is_some_and(|e| e == "rs")
             && let Some(name) = path.file_name().and_then(|n| n.to_str())
         {
-            out.insert(name.to_owned(), std::fs::read_to_string(&path)?);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+            })?;
+            out.insert(name.to_owned(), text);
         }
     }
     Ok(out)

@@ -30,6 +30,11 @@ fn a_json_file_of_ones_own_among_the_schemas_is_left_out() {
     assert_eq!(schemas.keys().collect::<Vec<_>>(), ["team"]);
     assert!(generate(&schemas, &Settings::default()).is_ok());
 
+    // A schema saved by an editor with a byte order mark is read past it.
+    let team = fs::read_to_string(dir.join("team.json")).unwrap();
+    fs::write(dir.join("team.json"), format!("\u{feff}{team}")).unwrap();
+    assert_eq!(read_schemas(&dir).unwrap(), schemas);
+
     // A file that is not JSON may be a schema with a typo: not skipped.
     fs::write(dir.join("broken.json"), "{").unwrap();
     let err = read_schemas(&dir).unwrap_err().to_string();

@@ -536,9 +536,9 @@ impl Inferrer {
                 return Err(Error::Io {
                     path,
                     error: std::io::Error::other(
-                        "a file of your own (not a schema this toolkit wrote) has the name of \
-                         the schema to write: move it out of the schemas' directory, or delete \
-                         it; nothing was written",
+                        "a file of your own (not JSON, or without `x-kustomer-resource`: not a \
+                         schema this toolkit wrote) has the name of the schema to write: move \
+                         it out of the schemas' directory, or delete it; nothing was written",
                     ),
                 });
             }
