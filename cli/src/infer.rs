@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use kustomer_schema::{Inferrer, Settings};
 
-use crate::out::{note, out};
+use crate::out::{note, out, printable};
 
 /// The default samples directory.
 pub const SAMPLES: &str = "schema/samples";
@@ -48,7 +48,7 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     // Paths and files that cannot be read (none there, a directory without
     // samples, a link to nothing): never skipped, but every one is read
     // first, so that one run names them all.
-    let mut unread = Vec::new();
+    let mut unread: Vec<String> = Vec::new();
     let mut read = std::collections::HashSet::new();
     for path in paths {
         // As `parse` says it: a directory's subdirectories are not read.
@@ -78,10 +78,10 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
         }
         let level = if skip { "warning" } else { "error" };
         for problem in &unusable {
-            note!("{level}: {problem}");
+            note!("{level}: {}", printable(problem));
         }
         for problem in &unread {
-            note!("error: {problem}");
+            note!("error: {}", printable(problem));
         }
         let mut said = format!("{} sample path(s) cannot be read", unread.len());
         if !unusable.is_empty() {
@@ -101,7 +101,7 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     }
     let level = if skip { "warning" } else { "error" };
     for problem in &unusable {
-        note!("{level}: {problem}");
+        note!("{level}: {}", printable(problem));
     }
     if !skip {
         bail!(

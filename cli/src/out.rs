@@ -115,6 +115,8 @@ fn note_level(note: &str) -> tracing::Level {
 /// Writes a command's error on stderr: `error: …`, or, with a JSON log, a
 /// JSON line at level ERROR.
 pub fn error_line(message: &str) {
+    // A file name or an event name in it may hold a terminal escape.
+    let message = &*printable(message);
     if crate::log::json() {
         return write_json_note(tracing::Level::ERROR, message);
     }

@@ -524,6 +524,28 @@ fn a_json_file_of_ones_own_with_a_schemas_name_is_not_overwritten() {
     assert_eq!(infer(dir.path(), &["samples", "--out", "out"]).code, Some(0));
 }
 
+/// A file name or a sample's text with a terminal escape in it is shown
+/// escaped, so that a sample cannot write to the terminal.
+#[test]
+fn control_characters_in_names_are_shown_escaped() {
+    let dir = workdir(&[
+        ("e\u{1b}[31mred.json", "{"),
+        (
+            "n.json",
+            r#"{"name": "kustomer.customer.\u001b[31mcreate", "data": {"id": "1"}}"#,
+        ),
+    ]);
+    for (args, want) in [
+        (&["e\u{1b}[31mred.json", "--out", "out"][..], "e\\u{1b}[31mred.json"),
+        (&["n.json", "e\u{1b}[31mred.json", "--out", "out"][..], "e\\u{1b}[31mred.json"),
+    ] {
+        let run = infer(dir.path(), args);
+        assert_eq!(run.code, Some(1), "{run:#?}");
+        assert!(!run.stderr.contains('\u{1b}'), "{run:#?}");
+        assert!(run.stderr.contains(want), "{run:#?}");
+    }
+}
+
 #[test]
 fn nonexistent_path_is_rejected_with_the_os_reason_said_once() {
     let dir = workdir(&[]);
