@@ -1708,12 +1708,15 @@ impl<'a> Resource<'a> {
         let events: Vec<(String, String)> = events_of(schema)
             .map(|n| (event_variant(n), n.to_owned()))
             .collect();
+        // A schema written without evidence (`infer --no-evidence`) has no
+        // count to say.
         let samples = schema
             .get("x-kustomer-samples")
             .and_then(Value::as_u64)
-            .unwrap_or(0);
+            .map(|n| format!(" (inferred from {n} sample(s))"))
+            .unwrap_or_default();
         let doc = format!(
-            "The `{type_name}` resource: {} (inferred from {samples} sample(s)).",
+            "The `{type_name}` resource: {}{samples}.",
             events
                 .iter()
                 .map(|(_, n)| format!("`{n}`"))

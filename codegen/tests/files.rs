@@ -69,3 +69,24 @@ fn check_writable_refuses_what_write_refuses() {
     );
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Schemas written without evidence (`infer --no-evidence`) have no sample
+/// count: the module's doc says none rather than "0 sample(s)".
+#[test]
+fn schemas_without_evidence_give_models_that_claim_no_count() {
+    let mut inferrer =
+        kustomer_schema::Inferrer::new(kustomer_schema::Settings::default().with_evidence(false));
+    inferrer
+        .add_json(
+            br#"{"name":"kustomer.team.create","data":{"type":"team","attributes":{"a":1}}}"#,
+            "s",
+        )
+        .unwrap();
+    let files = generate(&inferrer.schemas(), &Settings::default()).unwrap();
+    let team = &files["team.rs"];
+    assert!(
+        team.contains("//! The `team` resource: `kustomer.team.create`.\n"),
+        "{team}"
+    );
+    assert!(!team.contains("0 sample(s)"), "{team}");
+}
