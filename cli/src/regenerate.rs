@@ -70,10 +70,10 @@ impl Pipeline {
         Ok(inferrer)
     }
 
-    /// The code generation settings: the header of a custom module says
-    /// how to regenerate it.
+    /// The code generation settings: the header of a custom module (own
+    /// samples, or another `--out`) says how to regenerate it.
     pub fn settings(&self) -> Settings {
-        if !self.custom() {
+        if !self.custom() && self.out.is_none() {
             return Settings::default();
         }
         let mut command = self.command_of_samples();
