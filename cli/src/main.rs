@@ -941,6 +941,17 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             });
             let token = secrets::send_token(token, token_file, sources.unwrap_or_default())?;
             let headers = secrets::headers(&headers, &header_files)?;
+            // Sent twice, a header's values reach a receiver as two lines,
+            // of which it judges one: never what was meant.
+            for (i, (name, _)) in headers.iter().enumerate() {
+                if headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    anyhow::bail!(
+                        "the header {} is given twice (--header or --header-file): a receiver \
+                         takes one of its values, so give it once",
+                        out::printable(name)
+                    );
+                }
+            }
             let options = serve::SendOptions {
                 timeout,
                 ca_certs,

@@ -513,3 +513,28 @@ fn a_long_reply_is_cut_short() {
     assert!(line.ends_with("x …"), "{line}");
     assert!(line.len() < 2200, "{}", line.len());
 }
+
+/// A custom header given twice would reach the receiver as two values, of
+/// which it judges one: refused before anything is sent.
+#[test]
+fn a_header_given_twice_is_refused_before_anything_is_sent() {
+    let out = send(&[
+        "--url",
+        "http://127.0.0.1:9/",
+        "--token",
+        TOKEN,
+        "--header",
+        "x-source=one",
+        "--header",
+        "X-Source=two",
+        "schema/samples",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: the header X-Source is given twice (--header or --header-file): a receiver takes \
+         one of its values, so give it once\n"
+    );
+    assert!(out.stdout.is_empty());
+}
