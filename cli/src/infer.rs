@@ -63,8 +63,8 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
                 for file in files {
                     let same = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
                     if read.insert(same)
-                        && let Err(e) = inferrer
-                            .add_path_skipping(&file, &mut |e| unusable.push(e.to_string()))
+                        && let Err(e) =
+                            inferrer.add_path_skipping(&file, &mut |e| unusable.push(e.to_string()))
                     {
                         unread.push(e.to_string());
                     }

@@ -944,7 +944,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             // Sent twice, a header's values reach a receiver as two lines,
             // of which it judges one: never what was meant.
             for (i, (name, _)) in headers.iter().enumerate() {
-                if headers[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                if headers[..i]
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                {
                     anyhow::bail!(
                         "the header {} is given twice (--header or --header-file): a receiver \
                          takes one of its values, so give it once",

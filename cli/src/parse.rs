@@ -267,10 +267,7 @@ pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
         .read_to_end(&mut body)?;
     if body.len() as u64 > max {
         return Err(std::io::Error::other(if lines {
-            format!(
-                "larger than {} GiB (split it)",
-                max / 1024 / 1024 / 1024
-            )
+            format!("larger than {} GiB (split it)", max / 1024 / 1024 / 1024)
         } else {
             format!(
                 "larger than {} MiB, which no Kustomer payload is (a file of several payloads \
@@ -455,7 +452,11 @@ mod tests {
     #[test]
     fn a_file_of_several_payloads_may_be_larger_than_one_payload() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, read) in [("big.json", false), ("big.jsonl", true), ("big.NDJSON", true)] {
+        for (name, read) in [
+            ("big.json", false),
+            ("big.jsonl", true),
+            ("big.NDJSON", true),
+        ] {
             let path = dir.path().join(name);
             // Sparse: no disk is written.
             std::fs::File::create(&path)

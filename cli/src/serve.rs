@@ -745,7 +745,11 @@ pub async fn serve(
              of {} may be handled again",
             if left == 1 { "write" } else { "writes" },
             if left == 1 { "its" } else { "their" },
-            if left == 1 { "that event" } else { "those events" },
+            if left == 1 {
+                "that event"
+            } else {
+                "those events"
+            },
         );
     }
     if let Some(catch_up) = catch_up {

@@ -453,7 +453,10 @@ fn empty_directory_is_rejected() {
 #[test]
 fn every_bad_path_and_sample_is_named_in_one_run() {
     let dir = workdir(&[
-        ("x.json", r#"{"name": "kustomer.customer.create", "data": {"id": "1"}}"#),
+        (
+            "x.json",
+            r#"{"name": "kustomer.customer.create", "data": {"id": "1"}}"#,
+        ),
         ("y.json", "{"),
         ("empty/notes.txt", "not a sample"),
     ]);
@@ -507,7 +510,10 @@ fn a_json_file_of_ones_own_with_a_schemas_name_is_not_overwritten() {
     let own = r#"{"my": "notes about customers"}"#;
     let dir = workdir(&[
         ("samples/c.json", GOOD),
-        ("samples/t.json", r#"{"name": "kustomer.team.create", "data": {"type": "team", "id": "1"}}"#),
+        (
+            "samples/t.json",
+            r#"{"name": "kustomer.team.create", "data": {"type": "team", "id": "1"}}"#,
+        ),
         ("out/customer.json", own),
     ]);
     let run = infer(dir.path(), &["samples", "--out", "out"]);
@@ -516,12 +522,21 @@ fn a_json_file_of_ones_own_with_a_schemas_name_is_not_overwritten() {
         run.stderr.contains("out/customer.json: a file of your own"),
         "{run:#?}"
     );
-    assert_eq!(fs::read_to_string(dir.path().join("out/customer.json")).unwrap(), own);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("out/customer.json")).unwrap(),
+        own
+    );
     assert!(!dir.path().join("out/team.json").exists(), "{run:#?}");
     // A schema written before is rewritten.
     fs::remove_file(dir.path().join("out/customer.json")).unwrap();
-    assert_eq!(infer(dir.path(), &["samples", "--out", "out"]).code, Some(0));
-    assert_eq!(infer(dir.path(), &["samples", "--out", "out"]).code, Some(0));
+    assert_eq!(
+        infer(dir.path(), &["samples", "--out", "out"]).code,
+        Some(0)
+    );
+    assert_eq!(
+        infer(dir.path(), &["samples", "--out", "out"]).code,
+        Some(0)
+    );
 }
 
 /// A file name or a sample's text with a terminal escape in it is shown
@@ -536,8 +551,14 @@ fn control_characters_in_names_are_shown_escaped() {
         ),
     ]);
     for (args, want) in [
-        (&["e\u{1b}[31mred.json", "--out", "out"][..], "e\\u{1b}[31mred.json"),
-        (&["n.json", "e\u{1b}[31mred.json", "--out", "out"][..], "e\\u{1b}[31mred.json"),
+        (
+            &["e\u{1b}[31mred.json", "--out", "out"][..],
+            "e\\u{1b}[31mred.json",
+        ),
+        (
+            &["n.json", "e\u{1b}[31mred.json", "--out", "out"][..],
+            "e\\u{1b}[31mred.json",
+        ),
     ] {
         let run = infer(dir.path(), args);
         assert_eq!(run.code, Some(1), "{run:#?}");

@@ -275,9 +275,8 @@ pub fn read_models(dir: &std::path::Path) -> std::io::Result<BTreeMap<String, St
         if path.extension().is_some_and(|e| e == "rs")
             && let Some(name) = path.file_name().and_then(|n| n.to_str())
         {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             out.insert(name.to_owned(), text);
         }
     }

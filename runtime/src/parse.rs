@@ -250,9 +250,11 @@ fn parse_as_into<S: Events>(body: &[u8], header_name: &str, out: &mut S) -> Resu
     // HTTP drops the white space around a header's value: a body's name
     // with some at either end arrives as a header without it. The body's
     // name, as it is, names the event.
-    if out.envelope().event_name().is_some_and(|n| {
-        n != header_name && n.trim_matches([' ', '\t']) == header_name
-    }) {
+    if out
+        .envelope()
+        .event_name()
+        .is_some_and(|n| n != header_name && n.trim_matches([' ', '\t']) == header_name)
+    {
         return parse_into(whole, out);
     }
     // Against the body's last `name`, which the envelope keeps (as in

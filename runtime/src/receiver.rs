@@ -2106,8 +2106,8 @@ mod cold {
                 let mut wait = Duration::from_millis(250);
                 loop {
                     // The wait, or less when a stopping service hurries it.
-                    let _ = tokio::time::timeout(wait + wait * spread / 1024, HURRY.notified())
-                        .await;
+                    let _ =
+                        tokio::time::timeout(wait + wait * spread / 1024, HURRY.notified()).await;
                     if attempt().await {
                         tracing::info!(target: LOG, "{what} was written on a later try");
                         return;

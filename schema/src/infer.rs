@@ -526,10 +526,10 @@ impl Inferrer {
         for name in schemas.keys() {
             let path = dir.join(format!("{name}.json"));
             let own = match fs::read(&path) {
-                Ok(bytes) => !serde_json::from_slice::<Value>(
-                    bytes.strip_prefix(BOM).unwrap_or(&bytes),
-                )
-                .is_ok_and(|v| is_resource_schema(&v)),
+                Ok(bytes) => {
+                    !serde_json::from_slice::<Value>(bytes.strip_prefix(BOM).unwrap_or(&bytes))
+                        .is_ok_and(|v| is_resource_schema(&v))
+                }
                 Err(_) => false,
             };
             if own {
@@ -811,20 +811,22 @@ fn spine_problem(envelope: &Map<String, Value>) -> Option<SampleProblem> {
         ("/id", envelope.get("id"), false, true),
         ("/data/id", data.and_then(|d| d.get("id")), false, true),
     ];
-    parts.into_iter().find_map(|(pointer, value, object, nullable)| {
-        let fits = match value {
-            None => true,
-            Some(Value::Null) => nullable,
-            Some(Value::Object(_)) => object,
-            Some(Value::String(_)) => !object,
-            Some(_) => false,
-        };
-        (!fits).then(|| SampleProblem::Spine {
-            pointer,
-            expected: if object { "an object" } else { "a string" },
-            found: json_kind(value.unwrap_or(&Value::Null)),
+    parts
+        .into_iter()
+        .find_map(|(pointer, value, object, nullable)| {
+            let fits = match value {
+                None => true,
+                Some(Value::Null) => nullable,
+                Some(Value::Object(_)) => object,
+                Some(Value::String(_)) => !object,
+                Some(_) => false,
+            };
+            (!fits).then(|| SampleProblem::Spine {
+                pointer,
+                expected: if object { "an object" } else { "a string" },
+                found: json_kind(value.unwrap_or(&Value::Null)),
+            })
         })
-    })
 }
 
 fn resource_prefix(type_name: &str) -> String {

@@ -59,7 +59,10 @@ async fn a_stopping_service_tries_the_failed_writes_at_once_and_is_told_what_is_
         .unwrap()
         .signed_with("t0ken");
     // Handled and answered, but its id not written: tried again later.
-    assert_eq!(delivery.deliver_to(&receiver).await.outcome, outcome::HANDLED);
+    assert_eq!(
+        delivery.deliver_to(&receiver).await.outcome,
+        outcome::HANDLED
+    );
     assert_eq!(receiver::retried_writes(), 1);
 
     // The store still down: what is left after the grace is said.
