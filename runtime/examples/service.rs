@@ -30,16 +30,35 @@
 //! (With `--features axum,redis-tls`, `REDIS_URL` may also be a `rediss://`
 //! URL: Redis over TLS, its certificate checked against the system's roots.)
 //! With `REDIS_FAIL_OPEN=1` too, the service starts even while Redis is
-//! down, and claims ids in the process until it answers.
+//! down, and claims ids in the process until it answers; settings Redis
+//! refuses (a wrong password) still stop it at start. `REDIS_PREFIX` sets
+//! the prefix of its keys: replicas of one service share it, and each other
+//! service on the same Redis needs its own, or one takes the other's events
+//! for duplicates.
 //!
 //! With `DEAD_LETTERS_DIR` set, a delivery the service answers with a 5xx
 //! is kept in that directory until a later delivery of it is handled, and
 //! the events still there can be replayed with `send --url … DIR`.
 //!
-//! The receiver's counters (and the dead letters') are served at
-//! `GET /metrics`, in Prometheus's text format. It listens on
-//! `127.0.0.1:8080`, or `LISTEN_ADDR`; it logs to stderr (`RUST_LOG` is not
-//! read: every line at `info` and above).
+//! The receiver's counters, the server's (connections, failed TLS
+//! handshakes, the certificate's dates), the dead letters' and, failing
+//! open, whether Redis is taken to be down, are served at `GET /metrics`
+//! in Prometheus's text format, on a listener of their own:
+//! `127.0.0.1:9090`, or `METRICS_ADDR`. Deliveries are taken at
+//! `/kustomer` on `127.0.0.1:8080`, or `LISTEN_ADDR`; any other path gets
+//! a 404 saying where, counted and logged. It logs to stderr (`RUST_LOG` is
+//! not read: every line at `info` and above). On Ctrl-C or SIGTERM it
+//! finishes the deliveries in progress, tries once more the writes its
+//! store failed after answering (5 s at most), and says what it did; a
+//! second one ends it at once.
+//!
+//! Copied into a crate of your own, it needs `axum`, `tokio` (features
+//! `macros`, `rt-multi-thread`, `net`, `signal`) and `tracing-subscriber`
+//! beside `kustomer-webhooks`; its `#[cfg(feature = "…")]` lines name this
+//! crate's features (`redis`, `axum-tls`, `testing`): keep the branch you
+//! use and drop the line, or declare features of your own that turn the
+//! library's on (`redis = ["kustomer-webhooks/redis"]`). Left as they are,
+//! the branches compile out, and the tests with them.
 //!
 //! Its tests (at the end) deliver Kustomer's samples to the same receiver
 //! with `kustomer_webhooks::testing` (feature `testing`):
@@ -100,51 +119,111 @@ fn receiver(token: &str, stats: Arc<Stats>) -> Result<Receiver, kustomer_webhook
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     // The receiver logs rejections, failures and store outages with
     // `tracing`: without a subscriber, nothing shows them.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
-    let token =
-        std::env::var("KUSTOMER_WEBHOOK_TOKEN").map_err(|_| "set KUSTOMER_WEBHOOK_TOKEN")?;
-    if token.trim().is_empty() {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What goes wrong at start, said with the setting it comes from.
+type Error = Box<dyn std::error::Error>;
+
+/// Whether an environment variable is set to a yes (`1`, `true`, `yes`,
+/// `on`, in any case).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        ["1", "true", "yes", "on"]
+            .iter()
+            .any(|yes| v.trim().eq_ignore_ascii_case(yes))
+    })
+}
+
+async fn run() -> Result<(), Error> {
+    let token = std::env::var("KUSTOMER_WEBHOOK_TOKEN")
+        .map_err(|_| "set KUSTOMER_WEBHOOK_TOKEN to the webhook's token")?;
+    // A token read from a file or a secret store often ends in a line
+    // break; no token Kustomer gives starts or ends with white space.
+    let token = token.trim();
+    if token.is_empty() {
         // Every delivery would be refused, 401.
         return Err("KUSTOMER_WEBHOOK_TOKEN is empty: set it to the webhook's token".into());
     }
-    let receiver = receiver(&token, Arc::default())?;
+    let receiver = receiver(token, Arc::default())?;
+    // Sources of `/metrics` lines besides the receiver's counters.
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut gauges: Vec<Box<dyn Fn() -> String + Send + Sync>> = Vec::new();
     #[cfg(feature = "redis")]
     let receiver = match std::env::var("REDIS_URL") {
-        Ok(url) if std::env::var_os("REDIS_FAIL_OPEN").is_some_and(|v| v == "1") => {
-            use kustomer_webhooks::dedupe::{FailOpen, RedisStore};
-            let store = Arc::new(FailOpen::new(RedisStore::connect_lazy(&url)?));
-            println!(
-                "event ids and revisions are kept in Redis, or in the process while it is down"
-            );
-            // Replicas share the ordering guard's revisions too.
-            receiver.with_store(Arc::clone(&store)).with_ordering(store)
-        }
         Ok(url) => {
-            let store = kustomer_webhooks::dedupe::RedisStore::connect(&url).await?;
-            println!(
-                "event ids and revisions are kept in Redis, with the prefix {:?}",
-                store.prefix()
-            );
-            receiver.with_store(store.clone()).with_ordering(store)
+            use kustomer_webhooks::dedupe::{FailOpen, RedisStore, StoreError};
+            let redis = |e: StoreError| format!("REDIS_URL: {e}");
+            // Services sharing a Redis each need a prefix of their own, or
+            // one takes the other's events for duplicates; replicas of one
+            // service share theirs.
+            let prefix = std::env::var("REDIS_PREFIX").ok();
+            let with_prefix = |store: RedisStore| match &prefix {
+                Some(prefix) => store.with_prefix(prefix.as_str()),
+                None => store,
+            };
+            if env_flag("REDIS_FAIL_OPEN") {
+                let store = with_prefix(RedisStore::connect_lazy(&url).map_err(redis)?);
+                // Down for now is what failing open is for; settings Redis
+                // refuses (a wrong password) would fail every delivery.
+                match store.ping().await {
+                    Ok(()) | Err(StoreError::Unavailable(_)) => {}
+                    Err(refused) => return Err(redis(refused).into()),
+                }
+                println!(
+                    "event ids and revisions are kept in Redis (prefix {:?}), or in the process \
+                     while it is down",
+                    store.prefix()
+                );
+                let store = Arc::new(FailOpen::new(store));
+                let open = Arc::clone(&store);
+                gauges.push(Box::new(move || {
+                    format!(
+                        "# HELP kustomer_webhooks_fail_open_active Whether event ids are claimed \
+                         in this process, the store taken to be down.\n\
+                         # TYPE kustomer_webhooks_fail_open_active gauge\n\
+                         kustomer_webhooks_fail_open_active {}\n",
+                        u8::from(open.is_down())
+                    )
+                }));
+                // Replicas share the ordering guard's revisions too.
+                receiver.with_store(Arc::clone(&store)).with_ordering(store)
+            } else {
+                let store = with_prefix(RedisStore::connect(&url).await.map_err(redis)?);
+                println!(
+                    "event ids and revisions are kept in Redis, with the prefix {:?}",
+                    store.prefix()
+                );
+                receiver.with_store(store.clone()).with_ordering(store)
+            }
         }
         Err(_) => receiver,
     };
     #[cfg(not(feature = "redis"))]
     if std::env::var_os("REDIS_URL").is_some() {
-        eprintln!("REDIS_URL is not used: build with --features redis");
+        return Err("REDIS_URL is set, but this build has no Redis: build with --features redis".into());
     }
     #[cfg(not(feature = "axum-tls"))]
-    if std::env::var_os("TLS_CERT").is_some() {
-        eprintln!("TLS_CERT is not used: build with --features axum-tls");
+    if std::env::var_os("TLS_CERT").is_some() || std::env::var_os("TLS_KEY").is_some() {
+        return Err("TLS_CERT is set, but this build has no TLS: build with --features axum-tls".into());
     }
     let letters = match std::env::var_os("DEAD_LETTERS_DIR") {
         Some(dir) => {
-            let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir)?;
+            let letters = kustomer_webhooks::dead_letters::DeadLetters::open(dir)
+                .map_err(|e| format!("DEAD_LETTERS_DIR: {e}"))?;
             println!(
                 "deliveries that fail are kept in {} ({} waiting)",
                 letters.dir().display(),
@@ -159,25 +238,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => receiver,
     };
     let counters = receiver.counters();
-    let metrics = move || {
-        let mut text = counters.prometheus();
-        if let Some(letters) = &letters {
-            text += &letters.prometheus();
-        }
-        text
-    };
-    // `/metrics` tells how many deliveries came and failed: keep it off the
-    // public network (a proxy in front that forwards `/kustomer` alone).
-    let app = axum::Router::new()
-        .nest_service("/kustomer", kustomer_webhooks::axum::router(receiver))
-        .route(
-            "/metrics",
-            axum::routing::get(move || std::future::ready(metrics())),
-        );
+    // Deliveries at `/kustomer`; a request to any other path gets a 404
+    // that says where deliveries go, counted and logged (a webhook URL with
+    // a wrong path shows here, not only in Kustomer's logs).
+    let app = kustomer_webhooks::axum::router_at("/kustomer", receiver);
     // `LISTEN_ADDR=0.0.0.0:8080` in a container, where loopback is out of
     // reach.
     let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("LISTEN_ADDR {addr:?}: {e}"))?;
     // A time limit on request heads (30 s), at most 1,024 connections, and
     // on Ctrl-C or SIGTERM, deliveries in progress finish and are answered
     // before it exits.
@@ -192,13 +262,70 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     #[cfg(not(feature = "axum-tls"))]
     let scheme = "http";
+    // `/metrics` tells how many deliveries came and failed, and how the
+    // server fares (connections, TLS handshakes that failed, the
+    // certificate's dates): on a listener of its own, off the address
+    // Kustomer posts to (`METRICS_ADDR=0.0.0.0:9090` for a scraper in a
+    // container's network).
+    let served = server.clone();
+    let summary = Arc::clone(&counters);
+    let metrics = move || {
+        let mut text = counters.prometheus();
+        text += &served.prometheus();
+        if let Some(letters) = &letters {
+            text += &letters.prometheus();
+        }
+        for gauge in &gauges {
+            text += &gauge();
+        }
+        text
+    };
+    let metrics_addr =
+        std::env::var("METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9090".to_owned());
+    let metrics_listener = tokio::net::TcpListener::bind(&metrics_addr)
+        .await
+        .map_err(|e| format!("METRICS_ADDR {metrics_addr:?}: {e}"))?;
+    println!("metrics at http://{}/metrics", metrics_listener.local_addr()?);
+    let metrics = Arc::new(metrics);
+    let metrics_app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(metrics())),
+    );
+    tokio::spawn(async move { axum::serve(metrics_listener, metrics_app).await });
     println!(
         "listening on {scheme}://{}/kustomer",
         listener.local_addr()?
     );
+    // A first Ctrl-C or SIGTERM stops taking connections and lets the
+    // deliveries in progress finish; a second one ends the process at once
+    // (those deliveries unanswered: Kustomer sends them again).
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        kustomer_webhooks::axum::stop_signal().await;
+        eprintln!("stopping: finishing the deliveries in progress (again to stop at once)");
+        let _ = stop.send(());
+        kustomer_webhooks::axum::stop_signal().await;
+        eprintln!("stopping at once: the deliveries in progress are not answered");
+        std::process::exit(130);
+    });
     server
-        .serve(listener, app, kustomer_webhooks::axum::stop_signal())
+        .serve(listener, app, async move {
+            let _ = stopped.await;
+        })
         .await;
+    eprintln!("stopped: {summary}");
+    // Writes the store failed after a delivery was answered (a handled
+    // event's id, an update's revision) are tried again in the background,
+    // and end with the process: a last chance, then a warning.
+    let left =
+        kustomer_webhooks::receiver::finish_retried_writes(std::time::Duration::from_secs(5))
+            .await;
+    if left > 0 {
+        eprintln!(
+            "warning: {left} write(s) the store failed after their delivery was answered are \
+             lost with the process: a retry of those events may be handled again"
+        );
+    }
     Ok(())
 }
 
@@ -210,10 +337,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn with_tls(
     server: kustomer_webhooks::axum::Server,
 ) -> Result<kustomer_webhooks::axum::Server, Box<dyn std::error::Error>> {
-    let (Ok(cert), Ok(key)) = (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) else {
-        return Ok(server);
+    let (cert, key) = match (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) {
+        (Ok(cert), Ok(key)) => (cert, key),
+        (Err(_), Err(_)) => return Ok(server),
+        // Plain HTTP where HTTPS was meant: Kustomer's deliveries would fail.
+        _ => return Err("TLS_CERT and TLS_KEY go together: set both, or neither".into()),
     };
-    let tls = kustomer_webhooks::axum::Tls::from_pem_files(cert, key)?;
+    let tls = kustomer_webhooks::axum::Tls::from_pem_files(&cert, &key)
+        .map_err(|e| format!("TLS_CERT {cert:?} and TLS_KEY {key:?}: {e}"))?;
     let check_dates = |tls: &kustomer_webhooks::axum::Tls| {
         let Some(validity) = tls.validity() else {
             return;

@@ -17,7 +17,7 @@ use crate::{Drift, Extra, Op};
 /// so that an event with dozens of possible changes stays small, and only
 /// the changes a payload carries are allocated. Fields read through the box
 /// (`change.after`); to match on one, take `as_deref()` first.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Change<T> {
     /// What happened: `replace`, `add`, `remove`, or an operation this
     /// version does not know.
@@ -31,6 +31,29 @@ pub struct Change<T> {
     pub extra: Extra,
     #[doc(hidden)]
     pub __marks: Marks,
+}
+
+/// `op`, `before`, `after` and `extra`; whether a value was absent or null
+/// (kept to write the payload back) is neither shown nor compared, as in
+/// the models.
+impl<T: std::fmt::Debug> std::fmt::Debug for Change<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Change")
+            .field("op", &self.op)
+            .field("before", &self.before)
+            .field("after", &self.after)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Change<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.op == other.op
+            && self.before == other.before
+            && self.after == other.after
+            && self.extra == other.extra
+    }
 }
 
 impl<T> Default for Change<T> {
@@ -105,9 +128,16 @@ impl<T: Model> Model for Change<T> {
         field_drift(&self.before, BEFORE, pointer, out);
         field_drift(&self.after, AFTER, pointer, out);
         for (k, v) in &self.extra {
+            // A value given since is written in place of the drifted one:
+            // nothing drifts there now.
             match k.as_str() {
-                OP => pointer.with(k, |p| Op::diff_raw(v, p, out)),
-                BEFORE | AFTER => pointer.with(k, |p| diff_raw_nullable::<T>(v, p, out)),
+                OP if self.op.is_none() => pointer.with(k, |p| Op::diff_raw(v, p, out)),
+                BEFORE if self.before.is_none() && !self.__marks.get(1) => {
+                    pointer.with(k, |p| diff_raw_nullable::<T>(v, p, out))
+                }
+                AFTER if self.after.is_none() && !self.__marks.get(2) => {
+                    pointer.with(k, |p| diff_raw_nullable::<T>(v, p, out))
+                }
                 _ => {}
             }
         }

@@ -28,7 +28,7 @@ macro_rules! __model {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Default, PartialEq)]
+        #[derive(Clone, Default)]
         pub struct $name {
             $(
                 $(#[$fmeta])*
@@ -39,6 +39,18 @@ macro_rules! __model {
             pub extra: $crate::Extra,
             #[doc(hidden)]
             pub __marks: $crate::__private::Marks,
+        }
+
+        // The fields and `extra`, as `Debug` shows them: whether a key
+        // was absent or null (which the marks keep, for writing the payload
+        // back) is not compared, so that a value built by hand equals the
+        // one parsed from a payload with the same values.
+        // A field may be `#[deprecated]`: reading it here is no use of it.
+        #[allow(deprecated)]
+        impl ::core::cmp::PartialEq for $name {
+            fn eq(&self, other: &Self) -> ::core::primitive::bool {
+                $( self.$field == other.$field && )* self.extra == other.extra
+            }
         }
 
         // The fields and `extra`; which keys were present is internal.
@@ -129,6 +141,11 @@ macro_rules! __model {
                 );
                 for (k, v) in &self.extra {
                     let diff: ::core::option::Option<Diff> = match k.as_str() {
+                        // A field given a value since writes that value,
+                        // not the drifted one: nothing drifts there now.
+                        $( $json if $crate::__model!(@writes $kind self $field $idx $ty) => {
+                            ::core::option::Option::None
+                        } )*
                         $( $json => $crate::__model!(@diff $kind $ty), )*
                         _ => ::core::option::Option::None,
                     };

@@ -109,12 +109,23 @@ impl ParseError {
 ///
 /// `S` is the set of models the event was parsed with: the bundled
 /// [`AnyEvent`] unless you generated your own (see [`Events`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Parsed<'a, S = AnyEvent> {
     /// The raw body, exactly as received (what the signature covers).
     pub raw: &'a [u8],
     /// The event.
     pub event: S,
+}
+
+/// The event, and the body's size: the body itself is the event again, as
+/// bytes (and a person's data, like the event: keep either out of logs).
+impl<S: std::fmt::Debug> std::fmt::Debug for Parsed<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("raw", &format_args!("<{} bytes>", self.raw.len()))
+            .field("event", &self.event)
+            .finish()
+    }
 }
 
 impl<'a, S: Events> Parsed<'a, S> {

@@ -268,11 +268,23 @@ impl DateTime {
     }
 }
 
+/// Written as Kustomer writes its dates, with milliseconds
+/// (`2021-04-26T21:33:54.763Z`), or with as many more digits as the instant
+/// needs (6 or 9), so that what is written is the instant held.
 impl From<chrono::DateTime<chrono::Utc>> for DateTime {
     fn from(at: chrono::DateTime<chrono::Utc>) -> Self {
+        use chrono::Timelike;
+        let nanos = at.nanosecond() % 1_000_000_000;
+        let digits = if nanos % 1_000_000 == 0 {
+            3
+        } else if nanos % 1_000 == 0 {
+            6
+        } else {
+            9
+        };
         DateTime {
             at,
-            digits: 3,
+            digits,
             original: None,
         }
     }

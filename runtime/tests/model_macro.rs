@@ -234,3 +234,113 @@ fn an_any_field_and_extra_may_be_written_under_other_names() {
     assert_eq!(loose.size, Some(3));
     assert_eq!(loose.extra["more"], true);
 }
+
+/// Equality compares the values `Debug` shows (the fields and `extra`), not
+/// whether a key was absent or null, which only writing the payload back
+/// tells apart: a value built by hand equals the one parsed with the same
+/// values.
+#[test]
+fn equality_compares_values_not_whether_a_key_was_absent_or_null() {
+    use kustomer_webhooks::{Str, UserAttributes};
+    let parsed = UserAttributes::from_json(r#"{"displayName": null, "name": "x"}"#)
+        .unwrap()
+        .unwrap();
+    let built = UserAttributes {
+        name: Some(Str::from("x")),
+        ..Default::default()
+    };
+    assert_eq!(parsed, built);
+    assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    // Written back, each is still what it was.
+    let written = kustomer_webhooks::serde_json::to_value(&parsed).unwrap();
+    assert_eq!(written["displayName"], kustomer_webhooks::serde_json::Value::Null);
+    let written = kustomer_webhooks::serde_json::to_value(&built).unwrap();
+    assert!(written.get("displayName").is_none());
+    // A value that differs still differs.
+    let other = UserAttributes {
+        name: Some(Str::from("y")),
+        ..Default::default()
+    };
+    assert_ne!(parsed, other);
+}
+
+/// A drifted field given a value since writes that value, and no longer
+/// drifts; an update's change does the same.
+#[test]
+fn a_drifted_field_given_a_value_since_no_longer_drifts() {
+    let text = seed("kustomer.customer.update");
+    let mut payload: kustomer_webhooks::serde_json::Value =
+        kustomer_webhooks::serde_json::from_str(text).unwrap();
+    payload["data"]["attributes"]["rev"] = "7".into();
+    payload["changes"]["attributes"]["rev"]["after"] = "7".into();
+    let body = payload.to_string();
+    let parsed = kustomer_webhooks::parse(body.as_bytes()).unwrap();
+    let kustomer_webhooks::AnyEvent::CustomerUpdate(mut event) = parsed.event else {
+        panic!("a customer update");
+    };
+    let pointers = |event: &kustomer_webhooks::CustomerUpdate| {
+        event
+            .drift()
+            .iter()
+            .map(|d| d.pointer.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pointers(&event),
+        ["/changes/attributes/rev/after", "/data/attributes/rev"]
+    );
+    event.data.attributes.rev = Some(8);
+    if let Some(rev) = event
+        .changes
+        .as_mut()
+        .and_then(|c| c.attributes.rev.as_mut())
+    {
+        rev.after = Some(8);
+    }
+    assert!(pointers(&event).is_empty(), "{:?}", event.drift());
+    let written = kustomer_webhooks::serde_json::to_value(&event).unwrap();
+    assert_eq!(written["data"]["attributes"]["rev"], 8);
+    assert_eq!(written["changes"]["attributes"]["rev"]["after"], 8);
+    // A change shows and compares its values only.
+    let change = event.changes.as_ref().unwrap().attributes.rev.as_ref().unwrap();
+    let shown = format!("{change:?}");
+    assert!(!shown.contains("marks"), "{shown}");
+}
+
+/// A parsed event's `Debug` gives the body's size, not its bytes.
+#[test]
+fn a_parsed_events_debug_gives_the_bodys_size_not_its_bytes() {
+    let text = seed("kustomer.team.create");
+    let parsed = kustomer_webhooks::parse(text.as_bytes()).unwrap();
+    let shown = format!("{parsed:?}");
+    assert!(
+        shown.starts_with(&format!("Parsed {{ raw: <{} bytes>, event: ", text.len())),
+        "{shown}"
+    );
+}
+
+/// A date made from an instant writes that instant: milliseconds as
+/// Kustomer writes them, more digits when it has them.
+#[test]
+fn a_date_made_from_an_instant_writes_that_instant() {
+    use kustomer_webhooks::DateTime;
+    for (text, written) in [
+        ("2021-04-26T21:33:54.123456Z", "2021-04-26T21:33:54.123456Z"),
+        ("2021-04-26T21:33:54.123456789Z", "2021-04-26T21:33:54.123456789Z"),
+        ("2021-04-26T21:33:54.120Z", "2021-04-26T21:33:54.120Z"),
+        ("2021-04-26T21:33:54Z", "2021-04-26T21:33:54.000Z"),
+    ] {
+        let at = DateTime::from(DateTime::parse(text).unwrap().utc());
+        assert_eq!(at.to_string(), written);
+        assert_eq!(DateTime::parse(&at.to_string()).unwrap().utc(), at.utc());
+    }
+}
+
+/// Kustomer's published sample of `event`.
+fn seed(event: &str) -> &'static str {
+    kustomer_schema::SEED_SAMPLES
+        .iter()
+        .find(|(name, _)| *name == event)
+        .map(|(_, text)| *text)
+        .unwrap()
+}
