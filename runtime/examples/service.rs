@@ -214,11 +214,15 @@ async fn run() -> Result<(), Error> {
     };
     #[cfg(not(feature = "redis"))]
     if std::env::var_os("REDIS_URL").is_some() {
-        return Err("REDIS_URL is set, but this build has no Redis: build with --features redis".into());
+        return Err(
+            "REDIS_URL is set, but this build has no Redis: build with --features redis".into(),
+        );
     }
     #[cfg(not(feature = "axum-tls"))]
     if std::env::var_os("TLS_CERT").is_some() || std::env::var_os("TLS_KEY").is_some() {
-        return Err("TLS_CERT is set, but this build has no TLS: build with --features axum-tls".into());
+        return Err(
+            "TLS_CERT is set, but this build has no TLS: build with --features axum-tls".into(),
+        );
     }
     let letters = match std::env::var_os("DEAD_LETTERS_DIR") {
         Some(dir) => {
@@ -285,7 +289,10 @@ async fn run() -> Result<(), Error> {
     let metrics_listener = tokio::net::TcpListener::bind(&metrics_addr)
         .await
         .map_err(|e| format!("METRICS_ADDR {metrics_addr:?}: {e}"))?;
-    println!("metrics at http://{}/metrics", metrics_listener.local_addr()?);
+    println!(
+        "metrics at http://{}/metrics",
+        metrics_listener.local_addr()?
+    );
     let metrics = Arc::new(metrics);
     let metrics_app = axum::Router::new().route(
         "/metrics",
@@ -318,8 +325,7 @@ async fn run() -> Result<(), Error> {
     // event's id, an update's revision) are tried again in the background,
     // and end with the process: a last chance, then a warning.
     let left =
-        kustomer_webhooks::receiver::finish_retried_writes(std::time::Duration::from_secs(5))
-            .await;
+        kustomer_webhooks::receiver::finish_retried_writes(std::time::Duration::from_secs(5)).await;
     if left > 0 {
         eprintln!(
             "warning: {left} write(s) the store failed after their delivery was answered are \

@@ -253,7 +253,10 @@ fn equality_compares_values_not_whether_a_key_was_absent_or_null() {
     assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
     // Written back, each is still what it was.
     let written = kustomer_webhooks::serde_json::to_value(&parsed).unwrap();
-    assert_eq!(written["displayName"], kustomer_webhooks::serde_json::Value::Null);
+    assert_eq!(
+        written["displayName"],
+        kustomer_webhooks::serde_json::Value::Null
+    );
     let written = kustomer_webhooks::serde_json::to_value(&built).unwrap();
     assert!(written.get("displayName").is_none());
     // A value that differs still differs.
@@ -302,7 +305,14 @@ fn a_drifted_field_given_a_value_since_no_longer_drifts() {
     assert_eq!(written["data"]["attributes"]["rev"], 8);
     assert_eq!(written["changes"]["attributes"]["rev"]["after"], 8);
     // A change shows and compares its values only.
-    let change = event.changes.as_ref().unwrap().attributes.rev.as_ref().unwrap();
+    let change = event
+        .changes
+        .as_ref()
+        .unwrap()
+        .attributes
+        .rev
+        .as_ref()
+        .unwrap();
     let shown = format!("{change:?}");
     assert!(!shown.contains("marks"), "{shown}");
 }
@@ -326,7 +336,10 @@ fn a_date_made_from_an_instant_writes_that_instant() {
     use kustomer_webhooks::DateTime;
     for (text, written) in [
         ("2021-04-26T21:33:54.123456Z", "2021-04-26T21:33:54.123456Z"),
-        ("2021-04-26T21:33:54.123456789Z", "2021-04-26T21:33:54.123456789Z"),
+        (
+            "2021-04-26T21:33:54.123456789Z",
+            "2021-04-26T21:33:54.123456789Z",
+        ),
         ("2021-04-26T21:33:54.120Z", "2021-04-26T21:33:54.120Z"),
         ("2021-04-26T21:33:54Z", "2021-04-26T21:33:54.000Z"),
     ] {
