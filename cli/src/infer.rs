@@ -133,6 +133,12 @@ pub fn check(inferrer: &Inferrer, out: &Path) -> ExitCode {
 /// what updates them.
 pub fn check_with_fix(inferrer: &Inferrer, out: &Path, fix: &str) -> ExitCode {
     let schemas = inferrer.schemas();
+    // The command `fix` names would refuse to write over it: say why.
+    if let Err(e) = kustomer_schema::check_writable(out, &schemas) {
+        crate::out::failed();
+        note!("error: {}", printable(&e.to_string()));
+        return ExitCode::FAILURE;
+    }
     let stale = kustomer_schema::stale(out, &schemas);
     if stale.is_empty() {
         out!(

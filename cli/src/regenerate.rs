@@ -73,7 +73,7 @@ impl Pipeline {
     /// The code generation settings: the header of a custom module (own
     /// samples, or another `--out`) says how to regenerate it.
     pub fn settings(&self) -> Settings {
-        if !self.custom() && self.out.is_none() {
+        if !self.custom() && self.out() == Path::new(generate::MODELS) {
             return Settings::default();
         }
         let mut command = self.command_of_samples();

@@ -1557,12 +1557,22 @@ fn no_reply_reason(e: reqwest::Error) -> String {
 /// printable).
 fn unreachable(url: &str, file: &str, e: reqwest::Error, timeout: Duration) -> anyhow::Error {
     if e.is_connect() && e.is_timeout() {
+        let within = connect_timeout(timeout);
+        let why = if is_https(url) {
+            // The time covers the TLS handshake too.
+            format!(
+                "no connection made, or its TLS handshake not finished, within {within:?} (a \
+                 host down, a firewall dropping the attempts, or a server that does not speak \
+                 TLS on that port)"
+            )
+        } else {
+            format!(
+                "no connection within {within:?} (nothing answers at that address: a host down, \
+                 or a firewall dropping the attempts)"
+            )
+        };
         let url = printable(&shown_url(url)).into_owned();
-        return anyhow::anyhow!(
-            "posting {file} to {url}: no connection within {:?} (nothing answers at that \
-             address: a host down, or a firewall dropping the attempts)",
-            connect_timeout(timeout)
-        );
+        return anyhow::anyhow!("posting {file} to {url}: {why}");
     }
     anyhow::anyhow!(unreachable_message(url, file, &no_reply_reason(e)))
 }

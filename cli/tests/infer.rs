@@ -516,27 +516,38 @@ fn a_json_file_of_ones_own_with_a_schemas_name_is_not_overwritten() {
         ),
         ("out/customer.json", own),
     ]);
+    let customer = dir.path().join("out/customer.json");
     let run = infer(dir.path(), &["samples", "--out", "out"]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert!(
-        run.stderr.contains("out/customer.json: a file of your own"),
+        run.stderr
+            .contains("out/customer.json: a JSON file of your own"),
         "{run:#?}"
     );
-    assert_eq!(
-        fs::read_to_string(dir.path().join("out/customer.json")).unwrap(),
-        own
-    );
+    assert_eq!(fs::read_to_string(&customer).unwrap(), own);
     assert!(!dir.path().join("out/team.json").exists(), "{run:#?}");
-    // A schema written before is rewritten.
-    fs::remove_file(dir.path().join("out/customer.json")).unwrap();
-    assert_eq!(
-        infer(dir.path(), &["samples", "--out", "out"]).code,
-        Some(0)
+    // `--check` says so too, rather than advise a run that would refuse.
+    let run = infer(dir.path(), &["samples", "--out", "out", "--check"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("out/customer.json: a JSON file of your own")
+            && !run.stderr.contains("stale"),
+        "{run:#?}"
     );
-    assert_eq!(
-        infer(dir.path(), &["samples", "--out", "out"]).code,
-        Some(0)
-    );
+    // A schema written before is rewritten, and so is one that is no longer
+    // JSON (merge conflict markers, a file cut short).
+    fs::remove_file(&customer).unwrap();
+    for _ in 0..2 {
+        let run = infer(dir.path(), &["samples", "--out", "out"]);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+    }
+    let written = fs::read_to_string(&customer).unwrap();
+    let conflict = format!("<<<<<<< HEAD\n{written}=======\n{written}>>>>>>> other\n");
+    fs::write(&customer, conflict).unwrap();
+    let run = infer(dir.path(), &["samples", "--out", "out"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(fs::read_to_string(&customer).unwrap(), written);
 }
 
 /// A file name or a sample's text with a terminal escape in it is shown

@@ -221,7 +221,8 @@ async fn run() -> Result<(), Error> {
     #[cfg(not(feature = "axum-tls"))]
     if std::env::var_os("TLS_CERT").is_some() || std::env::var_os("TLS_KEY").is_some() {
         return Err(
-            "TLS_CERT is set, but this build has no TLS: build with --features axum-tls".into(),
+            "TLS_CERT or TLS_KEY is set, but this build has no TLS: build with --features axum-tls"
+                .into(),
         );
     }
     let letters = match std::env::var_os("DEAD_LETTERS_DIR") {

@@ -287,10 +287,10 @@ pub mod __private {
         registered(crate::IntoHandler::into_handler(f, name), only)
     }
     pub use crate::model::{
-        AnyJson, Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable, extra_int,
-        extra_millis, extra_str, field_drift, field_name, misfit, number_int, read_any, read_extra,
-        read_field, read_nullable, read_option_in_place, read_required, value_int, value_millis,
-        write_extra, write_field,
+        AnyJson, Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable,
+        differs_from_default, extra_int, extra_millis, extra_str, field_drift, field_name, misfit,
+        number_int, read_any, read_extra, read_field, read_nullable, read_option_in_place,
+        read_required, value_int, value_millis, write_extra, write_field,
     };
     pub use crate::recycle::{boxed_default, take as take_recycling};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};

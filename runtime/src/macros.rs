@@ -200,7 +200,7 @@ macro_rules! __model {
     // Whether `@write` writes the field (so that `extra` does not write its
     // key again).
     (@writes req $self:ident $field:ident $idx:literal $ty:ty) => {
-        !$self.__marks.get($idx) || $self.$field != <$ty as ::core::default::Default>::default()
+        !$self.__marks.get($idx) || $crate::__private::differs_from_default(&$self.$field)
     };
     (@writes $kind:ident $self:ident $field:ident $idx:literal $ty:ty) => {
         $self.$field.is_some() || $self.__marks.get($idx)

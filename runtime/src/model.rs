@@ -479,6 +479,21 @@ pub fn write_extra<M: SerializeMap>(
     Ok(())
 }
 
+/// Whether a required struct (absent from the payload, or drifted) was
+/// given something since: it writes otherwise than its default does. What
+/// it writes, not `==`, which leaves out whether a key was null: a struct
+/// given `{"key": null}` holds something to write back.
+pub fn differs_from_default<T: Serialize + Default>(value: &T) -> bool {
+    match (
+        serde_json::to_value(value),
+        serde_json::to_value(T::default()),
+    ) {
+        (Ok(written), Ok(default)) => written != default,
+        // A model always serialises; written rather than lost if not.
+        _ => true,
+    }
+}
+
 /// A field's name as `Debug` shows it: `type` for `r#type`, as a derived
 /// `Debug` does.
 pub const fn field_name(name: &'static str) -> &'static str {

@@ -468,21 +468,28 @@ pub fn retried_writes() -> usize {
 }
 
 /// Tries every write being tried again in the background ([`retried_writes`])
-/// at once, then again on their usual schedule, until none is left or
+/// at once, and again every quarter of a second, until none is left or
 /// `within` has passed; how many are left. For a service about to stop,
 /// once its server has answered every delivery: what is left is lost with
 /// the process, and worth a warning.
 pub async fn finish_retried_writes(within: Duration) -> usize {
-    let until = tokio::time::Instant::now() + within;
-    cold::HURRY.notify_waiters();
+    let start = tokio::time::Instant::now();
+    let mut hurried = None;
     loop {
         let left = retried_writes();
-        if left == 0 || tokio::time::Instant::now() >= until {
+        if left == 0 || start.elapsed() >= within {
             return left;
+        }
+        if hurried.is_none_or(|at: tokio::time::Instant| at.elapsed() >= RETRIED_WRITES_EVERY) {
+            cold::HURRY.notify_waiters();
+            hurried = Some(tokio::time::Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// How often [`finish_retried_writes`] tries the writes left again.
+const RETRIED_WRITES_EVERY: Duration = Duration::from_millis(250);
 
 /// The shortest max event age ([`Receiver::with_max_event_age`]) that leaves
 /// room for Kustomer's retries of a failed delivery (1 + 1 + 2 + 5 + 10 + 15

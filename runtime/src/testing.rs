@@ -186,8 +186,10 @@ impl Delivery {
     /// key meant), or that goes through a string, number or other value that
     /// has no children, or an index past an array's end; when the last step
     /// is a new key that differs from one of its object's keys only by case
-    /// or a typo (`/data/attributes/Rev`, `/data/attributes/nmae`), which
-    /// would add a key beside the one meant; and when the body is not JSON.
+    /// or a typo of the same length (`/data/attributes/Rev`,
+    /// `/data/attributes/nmae`), which would add a key beside the one meant
+    /// (a longer or shorter key, `deletedAt` beside `deleted`, is taken as
+    /// one of its own); and when the body is not JSON.
     /// A test meant to change the sample would otherwise pass while sending
     /// it unchanged. To make what is missing on the way, or add such a key
     /// after all, use [`set_creating`](Self::set_creating).
@@ -196,7 +198,12 @@ impl Delivery {
         if !pointer.is_empty() {
             let reached = self.peek_json().and_then(|body| reachable(&body, pointer));
             if let Err(why) = reached {
-                panic!("Delivery::set({pointer:?}): {why}; to make it, use set_creating");
+                let fix = if why.ends_with("(a new key of its own") {
+                    ": use set_creating)"
+                } else {
+                    "; to make it, use set_creating"
+                };
+                panic!("Delivery::set({pointer:?}): {why}{fix}");
             }
         }
         self.set_creating(pointer, value)
@@ -462,8 +469,9 @@ fn reachable(body: &Value, pointer: &str) -> Result<(), String> {
                     // A new key, unless it is an existing one misspelt.
                     return match misspelt(map, step) {
                         Some(key) => Err(format!(
-                            "`{here}` would be a new key beside `{walked}/{key}`; did you mean \
-                             `{walked}/{key}`?"
+                            "`{here}` would be a new key beside `{walked}/{key}`, which it \
+                             differs from by case or a typo; did you mean `{walked}/{key}`? (a \
+                             new key of its own"
                         )),
                         None => Ok(()),
                     };
@@ -523,12 +531,15 @@ fn reachable(body: &Value, pointer: &str) -> Result<(), String> {
 }
 
 /// The key of `map` that `step`, a key it lacks, is a misspelling of: the
-/// same but for case, or a typo (a letter changed, added, dropped or two
-/// swapped; two such for keys of more than five letters). Keys this close
-/// in one object are rare enough that a new one is taken for a mistake.
+/// same but for case, or of the same length with a letter changed or two
+/// swapped (two such for keys of more than five letters). A key longer or
+/// shorter than one there is taken for a key of its own: Kustomer sends
+/// `deleted` beside `deletedAt`, `id` beside `ids`.
 fn misspelt<'m>(map: &'m serde_json::Map<String, Value>, step: &str) -> Option<&'m str> {
-    let allowed = if step.chars().count() > 5 { 2 } else { 1 };
+    let length = step.chars().count();
+    let allowed = if length > 5 { 2 } else { 1 };
     map.keys()
+        .filter(|key| key.chars().count() == length)
         .map(|key| {
             let distance = if key.eq_ignore_ascii_case(step) {
                 0

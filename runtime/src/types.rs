@@ -275,9 +275,9 @@ impl From<chrono::DateTime<chrono::Utc>> for DateTime {
     fn from(at: chrono::DateTime<chrono::Utc>) -> Self {
         use chrono::Timelike;
         let nanos = at.nanosecond() % 1_000_000_000;
-        let digits = if nanos % 1_000_000 == 0 {
+        let digits = if nanos.is_multiple_of(1_000_000) {
             3
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             6
         } else {
             9

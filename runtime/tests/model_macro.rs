@@ -357,3 +357,34 @@ fn seed(event: &str) -> &'static str {
         .map(|(_, text)| *text)
         .unwrap()
 }
+
+/// A struct the payload did not have (or had drifted), given one that holds
+/// only a null since, is written back with it: what a struct holds is told
+/// by what it writes, not by `==`, which leaves nulls out.
+#[test]
+fn a_struct_given_since_is_written_even_holding_only_a_null() {
+    use kustomer_webhooks::serde_json::{Value, json};
+    use kustomer_webhooks::{Model as _, UserAttributes};
+    for data in [
+        r#"{"type":"user","id":"5f0000000000000000000001"}"#,
+        r#"{"type":"user","id":"5f0000000000000000000001","attributes":"oops"}"#,
+    ] {
+        let body = format!(r#"{{"name":"kustomer.user.create","id":"x","data":{data}}}"#);
+        let parsed = kustomer_webhooks::parse(body.as_bytes()).unwrap();
+        let kustomer_webhooks::AnyEvent::UserCreate(mut event) = parsed.event else {
+            panic!("a user create");
+        };
+        let untouched = kustomer_webhooks::serde_json::to_value(&event).unwrap();
+        let given: Value = kustomer_webhooks::serde_json::from_str(data).unwrap();
+        assert_eq!(untouched["data"], given, "written back as received");
+        event.data.attributes = UserAttributes::from_json(r#"{"displayName": null}"#)
+            .unwrap()
+            .unwrap();
+        let written = kustomer_webhooks::serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            written["data"]["attributes"],
+            json!({"displayName": null}),
+            "{data}"
+        );
+    }
+}

@@ -523,26 +523,7 @@ impl Inferrer {
     /// with the name of one to write is an error, and nothing is written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let schemas = self.schemas();
-        for name in schemas.keys() {
-            let path = dir.join(format!("{name}.json"));
-            let own = match fs::read(&path) {
-                Ok(bytes) => {
-                    !serde_json::from_slice::<Value>(bytes.strip_prefix(BOM).unwrap_or(&bytes))
-                        .is_ok_and(|v| is_resource_schema(&v))
-                }
-                Err(_) => false,
-            };
-            if own {
-                return Err(Error::Io {
-                    path,
-                    error: std::io::Error::other(
-                        "a file of your own (not JSON, or without `x-kustomer-resource`: not a \
-                         schema this toolkit wrote) has the name of the schema to write: move \
-                         it out of the schemas' directory, or delete it; nothing was written",
-                    ),
-                });
-            }
-        }
+        check_writable(dir, &schemas)?;
         fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.into(),
             error: source,
@@ -558,6 +539,32 @@ impl Inferrer {
         }
         Ok(written)
     }
+}
+
+/// Whether `schemas` can be written into `dir` ([`Inferrer::write`]): not
+/// when a JSON file of one's own there (JSON without
+/// `x-kustomer-resource`, [`is_resource_schema`]) has the name of one, as
+/// writing would replace it. A file that is not JSON at all (a schema left
+/// with merge conflict markers, cut short) is a schema to write anew.
+pub fn check_writable(dir: &Path, schemas: &BTreeMap<String, Value>) -> Result<()> {
+    for name in schemas.keys() {
+        let path = dir.join(format!("{name}.json"));
+        let own = fs::read(&path).is_ok_and(|bytes| {
+            serde_json::from_slice::<Value>(bytes.strip_prefix(BOM).unwrap_or(&bytes))
+                .is_ok_and(|v| !is_resource_schema(&v))
+        });
+        if own {
+            return Err(Error::Io {
+                path,
+                error: std::io::Error::other(
+                    "a JSON file of your own (without `x-kustomer-resource`: not a schema this \
+                     toolkit wrote) has the name of a schema to write: move it out of the \
+                     schemas' directory, or delete it; nothing was written",
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Infers one schema from any JSON values, with no Kustomer rules: the

@@ -79,9 +79,13 @@ async fn a_stopping_service_tries_the_failed_writes_at_once_and_is_told_what_is_
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(store.completes.load(Ordering::SeqCst), before + 1);
     }
-    // Back: the write is tried at once, not after that wait, and nothing
-    // is left.
-    store.down.store(false, Ordering::SeqCst);
+    // Back half a second into the grace: the write is tried again within
+    // it, not after that wait, and nothing is left.
+    let back = Arc::clone(&store);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        back.down.store(false, Ordering::SeqCst);
+    });
     assert_eq!(
         receiver::finish_retried_writes(Duration::from_secs(5)).await,
         0

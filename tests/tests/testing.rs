@@ -112,6 +112,10 @@ fn changes_by_json_pointer() {
         .set("/data/attributes/rev", 7)
         // A new key of an existing object.
         .set("/data/attributes/nickname", "Ada")
+        // Longer or shorter than a key beside it: a key of its own, as
+        // Kustomer sends `deletedAt` beside `deleted`.
+        .set("/data/attributes/deletedAt", "2024-01-01T00:00:00.000Z")
+        .set("/data/ids", json!([]))
         // Missing objects on the way are made, when asked.
         .set_creating("/data/attributes/custom/tierStr", "gold")
         .set_creating("/new/a~1b/c~0d", true)
@@ -122,6 +126,11 @@ fn changes_by_json_pointer() {
     let v = json_of(&d);
     assert_eq!(v["data"]["attributes"]["rev"], 7);
     assert_eq!(v["data"]["attributes"]["nickname"], "Ada");
+    assert_eq!(
+        v["data"]["attributes"]["deletedAt"],
+        "2024-01-01T00:00:00.000Z"
+    );
+    assert_eq!(v["data"]["ids"], json!([]));
     assert_eq!(v["data"]["attributes"]["custom"]["tierStr"], "gold");
     assert_eq!(v["new"]["a/b"]["c~d"], true);
     assert_eq!(v["data"]["type"], json!({"inner": 1}));
@@ -209,8 +218,9 @@ fn set_refuses_a_pointer_that_leads_nowhere() {
         (
             "/data/attributes/Rev",
             sample,
-            "`/data/attributes/Rev` would be a new key beside `/data/attributes/rev`; did you \
-             mean `/data/attributes/rev`?",
+            "`/data/attributes/Rev` would be a new key beside `/data/attributes/rev`, which it \
+             differs from by case or a typo; did you mean `/data/attributes/rev`? (a new key of \
+             its own: use set_creating)",
         ),
         (
             "/data/attributes/nmae",
@@ -218,7 +228,7 @@ fn set_refuses_a_pointer_that_leads_nowhere() {
             "did you mean `/data/attributes/name`?",
         ),
         (
-            "/data/attributes/displayNam",
+            "/data/attributes/dsiplayNmae",
             sample,
             "did you mean `/data/attributes/displayName`?",
         ),
