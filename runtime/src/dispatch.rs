@@ -490,6 +490,8 @@ inventory::collect!(Registration);
 #[doc(hidden)]
 pub struct Registered {
     set: TypeId,
+    name: &'static str,
+    events: &'static [&'static str],
     handler: Box<dyn Any>,
 }
 
@@ -498,6 +500,8 @@ impl Registered {
     pub fn new<S: Events>(handler: Handler<S>) -> Self {
         Registered {
             set: TypeId::of::<S>(),
+            name: handler.name,
+            events: handler.events,
             handler: Box::new(handler),
         }
     }
@@ -511,6 +515,33 @@ pub fn registered<S: Events>() -> impl Iterator<Item = Handler<S>> {
         .map(|r| (r.make)())
         .filter(|r| r.set == TypeId::of::<S>())
         .filter_map(|r| r.handler.downcast::<Handler<S>>().ok().map(|h| *h))
+}
+
+/// A `#[kustomer_webhook]` function of another set of models than a
+/// dispatcher's, left out by [`DispatcherBuilder::registered`]: its name
+/// and the events it takes by name.
+type LeftOut = (&'static str, &'static [&'static str]);
+
+/// The `#[kustomer_webhook]` functions whose path `keep` accepts: those of
+/// the set `S`, and the others, left out.
+fn registered_split<S: Events>(
+    mut keep: impl FnMut(&str) -> bool,
+) -> (Vec<Handler<S>>, Vec<LeftOut>) {
+    let (mut own, mut others) = (Vec::new(), Vec::new());
+    for r in inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| (r.make)())
+    {
+        if !keep(r.name) {
+            continue;
+        }
+        if r.set != TypeId::of::<S>() {
+            others.push((r.name, r.events));
+        } else if let Ok(handler) = r.handler.downcast::<Handler<S>>() {
+            own.push(*handler);
+        }
+    }
+    (own, others)
 }
 
 /// Why a dispatcher could not be built.
@@ -579,15 +610,39 @@ pub enum BuildError {
         /// The handler.
         handler: &'static str,
     },
+    /// `.registered()` found `#[kustomer_webhook]` functions, but every one
+    /// takes events of another set of models than the dispatcher's (the
+    /// bundled models' events and a dispatcher of one's own models, or the
+    /// other way round): a dispatcher with no handler would answer every
+    /// delivery `no handler`, and Kustomer drop each one as delivered.
+    #[error(
+        "no #[kustomer_webhook] function takes events of this dispatcher's set of models, but \
+         {} take events of another set ({}): build the dispatcher of their set (a models \
+         module's `dispatcher()`, or `Dispatcher::builder()` for the bundled models), or have \
+         them take this set's event types",
+        handlers.len(),
+        handlers.join(", ")
+    )]
+    OtherSet {
+        /// The functions left out.
+        handlers: Vec<&'static str>,
+    },
     /// A handler restricted to no event at all (`handler_for(&[], f)`),
     /// which would never run.
-    #[error("{handler} is restricted to no event, so it would never run")]
+    #[error(
+        "{handler} is restricted to no event, so it would never run: name its events, or add it \
+         with `.handler(…)` to take every event its parameter stands for"
+    )]
     NoEvents {
         /// The handler.
         handler: &'static str,
     },
     /// A handler wants another state type than the dispatcher has.
-    #[error("{handler} takes State<{wants}>, but the dispatcher's state is {has}")]
+    #[error(
+        "{handler} takes State<{wants}>, but the dispatcher's state is {has}: build the \
+         dispatcher with that state (`Dispatcher::with_state(…)`, or a models module's \
+         `dispatcher_with_state(…)`), or leave the handler out (`.registered_where(…)`)"
+    )]
     StateMismatch {
         /// The handler.
         handler: &'static str,
@@ -606,6 +661,9 @@ pub enum BuildError {
 pub struct DispatcherBuilder<T, S = AnyEvent> {
     state: T,
     handlers: Vec<Handler<S>>,
+    /// `#[kustomer_webhook]` functions of other sets that `registered`
+    /// left out.
+    left_out: Vec<LeftOut>,
 }
 
 impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
@@ -617,6 +675,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         DispatcherBuilder {
             state,
             handlers: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 
@@ -654,9 +713,15 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     /// [`Dispatcher::events`] (plus the events a catch-all should see, with
     /// [`Dispatcher::has_catch_all`]) with the events the app definition
     /// subscribes to.
-    pub fn registered(mut self) -> Self {
-        self.handlers.extend(registered());
-        self
+    ///
+    /// It takes the functions whose parameter is an event of the
+    /// dispatcher's set of models (`S`: the bundled models, or a models
+    /// module of one's own) and leaves out the others: when every function
+    /// found is of another set, [`build`](Self::build) fails
+    /// ([`BuildError::OtherSet`]); when some are, it logs a warning for
+    /// each whose events then have no handler here.
+    pub fn registered(self) -> Self {
+        self.registered_where(|_| true)
     }
 
     /// Adds the functions marked `#[kustomer_webhook]` whose path (the
@@ -683,14 +748,20 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     /// assert_eq!(dispatcher.events(), ["kustomer.team.create"]);
     /// # Ok::<(), kustomer_webhooks::BuildError>(())
     /// ```
-    pub fn registered_where(mut self, mut keep: impl FnMut(&str) -> bool) -> Self {
-        self.handlers
-            .extend(registered().filter(|handler| keep(handler.name)));
+    pub fn registered_where(mut self, keep: impl FnMut(&str) -> bool) -> Self {
+        let (own, others) = registered_split(keep);
+        self.handlers.extend(own);
+        self.left_out.extend(others);
         self
     }
 
     /// Checks the handlers and builds the dispatcher.
     pub fn build(self) -> Result<Dispatcher<S>, BuildError> {
+        if self.handlers.is_empty() && !self.left_out.is_empty() {
+            return Err(BuildError::OtherSet {
+                handlers: self.left_out.iter().map(|(name, _)| *name).collect(),
+            });
+        }
         let mut by_event: HashMap<EventName, usize> = HashMap::new();
         let mut other: Option<usize> = None;
         let mut catch_all: Option<usize> = None;
@@ -749,6 +820,25 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
                     });
                 }
                 catch_all = Some(i);
+            }
+        }
+        // Functions of another set whose events have no handler here: a
+        // handler written against the other models, which would not run.
+        if catch_all.is_none() {
+            for (name, events) in &self.left_out {
+                let unhandled: Vec<&str> = events
+                    .iter()
+                    .copied()
+                    .filter(|e| !by_event.contains_key(&EventName::from(*e)))
+                    .collect();
+                if !unhandled.is_empty() {
+                    tracing::warn!(
+                        handler = *name,
+                        "{name} takes events of another set of models than this dispatcher's, \
+                         and is left out: {} get no handler here",
+                        unhandled.join(", ")
+                    );
+                }
             }
         }
         Ok(Dispatcher {

@@ -99,12 +99,37 @@ fn each_set_of_models_collects_only_its_own_handlers() {
         ours.events(),
         ["kustomer.conversation.create", "kustomer.customer.update"]
     );
-    // The bundled models' dispatcher, in the same binary, sees none of them.
-    let bundled = kustomer_webhooks::Dispatcher::with_state(crm)
+    // The bundled models' dispatcher, in the same binary, takes its own
+    // handler only.
+    let bundled = kustomer_webhooks::Dispatcher::with_state(crm.clone())
         .registered()
         .build()
         .unwrap();
-    assert!(bundled.events().is_empty());
+    assert_eq!(bundled.events(), ["kustomer.team.create"]);
+    // With none of its own, it would answer every delivery "no handler": it
+    // is not built, and says which set the handlers it found are of.
+    let err = kustomer_webhooks::Dispatcher::with_state(crm)
+        .registered_where(|path| !path.contains("::bundled::"))
+        .build()
+        .unwrap_err();
+    let kustomer_webhooks::BuildError::OtherSet { handlers } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(handlers.len(), 3, "{err}");
+    for said in [
+        "take events of another set (kustomer_webhooks_example_org::",
+        "build the dispatcher of their set",
+    ] {
+        assert!(err.to_string().contains(said), "{err}");
+    }
+}
+
+/// A handler written against the bundled models, in a binary whose
+/// service uses its own: the bundled dispatcher takes it, the org's leaves
+/// it out (with a warning that `kustomer.team.create` gets no handler).
+mod bundled {
+    #[kustomer_webhooks::kustomer_webhook]
+    async fn on_bundled_team(_: kustomer_webhooks::TeamCreate) {}
 }
 
 #[test]
