@@ -30,6 +30,9 @@
 //! examples/org-models/src/models` fails when the captures and the models
 //! disagree; CI runs it.
 
+// The generated models hold to the lints a careful crate turns on.
+#![deny(unused_qualifications, missing_debug_implementations)]
+
 use std::sync::{Arc, Mutex};
 
 use kustomer_webhooks::receiver::Receiver;

@@ -353,7 +353,7 @@ impl kustomer_webhooks::Envelope for MessageEvent {
             .attributes
             .updated_at
             .as_ref()
-            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .map(DateTime::timestamp_millis)
             .or_else(|| kustomer_webhooks::__private::extra_millis(
                 &self.data.attributes.extra,
                 "updatedAt",
@@ -362,7 +362,7 @@ impl kustomer_webhooks::Envelope for MessageEvent {
     fn created_at(&self) -> Option<i64> {
         self.created_at
             .as_ref()
-            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .map(DateTime::timestamp_millis)
             .or_else(|| kustomer_webhooks::__private::extra_millis(
                 &self.extra,
                 "createdAt",

@@ -258,7 +258,7 @@ impl kustomer_webhooks::Envelope for UserEvent {
             .attributes
             .updated_at
             .as_ref()
-            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .map(DateTime::timestamp_millis)
             .or_else(|| kustomer_webhooks::__private::extra_millis(
                 &self.data.attributes.extra,
                 "updatedAt",
@@ -267,7 +267,7 @@ impl kustomer_webhooks::Envelope for UserEvent {
     fn created_at(&self) -> Option<i64> {
         self.created_at
             .as_ref()
-            .map(kustomer_webhooks::DateTime::timestamp_millis)
+            .map(DateTime::timestamp_millis)
             .or_else(|| kustomer_webhooks::__private::extra_millis(
                 &self.extra,
                 "createdAt",
