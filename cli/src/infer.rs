@@ -14,14 +14,16 @@ pub const SAMPLES: &str = "schema/samples";
 pub const SCHEMAS: &str = "schema/schemas";
 
 /// Infers from `paths` (default: the repository's samples); `skip`: leave
-/// out, with a warning, the samples that cannot be used ([`add_paths`]).
-pub fn run(paths: &[PathBuf], settings: Settings, skip: bool) -> Result<Inferrer> {
+/// out, with a warning, the samples that cannot be used ([`add_paths`]);
+/// `give` says how the command takes sample paths, for the error when none
+/// were given and the default is not here.
+pub fn run(paths: &[PathBuf], settings: Settings, skip: bool, give: &str) -> Result<Inferrer> {
     let default = [PathBuf::from(SAMPLES)];
     let paths = if paths.is_empty() {
         if !default[0].is_dir() {
             bail!(
                 "no sample paths given and {SAMPLES} does not exist here; \
-                 pass sample files or directories (run from the repository root for the defaults)"
+                 {give} (run from the repository root for the defaults)"
             );
         }
         &default[..]

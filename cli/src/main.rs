@@ -765,7 +765,12 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 repository_default(&out, "--out")?;
             }
             let settings = kustomer_schema::Settings::default().with_evidence(!no_evidence);
-            let inferrer = infer::run(&paths, settings, skip_unusable)?;
+            let inferrer = infer::run(
+                &paths,
+                settings,
+                skip_unusable,
+                "pass sample files or directories",
+            )?;
             if check {
                 return Ok(infer::check(&inferrer, &out));
             }
@@ -779,6 +784,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         } => {
             if given_by_default(matches, "generate", "out") {
                 repository_default(&out, "--out")?;
+            }
+            if given_by_default(matches, "generate", "schemas") {
+                repository_default(&schemas, "--schemas")?;
             }
             let dir = schemas;
             let schemas = kustomer_codegen::read_schemas(&dir)?;

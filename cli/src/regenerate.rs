@@ -58,6 +58,7 @@ impl Pipeline {
                 &[],
                 kustomer_schema::Settings::default(),
                 self.skip_unusable,
+                "pass --samples DIR (a directory of captured payloads, or a file)",
             );
         }
         let mut inferrer = Inferrer::new(kustomer_schema::Settings::default());

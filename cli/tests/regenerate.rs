@@ -870,3 +870,38 @@ fn models_written_elsewhere_from_the_repositorys_samples_name_the_command_that_w
     ]);
     assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
 }
+
+/// Outside the repository, a command whose default directory is not there
+/// says which option to pass, as the command takes it.
+#[test]
+fn outside_the_repository_each_missing_default_names_the_option_to_pass() {
+    let dir = TempDir::new().unwrap();
+    let models = dir.path().join("models");
+    fs::create_dir_all(&models).unwrap();
+    let models = path(&models);
+    for (args, want) in [
+        (
+            &["generate", "--out", models][..],
+            "error: no --schemas given, and its default, schema/schemas, is this repository's \
+             own and is not here: pass --schemas DIR",
+        ),
+        (
+            &["generate"][..],
+            "error: no --out given, and its default, runtime/src/models, is this repository's \
+             own and is not here: pass --out DIR",
+        ),
+        (
+            &["check", "--models", models][..],
+            "error: no sample paths given and schema/samples does not exist here; pass --samples \
+             DIR",
+        ),
+        (
+            &["regenerate", "--out", models, "--dry-run"][..],
+            "pass --samples DIR",
+        ),
+    ] {
+        let r = common::run_in(dir.path(), args);
+        assert_eq!(r.code, Some(1), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+}

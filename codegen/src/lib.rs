@@ -2635,10 +2635,7 @@ mod tests {
     ) {
         for (values, reads) in [
             (&["\"2021-04-26T21:33:54.763Z\""][..], typed),
-            (
-                &["\"yesterday\""][..],
-                ".and_then(DateTime::parse)",
-            ),
+            (&["\"yesterday\""][..], ".and_then(DateTime::parse)"),
             (
                 &["\"2021-04-26T21:33:54.763Z\"", "3"][..],
                 ".and_then(kustomer_webhooks::__private::value_millis)",
