@@ -199,7 +199,10 @@ impl Model for Id {
     }
 }
 
-/// An ISO 8601 date-time, with or without fractional seconds.
+/// An RFC 3339 date-time (ISO 8601 with a date, a time and an offset, `Z` or
+/// `+02:00`), with or without fractional seconds. A date alone, a time
+/// without an offset, or a space for the `T` is not one: such a value is
+/// drift.
 ///
 /// It is parsed when the payload is read, and written back exactly as it was
 /// received.

@@ -85,7 +85,7 @@ pub enum SampleProblem {
     )]
     Spine {
         /// Where, as a JSON Pointer (`/data/attributes`).
-        pointer: &'static str,
+        pointer: String,
         /// What it should be (`an object`, `a string`).
         expected: &'static str,
         /// What it is (`a string`, `a number`…).

@@ -38,7 +38,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Whether strings that are all ISO 8601 date-times get
+    /// Whether strings that are all RFC 3339 date-times get
     /// `"format": "date-time"`, and all 24-hex ids `"format": "kustomer-id"`
     /// (default: yes).
     pub fn with_formats(mut self, on: bool) -> Self {
@@ -785,55 +785,104 @@ fn collect_definitions(
 /// strings (each may be absent; `changes`, `id` and `data.id` may be null,
 /// as `changes` is on a create, but the others are fields no model makes
 /// optional, so one null would turn every handler's `attributes` into an
-/// `Option`).
+/// `Option`). So are the parts the generated change sets and custom
+/// attributes are built around: each entry of `changes.attributes` and
+/// `changes.relationships` is an object (a change, typed by its field,
+/// whatever the samples showed), its `op` a string; `data.attributes.custom`
+/// and the `before` and `after` of its change are objects or null (one of
+/// another type would turn every typed custom attribute into one untyped
+/// value).
 fn spine_problem(envelope: &Map<String, Value>) -> Option<SampleProblem> {
+    /// What a part must be: an object or a string, and whether null is
+    /// taken.
+    #[derive(Clone, Copy)]
+    struct Must {
+        object: bool,
+        nullable: bool,
+    }
+    const OBJECT: Must = Must {
+        object: true,
+        nullable: false,
+    };
+    const OBJECT_OR_NULL: Must = Must {
+        object: true,
+        nullable: true,
+    };
+    const STRING: Must = Must {
+        object: false,
+        nullable: false,
+    };
+    const STRING_OR_NULL: Must = Must {
+        object: false,
+        nullable: true,
+    };
     let data = envelope.get("data").and_then(Value::as_object);
+    let attributes = data
+        .and_then(|d| d.get("attributes"))
+        .and_then(Value::as_object);
     let changes = envelope.get("changes").and_then(Value::as_object);
-    let parts = [
+    let mut parts: Vec<(String, Option<&Value>, Must)> = vec![
         (
-            "/data/attributes",
+            "/data/attributes".into(),
             data.and_then(|d| d.get("attributes")),
-            true,
-            false,
+            OBJECT,
         ),
         (
-            "/data/relationships",
+            "/data/relationships".into(),
             data.and_then(|d| d.get("relationships")),
-            true,
-            false,
+            OBJECT,
         ),
-        ("/changes", envelope.get("changes"), true, true),
+        ("/changes".into(), envelope.get("changes"), OBJECT_OR_NULL),
         (
-            "/changes/attributes",
-            changes.and_then(|c| c.get("attributes")),
-            true,
-            false,
+            "/data/attributes/custom".into(),
+            attributes.and_then(|a| a.get("custom")),
+            OBJECT_OR_NULL,
         ),
+        ("/id".into(), envelope.get("id"), STRING_OR_NULL),
         (
-            "/changes/relationships",
-            changes.and_then(|c| c.get("relationships")),
-            true,
-            false,
+            "/data/id".into(),
+            data.and_then(|d| d.get("id")),
+            STRING_OR_NULL,
         ),
-        ("/id", envelope.get("id"), false, true),
-        ("/data/id", data.and_then(|d| d.get("id")), false, true),
     ];
-    parts
-        .into_iter()
-        .find_map(|(pointer, value, object, nullable)| {
-            let fits = match value {
-                None => true,
-                Some(Value::Null) => nullable,
-                Some(Value::Object(_)) => object,
-                Some(Value::String(_)) => !object,
-                Some(_) => false,
-            };
-            (!fits).then(|| SampleProblem::Spine {
-                pointer,
-                expected: if object { "an object" } else { "a string" },
-                found: json_kind(value.unwrap_or(&Value::Null)),
-            })
+    for section in ["attributes", "relationships"] {
+        let value = changes.and_then(|c| c.get(section));
+        parts.push((format!("/changes/{section}"), value, OBJECT));
+        for (key, change) in value.and_then(Value::as_object).into_iter().flatten() {
+            let at = format!("/changes/{section}/{}", escape_pointer(key));
+            parts.push((at.clone(), Some(change), OBJECT));
+            let change = change.as_object();
+            parts.push((format!("{at}/op"), change.and_then(|c| c.get("op")), STRING));
+            if section == "attributes" && key == "custom" {
+                for side in ["before", "after"] {
+                    parts.push((
+                        format!("{at}/{side}"),
+                        change.and_then(|c| c.get(side)),
+                        OBJECT_OR_NULL,
+                    ));
+                }
+            }
+        }
+    }
+    parts.into_iter().find_map(|(pointer, value, must)| {
+        let fits = match value {
+            None => true,
+            Some(Value::Null) => must.nullable,
+            Some(Value::Object(_)) => must.object,
+            Some(Value::String(_)) => !must.object,
+            Some(_) => false,
+        };
+        (!fits).then(|| SampleProblem::Spine {
+            pointer,
+            expected: if must.object { "an object" } else { "a string" },
+            found: json_kind(value.unwrap_or(&Value::Null)),
         })
+    })
+}
+
+/// A key as a step of a JSON Pointer (`~` as `~0`, `/` as `~1`).
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn resource_prefix(type_name: &str) -> String {

@@ -20,7 +20,7 @@
 //!   (`Str`, `Txt`, `Num`, `At`, `Bool`, `Url`, `Id`) and always nullable, with
 //!   `patternProperties` for custom attributes no sample showed, and any JSON
 //!   for a key with no known suffix; strings that
-//!   are all ISO 8601 date-times get `"format": "date-time"`, all 24-hex ids
+//!   are all RFC 3339 date-times get `"format": "date-time"`, all 24-hex ids
 //!   `"format": "kustomer-id"`; every relationship value is one shared
 //!   `Relationship` definition, every `links` object one `Links`, every change
 //!   entry one `Change` (`op` an open string, `before`/`after` any JSON); and a

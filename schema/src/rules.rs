@@ -130,7 +130,7 @@ pub enum Suffix {
     Txt,
     /// `Num`: a number, integer or float, possibly beyond 32 bits.
     Num,
-    /// `At`: an ISO 8601 date-time.
+    /// `At`: an RFC 3339 date-time.
     At,
     /// `Bool`: a boolean.
     Bool,

@@ -27,7 +27,7 @@ pub(crate) struct Shape {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Strings {
     pub count: u64,
-    /// How many were ISO 8601 date-times.
+    /// How many were RFC 3339 date-times.
     pub date_times: u64,
     /// How many were 24-hex object ids.
     pub ids: u64,

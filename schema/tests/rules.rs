@@ -626,6 +626,32 @@ fn a_sample_whose_spine_has_another_shape_is_unusable() {
             json!({"relationships": []}),
             "`/changes/relationships` is an array, not an object",
         ),
+        // The parts the change sets and custom attributes are built around.
+        (
+            "/data/attributes",
+            json!({"rev": 1, "custom": "oops"}),
+            "`/data/attributes/custom` is a string, not an object",
+        ),
+        (
+            "/changes",
+            json!({"attributes": {"rev": null}}),
+            "`/changes/attributes/rev` is null, not an object",
+        ),
+        (
+            "/changes",
+            json!({"relationships": {"org/x": 5}}),
+            "`/changes/relationships/org~1x` is a number, not an object",
+        ),
+        (
+            "/changes",
+            json!({"attributes": {"name": {"op": null, "after": "a"}}}),
+            "`/changes/attributes/name/op` is null, not a string",
+        ),
+        (
+            "/changes",
+            json!({"attributes": {"custom": {"op": "replace", "before": "", "after": {}}}}),
+            "`/changes/attributes/custom/before` is a string, not an object",
+        ),
         ("/id", json!(42), "`/id` is a number, not a string"),
         (
             "/data/id",
@@ -652,6 +678,11 @@ fn a_sample_whose_spine_has_another_shape_is_unusable() {
     sample["data"].as_object_mut().unwrap().remove("attributes");
     sample["changes"] = Value::Null;
     sample["data"]["id"] = Value::Null;
+    Inferrer::default().add(&sample, "ok.json").unwrap();
+    // A change of `custom` from none, and custom attributes all null.
+    sample["data"]["attributes"] = json!({"custom": null});
+    sample["changes"] =
+        json!({"attributes": {"custom": {"op": "add", "before": null, "after": {"tierStr": "a"}}}});
     sample.as_object_mut().unwrap().remove("id");
     Inferrer::default().add(&sample, "ok.json").unwrap();
 }

@@ -351,13 +351,36 @@ fn is_optional_looking(pointer: &str, key: &str, value: &Value) -> bool {
 
 /// The parts of an envelope every model is built around, which keep their
 /// shape (`kustomer_schema`'s inference refuses a sample without it).
-const SPINE: [&str; 5] = [
+const SPINE: [&str; 6] = [
     "/changes",
     "/data/attributes",
     "/data/relationships",
+    "/data/attributes/custom",
     "/id",
     "/data/id",
 ];
+
+/// Whether `pointer` is one of the parts every model is built around: the
+/// [`SPINE`], and an update's changes (each entry of `changes.attributes`
+/// and `changes.relationships`, its `op`, and the `before` and `after` of
+/// `custom`'s).
+fn is_spine(pointer: &str) -> bool {
+    if SPINE.contains(&pointer) {
+        return true;
+    }
+    let Some(rest) = pointer
+        .strip_prefix("/changes/attributes/")
+        .or_else(|| pointer.strip_prefix("/changes/relationships/"))
+    else {
+        return false;
+    };
+    match rest.split_once('/') {
+        None => true,
+        Some((_, "op")) => true,
+        Some(("custom", "before" | "after")) => pointer.starts_with("/changes/attributes/"),
+        Some(_) => false,
+    }
+}
 
 fn apply(drift: Drift, payload: &mut Value, sites: &Sites, rng: &mut SplitMix64) {
     match drift {
@@ -384,7 +407,7 @@ fn apply(drift: Drift, payload: &mut Value, sites: &Sites, rng: &mut SplitMix64)
             // `changes: null`): inference refuses a sample with another
             // shape there, as Kustomer never sends one.
             if let Some((pointer, key)) = rng.pick(&sites.nulls)
-                && !SPINE.contains(&pointer.as_str())
+                && !is_spine(pointer)
                 && let Some(v @ Value::Null) = payload.pointer_mut(pointer)
             {
                 *v = value_of(kind_for(key), rng);
