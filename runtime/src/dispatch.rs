@@ -918,6 +918,41 @@ fn short_name(type_name: &'static str) -> &'static str {
 mod tests {
     use super::{same_function, short_name};
 
+    async fn on_team(_: crate::TeamCreate) {}
+
+    /// Functions of another set of models than the dispatcher's, left out
+    /// by `.registered()`: with none of its own, no dispatcher is built; with
+    /// some, a warning names those whose events get no handler here.
+    #[test]
+    fn handlers_of_another_set_fail_the_build_or_are_warned_of() {
+        let other: super::LeftOut = (
+            "my_service::on_update",
+            &["kustomer.customer.update", "kustomer.team.create"],
+        );
+        let mut builder = crate::Dispatcher::builder();
+        builder.left_out.push(other);
+        let err = builder.build().unwrap_err();
+        assert_eq!(
+            err,
+            super::BuildError::OtherSet {
+                handlers: vec!["my_service::on_update"]
+            }
+        );
+        let logs = crate::receiver::tests::logged(|| {
+            let mut builder = crate::Dispatcher::builder().handler(on_team);
+            builder.left_out.push(other);
+            let dispatcher = builder.build().unwrap();
+            assert_eq!(dispatcher.events(), ["kustomer.team.create"]);
+        });
+        assert_eq!(
+            logs,
+            [
+                "WARN my_service::on_update takes events of another set of models than this \
+              dispatcher's, and is left out: kustomer.customer.update get no handler here"
+            ]
+        );
+    }
+
     #[test]
     fn one_function_named_by_its_path_and_by_its_last_segments_is_one() {
         let name_of = |first, second| {

@@ -2724,7 +2724,7 @@ fn shortened(mut text: String, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -3035,7 +3035,7 @@ mod tests {
     }
 
     /// The messages of the events logged while `f` runs.
-    fn logged(f: impl FnOnce()) -> Vec<String> {
+    pub(crate) fn logged(f: impl FnOnce()) -> Vec<String> {
         use std::sync::Mutex;
         use tracing::field::{Field, Visit};
 
