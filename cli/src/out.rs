@@ -213,11 +213,26 @@ struct Pending {
     written: tokio::sync::oneshot::Sender<io::Result<()>>,
 }
 
+/// Stdout without the standard library's line buffer, where the system
+/// allows it: a write cut short by a full disk then leaves no rest in a
+/// buffer to be written ahead of the next line, which the newline that
+/// ends the cut line would then follow as a blank line.
+fn unbuffered_stdout() -> Box<dyn Write + Send> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = io::stdout().as_fd().try_clone_to_owned() {
+            return Box::new(std::fs::File::from(fd));
+        }
+    }
+    Box::new(io::stdout())
+}
+
 impl Lines {
     /// The process's stdout writer, started on first use.
     pub fn stdout() -> &'static Lines {
         static STDOUT: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
-        STDOUT.get_or_init(|| Lines::spawn(io::stdout()))
+        STDOUT.get_or_init(|| Lines::spawn(unbuffered_stdout()))
     }
 
     /// Lines written to `out` by a new thread. Should the thread not start,

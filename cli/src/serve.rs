@@ -1736,10 +1736,14 @@ pub async fn send(
             // letter, once handled.
             && e.kind() != std::io::ErrorKind::NotFound
         {
+            // Left in place, it would be sent again by a run that trusts
+            // this one's success: handled twice once the receiver's store
+            // has forgotten it.
             note!(
-                "could not remove {}: {e}",
+                "error: could not remove {} (it was delivered: do not send it again): {e}",
                 printable(&file.display().to_string())
             );
+            ok = false;
         }
     }
     Ok(if ok {

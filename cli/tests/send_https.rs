@@ -538,3 +538,55 @@ fn a_header_given_twice_is_refused_before_anything_is_sent() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `--remove-delivered` that cannot remove a delivered file fails the run:
+/// a script trusting its success would send the file again. The file is
+/// made immutable with `chattr +i` (which even root cannot remove); where
+/// the file system or the tool does not allow it, there is nothing to test.
+#[test]
+fn a_delivered_file_that_cannot_be_removed_fails_the_run() {
+    use std::io::Write;
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("kustomer.team.create.json");
+    std::fs::copy(
+        format!("{ROOT}/schema/samples/kustomer.team.create.json"),
+        &file,
+    )
+    .unwrap();
+    let immutable = Command::new("chattr")
+        .arg("+i")
+        .arg(&file)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !immutable {
+        eprintln!("chattr +i is not available here: not tested");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            read_request(&mut stream);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 21\r\nconnection: close\r\n\r\n{\"outcome\":\"handled\"}",
+            );
+        }
+    });
+    let out = send(&[
+        "--url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--token",
+        TOKEN,
+        "--remove-delivered",
+        dir.path().to_str().unwrap(),
+    ]);
+    let _ = Command::new("chattr").arg("-i").arg(&file).status();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.starts_with("200 "), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error: could not remove ") && stderr.contains("do not send it again"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+}

@@ -123,7 +123,44 @@ pub enum CaptureError {
         /// Why.
         error: std::io::Error,
     },
+    /// The file was still being written after [`CAPTURE_WAIT`] (a disk that
+    /// stalls): the delivery went on without waiting, and the write, left
+    /// to finish, is counted when it does.
+    #[error(
+        "the captured delivery {} was still being written after {waited:?} (a slow or stalled \
+         disk?): the delivery goes on without it",
+        path.display()
+    )]
+    Slow {
+        /// The file it is going to be.
+        path: PathBuf,
+        /// How long the delivery waited.
+        waited: std::time::Duration,
+    },
+    /// [`MAX_CAPTURES_WRITING`] captures were still being written (a disk
+    /// that stalls): this one was left out.
+    #[error(
+        "{writing} captures into {} are still being written (a slow or stalled disk?): this \
+         delivery is not captured",
+        dir.display()
+    )]
+    Backlog {
+        /// The capture directory.
+        dir: PathBuf,
+        /// How many were being written.
+        writing: usize,
+    },
 }
+
+/// How long a delivery waits for its capture to be written: past it (a disk
+/// that stalls), the delivery goes on, and the write finishes, or fails, on
+/// its own, counted then.
+pub const CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most captures being written at once, each on a thread of tokio's
+/// blocking pool: past it, a delivery is not captured (counted failed), so
+/// that a disk that stalls does not take every thread of the pool.
+pub const MAX_CAPTURES_WRITING: usize = 16;
 
 /// Saves deliveries into a directory; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -131,6 +168,12 @@ pub struct Capture {
     dir: PathBuf,
     filter: Filter,
     counts: Arc<CaptureCounts>,
+    /// Captures being written now, shared by clones.
+    writing: Arc<std::sync::atomic::AtomicUsize>,
+    /// How long each write stands still first: a disk that stalls, for
+    /// tests.
+    #[cfg(test)]
+    stall: std::time::Duration,
 }
 
 /// What a [`Capture`] has done so far.
@@ -192,6 +235,9 @@ impl Capture {
             dir: dir.into(),
             filter: Filter::All,
             counts: Arc::default(),
+            writing: Arc::default(),
+            #[cfg(test)]
+            stall: std::time::Duration::ZERO,
         }
     }
 
@@ -245,17 +291,48 @@ impl Capture {
         if !self.wants(parsed) {
             return Ok(None);
         }
+        let writing = self.writing.fetch_add(1, Ordering::Relaxed);
+        // Given back when the write ends, however it ends.
+        struct Written(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Written {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let written = Written(Arc::clone(&self.writing));
+        if writing >= MAX_CAPTURES_WRITING {
+            drop(written);
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+            return Err(CaptureError::Backlog {
+                dir: self.dir.clone(),
+                writing,
+            });
+        }
         let id = parsed.event.envelope().event_id().map(str::to_owned);
+        let path = self.file_for(id.as_deref(), parsed.raw);
         let (body, this) = (parsed.raw.to_vec(), self.clone());
-        let written = tokio::task::spawn_blocking(move || this.write(id.as_deref(), &body))
-            .await
-            .unwrap_or_else(|e| {
+        // Counted by the write itself, which may end after the delivery
+        // stopped waiting for it.
+        let write = tokio::task::spawn_blocking(move || {
+            let _written = written;
+            #[cfg(test)]
+            std::thread::sleep(this.stall);
+            this.counted(this.write(id.as_deref(), &body))
+        });
+        match tokio::time::timeout(CAPTURE_WAIT, write).await {
+            Ok(Ok(result)) => result.map(Some),
+            Ok(Err(e)) => {
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
                 Err(CaptureError::Write {
-                    path: self.dir.clone(),
+                    path,
                     error: std::io::Error::other(e.to_string()),
                 })
-            });
-        self.counted(written).map(Some)
+            }
+            Err(_) => Err(CaptureError::Slow {
+                path,
+                waited: CAPTURE_WAIT,
+            }),
+        }
     }
 
     fn wants<S: Events>(&self, parsed: &Parsed<'_, S>) -> bool {
@@ -397,6 +474,52 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk that stalls: a delivery waits [`CAPTURE_WAIT`] for its
+    /// capture, then goes on; the write is counted when it ends; past
+    /// [`MAX_CAPTURES_WRITING`] writes at once, a delivery is not captured.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_disk_does_not_hold_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut capture = Capture::new(dir.path());
+        capture.stall = CAPTURE_WAIT * 3;
+        let sample = kustomer_schema::SEED_SAMPLES[0].1;
+        let parsed = crate::parse(sample.as_bytes()).unwrap();
+        let err = capture.save_async(&parsed).await.unwrap_err();
+        assert!(matches!(err, CaptureError::Slow { .. }), "{err}");
+        assert_eq!(capture.counts().written.load(Ordering::Relaxed), 0);
+        // Fill the rest of the writes that may be under way.
+        let mut waiting = Vec::new();
+        for _ in 1..MAX_CAPTURES_WRITING {
+            let capture = capture.clone();
+            waiting.push(tokio::spawn(async move {
+                let parsed = crate::parse(sample.as_bytes()).unwrap();
+                capture.save_async(&parsed).await.map(|_| ())
+            }));
+        }
+        // Each of them started its write before waiting: the next one is
+        // left out at once.
+        while capture.writing.load(Ordering::Relaxed) < MAX_CAPTURES_WRITING {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let err = capture.save_async(&parsed).await.unwrap_err();
+        assert!(
+            matches!(err, CaptureError::Backlog { writing, .. } if writing == MAX_CAPTURES_WRITING),
+            "{err}"
+        );
+        assert_eq!(capture.counts().failed.load(Ordering::Relaxed), 1);
+        for w in waiting {
+            assert!(matches!(w.await.unwrap(), Err(CaptureError::Slow { .. })));
+        }
+        // The writes end, and are counted then.
+        while capture.writing.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            capture.counts().written.load(Ordering::Relaxed),
+            MAX_CAPTURES_WRITING as u64
+        );
+    }
 
     #[test]
     fn safe_stems() {

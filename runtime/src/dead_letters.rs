@@ -91,7 +91,15 @@ pub struct DeadLetters {
     /// The most events kept at once, if limited.
     max_pending: Option<usize>,
     counts: Arc<DeadLetterCounts>,
+    /// Files whose event was handled but that could not be removed (a disk
+    /// gone read-only): tried again at each [`refresh`](Self::refresh).
+    handled: Arc<Mutex<Vec<PathBuf>>>,
 }
+
+/// How long a delivery waits for its dead letter to be written before it
+/// is answered: past it (a disk that stalls), the 5xx goes out, and the
+/// write, left to finish, keeps the file if it ends well.
+pub const DEAD_LETTER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl std::fmt::Debug for DeadLetters {
     /// The directory, how many files wait and the limit: not every pending
@@ -150,6 +158,7 @@ impl DeadLetters {
             pending: Arc::new(Mutex::new(pending)),
             max_pending: None,
             counts: Arc::default(),
+            handled: Arc::default(),
         })
     }
 
@@ -187,7 +196,11 @@ impl DeadLetters {
     /// counting as pending. A delivery that would pass the
     /// [limit](DeadLetters::with_max_pending) does this first; call it
     /// before reading [`pending`](DeadLetters::pending) for a gauge.
+    ///
+    /// Files whose event was handled but that could not be removed then (a
+    /// disk gone read-only) are tried again first.
     pub async fn refresh(&self) {
+        self.remove_handled().await;
         let written: Vec<PathBuf> = self
             .lock()
             .iter()
@@ -213,6 +226,44 @@ impl DeadLetters {
             // Unless it was saved again meanwhile (and is being written).
             if pending.get(&path) == Some(&true) {
                 pending.remove(&path);
+            }
+        }
+    }
+
+    /// Removes the files whose event was handled but that could not be
+    /// removed then.
+    async fn remove_handled(&self) {
+        let handled: Vec<PathBuf> = self
+            .handled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if handled.is_empty() {
+            return;
+        }
+        let removed = tokio::task::spawn_blocking(move || {
+            handled
+                .into_iter()
+                .filter(|path| match std::fs::remove_file(path) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for path in removed {
+            self.handled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|p| *p != path);
+            if self.lock().remove(&path).is_some() {
+                self.counts.cleared.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    target: LOG,
+                    file = %path.display(),
+                    "dead letter of a handled event removed, on a later try",
+                );
             }
         }
     }
@@ -270,9 +321,26 @@ impl DeadLetters {
     }
 
     /// Writes the delivery of event `id` (its `body` as received) on
-    /// tokio's blocking pool, logging `why` it is kept. The write, and its
-    /// count, finish even if the caller is dropped meanwhile.
+    /// tokio's blocking pool, logging `why` it is kept, waiting at most
+    /// [`DEAD_LETTER_WAIT`] for it: the write, and its count, finish even if
+    /// the caller stops waiting.
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
+        let path = file_for(&self.dir, id, &body);
+        if tokio::time::timeout(DEAD_LETTER_WAIT, self.save_waiting(id, body, why))
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                target: LOG,
+                file = %path.display(),
+                reason = why,
+                "the dead letter was not written within {DEAD_LETTER_WAIT:?} (a slow or stalled \
+                 disk?): the delivery is answered without waiting, and kept if the write ends",
+            );
+        }
+    }
+
+    async fn save_waiting(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
         // A new event takes its place in the count before it is written, so
         // that deliveries failing at once cannot pass the limit together. At
@@ -392,12 +460,17 @@ impl DeadLetters {
             }
             Err(e) => {
                 self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                self.handled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(path.clone());
                 tracing::error!(
                     target: LOG,
                     file = %path.display(),
                     error = %e,
-                    "a dead letter whose event was handled could not be removed; \
-                     replaying it is acknowledged as a duplicate",
+                    "a dead letter whose event was handled could not be removed: tried again at \
+                     each look at the directory; replayed meanwhile, it is a duplicate only while \
+                     the idempotency store remembers the event, so remove it rather than replay it",
                 );
             }
         }
@@ -410,8 +483,75 @@ mod tests {
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
+    }
+
+    /// A disk that stalls: the delivery waits [`DEAD_LETTER_WAIT`] for its
+    /// dead letter, then is answered; the write, left to finish, keeps the
+    /// file once it ends.
+    #[test]
+    fn a_save_on_a_stalled_disk_is_waited_for_a_while_then_left_to_finish() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        let file = dir.path().join("s1.json");
+        // The one blocking thread is busy, as a write to a stalled disk
+        // would keep it.
+        let timed = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        timed.block_on(async {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            let started = tokio::time::Instant::now();
+            letters.save(Some("s1"), b"{}".to_vec(), "test").await;
+            // Answered, the write not done: it waited its time, no more.
+            assert!(started.elapsed() >= DEAD_LETTER_WAIT);
+            assert!(!file.exists());
+            release.send(()).unwrap();
+            busy.await.unwrap().unwrap();
+            for _ in 0..500 {
+                if letters.counts().saved.load(Ordering::Relaxed) == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert_eq!(letters.counts().saved.load(Ordering::Relaxed), 1);
+            assert!(file.exists());
+        });
+    }
+
+    /// A dead letter whose event was handled but that could not be removed
+    /// then (a disk gone read-only) is removed at a later look at the
+    /// directory.
+    #[test]
+    fn a_handled_dead_letter_that_could_not_be_removed_is_removed_later() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        let file = dir.path().join("h1.json");
+        runtime().block_on(async {
+            letters.save(Some("h1"), b"{}".to_vec(), "test").await;
+            assert!(file.is_file());
+            // In its place, what `remove_file` cannot remove.
+            std::fs::remove_file(&file).unwrap();
+            std::fs::create_dir(&file).unwrap();
+            letters.clear(Some("h1"), b"{}").await;
+            assert_eq!(letters.pending(), 1);
+            assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
+            // Still so: still pending.
+            letters.refresh().await;
+            assert_eq!(letters.pending(), 1);
+            // Removable again: removed at the next look.
+            std::fs::remove_dir(&file).unwrap();
+            std::fs::write(&file, b"{}").unwrap();
+            letters.refresh().await;
+            assert!(!file.exists());
+            assert_eq!(letters.pending(), 0);
+            assert_eq!(letters.counts().cleared.load(Ordering::Relaxed), 1);
+        });
     }
 
     /// A save whose caller stops waiting (a time limit) still writes the
