@@ -559,6 +559,9 @@ pub fn generate(
     let tokens = quote! {
         mod shared;
         #( mod #mods; )*
+        // Used by resources with relationships or links; a models module
+        // private to a binary whose resources have none would warn.
+        #[allow(unused_imports)]
         pub use shared::*;
         #( pub use #mods2::*; )*
         kustomer_webhooks::__events! {
@@ -1980,14 +1983,18 @@ impl<'a> Resource<'a> {
             let from_extra = quote!(#extra_millis(&#owner.extra, #key));
             let typed = field(s, key).filter(|r| r.kind != Kind::Req).and_then(|r| {
                 let i = format_ident!("{}", r.rust);
-                // Imported by every resource's file: named as it is, so
-                // that `unused_qualifications` finds nothing to say.
-                let at = quote!(DateTime);
                 match &r.ty {
-                    Ty::DateTime => Some(quote!(#owner.#i.as_ref().map(#at::timestamp_millis))),
-                    Ty::Str => Some(quote!(#owner.#i.as_deref()
-                            .and_then(#at::parse)
-                            .map(|at| at.timestamp_millis()))),
+                    // `DateTime` is imported wherever a field has the type,
+                    // as this one: named as it is, so that
+                    // `unused_qualifications` finds nothing to say.
+                    Ty::DateTime => {
+                        Some(quote!(#owner.#i.as_ref().map(DateTime::timestamp_millis)))
+                    }
+                    // Where no field may have the type: through the
+                    // runtime's own path.
+                    Ty::Str => Some(quote!(#owner.#i.as_deref().and_then(
+                        kustomer_webhooks::__private::str_millis
+                    ))),
                     Ty::Value => Some(quote!(#owner.#i.as_ref().and_then(
                         kustomer_webhooks::__private::value_millis
                     ))),
@@ -2635,7 +2642,10 @@ mod tests {
     ) {
         for (values, reads) in [
             (&["\"2021-04-26T21:33:54.763Z\""][..], typed),
-            (&["\"yesterday\""][..], ".and_then(DateTime::parse)"),
+            (
+                &["\"yesterday\""][..],
+                ".and_then(kustomer_webhooks::__private::str_millis)",
+            ),
             (
                 &["\"2021-04-26T21:33:54.763Z\"", "3"][..],
                 ".and_then(kustomer_webhooks::__private::value_millis)",

@@ -290,7 +290,7 @@ pub mod __private {
         AnyJson, Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable,
         differs_from_default, extra_int, extra_millis, extra_str, field_drift, field_name, misfit,
         number_int, read_any, read_extra, read_field, read_nullable, read_option_in_place,
-        read_required, value_int, value_millis, write_extra, write_field,
+        read_required, str_millis, value_int, value_millis, write_extra, write_field,
     };
     pub use crate::recycle::{boxed_default, take as take_recycling};
     pub use serde::ser::{Serialize, SerializeMap, Serializer};

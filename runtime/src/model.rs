@@ -494,6 +494,12 @@ pub fn differs_from_default<T: Serialize + Default>(value: &T) -> bool {
     }
 }
 
+/// Milliseconds since the Unix epoch of a date-time held as a string (a
+/// field the samples did not always give as a date-time), if it is one.
+pub fn str_millis(s: &str) -> Option<i64> {
+    crate::DateTime::parse(s).map(|at| at.timestamp_millis())
+}
+
 /// A field's name as `Debug` shows it: `type` for `r#type`, as a derived
 /// `Debug` does.
 pub const fn field_name(name: &'static str) -> &'static str {

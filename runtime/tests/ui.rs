@@ -48,4 +48,5 @@ fn ui_pass() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/every-form-compiles.rs");
     t.pass("tests/ui/generated-models-in-a-binary.rs");
+    t.pass("tests/ui/generated-models-with-string-dates.rs");
 }

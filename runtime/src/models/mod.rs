@@ -8,6 +8,7 @@ mod customer;
 mod message;
 mod team;
 mod user;
+#[allow(unused_imports)]
 pub use shared::*;
 pub use conversation::*;
 pub use customer::*;
