@@ -61,7 +61,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capture::{check_writable_dir, create_private_dir, file_for, write_private};
@@ -326,10 +326,16 @@ impl DeadLetters {
     /// the caller stops waiting.
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
-        if tokio::time::timeout(DEAD_LETTER_WAIT, self.save_waiting(id, body, why))
+        // Whether the write was handed to the blocking pool, where it
+        // finishes whether or not this waits.
+        let handed = AtomicBool::new(false);
+        if tokio::time::timeout(DEAD_LETTER_WAIT, self.save_waiting(id, body, why, &handed))
             .await
-            .is_err()
+            .is_ok()
         {
+            return;
+        }
+        if handed.load(Ordering::Relaxed) {
             tracing::error!(
                 target: LOG,
                 file = %path.display(),
@@ -337,10 +343,22 @@ impl DeadLetters {
                 "the dead letter was not written within {DEAD_LETTER_WAIT:?} (a slow or stalled \
                  disk?): the delivery is answered without waiting, and kept if the write ends",
             );
+        } else {
+            // Still looking at the directory for room, at its limit: nothing
+            // was written.
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                target: LOG,
+                file = %path.display(),
+                reason = why,
+                "a delivery that failed was not kept as a dead letter: the directory, at its \
+                 limit, could not be looked at within {DEAD_LETTER_WAIT:?} (a slow or stalled \
+                 disk?); Kustomer still retries it",
+            );
         }
     }
 
-    async fn save_waiting(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
+    async fn save_waiting(&self, id: Option<&str>, body: Vec<u8>, why: &str, handed: &AtomicBool) {
         let path = file_for(&self.dir, id, &body);
         // A new event takes its place in the count before it is written, so
         // that deliveries failing at once cannot pass the limit together. At
@@ -381,9 +399,15 @@ impl DeadLetters {
         // both finish even if this future is dropped meanwhile (a caller's
         // time limit): a place held but never marked written would count
         // against the limit for good.
+        // Failed again since it was handled: kept, not removed as handled.
+        self.handled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| *p != path);
         let this = self.clone();
         let why = why.to_owned();
         let span = tracing::Span::current();
+        handed.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
             let _in = span.enter();
             let written =
@@ -444,6 +468,10 @@ impl DeadLetters {
             };
             if removed.is_ok() {
                 this.lock().remove(&target);
+                this.handled
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|p| *p != target);
             }
             removed
         })
@@ -551,6 +579,50 @@ mod tests {
             assert!(!file.exists());
             assert_eq!(letters.pending(), 0);
             assert_eq!(letters.counts().cleared.load(Ordering::Relaxed), 1);
+
+            // Removed by a later delivery's clear instead, then failed
+            // again (a replay once the store forgot it): the new dead letter
+            // is kept, not taken for the handled one.
+            let again = dir.path().join("h2.json");
+            letters.save(Some("h2"), b"{}".to_vec(), "test").await;
+            std::fs::remove_file(&again).unwrap();
+            std::fs::create_dir(&again).unwrap();
+            letters.clear(Some("h2"), b"{}").await;
+            std::fs::remove_dir(&again).unwrap();
+            std::fs::write(&again, b"{}").unwrap();
+            letters.clear(Some("h2"), b"{}").await;
+            assert!(!again.exists());
+            letters.save(Some("h2"), b"{}".to_vec(), "test").await;
+            letters.refresh().await;
+            assert!(again.is_file());
+            assert_eq!(letters.pending(), 1);
+        });
+    }
+
+    /// At the limit on a disk that stalls, a delivery does not wait for the
+    /// look at the directory that would make room past its time: it is not
+    /// kept, and that is counted and said, not promised as a write to come.
+    #[test]
+    fn at_the_limit_a_stalled_look_for_room_is_counted_as_not_kept() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap().with_max_pending(1);
+        let timed = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        timed.block_on(async {
+            letters.save(Some("l1"), b"{}".to_vec(), "test").await;
+            // Removed by another process: room, once the directory is
+            // looked at, which the stalled disk (the busy thread) delays.
+            std::fs::remove_file(dir.path().join("l1.json")).unwrap();
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            letters.save(Some("l2"), b"{}".to_vec(), "test").await;
+            assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
+            release.send(()).unwrap();
+            busy.await.unwrap().unwrap();
+            assert!(!dir.path().join("l2.json").exists());
         });
     }
 

@@ -490,8 +490,7 @@ inventory::collect!(Registration);
 #[doc(hidden)]
 pub struct Registered {
     set: TypeId,
-    name: &'static str,
-    events: &'static [&'static str],
+    left_out: LeftOut,
     handler: Box<dyn Any>,
 }
 
@@ -500,8 +499,12 @@ impl Registered {
     pub fn new<S: Events>(handler: Handler<S>) -> Self {
         Registered {
             set: TypeId::of::<S>(),
-            name: handler.name,
-            events: handler.events,
+            left_out: LeftOut {
+                name: handler.name,
+                events: handler.events,
+                catch_all: handler.any,
+                other: handler.other,
+            },
             handler: Box::new(handler),
         }
     }
@@ -518,9 +521,17 @@ pub fn registered<S: Events>() -> impl Iterator<Item = Handler<S>> {
 }
 
 /// A `#[kustomer_webhook]` function of another set of models than a
-/// dispatcher's, left out by [`DispatcherBuilder::registered`]: its name
-/// and the events it takes by name.
-type LeftOut = (&'static str, &'static [&'static str]);
+/// dispatcher's, left out by [`DispatcherBuilder::registered`].
+#[derive(Clone, Copy, Debug)]
+struct LeftOut {
+    name: &'static str,
+    /// The events it takes by name.
+    events: &'static [&'static str],
+    /// A catch-all of its set.
+    catch_all: bool,
+    /// It takes its set's events without a generated type.
+    other: bool,
+}
 
 /// The `#[kustomer_webhook]` functions whose path `keep` accepts: those of
 /// the set `S`, and the others, left out.
@@ -532,11 +543,11 @@ fn registered_split<S: Events>(
         .into_iter()
         .map(|r| (r.make)())
     {
-        if !keep(r.name) {
+        if !keep(r.left_out.name) {
             continue;
         }
         if r.set != TypeId::of::<S>() {
-            others.push((r.name, r.events));
+            others.push(r.left_out);
         } else if let Ok(handler) = r.handler.downcast::<Handler<S>>() {
             own.push(*handler);
         }
@@ -716,10 +727,11 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     ///
     /// It takes the functions whose parameter is an event of the
     /// dispatcher's set of models (`S`: the bundled models, or a models
-    /// module of one's own) and leaves out the others: when every function
-    /// found is of another set, [`build`](Self::build) fails
-    /// ([`BuildError::OtherSet`]); when some are, it logs a warning for
-    /// each whose events then have no handler here.
+    /// module of one's own) and leaves out the others: when the dispatcher
+    /// would then have no handler at all, [`build`](Self::build) fails
+    /// ([`BuildError::OtherSet`]); otherwise it logs a warning for each left
+    /// out whose events no handler here takes (by name, as the catch-all,
+    /// or as the `OtherEvent` handler).
     pub fn registered(self) -> Self {
         self.registered_where(|_| true)
     }
@@ -759,7 +771,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
     pub fn build(self) -> Result<Dispatcher<S>, BuildError> {
         if self.handlers.is_empty() && !self.left_out.is_empty() {
             return Err(BuildError::OtherSet {
-                handlers: self.left_out.iter().map(|(name, _)| *name).collect(),
+                handlers: self.left_out.iter().map(|l| l.name).collect(),
             });
         }
         let mut by_event: HashMap<EventName, usize> = HashMap::new();
@@ -824,21 +836,38 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         }
         // Functions of another set whose events have no handler here: a
         // handler written against the other models, which would not run.
-        if catch_all.is_none() {
-            for (name, events) in &self.left_out {
-                let unhandled: Vec<&str> = events
-                    .iter()
-                    .copied()
-                    .filter(|e| !by_event.contains_key(&EventName::from(*e)))
-                    .collect();
-                if !unhandled.is_empty() {
-                    tracing::warn!(
-                        handler = *name,
-                        "{name} takes events of another set of models than this dispatcher's, \
-                         and is left out: {} get no handler here",
-                        unhandled.join(", ")
-                    );
-                }
+        // Functions of another set that would have run on events no
+        // handler here takes: written against the other models, they go
+        // quiet. An event is taken here by name, by the catch-all, or (one
+        // this set has no type for) by its `OtherEvent` handler.
+        let taken = |event: &str| {
+            by_event.contains_key(&EventName::from(event))
+                || catch_all.is_some()
+                || (other.is_some() && !S::TYPED.contains(&event))
+        };
+        for left in &self.left_out {
+            let unhandled: Vec<&str> = left.events.iter().copied().filter(|e| !taken(e)).collect();
+            let name = left.name;
+            if !unhandled.is_empty() {
+                tracing::warn!(
+                    handler = name,
+                    "{name} takes events of another set of models than this dispatcher's, and is \
+                     left out: {} get no handler here",
+                    unhandled.join(", ")
+                );
+            } else if left.catch_all && catch_all.is_none() {
+                tracing::warn!(
+                    handler = name,
+                    "{name} is a catch-all of another set of models than this dispatcher's, and \
+                     is left out: the events no handler here takes are acknowledged unhandled"
+                );
+            } else if left.other && other.is_none() && catch_all.is_none() {
+                tracing::warn!(
+                    handler = name,
+                    "{name} takes the events without a generated type of another set of models \
+                     than this dispatcher's, and is left out: here they are acknowledged \
+                     unhandled"
+                );
             }
         }
         Ok(Dispatcher {
@@ -925,10 +954,12 @@ mod tests {
     /// some, a warning names those whose events get no handler here.
     #[test]
     fn handlers_of_another_set_fail_the_build_or_are_warned_of() {
-        let other: super::LeftOut = (
-            "my_service::on_update",
-            &["kustomer.customer.update", "kustomer.team.create"],
-        );
+        let other = super::LeftOut {
+            name: "my_service::on_update",
+            events: &["kustomer.customer.update", "kustomer.team.create"],
+            catch_all: false,
+            other: false,
+        };
         let mut builder = crate::Dispatcher::builder();
         builder.left_out.push(other);
         let err = builder.build().unwrap_err();
@@ -951,7 +982,47 @@ mod tests {
               dispatcher's, and is left out: kustomer.customer.update get no handler here"
             ]
         );
+        // A catch-all and an `OtherEvent` handler of the other set are said
+        // too, unless this dispatcher has its own.
+        let all = super::LeftOut {
+            name: "my_service::audit_all",
+            events: &[],
+            catch_all: true,
+            other: false,
+        };
+        let rest = super::LeftOut {
+            name: "my_service::rest",
+            events: &[],
+            catch_all: false,
+            other: true,
+        };
+        let logs = crate::receiver::tests::logged(|| {
+            let mut builder = crate::Dispatcher::builder().handler(on_team);
+            builder.left_out.extend([all, rest]);
+            builder.build().unwrap();
+        });
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert!(
+            logs[0].starts_with("WARN my_service::audit_all is a catch-all"),
+            "{logs:?}"
+        );
+        assert!(
+            logs[1].starts_with("WARN my_service::rest takes the events without"),
+            "{logs:?}"
+        );
+        let logs = crate::receiver::tests::logged(|| {
+            let mut builder = crate::Dispatcher::builder()
+                .handler(on_team)
+                .handler(on_any)
+                .handler(on_other);
+            builder.left_out.extend([all, rest, other]);
+            builder.build().unwrap();
+        });
+        assert_eq!(logs, Vec::<String>::new());
     }
+
+    async fn on_any(_: crate::AnyEvent) {}
+    async fn on_other(_: crate::OtherEvent) {}
 
     #[test]
     fn one_function_named_by_its_path_and_by_its_last_segments_is_one() {
