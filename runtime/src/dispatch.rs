@@ -622,7 +622,8 @@ pub enum BuildError {
         handler: &'static str,
     },
     /// `.registered()` found `#[kustomer_webhook]` functions, but every one
-    /// takes events of another set of models than the dispatcher's (the
+    /// takes events of another set of models than the dispatcher's, and no
+    /// handler was added otherwise (the
     /// bundled models' events and a dispatcher of one's own models, or the
     /// other way round): a dispatcher with no handler would answer every
     /// delivery `no handler`, and Kustomer drop each one as delivered.
