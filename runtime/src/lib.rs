@@ -151,6 +151,7 @@ mod parse;
 mod read;
 pub mod receiver;
 mod recycle;
+mod stall;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod types;
