@@ -740,6 +740,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Runs `work` on a runtime of its own, then lets the runtime go without
+/// waiting more than [`BLOCKING_AT_EXIT`] for work still on its blocking
+/// pool: a capture or dead letter written to a disk that stalls would
+/// otherwise hold the process, past its stop, until the disk came back.
+fn run_to_end<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let runtime = runtime()?;
+    let done = runtime.block_on(work);
+    runtime.shutdown_timeout(BLOCKING_AT_EXIT);
+    done
+}
+
+/// How long a command waits at its end for file work still under way.
+const BLOCKING_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     if matches!(
         cli.command,
@@ -929,7 +943,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     client_identity: redis_client_cert.zip(redis_client_key),
                 }),
             };
-            runtime()?.block_on(serve::serve(addr, sources, options))
+            run_to_end(serve::serve(addr, sources, options))
         }
         Command::Send {
             url,
@@ -968,9 +982,9 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 ca_certs,
                 remove_delivered,
             };
-            runtime()?.block_on(serve::send(&url, &token, &headers, &paths, &options))
+            run_to_end(serve::send(&url, &token, &headers, &paths, &options))
         }
-        Command::Demo => runtime()?.block_on(serve::demo()),
+        Command::Demo => run_to_end(serve::demo()),
         Command::AppDefinition(AppDefinitionCommand::Validate { file }) => {
             let text = read_definition(&file)?;
             let problems = kustomer_webhooks::app::AppDefinition::validate_json(&text);

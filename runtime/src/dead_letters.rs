@@ -94,7 +94,17 @@ pub struct DeadLetters {
     /// Files whose event was handled but that could not be removed (a disk
     /// gone read-only): tried again at each [`refresh`](Self::refresh).
     handled: Arc<Mutex<Vec<PathBuf>>>,
+    /// File work still under way past its wait (a disk that stalls).
+    stalls: Arc<crate::stall::Stalls>,
+    /// Whether a removal of `handled` files is under way.
+    removing: Arc<AtomicBool>,
 }
+
+/// The most dead letters still being written past [`DEAD_LETTER_WAIT`] at
+/// once, each holding a thread of tokio's blocking pool: past it, a
+/// delivery that fails is not kept (counted as an error, and logged), so
+/// that a disk that stalls does not take every thread of the pool.
+pub const MAX_STALLED_DEAD_LETTERS: usize = crate::stall::MAX_STALLED;
 
 /// How long a delivery waits for its dead letter to be written before it
 /// is answered: past it (a disk that stalls), the 5xx goes out, and the
@@ -159,6 +169,8 @@ impl DeadLetters {
             max_pending: None,
             counts: Arc::default(),
             handled: Arc::default(),
+            stalls: Arc::default(),
+            removing: Arc::default(),
         })
     }
 
@@ -180,12 +192,24 @@ impl DeadLetters {
 
     /// How many events are in the directory, waiting to be handled.
     pub fn pending(&self) -> usize {
-        self.lock().len()
+        self.pending_files().len()
     }
 
-    /// The pending files, in name order.
+    /// The pending files, in name order: not those of events handled since
+    /// that could not be removed (a disk gone read-only), which are tried
+    /// again at each [`refresh`](Self::refresh) and are not to be replayed.
     pub fn pending_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self.lock().keys().cloned().collect();
+        let handled = self
+            .handled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut files: Vec<PathBuf> = self
+            .lock()
+            .keys()
+            .filter(|path| !handled.contains(path))
+            .cloned()
+            .collect();
         files.sort();
         files
     }
@@ -231,41 +255,52 @@ impl DeadLetters {
     }
 
     /// Removes the files whose event was handled but that could not be
-    /// removed then.
+    /// removed then, waiting at most [`DEAD_LETTER_WAIT`] (one such removal
+    /// at a time: a disk that stalls holds one thread, not one a look).
     async fn remove_handled(&self) {
-        let handled: Vec<PathBuf> = self
+        let none = self
             .handled
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if handled.is_empty() {
+            .is_empty();
+        if none || self.removing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let removed = tokio::task::spawn_blocking(move || {
-            handled
-                .into_iter()
-                .filter(|path| match std::fs::remove_file(path) {
-                    Ok(()) => true,
-                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        for path in removed {
-            self.handled
+        let this = self.clone();
+        let remove = move |_: &dyn Fn() -> bool| {
+            let handled: Vec<PathBuf> = this
+                .handled
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|p| *p != path);
-            if self.lock().remove(&path).is_some() {
-                self.counts.cleared.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    target: LOG,
-                    file = %path.display(),
-                    "dead letter of a handled event removed, on a later try",
-                );
+                .clone();
+            for path in handled {
+                // Held while the file is removed: a delivery of the event
+                // that fails again takes the path off the list, under this
+                // lock, before it writes its new file, which is then kept.
+                let mut handled = this.handled.lock().unwrap_or_else(PoisonError::into_inner);
+                if !handled.contains(&path) {
+                    continue;
+                }
+                let removed = match std::fs::remove_file(&path) {
+                    Ok(()) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+                };
+                if removed {
+                    handled.retain(|p| *p != path);
+                    drop(handled);
+                    if this.lock().remove(&path).is_some() {
+                        this.counts.cleared.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            target: LOG,
+                            file = %path.display(),
+                            "dead letter of a handled event removed, on a later try",
+                        );
+                    }
+                }
             }
-        }
+            this.removing.store(false, Ordering::Release);
+        };
+        let _ = self.stalls.run(DEAD_LETTER_WAIT, remove).await;
     }
 
     /// What has been saved, cleared and failed; shared by clones.
@@ -322,59 +357,97 @@ impl DeadLetters {
 
     /// Writes the delivery of event `id` (its `body` as received) on
     /// tokio's blocking pool, logging `why` it is kept, waiting at most
-    /// [`DEAD_LETTER_WAIT`] for it: the write, and its count, finish even if
-    /// the caller stops waiting.
+    /// [`DEAD_LETTER_WAIT`] for the look for room (at the limit) and as
+    /// long again for the write: the write, and its count, finish even if
+    /// the caller stops waiting. With [`MAX_STALLED_DEAD_LETTERS`] writes
+    /// still under way past their wait (a disk that stalls), it is not kept.
     pub(crate) async fn save(&self, id: Option<&str>, body: Vec<u8>, why: &str) {
         let path = file_for(&self.dir, id, &body);
-        // Whether the write was handed to the blocking pool, where it
-        // finishes whether or not this waits.
-        let handed = AtomicBool::new(false);
-        if tokio::time::timeout(DEAD_LETTER_WAIT, self.save_waiting(id, body, why, &handed))
-            .await
-            .is_ok()
-        {
+        let new = match tokio::time::timeout(DEAD_LETTER_WAIT, self.hold_place(&path, why)).await {
+            Ok(Some(new)) => new,
+            // Over the limit: said.
+            Ok(None) => return,
+            Err(_) => {
+                // Still looking at the directory for room: nothing written.
+                self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    target: LOG,
+                    file = %path.display(),
+                    reason = why,
+                    "a delivery that failed was not kept as a dead letter: the directory, at its \
+                     limit, could not be looked at within {DEAD_LETTER_WAIT:?} (a slow or \
+                     stalled disk?); Kustomer still retries it",
+                );
+                return;
+            }
+        };
+        let give_up_place = || {
+            if new {
+                self.lock().remove(&path);
+            }
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        };
+        if self.stalls.full() {
+            give_up_place();
+            tracing::error!(
+                target: LOG,
+                file = %path.display(),
+                reason = why,
+                "a delivery that failed was not kept as a dead letter: {} dead letters are still \
+                 being written after {DEAD_LETTER_WAIT:?} (a stalled disk?); Kustomer still \
+                 retries it",
+                self.stalls.stalled(),
+            );
             return;
         }
-        if handed.load(Ordering::Relaxed) {
-            tracing::error!(
+        // Failed again since it was handled: kept, not removed as handled.
+        self.handled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|p| *p != path);
+        // The write and its bookkeeping happen on the blocking pool, so that
+        // both finish even if this stops waiting (a disk that stalls, a
+        // caller's time limit): a place held but never marked written would
+        // count against the limit for good.
+        let this = self.clone();
+        let (why, written_path) = (why.to_owned(), path.clone());
+        let span = tracing::Span::current();
+        let write = move |_: &dyn Fn() -> bool| {
+            let _in = span.enter();
+            let written = create_private_dir(&this.dir)
+                .and_then(|()| write_private(&this.dir, &written_path, &body));
+            this.saved(written_path, new, written, &why);
+        };
+        match self.stalls.run(DEAD_LETTER_WAIT, write).await {
+            crate::stall::Waited::Done(()) => {}
+            crate::stall::Waited::Late => tracing::error!(
                 target: LOG,
                 file = %path.display(),
-                reason = why,
                 "the dead letter was not written within {DEAD_LETTER_WAIT:?} (a slow or stalled \
                  disk?): the delivery is answered without waiting, and kept if the write ends",
-            );
-        } else {
-            // Still looking at the directory for room, at its limit: nothing
-            // was written.
-            self.counts.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                target: LOG,
-                file = %path.display(),
-                reason = why,
-                "a delivery that failed was not kept as a dead letter: the directory, at its \
-                 limit, could not be looked at within {DEAD_LETTER_WAIT:?} (a slow or stalled \
-                 disk?); Kustomer still retries it",
-            );
+            ),
+            crate::stall::Waited::Lost => give_up_place(),
         }
     }
 
-    async fn save_waiting(&self, id: Option<&str>, body: Vec<u8>, why: &str, handed: &AtomicBool) {
-        let path = file_for(&self.dir, id, &body);
+    /// Takes the place of the dead letter at `path` in the count: whether
+    /// it is new, or `None` when the directory holds its limit of events
+    /// (said). At the limit, the files removed by another process since (a
+    /// replay to another receiver with `send --remove-delivered`, or by
+    /// hand) stop counting first.
+    async fn hold_place(&self, path: &Path, why: &str) -> Option<bool> {
         // A new event takes its place in the count before it is written, so
-        // that deliveries failing at once cannot pass the limit together. At
-        // the limit, the files removed by another process since (a replay to
-        // another receiver with `send --remove-delivered`, or by hand) stop
-        // counting first.
+        // that deliveries failing at once cannot pass the limit together.
         let mut looked = false;
-        let new = loop {
+        loop {
             {
                 let mut pending = self.lock();
-                let new = !pending.contains_key(&path);
+                let new = !pending.contains_key(path);
                 if !(new && self.max_pending.is_some_and(|max| pending.len() >= max)) {
                     if new {
-                        pending.insert(path.clone(), false);
+                        pending.insert(path.to_owned(), false);
                     }
-                    break new;
+                    return Some(new);
                 }
             }
             if !looked {
@@ -382,39 +455,17 @@ impl DeadLetters {
                 looked = true;
                 continue;
             }
-            {
-                self.counts.over_limit.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    target: LOG,
-                    file = %path.display(),
-                    max = self.max_pending,
-                    reason = why,
-                    "the dead-letter directory holds its limit of events: this delivery that \
-                     failed is not kept (Kustomer still retries it)",
-                );
-                return;
-            }
-        };
-        // The write and its bookkeeping happen on the blocking pool, so that
-        // both finish even if this future is dropped meanwhile (a caller's
-        // time limit): a place held but never marked written would count
-        // against the limit for good.
-        // Failed again since it was handled: kept, not removed as handled.
-        self.handled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| *p != path);
-        let this = self.clone();
-        let why = why.to_owned();
-        let span = tracing::Span::current();
-        handed.store(true, Ordering::Relaxed);
-        let _ = tokio::task::spawn_blocking(move || {
-            let _in = span.enter();
-            let written =
-                create_private_dir(&this.dir).and_then(|()| write_private(&this.dir, &path, &body));
-            this.saved(path, new, written, &why);
-        })
-        .await;
+            self.counts.over_limit.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                target: LOG,
+                file = %path.display(),
+                max = self.max_pending,
+                reason = why,
+                "the dead-letter directory holds its limit of events: this delivery that \
+                 failed is not kept (Kustomer still retries it)",
+            );
+            return None;
+        }
     }
 
     /// Counts and logs a dead letter's write, and marks its file written
@@ -458,49 +509,66 @@ impl DeadLetters {
         if !self.lock().contains_key(&path) {
             return;
         }
+        // Removed, counted and said on the blocking pool, whether or not
+        // this waits (at most [`DEAD_LETTER_WAIT`]: a disk that stalls does
+        // not hold the delivery's answer).
         let this = self.clone();
         let target = path.clone();
-        let removed = tokio::task::spawn_blocking(move || {
+        let span = tracing::Span::current();
+        let remove = move |_: &dyn Fn() -> bool| {
+            let _in = span.enter();
             let removed = match std::fs::remove_file(&target) {
                 // Removed by hand meanwhile: as good as cleared.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 other => other,
             };
-            if removed.is_ok() {
-                this.lock().remove(&target);
-                this.handled
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .retain(|p| *p != target);
+            match removed {
+                Ok(()) => {
+                    this.lock().remove(&target);
+                    this.handled
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .retain(|p| *p != target);
+                    this.counts.cleared.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        target: LOG,
+                        file = %target.display(),
+                        "dead letter handled and removed",
+                    );
+                }
+                Err(e) => {
+                    this.counts.failed.fetch_add(1, Ordering::Relaxed);
+                    this.handled
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(target.clone());
+                    tracing::error!(
+                        target: LOG,
+                        file = %target.display(),
+                        error = %e,
+                        "a dead letter whose event was handled could not be removed: tried again \
+                         at each look at the directory; replayed meanwhile, it is a duplicate \
+                         only while the idempotency store remembers the event, so remove it \
+                         rather than replay it",
+                    );
+                }
             }
-            removed
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        match removed {
-            Ok(()) => {
-                self.counts.cleared.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    target: LOG,
-                    file = %path.display(),
-                    "dead letter handled and removed",
-                );
-            }
-            Err(e) => {
-                self.counts.failed.fetch_add(1, Ordering::Relaxed);
-                self.handled
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(path.clone());
-                tracing::error!(
-                    target: LOG,
-                    file = %path.display(),
-                    error = %e,
-                    "a dead letter whose event was handled could not be removed: tried again at \
-                     each look at the directory; replayed meanwhile, it is a duplicate only while \
-                     the idempotency store remembers the event, so remove it rather than replay it",
-                );
-            }
+        };
+        if self.stalls.full() {
+            // Tried again at a later look, not now.
+            self.handled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(path);
+            return;
+        }
+        if let crate::stall::Waited::Late = self.stalls.run(DEAD_LETTER_WAIT, remove).await {
+            tracing::warn!(
+                target: LOG,
+                file = %path.display(),
+                "the dead letter of a handled event was not removed within {DEAD_LETTER_WAIT:?} (a \
+                 slow or stalled disk?): the delivery is answered without waiting",
+            );
         }
     }
 }
@@ -567,11 +635,12 @@ mod tests {
             std::fs::remove_file(&file).unwrap();
             std::fs::create_dir(&file).unwrap();
             letters.clear(Some("h1"), b"{}").await;
-            assert_eq!(letters.pending(), 1);
+            // Handled: no longer waiting, nor to be replayed.
+            assert_eq!(letters.pending(), 0);
             assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
-            // Still so: still pending.
+            // Still not removable: still there.
             letters.refresh().await;
-            assert_eq!(letters.pending(), 1);
+            assert!(file.is_dir());
             // Removable again: removed at the next look.
             std::fs::remove_dir(&file).unwrap();
             std::fs::write(&file, b"{}").unwrap();
