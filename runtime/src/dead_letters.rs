@@ -668,6 +668,52 @@ mod tests {
         });
     }
 
+    /// With [`MAX_STALLED_DEAD_LETTERS`] writes still under way past their
+    /// wait (a disk that stalls), a failing delivery is not kept: a thread
+    /// of the blocking pool is not taken for each one.
+    #[test]
+    fn past_the_stalled_writes_a_failing_delivery_is_not_kept() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let letters = DeadLetters::open(dir.path()).unwrap();
+        let timed = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        timed.block_on(async {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || wait.recv());
+            let saves: Vec<_> = (0..MAX_STALLED_DEAD_LETTERS)
+                .map(|i| {
+                    let letters = letters.clone();
+                    tokio::spawn(async move {
+                        letters
+                            .save(Some(&format!("w{i}")), b"{}".to_vec(), "test")
+                            .await;
+                    })
+                })
+                .collect();
+            for save in saves {
+                save.await.unwrap();
+            }
+            assert_eq!(letters.stalls.stalled(), MAX_STALLED_DEAD_LETTERS);
+            letters.save(Some("over"), b"{}".to_vec(), "test").await;
+            assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
+            release.send(()).unwrap();
+            busy.await.unwrap().unwrap();
+            while letters.stalls.stalled() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                letters.counts().saved.load(Ordering::Relaxed),
+                MAX_STALLED_DEAD_LETTERS as u64
+            );
+            assert!(!dir.path().join("over.json").exists());
+            assert_eq!(letters.pending(), MAX_STALLED_DEAD_LETTERS);
+        });
+    }
+
     /// At the limit on a disk that stalls, a delivery does not wait for the
     /// look at the directory that would make room past its time: it is not
     /// kept, and that is counted and said, not promised as a write to come.
