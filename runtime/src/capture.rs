@@ -497,11 +497,16 @@ mod tests {
         let parsed = crate::parse(sample.as_bytes()).unwrap();
         // A healthy disk: a burst of many more than the limit, all written.
         let capture = Capture::new(dir.path().join("healthy"));
+        let event = |i: usize| {
+            let mut body: serde_json::Value = serde_json::from_str(sample).unwrap();
+            body["id"] = format!("{i:024x}").into();
+            body.to_string()
+        };
         let burst: Vec<_> = (0..3 * MAX_STALLED_CAPTURES)
-            .map(|_| {
-                let capture = capture.clone();
+            .map(|i| {
+                let (capture, body) = (capture.clone(), event(i));
                 tokio::spawn(async move {
-                    let parsed = crate::parse(sample.as_bytes()).unwrap();
+                    let parsed = crate::parse(body.as_bytes()).unwrap();
                     capture.save_async(&parsed).await.map(|_| ())
                 })
             })
@@ -526,10 +531,10 @@ mod tests {
         let mut capture = Capture::new(dir.path().join("stalled"));
         capture.stall = CAPTURE_WAIT * 3;
         let stalled: Vec<_> = (0..MAX_STALLED_CAPTURES)
-            .map(|_| {
-                let capture = capture.clone();
+            .map(|i| {
+                let (capture, body) = (capture.clone(), event(i));
                 tokio::spawn(async move {
-                    let parsed = crate::parse(sample.as_bytes()).unwrap();
+                    let parsed = crate::parse(body.as_bytes()).unwrap();
                     capture.save_async(&parsed).await.map(|_| ())
                 })
             })
@@ -549,6 +554,11 @@ mod tests {
         while capture.stalls.stalled() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        assert_eq!(
+            capture.counts().failed.load(Ordering::Relaxed),
+            1,
+            "late failures"
+        );
         assert_eq!(
             capture.counts().written.load(Ordering::Relaxed),
             MAX_STALLED_CAPTURES as u64

@@ -61,7 +61,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::capture::{check_writable_dir, create_private_dir, file_for, write_private};
@@ -91,19 +91,16 @@ pub struct DeadLetters {
     /// The most events kept at once, if limited.
     max_pending: Option<usize>,
     counts: Arc<DeadLetterCounts>,
-    /// Files whose event was handled but that could not be removed (a disk
-    /// gone read-only): tried again at each [`refresh`](Self::refresh).
-    handled: Arc<Mutex<Vec<PathBuf>>>,
     /// File work still under way past its wait (a disk that stalls).
     stalls: Arc<crate::stall::Stalls>,
-    /// Whether a removal of `handled` files is under way.
-    removing: Arc<AtomicBool>,
 }
 
-/// The most dead letters still being written past [`DEAD_LETTER_WAIT`] at
+/// The most pieces of file work (writing a dead letter, removing one,
+/// looking at the directory) still under way past [`DEAD_LETTER_WAIT`] at
 /// once, each holding a thread of tokio's blocking pool: past it, a
-/// delivery that fails is not kept (counted as an error, and logged), so
-/// that a disk that stalls does not take every thread of the pool.
+/// delivery that fails is not kept, and a handled one's file not removed
+/// (each counted as an error, and logged), so that a disk that stalls does
+/// not take every thread of the pool.
 pub const MAX_STALLED_DEAD_LETTERS: usize = crate::stall::MAX_STALLED;
 
 /// How long a delivery waits for its dead letter to be written before it
@@ -168,9 +165,7 @@ impl DeadLetters {
             pending: Arc::new(Mutex::new(pending)),
             max_pending: None,
             counts: Arc::default(),
-            handled: Arc::default(),
             stalls: Arc::default(),
-            removing: Arc::default(),
         })
     }
 
@@ -192,24 +187,12 @@ impl DeadLetters {
 
     /// How many events are in the directory, waiting to be handled.
     pub fn pending(&self) -> usize {
-        self.pending_files().len()
+        self.lock().len()
     }
 
-    /// The pending files, in name order: not those of events handled since
-    /// that could not be removed (a disk gone read-only), which are tried
-    /// again at each [`refresh`](Self::refresh) and are not to be replayed.
+    /// The pending files, in name order.
     pub fn pending_files(&self) -> Vec<PathBuf> {
-        let handled = self
-            .handled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut files: Vec<PathBuf> = self
-            .lock()
-            .keys()
-            .filter(|path| !handled.contains(path))
-            .cloned()
-            .collect();
+        let mut files: Vec<PathBuf> = self.lock().keys().cloned().collect();
         files.sort();
         files
     }
@@ -220,21 +203,19 @@ impl DeadLetters {
     /// counting as pending. A delivery that would pass the
     /// [limit](DeadLetters::with_max_pending) does this first; call it
     /// before reading [`pending`](DeadLetters::pending) for a gauge.
-    ///
-    /// Files whose event was handled but that could not be removed then (a
-    /// disk gone read-only) are tried again first.
+    /// It waits at most [`DEAD_LETTER_WAIT`] for the directory (a disk that
+    /// stalls), and then leaves the count as it was.
     pub async fn refresh(&self) {
-        self.remove_handled().await;
         let written: Vec<PathBuf> = self
             .lock()
             .iter()
             .filter(|(_, written)| **written)
             .map(|(path, _)| path.clone())
             .collect();
-        if written.is_empty() {
+        if written.is_empty() || self.stalls.full() {
             return;
         }
-        let gone = tokio::task::spawn_blocking(move || {
+        let look = move |_: &dyn Fn() -> bool| {
             written
                 .into_iter()
                 .filter(|path| {
@@ -242,9 +223,10 @@ impl DeadLetters {
                         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
                 })
                 .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
+        };
+        let crate::stall::Waited::Done(gone) = self.stalls.run(DEAD_LETTER_WAIT, look).await else {
+            return;
+        };
         let mut pending = self.lock();
         for path in gone {
             // Unless it was saved again meanwhile (and is being written).
@@ -252,55 +234,6 @@ impl DeadLetters {
                 pending.remove(&path);
             }
         }
-    }
-
-    /// Removes the files whose event was handled but that could not be
-    /// removed then, waiting at most [`DEAD_LETTER_WAIT`] (one such removal
-    /// at a time: a disk that stalls holds one thread, not one a look).
-    async fn remove_handled(&self) {
-        let none = self
-            .handled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty();
-        if none || self.removing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = self.clone();
-        let remove = move |_: &dyn Fn() -> bool| {
-            let handled: Vec<PathBuf> = this
-                .handled
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            for path in handled {
-                // Held while the file is removed: a delivery of the event
-                // that fails again takes the path off the list, under this
-                // lock, before it writes its new file, which is then kept.
-                let mut handled = this.handled.lock().unwrap_or_else(PoisonError::into_inner);
-                if !handled.contains(&path) {
-                    continue;
-                }
-                let removed = match std::fs::remove_file(&path) {
-                    Ok(()) => true,
-                    Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-                };
-                if removed {
-                    handled.retain(|p| *p != path);
-                    drop(handled);
-                    if this.lock().remove(&path).is_some() {
-                        this.counts.cleared.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            target: LOG,
-                            file = %path.display(),
-                            "dead letter of a handled event removed, on a later try",
-                        );
-                    }
-                }
-            }
-            this.removing.store(false, Ordering::Release);
-        };
-        let _ = self.stalls.run(DEAD_LETTER_WAIT, remove).await;
     }
 
     /// What has been saved, cleared and failed; shared by clones.
@@ -393,18 +326,13 @@ impl DeadLetters {
                 target: LOG,
                 file = %path.display(),
                 reason = why,
-                "a delivery that failed was not kept as a dead letter: {} dead letters are still \
-                 being written after {DEAD_LETTER_WAIT:?} (a stalled disk?); Kustomer still \
-                 retries it",
+                "a delivery that failed was not kept as a dead letter: {} pieces of work on the \
+                 directory are still under way after {DEAD_LETTER_WAIT:?} (a stalled disk?); \
+                 Kustomer still retries it",
                 self.stalls.stalled(),
             );
             return;
         }
-        // Failed again since it was handled: kept, not removed as handled.
-        self.handled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| *p != path);
         // The write and its bookkeeping happen on the blocking pool, so that
         // both finish even if this stops waiting (a disk that stalls, a
         // caller's time limit): a place held but never marked written would
@@ -525,10 +453,6 @@ impl DeadLetters {
             match removed {
                 Ok(()) => {
                     this.lock().remove(&target);
-                    this.handled
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .retain(|p| *p != target);
                     this.counts.cleared.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         target: LOG,
@@ -538,28 +462,27 @@ impl DeadLetters {
                 }
                 Err(e) => {
                     this.counts.failed.fetch_add(1, Ordering::Relaxed);
-                    this.handled
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(target.clone());
                     tracing::error!(
                         target: LOG,
                         file = %target.display(),
                         error = %e,
-                        "a dead letter whose event was handled could not be removed: tried again \
-                         at each look at the directory; replayed meanwhile, it is a duplicate \
-                         only while the idempotency store remembers the event, so remove it \
-                         rather than replay it",
+                        "a dead letter whose event was handled could not be removed: remove it \
+                         rather than replay it (a replay is a duplicate only while the \
+                         idempotency store remembers the event)",
                     );
                 }
             }
         };
         if self.stalls.full() {
-            // Tried again at a later look, not now.
-            self.handled
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(path);
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                target: LOG,
+                file = %path.display(),
+                "a dead letter whose event was handled was not removed: {} pieces of work on the \
+                 directory are still under way after {DEAD_LETTER_WAIT:?} (a stalled disk?); \
+                 remove it rather than replay it",
+                self.stalls.stalled(),
+            );
             return;
         }
         if let crate::stall::Waited::Late = self.stalls.run(DEAD_LETTER_WAIT, remove).await {
@@ -621,10 +544,11 @@ mod tests {
     }
 
     /// A dead letter whose event was handled but that could not be removed
-    /// then (a disk gone read-only) is removed at a later look at the
-    /// directory.
+    /// then (a disk gone read-only) is counted as an error and stays
+    /// pending, in the directory as in the count, until a later
+    /// acknowledgement removes it.
     #[test]
-    fn a_handled_dead_letter_that_could_not_be_removed_is_removed_later() {
+    fn a_handled_dead_letter_that_could_not_be_removed_stays_pending() {
         let dir = tempfile::TempDir::new().unwrap();
         let letters = DeadLetters::open(dir.path()).unwrap();
         let file = dir.path().join("h1.json");
@@ -635,42 +559,20 @@ mod tests {
             std::fs::remove_file(&file).unwrap();
             std::fs::create_dir(&file).unwrap();
             letters.clear(Some("h1"), b"{}").await;
-            // Handled: no longer waiting, nor to be replayed.
-            assert_eq!(letters.pending(), 0);
+            assert_eq!(letters.pending(), 1);
             assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
-            // Still not removable: still there.
-            letters.refresh().await;
-            assert!(file.is_dir());
-            // Removable again: removed at the next look.
             std::fs::remove_dir(&file).unwrap();
             std::fs::write(&file, b"{}").unwrap();
-            letters.refresh().await;
+            letters.clear(Some("h1"), b"{}").await;
             assert!(!file.exists());
             assert_eq!(letters.pending(), 0);
             assert_eq!(letters.counts().cleared.load(Ordering::Relaxed), 1);
-
-            // Removed by a later delivery's clear instead, then failed
-            // again (a replay once the store forgot it): the new dead letter
-            // is kept, not taken for the handled one.
-            let again = dir.path().join("h2.json");
-            letters.save(Some("h2"), b"{}".to_vec(), "test").await;
-            std::fs::remove_file(&again).unwrap();
-            std::fs::create_dir(&again).unwrap();
-            letters.clear(Some("h2"), b"{}").await;
-            std::fs::remove_dir(&again).unwrap();
-            std::fs::write(&again, b"{}").unwrap();
-            letters.clear(Some("h2"), b"{}").await;
-            assert!(!again.exists());
-            letters.save(Some("h2"), b"{}".to_vec(), "test").await;
-            letters.refresh().await;
-            assert!(again.is_file());
-            assert_eq!(letters.pending(), 1);
         });
     }
 
-    /// With [`MAX_STALLED_DEAD_LETTERS`] writes still under way past their
-    /// wait (a disk that stalls), a failing delivery is not kept: a thread
-    /// of the blocking pool is not taken for each one.
+    /// With [`MAX_STALLED_DEAD_LETTERS`] pieces of file work still under
+    /// way past their wait (a disk that stalls), a failing delivery is not
+    /// kept: a thread of the blocking pool is not taken for each one.
     #[test]
     fn past_the_stalled_writes_a_failing_delivery_is_not_kept() {
         let dir = tempfile::TempDir::new().unwrap();
@@ -734,7 +636,13 @@ mod tests {
             let (release, wait) = std::sync::mpsc::channel::<()>();
             let busy = tokio::task::spawn_blocking(move || wait.recv());
             letters.save(Some("l2"), b"{}".to_vec(), "test").await;
-            assert_eq!(letters.counts().failed.load(Ordering::Relaxed), 1);
+            // Not kept, and counted: as an error when the look was cut
+            // short, or over the limit when the look gave up first (it
+            // waits as long).
+            let counts = letters.counts();
+            let not_kept =
+                counts.failed.load(Ordering::Relaxed) + counts.over_limit.load(Ordering::Relaxed);
+            assert_eq!(not_kept, 1);
             release.send(()).unwrap();
             busy.await.unwrap().unwrap();
             assert!(!dir.path().join("l2.json").exists());

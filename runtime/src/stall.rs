@@ -45,38 +45,82 @@ impl Stalls {
 
     /// Runs `work` on the blocking pool and waits at most `wait` for it.
     /// `work` is told whether its waiter gave up on it (so that it says
-    /// itself what it did, no one else being left to).
+    /// itself what it did, no one else being left to). Work still running
+    /// when the wait runs out, or when this future is dropped (a caller's
+    /// own time limit, a client gone), counts as stalled until it ends,
+    /// panic or not.
     pub(crate) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         wait: Duration,
         work: impl FnOnce(&dyn Fn() -> bool) -> T + Send + 'static,
     ) -> Waited<T> {
-        let state = Arc::new(AtomicU8::new(RUNNING));
-        let (stalls, seen) = (Arc::clone(self), Arc::clone(&state));
-        let task = tokio::task::spawn_blocking(move || {
-            let late = || seen.load(Ordering::Acquire) == LATE;
-            let done = work(&late);
-            if seen.swap(FINISHED, Ordering::AcqRel) == LATE {
-                stalls.0.fetch_sub(1, Ordering::Relaxed);
+        /// Marks the work finished when it ends, however it ends, and takes
+        /// back its count if it was late.
+        struct Finish {
+            state: Arc<AtomicU8>,
+            stalls: Arc<Stalls>,
+        }
+        impl Drop for Finish {
+            fn drop(&mut self) {
+                if self.state.swap(FINISHED, Ordering::AcqRel) == LATE {
+                    self.stalls.0.fetch_sub(1, Ordering::Relaxed);
+                }
             }
-            done
-        });
-        match tokio::time::timeout(wait, task).await {
-            Ok(Ok(done)) => Waited::Done(done),
-            Ok(Err(_)) => Waited::Lost,
-            Err(_) => {
+        }
+        /// Marks the work late when its waiter goes without its result
+        /// (the wait ran out, or the waiter was dropped).
+        struct Waiting {
+            state: Arc<AtomicU8>,
+            stalls: Arc<Stalls>,
+            done: bool,
+        }
+        impl Waiting {
+            /// Whether the work is now marked late (else it had finished).
+            fn give_up(&mut self) -> bool {
+                self.done = true;
                 // Counted before it is marked late, so that the work, once
                 // it sees the mark, has a count to take back.
-                self.0.fetch_add(1, Ordering::Relaxed);
-                if state
+                self.stalls.0.fetch_add(1, Ordering::Relaxed);
+                let late = self
+                    .state
                     .compare_exchange(RUNNING, LATE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    // Finished just now: not stalled.
-                    self.0.fetch_sub(1, Ordering::Relaxed);
+                    .is_ok();
+                if !late {
+                    self.stalls.0.fetch_sub(1, Ordering::Relaxed);
                 }
-                Waited::Late
+                late
             }
+        }
+        impl Drop for Waiting {
+            fn drop(&mut self) {
+                if !self.done {
+                    self.give_up();
+                }
+            }
+        }
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let finish = Finish {
+            state: Arc::clone(&state),
+            stalls: Arc::clone(self),
+        };
+        let mut waiting = Waiting {
+            state: Arc::clone(&state),
+            stalls: Arc::clone(self),
+            done: false,
+        };
+        let mut task = tokio::task::spawn_blocking(move || {
+            let finish = finish;
+            let late = || finish.state.load(Ordering::Acquire) == LATE;
+            work(&late)
+        });
+        match tokio::time::timeout(wait, &mut task).await {
+            Ok(joined) => {
+                waiting.done = true;
+                joined.map_or(Waited::Lost, Waited::Done)
+            }
+            // Finished just as the wait ran out: its result is there.
+            Err(_) if !waiting.give_up() => task.await.map_or(Waited::Lost, Waited::Done),
+            Err(_) => Waited::Late,
         }
     }
 }
