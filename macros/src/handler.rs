@@ -134,6 +134,12 @@ impl Parse for Args {
                 })
             };
             if key == "event" {
+                if input.peek(syn::token::Bracket) {
+                    return Err(syn::Error::new(
+                        input.span(),
+                        "`event` names one event; for several, write `events = [\"kustomer.customer.create\", \"kustomer.customer.update\"]`",
+                    ));
+                }
                 let lit: LitStr = input.parse().map_err(|e| {
                     syn::Error::new(e.span(), "expected the event name as a string: `event = \"kustomer.customer.update\"`")
                 })?;
@@ -580,7 +586,7 @@ fn state_without_type(ty: &Type) -> bool {
 /// one or two letters, or a shortened resource (`convo`). The rule the
 /// runtime's app-definition check follows too.
 fn nearest_event(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
+    let lower = name.trim().to_ascii_lowercase();
     let mut parts: Vec<&str> = lower.split('.').collect();
     if parts.first() == Some(&"kustomer") {
         parts.remove(0);
@@ -588,14 +594,33 @@ fn nearest_event(name: &str) -> Option<&'static str> {
     let [resource, action] = parts[..] else {
         return None;
     };
-    let close = |a: &str, b: &str| {
-        let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-        strsim::levenshtein(a, b) <= 2 || common >= 4
+    // A typo, or a shortening (`convo`); not a longer word that starts
+    // like a known one (`teammember`), which may be an event of its own.
+    let close = |known: &str, typed: &str| {
+        let common = known
+            .chars()
+            .zip(typed.chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        strsim::levenshtein(known, typed) <= 2 || (common >= 4 && typed.len() <= known.len())
     };
-    KNOWN_EVENTS.iter().copied().find(|known| {
-        let mut k = known.split('.').skip(1);
-        matches!((k.next(), k.next()), (Some(r), Some(a)) if close(r, resource) && close(a, action))
-    })
+    // The closest of the close ones (`tag` is close to `team` too, but
+    // closer to `tag`).
+    KNOWN_EVENTS
+        .iter()
+        .copied()
+        .filter_map(|known| {
+            let mut k = known.split('.').skip(1);
+            match (k.next(), k.next()) {
+                (Some(r), Some(a)) if close(r, resource) && close(a, action) => Some((
+                    strsim::levenshtein(r, resource) + strsim::levenshtein(a, action),
+                    known,
+                )),
+                _ => None,
+            }
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
 }
 
 fn check_event_name(lit: &LitStr) -> syn::Result<()> {
@@ -606,6 +631,8 @@ fn check_event_name(lit: &LitStr) -> syn::Result<()> {
     let mut msg = format!("unknown Kustomer event `{name}`");
     if let Some(k) = nearest_event(&name) {
         msg.push_str(&format!("; did you mean `{k}`?"));
+    } else if name.contains('*') {
+        msg.push_str("; event names are exact, with no wildcards: to take every event of a resource, take its envelope (`CustomerEvent`, say) without `event = …`");
     } else {
         msg.push_str("; events without a generated type, unknown names included, all go to the one handler taking `OtherEvent` (without `event = …`)");
     }
@@ -841,6 +868,9 @@ fn expansion(func: &ItemFn, args: &Args) -> TokenStream {
             )
         };
         let span = lit.span();
+        // The message is the assertion's format string: braces in the
+        // event name are written as such.
+        let msg = msg.replace('{', "{{").replace('}', "}}");
         quote_spanned! {span=>
             const _: () = ::core::assert!(#rt::lists(__kustomer_webhook_events(&#ident), #lit), #msg);
         }
@@ -1146,6 +1176,52 @@ mod tests {
     fn types_in_messages_read_as_written() {
         let ty: Type = syn::parse_quote!(kustomer::Envelope<Vec<u8>, &'static str>);
         assert_eq!(type_text(&ty), "kustomer::Envelope<Vec<u8>, &'static str>");
+    }
+
+    #[test]
+    fn near_misses_are_named_and_braces_stay_text() {
+        // White space before the name, as after it: the name meant.
+        let out = expand(
+            quote!(event = " kustomer.customer.create"),
+            quote!(
+                async fn f(e: CustomerEvent) {}
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("did you mean `kustomer.customer.create`?"),
+            "{out}"
+        );
+        // A wildcard: the envelope takes every event of its resource.
+        let out = expand(
+            quote!(event = "kustomer.customer.*"),
+            quote!(
+                async fn f(e: CustomerEvent) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("no wildcards"), "{out}");
+        // A list given to `event`: `events` named.
+        let out = expand(
+            quote!(event = ["kustomer.customer.create", "kustomer.customer.update"]),
+            quote!(
+                async fn f(e: CustomerEvent) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("for several, write `events ="), "{out}");
+        // Models of one's own, whose events the compiler checks: a brace in
+        // the name is text in the assertion's message, not a format
+        // argument.
+        let out = expand(
+            quote!(event = "kustomer.customer.update}"),
+            quote!(
+                async fn f(e: org::CustomerEvent) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("update}}"), "{out}");
+        assert!(!out.contains("update}`"), "{out}");
     }
 
     #[test]

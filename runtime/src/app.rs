@@ -871,7 +871,7 @@ fn escape(key: &str) -> String {
 /// one or two letters (`customers`, `updated`), or a shortened resource
 /// (`convo`). `None` when nothing is that close, rather than a guess.
 pub(crate) fn nearest_event(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
+    let lower = name.trim().to_ascii_lowercase();
     let mut parts: Vec<&str> = lower.split('.').collect();
     if parts.first() == Some(&"kustomer") {
         parts.remove(0);
@@ -1053,6 +1053,7 @@ mod tests {
                 Some("kustomer.customer.create"),
             ),
             ("kustomer.teams.udpate", Some("kustomer.team.update")),
+            (" kustomer.team.update", Some("kustomer.team.update")),
             ("kustomer.user.delete", None),
             ("kustomer.company.create", None),
             ("kustomer.note.create", None),

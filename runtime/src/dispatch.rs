@@ -414,9 +414,18 @@ where
     }
 }
 
+/// Runs a plain `fn` handler on tokio's blocking pool; outside a tokio
+/// runtime (a dispatcher polled by another executor), where there is no such
+/// pool, on the caller's thread.
 async fn blocking(
     work: impl FnOnce() -> Result<(), HandlerError> + Send + 'static,
 ) -> Result<(), Failure> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(r) => r.map_err(Failure::Error),
+            Err(payload) => Err(Failure::Panic(panic_message(payload))),
+        };
+    }
     match tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(work))).await {
         Ok(Ok(r)) => r.map_err(Failure::Error),
         Ok(Err(payload)) => Err(Failure::Panic(panic_message(payload))),
@@ -565,7 +574,7 @@ pub enum BuildError {
         if same_function(first, second) {
             "; if these name one function, it was added twice (`.registered()` adds every #[kustomer_webhook] function already); if two of one name, each inside another function's body or in modules of one name, rename one"
         } else {
-            ""
+            "; merge them into one, or take the event in only one of them (an envelope handler can name the events it takes, with `events = [...]` on its #[kustomer_webhook] or with `.handler_for`)"
         }
     )]
     Duplicate {
@@ -577,7 +586,9 @@ pub enum BuildError {
         second: &'static str,
     },
     /// Two handlers for the events without a generated type.
-    #[error("two handlers for events without a generated type: {first} and {second}")]
+    #[error(
+        "two handlers for events without a generated type: {first} and {second} (one handler takes `OtherEvent`: merge them, matching on the event's name inside)"
+    )]
     DuplicateOther {
         /// The handler added first.
         first: &'static str,
@@ -1026,6 +1037,39 @@ mod tests {
     async fn on_other(_: crate::OtherEvent) {}
 
     #[test]
+    fn a_plain_fn_handler_runs_outside_a_tokio_runtime() {
+        use super::{DispatchError, Dispatched, Dispatcher};
+        fn on_team(_: crate::TeamCreate) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+        fn on_team_panics(_: crate::TeamCreate) {
+            panic!("bad team");
+        }
+        // Polled by hand, as another executor would: no tokio runtime here.
+        fn poll_once<F: Future>(f: F) -> F::Output {
+            let mut f = std::pin::pin!(f);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(out) => out,
+                std::task::Poll::Pending => panic!("the handler waited"),
+            }
+        }
+        let body = br#"{"id": "e1", "name": "kustomer.team.create", "data": {"type": "team", "id": "t1", "attributes": {}}}"#;
+        let dispatcher = Dispatcher::builder().handler(on_team).build().unwrap();
+        let done = poll_once(dispatcher.dispatch(body, None));
+        assert!(matches!(done, Ok(Dispatched::Handled { .. })), "{done:?}");
+        let dispatcher = Dispatcher::builder()
+            .handler(on_team_panics)
+            .build()
+            .unwrap();
+        let panicked = poll_once(dispatcher.dispatch(body, None));
+        assert!(
+            matches!(&panicked, Err(DispatchError::Panicked { message, .. }) if message.contains("bad team")),
+            "{panicked:?}"
+        );
+    }
+
+    #[test]
     fn one_function_named_by_its_path_and_by_its_last_segments_is_one() {
         let name_of = |first, second| {
             super::BuildError::Duplicate {
@@ -1050,6 +1094,7 @@ mod tests {
         assert!(!same_function("my_crate::handlers::on_team", "s::on_team"));
         assert!(!same_function("handlers::xon_team", "on_team"));
         assert!(!name_of("a::on_team", "b::on_team").contains("twice"));
+        assert!(name_of("a::on_team", "b::on_team").contains("merge them into one"));
     }
 
     #[test]
