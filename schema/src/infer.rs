@@ -312,8 +312,9 @@ impl Inferrer {
                         let resumable = lines_file && (named_lines || one_per_line);
                         let may_go_on = !stop && resumable;
                         // Files joined with `cat` keep each one's byte order
-                        // mark, at the start of its line: skipped there too.
-                        if resumable && bytes[sample_start..].starts_with(BOM) {
+                        // mark, before its first sample: skipped there too
+                        // (one sample per line or not, as `parse` reads them).
+                        if lines_file && bytes[sample_start..].starts_with(BOM) {
                             base = sample_start + BOM.len();
                             base_line = sample_line;
                             continue 'file;

@@ -296,7 +296,10 @@ fn words_with(s: &str, transliterate: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut prev_lower = false;
-    for ch in s.chars() {
+    // Whether the last letter taken was an ASCII capital.
+    let mut prev_upper = false;
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &ch) in chars.iter().enumerate() {
         if !ch.is_ascii_alphanumeric() {
             // A mark written as a character of its own (`e` and U+0301 for
             // `é`) belongs to the letter before it.
@@ -311,18 +314,34 @@ fn words_with(s: &str, transliterate: bool) -> Vec<String> {
                     out.push(std::mem::replace(&mut cur, word));
                 }
                 prev_lower = !upper;
+                prev_upper = false;
                 continue;
             }
             if !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
             }
             prev_lower = false;
+            prev_upper = false;
             continue;
         }
-        if ch.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+        let upper = ch.is_ascii_uppercase();
+        if upper && prev_lower && !cur.is_empty() {
             out.push(std::mem::take(&mut cur));
         }
+        // The last capital of a run of them, followed by lowercase letters,
+        // starts the next word: `customerIDStr` → `customer`, `id`, `str`,
+        // `VIPInfo` → `vip`, `info`; but a plural `s` stays with the run
+        // (`accountIDs` → `account`, `ids`).
+        if upper && prev_upper && !cur.is_empty() {
+            let next = chars.get(i + 1).copied();
+            let after = chars.get(i + 2).copied();
+            let plural = next == Some('s') && !after.is_some_and(|c| c.is_ascii_lowercase());
+            if next.is_some_and(|c| c.is_ascii_lowercase()) && !plural {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
         prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        prev_upper = upper;
         cur.push(ch.to_ascii_lowercase());
     }
     if !cur.is_empty() {
@@ -582,6 +601,26 @@ mod tests {
         );
         assert_eq!(words("AvgSatScoreNum"), ["avg", "sat", "score", "num"]);
         assert_eq!(words("x-special-info"), ["x", "special", "info"]);
+        // A run of capitals is one word; its last capital starts the next.
+        for (key, snake) in [
+            ("customerIDStr", "customer_id_str"),
+            ("isVIPBool", "is_vip_bool"),
+            ("HTTPSUrl", "https_url"),
+            ("lastNPSAt", "last_nps_at"),
+            ("ABTestStr", "ab_test_str"),
+            ("lowerTAt", "lower_t_at"),
+            ("customerID", "customer_id"),
+            ("accountIDs", "account_ids"),
+            ("accountIDsStr", "account_ids_str"),
+            ("URLs", "urls"),
+            ("HTML", "html"),
+            ("ID2Str", "id2_str"),
+            ("externalId", "external_id"),
+        ] {
+            assert_eq!(snake_case(key), snake, "{key}");
+            assert_eq!(field_snake_case(key), snake, "{key}");
+        }
+        assert_eq!(pascal_case("VIPInfo"), "VipInfo");
         // Field names write letters outside ASCII in ASCII; others
         // separate words. Type names keep to ASCII.
         for (key, field) in [

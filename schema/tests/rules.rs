@@ -738,6 +738,31 @@ fn samples_that_would_give_one_name_twice_are_unusable_in_the_later_one() {
 /// `add_path_skipping` adds what it can and hands over every sample it
 /// cannot use, where `add_path` stops at the first.
 #[test]
+fn pretty_samples_joined_with_cat_keep_their_byte_order_marks_and_are_read() {
+    let dir = std::env::temp_dir().join(format!("kustomer-schema-joined-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_, conversation) = kustomer_schema::SEED_SAMPLES[0];
+    let (_, customer) = kustomer_schema::SEED_SAMPLES[2];
+    // Each file saved with a byte order mark, the second without a newline
+    // at its end.
+    std::fs::write(
+        dir.join("joined.json"),
+        format!(
+            "\u{feff}{}\n\u{feff}{}\u{feff}{}\n",
+            conversation.trim_end(),
+            customer.trim_end(),
+            conversation.trim_end()
+        ),
+    )
+    .unwrap();
+    let mut i = Inferrer::default();
+    let added = i.add_path(&dir).unwrap();
+    assert_eq!(added, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn unusable_samples_are_each_reported_and_the_rest_added() {
     let dir = std::env::temp_dir().join(format!("kustomer-schema-skipping-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
