@@ -105,6 +105,18 @@ pub fn check_files(files: &BTreeMap<String, String>, out: &Path, fix: &str) -> R
     for s in stale {
         note!("  {s}");
     }
+    // What changed in the types and fields, as `regenerate` would say it.
+    if let Ok(old) = kustomer_codegen::read_models(out)
+        && !old.is_empty()
+    {
+        let changes = kustomer_codegen::summarize(&old, files);
+        if !changes.is_empty() {
+            note!("what that changes in the models:");
+            for change in &changes {
+                note!("  {change}");
+            }
+        }
+    }
     Ok(ExitCode::FAILURE)
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use kustomer_codegen::{ModelChange, Settings};
 use kustomer_schema::Inferrer;
 
-use crate::out::{out, shell_word};
+use crate::out::{note, out, shell_word};
 use crate::{generate, infer};
 
 /// Where the samples come from and where the models go.
@@ -143,22 +143,28 @@ pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec
     let old = kustomer_codegen::read_models(out)
         .with_context(|| format!("reading the current models in {}", out.display()))?;
     if old.is_empty() {
-        out!("{}: a new models module", out.display());
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        out!(
+            "{}: a new models module, {} file(s): {}",
+            out.display(),
+            names.len(),
+            names.join(", ")
+        );
         return Ok(Vec::new());
     }
     let changes = kustomer_codegen::summarize(&old, files);
+    // What `check` compares: all but the header line.
+    let body = |text: &str| {
+        text.split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .to_owned()
+    };
+    let differ: Vec<&str> = files
+        .iter()
+        .filter(|(name, text)| old.get(*name).map(|t| body(t)) != Some(body(text)))
+        .map(|(name, _)| name.as_str())
+        .collect();
     if changes.is_empty() {
-        // What `check` compares: all but the header line.
-        let body = |text: &str| {
-            text.split_once('\n')
-                .map_or("", |(_, rest)| rest)
-                .to_owned()
-        };
-        let differ: Vec<&str> = files
-            .iter()
-            .filter(|(name, text)| old.get(*name).map(|t| body(t)) != Some(body(text)))
-            .map(|(name, _)| name.as_str())
-            .collect();
         if differ.is_empty() {
             out!("{}: no type or field changes", out.display());
         } else {
@@ -180,6 +186,13 @@ pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec
     let breaking = changes.len() - added;
     out!(
         "  ({added} addition(s), {breaking} change(s) or removal(s) that code using the models may need to follow)"
+    );
+    // Changes of doc comments and of how fields are read (null allowed or
+    // no longer) are not among those listed: the files they are in are.
+    out!(
+        "  {} file(s) change (with their doc comments, and how fields are read, such as null being allowed, which the list leaves out): {}",
+        differ.len(),
+        differ.join(", ")
     );
     Ok(changes)
 }
@@ -217,7 +230,20 @@ pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
         None => true,
     };
     let files = pipeline.generate(&inferrer)?;
-    let models_ok = generate::check_files(&files, &pipeline.out(), &fix)? == ExitCode::SUCCESS;
+    let out = pipeline.out();
+    let models_ok = generate::check_files(&files, &out, &fix)? == ExitCode::SUCCESS;
+    // Models of resources the samples given have none of: perhaps made
+    // from those samples alone (`infer` and `generate` add no others).
+    let exists = |name: &String| out.join(name).exists();
+    if !models_ok
+        && !pipeline.no_seed
+        && files.keys().any(exists)
+        && files.keys().any(|name| !exists(name))
+    {
+        note!(
+            "(`check` reads Kustomer's published samples with yours, as `regenerate` does; for models made from your samples alone, such as by `infer` then `generate`, add `--no-seed`)"
+        );
+    }
     Ok(if schemas_ok && models_ok {
         ExitCode::SUCCESS
     } else {

@@ -728,6 +728,15 @@ fn check_says_which_regenerate_updates_stale_schemas_and_models() {
         "{}",
         check.stderr
     );
+    // And what changes in the models, field by field.
+    assert!(
+        check
+            .stderr
+            .contains("what that changes in the models:\n  + CustomerCustom.seats_num: Option<Number> (\"seatsNum\"): new field"),
+        "{}",
+        check.stderr
+    );
+    assert!(!check.stderr.contains("--no-seed"), "{}", check.stderr);
 
     // Stale schemas beside models that match, read by nothing (`check |
     // true`): the models' line finds stdout closed, and the status is still 1.
@@ -904,4 +913,50 @@ fn outside_the_repository_each_missing_default_names_the_option_to_pass() {
         assert_eq!(r.code, Some(1), "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
+}
+
+/// Models made by `infer` then `generate` hold only the resources of one's
+/// samples: `check`, which reads the published samples too by default, says
+/// to add `--no-seed`, with which they match.
+#[test]
+fn check_of_models_made_from_ones_samples_alone_names_no_seed() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, models, schemas) = (
+        tmp.path().join("captured"),
+        tmp.path().join("models"),
+        tmp.path().join("schemas"),
+    );
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    let inferred = run(&["infer", path(&captured), "--out", path(&schemas)]);
+    assert_eq!(inferred.code, Some(0), "{}", inferred.stderr);
+    let generated = run(&[
+        "generate",
+        "--schemas",
+        path(&schemas),
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(generated.code, Some(0), "{}", generated.stderr);
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(1), "{}{}", check.stdout, check.stderr);
+    assert!(check.stderr.contains("add `--no-seed`"), "{}", check.stderr);
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--no-seed",
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
 }
