@@ -391,7 +391,16 @@ struct Line<'a> {
     resource_id: Option<&'a str>,
     typed: bool,
     drift: Vec<kustomer_webhooks::Drift>,
+    /// How many drifted values past the first [`MAX_DRIFT_SHOWN`] the line
+    /// leaves out; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift_omitted: Option<usize>,
 }
+
+/// The most drifted values one line shows: a body with an array of many
+/// values of another type (objects where ids were) would otherwise make a
+/// line of megabytes, which log pipelines split or drop.
+const MAX_DRIFT_SHOWN: usize = 100;
 
 /// An event's id as the line shows it: the string Kustomer sends, or, for
 /// an id of another JSON type (drift: `42`), that JSON value, which the
@@ -411,8 +420,10 @@ fn line(
     other_id: Option<serde_json::Value>,
     name: &str,
     typed: bool,
-    drift: Vec<Drift>,
+    mut drift: Vec<Drift>,
 ) -> serde_json::Result<String> {
+    let drift_omitted = drift.len().checked_sub(MAX_DRIFT_SHOWN).filter(|&n| n > 0);
+    drift.truncate(MAX_DRIFT_SHOWN);
     serde_json::to_string(&Line {
         event: name,
         id: envelope
@@ -422,6 +433,7 @@ fn line(
         resource_id: envelope.resource_id(),
         typed,
         drift,
+        drift_omitted,
     })
 }
 
@@ -433,12 +445,17 @@ fn line(
 /// limit (stdout not read) gets 503, and is not written unless its write
 /// had already begun.
 async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
-    match Lines::stdout().write(line?).await {
+    let mut watch = StallWatch(true);
+    let written = Lines::stdout().write(line?).await;
+    watch.0 = false;
+    match written {
         Ok(()) => {
             // As the writer last found it, whatever order the waiters of
             // its writes wake in.
-            if Lines::stdout().failing().is_none() && STDOUT_FAILING.swap(false, Ordering::Relaxed)
-            {
+            let was_failing = Lines::stdout().failing().is_none()
+                && STDOUT_FAILING.swap(false, Ordering::Relaxed);
+            let was_stalled = STDOUT_STALLED.swap(false, Ordering::Relaxed);
+            if was_failing || was_stalled {
                 tracing::info!("stdout takes the events' lines again");
             }
             Ok(())
@@ -460,6 +477,31 @@ async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
 /// Set while the events' lines fail to be written other than at a closed
 /// stdout (a full disk, an I/O error): said once each time it begins.
 static STDOUT_FAILING: AtomicBool = AtomicBool::new(false);
+
+/// Set once a delivery gave up waiting for its line (stdout's reader not
+/// reading) until a line is written again: said once each time it begins,
+/// so that the handler's time limit in the log has its cause beside it.
+static STDOUT_STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Dropped armed, [`print_line`] stopped waiting for its line (the
+/// delivery's time limit ran out): if a write is still under way, stdout is
+/// not being read, which is said.
+struct StallWatch(bool);
+
+impl Drop for StallWatch {
+    fn drop(&mut self) {
+        if self.0
+            && let Some(stalled) = Lines::stdout().stalled_for()
+            && !STDOUT_STALLED.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                "stdout has taken no line for {}s (its reader stopped reading): each delivery \
+                 waits for its line and gets 503 past the handler's time limit, until it reads again",
+                stalled.as_secs()
+            );
+        }
+    }
+}
 
 /// How long after a line failed to be written (not at a closed stdout)
 /// `/readyz` answers 503, unless a line is written since: long enough for
@@ -1992,6 +2034,39 @@ mod tests {
         assert_eq!(connections_that_fit(1024, 0), 1);
         // Unlimited.
         assert_eq!(connections_that_fit(1024, u64::MAX), 1024);
+    }
+
+    #[test]
+    fn a_line_shows_at_most_a_hundred_drifted_values_and_counts_the_rest() {
+        let sample = include_str!("../../schema/samples/kustomer.team.create.json");
+        let mut body: serde_json::Value = serde_json::from_str(sample).unwrap();
+        let members: Vec<u32> = (0..250).collect();
+        body["data"]["attributes"]["members"] = members.into();
+        let body = body.to_string();
+        let parsed = kustomer_webhooks::parse(body.as_bytes()).unwrap();
+        let event = &parsed.event;
+        let text = super::line(
+            event.envelope(),
+            None,
+            event.name().as_str(),
+            true,
+            event.drift(),
+        )
+        .unwrap();
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["drift"].as_array().unwrap().len(), 100, "{text}");
+        assert_eq!(line["drift_omitted"], 150, "{text}");
+        // Below the most, nothing is left out, and the field is absent.
+        let sample = kustomer_webhooks::parse(sample.as_bytes()).unwrap();
+        let text = super::line(
+            sample.event.envelope(),
+            None,
+            "kustomer.team.create",
+            true,
+            sample.event.drift(),
+        )
+        .unwrap();
+        assert!(!text.contains("drift_omitted"), "{text}");
     }
 
     #[test]

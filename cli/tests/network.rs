@@ -2418,7 +2418,7 @@ fn team_create(id: &str) -> String {
 #[test]
 #[cfg(unix)]
 fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
-    let (mut server, _log, url, logged) = start_serve_logged(&[
+    let (mut server, mut log, url, logged) = start_serve_logged(&[
         "--token",
         "t0ken",
         "--handler-timeout",
@@ -2442,6 +2442,8 @@ fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
         assert!(handled.len() < 20_000, "stdout never filled up");
     };
     assert!(reply.contains("the handler took longer than 1s"), "{reply}");
+    // The log names the cause beside the handler's time limit.
+    log_until(&mut log, "stdout has taken no line for ");
     // Not ready once a line has waited as long as a handler may (the write
     // began about when the refused delivery started waiting): a load
     // balancer sends the deliveries elsewhere.
@@ -2487,6 +2489,7 @@ fn serve_answers_503_and_stays_up_while_nobody_reads_its_stdout() {
         http("GET", &metrics, "/readyz"),
         (200, "ready\n".to_owned())
     );
+    log_until(&mut log, "stdout takes the events' lines again");
     server.terminate();
     assert!(server.0.wait().unwrap().success());
     let lines = reader.join().unwrap();

@@ -439,6 +439,32 @@ async fn a_chunked_body_over_the_limit_gets_413_saying_the_connection_closes() {
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 }
 
+/// A body whose framing breaks gets 400 saying what broke, beyond that the
+/// body could not be read: a chunk size that is not hex is not a client
+/// that hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_chunk_gets_400_naming_what_broke() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Verifier::new(TOKEN)).await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = "POST /kustomer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+    let _ = read.await.expect("answered, then closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let error = answer
+        .split_once("the body could not be read: ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("{answer}"));
+    // The connection's error, then its cause.
+    assert!(error.matches(": ").count() >= 1, "{answer}");
+    assert!(error.to_ascii_lowercase().contains("chunk"), "{answer}");
+    assert_eq!(s.count.load(Ordering::SeqCst), 0);
+}
+
 /// A request refused from its head that waits for `100 Continue` before
 /// sending its body gets the refusal at once, not a `100 Continue` and then
 /// the refusal once the body's time limit has passed.
