@@ -1170,6 +1170,130 @@ async fn the_first_call_after_redis_restarted_is_answered_not_refused() {
     store.complete("after").await.unwrap();
 }
 
+/// A Redis that refused the store's connection setup for a while (its
+/// password changed, then changed back) is connected to anew once it takes
+/// it again: the client alone would answer every later call with the old
+/// refusal, for good.
+#[tokio::test]
+async fn a_refused_connection_setup_is_tried_anew_once_redis_takes_it() {
+    let Some(redis) = redis() else { return };
+    if redis.server.is_none() {
+        return; // An external Redis's password is not the test's to change.
+    }
+    let with = |password: &str, args: &[&str]| {
+        let mut all = vec!["-a", password, "--no-auth-warning"];
+        all.extend_from_slice(args);
+        redis.cli(&all)
+    };
+    redis.cli(&["CONFIG", "SET", "requirepass", "first-pw"]);
+    let url = redis.url.replacen("redis://", "redis://:first-pw@", 1);
+    let store = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix("refused-setup"));
+    assert_eq!(store.begin("before").await.unwrap(), Begin::New);
+    // The password changes and the store's connection is closed: its next
+    // call connects anew and is refused.
+    with("first-pw", &["CONFIG", "SET", "requirepass", "second-pw"]);
+    with("second-pw", &["CLIENT", "KILL", "TYPE", "normal"]);
+    let refused = store.begin("during").await.unwrap_err();
+    assert!(!refused.to_string().contains("first-pw"), "{refused}");
+    // Changed back: a later call is answered.
+    with("second-pw", &["CONFIG", "SET", "requirepass", "first-pw"]);
+    let began = Instant::now();
+    let answer = loop {
+        match store.begin("after").await {
+            Ok(answer) => break answer,
+            Err(_) if began.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("still refused: {e}"),
+        }
+    };
+    assert_eq!(answer, Begin::New);
+    with("first-pw", &["CONFIG", "SET", "requirepass", ""]);
+}
+
+/// A connection whose other end went silent (a Redis host gone without a
+/// word, a flow a firewall dropped) never closes by itself: once it has
+/// taken no answer in time for five seconds, the store connects anew, and
+/// later calls are answered over the new connection. (A primary slow for a
+/// moment keeps its connection: `a_primary_slow_for_a_moment_…`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_replaced() {
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(redis) = redis() else { return };
+    let Some((_, port)) = redis.server.as_ref() else {
+        return;
+    };
+    let port = *port;
+    // A proxy in front of Redis whose connections opened before `cut` was
+    // raised stop passing what the client sends.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicU64::new(0));
+    let opened = Arc::new(AtomicU64::new(0));
+    {
+        let (cut, opened) = (Arc::clone(&cut), Arc::clone(&opened));
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let number = opened.fetch_add(1, Ordering::SeqCst);
+                let cut = Arc::clone(&cut);
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                    else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    });
+                    let mut buffer = vec![0; 16 * 1024];
+                    loop {
+                        let n = match client_read.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // Gone silent: what the client sends is dropped.
+                        if number < cut.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let store = RedisStore::connect(&format!("redis://{proxy}/"))
+        .await
+        .unwrap()
+        .with_prefix(prefix("silent"));
+    assert_eq!(store.begin("before").await.unwrap(), Begin::New);
+    // Every connection open now goes silent; new ones pass.
+    cut.store(opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    let silent = store.begin("during").await.unwrap_err();
+    assert!(matches!(silent, StoreError::Unavailable(_)), "{silent:?}");
+    let began = Instant::now();
+    let answer = loop {
+        match store.begin("after").await {
+            Ok(answer) => break answer,
+            Err(_) if began.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("still no answer: {e}"),
+        }
+    };
+    assert_eq!(answer, Begin::New);
+    assert!(opened.load(Ordering::SeqCst) > cut.load(Ordering::SeqCst));
+}
+
 #[test]
 fn a_lazy_store_needs_a_tokio_runtime() {
     let err = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap_err();

@@ -2,6 +2,7 @@
 //! service, in Redis (or Valkey).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -336,9 +337,28 @@ struct SingleShared {
     /// Whether the primary is found by Sentinels, so that a connection that
     /// fails, too, sends the store to them.
     follows_sentinels: bool,
+    /// When the connection first took no answer in time since it last
+    /// answered, in milliseconds from [`since_start`]'s start (plus one);
+    /// 0 while it answers.
+    silent_since: AtomicU64,
     /// Held while connecting anew, so that the deliveries that met the
     /// demoted server at once make one connection between them.
     replacing: tokio::sync::Mutex<Replacing>,
+}
+
+/// How long a connection takes no answer in time before the store connects
+/// anew: longer than a server slow for a moment (a pause, a long script),
+/// far shorter than the system's own give-up on a connection whose other
+/// end went silent (a quarter of an hour).
+const SILENT_FOR: Duration = Duration::from_secs(5);
+
+/// Milliseconds since the first call.
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// How a store connects anew, and when it last did.
@@ -360,6 +380,35 @@ enum Reconnect {
         sentinels: Box<redis::sentinel::SentinelClient>,
         primary: Option<String>,
     },
+}
+
+/// Whether `e` is the refusal of the connection's own setup (the password,
+/// the database, the protocol), which the client keeps answering every
+/// command with, never connecting again by itself, whatever the server
+/// takes by now: the store connects anew (the command was never sent).
+fn setup_refused(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::RESP3NotSupported
+    ) || (e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+        && e.to_string().contains("refused to switch database"))
+}
+
+/// Why a store's connection is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// There is none yet (a store made before the Sentinels answered).
+    None,
+    /// The server answered that it is a replica (`READONLY`).
+    Replica,
+    /// The server could not be reached (the Sentinels are asked anew).
+    OutOfReach,
+    /// The server refused the connection's setup ([`setup_refused`]).
+    Refused,
+    /// The connection took no answer in time: a connection whose other end
+    /// went silent (a host gone, a flow a firewall dropped) is never found
+    /// closed, and a new one may reach the server.
+    Silent,
 }
 
 /// Whether `e` says the server is out of reach (down, silent, or the
@@ -412,6 +461,7 @@ impl Single {
         Single(Arc::new(SingleShared {
             current: RwLock::new((0, connection)),
             follows_sentinels,
+            silent_since: AtomicU64::new(0),
             replacing: tokio::sync::Mutex::new(Replacing { at: None, how }),
         }))
     }
@@ -429,7 +479,7 @@ impl Single {
         match self.current() {
             (generation, Some(connection)) => Ok((generation, connection)),
             (generation, None) => self
-                .replace(generation)
+                .replace(generation, Why::None)
                 .await?
                 .ok_or_else(|| not_connected("the primary the Sentinels name")),
         }
@@ -460,14 +510,48 @@ impl Single {
             Ok(_) => false,
         };
         if read_only {
-            return match self.replace(generation).await? {
+            return match self.replace(generation, Why::Replica).await? {
                 Some((_, mut connection)) => connection.send_packed_command(cmd).await,
                 None => answer,
             };
         }
+        // A refused setup: a new connection (at most one a second), and the
+        // command, never sent, sent on it.
+        if answer.as_ref().is_err_and(setup_refused) {
+            return match self.replace(generation, Why::Refused).await {
+                Ok(Some((_, mut connection))) => connection.send_packed_command(cmd).await,
+                Ok(None) => answer,
+                Err(e) => Err(e),
+            };
+        }
+        // No answer in time for `SILENT_FOR` (a server slow for a moment
+        // keeps its connection): the next commands go on a new connection,
+        // made in the background so that this delivery's answer does not
+        // wait for it (this command is not sent again: it may have been
+        // made).
+        let silent_since = &self.0.silent_since;
+        if answer.as_ref().is_err_and(RedisError::is_timeout) {
+            let now = since_start() + 1;
+            let since = match silent_since.compare_exchange(0, now, Relaxed, Relaxed) {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+            if now - since >= SILENT_FOR.as_millis() as u64 {
+                let single = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = single.replace(generation, Why::Silent).await {
+                        tracing::debug!("connecting anew to Redis after it did not answer: {e}");
+                    }
+                });
+                return answer;
+            }
+        } else if silent_since.load(Relaxed) != 0 {
+            silent_since.store(0, Relaxed);
+        }
+        // Before that, a store that follows Sentinels asks them at once.
         if self.0.follows_sentinels
             && answer.as_ref().is_err_and(out_of_reach)
-            && let Err(e) = self.replace(generation).await
+            && let Err(e) = self.replace(generation, Why::OutOfReach).await
         {
             tracing::debug!("the Sentinels named no primary that answers yet: {e}");
         }
@@ -482,6 +566,7 @@ impl Single {
     async fn replace(
         &self,
         generation: u64,
+        why: Why,
     ) -> redis::RedisResult<Option<(u64, ConnectionManager)>> {
         let mut replacing = self.0.replacing.lock().await;
         if let (now, Some(connection)) = self.current()
@@ -509,7 +594,10 @@ impl Single {
             } => {
                 let client = primary(sentinels).await?;
                 let address = client.get_connection_info().addr().to_string();
-                if !first && known.as_deref() == Some(address.as_str()) {
+                if !first
+                    && matches!(why, Why::Replica | Why::OutOfReach)
+                    && known.as_deref() == Some(address.as_str())
+                {
                     // They still name the server the connection leads to
                     // (slow for a moment, restarted, or a failover not
                     // over): the connection stays, and reconnects on its
@@ -527,17 +615,22 @@ impl Single {
         }
         *self.0.current.write().unwrap_or_else(|e| e.into_inner()) =
             (generation + 1, Some(connection.clone()));
-        if first {
-            tracing::info!("connected to the Redis primary the Sentinels name");
-        } else if self.0.follows_sentinels {
-            tracing::warn!(
+        self.0.silent_since.store(0, Relaxed);
+        match why {
+            _ if first => tracing::info!("connected to the Redis primary the Sentinels name"),
+            Why::Refused => tracing::warn!(
+                "Redis had refused the connection's setup (its password or database): connected anew"
+            ),
+            Why::Silent => tracing::warn!(
+                "Redis took no answer in time on the store's connection: connected anew"
+            ),
+            _ if self.0.follows_sentinels => tracing::warn!(
                 "the Redis primary refused a write or could not be reached: connected anew \
                  to the primary the Sentinels name"
-            );
-        } else {
-            tracing::warn!(
+            ),
+            _ => tracing::warn!(
                 "the Redis server answered that it is a replica (a failover?): connected anew"
-            );
+            ),
         }
         Ok(Some((generation + 1, connection)))
     }
