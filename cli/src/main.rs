@@ -452,8 +452,14 @@ enum Command {
             value_parser = clap::builder::BoolishValueParser::new()
         )]
         redis_fail_open: bool,
-        /// The prefix of the Redis keys [default: kustomer-webhooks:event:]
-        #[arg(long, value_name = "PREFIX", requires = "redis")]
+        /// The prefix of the Redis keys [default: kustomer-webhooks:event:]: another for each service sharing one Redis whose events are not this one's
+        #[arg(
+            long,
+            value_name = "PREFIX",
+            requires = "redis",
+            env = "KUSTOMER_WEBHOOKS_REDIS_PREFIX",
+            value_parser = serve::prefix_arg
+        )]
         redis_prefix: Option<String>,
         /// For a rediss:// URL (Redis over TLS): trust the authority in this
         /// PEM file instead of the system's root certificates

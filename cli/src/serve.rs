@@ -107,6 +107,23 @@ pub fn url_arg(s: &str) -> Result<String, String> {
 /// `serve --path`: `/`, or segments of letters, digits and `-._~` after
 /// slashes (a trailing slash dropped), so that it is a literal path to the
 /// router and the same text in the app definition's URL.
+/// A `--redis-prefix`: not blank (the keys would be bare event ids, among
+/// whatever else the Redis holds) and without control characters.
+pub fn prefix_arg(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "the prefix is blank: the keys would be bare event ids beside whatever else the Redis \
+             holds; give one such as myservice:event: (or leave the option out for \
+             kustomer-webhooks:event:)"
+                .to_owned(),
+        );
+    }
+    if s.chars().any(char::is_control) {
+        return Err("the prefix has a control character".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
 pub fn path_arg(s: &str) -> Result<String, String> {
     let Some(rest) = s.strip_prefix('/') else {
         return Err(format!(
@@ -2067,6 +2084,20 @@ mod tests {
         )
         .unwrap();
         assert!(!text.contains("drift_omitted"), "{text}");
+    }
+
+    #[test]
+    fn a_redis_prefix_is_not_blank() {
+        assert_eq!(super::prefix_arg("svc:event:").as_deref(), Ok("svc:event:"));
+        for blank in ["", " ", "\t"] {
+            assert!(
+                super::prefix_arg(blank)
+                    .unwrap_err()
+                    .starts_with("the prefix is blank"),
+                "{blank:?}"
+            );
+        }
+        assert!(super::prefix_arg("a\nb").is_err());
     }
 
     #[test]

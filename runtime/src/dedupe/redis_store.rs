@@ -1542,10 +1542,20 @@ fn check_scheme(url: &str) -> Result<(), StoreError> {
                  socket), not {s}://"
             )))
         }
-        _ => Err(StoreError::failed(
-            "a Redis URL starts with redis:// (rediss:// over TLS, redis+unix:// for a socket): \
-             this one has no scheme",
-        )),
+        _ => match url.split_once(':') {
+            // `redis:/host`, `redis:host`: a known scheme without its
+            // slashes.
+            Some((s, _)) if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(s)) => {
+                Err(StoreError::failed(format!(
+                    "a Redis URL starts with {s}:// and this one has {s}: without the two \
+                     slashes after it ({s}://host:port/db)"
+                )))
+            }
+            _ => Err(StoreError::failed(
+                "a Redis URL starts with redis:// (rediss:// over TLS, redis+unix:// for a \
+                 socket): this one has no scheme",
+            )),
+        },
     }
 }
 
@@ -2077,6 +2087,14 @@ mod tests {
         assert!(is_tls_url("rediss://h/") && is_tls_url("ValKeyS://h/"));
         assert!(!is_tls_url("redis://h/") && !is_tls_url("rediss:/h"));
         let refused = |url: &str| check_scheme(url).unwrap_err().to_string();
+        assert!(
+            refused("redis:/:s3cret@localhost").ends_with(
+                "this one has redis: without the two slashes after it (redis://host:port/db)"
+            ),
+            "{}",
+            refused("redis:/localhost")
+        );
+        assert!(!refused("redis:/:s3cret@localhost").contains("s3cret"));
         assert_eq!(
             refused("http://user:s3cret@h/"),
             "the idempotency store failed: a Redis URL starts with redis:// (rediss:// over \
