@@ -159,11 +159,17 @@ pub fn print_summary(out: &Path, files: &BTreeMap<String, String>) -> Result<Vec
             .map_or("", |(_, rest)| rest)
             .to_owned()
     };
-    let differ: Vec<&str> = files
+    let mut differ: Vec<String> = files
         .iter()
         .filter(|(name, text)| old.get(*name).map(|t| body(t)) != Some(body(text)))
-        .map(|(name, _)| name.as_str())
+        .map(|(name, _)| name.clone())
         .collect();
+    // And those no schema produces now, which go.
+    differ.extend(
+        old.keys()
+            .filter(|name| !files.contains_key(*name))
+            .map(|name| format!("{name} (removed)")),
+    );
     if changes.is_empty() {
         if differ.is_empty() {
             out!("{}: no type or field changes", out.display());
@@ -232,13 +238,26 @@ pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
     let files = pipeline.generate(&inferrer)?;
     let out = pipeline.out();
     let models_ok = generate::check_files(&files, &out, &fix)? == ExitCode::SUCCESS;
-    // Models of resources the samples given have none of: perhaps made
-    // from those samples alone (`infer` and `generate` add no others).
+    // Models missing only resources of the published samples: perhaps
+    // made from one's samples alone (`infer` and `generate` add no others).
     let exists = |name: &String| out.join(name).exists();
+    let missing: Vec<&String> = files.keys().filter(|name| !exists(name)).collect();
+    let seed_files: std::collections::BTreeSet<String> = kustomer_schema::SEED_SAMPLES
+        .iter()
+        .filter_map(|(_, text)| {
+            let sample: serde_json::Value = serde_json::from_str(text).ok()?;
+            let resource = sample.pointer("/data/type")?.as_str()?;
+            Some(format!(
+                "{}.rs",
+                kustomer_schema::naming::module_name(resource)
+            ))
+        })
+        .collect();
     if !models_ok
         && !pipeline.no_seed
         && files.keys().any(exists)
-        && files.keys().any(|name| !exists(name))
+        && !missing.is_empty()
+        && missing.iter().all(|name| seed_files.contains(*name))
     {
         note!(
             "(`check` reads Kustomer's published samples with yours, as `regenerate` does; for models made from your samples alone, such as by `infer` then `generate`, add `--no-seed`)"

@@ -104,9 +104,6 @@ pub fn url_arg(s: &str) -> Result<String, String> {
     }
 }
 
-/// `serve --path`: `/`, or segments of letters, digits and `-._~` after
-/// slashes (a trailing slash dropped), so that it is a literal path to the
-/// router and the same text in the app definition's URL.
 /// A `--redis-prefix`: not blank (the keys would be bare event ids, among
 /// whatever else the Redis holds) and without control characters.
 pub fn prefix_arg(s: &str) -> Result<String, String> {
@@ -124,6 +121,9 @@ pub fn prefix_arg(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `serve --path`: `/`, or segments of letters, digits and `-._~` after
+/// slashes (a trailing slash dropped), so that it is a literal path to the
+/// router and the same text in the app definition's URL.
 pub fn path_arg(s: &str) -> Result<String, String> {
     let Some(rest) = s.strip_prefix('/') else {
         return Err(format!(

@@ -959,4 +959,35 @@ fn check_of_models_made_from_ones_samples_alone_names_no_seed() {
         path(&models),
     ]);
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+
+    // Models made with the published samples, missing only a resource of
+    // one's own new samples: no such hint (it would drop the others).
+    let written = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--out",
+        path(&models),
+    ]);
+    assert_eq!(written.code, Some(0), "{}", written.stderr);
+    let seed = fs::read_to_string(Path::new(ROOT).join("schema/samples/kustomer.team.create.json"))
+        .unwrap();
+    let mut widget: Value = serde_json::from_str(&seed).unwrap();
+    widget["name"] = "kustomer.widget.create".into();
+    widget["data"]["type"] = "widget".into();
+    fs::write(captured.join("widget.json"), widget.to_string()).unwrap();
+    let check = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&models),
+    ]);
+    assert_eq!(check.code, Some(1), "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stderr.contains("widget.rs: missing"),
+        "{}",
+        check.stderr
+    );
+    assert!(!check.stderr.contains("--no-seed"), "{}", check.stderr);
 }

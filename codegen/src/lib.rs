@@ -62,8 +62,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kustomer_schema::naming::{
-    RESERVED_TYPE_NAMES, event_type_name, field_snake_case, is_keyword, module_name, pascal_case,
-    snake_case,
+    RESERVED_TYPE_NAMES, event_type_name, field_snake_case, field_snake_case_runs_joined,
+    is_keyword, module_name, pascal_case, pascal_case_runs_joined, snake_case,
 };
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -1091,7 +1091,13 @@ impl<'a> Gen<'a> {
         let custom = self.path.iter().eq(["data", "attributes", "custom"]);
         let reserved = std::mem::take(&mut self.reserved);
         let elsewhere = |name: &str| reserved.contains(name) && !(custom && name == base);
-        let before = self.previous.type_of(&self.owner, key, &base);
+        // Or the name the rule before capital runs were split gave it.
+        let joined = base_type_name(&format!("{}{}", self.prefix, pascal_case_runs_joined(key)));
+        let before = self.previous.type_of(&self.owner, key, &base).or_else(|| {
+            (joined != base)
+                .then(|| self.previous.type_of(&self.owner, key, &joined))
+                .flatten()
+        });
         let name = match before {
             Some(before) if !elsewhere(before) && self.taken.insert(before.to_owned()) => {
                 before.to_owned()
@@ -2190,14 +2196,16 @@ fn field_names<'k>(
 
 /// Whether [`field_name`] could give `key` the name `name`: its base name,
 /// or the base with a number of 2 or more; or so before letters outside
-/// ASCII were transliterated (when they separated words), so that a name
+/// ASCII were transliterated (when they separated words), or before a run
+/// of capitals was split before its last (`customer_idstr`), so that a name
 /// given then stays put.
 fn is_name_for(key: &str, name: &str) -> bool {
     let base = field_base(key);
     if is_base_or_numbered(&base, name) {
         return true;
     }
-    !key.is_ascii() && is_base_or_numbered(&base_of(snake_case(key)), name)
+    (!key.is_ascii() && is_base_or_numbered(&base_of(snake_case(key)), name))
+        || is_base_or_numbered(&base_of(field_snake_case_runs_joined(key)), name)
 }
 
 /// Whether `name` is `base`, or `base` with a number of 2 or more.
@@ -2404,6 +2412,38 @@ mod tests {
                 || text.contains("pub preferences: Option<WidgetPrFRences>,"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn names_given_before_capital_runs_were_split_stay_put() {
+        let previous = BTreeMap::from([("orderIDStr".to_owned(), "order_idstr".to_owned())]);
+        assert_eq!(
+            field_names(["orderIDStr", "customerIDStr"].into_iter(), Some(&previous)),
+            ["order_idstr", "customer_id_str"]
+        );
+        let sample = r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"VIPInfo":{"a":1},"orderIDStr":"x"}}}"#;
+        let files = models(&[sample]).unwrap();
+        let text = &files["widget.rs"];
+        assert!(text.contains("pub struct WidgetVipInfo "), "{text}");
+        assert!(text.contains("pub order_id_str: "), "{text}");
+        // Models as the rule before named them keep those names.
+        let before: BTreeMap<String, String> = files
+            .iter()
+            .map(|(name, text)| {
+                let old = text
+                    .replace("WidgetVipInfo", "WidgetVipinfo")
+                    .replace("order_id_str", "order_idstr")
+                    .replace("vip_info", "vipinfo");
+                (name.clone(), old)
+            })
+            .collect();
+        let settings = Settings::default().with_previous_models(&before);
+        let again = generate(&schemas(&[sample]), &settings).unwrap();
+        let text = &again["widget.rs"];
+        assert!(text.contains("pub struct WidgetVipinfo "), "{text}");
+        assert!(!text.contains("WidgetVipInfo"), "{text}");
+        assert!(text.contains("pub order_idstr: "), "{text}");
+        assert!(text.contains("pub vipinfo: "), "{text}");
     }
 
     #[test]

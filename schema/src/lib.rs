@@ -79,8 +79,8 @@ pub use rules::{Suffix, is_date_time, is_object_id};
 /// schema definitions and Rust types are named alike.
 pub mod naming {
     pub use crate::rules::{
-        RESERVED_TYPE_NAMES, event_type_name, field_snake_case, is_keyword, module_name,
-        pascal_case, snake_case, words,
+        RESERVED_TYPE_NAMES, event_type_name, field_snake_case, field_snake_case_runs_joined,
+        is_keyword, module_name, pascal_case, pascal_case_runs_joined, snake_case, words,
     };
 }
 pub use samples::SEED_SAMPLES;

@@ -215,7 +215,18 @@ pub(crate) const KNOWN_SHAPES: [(&[&str], &str); 1] = [(
 
 /// `customer` → `Customer`, `kobject_order` → `KobjectOrder`, `firstDone` → `FirstDone`.
 pub fn pascal_case(s: &str) -> String {
-    words(s)
+    pascal_of(&words(s))
+}
+
+/// [`pascal_case`] as it was before a run of capitals was split before its
+/// last (`VIPInfo` → `Vipinfo`, not `VipInfo`): what models generated then
+/// named a type, which keeps its name.
+pub fn pascal_case_runs_joined(s: &str) -> String {
+    pascal_of(&words_with(s, false, false))
+}
+
+fn pascal_of(words: &[String]) -> String {
+    words
         .iter()
         .map(|w| {
             let mut c = w.chars();
@@ -280,7 +291,7 @@ pub fn snake_case(s: &str) -> String {
 /// Only ASCII letters and digits make words: this names types, which
 /// must not change under code written against them.
 pub fn words(s: &str) -> Vec<String> {
-    words_with(s, false)
+    words_with(s, false, true)
 }
 
 /// A key's words in snake case as a field's name: as [`snake_case`], but
@@ -289,10 +300,17 @@ pub fn words(s: &str) -> Vec<String> {
 /// character of its own is left out), rather than separating words; other
 /// characters (ideographs, emoji) separate words as punctuation does.
 pub fn field_snake_case(s: &str) -> String {
-    words_with(s, true).join("_")
+    words_with(s, true, true).join("_")
 }
 
-fn words_with(s: &str, transliterate: bool) -> Vec<String> {
+/// [`field_snake_case`] as it was before a run of capitals was split before
+/// its last (`customerIDStr` → `customer_idstr`, not `customer_id_str`):
+/// what models generated then named a field, which keeps its name.
+pub fn field_snake_case_runs_joined(s: &str) -> String {
+    words_with(s, true, false).join("_")
+}
+
+fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut prev_lower = false;
@@ -332,7 +350,7 @@ fn words_with(s: &str, transliterate: bool) -> Vec<String> {
         // starts the next word: `customerIDStr` → `customer`, `id`, `str`,
         // `VIPInfo` → `vip`, `info`; but a plural `s` stays with the run
         // (`accountIDs` → `account`, `ids`).
-        if upper && prev_upper && !cur.is_empty() {
+        if split_runs && upper && prev_upper && !cur.is_empty() {
             let next = chars.get(i + 1).copied();
             let after = chars.get(i + 2).copied();
             let plural = next == Some('s') && !after.is_some_and(|c| c.is_ascii_lowercase());

@@ -536,7 +536,9 @@ impl Single {
                 Ok(_) => now,
                 Err(since) => since,
             };
-            if now - since >= SILENT_FOR.as_millis() as u64 {
+            // (Another command may have marked it a moment after this one
+            // read the clock.)
+            if now.saturating_sub(since) >= SILENT_FOR.as_millis() as u64 {
                 let single = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = single.replace(generation, Why::Silent).await {
@@ -1546,9 +1548,14 @@ fn check_scheme(url: &str) -> Result<(), StoreError> {
             // `redis:/host`, `redis:host`: a known scheme without its
             // slashes.
             Some((s, _)) if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(s)) => {
+                let example = if s.to_ascii_lowercase().contains("unix") {
+                    "/path/to/redis.sock"
+                } else {
+                    "host:port/db"
+                };
                 Err(StoreError::failed(format!(
                     "a Redis URL starts with {s}:// and this one has {s}: without the two \
-                     slashes after it ({s}://host:port/db)"
+                     slashes after it ({s}://{example})"
                 )))
             }
             _ => Err(StoreError::failed(
@@ -2095,6 +2102,11 @@ mod tests {
             refused("redis:/localhost")
         );
         assert!(!refused("redis:/:s3cret@localhost").contains("s3cret"));
+        assert!(
+            refused("unix:/run/redis.sock").ends_with("(unix:///path/to/redis.sock)"),
+            "{}",
+            refused("unix:/run/redis.sock")
+        );
         assert_eq!(
             refused("http://user:s3cret@h/"),
             "the idempotency store failed: a Redis URL starts with redis:// (rediss:// over \
