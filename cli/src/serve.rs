@@ -462,8 +462,9 @@ fn line(
 /// limit (stdout not read) gets 503, and is not written unless its write
 /// had already begun.
 async fn print_line(line: serde_json::Result<String>) -> std::io::Result<()> {
+    let line = line?;
     let mut watch = StallWatch(true);
-    let written = Lines::stdout().write(line?).await;
+    let written = Lines::stdout().write(line).await;
     watch.0 = false;
     match written {
         Ok(()) => {
@@ -509,6 +510,7 @@ impl Drop for StallWatch {
     fn drop(&mut self) {
         if self.0
             && let Some(stalled) = Lines::stdout().stalled_for()
+            && stalled >= Duration::from_millis(500)
             && !STDOUT_STALLED.swap(true, Ordering::Relaxed)
         {
             tracing::error!(
