@@ -723,6 +723,16 @@ pub async fn serve(
         }
         tokio::spawn(watch_validity(tls.clone()));
     }
+    // Tokens given on the command line or by KUSTOMER_WEBHOOK_TOKEN beside
+    // token files: no reload of the files can remove them.
+    if !sources.tokens.is_empty() && !sources.token_files.is_empty() {
+        tracing::warn!(
+            "{} token(s) given by --token or KUSTOMER_WEBHOOK_TOKEN beside --token-file: they \
+             stay accepted for as long as serve runs, whatever the token files say after a \
+             reload (to rotate by file alone, give the tokens by file alone)",
+            sources.tokens.len()
+        );
+    }
     if sources.has_files() || tls.is_some() {
         tokio::spawn(reload(
             sources,
@@ -754,6 +764,19 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let server = options.server.clone();
     let delay = options.stop_delay;
+    // `/readyz` is served on the metrics address alone.
+    let readyz = if options.metrics.is_some() {
+        "/readyz answers 503, and deliveries are still taken meanwhile"
+    } else {
+        "deliveries are still taken meanwhile (without --metrics-addr, no /readyz tells a load \
+         balancer)"
+    };
+    if !delay.is_zero() && options.metrics.is_none() {
+        tracing::warn!(
+            "--stop-delay without --metrics-addr: no /readyz tells a load balancer that serve is \
+             stopping, so the delay only keeps it taking deliveries"
+        );
+    }
     tokio::spawn(async move {
         let at_once = |again: Stop| {
             let left = server.requests_in_progress();
@@ -773,11 +796,7 @@ pub async fn serve(
         if !delay.is_zero() {
             // `/readyz` already answers 503: time for a load balancer to
             // see it and send deliveries elsewhere, while they are taken.
-            note!(
-                "stopping in {}s (--stop-delay): /readyz answers 503, and deliveries are \
-                 still taken meanwhile",
-                delay.as_secs()
-            );
+            note!("stopping in {}s (--stop-delay): {readyz}", delay.as_secs());
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 again = stops.next() => at_once(again),

@@ -871,6 +871,32 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
         e.ends_with("the file ends before \"-----END CERTIFICATE-----\" (cut short?)"),
         "{e}"
     );
+    // An expired certificate (for the same key), while the one in use is
+    // valid: clients would refuse it, so it is not swapped in.
+    copy("expired.pem", "server.pem");
+    copy("server.key", "server.key");
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::NotValidNow { .. }), "{e:?}");
+    assert!(
+        e.to_string().ends_with(
+            "the certificate is not valid now (valid from 2025-01-01T00:00:00Z to \
+             2025-04-01T00:00:00Z): clients would refuse it, so the one in use stays"
+        ),
+        "{e}"
+    );
+    // A key encrypted with a passphrase: said so.
+    std::fs::write(
+        path("server.key"),
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::NoKey { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("the key in it is encrypted with a passphrase"),
+        "{e}"
+    );
     std::fs::remove_file(path("server.key")).unwrap();
     let e = tls.reload().unwrap_err();
     assert!(matches!(e, TlsError::Read { .. }), "{e:?}");

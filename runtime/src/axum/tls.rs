@@ -60,6 +60,26 @@ pub enum TlsError {
     /// The TLS library refused the configuration.
     #[error("setting up TLS: {0}")]
     Config(rustls::Error),
+    /// On [`Tls::reload`]: the new certificate is not valid now (expired,
+    /// or not yet valid), while the one in use is; clients would refuse
+    /// it, so the one in use stays.
+    #[error(
+        "{cert}: the certificate is not valid now (valid from {} to {}): clients would refuse \
+         it, so the one in use stays",
+        rfc3339(validity.not_before),
+        rfc3339(validity.not_after)
+    )]
+    NotValidNow {
+        /// The certificate file.
+        cert: PathBuf,
+        /// When it is valid.
+        validity: Validity,
+    },
+}
+
+/// `2025-04-01T00:00:00Z`.
+fn rfc3339(at: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl From<rustls::Error> for TlsError {
@@ -198,6 +218,20 @@ impl Validity {
     }
 }
 
+/// What to say of a key file whose key is encrypted with a passphrase,
+/// which a server starting on its own cannot be given.
+fn encrypted_key(pem: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(pem);
+    (text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED"))
+    .then(|| {
+        "the key in it is encrypted with a passphrase; write it out unencrypted (`openssl pkey \
+             -in KEY -out KEY.plain`, which asks for the passphrase) and keep that file \
+             owner-only"
+            .to_owned()
+    })
+}
+
 /// Reads the chain in `cert` and the key in `key`; checks that they go
 /// together.
 fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, TlsError> {
@@ -217,7 +251,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
     }
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey {
         path: key.to_owned(),
-        detail: pem_detail(e),
+        detail: encrypted_key(&key_pem).unwrap_or_else(|| pem_detail(e)),
     })?;
     let validity = Validity::of(&chain);
     let key =
@@ -309,8 +343,9 @@ impl Tls {
     /// Reads the certificate and key files again; every handshake from now
     /// on uses them. `Ok(true)` when they changed, `Ok(false)` when they are
     /// what is in use (or this was built [`from_config`](Self::from_config)).
-    /// On an error (a file missing, half written, or a key that does not go
-    /// with the certificate) the certificate in use stays.
+    /// On an error (a file missing, half written, a key that does not go
+    /// with the certificate, or a certificate not valid now while the one
+    /// in use is: [`TlsError::NotValidNow`]) the certificate in use stays.
     ///
     /// It reads files: call it from a blocking context
     /// (`tokio::task::spawn_blocking`) where the file system may be slow.
@@ -326,6 +361,16 @@ impl Tls {
         if current.key.cert == read.key.cert {
             // The same certificate; the key goes with it, so it is the same.
             return Ok(false);
+        }
+        let now = SystemTime::now();
+        if let Some(validity) = read.validity
+            && !validity.contains(now)
+            && current.validity.is_none_or(|v| v.contains(now))
+        {
+            return Err(TlsError::NotValidNow {
+                cert: files.cert.clone(),
+                validity,
+            });
         }
         *current = read;
         Ok(true)
