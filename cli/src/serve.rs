@@ -1685,6 +1685,19 @@ fn unreachable_message(url: &str, file: &str, why: &str) -> String {
              given to --ca-cert ({why})"
         );
     }
+    if why.contains("UnknownIssuer") {
+        return format!(
+            "posting {file} to {url}: the receiver's certificate is signed by an authority this \
+             machine does not trust; give that authority's certificate (for a self-signed one, \
+             the certificate itself) to --ca-cert ({why})"
+        );
+    }
+    if why.contains("certificate expired") || why.contains("CertExpired") {
+        return format!(
+            "posting {file} to {url}: the receiver's certificate has expired, and no client \
+             takes it (Kustomer's neither): renew it on the receiver ({why})"
+        );
+    }
     match scheme_hint(https, why) {
         Some(hint) => format!("posting {file} to {url}: {hint} ({why})"),
         None => format!("posting {file} to {url}: {why}"),
@@ -2217,6 +2230,14 @@ mod tests {
                 && said.contains("basicConstraints=critical,CA:FALSE"),
             "{said}"
         );
+        // An authority not trusted here: --ca-cert named.
+        let said = unreachable_message(
+            "https://127.0.0.1:8443/",
+            file,
+            "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
+        );
+        assert!(said.contains("give that authority's certificate"), "{said}");
+        assert!(said.contains("--ca-cert"), "{said}");
         assert_eq!(
             unreachable_message("http://x/", file, "connection refused"),
             "posting a.json to http://x/: connection refused"

@@ -205,7 +205,8 @@ fn send_posts_over_https_to_a_receiver_it_trusts_and_refuses_one_it_does_not() {
     assert!(
         stderr.starts_with(&format!(
             "error: posting schema/samples/kustomer.team.update.json to {url}: "
-        )) && stderr.contains("invalid peer certificate: UnknownIssuer"),
+        )) && stderr.contains("invalid peer certificate: UnknownIssuer")
+            && stderr.contains("does not trust; give that authority's certificate"),
         "{stderr}"
     );
 
