@@ -27,7 +27,10 @@ pub mod redis_server;
 /// of a Redis Cluster over TLS trust, since each is also the others'
 /// client). All valid until 2126, but for `expired.pem`: self-signed with
 /// `server.key`, for `localhost` and `127.0.0.1`, valid from 2025-01-01 to
-/// 2025-04-01 (made with `openssl ca -selfsign -startdate … -enddate …`).
+/// 2025-04-01 (made with `openssl ca -selfsign -startdate … -enddate …`);
+/// and `rsa1024.pem`, self-signed for `localhost` and `127.0.0.1` with the
+/// 1024-bit RSA key `rsa1024.key`, which the TLS library does not sign with
+/// (`openssl req -x509 -newkey rsa:1024 …`).
 pub const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tls");
 
 /// How many bytes a client at `client` sent over loopback TCP that the

@@ -871,6 +871,17 @@ async fn a_reload_swaps_the_certificate_and_a_bad_file_keeps_the_one_in_use() {
         e.ends_with("the file ends before \"-----END CERTIFICATE-----\" (cut short?)"),
         "{e}"
     );
+    // A key the TLS library does not sign with (1024-bit RSA), with its
+    // own certificate: not said to be another's key.
+    copy("rsa1024.pem", "server.pem");
+    copy("rsa1024.key", "server.key");
+    let e = tls.reload().unwrap_err();
+    assert!(matches!(e, TlsError::Unusable { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("cannot be used (the TLS library takes"),
+        "{e}"
+    );
     // An expired certificate (for the same key), while the one in use is
     // valid: clients would refuse it, so it is not swapped in.
     copy("expired.pem", "server.pem");

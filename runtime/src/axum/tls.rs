@@ -46,10 +46,28 @@ pub enum TlsError {
         /// What the PEM reader said.
         detail: String,
     },
-    /// The key cannot be used with the certificate: not a key the TLS
-    /// library signs with, or not the one the certificate is for.
-    #[error("{key} does not go with the certificate in {cert}: {error}")]
+    /// The key is not the one the certificate is for (the chain's first
+    /// certificate, which must be the server's own).
+    #[error(
+        "{key} does not go with the certificate in {cert} (the first certificate in the file \
+         must be the server's own, the one the key is for): {error}"
+    )]
     Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What the TLS library said.
+        error: rustls::Error,
+    },
+    /// The key or the certificate is one the TLS library cannot use (a key
+    /// of a kind or size it does not sign with, such as RSA under 2048 bits;
+    /// a certificate it cannot read, such as X.509 version 1).
+    #[error(
+        "{cert} with the key in {key} cannot be used (the TLS library takes X.509 version 3 \
+         certificates and RSA keys of 2048 bits or more, ECDSA P-256/P-384 and Ed25519): {error}"
+    )]
+    Unusable {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
@@ -254,12 +272,20 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
         detail: encrypted_key(&key_pem).unwrap_or_else(|| pem_detail(e)),
     })?;
     let validity = Validity::of(&chain);
-    let key =
-        CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Mismatch {
+    let key = CertifiedKey::from_der(chain, private, provider).map_err(|source| match source {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            TlsError::Mismatch {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+                error: source,
+            }
+        }
+        _ => TlsError::Unusable {
             cert: cert.to_owned(),
             key: key.to_owned(),
             error: source,
-        })?;
+        },
+    })?;
     Ok(Current {
         key: Arc::new(key),
         validity,
