@@ -320,11 +320,7 @@ impl RejectionLog {
     /// Whether one more line fits this second's budget (saying first how
     /// many had no line, when that count ends).
     fn take(&self) -> bool {
-        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let second = EPOCH
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs();
+        let second = since_start().as_secs();
         let (logged, unsaid) = self
             .0
             .lock()
@@ -449,6 +445,14 @@ pub(crate) fn is_refusal(status: u16) -> bool {
 }
 
 /// Seconds since the Unix epoch (0 for a clock before it).
+/// The time since the process first asked: a clock for counting seconds
+/// and milliseconds in atomics (the rejection log's budget, the Redis
+/// store's silence).
+pub(crate) fn since_start() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -338,7 +338,7 @@ struct SingleShared {
     /// fails, too, sends the store to them.
     follows_sentinels: bool,
     /// When the connection first took no answer in time since it last
-    /// answered, in milliseconds from [`since_start`]'s start (plus one);
+    /// answered, in milliseconds of `receiver::since_start` (plus one);
     /// 0 while it answers.
     silent_since: AtomicU64,
     /// Held while connecting anew, so that the deliveries that met the
@@ -351,15 +351,6 @@ struct SingleShared {
 /// far shorter than the system's own give-up on a connection whose other
 /// end went silent (a quarter of an hour).
 const SILENT_FOR: Duration = Duration::from_secs(5);
-
-/// Milliseconds since the first call.
-fn since_start() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-}
 
 /// How a store connects anew, and when it last did.
 struct Replacing {
@@ -531,7 +522,7 @@ impl Single {
         // made).
         let silent_since = &self.0.silent_since;
         if answer.as_ref().is_err_and(RedisError::is_timeout) {
-            let now = since_start() + 1;
+            let now = crate::receiver::since_start().as_millis() as u64 + 1;
             let since = match silent_since.compare_exchange(0, now, Relaxed, Relaxed) {
                 Ok(_) => now,
                 Err(since) => since,
