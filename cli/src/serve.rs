@@ -364,7 +364,13 @@ fn tls_config(ca_certs: &[PathBuf], https: bool) -> Result<rustls::ClientConfig>
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| {
+                anyhow!(
+                    "{}: {}",
+                    path.display(),
+                    kustomer_webhooks::__private::pem_detail(e)
+                )
+            })?;
         if certs.is_empty() {
             return Err(anyhow!(
                 "{}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
@@ -1410,7 +1416,13 @@ async fn with_redis(
                 let answers = match tokio::time::timeout(Duration::from_secs(2), store.ping()).await
                 {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err((e.to_string(), !matches!(e, StoreError::Unavailable(_)))),
+                    // The cause alone: the line already says Redis
+                    // refuses or does not answer.
+                    Ok(Err(e)) => Err(match &e {
+                        StoreError::Unavailable(why) => (why.to_string(), false),
+                        StoreError::Failed(why) => (why.to_string(), true),
+                        other => (other.to_string(), true),
+                    }),
                     Err(_) => Err(("no answer within 2 s".to_owned(), false)),
                 };
                 StoreState {

@@ -253,8 +253,15 @@ fn a_ca_cert_that_is_not_a_certificate_is_an_error_before_anything_is_sent() {
     let not_pem = dir.path().join("ca.pem");
     std::fs::write(&not_pem, "not a certificate\n").unwrap();
     let missing = dir.path().join("missing.pem");
+    let cut_short = dir.path().join("cut.pem");
+    let whole = std::fs::read_to_string(format!("{TLS}/ca.pem")).unwrap();
+    std::fs::write(&cut_short, &whole[..whole.len() / 2]).unwrap();
     for (path, want) in [
         (&not_pem, "no PEM certificate in it"),
+        (
+            &cut_short,
+            "the file ends before \"-----END CERTIFICATE-----\" (cut short?)",
+        ),
         (&missing, "reading"),
     ] {
         let out = send(&[

@@ -2416,10 +2416,28 @@ mod tests {
 
     #[test]
     fn names_given_before_capital_runs_were_split_stay_put() {
-        let previous = BTreeMap::from([("orderIDStr".to_owned(), "order_idstr".to_owned())]);
+        let previous = BTreeMap::from([
+            ("orderIDStr".to_owned(), "order_idstr".to_owned()),
+            // A capital outside ASCII ended no run before.
+            ("paysTVAÉtranger".to_owned(), "pays_tvaetranger".to_owned()),
+        ]);
         assert_eq!(
-            field_names(["orderIDStr", "customerIDStr"].into_iter(), Some(&previous)),
-            ["order_idstr", "customer_id_str"]
+            field_names(
+                [
+                    "orderIDStr",
+                    "customerIDStr",
+                    "paysTVAÉtranger",
+                    "villeTVAÉtranger"
+                ]
+                .into_iter(),
+                Some(&previous)
+            ),
+            [
+                "order_idstr",
+                "customer_id_str",
+                "pays_tvaetranger",
+                "ville_tva_etranger"
+            ]
         );
         let sample = r#"{"name":"kustomer.widget.create","data":{"type":"widget","attributes":{"VIPInfo":{"a":1},"orderIDStr":"x"}}}"#;
         let files = models(&[sample]).unwrap();

@@ -52,7 +52,7 @@
 
 mod server;
 #[cfg(feature = "axum-tls")]
-mod tls;
+pub(crate) mod tls;
 
 /// The TLS library [`Tls`] is built on, for [`Tls::from_config`].
 #[cfg(feature = "axum-tls")]

@@ -185,6 +185,11 @@ pub mod __private {
     pub use crate::event::drift_of;
     pub use inventory;
 
+    /// What a PEM reader's error says, its markers and lines as text (for
+    /// the CLI's `send --ca-cert`).
+    #[cfg(feature = "axum-tls")]
+    pub use crate::axum::tls::pem_detail;
+
     // One constructor per handler form, each bound on its own, so that a
     // mistake in a handler is reported once, on the token it concerns. Each
     // returns the registration itself: a return type naming the event's set

@@ -327,12 +327,18 @@ fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
             let before = cur.len();
             if transliterate && ascii_letters(ch, &mut cur) {
                 let upper = ch.is_uppercase();
-                if upper && prev_lower && before > 0 {
+                // As for an ASCII capital below: after a lowercase letter,
+                // or as the last capital of a run (`paysTVAÉtranger` →
+                // `pays`, `tva`, `etranger`).
+                if before > 0
+                    && ((upper && prev_lower)
+                        || (split_runs && upper && prev_upper && ends_run(&chars, i, true)))
+                {
                     let word = cur.split_off(before);
                     out.push(std::mem::replace(&mut cur, word));
                 }
                 prev_lower = !upper;
-                prev_upper = false;
+                prev_upper = upper;
                 continue;
             }
             if !cur.is_empty() {
@@ -350,13 +356,13 @@ fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
         // starts the next word: `customerIDStr` → `customer`, `id`, `str`,
         // `VIPInfo` → `vip`, `info`; but a plural `s` stays with the run
         // (`accountIDs` → `account`, `ids`).
-        if split_runs && upper && prev_upper && !cur.is_empty() {
-            let next = chars.get(i + 1).copied();
-            let after = chars.get(i + 2).copied();
-            let plural = next == Some('s') && !after.is_some_and(|c| c.is_ascii_lowercase());
-            if next.is_some_and(|c| c.is_ascii_lowercase()) && !plural {
-                out.push(std::mem::take(&mut cur));
-            }
+        if split_runs
+            && upper
+            && prev_upper
+            && !cur.is_empty()
+            && ends_run(&chars, i, transliterate)
+        {
+            out.push(std::mem::take(&mut cur));
         }
         prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
         prev_upper = upper;
@@ -366,6 +372,22 @@ fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// Whether the capital at `chars[i]`, after another, is the last of their
+/// run: lowercase letters follow it, and not only a plural `s`. Letters
+/// outside ASCII count where they are written in ASCII (`transliterate`).
+fn ends_run(chars: &[char], i: usize, transliterate: bool) -> bool {
+    let lower = |c: &char| {
+        if transliterate {
+            c.is_lowercase()
+        } else {
+            c.is_ascii_lowercase()
+        }
+    };
+    let next = chars.get(i + 1);
+    let plural = next == Some(&'s') && !chars.get(i + 2).is_some_and(lower);
+    next.is_some_and(lower) && !plural
 }
 
 /// Writes a letter outside ASCII as lowercase ASCII letters onto `out`:
@@ -658,6 +680,13 @@ mod tests {
             ("ǅemalj", "dzemalj"),
             ("ǈubljana", "ljubljana"),
             ("名前Str", "str"),
+            // A run of capitals ends as it does in ASCII.
+            ("paysTVAÉtrangerStr", "pays_tva_etranger_str"),
+            ("paysTVAEtrangerStr", "pays_tva_etranger_str"),
+            ("ÉTATCivil", "etat_civil"),
+            ("customerIDétail", "customer_i_detail"),
+            ("ÜBERs", "ubers"),
+            ("ÄÖÜs", "aous"),
             ("a名b", "a_b"),
         ] {
             assert_eq!(field_snake_case(key), field, "{key}");

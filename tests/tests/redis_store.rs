@@ -1294,6 +1294,24 @@ async fn a_connection_gone_silent_is_replaced() {
     assert!(opened.load(Ordering::SeqCst) > cut.load(Ordering::SeqCst));
 }
 
+#[tokio::test]
+async fn a_rediss_url_to_a_redis_without_tls_says_what_to_check() {
+    let Some(redis) = redis() else { return };
+    let Some(rest) = redis.url.strip_prefix("redis://") else {
+        return;
+    };
+    // The handshake is read as the start of a command: no answer comes.
+    let err = RedisStore::connect(&format!("rediss://{rest}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("a Redis that does not speak TLS never answers the handshake"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_lazy_store_needs_a_tokio_runtime() {
     let err = RedisStore::connect_lazy("redis://127.0.0.1:9/").unwrap_err();

@@ -294,7 +294,7 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Current, T
 
 /// What the PEM reader said, its markers and lines as text (its own words
 /// show them as lists of bytes).
-fn pem_detail(e: rustls::pki_types::pem::Error) -> String {
+pub fn pem_detail(e: rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     let text = |bytes: &[u8]| {
         String::from_utf8_lossy(bytes)

@@ -885,7 +885,23 @@ impl RedisStore {
     async fn single(client: redis::Client) -> Result<RedisStore, StoreError> {
         let connection = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| {
+                let tls = matches!(
+                    client.get_connection_info().addr(),
+                    redis::ConnectionAddr::TcpTls { .. }
+                );
+                if tls && e.is_timeout() {
+                    // A Redis without TLS reads the handshake as the start
+                    // of a command and waits for the rest.
+                    StoreError::unavailable(format!(
+                        "{e} (over TLS, as rediss:// asks: a Redis that does not speak TLS \
+                         never answers the handshake; if this one does not, its URL is \
+                         redis://)"
+                    ))
+                } else {
+                    store_error(e)
+                }
+            })?;
         Ok(RedisStore::over(Connection::Single(Single::new(
             Some(connection),
             Reconnect::Address(Box::new(client)),
@@ -1340,14 +1356,13 @@ impl RedisStore {
             .await
             .map(drop)
             .map_err(|e| {
-                let refused = store_error(e);
-                match refused {
-                    StoreError::Unavailable(_) => refused,
-                    _ => StoreError::failed(format!(
+                match store_error(e) {
+                    StoreError::Failed(why) => StoreError::failed(format!(
                         "Redis answers but refuses a write, as it would refuse every claim (a \
                          user without the right to write or run scripts, memory full, or a \
-                         replica): {refused}"
+                         replica): {why}"
                     )),
+                    unavailable => unavailable,
                 }
             })
     }
@@ -1524,7 +1539,13 @@ fn scheme(url: &str) -> Option<&str> {
 /// password).
 fn check_scheme(url: &str) -> Result<(), StoreError> {
     match scheme(url) {
-        Some(s) if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(s)) => Ok(()),
+        Some(s) if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(s)) => {
+            if s.to_ascii_lowercase().contains("unix") {
+                Ok(())
+            } else {
+                check_host(url)
+            }
+        }
         Some(s)
             if s.len() <= 16
                 && s.bytes()
@@ -1555,6 +1576,47 @@ fn check_scheme(url: &str) -> Result<(), StoreError> {
             )),
         },
     }
+}
+
+/// A `redis://` (or `rediss://`, `valkey://`…) URL's host and port parse:
+/// the client's own error ("Redis URL did not parse") does not say which
+/// part is wrong. Like [`check_scheme`], the error never shows the URL.
+fn check_host(url: &str) -> Result<(), StoreError> {
+    // A password's `/`, `?` or `#` ends the part the host is read from.
+    const ENCODE: &str = "a password holding /, ?, # or @ must be percent-encoded: / as %2F, \
+                          ? as %3F, # as %23, @ as %40";
+    let Err(e) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    // `redis://::1:6379`: an IPv6 address outside brackets.
+    let authority = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .unwrap_or_default();
+    let bare_ipv6 = !authority.contains(['[', '@']) && authority.matches(':').count() >= 2;
+    let what = match e {
+        url::ParseError::InvalidPort | url::ParseError::EmptyHost if bare_ipv6 => {
+            "an IPv6 address goes in brackets: redis://[::1]:6379/0".to_owned()
+        }
+        url::ParseError::InvalidPort => format!(
+            "its port is not a number from 0 to 65535 ({ENCODE}; an IPv6 address goes in \
+             brackets: redis://[::1]:6379/0)"
+        ),
+        url::ParseError::EmptyHost => {
+            format!("it names no host (redis://host:port/db; {ENCODE})")
+        }
+        url::ParseError::InvalidIpv6Address => {
+            "its IPv6 address does not parse (it goes in brackets: redis://[::1]:6379/0)".to_owned()
+        }
+        url::ParseError::InvalidIpv4Address => "its IPv4 address does not parse".to_owned(),
+        url::ParseError::InvalidDomainCharacter | url::ParseError::IdnaError => {
+            format!("its host name has a character a host name cannot have ({ENCODE})")
+        }
+        other => other.to_string(),
+    };
+    Err(StoreError::failed(format!(
+        "the Redis URL does not parse: {what}"
+    )))
 }
 
 /// Ready to connect to `urls`: where one is `rediss://`, TLS is built in
@@ -2103,6 +2165,31 @@ mod tests {
             "the idempotency store failed: a Redis URL starts with redis:// (rediss:// over \
              TLS, redis+unix:// for a socket), not http://"
         );
+        for (url, said) in [
+            ("redis://:pa/ss@h:6379/0", "it names no host"),
+            ("redis://:pa#ss@h:6379/0", "percent-encoded"),
+            ("redis://h:70000/0", "its port is not a number"),
+            ("redis://h:port/0", "its port is not a number"),
+            ("redis://:s3cret@/0", "it names no host"),
+            ("redis://::1:6379/0", "an IPv6 address goes in brackets"),
+            ("redis://fe80::1/0", "an IPv6 address goes in brackets"),
+            ("redis://[::1/0", "its IPv6 address does not parse"),
+            ("rediss://h st:6379", "its host name has a character"),
+        ] {
+            let refused = refused(url);
+            assert!(
+                refused.starts_with("the idempotency store failed: the Redis URL does not parse: ")
+                    && refused.contains(said),
+                "{url}: {refused}"
+            );
+            assert!(
+                !refused.contains("s3cret") && !refused.contains("ss@"),
+                "{refused}"
+            );
+        }
+        for url in ["redis://[::1]:6379/0", "redis://h", "redis://u:p%2Fw@h:1/2"] {
+            assert!(check_scheme(url).is_ok(), "{url}");
+        }
         for url in ["h:6379", "localhost", "s3cret@h://x"] {
             let said = refused(url);
             assert!(said.ends_with("this one has no scheme"), "{url}: {said}");
