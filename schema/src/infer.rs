@@ -320,6 +320,22 @@ impl Inferrer {
                             continue 'file;
                         }
                         let (mut line, mut column) = json_position(part, &e);
+                        if line == 1 {
+                            // The reading restarted inside a line (after a
+                            // byte order mark that follows a sample on it):
+                            // the column counts from the line's start, the
+                            // mark itself taking no room.
+                            let line_start = bytes[..base]
+                                .iter()
+                                .rposition(|&b| b == b'\n')
+                                .map_or(0, |i| i + 1);
+                            let marks = if bytes[..base].ends_with(BOM) {
+                                BOM.len()
+                            } else {
+                                0
+                            };
+                            column += (base - line_start).saturating_sub(marks);
+                        }
                         line += base_line - 1;
                         let mut message = json_message(&e);
                         // In JSON Lines, a sample cut short reads on into the

@@ -759,6 +759,14 @@ fn pretty_samples_joined_with_cat_keep_their_byte_order_marks_and_are_read() {
     let mut i = Inferrer::default();
     let added = i.add_path(&dir).unwrap();
     assert_eq!(added, 3);
+    // A mistake after a mark in the middle of a line is placed by the
+    // line's own columns, the mark taking no room.
+    let bad = dir.join("joined.json");
+    let compact = serde_json::to_string(&serde_json::from_str::<Value>(customer).unwrap()).unwrap();
+    std::fs::write(&bad, format!("\u{feff}{compact}\u{feff}{{\"b\" 2}}\n")).unwrap();
+    let err = Inferrer::default().add_path(&bad).unwrap_err().to_string();
+    let at = format!(":1:{}: ", compact.len() + 6);
+    assert!(err.contains(&at), "{at} in {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

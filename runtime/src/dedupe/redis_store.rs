@@ -1355,15 +1355,13 @@ impl RedisStore {
             .invoke_async::<i64>(&mut self.connection.clone())
             .await
             .map(drop)
-            .map_err(|e| {
-                match store_error(e) {
-                    StoreError::Failed(why) => StoreError::failed(format!(
-                        "Redis answers but refuses a write, as it would refuse every claim (a \
+            .map_err(|e| match store_error(e) {
+                StoreError::Failed(why) => StoreError::failed(format!(
+                    "Redis answers but refuses a write, as it would refuse every claim (a \
                          user without the right to write or run scripts, memory full, or a \
                          replica): {why}"
-                    )),
-                    unavailable => unavailable,
-                }
+                )),
+                unavailable => unavailable,
             })
     }
 
