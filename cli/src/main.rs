@@ -281,12 +281,13 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_HANDLER_TIMEOUT"
         )]
         handler_timeout: std::time::Duration,
-        /// The largest body taken, in bytes; a larger one is answered 413
+        /// The largest body taken, in bytes (at most 64 MiB); a larger one
+        /// is answered 413
         #[arg(
             long,
             value_name = "BYTES",
             default_value = "1048576",
-            value_parser = clap::value_parser!(u32).range(1..),
+            value_parser = serve::max_body_arg,
             env = "KUSTOMER_WEBHOOKS_MAX_BODY"
         )]
         max_body: u32,
@@ -401,7 +402,6 @@ enum Command {
         #[arg(
             long,
             value_name = "N",
-            requires = "dead_letters",
             env = "KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX",
             value_parser = clap::value_parser!(u32).range(1..)
         )]
@@ -420,7 +420,7 @@ enum Command {
         )]
         redis: Vec<String>,
         /// The --redis URLs are nodes of a Redis Cluster
-        // Needs --redis: checked by `check_redis_flags`, not `requires`.
+        // Needs --redis: checked by `check_serve_needs`, not `requires`.
         #[arg(
             long,
             env = "KUSTOMER_WEBHOOKS_REDIS_CLUSTER",
@@ -431,12 +431,7 @@ enum Command {
         /// primary they name for this service, and follow them through a
         /// failover (the URLs' user, password and scheme are used for the
         /// primary too, their /db for the primary only)
-        #[arg(
-            long,
-            value_name = "NAME",
-            requires = "redis",
-            env = "KUSTOMER_WEBHOOKS_REDIS_SENTINEL"
-        )]
+        #[arg(long, value_name = "NAME", env = "KUSTOMER_WEBHOOKS_REDIS_SENTINEL")]
         redis_sentinel: Option<String>,
         /// While Redis cannot be reached, claim event ids in this process
         /// and handle the deliveries, rather than answer 503 until it is
@@ -445,7 +440,7 @@ enum Command {
         /// It also starts while Redis (or every node or Sentinel) is down,
         /// and connects once it is up; a Redis that refuses the settings (a
         /// wrong password) still stops it at start
-        // Needs --redis: checked by `check_redis_flags`, not `requires`.
+        // Needs --redis: checked by `check_serve_needs`, not `requires`.
         #[arg(
             long,
             env = "KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN",
@@ -456,26 +451,20 @@ enum Command {
         #[arg(
             long,
             value_name = "PREFIX",
-            requires = "redis",
             env = "KUSTOMER_WEBHOOKS_REDIS_PREFIX",
             value_parser = serve::prefix_arg
         )]
         redis_prefix: Option<String>,
         /// For a rediss:// URL (Redis over TLS): trust the authority in this
         /// PEM file instead of the system's root certificates
-        #[arg(
-            long,
-            value_name = "FILE",
-            requires = "redis",
-            env = "KUSTOMER_WEBHOOKS_REDIS_CA_CERT"
-        )]
+        #[arg(long, value_name = "FILE", env = "KUSTOMER_WEBHOOKS_REDIS_CA_CERT")]
         redis_ca_cert: Option<PathBuf>,
         /// For a rediss:// URL whose server asks for a client certificate:
         /// this certificate (PEM), with --redis-client-key
         #[arg(
             long,
             value_name = "FILE",
-            requires_all = ["redis", "redis_client_key"],
+            requires = "redis_client_key",
             env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT"
         )]
         redis_client_cert: Option<PathBuf>,
@@ -487,6 +476,10 @@ enum Command {
             env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY"
         )]
         redis_client_key: Option<PathBuf>,
+        /// Options set by their environment variables alone without what
+        /// they need, left out: one warning each (`check_serve_needs`).
+        #[arg(skip)]
+        ignored: Vec<String>,
     },
     /// Sign and POST payloads the way Kustomer does, printing each status
     /// (http:// or https:// URLs).
@@ -568,7 +561,8 @@ fn main() -> ExitCode {
         .try_get_matches()
         .unwrap_or_else(|e| exit_naming_the_variable(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_with(e));
-    if let Err(e) = check_redis_flags(&cli.command) {
+    let mut cli = cli;
+    if let Err(e) = check_serve_needs(&mut cli.command, &matches) {
         exit_with(e);
     }
     let code = match run(cli, &matches) {
@@ -676,19 +670,33 @@ fn variable_of(long: &str) -> Option<String> {
         .map(|variable| variable.to_string_lossy().into_owned())
 }
 
-/// `serve`'s Redis switches, checked by their values: clap's `requires`
-/// and `conflicts_with` take a switch its environment variable sets to
-/// false (`KUSTOMER_WEBHOOKS_REDIS_CLUSTER=0`, as a deployment template
-/// may have by default) as given, and would refuse to start.
-fn check_redis_flags(command: &Command) -> Result<(), clap::Error> {
+/// `serve`'s options that need another (the Redis ones `--redis`,
+/// `--dead-letters-max` `--dead-letters`), checked here rather than by
+/// clap's `requires`: given on the command line without the other, each is
+/// an error; set by its environment variable alone (a deployment's shared
+/// settings, the other turned on where it is wanted), it is left out, with
+/// a warning once `serve` logs ([`Command::Serve`]'s `ignored`). A switch
+/// its variable sets to false (`KUSTOMER_WEBHOOKS_REDIS_CLUSTER=0`) is not
+/// on at all.
+fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
     let Command::Serve {
         redis,
         redis_cluster,
         redis_sentinel,
         redis_fail_open,
+        redis_prefix,
+        redis_ca_cert,
+        redis_client_cert,
+        redis_client_key,
+        dead_letters,
+        dead_letters_max,
+        ignored,
         ..
     } = command
     else {
+        return Ok(());
+    };
+    let Some(serve_matches) = matches.subcommand_matches("serve") else {
         return Ok(());
     };
     let error = |kind, message: String| {
@@ -698,18 +706,92 @@ fn check_redis_flags(command: &Command) -> Result<(), clap::Error> {
             .expect("serve is a command");
         Err(serve.error(kind, message))
     };
-    for (on, flag) in [
-        (*redis_cluster, "--redis-cluster"),
-        (*redis_fail_open, "--redis-fail-open"),
+    // Each option present without what it needs: its id, flag, variable.
+    let no_redis = redis.is_empty();
+    let mut lacking: Vec<(&str, &str, &str, &str)> = Vec::new();
+    for (on, id, flag, variable) in [
+        (
+            *redis_cluster,
+            "redis_cluster",
+            "--redis-cluster",
+            "KUSTOMER_WEBHOOKS_REDIS_CLUSTER",
+        ),
+        (
+            redis_sentinel.is_some(),
+            "redis_sentinel",
+            "--redis-sentinel",
+            "KUSTOMER_WEBHOOKS_REDIS_SENTINEL",
+        ),
+        (
+            *redis_fail_open,
+            "redis_fail_open",
+            "--redis-fail-open",
+            "KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN",
+        ),
+        (
+            redis_prefix.is_some(),
+            "redis_prefix",
+            "--redis-prefix",
+            "KUSTOMER_WEBHOOKS_REDIS_PREFIX",
+        ),
+        (
+            redis_ca_cert.is_some(),
+            "redis_ca_cert",
+            "--redis-ca-cert",
+            "KUSTOMER_WEBHOOKS_REDIS_CA_CERT",
+        ),
+        (
+            redis_client_cert.is_some(),
+            "redis_client_cert",
+            "--redis-client-cert",
+            "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT",
+        ),
+        (
+            redis_client_key.is_some(),
+            "redis_client_key",
+            "--redis-client-key",
+            "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY",
+        ),
     ] {
-        if on && redis.is_empty() {
+        if on && no_redis {
+            lacking.push((
+                id,
+                flag,
+                variable,
+                "--redis <URL> (or KUSTOMER_WEBHOOKS_REDIS_URL): the Redis to use",
+            ));
+        }
+    }
+    if dead_letters_max.is_some() && dead_letters.is_none() {
+        lacking.push((
+            "dead_letters_max",
+            "--dead-letters-max",
+            "KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX",
+            "--dead-letters <DIR> (or KUSTOMER_WEBHOOKS_DEAD_LETTERS): the directory it caps",
+        ));
+    }
+    for (id, flag, variable, needs) in lacking {
+        let from_env =
+            serve_matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
+        if !from_env {
             return error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                format!(
-                    "{flag} needs --redis <URL> (or KUSTOMER_WEBHOOKS_REDIS_URL): the Redis \
-                     to use"
-                ),
+                format!("{flag} needs {needs}"),
             );
+        }
+        ignored.push(format!(
+            "{variable} is set, but serve has no {}: left out",
+            needs.split(" (").next().unwrap_or(needs)
+        ));
+        match id {
+            "redis_cluster" => *redis_cluster = false,
+            "redis_sentinel" => *redis_sentinel = None,
+            "redis_fail_open" => *redis_fail_open = false,
+            "redis_prefix" => *redis_prefix = None,
+            "redis_ca_cert" => *redis_ca_cert = None,
+            "redis_client_cert" => *redis_client_cert = None,
+            "redis_client_key" => *redis_client_key = None,
+            _ => *dead_letters_max = None,
         }
     }
     if *redis_cluster && redis_sentinel.is_some() {
@@ -901,6 +983,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             redis_ca_cert,
             redis_client_cert,
             redis_client_key,
+            ignored,
         } => {
             let sources = secrets::Sources {
                 tokens,
@@ -909,6 +992,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 header_files,
             };
             let options = serve::ServeOptions {
+                ignored,
                 path,
                 capture: capture.map(|dir| {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)

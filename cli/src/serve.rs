@@ -174,6 +174,27 @@ pub fn timeout_arg(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--max-body`: bytes, at least 1 and at most 64 MiB
+/// ([`crate::parse::MAX_PAYLOAD`]): no Kustomer payload comes near it, and
+/// `send` replays no larger file (a dead letter kept past it could not be).
+pub fn max_body_arg(s: &str) -> Result<u32, String> {
+    let max = crate::parse::MAX_PAYLOAD;
+    let range = format!(
+        "at least 1 and at most {max} (64 MiB: far past any Kustomer payload, and the largest \
+         file `send` replays, a dead letter included)"
+    );
+    match s.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n as u32),
+        Ok(n) => Err(format!("the size must be {range}, not {n}")),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("the size must be {range}, not {s}"))
+        }
+        Err(_) => Err(format!(
+            "expected a number of bytes, such as 1048576 for 1 MiB ({range}), got {s:?}"
+        )),
+    }
+}
+
 /// `--max-event-age`: whole seconds, at least a minute (Kustomer's first
 /// retries come a minute apart) and at most a week; 0 for none (off, as
 /// when it is not given), so that the variable can turn it off.
@@ -601,8 +622,13 @@ pub async fn serve(
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
     crate::log::init(options.log_format);
+    for ignored in &options.ignored {
+        note!("warning: {ignored}");
+    }
     options.server = fit_to_open_files(options.server);
     let secrets = sources.read()?;
+    // Whether a delivery must carry custom headers (a replay too).
+    let asks_headers = !sources.headers.is_empty() || !sources.header_files.is_empty();
     let tls = tls(options.tls.take())?;
     #[cfg(feature = "tls")]
     if let Some(tls) = &tls {
@@ -757,7 +783,7 @@ pub async fn serve(
             "keeping deliveries that fail in {} until they are handled (they hold personal data)",
             letters.dir().display()
         );
-        waiting(letters);
+        waiting(letters, asks_headers);
     }
     if let Some(dir) = capturing {
         note!(
@@ -852,7 +878,7 @@ pub async fn serve(
     }
     if let Some(letters) = &dead_letters {
         letters.refresh().await;
-        waiting(letters);
+        waiting(letters, asks_headers);
     }
     settle_stdout(STDOUT_SETTLE);
     Ok(ExitCode::SUCCESS)
@@ -988,14 +1014,21 @@ fn warn_if_shared(dir: &std::path::Path) {
     let _ = dir;
 }
 
-/// Says how many dead letters wait to be replayed, if any.
-fn waiting(letters: &DeadLetters) {
+/// Says how many dead letters wait to be replayed, if any, and the command
+/// that replays them (with the custom headers, when `serve` asks for some:
+/// a dead letter keeps the body alone).
+fn waiting(letters: &DeadLetters, headers: bool) {
     let n = letters.pending();
     if n > 0 {
-        let dir = letters.dir().display();
+        let dir = letters.dir();
+        let headers = if headers { " --header-file FILE" } else { "" };
         note!(
-            "dead letters waiting in {dir}: {n}; once they can be handled, replay them with \
-             `kustomer-webhooks send --url URL --token-file FILE {dir}`"
+            "dead letters waiting in {}: {n}; once they can be handled, replay them with \
+             `kustomer-webhooks send --url URL --token-file FILE{headers} {}` (within the \
+             idempotency store's retention, 75 minutes, an event handled meanwhile is \
+             acknowledged as a duplicate; after it, the replay handles it again)",
+            dir.display(),
+            crate::out::shell_word(dir)
         );
     }
 }
@@ -1199,6 +1232,9 @@ fn health_router(
 /// What `serve` does besides receiving: capture, the ordering guard, and
 /// where event ids are claimed.
 pub struct ServeOptions {
+    /// Options left out, each said once the log is set up (set by an
+    /// environment variable without what they need).
+    pub ignored: Vec<String>,
     /// The path deliveries are posted to (`/`, or one checked by
     /// [`path_arg`]).
     pub path: String,

@@ -1514,17 +1514,32 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
 
     // Restarted, serve says they wait; replayed with `send`, each is handled
     // and its file removed.
-    let (server, mut log, url) = start_serve(&["--token", "t0ken", "--dead-letters", dead_arg]);
+    // Asking for a custom header, serve names it in the replay's command (a
+    // dead letter keeps the body alone).
+    let (server, mut log, url) = start_serve(&[
+        "--token",
+        "t0ken",
+        "--header",
+        "x-shared=s3cret",
+        "--dead-letters",
+        dead_arg,
+    ]);
     let mut said = String::new();
     for _ in 0..2 {
         log.read_line(&mut said).unwrap();
     }
     assert!(
-        said.contains(&format!("dead letters waiting in {dead_arg}: 2;")),
+        said.contains(&format!("dead letters waiting in {dead_arg}: 2;"))
+            && said.contains(&format!(
+                "`kustomer-webhooks send --url URL --token-file FILE --header-file FILE \
+                 {dead_arg}` (within the idempotency store's retention, 75 minutes"
+            ))
+            && !said.contains("s3cret"),
         "{said}"
     );
     let out = Command::new(BIN)
-        .args(["send", "--url", &url, "--token", "t0ken", dead_arg])
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .args(["--header", "x-shared=s3cret", dead_arg])
         .current_dir(ROOT)
         .output()
         .unwrap();
@@ -3077,12 +3092,21 @@ fn serve_max_body_sets_the_largest_body_taken() {
         reply.contains(&format!("the body is over the {limit} byte limit")),
         "{reply}"
     );
-    let out = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
-        .args(["--max-body", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    for (bad, said) in [
+        ("0", "the size must be at least 1"),
+        // Past 64 MiB: a dead letter that large could not be replayed.
+        ("67108865", "the largest file `send` replays"),
+        ("1MiB", "expected a number of bytes"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+            .args(["--max-body", bad])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(said), "{bad}: {stderr}");
+    }
 }
 
 #[test]
@@ -3455,19 +3479,36 @@ fn a_second_sigint_stops_serve_at_once() {
 
 /// `serve`'s Redis switches set to false in the environment (as a
 /// deployment template may have them by default) are off, not a missing
-/// `--redis`; set on without a Redis, they are a usage error naming it.
+/// `--redis`; an option set by its variable alone without what it needs (a
+/// deployment's shared settings) is left out with a warning; given on the
+/// command line without it, it is a usage error naming it.
 #[test]
 fn redis_switches_set_off_in_the_environment_need_no_redis() {
     let off = [
         ("KUSTOMER_WEBHOOKS_REDIS_CLUSTER", "0"),
         ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "false"),
     ];
-    let (_serve, _log, url, _) = start_serve_with_env(&["--token", "t0ken"], &off);
+    let (_serve, _log, url, said) = start_serve_with_env(&["--token", "t0ken"], &off);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!said.iter().any(|l| l.contains("left out")), "{said:?}");
+    let shared = [
+        ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true"),
+        ("KUSTOMER_WEBHOOKS_REDIS_PREFIX", "billing:"),
+        ("KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX", "5"),
+    ];
+    let (_serve, _log, url, said) = start_serve_with_env(&["--token", "t0ken"], &shared);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    for want in [
+        "warning: KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN is set, but serve has no --redis <URL>: left out",
+        "warning: KUSTOMER_WEBHOOKS_REDIS_PREFIX is set, but serve has no --redis <URL>: left out",
+        "warning: KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX is set, but serve has no --dead-letters <DIR>: left out",
+    ] {
+        assert!(said.iter().any(|l| l.contains(want)), "{want}: {said:?}");
+    }
     let closed = "redis://127.0.0.1:9/";
     /// Arguments, environment, the exit code, and what stderr says.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (
             &["--redis-cluster"],
             &[],
@@ -3475,10 +3516,16 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
             "--redis-cluster needs --redis <URL>",
         ),
         (
+            &["--redis-prefix", "billing:"],
             &[],
-            &[("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true")],
             2,
-            "--redis-fail-open needs --redis <URL>",
+            "--redis-prefix needs --redis <URL>",
+        ),
+        (
+            &["--dead-letters-max", "5"],
+            &[],
+            2,
+            "--dead-letters-max needs --dead-letters <DIR>",
         ),
         (
             &[
