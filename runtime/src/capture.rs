@@ -385,11 +385,11 @@ impl Capture {
 /// The file of a delivery in `dir`: `<id>.json` when the event id is a safe
 /// file name, otherwise named after a hash (of the id, or of the body when
 /// there is no id), so that every delivery of one event has the same file.
-/// An empty id is no id: events with `"id": ""` are told apart by their
+/// An empty id (or one of white space alone) is no id: events with `"id": ""` are told apart by their
 /// bodies, as the receiver tells them apart (it keys none of them), rather
 /// than sharing one file that each would overwrite or clear.
 pub(crate) fn file_for(dir: &Path, id: Option<&str>, body: &[u8]) -> PathBuf {
-    let stem = match id.filter(|id| !id.is_empty()) {
+    let stem = match id.filter(|id| !crate::receiver::names_nothing(id)) {
         Some(id) if is_safe_stem(id) => id.to_owned(),
         // An id read from lone surrogate escapes (each read as U+FFFD) is
         // named by its JSON text as received, so that two such ids are two
@@ -657,6 +657,16 @@ mod tests {
         let b = capture.file_for(Some(""), br#"{"id":"","n":2}"#);
         assert_ne!(a, b);
         assert_eq!(a, capture.file_for(None, br#"{"id":"","n":1}"#));
+        let blank = capture.file_for(Some(" "), br#"{"id":" ","n":1}"#);
+        assert_ne!(blank, capture.file_for(Some(" "), br#"{"id":" ","n":2}"#));
+        assert!(
+            blank
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("body-")
+        );
     }
 
     #[test]

@@ -1153,10 +1153,10 @@ impl<S: Events> Receiver<S> {
                 other_key = Some(format!("str:{id}"));
                 other_key.as_deref()
             }
-            // An empty id names no event: keyed, every event sent with
-            // one would be taken for the first.
-            (Some(_), Some(id)) if id.is_empty() => {
-                cold::no_id("the event's `id` is empty");
+            // An empty id, or one of white space alone, names no event:
+            // keyed, every event sent with one would be taken for the first.
+            (Some(_), Some(id)) if names_nothing(id) => {
+                cold::no_id("the event's `id` is empty (or white space alone)");
                 None
             }
             (Some(_), Some(id)) => Some(id.as_str()),
@@ -1433,10 +1433,16 @@ impl<S: Events> Receiver<S> {
 }
 
 /// The resource whose revisions the ordering guard compares: `data.id`,
-/// when it names one (an empty id does not: every event sent with one would
-/// be compared with the others).
+/// when it names one (an empty id, or one of white space alone, does not:
+/// every event sent with one would be compared with the others).
 fn guarded_resource(envelope: &(impl crate::Envelope + ?Sized)) -> Option<&str> {
-    envelope.resource_id().filter(|id| !id.is_empty())
+    envelope.resource_id().filter(|id| !names_nothing(id))
+}
+
+/// Whether an id names nothing: empty, or white space alone (`" "`), which
+/// no system hands out as an id.
+pub(crate) fn names_nothing(id: &str) -> bool {
+    id.trim().is_empty()
 }
 
 /// What orders an event among its resource's, and under which key the

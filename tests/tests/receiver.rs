@@ -1457,13 +1457,20 @@ async fn an_id_of_another_json_type_is_still_the_key_and_an_event_without_one_is
     assert_eq!(outcome(s.deliver(&object, TOKEN, None).await), "handled");
     assert_eq!(outcome(s.deliver(&object, TOKEN, None).await), "duplicate");
     assert_eq!(s.count.load(Ordering::SeqCst), 3);
-    // No id at all, null or empty: nothing to de-duplicate by, so every
-    // delivery runs the handler rather than one being taken for another.
-    for body in [team(None), team(Some(Value::Null)), team(Some("".into()))] {
+    // No id at all, null, empty or white space alone: nothing to
+    // de-duplicate by, so every delivery runs the handler rather than one
+    // being taken for another.
+    for body in [
+        team(None),
+        team(Some(Value::Null)),
+        team(Some("".into())),
+        team(Some(" ".into())),
+        team(Some("\t\n".into())),
+    ] {
         assert_eq!(outcome(s.deliver(&body, TOKEN, None).await), "handled");
         assert_eq!(outcome(s.deliver(&body, TOKEN, None).await), "handled");
     }
-    assert_eq!(s.count.load(Ordering::SeqCst), 9);
+    assert_eq!(s.count.load(Ordering::SeqCst), 13);
 }
 
 /// Users and teams have no `rev`: their updates are ordered by
@@ -1527,8 +1534,9 @@ async fn with_ordering_updates_without_a_rev_are_ordered_by_updated_at() {
     }
 }
 
-/// An empty `data.id` names no resource: the ordering guard does not
-/// compare the revisions of the events sent with one.
+/// An empty `data.id` (or one of white space alone) names no resource: the
+/// ordering guard does not compare the revisions of the events sent with
+/// one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ordering_an_empty_resource_id_orders_nothing() {
     use kustomer_webhooks::dedupe::OrderingGuard;
@@ -1539,11 +1547,11 @@ async fn with_ordering_an_empty_resource_id_orders_nothing() {
     let update = |n: usize, rev: i64| {
         let mut v: Value = serde_json::from_str(sample("kustomer.customer.update")).unwrap();
         v["id"] = format!("{n:024x}").into();
-        v["data"]["id"] = "".into();
+        v["data"]["id"] = if n % 2 == 0 { " " } else { "" }.into();
         v["data"]["attributes"]["rev"] = rev.into();
         serde_json::to_vec(&v).unwrap()
     };
-    for (n, rev) in [(1, 9), (2, 8), (3, 9)] {
+    for (n, rev) in [(1, 9), (2, 8), (3, 9), (4, 7), (5, 1)] {
         let (status, reply) = s.deliver(&update(n, rev), TOKEN, None).await;
         assert_eq!(
             (status, reply["outcome"].as_str()),
