@@ -1312,9 +1312,13 @@ impl<S: Events> Receiver<S> {
         }
         // Only the ordering guard needs the resource after the handler ran:
         // what to record for it (a creation's too).
-        let (resource, rev) = match order {
-            Some(order) => (Some(order.resource.into_owned()), Some(order.record)),
-            None => (None, None),
+        let (resource, rev, time) = match order {
+            Some(order) => (
+                Some(order.resource.into_owned()),
+                Some(order.record),
+                order.time,
+            ),
+            None => (None, None, None),
         };
         let (dispatcher, timeout, slots) = (
             Arc::clone(&self.dispatcher),
@@ -1340,6 +1344,7 @@ impl<S: Events> Receiver<S> {
             turn,
             resource,
             rev,
+            time,
             letters: self
                 .dead_letters
                 .clone()
@@ -1447,12 +1452,15 @@ pub(crate) fn names_nothing(id: &str) -> bool {
 
 /// What orders an event among its resource's, and under which key the
 /// ordering guard keeps the last one handled: its `rev`; or, for a resource
-/// without one (users and teams), its `updatedAt`, kept under a key of its
-/// own (`<data.id>@updatedAt`) so that the two are never compared. An
-/// update is stale when it is not after the last one handled: for `rev`,
-/// not newer (an equal one is the same revision); for `updatedAt`, older
-/// (two updates in one millisecond are both handled). So a time is checked
-/// as `2t + 1` and recorded as `2t`.
+/// without one (users and teams), or an update whose `rev` is missing or
+/// cannot be read, its `updatedAt`, kept under a key of its own
+/// (`<data.id>@updatedAt`) so that a revision and a time are never compared.
+/// An event with both records both, so that a later update without a `rev`
+/// is still ordered among its resource's. An update is stale when it is not
+/// after the last one handled: for `rev`, not newer (an equal one is the
+/// same revision); for `updatedAt`, older (two updates in one millisecond
+/// are both handled). So a time is checked as `2t + 1` and recorded as
+/// `2t`.
 struct Order<'a> {
     resource: std::borrow::Cow<'a, str>,
     /// Compared with the last value recorded: stale when not above it.
@@ -1460,25 +1468,31 @@ struct Order<'a> {
     /// Recorded once the event is handled.
     record: i64,
     by_time: bool,
+    /// With a `rev`: the `updatedAt` key and time recorded beside it.
+    time: Option<(String, i64)>,
 }
 
 impl<'a> Order<'a> {
     fn of(envelope: &'a (impl crate::Envelope + ?Sized)) -> Option<Order<'a>> {
         let resource = guarded_resource(envelope)?;
+        let time_key = || format!("{resource}@updatedAt");
+        let doubled = envelope.updated_at().and_then(|t| t.checked_mul(2));
         if let Some(rev) = envelope.rev() {
             return Some(Order {
                 resource: resource.into(),
                 check: rev,
                 record: rev,
                 by_time: false,
+                time: doubled.map(|t| (time_key(), t)),
             });
         }
-        let doubled = envelope.updated_at()?.checked_mul(2)?;
+        let doubled = doubled?;
         Some(Order {
-            resource: format!("{resource}@updatedAt").into(),
+            resource: time_key().into(),
             check: doubled.checked_add(1)?,
             record: doubled,
             by_time: true,
+            time: None,
         })
     }
 
@@ -1491,8 +1505,8 @@ impl<'a> Order<'a> {
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_else(|| format!("{} ms", last / 2));
             format!(
-                "updatedAt older than {at}, the last processed for this resource (which has no \
-                 rev)"
+                "updatedAt older than {at}, the last processed for this resource (this update \
+                 has no rev to order it by)"
             )
         } else {
             cold::stale(last)
@@ -2332,6 +2346,8 @@ struct Settle {
     turn: Option<Box<Turn>>,
     resource: Option<String>,
     rev: Option<i64>,
+    /// The `updatedAt` key and time recorded beside `rev`.
+    time: Option<(String, i64)>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
     timeout: Duration,
 }
@@ -2384,6 +2400,9 @@ impl Settle {
             && let (Some(revisions), Some(resource), Some(rev)) =
                 (self.ordering.take(), self.resource.take(), self.rev)
         {
+            if let Some((key, time)) = self.time.take() {
+                cold::record_revision(Arc::clone(&revisions), key, time, timeout).await;
+            }
             cold::record_revision(revisions, resource, rev, timeout).await;
         }
         if let Some(turn) = self.turn.take() {

@@ -1518,7 +1518,7 @@ async fn with_ordering_updates_without_a_rev_are_ordered_by_updated_at() {
         assert_eq!(
             older["detail"],
             "updatedAt older than 2024-05-01T10:00:00.500Z, the last processed for this \
-             resource (which has no rev)"
+             resource (this update has no rev to order it by)"
         );
         // The same millisecond: another update, handled.
         let same = deliver(Some("2024-05-01T10:00:00.500Z")).await;
@@ -1532,6 +1532,77 @@ async fn with_ordering_updates_without_a_rev_are_ordered_by_updated_at() {
         let unordered = deliver(None).await;
         assert!(ran(&unordered), "{event}: {unordered}");
     }
+}
+
+/// An update of a resource with revisions whose `rev` is missing or cannot
+/// be read is ordered by its `updatedAt` against every update handled
+/// before it, those with a `rev` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ordering_an_update_without_a_usable_rev_is_ordered_by_time_among_all() {
+    use kustomer_webhooks::dedupe::OrderingGuard;
+    let s = start_with(Verifier::new(TOKEN), |r| {
+        r.with_ordering(OrderingGuard::new())
+    })
+    .await;
+    let update = |n: usize, rev: Option<Value>, at: &str| {
+        let mut v: Value = serde_json::from_str(sample("kustomer.customer.update")).unwrap();
+        v["id"] = format!("{n:024x}").into();
+        v["data"]["id"] = "5f3c1b2a9d8e7f6a5b4c3d2e".into();
+        let attributes = v["data"]["attributes"].as_object_mut().unwrap();
+        match rev {
+            Some(rev) => attributes.insert("rev".into(), rev),
+            None => attributes.remove("rev"),
+        };
+        attributes.insert("updatedAt".into(), at.into());
+        serde_json::to_vec(&v).unwrap()
+    };
+    let outcome = |(status, reply): (u16, Value)| {
+        assert_eq!(status, 200, "{reply}");
+        (
+            reply["outcome"].as_str().unwrap().to_owned(),
+            reply["detail"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let may = "2021-05-01T00:00:00.000Z";
+    let first = outcome(
+        s.deliver(&update(1, Some(13.into()), may), TOKEN, None)
+            .await,
+    );
+    assert_eq!(first.0, "no handler");
+    // A month older, with a `rev` that cannot be read, or none: stale.
+    for (n, rev) in [(2, Some("abc".into())), (3, None)] {
+        let (said, detail) = outcome(
+            s.deliver(&update(n, rev, "2021-04-01T00:00:00.000Z"), TOKEN, None)
+                .await,
+        );
+        assert_eq!(said, "stale", "{detail}");
+        assert_eq!(
+            detail,
+            "updatedAt older than 2021-05-01T00:00:00.000Z, the last processed for this \
+             resource (this update has no rev to order it by)"
+        );
+    }
+    // Newer, without a `rev`: dispatched (no handler here takes customer
+    // events); and a `rev` still orders by itself.
+    let newer = outcome(
+        s.deliver(&update(4, None, "2021-06-01T00:00:00.000Z"), TOKEN, None)
+            .await,
+    );
+    assert_eq!(newer.0, "no handler");
+    let older_rev = outcome(
+        s.deliver(
+            &update(5, Some(12.into()), "2021-07-01T00:00:00.000Z"),
+            TOKEN,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(older_rev.0, "stale");
+    let next_rev = outcome(
+        s.deliver(&update(6, Some(14.into()), may), TOKEN, None)
+            .await,
+    );
+    assert_eq!(next_rev.0, "no handler");
 }
 
 /// An empty `data.id` (or one of white space alone) names no resource: the
