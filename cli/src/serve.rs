@@ -432,7 +432,7 @@ fn tls_config(ca_certs: &[PathBuf], https: bool) -> Result<rustls::ClientConfig>
 struct Line<'a> {
     event: &'a str,
     id: Option<ShownId<'a>>,
-    resource_id: Option<&'a str>,
+    resource_id: Option<ShownId<'a>>,
     typed: bool,
     drift: Vec<kustomer_webhooks::Drift>,
     /// How many drifted values past the first [`MAX_DRIFT_SHOWN`] the line
@@ -446,10 +446,10 @@ struct Line<'a> {
 /// line of megabytes, which log pipelines split or drop.
 const MAX_DRIFT_SHOWN: usize = 100;
 
-/// An event's id as the line shows it: the string Kustomer sends, or, for
-/// an id of another JSON type (drift: `42`), that JSON value, which the
-/// receiver de-duplicates by too, so that a consumer keying lines by `id`
-/// tells such events apart.
+/// An event's id (or its resource's) as the line shows it: the string
+/// Kustomer sends, or, for an id of another JSON type (drift: `42`), that
+/// JSON value, which the receiver de-duplicates by too, so that a consumer
+/// keying lines by `id` tells such events apart.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum ShownId<'a> {
@@ -458,10 +458,11 @@ enum ShownId<'a> {
 }
 
 /// The line of a dispatched event; `other_id` is its `id` when that is not
-/// a string.
+/// a string, `other_resource_id` its `data.id`.
 fn line(
     envelope: &dyn Envelope,
     other_id: Option<serde_json::Value>,
+    other_resource_id: Option<serde_json::Value>,
     name: &str,
     typed: bool,
     mut drift: Vec<Drift>,
@@ -474,7 +475,10 @@ fn line(
             .event_id()
             .map(ShownId::Text)
             .or(other_id.map(ShownId::Other)),
-        resource_id: envelope.resource_id(),
+        resource_id: envelope
+            .resource_id()
+            .map(ShownId::Text)
+            .or(other_resource_id.map(ShownId::Other)),
         typed,
         drift,
         drift_omitted,
@@ -590,17 +594,28 @@ fn stdout_closed() {
 /// names).
 async fn print_event(event: AnyEvent) -> std::io::Result<()> {
     let name = event.name();
-    // Rare (drift): the id as written, read back from the event.
-    let other_id = match event.envelope().event_id() {
-        Some(_) => None,
-        None => serde_json::to_value(&event)
-            .ok()
-            .and_then(|mut body| body.get_mut("id").map(serde_json::Value::take))
-            .filter(|id| !id.is_null()),
+    // Rare (drift): an id of another JSON type, as written, read back from
+    // the event.
+    let envelope = event.envelope();
+    let (no_id, no_resource_id) = (
+        envelope.event_id().is_none(),
+        envelope.resource_id().is_none(),
+    );
+    let mut body = (no_id || no_resource_id)
+        .then(|| serde_json::to_value(&event).ok())
+        .flatten();
+    let mut take = |wanted: bool, pointer: &str| {
+        body.as_mut()
+            .filter(|_| wanted)
+            .and_then(|body| body.pointer_mut(pointer).map(serde_json::Value::take))
+            .filter(|id| !id.is_null())
     };
+    let other_id = take(no_id, "/id");
+    let other_resource_id = take(no_resource_id, "/data/id");
     print_line(line(
         event.envelope(),
         other_id,
+        other_resource_id,
         name.as_str(),
         event.is_typed(),
         event.drift(),
@@ -2147,6 +2162,7 @@ mod tests {
         let text = super::line(
             event.envelope(),
             None,
+            None,
             event.name().as_str(),
             true,
             event.drift(),
@@ -2159,6 +2175,7 @@ mod tests {
         let sample = kustomer_webhooks::parse(sample.as_bytes()).unwrap();
         let text = super::line(
             sample.event.envelope(),
+            None,
             None,
             "kustomer.team.create",
             true,

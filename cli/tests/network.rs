@@ -1391,6 +1391,17 @@ fn an_id_of_another_type_is_printed_as_it_came() {
         let line: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(line["id"], id, "{line}");
     }
+    // So is a resource id (`data.id`), beside an id of its own.
+    let mut body: serde_json::Value = serde_json::from_str(&sample).unwrap();
+    body["id"] = "6087326fa8b1c7b07da5e5aa".into();
+    body["data"]["id"] = 5.into();
+    let (status, reply) = post(&url, "t0ken", &body.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["id"], "6087326fa8b1c7b07da5e5aa", "{line}");
+    assert_eq!(line["resource_id"], 5, "{line}");
 }
 
 #[test]
