@@ -417,7 +417,9 @@ pub(crate) fn write_private(dir: &Path, path: &Path, body: &[u8]) -> std::io::Re
         .prefix(".capture-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    file.write_all(body)?;
+    // Through the file itself: `NamedTempFile`'s own writes name the
+    // temporary file in their errors, where the caller names `path`.
+    file.as_file_mut().write_all(body)?;
     file.as_file().sync_data()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
