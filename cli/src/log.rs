@@ -36,30 +36,60 @@ pub enum Format {
     Json,
 }
 
+/// The least severe of the receiver's log lines written (`serve
+/// --log-level`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    /// Errors alone.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Also rejections, 409s and what `serve` did (the default).
+    #[default]
+    Info,
+    /// Also failed TLS handshakes, Redis reconnections and the like.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    fn filter(self) -> tracing_subscriber::filter::LevelFilter {
+        use tracing_subscriber::filter::LevelFilter;
+        match self {
+            LogLevel::Error => LevelFilter::ERROR,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Trace => LevelFilter::TRACE,
+        }
+    }
+}
+
 /// Whether notes are written as JSON lines.
 static JSON: AtomicBool = AtomicBool::new(false);
 
 /// The target of `serve`'s own notes in JSON lines.
 pub const NOTE_TARGET: &str = "kustomer_webhooks::serve";
 
-/// Sends the process's log (the receiver's `tracing` events at INFO and
+/// Sends the process's log (the receiver's `tracing` events at `level` and
 /// above) to stderr in `format`, and writes notes in it too, all of it
 /// through a thread of its own (see [`write`]).
-pub fn init(format: Format) {
+pub fn init(format: Format, level: LogLevel) {
     PIPE.get_or_init(|| Pipe::start(std::io::stderr(), QUEUED_LOG_LINES));
     match format {
         Format::Text => {
             // tracing's formatter writes each event with one `write_all`.
             let _ = tracing_subscriber::fmt()
                 .with_writer(|| ToStderr)
-                .with_max_level(Level::INFO)
+                .with_max_level(level.filter())
                 .log_internal_errors(false)
                 .try_init();
         }
         Format::Json => {
             JSON.store(true, Ordering::Relaxed);
             let _ = tracing_subscriber::registry()
-                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .with(level.filter())
                 .with(JsonLayer { write })
                 .try_init();
         }

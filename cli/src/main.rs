@@ -236,6 +236,17 @@ enum Command {
             default_value = "text"
         )]
         log_format: log::Format,
+        /// The least severe log lines written: `error`, `warn`, `info` (the
+        /// default: rejections, 409s and each stop's summary too), `debug`
+        /// (also failed TLS handshakes and Redis reconnections) or `trace`;
+        /// serve's own notes are always written
+        #[arg(
+            long,
+            value_name = "LEVEL",
+            env = "KUSTOMER_WEBHOOKS_LOG_LEVEL",
+            default_value = "info"
+        )]
+        log_level: log::LogLevel,
         /// Save deliveries into this directory, one `<event id>.json` each
         /// (owner-only; payloads hold personal data), to regenerate the
         /// models from later
@@ -957,6 +968,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             token_files,
             reload_every,
             log_format,
+            log_level,
             headers,
             header_files,
             capture,
@@ -1010,6 +1022,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                 metrics: metrics_addr,
                 dead_letters: dead_letters.map(|dir| (dir, dead_letters_max.map(|n| n as usize))),
                 log_format,
+                log_level,
                 reload_every: (reload_every > 0)
                     .then(|| std::time::Duration::from_secs(reload_every)),
                 stop_delay: std::time::Duration::from_secs(stop_delay.into()),

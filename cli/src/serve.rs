@@ -636,7 +636,7 @@ pub async fn serve(
 ) -> Result<ExitCode> {
     // Rejections, handler failures and store trouble go to stderr, one line
     // each; stdout keeps one JSON line per dispatched event.
-    crate::log::init(options.log_format);
+    crate::log::init(options.log_format, options.log_level);
     for ignored in &options.ignored {
         note!("warning: {ignored}");
     }
@@ -1279,6 +1279,8 @@ pub struct ServeOptions {
     pub dead_letters: Option<(PathBuf, Option<usize>)>,
     /// How the log on stderr is written.
     pub log_format: crate::log::Format,
+    /// The least severe log lines written.
+    pub log_level: crate::log::LogLevel,
     /// Read the token and header files again this often (and on SIGHUP);
     /// `None`: only on SIGHUP.
     pub reload_every: Option<Duration>,

@@ -3695,3 +3695,36 @@ fn a_bad_value_from_the_environment_names_its_variable() {
     );
     assert!(!stderr.contains("note:"), "{stderr}");
 }
+
+/// `--log-level warn` leaves out the lines of rejections (at `info`) and
+/// keeps the warnings, each in its delivery's span.
+#[test]
+fn serve_log_level_sets_the_least_severe_line_written() {
+    let (mut server, mut log, url) = start_serve(&["--token", "t0ken", "--log-level", "warn"]);
+    let stdout = server.0.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || BufReader::new(stdout).lines().count());
+    assert_eq!(post(&url, "wrong", &team_create("forged")).0, 401);
+    let mut body: serde_json::Value = serde_json::from_str(&team_create("unnamed")).unwrap();
+    body.as_object_mut().unwrap().remove("name");
+    let (status, reply) = post_named(&url, "t0ken", &body.to_string(), "kustomer.team.create");
+    assert_eq!(status, 200, "{reply}");
+    server.terminate();
+    assert!(server.0.wait().unwrap().success());
+    assert_eq!(printed.join().unwrap(), 1);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+    assert!(!rest.contains("delivery rejected"), "{rest}");
+    let warned = rest
+        .lines()
+        .find(|l| l.contains("the body has no `name` string"))
+        .unwrap_or_else(|| panic!("{rest}"));
+    assert!(
+        warned.contains("kustomer_webhook{event=\"kustomer.team.create\""),
+        "{warned}"
+    );
+    // serve's own notes are always written.
+    assert!(
+        rest.contains("stopped; every delivery in progress was answered"),
+        "{rest}"
+    );
+}

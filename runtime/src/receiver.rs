@@ -297,6 +297,13 @@ pub struct Receiver<S = AnyEvent> {
     /// own, so that forged requests, which need no token, cannot silence
     /// them.
     too_old_logged: RejectionLog,
+    /// The same for deliveries answered 409 (their event in progress): a
+    /// retried body posted again and again must not push the lines that
+    /// matter out of the log.
+    in_progress_logged: RejectionLog,
+    /// The same for deliveries whose idempotency store failed or did not
+    /// answer: an outage must not bury every other line.
+    store_failures_logged: RejectionLog,
     /// The last too-old events logged: their id, when (seconds since the
     /// Unix epoch), and how many times each came since, unlogged. One
     /// recorded delivery replayed again and again gets a line a minute,
@@ -543,6 +550,8 @@ impl<S: Events> Receiver<S> {
             said_no_created_at: Default::default(),
             rejections_logged: RejectionLog::new(cold::rejections_unlogged),
             too_old_logged: RejectionLog::new(cold::too_old_unlogged),
+            in_progress_logged: RejectionLog::new(cold::in_progress_unlogged),
+            store_failures_logged: RejectionLog::new(cold::store_failures_unlogged),
             too_old_ids: Default::default(),
         }
     }
@@ -975,7 +984,14 @@ impl<S: Events> Receiver<S> {
         const IDS: usize = 16;
         /// Seconds between two lines of one id.
         const EVERY: u64 = 60;
-        let id = reply.id.as_deref().unwrap_or_default();
+        // An event without a string id has nothing to tell its repeats by:
+        // each is logged within the budget.
+        let Some(id) = reply.id.as_deref() else {
+            if self.too_old_logged.take() {
+                cold::acknowledged_too_old(reply, 0);
+            }
+            return;
+        };
         let now = unix_now();
         let mut ids = self
             .too_old_ids
@@ -1075,7 +1091,10 @@ impl<S: Events> Receiver<S> {
             });
         let event = parsed.event.name().as_str().to_owned();
         let id = parsed.event.envelope().event_id().map(str::to_owned);
-        let span = tracing::info_span!(
+        // At `error`: enabled wherever anything of the receiver is logged,
+        // so that a service logging warnings alone still has the event's id
+        // on each (an `info` span is off under a `warn` filter).
+        let span = tracing::error_span!(
             "kustomer_webhook",
             event = event.as_str(),
             // An event without one has the field left out.
@@ -1178,30 +1197,30 @@ impl<S: Events> Receiver<S> {
                     return reply!(200, outcome::DUPLICATE, None);
                 }
                 Some(Ok(Begin::InProgress)) => {
-                    let why = cold::in_progress();
+                    let why = cold::in_progress(self.in_progress_logged.take());
                     return reply!(409, outcome::IN_PROGRESS, None, Some(why));
                 }
                 // Whatever the store would say, a too-old event is not
                 // dispatched nor kept: no need of it (said, though).
                 Some(Err(e)) if too_old.is_some() => {
-                    cold::store_failed(&e);
+                    cold::store_failed(&e, self.store_failures_logged.take());
                     let reply = reply!(200, outcome::TOO_OLD, None, too_old);
                     self.log_too_old(&reply);
                     return reply;
                 }
                 None if too_old.is_some() => {
-                    cold::store_silent(self.timeout);
+                    cold::store_silent(self.timeout, self.store_failures_logged.take());
                     let reply = reply!(200, outcome::TOO_OLD, None, too_old);
                     self.log_too_old(&reply);
                     return reply;
                 }
                 Some(Err(e)) => {
-                    let error = cold::store_failed(&e);
+                    let error = cold::store_failed(&e, self.store_failures_logged.take());
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
                 None => {
-                    let error = cold::store_silent(self.timeout);
+                    let error = cold::store_silent(self.timeout, self.store_failures_logged.take());
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
@@ -1692,12 +1711,14 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn store_failed(e: &crate::dedupe::StoreError) -> String {
-        tracing::warn!(
-            target: LOG,
-            error = e.to_string().as_str(),
-            "idempotency store failed",
-        );
+    pub(super) fn store_failed(e: &crate::dedupe::StoreError, log: bool) -> String {
+        if log {
+            tracing::warn!(
+                target: LOG,
+                error = e.to_string().as_str(),
+                "idempotency store failed",
+            );
+        }
         // Its text says which store error it is ("the idempotency store is
         // unavailable: …", "… failed: …").
         e.to_string()
@@ -1705,12 +1726,14 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn store_silent(timeout: Duration) -> String {
-        tracing::warn!(
-            target: LOG,
-            ?timeout,
-            "idempotency store did not answer",
-        );
+    pub(super) fn store_silent(timeout: Duration, log: bool) -> String {
+        if log {
+            tracing::warn!(
+                target: LOG,
+                ?timeout,
+                "idempotency store did not answer",
+            );
+        }
         format!("the idempotency store did not answer within {timeout:?}")
     }
 
@@ -1774,12 +1797,14 @@ mod cold {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn in_progress() -> String {
-        tracing::info!(
-            target: LOG,
-            "delivery answered 409: another delivery of its event is being handled (Kustomer \
-             retries it)"
-        );
+    pub(super) fn in_progress(log: bool) -> String {
+        if log {
+            tracing::info!(
+                target: LOG,
+                "delivery answered 409: another delivery of its event is being handled \
+                 (Kustomer retries it)"
+            );
+        }
         "another delivery of this event is being handled; retry later".to_owned()
     }
 
@@ -1804,6 +1829,26 @@ mod cold {
             "{}",
             unlogged("rejected", count)
         );
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn in_progress_unlogged(count: u64) {
+        let line = unlogged(
+            "answered 409 (another delivery of their event being handled)",
+            count,
+        );
+        tracing::info!(target: LOG, parent: None, unlogged = count, "{line}");
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(super) fn store_failures_unlogged(count: u64) {
+        let line = unlogged(
+            "answered without their idempotency store (it failed or did not answer)",
+            count,
+        );
+        tracing::warn!(target: LOG, parent: None, unlogged = count, "{line}");
     }
 
     /// Said at `warn`, as each too-old event is: one may have been real.
@@ -3144,6 +3189,139 @@ pub(crate) mod tests {
                 "{said:?}"
             );
         }
+    }
+
+    /// Deliveries whose store fails, and those answered 409, are logged
+    /// within a budget of their own: a flood of them leaves room in the log.
+    #[test]
+    fn store_failures_and_409s_are_logged_within_a_budget() {
+        use crate::dedupe::{Begin, IdempotencyStore, StoreError, StoreFuture};
+        struct Store(bool);
+        impl IdempotencyStore for Store {
+            fn begin<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Begin> {
+                let failing = self.0;
+                Box::pin(async move {
+                    if failing {
+                        Err(StoreError::unavailable("down"))
+                    } else {
+                        Ok(Begin::InProgress)
+                    }
+                })
+            }
+            fn complete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+                Box::pin(async { Ok(()) })
+            }
+            fn abandon<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        async fn on_team(_: crate::TeamCreate) {}
+        let body = include_bytes!("../../schema/samples/kustomer.team.create.json");
+        let signature = crate::verify::sign(b"t", body);
+        let deliveries = REJECTIONS_LOGGED_PER_SECOND as usize * 3;
+        for (failing, line, status) in [
+            (true, "idempotency store failed", 503),
+            (false, "delivery answered 409", 409),
+        ] {
+            let said = logged(|| {
+                let dispatcher = Dispatcher::builder()
+                    .handler(on_team)
+                    .build()
+                    .expect("builds");
+                let receiver =
+                    Receiver::new(dispatcher, Verifier::new("t")).with_store(Store(failing));
+                runtime().block_on(async {
+                    for _ in 0..deliveries {
+                        let header = |name: &str| match name {
+                            "content-type" => Some(&b"application/json"[..]),
+                            crate::verify::SIGNATURE_HEADER => Some(signature.as_bytes()),
+                            _ => None,
+                        };
+                        let reply = receiver
+                            .receive(Request {
+                                method: "POST",
+                                header,
+                                body,
+                            })
+                            .await;
+                        assert_eq!(reply.status, status);
+                    }
+                });
+                drop(receiver);
+            });
+            let lines = said.iter().filter(|l| l.contains(line)).count();
+            let unlogged: usize = said
+                .iter()
+                .filter(|l| l.contains("without a line of their own"))
+                .map(|l| l.split(' ').nth(1).unwrap().parse::<usize>().unwrap())
+                .sum();
+            assert_eq!(lines + unlogged, deliveries, "{said:?}");
+            // Within a second's budget, or two if the clock's second turned.
+            assert!(
+                lines <= 2 * REJECTIONS_LOGGED_PER_SECOND as usize,
+                "{lines}: {said:?}"
+            );
+        }
+    }
+
+    /// Logging warnings alone, a delivery's lines still carry its span's
+    /// event id and name.
+    #[test]
+    fn a_warning_logged_during_a_delivery_names_its_event_under_a_warn_filter() {
+        use std::sync::Mutex;
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        async fn on_team(_: crate::TeamCreate) -> Result<(), std::io::Error> {
+            Err(std::io::Error::other("boom"))
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let body = include_bytes!("../../schema/samples/kustomer.team.create.json");
+        let signature = crate::verify::sign(b"t", body);
+        tracing::subscriber::with_default(subscriber, || {
+            let dispatcher = Dispatcher::builder()
+                .handler(on_team)
+                .build()
+                .expect("builds");
+            let receiver = Receiver::new(dispatcher, Verifier::new("t"));
+            let header = |name: &str| match name {
+                "content-type" => Some(&b"application/json"[..]),
+                crate::verify::SIGNATURE_HEADER => Some(signature.as_bytes()),
+                _ => None,
+            };
+            let reply = runtime().block_on(receiver.receive(Request {
+                method: "POST",
+                header,
+                body,
+            }));
+            assert_eq!(reply.status, 500);
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("not poisoned").clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("handler failed"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            line.contains("kustomer_webhook{event=\"kustomer.team.create\" id=\""),
+            "{line}"
+        );
     }
 
     #[test]

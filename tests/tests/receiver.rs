@@ -1618,7 +1618,7 @@ async fn with_ordering_an_empty_resource_id_orders_nothing() {
     let update = |n: usize, rev: i64| {
         let mut v: Value = serde_json::from_str(sample("kustomer.customer.update")).unwrap();
         v["id"] = format!("{n:024x}").into();
-        v["data"]["id"] = if n % 2 == 0 { " " } else { "" }.into();
+        v["data"]["id"] = if n.is_multiple_of(2) { " " } else { "" }.into();
         v["data"]["attributes"]["rev"] = rev.into();
         serde_json::to_vec(&v).unwrap()
     };
