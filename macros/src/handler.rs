@@ -57,12 +57,21 @@ pub fn crate_path(input: ParseStream, seen: bool, key: Span) -> syn::Result<syn:
     })
 }
 
-/// The path the expansion reaches the runtime by: `::kustomer_webhooks`
-/// unless `crate = "…"` says otherwise.
+/// The path the expansion reaches the runtime by: `::kustomer_webhooks`,
+/// or the name the crate's `Cargo.toml` gives it when it renames it
+/// ([`crate::manifest`]), unless `crate = "…"` says otherwise.
 pub fn runtime_path(krate: Option<&syn::Path>, span: Span) -> TokenStream {
     match krate {
         Some(path) => quote!(#path),
-        None => quote_spanned!(span=> ::kustomer_webhooks),
+        None => match crate::manifest::renamed_runtime()
+            .and_then(|name| syn::parse_str::<syn::Ident>(&name).ok())
+        {
+            Some(name) => {
+                let name = syn::Ident::new(&name.to_string(), span);
+                quote_spanned!(span=> ::#name)
+            }
+            None => quote_spanned!(span=> ::kustomer_webhooks),
+        },
     }
 }
 

@@ -11,6 +11,7 @@
 use proc_macro::TokenStream;
 
 mod handler;
+mod manifest;
 mod model;
 
 /// Marks a function as the handler of Kustomer webhook events.
@@ -63,13 +64,14 @@ mod model;
 /// async fn on_anything_else(event: AnyEvent) { }
 /// ```
 ///
-/// Where the runtime has another name in your crate (a renamed dependency,
-/// `kw = { package = "kustomer-webhooks", … }`, or a crate of your own that
-/// re-exports it), say so with `crate = "…"`:
-/// `#[kustomer_webhook(crate = "kw")]`,
-/// `#[kustomer_webhook(crate = "my_facade::kustomer_webhooks", event = "…")]`
-/// (`#[model(crate = "…")]` likewise). Without it, the expansion reaches the
-/// runtime as `::kustomer_webhooks`.
+/// A dependency renamed in your crate's `Cargo.toml`
+/// (`kw = { package = "kustomer-webhooks", … }`, in any dependency table,
+/// or inherited from the workspace's) is found there: the expansion reaches
+/// the runtime as `::kw`. Where the runtime has another name the manifest
+/// does not say (a crate of your own that re-exports it), say so with
+/// `crate = "…"`: `#[kustomer_webhook(crate = "my_facade::kustomer_webhooks",
+/// event = "…")]` (`#[model(crate = "…")]` likewise; `crate` always wins).
+/// Otherwise, the expansion reaches the runtime as `::kustomer_webhooks`.
 ///
 /// Mistakes are compile errors pointing at the offending token: an unknown
 /// event name (with the closest known one), a parameter that is not an event
