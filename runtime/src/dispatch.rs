@@ -426,7 +426,18 @@ async fn blocking(
             Err(payload) => Err(Failure::Panic(panic_message(payload))),
         };
     }
-    match tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(work))).await {
+    // The delivery's span goes with the handler to the pool's thread, so
+    // that its lines name the event as an `async` handler's do; and so does
+    // the subscriber in use, when it is this thread's own (a test's
+    // `with_default`) rather than the process's.
+    let span = tracing::Span::current();
+    let subscriber = tracing::dispatcher::get_default(Clone::clone);
+    let run = move || {
+        tracing::dispatcher::with_default(&subscriber, || {
+            span.in_scope(|| catch_unwind(AssertUnwindSafe(work)))
+        })
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(Ok(r)) => r.map_err(Failure::Error),
         Ok(Err(payload)) => Err(Failure::Panic(panic_message(payload))),
         Err(e) if e.is_panic() => Err(Failure::Panic(panic_message(e.into_panic()))),
@@ -957,13 +968,46 @@ fn short_name(type_name: &'static str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{same_function, short_name};
+    use super::{DispatchError, HandlerError, same_function, short_name};
 
     async fn on_team(_: crate::TeamCreate) {}
 
     /// Functions of another set of models than the dispatcher's, left out
     /// by `.registered()`: with none of its own, no dispatcher is built; with
     /// some, a warning names those whose events get no handler here.
+    /// A handler's error is said with its causes, each once.
+    #[test]
+    fn a_handler_error_is_said_with_its_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("saving customer")]
+        struct Saving(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("writing: {0}")]
+        struct Writing(#[source] std::io::Error);
+        let said = |error: HandlerError| {
+            DispatchError::Handler {
+                event: "kustomer.customer.update".into(),
+                handler: "on_customer",
+                error,
+            }
+            .to_string()
+        };
+        let refused = || std::io::Error::other("connection refused");
+        assert_eq!(
+            said(Box::new(Saving(refused()))),
+            "on_customer failed on kustomer.customer.update: saving customer: connection refused"
+        );
+        // A cause its error already says is not said again.
+        assert_eq!(
+            said(Box::new(Writing(refused()))),
+            "on_customer failed on kustomer.customer.update: writing: connection refused"
+        );
+        assert_eq!(
+            said("plain".into()),
+            "on_customer failed on kustomer.customer.update: plain"
+        );
+    }
+
     #[test]
     fn handlers_of_another_set_fail_the_build_or_are_warned_of() {
         let other = super::LeftOut {
@@ -1148,8 +1192,9 @@ pub enum DispatchError {
     /// The body is not an event (see [`ParseError`]).
     #[error(transparent)]
     Parse(#[from] ParseError),
-    /// The handler returned an error.
-    #[error("{handler} failed on {event}: {error}")]
+    /// The handler returned an error. Its text ends with the error's
+    /// causes (`saving customer …: connection refused`), each said once.
+    #[error("{handler} failed on {event}: {}", Causes(&**.error))]
     Handler {
         /// The event.
         event: EventName,
@@ -1158,7 +1203,8 @@ pub enum DispatchError {
         /// Its error.
         error: HandlerError,
     },
-    /// The handler panicked; the panic was caught.
+    /// The handler panicked; the panic was caught (where panics unwind, as
+    /// they do by default: under `panic = "abort"`, the process ends).
     #[error("{handler} panicked on {event}: {message}")]
     Panicked {
         /// The event.
@@ -1168,6 +1214,27 @@ pub enum DispatchError {
         /// The panic's message.
         message: String,
     },
+}
+
+/// An error and its causes, `: `-separated, each said once: a cause whose
+/// text the error's already ends with (an error that writes its source in
+/// its own message) is not repeated.
+struct Causes<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            let said = e.to_string();
+            if !said.is_empty() && !text.ends_with(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
+            cause = e.source();
+        }
+        f.write_str(&text)
+    }
 }
 
 /// Routes each event to its handler, by name, in constant time.

@@ -3264,10 +3264,10 @@ pub(crate) mod tests {
         }
     }
 
-    /// Logging warnings alone, a delivery's lines still carry its span's
-    /// event id and name.
-    #[test]
-    fn a_warning_logged_during_a_delivery_names_its_event_under_a_warn_filter() {
+    /// What a `fmt` subscriber logging warnings alone writes while
+    /// `dispatcher`'s receiver takes the team sample, and the reply's
+    /// status.
+    fn logged_at_warn(dispatcher: Dispatcher) -> (String, u16) {
         use std::sync::Mutex;
         #[derive(Clone, Default)]
         struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -3283,9 +3283,6 @@ pub(crate) mod tests {
                 Ok(())
             }
         }
-        async fn on_team(_: crate::TeamCreate) -> Result<(), std::io::Error> {
-            Err(std::io::Error::other("boom"))
-        }
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -3295,33 +3292,83 @@ pub(crate) mod tests {
             .finish();
         let body = include_bytes!("../../schema/samples/kustomer.team.create.json");
         let signature = crate::verify::sign(b"t", body);
-        tracing::subscriber::with_default(subscriber, || {
-            let dispatcher = Dispatcher::builder()
-                .handler(on_team)
-                .build()
-                .expect("builds");
+        let status = tracing::subscriber::with_default(subscriber, || {
             let receiver = Receiver::new(dispatcher, Verifier::new("t"));
             let header = |name: &str| match name {
                 "content-type" => Some(&b"application/json"[..]),
                 crate::verify::SIGNATURE_HEADER => Some(signature.as_bytes()),
                 _ => None,
             };
-            let reply = runtime().block_on(receiver.receive(Request {
-                method: "POST",
-                header,
-                body,
-            }));
-            assert_eq!(reply.status, 500);
+            // Multi-threaded: a plain `fn` handler runs on the blocking
+            // pool's thread.
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime builds")
+                .block_on(receiver.receive(Request {
+                    method: "POST",
+                    header,
+                    body,
+                }))
+                .status
         });
         let text = String::from_utf8(buffer.0.lock().expect("not poisoned").clone()).unwrap();
+        (text, status)
+    }
+
+    /// Logging warnings alone, a delivery's lines still carry its span's
+    /// event id and name: the receiver's own, and a handler's, `async` or
+    /// a plain `fn` run on another thread.
+    #[test]
+    fn a_warning_logged_during_a_delivery_names_its_event_under_a_warn_filter() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("saving team")]
+        struct Saving(#[source] std::io::Error);
+        async fn failing(_: crate::TeamCreate) -> Result<(), Saving> {
+            Err(Saving(std::io::Error::other("connection refused")))
+        }
+        fn plain(_: crate::TeamCreate) {
+            tracing::warn!("inside the plain fn handler");
+        }
+        async fn in_async(_: crate::TeamCreate) {
+            tracing::warn!("inside the async handler");
+        }
+        let span = "kustomer_webhook{event=\"kustomer.team.create\" id=\"";
+        let (text, status) = logged_at_warn(
+            Dispatcher::builder()
+                .handler(failing)
+                .build()
+                .expect("builds"),
+        );
+        assert_eq!(status, 500);
         let line = text
             .lines()
             .find(|l| l.contains("handler failed"))
             .unwrap_or_else(|| panic!("{text}"));
-        assert!(
-            line.contains("kustomer_webhook{event=\"kustomer.team.create\" id=\""),
-            "{line}"
-        );
+        assert!(line.contains(span), "{line}");
+        // With the error's cause.
+        assert!(line.contains("saving team: connection refused"), "{line}");
+        let plain = Dispatcher::builder()
+            .handler(plain)
+            .build()
+            .expect("builds");
+        let in_async = Dispatcher::builder()
+            .handler(in_async)
+            .build()
+            .expect("builds");
+        for (dispatcher, said) in [
+            (plain, "inside the plain fn handler"),
+            (in_async, "inside the async handler"),
+        ] {
+            let (text, status) = logged_at_warn(dispatcher);
+            assert_eq!(status, 200, "{text}");
+            let line = text
+                .lines()
+                .find(|l| l.contains(said))
+                .unwrap_or_else(|| panic!("{text}"));
+            assert!(line.contains(span), "{line}");
+        }
     }
 
     #[test]
