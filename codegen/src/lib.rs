@@ -1218,10 +1218,9 @@ impl<'a> Gen<'a> {
             } else {
                 Kind::Opt
             };
-            // An `any` field's type is the macro's: it names nothing.
-            if kind != Kind::Any {
-                ty.uses(&mut self.uses);
-            }
+            // An `any` field is written `Option<Value>`: it uses `Value`
+            // as any other field uses its type.
+            ty.uses(&mut self.uses);
             fields.push(Field {
                 json: key.clone(),
                 rust: names.next().expect("a name for every key"),
@@ -2410,6 +2409,23 @@ mod tests {
         assert!(
             text.contains("pub preferences: WidgetPrFRences,")
                 || text.contains("pub preferences: Option<WidgetPrFRences>,"),
+            "{text}"
+        );
+    }
+
+    /// A file whose only fields of any JSON are `Option<Value>` imports
+    /// `Value` (a resource seen only created has no change set, which
+    /// imported it anyway).
+    #[test]
+    fn a_file_with_fields_of_any_json_imports_value() {
+        let sample = r#"{"id":"6a2f00000000000000000001","name":"kustomer.kobject.order.create","data":{"type":"kobject.order","id":"6a2f00000000000000000101","attributes":{"rev":1,"note":null,"custom":{"tier":"gold"}}}}"#;
+        let files = models(&[sample]).unwrap();
+        let text = &files["kobject_order.rs"];
+        assert!(text.contains("pub note: Option<Value>"), "{text}");
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("use kustomer_webhooks::serde_json::") && l.contains("Value")
+            ),
             "{text}"
         );
     }

@@ -3,10 +3,13 @@
 //! The models of Kustomer's webhook events, one module per resource.
 
 mod shared;
+mod kobject_order;
 mod widget;
 #[allow(unused_imports)]
 pub use shared::*;
+pub use kobject_order::*;
 pub use widget::*;
 kustomer_webhooks::__events! {
-    typed { WidgetUpdate = "kustomer.widget.update", }
+    typed { KobjectOrderCreate = "kustomer.kobject.order.create", WidgetUpdate =
+    "kustomer.widget.update", }
 }
