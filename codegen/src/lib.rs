@@ -1837,12 +1837,19 @@ impl<'a> Resource<'a> {
             else {
                 continue;
             };
-            // The attribute types come from their definition.
+            // The attribute types come from their definition, made here as
+            // deep as the envelope will hold it (`data`'s struct within the
+            // envelope's): made less deep, its nested values would be kept
+            // to a depth the envelope's `data.attributes` cannot hold, and
+            // the whole field would be kept as JSON.
             self.g.path = vec!["data".to_owned(), section.to_owned()];
+            let depth = std::mem::replace(&mut self.g.depth, 1);
             let ty = self.g.reference(
                 &format!("#/definitions/{target}"),
                 &format!("/definitions/{data}/properties/{section}"),
-            )?;
+            );
+            self.g.depth = depth;
+            let ty = ty?;
             self.g.path.clear();
             let Ty::Named(_) = ty else { continue };
             let target_schema = self.g.defs.get(&target).cloned().unwrap_or_default();
@@ -2411,6 +2418,39 @@ mod tests {
                 || text.contains("pub preferences: Option<WidgetPrFRences>,"),
             "{text}"
         );
+    }
+
+    /// A value nested deep in a change (its `after`, evidence of the
+    /// attribute's type) keeps only its deepest part as JSON: the
+    /// attributes stay typed, `rev` read, and generating again from the
+    /// models changes nothing.
+    #[test]
+    fn a_deep_change_keeps_the_attributes_typed_and_generation_settles() {
+        let mut deep = serde_json::json!("x");
+        for _ in 0..23 {
+            deep = serde_json::json!({ "d": deep });
+        }
+        let update = serde_json::json!({
+            "id": "6a2f00000000000000000002",
+            "name": "kustomer.widget.update",
+            "data": {"type": "widget", "id": "6a2f000000000000000003ea", "attributes": {"rev": 2}},
+            "changes": {"attributes": {"deep": {"op": "replace", "before": null, "after": deep}}}
+        })
+        .to_string();
+        let other = r#"{"id":"6a2f00000000000000000003","name":"kustomer.widget.attribute-changes","data":{"type":"widget","id":"6a2f000000000000000003ea","attributes":{}}}"#;
+        let samples = [update.as_str(), other];
+        let files = models(&samples).unwrap();
+        let text = &files["widget.rs"];
+        assert!(text.contains("pub attributes: WidgetAttributes,"), "{text}");
+        assert!(!text.contains(r#"json("attributes", any)"#), "{text}");
+        let rev = &text[text.find("fn rev(&self)").expect("an envelope")..];
+        assert!(
+            rev[..rev.find('}').unwrap()].contains("self.data.attributes"),
+            "{rev}"
+        );
+        let settings = Settings::default().with_previous_models(&files);
+        let again = generate(&schemas(&samples), &settings).unwrap();
+        assert_eq!(again, files);
     }
 
     /// A file whose only fields of any JSON are `Option<Value>` imports
