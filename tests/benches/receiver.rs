@@ -34,12 +34,18 @@
 //! batches save (deliveries that arrive together, handled in turn by one
 //! task with the receiver's code warm).
 //!
+//! Then, in rounds of their own, the full receiver and the bare endpoint
+//! both served over TLS by the runtime's `axum::Server` (`serve --tls-cert`;
+//! Kustomer posts over HTTPS), the client trusting the test authority:
+//! `ratio receiver_tls_vs_bare_tls`, for the deployment where the receiver
+//! terminates TLS itself. The goal is the plain-HTTP ratio above.
+//!
 //! `scripts/receiver-instructions` counts the same work in instructions
 //! (callgrind), which no other load on the machine disturbs.
 
 use kustomer_webhooks_tests::load::{
     Part, bare_router, blocking_receiver_router, compare, part_router, receiver_router, serve,
-    serve_with_server, unbatched_receiver_router,
+    serve_tls, serve_with_server, unbatched_receiver_router,
 };
 
 const REQUESTS: usize = 10_000;
@@ -104,6 +110,27 @@ fn main() {
                 println!("rounds {name}_vs_bare: {low:.2}–{high:.2}");
             }
         }
+        // Over TLS, in rounds of their own (a TLS round takes longer).
+        let tls = [
+            format!(
+                "https://localhost:{}/",
+                serve_tls(receiver_router()).await.port()
+            ),
+            format!(
+                "https://localhost:{}/",
+                serve_tls(bare_router()).await.port()
+            ),
+        ];
+        let over_tls = compare(&tls, 1, ROUNDS, REQUESTS).await;
+        for (name, m) in ["receiver_tls", "bare_tls"].iter().zip(&over_tls) {
+            println!("requests_per_second_{name}: {:.0}", m.rps);
+            if let Some(cpu) = m.cpu_us {
+                println!("cpu_us_per_request_{name}: {cpu:.1}");
+            }
+        }
+        let (low, high) = over_tls[0].ratio_range;
+        println!("rounds receiver_tls_vs_bare_tls: {low:.2}–{high:.2}");
+        println!("ratio receiver_tls_vs_bare_tls: {:.2}", over_tls[0].ratio);
         println!("ratio receiver_vs_bare: {:.2}", measured[RECEIVER].ratio);
     });
 }

@@ -243,6 +243,28 @@ pub async fn serve_with_server(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// Serves `app` over HTTPS on an ephemeral loopback port with the runtime's
+/// [`Server`](kustomer_webhooks::axum::Server), with the test certificate
+/// of [`TLS_DIR`](crate::TLS_DIR) (for `localhost` and `127.0.0.1`), as
+/// `serve --tls-cert` does; [`load`] trusts its authority for an
+/// `https://` URL.
+pub async fn serve_tls(app: axum::Router) -> SocketAddr {
+    let dir = crate::TLS_DIR;
+    let tls = kustomer_webhooks::axum::Tls::from_pem_files(
+        format!("{dir}/server.pem"),
+        format!("{dir}/server.key"),
+    )
+    .expect("the test certificate loads");
+    let (listener, addr) = loopback().await;
+    tokio::spawn(async move {
+        kustomer_webhooks::axum::Server::new()
+            .with_tls(tls)
+            .serve(listener, app, std::future::pending())
+            .await
+    });
+    addr
+}
+
 /// A listener on an ephemeral loopback port, and its address.
 async fn loopback() -> (tokio::net::TcpListener, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -274,12 +296,16 @@ pub struct Run {
 }
 
 /// Posts every delivery to `url` with [`CONCURRENCY`] clients, each
-/// expecting 200.
+/// expecting 200. An `https://` URL is trusted by the test authority of
+/// [`TLS_DIR`](crate::TLS_DIR) alone ([`serve_tls`]).
 pub async fn load(url: String, deliveries: Arc<Vec<Delivery>>) -> Run {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .expect("a default client builds");
+    let mut builder = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY);
+    if url.starts_with("https://") {
+        let pem = std::fs::read(format!("{}/ca.pem", crate::TLS_DIR)).expect("the test authority");
+        let authority = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
+        builder = builder.tls_certs_only([authority]);
+    }
+    let client = builder.build().expect("a client builds");
     let next = Arc::new(AtomicUsize::new(0));
     let cpu = cpu_seconds();
     let start = Instant::now();
