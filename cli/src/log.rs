@@ -44,7 +44,7 @@ pub enum LogLevel {
     Error,
     /// Warnings and errors.
     Warn,
-    /// Also rejections, 409s and what `serve` did (the default).
+    /// Also rejections and 409s (the default).
     #[default]
     Info,
     /// Also failed TLS handshakes, Redis reconnections and the like.

@@ -237,9 +237,9 @@ enum Command {
         )]
         log_format: log::Format,
         /// The least severe log lines written: `error`, `warn`, `info` (the
-        /// default: rejections, 409s and each stop's summary too), `debug`
-        /// (also failed TLS handshakes and Redis reconnections) or `trace`;
-        /// serve's own notes are always written
+        /// default: also rejections and 409s), `debug` (also failed TLS
+        /// handshakes and Redis reconnections) or `trace`; serve's own
+        /// notes (where it listens, its stop's summary) are always written
         #[arg(
             long,
             value_name = "LEVEL",
@@ -472,20 +472,12 @@ enum Command {
         redis_ca_cert: Option<PathBuf>,
         /// For a rediss:// URL whose server asks for a client certificate:
         /// this certificate (PEM), with --redis-client-key
-        #[arg(
-            long,
-            value_name = "FILE",
-            requires = "redis_client_key",
-            env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT"
-        )]
+        // Needs --redis-client-key: checked by `check_serve_needs`.
+        #[arg(long, value_name = "FILE", env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT")]
         redis_client_cert: Option<PathBuf>,
         /// The private key (PEM) of --redis-client-cert
-        #[arg(
-            long,
-            value_name = "FILE",
-            requires = "redis_client_cert",
-            env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY"
-        )]
+        // Needs --redis-client-cert: checked by `check_serve_needs`.
+        #[arg(long, value_name = "FILE", env = "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY")]
         redis_client_key: Option<PathBuf>,
         /// Options set by their environment variables alone without what
         /// they need, left out: one warning each (`check_serve_needs`).
@@ -771,6 +763,29 @@ fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Resul
                 variable,
                 "--redis <URL> (or KUSTOMER_WEBHOOKS_REDIS_URL): the Redis to use",
             ));
+        }
+    }
+    // The client certificate and its key go together.
+    for (on, other, id, flag, variable, needs) in [
+        (
+            redis_client_cert.is_some(),
+            redis_client_key.is_some(),
+            "redis_client_cert",
+            "--redis-client-cert",
+            "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT",
+            "--redis-client-key <FILE> (or KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY): its private key",
+        ),
+        (
+            redis_client_key.is_some(),
+            redis_client_cert.is_some(),
+            "redis_client_key",
+            "--redis-client-key",
+            "KUSTOMER_WEBHOOKS_REDIS_CLIENT_KEY",
+            "--redis-client-cert <FILE> (or KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT): its certificate",
+        ),
+    ] {
+        if on && !other && !lacking.iter().any(|(i, ..)| *i == id) {
+            lacking.push((id, flag, variable, needs));
         }
     }
     if dead_letters_max.is_some() && dead_letters.is_none() {

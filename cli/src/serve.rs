@@ -1040,10 +1040,11 @@ fn waiting(letters: &DeadLetters, headers: bool) {
         note!(
             "dead letters waiting in {}: {n}; once they can be handled, replay them with \
              `kustomer-webhooks send --url URL --token-file FILE{headers} {}` (within the \
-             idempotency store's retention, 75 minutes, an event handled meanwhile is \
+             idempotency store's retention, {} minutes, an event handled meanwhile is \
              acknowledged as a duplicate; after it, the replay handles it again)",
             dir.display(),
-            crate::out::shell_word(dir)
+            crate::out::shell_word(dir),
+            kustomer_webhooks::dedupe::DEFAULT_RETENTION.as_secs() / 60
         );
     }
 }

@@ -3506,6 +3506,10 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
         ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true"),
         ("KUSTOMER_WEBHOOKS_REDIS_PREFIX", "billing:"),
         ("KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX", "5"),
+        (
+            "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT",
+            "/nonexistent/client.pem",
+        ),
     ];
     let (_serve, _log, url, said) = start_serve_with_env(&["--token", "t0ken"], &shared);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
@@ -3513,13 +3517,20 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
         "warning: KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN is set, but serve has no --redis <URL>: left out",
         "warning: KUSTOMER_WEBHOOKS_REDIS_PREFIX is set, but serve has no --redis <URL>: left out",
         "warning: KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX is set, but serve has no --dead-letters <DIR>: left out",
+        "warning: KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT is set, but serve has no --redis <URL>: left out",
     ] {
         assert!(said.iter().any(|l| l.contains(want)), "{want}: {said:?}");
     }
     let closed = "redis://127.0.0.1:9/";
     /// Arguments, environment, the exit code, and what stderr says.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
+        (
+            &["--redis", closed, "--redis-client-cert", "client.pem"],
+            &[],
+            2,
+            "--redis-client-cert needs --redis-client-key <FILE>",
+        ),
         (
             &["--redis-cluster"],
             &[],

@@ -90,8 +90,8 @@ fn dependencies(text: &str) -> Vec<Entry> {
     // In a dependency table (`Some(None)`), or in one dependency's own
     // table (`Some(Some(index))`, `[dependencies.NAME]`).
     let mut table: Option<Option<usize>> = None;
-    for line in text.lines() {
-        let line = without_comment(line).trim();
+    for line in logical_lines(text) {
+        let line = line.trim();
         if line.is_empty() {
             continue;
         }
@@ -159,6 +159,37 @@ fn dependencies(text: &str) -> Vec<Entry> {
         }
     }
     entries
+}
+
+/// The manifest's lines without their comments, a value that goes on over
+/// several lines (an array in an inline table, `features = [` then one
+/// feature a line) joined into one.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (mut current, mut depth) = (String::new(), 0i32);
+    for line in text.lines() {
+        let line = without_comment(line);
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '{' | '[') => depth += 1,
+                (None, '}' | ']') => depth -= 1,
+                _ => {}
+            }
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(line.trim());
+        if depth <= 0 {
+            lines.push(std::mem::take(&mut current));
+            depth = 0;
+        }
+    }
+    lines.push(current);
+    lines
 }
 
 /// What a table header is: `Some(None)` for a dependency table,
@@ -263,6 +294,14 @@ mod tests {
             ("[dependencies]\nkustomer_webhooks = \"0.1\"\n", None),
             // Another package renamed, or the name in a comment or another
             // table: nothing.
+            (
+                "[dependencies]\nhooks = { version = \"0.1\", features = [\n    \"axum\", # the router\n], package = \"kustomer-webhooks\" }\n",
+                Some("hooks"),
+            ),
+            (
+                "[workspace]\nmembers = [\n  \"a\",\n]\n[dependencies]\nkw = { package = \"kustomer-webhooks\" }\n",
+                Some("kw"),
+            ),
             ("[dependencies]\nj = { package = \"serde_json\" }\n", None),
             (
                 "[dependencies]\n# kw = { package = \"kustomer-webhooks\" }\n",

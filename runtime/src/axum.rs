@@ -335,23 +335,6 @@ pub fn max_body_pieces(limit: usize) -> usize {
     (limit / 256).max(MAX_BODY_PIECES)
 }
 
-/// An error's message followed by those of its causes that add to it
-/// (`error reading a body from connection: unexpected end of file`): what
-/// tells a client that hung up from a broken chunk.
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !more.is_empty() && !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// Why a body was not read.
 enum Unread {
     /// Over the size limit.
@@ -374,7 +357,7 @@ async fn read_body(mut body: Body, limit: usize, declared: Option<u64>) -> Resul
     let mut pieces = 0usize;
     let most = max_body_pieces(limit);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Unread::Failed(with_causes(&e)))?;
+        let frame = frame.map_err(|e| Unread::Failed(crate::dispatch::with_causes(&e)))?;
         // Trailers, which hold nothing of the body, are left out.
         let Ok(data) = frame.into_data() else {
             continue;

@@ -416,13 +416,25 @@ pub(crate) fn write_private(dir: &Path, path: &Path, body: &[u8]) -> std::io::Re
     let mut file = tempfile::Builder::new()
         .prefix(".capture-")
         .suffix(".tmp")
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(without_temporary_name)?;
     // Through the file itself: `NamedTempFile`'s own writes name the
     // temporary file in their errors, where the caller names `path`.
     file.as_file_mut().write_all(body)?;
     file.as_file().sync_data()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// `tempfile`'s error without the temporary file's name it adds (`… at
+/// path "/dir/.capture-x1Y2.tmp"`): the caller names the file it was
+/// writing, and a name that never existed would only mislead.
+fn without_temporary_name(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    match text.split_once(" at path \"") {
+        Some((cause, _)) => std::io::Error::new(e.kind(), cause.to_owned()),
+        None => e,
+    }
 }
 
 /// Creates `dir` when missing (owner-only), and checks that a file can be
@@ -433,6 +445,7 @@ pub(crate) fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
         .prefix(".check-")
         .tempfile_in(dir)
         .map(drop)
+        .map_err(without_temporary_name)
 }
 
 /// Ids Kustomer sends are 24 lowercase hex digits; anything else is used as
@@ -565,6 +578,25 @@ mod tests {
             capture.counts().written.load(Ordering::Relaxed),
             MAX_STALLED_CAPTURES as u64
         );
+    }
+
+    /// A write that fails says why without the temporary file's name.
+    #[test]
+    fn a_failed_write_does_not_name_its_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let e = write_private(&gone, &gone.join("x.json"), b"{}").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert!(!e.to_string().contains(".capture-"), "{e}");
+        // A directory whose file cannot be made: a file stands in its way.
+        std::fs::write(dir.path().join("a-file"), "").unwrap();
+        let e = write_private(
+            &dir.path().join("a-file"),
+            &dir.path().join("a-file/x.json"),
+            b"{}",
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains(".capture-"), "{e}");
     }
 
     #[test]

@@ -1201,8 +1201,9 @@ impl Freshness {
 /// both be fresh, and `record` keeps the higher revision whatever the order
 /// of the calls. A revision is remembered for [`DEFAULT_RETENTION`] after it
 /// was recorded (longer than Kustomer retries a delivery, so longer than an
-/// update can arrive late), for at most [`DEFAULT_MAX_ENTRIES`] resources;
-/// both are configurable ([`OrderingGuard::with_limits`]). Cloning it is
+/// update can arrive late), for at most [`DEFAULT_MAX_ENTRIES`] entries (a
+/// resource whose events carry both a `rev` and an `updatedAt` takes two,
+/// one for each, when the receiver records them); both are configurable ([`OrderingGuard::with_limits`]). Cloning it is
 /// cheap; the clones share their entries.
 ///
 /// Resource ids are Kustomer object ids, unique across resource types, so
@@ -1283,24 +1284,30 @@ impl OrderingGuard {
     }
 
     /// [`check`](OrderingGuard::check) for an event: its `data.id` and
-    /// `data.attributes.rev`. An event without either (or with an empty
-    /// `data.id`, which names no resource) is always fresh: users and teams,
+    /// `data.attributes.rev`. An event without either (or with a `data.id`
+    /// empty or of white space alone, which names no resource) is always
+    /// fresh: users and teams,
     /// which carry no `rev`, are ordered by `updatedAt` in the receiver
     /// ([`Receiver::with_ordering`](crate::receiver::Receiver::with_ordering)),
     /// not here.
     pub fn check_event(&self, event: &(impl Envelope + ?Sized)) -> Freshness {
-        match (event.resource_id().filter(|id| !id.is_empty()), event.rev()) {
+        let resource = event
+            .resource_id()
+            .filter(|id| !crate::receiver::names_nothing(id));
+        match (resource, event.rev()) {
             (Some(id), Some(rev)) => self.check(id, rev),
             _ => Freshness::Fresh,
         }
     }
 
     /// [`record`](OrderingGuard::record) for an event; nothing for an event
-    /// without a `data.id` (or with an empty one) or a `data.attributes.rev`.
+    /// without a `data.id` (or with one that names nothing) or a
+    /// `data.attributes.rev`.
     pub fn record_event(&self, event: &(impl Envelope + ?Sized)) {
-        if let (Some(id), Some(rev)) =
-            (event.resource_id().filter(|id| !id.is_empty()), event.rev())
-        {
+        let resource = event
+            .resource_id()
+            .filter(|id| !crate::receiver::names_nothing(id));
+        if let (Some(id), Some(rev)) = (resource, event.rev()) {
             self.record(id, rev);
         }
     }
@@ -1901,6 +1908,14 @@ mod tests {
         assert_eq!(guard.check_event(no_resource.envelope()), Freshness::Fresh);
         guard.record_event(no_resource.envelope());
         assert_eq!(guard.check_event(no_resource.envelope()), Freshness::Fresh);
+        // A `data.id` of white space alone names no resource either.
+        let blank = crate::parse(
+            br#"{"name": "kustomer.tag.update", "data": {"type": "tag", "id": " ", "attributes": {"rev": 9}}}"#,
+        )
+        .unwrap()
+        .event;
+        guard.record_event(blank.envelope());
+        assert_eq!(guard.check_event(blank.envelope()), Freshness::Fresh);
     }
 
     #[test]

@@ -429,13 +429,17 @@ async fn blocking(
     // The delivery's span goes with the handler to the pool's thread, so
     // that its lines name the event as an `async` handler's do; and so does
     // the subscriber in use, when it is this thread's own (a test's
-    // `with_default`) rather than the process's.
+    // `with_default`) rather than the process's. Where no subscriber was
+    // ever set, nothing is: setting one, even none, would end `tracing`'s
+    // fallback to the `log` crate for the whole process.
     let span = tracing::Span::current();
-    let subscriber = tracing::dispatcher::get_default(Clone::clone);
-    let run = move || {
-        tracing::dispatcher::with_default(&subscriber, || {
+    let subscriber =
+        tracing::dispatcher::has_been_set().then(|| tracing::dispatcher::get_default(Clone::clone));
+    let run = move || match subscriber {
+        Some(subscriber) => tracing::dispatcher::with_default(&subscriber, || {
             span.in_scope(|| catch_unwind(AssertUnwindSafe(work)))
-        })
+        }),
+        None => catch_unwind(AssertUnwindSafe(work)),
     };
     match tokio::task::spawn_blocking(run).await {
         Ok(Ok(r)) => r.map_err(Failure::Error),
@@ -984,6 +988,9 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("writing: {0}")]
         struct Writing(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0} (saving)")]
+        struct Around(#[source] std::io::Error);
         let said = |error: HandlerError| {
             DispatchError::Handler {
                 event: "kustomer.customer.update".into(),
@@ -997,10 +1004,15 @@ mod tests {
             said(Box::new(Saving(refused()))),
             "on_customer failed on kustomer.customer.update: saving customer: connection refused"
         );
-        // A cause its error already says is not said again.
+        // A cause its error already says is not said again, wherever it
+        // says it.
         assert_eq!(
             said(Box::new(Writing(refused()))),
             "on_customer failed on kustomer.customer.update: writing: connection refused"
+        );
+        assert_eq!(
+            said(Box::new(Around(refused()))),
+            "on_customer failed on kustomer.customer.update: connection refused (saving)"
         );
         assert_eq!(
             said("plain".into()),
@@ -1194,7 +1206,7 @@ pub enum DispatchError {
     Parse(#[from] ParseError),
     /// The handler returned an error. Its text ends with the error's
     /// causes (`saving customer …: connection refused`), each said once.
-    #[error("{handler} failed on {event}: {}", Causes(&**.error))]
+    #[error("{handler} failed on {event}: {}", with_causes(&**.error))]
     Handler {
         /// The event.
         event: EventName,
@@ -1216,25 +1228,22 @@ pub enum DispatchError {
     },
 }
 
-/// An error and its causes, `: `-separated, each said once: a cause whose
-/// text the error's already ends with (an error that writes its source in
-/// its own message) is not repeated.
-struct Causes<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Causes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = self.0.to_string();
-        let mut cause = self.0.source();
-        while let Some(e) = cause {
-            let said = e.to_string();
-            if !said.is_empty() && !text.ends_with(&said) {
-                text.push_str(": ");
-                text.push_str(&said);
-            }
-            cause = e.source();
+/// An error's message followed by those of its causes that add to it,
+/// `: `-separated (`saving customer: connection refused`): a cause whose
+/// text the message already holds (an error that writes its source in its
+/// own message) is not said again.
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
         }
-        f.write_str(&text)
+        cause = c.source();
     }
+    text
 }
 
 /// Routes each event to its handler, by name, in constant time.

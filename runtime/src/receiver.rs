@@ -605,10 +605,12 @@ impl<S: Events> Receiver<S> {
     /// Drops updates whose `rev` is not newer than the last processed for
     /// the same resource: acknowledged with `"outcome": "stale"`, not
     /// dispatched. Off by default. An update without a `rev` (users and
-    /// teams have none) is ordered by its `updatedAt` instead: stale when
-    /// older than the last one handled, kept apart from revisions (see
-    /// [`RevisionStore`]); one with neither is
-    /// handled unordered. Only an update (an event whose name ends
+    /// teams have none), or with one that cannot be read, is ordered by its
+    /// `updatedAt` instead: stale when older than the last one handled,
+    /// kept apart from revisions under `<data.id>@updatedAt` (see
+    /// [`RevisionStore`]); an event with both records both (two records per
+    /// handled event), so that such an update is ordered against every one
+    /// before it; one with neither is handled unordered. Only an update (an event whose name ends
     /// in `.update`) can be stale: a creation that arrives after its
     /// resource's updates is still handled (its `rev`, recorded like an
     /// update's, never lowers the last one). The revisions are kept in `revisions`:
@@ -1093,14 +1095,21 @@ impl<S: Events> Receiver<S> {
         let id = parsed.event.envelope().event_id().map(str::to_owned);
         // At `error`: enabled wherever anything of the receiver is logged,
         // so that a service logging warnings alone still has the event's id
-        // on each (an `info` span is off under a `warn` filter).
-        let span = tracing::error_span!(
-            "kustomer_webhook",
-            event = event.as_str(),
-            // An event without one has the field left out.
-            id = id.as_deref(),
-            resource_id = parsed.event.envelope().resource_id(),
-        );
+        // on each (an `info` span is off under a `warn` filter). Made only
+        // once a `tracing` subscriber is set: without one, `tracing`'s
+        // fallback to the `log` crate would write each span as a record of
+        // its level, an `error` line per delivery.
+        let span = if tracing::dispatcher::has_been_set() {
+            tracing::error_span!(
+                "kustomer_webhook",
+                event = event.as_str(),
+                // An event without one has the field left out.
+                id = id.as_deref(),
+                resource_id = parsed.event.envelope().resource_id(),
+            )
+        } else {
+            tracing::Span::none()
+        };
         if parsed.event.envelope().event_name().is_none() {
             span.in_scope(cold::named_by_header_only);
         }

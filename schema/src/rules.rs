@@ -337,8 +337,12 @@ fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
                     let word = cur.split_off(before);
                     out.push(std::mem::replace(&mut cur, word));
                 }
-                prev_lower = !upper;
-                prev_upper = upper;
+                // `ß`, which capitals keep (`STRAßE`), takes the case of
+                // the letters around it.
+                if !(split_runs && ch == 'ß') {
+                    prev_lower = !upper;
+                    prev_upper = upper;
+                }
                 continue;
             }
             if !cur.is_empty() {
@@ -380,7 +384,8 @@ fn words_with(s: &str, transliterate: bool, split_runs: bool) -> Vec<String> {
 fn ends_run(chars: &[char], i: usize, transliterate: bool) -> bool {
     let lower = |c: &char| {
         if transliterate {
-            c.is_lowercase()
+            // `ß` is as much a capital's letter as a small one's.
+            c.is_lowercase() && *c != 'ß'
         } else {
             c.is_ascii_lowercase()
         }
@@ -687,6 +692,10 @@ mod tests {
             ("customerIDétail", "customer_i_detail"),
             ("ÜBERs", "ubers"),
             ("ÄÖÜs", "aous"),
+            ("STRAßE", "strasse"),
+            ("GRÖßE", "grosse"),
+            ("STRAßENName", "strassen_name"),
+            ("straßeName", "strasse_name"),
             ("a名b", "a_b"),
         ] {
             assert_eq!(field_snake_case(key), field, "{key}");

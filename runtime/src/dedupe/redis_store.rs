@@ -1586,12 +1586,13 @@ fn check_host(url: &str) -> Result<(), StoreError> {
     let Err(e) = url::Url::parse(url) else {
         return Ok(());
     };
-    // `redis://::1:6379`: an IPv6 address outside brackets.
-    let authority = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-        .unwrap_or_default();
-    let bare_ipv6 = !authority.contains(['[', '@']) && authority.matches(':').count() >= 2;
+    // `redis://::1:6379`: an IPv6 address outside brackets (not a user and
+    // password, which an `@` anywhere after them shows, even past a `/` the
+    // password holds).
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let bare_ipv6 =
+        !rest.contains('@') && !authority.contains('[') && authority.matches(':').count() >= 2;
     let what = match e {
         url::ParseError::InvalidPort | url::ParseError::EmptyHost if bare_ipv6 => {
             "an IPv6 address goes in brackets: redis://[::1]:6379/0".to_owned()
@@ -2166,6 +2167,7 @@ mod tests {
         for (url, said) in [
             ("redis://:pa/ss@h:6379/0", "it names no host"),
             ("redis://:pa#ss@h:6379/0", "percent-encoded"),
+            ("redis://u:p:x/y@h:6379/0", "percent-encoded"),
             ("redis://h:70000/0", "its port is not a number"),
             ("redis://h:port/0", "its port is not a number"),
             ("redis://:s3cret@/0", "it names no host"),
