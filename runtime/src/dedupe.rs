@@ -574,13 +574,26 @@ macro_rules! revision_store_behind {
 }
 revision_store_behind!(Arc, Box);
 
+/// The suffix of the key under which the receiver's ordering keeps a
+/// resource's last `updatedAt` (`<data.id>@updatedAt`), apart from its
+/// revision.
+pub(crate) const TIME_KEY_SUFFIX: &str = "@updatedAt";
+
 impl RevisionStore for OrderingGuard {
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
-        let last = self.last.get(resource_id);
+        // A resource's time is kept in its own entry, beside its revision:
+        // one entry per resource, as `max_entries` counts them.
+        let last = match resource_id.strip_suffix(TIME_KEY_SUFFIX) {
+            Some(resource) => self.last.get(resource).and_then(|l| l.time),
+            None => self.last.get(resource_id).and_then(|l| l.rev),
+        };
         Box::pin(std::future::ready(Ok(last)))
     }
     fn record_revision<'a>(&'a self, resource_id: &'a str, rev: i64) -> StoreFuture<'a, ()> {
-        self.record(resource_id, rev);
+        match resource_id.strip_suffix(TIME_KEY_SUFFIX) {
+            Some(resource) => self.record_in(resource, rev, |l| &mut l.time),
+            None => self.record(resource_id, rev),
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -1201,18 +1214,26 @@ impl Freshness {
 /// both be fresh, and `record` keeps the higher revision whatever the order
 /// of the calls. A revision is remembered for [`DEFAULT_RETENTION`] after it
 /// was recorded (longer than Kustomer retries a delivery, so longer than an
-/// update can arrive late), for at most [`DEFAULT_MAX_ENTRIES`] entries (a
-/// resource whose events carry both a `rev` and an `updatedAt` takes two,
-/// one for each, when the receiver records them); both are configurable ([`OrderingGuard::with_limits`]). Cloning it is
+/// update can arrive late), for at most [`DEFAULT_MAX_ENTRIES`] resources
+/// (the receiver's record of a resource's `updatedAt` is kept in the same
+/// entry as its revision); both are configurable ([`OrderingGuard::with_limits`]). Cloning it is
 /// cheap; the clones share their entries.
 ///
 /// Resource ids are Kustomer object ids, unique across resource types, so
 /// the guard is keyed by the id alone.
 #[derive(Clone)]
 pub struct OrderingGuard {
-    last: Cache<String, i64>,
+    last: Cache<String, Last>,
     retention: Duration,
     max_entries: u64,
+}
+
+/// What the guard keeps of a resource: its last revision, and (for the
+/// receiver's ordering by time) its last `updatedAt`, in one entry.
+#[derive(Clone, Copy, Debug, Default)]
+struct Last {
+    rev: Option<i64>,
+    time: Option<i64>,
 }
 
 impl fmt::Debug for OrderingGuard {
@@ -1266,7 +1287,7 @@ impl OrderingGuard {
     /// Whether revision `rev` of `resource_id` is newer than the last one
     /// recorded for it. An equal revision is stale.
     pub fn check(&self, resource_id: &str, rev: i64) -> Freshness {
-        match self.last.get(resource_id) {
+        match self.last.get(resource_id).and_then(|l| l.rev) {
             Some(last) if rev <= last => Freshness::Stale { last },
             _ => Freshness::Fresh,
         }
@@ -1275,11 +1296,23 @@ impl OrderingGuard {
     /// Records that revision `rev` of `resource_id` was handled. A lower
     /// revision than the one recorded leaves it as it is.
     pub fn record(&self, resource_id: &str, rev: i64) {
+        self.record_in(resource_id, rev, |l| &mut l.rev);
+    }
+
+    /// Records `value` in the slot `slot` picks of the resource's entry,
+    /// unless a higher one is there.
+    fn record_in(&self, resource_id: &str, value: i64, slot: fn(&mut Last) -> &mut Option<i64>) {
         self.last
             .entry_by_ref(resource_id)
-            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
-                Some(last) if last >= rev => Op::Nop,
-                _ => Op::Put(rev),
+            .and_compute_with(|entry| {
+                let mut last = entry.map(|e| e.into_value()).unwrap_or_default();
+                match slot(&mut last) {
+                    Some(kept) if *kept >= value => Op::Nop,
+                    kept => {
+                        *kept = Some(value);
+                        Op::Put(last)
+                    }
+                }
             });
     }
 
@@ -1916,6 +1949,40 @@ mod tests {
         .event;
         guard.record_event(blank.envelope());
         assert_eq!(guard.check_event(blank.envelope()), Freshness::Fresh);
+    }
+
+    /// The receiver's record of a resource's `updatedAt` shares its entry
+    /// with the revision: a guard of N entries remembers N resources.
+    #[test]
+    fn a_resources_time_and_revision_are_one_entry() {
+        let guard = OrderingGuard::with_limits(DEFAULT_RETENTION, 10);
+        let time_key = format!("r1{TIME_KEY_SUFFIX}");
+        let run = |f: StoreFuture<'_, ()>| futures_ready(f);
+        run(guard.record_revision("r1", 5));
+        run(guard.record_revision(&time_key, 1_000));
+        // Lower values leave the higher in place.
+        run(guard.record_revision("r1", 4));
+        run(guard.record_revision(&time_key, 999));
+        guard.last.run_pending_tasks();
+        assert_eq!(guard.last.entry_count(), 1);
+        assert_eq!(futures_ready(guard.last_revision("r1")), Some(5));
+        assert_eq!(futures_ready(guard.last_revision(&time_key)), Some(1_000));
+        assert_eq!(guard.check("r1", 5), Freshness::Stale { last: 5 });
+        // A time alone is no revision.
+        run(guard.record_revision(&format!("r2{TIME_KEY_SUFFIX}"), 7));
+        assert_eq!(futures_ready(guard.last_revision("r2")), None);
+        assert_eq!(guard.check("r2", 1), Freshness::Fresh);
+    }
+
+    /// The value of a future that is ready at once (the guard's are).
+    fn futures_ready<T>(f: StoreFuture<'_, T>) -> T {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = f;
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r.expect("the guard never fails"),
+            std::task::Poll::Pending => panic!("the guard's futures are ready at once"),
+        }
     }
 
     #[test]

@@ -1503,7 +1503,7 @@ struct Order<'a> {
 impl<'a> Order<'a> {
     fn of(envelope: &'a (impl crate::Envelope + ?Sized)) -> Option<Order<'a>> {
         let resource = guarded_resource(envelope)?;
-        let time_key = || format!("{resource}@updatedAt");
+        let time_key = || format!("{resource}{}", crate::dedupe::TIME_KEY_SUFFIX);
         let doubled = envelope.updated_at().and_then(|t| t.checked_mul(2));
         if let Some(rev) = envelope.rev() {
             return Some(Order {
