@@ -581,8 +581,8 @@ pub(crate) const TIME_KEY_SUFFIX: &str = "@updatedAt";
 
 impl RevisionStore for OrderingGuard {
     fn last_revision<'a>(&'a self, resource_id: &'a str) -> StoreFuture<'a, Option<i64>> {
-        // A resource's time is kept in its own entry, beside its revision:
-        // one entry per resource, as `max_entries` counts them.
+        // A resource's time is kept in its resource's entry, beside its
+        // revision: one entry per resource, as `max_entries` counts them.
         let last = match resource_id.strip_suffix(TIME_KEY_SUFFIX) {
             Some(resource) => self.last.get(resource).and_then(|l| l.time),
             None => self.last.get(resource_id).and_then(|l| l.rev),
@@ -1957,19 +1957,18 @@ mod tests {
     fn a_resources_time_and_revision_are_one_entry() {
         let guard = OrderingGuard::with_limits(DEFAULT_RETENTION, 10);
         let time_key = format!("r1{TIME_KEY_SUFFIX}");
-        let run = |f: StoreFuture<'_, ()>| futures_ready(f);
-        run(guard.record_revision("r1", 5));
-        run(guard.record_revision(&time_key, 1_000));
+        futures_ready(guard.record_revision("r1", 5));
+        futures_ready(guard.record_revision(&time_key, 1_000));
         // Lower values leave the higher in place.
-        run(guard.record_revision("r1", 4));
-        run(guard.record_revision(&time_key, 999));
+        futures_ready(guard.record_revision("r1", 4));
+        futures_ready(guard.record_revision(&time_key, 999));
         guard.last.run_pending_tasks();
         assert_eq!(guard.last.entry_count(), 1);
         assert_eq!(futures_ready(guard.last_revision("r1")), Some(5));
         assert_eq!(futures_ready(guard.last_revision(&time_key)), Some(1_000));
         assert_eq!(guard.check("r1", 5), Freshness::Stale { last: 5 });
         // A time alone is no revision.
-        run(guard.record_revision(&format!("r2{TIME_KEY_SUFFIX}"), 7));
+        futures_ready(guard.record_revision(&format!("r2{TIME_KEY_SUFFIX}"), 7));
         assert_eq!(futures_ready(guard.last_revision("r2")), None);
         assert_eq!(guard.check("r2", 1), Freshness::Fresh);
     }
