@@ -251,7 +251,7 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
     let stderr = assert_fails(
         &run,
         dir.path(),
-        &["events.jsonl:3:10: invalid JSON: expected value"],
+        &["events.jsonl:3:10: invalid JSON (in /name): expected value"],
     );
     assert!(!stderr.contains("was not read"), "{stderr}");
     // The samples after the bad line are still read: with --skip-unusable,
@@ -267,7 +267,7 @@ fn invalid_json_in_a_later_json_lines_sample_gives_the_line_in_the_file() {
     let stderr = assert_fails(
         &run,
         dir.path(),
-        &["events.jsonl:2:10: invalid JSON: expected value"],
+        &["events.jsonl:2:10: invalid JSON (in /name): expected value"],
     );
     assert!(!stderr.contains("was not read"), "{stderr}");
     let run = infer(
@@ -295,7 +295,7 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
         &run,
         dir.path(),
         &[
-            "events.jsonl:2:44: invalid JSON: EOF while parsing a value: the line ends before its \
+            "events.jsonl:2:44: invalid JSON (in /data): EOF while parsing a value: the line ends before its \
              sample does (in JSON Lines, each sample is one line) (fix",
         ],
     );
@@ -309,7 +309,7 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
     assert_fails(
         &run,
         dir.path(),
-        &["events.jsonl:2:46: invalid JSON: EOF while parsing"],
+        &["events.jsonl:2:46: invalid JSON (in /data): EOF while parsing"],
     );
     // A sample written on several lines, with a mistake inside: named where
     // the mistake is.
@@ -323,7 +323,7 @@ fn a_json_lines_sample_cut_short_is_named_at_its_own_line() {
     let stderr = assert_fails(
         &run,
         dir.path(),
-        &["events.jsonl:4:11: invalid JSON: expected value"],
+        &["events.jsonl:4:11: invalid JSON (in /data): expected value"],
     );
     assert_eq!(stderr.matches("error: ").count(), 1, "{stderr}");
     let run = infer(

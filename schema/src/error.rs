@@ -21,7 +21,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// A sample was not valid JSON.
-    #[error("{origin}:{line}:{column}: invalid JSON: {message}")]
+    #[error(
+        "{origin}:{line}:{column}: invalid JSON{}: {message}",
+        if pointer.is_empty() { String::new() } else { format!(" (in {pointer})") }
+    )]
     Json {
         /// Where the sample came from (usually its file).
         origin: String,
@@ -29,6 +32,9 @@ pub enum Error {
         line: usize,
         /// 1-based column of the error.
         column: usize,
+        /// The JSON Pointer of the value the error is in (`/data/attributes/name`),
+        /// empty when it is not inside one.
+        pointer: String,
         /// What the parser expected.
         message: String,
     },

@@ -303,9 +303,16 @@ impl Inferrer {
                 let start = base + stream.byte_offset();
                 let sample_line = lines.at(bytes, start);
                 let sample_start = lines.counted;
+                // Left by an error in an earlier sample that was not said.
+                let _ = error_pointer();
                 match stream.next() {
                     None => break 'file,
                     Some(Err(e)) => {
+                        let mut pointer = error_pointer();
+                        if e.to_string().starts_with("recursion limit exceeded") {
+                            // 128 levels, which the message says.
+                            pointer.clear();
+                        }
                         // A JSON Lines file (one that had a sample before, or
                         // is named as one).
                         let lines_file = seen > 0 || named_lines;
@@ -338,19 +345,32 @@ impl Inferrer {
                         }
                         line += base_line - 1;
                         let mut message = json_message(&e);
+                        if message == "number out of range" {
+                            // Named at its end: at its start, as `parse`
+                            // names it.
+                            column = number_start(bytes, line, column);
+                        }
                         // In JSON Lines, a sample cut short reads on into the
                         // next line, where the JSON then breaks: it is named
                         // at its own line (when the line the JSON broke on is
                         // a sample of its own; a sample written on several
                         // lines with a mistake inside is named where the
                         // mistake is).
+                        // So is one whose next line starts a sample of its
+                        // own with a mistake inside, in a file of one sample
+                        // a line so far (that sample is then read on its own,
+                        // its mistake named where it is).
                         if lines_file
                             && line > sample_line
-                            && line_is_json(bytes, line)
-                            && let Some((at, cut)) = cut_short(bytes, sample_start)
+                            && (line_is_json(bytes, line)
+                                || (one_per_line && starts_an_object(bytes, sample_line + 1)))
+                            && let Some((at, cut, within)) = cut_short(bytes, sample_start)
                         {
                             (line, column) = (sample_line, at);
                             message = cut;
+                            // Where its own line ends, not where the JSON
+                            // broke on the next.
+                            pointer = within;
                         }
                         // A sample that is one line goes no further than it,
                         // and the reading goes on at the next (in a file
@@ -367,6 +387,7 @@ impl Inferrer {
                             origin: origin.to_owned(),
                             line,
                             column,
+                            pointer,
                             message,
                         });
                         failed = true;
@@ -1093,22 +1114,52 @@ fn next_object_line(bytes: &[u8], from: usize, from_line: usize) -> Option<(usiz
 /// Whether line `line` (1-based) of `bytes`, alone, is JSON (after a byte
 /// order mark, which a line of files joined with `cat` may start with).
 fn line_is_json(bytes: &[u8], line: usize) -> bool {
-    bytes
-        .split(|&b| b == b'\n')
-        .nth(line.saturating_sub(1))
+    line_text(bytes, line)
         .map(|text| text.strip_prefix(BOM).unwrap_or(text))
         .is_some_and(|text| serde_json::from_slice::<Value>(text).is_ok())
 }
 
+/// Line `line` (1-based) of `bytes`, without its newline.
+fn line_text(bytes: &[u8], line: usize) -> Option<&[u8]> {
+    bytes.split(|&b| b == b'\n').nth(line.saturating_sub(1))
+}
+
+/// The column (1-based, in bytes) where the number ending at `column` of
+/// line `line` starts; `column` itself when no number ends there.
+fn number_start(bytes: &[u8], line: usize, column: usize) -> usize {
+    let is_number = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
+    let Some(text) = line_text(bytes, line) else {
+        return column;
+    };
+    match text.get(..column) {
+        Some(before) if before.last().is_some_and(is_number) => {
+            let digits = before.iter().rev().take_while(|b| is_number(b)).count();
+            column + 1 - digits
+        }
+        _ => column,
+    }
+}
+
+/// Whether line `line` (1-based) of `bytes` starts with `{` (after a byte
+/// order mark): the start of a sample, in JSON Lines.
+fn starts_an_object(bytes: &[u8], line: usize) -> bool {
+    line_text(bytes, line)
+        .map(|text| text.strip_prefix(BOM).unwrap_or(text))
+        .is_some_and(|text| text.starts_with(b"{"))
+}
+
 /// When the line starting at `start` is JSON cut short (it ends before its
-/// value does): the column of its end, and what is wrong.
-fn cut_short(bytes: &[u8], start: usize) -> Option<(usize, String)> {
+/// value does): the column of its end, what is wrong, and the JSON Pointer
+/// of the value it ends in.
+fn cut_short(bytes: &[u8], start: usize) -> Option<(usize, String, String)> {
     let end = bytes[start..]
         .iter()
         .position(|&b| b == b'\n')
         .map_or(bytes.len(), |p| start + p);
     let own = &bytes[start..end];
-    let alone = serde_json::from_slice::<Value>(own).err()?;
+    let _ = error_pointer();
+    let alone = serde_json::from_slice::<Sample>(own).err()?;
+    let pointer = error_pointer();
     alone.is_eof().then(|| {
         // Columns count from the line's start, before the sample if it is
         // indented.
@@ -1124,6 +1175,7 @@ fn cut_short(bytes: &[u8], start: usize) -> Option<(usize, String)> {
                 "{}: the line ends before its sample does (in JSON Lines, each sample is one line)",
                 json_message(&alone)
             ),
+            pointer,
         )
     })
 }
@@ -1310,19 +1362,17 @@ impl<'de> serde::de::Visitor<'de> for SampleVisitor {
         Self::plain(Value::Null)
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sample, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Value>()? {
-            items.push(item);
-        }
-        Self::plain(Value::Array(items))
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Sample, A::Error> {
+        Self::plain(Value::Array(read_array(seq)?))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sample, A::Error> {
         let mut object = Map::new();
         let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
         while let Some(key) = map.next_key::<String>()? {
-            let value: Value = map.next_value()?;
+            let value = map
+                .next_value_seed(Tracked)
+                .map_err(passed(|| key.clone()))?;
             if key == "name" {
                 if first.is_none() {
                     first = Some(value.clone());
@@ -1344,6 +1394,116 @@ impl<'de> serde::de::Visitor<'de> for SampleVisitor {
             value: Value::Object(object),
             names,
         })
+    }
+}
+
+thread_local! {
+    /// The keys and indexes an error in the sample being read passed
+    /// through, innermost first: each object and array the error leaves
+    /// adds where in it the error was ([`Tracked`]).
+    static ERROR_PATH: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes `at` (a key, or an index) on the way out of an error.
+fn passed<E>(at: impl FnOnce() -> String) -> impl FnOnce(E) -> E {
+    move |e| {
+        ERROR_PATH.with(|path| path.borrow_mut().push(at()));
+        e
+    }
+}
+
+/// The JSON Pointer of the value the last error was in (the path noted on
+/// its way out), and the path emptied for the next sample.
+fn error_pointer() -> String {
+    ERROR_PATH.with(|path| {
+        let mut pointer = String::new();
+        for at in path.borrow_mut().drain(..).rev() {
+            pointer.push('/');
+            pointer.push_str(&at.replace('~', "~0").replace('/', "~1"));
+        }
+        pointer
+    })
+}
+
+/// Reads a value inside a sample as `serde_json` does, noting where an
+/// error in it was.
+struct Tracked;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Tracked {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Tracked {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        read_array(seq).map(Value::Array)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map
+                .next_value_seed(Tracked)
+                .map_err(passed(|| key.clone()))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The elements of an array, noting the index of one an error was in.
+fn read_array<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<Value>, A::Error> {
+    let mut items = Vec::new();
+    loop {
+        let index = items.len();
+        match seq
+            .next_element_seed(Tracked)
+            .map_err(passed(|| index.to_string()))?
+        {
+            Some(item) => items.push(item),
+            None => return Ok(items),
+        }
     }
 }
 

@@ -838,23 +838,23 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
             format!(
                 "{d}/b-type.json: `data.type` \"üser\" is not a usable resource name (letters, digits, `_` and `-`, in segments joined by `.`, with a letter somewhere, at most 64)"
             ),
-            format!("{d}/c-broken.json:1:9: invalid JSON: EOF while parsing a value"),
+            format!("{d}/c-broken.json:1:9: invalid JSON (in /name): EOF while parsing a value"),
             format!("{d}/d-empty.json: no sample: the input is empty"),
             format!(
                 "{d}/e-lines.jsonl: sample 2 (line 2): a sample must be a JSON object (an event envelope)"
             ),
             format!("{d}/e-lines.jsonl:4:2: invalid JSON: key must be a string"),
             format!(
-                "{d}/e-lines.jsonl:6:8: invalid JSON: EOF while parsing a value: the line ends \
+                "{d}/e-lines.jsonl:6:8: invalid JSON (in /name): EOF while parsing a value: the line ends \
                  before its sample does (in JSON Lines, each sample is one line)"
             ),
             format!("{d}/f-lines.json:2:2: invalid JSON: key must be a string"),
             format!(
-                "{d}/g-pretty.json:{}:11: invalid JSON: expected value; the rest of the file, \
+                "{d}/g-pretty.json:{}:11: invalid JSON (in /name): expected value; the rest of the file, \
                  after this line, was not read",
                 conversation.lines().count() + 2
             ),
-            format!("{d}/h-pretty.jsonl:1:10: invalid JSON: expected value"),
+            format!("{d}/h-pretty.jsonl:1:10: invalid JSON (in /name): expected value"),
         ]
     );
     assert_eq!(i.schemas().keys().collect::<Vec<_>>(), ["conversation"]);
@@ -865,6 +865,78 @@ fn unusable_samples_are_each_reported_and_the_rest_added() {
         none.add_path_skipping(&dir.join("missing"), &mut |_| {})
             .is_err()
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Invalid JSON inside a sample is said with the JSON Pointer of the value
+/// it is in, as `parse` says it: a number out of range, a bad literal in an
+/// array, a key with `/` and `~` in it; a later sample's error has its own.
+#[test]
+fn invalid_json_names_the_value_it_is_in() {
+    let lines = concat!(
+        r#"{"name":"kustomer.customer.update","data":{"type":"customer","attributes":{"score":1e400}}}"#,
+        "\n",
+        r#"{"name":"kustomer.customer.update","data":{"type":"customer","attributes":{"tags":["a",tru]}}}"#,
+        "\n",
+        r#"{"name":"kustomer.customer.update","data":{"a/b~c":{"x":}}}"#,
+        "\n",
+        r#"{"name":"kustomer.customer.update","data":{"type":"customer"},}"#,
+        "\n",
+    );
+    let dir = std::env::temp_dir().join(format!("kustomer-schema-pointers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // What reading `lines` as a JSON Lines file says (each problem without
+    // the file's name), and how many samples it adds.
+    let read = |lines: &str| {
+        let file = dir.join("samples.jsonl");
+        std::fs::write(&file, lines).unwrap();
+        let mut said = Vec::new();
+        let added = Inferrer::default()
+            .add_path_skipping(&file, &mut |e| {
+                said.push(e.to_string().split_once(".jsonl:").unwrap().1.to_owned())
+            })
+            .unwrap();
+        (said, added)
+    };
+    assert_eq!(
+        read(lines).0,
+        [
+            "1:84: invalid JSON (in /data/attributes/score): number out of range",
+            "2:91: invalid JSON (in /data/attributes/tags/1): expected ident",
+            "3:57: invalid JSON (in /data/a~1b~0c/x): expected value",
+            "4:63: invalid JSON: trailing comma",
+        ]
+    );
+
+    // A line cut short is named at its own end, where its own value was
+    // being read, not where the JSON broke on the lines after it.
+    let good =
+        r#"{"name":"kustomer.customer.update","data":{"type":"customer","attributes":{"a":1}}}"#;
+    let cut =
+        r#"{"name":"kustomer.customer.update","data":{"type":"customer","attributes":{"x":{"y":"#;
+    let bad = r#"{"name":"kustomer.customer.update","data":{"type":"customer","attributes":{"q":[1,x]}}}"#;
+    let cut_at = "2:84: invalid JSON (in /data/attributes/x/y): EOF while parsing a value: the line \
+                  ends before its sample does (in JSON Lines, each sample is one line)";
+    let (said, added) = read(&format!("{good}\n{cut}\n{good}\n{good}\n{bad}\n"));
+    assert_eq!(
+        said,
+        [
+            cut_at,
+            "5:83: invalid JSON (in /data/attributes/q/1): expected value"
+        ]
+    );
+    assert_eq!(added, 3);
+    // The line after the cut one a sample with a mistake of its own: each
+    // is named on its own, and the good ones read.
+    let (said, added) = read(&format!("{good}\n{cut}\n{bad}\n{good}\n"));
+    assert_eq!(
+        said,
+        [
+            cut_at,
+            "3:83: invalid JSON (in /data/attributes/q/1): expected value"
+        ]
+    );
+    assert_eq!(added, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
