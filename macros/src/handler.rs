@@ -213,6 +213,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #e);
         }
         Err(e) => {
+            // A function whose body alone does not parse: rustc says where,
+            // from the function emitted as written, and the attribute's own
+            // error would say it a second time.
+            if only_the_body_fails(&item) {
+                return item;
+            }
             let e = e.to_compile_error();
             return quote!(#item #e);
         }
@@ -221,6 +227,25 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(args) => expansion(&func, &args),
         Err(refused) => refused,
     }
+}
+
+/// Whether `item` is a function whose attributes and signature parse, with
+/// a body in braces (that does not parse, when the whole did not).
+fn only_the_body_fails(item: &TokenStream) -> bool {
+    struct Function;
+    impl Parse for Function {
+        fn parse(input: ParseStream) -> syn::Result<Self> {
+            input.call(syn::Attribute::parse_outer)?;
+            input.parse::<syn::Visibility>()?;
+            input.parse::<syn::Signature>()?;
+            let body: proc_macro2::Group = input.parse()?;
+            if body.delimiter() != proc_macro2::Delimiter::Brace || !input.is_empty() {
+                return Err(input.error("not a function's body"));
+            }
+            Ok(Function)
+        }
+    }
+    parse2::<Function>(item.clone()).is_ok()
 }
 
 fn combine(errors: &mut Option<syn::Error>, e: syn::Error) {

@@ -3,7 +3,8 @@
 //! is reached as `::hooks`, without `crate = "hooks"` on every attribute.
 //!
 //! Read from the manifest's text line by line (no TOML parser in the
-//! macro's build): an inline table on one line, a `[dependencies.NAME]`
+//! macro's build; comments and what strings hold, multi-line ones included,
+//! are text): an inline table, a `[dependencies.NAME]`
 //! table, or a dotted `NAME.package = …` key, in any dependency table; and a
 //! name the crate inherits from its workspace (`NAME.workspace = true`) whose
 //! entry in the workspace's manifest is such a rename. Where the runtime is
@@ -53,7 +54,8 @@ fn renamed_in(dir: &Path) -> Option<String> {
     }
     let root = dir.ancestors().skip(1).find_map(|d| {
         let text = std::fs::read_to_string(d.join("Cargo.toml")).ok()?;
-        text.lines()
+        logical_lines(&text)
+            .iter()
             .any(|l| l.trim() == "[workspace]")
             .then_some(text)
     })?;
@@ -163,33 +165,93 @@ fn dependencies(text: &str) -> Vec<Entry> {
 
 /// The manifest's lines without their comments, a value that goes on over
 /// several lines (an array in an inline table, `features = [` then one
-/// feature a line) joined into one.
+/// feature a line) joined into one, and each multi-line string (`"""…"""`
+/// or `'''…'''`, such as a long `description`) read as an empty one, `""`:
+/// what it holds (a `[dependencies]` line, a brace, a `#`) is text, not TOML.
 fn logical_lines(text: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let (mut current, mut depth) = (String::new(), 0i32);
+    // The delimiter that ends the multi-line string being read, if any.
+    let mut multi: Option<&str> = None;
     for line in text.lines() {
-        let line = without_comment(line);
-        let mut quote = None;
-        for c in line.chars() {
-            match (quote, c) {
-                (None, '"' | '\'') => quote = Some(c),
-                (Some(q), c) if c == q => quote = None,
-                (None, '{' | '[') => depth += 1,
-                (None, '}' | ']') => depth -= 1,
-                _ => {}
+        let mut kept = String::new();
+        let mut rest = line;
+        'line: loop {
+            if let Some(close) = multi {
+                let Some(at) = closing(rest, close) else {
+                    break 'line;
+                };
+                // A closing delimiter may be followed by up to two quotes of
+                // the string's own.
+                let quote = if close == "'''" { '\'' } else { '"' };
+                rest = rest[at + close.len()..].trim_start_matches(quote);
+                multi = None;
             }
+            let mut quote: Option<char> = None;
+            let mut chars = rest.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match (quote, c) {
+                    (None, '"' | '\'') => {
+                        let triple = if c == '"' { "\"\"\"" } else { "'''" };
+                        if rest[i..].starts_with(triple) {
+                            kept.push_str("\"\"");
+                            multi = Some(triple);
+                            rest = &rest[i + triple.len()..];
+                            continue 'line;
+                        }
+                        quote = Some(c);
+                    }
+                    // An escape in a basic string: the next character is the
+                    // string's.
+                    (Some('"'), '\\') => {
+                        kept.push(c);
+                        if let Some((_, next)) = chars.next() {
+                            kept.push(next);
+                        }
+                        continue;
+                    }
+                    (Some(q), c) if c == q => quote = None,
+                    (None, '#') => break 'line,
+                    (None, '{' | '[') => depth += 1,
+                    (None, '}' | ']') => depth -= 1,
+                    _ => {}
+                }
+                kept.push(c);
+            }
+            break;
         }
-        if !current.is_empty() {
+        if !current.is_empty() && !kept.trim().is_empty() {
             current.push(' ');
         }
-        current.push_str(line.trim());
-        if depth <= 0 {
+        current.push_str(kept.trim());
+        if depth <= 0 && multi.is_none() {
             lines.push(std::mem::take(&mut current));
             depth = 0;
         }
     }
     lines.push(current);
     lines
+}
+
+/// Where `close` (`"""` or `'''`) ends a multi-line string in `rest`: in a
+/// basic one (`"""`), a character after a backslash is the string's own
+/// (`"""a \""" b"""` is `a """ b`).
+fn closing(rest: &str, close: &str) -> Option<usize> {
+    if close == "'''" {
+        return rest.find(close);
+    }
+    let bytes = rest.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            i += 2;
+        } else if bytes[i..].starts_with(close.as_bytes()) {
+            return Some(i);
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// What a table header is: `Some(None)` for a dependency table,
@@ -212,20 +274,6 @@ fn dependency_table(header: &str) -> Option<Option<String>> {
         None => None,
         Some(name) => Some(Some(unquoted(name.trim()).to_owned())),
     }
-}
-
-/// A line without its comment (a `#` outside a string).
-fn without_comment(line: &str) -> &str {
-    let mut quote = None;
-    for (i, c) in line.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '#') => return &line[..i],
-            _ => {}
-        }
-    }
-    line
 }
 
 /// A key without its quotes.
@@ -315,6 +363,53 @@ mod tests {
         ] {
             assert_eq!(renamed(text).as_deref(), name, "{text}");
         }
+    }
+
+    /// What a multi-line string holds is text: a brace, a `#`, a table
+    /// header or a dependency inside one neither hides nor makes one.
+    #[test]
+    fn multi_line_strings_are_text() {
+        let rename = "[dependencies]\nhooks = { package = \"kustomer-webhooks\" }\n";
+        for (before, name) in [
+            (
+                "[package]\ndescription = \"\"\"\nReceives { webhooks [\n# not a comment\n\"\"\"\n",
+                Some("hooks"),
+            ),
+            (
+                "[package]\ndescription = '''\n[dependencies]\nkustomer-webhooks = \"0.1\"\n'''\n",
+                Some("hooks"),
+            ),
+            (
+                "[package]\ndescription = \"\"\"one line { \"\"\"\nreadme = \"a\\\"{#b\"\n",
+                Some("hooks"),
+            ),
+            // An escaped quote is the string's own.
+            (
+                "[package]\ndescription = \"\"\"a \\\"\"\" b\"\"\"\n",
+                Some("hooks"),
+            ),
+            (
+                "[package]\ndescription = \"\"\"\nends with a backslash \\\\\"\"\"\n",
+                Some("hooks"),
+            ),
+            // Not TOML, and no panic: a backslash before a character of
+            // several bytes.
+            (
+                "[package]\ndescription = \"\"\"\\\u{e9}\"\"\"\n",
+                Some("hooks"),
+            ),
+            // Closed with quotes of its own before the delimiter.
+            (
+                "[package]\ndescription = \"\"\"\nsaid \"so\"\"\"\"\nkeywords = [\"{\"]\n",
+                Some("hooks"),
+            ),
+        ] {
+            let text = format!("{before}{rename}");
+            assert_eq!(renamed(&text).as_deref(), name, "{text}");
+        }
+        // A dependency table inside a string is no table.
+        let text = "[package]\ndescription = \"\"\"\n[dependencies]\nhooks = { package = \"kustomer-webhooks\" }\n\"\"\"\n";
+        assert_eq!(renamed(text), None, "{text}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn ui_compile_fail() {
     t.compile_fail("tests/ui/too-many-parameters.rs");
     t.compile_fail("tests/ui/generic-handler.rs");
     t.compile_fail("tests/ui/not-a-function.rs");
+    t.compile_fail("tests/ui/handler-body-syntax-error.rs");
     t.compile_fail("tests/ui/malformed-arguments.rs");
     t.compile_fail("tests/ui/non-send-future.rs");
     t.compile_fail("tests/ui/second-parameter-not-state.rs");
