@@ -258,9 +258,20 @@ impl Capture {
     /// Creates the directory when missing (owner-only) and checks that a
     /// file can be written in it, so that a service can refuse to start on
     /// a capture that would only log failures. (Deliveries are handled
-    /// whether their capture is written or not.)
+    /// whether their capture is written or not.) Partial files a process
+    /// left as it was killed mid-write, a minute old or more, are removed.
     pub fn check(&self) -> std::io::Result<()> {
-        check_writable_dir(&self.dir)
+        check_writable_dir(&self.dir)?;
+        let removed = remove_partial_files(&self.dir, PARTIAL_FILE_AGE);
+        if removed > 0 {
+            tracing::warn!(
+                target: "kustomer_webhooks::capture",
+                dir = %self.dir.display(),
+                "{}",
+                partial_files_removed(removed)
+            );
+        }
+        Ok(())
     }
 
     /// What has been written, skipped and failed; shared by clones.
@@ -448,6 +459,51 @@ pub(crate) fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
         .map_err(without_temporary_name)
 }
 
+/// How old a temporary file of [`write_private`] must be to be taken for
+/// one a process left as it ended mid-write (killed, or its machine down):
+/// a write takes a few seconds at most, so one this old is no write under
+/// way (the directory is one process's; this spares one shared by mistake).
+pub(crate) const PARTIAL_FILE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files in `dir` at least `age` old that writes
+/// never finished (they hold part of a payload, personal data, and are
+/// hidden from whoever replays the directory); how many.
+pub(crate) fn remove_partial_files(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ours = (name.starts_with(".capture-") && name.ends_with(".tmp"))
+            || name.starts_with(".check-");
+        // Only the temporary files' own times are looked up, not every
+        // capture's.
+        if !ours {
+            continue;
+        }
+        let old = entry.metadata().is_ok_and(|m| {
+            m.is_file()
+                && m.modified()
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed >= age))
+        });
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The warning that `removed` partial files were removed.
+pub(crate) fn partial_files_removed(removed: usize) -> String {
+    format!(
+        "removed {removed} partial {} left by a write that never finished (a process that \
+         ended mid-write)",
+        if removed == 1 { "file" } else { "files" }
+    )
+}
+
 /// Ids Kustomer sends are 24 lowercase hex digits; anything else is used as
 /// a file name only when it cannot escape the directory or hide, cannot be
 /// taken for a hashed name (`id-…`, `raw-…`, `body-…`), has no capital letter (which a
@@ -481,12 +537,6 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if dir.exists() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotADirectory,
-            "it is there, and is not a directory",
-        ));
-    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -494,7 +544,17 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir)
+    match builder.create(dir) {
+        Ok(()) => Ok(()),
+        // Made meanwhile by another write (the first deliveries into a
+        // directory not there yet, at once).
+        Err(_) if dir.is_dir() => Ok(()),
+        Err(_) if dir.exists() => Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is there, and is not a directory",
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -713,5 +773,66 @@ mod tests {
                 .unwrap_err()
                 .contains("unexpected")
         );
+    }
+
+    /// Temporary files a process left as it ended mid-write are removed as
+    /// the directory is opened again, once old enough to be no write under
+    /// way; recent ones, and other files, are left.
+    #[test]
+    fn partial_files_left_by_a_write_that_never_finished_are_removed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        for name in [".capture-a1.tmp", ".check-b2", "a.json", ".capture-c3.json"] {
+            std::fs::write(dir.path().join(name), "{").unwrap();
+        }
+        assert_eq!(
+            remove_partial_files(dir.path(), std::time::Duration::from_secs(3600)),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            4,
+            "recent: kept"
+        );
+        assert_eq!(
+            remove_partial_files(dir.path(), std::time::Duration::ZERO),
+            2
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".capture-c3.json", "a.json"]);
+    }
+
+    /// Writes made at once into a directory not there yet each make it or
+    /// find it made: none fails (one used to find it there, just made by
+    /// another, and take it for something that is not a directory).
+    #[test]
+    fn writes_at_once_into_a_new_directory_all_succeed() {
+        for round in 0..20 {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join(format!("new-{round}")).join("captures");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let writes: Vec<_> = (0..8)
+                .map(|i| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let capture = Capture::new(&dir);
+                        capture.write(Some(&format!("{i:024x}")), b"{}")
+                    })
+                })
+                .collect();
+            for w in writes {
+                w.join().unwrap().unwrap();
+            }
+        }
+        // A file in the directory's place is still said to be one.
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let e = create_private_dir(&file).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{e}");
     }
 }

@@ -93,6 +93,10 @@ pub struct DeadLetters {
     counts: Arc<DeadLetterCounts>,
     /// File work still under way past its wait (a disk that stalls).
     stalls: Arc<crate::stall::Stalls>,
+    /// How many deliveries not kept at the limit were logged this second,
+    /// and how many not: with every delivery failing, a directory at its
+    /// limit would otherwise add a line to each failure's own.
+    over_limit_logged: Arc<crate::receiver::RejectionLog>,
 }
 
 /// The most pieces of file work (writing a dead letter, removing one,
@@ -137,6 +141,17 @@ pub struct DeadLetterCounts {
     pub over_limit: AtomicU64,
 }
 
+/// Says how many deliveries were not kept, at the limit, without a line of
+/// their own.
+#[cold]
+fn over_limit_unlogged(count: u64) {
+    let line = crate::receiver::unlogged_line(
+        "not kept as dead letters, the directory holding its limit of events,",
+        count,
+    );
+    tracing::error!(target: LOG, parent: None, unlogged = count, "{line}");
+}
+
 impl DeadLetters {
     /// Keeps dead letters in `dir`, created (owner-only) when missing, and
     /// in which a file can be written (checked now: one is written and
@@ -149,6 +164,16 @@ impl DeadLetters {
             error: source,
         };
         check_writable_dir(&dir).map_err(failed)?;
+        // Partial files a process left as it was killed mid-write.
+        let removed = crate::capture::remove_partial_files(&dir, crate::capture::PARTIAL_FILE_AGE);
+        if removed > 0 {
+            tracing::warn!(
+                target: LOG,
+                dir = %dir.display(),
+                "{}",
+                crate::capture::partial_files_removed(removed)
+            );
+        }
         let mut pending = HashMap::new();
         for entry in std::fs::read_dir(&dir).map_err(failed)? {
             let path = entry.map_err(failed)?.path();
@@ -166,13 +191,16 @@ impl DeadLetters {
             max_pending: None,
             counts: Arc::default(),
             stalls: Arc::default(),
+            over_limit_logged: Arc::new(crate::receiver::RejectionLog::new(over_limit_unlogged)),
         })
     }
 
     /// Keeps at most `max` events at once (by default, as many as the disk
     /// holds: a few kilobytes each). Once the directory holds `max`, the
-    /// deliveries of other events that fail are not kept (logged as an error
-    /// and counted in [`DeadLetterCounts::over_limit`]); Kustomer still
+    /// deliveries of other events that fail are not kept (logged as an error,
+    /// at most [`REJECTIONS_LOGGED_PER_SECOND`](crate::receiver::REJECTIONS_LOGGED_PER_SECOND)
+    /// a second, the rest said in one line, and counted in
+    /// [`DeadLetterCounts::over_limit`]); Kustomer still
     /// retries them for its hour, as without dead letters. A retry of an
     /// event already kept still rewrites its file.
     pub fn with_max_pending(mut self, max: usize) -> Self {
@@ -384,14 +412,16 @@ impl DeadLetters {
                 continue;
             }
             self.counts.over_limit.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                target: LOG,
-                file = %path.display(),
-                max = self.max_pending,
-                reason = why,
-                "the dead-letter directory holds its limit of events: this delivery that \
-                 failed is not kept (Kustomer still retries it)",
-            );
+            if self.over_limit_logged.take() {
+                tracing::error!(
+                    target: LOG,
+                    file = %path.display(),
+                    max = self.max_pending,
+                    reason = why,
+                    "the dead-letter directory holds its limit of events: this delivery that \
+                     failed is not kept (Kustomer still retries it)",
+                );
+            }
             return None;
         }
     }
@@ -809,6 +839,38 @@ mod tests {
         std::fs::remove_file(dir.path().join("d.json")).unwrap();
         runtime().block_on(letters.refresh());
         assert_eq!(letters.pending(), 0);
+    }
+
+    /// With the directory at its limit and every delivery failing, the
+    /// deliveries not kept are logged within a budget, the rest counted in
+    /// one line: each failure's own line is not doubled for ever.
+    #[test]
+    fn deliveries_not_kept_at_the_limit_are_logged_within_a_budget() {
+        let per_second = crate::receiver::REJECTIONS_LOGGED_PER_SECOND as usize;
+        let others = per_second * 4;
+        let said = crate::receiver::tests::logged(|| {
+            let dir = tempfile::TempDir::new().unwrap();
+            let letters = DeadLetters::open(dir.path()).unwrap().with_max_pending(1);
+            runtime().block_on(async {
+                letters.save(Some("kept"), b"{}".to_vec(), "test").await;
+                for i in 0..others {
+                    letters
+                        .save(Some(&format!("e{i}")), b"{}".to_vec(), "test")
+                        .await;
+                }
+            });
+            let over = letters.counts().over_limit.load(Ordering::Relaxed);
+            assert_eq!(over, others as u64);
+            drop(letters);
+        });
+        let (lines, unlogged) = crate::receiver::tests::lines_and_unlogged(
+            &said,
+            "holds its limit of events: this delivery",
+        );
+        assert_eq!(lines + unlogged, others, "{said:?}");
+        // Within a second's budget, or two if the clock's second turned.
+        assert!(lines <= 2 * per_second, "{lines}: {said:?}");
+        assert!(unlogged > 0, "{said:?}");
     }
 
     #[test]

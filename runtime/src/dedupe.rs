@@ -321,6 +321,9 @@ mod fail_open;
 pub use fail_open::{DEFAULT_FAIL_OPEN_TIMEOUT, FAIL_OPEN_RETRY_AFTER, FailOpen};
 #[cfg(feature = "redis")]
 mod redis_store;
+#[doc(hidden)]
+#[cfg(feature = "redis")]
+pub use redis_store::no_tls_hint;
 #[cfg(feature = "redis")]
 pub use redis_store::{DEFAULT_REDIS_PREFIX, RedisStore};
 

@@ -190,6 +190,12 @@ pub mod __private {
     #[cfg(feature = "axum-tls")]
     pub use crate::axum::tls::pem_detail;
 
+    /// Why a time-out reaching a `rediss://` Redis may be one without TLS
+    /// (for the CLI's `serve --redis` with a cluster, Sentinels or failing
+    /// open).
+    #[cfg(feature = "redis")]
+    pub use crate::dedupe::no_tls_hint;
+
     // One constructor per handler form, each bound on its own, so that a
     // mistake in a handler is reported once, on the token it concerns. Each
     // returns the registration itself: a return type naming the event's set

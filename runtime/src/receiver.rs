@@ -317,16 +317,16 @@ pub struct Receiver<S = AnyEvent> {
 /// flood's count is not lost when the receiver stops before another
 /// delivery comes.
 #[derive(Debug)]
-struct RejectionLog(std::sync::Mutex<LogBudget>, fn(u64));
+pub(crate) struct RejectionLog(std::sync::Mutex<LogBudget>, fn(u64));
 
 impl RejectionLog {
-    fn new(unlogged: fn(u64)) -> Self {
+    pub(crate) fn new(unlogged: fn(u64)) -> Self {
         RejectionLog(std::sync::Mutex::default(), unlogged)
     }
 
     /// Whether one more line fits this second's budget (saying first how
     /// many had no line, when that count ends).
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         let second = since_start().as_secs();
         let (logged, unsaid) = self
             .0
@@ -1590,6 +1590,8 @@ type Boxed<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// What the delivery logs and answers when something went wrong, out of
 /// line: every delivery runs through `deliver`, and kept apart, these paths
 /// do not spread its code over more of the instruction cache.
+pub(crate) use cold::unlogged as unlogged_line;
+
 mod cold {
     use std::any::Any;
     use std::fmt::Display;
@@ -1818,7 +1820,7 @@ mod cold {
     }
 
     /// How many deliveries were `what` without a line of their own.
-    fn unlogged(what: &str, count: u64) -> String {
+    pub(crate) fn unlogged(what: &str, count: u64) -> String {
         format!(
             "{count} more deliveries were {what} without a line of their own (at most {} are \
              logged a second; the counters count every one)",
@@ -3117,6 +3119,18 @@ pub(crate) mod tests {
             .expect("a runtime builds")
     }
 
+    /// Of the messages [`logged`]: how many hold `line`, and how many
+    /// deliveries the lines of those without a line of their own count.
+    pub(crate) fn lines_and_unlogged(said: &[String], line: &str) -> (usize, usize) {
+        let lines = said.iter().filter(|l| l.contains(line)).count();
+        let unlogged = said
+            .iter()
+            .filter(|l| l.contains("without a line of their own"))
+            .map(|l| l.split(' ').nth(1).unwrap().parse::<usize>().unwrap())
+            .sum();
+        (lines, unlogged)
+    }
+
     /// The messages of the events logged while `f` runs.
     pub(crate) fn logged(f: impl FnOnce()) -> Vec<String> {
         use std::sync::Mutex;
@@ -3258,12 +3272,7 @@ pub(crate) mod tests {
                 });
                 drop(receiver);
             });
-            let lines = said.iter().filter(|l| l.contains(line)).count();
-            let unlogged: usize = said
-                .iter()
-                .filter(|l| l.contains("without a line of their own"))
-                .map(|l| l.split(' ').nth(1).unwrap().parse::<usize>().unwrap())
-                .sum();
+            let (lines, unlogged) = lines_and_unlogged(&said, line);
             assert_eq!(lines + unlogged, deliveries, "{said:?}");
             // Within a second's budget, or two if the clock's second turned.
             assert!(

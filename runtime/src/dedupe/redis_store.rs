@@ -891,13 +891,7 @@ impl RedisStore {
                     redis::ConnectionAddr::TcpTls { .. }
                 );
                 if tls && e.is_timeout() {
-                    // A Redis without TLS reads the handshake as the start
-                    // of a command and waits for the rest.
-                    StoreError::unavailable(format!(
-                        "{e} (over TLS, as rediss:// asks: a Redis that does not speak TLS \
-                         never answers the handshake; if this one does not, its URL is \
-                         redis://)"
-                    ))
+                    StoreError::unavailable(format!("{e}{NO_TLS_HINT}"))
                 } else {
                     store_error(e)
                 }
@@ -1508,6 +1502,21 @@ where
     urls.into_iter()
         .map(|url| url.as_ref().to_owned())
         .collect()
+}
+
+/// What a time-out reaching a Redis over TLS adds: a Redis without TLS
+/// reads the handshake as the start of a command and waits for the rest, so
+/// a `rediss://` URL to one only ever times out.
+const NO_TLS_HINT: &str = " (over TLS, as rediss:// asks: a Redis that does not speak TLS never \
+                           answers the handshake; if this one does not, its URL is redis://)";
+
+/// `NO_TLS_HINT` when one of `urls` asks for TLS and `error` (a store's
+/// error, as text) is a time-out that does not say it already: for the
+/// stores that are not one server's (a cluster's, one failing open), whose
+/// errors come without their URL.
+pub fn no_tls_hint(urls: &[String], error: &str) -> Option<&'static str> {
+    let tls = urls.iter().any(|url| is_tls_url(url));
+    (tls && error.contains("timed out") && !error.contains(NO_TLS_HINT)).then_some(NO_TLS_HINT)
 }
 
 /// Whether `url` asks for Redis over TLS.
