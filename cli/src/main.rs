@@ -262,10 +262,28 @@ enum Command {
         /// dispatching (printing) it: Kustomer does not keep events in order.
         /// An update without a `rev` (users, teams) is ordered by its
         /// `updatedAt`, stale when older.
-        /// With --redis, the revisions are kept in Redis beside the event
-        /// ids, so that `serve`s sharing it share them too
-        #[arg(long)]
+        /// Without --redis, the revisions are kept in the process (forgotten
+        /// at a restart); with --redis, in Redis beside the event ids, so
+        /// that `serve`s sharing it share them too
+        #[arg(
+            long,
+            env = "KUSTOMER_WEBHOOKS_ORDERING",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
         ordering: bool,
+        /// With --ordering and no --redis: remember the revisions of at most
+        /// this many resources (default 1,000,000, about 0.45 GB), the least
+        /// recently updated forgotten first (an older update of a forgotten
+        /// resource is handled). Keep it above how many resources are updated
+        /// in Kustomer's hour of retries
+        // Needs --ordering, and no --redis: checked by `check_serve_needs`.
+        #[arg(
+            long,
+            value_name = "N",
+            env = "KUSTOMER_WEBHOOKS_ORDERING_MAX_RESOURCES",
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        ordering_max_resources: Option<u64>,
         /// Do not dispatch an event created more than this many seconds ago
         /// (its `createdAt`): a possible replay of a recorded delivery,
         /// whose signature, with no time in it, verifies forever. It is
@@ -693,6 +711,8 @@ fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Resul
         redis_client_key,
         dead_letters,
         dead_letters_max,
+        ordering,
+        ordering_max_resources,
         ignored,
         ..
     } = command
@@ -796,6 +816,32 @@ fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Resul
             "--dead-letters <DIR> (or KUSTOMER_WEBHOOKS_DEAD_LETTERS): the directory it caps",
         ));
     }
+    if ordering_max_resources.is_some() && !*ordering {
+        lacking.push((
+            "ordering_max_resources",
+            "--ordering-max-resources",
+            "KUSTOMER_WEBHOOKS_ORDERING_MAX_RESOURCES",
+            "--ordering (or KUSTOMER_WEBHOOKS_ORDERING): the guard it sizes",
+        ));
+    } else if ordering_max_resources.is_some() && !no_redis {
+        // The revisions are in Redis: nothing in the process to size.
+        let from_env = serve_matches.value_source("ordering_max_resources")
+            == Some(clap::parser::ValueSource::EnvVariable);
+        if !from_env {
+            return error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--ordering-max-resources cannot be used with --redis: it sizes the ordering \
+                 guard kept in the process, and with --redis the revisions are kept in Redis"
+                    .to_owned(),
+            );
+        }
+        ignored.push(
+            "KUSTOMER_WEBHOOKS_ORDERING_MAX_RESOURCES is set, but serve keeps the revisions in \
+             Redis (--redis): left out"
+                .to_owned(),
+        );
+        *ordering_max_resources = None;
+    }
     for (id, flag, variable, needs) in lacking {
         let from_env =
             serve_matches.value_source(id) == Some(clap::parser::ValueSource::EnvVariable);
@@ -817,7 +863,9 @@ fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Resul
             "redis_ca_cert" => *redis_ca_cert = None,
             "redis_client_cert" => *redis_client_cert = None,
             "redis_client_key" => *redis_client_key = None,
-            _ => *dead_letters_max = None,
+            "dead_letters_max" => *dead_letters_max = None,
+            "ordering_max_resources" => *ordering_max_resources = None,
+            _ => {}
         }
     }
     if *redis_cluster && redis_sentinel.is_some() {
@@ -989,6 +1037,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             capture,
             capture_filter,
             ordering,
+            ordering_max_resources,
             max_event_age,
             handler_timeout,
             max_body,
@@ -1025,6 +1074,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
                     kustomer_webhooks::capture::Capture::new(dir).filter(capture_filter)
                 }),
                 ordering,
+                ordering_max_resources,
                 max_event_age,
                 handler_timeout,
                 max_body: max_body as usize,

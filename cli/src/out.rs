@@ -184,9 +184,9 @@ const QUEUED_LINES: usize = 1024;
 #[derive(Clone)]
 pub struct Lines {
     queue: tokio::sync::mpsc::Sender<Pending>,
-    /// Held while a write is under way: [`Lines::settle`] takes it, so that
-    /// the process does not end in the middle of one.
-    writing: Arc<std::sync::Mutex<()>>,
+    /// The output, held while a write is under way: [`Lines::settle`] takes
+    /// it, so that the process does not end in the middle of one.
+    writing: Arc<std::sync::Mutex<Output>>,
     /// Set once a write found the output closed (a pipe whose reader has
     /// gone, which never comes back).
     closed: Arc<AtomicBool>,
@@ -196,6 +196,27 @@ pub struct Lines {
     /// The last write that failed other than at a closed output (a full
     /// disk, an I/O error), when, and why; `None` once one is written since.
     failing: Failing,
+}
+
+/// Where [`Lines`] writes, and whether its last write failed after writing
+/// part of its text (a line cut short by a full disk, to be ended before
+/// anything else is written, or when the process ends).
+struct Output {
+    out: Box<dyn Write + Send>,
+    cut_short: bool,
+}
+
+/// How [`Lines::settle`] left stdout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Every line written is whole.
+    Whole,
+    /// A write was still under way at the time limit (its reader had
+    /// stopped reading).
+    StillWriting,
+    /// A line a failed write cut short (a full disk) could not be ended,
+    /// the newline failing too: why.
+    CutShort(String),
 }
 
 /// See [`Lines::failing`].
@@ -239,7 +260,10 @@ impl Lines {
     /// every [`write`](Self::write) fails, saying so.
     pub fn spawn(out: impl Write + Send + 'static) -> Lines {
         let (queue, waiting) = tokio::sync::mpsc::channel(QUEUED_LINES);
-        let writing = Arc::new(std::sync::Mutex::new(()));
+        let writing = Arc::new(std::sync::Mutex::new(Output {
+            out: Box::new(out),
+            cut_short: false,
+        }));
         let closed = Arc::new(AtomicBool::new(false));
         let write_began = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let failing = Failing::default();
@@ -252,7 +276,7 @@ impl Lines {
         // Without its thread, `waiting` is dropped here and every send fails.
         let _ = std::thread::Builder::new()
             .name("stdout-lines".to_owned())
-            .spawn(move || write_lines(out, waiting, &thread));
+            .spawn(move || write_lines(waiting, &thread));
         Lines {
             queue,
             writing,
@@ -292,29 +316,37 @@ impl Lines {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Waits, at most `within`, for a write to stdout under way to end, and
-    /// keeps any other from starting: for a process about to end, so that
-    /// it leaves no half line behind. `false` when one was still under way
-    /// (its reader had stopped reading).
-    pub fn settle(&self, within: std::time::Duration) -> bool {
+    /// Waits, at most `within`, for a write to stdout under way to end,
+    /// ends a line a failed write cut short (so that the next process's
+    /// first line, appended to the same file, is not glued to it), and
+    /// keeps any other write from starting: for a process about to end, so
+    /// that it leaves no half line behind.
+    pub fn settle(&self, within: std::time::Duration) -> Settled {
         let until = std::time::Instant::now() + within;
-        loop {
+        let mut output = loop {
             match self.writing.try_lock() {
-                Ok(guard) => {
-                    // Held until the process ends.
-                    std::mem::forget(guard);
-                    return true;
-                }
-                Err(std::sync::TryLockError::Poisoned(e)) => {
-                    std::mem::forget(e.into_inner());
-                    return true;
-                }
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
-                Err(std::sync::TryLockError::WouldBlock) => return false,
+                Err(std::sync::TryLockError::WouldBlock) => return Settled::StillWriting,
             }
-        }
+        };
+        let settled = if output.cut_short {
+            match write_whole(&mut output.out, b"\n").0 {
+                Ok(()) => {
+                    output.cut_short = false;
+                    Settled::Whole
+                }
+                Err(e) => Settled::CutShort(e.to_string()),
+            }
+        } else {
+            Settled::Whole
+        };
+        // Held until the process ends.
+        std::mem::forget(output);
+        settled
     }
 
     /// Writes `line` and a newline, and flushes: done once it is written.
@@ -341,7 +373,7 @@ const WRITE_AT_MOST: usize = 512;
 
 /// What the thread of [`Lines`] shares with it.
 struct Thread {
-    writing: Arc<std::sync::Mutex<()>>,
+    writing: Arc<std::sync::Mutex<Output>>,
     closed: Arc<AtomicBool>,
     write_began: Arc<std::sync::atomic::AtomicU64>,
     failing: Failing,
@@ -351,16 +383,10 @@ struct Thread {
 /// as are waiting (in writes of whole lines, at most [`WRITE_AT_MOST`]
 /// bytes each unless a line is longer), and tells each waiter how its write
 /// went.
-fn write_lines(
-    mut out: impl Write,
-    mut waiting: tokio::sync::mpsc::Receiver<Pending>,
-    thread: &Thread,
-) {
+fn write_lines(mut waiting: tokio::sync::mpsc::Receiver<Pending>, thread: &Thread) {
     let mut batch = Vec::new();
     let mut text = Vec::new();
     let mut chunk = Vec::new();
-    // Whether the last write failed after writing part of its text.
-    let mut cut_short = false;
     while let Some(first) = waiting.blocking_recv() {
         batch.push(first);
         while batch.len() < QUEUED_LINES {
@@ -389,20 +415,21 @@ fn write_lines(
                 continue;
             }
             let result = {
-                let _writing = thread.writing.lock().unwrap_or_else(|e| e.into_inner());
+                let mut output = thread.writing.lock().unwrap_or_else(|e| e.into_inner());
+                let output = &mut *output;
                 let began = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1);
                 thread.write_began.store(began + 1, Ordering::Relaxed);
                 // A line cut short by a failed write (a full disk) is ended
                 // before the next write, so that the lines after it stay
                 // whole: a reader finds one line that is not JSON, not two
                 // glued together.
-                if cut_short {
+                if output.cut_short {
                     text.insert(0, b'\n');
                 }
-                let (result, cut) = write_whole(&mut out, &text);
+                let (result, cut) = write_whole(&mut output.out, &text);
                 // Still cut short when not even the newline ending it went
                 // out.
-                cut_short = cut || (cut_short && result.is_err());
+                output.cut_short = cut || (output.cut_short && result.is_err());
                 thread.write_began.store(0, Ordering::Relaxed);
                 result
             };
@@ -428,7 +455,9 @@ fn write_lines(
 }
 
 /// Writes all of `text` and flushes; on failure, also whether part of it
-/// may have been written (a line cut short).
+/// may have been written (a line cut short). A stdout left non-blocking (by
+/// a parent sharing it) that is full is waited for, as a blocking one
+/// would be: a full pipe is a slow reader, not a failure.
 fn write_whole(out: &mut impl Write, text: &[u8]) -> (io::Result<()>, bool) {
     let mut written = 0;
     while written < text.len() {
@@ -436,13 +465,24 @@ fn write_whole(out: &mut impl Write, text: &[u8]) -> (io::Result<()>, bool) {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), written > 0),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_for_room(),
             Err(e) => return (Err(e), written > 0),
         }
     }
-    match out.flush() {
-        Ok(()) => (Ok(()), false),
-        Err(e) => (Err(e), true),
+    loop {
+        match out.flush() {
+            Ok(()) => return (Ok(()), false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_for_room(),
+            Err(e) => return (Err(e), true),
+        }
     }
+}
+
+/// A pause before trying a full non-blocking output again (the writing
+/// thread has nothing else to do meanwhile).
+fn wait_for_room() {
+    std::thread::sleep(std::time::Duration::from_millis(2));
 }
 
 /// `path` as one word of a POSIX shell command line: as it is when it is
@@ -646,8 +686,9 @@ pub(crate) mod tests {
         let stdout = Stdout::default();
         let lines = Lines::spawn(stdout.clone());
         let (first, go_on) = write_stalled(&lines, &stdout, "first").await;
-        assert!(
-            !lines.settle(Duration::from_millis(30)),
+        assert_eq!(
+            lines.settle(Duration::from_millis(30)),
+            Settled::StillWriting,
             "a write is under way"
         );
         let settling = std::thread::spawn({
@@ -656,7 +697,7 @@ pub(crate) mod tests {
         });
         std::thread::sleep(Duration::from_millis(30));
         go_on.send(()).unwrap();
-        assert!(settling.join().unwrap());
+        assert_eq!(settling.join().unwrap(), Settled::Whole);
         first.await.unwrap().unwrap();
         assert_eq!(stdout.text(), "first\n");
         // Nothing more is written.
@@ -751,6 +792,69 @@ pub(crate) mod tests {
         assert!(lines.failing().is_none());
         let text = String::from_utf8(disk.written.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "first\nsecond\nthird\n");
+    }
+
+    /// A non-blocking output, full for a while, is waited for: the line is
+    /// written whole once it takes it, not failed.
+    #[tokio::test]
+    async fn a_full_non_blocking_output_is_waited_for() {
+        #[derive(Clone, Default)]
+        struct Full {
+            written: Arc<Mutex<Vec<u8>>>,
+            refusals: Arc<Mutex<u32>>,
+        }
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let mut refusals = self.refusals.lock().unwrap();
+                if *refusals < 5 {
+                    *refusals += 1;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                // A pipe taking a part at a time.
+                let n = buf.len().min(3);
+                self.written.lock().unwrap().extend_from_slice(&buf[..n]);
+                *refusals = 0;
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let full = Full::default();
+        let lines = Lines::spawn(full.clone());
+        lines.write("a line".into()).await.unwrap();
+        assert!(lines.failing().is_none());
+        assert_eq!(full.written.lock().unwrap().as_slice(), b"a line\n");
+    }
+
+    /// A line cut short by a full disk is ended when the process settles
+    /// its output to end, so that the next process's first line, appended
+    /// to the same file, is whole; where not even the newline goes out,
+    /// that is said.
+    #[tokio::test]
+    async fn a_line_cut_short_is_ended_as_the_process_ends() {
+        for room_at_the_end in [1, 0] {
+            let disk = Disk {
+                written: Arc::default(),
+                room: Arc::new(Mutex::new(8)),
+            };
+            let lines = Lines::spawn(disk.clone());
+            lines.write("first".into()).await.unwrap();
+            lines.write("second line".into()).await.unwrap_err();
+            *disk.room.lock().unwrap() = room_at_the_end;
+            let settled = lines.settle(Duration::from_secs(5));
+            let text = String::from_utf8(disk.written.lock().unwrap().clone()).unwrap();
+            if room_at_the_end == 1 {
+                assert_eq!(settled, Settled::Whole);
+                assert_eq!(text, "first\nse\n");
+            } else {
+                assert!(
+                    matches!(&settled, Settled::CutShort(why) if why.contains("os error 28")),
+                    "{settled:?}"
+                );
+                assert_eq!(text, "first\nse");
+            }
+        }
     }
 
     #[test]

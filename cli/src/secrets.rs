@@ -302,6 +302,20 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(not_a_name(name));
     }
+    // A secret alone, without its `NAME=` (base64 ends in `=` or `==`):
+    // what comes before the `=` may be the secret, so it is not shown.
+    if value.bytes().all(|b| b == b'=') {
+        return Err(format!(
+            "the value after the first `=` is {}: a custom header is NAME=VALUE, its value a \
+             shared secret; the text before the `=` is not shown, in case the line is a \
+             secret alone (base64 ends in `=`): write NAME=SECRET",
+            if value.is_empty() {
+                "empty"
+            } else {
+                "only `=`"
+            }
+        ));
+    }
     if RESERVED_HEADERS
         .iter()
         .any(|r| r.eq_ignore_ascii_case(name))
@@ -321,17 +335,58 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
              or rewrite it, and then every delivery would be refused"
         ));
     }
-    if value.is_empty() {
-        return Err(format!(
-            "the value of {name} is empty: a custom header is a shared secret, give its value"
-        ));
-    }
     if HeaderValue::from_str(value).is_err() {
         return Err(format!(
             "the value of {name} cannot be sent in an HTTP header (it holds a control character)"
         ));
     }
     Ok((name.to_owned(), value.to_owned()))
+}
+
+/// A warning when `file`, which holds secrets (`holds`: "tokens"), is open
+/// to other users of this machine: one `serve` runs as owns it and lets
+/// others read it (they learn the secrets) or change it (a token they add
+/// is accepted at the next reload); or anyone may change it, whoever owns
+/// it. A file someone else owns and shares with `serve`'s group to read (a
+/// Kubernetes secret with `fsGroup`) is as it must be. `None` when nothing
+/// is to be said (and on systems without Unix permissions).
+pub fn open_to_others(file: &Path, holds: &str) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(file).ok()?;
+        let mode = meta.permissions().mode() & 0o777;
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        let own = meta.uid() == unsafe { libc::geteuid() };
+        let (what, fix) = if mode & 0o002 != 0 {
+            (
+                "can be changed by any user of this machine",
+                "`chmod o-w` it",
+            )
+        } else if own && mode & 0o020 != 0 {
+            (
+                "can be changed by other users of this machine",
+                "`chmod 600` it",
+            )
+        } else if own && mode & 0o044 != 0 {
+            (
+                "can be read by other users of this machine",
+                "`chmod 600` it",
+            )
+        } else {
+            return None;
+        };
+        Some(format!(
+            "{} {what} (mode {mode:o}) and holds {holds}: {fix} (on Kubernetes, \
+             `defaultMode: 0400` on the secret's volume)",
+            file.display()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, holds);
+        None
+    }
 }
 
 /// The largest token or header file read: far more than any list of
@@ -591,6 +646,64 @@ mod tests {
         );
     }
 
+    /// A file of secrets other users can read or change is said to be so,
+    /// naming the file and what it holds, never its contents.
+    #[test]
+    #[cfg(unix)]
+    fn files_of_secrets_open_to_others_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = file(b"s3cret\n");
+        for (mode, want) in [
+            (0o600, None),
+            (0o400, None),
+            (
+                0o640,
+                Some("can be read by other users of this machine (mode 640)"),
+            ),
+            (
+                0o604,
+                Some("can be read by other users of this machine (mode 604)"),
+            ),
+            (
+                0o620,
+                Some("can be changed by other users of this machine (mode 620)"),
+            ),
+            (
+                0o666,
+                Some("can be changed by any user of this machine (mode 666)"),
+            ),
+        ] {
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let said = open_to_others(f.path(), "tokens");
+            match want {
+                None => assert_eq!(said, None, "{mode:o}"),
+                Some(want) => {
+                    let said = said.unwrap();
+                    assert!(
+                        said.contains(want) && said.contains("holds tokens"),
+                        "{said}"
+                    );
+                    assert!(!said.contains("s3cret"), "{said}");
+                }
+            }
+        }
+        assert_eq!(open_to_others(Path::new("/nonexistent/tf"), "tokens"), None);
+        // Owned by someone else (root, for a process that is not), shared
+        // with its group to read: as it must be.
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            // Root gives it to another user.
+            std::os::unix::fs::chown(f.path(), Some(65534), None).unwrap();
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert_eq!(open_to_others(f.path(), "tokens"), None);
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o646)).unwrap();
+            let said = open_to_others(f.path(), "tokens").unwrap();
+            assert!(said.contains("can be changed by any user"), "{said}");
+        } else {
+            assert_eq!(open_to_others(Path::new("/etc/passwd"), "tokens"), None);
+        }
+    }
+
     #[test]
     fn a_bad_header_line_is_named_without_its_value() {
         for (text, want) in [
@@ -615,7 +728,17 @@ mod tests {
                 b"x-app=s3\x07cret\n",
                 ":1: the value of x-app cannot be sent in an HTTP header",
             ),
-            (b"x-app=\n", ":1: the value of x-app is empty"),
+            (b"x-app=\n", ":1: the value after the first `=` is empty"),
+            // A base64 secret alone, its padding read as the `=`: a name
+            // HTTP allows, and an empty value or one of `=`; not shown.
+            (
+                b"c2VjcmV0c2VjcmV0=\n",
+                ":1: the value after the first `=` is empty",
+            ),
+            (
+                b"c2VjcmV0c2VjcmV0==\n",
+                ":1: the value after the first `=` is only `=`: a custom header is NAME=VALUE",
+            ),
             (
                 b"X-Kustomer-Webhook-Signature=s3cret\n",
                 ":1: X-Kustomer-Webhook-Signature cannot be a custom header",

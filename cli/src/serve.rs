@@ -578,14 +578,23 @@ fn stdout_failing(why: &str) {
 /// gone, which never comes back): `/readyz` then answers 503.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Says, once, that stdout is closed, and marks `serve` not ready.
+/// Told once stdout is closed: `serve` then stops, as a stop signal would
+/// have it, and exits 1.
+static STDOUT_GONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Says, once, that stdout is closed, marks `serve` not ready, and has it
+/// stop: a reader that has gone never comes back, and a `serve` left
+/// running would answer every delivery 500 with nothing (a liveness probe,
+/// the shell running `serve | reader`) to start it again.
 #[cold]
 fn stdout_closed() {
     if !STDOUT_CLOSED.swap(true, Ordering::Relaxed) {
         tracing::error!(
-            "stdout is closed (its reader has gone): every delivery gets 500 and is not marked \
-             done until serve is started again with a reader; /readyz answers 503"
+            "stdout is closed (its reader has gone): no event's line can be written, so serve \
+             stops (exit 1; the deliveries in progress get 500 and Kustomer sends them again) \
+             to be started again with a reader; /readyz answers 503 meanwhile"
         );
+        STDOUT_GONE.notify_one();
     }
 }
 
@@ -642,6 +651,23 @@ pub async fn serve(
     }
     options.server = fit_to_open_files(options.server);
     let secrets = sources.read()?;
+    // Files of secrets other users can read, or change (a token added to a
+    // file is accepted at the next reload).
+    let keys = options.tls.iter().map(|(_, key)| (key, "a private key"));
+    let redis_key = options
+        .redis
+        .iter()
+        .filter_map(|redis| redis.client_identity.as_ref())
+        .map(|(_, key)| (key, "a private key"));
+    for (file, holds) in (sources.token_files.iter().map(|f| (f, "tokens")))
+        .chain(sources.header_files.iter().map(|f| (f, "header secrets")))
+        .chain(keys)
+        .chain(redis_key)
+    {
+        if let Some(warning) = crate::secrets::open_to_others(file, holds) {
+            note!("warning: {warning}");
+        }
+    }
     // Whether a delivery must carry custom headers (a replay too).
     let asks_headers = !sources.headers.is_empty() || !sources.header_files.is_empty();
     let tls = tls(options.tls.take())?;
@@ -678,7 +704,12 @@ pub async fn serve(
     }
     // With Redis, the revisions are kept there, beside the event ids.
     if options.ordering && options.redis.is_none() {
-        receiver = receiver.with_ordering(OrderingGuard::new());
+        receiver = receiver.with_ordering(match options.ordering_max_resources {
+            Some(max) => {
+                OrderingGuard::with_limits(kustomer_webhooks::dedupe::DEFAULT_RETENTION, max)
+            }
+            None => OrderingGuard::new(),
+        });
     }
     let dead_letters = match &options.dead_letters {
         Some((dir, max)) => {
@@ -838,9 +869,14 @@ pub async fn serve(
             crate::log::flush(Duration::from_secs(2));
             std::process::exit(again.exit_code());
         };
-        stops.next().await;
+        let stdout_gone = tokio::select! {
+            _ = stops.next() => false,
+            () = STDOUT_GONE.notified() => true,
+        };
         stopping.store(true, Ordering::Relaxed);
-        if !delay.is_zero() {
+        // Without a reader, taking deliveries a while longer only fails
+        // them.
+        if !delay.is_zero() && !stdout_gone {
             // `/readyz` already answers 503: time for a load balancer to
             // see it and send deliveries elsewhere, while they are taken.
             note!("stopping in {}s (--stop-delay): {readyz}", delay.as_secs());
@@ -896,6 +932,10 @@ pub async fn serve(
         waiting(letters, asks_headers);
     }
     settle_stdout(STDOUT_SETTLE);
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        note!("error: stopped because stdout is closed (its reader has gone)");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -911,13 +951,19 @@ const STDOUT_SETTLE: Duration = Duration::from_secs(5);
 /// Lets a write to stdout under way end before the process does (see
 /// [`Lines::settle`]), and says so if its reader has stopped reading.
 fn settle_stdout(within: Duration) {
-    if !Lines::stdout().settle(within) {
-        note!(
+    match Lines::stdout().settle(within) {
+        crate::out::Settled::Whole => {}
+        crate::out::Settled::StillWriting => note!(
             "warning: stdout's reader did not take the last lines within {}s: one may be left \
              unwritten, or cut short if longer than a pipe takes whole (4 KiB on Linux; its \
              delivery was not acknowledged, and Kustomer sends it again)",
             within.as_secs()
-        );
+        ),
+        crate::out::Settled::CutShort(why) => note!(
+            "warning: stdout's last line was cut short by a failed write, and could not be \
+             ended ({why}): its delivery was not acknowledged (Kustomer sends it again), but \
+             the next line appended to the same file is glued to it; add a newline first"
+        ),
     }
 }
 
@@ -1043,7 +1089,13 @@ fn waiting(letters: &DeadLetters, headers: bool) {
              idempotency store's retention, {} minutes, an event handled meanwhile is \
              acknowledged as a duplicate; after it, the replay handles it again)",
             dir.display(),
-            crate::out::shell_word(dir),
+            // A relative name that starts with `-` would be read as an
+            // option: `./-dir`.
+            crate::out::shell_word(&if dir.to_string_lossy().starts_with('-') {
+                std::path::Path::new(".").join(dir)
+            } else {
+                dir.to_owned()
+            }),
             kustomer_webhooks::dedupe::DEFAULT_RETENTION.as_secs() / 60
         );
     }
@@ -1258,6 +1310,9 @@ pub struct ServeOptions {
     pub capture: Option<Capture>,
     /// Acknowledge stale updates without dispatching them.
     pub ordering: bool,
+    /// The most resources the in-process ordering guard remembers
+    /// (`None`: its default).
+    pub ordering_max_resources: Option<u64>,
     /// Refuse events created longer ago than this.
     pub max_event_age: Option<Duration>,
     /// How long a delivery's handler (writing its line) may take.
@@ -1288,6 +1343,42 @@ pub struct ServeOptions {
     /// After a stop signal, how long deliveries are still taken (while
     /// `/readyz` answers 503) before the graceful stop begins.
     pub stop_delay: Duration,
+}
+
+/// `error` with the runtime's names of the TLS files' contents
+/// (`root_cert`, `client_cert`, `client_key`) told as the options and files
+/// they came from.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn with_files_named(error: &str, options: &RedisOptions) -> String {
+    let mut text = error.to_owned();
+    let files = [
+        ("root_cert", "--redis-ca-cert", options.ca_cert.as_ref()),
+        (
+            "client_cert",
+            "--redis-client-cert",
+            options.client_identity.as_ref().map(|(cert, _)| cert),
+        ),
+        (
+            "client_key",
+            "--redis-client-key",
+            options.client_identity.as_ref().map(|(_, key)| key),
+        ),
+    ];
+    // In one pass, so that a file's own name is left as it is.
+    let mut named = String::new();
+    while let Some((at, name, said)) = files
+        .iter()
+        .filter_map(|(name, option, file)| {
+            let said = format!("{option} {}", (*file)?.display());
+            text.find(name).map(|at| (at, *name, said))
+        })
+        .min_by_key(|(at, ..)| *at)
+    {
+        named.push_str(&text[..at]);
+        named.push_str(&said);
+        text = text[at + name.len()..].to_owned();
+    }
+    named + &text
 }
 
 /// The Redis of `serve --redis`.
@@ -1404,6 +1495,15 @@ async fn with_redis(
         }
     };
     let mut store = connecting
+        .map_err(|e| {
+            let text = e.to_string();
+            let named = with_files_named(&text, &options);
+            match kustomer_webhooks::__private::no_tls_hint(urls, &text) {
+                Some(hint) => anyhow::anyhow!("{named}{hint}"),
+                None if named != text => anyhow::anyhow!("{named}"),
+                None => anyhow::Error::new(e),
+            }
+        })
         .context("connecting to Redis (--redis)")?
         .with_in_progress_timeout(claim);
     // Settings Redis refuses (a wrong password, a user who may not write, a
@@ -1425,8 +1525,10 @@ async fn with_redis(
         Ok(()) => {}
         Err(err @ StoreError::Unavailable(_)) if lazy => {
             if let StoreError::Unavailable(e) = &err {
+                let hint = kustomer_webhooks::__private::no_tls_hint(urls, &e.to_string())
+                    .unwrap_or_default();
                 note!(
-                    "warning: Redis cannot be reached for now ({e}): claiming event ids in this process until it can"
+                    "warning: Redis cannot be reached for now ({e}{hint}): claiming event ids in this process until it can"
                 );
             }
             // So that `/metrics` says so from the start.
@@ -1739,6 +1841,27 @@ fn is_https(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
 }
 
+/// The host of an `http://` URL that is not this machine (a loopback
+/// address, or `localhost`), if it is one.
+fn plain_http_elsewhere(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let host = url.host_str()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let local = match bare.parse::<std::net::IpAddr>() {
+        // `0.0.0.0` and `::`, which `serve --addr 0.0.0.0:…` names, reach
+        // this machine too.
+        Ok(ip) => ip.is_loopback() || ip.is_unspecified() || ip.to_canonical().is_loopback(),
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    (!local).then(|| host.to_owned())
+}
+
 fn unreachable_message(url: &str, file: &str, why: &str) -> String {
     let https = is_https(url);
     let url = printable(&shown_url(url)).into_owned();
@@ -1804,6 +1927,14 @@ pub async fn send(
     // Every payload is posted, whether or not anybody reads what is printed.
     crate::out::go_on_without_stdout();
     let https = is_https(url);
+    if let Some(host) = plain_http_elsewhere(url) {
+        note!(
+            "warning: posting over plain http to {}, not this machine: the payloads (personal \
+             data) and any custom header's secret travel unencrypted; use https:// unless the \
+             network in between is private",
+            printable(&host)
+        );
+    }
     let client = send_client(options, https)?;
     let mut ok = true;
     for file in payloads(paths)? {
@@ -1993,10 +2124,11 @@ fn demo_dir() -> Result<tempfile::TempDir> {
 /// the store is down (kept as a dead letter, then replayed), a tampered
 /// signature and a malformed body.
 pub async fn demo() -> Result<ExitCode> {
-    let token = format!(
-        "demo-{:016x}",
-        std::process::id() as u64 ^ 0x6b75_7374_6f6d_6572
-    );
+    // 128 random bits: another user of the machine, who can reach the
+    // loopback port, cannot forge a delivery.
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).context("no random bytes for the demo's token")?;
+    let token = format!("demo-{}", hex::encode(random));
     // Deliveries that fail are kept here until they are handled; the demo's
     // store is down for the first claim of one event.
     // A directory of its own, under a name no one can guess, owner-only,
@@ -2132,9 +2264,66 @@ pub async fn demo() -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::{
-        addr_arg, age_arg, age_warning, connections_that_fit, path_arg, scheme_hint, timeout_arg,
-        token_arg, unreachable_message,
+        addr_arg, age_arg, age_warning, connections_that_fit, path_arg, plain_http_elsewhere,
+        scheme_hint, timeout_arg, token_arg, unreachable_message,
     };
+
+    /// The runtime's names of what the TLS files hold are said as the
+    /// options and files they came from, a file's own name left alone.
+    #[test]
+    fn redis_tls_errors_name_the_options_and_files() {
+        let options = super::RedisOptions {
+            urls: vec!["rediss://h/".to_owned()],
+            topology: super::Topology::Single,
+            prefix: None,
+            fail_open: false,
+            ca_cert: Some("ca.pem".into()),
+            client_identity: Some(("/x/client_key.crt".into(), "k.pem".into())),
+        };
+        assert_eq!(
+            super::with_files_named("client_key cannot be used with client_cert: no", &options),
+            "--redis-client-key k.pem cannot be used with --redis-client-cert /x/client_key.crt: no"
+        );
+        assert_eq!(
+            super::with_files_named("root_cert holds no certificate", &options),
+            "--redis-ca-cert ca.pem holds no certificate"
+        );
+        let no_files = super::RedisOptions {
+            ca_cert: None,
+            client_identity: None,
+            ..options
+        };
+        assert_eq!(
+            super::with_files_named("root_cert: x", &no_files),
+            "root_cert: x"
+        );
+    }
+
+    /// `send` warns of plain http to another machine, not to this one.
+    #[test]
+    fn plain_http_to_another_machine_is_told_apart() {
+        for (url, elsewhere) in [
+            ("http://127.0.0.1:8080/", None),
+            ("http://127.9.9.9/", None),
+            ("http://[::1]:8080/k", None),
+            ("http://localhost:8080/", None),
+            ("http://LocalHost./", None),
+            ("http://receiver.localhost/", None),
+            ("http://0.0.0.0:8080/", None),
+            ("http://[::]:8080/", None),
+            ("http://[::ffff:127.0.0.1]/", None),
+            ("https://hooks.example.com/", None),
+            ("http://hooks.example.com/k", Some("hooks.example.com")),
+            ("http://192.0.2.2:9000/", Some("192.0.2.2")),
+            ("http://[2001:db8::1]/", Some("[2001:db8::1]")),
+            (
+                "http://localhost.example.com/",
+                Some("localhost.example.com"),
+            ),
+        ] {
+            assert_eq!(plain_http_elsewhere(url).as_deref(), elsewhere, "{url}");
+        }
+    }
 
     #[test]
     fn connections_fit_in_the_limit_on_open_files_beside_what_else_is_open() {

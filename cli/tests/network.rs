@@ -904,8 +904,9 @@ fn serve_takes_either_value_of_a_header_given_twice_and_names_events_as_dispatch
 #[test]
 fn a_custom_header_that_cannot_work_is_refused_at_start() {
     for (header, want) in [
-        ("x-app=", "the value of x-app is empty"),
-        ("x-app=  ", "the value of x-app is empty"),
+        ("x-app=", "the value after the first `=` is empty"),
+        ("x-app=  ", "the value after the first `=` is empty"),
+        ("x-app===", "the value after the first `=` is only `=`"),
         (
             "X-Kustomer-Webhook-Signature=abc",
             "X-Kustomer-Webhook-Signature cannot be a custom header",
@@ -1136,27 +1137,40 @@ fn serve_answers_500_when_it_cannot_write_an_events_line() {
             .output()
             .unwrap()
     };
-    // The event is not acknowledged: Kustomer would send it again. Its retry
-    // is not a duplicate, since it was never marked done.
-    for _ in 0..2 {
-        let out = send();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.starts_with("500 "), "{stdout}");
-        assert!(stdout.contains("writing the event's line"), "{stdout}");
-    }
+    // The event is not acknowledged: Kustomer would send it again (to a
+    // serve started again with a reader: it was never marked done).
+    let out = send();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("500 "), "{stdout}");
+    assert!(stdout.contains("writing the event's line"), "{stdout}");
     let line = log_until(&mut log, "stdout is closed");
-    assert!(line.contains("ERROR"), "{line}");
-    let line = log_until(&mut log, "handler failed");
-    assert!(line.contains("WARN"), "{line}");
-    assert!(!line.contains("panicked"), "{line}");
-    // Said once, and a load balancer is told to send deliveries elsewhere.
-    let (status, text) = http("GET", &metrics, "/readyz");
-    assert_eq!(status, 503, "{text}");
-    assert!(text.contains("stdout is closed"), "{text}");
-    drop(server);
+    assert!(
+        line.contains("ERROR") && line.contains("serve stops (exit 1"),
+        "{line}"
+    );
+    // A reader that has gone never comes back: serve stops by itself, as a
+    // stop signal has it (a load balancer told by /readyz meanwhile), and
+    // exits 1, so that whatever runs it starts it again with a reader.
+    let stopping = log_until(&mut log, "stopping");
+    assert!(!stopping.contains("--stop-delay"), "{stopping}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
-    assert!(!rest.contains("stdout is closed"), "said once: {rest}");
+    let status = server.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("error: stopped because stdout is closed"),
+        "{rest}"
+    );
+    assert!(
+        !rest.contains("no event's line can be written"),
+        "said once: {rest}"
+    );
+    assert!(
+        std::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches('/'))
+            .is_err(),
+        "no longer listening"
+    );
+    let _ = metrics;
 }
 
 /// A stdout that takes no line for another reason than a closed pipe (a
@@ -1468,6 +1482,18 @@ fn serve_counts_captures_on_its_metrics() {
     drop(server);
 }
 
+/// [`start_serve_logged`] with stdout a full disk (`/dev/full`): every
+/// event's line fails to be written, and serve goes on.
+#[cfg(target_os = "linux")]
+fn start_serve_unable_to_print(
+    args: &[&str],
+) -> (Killed, BufReader<ChildStderr>, String, Vec<String>) {
+    let mut serve = Command::new(BIN);
+    serve.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+    start_serving_to(serve, std::fs::File::create("/dev/full").unwrap())
+}
+
+#[cfg(target_os = "linux")]
 #[test]
 fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -1475,7 +1501,8 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     let dead_arg = dead.to_str().unwrap();
     let samples = ["kustomer.team.create", "kustomer.user.update"];
     {
-        let (mut server, _log, url, logged) = start_serve_logged(&[
+        // No event line can be written (a full disk): every delivery fails.
+        let (_server, _log, url, logged) = start_serve_unable_to_print(&[
             "--token",
             "t0ken",
             "--dead-letters",
@@ -1483,8 +1510,6 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
             "--metrics-addr",
             "127.0.0.1:0",
         ]);
-        // Nobody reads the event lines: every delivery fails.
-        drop(server.0.stdout.take());
         for sample in samples {
             let reply = send_sample(&url, "t0ken", sample);
             assert!(reply.starts_with("500 "), "{reply}");
@@ -1565,7 +1590,7 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
     drop(server);
 
     // With a limit of one event, the second that fails is not kept.
-    let (mut server, _log, url, logged) = start_serve_logged(&[
+    let (_server, _log, url, logged) = start_serve_unable_to_print(&[
         "--token",
         "t0ken",
         "--dead-letters",
@@ -1575,7 +1600,6 @@ fn serve_keeps_failed_deliveries_as_dead_letters_that_send_replays() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    drop(server.0.stdout.take());
     for sample in samples {
         assert!(send_sample(&url, "t0ken", sample).starts_with("500 "));
     }
@@ -1727,6 +1751,62 @@ fn serve_with_ordering_acknowledges_an_older_update_as_stale() {
     std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
     assert!(lines.contains("6087326fa8b1c7b07da5e5c9"), "{lines}");
+}
+
+/// `--ordering-max-resources` sizes the guard: past it, the least recently
+/// updated resource is forgotten, and an older update of it is handled.
+#[test]
+fn serve_ordering_max_resources_forgets_the_least_recently_updated() {
+    let (mut server, _log, url) = start_serve(&[
+        "--token",
+        "t0ken",
+        "--ordering",
+        "--ordering-max-resources",
+        "1",
+    ]);
+    let stdout = server.0.stdout.take().unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{ROOT}/schema/samples/kustomer.customer.update.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // rev 3 of the sample's customer; then updates of 100 other customers,
+    // which take the one place in turn (the guard forgets in its upkeep,
+    // which that many records run); then rev 2 of the first, forgotten:
+    // handled.
+    let write = |name: String, body: &serde_json::Value| {
+        std::fs::write(dir.path().join(name), serde_json::to_vec(body).unwrap()).unwrap();
+    };
+    write("000.json".to_owned(), &sample);
+    let others = 100;
+    for i in 1..=others {
+        let mut other = sample.clone();
+        other["id"] = format!("6087326fa8b1c7b07da5{i:04x}").into();
+        other["data"]["id"] = format!("6087326fa8b1c7b07da6{i:04x}").into();
+        write(format!("{i:03}.json"), &other);
+    }
+    let mut older = sample.clone();
+    older["id"] = "6087326fa8b1c7b07da5e5d3".into();
+    older["data"]["attributes"]["rev"] = 2.into();
+    write("999.json".to_owned(), &older);
+    let sent = Command::new(BIN)
+        .args(["send", "--url", &url, "--token", "t0ken"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sent.stdout);
+    let replies: Vec<&str> = text.lines().collect();
+    assert_eq!(replies.len(), others + 2, "{text}");
+    for reply in &replies {
+        assert!(reply.contains("\"outcome\":\"handled\""), "{reply}");
+    }
+    drop(server);
+    let mut lines = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut lines).unwrap();
+    assert_eq!(lines.lines().count(), others + 2, "{lines}");
 }
 
 #[test]
@@ -3506,6 +3586,7 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
         ("KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN", "true"),
         ("KUSTOMER_WEBHOOKS_REDIS_PREFIX", "billing:"),
         ("KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX", "5"),
+        ("KUSTOMER_WEBHOOKS_ORDERING_MAX_RESOURCES", "5"),
         (
             "KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT",
             "/nonexistent/client.pem",
@@ -3517,6 +3598,7 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
         "warning: KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN is set, but serve has no --redis <URL>: left out",
         "warning: KUSTOMER_WEBHOOKS_REDIS_PREFIX is set, but serve has no --redis <URL>: left out",
         "warning: KUSTOMER_WEBHOOKS_DEAD_LETTERS_MAX is set, but serve has no --dead-letters <DIR>: left out",
+        "warning: KUSTOMER_WEBHOOKS_ORDERING_MAX_RESOURCES is set, but serve has no --ordering: left out",
         "warning: KUSTOMER_WEBHOOKS_REDIS_CLIENT_CERT is set, but serve has no --redis <URL>: left out",
     ] {
         assert!(said.iter().any(|l| l.contains(want)), "{want}: {said:?}");
@@ -3524,7 +3606,7 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
     let closed = "redis://127.0.0.1:9/";
     /// Arguments, environment, the exit code, and what stderr says.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 9] = [
         (
             &["--redis", closed, "--redis-client-cert", "client.pem"],
             &[],
@@ -3548,6 +3630,31 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
             &[],
             2,
             "--dead-letters-max needs --dead-letters <DIR>",
+        ),
+        (
+            &["--ordering-max-resources", "5"],
+            &[],
+            2,
+            "--ordering-max-resources needs --ordering",
+        ),
+        (
+            &[
+                "--redis",
+                closed,
+                "--ordering",
+                "--ordering-max-resources",
+                "5",
+            ],
+            &[],
+            2,
+            "--ordering-max-resources cannot be used with --redis",
+        ),
+        // --ordering from its variable.
+        (
+            &["--redis", closed, "--ordering-max-resources", "5"],
+            &[("KUSTOMER_WEBHOOKS_ORDERING", "yes")],
+            2,
+            "--ordering-max-resources cannot be used with --redis",
         ),
         (
             &[
@@ -3580,6 +3687,122 @@ fn redis_switches_set_off_in_the_environment_need_no_redis() {
         assert_eq!(out.status.code(), Some(code), "{args:?} {env:?}: {stderr}");
         assert!(stderr.contains(want), "{args:?} {env:?}: {stderr}");
     }
+}
+
+/// `rediss://` to a Redis that does not speak TLS (here a listener that
+/// never answers, as such a Redis does with the handshake) times out: the
+/// cluster's error at start, and the warning of one failing open, say why.
+#[test]
+#[cfg(feature = "redis")]
+fn a_tls_redis_url_that_times_out_names_tls_whatever_the_topology() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rediss://{}/", silent.local_addr().unwrap());
+    // Accepted and held open, never answered.
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in silent.incoming().take(32) {
+            held.push(connection);
+        }
+    });
+    let hint = "a Redis that does not speak TLS never answers the handshake";
+    let stderr = serve_stops_at_start(&["--redis", &url, "--redis-cluster"]);
+    assert!(stderr.contains(hint), "{stderr}");
+    let (_serve, _log, _url, said) =
+        start_serve_logged(&["--token", "t0ken", "--redis", &url, "--redis-fail-open"]);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("Redis cannot be reached for now") && l.contains(hint)),
+        "{said:?}"
+    );
+    drop(held);
+}
+
+/// The replay command names a dead-letter directory whose name starts
+/// with `-` as `./-…`, which `send` does not read as an option.
+#[test]
+fn the_replay_command_names_a_directory_that_looks_like_an_option_as_a_path() {
+    let work = tempfile::TempDir::new().unwrap();
+    std::fs::create_dir(work.path().join("-dl")).unwrap();
+    std::fs::write(work.path().join("-dl").join("a.json"), "{}").unwrap();
+    let mut serve = Command::new(BIN);
+    serve
+        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"])
+        .arg("--dead-letters=-dl")
+        .current_dir(work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Killed(serve.spawn().unwrap());
+    let mut log = BufReader::new(child.0.stderr.take().unwrap());
+    let line = log_until(&mut log, "dead letters waiting in -dl: 1;");
+    assert!(
+        line.contains("`kustomer-webhooks send --url URL --token-file FILE ./-dl` "),
+        "{line}"
+    );
+}
+
+/// `serve` warns of a file of secrets other users can read, naming it and
+/// never its contents; owner-only, it says nothing.
+#[cfg(unix)]
+#[test]
+fn serve_warns_of_a_token_file_other_users_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::TempDir::new().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "t0ken-s3cret\n").unwrap();
+    let path = tokens.to_str().unwrap();
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (_serve, _log, _url, said) = start_serve_logged(&["--token-file", path]);
+        let warning = said
+            .iter()
+            .find(|l| l.contains("can be read by other users of this machine"));
+        assert_eq!(warning.is_some(), warned, "{mode:o}: {said:?}");
+        if let Some(warning) = warning {
+            assert!(
+                warning.contains(path) && warning.contains("chmod 600"),
+                "{warning}"
+            );
+        }
+        assert!(!said.iter().any(|l| l.contains("s3cret")), "{said:?}");
+    }
+}
+
+/// `send` warns before posting over plain http to another machine.
+#[test]
+fn send_warns_of_plain_http_to_another_machine() {
+    let out = Command::new(BIN)
+        .args(["send", "--url", "http://receiver.invalid/k", "--token", "t"])
+        .arg(format!("{ROOT}/schema/samples/kustomer.team.create.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: posting over plain http to receiver.invalid, not this machine"),
+        "{stderr}"
+    );
+}
+
+/// A Redis CA file with no certificate is named as the option and file it
+/// came from.
+#[cfg(feature = "redis")]
+#[test]
+fn a_redis_ca_file_without_a_certificate_is_named() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let stderr = serve_stops_at_start(&[
+        "--redis",
+        "rediss://127.0.0.1:9/",
+        "--redis-ca-cert",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(&format!(
+            "--redis-ca-cert {} holds no certificate",
+            ca.display()
+        )),
+        "{stderr}"
+    );
 }
 
 /// Captures and dead letters in one directory would mix: each capture
