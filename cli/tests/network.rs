@@ -1341,6 +1341,7 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
         failed["span"]["resource_id"], sample["data"]["id"],
         "{failed}"
     );
+    assert_eq!(failed["span"]["org"], sample["org"], "{failed}");
     assert!(
         failed["error"]
             .as_str()

@@ -1931,14 +1931,16 @@ impl<'a> Resource<'a> {
         // A typed field, or else the same key's value kept in `extra`: a
         // drifted id (another format) still identifies the event.
         let extra_str = quote!(kustomer_webhooks::__private::extra_str);
-        let event_id = match text(field(env, "id")) {
-            Some(i) => quote!(self.#i.as_deref().or_else(|| #extra_str(&self.extra, "id"))),
-            None => quote!(#extra_str(&self.extra, "id")),
+        // An envelope key holding a string: its typed field, or its value
+        // in `extra` (a drifted one).
+        let envelope_str = |key: &str| match text(field(env, key)) {
+            Some(i) => quote!(self.#i.as_deref().or_else(|| #extra_str(&self.extra, #key))),
+            None => quote!(#extra_str(&self.extra, #key)),
         };
-        let event_name = match text(field(env, "name")) {
-            Some(i) => quote!(self.#i.as_deref().or_else(|| #extra_str(&self.extra, "name"))),
-            None => quote!(#extra_str(&self.extra, "name")),
-        };
+        let event_id = envelope_str("id");
+        let event_name = envelope_str("name");
+        let org = envelope_str("org");
+        let org_name = envelope_str("orgName");
         let data_field = field(env, "data")
             .filter(|f| f.kind == Kind::Req)
             .map(|f| format_ident!("{}", f.rust));
@@ -2038,6 +2040,8 @@ impl<'a> Resource<'a> {
                 fn rev(&self) -> Option<i64> { #rev }
                 fn updated_at(&self) -> Option<i64> { #updated_at }
                 fn created_at(&self) -> Option<i64> { #created_at }
+                fn org(&self) -> Option<&str> { #org }
+                fn org_name(&self) -> Option<&str> { #org_name }
                 fn has_data(&self) -> bool { self.has_key("data") }
                 fn misfit(&self, key: &str) -> Option<&'static str> {
                     match key {
@@ -2800,6 +2804,32 @@ mod tests {
             "fn created_at(&self)",
             "self.created_at.as_ref().map(DateTime::timestamp_millis)",
             "extra_millis(&self.extra, \"createdAt\"",
+        );
+    }
+
+    #[test]
+    fn org_reads_the_typed_field_or_a_drifted_value_in_extra() {
+        let typed = r#"{"name":"kustomer.team.update","org":"5f8481c6a22ab5b9d5f2dd8a","orgName":"acme","data":{"type":"team","id":"1","attributes":{}}}"#;
+        let files = models(&[typed]).unwrap();
+        let org = flat(envelope_fn(&files["team.rs"], "fn org(&self)"));
+        assert!(org.contains("self.org.as_deref().or_else("), "{org}");
+        assert!(org.contains("extra_str(&self.extra, \"org\")"), "{org}");
+        let name = flat(envelope_fn(&files["team.rs"], "fn org_name(&self)"));
+        assert!(name.contains("self.org_name.as_deref().or_else("), "{name}");
+        assert!(
+            name.contains("extra_str(&self.extra, \"orgName\")"),
+            "{name}"
+        );
+        // Samples that never had a string there: only `extra` can hold one.
+        let untyped = r#"{"name":"kustomer.team.update","org":7,"data":{"type":"team","id":"1","attributes":{}}}"#;
+        let files = models(&[untyped]).unwrap();
+        let org = flat(envelope_fn(&files["team.rs"], "fn org(&self)"));
+        assert!(!org.contains("self.org.as_deref()"), "{org}");
+        assert!(org.contains("extra_str(&self.extra, \"org\")"), "{org}");
+        let name = flat(envelope_fn(&files["team.rs"], "fn org_name(&self)"));
+        assert!(
+            name.contains("extra_str(&self.extra, \"orgName\")"),
+            "{name}"
         );
     }
 

@@ -39,6 +39,19 @@ pub trait Envelope {
     fn created_at(&self) -> Option<i64> {
         None
     }
+    /// The id of the org the event belongs to (`org`, any string): which
+    /// tenant a delivery is from, for an app installed in several orgs.
+    /// Models generated before this method was added do not read it
+    /// (`None`): regenerate them.
+    fn org(&self) -> Option<&str> {
+        None
+    }
+    /// The org's name (`orgName`), which Kustomer sometimes leaves out.
+    /// Models generated before this method was added do not read it
+    /// (`None`): regenerate them.
+    fn org_name(&self) -> Option<&str> {
+        None
+    }
     /// Whether the payload had a `data` key at all.
     fn has_data(&self) -> bool;
     /// The JSON type of the envelope's `name` or `data` (`key`) when the
@@ -147,6 +160,12 @@ impl<S> Envelope for OtherEvent<S> {
     }
     fn created_at(&self) -> Option<i64> {
         crate::model::value_millis(self.body.get("createdAt")?)
+    }
+    fn org(&self) -> Option<&str> {
+        self.body.get("org").and_then(Value::as_str)
+    }
+    fn org_name(&self) -> Option<&str> {
+        self.body.get("orgName").and_then(Value::as_str)
     }
     fn has_data(&self) -> bool {
         self.body.contains_key("data")
@@ -694,6 +713,46 @@ mod tests {
         assert_eq!(created_at(at), Some(1_619_473_007_823));
         assert_eq!(created_at(serde_json::json!({"createdAt": "soon"})), None);
         assert_eq!(created_at(serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn every_event_names_its_org_typed_drifted_or_other() {
+        // The bundled models read it typed from every sample.
+        for (name, sample) in kustomer_schema::SEED_SAMPLES {
+            let parsed = crate::parse(sample.as_bytes()).unwrap();
+            let envelope = parsed.event.envelope();
+            assert_eq!(envelope.org(), Some("5f8481c6a22ab5b9d5f2dd8a"), "{name}");
+            let expected: Value = serde_json::from_str(sample).unwrap();
+            assert_eq!(envelope.org_name(), expected["orgName"].as_str(), "{name}");
+        }
+        // Drifted to another type than the model's: kept in `extra`, read
+        // from there when it is a string, `None` when not.
+        let (_, sample) = kustomer_schema::SEED_SAMPLES
+            .iter()
+            .find(|(name, _)| *name == "kustomer.team.create")
+            .unwrap();
+        let mut body: Value = serde_json::from_str(sample).unwrap();
+        body["org"] = serde_json::json!({"id": "5f8481c6a22ab5b9d5f2dd8a"});
+        body["orgName"] = serde_json::json!(7);
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let parsed = crate::parse(&bytes).unwrap();
+        assert_eq!(parsed.event.envelope().org(), None);
+        assert_eq!(parsed.event.envelope().org_name(), None);
+        assert!(!parsed.drift().is_empty());
+        // An event without a model reads it from its body.
+        let other = |body: Value| {
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            crate::OtherEvent::<crate::AnyEvent>::new(
+                crate::EventName::from("kustomer.tag.update"),
+                body,
+            )
+        };
+        let tag = other(serde_json::json!({"org": "o1", "orgName": "acme"}));
+        assert_eq!((tag.org(), tag.org_name()), (Some("o1"), Some("acme")));
+        let tag = other(serde_json::json!({"org": 1}));
+        assert_eq!((tag.org(), tag.org_name()), (None, None));
     }
 
     #[test]

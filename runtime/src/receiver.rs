@@ -1106,6 +1106,8 @@ impl<S: Events> Receiver<S> {
                 // An event without one has the field left out.
                 id = id.as_deref(),
                 resource_id = parsed.event.envelope().resource_id(),
+                // Which tenant, for an app installed in several orgs.
+                org = parsed.event.envelope().org(),
             )
         } else {
             tracing::Span::none()

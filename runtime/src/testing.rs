@@ -377,6 +377,53 @@ impl Delivery {
         headers
     }
 
+    /// The delivery's event as the type a handler takes, parsed as the
+    /// receiver parses it (named by its event header when it has one): a
+    /// handler called directly in a unit test, with no receiver at all.
+    ///
+    /// ```
+    /// use kustomer_webhooks::CustomerUpdate;
+    /// use kustomer_webhooks::testing::Delivery;
+    ///
+    /// async fn on_update(event: CustomerUpdate) -> Result<Option<i64>, std::io::Error> {
+    ///     Ok(event.data.attributes.rev)
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let update = Delivery::sample("kustomer.customer.update")?.set("/data/attributes/rev", 42);
+    /// assert_eq!(on_update(update.event()).await?, Some(42));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the body is not an event the receiver would dispatch (what
+    /// [`parse`](crate::parse) refuses: the panic names the JSON Pointer),
+    /// or is another event than `E` takes (a `CustomerCreate` asked of a
+    /// customer update): a test would otherwise call the handler with
+    /// something Kustomer never delivers to it.
+    #[track_caller]
+    pub fn event<E: crate::FromEvent>(&self) -> E {
+        let body = self.body();
+        let parsed = match &self.event {
+            Some(name) => crate::Parsed::<E::Set>::parse_as(&body, name),
+            None => crate::Parsed::<E::Set>::parse(&body),
+        };
+        let event = match parsed {
+            Ok(parsed) => parsed.event,
+            Err(e) => panic!("the delivery is not an event a receiver dispatches: {e}"),
+        };
+        match E::from_event(event) {
+            Ok(event) => event,
+            Err(other) => panic!(
+                "the delivery is {}, which {} does not take",
+                other.name(),
+                std::any::type_name::<E>()
+            ),
+        }
+    }
+
     /// Posts the delivery to `receiver` without HTTP, as its adapter would:
     /// its reply (status, outcome, error), counted in its counters.
     pub async fn deliver_to<S: Events>(&self, receiver: &Receiver<S>) -> Reply {

@@ -240,6 +240,65 @@ fn set_refuses_a_pointer_that_leads_nowhere() {
     }
 }
 
+#[tokio::test]
+async fn a_delivery_is_the_typed_event_its_handler_takes_called_directly() {
+    let update = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .set("/data/attributes/rev", 42);
+    let event: CustomerUpdate = update.event();
+    assert_eq!(event.data.attributes.rev, Some(42));
+    // Drift is the handler's to see, as it would be through a receiver.
+    let drifted: CustomerUpdate = update.clone().set("/data/attributes/rev", "43").event();
+    assert_eq!(drifted.data.attributes.rev, None);
+    assert_eq!(kustomer_webhooks::Envelope::rev(&drifted.0), Some(43));
+    // The whole set, and an event without a model, taken as a handler would.
+    let any: kustomer_webhooks::AnyEvent = update.event();
+    assert_eq!(any.name(), "kustomer.customer.update");
+    let tag = Delivery::from_body(r#"{"name":"kustomer.tag.create","data":{"id":"t1"}}"#);
+    let other: kustomer_webhooks::OtherEvent = tag.event();
+    assert_eq!(other.name, "kustomer.tag.create");
+    // A handler called with its event, no receiver in between.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let ada = update.set("/data/attributes/name", "Ada");
+    on_update(ada.event(), State(Arc::clone(&seen))).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_delivery_that_is_not_the_event_asked_for_panics_saying_why() {
+    fn refused(delivery: Delivery) -> String {
+        let panic = std::panic::catch_unwind(move || {
+            let _: CustomerUpdate = delivery.event();
+        })
+        .expect_err("event panics");
+        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+    let create = Delivery::sample("kustomer.customer.create").unwrap();
+    let said = refused(create);
+    assert!(
+        said.contains("the delivery is kustomer.customer.create"),
+        "{said}"
+    );
+    assert!(said.contains("CustomerUpdate does not take"), "{said}");
+    let said = refused(Delivery::from_body(
+        r#"{"name":"kustomer.customer.update","data":[1]}"#,
+    ));
+    assert!(
+        said.contains("not an event a receiver dispatches"),
+        "{said}"
+    );
+    assert!(said.contains("/data"), "{said}");
+    // The header's name and the body's must agree, as in a receiver.
+    let mismatched = Delivery::sample("kustomer.customer.update")
+        .unwrap()
+        .event_header(Some("kustomer.customer.create"));
+    let said = refused(mismatched);
+    assert!(
+        said.contains("not an event a receiver dispatches"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_body_given_as_bytes_is_sent_as_it_is_and_signed_over_them() {
     let raw = b"{ \"name\" : \"kustomer.team.create\" }\n".to_vec();

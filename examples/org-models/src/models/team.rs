@@ -249,6 +249,16 @@ impl kustomer_webhooks::Envelope for TeamEvent {
                 "createdAt",
             ))
     }
+    fn org(&self) -> Option<&str> {
+        self.org
+            .as_deref()
+            .or_else(|| kustomer_webhooks::__private::extra_str(&self.extra, "org"))
+    }
+    fn org_name(&self) -> Option<&str> {
+        self.org_name
+            .as_deref()
+            .or_else(|| kustomer_webhooks::__private::extra_str(&self.extra, "orgName"))
+    }
     fn has_data(&self) -> bool {
         self.has_key("data")
     }

@@ -108,6 +108,12 @@ impl kustomer_webhooks::Envelope for KobjectOrderEvent {
     fn created_at(&self) -> Option<i64> {
         kustomer_webhooks::__private::extra_millis(&self.extra, "createdAt")
     }
+    fn org(&self) -> Option<&str> {
+        kustomer_webhooks::__private::extra_str(&self.extra, "org")
+    }
+    fn org_name(&self) -> Option<&str> {
+        kustomer_webhooks::__private::extra_str(&self.extra, "orgName")
+    }
     fn has_data(&self) -> bool {
         self.has_key("data")
     }
