@@ -344,11 +344,11 @@ fn header(name: &str, value: &str) -> Result<(String, String), String> {
 }
 
 /// A warning when `file`, which holds secrets (`holds`: "tokens"), is open
-/// to other users of this machine: one `serve` runs as owns it and lets
-/// others read it (they learn the secrets) or change it (a token they add
-/// is accepted at the next reload); or anyone may change it, whoever owns
-/// it. A file someone else owns and shares with `serve`'s group to read (a
-/// Kubernetes secret with `fsGroup`) is as it must be. `None` when nothing
+/// to other users of this machine: anyone may read it (they learn the
+/// secrets) or change it (a token they add is accepted at the next reload),
+/// whoever owns it; or the user `serve` runs as owns it and lets its group
+/// read or change it. A file someone else owns and shares with `serve`'s
+/// group to read (a Kubernetes secret with `fsGroup`) is as it must be. `None` when nothing
 /// is to be said (and on systems without Unix permissions).
 pub fn open_to_others(file: &Path, holds: &str) -> Option<String> {
     #[cfg(unix)]
@@ -363,12 +363,14 @@ pub fn open_to_others(file: &Path, holds: &str) -> Option<String> {
                 "can be changed by any user of this machine",
                 "`chmod o-w` it",
             )
+        } else if mode & 0o004 != 0 {
+            ("can be read by any user of this machine", "`chmod o-r` it")
         } else if own && mode & 0o020 != 0 {
             (
                 "can be changed by other users of this machine",
                 "`chmod 600` it",
             )
-        } else if own && mode & 0o044 != 0 {
+        } else if own && mode & 0o040 != 0 {
             (
                 "can be read by other users of this machine",
                 "`chmod 600` it",
@@ -662,7 +664,11 @@ mod tests {
             ),
             (
                 0o604,
-                Some("can be read by other users of this machine (mode 604)"),
+                Some("can be read by any user of this machine (mode 604)"),
+            ),
+            (
+                0o644,
+                Some("can be read by any user of this machine (mode 644)"),
             ),
             (
                 0o620,
@@ -696,11 +702,21 @@ mod tests {
             std::os::unix::fs::chown(f.path(), Some(65534), None).unwrap();
             std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
             assert_eq!(open_to_others(f.path(), "tokens"), None);
+            // Its group may even change it: the owner's choice, not `serve`'s.
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o660)).unwrap();
+            assert_eq!(open_to_others(f.path(), "tokens"), None);
+            // Anyone reading or changing it is said, whoever owns it.
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+            let said = open_to_others(f.path(), "tokens").unwrap();
+            assert!(said.contains("can be read by any user"), "{said}");
             std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o646)).unwrap();
             let said = open_to_others(f.path(), "tokens").unwrap();
             assert!(said.contains("can be changed by any user"), "{said}");
         } else {
-            assert_eq!(open_to_others(Path::new("/etc/passwd"), "tokens"), None);
+            // Root's, readable by anyone (it holds no secret, but a token
+            // file like it would be said).
+            let said = open_to_others(Path::new("/etc/passwd"), "tokens").unwrap();
+            assert!(said.contains("can be read by any user"), "{said}");
         }
     }
 

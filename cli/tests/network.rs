@@ -3751,16 +3751,24 @@ fn serve_warns_of_a_token_file_other_users_can_read() {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "t0ken-s3cret\n").unwrap();
     let path = tokens.to_str().unwrap();
-    for (mode, warned) in [(0o644, true), (0o600, false)] {
+    for (mode, warned) in [
+        (
+            0o644,
+            Some(("can be read by any user of this machine", "chmod o-r")),
+        ),
+        (
+            0o640,
+            Some(("can be read by other users of this machine", "chmod 600")),
+        ),
+        (0o600, None),
+    ] {
         std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode)).unwrap();
         let (_serve, _log, _url, said) = start_serve_logged(&["--token-file", path]);
-        let warning = said
-            .iter()
-            .find(|l| l.contains("can be read by other users of this machine"));
-        assert_eq!(warning.is_some(), warned, "{mode:o}: {said:?}");
-        if let Some(warning) = warning {
+        let warning = said.iter().find(|l| l.contains("can be read by"));
+        assert_eq!(warning.is_some(), warned.is_some(), "{mode:o}: {said:?}");
+        if let (Some(warning), Some((what, fix))) = (warning, warned) {
             assert!(
-                warning.contains(path) && warning.contains("chmod 600"),
+                warning.contains(path) && warning.contains(what) && warning.contains(fix),
                 "{warning}"
             );
         }

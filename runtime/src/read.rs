@@ -93,6 +93,7 @@ pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
     // In an object, whether the next string is a key; whether a number or
     // literal is being read.
     let (mut expect_key, mut scalar) = (false, false);
+    let mut scalar_start = 0;
     let mut i = 0;
     while i < end {
         let b = text[i];
@@ -147,9 +148,26 @@ pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
                 }
             }
             b' ' | b'\t' | b'\n' | b'\r' => {}
-            _ => scalar = true,
+            _ => {
+                if !scalar {
+                    scalar_start = i;
+                }
+                scalar = true;
+            }
         }
         i += 1;
+    }
+    // A number or literal right before `pos`, complete (`[1,2}`: what is
+    // wrong is the `}` after it): the error is its container's, as it is
+    // after a string. One cut short (`tru]`), or at the end of the text
+    // (where it may have been cut), is where the error is.
+    if scalar && end < text.len() {
+        let token = &text[scalar_start..end];
+        if matches!(token, b"true" | b"false" | b"null")
+            || serde_json::from_slice::<serde_json::Number>(token).is_ok()
+        {
+            done(&mut stack);
+        }
     }
     let mut pointer = String::new();
     for frame in &stack {
@@ -1176,6 +1194,18 @@ mod tests {
             (r#"{"data":{"name": }}"#, "/data/name"),
             (r#"{"data":{"n":[[1],[2, x]]}}"#, "/data/n/1/1"),
             (r#"{"data":{"n":[[1],[2] x]}}"#, "/data/n"),
+            // After a complete number or literal, as after a string: the
+            // container's.
+            (r#"{"data":{"a":[1,2}}"#, "/data/a"),
+            (r#"{"data":{"a":["x","y"}}"#, "/data/a"),
+            (r#"{"data":{"a":[true}}"#, "/data/a"),
+            (r#"{"data":{"a":[[1],[2}]}}"#, "/data/a/1"),
+            (r#"{"data":{"a":[{"b":1},{"c":2]}}"#, "/data/a/1"),
+            (r#"{"data":{"a":1]}"#, "/data"),
+            // One cut short, or at the end of the text, is the value's.
+            (r#"{"data":{"a":[1,2."#, "/data/a/1"),
+            (r#"{"data":{"a":[1,2.]}}"#, "/data/a/1"),
+            (r#"{"data":{"a":[1,nul]}}"#, "/data/a/1"),
         ];
         for (text, want) in cases {
             let e = skip(text).unwrap_err();

@@ -1125,12 +1125,20 @@ fn line_text(bytes: &[u8], line: usize) -> Option<&[u8]> {
 }
 
 /// The column (1-based, in bytes) where the number ending at `column` of
-/// line `line` starts; `column` itself when no number ends there.
+/// line `line` starts; `column` itself when no number ends there. Columns
+/// count no byte order mark (a sample's own, on a line of files joined
+/// with `cat`), so neither does this.
 fn number_start(bytes: &[u8], line: usize, column: usize) -> usize {
     let is_number = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
-    let Some(text) = line_text(bytes, line) else {
+    let Some(mut rest) = line_text(bytes, line) else {
         return column;
     };
+    let mut text = Vec::with_capacity(rest.len());
+    while let Some(at) = rest.windows(BOM.len()).position(|w| w == BOM) {
+        text.extend_from_slice(&rest[..at]);
+        rest = &rest[at + BOM.len()..];
+    }
+    text.extend_from_slice(rest);
     match text.get(..column) {
         Some(before) if before.last().is_some_and(is_number) => {
             let digits = before.iter().rev().take_while(|b| is_number(b)).count();
@@ -1483,6 +1491,13 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            // A number, when `serde_json`'s `arbitrary_precision` is on
+            // (another crate of the build may turn it on): handed over as a
+            // map of one entry holding its text, which `Value` reads back.
+            if object.is_empty() && key == NUMBER_TOKEN && *ARBITRARY_PRECISION {
+                let text: String = map.next_value()?;
+                return serde_json::from_str(&text).map_err(serde::de::Error::custom);
+            }
             let value = map
                 .next_value_seed(Tracked)
                 .map_err(passed(|| key.clone()))?;
@@ -1492,18 +1507,68 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
     }
 }
 
-/// The elements of an array, noting the index of one an error was in.
+/// The key `serde_json` hands a number over with under its
+/// `arbitrary_precision` feature.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Whether `serde_json`'s `arbitrary_precision` feature is on in this build
+/// (it keeps a number's text as written).
+static ARBITRARY_PRECISION: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    serde_json::from_str::<Value>("1.10").is_ok_and(|v| v.to_string() == "1.10")
+});
+
+/// The elements of an array, noting the index of one an error was in: the
+/// element being read, or expected after a comma, or a number or literal
+/// the text ends after; an error between two elements (`[1,2}`: no `,` or
+/// `]` after one) is the array's, as `parse` names each.
 fn read_array<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<Value>, A::Error> {
     let mut items = Vec::new();
     loop {
         let index = items.len();
-        match seq
-            .next_element_seed(Tracked)
-            .map_err(passed(|| index.to_string()))?
-        {
-            Some(item) => items.push(item),
-            None => return Ok(items),
+        let started = std::cell::Cell::new(false);
+        match seq.next_element_seed(Started(&started)) {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => return Ok(items),
+            Err(e) => {
+                // Said before the element's own reading began: after a
+                // comma (a value expected there), or at the first element's
+                // place in an array cut short.
+                let text = e.to_string();
+                let at = if started.get()
+                    || text.starts_with("trailing comma")
+                    || text.starts_with("EOF while parsing a value")
+                {
+                    Some(index)
+                } else if text.starts_with("EOF while parsing a list") {
+                    // The text ends after an element: a number or literal
+                    // may have been cut there, and is named; after a string,
+                    // an array or an object, the array is.
+                    match items.last() {
+                        None => Some(0),
+                        Some(Value::Number(_) | Value::Bool(_) | Value::Null) => Some(index - 1),
+                        Some(_) => None,
+                    }
+                } else {
+                    None
+                };
+                return Err(match at {
+                    Some(at) => passed(|| at.to_string())(e),
+                    None => e,
+                });
+            }
         }
+    }
+}
+
+/// [`Tracked`], noting that an element's reading began.
+struct Started<'c>(&'c std::cell::Cell<bool>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Started<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.0.set(true);
+        serde::de::DeserializeSeed::deserialize(Tracked, d)
     }
 }
 

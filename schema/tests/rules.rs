@@ -908,6 +908,36 @@ fn invalid_json_names_the_value_it_is_in() {
         ]
     );
 
+    // In an array: the element being read or expected after a comma; what
+    // is wrong between two elements is the array's (as `parse` says each).
+    let sample = |data: &str| {
+        format!(r#"{{"name":"kustomer.customer.update","data":{{"type":"customer","a":{data}}}}}"#)
+    };
+    for (data, want) in [
+        (r#"["x","y"}"#, "(in /data/a): expected `,` or `]`"),
+        ("[1,2}", "(in /data/a): expected `,` or `]`"),
+        ("[1 2]", "(in /data/a): expected `,` or `]`"),
+        ("[[1],[2}]", "(in /data/a/1): expected `,` or `]`"),
+        (
+            r#"[{"b":1},{"c":2]]"#,
+            "(in /data/a/1): expected `,` or `}`",
+        ),
+        ("[1,2,]", "(in /data/a/2): trailing comma"),
+        ("[1,x]", "(in /data/a/1): expected value"),
+        ("[}", "(in /data/a/0): expected value"),
+    ] {
+        let (said, _) = read(&format!("{}\n", sample(data)));
+        assert_eq!(said.len(), 1, "{data}: {said:?}");
+        assert!(said[0].ends_with(want), "{data}: {said:?}");
+    }
+    // A number out of range on a line that starts with a byte order mark
+    // (files joined with `cat`): at its start, the mark taking no room.
+    let (said, _) = read(&format!("{}\n\u{feff}{}\n", sample("1"), sample("1e400")));
+    assert_eq!(
+        said,
+        ["2:66: invalid JSON (in /data/a): number out of range"]
+    );
+
     // A line cut short is named at its own end, where its own value was
     // being read, not where the JSON broke on the lines after it.
     let good =
