@@ -1514,7 +1514,9 @@ const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 /// Whether `serde_json`'s `arbitrary_precision` feature is on in this build
 /// (it keeps a number's text as written).
 static ARBITRARY_PRECISION: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
-    serde_json::from_str::<Value>("1.10").is_ok_and(|v| v.to_string() == "1.10")
+    let number = serde_json::from_str::<Value>("1.10").unwrap_or_default();
+    // Its text (not the JSON string "1.10", which `Value` compares with).
+    serde_json::to_string(&number).is_ok_and(|text| text == "1.10")
 });
 
 /// The elements of an array, noting the index of one an error was in: the
