@@ -483,21 +483,10 @@ fn respond(reply: &Reply) -> Response {
     let mut response = Response::new(Body::from(reply.body()));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if reply.status == 405 {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    }
-    if reply.status == 415 {
-        // What a 415 for a content coding names (RFC 9110): the body is
-        // taken only as sent, uncompressed.
+    for (name, value) in reply.headers() {
         response.headers_mut().insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
         );
     }
     response

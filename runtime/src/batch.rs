@@ -57,7 +57,7 @@
 //!     .with_header("Content-Type", "application/json")
 //!     .with_header("X-Kustomer-Webhook-Signature", sign(b"token", &body));
 //! let reply = batcher.receive(delivery).await;
-//! // Answer `reply.status`, with `reply.body()` as `application/json`.
+//! // Answer `reply.status`, with `reply.headers()` and `reply.body()`.
 //! assert_eq!((reply.status, reply.outcome), (200, "handled"));
 //! # Ok(())
 //! # }
@@ -77,9 +77,9 @@
 //!    (`reject(408, …)` past it; `reject(400, …)` for a body that could not
 //!    be read).
 //! 3. [`Batcher::receive`], and the [`Reply`] answered: its `status`, its
-//!    [`body`](Reply::body) as `application/json`, for 405 the header
-//!    `Allow: POST`, and for 415 `Accept-Encoding: identity` (a reply
-//!    carries no headers of its own).
+//!    [`headers`](Reply::headers) (the content type, `Allow: POST` with a
+//!    405, `Accept-Encoding: identity` with a 415) and its
+//!    [`body`](Reply::body).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -109,6 +109,32 @@ impl Reply {
         }
     }
 
+    /// The headers to answer with, besides what the HTTP server adds: the
+    /// body's `Content-Type`, and what a status calls for: `Allow: POST`
+    /// with a 405, `Accept-Encoding: identity` with a 415 (the body is
+    /// taken only as sent, uncompressed). Names in lowercase. An adapter
+    /// for another framework answers `status`, these and [`body`](Self::body).
+    ///
+    /// ```
+    /// # use kustomer_webhooks::receiver::Receiver;
+    /// # use kustomer_webhooks::{Dispatcher, verify::Verifier};
+    /// # let receiver = Receiver::new(Dispatcher::builder().build().unwrap(), Verifier::new("t"));
+    /// let reply = receiver.screen("GET", Some(b"application/json")).unwrap();
+    /// assert_eq!(reply.status, 405);
+    /// assert_eq!(
+    ///     reply.headers().collect::<Vec<_>>(),
+    ///     [("content-type", "application/json"), ("allow", "POST")]
+    /// );
+    /// ```
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> + use<> {
+        let status = match self.status {
+            405 => Some(("allow", "POST")),
+            415 => Some(("accept-encoding", "identity")),
+            _ => None,
+        };
+        std::iter::once(("content-type", "application/json")).chain(status)
+    }
+
     /// The body, as JSON text: the same text as `serde_json::to_string` of
     /// the reply, written without serde's escaping of each character of
     /// strings that need none (every reply has one, on every delivery).
@@ -261,6 +287,44 @@ pub struct Request<'a, H: Fn(&str) -> Option<&'a [u8]>> {
 
 type Inspect<S> = dyn Fn(&Parsed<'_, S>) + Send + Sync;
 
+type OnFailure = dyn Fn(&Failure<'_>) + Send + Sync;
+
+/// An event a receiver did not handle, as [`Receiver::on_failure`] is told
+/// of it: which event, and why.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Failure<'a> {
+    /// The event's name.
+    pub event: &'a str,
+    /// The event id (`id`), when the delivery had one.
+    pub id: Option<&'a str>,
+    /// The id of the resource the event is about (`data.id`).
+    pub resource_id: Option<&'a str>,
+    /// The org the event belongs to (`org`).
+    pub org: Option<&'a str>,
+    /// Why it was not handled.
+    pub cause: FailureCause<'a>,
+}
+
+/// Why an event was not handled ([`Failure::cause`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FailureCause<'a> {
+    /// The handler returned an error ([`DispatchError::Handler`], whose
+    /// `error` downcasts to the handler's own error type) or panicked
+    /// ([`DispatchError::Panicked`]).
+    ///
+    /// [`DispatchError::Handler`]: crate::DispatchError::Handler
+    /// [`DispatchError::Panicked`]: crate::DispatchError::Panicked
+    Handler(&'a crate::DispatchError),
+    /// An `async` handler did not finish within the receiver's time limit
+    /// ([`Receiver::with_timeout`]) and was stopped.
+    TimedOut(Duration),
+    /// The handler did not run: no handler slot came free in time
+    /// ([`Receiver::with_max_concurrent_handlers`]); the text says so.
+    NotRun(&'a str),
+}
+
 /// Receives deliveries: verifies, parses and dispatches them.
 ///
 /// `S` is the set of models events are parsed with: the bundled
@@ -273,6 +337,7 @@ pub struct Receiver<S = AnyEvent> {
     timeout: Duration,
     read_timeout: Duration,
     inspect: Option<Box<Inspect<S>>>,
+    on_failure: Option<Arc<OnFailure>>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn IdempotencyStore>>,
     /// While `store` is still the default [`MemoryStore`]: its in-progress
@@ -537,6 +602,7 @@ impl<S: Events> Receiver<S> {
             timeout: DEFAULT_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             inspect: None,
+            on_failure: None,
             counters: Arc::default(),
             store: Some(Arc::new(MemoryStore::new())),
             default_store: Some(crate::dedupe::DEFAULT_IN_PROGRESS_TIMEOUT),
@@ -890,6 +956,51 @@ impl<S: Events> Receiver<S> {
     /// given up, so Kustomer's retry runs it).
     pub fn inspect(mut self, f: impl Fn(&Parsed<'_, S>) + Send + Sync + 'static) -> Self {
         self.inspect = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with every event whose handler failed, panicked, timed out
+    /// or could not run: to report it where a service reports its errors
+    /// (an error tracker, with the event's id; the handler's own error
+    /// type, downcast from [`DispatchError::Handler`]'s `error`). Each is
+    /// also logged as a warning and answered 5xx, so that Kustomer retries
+    /// it, whether `f` is set or not.
+    ///
+    /// `f` runs once per failed run, after it ended, also when the client
+    /// hung up meanwhile, before a retry of the event can run; not for
+    /// deliveries refused before a handler was chosen (a bad signature, a
+    /// body that is not an event: their 4xx says why), nor for duplicates
+    /// or stale events. A plain `fn` handler past its time limit runs on,
+    /// and `f` is called if it then fails. Keep `f` short and never block
+    /// in it; a panic in it is caught and logged.
+    ///
+    /// ```
+    /// use kustomer_webhooks::receiver::{FailureCause, Receiver};
+    /// use kustomer_webhooks::verify::Verifier;
+    /// use kustomer_webhooks::{DispatchError, Dispatcher, TeamCreate};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("the CRM refused {0}")]
+    /// struct CrmRefused(String);
+    ///
+    /// async fn on_team(_: TeamCreate) -> Result<(), CrmRefused> {
+    ///     Err(CrmRefused("a team".into()))
+    /// }
+    ///
+    /// let dispatcher = Dispatcher::builder().handler(on_team).build()?;
+    /// let receiver = Receiver::new(dispatcher, Verifier::new("t0ken")).on_failure(|failure| {
+    ///     if let FailureCause::Handler(DispatchError::Handler { error, .. }) = &failure.cause
+    ///         && let Some(refused) = error.downcast_ref::<CrmRefused>()
+    ///     {
+    ///         eprintln!("event {:?} of org {:?}: {refused}", failure.id, failure.org);
+    ///     }
+    /// });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`DispatchError::Handler`]: crate::DispatchError::Handler
+    pub fn on_failure(mut self, f: impl Fn(&Failure<'_>) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(f));
         self
     }
 
@@ -1379,6 +1490,10 @@ impl<S: Events> Receiver<S> {
                 .dead_letters
                 .clone()
                 .map(|letters| (letters, id.clone(), raw.to_vec())),
+            failure: self
+                .on_failure
+                .as_ref()
+                .map(|hook| cold::failure_report(hook, &event, id.as_deref(), &parsed.event)),
             timeout,
         };
         let run = async move {
@@ -2278,6 +2393,54 @@ mod cold {
         })
     }
 
+    /// What the failure hook is to be told of the event, if it fails.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn failure_report<S: crate::Events>(
+        hook: &std::sync::Arc<super::OnFailure>,
+        event: &str,
+        id: Option<&str>,
+        parsed: &S,
+    ) -> Box<super::FailureReport> {
+        let envelope = parsed.envelope();
+        Box::new(super::FailureReport {
+            hook: std::sync::Arc::clone(hook),
+            event: event.to_owned(),
+            id: id.map(str::to_owned),
+            resource_id: envelope.resource_id().map(str::to_owned),
+            org: envelope.org().map(str::to_owned),
+        })
+    }
+
+    /// Tells the failure hook why the event was not handled; a panic in
+    /// it is caught and logged.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn report_failure(
+        report: &super::FailureReport,
+        result: &Ran,
+        busy: Option<&str>,
+        timeout: Duration,
+    ) {
+        let cause = match (result, busy) {
+            (Some(Ok(_)), _) => return,
+            (Some(Err(e)), _) => super::FailureCause::Handler(e),
+            (None, Some(why)) => super::FailureCause::NotRun(why),
+            (None, None) => super::FailureCause::TimedOut(timeout),
+        };
+        let failure = super::Failure {
+            event: &report.event,
+            id: report.id.as_deref(),
+            resource_id: report.resource_id.as_deref(),
+            org: report.org.as_deref(),
+            cause,
+        };
+        let hook = std::panic::AssertUnwindSafe(|| (report.hook)(&failure));
+        if std::panic::catch_unwind(hook).is_err() {
+            tracing::warn!(target: LOG, "the receiver's failure hook panicked");
+        }
+    }
+
     #[cold]
     #[inline(never)]
     pub(super) fn handler_timed_out(timeout: Duration) -> String {
@@ -2407,7 +2570,19 @@ struct Settle {
     /// The `updatedAt` key and time recorded beside `rev`.
     time: Option<(String, i64)>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
+    /// With a failure hook: what it is told of the event, if it fails.
+    failure: Option<Box<FailureReport>>,
     timeout: Duration,
+}
+
+/// What a receiver's failure hook is told of an event, kept from before
+/// its handler took it.
+struct FailureReport {
+    hook: Arc<OnFailure>,
+    event: String,
+    id: Option<String>,
+    resource_id: Option<String>,
+    org: Option<String>,
 }
 
 impl Settle {
@@ -2420,6 +2595,9 @@ impl Settle {
     ) {
         let succeeded = matches!(result, Some(Ok(_)));
         let timeout = self.timeout;
+        if !succeeded && let Some(report) = self.failure.take() {
+            cold::report_failure(&report, result, busy, timeout);
+        }
         // A failure's dead letter is saved while the claim still holds the
         // event: given up first, a retry could take it, be handled and
         // clear the dead letters before this one is written, which would

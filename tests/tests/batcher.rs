@@ -57,7 +57,31 @@ type Shared = Arc<Batcher<kustomer_webhooks::AnyEvent, HyperDelivery>>;
 async fn handle(batcher: Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let limit = batcher.receiver().limit();
-    let reply = match Limited::new(body, limit).collect().await {
+    // The method and content type, before the body is read.
+    let content_type = parts.headers.get("content-type").map(|v| v.as_bytes());
+    let screened = batcher
+        .receiver()
+        .screen(parts.method.as_str(), content_type);
+    let reply = match screened {
+        Some(refused) => refused,
+        None => read_and_receive(&batcher, parts, body, limit).await,
+    };
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in reply.headers() {
+        response = response.header(name, value);
+    }
+    response
+        .body(Full::new(Bytes::from(reply.body())))
+        .expect("a response builds")
+}
+
+async fn read_and_receive(
+    batcher: &Shared,
+    parts: Parts,
+    body: Incoming,
+    limit: usize,
+) -> kustomer_webhooks::receiver::Reply {
+    match Limited::new(body, limit).collect().await {
         Ok(body) => {
             let body = body.to_bytes();
             batcher.receive(HyperDelivery { parts, body }).await
@@ -72,12 +96,7 @@ async fn handle(batcher: Shared, request: Request<Incoming>) -> Response<Full<By
         Err(e) => batcher
             .receiver()
             .reject(400, format!("the body could not be read: {e}")),
-    };
-    Response::builder()
-        .status(reply.status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(reply.body())))
-        .expect("a response builds")
+    }
 }
 
 /// Serves the batcher with hyper alone on a loopback port.
@@ -209,6 +228,23 @@ async fn a_batcher_behind_plain_hyper_answers_every_delivery_for_itself() {
     let (status, reply) = post(&client, addr, large, signature).await;
     assert_eq!(status, 413, "{reply}");
 
+    // Screened before the body is read, answered with the headers the
+    // reply calls for: 405 with `Allow`, 415 with `Accept-Encoding`.
+    let res = client.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(res.headers()["allow"], "POST");
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let res = client
+        .post(format!("http://{addr}/"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 415);
+    assert_eq!(res.headers()["accept-encoding"], "identity");
+    assert!(res.headers().get("allow").is_none());
+
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::SeqCst);
     assert_eq!(
         (
@@ -216,6 +252,6 @@ async fn a_batcher_behind_plain_hyper_answers_every_delivery_for_itself() {
             count(&counters.rejected),
             count(&counters.duplicate)
         ),
-        (54, 7, 1)
+        (54, 9, 1)
     );
 }

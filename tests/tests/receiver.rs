@@ -780,6 +780,105 @@ async fn failing_panicking_and_slow_handlers_get_5xx_and_the_server_keeps_servin
     assert_eq!(status, 200);
 }
 
+/// The failure hook is told of each event whose handler failed, panicked or
+/// timed out, once, with the handler's own error to downcast; never of one
+/// handled, refused or a duplicate; and a hook that panics changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_hook_is_told_of_each_event_not_handled() {
+    use kustomer_webhooks::DispatchError;
+    use kustomer_webhooks::receiver::FailureCause;
+    type Told = Arc<std::sync::Mutex<Vec<String>>>;
+    let told = Told::default();
+    let hook = {
+        let told = told.clone();
+        move |failure: &kustomer_webhooks::receiver::Failure<'_>| {
+            let why = match &failure.cause {
+                FailureCause::Handler(DispatchError::Handler { error, .. }) => {
+                    let io = error
+                        .downcast_ref::<std::io::Error>()
+                        .expect("its own type");
+                    format!("failed: {io}")
+                }
+                FailureCause::Handler(DispatchError::Panicked { message, .. }) => {
+                    format!("panicked: {message}")
+                }
+                FailureCause::TimedOut(limit) => format!("timed out after {limit:?}"),
+                other => format!("{other:?}"),
+            };
+            told.lock().unwrap().push(format!(
+                "{} {} {} {}: {why}",
+                failure.event,
+                failure.id.unwrap_or("-"),
+                failure.resource_id.unwrap_or("-"),
+                failure.org.unwrap_or("-"),
+            ));
+            // A hook that panics is caught: the delivery is answered as
+            // without it, and its claim given up for the retry.
+            assert!(failure.event != "kustomer.user.create", "hook bug");
+        }
+    };
+    let s = start_with(Verifier::new(TOKEN), |r| r.on_failure(hook)).await;
+    let org = "5f8481c6a22ab5b9d5f2dd8a";
+    let team = sample("kustomer.team.create");
+    let team_json: Value = serde_json::from_str(team).unwrap();
+    for (event, status) in [
+        ("kustomer.team.create", 500),
+        ("kustomer.user.create", 500),
+        ("kustomer.user.update", 503),
+        ("kustomer.team.update", 200),
+    ] {
+        let (got, reply) = s.deliver(sample(event).as_bytes(), TOKEN, None).await;
+        assert_eq!(got, status, "{event}: {reply}");
+    }
+    // Refused, or a duplicate of a handled event: nothing to tell.
+    let (got, _) = s.deliver(team.as_bytes(), "wrong", None).await;
+    assert_eq!(got, 401);
+    let (got, _) = s
+        .deliver(sample("kustomer.team.update").as_bytes(), TOKEN, None)
+        .await;
+    assert_eq!(got, 200);
+    // The failed event's retry fails again, and is told again.
+    let (got, _) = s.once_settled(team.as_bytes()).await;
+    assert_eq!(got, 500);
+    // The panicking hook left the user event's claim given up: its retry
+    // runs the handler (which panics again) rather than waiting.
+    let (got, _) = s
+        .once_settled(sample("kustomer.user.create").as_bytes())
+        .await;
+    assert_eq!(got, 500);
+    let told = told.lock().unwrap().clone();
+    let id = |event: &str| -> String {
+        let v: Value = serde_json::from_str(sample(event)).unwrap();
+        format!(
+            "{} {}",
+            v["id"].as_str().unwrap(),
+            v["data"]["id"].as_str().unwrap()
+        )
+    };
+    let team_failed = format!(
+        "kustomer.team.create {} {org}: failed: the database is down",
+        id("kustomer.team.create")
+    );
+    let user_panicked = format!(
+        "kustomer.user.create {} {org}: panicked: handler bug",
+        id("kustomer.user.create")
+    );
+    assert_eq!(
+        told,
+        [
+            team_failed.clone(),
+            user_panicked.clone(),
+            format!(
+                "kustomer.user.update {} {org}: timed out after 300ms",
+                id("kustomer.user.update")
+            ),
+            team_failed,
+            user_panicked,
+        ]
+    );
+    assert_eq!(team_json["org"], org);
+}
+
 /// With the handlers' errors hidden, a 500 says which handler failed or
 /// panicked, not what its error or panic message holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
