@@ -358,25 +358,28 @@ pub fn open_to_others(file: &Path, holds: &str) -> Option<String> {
         let mode = meta.permissions().mode() & 0o777;
         // SAFETY: `geteuid` has no preconditions and cannot fail.
         let own = meta.uid() == unsafe { libc::geteuid() };
-        let (what, fix) = if mode & 0o002 != 0 {
-            (
-                "can be changed by any user of this machine",
-                "`chmod o-w` it",
-            )
+        let what = if mode & 0o002 != 0 {
+            "can be changed by any user of this machine"
         } else if mode & 0o004 != 0 {
-            ("can be read by any user of this machine", "`chmod o-r` it")
+            "can be read by any user of this machine"
         } else if own && mode & 0o020 != 0 {
-            (
-                "can be changed by other users of this machine",
-                "`chmod 600` it",
-            )
+            "can be changed by other users of this machine"
         } else if own && mode & 0o040 != 0 {
-            (
-                "can be read by other users of this machine",
-                "`chmod 600` it",
-            )
+            "can be read by other users of this machine"
         } else {
             return None;
+        };
+        // One step to a file nobody else can use: its owner keeps it to
+        // itself; a file someone else owns keeps what it shares with its
+        // group, and nothing for the others.
+        let fix = if own {
+            "`chmod 600` it"
+        } else if mode & 0o006 == 0o006 {
+            "`chmod o-rw` it"
+        } else if mode & 0o002 != 0 {
+            "`chmod o-w` it"
+        } else {
+            "`chmod o-r` it"
         };
         Some(format!(
             "{} {what} (mode {mode:o}) and holds {holds}: {fix} (on Kubernetes, \
@@ -706,17 +709,27 @@ mod tests {
             std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o660)).unwrap();
             assert_eq!(open_to_others(f.path(), "tokens"), None);
             // Anyone reading or changing it is said, whoever owns it.
-            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
-            let said = open_to_others(f.path(), "tokens").unwrap();
-            assert!(said.contains("can be read by any user"), "{said}");
-            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o646)).unwrap();
-            let said = open_to_others(f.path(), "tokens").unwrap();
-            assert!(said.contains("can be changed by any user"), "{said}");
+            // (What it shares with its group is kept in the advice.)
+            for (mode, what, fix) in [
+                (0o644, "can be read by any user", "`chmod o-r` it"),
+                (0o642, "can be changed by any user", "`chmod o-w` it"),
+                (0o646, "can be changed by any user", "`chmod o-rw` it"),
+            ] {
+                std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+                let said = open_to_others(f.path(), "tokens").unwrap();
+                assert!(
+                    said.contains(what) && said.contains(fix),
+                    "{mode:o}: {said}"
+                );
+            }
         } else {
             // Root's, readable by anyone (it holds no secret, but a token
             // file like it would be said).
             let said = open_to_others(Path::new("/etc/passwd"), "tokens").unwrap();
-            assert!(said.contains("can be read by any user"), "{said}");
+            assert!(
+                said.contains("can be read by any user") && said.contains("`chmod o-r` it"),
+                "{said}"
+            );
         }
     }
 

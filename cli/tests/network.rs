@@ -3752,9 +3752,10 @@ fn serve_warns_of_a_token_file_other_users_can_read() {
     std::fs::write(&tokens, "t0ken-s3cret\n").unwrap();
     let path = tokens.to_str().unwrap();
     for (mode, warned) in [
+        // Its own file: one step to a file nobody else can use.
         (
             0o644,
-            Some(("can be read by any user of this machine", "chmod o-r")),
+            Some(("can be read by any user of this machine", "chmod 600")),
         ),
         (
             0o640,

@@ -88,7 +88,19 @@ pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
             None => {}
         }
     }
-    let end = pos.min(text.len());
+    // At the end of the text, what was read last is what was cut: the
+    // white space after it (a body's last newline) changes nothing.
+    let at_end = pos >= text.len();
+    let end = if at_end {
+        text.len()
+            - text
+                .iter()
+                .rev()
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                .count()
+    } else {
+        pos
+    };
     let mut stack: Vec<Frame> = Vec::new();
     // In an object, whether the next string is a key; whether a number or
     // literal is being read.
@@ -157,11 +169,13 @@ pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
         }
         i += 1;
     }
-    // A number or literal right before `pos`, complete (`[1,2}`: what is
-    // wrong is the `}` after it): the error is its container's, as it is
-    // after a string. One cut short (`tru]`), or at the end of the text
-    // (where it may have been cut), is where the error is.
-    if scalar && end < text.len() {
+    // A number or literal right before `pos`, complete and ended there
+    // (`[1,2}`: what is wrong is the `}` after it): the error is its
+    // container's, as it is after a string. One cut short (`tru]`), going
+    // on where it cannot (`01`), or at the end of the text (where it may
+    // have been cut), is where the error is.
+    let ends_a_scalar = |b: u8| !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'-' | b'+');
+    if scalar && !at_end && ends_a_scalar(text[end]) {
         let token = &text[scalar_start..end];
         if matches!(token, b"true" | b"false" | b"null")
             || serde_json::from_slice::<serde_json::Number>(token).is_ok()
@@ -1202,8 +1216,16 @@ mod tests {
             (r#"{"data":{"a":[[1],[2}]}}"#, "/data/a/1"),
             (r#"{"data":{"a":[{"b":1},{"c":2]}}"#, "/data/a/1"),
             (r#"{"data":{"a":1]}"#, "/data"),
-            // One cut short, or at the end of the text, is the value's.
+            // One cut short, or at the end of the text, is the value's,
+            // whatever white space follows it there.
             (r#"{"data":{"a":[1,2."#, "/data/a/1"),
+            ("{\"data\":{\"a\":[1,2\n", "/data/a/1"),
+            ("{\"data\":{\"a\":1 \r\n", "/data/a"),
+            ("{\"data\":{\"a\":[\"x\"\n", "/data/a"),
+            // A number that goes on where it cannot is the value's.
+            (r#"{"data":{"a":01}}"#, "/data/a"),
+            (r#"{"data":{"a":[1,00]}}"#, "/data/a/1"),
+            (r#"{"data":{"a":-01}}"#, "/data/a"),
             (r#"{"data":{"a":[1,2.]}}"#, "/data/a/1"),
             (r#"{"data":{"a":[1,nul]}}"#, "/data/a/1"),
         ];

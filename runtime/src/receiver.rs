@@ -320,9 +320,15 @@ pub enum FailureCause<'a> {
     /// An `async` handler did not finish within the receiver's time limit
     /// ([`Receiver::with_timeout`]) and was stopped.
     TimedOut(Duration),
-    /// The handler did not run: no handler slot came free in time
-    /// ([`Receiver::with_max_concurrent_handlers`]); the text says so.
+    /// The handler did not run, as the text says: the idempotency store or
+    /// the ordering guard failed or did not answer in time (503), or no
+    /// handler slot came free in time
+    /// ([`Receiver::with_max_concurrent_handlers`]).
     NotRun(&'a str),
+    /// The receiver's own work around the handler panicked (an idempotency
+    /// store's, say), as the text says: the delivery is answered 500, and
+    /// the handler may have run.
+    ReceiverPanicked(&'a str),
 }
 
 /// Receives deliveries: verifies, parses and dispatches them.
@@ -959,20 +965,27 @@ impl<S: Events> Receiver<S> {
         self
     }
 
-    /// Calls `f` with every event whose handler failed, panicked, timed out
-    /// or could not run: to report it where a service reports its errors
-    /// (an error tracker, with the event's id; the handler's own error
-    /// type, downcast from [`DispatchError::Handler`]'s `error`). Each is
-    /// also logged as a warning and answered 5xx, so that Kustomer retries
-    /// it, whether `f` is set or not.
+    /// Calls `f` with every event that was not handled and is answered 5xx,
+    /// so that Kustomer retries it: its handler failed, panicked or timed
+    /// out, or could not run (the idempotency store or the ordering guard
+    /// failed or did not answer, no handler slot came free), or the
+    /// receiver's own work around it panicked. To report it where a service
+    /// reports its errors: an error tracker, with the event's id and org,
+    /// and the handler's own error, downcast from
+    /// [`DispatchError::Handler`]'s `error` (a concrete error type, or a
+    /// `Box<dyn Error>` of one; an `anyhow::Error` is boxed in a type of
+    /// anyhow's own and does not downcast: return a concrete type where the
+    /// hook needs it). Each is also logged as a warning, whether `f` is set
+    /// or not.
     ///
     /// `f` runs once per failed run, after it ended, also when the client
     /// hung up meanwhile, before a retry of the event can run; not for
     /// deliveries refused before a handler was chosen (a bad signature, a
-    /// body that is not an event: their 4xx says why), nor for duplicates
-    /// or stale events. A plain `fn` handler past its time limit runs on,
-    /// and `f` is called if it then fails. Keep `f` short and never block
-    /// in it; a panic in it is caught and logged.
+    /// body that is not an event: their 4xx says why), nor for duplicates,
+    /// events in progress elsewhere (409), stale or too old ones. A plain
+    /// `fn` handler past its time limit runs on, and `f` is called if it
+    /// then fails. Keep `f` short and never block in it; a panic in it is
+    /// caught and logged.
     ///
     /// ```
     /// use kustomer_webhooks::receiver::{FailureCause, Receiver};
@@ -1338,11 +1351,13 @@ impl<S: Events> Receiver<S> {
                 }
                 Some(Err(e)) => {
                     let error = cold::store_failed(&e, self.store_failures_logged.take());
+                    self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
                 None => {
                     let error = cold::store_silent(self.timeout, self.store_failures_logged.take());
+                    self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
@@ -1392,11 +1407,13 @@ impl<S: Events> Receiver<S> {
                 Some(Ok(taken)) => turn = Some(Box::new(taken)),
                 Some(Err(e)) => {
                     let error = cold::revisions_failed(&e);
+                    self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
                 None => {
                     let error = cold::no_turn(resource, self.timeout);
+                    self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                     self.keep(id.as_deref(), parsed.raw, &error).await;
                     return reply!(503, outcome::ERROR, Some(error));
                 }
@@ -1414,11 +1431,13 @@ impl<S: Events> Receiver<S> {
                         .map(|last| order.shown(last)),
                     Some(Err(e)) => {
                         let error = cold::revisions_failed(&e);
+                        self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                         self.keep(id.as_deref(), parsed.raw, &error).await;
                         return reply!(503, outcome::ERROR, Some(error));
                     }
                     None => {
                         let error = cold::revisions_silent(self.timeout);
+                        self.tell_not_run(&event, id.as_deref(), &parsed.event, &error);
                         self.keep(id.as_deref(), parsed.raw, &error).await;
                         return reply!(503, outcome::ERROR, Some(error));
                     }
@@ -1479,6 +1498,12 @@ impl<S: Events> Receiver<S> {
         // With dead letters on, the run keeps what it needs to save or clear
         // the delivery's file, even if the delivery is dropped meanwhile.
         let raw = parsed.raw;
+        // With a failure hook: what it is told of the event, if its run
+        // fails (in `Settle::run`, or below if the run panicks).
+        let failure = self
+            .on_failure
+            .as_ref()
+            .map(|hook| cold::failure_report(hook, &event, id.as_deref(), &parsed.event));
         let settle = Settle {
             claim: ClaimGuard(claim.0.take()),
             ordering: self.ordering.clone(),
@@ -1490,10 +1515,7 @@ impl<S: Events> Receiver<S> {
                 .dead_letters
                 .clone()
                 .map(|letters| (letters, id.clone(), raw.to_vec())),
-            failure: self
-                .on_failure
-                .as_ref()
-                .map(|hook| cold::failure_report(hook, &event, id.as_deref(), &parsed.event)),
+            failure: failure.clone(),
             timeout,
         };
         let run = async move {
@@ -1542,6 +1564,9 @@ impl<S: Events> Receiver<S> {
             Ok(ran) => ran,
             Err(panic) => {
                 let error = cold::panicked(panic);
+                if let Some(report) = &failure {
+                    cold::report_failure(report, FailureCause::ReceiverPanicked(&error));
+                }
                 self.keep(id.as_deref(), raw, &error).await;
                 let shown = if self.hide_handler_errors {
                     cold::hidden("the delivery's run panicked", &event)
@@ -1675,6 +1700,17 @@ impl<S: Events> Receiver<S> {
             .saturating_add(slot_wait)
             .saturating_add(TURN_HOLD_MARGIN)
             .min(MAX_TURN_HOLD)
+    }
+
+    /// Tells the failure hook, if there is one, of an event whose handler
+    /// did not run: `why` (its idempotency store or the ordering guard
+    /// failed or did not answer).
+    #[inline(never)]
+    fn tell_not_run(&self, event: &str, id: Option<&str>, parsed: &S, why: &str) {
+        if let Some(hook) = &self.on_failure {
+            let report = cold::failure_report(hook, event, id, parsed);
+            cold::report_failure(&report, FailureCause::NotRun(why));
+        }
     }
 
     /// Keeps a delivery answered with a 5xx as a dead letter, when they are
@@ -2340,7 +2376,7 @@ mod cold {
     #[inline(never)]
     pub(super) fn panicked(panic: Box<dyn Any + Send>) -> String {
         let why = crate::dispatch::panic_message(panic);
-        let error = format!("the handler task failed: {why}");
+        let error = format!("the receiver panicked around the handler: {why}");
         tracing::warn!(target: LOG, error = error.as_str(), "delivery panicked");
         error
     }
@@ -2401,33 +2437,41 @@ mod cold {
         event: &str,
         id: Option<&str>,
         parsed: &S,
-    ) -> Box<super::FailureReport> {
+    ) -> std::sync::Arc<super::FailureReport> {
         let envelope = parsed.envelope();
-        Box::new(super::FailureReport {
+        std::sync::Arc::new(super::FailureReport {
             hook: std::sync::Arc::clone(hook),
             event: event.to_owned(),
             id: id.map(str::to_owned),
             resource_id: envelope.resource_id().map(str::to_owned),
             org: envelope.org().map(str::to_owned),
+            told: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Tells the failure hook why the event was not handled; a panic in
-    /// it is caught and logged.
+    /// Why a run did not handle its event, for the failure hook; `None`
+    /// when it did.
+    pub(super) fn failure_cause<'a>(
+        result: &'a Ran,
+        busy: Option<&'a str>,
+        timeout: Duration,
+    ) -> Option<super::FailureCause<'a>> {
+        match (result, busy) {
+            (Some(Ok(_)), _) => None,
+            (Some(Err(e)), _) => Some(super::FailureCause::Handler(e)),
+            (None, Some(why)) => Some(super::FailureCause::NotRun(why)),
+            (None, None) => Some(super::FailureCause::TimedOut(timeout)),
+        }
+    }
+
+    /// Tells the failure hook why the event was not handled, once per
+    /// run; a panic in it is caught and logged.
     #[cold]
     #[inline(never)]
-    pub(super) fn report_failure(
-        report: &super::FailureReport,
-        result: &Ran,
-        busy: Option<&str>,
-        timeout: Duration,
-    ) {
-        let cause = match (result, busy) {
-            (Some(Ok(_)), _) => return,
-            (Some(Err(e)), _) => super::FailureCause::Handler(e),
-            (None, Some(why)) => super::FailureCause::NotRun(why),
-            (None, None) => super::FailureCause::TimedOut(timeout),
-        };
+    pub(super) fn report_failure(report: &super::FailureReport, cause: super::FailureCause<'_>) {
+        if report.told.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let failure = super::Failure {
             event: &report.event,
             id: report.id.as_deref(),
@@ -2571,7 +2615,7 @@ struct Settle {
     time: Option<(String, i64)>,
     letters: Option<(DeadLetters, Option<String>, Vec<u8>)>,
     /// With a failure hook: what it is told of the event, if it fails.
-    failure: Option<Box<FailureReport>>,
+    failure: Option<Arc<FailureReport>>,
     timeout: Duration,
 }
 
@@ -2583,6 +2627,8 @@ struct FailureReport {
     id: Option<String>,
     resource_id: Option<String>,
     org: Option<String>,
+    /// Whether the hook was told: once per run, whatever fails after.
+    told: std::sync::atomic::AtomicBool,
 }
 
 impl Settle {
@@ -2595,8 +2641,10 @@ impl Settle {
     ) {
         let succeeded = matches!(result, Some(Ok(_)));
         let timeout = self.timeout;
-        if !succeeded && let Some(report) = self.failure.take() {
-            cold::report_failure(&report, result, busy, timeout);
+        if let Some(report) = self.failure.take()
+            && let Some(cause) = cold::failure_cause(result, busy, timeout)
+        {
+            cold::report_failure(&report, cause);
         }
         // A failure's dead letter is saved while the claim still holds the
         // event: given up first, a retry could take it, be handled and

@@ -327,6 +327,13 @@ impl Inferrer {
                             continue 'file;
                         }
                         let (mut line, mut column) = json_position(part, &e);
+                        let mut message = json_message(&e);
+                        if message == "number out of range" {
+                            // Named at its end: at its start, as `parse`
+                            // names it (found in the text read, whose
+                            // columns `serde_json` counts).
+                            column = number_start(part, line, column);
+                        }
                         if line == 1 {
                             // The reading restarted inside a line (after a
                             // byte order mark that follows a sample on it):
@@ -344,12 +351,6 @@ impl Inferrer {
                             column += (base - line_start).saturating_sub(marks);
                         }
                         line += base_line - 1;
-                        let mut message = json_message(&e);
-                        if message == "number out of range" {
-                            // Named at its end: at its start, as `parse`
-                            // names it.
-                            column = number_start(bytes, line, column);
-                        }
                         // In JSON Lines, a sample cut short reads on into the
                         // next line, where the JSON then breaks: it is named
                         // at its own line (when the line the JSON broke on is
@@ -1125,20 +1126,12 @@ fn line_text(bytes: &[u8], line: usize) -> Option<&[u8]> {
 }
 
 /// The column (1-based, in bytes) where the number ending at `column` of
-/// line `line` starts; `column` itself when no number ends there. Columns
-/// count no byte order mark (a sample's own, on a line of files joined
-/// with `cat`), so neither does this.
+/// line `line` starts; `column` itself when no number ends there.
 fn number_start(bytes: &[u8], line: usize, column: usize) -> usize {
     let is_number = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
-    let Some(mut rest) = line_text(bytes, line) else {
+    let Some(text) = line_text(bytes, line) else {
         return column;
     };
-    let mut text = Vec::with_capacity(rest.len());
-    while let Some(at) = rest.windows(BOM.len()).position(|w| w == BOM) {
-        text.extend_from_slice(&rest[..at]);
-        rest = &rest[at + BOM.len()..];
-    }
-    text.extend_from_slice(rest);
     match text.get(..column) {
         Some(before) if before.last().is_some_and(is_number) => {
             let digits = before.iter().rev().take_while(|b| is_number(b)).count();
@@ -1377,10 +1370,12 @@ impl<'de> serde::de::Visitor<'de> for SampleVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sample, A::Error> {
         let mut object = Map::new();
         let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
-        while let Some(key) = map.next_key::<String>()? {
+        let mut last_scalar = None;
+        while let Some(key) = next_key(&mut map, last_scalar.take())? {
             let value = map
                 .next_value_seed(Tracked)
                 .map_err(passed(|| key.clone()))?;
+            last_scalar = is_scalar(&value).then(|| key.clone());
             if key == "name" {
                 if first.is_none() {
                     first = Some(value.clone());
@@ -1490,7 +1485,8 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut last_scalar = None;
+        while let Some(key) = next_key(&mut map, last_scalar.take())? {
             // A number, when `serde_json`'s `arbitrary_precision` is on
             // (another crate of the build may turn it on): handed over as a
             // map of one entry holding its text, which `Value` reads back.
@@ -1501,10 +1497,29 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
             let value = map
                 .next_value_seed(Tracked)
                 .map_err(passed(|| key.clone()))?;
+            last_scalar = is_scalar(&value).then(|| key.clone());
             object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
+}
+
+/// The next key of an object, or its end. The text ending right after a
+/// number or literal (the value of `last_scalar`, which may have been cut
+/// there) is an error in that value, as `parse` names it.
+fn next_key<'de, A: serde::de::MapAccess<'de>>(
+    map: &mut A,
+    last_scalar: Option<String>,
+) -> Result<Option<String>, A::Error> {
+    map.next_key::<String>().map_err(|e| match last_scalar {
+        Some(key) if e.to_string().starts_with("EOF while parsing an object") => passed(|| key)(e),
+        _ => e,
+    })
+}
+
+/// A number, a boolean or `null`: a value the text may cut short unseen.
+fn is_scalar(value: &Value) -> bool {
+    matches!(value, Value::Number(_) | Value::Bool(_) | Value::Null)
 }
 
 /// The key `serde_json` hands a number over with under its
@@ -1547,7 +1562,7 @@ fn read_array<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Vec<Value
                     // an array or an object, the array is.
                     match items.last() {
                         None => Some(0),
-                        Some(Value::Number(_) | Value::Bool(_) | Value::Null) => Some(index - 1),
+                        Some(last) if is_scalar(last) => Some(index - 1),
                         Some(_) => None,
                     }
                 } else {

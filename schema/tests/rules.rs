@@ -930,6 +930,31 @@ fn invalid_json_names_the_value_it_is_in() {
         assert_eq!(said.len(), 1, "{data}: {said:?}");
         assert!(said[0].ends_with(want), "{data}: {said:?}");
     }
+    // The text ending right after a number or literal (which may have been
+    // cut there), whatever white space follows: that value, as `parse`
+    // names it; after a string, its container.
+    let head = r#"{"name":"kustomer.customer.update","data":{"type":"customer","a":"#;
+    for (rest, want) in [
+        ("[1,2\n", "(in /data/a/1): EOF while parsing a list"),
+        ("[true \n", "(in /data/a/0): EOF while parsing a list"),
+        ("[\"x\"\n", "(in /data/a): EOF while parsing a list"),
+        ("{\"x\":1\n", "(in /data/a/x): EOF while parsing an object"),
+        (
+            "{\"x\":\"s\"\n",
+            "(in /data/a): EOF while parsing an object",
+        ),
+    ] {
+        let (said, _) = read(&format!("{head}{rest}"));
+        assert_eq!(said.len(), 1, "{rest}: {said:?}");
+        assert!(said[0].ends_with(want), "{rest}: {said:?}");
+    }
+    // A number out of range after a byte order mark inside a string: the
+    // mark's bytes count, as `parse` counts them.
+    let (said, _) = read(&format!("{}\n", sample("{\"s\":\"\u{feff}\",\"n\":1e400}")));
+    assert_eq!(
+        said,
+        ["1:81: invalid JSON (in /data/a/n): number out of range"]
+    );
     // A number out of range on a line that starts with a byte order mark
     // (files joined with `cat`): at its start, the mark taking no room.
     let (said, _) = read(&format!("{}\n\u{feff}{}\n", sample("1"), sample("1e400")));

@@ -496,6 +496,60 @@ async fn a_store_that_panics_while_settling_gives_the_claim_up() {
     );
 }
 
+/// The failure hook is told of the events a store's failure left unhandled:
+/// not run when it failed or did not answer before the handler; the
+/// receiver's panic when it panicked after; once each, with the event's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_hook_is_told_of_what_a_failing_store_left_unhandled() {
+    use kustomer_webhooks::receiver::FailureCause;
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let told = told.clone();
+        move |failure: &kustomer_webhooks::receiver::Failure<'_>| {
+            let cause = match &failure.cause {
+                FailureCause::NotRun(why) => format!("not run: {why}"),
+                FailureCause::ReceiverPanicked(why) => format!("panicked: {why}"),
+                other => format!("{other:?}"),
+            };
+            told.lock()
+                .unwrap()
+                .push((failure.id.unwrap().to_owned(), cause));
+        }
+    };
+    let s = start_configured(MemoryStore::new(), Shared::default(), |r| {
+        r.on_failure(hook)
+    })
+    .await;
+    let (failed, body) = event("kustomer.team.update", 20);
+    s.store.inject("begin", &[Fault::Fail]);
+    assert_eq!(s.deliver(&body).await.0, 503);
+    let (silent, body) = event("kustomer.team.update", 21);
+    s.store.inject("begin", &[Fault::Hang]);
+    assert_eq!(s.deliver(&body).await.0, 503);
+    let (panicked, body) = event("kustomer.team.update", 22);
+    s.store.inject("complete", &[Fault::Panic]);
+    assert_eq!(s.deliver(&body).await.0, 500);
+    // Handled: nothing to tell.
+    s.still_serving(20).await;
+    let told = told.lock().unwrap().clone();
+    assert_eq!(told.len(), 3, "{told:?}");
+    assert_eq!(told[0].0, failed);
+    assert!(
+        told[0].1.starts_with("not run: ") && told[0].1.contains("connection refused"),
+        "{told:?}"
+    );
+    assert_eq!(told[1].0, silent);
+    assert!(
+        told[1].1.starts_with("not run: ") && told[1].1.contains("did not answer"),
+        "{told:?}"
+    );
+    assert_eq!(told[2].0, panicked);
+    assert_eq!(
+        told[2].1,
+        "panicked: the receiver panicked around the handler: a store with a bug"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_fails_to_release_a_failed_claim_delays_the_retry_until_the_claim_ends() {
     // A short claim, so that it ends within the compressed schedule.

@@ -1,6 +1,8 @@
 //! `serde_json`'s `arbitrary_precision` feature, turned on by any crate of a
 //! build, changes how every crate of it reads numbers. Inference and parsing
-//! must not notice.
+//! must still read numbers as numbers, and the published samples as without
+//! it. (Like `serde_json` itself with the feature, both then take numbers
+//! beyond an `f64`'s range, which a build without it refuses.)
 
 use kustomer_schema::{Inferrer, SEED_SAMPLES};
 use serde_json::Value;
