@@ -1499,7 +1499,7 @@ impl<S: Events> Receiver<S> {
         // the delivery's file, even if the delivery is dropped meanwhile.
         let raw = parsed.raw;
         // With a failure hook: what it is told of the event, if its run
-        // fails (in `Settle::run`, or below if the run panicks).
+        // fails (in `Settle::run`, or below if the run panics).
         let failure = self
             .on_failure
             .as_ref()
