@@ -1370,12 +1370,12 @@ impl<'de> serde::de::Visitor<'de> for SampleVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Sample, A::Error> {
         let mut object = Map::new();
         let (mut first, mut last): (Option<Value>, Option<Value>) = (None, None);
-        let mut last_scalar = None;
-        while let Some(key) = next_key(&mut map, last_scalar.take())? {
+        let mut last_scalar = LastScalar::default();
+        while let Some(key) = next_key(&mut map, &last_scalar)? {
             let value = map
                 .next_value_seed(Tracked)
                 .map_err(passed(|| key.clone()))?;
-            last_scalar = is_scalar(&value).then(|| key.clone());
+            last_scalar.note(&key, &value);
             if key == "name" {
                 if first.is_none() {
                     first = Some(value.clone());
@@ -1485,8 +1485,8 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        let mut last_scalar = None;
-        while let Some(key) = next_key(&mut map, last_scalar.take())? {
+        let mut last_scalar = LastScalar::default();
+        while let Some(key) = next_key(&mut map, &last_scalar)? {
             // A number, when `serde_json`'s `arbitrary_precision` is on
             // (another crate of the build may turn it on): handed over as a
             // map of one entry holding its text, which `Value` reads back.
@@ -1497,23 +1497,45 @@ impl<'de> serde::de::Visitor<'de> for Tracked {
             let value = map
                 .next_value_seed(Tracked)
                 .map_err(passed(|| key.clone()))?;
-            last_scalar = is_scalar(&value).then(|| key.clone());
+            last_scalar.note(&key, &value);
             object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
 }
 
+/// The key of an object's last value when that value is a number or
+/// literal (which the text may have cut short there); its buffer reused
+/// from one key to the next.
+#[derive(Default)]
+struct LastScalar {
+    key: String,
+    scalar: bool,
+}
+
+impl LastScalar {
+    fn note(&mut self, key: &str, value: &Value) {
+        self.scalar = is_scalar(value);
+        if self.scalar {
+            self.key.clear();
+            self.key.push_str(key);
+        }
+    }
+}
+
 /// The next key of an object, or its end. The text ending right after a
-/// number or literal (the value of `last_scalar`, which may have been cut
-/// there) is an error in that value, as `parse` names it.
+/// number or literal (`last`, which may have been cut there) is an error in
+/// that value, as `parse` names it.
 fn next_key<'de, A: serde::de::MapAccess<'de>>(
     map: &mut A,
-    last_scalar: Option<String>,
+    last: &LastScalar,
 ) -> Result<Option<String>, A::Error> {
-    map.next_key::<String>().map_err(|e| match last_scalar {
-        Some(key) if e.to_string().starts_with("EOF while parsing an object") => passed(|| key)(e),
-        _ => e,
+    map.next_key::<String>().map_err(|e| {
+        if last.scalar && e.to_string().starts_with("EOF while parsing an object") {
+            passed(|| last.key.clone())(e)
+        } else {
+            e
+        }
     })
 }
 
