@@ -169,17 +169,17 @@ pub(crate) fn pointer_at(text: &[u8], pos: usize) -> String {
         }
         i += 1;
     }
-    // A number or literal right before `pos`, complete and ended there
-    // (`[1,2}`: what is wrong is the `}` after it): the error is its
-    // container's, as it is after a string. One cut short (`tru]`), going
-    // on where it cannot (`01`), or at the end of the text (where it may
-    // have been cut), is where the error is.
-    let ends_a_scalar = |b: u8| !b.is_ascii_alphanumeric() && !matches!(b, b'.' | b'-' | b'+');
-    if scalar && !at_end && ends_a_scalar(text[end]) {
+    // A number or literal right before `pos`, complete (`[1,2}`, `1.5.5`,
+    // `truex`: what is wrong is what follows it, where a `,` or the end
+    // belongs): the error is its container's, as it is after a string.
+    // One cut short (`tru]`), a number going on with a digit where JSON
+    // does not let it (`01`: the number's own error), or one at the end of
+    // the text (where it may have been cut) is where the error is.
+    if scalar && !at_end {
         let token = &text[scalar_start..end];
-        if matches!(token, b"true" | b"false" | b"null")
-            || serde_json::from_slice::<serde_json::Number>(token).is_ok()
-        {
+        let literal = matches!(token, b"true" | b"false" | b"null");
+        let number = !literal && serde_json::from_slice::<serde_json::Number>(token).is_ok();
+        if literal || (number && !text[end].is_ascii_digit()) {
             done(&mut stack);
         }
     }
@@ -1222,10 +1222,16 @@ mod tests {
             ("{\"data\":{\"a\":[1,2\n", "/data/a/1"),
             ("{\"data\":{\"a\":1 \r\n", "/data/a"),
             ("{\"data\":{\"a\":[\"x\"\n", "/data/a"),
-            // A number that goes on where it cannot is the value's.
+            // A number that goes on with a digit where it cannot is the
+            // value's; anything else after a complete one, the container's.
             (r#"{"data":{"a":01}}"#, "/data/a"),
             (r#"{"data":{"a":[1,00]}}"#, "/data/a/1"),
             (r#"{"data":{"a":-01}}"#, "/data/a"),
+            (r#"{"data":{"a":1.5.5}}"#, "/data"),
+            (r#"{"data":{"a":[1,2e5.1]}}"#, "/data/a"),
+            (r#"{"data":{"a":0x1}}"#, "/data"),
+            (r#"{"data":{"a":truex}}"#, "/data"),
+            (r#"{"data":{"a":[nullnull]}}"#, "/data/a"),
             (r#"{"data":{"a":[1,2.]}}"#, "/data/a/1"),
             (r#"{"data":{"a":[1,nul]}}"#, "/data/a/1"),
         ];

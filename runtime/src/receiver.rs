@@ -325,9 +325,12 @@ pub enum FailureCause<'a> {
     /// handler slot came free in time
     /// ([`Receiver::with_max_concurrent_handlers`]).
     NotRun(&'a str),
-    /// The receiver's own work around the handler panicked (an idempotency
-    /// store's, say), as the text says: the delivery is answered 500, and
-    /// the handler may have run.
+    /// What settles a run panicked, as the text says (an idempotency
+    /// store's completing of the event, say): the delivery is answered 500,
+    /// and the handler may have run. A panic before the handler's run (in
+    /// a store's claim) unwinds out of [`Receiver::receive`] without this
+    /// (the axum router answers it 500 and logs it), as does one in a run
+    /// that goes on after its client hung up.
     ReceiverPanicked(&'a str),
 }
 
@@ -968,8 +971,8 @@ impl<S: Events> Receiver<S> {
     /// Calls `f` with every event that was not handled and is answered 5xx,
     /// so that Kustomer retries it: its handler failed, panicked or timed
     /// out, or could not run (the idempotency store or the ordering guard
-    /// failed or did not answer, no handler slot came free), or the
-    /// receiver's own work around it panicked. To report it where a service
+    /// failed or did not answer, no handler slot came free), or what
+    /// settles its run panicked. To report it where a service
     /// reports its errors: an error tracker, with the event's id and org,
     /// and the handler's own error, downcast from
     /// [`DispatchError::Handler`]'s `error` (a concrete error type, or a
