@@ -1,16 +1,19 @@
 //! One run of the receiver benchmark's load, for instruction counting:
 //! `receiver_cost MODE [REQUESTS]` builds REQUESTS signed deliveries
-//! (default 2,000) and, for MODE `receiver`, `bare`, `floor` (the bare
-//! endpoint plus the signature and JSON checks) or `typed` (the bare
-//! endpoint plus the signature check and the typed parse), posts them all
+//! (default 2,000) and, for MODE `receiver`, `unbatched` (the same receiver
+//! called one delivery at a time by a plain axum handler), `bare`, `floor`
+//! (the bare endpoint plus the signature and JSON checks) or `typed` (the
+//! bare endpoint plus the signature check and the typed parse), posts them all
 //! to that server over loopback; MODE `none` only builds them, so that its
 //! count can be taken off the others. Run by `scripts/receiver-instructions`
-//! under callgrind; on its own it only prints what it did.
+//! under callgrind and by `scripts/receiver-profile` under perf; on its own
+//! it only prints what it did.
 
 use std::sync::Arc;
 
 use kustomer_webhooks_tests::load::{
     Part, bare_router, deliveries, load, part_router, receiver_router, serve,
+    unbatched_receiver_router,
 };
 
 fn main() {
@@ -19,13 +22,14 @@ fn main() {
     let requests = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
     let app = match mode.as_str() {
         "receiver" => Some(receiver_router()),
+        "unbatched" => Some(unbatched_receiver_router()),
         "bare" => Some(bare_router()),
         "floor" => Some(part_router(Part::Json)),
         "typed" => Some(part_router(Part::Typed)),
         "none" => None,
         other => {
             eprintln!(
-                "usage: receiver_cost receiver|bare|floor|typed|none [REQUESTS] (not {other:?})"
+                "usage: receiver_cost receiver|unbatched|bare|floor|typed|none [REQUESTS] (not {other:?})"
             );
             std::process::exit(2);
         }
