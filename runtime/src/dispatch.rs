@@ -589,7 +589,7 @@ pub enum BuildError {
         if same_function(first, second) {
             "; if these name one function, it was added twice (`.registered()` adds every #[kustomer_webhook] function already); if two of one name, each inside another function's body or in modules of one name, rename one"
         } else {
-            "; merge them into one, or take the event in only one of them (an envelope handler can name the events it takes, with `events = [...]` on its #[kustomer_webhook] or with `.handler_for`)"
+            "; merge them into one, or take the event in only one of them (an envelope handler can name the events it takes, with `events = [...]` on its #[kustomer_webhook] or with `.handler_for`); if `.registered()` took one that is not this dispatcher's (a test stand-in, another service's), leave it out with `.registered_where(|path| ...)`"
         }
     )]
     Duplicate {
@@ -702,6 +702,8 @@ pub struct DispatcherBuilder<T, S = AnyEvent> {
     /// `#[kustomer_webhook]` functions of other sets that `registered`
     /// left out.
     left_out: Vec<LeftOut>,
+    /// Whether `registered` or `registered_where` was called.
+    took_registered: bool,
 }
 
 impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
@@ -714,6 +716,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
             state,
             handlers: Vec::new(),
             left_out: Vec::new(),
+            took_registered: false,
         }
     }
 
@@ -791,6 +794,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         let (own, others) = registered_split(keep);
         self.handlers.extend(own);
         self.left_out.extend(others);
+        self.took_registered = true;
         self
     }
 
@@ -897,6 +901,32 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
                 );
             }
         }
+        // Built from `.handler` alone, beside `#[kustomer_webhook]`
+        // functions of this set that would have taken events no handler
+        // here takes: most likely `.registered()` was meant too. Their
+        // events would be acknowledged unhandled, and Kustomer does not
+        // send a 2xx again.
+        if !self.took_registered && !self.handlers.is_empty() {
+            for left in registered::<S>() {
+                let unhandled: Vec<&str> =
+                    left.events.iter().copied().filter(|e| !taken(e)).collect();
+                let name = left.name;
+                let what = if !unhandled.is_empty() {
+                    unhandled.join(", ")
+                } else if left.any && catch_all.is_none() {
+                    "the events no handler here takes".to_owned()
+                } else if left.other && other.is_none() && catch_all.is_none() {
+                    "the events without a generated type".to_owned()
+                } else {
+                    continue;
+                };
+                tracing::warn!(
+                    handler = name,
+                    "{name} is a #[kustomer_webhook] function this dispatcher was built without \
+                     (no `.registered()`): {what} would be acknowledged without running it"
+                );
+            }
+        }
         Ok(Dispatcher {
             state: Arc::new(self.state),
             any_on_a_thread: self.handlers.iter().any(|h| h.on_a_thread),
@@ -964,9 +994,39 @@ fn short_name(type_name: &'static str) -> &'static str {
         let start = function.rfind("::").map_or(0, |i| i + 2);
         return &type_name[start..function.len() + CLOSURE.len()];
     }
+    // A function declared in a closure or an `async` block (a handler
+    // written inside `#[tokio::main] async fn main` or a test) is named by
+    // the function around it: `my_crate::main::{{closure}}::on_team` →
+    // `main::on_team`.
+    if path.contains("{{closure}}::") {
+        let segments: Vec<&str> = path
+            .split("::")
+            .filter(|segment| *segment != "{{closure}}")
+            .collect();
+        let kept = &segments[segments.len().saturating_sub(2)..];
+        return interned(kept.join("::") + &type_name[path.len()..]);
+    }
     match path.rmatch_indices("::").nth(1) {
         Some((i, _)) => &type_name[i + 2..],
         None => type_name,
+    }
+}
+
+/// `name`, kept for the rest of the program: once per distinct name, and
+/// handler names are as many as a program's handler functions.
+fn interned(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match names.get(name.as_str()) {
+        Some(kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(kept);
+            kept
+        }
     }
 }
 
@@ -1173,6 +1233,21 @@ mod tests {
                 "main::{{closure}}",
             ),
             ("{{closure}}", "{{closure}}"),
+            // A function declared inside a closure or an `async` block.
+            ("my_crate::main::{{closure}}::on_team", "main::on_team"),
+            (
+                "my_crate::tests::it_works::{{closure}}::{{closure}}::on_team",
+                "it_works::on_team",
+            ),
+            (
+                "my_crate::main::{{closure}}::on<my_crate::Event>",
+                "main::on<my_crate::Event>",
+            ),
+            ("{{closure}}::on_team", "on_team"),
+            (
+                "my_crate::main::{{closure}}::on_team::{{closure}}",
+                "on_team::{{closure}}",
+            ),
         ] {
             assert_eq!(short_name(full), short, "{full}");
         }

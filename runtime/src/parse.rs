@@ -38,7 +38,10 @@ pub enum ParseError {
     #[error("the body has no `name` (the event name string) at /name")]
     MissingName,
     /// The body's `name` is not a string (nor did a header name the event).
-    #[error("the body's `name` is {found}, not a string (the event name) at /name")]
+    #[error(
+        "the body's `name` is {}, not a string (the event name) at /name",
+        with_article(found)
+    )]
     NameNotAString {
         /// Its JSON type: `number`, `null`, `object`…
         found: &'static str,
@@ -64,7 +67,8 @@ pub enum ParseError {
     MissingData,
     /// The body's `data` is not an object (`null`, say).
     #[error(
-        "the body's `data` is {found}, not an object (the resource the event is about) at /data"
+        "the body's `data` is {}, not an object (the resource the event is about) at /data",
+        with_article(found)
     )]
     DataNotAnObject {
         /// Its JSON type: `null`, `array`, `string`…
@@ -86,6 +90,16 @@ pub enum ParseError {
         /// The name in the body.
         body: String,
     },
+}
+
+/// A JSON type as a sentence names a value of it: `a number`, `an
+/// object`, `null`.
+fn with_article(found: &str) -> String {
+    match found {
+        "null" => found.to_owned(),
+        "array" | "object" => format!("an {found}"),
+        _ => format!("a {found}"),
+    }
 }
 
 impl ParseError {

@@ -383,7 +383,13 @@ pub struct Receiver<S = AnyEvent> {
     /// recorded delivery replayed again and again gets a line a minute,
     /// saying how many times it came, and leaves the budget to the others.
     too_old_ids: std::sync::Mutex<std::collections::VecDeque<(String, u64, u64)>>,
+    /// The events acknowledged with no handler that were said (once each,
+    /// up to [`UNHANDLED_SAID`]).
+    unhandled_said: std::sync::Mutex<Vec<String>>,
 }
+
+/// The most event names a receiver says it has no handler for.
+const UNHANDLED_SAID: usize = 64;
 
 /// A receiver's [`LogBudget`] for one kind of line, with the function that
 /// says how many deliveries had no line of their own. Dropped with the
@@ -628,6 +634,7 @@ impl<S: Events> Receiver<S> {
             in_progress_logged: RejectionLog::new(cold::in_progress_unlogged),
             store_failures_logged: RejectionLog::new(cold::store_failures_unlogged),
             too_old_ids: Default::default(),
+            unhandled_said: Default::default(),
         }
     }
 
@@ -1581,7 +1588,10 @@ impl<S: Events> Receiver<S> {
         };
         match dispatched {
             Some(Ok(Dispatched::Handled { .. })) => reply!(200, outcome::HANDLED, None),
-            Some(Ok(Dispatched::NoHandler { .. })) => reply!(200, outcome::NO_HANDLER, None),
+            Some(Ok(Dispatched::NoHandler { .. })) => {
+                cold::no_handler(&self.unhandled_said, &event);
+                reply!(200, outcome::NO_HANDLER, None)
+            }
             Some(Err(e)) => {
                 let error = cold::handler_failed(&e);
                 let shown = match &e {
@@ -2040,6 +2050,31 @@ mod cold {
             detail = reply.detail.as_deref(),
             pointer = reply.pointer.as_deref(),
             "delivery rejected"
+        );
+    }
+
+    /// Says, once per event name (up to [`UNHANDLED_SAID`](super::UNHANDLED_SAID) names), that an
+    /// event was acknowledged with no handler: a 2xx Kustomer does not
+    /// retry, so a handler left out of the dispatcher would otherwise lose
+    /// its events without a trace.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn no_handler(said: &std::sync::Mutex<Vec<String>>, event: &str) {
+        let mut said = said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if said.len() >= super::UNHANDLED_SAID || said.iter().any(|e| e == event) {
+            return;
+        }
+        said.push(event.to_owned());
+        drop(said);
+        tracing::warn!(
+            target: LOG,
+            event,
+            "no handler takes {event}: its deliveries are acknowledged (200, `no handler`) and \
+             not sent again. Add a handler for it (a #[kustomer_webhook] function left out of \
+             the dispatcher? `.registered()` adds them all), or take it out of the app \
+             definition's webhook events (said once per event)",
         );
     }
 
@@ -3643,6 +3678,56 @@ pub(crate) mod tests {
             drop(Receiver::new(dispatcher, Verifier::new("t")));
         });
         assert!(some.is_empty(), "{some:?}");
+    }
+
+    /// An event no handler takes is acknowledged (a 2xx, which Kustomer
+    /// does not send again) and said once per event name, so that a handler
+    /// left out of the dispatcher does not lose its events without a trace.
+    #[test]
+    fn an_event_without_a_handler_is_said_once_per_name() {
+        async fn on_team(_: crate::TeamCreate) {}
+        let dispatcher = Dispatcher::builder()
+            .handler(on_team)
+            .build()
+            .expect("builds");
+        let receiver = Receiver::new(dispatcher, Verifier::new("t"));
+        let deliver = |name: &str, id: &str| {
+            let body = format!(r#"{{"id": "{id}", "name": "{name}", "data": {{"type": "team"}}}}"#);
+            let signature = crate::verify::sign(b"t", body.as_bytes());
+            let header = |header: &str| match header {
+                "content-type" => Some(&b"application/json"[..]),
+                crate::verify::SIGNATURE_HEADER => Some(signature.as_bytes()),
+                _ => None,
+            };
+            let reply = runtime().block_on(receiver.receive(Request {
+                method: "POST",
+                header,
+                body: body.as_bytes(),
+            }));
+            (reply.status, reply.outcome)
+        };
+        let said = logged(|| {
+            for (name, id, outcome) in [
+                ("kustomer.team.update", "1", outcome::NO_HANDLER),
+                ("kustomer.team.update", "2", outcome::NO_HANDLER),
+                ("kustomer.team.create", "3", outcome::HANDLED),
+                ("kustomer.user.create", "4", outcome::NO_HANDLER),
+                ("kustomer.team.update", "5", outcome::NO_HANDLER),
+            ] {
+                assert_eq!(deliver(name, id), (200, outcome), "{name}");
+            }
+        });
+        let warned: Vec<&String> = said.iter().filter(|l| l.starts_with("WARN ")).collect();
+        assert_eq!(warned.len(), 2, "{said:?}");
+        assert!(
+            warned[0].starts_with("WARN no handler takes kustomer.team.update: its deliveries are acknowledged (200, `no handler`) and not sent again"),
+            "{said:?}"
+        );
+        assert!(
+            warned[1].starts_with("WARN no handler takes kustomer.user.create"),
+            "{said:?}"
+        );
+        assert_eq!(receiver.counters().accepted.load(Ordering::Relaxed), 5);
     }
 
     /// An update whose `data.id` names no resource is said to be handled

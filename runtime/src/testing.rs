@@ -270,6 +270,11 @@ impl Delivery {
     /// Gives the event a new id, unique in the process: the same event
     /// delivered as a new one rather than as a retry.
     ///
+    /// To a receiver with the ordering guard on, an update with a new id
+    /// is still an update of its resource: with the same `rev` (or
+    /// `updatedAt`) as one handled before, it is answered `stale`. Give it
+    /// a newer one with [`set`](Self::set) to have it handled.
+    ///
     /// # Panics
     ///
     /// When the body is not a JSON object (one made by

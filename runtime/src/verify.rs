@@ -159,7 +159,10 @@ type HeaderValue = Secret<[u8; 32]>;
 impl Verifier {
     /// A verifier accepting deliveries signed with `token`.
     ///
-    /// Give it the webhook's token as Kustomer shows it. An empty or blank
+    /// Give it the webhook's token as Kustomer shows it. White space around
+    /// it is dropped (the newline a token read from a file or a secret
+    /// usually ends with): no token Kustomer gives starts or ends with any,
+    /// and [`sign`] drops it too. An empty or blank
     /// token (an unset variable read as `""`, say) is not accepted: anyone
     /// could sign with it, so it is left out, with an error logged, and no
     /// delivery verifies until a token is given.
@@ -491,14 +494,19 @@ impl From<Verifier> for SharedVerifier {
     }
 }
 
+/// HMAC-SHA256 keyed with `token`, without the white space around it: no
+/// token Kustomer gives starts or ends with white space, so any there came
+/// with the copy (the newline a secret file or `echo` leaves), and signing
+/// and verifying with it would refuse every delivery.
 fn keyed(token: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length; this cannot fail.
-    <Hmac<Sha256> as KeyInit>::new_from_slice(token)
+    <Hmac<Sha256> as KeyInit>::new_from_slice(token.trim_ascii())
         .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()))
 }
 
 /// Signs `body` the way Kustomer does: lowercase hex of HMAC-SHA256 keyed
-/// with `token`.
+/// with `token` (without the white space around it, as [`Verifier::new`]
+/// takes it).
 pub fn sign(token: &[u8], body: &[u8]) -> String {
     let mut m = keyed(token);
     m.update(body);
@@ -751,6 +759,29 @@ mod tests {
         assert_eq!(v.token_count(), 0);
         assert_eq!(
             check(&v, body, Some(&sign(b" \t\r\n", body)), None),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    /// A token read from a file or a secret often ends with a newline: it
+    /// is dropped (with any white space around the token) when verifying
+    /// and when signing, so the delivery Kustomer signed with the token
+    /// itself verifies.
+    #[test]
+    fn white_space_around_a_token_is_dropped() {
+        let body = br#"{"name":"kustomer.team.create"}"#;
+        let kustomer = sign(b"t0ken", body);
+        for read in ["t0ken\n", "t0ken\r\n", "  t0ken\t", "t0ken"] {
+            let v = Verifier::new(read);
+            assert_eq!(check(&v, body, Some(&kustomer), None), Ok(()), "{read:?}");
+            let v = Verifier::new("other").with_token(read);
+            assert_eq!(check(&v, body, Some(&kustomer), None), Ok(()), "{read:?}");
+            assert_eq!(sign(read.as_bytes(), body), kustomer, "{read:?}");
+        }
+        // White space inside a token is the token's own.
+        let v = Verifier::new("t0 ken");
+        assert_eq!(
+            check(&v, body, Some(&kustomer), None),
             Err(VerifyError::BadSignature)
         );
     }

@@ -90,9 +90,11 @@ fn a_body_whose_first_name_is_not_a_string_is_never_misrouted() {
 #[test]
 fn a_name_that_is_not_a_string_says_its_type() {
     for (body, found) in [
-        (r#"{"id":"x3","name":5,"data":{}}"#, "number"),
+        (r#"{"id":"x3","name":5,"data":{}}"#, "a number"),
         (r#"{"name":null,"data":{}}"#, "null"),
-        (r#"{"name":{"a":1},"data":{}}"#, "object"),
+        (r#"{"name":{"a":1},"data":{}}"#, "an object"),
+        (r#"{"name":[],"data":{}}"#, "an array"),
+        (r#"{"name":true,"data":{}}"#, "a boolean"),
     ] {
         let e = parse(body.as_bytes()).unwrap_err();
         assert_eq!(
