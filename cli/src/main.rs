@@ -577,7 +577,51 @@ enum AppDefinitionCommand {
     },
 }
 
+/// The variables `serve` and `send` take a webhook's token and header file
+/// from, each beside the spelling of the other variables' prefix
+/// (`KUSTOMER_WEBHOOKS_`), which they do not read.
+const WEBHOOK_VARIABLES: [(&str, &str); 3] = [
+    ("KUSTOMER_WEBHOOK_TOKEN", "KUSTOMER_WEBHOOKS_TOKEN"),
+    (
+        "KUSTOMER_WEBHOOK_TOKEN_FILE",
+        "KUSTOMER_WEBHOOKS_TOKEN_FILE",
+    ),
+    (
+        "KUSTOMER_WEBHOOK_HEADER_FILE",
+        "KUSTOMER_WEBHOOKS_HEADER_FILE",
+    ),
+];
+
+/// For `serve` and `send`: a token or header-file variable spelled with the
+/// other variables' prefix, which nothing reads (a header file left unread
+/// would turn its check off), unless the variable read is set to the same.
+fn misspelled_variable(command: Option<&str>) -> Option<String> {
+    if !matches!(command, Some("serve" | "send")) {
+        return None;
+    }
+    WEBHOOK_VARIABLES.iter().find_map(|(read, misspelled)| {
+        let value = std::env::var_os(misspelled)?;
+        if std::env::var_os(read).is_some_and(|read| read == value) {
+            return None;
+        }
+        Some(format!(
+            "{misspelled} is set, but the variable read is {read} (WEBHOOK, one webhook's): \
+             rename it (the other settings' variables start with KUSTOMER_WEBHOOKS_)"
+        ))
+    })
+}
+
 fn main() -> ExitCode {
+    let command = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    if let Some(message) = misspelled_variable(command.as_deref()) {
+        let mut cli = Cli::command();
+        cli.build();
+        let error = match cli.find_subcommand_mut(command.as_deref().unwrap_or_default()) {
+            Some(sub) => sub.error(clap::error::ErrorKind::ArgumentConflict, message),
+            None => cli.error(clap::error::ErrorKind::ArgumentConflict, message),
+        };
+        exit_with(error);
+    }
     let matches = Cli::command()
         .try_get_matches()
         .unwrap_or_else(|e| exit_naming_the_variable(e));
@@ -724,6 +768,8 @@ fn check_serve_needs(command: &mut Command, matches: &clap::ArgMatches) -> Resul
     };
     let error = |kind, message: String| {
         let mut cli = Cli::command();
+        // Built, the subcommand's usage line names the program too.
+        cli.build();
         let serve = cli
             .find_subcommand_mut("serve")
             .expect("serve is a command");

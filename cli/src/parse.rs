@@ -128,8 +128,10 @@ pub fn is_lines_file(path: &Path) -> bool {
 /// each its own bytes. Among several, a value that is not JSON is a payload
 /// to the end of its line in a JSON Lines file (`lines_file`, or, as
 /// `infer` reads it, one whose values so far each had a line of their own,
-/// when the value breaks on its first line), and the next line that starts
-/// an object is read; in another file it is the rest of the file.
+/// when the value breaks on its first line, or is cut short there and
+/// reads on into a line that starts an object or is JSON of its own), and
+/// the next line that starts an object is read; in another file it is the
+/// rest of the file.
 pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
     let whole = || {
         vec![Piece {
@@ -162,8 +164,15 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
             // To the next line that starts an object: the lines between
             // belong to this one (written on several lines).
             // Elsewhere, as `infer` reads it: when every value before was
-            // on a line of its own, and this one breaks on its first line.
-            Some(Err(e)) if lines_file || (one_per_line && !found.is_empty() && e.line() == 1) => {
+            // on a line of its own, and this one breaks on its first line,
+            // or is cut short there and read on into a line that is JSON of
+            // its own or starts an object.
+            Some(Err(e))
+                if lines_file
+                    || (one_per_line
+                        && !found.is_empty()
+                        && (e.line() == 1 || cut_short_at_its_line(bytes, value, e.line()))) =>
+            {
                 next_object_line(bytes, line_end(bytes, at))
             }
             Some(Err(_)) if found.is_empty() => return whole(),
@@ -199,6 +208,32 @@ pub fn pieces(bytes: &[u8], lines_file: bool) -> Vec<Piece> {
 
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Whether the value starting at `value`, which breaks on its line
+/// `broke_on` (counted from its own, 1), is JSON cut short at the end of its
+/// first line (that line alone ends before the value does) that read on
+/// into a line that is JSON of its own, or whose next line starts an object:
+/// one line of JSON Lines cut short, not a value written on several lines.
+fn cut_short_at_its_line(bytes: &[u8], value: usize, broke_on: usize) -> bool {
+    let end = line_end(bytes, value);
+    let own = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes[value..end]);
+    if !own.is_err_and(|e| e.is_eof()) {
+        return false;
+    }
+    let lines = || {
+        bytes
+            .get(end + 1..)
+            .unwrap_or_default()
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_prefix(BOM).unwrap_or(line))
+    };
+    let next_starts_an_object = lines().next().is_some_and(|line| line.starts_with(b"{"));
+    let broken_is_json = broke_on >= 2
+        && lines()
+            .nth(broke_on - 2)
+            .is_some_and(|line| serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+    next_starts_an_object || broken_is_json
+}
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -554,14 +589,25 @@ mod tests {
                 ("{\"c\":3}", Some(3), 1),
             ]
         );
-        // One that reads on into the next line (`{"b": ` and then
-        // `{"c":3}`) may be a sample written on several lines: the rest is
-        // one, as `infer` stops there.
+        // One cut short on its line that reads on into the next (`{"b": `
+        // and then `{"c":3}`), a line that starts an object: its line alone,
+        // as `infer` reads it.
         assert_eq!(
             split(text, false),
             [
                 ("{\"a\":1}", Some(1), 1),
-                ("{\"b\": \n{\"c\":3}", Some(2), 1)
+                ("{\"b\":", Some(2), 1),
+                ("{\"c\":3}", Some(3), 1),
+            ]
+        );
+        let cut = "{\"a\":1}\n{\"b\": [1,\n{\"c\":3}\n{\"d\":4}\n";
+        assert_eq!(
+            split(cut, false),
+            [
+                ("{\"a\":1}", Some(1), 1),
+                ("{\"b\": [1,", Some(2), 1),
+                ("{\"c\":3}", Some(3), 1),
+                ("{\"d\":4}", Some(4), 1),
             ]
         );
         // A value that breaks past its first line (written on several):

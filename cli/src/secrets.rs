@@ -177,7 +177,10 @@ fn count(n: usize, what: &str) -> String {
 
 /// The tokens in `path`, one per line, in order.
 pub fn read_tokens(path: &Path) -> Result<Vec<String>> {
-    let tokens: Vec<String> = entries(path)?.into_iter().map(|(_, t)| t).collect();
+    let tokens: Vec<String> = entries(path, "--token-file")?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     if tokens.is_empty() {
         bail!(
             "{}: holds no token (one per line is expected)",
@@ -236,7 +239,7 @@ pub fn headers(args: &[String], files: &[PathBuf]) -> Result<Vec<(String, String
 /// The `NAME=VALUE` headers in `path`, one per line, in order.
 pub fn read_headers(path: &Path) -> Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
-    for (line, text) in entries(path)? {
+    for (line, text) in entries(path, "--header-file")? {
         match name_value(&text) {
             Ok(h) => headers.push(h),
             Err(e) => bail!("{}:{line}: {e}", path.display()),
@@ -419,13 +422,13 @@ fn with_bom(path: &Path, bom: bool) -> bool {
 }
 
 /// The non-blank lines of `path`, trimmed, with their line numbers (past a
-/// byte order mark).
-fn entries(path: &Path) -> Result<Vec<(usize, String)>> {
+/// byte order mark); a file that cannot be read is said to be `flag`'s.
+fn entries(path: &Path, flag: &str) -> Result<Vec<(usize, String)>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_FILE + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("reading {}", path.display()))?;
+        .with_context(|| format!("reading {flag} {}", path.display()))?;
     if bytes.len() as u64 > MAX_FILE {
         bail!(
             "{}: is larger than {} KiB, which no file of tokens or headers is",
@@ -528,7 +531,7 @@ mod tests {
         );
         let e = read_tokens(Path::new("/nonexistent/tokens")).unwrap_err();
         assert!(
-            format!("{e:#}").starts_with("reading /nonexistent/tokens: "),
+            format!("{e:#}").starts_with("reading --token-file /nonexistent/tokens: "),
             "{e:#}"
         );
     }

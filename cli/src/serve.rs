@@ -59,6 +59,20 @@ pub fn addr_arg(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
+    // A URL where an address goes (`http://0.0.0.0:8080`): the receiver's
+    // path is `--path`, and `--tls-cert` serves HTTPS.
+    if let Some((scheme, rest)) = s.split_once("://") {
+        let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let path = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" and --path /{path}")
+        };
+        return Err(format!(
+            "{s:?} is a URL: give the address alone, HOST:PORT ({addr:?}){path}, without \
+             {scheme}:// (serve --tls-cert serves HTTPS)"
+        ));
+    }
     let Some((host, port)) = s.rsplit_once(':') else {
         return Err(format!(
             "expected HOST:PORT, such as 127.0.0.1:8080 or localhost:8080, not {s:?}"
@@ -1874,7 +1888,10 @@ fn unreachable_message(url: &str, file: &str, why: &str) -> String {
              given to --ca-cert ({why})"
         );
     }
-    if why.contains("UnknownIssuer") {
+    // `BadSignature`: the certificate names an issuer this machine trusts
+    // (a self-signed `CN=localhost` beside a system's own snake-oil
+    // authority of that name) that did not sign it.
+    if why.contains("UnknownIssuer") || why.contains("BadSignature") {
         return format!(
             "posting {file} to {url}: the receiver's certificate is signed by an authority this \
              machine does not trust; give that authority's certificate (for a self-signed one, \
@@ -2495,6 +2512,13 @@ mod tests {
         );
         assert!(said.contains("give that authority's certificate"), "{said}");
         assert!(said.contains("--ca-cert"), "{said}");
+        // Nor one signed by another of the name of an authority trusted here.
+        let said = unreachable_message(
+            "https://localhost:8443/",
+            file,
+            "error sending request: client error (Connect): invalid peer certificate: BadSignature",
+        );
+        assert!(said.contains("give that authority's certificate"), "{said}");
         assert_eq!(
             unreachable_message("http://x/", file, "connection refused"),
             "posting a.json to http://x/: connection refused"
@@ -2554,6 +2578,16 @@ mod tests {
             (
                 "no-such-host.invalid:8080",
                 "no-such-host.invalid cannot be resolved",
+            ),
+            (
+                "http://127.0.0.1:8080",
+                "\"http://127.0.0.1:8080\" is a URL: give the address alone, HOST:PORT \
+                 (\"127.0.0.1:8080\"), without http://",
+            ),
+            (
+                "https://0.0.0.0:8443/kustomer",
+                "HOST:PORT (\"0.0.0.0:8443\") and --path /kustomer, without https:// (serve \
+                 --tls-cert serves HTTPS)",
             ),
         ] {
             let e = addr_arg(bad).unwrap_err();

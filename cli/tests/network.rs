@@ -774,7 +774,17 @@ fn a_token_or_header_file_that_cannot_serve_stops_at_start_saying_why() {
         ),
         (
             vec!["serve", "--token-file", missing.to_str().unwrap()],
-            format!("error: reading {}: ", missing.display()),
+            format!("error: reading --token-file {}: ", missing.display()),
+        ),
+        (
+            vec![
+                "serve",
+                "--token",
+                "t",
+                "--header-file",
+                missing.to_str().unwrap(),
+            ],
+            format!("error: reading --header-file {}: ", missing.display()),
         ),
         (
             vec![
@@ -1365,7 +1375,7 @@ fn serve_logs_json_lines_with_the_deliverys_span() {
         error["message"]
             .as_str()
             .unwrap()
-            .starts_with("reading /nonexistent/tokens"),
+            .starts_with("reading --token-file /nonexistent/tokens"),
         "{error}"
     );
     drop(server);
@@ -3938,6 +3948,106 @@ fn a_bad_value_from_the_environment_names_its_variable() {
         "{stderr}"
     );
     assert!(!stderr.contains("note:"), "{stderr}");
+}
+
+/// The token and header-file variables spelled with the other settings'
+/// prefix (`KUSTOMER_WEBHOOKS_`) are not read: `serve` and `send` refuse to
+/// start rather than run without the header check or the token the
+/// operator meant; other commands do not mind them.
+#[test]
+fn a_webhook_variable_spelled_like_the_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    std::fs::write(&headers, "X-Secret=abc\n").unwrap();
+    for (variable, read) in [
+        (
+            "KUSTOMER_WEBHOOKS_HEADER_FILE",
+            "KUSTOMER_WEBHOOK_HEADER_FILE",
+        ),
+        (
+            "KUSTOMER_WEBHOOKS_TOKEN_FILE",
+            "KUSTOMER_WEBHOOK_TOKEN_FILE",
+        ),
+        ("KUSTOMER_WEBHOOKS_TOKEN", "KUSTOMER_WEBHOOK_TOKEN"),
+    ] {
+        for args in [
+            &["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"][..],
+            &[
+                "send",
+                "--url",
+                "http://127.0.0.1:9/",
+                "--token",
+                "t0ken",
+                "x.json",
+            ],
+        ] {
+            let out = Command::new(BIN)
+                .args(args)
+                .env(variable, &headers)
+                .env_remove(read)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "error: {variable} is set, but the variable read is {read} (WEBHOOK, one webhook's): rename it"
+                )),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("Usage: kustomer-webhooks {} ", args[0])),
+                "{stderr}"
+            );
+        }
+    }
+    // Set alike under both names, it is read as it is.
+    let out = Command::new(BIN)
+        .args([
+            "send",
+            "--url",
+            "http://127.0.0.1:9/",
+            "--token",
+            "t0ken",
+            "--header-file",
+        ])
+        .arg(&headers)
+        .arg(dir.path().join("none.json"))
+        .env("KUSTOMER_WEBHOOKS_HEADER_FILE", &headers)
+        .env("KUSTOMER_WEBHOOK_HEADER_FILE", &headers)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("is set, but"), "{stderr}");
+    // Another command does not read them.
+    let out = Command::new(BIN)
+        .args(["app-definition", "validate", "/nonexistent.json"])
+        .env("KUSTOMER_WEBHOOKS_TOKEN", "t0ken")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("is set, but"), "{stderr}");
+}
+
+/// An option that needs another, missing, is refused with the program's
+/// usage line.
+#[test]
+fn an_option_needing_another_is_refused_with_the_programs_usage() {
+    let out = Command::new(BIN)
+        .args(["serve", "--token", "t0ken", "--dead-letters-max", "5"])
+        .env_remove("KUSTOMER_WEBHOOKS_DEAD_LETTERS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--dead-letters-max needs --dead-letters"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Usage: kustomer-webhooks serve "),
+        "{stderr}"
+    );
 }
 
 /// `--log-level warn` leaves out the lines of rejections (at `info`) and
