@@ -114,10 +114,16 @@ pub fn add_paths(inferrer: &mut Inferrer, paths: &[PathBuf], skip: bool) -> Resu
     if inferrer.sample_count() == before {
         bail!("none of the samples can be used ({n} unusable)");
     }
-    note!(
-        "warning: left out {n} unusable sample(s); inferred from {}",
-        inferrer.sample_count() - before
-    );
+    let used = inferrer.sample_count() - before;
+    if before == 0 {
+        note!("warning: left out {n} unusable sample(s); inferred from {used}");
+    } else {
+        // `regenerate` and `check` read the published samples first.
+        note!(
+            "warning: left out {n} unusable sample(s); inferred from {used} of yours and \
+             Kustomer's {before} published samples"
+        );
+    }
     Ok(())
 }
 

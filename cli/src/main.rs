@@ -255,7 +255,12 @@ enum Command {
         /// Which deliveries --capture saves: `all`, or `unexpected` (drift,
         /// or an event without a generated type; a new key is not drift:
         /// capture `all` to pick new attributes up)
-        #[arg(long, default_value = "all", requires = "capture")]
+        #[arg(
+            long,
+            value_name = "FILTER",
+            default_value = "all",
+            requires = "capture"
+        )]
         capture_filter: kustomer_webhooks::capture::Filter,
         /// Acknowledge an update whose `data.attributes.rev` is not newer
         /// than the last one handled for its resource as `stale`, without

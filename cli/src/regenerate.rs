@@ -61,6 +61,16 @@ impl Pipeline {
                 "pass --samples DIR (a directory of captured payloads, or a file)",
             );
         }
+        if !self.no_seed
+            && let Some(file) = published_sample_among(&self.samples)
+        {
+            anyhow::bail!(
+                "{}: is Kustomer's published sample of its event, which is read with your \
+                 samples already (each sample would count twice): leave it out of --samples, \
+                 or pass --no-seed to read the samples given alone",
+                file.display()
+            );
+        }
         let mut inferrer = Inferrer::new(kustomer_schema::Settings::default());
         if !self.no_seed {
             for (event, text) in kustomer_schema::SEED_SAMPLES {
@@ -268,4 +278,26 @@ pub fn check(pipeline: &Pipeline) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The first sample file among `paths` that is one of Kustomer's published
+/// samples, byte for byte (the repository's `schema/samples`, or a copy).
+/// Only a file of a published sample's size is read.
+fn published_sample_among(paths: &[PathBuf]) -> Option<PathBuf> {
+    let sizes: Vec<u64> = kustomer_schema::SEED_SAMPLES
+        .iter()
+        .map(|(_, text)| text.len() as u64)
+        .collect();
+    paths
+        .iter()
+        .filter_map(|path| kustomer_schema::sample_files(path).ok())
+        .flatten()
+        .find(|file| {
+            std::fs::metadata(file).is_ok_and(|m| m.is_file() && sizes.contains(&m.len()))
+                && std::fs::read(file).is_ok_and(|bytes| {
+                    kustomer_schema::SEED_SAMPLES
+                        .iter()
+                        .any(|(_, text)| text.as_bytes() == bytes)
+                })
+        })
 }

@@ -248,6 +248,65 @@ fn no_seed_needs_samples_and_a_missing_samples_dir_is_an_error() {
     assert!(!out.exists(), "nothing written on error");
 }
 
+/// A published sample among `--samples` (the repository's own directory of
+/// them, or a copy) would count twice beside the published samples read
+/// with them: refused, naming it, unless `--no-seed`.
+#[test]
+fn a_published_sample_among_the_samples_is_refused_unless_no_seed() {
+    let tmp = TempDir::new().unwrap();
+    let (captured, out) = (tmp.path().join("captured"), tmp.path().join("models"));
+    capture(
+        &captured,
+        "6a1f00000000000000000001",
+        json!({"loyaltyTierStr": "gold"}),
+    );
+    let (event, text) = kustomer_schema::SEED_SAMPLES[3];
+    fs::write(captured.join(format!("{event}.json")), text).unwrap();
+    for command in ["regenerate", "check"] {
+        let flag = if command == "check" {
+            "--models"
+        } else {
+            "--out"
+        };
+        let refused = run(&[command, "--samples", path(&captured), flag, path(&out)]);
+        assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains(&format!(
+                "{event}.json: is Kustomer's published sample of its event, which is read with \
+                 your samples already (each sample would count twice)"
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert!(!out.exists(), "nothing written on error");
+    }
+    let alone = run(&[
+        "regenerate",
+        "--samples",
+        path(&captured),
+        "--no-seed",
+        "--out",
+        path(&out),
+    ]);
+    assert_eq!(alone.code, Some(0), "{}", alone.stderr);
+    // Changed at all, it is a sample of one's own.
+    fs::write(captured.join(format!("{event}.json")), format!("{text}\n")).unwrap();
+    let own = run(&[
+        "check",
+        "--samples",
+        path(&captured),
+        "--models",
+        path(&out),
+    ]);
+    assert!(
+        !own.stderr
+            .contains("is Kustomer's published sample of its event"),
+        "{}",
+        own.stderr
+    );
+    assert_eq!(own.code, Some(1), "stale: made from the captures alone");
+}
+
 /// A capture that cannot be used stops `regenerate` and `check` with its
 /// name, unless `--skip-unusable`, which the module's header then repeats.
 #[test]
@@ -306,6 +365,14 @@ fn an_unusable_capture_is_named_or_skipped() {
     );
     assert!(
         skipped.stderr.contains("warning: ") && skipped.stderr.contains("odd.json"),
+        "{}",
+        skipped.stderr
+    );
+    assert!(
+        skipped.stderr.contains(
+            "warning: left out 1 unusable sample(s); inferred from 1 of yours and Kustomer's 10 \
+             published samples"
+        ),
         "{}",
         skipped.stderr
     );

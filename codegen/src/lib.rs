@@ -160,6 +160,9 @@ struct Previous {
     types: BTreeMap<String, BTreeMap<String, String>>,
     /// The name of the file each struct was in (`customer.rs`).
     files: BTreeMap<String, String>,
+    /// Their event types (`CustomerUpdate`), which `fields` holds too, with
+    /// no fields.
+    events: BTreeSet<String>,
 }
 
 impl Previous {
@@ -182,7 +185,14 @@ impl Previous {
                 previous.files.insert(owner, name);
             }
         }
+        previous.events = summary::previous_event_types(files);
         previous
+    }
+
+    /// Whether the previous models had a struct (not an event type) named
+    /// `name`.
+    fn had_struct(&self, name: &str) -> bool {
+        self.fields.contains_key(name) && !self.events.contains(name)
     }
 
     /// The struct the field `key` of `owner` was typed with before, when
@@ -421,8 +431,21 @@ pub fn generate(
         .chain(&RESERVED_TYPE_NAMES)
         .map(|s| s.to_string())
         .collect();
+    // The names of every resource's own types (its envelope, data,
+    // attributes, relationships and change sets), which no event type takes.
+    let own_types: BTreeSet<String> = schemas
+        .values()
+        .filter_map(|schema| {
+            let title = schema.get("title")?.as_str()?;
+            let prefix = type_name(title.strip_suffix("Event").unwrap_or(title))?;
+            Some(RESOURCE_TYPE_SUFFIXES.map(|suffix| format!("{prefix}{suffix}")))
+        })
+        .flatten()
+        .collect();
     // The event type of each event name, and its name and resource.
     let mut event_of: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // The event type of each event name.
+    let mut variant_of: BTreeMap<String, String> = BTreeMap::new();
     for (resource, schema) in &schemas {
         if let Some(events) = schema.get("x-kustomer-events")
             && !events
@@ -436,7 +459,8 @@ pub fn generate(
             });
         }
         for event in events_of(schema) {
-            let variant = event_variant(event);
+            let variant = event_variant_beside(event, &own_types, &settings.previous);
+            variant_of.insert(event.to_owned(), variant.clone());
             let Some((other, other_resource)) =
                 event_of.insert(variant.clone(), (event.to_owned(), resource.clone()))
             else {
@@ -493,7 +517,13 @@ pub fn generate(
                 }
             }
         }
-        let mut g = Resource::new(resource, schema, &mut taken, &settings.previous)?;
+        let mut g = Resource::new(
+            resource,
+            schema,
+            &mut taken,
+            &settings.previous,
+            &variant_of,
+        )?;
         let tokens = g.generate()?;
         typed_events.extend(g.events.iter().cloned());
         let module = module_name(resource);
@@ -763,6 +793,39 @@ fn without_self_type(schema: &Value) -> Value {
 /// `kustomer.customer.update` → `CustomerUpdate` ([`event_type_name`]).
 fn event_variant(name: &str) -> String {
     event_type_name(name)
+}
+
+/// What a resource's own types are named after its prefix (`Customer`):
+/// its envelope, data, attributes, relationships and change sets.
+const RESOURCE_TYPE_SUFFIXES: [&str; 7] = [
+    "Event",
+    "",
+    "Attributes",
+    "AttributeChanges",
+    "Relationships",
+    "RelationshipChanges",
+    "Changes",
+];
+
+/// The event type of `name`, as [`event_variant`] names it, unless that
+/// is the name of a resource's own type (`kustomer.customer.event` →
+/// `CustomerEvent`, the customer envelope) or of a struct the previous
+/// models had (`kustomer.customer.merge` → `CustomerMerge`, the type of
+/// the customer's `merge` attribute): then `Event` before it
+/// (`EventCustomerEvent`), so that a new event never takes a name that
+/// code written against the models uses. An event Kustomer documents keeps
+/// the name its documentation and the bundled models give it (the struct
+/// goes around it), as does an event type the previous models had.
+fn event_variant_beside(name: &str, own_types: &BTreeSet<String>, previous: &Previous) -> String {
+    let variant = event_variant(name);
+    if (own_types.contains(&variant) || previous.had_struct(&variant))
+        && !previous.events.contains(&variant)
+        && !kustomer_schema::KNOWN_EVENTS.contains(&name)
+    {
+        format!("Event{variant}")
+    } else {
+        variant
+    }
 }
 
 /// The event names a schema lists.
@@ -1677,6 +1740,7 @@ impl<'a> Resource<'a> {
         schema: &'a Value,
         taken: &'a mut BTreeSet<String>,
         previous: &'a Previous,
+        variant_of: &BTreeMap<String, String>,
     ) -> Result<Self> {
         let title = schema
             .get("title")
@@ -1714,7 +1778,10 @@ impl<'a> Resource<'a> {
             .unwrap_or(resource)
             .to_owned();
         let events: Vec<(String, String)> = events_of(schema)
-            .map(|n| (event_variant(n), n.to_owned()))
+            .map(|n| {
+                let variant = variant_of.get(n).cloned();
+                (variant.unwrap_or_else(|| event_variant(n)), n.to_owned())
+            })
             .collect();
         // A schema written without evidence (`infer --no-evidence`) has no
         // count to say.
@@ -3010,6 +3077,71 @@ mod tests {
             text[at..at + text[at..].find(',').unwrap()].to_owned()
         };
         assert_eq!(inner(text), inner(&before["widget.rs"]), "{text}");
+    }
+
+    /// An event whose type would be named as a resource's own type (its
+    /// envelope, data, attributes…) or as a struct the models before had
+    /// gets `Event` before its name: a capture of a new event never takes a
+    /// name that handlers and other code use. An event type the models
+    /// before had keeps its name.
+    #[test]
+    fn an_event_type_never_takes_a_resource_type_or_a_struct_of_the_models_before() {
+        let sample = |name: &str, attributes: &str| {
+            format!(r#"{{"name":"{name}","data":{{"type":"customer","attributes":{attributes}}}}}"#)
+        };
+        // The generated text with its white space made single spaces.
+        let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let update = sample("kustomer.customer.update", r#"{"merge":{"into":"x"}}"#);
+        // The envelope and the data struct keep their names.
+        for (name, variant) in [
+            ("kustomer.customer.event", "EventCustomerEvent"),
+            ("kustomer.customer", "EventCustomer"),
+            ("kustomer.customer.attributes", "EventCustomerAttributes"),
+        ] {
+            let files = models(&[&update, &sample(name, "{}")]).unwrap();
+            let text = &files["customer.rs"];
+            assert!(
+                text.contains("pub struct CustomerEvent {"),
+                "{name}: {text}"
+            );
+            assert!(text.contains("pub struct Customer {"), "{name}: {text}");
+            assert!(
+                text.contains("pub struct CustomerAttributes {"),
+                "{name}: {text}"
+            );
+            assert!(
+                flat(text).contains(&format!("{variant}(CustomerEvent) = \"{name}\"")),
+                "{name}: {text}"
+            );
+        }
+        // A struct of the models before keeps its name.
+        let before = models(&[&update]).unwrap();
+        assert!(before["customer.rs"].contains("pub struct CustomerMerge {"));
+        let merge = sample("kustomer.customer.merge", "{}");
+        let settings = Settings::default().with_previous_models(&before);
+        let kept = generate(&schemas(&[&update, &merge]), &settings).unwrap();
+        let text = &kept["customer.rs"];
+        assert!(text.contains("pub struct CustomerMerge {"), "{text}");
+        assert!(text.contains("pub merge: Option<CustomerMerge>,"), "{text}");
+        assert!(
+            flat(text).contains("EventCustomerMerge(CustomerEvent) = \"kustomer.customer.merge\""),
+            "{text}"
+        );
+        // Without models before, the event takes its own name, the struct
+        // going around it; with the models made so, each keeps its name.
+        let fresh = models(&[&update, &merge]).unwrap();
+        let text = &fresh["customer.rs"];
+        assert!(
+            flat(text).contains(" CustomerMerge(CustomerEvent) = \"kustomer.customer.merge\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("pub merge: Option<CustomerMerge2>,"),
+            "{text}"
+        );
+        let settings = Settings::default().with_previous_models(&fresh);
+        let again = generate(&schemas(&[&update, &merge]), &settings).unwrap();
+        assert_eq!(again["customer.rs"], fresh["customer.rs"]);
     }
 
     /// A shape repeated in the samples is one type, named after the first

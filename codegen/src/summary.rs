@@ -169,6 +169,29 @@ fn event_type(tokens: &proc_macro2::TokenStream) -> Option<String> {
     None
 }
 
+/// The event types a models module declares (`CustomerUpdate`).
+pub(crate) fn previous_event_types(
+    files: &BTreeMap<String, String>,
+) -> std::collections::BTreeSet<String> {
+    files
+        .values()
+        .filter_map(|text| syn::parse_file(text).ok())
+        .flat_map(|file| file.items)
+        .filter_map(|item| match item {
+            syn::Item::Macro(m)
+                if m.mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "__event") =>
+            {
+                event_type(&m.mac.tokens)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a models module's structs had: struct → JSON key → the field's
 /// Rust name and its type as written (`Option<CustomerLvl5>`).
 pub(crate) fn previous_fields(

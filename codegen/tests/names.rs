@@ -208,14 +208,19 @@ fn a_struct_never_takes_an_event_types_name() {
         r#"{"name":"kustomer.conversation.update","data":{"type":"conversation","attributes":{"firstUpdate":{"a":1},"lastUpdate":{"a":2}}}}"#,
     ]);
     assert!(files["conversation.rs"].contains("pub struct ConversationUpdate2 "));
-    // A key `create` under `thing`, and an event named as the resource.
+    // A key `create` under `thing`, and an event named as the resource,
+    // whose type is not the resource's own name (its data's type).
     let files = models(&[
         r#"{"name":"kustomer.thing.create","data":{"type":"thing","attributes":{"create":{"a":1}}}}"#,
         r#"{"name":"kustomer.thing","data":{"type":"thing","attributes":{}}}"#,
     ]);
     let text = &files["thing.rs"];
     assert!(text.contains("pub struct ThingCreate2 "), "{text}");
-    assert!(text.contains("pub struct Thing2 "), "{text}");
+    assert!(text.contains("pub struct Thing "), "{text}");
+    assert!(
+        text.contains("#[doc = \" The `kustomer.thing` event.\"] EventThing(ThingEvent)"),
+        "{text}"
+    );
     // The event type of another resource, which comes later.
     let files = models(&[
         r#"{"name":"kustomer.conversation-update.create","data":{"type":"conversation-update","attributes":{}}}"#,

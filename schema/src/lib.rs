@@ -83,4 +83,4 @@ pub mod naming {
         is_keyword, module_name, pascal_case, pascal_case_runs_joined, snake_case, words,
     };
 }
-pub use samples::SEED_SAMPLES;
+pub use samples::{KNOWN_EVENTS, SEED_SAMPLES};

@@ -241,19 +241,26 @@ fn pascal_of(words: &[String]) -> String {
 /// The type names the generated Rust models use for something else: the
 /// runtime's and `serde_json`'s types a model file imports, the types the
 /// models module declares (`AnyEvent`, `OtherEvent`), and the standard
-/// types a model's fields are written with. No struct, definition or event
-/// type is given one of them.
-pub const RESERVED_TYPE_NAMES: [&str; 14] = [
+/// types a model's fields are written with, and the prelude's `Option`
+/// and `Result` variants the generated code writes (an event type named
+/// `None` would hide `Option::None`). No struct, definition or event type
+/// is given one of them.
+pub const RESERVED_TYPE_NAMES: [&str; 19] = [
     "AnyEvent",
     "Box",
     "Change",
     "DateTime",
+    "Err",
     "Extra",
     "Id",
     "Map",
+    "None",
     "Number",
+    "Ok",
     "Option",
     "OtherEvent",
+    "Result",
+    "Some",
     "Str",
     "String",
     "Value",
@@ -714,6 +721,8 @@ mod tests {
         assert_eq!(event_type_name("kustomer.value"), "EventValue");
         assert_eq!(event_type_name("kustomer.links"), "EventLinks");
         assert_eq!(event_type_name("kustomer.self"), "EventSelf");
+        assert_eq!(event_type_name("kustomer.none"), "EventNone");
+        assert_eq!(event_type_name("kustomer.some"), "EventSome");
         // `AnyEvent::Other` holds the events without a model.
         assert_eq!(event_type_name("kustomer.other"), "EventOther");
         assert_eq!(event_type_name("kustomer."), "Event");
