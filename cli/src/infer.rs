@@ -167,6 +167,13 @@ pub fn check_with_fix(inferrer: &Inferrer, out: &Path, fix: &str) -> ExitCode {
 
 /// Writes the schemas and says what was written.
 pub fn write(inferrer: &Inferrer, out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "{}: is a file, not a directory: the schemas are written into a directory, one file \
+             per resource",
+            out.display()
+        );
+    }
     let schemas = inferrer.schemas();
     let written = inferrer
         .write(out)

@@ -768,6 +768,19 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     if let Some(metrics) = options.metrics {
+        let receiving = listener.local_addr()?;
+        let overlaps = |a: std::net::IpAddr, b: std::net::IpAddr| {
+            a == b || a.is_unspecified() || b.is_unspecified()
+        };
+        if metrics.port() != 0
+            && metrics.port() == receiving.port()
+            && overlaps(metrics.ip(), receiving.ip())
+        {
+            anyhow::bail!(
+                "--metrics-addr {metrics} is the address deliveries are received at (--addr \
+                 {addr}): give the metrics a port of their own"
+            );
+        }
         let health = tokio::net::TcpListener::bind(metrics)
             .await
             .with_context(|| format!("binding {metrics} (--metrics-addr)"))?;

@@ -125,6 +125,23 @@ fn default_run_creates_a_missing_output_directory() {
 }
 
 #[test]
+fn an_output_that_is_a_file_is_said_to_be_one() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("schemas.json");
+    std::fs::write(&out, "{}").unwrap();
+    let run = infer(ROOT, &["--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: is a file, not a directory: the schemas are written into a directory",
+            out.display()
+        )),
+        "{run:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "{}");
+}
+
+#[test]
 fn check_against_committed_schemas_passes() {
     let run = infer(ROOT, &["--check", "--out", "schema/schemas"]);
     assert_eq!(run.code, Some(0), "{run:#?}");

@@ -4029,6 +4029,34 @@ fn a_webhook_variable_spelled_like_the_others_is_refused() {
     assert!(!stderr.contains("is set, but"), "{stderr}");
 }
 
+/// The metrics given the address deliveries are received at are refused,
+/// saying so, rather than as an address already in use.
+#[test]
+fn metrics_at_the_receivers_own_address_are_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for metrics in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
+        let out = Command::new(BIN)
+            .args(["serve", "--token", "t0ken", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--metrics-addr", &metrics])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--metrics-addr {metrics} is the address deliveries are received at (--addr \
+                 127.0.0.1:{port}): give the metrics a port of their own"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
 /// An option that needs another, missing, is refused with the program's
 /// usage line.
 #[test]
