@@ -273,7 +273,7 @@ enum Command {
         #[arg(
             long,
             env = "KUSTOMER_WEBHOOKS_ORDERING",
-            value_parser = clap::builder::BoolishValueParser::new()
+            value_parser = serve::switch_arg
         )]
         ordering: bool,
         /// With --ordering and no --redis: remember the revisions of at most
@@ -458,7 +458,7 @@ enum Command {
         #[arg(
             long,
             env = "KUSTOMER_WEBHOOKS_REDIS_CLUSTER",
-            value_parser = clap::builder::BoolishValueParser::new()
+            value_parser = serve::switch_arg
         )]
         redis_cluster: bool,
         /// The --redis URLs are Redis Sentinels: claim event ids on the
@@ -478,7 +478,7 @@ enum Command {
         #[arg(
             long,
             env = "KUSTOMER_WEBHOOKS_REDIS_FAIL_OPEN",
-            value_parser = clap::builder::BoolishValueParser::new()
+            value_parser = serve::switch_arg
         )]
         redis_fail_open: bool,
         /// The prefix of the Redis keys [default: kustomer-webhooks:event:]: another for each service sharing one Redis whose events are not this one's

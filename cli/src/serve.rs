@@ -31,6 +31,20 @@ use crate::secrets::Sources;
 const HEALTH_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const HEALTH_CONNECTIONS: usize = 16;
 
+/// A switch set by its environment variable (`KUSTOMER_WEBHOOKS_ORDERING=1`):
+/// `true` or `false`, or `yes`/`no`, `on`/`off`, `1`/`0`, `y`/`n`, `t`/`f`,
+/// in any case.
+pub fn switch_arg(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "on" | "1" => Ok(true),
+        "false" | "f" | "no" | "n" | "off" | "0" => Ok(false),
+        _ => Err(format!(
+            "expected true or false (or yes/no, on/off, 1/0), not {:?}",
+            s
+        )),
+    }
+}
+
 /// A webhook token, without the white space around it: not empty, nor only
 /// white space (an unset variable expanded to nothing would otherwise key
 /// every signature with no secret at all).
@@ -2606,6 +2620,20 @@ mod tests {
             let e = addr_arg(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_switch_is_true_or_false_in_the_usual_spellings() {
+        for on in ["true", "TRUE", "t", "yes", "Y", "on", "1", " 1 "] {
+            assert_eq!(switch_arg(on), Ok(true), "{on}");
+        }
+        for off in ["false", "f", "no", "N", "off", "0"] {
+            assert_eq!(switch_arg(off), Ok(false), "{off}");
+        }
+        assert_eq!(
+            switch_arg("2").unwrap_err(),
+            "expected true or false (or yes/no, on/off, 1/0), not \"2\""
+        );
     }
 
     #[test]
