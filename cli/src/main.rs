@@ -170,7 +170,7 @@ enum Command {
             long,
             value_name = "HOST:PORT",
             default_value = "127.0.0.1:8080",
-            value_parser = serve::addr_arg,
+            value_parser = serve::receiver_addr_arg,
             env = "KUSTOMER_WEBHOOKS_ADDR"
         )]
         addr: std::net::SocketAddr,
@@ -584,40 +584,63 @@ enum AppDefinitionCommand {
 
 /// The variables `serve` and `send` take a webhook's token and header file
 /// from, each beside the spelling of the other variables' prefix
-/// (`KUSTOMER_WEBHOOKS_`), which they do not read.
-const WEBHOOK_VARIABLES: [(&str, &str); 3] = [
-    ("KUSTOMER_WEBHOOK_TOKEN", "KUSTOMER_WEBHOOKS_TOKEN"),
+/// (`KUSTOMER_WEBHOOKS_`), which they do not read, and the options that,
+/// given on the command line, make the variable not matter.
+const WEBHOOK_VARIABLES: [(&str, &str, &[&str]); 3] = [
+    (
+        "KUSTOMER_WEBHOOK_TOKEN",
+        "KUSTOMER_WEBHOOKS_TOKEN",
+        &["token", "token-file"],
+    ),
     (
         "KUSTOMER_WEBHOOK_TOKEN_FILE",
         "KUSTOMER_WEBHOOKS_TOKEN_FILE",
+        &["token", "token-file"],
     ),
     (
         "KUSTOMER_WEBHOOK_HEADER_FILE",
         "KUSTOMER_WEBHOOKS_HEADER_FILE",
+        &["header-file"],
     ),
 ];
 
-/// For `serve` and `send`: a token or header-file variable spelled with the
-/// other variables' prefix, which nothing reads (a header file left unread
-/// would turn its check off), unless the variable read is set to the same.
+/// For `serve` and `send` (not asked for help): a token or header-file
+/// variable spelled with the other variables' prefix, which nothing reads (a
+/// header file left unread would turn its check off), unless the variable
+/// read is set to the same or the command line gives what it would have.
 fn misspelled_variable(command: Option<&str>) -> Option<String> {
     if !matches!(command, Some("serve" | "send")) {
         return None;
     }
-    WEBHOOK_VARIABLES.iter().find_map(|(read, misspelled)| {
-        let value = std::env::var_os(misspelled)?;
-        if std::env::var_os(read).is_some_and(|read| read == value) {
-            return None;
-        }
-        Some(format!(
-            "{misspelled} is set, but the variable read is {read} (WEBHOOK, one webhook's): \
-             rename it (the other settings' variables start with KUSTOMER_WEBHOOKS_)"
-        ))
-    })
+    let asks_for_help = std::env::args_os()
+        .skip(1)
+        .any(|arg| arg == "--help" || arg == "-h");
+    if asks_for_help {
+        return None;
+    }
+    WEBHOOK_VARIABLES
+        .iter()
+        .find_map(|(read, misspelled, options)| {
+            let value = std::env::var_os(misspelled)?;
+            if std::env::var_os(read).is_some_and(|read| read == value)
+                || options.iter().any(|long| given_on_the_command_line(long))
+            {
+                return None;
+            }
+            Some(format!(
+                "{misspelled} is set, but the variable read is {read} (WEBHOOK, one webhook's): \
+                 rename it (the other settings' variables start with KUSTOMER_WEBHOOKS_)"
+            ))
+        })
 }
 
 fn main() -> ExitCode {
-    let command = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    // The command: the first argument that is not an option (none takes a
+    // value before it).
+    let command = std::env::args_os()
+        .skip(1)
+        .find(|arg| !arg.to_str().is_some_and(|arg| arg.starts_with('-')))
+        .and_then(|arg| arg.into_string().ok());
     if let Some(message) = misspelled_variable(command.as_deref()) {
         let mut cli = Cli::command();
         cli.build();

@@ -73,18 +73,12 @@ pub fn addr_arg(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    // A URL where an address goes (`http://0.0.0.0:8080`): the receiver's
-    // path is `--path`, and `--tls-cert` serves HTTPS.
+    // A URL where an address goes (`http://0.0.0.0:8080`).
     if let Some((scheme, rest)) = s.split_once("://") {
-        let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let path = if path.is_empty() {
-            String::new()
-        } else {
-            format!(" and --path /{path}")
-        };
+        let addr = rest.split_once('/').map_or(rest, |(addr, _)| addr);
         return Err(format!(
-            "{s:?} is a URL: give the address alone, HOST:PORT ({addr:?}){path}, without \
-             {scheme}:// (serve --tls-cert serves HTTPS)"
+            "{s:?} is a URL: give the address alone, HOST:PORT ({addr:?}), without {scheme}:// \
+             or a path"
         ));
     }
     let Some((host, port)) = s.rsplit_once(':') else {
@@ -111,6 +105,18 @@ pub fn addr_arg(s: &str) -> Result<SocketAddr, String> {
         .or(found.first())
         .copied()
         .ok_or_else(|| format!("{host} resolves to no address"))
+}
+
+/// `serve --addr`: as [`addr_arg`], a URL also said to have its path in
+/// `--path` and its scheme in `--tls-cert`.
+pub fn receiver_addr_arg(s: &str) -> Result<SocketAddr, String> {
+    addr_arg(s).map_err(|e| {
+        if s.contains("://") {
+            format!("{e} (the receiver's path is --path; --tls-cert serves HTTPS)")
+        } else {
+            e
+        }
+    })
 }
 
 /// `send --url`: an `http://` URL, or an `https://` one when the binary is
@@ -2609,17 +2615,28 @@ mod tests {
             (
                 "http://127.0.0.1:8080",
                 "\"http://127.0.0.1:8080\" is a URL: give the address alone, HOST:PORT \
-                 (\"127.0.0.1:8080\"), without http://",
-            ),
-            (
-                "https://0.0.0.0:8443/kustomer",
-                "HOST:PORT (\"0.0.0.0:8443\") and --path /kustomer, without https:// (serve \
-                 --tls-cert serves HTTPS)",
+                 (\"127.0.0.1:8080\"), without http:// or a path",
             ),
         ] {
             let e = addr_arg(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
+        // `--metrics-addr`'s URL is said to be one, no more; `--addr`'s
+        // also says where its path and scheme go.
+        let url = "https://0.0.0.0:8443/kustomer";
+        assert_eq!(
+            addr_arg(url).unwrap_err(),
+            "\"https://0.0.0.0:8443/kustomer\" is a URL: give the address alone, HOST:PORT \
+             (\"0.0.0.0:8443\"), without https:// or a path"
+        );
+        assert!(
+            receiver_addr_arg(url).unwrap_err().ends_with(
+                "without https:// or a path (the receiver's path is --path; --tls-cert serves \
+                 HTTPS)"
+            ),
+            "{}",
+            receiver_addr_arg(url).unwrap_err()
+        );
     }
 
     #[test]

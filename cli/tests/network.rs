@@ -3953,42 +3953,61 @@ fn a_bad_value_from_the_environment_names_its_variable() {
 /// The token and header-file variables spelled with the other settings'
 /// prefix (`KUSTOMER_WEBHOOKS_`) are not read: `serve` and `send` refuse to
 /// start rather than run without the header check or the token the
-/// operator meant; other commands do not mind them.
+/// operator meant, unless the command line gives what the variable would
+/// have; help is still shown, and other commands do not mind them.
 #[test]
 fn a_webhook_variable_spelled_like_the_others_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
     std::fs::write(&headers, "X-Secret=abc\n").unwrap();
-    for (variable, read) in [
+    let run = |args: &[&str], set: &[(&str, &std::path::Path)]| {
+        let mut command = Command::new(BIN);
+        command.args(args);
+        for (_, read) in [
+            ("", "KUSTOMER_WEBHOOK_TOKEN"),
+            ("", "KUSTOMER_WEBHOOK_TOKEN_FILE"),
+            ("", "KUSTOMER_WEBHOOK_HEADER_FILE"),
+        ] {
+            command.env_remove(read);
+        }
+        for (variable, value) in set {
+            command.env(variable, value);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let serve: &[&str] = &["serve", "--addr", "127.0.0.1:0"];
+    let send: &[&str] = &["send", "--url", "http://127.0.0.1:9/", "x.json"];
+    for (variable, read, given) in [
         (
             "KUSTOMER_WEBHOOKS_HEADER_FILE",
             "KUSTOMER_WEBHOOK_HEADER_FILE",
+            "--header-file",
         ),
         (
             "KUSTOMER_WEBHOOKS_TOKEN_FILE",
             "KUSTOMER_WEBHOOK_TOKEN_FILE",
+            "--token-file",
         ),
-        ("KUSTOMER_WEBHOOKS_TOKEN", "KUSTOMER_WEBHOOK_TOKEN"),
+        (
+            "KUSTOMER_WEBHOOKS_TOKEN",
+            "KUSTOMER_WEBHOOK_TOKEN",
+            "--token-file",
+        ),
     ] {
-        for args in [
-            &["serve", "--addr", "127.0.0.1:0", "--token", "t0ken"][..],
-            &[
-                "send",
-                "--url",
-                "http://127.0.0.1:9/",
-                "--token",
-                "t0ken",
-                "x.json",
-            ],
-        ] {
-            let out = Command::new(BIN)
-                .args(args)
-                .env(variable, &headers)
-                .env_remove(read)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{stderr}");
+        for args in [serve, send] {
+            // With a token, but the header file: refused. Without a
+            // token: the token variables refused, before clap says a token
+            // is missing.
+            let mut args = args.to_vec();
+            if variable.ends_with("HEADER_FILE") {
+                args.extend(["--token", "t0ken"]);
+            }
+            let (code, stderr) = run(&args, &[(variable, &headers)]);
+            assert_eq!(code, Some(2), "{stderr}");
             assert!(
                 stderr.starts_with(&format!(
                     "error: {variable} is set, but the variable read is {read} (WEBHOOK, one webhook's): rename it"
@@ -3999,33 +4018,34 @@ fn a_webhook_variable_spelled_like_the_others_is_refused() {
                 stderr.contains(&format!("Usage: kustomer-webhooks {} ", args[0])),
                 "{stderr}"
             );
+            // Help is shown.
+            let (code, stderr) = run(&[args[0], "--help"], &[(variable, &headers)]);
+            assert_eq!(code, Some(0), "{stderr}");
+            // What the variable would give, given on the command line: the
+            // variable does not matter (here, the file given is read).
+            let mut given_args = args.clone();
+            given_args.extend([given, "/nonexistent/file"]);
+            let (_, stderr) = run(&given_args, &[(variable, &headers)]);
+            assert!(!stderr.contains("is set, but"), "{stderr}");
+            assert!(stderr.contains("/nonexistent/file"), "{stderr}");
         }
     }
     // Set alike under both names, it is read as it is.
-    let out = Command::new(BIN)
-        .args([
-            "send",
-            "--url",
-            "http://127.0.0.1:9/",
-            "--token",
-            "t0ken",
-            "--header-file",
-        ])
-        .arg(&headers)
-        .arg(dir.path().join("none.json"))
-        .env("KUSTOMER_WEBHOOKS_HEADER_FILE", &headers)
-        .env("KUSTOMER_WEBHOOK_HEADER_FILE", &headers)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut both = send.to_vec();
+    both.extend(["--token", "t0ken"]);
+    let (_, stderr) = run(
+        &both,
+        &[
+            ("KUSTOMER_WEBHOOKS_HEADER_FILE", &headers),
+            ("KUSTOMER_WEBHOOK_HEADER_FILE", &headers),
+        ],
+    );
     assert!(!stderr.contains("is set, but"), "{stderr}");
     // Another command does not read them.
-    let out = Command::new(BIN)
-        .args(["app-definition", "validate", "/nonexistent.json"])
-        .env("KUSTOMER_WEBHOOKS_TOKEN", "t0ken")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = run(
+        &["app-definition", "validate", "/nonexistent.json"],
+        &[("KUSTOMER_WEBHOOKS_TOKEN", &headers)],
+    );
     assert!(!stderr.contains("is set, but"), "{stderr}");
 }
 

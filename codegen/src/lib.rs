@@ -446,6 +446,17 @@ pub fn generate(
     let mut event_of: BTreeMap<String, (String, String)> = BTreeMap::new();
     // The event type of each event name.
     let mut variant_of: BTreeMap<String, String> = BTreeMap::new();
+    // The event types named as their events are (not renamed by
+    // `event_variant_beside`): a renamed one goes around them.
+    let as_named: BTreeSet<String> = schemas
+        .values()
+        .flat_map(|schema| events_of(schema))
+        .filter_map(|event| {
+            let variant = event_variant(event);
+            (event_variant_beside(event, &own_types, &settings.previous) == variant)
+                .then_some(variant)
+        })
+        .collect();
     for (resource, schema) in &schemas {
         if let Some(events) = schema.get("x-kustomer-events")
             && !events
@@ -459,7 +470,26 @@ pub fn generate(
             });
         }
         for event in events_of(schema) {
-            let variant = event_variant_beside(event, &own_types, &settings.previous);
+            let variant = match variant_of.get(event) {
+                // Listed again: said below.
+                Some(variant) => variant.clone(),
+                None => {
+                    let mut variant = event_variant_beside(event, &own_types, &settings.previous);
+                    if variant != event_variant(event) {
+                        // `Event` before it: numbered when another event's
+                        // type has that name (`kustomer.event-widget`
+                        // beside a renamed `kustomer.widget`), or another
+                        // renamed one took it.
+                        let base = variant.clone();
+                        let mut n = 2;
+                        while as_named.contains(&variant) || event_of.contains_key(&variant) {
+                            variant = format!("{base}{n}");
+                            n += 1;
+                        }
+                    }
+                    variant
+                }
+            };
             variant_of.insert(event.to_owned(), variant.clone());
             let Some((other, other_resource)) =
                 event_of.insert(variant.clone(), (event.to_owned(), resource.clone()))
@@ -3142,6 +3172,22 @@ mod tests {
         let settings = Settings::default().with_previous_models(&fresh);
         let again = generate(&schemas(&[&update, &merge]), &settings).unwrap();
         assert_eq!(again["customer.rs"], fresh["customer.rs"]);
+        // Renamed to the type of another event: numbered.
+        let widget = |name: &str| {
+            format!(r#"{{"name":"{name}","data":{{"type":"widget","attributes":{{}}}}}}"#)
+        };
+        let files =
+            models(&[&widget("kustomer.widget"), &widget("kustomer.event-widget")]).unwrap();
+        let text = flat(&files["widget.rs"]);
+        assert!(
+            text.contains(" EventWidget(WidgetEvent) = \"kustomer.event-widget\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(" EventWidget2(WidgetEvent) = \"kustomer.widget\""),
+            "{text}"
+        );
+        assert!(text.contains("pub struct Widget {"), "{text}");
     }
 
     /// A shape repeated in the samples is one type, named after the first

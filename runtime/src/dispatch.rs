@@ -907,7 +907,17 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         // events would be acknowledged unhandled, and Kustomer does not
         // send a 2xx again.
         if !self.took_registered && !self.handlers.is_empty() {
-            for left in registered::<S>() {
+            // Not one taking another state (another service's, which
+            // `.registered()` would refuse), nor one added here already
+            // (for some of its events, with `.handler_for`).
+            let mine = |left: &Handler<S>| {
+                left.state.is_none_or(|(id, _)| id == TypeId::of::<T>())
+                    && !self
+                        .handlers
+                        .iter()
+                        .any(|h| same_function(h.name, left.name))
+            };
+            for left in registered::<S>().filter(mine) {
                 let unhandled: Vec<&str> =
                     left.events.iter().copied().filter(|e| !taken(e)).collect();
                 let name = left.name;
@@ -995,15 +1005,18 @@ fn short_name(type_name: &'static str) -> &'static str {
         return &type_name[start..function.len() + CLOSURE.len()];
     }
     // A function declared in a closure or an `async` block (a handler
-    // written inside `#[tokio::main] async fn main` or a test) is named by
-    // the function around it: `my_crate::main::{{closure}}::on_team` →
-    // `main::on_team`.
-    if path.contains("{{closure}}::") {
-        let segments: Vec<&str> = path
-            .split("::")
-            .filter(|segment| *segment != "{{closure}}")
-            .collect();
-        let kept = &segments[segments.len().saturating_sub(2)..];
+    // written inside `#[tokio::main] async fn main` or a test) is named as
+    // `#[kustomer_webhook]` names it, by its module and its own name, the
+    // function around it left out: `my_crate::main::{{closure}}::on_team` →
+    // `my_crate::on_team`.
+    let segments: Vec<&str> = path.split("::").collect();
+    if let Some(first) = segments.iter().position(|s| *s == "{{closure}}")
+        && let Some(own) = segments.last()
+    {
+        // The module: what comes before the function the first closure is in.
+        let mut kept: Vec<&str> = segments[..first.saturating_sub(1)].to_vec();
+        kept.push(own);
+        let kept = &kept[kept.len().saturating_sub(2)..];
         return interned(kept.join("::") + &type_name[path.len()..]);
     }
     match path.rmatch_indices("::").nth(1) {
@@ -1233,16 +1246,18 @@ mod tests {
                 "main::{{closure}}",
             ),
             ("{{closure}}", "{{closure}}"),
-            // A function declared inside a closure or an `async` block.
-            ("my_crate::main::{{closure}}::on_team", "main::on_team"),
+            // A function declared inside a closure or an `async` block: by
+            // its module, as `#[kustomer_webhook]` names it.
+            ("my_crate::main::{{closure}}::on_team", "my_crate::on_team"),
             (
                 "my_crate::tests::it_works::{{closure}}::{{closure}}::on_team",
-                "it_works::on_team",
+                "tests::on_team",
             ),
             (
                 "my_crate::main::{{closure}}::on<my_crate::Event>",
-                "main::on<my_crate::Event>",
+                "my_crate::on<my_crate::Event>",
             ),
+            ("main::{{closure}}::on_team", "on_team"),
             ("{{closure}}::on_team", "on_team"),
             (
                 "my_crate::main::{{closure}}::on_team::{{closure}}",

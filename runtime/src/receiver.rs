@@ -2060,18 +2060,28 @@ mod cold {
     #[cold]
     #[inline(never)]
     pub(super) fn no_handler(said: &std::sync::Mutex<Vec<String>>, event: &str) {
+        // A name no event has (a receiver without verification takes any):
+        // shown escaped and cut short, and kept so.
+        const LONGEST: usize = 128;
+        let odd = event.len() > LONGEST || event.chars().any(char::is_control);
+        let shown = if odd {
+            let cut: String = event.chars().take(LONGEST).collect();
+            format!("{cut:?}")
+        } else {
+            event.to_owned()
+        };
         let mut said = said
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if said.len() >= super::UNHANDLED_SAID || said.iter().any(|e| e == event) {
+        if said.len() >= super::UNHANDLED_SAID || said.contains(&shown) {
             return;
         }
-        said.push(event.to_owned());
+        said.push(shown.clone());
         drop(said);
         tracing::warn!(
             target: LOG,
-            event,
-            "no handler takes {event}: its deliveries are acknowledged (200, `no handler`) and \
+            event = shown,
+            "no handler takes {shown}: its deliveries are acknowledged (200, `no handler`) and \
              not sent again. Add a handler for it (a #[kustomer_webhook] function left out of \
              the dispatcher? `.registered()` adds them all), or take it out of the app \
              definition's webhook events (said once per event)",
@@ -3713,12 +3723,18 @@ pub(crate) mod tests {
                 ("kustomer.team.create", "3", outcome::HANDLED),
                 ("kustomer.user.create", "4", outcome::NO_HANDLER),
                 ("kustomer.team.update", "5", outcome::NO_HANDLER),
+                ("kustomer.x\\nforged line", "6", outcome::NO_HANDLER),
             ] {
                 assert_eq!(deliver(name, id), (200, outcome), "{name}");
             }
         });
         let warned: Vec<&String> = said.iter().filter(|l| l.starts_with("WARN ")).collect();
-        assert_eq!(warned.len(), 2, "{said:?}");
+        assert_eq!(warned.len(), 3, "{said:?}");
+        // A name with a control character, shown escaped.
+        assert!(
+            warned[2].starts_with("WARN no handler takes \"kustomer.x\\nforged line\":"),
+            "{said:?}"
+        );
         assert!(
             warned[0].starts_with("WARN no handler takes kustomer.team.update: its deliveries are acknowledged (200, `no handler`) and not sent again"),
             "{said:?}"
@@ -3727,7 +3743,7 @@ pub(crate) mod tests {
             warned[1].starts_with("WARN no handler takes kustomer.user.create"),
             "{said:?}"
         );
-        assert_eq!(receiver.counters().accepted.load(Ordering::Relaxed), 5);
+        assert_eq!(receiver.counters().accepted.load(Ordering::Relaxed), 6);
     }
 
     /// An update whose `data.id` names no resource is said to be handled

@@ -89,6 +89,43 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// The messages of the warnings (and errors) logged while `f` runs, on
+/// this thread.
+pub fn warnings(f: impl FnOnce()) -> Vec<String> {
+    use tracing::field::{Field, Visit};
+
+    #[derive(Default)]
+    struct Warnings(std::sync::Mutex<Vec<String>>);
+    struct Message(String);
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    impl tracing::Subscriber for Warnings {
+        fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+            *metadata.level() <= tracing::Level::WARN
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0.lock().unwrap().push(message.0);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    let warnings = std::sync::Arc::new(Warnings::default());
+    tracing::subscriber::with_default(std::sync::Arc::clone(&warnings), f);
+    warnings.0.lock().unwrap().clone()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -655,49 +655,13 @@ fn annotated_handlers_are_found_without_a_list() {
     );
 }
 
-/// The warnings logged while `f` runs.
-fn warnings(f: impl FnOnce()) -> Vec<String> {
-    use tracing::field::{Field, Visit};
-
-    #[derive(Default)]
-    struct Warnings(Mutex<Vec<String>>);
-    struct Message(String);
-    impl Visit for Message {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                self.0 = format!("{value:?}");
-            }
-        }
-    }
-    impl tracing::Subscriber for Warnings {
-        fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-            *metadata.level() <= tracing::Level::WARN
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            self.0.lock().unwrap().push(message.0);
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-    let warnings = Arc::new(Warnings::default());
-    tracing::subscriber::with_default(Arc::clone(&warnings), f);
-    warnings.0.lock().unwrap().clone()
-}
-
 /// A dispatcher built from `.handler` alone, beside `#[kustomer_webhook]`
 /// functions whose events it leaves without a handler, says which (most
 /// likely `.registered()` was meant too): their events would be
 /// acknowledged unhandled, and Kustomer does not send a 2xx again.
 #[test]
 fn annotated_functions_left_out_of_a_dispatcher_are_said() {
-    let said = warnings(|| {
+    let said = kustomer_webhooks_tests::warnings(|| {
         Dispatcher::builder()
             .handler(registered_update)
             .build()
@@ -722,14 +686,14 @@ fn annotated_functions_left_out_of_a_dispatcher_are_said() {
         "{said:?}"
     );
     // Taken with `.registered_where`, or the events all taken: nothing said.
-    let said = warnings(|| {
+    let said = kustomer_webhooks_tests::warnings(|| {
         Dispatcher::builder()
             .registered_where(|path| path.starts_with("dispatch::stand_in::"))
             .build()
             .unwrap();
     });
     assert!(said.is_empty(), "{said:?}");
-    let said = warnings(|| {
+    let said = kustomer_webhooks_tests::warnings(|| {
         Dispatcher::builder()
             .handler(registered_update)
             .handler_for(&["kustomer.message.create"], registered_create)
