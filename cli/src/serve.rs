@@ -2315,7 +2315,7 @@ pub async fn demo() -> Result<ExitCode> {
 mod tests {
     use super::{
         addr_arg, age_arg, age_warning, connections_that_fit, path_arg, plain_http_elsewhere,
-        scheme_hint, timeout_arg, token_arg, unreachable_message,
+        receiver_addr_arg, scheme_hint, switch_arg, timeout_arg, token_arg, unreachable_message,
     };
 
     /// The runtime's names of what the TLS files hold are said as the
