@@ -450,7 +450,7 @@ pub fn generate(
     // `event_variant_beside`): a renamed one goes around them.
     let as_named: BTreeSet<String> = schemas
         .values()
-        .flat_map(|schema| events_of(schema))
+        .flat_map(events_of)
         .filter_map(|event| {
             let variant = event_variant(event);
             (event_variant_beside(event, &own_types, &settings.previous) == variant)
