@@ -297,7 +297,7 @@ pub fn read_payload(path: &Path) -> std::io::Result<Vec<u8>> {
         MAX_PAYLOAD
     };
     let mut body = Vec::new();
-    std::fs::File::open(path)?
+    kustomer_schema::open_file(path)?
         .take(max + 1)
         .read_to_end(&mut body)?;
     if body.len() as u64 > max {

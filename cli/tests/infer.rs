@@ -124,6 +124,31 @@ fn default_run_creates_a_missing_output_directory() {
     assert_eq!(file_names(&out), expected_names());
 }
 
+/// A sample that is a link to a file no longer there is said to be one, by
+/// `infer` and by `parse`, rather than as "No such file or directory".
+#[cfg(unix)]
+#[test]
+fn a_link_to_nothing_is_said_to_be_one() {
+    let tmp = TempDir::new().unwrap();
+    let gone = tmp.path().join("gone.json");
+    let link = tmp.path().join("dangling.json");
+    std::os::unix::fs::symlink(&gone, &link).unwrap();
+    let said = format!(
+        "{}: a link to {}, which does not exist",
+        link.display(),
+        gone.display()
+    );
+    let inferred = infer(
+        ROOT,
+        &[tmp.path().to_str().unwrap(), "--out", "/nonexistent"],
+    );
+    assert_eq!(inferred.code, Some(1), "{inferred:#?}");
+    assert!(inferred.stderr.contains(&said), "{inferred:#?}");
+    let parsed = run_in(ROOT, &["parse", tmp.path().to_str().unwrap()]);
+    assert_eq!(parsed.code, Some(1), "{parsed:#?}");
+    assert!(parsed.stderr.contains(&said), "{parsed:#?}");
+}
+
 #[test]
 fn an_output_that_is_a_file_is_said_to_be_one() {
     let tmp = TempDir::new().unwrap();

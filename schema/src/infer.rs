@@ -979,7 +979,7 @@ pub fn is_lines_name(path: &Path) -> bool {
 pub fn sample_files(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(path).map_err(|source| Error::Io {
         path: path.into(),
-        error: source,
+        error: link_to_nothing(path, source),
     })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_owned()]);
@@ -1015,6 +1015,27 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     read_at_most(path, MAX_SAMPLE_FILE)
 }
 
+/// Opens the file at `path` to read it; a link to nothing is said to be
+/// one (`a link to /gone.json, which does not exist`), where the system
+/// says only "No such file or directory".
+pub fn open_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::open(path).map_err(|e| link_to_nothing(path, e))
+}
+
+/// `e`, met at `path`; said to be a link to nothing when it is one.
+fn link_to_nothing(path: &Path, e: std::io::Error) -> std::io::Error {
+    let target = (e.kind() == std::io::ErrorKind::NotFound)
+        .then(|| fs::read_link(path).ok())
+        .flatten();
+    match target {
+        Some(target) => std::io::Error::new(
+            e.kind(),
+            format!("a link to {}, which does not exist", target.display()),
+        ),
+        None => e,
+    }
+}
+
 /// The bytes of the file at `path`; an error when it has more than `limit`.
 fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
@@ -1027,7 +1048,7 @@ fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>> {
             size_text(limit)
         )))
     };
-    let file = fs::File::open(path).map_err(io)?;
+    let file = open_file(path).map_err(io)?;
     // A file that says it is larger is refused before it is read; one that
     // does not know its size (a pipe, `/dev/zero`) is read up to the limit.
     if file

@@ -69,8 +69,8 @@ mod shape;
 pub use error::{Error, Result, SampleProblem};
 pub use infer::{
     DRAFT, Inferrer, MAX_SAMPLE_FILE, Settings, check_writable, infer_values, is_lines_name,
-    is_resource_schema, is_sample_name, json_kind, lone_surrogates_replaced, prune, sample_files,
-    stale, to_pretty,
+    is_resource_schema, is_sample_name, json_kind, lone_surrogates_replaced, open_file, prune,
+    sample_files, stale, to_pretty,
 };
 pub use render::{EVIDENCE_KEYWORD, ID_FORMAT, SUFFIX_KEYWORD};
 pub use rules::{Suffix, is_date_time, is_object_id};
