@@ -585,22 +585,21 @@ enum AppDefinitionCommand {
 /// The variables `serve` and `send` take a webhook's token and header file
 /// from, each beside the spelling of the other variables' prefix
 /// (`KUSTOMER_WEBHOOKS_`), which they do not read, and the options that,
-/// given on the command line, make the variable not matter.
-const WEBHOOK_VARIABLES: [(&str, &str, &[&str]); 3] = [
-    (
-        "KUSTOMER_WEBHOOK_TOKEN",
-        "KUSTOMER_WEBHOOKS_TOKEN",
-        &["token", "token-file"],
-    ),
+/// given on the command line, make the variable not matter: its own
+/// (`serve` adds a token file's tokens to `--token`'s, and header files'
+/// headers to `--header`'s), and for `send`, which takes one token, the
+/// other token option too.
+const WEBHOOK_VARIABLES: [(&str, &str, &str); 3] = [
+    ("KUSTOMER_WEBHOOK_TOKEN", "KUSTOMER_WEBHOOKS_TOKEN", "token"),
     (
         "KUSTOMER_WEBHOOK_TOKEN_FILE",
         "KUSTOMER_WEBHOOKS_TOKEN_FILE",
-        &["token", "token-file"],
+        "token-file",
     ),
     (
         "KUSTOMER_WEBHOOK_HEADER_FILE",
         "KUSTOMER_WEBHOOKS_HEADER_FILE",
-        &["header-file"],
+        "header-file",
     ),
 ];
 
@@ -620,11 +619,14 @@ fn misspelled_variable(command: Option<&str>) -> Option<String> {
     }
     WEBHOOK_VARIABLES
         .iter()
-        .find_map(|(read, misspelled, options)| {
+        .find_map(|(read, misspelled, option)| {
             let value = std::env::var_os(misspelled)?;
-            if std::env::var_os(read).is_some_and(|read| read == value)
-                || options.iter().any(|long| given_on_the_command_line(long))
-            {
+            let given = given_on_the_command_line(option)
+                || (command == Some("send")
+                    && option.starts_with("token")
+                    && (given_on_the_command_line("token")
+                        || given_on_the_command_line("token-file")));
+            if std::env::var_os(read).is_some_and(|read| read == value) || given {
                 return None;
             }
             Some(format!(

@@ -3995,7 +3995,7 @@ fn a_webhook_variable_spelled_like_the_others_is_refused() {
         (
             "KUSTOMER_WEBHOOKS_TOKEN",
             "KUSTOMER_WEBHOOK_TOKEN",
-            "--token-file",
+            "--token",
         ),
     ] {
         for args in [serve, send] {
@@ -4023,13 +4023,30 @@ fn a_webhook_variable_spelled_like_the_others_is_refused() {
             assert_eq!(code, Some(0), "{stderr}");
             // What the variable would give, given on the command line: the
             // variable does not matter (here, the file given is read).
+            // A token given with a header file that cannot be read, so
+            // that `serve` stops at once.
             let mut given_args = args.clone();
-            given_args.extend([given, "/nonexistent/file"]);
+            if given == "--token" {
+                given_args.extend(["--token", "t0ken", "--header-file", "/nonexistent/file"]);
+            } else {
+                given_args.extend([given, "/nonexistent/file"]);
+            }
             let (_, stderr) = run(&given_args, &[(variable, &headers)]);
             assert!(!stderr.contains("is set, but"), "{stderr}");
             assert!(stderr.contains("/nonexistent/file"), "{stderr}");
         }
     }
+    // `serve` adds a token file's tokens to `--token`'s: a token given does
+    // not make the misspelled token-file variable matter less.
+    let (code, stderr) = run(
+        &[serve, &["--token", "t0ken"]].concat(),
+        &[("KUSTOMER_WEBHOOKS_TOKEN_FILE", &headers)],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("KUSTOMER_WEBHOOKS_TOKEN_FILE is set"),
+        "{stderr}"
+    );
     // Set alike under both names, it is read as it is.
     let mut both = send.to_vec();
     both.extend(["--token", "t0ken"]);

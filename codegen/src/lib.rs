@@ -163,6 +163,8 @@ struct Previous {
     /// Their event types (`CustomerUpdate`), which `fields` holds too, with
     /// no fields.
     events: BTreeSet<String>,
+    /// The event type of each of their events, by the event's name.
+    event_types: BTreeMap<String, String>,
 }
 
 impl Previous {
@@ -185,7 +187,8 @@ impl Previous {
                 previous.files.insert(owner, name);
             }
         }
-        previous.events = summary::previous_event_types(files);
+        previous.event_types = summary::previous_event_types(files);
+        previous.events = previous.event_types.values().cloned().collect();
         previous
     }
 
@@ -446,17 +449,44 @@ pub fn generate(
     let mut event_of: BTreeMap<String, (String, String)> = BTreeMap::new();
     // The event type of each event name.
     let mut variant_of: BTreeMap<String, String> = BTreeMap::new();
-    // The event types named as their events are (not renamed by
-    // `event_variant_beside`): a renamed one goes around them.
-    let as_named: BTreeSet<String> = schemas
-        .values()
-        .flat_map(events_of)
-        .filter_map(|event| {
-            let variant = event_variant(event);
-            (event_variant_beside(event, &own_types, &settings.previous) == variant)
-                .then_some(variant)
-        })
+    // Each event's type, decided before any is checked below: first those
+    // the previous models had (they stay put), then the events named as
+    // they are (numbered only around a type the previous models gave
+    // another event; two such events of one name are an error below), then
+    // those renamed by `event_variant_beside` (`Event` before them,
+    // numbered around every other).
+    let all_events: BTreeSet<&str> = schemas.values().flat_map(events_of).collect();
+    let kept: BTreeMap<&str, String> = all_events
+        .iter()
+        .filter_map(|event| Some((*event, settings.previous.event_types.get(*event)?.clone())))
         .collect();
+    let kept_names: BTreeSet<&String> = kept.values().collect();
+    let numbered = |base: String, taken: &dyn Fn(&String) -> bool| {
+        let mut variant = base.clone();
+        let mut n = 2;
+        while taken(&variant) {
+            variant = format!("{base}{n}");
+            n += 1;
+        }
+        variant
+    };
+    let mut planned: BTreeMap<&str, String> = kept.clone();
+    let mut renamed = Vec::new();
+    for event in &all_events {
+        if planned.contains_key(event) {
+            continue;
+        }
+        let variant = event_variant_beside(event, &own_types, &settings.previous);
+        if variant == event_variant(event) {
+            planned.insert(event, numbered(variant, &|v| kept_names.contains(v)));
+        } else {
+            renamed.push((*event, variant));
+        }
+    }
+    for (event, variant) in renamed {
+        let taken: BTreeSet<String> = planned.values().cloned().collect();
+        planned.insert(event, numbered(variant, &|v| taken.contains(v)));
+    }
     for (resource, schema) in &schemas {
         if let Some(events) = schema.get("x-kustomer-events")
             && !events
@@ -470,26 +500,10 @@ pub fn generate(
             });
         }
         for event in events_of(schema) {
-            let variant = match variant_of.get(event) {
-                // Listed again: said below.
-                Some(variant) => variant.clone(),
-                None => {
-                    let mut variant = event_variant_beside(event, &own_types, &settings.previous);
-                    if variant != event_variant(event) {
-                        // `Event` before it: numbered when another event's
-                        // type has that name (`kustomer.event-widget`
-                        // beside a renamed `kustomer.widget`), or another
-                        // renamed one took it.
-                        let base = variant.clone();
-                        let mut n = 2;
-                        while as_named.contains(&variant) || event_of.contains_key(&variant) {
-                            variant = format!("{base}{n}");
-                            n += 1;
-                        }
-                    }
-                    variant
-                }
-            };
+            let variant = planned
+                .get(event)
+                .cloned()
+                .unwrap_or_else(|| event_variant(event));
             variant_of.insert(event.to_owned(), variant.clone());
             let Some((other, other_resource)) =
                 event_of.insert(variant.clone(), (event.to_owned(), resource.clone()))
@@ -3188,6 +3202,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("pub struct Widget {"), "{text}");
+        // With models before that named `kustomer.widget`'s type
+        // `EventWidget`, it keeps it, and the newcomer goes around it.
+        let before = models(&[&widget("kustomer.widget")]).unwrap();
+        assert!(
+            flat(&before["widget.rs"]).contains(" EventWidget(WidgetEvent) = \"kustomer.widget\"")
+        );
+        let settings = Settings::default().with_previous_models(&before);
+        let both = schemas(&[&widget("kustomer.widget"), &widget("kustomer.event-widget")]);
+        let text = flat(&generate(&both, &settings).unwrap()["widget.rs"]);
+        assert!(
+            text.contains(" EventWidget(WidgetEvent) = \"kustomer.widget\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(" EventWidget2(WidgetEvent) = \"kustomer.event-widget\""),
+            "{text}"
+        );
     }
 
     /// A shape repeated in the samples is one type, named after the first

@@ -169,10 +169,9 @@ fn event_type(tokens: &proc_macro2::TokenStream) -> Option<String> {
     None
 }
 
-/// The event types a models module declares (`CustomerUpdate`).
-pub(crate) fn previous_event_types(
-    files: &BTreeMap<String, String>,
-) -> std::collections::BTreeSet<String> {
+/// The event types a models module declares, by the event each is of
+/// (`kustomer.customer.update` → `CustomerUpdate`).
+pub(crate) fn previous_event_types(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     files
         .values()
         .filter_map(|text| syn::parse_file(text).ok())
@@ -185,7 +184,16 @@ pub(crate) fn previous_event_types(
                     .last()
                     .is_some_and(|s| s.ident == "__event") =>
             {
-                event_type(&m.mac.tokens)
+                let name = event_type(&m.mac.tokens)?;
+                // The event's name: the string after `=`.
+                let event = m.mac.tokens.clone().into_iter().find_map(|token| {
+                    let proc_macro2::TokenTree::Literal(literal) = token else {
+                        return None;
+                    };
+                    let text: syn::LitStr = syn::parse2(literal.into_token_stream()).ok()?;
+                    Some(text.value())
+                })?;
+                Some((event, name))
             }
             _ => None,
         })

@@ -238,6 +238,10 @@ fn failed(failure: Failure) -> HandlerFuture {
 /// A handler, ready for a dispatcher over the set of models `S`.
 pub struct Handler<S = AnyEvent> {
     name: &'static str,
+    /// The function's whole type name (`my_crate::main::{{closure}}::on_team`),
+    /// alike whether `.handler` or `#[kustomer_webhook]` added it: what tells
+    /// one function added twice; empty for a handler made otherwise.
+    path: &'static str,
     events: &'static [&'static str],
     all_events: &'static [&'static str],
     other: bool,
@@ -291,6 +295,22 @@ impl<S: Events> Handler<S> {
         self
     }
 
+    /// The function's whole type name.
+    pub(crate) fn at(mut self, path: &'static str) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Whether `self` and `other` are one function (by its whole type name,
+    /// or by name for handlers made otherwise).
+    fn same_function_as(&self, other: &Handler<S>) -> bool {
+        if self.path.is_empty() || other.path.is_empty() {
+            same_function(self.name, other.name)
+        } else {
+            self.path == other.path
+        }
+    }
+
     fn new<E: FromEvent<Set = S>>(
         name: &'static str,
         state: Option<(TypeId, &'static str)>,
@@ -298,6 +318,7 @@ impl<S: Events> Handler<S> {
     ) -> Self {
         Handler {
             name,
+            path: "",
             // A catch-all names no event: it takes those no other takes.
             events: if E::ANY { &[] } else { E::EVENTS },
             all_events: E::EVENTS,
@@ -722,8 +743,9 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
 
     /// Adds a handler function.
     pub fn handler<M>(mut self, f: impl IntoHandler<M, Set = S>) -> Self {
-        let name = short_name(std::any::type_name_of_val(&f));
-        self.handlers.push(f.into_handler(name));
+        let path = std::any::type_name_of_val(&f);
+        self.handlers
+            .push(f.into_handler(short_name(path)).at(path));
         self
     }
 
@@ -734,8 +756,9 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
         events: &'static [&'static str],
         f: impl IntoHandler<M, Set = S>,
     ) -> Self {
-        let name = short_name(std::any::type_name_of_val(&f));
-        self.handlers.push(f.into_handler(name).only(events));
+        let path = std::any::type_name_of_val(&f);
+        self.handlers
+            .push(f.into_handler(short_name(path)).at(path).only(events));
         self
     }
 
@@ -838,10 +861,17 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
                     if first == i {
                         continue;
                     }
+                    // One function added twice: named alike, so that the
+                    // error says so.
+                    let second = if h.same_function_as(&self.handlers[first]) {
+                        self.handlers[first].name
+                    } else {
+                        h.name
+                    };
                     return Err(BuildError::Duplicate {
                         event: (*event).to_owned(),
                         first: self.handlers[first].name,
-                        second: h.name,
+                        second,
                     });
                 }
                 by_event.insert(EventName::from(*event), i);
@@ -912,10 +942,7 @@ impl<T: Send + Sync + 'static, S: Events> DispatcherBuilder<T, S> {
             // (for some of its events, with `.handler_for`).
             let mine = |left: &Handler<S>| {
                 left.state.is_none_or(|(id, _)| id == TypeId::of::<T>())
-                    && !self
-                        .handlers
-                        .iter()
-                        .any(|h| same_function(h.name, left.name))
+                    && !self.handlers.iter().any(|h| h.same_function_as(left))
             };
             for left in registered::<S>().filter(mine) {
                 let unhandled: Vec<&str> =

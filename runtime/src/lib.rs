@@ -217,8 +217,10 @@ pub mod __private {
 
     fn registered<S: crate::Events>(
         handler: crate::Handler<S>,
+        path: &'static str,
         only: Option<&'static [&'static str]>,
     ) -> Registered {
+        let handler = handler.at(path);
         Registered::new(match only {
             Some(events) => handler.only(events),
             None => handler,
@@ -237,7 +239,11 @@ pub mod __private {
         F: Fn(E) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
     {
-        registered(crate::IntoHandler::into_handler(f, name), only)
+        registered(
+            crate::IntoHandler::into_handler(f, name),
+            std::any::type_name::<F>(),
+            only,
+        )
     }
 
     /// A webhook handler's second parameter: [`State<T>`](crate::State),
@@ -278,7 +284,11 @@ pub mod __private {
         Fut: std::future::Future<Output = R> + Send + 'static,
     {
         let f = move |event: E, state: crate::State<P::Inner>| f(event, P::from_state(state));
-        registered(crate::IntoHandler::into_handler(f, name), only)
+        registered(
+            crate::IntoHandler::into_handler(f, name),
+            std::any::type_name::<F>(),
+            only,
+        )
     }
 
     /// Wraps a blocking `fn(E) -> R`.
@@ -292,7 +302,11 @@ pub mod __private {
         R: crate::IntoHandlerResult + 'static,
         F: Fn(E) -> R + Send + Sync + 'static,
     {
-        registered(crate::IntoHandler::into_handler(f, name), only)
+        registered(
+            crate::IntoHandler::into_handler(f, name),
+            std::any::type_name::<F>(),
+            only,
+        )
     }
 
     /// Wraps a blocking `fn(E, State<T>) -> R`, `P` being `State<T>` by
@@ -310,7 +324,11 @@ pub mod __private {
         F: Fn(E, P) -> R + Send + Sync + 'static,
     {
         let f = move |event: E, state: crate::State<P::Inner>| f(event, P::from_state(state));
-        registered(crate::IntoHandler::into_handler(f, name), only)
+        registered(
+            crate::IntoHandler::into_handler(f, name),
+            std::any::type_name::<F>(),
+            only,
+        )
     }
     pub use crate::model::{
         AnyJson, Marks, Misfit, Model, Pointer, ReadError, Reader, diff_raw_nullable,

@@ -2063,10 +2063,15 @@ mod cold {
         // A name no event has (a receiver without verification takes any):
         // shown escaped and cut short, and kept so.
         const LONGEST: usize = 128;
-        let odd = event.len() > LONGEST || event.chars().any(char::is_control);
-        let shown = if odd {
+        // Control characters, and those that turn the text's direction.
+        let hidden = |c: char| {
+            c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        };
+        let long = event.chars().count() > LONGEST;
+        let shown = if long || event.chars().any(hidden) {
             let cut: String = event.chars().take(LONGEST).collect();
-            format!("{cut:?}")
+            format!("{cut:?}{}", if long { "…" } else { "" })
         } else {
             event.to_owned()
         };

@@ -704,6 +704,19 @@ fn annotated_functions_left_out_of_a_dispatcher_are_said() {
     assert!(said.is_empty(), "{said:?}");
 }
 
+/// One function added twice, by `.registered_where` and by `.handler`, is
+/// said to be one.
+#[test]
+fn a_function_added_twice_is_said_to_be() {
+    let err = Dispatcher::builder()
+        .registered_where(|path| path.starts_with("dispatch::stand_in::"))
+        .handler(stand_in::on_message_update)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("it was added twice"), "{err}");
+}
+
 #[test]
 fn the_attribute_knows_every_documented_event_name() {
     let in_macro: Vec<&str> = kustomer_webhooks_macros::__known_events!().to_vec();

@@ -58,3 +58,18 @@ fn another_services_functions_and_those_added_for_some_events_are_not_said() {
         "{said:?}"
     );
 }
+
+/// A function declared inside a test, added twice (by `.registered_where`
+/// and by `.handler`), is said to be one.
+#[test]
+fn a_function_declared_inside_a_test_added_twice_is_said_to_be() {
+    #[kustomer_webhook]
+    async fn declared_in_a_test(_: kustomer_webhooks::UserCreate, _: State<Billing>) {}
+    let err = Dispatcher::with_state(Billing)
+        .registered_where(|path| path.ends_with("::declared_in_a_test"))
+        .handler(declared_in_a_test)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("it was added twice"), "{err}");
+}
